@@ -1,0 +1,149 @@
+/* libkms: a key management service in the spirit of AWS KMS, running on your own machine.
+ *
+ * One public surface: everything an application needs is declared here. Every function that can
+ * fail returns 0 on success and -1 on failure (constructors return NULL) and leaves the reason in
+ * a thread-local error: kms_last_error() gives the code, kms_last_error_message() a text for
+ * humans. Error names are the AWS KMS exception names (kms_error_name()).
+ *
+ * Ownership: whoever allocates, frees. Buffers returned through out-parameters are owned by the
+ * caller and released with the function named beside them. */
+#ifndef KMS_KMS_H
+#define KMS_KMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KMS_API __attribute__((visibility("default")))
+#define KMS_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define KMS_API
+#define KMS_MUST_CHECK
+#endif
+
+/* Error codes. The name of each (kms_error_name) is the AWS exception name. */
+typedef enum kms_error {
+    KMS_OK = 0,
+    KMS_ERR_NOT_FOUND,              /* NotFoundException */
+    KMS_ERR_DISABLED,               /* DisabledException */
+    KMS_ERR_INVALID_STATE,          /* KMSInvalidStateException */
+    KMS_ERR_INVALID_CIPHERTEXT,     /* InvalidCiphertextException */
+    KMS_ERR_INCORRECT_KEY,          /* IncorrectKeyException */
+    KMS_ERR_INVALID_KEY_USAGE,      /* InvalidKeyUsageException */
+    KMS_ERR_VALIDATION,             /* ValidationException */
+    KMS_ERR_ACCESS_DENIED,          /* AccessDeniedException */
+    KMS_ERR_ALREADY_EXISTS,         /* AlreadyExistsException */
+    KMS_ERR_INVALID_SIGNATURE,      /* KMSInvalidSignatureException */
+    KMS_ERR_INVALID_MAC,            /* KMSInvalidMacException */
+    KMS_ERR_LIMIT_EXCEEDED,         /* LimitExceededException */
+    KMS_ERR_DEPENDENCY_TIMEOUT,     /* DependencyTimeoutException */
+    KMS_ERR_INTERNAL,               /* KMSInternalException */
+    KMS_ERR_INVALID_ALIAS_NAME,     /* InvalidAliasNameException */
+    KMS_ERR_INVALID_ARN,            /* InvalidArnException */
+    KMS_ERR_UNSUPPORTED_OPERATION,  /* UnsupportedOperationException */
+    KMS_ERR_INVALID_MARKER,         /* InvalidMarkerException */
+    KMS_ERR_UNKNOWN_OPERATION,      /* UnknownOperationException */
+    KMS_ERR_HOME,                   /* KMSHomeException: the KMS home is missing or broken */
+    KMS_ERR_HSM,                    /* KMSHsmException: the HSM (token, PIN, module) failed */
+    KMS_ERR__COUNT
+} kms_error;
+
+KMS_API kms_error kms_last_error(void);
+KMS_API const char *kms_last_error_message(void);
+KMS_API const char *kms_error_name(kms_error code);
+
+/* ---- The KMS home ---------------------------------------------------------------------------
+ * One directory holds an embedded deployment: SoftHSM token and config, SQLite metadata,
+ * config.json, pin file. kms_home_default() gives $KMS_HOME, else ~/.kms (static storage). */
+typedef struct kms_init_options {
+    const char *region;          /* default "us-east-1" */
+    const char *account_id;      /* 12 digits; default: random */
+    const char *pkcs11_module;   /* default /usr/lib/softhsm/libsofthsm2.so; non-default means an
+                                    existing token is used and no SoftHSM token is created */
+    const char *token_label;     /* default "kms" */
+    const char *pin;             /* default: random, written to HOME/pin (0600) */
+    const char *hsm_script_dir;  /* where hsm/create-token.sh lives; NULL: installed default */
+} kms_init_options;
+
+KMS_API const char *kms_home_default(void);
+/* Creates HOME. Refuses (AlreadyExistsException) if HOME already holds a KMS home, and then
+ * changes nothing. On failure removes what it created. */
+KMS_API KMS_MUST_CHECK int kms_home_init(const char *home, const kms_init_options *opts);
+
+/* ---- Clients ---------------------------------------------------------------------------------
+ * A client is an open KMS home plus a caller identity. It is thread-safe: many threads may call
+ * operations on one client at once. */
+typedef struct kms_client kms_client;
+
+typedef struct kms_client_options {
+    const char *home;     /* NULL: kms_home_default() */
+    const char *profile;  /* NULL: "default" (or KMS_PROFILE) */
+} kms_client_options;
+
+KMS_API KMS_MUST_CHECK kms_client *kms_client_open(const kms_client_options *opts);
+KMS_API void kms_client_free(kms_client *client);
+
+/* ---- Generic calls in the AWS KMS JSON shapes -------------------------------------------------
+ * operation is the AWS action name ("CreateKey", "Encrypt", ...); request_json is the request
+ * body exactly as the AWS KMS JSON protocol has it (binary members base64). On success
+ * *response_json receives the response body (free with kms_string_free). */
+KMS_API KMS_MUST_CHECK int kms_call(kms_client *client, const char *operation,
+                                    const char *request_json, char **response_json);
+KMS_API void kms_string_free(char *s);
+/* The operations kms_call knows, NULL-terminated. */
+KMS_API const char *const *kms_operations(void);
+
+/* ---- Typed calls for the hot path -------------------------------------------------------------*/
+typedef struct kms_context_entry {
+    const char *key;
+    const char *value;
+} kms_context_entry;
+
+typedef struct kms_encryption_context {
+    const kms_context_entry *entries;
+    size_t count;
+} kms_encryption_context;
+
+/* Buffers from these calls are owned by the caller: free ciphertexts with kms_buffer_free and
+ * secrets (plaintexts, data keys) with kms_secret_free, which wipes them first. */
+KMS_API void kms_buffer_free(uint8_t *buf);
+KMS_API void kms_secret_free(uint8_t *buf, size_t len);
+
+KMS_API KMS_MUST_CHECK int kms_encrypt(kms_client *client, const char *key_id,
+                                       const uint8_t *plaintext, size_t plaintext_len,
+                                       const kms_encryption_context *context,
+                                       uint8_t **blob, size_t *blob_len);
+
+/* key_id may be NULL (the blob names its key); if given and the blob names another key,
+ * IncorrectKeyException. *key_arn, if not NULL, receives the ARN of the key used (free with
+ * kms_string_free). */
+KMS_API KMS_MUST_CHECK int kms_decrypt(kms_client *client, const char *key_id,
+                                       const uint8_t *blob, size_t blob_len,
+                                       const kms_encryption_context *context,
+                                       uint8_t **plaintext, size_t *plaintext_len,
+                                       char **key_arn);
+
+/* A data key of key_bytes bytes (1..1024): plaintext in locked memory, wrapped by key_id.
+ * plaintext may be NULL (GenerateDataKeyWithoutPlaintext). */
+KMS_API KMS_MUST_CHECK int kms_generate_data_key(kms_client *client, const char *key_id,
+                                                 size_t key_bytes,
+                                                 const kms_encryption_context *context,
+                                                 uint8_t **plaintext, uint8_t **blob,
+                                                 size_t *blob_len);
+
+/* algorithm: an AWS SigningAlgorithmSpec ("ECDSA_SHA_256", "RSASSA_PSS_SHA_256", ...);
+ * message_type "RAW" or "DIGEST". */
+KMS_API KMS_MUST_CHECK int kms_sign(kms_client *client, const char *key_id,
+                                    const uint8_t *message, size_t message_len,
+                                    const char *message_type, const char *algorithm,
+                                    uint8_t **signature, size_t *signature_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KMS_KMS_H */

@@ -1,0 +1,119 @@
+/* PKCS#11 access to the HSM that holds the CMK material (SoftHSM2 here, any PKCS#11 HSM in
+ * production). This module knows PKCS#11 and nothing of policies, accounts or audit.
+ *
+ * Key material is generated inside the token and never leaves it: secret and private objects are
+ * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true and CKA_EXTRACTABLE false. Each object carries the
+ * caller's label as CKA_LABEL and CKA_ID, so one label names one key material version.
+ *
+ * A kms_hsm is thread-safe: it keeps a pool of logged-in sessions; each call borrows one. */
+#ifndef KMS_HSM_HSM_H
+#define KMS_HSM_HSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+typedef struct kms_hsm kms_hsm;
+
+typedef struct kms_hsm_config {
+    const char *module_path; /* e.g. /usr/lib/softhsm/libsofthsm2.so */
+    const char *token_label; /* the token to use */
+    const uint8_t *pin;      /* borrowed; the caller wipes it */
+    size_t pin_len;
+    unsigned pool_size; /* sessions in the pool; 0 means 8 */
+} kms_hsm_config;
+
+/* Loads the module (dlopen), C_Initialize with CKF_OS_LOCKING_OK, finds the token by label,
+ * logs in as CKU_USER and opens the session pool. Errors (KMS_ERR_HSM) name the problem: module
+ * not loadable, no token with that label, PIN refused. */
+kms_hsm *kms_hsm_open(const kms_hsm_config *cfg) __attribute__((warn_unused_result));
+void kms_hsm_close(kms_hsm *hsm);
+
+/* Initialises a new token on the first free slot of the module (C_InitToken with so_pin and
+ * token_label, then C_InitPIN with pin), so that no PIN ever appears on a command line. For
+ * SoftHSM2 the caller points SOFTHSM2_CONF at the KMS home's config first (hsm/create-token.sh
+ * writes it). AlreadyExistsException if a token with that label exists. */
+int kms_hsm_init_token(const char *module_path, const char *token_label, const uint8_t *so_pin,
+                       size_t so_pin_len, const uint8_t *pin, size_t pin_len)
+    __attribute__((warn_unused_result));
+
+typedef enum kms_hsm_key_type {
+    KMS_HSM_AES_256,
+    KMS_HSM_HMAC_224,
+    KMS_HSM_HMAC_256,
+    KMS_HSM_HMAC_384,
+    KMS_HSM_HMAC_512,
+    KMS_HSM_RSA_2048,
+    KMS_HSM_RSA_3072,
+    KMS_HSM_RSA_4096,
+    KMS_HSM_EC_P256,
+    KMS_HSM_EC_P384,
+} kms_hsm_key_type;
+
+/* Generates a key of `type` labelled `label` inside the token. For RSA and EC keys *spki
+ * receives the public key as DER SubjectPublicKeyInfo (malloc'd), else *spki is NULL. spki may
+ * be NULL for symmetric types. AlreadyExistsException if objects with the label exist. */
+int kms_hsm_generate_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
+                         size_t *spki_len) __attribute__((warn_unused_result));
+
+/* Destroys every object labelled `label`. NotFoundException if there is none. */
+int kms_hsm_destroy_key(kms_hsm *hsm, const char *label) __attribute__((warn_unused_result));
+
+#define KMS_HSM_GCM_IV_LEN 12
+#define KMS_HSM_GCM_TAG_LEN 16
+
+/* AES-256-GCM under the secret key `label`, 96-bit IV from the caller, 128-bit tag.
+ * ct has room for pt_len bytes. */
+int kms_hsm_aes_gcm_encrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KMS_HSM_GCM_IV_LEN],
+                            const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
+                            uint8_t *ct, uint8_t tag[KMS_HSM_GCM_TAG_LEN])
+    __attribute__((warn_unused_result));
+/* pt has room for ct_len bytes. A tag that does not verify gives InvalidCiphertextException and
+ * writes nothing to pt. */
+int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KMS_HSM_GCM_IV_LEN],
+                            const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t ct_len,
+                            const uint8_t tag[KMS_HSM_GCM_TAG_LEN], uint8_t *pt)
+    __attribute__((warn_unused_result));
+
+typedef enum kms_hsm_sig_alg {
+    KMS_HSM_RSA_PSS_SHA256,
+    KMS_HSM_RSA_PSS_SHA384,
+    KMS_HSM_RSA_PSS_SHA512,
+    KMS_HSM_RSA_PKCS1_SHA256,
+    KMS_HSM_RSA_PKCS1_SHA384,
+    KMS_HSM_RSA_PKCS1_SHA512,
+    KMS_HSM_ECDSA_SHA256,
+    KMS_HSM_ECDSA_SHA384,
+} kms_hsm_sig_alg;
+
+/* Signs a message digest (the caller hashes RAW messages first) with the private key `label`.
+ * PSS uses MGF1 with the same hash and a salt as long as the digest (as AWS KMS does); PKCS#1
+ * v1.5 wraps the digest in its DigestInfo. *sig (malloc'd) is the raw RSA signature, or for
+ * ECDSA the DER-encoded ECDSA-Sig-Value (converted from PKCS#11's r||s), as AWS KMS returns. */
+int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg,
+                        const uint8_t *digest, size_t digest_len, uint8_t **sig, size_t *sig_len)
+    __attribute__((warn_unused_result));
+
+/* HMAC of msg with the generic secret `label`; `type` (KMS_HSM_HMAC_*) picks the hash.
+ * mac has room for 64 bytes; *mac_len receives the length. */
+int kms_hsm_hmac(kms_hsm *hsm, const char *label, kms_hsm_key_type type, const uint8_t *msg,
+                 size_t msg_len, uint8_t mac[64], size_t *mac_len) __attribute__((warn_unused_result));
+
+/* Random bytes from the token's generator (C_GenerateRandom). */
+int kms_hsm_random(kms_hsm *hsm, uint8_t *buf, size_t n) __attribute__((warn_unused_result));
+
+/* What the token says of the secret or private object `label`: evidence for tests and audits
+ * that the material is sensitive and cannot be extracted. */
+typedef struct kms_hsm_key_attrs {
+    bool token;
+    bool sensitive;
+    bool extractable;
+    bool always_sensitive;
+    bool never_extractable;
+} kms_hsm_key_attrs;
+int kms_hsm_key_attributes(kms_hsm *hsm, const char *label, kms_hsm_key_attrs *out)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,91 @@
+/* Metadata of the key store in SQLite (WAL, foreign keys on, schema version with migrations).
+ * No key material is ever stored here: only ids, states, dates, descriptions, aliases and the
+ * public halves of asymmetric keys.
+ *
+ * A kms_store is thread-safe: threads may call it at once (it keeps a small pool of
+ * connections with prepared statements); several processes may open the same database (WAL,
+ * busy timeout). Errors: NotFoundException, AlreadyExistsException where named; a missing,
+ * unreadable or corrupt database gives KMS_ERR_HOME with a message naming the file. */
+#ifndef KMS_STORE_STORE_H
+#define KMS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+typedef struct kms_store kms_store;
+
+#define KMS_STORE_SCHEMA_VERSION 1
+
+/* create=true: the file must not exist; it is created with the current schema.
+ * create=false: the file must exist; older schemas are migrated in one transaction. */
+kms_store *kms_store_open(const char *path, bool create) __attribute__((warn_unused_result));
+void kms_store_close(kms_store *store);
+
+typedef struct kms_key_record {
+    char key_id[37];
+    char account_id[13];
+    char *description; /* malloc'd, never NULL after a get ("" when empty) */
+    char key_spec[24];  /* SYMMETRIC_DEFAULT, HMAC_256, RSA_2048, ECC_NIST_P256, ... */
+    char key_usage[24]; /* ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC */
+    char key_state[24]; /* Enabled, Disabled, PendingDeletion */
+    char origin[16];    /* AWS_KMS */
+    int64_t creation_date;       /* seconds since the epoch */
+    int64_t deletion_date;       /* 0 unless PendingDeletion */
+    int pending_window_days;     /* 0 unless PendingDeletion */
+    uint32_t current_version;    /* newest key material version, from 1 */
+    uint8_t *public_key;         /* DER SubjectPublicKeyInfo (malloc'd) or NULL */
+    size_t public_key_len;
+} kms_key_record;
+
+void kms_key_record_clean_up(kms_key_record *rec);
+
+/* Inserts the key and its material version 1 in one transaction. AlreadyExistsException if the
+ * key id exists. */
+int kms_store_key_insert(kms_store *store, const kms_key_record *rec)
+    __attribute__((warn_unused_result));
+/* Fills *out (caller cleans it up). NotFoundException if there is no such key. */
+int kms_store_key_get(kms_store *store, const char *key_id, kms_key_record *out)
+    __attribute__((warn_unused_result));
+int kms_store_key_set_description(kms_store *store, const char *key_id, const char *description)
+    __attribute__((warn_unused_result));
+/* Sets key_state, deletion_date and pending_window_days together. NotFoundException. */
+int kms_store_key_set_state(kms_store *store, const char *key_id, const char *state,
+                            int64_t deletion_date, int pending_window_days)
+    __attribute__((warn_unused_result));
+
+/* Calls cb for each key id in ascending order, starting after `marker` (NULL: from the start),
+ * at most `limit` ids. *truncated tells whether more follow. cb returning non-zero stops the
+ * walk and the call returns -1 (cb raised the error). */
+typedef int (*kms_store_key_cb)(void *arg, const char *key_id);
+int kms_store_key_list(kms_store *store, const char *marker, size_t limit, kms_store_key_cb cb,
+                       void *arg, bool *truncated) __attribute__((warn_unused_result));
+
+typedef struct kms_alias_record {
+    char alias_name[257]; /* "alias/..." */
+    char key_id[37];
+    int64_t creation_date;
+    int64_t last_updated_date;
+} kms_alias_record;
+
+/* AlreadyExistsException if the alias exists; NotFoundException if the key does not. */
+int kms_store_alias_create(kms_store *store, const char *alias_name, const char *key_id,
+                           int64_t now) __attribute__((warn_unused_result));
+/* Points an existing alias at another key. NotFoundException if either is missing. */
+int kms_store_alias_update(kms_store *store, const char *alias_name, const char *key_id,
+                           int64_t now) __attribute__((warn_unused_result));
+int kms_store_alias_delete(kms_store *store, const char *alias_name)
+    __attribute__((warn_unused_result));
+/* NotFoundException if there is no such alias. */
+int kms_store_alias_get(kms_store *store, const char *alias_name, kms_alias_record *out)
+    __attribute__((warn_unused_result));
+/* Calls cb for each alias (ascending by name) after `marker`, at most `limit`; key_id filters
+ * to one key when not NULL. *truncated as for kms_store_key_list. */
+typedef int (*kms_store_alias_cb)(void *arg, const kms_alias_record *alias);
+int kms_store_alias_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
+                         kms_store_alias_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,29 @@
+/* The thread-local error of the library: kms_raise() sets it, the public kms_last_error*()
+ * read it. KMS_GUARD and KMS_ENSURE are the only macros that hide control flow (style.md). */
+#ifndef KMS_UTIL_ERROR_H
+#define KMS_UTIL_ERROR_H
+
+#include "kms/kms.h"
+
+/* Sets the thread-local error and returns -1, so that `return kms_raise(...)` reads well. */
+int kms_raise(kms_error code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Clears the thread-local error (start of every public call). */
+void kms_error_clear(void);
+
+/* Propagate a failure whose error is already raised. */
+#define KMS_GUARD(expr)                                                                            \
+    do {                                                                                           \
+        if ((expr) != 0) {                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Fail with (code, message) unless cond holds. */
+#define KMS_ENSURE(cond, code, ...)                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            return kms_raise((code), __VA_ARGS__);                                                 \
+        }                                                                                          \
+    } while (0)
+
+#endif

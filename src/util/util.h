@@ -1,0 +1,49 @@
+/* Small helpers shared by every module: base64, UUIDs, time, files, secrets. */
+#ifndef KMS_UTIL_UTIL_H
+#define KMS_UTIL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "util/error.h"
+
+#define KMS_UUID_STR_LEN 36
+
+/* Ensures libsodium and OpenSSL are initialised once (thread-safe). */
+int kms_util_init(void) __attribute__((warn_unused_result));
+
+/* Random version-4 UUID, lower-case text, 37 bytes with the NUL. */
+int kms_uuid_new(char out[KMS_UUID_STR_LEN + 1]) __attribute__((warn_unused_result));
+bool kms_uuid_valid(const char *s);
+/* 16 raw bytes <-> text form. */
+int kms_uuid_to_bytes(const char *s, uint8_t out[16]) __attribute__((warn_unused_result));
+void kms_uuid_from_bytes(const uint8_t in[16], char out[KMS_UUID_STR_LEN + 1]);
+
+/* Standard base64 with padding (as AWS prints blobs). Returned strings are malloc'd. */
+char *kms_base64_encode(const uint8_t *p, size_t n);
+/* Decodes strict standard base64; ValidationException naming `what` on bad input. secure: the
+ * result is a sodium_malloc buffer (free with kms_secret_free). */
+int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **out, size_t *n)
+    __attribute__((warn_unused_result));
+
+/* Seconds since the epoch, honouring libfaketime. */
+int64_t kms_now(void);
+/* ISO 8601 UTC "2026-11-28T04:25:55Z". */
+void kms_time_iso8601(int64_t t, char out[32]);
+
+/* Reads a whole file (at most max bytes) into malloc'd memory, NUL-terminated. */
+int kms_file_read(const char *path, size_t max, char **out, size_t *len)
+    __attribute__((warn_unused_result));
+/* Writes a file atomically: temp file in the same directory, fsync, rename, mode applied. */
+int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)
+    __attribute__((warn_unused_result));
+bool kms_path_exists(const char *path);
+/* malloc'd "a/b". */
+char *kms_path_join(const char *a, const char *b);
+
+/* malloc'd formatted string, or NULL (KMSInternalException raised). */
+char *kms_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,28 @@
+/* Helpers shared by the unit tests. */
+#ifndef KMS_TESTUTIL_H
+#define KMS_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* A fresh empty directory under $TMPDIR (malloc'd path). */
+char *kms_test_tmpdir(void);
+/* rm -rf path. */
+void kms_test_rmrf(const char *path);
+/* Path of a file of the source tree (malloc'd): $KMS_SOURCE_DIR/rel. */
+char *kms_test_source_path(const char *rel);
+/* Creates a SoftHSM2 token directory and config in dir (hsm/create-token.sh), points
+ * SOFTHSM2_CONF at it and initialises a token `label` with user PIN `pin`. One per process:
+ * SoftHSM reads its config once. Returns 0 or fails the test. */
+int kms_test_token(const char *dir, const char *label, const char *pin);
+/* Asserts that the last kms call failed with `code`. */
+#define assert_kms_error(rc, code)                                                                 \
+    do {                                                                                           \
+        assert_int_equal((rc), -1);                                                                \
+        assert_string_equal(kms_error_name(kms_last_error()), kms_error_name(code));               \
+    } while (0)
+
+#endif
