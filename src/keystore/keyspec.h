@@ -1,0 +1,35 @@
+/* The key specs, usages and algorithms of AWS KMS that this key store supports, as one table. */
+#ifndef KMS_KEYSTORE_KEYSPEC_H
+#define KMS_KEYSTORE_KEYSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hsm/hsm.h"
+
+typedef struct kms_sig_alg_info {
+    const char *name; /* AWS SigningAlgorithmSpec */
+    kms_hsm_sig_alg hsm;
+    const char *digest; /* OpenSSL digest name */
+    size_t digest_len;
+    bool pss;
+    bool ecdsa;
+} kms_sig_alg_info;
+
+typedef struct kms_key_spec_info {
+    const char *name; /* AWS KeySpec */
+    kms_hsm_key_type hsm;
+    const char *default_usage; /* NULL: KeyUsage must be given */
+    const char *usages[3];     /* allowed KeyUsage values */
+    const char *mac_algorithm; /* HMAC keys */
+    const char *sig_algorithms[7];
+} kms_key_spec_info;
+
+const kms_key_spec_info *kms_key_spec_find(const char *name);
+/* The KeySpec names, NULL-terminated. */
+const char *const *kms_key_spec_names(void);
+const kms_sig_alg_info *kms_sig_alg_find(const char *name);
+bool kms_key_spec_allows_usage(const kms_key_spec_info *spec, const char *usage);
+bool kms_key_spec_allows_sig_alg(const kms_key_spec_info *spec, const char *alg);
+
+#endif

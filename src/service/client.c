@@ -1,0 +1,508 @@
+/* Opening a KMS home: config, PIN, HSM, metadata; and creating one (kms_home_init). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "service/service.h"
+#include "util/util.h"
+
+#define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define CONFIG_FILE "config.json"
+#define DB_FILE "kms.db"
+#define MAX_PIN 256
+
+const char *kms_home_default(void)
+{
+    static _Thread_local char path[4096];
+    const char *env = getenv("KMS_HOME");
+    if (env != NULL && env[0] != '\0') {
+        return env;
+    }
+    const char *home = getenv("HOME");
+    snprintf(path, sizeof path, "%s/.kms", home ? home : ".");
+    return path;
+}
+
+void kms_config_clean_up(kms_config *cfg)
+{
+    free(cfg->pkcs11_module);
+    free(cfg->token_label);
+    free(cfg->pin_source);
+    free(cfg->softhsm_conf);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int config_string(json_t *root, const char *name, const char *path, char **out)
+{
+    const char *s = json_string_value(json_object_get(root, name));
+    KMS_ENSURE(s != NULL && s[0] != '\0', KMS_ERR_HOME, "%s has no \"%s\" string", path, name);
+    *out = strdup(s);
+    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
+
+static bool account_id_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != 12) {
+        return false;
+    }
+    for (size_t i = 0; i < 12; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int kms_config_load(const char *home, kms_config *cfg)
+{
+    int r = -1;
+    char *path = kms_path_join(home, CONFIG_FILE);
+    char *text = NULL;
+    char *region = NULL;
+    char *account = NULL;
+    json_t *root = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    if (path == NULL) {
+        return -1;
+    }
+    if (kms_file_read(path, 1 << 20, &text, NULL) != 0) {
+        kms_raise(KMS_ERR_HOME, "%s is not a KMS home (%s). Create one with `kmsctl init`, or "
+                  "point --home or KMS_HOME at an existing home.",
+                  home, kms_last_error_message());
+        goto out;
+    }
+    json_error_t jerr;
+    root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        kms_raise(KMS_ERR_HOME, "%s is not valid JSON (line %d: %s)", path, jerr.line, jerr.text);
+        goto out;
+    }
+    if (config_string(root, "region", path, &region) != 0 ||
+        config_string(root, "account_id", path, &account) != 0 ||
+        config_string(root, "pkcs11_module", path, &cfg->pkcs11_module) != 0 ||
+        config_string(root, "token_label", path, &cfg->token_label) != 0 ||
+        config_string(root, "pin_source", path, &cfg->pin_source) != 0) {
+        goto out;
+    }
+    if (!account_id_valid(account) || strlen(region) >= sizeof cfg->region) {
+        kms_raise(KMS_ERR_HOME, "%s: account_id must be 12 digits and region a short name", path);
+        goto out;
+    }
+    snprintf(cfg->region, sizeof cfg->region, "%s", region);
+    snprintf(cfg->account_id, sizeof cfg->account_id, "%s", account);
+    const char *sh = json_string_value(json_object_get(root, "softhsm_conf"));
+    if (sh != NULL) {
+        cfg->softhsm_conf = sh[0] == '/' ? strdup(sh) : kms_path_join(home, sh);
+        if (cfg->softhsm_conf == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        kms_config_clean_up(cfg);
+    }
+    json_decref(root);
+    free(text);
+    free(path);
+    free(region);
+    free(account);
+    return r;
+}
+
+/* Reads the PIN named by pin_source into locked memory. */
+static int pin_load(const char *home, const char *source, uint8_t **pin, size_t *pin_len)
+{
+    int r = -1;
+    char *path = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    const char *value = NULL;
+    if (strncmp(source, "env:", 4) == 0) {
+        value = getenv(source + 4);
+        KMS_ENSURE(value != NULL && value[0] != '\0', KMS_ERR_HSM,
+                   "the HSM PIN comes from the environment variable %s, which is not set",
+                   source + 4);
+        len = strlen(value);
+    } else if (strncmp(source, "file:", 5) == 0) {
+        path = source[5] == '/' ? strdup(source + 5) : kms_path_join(home, source + 5);
+        KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
+        struct stat st;
+        if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+            kms_raise(KMS_ERR_HSM, "the PIN file %s is readable by others (mode %03o); run "
+                      "`chmod 600 %s`", path, (unsigned)(st.st_mode & 0777), path);
+            goto out;
+        }
+        if (kms_file_read(path, MAX_PIN, &text, &len) != 0) {
+            kms_raise(KMS_ERR_HSM, "cannot read the HSM PIN: %s", kms_last_error_message());
+            goto out;
+        }
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) {
+            len--;
+        }
+        value = text;
+    } else {
+        return kms_raise(KMS_ERR_HOME, "pin_source must be \"file:PATH\" or \"env:NAME\"");
+    }
+    if (len == 0 || len > MAX_PIN) {
+        kms_raise(KMS_ERR_HSM, "the HSM PIN is empty or too long");
+        goto out;
+    }
+    *pin = sodium_malloc(len);
+    if (*pin == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    memcpy(*pin, value, len);
+    *pin_len = len;
+    r = 0;
+out:
+    if (text != NULL) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    free(path);
+    return r;
+}
+
+kms_client *kms_client_open(const kms_client_options *opts)
+{
+    kms_client *c = NULL;
+    uint8_t *pin = NULL;
+    size_t pin_len = 0;
+    char *db = NULL;
+    kms_error_clear();
+    if (kms_util_init() != 0) {
+        return NULL;
+    }
+    const char *home = opts && opts->home ? opts->home : kms_home_default();
+    const char *profile = opts && opts->profile ? opts->profile : getenv("KMS_PROFILE");
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    c->home = strdup(home);
+    if (c->home == NULL || kms_config_load(home, &c->cfg) != 0) {
+        goto fail;
+    }
+    /* Until the IAM issue brings credentials, only the default profile exists: it is the
+     * account's root principal. Any other profile is refused rather than guessed. */
+    if (profile != NULL && strcmp(profile, "default") != 0) {
+        kms_raise(KMS_ERR_ACCESS_DENIED, "no profile '%s' in %s/credentials", profile, home);
+        goto fail;
+    }
+    snprintf(c->caller.type, sizeof c->caller.type, "Root");
+    snprintf(c->caller.account_id, sizeof c->caller.account_id, "%s", c->cfg.account_id);
+    snprintf(c->caller.arn, sizeof c->caller.arn, "arn:aws:iam::%s:root", c->cfg.account_id);
+    db = kms_path_join(home, DB_FILE);
+    if (db == NULL || (c->store = kms_store_open(db, false)) == NULL) {
+        goto fail;
+    }
+    if (c->cfg.softhsm_conf != NULL && setenv("SOFTHSM2_CONF", c->cfg.softhsm_conf, 1) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set SOFTHSM2_CONF");
+        goto fail;
+    }
+    if (pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
+        goto fail;
+    }
+    kms_hsm_config hc = {
+        .module_path = c->cfg.pkcs11_module,
+        .token_label = c->cfg.token_label,
+        .pin = pin,
+        .pin_len = pin_len,
+        .pool_size = 0,
+    };
+    c->hsm = kms_hsm_open(&hc);
+    sodium_free(pin);
+    if (c->hsm == NULL) {
+        goto fail;
+    }
+    c->keystore.hsm = c->hsm;
+    c->keystore.store = c->store;
+    c->keystore.region = c->cfg.region;
+    c->keystore.account_id = c->cfg.account_id;
+    free(db);
+    return c;
+fail:
+    free(db);
+    kms_client_free(c);
+    return NULL;
+}
+
+void kms_client_free(kms_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    kms_hsm_close(c->hsm);
+    kms_store_close(c->store);
+    kms_config_clean_up(&c->cfg);
+    free(c->home);
+    free(c);
+}
+
+/* ---- kms_home_init ------------------------------------------------------------------------ */
+
+static int random_secret(char *out, size_t len)
+{
+    /* Printable PINs: some HSM tools choke on binary ones. 24 random bytes -> 32 characters. */
+    uint8_t raw[24];
+    KMS_ENSURE(len >= sodium_base64_ENCODED_LEN(sizeof raw, sodium_base64_VARIANT_URLSAFE),
+               KMS_ERR_INTERNAL, "secret buffer too small");
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(out, len, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE);
+    sodium_memzero(raw, sizeof raw);
+    return 0;
+}
+
+static char *hsm_script_path(const kms_init_options *o)
+{
+    const char *dirs[] = {o && o->hsm_script_dir ? o->hsm_script_dir : getenv("KMS_HSM_DIR"),
+                          KMS_HSM_DIR_SOURCE, KMS_HSM_DIR_INSTALLED};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (dirs[i] == NULL) {
+            continue;
+        }
+        char *p = kms_path_join(dirs[i], "create-token.sh");
+        if (p != NULL && access(p, R_OK) == 0) {
+            return p;
+        }
+        free(p);
+    }
+    kms_raise(KMS_ERR_HOME, "cannot find hsm/create-token.sh; set KMS_HSM_DIR to the folder "
+              "that holds it");
+    return NULL;
+}
+
+static int run_create_token(const char *script, const char *dir)
+{
+    pid_t pid = fork();
+    KMS_ENSURE(pid >= 0, KMS_ERR_INTERNAL, "fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+        }
+        execlp("bash", "bash", script, dir, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        KMS_ENSURE(errno == EINTR, KMS_ERR_INTERNAL, "waitpid failed: %s", strerror(errno));
+    }
+    KMS_ENSURE(WIFEXITED(status) && WEXITSTATUS(status) == 0, KMS_ERR_HSM,
+               "%s %s failed (exit %d); is softhsm2 installed?", script, dir,
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
+static int home_check_new(const char *home, bool *created)
+{
+    struct stat st;
+    *created = false;
+    if (stat(home, &st) != 0) {
+        KMS_ENSURE(errno == ENOENT, KMS_ERR_HOME, "cannot use %s: %s", home, strerror(errno));
+        KMS_ENSURE(mkdir(home, 0700) == 0, KMS_ERR_HOME, "cannot create %s: %s", home,
+                   strerror(errno));
+        *created = true;
+        return 0;
+    }
+    KMS_ENSURE(S_ISDIR(st.st_mode), KMS_ERR_HOME, "%s exists and is not a directory", home);
+    char *cfg = kms_path_join(home, CONFIG_FILE);
+    char *db = kms_path_join(home, DB_FILE);
+    bool exists = (cfg && kms_path_exists(cfg)) || (db && kms_path_exists(db));
+    free(cfg);
+    free(db);
+    KMS_ENSURE(!exists, KMS_ERR_ALREADY_EXISTS,
+               "%s already holds a KMS home; nothing was changed. Use it as it is, or choose "
+               "another --home.",
+               home);
+    DIR *d = opendir(home);
+    KMS_ENSURE(d != NULL, KMS_ERR_HOME, "cannot read %s: %s", home, strerror(errno));
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            empty = false;
+        }
+    }
+    closedir(d);
+    KMS_ENSURE(empty, KMS_ERR_HOME, "%s exists and is not empty; choose an empty or new folder",
+               home);
+    return 0;
+}
+
+/* Removes what init created (the home if it made it, else the entries it added). */
+static void home_undo(const char *home, bool created)
+{
+    const char *entries[] = {CONFIG_FILE, DB_FILE, DB_FILE "-wal", DB_FILE "-shm", "pin",
+                             "so-pin"};
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        char *p = kms_path_join(home, entries[i]);
+        if (p != NULL) {
+            unlink(p);
+        }
+        free(p);
+    }
+    char *hsm = kms_path_join(home, "hsm");
+    if (hsm != NULL) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execlp("rm", "rm", "-rf", "--", hsm, (char *)NULL);
+            _exit(127);
+        }
+        if (pid > 0) {
+            waitpid(pid, NULL, 0);
+        }
+    }
+    free(hsm);
+    if (created) {
+        rmdir(home);
+    }
+}
+
+static int write_config(const char *home, const kms_config *cfg, bool softhsm)
+{
+    int r = -1;
+    char *path = kms_path_join(home, CONFIG_FILE);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "region", cfg->region, "account_id",
+                          cfg->account_id, "pkcs11_module", cfg->pkcs11_module, "token_label",
+                          cfg->token_label, "pin_source", cfg->pin_source);
+    char *text = NULL;
+    if (path == NULL || o == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (softhsm && json_object_set_new(o, "softhsm_conf", json_string("hsm/softhsm2.conf")) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    size_t n = strlen(text);
+    text[n] = '\0';
+    if (kms_file_write_atomic(path, text, n, 0600) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    free(text);
+    json_decref(o);
+    free(path);
+    return r;
+}
+
+int kms_home_init(const char *home, const kms_init_options *opts)
+{
+    int r = -1;
+    bool created = false;
+    bool started = false;
+    char pin[64] = {0};
+    char so_pin[64] = {0};
+    char *pin_path = NULL;
+    char *so_path = NULL;
+    char *hsm_dir = NULL;
+    char *script = NULL;
+    char *db = NULL;
+    kms_store *store = NULL;
+    kms_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    kms_error_clear();
+    KMS_GUARD(kms_util_init());
+    if (home == NULL) {
+        home = kms_home_default();
+    }
+    const char *region = opts && opts->region ? opts->region : "us-east-1";
+    const char *module = opts && opts->pkcs11_module ? opts->pkcs11_module : DEFAULT_MODULE;
+    const char *label = opts && opts->token_label ? opts->token_label : "kms";
+    bool softhsm = strcmp(module, DEFAULT_MODULE) == 0;
+    KMS_ENSURE(region[0] != '\0' && strlen(region) < sizeof cfg.region, KMS_ERR_VALIDATION,
+               "region must be a short name such as us-east-1");
+    if (opts && opts->account_id) {
+        KMS_ENSURE(account_id_valid(opts->account_id), KMS_ERR_VALIDATION,
+                   "account id must be 12 digits, got '%s'", opts->account_id);
+        snprintf(cfg.account_id, sizeof cfg.account_id, "%s", opts->account_id);
+    } else {
+        /* A random account id that cannot be mistaken for a real one of AWS's: starts with 9. */
+        cfg.account_id[0] = '9';
+        for (int i = 1; i < 12; i++) {
+            cfg.account_id[i] = (char)('0' + randombytes_uniform(10));
+        }
+    }
+    snprintf(cfg.region, sizeof cfg.region, "%s", region);
+    KMS_GUARD(home_check_new(home, &created));
+    started = true;
+    cfg.pkcs11_module = strdup(module);
+    cfg.token_label = strdup(label);
+    cfg.pin_source = strdup("file:pin");
+    pin_path = kms_path_join(home, "pin");
+    so_path = kms_path_join(home, "so-pin");
+    hsm_dir = kms_path_join(home, "hsm");
+    db = kms_path_join(home, DB_FILE);
+    if (!cfg.pkcs11_module || !cfg.token_label || !cfg.pin_source || !pin_path || !so_path ||
+        !hsm_dir || !db) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (opts && opts->pin) {
+        snprintf(pin, sizeof pin, "%s", opts->pin);
+    } else if (random_secret(pin, sizeof pin) != 0) {
+        goto out;
+    }
+    if (random_secret(so_pin, sizeof so_pin) != 0 ||
+        kms_file_write_atomic(pin_path, pin, strlen(pin), 0600) != 0 ||
+        kms_file_write_atomic(so_path, so_pin, strlen(so_pin), 0600) != 0) {
+        goto out;
+    }
+    if (softhsm) {
+        char *conf = kms_path_join(hsm_dir, "softhsm2.conf");
+        script = hsm_script_path(opts);
+        if (conf == NULL || script == NULL || run_create_token(script, hsm_dir) != 0 ||
+            setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+            free(conf);
+            goto out;
+        }
+        free(conf);
+        if (kms_hsm_init_token(module, label, (const uint8_t *)so_pin, strlen(so_pin),
+                               (const uint8_t *)pin, strlen(pin)) != 0) {
+            goto out;
+        }
+    }
+    store = kms_store_open(db, true);
+    if (store == NULL || write_config(home, &cfg, softhsm) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_store_close(store);
+    if (r != 0 && started) {
+        kms_error code = kms_last_error();
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", kms_last_error_message());
+        home_undo(home, created);
+        kms_raise(code, "%s", msg);
+    }
+    sodium_memzero(pin, sizeof pin);
+    sodium_memzero(so_pin, sizeof so_pin);
+    kms_config_clean_up(&cfg);
+    free(pin_path);
+    free(so_path);
+    free(hsm_dir);
+    free(script);
+    free(db);
+    return r;
+}

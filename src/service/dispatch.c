@@ -1,0 +1,137 @@
+/* kms_call: AWS KMS JSON requests in, JSON responses out, every one through the gate. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/service.h"
+#include "util/util.h"
+
+#define M(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const kms_op ops[] = {
+    {"CreateKey", kms_op_create_key,
+     M("Description", "KeySpec", "KeyUsage", "CustomerMasterKeySpec", "Origin", "MultiRegion")},
+    {"DescribeKey", kms_op_describe_key, M("KeyId", "GrantTokens")},
+    {"ListKeys", kms_op_list_keys, M("Limit", "Marker")},
+    {"UpdateKeyDescription", kms_op_update_key_description, M("KeyId", "Description")},
+    {"EnableKey", kms_op_enable_key, M("KeyId")},
+    {"DisableKey", kms_op_disable_key, M("KeyId")},
+    {"ScheduleKeyDeletion", kms_op_schedule_key_deletion, M("KeyId", "PendingWindowInDays")},
+    {"CancelKeyDeletion", kms_op_cancel_key_deletion, M("KeyId")},
+    {"CreateAlias", kms_op_create_alias, M("AliasName", "TargetKeyId")},
+    {"UpdateAlias", kms_op_update_alias, M("AliasName", "TargetKeyId")},
+    {"DeleteAlias", kms_op_delete_alias, M("AliasName")},
+    {"ListAliases", kms_op_list_aliases, M("KeyId", "Limit", "Marker")},
+    {"Encrypt", kms_op_encrypt,
+     M("KeyId", "Plaintext", "EncryptionContext", "EncryptionAlgorithm", "GrantTokens", "DryRun")},
+    {"Decrypt", kms_op_decrypt,
+     M("CiphertextBlob", "KeyId", "EncryptionContext", "EncryptionAlgorithm", "GrantTokens",
+       "DryRun")},
+    {"ReEncrypt", kms_op_re_encrypt,
+     M("CiphertextBlob", "SourceEncryptionContext", "SourceKeyId", "DestinationKeyId",
+       "DestinationEncryptionContext", "SourceEncryptionAlgorithm",
+       "DestinationEncryptionAlgorithm", "GrantTokens", "DryRun")},
+    {"GenerateDataKey", kms_op_generate_data_key,
+     M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
+    {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_without_plaintext,
+     M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
+    {"GenerateRandom", kms_op_generate_random, M("NumberOfBytes", "CustomKeyStoreId")},
+    {"Sign", kms_op_sign,
+     M("KeyId", "Message", "MessageType", "SigningAlgorithm", "GrantTokens", "DryRun")},
+    {"Verify", kms_op_verify,
+     M("KeyId", "Message", "MessageType", "Signature", "SigningAlgorithm", "GrantTokens",
+       "DryRun")},
+    {"GetPublicKey", kms_op_get_public_key, M("KeyId", "GrantTokens")},
+    {"GenerateMac", kms_op_generate_mac,
+     M("KeyId", "Message", "MacAlgorithm", "GrantTokens", "DryRun")},
+    {"VerifyMac", kms_op_verify_mac,
+     M("KeyId", "Message", "MacAlgorithm", "Mac", "GrantTokens", "DryRun")},
+};
+
+#undef M
+
+static const char *op_names[sizeof ops / sizeof ops[0] + 1];
+
+const kms_op *kms_op_find(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
+        if (strcmp(ops[i].name, name) == 0) {
+            return &ops[i];
+        }
+    }
+    return NULL;
+}
+
+const char *const *kms_operations(void)
+{
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        op_names[i] = ops[i].name; /* idempotent: the same pointers every time */
+    }
+    return op_names;
+}
+
+static int check_members(const kms_op *op, json_t *req)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v)
+    {
+        bool known = false;
+        for (size_t i = 0; op->members[i] != NULL && !known; i++) {
+            known = strcmp(op->members[i], key) == 0;
+        }
+        KMS_ENSURE(known, KMS_ERR_VALIDATION,
+                   "%s does not take the member '%s' (members it takes: see `kmsctl help`)",
+                   op->name, key);
+    }
+    /* Grant tokens belong to grants (the IAM issue); until then none can be valid. */
+    json_t *gt = json_object_get(req, "GrantTokens");
+    KMS_ENSURE(gt == NULL || (json_is_array(gt) && json_array_size(gt) == 0),
+               KMS_ERR_VALIDATION, "GrantTokens are not supported yet: this KMS has no grants");
+    json_t *dry = json_object_get(req, "DryRun");
+    KMS_ENSURE(dry == NULL || json_is_false(dry), KMS_ERR_UNSUPPORTED_OPERATION,
+               "DryRun is not supported yet");
+    return 0;
+}
+
+int kms_call(kms_client *client, const char *operation, const char *request_json,
+             char **response_json)
+{
+    int rc = -1;
+    json_t *req = NULL;
+    json_t *resp = NULL;
+    kms_request rq;
+    *response_json = NULL;
+    if (kms_gate_begin(&rq, client, operation) != 0) {
+        return kms_gate_end(&rq, -1);
+    }
+    const kms_op *op = kms_op_find(operation);
+    if (op == NULL) {
+        kms_raise(KMS_ERR_UNKNOWN_OPERATION, "unknown operation '%s'", operation ? operation : "");
+        goto out;
+    }
+    json_error_t jerr;
+    req = json_loads(request_json ? request_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(req)) {
+        kms_raise(KMS_ERR_VALIDATION, "the request body is not a JSON object (%s)",
+                  req ? "not an object" : jerr.text);
+        goto out;
+    }
+    if (check_members(op, req) != 0 || op->handler(&rq, req, &resp) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(req);
+    rc = kms_gate_end(&rq, rc);
+    if (rc == 0 && resp == NULL) {
+        resp = json_object();
+    }
+    if (rc == 0) {
+        *response_json = json_dumps(resp, JSON_COMPACT);
+        if (*response_json == NULL) {
+            rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
+    }
+    json_decref(resp);
+    return rc;
+}

@@ -1,0 +1,595 @@
+/* Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext),
+ * GenerateRandom, Sign, Verify, GetPublicKey, GenerateMac, VerifyMac. */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/ops.h"
+#include "util/util.h"
+
+#define MAX_MESSAGE 4096
+#define MAX_SIGNATURE 6144
+#define MAX_DATA_KEY 1024
+
+/* Resolves key_ref and authorises action on it, then checks state and usage. */
+static int use_key(kms_request *rq, const char *key_ref, const char *action, const char *usage,
+                   kms_key_record *rec, char arn[KMS_ARN_MAX])
+{
+    KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, true, rec));
+    kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
+    KMS_GUARD(kms_gate_authorize(rq, action, arn));
+    return kms_keystore_check_usable(&rq->client->keystore, rec, usage);
+}
+
+int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
+                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
+                   char arn[KMS_ARN_MAX])
+{
+    kms_key_record rec;
+    char own[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
+    KMS_ENSURE(pt_len >= 1, KMS_ERR_VALIDATION, "Plaintext must not be empty");
+    int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn ? arn : own);
+    if (r == 0) {
+        r = kms_keystore_seal(&rq->client->keystore, &rec, pt, pt_len, ctx, blob);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
+                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
+                   char arn[KMS_ARN_MAX])
+{
+    int r = -1;
+    kms_blob b;
+    kms_key_record rec;
+    char own[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    if (arn == NULL) {
+        arn = own;
+    }
+    KMS_GUARD(kms_blob_parse(blob, blob_len, &b));
+    if (key_ref != NULL) {
+        KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, true, &rec));
+        if (strcmp(rec.key_id, b.key_id) != 0) {
+            kms_keystore_key_arn(&rq->client->keystore, b.key_id, arn);
+            kms_raise(KMS_ERR_INCORRECT_KEY,
+                      "The key ID in the request does not identify the key that encrypted the "
+                      "ciphertext: it was encrypted under %s",
+                      arn);
+            goto out;
+        }
+    } else if (kms_store_key_get(rq->client->store, b.key_id, &rec) != 0) {
+        if (kms_last_error() == KMS_ERR_NOT_FOUND) {
+            kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
+                      "the ciphertext names key %s, which this KMS does not hold (it was "
+                      "altered, or made by another KMS)",
+                      b.key_id);
+        }
+        goto out;
+    }
+    kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
+    if (kms_gate_authorize(rq, action, arn) != 0 ||
+        kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
+        kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
+                             size_t key_bytes, const kms_encryption_context *ctx,
+                             uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
+{
+    int r = -1;
+    kms_key_record rec;
+    char own[KMS_ARN_MAX];
+    uint8_t *dk = NULL;
+    memset(&rec, 0, sizeof rec);
+    KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
+    KMS_ENSURE(key_bytes >= 1 && key_bytes <= MAX_DATA_KEY, KMS_ERR_VALIDATION,
+               "NumberOfBytes must be between 1 and %d", MAX_DATA_KEY);
+    if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn ? arn : own) != 0) {
+        goto out;
+    }
+    dk = sodium_malloc(key_bytes);
+    if (dk == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    randombytes_buf(dk, key_bytes);
+    if (kms_keystore_seal(&rq->client->keystore, &rec, dk, key_bytes, ctx, blob) != 0) {
+        goto out;
+    }
+    if (plaintext != NULL) {
+        *plaintext = dk;
+        dk = NULL;
+    }
+    r = 0;
+out:
+    if (dk != NULL) {
+        sodium_free(dk);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+/* Checks SigningAlgorithm and MessageType against the key and digests the message. */
+static int sign_digest(const kms_key_record *rec, const char *arn, const uint8_t *msg,
+                       size_t msg_len, const char *message_type, const char *algorithm,
+                       const kms_sig_alg_info **alg, uint8_t digest[EVP_MAX_MD_SIZE])
+{
+    const kms_key_spec_info *spec = kms_key_spec_find(rec->key_spec);
+    *alg = kms_sig_alg_find(algorithm);
+    KMS_ENSURE(*alg != NULL, KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'signingAlgorithm' failed to satisfy "
+               "constraint: Member must satisfy enum value set: [RSASSA_PSS_SHA_256, "
+               "RSASSA_PSS_SHA_384, RSASSA_PSS_SHA_512, RSASSA_PKCS1_V1_5_SHA_256, "
+               "RSASSA_PKCS1_V1_5_SHA_384, RSASSA_PKCS1_V1_5_SHA_512, ECDSA_SHA_256, "
+               "ECDSA_SHA_384]",
+               algorithm);
+    KMS_ENSURE(spec != NULL && kms_key_spec_allows_sig_alg(spec, algorithm),
+               KMS_ERR_INVALID_KEY_USAGE,
+               "Algorithm %s is incompatible with key spec %s of %s (see its SigningAlgorithms "
+               "in `kmsctl describe-key`)",
+               algorithm, rec->key_spec, arn);
+    const char *type = message_type ? message_type : "RAW";
+    if (strcmp(type, "DIGEST") == 0) {
+        KMS_ENSURE(msg_len == (*alg)->digest_len, KMS_ERR_VALIDATION,
+                   "Digest is invalid length for algorithm %s: %zu bytes, %zu expected",
+                   algorithm, msg_len, (*alg)->digest_len);
+        memcpy(digest, msg, msg_len);
+        return 0;
+    }
+    KMS_ENSURE(strcmp(type, "RAW") == 0, KMS_ERR_VALIDATION,
+               "MessageType must be RAW or DIGEST, not '%s'", type);
+    unsigned int n = 0;
+    KMS_ENSURE(EVP_Digest(msg, msg_len, digest, &n, EVP_get_digestbyname((*alg)->digest), NULL) ==
+                       1 &&
+                   n == (*alg)->digest_len,
+               KMS_ERR_INTERNAL, "cannot compute the %s digest", (*alg)->digest);
+    return 0;
+}
+
+int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
+                const char *message_type, const char *algorithm, uint8_t **sig, size_t *sig_len,
+                char arn[KMS_ARN_MAX])
+{
+    int r = -1;
+    kms_key_record rec;
+    const kms_sig_alg_info *alg = NULL;
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    char label[KMS_LABEL_MAX];
+    char own[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    if (arn == NULL) {
+        arn = own;
+    }
+    KMS_ENSURE(key_ref != NULL && algorithm != NULL, KMS_ERR_VALIDATION,
+               "KeyId and SigningAlgorithm are required");
+    KMS_ENSURE(msg_len >= 1 && msg_len <= MAX_MESSAGE, KMS_ERR_VALIDATION,
+               "Message must be between 1 and %d bytes", MAX_MESSAGE);
+    if (use_key(rq, key_ref, "kms:Sign", "SIGN_VERIFY", &rec, arn) != 0 ||
+        sign_digest(&rec, arn, msg, msg_len, message_type, algorithm, &alg, digest) != 0) {
+        goto out;
+    }
+    kms_keystore_label(rec.key_id, rec.current_version, label);
+    r = kms_hsm_sign_digest(rq->client->hsm, label, alg->hsm, digest, alg->digest_len, sig,
+                            sig_len);
+out:
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+static int check_encryption_algorithm(json_t *req, const char *member)
+{
+    const char *alg = NULL;
+    KMS_GUARD(kms_req_string(req, member, false, 1, 64, &alg));
+    if (alg == NULL) {
+        return 0;
+    }
+    KMS_ENSURE(strcmp(alg, "SYMMETRIC_DEFAULT") == 0 || strcmp(alg, "RSAES_OAEP_SHA_1") == 0 ||
+                   strcmp(alg, "RSAES_OAEP_SHA_256") == 0 || strcmp(alg, "SM2PKE") == 0,
+               KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
+               "Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, "
+               "RSAES_OAEP_SHA_256, SM2PKE]",
+               alg, member);
+    KMS_ENSURE(strcmp(alg, "SYMMETRIC_DEFAULT") == 0, KMS_ERR_INVALID_KEY_USAGE,
+               "%s is not valid for symmetric keys; use SYMMETRIC_DEFAULT", alg);
+    return 0;
+}
+
+/* Sets CiphertextBlob from blob and KeyId from arn. */
+static int respond_blob(json_t **resp, const kms_buf *blob, const char *arn)
+{
+    *resp = json_pack("{s:s}", "KeyId", arn);
+    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return kms_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
+}
+
+int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *key_id = NULL;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    char arn[KMS_ARN_MAX];
+    kms_encryption_context ctx = {0};
+    kms_buf blob;
+    kms_buf_init(&blob, false);
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        check_encryption_algorithm(req, "EncryptionAlgorithm") != 0 ||
+        kms_req_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
+        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_do_encrypt(rq, key_id, "kms:Encrypt", pt, pt_len, &ctx, &blob, arn) != 0 ||
+        respond_blob(resp, &blob, arn) != 0) {
+        goto out;
+    }
+    json_object_set_new(*resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    r = 0;
+out:
+    kms_secret_free(pt, pt_len);
+    kms_context_free(&ctx);
+    kms_buf_clean_up(&blob);
+    return r;
+}
+
+int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *key_id = NULL;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    char arn[KMS_ARN_MAX];
+    kms_encryption_context ctx = {0};
+    kms_buf pt;
+    kms_buf_init(&pt, true);
+    if (kms_req_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
+        check_encryption_algorithm(req, "EncryptionAlgorithm") != 0 ||
+        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
+        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_do_decrypt(rq, key_id, "kms:Decrypt", blob, blob_len, &ctx, &pt, arn) != 0) {
+        goto out;
+    }
+    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    free(blob);
+    kms_context_free(&ctx);
+    kms_buf_clean_up(&pt);
+    return r;
+}
+
+int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *src_key = NULL, *dst_key = NULL;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    char src_arn[KMS_ARN_MAX], dst_arn[KMS_ARN_MAX];
+    kms_encryption_context src_ctx = {0}, dst_ctx = {0};
+    kms_buf pt, out_blob;
+    kms_buf_init(&pt, true);
+    kms_buf_init(&out_blob, false);
+    if (kms_req_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
+        kms_req_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
+        check_encryption_algorithm(req, "SourceEncryptionAlgorithm") != 0 ||
+        check_encryption_algorithm(req, "DestinationEncryptionAlgorithm") != 0 ||
+        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
+        kms_req_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
+        kms_req_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
+        kms_do_decrypt(rq, src_key, "kms:ReEncryptFrom", blob, blob_len, &src_ctx, &pt,
+                       src_arn) != 0 ||
+        kms_do_encrypt(rq, dst_key, "kms:ReEncryptTo", pt.data, pt.len, &dst_ctx, &out_blob,
+                       dst_arn) != 0 ||
+        respond_blob(resp, &out_blob, dst_arn) != 0) {
+        goto out;
+    }
+    json_object_set_new(*resp, "SourceKeyId", json_string(src_arn));
+    json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    r = 0;
+out:
+    free(blob);
+    kms_context_free(&src_ctx);
+    kms_context_free(&dst_ctx);
+    kms_buf_clean_up(&pt);
+    kms_buf_clean_up(&out_blob);
+    return r;
+}
+
+/* KeySpec AES_256 / AES_128 or NumberOfBytes, exactly one. */
+static int data_key_size(json_t *req, size_t *n)
+{
+    const char *spec = NULL;
+    long long bytes = 0;
+    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 16, &spec));
+    KMS_GUARD(kms_req_int(req, "NumberOfBytes", false, 1, MAX_DATA_KEY, 0, &bytes));
+    KMS_ENSURE(!(spec && bytes), KMS_ERR_VALIDATION,
+               "Please specify either number of bytes or key spec, not both.");
+    KMS_ENSURE(spec || bytes, KMS_ERR_VALIDATION,
+               "Please specify either number of bytes or key spec.");
+    if (bytes) {
+        *n = (size_t)bytes;
+        return 0;
+    }
+    KMS_ENSURE(strcmp(spec, "AES_256") == 0 || strcmp(spec, "AES_128") == 0, KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'keySpec' failed to satisfy "
+               "constraint: Member must satisfy enum value set: [AES_256, AES_128]",
+               spec);
+    *n = strcmp(spec, "AES_256") == 0 ? 32 : 16;
+    return 0;
+}
+
+static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool with_plaintext)
+{
+    int r = -1;
+    const char *key_id = NULL;
+    size_t n = 0;
+    uint8_t *dk = NULL;
+    char arn[KMS_ARN_MAX];
+    kms_encryption_context ctx = {0};
+    kms_buf blob;
+    kms_buf_init(&blob, false);
+    const char *action =
+        with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext";
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        data_key_size(req, &n) != 0 || kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_do_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL, &blob,
+                                 arn) != 0 ||
+        respond_blob(resp, &blob, arn) != 0) {
+        goto out;
+    }
+    if (with_plaintext && kms_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_secret_free(dk, n);
+    kms_context_free(&ctx);
+    kms_buf_clean_up(&blob);
+    return r;
+}
+
+int kms_op_generate_data_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    return generate_data_key(rq, req, resp, true);
+}
+
+int kms_op_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp)
+{
+    return generate_data_key(rq, req, resp, false);
+}
+
+int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    long long n = 0;
+    const char *store = NULL;
+    KMS_GUARD(kms_req_int(req, "NumberOfBytes", true, 1, MAX_DATA_KEY, 0, &n));
+    KMS_GUARD(kms_req_string(req, "CustomKeyStoreId", false, 1, 64, &store));
+    KMS_ENSURE(store == NULL, KMS_ERR_UNSUPPORTED_OPERATION, "custom key stores are not supported");
+    KMS_GUARD(kms_gate_authorize(rq, "kms:GenerateRandom", "*"));
+    uint8_t *buf = sodium_malloc((size_t)n);
+    KMS_ENSURE(buf != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (kms_hsm_random(rq->client->hsm, buf, (size_t)n) != 0) {
+        goto out;
+    }
+    *resp = json_object();
+    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", buf, (size_t)n) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    sodium_free(buf);
+    return r;
+}
+
+int kms_op_sign(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *key_id = NULL, *type = NULL, *alg = NULL;
+    uint8_t *msg = NULL, *sig = NULL;
+    size_t msg_len = 0, sig_len = 0;
+    char arn[KMS_ARN_MAX];
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
+        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_do_sign(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
+        goto out;
+    }
+    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "SigningAlgorithm", alg);
+    if (*resp == NULL || kms_json_set_blob(*resp, "Signature", sig, sig_len) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    kms_secret_free(msg, msg_len);
+    free(sig);
+    return r;
+}
+
+/* Verifies sig over digest with the key's public half (a public operation: OpenSSL does it). */
+static int verify_with_public_key(const kms_key_record *rec, const kms_sig_alg_info *alg,
+                                  const uint8_t *digest, const uint8_t *sig, size_t sig_len)
+{
+    int r = -1;
+    const uint8_t *p = rec->public_key;
+    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)rec->public_key_len);
+    EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+    const EVP_MD *md = EVP_get_digestbyname(alg->digest);
+    if (pctx == NULL || md == NULL || EVP_PKEY_verify_init(pctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(pctx, md) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot load the public key of %s", rec->key_id);
+        goto out;
+    }
+    if (!alg->ecdsa &&
+        (EVP_PKEY_CTX_set_rsa_padding(pctx, alg->pss ? RSA_PKCS1_PSS_PADDING
+                                                     : RSA_PKCS1_PADDING) != 1 ||
+         (alg->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)alg->digest_len) != 1 ||
+                       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)))) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set up RSA verification");
+        goto out;
+    }
+    if (EVP_PKEY_verify(pctx, sig, sig_len, digest, alg->digest_len) != 1) {
+        kms_raise(KMS_ERR_INVALID_SIGNATURE,
+                  "the signature does not verify with %s and %s over this message", rec->key_id,
+                  alg->name);
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_free(pkey);
+    return r;
+}
+
+int kms_op_verify(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *key_id = NULL, *type = NULL, *alg_name = NULL;
+    uint8_t *msg = NULL, *sig = NULL;
+    size_t msg_len = 0, sig_len = 0;
+    char arn[KMS_ARN_MAX];
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    const kms_sig_alg_info *alg = NULL;
+    kms_key_record rec;
+    memset(&rec, 0, sizeof rec);
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg_name) != 0 ||
+        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_req_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
+        use_key(rq, key_id, "kms:Verify", "SIGN_VERIFY", &rec, arn) != 0 ||
+        sign_digest(&rec, arn, msg, msg_len, type, alg_name, &alg, digest) != 0 ||
+        verify_with_public_key(&rec, alg, digest, sig, sig_len) != 0) {
+        goto out;
+    }
+    *resp = json_pack("{s:s, s:b, s:s}", "KeyId", arn, "SignatureValid", 1, "SigningAlgorithm",
+                      alg_name);
+    r = *resp ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+out:
+    kms_secret_free(msg, msg_len);
+    free(sig);
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    char arn[KMS_ARN_MAX];
+    kms_key_record rec;
+    memset(&rec, 0, sizeof rec);
+    if (kms_op_resolve(rq, req, "KeyId", "kms:GetPublicKey", &rec, arn) != 0) {
+        goto out;
+    }
+    if (rec.public_key == NULL) {
+        kms_raise(KMS_ERR_UNSUPPORTED_OPERATION,
+                  "%s is a %s key, which has no public key (only asymmetric keys do)", arn,
+                  rec.key_spec);
+        goto out;
+    }
+    if (kms_keystore_check_usable(&rq->client->keystore, &rec, rec.key_usage) != 0) {
+        goto out;
+    }
+    const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
+    json_t *algs = json_array();
+    for (size_t i = 0; spec && algs && i < 7 && spec->sig_algorithms[i]; i++) {
+        json_array_append_new(algs, json_string(spec->sig_algorithms[i]));
+    }
+    *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
+                      rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,
+                      "SigningAlgorithms", algs);
+    if (*resp == NULL ||
+        kms_json_set_blob(*resp, "PublicKey", rec.public_key, rec.public_key_len) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+/* GenerateMac and VerifyMac: HMAC in the HSM; `expected` NULL generates, else verifies. */
+static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
+{
+    int r = -1;
+    const char *key_id = NULL, *alg = NULL;
+    uint8_t *msg = NULL, *expected = NULL;
+    size_t msg_len = 0, expected_len = 0, mac_len = 0;
+    uint8_t mac[64];
+    char arn[KMS_ARN_MAX];
+    char label[KMS_LABEL_MAX];
+    kms_key_record rec;
+    memset(&rec, 0, sizeof rec);
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_req_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
+        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        (verify && kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
+                                &expected_len) != 0) ||
+        use_key(rq, key_id, verify ? "kms:VerifyMac" : "kms:GenerateMac", "GENERATE_VERIFY_MAC",
+                &rec, arn) != 0) {
+        goto out;
+    }
+    const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
+    if (spec == NULL || spec->mac_algorithm == NULL || strcmp(spec->mac_algorithm, alg) != 0) {
+        kms_raise(KMS_ERR_INVALID_KEY_USAGE, "MacAlgorithm %s is not valid for %s (a %s key: use "
+                  "%s)", alg, arn, rec.key_spec, spec && spec->mac_algorithm ? spec->mac_algorithm
+                                                                             : "none");
+        goto out;
+    }
+    kms_keystore_label(rec.key_id, rec.current_version, label);
+    if (kms_hsm_hmac(rq->client->hsm, label, spec->hsm, msg, msg_len, mac, &mac_len) != 0) {
+        goto out;
+    }
+    if (verify) {
+        if (expected_len != mac_len || CRYPTO_memcmp(expected, mac, mac_len) != 0) {
+            kms_raise(KMS_ERR_INVALID_MAC, "the MAC does not verify with %s over this message",
+                      arn);
+            goto out;
+        }
+        *resp = json_pack("{s:s, s:b, s:s}", "KeyId", arn, "MacValid", 1, "MacAlgorithm", alg);
+    } else {
+        *resp = json_pack("{s:s, s:s}", "KeyId", arn, "MacAlgorithm", alg);
+        if (*resp != NULL && kms_json_set_blob(*resp, "Mac", mac, mac_len) != 0) {
+            goto out;
+        }
+    }
+    r = *resp ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+out:
+    sodium_memzero(mac, sizeof mac);
+    kms_secret_free(msg, msg_len);
+    free(expected);
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_generate_mac(kms_request *rq, json_t *req, json_t **resp)
+{
+    return mac_op(rq, req, resp, false);
+}
+
+int kms_op_verify_mac(kms_request *rq, json_t *req, json_t **resp)
+{
+    return mac_op(rq, req, resp, true);
+}

@@ -1,0 +1,275 @@
+/* Key lifecycle: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription, EnableKey,
+ * DisableKey, ScheduleKeyDeletion, CancelKeyDeletion. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/ops.h"
+#include "util/util.h"
+
+#define DAY (24 * 60 * 60)
+
+static json_t *string_array(const char *const *list, size_t max)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < max && list[i] != NULL; i++) {
+        json_array_append_new(a, json_string(list[i]));
+    }
+    return a;
+}
+
+json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
+{
+    char arn[KMS_ARN_MAX];
+    kms_keystore_key_arn(ks, rec->key_id, arn);
+    const kms_key_spec_info *spec = kms_key_spec_find(rec->key_spec);
+    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
+                          "AWSAccountId", rec->account_id, "KeyId", rec->key_id, "Arn", arn,
+                          "CreationDate", (json_int_t)rec->creation_date, "Enabled",
+                          strcmp(rec->key_state, "Enabled") == 0, "Description", rec->description,
+                          "KeyUsage", rec->key_usage, "KeyState", rec->key_state, "Origin",
+                          rec->origin, "KeyManager", "CUSTOMER", "CustomerMasterKeySpec",
+                          rec->key_spec, "KeySpec", rec->key_spec, "MultiRegion", 0);
+    if (m == NULL || spec == NULL) {
+        json_decref(m);
+        return NULL;
+    }
+    if (strcmp(rec->key_state, "PendingDeletion") == 0) {
+        json_object_set_new(m, "DeletionDate", json_integer(rec->deletion_date));
+        json_object_set_new(m, "PendingDeletionWindowInDays",
+                            json_integer(rec->pending_window_days));
+    }
+    if (strcmp(rec->key_usage, "ENCRYPT_DECRYPT") == 0) {
+        static const char *const sym[] = {"SYMMETRIC_DEFAULT", NULL};
+        json_object_set_new(m, "EncryptionAlgorithms", string_array(sym, 1));
+    } else if (strcmp(rec->key_usage, "SIGN_VERIFY") == 0) {
+        json_object_set_new(m, "SigningAlgorithms", string_array(spec->sig_algorithms, 7));
+    } else if (spec->mac_algorithm != NULL) {
+        const char *mac[] = {spec->mac_algorithm, NULL};
+        json_object_set_new(m, "MacAlgorithms", string_array(mac, 1));
+    }
+    return m;
+}
+
+int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
+{
+    json_t *m = kms_key_metadata_json(ks, rec);
+    *resp = m ? json_pack("{s:o}", "KeyMetadata", m) : NULL;
+    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
+
+int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
+                   kms_key_record *rec, char arn[KMS_ARN_MAX])
+{
+    const char *key_id = NULL;
+    KMS_GUARD(kms_req_string(req, member, true, 1, 2048, &key_id));
+    KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_id, true, rec));
+    kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
+    return kms_gate_authorize(rq, action, arn);
+}
+
+int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    int r = -1;
+    const char *desc = NULL, *spec_name = NULL, *cmk_spec = NULL, *usage = NULL, *origin = NULL;
+    kms_key_record rec;
+    memset(&rec, 0, sizeof rec);
+    KMS_GUARD(kms_req_string(req, "Description", false, 0, 8192, &desc));
+    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 64, &spec_name));
+    KMS_GUARD(kms_req_string(req, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
+    KMS_GUARD(kms_req_string(req, "KeyUsage", false, 1, 64, &usage));
+    KMS_GUARD(kms_req_string(req, "Origin", false, 1, 64, &origin));
+    KMS_ENSURE(!(spec_name && cmk_spec), KMS_ERR_VALIDATION,
+               "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+               "CustomerMasterKeySpec is deprecated.");
+    if (spec_name == NULL) {
+        spec_name = cmk_spec ? cmk_spec : "SYMMETRIC_DEFAULT";
+    }
+    const kms_key_spec_info *spec = kms_key_spec_find(spec_name);
+    KMS_ENSURE(spec != NULL, KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'keySpec' failed to satisfy "
+               "constraint: Member must satisfy enum value set: [SYMMETRIC_DEFAULT, HMAC_224, "
+               "HMAC_256, HMAC_384, HMAC_512, RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
+               "ECC_NIST_P384]",
+               spec_name);
+    if (usage == NULL) {
+        usage = spec->default_usage;
+        KMS_ENSURE(usage != NULL, KMS_ERR_VALIDATION,
+                   "KeyUsage is required for %s keys: give SIGN_VERIFY", spec->name);
+    }
+    KMS_ENSURE(strcmp(usage, "ENCRYPT_DECRYPT") == 0 || strcmp(usage, "SIGN_VERIFY") == 0 ||
+                   strcmp(usage, "GENERATE_VERIFY_MAC") == 0,
+               KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'keyUsage' failed to satisfy "
+               "constraint: Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, "
+               "GENERATE_VERIFY_MAC]",
+               usage);
+    KMS_ENSURE(kms_key_spec_allows_usage(spec, usage), KMS_ERR_VALIDATION,
+               "KeyUsage %s is not compatible with KeySpec %s%s", usage, spec->name,
+               strncmp(spec->name, "RSA_", 4) == 0 && strcmp(usage, "ENCRYPT_DECRYPT") == 0
+                   ? " in this KMS yet (RSA keys sign and verify here)"
+                   : "");
+    KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0, KMS_ERR_UNSUPPORTED_OPERATION,
+               "Origin %s is not supported: keys are generated in this KMS's HSM (AWS_KMS)",
+               origin);
+    json_t *mr = json_object_get(req, "MultiRegion");
+    KMS_ENSURE(mr == NULL || json_is_false(mr), KMS_ERR_UNSUPPORTED_OPERATION,
+               "multi-Region keys are not supported");
+    KMS_GUARD(kms_gate_authorize(rq, "kms:CreateKey", "*"));
+    KMS_GUARD(kms_keystore_create(&rq->client->keystore, spec, usage, desc, &rec));
+    r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_describe_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    int r = kms_op_resolve(rq, req, "KeyId", "kms:DescribeKey", &rec, arn);
+    if (r == 0) {
+        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+typedef struct key_walk {
+    json_t *list;
+    const kms_keystore *ks;
+} key_walk;
+
+/* Pagination markers are the last key id returned. */
+static int list_key_cb(void *arg, const char *key_id)
+{
+    key_walk *w = arg;
+    char arn[KMS_ARN_MAX];
+    kms_keystore_key_arn(w->ks, key_id, arn);
+    json_t *o = json_pack("{s:s, s:s}", "KeyId", key_id, "KeyArn", arn);
+    KMS_ENSURE(o != NULL && json_array_append_new(w->list, o) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    return 0;
+}
+
+int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
+{
+    long long limit = 100;
+    const char *marker = NULL;
+    bool truncated = false;
+    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_ENSURE(marker == NULL || kms_uuid_valid(marker), KMS_ERR_INVALID_MARKER,
+               "the Marker '%s' was not returned by ListKeys", marker);
+    KMS_GUARD(kms_gate_authorize(rq, "kms:ListKeys", "*"));
+    key_walk w = {json_array(), &rq->client->keystore};
+    json_t *keys = w.list;
+    if (keys == NULL || kms_store_key_list(rq->client->store, marker, (size_t)limit, list_key_cb,
+                                           &w, &truncated) != 0) {
+        json_decref(keys);
+        return -1;
+    }
+    *resp = json_pack("{s:o, s:b}", "Keys", keys, "Truncated", truncated);
+    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
+    size_t n = json_array_size(keys);
+    if (truncated && n > 0) {
+        json_object_set(*resp, "NextMarker",
+                        json_object_get(json_array_get(keys, n - 1), "KeyId"));
+    }
+    return 0;
+}
+
+/* Loads the key for a state change; refuses keys pending deletion where AWS does. */
+static int state_op(kms_request *rq, json_t *req, const char *action, bool refuse_pending,
+                    kms_key_record *rec, char arn[KMS_ARN_MAX])
+{
+    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", action, rec, arn));
+    KMS_ENSURE(!refuse_pending || strcmp(rec->key_state, "PendingDeletion") != 0,
+               KMS_ERR_INVALID_STATE, "%s is pending deletion.", arn);
+    return 0;
+}
+
+int kms_op_update_key_description(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    const char *desc = NULL;
+    memset(&rec, 0, sizeof rec);
+    KMS_GUARD(kms_req_string(req, "Description", true, 0, 8192, &desc));
+    int r = state_op(rq, req, "kms:UpdateKeyDescription", true, &rec, arn);
+    if (r == 0) {
+        r = kms_store_key_set_description(rq->client->store, rec.key_id, desc);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+static int set_enabled(kms_request *rq, json_t *req, bool enabled)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    int r = state_op(rq, req, enabled ? "kms:EnableKey" : "kms:DisableKey", true, &rec, arn);
+    if (r == 0) {
+        r = kms_store_key_set_state(rq->client->store, rec.key_id,
+                                    enabled ? "Enabled" : "Disabled", 0, 0);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_enable_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    return set_enabled(rq, req, true);
+}
+
+int kms_op_disable_key(kms_request *rq, json_t *req, json_t **resp)
+{
+    return set_enabled(rq, req, false);
+}
+
+int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    long long days = 30;
+    memset(&rec, 0, sizeof rec);
+    KMS_GUARD(kms_req_int(req, "PendingWindowInDays", false, 7, 30, 30, &days));
+    int r = state_op(rq, req, "kms:ScheduleKeyDeletion", true, &rec, arn);
+    if (r == 0) {
+        int64_t when = kms_now() + (int64_t)days * DAY;
+        r = kms_store_key_set_state(rq->client->store, rec.key_id, "PendingDeletion", when,
+                                    (int)days);
+        if (r == 0) {
+            *resp = json_pack("{s:s, s:I, s:s, s:I}", "KeyId", arn, "DeletionDate",
+                              (json_int_t)when, "KeyState", "PendingDeletion",
+                              "PendingWindowInDays", (json_int_t)days);
+            r = *resp ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    memset(&rec, 0, sizeof rec);
+    int r = state_op(rq, req, "kms:CancelKeyDeletion", false, &rec, arn);
+    if (r == 0 && strcmp(rec.key_state, "PendingDeletion") != 0) {
+        r = kms_raise(KMS_ERR_INVALID_STATE, "%s is not pending deletion (it is %s).", arn,
+                      rec.key_state);
+    }
+    if (r == 0) {
+        /* AWS KMS: a key whose deletion is cancelled comes back Disabled. */
+        r = kms_store_key_set_state(rq->client->store, rec.key_id, "Disabled", 0, 0);
+    }
+    if (r == 0) {
+        *resp = json_pack("{s:s}", "KeyId", arn);
+        r = *resp ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}

@@ -1,0 +1,67 @@
+#include "util/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local kms_error last_code;
+static _Thread_local char last_message[512];
+
+/* The AWS exception names, indexed by kms_error. */
+static const char *const error_names[KMS_ERR__COUNT] = {
+    [KMS_OK] = "OK",
+    [KMS_ERR_NOT_FOUND] = "NotFoundException",
+    [KMS_ERR_DISABLED] = "DisabledException",
+    [KMS_ERR_INVALID_STATE] = "KMSInvalidStateException",
+    [KMS_ERR_INVALID_CIPHERTEXT] = "InvalidCiphertextException",
+    [KMS_ERR_INCORRECT_KEY] = "IncorrectKeyException",
+    [KMS_ERR_INVALID_KEY_USAGE] = "InvalidKeyUsageException",
+    [KMS_ERR_VALIDATION] = "ValidationException",
+    [KMS_ERR_ACCESS_DENIED] = "AccessDeniedException",
+    [KMS_ERR_ALREADY_EXISTS] = "AlreadyExistsException",
+    [KMS_ERR_INVALID_SIGNATURE] = "KMSInvalidSignatureException",
+    [KMS_ERR_INVALID_MAC] = "KMSInvalidMacException",
+    [KMS_ERR_LIMIT_EXCEEDED] = "LimitExceededException",
+    [KMS_ERR_DEPENDENCY_TIMEOUT] = "DependencyTimeoutException",
+    [KMS_ERR_INTERNAL] = "KMSInternalException",
+    [KMS_ERR_INVALID_ALIAS_NAME] = "InvalidAliasNameException",
+    [KMS_ERR_INVALID_ARN] = "InvalidArnException",
+    [KMS_ERR_UNSUPPORTED_OPERATION] = "UnsupportedOperationException",
+    [KMS_ERR_INVALID_MARKER] = "InvalidMarkerException",
+    [KMS_ERR_UNKNOWN_OPERATION] = "UnknownOperationException",
+    [KMS_ERR_HOME] = "KMSHomeException",
+    [KMS_ERR_HSM] = "KMSHsmException",
+};
+
+int kms_raise(kms_error code, const char *fmt, ...)
+{
+    last_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void kms_error_clear(void)
+{
+    last_code = KMS_OK;
+    last_message[0] = '\0';
+}
+
+kms_error kms_last_error(void)
+{
+    return last_code;
+}
+
+const char *kms_last_error_message(void)
+{
+    return last_message;
+}
+
+const char *kms_error_name(kms_error code)
+{
+    if ((unsigned)code >= KMS_ERR__COUNT || error_names[code] == NULL) {
+        return "KMSInternalException";
+    }
+    return error_names[code];
+}

@@ -1,0 +1,284 @@
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_result = -1;
+
+static void util_init_once(void)
+{
+    if (sodium_init() < 0) {
+        return;
+    }
+    if (OPENSSL_init_crypto(0, NULL) != 1) {
+        return;
+    }
+    init_result = 0;
+}
+
+int kms_util_init(void)
+{
+    pthread_once(&init_once, util_init_once);
+    KMS_ENSURE(init_result == 0, KMS_ERR_INTERNAL, "libsodium or OpenSSL failed to initialise");
+    return 0;
+}
+
+void kms_uuid_from_bytes(const uint8_t in[16], char out[KMS_UUID_STR_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[in[i] >> 4];
+        out[o++] = hex[in[i] & 0xf];
+    }
+    out[o] = '\0';
+}
+
+int kms_uuid_new(char out[KMS_UUID_STR_LEN + 1])
+{
+    KMS_GUARD(kms_util_init());
+    uint8_t b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 4122 4.4: version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+    kms_uuid_from_bytes(b, out);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int kms_uuid_to_bytes(const char *s, uint8_t out[16])
+{
+    if (s == NULL || strlen(s) != KMS_UUID_STR_LEN) {
+        return -1;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < KMS_UUID_STR_LEN;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return -1;
+            }
+            i++;
+            continue;
+        }
+        int hi = hexval(s[i]);
+        int lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        out[o++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+bool kms_uuid_valid(const char *s)
+{
+    uint8_t b[16];
+    return kms_uuid_to_bytes(s, b) == 0;
+}
+
+char *kms_base64_encode(const uint8_t *p, size_t n)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    char *s = malloc(cap);
+    if (s == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    sodium_bin2base64(s, cap, p ? p : (const uint8_t *)"", n, sodium_base64_VARIANT_ORIGINAL);
+    return s;
+}
+
+int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **out, size_t *n)
+{
+    KMS_GUARD(kms_util_init());
+    size_t slen = strlen(s);
+    size_t cap = slen / 4 * 3 + 3;
+    uint8_t *b = secure ? sodium_malloc(cap) : malloc(cap);
+    KMS_ENSURE(b != NULL, KMS_ERR_INTERNAL, "out of memory");
+    size_t len = 0;
+    const char *end = NULL;
+    if (sodium_base642bin(b, cap, s, slen, NULL, &len, &end, sodium_base64_VARIANT_ORIGINAL) !=
+            0 ||
+        end != s + slen) {
+        if (secure) {
+            sodium_free(b);
+        } else {
+            free(b);
+        }
+        return kms_raise(KMS_ERR_VALIDATION, "%s is not valid base64", what);
+    }
+    *out = b;
+    *n = len;
+    return 0;
+}
+
+int64_t kms_now(void)
+{
+    /* time() goes through libc, so libfaketime moves it in tests. */
+    return (int64_t)time(NULL);
+}
+
+void kms_time_iso8601(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int kms_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+    int r = -1;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return kms_raise(errno == ENOENT ? KMS_ERR_NOT_FOUND : KMS_ERR_HOME, "cannot open %s: %s",
+                         path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        kms_raise(KMS_ERR_HOME, "%s is not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        kms_raise(KMS_ERR_VALIDATION, "%s is larger than %zu bytes", path, max);
+        goto out;
+    }
+    size_t size = (size_t)st.st_size;
+    buf = malloc(size + 1);
+    if (buf == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t k = read(fd, buf + got, size - got);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            kms_raise(KMS_ERR_HOME, "cannot read %s: %s", path, k < 0 ? strerror(errno) : "short");
+            goto out;
+        }
+        got += (size_t)k;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    buf = NULL;
+    if (len != NULL) {
+        *len = size;
+    }
+    r = 0;
+out:
+    free(buf);
+    close(fd);
+    return r;
+}
+
+int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)
+{
+    int r = -1;
+    char *tmp = kms_strdup_printf("%s.tmp.XXXXXX", path);
+    if (tmp == NULL) {
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        kms_raise(KMS_ERR_HOME, "cannot create a file beside %s: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const uint8_t *b = p;
+    size_t done = 0;
+    if (fchmod(fd, (mode_t)mode) != 0) {
+        kms_raise(KMS_ERR_HOME, "cannot set the mode of %s: %s", path, strerror(errno));
+        goto out;
+    }
+    while (done < n) {
+        ssize_t k = write(fd, b + done, n - done);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            kms_raise(KMS_ERR_HOME, "cannot write %s: %s", path, strerror(errno));
+            goto out;
+        }
+        done += (size_t)k;
+    }
+    if (fsync(fd) != 0) {
+        kms_raise(KMS_ERR_HOME, "cannot sync %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        kms_raise(KMS_ERR_HOME, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        kms_raise(KMS_ERR_HOME, "cannot rename into %s: %s", path, strerror(errno));
+        goto out;
+    }
+    r = 0;
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (r != 0) {
+        unlink(tmp);
+    }
+    free(tmp);
+    return r;
+}
+
+bool kms_path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+char *kms_path_join(const char *a, const char *b)
+{
+    return kms_strdup_printf("%s/%s", a, b);
+}
+
+char *kms_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return s;
+}

@@ -1,0 +1,747 @@
+/* Unit tests of src/hsm against a fresh SoftHSM2 token. */
+#include "testutil.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
+
+#include "hsm/hsm.h"
+#include "kms/kms.h"
+
+#define MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define TOKEN "kms-test"
+#define PIN "1234-user-pin"
+
+typedef struct fixture {
+    char *dir;
+    kms_hsm *hsm;
+} fixture;
+
+static kms_hsm_config config(const char *module, const char *token, const char *pin)
+{
+    kms_hsm_config cfg = {
+        .module_path = module,
+        .token_label = token,
+        .pin = (const uint8_t *)pin,
+        .pin_len = strlen(pin),
+        .pool_size = 0,
+    };
+    return cfg;
+}
+
+static int group_setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    fx->dir = kms_test_tmpdir();
+    kms_test_token(fx->dir, TOKEN, PIN);
+    kms_hsm_config cfg = config(MODULE, TOKEN, PIN);
+    fx->hsm = kms_hsm_open(&cfg);
+    if (fx->hsm == NULL) {
+        fail_msg("open: %s", kms_last_error_message());
+    }
+    *state = fx;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *fx = *state;
+    kms_hsm_close(fx->hsm);
+    kms_test_rmrf(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static void gen(kms_hsm *h, kms_hsm_key_type type, const char *label, uint8_t **spki,
+                size_t *spki_len)
+{
+    if (kms_hsm_generate_key(h, type, label, spki, spki_len) != 0) {
+        fail_msg("generate %s: %s", label, kms_last_error_message());
+    }
+}
+
+/* ---- Opening ---------------------------------------------------------------------------- */
+
+static void test_open_wrong_pin(void **state)
+{
+    (void)state;
+    /* Another handle is logged in to the token: the wrong PIN must still be refused. */
+    kms_hsm_config cfg = config(MODULE, TOKEN, "0000-wrong-pin");
+    assert_null(kms_hsm_open(&cfg));
+    assert_int_equal(kms_last_error(), KMS_ERR_HSM);
+    assert_non_null(strstr(kms_last_error_message(), "refused the PIN"));
+    assert_null(strstr(kms_last_error_message(), "0000-wrong-pin"));
+    cfg = config(MODULE, TOKEN, "1");
+    assert_null(kms_hsm_open(&cfg));
+    assert_int_equal(kms_last_error(), KMS_ERR_HSM);
+}
+
+static void test_open_second_handle(void **state)
+{
+    (void)state;
+    kms_hsm_config cfg = config(MODULE, TOKEN, PIN);
+    cfg.pool_size = 1;
+    kms_hsm *h2 = kms_hsm_open(&cfg);
+    assert_non_null(h2);
+    uint8_t buf[32];
+    assert_int_equal(kms_hsm_random(h2, buf, sizeof buf), 0);
+    kms_hsm_close(h2);
+}
+
+static void test_open_unknown_token(void **state)
+{
+    (void)state;
+    kms_hsm_config cfg = config(MODULE, "no-such-token", PIN);
+    assert_null(kms_hsm_open(&cfg));
+    assert_int_equal(kms_last_error(), KMS_ERR_HSM);
+    assert_non_null(strstr(kms_last_error_message(), "no-such-token"));
+    assert_non_null(strstr(kms_last_error_message(), "kmsctl init"));
+}
+
+static void test_open_bad_module(void **state)
+{
+    (void)state;
+    kms_hsm_config cfg = config("/nonexistent/libnope.so", TOKEN, PIN);
+    assert_null(kms_hsm_open(&cfg));
+    assert_int_equal(kms_last_error(), KMS_ERR_HSM);
+    assert_non_null(strstr(kms_last_error_message(), "/nonexistent/libnope.so"));
+}
+
+static void test_init_token_exists(void **state)
+{
+    (void)state;
+    int rc = kms_hsm_init_token(MODULE, TOKEN, (const uint8_t *)"so-pin-x", 8,
+                                (const uint8_t *)PIN, strlen(PIN));
+    assert_kms_error(rc, KMS_ERR_ALREADY_EXISTS);
+}
+
+/* ---- Generation ----------------------------------------------------------------------------- */
+
+static void check_spki(const uint8_t *spki, size_t len, int want_id, int want_bits,
+                       const char *want_group)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)len);
+    assert_non_null(pk);
+    assert_ptr_equal(p, spki + len);
+    assert_true(EVP_PKEY_is_a(pk, want_id == EVP_PKEY_RSA ? "RSA" : "EC"));
+    assert_int_equal(EVP_PKEY_get_bits(pk), want_bits);
+    if (want_group != NULL) {
+        char group[64];
+        size_t glen = 0;
+        assert_int_equal(EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                                        sizeof group, &glen),
+                         1);
+        assert_string_equal(group, want_group);
+    } else {
+        BIGNUM *e = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e), 1);
+        assert_true(BN_is_word(e, 65537));
+        BN_free(e);
+    }
+    EVP_PKEY_free(pk);
+}
+
+static void test_generate_all_types(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        kms_hsm_key_type type;
+        const char *label;
+        int id;
+        int bits;
+        const char *group;
+    } cases[] = {
+        {KMS_HSM_AES_256, "gen-aes", 0, 0, NULL},
+        {KMS_HSM_HMAC_224, "gen-hmac224", 0, 0, NULL},
+        {KMS_HSM_HMAC_256, "gen-hmac256", 0, 0, NULL},
+        {KMS_HSM_HMAC_384, "gen-hmac384", 0, 0, NULL},
+        {KMS_HSM_HMAC_512, "gen-hmac512", 0, 0, NULL},
+        {KMS_HSM_RSA_2048, "gen-rsa2048", EVP_PKEY_RSA, 2048, NULL},
+        {KMS_HSM_RSA_3072, "gen-rsa3072", EVP_PKEY_RSA, 3072, NULL},
+        {KMS_HSM_RSA_4096, "gen-rsa4096", EVP_PKEY_RSA, 4096, NULL},
+        {KMS_HSM_EC_P256, "gen-p256", EVP_PKEY_EC, 256, "prime256v1"},
+        {KMS_HSM_EC_P384, "gen-p384", EVP_PKEY_EC, 384, "secp384r1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *spki = (uint8_t *)1;
+        size_t spki_len = 1;
+        gen(fx->hsm, cases[i].type, cases[i].label, &spki, &spki_len);
+        if (cases[i].id == 0) {
+            assert_null(spki);
+            assert_int_equal(spki_len, 0);
+        } else {
+            assert_non_null(spki);
+            check_spki(spki, spki_len, cases[i].id, cases[i].bits, cases[i].group);
+        }
+        free(spki);
+    }
+    /* Symmetric types accept a NULL spki; asymmetric ones need it. */
+    assert_int_equal(kms_hsm_generate_key(fx->hsm, KMS_HSM_AES_256, "gen-aes-nospki", NULL, NULL),
+                     0);
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, KMS_HSM_EC_P256, "gen-ec-nospki", NULL, NULL),
+                     KMS_ERR_VALIDATION);
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, (kms_hsm_key_type)99, "gen-bad", NULL, NULL),
+                     KMS_ERR_VALIDATION);
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, KMS_HSM_AES_256, "", NULL, NULL),
+                     KMS_ERR_VALIDATION);
+}
+
+static void test_duplicate_label(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    gen(fx->hsm, KMS_HSM_AES_256, "dup-aes", NULL, NULL);
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, KMS_HSM_AES_256, "dup-aes", NULL, NULL),
+                     KMS_ERR_ALREADY_EXISTS);
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, KMS_HSM_EC_P256, "dup-aes", &spki, &spki_len),
+                     KMS_ERR_ALREADY_EXISTS);
+    assert_null(spki);
+    gen(fx->hsm, KMS_HSM_EC_P256, "dup-ec", &spki, &spki_len);
+    free(spki);
+    spki = NULL;
+    assert_kms_error(kms_hsm_generate_key(fx->hsm, KMS_HSM_HMAC_256, "dup-ec", NULL, NULL),
+                     KMS_ERR_ALREADY_EXISTS);
+    /* The refused generations left the originals intact. */
+    assert_int_equal(kms_hsm_destroy_key(fx->hsm, "dup-ec"), 0);
+    assert_int_equal(kms_hsm_destroy_key(fx->hsm, "dup-aes"), 0);
+}
+
+/* ---- AES-GCM ---------------------------------------------------------------------------------- */
+
+static void test_aes_gcm_round_trip(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_AES_256, "gcm", NULL, NULL);
+    static const size_t sizes[] = {0, 1, 32, 1000, 5000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        uint8_t iv[KMS_HSM_GCM_IV_LEN] = {1, 2, 3};
+        uint8_t aad[] = "encryption context";
+        uint8_t *pt = malloc(n + 1);
+        uint8_t *ct = malloc(n + 1);
+        uint8_t *back = malloc(n + 1);
+        uint8_t tag[KMS_HSM_GCM_TAG_LEN];
+        assert_non_null(pt);
+        assert_non_null(ct);
+        assert_non_null(back);
+        for (size_t i = 0; i < n; i++) {
+            pt[i] = (uint8_t)(i * 7 + 1);
+        }
+        assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm", iv, aad, sizeof aad, pt, n, ct,
+                                                 tag),
+                         0);
+        if (n >= 16) {
+            assert_memory_not_equal(pt, ct, n);
+        }
+        assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, aad, sizeof aad, ct, n, tag,
+                                                 back),
+                         0);
+        assert_memory_equal(pt, back, n);
+        /* Without AAD too. */
+        assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm", iv, NULL, 0, pt, n, ct, tag), 0);
+        assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, NULL, 0, ct, n, tag, back),
+                         0);
+        assert_memory_equal(pt, back, n);
+        free(pt);
+        free(ct);
+        free(back);
+    }
+}
+
+static void expect_tamper_refused(kms_hsm *h, const uint8_t *iv, const uint8_t *aad,
+                                  size_t aad_len, const uint8_t *ct, size_t n, const uint8_t *tag)
+{
+    uint8_t out[64];
+    memset(out, 0xA5, sizeof out);
+    assert_kms_error(kms_hsm_aes_gcm_decrypt(h, "gcm-tamper", iv, aad, aad_len, ct, n, tag, out),
+                     KMS_ERR_INVALID_CIPHERTEXT);
+    for (size_t i = 0; i < sizeof out; i++) {
+        assert_int_equal(out[i], 0xA5); /* nothing written */
+    }
+}
+
+static void test_aes_gcm_tampered(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_AES_256, "gcm-tamper", NULL, NULL);
+    uint8_t iv[KMS_HSM_GCM_IV_LEN] = {9, 9, 9};
+    uint8_t aad[] = "aad";
+    uint8_t pt[32] = "a 32-byte data key, say........";
+    uint8_t ct[32];
+    uint8_t tag[KMS_HSM_GCM_TAG_LEN];
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm-tamper", iv, aad, sizeof aad, pt,
+                                             sizeof pt, ct, tag),
+                     0);
+    ct[5] ^= 1;
+    expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct, tag);
+    ct[5] ^= 1;
+    tag[15] ^= 0x80;
+    expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct, tag);
+    tag[15] ^= 0x80;
+    aad[0] ^= 1;
+    expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct, tag);
+    expect_tamper_refused(fx->hsm, iv, NULL, 0, ct, sizeof ct, tag);
+    aad[0] ^= 1;
+    iv[11] ^= 1;
+    expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct, tag);
+    iv[11] ^= 1;
+    expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct - 1, tag);
+    /* The sessions are still usable afterwards, and the untouched input decrypts. */
+    uint8_t back[32];
+    assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm-tamper", iv, aad, sizeof aad, ct,
+                                             sizeof ct, tag, back),
+                     0);
+    assert_memory_equal(back, pt, sizeof pt);
+}
+
+static void test_wrong_key_usage(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_HMAC_256, "usage-hmac", NULL, NULL);
+    gen(fx->hsm, KMS_HSM_AES_256, "usage-aes", NULL, NULL);
+    uint8_t iv[KMS_HSM_GCM_IV_LEN] = {0};
+    uint8_t pt[16] = {0};
+    uint8_t ct[16];
+    uint8_t tag[KMS_HSM_GCM_TAG_LEN];
+    int rc = kms_hsm_aes_gcm_encrypt(fx->hsm, "usage-hmac", iv, NULL, 0, pt, sizeof pt, ct, tag);
+    assert_kms_error(rc, KMS_ERR_INVALID_KEY_USAGE);
+    uint8_t digest[32] = {0};
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    rc = kms_hsm_sign_digest(fx->hsm, "usage-aes", KMS_HSM_ECDSA_SHA256, digest, sizeof digest,
+                             &sig, &sig_len);
+    assert_kms_error(rc, KMS_ERR_INVALID_KEY_USAGE);
+    uint8_t mac[64];
+    size_t mac_len;
+    rc = kms_hsm_hmac(fx->hsm, "usage-aes", KMS_HSM_HMAC_256, pt, sizeof pt, mac, &mac_len);
+    assert_kms_error(rc, KMS_ERR_INVALID_KEY_USAGE);
+    rc = kms_hsm_hmac(fx->hsm, "usage-hmac", KMS_HSM_AES_256, pt, sizeof pt, mac, &mac_len);
+    assert_kms_error(rc, KMS_ERR_VALIDATION);
+    /* The pool survived the failures. */
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "usage-aes", iv, NULL, 0, pt, sizeof pt, ct,
+                                             tag),
+                     0);
+}
+
+/* ---- Signatures ------------------------------------------------------------------------------- */
+
+static void verify_with_openssl(const uint8_t *spki, size_t spki_len, kms_hsm_sig_alg alg,
+                                const EVP_MD *md, const uint8_t *digest, size_t digest_len,
+                                const uint8_t *sig, size_t sig_len)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    assert_non_null(pk);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, md), 1);
+    switch (alg) {
+    case KMS_HSM_RSA_PSS_SHA256:
+    case KMS_HSM_RSA_PSS_SHA384:
+    case KMS_HSM_RSA_PSS_SHA512:
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md), 1);
+        /* salt exactly the digest length */
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, (int)digest_len), 1);
+        break;
+    case KMS_HSM_RSA_PKCS1_SHA256:
+    case KMS_HSM_RSA_PKCS1_SHA384:
+    case KMS_HSM_RSA_PKCS1_SHA512:
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
+        break;
+    default:
+        break;
+    }
+    assert_int_equal(EVP_PKEY_verify(ctx, sig, sig_len, digest, digest_len), 1);
+    /* A different digest does not verify. */
+    uint8_t other[64];
+    memcpy(other, digest, digest_len);
+    other[0] ^= 1;
+    assert_int_not_equal(EVP_PKEY_verify(ctx, sig, sig_len, other, digest_len), 1);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+}
+
+static void test_sign_verify(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *rsa_spki = NULL;
+    uint8_t *p256_spki = NULL;
+    uint8_t *p384_spki = NULL;
+    size_t rsa_len = 0;
+    size_t p256_len = 0;
+    size_t p384_len = 0;
+    gen(fx->hsm, KMS_HSM_RSA_2048, "sig-rsa", &rsa_spki, &rsa_len);
+    gen(fx->hsm, KMS_HSM_EC_P256, "sig-p256", &p256_spki, &p256_len);
+    gen(fx->hsm, KMS_HSM_EC_P384, "sig-p384", &p384_spki, &p384_len);
+    const struct {
+        kms_hsm_sig_alg alg;
+        const char *label;
+        const uint8_t *spki;
+        size_t spki_len;
+        const EVP_MD *md;
+        size_t fixed_sig_len;
+    } cases[] = {
+        {KMS_HSM_RSA_PSS_SHA256, "sig-rsa", rsa_spki, rsa_len, EVP_sha256(), 256},
+        {KMS_HSM_RSA_PSS_SHA384, "sig-rsa", rsa_spki, rsa_len, EVP_sha384(), 256},
+        {KMS_HSM_RSA_PSS_SHA512, "sig-rsa", rsa_spki, rsa_len, EVP_sha512(), 256},
+        {KMS_HSM_RSA_PKCS1_SHA256, "sig-rsa", rsa_spki, rsa_len, EVP_sha256(), 256},
+        {KMS_HSM_RSA_PKCS1_SHA384, "sig-rsa", rsa_spki, rsa_len, EVP_sha384(), 256},
+        {KMS_HSM_RSA_PKCS1_SHA512, "sig-rsa", rsa_spki, rsa_len, EVP_sha512(), 256},
+        {KMS_HSM_ECDSA_SHA256, "sig-p256", p256_spki, p256_len, EVP_sha256(), 0},
+        {KMS_HSM_ECDSA_SHA384, "sig-p384", p384_spki, p384_len, EVP_sha384(), 0},
+    };
+    static const char msg[] = "the message AWS KMS would hash";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t digest[64];
+        unsigned dlen = 0;
+        assert_int_equal(EVP_Digest(msg, sizeof msg - 1, digest, &dlen, cases[i].md, NULL), 1);
+        uint8_t *sig = NULL;
+        size_t sig_len = 0;
+        if (kms_hsm_sign_digest(fx->hsm, cases[i].label, cases[i].alg, digest, dlen, &sig,
+                                &sig_len) != 0) {
+            fail_msg("sign alg %d: %s", (int)cases[i].alg, kms_last_error_message());
+        }
+        if (cases[i].fixed_sig_len != 0) {
+            assert_int_equal(sig_len, cases[i].fixed_sig_len);
+        } else {
+            /* DER ECDSA-Sig-Value */
+            const unsigned char *p = sig;
+            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+            assert_non_null(es);
+            assert_ptr_equal(p, sig + sig_len);
+            ECDSA_SIG_free(es);
+        }
+        verify_with_openssl(cases[i].spki, cases[i].spki_len, cases[i].alg, cases[i].md, digest,
+                            dlen, sig, sig_len);
+        free(sig);
+        /* A digest of the wrong length is refused before the HSM sees it. */
+        sig = NULL;
+        assert_kms_error(kms_hsm_sign_digest(fx->hsm, cases[i].label, cases[i].alg, digest,
+                                             dlen - 1, &sig, &sig_len),
+                         KMS_ERR_VALIDATION);
+        assert_null(sig);
+    }
+    free(rsa_spki);
+    free(p256_spki);
+    free(p384_spki);
+}
+
+/* ---- HMAC ------------------------------------------------------------------------------------- */
+
+static void test_hmac(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        kms_hsm_key_type type;
+        size_t len;
+    } cases[] = {
+        {KMS_HSM_HMAC_224, 28},
+        {KMS_HSM_HMAC_256, 32},
+        {KMS_HSM_HMAC_384, 48},
+        {KMS_HSM_HMAC_512, 64},
+    };
+    static const uint8_t msg[] = "message to authenticate";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char la[32];
+        char lb[32];
+        snprintf(la, sizeof la, "hmac-a-%zu", i);
+        snprintf(lb, sizeof lb, "hmac-b-%zu", i);
+        gen(fx->hsm, cases[i].type, la, NULL, NULL);
+        gen(fx->hsm, cases[i].type, lb, NULL, NULL);
+        uint8_t m1[64];
+        uint8_t m2[64];
+        uint8_t m3[64];
+        size_t n1 = 0;
+        size_t n2 = 0;
+        size_t n3 = 0;
+        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, msg, sizeof msg, m1, &n1), 0);
+        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, msg, sizeof msg, m2, &n2), 0);
+        assert_int_equal(kms_hsm_hmac(fx->hsm, lb, cases[i].type, msg, sizeof msg, m3, &n3), 0);
+        assert_int_equal(n1, cases[i].len);
+        assert_int_equal(n2, cases[i].len);
+        assert_int_equal(n3, cases[i].len);
+        assert_memory_equal(m1, m2, n1);
+        assert_memory_not_equal(m1, m3, n1);
+        /* Another message, another MAC; the empty message works. */
+        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, msg, sizeof msg - 1, m2, &n2),
+                         0);
+        assert_memory_not_equal(m1, m2, n1);
+        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, NULL, 0, m2, &n2), 0);
+    }
+}
+
+/* ---- Attributes and extraction ------------------------------------------------------------------ */
+
+static void test_key_attributes(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    gen(fx->hsm, KMS_HSM_AES_256, "attr-aes", NULL, NULL);
+    gen(fx->hsm, KMS_HSM_HMAC_384, "attr-hmac", NULL, NULL);
+    gen(fx->hsm, KMS_HSM_RSA_2048, "attr-rsa", &spki, &spki_len);
+    free(spki);
+    gen(fx->hsm, KMS_HSM_EC_P384, "attr-ec", &spki, &spki_len);
+    free(spki);
+    static const char *labels[] = {"attr-aes", "attr-hmac", "attr-rsa", "attr-ec"};
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++) {
+        kms_hsm_key_attrs a;
+        memset(&a, 0xff, sizeof a);
+        assert_int_equal(kms_hsm_key_attributes(fx->hsm, labels[i], &a), 0);
+        assert_true(a.token);
+        assert_true(a.sensitive);
+        assert_false(a.extractable);
+        assert_true(a.always_sensitive);
+        assert_true(a.never_extractable);
+    }
+    kms_hsm_key_attrs a;
+    assert_kms_error(kms_hsm_key_attributes(fx->hsm, "attr-none", &a), KMS_ERR_NOT_FOUND);
+}
+
+/* Asks the token itself, through our own PKCS#11 session, for the AES key's CKA_VALUE. */
+static void test_value_refused_by_token(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_AES_256, "extract-aes", NULL, NULL);
+    void *dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(dl);
+    CK_C_GetFunctionList get_list = NULL;
+    *(void **)&get_list = dlsym(dl, "C_GetFunctionList");
+    assert_non_null(get_list);
+    CK_FUNCTION_LIST *f = NULL;
+    assert_int_equal(get_list(&f), CKR_OK);
+    /* The library (same instance) is already initialised by the kms_hsm of the fixture. */
+    CK_RV rv = f->C_Initialize(NULL);
+    assert_true(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    bool we_initialised = rv == CKR_OK;
+
+    CK_SLOT_ID slots[16];
+    CK_ULONG nslots = 16;
+    assert_int_equal(f->C_GetSlotList(CK_TRUE, slots, &nslots), CKR_OK);
+    CK_UTF8CHAR want[32];
+    memset(want, ' ', sizeof want);
+    memcpy(want, TOKEN, strlen(TOKEN));
+    CK_SLOT_ID slot = (CK_SLOT_ID)-1;
+    for (CK_ULONG i = 0; i < nslots; i++) {
+        CK_TOKEN_INFO info;
+        if (f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
+            memcmp(info.label, want, sizeof want) == 0) {
+            slot = slots[i];
+        }
+    }
+    assert_int_not_equal(slot, (CK_SLOT_ID)-1);
+    CK_SESSION_HANDLE s;
+    assert_int_equal(f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
+    rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
+    assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
+
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_LABEL, (void *)"extract-aes", 11},
+    };
+    CK_OBJECT_HANDLE obj;
+    CK_ULONG n = 0;
+    assert_int_equal(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+    assert_int_equal(f->C_FindObjects(s, &obj, 1, &n), CKR_OK);
+    assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
+    assert_int_equal(n, 1);
+
+    uint8_t value[64];
+    memset(value, 0, sizeof value);
+    CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
+    rv = f->C_GetAttributeValue(s, obj, &a, 1);
+    assert_int_equal(rv, CKR_ATTRIBUTE_SENSITIVE);
+    assert_int_equal(a.ulValueLen, CK_UNAVAILABLE_INFORMATION);
+    /* Nor may it be made extractable afterwards. */
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE ext = {CKA_EXTRACTABLE, &yes, sizeof yes};
+    assert_int_not_equal(f->C_SetAttributeValue(s, obj, &ext, 1), CKR_OK);
+
+    /* Closing this session leaves the fixture's sessions (and login) alone. */
+    assert_int_equal(f->C_CloseSession(s), CKR_OK);
+    if (we_initialised) {
+        f->C_Finalize(NULL);
+    }
+    dlclose(dl);
+    uint8_t buf[8];
+    assert_int_equal(kms_hsm_random(fx->hsm, buf, sizeof buf), 0);
+}
+
+/* ---- Destroy ---------------------------------------------------------------------------------- */
+
+static void test_destroy_then_use(void **state)
+{
+    fixture *fx = *state;
+    uint8_t iv[KMS_HSM_GCM_IV_LEN] = {0};
+    uint8_t pt[16] = {0};
+    uint8_t ct[16];
+    uint8_t tag[KMS_HSM_GCM_TAG_LEN];
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+
+    gen(fx->hsm, KMS_HSM_AES_256, "destroy-aes", NULL, NULL);
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt,
+                                             ct, tag),
+                     0); /* now cached */
+    assert_int_equal(kms_hsm_destroy_key(fx->hsm, "destroy-aes"), 0);
+    assert_kms_error(kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt,
+                                             ct, tag),
+                     KMS_ERR_NOT_FOUND);
+    assert_kms_error(kms_hsm_destroy_key(fx->hsm, "destroy-aes"), KMS_ERR_NOT_FOUND);
+
+    /* An EC pair: both objects go, so the label can be used again. */
+    gen(fx->hsm, KMS_HSM_EC_P256, "destroy-ec", &spki, &spki_len);
+    free(spki);
+    assert_int_equal(kms_hsm_destroy_key(fx->hsm, "destroy-ec"), 0);
+    uint8_t digest[32] = {0};
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    assert_kms_error(kms_hsm_sign_digest(fx->hsm, "destroy-ec", KMS_HSM_ECDSA_SHA256, digest,
+                                         sizeof digest, &sig, &sig_len),
+                     KMS_ERR_NOT_FOUND);
+    gen(fx->hsm, KMS_HSM_EC_P256, "destroy-ec", &spki, &spki_len);
+    free(spki);
+
+    /* A second handle caches the handle; the first destroys and recreates the key: the second
+     * notices the stale handle, finds the new key and uses it. */
+    kms_hsm_config cfg = config(MODULE, TOKEN, PIN);
+    cfg.pool_size = 2;
+    kms_hsm *h2 = kms_hsm_open(&cfg);
+    assert_non_null(h2);
+    gen(fx->hsm, KMS_HSM_AES_256, "destroy-stale", NULL, NULL);
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
+                                             tag),
+                     0);
+    assert_int_equal(kms_hsm_destroy_key(fx->hsm, "destroy-stale"), 0);
+    assert_kms_error(kms_hsm_aes_gcm_decrypt(h2, "destroy-stale", iv, NULL, 0, ct, sizeof ct, tag,
+                                             pt),
+                     KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
+                                             tag),
+                     -1);
+    gen(fx->hsm, KMS_HSM_AES_256, "destroy-stale", NULL, NULL);
+    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
+                                             tag),
+                     0);
+    assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "destroy-stale", iv, NULL, 0, ct, sizeof ct,
+                                             tag, pt),
+                     0);
+    kms_hsm_close(h2);
+}
+
+/* ---- Random ------------------------------------------------------------------------------------ */
+
+static void test_random(void **state)
+{
+    fixture *fx = *state;
+    uint8_t a[32] = {0};
+    uint8_t b[32] = {0};
+    uint8_t zero[32] = {0};
+    assert_int_equal(kms_hsm_random(fx->hsm, a, sizeof a), 0);
+    assert_int_equal(kms_hsm_random(fx->hsm, b, sizeof b), 0);
+    assert_memory_not_equal(a, zero, sizeof a);
+    assert_memory_not_equal(a, b, sizeof a);
+    assert_int_equal(kms_hsm_random(fx->hsm, NULL, 0), 0);
+}
+
+/* ---- Threads ---------------------------------------------------------------------------------- */
+
+#define THREADS 4
+#define ROUNDS 2000
+
+typedef struct worker {
+    kms_hsm *hsm;
+    unsigned id;
+    int failures;
+    char first_error[256];
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        uint8_t iv[KMS_HSM_GCM_IV_LEN] = {0};
+        uint8_t pt[32];
+        uint8_t ct[32];
+        uint8_t back[32];
+        uint8_t tag[KMS_HSM_GCM_TAG_LEN];
+        uint8_t aad[8] = {(uint8_t)w->id};
+        memcpy(iv, &i, sizeof i);
+        iv[11] = (uint8_t)w->id;
+        memset(pt, (int)(i + w->id), sizeof pt);
+        int rc = kms_hsm_aes_gcm_encrypt(w->hsm, "threads", iv, aad, sizeof aad, pt, sizeof pt,
+                                         ct, tag);
+        if (rc == 0) {
+            rc = kms_hsm_aes_gcm_decrypt(w->hsm, "threads", iv, aad, sizeof aad, ct, sizeof ct,
+                                         tag, back);
+        }
+        if (rc != 0 || memcmp(pt, back, sizeof pt) != 0) {
+            if (w->failures++ == 0) {
+                snprintf(w->first_error, sizeof w->first_error, "%s",
+                         rc != 0 ? kms_last_error_message() : "round trip mismatch");
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_AES_256, "threads", NULL, NULL);
+    pthread_t t[THREADS];
+    worker w[THREADS];
+    memset(w, 0, sizeof w);
+    for (unsigned i = 0; i < THREADS; i++) {
+        w[i].hsm = fx->hsm;
+        w[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        if (w[i].failures != 0) {
+            fail_msg("thread %u: %d failures, first: %s", i, w[i].failures, w[i].first_error);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_wrong_pin),
+        cmocka_unit_test(test_open_second_handle),
+        cmocka_unit_test(test_open_unknown_token),
+        cmocka_unit_test(test_open_bad_module),
+        cmocka_unit_test(test_init_token_exists),
+        cmocka_unit_test(test_generate_all_types),
+        cmocka_unit_test(test_duplicate_label),
+        cmocka_unit_test(test_aes_gcm_round_trip),
+        cmocka_unit_test(test_aes_gcm_tampered),
+        cmocka_unit_test(test_wrong_key_usage),
+        cmocka_unit_test(test_sign_verify),
+        cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_key_attributes),
+        cmocka_unit_test(test_value_refused_by_token),
+        cmocka_unit_test(test_destroy_then_use),
+        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

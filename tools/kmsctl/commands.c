@@ -1,0 +1,443 @@
+/* The command table of kmsctl and the two ways a command runs: an AWS operation through
+ * kms_call(), or a local handler (init). Request members follow the AWS KMS API reference. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "kms/kms.h"
+#include "kmsctl.h"
+
+/* ---- Option specs shared by several commands ---------------------------------------------- */
+
+#define KEY_ID_HELP "key id, key ARN, alias name (alias/NAME) or alias ARN"
+
+#define O_KEY_ID {"key-id", OPT_STRING, OPT_REQUIRED, "the KMS key: " KEY_ID_HELP}
+#define O_KEY_ID_OPT                                                                               \
+    {"key-id", OPT_STRING, 0,                                                                      \
+     "the KMS key expected to have encrypted the blob (" KEY_ID_HELP "); "                         \
+     "IncorrectKeyException if another key did"}
+#define O_GRANT_TOKENS {"grant-tokens", OPT_LIST, 0, "grant tokens (space-separated list)"}
+#define O_CONTEXT(name, what)                                                                      \
+    {name, OPT_MAP, 0,                                                                             \
+     what " encryption context: JSON {\"k\":\"v\"}, shorthand k=v,k2=v2, or file://PATH"}
+#define O_ENC_ALG(name)                                                                            \
+    {name, OPT_STRING, 0, "SYMMETRIC_DEFAULT (default), RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256"}
+#define O_LIMIT {"limit", OPT_INTEGER, 0, "maximum number of items in the response (1-1000)"}
+#define O_MARKER                                                                                   \
+    {"marker", OPT_STRING, 0, "NextMarker of the previous response, to get the next page"}
+#define O_MESSAGE                                                                                  \
+    {"message", OPT_BLOB, OPT_REQUIRED | OPT_SECRET,                                               \
+     "the message (blob: fileb://PATH or base64; at most 4096 bytes)"}
+#define O_MESSAGE_TYPE                                                                             \
+    {"message-type", OPT_STRING, 0, "RAW (default: KMS hashes the message) or DIGEST"}
+#define O_SIGNING_ALG                                                                              \
+    {"signing-algorithm", OPT_STRING, OPT_REQUIRED,                                                \
+     "e.g. ECDSA_SHA_256, RSASSA_PSS_SHA_256, RSASSA_PKCS1_V1_5_SHA_256"}
+#define O_MAC_ALG                                                                                  \
+    {"mac-algorithm", OPT_STRING, OPT_REQUIRED,                                                    \
+     "HMAC_SHA_224, HMAC_SHA_256, HMAC_SHA_384 or HMAC_SHA_512"}
+#define O_DATA_KEY_SPEC {"key-spec", OPT_STRING, 0, "AES_256 or AES_128 (or use --number-of-bytes)"}
+#define O_NUMBER_OF_BYTES(what)                                                                    \
+    {"number-of-bytes", OPT_INTEGER, 0, "length of the " what " in bytes (1-1024)"}
+#define O_END {NULL, 0, 0, NULL}
+
+/* ---- Handlers ------------------------------------------------------------------------------- */
+
+/* Every AWS command: the request JSON to kms_call, the response JSON printed. */
+static int run_operation(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    int r = KMSCTL_EXIT_SERVICE;
+    kms_client_options copts = {.home = g->home, .profile = g->profile};
+    kms_client *client = NULL;
+    char *body = NULL;
+    char *response = NULL;
+
+    body = json_dumps(request, JSON_COMPACT);
+    if (body == NULL) {
+        r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+        goto out;
+    }
+    client = kms_client_open(&copts);
+    if (client == NULL) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    if (kms_call(client, cmd->operation, body, &response) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    r = kmsctl_print_response(g, response);
+out:
+    if (response != NULL) {
+        /* Decrypt and GenerateDataKey responses hold plaintexts. */
+        sodium_memzero(response, strlen(response));
+        kms_string_free(response);
+    }
+    kmsctl_free_secret_string(body);
+    if (client != NULL) {
+        kms_client_free(client);
+    }
+    return r;
+}
+
+static const char *member_string(json_t *request, const char *member)
+{
+    return json_string_value(json_object_get(request, member));
+}
+
+/* {"Home", "AccountId", "Region"} of a freshly created home, read back from its config.json so
+ * that the defaults the library chose (random account id) are shown. */
+static json_t *init_result(const char *home, const kms_init_options *o)
+{
+    char path[PATH_MAX + 16];
+    char abs[PATH_MAX];
+    json_t *config = NULL;
+    json_t *result = NULL;
+    const char *account = o->account_id;
+    const char *region = o->region != NULL ? o->region : "us-east-1";
+
+    if (realpath(home, abs) == NULL) {
+        snprintf(abs, sizeof abs, "%s", home);
+    }
+    snprintf(path, sizeof path, "%s/config.json", abs);
+    config = json_load_file(path, 0, NULL);
+    if (json_is_string(json_object_get(config, "account_id"))) {
+        account = json_string_value(json_object_get(config, "account_id"));
+    }
+    if (json_is_string(json_object_get(config, "region"))) {
+        region = json_string_value(json_object_get(config, "region"));
+    }
+    result = json_pack("{s:s, s:s?, s:s}", "Home", abs, "AccountId", account, "Region", region);
+    json_decref(config);
+    return result;
+}
+
+static int run_init(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    int r = KMSCTL_EXIT_SERVICE;
+    kms_init_options o = {0};
+    const char *home = g->home != NULL ? g->home : kms_home_default();
+    const char *pin_file = member_string(request, "PinFile");
+    unsigned char *pin = NULL;
+    size_t pin_len = 0;
+    json_t *result = NULL;
+
+    if (home == NULL) {
+        return kmsctl_usage_error(cmd, "no KMS home: give --home DIR or set KMS_HOME");
+    }
+    o.region = member_string(request, "Region");
+    o.account_id = member_string(request, "AccountId");
+    o.pkcs11_module = member_string(request, "Pkcs11Module");
+    o.token_label = member_string(request, "TokenLabel");
+    if (pin_file != NULL) {
+        if (kmsctl_read_file(cmd, "pin-file", pin_file, &pin, &pin_len) != 0) {
+            r = KMSCTL_EXIT_USAGE;
+            goto out;
+        }
+        /* The first line is the PIN. */
+        pin[strcspn((char *)pin, "\r\n")] = '\0';
+        o.pin = (const char *)pin;
+    }
+    if (kms_home_init(home, &o) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    result = init_result(home, &o);
+    if (result == NULL) {
+        r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+        goto out;
+    }
+    r = kmsctl_print_value(g, result);
+out:
+    if (pin != NULL) {
+        sodium_memzero(pin, pin_len);
+        free(pin);
+    }
+    json_decref(result);
+    return r;
+}
+
+/* ---- Option lists ---------------------------------------------------------------------------- */
+
+static const struct opt_spec init_opts[] = {
+    {"region", OPT_STRING, 0, "AWS-style region of the home's ARNs (default us-east-1)"},
+    {"account-id", OPT_STRING, 0, "12-digit account id of the home's ARNs (default: random)"},
+    {"pkcs11-module", OPT_STRING, 0,
+     "PKCS#11 module (default: SoftHSM2; another module means an existing token is used)"},
+    {"token-label", OPT_STRING, 0, "label of the HSM token (default kms)"},
+    {"pin-file", OPT_STRING, 0,
+     "file whose first line is the token's user PIN (default: a random PIN kept in HOME/pin)"},
+    O_END,
+};
+
+static const struct opt_spec create_key_opts[] = {
+    {"description", OPT_STRING, 0, "description of the key (up to 8192 characters)"},
+    {"key-spec", OPT_STRING, 0,
+     "SYMMETRIC_DEFAULT (default), RSA_2048|3072|4096, ECC_NIST_P256|P384|P521, "
+     "ECC_SECG_P256K1, HMAC_224|256|384|512"},
+    {"key-usage", OPT_STRING, 0,
+     "ENCRYPT_DECRYPT (default), SIGN_VERIFY or GENERATE_VERIFY_MAC"},
+    {"origin", OPT_STRING, 0, "AWS_KMS (default) or EXTERNAL (import key material later)"},
+    {"policy", OPT_STRING, 0, "key policy JSON document, usually file://PATH (default policy if omitted)"},
+    {"bypass-policy-lockout-safety-check", OPT_BOOL, OPT_NO_FORM,
+     "skip the check that the policy lets the caller manage the key later"},
+    O_END,
+};
+
+static const struct opt_spec key_id_only_opts[] = {O_KEY_ID, O_END};
+static const struct opt_spec key_id_grants_opts[] = {O_KEY_ID, O_GRANT_TOKENS, O_END};
+
+static const struct opt_spec list_keys_opts[] = {O_LIMIT, O_MARKER, O_END};
+
+static const struct opt_spec update_key_description_opts[] = {
+    O_KEY_ID,
+    {"description", OPT_STRING, OPT_REQUIRED, "the new description (may be empty)"},
+    O_END,
+};
+
+static const struct opt_spec schedule_key_deletion_opts[] = {
+    O_KEY_ID,
+    {"pending-window-in-days", OPT_INTEGER, 0, "waiting period before deletion, 7-30 (default 30)"},
+    O_END,
+};
+
+static const struct opt_spec alias_target_opts[] = {
+    {"alias-name", OPT_STRING, OPT_REQUIRED, "alias/NAME (not alias/aws/...)"},
+    {"target-key-id", OPT_STRING, OPT_REQUIRED, "key id or key ARN the alias points to"},
+    O_END,
+};
+
+static const struct opt_spec delete_alias_opts[] = {
+    {"alias-name", OPT_STRING, OPT_REQUIRED, "alias/NAME of the alias to delete"},
+    O_END,
+};
+
+static const struct opt_spec list_aliases_opts[] = {
+    {"key-id", OPT_STRING, 0, "only aliases of this key (key id or key ARN)"},
+    O_LIMIT,
+    O_MARKER,
+    O_END,
+};
+
+static const struct opt_spec encrypt_opts[] = {
+    O_KEY_ID,
+    {"plaintext", OPT_BLOB, OPT_REQUIRED | OPT_SECRET,
+     "data to encrypt (blob: fileb://PATH or base64; at most 4096 bytes)"},
+    O_CONTEXT("encryption-context", "the"),
+    O_ENC_ALG("encryption-algorithm"),
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec decrypt_opts[] = {
+    {"ciphertext-blob", OPT_BLOB, OPT_REQUIRED,
+     "the ciphertext (blob: fileb://PATH or base64), as Encrypt/GenerateDataKey returned it"},
+    O_KEY_ID_OPT,
+    O_CONTEXT("encryption-context", "the"),
+    O_ENC_ALG("encryption-algorithm"),
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec re_encrypt_opts[] = {
+    {"ciphertext-blob", OPT_BLOB, OPT_REQUIRED,
+     "the ciphertext to re-encrypt (blob: fileb://PATH or base64)"},
+    {"destination-key-id", OPT_STRING, OPT_REQUIRED, "the key to re-encrypt under: " KEY_ID_HELP},
+    O_CONTEXT("source-encryption-context", "the ciphertext's"),
+    {"source-key-id", OPT_STRING, 0, "the key expected to have encrypted the blob"},
+    O_CONTEXT("destination-encryption-context", "the new"),
+    O_ENC_ALG("source-encryption-algorithm"),
+    O_ENC_ALG("destination-encryption-algorithm"),
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec data_key_opts[] = {
+    O_KEY_ID,
+    O_DATA_KEY_SPEC,
+    O_NUMBER_OF_BYTES("data key"),
+    O_CONTEXT("encryption-context", "the"),
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec random_opts[] = {
+    {"number-of-bytes", OPT_INTEGER, 0, "how many random bytes (1-1024)"},
+    O_END,
+};
+
+static const struct opt_spec sign_opts[] = {
+    O_KEY_ID, O_MESSAGE, O_MESSAGE_TYPE, O_SIGNING_ALG, O_GRANT_TOKENS, O_END,
+};
+
+static const struct opt_spec verify_opts[] = {
+    O_KEY_ID,
+    O_MESSAGE,
+    O_MESSAGE_TYPE,
+    {"signature", OPT_BLOB, OPT_REQUIRED, "the signature (blob: fileb://PATH or base64)"},
+    O_SIGNING_ALG,
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec generate_mac_opts[] = {
+    O_KEY_ID, O_MESSAGE, O_MAC_ALG, O_GRANT_TOKENS, O_END,
+};
+
+static const struct opt_spec verify_mac_opts[] = {
+    O_KEY_ID,
+    O_MESSAGE,
+    O_MAC_ALG,
+    {"mac", OPT_BLOB, OPT_REQUIRED, "the MAC to verify (blob: fileb://PATH or base64)"},
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+/* ---- The table --------------------------------------------------------------------------------
+ * Order is the order of `kmsctl --help`. */
+const struct command kmsctl_commands[] = {
+    {"init", NULL, run_init, init_opts, "Create a new KMS home (HSM token, database, config)",
+     "Creates the KMS home given by --home (else $KMS_HOME, else ~/.kms): a SoftHSM2 token and\n"
+     "its configuration, the SQLite metadata database, config.json and a 0600 PIN file. Refuses\n"
+     "with AlreadyExistsException if the directory already holds a KMS home. Prints the home,\n"
+     "its account id and region.",
+     "kmsctl --home ./kms-home init --region eu-west-1 --account-id 111122223333"},
+
+    /* Keys */
+    {"create-key", "CreateKey", run_operation, create_key_opts, "Create a KMS key",
+     "Creates a KMS key whose key material never leaves the HSM. Without options: a symmetric\n"
+     "AES-256 key for ENCRYPT_DECRYPT. Prints the KeyMetadata.",
+     "kmsctl create-key --description 'app data key'\n"
+     "kmsctl create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY\n"
+     "kmsctl create-key --description build --output text --query KeyMetadata.KeyId"},
+    {"describe-key", "DescribeKey", run_operation, key_id_grants_opts,
+     "Show the metadata of a KMS key",
+     "Prints the KeyMetadata of a KMS key (state, spec, usage, dates, ARN).",
+     "kmsctl describe-key --key-id alias/app"},
+    {"list-keys", "ListKeys", run_operation, list_keys_opts, "List the KMS keys of the account",
+     "Lists the key ids and ARNs of the account's KMS keys, one page at a time: if the response\n"
+     "has Truncated true, pass its NextMarker as --marker to get the next page.",
+     "kmsctl list-keys --limit 10"},
+    {"update-key-description", "UpdateKeyDescription", run_operation,
+     update_key_description_opts, "Change the description of a KMS key",
+     "Replaces the description of a KMS key. Prints nothing.",
+     "kmsctl update-key-description --key-id alias/app --description 'app data, v2'"},
+    {"enable-key", "EnableKey", run_operation, key_id_only_opts, "Enable a disabled KMS key",
+     "Sets the key state to Enabled, so the key can be used again. Prints nothing.",
+     "kmsctl enable-key --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"disable-key", "DisableKey", run_operation, key_id_only_opts,
+     "Disable a KMS key (no cryptographic use)",
+     "Sets the key state to Disabled: cryptographic operations with it fail with\n"
+     "DisabledException until enable-key. Prints nothing.",
+     "kmsctl disable-key --key-id alias/app"},
+    {"schedule-key-deletion", "ScheduleKeyDeletion", run_operation, schedule_key_deletion_opts,
+     "Schedule the deletion of a KMS key",
+     "Sets the key state to PendingDeletion; the key and its material are deleted when the\n"
+     "waiting period ends, unless cancel-key-deletion is called before. A key pending deletion\n"
+     "cannot be used.",
+     "kmsctl schedule-key-deletion --key-id alias/old --pending-window-in-days 7"},
+    {"cancel-key-deletion", "CancelKeyDeletion", run_operation, key_id_only_opts,
+     "Cancel a scheduled key deletion",
+     "Cancels the scheduled deletion of a key; the key is then Disabled (enable it with\n"
+     "enable-key).",
+     "kmsctl cancel-key-deletion --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+
+    /* Aliases */
+    {"create-alias", "CreateAlias", run_operation, alias_target_opts,
+     "Create an alias for a KMS key",
+     "Creates a friendly name (alias/NAME) for a KMS key; the alias can then be given wherever\n"
+     "a key id is expected. Prints nothing.",
+     "kmsctl create-alias --alias-name alias/app --target-key-id "
+     "1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"update-alias", "UpdateAlias", run_operation, alias_target_opts,
+     "Point an alias at another KMS key",
+     "Associates an existing alias with a different KMS key of the same type and usage. Prints\n"
+     "nothing.",
+     "kmsctl update-alias --alias-name alias/app --target-key-id "
+     "0987dcba-09fe-87dc-65ba-ab0987654321"},
+    {"delete-alias", "DeleteAlias", run_operation, delete_alias_opts, "Delete an alias",
+     "Deletes an alias; the key it pointed to is not affected. Prints nothing.",
+     "kmsctl delete-alias --alias-name alias/app"},
+    {"list-aliases", "ListAliases", run_operation, list_aliases_opts, "List aliases",
+     "Lists the aliases of the account, or of one key with --key-id, one page at a time (see\n"
+     "list-keys for --limit and --marker).",
+     "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+
+    /* Cryptographic operations */
+    {"kms-encrypt", "Encrypt", run_operation, encrypt_opts,
+     "Encrypt up to 4 KiB with a KMS key (AWS Encrypt)",
+     "Encrypts a small plaintext (at most 4096 bytes) directly under a KMS key and prints the\n"
+     "CiphertextBlob (base64). For files of any size use envelope encryption instead.",
+     "kmsctl kms-encrypt --key-id alias/app --plaintext fileb://secret.txt \\\n"
+     "    --encryption-context purpose=test --output text --query CiphertextBlob \\\n"
+     "    | base64 -d > secret.kms"},
+    {"kms-decrypt", "Decrypt", run_operation, decrypt_opts,
+     "Decrypt a ciphertext blob (AWS Decrypt)",
+     "Decrypts a ciphertext blob made by kms-encrypt, generate-data-key or\n"
+     "generate-data-key-without-plaintext. The blob names its key; --key-id, if given, must\n"
+     "match. The encryption context must be the one given at encryption. Prints the Plaintext\n"
+     "(base64): use --output text --query Plaintext | base64 -d for the raw bytes.",
+     "kmsctl kms-decrypt --ciphertext-blob fileb://secret.kms --encryption-context purpose=test \\\n"
+     "    --output text --query Plaintext | base64 -d > secret.txt"},
+    {"kms-re-encrypt", "ReEncrypt", run_operation, re_encrypt_opts,
+     "Re-encrypt a ciphertext under another key (AWS ReEncrypt)",
+     "Decrypts a ciphertext blob and encrypts the plaintext again under --destination-key-id\n"
+     "(and a new encryption context), without the plaintext leaving KMS.",
+     "kmsctl kms-re-encrypt --ciphertext-blob fileb://secret.kms --destination-key-id alias/new \\\n"
+     "    --source-encryption-context purpose=test --destination-encryption-context purpose=test"},
+    {"generate-data-key", "GenerateDataKey", run_operation, data_key_opts,
+     "Generate a data key, plaintext and encrypted",
+     "Returns a fresh data key twice: in plaintext (Plaintext, base64) and encrypted under the\n"
+     "KMS key (CiphertextBlob). Give --key-spec or --number-of-bytes. Use the plaintext, then\n"
+     "forget it; keep the CiphertextBlob beside the data.",
+     "kmsctl generate-data-key --key-id alias/app --key-spec AES_256"},
+    {"generate-data-key-without-plaintext", "GenerateDataKeyWithoutPlaintext", run_operation,
+     data_key_opts, "Generate a data key, encrypted only",
+     "Like generate-data-key, but returns only the encrypted data key (CiphertextBlob); decrypt\n"
+     "it with kms-decrypt when the key is needed.",
+     "kmsctl generate-data-key-without-plaintext --key-id alias/app --number-of-bytes 32"},
+    {"generate-random", "GenerateRandom", run_operation, random_opts,
+     "Get random bytes from the HSM",
+     "Returns random bytes from the HSM's generator as Plaintext (base64).",
+     "kmsctl generate-random --number-of-bytes 32 --output text --query Plaintext | base64 -d"},
+    {"sign", "Sign", run_operation, sign_opts, "Sign a message with an asymmetric KMS key",
+     "Signs a message (or, with --message-type DIGEST, a precomputed digest) with the private\n"
+     "key of a SIGN_VERIFY key pair. Prints the Signature (base64).",
+     "kmsctl sign --key-id alias/signer --message fileb://release.tar.gz.sha256 \\\n"
+     "    --message-type DIGEST --signing-algorithm ECDSA_SHA_256 \\\n"
+     "    --output text --query Signature | base64 -d > release.sig"},
+    {"verify", "Verify", run_operation, verify_opts, "Verify a signature with a KMS key",
+     "Verifies a signature made by sign. Prints SignatureValid true; an invalid signature\n"
+     "fails with KMSInvalidSignatureException (exit 254).",
+     "kmsctl verify --key-id alias/signer --message fileb://release.tar.gz.sha256 \\\n"
+     "    --message-type DIGEST --signature fileb://release.sig --signing-algorithm ECDSA_SHA_256"},
+    {"get-public-key", "GetPublicKey", run_operation, key_id_grants_opts,
+     "Get the public key of an asymmetric KMS key",
+     "Prints the public key (PublicKey: DER SubjectPublicKeyInfo, base64) and how it may be\n"
+     "used.",
+     "kmsctl get-public-key --key-id alias/signer --output text --query PublicKey \\\n"
+     "    | base64 -d > signer.der"},
+    {"generate-mac", "GenerateMac", run_operation, generate_mac_opts,
+     "Compute an HMAC with an HMAC KMS key",
+     "Computes the HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key. Prints\n"
+     "the Mac (base64).",
+     "kmsctl generate-mac --key-id alias/mac --message fileb://token --mac-algorithm HMAC_SHA_256"},
+    {"verify-mac", "VerifyMac", run_operation, verify_mac_opts, "Verify an HMAC with a KMS key",
+     "Verifies an HMAC made by generate-mac. Prints MacValid true; a wrong MAC fails with\n"
+     "KMSInvalidMacException (exit 254).",
+     "kmsctl verify-mac --key-id alias/mac --message fileb://token --mac-algorithm HMAC_SHA_256 \\\n"
+     "    --mac fileb://token.mac"},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+const struct command *kmsctl_command_find(const char *name)
+{
+    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
+        if (strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,284 @@
+/* Usage and help texts, generated from the command table; usage errors and "did you mean". */
+#include <stdarg.h>
+#include <string.h>
+
+#include "kmsctl.h"
+
+#define WRAP_COLUMN 80
+#define NAME_COLUMN 22
+
+/* Prints text reflowed to WRAP_COLUMN, every line indented; a blank line separates paragraphs. */
+static void print_wrapped(FILE *f, const char *text, int indent)
+{
+    int col = 0;
+    const char *p = text;
+
+    while (*p != '\0') {
+        size_t word;
+        if (strncmp(p, "\n\n", 2) == 0) {
+            fputs("\n\n", f);
+            col = 0;
+            p += 2;
+            continue;
+        }
+        if (*p == ' ' || *p == '\n') {
+            p++;
+            continue;
+        }
+        word = strcspn(p, " \n");
+        if (col > 0 && col + 1 + (int)word > WRAP_COLUMN) {
+            fputc('\n', f);
+            col = 0;
+        }
+        if (col == 0) {
+            fprintf(f, "%*s", indent, "");
+            col = indent;
+        } else {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, word, f);
+        col += (int)word;
+        p += word;
+    }
+    if (col > 0) {
+        fputc('\n', f);
+    }
+}
+
+/* Prints each line of text with indent spaces before it. */
+static void print_indented(FILE *f, const char *text, int indent)
+{
+    while (*text != '\0') {
+        size_t n = strcspn(text, "\n");
+        fprintf(f, "%*s%.*s\n", indent, "", (int)n, text);
+        text += n + (text[n] == '\n');
+    }
+}
+
+void kmsctl_print_usage(FILE *f)
+{
+    fprintf(f, "usage: kmsctl [--home DIR] [--profile NAME] [--output json|text] [--query PATH]\n"
+               "              COMMAND [OPTIONS]\n");
+}
+
+void kmsctl_print_global_help(FILE *f)
+{
+    fprintf(f, "kmsctl %s - a key management service in the spirit of AWS KMS, run locally\n\n",
+            KMSCTL_VERSION);
+    kmsctl_print_usage(f);
+    fprintf(f,
+            "\nGlobal options (before or after COMMAND):\n"
+            "  --home DIR          the KMS home (default: $KMS_HOME, else ~/.kms)\n"
+            "  --profile NAME      credentials profile of HOME/credentials (default: default)\n"
+            "  --output json|text  json (default): the AWS response, indented; text: values\n"
+            "                      only, tab-separated, as aws --output text prints them\n"
+            "  --query PATH        print only one member of the response: a name or a dotted\n"
+            "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
+            "                      subset of aws's JMESPath --query\n"
+            "  --help              this text\n"
+            "  --version           the version of kmsctl\n"
+            "\nCommands:\n");
+    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
+        if (strlen(c->name) > NAME_COLUMN) {
+            fprintf(f, "  %s\n  %-*s  %s\n", c->name, NAME_COLUMN, "", c->summary);
+        } else {
+            fprintf(f, "  %-*s  %s\n", NAME_COLUMN, c->name, c->summary);
+        }
+    }
+    fprintf(f,
+            "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
+            "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
+            "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"
+            "operation failed ({\"__type\": NAME, \"message\": TEXT} on stderr).\n");
+}
+
+static const char *placeholder(const struct opt_spec *o)
+{
+    switch (o->kind) {
+    case OPT_INTEGER:
+        return " <integer>";
+    case OPT_BOOL:
+        return "";
+    case OPT_BLOB:
+        return " <blob>";
+    case OPT_MAP:
+        return " <map>";
+    case OPT_LIST:
+        return " <value> [<value> ...]";
+    default:
+        return " <value>";
+    }
+}
+
+/* "--name <value>", "--flag | --no-flag"; optional ones in brackets. */
+static void format_synopsis(const struct opt_spec *o, char *out, size_t size)
+{
+    bool req = (o->flags & OPT_REQUIRED) != 0;
+
+    if (o->flags & OPT_NO_FORM) {
+        snprintf(out, size, "%s--%s | --no-%s%s", req ? "" : "[", o->name, o->name,
+                 req ? "" : "]");
+    } else {
+        snprintf(out, size, "%s--%s%s%s", req ? "" : "[", o->name, placeholder(o),
+                 req ? "" : "]");
+    }
+}
+
+static void print_synopsis(FILE *f, const struct command *cmd)
+{
+    char item[256];
+    size_t indent = strlen("usage: kmsctl ") + strlen(cmd->name) + 1;
+    size_t col = indent;
+
+    fprintf(f, "usage: kmsctl %s", cmd->name);
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        format_synopsis(o, item, sizeof item);
+        if (col + 1 + strlen(item) > WRAP_COLUMN) {
+            fprintf(f, "\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            fputc(' ', f);
+            col++;
+        }
+        fputs(item, f);
+        col += strlen(item);
+    }
+    fputc('\n', f);
+}
+
+/* Explains the value syntaxes the command's options use. */
+static void print_value_notes(FILE *f, const struct command *cmd)
+{
+    bool seen[OPT_LIST + 1] = {false};
+
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        seen[o->kind] = true;
+    }
+    if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING]) {
+        return;
+    }
+    fprintf(f, "\nValues:\n");
+    if (seen[OPT_BLOB]) {
+        fprintf(f, "  <blob>   fileb://PATH reads raw bytes; otherwise the value is base64 (also\n"
+                   "           file://PATH holding base64 text). Files are limited to %d KiB.\n",
+                KMSCTL_MAX_FILE / 1024);
+    }
+    if (seen[OPT_MAP]) {
+        fprintf(f, "  <map>    JSON '{\"k\":\"v\"}', shorthand k=v,k2=v2 (no commas in values), or\n"
+                   "           file://PATH holding the JSON\n");
+    }
+    if (seen[OPT_LIST]) {
+        fprintf(f, "  <value> [<value> ...]  several values separated by spaces, or JSON "
+                   "'[\"a\",\"b\"]'\n");
+    }
+    if (seen[OPT_STRING]) {
+        fprintf(f, "  <value>  text; file://PATH reads it from a file\n");
+    }
+}
+
+void kmsctl_print_command_help(FILE *f, const struct command *cmd)
+{
+    char item[256];
+
+    print_synopsis(f, cmd);
+    fputc('\n', f);
+    print_wrapped(f, cmd->description, 0);
+    if (cmd->operation != NULL) {
+        fprintf(f, "\nAWS KMS operation: %s\n", cmd->operation);
+    }
+    fprintf(f, "\nOptions:\n");
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (o->flags & OPT_NO_FORM) {
+            snprintf(item, sizeof item, "--%s | --no-%s", o->name, o->name);
+        } else {
+            snprintf(item, sizeof item, "--%s%s", o->name, placeholder(o));
+        }
+        fprintf(f, "  %s%s\n", item, (o->flags & OPT_REQUIRED) ? "  (required)" : "");
+        print_wrapped(f, o->help, 6);
+    }
+    print_value_notes(f, cmd);
+    fprintf(f, "\nExample:\n");
+    print_indented(f, cmd->example, 2);
+    fprintf(f, "\nThe global options --home, --profile, --output and --query apply too; see "
+               "'kmsctl --help'.\n");
+}
+
+static void print_hint(const struct command *cmd)
+{
+    if (cmd != NULL) {
+        fprintf(stderr, "Run 'kmsctl %s --help' for its options.\n", cmd->name);
+    } else {
+        fprintf(stderr, "Run 'kmsctl --help' for the commands and global options.\n");
+    }
+}
+
+int kmsctl_usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "kmsctl: error: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    print_hint(cmd);
+    return KMSCTL_EXIT_USAGE;
+}
+
+size_t kmsctl_distance(const char *a, const char *b)
+{
+    size_t row[64];
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+
+    if (la >= 64 || lb >= 64) {
+        return (size_t)-1;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* Close: a typo or two away, or one name contained in the other ("encrypt" -> "kms-encrypt"). */
+bool kmsctl_close_match(const char *typed, const char *candidate)
+{
+    size_t d = kmsctl_distance(typed, candidate);
+    size_t lt = strlen(typed);
+
+    if (d <= 2 && d < lt) {
+        return true;
+    }
+    return lt >= 4 && (strstr(candidate, typed) != NULL || strstr(typed, candidate) != NULL);
+}
+
+int kmsctl_unknown_command(const char *name)
+{
+    size_t n = 0;
+
+    fprintf(stderr, "kmsctl: error: unknown command '%s'\n", name);
+    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
+        if (kmsctl_close_match(name, c->name)) {
+            fprintf(stderr, "%s%s", n == 0 ? "Did you mean: " : ", ", c->name);
+            n++;
+        }
+    }
+    if (n > 0) {
+        fprintf(stderr, "?\n");
+    }
+    print_hint(NULL);
+    return KMSCTL_EXIT_USAGE;
+}

@@ -1,0 +1,129 @@
+/* kmsctl: the command-line front end. Private to tools/kmsctl.
+ *
+ * One table of commands (commands.c) drives everything: option parsing (options.c), the usage
+ * and help texts (help.c) and the call into libkms. Every AWS command maps its options to the
+ * members of the AWS KMS JSON request (`--key-id` -> "KeyId") and prints the JSON response
+ * (output.c). kmsctl reaches keys only through include/kms/kms.h. */
+#ifndef KMSCTL_KMSCTL_H
+#define KMSCTL_KMSCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#ifndef KMSCTL_VERSION
+#define KMSCTL_VERSION "0.1.0"
+#endif
+
+/* Exit codes, as the aws CLI uses them. */
+enum {
+    KMSCTL_EXIT_OK = 0,
+    KMSCTL_EXIT_USAGE = 252,   /* bad command line: unknown command/option, missing/bad value */
+    KMSCTL_EXIT_SERVICE = 254, /* the operation failed: {"__type", "message"} on stderr */
+};
+
+/* Input files (fileb://, file://) are capped: every AWS KMS request member is far smaller. */
+#define KMSCTL_MAX_FILE (64 * 1024)
+
+enum opt_kind {
+    OPT_STRING,  /* a string; file://PATH reads it from a text file */
+    OPT_INTEGER, /* a decimal integer */
+    OPT_BOOL,    /* a flag without value: --name sets true, --no-name (if allowed) false */
+    OPT_BLOB,    /* base64; fileb://PATH reads raw bytes, file://PATH base64 text */
+    OPT_MAP,     /* string map: JSON {"k":"v"} or shorthand k=v,k2=v2; file://PATH */
+    OPT_LIST,    /* string list: --name a b c, or JSON ["a","b"] */
+};
+
+enum opt_flags {
+    OPT_REQUIRED = 1 << 0,
+    OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
+    OPT_SECRET = 1 << 2,  /* never echo the value (plaintexts) */
+};
+
+/* One option of a command. The JSON member is the PascalCase of the name ("key-id" ->
+ * "KeyId"); local commands (init) read their options under the same member names. */
+struct opt_spec {
+    const char *name; /* without the leading "--" */
+    enum opt_kind kind;
+    unsigned flags;
+    const char *help;
+};
+
+enum output_format {
+    OUTPUT_JSON,
+    OUTPUT_TEXT,
+};
+
+/* Global options, valid before or after the command name (as with aws). */
+struct globals {
+    const char *home;    /* NULL: library default ($KMS_HOME, else ~/.kms) */
+    const char *profile; /* NULL: library default */
+    const char *query;   /* NULL: the whole response */
+    enum output_format output;
+};
+
+struct command;
+/* Runs a command on its parsed request; returns the exit code. */
+typedef int (*command_fn)(const struct command *cmd, const struct globals *g, json_t *request);
+
+struct command {
+    const char *name;
+    const char *operation; /* AWS action name; NULL for local commands */
+    command_fn run;
+    const struct opt_spec *opts; /* terminated by an entry with name NULL */
+    const char *summary;         /* one line for the command list */
+    const char *description;     /* paragraph(s) for COMMAND --help */
+    const char *example;         /* one or more lines of shell */
+};
+
+/* commands.c */
+extern const struct command kmsctl_commands[];
+const struct command *kmsctl_command_find(const char *name);
+
+/* options.c: parses argv (after the command name) into *request. Global options found there
+ * update *g. Returns KMSCTL_EXIT_OK, KMSCTL_EXIT_USAGE (message printed), or -1 when --help
+ * was asked for (help printed, caller exits 0). */
+int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struct globals *g,
+                         json_t **request);
+/* Parses one global option at argv[*i] ("--home" ...). Returns 1 if it was one (and *i moved
+ * past its value), 0 if not a global option, KMSCTL_EXIT_USAGE on a bad value. */
+int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i,
+                        struct globals *g);
+/* "key-id" -> "KeyId" into out. */
+void kmsctl_member_name(const char *opt, char *out, size_t out_size);
+/* Reads a file given as "file://PATH" / "fileb://PATH" path part; ~/ expanded. At most
+ * KMSCTL_MAX_FILE bytes; NUL-terminated. On error prints a usage error for option `opt`. */
+int kmsctl_read_file(const struct command *cmd, const char *opt, const char *path,
+                     unsigned char **out, size_t *len);
+
+/* help.c */
+void kmsctl_print_usage(FILE *f);
+void kmsctl_print_global_help(FILE *f);
+void kmsctl_print_command_help(FILE *f, const struct command *cmd);
+/* Prints "kmsctl: error: ..." and the --help hint for cmd (NULL: global); returns 252. */
+int kmsctl_usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Unknown command: error with close matches; returns 252. */
+int kmsctl_unknown_command(const char *name);
+/* Edit distance (Levenshtein), for "did you mean". */
+size_t kmsctl_distance(const char *a, const char *b);
+bool kmsctl_close_match(const char *typed, const char *candidate);
+
+/* output.c */
+/* Prints a response body (JSON text) per --output/--query; empty bodies print nothing. */
+int kmsctl_print_response(const struct globals *g, const char *response);
+/* Checks the syntax of --query before anything runs; 252 with a message if bad. */
+int kmsctl_check_query(const char *query);
+/* Prints an already parsed value per --output/--query. */
+int kmsctl_print_value(const struct globals *g, json_t *value);
+/* Prints the library's last error as {"__type", "message"} on stderr; returns 254. */
+int kmsctl_service_error(void);
+/* Same shape for an error kmsctl detects in a response; returns 254. */
+int kmsctl_error_json(const char *type, const char *message);
+
+/* Wipes and frees a NUL-terminated string that may hold secrets (base64 plaintexts). */
+void kmsctl_free_secret_string(char *s);
+
+#endif

@@ -1,0 +1,108 @@
+/* kmsctl [--home DIR] [--profile NAME] [--output json|text] [--query PATH] COMMAND [OPTIONS]
+ *
+ * The entry point: global options, the command lookup, then the command's option parser and
+ * handler from the table in commands.c. */
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "kmsctl.h"
+
+/* Requests and responses hold base64 plaintexts (Encrypt, Decrypt, GenerateDataKey) in jansson
+ * strings; wipe every jansson block on release. Blocks still come from malloc, so memory that
+ * the library allocates through jansson and releases with free() stays compatible.
+ * malloc_usable_size is glibc's; it covers at least the requested size. */
+static void wiping_free(void *p)
+{
+    if (p != NULL) {
+        sodium_memzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+void kmsctl_free_secret_string(char *s)
+{
+    if (s != NULL) {
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/* `kmsctl help [COMMAND]` */
+static int run_help(int argc, char **argv)
+{
+    const struct command *cmd = NULL;
+
+    if (argc == 0) {
+        kmsctl_print_global_help(stdout);
+        return KMSCTL_EXIT_OK;
+    }
+    cmd = kmsctl_command_find(argv[0]);
+    if (cmd == NULL) {
+        return kmsctl_unknown_command(argv[0]);
+    }
+    kmsctl_print_command_help(stdout, cmd);
+    return KMSCTL_EXIT_OK;
+}
+
+/* Global options before the command. Returns -1 to go on, else the exit code. */
+static int parse_leading_globals(int argc, char **argv, int *i, struct globals *g)
+{
+    for (; *i < argc && strncmp(argv[*i], "--", 2) == 0; (*i)++) {
+        int r;
+        if (strcmp(argv[*i], "--help") == 0) {
+            kmsctl_print_global_help(stdout);
+            return KMSCTL_EXIT_OK;
+        }
+        if (strcmp(argv[*i], "--version") == 0) {
+            printf("kmsctl %s\n", KMSCTL_VERSION);
+            return KMSCTL_EXIT_OK;
+        }
+        r = kmsctl_parse_global(NULL, argc, argv, i, g);
+        if (r == 0) {
+            return kmsctl_usage_error(NULL, "unknown option %s before the command", argv[*i]);
+        }
+        if (r != 1) {
+            return r;
+        }
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct globals g = {.output = OUTPUT_JSON};
+    const struct command *cmd = NULL;
+    json_t *request = NULL;
+    int i = 1;
+    int r;
+
+    json_set_alloc_funcs(malloc, wiping_free);
+    r = parse_leading_globals(argc, argv, &i, &g);
+    if (r >= 0) {
+        return r;
+    }
+    if (i >= argc) {
+        kmsctl_print_usage(stderr);
+        return kmsctl_usage_error(NULL, "a command is required");
+    }
+    if (strcmp(argv[i], "help") == 0) {
+        return run_help(argc - i - 1, argv + i + 1);
+    }
+    cmd = kmsctl_command_find(argv[i]);
+    if (cmd == NULL) {
+        return kmsctl_unknown_command(argv[i]);
+    }
+    r = kmsctl_parse_options(cmd, argc - i - 1, argv + i + 1, &g, &request);
+    if (r != KMSCTL_EXIT_OK) {
+        return r < 0 ? KMSCTL_EXIT_OK : r;
+    }
+    r = kmsctl_check_query(g.query);
+    if (r == KMSCTL_EXIT_OK) {
+        r = cmd->run(cmd, &g, request);
+    }
+    json_decref(request);
+    return r;
+}

@@ -1,0 +1,579 @@
+/* Command-line options -> the AWS KMS JSON request. Value syntax follows aws CLI v2: blobs are
+ * base64 unless given as fileb://PATH (raw bytes); any text value may come from file://PATH;
+ * maps take JSON or the k=v,k2=v2 shorthand; lists take space-separated values. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "kmsctl.h"
+
+#define FILE_PREFIX "file://"
+#define FILEB_PREFIX "fileb://"
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void kmsctl_member_name(const char *opt, char *out, size_t out_size)
+{
+    size_t n = 0;
+    bool upper = true;
+
+    for (const char *p = opt; *p != '\0' && n + 1 < out_size; p++) {
+        if (*p == '-') {
+            upper = true;
+            continue;
+        }
+        out[n++] = upper ? (char)toupper((unsigned char)*p) : *p;
+        upper = false;
+    }
+    out[n] = '\0';
+}
+
+int kmsctl_read_file(const struct command *cmd, const char *opt, const char *path,
+                     unsigned char **out, size_t *len)
+{
+    int r = -1;
+    char expanded[PATH_MAX];
+    const char *home = getenv("HOME");
+    FILE *f = NULL;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+
+    /* aws expands ~ in file:// paths; the shell does not (it is not at a word start). */
+    if (has_prefix(path, "~/") && home != NULL) {
+        snprintf(expanded, sizeof expanded, "%s/%s", home, path + 2);
+        path = expanded;
+    }
+    buf = malloc(KMSCTL_MAX_FILE + 2);
+    if (buf == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: out of memory", opt);
+        goto out;
+    }
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: cannot open '%s': %s", opt, path, strerror(errno));
+        goto out;
+    }
+    n = fread(buf, 1, KMSCTL_MAX_FILE + 1, f);
+    if (ferror(f)) {
+        kmsctl_usage_error(cmd, "argument --%s: cannot read '%s': %s", opt, path, strerror(errno));
+        goto out;
+    }
+    if (n > KMSCTL_MAX_FILE) {
+        kmsctl_usage_error(cmd, "argument --%s: '%s' is larger than the %d KiB limit", opt, path,
+                           KMSCTL_MAX_FILE / 1024);
+        goto out;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+    r = 0;
+out:
+    if (buf != NULL) {
+        sodium_memzero(buf, KMSCTL_MAX_FILE + 2);
+        free(buf);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return r;
+}
+
+static void free_file(unsigned char *buf, size_t len)
+{
+    if (buf != NULL) {
+        sodium_memzero(buf, len);
+        free(buf);
+    }
+}
+
+/* Standard base64 with padding, as aws prints and takes blobs. */
+static bool valid_base64(const char *s, size_t n)
+{
+    size_t pad = 0;
+
+    if (n % 4 != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '=') {
+            pad++;
+        } else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/')) {
+            return false;
+        }
+    }
+    return pad <= 2;
+}
+
+/* A text value: the argument itself, or the content of file://PATH. *file receives the buffer
+ * to free (NULL if none). */
+static int text_value(const struct command *cmd, const struct opt_spec *o, const char *arg,
+                      const char **text, unsigned char **file, size_t *file_len)
+{
+    *file = NULL;
+    *file_len = 0;
+    if (!has_prefix(arg, FILE_PREFIX)) {
+        *text = arg;
+        return 0;
+    }
+    if (kmsctl_read_file(cmd, o->name, arg + strlen(FILE_PREFIX), file, file_len) != 0) {
+        return -1;
+    }
+    if (strlen((char *)*file) != *file_len) {
+        kmsctl_usage_error(cmd, "argument --%s: '%s' holds NUL bytes; use fileb:// for binary data",
+                           o->name, arg + strlen(FILE_PREFIX));
+        free_file(*file, *file_len);
+        *file = NULL;
+        return -1;
+    }
+    *text = (const char *)*file;
+    return 0;
+}
+
+static json_t *utf8_string(const struct command *cmd, const struct opt_spec *o, const char *s)
+{
+    json_t *v = json_string(s);
+
+    if (v == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: the value is not valid UTF-8", o->name);
+    }
+    return v;
+}
+
+static json_t *parse_string(const struct command *cmd, const struct opt_spec *o, const char *arg)
+{
+    const char *text = NULL;
+    unsigned char *file = NULL;
+    size_t file_len = 0;
+    json_t *v = NULL;
+
+    if (text_value(cmd, o, arg, &text, &file, &file_len) != 0) {
+        return NULL;
+    }
+    v = utf8_string(cmd, o, text);
+    free_file(file, file_len);
+    return v;
+}
+
+static json_t *parse_integer(const struct command *cmd, const struct opt_spec *o, const char *arg)
+{
+    char *end = NULL;
+    long long n;
+
+    errno = 0;
+    n = strtoll(arg, &end, 10);
+    if (arg[0] == '\0' || isspace((unsigned char)arg[0]) || *end != '\0' || errno != 0) {
+        kmsctl_usage_error(cmd, "argument --%s: invalid integer value: '%s'", o->name, arg);
+        return NULL;
+    }
+    return json_integer(n);
+}
+
+static json_t *parse_blob_file(const struct command *cmd, const struct opt_spec *o,
+                               const char *path)
+{
+    unsigned char *file = NULL;
+    size_t len = 0;
+    char *b64 = NULL;
+    size_t b64_len;
+    json_t *v = NULL;
+
+    if (kmsctl_read_file(cmd, o->name, path, &file, &len) != 0) {
+        return NULL;
+    }
+    b64_len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    b64 = malloc(b64_len);
+    if (b64 == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: out of memory", o->name);
+        goto out;
+    }
+    sodium_bin2base64(b64, b64_len, file, len, sodium_base64_VARIANT_ORIGINAL);
+    v = json_string(b64);
+out:
+    free_file(file, len);
+    if (b64 != NULL) {
+        sodium_memzero(b64, b64_len);
+        free(b64);
+    }
+    return v;
+}
+
+static json_t *parse_blob(const struct command *cmd, const struct opt_spec *o, const char *arg)
+{
+    const char *text = NULL;
+    unsigned char *file = NULL;
+    size_t file_len = 0;
+    size_t n;
+    json_t *v = NULL;
+
+    if (has_prefix(arg, FILEB_PREFIX)) {
+        return parse_blob_file(cmd, o, arg + strlen(FILEB_PREFIX));
+    }
+    if (text_value(cmd, o, arg, &text, &file, &file_len) != 0) {
+        return NULL;
+    }
+    /* A base64 text file usually ends in a newline. */
+    n = strlen(text);
+    while (file != NULL && n > 0 && isspace((unsigned char)text[n - 1])) {
+        n--;
+    }
+    if (!valid_base64(text, n)) {
+        /* The value is never echoed: it may be a plaintext. */
+        kmsctl_usage_error(cmd,
+                           "argument --%s: the value is not valid base64; "
+                           "give raw bytes as fileb://PATH",
+                           o->name);
+        goto out;
+    }
+    v = json_stringn(text, n);
+out:
+    free_file(file, file_len);
+    return v;
+}
+
+static int map_add(const struct command *cmd, const struct opt_spec *o, json_t *map, char *item)
+{
+    char *eq = strchr(item, '=');
+    json_t *v = NULL;
+
+    if (eq == NULL || eq == item) {
+        return kmsctl_usage_error(cmd, "argument --%s: expected KEY=VALUE, got '%s'", o->name,
+                                  item);
+    }
+    *eq = '\0';
+    if (json_object_get(map, item) != NULL) {
+        return kmsctl_usage_error(cmd, "argument --%s: key '%s' given twice", o->name, item);
+    }
+    v = utf8_string(cmd, o, eq + 1);
+    if (v == NULL || json_object_set_new(map, item, v) != 0) {
+        return kmsctl_usage_error(cmd, "argument --%s: invalid key '%s'", o->name, item);
+    }
+    return 0;
+}
+
+/* The k=v,k2=v2 shorthand. Values cannot hold commas: use JSON for those. */
+static json_t *parse_shorthand_map(const struct command *cmd, const struct opt_spec *o,
+                                   const char *text)
+{
+    char *copy = strdup(text);
+    char *rest = copy;
+    char *item = NULL;
+    json_t *map = json_object();
+
+    if (copy == NULL || map == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: out of memory", o->name);
+        goto fail;
+    }
+    while ((item = strsep(&rest, ",")) != NULL) {
+        if (map_add(cmd, o, map, item) != 0) {
+            goto fail;
+        }
+    }
+    free(copy);
+    return map;
+fail:
+    free(copy);
+    json_decref(map);
+    return NULL;
+}
+
+static json_t *parse_json_map(const struct command *cmd, const struct opt_spec *o,
+                              const char *text)
+{
+    json_error_t err;
+    json_t *map = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    const char *key = NULL;
+    json_t *value = NULL;
+
+    if (!json_is_object(map)) {
+        kmsctl_usage_error(cmd, "argument --%s: invalid JSON object: %s", o->name,
+                           map == NULL ? err.text : "not an object");
+        json_decref(map);
+        return NULL;
+    }
+    json_object_foreach(map, key, value)
+    {
+        if (!json_is_string(value)) {
+            kmsctl_usage_error(cmd, "argument --%s: the value of '%s' must be a string", o->name,
+                               key);
+            json_decref(map);
+            return NULL;
+        }
+    }
+    return map;
+}
+
+static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, const char *arg)
+{
+    const char *text = NULL;
+    unsigned char *file = NULL;
+    size_t file_len = 0;
+    const char *p = NULL;
+    json_t *v = NULL;
+
+    if (text_value(cmd, o, arg, &text, &file, &file_len) != 0) {
+        return NULL;
+    }
+    p = text + strspn(text, " \t\r\n");
+    v = *p == '{' ? parse_json_map(cmd, o, p) : parse_shorthand_map(cmd, o, text);
+    free_file(file, file_len);
+    return v;
+}
+
+/* --name a b c: values up to the next --option. One value starting with '[' is a JSON list. */
+static json_t *parse_list(const struct command *cmd, const struct opt_spec *o, const char *first,
+                          int argc, char **argv, int *i)
+{
+    json_t *list = json_array();
+    json_error_t err;
+
+    if (first == NULL && (*i + 1 >= argc || has_prefix(argv[*i + 1], "--"))) {
+        kmsctl_usage_error(cmd, "argument --%s: expected at least one value", o->name);
+        goto fail;
+    }
+    if (first == NULL) {
+        first = argv[++*i];
+    }
+    if (first[0] == '[') {
+        json_decref(list);
+        list = json_loads(first, 0, &err);
+        if (!json_is_array(list)) {
+            kmsctl_usage_error(cmd, "argument --%s: invalid JSON list: %s", o->name,
+                               list == NULL ? err.text : "not a list");
+            goto fail;
+        }
+        return list;
+    }
+    for (const char *v = first; v != NULL;
+         v = (*i + 1 < argc && !has_prefix(argv[*i + 1], "--")) ? argv[++*i] : NULL) {
+        json_t *s = utf8_string(cmd, o, v);
+        if (s == NULL || json_array_append_new(list, s) != 0) {
+            goto fail;
+        }
+    }
+    return list;
+fail:
+    json_decref(list);
+    return NULL;
+}
+
+/* The value of an option that takes one: inline (--name=value) or the next argument. */
+static int take_value(const struct command *cmd, const char *name, const char *inline_value,
+                      int argc, char **argv, int *i, const char **value)
+{
+    if (inline_value != NULL) {
+        *value = inline_value;
+        return 0;
+    }
+    if (*i + 1 >= argc || has_prefix(argv[*i + 1], "--")) {
+        return kmsctl_usage_error(cmd, "argument --%s: expected one argument", name);
+    }
+    *value = argv[++*i];
+    return 0;
+}
+
+/* Splits "--name=value" into name (copied to buf) and value (NULL when absent). */
+static const char *split_option(const char *arg, char *buf, size_t size)
+{
+    const char *eq = strchr(arg, '=');
+    size_t n = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(buf, arg + 2, n);
+    buf[n] = '\0';
+    return eq != NULL ? eq + 1 : NULL;
+}
+
+int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i,
+                        struct globals *g)
+{
+    char name[64];
+    const char *inline_value = split_option(argv[*i], name, sizeof name);
+    const char *value = NULL;
+    const char **slot = NULL;
+
+    if (strcmp(name, "home") == 0) {
+        slot = &g->home;
+    } else if (strcmp(name, "profile") == 0) {
+        slot = &g->profile;
+    } else if (strcmp(name, "query") == 0) {
+        slot = &g->query;
+    } else if (strcmp(name, "output") != 0) {
+        return 0;
+    }
+    if (take_value(cmd, name, inline_value, argc, argv, i, &value) != 0) {
+        return KMSCTL_EXIT_USAGE;
+    }
+    if (slot != NULL) {
+        *slot = value;
+    } else if (strcmp(value, "json") == 0) {
+        g->output = OUTPUT_JSON;
+    } else if (strcmp(value, "text") == 0) {
+        g->output = OUTPUT_TEXT;
+    } else {
+        return kmsctl_usage_error(cmd,
+                                  "argument --output: invalid choice '%s' (choose from json, text)",
+                                  value);
+    }
+    return 1;
+}
+
+static const struct opt_spec *find_spec(const struct command *cmd, const char *name, bool *negated)
+{
+    *negated = false;
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (strcmp(o->name, name) == 0) {
+            return o;
+        }
+        if ((o->flags & OPT_NO_FORM) && has_prefix(name, "no-") && strcmp(o->name, name + 3) == 0) {
+            *negated = true;
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static int unknown_option(const struct command *cmd, const char *name)
+{
+    char hint[256] = "";
+    size_t n = 0;
+
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (kmsctl_close_match(name, o->name) && n + strlen(o->name) + 8 < sizeof hint) {
+            n += (size_t)snprintf(hint + n, sizeof hint - n, "%s--%s", n == 0 ? "" : ", ",
+                                  o->name);
+        }
+    }
+    if (n > 0) {
+        return kmsctl_usage_error(cmd, "unknown option --%s (did you mean %s?)", name, hint);
+    }
+    return kmsctl_usage_error(cmd, "unknown option --%s", name);
+}
+
+static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, bool negated,
+                           const char *inline_value, int argc, char **argv, int *i)
+{
+    const char *value = NULL;
+
+    if (o->kind == OPT_BOOL) {
+        if (inline_value != NULL) {
+            kmsctl_usage_error(cmd, "argument --%s%s: takes no value", negated ? "no-" : "",
+                               o->name);
+            return NULL;
+        }
+        return json_boolean(!negated);
+    }
+    if (o->kind == OPT_LIST) {
+        return parse_list(cmd, o, inline_value, argc, argv, i);
+    }
+    if (take_value(cmd, o->name, inline_value, argc, argv, i, &value) != 0) {
+        return NULL;
+    }
+    switch (o->kind) {
+    case OPT_INTEGER:
+        return parse_integer(cmd, o, value);
+    case OPT_BLOB:
+        return parse_blob(cmd, o, value);
+    case OPT_MAP:
+        return parse_map(cmd, o, value);
+    default:
+        return parse_string(cmd, o, value);
+    }
+}
+
+static int check_required(const struct command *cmd, json_t *request)
+{
+    char member[128];
+    char missing[512] = "";
+    size_t n = 0;
+
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        kmsctl_member_name(o->name, member, sizeof member);
+        if ((o->flags & OPT_REQUIRED) && json_object_get(request, member) == NULL &&
+            n + strlen(o->name) + 8 < sizeof missing) {
+            n += (size_t)snprintf(missing + n, sizeof missing - n, "%s--%s", n == 0 ? "" : ", ",
+                                  o->name);
+        }
+    }
+    if (n > 0) {
+        return kmsctl_usage_error(cmd, "the following arguments are required: %s", missing);
+    }
+    return KMSCTL_EXIT_OK;
+}
+
+/* One "--name[=value]" at argv[*i]: a global option or one of the command's. */
+static int parse_one(const struct command *cmd, int argc, char **argv, int *i, struct globals *g,
+                     json_t *request)
+{
+    char name[128];
+    char member[128];
+    const char *inline_value = NULL;
+    const struct opt_spec *o = NULL;
+    bool negated = false;
+    json_t *v = NULL;
+    int r = kmsctl_parse_global(cmd, argc, argv, i, g);
+
+    if (r != 0) {
+        return r == 1 ? KMSCTL_EXIT_OK : r;
+    }
+    inline_value = split_option(argv[*i], name, sizeof name);
+    o = find_spec(cmd, name, &negated);
+    if (o == NULL) {
+        return unknown_option(cmd, name);
+    }
+    kmsctl_member_name(o->name, member, sizeof member);
+    if (json_object_get(request, member) != NULL) {
+        return kmsctl_usage_error(cmd, "argument --%s: given more than once", o->name);
+    }
+    v = parse_value(cmd, o, negated, inline_value, argc, argv, i);
+    if (v == NULL) {
+        return KMSCTL_EXIT_USAGE;
+    }
+    json_object_set_new(request, member, v);
+    return KMSCTL_EXIT_OK;
+}
+
+int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struct globals *g,
+                         json_t **request)
+{
+    int r = KMSCTL_EXIT_OK;
+    json_t *req = json_object();
+
+    if (req == NULL) {
+        return kmsctl_usage_error(cmd, "out of memory");
+    }
+    /* --help anywhere wins over errors in the other arguments, as with aws. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            kmsctl_print_command_help(stdout, cmd);
+            json_decref(req);
+            return -1;
+        }
+    }
+    for (int i = 0; i < argc && r == KMSCTL_EXIT_OK; i++) {
+        if (!has_prefix(argv[i], "--") || argv[i][2] == '\0') {
+            r = kmsctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        } else {
+            r = parse_one(cmd, argc, argv, &i, g, req);
+        }
+    }
+    if (r == KMSCTL_EXIT_OK) {
+        r = check_required(cmd, req);
+    }
+    if (r != KMSCTL_EXIT_OK) {
+        json_decref(req);
+        return r;
+    }
+    *request = req;
+    return KMSCTL_EXIT_OK;
+}

@@ -1,0 +1,589 @@
+/* Printing responses as aws does: JSON indented by 4 spaces in member order (Python's
+ * json.dumps(indent=4, ensure_ascii=False)), or --output text (awscli/text.py: scalars of an
+ * object tab-separated in sorted key order, nested members on their own lines headed by the
+ * upper-cased member name). Errors as {"__type", "message"} on stderr. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kms/kms.h"
+#include "kmsctl.h"
+
+/* ---- --query: a dotted path with [N] indexes --------------------------------------------------
+ * Walks q from root; with root NULL only checks the syntax. Returns -1 on a syntax error; a
+ * missing member gives *out NULL (printed as null, as JMESPath does). */
+static int query_walk(const char *q, json_t *root, json_t **out)
+{
+    json_t *v = root;
+    const char *p = q;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ".[");
+        char name[256];
+
+        if (n == 0 || n >= sizeof name) {
+            return -1;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        v = json_object_get(v, name);
+        p += n;
+        while (*p == '[') {
+            char *end = NULL;
+            long idx = strtol(p + 1, &end, 10);
+            if (!isdigit((unsigned char)p[1]) || *end != ']') {
+                return -1;
+            }
+            v = json_array_get(v, (size_t)idx);
+            p = end + 1;
+        }
+        if (*p == '.' && p[1] == '\0') {
+            return -1;
+        }
+        if (*p == '.') {
+            p++;
+        } else if (*p != '\0') {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+int kmsctl_check_query(const char *query)
+{
+    json_t *unused = NULL;
+
+    if (query != NULL && query_walk(query, NULL, &unused) != 0) {
+        return kmsctl_usage_error(NULL,
+                                  "argument --query: '%s' is not a member path "
+                                  "(NAME, NAME.NAME, NAME[N])",
+                                  query);
+    }
+    return KMSCTL_EXIT_OK;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------------- */
+
+/* Python's repr(float): the shortest digits that read back the same, positional notation for
+ * exponents -4..15, else d.ddde+XX. Timestamps (CreationDate) are such numbers. */
+static void format_real(double d, char *out, size_t size)
+{
+    char tmp[40];
+    char digits[24];
+    char buf[64];
+    size_t nd = 0;
+    size_t n = 0;
+    int exp10;
+    const char *e = NULL;
+
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
+        if (strtod(tmp, NULL) == d) {
+            break;
+        }
+    }
+    e = strchr(tmp, 'e');
+    exp10 = atoi(e + 1);
+    for (const char *p = tmp; p < e && nd + 1 < sizeof digits; p++) {
+        if (isdigit((unsigned char)*p)) {
+            digits[nd++] = *p;
+        }
+    }
+    while (nd > 1 && digits[nd - 1] == '0') {
+        nd--;
+    }
+    if (d < 0) {
+        buf[n++] = '-';
+    }
+    if (exp10 < -4 || exp10 >= 16) {
+        buf[n++] = digits[0];
+        if (nd > 1) {
+            buf[n++] = '.';
+            memcpy(buf + n, digits + 1, nd - 1);
+            n += nd - 1;
+        }
+        snprintf(buf + n, sizeof buf - n, "e%c%02d", exp10 < 0 ? '-' : '+', abs(exp10));
+    } else if (exp10 < 0) {
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int z = 0; z < -exp10 - 1; z++) {
+            buf[n++] = '0';
+        }
+        memcpy(buf + n, digits, nd);
+        buf[n + nd] = '\0';
+    } else {
+        size_t whole = (size_t)exp10 + 1;
+        for (size_t i = 0; i < whole; i++) {
+            buf[n++] = i < nd ? digits[i] : '0';
+        }
+        buf[n++] = '.';
+        if (whole >= nd) {
+            buf[n++] = '0';
+        } else {
+            memcpy(buf + n, digits + whole, nd - whole);
+            n += nd - whole;
+        }
+        buf[n] = '\0';
+    }
+    snprintf(out, size, "%s", buf);
+}
+
+static void print_json_string(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\b':
+            fputs("\\b", f);
+            break;
+        case '\f':
+            fputs("\\f", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            if (c < 0x20) {
+                fprintf(f, "\\u%04x", c);
+            } else {
+                fputc(c, f);
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+static void print_scalar_json(FILE *f, json_t *v)
+{
+    char num[64];
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        print_json_string(f, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        format_real(json_real_value(v), num, sizeof num);
+        fputs(num, f);
+        break;
+    case JSON_TRUE:
+        fputs("true", f);
+        break;
+    case JSON_FALSE:
+        fputs("false", f);
+        break;
+    default:
+        fputs("null", f);
+    }
+}
+
+static void print_json(FILE *f, json_t *v, int depth);
+
+static void print_object(FILE *f, json_t *v, int depth)
+{
+    void *it = json_object_iter(v);
+
+    if (it == NULL) {
+        fputs("{}", f);
+        return;
+    }
+    fputs("{\n", f);
+    while (it != NULL) {
+        const char *key = json_object_iter_key(it);
+        fprintf(f, "%*s", (depth + 1) * 4, "");
+        print_json_string(f, key, strlen(key));
+        fputs(": ", f);
+        print_json(f, json_object_iter_value(it), depth + 1);
+        it = json_object_iter_next(v, it);
+        fputs(it != NULL ? ",\n" : "\n", f);
+    }
+    fprintf(f, "%*s}", depth * 4, "");
+}
+
+static void print_array(FILE *f, json_t *v, int depth)
+{
+    size_t n = json_array_size(v);
+
+    if (n == 0) {
+        fputs("[]", f);
+        return;
+    }
+    fputs("[\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%*s", (depth + 1) * 4, "");
+        print_json(f, json_array_get(v, i), depth + 1);
+        fputs(i + 1 < n ? ",\n" : "\n", f);
+    }
+    fprintf(f, "%*s]", depth * 4, "");
+}
+
+static void print_json(FILE *f, json_t *v, int depth)
+{
+    if (json_is_object(v)) {
+        print_object(f, v, depth);
+    } else if (json_is_array(v)) {
+        print_array(f, v, depth);
+    } else {
+        print_scalar_json(f, v);
+    }
+}
+
+/* ---- --output text (awscli/text.py) ---------------------------------------------------------- */
+
+static bool is_container(json_t *v)
+{
+    return json_is_object(v) || json_is_array(v);
+}
+
+/* Python's str() of a scalar. */
+static void print_scalar_text(FILE *f, json_t *v)
+{
+    char num[64];
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        fwrite(json_string_value(v), 1, json_string_length(v), f);
+        break;
+    case JSON_INTEGER:
+        fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        format_real(json_real_value(v), num, sizeof num);
+        fputs(num, f);
+        break;
+    case JSON_TRUE:
+        fputs("True", f);
+        break;
+    case JSON_FALSE:
+        fputs("False", f);
+        break;
+    case JSON_NULL:
+        fputs("None", f);
+        break;
+    default: {
+        /* A container where the row expects a scalar: compact JSON rather than nothing. */
+        char *s = json_dumps(v, JSON_COMPACT);
+        fputs(s != NULL ? s : "", f);
+        free(s);
+    }
+    }
+}
+
+static void print_upper(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        fputc(toupper((unsigned char)*s), f);
+    }
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of obj in sorted order (malloc'd array of borrowed strings). */
+static const char **sorted_keys(json_t *obj, size_t *n)
+{
+    const char **keys = calloc(json_object_size(obj) + 1, sizeof *keys);
+    const char *key = NULL;
+    json_t *value = NULL;
+
+    *n = 0;
+    if (keys == NULL) {
+        return NULL;
+    }
+    json_object_foreach(obj, key, value)
+    {
+        keys[(*n)++] = key;
+    }
+    qsort(keys, *n, sizeof *keys, compare_keys);
+    return keys;
+}
+
+static void text_item(FILE *f, json_t *item, const char *identifier, json_t *scalar_keys);
+
+static bool has_scalars(json_t *obj, json_t *scalar_keys)
+{
+    const char *key = NULL;
+    json_t *value = NULL;
+
+    if (scalar_keys != NULL) {
+        return json_array_size(scalar_keys) > 0;
+    }
+    json_object_foreach(obj, key, value)
+    {
+        if (!is_container(value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool in_list(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *el = NULL;
+
+    json_array_foreach(list, i, el)
+    {
+        if (strcmp(json_string_value(el), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One row: [IDENTIFIER] then the scalars, in sorted key order or in the order of scalar_keys
+ * (the union over a list of objects, so that the columns line up). */
+static void text_row(FILE *f, json_t *obj, const char **keys, size_t nkeys,
+                     const char *identifier, json_t *scalar_keys)
+{
+    size_t col = 0;
+    size_t i;
+    json_t *k = NULL;
+
+    if (identifier != NULL) {
+        print_upper(f, identifier);
+        col++;
+    }
+    if (scalar_keys == NULL) {
+        for (i = 0; i < nkeys; i++) {
+            json_t *v = json_object_get(obj, keys[i]);
+            if (!is_container(v)) {
+                fputs(col++ > 0 ? "\t" : "", f);
+                print_scalar_text(f, v);
+            }
+        }
+    } else {
+        json_array_foreach(scalar_keys, i, k)
+        {
+            json_t *v = json_object_get(obj, json_string_value(k));
+            fputs(col++ > 0 ? "\t" : "", f);
+            if (v != NULL) {
+                print_scalar_text(f, v);
+            }
+        }
+    }
+    fputc('\n', f);
+}
+
+static void text_dict(FILE *f, json_t *obj, const char *identifier, json_t *scalar_keys)
+{
+    size_t nkeys = 0;
+    const char **keys = sorted_keys(obj, &nkeys);
+
+    if (keys == NULL) {
+        return;
+    }
+    if (has_scalars(obj, scalar_keys)) {
+        text_row(f, obj, keys, nkeys, identifier, scalar_keys);
+    }
+    /* Then the other members, each under its own name, in sorted order. */
+    for (size_t i = 0; i < nkeys; i++) {
+        json_t *v = json_object_get(obj, keys[i]);
+        if (scalar_keys != NULL ? !in_list(scalar_keys, keys[i]) : is_container(v)) {
+            text_item(f, v, keys[i], NULL);
+        }
+    }
+    free(keys);
+}
+
+/* All keys with scalar values in any object of the list, sorted. */
+static json_t *all_scalar_keys(json_t *list)
+{
+    json_t *seen = json_object();
+    json_t *keys = json_array();
+    json_t *el = NULL;
+    json_t *value = NULL;
+    const char *key = NULL;
+    const char **sorted = NULL;
+    size_t i;
+    size_t n = 0;
+
+    json_array_foreach(list, i, el)
+    {
+        json_object_foreach(el, key, value)
+        {
+            if (!is_container(value)) {
+                json_object_set(seen, key, json_null());
+            }
+        }
+    }
+    sorted = sorted_keys(seen, &n);
+    for (i = 0; sorted != NULL && i < n; i++) {
+        json_array_append_new(keys, json_string(sorted[i]));
+    }
+    free(sorted);
+    json_decref(seen);
+    return keys;
+}
+
+static void text_scalar_list(FILE *f, json_t *list, const char *identifier)
+{
+    size_t i;
+    size_t col = 0;
+    json_t *el = NULL;
+
+    json_array_foreach(list, i, el)
+    {
+        if (is_container(el)) {
+            continue;
+        }
+        if (identifier != NULL) {
+            print_upper(f, identifier);
+            fputc('\t', f);
+            print_scalar_text(f, el);
+            fputc('\n', f);
+        } else {
+            fputs(col++ > 0 ? "\t" : "", f);
+            print_scalar_text(f, el);
+        }
+    }
+    if (identifier == NULL && col > 0) {
+        fputc('\n', f);
+    }
+}
+
+static void text_list(FILE *f, json_t *list, const char *identifier)
+{
+    size_t i;
+    json_t *el = NULL;
+    bool has_object = false;
+    bool has_list = false;
+    json_t *keys = NULL;
+
+    json_array_foreach(list, i, el)
+    {
+        has_object = has_object || json_is_object(el);
+        has_list = has_list || json_is_array(el);
+    }
+    if (has_object) {
+        keys = all_scalar_keys(list);
+        json_array_foreach(list, i, el)
+        {
+            text_item(f, el, identifier, keys);
+        }
+        json_decref(keys);
+        return;
+    }
+    text_scalar_list(f, list, identifier);
+    if (has_list) {
+        json_array_foreach(list, i, el)
+        {
+            if (json_is_array(el)) {
+                text_item(f, el, identifier, NULL);
+            }
+        }
+    }
+}
+
+static void text_item(FILE *f, json_t *item, const char *identifier, json_t *scalar_keys)
+{
+    if (json_is_object(item)) {
+        text_dict(f, item, identifier, scalar_keys);
+    } else if (json_is_array(item)) {
+        text_list(f, item, identifier);
+    } else {
+        print_scalar_text(f, item);
+        fputc('\n', f);
+    }
+}
+
+/* ---- Entry points -------------------------------------------------------------------------- */
+
+int kmsctl_print_value(const struct globals *g, json_t *value)
+{
+    json_t *selected = value;
+
+    if (g->query != NULL && query_walk(g->query, value, &selected) != 0) {
+        return kmsctl_check_query(g->query);
+    }
+    if (selected == NULL) {
+        selected = json_null();
+    }
+    if (g->output == OUTPUT_TEXT) {
+        text_item(stdout, selected, NULL, NULL);
+    } else {
+        print_json(stdout, selected, 0);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "kmsctl: error: cannot write the output\n");
+        return KMSCTL_EXIT_SERVICE;
+    }
+    return KMSCTL_EXIT_OK;
+}
+
+int kmsctl_print_response(const struct globals *g, const char *response)
+{
+    json_error_t err;
+    json_t *v = NULL;
+    int r;
+
+    if (response == NULL || response[strspn(response, " \t\r\n")] == '\0') {
+        return KMSCTL_EXIT_OK;
+    }
+    v = json_loads(response, 0, &err);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return kmsctl_error_json("KMSInternalException",
+                                 "kmsctl: the library returned a response that is not a JSON "
+                                 "object");
+    }
+    /* EnableKey and friends answer {}: aws prints nothing for them. */
+    if (json_object_size(v) == 0 && g->query == NULL) {
+        json_decref(v);
+        return KMSCTL_EXIT_OK;
+    }
+    r = kmsctl_print_value(g, v);
+    json_decref(v);
+    return r;
+}
+
+int kmsctl_error_json(const char *type, const char *message)
+{
+    json_t *e = json_object();
+    json_t *m = json_string(message);
+    char *s = NULL;
+
+    json_object_set_new(e, "__type", json_string(type));
+    json_object_set_new(e, "message",
+                        m != NULL ? m : json_string("(the error message is not valid UTF-8)"));
+    /* No indent: one line, with aws's ", " and ": " separators. */
+    s = json_dumps(e, 0);
+    fprintf(stderr, "%s\n", s != NULL ? s : "{\"__type\": \"KMSInternalException\"}");
+    free(s);
+    json_decref(e);
+    return KMSCTL_EXIT_SERVICE;
+}
+
+int kmsctl_service_error(void)
+{
+    kms_error code = kms_last_error();
+    const char *name = kms_error_name(code);
+    const char *message = kms_last_error_message();
+
+    if (code == KMS_OK || name == NULL) {
+        /* A failure without a recorded reason is a library bug; still fail closed. */
+        return kmsctl_error_json("KMSInternalException",
+                                 message != NULL && *message != '\0' ? message
+                                                                     : "unknown error");
+    }
+    return kmsctl_error_json(name, message != NULL ? message : "");
+}
