@@ -59,8 +59,10 @@ static int raise_rv(CK_RV rv, const char *call, const char *label)
     switch (rv) {
     case CKR_KEY_TYPE_INCONSISTENT:
     case CKR_KEY_FUNCTION_NOT_PERMITTED:
-        return kms_raise(KMS_ERR_INVALID_KEY_USAGE, "key material '%s' cannot be used for this "
-                         "operation (%s: %s)", label, call, kms_hsm_ckr_name(rv));
+        return kms_raise(KMS_ERR_INVALID_KEY_USAGE,
+                         "key material '%s' cannot be used for this "
+                         "operation (%s: %s)",
+                         label, call, kms_hsm_ckr_name(rv));
     case CKR_OBJECT_HANDLE_INVALID:
     case CKR_KEY_HANDLE_INVALID:
         return kms_raise(KMS_ERR_NOT_FOUND, "key material '%s' disappeared from the HSM (%s: %s)",
@@ -74,8 +76,8 @@ static int raise_rv(CK_RV rv, const char *call, const char *label)
 static int check_label(const char *label)
 {
     size_t n = label != NULL ? strlen(label) : 0;
-    KMS_ENSURE(n > 0 && n <= MAX_KEY_LABEL, KMS_ERR_VALIDATION,
-               "key label must be 1 to %d bytes", MAX_KEY_LABEL);
+    KMS_ENSURE(n > 0 && n <= MAX_KEY_LABEL, KMS_ERR_VALIDATION, "key label must be 1 to %d bytes",
+               MAX_KEY_LABEL);
     return 0;
 }
 
@@ -120,8 +122,8 @@ static void session_return(kms_hsm *h, CK_SESSION_HANDLE s, CK_RV last_rv)
 {
     if (session_suspect(last_rv)) {
         CK_SESSION_HANDLE fresh;
-        if (h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-                                &fresh) == CKR_OK) {
+        if (h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &fresh) ==
+            CKR_OK) {
             (void)h->f->C_CloseSession(s);
             s = fresh;
         }
@@ -217,8 +219,8 @@ static void cache_drop(kms_hsm *h, const char *label)
 #define MAX_OBJECTS_PER_LABEL 16
 
 /* Every object labelled `label` (up to max). */
-static int find_objects(kms_hsm *h, CK_SESSION_HANDLE s, const char *label,
-                        CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *count)
+static int find_objects(kms_hsm *h, CK_SESSION_HANDLE s, const char *label, CK_OBJECT_HANDLE *objs,
+                        CK_ULONG max, CK_ULONG *count)
 {
     CK_ATTRIBUTE tmpl[] = {
         {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)},
@@ -302,9 +304,11 @@ out:
 
 static int token_not_found(kms_hsm_module *m, const char *label)
 {
-    return kms_raise(KMS_ERR_HSM, "no token labelled '%s' in PKCS#11 module '%s'; check the "
+    return kms_raise(KMS_ERR_HSM,
+                     "no token labelled '%s' in PKCS#11 module '%s'; check the "
                      "token_label setting (and SOFTHSM2_CONF for SoftHSM2), or create the "
-                     "token with `kmsctl init`", label, kms_hsm_module_path(m));
+                     "token with `kmsctl init`",
+                     label, kms_hsm_module_path(m));
 }
 
 void kms_hsm_close(kms_hsm *hsm)
@@ -348,16 +352,16 @@ static int open_sessions(kms_hsm *h, const kms_hsm_config *cfg)
 {
     for (size_t i = 0; i < h->pool_size; i++) {
         CK_SESSION_HANDLE s;
-        CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-                                       &s);
+        CK_RV rv =
+            h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
         if (rv != CKR_OK) {
             return kms_raise(KMS_ERR_HSM, "C_OpenSession on token '%s' failed: %s (0x%lx)",
                              h->token_label, kms_hsm_ckr_name(rv), (unsigned long)rv);
         }
         h->idle[h->nidle++] = s;
         if (i == 0) {
-            KMS_GUARD(kms_hsm_module_login(h->mod, h->slot, s, h->token_label, cfg->pin,
-                                           cfg->pin_len));
+            KMS_GUARD(
+                kms_hsm_module_login(h->mod, h->slot, s, h->token_label, cfg->pin, cfg->pin_len));
         }
     }
     return 0;
@@ -367,10 +371,9 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
 {
     kms_hsm *h = NULL;
     kms_hsm *ret = NULL;
-    if (cfg == NULL || cfg->module_path == NULL || cfg->token_label == NULL ||
-        cfg->pin == NULL) {
+    if (cfg == NULL || cfg->module_path == NULL || cfg->token_label == NULL || cfg->pin == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "HSM configuration needs a module path, token label and "
-                  "PIN");
+                                      "PIN");
         goto out;
     }
     if (cfg->pool_size > MAX_POOL_SIZE) {
@@ -415,8 +418,8 @@ out:
     return ret;
 }
 
-static int init_pin(CK_FUNCTION_LIST *f, CK_SLOT_ID slot, const char *label,
-                    const uint8_t *so_pin, size_t so_pin_len, const uint8_t *pin, size_t pin_len)
+static int init_pin(CK_FUNCTION_LIST *f, CK_SLOT_ID slot, const char *label, const uint8_t *so_pin,
+                    size_t so_pin_len, const uint8_t *pin, size_t pin_len)
 {
     int r = -1;
     CK_SESSION_HANDLE s;
@@ -507,8 +510,10 @@ int kms_hsm_init_token(const char *module_path, const char *token_label, const u
         goto out;
     }
     if (found) {
-        kms_raise(KMS_ERR_ALREADY_EXISTS, "a token labelled '%s' already exists in PKCS#11 "
-                  "module '%s'", token_label, module_path);
+        kms_raise(KMS_ERR_ALREADY_EXISTS,
+                  "a token labelled '%s' already exists in PKCS#11 "
+                  "module '%s'",
+                  token_label, module_path);
         goto out;
     }
     if (free_slot(f, module_path, &slot) != 0) {
@@ -542,11 +547,11 @@ out:
 typedef struct key_spec {
     kms_hsm_key_type type;
     enum { SPEC_AES, SPEC_HMAC, SPEC_RSA, SPEC_EC } kind;
-    CK_ULONG bits_or_len; /* AES/HMAC: CKA_VALUE_LEN bytes; RSA: modulus bits */
+    CK_ULONG bits_or_len;     /* AES/HMAC: CKA_VALUE_LEN bytes; RSA: modulus bits */
     const uint8_t *ec_params; /* DER OID of the named curve (RFC 5480 2.1.1.1) */
     CK_ULONG ec_params_len;
-    const char *group;  /* OpenSSL group name */
-    size_t field_len;   /* EC field element bytes */
+    const char *group; /* OpenSSL group name */
+    size_t field_len;  /* EC field element bytes */
     CK_MECHANISM_TYPE hmac_mech;
     size_t mac_len;
 } key_spec;
@@ -577,18 +582,24 @@ static const key_spec *spec_of(kms_hsm_key_type type)
     return NULL;
 }
 
-#define ATTR(t, p, n) {(t), (void *)(p), (CK_ULONG)(n)}
+#define ATTR(t, p, n)                                                                              \
+    {                                                                                              \
+        (t), (void *)(p), (CK_ULONG)(n)                                                            \
+    }
 #define ATTR_BOOL(t, v) ATTR((t), &(v), sizeof(CK_BBOOL))
 #define NATTR(a) ((CK_ULONG)(sizeof(a) / sizeof((a)[0])))
 
-static CK_RV generate_secret(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp,
-                             const char *label, CK_OBJECT_HANDLE *key)
+static CK_RV generate_secret(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, const char *label,
+                             CK_OBJECT_HANDLE *key)
 {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     bool aes = sp->kind == SPEC_AES;
     CK_KEY_TYPE kt = aes ? CKK_AES : CKK_GENERIC_SECRET;
     CK_ULONG len = sp->bits_or_len;
     size_t ll = strlen(label);
+    /* AES keys encrypt and decrypt only; HMAC keys sign and verify only. */
+    const CK_BBOOL *crypt = aes ? &yes : &no;
+    const CK_BBOOL *mac = aes ? &no : &yes;
     CK_ATTRIBUTE tmpl[] = {
         ATTR(CKA_CLASS, &cls, sizeof cls),
         ATTR(CKA_KEY_TYPE, &kt, sizeof kt),
@@ -597,10 +608,10 @@ static CK_RV generate_secret(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp
         ATTR_BOOL(CKA_PRIVATE, yes),
         ATTR_BOOL(CKA_SENSITIVE, yes),
         ATTR_BOOL(CKA_EXTRACTABLE, no),
-        ATTR_BOOL(CKA_ENCRYPT, *(aes ? &yes : &no)),
-        ATTR_BOOL(CKA_DECRYPT, *(aes ? &yes : &no)),
-        ATTR_BOOL(CKA_SIGN, *(aes ? &no : &yes)),
-        ATTR_BOOL(CKA_VERIFY, *(aes ? &no : &yes)),
+        ATTR(CKA_ENCRYPT, crypt, sizeof(CK_BBOOL)),
+        ATTR(CKA_DECRYPT, crypt, sizeof(CK_BBOOL)),
+        ATTR(CKA_SIGN, mac, sizeof(CK_BBOOL)),
+        ATTR(CKA_VERIFY, mac, sizeof(CK_BBOOL)),
         ATTR_BOOL(CKA_WRAP, no),
         ATTR_BOOL(CKA_UNWRAP, no),
         ATTR_BOOL(CKA_DERIVE, no),
@@ -632,15 +643,9 @@ static CK_RV generate_pair(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, 
         ATTR(CKA_PUBLIC_EXPONENT, f4, sizeof f4),
     };
     CK_ATTRIBUTE priv_tmpl[] = {
-        ATTR_BOOL(CKA_TOKEN, yes),
-        ATTR_BOOL(CKA_PRIVATE, yes),
-        ATTR_BOOL(CKA_SENSITIVE, yes),
-        ATTR_BOOL(CKA_EXTRACTABLE, no),
-        ATTR_BOOL(CKA_SIGN, yes),
-        ATTR_BOOL(CKA_DECRYPT, no),
-        ATTR_BOOL(CKA_UNWRAP, no),
-        ATTR_BOOL(CKA_DERIVE, no),
-        ATTR(CKA_LABEL, label, ll),
+        ATTR_BOOL(CKA_TOKEN, yes),      ATTR_BOOL(CKA_PRIVATE, yes), ATTR_BOOL(CKA_SENSITIVE, yes),
+        ATTR_BOOL(CKA_EXTRACTABLE, no), ATTR_BOOL(CKA_SIGN, yes),    ATTR_BOOL(CKA_DECRYPT, no),
+        ATTR_BOOL(CKA_UNWRAP, no),      ATTR_BOOL(CKA_DERIVE, no),   ATTR(CKA_LABEL, label, ll),
         ATTR(CKA_ID, label, ll),
     };
     CK_MECHANISM mech = {rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, NULL, 0};
@@ -712,8 +717,10 @@ static int generate_locked(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, 
         goto out;
     }
     if (n != 0) {
-        kms_raise(KMS_ERR_ALREADY_EXISTS, "key material labelled '%s' already exists in token "
-                  "'%s'", label, h->token_label);
+        kms_raise(KMS_ERR_ALREADY_EXISTS,
+                  "key material labelled '%s' already exists in token "
+                  "'%s'",
+                  label, h->token_label);
         goto out;
     }
     if (sp->kind == SPEC_AES || sp->kind == SPEC_HMAC) {
@@ -722,8 +729,9 @@ static int generate_locked(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, 
         *rv = generate_pair(h, s, sp, label, &pub, &key);
     }
     if (*rv != CKR_OK) {
-        raise_rv(*rv, sp->kind == SPEC_AES || sp->kind == SPEC_HMAC ? "C_GenerateKey"
-                                                                    : "C_GenerateKeyPair",
+        raise_rv(*rv,
+                 sp->kind == SPEC_AES || sp->kind == SPEC_HMAC ? "C_GenerateKey"
+                                                               : "C_GenerateKeyPair",
                  label);
         goto out;
     }
@@ -780,19 +788,24 @@ int kms_hsm_destroy_key(kms_hsm *hsm, const char *label)
     pthread_mutex_lock(&hsm->gen_lock);
     CK_SESSION_HANDLE s = session_borrow(hsm);
     cache_drop(hsm, label);
-    if (find_objects(hsm, s, label, objs, MAX_OBJECTS_PER_LABEL, &n) != 0) {
-        goto out;
-    }
-    if (n == 0) {
+    bool any = false;
+    do {
+        if (find_objects(hsm, s, label, objs, MAX_OBJECTS_PER_LABEL, &n) != 0) {
+            goto out;
+        }
+        any = any || n != 0;
+        for (CK_ULONG i = 0; i < n && rv == CKR_OK; i++) {
+            CK_RV one = hsm->f->C_DestroyObject(s, objs[i]);
+            if (one != CKR_OK && one != CKR_OBJECT_HANDLE_INVALID) {
+                rv = one;
+            }
+        }
+        /* A full batch may mean more objects carry the label. */
+    } while (n == MAX_OBJECTS_PER_LABEL && rv == CKR_OK);
+    if (!any) {
         kms_raise(KMS_ERR_NOT_FOUND, "no key material labelled '%s' in token '%s'", label,
                   hsm->token_label);
         goto out;
-    }
-    for (CK_ULONG i = 0; i < n; i++) {
-        CK_RV one = hsm->f->C_DestroyObject(s, objs[i]);
-        if (one != CKR_OK && one != CKR_OBJECT_HANDLE_INVALID) {
-            rv = one;
-        }
     }
     if (rv != CKR_OK) {
         raise_rv(rv, "C_DestroyObject", label);
@@ -913,8 +926,10 @@ int kms_hsm_aes_gcm_encrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
         goto out;
     }
     if (c.out_len != pt_len + KMS_HSM_GCM_TAG_LEN) {
-        kms_raise(KMS_ERR_HSM, "C_Encrypt with key material '%s' returned %lu bytes for %zu "
-                  "bytes of plaintext", label, (unsigned long)c.out_len, pt_len);
+        kms_raise(KMS_ERR_HSM,
+                  "C_Encrypt with key material '%s' returned %lu bytes for %zu "
+                  "bytes of plaintext",
+                  label, (unsigned long)c.out_len, pt_len);
         goto out;
     }
     if (pt_len != 0) {
@@ -959,14 +974,16 @@ int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
     if (with_key(hsm, label, gcm_op, &c, &rv, &call) != 0) {
         goto out;
     }
-    /* SoftHSM 2.6.1 answers a tag mismatch with CKR_ENCRYPTED_DATA_INVALID from C_Decrypt;
-     * other modules use CKR_ENCRYPTED_DATA_LEN_RANGE or a generic failure of C_Decrypt. */
+    /* A tag that does not verify: SoftHSM 2.6.1 answers CKR_GENERAL_ERROR from C_Decrypt
+     * (measured; its GCM decryptFinal failure is not mapped to anything more precise); PKCS#11
+     * v2.40 modules answer CKR_ENCRYPTED_DATA_INVALID, some CKR_ENCRYPTED_DATA_LEN_RANGE. */
     if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
         (strcmp(call, "C_Decrypt") == 0 &&
          (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED))) {
-        kms_raise(KMS_ERR_INVALID_CIPHERTEXT, "the ciphertext does not verify under key material "
-                  "'%s' (tag, IV or additional data do not match; %s)", label,
-                  kms_hsm_ckr_name(rv));
+        kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
+                  "the ciphertext does not verify under key material "
+                  "'%s' (tag, IV or additional data do not match; %s)",
+                  label, kms_hsm_ckr_name(rv));
         goto out;
     }
     if (rv != CKR_OK) {
@@ -974,8 +991,10 @@ int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
         goto out;
     }
     if (c.out_len != ct_len) {
-        kms_raise(KMS_ERR_HSM, "C_Decrypt with key material '%s' returned %lu bytes for %zu "
-                  "bytes of ciphertext", label, (unsigned long)c.out_len, ct_len);
+        kms_raise(KMS_ERR_HSM,
+                  "C_Decrypt with key material '%s' returned %lu bytes for %zu "
+                  "bytes of ciphertext",
+                  label, (unsigned long)c.out_len, ct_len);
         goto out;
     }
     if (ct_len != 0) {
@@ -1003,8 +1022,8 @@ typedef struct sig_spec {
     kms_hsm_sig_alg alg;
     CK_MECHANISM_TYPE mech;
     size_t digest_len;
-    CK_MECHANISM_TYPE hash;  /* PSS */
-    CK_RSA_PKCS_MGF_TYPE mgf; /* PSS */
+    CK_MECHANISM_TYPE hash;     /* PSS */
+    CK_RSA_PKCS_MGF_TYPE mgf;   /* PSS */
     const uint8_t *digest_info; /* PKCS#1 v1.5 */
     const char *name;
 } sig_spec;
@@ -1046,8 +1065,8 @@ static CK_RV sign_op(kms_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void
     return rv;
 }
 
-int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg,
-                        const uint8_t *digest, size_t digest_len, uint8_t **sig, size_t *sig_len)
+int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg, const uint8_t *digest,
+                        size_t digest_len, uint8_t **sig, size_t *sig_len)
 {
     int r = -1;
     const sig_spec *sp = NULL;
@@ -1115,8 +1134,8 @@ int kms_hsm_hmac(kms_hsm *hsm, const char *label, kms_hsm_key_type type, const u
     KMS_GUARD(check_label(label));
     KMS_ENSURE(sp != NULL && sp->kind == SPEC_HMAC, KMS_ERR_VALIDATION,
                "HMAC needs an HMAC key type, not %d", (int)type);
-    KMS_ENSURE(mac != NULL && mac_len != NULL && (msg != NULL || msg_len == 0),
-               KMS_ERR_VALIDATION, "HMAC: missing buffer");
+    KMS_ENSURE(mac != NULL && mac_len != NULL && (msg != NULL || msg_len == 0), KMS_ERR_VALIDATION,
+               "HMAC: missing buffer");
     uint8_t out[64];
     sign_ctx c = {.mech = {sp->hmac_mech, NULL, 0},
                   .data = msg_len != 0 ? msg : empty,
@@ -1137,7 +1156,8 @@ int kms_hsm_hmac(kms_hsm *hsm, const char *label, kms_hsm_key_type type, const u
     return 0;
 }
 
-/* ---- Random, attributes ------------------------------------------------------------------------ */
+/* ---- Random, attributes ------------------------------------------------------------------------
+ */
 
 int kms_hsm_random(kms_hsm *hsm, uint8_t *buf, size_t n)
 {

@@ -141,8 +141,10 @@ static int module_load(const char *path, kms_hsm_module **out)
     m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (m->dl == NULL) {
         const char *why = dlerror();
-        kms_raise(KMS_ERR_HSM, "cannot load PKCS#11 module '%s': %s; check the pkcs11_module "
-                  "setting of the KMS home", path, why != NULL ? why : "unknown error");
+        kms_raise(KMS_ERR_HSM,
+                  "cannot load PKCS#11 module '%s': %s; check the pkcs11_module "
+                  "setting of the KMS home",
+                  path, why != NULL ? why : "unknown error");
         goto out;
     }
     CK_C_GetFunctionList get_list = NULL;
@@ -164,9 +166,10 @@ static int module_load(const char *path, kms_hsm_module **out)
     args.flags = CKF_OS_LOCKING_OK;
     rv = m->f->C_Initialize(&args);
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-        kms_raise(KMS_ERR_HSM, "C_Initialize of PKCS#11 module '%s' failed: %s (0x%lx); for "
-                  "SoftHSM2 check that SOFTHSM2_CONF names a readable configuration", path,
-                  kms_hsm_ckr_name(rv), (unsigned long)rv);
+        kms_raise(KMS_ERR_HSM,
+                  "C_Initialize of PKCS#11 module '%s' failed: %s (0x%lx); for "
+                  "SoftHSM2 check that SOFTHSM2_CONF names a readable configuration",
+                  path, kms_hsm_ckr_name(rv), (unsigned long)rv);
         goto out;
     }
     /* Someone else in the process initialised it: they finalise it, not us. */
@@ -309,8 +312,8 @@ static login_record *login_find(kms_hsm_module *m, CK_SLOT_ID slot)
     return NULL;
 }
 
-int kms_hsm_module_login(kms_hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s,
-                         const char *label, const uint8_t *pin, size_t pin_len)
+int kms_hsm_module_login(kms_hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, const char *label,
+                         const uint8_t *pin, size_t pin_len)
 {
     int r = -1;
     uint8_t mac[LOGIN_MAC_LEN];
@@ -345,17 +348,23 @@ int kms_hsm_module_login(kms_hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s
     case CKR_PIN_INCORRECT:
     case CKR_PIN_LEN_RANGE:
     case CKR_PIN_INVALID:
-        kms_raise(KMS_ERR_HSM, "the HSM refused the PIN for token '%s' (C_Login: %s); check that "
+        kms_raise(KMS_ERR_HSM,
+                  "the HSM refused the PIN for token '%s' (C_Login: %s); check that "
                   "the PIN source of the KMS home (pin file or environment variable) holds the "
-                  "token's user PIN", label, kms_hsm_ckr_name(rv));
+                  "token's user PIN",
+                  label, kms_hsm_ckr_name(rv));
         break;
     case CKR_PIN_LOCKED:
-        kms_raise(KMS_ERR_HSM, "the user PIN of token '%s' is locked (C_Login: %s); the security "
-                  "officer must reset it", label, kms_hsm_ckr_name(rv));
+        kms_raise(KMS_ERR_HSM,
+                  "the user PIN of token '%s' is locked (C_Login: %s); the security "
+                  "officer must reset it",
+                  label, kms_hsm_ckr_name(rv));
         break;
     case CKR_USER_PIN_NOT_INITIALIZED:
-        kms_raise(KMS_ERR_HSM, "token '%s' has no user PIN yet (C_Login: %s); initialise it with "
-                  "`kmsctl init`", label, kms_hsm_ckr_name(rv));
+        kms_raise(KMS_ERR_HSM,
+                  "token '%s' has no user PIN yet (C_Login: %s); initialise it with "
+                  "`kmsctl init`",
+                  label, kms_hsm_ckr_name(rv));
         break;
     default:
         kms_raise(KMS_ERR_HSM, "C_Login to token '%s' failed: %s (0x%lx)", label,

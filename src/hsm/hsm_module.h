@@ -37,9 +37,8 @@ int kms_hsm_module_find_token(kms_hsm_module *m, const char *label, bool *found,
 /* C_Login(CKU_USER) on session s of slot. If the application is already logged in to the token
  * (PKCS#11 login is per application), the PIN must match the one that logged in, so that a wrong
  * PIN is refused even while another handle holds the login. */
-int kms_hsm_module_login(kms_hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s,
-                         const char *label, const uint8_t *pin, size_t pin_len)
-    __attribute__((warn_unused_result));
+int kms_hsm_module_login(kms_hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, const char *label,
+                         const uint8_t *pin, size_t pin_len) __attribute__((warn_unused_result));
 
 /* "CKR_PIN_INCORRECT" for the common codes, else "CKR_(unknown)"; print the number beside it. */
 const char *kms_hsm_ckr_name(CK_RV rv);

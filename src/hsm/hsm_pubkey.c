@@ -35,8 +35,7 @@ out:
     return r;
 }
 
-static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, uint8_t **spki,
-                            size_t *spki_len)
+static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, uint8_t **spki, size_t *spki_len)
 {
     int r = -1;
     OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
@@ -44,8 +43,10 @@ static int pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, uint8_t **spk
     EVP_PKEY *pkey = NULL;
     if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
-        kms_raise(KMS_ERR_HSM, "the %s public key read from the HSM is not valid "
-                  "(EVP_PKEY_fromdata)", type);
+        kms_raise(KMS_ERR_HSM,
+                  "the %s public key read from the HSM is not valid "
+                  "(EVP_PKEY_fromdata)",
+                  type);
         goto out;
     }
     if (spki_der(pkey, spki, spki_len) != 0) {
@@ -59,8 +60,8 @@ out:
     return r;
 }
 
-int kms_hsm_spki_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len,
-                     uint8_t **spki, size_t *spki_len)
+int kms_hsm_spki_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, uint8_t **spki,
+                     size_t *spki_len)
 {
     int r = -1;
     BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL);
@@ -114,8 +115,10 @@ static int ec_point_unwrap(const uint8_t *p, size_t n, size_t field_len, const u
     }
     return 0;
 bad:
-    return kms_raise(KMS_ERR_HSM, "the HSM returned a CKA_EC_POINT that is not an uncompressed "
-                     "point of %zu bytes", want);
+    return kms_raise(KMS_ERR_HSM,
+                     "the HSM returned a CKA_EC_POINT that is not an uncompressed "
+                     "point of %zu bytes",
+                     want);
 }
 
 int kms_hsm_spki_ec(const char *group, size_t field_len, const uint8_t *ec_point,

@@ -9,8 +9,8 @@
 #include "util/error.h"
 
 /* DER SubjectPublicKeyInfo (malloc'd) of the RSA key (n, e), big-endian unsigned. */
-int kms_hsm_spki_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len,
-                     uint8_t **spki, size_t *spki_len) __attribute__((warn_unused_result));
+int kms_hsm_spki_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, uint8_t **spki,
+                     size_t *spki_len) __attribute__((warn_unused_result));
 
 /* DER SubjectPublicKeyInfo (malloc'd) of the EC key on `group` ("prime256v1", "secp384r1")
  * whose CKA_EC_POINT is ec_point: a DER OCTET STRING around the uncompressed point (PKCS#11

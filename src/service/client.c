@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "service/service.h"
+#include "util/secmem.h"
 #include "util/util.h"
 
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -75,9 +76,9 @@ int kms_config_load(const char *home, kms_config *cfg)
         return -1;
     }
     if (kms_file_read(path, 1 << 20, &text, NULL) != 0) {
-        kms_raise(KMS_ERR_HOME, "%s is not a KMS home (%s). Create one with `kmsctl init`, or "
-                  "point --home or KMS_HOME at an existing home.",
-                  home, kms_last_error_message());
+        kms_raise(KMS_ERR_HOME, "%s is not a KMS home (no readable %s). Create one with `kmsctl "
+                  "init`, or point --home or KMS_HOME at an existing home.",
+                  home, CONFIG_FILE);
         goto out;
     }
     json_error_t jerr;
@@ -158,7 +159,7 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
         kms_raise(KMS_ERR_HSM, "the HSM PIN is empty or too long");
         goto out;
     }
-    *pin = sodium_malloc(len);
+    *pin = kms_secure_alloc(len);
     if (*pin == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -224,7 +225,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
         .pool_size = 0,
     };
     c->hsm = kms_hsm_open(&hc);
-    sodium_free(pin);
+    kms_secure_free(pin);
     if (c->hsm == NULL) {
         goto fail;
     }

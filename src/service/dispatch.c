@@ -79,9 +79,17 @@ static int check_members(const kms_op *op, json_t *req)
         for (size_t i = 0; op->members[i] != NULL && !known; i++) {
             known = strcmp(op->members[i], key) == 0;
         }
-        KMS_ENSURE(known, KMS_ERR_VALIDATION,
-                   "%s does not take the member '%s' (members it takes: see `kmsctl help`)",
-                   op->name, key);
+        if (!known) {
+            char list[512] = "";
+            size_t used = 0;
+            for (size_t i = 0; op->members[i] != NULL && used < sizeof list; i++) {
+                int k = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 op->members[i]);
+                used += k > 0 ? (size_t)k : 0;
+            }
+            return kms_raise(KMS_ERR_VALIDATION, "%s does not take the member '%s'; it takes: %s",
+                             op->name, key, list);
+        }
     }
     /* Grant tokens belong to grants (the IAM issue); until then none can be valid. */
     json_t *gt = json_object_get(req, "GrantTokens");

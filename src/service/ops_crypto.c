@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "util/secmem.h"
 #include "util/util.h"
 
 #define MAX_MESSAGE 4096
@@ -102,7 +103,7 @@ int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *a
     if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn ? arn : own) != 0) {
         goto out;
     }
-    dk = sodium_malloc(key_bytes);
+    dk = kms_secure_alloc(key_bytes);
     if (dk == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -118,7 +119,7 @@ int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *a
     r = 0;
 out:
     if (dk != NULL) {
-        sodium_free(dk);
+        kms_secure_free(dk);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -385,7 +386,7 @@ int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_req_string(req, "CustomKeyStoreId", false, 1, 64, &store));
     KMS_ENSURE(store == NULL, KMS_ERR_UNSUPPORTED_OPERATION, "custom key stores are not supported");
     KMS_GUARD(kms_gate_authorize(rq, "kms:GenerateRandom", "*"));
-    uint8_t *buf = sodium_malloc((size_t)n);
+    uint8_t *buf = kms_secure_alloc((size_t)n);
     KMS_ENSURE(buf != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (kms_hsm_random(rq->client->hsm, buf, (size_t)n) != 0) {
         goto out;
@@ -397,7 +398,7 @@ int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
     }
     r = 0;
 out:
-    sodium_free(buf);
+    kms_secure_free(buf);
     return r;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "service/service.h"
+#include "util/secmem.h"
 #include "util/util.h"
 
 int kms_req_string(json_t *req, const char *name, bool required, size_t min, size_t max,
@@ -137,7 +138,7 @@ void kms_secret_free(uint8_t *buf, size_t len)
 {
     (void)len;
     if (buf != NULL) {
-        sodium_free(buf); /* wipes before freeing */
+        kms_secure_free(buf); /* wipes before freeing */
     }
 }
 

@@ -93,7 +93,7 @@ typedef enum stmt_id {
 } stmt_id;
 
 #define KEY_COLUMNS                                                                                \
-    "key_id, account_id, description, key_spec, key_usage, key_state, origin, creation_date, "    \
+    "key_id, account_id, description, key_spec, key_usage, key_state, origin, creation_date, "     \
     "deletion_date, pending_window_days, current_version, public_key"
 #define ALIAS_COLUMNS "alias_name, key_id, creation_date, last_updated_date"
 
@@ -213,8 +213,8 @@ static int conn_open(const kms_store *store, conn **out)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    int rc = sqlite3_open_v2(store->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(store->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         raise_sqlite(store, c, rc, "cannot open");
         goto out;
@@ -366,8 +366,9 @@ static bool field_ok(const char *s, size_t size)
 static const char *const key_states[] = {
     /* AWS KMS KeyState; the store accepts all of them so that later features need no schema
      * change, the keystore decides which transitions are legal. */
-    "Creating",      "Enabled",       "Disabled",    "PendingDeletion", "PendingImport",
-    "PendingReplicaDeletion", "Unavailable", "Updating",
+    "Creating",        "Enabled",       "Disabled",
+    "PendingDeletion", "PendingImport", "PendingReplicaDeletion",
+    "Unavailable",     "Updating",
 };
 
 static bool key_state_known(const char *state)
@@ -381,6 +382,40 @@ static bool key_state_known(const char *state)
 }
 
 /* ---- Schema and migrations ---------------------------------------------------------------- */
+
+/* WAL is a property of the file: set at creation, and again on a recognised database that lost
+ * it. A query of the mode alone writes nothing. */
+static int wal_ensure(const kms_store *store, conn *c)
+{
+    int r = -1;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (rc != SQLITE_ROW) {
+            raise_sqlite(store, c, rc, "cannot enable WAL");
+            goto out;
+        }
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        if (mode != NULL && strcmp((const char *)mode, "wal") == 0) {
+            r = 0;
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(st);
+        }
+    }
+    kms_raise(KMS_ERR_HOME, "metadata database %s: cannot enable WAL on this file system",
+              store->path);
+out:
+    sqlite3_finalize(st);
+    return r;
+}
 
 /* Reads the schema version in *version; KMS_ERR_HOME unless the file is ours. Only reads. */
 static int schema_version_read(const kms_store *store, conn *c, int64_t *version)
@@ -405,11 +440,11 @@ static int schema_version_read(const kms_store *store, conn *c, int64_t *version
     }
     sqlite3_finalize(st);
     st = NULL;
-    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE name = 'schema_version'", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE name = 'schema_version'", -1, &st,
+                            NULL);
     if (rc != SQLITE_OK) {
-        kms_raise(KMS_ERR_HOME, "metadata database %s has no schema version table: %s",
-                  store->path, sqlite3_errmsg(c->db));
+        kms_raise(KMS_ERR_HOME, "metadata database %s has no schema version table: %s", store->path,
+                  sqlite3_errmsg(c->db));
         goto out;
     }
     rc = sqlite3_step(st);
@@ -465,6 +500,7 @@ static int schema_upgrade(const kms_store *store, conn *c)
 {
     int64_t version = 0;
     KMS_GUARD(schema_version_read(store, c, &version));
+    KMS_GUARD(wal_ensure(store, c));
     if (version == KMS_STORE_SCHEMA_VERSION) {
         return 0;
     }
@@ -488,27 +524,10 @@ out:
 static int schema_create(const kms_store *store, conn *c)
 {
     int r = -1;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_ROW) {
-        raise_sqlite(store, c, rc, "cannot enable WAL");
+    if (wal_ensure(store, c) != 0 || tx_begin(store, c, "cannot create the schema") != 0) {
         goto out;
     }
-    const unsigned char *mode = sqlite3_column_text(st, 0);
-    if (mode == NULL || strcmp((const char *)mode, "wal") != 0) {
-        kms_raise(KMS_ERR_HOME, "metadata database %s: the file system does not support WAL",
-                  store->path);
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (tx_begin(store, c, "cannot create the schema") != 0) {
-        goto out;
-    }
-    rc = sqlite3_exec(c->db, sql_init, NULL, NULL, NULL);
+    int rc = sqlite3_exec(c->db, sql_init, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         raise_sqlite(store, c, rc, "cannot create the schema");
         goto out;
@@ -518,7 +537,6 @@ static int schema_create(const kms_store *store, conn *c)
     }
     r = 0;
 out:
-    sqlite3_finalize(st);
     if (r != 0) {
         tx_rollback(c);
     }
@@ -581,6 +599,11 @@ kms_store *kms_store_open(const char *path, bool create)
 
     if (path == NULL || path[0] == '\0') {
         kms_raise(KMS_ERR_VALIDATION, "no metadata database path given");
+        goto out;
+    }
+    if (sqlite3_threadsafe() == 0) {
+        /* Connections are used from several threads, one at a time. */
+        kms_raise(KMS_ERR_INTERNAL, "SQLite was built without thread support");
         goto out;
     }
     store = calloc(1, sizeof *store);
@@ -668,8 +691,8 @@ static int key_record_check(const kms_key_record *rec)
                "key %s: a new key starts at material version 1", rec->key_id);
     KMS_ENSURE(rec->public_key_len == 0 || rec->public_key != NULL, KMS_ERR_VALIDATION,
                "key %s: public key length without data", rec->key_id);
-    KMS_ENSURE(rec->public_key_len <= INT32_MAX, KMS_ERR_VALIDATION,
-               "key %s: public key too long", rec->key_id);
+    KMS_ENSURE(rec->public_key_len <= INT32_MAX, KMS_ERR_VALIDATION, "key %s: public key too long",
+               rec->key_id);
     return 0;
 }
 
@@ -687,10 +710,9 @@ static int key_bind_insert(const kms_store *store, conn *c, sqlite3_stmt *st,
     KMS_GUARD(bind_int64(store, c, st, 9, rec->deletion_date, what));
     KMS_GUARD(bind_int64(store, c, st, 10, rec->pending_window_days, what));
     KMS_GUARD(bind_int64(store, c, st, 11, rec->current_version, what));
-    int rc = rec->public_key_len > 0
-                 ? sqlite3_bind_blob(st, 12, rec->public_key, (int)rec->public_key_len,
-                                     SQLITE_STATIC)
-                 : sqlite3_bind_null(st, 12);
+    int rc = rec->public_key_len > 0 ? sqlite3_bind_blob(st, 12, rec->public_key,
+                                                         (int)rec->public_key_len, SQLITE_STATIC)
+                                     : sqlite3_bind_null(st, 12);
     return rc == SQLITE_OK ? 0 : raise_sqlite(store, c, rc, what);
 }
 
@@ -785,6 +807,7 @@ static int key_row_read(const kms_store *store, sqlite3_stmt *st, kms_key_record
 int kms_store_key_get(kms_store *store, const char *key_id, kms_key_record *out)
 {
     memset(out, 0, sizeof *out);
+    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     const char *what = "cannot read key";
     conn *c = NULL;
     KMS_GUARD(conn_borrow(store, &c));
@@ -829,6 +852,7 @@ typedef int (*bind_fn)(const kms_store *store, conn *c, sqlite3_stmt *st, const 
 static int key_update(kms_store *store, stmt_id id, const char *key_id, bind_fn bind,
                       const void *arg)
 {
+    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     char what[80];
     snprintf(what, sizeof what, "cannot update key %s", key_id);
     conn *c = NULL;
@@ -883,6 +907,7 @@ static int bind_state(const kms_store *store, conn *c, sqlite3_stmt *st, const v
 int kms_store_key_set_state(kms_store *store, const char *key_id, const char *state,
                             int64_t deletion_date, int pending_window_days)
 {
+    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     KMS_ENSURE(state != NULL && key_state_known(state), KMS_ERR_VALIDATION,
                "key %s: unknown key state %s", key_id, state ? state : "(null)");
     state_args a = {state, deletion_date, pending_window_days};
@@ -992,14 +1017,15 @@ out:
 
 static int alias_name_check(const char *alias_name)
 {
-    KMS_ENSURE(alias_name != NULL && field_ok(alias_name, sizeof ((kms_alias_record *)0)->alias_name),
+    KMS_ENSURE(alias_name != NULL &&
+                   field_ok(alias_name, sizeof((kms_alias_record *)0)->alias_name),
                KMS_ERR_VALIDATION, "invalid alias name for the metadata store");
     return 0;
 }
 
 static int key_id_check(const char *key_id)
 {
-    KMS_ENSURE(key_id != NULL && field_ok(key_id, sizeof ((kms_key_record *)0)->key_id),
+    KMS_ENSURE(key_id != NULL && field_ok(key_id, sizeof((kms_key_record *)0)->key_id),
                KMS_ERR_VALIDATION, "invalid key id for the metadata store");
     return 0;
 }
@@ -1180,8 +1206,8 @@ out:
     return r;
 }
 
-static int alias_list_fetch(kms_store *store, const char *key_id, const char *marker,
-                            size_t limit, row_list *rows, bool *more)
+static int alias_list_fetch(kms_store *store, const char *key_id, const char *marker, size_t limit,
+                            row_list *rows, bool *more)
 {
     const char *what = "cannot list aliases";
     conn *c = NULL;

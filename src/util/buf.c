@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/secmem.h"
 
 void kms_buf_init(kms_buf *b, bool secure)
 {
@@ -18,7 +19,7 @@ static void buf_release(uint8_t *p, size_t cap, bool secure)
         return;
     }
     if (secure) {
-        sodium_free(p); /* wipes */
+        kms_secure_free(p); /* wipes */
     } else {
         sodium_memzero(p, cap);
         free(p);
@@ -45,7 +46,7 @@ int kms_buf_reserve(kms_buf *b, size_t extra)
         KMS_ENSURE(cap <= SIZE_MAX / 2, KMS_ERR_INTERNAL, "buffer size overflow");
         cap *= 2;
     }
-    uint8_t *p = b->secure ? sodium_malloc(cap) : malloc(cap);
+    uint8_t *p = b->secure ? kms_secure_alloc(cap) : malloc(cap);
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory (%zu bytes)", cap);
     if (b->len > 0) {
         memcpy(p, b->data, b->len);

@@ -1,4 +1,5 @@
 #include "util/util.h"
+#include "util/secmem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,7 +121,7 @@ int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **ou
     KMS_GUARD(kms_util_init());
     size_t slen = strlen(s);
     size_t cap = slen / 4 * 3 + 3;
-    uint8_t *b = secure ? sodium_malloc(cap) : malloc(cap);
+    uint8_t *b = secure ? kms_secure_alloc(cap) : malloc(cap);
     KMS_ENSURE(b != NULL, KMS_ERR_INTERNAL, "out of memory");
     size_t len = 0;
     const char *end = NULL;
@@ -128,7 +129,7 @@ int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **ou
             0 ||
         end != s + slen) {
         if (secure) {
-            sodium_free(b);
+            kms_secure_free(b);
         } else {
             free(b);
         }

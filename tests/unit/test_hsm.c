@@ -120,8 +120,8 @@ static void test_open_bad_module(void **state)
 static void test_init_token_exists(void **state)
 {
     (void)state;
-    int rc = kms_hsm_init_token(MODULE, TOKEN, (const uint8_t *)"so-pin-x", 8,
-                                (const uint8_t *)PIN, strlen(PIN));
+    int rc = kms_hsm_init_token(MODULE, TOKEN, (const uint8_t *)"so-pin-x", 8, (const uint8_t *)PIN,
+                                strlen(PIN));
     assert_kms_error(rc, KMS_ERR_ALREADY_EXISTS);
 }
 
@@ -218,7 +218,8 @@ static void test_duplicate_label(void **state)
     assert_int_equal(kms_hsm_destroy_key(fx->hsm, "dup-aes"), 0);
 }
 
-/* ---- AES-GCM ---------------------------------------------------------------------------------- */
+/* ---- AES-GCM ----------------------------------------------------------------------------------
+ */
 
 static void test_aes_gcm_round_trip(void **state)
 {
@@ -239,20 +240,17 @@ static void test_aes_gcm_round_trip(void **state)
         for (size_t i = 0; i < n; i++) {
             pt[i] = (uint8_t)(i * 7 + 1);
         }
-        assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm", iv, aad, sizeof aad, pt, n, ct,
-                                                 tag),
-                         0);
+        assert_int_equal(
+            kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm", iv, aad, sizeof aad, pt, n, ct, tag), 0);
         if (n >= 16) {
             assert_memory_not_equal(pt, ct, n);
         }
-        assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, aad, sizeof aad, ct, n, tag,
-                                                 back),
-                         0);
+        assert_int_equal(
+            kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, aad, sizeof aad, ct, n, tag, back), 0);
         assert_memory_equal(pt, back, n);
         /* Without AAD too. */
         assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm", iv, NULL, 0, pt, n, ct, tag), 0);
-        assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, NULL, 0, ct, n, tag, back),
-                         0);
+        assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "gcm", iv, NULL, 0, ct, n, tag, back), 0);
         assert_memory_equal(pt, back, n);
         free(pt);
         free(ct);
@@ -260,8 +258,8 @@ static void test_aes_gcm_round_trip(void **state)
     }
 }
 
-static void expect_tamper_refused(kms_hsm *h, const uint8_t *iv, const uint8_t *aad,
-                                  size_t aad_len, const uint8_t *ct, size_t n, const uint8_t *tag)
+static void expect_tamper_refused(kms_hsm *h, const uint8_t *iv, const uint8_t *aad, size_t aad_len,
+                                  const uint8_t *ct, size_t n, const uint8_t *tag)
 {
     uint8_t out[64];
     memset(out, 0xA5, sizeof out);
@@ -281,9 +279,9 @@ static void test_aes_gcm_tampered(void **state)
     uint8_t pt[32] = "a 32-byte data key, say........";
     uint8_t ct[32];
     uint8_t tag[KMS_HSM_GCM_TAG_LEN];
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm-tamper", iv, aad, sizeof aad, pt,
-                                             sizeof pt, ct, tag),
-                     0);
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(fx->hsm, "gcm-tamper", iv, aad, sizeof aad, pt, sizeof pt, ct, tag),
+        0);
     ct[5] ^= 1;
     expect_tamper_refused(fx->hsm, iv, aad, sizeof aad, ct, sizeof ct, tag);
     ct[5] ^= 1;
@@ -330,12 +328,12 @@ static void test_wrong_key_usage(void **state)
     rc = kms_hsm_hmac(fx->hsm, "usage-hmac", KMS_HSM_AES_256, pt, sizeof pt, mac, &mac_len);
     assert_kms_error(rc, KMS_ERR_VALIDATION);
     /* The pool survived the failures. */
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "usage-aes", iv, NULL, 0, pt, sizeof pt, ct,
-                                             tag),
-                     0);
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(fx->hsm, "usage-aes", iv, NULL, 0, pt, sizeof pt, ct, tag), 0);
 }
 
-/* ---- Signatures ------------------------------------------------------------------------------- */
+/* ---- Signatures -------------------------------------------------------------------------------
+ */
 
 static void verify_with_openssl(const uint8_t *spki, size_t spki_len, kms_hsm_sig_alg alg,
                                 const EVP_MD *md, const uint8_t *digest, size_t digest_len,
@@ -440,7 +438,8 @@ static void test_sign_verify(void **state)
     free(p384_spki);
 }
 
-/* ---- HMAC ------------------------------------------------------------------------------------- */
+/* ---- HMAC -------------------------------------------------------------------------------------
+ */
 
 static void test_hmac(void **state)
 {
@@ -477,14 +476,14 @@ static void test_hmac(void **state)
         assert_memory_equal(m1, m2, n1);
         assert_memory_not_equal(m1, m3, n1);
         /* Another message, another MAC; the empty message works. */
-        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, msg, sizeof msg - 1, m2, &n2),
-                         0);
+        assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, msg, sizeof msg - 1, m2, &n2), 0);
         assert_memory_not_equal(m1, m2, n1);
         assert_int_equal(kms_hsm_hmac(fx->hsm, la, cases[i].type, NULL, 0, m2, &n2), 0);
     }
 }
 
-/* ---- Attributes and extraction ------------------------------------------------------------------ */
+/* ---- Attributes and extraction ------------------------------------------------------------------
+ */
 
 static void test_key_attributes(void **state)
 {
@@ -582,7 +581,8 @@ static void test_value_refused_by_token(void **state)
     assert_int_equal(kms_hsm_random(fx->hsm, buf, sizeof buf), 0);
 }
 
-/* ---- Destroy ---------------------------------------------------------------------------------- */
+/* ---- Destroy ----------------------------------------------------------------------------------
+ */
 
 static void test_destroy_then_use(void **state)
 {
@@ -595,13 +595,13 @@ static void test_destroy_then_use(void **state)
     size_t spki_len = 0;
 
     gen(fx->hsm, KMS_HSM_AES_256, "destroy-aes", NULL, NULL);
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt,
-                                             ct, tag),
-                     0); /* now cached */
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt, ct, tag),
+        0); /* now cached */
     assert_int_equal(kms_hsm_destroy_key(fx->hsm, "destroy-aes"), 0);
-    assert_kms_error(kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt,
-                                             ct, tag),
-                     KMS_ERR_NOT_FOUND);
+    assert_kms_error(
+        kms_hsm_aes_gcm_encrypt(fx->hsm, "destroy-aes", iv, NULL, 0, pt, sizeof pt, ct, tag),
+        KMS_ERR_NOT_FOUND);
     assert_kms_error(kms_hsm_destroy_key(fx->hsm, "destroy-aes"), KMS_ERR_NOT_FOUND);
 
     /* An EC pair: both objects go, so the label can be used again. */
@@ -624,27 +624,24 @@ static void test_destroy_then_use(void **state)
     kms_hsm *h2 = kms_hsm_open(&cfg);
     assert_non_null(h2);
     gen(fx->hsm, KMS_HSM_AES_256, "destroy-stale", NULL, NULL);
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
-                                             tag),
-                     0);
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct, tag), 0);
     assert_int_equal(kms_hsm_destroy_key(fx->hsm, "destroy-stale"), 0);
-    assert_kms_error(kms_hsm_aes_gcm_decrypt(h2, "destroy-stale", iv, NULL, 0, ct, sizeof ct, tag,
-                                             pt),
-                     KMS_ERR_NOT_FOUND);
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
-                                             tag),
-                     -1);
+    assert_kms_error(
+        kms_hsm_aes_gcm_decrypt(h2, "destroy-stale", iv, NULL, 0, ct, sizeof ct, tag, pt),
+        KMS_ERR_NOT_FOUND);
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct, tag), -1);
     gen(fx->hsm, KMS_HSM_AES_256, "destroy-stale", NULL, NULL);
-    assert_int_equal(kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct,
-                                             tag),
-                     0);
-    assert_int_equal(kms_hsm_aes_gcm_decrypt(fx->hsm, "destroy-stale", iv, NULL, 0, ct, sizeof ct,
-                                             tag, pt),
-                     0);
+    assert_int_equal(
+        kms_hsm_aes_gcm_encrypt(h2, "destroy-stale", iv, NULL, 0, pt, sizeof pt, ct, tag), 0);
+    assert_int_equal(
+        kms_hsm_aes_gcm_decrypt(fx->hsm, "destroy-stale", iv, NULL, 0, ct, sizeof ct, tag, pt), 0);
     kms_hsm_close(h2);
 }
 
-/* ---- Random ------------------------------------------------------------------------------------ */
+/* ---- Random ------------------------------------------------------------------------------------
+ */
 
 static void test_random(void **state)
 {
@@ -659,7 +656,8 @@ static void test_random(void **state)
     assert_int_equal(kms_hsm_random(fx->hsm, NULL, 0), 0);
 }
 
-/* ---- Threads ---------------------------------------------------------------------------------- */
+/* ---- Threads ----------------------------------------------------------------------------------
+ */
 
 #define THREADS 4
 #define ROUNDS 2000
@@ -684,11 +682,11 @@ static void *work(void *arg)
         memcpy(iv, &i, sizeof i);
         iv[11] = (uint8_t)w->id;
         memset(pt, (int)(i + w->id), sizeof pt);
-        int rc = kms_hsm_aes_gcm_encrypt(w->hsm, "threads", iv, aad, sizeof aad, pt, sizeof pt,
-                                         ct, tag);
+        int rc =
+            kms_hsm_aes_gcm_encrypt(w->hsm, "threads", iv, aad, sizeof aad, pt, sizeof pt, ct, tag);
         if (rc == 0) {
-            rc = kms_hsm_aes_gcm_decrypt(w->hsm, "threads", iv, aad, sizeof aad, ct, sizeof ct,
-                                         tag, back);
+            rc = kms_hsm_aes_gcm_decrypt(w->hsm, "threads", iv, aad, sizeof aad, ct, sizeof ct, tag,
+                                         back);
         }
         if (rc != 0 || memcmp(pt, back, sizeof pt) != 0) {
             if (w->failures++ == 0) {

@@ -281,11 +281,11 @@ static void test_open_newer_schema(void **state)
 }
 
 /* Version 0 is what creation starts from (application id and meta table, nothing else); opening
- * one must run the migration to version 1 as an upgrade would. */
+ * one must run the migration to version 1 as an upgrade would, and switch the file to WAL. */
 static void test_migrate_from_v0(void **state)
 {
     fixture *f = *state;
-    sql_exec(f->path, "PRAGMA journal_mode = WAL; PRAGMA application_id = " APP_ID_SQL ";"
+    sql_exec(f->path, "PRAGMA application_id = " APP_ID_SQL ";"
                       "CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value ANY NOT NULL) "
                       "STRICT;"
                       "INSERT INTO meta (name, value) VALUES ('schema_version', 0);");
@@ -298,6 +298,9 @@ static void test_migrate_from_v0(void **state)
     free(v);
     v = sql_text(f->path, "SELECT count(*) FROM key_versions WHERE key_id = 'k1' AND version = 1");
     assert_string_equal(v, "1");
+    free(v);
+    v = sql_text(f->path, "PRAGMA journal_mode");
+    assert_string_equal(v, "wal");
     free(v);
 }
 
@@ -327,9 +330,9 @@ static void test_pragmas(void **state)
     /* The probe fires on a connection with the defaults. */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO aliases VALUES ('alias/x', 'k1', 1, 1)", NULL,
-                                  NULL, NULL),
-                     SQLITE_CONSTRAINT);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO aliases VALUES ('alias/x', 'k1', 1, 1)", NULL, NULL, NULL),
+        SQLITE_CONSTRAINT);
     sqlite3_close(db);
 
     s = open_ok(f->path, false);
@@ -708,8 +711,7 @@ static void test_alias_lifecycle(void **state)
     assert_int_equal(kms_store_alias_list(s, "k2", NULL, 1, collect_alias, &p, &truncated), 0);
     assert_int_equal(p.count, 1);
     assert_true(truncated);
-    assert_int_equal(
-        kms_store_alias_list(s, "k2", "alias/a", 1, collect_alias, &p, &truncated), 0);
+    assert_int_equal(kms_store_alias_list(s, "k2", "alias/a", 1, collect_alias, &p, &truncated), 0);
     assert_int_equal(p.count, 2);
     assert_string_equal(p.items[1].alias_name, "alias/b");
     assert_false(truncated);
@@ -726,8 +728,7 @@ static void test_alias_lifecycle(void **state)
     assert_kms_error(kms_store_alias_get(s, "alias/b", &a), KMS_ERR_NOT_FOUND);
     assert_kms_error(kms_store_alias_delete(s, "alias/b"), KMS_ERR_NOT_FOUND);
     alias_walk after = {0};
-    assert_int_equal(kms_store_alias_list(s, NULL, NULL, 10, collect_alias, &after, &truncated),
-                     0);
+    assert_int_equal(kms_store_alias_list(s, NULL, NULL, 10, collect_alias, &after, &truncated), 0);
     assert_int_equal(after.count, 2);
     /* The name is free again. */
     assert_int_equal(kms_store_alias_create(s, "alias/b", "k1", 300), 0);

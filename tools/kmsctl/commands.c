@@ -11,6 +11,8 @@
 
 /* ---- Option specs shared by several commands ---------------------------------------------- */
 
+/* Older clang-format versions spread brace initializers in macros over many lines. */
+/* clang-format off */
 #define KEY_ID_HELP "key id, key ARN, alias name (alias/NAME) or alias ARN"
 
 #define O_KEY_ID {"key-id", OPT_STRING, OPT_REQUIRED, "the KMS key: " KEY_ID_HELP}
@@ -28,7 +30,7 @@
 #define O_MARKER                                                                                   \
     {"marker", OPT_STRING, 0, "NextMarker of the previous response, to get the next page"}
 #define O_MESSAGE                                                                                  \
-    {"message", OPT_BLOB, OPT_REQUIRED | OPT_SECRET,                                               \
+    {"message", OPT_BLOB, OPT_REQUIRED,                                               \
      "the message (blob: fileb://PATH or base64; at most 4096 bytes)"}
 #define O_MESSAGE_TYPE                                                                             \
     {"message-type", OPT_STRING, 0, "RAW (default: KMS hashes the message) or DIGEST"}
@@ -42,6 +44,7 @@
 #define O_NUMBER_OF_BYTES(what)                                                                    \
     {"number-of-bytes", OPT_INTEGER, 0, "length of the " what " in bytes (1-1024)"}
 #define O_END {NULL, 0, 0, NULL}
+/* clang-format on */
 
 /* ---- Handlers ------------------------------------------------------------------------------- */
 
@@ -175,14 +178,15 @@ static const struct opt_spec init_opts[] = {
 static const struct opt_spec create_key_opts[] = {
     {"description", OPT_STRING, 0, "description of the key (up to 8192 characters)"},
     {"key-spec", OPT_STRING, 0,
-     "SYMMETRIC_DEFAULT (default), RSA_2048|3072|4096, ECC_NIST_P256|P384|P521, "
-     "ECC_SECG_P256K1, HMAC_224|256|384|512"},
+     "SYMMETRIC_DEFAULT (default: AES-256), RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
+     "ECC_NIST_P384, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
     {"key-usage", OPT_STRING, 0,
-     "ENCRYPT_DECRYPT (default), SIGN_VERIFY or GENERATE_VERIFY_MAC"},
-    {"origin", OPT_STRING, 0, "AWS_KMS (default) or EXTERNAL (import key material later)"},
-    {"policy", OPT_STRING, 0, "key policy JSON document, usually file://PATH (default policy if omitted)"},
-    {"bypass-policy-lockout-safety-check", OPT_BOOL, OPT_NO_FORM,
-     "skip the check that the policy lets the caller manage the key later"},
+     "ENCRYPT_DECRYPT (default for symmetric keys), SIGN_VERIFY (RSA and ECC keys) or "
+     "GENERATE_VERIFY_MAC (HMAC keys)"},
+    {"origin", OPT_STRING, 0, "AWS_KMS (default; the only origin supported here)"},
+    {"multi-region", OPT_BOOL, OPT_NO_FORM,
+     "multi-Region key (not supported here: --multi-region fails with "
+     "UnsupportedOperationException)"},
     O_END,
 };
 
@@ -223,7 +227,7 @@ static const struct opt_spec list_aliases_opts[] = {
 
 static const struct opt_spec encrypt_opts[] = {
     O_KEY_ID,
-    {"plaintext", OPT_BLOB, OPT_REQUIRED | OPT_SECRET,
+    {"plaintext", OPT_BLOB, OPT_REQUIRED,
      "data to encrypt (blob: fileb://PATH or base64; at most 4096 bytes)"},
     O_CONTEXT("encryption-context", "the"),
     O_ENC_ALG("encryption-algorithm"),
@@ -320,8 +324,8 @@ const struct command kmsctl_commands[] = {
      "Lists the key ids and ARNs of the account's KMS keys, one page at a time: if the response\n"
      "has Truncated true, pass its NextMarker as --marker to get the next page.",
      "kmsctl list-keys --limit 10"},
-    {"update-key-description", "UpdateKeyDescription", run_operation,
-     update_key_description_opts, "Change the description of a KMS key",
+    {"update-key-description", "UpdateKeyDescription", run_operation, update_key_description_opts,
+     "Change the description of a KMS key",
      "Replaces the description of a KMS key. Prints nothing.",
      "kmsctl update-key-description --key-id alias/app --description 'app data, v2'"},
     {"enable-key", "EnableKey", run_operation, key_id_only_opts, "Enable a disabled KMS key",
@@ -379,14 +383,16 @@ const struct command kmsctl_commands[] = {
      "generate-data-key-without-plaintext. The blob names its key; --key-id, if given, must\n"
      "match. The encryption context must be the one given at encryption. Prints the Plaintext\n"
      "(base64): use --output text --query Plaintext | base64 -d for the raw bytes.",
-     "kmsctl kms-decrypt --ciphertext-blob fileb://secret.kms --encryption-context purpose=test \\\n"
-     "    --output text --query Plaintext | base64 -d > secret.txt"},
+     "kmsctl kms-decrypt --ciphertext-blob fileb://secret.kms \\\n"
+     "    --encryption-context purpose=test --output text --query Plaintext \\\n"
+     "    | base64 -d > secret.txt"},
     {"kms-re-encrypt", "ReEncrypt", run_operation, re_encrypt_opts,
      "Re-encrypt a ciphertext under another key (AWS ReEncrypt)",
      "Decrypts a ciphertext blob and encrypts the plaintext again under --destination-key-id\n"
      "(and a new encryption context), without the plaintext leaving KMS.",
-     "kmsctl kms-re-encrypt --ciphertext-blob fileb://secret.kms --destination-key-id alias/new \\\n"
-     "    --source-encryption-context purpose=test --destination-encryption-context purpose=test"},
+     "kmsctl kms-re-encrypt --ciphertext-blob fileb://secret.kms \\\n"
+     "    --destination-key-id alias/new --source-encryption-context purpose=test \\\n"
+     "    --destination-encryption-context purpose=test"},
     {"generate-data-key", "GenerateDataKey", run_operation, data_key_opts,
      "Generate a data key, plaintext and encrypted",
      "Returns a fresh data key twice: in plaintext (Plaintext, base64) and encrypted under the\n"
@@ -427,8 +433,8 @@ const struct command kmsctl_commands[] = {
     {"verify-mac", "VerifyMac", run_operation, verify_mac_opts, "Verify an HMAC with a KMS key",
      "Verifies an HMAC made by generate-mac. Prints MacValid true; a wrong MAC fails with\n"
      "KMSInvalidMacException (exit 254).",
-     "kmsctl verify-mac --key-id alias/mac --message fileb://token --mac-algorithm HMAC_SHA_256 \\\n"
-     "    --mac fileb://token.mac"},
+     "kmsctl verify-mac --key-id alias/mac --message fileb://token \\\n"
+     "    --mac-algorithm HMAC_SHA_256 --mac fileb://token.mac"},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -67,18 +67,17 @@ void kmsctl_print_global_help(FILE *f)
     fprintf(f, "kmsctl %s - a key management service in the spirit of AWS KMS, run locally\n\n",
             KMSCTL_VERSION);
     kmsctl_print_usage(f);
-    fprintf(f,
-            "\nGlobal options (before or after COMMAND):\n"
-            "  --home DIR          the KMS home (default: $KMS_HOME, else ~/.kms)\n"
-            "  --profile NAME      credentials profile of HOME/credentials (default: default)\n"
-            "  --output json|text  json (default): the AWS response, indented; text: values\n"
-            "                      only, tab-separated, as aws --output text prints them\n"
-            "  --query PATH        print only one member of the response: a name or a dotted\n"
-            "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
-            "                      subset of aws's JMESPath --query\n"
-            "  --help              this text\n"
-            "  --version           the version of kmsctl\n"
-            "\nCommands:\n");
+    fprintf(f, "\nGlobal options (before or after COMMAND):\n"
+               "  --home DIR          the KMS home (default: $KMS_HOME, else ~/.kms)\n"
+               "  --profile NAME      credentials profile of HOME/credentials (default: default)\n"
+               "  --output json|text  json (default): the AWS response, indented; text: values\n"
+               "                      only, tab-separated, as aws --output text prints them\n"
+               "  --query PATH        print only one member of the response: a name or a dotted\n"
+               "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
+               "                      subset of aws's JMESPath --query\n"
+               "  --help              this text\n"
+               "  --version           the version of kmsctl\n"
+               "\nCommands:\n");
     for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
         if (strlen(c->name) > NAME_COLUMN) {
             fprintf(f, "  %s\n  %-*s  %s\n", c->name, NAME_COLUMN, "", c->summary);
@@ -86,11 +85,10 @@ void kmsctl_print_global_help(FILE *f)
             fprintf(f, "  %-*s  %s\n", NAME_COLUMN, c->name, c->summary);
         }
     }
-    fprintf(f,
-            "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
-            "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
-            "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"
-            "operation failed ({\"__type\": NAME, \"message\": TEXT} on stderr).\n");
+    fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
+               "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
+               "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"
+               "operation failed ({\"__type\": NAME, \"message\": TEXT} on stderr).\n");
 }
 
 static const char *placeholder(const struct opt_spec *o)
@@ -117,11 +115,9 @@ static void format_synopsis(const struct opt_spec *o, char *out, size_t size)
     bool req = (o->flags & OPT_REQUIRED) != 0;
 
     if (o->flags & OPT_NO_FORM) {
-        snprintf(out, size, "%s--%s | --no-%s%s", req ? "" : "[", o->name, o->name,
-                 req ? "" : "]");
+        snprintf(out, size, "%s--%s | --no-%s%s", req ? "" : "[", o->name, o->name, req ? "" : "]");
     } else {
-        snprintf(out, size, "%s--%s%s%s", req ? "" : "[", o->name, placeholder(o),
-                 req ? "" : "]");
+        snprintf(out, size, "%s--%s%s%s", req ? "" : "[", o->name, placeholder(o), req ? "" : "]");
     }
 }
 
@@ -160,13 +156,15 @@ static void print_value_notes(FILE *f, const struct command *cmd)
     }
     fprintf(f, "\nValues:\n");
     if (seen[OPT_BLOB]) {
-        fprintf(f, "  <blob>   fileb://PATH reads raw bytes; otherwise the value is base64 (also\n"
-                   "           file://PATH holding base64 text). Files are limited to %d KiB.\n",
+        fprintf(f,
+                "  <blob>   fileb://PATH reads raw bytes; otherwise the value is base64 (also\n"
+                "           file://PATH holding base64 text). Files are limited to %d KiB.\n",
                 KMSCTL_MAX_FILE / 1024);
     }
     if (seen[OPT_MAP]) {
-        fprintf(f, "  <map>    JSON '{\"k\":\"v\"}', shorthand k=v,k2=v2 (no commas in values), or\n"
-                   "           file://PATH holding the JSON\n");
+        fprintf(f,
+                "  <map>    JSON '{\"k\":\"v\"}', shorthand k=v,k2=v2 (no commas in values), or\n"
+                "           file://PATH holding the JSON\n");
     }
     if (seen[OPT_LIST]) {
         fprintf(f, "  <value> [<value> ...]  several values separated by spaces, or JSON "

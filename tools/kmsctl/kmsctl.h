@@ -39,7 +39,6 @@ enum opt_kind {
 enum opt_flags {
     OPT_REQUIRED = 1 << 0,
     OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
-    OPT_SECRET = 1 << 2,  /* never echo the value (plaintexts) */
 };
 
 /* One option of a command. The JSON member is the PascalCase of the name ("key-id" ->

@@ -261,9 +261,9 @@ static int map_add(const struct command *cmd, const struct opt_spec *o, json_t *
 
 /* The k=v,k2=v2 shorthand. Values cannot hold commas: use JSON for those. */
 static json_t *parse_shorthand_map(const struct command *cmd, const struct opt_spec *o,
-                                   const char *text)
+                                   const char *text, size_t n)
 {
-    char *copy = strdup(text);
+    char *copy = strndup(text, n);
     char *rest = copy;
     char *item = NULL;
     json_t *map = json_object();
@@ -285,8 +285,7 @@ fail:
     return NULL;
 }
 
-static json_t *parse_json_map(const struct command *cmd, const struct opt_spec *o,
-                              const char *text)
+static json_t *parse_json_map(const struct command *cmd, const struct opt_spec *o, const char *text)
 {
     json_error_t err;
     json_t *map = json_loads(text, JSON_REJECT_DUPLICATES, &err);
@@ -317,15 +316,35 @@ static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, co
     unsigned char *file = NULL;
     size_t file_len = 0;
     const char *p = NULL;
+    size_t n;
     json_t *v = NULL;
 
     if (text_value(cmd, o, arg, &text, &file, &file_len) != 0) {
         return NULL;
     }
     p = text + strspn(text, " \t\r\n");
-    v = *p == '{' ? parse_json_map(cmd, o, p) : parse_shorthand_map(cmd, o, text);
+    n = strlen(p);
+    /* A file's final newline is not part of the last value. */
+    while (file != NULL && n > 0 && isspace((unsigned char)p[n - 1])) {
+        n--;
+    }
+    v = *p == '{' ? parse_json_map(cmd, o, p) : parse_shorthand_map(cmd, o, p, n);
     free_file(file, file_len);
     return v;
+}
+
+static bool all_strings(json_t *list)
+{
+    size_t i;
+    json_t *el = NULL;
+
+    json_array_foreach(list, i, el)
+    {
+        if (!json_is_string(el)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* --name a b c: values up to the next --option. One value starting with '[' is a JSON list. */
@@ -345,9 +364,9 @@ static json_t *parse_list(const struct command *cmd, const struct opt_spec *o, c
     if (first[0] == '[') {
         json_decref(list);
         list = json_loads(first, 0, &err);
-        if (!json_is_array(list)) {
+        if (!json_is_array(list) || !all_strings(list)) {
             kmsctl_usage_error(cmd, "argument --%s: invalid JSON list: %s", o->name,
-                               list == NULL ? err.text : "not a list");
+                               list == NULL ? err.text : "expected a list of strings");
             goto fail;
         }
         return list;
@@ -394,8 +413,7 @@ static const char *split_option(const char *arg, char *buf, size_t size)
     return eq != NULL ? eq + 1 : NULL;
 }
 
-int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i,
-                        struct globals *g)
+int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i, struct globals *g)
 {
     char name[64];
     const char *inline_value = split_option(argv[*i], name, sizeof name);
@@ -421,9 +439,8 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
     } else if (strcmp(value, "text") == 0) {
         g->output = OUTPUT_TEXT;
     } else {
-        return kmsctl_usage_error(cmd,
-                                  "argument --output: invalid choice '%s' (choose from json, text)",
-                                  value);
+        return kmsctl_usage_error(
+            cmd, "argument --output: invalid choice '%s' (choose from json, text)", value);
     }
     return 1;
 }
@@ -450,8 +467,7 @@ static int unknown_option(const struct command *cmd, const char *name)
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         if (kmsctl_close_match(name, o->name) && n + strlen(o->name) + 8 < sizeof hint) {
-            n += (size_t)snprintf(hint + n, sizeof hint - n, "%s--%s", n == 0 ? "" : ", ",
-                                  o->name);
+            n += (size_t)snprintf(hint + n, sizeof hint - n, "%s--%s", n == 0 ? "" : ", ", o->name);
         }
     }
     if (n > 0) {

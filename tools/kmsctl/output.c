@@ -351,8 +351,8 @@ static bool in_list(json_t *list, const char *s)
 
 /* One row: [IDENTIFIER] then the scalars, in sorted key order or in the order of scalar_keys
  * (the union over a list of objects, so that the columns line up). */
-static void text_row(FILE *f, json_t *obj, const char **keys, size_t nkeys,
-                     const char *identifier, json_t *scalar_keys)
+static void text_row(FILE *f, json_t *obj, const char **keys, size_t nkeys, const char *identifier,
+                     json_t *scalar_keys)
 {
     size_t col = 0;
     size_t i;
@@ -582,8 +582,7 @@ int kmsctl_service_error(void)
     if (code == KMS_OK || name == NULL) {
         /* A failure without a recorded reason is a library bug; still fail closed. */
         return kmsctl_error_json("KMSInternalException",
-                                 message != NULL && *message != '\0' ? message
-                                                                     : "unknown error");
+                                 message != NULL && *message != '\0' ? message : "unknown error");
     }
     return kmsctl_error_json(name, message != NULL ? message : "");
 }
