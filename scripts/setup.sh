@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs (when missing) and builds it.
+#   scripts/setup.sh [BUILD_DIR] [extra cmake options...]
+# Packages: build tools, libsodium, OpenSSL 3, SQLite, jansson, cmocka, SoftHSM2 (the PKCS#11
+# HSM), p11-kit (the PKCS#11 header), opensc (pkcs11-tool, used by the tests as an outside
+# witness of the token), faketime, clang with libFuzzer (fuzzers), python3 (test helpers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config libsodium-dev libssl-dev libsqlite3-dev sqlite3
+          libjansson-dev libcmocka-dev softhsm2 libp11-kit-dev opensc faketime clang
+          libclang-rt-14-dev python3 openssl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+build=${1:-build}
+shift || true
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+echo "setup: built in $build" >&2
