@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "hsm/hsm_module.h"
+#include "hsm/hsm_oaep.h"
 #include "hsm/hsm_pubkey.h"
 #include "util/util.h"
 
@@ -554,22 +555,26 @@ typedef struct key_spec {
     size_t field_len;  /* EC field element bytes */
     CK_MECHANISM_TYPE hmac_mech;
     size_t mac_len;
+    bool decrypt; /* RSA: the private key decrypts instead of signing */
 } key_spec;
 
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 
 static const key_spec key_specs[] = {
-    {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0},
-    {KMS_HSM_HMAC_224, SPEC_HMAC, 28, NULL, 0, NULL, 0, CKM_SHA224_HMAC, 28},
-    {KMS_HSM_HMAC_256, SPEC_HMAC, 32, NULL, 0, NULL, 0, CKM_SHA256_HMAC, 32},
-    {KMS_HSM_HMAC_384, SPEC_HMAC, 48, NULL, 0, NULL, 0, CKM_SHA384_HMAC, 48},
-    {KMS_HSM_HMAC_512, SPEC_HMAC, 64, NULL, 0, NULL, 0, CKM_SHA512_HMAC, 64},
-    {KMS_HSM_RSA_2048, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0},
-    {KMS_HSM_RSA_3072, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0},
-    {KMS_HSM_RSA_4096, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0},
-    {KMS_HSM_EC_P256, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0},
-    {KMS_HSM_EC_P384, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0},
+    {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0, false},
+    {KMS_HSM_HMAC_224, SPEC_HMAC, 28, NULL, 0, NULL, 0, CKM_SHA224_HMAC, 28, false},
+    {KMS_HSM_HMAC_256, SPEC_HMAC, 32, NULL, 0, NULL, 0, CKM_SHA256_HMAC, 32, false},
+    {KMS_HSM_HMAC_384, SPEC_HMAC, 48, NULL, 0, NULL, 0, CKM_SHA384_HMAC, 48, false},
+    {KMS_HSM_HMAC_512, SPEC_HMAC, 64, NULL, 0, NULL, 0, CKM_SHA512_HMAC, 64, false},
+    {KMS_HSM_RSA_2048, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, false},
+    {KMS_HSM_RSA_3072, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, false},
+    {KMS_HSM_RSA_4096, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, false},
+    {KMS_HSM_EC_P256, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0, false},
+    {KMS_HSM_EC_P384, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0, false},
+    {KMS_HSM_RSA_2048_DECRYPT, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, true},
+    {KMS_HSM_RSA_3072_DECRYPT, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, true},
+    {KMS_HSM_RSA_4096_DECRYPT, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, true},
 };
 
 static const key_spec *spec_of(kms_hsm_key_type type)
@@ -629,11 +634,14 @@ static CK_RV generate_pair(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, 
     CK_ULONG bits = sp->bits_or_len;
     size_t ll = strlen(label);
     bool rsa = sp->kind == SPEC_RSA;
+    /* Least privilege: a key pair either signs and verifies or decrypts and encrypts. */
+    const CK_BBOOL *sign = sp->decrypt ? &no : &yes;
+    const CK_BBOOL *crypt = sp->decrypt ? &yes : &no;
     CK_ATTRIBUTE pub_tmpl[] = {
         ATTR_BOOL(CKA_TOKEN, yes),
         ATTR_BOOL(CKA_PRIVATE, no),
-        ATTR_BOOL(CKA_VERIFY, yes),
-        ATTR_BOOL(CKA_ENCRYPT, no),
+        ATTR(CKA_VERIFY, sign, sizeof(CK_BBOOL)),
+        ATTR(CKA_ENCRYPT, crypt, sizeof(CK_BBOOL)),
         ATTR_BOOL(CKA_WRAP, no),
         ATTR(CKA_LABEL, label, ll),
         ATTR(CKA_ID, label, ll),
@@ -643,9 +651,15 @@ static CK_RV generate_pair(kms_hsm *h, CK_SESSION_HANDLE s, const key_spec *sp, 
         ATTR(CKA_PUBLIC_EXPONENT, f4, sizeof f4),
     };
     CK_ATTRIBUTE priv_tmpl[] = {
-        ATTR_BOOL(CKA_TOKEN, yes),      ATTR_BOOL(CKA_PRIVATE, yes), ATTR_BOOL(CKA_SENSITIVE, yes),
-        ATTR_BOOL(CKA_EXTRACTABLE, no), ATTR_BOOL(CKA_SIGN, yes),    ATTR_BOOL(CKA_DECRYPT, no),
-        ATTR_BOOL(CKA_UNWRAP, no),      ATTR_BOOL(CKA_DERIVE, no),   ATTR(CKA_LABEL, label, ll),
+        ATTR_BOOL(CKA_TOKEN, yes),
+        ATTR_BOOL(CKA_PRIVATE, yes),
+        ATTR_BOOL(CKA_SENSITIVE, yes),
+        ATTR_BOOL(CKA_EXTRACTABLE, no),
+        ATTR(CKA_SIGN, sign, sizeof(CK_BBOOL)),
+        ATTR(CKA_DECRYPT, crypt, sizeof(CK_BBOOL)),
+        ATTR_BOOL(CKA_UNWRAP, no),
+        ATTR_BOOL(CKA_DERIVE, no),
+        ATTR(CKA_LABEL, label, ll),
         ATTR(CKA_ID, label, ll),
     };
     CK_MECHANISM mech = {rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, NULL, 0};
@@ -1004,6 +1018,118 @@ int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
 out:
     scratch_release(&out);
     scratch_release(&in);
+    return r;
+}
+
+/* ---- RSAES-OAEP --------------------------------------------------------------------------- */
+
+/* Room for the output of any RSA decryption we do (RSA-4096: 512 bytes), so that no module
+ * answers CKR_BUFFER_TOO_SMALL for a ciphertext of the wrong length. */
+#define MAX_RSA_LEN 512
+
+typedef struct oaep_ctx {
+    CK_RSA_PKCS_OAEP_PARAMS params;
+    const uint8_t *in;
+    CK_ULONG in_len;
+    uint8_t *out;
+    CK_ULONG out_len; /* room in, bytes written out */
+    bool raw;         /* decrypted with CKM_RSA_X_509: out holds the encoded message */
+} oaep_ctx;
+
+static CK_RV oaep_op(kms_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *vctx,
+                     const char **call)
+{
+    oaep_ctx *c = vctx;
+    CK_MECHANISM mech = {CKM_RSA_PKCS_OAEP, &c->params, sizeof c->params};
+    CK_ULONG room = c->out_len;
+    c->raw = false;
+    *call = "C_DecryptInit";
+    CK_RV rv = h->f->C_DecryptInit(s, &mech, key);
+    if (rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_ARGUMENTS_BAD) {
+        /* SoftHSM 2.6.1 MechParamCheckRSAPKCSOAEP: hashAlg must be CKM_SHA_1 (measured:
+         * CKR_ARGUMENTS_BAD for SHA-256). Raw RSA in the token, padding checked here. */
+        CK_MECHANISM raw = {CKM_RSA_X_509, NULL, 0};
+        *call = "C_DecryptInit(CKM_RSA_X_509)";
+        rv = h->f->C_DecryptInit(s, &raw, key);
+        c->raw = rv == CKR_OK;
+    }
+    if (rv == CKR_OK) {
+        *call = "C_Decrypt";
+        rv = h->f->C_Decrypt(s, (CK_BYTE_PTR)c->in, c->in_len, c->out, &room);
+    }
+    c->out_len = rv == CKR_OK ? room : 0;
+    return rv;
+}
+
+static int raise_bad_rsa_ciphertext(const char *label, const char *why)
+{
+    return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
+                     "the RSA ciphertext does not decrypt under key material '%s' (%s)", label,
+                     why);
+}
+
+int kms_hsm_rsa_oaep_decrypt(kms_hsm *hsm, const char *label, bool sha256, const uint8_t *ct,
+                             size_t ct_len, uint8_t *pt, size_t *pt_len)
+{
+    int r = -1;
+    scratch out = {.p = NULL};
+    scratch dec = {.p = NULL};
+    KMS_GUARD(check_label(label));
+    KMS_ENSURE(ct != NULL && pt != NULL && pt_len != NULL, KMS_ERR_VALIDATION,
+               "RSA-OAEP decrypt: missing buffer");
+    *pt_len = 0;
+    /* No RSA modulus we generate is longer; the token would refuse the length anyway. */
+    if (ct_len == 0 || ct_len > MAX_RSA_LEN) {
+        return raise_bad_rsa_ciphertext(label, "wrong length");
+    }
+    if (scratch_get(&out, MAX_RSA_LEN) != 0 || scratch_get(&dec, MAX_RSA_LEN) != 0) {
+        goto out;
+    }
+    oaep_ctx c = {.params = {sha256 ? CKM_SHA256 : CKM_SHA_1,
+                             sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0},
+                  .in = ct,
+                  .in_len = (CK_ULONG)ct_len,
+                  .out = out.p,
+                  .out_len = (CK_ULONG)out.n};
+    CK_RV rv;
+    const char *call = "C_DecryptInit";
+    if (with_key(hsm, label, oaep_op, &c, &rv, &call) != 0) {
+        goto out;
+    }
+    /* Bad padding: CKR_ENCRYPTED_DATA_INVALID (PKCS#11 v2.40); SoftHSM 2.6.1 answers
+     * CKR_GENERAL_ERROR from C_Decrypt for any decryption its OpenSSL refuses. */
+    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+        (strcmp(call, "C_Decrypt") == 0 &&
+         (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED))) {
+        raise_bad_rsa_ciphertext(label, kms_hsm_ckr_name(rv));
+        goto out;
+    }
+    if (rv != CKR_OK) {
+        raise_rv(rv, call, label);
+        goto out;
+    }
+    const uint8_t *plain = out.p;
+    size_t n = c.out_len;
+    if (c.raw) {
+        /* The encoded message is as long as the modulus, which the token checked against
+         * ct_len (CKR_ENCRYPTED_DATA_LEN_RANGE otherwise). */
+        if (c.out_len != ct_len || kms_hsm_oaep_decode(sha256, out.p, ct_len, dec.p, &n) != 0) {
+            raise_bad_rsa_ciphertext(label, "OAEP padding check failed");
+            goto out;
+        }
+        plain = dec.p;
+    }
+    if (n > ct_len) {
+        kms_raise(KMS_ERR_HSM, "C_Decrypt with key material '%s' returned %zu bytes for %zu bytes "
+                  "of ciphertext", label, n, ct_len);
+        goto out;
+    }
+    memcpy(pt, plain, n);
+    *pt_len = n;
+    r = 0;
+out:
+    scratch_release(&dec);
+    scratch_release(&out);
     return r;
 }
 

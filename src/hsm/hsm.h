@@ -50,10 +50,15 @@ typedef enum kms_hsm_key_type {
     KMS_HSM_RSA_4096,
     KMS_HSM_EC_P256,
     KMS_HSM_EC_P384,
+    KMS_HSM_RSA_2048_DECRYPT,
+    KMS_HSM_RSA_3072_DECRYPT,
+    KMS_HSM_RSA_4096_DECRYPT,
 } kms_hsm_key_type;
 
-/* Generates a key of `type` labelled `label` inside the token. For RSA and EC keys *spki
- * receives the public key as DER SubjectPublicKeyInfo (malloc'd), else *spki is NULL. spki may
+/* Generates a key of `type` labelled `label` inside the token. Least privilege: a private key
+ * of KMS_HSM_RSA_NNNN or KMS_HSM_EC_* signs only (CKA_SIGN true, CKA_DECRYPT false); one of
+ * KMS_HSM_RSA_NNNN_DECRYPT decrypts only (CKA_DECRYPT true, CKA_SIGN false). For RSA and EC
+ * keys *spki receives the public key as DER SubjectPublicKeyInfo (malloc'd), else *spki is NULL. spki may
  * be NULL for symmetric types. AlreadyExistsException if objects with the label exist. */
 int kms_hsm_generate_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
                          size_t *spki_len) __attribute__((warn_unused_result));
@@ -75,6 +80,17 @@ int kms_hsm_aes_gcm_encrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
 int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KMS_HSM_GCM_IV_LEN],
                             const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t ct_len,
                             const uint8_t tag[KMS_HSM_GCM_TAG_LEN], uint8_t *pt)
+    __attribute__((warn_unused_result));
+
+/* RSAES-OAEP decryption (RFC 8017 7.1.2, empty label) with the private key `label` of a
+ * KMS_HSM_RSA_*_DECRYPT type: SHA-1 or SHA-256 for both the hash and MGF1, as AWS KMS's
+ * RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256. pt has room for ct_len bytes; *pt_len receives the
+ * plaintext length. A ciphertext that does not decrypt gives InvalidCiphertextException and
+ * writes nothing to pt. Uses CKM_RSA_PKCS_OAEP; a module that refuses the OAEP parameters
+ * (SoftHSM 2.6 knows SHA-1 only) decrypts with CKM_RSA_X_509 and the padding is checked here,
+ * in constant time. */
+int kms_hsm_rsa_oaep_decrypt(kms_hsm *hsm, const char *label, bool sha256, const uint8_t *ct,
+                             size_t ct_len, uint8_t *pt, size_t *pt_len)
     __attribute__((warn_unused_result));
 
 typedef enum kms_hsm_sig_alg {

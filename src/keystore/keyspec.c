@@ -4,24 +4,32 @@
 
 /* AWS KMS developer guide, "Key spec reference". */
 static const kms_key_spec_info specs[] = {
-    {"SYMMETRIC_DEFAULT", KMS_HSM_AES_256, "ENCRYPT_DECRYPT", {"ENCRYPT_DECRYPT"}, NULL, {NULL}},
-    {"HMAC_224", KMS_HSM_HMAC_224, "GENERATE_VERIFY_MAC", {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_224",
-     {NULL}},
-    {"HMAC_256", KMS_HSM_HMAC_256, "GENERATE_VERIFY_MAC", {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_256",
-     {NULL}},
-    {"HMAC_384", KMS_HSM_HMAC_384, "GENERATE_VERIFY_MAC", {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_384",
-     {NULL}},
-    {"HMAC_512", KMS_HSM_HMAC_512, "GENERATE_VERIFY_MAC", {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_512",
-     {NULL}},
+    {"SYMMETRIC_DEFAULT", KMS_HSM_AES_256, KMS_HSM_AES_256, "ENCRYPT_DECRYPT", {"ENCRYPT_DECRYPT"},
+     NULL, {NULL}, {"SYMMETRIC_DEFAULT"}},
+    {"HMAC_224", KMS_HSM_HMAC_224, KMS_HSM_HMAC_224, "GENERATE_VERIFY_MAC",
+     {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_224", {NULL}, {NULL}},
+    {"HMAC_256", KMS_HSM_HMAC_256, KMS_HSM_HMAC_256, "GENERATE_VERIFY_MAC",
+     {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_256", {NULL}, {NULL}},
+    {"HMAC_384", KMS_HSM_HMAC_384, KMS_HSM_HMAC_384, "GENERATE_VERIFY_MAC",
+     {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_384", {NULL}, {NULL}},
+    {"HMAC_512", KMS_HSM_HMAC_512, KMS_HSM_HMAC_512, "GENERATE_VERIFY_MAC",
+     {"GENERATE_VERIFY_MAC"}, "HMAC_SHA_512", {NULL}, {NULL}},
 #define RSA_SIGS                                                                                   \
     {"RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256",  \
      "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", NULL}
-    {"RSA_2048", KMS_HSM_RSA_2048, NULL, {"SIGN_VERIFY"}, NULL, RSA_SIGS},
-    {"RSA_3072", KMS_HSM_RSA_3072, NULL, {"SIGN_VERIFY"}, NULL, RSA_SIGS},
-    {"RSA_4096", KMS_HSM_RSA_4096, NULL, {"SIGN_VERIFY"}, NULL, RSA_SIGS},
+#define RSA_ENCS {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", NULL}
+    {"RSA_2048", KMS_HSM_RSA_2048, KMS_HSM_RSA_2048_DECRYPT, NULL,
+     {"SIGN_VERIFY", "ENCRYPT_DECRYPT"}, NULL, RSA_SIGS, RSA_ENCS},
+    {"RSA_3072", KMS_HSM_RSA_3072, KMS_HSM_RSA_3072_DECRYPT, NULL,
+     {"SIGN_VERIFY", "ENCRYPT_DECRYPT"}, NULL, RSA_SIGS, RSA_ENCS},
+    {"RSA_4096", KMS_HSM_RSA_4096, KMS_HSM_RSA_4096_DECRYPT, NULL,
+     {"SIGN_VERIFY", "ENCRYPT_DECRYPT"}, NULL, RSA_SIGS, RSA_ENCS},
+#undef RSA_ENCS
 #undef RSA_SIGS
-    {"ECC_NIST_P256", KMS_HSM_EC_P256, "SIGN_VERIFY", {"SIGN_VERIFY"}, NULL, {"ECDSA_SHA_256"}},
-    {"ECC_NIST_P384", KMS_HSM_EC_P384, "SIGN_VERIFY", {"SIGN_VERIFY"}, NULL, {"ECDSA_SHA_384"}},
+    {"ECC_NIST_P256", KMS_HSM_EC_P256, KMS_HSM_EC_P256, "SIGN_VERIFY", {"SIGN_VERIFY"}, NULL,
+     {"ECDSA_SHA_256"}, {NULL}},
+    {"ECC_NIST_P384", KMS_HSM_EC_P384, KMS_HSM_EC_P384, "SIGN_VERIFY", {"SIGN_VERIFY"}, NULL,
+     {"ECDSA_SHA_384"}, {NULL}},
 };
 
 static const char *const spec_names[] = {
@@ -38,6 +46,12 @@ static const kms_sig_alg_info sig_algs[] = {
     {"RSASSA_PKCS1_V1_5_SHA_512", KMS_HSM_RSA_PKCS1_SHA512, "SHA512", 64, false, false},
     {"ECDSA_SHA_256", KMS_HSM_ECDSA_SHA256, "SHA256", 32, false, true},
     {"ECDSA_SHA_384", KMS_HSM_ECDSA_SHA384, "SHA384", 48, false, true},
+};
+
+/* AWS KMS developer guide, "RSA key specs for encryption and decryption". */
+static const kms_enc_alg_info enc_algs[] = {
+    {"RSAES_OAEP_SHA_1", false, "SHA1", 20},
+    {"RSAES_OAEP_SHA_256", true, "SHA256", 32},
 };
 
 const kms_key_spec_info *kms_key_spec_find(const char *name)
@@ -84,4 +98,31 @@ bool kms_key_spec_allows_sig_alg(const kms_key_spec_info *spec, const char *alg)
 {
     return in_list(spec->sig_algorithms,
                    sizeof spec->sig_algorithms / sizeof spec->sig_algorithms[0], alg);
+}
+
+bool kms_key_spec_allows_enc_alg(const kms_key_spec_info *spec, const char *alg)
+{
+    return in_list(spec->enc_algorithms,
+                   sizeof spec->enc_algorithms / sizeof spec->enc_algorithms[0], alg);
+}
+
+bool kms_key_spec_is_rsa_encryption(const kms_key_spec_info *spec, const char *usage)
+{
+    return spec != NULL && usage != NULL && spec->hsm_decrypt != spec->hsm &&
+           strcmp(usage, "ENCRYPT_DECRYPT") == 0;
+}
+
+kms_hsm_key_type kms_key_spec_hsm_type(const kms_key_spec_info *spec, const char *usage)
+{
+    return kms_key_spec_is_rsa_encryption(spec, usage) ? spec->hsm_decrypt : spec->hsm;
+}
+
+const kms_enc_alg_info *kms_enc_alg_find(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof enc_algs / sizeof enc_algs[0]; i++) {
+        if (strcmp(enc_algs[i].name, name) == 0) {
+            return &enc_algs[i];
+        }
+    }
+    return NULL;
 }

@@ -130,8 +130,8 @@ int kms_keystore_create(const kms_keystore *ks, const kms_key_spec_info *spec, c
     out->creation_date = kms_now();
     out->current_version = 1;
     kms_keystore_label(out->key_id, 1, label);
-    if (kms_hsm_generate_key(ks->hsm, spec->hsm, label, &out->public_key, &out->public_key_len) !=
-        0) {
+    if (kms_hsm_generate_key(ks->hsm, kms_key_spec_hsm_type(spec, usage), label, &out->public_key,
+                             &out->public_key_len) != 0) {
         goto out;
     }
     generated = true;

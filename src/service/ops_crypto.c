@@ -27,38 +27,208 @@ static int use_key(kms_request *rq, const char *key_ref, const char *action, con
     return kms_keystore_check_usable(&rq->client->keystore, rec, usage);
 }
 
-int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
-                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
-                   char arn[KMS_ARN_MAX])
+/* ---- Encryption algorithms ----------------------------------------------------------------- */
+
+/* Whether the key encrypts with RSAES-OAEP (an RSA key with KeyUsage ENCRYPT_DECRYPT). */
+static bool is_rsa_encryption_key(const kms_key_record *rec)
+{
+    return kms_key_spec_is_rsa_encryption(kms_key_spec_find(rec->key_spec), rec->key_usage);
+}
+
+/* Checks the EncryptionAlgorithm of a request against the key, whose usage the caller checked
+ * (ENCRYPT_DECRYPT). Symmetric keys take SYMMETRIC_DEFAULT or nothing; RSA keys require one of
+ * their RSAES_OAEP algorithms (AWS KMS API reference, Encrypt: EncryptionAlgorithm). *rsa
+ * receives the algorithm for RSA keys, else NULL. */
+static int check_alg_for_key(const kms_key_record *rec, const char *arn, const char *alg,
+                             const kms_enc_alg_info **rsa)
+{
+    const kms_key_spec_info *spec = kms_key_spec_find(rec->key_spec);
+    *rsa = NULL;
+    if (!is_rsa_encryption_key(rec)) {
+        KMS_ENSURE(alg == NULL || strcmp(alg, "SYMMETRIC_DEFAULT") == 0,
+                   KMS_ERR_INVALID_KEY_USAGE,
+                   "%s is not valid for %s, a symmetric key; use SYMMETRIC_DEFAULT", alg, arn);
+        return 0;
+    }
+    KMS_ENSURE(alg != NULL, KMS_ERR_VALIDATION,
+               "EncryptionAlgorithm is required with %s, an asymmetric %s key: give "
+               "RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256",
+               arn, rec->key_spec);
+    KMS_ENSURE(kms_key_spec_allows_enc_alg(spec, alg), KMS_ERR_INVALID_KEY_USAGE,
+               "%s is not valid for %s, an asymmetric %s key; use RSAES_OAEP_SHA_1 or "
+               "RSAES_OAEP_SHA_256",
+               alg, arn, rec->key_spec);
+    *rsa = kms_enc_alg_find(alg);
+    KMS_ENSURE(*rsa != NULL, KMS_ERR_INTERNAL, "no details of encryption algorithm %s", alg);
+    return 0;
+}
+
+/* AWS KMS: "An encryption context is supported only on operations with symmetric encryption
+ * KMS keys." */
+static int no_context_for_rsa(const kms_encryption_context *ctx, const char *arn)
+{
+    KMS_ENSURE(ctx == NULL || ctx->count == 0, KMS_ERR_VALIDATION,
+               "EncryptionContext is not supported with %s, an asymmetric key: an encryption "
+               "context is supported only with symmetric encryption keys",
+               arn);
+    return 0;
+}
+
+static EVP_PKEY *public_key_of(const kms_key_record *rec)
+{
+    const uint8_t *p = rec->public_key;
+    EVP_PKEY *pkey = p != NULL ? d2i_PUBKEY(NULL, &p, (long)rec->public_key_len) : NULL;
+    if (pkey == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot load the public key of %s", rec->key_id);
+    }
+    return pkey;
+}
+
+/* RSAES-OAEP with the key's public half (a public operation: OpenSSL does it, no HSM). Appends
+ * the raw RSA ciphertext, as AWS KMS returns it, to *blob. */
+static int rsa_encrypt(const kms_key_record *rec, const char *arn, const kms_enc_alg_info *alg,
+                       const uint8_t *pt, size_t pt_len, kms_buf *blob)
+{
+    int r = -1;
+    size_t n = 0;
+    EVP_PKEY *pkey = public_key_of(rec);
+    EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+    const EVP_MD *md = EVP_get_digestbyname(alg->digest);
+    if (pkey == NULL) {
+        goto out;
+    }
+    /* RFC 8017 7.1.1: mLen <= k - 2hLen - 2 (RSA_2048: 214 bytes with SHA-1, 190 with SHA-256) */
+    size_t k = (size_t)EVP_PKEY_get_size(pkey);
+    size_t max = k > 2 * alg->digest_len + 2 ? k - 2 * alg->digest_len - 2 : 0;
+    if (pt_len > max) {
+        kms_raise(KMS_ERR_VALIDATION,
+                  "Plaintext is %zu bytes; %s with %s (%s) encrypts at most %zu bytes", pt_len,
+                  alg->name, arn, rec->key_spec, max);
+        goto out;
+    }
+    if (pctx == NULL || md == NULL || EVP_PKEY_encrypt_init(pctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1 ||
+        EVP_PKEY_encrypt(pctx, NULL, &n, pt, pt_len) != 1 || kms_buf_reserve(blob, n) != 0 ||
+        EVP_PKEY_encrypt(pctx, blob->data + blob->len, &n, pt, pt_len) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encrypt with %s and the public key of %s", alg->name,
+                  arn);
+        goto out;
+    }
+    blob->len += n;
+    r = 0;
+out:
+    EVP_PKEY_CTX_free(pctx);
+    EVP_PKEY_free(pkey);
+    return r;
+}
+
+/* ---- Encrypt, Decrypt ------------------------------------------------------------------------ */
+
+/* Encrypt's core: alg is the request's EncryptionAlgorithm (NULL: none given); *alg_used
+ * receives the algorithm for the response. */
+static int encrypt_core(kms_request *rq, const char *key_ref, const char *action, const char *alg,
+                        const uint8_t *pt, size_t pt_len, const kms_encryption_context *ctx,
+                        kms_buf *blob, char arn[KMS_ARN_MAX], const char **alg_used)
 {
     kms_key_record rec;
     char own[KMS_ARN_MAX];
+    const kms_enc_alg_info *rsa = NULL;
     memset(&rec, 0, sizeof rec);
+    if (arn == NULL) {
+        arn = own;
+    }
     KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
     KMS_ENSURE(pt_len >= 1, KMS_ERR_VALIDATION, "Plaintext must not be empty");
-    int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn ? arn : own);
+    int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn);
     if (r == 0) {
+        r = check_alg_for_key(&rec, arn, alg, &rsa);
+    }
+    if (r == 0 && rsa != NULL) {
+        r = no_context_for_rsa(ctx, arn);
+        if (r == 0) {
+            r = rsa_encrypt(&rec, arn, rsa, pt, pt_len, blob);
+        }
+    } else if (r == 0) {
         r = kms_keystore_seal(&rq->client->keystore, &rec, pt, pt_len, ctx, blob);
+    }
+    if (r == 0 && alg_used != NULL) {
+        *alg_used = rsa != NULL ? rsa->name : "SYMMETRIC_DEFAULT";
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
-                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
+int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
+                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
                    char arn[KMS_ARN_MAX])
+{
+    return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
+}
+
+/* Decrypts an RSA ciphertext in the HSM; rec is resolved and authorised. Nothing reaches *pt
+ * unless the padding checks. */
+static int rsa_decrypt(kms_request *rq, const kms_key_record *rec, const char *arn,
+                       const kms_enc_alg_info *alg, const uint8_t *blob, size_t blob_len,
+                       kms_buf *pt)
+{
+    char label[KMS_LABEL_MAX];
+    size_t n = 0;
+    KMS_GUARD(kms_buf_reserve(pt, blob_len));
+    kms_keystore_label(rec->key_id, rec->current_version, label);
+    if (kms_hsm_rsa_oaep_decrypt(rq->client->hsm, label, alg->sha256, blob, blob_len,
+                                 pt->data + pt->len, &n) != 0) {
+        if (kms_last_error() == KMS_ERR_INVALID_CIPHERTEXT) {
+            kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
+                      "the ciphertext does not decrypt with %s and %s: it was altered, made "
+                      "with another algorithm, or under another key",
+                      arn, alg->name);
+        }
+        return -1;
+    }
+    pt->len += n;
+    return 0;
+}
+
+/* Decrypt's core. A KeyId that names an RSA encryption key takes the RSA path before anything
+ * tries to parse a symmetric blob (an RSA ciphertext names no key). */
+static int decrypt_core(kms_request *rq, const char *key_ref, const char *action, const char *alg,
+                        const uint8_t *blob, size_t blob_len, const kms_encryption_context *ctx,
+                        kms_buf *pt, char arn[KMS_ARN_MAX], const char **alg_used)
 {
     int r = -1;
     kms_blob b;
     kms_key_record rec;
     char own[KMS_ARN_MAX];
+    const kms_enc_alg_info *rsa = NULL;
     memset(&rec, 0, sizeof rec);
     if (arn == NULL) {
         arn = own;
     }
-    KMS_GUARD(kms_blob_parse(blob, blob_len, &b));
+    KMS_ENSURE(key_ref != NULL || alg == NULL || strcmp(alg, "SYMMETRIC_DEFAULT") == 0,
+               KMS_ERR_VALIDATION,
+               "KeyId is required with EncryptionAlgorithm %s: an asymmetric ciphertext does "
+               "not name its key",
+               alg);
     if (key_ref != NULL) {
         KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, true, &rec));
+        if (rec.public_key != NULL) {
+            /* Asymmetric: the usage check refuses signing keys. */
+            kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
+            if (kms_gate_authorize(rq, action, arn) != 0 ||
+                kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
+                check_alg_for_key(&rec, arn, alg, &rsa) != 0 || no_context_for_rsa(ctx, arn) != 0 ||
+                rsa_decrypt(rq, &rec, arn, rsa, blob, blob_len, pt) != 0) {
+                goto out;
+            }
+            goto done;
+        }
+    }
+    if (kms_blob_parse(blob, blob_len, &b) != 0) {
+        goto out;
+    }
+    if (key_ref != NULL) {
         if (strcmp(rec.key_id, b.key_id) != 0) {
             kms_keystore_key_arn(&rq->client->keystore, b.key_id, arn);
             kms_raise(KMS_ERR_INCORRECT_KEY,
@@ -79,13 +249,25 @@ int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, con
     kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
     if (kms_gate_authorize(rq, action, arn) != 0 ||
         kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
+        check_alg_for_key(&rec, arn, alg, &rsa) != 0 ||
         kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0) {
         goto out;
+    }
+done:
+    if (alg_used != NULL) {
+        *alg_used = rsa != NULL ? rsa->name : "SYMMETRIC_DEFAULT";
     }
     r = 0;
 out:
     kms_key_record_clean_up(&rec);
     return r;
+}
+
+int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
+                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
+                   char arn[KMS_ARN_MAX])
+{
+    return decrypt_core(rq, key_ref, action, NULL, blob, blob_len, ctx, pt, arn, NULL);
 }
 
 int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
@@ -100,7 +282,19 @@ int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *a
     KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
     KMS_ENSURE(key_bytes >= 1 && key_bytes <= MAX_DATA_KEY, KMS_ERR_VALIDATION,
                "NumberOfBytes must be between 1 and %d", MAX_DATA_KEY);
-    if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn ? arn : own) != 0) {
+    if (arn == NULL) {
+        arn = own;
+    }
+    if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn) != 0) {
+        goto out;
+    }
+    /* AWS KMS API reference, GenerateDataKey: "To generate a data key, specify the symmetric
+     * encryption KMS key". */
+    if (rec.public_key != NULL) {
+        kms_raise(KMS_ERR_INVALID_KEY_USAGE,
+                  "%s is an asymmetric %s key; data keys are generated under symmetric "
+                  "encryption keys only",
+                  arn, rec.key_spec);
         goto out;
     }
     dk = kms_secure_alloc(key_bytes);
@@ -192,22 +386,20 @@ out:
     return r;
 }
 
-static int check_encryption_algorithm(json_t *req, const char *member)
+/* Reads an EncryptionAlgorithm member (NULL if absent); ValidationException outside AWS's enum.
+ * Whether it fits the key is checked once the key is known (check_alg_for_key). */
+static int read_encryption_algorithm(json_t *req, const char *member, const char **alg)
 {
-    const char *alg = NULL;
-    KMS_GUARD(kms_req_string(req, member, false, 1, 64, &alg));
-    if (alg == NULL) {
-        return 0;
-    }
-    KMS_ENSURE(strcmp(alg, "SYMMETRIC_DEFAULT") == 0 || strcmp(alg, "RSAES_OAEP_SHA_1") == 0 ||
-                   strcmp(alg, "RSAES_OAEP_SHA_256") == 0 || strcmp(alg, "SM2PKE") == 0,
+    *alg = NULL;
+    KMS_GUARD(kms_req_string(req, member, false, 1, 64, alg));
+    KMS_ENSURE(*alg == NULL || strcmp(*alg, "SYMMETRIC_DEFAULT") == 0 ||
+                   strcmp(*alg, "RSAES_OAEP_SHA_1") == 0 ||
+                   strcmp(*alg, "RSAES_OAEP_SHA_256") == 0 || strcmp(*alg, "SM2PKE") == 0,
                KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
                "Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, "
                "RSAES_OAEP_SHA_256, SM2PKE]",
-               alg, member);
-    KMS_ENSURE(strcmp(alg, "SYMMETRIC_DEFAULT") == 0, KMS_ERR_INVALID_KEY_USAGE,
-               "%s is not valid for symmetric keys; use SYMMETRIC_DEFAULT", alg);
+               *alg, member);
     return 0;
 }
 
@@ -222,7 +414,7 @@ static int respond_blob(json_t **resp, const kms_buf *blob, const char *arn)
 int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
-    const char *key_id = NULL;
+    const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
     uint8_t *pt = NULL;
     size_t pt_len = 0;
     char arn[KMS_ARN_MAX];
@@ -230,14 +422,15 @@ int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_buf blob;
     kms_buf_init(&blob, false);
     if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        check_encryption_algorithm(req, "EncryptionAlgorithm") != 0 ||
+        read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
         kms_req_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
         kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
-        kms_do_encrypt(rq, key_id, "kms:Encrypt", pt, pt_len, &ctx, &blob, arn) != 0 ||
+        encrypt_core(rq, key_id, "kms:Encrypt", alg, pt, pt_len, &ctx, &blob, arn, &alg_used) !=
+            0 ||
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
-    json_object_set_new(*resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(*resp, "EncryptionAlgorithm", json_string(alg_used));
     r = 0;
 out:
     kms_secret_free(pt, pt_len);
@@ -249,7 +442,7 @@ out:
 int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
-    const char *key_id = NULL;
+    const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
     uint8_t *blob = NULL;
     size_t blob_len = 0;
     char arn[KMS_ARN_MAX];
@@ -257,13 +450,14 @@ int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_buf pt;
     kms_buf_init(&pt, true);
     if (kms_req_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
-        check_encryption_algorithm(req, "EncryptionAlgorithm") != 0 ||
+        read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
         kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
         kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
-        kms_do_decrypt(rq, key_id, "kms:Decrypt", blob, blob_len, &ctx, &pt, arn) != 0) {
+        decrypt_core(rq, key_id, "kms:Decrypt", alg, blob, blob_len, &ctx, &pt, arn,
+                     &alg_used) != 0) {
         goto out;
     }
-    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
+    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", alg_used);
     if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -280,6 +474,7 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *src_key = NULL, *dst_key = NULL;
+    const char *src_alg = NULL, *dst_alg = NULL, *src_used = NULL, *dst_used = NULL;
     uint8_t *blob = NULL;
     size_t blob_len = 0;
     char src_arn[KMS_ARN_MAX], dst_arn[KMS_ARN_MAX];
@@ -289,21 +484,21 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_buf_init(&out_blob, false);
     if (kms_req_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
         kms_req_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
-        check_encryption_algorithm(req, "SourceEncryptionAlgorithm") != 0 ||
-        check_encryption_algorithm(req, "DestinationEncryptionAlgorithm") != 0 ||
+        read_encryption_algorithm(req, "SourceEncryptionAlgorithm", &src_alg) != 0 ||
+        read_encryption_algorithm(req, "DestinationEncryptionAlgorithm", &dst_alg) != 0 ||
         kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
         kms_req_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
         kms_req_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
-        kms_do_decrypt(rq, src_key, "kms:ReEncryptFrom", blob, blob_len, &src_ctx, &pt,
-                       src_arn) != 0 ||
-        kms_do_encrypt(rq, dst_key, "kms:ReEncryptTo", pt.data, pt.len, &dst_ctx, &out_blob,
-                       dst_arn) != 0 ||
+        decrypt_core(rq, src_key, "kms:ReEncryptFrom", src_alg, blob, blob_len, &src_ctx, &pt,
+                     src_arn, &src_used) != 0 ||
+        encrypt_core(rq, dst_key, "kms:ReEncryptTo", dst_alg, pt.data, pt.len, &dst_ctx,
+                     &out_blob, dst_arn, &dst_used) != 0 ||
         respond_blob(resp, &out_blob, dst_arn) != 0) {
         goto out;
     }
     json_object_set_new(*resp, "SourceKeyId", json_string(src_arn));
-    json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
-    json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used));
+    json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used));
     r = 0;
 out:
     free(blob);
@@ -512,14 +707,24 @@ int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     if (kms_keystore_check_usable(&rq->client->keystore, &rec, rec.key_usage) != 0) {
         goto out;
     }
+    /* AWS KMS API reference, GetPublicKey: EncryptionAlgorithms for ENCRYPT_DECRYPT keys,
+     * SigningAlgorithms for SIGN_VERIFY keys. */
     const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
+    bool encryption = is_rsa_encryption_key(&rec);
+    const char *const *list = NULL;
+    size_t max = 0;
+    if (spec != NULL) {
+        list = encryption ? spec->enc_algorithms : spec->sig_algorithms;
+        max = encryption ? sizeof spec->enc_algorithms / sizeof spec->enc_algorithms[0]
+                         : sizeof spec->sig_algorithms / sizeof spec->sig_algorithms[0];
+    }
     json_t *algs = json_array();
-    for (size_t i = 0; spec && algs && i < 7 && spec->sig_algorithms[i]; i++) {
-        json_array_append_new(algs, json_string(spec->sig_algorithms[i]));
+    for (size_t i = 0; list && algs && i < max && list[i]; i++) {
+        json_array_append_new(algs, json_string(list[i]));
     }
     *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
                       rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,
-                      "SigningAlgorithms", algs);
+                      encryption ? "EncryptionAlgorithms" : "SigningAlgorithms", algs);
     if (*resp == NULL ||
         kms_json_set_blob(*resp, "PublicKey", rec.public_key, rec.public_key_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");

@@ -40,8 +40,10 @@ json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
                             json_integer(rec->pending_window_days));
     }
     if (strcmp(rec->key_usage, "ENCRYPT_DECRYPT") == 0) {
-        static const char *const sym[] = {"SYMMETRIC_DEFAULT", NULL};
-        json_object_set_new(m, "EncryptionAlgorithms", string_array(sym, 1));
+        /* SYMMETRIC_DEFAULT, or RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256 for RSA keys */
+        json_object_set_new(m, "EncryptionAlgorithms",
+                            string_array(spec->enc_algorithms, sizeof spec->enc_algorithms /
+                                                                   sizeof spec->enc_algorithms[0]));
     } else if (strcmp(rec->key_usage, "SIGN_VERIFY") == 0) {
         json_object_set_new(m, "SigningAlgorithms", string_array(spec->sig_algorithms, 7));
     } else if (spec->mac_algorithm != NULL) {
@@ -96,7 +98,8 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     if (usage == NULL) {
         usage = spec->default_usage;
         KMS_ENSURE(usage != NULL, KMS_ERR_VALIDATION,
-                   "KeyUsage is required for %s keys: give SIGN_VERIFY", spec->name);
+                   "KeyUsage is required for %s keys: give SIGN_VERIFY or ENCRYPT_DECRYPT",
+                   spec->name);
     }
     KMS_ENSURE(strcmp(usage, "ENCRYPT_DECRYPT") == 0 || strcmp(usage, "SIGN_VERIFY") == 0 ||
                    strcmp(usage, "GENERATE_VERIFY_MAC") == 0,
@@ -106,10 +109,7 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
                "GENERATE_VERIFY_MAC]",
                usage);
     KMS_ENSURE(kms_key_spec_allows_usage(spec, usage), KMS_ERR_VALIDATION,
-               "KeyUsage %s is not compatible with KeySpec %s%s", usage, spec->name,
-               strncmp(spec->name, "RSA_", 4) == 0 && strcmp(usage, "ENCRYPT_DECRYPT") == 0
-                   ? " in this KMS yet (RSA keys sign and verify here)"
-                   : "");
+               "KeyUsage %s is not compatible with KeySpec %s", usage, spec->name);
     KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0, KMS_ERR_UNSUPPORTED_OPERATION,
                "Origin %s is not supported: keys are generated in this KMS's HSM (AWS_KMS)",
                origin);

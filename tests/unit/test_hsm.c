@@ -441,6 +441,175 @@ static void test_sign_verify(void **state)
 /* ---- HMAC -------------------------------------------------------------------------------------
  */
 
+/* RSAES-OAEP with OpenSSL and the public key, as the service's Encrypt does. */
+static size_t oaep_encrypt(const uint8_t *spki, size_t spki_len, bool sha256, const uint8_t *pt,
+                           size_t pt_len, uint8_t ct[512])
+{
+    const uint8_t *p = spki;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    assert_non_null(pk);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+    const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+    size_t n = 512;
+    assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md), 1);
+    assert_int_equal(EVP_PKEY_encrypt(ctx, ct, &n, pt, pt_len), 1);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    return n;
+}
+
+/* A refused decryption leaves pt as it was. */
+static void expect_oaep_refused(kms_hsm *h, const char *label, bool sha256, const uint8_t *ct,
+                                size_t ct_len, kms_error code)
+{
+    uint8_t pt[512];
+    memset(pt, 0xa5, sizeof pt);
+    size_t pt_len = 99;
+    assert_kms_error(kms_hsm_rsa_oaep_decrypt(h, label, sha256, ct, ct_len, pt, &pt_len), code);
+    for (size_t i = 0; i < sizeof pt; i++) {
+        assert_int_equal(pt[i], 0xa5);
+    }
+}
+
+static void test_rsa_oaep_decrypt(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *spki = NULL;
+    uint8_t *sig_spki = NULL;
+    size_t spki_len = 0;
+    size_t sig_spki_len = 0;
+    gen(fx->hsm, KMS_HSM_RSA_2048_DECRYPT, "oaep-rsa", &spki, &spki_len);
+    gen(fx->hsm, KMS_HSM_RSA_2048, "oaep-signer", &sig_spki, &sig_spki_len);
+    static const uint8_t msg[] = "a data key of 32 bytes, or so..";
+    for (int sha256 = 0; sha256 <= 1; sha256++) {
+        uint8_t ct[512];
+        uint8_t pt[512];
+        size_t pt_len = 0;
+        size_t ct_len = oaep_encrypt(spki, spki_len, sha256, msg, sizeof msg, ct);
+        assert_int_equal(ct_len, 256);
+        if (kms_hsm_rsa_oaep_decrypt(fx->hsm, "oaep-rsa", sha256, ct, ct_len, pt, &pt_len) != 0) {
+            fail_msg("OAEP decrypt (sha256=%d): %s", sha256, kms_last_error_message());
+        }
+        assert_int_equal(pt_len, sizeof msg);
+        assert_memory_equal(pt, msg, sizeof msg);
+        /* the other hash, a flipped bit, a short ciphertext: InvalidCiphertextException */
+        expect_oaep_refused(fx->hsm, "oaep-rsa", !sha256, ct, ct_len, KMS_ERR_INVALID_CIPHERTEXT);
+        ct[100] ^= 0x10;
+        expect_oaep_refused(fx->hsm, "oaep-rsa", sha256, ct, ct_len, KMS_ERR_INVALID_CIPHERTEXT);
+        ct[100] ^= 0x10;
+        expect_oaep_refused(fx->hsm, "oaep-rsa", sha256, ct, ct_len - 1,
+                            KMS_ERR_INVALID_CIPHERTEXT);
+        /* Least privilege: the signing key's private half refuses C_DecryptInit. */
+        uint8_t sct[512];
+        size_t sct_len = oaep_encrypt(sig_spki, sig_spki_len, sha256, msg, sizeof msg, sct);
+        expect_oaep_refused(fx->hsm, "oaep-signer", sha256, sct, sct_len,
+                            KMS_ERR_INVALID_KEY_USAGE);
+        /* and still decrypts after all those failures (sessions were not left half-used) */
+        assert_int_equal(
+            kms_hsm_rsa_oaep_decrypt(fx->hsm, "oaep-rsa", sha256, ct, ct_len, pt, &pt_len), 0);
+        assert_memory_equal(pt, msg, sizeof msg);
+    }
+    /* ... and the decryption key refuses C_SignInit. */
+    uint8_t digest[32] = {0};
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    assert_kms_error(kms_hsm_sign_digest(fx->hsm, "oaep-rsa", KMS_HSM_RSA_PSS_SHA256, digest,
+                                         sizeof digest, &sig, &sig_len),
+                     KMS_ERR_INVALID_KEY_USAGE);
+    assert_null(sig);
+    /* An AES key is no RSA key; a missing label is NotFoundException. */
+    gen(fx->hsm, KMS_HSM_AES_256, "oaep-aes", NULL, NULL);
+    uint8_t ct[256] = {1};
+    expect_oaep_refused(fx->hsm, "oaep-aes", true, ct, sizeof ct, KMS_ERR_INVALID_KEY_USAGE);
+    expect_oaep_refused(fx->hsm, "oaep-none", true, ct, sizeof ct, KMS_ERR_NOT_FOUND);
+    free(spki);
+    free(sig_spki);
+}
+
+/* The token's own word on the private keys' usage attributes (least privilege). */
+static void test_rsa_usage_attributes(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    gen(fx->hsm, KMS_HSM_RSA_2048_DECRYPT, "usage-attr-dec", &spki, &spki_len);
+    free(spki);
+    gen(fx->hsm, KMS_HSM_RSA_2048, "usage-attr-sig", &spki, &spki_len);
+    free(spki);
+    void *dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(dl);
+    CK_C_GetFunctionList get_list = NULL;
+    *(void **)&get_list = dlsym(dl, "C_GetFunctionList");
+    assert_non_null(get_list);
+    CK_FUNCTION_LIST *f = NULL;
+    assert_int_equal(get_list(&f), CKR_OK);
+    CK_RV rv = f->C_Initialize(NULL);
+    assert_true(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    bool we_initialised = rv == CKR_OK;
+    CK_SLOT_ID slots[16];
+    CK_ULONG nslots = 16;
+    assert_int_equal(f->C_GetSlotList(CK_TRUE, slots, &nslots), CKR_OK);
+    CK_UTF8CHAR want[32];
+    memset(want, ' ', sizeof want);
+    memcpy(want, TOKEN, strlen(TOKEN));
+    CK_SLOT_ID slot = (CK_SLOT_ID)-1;
+    for (CK_ULONG i = 0; i < nslots; i++) {
+        CK_TOKEN_INFO info;
+        if (f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
+            memcmp(info.label, want, sizeof want) == 0) {
+            slot = slots[i];
+        }
+    }
+    assert_int_not_equal(slot, (CK_SLOT_ID)-1);
+    CK_SESSION_HANDLE s;
+    assert_int_equal(f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
+    rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
+    assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
+    static const struct {
+        const char *label;
+        CK_BBOOL decrypt;
+        CK_BBOOL sign;
+    } cases[] = {
+        {"usage-attr-dec", CK_TRUE, CK_FALSE},
+        {"usage-attr-sig", CK_FALSE, CK_TRUE},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+        CK_ATTRIBUTE tmpl[] = {
+            {CKA_CLASS, &cls, sizeof cls},
+            {CKA_LABEL, (void *)cases[i].label, strlen(cases[i].label)},
+        };
+        CK_OBJECT_HANDLE obj;
+        CK_ULONG n = 0;
+        assert_int_equal(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+        assert_int_equal(f->C_FindObjects(s, &obj, 1, &n), CKR_OK);
+        assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
+        assert_int_equal(n, 1);
+        CK_BBOOL decrypt = 2;
+        CK_BBOOL sign = 2;
+        CK_ATTRIBUTE a[] = {
+            {CKA_DECRYPT, &decrypt, sizeof decrypt},
+            {CKA_SIGN, &sign, sizeof sign},
+        };
+        assert_int_equal(f->C_GetAttributeValue(s, obj, a, 2), CKR_OK);
+        assert_int_equal(decrypt, cases[i].decrypt);
+        assert_int_equal(sign, cases[i].sign);
+        if (!cases[i].decrypt) {
+            CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
+            CK_MECHANISM mech = {CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+            assert_int_equal(f->C_DecryptInit(s, &mech, obj), CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+    }
+    assert_int_equal(f->C_CloseSession(s), CKR_OK);
+    if (we_initialised) {
+        f->C_Finalize(NULL);
+    }
+    dlclose(dl);
+}
+
 static void test_hmac(void **state)
 {
     fixture *fx = *state;
@@ -734,6 +903,8 @@ int main(void)
         cmocka_unit_test(test_aes_gcm_tampered),
         cmocka_unit_test(test_wrong_key_usage),
         cmocka_unit_test(test_sign_verify),
+        cmocka_unit_test(test_rsa_oaep_decrypt),
+        cmocka_unit_test(test_rsa_usage_attributes),
         cmocka_unit_test(test_hmac),
         cmocka_unit_test(test_key_attributes),
         cmocka_unit_test(test_value_refused_by_token),

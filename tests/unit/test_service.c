@@ -2,6 +2,7 @@
  * named there, against a fresh KMS home on a fresh SoftHSM token. */
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -535,6 +536,316 @@ static void test_sign_verify_rsa(void **state)
     sign_verify_case("RSA_4096", "RSASSA_PKCS1_V1_5_SHA_512", 4096);
 }
 
+/* ---- RSA keys with KeyUsage ENCRYPT_DECRYPT ------------------------------------------------ */
+
+/* Decodes base64 s into out (room bytes); returns the length. */
+static size_t unb64(const char *s, uint8_t *out, size_t room)
+{
+    size_t len = strlen(s);
+    assert_true(len / 4 * 3 <= room);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
+    assert_true(n >= 0);
+    size_t pad = len >= 2 && s[len - 2] == '=' ? 2 : len >= 1 && s[len - 1] == '=' ? 1 : 0;
+    return (size_t)n - pad;
+}
+
+/* Encrypts pt (base64) under the RSA key with alg; returns the blob as base64 (malloc'd). */
+static char *rsa_encrypt_b64(const char *key, const char *alg, const char *pt_b64)
+{
+    json_t *j = must(call("Encrypt",
+                          "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\",\"EncryptionAlgorithm\":\"%s\"}",
+                          key, pt_b64, alg));
+    assert_string_equal(str(j, "EncryptionAlgorithm"), alg);
+    assert_non_null(strstr(str(j, "KeyId"), key));
+    char *blob = strdup(str(j, "CiphertextBlob"));
+    json_decref(j);
+    return blob;
+}
+
+/* Decrypts blob (base64) with the RSA key and alg; asserts the plaintext is pt_b64. */
+static void rsa_decrypt_expect(const char *key, const char *alg, const char *blob,
+                               const char *pt_b64)
+{
+    json_t *d = must(call("Decrypt",
+                          "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                          "\"%s\"}",
+                          key, blob, alg));
+    assert_string_equal(str(d, "Plaintext"), pt_b64);
+    assert_string_equal(str(d, "EncryptionAlgorithm"), alg);
+    assert_non_null(strstr(str(d, "KeyId"), key));
+    json_decref(d);
+}
+
+static void assert_string_list(json_t *a, const char *first, const char *second)
+{
+    assert_true(json_is_array(a));
+    assert_int_equal(json_array_size(a), 2);
+    assert_string_equal(json_string_value(json_array_get(a, 0)), first);
+    assert_string_equal(json_string_value(json_array_get(a, 1)), second);
+}
+
+static void test_rsa_create_describe(void **state)
+{
+    json_t *c = must(
+        call("CreateKey", "{\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"}"));
+    char key[64];
+    snprintf(key, sizeof key, "%s", str(c, "KeyMetadata.KeyId"));
+    json_t *m = json_object_get(c, "KeyMetadata");
+    assert_string_equal(str(m, "KeyUsage"), "ENCRYPT_DECRYPT");
+    assert_string_equal(str(m, "KeySpec"), "RSA_2048");
+    assert_string_list(json_object_get(m, "EncryptionAlgorithms"), "RSAES_OAEP_SHA_1",
+                       "RSAES_OAEP_SHA_256");
+    assert_null(json_object_get(m, "SigningAlgorithms"));
+    json_decref(c);
+    json_t *d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", key));
+    m = json_object_get(d, "KeyMetadata");
+    assert_string_equal(str(m, "KeyUsage"), "ENCRYPT_DECRYPT");
+    assert_string_list(json_object_get(m, "EncryptionAlgorithms"), "RSAES_OAEP_SHA_1",
+                       "RSAES_OAEP_SHA_256");
+    assert_null(json_object_get(m, "SigningAlgorithms"));
+    json_decref(d);
+    json_t *p = must(call("GetPublicKey", "{\"KeyId\":\"%s\"}", key));
+    assert_string_equal(str(p, "KeyUsage"), "ENCRYPT_DECRYPT");
+    assert_string_list(json_object_get(p, "EncryptionAlgorithms"), "RSAES_OAEP_SHA_1",
+                       "RSAES_OAEP_SHA_256");
+    assert_null(json_object_get(p, "SigningAlgorithms"));
+    json_decref(p);
+    /* A signing key still shows SigningAlgorithms only. */
+    const char *sig = new_key("RSA_2048", "SIGN_VERIFY");
+    d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", sig));
+    assert_null(json_object_get(json_object_get(d, "KeyMetadata"), "EncryptionAlgorithms"));
+    assert_non_null(json_object_get(json_object_get(d, "KeyMetadata"), "SigningAlgorithms"));
+    json_decref(d);
+    /* KeyUsage stays required for RSA keys. */
+    assert_call_fails(KMS_ERR_VALIDATION, "CreateKey", "{\"KeySpec\":\"RSA_3072\"}");
+}
+
+static void test_rsa_encrypt_decrypt(void **state)
+{
+    static const char *algs[] = {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"};
+    const char *key = new_key("RSA_2048", "ENCRYPT_DECRYPT");
+    static const uint8_t msg[] = "a secret for RSA-OAEP";
+    char *pt = b64(msg, sizeof msg);
+    for (size_t i = 0; i < 2; i++) {
+        char *blob = rsa_encrypt_b64(key, algs[i], pt);
+        uint8_t raw[1024];
+        assert_int_equal(unb64(blob, raw, sizeof raw), 256); /* the raw RSA-2048 ciphertext */
+        char *again = rsa_encrypt_b64(key, algs[i], pt);
+        assert_string_not_equal(blob, again); /* OAEP is randomised */
+        rsa_decrypt_expect(key, algs[i], blob, pt);
+        rsa_decrypt_expect(key, algs[i], again, pt);
+        /* the other algorithm does not decrypt it */
+        assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt",
+                          "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                          "\"%s\"}",
+                          key, blob, algs[1 - i]);
+        free(again);
+        free(blob);
+    }
+    free(pt);
+}
+
+/* An outside party encrypts with OpenSSL and GetPublicKey's DER; KMS decrypts. */
+static void test_rsa_outside_encrypt(void **state)
+{
+    const char *key = new_key("RSA_2048", "ENCRYPT_DECRYPT");
+    json_t *p = must(call("GetPublicKey", "{\"KeyId\":\"%s\"}", key));
+    uint8_t der[2048];
+    size_t der_len = unb64(str(p, "PublicKey"), der, sizeof der);
+    static const uint8_t msg[] = "encrypted outside the KMS";
+    char *pt = b64(msg, sizeof msg);
+    for (int sha256 = 0; sha256 <= 1; sha256++) {
+        const uint8_t *q = der;
+        EVP_PKEY *pk = d2i_PUBKEY(NULL, &q, (long)der_len);
+        assert_non_null(pk);
+        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(pk, NULL);
+        const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+        uint8_t ct[512];
+        size_t ct_len = sizeof ct;
+        assert_int_equal(EVP_PKEY_encrypt_init(pc), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(pc, md), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md), 1);
+        assert_int_equal(EVP_PKEY_encrypt(pc, ct, &ct_len, msg, sizeof msg), 1);
+        char *blob = b64(ct, ct_len);
+        rsa_decrypt_expect(key, sha256 ? "RSAES_OAEP_SHA_256" : "RSAES_OAEP_SHA_1", blob, pt);
+        free(blob);
+        EVP_PKEY_CTX_free(pc);
+        EVP_PKEY_free(pk);
+    }
+    free(pt);
+    json_decref(p);
+}
+
+/* AWS KMS: RSAES_OAEP plaintext limits per key spec. */
+static void rsa_limit_case(const char *spec, size_t max_sha1, size_t max_sha256)
+{
+    const char *key = new_key(spec, "ENCRYPT_DECRYPT");
+    uint8_t big[600];
+    memset(big, 'p', sizeof big);
+    const char *algs[] = {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"};
+    size_t max[] = {max_sha1, max_sha256};
+    for (size_t i = 0; i < 2; i++) {
+        char *ok = b64(big, max[i]);
+        char *over = b64(big, max[i] + 1);
+        char *blob = rsa_encrypt_b64(key, algs[i], ok);
+        rsa_decrypt_expect(key, algs[i], blob, ok);
+        assert_call_fails(KMS_ERR_VALIDATION, "Encrypt",
+                          "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\",\"EncryptionAlgorithm\":\"%s\"}",
+                          key, over, algs[i]);
+        free(blob);
+        free(over);
+        free(ok);
+    }
+}
+
+static void test_rsa_plaintext_limits(void **state)
+{
+    rsa_limit_case("RSA_2048", 214, 190);
+    rsa_limit_case("RSA_3072", 342, 318);
+    rsa_limit_case("RSA_4096", 470, 446);
+}
+
+static void test_rsa_encryption_errors(void **state)
+{
+    const char *key = new_key("RSA_2048", "ENCRYPT_DECRYPT");
+    const char *sym = new_key("SYMMETRIC_DEFAULT", NULL);
+    const char *signer = new_key("RSA_2048", "SIGN_VERIFY");
+    char *blob = rsa_encrypt_b64(key, "RSAES_OAEP_SHA_256", "c2VjcmV0");
+    /* Encrypt: the algorithm is required, SYMMETRIC_DEFAULT is the wrong usage, no context */
+    assert_call_fails(KMS_ERR_VALIDATION, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\"}",
+                      key);
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Encrypt",
+                      "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionAlgorithm\":"
+                      "\"SYMMETRIC_DEFAULT\"}",
+                      key);
+    assert_call_fails(KMS_ERR_VALIDATION, "Encrypt",
+                      "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_1\",\"EncryptionContext\":{\"a\":\"b\"}}",
+                      key);
+    /* RSAES on a symmetric key, or on an RSA signing key */
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Encrypt",
+                      "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_1\"}",
+                      sym);
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Encrypt",
+                      "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_1\"}",
+                      signer);
+    /* Decrypt: KeyId and EncryptionAlgorithm are required, no context */
+    assert_call_fails(KMS_ERR_VALIDATION, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\"}", key, blob);
+    assert_call_fails(KMS_ERR_VALIDATION, "Decrypt",
+                      "{\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}",
+                      blob);
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                      "\"SYMMETRIC_DEFAULT\"}",
+                      key, blob);
+    assert_call_fails(KMS_ERR_VALIDATION, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_256\",\"EncryptionContext\":{\"a\":\"b\"}}",
+                      key, blob);
+    /* tampered, truncated, or a symmetric blob: InvalidCiphertextException */
+    uint8_t raw[512];
+    size_t n = unb64(blob, raw, sizeof raw);
+    for (size_t at = 0; at < n; at += 85) {
+        raw[at] ^= 0x01;
+        char *bad = b64(raw, n);
+        assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt",
+                          "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                          "\"RSAES_OAEP_SHA_256\"}",
+                          key, bad);
+        free(bad);
+        raw[at] ^= 0x01;
+    }
+    char *cut = b64(raw, n - 1);
+    assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_256\"}",
+                      key, cut);
+    free(cut);
+    char *sym_blob = encrypt_b64(sym, "c2VjcmV0", NULL);
+    assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_256\"}",
+                      key, sym_blob);
+    /* an RSA signing key does not decrypt */
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Decrypt",
+                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":"
+                      "\"RSAES_OAEP_SHA_256\"}",
+                      signer, blob);
+    /* usages an encryption key does not have */
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "Sign",
+                      "{\"KeyId\":\"%s\",\"Message\":\"AA==\",\"SigningAlgorithm\":"
+                      "\"RSASSA_PSS_SHA_256\"}",
+                      key);
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "GenerateDataKey",
+                      "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\"}", key);
+    assert_call_fails(KMS_ERR_INVALID_KEY_USAGE, "GenerateDataKeyWithoutPlaintext",
+                      "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\"}", key);
+    /* the typed API has no algorithm to give: ValidationException, nothing encrypted */
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(kms_encrypt(client, key, (const uint8_t *)"x", 1, NULL, &out, &out_len), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_null(out);
+    free(sym_blob);
+    free(blob);
+}
+
+static void test_rsa_re_encrypt(void **state)
+{
+    const char *rsa = new_key("RSA_2048", "ENCRYPT_DECRYPT");
+    const char *rsa2 = new_key("RSA_3072", "ENCRYPT_DECRYPT");
+    const char *sym = new_key("SYMMETRIC_DEFAULT", NULL);
+    /* symmetric -> RSA */
+    char *blob = encrypt_b64(sym, "c2VjcmV0", "{\"k\":\"v\"}");
+    assert_call_fails(KMS_ERR_VALIDATION, "ReEncrypt",
+                      "{\"CiphertextBlob\":\"%s\",\"SourceEncryptionContext\":{\"k\":\"v\"},"
+                      "\"DestinationKeyId\":\"%s\"}",
+                      blob, rsa);
+    json_t *j = must(call("ReEncrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"SourceEncryptionContext\":{\"k\":\"v\"},"
+                          "\"DestinationKeyId\":\"%s\",\"DestinationEncryptionAlgorithm\":"
+                          "\"RSAES_OAEP_SHA_1\"}",
+                          blob, rsa));
+    assert_string_equal(str(j, "SourceEncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    assert_string_equal(str(j, "DestinationEncryptionAlgorithm"), "RSAES_OAEP_SHA_1");
+    char *rsa_blob = strdup(str(j, "CiphertextBlob"));
+    json_decref(j);
+    rsa_decrypt_expect(rsa, "RSAES_OAEP_SHA_1", rsa_blob, "c2VjcmV0");
+    /* RSA -> RSA */
+    assert_call_fails(KMS_ERR_VALIDATION, "ReEncrypt",
+                      "{\"CiphertextBlob\":\"%s\",\"SourceKeyId\":\"%s\",\"DestinationKeyId\":"
+                      "\"%s\",\"DestinationEncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}",
+                      rsa_blob, rsa, rsa2);
+    j = must(call("ReEncrypt",
+                  "{\"CiphertextBlob\":\"%s\",\"SourceKeyId\":\"%s\",\"SourceEncryptionAlgorithm\":"
+                  "\"RSAES_OAEP_SHA_1\",\"DestinationKeyId\":\"%s\","
+                  "\"DestinationEncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}",
+                  rsa_blob, rsa, rsa2));
+    assert_non_null(strstr(str(j, "SourceKeyId"), rsa));
+    rsa_decrypt_expect(rsa2, "RSAES_OAEP_SHA_256", str(j, "CiphertextBlob"), "c2VjcmV0");
+    json_decref(j);
+    /* RSA -> symmetric */
+    j = must(call("ReEncrypt",
+                  "{\"CiphertextBlob\":\"%s\",\"SourceKeyId\":\"%s\",\"SourceEncryptionAlgorithm\":"
+                  "\"RSAES_OAEP_SHA_1\",\"DestinationKeyId\":\"%s\","
+                  "\"DestinationEncryptionContext\":{\"n\":\"1\"}}",
+                  rsa_blob, rsa, sym));
+    assert_string_equal(str(j, "SourceEncryptionAlgorithm"), "RSAES_OAEP_SHA_1");
+    assert_string_equal(str(j, "DestinationEncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    json_t *d = must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+                                     "{\"n\":\"1\"}}",
+                          str(j, "CiphertextBlob")));
+    assert_string_equal(str(d, "Plaintext"), "c2VjcmV0");
+    json_decref(d);
+    json_decref(j);
+    free(rsa_blob);
+    free(blob);
+}
+
 static void test_sign_verify_ecdsa(void **state)
 {
     sign_verify_case("ECC_NIST_P256", "ECDSA_SHA_256", 256);
@@ -777,6 +1088,12 @@ int main(void)
         cmocka_unit_test(test_generate_random),
         cmocka_unit_test(test_sign_verify_rsa),
         cmocka_unit_test(test_sign_verify_ecdsa),
+        cmocka_unit_test(test_rsa_create_describe),
+        cmocka_unit_test(test_rsa_encrypt_decrypt),
+        cmocka_unit_test(test_rsa_outside_encrypt),
+        cmocka_unit_test(test_rsa_plaintext_limits),
+        cmocka_unit_test(test_rsa_encryption_errors),
+        cmocka_unit_test(test_rsa_re_encrypt),
         cmocka_unit_test(test_mac),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_list_keys),
