@@ -9,6 +9,10 @@
 json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec);
 int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
     __attribute__((warn_unused_result));
+/* {member: list, Truncated, NextMarker}: takes list; NextMarker is marker_member of the last
+ * item when truncated. */
+int kms_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
+                     const char *marker_member) __attribute__((warn_unused_result));
 /* Reads the key reference in `member`, resolves it (aliases too), and authorises `action` on
  * the key's ARN, which lands in arn. */
 int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,

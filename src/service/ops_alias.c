@@ -166,12 +166,5 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         json_decref(w.list);
         return -1;
     }
-    size_t n = json_array_size(w.list);
-    *resp = json_pack("{s:o, s:b}", "Aliases", w.list, "Truncated", truncated);
-    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (truncated && n > 0) {
-        json_object_set(*resp, "NextMarker",
-                        json_object_get(json_array_get(w.list, n - 1), "AliasName"));
-    }
-    return 0;
+    return kms_respond_page(resp, "Aliases", w.list, truncated, "AliasName");
 }

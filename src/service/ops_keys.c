@@ -61,6 +61,20 @@ int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json
     return 0;
 }
 
+int kms_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
+                     const char *marker_member)
+{
+    size_t n = json_array_size(list);
+    *resp = json_pack("{s:o, s:b}", member, list, "Truncated", truncated);
+    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (truncated && n > 0) {
+        /* The marker is the last item returned: the store pages by key after it. */
+        json_object_set(*resp, "NextMarker",
+                        json_object_get(json_array_get(list, n - 1), marker_member));
+    }
+    return 0;
+}
+
 int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
                    kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
@@ -170,14 +184,7 @@ int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
         json_decref(keys);
         return -1;
     }
-    *resp = json_pack("{s:o, s:b}", "Keys", keys, "Truncated", truncated);
-    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
-    size_t n = json_array_size(keys);
-    if (truncated && n > 0) {
-        json_object_set(*resp, "NextMarker",
-                        json_object_get(json_array_get(keys, n - 1), "KeyId"));
-    }
-    return 0;
+    return kms_respond_page(resp, "Keys", keys, truncated, "KeyId");
 }
 
 /* Loads the key for a state change; refuses keys pending deletion where AWS does. */
