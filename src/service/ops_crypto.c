@@ -736,6 +736,18 @@ out:
     return r;
 }
 
+static int check_mac_algorithm(const char *alg)
+{
+    KMS_ENSURE(strcmp(alg, "HMAC_SHA_224") == 0 || strcmp(alg, "HMAC_SHA_256") == 0 ||
+                   strcmp(alg, "HMAC_SHA_384") == 0 || strcmp(alg, "HMAC_SHA_512") == 0,
+               KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'macAlgorithm' failed to satisfy "
+               "constraint: Member must satisfy enum value set: [HMAC_SHA_224, HMAC_SHA_256, "
+               "HMAC_SHA_384, HMAC_SHA_512]",
+               alg);
+    return 0;
+}
+
 /* GenerateMac and VerifyMac: HMAC in the HSM; `expected` NULL generates, else verifies. */
 static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
 {
@@ -750,6 +762,7 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
     memset(&rec, 0, sizeof rec);
     if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
         kms_req_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
+        check_mac_algorithm(alg) != 0 ||
         kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
         (verify && kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
                                 &expected_len) != 0) ||

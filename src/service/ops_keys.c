@@ -124,6 +124,14 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
                usage);
     KMS_ENSURE(kms_key_spec_allows_usage(spec, usage), KMS_ERR_VALIDATION,
                "KeyUsage %s is not compatible with KeySpec %s", usage, spec->name);
+    KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0 || strcmp(origin, "EXTERNAL") == 0 ||
+                   strcmp(origin, "AWS_CLOUDHSM") == 0 ||
+                   strcmp(origin, "EXTERNAL_KEY_STORE") == 0,
+               KMS_ERR_VALIDATION,
+               "1 validation error detected: Value '%s' at 'origin' failed to satisfy constraint: "
+               "Member must satisfy enum value set: [AWS_KMS, EXTERNAL, AWS_CLOUDHSM, "
+               "EXTERNAL_KEY_STORE]",
+               origin);
     KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0, KMS_ERR_UNSUPPORTED_OPERATION,
                "Origin %s is not supported: keys are generated in this KMS's HSM (AWS_KMS)",
                origin);

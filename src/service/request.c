@@ -55,13 +55,17 @@ int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_
     const char *s = NULL;
     *out = NULL;
     *n = 0;
-    /* base64 of max bytes is at most 4*ceil(max/3) characters */
-    KMS_GUARD(kms_req_string(req, name, required, 0, (max + 2) / 3 * 4, &s));
+    KMS_GUARD(kms_req_string(req, name, required, 0, SIZE_MAX, &s));
     if (s == NULL) {
         return 0;
     }
-    KMS_GUARD(kms_base64_decode(s, name, secure, out, n));
-    if (*n < min || *n > max) {
+    /* base64 of max bytes is at most 4*ceil(max/3) characters: refuse longer text before
+     * decoding it, with the limit in bytes as for a decoded value. */
+    bool too_long = strlen(s) > (max + 2) / 3 * 4;
+    if (!too_long) {
+        KMS_GUARD(kms_base64_decode(s, name, secure, out, n));
+    }
+    if (too_long || *n < min || *n > max) {
         if (secure) {
             kms_secret_free(*out, *n);
         } else {

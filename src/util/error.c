@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local kms_error last_code;
 static _Thread_local char last_message[512];
@@ -34,11 +35,15 @@ static const char *const error_names[KMS_ERR__COUNT] = {
 
 int kms_raise(kms_error code, const char *fmt, ...)
 {
-    last_code = code;
+    /* Format into a scratch buffer first: callers may pass kms_last_error_message() itself as
+     * an argument, to wrap the previous error in a new one. */
+    char msg[sizeof last_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    last_code = code;
+    memcpy(last_message, msg, sizeof msg);
     return -1;
 }
 

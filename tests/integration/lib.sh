@@ -1,0 +1,248 @@
+# shellcheck shell=bash
+# Shared helpers of the kmsctl integration tests. Source it first thing in each test_*.sh:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Environment (ctest sets these): KMSCTL (the kmsctl binary), KMS_SOURCE_DIR, KMS_BUILD_DIR.
+# Each test runs on a fresh temporary directory ($TMP, removed on exit); the KMS home is
+# $HOME_DIR = $TMP/home (init_home creates it). Assertions count passes and failures; a failed
+# assertion does not stop the test, an unexpected failing command does (set -e). The last line
+# of output is always "N passed, M failed"; the exit status is 0 only when M is 0.
+
+set -Eeuo pipefail
+
+: "${KMSCTL:?KMSCTL must name the kmsctl binary}"
+[ -x "$KMSCTL" ] || { echo "KMSCTL=$KMSCTL is not executable" >&2; exit 1; }
+
+export LC_ALL=C
+# python3 (json, sqlite3) is the only helper language. A version manager's shim (pyenv) costs
+# ~0.1 s a start; prefer the system interpreter when there is one.
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=$(command -v python3); fi
+# shellcheck disable=SC2034  # used by the tests that source this file
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kms-it.XXXXXX")
+HOME_DIR="$TMP/home"
+# kmsctl must not pick up a home or credentials of the machine.
+export KMS_HOME="$TMP/no-such-default-home"
+unset KMS_PROFILE KMS_ACCESS_KEY_ID KMS_SECRET_ACCESS_KEY KMS_SESSION_TOKEN || true
+
+PASSED=0
+FAILED=0
+_ABORTED=""
+
+_on_err() {
+    local rc=$? line=${BASH_LINENO[0]} cmd=$BASH_COMMAND
+    # Only the first (innermost) ERR report is useful; later ones repeat it up the call stack.
+    if [ -z "$_ABORTED" ]; then
+        _ABORTED="line $line: '$cmd' exited $rc"
+        echo "ABORT: unexpected failure at ${BASH_SOURCE[1]:-?} $_ABORTED" >&2
+        if [ -s "$TMP/last.err" ]; then
+            echo "  its stderr: $(head -c 2000 "$TMP/last.err")" >&2
+        fi
+    fi
+}
+
+_on_exit() {
+    local rc=$?
+    if [ -n "$_ABORTED" ] || { [ "$rc" -ne 0 ] && [ "$FAILED" -eq 0 ]; }; then
+        FAILED=$((FAILED + 1))
+    fi
+    rm -rf "$TMP"
+    echo "$PASSED passed, $FAILED failed"
+    if [ "$FAILED" -ne 0 ]; then exit 1; fi
+    exit 0
+}
+trap _on_err ERR
+trap _on_exit EXIT
+
+# ---- reporting ---------------------------------------------------------------------------------
+
+ok()   { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*" >&2; }
+
+# assert_eq ACTUAL EXPECTED MESSAGE
+assert_eq() {
+    if [ "$1" == "$2" ]; then ok "$3"; else fail "$3: expected '$2', got '$1'"; fi
+}
+# assert_ne ACTUAL UNEXPECTED MESSAGE
+assert_ne() {
+    if [ "$1" != "$2" ]; then ok "$3"; else fail "$3: got '$1', which it must not be"; fi
+}
+# assert_match ACTUAL EXTENDED_REGEX MESSAGE
+assert_match() {
+    if [[ "$1" =~ $2 ]]; then ok "$3"; else fail "$3: '$1' does not match /$2/"; fi
+}
+# assert_contains HAYSTACK NEEDLE MESSAGE
+assert_contains() {
+    if [[ "$1" == *"$2"* ]]; then ok "$3"; else fail "$3: '$1' does not contain '$2'"; fi
+}
+assert_not_contains() {
+    if [[ "$1" != *"$2"* ]]; then ok "$3"; else fail "$3: '$1' contains '$2'"; fi
+}
+# assert_files_equal A B MESSAGE  (byte for byte)
+assert_files_equal() {
+    if cmp -s "$1" "$2"; then ok "$3"; else fail "$3: $1 and $2 differ"; fi
+}
+
+# ---- running kmsctl ----------------------------------------------------------------------------
+
+kms() { "$KMSCTL" --home "$HOME_DIR" "$@"; }
+# kms_at DIR ARGS...: kmsctl on another home
+kms_at() { local h=$1; shift; "$KMSCTL" --home "$h" "$@"; }
+
+# json_get PATH < JSON: print one member (dotted path, [i] indexes). Strings print raw; other
+# values (numbers, booleans, lists, objects) print as compact JSON with sorted keys; a missing
+# (or null) member prints <missing>. jq when there is one (fast), else python3.
+if command -v jq >/dev/null 2>&1; then
+    json_get() {
+        jq -c -S -r "try (.$1 | if . == null then \"<missing>\" else . end) catch \"<missing>\""
+    }
+else
+    json_get() {
+        "$PY" -c '
+import json, re, sys
+cur = json.load(sys.stdin)
+for part in re.findall(r"[^.\[\]]+|\[\d+\]", sys.argv[1]):
+    try:
+        cur = cur[int(part[1:-1])] if part.startswith("[") else cur[part]
+    except (KeyError, IndexError, TypeError):
+        cur = None
+        break
+if cur is None:
+    print("<missing>")
+else:
+    print(cur if isinstance(cur, str) else json.dumps(cur, separators=(",", ":"), sort_keys=True))
+' "$1"
+    }
+fi
+# json_valid < TEXT: succeed if stdin is one JSON value
+json_valid() { "$PY" -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; }
+
+# expect_error NAME EXITCODE CMD...: run CMD; assert its exit code is EXITCODE, stdout is empty,
+# and stderr is exactly one JSON object whose __type is NAME and whose message is not empty.
+# Leaves stderr in $ERR_OUT and the message in $ERR_MSG for further checks.
+ERR_OUT=""
+ERR_MSG=""
+expect_error() {
+    local name=$1 want_rc=$2 rc=0 type
+    shift 2
+    "$@" >"$TMP/last.out" 2>"$TMP/last.err" || rc=$?
+    ERR_OUT=$(cat "$TMP/last.err")
+    ERR_MSG=""
+    local what="'${*:1:3}...' fails with $name/$want_rc"
+    if [ "$rc" -ne "$want_rc" ]; then
+        fail "$what: exit code $rc (stderr: $(head -c 500 "$TMP/last.err"); stdout: $(head -c 200 "$TMP/last.out"))"
+        return 0
+    fi
+    if [ -s "$TMP/last.out" ]; then
+        fail "$what: stdout is not empty: $(head -c 200 "$TMP/last.out")"
+        return 0
+    fi
+    if ! "$PY" - "$TMP/last.err" <<'PY' >"$TMP/last.type"
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+if text.count("\n") > 1 or not text.endswith("\n"):
+    sys.exit("not exactly one line")
+doc = json.loads(text)
+if not isinstance(doc, dict) or set(doc) != {"__type", "message"}:
+    sys.exit("not {__type, message}")
+if not isinstance(doc["message"], str) or not doc["message"]:
+    sys.exit("empty message")
+print(doc["__type"])
+print(doc["message"])
+PY
+    then
+        fail "$what: stderr is not one JSON line {__type, message}: $ERR_OUT"
+        return 0
+    fi
+    type=$(sed -n 1p "$TMP/last.type")
+    ERR_MSG=$(sed -n '2,$p' "$TMP/last.type")
+    if [ "$type" != "$name" ]; then
+        fail "$what: __type is $type (message: $ERR_MSG)"
+        return 0
+    fi
+    ok "$what"
+}
+
+# expect_usage_error FRAGMENT CMD...: a command-line error: exit 252, nothing on stdout, a
+# "kmsctl: error: ..." text on stderr containing FRAGMENT.
+expect_usage_error() {
+    local frag=$1 rc=0
+    shift
+    "$@" >"$TMP/last.out" 2>"$TMP/last.err" || rc=$?
+    ERR_OUT=$(cat "$TMP/last.err")
+    local what="'${*:1:3}...' is a usage error (252)"
+    if [ "$rc" -ne 252 ]; then fail "$what: exit code $rc (stderr: $ERR_OUT)"; return 0; fi
+    if [ -s "$TMP/last.out" ]; then fail "$what: stdout not empty"; return 0; fi
+    if [[ "$ERR_OUT" != "kmsctl: error: "* || "$ERR_OUT" != *"$frag"* ]]; then
+        fail "$what: stderr '$ERR_OUT' lacks 'kmsctl: error: ...$frag'"
+        return 0
+    fi
+    ok "$what"
+}
+
+# ---- homes -------------------------------------------------------------------------------------
+
+# init_home [DIR [INIT OPTIONS...]]: kmsctl init, asserting it succeeds.
+init_home() {
+    local dir=${1:-$HOME_DIR}
+    [ $# -gt 0 ] && shift
+    "$KMSCTL" --home "$dir" init "$@" >"$TMP/init.json"
+}
+
+# copy_home SRC DST: a working copy of an initialised home (the SoftHSM config holds the
+# absolute path of the token directory, so point the copy's at the copy's tokens).
+copy_home() {
+    cp -a "$1" "$2"
+    sed -i "s|^directories.tokendir *=.*|directories.tokendir = $2/hsm/tokens|" \
+        "$2/hsm/softhsm2.conf"
+    grep -q "^directories.tokendir = $2/hsm/tokens\$" "$2/hsm/softhsm2.conf"
+}
+
+# home_digest DIR: one line per entry under DIR (path, type, mode, sha256 of files), sorted.
+# Left out: the SQLite -wal/-shm files (they come and go with connections), and the contents
+# (not the presence) of SoftHSM's hsm/tokens/*/token.object, which SoftHSM itself rewrites on
+# every C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters). The
+# key objects (*.object) and everything else are compared byte for byte.
+home_digest() {
+    local dir=$1
+    (
+        cd "$dir"
+        find . -mindepth 1 ! -name 'kms.db-wal' ! -name 'kms.db-shm' -printf '%p %y %m\n' \
+            | sort | while read -r p t m; do
+                if [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/token.object ]]; then
+                    echo "$p $t $m (rewritten by SoftHSM at login)"
+                elif [ "$t" = f ]; then
+                    echo "$p $t $m $(sha256sum <"$p" | cut -c1-64)"
+                else
+                    echo "$p $t $m"
+                fi
+            done
+    )
+}
+
+# assert_home_unchanged DIGEST_BEFORE DIR MESSAGE
+assert_home_unchanged() {
+    local after
+    after=$(home_digest "$2")
+    if [ "$1" == "$after" ]; then
+        ok "$3"
+    else
+        fail "$3: the home changed: $({ diff <(echo "$1") <(echo "$after") || true; } | head -20 | tr '\n' ' ')"
+    fi
+}
+
+# create_key SPEC [USAGE]: print the new key's id
+create_key() {
+    local spec=$1 usage=${2:-}
+    if [ -n "$usage" ]; then
+        kms create-key --key-spec "$spec" --key-usage "$usage" --output text \
+            --query KeyMetadata.KeyId
+    else
+        kms create-key --key-spec "$spec" --output text --query KeyMetadata.KeyId
+    fi
+}
+
+# b64file FILE: the base64 of FILE on one line
+b64file() { base64 -w0 <"$1"; }
