@@ -956,6 +956,16 @@ out:
     return r;
 }
 
+/* Did C_Decrypt refuse the ciphertext itself (tag or padding), rather than fail? PKCS#11 v2.40
+ * modules answer CKR_ENCRYPTED_DATA_INVALID (some CKR_ENCRYPTED_DATA_LEN_RANGE); SoftHSM 2.6.1
+ * answers CKR_GENERAL_ERROR from C_Decrypt for any decryption its OpenSSL refuses (measured). */
+static bool ciphertext_refused(CK_RV rv, const char *call)
+{
+    return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+           (strcmp(call, "C_Decrypt") == 0 &&
+            (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED));
+}
+
 int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KMS_HSM_GCM_IV_LEN],
                             const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t ct_len,
                             const uint8_t tag[KMS_HSM_GCM_TAG_LEN], uint8_t *pt)
@@ -991,9 +1001,7 @@ int kms_hsm_aes_gcm_decrypt(kms_hsm *hsm, const char *label, const uint8_t iv[KM
     /* A tag that does not verify: SoftHSM 2.6.1 answers CKR_GENERAL_ERROR from C_Decrypt
      * (measured; its GCM decryptFinal failure is not mapped to anything more precise); PKCS#11
      * v2.40 modules answer CKR_ENCRYPTED_DATA_INVALID, some CKR_ENCRYPTED_DATA_LEN_RANGE. */
-    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
-        (strcmp(call, "C_Decrypt") == 0 &&
-         (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED))) {
+    if (ciphertext_refused(rv, call)) {
         kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                   "the ciphertext does not verify under key material "
                   "'%s' (tag, IV or additional data do not match; %s)",
@@ -1098,9 +1106,7 @@ int kms_hsm_rsa_oaep_decrypt(kms_hsm *hsm, const char *label, bool sha256, const
     }
     /* Bad padding: CKR_ENCRYPTED_DATA_INVALID (PKCS#11 v2.40); SoftHSM 2.6.1 answers
      * CKR_GENERAL_ERROR from C_Decrypt for any decryption its OpenSSL refuses. */
-    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
-        (strcmp(call, "C_Decrypt") == 0 &&
-         (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED))) {
+    if (ciphertext_refused(rv, call)) {
         raise_bad_rsa_ciphertext(label, kms_hsm_ckr_name(rv));
         goto out;
     }

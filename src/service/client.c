@@ -394,9 +394,7 @@ static int write_config(const char *home, const kms_config *cfg, bool softhsm)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    size_t n = strlen(text);
-    text[n] = '\0';
-    if (kms_file_write_atomic(path, text, n, 0600) != 0) {
+    if (kms_file_write_atomic(path, text, strlen(text), 0600) != 0) {
         goto out;
     }
     r = 0;

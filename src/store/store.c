@@ -1055,13 +1055,15 @@ out:
     return r;
 }
 
-int kms_store_alias_create(kms_store *store, const char *alias_name, const char *key_id,
-                           int64_t now)
+/* CreateAlias and UpdateAlias: one statement in a transaction that first checks the key.
+ * create: an existing alias is AlreadyExists; else a missing alias is NotFound. */
+static int alias_write(kms_store *store, const char *alias_name, const char *key_id, int64_t now,
+                       bool create)
 {
     KMS_GUARD(alias_name_check(alias_name));
     KMS_GUARD(key_id_check(key_id));
     char what[300];
-    snprintf(what, sizeof what, "cannot create alias %s", alias_name);
+    snprintf(what, sizeof what, "cannot %s alias %s", create ? "create" : "update", alias_name);
     char exists[300];
     snprintf(exists, sizeof exists, "alias %s already exists", alias_name);
 
@@ -1070,46 +1072,16 @@ int kms_store_alias_create(kms_store *store, const char *alias_name, const char 
     int r = -1;
     sqlite3_stmt *st = NULL;
     if (tx_begin(store, c, what) != 0 || key_must_exist(store, c, key_id, what) != 0 ||
-        conn_stmt(store, c, STMT_ALIAS_INSERT, what, &st) != 0 ||
+        conn_stmt(store, c, create ? STMT_ALIAS_INSERT : STMT_ALIAS_UPDATE, what, &st) != 0 ||
         bind_text(store, c, st, 1, alias_name, what) != 0 ||
         bind_text(store, c, st, 2, key_id, what) != 0 ||
-        bind_int64(store, c, st, 3, now, what) != 0 ||
-        insert_step(store, c, st, what, exists) != 0 || tx_commit(store, c, what) != 0) {
+        bind_int64(store, c, st, 3, now, what) != 0) {
         goto out;
     }
-    r = 0;
-out:
-    if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-    }
-    if (r != 0) {
-        tx_rollback(c);
-    }
-    conn_return(store, c);
-    return r;
-}
-
-int kms_store_alias_update(kms_store *store, const char *alias_name, const char *key_id,
-                           int64_t now)
-{
-    KMS_GUARD(alias_name_check(alias_name));
-    KMS_GUARD(key_id_check(key_id));
-    char what[300];
-    snprintf(what, sizeof what, "cannot update alias %s", alias_name);
-
-    conn *c = NULL;
-    KMS_GUARD(conn_borrow(store, &c));
-    int r = -1;
-    sqlite3_stmt *st = NULL;
-    if (tx_begin(store, c, what) != 0 || key_must_exist(store, c, key_id, what) != 0 ||
-        conn_stmt(store, c, STMT_ALIAS_UPDATE, what, &st) != 0 ||
-        bind_text(store, c, st, 1, alias_name, what) != 0 ||
-        bind_text(store, c, st, 2, key_id, what) != 0 ||
-        bind_int64(store, c, st, 3, now, what) != 0 || stmt_run(store, c, st, what) != 0) {
+    if (create ? insert_step(store, c, st, what, exists) != 0 : stmt_run(store, c, st, what) != 0) {
         goto out;
     }
-    if (sqlite3_changes(c->db) == 0) {
+    if (!create && sqlite3_changes(c->db) == 0) {
         kms_raise(KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
         goto out;
     }
@@ -1127,6 +1099,18 @@ out:
     }
     conn_return(store, c);
     return r;
+}
+
+int kms_store_alias_create(kms_store *store, const char *alias_name, const char *key_id,
+                           int64_t now)
+{
+    return alias_write(store, alias_name, key_id, now, true);
+}
+
+int kms_store_alias_update(kms_store *store, const char *alias_name, const char *key_id,
+                           int64_t now)
+{
+    return alias_write(store, alias_name, key_id, now, false);
 }
 
 int kms_store_alias_delete(kms_store *store, const char *alias_name)
