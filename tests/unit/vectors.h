@@ -1,0 +1,29 @@
+/* Where the unit tests find the shared known-answer vectors (Wycheproof, ESDK). They are read at
+ * run time and never copied into the repository (vectors/README.md); a test that needs them and
+ * does not find them reports itself as skipped, never as passed. */
+#ifndef KMS_TEST_VECTORS_H
+#define KMS_TEST_VECTORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* The vectors directory (malloc'd), or NULL when there is none: $KMS_VECTORS_DIR when set,
+ * else $KMS_SOURCE_DIR/../shared/vectors, else /work/shared/vectors. */
+char *kms_test_vectors_dir(void);
+
+/* Loads rel (e.g. "wycheproof/aes_gcm_test.json") from the vectors directory. Skips the running
+ * test when there is no vectors directory; fails it when the directory exists but the file is
+ * missing or not JSON (a broken checkout must not look like a pass). Free with json_decref. */
+json_t *kms_test_vectors_json(const char *rel);
+
+/* Decodes a hex string (malloc'd, never NULL, one byte more than *len); fails the test on a
+ * string that is not hex. */
+uint8_t *kms_test_hex(const char *hex, size_t *len);
+
+/* The string member name of obj, failing the test when it is missing or not a string (field
+ * names are the vector files', so a typo fails loudly instead of running nothing). */
+const char *kms_test_json_str(const json_t *obj, const char *name);
+
+#endif
