@@ -19,5 +19,10 @@ read -r passed failed < <(awk '/tests passed, .* tests failed out of/ {
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # a step failed before its tests could be counted
 fi
+# Checks that could not run (vectors or node missing) are reported, never counted as passed.
+skipped=$(grep -cE '^\[  SKIPPED \]|SKIPPED:|\*\*\*Skipped' "$log" || true)
+if [ "$skipped" -gt 0 ]; then
+  echo "skipped checks (see above): $skipped"
+fi
 echo "${passed} passed, ${failed} failed"
 exit $status

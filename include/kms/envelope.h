@@ -94,8 +94,8 @@ KMS_API kms_keyring *kms_keyring_multi_new(kms_keyring *generator, kms_keyring *
 KMS_API void kms_keyring_free(kms_keyring *keyring);
 
 /* ---- Options ---------------------------------------------------------------------------------*/
-/* Called from the thread that drives the operation with the bytes of input consumed so far and
- * the total (0 when unknown). */
+/* Called with the bytes of input consumed so far and the total (0 when unknown); never from two
+ * threads at once, but the fd and file calls may call it from any of their worker threads. */
 typedef void (*kms_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 typedef struct kms_envelope_options {

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "envelope/pipeline.h"
 #include "util/error.h"
 #include "util/util.h"
@@ -18,6 +20,7 @@ typedef struct out_target {
     int fd;
     char *path; /* final name (temporary outputs only) */
     char *tmp;
+    bool unnamed; /* O_TMPFILE: no name until committed */
 } out_target;
 
 static int in_open(const char *path, int *fd)
@@ -64,19 +67,28 @@ static int out_open(const char *path, out_target *t)
     }
     char *d = strdup(path), *b = strdup(path);
     t->path = strdup(path);
+    char *dir = d != NULL ? strdup(dirname(d)) : NULL;
     t->tmp = d != NULL && b != NULL
-                 ? kms_strdup_printf("%s/.%s.kms-XXXXXX", dirname(d), basename(b))
+                 ? kms_strdup_printf("%s/.%s.kms-XXXXXX", dir != NULL ? dir : ".", basename(b))
                  : NULL;
     free(d);
     free(b);
-    if (t->tmp == NULL || t->path == NULL) {
+    if (t->tmp == NULL || t->path == NULL || dir == NULL) {
+        free(dir);
         free(t->tmp);
         free(t->path);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    t->fd = mkostemp(t->tmp, O_CLOEXEC); /* mode 0600 */
+    /* An unnamed file first (O_TMPFILE): a run killed half-way leaves nothing at all. Where the
+     * file system cannot, a hidden temporary name. Both are 0600. */
+    t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    t->unnamed = t->fd >= 0;
+    if (!t->unnamed) {
+        t->fd = mkostemp(t->tmp, O_CLOEXEC);
+    }
+    int e = errno;
+    free(dir);
     if (t->fd < 0) {
-        int e = errno;
         free(t->tmp);
         free(t->path);
         t->tmp = t->path = NULL;
@@ -86,25 +98,57 @@ static int out_open(const char *path, out_target *t)
     return 0;
 }
 
+/* Gives the unnamed file its temporary name, just before it is renamed into place. */
+static int name_unnamed(out_target *t)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        char *x = t->tmp + strlen(t->tmp) - 6;
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for (int i = 0; i < 6; i++) {
+            x[i] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
+        }
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, t->tmp, AT_SYMLINK_FOLLOW) == 0) {
+            return 0;
+        }
+        if (errno != EEXIST) {
+            break;
+        }
+    }
+    return kms_raise(KMS_ERR_VALIDATION, "cannot name the output %s: %s", t->path,
+                     strerror(errno));
+}
+
 /* Publishes the output: durable first, then renamed into place. */
 static int out_commit(out_target *t)
 {
-    int r = 0;
     if (t->tmp == NULL) {
         if (t->fd != STDOUT_FILENO) {
             close(t->fd);
         }
         return 0;
     }
-    if (fsync(t->fd) != 0 || close(t->fd) != 0) {
+    int r = 0;
+    bool named = !t->unnamed; /* a name on disk that a failure must remove */
+    if (fsync(t->fd) != 0) {
         r = kms_raise(KMS_ERR_VALIDATION, "writing the output %s failed: %s", t->path,
                       strerror(errno));
-    } else if (rename(t->tmp, t->path) != 0) {
-        r = kms_raise(KMS_ERR_VALIDATION, "cannot move the output into place as %s: %s", t->path,
+    }
+    if (r == 0 && t->unnamed) {
+        r = name_unnamed(t);
+        named = r == 0;
+    }
+    if (close(t->fd) != 0 && r == 0) {
+        r = kms_raise(KMS_ERR_VALIDATION, "writing the output %s failed: %s", t->path,
                       strerror(errno));
     }
     t->fd = -1;
-    if (r != 0) {
+    if (r == 0 && rename(t->tmp, t->path) != 0) {
+        r = kms_raise(KMS_ERR_VALIDATION, "cannot move the output into place as %s: %s", t->path,
+                      strerror(errno));
+    }
+    if (r != 0 && named) {
         unlink(t->tmp);
     }
     free(t->tmp);
@@ -119,7 +163,9 @@ static void out_abort(out_target *t)
         if (t->fd >= 0) {
             close(t->fd);
         }
-        unlink(t->tmp);
+        if (!t->unnamed) {
+            unlink(t->tmp);
+        }
         free(t->tmp);
         free(t->path);
     } else if (t->fd >= 0 && t->fd != STDOUT_FILENO) {
