@@ -255,7 +255,7 @@ static int kms_kr_on_decrypt(const kms_keyring *kr, kms_materials *m, const kms_
         }
         if (discovery ? !is_key_arn(arn) : !is_configured(k, arn)) {
             if (!seen_other) {
-                memcpy(other, arn, sizeof other);
+                memcpy(other, arn, strlen(arn) + 1);
                 seen_other = true;
             }
             continue;

@@ -19,16 +19,21 @@ void kms_keyring_free(kms_keyring *keyring)
     }
 }
 
-/* A member's OnEncrypt, its error prefixed with which member failed (the code is kept). */
-static int member_encrypt(const kms_keyring *kr, const char *role, size_t index, kms_materials *m)
+/* A member's OnEncrypt (child 0: the generator), its error prefixed with which member failed;
+ * the code is kept. */
+static int member_encrypt(const kms_keyring *kr, size_t child, kms_materials *m)
 {
+    char who[32] = "generator";
+    if (child > 0) {
+        snprintf(who, sizeof who, "child %zu", child);
+    }
     if (kr->vt->on_encrypt == NULL) {
-        return kms_raise(KMS_ERR_VALIDATION, "multi-keyring %s %zu: a %s keyring cannot encrypt",
-                         role, index, kr->vt->name);
+        return kms_raise(KMS_ERR_VALIDATION, "multi-keyring %s: a %s keyring cannot encrypt", who,
+                         kr->vt->name);
     }
     if (kr->vt->on_encrypt(kr, m) != 0) {
-        return kms_raise(kms_last_error(), "multi-keyring %s %zu (%s): %s", role, index,
-                         kr->vt->name, kms_last_error_message());
+        return kms_raise(kms_last_error(), "multi-keyring %s (%s keyring): %s", who, kr->vt->name,
+                         kms_last_error_message());
     }
     return 0;
 }
@@ -42,7 +47,7 @@ static int multi_on_encrypt(const kms_keyring *kr, kms_materials *m)
 {
     const multi *k = (const multi *)kr;
     if (k->generator != NULL) {
-        KMS_GUARD(member_encrypt(k->generator, "generator", 1, m));
+        KMS_GUARD(member_encrypt(k->generator, 0, m));
         KMS_ENSURE(m->has_data_key, KMS_ERR_INTERNAL,
                    "the multi-keyring's generator (%s) returned no data key",
                    k->generator->vt->name);
@@ -51,7 +56,7 @@ static int multi_on_encrypt(const kms_keyring *kr, kms_materials *m)
                "a multi-keyring without a generator cannot make a data key: give it a generator "
                "keyring");
     for (size_t i = 0; i < k->n; i++) {
-        KMS_GUARD(member_encrypt(k->children[i], "child", i + 1, m));
+        KMS_GUARD(member_encrypt(k->children[i], i + 1, m));
     }
     return 0;
 }
@@ -82,7 +87,7 @@ static int multi_on_decrypt(const kms_keyring *kr, kms_materials *m, const kms_e
         kms_error e = kms_last_error();
         if (e != KMS_ERR_NOT_FOUND || code == KMS_ERR_NOT_FOUND) {
             code = e;
-            snprintf(why, sizeof why, "%s keyring: %s", member->vt->name, kms_last_error_message());
+            snprintf(why, sizeof why, "%s", kms_last_error_message());
         }
     }
     return kms_raise(code, "none of the %zu keyrings of the multi-keyring decrypted a data key; %s",

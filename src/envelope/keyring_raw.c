@@ -191,8 +191,8 @@ static int aes_unwrap_one(const raw_aes *k, kms_gcm *g, const kms_buf *aad, cons
         sodium_memzero(m->data_key, key_len);
         if (kms_last_error() == KMS_ERR_INVALID_CIPHERTEXT) {
             return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                             "the wrapped data key did not authenticate: another wrapping key, a "
-                             "modified encrypted data key or another encryption context");
+                             "the wrapped data key did not authenticate (wrong wrapping key, "
+                             "modified encrypted data key or different encryption context)");
         }
         return -1;
     }
