@@ -183,9 +183,14 @@ KMS_API KMS_MUST_CHECK int kms_envelope_decrypt_file(const kms_envelope_options 
                                                      const char *in_path, const char *out_path,
                                                      kms_envelope_info *info);
 
-/* Re-encrypt: unwraps the data key with options->keyring, wraps it with destination and writes a
- * new header (and, for signed suites, a new signature under a fresh signing key); the body frames
- * are copied, not re-encrypted. Paths as in the file calls. */
+/* Re-encrypt: moves a message to the keys of destination. The message is decrypted with
+ * options->keyring (every frame, the commitment and the signature verified) and encrypted again
+ * under a fresh data key and message id, with the same encryption context (the caller's
+ * required-but-unstored pairs stay unstored), frame length and kind of suite (signed or not;
+ * legacy suites are upgraded to key commitment), or options->algorithm_suite. The plaintext
+ * passes between the two in memory. Rewriting only the header would reuse the header tag's
+ * AES-GCM key and IV (fixed at zero by the format) and let anyone holding both messages forge
+ * frames, so the body is not copied. Paths as in the file calls. */
 KMS_API KMS_MUST_CHECK int kms_envelope_reencrypt_file(const kms_envelope_options *options,
                                                        const kms_keyring *destination,
                                                        const char *in_path, const char *out_path);

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -151,6 +153,16 @@ static int out_commit(out_target *t)
     if (r != 0 && named) {
         unlink(t->tmp);
     }
+    if (r == 0) {
+        /* The rename itself durable too. */
+        char *d = strdup(t->path);
+        int dfd = d != NULL ? open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(d);
+    }
     free(t->tmp);
     free(t->path);
     t->tmp = t->path = NULL;
@@ -229,144 +241,134 @@ int kms_envelope_decrypt_file(const kms_envelope_options *o, const char *in_path
     return run_file_job(o, NULL, in_path, out_path, info, decrypt_job);
 }
 
-/* ---- Re-encrypt ------------------------------------------------------------------------------*/
-typedef struct reencrypt_state {
-    kms_msg *m;
-    EVP_MD_CTX *old_hash; /* verifies the source message's signature */
-    EVP_PKEY *old_key;
+/* ---- Re-encrypt ------------------------------------------------------------------------------
+ * The message is decrypted and encrypted again under a fresh data key and message id, with the
+ * plaintext passing between the two pipelines through a pipe (kernel memory, never a file).
+ * Only rewrapping the data key and rewriting the header would be cheaper, but it is unsafe in
+ * this format: the header tag is AES-GCM under a key derived from (data key, message id) with an
+ * IV fixed at zero (encrypt.md), so a second header for the same body is a second tag under the
+ * same key and IV, from which the GHASH key can be recovered and any frame of either message
+ * forged. It would also copy forged frames and keep uncommitted legacy suites. */
+typedef struct decrypt_side {
+    const kms_envelope_options *o;
+    kms_buf *head;
     int in_fd;
     int out_fd;
-    kms_buf buf; /* body bytes read but not yet copied */
-    size_t off;
-    bool eof;
-} reencrypt_state;
+    int rc;
+    kms_error err;
+    char msg[512];
+} decrypt_side;
 
-/* Makes at least want bytes available at buf+off; fewer only at the end of the input. */
-static int fill(reencrypt_state *st, size_t want)
+static void *decrypt_side_main(void *arg)
 {
-    while (!st->eof && st->buf.len - st->off < want) {
-        if (st->off > 0) {
-            memmove(st->buf.data, st->buf.data + st->off, st->buf.len - st->off);
-            st->buf.len -= st->off;
-            st->off = 0;
-        }
-        KMS_GUARD(kms_buf_reserve(&st->buf, 1u << 20));
-        ssize_t got = kms_fd_read_full(st->in_fd, st->buf.data + st->buf.len, 1u << 20);
-        KMS_GUARD(got < 0 ? -1 : 0);
-        st->buf.len += (size_t)got;
-        st->eof = got == 0;
+    decrypt_side *d = arg;
+    /* If the encrypting side stops reading, writes fail with EPIPE instead of killing us. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    d->rc = kms_fd_decrypt_with_head(d->o, d->head, d->in_fd, d->out_fd, NULL);
+    if (d->rc != 0) {
+        d->err = kms_last_error();
+        snprintf(d->msg, sizeof d->msg, "%s", kms_last_error_message());
     }
+    close(d->out_fd);
+    return NULL;
+}
+
+/* The destination message: the source's context (its signature key aside) with the caller's
+ * required-but-unstored pairs kept unstored, and the source's kind of suite with commitment. */
+static int destination_options(const kms_envelope_options *o, const kms_keyring *destination,
+                               const kms_esdk_header *h, kms_ec *ec, kms_context_entry **entries,
+                               kms_encryption_context *ctx, const char ***required,
+                               kms_envelope_options *eo)
+{
+    kms_ec_init(ec);
+    for (size_t i = 0; i < h->stored_ec.n; i++) {
+        if (strcmp(h->stored_ec.e[i].key, KMS_ESDK_PUBKEY_CONTEXT_KEY) != 0) {
+            KMS_GUARD(kms_ec_put(ec, h->stored_ec.e[i].key, h->stored_ec.e[i].value));
+        }
+    }
+    size_t stored = ec->n;
+    for (size_t i = 0; o->context != NULL && i < o->context->count; i++) {
+        const kms_context_entry *e = &o->context->entries[i];
+        if (e->key != NULL && e->value != NULL && kms_ec_get(&h->stored_ec, e->key) == NULL) {
+            KMS_GUARD(kms_ec_put(ec, e->key, e->value));
+        }
+    }
+    *required = calloc(ec->n - stored + 1, sizeof **required);
+    KMS_ENSURE(*required != NULL, KMS_ERR_INTERNAL, "out of memory");
+    for (size_t i = stored; i < ec->n; i++) {
+        (*required)[i - stored] = ec->e[i].key;
+    }
+    KMS_GUARD(kms_ec_view(ec, entries, ctx));
+    memset(eo, 0, sizeof *eo);
+    eo->keyring = destination;
+    eo->context = ctx;
+    eo->required_context_keys = *required;
+    eo->required_context_key_count = ec->n - stored;
+    eo->algorithm_suite = o->algorithm_suite != 0 ? o->algorithm_suite
+                          : h->suite->sig != KMS_SIG_NONE
+                              ? KMS_SUITE_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384
+                              : KMS_SUITE_AES_256_GCM_HKDF_SHA512_COMMIT_KEY;
+    const kms_esdk_suite *s = kms_esdk_suite_get(eo->algorithm_suite);
+    eo->commitment_policy = s != NULL && !s->commit ? KMS_COMMIT_FORBID_ENCRYPT_ALLOW_DECRYPT
+                                                    : KMS_COMMIT_REQUIRE_ENCRYPT_REQUIRE_DECRYPT;
+    eo->frame_length = h->frame_length != 0 ? h->frame_length : KMS_ESDK_DEFAULT_FRAME;
+    eo->max_encrypted_data_keys = o->max_encrypted_data_keys;
+    eo->threads = o->threads;
     return 0;
-}
-
-/* Copies n body bytes: into both signature hashes and to the output. */
-static int copy_bytes(reencrypt_state *st, size_t n)
-{
-    const uint8_t *p = st->buf.data + st->off;
-    if (st->old_hash != NULL && EVP_DigestUpdate(st->old_hash, p, n) != 1) {
-        return kms_openssl_raise("signature hash");
-    }
-    KMS_GUARD(kms_msg_hash(st->m, p, n));
-    KMS_GUARD(kms_fd_write_all(st->out_fd, p, n));
-    st->off += n;
-    return 0;
-}
-
-static int copy_body(reencrypt_state *st)
-{
-    const kms_msg *m = st->m;
-    if (m->hdr.content_type == 1) {
-        KMS_GUARD(fill(st, KMS_ESDK_IV_LEN + 8));
-        KMS_ENSURE(st->buf.len - st->off >= KMS_ESDK_IV_LEN + 8, KMS_ERR_INVALID_CIPHERTEXT,
-                   "the message is truncated inside its body");
-        uint64_t len = 0;
-        for (int i = 0; i < 8; i++) {
-            len = len << 8 | st->buf.data[st->off + KMS_ESDK_IV_LEN + i];
-        }
-        uint64_t left = KMS_ESDK_IV_LEN + 8 + len + KMS_ESDK_TAG_LEN;
-        while (left > 0) {
-            KMS_GUARD(fill(st, 1));
-            size_t avail = st->buf.len - st->off;
-            KMS_ENSURE(avail > 0, KMS_ERR_INVALID_CIPHERTEXT,
-                       "the message is truncated inside its body");
-            size_t n = avail < left ? avail : (size_t)left;
-            KMS_GUARD(copy_bytes(st, n));
-            left -= n;
-        }
-        return 0;
-    }
-    for (uint32_t seq = 1;; seq++) {
-        kms_frame f;
-        int rc = 1;
-        size_t want = 4 + 4 + KMS_ESDK_IV_LEN + 4;
-        while (rc == 1) {
-            KMS_GUARD(fill(st, want));
-            rc = kms_msg_scan_frame(m, st->buf.data + st->off, st->buf.len - st->off, seq, &f);
-            KMS_GUARD(rc < 0 ? -1 : 0);
-            KMS_ENSURE(rc == 0 || !st->eof, KMS_ERR_INVALID_CIPHERTEXT,
-                       "the message is truncated: it ends inside frame %u", seq);
-            want = kms_msg_final_frame_size(m->hdr.frame_length);
-        }
-        KMS_GUARD(copy_bytes(st, f.size));
-        if (f.final) {
-            return 0;
-        }
-    }
-}
-
-static int copy_footer(reencrypt_state *st)
-{
-    kms_msg *m = st->m;
-    KMS_GUARD(fill(st, 2 + 65535 + 1));
-    size_t used = 0;
-    if (m->suite->sig != KMS_SIG_NONE) {
-        /* Verify the source's signature with its key and hash, then sign with the new ones. */
-        EVP_MD_CTX *new_hash = m->hash;
-        EVP_PKEY *new_key = m->sig_key;
-        m->hash = st->old_hash;
-        m->sig_key = st->old_key;
-        int rc = kms_msg_verify_footer(m, st->buf.data + st->off, st->buf.len - st->off, &used);
-        m->hash = new_hash;
-        m->sig_key = new_key;
-        KMS_ENSURE(rc != 1, KMS_ERR_INVALID_CIPHERTEXT,
-                   "the message is truncated: its signature is missing or incomplete");
-        KMS_GUARD(rc);
-    }
-    KMS_ENSURE(st->off + used == st->buf.len, KMS_ERR_INVALID_CIPHERTEXT,
-               "bytes follow the end of the message: not a single encrypted message");
-    kms_buf footer;
-    kms_buf_init(&footer, false);
-    int r = kms_msg_footer(m, &footer);
-    r = r != 0 ? r : kms_fd_write_all(st->out_fd, footer.data, footer.len);
-    kms_buf_clean_up(&footer);
-    return r;
 }
 
 static int reencrypt_job(const kms_envelope_options *o, const void *extra, int in_fd, int out_fd,
                          kms_envelope_info *info)
 {
     (void)info;
-    kms_msg m;
-    kms_msg_init(&m);
-    reencrypt_state st = {.m = &m, .in_fd = in_fd, .out_fd = out_fd};
-    kms_buf_init(&st.buf, false);
-    int r = kms_fd_read_header(in_fd, &m, &st.buf);
-    r = r != 0 ? r : kms_msg_decrypt_begin(&m, o, st.buf.data);
-    if (r == 0) {
-        st.off = m.hdr.total_len;
-        st.old_hash = m.hash; /* already fed the source header */
-        st.old_key = m.sig_key;
-        m.hash = NULL;
-        m.sig_key = NULL;
-        r = kms_msg_rewrap(&m, extra);
+    KMS_ENSURE(extra != NULL, KMS_ERR_VALIDATION, "no destination keyring");
+    kms_msg peek;
+    kms_msg_init(&peek);
+    kms_buf head;
+    kms_buf_init(&head, false);
+    kms_ec ec;
+    kms_ec_init(&ec);
+    kms_context_entry *entries = NULL;
+    const char **required = NULL;
+    kms_encryption_context ctx = {0};
+    kms_envelope_options eo;
+    int fds[2] = {-1, -1};
+    int r = kms_fd_read_header(in_fd, &peek, &head);
+    r = r != 0 ? r
+               : destination_options(o, extra, &peek.hdr, &ec, &entries, &ctx, &required, &eo);
+    if (r == 0 && pipe2(fds, O_CLOEXEC) != 0) {
+        r = kms_raise(KMS_ERR_INTERNAL, "pipe: %s", strerror(errno));
     }
-    r = r != 0 ? r : kms_fd_write_all(out_fd, m.header.data, m.header.len);
-    r = r != 0 ? r : copy_body(&st);
-    r = r != 0 ? r : copy_footer(&st);
-    EVP_MD_CTX_free(st.old_hash);
-    EVP_PKEY_free(st.old_key);
-    kms_buf_clean_up(&st.buf);
-    kms_msg_clean_up(&m);
+    if (r == 0) {
+        decrypt_side d = {.o = o, .head = &head, .in_fd = in_fd, .out_fd = fds[1]};
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, decrypt_side_main, &d) != 0) {
+            close(fds[1]);
+            r = kms_raise(KMS_ERR_INTERNAL, "cannot start the decrypting thread");
+        } else {
+            r = kms_envelope_encrypt_fd(&eo, fds[0], out_fd);
+            close(fds[0]); /* a decrypt still writing now gets EPIPE and stops */
+            fds[0] = -1;
+            pthread_join(tid, NULL);
+            /* The decrypt's own failure is the cause unless it only lost its reader. */
+            bool lost_reader = d.rc != 0 && strstr(d.msg, "Broken pipe") != NULL;
+            if (d.rc != 0 && !(r != 0 && lost_reader)) {
+                r = kms_raise(d.err, "%s", d.msg);
+            }
+        }
+        fds[1] = -1;
+    }
+    if (fds[0] >= 0) {
+        close(fds[0]);
+    }
+    free(required);
+    free(entries);
+    kms_ec_clean_up(&ec);
+    kms_buf_clean_up(&head);
+    kms_msg_clean_up(&peek);
     return r;
 }
 

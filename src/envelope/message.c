@@ -206,9 +206,13 @@ int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o)
                "frame length %u is above the limit of %u bytes", frame, KMS_ESDK_MAX_FRAME);
 
     KMS_GUARD(kms_ec_from_public(&m->full_ec, o->context));
-    KMS_ENSURE(kms_ec_get(&m->full_ec, KMS_ESDK_PUBKEY_CONTEXT_KEY) == NULL, KMS_ERR_VALIDATION,
-               "encryption context key '%s' is reserved for the message's signature key",
-               KMS_ESDK_PUBKEY_CONTEXT_KEY);
+    /* encrypt.md: keys starting "aws-crypto-" are reserved for the SDK. */
+    for (size_t i = 0; i < m->full_ec.n; i++) {
+        KMS_ENSURE(strncmp(m->full_ec.e[i].key, "aws-crypto-", 11) != 0, KMS_ERR_VALIDATION,
+                   "encryption context key '%s' is reserved: keys starting 'aws-crypto-' belong "
+                   "to the message format",
+                   m->full_ec.e[i].key);
+    }
     for (size_t i = 0; i < o->required_context_key_count; i++) {
         KMS_ENSURE(kms_ec_get(&m->full_ec, o->required_context_keys[i]) != NULL,
                    KMS_ERR_VALIDATION,
@@ -368,37 +372,6 @@ int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8
     return verify_header(m, hdr_bytes);
 }
 
-int kms_msg_rewrap(kms_msg *m, const kms_keyring *destination)
-{
-    KMS_ENSURE(destination != NULL, KMS_ERR_VALIDATION, "no destination keyring");
-    if (m->suite->sig != KMS_SIG_NONE) {
-        /* The old signing key is gone with its encryptor: sign the new message with a new one. */
-        kms_ec stored;
-        kms_ec_init(&stored);
-        for (size_t i = 0; i < m->hdr.stored_ec.n; i++) {
-            if (strcmp(m->hdr.stored_ec.e[i].key, KMS_ESDK_PUBKEY_CONTEXT_KEY) != 0 &&
-                kms_ec_put(&stored, m->hdr.stored_ec.e[i].key, m->hdr.stored_ec.e[i].value) != 0) {
-                kms_ec_clean_up(&stored);
-                return -1;
-            }
-        }
-        EVP_PKEY_free(m->sig_key);
-        m->sig_key = NULL;
-        int r = new_signing_key(m, &stored);
-        kms_ec_clean_up(&m->hdr.stored_ec);
-        m->hdr.stored_ec = stored;
-        KMS_GUARD(r);
-        kms_ec_clean_up(&m->full_ec);
-        KMS_GUARD(kms_ec_copy(&m->full_ec, &m->hdr.stored_ec));
-        for (size_t i = 0; i < m->auth_only.n; i++) {
-            KMS_GUARD(kms_ec_put(&m->full_ec, m->auth_only.e[i].key, m->auth_only.e[i].value));
-        }
-        kms_ec_sort(&m->full_ec);
-    }
-    KMS_GUARD(wrap_data_key(m, destination, true, 0));
-    return seal_header(m);
-}
-
 int kms_msg_seal_frame(const kms_msg *m, kms_gcm *g, uint32_t seq, bool final, const uint8_t *pt,
                        size_t len, uint8_t *out, size_t *out_len)
 {
@@ -433,6 +406,16 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* encrypt.md/decrypt.md: a frame's IV is its sequence number, left-padded with zeros. */
+static int check_iv(const uint8_t *iv, uint32_t seq)
+{
+    uint8_t want[KMS_ESDK_IV_LEN];
+    kms_esdk_frame_iv(want, seq);
+    KMS_ENSURE(memcmp(iv, want, KMS_ESDK_IV_LEN) == 0, KMS_ERR_INVALID_CIPHERTEXT,
+               "message body: frame %u has an IV that is not its sequence number", seq);
+    return 0;
+}
+
 int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t seq, kms_frame *f)
 {
     uint32_t frame_len = m->hdr.frame_length;
@@ -459,6 +442,7 @@ int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t se
         }
         f->seq = seq;
         f->iv = p + 4;
+        KMS_GUARD(check_iv(f->iv, seq));
         f->ct = p + 4 + KMS_ESDK_IV_LEN;
         f->len = frame_len;
         f->tag = f->ct + frame_len;
@@ -486,6 +470,7 @@ int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t se
     f->seq = seq;
     f->final = true;
     f->iv = p + 8;
+    KMS_GUARD(check_iv(f->iv, seq));
     f->ct = p + 8 + KMS_ESDK_IV_LEN + 4;
     f->len = len;
     f->tag = f->ct + len;
@@ -559,9 +544,9 @@ int kms_msg_info(const kms_msg *m, kms_envelope_info *info)
     memcpy(info->message_id, m->hdr.message_id, m->suite->msgid_len);
     info->message_id_len = m->suite->msgid_len;
     info->context = calloc(m->full_ec.n + 1, sizeof *info->context);
-    info->key_provider_id = m->provider_id != NULL ? strdup(m->provider_id) : NULL;
-    info->key_provider_info = m->provider_info != NULL ? strdup(m->provider_info) : NULL;
-    if (info->context == NULL) {
+    info->key_provider_id = strdup(m->provider_id != NULL ? m->provider_id : "");
+    info->key_provider_info = strdup(m->provider_info != NULL ? m->provider_info : "");
+    if (info->context == NULL || info->key_provider_id == NULL || info->key_provider_info == NULL) {
         kms_envelope_info_clean_up(info);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }

@@ -42,10 +42,6 @@ int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o) __attribute
  * policy and the caller's context, unwraps a data key, checks commitment and the header tag. */
 int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8_t *hdr_bytes)
     __attribute__((warn_unused_result));
-/* Builds a new header for the same body under another keyring (re-encrypt); m is a message on
- * which decrypt_begin succeeded. A signed suite gets a fresh signing key. */
-int kms_msg_rewrap(kms_msg *m, const kms_keyring *destination) __attribute__((warn_unused_result));
-
 /* Seals one frame (regular, or final when final is true) into out, which has room for
  * kms_msg_final_frame_size(len); returns the bytes written. */
 int kms_msg_seal_frame(const kms_msg *m, kms_gcm *g, uint32_t seq, bool final, const uint8_t *pt,

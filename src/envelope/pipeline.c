@@ -63,20 +63,22 @@ int kms_fd_write_all(int fd, const uint8_t *p, size_t n)
 int kms_fd_read_header(int fd, kms_msg *m, kms_buf *hdr)
 {
     for (;;) {
+        if (hdr->len > 0) {
+            int rc = kms_esdk_header_parse(hdr->data, hdr->len, &m->hdr);
+            if (rc == 0) {
+                return 0;
+            }
+            KMS_GUARD(rc < 0 ? -1 : 0);
+        }
         KMS_GUARD(kms_buf_reserve(hdr, 4096));
         ssize_t got = kms_fd_read_full(fd, hdr->data + hdr->len, 4096);
         KMS_GUARD(got < 0 ? -1 : 0);
-        hdr->len += (size_t)got;
-        int rc = kms_esdk_header_parse(hdr->data, hdr->len, &m->hdr);
-        if (rc == 0) {
-            return 0;
-        }
-        KMS_GUARD(rc < 0 ? -1 : 0);
         KMS_ENSURE(got > 0, KMS_ERR_INVALID_CIPHERTEXT,
                    hdr->len == 0 ? "the input is empty: not an encrypted message"
                                  : "the input ends inside the message header (%zu bytes): "
                                    "truncated or not an encrypted message",
                    hdr->len);
+        hdr->len += (size_t)got;
     }
 }
 
@@ -102,6 +104,8 @@ typedef struct pipe_shared {
     pthread_mutex_t wr;
     pthread_cond_t wr_cv;
     uint64_t next_write;
+    /* Decrypt, signed suites: the final frame's plaintext, released after the signature. */
+    kms_buf held;
     /* First failure, under wr. */
     bool failed;
     kms_error err;
@@ -184,14 +188,16 @@ static int read_plain_batch(pipe_shared *sh, pipe_worker *w, size_t *len, size_t
     if (!final) {
         uint8_t peek = 0;
         ssize_t p = shared_read(sh, &peek, 1);
-        KMS_GUARD(p < 0 ? -1 : 0);
+        int r = p < 0 ? -1 : 0;
         if (p == 0) {
             final = true;
-        } else {
+        } else if (p > 0) {
             sh->carry.len = 0;
             sh->carry_off = 0;
-            KMS_GUARD(kms_buf_append(&sh->carry, &peek, 1));
+            r = kms_buf_append(&sh->carry, &peek, 1); /* locked memory on encrypt */
         }
+        sodium_memzero(&peek, sizeof peek);
+        KMS_GUARD(r);
     }
     *len = (size_t)got;
     *nframes = final ? ((size_t)got + sh->frame - 1) / sh->frame : sh->batch_frames;
@@ -329,6 +335,12 @@ static int worker_step(pipe_shared *sh, pipe_worker *w, bool *done)
     }
     if (!sh->failed) {
         r = sh->encrypt ? kms_msg_hash(sh->msg, w->out, out_len) : 0;
+        if (r == 0 && !sh->encrypt && last && sh->msg->suite->sig != KMS_SIG_NONE) {
+            /* decrypt.md: the final frame waits for the signature (finish_decrypt). */
+            size_t final_len = w->frames[nframes - 1].len;
+            out_len -= final_len;
+            r = kms_buf_append(&sh->held, w->out + out_len, final_len);
+        }
         r = r != 0 ? r : kms_fd_write_all(sh->out_fd, w->out, out_len);
         sh->next_write++;
     }
@@ -383,16 +395,24 @@ static void worker_clean_up(pipe_shared *sh, pipe_worker *w)
     free(w->frames);
 }
 
-static unsigned thread_count(const kms_envelope_options *o)
+static unsigned thread_count(const pipe_shared *sh)
 {
-    long n = o->threads != 0 ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1u : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
+    long n = sh->o->threads != 0 ? (long)sh->o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    /* No more workers than batches when the size is known. */
+    if (sh->total > 0) {
+        size_t per = sh->batch_frames * (sh->encrypt ? sh->frame
+                                                     : kms_msg_regular_frame_size(sh->frame));
+        uint64_t batches = sh->total / per + 1;
+        n = (uint64_t)n > batches ? (long)batches : n;
+    }
+    return (unsigned)n;
 }
 
 /* Runs the workers over the body; the calling thread is one of them. */
 static int run_body(pipe_shared *sh)
 {
-    unsigned n = thread_count(sh->o);
+    unsigned n = thread_count(sh);
     pipe_worker *w = calloc(n, sizeof *w);
     KMS_ENSURE(w != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = 0;
@@ -425,6 +445,15 @@ static int run_body(pipe_shared *sh)
     return 0;
 }
 
+static void shared_clean_up(pipe_shared *sh)
+{
+    kms_buf_clean_up(&sh->carry);
+    kms_buf_clean_up(&sh->held); /* wipes */
+    pthread_mutex_destroy(&sh->rd);
+    pthread_mutex_destroy(&sh->wr);
+    pthread_cond_destroy(&sh->wr_cv);
+}
+
 static int shared_init(pipe_shared *sh, kms_msg *m, const kms_envelope_options *o, bool encrypt,
                        int in_fd, int out_fd)
 {
@@ -437,10 +466,16 @@ static int shared_init(pipe_shared *sh, kms_msg *m, const kms_envelope_options *
     sh->frame = m->hdr.frame_length;
     sh->batch_frames = BATCH_BYTES / sh->frame > 0 ? BATCH_BYTES / sh->frame : 1;
     sh->next_seq = 1;
-    kms_buf_init(&sh->carry, false);
+    kms_buf_init(&sh->carry, encrypt);
+    kms_buf_init(&sh->held, true);
     pthread_mutex_init(&sh->rd, NULL);
     pthread_mutex_init(&sh->wr, NULL);
     pthread_cond_init(&sh->wr_cv, NULL);
+    /* Never a NULL buffer, so that data + offset is always defined. */
+    if (kms_buf_reserve(&sh->carry, 64) != 0 || kms_buf_reserve(&sh->held, 64) != 0) {
+        shared_clean_up(sh);
+        return -1;
+    }
     struct stat st;
     if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode)) {
         sh->total = (uint64_t)st.st_size;
@@ -448,13 +483,6 @@ static int shared_init(pipe_shared *sh, kms_msg *m, const kms_envelope_options *
     return 0;
 }
 
-static void shared_clean_up(pipe_shared *sh)
-{
-    kms_buf_clean_up(&sh->carry);
-    pthread_mutex_destroy(&sh->rd);
-    pthread_mutex_destroy(&sh->wr);
-    pthread_cond_destroy(&sh->wr_cv);
-}
 
 int kms_envelope_encrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd)
 {
@@ -511,6 +539,8 @@ static int finish_decrypt(pipe_shared *sh)
         r = kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                       "bytes follow the end of the message: not a single encrypted message");
     }
+    /* Signature verified (or none): release the held-back final frame. */
+    r = r != 0 ? r : kms_fd_write_all(sh->out_fd, sh->held.data, sh->held.len);
     kms_buf_clean_up(&rest);
     return r;
 }
@@ -519,31 +549,26 @@ static int finish_decrypt(pipe_shared *sh)
 static int decrypt_nonframed_fd(const kms_envelope_options *o, kms_buf *head, int in_fd,
                                 int out_fd, kms_envelope_info *info);
 
-int kms_envelope_decrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd,
-                            kms_envelope_info *info)
+int kms_fd_decrypt_with_head(const kms_envelope_options *o, kms_buf *head, int in_fd, int out_fd,
+                             kms_envelope_info *info)
 {
-    kms_error_clear();
     KMS_ENSURE(o != NULL, KMS_ERR_VALIDATION, "no options given");
     kms_msg m;
     kms_msg_init(&m);
-    kms_buf head;
-    kms_buf_init(&head, false);
     pipe_shared sh;
     bool sh_ready = false;
-    int r = kms_fd_read_header(in_fd, &m, &head);
+    int r = kms_fd_read_header(in_fd, &m, head);
     if (r == 0 && m.hdr.content_type == 1) {
         kms_msg_clean_up(&m);
-        r = decrypt_nonframed_fd(o, &head, in_fd, out_fd, info);
-        kms_buf_clean_up(&head);
-        return r;
+        return decrypt_nonframed_fd(o, head, in_fd, out_fd, info);
     }
-    r = r != 0 ? r : kms_msg_decrypt_begin(&m, o, head.data);
+    r = r != 0 ? r : kms_msg_decrypt_begin(&m, o, head->data);
     if (r == 0) {
         r = shared_init(&sh, &m, o, false, in_fd, out_fd);
         sh_ready = r == 0;
         r = r != 0 ? r
-                   : kms_buf_append(&sh.carry, head.data + m.hdr.total_len,
-                                    head.len - m.hdr.total_len);
+                   : kms_buf_append(&sh.carry, head->data + m.hdr.total_len,
+                                    head->len - m.hdr.total_len);
     }
     r = r != 0 ? r : run_body(&sh);
     r = r != 0 ? r : finish_decrypt(&sh);
@@ -551,8 +576,18 @@ int kms_envelope_decrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd
     if (sh_ready) {
         shared_clean_up(&sh);
     }
-    kms_buf_clean_up(&head);
     kms_msg_clean_up(&m);
+    return r;
+}
+
+int kms_envelope_decrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd,
+                            kms_envelope_info *info)
+{
+    kms_error_clear();
+    kms_buf head;
+    kms_buf_init(&head, false);
+    int r = kms_fd_decrypt_with_head(o, &head, in_fd, out_fd, info);
+    kms_buf_clean_up(&head);
     return r;
 }
 

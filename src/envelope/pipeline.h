@@ -14,4 +14,9 @@ int kms_fd_write_all(int fd, const uint8_t *p, size_t n) __attribute__((warn_unu
  * followed by any body bytes read with them (hdr->len - m->hdr.total_len of them). */
 int kms_fd_read_header(int fd, kms_msg *m, kms_buf *hdr) __attribute__((warn_unused_result));
 
+/* kms_envelope_decrypt_fd whose first bytes (possibly the whole header, or none) were already
+ * read into head. */
+int kms_fd_decrypt_with_head(const kms_envelope_options *o, kms_buf *head, int in_fd, int out_fd,
+                             kms_envelope_info *info) __attribute__((warn_unused_result));
+
 #endif

@@ -28,6 +28,9 @@ struct kms_envelope_stream {
     uint32_t seq;
     uint64_t consumed;
     uint64_t total;
+    size_t header_retry_at; /* re-parse an incomplete header only once this much is buffered */
+    size_t held;            /* signed suites: final plaintext held in out until the signature */
+    bool finished;          /* _final was called */
 };
 
 static kms_envelope_stream *stream_new(const kms_envelope_options *o, bool encrypt)
@@ -47,6 +50,11 @@ static kms_envelope_stream *stream_new(const kms_envelope_options *o, bool encry
     kms_msg_init(&s->msg);
     kms_buf_init(&s->in, encrypt);
     kms_buf_init(&s->out, !encrypt);
+    /* Never a NULL buffer, so that data + offset is always defined. */
+    if (kms_buf_reserve(&s->in, 64) != 0 || kms_buf_reserve(&s->out, 64) != 0) {
+        kms_envelope_stream_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -180,6 +188,19 @@ static int encrypt_final(kms_envelope_stream *s, kms_write_fn write, void *arg)
     return r;
 }
 
+/* decrypt.md: with a signed suite the plaintext of the final frame (or of a non-framed body)
+ * must not be released before the signature verified; it waits in s->out (locked memory). */
+static int release_or_hold(kms_envelope_stream *s, size_t len, kms_write_fn write, void *arg)
+{
+    if (s->msg.suite->sig != KMS_SIG_NONE) {
+        s->held = len;
+        return 0;
+    }
+    int r = emit(write, arg, s->out.data, len);
+    sodium_memzero(s->out.data, len);
+    return r;
+}
+
 /* Non-framed body (message-body.md Non-Framed Data): IV, 8-byte length, content, tag. */
 static int decrypt_nonframed(kms_envelope_stream *s, const uint8_t *p, size_t n, size_t *used,
                              kms_write_fn write, void *arg)
@@ -213,17 +234,22 @@ static int decrypt_nonframed(kms_envelope_stream *s, const uint8_t *p, size_t n,
                          "plaintext was released");
     }
     KMS_GUARD(kms_msg_hash(&s->msg, p, need));
-    int r = emit(write, arg, s->out.data, (size_t)len);
-    sodium_memzero(s->out.data, (size_t)len);
     *used = need;
-    return r;
+    return release_or_hold(s, (size_t)len, write, arg);
 }
 
-static int decrypt_header(kms_envelope_stream *s)
+static int decrypt_header(kms_envelope_stream *s, bool at_end)
 {
+    /* An incomplete header is re-parsed only when the buffer doubled (or at the end), so that
+     * feeding a large header in small pieces stays linear. */
+    size_t have = s->in.len - s->in_off;
+    if (!at_end && have < s->header_retry_at) {
+        return 1;
+    }
     const uint8_t *p = s->in.data + s->in_off;
-    int rc = kms_esdk_header_parse(p, s->in.len - s->in_off, &s->msg.hdr);
+    int rc = kms_esdk_header_parse(p, have, &s->msg.hdr);
     if (rc != 0) {
+        s->header_retry_at = have * 2;
         return rc;
     }
     KMS_GUARD(kms_msg_decrypt_begin(&s->msg, &s->opts, p));
@@ -256,9 +282,13 @@ static int decrypt_body_step(kms_envelope_stream *s, kms_write_fn write, void *a
     KMS_GUARD(kms_buf_reserve(&s->out, f.len + 1));
     KMS_GUARD(kms_msg_open_frame(&s->msg, &s->gcm, &f, s->out.data));
     KMS_GUARD(kms_msg_hash(&s->msg, p, f.size));
-    rc = emit(write, arg, s->out.data, f.len);
-    sodium_memzero(s->out.data, f.len);
-    KMS_GUARD(rc);
+    if (f.final) {
+        KMS_GUARD(release_or_hold(s, f.len, write, arg));
+    } else {
+        rc = emit(write, arg, s->out.data, f.len);
+        sodium_memzero(s->out.data, f.len);
+        KMS_GUARD(rc);
+    }
     s->in_off += f.size;
     s->consumed += f.size;
     s->seq++;
@@ -269,13 +299,13 @@ static int decrypt_body_step(kms_envelope_stream *s, kms_write_fn write, void *a
 }
 
 static int decrypt_update(kms_envelope_stream *s, const uint8_t *in, size_t n, kms_write_fn write,
-                          void *arg)
+                          void *arg, bool at_end)
 {
     KMS_GUARD(kms_buf_append(&s->in, in, n));
     for (;;) {
         int rc = 0;
         if (s->state == ST_HEADER) {
-            rc = decrypt_header(s);
+            rc = decrypt_header(s, at_end);
         } else if (s->state == ST_BODY) {
             rc = decrypt_body_step(s, write, arg);
         } else if (s->state == ST_FOOTER) {
@@ -285,6 +315,10 @@ static int decrypt_update(kms_envelope_stream *s, const uint8_t *in, size_t n, k
             if (rc == 0) {
                 s->in_off += used;
                 s->state = ST_DONE;
+                /* Signature verified: the held-back plaintext may go. */
+                rc = emit(write, arg, s->out.data, s->held);
+                sodium_memzero(s->out.data, s->held);
+                s->held = 0;
             }
         } else {
             KMS_ENSURE(s->in.len == s->in_off, KMS_ERR_INVALID_CIPHERTEXT,
@@ -311,8 +345,9 @@ int kms_envelope_update(kms_envelope_stream *s, const uint8_t *in, size_t in_len
                "kms_envelope_update: missing stream, input or writer");
     KMS_ENSURE(s->state != ST_FAILED, KMS_ERR_VALIDATION,
                "the stream failed earlier: start a new one");
+    KMS_ENSURE(!s->finished, KMS_ERR_VALIDATION, "the stream was already finalised");
     int r = s->encrypt ? encrypt_update(s, in, in_len, write, arg)
-                       : decrypt_update(s, in, in_len, write, arg);
+                       : decrypt_update(s, in, in_len, write, arg, false);
     if (r != 0) {
         s->state = ST_FAILED;
     }
@@ -327,11 +362,13 @@ int kms_envelope_final(kms_envelope_stream *s, kms_write_fn write, void *arg,
                "kms_envelope_final: missing stream or writer");
     KMS_ENSURE(s->state != ST_FAILED, KMS_ERR_VALIDATION,
                "the stream failed earlier: start a new one");
+    KMS_ENSURE(!s->finished, KMS_ERR_VALIDATION, "the stream was already finalised");
+    s->finished = true;
     int r = 0;
     if (s->encrypt) {
         r = encrypt_final(s, write, arg);
     } else {
-        r = decrypt_update(s, NULL, 0, write, arg);
+        r = decrypt_update(s, NULL, 0, write, arg, true);
         if (r == 0 && s->state != ST_DONE) {
             r = kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                           s->state == ST_HEADER ? "the message ends inside its header"

@@ -19,7 +19,8 @@ fi
 
 CC=clang cmake -S "$root" -B "$build" -DKMS_FUZZ=ON -DKMS_BUILD_TESTS=OFF \
     -DKMS_FUZZ_TIME="$time_per_fuzzer" >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_blob fuzz_config fuzz_esdk_header fuzz_request
+cmake --build "$build" -j "$(nproc)" --target fuzz_blob fuzz_config fuzz_envelope_decrypt \
+    fuzz_esdk_header fuzz_request
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -443,7 +443,7 @@ static void test_wrong_key_and_context(void **state)
     assert_int_equal(kms_envelope_decrypt(&d, msg, len, &pt, &pt_len, NULL), 0);
     kms_secret_free(pt, pt_len);
     /* The reserved context key is refused on encrypt. */
-    const kms_context_entry reserved[] = {{"aws-crypto-public-key", "x"}};
+    const kms_context_entry reserved[] = {{"aws-crypto-anything", "x"}};
     kms_encryption_context res_ctx = {reserved, 1};
     kms_envelope_options r = {.keyring = a, .context = &res_ctx};
     uint8_t *m2 = NULL;
@@ -646,10 +646,10 @@ static void reencrypt_case(uint16_t suite)
     assert_int_equal(got_len, n);
     assert_memory_equal(got, pt, n);
     free(got);
-    /* The source key no longer opens it; the body frames were copied unchanged. */
+    /* The source key no longer opens it: a new data key and message id, nothing copied. */
     unlink(back);
     d.keyring = a;
-    assert_int_equal(kms_envelope_decrypt_file(&d, moved, back, NULL), -1);
+    assert_kms_error(kms_envelope_decrypt_file(&d, moved, back, NULL), KMS_ERR_NOT_FOUND);
     assert_false(kms_path_exists(back));
     char *e1 = NULL, *e2 = NULL;
     size_t l1 = 0, l2 = 0;
@@ -660,13 +660,24 @@ static void reencrypt_case(uint16_t suite)
     kms_esdk_header_init(&h2);
     assert_int_equal(kms_esdk_header_parse((uint8_t *)e1, l1, &h1), 0);
     assert_int_equal(kms_esdk_header_parse((uint8_t *)e2, l2, &h2), 0);
-    size_t body = 10 * kms_msg_regular_frame_size(1000);
-    assert_memory_equal(e1 + h1.total_len, e2 + h2.total_len, body);
-    assert_memory_equal(h1.message_id, h2.message_id, 32);
+    assert_memory_not_equal(h1.message_id, h2.message_id, 32);
+    assert_int_equal(h2.suite->id, suite);
+    assert_int_equal(h2.frame_length, 1000);
+    assert_string_equal(kms_ec_get(&h2.stored_ec, "purpose"), "test");
     kms_esdk_header_clean_up(&h1);
     kms_esdk_header_clean_up(&h2);
     free(e1);
     free(e2);
+    /* A tampered source is refused and leaves no output. */
+    char *bad = kms_strdup_printf("%s/bad", dir);
+    assert_int_equal(kms_file_read(enc, 1u << 20, &e1, &l1), 0);
+    e1[l1 - 40] ^= 1;
+    char *tampered = write_temp_file(dir, "tampered", (uint8_t *)e1, l1);
+    assert_kms_error(kms_envelope_reencrypt_file(&o, b, tampered, bad), KMS_ERR_INVALID_CIPHERTEXT);
+    assert_false(kms_path_exists(bad));
+    free(e1);
+    free(bad);
+    free(tampered);
 
     /* A failed decrypt to a file leaves nothing; a tampered message neither. */
     kms_keyring *c = aes_keyring(KEY_B, "c");
@@ -691,6 +702,63 @@ static void test_reencrypt(void **state)
     (void)state;
     reencrypt_case(0x0478);
     reencrypt_case(0x0578);
+}
+
+/* decrypt.md: with a signed suite the final frame is not released before the signature. */
+static void test_signed_final_frame_held(void **state)
+{
+    (void)state;
+    kms_keyring *kr = aes_keyring(KEY_A, "a");
+    kms_envelope_options o = {.keyring = kr, .algorithm_suite = 0x0578, .frame_length = 1000};
+    uint8_t *pt = random_bytes(10500);
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    assert_int_equal(kms_envelope_encrypt(&o, pt, 10500, &msg, &len), 0);
+    msg[len - 1] ^= 1; /* the signature */
+    kms_buf b;
+    kms_buf_init(&b, false);
+    assert_kms_error(stream_decrypt(&o, msg, len, 333, &b), KMS_ERR_INVALID_CIPHERTEXT);
+    assert_int_equal(b.len, 10000); /* ten regular frames, not the final 500 bytes */
+    kms_buf_clean_up(&b);
+    int in = temp_fd_with(msg, len), out = temp_fd_with(NULL, 0);
+    assert_kms_error(kms_envelope_decrypt_fd(&o, in, out, NULL), KMS_ERR_INVALID_CIPHERTEXT);
+    size_t got_len = 0;
+    uint8_t *got = fd_contents(out, &got_len);
+    assert_true(got_len <= 10000);
+    free(got);
+    close(in);
+    close(out);
+    free(pt);
+    kms_buffer_free(msg);
+    kms_keyring_free(kr);
+}
+
+static void test_stream_misuse_and_empty(void **state)
+{
+    (void)state;
+    kms_keyring *kr = aes_keyring(KEY_A, "a");
+    kms_envelope_options o = {.keyring = kr};
+    kms_buf b;
+    kms_buf_init(&b, false);
+    kms_envelope_stream *s = kms_envelope_encrypt_start(&o, UINT64_MAX);
+    assert_non_null(s);
+    assert_int_equal(kms_envelope_final(s, collect, &b, NULL), 0);
+    assert_kms_error(kms_envelope_final(s, collect, &b, NULL), KMS_ERR_VALIDATION);
+    assert_kms_error(kms_envelope_update(s, (const uint8_t *)"x", 1, collect, &b),
+                     KMS_ERR_VALIDATION);
+    kms_envelope_stream_free(s);
+    kms_buf_clean_up(&b);
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    assert_kms_error(kms_envelope_decrypt(&o, (const uint8_t *)"\x02", 1, &pt, &pt_len, NULL),
+                     KMS_ERR_INVALID_CIPHERTEXT);
+    assert_kms_error(kms_envelope_decrypt(&o, (const uint8_t *)"", 0, &pt, &pt_len, NULL),
+                     KMS_ERR_INVALID_CIPHERTEXT);
+    int in = temp_fd_with(NULL, 0), out = temp_fd_with(NULL, 0);
+    assert_kms_error(kms_envelope_decrypt_fd(&o, in, out, NULL), KMS_ERR_INVALID_CIPHERTEXT);
+    close(in);
+    close(out);
+    kms_keyring_free(kr);
 }
 
 static void test_bad_options(void **state)
@@ -732,6 +800,8 @@ int main(void)
         cmocka_unit_test(test_commitment_policy),
         cmocka_unit_test(test_nonframed_from_spec),
         cmocka_unit_test(test_reencrypt),
+        cmocka_unit_test(test_signed_final_frame_held),
+        cmocka_unit_test(test_stream_misuse_and_empty),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
