@@ -369,11 +369,49 @@ const struct command kmsctl_commands[] = {
      "list-keys for --limit and --marker).",
      "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
 
+    /* Envelope encryption: files of any size */
+    {"encrypt", NULL, kmsctl_envelope_encrypt, kmsctl_envelope_encrypt_opts,
+     "Encrypt a file of any size under KMS keys or a raw wrapping key",
+     "Envelope encryption: encrypts the input (standard input by default) with a fresh data key\n"
+     "and writes an AWS Encryption SDK message (standard output by default) that holds the data\n"
+     "key wrapped by every KMS key given with --key-id and/or by a raw wrapping key of your own\n"
+     "(--wrapping-key-file, --key-namespace, --key-name; no KMS home needed then). Any ESDK\n"
+     "implementation can decrypt the message with the same keys. Frames are encrypted in\n"
+     "parallel; memory stays a few frames whatever the size.\n\n"
+     "A regular output file is written under a temporary name and renamed only on success.",
+     "kmsctl encrypt --key-id alias/app --encryption-context purpose=backup \\\n"
+     "    -i db.dump -o db.dump.esdk\n"
+     "tar c data | kmsctl encrypt --key-id alias/app --algorithm-suite 0x0578 > data.tar.esdk\n"
+     "head -c 32 /dev/urandom > aes.key\n"
+     "kmsctl encrypt --wrapping-key-file aes.key --key-namespace backup --key-name k1 \\\n"
+     "    -i notes.txt -o notes.txt.esdk"},
+    {"decrypt", NULL, kmsctl_envelope_decrypt, kmsctl_envelope_decrypt_opts,
+     "Decrypt a message made by encrypt (or by any AWS Encryption SDK)",
+     "Decrypts an AWS Encryption SDK message (standard input by default) to standard output or\n"
+     "--out-file. Give the keys that may unwrap the data key: --key-id (strict: only these KMS\n"
+     "keys), --discovery (any KMS key of the home you may use) and/or a raw wrapping key. With\n"
+     "--encryption-context the message must hold those pairs. Frames are released only after\n"
+     "they verified; a regular output file appears only when the whole message, including its\n"
+     "signature, verified, and nothing is left behind on failure.",
+     "kmsctl decrypt --key-id alias/app --encryption-context purpose=backup \\\n"
+     "    -i db.dump.esdk -o db.dump --metadata-output db.dump.json\n"
+     "kmsctl decrypt --discovery < data.tar.esdk | tar x"},
+    {"re-encrypt", NULL, kmsctl_envelope_reencrypt, kmsctl_envelope_reencrypt_opts,
+     "Move an encrypted message to other KMS keys",
+     "Decrypts a message with the source keys (--key-id, --discovery or a raw wrapping key),\n"
+     "verifying every frame and the signature, and encrypts it again under a fresh data key\n"
+     "wrapped by the --destination-key-id keys only, with the same encryption context and frame\n"
+     "length. The plaintext passes between the two in memory and never reaches a file; a\n"
+     "regular output file appears only when everything succeeded. Uncommitted legacy messages\n"
+     "come out with key commitment.",
+     "kmsctl re-encrypt --key-id alias/old --destination-key-id alias/new \\\n"
+     "    -i db.dump.esdk -o db.dump.new.esdk"},
+
     /* Cryptographic operations */
     {"kms-encrypt", "Encrypt", run_operation, encrypt_opts,
      "Encrypt up to 4 KiB with a KMS key (AWS Encrypt)",
      "Encrypts a small plaintext (at most 4096 bytes) directly under a KMS key and prints the\n"
-     "CiphertextBlob (base64). For files of any size use envelope encryption instead.",
+     "CiphertextBlob (base64). For files of any size use encrypt (envelope encryption).",
      "kmsctl kms-encrypt --key-id alias/app --plaintext fileb://secret.txt \\\n"
      "    --encryption-context purpose=test --output text --query CiphertextBlob \\\n"
      "    | base64 -d > secret.kms"},

@@ -104,6 +104,8 @@ static const char *placeholder(const struct opt_spec *o)
         return " <map>";
     case OPT_LIST:
         return " <value> [<value> ...]";
+    case OPT_PATH:
+        return " <file>";
     default:
         return " <value>";
     }
@@ -146,12 +148,13 @@ static void print_synopsis(FILE *f, const struct command *cmd)
 /* Explains the value syntaxes the command's options use. */
 static void print_value_notes(FILE *f, const struct command *cmd)
 {
-    bool seen[OPT_LIST + 1] = {false};
+    bool seen[OPT_PATH + 1] = {false};
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         seen[o->kind] = true;
     }
-    if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING]) {
+    if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING] &&
+        !seen[OPT_PATH]) {
         return;
     }
     fprintf(f, "\nValues:\n");
@@ -173,11 +176,15 @@ static void print_value_notes(FILE *f, const struct command *cmd)
     if (seen[OPT_STRING]) {
         fprintf(f, "  <value>  text; file://PATH reads it from a file\n");
     }
+    if (seen[OPT_PATH]) {
+        fprintf(f, "  <file>   a file name, as is; for input and output files - is stdin/stdout\n");
+    }
 }
 
 void kmsctl_print_command_help(FILE *f, const struct command *cmd)
 {
     char item[256];
+    char alias[8];
 
     print_synopsis(f, cmd);
     fputc('\n', f);
@@ -187,12 +194,17 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
     }
     fprintf(f, "\nOptions:\n");
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        alias[0] = '\0';
+        if (OPT_SHORT_OF(o) != '\0') {
+            snprintf(alias, sizeof alias, "-%c, ", OPT_SHORT_OF(o));
+        }
         if (o->flags & OPT_NO_FORM) {
             snprintf(item, sizeof item, "--%s | --no-%s", o->name, o->name);
         } else {
-            snprintf(item, sizeof item, "--%s%s", o->name, placeholder(o));
+            snprintf(item, sizeof item, "%s--%s%s", alias, o->name, placeholder(o));
         }
-        fprintf(f, "  %s%s\n", item, (o->flags & OPT_REQUIRED) ? "  (required)" : "");
+        fprintf(f, "  %s%s%s\n", item, (o->flags & OPT_REQUIRED) ? "  (required)" : "",
+                (o->flags & OPT_REPEAT) ? "  (repeatable)" : "");
         print_wrapped(f, o->help, 6);
     }
     print_value_notes(f, cmd);

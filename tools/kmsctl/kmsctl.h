@@ -34,12 +34,18 @@ enum opt_kind {
     OPT_BLOB,    /* base64; fileb://PATH reads raw bytes, file://PATH base64 text */
     OPT_MAP,     /* string map: JSON {"k":"v"} or shorthand k=v,k2=v2; file://PATH */
     OPT_LIST,    /* string list: --name a b c, or JSON ["a","b"] */
+    OPT_PATH,    /* a file name, taken as is (no file://) */
 };
 
 enum opt_flags {
     OPT_REQUIRED = 1 << 0,
     OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
+    OPT_REPEAT = 1 << 2,  /* may be given more than once: lists append, maps merge */
 };
+
+/* A one-letter alias (-i for --in-file), kept in the second byte of the flags. */
+#define OPT_SHORT(c) ((unsigned)(unsigned char)(c) << 8)
+#define OPT_SHORT_OF(o) ((char)(((o)->flags >> 8) & 0xffu))
 
 /* One option of a command. The JSON member is the PascalCase of the name ("key-id" ->
  * "KeyId"); local commands (init) read their options under the same member names. */
@@ -80,6 +86,15 @@ struct command {
 /* commands.c */
 extern const struct command kmsctl_commands[];
 const struct command *kmsctl_command_find(const char *name);
+
+/* envelope_cmds.c: encrypt, decrypt and re-encrypt of files of any size as AWS Encryption SDK
+ * messages (include/kms/envelope.h). */
+extern const struct opt_spec kmsctl_envelope_encrypt_opts[];
+extern const struct opt_spec kmsctl_envelope_decrypt_opts[];
+extern const struct opt_spec kmsctl_envelope_reencrypt_opts[];
+int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, json_t *request);
+int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, json_t *request);
+int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g, json_t *request);
 
 /* options.c: parses argv (after the command name) into *request. Global options found there
  * update *g. Returns KMSCTL_EXIT_OK, KMSCTL_EXIT_USAGE (message printed), or -1 when --help

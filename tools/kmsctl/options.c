@@ -19,6 +19,26 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The option of cmd whose one-letter alias arg is ("-i"), or NULL. */
+static const struct opt_spec *find_short(const struct command *cmd, const char *arg)
+{
+    if (cmd == NULL || arg[0] != '-' || arg[1] == '\0' || arg[1] == '-' || arg[2] != '\0') {
+        return NULL;
+    }
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (OPT_SHORT_OF(o) == arg[1]) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* An argument that starts an option (and so ends the values of the one before). */
+static bool is_option(const struct command *cmd, const char *arg)
+{
+    return has_prefix(arg, "--") || find_short(cmd, arg) != NULL;
+}
+
 void kmsctl_member_name(const char *opt, char *out, size_t out_size)
 {
     size_t n = 0;
@@ -354,7 +374,7 @@ static json_t *parse_list(const struct command *cmd, const struct opt_spec *o, c
     json_t *list = json_array();
     json_error_t err;
 
-    if (first == NULL && (*i + 1 >= argc || has_prefix(argv[*i + 1], "--"))) {
+    if (first == NULL && (*i + 1 >= argc || is_option(cmd, argv[*i + 1]))) {
         kmsctl_usage_error(cmd, "argument --%s: expected at least one value", o->name);
         goto fail;
     }
@@ -372,7 +392,7 @@ static json_t *parse_list(const struct command *cmd, const struct opt_spec *o, c
         return list;
     }
     for (const char *v = first; v != NULL;
-         v = (*i + 1 < argc && !has_prefix(argv[*i + 1], "--")) ? argv[++*i] : NULL) {
+         v = (*i + 1 < argc && !is_option(cmd, argv[*i + 1])) ? argv[++*i] : NULL) {
         json_t *s = utf8_string(cmd, o, v);
         if (s == NULL || json_array_append_new(list, s) != 0) {
             goto fail;
@@ -392,7 +412,7 @@ static int take_value(const struct command *cmd, const char *name, const char *i
         *value = inline_value;
         return 0;
     }
-    if (*i + 1 >= argc || has_prefix(argv[*i + 1], "--")) {
+    if (*i + 1 >= argc || is_option(cmd, argv[*i + 1])) {
         return kmsctl_usage_error(cmd, "argument --%s: expected one argument", name);
     }
     *value = argv[++*i];
@@ -411,6 +431,16 @@ static const char *split_option(const char *arg, char *buf, size_t size)
     memcpy(buf, arg + 2, n);
     buf[n] = '\0';
     return eq != NULL ? eq + 1 : NULL;
+}
+
+static bool has_option(const struct command *cmd, const char *name)
+{
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (strcmp(o->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i, struct globals *g)
@@ -439,8 +469,11 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
     } else if (strcmp(value, "text") == 0) {
         g->output = OUTPUT_TEXT;
     } else {
+        /* encrypt/decrypt name their data files -o/--out-file: --output stays aws's format. */
+        bool has_out_file = cmd != NULL && has_option(cmd, "out-file");
         return kmsctl_usage_error(
-            cmd, "argument --output: invalid choice '%s' (choose from json, text)", value);
+            cmd, "argument --output: invalid choice '%s' (choose from json, text)%s", value,
+            has_out_file ? "; the output file is -o/--out-file" : "");
     }
     return 1;
 }
@@ -502,6 +535,8 @@ static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, 
         return parse_blob(cmd, o, value);
     case OPT_MAP:
         return parse_map(cmd, o, value);
+    case OPT_PATH:
+        return utf8_string(cmd, o, value);
     default:
         return parse_string(cmd, o, value);
     }
@@ -527,33 +562,66 @@ static int check_required(const struct command *cmd, json_t *request)
     return KMSCTL_EXIT_OK;
 }
 
-/* One "--name[=value]" at argv[*i]: a global option or one of the command's. */
+/* A repeated OPT_REPEAT option: v's items join those given before (takes v). */
+static int merge_repeat(const struct command *cmd, const struct opt_spec *o, json_t *prev,
+                        json_t *v)
+{
+    const char *key = NULL;
+    json_t *value = NULL;
+    int r = KMSCTL_EXIT_OK;
+
+    if (json_is_array(prev) && json_is_array(v)) {
+        json_array_extend(prev, v);
+    } else if (json_is_object(prev) && json_is_object(v)) {
+        json_object_foreach(v, key, value)
+        {
+            if (json_object_get(prev, key) != NULL) {
+                r = kmsctl_usage_error(cmd, "argument --%s: key '%s' given twice", o->name, key);
+                break;
+            }
+            json_object_set(prev, key, value);
+        }
+    } else {
+        r = kmsctl_usage_error(cmd, "argument --%s: given more than once", o->name);
+    }
+    json_decref(v);
+    return r;
+}
+
+/* One "--name[=value]" or "-x" at argv[*i]: a global option or one of the command's. */
 static int parse_one(const struct command *cmd, int argc, char **argv, int *i, struct globals *g,
                      json_t *request)
 {
     char name[128];
     char member[128];
     const char *inline_value = NULL;
-    const struct opt_spec *o = NULL;
+    const struct opt_spec *o = find_short(cmd, argv[*i]);
     bool negated = false;
+    json_t *prev = NULL;
     json_t *v = NULL;
-    int r = kmsctl_parse_global(cmd, argc, argv, i, g);
 
-    if (r != 0) {
-        return r == 1 ? KMSCTL_EXIT_OK : r;
-    }
-    inline_value = split_option(argv[*i], name, sizeof name);
-    o = find_spec(cmd, name, &negated);
     if (o == NULL) {
-        return unknown_option(cmd, name);
+        int r = kmsctl_parse_global(cmd, argc, argv, i, g);
+        if (r != 0) {
+            return r == 1 ? KMSCTL_EXIT_OK : r;
+        }
+        inline_value = split_option(argv[*i], name, sizeof name);
+        o = find_spec(cmd, name, &negated);
+        if (o == NULL) {
+            return unknown_option(cmd, name);
+        }
     }
     kmsctl_member_name(o->name, member, sizeof member);
-    if (json_object_get(request, member) != NULL) {
+    prev = json_object_get(request, member);
+    if (prev != NULL && !(o->flags & OPT_REPEAT)) {
         return kmsctl_usage_error(cmd, "argument --%s: given more than once", o->name);
     }
     v = parse_value(cmd, o, negated, inline_value, argc, argv, i);
     if (v == NULL) {
         return KMSCTL_EXIT_USAGE;
+    }
+    if (prev != NULL) {
+        return merge_repeat(cmd, o, prev, v);
     }
     json_object_set_new(request, member, v);
     return KMSCTL_EXIT_OK;
@@ -577,7 +645,8 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
         }
     }
     for (int i = 0; i < argc && r == KMSCTL_EXIT_OK; i++) {
-        if (!has_prefix(argv[i], "--") || argv[i][2] == '\0') {
+        if (find_short(cmd, argv[i]) == NULL &&
+            (!has_prefix(argv[i], "--") || argv[i][2] == '\0')) {
             r = kmsctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
         } else {
             r = parse_one(cmd, argc, argv, &i, g, req);
