@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <p11-kit/pkcs11.h>
 #include <sodium.h>
@@ -397,13 +398,24 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
         kms_raise(KMS_ERR_INTERNAL, "out of memory opening the HSM");
         goto out;
     }
-    if (kms_hsm_module_acquire(cfg->module_path, &h->mod) != 0) {
-        goto out;
-    }
-    h->f = kms_hsm_module_functions(h->mod);
     bool found = false;
-    if (kms_hsm_module_find_token(h->mod, cfg->token_label, &found, &h->slot) != 0) {
-        goto out;
+    /* SoftHSM2 reads its token files once, at C_Initialize; another process rewriting them at
+     * that moment (its login) can make the token look absent. Initialise afresh a few times
+     * before concluding that it is. */
+    for (int attempt = 0; attempt < 6 && !found; attempt++) {
+        if (attempt > 0) {
+            kms_hsm_module_release(h->mod);
+            h->mod = NULL;
+            struct timespec pause = {0, 10000000L * attempt};
+            nanosleep(&pause, NULL);
+        }
+        if (kms_hsm_module_acquire(cfg->module_path, &h->mod) != 0) {
+            goto out;
+        }
+        h->f = kms_hsm_module_functions(h->mod);
+        if (kms_hsm_module_find_token(h->mod, cfg->token_label, &found, &h->slot) != 0) {
+            goto out;
+        }
     }
     if (!found) {
         token_not_found(h->mod, cfg->token_label);
