@@ -27,7 +27,9 @@ bytes=$((size_mib * 1024 * 1024))
 best_of() {
   local best="" t
   for _ in $(seq "$runs"); do
-    t=$( { /usr/bin/time -f %e "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+    local start=$EPOCHREALTIME
+    "$@" >/dev/null 2>/dev/null
+    t=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f", b - a}')
     if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$t; fi
   done
   echo "$best"
@@ -41,8 +43,9 @@ openssl_gbps=$(awk -v k="$openssl_kbs" 'BEGIN{printf "%.2f", k * 1000 / 1e9}')
 "$kmsctl" --home "$dir/home" encrypt --key-id "$key" -i "$dir/plain" -o "$dir/plain.kms" --quiet
 enc_t=$(best_of "$kmsctl" --home "$dir/home" encrypt --key-id "$key" -i "$dir/plain" -o /dev/null --quiet)
 dec_t=$(best_of "$kmsctl" --home "$dir/home" decrypt --key-id "$key" -i "$dir/plain.kms" -o /dev/null --quiet)
-rss_kib=$( { /usr/bin/time -f %M "$kmsctl" --home "$dir/home" decrypt --key-id "$key" \
-  -i "$dir/plain.kms" -o /dev/null --quiet >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+/usr/bin/time -f %M -o "$dir/rss" "$kmsctl" --home "$dir/home" decrypt --key-id "$key" \
+  -i "$dir/plain.kms" -o /dev/null --quiet >/dev/null 2>/dev/null
+rss_kib=$(tail -n 1 "$dir/rss")
 
 age_t="" age_gbps="n/a"
 if command -v age >/dev/null 2>&1; then
