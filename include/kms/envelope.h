@@ -126,7 +126,7 @@ typedef struct kms_envelope_info {
     kms_context_entry *context; /* stored and caller-supplied authenticated pairs, sorted */
     size_t context_count;
     char *key_provider_id; /* of the encrypted data key that was used */
-    char *key_provider_info;
+    char *key_provider_info; /* its text part: the key ARN, or a raw keyring's key name */
 } kms_envelope_info;
 
 KMS_API void kms_envelope_info_clean_up(kms_envelope_info *info);
