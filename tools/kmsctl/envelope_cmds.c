@@ -648,6 +648,13 @@ static int build_encrypt(struct envelope_run *run)
     return r == KMSCTL_EXIT_OK ? build_keyring(run, false) : r;
 }
 
+/* After the library call: the progress line cleared, the failure reported as AWS's JSON error. */
+static int call_done(struct envelope_run *run, int rc)
+{
+    progress_end(&run->bar);
+    return rc == 0 ? KMSCTL_EXIT_OK : kmsctl_service_error();
+}
+
 int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, json_t *request)
 {
     struct envelope_run run = {.cmd = cmd, .g = g, .request = request};
@@ -656,13 +663,8 @@ int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, 
 
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, in);
-        r = kms_envelope_encrypt_file(&run.options, in, member_string(&run, "OutFile")) == 0
-                ? KMSCTL_EXIT_OK
-                : KMSCTL_EXIT_SERVICE;
-        progress_end(&run.bar);
-        if (r != KMSCTL_EXIT_OK) {
-            r = kmsctl_service_error();
-        }
+        r = call_done(&run,
+                      kms_envelope_encrypt_file(&run.options, in, member_string(&run, "OutFile")));
     }
     run_clean_up(&run);
     return r;
@@ -686,12 +688,7 @@ int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, 
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, in);
-        r = kms_envelope_decrypt_file(&run.options, in, out, &info) == 0 ? KMSCTL_EXIT_OK
-                                                                         : KMSCTL_EXIT_SERVICE;
-        progress_end(&run.bar);
-        if (r != KMSCTL_EXIT_OK) {
-            r = kmsctl_service_error();
-        }
+        r = call_done(&run, kms_envelope_decrypt_file(&run.options, in, out, &info));
     }
     if (r == KMSCTL_EXIT_OK && metadata != NULL) {
         r = write_metadata(metadata, &info);
@@ -710,15 +707,9 @@ int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g
     r = r == KMSCTL_EXIT_OK ? kms_keyring_of(&run, "DestinationKeyId", &run.destination) : r;
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, member_string(&run, "InFile"));
-        r = kms_envelope_reencrypt_file(&run.options, run.destination,
-                                        member_string(&run, "InFile"),
-                                        member_string(&run, "OutFile")) == 0
-                ? KMSCTL_EXIT_OK
-                : KMSCTL_EXIT_SERVICE;
-        progress_end(&run.bar);
-        if (r != KMSCTL_EXIT_OK) {
-            r = kmsctl_service_error();
-        }
+        r = call_done(&run, kms_envelope_reencrypt_file(&run.options, run.destination,
+                                                        member_string(&run, "InFile"),
+                                                        member_string(&run, "OutFile")));
     }
     run_clean_up(&run);
     return r;
