@@ -298,9 +298,9 @@ static int unwrap_data_key(kms_msg *m, const kms_keyring *keyring)
         goto out;
     }
     memcpy(m->data_key, mat.data_key, m->suite->key_len);
-    m->provider_id = (char *)kms_strdup_printf("%.*s", (int)mat.used_edk->provider_id_len,
+    m->provider_id = kms_strdup_printf("%.*s", (int)mat.used_edk->provider_id_len,
                                                (const char *)mat.used_edk->provider_id);
-    m->provider_info = (char *)kms_strdup_printf("%.*s", (int)mat.used_edk->provider_info_len,
+    m->provider_info = kms_strdup_printf("%.*s", (int)mat.used_edk->provider_info_len,
                                                  (const char *)mat.used_edk->provider_info);
     r = m->provider_id != NULL && m->provider_info != NULL
             ? 0
@@ -396,11 +396,6 @@ int kms_msg_seal_frame(const kms_msg *m, kms_gcm *g, uint32_t seq, bool final, c
     return 0;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* encrypt.md/decrypt.md: a frame's IV is its sequence number, left-padded with zeros. */
 static int check_iv(const uint8_t *iv, uint32_t seq)
 {
@@ -413,62 +408,47 @@ static int check_iv(const uint8_t *iv, uint32_t seq)
 
 int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t seq, kms_frame *f)
 {
+    /* message-body.md: a regular frame is seq, IV, frame_length bytes, tag; the final frame is
+     * the marker, seq, IV, a 4-byte length, that many bytes, tag. A short read means "more". */
     uint32_t frame_len = m->hdr.frame_length;
+    uint32_t first = 0, len = frame_len;
+    kms_reader r;
+    kms_reader_init(&r, p, n);
     memset(f, 0, sizeof *f);
-    if (n < 4) {
+    if (kms_reader_be32(&r, &first) != 0) {
         return 1;
     }
-    uint32_t first = be32(p);
-    if (first != KMS_ESDK_FINAL_MARKER) {
-        if (first != seq) {
-            return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                             "message body: frame %u found where frame %u belongs (frames "
-                             "reordered, duplicated or missing)",
-                             first, seq);
-        }
-        /* message-body.md: at most 2^32 - 1 frames; the last sequence number is the final
-         * frame's. */
-        if (seq == UINT32_MAX) {
-            return kms_raise(KMS_ERR_INVALID_CIPHERTEXT, "message body: too many frames");
-        }
-        f->size = kms_msg_regular_frame_size(frame_len);
-        if (n < f->size) {
+    f->final = first == KMS_ESDK_FINAL_MARKER;
+    if (!f->final) {
+        KMS_ENSURE(first == seq, KMS_ERR_INVALID_CIPHERTEXT,
+                   "message body: frame %u found where frame %u belongs (frames reordered, "
+                   "duplicated or missing)",
+                   first, seq);
+        /* At most 2^32 - 1 frames: the last sequence number is the final frame's. */
+        KMS_ENSURE(seq != UINT32_MAX, KMS_ERR_INVALID_CIPHERTEXT, "message body: too many frames");
+    } else {
+        uint32_t fseq = 0;
+        if (kms_reader_be32(&r, &fseq) != 0) {
             return 1;
         }
-        f->seq = seq;
-        f->iv = p + 4;
-        KMS_GUARD(check_iv(f->iv, seq));
-        f->ct = p + 4 + KMS_ESDK_IV_LEN;
-        f->len = frame_len;
-        f->tag = f->ct + frame_len;
-        return 0;
+        KMS_ENSURE(fseq == seq, KMS_ERR_INVALID_CIPHERTEXT,
+                   "message body: final frame numbered %u where frame %u belongs", fseq, seq);
     }
-    if (n < 4 + 4 + KMS_ESDK_IV_LEN + 4) {
+    if (kms_reader_bytes(&r, KMS_ESDK_IV_LEN, &f->iv) != 0 ||
+        (f->final && kms_reader_be32(&r, &len) != 0)) {
         return 1;
     }
-    uint32_t fseq = be32(p + 4);
-    uint32_t len = be32(p + 4 + 4 + KMS_ESDK_IV_LEN);
-    if (fseq != seq) {
-        return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                         "message body: final frame numbered %u where frame %u belongs", fseq,
-                         seq);
-    }
-    if (len > frame_len) {
-        return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                         "message body: final frame of %u bytes exceeds the frame length %u",
-                         len, frame_len);
-    }
-    f->size = kms_msg_final_frame_size(len);
-    if (n < f->size) {
+    KMS_ENSURE(len <= frame_len, KMS_ERR_INVALID_CIPHERTEXT,
+               "message body: final frame of %u bytes exceeds the frame length %u", len,
+               frame_len);
+    if (kms_reader_bytes(&r, len, &f->ct) != 0 ||
+        kms_reader_bytes(&r, KMS_ESDK_TAG_LEN, &f->tag) != 0) {
         return 1;
     }
-    f->seq = seq;
-    f->final = true;
-    f->iv = p + 8;
     KMS_GUARD(check_iv(f->iv, seq));
-    f->ct = p + 8 + KMS_ESDK_IV_LEN + 4;
+    f->seq = seq;
     f->len = len;
-    f->tag = f->ct + len;
+    f->size = n - r.left;
     return 0;
 }
 

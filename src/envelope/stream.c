@@ -209,10 +209,13 @@ static int decrypt_nonframed(kms_envelope_stream *s, const uint8_t *p, size_t n,
     if (n < KMS_ESDK_IV_LEN + 8) {
         return 1;
     }
-    uint64_t len = 0;
-    for (int i = 0; i < 8; i++) {
-        len = len << 8 | p[KMS_ESDK_IV_LEN + i];
+    uint32_t hi = 0, lo = 0;
+    kms_reader r;
+    kms_reader_init(&r, p + KMS_ESDK_IV_LEN, 8);
+    if (kms_reader_be32(&r, &hi) != 0 || kms_reader_be32(&r, &lo) != 0) {
+        return 1;
     }
+    uint64_t len = (uint64_t)hi << 32 | lo;
     KMS_ENSURE(len <= NONFRAMED_MAX, KMS_ERR_INVALID_CIPHERTEXT,
                "message body: a non-framed body of %llu bytes is above this implementation's "
                "limit of %u bytes",
