@@ -49,6 +49,18 @@ typedef enum kms_error {
     KMS_ERR_UNKNOWN_OPERATION,      /* UnknownOperationException */
     KMS_ERR_HOME,                   /* KMSHomeException: the KMS home is missing or broken */
     KMS_ERR_HSM,                    /* KMSHsmException: the HSM (token, PIN, module) failed */
+    KMS_ERR_MALFORMED_POLICY,       /* MalformedPolicyDocumentException */
+    KMS_ERR_NO_SUCH_ENTITY,         /* NoSuchEntityException (IAM) */
+    KMS_ERR_ENTITY_EXISTS,          /* EntityAlreadyExistsException (IAM) */
+    KMS_ERR_DELETE_CONFLICT,        /* DeleteConflictException (IAM) */
+    KMS_ERR_PASSWORD_POLICY,        /* PasswordPolicyViolationException (IAM) */
+    KMS_ERR_INVALID_AUTH_CODE,      /* InvalidAuthenticationCodeException: bad MFA code */
+    KMS_ERR_UNRECOGNIZED_CLIENT,    /* UnrecognizedClientException: unknown/inactive access key */
+    KMS_ERR_BAD_SIGNATURE,          /* InvalidSignatureException: wrong secret access key */
+    KMS_ERR_EXPIRED_TOKEN,          /* ExpiredTokenException: expired or revoked session */
+    KMS_ERR_INVALID_GRANT_TOKEN,    /* InvalidGrantTokenException */
+    KMS_ERR_INVALID_GRANT_ID,       /* InvalidGrantIdException */
+    KMS_ERR_INVALID_INPUT,          /* InvalidInputException (IAM, STS, Organizations) */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -31,6 +31,18 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_UNKNOWN_OPERATION] = "UnknownOperationException",
     [KMS_ERR_HOME] = "KMSHomeException",
     [KMS_ERR_HSM] = "KMSHsmException",
+    [KMS_ERR_MALFORMED_POLICY] = "MalformedPolicyDocumentException",
+    [KMS_ERR_NO_SUCH_ENTITY] = "NoSuchEntityException",
+    [KMS_ERR_ENTITY_EXISTS] = "EntityAlreadyExistsException",
+    [KMS_ERR_DELETE_CONFLICT] = "DeleteConflictException",
+    [KMS_ERR_PASSWORD_POLICY] = "PasswordPolicyViolationException",
+    [KMS_ERR_INVALID_AUTH_CODE] = "InvalidAuthenticationCodeException",
+    [KMS_ERR_UNRECOGNIZED_CLIENT] = "UnrecognizedClientException",
+    [KMS_ERR_BAD_SIGNATURE] = "InvalidSignatureException",
+    [KMS_ERR_EXPIRED_TOKEN] = "ExpiredTokenException",
+    [KMS_ERR_INVALID_GRANT_TOKEN] = "InvalidGrantTokenException",
+    [KMS_ERR_INVALID_GRANT_ID] = "InvalidGrantIdException",
+    [KMS_ERR_INVALID_INPUT] = "InvalidInputException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)
