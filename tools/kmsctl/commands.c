@@ -49,7 +49,7 @@
 /* ---- Handlers ------------------------------------------------------------------------------- */
 
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
-static int run_operation(const struct command *cmd, const struct globals *g, json_t *request)
+int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request)
 {
     int r = KMSCTL_EXIT_SERVICE;
     kms_client_options copts = {.home = g->home, .profile = g->profile};
@@ -310,61 +310,61 @@ const struct command kmsctl_commands[] = {
      "kmsctl --home ./kms-home init --region eu-west-1 --account-id 111122223333"},
 
     /* Keys */
-    {"create-key", "CreateKey", run_operation, create_key_opts, "Create a KMS key",
+    {"create-key", "CreateKey", kmsctl_run_operation, create_key_opts, "Create a KMS key",
      "Creates a KMS key whose key material never leaves the HSM. Without options: a symmetric\n"
      "AES-256 key for ENCRYPT_DECRYPT. Prints the KeyMetadata.",
      "kmsctl create-key --description 'app data key'\n"
      "kmsctl create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY\n"
      "kmsctl create-key --description build --output text --query KeyMetadata.KeyId"},
-    {"describe-key", "DescribeKey", run_operation, key_id_grants_opts,
+    {"describe-key", "DescribeKey", kmsctl_run_operation, key_id_grants_opts,
      "Show the metadata of a KMS key",
      "Prints the KeyMetadata of a KMS key (state, spec, usage, dates, ARN).",
      "kmsctl describe-key --key-id alias/app"},
-    {"list-keys", "ListKeys", run_operation, list_keys_opts, "List the KMS keys of the account",
+    {"list-keys", "ListKeys", kmsctl_run_operation, list_keys_opts, "List the KMS keys of the account",
      "Lists the key ids and ARNs of the account's KMS keys, one page at a time: if the response\n"
      "has Truncated true, pass its NextMarker as --marker to get the next page.",
      "kmsctl list-keys --limit 10"},
-    {"update-key-description", "UpdateKeyDescription", run_operation, update_key_description_opts,
+    {"update-key-description", "UpdateKeyDescription", kmsctl_run_operation, update_key_description_opts,
      "Change the description of a KMS key",
      "Replaces the description of a KMS key. Prints nothing.",
      "kmsctl update-key-description --key-id alias/app --description 'app data, v2'"},
-    {"enable-key", "EnableKey", run_operation, key_id_only_opts, "Enable a disabled KMS key",
+    {"enable-key", "EnableKey", kmsctl_run_operation, key_id_only_opts, "Enable a disabled KMS key",
      "Sets the key state to Enabled, so the key can be used again. Prints nothing.",
      "kmsctl enable-key --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
-    {"disable-key", "DisableKey", run_operation, key_id_only_opts,
+    {"disable-key", "DisableKey", kmsctl_run_operation, key_id_only_opts,
      "Disable a KMS key (no cryptographic use)",
      "Sets the key state to Disabled: cryptographic operations with it fail with\n"
      "DisabledException until enable-key. Prints nothing.",
      "kmsctl disable-key --key-id alias/app"},
-    {"schedule-key-deletion", "ScheduleKeyDeletion", run_operation, schedule_key_deletion_opts,
+    {"schedule-key-deletion", "ScheduleKeyDeletion", kmsctl_run_operation, schedule_key_deletion_opts,
      "Schedule the deletion of a KMS key",
      "Sets the key state to PendingDeletion; the key and its material are deleted when the\n"
      "waiting period ends, unless cancel-key-deletion is called before. A key pending deletion\n"
      "cannot be used.",
      "kmsctl schedule-key-deletion --key-id alias/old --pending-window-in-days 7"},
-    {"cancel-key-deletion", "CancelKeyDeletion", run_operation, key_id_only_opts,
+    {"cancel-key-deletion", "CancelKeyDeletion", kmsctl_run_operation, key_id_only_opts,
      "Cancel a scheduled key deletion",
      "Cancels the scheduled deletion of a key; the key is then Disabled (enable it with\n"
      "enable-key).",
      "kmsctl cancel-key-deletion --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
 
     /* Aliases */
-    {"create-alias", "CreateAlias", run_operation, alias_target_opts,
+    {"create-alias", "CreateAlias", kmsctl_run_operation, alias_target_opts,
      "Create an alias for a KMS key",
      "Creates a friendly name (alias/NAME) for a KMS key; the alias can then be given wherever\n"
      "a key id is expected. Prints nothing.",
      "kmsctl create-alias --alias-name alias/app --target-key-id "
      "1234abcd-12ab-34cd-56ef-1234567890ab"},
-    {"update-alias", "UpdateAlias", run_operation, alias_target_opts,
+    {"update-alias", "UpdateAlias", kmsctl_run_operation, alias_target_opts,
      "Point an alias at another KMS key",
      "Associates an existing alias with a different KMS key of the same type and usage. Prints\n"
      "nothing.",
      "kmsctl update-alias --alias-name alias/app --target-key-id "
      "0987dcba-09fe-87dc-65ba-ab0987654321"},
-    {"delete-alias", "DeleteAlias", run_operation, delete_alias_opts, "Delete an alias",
+    {"delete-alias", "DeleteAlias", kmsctl_run_operation, delete_alias_opts, "Delete an alias",
      "Deletes an alias; the key it pointed to is not affected. Prints nothing.",
      "kmsctl delete-alias --alias-name alias/app"},
-    {"list-aliases", "ListAliases", run_operation, list_aliases_opts, "List aliases",
+    {"list-aliases", "ListAliases", kmsctl_run_operation, list_aliases_opts, "List aliases",
      "Lists the aliases of the account, or of one key with --key-id, one page at a time (see\n"
      "list-keys for --limit and --marker).",
      "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
@@ -408,14 +408,14 @@ const struct command kmsctl_commands[] = {
      "    -i db.dump.esdk -o db.dump.new.esdk"},
 
     /* Cryptographic operations */
-    {"kms-encrypt", "Encrypt", run_operation, encrypt_opts,
+    {"kms-encrypt", "Encrypt", kmsctl_run_operation, encrypt_opts,
      "Encrypt up to 4 KiB with a KMS key (AWS Encrypt)",
      "Encrypts a small plaintext (at most 4096 bytes) directly under a KMS key and prints the\n"
      "CiphertextBlob (base64). For files of any size use encrypt (envelope encryption).",
      "kmsctl kms-encrypt --key-id alias/app --plaintext fileb://secret.txt \\\n"
      "    --encryption-context purpose=test --output text --query CiphertextBlob \\\n"
      "    | base64 -d > secret.kms"},
-    {"kms-decrypt", "Decrypt", run_operation, decrypt_opts,
+    {"kms-decrypt", "Decrypt", kmsctl_run_operation, decrypt_opts,
      "Decrypt a ciphertext blob (AWS Decrypt)",
      "Decrypts a ciphertext blob made by kms-encrypt, generate-data-key or\n"
      "generate-data-key-without-plaintext. The blob names its key; --key-id, if given, must\n"
@@ -424,51 +424,51 @@ const struct command kmsctl_commands[] = {
      "kmsctl kms-decrypt --ciphertext-blob fileb://secret.kms \\\n"
      "    --encryption-context purpose=test --output text --query Plaintext \\\n"
      "    | base64 -d > secret.txt"},
-    {"kms-re-encrypt", "ReEncrypt", run_operation, re_encrypt_opts,
+    {"kms-re-encrypt", "ReEncrypt", kmsctl_run_operation, re_encrypt_opts,
      "Re-encrypt a ciphertext under another key (AWS ReEncrypt)",
      "Decrypts a ciphertext blob and encrypts the plaintext again under --destination-key-id\n"
      "(and a new encryption context), without the plaintext leaving KMS.",
      "kmsctl kms-re-encrypt --ciphertext-blob fileb://secret.kms \\\n"
      "    --destination-key-id alias/new --source-encryption-context purpose=test \\\n"
      "    --destination-encryption-context purpose=test"},
-    {"generate-data-key", "GenerateDataKey", run_operation, data_key_opts,
+    {"generate-data-key", "GenerateDataKey", kmsctl_run_operation, data_key_opts,
      "Generate a data key, plaintext and encrypted",
      "Returns a fresh data key twice: in plaintext (Plaintext, base64) and encrypted under the\n"
      "KMS key (CiphertextBlob). Give --key-spec or --number-of-bytes. Use the plaintext, then\n"
      "forget it; keep the CiphertextBlob beside the data.",
      "kmsctl generate-data-key --key-id alias/app --key-spec AES_256"},
-    {"generate-data-key-without-plaintext", "GenerateDataKeyWithoutPlaintext", run_operation,
+    {"generate-data-key-without-plaintext", "GenerateDataKeyWithoutPlaintext", kmsctl_run_operation,
      data_key_opts, "Generate a data key, encrypted only",
      "Like generate-data-key, but returns only the encrypted data key (CiphertextBlob); decrypt\n"
      "it with kms-decrypt when the key is needed.",
      "kmsctl generate-data-key-without-plaintext --key-id alias/app --number-of-bytes 32"},
-    {"generate-random", "GenerateRandom", run_operation, random_opts,
+    {"generate-random", "GenerateRandom", kmsctl_run_operation, random_opts,
      "Get random bytes from the HSM",
      "Returns random bytes from the HSM's generator as Plaintext (base64).",
      "kmsctl generate-random --number-of-bytes 32 --output text --query Plaintext | base64 -d"},
-    {"sign", "Sign", run_operation, sign_opts, "Sign a message with an asymmetric KMS key",
+    {"sign", "Sign", kmsctl_run_operation, sign_opts, "Sign a message with an asymmetric KMS key",
      "Signs a message (or, with --message-type DIGEST, a precomputed digest) with the private\n"
      "key of a SIGN_VERIFY key pair. Prints the Signature (base64).",
      "kmsctl sign --key-id alias/signer --message fileb://release.tar.gz.sha256 \\\n"
      "    --message-type DIGEST --signing-algorithm ECDSA_SHA_256 \\\n"
      "    --output text --query Signature | base64 -d > release.sig"},
-    {"verify", "Verify", run_operation, verify_opts, "Verify a signature with a KMS key",
+    {"verify", "Verify", kmsctl_run_operation, verify_opts, "Verify a signature with a KMS key",
      "Verifies a signature made by sign. Prints SignatureValid true; an invalid signature\n"
      "fails with KMSInvalidSignatureException (exit 254).",
      "kmsctl verify --key-id alias/signer --message fileb://release.tar.gz.sha256 \\\n"
      "    --message-type DIGEST --signature fileb://release.sig --signing-algorithm ECDSA_SHA_256"},
-    {"get-public-key", "GetPublicKey", run_operation, key_id_grants_opts,
+    {"get-public-key", "GetPublicKey", kmsctl_run_operation, key_id_grants_opts,
      "Get the public key of an asymmetric KMS key",
      "Prints the public key (PublicKey: DER SubjectPublicKeyInfo, base64) and how it may be\n"
      "used.",
      "kmsctl get-public-key --key-id alias/signer --output text --query PublicKey \\\n"
      "    | base64 -d > signer.der"},
-    {"generate-mac", "GenerateMac", run_operation, generate_mac_opts,
+    {"generate-mac", "GenerateMac", kmsctl_run_operation, generate_mac_opts,
      "Compute an HMAC with an HMAC KMS key",
      "Computes the HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key. Prints\n"
      "the Mac (base64).",
      "kmsctl generate-mac --key-id alias/mac --message fileb://token --mac-algorithm HMAC_SHA_256"},
-    {"verify-mac", "VerifyMac", run_operation, verify_mac_opts, "Verify an HMAC with a KMS key",
+    {"verify-mac", "VerifyMac", kmsctl_run_operation, verify_mac_opts, "Verify an HMAC with a KMS key",
      "Verifies an HMAC made by generate-mac. Prints MacValid true; a wrong MAC fails with\n"
      "KMSInvalidMacException (exit 254).",
      "kmsctl verify-mac --key-id alias/mac --message fileb://token \\\n"
@@ -476,11 +476,16 @@ const struct command kmsctl_commands[] = {
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
+const struct command *const kmsctl_command_tables[] = {kmsctl_commands, kmsctl_iam_commands,
+                                                       NULL};
+
 const struct command *kmsctl_command_find(const char *name)
 {
-    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
-        if (strcmp(c->name, name) == 0) {
-            return c;
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+        for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
+            if (strcmp(c->name, name) == 0) {
+                return c;
+            }
         }
     }
     return NULL;

@@ -77,12 +77,18 @@ void kmsctl_print_global_help(FILE *f)
                "                      subset of aws's JMESPath --query\n"
                "  --help              this text\n"
                "  --version           the version of kmsctl\n"
-               "\nCommands:\n");
-    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
-        if (strlen(c->name) > NAME_COLUMN) {
-            fprintf(f, "  %s\n  %-*s  %s\n", c->name, NAME_COLUMN, "", c->summary);
-        } else {
-            fprintf(f, "  %-*s  %s\n", NAME_COLUMN, c->name, c->summary);
+               "\nCommands:\n\n");
+    static const char *const headings[] = {"Key management and encryption (aws kms)",
+                                           "Identities, credentials and organizations "
+                                           "(aws iam, aws sts, aws organizations)"};
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+        fprintf(f, "%s%s:\n", t ? "\n" : "", headings[t]);
+        for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
+            if (strlen(c->name) > NAME_COLUMN) {
+                fprintf(f, "  %s\n  %-*s  %s\n", c->name, NAME_COLUMN, "", c->summary);
+            } else {
+                fprintf(f, "  %-*s  %s\n", NAME_COLUMN, c->name, c->summary);
+            }
         }
     }
     fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
@@ -280,10 +286,12 @@ int kmsctl_unknown_command(const char *name)
     size_t n = 0;
 
     fprintf(stderr, "kmsctl: error: unknown command '%s'\n", name);
-    for (const struct command *c = kmsctl_commands; c->name != NULL; c++) {
-        if (kmsctl_close_match(name, c->name)) {
-            fprintf(stderr, "%s%s", n == 0 ? "Did you mean: " : ", ", c->name);
-            n++;
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+        for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
+            if (kmsctl_close_match(name, c->name)) {
+                fprintf(stderr, "%s%s", n == 0 ? "Did you mean: " : ", ", c->name);
+                n++;
+            }
         }
     }
     if (n > 0) {

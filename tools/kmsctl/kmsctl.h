@@ -83,9 +83,14 @@ struct command {
     const char *example;         /* one or more lines of shell */
 };
 
-/* commands.c */
+/* commands.c: the KMS commands; iam_cmds.c: the IAM, STS and Organizations commands. Both
+ * tables end with an entry whose name is NULL; kmsctl_command_tables lists them, NULL-ended. */
 extern const struct command kmsctl_commands[];
+extern const struct command kmsctl_iam_commands[];
+extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
+/* Every AWS command: the request JSON to kms_call, the response JSON printed. */
+int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request);
 
 /* envelope_cmds.c: encrypt, decrypt and re-encrypt of files of any size as AWS Encryption SDK
  * messages (include/kms/envelope.h). */
