@@ -79,6 +79,8 @@ typedef struct kms_init_options {
     const char *token_label;     /* default "kms" */
     const char *pin;             /* default: random, written to HOME/pin (0600) */
     const char *hsm_script_dir;  /* where hsm/create-token.sh lives; NULL: installed default */
+    const char *root_password;   /* the root user's sign-in password (checked against the
+                                    password policy); NULL: the root user cannot sign in */
 } kms_init_options;
 
 KMS_API const char *kms_home_default(void);
@@ -98,6 +100,30 @@ typedef struct kms_client_options {
 
 KMS_API KMS_MUST_CHECK kms_client *kms_client_open(const kms_client_options *opts);
 KMS_API void kms_client_free(kms_client *client);
+
+/* ---- Sign-in for people -----------------------------------------------------------------------
+ * A person signs in with a password (checked against its Argon2id hash) and, once an MFA device
+ * is enrolled, a current code of it; the result is a session (temporary credentials, as
+ * GetSessionToken gives, with aws:MultiFactorAuthPresent true after MFA) saved as a profile of
+ * HOME/credentials. A wrong password, an unknown user or a bad code: AccessDeniedException /
+ * InvalidAuthenticationCodeException, nothing saved. */
+typedef struct kms_sign_in_options {
+    const char *home;          /* NULL: kms_home_default() */
+    const char *user_name;     /* NULL: the account's root user */
+    const char *password;      /* required */
+    const char *new_password;  /* when the password must be changed (reset or expired) */
+    const char *mfa_code;      /* required once the user has an MFA device */
+    long duration_seconds;     /* 0: 43200 (root: 3600) */
+    const char *save_profile;  /* the profile to write; NULL: "signin" */
+} kms_sign_in_options;
+
+/* On success *expiration (may be NULL) receives the session's end in epoch seconds. */
+KMS_API KMS_MUST_CHECK int kms_sign_in(const kms_sign_in_options *opts, int64_t *expiration);
+/* Saves access key credentials as profile NAME of HOME/credentials (0600), e.g. the
+ * Credentials of an AssumeRole response. session_token may be NULL. */
+KMS_API KMS_MUST_CHECK int kms_profile_save(const char *home, const char *profile,
+                                            const char *access_key_id, const char *secret,
+                                            const char *session_token);
 
 /* ---- Generic calls in the AWS KMS JSON shapes -------------------------------------------------
  * operation is the AWS action name ("CreateKey", "Encrypt", ...); request_json is the request

@@ -108,7 +108,7 @@ int kms_keystore_check_usable(const kms_keystore *ks, const kms_key_record *rec,
 }
 
 int kms_keystore_create(const kms_keystore *ks, const kms_key_spec_info *spec, const char *usage,
-                        const char *description, kms_key_record *out)
+                        const char *description, const char *policy, kms_key_record *out)
 {
     int r = -1;
     char label[KMS_LABEL_MAX];
@@ -123,7 +123,8 @@ int kms_keystore_create(const kms_keystore *ks, const kms_key_spec_info *spec, c
     snprintf(out->key_state, sizeof out->key_state, "Enabled");
     snprintf(out->origin, sizeof out->origin, "AWS_KMS");
     out->description = strdup(description ? description : "");
-    if (out->description == NULL) {
+    out->policy = strdup(policy ? policy : "");
+    if (out->description == NULL || out->policy == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }

@@ -42,10 +42,11 @@ int kms_keystore_resolve(const kms_keystore *ks, const char *ref, bool allow_ali
 int kms_keystore_check_usable(const kms_keystore *ks, const kms_key_record *rec, const char *usage)
     __attribute__((warn_unused_result));
 
-/* Creates a key: material in the HSM first, then its metadata; if the metadata cannot be
- * written the material is destroyed again. Fills *out. */
+/* Creates a key: material in the HSM first, then its metadata (the key policy document with
+ * it, stored as given); if the metadata cannot be written the material is destroyed again.
+ * Fills *out. */
 int kms_keystore_create(const kms_keystore *ks, const kms_key_spec_info *spec, const char *usage,
-                        const char *description, kms_key_record *out)
+                        const char *description, const char *policy, kms_key_record *out)
     __attribute__((warn_unused_result));
 
 /* Encrypts under the key's current material version; appends the blob to *blob. */

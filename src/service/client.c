@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "service/credentials.h"
 #include "service/service.h"
 #include "util/secmem.h"
 #include "util/util.h"
@@ -197,15 +198,18 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (c->home == NULL || kms_config_load(home, &c->cfg) != 0) {
         goto fail;
     }
-    /* Until the IAM issue brings credentials, only the default profile exists: it is the
-     * account's root principal. Any other profile is refused rather than guessed. */
-    if (profile != NULL && strcmp(profile, "default") != 0) {
-        kms_raise(KMS_ERR_ACCESS_DENIED, "no profile '%s' in %s/credentials", profile, home);
+    /* Credentials are checked at the first request (the gate), as a remote service does. */
+    kms_credentials creds;
+    if (kms_credentials_load(home, profile, &creds) != 0) {
         goto fail;
     }
-    snprintf(c->caller.type, sizeof c->caller.type, "Root");
-    snprintf(c->caller.account_id, sizeof c->caller.account_id, "%s", c->cfg.account_id);
-    snprintf(c->caller.arn, sizeof c->caller.arn, "arn:aws:iam::%s:root", c->cfg.account_id);
+    snprintf(c->access_key_id, sizeof c->access_key_id, "%s", creds.access_key_id);
+    c->secret_access_key = creds.secret_access_key;
+    c->session_token = creds.session_token;
+    if (kms_authz_init(&c->authz) != 0) {
+        goto fail;
+    }
+    c->authz_ready = true;
     db = kms_path_join(home, DB_FILE);
     if (db == NULL || (c->store = kms_store_open(db, false)) == NULL) {
         goto fail;
@@ -233,6 +237,11 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->keystore.store = c->store;
     c->keystore.region = c->cfg.region;
     c->keystore.account_id = c->cfg.account_id;
+    kms_iam_sealer sealer = kms_hsm_sealer(c->hsm);
+    c->iam = kms_iam_new(c->store, &sealer, c->cfg.region);
+    if (c->iam == NULL) {
+        goto fail;
+    }
     free(db);
     return c;
 fail:
@@ -245,6 +254,16 @@ void kms_client_free(kms_client *c)
 {
     if (c == NULL) {
         return;
+    }
+    if (c->authz_ready) {
+        kms_authz_clean_up(&c->authz);
+    }
+    kms_iam_free(c->iam);
+    if (c->secret_access_key != NULL) {
+        kms_secure_free(c->secret_access_key);
+    }
+    if (c->session_token != NULL) {
+        kms_secure_free(c->session_token);
     }
     kms_hsm_close(c->hsm);
     kms_store_close(c->store);
@@ -347,8 +366,8 @@ static int home_check_new(const char *home, bool *created)
 /* Removes what init created (the home if it made it, else the entries it added). */
 static void home_undo(const char *home, bool created)
 {
-    const char *entries[] = {CONFIG_FILE, DB_FILE, DB_FILE "-wal", DB_FILE "-shm", "pin",
-                             "so-pin"};
+    const char *entries[] = {CONFIG_FILE, DB_FILE,  DB_FILE "-wal", DB_FILE "-shm",
+                             "pin",       "so-pin", "credentials"};
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
         char *p = kms_path_join(home, entries[i]);
         if (p != NULL) {
@@ -402,6 +421,47 @@ out:
     free(text);
     json_decref(o);
     free(path);
+    return r;
+}
+
+/* AWS's account hardening (IAM User Guide, "Security best practices in IAM"): the root user
+ * gets no access keys; day-to-day work is done by an "admin" user of an "Admins" group with
+ * full access, whose access key becomes the default profile; a password policy is set. The
+ * HSM key that seals IAM secrets is generated first. */
+static int harden_account(const char *home, const kms_config *cfg, kms_store *store,
+                          const char *pin, const char *root_password)
+{
+    int r = -1;
+    kms_iam *iam = NULL;
+    char akid[32] = "";
+    char *secret = NULL;
+    kms_hsm_config hc = {
+        .module_path = cfg->pkcs11_module,
+        .token_label = cfg->token_label,
+        .pin = (const uint8_t *)pin,
+        .pin_len = strlen(pin),
+        .pool_size = 1,
+    };
+    kms_hsm *hsm = kms_hsm_open(&hc);
+    if (hsm == NULL || kms_sealer_key_create(hsm) != 0) {
+        goto out;
+    }
+    kms_iam_sealer sealer = kms_hsm_sealer(hsm);
+    iam = kms_iam_new(store, &sealer, cfg->region);
+    if (iam == NULL || kms_iam_bootstrap(iam, cfg->account_id, kms_now(), akid, &secret) != 0 ||
+        kms_credentials_save(home, "default", akid, secret, NULL) != 0) {
+        goto out;
+    }
+    if (root_password != NULL &&
+        kms_iam_login_profile_create(iam, cfg->account_id, NULL, root_password, false, kms_now(),
+                                     NULL) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_iam_secret_free(secret);
+    kms_iam_free(iam);
+    kms_hsm_close(hsm);
     return r;
 }
 
@@ -482,7 +542,8 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         }
     }
     store = kms_store_open(db, true);
-    if (store == NULL || write_config(home, &cfg, softhsm) != 0) {
+    if (store == NULL || write_config(home, &cfg, softhsm) != 0 ||
+        harden_account(home, &cfg, store, pin, opts ? opts->root_password : NULL) != 0) {
         goto out;
     }
     r = 0;

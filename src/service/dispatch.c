@@ -2,6 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
+#include "service/ops.h"
+#include "service/ops_iam.h"
 #include "service/service.h"
 #include "util/util.h"
 
@@ -9,7 +13,21 @@
 
 static const kms_op ops[] = {
     {"CreateKey", kms_op_create_key,
-     M("Description", "KeySpec", "KeyUsage", "CustomerMasterKeySpec", "Origin", "MultiRegion")},
+     M("Description", "KeySpec", "KeyUsage", "CustomerMasterKeySpec", "Origin", "MultiRegion",
+       "Policy", "BypassPolicyLockoutSafetyCheck")},
+    {"GetKeyPolicy", kms_op_get_key_policy, M("KeyId", "PolicyName")},
+    {"PutKeyPolicy", kms_op_put_key_policy,
+     M("KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck")},
+    {"ListKeyPolicies", kms_op_list_key_policies, M("KeyId", "Limit", "Marker")},
+    {"CreateGrant", kms_op_create_grant,
+     M("KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints",
+       "GrantTokens", "Name", "DryRun")},
+    {"ListGrants", kms_op_list_grants,
+     M("KeyId", "Limit", "Marker", "GrantId", "GranteePrincipal")},
+    {"ListRetirableGrants", kms_op_list_retirable_grants,
+     M("RetiringPrincipal", "Limit", "Marker")},
+    {"RetireGrant", kms_op_retire_grant, M("GrantToken", "KeyId", "GrantId", "DryRun")},
+    {"RevokeGrant", kms_op_revoke_grant, M("KeyId", "GrantId", "DryRun")},
     {"DescribeKey", kms_op_describe_key, M("KeyId", "GrantTokens")},
     {"ListKeys", kms_op_list_keys, M("Limit", "Marker")},
     {"UpdateKeyDescription", kms_op_update_key_description, M("KeyId", "Description")},
@@ -49,10 +67,14 @@ static const kms_op ops[] = {
 
 #undef M
 
-static const char *op_names[sizeof ops / sizeof ops[0] + 1];
 
+/* KMS operations go by their AWS name ("Encrypt"); IAM, STS and Organizations ones by
+ * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
 const kms_op *kms_op_find(const char *name)
 {
+    if (name != NULL && strchr(name, ':') != NULL) {
+        return kms_iam_op_find(name);
+    }
     for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
         if (strcmp(ops[i].name, name) == 0) {
             return &ops[i];
@@ -61,12 +83,31 @@ const kms_op *kms_op_find(const char *name)
     return NULL;
 }
 
+static const char **op_names;
+static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
+
+static void op_names_build(void)
+{
+    const char *const *iam = kms_iam_op_names();
+    size_t n_iam = 0;
+    while (iam[n_iam] != NULL) {
+        n_iam++;
+    }
+    size_t n = sizeof ops / sizeof ops[0];
+    op_names = calloc(n + n_iam + 1, sizeof *op_names);
+    for (size_t i = 0; op_names != NULL && i < n; i++) {
+        op_names[i] = ops[i].name;
+    }
+    for (size_t i = 0; op_names != NULL && i < n_iam; i++) {
+        op_names[n + i] = iam[i];
+    }
+}
+
 const char *const *kms_operations(void)
 {
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        op_names[i] = ops[i].name; /* idempotent: the same pointers every time */
-    }
-    return op_names;
+    static const char *const none[] = {NULL};
+    pthread_once(&op_names_once, op_names_build);
+    return op_names != NULL ? op_names : none;
 }
 
 static int check_members(const kms_op *op, json_t *req)
@@ -91,10 +132,7 @@ static int check_members(const kms_op *op, json_t *req)
                              op->name, key, list);
         }
     }
-    /* Grant tokens belong to grants (the IAM issue); until then none can be valid. */
-    json_t *gt = json_object_get(req, "GrantTokens");
-    KMS_ENSURE(gt == NULL || (json_is_array(gt) && json_array_size(gt) == 0),
-               KMS_ERR_VALIDATION, "GrantTokens are not supported yet: this KMS has no grants");
+    KMS_GUARD(kms_grant_tokens_check(req));
     json_t *dry = json_object_get(req, "DryRun");
     KMS_ENSURE(dry == NULL || json_is_false(dry), KMS_ERR_UNSUPPORTED_OPERATION,
                "DryRun is not supported yet");
@@ -124,11 +162,15 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
                   req ? "not an object" : jerr.text);
         goto out;
     }
+    rq.req = req;
     if (check_members(op, req) != 0 || op->handler(&rq, req, &resp) != 0) {
         goto out;
     }
     rc = 0;
 out:
+    /* Requests and responses may carry secrets (plaintexts, passwords, secret access keys):
+     * wiped before jansson frees them. */
+    kms_json_wipe(req);
     json_decref(req);
     rc = kms_gate_end(&rq, rc);
     if (rc == 0 && resp == NULL) {
@@ -140,6 +182,7 @@ out:
             rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
     }
+    kms_json_wipe(resp);
     json_decref(resp);
     return rc;
 }

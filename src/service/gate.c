@@ -1,9 +1,138 @@
-/* THE GATE: authenticate -> authorize -> execute -> audit, one road for every operation. */
+/* THE GATE: authenticate -> authorize -> execute -> audit, one road for every operation.
+ *
+ * Authenticate: the client's credentials (a profile's access key, or a session) were checked
+ * when it opened; each request takes the current snapshot of the caller and its compiled
+ * policies, authenticating again whenever IAM data changed since (a deactivated key or a
+ * deleted user stops working at once) and refusing expired sessions.
+ * Authorize: AWS's evaluation logic (src/policy) over SCPs, the key policy or other resource
+ * policy, identity-based policies, the permissions boundary and the session policy; for KMS keys
+ * then grants. Nothing runs without a decision: kms_gate_end refuses a success that was never
+ * authorised. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "service/service.h"
+#include "service/ops.h"
 #include "util/util.h"
+
+/* ---- Authenticate --------------------------------------------------------------------------- */
+
+static int compile_doc(const char *doc, kms_policy_kind kind, const char *label, kms_policy **out)
+{
+    if (kms_policy_compile(doc, strlen(doc), kind, label, out) != 0) {
+        /* Stored policies were validated when written; one that no longer compiles is a fault,
+         * and the request fails closed. */
+        return kms_raise(KMS_ERR_INTERNAL, "the stored policy %s does not compile: %s", label,
+                         kms_last_error_message());
+    }
+    return 0;
+}
+
+static int snapshot_compile(kms_principal_snapshot *s, const kms_iam_docs *d)
+{
+    s->identity = calloc(d->identity_count + 1, sizeof *s->identity);
+    KMS_ENSURE(s->identity != NULL, KMS_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < d->identity_count; i++) {
+        KMS_GUARD(compile_doc(d->identity[i].document, KMS_POLICY_IDENTITY, d->identity[i].id,
+                              &s->identity[i]));
+        s->identity_count++;
+    }
+    if (d->boundary != NULL) {
+        KMS_GUARD(compile_doc(d->boundary, KMS_POLICY_IDENTITY, "PermissionsBoundary",
+                              &s->boundary));
+    }
+    if (s->id.session_policy != NULL) {
+        KMS_GUARD(compile_doc(s->id.session_policy, KMS_POLICY_IDENTITY, "SessionPolicy",
+                              &s->session));
+    }
+    size_t total = 0;
+    for (size_t l = 0; l < d->scp_levels; l++) {
+        total += d->scp_counts[l];
+    }
+    s->scps = calloc(d->scp_levels + 1, sizeof *s->scps);
+    s->scp_policies = calloc(total + 1, sizeof *s->scp_policies);
+    KMS_ENSURE(s->scps != NULL && s->scp_policies != NULL, KMS_ERR_INTERNAL, "out of memory");
+    for (size_t l = 0; l < d->scp_levels; l++) {
+        s->scps[l].items = (const kms_policy *const *)&s->scp_policies[s->scp_policy_count];
+        for (size_t i = 0; i < d->scp_counts[l]; i++) {
+            KMS_GUARD(compile_doc(d->scps[l][i].document, KMS_POLICY_SCP, d->scps[l][i].id,
+                                  &s->scp_policies[s->scp_policy_count]));
+            s->scp_policy_count++;
+        }
+        s->scps[l].count = d->scp_counts[l];
+        s->scp_levels++;
+    }
+    snprintf(s->org_id, sizeof s->org_id, "%s", d->org_id);
+    return 0;
+}
+
+static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation)
+{
+    kms_iam_docs docs;
+    memset(&docs, 0, sizeof docs);
+    kms_principal_snapshot *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->generation = generation;
+    int r = kms_iam_authenticate(c->iam, c->access_key_id, c->secret_access_key,
+                                 c->session_token, kms_now(), &s->id);
+    if (r == 0) {
+        r = kms_iam_load_docs(c->iam, &s->id, &docs);
+    }
+    if (r == 0) {
+        /* The generation the documents were read at (same transaction), not the one the
+         * caller saw before: a write in between must not be cached under the newer number. */
+        s->generation = docs.generation;
+        r = snapshot_compile(s, &docs);
+    }
+    kms_iam_docs_clean_up(&docs);
+    if (r != 0) {
+        kms_principal_snapshot_release(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The caller of a request, authenticated, with its policies compiled: a reference the request
+ * releases at kms_gate_end. */
+static int take_caller(kms_request *rq)
+{
+    kms_client *c = rq->client;
+    kms_authz *az = &c->authz;
+    uint64_t generation = 0;
+    KMS_ENSURE(c->access_key_id[0] != '\0', KMS_ERR_UNRECOGNIZED_CLIENT,
+               "no credentials: give a profile of the home's credentials file (--profile), or set "
+               "KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY");
+    KMS_GUARD(kms_iam_generation(c->iam, &generation));
+    pthread_mutex_lock(&az->lock);
+    kms_principal_snapshot *s = az->current;
+    if (s != NULL && s->generation == generation) {
+        atomic_fetch_add(&s->refs, 1);
+    } else {
+        s = NULL;
+    }
+    pthread_mutex_unlock(&az->lock);
+    if (s == NULL) {
+        s = snapshot_build(c, generation);
+        if (s == NULL) {
+            return -1;
+        }
+        atomic_fetch_add(&s->refs, 1); /* one for the cache, one for this request */
+        pthread_mutex_lock(&az->lock);
+        kms_principal_snapshot *old = az->current;
+        az->current = s;
+        pthread_mutex_unlock(&az->lock);
+        kms_principal_snapshot_release(old);
+    }
+    rq->who = s;
+    /* STS: a session past its expiry is refused, whatever it was allowed before. */
+    KMS_ENSURE(s->id.session_expiry == 0 || kms_now() < s->id.session_expiry,
+               KMS_ERR_EXPIRED_TOKEN, "The security token included in the request is expired");
+    return 0;
+}
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
 {
@@ -12,53 +141,437 @@ int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     rq->client = client;
     rq->operation = operation;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
-    /* Authenticate: the client carries the caller established at kms_client_open (the IAM issue
-     * replaces this with access keys, sessions and MFA). */
-    KMS_ENSURE(client->caller.arn[0] != '\0', KMS_ERR_ACCESS_DENIED, "no authenticated caller");
+    return take_caller(rq);
+}
+
+/* ---- The request context ------------------------------------------------------------------- */
+
+static int ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
+{
+    return value != NULL && value[0] != '\0' ? kms_policy_ctx_add(ctx, key, value) : 0;
+}
+
+static int ctx_add_caller(kms_policy_ctx *ctx, const kms_principal_snapshot *who,
+                          const char *region)
+{
+    const kms_identity *id = &who->id;
+    char buf[64];
+    int64_t now = kms_now();
+    kms_time_iso8601(now, buf);
+    KMS_GUARD(ctx_add(ctx, "aws:CurrentTime", buf));
+    snprintf(buf, sizeof buf, "%lld", (long long)now);
+    KMS_GUARD(ctx_add(ctx, "aws:EpochTime", buf));
+    /* An in-process call crosses no network: nothing travels in the clear, and it comes from
+     * this machine. The server will set both from the connection. */
+    KMS_GUARD(ctx_add(ctx, "aws:SecureTransport", "true"));
+    KMS_GUARD(ctx_add(ctx, "aws:SourceIp", "127.0.0.1"));
+    KMS_GUARD(ctx_add(ctx, "aws:RequestedRegion", region));
+    KMS_GUARD(ctx_add(ctx, "aws:PrincipalArn", id->role_arn[0] ? id->role_arn : id->arn));
+    KMS_GUARD(ctx_add(ctx, "aws:PrincipalAccount", id->account_id));
+    KMS_GUARD(ctx_add(ctx, "kms:CallerAccount", id->account_id));
+    KMS_GUARD(ctx_add(ctx, "aws:PrincipalOrgID", who->org_id));
+    /* IAM User Guide, aws:PrincipalType: Account, User, FederatedUser, AssumedRole. */
+    const char *ptype = strcmp(id->type, "Root") == 0      ? "Account"
+                        : strcmp(id->type, "IAMUser") == 0 ? "User"
+                                                           : id->type;
+    KMS_GUARD(ctx_add(ctx, "aws:PrincipalType", ptype));
+    KMS_GUARD(ctx_add(ctx, "aws:userid", id->principal_id));
+    KMS_GUARD(ctx_add(ctx, "aws:username", id->user_name));
+    /* IAM User Guide, aws:MultiFactorAuthPresent: absent for long-term credentials, "true" or
+     * "false" for temporary ones. */
+    if (id->session_expiry != 0) {
+        KMS_GUARD(ctx_add(ctx, "aws:MultiFactorAuthPresent",
+                          id->mfa_authenticated ? "true" : "false"));
+        if (id->mfa_authenticated) {
+            snprintf(buf, sizeof buf, "%lld", (long long)(now - id->mfa_auth_time));
+            KMS_GUARD(ctx_add(ctx, "aws:MultiFactorAuthAge", buf));
+        }
+    }
+    for (size_t i = 0; i < id->tag_count; i++) {
+        char key[160];
+        snprintf(key, sizeof key, "aws:PrincipalTag/%s", id->tag_keys[i]);
+        KMS_GUARD(ctx_add(ctx, key, id->tag_values[i]));
+    }
     return 0;
 }
 
-/* The account that owns a resource ARN ("arn:aws:kms:REGION:ACCOUNT:..."), or NULL for "*". */
-static int arn_account(const char *arn, char out[13])
+static int ctx_add_encryption_context(kms_policy_ctx *ctx, const kms_encryption_context *ec)
 {
-    if (strcmp(arn, "*") == 0) {
-        out[0] = '\0';
+    for (size_t i = 0; ec != NULL && i < ec->count; i++) {
+        char key[300];
+        snprintf(key, sizeof key, "kms:EncryptionContext:%s", ec->entries[i].key);
+        KMS_GUARD(kms_policy_ctx_add(ctx, key, ec->entries[i].value));
+        KMS_GUARD(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", ec->entries[i].key));
+    }
+    return 0;
+}
+
+/* Request members that are condition keys of AWS KMS (KMS Developer Guide, "AWS KMS condition
+ * keys"), by the operations that take them. */
+static const struct {
+    const char *member;
+    const char *key;
+} request_keys[] = {
+    {"EncryptionAlgorithm", "kms:EncryptionAlgorithm"},
+    {"SigningAlgorithm", "kms:SigningAlgorithm"},
+    {"MacAlgorithm", "kms:MacAlgorithm"},
+    {"MessageType", "kms:MessageType"},
+    {"PendingWindowInDays", "kms:ScheduleKeyDeletionPendingWindowInDays"},
+    {"GranteePrincipal", "kms:GranteePrincipal"},
+    {"RetiringPrincipal", "kms:RetiringPrincipal"},
+    {"Operations", "kms:GrantOperations"},
+    {"BypassPolicyLockoutSafetyCheck", "kms:BypassPolicyLockoutSafetyCheck"},
+    {"KeySpec", "kms:KeySpec"},
+    {"KeyUsage", "kms:KeyUsage"},
+    {"Origin", "kms:KeyOrigin"},
+    {"MultiRegion", "kms:MultiRegion"},
+};
+
+static int ctx_add_json(kms_policy_ctx *ctx, const char *key, json_t *v)
+{
+    char buf[32];
+    if (json_is_string(v)) {
+        return kms_policy_ctx_add(ctx, key, json_string_value(v));
+    }
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        return kms_policy_ctx_add(ctx, key, buf);
+    }
+    if (json_is_boolean(v)) {
+        return kms_policy_ctx_add(ctx, key, json_is_true(v) ? "true" : "false");
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        KMS_GUARD(ctx_add_json(ctx, key, e));
+    }
+    return 0;
+}
+
+static bool is_alias_ref(const char *ref)
+{
+    return ref != NULL && (strncmp(ref, "alias/", 6) == 0 || strstr(ref, ":alias/") != NULL);
+}
+
+static int ctx_add_request(kms_policy_ctx *ctx, const kms_request *rq, const char *action,
+                           const kms_key_record *rec)
+{
+    bool create = strcmp(action, "kms:CreateKey") == 0;
+    for (size_t i = 0; rq->req != NULL && i < sizeof request_keys / sizeof request_keys[0]; i++) {
+        json_t *v = json_object_get(rq->req, request_keys[i].member);
+        bool key_attribute = strncmp(request_keys[i].key, "kms:Key", 7) == 0 ||
+                             strcmp(request_keys[i].key, "kms:MultiRegion") == 0;
+        /* KeySpec of GenerateDataKey is the data key's, not the KMS key's. */
+        if (v != NULL && (!key_attribute || create)) {
+            KMS_GUARD(ctx_add_json(ctx, request_keys[i].key, v));
+        }
+    }
+    if (rec != NULL) {
+        KMS_GUARD(ctx_add(ctx, "kms:KeySpec", rec->key_spec));
+        KMS_GUARD(ctx_add(ctx, "kms:KeyUsage", rec->key_usage));
+        KMS_GUARD(ctx_add(ctx, "kms:KeyOrigin", rec->origin));
+        KMS_GUARD(ctx_add(ctx, "kms:MultiRegion", "false"));
+    }
+    if (is_alias_ref(rq->key_ref)) {
+        const char *a = strstr(rq->key_ref, "alias/");
+        KMS_GUARD(ctx_add(ctx, "kms:RequestAlias", a));
+    }
+    if (rq->enc_ctx != NULL) {
+        return ctx_add_encryption_context(ctx, rq->enc_ctx);
+    }
+    /* ReEncrypt is decided twice: ReEncryptFrom on the source context, ReEncryptTo on the
+     * destination's (KMS Developer Guide, kms:EncryptionContext:). */
+    const char *member = "EncryptionContext";
+    if (strcmp(action, "kms:ReEncryptFrom") == 0) {
+        member = "SourceEncryptionContext";
+    } else if (strcmp(action, "kms:ReEncryptTo") == 0) {
+        member = "DestinationEncryptionContext";
+    }
+    json_t *ec = rq->req ? json_object_get(rq->req, member) : NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(ec, k, v)
+    {
+        char key[300];
+        snprintf(key, sizeof key, "kms:EncryptionContext:%s", k);
+        KMS_GUARD(ctx_add_json(ctx, key, v));
+        KMS_GUARD(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", k));
+    }
+    return 0;
+}
+
+/* ---- Decide --------------------------------------------------------------------------------- */
+
+/* Which kind of policy a deny came from, for AWS's message. */
+static const char *deny_source(const kms_principal_snapshot *who, const kms_eval_input *in,
+                               const kms_eval_result *res)
+{
+    for (size_t i = 0; i < res->match_count; i++) {
+        const kms_policy *p = res->matches[i].policy;
+        if (!res->matches[i].deny) {
+            continue;
+        }
+        if (p == in->resource_policy) {
+            return "a resource-based policy";
+        }
+        if (p == in->boundary) {
+            return "a permissions boundary";
+        }
+        if (p == in->session) {
+            return "a session policy";
+        }
+        for (size_t j = 0; j < who->scp_policy_count; j++) {
+            if (p == who->scp_policies[j]) {
+                return "a service control policy";
+            }
+        }
+        return "an identity-based policy";
+    }
+    return "a policy";
+}
+
+static int refuse(const kms_request *rq, const char *action, const char *resource,
+                  const kms_eval_input *in, const kms_eval_result *res)
+{
+    const char *who = rq->who->id.arn;
+    if (res->decision == KMS_DECISION_EXPLICIT_DENY) {
+        return kms_raise(KMS_ERR_ACCESS_DENIED,
+                         "User: %s is not authorized to perform: %s on resource: %s with an "
+                         "explicit deny in %s",
+                         who, action, resource, deny_source(rq->who, in, res));
+    }
+    const char *why = "no identity-based policy allows";
+    bool resource_matched = false;
+    for (size_t i = 0; i < res->match_count; i++) {
+        resource_matched = resource_matched || (!res->matches[i].deny &&
+                                                res->matches[i].policy == in->resource_policy);
+    }
+    if (res->scp_denied) {
+        why = "no service control policy allows";
+    } else if (in->key_policy && !resource_matched) {
+        why = "no resource-based policy allows";
+    } else if (res->boundary_denied) {
+        why = "no permissions boundary allows";
+    } else if (res->session_denied) {
+        why = "no session policy allows";
+    }
+    return kms_raise(KMS_ERR_ACCESS_DENIED,
+                     "User: %s is not authorized to perform: %s on resource: %s because %s the "
+                     "%s action",
+                     who, action, resource, why, action);
+}
+
+static void input_for(const kms_request *rq, kms_eval_input *in, const char *action,
+                      const char *resource, const char *resource_account,
+                      const kms_policy_ctx *ctx)
+{
+    const kms_principal_snapshot *who = rq->who;
+    memset(in, 0, sizeof *in);
+    in->principal_arn = who->id.arn;
+    in->role_arn = who->id.role_arn[0] ? who->id.role_arn : NULL;
+    in->principal_account = who->id.account_id;
+    in->action = action;
+    in->resource = resource;
+    in->resource_account = resource_account;
+    in->ctx = ctx;
+    if (strcmp(who->id.type, "Root") == 0) {
+        in->identity.items = (const kms_policy *const *)&rq->client->authz.root_all;
+        in->identity.count = 1;
+    } else {
+        in->identity.items = (const kms_policy *const *)who->identity;
+        in->identity.count = who->identity_count;
+        in->boundary = who->boundary;
+        in->session = who->session;
+    }
+    in->scps = who->scps;
+    in->scp_levels = who->scp_levels;
+}
+
+/* Evaluates and, unless allowed, leaves AWS's AccessDeniedException. *res tells grants whether
+ * an explicit deny or an SCP stopped it. */
+static int decide(kms_request *rq, kms_eval_input *in, kms_eval_result *res)
+{
+    if (kms_policy_evaluate(in, res) == KMS_DECISION_ALLOWED) {
+        rq->authorized = true;
         return 0;
     }
-    const char *p = arn;
-    for (int field = 0; field < 4; field++) {
-        p = strchr(p, ':');
-        if (p == NULL) {
-            return -1;
-        }
-        p++;
-    }
-    const char *end = strchr(p, ':');
-    if (end == NULL || end - p != 12) {
+    return refuse(rq, in->action, in->resource, in, res);
+}
+
+static int new_context(const kms_request *rq, const char *action, const kms_key_record *rec,
+                       kms_policy_ctx **out)
+{
+    *out = kms_policy_ctx_new();
+    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (ctx_add_caller(*out, rq->who, rq->client->cfg.region) != 0 ||
+        ctx_add_request(*out, rq, action, rec) != 0) {
+        kms_policy_ctx_free(*out);
+        *out = NULL;
         return -1;
     }
-    memcpy(out, p, 12);
-    out[12] = '\0';
     return 0;
 }
 
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
 {
     char account[13];
+    kms_eval_input in;
+    kms_eval_result res;
+    kms_policy_ctx *ctx = NULL;
     rq->action = action;
-    KMS_ENSURE(arn_account(resource_arn, account) == 0, KMS_ERR_ACCESS_DENIED,
-               "User: %s is not authorized to perform: %s on resource: %s", rq->client->caller.arn,
-               action, resource_arn);
-    /* Until the IAM issue brings policies, the rule is AWS's default key policy alone: the
-     * account's own principals may use the account's keys; nobody else may. Explicit denies and
-     * finer grants arrive with the policy evaluator. */
-    KMS_ENSURE(account[0] == '\0' || strcmp(account, rq->client->caller.account_id) == 0,
-               KMS_ERR_ACCESS_DENIED,
-               "User: %s is not authorized to perform: %s on resource: %s because no "
-               "resource-based policy allows the %s action",
-               rq->client->caller.arn, action, resource_arn, action);
-    rq->authorized = true;
+    KMS_ENSURE(kms_policy_arn_account(resource_arn, account) == 0 ||
+                   strcmp(resource_arn, "*") == 0,
+               KMS_ERR_ACCESS_DENIED, "User: %s is not authorized to perform: %s on resource: %s",
+               rq->who->id.arn, action, resource_arn);
+    if (strcmp(resource_arn, "*") == 0) {
+        account[0] = '\0';
+    }
+    KMS_GUARD(new_context(rq, action, NULL, &ctx));
+    input_for(rq, &in, action, resource_arn, account, ctx);
+    int r = decide(rq, &in, &res);
+    kms_policy_ctx_free(ctx);
+    return r;
+}
+
+int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *trust_policy)
+{
+    char account[13];
+    kms_eval_input in;
+    kms_eval_result res;
+    kms_policy *trust = NULL;
+    kms_policy_ctx *ctx = NULL;
+    rq->action = "sts:AssumeRole";
+    KMS_GUARD(kms_policy_arn_account(role_arn, account));
+    KMS_GUARD(compile_doc(trust_policy, KMS_POLICY_TRUST, "AssumeRolePolicyDocument", &trust));
+    int r = new_context(rq, rq->action, NULL, &ctx);
+    if (r == 0) {
+        input_for(rq, &in, rq->action, role_arn, account, ctx);
+        in.resource_policy = trust;
+        r = decide(rq, &in, &res);
+    }
+    kms_policy_ctx_free(ctx);
+    kms_policy_free(trust);
+    return r;
+}
+
+/* The compiled key policy of rec, from the cache or the store. The entry lives as long as the
+ * client (replaced entries are retired, not freed), so the pointer stays valid. */
+static int key_policy(kms_request *rq, const kms_key_record *rec, const kms_policy **out)
+{
+    kms_authz *az = &rq->client->authz;
+    size_t b = (size_t)(rec->key_id[0] + 31 * rec->key_id[1] + 7 * rec->key_id[2]) %
+               KMS_AUTHZ_BUCKETS;
+    *out = NULL;
+    pthread_mutex_lock(&az->lock);
+    for (kms_key_policy_entry *e = az->buckets[b]; e != NULL; e = e->next) {
+        if (strcmp(e->key_id, rec->key_id) == 0 && e->version == rec->policy_version) {
+            *out = e->policy;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&az->lock);
+    if (*out != NULL) {
+        return 0;
+    }
+    char *doc = NULL;
+    int64_t version = 0;
+    kms_key_policy_entry *e = calloc(1, sizeof *e);
+    KMS_ENSURE(e != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (kms_store_key_policy_get(rq->client->store, rec->key_id, &doc, &version) != 0 ||
+        compile_doc(doc, KMS_POLICY_KEY, "KeyPolicy", &e->policy) != 0) {
+        free(doc);
+        free(e);
+        return -1;
+    }
+    free(doc);
+    snprintf(e->key_id, sizeof e->key_id, "%s", rec->key_id);
+    e->version = version;
+    pthread_mutex_lock(&az->lock);
+    kms_key_policy_entry **pp = &az->buckets[b];
+    while (*pp != NULL) {
+        if (strcmp((*pp)->key_id, rec->key_id) == 0) {
+            kms_key_policy_entry *old = *pp;
+            *pp = old->next;
+            old->next = az->retired;
+            az->retired = old;
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    e->next = az->buckets[b];
+    az->buckets[b] = e;
+    pthread_mutex_unlock(&az->lock);
+    *out = e->policy;
     return 0;
+}
+
+int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_record *rec,
+                           const char *key_arn)
+{
+    kms_eval_input in;
+    kms_eval_result res;
+    kms_policy_ctx *ctx = NULL;
+    const kms_policy *kp = NULL;
+    rq->action = action;
+    KMS_GUARD(key_policy(rq, rec, &kp));
+    KMS_GUARD(new_context(rq, action, rec, &ctx));
+    input_for(rq, &in, action, key_arn, rec->account_id, ctx);
+    in.resource_policy = kp;
+    in.key_policy = true;
+    int r = 0;
+    if (kms_policy_evaluate(&in, &res) == KMS_DECISION_ALLOWED) {
+        rq->authorized = true;
+    } else if (res.decision == KMS_DECISION_IMPLICIT_DENY && !res.scp_denied &&
+               kms_grants_allow(rq, action, rec) == 1) {
+        /* KMS Developer Guide, "Grants": a grant allows its operations to its grantee; an
+         * explicit deny in any policy, and SCPs, still win. */
+        rq->authorized = true;
+    } else {
+        r = refuse(rq, action, key_arn, &in, &res);
+    }
+    kms_policy_ctx_free(ctx);
+    return r;
+}
+
+int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
+                              const kms_key_record *rec, const char *key_arn)
+{
+    kms_policy *kp = NULL;
+    kms_policy_ctx *ctx = NULL;
+    kms_eval_input in;
+    kms_eval_result res;
+    char arn[KMS_ARN_MAX];
+    const char *account = rec ? rec->account_id : rq->who->id.account_id;
+    KMS_GUARD(kms_policy_compile(doc, strlen(doc), KMS_POLICY_KEY, "KeyPolicy", &kp));
+    if (json_is_true(json_object_get(req, "BypassPolicyLockoutSafetyCheck"))) {
+        kms_policy_free(kp);
+        return 0;
+    }
+    if (key_arn == NULL) {
+        /* A key that does not exist yet: any key id of the account stands for it. */
+        snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:key/00000000-0000-0000-0000-000000000000",
+                 rq->client->cfg.region, account);
+        key_arn = arn;
+    }
+    int r = new_context(rq, "kms:PutKeyPolicy", rec, &ctx);
+    if (r == 0) {
+        input_for(rq, &in, "kms:PutKeyPolicy", key_arn, account, ctx);
+        in.resource_policy = kp;
+        in.key_policy = true;
+        /* KMS API reference, PutKeyPolicy: BypassPolicyLockoutSafetyCheck. */
+        if (kms_policy_evaluate(&in, &res) != KMS_DECISION_ALLOWED) {
+            r = kms_raise(KMS_ERR_MALFORMED_POLICY,
+                          "The new key policy will not allow you to update the key policy in the "
+                          "future: it must allow %s kms:PutKeyPolicy (or set "
+                          "BypassPolicyLockoutSafetyCheck, which risks making the key "
+                          "unmanageable)",
+                          rq->who->id.arn);
+        }
+    }
+    kms_policy_ctx_free(ctx);
+    kms_policy_free(kp);
+    return r;
 }
 
 int kms_gate_end(kms_request *rq, int rc)
@@ -67,8 +580,10 @@ int kms_gate_end(kms_request *rq, int rc)
      * allowed or denied, and turns a failed write into a failed operation. */
     if (rc == 0 && !rq->authorized) {
         /* An operation that succeeded without an authorization decision is a bug: fail closed. */
-        return kms_raise(KMS_ERR_INTERNAL, "%s ran without an authorization decision",
-                         rq->operation);
+        rc = kms_raise(KMS_ERR_INTERNAL, "%s ran without an authorization decision",
+                       rq->operation);
     }
+    kms_principal_snapshot_release(rq->who);
+    rq->who = NULL;
     return rc;
 }

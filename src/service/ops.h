@@ -5,6 +5,9 @@
 #include "service/service.h"
 #include "util/buf.h"
 
+/* AWS KMS quota: a key policy holds at most 32 KB. */
+#define KMS_KEY_POLICY_MAX 32768
+
 /* KeyMetadata as AWS KMS shapes it. */
 json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec);
 int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
@@ -40,4 +43,15 @@ int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *a
 int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
                 const char *message_type, const char *algorithm, uint8_t **sig, size_t *sig_len,
                 char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
+#endif
+
+#ifndef KMS_SERVICE_OPS_GRANTS
+#define KMS_SERVICE_OPS_GRANTS
+/* 1 when a grant of rec allows the caller `action` with the request's encryption context, 0 when
+ * none does, -1 on error. */
+int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *rec)
+    __attribute__((warn_unused_result));
+/* GrantTokens of a request: at most 10, each one a token CreateGrant could have issued
+ * (InvalidGrantTokenException). */
+int kms_grant_tokens_check(json_t *req) __attribute__((warn_unused_result));
 #endif

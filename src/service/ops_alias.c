@@ -40,7 +40,7 @@ static int alias_target(kms_request *rq, json_t *req, const char *action, const 
     kms_keystore_alias_arn(&rq->client->keystore, *name, arn);
     KMS_GUARD(kms_gate_authorize(rq, action, arn));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
-    KMS_GUARD(kms_gate_authorize(rq, action, arn));
+    KMS_GUARD(kms_gate_authorize_key(rq, action, rec, arn));
     KMS_ENSURE(strcmp(rec->key_state, "PendingDeletion") != 0, KMS_ERR_INVALID_STATE,
                "%s is pending deletion.", arn);
     return 0;
@@ -112,8 +112,12 @@ int kms_op_delete_alias(kms_request *rq, json_t *req, json_t **resp)
                    "Alias %s is not found.", arn);
         return -1;
     }
+    kms_key_record rec;
+    KMS_GUARD(kms_store_key_get(rq->client->store, alias.key_id, &rec));
     kms_keystore_key_arn(&rq->client->keystore, alias.key_id, arn);
-    KMS_GUARD(kms_gate_authorize(rq, "kms:DeleteAlias", arn));
+    int r = kms_gate_authorize_key(rq, "kms:DeleteAlias", &rec, arn);
+    kms_key_record_clean_up(&rec);
+    KMS_GUARD(r);
     return kms_store_alias_delete(rq->client->store, name);
 }
 
@@ -154,8 +158,9 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, false, &rec));
         kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
         snprintf(key_id, sizeof key_id, "%s", rec.key_id);
+        int r = kms_gate_authorize_key(rq, "kms:ListAliases", &rec, arn);
         kms_key_record_clean_up(&rec);
-        KMS_GUARD(kms_gate_authorize(rq, "kms:ListAliases", arn));
+        KMS_GUARD(r);
     } else {
         KMS_GUARD(kms_gate_authorize(rq, "kms:ListAliases", "*"));
     }

@@ -21,9 +21,10 @@
 static int use_key(kms_request *rq, const char *key_ref, const char *action, const char *usage,
                    kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
+    rq->key_ref = key_ref;
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, true, rec));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
-    KMS_GUARD(kms_gate_authorize(rq, action, arn));
+    KMS_GUARD(kms_gate_authorize_key(rq, action, rec, arn));
     return kms_keystore_check_usable(&rq->client->keystore, rec, usage);
 }
 
@@ -141,6 +142,7 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     }
     KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
     KMS_ENSURE(pt_len >= 1, KMS_ERR_VALIDATION, "Plaintext must not be empty");
+    rq->enc_ctx = ctx;
     int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn);
     if (r == 0) {
         r = check_alg_for_key(&rec, arn, alg, &rsa);
@@ -211,12 +213,14 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
                "KeyId is required with EncryptionAlgorithm %s: an asymmetric ciphertext does "
                "not name its key",
                alg);
+    rq->key_ref = key_ref;
+    rq->enc_ctx = ctx;
     if (key_ref != NULL) {
         KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_ref, true, &rec));
         if (rec.public_key != NULL) {
             /* Asymmetric: the usage check refuses signing keys. */
             kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
-            if (kms_gate_authorize(rq, action, arn) != 0 ||
+            if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
                 kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
                 check_alg_for_key(&rec, arn, alg, &rsa) != 0 || no_context_for_rsa(ctx, arn) != 0 ||
                 rsa_decrypt(rq, &rec, arn, rsa, blob, blob_len, pt) != 0) {
@@ -247,7 +251,7 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
         goto out;
     }
     kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
-    if (kms_gate_authorize(rq, action, arn) != 0 ||
+    if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
         kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
         check_alg_for_key(&rec, arn, alg, &rsa) != 0 ||
         kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0) {
@@ -285,6 +289,7 @@ int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *a
     if (arn == NULL) {
         arn = own;
     }
+    rq->enc_ctx = ctx;
     if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn) != 0) {
         goto out;
     }

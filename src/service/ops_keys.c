@@ -80,10 +80,13 @@ int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char 
 {
     const char *key_id = NULL;
     KMS_GUARD(kms_req_string(req, member, true, 1, 2048, &key_id));
+    rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_id, true, rec));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
-    return kms_gate_authorize(rq, action, arn);
+    return kms_gate_authorize_key(rq, action, rec, arn);
 }
+
+static int key_policy_for_create(kms_request *rq, json_t *req, char **out);
 
 int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
 {
@@ -139,10 +142,94 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     KMS_ENSURE(mr == NULL || json_is_false(mr), KMS_ERR_UNSUPPORTED_OPERATION,
                "multi-Region keys are not supported");
     KMS_GUARD(kms_gate_authorize(rq, "kms:CreateKey", "*"));
-    KMS_GUARD(kms_keystore_create(&rq->client->keystore, spec, usage, desc, &rec));
-    r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+    char *policy = NULL;
+    KMS_GUARD(key_policy_for_create(rq, req, &policy));
+    r = kms_keystore_create(&rq->client->keystore, spec, usage, desc, policy, &rec);
+    free(policy);
+    if (r == 0) {
+        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+    }
     kms_key_record_clean_up(&rec);
     return r;
+}
+
+/* ---- Key policies (KMS Developer Guide, "Key policies in AWS KMS") ------------------------- */
+
+/* The key policy of a new key: the one given, checked, or AWS's default for the account. */
+static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
+{
+    const char *given = NULL;
+    *out = NULL;
+    KMS_GUARD(kms_req_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
+    if (given == NULL) {
+        *out = kms_default_key_policy(rq->who->id.account_id);
+        KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+        return 0;
+    }
+    KMS_GUARD(kms_gate_key_policy_check(rq, req, given, NULL, NULL));
+    *out = strdup(given);
+    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
+
+static int policy_name(json_t *req, bool required)
+{
+    const char *name = NULL;
+    KMS_GUARD(kms_req_string(req, "PolicyName", required, 1, 128, &name));
+    KMS_ENSURE(name == NULL || strcmp(name, "default") == 0, KMS_ERR_NOT_FOUND,
+               "No such policy exists: '%s'. A KMS key has one key policy, named \"default\".",
+               name);
+    return 0;
+}
+
+int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    char *doc = NULL;
+    int64_t version = 0;
+    KMS_GUARD(policy_name(req, false));
+    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
+    int r = kms_store_key_policy_get(rq->client->store, rec.key_id, &doc, &version);
+    if (r == 0) {
+        *resp = json_pack("{s:s, s:s}", "Policy", doc, "PolicyName", "default");
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    free(doc);
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
+{
+    (void)resp;
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    const char *doc = NULL;
+    KMS_GUARD(policy_name(req, false));
+    KMS_GUARD(kms_req_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
+    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
+    int r = kms_gate_key_policy_check(rq, req, doc, &rec, arn);
+    if (r == 0) {
+        r = kms_store_key_policy_put(rq->client->store, rec.key_id, doc);
+    }
+    kms_key_record_clean_up(&rec);
+    return r;
+}
+
+int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp)
+{
+    kms_key_record rec;
+    char arn[KMS_ARN_MAX];
+    long long limit = 100;
+    const char *marker = NULL;
+    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:ListKeyPolicies", &rec, arn));
+    kms_key_record_clean_up(&rec);
+    *resp = json_pack("{s:[s], s:b}", "PolicyNames", "default", "Truncated", 0);
+    KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
 }
 
 int kms_op_describe_key(kms_request *rq, json_t *req, json_t **resp)

@@ -148,5 +148,30 @@ void kms_secret_free(uint8_t *buf, size_t len)
 
 void kms_string_free(char *s)
 {
+    /* Responses may hold plaintexts, data keys and secret access keys. */
+    if (s != NULL) {
+        sodium_memzero(s, strlen(s));
+    }
     free(s);
+}
+
+void kms_json_wipe(json_t *v)
+{
+    const char *k;
+    json_t *e;
+    size_t i;
+    if (json_is_string(v)) {
+        /* jansson owns the buffer; wiping it in place before the free is all we can do. */
+        sodium_memzero((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, e)
+        {
+            kms_json_wipe(e);
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+        {
+            kms_json_wipe(e);
+        }
+    }
 }

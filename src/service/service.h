@@ -9,6 +9,8 @@
 #include <stdbool.h>
 
 #include "hsm/hsm.h"
+#include "iam/iam.h"
+#include "service/authz.h"
 #include "keystore/keystore.h"
 #include "kms/kms.h"
 #include "store/store.h"
@@ -22,22 +24,21 @@ typedef struct kms_config {
     char *softhsm_conf; /* SoftHSM2 config for this home, or NULL for another HSM */
 } kms_config;
 
-/* Who is calling. Until the IAM issue fills in authentication, an embedded client acts as the
- * account's root principal (whoever can read the KMS home owns it: design.md). */
-typedef struct kms_principal {
-    char type[16]; /* "Root", "IAMUser", "AssumedRole" */
-    char arn[256];
-    char account_id[13];
-    char user_name[128];
-} kms_principal;
-
 struct kms_client {
     char *home;
     kms_config cfg;
     kms_hsm *hsm;
     kms_store *store;
     kms_keystore keystore;
-    kms_principal caller;
+    kms_iam *iam;
+    kms_authz authz;
+    bool authz_ready;
+    /* The credentials the client was opened with, kept (the secret in locked memory) to
+     * authenticate again when IAM changes: a deactivated key or a revoked session stops working
+     * for an open client too. */
+    char access_key_id[32];
+    char *secret_access_key;
+    char *session_token;
 };
 
 /* One request on its way through the gate. */
@@ -46,12 +47,34 @@ typedef struct kms_request {
     const char *operation; /* "Encrypt" */
     const char *action;    /* "kms:Encrypt" */
     bool authorized;
+    kms_principal_snapshot *who; /* the authenticated caller and its compiled policies */
+    /* What the request says, for condition keys (kms:EncryptionContext:..., kms:RequestAlias):
+     * the JSON request of kms_call (NULL in the typed API), the encryption context the core
+     * works with, the key reference as the caller gave it. */
+    json_t *req;
+    const kms_encryption_context *enc_ctx;
+    const char *key_ref;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     __attribute__((warn_unused_result));
 /* Decides whether the caller may perform rq->action on resource_arn ("*" for none). */
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
+    __attribute__((warn_unused_result));
+/* Decides whether the caller may perform action on a KMS key: the key policy first, then
+ * (where it lets the account decide) the caller's IAM policies, then grants. */
+int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_record *rec,
+                           const char *key_arn) __attribute__((warn_unused_result));
+/* A key policy about to be set (PutKeyPolicy; CreateKey with rec and key_arn NULL): it must
+ * compile as a key policy (MalformedPolicyDocumentException naming the element) and, unless the
+ * request sets BypassPolicyLockoutSafetyCheck, allow the caller a later kms:PutKeyPolicy (the
+ * policy lockout safety check). */
+int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
+                              const kms_key_record *rec, const char *key_arn)
+    __attribute__((warn_unused_result));
+/* The same decision for a role's trust policy (sts:AssumeRole): trust_policy is the role's
+ * AssumeRolePolicyDocument. */
+int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *trust_policy)
     __attribute__((warn_unused_result));
 /* Records the outcome (rc 0 or -1 with the thread-local error). Returns rc, or -1 if the
  * record could not be written (fail closed). */
@@ -83,6 +106,8 @@ int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_
 int kms_req_context(json_t *req, const char *name, kms_encryption_context *ctx)
     __attribute__((warn_unused_result));
 void kms_context_free(kms_encryption_context *ctx);
+/* Wipes every string of a JSON value in place (before it is freed). */
+void kms_json_wipe(json_t *v);
 /* Sets member name of obj to base64(p, n). */
 int kms_json_set_blob(json_t *obj, const char *name, const uint8_t *p, size_t n)
     __attribute__((warn_unused_result));
@@ -111,5 +136,13 @@ int kms_op_verify(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_generate_mac(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_verify_mac(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_revoke_grant(kms_request *rq, json_t *req, json_t **resp);
 
 #endif

@@ -6,6 +6,7 @@
  * (https://www.sqlite.org/pragma.html#pragma_application_id). Creation runs the same migration
  * steps as an upgrade, from version 0 (a `meta` table and nothing else) to the current one. */
 #include "store/store.h"
+#include "store/store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +72,223 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     ") STRICT;"
     /* Serves both the foreign key check and ListAliases filtered by key, in name order. */
     "CREATE INDEX aliases_by_key ON aliases (key_id, alias_name);",
+
+    /* 1 -> 2. Key policies and grants (the gate's data), IAM, STS and Organizations. IAM names
+     * compare case-insensitively (COLLATE NOCASE), as AWS makes them unique regardless of case.
+     * Secrets are never stored in the clear: access key secrets and MFA seeds sealed under an
+     * internal CMK, session tokens and grant tokens as SHA-256, passwords as Argon2id. */
+    "ALTER TABLE keys ADD COLUMN policy TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE keys ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 1;"
+    "CREATE TABLE grants ("
+    "  grant_id TEXT PRIMARY KEY NOT NULL,"
+    "  key_id TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  grantee_principal TEXT NOT NULL,"
+    "  retiring_principal TEXT NOT NULL DEFAULT '',"
+    "  issuing_account TEXT NOT NULL,"
+    "  operations TEXT NOT NULL,"
+    "  constraints TEXT NOT NULL DEFAULT '',"
+    "  creation_date INTEGER NOT NULL,"
+    "  token_hash BLOB"
+    ") STRICT;"
+    /* The gate's per-request lookup, ListGrants, and the cascade from keys. */
+    "CREATE INDEX grants_by_key ON grants (key_id, grantee_principal, grant_id);"
+    "CREATE INDEX grants_by_retiring ON grants (retiring_principal, grant_id);"
+    "INSERT INTO meta (name, value) VALUES ('iam_generation', 0);"
+    /* Accounts known here; org_id/parent_id when in an organization. */
+    "CREATE TABLE iam_accounts ("
+    "  account_id TEXT PRIMARY KEY NOT NULL CHECK (length(account_id) = 12),"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  email TEXT NOT NULL DEFAULT '',"
+    "  org_id TEXT,"
+    "  parent_id TEXT,"
+    "  joined_method TEXT NOT NULL DEFAULT '',"
+    "  joined_date INTEGER NOT NULL DEFAULT 0,"
+    "  creation_date INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE iam_password_policies ("
+    "  account_id TEXT PRIMARY KEY NOT NULL,"
+    "  min_length INTEGER NOT NULL,"
+    "  require_symbols INTEGER NOT NULL,"
+    "  require_numbers INTEGER NOT NULL,"
+    "  require_uppercase INTEGER NOT NULL,"
+    "  require_lowercase INTEGER NOT NULL,"
+    "  allow_change INTEGER NOT NULL,"
+    "  max_age INTEGER NOT NULL,"
+    "  reuse_prevention INTEGER NOT NULL,"
+    "  hard_expiry INTEGER NOT NULL"
+    ") STRICT;"
+    /* Managed policies; AWS managed ones have account_id 'aws'. */
+    "CREATE TABLE iam_policies ("
+    "  policy_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  arn TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  path TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  default_version INTEGER NOT NULL,"
+    "  next_version INTEGER NOT NULL,"
+    "  creation_date INTEGER NOT NULL,"
+    "  update_date INTEGER NOT NULL,"
+    "  UNIQUE (account_id, name)"
+    ") STRICT;"
+    "CREATE TABLE iam_policy_versions ("
+    "  policy_id TEXT NOT NULL REFERENCES iam_policies (policy_id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  document TEXT NOT NULL,"
+    "  creation_date INTEGER NOT NULL,"
+    "  PRIMARY KEY (policy_id, version)"
+    ") STRICT;"
+    /* Users, and each account's root user (is_root, name '<root>', which no user name can be). */
+    "CREATE TABLE iam_users ("
+    "  user_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL REFERENCES iam_accounts (account_id),"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  path TEXT NOT NULL DEFAULT '/',"
+    "  is_root INTEGER NOT NULL DEFAULT 0,"
+    "  boundary_id TEXT REFERENCES iam_policies (policy_id),"
+    "  creation_date INTEGER NOT NULL,"
+    "  password_last_used INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (account_id, name)"
+    ") STRICT;"
+    "CREATE TABLE iam_groups ("
+    "  group_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  path TEXT NOT NULL DEFAULT '/',"
+    "  creation_date INTEGER NOT NULL,"
+    "  UNIQUE (account_id, name)"
+    ") STRICT;"
+    "CREATE TABLE iam_group_members ("
+    "  group_id TEXT NOT NULL REFERENCES iam_groups (group_id),"
+    "  user_id TEXT NOT NULL REFERENCES iam_users (user_id),"
+    "  PRIMARY KEY (group_id, user_id)"
+    ") STRICT;"
+    "CREATE INDEX iam_group_members_by_user ON iam_group_members (user_id, group_id);"
+    "CREATE TABLE iam_roles ("
+    "  role_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  path TEXT NOT NULL DEFAULT '/',"
+    "  trust_policy TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  max_session_duration INTEGER NOT NULL,"
+    "  boundary_id TEXT REFERENCES iam_policies (policy_id),"
+    "  creation_date INTEGER NOT NULL,"
+    "  UNIQUE (account_id, name)"
+    ") STRICT;"
+    /* Inline policies, attachments and tags of users, groups and roles, by entity id (AIDA,
+     * AGPA, AROA prefixes keep them apart). */
+    "CREATE TABLE iam_inline_policies ("
+    "  entity_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL COLLATE NOCASE,"
+    "  document TEXT NOT NULL,"
+    "  PRIMARY KEY (entity_id, name)"
+    ") STRICT;"
+    "CREATE TABLE iam_attachments ("
+    "  entity_id TEXT NOT NULL,"
+    "  policy_id TEXT NOT NULL REFERENCES iam_policies (policy_id),"
+    "  PRIMARY KEY (entity_id, policy_id)"
+    ") STRICT;"
+    "CREATE INDEX iam_attachments_by_policy ON iam_attachments (policy_id);"
+    "CREATE TABLE iam_tags ("
+    "  entity_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL COLLATE NOCASE,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (entity_id, key)"
+    ") STRICT;"
+    "CREATE TABLE iam_access_keys ("
+    "  access_key_id TEXT PRIMARY KEY NOT NULL,"
+    "  user_id TEXT NOT NULL REFERENCES iam_users (user_id),"
+    "  status TEXT NOT NULL CHECK (status IN ('Active', 'Inactive')),"
+    "  secret_sealed BLOB NOT NULL,"
+    "  creation_date INTEGER NOT NULL,"
+    "  last_used_date INTEGER NOT NULL DEFAULT 0,"
+    "  last_used_service TEXT NOT NULL DEFAULT '',"
+    "  last_used_region TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE INDEX iam_access_keys_by_user ON iam_access_keys (user_id);"
+    "CREATE TABLE iam_login_profiles ("
+    "  user_id TEXT PRIMARY KEY NOT NULL REFERENCES iam_users (user_id),"
+    "  password_hash TEXT NOT NULL,"
+    "  creation_date INTEGER NOT NULL,"
+    "  password_date INTEGER NOT NULL,"
+    "  reset_required INTEGER NOT NULL"
+    ") STRICT;"
+    /* Hashes of earlier passwords, for the password policy's reuse prevention. */
+    "CREATE TABLE iam_password_history ("
+    "  user_id TEXT NOT NULL REFERENCES iam_users (user_id) ON DELETE CASCADE,"
+    "  password_hash TEXT NOT NULL,"
+    "  password_date INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX iam_password_history_by_user ON iam_password_history (user_id, password_date);"
+    "CREATE TABLE iam_mfa_devices ("
+    "  serial_number TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,"
+    "  account_id TEXT NOT NULL,"
+    "  seed_sealed BLOB NOT NULL,"
+    "  user_id TEXT REFERENCES iam_users (user_id),"
+    "  enable_date INTEGER NOT NULL DEFAULT 0,"
+    "  last_step INTEGER NOT NULL DEFAULT 0,"
+    "  creation_date INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX iam_mfa_devices_by_user ON iam_mfa_devices (user_id);"
+    /* Temporary credentials: principal_id is the user (GetSessionToken) or role (AssumeRole). */
+    "CREATE TABLE iam_sessions ("
+    "  access_key_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  principal_id TEXT NOT NULL,"
+    "  session_name TEXT NOT NULL DEFAULT '',"
+    "  secret_sealed BLOB NOT NULL,"
+    "  token_hash BLOB NOT NULL,"
+    "  policy TEXT,"
+    "  mfa_time INTEGER NOT NULL DEFAULT 0,"
+    "  issued INTEGER NOT NULL,"
+    "  expiry INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX iam_sessions_by_principal ON iam_sessions (principal_id);"
+    "CREATE INDEX iam_sessions_by_expiry ON iam_sessions (expiry);"
+    "CREATE TABLE org_organizations ("
+    "  org_id TEXT PRIMARY KEY NOT NULL,"
+    "  management_account_id TEXT NOT NULL UNIQUE,"
+    "  root_id TEXT NOT NULL UNIQUE,"
+    "  creation_date INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE org_units ("
+    "  ou_id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES org_organizations (org_id),"
+    "  parent_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  creation_date INTEGER NOT NULL,"
+    "  UNIQUE (parent_id, name)"
+    ") STRICT;"
+    /* SCPs; the AWS managed FullAWSAccess has org_id NULL. */
+    "CREATE TABLE org_policies ("
+    "  policy_id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  type TEXT NOT NULL,"
+    "  content TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE org_attachments ("
+    "  policy_id TEXT NOT NULL REFERENCES org_policies (policy_id),"
+    "  target_id TEXT NOT NULL,"
+    "  PRIMARY KEY (target_id, policy_id)"
+    ") STRICT;"
+    "CREATE INDEX org_attachments_by_policy ON org_attachments (policy_id);"
+    /* The AWS managed policies every account sees. */
+    "INSERT INTO iam_policies (policy_id, account_id, arn, name, path, description,"
+    "  default_version, next_version, creation_date, update_date) VALUES"
+    "  ('ANPAIWMBCKSKIEE64ZLYK', 'aws', 'arn:aws:iam::aws:policy/AdministratorAccess',"
+    "   'AdministratorAccess', '/', 'Provides full access to AWS services and resources.',"
+    "   1, 2, 1423526400, 1423526400);"
+    "INSERT INTO iam_policy_versions (policy_id, version, document, creation_date) VALUES"
+    "  ('ANPAIWMBCKSKIEE64ZLYK', 1, '{\"Version\":\"2012-10-17\",\"Statement\":"
+    "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}', 1423526400);"
+    "INSERT INTO org_policies (policy_id, org_id, name, description, type, content) VALUES"
+    "  ('p-FullAWSAccess', NULL, 'FullAWSAccess', 'Allows access to every operation',"
+    "   'SERVICE_CONTROL_POLICY', '{\"Version\":\"2012-10-17\",\"Statement\":"
+    "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}');",
 };
 
 typedef enum stmt_id {
@@ -83,6 +301,8 @@ typedef enum stmt_id {
     STMT_KEY_SET_DESCRIPTION,
     STMT_KEY_SET_STATE,
     STMT_KEY_LIST,
+    STMT_KEY_POLICY_GET,
+    STMT_KEY_POLICY_PUT,
     STMT_ALIAS_INSERT,
     STMT_ALIAS_UPDATE,
     STMT_ALIAS_DELETE,
@@ -102,16 +322,19 @@ typedef enum stmt_id {
 static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
-    [STMT_KEY_INSERT] = "INSERT INTO keys (" KEY_COLUMNS ") "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [STMT_KEY_INSERT] = "INSERT INTO keys (" KEY_COLUMNS ", policy) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [STMT_VERSION_INSERT] = "INSERT INTO key_versions (key_id, version, creation_date, "
                             "rotation_type) VALUES (?1, ?2, ?3, NULL)",
-    [STMT_KEY_GET] = "SELECT " KEY_COLUMNS " FROM keys WHERE key_id = ?1",
+    [STMT_KEY_GET] = "SELECT " KEY_COLUMNS ", policy_version FROM keys WHERE key_id = ?1",
     [STMT_KEY_EXISTS] = "SELECT 1 FROM keys WHERE key_id = ?1",
     [STMT_KEY_SET_DESCRIPTION] = "UPDATE keys SET description = ?2 WHERE key_id = ?1",
     [STMT_KEY_SET_STATE] = "UPDATE keys SET key_state = ?2, deletion_date = ?3, "
                            "pending_window_days = ?4 WHERE key_id = ?1",
     [STMT_KEY_LIST] = "SELECT key_id FROM keys WHERE key_id > ?1 ORDER BY key_id LIMIT ?2",
+    [STMT_KEY_POLICY_GET] = "SELECT policy, policy_version FROM keys WHERE key_id = ?1",
+    [STMT_KEY_POLICY_PUT] = "UPDATE keys SET policy = ?2, policy_version = policy_version + 1 "
+                            "WHERE key_id = ?1",
     [STMT_ALIAS_INSERT] = "INSERT INTO aliases (" ALIAS_COLUMNS ") VALUES (?1, ?2, ?3, ?3)",
     [STMT_ALIAS_UPDATE] = "UPDATE aliases SET key_id = ?2, last_updated_date = ?3 "
                           "WHERE alias_name = ?1",
@@ -126,11 +349,22 @@ static const char *const stmt_sql[STMT__COUNT] = {
 
 /* ---- The pool ----------------------------------------------------------------------------- */
 
-typedef struct conn {
+/* Statements of other modules (store_internal.h), cached by the address of their SQL text in an
+ * open-addressing table: a few hundred statements at most, looked up without a lock. */
+#define SQL_CACHE_SLOTS 512
+
+typedef struct sql_slot {
+    const char *sql;
+    sqlite3_stmt *st;
+} sql_slot;
+
+typedef struct kms_store_conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT__COUNT];
-    struct conn *next_free;
-    struct conn *next_all;
+    sql_slot sql_cache[SQL_CACHE_SLOTS];
+    size_t sql_cached;
+    struct kms_store_conn *next_free;
+    struct kms_store_conn *next_all;
 } conn;
 
 struct kms_store {
@@ -183,6 +417,9 @@ static void conn_free(conn *c)
     }
     for (size_t i = 0; i < STMT__COUNT; i++) {
         sqlite3_finalize(c->stmts[i]);
+    }
+    for (size_t i = 0; i < SQL_CACHE_SLOTS; i++) {
+        sqlite3_finalize(c->sql_cache[i].st);
     }
     sqlite3_close_v2(c->db);
     free(c);
@@ -672,6 +909,7 @@ void kms_key_record_clean_up(kms_key_record *rec)
     }
     free(rec->description);
     free(rec->public_key);
+    free(rec->policy);
     memset(rec, 0, sizeof *rec);
 }
 
@@ -710,6 +948,7 @@ static int key_bind_insert(const kms_store *store, conn *c, sqlite3_stmt *st,
     KMS_GUARD(bind_int64(store, c, st, 9, rec->deletion_date, what));
     KMS_GUARD(bind_int64(store, c, st, 10, rec->pending_window_days, what));
     KMS_GUARD(bind_int64(store, c, st, 11, rec->current_version, what));
+    KMS_GUARD(bind_text(store, c, st, 13, rec->policy ? rec->policy : "", what));
     int rc = rec->public_key_len > 0 ? sqlite3_bind_blob(st, 12, rec->public_key,
                                                          (int)rec->public_key_len, SQLITE_STATIC)
                                      : sqlite3_bind_null(st, 12);
@@ -783,6 +1022,7 @@ static int key_row_read(const kms_store *store, sqlite3_stmt *st, kms_key_record
     out->deletion_date = sqlite3_column_int64(st, 8);
     out->pending_window_days = sqlite3_column_int(st, 9);
     out->current_version = (uint32_t)sqlite3_column_int64(st, 10);
+    out->policy_version = sqlite3_column_int64(st, 12);
 
     const unsigned char *desc = sqlite3_column_text(st, 2);
     size_t desc_len = (size_t)sqlite3_column_bytes(st, 2);
@@ -912,6 +1152,61 @@ int kms_store_key_set_state(kms_store *store, const char *key_id, const char *st
                "key %s: unknown key state %s", key_id, state ? state : "(null)");
     state_args a = {state, deletion_date, pending_window_days};
     return key_update(store, STMT_KEY_SET_STATE, key_id, bind_state, &a);
+}
+
+/* ---- Key policies ------------------------------------------------------------------------- */
+
+int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, int64_t *version)
+{
+    *doc = NULL;
+    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
+    const char *what = "cannot read key policy";
+    conn *c = NULL;
+    KMS_GUARD(conn_borrow(store, &c));
+    int r = -1;
+    sqlite3_stmt *st = NULL;
+    if (conn_stmt(store, c, STMT_KEY_POLICY_GET, what, &st) != 0 ||
+        bind_text(store, c, st, 1, key_id, what) != 0) {
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        raise_sqlite(store, c, rc, what);
+        goto out;
+    }
+    const unsigned char *text = sqlite3_column_text(st, 0);
+    *doc = strdup(text ? (const char *)text : "");
+    if (*doc == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (version != NULL) {
+        *version = sqlite3_column_int64(st, 1);
+    }
+    r = 0;
+out:
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    conn_return(store, c);
+    return r;
+}
+
+static int bind_policy(const kms_store *store, conn *c, sqlite3_stmt *st, const void *arg,
+                       const char *what)
+{
+    const char *doc = arg;
+    return bind_text(store, c, st, 2, doc ? doc : "", what);
+}
+
+int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
+{
+    return key_update(store, STMT_KEY_POLICY_PUT, key_id, bind_policy, doc);
 }
 
 /* ---- Listing ------------------------------------------------------------------------------
@@ -1253,4 +1548,82 @@ int kms_store_alias_list(kms_store *store, const char *key_id, const char *marke
 out:
     free(rows.items);
     return r;
+}
+
+/* ---- Connections for other modules (store_internal.h) ------------------------------------- */
+
+int kms_store_conn_borrow(kms_store *store, kms_store_conn **out)
+{
+    return conn_borrow(store, out);
+}
+
+void kms_store_conn_return(kms_store *store, kms_store_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    /* A statement left mid-step would hold a read transaction open for the next borrower. */
+    for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st != NULL;
+         st = sqlite3_next_stmt(c->db, st)) {
+        if (sqlite3_stmt_busy(st)) {
+            sqlite3_reset(st);
+        }
+    }
+    tx_rollback(c);
+    conn_return(store, c);
+}
+
+sqlite3 *kms_store_conn_db(kms_store_conn *c)
+{
+    return c->db;
+}
+
+int kms_store_conn_prepare(kms_store *store, kms_store_conn *c, const char *sql, sqlite3_stmt **out)
+{
+    /* Fibonacci hashing of the address: literals are spread over the table well enough. */
+    size_t h = (size_t)(((uintptr_t)sql * UINT64_C(11400714819323198485)) >> 55) % SQL_CACHE_SLOTS;
+    for (size_t i = 0; i < SQL_CACHE_SLOTS; i++) {
+        sql_slot *slot = &c->sql_cache[(h + i) % SQL_CACHE_SLOTS];
+        if (slot->sql == sql) {
+            sqlite3_reset(slot->st);
+            sqlite3_clear_bindings(slot->st);
+            *out = slot->st;
+            return 0;
+        }
+        if (slot->sql == NULL) {
+            /* Keep the table at most three quarters full so that probes stay short. */
+            KMS_ENSURE(c->sql_cached < SQL_CACHE_SLOTS * 3 / 4, KMS_ERR_INTERNAL,
+                       "too many distinct SQL statements");
+            int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL);
+            if (rc != SQLITE_OK) {
+                slot->st = NULL;
+                return raise_sqlite(store, c, rc, "cannot prepare a statement");
+            }
+            slot->sql = sql;
+            c->sql_cached++;
+            *out = slot->st;
+            return 0;
+        }
+    }
+    return kms_raise(KMS_ERR_INTERNAL, "statement cache full");
+}
+
+int kms_store_conn_begin(kms_store *store, kms_store_conn *c)
+{
+    return tx_begin(store, c, "cannot begin a transaction");
+}
+
+int kms_store_conn_commit(kms_store *store, kms_store_conn *c)
+{
+    return tx_commit(store, c, "cannot commit");
+}
+
+void kms_store_conn_rollback(kms_store_conn *c)
+{
+    tx_rollback(c);
+}
+
+int kms_store_raise(const kms_store *store, kms_store_conn *c, int rc, const char *what)
+{
+    return raise_sqlite(store, c, rc, what);
 }

@@ -17,7 +17,7 @@
 
 typedef struct kms_store kms_store;
 
-#define KMS_STORE_SCHEMA_VERSION 1
+#define KMS_STORE_SCHEMA_VERSION 2
 
 /* create=true: the file must not exist; it is created with the current schema.
  * create=false: the file must exist; older schemas are migrated in one transaction. */
@@ -27,17 +27,22 @@ void kms_store_close(kms_store *store);
 typedef struct kms_key_record {
     char key_id[37];
     char account_id[13];
-    char *description; /* malloc'd, never NULL after a get ("" when empty) */
-    char key_spec[24];  /* SYMMETRIC_DEFAULT, HMAC_256, RSA_2048, ECC_NIST_P256, ... */
-    char key_usage[24]; /* ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC */
-    char key_state[24]; /* Enabled, Disabled, PendingDeletion */
-    char origin[16];    /* AWS_KMS */
-    int64_t creation_date;       /* seconds since the epoch */
-    int64_t deletion_date;       /* 0 unless PendingDeletion */
-    int pending_window_days;     /* 0 unless PendingDeletion */
-    uint32_t current_version;    /* newest key material version, from 1 */
-    uint8_t *public_key;         /* DER SubjectPublicKeyInfo (malloc'd) or NULL */
+    char *description;        /* malloc'd, never NULL after a get ("" when empty) */
+    char key_spec[24];        /* SYMMETRIC_DEFAULT, HMAC_256, RSA_2048, ECC_NIST_P256, ... */
+    char key_usage[24];       /* ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC */
+    char key_state[24];       /* Enabled, Disabled, PendingDeletion */
+    char origin[16];          /* AWS_KMS */
+    int64_t creation_date;    /* seconds since the epoch */
+    int64_t deletion_date;    /* 0 unless PendingDeletion */
+    int pending_window_days;  /* 0 unless PendingDeletion */
+    uint32_t current_version; /* newest key material version, from 1 */
+    uint8_t *public_key;      /* DER SubjectPublicKeyInfo (malloc'd) or NULL */
     size_t public_key_len;
+    int64_t policy_version; /* bumped by every kms_store_key_policy_put; from 1 */
+    char *policy;           /* key policy (malloc'd): stored by kms_store_key_insert (NULL
+                               stores ""), never loaded by kms_store_key_get (stays NULL):
+                               kms_store_key_policy_get reads it, the version tells a cache
+                               whether it changed */
 } kms_key_record;
 
 void kms_key_record_clean_up(kms_key_record *rec);
@@ -54,6 +59,13 @@ int kms_store_key_set_description(kms_store *store, const char *key_id, const ch
 /* Sets key_state, deletion_date and pending_window_days together. NotFoundException. */
 int kms_store_key_set_state(kms_store *store, const char *key_id, const char *state,
                             int64_t deletion_date, int pending_window_days)
+    __attribute__((warn_unused_result));
+
+/* The key policy and its version. doc is malloc'd ("" when none was set). NotFoundException. */
+int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, int64_t *version)
+    __attribute__((warn_unused_result));
+/* Replaces the key policy and bumps its version. NotFoundException. */
+int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
     __attribute__((warn_unused_result));
 
 /* Calls cb for each key id in ascending order, starting after `marker` (NULL: from the start),
@@ -87,5 +99,51 @@ typedef int (*kms_store_alias_cb)(void *arg, const kms_alias_record *alias);
 int kms_store_alias_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
                          kms_store_alias_cb cb, void *arg, bool *truncated)
     __attribute__((warn_unused_result));
+
+/* ---- Grants --------------------------------------------------------------------------------
+ * A grant belongs to its key and disappears with it (ON DELETE CASCADE). */
+typedef struct kms_grant_record {
+    char grant_id[80];
+    char key_id[37];
+    char issuing_account[13];
+    char *name;               /* malloc'd, "" when none (NULL on insert means "") */
+    char *grantee_principal;  /* malloc'd ARN or service principal */
+    char *retiring_principal; /* malloc'd, "" when none */
+    char *operations;         /* malloc'd, comma-separated operation names ("Decrypt,Encrypt") */
+    char *constraints;        /* malloc'd JSON ({"EncryptionContextSubset": {...}}) or "" */
+    int64_t creation_date;
+    uint8_t token_hash[32]; /* SHA-256 of the grant token */
+    bool has_token_hash;
+} kms_grant_record;
+
+void kms_grant_record_clean_up(kms_grant_record *rec);
+
+/* AlreadyExistsException if the grant id exists, NotFoundException if the key does not. */
+int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
+    __attribute__((warn_unused_result));
+/* Fills *out (caller cleans it up). NotFoundException. */
+int kms_store_grant_get(kms_store *store, const char *grant_id, kms_grant_record *out)
+    __attribute__((warn_unused_result));
+/* NotFoundException if there is no such grant. */
+int kms_store_grant_delete(kms_store *store, const char *grant_id)
+    __attribute__((warn_unused_result));
+
+/* cb gets each grant (borrowed for the call). Returning non-zero stops the walk and the call
+ * returns -1 (cb raised the error). Callbacks run after the connection went back to the pool:
+ * they may call the store. */
+typedef int (*kms_store_grant_cb)(void *arg, const kms_grant_record *grant);
+/* The grants of a key, ascending by grant id, after marker (NULL: from the start), at most
+ * limit; *truncated as for kms_store_key_list. */
+int kms_store_grant_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
+                         kms_store_grant_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+/* The grants that retiring_principal may retire (ListRetirableGrants), by grant id. */
+int kms_store_grant_list_retirable(kms_store *store, const char *retiring_principal,
+                                   const char *marker, size_t limit, kms_store_grant_cb cb,
+                                   void *arg, bool *truncated) __attribute__((warn_unused_result));
+/* Every grant of key_id for grantee_principal (the gate asks per request when the policies did
+ * not allow; served by an index). */
+int kms_store_grant_find(kms_store *store, const char *key_id, const char *grantee_principal,
+                         kms_store_grant_cb cb, void *arg) __attribute__((warn_unused_result));
 
 #endif

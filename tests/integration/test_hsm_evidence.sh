@@ -43,8 +43,9 @@ for o in objs:
     print("\t".join([cls, o["header"], o["label"], o["access"], o["usage"]]))
 PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
-assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair)"
+assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
+    "kms-internal:iam-secrets x1" | sort)" \
+    "the token holds exactly the objects of the four keys (one secret key each, two per key pair) and the key sealing IAM secrets"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {
@@ -56,9 +57,10 @@ obj() {
 # has_flag "a, b, c" FLAG: FLAG is one of the comma-separated items
 has_flag() { tr ',' '\n' <<<"$1" | sed 's/^ *//; s/ *$//' | grep -qx "$2"; }
 
-check_secret_object() { # CLASS ID WHAT
-    local access
-    access=$(obj "$1" "kms:$2:v1" 4)
+check_secret_object() { # CLASS ID|LABEL WHAT
+    local access label="kms:$2:v1"
+    [[ "$2" == kms-internal:* ]] && label=$2
+    access=$(obj "$1" "$label" 4)
     for flag in "sensitive" "always sensitive" "never extractable" "local"; do
         if has_flag "$access" "$flag"; then ok "$3: access has '$flag'"; else
             fail "$3: access '$access' lacks '$flag'"; fi
@@ -70,6 +72,7 @@ check_secret_object "Secret Key Object" "$SYM" "SYMMETRIC_DEFAULT key"
 check_secret_object "Secret Key Object" "$HMAC" "HMAC_256 key"
 check_secret_object "Private Key Object" "$RSA" "RSA_2048 private key"
 check_secret_object "Private Key Object" "$EC" "ECC_NIST_P256 private key"
+check_secret_object "Secret Key Object" "kms-internal:iam-secrets" "the key sealing IAM secrets"
 
 assert_eq "$(obj "Secret Key Object" "kms:$SYM:v1" 2)" "Secret Key Object; AES length 32" \
     "SYMMETRIC_DEFAULT is a 256-bit AES key in the token"
@@ -196,8 +199,8 @@ for (table,) in db.execute("select name from sqlite_master where type = 'table'"
         if n:
             print(f"{table}.{name} {n}")
 PY
-assert_eq "$(cat "$W/blobs.txt")" "keys.public_key 2" \
-    "the only BLOB data is keys.public_key, of the two asymmetric keys"
+assert_eq "$(sort "$W/blobs.txt")" "$(printf '%s\n' "iam_access_keys.secret_sealed 1" "keys.public_key 2")" \
+    "the only BLOB data is keys.public_key, of the two asymmetric keys, and the admin's sealed secret access key"
 for id in "$RSA" "$EC"; do
     "$PY" -c '
 import sqlite3, sys

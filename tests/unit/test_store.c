@@ -269,13 +269,17 @@ static void test_open_newer_schema(void **state)
     fixture *f = *state;
     kms_store *s = open_ok(f->path, true);
     kms_store_close(s);
-    sql_exec(f->path, "UPDATE meta SET value = 2 WHERE name = 'schema_version'");
+    char sql[128], expect[32];
+    snprintf(sql, sizeof sql, "UPDATE meta SET value = %d WHERE name = 'schema_version'",
+             KMS_STORE_SCHEMA_VERSION + 1);
+    snprintf(expect, sizeof expect, "schema version %d", KMS_STORE_SCHEMA_VERSION + 1);
+    sql_exec(f->path, sql);
     size_t n = 0;
     uint8_t *before = read_file(f->path, &n);
     assert_null(kms_store_open(f->path, false));
     assert_kms_error(-1, KMS_ERR_HOME);
     assert_message_contains(f->path);
-    assert_message_contains("schema version 2");
+    assert_message_contains(expect);
     assert_file_equals(f->path, before, n);
     free(before);
 }
@@ -294,7 +298,7 @@ static void test_migrate_from_v0(void **state)
     assert_int_equal(kms_store_alias_create(s, "alias/one", "k1", 5), 0);
     kms_store_close(s);
     char *v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'schema_version'");
-    assert_string_equal(v, "1");
+    assert_string_equal(v, "2");
     free(v);
     v = sql_text(f->path, "SELECT count(*) FROM key_versions WHERE key_id = 'k1' AND version = 1");
     assert_string_equal(v, "1");
@@ -340,6 +344,213 @@ static void test_pragmas(void **state)
     if (rc != 0) {
         fail_msg("%s", kms_last_error_message());
     }
+    kms_store_close(s);
+}
+
+/* Version 1 as it shipped (migration 0 -> 1), with a key and an alias: opening it must add the
+ * key policy columns, grants and the IAM tables without touching the rows. */
+static void test_migrate_from_v1(void **state)
+{
+    fixture *f = *state;
+    sql_exec(f->path,
+             "PRAGMA application_id = " APP_ID_SQL ";"
+             "CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value ANY NOT NULL) STRICT;"
+             "INSERT INTO meta (name, value) VALUES ('schema_version', 1);"
+             "CREATE TABLE keys (key_id TEXT PRIMARY KEY NOT NULL CHECK (length(key_id) BETWEEN 1 "
+             "AND 36), account_id TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', key_spec "
+             "TEXT NOT NULL, key_usage TEXT NOT NULL, key_state TEXT NOT NULL CHECK (key_state IN "
+             "('Creating', 'Enabled', 'Disabled', 'PendingDeletion', 'PendingImport', "
+             "'PendingReplicaDeletion', 'Unavailable', 'Updating')), origin TEXT NOT NULL, "
+             "creation_date INTEGER NOT NULL, deletion_date INTEGER NOT NULL DEFAULT 0, "
+             "pending_window_days INTEGER NOT NULL DEFAULT 0 CHECK (pending_window_days >= 0), "
+             "current_version INTEGER NOT NULL CHECK (current_version >= 1), public_key BLOB) "
+             "STRICT;"
+             "CREATE TABLE key_versions (key_id TEXT NOT NULL REFERENCES keys (key_id) ON DELETE "
+             "CASCADE, version INTEGER NOT NULL CHECK (version >= 1), creation_date INTEGER NOT "
+             "NULL, rotation_type TEXT, PRIMARY KEY (key_id, version)) STRICT;"
+             "CREATE TABLE aliases (alias_name TEXT PRIMARY KEY NOT NULL CHECK (length(alias_name) "
+             "BETWEEN 1 AND 256), key_id TEXT NOT NULL REFERENCES keys (key_id), creation_date "
+             "INTEGER NOT NULL, last_updated_date INTEGER NOT NULL) STRICT;"
+             "CREATE INDEX aliases_by_key ON aliases (key_id, alias_name);"
+             "INSERT INTO keys VALUES ('k1', '111122223333', 'old', 'SYMMETRIC_DEFAULT', "
+             "'ENCRYPT_DECRYPT', 'Enabled', 'AWS_KMS', 5, 0, 0, 1, NULL);"
+             "INSERT INTO key_versions VALUES ('k1', 1, 5, NULL);"
+             "INSERT INTO aliases VALUES ('alias/old', 'k1', 5, 5);");
+    kms_store *s = open_ok(f->path, false);
+    kms_key_record rec;
+    assert_int_equal(kms_store_key_get(s, "k1", &rec), 0);
+    assert_string_equal(rec.description, "old");
+    assert_int_equal(rec.policy_version, 1);
+    assert_null(rec.policy);
+    kms_key_record_clean_up(&rec);
+    char *doc = NULL;
+    int64_t version = 0;
+    assert_int_equal(kms_store_key_policy_get(s, "k1", &doc, &version), 0);
+    assert_string_equal(doc, "");
+    assert_int_equal(version, 1);
+    free(doc);
+    kms_alias_record alias;
+    assert_int_equal(kms_store_alias_get(s, "alias/old", &alias), 0);
+    kms_store_close(s);
+    char *v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'schema_version'");
+    assert_string_equal(v, "2");
+    free(v);
+    v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'iam_generation'");
+    assert_string_equal(v, "0");
+    free(v);
+    v = sql_text(f->path, "SELECT count(*) FROM grants");
+    assert_string_equal(v, "0");
+    free(v);
+    v = sql_text(f->path, "SELECT arn FROM iam_policies WHERE name = 'AdministratorAccess'");
+    assert_string_equal(v, "arn:aws:iam::aws:policy/AdministratorAccess");
+    free(v);
+}
+
+static void test_key_policy(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    kms_key_record in;
+    make_key(&in, "kp");
+    in.policy = (char *)"{\"Version\":\"2012-10-17\"}";
+    assert_int_equal(kms_store_key_insert(s, &in), 0);
+    insert_key(s, "kq"); /* NULL policy stores "" */
+
+    kms_key_record rec;
+    assert_int_equal(kms_store_key_get(s, "kp", &rec), 0);
+    assert_null(rec.policy); /* not loaded on the hot path */
+    assert_int_equal(rec.policy_version, 1);
+    kms_key_record_clean_up(&rec);
+
+    char *doc = NULL;
+    int64_t version = 0;
+    assert_int_equal(kms_store_key_policy_get(s, "kp", &doc, &version), 0);
+    assert_string_equal(doc, "{\"Version\":\"2012-10-17\"}");
+    assert_int_equal(version, 1);
+    free(doc);
+    assert_int_equal(kms_store_key_policy_get(s, "kq", &doc, &version), 0);
+    assert_string_equal(doc, "");
+    free(doc);
+
+    assert_int_equal(kms_store_key_policy_put(s, "kp", "{}"), 0);
+    assert_int_equal(kms_store_key_policy_get(s, "kp", &doc, &version), 0);
+    assert_string_equal(doc, "{}");
+    assert_int_equal(version, 2);
+    free(doc);
+    assert_int_equal(kms_store_key_get(s, "kp", &rec), 0);
+    assert_int_equal(rec.policy_version, 2);
+    kms_key_record_clean_up(&rec);
+
+    assert_kms_error(kms_store_key_policy_get(s, "nope", &doc, &version), KMS_ERR_NOT_FOUND);
+    assert_null(doc);
+    assert_kms_error(kms_store_key_policy_put(s, "nope", "{}"), KMS_ERR_NOT_FOUND);
+    kms_store_close(s);
+}
+
+typedef struct grant_seen {
+    char ids[16][80];
+    size_t n;
+} grant_seen;
+
+static int grant_collect(void *arg, const kms_grant_record *g)
+{
+    grant_seen *seen = arg;
+    assert_true(seen->n < 16);
+    snprintf(seen->ids[seen->n++], sizeof seen->ids[0], "%s", g->grant_id);
+    return 0;
+}
+
+static void make_grant(kms_grant_record *g, const char *id, const char *key, const char *grantee)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->grant_id, sizeof g->grant_id, "%s", id);
+    snprintf(g->key_id, sizeof g->key_id, "%s", key);
+    snprintf(g->issuing_account, sizeof g->issuing_account, "111122223333");
+    g->grantee_principal = (char *)grantee;
+    g->retiring_principal = (char *)"arn:aws:iam::111122223333:role/retirer";
+    g->operations = (char *)"Decrypt,Encrypt";
+    g->creation_date = 42;
+}
+
+static void test_grants(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    insert_key(s, "gk");
+    insert_key(s, "gk2");
+    const char *alice = "arn:aws:iam::111122223333:user/alice";
+    const char *bob = "arn:aws:iam::111122223333:user/bob";
+    kms_grant_record g;
+    make_grant(&g, "g1", "gk", alice);
+    g.name = (char *)"first";
+    g.constraints = (char *)"{\"EncryptionContextSubset\":{\"a\":\"b\"}}";
+    memset(g.token_hash, 0xab, sizeof g.token_hash);
+    g.has_token_hash = true;
+    assert_int_equal(kms_store_grant_insert(s, &g), 0);
+    assert_kms_error(kms_store_grant_insert(s, &g), KMS_ERR_ALREADY_EXISTS);
+    make_grant(&g, "g2", "gk", bob);
+    assert_int_equal(kms_store_grant_insert(s, &g), 0);
+    make_grant(&g, "g3", "gk", alice);
+    g.retiring_principal = NULL;
+    assert_int_equal(kms_store_grant_insert(s, &g), 0);
+    make_grant(&g, "g4", "gk2", alice);
+    assert_int_equal(kms_store_grant_insert(s, &g), 0);
+    make_grant(&g, "g5", "nokey", alice);
+    assert_kms_error(kms_store_grant_insert(s, &g), KMS_ERR_NOT_FOUND);
+    make_grant(&g, "g6", "gk", alice);
+    g.operations = (char *)"";
+    assert_kms_error(kms_store_grant_insert(s, &g), KMS_ERR_VALIDATION);
+
+    kms_grant_record out;
+    assert_int_equal(kms_store_grant_get(s, "g1", &out), 0);
+    assert_string_equal(out.key_id, "gk");
+    assert_string_equal(out.name, "first");
+    assert_string_equal(out.grantee_principal, alice);
+    assert_string_equal(out.operations, "Decrypt,Encrypt");
+    assert_string_equal(out.constraints, "{\"EncryptionContextSubset\":{\"a\":\"b\"}}");
+    assert_int_equal(out.creation_date, 42);
+    assert_true(out.has_token_hash);
+    assert_int_equal(out.token_hash[31], 0xab);
+    kms_grant_record_clean_up(&out);
+    assert_int_equal(kms_store_grant_get(s, "g3", &out), 0);
+    assert_string_equal(out.retiring_principal, "");
+    assert_string_equal(out.name, "");
+    assert_false(out.has_token_hash);
+    kms_grant_record_clean_up(&out);
+    assert_kms_error(kms_store_grant_get(s, "nope", &out), KMS_ERR_NOT_FOUND);
+
+    grant_seen seen = {0};
+    bool truncated = false;
+    assert_int_equal(kms_store_grant_list(s, "gk", NULL, 2, grant_collect, &seen, &truncated), 0);
+    assert_int_equal(seen.n, 2);
+    assert_true(truncated);
+    assert_string_equal(seen.ids[0], "g1");
+    assert_int_equal(
+        kms_store_grant_list(s, "gk", seen.ids[1], 2, grant_collect, &seen, &truncated), 0);
+    assert_int_equal(seen.n, 3);
+    assert_false(truncated);
+    assert_string_equal(seen.ids[2], "g3");
+
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_grant_find(s, "gk", alice, grant_collect, &seen), 0);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.ids[0], "g1");
+    assert_string_equal(seen.ids[1], "g3");
+
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_grant_list_retirable(s, "arn:aws:iam::111122223333:role/retirer",
+                                                    NULL, 10, grant_collect, &seen, &truncated),
+                     0);
+    assert_int_equal(seen.n, 3); /* g1, g2, g4 */
+
+    assert_int_equal(kms_store_grant_delete(s, "g1"), 0);
+    assert_kms_error(kms_store_grant_delete(s, "g1"), KMS_ERR_NOT_FOUND);
+    kms_store_close(s);
+
+    /* Grants go with their key. */
+    sql_exec(f->path, "PRAGMA foreign_keys = ON; DELETE FROM keys WHERE key_id = 'gk2';");
+    s = open_ok(f->path, false);
+    assert_kms_error(kms_store_grant_get(s, "g4", &out), KMS_ERR_NOT_FOUND);
     kms_store_close(s);
 }
 
@@ -882,6 +1093,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_no_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_round_trip, setup, teardown),
         cmocka_unit_test(test_key_clean_up_zeroed),

@@ -3,7 +3,9 @@
  *   kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]
  *
  * Without --home it creates a fresh KMS home in a temporary folder and removes it afterwards.
- * Without --threads it measures 1 and 2 threads; without --operation every operation. */
+ * Without --threads it measures 1 and 2 threads; without --operation every operation.
+ * PolicyEvaluate (policy_bench.c) measures the policy engine alone: it needs no KMS home and
+ * runs on one thread unless --threads says otherwise. */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,12 +17,14 @@
 #include <unistd.h>
 
 #include "kms/kms.h"
+#include "policy_bench.h"
 
 typedef struct bench_ctx {
     kms_client *client;
     const char *sym_key;
     const char *sign_key;
     uint8_t *blob; /* a ciphertext for Decrypt */
+    policy_bench *policy; /* PolicyEvaluate */
     size_t blob_len;
     double seconds;
     atomic_bool stop;
@@ -71,14 +75,21 @@ static int op_sign(bench_ctx *b)
     return rc;
 }
 
+static int op_policy_evaluate(bench_ctx *b)
+{
+    return policy_bench_run(b->policy);
+}
+
 static const struct {
     const char *name;
     bench_fn fn;
+    bool needs_client; /* false: measured without a KMS home, on one thread by default */
 } operations[] = {
-    {"Encrypt", op_encrypt},
-    {"Decrypt", op_decrypt},
-    {"GenerateDataKey", op_generate_data_key},
-    {"Sign", op_sign},
+    {"Encrypt", op_encrypt, true},
+    {"Decrypt", op_decrypt, true},
+    {"GenerateDataKey", op_generate_data_key, true},
+    {"Sign", op_sign, true},
+    {"PolicyEvaluate", op_policy_evaluate, false},
 };
 
 typedef struct worker {
@@ -161,7 +172,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]\n"
                "Measures in-process operations per second of libkms and prints one JSON object\n"
-               "per measurement. Operations: Encrypt, Decrypt, GenerateDataKey, Sign.\n"
+               "per measurement. Operations: Encrypt, Decrypt, GenerateDataKey, Sign,\n"
+               "PolicyEvaluate (the policy engine alone, one thread, no KMS home).\n"
                "Without --home a temporary KMS home is created and removed.\n"
                "Example: kmsbench --operation GenerateDataKey --threads 2 --seconds 5\n");
 }
@@ -192,8 +204,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "kmsbench: --threads takes 1-64 and --seconds 0-3600\n");
         return 2;
     }
+    bool need_client = false, known = false;
+    for (size_t i = 0; i < sizeof operations / sizeof operations[0]; i++) {
+        if (only == NULL || strcmp(only, operations[i].name) == 0) {
+            known = true;
+            need_client = need_client || operations[i].needs_client;
+        }
+    }
+    if (!known) {
+        fprintf(stderr, "kmsbench: unknown operation '%s'\n", only);
+        usage(stderr);
+        return 1;
+    }
     char tmp[] = "/tmp/kmsbench.XXXXXX";
-    bool temporary = home == NULL;
+    bool temporary = home == NULL && need_client;
     if (temporary) {
         if (mkdtemp(tmp) == NULL) {
             perror("kmsbench: mkdtemp");
@@ -208,12 +232,22 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     bench_ctx b = {.seconds = seconds};
+    char *sym = NULL, *sig = NULL;
+    if (only == NULL || strcmp(only, "PolicyEvaluate") == 0) {
+        b.policy = policy_bench_new();
+        if (b.policy == NULL) {
+            goto out;
+        }
+    }
+    if (!need_client) {
+        goto run;
+    }
     kms_client_options opts = {.home = home};
     b.client = kms_client_open(&opts);
-    char *sym = b.client ? create_key(b.client, "{\"Description\": \"kmsbench\"}") : NULL;
-    char *sig = b.client ? create_key(b.client, "{\"Description\": \"kmsbench\", \"KeySpec\": "
-                                                "\"ECC_NIST_P256\", \"KeyUsage\": \"SIGN_VERIFY\"}")
-                         : NULL;
+    sym = b.client ? create_key(b.client, "{\"Description\": \"kmsbench\"}") : NULL;
+    sig = b.client ? create_key(b.client, "{\"Description\": \"kmsbench\", \"KeySpec\": "
+                                          "\"ECC_NIST_P256\", \"KeyUsage\": \"SIGN_VERIFY\"}")
+                   : NULL;
     if (sym == NULL || sig == NULL) {
         if (b.client == NULL) {
             fprintf(stderr, "kmsbench: %s\n", kms_last_error_message());
@@ -226,22 +260,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "kmsbench: %s\n", kms_last_error_message());
         goto out;
     }
-    bool ran = false;
+run:
     for (size_t i = 0; i < sizeof operations / sizeof operations[0]; i++) {
         if (only != NULL && strcmp(only, operations[i].name) != 0) {
             continue;
         }
-        ran = true;
-        for (int t = threads ? threads : 1; t <= (threads ? threads : 2); t++) {
+        int most = threads ? threads : (operations[i].needs_client ? 2 : 1);
+        for (int t = threads ? threads : 1; t <= most; t++) {
             if (measure(&b, operations[i].name, operations[i].fn, t) != 0) {
                 goto out;
             }
         }
-    }
-    if (!ran) {
-        fprintf(stderr, "kmsbench: unknown operation '%s'\n", only);
-        usage(stderr);
-        goto out;
     }
     rc = 0;
 out:
@@ -249,6 +278,7 @@ out:
     free(sym);
     free(sig);
     kms_client_free(b.client);
+    policy_bench_free(b.policy);
     if (temporary) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);

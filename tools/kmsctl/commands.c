@@ -21,6 +21,9 @@
      "the KMS key expected to have encrypted the blob (" KEY_ID_HELP "); "                         \
      "IncorrectKeyException if another key did"}
 #define O_GRANT_TOKENS {"grant-tokens", OPT_LIST, 0, "grant tokens (space-separated list)"}
+#define O_BYPASS_LOCKOUT                                                                           \
+    {"bypass-policy-lockout-safety-check", OPT_BOOL, OPT_NO_FORM,                                  \
+     "skip the check that the new policy still lets you change it later (risky)"}
 #define O_CONTEXT(name, what)                                                                      \
     {name, OPT_MAP, 0,                                                                             \
      what " encryption context: JSON {\"k\":\"v\"}, shorthand k=v,k2=v2, or file://PATH"}
@@ -112,7 +115,8 @@ static json_t *init_result(const char *home, const kms_init_options *o)
     if (json_is_string(json_object_get(config, "region"))) {
         region = json_string_value(json_object_get(config, "region"));
     }
-    result = json_pack("{s:s, s:s?, s:s}", "Home", abs, "AccountId", account, "Region", region);
+    result = json_pack("{s:s, s:s?, s:s, s:s, s:s}", "Home", abs, "AccountId", account, "Region",
+                       region, "UserName", "admin", "Profile", "default");
     json_decref(config);
     return result;
 }
@@ -125,6 +129,8 @@ static int run_init(const struct command *cmd, const struct globals *g, json_t *
     const char *pin_file = member_string(request, "PinFile");
     unsigned char *pin = NULL;
     size_t pin_len = 0;
+    unsigned char *root_pw = NULL;
+    size_t root_pw_len = 0;
     json_t *result = NULL;
 
     if (home == NULL) {
@@ -143,6 +149,15 @@ static int run_init(const struct command *cmd, const struct globals *g, json_t *
         pin[strcspn((char *)pin, "\r\n")] = '\0';
         o.pin = (const char *)pin;
     }
+    const char *root_file = member_string(request, "RootPasswordFile");
+    if (root_file != NULL) {
+        if (kmsctl_read_file(cmd, "root-password-file", root_file, &root_pw, &root_pw_len) != 0) {
+            r = KMSCTL_EXIT_USAGE;
+            goto out;
+        }
+        root_pw[strcspn((char *)root_pw, "\r\n")] = '\0';
+        o.root_password = (const char *)root_pw;
+    }
     if (kms_home_init(home, &o) != 0) {
         r = kmsctl_service_error();
         goto out;
@@ -158,11 +173,27 @@ out:
         sodium_memzero(pin, pin_len);
         free(pin);
     }
+    if (root_pw != NULL) {
+        sodium_memzero(root_pw, root_pw_len);
+        free(root_pw);
+    }
     json_decref(result);
     return r;
 }
 
 /* ---- Option lists ---------------------------------------------------------------------------- */
+
+static const struct opt_spec sign_in_opts[] = {
+    {"user-name", OPT_STRING, 0, "the IAM user (default: the account's root user)"},
+    {"password-file", OPT_PATH, 0,
+     "file whose first line is the password (default: $KMS_PASSWORD, else a prompt)"},
+    {"token-code", OPT_STRING, 0, "the current code of your MFA device (once one is enrolled)"},
+    {"new-password-file", OPT_PATH, 0,
+     "a new password, when the old one must be changed (reset required or expired)"},
+    {"duration-seconds", OPT_INTEGER, 0, "session length, 900-43200 (default 43200; root 3600)"},
+    {"save-profile", OPT_STRING, 0, "the profile the session is saved as (default: signin)"},
+    O_END,
+};
 
 static const struct opt_spec init_opts[] = {
     {"region", OPT_STRING, 0, "AWS-style region of the home's ARNs (default us-east-1)"},
@@ -172,6 +203,9 @@ static const struct opt_spec init_opts[] = {
     {"token-label", OPT_STRING, 0, "label of the HSM token (default kms)"},
     {"pin-file", OPT_STRING, 0,
      "file whose first line is the token's user PIN (default: a random PIN kept in HOME/pin)"},
+    {"root-password-file", OPT_PATH, 0,
+     "file whose first line is the root user's sign-in password (default: the root user cannot "
+     "sign in; it has no access keys either)"},
     O_END,
 };
 
@@ -187,11 +221,68 @@ static const struct opt_spec create_key_opts[] = {
     {"multi-region", OPT_BOOL, OPT_NO_FORM,
      "multi-Region key (not supported here: --multi-region fails with "
      "UnsupportedOperationException)"},
+    {"policy", OPT_STRING, 0,
+     "the key policy (JSON, usually file://policy.json); default: the AWS default key policy, "
+     "which lets the account's IAM policies decide"},
+    O_BYPASS_LOCKOUT,
     O_END,
 };
 
 static const struct opt_spec key_id_only_opts[] = {O_KEY_ID, O_END};
 static const struct opt_spec key_id_grants_opts[] = {O_KEY_ID, O_GRANT_TOKENS, O_END};
+
+static const struct opt_spec get_key_policy_opts[] = {
+    O_KEY_ID, {"policy-name", OPT_STRING, 0, "the policy name: default (the only one)"}, O_END};
+
+static const struct opt_spec put_key_policy_opts[] = {
+    O_KEY_ID,
+    {"policy", OPT_STRING, OPT_REQUIRED, "the new key policy (JSON, usually file://policy.json)"},
+    {"policy-name", OPT_STRING, 0, "the policy name: default (the only one)"},
+    O_BYPASS_LOCKOUT,
+    O_END,
+};
+
+static const struct opt_spec list_key_policies_opts[] = {O_KEY_ID, O_LIMIT, O_MARKER, O_END};
+
+static const struct opt_spec create_grant_opts[] = {
+    O_KEY_ID,
+    {"grantee-principal", OPT_STRING, OPT_REQUIRED,
+     "who receives the permissions: an IAM user, role or account ARN"},
+    {"operations", OPT_LIST, OPT_REQUIRED,
+     "operations the grant allows: Decrypt Encrypt GenerateDataKey "
+     "GenerateDataKeyWithoutPlaintext ReEncryptFrom ReEncryptTo Sign Verify GetPublicKey "
+     "CreateGrant RetireGrant DescribeKey GenerateMac VerifyMac"},
+    {"retiring-principal", OPT_STRING, 0, "who may retire the grant"},
+    {"constraints", OPT_JSON, 0,
+     "encryption context the requests must carry: '{\"EncryptionContextSubset\": {\"k\": "
+     "\"v\"}}' or EncryptionContextEquals"},
+    {"name", OPT_STRING, 0, "a friendly name for the grant"},
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec list_grants_opts[] = {
+    O_KEY_ID,     O_LIMIT, O_MARKER, {"grant-id", OPT_STRING, 0, "only this grant"},
+    {"grantee-principal", OPT_STRING, 0, "only grants for this principal"},
+    O_END,
+};
+
+static const struct opt_spec list_retirable_grants_opts[] = {
+    {"retiring-principal", OPT_STRING, OPT_REQUIRED, "the retiring principal's ARN"},
+    O_LIMIT,
+    O_MARKER,
+    O_END,
+};
+
+static const struct opt_spec retire_grant_opts[] = {
+    {"grant-token", OPT_STRING, 0, "the grant's token (or --key-id with --grant-id)"},
+    {"key-id", OPT_STRING, 0, "the grant's KMS key (with --grant-id)"},
+    {"grant-id", OPT_STRING, 0, "the grant's id"},
+    O_END,
+};
+
+static const struct opt_spec revoke_grant_opts[] = {
+    O_KEY_ID, {"grant-id", OPT_STRING, OPT_REQUIRED, "the grant's id"}, O_END};
 
 static const struct opt_spec list_keys_opts[] = {O_LIMIT, O_MARKER, O_END};
 
@@ -305,9 +396,20 @@ const struct command kmsctl_commands[] = {
     {"init", NULL, run_init, init_opts, "Create a new KMS home (HSM token, database, config)",
      "Creates the KMS home given by --home (else $KMS_HOME, else ~/.kms): a SoftHSM2 token and\n"
      "its configuration, the SQLite metadata database, config.json and a 0600 PIN file. Refuses\n"
-     "with AlreadyExistsException if the directory already holds a KMS home. Prints the home,\n"
-     "its account id and region.",
+     "with AlreadyExistsException if the directory already holds a KMS home.\n"
+     "It hardens the account as AWS recommends: the root user gets no access keys; an \"admin\"\n"
+     "user in an \"Admins\" group with AdministratorAccess is created and its access key saved\n"
+     "as the default profile of HOME/credentials (0600); a password policy is set. Prints the\n"
+     "home, its account id, region, the admin user and its profile.",
      "kmsctl --home ./kms-home init --region eu-west-1 --account-id 111122223333"},
+
+    {"sign-in", NULL, kmsctl_sign_in, sign_in_opts,
+     "Sign in with a password (and MFA code) and save a session",
+     "Signs a person in: the password is checked (and, once the user has an MFA device, the\n"
+     "code); temporary credentials are saved as a profile of HOME/credentials, to be used with\n"
+     "--profile. The password never appears on the command line.",
+     "KMS_PASSWORD=... kmsctl sign-in --user-name alice --token-code 123456 --save-profile alice\n"
+     "kmsctl --profile alice list-keys"},
 
     /* Keys */
     {"create-key", "CreateKey", kmsctl_run_operation, create_key_opts, "Create a KMS key",
@@ -368,6 +470,49 @@ const struct command kmsctl_commands[] = {
      "Lists the aliases of the account, or of one key with --key-id, one page at a time (see\n"
      "list-keys for --limit and --marker).",
      "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+
+    /* Key policies */
+    {"get-key-policy", "GetKeyPolicy", kmsctl_run_operation, get_key_policy_opts,
+     "Show the key policy of a KMS key",
+     "Prints the key policy (a JSON document in a string) of a KMS key. The key policy is the\n"
+     "primary control of a key: IAM policies count only where it lets the account decide (the\n"
+     "default key policy does).",
+     "kmsctl get-key-policy --key-id alias/app --output text --query Policy"},
+    {"put-key-policy", "PutKeyPolicy", kmsctl_run_operation, put_key_policy_opts,
+     "Replace the key policy of a KMS key",
+     "Sets a new key policy. It is checked like any policy (MalformedPolicyDocumentException\n"
+     "names the element) and must still allow you kms:PutKeyPolicy, so that you cannot lock\n"
+     "yourself out, unless --bypass-policy-lockout-safety-check. Prints nothing.",
+     "kmsctl put-key-policy --key-id alias/app --policy file://key-policy.json"},
+    {"list-key-policies", "ListKeyPolicies", kmsctl_run_operation, list_key_policies_opts,
+     "List the key policy names of a KMS key", "Prints the policy names of a key: always default.",
+     "kmsctl list-key-policies --key-id alias/app"},
+
+    /* Grants */
+    {"create-grant", "CreateGrant", kmsctl_run_operation, create_grant_opts,
+     "Give a principal permissions on a KMS key",
+     "Creates a grant: the grantee may perform the listed operations with the key, optionally\n"
+     "only with a given encryption context, until the grant is retired or revoked. An explicit\n"
+     "deny in a policy still wins. Prints the GrantId and GrantToken.",
+     "kmsctl create-grant --key-id alias/app \\\n"
+     "    --grantee-principal arn:aws:iam::111122223333:user/alice \\\n"
+     "    --operations Decrypt GenerateDataKey \\\n"
+     "    --constraints '{\"EncryptionContextSubset\": {\"tenant\": \"acme\"}}'"},
+    {"list-grants", "ListGrants", kmsctl_run_operation, list_grants_opts,
+     "List the grants of a KMS key", "Lists the grants of a key, one page at a time.",
+     "kmsctl list-grants --key-id alias/app"},
+    {"list-retirable-grants", "ListRetirableGrants", kmsctl_run_operation,
+     list_retirable_grants_opts, "List the grants a principal may retire",
+     "Lists the grants whose retiring principal is the given one.",
+     "kmsctl list-retirable-grants --retiring-principal arn:aws:iam::111122223333:role/ops"},
+    {"retire-grant", "RetireGrant", kmsctl_run_operation, retire_grant_opts, "Retire a grant",
+     "Deletes a grant, by its token or by key and grant id. Its retiring principal, its grantee\n"
+     "(when the grant allows RetireGrant) and the account that created it may retire it. Prints\n"
+     "nothing.",
+     "kmsctl retire-grant --key-id alias/app --grant-id 0c237476b39f8bc4..."},
+    {"revoke-grant", "RevokeGrant", kmsctl_run_operation, revoke_grant_opts, "Revoke a grant",
+     "Deletes a grant of a key (needs kms:RevokeGrant on the key). Prints nothing.",
+     "kmsctl revoke-grant --key-id alias/app --grant-id 0c237476b39f8bc4..."},
 
     /* Envelope encryption: files of any size */
     {"encrypt", NULL, kmsctl_envelope_encrypt, kmsctl_envelope_encrypt_opts,

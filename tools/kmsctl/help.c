@@ -112,6 +112,8 @@ static const char *placeholder(const struct opt_spec *o)
         return " <value> [<value> ...]";
     case OPT_PATH:
         return " <file>";
+    case OPT_JSON:
+        return " <json>";
     default:
         return " <value>";
     }
@@ -154,13 +156,13 @@ static void print_synopsis(FILE *f, const struct command *cmd)
 /* Explains the value syntaxes the command's options use. */
 static void print_value_notes(FILE *f, const struct command *cmd)
 {
-    bool seen[OPT_PATH + 1] = {false};
+    bool seen[OPT_JSON + 1] = {false};
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         seen[o->kind] = true;
     }
     if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING] &&
-        !seen[OPT_PATH]) {
+        !seen[OPT_PATH] && !seen[OPT_JSON]) {
         return;
     }
     fprintf(f, "\nValues:\n");
@@ -181,6 +183,9 @@ static void print_value_notes(FILE *f, const struct command *cmd)
     }
     if (seen[OPT_STRING]) {
         fprintf(f, "  <value>  text; file://PATH reads it from a file\n");
+    }
+    if (seen[OPT_JSON]) {
+        fprintf(f, "  <json>   a JSON value as AWS's API reference shapes it, or file://PATH\n");
     }
     if (seen[OPT_PATH]) {
         fprintf(f, "  <file>   a file name, as is; for input and output files - is stdin/stdout\n");

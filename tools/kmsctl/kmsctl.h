@@ -35,6 +35,7 @@ enum opt_kind {
     OPT_MAP,     /* string map: JSON {"k":"v"} or shorthand k=v,k2=v2; file://PATH */
     OPT_LIST,    /* string list: --name a b c, or JSON ["a","b"] */
     OPT_PATH,    /* a file name, taken as is (no file://) */
+    OPT_JSON,    /* any JSON value (objects with nested members); file://PATH */
 };
 
 enum opt_flags {
@@ -89,6 +90,8 @@ extern const struct command kmsctl_commands[];
 extern const struct command kmsctl_iam_commands[];
 extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
+/* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
+int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *request);
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request);
 

@@ -353,6 +353,26 @@ static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, co
     return v;
 }
 
+/* Any JSON value (nested structures such as grant Constraints), inline or file://. */
+static json_t *parse_json(const struct command *cmd, const struct opt_spec *o, const char *arg)
+{
+    const char *text = NULL;
+    unsigned char *file = NULL;
+    size_t file_len = 0;
+    json_error_t err;
+
+    if (text_value(cmd, o, arg, &text, &file, &file_len) != 0) {
+        return NULL;
+    }
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (v == NULL) {
+        kmsctl_usage_error(cmd, "argument --%s: invalid JSON: %s (line %d)", o->name, err.text,
+                           err.line);
+    }
+    free_file(file, file_len);
+    return v;
+}
+
 static bool all_strings(json_t *list)
 {
     size_t i;
@@ -535,6 +555,8 @@ static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, 
         return parse_blob(cmd, o, value);
     case OPT_MAP:
         return parse_map(cmd, o, value);
+    case OPT_JSON:
+        return parse_json(cmd, o, value);
     case OPT_PATH:
         return utf8_string(cmd, o, value);
     default:

@@ -1,0 +1,667 @@
+/* Long-term credentials: access keys (secrets sealed under the internal CMK), login profiles and
+ * the account password policy (passwords as Argon2id hashes, libsodium crypto_pwhash_str). */
+#include <ctype.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iam/iam_internal.h"
+#include "util/secmem.h"
+#include "util/util.h"
+
+#define ACCESS_KEYS_MAX 2
+#define PASSWORD_HISTORY_MAX 24
+
+/* ---- Access keys -------------------------------------------------------------------------- */
+
+static const char sql_key_count[] = "SELECT count(*) FROM iam_access_keys WHERE user_id = ?1";
+static const char sql_key_insert[] =
+    "INSERT INTO iam_access_keys (access_key_id, user_id, status, secret_sealed, creation_date) "
+    "VALUES (?1, ?2, 'Active', ?3, ?4)";
+
+int iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
+                          char **secret)
+{
+    int64_t n = 0;
+    KMS_GUARD(q_int(q, sql_key_count, &n, "s", user->id));
+    KMS_ENSURE(n < ACCESS_KEYS_MAX, KMS_ERR_LIMIT_EXCEEDED,
+               "Cannot exceed quota for AccessKeysPerUser: %d", ACCESS_KEYS_MAX);
+    char id[32];
+    iam_new_access_key_id(id, false);
+    char purpose[64];
+    snprintf(purpose, sizeof purpose, "iam:access-key:%s", id);
+    char *s = NULL;
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int r = -1;
+    if (iam_new_secret(&s) != 0 || iam_seal(q->iam, purpose, s, strlen(s), &ct, &ct_len) != 0 ||
+        q_exec(q, sql_key_insert, "ssbi", id, user->id, ct, ct_len, now) != 0) {
+        goto out;
+    }
+    memcpy(access_key_id, id, sizeof id);
+    *secret = s;
+    s = NULL;
+    r = 0;
+out:
+    kms_iam_secret_free(s);
+    free(ct);
+    return r;
+}
+
+int kms_iam_access_key_create(kms_iam *iam, const char *account_id, const char *user_name,
+                              int64_t now, char access_key_id[32], char **secret, json_t **key)
+{
+    *secret = NULL;
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    char *s = NULL;
+    json_t *o = NULL;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        iam_access_key_insert(&q, &u, now, access_key_id, &s) != 0) {
+        goto out;
+    }
+    if (key != NULL) {
+        o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", access_key_id, "Status", "Active",
+                      "CreateDate", (json_int_t)now);
+        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0)) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    *secret = s;
+    s = NULL;
+    if (key != NULL) {
+        *key = o;
+        o = NULL;
+    }
+    r = 0;
+out:
+    json_decref(o);
+    kms_iam_secret_free(s);
+    q_end(&q);
+    return r;
+}
+
+static const char sql_key_list[] =
+    "SELECT access_key_id, status, creation_date FROM iam_access_keys WHERE user_id = ?1 "
+    "ORDER BY creation_date, access_key_id";
+
+int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *user_name,
+                            json_t **out)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    iam_entity u;
+    json_t *items = json_array();
+    sqlite3_stmt *st = NULL;
+    int r = -1;
+    if (items == NULL || iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        q_stmt(&q, sql_key_list, &st, "s", u.id) != 0) {
+        goto out;
+    }
+    int s;
+    while ((s = q_step(&q, st)) == 1) {
+        json_t *o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", col_s(st, 0), "Status",
+                              col_s(st, 1), "CreateDate", (json_int_t)sqlite3_column_int64(st, 2));
+        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0) ||
+            json_array_append_new(items, o) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    }
+    if (s < 0) {
+        goto out;
+    }
+    r = iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
+    items = NULL;
+out:
+    json_decref(items);
+    q_end(&q);
+    return r;
+}
+
+static const char sql_key_update[] =
+    "UPDATE iam_access_keys SET status = ?3 WHERE access_key_id = ?1 AND user_id = ?2";
+static const char sql_key_delete[] =
+    "DELETE FROM iam_access_keys WHERE access_key_id = ?1 AND user_id = ?2";
+
+static int key_change(kms_iam *iam, const char *account_id, const char *user_name,
+                      const char *access_key_id, const char *status)
+{
+    KMS_ENSURE(access_key_id != NULL && access_key_id[0] != '\0', KMS_ERR_VALIDATION,
+               "AccessKeyId must not be empty");
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        (status ? q_exec(&q, sql_key_update, "sss", access_key_id, u.id, status)
+                : q_exec(&q, sql_key_delete, "ss", access_key_id, u.id)) != 0) {
+        goto out;
+    }
+    if (q_changes(&q) == 0) {
+        kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The Access Key with id %s cannot be found.",
+                  access_key_id);
+        goto out;
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_access_key_update(kms_iam *iam, const char *account_id, const char *user_name,
+                              const char *access_key_id, const char *status)
+{
+    KMS_ENSURE(status != NULL && (strcmp(status, "Active") == 0 || strcmp(status, "Inactive") == 0),
+               KMS_ERR_VALIDATION,
+               "1 validation error detected: Value at 'status' failed to satisfy constraint: "
+               "Member must satisfy enum value set: [Active, Inactive]");
+    return key_change(iam, account_id, user_name, access_key_id, status);
+}
+
+int kms_iam_access_key_delete(kms_iam *iam, const char *account_id, const char *user_name,
+                              const char *access_key_id)
+{
+    return key_change(iam, account_id, user_name, access_key_id, NULL);
+}
+
+static const char sql_key_last_used[] =
+    "SELECT u.name, u.is_root, k.last_used_date, k.last_used_service, k.last_used_region "
+    "FROM iam_access_keys k JOIN iam_users u ON u.user_id = k.user_id "
+    "WHERE k.access_key_id = ?1 AND u.account_id = ?2";
+
+int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const char *access_key_id,
+                                 json_t **out)
+{
+    KMS_ENSURE(access_key_id != NULL, KMS_ERR_VALIDATION, "AccessKeyId must not be empty");
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    sqlite3_stmt *st = NULL;
+    json_t *o = NULL;
+    int r = -1;
+    int found = q_one(&q, sql_key_last_used, &st, "ss", access_key_id, account_id);
+    if (found <= 0) {
+        if (found == 0) {
+            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The Access Key with id %s cannot be found.",
+                      access_key_id);
+        }
+        goto out;
+    }
+    int64_t when = sqlite3_column_int64(st, 2);
+    const char *service = col_s(st, 3);
+    const char *region = col_s(st, 4);
+    json_t *used = json_pack("{s:s, s:s}", "ServiceName", service[0] ? service : "N/A", "Region",
+                             region[0] ? region : "N/A");
+    o = json_object();
+    if (used == NULL || o == NULL ||
+        (when > 0 && jset(used, "LastUsedDate", json_integer(when)) != 0) ||
+        jset(o, "AccessKeyLastUsed", used) != 0 ||
+        (sqlite3_column_int(st, 1) == 0 && jset(o, "UserName", json_string(col_s(st, 0))) != 0)) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    *out = o;
+    o = NULL;
+    r = 0;
+out:
+    json_decref(o);
+    q_end(&q);
+    return r;
+}
+
+/* ---- Password policy ---------------------------------------------------------------------- */
+
+static const char sql_pp_get[] =
+    "SELECT min_length, require_symbols, require_numbers, require_uppercase, require_lowercase, "
+    "allow_change, max_age, reuse_prevention, hard_expiry FROM iam_password_policies "
+    "WHERE account_id = ?1";
+static const char sql_pp_put[] =
+    "INSERT OR REPLACE INTO iam_password_policies (account_id, min_length, require_symbols, "
+    "require_numbers, require_uppercase, require_lowercase, allow_change, max_age, "
+    "reuse_prevention, hard_expiry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char sql_pp_delete[] = "DELETE FROM iam_password_policies WHERE account_id = ?1";
+
+/* *found false: the account has none (AWS then applies its default). */
+static int policy_load(iam_q *q, const char *account_id, kms_iam_password_policy *p, bool *found)
+{
+    memset(p, 0, sizeof *p);
+    sqlite3_stmt *st = NULL;
+    int f = q_one(q, sql_pp_get, &st, "s", account_id);
+    KMS_GUARD(f < 0 ? -1 : 0);
+    *found = f == 1;
+    if (f == 1) {
+        p->minimum_password_length = sqlite3_column_int64(st, 0);
+        p->require_symbols = sqlite3_column_int(st, 1) != 0;
+        p->require_numbers = sqlite3_column_int(st, 2) != 0;
+        p->require_uppercase_characters = sqlite3_column_int(st, 3) != 0;
+        p->require_lowercase_characters = sqlite3_column_int(st, 4) != 0;
+        p->allow_users_to_change_password = sqlite3_column_int(st, 5) != 0;
+        p->max_password_age = sqlite3_column_int64(st, 6);
+        p->password_reuse_prevention = sqlite3_column_int64(st, 7);
+        p->hard_expiry = sqlite3_column_int(st, 8) != 0;
+        sqlite3_reset(st);
+    } else {
+        /* The IAM default: at least 8 characters, users may change their password. */
+        p->minimum_password_length = 8;
+        p->allow_users_to_change_password = true;
+    }
+    return 0;
+}
+
+int iam_password_policy_insert(iam_q *q, const char *account_id, const kms_iam_password_policy *p)
+{
+    KMS_ENSURE(p->minimum_password_length >= 6 && p->minimum_password_length <= 128,
+               KMS_ERR_VALIDATION, "MinimumPasswordLength must be between 6 and 128");
+    KMS_ENSURE(p->max_password_age >= 0 && p->max_password_age <= 1095, KMS_ERR_VALIDATION,
+               "MaxPasswordAge must be between 1 and 1095");
+    KMS_ENSURE(p->password_reuse_prevention >= 0 && p->password_reuse_prevention <= 24,
+               KMS_ERR_VALIDATION, "PasswordReusePrevention must be between 1 and 24");
+    return q_exec(q, sql_pp_put, "siiiiiiiii", account_id, p->minimum_password_length,
+                  (int64_t)p->require_symbols, (int64_t)p->require_numbers,
+                  (int64_t)p->require_uppercase_characters,
+                  (int64_t)p->require_lowercase_characters,
+                  (int64_t)p->allow_users_to_change_password, p->max_password_age,
+                  p->password_reuse_prevention, (int64_t)p->hard_expiry);
+}
+
+int kms_iam_password_policy_put(kms_iam *iam, const char *account_id,
+                                const kms_iam_password_policy *policy)
+{
+    KMS_GUARD(iam_account_check(account_id));
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    int r = -1;
+    if (iam_password_policy_insert(&q, account_id, policy) != 0 || q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_password_policy_get(kms_iam *iam, const char *account_id, kms_iam_password_policy *out)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    bool found = false;
+    int r = policy_load(&q, account_id, out, &found);
+    if (r == 0 && !found) {
+        r = kms_raise(KMS_ERR_NO_SUCH_ENTITY,
+                      "The Password Policy with domain name %s cannot be found.", account_id);
+    }
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_password_policy_delete(kms_iam *iam, const char *account_id)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    int r = -1;
+    if (q_exec(&q, sql_pp_delete, "s", account_id) != 0) {
+        goto out;
+    }
+    if (q_changes(&q) == 0) {
+        kms_raise(KMS_ERR_NO_SUCH_ENTITY,
+                  "The Password Policy with domain name %s cannot be found.", account_id);
+        goto out;
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+/* ---- Passwords ---------------------------------------------------------------------------- */
+
+/* IAM: symbols are the printable ASCII characters that are neither letters nor digits. */
+static int password_conforms(const kms_iam_password_policy *p, const char *pw)
+{
+    size_t n = strlen(pw);
+    bool upper = false, lower = false, digit = false, symbol = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)pw[i];
+        upper |= ch >= 'A' && ch <= 'Z';
+        lower |= ch >= 'a' && ch <= 'z';
+        digit |= ch >= '0' && ch <= '9';
+        symbol |= ch >= 0x21 && ch <= 0x7e && !isalnum(ch);
+    }
+    const char *why = NULL;
+    if (n < (size_t)p->minimum_password_length) {
+        why = "it is too short";
+    } else if (n > 128) {
+        why = "it is longer than 128 characters";
+    } else if (p->require_uppercase_characters && !upper) {
+        why = "it has no uppercase letter";
+    } else if (p->require_lowercase_characters && !lower) {
+        why = "it has no lowercase letter";
+    } else if (p->require_numbers && !digit) {
+        why = "it has no number";
+    } else if (p->require_symbols && !symbol) {
+        why = "it has no symbol";
+    }
+    KMS_ENSURE(why == NULL, KMS_ERR_PASSWORD_POLICY,
+               "Password does not conform to the account password policy: %s.", why);
+    return 0;
+}
+
+static const char sql_history_recent[] =
+    "SELECT password_hash FROM iam_password_history WHERE user_id = ?1 "
+    "ORDER BY password_date DESC, rowid DESC LIMIT ?2";
+static const char sql_history_insert[] =
+    "INSERT INTO iam_password_history (user_id, password_hash, password_date) VALUES (?1, ?2, ?3)";
+static const char sql_history_trim[] =
+    "DELETE FROM iam_password_history WHERE user_id = ?1 AND rowid NOT IN (SELECT rowid FROM "
+    "iam_password_history WHERE user_id = ?1 ORDER BY password_date DESC, rowid DESC LIMIT ?2)";
+
+/* PasswordPolicyViolation if pw is one of the user's last `reuse` passwords. */
+static int password_not_reused(iam_q *q, const char *user_id, const char *pw, int64_t reuse)
+{
+    if (reuse <= 0) {
+        return 0;
+    }
+    sqlite3_stmt *st = NULL;
+    KMS_GUARD(q_stmt(q, sql_history_recent, &st, "si", user_id, reuse));
+    int s;
+    bool reused = false;
+    while (!reused && (s = q_step(q, st)) == 1) {
+        reused = crypto_pwhash_str_verify(col_s(st, 0), pw, strlen(pw)) == 0;
+    }
+    sqlite3_reset(st);
+    KMS_GUARD(!reused && s < 0 ? -1 : 0);
+    KMS_ENSURE(!reused, KMS_ERR_PASSWORD_POLICY,
+               "Password does not conform to the account password policy: it was used "
+               "recently.");
+    return 0;
+}
+
+/* Checks pw against the policy and history and hashes it; records it in the history. */
+static int password_accept(iam_q *q, const iam_entity *u, const char *pw, int64_t now,
+                           char hash[crypto_pwhash_STRBYTES])
+{
+    KMS_ENSURE(pw != NULL, KMS_ERR_VALIDATION, "Password must not be empty");
+    kms_iam_password_policy p;
+    bool found = false;
+    KMS_GUARD(policy_load(q, u->account_id, &p, &found));
+    KMS_GUARD(password_conforms(&p, pw));
+    KMS_GUARD(password_not_reused(q, u->id, pw, p.password_reuse_prevention));
+    KMS_ENSURE(crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                 crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0,
+               KMS_ERR_INTERNAL, "cannot hash the password (out of memory)");
+    KMS_GUARD(q_exec(q, sql_history_insert, "ssi", u->id, hash, now));
+    return q_exec(q, sql_history_trim, "si", u->id, (int64_t)PASSWORD_HISTORY_MAX);
+}
+
+static const char sql_login_get[] =
+    "SELECT password_hash, creation_date, password_date, reset_required FROM iam_login_profiles "
+    "WHERE user_id = ?1";
+static const char sql_login_insert[] =
+    "INSERT INTO iam_login_profiles (user_id, password_hash, creation_date, password_date, "
+    "reset_required) VALUES (?1, ?2, ?3, ?3, ?4)";
+static const char sql_login_set_password[] =
+    "UPDATE iam_login_profiles SET password_hash = ?2, password_date = ?3 WHERE user_id = ?1";
+static const char sql_login_set_reset[] =
+    "UPDATE iam_login_profiles SET reset_required = ?2 WHERE user_id = ?1";
+static const char sql_login_delete[] = "DELETE FROM iam_login_profiles WHERE user_id = ?1";
+static const char sql_password_used[] =
+    "UPDATE iam_users SET password_last_used = ?2 WHERE user_id = ?1";
+static const char sql_mfa_count[] = "SELECT count(*) FROM iam_mfa_devices WHERE user_id = ?1";
+
+static const char *display_name(const iam_entity *u)
+{
+    return u->is_root ? "root" : u->name;
+}
+
+static int login_profile_exists(iam_q *q, const iam_entity *u, bool *exists)
+{
+    sqlite3_stmt *st = NULL;
+    int f = q_one(q, sql_login_get, &st, "s", u->id);
+    KMS_GUARD(f < 0 ? -1 : 0);
+    *exists = f == 1;
+    sqlite3_reset(st);
+    return 0;
+}
+
+static json_t *login_json(const iam_entity *u, int64_t created, bool reset)
+{
+    json_t *o =
+        json_pack("{s:I, s:b}", "CreateDate", (json_int_t)created, "PasswordResetRequired", reset);
+    if (o != NULL && !u->is_root && json_object_set_new(o, "UserName", json_string(u->name)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (o == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return o;
+}
+
+int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const char *user_name,
+                                 const char *password, bool reset_required, int64_t now,
+                                 json_t **profile)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    char hash[crypto_pwhash_STRBYTES];
+    bool exists = false;
+    json_t *o = NULL;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        login_profile_exists(&q, &u, &exists) != 0) {
+        goto out;
+    }
+    if (exists) {
+        kms_raise(KMS_ERR_ENTITY_EXISTS, "Login Profile for user %s already exists.",
+                  display_name(&u));
+        goto out;
+    }
+    if (password_accept(&q, &u, password, now, hash) != 0 ||
+        q_exec(&q, sql_login_insert, "ssii", u.id, hash, now, (int64_t)reset_required) != 0 ||
+        (profile != NULL && (o = login_json(&u, now, reset_required)) == NULL) ||
+        q_commit(&q) != 0) {
+        goto out;
+    }
+    if (profile != NULL) {
+        *profile = o;
+        o = NULL;
+    }
+    r = 0;
+out:
+    json_decref(o);
+    sodium_memzero(hash, sizeof hash);
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_login_profile_get(kms_iam *iam, const char *account_id, const char *user_name,
+                              json_t **profile)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    iam_entity u;
+    sqlite3_stmt *st = NULL;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0) {
+        goto out;
+    }
+    int f = q_one(&q, sql_login_get, &st, "s", u.id);
+    if (f <= 0) {
+        if (f == 0) {
+            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
+                      display_name(&u));
+        }
+        goto out;
+    }
+    if ((*profile = login_json(&u, sqlite3_column_int64(st, 1), sqlite3_column_int(st, 3) != 0)) ==
+        NULL) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_login_profile_update(kms_iam *iam, const char *account_id, const char *user_name,
+                                 const char *password, int reset_required, int64_t now)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    char hash[crypto_pwhash_STRBYTES];
+    bool exists = false;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        login_profile_exists(&q, &u, &exists) != 0) {
+        goto out;
+    }
+    if (!exists) {
+        kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
+                  display_name(&u));
+        goto out;
+    }
+    if (password != NULL && (password_accept(&q, &u, password, now, hash) != 0 ||
+                             q_exec(&q, sql_login_set_password, "ssi", u.id, hash, now) != 0)) {
+        goto out;
+    }
+    if (reset_required >= 0 &&
+        q_exec(&q, sql_login_set_reset, "si", u.id, (int64_t)(reset_required != 0)) != 0) {
+        goto out;
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    sodium_memzero(hash, sizeof hash);
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_login_profile_delete(kms_iam *iam, const char *account_id, const char *user_name)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    int r = -1;
+    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        q_exec(&q, sql_login_delete, "s", u.id) != 0) {
+        goto out;
+    }
+    if (q_changes(&q) == 0) {
+        kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
+                  display_name(&u));
+        goto out;
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+/* Verifies pw against the user's login profile: AccessDenied with one message for every
+ * failure, so that a caller learns nothing about which users exist. */
+static int password_verify(iam_q *q, const char *account_id, const char *user_name, const char *pw,
+                           iam_entity *u, int64_t *password_date, bool *reset)
+{
+    static const char denied[] = "Your authentication information is incorrect.";
+    KMS_ENSURE(pw != NULL, KMS_ERR_ACCESS_DENIED, "%s", denied);
+    if (iam_user_or_root(q, account_id, user_name, u) != 0) {
+        return kms_last_error() == KMS_ERR_NO_SUCH_ENTITY
+                   ? kms_raise(KMS_ERR_ACCESS_DENIED, "%s", denied)
+                   : -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int f = q_one(q, sql_login_get, &st, "s", u->id);
+    KMS_GUARD(f < 0 ? -1 : 0);
+    KMS_ENSURE(f == 1, KMS_ERR_ACCESS_DENIED, "%s", denied);
+    bool ok = crypto_pwhash_str_verify(col_s(st, 0), pw, strlen(pw)) == 0;
+    *password_date = sqlite3_column_int64(st, 2);
+    *reset = sqlite3_column_int(st, 3) != 0;
+    sqlite3_reset(st);
+    KMS_ENSURE(ok, KMS_ERR_ACCESS_DENIED, "%s", denied);
+    return 0;
+}
+
+int kms_iam_password_change(kms_iam *iam, const char *account_id, const char *user_name,
+                            const char *old_password, const char *new_password, int64_t now)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    int64_t date = 0;
+    bool reset = false, found = false;
+    kms_iam_password_policy p;
+    char hash[crypto_pwhash_STRBYTES];
+    int r = -1;
+    if (password_verify(&q, account_id, user_name, old_password, &u, &date, &reset) != 0) {
+        if (kms_last_error() == KMS_ERR_ACCESS_DENIED) {
+            kms_raise(KMS_ERR_ACCESS_DENIED, "The old password is incorrect.");
+        }
+        goto out;
+    }
+    if (policy_load(&q, account_id, &p, &found) != 0) {
+        goto out;
+    }
+    if (!u.is_root && !p.allow_users_to_change_password) {
+        kms_raise(KMS_ERR_ACCESS_DENIED,
+                  "The account password policy does not allow users to change their password.");
+        goto out;
+    }
+    if (password_accept(&q, &u, new_password, now, hash) != 0 ||
+        q_exec(&q, sql_login_set_password, "ssi", u.id, hash, now) != 0 ||
+        q_exec(&q, sql_login_set_reset, "si", u.id, (int64_t)0) != 0 || q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    sodium_memzero(hash, sizeof hash);
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_password_check(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *password, int64_t now, bool *must_change, bool *mfa_required)
+{
+    *must_change = false;
+    *mfa_required = false;
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity u;
+    int64_t date = 0, devices = 0;
+    bool reset = false, found = false;
+    kms_iam_password_policy p;
+    int r = -1;
+    if (password_verify(&q, account_id, user_name, password, &u, &date, &reset) != 0 ||
+        policy_load(&q, account_id, &p, &found) != 0 ||
+        q_int(&q, sql_mfa_count, &devices, "s", u.id) != 0 ||
+        q_exec(&q, sql_password_used, "si", u.id, now) != 0 || q_commit_data(&q) != 0) {
+        goto out;
+    }
+    bool expired = p.max_password_age > 0 && now - date > p.max_password_age * 86400;
+    *must_change = reset || expired;
+    *mfa_required = devices > 0;
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}

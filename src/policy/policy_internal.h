@@ -1,0 +1,230 @@
+/* The compiled form of a policy, shared by the files of src/policy (private).
+ *
+ * kms_policy_compile turns a JSON document into these structures once, so that evaluation does
+ * no JSON work and no allocation (policy.h: "evaluation allocates nothing"): action patterns are
+ * lower-cased, every pattern is pre-split into codes (literal bytes, '*', '?', policy variables),
+ * numbers, dates and CIDR blocks of conditions are parsed, principals classified. */
+#ifndef KMS_POLICY_POLICY_INTERNAL_H
+#define KMS_POLICY_POLICY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "policy/policy.h"
+
+/* ---- Patterns ---------------------------------------------------------------------------------
+ * A pattern is an array of codes: 0-255 a literal byte, PAT_STAR and PAT_QMARK the IAM
+ * wildcards, PAT_VAR + i the i-th policy variable of the pattern. */
+enum {
+    PAT_STAR = 0x100,
+    PAT_QMARK = 0x101,
+    PAT_VAR = 0x1000,
+};
+
+/* The longest pattern after variable substitution (stack buffer of the evaluator); longer
+ * substitutions do not match. */
+#define PAT_EXPAND_MAX 4096
+
+typedef struct pol_var {
+    char *key;     /* lower-cased context key */
+    uint32_t hash; /* pol_key_hash(key) */
+    char *def;     /* default value, NULL when none: "${key, 'default'}" */
+} pol_var;
+
+typedef struct pol_pattern {
+    uint16_t *codes;
+    size_t n;
+    pol_var *vars;
+    size_t nvars;
+    bool any; /* exactly "*": matches everything, the common case */
+    /* The literal bytes before the first wildcard or variable, at most 8, packed little-endian
+     * with a mask: one 64-bit comparison rejects most non-matching patterns (pol_text_head). */
+    uint64_t head;
+    uint64_t head_mask;
+} pol_pattern;
+
+/* How a pattern's text is read (IAM User Guide, "IAM policy elements: Variables and tags"). */
+typedef struct pat_opts {
+    bool wildcards; /* '*' and '?' are wildcards (else literal) */
+    bool variables; /* ${...} is a policy variable (Version 2012-10-17 only) */
+    bool lower;     /* lower-case literal bytes (actions match case-insensitively) */
+} pat_opts;
+
+int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
+    __attribute__((warn_unused_result));
+void pol_pattern_clean_up(pol_pattern *p);
+
+/* An IP address as parsed; defined here for the context's parsed values. */
+typedef struct pol_ip {
+    int family; /* 4 or 6 */
+    uint8_t addr[16];
+    unsigned prefix; /* bits */
+} pol_ip;
+
+/* A context value parsed once when added, so that Numeric, Date and IpAddress conditions do
+ * not parse it on every evaluation. */
+typedef struct ctx_parsed {
+    bool num_ok, date_ok, ip_ok;
+    double num;
+    int64_t ms;
+    pol_ip ip;
+} ctx_parsed;
+
+/* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. */
+typedef struct ctx_entry {
+    char *key;
+    uint32_t hash; /* pol_key_hash(key) */
+    char **values;
+    ctx_parsed *parsed; /* one per value */
+    size_t n;
+} ctx_entry;
+
+struct kms_policy_ctx {
+    ctx_entry *e;
+    size_t n;
+};
+
+/* FNV-1a of a lower-cased key: compared before the key itself. */
+uint32_t pol_key_hash(const char *lower_key);
+/* The entry of a lower-cased key whose hash is given, or NULL. */
+const ctx_entry *pol_ctx_find(const kms_policy_ctx *ctx, const char *lower_key, uint32_t hash);
+
+/* Substitutes the variables of p from ctx into out (at most cap codes). false when a variable
+ * has no value and no default, or the result does not fit: then the pattern matches nothing. */
+bool pol_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_t *out, size_t cap,
+                        size_t *n);
+/* Glob of codes (no variables) against text; ci folds ASCII case of the text (the pattern is
+ * already lower-case). */
+bool pol_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool ci);
+/* p against text, substituting variables: the one entry point of the evaluator. */
+bool pol_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                       size_t tlen, bool ci);
+/* The first 8 bytes of text packed as pol_pattern.head is (folded when ci). */
+uint64_t pol_text_head(const char *text, size_t tlen, bool ci);
+/* pol_pattern_match with the text's head computed once by the caller for many patterns. */
+bool pol_pattern_match_head(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                            size_t tlen, bool ci, uint64_t thead);
+/* Exact comparison (no wildcards) of a pattern with variables against text. */
+bool pol_pattern_equals(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                        size_t tlen, bool ci);
+/* ArnLike: each of the six colon-separated fields matched on its own, the last taking the
+ * rest (IAM User Guide, "Condition operators": Amazon Resource Name (ARN) condition
+ * operators). */
+bool pol_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text);
+
+/* The account field of an ARN without raising; -1 when s is not an ARN. */
+int pol_arn_account(const char *arn, char out[13]);
+bool pol_is_account_id(const char *s);
+
+/* ---- Conditions ------------------------------------------------------------------------------ */
+typedef enum cond_family {
+    COND_STRING_EQ,
+    COND_STRING_EQ_CI,
+    COND_STRING_LIKE,
+    COND_NUM_EQ,
+    COND_NUM_LT,
+    COND_NUM_LE,
+    COND_NUM_GT,
+    COND_NUM_GE,
+    COND_DATE_EQ,
+    COND_DATE_LT,
+    COND_DATE_LE,
+    COND_DATE_GT,
+    COND_DATE_GE,
+    COND_BOOL,
+    COND_BINARY,
+    COND_IP,
+    COND_ARN,
+    COND_NULL,
+} cond_family;
+
+typedef enum cond_set {
+    SET_NONE,
+    SET_ALL, /* ForAllValues: */
+    SET_ANY, /* ForAnyValue: */
+} cond_set;
+
+typedef struct pol_cvalue {
+    pol_pattern pat; /* String* and Arn*: the value with wildcards/variables as the family reads */
+    char *text;      /* the value as written (Bool, Binary, messages) */
+    double num;
+    int64_t ms; /* dates: milliseconds since the epoch */
+    pol_ip ip;
+    bool flag; /* Bool and Null */
+} pol_cvalue;
+
+typedef struct pol_cond {
+    cond_family family;
+    bool negated;
+    bool if_exists;
+    cond_set set;
+    char *key; /* lower-cased */
+    uint32_t hash;
+    pol_cvalue *values;
+    size_t nvalues;
+} pol_cond;
+
+/* Compiles one operator block {"StringEquals": {KEY: VALUE|[VALUES]}} entry into conds. */
+int pol_cond_compile(const char *path, const char *op, json_t *block, bool variables,
+                     pol_cond **conds, size_t *nconds) __attribute__((warn_unused_result));
+void pol_cond_clean_up(pol_cond *c);
+bool pol_cond_eval(const pol_cond *c, const kms_policy_ctx *ctx);
+
+/* Value parsers shared by compile (policy values) and the context (its values). */
+bool pol_parse_number(const char *s, double *out);
+bool pol_parse_date(const char *s, int64_t *ms);
+bool pol_parse_ip(const char *s, bool allow_prefix, pol_ip *out);
+
+/* ---- Principals ------------------------------------------------------------------------------ */
+typedef enum prin_type {
+    PRIN_ANY,       /* "*" or {"AWS": "*"} */
+    PRIN_ACCOUNT,   /* account id or arn:PARTITION:iam::ID:root */
+    PRIN_ARN,       /* a user, session or federated-user ARN: exact */
+    PRIN_ROLE,      /* a role ARN: its sessions (role_arn) */
+    PRIN_SERVICE,   /* {"Service": name} */
+    PRIN_FEDERATED, /* {"Federated": provider} */
+    PRIN_CANONICAL, /* {"CanonicalUser": id} */
+} prin_type;
+
+typedef struct pol_principal {
+    prin_type type;
+    char *value;
+    char account[13];
+} pol_principal;
+
+/* ---- Statements and policies ----------------------------------------------------------------- */
+typedef enum prin_mode {
+    PRIN_MODE_NONE, /* no Principal element (identity-based kinds) */
+    PRIN_MODE_PRINCIPAL,
+    PRIN_MODE_NOT_PRINCIPAL,
+} prin_mode;
+
+typedef struct pol_stmt {
+    char *sid;
+    bool deny;
+    bool not_action;
+    pol_pattern *actions;
+    size_t nactions;
+    bool no_resource; /* no Resource element (trust policies, SCPs): any resource */
+    bool not_resource;
+    pol_pattern *resources;
+    size_t nresources;
+    prin_mode pmode;
+    pol_principal *principals;
+    size_t nprincipals;
+    pol_cond *conds;
+    size_t nconds;
+} pol_stmt;
+
+struct kms_policy {
+    char *label;
+    kms_policy_kind kind;
+    bool variables; /* Version 2012-10-17 */
+    pol_stmt *stmts;
+    size_t nstmts;
+};
+
+#endif

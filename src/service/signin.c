@@ -1,0 +1,100 @@
+/* Sign-in for people: password, then MFA once enrolled, then a session saved as a profile.
+ * AWS's console sign-in (signin.amazonaws.com ConsoleLogin) followed by GetSessionToken. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/credentials.h"
+#include "service/service.h"
+#include "util/util.h"
+
+/* The serial number of the user's first MFA device, "" when it has none. */
+static int first_mfa_device(kms_iam *iam, const char *account, const char *user, char *out,
+                            size_t n)
+{
+    json_t *list = NULL;
+    out[0] = '\0';
+    KMS_GUARD(kms_iam_mfa_list(iam, account, user, &list));
+    const char *serial =
+        json_string_value(json_object_get(json_array_get(json_object_get(list, "MFADevices"), 0),
+                                          "SerialNumber"));
+    if (serial != NULL) {
+        snprintf(out, n, "%s", serial);
+    }
+    json_decref(list);
+    return 0;
+}
+
+static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expiration)
+{
+    int r = -1;
+    bool must_change = false, mfa_required = false;
+    char serial[600];
+    kms_identity id;
+    kms_iam_credentials creds;
+    memset(&id, 0, sizeof id);
+    memset(&creds, 0, sizeof creds);
+    const char *account = c->cfg.account_id;
+    const char *password = o->password;
+    int64_t now = kms_now();
+    KMS_ENSURE(password != NULL && password[0] != '\0', KMS_ERR_VALIDATION,
+               "a password is required to sign in");
+    KMS_GUARD(kms_iam_password_check(c->iam, account, o->user_name, password, now, &must_change,
+                                     &mfa_required));
+    if (mfa_required) {
+        KMS_ENSURE(o->mfa_code != NULL && o->mfa_code[0] != '\0', KMS_ERR_ACCESS_DENIED,
+                   "%s has an MFA device: give its current code (--token-code)",
+                   o->user_name ? o->user_name : "the root user");
+    }
+    if (must_change) {
+        KMS_ENSURE(o->new_password != NULL, KMS_ERR_PASSWORD_POLICY,
+                   "the password must be changed before signing in: give a new one "
+                   "(--new-password-file) that obeys the account's password policy");
+        KMS_GUARD(kms_iam_password_change(c->iam, account, o->user_name, password,
+                                          o->new_password, now));
+    }
+    if (mfa_required) {
+        KMS_GUARD(first_mfa_device(c->iam, account, o->user_name, serial, sizeof serial));
+    }
+    if ((o->user_name ? kms_iam_user_identity(c->iam, account, o->user_name, &id)
+                      : kms_iam_root_identity(c->iam, account, &id)) != 0 ||
+        kms_iam_session_token(c->iam, &id, o->duration_seconds, mfa_required ? serial : NULL,
+                              mfa_required ? o->mfa_code : NULL, now, &creds) != 0 ||
+        kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",
+                             creds.access_key_id, creds.secret_access_key,
+                             creds.session_token) != 0) {
+        goto out;
+    }
+    if (expiration != NULL) {
+        *expiration = creds.expiration;
+    }
+    r = 0;
+out:
+    kms_iam_credentials_clean_up(&creds);
+    kms_identity_clean_up(&id);
+    return r;
+}
+
+int kms_sign_in(const kms_sign_in_options *o, int64_t *expiration)
+{
+    kms_error_clear();
+    KMS_ENSURE(o != NULL, KMS_ERR_VALIDATION, "no sign-in options");
+    /* The client's own credentials are never used: sign-in is what gets some. */
+    kms_client_options co = {.home = o->home, .profile = NULL};
+    kms_client *c = kms_client_open(&co);
+    if (c == NULL) {
+        return -1;
+    }
+    int r = sign_in(c, o, expiration);
+    kms_client_free(c);
+    return r;
+}
+
+int kms_profile_save(const char *home, const char *profile, const char *access_key_id,
+                     const char *secret, const char *session_token)
+{
+    kms_error_clear();
+    KMS_ENSURE(profile != NULL && access_key_id != NULL && secret != NULL, KMS_ERR_VALIDATION,
+               "a profile name, an access key id and a secret access key are needed");
+    return kms_credentials_save(home ? home : kms_home_default(), profile, access_key_id,
+                                secret, session_token);
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Key policies (default, custom, lockout safety check, explicit deny), grants (constraints,
+# retire, revoke, tokens), and sign-in with a password and MFA, through kmsctl as different
+# principals.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+json_len() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+
+init_home
+ACCOUNT=$(json_get AccountId <"$TMP/init.json")
+assert_eq "$(json_get UserName <"$TMP/init.json")" "admin" "init names the admin user"
+assert_eq "$(stat -c %a "$HOME_DIR/credentials")" 600 "the credentials file is 0600"
+if grep -q '^\[default\]' "$HOME_DIR/credentials" &&
+    grep -q '^aws_access_key_id = AKIA' "$HOME_DIR/credentials"; then
+    ok "init saved the admin's access key as the default profile"
+else
+    fail "no default profile with an AKIA key in $HOME_DIR/credentials"
+fi
+ADMIN_ARN="arn:aws:iam::$ACCOUNT:user/admin"
+assert_eq "$(kms get-caller-identity --output text --query Arn)" "$ADMIN_ARN" \
+    "the default profile is the admin user"
+# The root user has no access keys.
+assert_eq "$(kms list-access-keys --user-name admin --query 'AccessKeyMetadata' | json_len)" 1 \
+    "admin has one access key"
+
+# as_user NAME CMD...: run kmsctl with NAME's access key (created on first use).
+declare -A KEY_ID SECRET
+new_user() {
+    local name=$1 out
+    kms create-user --user-name "$name" >/dev/null
+    out=$(kms create-access-key --user-name "$name")
+    KEY_ID[$name]=$(json_get AccessKey.AccessKeyId <<<"$out")
+    SECRET[$name]=$(json_get AccessKey.SecretAccessKey <<<"$out")
+}
+as_user() {
+    local name=$1
+    shift
+    KMS_ACCESS_KEY_ID=${KEY_ID[$name]} KMS_SECRET_ACCESS_KEY=${SECRET[$name]} \
+        "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+
+new_user carol
+KEY=$(kms create-key --description k1 --output text --query KeyMetadata.KeyId)
+KEY_ARN="arn:aws:kms:us-east-1:$ACCOUNT:key/$KEY"
+
+# ---- the default key policy -----------------------------------------------------------------
+policy=$(kms get-key-policy --key-id "$KEY" --output text --query Policy)
+assert_contains "$policy" "arn:aws:iam::$ACCOUNT:root" "the default key policy names the account"
+assert_contains "$policy" '"kms:*"' "the default key policy allows kms:* to the account"
+assert_eq "$(kms list-key-policies --key-id "$KEY" | json_get PolicyNames)" '["default"]' \
+    "one key policy, named default"
+expect_error NotFoundException 254 kms get-key-policy --key-id "$KEY" --policy-name other
+
+# carol has no IAM policy: the default key policy delegates to IAM, which allows nothing.
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8=
+assert_contains "$ERR_MSG" "arn:aws:iam::$ACCOUNT:user/carol" "the refusal names carol"
+assert_contains "$ERR_MSG" "kms:Encrypt" "the refusal names the action"
+assert_contains "$ERR_MSG" "$KEY_ARN" "the refusal names the key"
+
+# ---- grants ------------------------------------------------------------------------------------
+grant=$(kms create-grant --key-id "$KEY" --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" \
+    --operations Encrypt Decrypt RetireGrant \
+    --constraints '{"EncryptionContextSubset": {"tenant": "acme"}}' --name carol-acme)
+GRANT_ID=$(json_get GrantId <<<"$grant")
+GRANT_TOKEN=$(json_get GrantToken <<<"$grant")
+assert_match "$GRANT_ID" '^[0-9a-f]{64}$' "CreateGrant returns a 64-hex GrantId"
+assert_ne "$GRANT_TOKEN" "<missing>" "CreateGrant returns a GrantToken"
+
+ct=$(as_user carol kms-encrypt --key-id "$KEY" --plaintext aGVsbG8= \
+    --encryption-context tenant=acme,app=x --output text --query CiphertextBlob)
+assert_ne "$ct" "" "the grant lets carol encrypt with tenant=acme"
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8= --encryption-context tenant=other
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8=
+pt=$(as_user carol kms-decrypt --ciphertext-blob "$ct" --encryption-context tenant=acme,app=x \
+    --output text --query Plaintext)
+assert_eq "$pt" "aGVsbG8=" "the grant lets carol decrypt with the context"
+expect_error AccessDeniedException 254 as_user carol describe-key --key-id "$KEY"
+as_user carol kms-encrypt --key-id "$KEY" --plaintext aGVsbG8= --encryption-context tenant=acme \
+    --grant-tokens "$GRANT_TOKEN" >/dev/null && ok "a request may carry the grant token"
+expect_error InvalidGrantTokenException 254 kms describe-key --key-id "$KEY" \
+    --grant-tokens not-a-token
+
+grants=$(kms list-grants --key-id "$KEY")
+assert_eq "$(json_get Grants[0].GrantId <<<"$grants")" "$GRANT_ID" "list-grants shows the grant"
+assert_eq "$(json_get Grants[0].Name <<<"$grants")" "carol-acme" "the grant's name"
+assert_eq "$(json_get Grants[0].Constraints <<<"$grants")" \
+    '{"EncryptionContextSubset":{"tenant":"acme"}}' "the grant's constraints"
+assert_eq "$(json_get Grants[0].IssuingAccount <<<"$grants")" "arn:aws:iam::$ACCOUNT:root" \
+    "the issuing account"
+
+expect_error ValidationException 254 kms create-grant --key-id "$KEY" \
+    --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" --operations Fly
+expect_error ValidationException 254 kms create-grant --key-id "$KEY" \
+    --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" --operations Sign \
+    --constraints '{"EncryptionContextEquals": {"a": "b"}}'
+expect_error ValidationException 254 kms create-grant --key-id "$KEY" \
+    --grantee-principal carol --operations Decrypt
+
+# carol retires her own grant (it allows RetireGrant); then she is refused again.
+as_user carol retire-grant --grant-token "$GRANT_TOKEN" >/dev/null && ok "carol retires the grant"
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8= --encryption-context tenant=acme
+assert_eq "$(kms list-grants --key-id "$KEY" --query Grants | json_len)" 0 "no grant is left"
+
+# A grant without RetireGrant: carol may not retire it, the admin revokes it.
+grant=$(kms create-grant --key-id "$KEY" --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" \
+    --operations Encrypt)
+GRANT_ID=$(json_get GrantId <<<"$grant")
+as_user carol kms-encrypt --key-id "$KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "an unconstrained grant allows any context"
+expect_error AccessDeniedException 254 as_user carol retire-grant --key-id "$KEY" \
+    --grant-id "$GRANT_ID"
+expect_error InvalidGrantIdException 254 kms revoke-grant --key-id "$KEY" --grant-id "$(printf 'a%.0s' {1..64})"
+kms revoke-grant --key-id "$KEY" --grant-id "$GRANT_ID" >/dev/null && ok "admin revokes the grant"
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8=
+
+# ---- custom key policies ------------------------------------------------------------------------
+cat >"$TMP/carol-only.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "$ADMIN_ARN"},
+   "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"], "Resource": "*"},
+  {"Sid": "Carol", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:user/carol"},
+   "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}]}
+EOF
+KEY2=$(kms create-key --policy "file://$TMP/carol-only.json" --output text \
+    --query KeyMetadata.KeyId)
+as_user carol kms-encrypt --key-id "$KEY2" --plaintext aGVsbG8= >/dev/null &&
+    ok "a key policy naming carol lets her encrypt without any IAM policy"
+expect_error AccessDeniedException 254 kms kms-encrypt --key-id "$KEY2" --plaintext aGVsbG8=
+assert_contains "$ERR_MSG" "no resource-based policy allows" \
+    "without the account statement the admin's IAM policy does not count"
+kms describe-key --key-id "$KEY2" >/dev/null && ok "the key policy lets the admin describe it"
+
+# The lockout safety check: a policy that would stop the admin from changing it is refused.
+cat >"$TMP/lockout.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:user/carol"},
+   "Action": "kms:*", "Resource": "*"}]}
+EOF
+before=$(kms get-key-policy --key-id "$KEY2" --output text --query Policy)
+expect_error MalformedPolicyDocumentException 254 kms put-key-policy --key-id "$KEY2" \
+    --policy "file://$TMP/lockout.json"
+assert_contains "$ERR_MSG" "will not allow you to update the key policy" "the lockout message"
+assert_eq "$(kms get-key-policy --key-id "$KEY2" --output text --query Policy)" "$before" \
+    "the refused policy changed nothing"
+n_keys=$(kms list-keys --query Keys | json_len)
+expect_error MalformedPolicyDocumentException 254 kms create-key --policy "file://$TMP/lockout.json"
+expect_error MalformedPolicyDocumentException 254 kms create-key \
+    --policy '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*"}]}'
+assert_contains "$ERR_MSG" "Principal" "a key policy statement without a Principal is named"
+expect_error MalformedPolicyDocumentException 254 kms create-key \
+    --policy '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Effect":"Deny"}}'
+assert_eq "$(kms list-keys --query Keys | json_len)" "$n_keys" "refused create-keys created nothing"
+
+# An explicit deny in the key policy beats the admin's AdministratorAccess.
+cat >"$TMP/deny.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:root"},
+   "Action": "kms:*", "Resource": "*"},
+  {"Sid": "NoDecrypt", "Effect": "Deny", "Principal": {"AWS": "*"},
+   "Action": "kms:Decrypt", "Resource": "*"}]}
+EOF
+kms put-key-policy --key-id "$KEY" --policy "file://$TMP/deny.json" >/dev/null &&
+    ok "put-key-policy with a deny statement"
+ct=$(kms kms-encrypt --key-id "$KEY" --plaintext aGVsbG8= --output text --query CiphertextBlob)
+expect_error AccessDeniedException 254 kms kms-decrypt --ciphertext-blob "$ct"
+assert_contains "$ERR_MSG" "explicit deny in a resource-based policy" "the deny is named"
+kms put-key-policy --key-id "$KEY" --policy "file://$TMP/deny.json" \
+    --bypass-policy-lockout-safety-check >/dev/null && ok "bypass flag accepted"
+
+# ---- sign-in with a password and MFA ---------------------------------------------------------
+expect_error PasswordPolicyViolationException 254 kms create-login-profile --user-name carol \
+    --password short
+kms create-login-profile --user-name carol --password 'Correct-Horse-9-Battery' >/dev/null &&
+    ok "a login profile that obeys the password policy"
+if grep -a -q 'Correct-Horse-9-Battery' "$HOME_DIR/kms.db"*; then
+    fail "the password is in the database in plaintext"
+else
+    ok "the password is not stored in plaintext"
+fi
+expect_error AccessDeniedException 254 env KMS_PASSWORD=wrong-password "$KMSCTL" \
+    --home "$HOME_DIR" sign-in --user-name carol
+out=$(KMS_PASSWORD='Correct-Horse-9-Battery' kms sign-in --user-name carol --save-profile carol)
+assert_eq "$(json_get Profile <<<"$out")" "carol" "sign-in saves the session as a profile"
+assert_eq "$(kms --profile carol get-caller-identity --output text --query Arn)" \
+    "arn:aws:iam::$ACCOUNT:user/carol" "the signed-in session acts as carol"
+if grep -A3 '^\[carol\]' "$HOME_DIR/credentials" | grep -q '^aws_session_token = '; then
+    ok "the saved profile holds a session token"
+else
+    fail "no session token in the carol profile"
+fi
+
+# MFA: enrol a virtual device with two consecutive codes (RFC 6238, computed here).
+totp() { # totp BASE32STRINGSEED STEP_OFFSET
+    "$PY" - "$1" "$2" <<'PY'
+import base64, hmac, hashlib, struct, sys, time
+# Base32StringSeed is a blob in the AWS API: base64 of the base32 text.
+b32 = base64.b64decode(sys.argv[1]).decode()
+seed = base64.b32decode(b32 + "=" * (-len(b32) % 8))
+step = int(time.time()) // 30 + int(sys.argv[2])
+h = hmac.new(seed, struct.pack(">Q", step), hashlib.sha1).digest()
+o = h[-1] & 15
+print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}
+mfa=$(kms create-virtual-mfa-device --virtual-mfa-device-name carol-phone)
+SERIAL=$(json_get VirtualMFADevice.SerialNumber <<<"$mfa")
+SEED=$(json_get VirtualMFADevice.Base32StringSeed <<<"$mfa")
+assert_match "$SERIAL" "^arn:aws:iam::$ACCOUNT:mfa/carol-phone\$" "the device's serial number"
+kms enable-mfa-device --user-name carol --serial-number "$SERIAL" \
+    --authentication-code1 "$(totp "$SEED" -1)" --authentication-code2 "$(totp "$SEED" 0)" \
+    >/dev/null && ok "enable-mfa-device with two consecutive codes"
+expect_error AccessDeniedException 254 env KMS_PASSWORD='Correct-Horse-9-Battery' "$KMSCTL" \
+    --home "$HOME_DIR" sign-in --user-name carol
+assert_contains "$ERR_MSG" "MFA" "sign-in without a code asks for the MFA code"
+expect_error InvalidAuthenticationCodeException 254 env KMS_PASSWORD='Correct-Horse-9-Battery' \
+    "$KMSCTL" --home "$HOME_DIR" sign-in --user-name carol --token-code 000000
+# Policies that require MFA: carol may describe keys only in an MFA session.
+kms put-user-policy --user-name carol --policy-name mfa-describe --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:DescribeKey","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}' \
+    >/dev/null
+expect_error AccessDeniedException 254 as_user carol describe-key --key-id "$KEY"
+# Enrolment used the codes of the previous and the current step; the next step's code is within
+# the accepted window (one step either side) and not used yet.
+KMS_PASSWORD='Correct-Horse-9-Battery' kms sign-in --user-name carol --save-profile carol \
+    --token-code "$(totp "$SEED" 1)" >/dev/null && ok "sign-in with password and MFA code"
+kms --profile carol describe-key --key-id "$KEY" >/dev/null &&
+    ok "an MFA session satisfies aws:MultiFactorAuthPresent"
+

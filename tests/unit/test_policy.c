@@ -1,0 +1,682 @@
+/* The pure IAM policy module (src/policy/policy.h) against AWS's documented semantics.
+ *
+ * Most of it is table-driven: tests/unit/policy_cases/<theme>.json hold evaluation cases, each one
+ * object in the input format of kms_policy_simulate plus "name", "why" (the AWS documentation
+ * page the expectation comes from), "expect" ("allowed" | "explicitDeny" | "implicitDeny") and,
+ * for a few, "expectMatchedSids". validation.json holds documents for kms_policy_compile that
+ * must be rejected with MalformedPolicyDocumentException (and a message naming the element), or
+ * must compile. The cases were written from the IAM User Guide, the AWS KMS Developer Guide and
+ * the Organizations User Guide, not from the implementation: a failing case is a finding until
+ * shown otherwise. Every failing case is printed (file, name, expected, actual) and the test fails.
+ *
+ * The pure helpers (kms_policy_glob, kms_policy_arn_account) and kms_policy_evaluate itself (the
+ * result flags, key_policy without a key policy, service principals, the context API) are tested
+ * directly. */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kms/kms.h"
+#include "policy/policy.h"
+#include "testutil.h"
+
+#define CASES_DIR "tests/unit/policy_cases/"
+
+/* At least this many evaluation cases must run (a truncated table must not look like a pass). */
+#define MIN_EVAL_CASES 330
+
+static const char *const EVAL_FILES[] = {
+    "actions.json",
+    "resources.json",
+    "principals.json",
+    "conditions_string.json",
+    "conditions_numeric_date.json",
+    "conditions_bool_binary_ip_arn_null.json",
+    "qualifiers.json",
+    "variables.json",
+    "notelements.json",
+    "scp.json",
+    "boundaries_sessions.json",
+    "cross_account.json",
+    "kms_key_policy.json",
+    "kms_conditions.json",
+    "global_keys.json",
+};
+#define N_EVAL_FILES (sizeof EVAL_FILES / sizeof EVAL_FILES[0])
+
+/* Members of a case object that are for this runner, not for kms_policy_simulate. */
+static const char *const RUNNER_KEYS[] = {"name", "why", "expect", "expectMatchedSids"};
+
+static size_t eval_run;
+static size_t eval_failed;
+
+/* ---- Loading the tables ---------------------------------------------------------------------*/
+
+/* The "cases" array of a case file (the caller json_decref()s *root). */
+static json_t *load_cases(const char *file, json_t **root)
+{
+    char *path = kms_test_source_path(CASES_DIR);
+    char *full = malloc(strlen(path) + strlen(file) + 1);
+    assert_non_null(full);
+    strcpy(full, path);
+    strcat(full, file);
+    free(path);
+    json_error_t err;
+    *root = json_load_file(full, JSON_REJECT_DUPLICATES, &err);
+    if (*root == NULL) {
+        fail_msg("%s: %s (line %d)", full, err.text, err.line);
+    }
+    free(full);
+    json_t *cases = json_object_get(*root, "cases");
+    if (!json_is_array(cases) || json_array_size(cases) == 0) {
+        fail_msg("%s: no \"cases\" array", file);
+    }
+    return cases;
+}
+
+static const char *case_str(const json_t *c, const char *member, const char *file)
+{
+    const char *s = json_string_value(json_object_get(c, member));
+    if (s == NULL) {
+        fail_msg("%s: a case without a string \"%s\"", file, member);
+    }
+    return s;
+}
+
+/* ---- Evaluation cases -----------------------------------------------------------------------*/
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The Sids of a JSON array, sorted, as one comma-separated string (malloc'd). */
+static char *sorted_sids(const json_t *array, const char *member)
+{
+    size_t n = json_array_size(array);
+    const char **v = calloc(n + 1, sizeof *v);
+    assert_non_null(v);
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(array, i);
+        const char *s =
+            member ? json_string_value(json_object_get(e, member)) : json_string_value(e);
+        v[i] = s ? s : "(none)";
+        len += strlen(v[i]) + 1;
+    }
+    qsort(v, n, sizeof *v, cmp_str);
+    char *out = calloc(len, 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, i ? "," : "");
+        strcat(out, v[i]);
+    }
+    free(v);
+    return out;
+}
+
+/* Compares the matched Sids when the case asks for it. True when they agree. */
+static bool check_sids(const char *file, const char *name, const json_t *c, const json_t *out)
+{
+    const json_t *want = json_object_get(c, "expectMatchedSids");
+    if (want == NULL) {
+        return true;
+    }
+    char *w = sorted_sids(want, NULL);
+    char *g = sorted_sids(json_object_get(out, "MatchedStatements"), "Sid");
+    bool ok = strcmp(w, g) == 0;
+    if (!ok) {
+        print_message("FAIL %s: %s: expected matched Sids [%s], got [%s]\n", file, name, w, g);
+    }
+    free(w);
+    free(g);
+    return ok;
+}
+
+/* Runs one case through kms_policy_simulate. True when it passes; prints it when it does not. */
+static bool run_eval_case(const char *file, const json_t *c)
+{
+    const char *name = case_str(c, "name", file);
+    const char *expect = case_str(c, "expect", file);
+    json_t *input = json_deep_copy(c);
+    assert_non_null(input);
+    for (size_t i = 0; i < sizeof RUNNER_KEYS / sizeof RUNNER_KEYS[0]; i++) {
+        json_object_del(input, RUNNER_KEYS[i]);
+    }
+    char *in = json_dumps(input, JSON_COMPACT);
+    assert_non_null(in);
+    json_decref(input);
+    char *out = NULL;
+    bool ok = false;
+    if (kms_policy_simulate(in, strlen(in), &out) != 0) {
+        print_message("FAIL %s: %s: expected %s, got error %s: %s\n", file, name, expect,
+                      kms_error_name(kms_last_error()), kms_last_error_message());
+        goto out;
+    }
+    json_error_t err;
+    json_t *result = json_loads(out, 0, &err);
+    const char *got = json_string_value(json_object_get(result, "EvalDecision"));
+    if (got == NULL) {
+        print_message("FAIL %s: %s: expected %s, got no EvalDecision in %s\n", file, name, expect,
+                      out);
+    } else if (strcmp(got, expect) != 0) {
+        print_message("FAIL %s: %s: expected %s, got %s\n", file, name, expect, got);
+    } else {
+        ok = check_sids(file, name, c, result);
+    }
+    json_decref(result);
+out:
+    free(out);
+    free(in);
+    return ok;
+}
+
+/* One cmocka test per case file; the file name comes as the test's state. */
+static void test_case_file(void **state)
+{
+    const char *file = *state;
+    json_t *root = NULL;
+    json_t *cases = load_cases(file, &root);
+    size_t failed = 0;
+    size_t i = 0;
+    json_t *c = NULL;
+    json_array_foreach(cases, i, c)
+    {
+        if (!run_eval_case(file, c)) {
+            failed++;
+        }
+    }
+    size_t n = json_array_size(cases);
+    eval_run += n;
+    eval_failed += failed;
+    json_decref(root);
+    print_message("%s: %zu cases, %zu failed\n", file, n, failed);
+    if (failed != 0) {
+        fail_msg("%s: %zu of %zu cases failed", file, failed, n);
+    }
+}
+
+static void test_case_totals(void **state)
+{
+    (void)state;
+    print_message("policy evaluation cases: %zu run, %zu failed\n", eval_run, eval_failed);
+    assert_true(eval_run >= MIN_EVAL_CASES);
+}
+
+/* ---- Validation cases -----------------------------------------------------------------------*/
+
+static kms_policy_kind parse_kind(const char *s)
+{
+    static const struct {
+        const char *name;
+        kms_policy_kind kind;
+    } KINDS[] = {{"identity", KMS_POLICY_IDENTITY},
+                 {"scp", KMS_POLICY_SCP},
+                 {"resource", KMS_POLICY_RESOURCE},
+                 {"key", KMS_POLICY_KEY},
+                 {"trust", KMS_POLICY_TRUST}};
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++) {
+        if (strcmp(KINDS[i].name, s) == 0) {
+            return KINDS[i].kind;
+        }
+    }
+    fail_msg("unknown policy kind \"%s\"", s);
+    return KMS_POLICY_IDENTITY;
+}
+
+/* The document of a validation case as text (malloc'd): a string as given, else compact JSON. */
+static char *case_document(const json_t *c)
+{
+    const json_t *doc = json_object_get(c, "document");
+    if (json_is_string(doc)) {
+        return strdup(json_string_value(doc));
+    }
+    return json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Checks a rejection: the right code, and a message naming the element. */
+static bool check_rejection(const char *name, const json_t *c)
+{
+    kms_error e = kms_last_error();
+    const char *msg = kms_last_error_message();
+    if (e != KMS_ERR_MALFORMED_POLICY) {
+        print_message("FAIL validation.json: %s: expected %s, got %s: %s\n", name,
+                      kms_error_name(KMS_ERR_MALFORMED_POLICY), kms_error_name(e), msg);
+        return false;
+    }
+    const char *want = json_string_value(json_object_get(c, "messageContains"));
+    if (want != NULL && (msg == NULL || strcasestr(msg, want) == NULL)) {
+        print_message("FAIL validation.json: %s: message \"%s\" does not mention \"%s\"\n", name,
+                      msg ? msg : "(null)", want);
+        return false;
+    }
+    return true;
+}
+
+static bool run_validation_case(const json_t *c)
+{
+    const char *name = case_str(c, "name", "validation.json");
+    kms_policy_kind kind = parse_kind(case_str(c, "kind", "validation.json"));
+    bool valid = json_is_true(json_object_get(c, "valid"));
+    char *doc = case_document(c);
+    assert_non_null(doc);
+    kms_policy *p = NULL;
+    int rc = kms_policy_compile(doc, strlen(doc), kind, "ValidationCase", &p);
+    bool ok = false;
+    if (valid) {
+        ok = rc == 0 && p != NULL;
+        if (!ok) {
+            print_message("FAIL validation.json: %s: expected valid, got %s: %s\n", name,
+                          kms_error_name(kms_last_error()), kms_last_error_message());
+        }
+    } else if (rc == 0) {
+        print_message("FAIL validation.json: %s: expected %s, got a compiled policy\n", name,
+                      kms_error_name(KMS_ERR_MALFORMED_POLICY));
+    } else {
+        ok = check_rejection(name, c);
+    }
+    kms_policy_free(p);
+    free(doc);
+    return ok;
+}
+
+static void test_validation(void **state)
+{
+    (void)state;
+    json_t *root = NULL;
+    json_t *cases = load_cases("validation.json", &root);
+    size_t failed = 0;
+    size_t i = 0;
+    json_t *c = NULL;
+    json_array_foreach(cases, i, c)
+    {
+        if (!run_validation_case(c)) {
+            failed++;
+        }
+    }
+    size_t n = json_array_size(cases);
+    json_decref(root);
+    print_message("validation.json: %zu cases, %zu failed\n", n, failed);
+    if (failed != 0) {
+        fail_msg("validation.json: %zu of %zu cases failed", failed, n);
+    }
+}
+
+/* ---- The pure helpers -----------------------------------------------------------------------*/
+
+static void test_glob(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern, *text;
+        bool ci, match;
+    } V[] = {
+        {"*", "", false, true},
+        {"*", "anything at all", false, true},
+        {"", "", false, true},
+        {"", "a", false, false},
+        {"?", "", false, false},
+        {"?", "x", false, true},
+        {"a*b", "ab", false, true},
+        {"a*b", "axxb", false, true},
+        {"a*b", "axxbc", false, false},
+        {"a?c", "abc", false, true},
+        {"a?c", "ac", false, false},
+        {"a*a*a", "aaa", false, true},
+        {"a*a*a", "aa", false, false},
+        {"*ab*ab", "abxabab", false, true},
+        {"*a*b*", "xaybz", false, true},
+        {"a*", "b", false, false},
+        {"a[b]", "a[b]", false, true},
+        {"a.c", "abc", false, false},
+        {"kms:Decrypt", "kms:Decrypt", false, true},
+        {"kms:decrypt", "kms:Decrypt", false, false},
+        {"kms:decrypt", "kms:Decrypt", true, true},
+        {"KMS:GEN*", "kms:GenerateDataKey", true, true},
+        {"KMS:GEN*", "kms:GenerateDataKey", false, false},
+        {"kms:*Key", "kms:DescribeKey", true, true},
+        {"kms:*Key", "kms:ListKeys", true, false},
+        {"arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket/a/b/c", false, true},
+        {"arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket", false, false},
+        {"arn:aws:s3:::Bucket/*", "arn:aws:s3:::bucket/x", false, false},
+    };
+    for (size_t i = 0; i < sizeof V / sizeof V[0]; i++) {
+        bool got = kms_policy_glob(V[i].pattern, V[i].text, V[i].ci);
+        if (got != V[i].match) {
+            fail_msg("kms_policy_glob(\"%s\", \"%s\", %d) = %d, expected %d", V[i].pattern,
+                     V[i].text, V[i].ci, got, V[i].match);
+        }
+    }
+}
+
+static void test_arn_account(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arn;
+        int rc;
+        const char *account;
+    } V[] = {
+        {"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", 0,
+         "111122223333"},
+        {"arn:aws:iam::111122223333:user/division/alice", 0, "111122223333"},
+        {"arn:aws:iam::111122223333:root", 0, "111122223333"},
+        {"arn:aws:sts::444455556666:assumed-role/Admin/work", 0, "444455556666"},
+        {"arn:aws:s3:::amzn-s3-demo-bucket/key", 0, ""},
+        {"arn:aws-cn:kms:cn-north-1:111122223333:alias/x", 0, "111122223333"},
+        {"arn:aws:sqs:us-east-1:111122223333:queue:with:colons", 0, "111122223333"},
+        {"not-an-arn", -1, NULL},
+        {"*", -1, NULL},
+        {"", -1, NULL},
+        {"arn:aws:kms", -1, NULL},
+    };
+    for (size_t i = 0; i < sizeof V / sizeof V[0]; i++) {
+        char out[13] = "sentinel";
+        int rc = kms_policy_arn_account(V[i].arn, out);
+        if (rc != V[i].rc) {
+            fail_msg("kms_policy_arn_account(\"%s\") = %d, expected %d", V[i].arn, rc, V[i].rc);
+        }
+        if (rc == 0) {
+            assert_string_equal(out, V[i].account);
+        }
+    }
+}
+
+/* ---- kms_policy_evaluate directly -----------------------------------------------------------*/
+
+#define ALICE "arn:aws:iam::111122223333:user/alice"
+#define KEY "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+static kms_policy *compile(const char *doc, kms_policy_kind kind, const char *label)
+{
+    kms_policy *p = NULL;
+    if (kms_policy_compile(doc, strlen(doc), kind, label, &p) != 0) {
+        fail_msg("%s: %s: %s", label, kms_error_name(kms_last_error()), kms_last_error_message());
+    }
+    assert_non_null(p);
+    return p;
+}
+
+static const char ALLOW_KMS[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"kms:*\","
+    "\"Resource\":\"*\"}]}";
+static const char ALLOW_S3[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:*\","
+    "\"Resource\":\"*\"}]}";
+static const char FULL_ACCESS[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"FullAWSAccess\",\"Effect\":\"Allow\","
+    "\"Action\":\"*\",\"Resource\":\"*\"}]}";
+static const char DENY_DECRYPT[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AllowAll\",\"Effect\":\"Allow\","
+    "\"Action\":\"*\",\"Resource\":\"*\"},{\"Sid\":\"DenyDecrypt\",\"Effect\":\"Deny\","
+    "\"Action\":\"kms:Decrypt\",\"Resource\":\"*\"}]}";
+static const char DEFAULT_KEY_POLICY[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"Enable IAM User Permissions\","
+    "\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::111122223333:root\"},"
+    "\"Action\":\"kms:*\",\"Resource\":\"*\"}]}";
+static const char KEY_POLICY_ALICE[] =
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":"
+    "\"" ALICE "\"},\"Action\":\"kms:Decrypt\",\"Resource\":\"*\"}]}";
+
+/* A same-account request of alice for kms:Decrypt on KEY with no policies yet. */
+static kms_eval_input alice_decrypt(void)
+{
+    kms_eval_input in;
+    memset(&in, 0, sizeof in);
+    in.principal_arn = ALICE;
+    in.principal_account = "111122223333";
+    in.action = "kms:Decrypt";
+    in.resource = KEY;
+    return in;
+}
+
+/* Policy evaluation logic: KMS key policies must allow; a key with no key policy is unusable
+ * even when IAM policies allow. */
+static void test_evaluate_key_policy_required(void **state)
+{
+    (void)state;
+    kms_policy *id = compile(ALLOW_KMS, KMS_POLICY_IDENTITY, "identity");
+    kms_policy *kp = compile(DEFAULT_KEY_POLICY, KMS_POLICY_KEY, "KeyPolicy");
+    const kms_policy *ids[] = {id};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){ids, 1};
+    in.key_policy = true;
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_int_equal(r.decision, KMS_DECISION_IMPLICIT_DENY);
+    in.resource_policy = kp;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+    assert_true(r.identity_allowed);
+    /* Without key_policy the same request is ordinary identity-based evaluation. */
+    in.resource_policy = NULL;
+    in.key_policy = false;
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    kms_policy_free(id);
+    kms_policy_free(kp);
+}
+
+/* SCP evaluation: every level must allow; scp_denied says an SCP was the gate. */
+static void test_evaluate_scp_flags(void **state)
+{
+    (void)state;
+    kms_policy *id = compile(ALLOW_KMS, KMS_POLICY_IDENTITY, "identity");
+    kms_policy *full = compile(FULL_ACCESS, KMS_POLICY_SCP, "FullAWSAccess");
+    kms_policy *s3 = compile(ALLOW_S3, KMS_POLICY_SCP, "S3Only");
+    kms_policy *deny = compile(DENY_DECRYPT, KMS_POLICY_SCP, "DenyDecrypt");
+    const kms_policy *ids[] = {id};
+    const kms_policy *root_level[] = {full};
+    const kms_policy *ou_s3[] = {s3};
+    const kms_policy *ou_deny[] = {full, deny};
+    kms_policy_list levels[2] = {{root_level, 1}, {ou_s3, 1}};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){ids, 1};
+    in.scps = levels;
+    in.scp_levels = 2;
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_true(r.scp_denied);
+    levels[1] = (kms_policy_list){ou_deny, 2};
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_EXPLICIT_DENY);
+    assert_true(r.scp_denied);
+    levels[1] = (kms_policy_list){root_level, 1};
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+    assert_false(r.scp_denied);
+    in.scp_levels = 0; /* not in an organization */
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+    kms_policy_free(id);
+    kms_policy_free(full);
+    kms_policy_free(s3);
+    kms_policy_free(deny);
+}
+
+/* Permissions boundaries and session policies limit identity-based grants. */
+static void test_evaluate_boundary_session_flags(void **state)
+{
+    (void)state;
+    kms_policy *id = compile(ALLOW_KMS, KMS_POLICY_IDENTITY, "identity");
+    kms_policy *s3 = compile(ALLOW_S3, KMS_POLICY_IDENTITY, "S3Only");
+    const kms_policy *ids[] = {id};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){ids, 1};
+    in.boundary = s3;
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_true(r.boundary_denied);
+    in.boundary = NULL;
+    in.principal_arn = "arn:aws:sts::111122223333:assumed-role/Admin/work";
+    in.role_arn = "arn:aws:iam::111122223333:role/Admin";
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+    assert_false(r.session_denied);
+    in.session = s3;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_true(r.session_denied);
+    kms_policy_free(id);
+    kms_policy_free(s3);
+}
+
+/* Same account: a resource-based policy that names the user grants by itself. */
+static void test_evaluate_resource_grant(void **state)
+{
+    (void)state;
+    kms_policy *rp = compile(KEY_POLICY_ALICE, KMS_POLICY_RESOURCE, "ResourcePolicy");
+    kms_eval_input in = alice_decrypt();
+    in.resource_policy = rp;
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+    assert_true(r.resource_allowed);
+    assert_false(r.identity_allowed);
+    in.principal_arn = "arn:aws:iam::111122223333:user/bob";
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_false(r.resource_allowed);
+    kms_policy_free(rp);
+}
+
+/* A service principal is matched by "Principal": {"Service": ...} only. */
+static void test_evaluate_service_principal(void **state)
+{
+    (void)state;
+    static const char BUCKET_POLICY[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AWSCloudTrailWrite\","
+        "\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"cloudtrail.amazonaws.com\"},"
+        "\"Action\":\"s3:PutObject\",\"Resource\":\"arn:aws:s3:::trail-bucket/AWSLogs/*\"}]}";
+    kms_policy *rp = compile(BUCKET_POLICY, KMS_POLICY_RESOURCE, "BucketPolicy");
+    kms_eval_input in;
+    memset(&in, 0, sizeof in);
+    in.principal_arn = "cloudtrail.amazonaws.com";
+    in.service = true;
+    in.action = "s3:PutObject";
+    in.resource = "arn:aws:s3:::trail-bucket/AWSLogs/111122223333/log.json.gz";
+    in.resource_account = "111122223333";
+    in.resource_policy = rp;
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    in.principal_arn = "config.amazonaws.com";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    in.principal_arn = "cloudtrail.amazonaws.com";
+    in.action = "s3:DeleteObject";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(rp);
+}
+
+/* The deciding statement is reported, with its Sid. */
+static void test_evaluate_matches(void **state)
+{
+    (void)state;
+    kms_policy *p = compile(DENY_DECRYPT, KMS_POLICY_IDENTITY, "PolicyInputList.1");
+    assert_string_equal(kms_policy_label(p), "PolicyInputList.1");
+    assert_int_equal(kms_policy_statement_count(p), 2);
+    assert_string_equal(kms_policy_statement_sid(p, 1), "DenyDecrypt");
+    const kms_policy *ids[] = {p};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){ids, 1};
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_EXPLICIT_DENY);
+    bool found = false;
+    assert_true(r.match_count >= 1 && r.match_count <= KMS_EVAL_MAX_MATCHES);
+    for (size_t i = 0; i < r.match_count; i++) {
+        if (r.matches[i].deny) {
+            assert_ptr_equal(r.matches[i].policy, p);
+            assert_int_equal(r.matches[i].statement, 1);
+            found = true;
+        }
+    }
+    assert_true(found);
+    kms_policy_free(p);
+}
+
+/* The request context: keys compare case-insensitively, a second add makes a key multi-valued,
+ * set replaces. */
+static void test_context(void **state)
+{
+    (void)state;
+    kms_policy_ctx *ctx = kms_policy_ctx_new();
+    assert_non_null(ctx);
+    assert_null(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"));
+    assert_int_equal(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", "AppName"), 0);
+    assert_int_equal(kms_policy_ctx_add(ctx, "KMS:encryptioncontextkeys", "Project"), 0);
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:ENCRYPTIONCONTEXTKEYS"), "AppName");
+    static const char ANY_PROJECT[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"kms:*\","
+        "\"Resource\":\"*\",\"Condition\":{\"ForAnyValue:StringEquals\":{"
+        "\"kms:EncryptionContextKeys\":\"Project\"}}}]}";
+    kms_policy *p = compile(ANY_PROJECT, KMS_POLICY_IDENTITY, "identity");
+    const kms_policy *ids[] = {p};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){ids, 1};
+    in.ctx = ctx;
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    assert_int_equal(kms_policy_ctx_set(ctx, "kms:EncryptionContextKeys", "Stage"), 0);
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"), "Stage");
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    in.ctx = NULL; /* no condition keys at all: ForAnyValue is false */
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    kms_policy_ctx_free(ctx);
+}
+
+/* The document need not be NUL-terminated: only len bytes are read. */
+static void test_compile_len(void **state)
+{
+    (void)state;
+    char buf[sizeof ALLOW_KMS + 8];
+    memcpy(buf, ALLOW_KMS, strlen(ALLOW_KMS));
+    memcpy(buf + strlen(ALLOW_KMS), "}}garbag", 8);
+    kms_policy *p = NULL;
+    assert_int_equal(kms_policy_compile(buf, strlen(ALLOW_KMS), KMS_POLICY_IDENTITY, "x", &p), 0);
+    assert_non_null(p);
+    kms_policy_free(p);
+    p = NULL;
+    assert_kms_error(kms_policy_compile(buf, strlen(ALLOW_KMS) - 1, KMS_POLICY_IDENTITY, "x", &p),
+                     KMS_ERR_MALFORMED_POLICY);
+    kms_policy_free(p);
+}
+
+static void test_decision_names(void **state)
+{
+    (void)state;
+    assert_string_equal(kms_decision_name(KMS_DECISION_ALLOWED), "allowed");
+    assert_string_equal(kms_decision_name(KMS_DECISION_EXPLICIT_DENY), "explicitDeny");
+    assert_string_equal(kms_decision_name(KMS_DECISION_IMPLICIT_DENY), "implicitDeny");
+}
+
+#define CASE_FILE_TEST(i)                                                                          \
+    {                                                                                              \
+        EVAL_FILES[i], test_case_file, NULL, NULL, (void *)EVAL_FILES[i]                           \
+    }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_glob),
+        cmocka_unit_test(test_arn_account),
+        cmocka_unit_test(test_decision_names),
+        cmocka_unit_test(test_compile_len),
+        cmocka_unit_test(test_evaluate_key_policy_required),
+        cmocka_unit_test(test_evaluate_scp_flags),
+        cmocka_unit_test(test_evaluate_boundary_session_flags),
+        cmocka_unit_test(test_evaluate_resource_grant),
+        cmocka_unit_test(test_evaluate_service_principal),
+        cmocka_unit_test(test_evaluate_matches),
+        cmocka_unit_test(test_context),
+        cmocka_unit_test(test_validation),
+        CASE_FILE_TEST(0),
+        CASE_FILE_TEST(1),
+        CASE_FILE_TEST(2),
+        CASE_FILE_TEST(3),
+        CASE_FILE_TEST(4),
+        CASE_FILE_TEST(5),
+        CASE_FILE_TEST(6),
+        CASE_FILE_TEST(7),
+        CASE_FILE_TEST(8),
+        CASE_FILE_TEST(9),
+        CASE_FILE_TEST(10),
+        CASE_FILE_TEST(11),
+        CASE_FILE_TEST(12),
+        CASE_FILE_TEST(13),
+        CASE_FILE_TEST(14),
+        cmocka_unit_test(test_case_totals),
+    };
+    _Static_assert(N_EVAL_FILES == 15, "one CASE_FILE_TEST per case file");
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
