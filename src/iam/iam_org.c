@@ -287,7 +287,7 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
         goto out;
     }
     /* ou-RRRR-xxxxxxxx: the root's suffix, then eight random characters. */
-    char id[40], prefix[16];
+    char id[48], prefix[40];
     snprintf(prefix, sizeof prefix, "ou-%s-", o.root_id + 2);
     iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
     if (q_exec(&q, sql_ou_insert, "ssssi", id, o.org_id, parent_id, name, now) != 0 ||

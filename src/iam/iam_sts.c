@@ -103,10 +103,14 @@ static int identity_of_role(iam_q *q, const iam_entity *role, const char *sessio
     snprintf(out->arn, sizeof out->arn, "arn:aws:sts::%s:assumed-role/%s/%s", role->account_id,
              role->name, session_name);
     snprintf(out->account_id, sizeof out->account_id, "%s", role->account_id);
-    snprintf(out->principal_id, sizeof out->principal_id, "%s:%s", role->id, session_name);
+    /* Session names are at most 64 characters (validated when the session was made), so the
+     * copies below never truncate; iam_copy says so to the compiler too. */
+    char pid[512];
+    snprintf(pid, sizeof pid, "%s:%s", role->id, session_name);
+    iam_copy(out->principal_id, sizeof out->principal_id, pid);
     iam_copy(out->role_arn, sizeof out->role_arn, role->arn);
     iam_copy(out->role_name, sizeof out->role_name, role->name);
-    snprintf(out->session_name, sizeof out->session_name, "%s", session_name);
+    iam_copy(out->session_name, sizeof out->session_name, session_name);
     return identity_tags(q, role->id, out);
 }
 

@@ -231,3 +231,22 @@ KMS_PASSWORD='Correct-Horse-9-Battery' kms sign-in --user-name carol --save-prof
 kms --profile carol describe-key --key-id "$KEY" >/dev/null &&
     ok "an MFA session satisfies aws:MultiFactorAuthPresent"
 
+# ---- sessions expire (time moved by libfaketime, not by sleeping) ----------------------------
+sess=$(kms get-session-token --duration-seconds 900)
+S_ID=$(json_get Credentials.AccessKeyId <<<"$sess")
+S_SECRET=$(json_get Credentials.SecretAccessKey <<<"$sess")
+S_TOKEN=$(json_get Credentials.SessionToken <<<"$sess")
+assert_match "$S_ID" '^ASIA' "GetSessionToken gives a temporary ASIA key"
+as_session() {
+    KMS_ACCESS_KEY_ID=$S_ID KMS_SECRET_ACCESS_KEY=$S_SECRET KMS_SESSION_TOKEN=$S_TOKEN "$@"
+}
+assert_eq "$(as_session "$KMSCTL" --home "$HOME_DIR" get-caller-identity --output text \
+    --query Arn)" "$ADMIN_ARN" "the session acts as the admin"
+as_session "$KMSCTL" --home "$HOME_DIR" describe-key --key-id "$KEY" >/dev/null &&
+    ok "the session is allowed what the admin is"
+expect_error ExpiredTokenException 254 as_session faketime -f "+16m" "$KMSCTL" \
+    --home "$HOME_DIR" describe-key --key-id "$KEY"
+expect_error ExpiredTokenException 254 env KMS_ACCESS_KEY_ID="$S_ID" \
+    KMS_SECRET_ACCESS_KEY="$S_SECRET" KMS_SESSION_TOKEN="${S_TOKEN%?}x" "$KMSCTL" \
+    --home "$HOME_DIR" describe-key --key-id "$KEY"
+
