@@ -194,16 +194,24 @@ int kms_credentials_save(const char *home, const char *profile, const char *acce
                          const char *secret, const char *session_token)
 {
     int r = -1;
-    char *path = kms_path_join(home, CREDENTIALS_FILE);
     char *text = NULL;
     size_t len = 0;
-    kms_buf b;
-    kms_buf_init(&b, true);
+    KMS_ENSURE(profile[0] != '\0', KMS_ERR_VALIDATION, "a profile name is needed");
     for (const char *p = profile; *p != '\0'; p++) {
         KMS_ENSURE(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.',
                    KMS_ERR_VALIDATION,
                    "profile names are letters, digits, '-', '_' and '.': '%s'", profile);
     }
+    /* One value per line: a line break would smuggle lines (or profiles) into the file. */
+    const char *values[] = {access_key_id, secret, session_token};
+    for (size_t i = 0; i < 3; i++) {
+        KMS_ENSURE(values[i] == NULL ||
+                       (values[i][strcspn(values[i], "\r\n")] == '\0' && strlen(values[i]) < 4096),
+                   KMS_ERR_VALIDATION, "a credential holds a line break or is too long: refused");
+    }
+    char *path = kms_path_join(home, CREDENTIALS_FILE);
+    kms_buf b;
+    kms_buf_init(&b, true);
     if (path == NULL) {
         return -1;
     }

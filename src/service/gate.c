@@ -83,9 +83,9 @@ static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation
         r = kms_iam_load_docs(c->iam, &s->id, &docs);
     }
     if (r == 0) {
-        /* The generation the documents were read at (same transaction), not the one the
-         * caller saw before: a write in between must not be cached under the newer number. */
-        s->generation = docs.generation;
+        /* Cached under the generation read BEFORE authenticating: the authentication and the
+         * documents are at least that new. A write in between (a key deactivated while we
+         * authenticated) changes the generation, and the next request builds again. */
         r = snapshot_compile(s, &docs);
     }
     kms_iam_docs_clean_up(&docs);
@@ -195,13 +195,21 @@ static int ctx_add_caller(kms_policy_ctx *ctx, const kms_principal_snapshot *who
     return 0;
 }
 
+/* kms:EncryptionContext:KEY = value and KEY in kms:EncryptionContextKeys (any key length). */
+static int ctx_add_context_pair(kms_policy_ctx *ctx, const char *k, const char *v)
+{
+    char *key = kms_strdup_printf("kms:EncryptionContext:%s", k);
+    KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_policy_ctx_add(ctx, key, v);
+    free(key);
+    KMS_GUARD(r);
+    return kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", k);
+}
+
 static int ctx_add_encryption_context(kms_policy_ctx *ctx, const kms_encryption_context *ec)
 {
     for (size_t i = 0; ec != NULL && i < ec->count; i++) {
-        char key[300];
-        snprintf(key, sizeof key, "kms:EncryptionContext:%s", ec->entries[i].key);
-        KMS_GUARD(kms_policy_ctx_add(ctx, key, ec->entries[i].value));
-        KMS_GUARD(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", ec->entries[i].key));
+        KMS_GUARD(ctx_add_context_pair(ctx, ec->entries[i].key, ec->entries[i].value));
     }
     return 0;
 }
@@ -225,7 +233,34 @@ static const struct {
     {"KeyUsage", "kms:KeyUsage"},
     {"Origin", "kms:KeyOrigin"},
     {"MultiRegion", "kms:MultiRegion"},
+    /* IAM and STS (Service Authorization Reference: IAM, STS condition keys). */
+    {"PolicyArn", "iam:PolicyARN"},
+    {"PermissionsBoundary", "iam:PermissionsBoundary"},
+    {"RoleSessionName", "sts:RoleSessionName"},
+    {"DurationSeconds", "sts:DurationSeconds"},
 };
+
+/* aws:RequestTag/KEY and aws:TagKeys from a request's Tags ([{"Key", "Value"}]). */
+static int ctx_add_request_tags(kms_policy_ctx *ctx, json_t *tags)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t)
+    {
+        const char *k = json_string_value(json_object_get(t, "Key"));
+        const char *v = json_string_value(json_object_get(t, "Value"));
+        if (k == NULL) {
+            continue;
+        }
+        char *key = kms_strdup_printf("aws:RequestTag/%s", k);
+        KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+        int r = kms_policy_ctx_add(ctx, key, v ? v : "");
+        free(key);
+        KMS_GUARD(r);
+        KMS_GUARD(kms_policy_ctx_add(ctx, "aws:TagKeys", k));
+    }
+    return 0;
+}
 
 static int ctx_add_json(kms_policy_ctx *ctx, const char *key, json_t *v)
 {
@@ -267,6 +302,9 @@ static int ctx_add_request(kms_policy_ctx *ctx, const kms_request *rq, const cha
             KMS_GUARD(ctx_add_json(ctx, request_keys[i].key, v));
         }
     }
+    if (rq->req != NULL) {
+        KMS_GUARD(ctx_add_request_tags(ctx, json_object_get(rq->req, "Tags")));
+    }
     if (rec != NULL) {
         KMS_GUARD(ctx_add(ctx, "kms:KeySpec", rec->key_spec));
         KMS_GUARD(ctx_add(ctx, "kms:KeyUsage", rec->key_usage));
@@ -293,10 +331,7 @@ static int ctx_add_request(kms_policy_ctx *ctx, const kms_request *rq, const cha
     json_t *v;
     json_object_foreach(ec, k, v)
     {
-        char key[300];
-        snprintf(key, sizeof key, "kms:EncryptionContext:%s", k);
-        KMS_GUARD(ctx_add_json(ctx, key, v));
-        KMS_GUARD(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", k));
+        KMS_GUARD(ctx_add_context_pair(ctx, k, json_is_string(v) ? json_string_value(v) : ""));
     }
     return 0;
 }
@@ -424,7 +459,9 @@ int kms_gate_authorize(kms_request *rq, const char *action, const char *resource
                    strcmp(resource_arn, "*") == 0,
                KMS_ERR_ACCESS_DENIED, "User: %s is not authorized to perform: %s on resource: %s",
                rq->who->id.arn, action, resource_arn);
-    if (strcmp(resource_arn, "*") == 0) {
+    if (strcmp(resource_arn, "*") == 0 || strcmp(account, "aws") == 0) {
+        /* "*", or an AWS managed policy (arn:aws:iam::aws:policy/...): no other account owns
+         * it, so the caller's own policies decide. */
         account[0] = '\0';
     }
     KMS_GUARD(new_context(rq, action, NULL, &ctx));
@@ -442,12 +479,20 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
     kms_policy *trust = NULL;
     kms_policy_ctx *ctx = NULL;
     rq->action = "sts:AssumeRole";
+    /* IAM User Guide, AssumeRole: the root user cannot assume roles. */
+    KMS_ENSURE(strcmp(rq->who->id.type, "Root") != 0, KMS_ERR_ACCESS_DENIED,
+               "Roles may not be assumed by root accounts: sign in as an IAM user to assume %s",
+               role_arn);
     KMS_GUARD(kms_policy_arn_account(role_arn, account));
     KMS_GUARD(compile_doc(trust_policy, KMS_POLICY_TRUST, "AssumeRolePolicyDocument", &trust));
     int r = new_context(rq, rq->action, NULL, &ctx);
     if (r == 0) {
         input_for(rq, &in, rq->action, role_arn, account, ctx);
         in.resource_policy = trust;
+        /* The trust policy is required as a key policy is: without its Allow nobody assumes
+         * the role, and where it trusts the account (its root), the caller's own policies must
+         * allow sts:AssumeRole too (IAM User Guide, "How to use trust policies"). */
+        in.key_policy = true;
         r = decide(rq, &in, &res);
     }
     kms_policy_ctx_free(ctx);
@@ -585,5 +630,8 @@ int kms_gate_end(kms_request *rq, int rc)
     }
     kms_principal_snapshot_release(rq->who);
     rq->who = NULL;
+    free(rq->grant_ops);
+    free(rq->grant_constraints);
+    rq->grant_ops = rq->grant_constraints = NULL;
     return rc;
 }

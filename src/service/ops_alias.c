@@ -81,6 +81,13 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
     if (r == 0) {
         r = kms_store_key_get(rq->client->store, alias.key_id, &old);
     }
+    if (r == 0) {
+        /* KMS API reference, UpdateAlias: kms:UpdateAlias on the alias, the current key and
+         * the new key. */
+        char old_arn[KMS_ARN_MAX];
+        kms_keystore_key_arn(&rq->client->keystore, old.key_id, old_arn);
+        r = kms_gate_authorize_key(rq, "kms:UpdateAlias", &old, old_arn);
+    }
     /* AWS KMS: the new key must have the same key type and key usage as the current one. */
     if (r == 0 && (strcmp(old.key_spec, rec.key_spec) != 0 ||
                    strcmp(old.key_usage, rec.key_usage) != 0)) {

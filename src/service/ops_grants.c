@@ -133,6 +133,7 @@ static bool constraints_hold(const char *constraints, json_t *ec)
 }
 
 typedef struct grant_check {
+    kms_request *rq;
     const char *op;
     json_t *ec;
     bool allowed;
@@ -144,6 +145,12 @@ static int grant_check_cb(void *arg, const kms_grant_record *g)
     if (!gc->allowed && grant_has_op(g->operations, gc->op) &&
         (!constraints_apply(gc->op) || constraints_hold(g->constraints, gc->ec))) {
         gc->allowed = true;
+        free(gc->rq->grant_ops);
+        free(gc->rq->grant_constraints);
+        gc->rq->grant_ops = strdup(g->operations);
+        gc->rq->grant_constraints = strdup(g->constraints ? g->constraints : "");
+        KMS_ENSURE(gc->rq->grant_ops != NULL && gc->rq->grant_constraints != NULL,
+                   KMS_ERR_INTERNAL, "out of memory");
     }
     return 0;
 }
@@ -154,7 +161,7 @@ int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *
     if (strncmp(action, "kms:", 4) != 0) {
         return 0;
     }
-    grant_check gc = {action + 4, request_context(rq, action), false};
+    grant_check gc = {rq, action + 4, request_context(rq, action), false};
     KMS_ENSURE(gc.ec != NULL, KMS_ERR_INTERNAL, "out of memory");
     /* The grantee is the caller's ARN, or the role of an assumed-role session. */
     int r = kms_store_grant_find(rq->client->store, rec->key_id, id->arn, grant_check_cb, &gc);
@@ -286,6 +293,50 @@ static int read_principal(json_t *req, const char *member, bool required, const 
     return 0;
 }
 
+/* KMS Developer Guide, "Granting CreateGrant permission": a grantee that creates grants
+ * through a grant may give only operations of that grant, with constraints at least as strict:
+ * its EncryptionContextEquals exactly, or every pair of its EncryptionContextSubset. */
+static int within_parent_grant(const kms_request *rq, const char *ops, const char *constraints)
+{
+    if (rq->grant_ops == NULL) {
+        return 0; /* a policy allowed CreateGrant */
+    }
+    for (const char *p = ops; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char op[64];
+        snprintf(op, sizeof op, "%.*s", (int)len, p);
+        KMS_ENSURE(grant_has_op(rq->grant_ops, op), KMS_ERR_ACCESS_DENIED,
+                   "the grant that allows you CreateGrant does not allow %s, so neither may the "
+                   "grants you create",
+                   op);
+        p = comma ? comma + 1 : p + len;
+    }
+    if (rq->grant_constraints[0] == '\0') {
+        return 0;
+    }
+    json_t *parent = json_loads(rq->grant_constraints, 0, NULL);
+    json_t *child = constraints ? json_loads(constraints, 0, NULL) : NULL;
+    json_t *p_eq = json_object_get(parent, "EncryptionContextEquals");
+    json_t *p_sub = json_object_get(parent, "EncryptionContextSubset");
+    json_t *c_eq = json_object_get(child, "EncryptionContextEquals");
+    json_t *c_sub = json_object_get(child, "EncryptionContextSubset");
+    bool ok = parent != NULL && child != NULL;
+    if (ok && p_eq != NULL) {
+        ok = c_eq != NULL && json_equal(p_eq, c_eq) && c_sub == NULL;
+    }
+    if (ok && p_sub != NULL) {
+        json_t *c = c_eq != NULL ? c_eq : c_sub;
+        ok = c != NULL && pairs_hold(p_sub, c, false);
+    }
+    json_decref(parent);
+    json_decref(child);
+    KMS_ENSURE(ok, KMS_ERR_ACCESS_DENIED,
+               "the grant that allows you CreateGrant has encryption context constraints; the "
+               "grants you create must have constraints at least as strict");
+    return 0;
+}
+
 int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
@@ -304,7 +355,8 @@ int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
         kms_req_string(req, "Name", false, 1, 256, &name) != 0 ||
         read_operations(req, &g.operations, &with_context) != 0 ||
         read_constraints(req, with_context, &g.constraints) != 0 ||
-        kms_op_resolve(rq, req, "KeyId", "kms:CreateGrant", &rec, arn) != 0) {
+        kms_op_resolve(rq, req, "KeyId", "kms:CreateGrant", &rec, arn) != 0 ||
+        within_parent_grant(rq, g.operations, g.constraints) != 0) {
         goto out;
     }
     if (kms_hsm_random(rq->client->hsm, token, sizeof token) != 0) {

@@ -83,7 +83,11 @@ int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char 
     rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_id, true, rec));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
-    return kms_gate_authorize_key(rq, action, rec, arn);
+    if (kms_gate_authorize_key(rq, action, rec, arn) != 0) {
+        kms_key_record_clean_up(rec); /* callers only clean up what succeeded */
+        return -1;
+    }
+    return 0;
 }
 
 static int key_policy_for_create(kms_request *rq, json_t *req, char **out);
@@ -142,6 +146,11 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     KMS_ENSURE(mr == NULL || json_is_false(mr), KMS_ERR_UNSUPPORTED_OPERATION,
                "multi-Region keys are not supported");
     KMS_GUARD(kms_gate_authorize(rq, "kms:CreateKey", "*"));
+    KMS_ENSURE(strcmp(rq->who->id.account_id, rq->client->cfg.account_id) == 0,
+               KMS_ERR_UNSUPPORTED_OPERATION,
+               "this KMS home keeps the keys of account %s only; principals of account %s may "
+               "use its keys where their key policies allow, but cannot create keys here",
+               rq->client->cfg.account_id, rq->who->id.account_id);
     char *policy = NULL;
     KMS_GUARD(key_policy_for_create(rq, req, &policy));
     r = kms_keystore_create(&rq->client->keystore, spec, usage, desc, policy, &rec);

@@ -54,6 +54,10 @@ typedef struct kms_request {
     json_t *req;
     const kms_encryption_context *enc_ctx;
     const char *key_ref;
+    /* When a grant (not a policy) allowed the request: that grant's operations and constraints
+     * (malloc'd), which bound what a CreateGrant through it may give. */
+    char *grant_ops;
+    char *grant_constraints;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)

@@ -45,21 +45,25 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
                    "%s has an MFA device: give its current code (--token-code)",
                    o->user_name ? o->user_name : "the root user");
     }
-    if (must_change) {
-        KMS_ENSURE(o->new_password != NULL, KMS_ERR_PASSWORD_POLICY,
-                   "the password must be changed before signing in: give a new one "
-                   "(--new-password-file) that obeys the account's password policy");
-        KMS_GUARD(kms_iam_password_change(c->iam, account, o->user_name, password,
-                                          o->new_password, now));
-    }
+    KMS_ENSURE(!must_change || o->new_password != NULL, KMS_ERR_PASSWORD_POLICY,
+               "the password must be changed before signing in: give a new one "
+               "(--new-password-file) that obeys the account's password policy");
     if (mfa_required) {
         KMS_GUARD(first_mfa_device(c->iam, account, o->user_name, serial, sizeof serial));
     }
+    /* The session is made first: it checks the MFA code, so that the password alone never
+     * changes the password. */
     if ((o->user_name ? kms_iam_user_identity(c->iam, account, o->user_name, &id)
                       : kms_iam_root_identity(c->iam, account, &id)) != 0 ||
         kms_iam_session_token(c->iam, &id, o->duration_seconds, mfa_required ? serial : NULL,
-                              mfa_required ? o->mfa_code : NULL, now, &creds) != 0 ||
-        kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",
+                              mfa_required ? o->mfa_code : NULL, now, &creds) != 0) {
+        goto out;
+    }
+    if (must_change && kms_iam_password_change(c->iam, account, o->user_name, password,
+                                               o->new_password, now) != 0) {
+        goto out;
+    }
+    if (kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",
                              creds.access_key_id, creds.secret_access_key,
                              creds.session_token) != 0) {
         goto out;
