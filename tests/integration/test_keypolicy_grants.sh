@@ -252,3 +252,43 @@ expect_error ExpiredTokenException 254 env KMS_ACCESS_KEY_ID="$S_ID" \
     KMS_SECRET_ACCESS_KEY="$S_SECRET" KMS_SESSION_TOKEN="${S_TOKEN%?}x" "$KMSCTL" \
     --home "$HOME_DIR" describe-key --key-id "$KEY"
 
+
+# ---- regressions found in review -----------------------------------------------------------
+# A role's trust policy is required: an identity policy allowing sts:AssumeRole is not enough.
+new_user mallory
+kms put-user-policy --user-name mallory --policy-name assume --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"},{"Effect":"Allow","Action":"iam:AttachUserPolicy","Resource":"*","Condition":{"ArnNotEquals":{"iam:PolicyARN":"arn:aws:iam::aws:policy/AdministratorAccess"}}}]}' \
+    >/dev/null
+kms create-role --role-name AdminRole --assume-role-policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::$ACCOUNT:user/carol\"},\"Action\":\"sts:AssumeRole\"}]}" \
+    >/dev/null
+expect_error AccessDeniedException 254 as_user mallory assume-role \
+    --role-arn "arn:aws:iam::$ACCOUNT:role/AdminRole" --role-session-name pwn
+# iam:PolicyARN is in the request context: the ArnNotEquals condition holds it back.
+expect_error AccessDeniedException 254 as_user mallory attach-user-policy --user-name mallory \
+    --policy-arn arn:aws:iam::aws:policy/AdministratorAccess
+assert_eq "$(kms list-attached-user-policies --user-name mallory | json_get AttachedPolicies)" \
+    "[]" "nothing was attached"
+
+# A grant with CreateGrant lets its grantee pass on only what it holds.
+grant=$(kms create-grant --key-id "$KEY" --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" \
+    --operations Decrypt CreateGrant)
+expect_error AccessDeniedException 254 as_user carol create-grant --key-id "$KEY" \
+    --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" --operations Encrypt Decrypt
+as_user carol create-grant --key-id "$KEY" \
+    --grantee-principal "arn:aws:iam::$ACCOUNT:user/mallory" --operations Decrypt >/dev/null &&
+    ok "carol passes on Decrypt, which her grant holds"
+expect_error AccessDeniedException 254 as_user carol kms-encrypt --key-id "$KEY" \
+    --plaintext aGVsbG8=
+
+# UpdateAlias needs permission on the alias's current key too.
+KEY3=$(kms create-key --output text --query KeyMetadata.KeyId)
+KEY4=$(kms create-key --output text --query KeyMetadata.KeyId)
+kms create-alias --alias-name alias/prod --target-key-id "$KEY4" >/dev/null
+kms put-user-policy --user-name mallory --policy-name alias --policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"kms:UpdateAlias\",\"Resource\":[\"arn:aws:kms:us-east-1:$ACCOUNT:alias/prod\",\"arn:aws:kms:us-east-1:$ACCOUNT:key/$KEY3\"]}]}" \
+    >/dev/null
+expect_error AccessDeniedException 254 as_user mallory update-alias --alias-name alias/prod \
+    --target-key-id "$KEY3"
+assert_eq "$(kms list-aliases --key-id "$KEY4" | json_get 'Aliases[0].AliasName')" "alias/prod" \
+    "the alias still points at its key"
