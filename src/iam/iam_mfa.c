@@ -104,7 +104,11 @@ static int code_at(const char *seed, size_t seed_len, uint64_t step, const char 
 
 static void purpose_of(const char *serial, char *out, size_t size)
 {
-    snprintf(out, size, "iam:mfa:%s", serial);
+    /* Serial numbers are validated ARNs far shorter than size; a longer one (never stored)
+     * would only be cut, never overflow. */
+    if (snprintf(out, size, "iam:mfa:%s", serial) >= (int)size) {
+        out[size - 1] = '\0';
+    }
 }
 
 /* ---- Devices ------------------------------------------------------------------------------ */
