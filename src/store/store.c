@@ -1117,16 +1117,18 @@ out:
     return r;
 }
 
-static int bind_description(const kms_store *store, conn *c, sqlite3_stmt *st, const void *arg,
+/* Binds one text (NULL as "") as the second parameter of a key update: the description or the
+ * key policy. */
+static int bind_second_text(const kms_store *store, conn *c, sqlite3_stmt *st, const void *arg,
                             const char *what)
 {
-    const char *description = arg;
-    return bind_text(store, c, st, 2, description ? description : "", what);
+    const char *text = arg;
+    return bind_text(store, c, st, 2, text ? text : "", what);
 }
 
 int kms_store_key_set_description(kms_store *store, const char *key_id, const char *description)
 {
-    return key_update(store, STMT_KEY_SET_DESCRIPTION, key_id, bind_description, description);
+    return key_update(store, STMT_KEY_SET_DESCRIPTION, key_id, bind_second_text, description);
 }
 
 typedef struct state_args {
@@ -1197,16 +1199,9 @@ out:
     return r;
 }
 
-static int bind_policy(const kms_store *store, conn *c, sqlite3_stmt *st, const void *arg,
-                       const char *what)
-{
-    const char *doc = arg;
-    return bind_text(store, c, st, 2, doc ? doc : "", what);
-}
-
 int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
 {
-    return key_update(store, STMT_KEY_POLICY_PUT, key_id, bind_policy, doc);
+    return key_update(store, STMT_KEY_POLICY_PUT, key_id, bind_second_text, doc);
 }
 
 /* ---- Listing ------------------------------------------------------------------------------
