@@ -329,6 +329,15 @@ out:
     return r;
 }
 
+/* {member: items} as a list response; takes items (even on failure). */
+static int wrap_list(const char *member, json_t **items, json_t **out)
+{
+    *out = json_pack("{s:o}", member, *items);
+    *items = NULL;
+    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
+
 int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent_id, json_t **out)
 {
     iam_q q;
@@ -351,13 +360,7 @@ int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent
     if (s < 0) {
         goto out;
     }
-    *out = json_pack("{s:o}", "OrganizationalUnits", items);
-    items = NULL;
-    if (*out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    r = 0;
+    r = wrap_list("OrganizationalUnits", &items, out);
 out:
     json_decref(items);
     q_end(&q);
@@ -526,13 +529,7 @@ int kms_iam_org_account_list(kms_iam *iam, const char *account_id, const char *p
     if (s < 0) {
         goto out;
     }
-    *out = json_pack("{s:o}", "Accounts", items);
-    items = NULL;
-    if (*out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    r = 0;
+    r = wrap_list("Accounts", &items, out);
 out:
     json_decref(items);
     q_end(&q);
@@ -838,13 +835,7 @@ static int summaries(iam_q *q, const org_info *o, const char *sql, const char *s
     if (s < 0) {
         goto out;
     }
-    *out = json_pack("{s:o}", "Policies", items);
-    items = NULL;
-    if (*out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    r = 0;
+    r = wrap_list("Policies", &items, out);
 out:
     json_decref(items);
     return r;
@@ -959,13 +950,7 @@ int kms_iam_org_policy_list_targets(kms_iam *iam, const char *account_id, const 
             goto out;
         }
     }
-    *out = json_pack("{s:o}", "Targets", items);
-    items = NULL;
-    if (*out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    r = 0;
+    r = wrap_list("Targets", &items, out);
 out:
     free(targets);
     json_decref(items);

@@ -51,16 +51,27 @@ static bool constraints_apply(const char *op)
     return !in_list(op, exempt, sizeof exempt / sizeof exempt[0]);
 }
 
+/* The operation list of a grant is stored comma-separated: the next name from *p into op
+ * (longer names are cut; no operation name comes near). false at the end of the list. */
+static bool next_op(const char **p, char op[64])
+{
+    if (*p == NULL || **p == '\0') {
+        return false;
+    }
+    const char *comma = strchr(*p, ',');
+    size_t len = comma ? (size_t)(comma - *p) : strlen(*p);
+    snprintf(op, 64, "%.*s", (int)len, *p);
+    *p = comma ? comma + 1 : *p + len;
+    return true;
+}
+
 static bool grant_has_op(const char *ops, const char *op)
 {
-    size_t n = strlen(op);
-    for (const char *p = ops; p != NULL && *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && strncmp(p, op, n) == 0) {
+    char name[64];
+    for (const char *p = ops; next_op(&p, name);) {
+        if (strcmp(name, op) == 0) {
             return true;
         }
-        p = comma ? comma + 1 : NULL;
     }
     return false;
 }
@@ -301,16 +312,12 @@ static int within_parent_grant(const kms_request *rq, const char *ops, const cha
     if (rq->grant_ops == NULL) {
         return 0; /* a policy allowed CreateGrant */
     }
-    for (const char *p = ops; *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char op[64];
-        snprintf(op, sizeof op, "%.*s", (int)len, p);
+    char op[64];
+    for (const char *p = ops; next_op(&p, op);) {
         KMS_ENSURE(grant_has_op(rq->grant_ops, op), KMS_ERR_ACCESS_DENIED,
                    "the grant that allows you CreateGrant does not allow %s, so neither may the "
                    "grants you create",
                    op);
-        p = comma ? comma + 1 : p + len;
     }
     if (rq->grant_constraints[0] == '\0') {
         return 0;
@@ -409,11 +416,9 @@ static json_t *grant_json(const kms_keystore *ks, const kms_grant_record *g)
     kms_keystore_key_arn(ks, g->key_id, arn);
     snprintf(issuing, sizeof issuing, "arn:aws:iam::%s:root", g->issuing_account);
     json_t *ops = json_array();
-    for (const char *p = g->operations; ops != NULL && p != NULL && *p != '\0';) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        json_array_append_new(ops, json_stringn(p, len));
-        p = comma ? comma + 1 : NULL;
+    char op[64];
+    for (const char *p = g->operations; ops != NULL && next_op(&p, op);) {
+        json_array_append_new(ops, json_string(op));
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "KeyId", arn, "GrantId",
                           g->grant_id, "Name", g->name ? g->name : "", "CreationDate",
