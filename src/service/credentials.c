@@ -120,7 +120,11 @@ int kms_credentials_load(const char *home, const char *profile, kms_credentials 
     /* As the aws CLI: an explicit profile wins over the environment, the environment over the
      * default profile. */
     if (profile == NULL && env_id != NULL && env_id[0] != '\0') {
-        return from_env(c);
+        if (from_env(c) != 0) {
+            kms_credentials_clean_up(c); /* a half-read secret is wiped too */
+            return -1;
+        }
+        return 0;
     }
     const char *name = profile ? profile : "default";
     char *path = kms_path_join(home, CREDENTIALS_FILE);
