@@ -61,6 +61,7 @@ typedef enum kms_error {
     KMS_ERR_INVALID_GRANT_TOKEN,    /* InvalidGrantTokenException */
     KMS_ERR_INVALID_GRANT_ID,       /* InvalidGrantIdException */
     KMS_ERR_INVALID_INPUT,          /* InvalidInputException (IAM, STS, Organizations) */
+    KMS_ERR_AUDIT,                  /* KMSAuditLogException: the audit log cannot be written */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -43,6 +43,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_INVALID_GRANT_TOKEN] = "InvalidGrantTokenException",
     [KMS_ERR_INVALID_GRANT_ID] = "InvalidGrantIdException",
     [KMS_ERR_INVALID_INPUT] = "InvalidInputException",
+    [KMS_ERR_AUDIT] = "KMSAuditLogException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

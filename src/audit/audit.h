@@ -1,0 +1,185 @@
+/* The audit trail: CloudTrail-style records, append-only, chained, cut into segments and
+ * covered by HSM-signed digests (design.md "Layers": src/audit).
+ *
+ * This module knows files, hashes and JSON; it knows nothing of requests, policies or the HSM.
+ * The service builds each record (src/service/audit_record.c) and signs digests through the
+ * kms_audit_signer it passes in.
+ *
+ * ---- On disk (HOME/audit = dir) ---------------------------------------------------------------
+ *   dir/LOCK                         empty; flock(LOCK_EX) by every writer and sealer, so several
+ *                                    processes (kmsctl, kmsbench, the scheduler) share one trail
+ *   dir/segments/NNNNNNNNNNNNNNNNNNNN.jsonl
+ *                                    NNN = 20-digit, zero-padded sequence number of the segment's
+ *                                    first record. One record per line (JSON Lines). Mode 0600 while
+ *                                    open; 0400 once sealed (a sealed segment never changes).
+ *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json
+ *                                    NNN = last sequence number the digest covers (zero-padded)
+ *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json.sig
+ *                                    DER ECDSA-Sig-Value, ECDSA P-256 with SHA-256 over the exact
+ *                                    bytes of the .json file, made by the HSM. Verifiable with
+ *                                      openssl dgst -sha256 -verify digest-public-key.pem \
+ *                                          -signature X.json.sig X.json
+ *   dir/digest-public-key.pem        the signing key's public half (SubjectPublicKeyInfo PEM), a
+ *                                    convenience copy; validation takes the key from the HSM
+ *   dir/torn/SEGMENT-OFFSET          bytes of a torn last line cut off by a repair (see below)
+ *   dir/index.db                     SQLite index for lookup-events / usage-report; derived
+ *                                    data, rebuilt from the segments whenever it disagrees
+ *
+ * ---- A record line ---------------------------------------------------------------------------
+ * The caller hands kms_audit_append a compact JSON object (one line, no '\n', starting with '{'
+ * and ending with '}') holding the CloudTrail fields. The writer appends, before the final '}',
+ *     ,"auditChain":{"sequence":N,"previousHash":"<64 lower-case hex>"}
+ * so the line ends with '}}'. N counts from 1 over the whole trail, without gaps, across
+ * segments. previousHash = SHA-256 of the previous record's line (its bytes without the '\n');
+ * 64 '0's for record 1. A record's own hash is SHA-256 of its line without the '\n'.
+ *
+ * ---- A digest (CloudTrail log file integrity validation, adapted to files) -------------------
+ * Written when a segment is sealed: at kms_audit_close of a handle that appended (clean
+ * shutdown), by kms_audit_seal, and by the writer when digest_period has passed since the newest
+ * digest's digestEndTime. A seal covers exactly the one open segment (never an empty one):
+ *   {"awsAccountId":"111122223333",
+ *    "digestStartTime":"<previous digest's digestEndTime, or the first record's eventTime>",
+ *    "digestEndTime":"<now, ISO 8601 UTC>",
+ *    "digestFile":"digests/NNN.json",
+ *    "digestPublicKeyFingerprint":"<hex SHA-256 of the DER SubjectPublicKeyInfo>",
+ *    "digestSignatureAlgorithm":"SHA256withECDSA",
+ *    "oldestEventTime":"...","newestEventTime":"...",   (first and last record's eventTime)
+ *    "previousDigestFile":"digests/MMM.json" | null,
+ *    "previousDigestHashValue":"<hex SHA-256 of that file's bytes>" | null,
+ *    "previousDigestHashAlgorithm":"SHA-256",
+ *    "previousDigestSignature":"<hex of that file's .sig bytes>" | null,
+ *    "firstSequence":F,"lastSequence":L,"lastRecordHash":"<hex>",
+ *    "logFiles":[{"file":"segments/FFF.jsonl","hashValue":"<hex SHA-256 of the file>",
+ *                 "hashAlgorithm":"SHA-256","firstSequence":F,"lastSequence":L,
+ *                 "oldestEventTime":"...","newestEventTime":"..."}]}
+ * Sealing order (all under LOCK): chmod the segment 0400, write NNN.json.sig then NNN.json
+ * (each atomically: temp file, fsync, rename, fsync of the directory). A writer that finds the
+ * segment after the newest digest already 0400 (a sealer died half-way) finishes that seal.
+ *
+ * ---- Durability, group commit, crash --------------------------------------------------------
+ * kms_audit_append returns 0 only once the record is on disk (write + fdatasync; the directory
+ * fsync'd after a segment is created). Threads appending at the same time share one write and
+ * one fdatasync (leader/follower group commit). A failed or short write is undone (ftruncate to
+ * the previous size) and fails every record of that batch; the caller fails the operation.
+ * Under LOCK the writer checks with fstat whether another process appended (size changed: read
+ * the last line again for its sequence and hash) or sealed (mode 0400: find the newest digest,
+ * continue in segment last+1). A last line without its '\n' (torn by a crash) is never accepted
+ * silently: the writer moves those bytes to dir/torn/, truncates the segment to its last '\n',
+ * and appends an AwsServiceEvent record "AuditLogRepaired" naming the segment, offset, length
+ * and SHA-256 of the removed bytes. */
+#ifndef KMS_AUDIT_AUDIT_H
+#define KMS_AUDIT_AUDIT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define KMS_AUDIT_HASH_HEX 64
+#define KMS_AUDIT_DEFAULT_DIGEST_PERIOD 3600
+/* A record line is at most this long (a record that would be longer fails to append). */
+#define KMS_AUDIT_RECORD_MAX (256 * 1024)
+
+typedef struct kms_audit kms_audit;
+
+/* Signs digest files. sign: ECDSA P-256 over the SHA-256 `digest`, *sig a malloc'd DER
+ * ECDSA-Sig-Value. spki: the public key, DER SubjectPublicKeyInfo (borrowed for the handle's
+ * life). */
+typedef struct kms_audit_signer {
+    int (*sign)(void *arg, const uint8_t digest[32], uint8_t **sig, size_t *sig_len);
+    void *arg;
+    const uint8_t *spki;
+    size_t spki_len;
+} kms_audit_signer;
+
+typedef struct kms_audit_options {
+    const char *dir;        /* HOME/audit; must exist (KMS_ERR_AUDIT otherwise) */
+    const char *account_id; /* 12 digits, for digests and service records */
+    const char *region;
+    int64_t digest_period;  /* seconds; 0 = KMS_AUDIT_DEFAULT_DIGEST_PERIOD */
+    kms_audit_signer signer;
+} kms_audit_options;
+
+/* Creates dir/, segments/, digests/ (0700) and LOCK for a new home, and writes
+ * digest-public-key.pem. Existing ones are kept. */
+int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
+    __attribute__((warn_unused_result));
+
+/* Opens the trail for appending: dir must exist and be writable (KMS_ERR_AUDIT with a message
+ * saying what to do: "the audit log directory D is missing; restore it from a backup, or ...").
+ * Takes LOCK, finds the current state (newest digest, the open segment and its last line),
+ * repairs a torn last line (see above), releases LOCK. Thread-safe handle. */
+kms_audit *kms_audit_open(const kms_audit_options *o) __attribute__((warn_unused_result));
+/* Appends one record (see "A record line") and returns once it is durable; thread-safe.
+ * KMS_ERR_VALIDATION if record is not a one-line JSON object text; KMS_ERR_AUDIT if it could
+ * not be written (the message names the file and the system error). */
+int kms_audit_append(kms_audit *a, const char *record, size_t len)
+    __attribute__((warn_unused_result));
+/* Seals the open segment now (if it holds records) and writes its digest. */
+int kms_audit_seal(kms_audit *a) __attribute__((warn_unused_result));
+/* True while the handle can append (open succeeded and the directory is still there). */
+bool kms_audit_ready(kms_audit *a);
+/* Seals if this handle appended anything since it was opened (clean shutdown), then frees.
+ * NULL is fine. */
+void kms_audit_close(kms_audit *a);
+
+/* ---- Reading the trail (no lock needed: segments only grow, sealed ones never change) ------ */
+
+/* validate-logs: checks every digest signature (against spki) and the digest chain, every
+ * segment's hash against its digest, every record's JSON, sequence and previousHash, and that
+ * each segment's name matches its first sequence. start/end (epoch seconds, 0 = open) keep the
+ * digests and segments whose event times overlap [start, end]; the chain is still followed
+ * across the rest. Never fails on bad files: *report says what is wrong. Returns -1 only on
+ * out-of-memory or an unreadable dir.
+ * *report:
+ *   {"Valid": bool,
+ *    "DigestFiles": {"Valid": n, "Invalid": n}, "LogFiles": {"Valid": n, "Invalid": n},
+ *    "Records": {"Valid": n, "Invalid": n, "Unsigned": n},   (Unsigned: after the last digest)
+ *    "Problems": [{"Kind": "modified"|"missing"|"out-of-order"|"unexpected"|"torn"|
+ *                          "malformed"|"bad-signature"|"unsigned",
+ *                  "File": "segments/...", "Sequence": n (when known), "Line": n (when known),
+ *                  "Message": "what is wrong, in words"}],
+ *    "Repairs": [{"File":..., "Offset":..., "Length":...}]   (AuditLogRepaired records seen)}
+ * "unsigned" records in the open segment are counted, not problems; everything else is. */
+int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, int64_t start,
+                       int64_t end, json_t **report) __attribute__((warn_unused_result));
+
+/* lookup-events, as aws cloudtrail lookup-events. attribute_key: NULL or one of EventName,
+ * Username, ResourceName, EventSource, ReadOnly, AccessKeyId, EventId, ResourceType;
+ * start/end epoch seconds (0 = open); max_results 1-50 (0 = 50); next_token from a previous
+ * answer or NULL. Brings dir/index.db up to date first (indexes only what is new; rebuilds when
+ * the segments disagree with it). Newest first.
+ * *result: {"Events":[{"EventId","EventName","ReadOnly":"true"|"false","AccessKeyId",
+ *   "EventTime":"ISO","EventSource","Username","Resources":[{"ResourceType","ResourceName"}],
+ *   "CloudTrailEvent":"<the record line as a string>"}], "NextToken": "..." (if more)}
+ * Username: userIdentity.userName; for AssumedRole the session name (the ARN's last part); for
+ * Root "root". ResourceName matches a resource's ARN or its last path part (a key id). */
+typedef struct kms_audit_query {
+    const char *attribute_key;
+    const char *attribute_value;
+    int64_t start, end;
+    int max_results;
+    const char *next_token;
+} kms_audit_query;
+int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
+    __attribute__((warn_unused_result));
+
+/* usage-report: requests per key and per operation in [start, end] (0 = open), from the index.
+ * *report: {"StartTime","EndTime" (ISO or null),"Requests":n,
+ *   "Keys":[{"KeyArn","Requests":n,"Operations":[{"EventName","Requests":n,"Errors":n}]}],
+ *   "Operations":[{"EventSource","EventName","Requests":n,"Errors":n}]}
+ * sorted by Requests descending, then name. */
+int kms_audit_usage_report(const char *dir, int64_t start, int64_t end, json_t **report)
+    __attribute__((warn_unused_result));
+
+/* ---- Shared helpers ------------------------------------------------------------------------ */
+
+/* Lower-case hex of SHA-256(p, n); out has room for 65 bytes. */
+void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX + 1]);
+/* Epoch seconds of an ISO 8601 UTC time ("2026-11-28T07:03:25Z", fractional seconds and a
+ * numeric offset accepted) or of a decimal number of seconds; -1 if neither. */
+int64_t kms_audit_parse_time(const char *s);
+
+#endif

@@ -1,0 +1,160 @@
+/* Helpers shared by the audit writer and readers: hashes, times, creating a trail. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "util/util.h"
+
+void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t md[32];
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != sizeof md) {
+        /* Never a valid hash: whatever compares against it fails. */
+        memset(out, 'x', KMS_AUDIT_HASH_HEX);
+        out[KMS_AUDIT_HASH_HEX] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < sizeof md; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[KMS_AUDIT_HASH_HEX] = '\0';
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int64_t kms_audit_parse_time(const char *s)
+{
+    if (s == NULL || *s == '\0') {
+        return -1;
+    }
+    /* A plain number of seconds since the epoch. */
+    char *end = NULL;
+    errno = 0;
+    long long secs = strtoll(s, &end, 10);
+    if (errno == 0 && end != s && *end == '\0') {
+        return secs >= 0 ? (int64_t)secs : -1;
+    }
+    /* ISO 8601: YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM] */
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    size_t len = strlen(s);
+    if (len < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d)) {
+        return -1;
+    }
+    const char *p = s + 10;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (strlen(p) < 5 || !digits(p, 2, &h) || p[2] != ':' || !digits(p + 3, 2, &mi)) {
+            return -1;
+        }
+        p += 5;
+        if (*p == ':') {
+            if (!digits(p + 1, 2, &sec)) {
+                return -1;
+            }
+            p += 3;
+            if (*p == '.') {
+                p++;
+                while (*p >= '0' && *p <= '9') {
+                    p++;
+                }
+            }
+        }
+    }
+    long offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (strlen(p) < 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) {
+            return -1;
+        }
+        offset = (oh * 3600L + om * 60L) * (*p == '+' ? 1 : -1);
+        p += 6;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+        y < 1970) {
+        return -1;
+    }
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) { /* 2026-02-31 normalised to March: refused */
+        return -1;
+    }
+    return (int64_t)t - offset;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        return kms_raise(KMS_ERR_AUDIT, "cannot create the audit directory %s: %s", path,
+                         strerror(errno));
+    }
+    return 0;
+}
+
+int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
+{
+    int r = -1;
+    char *segments = kms_path_join(dir, "segments");
+    char *digests = kms_path_join(dir, "digests");
+    char *lock = kms_path_join(dir, "LOCK");
+    char *pem_path = kms_path_join(dir, "digest-public-key.pem");
+    EVP_PKEY *pkey = NULL;
+    BIO *bio = NULL;
+    if (segments == NULL || digests == NULL || lock == NULL || pem_path == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (make_dir(dir) != 0 || make_dir(segments) != 0 || make_dir(digests) != 0) {
+        goto out;
+    }
+    if (!kms_path_exists(lock) && kms_file_write_atomic(lock, "", 0, 0600) != 0) {
+        goto out;
+    }
+    const uint8_t *p = spki;
+    pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    bio = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    long pem_len = 0;
+    if (pkey == NULL || bio == NULL || PEM_write_bio_PUBKEY(bio, pkey) != 1 ||
+        (pem_len = BIO_get_mem_data(bio, &pem)) <= 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encode the audit digest public key as PEM");
+        goto out;
+    }
+    if (kms_file_write_atomic(pem_path, pem, (size_t)pem_len, 0644) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    free(segments);
+    free(digests);
+    free(lock);
+    free(pem_path);
+    return r;
+}
