@@ -97,10 +97,28 @@ typedef struct kms_client kms_client;
 typedef struct kms_client_options {
     const char *home;     /* NULL: kms_home_default() */
     const char *profile;  /* NULL: "default" (or KMS_PROFILE) */
+    const char *user_agent; /* the audit records' userAgent; NULL: "libkms/VERSION" */
 } kms_client_options;
 
 KMS_API KMS_MUST_CHECK kms_client *kms_client_open(const kms_client_options *opts);
 KMS_API void kms_client_free(kms_client *client);
+
+/* ---- The audit trail --------------------------------------------------------------------------
+ * Every call (kms_call and the typed API), allowed or denied, succeeded or failed, writes one
+ * CloudTrail-style record to HOME/audit before it returns; a call whose record cannot be written
+ * fails with KMSAuditLogException. Reading the trail: kms_call "cloudtrail:LookupEvents" and
+ * "cloudtrail:GetUsageReport" (audited like any call). */
+
+/* validate-logs: checks the trail (record chain, segment hashes, digest signatures against the
+ * HSM's digest key) and returns a JSON report (free with kms_string_free): "Valid" true/false,
+ * counters, and every problem by file, sequence and line. start_time/end_time: ISO 8601 or epoch
+ * seconds, NULL for open. Returns -1 only when the check could not run at all. Not itself
+ * audited (it reads files, as `aws cloudtrail validate-logs` does). */
+KMS_API KMS_MUST_CHECK int kms_validate_logs(kms_client *client, const char *start_time,
+                                             const char *end_time, char **report_json);
+/* The digest signing key's public half as PEM (free with kms_string_free), read from the HSM:
+ * what an outside party needs to check digests with `openssl dgst -sha256 -verify`. */
+KMS_API KMS_MUST_CHECK int kms_audit_public_key(kms_client *client, char **pem);
 
 /* ---- Sign-in for people -----------------------------------------------------------------------
  * A person signs in with a password (checked against its Argon2id hash) and, once an MFA device

@@ -804,6 +804,35 @@ int kms_hsm_generate_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label,
     return r;
 }
 
+int kms_hsm_public_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
+                       size_t *spki_len)
+{
+    const key_spec *sp = spec_of(type);
+    KMS_ENSURE(sp != NULL && (sp->kind == SPEC_RSA || sp->kind == SPEC_EC), KMS_ERR_VALIDATION,
+               "HSM key type %d has no public key", (int)type);
+    KMS_GUARD(check_label(label));
+    int r = -1;
+    CK_OBJECT_HANDLE objs[MAX_OBJECTS_PER_LABEL];
+    CK_ULONG n = 0;
+    CK_SESSION_HANDLE s = session_borrow(hsm);
+    if (find_objects(hsm, s, label, objs, MAX_OBJECTS_PER_LABEL, &n) != 0) {
+        goto out;
+    }
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_OBJECT_CLASS cls = 0;
+        CK_ATTRIBUTE a = {CKA_CLASS, &cls, sizeof cls};
+        if (hsm->f->C_GetAttributeValue(s, objs[i], &a, 1) == CKR_OK && cls == CKO_PUBLIC_KEY) {
+            r = public_spki(hsm, s, sp, objs[i], label, spki, spki_len);
+            goto out;
+        }
+    }
+    kms_raise(KMS_ERR_NOT_FOUND, "no public key labelled '%s' in token '%s'", label,
+              hsm->token_label);
+out:
+    session_return(hsm, s, CKR_OK);
+    return r;
+}
+
 int kms_hsm_destroy_key(kms_hsm *hsm, const char *label)
 {
     KMS_GUARD(check_label(label));

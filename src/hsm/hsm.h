@@ -63,6 +63,12 @@ typedef enum kms_hsm_key_type {
 int kms_hsm_generate_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
                          size_t *spki_len) __attribute__((warn_unused_result));
 
+/* The public key of the pair labelled `label` (generated as `type`), as DER
+ * SubjectPublicKeyInfo (malloc'd). NotFoundException if the token holds no public key object
+ * with that label. */
+int kms_hsm_public_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
+                       size_t *spki_len) __attribute__((warn_unused_result));
+
 /* Destroys every object labelled `label`. NotFoundException if there is none. */
 int kms_hsm_destroy_key(kms_hsm *hsm, const char *label) __attribute__((warn_unused_result));
 

@@ -101,6 +101,15 @@ int kms_config_load(const char *home, kms_config *cfg)
     }
     snprintf(cfg->region, sizeof cfg->region, "%s", region);
     snprintf(cfg->account_id, sizeof cfg->account_id, "%s", account);
+    json_t *period = json_object_get(root, "audit_digest_period_seconds");
+    if (period != NULL) {
+        if (!json_is_integer(period) || json_integer_value(period) < 1 ||
+            json_integer_value(period) > 86400 * 7) {
+            kms_raise(KMS_ERR_HOME, "%s: audit_digest_period_seconds must be 1 to 604800", path);
+            goto out;
+        }
+        cfg->audit_digest_period = json_integer_value(period);
+    }
     const char *sh = json_string_value(json_object_get(root, "softhsm_conf"));
     if (sh != NULL) {
         cfg->softhsm_conf = sh[0] == '/' ? strdup(sh) : kms_path_join(home, sh);
@@ -194,8 +203,10 @@ kms_client *kms_client_open(const kms_client_options *opts)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&c->audit_lock, NULL);
     c->home = strdup(home);
-    if (c->home == NULL || kms_config_load(home, &c->cfg) != 0) {
+    c->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0");
+    if (c->home == NULL || c->user_agent == NULL || kms_config_load(home, &c->cfg) != 0) {
         goto fail;
     }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
@@ -255,6 +266,12 @@ void kms_client_free(kms_client *c)
     if (c == NULL) {
         return;
     }
+    /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
+     * open). */
+    kms_audit_close(c->audit);
+    free(c->audit_spki);
+    free(c->user_agent);
+    pthread_mutex_destroy(&c->audit_lock);
     if (c->authz_ready) {
         kms_authz_clean_up(&c->authz);
     }
@@ -443,7 +460,7 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
         .pool_size = 1,
     };
     kms_hsm *hsm = kms_hsm_open(&hc);
-    if (hsm == NULL || kms_sealer_key_create(hsm) != 0) {
+    if (hsm == NULL || kms_sealer_key_create(hsm) != 0 || kms_audit_home_create(home, hsm) != 0) {
         goto out;
     }
     kms_iam_sealer sealer = kms_hsm_sealer(hsm);

@@ -63,6 +63,9 @@ static const kms_op ops[] = {
      M("KeyId", "Message", "MacAlgorithm", "GrantTokens", "DryRun")},
     {"VerifyMac", kms_op_verify_mac,
      M("KeyId", "Message", "MacAlgorithm", "Mac", "GrantTokens", "DryRun")},
+    {"cloudtrail:LookupEvents", kms_op_lookup_events,
+     M("LookupAttributes", "StartTime", "EndTime", "MaxResults", "NextToken", "EventCategory")},
+    {"cloudtrail:GetUsageReport", kms_op_usage_report, M("StartTime", "EndTime")},
 };
 
 #undef M
@@ -72,15 +75,12 @@ static const kms_op ops[] = {
  * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
 const kms_op *kms_op_find(const char *name)
 {
-    if (name != NULL && strchr(name, ':') != NULL) {
-        return kms_iam_op_find(name);
-    }
     for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
         if (strcmp(ops[i].name, name) == 0) {
             return &ops[i];
         }
     }
-    return NULL;
+    return name != NULL && strchr(name, ':') != NULL ? kms_iam_op_find(name) : NULL;
 }
 
 static const char **op_names;
@@ -168,11 +168,12 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
     }
     rc = 0;
 out:
+    rq.resp = resp;
+    rc = kms_gate_end(&rq, rc);
     /* Requests and responses may carry secrets (plaintexts, passwords, secret access keys):
      * wiped before jansson frees them. */
     kms_json_wipe(req);
     json_decref(req);
-    rc = kms_gate_end(&rq, rc);
     if (rc == 0 && resp == NULL) {
         resp = json_object();
     }

@@ -140,7 +140,11 @@ int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     kms_error_clear();
     rq->client = client;
     rq->operation = operation;
+    rq->started = kms_now();
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
+    /* Fail closed: nothing runs unless its record can be written. */
+    kms_audit *audit = NULL;
+    KMS_GUARD(kms_client_audit(client, &audit));
     return take_caller(rq);
 }
 
@@ -559,6 +563,7 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     kms_policy_ctx *ctx = NULL;
     const kms_policy *kp = NULL;
     rq->action = action;
+    kms_request_resource(rq, key_arn);
     KMS_GUARD(key_policy(rq, rec, &kp));
     KMS_GUARD(new_context(rq, action, rec, &ctx));
     input_for(rq, &in, action, key_arn, rec->account_id, ctx);
@@ -621,13 +626,14 @@ int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
 
 int kms_gate_end(kms_request *rq, int rc)
 {
-    /* Audit: the audit issue writes one durable CloudTrail-style record here for every request,
-     * allowed or denied, and turns a failed write into a failed operation. */
     if (rc == 0 && !rq->authorized) {
         /* An operation that succeeded without an authorization decision is a bug: fail closed. */
         rc = kms_raise(KMS_ERR_INTERNAL, "%s ran without an authorization decision",
                        rq->operation);
     }
+    /* One durable CloudTrail record for every request, allowed or denied; a record that cannot
+     * be written fails the request. */
+    rc = kms_audit_request(rq, rc);
     kms_principal_snapshot_release(rq->who);
     rq->who = NULL;
     free(rq->grant_ops);

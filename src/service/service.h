@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "audit/audit.h"
 #include "hsm/hsm.h"
 #include "iam/iam.h"
 #include "service/authz.h"
@@ -22,7 +23,11 @@ typedef struct kms_config {
     char *token_label;
     char *pin_source;   /* "file:PATH" (relative to the home) or "env:NAME" */
     char *softhsm_conf; /* SoftHSM2 config for this home, or NULL for another HSM */
+    int64_t audit_digest_period; /* "audit_digest_period_seconds"; 0: one hour */
 } kms_config;
+
+/* The HSM key that signs audit digests (ECDSA P-256, non-extractable). */
+#define KMS_AUDIT_KEY_LABEL "kms-internal:audit-digest"
 
 struct kms_client {
     char *home;
@@ -39,6 +44,13 @@ struct kms_client {
     char access_key_id[32];
     char *secret_access_key;
     char *session_token;
+    char *user_agent;
+    /* The audit trail, opened at the first request (so that validate-logs still runs on a trail
+     * the writer refuses); a request never runs without it. */
+    pthread_mutex_t audit_lock;
+    kms_audit *audit;
+    uint8_t *audit_spki; /* the digest key's public half, DER SubjectPublicKeyInfo */
+    size_t audit_spki_len;
 };
 
 /* One request on its way through the gate. */
@@ -58,6 +70,12 @@ typedef struct kms_request {
      * (malloc'd), which bound what a CreateGrant through it may give. */
     char *grant_ops;
     char *grant_constraints;
+    /* For the audit record: the JSON response of kms_call (borrowed), the keys the request
+     * touched (ReEncrypt: two), when it started. */
+    json_t *resp;
+    char resources[2][KMS_ARN_MAX];
+    int resource_count;
+    int64_t started;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
@@ -83,6 +101,20 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
 /* Records the outcome (rc 0 or -1 with the thread-local error). Returns rc, or -1 if the
  * record could not be written (fail closed). */
 int kms_gate_end(kms_request *rq, int rc);
+
+/* ---- The audit trail (audit_trail.c) ---- */
+/* HOME/audit of a client, malloc'd. */
+char *kms_audit_dir(const char *home);
+/* The client's trail, opened at the first call: KMSAuditLogException when it cannot be. */
+int kms_client_audit(kms_client *c, kms_audit **out) __attribute__((warn_unused_result));
+/* A new home: generates the digest key in the HSM and creates HOME/audit. */
+int kms_audit_home_create(const char *home, kms_hsm *hsm) __attribute__((warn_unused_result));
+/* Writes the request's CloudTrail record (durably); -1 if it could not be written. */
+int kms_audit_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
+/* Notes a key ARN the request touched (resources of the record). */
+void kms_request_resource(kms_request *rq, const char *arn);
+int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp);
 
 void kms_config_clean_up(kms_config *cfg);
 int kms_config_load(const char *home, kms_config *cfg) __attribute__((warn_unused_result));

@@ -24,6 +24,30 @@ static int first_mfa_device(kms_iam *iam, const char *account, const char *user,
     return 0;
 }
 
+/* CloudTrail records sign-ins as signin.amazonaws.com ConsoleLogin, successful or not. */
+static int audit_sign_in(kms_client *c, const kms_sign_in_options *o, const kms_identity *id,
+                         int64_t now, int rc)
+{
+    kms_request rq;
+    kms_principal_snapshot who;
+    memset(&rq, 0, sizeof rq);
+    memset(&who, 0, sizeof who);
+    rq.client = c;
+    rq.operation = "signin:ConsoleLogin";
+    rq.started = now;
+    rq.authorized = true; /* a password check, not a policy decision */
+    if (rc == 0) {
+        who.id = *id; /* borrowed for the record */
+        rq.who = &who;
+    }
+    rq.req = json_pack("{s:s}", "UserName", o->user_name ? o->user_name : "root");
+    rq.resp = json_pack("{s:s}", "ConsoleLogin", rc == 0 ? "Success" : "Failure");
+    rc = kms_audit_request(&rq, rc);
+    json_decref(rq.req);
+    json_decref(rq.resp);
+    return rc;
+}
+
 static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expiration)
 {
     int r = -1;
@@ -36,20 +60,32 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     const char *account = c->cfg.account_id;
     const char *password = o->password;
     int64_t now = kms_now();
-    KMS_ENSURE(password != NULL && password[0] != '\0', KMS_ERR_VALIDATION,
-               "a password is required to sign in");
-    KMS_GUARD(kms_iam_password_check(c->iam, account, o->user_name, password, now, &must_change,
-                                     &mfa_required));
-    if (mfa_required) {
-        KMS_ENSURE(o->mfa_code != NULL && o->mfa_code[0] != '\0', KMS_ERR_ACCESS_DENIED,
-                   "%s has an MFA device: give its current code (--token-code)",
-                   o->user_name ? o->user_name : "the root user");
+    kms_audit *audit = NULL;
+    KMS_GUARD(kms_client_audit(c, &audit));
+    /* Every outcome from here on is recorded (ConsoleLogin Success or Failure). */
+    if (password == NULL || password[0] == '\0') {
+        kms_raise(KMS_ERR_VALIDATION, "a password is required to sign in");
+        goto out;
     }
-    KMS_ENSURE(!must_change || o->new_password != NULL, KMS_ERR_PASSWORD_POLICY,
-               "the password must be changed before signing in: give a new one "
-               "(--new-password-file) that obeys the account's password policy");
-    if (mfa_required) {
-        KMS_GUARD(first_mfa_device(c->iam, account, o->user_name, serial, sizeof serial));
+    if (kms_iam_password_check(c->iam, account, o->user_name, password, now, &must_change,
+                               &mfa_required) != 0) {
+        goto out;
+    }
+    if (mfa_required && (o->mfa_code == NULL || o->mfa_code[0] == '\0')) {
+        kms_raise(KMS_ERR_ACCESS_DENIED,
+                  "%s has an MFA device: give its current code (--token-code)",
+                  o->user_name ? o->user_name : "the root user");
+        goto out;
+    }
+    if (must_change && o->new_password == NULL) {
+        kms_raise(KMS_ERR_PASSWORD_POLICY,
+                  "the password must be changed before signing in: give a new one "
+                  "(--new-password-file) that obeys the account's password policy");
+        goto out;
+    }
+    if (mfa_required &&
+        first_mfa_device(c->iam, account, o->user_name, serial, sizeof serial) != 0) {
+        goto out;
     }
     /* The session is made first: it checks the MFA code, so that the password alone never
      * changes the password. */
@@ -73,6 +109,7 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     }
     r = 0;
 out:
+    r = audit_sign_in(c, o, &id, now, r);
     kms_iam_credentials_clean_up(&creds);
     kms_identity_clean_up(&id);
     return r;

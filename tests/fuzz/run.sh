@@ -20,7 +20,7 @@ fi
 CC=clang cmake -S "$root" -B "$build" -DKMS_FUZZ=ON -DKMS_BUILD_TESTS=OFF \
     -DKMS_FUZZ_TIME="$time_per_fuzzer" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fuzz_blob fuzz_config fuzz_envelope_decrypt \
-    fuzz_esdk_header fuzz_policy fuzz_request
+    fuzz_esdk_header fuzz_policy fuzz_request fuzz_audit
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

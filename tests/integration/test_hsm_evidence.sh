@@ -44,8 +44,8 @@ for o in objs:
 PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
 assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
-    "kms-internal:iam-secrets x1" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair) and the key sealing IAM secrets"
+    "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" | sort)" \
+    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets and the audit digest key pair"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {

@@ -55,7 +55,8 @@
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request)
 {
     int r = KMSCTL_EXIT_SERVICE;
-    kms_client_options copts = {.home = g->home, .profile = g->profile};
+    kms_client_options copts = {.home = g->home, .profile = g->profile,
+                                .user_agent = KMSCTL_USER_AGENT};
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;
@@ -622,7 +623,7 @@ const struct command kmsctl_commands[] = {
 };
 
 const struct command *const kmsctl_command_tables[] = {kmsctl_commands, kmsctl_iam_commands,
-                                                       NULL};
+                                                       kmsctl_audit_commands, NULL};
 
 const struct command *kmsctl_command_find(const char *name)
 {

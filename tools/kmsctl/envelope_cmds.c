@@ -295,7 +295,8 @@ static int build_common(struct envelope_run *run)
 
 static int open_client(struct envelope_run *run)
 {
-    kms_client_options copts = {.home = run->g->home, .profile = run->g->profile};
+    kms_client_options copts = {.home = run->g->home, .profile = run->g->profile,
+                                .user_agent = KMSCTL_USER_AGENT};
 
     if (run->client == NULL) {
         run->client = kms_client_open(&copts);

@@ -16,6 +16,8 @@
 #ifndef KMSCTL_VERSION
 #define KMSCTL_VERSION "0.1.0"
 #endif
+/* What the audit records say called (userAgent). */
+#define KMSCTL_USER_AGENT "kmsctl/" KMSCTL_VERSION
 
 /* Exit codes, as the aws CLI uses them. */
 enum {
@@ -88,6 +90,8 @@ struct command {
  * tables end with an entry whose name is NULL; kmsctl_command_tables lists them, NULL-ended. */
 extern const struct command kmsctl_commands[];
 extern const struct command kmsctl_iam_commands[];
+/* audit_cmds.c: lookup-events, usage-report, validate-logs, get-audit-public-key. */
+extern const struct command kmsctl_audit_commands[];
 extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */

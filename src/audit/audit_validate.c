@@ -1,0 +1,1229 @@
+/* validate-logs: checks a trail on disk (audit.h "On disk", "A record line", "A digest") the way
+ * `aws cloudtrail validate-logs` checks S3 log files, and says what is wrong in a report.
+ *
+ * Passes:
+ *  1. List segments/ and digests/; names that do not belong are "unexpected".
+ *  2. Read every digest: its .sig against the key, its JSON, its own name and fields.
+ *  3. Walk the digest chain (previousDigestFile/HashValue/Signature) in sequence order.
+ *  4. Peek at each segment's first record and order the segments by it (so that swapped files
+ *     are reported once, as misnamed, instead of as a broken chain), note which digest lists
+ *     which segment, then stream every segment line by line: JSON, sequence, previousHash, the
+ *     file's SHA-256.
+ *  5. Compare the segments with what their digests recorded; find segments no digest lists.
+ *  6. Keep the problems and counters of the files whose event times overlap [start, end].
+ * Problems are collected per file (at most PROBLEMS_PER_FILE each) so that the time filter can
+ * drop whole files, and so that a garbage file cannot blow up the report. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "util/util.h"
+
+#define LINE_MAX_BYTES ((size_t)KMS_AUDIT_RECORD_MAX + 200)
+#define READ_CHUNK ((size_t)64 * 1024)
+#define DIGEST_MAX_BYTES ((size_t)1024 * 1024)
+#define SIG_MAX_BYTES ((size_t)1024)
+#define NAME_DIGITS 20
+#define PROBLEMS_PER_FILE 100
+#define NAME_MAX_LEN 64
+
+/* ---- Files and their findings --------------------------------------------------------------- */
+
+/* Problems and counts of one file, kept until the time filter decides whether they count. */
+typedef struct findings {
+    json_t *problems; /* array */
+    size_t suppressed;
+    const char *suppressed_kind;
+    bool invalid;
+} findings;
+
+typedef struct segment {
+    char name[NAME_MAX_LEN]; /* "segments/NNN.jsonl" */
+    int64_t number;
+    findings f;
+    json_t *repairs;
+    int64_t peek_seq; /* sequence of the first record, -1 if unknown */
+    bool scanned;
+    char file_hash[KMS_AUDIT_HASH_HEX + 1];
+    int64_t first_seq, last_seq; /* -1: no well-formed record */
+    char last_hash[KMS_AUDIT_HASH_HEX + 1];
+    int64_t oldest, newest; /* event times, -1 unknown */
+    size_t good, bad;
+    bool damaged; /* a segment-level problem: none of its records can be trusted */
+    long digest;  /* index of the digest that lists it, -1 none */
+    size_t entry; /* its index in that digest's logFiles */
+    bool open;    /* the open segment after the newest digest */
+} segment;
+
+typedef struct digest {
+    char name[NAME_MAX_LEN]; /* "digests/NNN.json" */
+    int64_t number;
+    findings f;
+    bool readable;
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    char *sig_hex; /* hex of the .sig bytes, NULL if none */
+    bool sig_ok;
+    json_t *doc; /* parsed object, NULL if malformed */
+    int64_t oldest, newest;
+} digest;
+
+typedef struct validator {
+    const char *dir;
+    EVP_PKEY *key;
+    char fingerprint[KMS_AUDIT_HASH_HEX + 1];
+    int64_t start, end;
+    segment *segs;
+    size_t nsegs, segs_cap;
+    segment **by_name;
+    digest *digs;
+    size_t ndigs, digs_cap;
+    findings other; /* unexpected files, missing directories: always reported */
+    /* The chain across segments. */
+    int64_t last_seq;
+    char prev_hash[KMS_AUDIT_HASH_HEX + 1];
+    long prev_seg; /* segment of the previous record, -1 none */
+    size_t prev_line;
+    bool resync; /* the previous line was unreadable: do not check the next one against it */
+    bool oom;
+} validator;
+
+static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void findings_init(findings *f)
+{
+    f->problems = json_array();
+    f->suppressed = 0;
+    f->suppressed_kind = NULL;
+    f->invalid = false;
+}
+
+/* Records a problem of `file` in f. seq < 0 and line == 0 mean unknown. */
+__attribute__((format(printf, 7, 8))) static void problem(validator *v, findings *f,
+                                                          const char *kind, const char *file,
+                                                          int64_t seq, size_t line, const char *fmt,
+                                                          ...)
+{
+    f->invalid = true;
+    if (f->problems == NULL) {
+        v->oom = true;
+        return;
+    }
+    if (json_array_size(f->problems) >= PROBLEMS_PER_FILE) {
+        f->suppressed++;
+        f->suppressed_kind = f->suppressed_kind ? f->suppressed_kind : kind;
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *p = json_pack("{s:s, s:s}", "Kind", kind, "File", file);
+    if (p != NULL && seq >= 0) {
+        json_object_set_new(p, "Sequence", json_integer(seq));
+    }
+    if (p != NULL && line > 0) {
+        json_object_set_new(p, "Line", json_integer((json_int_t)line));
+    }
+    if (p == NULL || json_object_set_new(p, "Message", json_string(msg)) != 0 ||
+        json_array_append_new(f->problems, p) != 0) {
+        v->oom = true;
+    }
+}
+
+/* ---- Small file helpers --------------------------------------------------------------------- */
+
+/* Reads a whole regular file of at most max bytes. 0, or an errno value (EFBIG: too large). */
+static int read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return errno;
+    }
+    int err = 0;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        err = EINVAL;
+    } else if ((uint64_t)st.st_size > max) {
+        err = EFBIG;
+    } else if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        err = ENOMEM;
+    }
+    size_t got = 0;
+    while (err == 0) {
+        ssize_t k = read(fd, buf + got, (size_t)st.st_size + 1 - got);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            err = errno;
+        } else if (k == 0) {
+            break;
+        } else if ((got += (size_t)k) > (size_t)st.st_size) {
+            err = EFBIG; /* grew while we read */
+        }
+    }
+    close(fd);
+    if (err != 0) {
+        free(buf);
+        return err;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+static void hex_encode(const uint8_t *p, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static bool is_hash_hex(const char *s)
+{
+    return s != NULL && strlen(s) == KMS_AUDIT_HASH_HEX &&
+           strspn(s, "0123456789abcdef") == KMS_AUDIT_HASH_HEX;
+}
+
+/* "NNN<suffix>" with exactly NAME_DIGITS digits and a number that fits int64_t. */
+static bool parse_name(const char *name, const char *suffix, int64_t *number)
+{
+    size_t n = strlen(name);
+    if (n != NAME_DIGITS + strlen(suffix) || strspn(name, "0123456789") != NAME_DIGITS ||
+        strcmp(name + NAME_DIGITS, suffix) != 0) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < NAME_DIGITS; i++) {
+        uint64_t d = (uint64_t)(name[i] - '0');
+        if (v > ((uint64_t)INT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *number = (int64_t)v;
+    return true;
+}
+
+/* ---- A bounded line reader ------------------------------------------------------------------ */
+
+typedef struct line_reader {
+    int fd;
+    char *buf;
+    size_t cap, start, end;
+    bool eof, failed;
+    uint64_t pos;   /* file offset of buf[start] */
+    EVP_MD_CTX *md; /* every byte read goes through it */
+} line_reader;
+
+typedef struct line {
+    const char *p; /* NULL when too long */
+    size_t len;
+    uint64_t offset;
+    bool torn; /* no '\n' at the end of the file */
+} line;
+
+static int reader_fill(line_reader *r)
+{
+    if (r->start > 0 && r->end == r->cap) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    for (;;) {
+        ssize_t k = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            r->failed = true;
+            r->eof = true;
+            return -1;
+        }
+        if (k == 0) {
+            r->eof = true;
+        } else if (r->md != NULL) {
+            EVP_DigestUpdate(r->md, r->buf + r->end, (size_t)k);
+        }
+        r->end += (size_t)k;
+        return 0;
+    }
+}
+
+/* Skips the rest of a line longer than LINE_MAX_BYTES; fills out as a too-long line. */
+static void reader_skip_long(line_reader *r, line *out)
+{
+    out->p = NULL;
+    out->offset = r->pos;
+    out->len = 0;
+    out->torn = true;
+    for (;;) {
+        const char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        size_t n = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+        out->len += n;
+        r->pos += n;
+        r->start += n;
+        if (nl != NULL) {
+            r->start++;
+            r->pos++;
+            out->torn = false;
+            return;
+        }
+        r->start = r->end = 0;
+        if (r->eof || reader_fill(r) != 0 || r->end == 0) {
+            return;
+        }
+    }
+}
+
+/* 1: a line in *out (valid until the next call); 0: end of file (or a read error: r->failed). */
+static int reader_next(line_reader *r, line *out)
+{
+    for (;;) {
+        const char *s = r->buf + r->start;
+        const char *nl = memchr(s, '\n', r->end - r->start);
+        if (nl != NULL) {
+            *out = (line){s, (size_t)(nl - s), r->pos, false};
+            r->start += out->len + 1;
+            r->pos += out->len + 1;
+            return 1;
+        }
+        if (r->end - r->start > LINE_MAX_BYTES) {
+            reader_skip_long(r, out);
+            return 1;
+        }
+        if (r->eof) {
+            if (r->end == r->start || r->failed) {
+                return 0;
+            }
+            *out = (line){s, r->end - r->start, r->pos, true};
+            r->pos += out->len;
+            r->start = r->end;
+            return 1;
+        }
+        reader_fill(r);
+    }
+}
+
+/* ---- Listing the directories ---------------------------------------------------------------- */
+
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * size);
+    if (p == NULL) {
+        return -1;
+    }
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static bool regular_file(int dfd, const char *name)
+{
+    struct stat st;
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static void unexpected(validator *v, const char *sub, const char *name, const char *why)
+{
+    char file[NAME_MAX_LEN + 256];
+    snprintf(file, sizeof file, "%s/%s", sub, name);
+    bool tmp = strstr(name, ".tmp.") != NULL;
+    problem(v, &v->other, "unexpected", file, -1, 0, "%s does not belong in %s/: %s%s", file, sub,
+            why, tmp ? " (a temporary file left by an interrupted write)" : "");
+}
+
+static void list_segments(validator *v, DIR *d)
+{
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t number;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        if (!parse_name(e->d_name, ".jsonl", &number)) {
+            unexpected(v, "segments", e->d_name, "not a segment name (20 digits and .jsonl)");
+            continue;
+        }
+        if (!regular_file(dirfd(d), e->d_name)) {
+            unexpected(v, "segments", e->d_name, "not a regular file");
+            continue;
+        }
+        if (grow((void **)&v->segs, &v->segs_cap, v->nsegs, sizeof *v->segs) != 0) {
+            v->oom = true;
+            return;
+        }
+        segment *s = &v->segs[v->nsegs++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "segments/%.40s", e->d_name);
+        s->number = number;
+        findings_init(&s->f);
+        s->repairs = json_array();
+        s->peek_seq = s->first_seq = s->last_seq = -1;
+        s->oldest = s->newest = -1;
+        s->digest = -1;
+    }
+}
+
+/* Digest names go in v->digs; .sig names are only checked for a digest beside them. */
+static void list_digests(validator *v, DIR *d)
+{
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t number;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        if (parse_name(e->d_name, ".json.sig", &number)) {
+            char json[NAME_MAX_LEN];
+            snprintf(json, sizeof json, "%.*s.json", NAME_DIGITS, e->d_name);
+            if (faccessat(dirfd(d), json, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+                char file[NAME_MAX_LEN + 16];
+                snprintf(file, sizeof file, "digests/%s", json);
+                problem(v, &v->other, "missing", file, number, 0,
+                        "%s is missing but its signature digests/%s is there: the digest was "
+                        "deleted, or a seal was interrupted",
+                        file, e->d_name);
+            }
+            continue;
+        }
+        if (!parse_name(e->d_name, ".json", &number)) {
+            unexpected(v, "digests", e->d_name,
+                       "not a digest name (20 digits and .json or .json.sig)");
+            continue;
+        }
+        if (!regular_file(dirfd(d), e->d_name)) {
+            unexpected(v, "digests", e->d_name, "not a regular file");
+            continue;
+        }
+        if (grow((void **)&v->digs, &v->digs_cap, v->ndigs, sizeof *v->digs) != 0) {
+            v->oom = true;
+            return;
+        }
+        digest *g = &v->digs[v->ndigs++];
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "digests/%.40s", e->d_name);
+        g->number = number;
+        g->oldest = g->newest = -1;
+        findings_init(&g->f);
+    }
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+    const digest *x = a, *y = b;
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* Opens dir/sub; a missing one is a problem, any other failure is the caller's to raise. */
+static DIR *open_sub(validator *v, const char *sub, int *err)
+{
+    char *path = kms_path_join(v->dir, sub);
+    if (path == NULL) {
+        v->oom = true;
+        *err = ENOMEM;
+        return NULL;
+    }
+    DIR *d = opendir(path);
+    *err = d == NULL ? errno : 0;
+    if (d == NULL && *err == ENOENT) {
+        char file[32];
+        snprintf(file, sizeof file, "%s/", sub);
+        problem(v, &v->other, "missing", file, -1, 0, "the directory %s/ of the trail is missing",
+                sub);
+        *err = 0;
+    }
+    free(path);
+    return d;
+}
+
+/* ---- Digests -------------------------------------------------------------------------------- */
+
+static const char *str_field(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static int64_t int_field(const json_t *o, const char *k)
+{
+    const json_t *j = json_object_get(o, k);
+    return json_is_integer(j) ? (int64_t)json_integer_value(j) : -1;
+}
+
+static bool verify(validator *v, const char *json, size_t len, const uint8_t *sig, size_t sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, v->key) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, (const uint8_t *)json, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Reads g's .sig, hexes it and verifies it over the digest bytes. */
+static void digest_signature(validator *v, digest *g, const char *path, const char *json,
+                             size_t len)
+{
+    char *sig_path = kms_strdup_printf("%s.sig", path);
+    char *sig = NULL;
+    size_t sig_len = 0;
+    if (sig_path == NULL) {
+        v->oom = true;
+        return;
+    }
+    int err = read_small(sig_path, SIG_MAX_BYTES, &sig, &sig_len);
+    if (err == ENOMEM) {
+        v->oom = true;
+    } else if (err != 0) {
+        problem(v, &g->f, "missing", g->name, g->number, 0,
+                "the signature %s.sig of this digest %s", g->name,
+                err == ENOENT  ? "is missing"
+                : err == EFBIG ? "is too large to be a signature"
+                               : "cannot be read");
+    } else {
+        g->sig_hex = malloc(2 * sig_len + 1);
+        if (g->sig_hex == NULL) {
+            v->oom = true;
+        } else {
+            hex_encode((const uint8_t *)sig, sig_len, g->sig_hex);
+        }
+        g->sig_ok = verify(v, json, len, (const uint8_t *)sig, sig_len);
+        if (!g->sig_ok) {
+            problem(v, &g->f, "bad-signature", g->name, g->number, 0,
+                    "the signature %s.sig does not verify with the digest public key: the digest "
+                    "or its signature was changed, or it was signed by another key",
+                    g->name);
+        }
+    }
+    free(sig);
+    free(sig_path);
+}
+
+/* The fields of a parsed digest that do not depend on other files. */
+static void digest_fields(validator *v, digest *g)
+{
+    const json_t *o = g->doc;
+    const char *file = str_field(o, "digestFile");
+    if (file == NULL || strcmp(file, g->name) != 0) {
+        problem(v, &g->f, "out-of-order", g->name, g->number, 0,
+                "%s says it is %s: the file was renamed or copied", g->name,
+                file ? file : "(no digestFile)");
+    }
+    int64_t first = int_field(o, "firstSequence"), last = int_field(o, "lastSequence");
+    if (last != g->number || first < 1 || first > last) {
+        problem(v, &g->f, "out-of-order", g->name, g->number, 0,
+                "%s covers sequences %" PRId64 " to %" PRId64
+                ", which does not match its name (the last sequence it covers)",
+                g->name, first, last);
+    }
+    const char *fp = str_field(o, "digestPublicKeyFingerprint");
+    if (fp == NULL || strcmp(fp, v->fingerprint) != 0) {
+        problem(v, &g->f, "modified", g->name, g->number, 0,
+                "%s names the signing key %s, not the digest public key %s", g->name,
+                fp ? fp : "(none)", v->fingerprint);
+    }
+    const char *alg = str_field(o, "digestSignatureAlgorithm");
+    if (alg == NULL || strcmp(alg, "SHA256withECDSA") != 0) {
+        problem(v, &g->f, "modified", g->name, g->number, 0,
+                "%s has signature algorithm %s, expected SHA256withECDSA", g->name,
+                alg ? alg : "(none)");
+    }
+    if (!is_hash_hex(str_field(o, "lastRecordHash")) ||
+        !json_is_array(json_object_get(o, "logFiles"))) {
+        problem(v, &g->f, "malformed", g->name, g->number, 0,
+                "%s lacks a lastRecordHash or a logFiles list", g->name);
+    }
+    g->oldest = kms_audit_parse_time(str_field(o, "oldestEventTime"));
+    g->newest = kms_audit_parse_time(str_field(o, "newestEventTime"));
+    if (g->oldest < 0 || g->newest < 0) {
+        g->oldest = kms_audit_parse_time(str_field(o, "digestStartTime"));
+        g->newest = kms_audit_parse_time(str_field(o, "digestEndTime"));
+    }
+}
+
+static void digest_read(validator *v, digest *g)
+{
+    char *path = kms_path_join(v->dir, g->name);
+    char *json = NULL;
+    size_t len = 0;
+    if (path == NULL) {
+        v->oom = true;
+        return;
+    }
+    int err = read_small(path, DIGEST_MAX_BYTES, &json, &len);
+    if (err == ENOMEM) {
+        v->oom = true;
+    } else if (err != 0) {
+        problem(v, &g->f, err == EFBIG ? "malformed" : "missing", g->name, g->number, 0, "%s %s",
+                g->name, err == EFBIG ? "is too large to be a digest" : "cannot be read");
+    } else {
+        g->readable = true;
+        kms_audit_sha256_hex(json, len, g->hash);
+        digest_signature(v, g, path, json, len);
+        json_error_t jerr;
+        g->doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(g->doc)) {
+            json_decref(g->doc);
+            g->doc = NULL;
+            problem(v, &g->f, "malformed", g->name, g->number, 0,
+                    "%s is not a digest: not a JSON object (%s)", g->name, jerr.text);
+        } else {
+            digest_fields(v, g);
+        }
+    }
+    free(json);
+    free(path);
+}
+
+static int cmp_digest_name(const void *key, const void *elem)
+{
+    return strcmp(key, ((const digest *)elem)->name);
+}
+
+/* v->digs is in sequence order, which is name order (fixed-width numbers). */
+static digest *digest_by_name(validator *v, const char *name)
+{
+    return v->ndigs ? bsearch(name, v->digs, v->ndigs, sizeof *v->digs, cmp_digest_name) : NULL;
+}
+
+/* previousDigest* of g against the digest before it (prev, NULL for the first). */
+static void digest_chain(validator *v, digest *g, digest *prev)
+{
+    const json_t *o = g->doc;
+    const char *pfile = str_field(o, "previousDigestFile");
+    if (prev == NULL) {
+        if (pfile != NULL) {
+            problem(v, &g->f, "missing", pfile, -1, 0,
+                    "%s names %s as the previous digest, which is missing: digests were deleted "
+                    "from the start of the chain",
+                    g->name, pfile);
+        } else if (!json_is_null(json_object_get(o, "previousDigestHashValue")) ||
+                   !json_is_null(json_object_get(o, "previousDigestSignature"))) {
+            problem(v, &g->f, "modified", g->name, g->number, 0,
+                    "%s is the first digest but holds a previous digest hash or signature",
+                    g->name);
+        }
+        return;
+    }
+    if (pfile == NULL || strcmp(pfile, prev->name) != 0) {
+        bool gone = pfile != NULL && digest_by_name(v, pfile) == NULL;
+        problem(v, &g->f, gone ? "missing" : "out-of-order", gone ? pfile : g->name,
+                gone ? -1 : g->number, 0,
+                gone ? "%s names %s as the previous digest, which is missing: a digest was "
+                       "deleted from the chain (the one before is %s)"
+                     : "%s names %s as the previous digest, but the digest before it is %s",
+                g->name, pfile ? pfile : "no digest", prev->name);
+        return;
+    }
+    const char *phash = str_field(o, "previousDigestHashValue");
+    if (prev->readable && (phash == NULL || strcmp(phash, prev->hash) != 0)) {
+        problem(v, &prev->f, "modified", prev->name, prev->number, 0,
+                "%s does not hash to the previousDigestHashValue that %s recorded: it was "
+                "changed after %s was written",
+                prev->name, g->name, g->name);
+    }
+    const char *psig = str_field(o, "previousDigestSignature");
+    if (prev->sig_hex != NULL && (psig == NULL || strcmp(psig, prev->sig_hex) != 0)) {
+        problem(v, &prev->f, "modified", prev->name, prev->number, 0,
+                "%s.sig differs from the previousDigestSignature that %s recorded", prev->name,
+                g->name);
+    }
+    int64_t pl = int_field(prev->doc, "lastSequence"), first = int_field(o, "firstSequence");
+    if (pl >= 0 && first >= 0 && first != pl + 1) {
+        problem(v, &g->f, first > pl + 1 ? "missing" : "out-of-order", g->name, g->number, 0,
+                "%s starts at sequence %" PRId64 " but the previous digest %s ended at %" PRId64,
+                g->name, first, prev->name, pl);
+    }
+}
+
+static int cmp_segment_name(const void *a, const void *b)
+{
+    return strcmp((*(segment *const *)a)->name, (*(segment *const *)b)->name);
+}
+
+static int cmp_segment_key(const void *key, const void *elem)
+{
+    return strcmp(key, (*(segment *const *)elem)->name);
+}
+
+/* v->by_name: the segments in name order (v->segs is in record order). */
+static int index_segment_names(validator *v)
+{
+    v->by_name = calloc(v->nsegs ? v->nsegs : 1, sizeof *v->by_name);
+    if (v->by_name == NULL) {
+        v->oom = true;
+        return -1;
+    }
+    for (size_t i = 0; i < v->nsegs; i++) {
+        v->by_name[i] = &v->segs[i];
+    }
+    if (v->nsegs > 1) {
+        qsort(v->by_name, v->nsegs, sizeof *v->by_name, cmp_segment_name);
+    }
+    return 0;
+}
+
+static segment *segment_by_name(validator *v, const char *name)
+{
+    segment **hit =
+        v->nsegs ? bsearch(name, v->by_name, v->nsegs, sizeof *v->by_name, cmp_segment_key) : NULL;
+    return hit ? *hit : NULL;
+}
+
+/* Notes which segments each digest lists. */
+static void digest_log_files(validator *v, size_t gi)
+{
+    digest *g = &v->digs[gi];
+    const json_t *files = json_object_get(g->doc, "logFiles");
+    for (size_t i = 0; i < json_array_size(files); i++) {
+        const json_t *e = json_array_get(files, i);
+        const char *name = str_field(e, "file");
+        segment *s = name ? segment_by_name(v, name) : NULL;
+        if (name == NULL) {
+            problem(v, &g->f, "malformed", g->name, g->number, 0,
+                    "logFiles entry %zu of %s has no file", i + 1, g->name);
+        } else if (s == NULL) {
+            problem(v, &g->f, "missing", name, int_field(e, "firstSequence"), 0,
+                    "%s, which %s lists (records %" PRId64 " to %" PRId64 "), is missing", name,
+                    g->name, int_field(e, "firstSequence"), int_field(e, "lastSequence"));
+        } else if (s->digest >= 0) {
+            problem(v, &g->f, "modified", name, -1, 0, "%s is listed by both %s and %s", name,
+                    v->digs[s->digest].name, g->name);
+        } else {
+            s->digest = (long)gi;
+            s->entry = i;
+        }
+    }
+}
+
+static void check_digests(validator *v)
+{
+    if (v->ndigs > 1) {
+        qsort(v->digs, v->ndigs, sizeof *v->digs, cmp_digest);
+    }
+    for (size_t i = 0; i < v->ndigs; i++) {
+        digest_read(v, &v->digs[i]);
+    }
+    digest *prev = NULL;
+    for (size_t i = 0; i < v->ndigs; i++) {
+        digest *g = &v->digs[i];
+        if (g->doc != NULL) {
+            digest_chain(v, g, prev);
+        }
+        prev = g->readable ? g : prev;
+    }
+}
+
+/* ---- Segments ------------------------------------------------------------------------------- */
+
+static char *segment_path(validator *v, const segment *s)
+{
+    char *p = kms_path_join(v->dir, s->name);
+    v->oom = v->oom || p == NULL;
+    return p;
+}
+
+/* The sequence of a record line, -1 if it is not one. */
+static int64_t line_sequence(const char *p, size_t n, json_t **doc)
+{
+    json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *chain = json_object_get(o, "auditChain");
+    const json_t *seq = json_object_get(chain, "sequence");
+    if (!json_is_object(o) || !json_is_integer(seq) || json_integer_value(seq) < 1 ||
+        !is_hash_hex(str_field(chain, "previousHash"))) {
+        json_decref(o);
+        return -1;
+    }
+    if (doc != NULL) {
+        *doc = o;
+    } else {
+        json_decref(o);
+    }
+    return (int64_t)json_integer_value(seq);
+}
+
+static int reader_open(validator *v, const segment *s, line_reader *r, EVP_MD_CTX *md)
+{
+    char *path = segment_path(v, s);
+    memset(r, 0, sizeof *r);
+    r->fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    free(path);
+    r->cap = LINE_MAX_BYTES + 1 + READ_CHUNK;
+    r->buf = r->fd >= 0 ? malloc(r->cap) : NULL;
+    r->md = md;
+    if (r->fd >= 0 && r->buf == NULL) {
+        v->oom = true;
+    }
+    return r->buf != NULL ? 0 : -1;
+}
+
+static void reader_close(line_reader *r)
+{
+    if (r->fd >= 0) {
+        close(r->fd);
+    }
+    free(r->buf);
+}
+
+static void peek_first(validator *v, segment *s)
+{
+    line_reader r;
+    line l;
+    if (reader_open(v, s, &r, NULL) == 0 && reader_next(&r, &l) == 1 && l.p != NULL && !l.torn) {
+        s->peek_seq = line_sequence(l.p, l.len, NULL);
+    }
+    reader_close(&r);
+}
+
+/* Segments in the order of their first record; by name where that is unknown or equal. */
+static int cmp_segment(const void *a, const void *b)
+{
+    const segment *x = a, *y = b;
+    int64_t kx = x->peek_seq >= 0 ? x->peek_seq : x->number;
+    int64_t ky = y->peek_seq >= 0 ? y->peek_seq : y->number;
+    if (kx != ky) {
+        return (kx > ky) - (kx < ky);
+    }
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/* An AuditLogRepaired record: remember what the writer cut off. */
+static void note_repair(validator *v, segment *s, const json_t *rec)
+{
+    const char *name = str_field(rec, "eventName");
+    if (name == NULL || strcmp(name, "AuditLogRepaired") != 0) {
+        return;
+    }
+    const json_t *d = json_object_get(rec, "serviceEventDetails");
+    const json_t *file = json_object_get(d, "segment");
+    file = file ? file : json_object_get(d, "file");
+    json_t *r = json_pack("{s:O?, s:O?, s:O?}", "File", file, "Offset",
+                          json_object_get(d, "offset"), "Length", json_object_get(d, "length"));
+    if (r == NULL || json_array_append_new(s->repairs, r) != 0) {
+        v->oom = true;
+    }
+}
+
+/* Sequence and previousHash of one well-formed record against the chain so far. */
+static void check_chain(validator *v, long si, size_t lineno, int64_t seq, const char *ph)
+{
+    segment *s = &v->segs[si];
+    if (v->resync) {
+        if (seq <= v->last_seq) {
+            problem(v, &s->f, "out-of-order", s->name, seq, lineno,
+                    "record %" PRId64 " at line %zu of %s comes after record %" PRId64, seq, lineno,
+                    s->name, v->last_seq);
+        }
+    } else if (seq > v->last_seq + 1) {
+        char what[64];
+        if (seq - 1 == v->last_seq + 1) {
+            snprintf(what, sizeof what, "record %" PRId64 " is", seq - 1);
+        } else {
+            snprintf(what, sizeof what, "records %" PRId64 " to %" PRId64 " are", v->last_seq + 1,
+                     seq - 1);
+        }
+        problem(v, &s->f, "missing", s->name, v->last_seq + 1, lineno,
+                "%s missing before line %zu of %s (deleted: the sequence jumps from %" PRId64
+                " to %" PRId64 ")",
+                what, lineno, s->name, v->last_seq, seq);
+    } else if (seq <= v->last_seq) {
+        problem(v, &s->f, "out-of-order", s->name, seq, lineno,
+                "record %" PRId64 " at line %zu of %s comes after record %" PRId64
+                " (records repeated or out of order)",
+                seq, lineno, s->name, v->last_seq);
+        s->bad++;
+        s->good--;
+    } else if (strcmp(ph, v->prev_hash) != 0 && v->prev_seg < 0) {
+        problem(v, &s->f, "modified", s->name, seq, lineno,
+                "record 1 at line %zu of %s has a previousHash that is not 64 zeros", lineno,
+                s->name);
+        s->bad++;
+        s->good--;
+    } else if (strcmp(ph, v->prev_hash) != 0) {
+        /* The previous record changed (or this record's previousHash did). */
+        segment *p = &v->segs[v->prev_seg];
+        problem(v, &p->f, "modified", p->name, seq - 1, v->prev_line,
+                "record %" PRId64 " at line %zu of %s was modified: its SHA-256 does not match "
+                "the previousHash of record %" PRId64 " (line %zu of %s)",
+                seq - 1, v->prev_line, p->name, seq, lineno, s->name);
+        p->bad++;
+        p->good--;
+    }
+}
+
+static void record_line(validator *v, long si, size_t lineno, const line *l)
+{
+    segment *s = &v->segs[si];
+    if (l->p == NULL || l->torn) {
+        bool torn = l->torn;
+        problem(v, &s->f, torn ? "torn" : "malformed", s->name, -1, lineno,
+                torn ? "line %zu of %s (offset %" PRIu64 ", %zu bytes) has no '\\n': the last "
+                       "write was torn; the writer moves it to torn/ when it next opens the trail"
+                     : "line %zu of %s (offset %" PRIu64 ", %zu bytes) is longer than any record",
+                lineno, s->name, l->offset, l->len);
+        s->bad++;
+        v->resync = true;
+        return;
+    }
+    json_t *rec = NULL;
+    int64_t seq = line_sequence(l->p, l->len, &rec);
+    if (seq < 0) {
+        problem(v, &s->f, "malformed", s->name, -1, lineno,
+                "line %zu of %s is not a record: not a JSON object with an auditChain sequence "
+                "and previousHash",
+                lineno, s->name);
+        s->bad++;
+        v->resync = true;
+        return;
+    }
+    if (s->first_seq < 0) {
+        s->first_seq = seq;
+    }
+    s->last_seq = seq;
+    s->good++;
+    check_chain(v, si, lineno, seq, str_field(json_object_get(rec, "auditChain"), "previousHash"));
+    int64_t t = kms_audit_parse_time(str_field(rec, "eventTime"));
+    if (t >= 0) {
+        s->oldest = s->oldest < 0 || t < s->oldest ? t : s->oldest;
+        s->newest = t > s->newest ? t : s->newest;
+    }
+    note_repair(v, s, rec);
+    json_decref(rec);
+    kms_audit_sha256_hex(l->p, l->len, v->prev_hash);
+    memcpy(s->last_hash, v->prev_hash, sizeof s->last_hash);
+    v->last_seq = seq;
+    v->prev_seg = si;
+    v->prev_line = lineno;
+    v->resync = false;
+}
+
+static void scan_segment(validator *v, long si)
+{
+    segment *s = &v->segs[si];
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    line_reader r;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        v->oom = true;
+        EVP_MD_CTX_free(md);
+        return;
+    }
+    if (reader_open(v, s, &r, md) != 0) {
+        if (!v->oom) {
+            problem(v, &s->f, "missing", s->name, -1, 0, "%s cannot be read: %s", s->name,
+                    strerror(errno));
+        }
+        s->damaged = true;
+    } else {
+        line l;
+        size_t lineno = 0;
+        while (reader_next(&r, &l) == 1) {
+            record_line(v, si, ++lineno, &l);
+        }
+        if (r.failed) {
+            problem(v, &s->f, "missing", s->name, -1, lineno + 1, "%s cannot be read past line %zu",
+                    s->name, lineno);
+            s->damaged = true;
+        }
+        uint8_t h[32];
+        unsigned int hl = 0;
+        EVP_DigestFinal_ex(md, h, &hl);
+        hex_encode(h, sizeof h, s->file_hash);
+        s->scanned = true;
+    }
+    reader_close(&r);
+    EVP_MD_CTX_free(md);
+    if (s->first_seq >= 0 && s->first_seq != s->number) {
+        problem(v, &s->f, "out-of-order", s->name, s->first_seq, 1,
+                "%s starts with record %" PRId64 " but its name says %" PRId64
+                ": segments were renamed or swapped",
+                s->name, s->first_seq, s->number);
+        s->damaged = true;
+    }
+}
+
+/* ---- Segments against digests -------------------------------------------------------------- */
+
+static void compare_with_digest(validator *v, segment *s)
+{
+    digest *g = &v->digs[s->digest];
+    const json_t *e = json_array_get(json_object_get(g->doc, "logFiles"), s->entry);
+    const char *hash = str_field(e, "hashValue");
+    int64_t first = int_field(e, "firstSequence"), last = int_field(e, "lastSequence");
+    if (!s->scanned) {
+        return;
+    }
+    if (hash == NULL || strcmp(hash, s->file_hash) != 0) {
+        problem(v, &s->f, "modified", s->name, -1, 0,
+                "%s does not hash to the value %s recorded: it was changed after it was sealed",
+                s->name, g->name);
+        s->damaged = true;
+    }
+    if ((s->first_seq == first || s->first_seq < 0) && s->last_seq < last) {
+        problem(v, &s->f, "missing", s->name, s->last_seq < 0 ? first : s->last_seq + 1, 0,
+                "%s ends at record %" PRId64 " but %s says it holds records up to %" PRId64
+                ": it was truncated",
+                s->name, s->last_seq, g->name, last);
+        s->damaged = true;
+    } else if (s->first_seq != first || s->last_seq != last) {
+        problem(v, &s->f, "modified", s->name, s->first_seq, 0,
+                "%s holds records %" PRId64 " to %" PRId64 " but %s says %" PRId64 " to %" PRId64,
+                s->name, s->first_seq, s->last_seq, g->name, first, last);
+        s->damaged = true;
+    }
+    /* The last segment a digest lists ends with the record whose hash it recorded. */
+    const char *lrh = str_field(g->doc, "lastRecordHash");
+    if (s->entry + 1 == json_array_size(json_object_get(g->doc, "logFiles")) && s->last_seq >= 0 &&
+        (lrh == NULL || strcmp(lrh, s->last_hash) != 0)) {
+        problem(v, &s->f, "modified", s->name, s->last_seq, 0,
+                "the last record of %s does not hash to the lastRecordHash of %s", s->name,
+                g->name);
+        s->damaged = true;
+    }
+}
+
+/* The open segment: the last one (in record order) that holds records, or the last one if none
+ * does, provided no digest lists it and it starts after the newest digest. */
+static long open_segment(const validator *v)
+{
+    int64_t newest = 0; /* last sequence covered by a digest */
+    for (size_t i = 0; i < v->ndigs; i++) {
+        int64_t l = v->digs[i].doc ? int_field(v->digs[i].doc, "lastSequence") : -1;
+        newest = l > newest ? l : newest;
+    }
+    long last = (long)v->nsegs - 1;
+    for (long i = last; i >= 0; i--) {
+        if (v->segs[i].first_seq >= 0) {
+            last = i;
+            break;
+        }
+    }
+    if (last < 0) {
+        return -1;
+    }
+    const segment *s = &v->segs[last];
+    int64_t first = s->first_seq >= 0 ? s->first_seq : s->number;
+    bool named_right = s->first_seq < 0 || s->first_seq == s->number;
+    return s->digest < 0 && first > newest && named_right ? last : -1;
+}
+
+static void check_coverage(validator *v)
+{
+    long open = open_segment(v);
+    for (size_t i = 0; i < v->nsegs; i++) {
+        segment *s = &v->segs[i];
+        if (s->digest >= 0) {
+            compare_with_digest(v, s);
+        } else if ((long)i == open) {
+            s->open = true;
+        } else {
+            problem(v, &s->f, "missing", s->name, s->first_seq, 0,
+                    "%s is listed by no digest and is not the open segment after the newest "
+                    "digest: its digest is missing, or the file does not belong to the trail",
+                    s->name);
+            s->damaged = true;
+        }
+    }
+}
+
+/* ---- The report ----------------------------------------------------------------------------- */
+
+static bool overlaps(const validator *v, int64_t oldest, int64_t newest)
+{
+    if (oldest < 0 || newest < 0) {
+        return true; /* times unknown: report rather than hide */
+    }
+    return (v->start == 0 || newest >= v->start) && (v->end == 0 || oldest <= v->end);
+}
+
+static void flush(validator *v, json_t *out, findings *f, const char *file)
+{
+    for (size_t i = 0; i < json_array_size(f->problems); i++) {
+        if (json_array_append(out, json_array_get(f->problems, i)) != 0) {
+            v->oom = true;
+        }
+    }
+    if (f->suppressed > 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%zu more problems in %s are not listed", f->suppressed, file);
+        if (json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "Kind", f->suppressed_kind,
+                                                 "File", file, "Message", msg)) != 0) {
+            v->oom = true;
+        }
+    }
+}
+
+typedef struct counts {
+    json_int_t dig_valid, dig_invalid, log_valid, log_invalid, rec_valid, rec_invalid, rec_unsigned;
+} counts;
+
+static void report_segment(validator *v, segment *s, json_t *problems, json_t *repairs, counts *c)
+{
+    if (!overlaps(v, s->oldest, s->newest)) {
+        return;
+    }
+    flush(v, problems, &s->f, s->name);
+    if (json_array_extend(repairs, s->repairs) != 0) {
+        v->oom = true;
+    }
+    bool signed_ok = s->digest >= 0 && v->digs[s->digest].sig_ok;
+    bool trusted = !s->damaged && (signed_ok || s->open);
+    if (!s->open || s->f.invalid) {
+        c->log_valid += trusted && !s->f.invalid;
+        c->log_invalid += !(trusted && !s->f.invalid);
+    }
+    if (!trusted) {
+        c->rec_invalid += (json_int_t)(s->good + s->bad);
+    } else {
+        *(s->open ? &c->rec_unsigned : &c->rec_valid) += (json_int_t)s->good;
+        c->rec_invalid += (json_int_t)s->bad;
+    }
+}
+
+static json_t *build_report(validator *v)
+{
+    json_t *problems = json_array(), *repairs = json_array();
+    counts c = {0};
+    for (size_t i = 0; i < v->ndigs; i++) {
+        digest *g = &v->digs[i];
+        if (overlaps(v, g->oldest, g->newest)) {
+            flush(v, problems, &g->f, g->name);
+            bool ok = g->sig_ok && !g->f.invalid;
+            c.dig_valid += ok;
+            c.dig_invalid += !ok;
+        }
+    }
+    for (size_t i = 0; i < v->nsegs; i++) {
+        report_segment(v, &v->segs[i], problems, repairs, &c);
+    }
+    flush(v, problems, &v->other, "the trail");
+    json_t *r = json_pack("{s:b, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:o}", "Valid",
+                          json_array_size(problems) == 0, "DigestFiles", "Valid", c.dig_valid,
+                          "Invalid", c.dig_invalid, "LogFiles", "Valid", c.log_valid, "Invalid",
+                          c.log_invalid, "Records", "Valid", c.rec_valid, "Invalid", c.rec_invalid,
+                          "Unsigned", c.rec_unsigned, "Problems", problems, "Repairs", repairs);
+    if (r == NULL) {
+        v->oom = true;
+    }
+    return r;
+}
+
+static void validator_free(validator *v)
+{
+    for (size_t i = 0; i < v->nsegs; i++) {
+        json_decref(v->segs[i].f.problems);
+        json_decref(v->segs[i].repairs);
+    }
+    for (size_t i = 0; i < v->ndigs; i++) {
+        json_decref(v->digs[i].f.problems);
+        json_decref(v->digs[i].doc);
+        free(v->digs[i].sig_hex);
+    }
+    json_decref(v->other.problems);
+    free(v->segs);
+    free(v->by_name);
+    free(v->digs);
+    EVP_PKEY_free(v->key);
+}
+
+static int list_trail(validator *v)
+{
+    DIR *root = opendir(v->dir);
+    if (root == NULL) {
+        return kms_raise(KMS_ERR_AUDIT, "cannot read the audit log directory %s: %s", v->dir,
+                         strerror(errno));
+    }
+    closedir(root);
+    int err = 0;
+    DIR *d = open_sub(v, "segments", &err);
+    if (d != NULL) {
+        list_segments(v, d);
+        closedir(d);
+    }
+    if (err == 0 && (d = open_sub(v, "digests", &err)) != NULL) {
+        list_digests(v, d);
+        closedir(d);
+    }
+    if (err != 0) {
+        return kms_raise(KMS_ERR_AUDIT, "cannot read the audit log directory %s: %s", v->dir,
+                         strerror(err));
+    }
+    return 0;
+}
+
+int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, int64_t start,
+                       int64_t end, json_t **report)
+{
+    *report = NULL;
+    KMS_ENSURE(dir != NULL && spki != NULL && start >= 0 && end >= 0, KMS_ERR_VALIDATION,
+               "validate-logs needs the audit directory, the digest public key and times >= 0");
+    int r = -1;
+    validator v = {.dir = dir, .start = start, .end = end, .prev_seg = -1};
+    memcpy(v.prev_hash, ZERO_HASH, sizeof v.prev_hash);
+    findings_init(&v.other);
+    const uint8_t *p = spki;
+    v.key = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    ERR_clear_error();
+    if (v.key == NULL) {
+        kms_raise(KMS_ERR_VALIDATION, "the digest public key is not a DER SubjectPublicKeyInfo");
+        goto out;
+    }
+    kms_audit_sha256_hex(spki, spki_len, v.fingerprint);
+    if (list_trail(&v) != 0) {
+        goto out;
+    }
+    check_digests(&v);
+    for (size_t i = 0; i < v.nsegs; i++) {
+        peek_first(&v, &v.segs[i]);
+    }
+    if (v.nsegs > 1) {
+        qsort(v.segs, v.nsegs, sizeof *v.segs, cmp_segment);
+    }
+    if (index_segment_names(&v) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory while validating the audit log");
+        goto out;
+    }
+    for (size_t i = 0; i < v.ndigs; i++) {
+        if (v.digs[i].doc != NULL) {
+            digest_log_files(&v, i);
+        }
+    }
+    for (size_t i = 0; i < v.nsegs && !v.oom; i++) {
+        scan_segment(&v, (long)i);
+    }
+    check_coverage(&v);
+    json_t *out = v.oom ? NULL : build_report(&v);
+    if (v.oom) {
+        json_decref(out);
+        kms_raise(KMS_ERR_INTERNAL, "out of memory while validating the audit log");
+        goto out;
+    }
+    *report = out;
+    r = 0;
+out:
+    validator_free(&v);
+    return r;
+}

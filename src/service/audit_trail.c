@@ -1,0 +1,559 @@
+/* The service's side of the audit trail: the digest key in the HSM, opening the trail, and the
+ * CloudTrail record of every request (CloudTrail User Guide, "CloudTrail record contents").
+ * src/audit writes, chains and signs; this file decides what a record says. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "service/ops.h"
+#include "service/service.h"
+#include "util/util.h"
+
+#define EVENT_VERSION "1.08"
+#define USER_AGENT_DEFAULT "libkms/0.1.0"
+
+char *kms_audit_dir(const char *home)
+{
+    return kms_path_join(home, "audit");
+}
+
+static int digest_sign(void *arg, const uint8_t digest[32], uint8_t **sig, size_t *sig_len)
+{
+    return kms_hsm_sign_digest(arg, KMS_AUDIT_KEY_LABEL, KMS_HSM_ECDSA_SHA256, digest, 32, sig,
+                               sig_len);
+}
+
+int kms_audit_home_create(const char *home, kms_hsm *hsm)
+{
+    uint8_t *spki = NULL;
+    size_t n = 0;
+    char *dir = kms_audit_dir(home);
+    int r =
+        dir != NULL &&
+                kms_hsm_generate_key(hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &spki, &n) == 0 &&
+                kms_audit_create(dir, spki, n) == 0
+            ? 0
+            : -1;
+    free(spki);
+    free(dir);
+    return r;
+}
+
+/* The digest key's public half. A home made before the audit trail existed has neither the key
+ * nor HOME/audit: both are created then. A home whose trail exists but whose key is gone cannot
+ * sign: refused. */
+static int load_spki(kms_client *c, const char *dir)
+{
+    if (c->audit_spki != NULL) {
+        return 0;
+    }
+    if (kms_hsm_public_key(c->hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &c->audit_spki,
+                           &c->audit_spki_len) == 0) {
+        return 0;
+    }
+    if (kms_last_error() != KMS_ERR_NOT_FOUND) {
+        return -1;
+    }
+    KMS_ENSURE(!kms_path_exists(dir), KMS_ERR_AUDIT,
+               "the audit digest key (%s) is missing from the HSM, so the trail in %s cannot be "
+               "signed; restore the token from a backup",
+               KMS_AUDIT_KEY_LABEL, dir);
+    KMS_GUARD(kms_audit_home_create(c->home, c->hsm));
+    return kms_hsm_public_key(c->hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &c->audit_spki,
+                              &c->audit_spki_len);
+}
+
+int kms_client_audit(kms_client *c, kms_audit **out)
+{
+    int r = -1;
+    char *dir = kms_audit_dir(c->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    pthread_mutex_lock(&c->audit_lock);
+    if (c->audit == NULL && load_spki(c, dir) == 0) {
+        kms_audit_options o = {
+            .dir = dir,
+            .account_id = c->cfg.account_id,
+            .region = c->cfg.region,
+            .digest_period = c->cfg.audit_digest_period,
+            .signer = {digest_sign, c->hsm, c->audit_spki, c->audit_spki_len},
+        };
+        c->audit = kms_audit_open(&o);
+    }
+    if (c->audit != NULL) {
+        if (kms_audit_ready(c->audit)) {
+            *out = c->audit;
+            r = 0;
+        } else {
+            kms_raise(KMS_ERR_AUDIT,
+                      "the audit log directory %s is gone: operations are refused until it is "
+                      "restored from a backup",
+                      dir);
+        }
+    }
+    pthread_mutex_unlock(&c->audit_lock);
+    free(dir);
+    return r;
+}
+
+void kms_request_resource(kms_request *rq, const char *arn)
+{
+    for (int i = 0; i < rq->resource_count; i++) {
+        if (strcmp(rq->resources[i], arn) == 0) {
+            return;
+        }
+    }
+    if (arn != NULL && arn[0] != '\0' && rq->resource_count < 2) {
+        snprintf(rq->resources[rq->resource_count++], KMS_ARN_MAX, "%s", arn);
+    }
+}
+
+/* ---- What a record says ---------------------------------------------------------------------- */
+
+static const char *event_source(const char *operation, const char **name)
+{
+    static const struct {
+        const char *prefix;
+        const char *source;
+    } sources[] = {
+        {"iam:", "iam.amazonaws.com"},
+        {"sts:", "sts.amazonaws.com"},
+        {"organizations:", "organizations.amazonaws.com"},
+        {"cloudtrail:", "cloudtrail.amazonaws.com"},
+        {"signin:", "signin.amazonaws.com"},
+    };
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        size_t n = strlen(sources[i].prefix);
+        if (strncmp(operation, sources[i].prefix, n) == 0) {
+            *name = operation + n;
+            return sources[i].source;
+        }
+    }
+    *name = operation;
+    return "kms.amazonaws.com";
+}
+
+/* CloudTrail's readOnly: reads, and the KMS cryptographic operations (they change no
+ * resource); STS calls issue credentials but change nothing either. */
+static bool read_only(const char *source, const char *name)
+{
+    static const char *const prefixes[] = {"Get", "List", "Describe", "Simulate", "Lookup"};
+    static const char *const kms_reads[] = {"Encrypt",
+                                            "Decrypt",
+                                            "ReEncrypt",
+                                            "GenerateDataKey",
+                                            "GenerateDataKeyWithoutPlaintext",
+                                            "GenerateRandom",
+                                            "Sign",
+                                            "Verify",
+                                            "GenerateMac",
+                                            "VerifyMac"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    if (strcmp(source, "sts.amazonaws.com") == 0) {
+        return true;
+    }
+    for (size_t i = 0;
+         strcmp(source, "kms.amazonaws.com") == 0 && i < sizeof kms_reads / sizeof kms_reads[0];
+         i++) {
+        if (strcmp(name, kms_reads[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Members never written to a record, request or response, at any depth: plaintexts, messages
+ * and MACs, ciphertexts, passwords, secret access keys, session tokens, MFA seeds and codes. */
+static bool secret_member(const char *name)
+{
+    static const char *const secrets[] = {
+        "Plaintext",
+        "CiphertextBlob",
+        "CiphertextForRecipient",
+        "Message",
+        "Signature",
+        "Mac",
+        "SecretAccessKey",
+        "SessionToken",
+        "Password",
+        "OldPassword",
+        "NewPassword",
+        "AuthenticationCode1",
+        "AuthenticationCode2",
+        "Base32StringSeed",
+        "QRCodePNG",
+        "TokenCode",
+        "PrivateKeyPlaintext",
+        "PrivateKeyCiphertextBlob",
+        "PublicKey",
+        "GrantToken",
+        "GrantTokens",
+    };
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        if (strcasecmp(name, secrets[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Maps whose keys are the caller's data, copied as they are. */
+static bool verbatim_map(const char *name)
+{
+    return strstr(name, "EncryptionContext") != NULL;
+}
+
+/* A request or response as CloudTrail shows it: member names in camelCase ("KeyId" ->
+ * "keyId"), secrets left out. NULL on out-of-memory. */
+static json_t *sanitize(json_t *v)
+{
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            if (out == NULL || json_array_append_new(out, sanitize(item)) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    if (!json_is_object(v)) {
+        return json_copy(v);
+    }
+    json_t *out = json_object();
+    const char *key;
+    json_t *member;
+    json_object_foreach(v, key, member)
+    {
+        if (out == NULL || secret_member(key)) {
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%s", key);
+        name[0] = (char)tolower((unsigned char)name[0]);
+        json_t *copy = verbatim_map(key) ? json_deep_copy(member) : sanitize(member);
+        if (copy == NULL || json_object_set_new(out, name, copy) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* The typed API has no JSON request: the parameters it had. */
+static json_t *typed_parameters(const kms_request *rq)
+{
+    json_t *p = json_object();
+    if (p != NULL && rq->key_ref != NULL) {
+        json_object_set_new(p, "keyId", json_string(rq->key_ref));
+    }
+    if (p != NULL && rq->enc_ctx != NULL && rq->enc_ctx->count > 0) {
+        json_t *ctx = json_object();
+        for (size_t i = 0; ctx != NULL && i < rq->enc_ctx->count; i++) {
+            json_object_set_new(ctx, rq->enc_ctx->entries[i].key,
+                                json_string(rq->enc_ctx->entries[i].value));
+        }
+        json_object_set_new(p, "encryptionContext", ctx);
+    }
+    return p;
+}
+
+static json_t *session_context(const kms_identity *id)
+{
+    char created[32];
+    kms_time_iso8601(id->session_issued, created);
+    json_t *attrs = json_pack("{s:s, s:s}", "creationDate", created, "mfaAuthenticated",
+                              id->mfa_authenticated ? "true" : "false");
+    if (id->role_arn[0] == '\0') {
+        return json_pack("{s:o}", "attributes", attrs);
+    }
+    /* principalId of a role session is "AROA...:SESSION"; the issuer is the role. */
+    char role_id[160];
+    snprintf(role_id, sizeof role_id, "%s", id->principal_id);
+    char *colon = strchr(role_id, ':');
+    if (colon != NULL) {
+        *colon = '\0';
+    }
+    return json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:o}", "sessionIssuer", "type", "Role",
+                     "principalId", role_id, "arn", id->role_arn, "accountId", id->account_id,
+                     "userName", id->role_name, "attributes", attrs);
+}
+
+static json_t *user_identity(const kms_request *rq)
+{
+    if (rq->who == NULL) {
+        /* Not authenticated: what the caller presented. */
+        return json_pack("{s:s, s:s}", "type", "Unknown", "accessKeyId",
+                         rq->client != NULL ? rq->client->access_key_id : "");
+    }
+    const kms_identity *id = &rq->who->id;
+    json_t *u = json_pack("{s:s, s:s, s:s, s:s}", "type", id->type, "principalId", id->principal_id,
+                          "arn", id->arn, "accountId", id->account_id);
+    if (u == NULL) {
+        return NULL;
+    }
+    if (id->access_key_id[0] != '\0') {
+        json_object_set_new(u, "accessKeyId", json_string(id->access_key_id));
+    }
+    if (id->user_name[0] != '\0') {
+        json_object_set_new(u, "userName", json_string(id->user_name));
+    }
+    if (id->session_expiry != 0) {
+        json_object_set_new(u, "sessionContext", session_context(id));
+    }
+    return u;
+}
+
+static json_t *resources(const kms_request *rq)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < rq->resource_count; i++) {
+        char account[13] = "";
+        if (kms_policy_arn_account(rq->resources[i], account) != 0) {
+            account[0] = '\0';
+        }
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "accountId", account, "type",
+                                              "AWS::KMS::Key", "ARN", rq->resources[i]));
+    }
+    return list;
+}
+
+/* CreateKey's new key is known only from its response. */
+static void response_resources(kms_request *rq)
+{
+    json_t *meta = json_object_get(rq->resp, "KeyMetadata");
+    const char *arn = json_string_value(json_object_get(meta, "Arn"));
+    if (arn != NULL) {
+        kms_request_resource(rq, arn);
+    }
+}
+
+static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *message)
+{
+    const char *name = NULL;
+    const char *source = event_source(rq->operation != NULL ? rq->operation : "", &name);
+    bool ro = read_only(source, name);
+    char when[32];
+    char event_id[KMS_UUID_STR_LEN + 1];
+    char request_id[KMS_UUID_STR_LEN + 1];
+    kms_time_iso8601(rq->started, when);
+    if (kms_uuid_new(event_id) != 0 || kms_uuid_new(request_id) != 0) {
+        return NULL;
+    }
+    if (rc == 0) {
+        response_resources(rq);
+    }
+    json_t *params = rq->req != NULL ? sanitize(rq->req) : typed_parameters(rq);
+    if (json_object_size(params) == 0) {
+        json_decref(params);
+        params = json_null();
+    }
+    /* CloudTrail leaves responseElements null for reads and failures. */
+    json_t *response = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
+    const kms_config *cfg = &rq->client->cfg;
+    const char *agent =
+        rq->client->user_agent != NULL ? rq->client->user_agent : USER_AGENT_DEFAULT;
+    json_t *r = json_object();
+    if (r == NULL) {
+        json_decref(params);
+        json_decref(response);
+        return NULL;
+    }
+    json_object_set_new(r, "eventVersion", json_string(EVENT_VERSION));
+    json_object_set_new(r, "userIdentity", user_identity(rq));
+    json_object_set_new(r, "eventTime", json_string(when));
+    json_object_set_new(r, "eventSource", json_string(source));
+    json_object_set_new(r, "eventName", json_string(name));
+    json_object_set_new(r, "awsRegion", json_string(cfg->region));
+    /* In-process calls come from this machine (as aws:SourceIp says). */
+    json_object_set_new(r, "sourceIPAddress", json_string("127.0.0.1"));
+    json_object_set_new(r, "userAgent", json_string(agent));
+    if (rc != 0) {
+        json_object_set_new(r, "errorCode", json_string(kms_error_name(err)));
+        json_object_set_new(r, "errorMessage", json_string(message));
+    }
+    json_object_set_new(r, "requestParameters", params);
+    json_object_set_new(r, "responseElements", response);
+    json_object_set_new(r, "requestID", json_string(request_id));
+    json_object_set_new(r, "eventID", json_string(event_id));
+    json_object_set_new(r, "readOnly", json_boolean(ro));
+    json_object_set_new(r, "resources", resources(rq));
+    json_object_set_new(r, "eventType", json_string("AwsApiCall"));
+    json_object_set_new(r, "managementEvent", json_true());
+    json_object_set_new(r, "recipientAccountId", json_string(cfg->account_id));
+    json_object_set_new(r, "eventCategory", json_string("Management"));
+    return r;
+}
+
+int kms_audit_request(kms_request *rq, int rc)
+{
+    kms_error err = kms_last_error();
+    char message[1024];
+    snprintf(message, sizeof message, "%s", kms_last_error_message());
+    kms_audit *a = NULL;
+    if (rq->client == NULL || rq->client->audit == NULL) {
+        /* The trail never opened (kms_gate_begin raised why): nothing runs without it. */
+        return -1;
+    }
+    a = rq->client->audit;
+    json_t *rec = build_record(rq, rc, err, message);
+    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
+    if (text != NULL && strlen(text) > KMS_AUDIT_RECORD_MAX - 256) {
+        /* A request too large to record whole (a huge policy document): its parameters go. */
+        free(text);
+        json_object_set_new(rec, "requestParameters", json_null());
+        json_object_set_new(rec, "responseElements", json_null());
+        json_object_set_new(rec, "additionalEventData",
+                            json_pack("{s:s}", "omitted", "parameters too large to record"));
+        text = json_dumps(rec, JSON_COMPACT);
+    }
+    json_decref(rec);
+    if (text == NULL) {
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory building the audit record");
+    }
+    int w = kms_audit_append(a, text, strlen(text));
+    free(text);
+    if (w != 0) {
+        return -1;
+    }
+    if (rc != 0) {
+        kms_raise(err, "%s", message); /* the request's own error, unchanged */
+    }
+    return rc;
+}
+
+/* ---- Reading the trail ------------------------------------------------------------------- */
+
+static int pem_of(const uint8_t *spki, size_t n, char **pem)
+{
+    const uint8_t *p = spki;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)n);
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len = 0;
+    int r = -1;
+    if (key != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1 &&
+        (len = BIO_get_mem_data(bio, &data)) > 0 && (*pem = strndup(data, (size_t)len)) != NULL) {
+        r = 0;
+    } else {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encode the audit digest key as PEM");
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    return r;
+}
+
+static int spki_loaded(kms_client *c)
+{
+    char *dir = kms_audit_dir(c->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    pthread_mutex_lock(&c->audit_lock);
+    int r = load_spki(c, dir);
+    pthread_mutex_unlock(&c->audit_lock);
+    free(dir);
+    return r;
+}
+
+int kms_audit_public_key(kms_client *client, char **pem)
+{
+    KMS_ENSURE(client != NULL && pem != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(spki_loaded(client));
+    return pem_of(client->audit_spki, client->audit_spki_len, pem);
+}
+
+static int time_arg(const char *s, const char *what, int64_t *out)
+{
+    *out = 0;
+    if (s == NULL) {
+        return 0;
+    }
+    *out = kms_audit_parse_time(s);
+    KMS_ENSURE(*out >= 0, KMS_ERR_VALIDATION,
+               "%s '%s' is not a time: give ISO 8601 (2026-11-28T07:00:00Z) or epoch seconds", what,
+               s);
+    return 0;
+}
+
+int kms_validate_logs(kms_client *client, const char *start_time, const char *end_time,
+                      char **report_json)
+{
+    int64_t start, end;
+    json_t *report = NULL;
+    KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
+    *report_json = NULL;
+    KMS_GUARD(time_arg(start_time, "StartTime", &start));
+    KMS_GUARD(time_arg(end_time, "EndTime", &end));
+    KMS_GUARD(spki_loaded(client));
+    char *dir = kms_audit_dir(client->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r =
+        kms_audit_validate(dir, client->audit_spki, client->audit_spki_len, start, end, &report);
+    free(dir);
+    if (r == 0) {
+        *report_json = json_dumps(report, JSON_INDENT(2));
+        json_decref(report);
+        KMS_ENSURE(*report_json != NULL, KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
+/* cloudtrail:LookupEvents, as the CloudTrail API takes it. */
+int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
+{
+    const char *start_s = NULL, *end_s = NULL, *token = NULL;
+    long long max = 0;
+    kms_audit_query q = {0};
+    KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
+    json_t *attrs = json_object_get(req, "LookupAttributes");
+    KMS_ENSURE(attrs == NULL || (json_is_array(attrs) && json_array_size(attrs) <= 1),
+               KMS_ERR_VALIDATION,
+               "LookupAttributes takes at most one {AttributeKey, AttributeValue}");
+    if (json_array_size(attrs) == 1) {
+        json_t *a = json_array_get(attrs, 0);
+        q.attribute_key = json_string_value(json_object_get(a, "AttributeKey"));
+        q.attribute_value = json_string_value(json_object_get(a, "AttributeValue"));
+        KMS_ENSURE(q.attribute_key != NULL && q.attribute_value != NULL, KMS_ERR_VALIDATION,
+                   "a lookup attribute needs AttributeKey and AttributeValue strings");
+    }
+    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(kms_req_string(req, "NextToken", false, 1, 1024, &token));
+    KMS_GUARD(kms_req_int(req, "MaxResults", false, 1, 50, 50, &max));
+    KMS_GUARD(time_arg(start_s, "StartTime", &q.start));
+    KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
+    q.max_results = (int)max;
+    q.next_token = token;
+    char *dir = kms_audit_dir(rq->client->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_audit_lookup(dir, &q, resp);
+    free(dir);
+    return r;
+}
+
+/* cloudtrail:GetUsageReport: requests per key and per operation (authorised as LookupEvents,
+ * which reads the same records). */
+int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp)
+{
+    const char *start_s = NULL, *end_s = NULL;
+    int64_t start, end;
+    KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
+    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(time_arg(start_s, "StartTime", &start));
+    KMS_GUARD(time_arg(end_s, "EndTime", &end));
+    char *dir = kms_audit_dir(rq->client->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_audit_usage_report(dir, start, end, resp);
+    free(dir);
+    return r;
+}

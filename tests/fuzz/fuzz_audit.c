@@ -1,0 +1,158 @@
+/* Fuzzes the audit trail readers (src/audit: audit_validate.c, audit_index.c), which read files
+ * that anyone with access to the KMS home can change:
+ *
+ *  - The input is the content of one segment, segments/00000000000000000001.jsonl. If it holds
+ *    the byte 0x1E (ASCII record separator), what follows the first one is also written as a
+ *    digest, digests/00000000000000000005.json, with a .sig made by the key validation trusts
+ *    (so that the checks after the signature run too).
+ *  - kms_audit_validate: 0 and a report with a boolean Valid, counters and a Problems array;
+ *    Valid true only without problems, and every problem has a Kind, a File and a Message.
+ *  - kms_audit_lookup (no filter, and EventName / ResourceName filters, two pages) and
+ *    kms_audit_usage_report: 0 (the directory is fine, whatever the segment holds), at most
+ *    MaxResults events, and a NextToken that the next call accepts.
+ * Each input starts from an empty trail in one directory made once per process (index.db too,
+ * so that every input is indexed from scratch). ASan, UBSan and the leak check do the rest. */
+#include <errno.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "fuzz_common.h"
+#include "kms/kms.h"
+#include "util/util.h"
+
+#define SEPARATOR 0x1E
+
+static char dir[64];
+static EVP_PKEY *key;
+static uint8_t *spki;
+static size_t spki_len;
+static char *segment_path, *digest_path, *sig_path;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void cleanup(void)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    snprintf(dir, sizeof dir, "/tmp/fuzz_audit.XXXXXX");
+    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    atexit(cleanup);
+    key = EVP_EC_gen("P-256");
+    FUZZ_CHECK(key != NULL);
+    int n = i2d_PUBKEY(key, &spki);
+    FUZZ_CHECK(n > 0);
+    spki_len = (size_t)n;
+    FUZZ_CHECK(kms_audit_create(dir, spki, spki_len) == 0);
+    segment_path = kms_strdup_printf("%s/segments/00000000000000000001.jsonl", dir);
+    digest_path = kms_strdup_printf("%s/digests/00000000000000000005.json", dir);
+    sig_path = kms_strdup_printf("%s/digests/00000000000000000005.json.sig", dir);
+    FUZZ_CHECK(segment_path != NULL && digest_path != NULL && sig_path != NULL);
+    return 0;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    FUZZ_CHECK(fp != NULL);
+    FUZZ_CHECK(n == 0 || fwrite(p, 1, n, fp) == n);
+    FUZZ_CHECK(fclose(fp) == 0);
+}
+
+static void write_digest(const uint8_t *p, size_t n)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = 0;
+    FUZZ_CHECK(ctx != NULL && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1);
+    FUZZ_CHECK(EVP_DigestSign(ctx, NULL, &sig_len, p, n) == 1);
+    uint8_t *sig = malloc(sig_len);
+    FUZZ_CHECK(sig != NULL && EVP_DigestSign(ctx, sig, &sig_len, p, n) == 1);
+    write_file(sig_path, sig, sig_len);
+    write_file(digest_path, p, n);
+    free(sig);
+    EVP_MD_CTX_free(ctx);
+}
+
+static void reset_trail(void)
+{
+    static const char *const index_files[] = {"index.db", "index.db-wal", "index.db-shm"};
+    unlink(segment_path);
+    unlink(digest_path);
+    unlink(sig_path);
+    for (size_t i = 0; i < sizeof index_files / sizeof index_files[0]; i++) {
+        char *p = kms_path_join(dir, index_files[i]);
+        FUZZ_CHECK(p != NULL);
+        unlink(p);
+        free(p);
+    }
+}
+
+static void check_report(const json_t *r)
+{
+    const json_t *valid = json_object_get(r, "Valid");
+    const json_t *problems = json_object_get(r, "Problems");
+    FUZZ_CHECK(json_is_boolean(valid) && json_is_array(problems));
+    FUZZ_CHECK(json_is_true(valid) == (json_array_size(problems) == 0));
+    FUZZ_CHECK(json_is_array(json_object_get(r, "Repairs")));
+    FUZZ_CHECK(json_is_integer(json_object_get(json_object_get(r, "Records"), "Unsigned")));
+    for (size_t i = 0; i < json_array_size(problems); i++) {
+        const json_t *p = json_array_get(problems, i);
+        FUZZ_CHECK(json_is_string(json_object_get(p, "Kind")));
+        FUZZ_CHECK(json_is_string(json_object_get(p, "File")));
+        FUZZ_CHECK(json_is_string(json_object_get(p, "Message")));
+    }
+}
+
+/* One lookup and, if there is a NextToken, the page after it. */
+static void lookup_twice(const char *attr, const char *value)
+{
+    kms_audit_query q = {attr, value, 0, 0, 3, NULL};
+    json_t *r = NULL;
+    FUZZ_CHECK(kms_audit_lookup(dir, &q, &r) == 0);
+    FUZZ_CHECK(json_array_size(json_object_get(r, "Events")) <= 3);
+    const char *token = json_string_value(json_object_get(r, "NextToken"));
+    if (token != NULL) {
+        json_t *next = NULL;
+        q.next_token = token;
+        FUZZ_CHECK(kms_audit_lookup(dir, &q, &next) == 0);
+        json_decref(next);
+    }
+    json_decref(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    reset_trail();
+    const uint8_t *sep = memchr(data, SEPARATOR, size);
+    size_t seg_len = sep ? (size_t)(sep - data) : size;
+    write_file(segment_path, data, seg_len);
+    if (sep != NULL) {
+        write_digest(sep + 1, size - seg_len - 1);
+    }
+
+    json_t *r = NULL;
+    FUZZ_CHECK(kms_audit_validate(dir, spki, spki_len, 0, 0, &r) == 0);
+    check_report(r);
+    json_decref(r);
+
+    lookup_twice(NULL, NULL);
+    lookup_twice("EventName", "Encrypt");
+    lookup_twice("ResourceName", "1234abcd-12ab-34cd-56ef-1234567890ab");
+    FUZZ_CHECK(kms_audit_usage_report(dir, 0, 0, &r) == 0);
+    FUZZ_CHECK(json_is_integer(json_object_get(r, "Requests")));
+    json_decref(r);
+    return 0;
+}

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# The audit trail through kmsctl: one CloudTrail record per operation (allowed and denied, as
+# several principals) checked field by field; no secret in any file of the trail; lookup-events
+# and usage-report; digests verified by openssl alone; validate-logs on tampered copies (a flipped
+# byte, a deleted record, a deleted or swapped segment, a truncation, a forged digest, garbage);
+# fail-closed on a missing, read-only or full log directory; kill -9 in a burst.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+json_len() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# first_event_named NAME < lookup-events output: the CloudTrailEvent of the first event NAME.
+first_event_named() {
+    "$PY" -c 'import json,sys; print([e for e in json.load(sys.stdin)["Events"] if e["EventName"]==sys.argv[1]][0]["CloudTrailEvent"])' "$1"
+}
+# newest_event FILTER_KEY FILTER_VALUE: the CloudTrailEvent of the newest matching record.
+newest_event() {
+    kms lookup-events --lookup-attributes "AttributeKey=$1,AttributeValue=$2" --max-results 1 \
+        --query 'Events[0].CloudTrailEvent' --output text
+}
+AUDIT="$HOME_DIR/audit"
+
+init_home
+ACCOUNT=$(json_get AccountId <"$TMP/init.json")
+[ -d "$AUDIT/segments" ] && [ -d "$AUDIT/digests" ] && ok "init creates the audit trail" ||
+    fail "init made no $AUDIT/segments and digests"
+
+# ---- principals: admin (IAMUser), a user with only Decrypt, a role session -------------------
+ADMIN_KEY=$(grep -m1 aws_access_key_id "$HOME_DIR/credentials" | sed 's/.*= *//')
+KEY=$(kms create-key --description audited --query KeyMetadata.KeyId --output text)
+KEY_ARN="arn:aws:kms:us-east-1:$ACCOUNT:key/$KEY"
+kms create-alias --alias-name alias/audited --target-key-id "$KEY"
+PLAINTEXT="the-plaintext-that-must-never-be-logged-$RANDOM$RANDOM"
+PT_B64=$(printf %s "$PLAINTEXT" | base64 -w0)
+BLOB=$(kms kms-encrypt --key-id alias/audited --plaintext "$PT_B64" \
+    --encryption-context purpose=audit-test --query CiphertextBlob --output text)
+DATA_KEY=$(kms generate-data-key --key-id "$KEY" --key-spec AES_256 --query Plaintext --output text)
+
+kms create-user --user-name bob >/dev/null
+kms put-user-policy --user-name bob --policy-name decrypt-only --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}'
+OUT=$(kms create-access-key --user-name bob)
+BOB_ID=$(json_get AccessKey.AccessKeyId <<<"$OUT")
+BOB_SECRET=$(json_get AccessKey.SecretAccessKey <<<"$OUT")
+as_bob() { KMS_ACCESS_KEY_ID=$BOB_ID KMS_SECRET_ACCESS_KEY=$BOB_SECRET "$KMSCTL" --home "$HOME_DIR" "$@"; }
+PASSWORD="Audit-Pa55word-$RANDOM-never-logged"
+kms create-login-profile --user-name bob --password "$PASSWORD" >/dev/null
+as_bob kms-decrypt --ciphertext-blob "$BLOB" --encryption-context purpose=audit-test >/dev/null
+expect_error AccessDeniedException 254 as_bob kms-encrypt --key-id "$KEY" --plaintext "$PT_B64"
+
+kms create-role --role-name auditor --assume-role-policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::$ACCOUNT:root\"},\"Action\":\"sts:AssumeRole\"}]}" >/dev/null
+kms attach-role-policy --role-name auditor --policy-arn arn:aws:iam::aws:policy/AdministratorAccess
+OUT=$(kms assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/auditor" --role-session-name night-shift)
+ROLE_ID=$(json_get Credentials.AccessKeyId <<<"$OUT")
+ROLE_SECRET=$(json_get Credentials.SecretAccessKey <<<"$OUT")
+ROLE_TOKEN=$(json_get Credentials.SessionToken <<<"$OUT")
+as_role() {
+    KMS_ACCESS_KEY_ID=$ROLE_ID KMS_SECRET_ACCESS_KEY=$ROLE_SECRET KMS_SESSION_TOKEN=$ROLE_TOKEN \
+        "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+as_role describe-key --key-id alias/audited >/dev/null
+
+# ---- records, field by field ---------------------------------------------------------------
+EV=$(newest_event EventName CreateKey)
+assert_eq "$(json_get eventVersion <<<"$EV")" "1.08" "eventVersion"
+assert_eq "$(json_get eventSource <<<"$EV")" "kms.amazonaws.com" "CreateKey: eventSource"
+assert_eq "$(json_get userIdentity.type <<<"$EV")" "IAMUser" "CreateKey: userIdentity.type"
+assert_eq "$(json_get userIdentity.arn <<<"$EV")" "arn:aws:iam::$ACCOUNT:user/admin" "CreateKey: arn"
+assert_eq "$(json_get userIdentity.accountId <<<"$EV")" "$ACCOUNT" "CreateKey: accountId"
+assert_eq "$(json_get userIdentity.userName <<<"$EV")" "admin" "CreateKey: userName"
+assert_eq "$(json_get userIdentity.accessKeyId <<<"$EV")" "$ADMIN_KEY" "CreateKey: accessKeyId"
+assert_match "$(json_get userIdentity.principalId <<<"$EV")" '^AIDA' "CreateKey: principalId"
+assert_match "$(json_get eventTime <<<"$EV")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$' \
+    "eventTime is ISO 8601 UTC"
+assert_eq "$(json_get awsRegion <<<"$EV")" "us-east-1" "awsRegion"
+assert_eq "$(json_get sourceIPAddress <<<"$EV")" "127.0.0.1" "sourceIPAddress"
+assert_match "$(json_get userAgent <<<"$EV")" '^kmsctl/' "userAgent"
+assert_eq "$(json_get requestParameters.description <<<"$EV")" "audited" "CreateKey: requestParameters"
+assert_eq "$(json_get responseElements.keyMetadata.keyId <<<"$EV")" "$KEY" "CreateKey: responseElements"
+assert_eq "$(json_get resources[0].ARN <<<"$EV")" "$KEY_ARN" "CreateKey: resources ARN"
+assert_eq "$(json_get resources[0].type <<<"$EV")" "AWS::KMS::Key" "CreateKey: resources type"
+assert_eq "$(json_get readOnly <<<"$EV")" "false" "CreateKey: readOnly false"
+assert_eq "$(json_get eventType <<<"$EV")" "AwsApiCall" "eventType"
+assert_eq "$(json_get managementEvent <<<"$EV")" "true" "managementEvent"
+assert_eq "$(json_get eventCategory <<<"$EV")" "Management" "eventCategory"
+assert_eq "$(json_get recipientAccountId <<<"$EV")" "$ACCOUNT" "recipientAccountId"
+assert_match "$(json_get eventID <<<"$EV")" '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' "eventID is a UUID"
+assert_match "$(json_get requestID <<<"$EV")" '^[0-9a-f-]{36}$' "requestID"
+assert_eq "$(json_get errorCode <<<"$EV")" "<missing>" "no errorCode on success"
+
+EV=$(newest_event EventName Encrypt)
+assert_eq "$(json_get errorCode <<<"$EV")" "AccessDeniedException" "the denied Encrypt is recorded"
+assert_contains "$(json_get errorMessage <<<"$EV")" "not authorized" "with AWS's refusal message"
+assert_eq "$(json_get userIdentity.userName <<<"$EV")" "bob" "denied Encrypt: the caller"
+assert_eq "$(json_get userIdentity.accessKeyId <<<"$EV")" "$BOB_ID" "denied Encrypt: bob's key"
+assert_eq "$(json_get resources[0].ARN <<<"$EV")" "$KEY_ARN" "denied Encrypt: the key"
+assert_eq "$(json_get readOnly <<<"$EV")" "true" "Encrypt is readOnly"
+assert_eq "$(json_get responseElements <<<"$EV")" "<missing>" "no responseElements on failure"
+
+EV=$(kms lookup-events --lookup-attributes AttributeKey=Username,AttributeValue=admin \
+    --max-results 50 | first_event_named Encrypt)
+assert_eq "$(json_get requestParameters.keyId <<<"$EV")" "alias/audited" "Encrypt: keyId as given"
+assert_eq "$(json_get requestParameters.encryptionContext.purpose <<<"$EV")" "audit-test" \
+    "Encrypt: encryptionContext"
+assert_eq "$(json_get requestParameters.plaintext <<<"$EV")" "<missing>" "Encrypt: no plaintext"
+
+EV=$(newest_event EventName Decrypt)
+assert_eq "$(json_get userIdentity.userName <<<"$EV")" "bob" "Decrypt by bob"
+assert_eq "$(json_get errorCode <<<"$EV")" "<missing>" "bob's Decrypt succeeded"
+assert_eq "$(json_get resources[0].ARN <<<"$EV")" "$KEY_ARN" "Decrypt: the key from the blob"
+
+EV=$(newest_event EventName DescribeKey)
+assert_eq "$(json_get userIdentity.type <<<"$EV")" "AssumedRole" "role session: type"
+assert_eq "$(json_get userIdentity.arn <<<"$EV")" \
+    "arn:aws:sts::$ACCOUNT:assumed-role/auditor/night-shift" "role session: arn"
+assert_eq "$(json_get userIdentity.accessKeyId <<<"$EV")" "$ROLE_ID" "role session: accessKeyId"
+assert_eq "$(json_get userIdentity.sessionContext.sessionIssuer.arn <<<"$EV")" \
+    "arn:aws:iam::$ACCOUNT:role/auditor" "role session: sessionIssuer"
+assert_eq "$(json_get userIdentity.sessionContext.attributes.mfaAuthenticated <<<"$EV")" "false" \
+    "role session: mfaAuthenticated"
+assert_eq "$(json_get readOnly <<<"$EV")" "true" "DescribeKey is readOnly"
+
+EV=$(newest_event EventName CreateUser)
+assert_eq "$(json_get eventSource <<<"$EV")" "iam.amazonaws.com" "CreateUser: iam eventSource"
+assert_eq "$(json_get requestParameters.userName <<<"$EV")" "bob" "CreateUser: userName"
+EV=$(newest_event EventName CreateAccessKey)
+assert_eq "$(json_get responseElements.accessKey.accessKeyId <<<"$EV")" "$BOB_ID" \
+    "CreateAccessKey: the key id is recorded"
+assert_eq "$(json_get responseElements.accessKey.secretAccessKey <<<"$EV")" "<missing>" \
+    "CreateAccessKey: the secret is not"
+EV=$(newest_event EventName AssumeRole)
+assert_eq "$(json_get eventSource <<<"$EV")" "sts.amazonaws.com" "AssumeRole: sts eventSource"
+assert_eq "$(json_get requestParameters.roleSessionName <<<"$EV")" "night-shift" "AssumeRole: session"
+
+# Lookup filters and paging.
+N=$(kms lookup-events --lookup-attributes AttributeKey=ResourceName,AttributeValue="$KEY" \
+    --query Events | json_len)
+assert_match "$N" '^[0-9]+$' "lookup by ResourceName (key id) answers"
+[ "$N" -ge 5 ] && ok "lookup by ResourceName finds the key's $N events" || fail "only $N events for the key"
+assert_eq "$(kms lookup-events --lookup-attributes AttributeKey=AccessKeyId,AttributeValue="$BOB_ID" \
+    --query 'Events[0].Username' --output text)" "bob" "lookup by AccessKeyId"
+assert_eq "$(kms lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=sts.amazonaws.com \
+    --query 'Events[0].EventName' --output text)" "AssumeRole" "lookup by EventSource"
+P1=$(kms lookup-events --max-results 3)
+TOKEN=$(json_get NextToken <<<"$P1")
+assert_ne "$TOKEN" "<missing>" "a page of 3 has a NextToken"
+P2=$(kms lookup-events --max-results 3 --next-token "$TOKEN")
+T1=$(json_get 'Events[2].EventTime' <<<"$P1")
+T2=$(json_get 'Events[0].EventTime' <<<"$P2")
+[[ "$T2" < "$T1" || "$T2" == "$T1" ]] && ok "the next page is older (newest first)" ||
+    fail "page 2 starts at $T2, after page 1's end $T1"
+assert_ne "$(json_get 'Events[0].EventId' <<<"$P2")" "$(json_get 'Events[2].EventId' <<<"$P1")" \
+    "pages do not repeat events"
+expect_error ValidationException 254 kms lookup-events --lookup-attributes AttributeKey=Colour,AttributeValue=red
+FUTURE=$(kms lookup-events --start-time 2099-01-01T00:00:00Z --query Events | json_len)
+assert_eq "$FUTURE" "0" "a time range in the future holds nothing"
+
+# Usage report.
+REPORT=$(kms usage-report)
+assert_eq "$(json_get 'Keys[0].KeyArn' <<<"$REPORT")" "$KEY_ARN" "usage-report: the key"
+ENC_ERR=$("$PY" -c '
+import json,sys
+r=json.load(sys.stdin)
+k=[k for k in r["Keys"] if k["KeyArn"]==sys.argv[1]][0]
+print(",".join("%s=%d/%d"%(o["EventName"],o["Requests"],o["Errors"]) for o in k["Operations"] if o["EventName"] in ("Encrypt","Decrypt")))' "$KEY_ARN" <<<"$REPORT")
+assert_contains "$ENC_ERR" "Encrypt=2/1" "usage-report: Encrypt 2 requests, 1 error"
+assert_contains "$ENC_ERR" "Decrypt=1/0" "usage-report: Decrypt 1 request"
+
+# ---- no secret anywhere in the trail ----------------------------------------------------------
+PIN=$(cat "$HOME_DIR"/hsm/pin 2>/dev/null || true)
+ADMIN_SECRET=$(grep -m1 aws_secret_access_key "$HOME_DIR/credentials" | sed 's/.*= *//')
+leaks=""
+for s in "$PLAINTEXT" "$PT_B64" "$DATA_KEY" "$BOB_SECRET" "$ROLE_SECRET" "$ROLE_TOKEN" \
+    "$PASSWORD" "$ADMIN_SECRET" ${PIN:+"$PIN"}; do
+    if grep -r -a -q -F -- "$s" "$AUDIT"; then leaks="$leaks ${s:0:12}..."; fi
+done
+assert_eq "$leaks" "" "no plaintext, data key, secret key, session token, password or PIN in $AUDIT"
+
+# ---- digests: validate-logs and the outside check with openssl alone ---------------------------
+kms validate-logs >"$TMP/v.json" && ok "validate-logs passes on the untouched trail" ||
+    fail "validate-logs: $(cat "$TMP/v.json")"
+assert_eq "$(json_get Valid <"$TMP/v.json")" "true" "the report says Valid"
+kms get-audit-public-key --outfile "$TMP/audit-key.pem"
+cmp -s "$TMP/audit-key.pem" "$AUDIT/digest-public-key.pem" && ok "the exported key is the home's copy" ||
+    fail "get-audit-public-key differs from $AUDIT/digest-public-key.pem"
+DIGEST=$(ls "$AUDIT"/digests/*.json | tail -1)
+assert_eq "$(openssl dgst -sha256 -verify "$TMP/audit-key.pem" -signature "$DIGEST.sig" "$DIGEST")" \
+    "Verified OK" "openssl verifies a digest signature"
+SEG=$(json_get 'logFiles[0].file' <"$DIGEST")
+assert_eq "$(sha256sum "$AUDIT/$SEG" | cut -d' ' -f1)" "$(json_get 'logFiles[0].hashValue' <"$DIGEST")" \
+    "sha256sum matches the digest's hash of its log file"
+cp "$DIGEST" "$TMP/forged.json"
+sed -i 's/"hashValue":"\(.\)/"hashValue":"0/' "$TMP/forged.json"
+if openssl dgst -sha256 -verify "$TMP/audit-key.pem" -signature "$DIGEST.sig" "$TMP/forged.json" >/dev/null 2>&1; then
+    fail "openssl accepted an edited digest"
+else
+    ok "openssl refuses an edited digest"
+fi
+
+# ---- tampering: each on a copy, each must fail and name the place -----------------------------
+# A segment of many records: one process (kmsbench) making many calls.
+"$KMS_BUILD_DIR/kmsbench" --home "$HOME_DIR" --operation Encrypt --threads 2 --seconds 1 >/dev/null
+kms list-keys >/dev/null # one more sealed segment
+cp -a "$AUDIT" "$TMP/audit.orig"
+restore() { rm -rf "$AUDIT"; cp -a "$TMP/audit.orig" "$AUDIT"; }
+# tampered WHAT FRAGMENT: validate-logs must exit 254 and its report must mention FRAGMENT.
+tampered() {
+    local rc=0
+    kms validate-logs >"$TMP/v.json" 2>"$TMP/v.err" || rc=$?
+    if [ "$rc" -eq 254 ] && grep -q -F -- "$2" "$TMP/v.json" && [ "$(json_get Valid <"$TMP/v.json")" = false ]; then
+        ok "validate-logs catches: $1"
+    else
+        fail "validate-logs on '$1': exit $rc, report lacks '$2': $(head -c 600 "$TMP/v.json")"
+    fi
+    restore
+}
+mapfile -t SEGS < <(cd "$AUDIT" && ls segments/*.jsonl)
+S1=${SEGS[1]}
+S2=${SEGS[2]}
+chmod u+w "$AUDIT/$S1" "$AUDIT/$S2"
+# a flipped byte inside a record
+"$PY" - "$AUDIT/$S1" <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+i = b.index(b'"eventName":"') + 14; b[i] ^= 0x01
+open(p, "wb").write(bytes(b))
+PY
+tampered "a flipped byte" "$S1"
+chmod u+w "$AUDIT/$S1"
+# a deleted record: the first line of a segment with several
+MANY=$(for s in "${SEGS[@]}"; do echo "$(wc -l <"$AUDIT/$s") $s"; done | sort -n | tail -1 | cut -d' ' -f2)
+chmod u+w "$AUDIT/$MANY"
+sed -i '2d' "$AUDIT/$MANY"
+tampered "a deleted record" "$MANY"
+rm "$AUDIT/$S1"
+tampered "a deleted segment" "$S1"
+mv "$AUDIT/$S1" "$TMP/swap" && mv "$AUDIT/$S2" "$AUDIT/$S1" && mv "$TMP/swap" "$AUDIT/$S2"
+tampered "two swapped segments" "$S1"
+chmod u+w "$AUDIT/$S2"
+truncate -s -40 "$AUDIT/$S2"
+tampered "a truncated segment" "$S2"
+D1=$(cd "$AUDIT" && ls digests/*.json | head -2 | tail -1)
+"$PY" - "$AUDIT/$D1" <<'PY'
+import json, sys
+p = sys.argv[1]; d = json.load(open(p)); d["logFiles"][0]["hashValue"] = "0" * 64
+open(p, "w").write(json.dumps(d, separators=(",", ":")))
+PY
+openssl ecparam -name prime256v1 -genkey -noout -out "$TMP/other.pem" 2>/dev/null
+openssl dgst -sha256 -sign "$TMP/other.pem" -out "$AUDIT/$D1.sig" "$AUDIT/$D1"
+tampered "a digest forged without the HSM key" "$D1"
+rm "$AUDIT/$D1" "$AUDIT/$D1.sig"
+tampered "a deleted digest" "$D1"
+head -c 3000 /dev/urandom >"$AUDIT/segments/99999999999999999999.jsonl"
+printf 'not json at all' >"$AUDIT/digests/garbage.json"
+tampered "garbage files" "garbage.json"
+
+# ---- fail closed --------------------------------------------------------------------------------
+KEYS_BEFORE=$(kms list-keys --query Keys | json_len)
+mv "$AUDIT" "$TMP/audit.away"
+expect_error KMSAuditLogException 254 kms create-key --description must-not-exist
+assert_contains "$ERR_MSG" "missing" "the error says the log directory is missing"
+mv "$TMP/audit.away" "$AUDIT"
+assert_eq "$(kms list-keys --query Keys | json_len)" "$KEYS_BEFORE" \
+    "no key was created while the log was missing"
+
+# A full disk (a write that fails half-way) is tested in tests/unit/test_audit.c (write_failure:
+# RLIMIT_FSIZE in a child): here the metadata database would fail first.
+
+# Read-only: as an unprivileged user (root ignores permissions).
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    cp -a "$HOME_DIR" "$TMP/ro-home"
+    sed -i "s|^directories.tokendir *=.*|directories.tokendir = $TMP/ro-home/hsm/tokens|" "$TMP/ro-home/hsm/softhsm2.conf"
+    chmod 755 "$TMP"
+    chown -R nobody "$TMP/ro-home"
+    chmod 500 "$TMP/ro-home/audit" "$TMP/ro-home/audit/segments"
+    rc=0
+    setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/nonexistent \
+        "$KMSCTL" --home "$TMP/ro-home" list-keys >"$TMP/ro.out" 2>"$TMP/ro.err" || rc=$?
+    assert_eq "$rc" 254 "a read-only log directory fails the operation"
+    assert_contains "$(cat "$TMP/ro.err")" "KMSAuditLogException" "with the audit error (stdout: $(head -c 300 "$TMP/ro.out"))"
+fi
+
+# ---- kill -9 in the middle of a burst -----------------------------------------------------------
+# One process, 4 threads (group commit); it prints a call's tag once the call returned, i.e. once
+# its record was durable. (Killing kmsctl processes instead would also kill SoftHSM while it
+# rewrites its token files at login, which breaks the token, not the trail.)
+BURST="$KMS_BUILD_DIR/tests/audit_burst"
+for round in 1 2; do
+    "$BURST" "$HOME_DIR" "$KEY" 4 >"$TMP/acked" 2>"$TMP/burst.err" &
+    PID=$!
+    sleep 2
+    kill -9 "$PID"
+    wait "$PID" 2>/dev/null || true
+    ACKED=$(grep -c . "$TMP/acked" || true)
+    [ "$ACKED" -gt 0 ] && ok "round $round: the burst acknowledged $ACKED calls before kill -9" ||
+        fail "round $round: no call acknowledged ($(head -c 300 "$TMP/burst.err"))"
+    "$PY" - "$TMP/acked" "$AUDIT/segments" >"$TMP/lost" <<'PY'
+import json, os, sys
+acked = open(sys.argv[1]).read().split("\n")[:-1]  # whole lines only
+seen = set()
+for name in os.listdir(sys.argv[2]):
+    with open(os.path.join(sys.argv[2], name), "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                continue
+            rec = json.loads(line)
+            ctx = (rec.get("requestParameters") or {}).get("encryptionContext") or {}
+            if "burst" in ctx and rec.get("userAgent") == "audit_burst":
+                seen.add(ctx["burst"])
+for tag in acked:
+    if tag not in seen:
+        print(tag)
+PY
+    assert_eq "$(head -5 "$TMP/lost")" "" "round $round: no acknowledged record is lost"
+    kms list-keys >/dev/null # the next writer finishes what the kill interrupted
+    kms validate-logs >"$TMP/v.json" && ok "round $round: the trail validates after kill -9" ||
+        fail "round $round, after kill -9: $(head -c 800 "$TMP/v.json")"
+done
+
+# ---- the digest period (time moved by libfaketime) ----------------------------------------------
+if command -v faketime >/dev/null; then
+    "$PY" - "$HOME_DIR/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p)); c["audit_digest_period_seconds"] = 60
+open(p, "w").write(json.dumps(c))
+PY
+    if [ -x "$KMS_BUILD_DIR/kmsbench" ]; then
+        BEFORE=$(ls "$AUDIT"/digests/*.json | wc -l)
+        env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+            faketime -f '+0 x100' "$KMS_BUILD_DIR/kmsbench" --home "$HOME_DIR" \
+            --operation GenerateDataKey --threads 1 --seconds 300 >/dev/null
+        AFTER=$(ls "$AUDIT"/digests/*.json | wc -l)
+        [ $((AFTER - BEFORE)) -ge 4 ] && ok "a long run writes a digest each period ($((AFTER - BEFORE)))" ||
+            fail "only $((AFTER - BEFORE)) digests in 300 fake seconds with a 60 s period"
+        kms validate-logs >"$TMP/v.json" && ok "the trail validates after periodic digests" ||
+            fail "$(head -c 600 "$TMP/v.json")"
+    fi
+fi

@@ -1,0 +1,1258 @@
+/* Unit tests of the audit trail readers: kms_audit_validate (validate-logs), kms_audit_lookup
+ * (lookup-events) and kms_audit_usage_report, on trails built by hand exactly as audit.h
+ * describes them (record lines with auditChain, digests signed with an EC P-256 key made here),
+ * independent of the writer. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "kms/kms.h"
+#include "util/util.h"
+
+#define BASE_TIME 1780000000 /* 2026-05-28T20:26:40Z */
+#define ACCOUNT "111122223333"
+
+/* ---- Keys ---------------------------------------------------------------------------------- */
+
+static EVP_PKEY *ec_key_new(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    return k;
+}
+
+static uint8_t *spki_of(EVP_PKEY *k, size_t *len)
+{
+    uint8_t *der = NULL;
+    int n = i2d_PUBKEY(k, &der);
+    assert_true(n > 0);
+    *len = (size_t)n;
+    return der;
+}
+
+static uint8_t *sign(EVP_PKEY *k, const char *msg, size_t n, size_t *sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_non_null(ctx);
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k), 1);
+    size_t cap = 0;
+    assert_int_equal(EVP_DigestSign(ctx, NULL, &cap, (const uint8_t *)msg, n), 1);
+    uint8_t *sig = malloc(cap);
+    assert_non_null(sig);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &cap, (const uint8_t *)msg, n), 1);
+    EVP_MD_CTX_free(ctx);
+    *sig_len = cap;
+    return sig;
+}
+
+/* ---- Files --------------------------------------------------------------------------------- */
+
+static char *path_of(const char *dir, const char *rel)
+{
+    char *p = kms_strdup_printf("%s/%s", dir, rel);
+    assert_non_null(p);
+    return p;
+}
+
+static void write_file(const char *path, const void *p, size_t n, const char *mode)
+{
+    FILE *fp = fopen(path, mode);
+    assert_non_null(fp);
+    assert_int_equal(fwrite(p, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static char *read_file(const char *path, size_t *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (kms_file_read(path, 1 << 26, &buf, &len) != 0) {
+        fail_msg("cannot read %s: %s", path, kms_last_error_message());
+    }
+    if (n != NULL) {
+        *n = len;
+    }
+    return buf;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        sprintf(out + 2 * i, "%02x", p[i]);
+    }
+    out[2 * n] = '\0';
+}
+
+static void seg_rel(int64_t first, char *out, size_t n)
+{
+    snprintf(out, n, "segments/%020lld.jsonl", (long long)first);
+}
+
+static void dig_rel(int64_t last, char *out, size_t n)
+{
+    snprintf(out, n, "digests/%020lld.json", (long long)last);
+}
+
+/* ---- Records ------------------------------------------------------------------------------- */
+
+static const char *const NAMES[] = {"Encrypt", "Decrypt", "GenerateDataKey", "DescribeKey",
+                                    "ListKeys"};
+static const char *const KEYS[] = {"1234abcd-12ab-34cd-56ef-1234567890ab",
+                                   "0987dcba-09fe-87dc-65ba-ab0987654321",
+                                   "11111111-2222-4333-8444-555555555555"};
+
+static const char *rec_name(int64_t seq)
+{
+    return NAMES[seq % 5];
+}
+
+static bool rec_read_only(int64_t seq)
+{
+    return seq % 5 >= 3;
+}
+
+static int rec_user(int64_t seq) /* 0 IAMUser alice, 1 AssumedRole App/sess-7, 2 Root */
+{
+    return (int)(seq % 3);
+}
+
+static const char *rec_key(int64_t seq) /* NULL: no resource (ListKeys) */
+{
+    return seq % 5 == 4 ? NULL : KEYS[seq % 3 == 0 ? 0 : (seq % 7) % 3];
+}
+
+static bool rec_error(int64_t seq)
+{
+    return seq % 7 == 0;
+}
+
+static int64_t rec_time(int64_t seq)
+{
+    return BASE_TIME + seq * 60;
+}
+
+/* The caller's part of record seq (no auditChain), as the service would hand it over. */
+static char *record_body(int64_t seq, const char *name_override)
+{
+    static const char *const who[] = {
+        "{\"type\":\"IAMUser\",\"principalId\":\"AIDAALICE\",\"arn\":\"arn:aws:iam::" ACCOUNT
+        ":user/alice\",\"accountId\":\"" ACCOUNT "\",\"accessKeyId\":\"AKIAALICE0000001\","
+        "\"userName\":\"alice\"}",
+        "{\"type\":\"AssumedRole\",\"principalId\":\"AROAAPP:sess-7\",\"arn\":\"arn:aws:sts:"
+        ":" ACCOUNT ":assumed-role/App/sess-7\",\"accountId\":\"" ACCOUNT
+        "\",\"accessKeyId\":\"ASIASESSION0007\","
+        "\"sessionContext\":{\"sessionIssuer\":{\"type\":\"Role\",\"userName\":\"App\"}}}",
+        "{\"type\":\"Root\",\"principalId\":\"" ACCOUNT "\",\"arn\":\"arn:aws:iam::" ACCOUNT
+        ":root\",\"accountId\":\"" ACCOUNT "\",\"accessKeyId\":\"AKIAROOT00000001\"}",
+    };
+    char when[32], res[256] = "[]", err[96] = "";
+    kms_time_iso8601(rec_time(seq), when);
+    const char *key = rec_key(seq);
+    if (key != NULL) {
+        snprintf(res, sizeof res,
+                 "[{\"accountId\":\"" ACCOUNT "\",\"type\":\"AWS::KMS::Key\",\"ARN\":"
+                 "\"arn:aws:kms:us-east-1:" ACCOUNT ":key/%s\"}]",
+                 key);
+    }
+    if (rec_error(seq)) {
+        snprintf(err, sizeof err,
+                 ",\"errorCode\":\"AccessDeniedException\",\"errorMessage\":\"denied\"");
+    }
+    char *s = kms_strdup_printf(
+        "{\"eventVersion\":\"1.08\",\"userIdentity\":%s,\"eventTime\":\"%s\","
+        "\"eventSource\":\"kms.amazonaws.com\",\"eventName\":\"%s\",\"awsRegion\":\"us-east-1\","
+        "\"sourceIPAddress\":\"192.0.2.10\",\"userAgent\":\"kmsctl/0.1\",\"requestParameters\":"
+        "{\"keyId\":\"%s\"},\"responseElements\":null%s,\"requestID\":\"req-%lld\","
+        "\"eventID\":\"00000000-0000-4000-8000-%012lld\",\"readOnly\":%s,\"resources\":%s,"
+        "\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":\"" ACCOUNT
+        "\",\"eventCategory\":\"Management\"}",
+        who[rec_user(seq)], when, name_override ? name_override : rec_name(seq), key ? key : "",
+        err, (long long)seq, (long long)seq, rec_read_only(seq) ? "true" : "false", res);
+    assert_non_null(s);
+    return s;
+}
+
+/* ---- A trail built by hand ------------------------------------------------------------------ */
+
+typedef struct trail {
+    char *dir;
+    EVP_PKEY *key;
+    uint8_t *spki;
+    size_t spki_len;
+    int64_t seq;       /* last sequence written */
+    int64_t seg_first; /* first sequence of the open segment, 0 if none */
+    char prev_hash[KMS_AUDIT_HASH_HEX + 1];
+    char prev_digest[64]; /* "" before the first digest */
+    int64_t prev_digest_end;
+    const char *name_override; /* eventName for the next records, NULL: the generator's */
+} trail;
+
+static trail *trail_new(void)
+{
+    trail *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->dir = kms_test_tmpdir();
+    t->key = ec_key_new();
+    t->spki = spki_of(t->key, &t->spki_len);
+    memset(t->prev_hash, '0', KMS_AUDIT_HASH_HEX);
+    assert_int_equal(kms_audit_create(t->dir, t->spki, t->spki_len), 0);
+    return t;
+}
+
+static void trail_free(trail *t)
+{
+    kms_test_rmrf(t->dir);
+    free(t->dir);
+    EVP_PKEY_free(t->key);
+    OPENSSL_free(t->spki);
+    free(t);
+}
+
+/* Completes a body into a record line exactly as the writer does (audit.h "A record line"). */
+static char *chain_line(const char *body, int64_t seq, const char *prev_hash)
+{
+    size_t n = strlen(body);
+    assert_true(n > 2 && body[n - 1] == '}');
+    char *line =
+        kms_strdup_printf("%.*s,\"auditChain\":{\"sequence\":%lld,\"previousHash\":\"%s\"}}",
+                          (int)(n - 1), body, (long long)seq, prev_hash);
+    assert_non_null(line);
+    return line;
+}
+
+static void trail_append_body(trail *t, const char *body)
+{
+    char rel[64];
+    if (t->seg_first == 0) {
+        t->seg_first = t->seq + 1;
+    }
+    seg_rel(t->seg_first, rel, sizeof rel);
+    char *path = path_of(t->dir, rel);
+    char *line = chain_line(body, t->seq + 1, t->prev_hash);
+    kms_audit_sha256_hex(line, strlen(line), t->prev_hash);
+    FILE *fp = fopen(path, "ab");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", line);
+    assert_int_equal(fclose(fp), 0);
+    t->seq++;
+    free(line);
+    free(path);
+}
+
+static void trail_append(trail *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char *body = record_body(t->seq + 1, t->name_override);
+        trail_append_body(t, body);
+        free(body);
+    }
+}
+
+static void write_signed(const char *dir, const char *rel, const char *json, EVP_PKEY *key,
+                         char **sig_hex)
+{
+    char *path = path_of(dir, rel);
+    char *sig_path = kms_strdup_printf("%s.sig", path);
+    size_t sig_len = 0;
+    uint8_t *sig = sign(key, json, strlen(json), &sig_len);
+    write_file(sig_path, sig, sig_len, "wb");
+    write_file(path, json, strlen(json), "wb");
+    if (sig_hex != NULL) {
+        *sig_hex = malloc(2 * sig_len + 1);
+        assert_non_null(*sig_hex);
+        hex(sig, sig_len, *sig_hex);
+    }
+    free(sig);
+    free(sig_path);
+    free(path);
+}
+
+/* Seals the open segment: the digest of audit.h "A digest", signed with t->key. */
+static void trail_seal(trail *t)
+{
+    assert_true(t->seg_first > 0);
+    char seg[64], dig[64], first_time[32], last_time[32], start_time[32], fp[65], file_hash[65];
+    seg_rel(t->seg_first, seg, sizeof seg);
+    dig_rel(t->seq, dig, sizeof dig);
+    char *seg_path = path_of(t->dir, seg);
+    size_t n = 0;
+    char *bytes = read_file(seg_path, &n);
+    kms_audit_sha256_hex(bytes, n, file_hash);
+    kms_audit_sha256_hex(t->spki, t->spki_len, fp);
+    kms_time_iso8601(rec_time(t->seg_first), first_time);
+    kms_time_iso8601(rec_time(t->seq), last_time);
+    kms_time_iso8601(t->prev_digest_end ? t->prev_digest_end : rec_time(t->seg_first), start_time);
+    json_t *prev_file = json_null(), *prev_hash = json_null(), *prev_sig = json_null();
+    if (t->prev_digest[0] != '\0') {
+        char *prev_path = path_of(t->dir, t->prev_digest);
+        char *prev_sig_path = kms_strdup_printf("%s.sig", prev_path);
+        size_t pn = 0, sn = 0;
+        char *pbytes = read_file(prev_path, &pn);
+        char *sbytes = read_file(prev_sig_path, &sn);
+        char h[65], *sh = malloc(2 * sn + 1);
+        assert_non_null(sh);
+        kms_audit_sha256_hex(pbytes, pn, h);
+        hex((const uint8_t *)sbytes, sn, sh);
+        prev_file = json_string(t->prev_digest);
+        prev_hash = json_string(h);
+        prev_sig = json_string(sh);
+        free(sh);
+        free(pbytes);
+        free(sbytes);
+        free(prev_path);
+        free(prev_sig_path);
+    }
+    int64_t end = rec_time(t->seq) + 30;
+    char end_time[32];
+    kms_time_iso8601(end, end_time);
+    json_t *d = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:I, s:I, s:s,"
+        " s:[{s:s, s:s, s:s, s:I, s:I, s:s, s:s}]}",
+        "awsAccountId", ACCOUNT, "digestStartTime", start_time, "digestEndTime", end_time,
+        "digestFile", dig, "digestPublicKeyFingerprint", fp, "digestSignatureAlgorithm",
+        "SHA256withECDSA", "oldestEventTime", first_time, "newestEventTime", last_time,
+        "previousDigestFile", prev_file, "previousDigestHashValue", prev_hash,
+        "previousDigestHashAlgorithm", "SHA-256", "previousDigestSignature", prev_sig,
+        "firstSequence", (json_int_t)t->seg_first, "lastSequence", (json_int_t)t->seq,
+        "lastRecordHash", t->prev_hash, "logFiles", "file", seg, "hashValue", file_hash,
+        "hashAlgorithm", "SHA-256", "firstSequence", (json_int_t)t->seg_first, "lastSequence",
+        (json_int_t)t->seq, "oldestEventTime", first_time, "newestEventTime", last_time);
+    assert_non_null(d);
+    char *json = json_dumps(d, JSON_COMPACT);
+    assert_non_null(json);
+    write_signed(t->dir, dig, json, t->key, NULL);
+    snprintf(t->prev_digest, sizeof t->prev_digest, "%s", dig);
+    t->prev_digest_end = end;
+    t->seg_first = 0;
+    free(json);
+    json_decref(d);
+    free(bytes);
+    free(seg_path);
+}
+
+/* The standard trail: segments 1-5 and 6-10 sealed (two digests), 11-15 open. */
+static trail *standard_trail(void)
+{
+    trail *t = trail_new();
+    trail_append(t, 5);
+    trail_seal(t);
+    trail_append(t, 5);
+    trail_seal(t);
+    trail_append(t, 5);
+    return t;
+}
+
+static char *rel_path(const trail *t, const char *rel)
+{
+    return path_of(t->dir, rel);
+}
+
+static const char SEG1[] = "segments/00000000000000000001.jsonl";
+static const char SEG2[] = "segments/00000000000000000006.jsonl";
+static const char SEG3[] = "segments/00000000000000000011.jsonl";
+static const char DIG1[] = "digests/00000000000000000005.json";
+static const char DIG2[] = "digests/00000000000000000010.json";
+
+/* Rewrites a file with line `lineno` (1-based) replaced by repl (NULL: deleted). */
+static void replace_line(const trail *t, const char *rel, int lineno, const char *repl)
+{
+    char *path = rel_path(t, rel);
+    size_t n = 0;
+    char *bytes = read_file(path, &n);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    int l = 1;
+    for (char *p = bytes; p < bytes + n; l++) {
+        char *nl = memchr(p, '\n', (size_t)(bytes + n - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(bytes + n - p);
+        if (l != lineno) {
+            fwrite(p, 1, len, fp);
+        } else if (repl != NULL) {
+            fprintf(fp, "%s\n", repl);
+        }
+        p += len;
+    }
+    assert_int_equal(fclose(fp), 0);
+    free(bytes);
+    free(path);
+}
+
+/* Line lineno of a file, malloc'd, without '\n'. */
+static char *get_line(const trail *t, const char *rel, int lineno)
+{
+    char *path = rel_path(t, rel);
+    char *bytes = read_file(path, NULL);
+    char *p = bytes;
+    for (int l = 1; l < lineno; l++) {
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    char *nl = strchr(p, '\n');
+    char *out = strndup(p, nl ? (size_t)(nl - p) : strlen(p));
+    free(bytes);
+    free(path);
+    return out;
+}
+
+/* Flips one letter of line lineno just after `needle` (the JSON stays valid). */
+static void flip_in_line(const trail *t, const char *rel, int lineno, const char *needle)
+{
+    char *line = get_line(t, rel, lineno);
+    char *p = strstr(line, needle);
+    assert_non_null(p);
+    p += strlen(needle);
+    *p ^= 0x01;
+    replace_line(t, rel, lineno, line);
+    free(line);
+}
+
+/* ---- Report checks -------------------------------------------------------------------------- */
+
+static json_t *validate(const trail *t, int64_t start, int64_t end)
+{
+    json_t *r = NULL;
+    if (kms_audit_validate(t->dir, t->spki, t->spki_len, start, end, &r) != 0) {
+        fail_msg("kms_audit_validate: %s", kms_last_error_message());
+    }
+    assert_non_null(r);
+    return r;
+}
+
+static void dump(const json_t *r)
+{
+    char *s = json_dumps(r, JSON_INDENT(1));
+    print_message("%s\n", s ? s : "(null)");
+    free(s);
+}
+
+static json_int_t counter(const json_t *r, const char *group, const char *name)
+{
+    const json_t *v = json_object_get(json_object_get(r, group), name);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+/* The report has a problem of this kind naming file (and seq / line when >= 0). */
+static void expect_problem(const json_t *r, const char *kind, const char *file, int64_t seq,
+                           int line)
+{
+    const json_t *ps = json_object_get(r, "Problems");
+    for (size_t i = 0; i < json_array_size(ps); i++) {
+        const json_t *p = json_array_get(ps, i);
+        const char *k = json_string_value(json_object_get(p, "Kind"));
+        const char *f = json_string_value(json_object_get(p, "File"));
+        const char *m = json_string_value(json_object_get(p, "Message"));
+        if (k == NULL || f == NULL || m == NULL || m[0] == '\0' || strcmp(k, kind) != 0 ||
+            strcmp(f, file) != 0) {
+            continue;
+        }
+        if (seq >= 0 && json_integer_value(json_object_get(p, "Sequence")) != seq) {
+            continue;
+        }
+        if (line >= 0 && json_integer_value(json_object_get(p, "Line")) != line) {
+            continue;
+        }
+        return;
+    }
+    dump(r);
+    fail_msg("no %s problem for %s (sequence %lld, line %d)", kind, file, (long long)seq, line);
+}
+
+static void expect_invalid(const json_t *r)
+{
+    if (!json_is_false(json_object_get(r, "Valid")) ||
+        json_array_size(json_object_get(r, "Problems")) == 0) {
+        dump(r);
+        fail_msg("the report should say Valid false with problems");
+    }
+}
+
+static json_t *lookup(const trail *t, const char *key, const char *value, int64_t start,
+                      int64_t end, int max, const char *token);
+
+/* ---- validate-logs -------------------------------------------------------------------------- */
+
+static void test_valid_trail(void **state)
+{
+    trail *t = standard_trail();
+    json_t *r = validate(t, 0, 0);
+    if (!json_is_true(json_object_get(r, "Valid"))) {
+        dump(r);
+        fail_msg("a hand-built trail should validate");
+    }
+    assert_int_equal(json_array_size(json_object_get(r, "Problems")), 0);
+    assert_int_equal(counter(r, "DigestFiles", "Valid"), 2);
+    assert_int_equal(counter(r, "DigestFiles", "Invalid"), 0);
+    assert_int_equal(counter(r, "LogFiles", "Valid"), 2);
+    assert_int_equal(counter(r, "LogFiles", "Invalid"), 0);
+    assert_int_equal(counter(r, "Records", "Valid"), 10);
+    assert_int_equal(counter(r, "Records", "Invalid"), 0);
+    assert_int_equal(counter(r, "Records", "Unsigned"), 5);
+    assert_int_equal(json_array_size(json_object_get(r, "Repairs")), 0);
+    json_decref(r);
+    /* Sealing the open segment too: everything signed. */
+    trail_seal(t);
+    r = validate(t, 0, 0);
+    assert_true(json_is_true(json_object_get(r, "Valid")));
+    assert_int_equal(counter(r, "DigestFiles", "Valid"), 3);
+    assert_int_equal(counter(r, "Records", "Valid"), 15);
+    assert_int_equal(counter(r, "Records", "Unsigned"), 0);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_empty_trail(void **state)
+{
+    trail *t = trail_new();
+    json_t *r = validate(t, 0, 0);
+    assert_true(json_is_true(json_object_get(r, "Valid")));
+    assert_int_equal(counter(r, "Records", "Valid"), 0);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_flip_sealed_record(void **state)
+{
+    trail *t = standard_trail();
+    flip_in_line(t, SEG1, 3, "\"sourceIPAddress\":\"");
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG1, 3, 3);   /* record 4's previousHash no longer matches */
+    expect_problem(r, "modified", SEG1, -1, -1); /* the file's hash against digest 5 */
+    assert_true(counter(r, "LogFiles", "Invalid") >= 1);
+    assert_true(counter(r, "Records", "Invalid") >= 1);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_flip_last_sealed_record(void **state)
+{
+    trail *t = standard_trail();
+    flip_in_line(t, SEG2, 5, "\"userAgent\":\"");
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG2, 10, 5); /* against record 11, in the next segment */
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_flip_open_record(void **state)
+{
+    trail *t = standard_trail();
+    flip_in_line(t, SEG3, 3, "\"eventName\":\"");
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG3, 13, 3);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_malformed_line(void **state)
+{
+    trail *t = standard_trail();
+    replace_line(t, SEG3, 2, "{\"eventName\":\"Encrypt\"}");
+    replace_line(t, SEG3, 4, "not json at all");
+    /* A line longer than any record: reported, never held in memory whole. */
+    size_t big = KMS_AUDIT_RECORD_MAX + 4096;
+    char *huge = malloc(big + 1);
+    assert_non_null(huge);
+    memset(huge, 'x', big);
+    huge[0] = '{';
+    huge[big - 1] = '}';
+    huge[big] = '\n';
+    char *p = rel_path(t, SEG3);
+    write_file(p, huge, big + 1, "ab");
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "malformed", SEG3, -1, 2);
+    expect_problem(r, "malformed", SEG3, -1, 4);
+    expect_problem(r, "malformed", SEG3, -1, 6);
+    json_decref(r);
+    /* The index skips what is not a record. */
+    r = lookup(t, NULL, NULL, 0, 0, 50, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 13);
+    json_decref(r);
+    free(p);
+    free(huge);
+    trail_free(t);
+}
+
+static void test_delete_record(void **state)
+{
+    trail *t = standard_trail();
+    replace_line(t, SEG2, 3, NULL);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", SEG2, 8, 3);
+    expect_problem(r, "modified", SEG2, -1, -1);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_delete_segment(void **state)
+{
+    trail *t = standard_trail();
+    char *p = rel_path(t, SEG2);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", SEG2, -1, -1); /* listed by digest 10, gone */
+    expect_problem(r, "missing", SEG3, 6, 1);   /* records 6-10 missing before record 11 */
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_swap_segments(void **state)
+{
+    trail *t = standard_trail();
+    char *a = rel_path(t, SEG1), *b = rel_path(t, SEG2), *tmp = rel_path(t, "swap.tmp");
+    assert_int_equal(rename(a, tmp), 0);
+    assert_int_equal(rename(b, a), 0);
+    assert_int_equal(rename(tmp, b), 0);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "out-of-order", SEG1, 6, 1);
+    expect_problem(r, "out-of-order", SEG2, 1, 1);
+    expect_problem(r, "modified", SEG1, -1, -1);
+    json_decref(r);
+    free(a);
+    free(b);
+    free(tmp);
+    trail_free(t);
+}
+
+static void test_truncate_segment(void **state)
+{
+    trail *t = standard_trail();
+    char *p = rel_path(t, SEG2);
+    /* Keep two lines and half of the third. */
+    size_t n = 0;
+    char *bytes = read_file(p, &n);
+    char *third = strchr(strchr(bytes, '\n') + 1, '\n') + 1;
+    assert_int_equal(truncate(p, (off_t)(third - bytes) + 40), 0);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", SEG2, 8, -1); /* digest 10 lists records up to 10 */
+    expect_problem(r, "torn", SEG2, -1, 3);
+    expect_problem(r, "modified", SEG2, -1, -1);
+    json_decref(r);
+    /* Cut at a line boundary: no torn line, still missing records. */
+    assert_int_equal(truncate(p, (off_t)(third - bytes)), 0);
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", SEG2, 8, -1);
+    json_decref(r);
+    free(bytes);
+    free(p);
+    trail_free(t);
+}
+
+static void test_torn_last_line(void **state)
+{
+    trail *t = standard_trail();
+    char *p = rel_path(t, SEG3);
+    char *body = record_body(16, NULL);
+    write_file(p, body, strlen(body) / 2, "ab");
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "torn", SEG3, -1, 6);
+    assert_int_equal(counter(r, "Records", "Unsigned"), 5);
+    json_decref(r);
+    free(body);
+    free(p);
+    trail_free(t);
+}
+
+static void test_forged_digest(void **state)
+{
+    trail *t = standard_trail();
+    /* Make segment 2 say something else, fix the digest to match, sign with another key. */
+    flip_in_line(t, SEG2, 2, "\"sourceIPAddress\":\"");
+    char *dpath = rel_path(t, DIG2), *spath = rel_path(t, SEG2);
+    size_t n = 0;
+    char *seg = read_file(spath, &n), h[65];
+    kms_audit_sha256_hex(seg, n, h);
+    json_t *d = json_load_file(dpath, 0, NULL);
+    assert_non_null(d);
+    json_object_set_new(json_array_get(json_object_get(d, "logFiles"), 0), "hashValue",
+                        json_string(h));
+    char *json = json_dumps(d, JSON_COMPACT);
+    EVP_PKEY *other = ec_key_new();
+    write_signed(t->dir, DIG2, json, other, NULL);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "bad-signature", DIG2, -1, -1);
+    assert_int_equal(counter(r, "DigestFiles", "Invalid"), 1);
+    json_decref(r);
+    EVP_PKEY_free(other);
+    free(json);
+    json_decref(d);
+    free(seg);
+    free(dpath);
+    free(spath);
+    trail_free(t);
+}
+
+static void test_missing_signature(void **state)
+{
+    trail *t = standard_trail();
+    char *p = kms_strdup_printf("%s/%s.sig", t->dir, DIG1);
+    assert_int_equal(unlink(p), 0);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG1, -1, -1);
+    json_decref(r);
+    free(p);
+    trail_free(t);
+}
+
+static void test_digest_removed_from_chain(void **state)
+{
+    trail *t = standard_trail();
+    trail_seal(t); /* digests 5, 10, 15: remove 10 */
+    char *p = rel_path(t, DIG2);
+    char *s = kms_strdup_printf("%s.sig", p);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(unlink(s), 0);
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG2, -1, -1);
+    expect_problem(r, "missing", SEG2, -1, -1); /* now listed by no digest */
+    json_decref(r);
+    free(p);
+    free(s);
+    trail_free(t);
+}
+
+static void test_garbage_files(void **state)
+{
+    trail *t = standard_trail();
+    uint8_t junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) {
+        junk[i] = (uint8_t)(i * 131 + 7);
+    }
+    const char *rels[] = {
+        "segments/xyz.jsonl", "digests/xyz.json", "segments/00000000000000000099.jsonl",
+        "digests/00000000000000000099.json", "digests/00000000000000000099.json.sig"};
+    for (size_t i = 0; i < sizeof rels / sizeof rels[0]; i++) {
+        char *p = rel_path(t, rels[i]);
+        write_file(p, junk, i == 4 ? 72 : sizeof junk - i * 100, "wb"); /* .sig: sig-sized */
+        free(p);
+    }
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "unexpected", "segments/xyz.jsonl", -1, -1);
+    expect_problem(r, "unexpected", "digests/xyz.json", -1, -1);
+    expect_problem(r, "bad-signature", "digests/00000000000000000099.json", -1, -1);
+    expect_problem(r, "malformed", "digests/00000000000000000099.json", -1, -1);
+    expect_problem(r, "malformed", "segments/00000000000000000099.jsonl", -1, -1);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_repairs_reported(void **state)
+{
+    trail *t = standard_trail();
+    trail_append_body(t, "{\"eventVersion\":\"1.08\",\"eventTime\":\"2026-05-28T22:00:00Z\","
+                         "\"eventSource\":\"kms.amazonaws.com\",\"eventName\":\"AuditLogRepaired\","
+                         "\"eventType\":\"AwsServiceEvent\",\"serviceEventDetails\":{\"segment\":"
+                         "\"segments/00000000000000000011.jsonl\",\"offset\":1234,\"length\":99,"
+                         "\"sha256\":\"00\"}}");
+    json_t *r = validate(t, 0, 0);
+    assert_true(json_is_true(json_object_get(r, "Valid")));
+    const json_t *reps = json_object_get(r, "Repairs");
+    assert_int_equal(json_array_size(reps), 1);
+    const json_t *rep = json_array_get(reps, 0);
+    assert_string_equal(json_string_value(json_object_get(rep, "File")), SEG3);
+    assert_int_equal(json_integer_value(json_object_get(rep, "Offset")), 1234);
+    assert_int_equal(json_integer_value(json_object_get(rep, "Length")), 99);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_time_filter(void **state)
+{
+    trail *t = standard_trail();
+    flip_in_line(t, SEG1, 2, "\"userAgent\":\"");
+    /* Only the open segment's events (records 11-15). */
+    json_t *r = validate(t, rec_time(11), rec_time(15));
+    if (!json_is_true(json_object_get(r, "Valid"))) {
+        dump(r);
+        fail_msg("damage outside [start, end] should not be reported");
+    }
+    assert_int_equal(counter(r, "Records", "Unsigned"), 5);
+    assert_int_equal(counter(r, "Records", "Valid"), 0);
+    assert_int_equal(counter(r, "DigestFiles", "Valid"), 0);
+    json_decref(r);
+    /* The range that holds the damage. */
+    r = validate(t, rec_time(2), rec_time(3));
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG1, 2, 2);
+    assert_int_equal(counter(r, "Records", "Unsigned"), 0);
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_validate_arguments(void **state)
+{
+    trail *t = standard_trail();
+    json_t *r = NULL;
+    uint8_t bad[4] = {1, 2, 3, 4};
+    assert_kms_error(kms_audit_validate(t->dir, bad, sizeof bad, 0, 0, &r), KMS_ERR_VALIDATION);
+    assert_null(r);
+    char *missing = rel_path(t, "nope");
+    assert_kms_error(kms_audit_validate(missing, t->spki, t->spki_len, 0, 0, &r), KMS_ERR_AUDIT);
+    free(missing);
+    /* Another key: every digest is reported, nothing crashes. */
+    EVP_PKEY *other = ec_key_new();
+    size_t olen = 0;
+    uint8_t *ospki = spki_of(other, &olen);
+    assert_int_equal(kms_audit_validate(t->dir, ospki, olen, 0, 0, &r), 0);
+    expect_problem(r, "bad-signature", DIG1, -1, -1);
+    expect_problem(r, "bad-signature", DIG2, -1, -1);
+    json_decref(r);
+    OPENSSL_free(ospki);
+    EVP_PKEY_free(other);
+    trail_free(t);
+}
+
+/* ---- lookup-events --------------------------------------------------------------------------- */
+
+#define LOOKUP_RECORDS 130
+
+static trail *lookup_trail(void)
+{
+    trail *t = trail_new();
+    trail_append(t, 50);
+    trail_seal(t);
+    trail_append(t, 50);
+    trail_seal(t);
+    trail_append(t, LOOKUP_RECORDS - 100);
+    return t;
+}
+
+static json_t *lookup(const trail *t, const char *key, const char *value, int64_t start,
+                      int64_t end, int max, const char *token)
+{
+    kms_audit_query q = {key, value, start, end, max, token};
+    json_t *r = NULL;
+    if (kms_audit_lookup(t->dir, &q, &r) != 0) {
+        fail_msg("kms_audit_lookup(%s=%s): %s", key ? key : "-", value ? value : "-",
+                 kms_last_error_message());
+    }
+    assert_non_null(r);
+    return r;
+}
+
+static int64_t event_seq(const json_t *e)
+{
+    const char *id = json_string_value(json_object_get(e, "EventId"));
+    assert_non_null(id);
+    return strtoll(id + 24, NULL, 10);
+}
+
+/* Pages through a lookup with page size max: the sequences in order, checked newest first and
+ * without repeats. Returns how many. */
+static size_t lookup_all(const trail *t, const char *key, const char *value, int64_t start,
+                         int64_t end, int max, int64_t *seqs, size_t cap)
+{
+    size_t n = 0, pages = 0;
+    char *token = NULL;
+    do {
+        json_t *r = lookup(t, key, value, start, end, max, token);
+        free(token);
+        token = NULL;
+        const json_t *evs = json_object_get(r, "Events");
+        assert_true(json_array_size(evs) <= (size_t)(max ? max : 50));
+        for (size_t i = 0; i < json_array_size(evs); i++) {
+            assert_true(n < cap);
+            seqs[n] = event_seq(json_array_get(evs, i));
+            if (n > 0) {
+                assert_true(seqs[n] < seqs[n - 1]); /* newest first, no repeats */
+            }
+            n++;
+        }
+        const char *next = json_string_value(json_object_get(r, "NextToken"));
+        if (next != NULL) {
+            assert_int_equal(json_array_size(evs), (size_t)(max ? max : 50));
+            token = strdup(next);
+        }
+        json_decref(r);
+        assert_true(++pages < 1000);
+    } while (token != NULL);
+    return n;
+}
+
+typedef bool (*record_pred)(int64_t seq, const void *arg);
+
+static void expect_lookup(const trail *t, const char *key, const char *value, int64_t start,
+                          int64_t end, record_pred pred, const void *arg)
+{
+    int64_t seqs[LOOKUP_RECORDS + 10];
+    size_t n = lookup_all(t, key, value, start, end, 7, seqs, LOOKUP_RECORDS + 10);
+    size_t k = 0;
+    for (int64_t s = t->seq; s >= 1; s--) {
+        if (!pred(s, arg) || (start && rec_time(s) < start) || (end && rec_time(s) > end)) {
+            continue;
+        }
+        if (k >= n || seqs[k] != s) {
+            fail_msg("%s=%s: expected record %lld at position %zu", key ? key : "-",
+                     value ? value : "-", (long long)s, k);
+        }
+        k++;
+    }
+    assert_int_equal(k, n);
+    assert_true(n > 0);
+}
+
+static bool any(int64_t seq, const void *arg)
+{
+    return true;
+}
+
+static bool by_name(int64_t seq, const void *arg)
+{
+    return strcmp(rec_name(seq), arg) == 0;
+}
+
+static bool by_user(int64_t seq, const void *arg)
+{
+    return rec_user(seq) == *(const int *)arg;
+}
+
+static bool by_key(int64_t seq, const void *arg)
+{
+    return rec_key(seq) != NULL && strcmp(rec_key(seq), arg) == 0;
+}
+
+static bool has_key(int64_t seq, const void *arg)
+{
+    return rec_key(seq) != NULL;
+}
+
+static bool by_read_only(int64_t seq, const void *arg)
+{
+    return rec_read_only(seq) == *(const bool *)arg;
+}
+
+static bool by_seq(int64_t seq, const void *arg)
+{
+    return seq == *(const int64_t *)arg;
+}
+
+static void test_lookup_filters(void **state)
+{
+    trail *t = lookup_trail();
+    expect_lookup(t, NULL, NULL, 0, 0, any, NULL);
+    for (size_t i = 0; i < 5; i++) {
+        expect_lookup(t, "EventName", NAMES[i], 0, 0, by_name, NAMES[i]);
+    }
+    static const int users[] = {0, 1, 2};
+    expect_lookup(t, "Username", "alice", 0, 0, by_user, &users[0]);
+    expect_lookup(t, "Username", "sess-7", 0, 0, by_user, &users[1]); /* AssumedRole */
+    expect_lookup(t, "Username", "root", 0, 0, by_user, &users[2]);
+    expect_lookup(t, "AccessKeyId", "ASIASESSION0007", 0, 0, by_user, &users[1]);
+    for (size_t i = 0; i < 3; i++) {
+        char arn[128];
+        snprintf(arn, sizeof arn, "arn:aws:kms:us-east-1:" ACCOUNT ":key/%s", KEYS[i]);
+        expect_lookup(t, "ResourceName", arn, 0, 0, by_key, KEYS[i]);
+        expect_lookup(t, "ResourceName", KEYS[i], 0, 0, by_key, KEYS[i]);
+    }
+    expect_lookup(t, "ResourceType", "AWS::KMS::Key", 0, 0, has_key, NULL);
+    expect_lookup(t, "EventSource", "kms.amazonaws.com", 0, 0, any, NULL);
+    static const bool ro[] = {true, false};
+    expect_lookup(t, "ReadOnly", "true", 0, 0, by_read_only, &ro[0]);
+    expect_lookup(t, "ReadOnly", "false", 0, 0, by_read_only, &ro[1]);
+    static const int64_t one = 77;
+    expect_lookup(t, "EventId", "00000000-0000-4000-8000-000000000077", 0, 0, by_seq, &one);
+    /* Time ranges, alone and with a filter. */
+    expect_lookup(t, NULL, NULL, rec_time(20), rec_time(60), any, NULL);
+    expect_lookup(t, NULL, NULL, rec_time(120), 0, any, NULL);
+    expect_lookup(t, "EventName", "Decrypt", 0, rec_time(40), by_name, "Decrypt");
+    /* Nothing matches: an empty page, no token. */
+    json_t *r = lookup(t, "EventName", "CreateAlias", 0, 0, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 0);
+    assert_null(json_object_get(r, "NextToken"));
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_lookup_event_shape(void **state)
+{
+    trail *t = lookup_trail();
+    json_t *r = lookup(t, "EventId", "00000000-0000-4000-8000-000000000061", 0, 0, 0, NULL);
+    const json_t *evs = json_object_get(r, "Events");
+    assert_int_equal(json_array_size(evs), 1);
+    const json_t *e = json_array_get(evs, 0); /* record 61: Decrypt by sess-7 */
+    char when[32];
+    kms_time_iso8601(rec_time(61), when);
+    assert_string_equal(json_string_value(json_object_get(e, "EventName")), "Decrypt");
+    assert_string_equal(json_string_value(json_object_get(e, "ReadOnly")), "false");
+    assert_string_equal(json_string_value(json_object_get(e, "AccessKeyId")), "ASIASESSION0007");
+    assert_string_equal(json_string_value(json_object_get(e, "EventTime")), when);
+    assert_string_equal(json_string_value(json_object_get(e, "EventSource")), "kms.amazonaws.com");
+    assert_string_equal(json_string_value(json_object_get(e, "Username")), "sess-7");
+    const json_t *res = json_array_get(json_object_get(e, "Resources"), 0);
+    assert_string_equal(json_string_value(json_object_get(res, "ResourceType")), "AWS::KMS::Key");
+    char arn[128];
+    snprintf(arn, sizeof arn, "arn:aws:kms:us-east-1:" ACCOUNT ":key/%s", rec_key(61));
+    assert_string_equal(json_string_value(json_object_get(res, "ResourceName")), arn);
+    char *line = get_line(t, "segments/00000000000000000051.jsonl", 11);
+    assert_string_equal(json_string_value(json_object_get(e, "CloudTrailEvent")), line);
+    free(line);
+    json_decref(r);
+    /* index.db is private. */
+    char *db = rel_path(t, "index.db");
+    struct stat st;
+    assert_int_equal(stat(db, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    free(db);
+    trail_free(t);
+}
+
+static void test_lookup_paging(void **state)
+{
+    trail *t = lookup_trail();
+    int64_t seqs[LOOKUP_RECORDS];
+    static const int sizes[] = {1, 3, 50, 0};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = lookup_all(t, NULL, NULL, 0, 0, sizes[i], seqs, LOOKUP_RECORDS);
+        assert_int_equal(n, LOOKUP_RECORDS);
+        assert_int_equal(seqs[0], LOOKUP_RECORDS);
+        assert_int_equal(seqs[n - 1], 1);
+    }
+    /* A page exactly as large as what is left: no token. */
+    json_t *r = lookup(t, "EventName", "Encrypt", 0, 0, 26, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 26);
+    assert_null(json_object_get(r, "NextToken"));
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_lookup_invalid(void **state)
+{
+    trail *t = lookup_trail();
+    json_t *r = NULL;
+    kms_audit_query q = {"eventName", "Encrypt", 0, 0, 0, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    assert_non_null(strstr(kms_last_error_message(), "ResourceType"));
+    q = (kms_audit_query){"ReadOnly", "yes", 0, 0, 0, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    q = (kms_audit_query){"EventName", NULL, 0, 0, 0, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    q = (kms_audit_query){NULL, NULL, 0, 0, 51, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    q = (kms_audit_query){NULL, NULL, 0, 0, -1, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    q = (kms_audit_query){NULL, NULL, 200, 100, 0, NULL};
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+    static const char *const tokens[] = {"garbage!", "", "MTIz", "YWJjLmRlZg==", "MTIzLjQ1Ng==x"};
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        q = (kms_audit_query){NULL, NULL, 0, 0, 0, tokens[i]};
+        assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_VALIDATION);
+        assert_non_null(strstr(kms_last_error_message(), "InvalidNextToken"));
+    }
+    assert_null(r);
+    /* No audit directory; an index that cannot be written. */
+    char *missing = rel_path(t, "nope");
+    q = (kms_audit_query){NULL, NULL, 0, 0, 0, NULL};
+    assert_kms_error(kms_audit_lookup(missing, &q, &r), KMS_ERR_AUDIT);
+    free(missing);
+    char *db = rel_path(t, "index.db");
+    assert_int_equal(mkdir(db, 0700), 0);
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "index.db"));
+    assert_int_equal(rmdir(db), 0);
+    free(db);
+    trail_free(t);
+}
+
+static void test_lookup_catch_up(void **state)
+{
+    trail *t = lookup_trail();
+    json_t *r = lookup(t, NULL, NULL, 0, 0, 1, NULL);
+    assert_int_equal(event_seq(json_array_get(json_object_get(r, "Events"), 0)), LOOKUP_RECORDS);
+    json_decref(r);
+    /* More lines, a torn (incomplete) one among them: only complete lines count. */
+    trail_append(t, 3);
+    trail_seal(t);
+    trail_append(t, 2);
+    char rel[64];
+    seg_rel(t->seg_first, rel, sizeof rel);
+    char *p = rel_path(t, rel);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    char *body = record_body(t->seq + 1, NULL);
+    write_file(p, body, 20, "ab");
+    r = lookup(t, NULL, NULL, 0, 0, 50, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 50);
+    assert_int_equal(event_seq(json_array_get(json_object_get(r, "Events"), 0)),
+                     LOOKUP_RECORDS + 5);
+    json_decref(r);
+    /* The torn bytes cut off and the record written whole, as the writer's repair does. */
+    assert_int_equal(truncate(p, st.st_size), 0);
+    trail_append(t, 1);
+    r = lookup(t, "EventId", "00000000-0000-4000-8000-000000000136", 0, 0, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 1);
+    json_decref(r);
+    int64_t seqs[LOOKUP_RECORDS + 10];
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS + 10),
+                     LOOKUP_RECORDS + 6);
+    free(body);
+    free(p);
+    trail_free(t);
+}
+
+static void test_lookup_rebuild(void **state)
+{
+    trail *t = lookup_trail();
+    int64_t seqs[LOOKUP_RECORDS];
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), LOOKUP_RECORDS);
+    /* Replace the first segment by one with other event names (same sequences and size class). */
+    trail *u = trail_new();
+    u->name_override = "ReplacedOp";
+    trail_append(u, 50);
+    char *from = rel_path(u, "segments/00000000000000000001.jsonl");
+    char *to = rel_path(t, "segments/00000000000000000001.jsonl");
+    assert_int_equal(rename(from, to), 0);
+    json_t *r = lookup(t, "EventName", "ReplacedOp", 0, 0, 50, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 50);
+    json_decref(r);
+    r = lookup(t, "EventName", "Encrypt", 0, 0, 50, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 16); /* 51-130 only */
+    json_decref(r);
+    /* A segment that vanished: rebuilt without it. */
+    char *second = rel_path(t, "segments/00000000000000000051.jsonl");
+    assert_int_equal(unlink(second), 0);
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 80);
+    /* A garbage index: recreated. */
+    char *db = rel_path(t, "index.db");
+    char *wal = kms_strdup_printf("%s-wal", db), *shm = kms_strdup_printf("%s-shm", db);
+    unlink(wal);
+    unlink(shm);
+    write_file(db, "this is not a database, not at all, no, not even close............", 64, "wb");
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 80);
+    free(db);
+    free(wal);
+    free(shm);
+    free(second);
+    free(from);
+    free(to);
+    trail_free(u);
+    trail_free(t);
+}
+
+/* ---- usage-report --------------------------------------------------------------------------- */
+
+static const json_t *find_by(const json_t *arr, const char *k, const char *v)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *e = json_array_get(arr, i);
+        const char *s = json_string_value(json_object_get(e, k));
+        if (s != NULL && strcmp(s, v) == 0) {
+            return e;
+        }
+    }
+    fail_msg("no entry with %s %s", k, v);
+    return NULL;
+}
+
+static void check_usage(const trail *t, int64_t lo, int64_t hi)
+{
+    json_t *r = NULL;
+    assert_int_equal(
+        kms_audit_usage_report(t->dir, lo ? rec_time(lo) : 0, hi ? rec_time(hi) : 0, &r), 0);
+    int64_t from = lo ? lo : 1, to = hi ? hi : t->seq;
+    assert_int_equal(json_integer_value(json_object_get(r, "Requests")), to - from + 1);
+    if (lo == 0) {
+        assert_true(json_is_null(json_object_get(r, "StartTime")));
+    }
+    const json_t *ops = json_object_get(r, "Operations");
+    for (size_t i = 0; i < 5; i++) {
+        json_int_t req = 0, err = 0;
+        for (int64_t s = from; s <= to; s++) {
+            req += strcmp(rec_name(s), NAMES[i]) == 0;
+            err += strcmp(rec_name(s), NAMES[i]) == 0 && rec_error(s);
+        }
+        const json_t *op = find_by(ops, "EventName", NAMES[i]);
+        assert_string_equal(json_string_value(json_object_get(op, "EventSource")),
+                            "kms.amazonaws.com");
+        assert_int_equal(json_integer_value(json_object_get(op, "Requests")), req);
+        assert_int_equal(json_integer_value(json_object_get(op, "Errors")), err);
+    }
+    const json_t *keys = json_object_get(r, "Keys");
+    assert_int_equal(json_array_size(keys), 3);
+    json_int_t prev = INT64_MAX;
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+        const json_t *k = json_array_get(keys, i);
+        json_int_t n = json_integer_value(json_object_get(k, "Requests"));
+        assert_true(n <= prev); /* sorted by Requests descending */
+        prev = n;
+        const char *arn = json_string_value(json_object_get(k, "KeyArn"));
+        const char *id = strrchr(arn, '/') + 1;
+        json_int_t want = 0, dec = 0, dec_err = 0;
+        for (int64_t s = from; s <= to; s++) {
+            bool mine = rec_key(s) != NULL && strcmp(rec_key(s), id) == 0;
+            want += mine;
+            dec += mine && strcmp(rec_name(s), "Decrypt") == 0;
+            dec_err += mine && strcmp(rec_name(s), "Decrypt") == 0 && rec_error(s);
+        }
+        assert_int_equal(n, want);
+        const json_t *op = find_by(json_object_get(k, "Operations"), "EventName", "Decrypt");
+        assert_int_equal(json_integer_value(json_object_get(op, "Requests")), dec);
+        assert_int_equal(json_integer_value(json_object_get(op, "Errors")), dec_err);
+    }
+    json_decref(r);
+}
+
+static void test_usage_report(void **state)
+{
+    trail *t = lookup_trail();
+    check_usage(t, 0, 0);
+    check_usage(t, 30, 90);
+    /* A service event is not a request. */
+    trail_append_body(t, "{\"eventTime\":\"2026-05-29T00:00:00Z\",\"eventSource\":"
+                         "\"kms.amazonaws.com\",\"eventName\":\"AuditLogRepaired\","
+                         "\"eventType\":\"AwsServiceEvent\"}");
+    json_t *r = NULL;
+    assert_int_equal(kms_audit_usage_report(t->dir, 0, 0, &r), 0);
+    assert_int_equal(json_integer_value(json_object_get(r, "Requests")), LOOKUP_RECORDS);
+    json_decref(r);
+    assert_kms_error(kms_audit_usage_report(t->dir, 10, 5, &r), KMS_ERR_VALIDATION);
+    trail_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_trail),        cmocka_unit_test(test_empty_trail),
+        cmocka_unit_test(test_flip_sealed_record), cmocka_unit_test(test_flip_last_sealed_record),
+        cmocka_unit_test(test_flip_open_record),   cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_delete_record),      cmocka_unit_test(test_delete_segment),
+        cmocka_unit_test(test_swap_segments),      cmocka_unit_test(test_truncate_segment),
+        cmocka_unit_test(test_torn_last_line),     cmocka_unit_test(test_forged_digest),
+        cmocka_unit_test(test_missing_signature),  cmocka_unit_test(test_digest_removed_from_chain),
+        cmocka_unit_test(test_garbage_files),      cmocka_unit_test(test_repairs_reported),
+        cmocka_unit_test(test_time_filter),        cmocka_unit_test(test_validate_arguments),
+        cmocka_unit_test(test_lookup_filters),     cmocka_unit_test(test_lookup_event_shape),
+        cmocka_unit_test(test_lookup_paging),      cmocka_unit_test(test_lookup_invalid),
+        cmocka_unit_test(test_lookup_catch_up),    cmocka_unit_test(test_lookup_rebuild),
+        cmocka_unit_test(test_usage_report),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

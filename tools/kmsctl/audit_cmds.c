@@ -1,0 +1,154 @@
+/* kmsctl's audit trail commands: lookup-events and usage-report (CloudTrail operations through
+ * kms_call), validate-logs and get-audit-public-key (local checks of the trail's files). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kms/kms.h"
+#include "kmsctl.h"
+
+/* clang-format off */
+#define O_START_TIME(what)                                                                         \
+    {"start-time", OPT_STRING, 0, what " from this time on: ISO 8601 (2026-11-28T07:00:00Z) or "   \
+                                  "epoch seconds"}
+#define O_END_TIME(what)                                                                           \
+    {"end-time", OPT_STRING, 0, what " up to this time: ISO 8601 or epoch seconds"}
+#define O_END {NULL, 0, 0, NULL}
+/* clang-format on */
+
+static const struct opt_spec lookup_events_opts[] = {
+    {"lookup-attributes", OPT_MAP, 0,
+     "one filter: AttributeKey=K,AttributeValue=V with K one of EventName, Username, "
+     "ResourceName, ResourceType, EventSource, ReadOnly, AccessKeyId, EventId"},
+    O_START_TIME("events"),
+    O_END_TIME("events"),
+    {"max-results", OPT_INTEGER, 0, "events per page (1-50, default 50)"},
+    {"next-token", OPT_STRING, 0, "NextToken of the previous response, for the next page"},
+    O_END,
+};
+
+static const struct opt_spec usage_report_opts[] = {
+    O_START_TIME("count requests"),
+    O_END_TIME("count requests"),
+    O_END,
+};
+
+static const struct opt_spec validate_logs_opts[] = {
+    O_START_TIME("check digests and log files"),
+    O_END_TIME("check digests and log files"),
+    O_END,
+};
+
+static const struct opt_spec public_key_opts[] = {
+    {"outfile", OPT_PATH, 0, "write the PEM to this file instead of standard output"},
+    O_END,
+};
+
+/* --lookup-attributes AttributeKey=EventName,AttributeValue=Encrypt -> the API's list of one. */
+static int run_lookup_events(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    json_t *attr = json_object_get(request, "LookupAttributes");
+    if (attr != NULL) {
+        json_t *list = json_array();
+        if (list == NULL || json_array_append(list, attr) != 0 ||
+            json_object_set_new(request, "LookupAttributes", list) != 0) {
+            return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+        }
+    }
+    return kmsctl_run_operation(cmd, g, request);
+}
+
+static kms_client *open_client(const struct globals *g)
+{
+    kms_client_options copts = {
+        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
+    return kms_client_open(&copts);
+}
+
+static int run_validate_logs(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    (void)cmd;
+    int r = KMSCTL_EXIT_SERVICE;
+    char *report = NULL;
+    json_t *parsed = NULL;
+    kms_client *client = open_client(g);
+    if (client == NULL ||
+        kms_validate_logs(client, json_string_value(json_object_get(request, "StartTime")),
+                          json_string_value(json_object_get(request, "EndTime")), &report) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    r = kmsctl_print_response(g, report);
+    parsed = json_loads(report, 0, NULL);
+    if (r == KMSCTL_EXIT_OK && !json_is_true(json_object_get(parsed, "Valid"))) {
+        size_t n = json_array_size(json_object_get(parsed, "Problems"));
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the audit trail is not valid: %zu problem%s, listed in the report above", n,
+                 n == 1 ? "" : "s");
+        r = kmsctl_error_json("AuditLogInvalid", msg);
+    }
+out:
+    json_decref(parsed);
+    kms_string_free(report);
+    kms_client_free(client);
+    return r;
+}
+
+static int run_public_key(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    int r = KMSCTL_EXIT_SERVICE;
+    char *pem = NULL;
+    const char *path = json_string_value(json_object_get(request, "Outfile"));
+    kms_client *client = open_client(g);
+    if (client == NULL || kms_audit_public_key(client, &pem) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    FILE *f = path != NULL ? fopen(path, "w") : stdout;
+    if (f == NULL) {
+        r = kmsctl_usage_error(cmd, "argument --outfile: cannot create '%s'", path);
+        goto out;
+    }
+    bool ok = fputs(pem, f) >= 0;
+    ok = (path != NULL ? fclose(f) == 0 : fflush(f) == 0) && ok;
+    r = ok ? KMSCTL_EXIT_OK : kmsctl_error_json("KMSInternalException", "kmsctl: write failed");
+out:
+    kms_string_free(pem);
+    kms_client_free(client);
+    return r;
+}
+
+/* clang-format off */
+const struct command kmsctl_audit_commands[] = {
+    {"lookup-events", "cloudtrail:LookupEvents", run_lookup_events, lookup_events_opts,
+     "Look up audit events (CloudTrail records), newest first",
+     "Finds the audit trail's records, newest first, as `aws cloudtrail lookup-events` does:\n"
+     "at most one lookup attribute, a time range, pages of up to 50 events (pass NextToken\n"
+     "back as --next-token). Each event carries the whole record as CloudTrailEvent.\n"
+     "Needs cloudtrail:LookupEvents.",
+     "kmsctl lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt \\\n"
+     "    --start-time 2026-11-28T00:00:00Z --max-results 10"},
+    {"usage-report", "cloudtrail:GetUsageReport", kmsctl_run_operation, usage_report_opts,
+     "Count requests per key and per operation",
+     "Counts the audit trail's requests in a period: per KMS key (with each operation and its\n"
+     "errors) and per operation, the basis of a cost and usage report. Needs\n"
+     "cloudtrail:LookupEvents.",
+     "kmsctl usage-report --start-time 2026-11-01T00:00:00Z --end-time 2026-12-01T00:00:00Z"},
+    {"validate-logs", NULL, run_validate_logs, validate_logs_opts,
+     "Check the audit trail for tampering",
+     "Checks the audit trail as `aws cloudtrail validate-logs` does: every digest's signature\n"
+     "(with the digest key held in the HSM) and the chain of digests, every log file's hash,\n"
+     "and every record's sequence number and link to the record before it. Prints a JSON\n"
+     "report naming each modified, missing, out-of-order or unexpected file and record; exits\n"
+     "254 if anything is wrong. Records after the newest digest are counted as Unsigned.",
+     "kmsctl validate-logs --start-time 2026-11-28T00:00:00Z"},
+    {"get-audit-public-key", NULL, run_public_key, public_key_opts,
+     "Export the public key that verifies audit digests (PEM)",
+     "Prints the public half of the HSM key that signs the audit digests, so that anyone can\n"
+     "check a digest without kmsctl:\n"
+     "  openssl dgst -sha256 -verify audit-key.pem \\\n"
+     "      -signature HOME/audit/digests/N.json.sig HOME/audit/digests/N.json",
+     "kmsctl get-audit-public-key --outfile audit-key.pem"},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+/* clang-format on */
