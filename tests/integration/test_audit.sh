@@ -188,6 +188,11 @@ assert_eq "$(openssl dgst -sha256 -verify "$TMP/audit-key.pem" -signature "$DIGE
 SEG=$(json_get 'logFiles[0].file' <"$DIGEST")
 assert_eq "$(sha256sum "$AUDIT/$SEG" | cut -d' ' -f1)" "$(json_get 'logFiles[0].hashValue' <"$DIGEST")" \
     "sha256sum matches the digest's hash of its log file"
+PREV=$(ls "$AUDIT"/digests/*.json | tail -2 | head -1)
+assert_eq "$(json_get previousDigestSignature <"$DIGEST")" "$(od -An -tx1 "$PREV.sig" | tr -d ' \n')" \
+    "previousDigestSignature is the hex of the previous digest's signature (od)"
+assert_eq "$(json_get previousDigestHashValue <"$DIGEST")" "$(sha256sum "$PREV" | cut -d' ' -f1)" \
+    "previousDigestHashValue is sha256sum of the previous digest"
 cp "$DIGEST" "$TMP/forged.json"
 sed -i 's/"hashValue":"\(.\)/"hashValue":"0/' "$TMP/forged.json"
 if openssl dgst -sha256 -verify "$TMP/audit-key.pem" -signature "$DIGEST.sig" "$TMP/forged.json" >/dev/null 2>&1; then
