@@ -83,8 +83,7 @@ static json_t *call(const char *op, const char *fmt, ...)
 static json_t *must(json_t *j)
 {
     if (j == NULL) {
-        fail_msg("call failed: %s: %s", kms_error_name(kms_last_error()),
-                 kms_last_error_message());
+        fail_msg("call failed: %s: %s", kms_error_name(kms_last_error()), kms_last_error_message());
     }
     return j;
 }
@@ -148,19 +147,18 @@ static void test_create_and_describe(void **state)
     json_t *d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", arn));
     assert_string_equal(str(d, "KeyMetadata.KeyId"), id);
     json_decref(d);
-    json_decref(must(call("CreateAlias", "{\"AliasName\":\"alias/first\",\"TargetKeyId\":\"%s\"}",
-                          id)));
+    json_decref(
+        must(call("CreateAlias", "{\"AliasName\":\"alias/first\",\"TargetKeyId\":\"%s\"}", id)));
     d = must(call("DescribeKey", "{\"KeyId\":\"alias/first\"}"));
     assert_string_equal(str(d, "KeyMetadata.KeyId"), id);
     json_decref(d);
     char alias_arn[400];
-    snprintf(alias_arn, sizeof alias_arn, "%.*salias/first", (int)(strstr(arn, "key/") - arn),
-             arn);
+    snprintf(alias_arn, sizeof alias_arn, "%.*salias/first", (int)(strstr(arn, "key/") - arn), arn);
     d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", alias_arn));
     assert_string_equal(str(d, "KeyMetadata.KeyId"), id);
     json_decref(d);
-    json_decref(must(call("UpdateKeyDescription", "{\"KeyId\":\"%s\",\"Description\":\"new\"}",
-                          id)));
+    json_decref(
+        must(call("UpdateKeyDescription", "{\"KeyId\":\"%s\",\"Description\":\"new\"}", id)));
     d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", id));
     assert_string_equal(str(d, "KeyMetadata.Description"), "new");
     json_decref(d);
@@ -179,7 +177,8 @@ static void test_create_key_errors(void **state)
     assert_call_fails(KMS_ERR_VALIDATION, "CreateKey", "{\"Bogus\":1}");
     assert_call_fails(KMS_ERR_VALIDATION, "CreateKey", "{\"Description\":5}");
     assert_call_fails(KMS_ERR_VALIDATION, "CreateKey", "not json");
-    assert_call_fails(KMS_ERR_VALIDATION, "CreateKey", "{\"Description\":\"a\",\"Description\":\"b\"}");
+    assert_call_fails(KMS_ERR_VALIDATION, "CreateKey",
+                      "{\"Description\":\"a\",\"Description\":\"b\"}");
     assert_call_fails(KMS_ERR_UNKNOWN_OPERATION, "NoSuchOperation", "{}");
 }
 
@@ -211,15 +210,17 @@ static void test_encrypt_decrypt_context(void **state)
     const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
     const char *other = new_key("SYMMETRIC_DEFAULT", NULL);
     char *blob = encrypt_b64(key, "aGVsbG8gd29ybGQ=", "{\"dept\":\"eng\",\"app\":\"x\"}");
-    json_t *j = must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
-                                     "{\"app\":\"x\",\"dept\":\"eng\"}}",
+    json_t *j = must(call("Decrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+                          "{\"app\":\"x\",\"dept\":\"eng\"}}",
                           blob));
     assert_string_equal(str(j, "Plaintext"), "aGVsbG8gd29ybGQ=");
     assert_non_null(strstr(str(j, "KeyId"), key));
     json_decref(j);
     /* with the right KeyId given */
-    json_decref(must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"KeyId\":\"%s\","
-                                     "\"EncryptionContext\":{\"app\":\"x\",\"dept\":\"eng\"}}",
+    json_decref(must(call("Decrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"KeyId\":\"%s\","
+                          "\"EncryptionContext\":{\"app\":\"x\",\"dept\":\"eng\"}}",
                           blob, key)));
     assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt", "{\"CiphertextBlob\":\"%s\"}", blob);
     assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "Decrypt",
@@ -250,8 +251,8 @@ static void test_plaintext_limits(void **state)
     free(blob);
     free(b);
     b = b64(big, 4097);
-    assert_call_fails(KMS_ERR_VALIDATION, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}",
-                      key, b);
+    assert_call_fails(KMS_ERR_VALIDATION, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}", key,
+                      b);
     free(b);
     assert_call_fails(KMS_ERR_VALIDATION, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"\"}", key);
 }
@@ -293,7 +294,8 @@ static void test_disabled_and_pending_deletion(void **state)
     json_t *d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", key));
     assert_string_equal(str(d, "KeyMetadata.KeyState"), "Disabled");
     json_decref(d);
-    assert_call_fails(KMS_ERR_DISABLED, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\"}", key);
+    assert_call_fails(KMS_ERR_DISABLED, "Encrypt", "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\"}",
+                      key);
     assert_call_fails(KMS_ERR_DISABLED, "Decrypt", "{\"CiphertextBlob\":\"%s\"}", blob);
     assert_call_fails(KMS_ERR_DISABLED, "GenerateDataKey",
                       "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\"}", key);
@@ -362,22 +364,25 @@ static void test_re_encrypt(void **state)
     const char *a = new_key("SYMMETRIC_DEFAULT", NULL);
     const char *b = new_key("SYMMETRIC_DEFAULT", NULL);
     char *blob = encrypt_b64(a, "c2VjcmV0", "{\"k\":\"v\"}");
-    json_t *j = must(call("ReEncrypt", "{\"CiphertextBlob\":\"%s\",\"SourceEncryptionContext\":"
-                                       "{\"k\":\"v\"},\"DestinationKeyId\":\"%s\","
-                                       "\"DestinationEncryptionContext\":{\"n\":\"1\"}}",
+    json_t *j = must(call("ReEncrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"SourceEncryptionContext\":"
+                          "{\"k\":\"v\"},\"DestinationKeyId\":\"%s\","
+                          "\"DestinationEncryptionContext\":{\"n\":\"1\"}}",
                           blob, b));
     assert_non_null(strstr(str(j, "SourceKeyId"), a));
     assert_non_null(strstr(str(j, "KeyId"), b));
-    json_t *d = must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"KeyId\":\"%s\","
-                                     "\"EncryptionContext\":{\"n\":\"1\"}}",
+    json_t *d = must(call("Decrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"KeyId\":\"%s\","
+                          "\"EncryptionContext\":{\"n\":\"1\"}}",
                           str(j, "CiphertextBlob"), b));
     assert_string_equal(str(d, "Plaintext"), "c2VjcmV0");
     json_decref(d);
     json_decref(j);
-    assert_call_fails(KMS_ERR_INCORRECT_KEY, "ReEncrypt",
-                      "{\"CiphertextBlob\":\"%s\",\"SourceKeyId\":\"%s\",\"SourceEncryptionContext\":"
-                      "{\"k\":\"v\"},\"DestinationKeyId\":\"%s\"}",
-                      blob, b, b);
+    assert_call_fails(
+        KMS_ERR_INCORRECT_KEY, "ReEncrypt",
+        "{\"CiphertextBlob\":\"%s\",\"SourceKeyId\":\"%s\",\"SourceEncryptionContext\":"
+        "{\"k\":\"v\"},\"DestinationKeyId\":\"%s\"}",
+        blob, b, b);
     assert_call_fails(KMS_ERR_INVALID_CIPHERTEXT, "ReEncrypt",
                       "{\"CiphertextBlob\":\"%s\",\"DestinationKeyId\":\"%s\"}", blob, b);
     free(blob);
@@ -386,13 +391,15 @@ static void test_re_encrypt(void **state)
 static void test_generate_data_key(void **state)
 {
     const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
-    json_t *j = must(call("GenerateDataKey", "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\","
-                                             "\"EncryptionContext\":{\"a\":\"b\"}}",
+    json_t *j = must(call("GenerateDataKey",
+                          "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\","
+                          "\"EncryptionContext\":{\"a\":\"b\"}}",
                           key));
     const char *pt = str(j, "Plaintext");
     assert_int_equal(strlen(pt), 44); /* 32 bytes */
-    json_t *d = must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
-                                     "{\"a\":\"b\"}}",
+    json_t *d = must(call("Decrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+                          "{\"a\":\"b\"}}",
                           str(j, "CiphertextBlob")));
     assert_string_equal(str(d, "Plaintext"), pt);
     json_decref(d);
@@ -405,8 +412,8 @@ static void test_generate_data_key(void **state)
     json_decref(j);
     j = must(call("GenerateDataKey", "{\"KeyId\":\"%s\",\"NumberOfBytes\":1}", key));
     json_decref(j);
-    j = must(call("GenerateDataKeyWithoutPlaintext", "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\"}",
-                  key));
+    j = must(
+        call("GenerateDataKeyWithoutPlaintext", "{\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\"}", key));
     assert_null(json_object_get(j, "Plaintext"));
     assert_non_null(json_object_get(j, "CiphertextBlob"));
     json_decref(j);
@@ -453,8 +460,10 @@ static int openssl_verify(const char *pub_b64, const char *alg, const uint8_t *m
     int sig_len = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)strlen(sig_b64));
     /* EVP_DecodeBlock counts padding as zero bytes */
     der_len -= (int)(strlen(pub_b64) - strlen(strchr(pub_b64, '=') ? strchr(pub_b64, '=') : ""));
-    der_len = (int)strlen(pub_b64) / 4 * 3 - (int)(strchr(pub_b64, '=') ? strlen(strchr(pub_b64, '=')) : 0);
-    sig_len = (int)strlen(sig_b64) / 4 * 3 - (int)(strchr(sig_b64, '=') ? strlen(strchr(sig_b64, '=')) : 0);
+    der_len = (int)strlen(pub_b64) / 4 * 3 -
+              (int)(strchr(pub_b64, '=') ? strlen(strchr(pub_b64, '=')) : 0);
+    sig_len = (int)strlen(sig_b64) / 4 * 3 -
+              (int)(strchr(sig_b64, '=') ? strlen(strchr(sig_b64, '=')) : 0);
     const uint8_t *p = der;
     EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, der_len);
     assert_non_null(pk);
@@ -477,12 +486,14 @@ static void sign_verify_case(const char *spec, const char *alg, int bits_or_curv
     const char *key = new_key(spec, "SIGN_VERIFY");
     static const uint8_t msg[] = "message to sign";
     char *m = b64(msg, sizeof msg);
-    json_t *s = must(call("Sign", "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"SigningAlgorithm\":"
-                                  "\"%s\"}",
+    json_t *s = must(call("Sign",
+                          "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"SigningAlgorithm\":"
+                          "\"%s\"}",
                           key, m, alg));
     const char *sig = str(s, "Signature");
-    json_t *v = must(call("Verify", "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"Signature\":\"%s\","
-                                    "\"SigningAlgorithm\":\"%s\"}",
+    json_t *v = must(call("Verify",
+                          "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"Signature\":\"%s\","
+                          "\"SigningAlgorithm\":\"%s\"}",
                           key, m, sig, alg));
     assert_true(json_is_true(json_object_get(v, "SignatureValid")));
     json_decref(v);
@@ -503,12 +514,14 @@ static void sign_verify_case(const char *spec, const char *alg, int bits_or_curv
     const char *md = strstr(alg, "512") ? "SHA512" : strstr(alg, "384") ? "SHA384" : "SHA256";
     EVP_Digest(msg, sizeof msg, dg, &dl, EVP_get_digestbyname(md), NULL);
     char *d64 = b64(dg, dl);
-    v = must(call("Verify", "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"MessageType\":\"DIGEST\","
-                            "\"Signature\":\"%s\",\"SigningAlgorithm\":\"%s\"}",
+    v = must(call("Verify",
+                  "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"MessageType\":\"DIGEST\","
+                  "\"Signature\":\"%s\",\"SigningAlgorithm\":\"%s\"}",
                   key, d64, sig, alg));
     json_decref(v);
-    json_t *s2 = must(call("Sign", "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"MessageType\":"
-                                   "\"DIGEST\",\"SigningAlgorithm\":\"%s\"}",
+    json_t *s2 = must(call("Sign",
+                           "{\"KeyId\":\"%s\",\"Message\":\"%s\",\"MessageType\":"
+                           "\"DIGEST\",\"SigningAlgorithm\":\"%s\"}",
                            key, d64, alg));
     json_decref(s2);
     char *short_digest = b64(dg, dl - 1);
@@ -526,9 +539,9 @@ static void sign_verify_case(const char *spec, const char *alg, int bits_or_curv
 
 static void test_sign_verify_rsa(void **state)
 {
-    static const char *algs[] = {"RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
-                                 "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384",
-                                 "RSASSA_PKCS1_V1_5_SHA_512"};
+    static const char *algs[] = {"RSASSA_PSS_SHA_256",        "RSASSA_PSS_SHA_384",
+                                 "RSASSA_PSS_SHA_512",        "RSASSA_PKCS1_V1_5_SHA_256",
+                                 "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512"};
     for (size_t i = 0; i < 6; i++) {
         sign_verify_case("RSA_2048", algs[i], 2048);
     }
@@ -586,8 +599,8 @@ static void assert_string_list(json_t *a, const char *first, const char *second)
 
 static void test_rsa_create_describe(void **state)
 {
-    json_t *c = must(
-        call("CreateKey", "{\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"}"));
+    json_t *c =
+        must(call("CreateKey", "{\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"}"));
     char key[64];
     snprintf(key, sizeof key, "%s", str(c, "KeyMetadata.KeyId"));
     json_t *m = json_object_get(c, "KeyMetadata");
@@ -733,8 +746,8 @@ static void test_rsa_encryption_errors(void **state)
                       "\"RSAES_OAEP_SHA_1\"}",
                       signer);
     /* Decrypt: KeyId and EncryptionAlgorithm are required, no context */
-    assert_call_fails(KMS_ERR_VALIDATION, "Decrypt",
-                      "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\"}", key, blob);
+    assert_call_fails(KMS_ERR_VALIDATION, "Decrypt", "{\"KeyId\":\"%s\",\"CiphertextBlob\":\"%s\"}",
+                      key, blob);
     assert_call_fails(KMS_ERR_VALIDATION, "Decrypt",
                       "{\"CiphertextBlob\":\"%s\",\"EncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}",
                       blob);
@@ -836,8 +849,9 @@ static void test_rsa_re_encrypt(void **state)
                   rsa_blob, rsa, sym));
     assert_string_equal(str(j, "SourceEncryptionAlgorithm"), "RSAES_OAEP_SHA_1");
     assert_string_equal(str(j, "DestinationEncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
-    json_t *d = must(call("Decrypt", "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
-                                     "{\"n\":\"1\"}}",
+    json_t *d = must(call("Decrypt",
+                          "{\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+                          "{\"n\":\"1\"}}",
                           str(j, "CiphertextBlob")));
     assert_string_equal(str(d, "Plaintext"), "c2VjcmV0");
     json_decref(d);
@@ -856,8 +870,7 @@ static void test_sign_verify_ecdsa(void **state)
                       "\"ECDSA_SHA_384\"}",
                       p256);
     assert_call_fails(KMS_ERR_VALIDATION, "Sign",
-                      "{\"KeyId\":\"%s\",\"Message\":\"AA==\",\"SigningAlgorithm\":\"MD5\"}",
-                      p256);
+                      "{\"KeyId\":\"%s\",\"Message\":\"AA==\",\"SigningAlgorithm\":\"MD5\"}", p256);
 }
 
 static void test_mac(void **state)
@@ -867,18 +880,21 @@ static void test_mac(void **state)
     static const size_t lens[] = {28, 32, 48, 64};
     for (size_t i = 0; i < 4; i++) {
         const char *key = new_key(specs[i], "GENERATE_VERIFY_MAC");
-        json_t *m = must(call("GenerateMac", "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
-                                             "\"MacAlgorithm\":\"%s\"}",
+        json_t *m = must(call("GenerateMac",
+                              "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
+                              "\"MacAlgorithm\":\"%s\"}",
                               key, algs[i]));
         const char *mac = str(m, "Mac");
         assert_int_equal(strlen(mac), (lens[i] + 2) / 3 * 4);
-        json_t *m2 = must(call("GenerateMac", "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
-                                              "\"MacAlgorithm\":\"%s\"}",
+        json_t *m2 = must(call("GenerateMac",
+                               "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
+                               "\"MacAlgorithm\":\"%s\"}",
                                key, algs[i]));
         assert_string_equal(str(m2, "Mac"), mac); /* HMAC is deterministic */
         json_decref(m2);
-        json_t *v = must(call("VerifyMac", "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
-                                           "\"MacAlgorithm\":\"%s\",\"Mac\":\"%s\"}",
+        json_t *v = must(call("VerifyMac",
+                              "{\"KeyId\":\"%s\",\"Message\":\"aGk=\","
+                              "\"MacAlgorithm\":\"%s\",\"Mac\":\"%s\"}",
                               key, algs[i], mac));
         assert_true(json_is_true(json_object_get(v, "MacValid")));
         json_decref(v);
@@ -898,8 +914,9 @@ static void test_aliases(void **state)
     const char *a = new_key("SYMMETRIC_DEFAULT", NULL);
     const char *b = new_key("SYMMETRIC_DEFAULT", NULL);
     const char *h = new_key("HMAC_256", "GENERATE_VERIFY_MAC");
-    json_decref(must(call("CreateAlias", "{\"AliasName\":\"alias/app/one\",\"TargetKeyId\":"
-                                         "\"%s\"}",
+    json_decref(must(call("CreateAlias",
+                          "{\"AliasName\":\"alias/app/one\",\"TargetKeyId\":"
+                          "\"%s\"}",
                           a)));
     assert_call_fails(KMS_ERR_ALREADY_EXISTS, "CreateAlias",
                       "{\"AliasName\":\"alias/app/one\",\"TargetKeyId\":\"%s\"}", b);
@@ -914,8 +931,9 @@ static void test_aliases(void **state)
     assert_call_fails(KMS_ERR_NOT_FOUND, "CreateAlias",
                       "{\"AliasName\":\"alias/two\",\"TargetKeyId\":"
                       "\"11111111-2222-4333-8444-555555555555\"}");
-    json_decref(must(call("UpdateAlias", "{\"AliasName\":\"alias/app/one\",\"TargetKeyId\":"
-                                         "\"%s\"}",
+    json_decref(must(call("UpdateAlias",
+                          "{\"AliasName\":\"alias/app/one\",\"TargetKeyId\":"
+                          "\"%s\"}",
                           b)));
     json_t *d = must(call("DescribeKey", "{\"KeyId\":\"alias/app/one\"}"));
     assert_string_equal(str(d, "KeyMetadata.KeyId"), b);
@@ -932,8 +950,9 @@ static void test_aliases(void **state)
     l = must(call("ListAliases", "{\"KeyId\":\"%s\"}", a));
     assert_int_equal(json_array_size(json_object_get(l, "Aliases")), 0);
     json_decref(l);
-    json_decref(must(call("CreateAlias", "{\"AliasName\":\"alias/app/two\",\"TargetKeyId\":"
-                                         "\"%s\"}",
+    json_decref(must(call("CreateAlias",
+                          "{\"AliasName\":\"alias/app/two\",\"TargetKeyId\":"
+                          "\"%s\"}",
                           a)));
     l = must(call("ListAliases", "{\"Limit\":1}"));
     assert_true(json_is_true(json_object_get(l, "Truncated")));
@@ -1004,8 +1023,8 @@ static void *worker(void *p)
         size_t n = 0, bn = 0;
         memset(pt, i & 0xff, sizeof pt);
         if (kms_encrypt(client, a->key, pt, sizeof pt, NULL, &blob, &n) != 0 ||
-            kms_decrypt(client, a->key, blob, n, NULL, &back, &bn, NULL) != 0 ||
-            bn != sizeof pt || memcmp(back, pt, bn) != 0) {
+            kms_decrypt(client, a->key, blob, n, NULL, &back, &bn, NULL) != 0 || bn != sizeof pt ||
+            memcmp(back, pt, bn) != 0) {
             a->failures++;
         }
         kms_buffer_free(blob);
@@ -1075,6 +1094,131 @@ static void test_open_missing_home(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_UNRECOGNIZED_CLIENT);
 }
 
+/* ---- The audit record of each call (src/service/audit_trail.c) ---------------------------- */
+
+/* Every record line of the trail so far, in order (malloc'd text; lines split in place). */
+static char *trail_text(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cat %s/audit/segments/*.jsonl", home);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t k;
+    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (cap - n < 4096) {
+            buf = realloc(buf, cap *= 2);
+        }
+    }
+    pclose(p);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The newest record (parsed), checking on the way that sequences run 1..N without a gap. */
+static json_t *last_record(void)
+{
+    char *text = trail_text();
+    json_t *last = NULL;
+    json_int_t expect = 1;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_decref(last);
+        last = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(last);
+        json_t *seq = json_object_get(json_object_get(last, "auditChain"), "sequence");
+        assert_int_equal(json_integer_value(seq), expect++);
+    }
+    free(text);
+    assert_non_null(last);
+    return last;
+}
+
+static void test_audit_record_fields(void **state)
+{
+    (void)state;
+    const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
+    json_t *r = last_record();
+    assert_string_equal(str(r, "eventName"), "CreateKey");
+    assert_string_equal(str(r, "eventSource"), "kms.amazonaws.com");
+    assert_string_equal(str(r, "eventType"), "AwsApiCall");
+    assert_string_equal(str(r, "userIdentity.type"), "IAMUser");
+    assert_string_equal(str(r, "userIdentity.userName"), "admin");
+    assert_string_equal(str(r, "responseElements.keyMetadata.keyId"), key);
+    assert_true(json_is_false(json_object_get(r, "readOnly")));
+    json_t *res = json_array_get(json_object_get(r, "resources"), 0);
+    assert_string_equal(json_string_value(json_object_get(res, "type")), "AWS::KMS::Key");
+    assert_non_null(strstr(json_string_value(json_object_get(res, "ARN")), key));
+    assert_null(json_object_get(r, "errorCode"));
+    json_decref(r);
+
+    json_decref(must(call("Encrypt",
+                          "{\"KeyId\":\"%s\",\"Plaintext\":\"c2VjcmV0LXBsYWludGV4dA==\","
+                          "\"EncryptionContext\":{\"Dept\":\"Sales\"}}",
+                          key)));
+    r = last_record();
+    assert_string_equal(str(r, "eventName"), "Encrypt");
+    assert_string_equal(str(r, "requestParameters.keyId"), key);
+    /* Context keys are the caller's data: kept as given, not camelCased. */
+    assert_string_equal(str(r, "requestParameters.encryptionContext.Dept"), "Sales");
+    assert_null(json_object_get(json_object_get(r, "requestParameters"), "plaintext"));
+    assert_true(json_is_null(json_object_get(r, "responseElements")));
+    assert_true(json_is_true(json_object_get(r, "readOnly")));
+    json_decref(r);
+
+    /* A failure: recorded with AWS's error name and message. */
+    assert_call_fails(KMS_ERR_NOT_FOUND, "DescribeKey",
+                      "{\"KeyId\":\"11111111-2222-4333-8444-555555555555\"}");
+    r = last_record();
+    assert_string_equal(str(r, "eventName"), "DescribeKey");
+    assert_string_equal(str(r, "errorCode"), "NotFoundException");
+    assert_non_null(strstr(str(r, "errorMessage"), "11111111-2222-4333-8444-555555555555"));
+    json_decref(r);
+
+    /* An IAM call: its own event source; the secret of a new access key is never recorded. */
+    json_decref(must(call("iam:CreateUser", "{\"UserName\":\"auditee\"}")));
+    json_t *k = must(call("iam:CreateAccessKey", "{\"UserName\":\"auditee\"}"));
+    char secret[128];
+    snprintf(secret, sizeof secret, "%s", str(k, "AccessKey.SecretAccessKey"));
+    r = last_record();
+    assert_string_equal(str(r, "eventSource"), "iam.amazonaws.com");
+    assert_string_equal(str(r, "eventName"), "CreateAccessKey");
+    assert_string_equal(str(r, "responseElements.accessKey.accessKeyId"),
+                        str(k, "AccessKey.AccessKeyId"));
+    assert_null(json_object_get(
+        json_object_get(json_object_get(r, "responseElements"), "accessKey"), "secretAccessKey"));
+    json_decref(r);
+    json_decref(must(call("iam:CreateLoginProfile",
+                          "{\"UserName\":\"auditee\",\"Password\":\"Never-In-The-Log-1234\"}")));
+    char *text = trail_text();
+    assert_null(strstr(text, secret));
+    assert_null(strstr(text, "Never-In-The-Log-1234"));
+    assert_null(strstr(text, "c2VjcmV0LXBsYWludGV4dA=="));
+    assert_null(strstr(text, "secret-plaintext"));
+    free(text);
+    json_decref(k);
+}
+
+static void test_audit_fail_closed(void **state)
+{
+    (void)state;
+    char dir[1024], away[1024];
+    snprintf(dir, sizeof dir, "%s/audit", home);
+    snprintf(away, sizeof away, "%s/audit.away", tmp);
+    assert_int_equal(rename(dir, away), 0);
+    /* Nothing runs while the trail is gone: not even a key creation. */
+    assert_call_fails(KMS_ERR_AUDIT, "CreateKey", "{}");
+    assert_call_fails(KMS_ERR_AUDIT, "ListKeys", "{}");
+    assert_int_equal(rename(away, dir), 0);
+    json_t *r = must(call("ListKeys", "{}"));
+    json_decref(r);
+    r = last_record();
+    assert_string_equal(str(r, "eventName"), "ListKeys");
+    json_decref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1104,6 +1248,8 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_home_init_twice),
         cmocka_unit_test(test_open_missing_home),
+        cmocka_unit_test(test_audit_record_fields),
+        cmocka_unit_test(test_audit_fail_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
