@@ -73,6 +73,7 @@ check_secret_object "Secret Key Object" "$HMAC" "HMAC_256 key"
 check_secret_object "Private Key Object" "$RSA" "RSA_2048 private key"
 check_secret_object "Private Key Object" "$EC" "ECC_NIST_P256 private key"
 check_secret_object "Secret Key Object" "kms-internal:iam-secrets" "the key sealing IAM secrets"
+check_secret_object "Private Key Object" "kms-internal:audit-digest" "the key signing audit digests"
 
 assert_eq "$(obj "Secret Key Object" "kms:$SYM:v1" 2)" "Secret Key Object; AES length 32" \
     "SYMMETRIC_DEFAULT is a 256-bit AES key in the token"
