@@ -14,8 +14,8 @@ int kms_encrypt(kms_client *client, const char *key_id, const uint8_t *plaintext
     kms_buf_init(&b, false);
     int rc = kms_gate_begin(&rq, client, "Encrypt");
     if (rc == 0) {
-        rc = kms_do_encrypt(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len, context, &b,
-                            NULL);
+        rc =
+            kms_do_encrypt(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len, context, &b, NULL);
     }
     rc = kms_gate_end(&rq, rc);
     if (rc == 0) {
@@ -59,9 +59,9 @@ int kms_generate_data_key(kms_client *client, const char *key_id, size_t key_byt
     const char *op = plaintext ? "GenerateDataKey" : "GenerateDataKeyWithoutPlaintext";
     int rc = kms_gate_begin(&rq, client, op);
     if (rc == 0) {
-        rc = kms_do_generate_data_key(&rq, key_id, plaintext ? "kms:GenerateDataKey"
-                                                             : "kms:GenerateDataKeyWithoutPlaintext",
-                                      key_bytes, context, plaintext ? &dk : NULL, &b, NULL);
+        rc = kms_do_generate_data_key(
+            &rq, key_id, plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
+            key_bytes, context, plaintext ? &dk : NULL, &b, NULL);
     }
     rc = kms_gate_end(&rq, rc);
     if (rc == 0) {
@@ -85,8 +85,8 @@ int kms_sign(kms_client *client, const char *key_id, const uint8_t *message, siz
     size_t n = 0;
     int rc = kms_gate_begin(&rq, client, "Sign");
     if (rc == 0) {
-        rc = kms_do_sign(&rq, key_id, message, message_len, message_type, algorithm, &sig, &n,
-                         NULL);
+        rc =
+            kms_do_sign(&rq, key_id, message, message_len, message_type, algorithm, &sig, &n, NULL);
     }
     rc = kms_gate_end(&rq, rc);
     if (rc == 0) {

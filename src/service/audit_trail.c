@@ -204,10 +204,18 @@ static bool secret_member(const char *name)
     return false;
 }
 
-/* Maps whose keys are the caller's data, copied as they are. */
+/* Maps whose keys are the caller's data, copied as they are (their values are strings). */
 static bool verbatim_map(const char *name)
 {
-    return strstr(name, "EncryptionContext") != NULL;
+    static const char *const maps[] = {"EncryptionContext", "SourceEncryptionContext",
+                                       "DestinationEncryptionContext", "EncryptionContextSubset",
+                                       "EncryptionContextEquals"};
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+        if (strcmp(name, maps[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* A request or response as CloudTrail shows it: member names in camelCase ("KeyId" ->

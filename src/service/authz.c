@@ -17,8 +17,8 @@ int kms_authz_init(kms_authz *az)
     KMS_ENSURE(pthread_mutex_init(&az->lock, NULL) == 0, KMS_ERR_INTERNAL, "cannot create a lock");
     /* AWS: the root user of an account has every permission in it; only SCPs and (for KMS keys)
      * the key policy limit it. The identity side of the root user is this one statement. */
-    return kms_policy_compile(root_all_doc, strlen(root_all_doc), KMS_POLICY_IDENTITY,
-                              "RootUser", &az->root_all);
+    return kms_policy_compile(root_all_doc, strlen(root_all_doc), KMS_POLICY_IDENTITY, "RootUser",
+                              &az->root_all);
 }
 
 static void snapshot_free(kms_principal_snapshot *s)

@@ -77,7 +77,8 @@ int kms_config_load(const char *home, kms_config *cfg)
         return -1;
     }
     if (kms_file_read(path, 1 << 20, &text, NULL) != 0) {
-        kms_raise(KMS_ERR_HOME, "%s is not a KMS home (no readable %s). Create one with `kmsctl "
+        kms_raise(KMS_ERR_HOME,
+                  "%s is not a KMS home (no readable %s). Create one with `kmsctl "
                   "init`, or point --home or KMS_HOME at an existing home.",
                   home, CONFIG_FILE);
         goto out;
@@ -150,8 +151,10 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
         KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
         struct stat st;
         if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
-            kms_raise(KMS_ERR_HSM, "the PIN file %s is readable by others (mode %03o); run "
-                      "`chmod 600 %s`", path, (unsigned)(st.st_mode & 0777), path);
+            kms_raise(KMS_ERR_HSM,
+                      "the PIN file %s is readable by others (mode %03o); run "
+                      "`chmod 600 %s`",
+                      path, (unsigned)(st.st_mode & 0777), path);
             goto out;
         }
         if (kms_file_read(path, MAX_PIN, &text, &len) != 0) {
@@ -205,7 +208,8 @@ kms_client *kms_client_open(const kms_client_options *opts)
     }
     pthread_mutex_init(&c->audit_lock, NULL);
     c->home = strdup(home);
-    c->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0");
+    /* A user agent is a short product name; a long one would not fit in a record. */
+    c->user_agent = strndup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0", 256);
     if (c->home == NULL || c->user_agent == NULL || kms_config_load(home, &c->cfg) != 0) {
         goto fail;
     }
@@ -318,7 +322,7 @@ static char *hsm_script_path(const kms_init_options *o)
         free(p);
     }
     kms_raise(KMS_ERR_HOME, "cannot find hsm/create-token.sh; set KMS_HSM_DIR to the folder "
-              "that holds it");
+                            "that holds it");
     return NULL;
 }
 

@@ -107,8 +107,8 @@ static int from_env(kms_credentials *c)
     if (token != NULL && token[0] != '\0') {
         c->session_token = secure_strdup(token, strlen(token));
     }
-    KMS_ENSURE(c->secret_access_key != NULL && (token == NULL || token[0] == '\0' ||
-                                                c->session_token != NULL),
+    KMS_ENSURE(c->secret_access_key != NULL &&
+                   (token == NULL || token[0] == '\0' || c->session_token != NULL),
                KMS_ERR_INTERNAL, "out of memory");
     return 0;
 }
@@ -203,8 +203,8 @@ int kms_credentials_save(const char *home, const char *profile, const char *acce
     KMS_ENSURE(profile[0] != '\0', KMS_ERR_VALIDATION, "a profile name is needed");
     for (const char *p = profile; *p != '\0'; p++) {
         KMS_ENSURE(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.',
-                   KMS_ERR_VALIDATION,
-                   "profile names are letters, digits, '-', '_' and '.': '%s'", profile);
+                   KMS_ERR_VALIDATION, "profile names are letters, digits, '-', '_' and '.': '%s'",
+                   profile);
     }
     /* One value per line: a line break would smuggle lines (or profiles) into the file. */
     const char *values[] = {access_key_id, secret, session_token};
@@ -226,8 +226,8 @@ int kms_credentials_save(const char *home, const char *profile, const char *acce
         goto out;
     }
     char head[160];
-    snprintf(head, sizeof head, "[%s]\naws_access_key_id = %s\naws_secret_access_key = ",
-             profile, access_key_id);
+    snprintf(head, sizeof head, "[%s]\naws_access_key_id = %s\naws_secret_access_key = ", profile,
+             access_key_id);
     if (kms_buf_append(&b, (const uint8_t *)head, strlen(head)) != 0 ||
         kms_buf_append(&b, (const uint8_t *)secret, strlen(secret)) != 0 ||
         kms_buf_append(&b, (const uint8_t *)"\n", 1) != 0) {

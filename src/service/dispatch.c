@@ -20,8 +20,8 @@ static const kms_op ops[] = {
      M("KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck")},
     {"ListKeyPolicies", kms_op_list_key_policies, M("KeyId", "Limit", "Marker")},
     {"CreateGrant", kms_op_create_grant,
-     M("KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints",
-       "GrantTokens", "Name", "DryRun")},
+     M("KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "GrantTokens",
+       "Name", "DryRun")},
     {"ListGrants", kms_op_list_grants,
      M("KeyId", "Limit", "Marker", "GrantId", "GranteePrincipal")},
     {"ListRetirableGrants", kms_op_list_retirable_grants,
@@ -69,7 +69,6 @@ static const kms_op ops[] = {
 };
 
 #undef M
-
 
 /* KMS operations go by their AWS name ("Encrypt"); IAM, STS and Organizations ones by
  * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
@@ -158,12 +157,19 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
     json_error_t jerr;
     req = json_loads(request_json ? request_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(req)) {
-        kms_raise(KMS_ERR_VALIDATION, "the request body is not a JSON object (%s)",
-                  req ? "not an object" : jerr.text);
+        /* Not jansson's text: it quotes the input, which may hold a secret. */
+        kms_raise(KMS_ERR_VALIDATION,
+                  "the request body is not a JSON object (%s at line %d, column %d)",
+                  req ? "not an object" : "invalid JSON", jerr.line, jerr.column);
+        goto out;
+    }
+    /* A request with members the operation does not take is recorded without its parameters:
+     * a misspelt member may hold a secret the sanitizer does not know. */
+    if (check_members(op, req) != 0) {
         goto out;
     }
     rq.req = req;
-    if (check_members(op, req) != 0 || op->handler(&rq, req, &resp) != 0) {
+    if (op->handler(&rq, req, &resp) != 0) {
         goto out;
     }
     rc = 0;

@@ -38,12 +38,12 @@ static int snapshot_compile(kms_principal_snapshot *s, const kms_iam_docs *d)
         s->identity_count++;
     }
     if (d->boundary != NULL) {
-        KMS_GUARD(compile_doc(d->boundary, KMS_POLICY_IDENTITY, "PermissionsBoundary",
-                              &s->boundary));
+        KMS_GUARD(
+            compile_doc(d->boundary, KMS_POLICY_IDENTITY, "PermissionsBoundary", &s->boundary));
     }
     if (s->id.session_policy != NULL) {
-        KMS_GUARD(compile_doc(s->id.session_policy, KMS_POLICY_IDENTITY, "SessionPolicy",
-                              &s->session));
+        KMS_GUARD(
+            compile_doc(s->id.session_policy, KMS_POLICY_IDENTITY, "SessionPolicy", &s->session));
     }
     size_t total = 0;
     for (size_t l = 0; l < d->scp_levels; l++) {
@@ -77,8 +77,8 @@ static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation
     }
     atomic_init(&s->refs, 1);
     s->generation = generation;
-    int r = kms_iam_authenticate(c->iam, c->access_key_id, c->secret_access_key,
-                                 c->session_token, kms_now(), &s->id);
+    int r = kms_iam_authenticate(c->iam, c->access_key_id, c->secret_access_key, c->session_token,
+                                 kms_now(), &s->id);
     if (r == 0) {
         r = kms_iam_load_docs(c->iam, &s->id, &docs);
     }
@@ -129,8 +129,8 @@ static int take_caller(kms_request *rq)
     }
     rq->who = s;
     /* STS: a session past its expiry is refused, whatever it was allowed before. */
-    KMS_ENSURE(s->id.session_expiry == 0 || kms_now() < s->id.session_expiry,
-               KMS_ERR_EXPIRED_TOKEN, "The security token included in the request is expired");
+    KMS_ENSURE(s->id.session_expiry == 0 || kms_now() < s->id.session_expiry, KMS_ERR_EXPIRED_TOKEN,
+               "The security token included in the request is expired");
     return 0;
 }
 
@@ -184,8 +184,8 @@ static int ctx_add_caller(kms_policy_ctx *ctx, const kms_principal_snapshot *who
     /* IAM User Guide, aws:MultiFactorAuthPresent: absent for long-term credentials, "true" or
      * "false" for temporary ones. */
     if (id->session_expiry != 0) {
-        KMS_GUARD(ctx_add(ctx, "aws:MultiFactorAuthPresent",
-                          id->mfa_authenticated ? "true" : "false"));
+        KMS_GUARD(
+            ctx_add(ctx, "aws:MultiFactorAuthPresent", id->mfa_authenticated ? "true" : "false"));
         if (id->mfa_authenticated) {
             snprintf(buf, sizeof buf, "%lld", (long long)(now - id->mfa_auth_time));
             KMS_GUARD(ctx_add(ctx, "aws:MultiFactorAuthAge", buf));
@@ -383,8 +383,8 @@ static int refuse(const kms_request *rq, const char *action, const char *resourc
     const char *why = "no identity-based policy allows";
     bool resource_matched = false;
     for (size_t i = 0; i < res->match_count; i++) {
-        resource_matched = resource_matched || (!res->matches[i].deny &&
-                                                res->matches[i].policy == in->resource_policy);
+        resource_matched = resource_matched ||
+                           (!res->matches[i].deny && res->matches[i].policy == in->resource_policy);
     }
     if (res->scp_denied) {
         why = "no service control policy allows";
@@ -402,8 +402,7 @@ static int refuse(const kms_request *rq, const char *action, const char *resourc
 }
 
 static void input_for(const kms_request *rq, kms_eval_input *in, const char *action,
-                      const char *resource, const char *resource_account,
-                      const kms_policy_ctx *ctx)
+                      const char *resource, const char *resource_account, const kms_policy_ctx *ctx)
 {
     const kms_principal_snapshot *who = rq->who;
     memset(in, 0, sizeof *in);
@@ -459,8 +458,7 @@ int kms_gate_authorize(kms_request *rq, const char *action, const char *resource
     kms_eval_result res;
     kms_policy_ctx *ctx = NULL;
     rq->action = action;
-    KMS_ENSURE(kms_policy_arn_account(resource_arn, account) == 0 ||
-                   strcmp(resource_arn, "*") == 0,
+    KMS_ENSURE(kms_policy_arn_account(resource_arn, account) == 0 || strcmp(resource_arn, "*") == 0,
                KMS_ERR_ACCESS_DENIED, "User: %s is not authorized to perform: %s on resource: %s",
                rq->who->id.arn, action, resource_arn);
     if (strcmp(resource_arn, "*") == 0 || strcmp(account, "aws") == 0) {
@@ -509,8 +507,8 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
 static int key_policy(kms_request *rq, const kms_key_record *rec, const kms_policy **out)
 {
     kms_authz *az = &rq->client->authz;
-    size_t b = (size_t)(rec->key_id[0] + 31 * rec->key_id[1] + 7 * rec->key_id[2]) %
-               KMS_AUTHZ_BUCKETS;
+    size_t b =
+        (size_t)(rec->key_id[0] + 31 * rec->key_id[1] + 7 * rec->key_id[2]) % KMS_AUTHZ_BUCKETS;
     *out = NULL;
     pthread_mutex_lock(&az->lock);
     for (kms_key_policy_entry *e = az->buckets[b]; e != NULL; e = e->next) {
@@ -628,8 +626,7 @@ int kms_gate_end(kms_request *rq, int rc)
 {
     if (rc == 0 && !rq->authorized) {
         /* An operation that succeeded without an authorization decision is a bug: fail closed. */
-        rc = kms_raise(KMS_ERR_INTERNAL, "%s ran without an authorization decision",
-                       rq->operation);
+        rc = kms_raise(KMS_ERR_INTERNAL, "%s ran without an authorization decision", rq->operation);
     }
     /* One durable CloudTrail record for every request, allowed or denied; a record that cannot
      * be written fails the request. */

@@ -89,8 +89,8 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
         r = kms_gate_authorize_key(rq, "kms:UpdateAlias", &old, old_arn);
     }
     /* AWS KMS: the new key must have the same key type and key usage as the current one. */
-    if (r == 0 && (strcmp(old.key_spec, rec.key_spec) != 0 ||
-                   strcmp(old.key_usage, rec.key_usage) != 0)) {
+    if (r == 0 &&
+        (strcmp(old.key_spec, rec.key_spec) != 0 || strcmp(old.key_usage, rec.key_usage) != 0)) {
         r = kms_raise(KMS_ERR_VALIDATION,
                       "%s points at a %s key for %s; the new target is a %s key for %s. An alias "
                       "can only move to a key of the same key spec and key usage.",
@@ -172,9 +172,8 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         KMS_GUARD(kms_gate_authorize(rq, "kms:ListAliases", "*"));
     }
     alias_walk w = {json_array(), &rq->client->keystore};
-    if (w.list == NULL ||
-        kms_store_alias_list(rq->client->store, key_ref ? key_id : NULL, marker,
-                             (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
+    if (w.list == NULL || kms_store_alias_list(rq->client->store, key_ref ? key_id : NULL, marker,
+                                               (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
         json_decref(w.list);
         return -1;
     }

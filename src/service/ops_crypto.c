@@ -46,8 +46,7 @@ static int check_alg_for_key(const kms_key_record *rec, const char *arn, const c
     const kms_key_spec_info *spec = kms_key_spec_find(rec->key_spec);
     *rsa = NULL;
     if (!is_rsa_encryption_key(rec)) {
-        KMS_ENSURE(alg == NULL || strcmp(alg, "SYMMETRIC_DEFAULT") == 0,
-                   KMS_ERR_INVALID_KEY_USAGE,
+        KMS_ENSURE(alg == NULL || strcmp(alg, "SYMMETRIC_DEFAULT") == 0, KMS_ERR_INVALID_KEY_USAGE,
                    "%s is not valid for %s, a symmetric key; use SYMMETRIC_DEFAULT", alg, arn);
         return 0;
     }
@@ -346,8 +345,8 @@ static int sign_digest(const kms_key_record *rec, const char *arn, const uint8_t
     const char *type = message_type ? message_type : "RAW";
     if (strcmp(type, "DIGEST") == 0) {
         KMS_ENSURE(msg_len == (*alg)->digest_len, KMS_ERR_VALIDATION,
-                   "Digest is invalid length for algorithm %s: %zu bytes, %zu expected",
-                   algorithm, msg_len, (*alg)->digest_len);
+                   "Digest is invalid length for algorithm %s: %zu bytes, %zu expected", algorithm,
+                   msg_len, (*alg)->digest_len);
         memcpy(digest, msg, msg_len);
         return 0;
     }
@@ -458,8 +457,8 @@ int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
         read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
         kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
         kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
-        decrypt_core(rq, key_id, "kms:Decrypt", alg, blob, blob_len, &ctx, &pt, arn,
-                     &alg_used) != 0) {
+        decrypt_core(rq, key_id, "kms:Decrypt", alg, blob, blob_len, &ctx, &pt, arn, &alg_used) !=
+            0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", alg_used);
@@ -496,8 +495,8 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
         kms_req_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
         decrypt_core(rq, src_key, "kms:ReEncryptFrom", src_alg, blob, blob_len, &src_ctx, &pt,
                      src_arn, &src_used) != 0 ||
-        encrypt_core(rq, dst_key, "kms:ReEncryptTo", dst_alg, pt.data, pt.len, &dst_ctx,
-                     &out_blob, dst_arn, &dst_used) != 0 ||
+        encrypt_core(rq, dst_key, "kms:ReEncryptTo", dst_alg, pt.data, pt.len, &dst_ctx, &out_blob,
+                     dst_arn, &dst_used) != 0 ||
         respond_blob(resp, &out_blob, dst_arn) != 0) {
         goto out;
     }
@@ -549,8 +548,8 @@ static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool w
     kms_buf_init(&blob, false);
     const char *action =
         with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext";
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        data_key_size(req, &n) != 0 || kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 || data_key_size(req, &n) != 0 ||
+        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
         kms_do_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL, &blob,
                                  arn) != 0 ||
         respond_blob(resp, &blob, arn) != 0) {
@@ -643,8 +642,8 @@ static int verify_with_public_key(const kms_key_record *rec, const kms_sig_alg_i
         goto out;
     }
     if (!alg->ecdsa &&
-        (EVP_PKEY_CTX_set_rsa_padding(pctx, alg->pss ? RSA_PKCS1_PSS_PADDING
-                                                     : RSA_PKCS1_PADDING) != 1 ||
+        (EVP_PKEY_CTX_set_rsa_padding(pctx, alg->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) !=
+             1 ||
          (alg->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)alg->digest_len) != 1 ||
                        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)))) {
         kms_raise(KMS_ERR_INTERNAL, "cannot set up RSA verification");
@@ -769,17 +768,19 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
         kms_req_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
         check_mac_algorithm(alg) != 0 ||
         kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        (verify && kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
-                                &expected_len) != 0) ||
+        (verify &&
+         kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected, &expected_len) != 0) ||
         use_key(rq, key_id, verify ? "kms:VerifyMac" : "kms:GenerateMac", "GENERATE_VERIFY_MAC",
                 &rec, arn) != 0) {
         goto out;
     }
     const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
     if (spec == NULL || spec->mac_algorithm == NULL || strcmp(spec->mac_algorithm, alg) != 0) {
-        kms_raise(KMS_ERR_INVALID_KEY_USAGE, "MacAlgorithm %s is not valid for %s (a %s key: use "
-                  "%s)", alg, arn, rec.key_spec, spec && spec->mac_algorithm ? spec->mac_algorithm
-                                                                             : "none");
+        kms_raise(KMS_ERR_INVALID_KEY_USAGE,
+                  "MacAlgorithm %s is not valid for %s (a %s key: use "
+                  "%s)",
+                  alg, arn, rec.key_spec,
+                  spec && spec->mac_algorithm ? spec->mac_algorithm : "none");
         goto out;
     }
     kms_keystore_label(rec.key_id, rec.current_version, label);

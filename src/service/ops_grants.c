@@ -19,10 +19,23 @@
 
 /* The operations a grant can allow (KMS API reference, CreateGrant: Operations). */
 static const char *const grant_operations[] = {
-    "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-    "ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant",
-    "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "CreateGrant",
+    "RetireGrant",
+    "DescribeKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
 };
 
 static bool in_list(const char *op, const char *const *list, size_t n)
@@ -40,7 +53,7 @@ static bool in_list(const char *op, const char *const *list, size_t n)
  * constraints may still allow DescribeKey and RetireGrant, to which they do not apply. */
 static bool takes_context(const char *op)
 {
-    static const char *const without[] = {"Sign",      "Verify",      "GetPublicKey",
+    static const char *const without[] = {"Sign",        "Verify",    "GetPublicKey",
                                           "GenerateMac", "VerifyMac", "DeriveSharedSecret"};
     return !in_list(op, without, sizeof without / sizeof without[0]);
 }
@@ -160,8 +173,8 @@ static int grant_check_cb(void *arg, const kms_grant_record *g)
         free(gc->rq->grant_constraints);
         gc->rq->grant_ops = strdup(g->operations);
         gc->rq->grant_constraints = strdup(g->constraints ? g->constraints : "");
-        KMS_ENSURE(gc->rq->grant_ops != NULL && gc->rq->grant_constraints != NULL,
-                   KMS_ERR_INTERNAL, "out of memory");
+        KMS_ENSURE(gc->rq->grant_ops != NULL && gc->rq->grant_constraints != NULL, KMS_ERR_INTERNAL,
+                   "out of memory");
     }
     return 0;
 }
@@ -177,8 +190,7 @@ int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *
     /* The grantee is the caller's ARN, or the role of an assumed-role session. */
     int r = kms_store_grant_find(rq->client->store, rec->key_id, id->arn, grant_check_cb, &gc);
     if (r == 0 && !gc.allowed && id->role_arn[0] != '\0') {
-        r = kms_store_grant_find(rq->client->store, rec->key_id, id->role_arn, grant_check_cb,
-                                 &gc);
+        r = kms_store_grant_find(rq->client->store, rec->key_id, id->role_arn, grant_check_cb, &gc);
     }
     json_decref(gc.ec);
     return r != 0 ? -1 : gc.allowed ? 1 : 0;
@@ -472,9 +484,8 @@ int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp)
         goto out;
     }
     w.list = json_array();
-    if (w.list == NULL || kms_store_grant_list(rq->client->store, rec.key_id, marker,
-                                               (size_t)limit, grant_walk_cb, &w,
-                                               &truncated) != 0) {
+    if (w.list == NULL || kms_store_grant_list(rq->client->store, rec.key_id, marker, (size_t)limit,
+                                               grant_walk_cb, &w, &truncated) != 0) {
         goto out;
     }
     r = kms_respond_page(resp, "Grants", w.list, truncated, "GrantId");
@@ -519,8 +530,8 @@ static int retire_target(kms_request *rq, json_t *req, kms_grant_record *g)
         size_t n = 0;
         uint8_t id_bytes[32];
         char id[80];
-        bool ok = kms_base64_decode(token, "GrantToken", false, &raw, &n) == 0 &&
-                  n == GRANT_TOKEN_BYTES;
+        bool ok =
+            kms_base64_decode(token, "GrantToken", false, &raw, &n) == 0 && n == GRANT_TOKEN_BYTES;
         if (ok) {
             SHA256(raw, n, id_bytes);
             sodium_bin2hex(id, sizeof id, id_bytes, sizeof id_bytes);
@@ -530,8 +541,8 @@ static int retire_target(kms_request *rq, json_t *req, kms_grant_record *g)
         }
         free(raw);
         KMS_ENSURE(ok, KMS_ERR_INVALID_GRANT_TOKEN, "the GrantToken is not a valid grant token");
-        KMS_ENSURE(kms_store_grant_get(rq->client->store, id, g) == 0,
-                   KMS_ERR_INVALID_GRANT_TOKEN, "the GrantToken names no grant");
+        KMS_ENSURE(kms_store_grant_get(rq->client->store, id, g) == 0, KMS_ERR_INVALID_GRANT_TOKEN,
+                   "the GrantToken names no grant");
         return 0;
     }
     KMS_ENSURE(grant_id != NULL && key_ref != NULL, KMS_ERR_VALIDATION,

@@ -131,8 +131,8 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
                usage);
     KMS_ENSURE(kms_key_spec_allows_usage(spec, usage), KMS_ERR_VALIDATION,
                "KeyUsage %s is not compatible with KeySpec %s", usage, spec->name);
-    KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0 || strcmp(origin, "EXTERNAL") == 0 ||
-                   strcmp(origin, "AWS_CLOUDHSM") == 0 ||
+    KMS_ENSURE(origin == NULL || strcmp(origin, "AWS_KMS") == 0 ||
+                   strcmp(origin, "EXTERNAL") == 0 || strcmp(origin, "AWS_CLOUDHSM") == 0 ||
                    strcmp(origin, "EXTERNAL_KEY_STORE") == 0,
                KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at 'origin' failed to satisfy constraint: "
@@ -323,8 +323,8 @@ static int set_enabled(kms_request *rq, json_t *req, bool enabled)
     memset(&rec, 0, sizeof rec);
     int r = state_op(rq, req, enabled ? "kms:EnableKey" : "kms:DisableKey", true, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_set_state(rq->client->store, rec.key_id,
-                                    enabled ? "Enabled" : "Disabled", 0, 0);
+        r = kms_store_key_set_state(rq->client->store, rec.key_id, enabled ? "Enabled" : "Disabled",
+                                    0, 0);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -353,9 +353,9 @@ int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
         r = kms_store_key_set_state(rq->client->store, rec.key_id, "PendingDeletion", when,
                                     (int)days);
         if (r == 0) {
-            *resp = json_pack("{s:s, s:I, s:s, s:I}", "KeyId", arn, "DeletionDate",
-                              (json_int_t)when, "KeyState", "PendingDeletion",
-                              "PendingWindowInDays", (json_int_t)days);
+            *resp =
+                json_pack("{s:s, s:I, s:s, s:I}", "KeyId", arn, "DeletionDate", (json_int_t)when,
+                          "KeyState", "PendingDeletion", "PendingWindowInDays", (json_int_t)days);
             r = *resp ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
     }

@@ -13,7 +13,8 @@ int kms_req_string(json_t *req, const char *name, bool required, size_t min, siz
     json_t *v = json_object_get(req, name);
     *out = NULL;
     if (v == NULL || json_is_null(v)) {
-        KMS_ENSURE(!required, KMS_ERR_VALIDATION, "1 validation error detected: Value null at "
+        KMS_ENSURE(!required, KMS_ERR_VALIDATION,
+                   "1 validation error detected: Value null at "
                    "'%c%s' failed to satisfy constraint: Member must not be null",
                    name[0] | 0x20, name + 1);
         return 0;
@@ -49,8 +50,8 @@ int kms_req_int(json_t *req, const char *name, bool required, long long min, lon
     return 0;
 }
 
-int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_t max,
-                 bool secure, uint8_t **out, size_t *n)
+int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_t max, bool secure,
+                 uint8_t **out, size_t *n)
 {
     const char *s = NULL;
     *out = NULL;

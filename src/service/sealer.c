@@ -30,8 +30,8 @@ static int seal(void *arg, const char *purpose, const uint8_t *pt, size_t n, uin
     return 0;
 }
 
-static int open_sealed(void *arg, const char *purpose, const uint8_t *ct, size_t n,
-                       uint8_t **pt, size_t *pt_len)
+static int open_sealed(void *arg, const char *purpose, const uint8_t *ct, size_t n, uint8_t **pt,
+                       size_t *pt_len)
 {
     kms_hsm *hsm = arg;
     KMS_ENSURE(n >= KMS_HSM_GCM_IV_LEN + KMS_HSM_GCM_TAG_LEN, KMS_ERR_INVALID_CIPHERTEXT,

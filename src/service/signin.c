@@ -14,9 +14,8 @@ static int first_mfa_device(kms_iam *iam, const char *account, const char *user,
     json_t *list = NULL;
     out[0] = '\0';
     KMS_GUARD(kms_iam_mfa_list(iam, account, user, &list));
-    const char *serial =
-        json_string_value(json_object_get(json_array_get(json_object_get(list, "MFADevices"), 0),
-                                          "SerialNumber"));
+    const char *serial = json_string_value(
+        json_object_get(json_array_get(json_object_get(list, "MFADevices"), 0), "SerialNumber"));
     if (serial != NULL) {
         snprintf(out, n, "%s", serial);
     }
@@ -38,8 +37,22 @@ static int audit_sign_in(kms_client *c, const kms_sign_in_options *o, const kms_
     rq.authorized = true; /* a password check, not a policy decision */
     if (rc == 0) {
         who.id = *id; /* borrowed for the record */
-        rq.who = &who;
+    } else {
+        /* Who tried, as CloudTrail shows a failed ConsoleLogin: the name given, no access key
+         * (the client's own profile has nothing to do with it). */
+        const char *acct = c->cfg.account_id;
+        snprintf(who.id.type, sizeof who.id.type, "%s", o->user_name ? "IAMUser" : "Root");
+        snprintf(who.id.account_id, sizeof who.id.account_id, "%s", acct);
+        snprintf(who.id.principal_id, sizeof who.id.principal_id, "%s", o->user_name ? "" : acct);
+        if (o->user_name != NULL) {
+            snprintf(who.id.user_name, sizeof who.id.user_name, "%s", o->user_name);
+            snprintf(who.id.arn, sizeof who.id.arn, "arn:aws:iam::%s:user/%.128s", acct,
+                     o->user_name);
+        } else {
+            snprintf(who.id.arn, sizeof who.id.arn, "arn:aws:iam::%s:root", acct);
+        }
     }
+    rq.who = &who;
     rq.req = json_pack("{s:s}", "UserName", o->user_name ? o->user_name : "root");
     rq.resp = json_pack("{s:s}", "ConsoleLogin", rc == 0 ? "Success" : "Failure");
     rc = kms_audit_request(&rq, rc);
@@ -136,6 +149,6 @@ int kms_profile_save(const char *home, const char *profile, const char *access_k
     kms_error_clear();
     KMS_ENSURE(profile != NULL && access_key_id != NULL && secret != NULL, KMS_ERR_VALIDATION,
                "a profile name, an access key id and a secret access key are needed");
-    return kms_credentials_save(home ? home : kms_home_default(), profile, access_key_id,
-                                secret, session_token);
+    return kms_credentials_save(home ? home : kms_home_default(), profile, access_key_id, secret,
+                                session_token);
 }

@@ -131,6 +131,21 @@ EV=$(newest_event EventName AssumeRole)
 assert_eq "$(json_get eventSource <<<"$EV")" "sts.amazonaws.com" "AssumeRole: sts eventSource"
 assert_eq "$(json_get requestParameters.roleSessionName <<<"$EV")" "night-shift" "AssumeRole: session"
 
+# Sign-in, failed and successful: signin.amazonaws.com ConsoleLogin, the name that tried.
+rc=0
+KMS_PASSWORD=wrong-password kms sign-in --user-name bob >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 254 "a wrong password fails sign-in"
+EV=$(newest_event EventName ConsoleLogin)
+assert_eq "$(json_get eventSource <<<"$EV")" "signin.amazonaws.com" "ConsoleLogin: eventSource"
+assert_eq "$(json_get userIdentity.userName <<<"$EV")" "bob" "failed ConsoleLogin: who tried"
+assert_eq "$(json_get userIdentity.accessKeyId <<<"$EV")" "<missing>" \
+    "failed ConsoleLogin: no access key (not the admin's profile)"
+assert_eq "$(json_get errorCode <<<"$EV")" "AccessDeniedException" "failed ConsoleLogin: the error"
+KMS_PASSWORD=$PASSWORD kms sign-in --user-name bob >/dev/null
+EV=$(newest_event EventName ConsoleLogin)
+assert_eq "$(json_get responseElements.consoleLogin <<<"$EV")" "Success" "ConsoleLogin: Success"
+assert_eq "$(json_get errorCode <<<"$EV")" "<missing>" "successful ConsoleLogin: no error"
+
 # Lookup filters and paging.
 N=$(kms lookup-events --lookup-attributes AttributeKey=ResourceName,AttributeValue="$KEY" \
     --query Events | json_len)

@@ -1192,7 +1192,18 @@ static void test_audit_record_fields(void **state)
     json_decref(r);
     json_decref(must(call("iam:CreateLoginProfile",
                           "{\"UserName\":\"auditee\",\"Password\":\"Never-In-The-Log-1234\"}")));
+    /* Refused requests: a parse error does not quote the body, a misspelt member is not
+     * recorded. */
+    char *resp = NULL;
+    assert_int_equal(kms_call(client, "iam:CreateLoginProfile",
+                              "{\"UserName\":\"auditee\",\"Password\":\"Hunter2-secret\\u00\"}",
+                              &resp),
+                     -1);
+    assert_call_fails(KMS_ERR_VALIDATION, "iam:CreateLoginProfile",
+                      "{\"UserName\":\"auditee\",\"Passwd\":\"Typo-secret-123\"}");
     char *text = trail_text();
+    assert_null(strstr(text, "Hunter2-secret"));
+    assert_null(strstr(text, "Typo-secret-123"));
     assert_null(strstr(text, secret));
     assert_null(strstr(text, "Never-In-The-Log-1234"));
     assert_null(strstr(text, "c2VjcmV0LXBsYWludGV4dA=="));
