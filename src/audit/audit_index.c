@@ -26,10 +26,9 @@
 #include <sqlite3.h>
 
 #include "audit/audit.h"
+#include "audit/audit_internal.h"
 #include "util/util.h"
 
-#define LINE_MAX_BYTES ((size_t)KMS_AUDIT_RECORD_MAX + 200)
-#define READ_CHUNK ((size_t)64 * 1024)
 #define NAME_DIGITS 20
 #define SEGMENT_NAME_LEN (NAME_DIGITS + 6) /* NNN.jsonl */
 #define BUSY_TIMEOUT_MS 120000
@@ -301,96 +300,29 @@ static int list_segments(const index_db *x, seg_entry **out, size_t *n)
     return 0;
 }
 
-/* Complete lines from an offset; a line longer than any record is skipped whole. */
-typedef struct line_reader {
-    int fd;
-    char *buf;
-    size_t start, end;
-    bool eof;
-    uint64_t pos; /* file offset of buf[start] */
-} line_reader;
-
-#define READER_CAP (LINE_MAX_BYTES + 1 + READ_CHUNK)
-
-static int reader_open(const index_db *x, const char *segment, uint64_t offset, line_reader *r)
+/* Opens a segment for its complete lines from offset on (a partial last line is left until it
+ * is complete; a line longer than any record comes with p NULL). */
+static int segment_lines_open(const index_db *x, const char *segment, uint64_t offset,
+                              kms_audit_lines *r)
 {
-    memset(r, 0, sizeof *r);
     char *path = kms_strdup_printf("%s/segments/%s", x->dir, segment);
-    r->fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-    if (r->fd < 0) {
+    int rc = kms_audit_lines_open(r, path, offset, NULL, false);
+    if (rc != 0) {
         kms_raise(KMS_ERR_AUDIT, "cannot read the audit segment %s: %s", path ? path : segment,
-                  strerror(errno));
-        free(path);
-        return -1;
+                  strerror(r->err));
     }
     free(path);
-    r->buf = malloc(READER_CAP);
-    if (r->buf == NULL || lseek(r->fd, (off_t)offset, SEEK_SET) < 0) {
-        return kms_raise(KMS_ERR_AUDIT, "cannot read the audit segment %s", segment);
-    }
-    r->pos = offset;
-    return 0;
+    return rc;
 }
 
-static void reader_close(line_reader *r)
+/* kms_audit_lines_next with a read error raised. */
+static int segment_lines_next(kms_audit_lines *r, kms_audit_line *l)
 {
-    if (r->fd >= 0) {
-        close(r->fd);
+    int rc = kms_audit_lines_next(r, l);
+    if (rc < 0) {
+        kms_raise(KMS_ERR_AUDIT, "cannot read an audit segment: %s", strerror(r->err));
     }
-    free(r->buf);
-}
-
-static int reader_fill(line_reader *r)
-{
-    if (r->start > 0) {
-        memmove(r->buf, r->buf + r->start, r->end - r->start);
-        r->end -= r->start;
-        r->start = 0;
-    }
-    for (;;) {
-        size_t want = READER_CAP - r->end < READ_CHUNK ? READER_CAP - r->end : READ_CHUNK;
-        ssize_t k = read(r->fd, r->buf + r->end, want);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k < 0) {
-            return kms_raise(KMS_ERR_AUDIT, "cannot read an audit segment: %s", strerror(errno));
-        }
-        r->eof = k == 0;
-        r->end += (size_t)k;
-        return 0;
-    }
-}
-
-/* 1: a complete line (*p NULL if it was too long and skipped; *off its offset, *len its length
- * without '\n'); 0: no more complete lines; -1: read error. */
-static int reader_next(line_reader *r, const char **p, size_t *len, uint64_t *off)
-{
-    bool skipping = false;
-    size_t skipped = 0;
-    for (;;) {
-        char *s = r->buf + r->start;
-        char *nl = memchr(s, '\n', r->end - r->start);
-        if (nl != NULL) {
-            size_t n = (size_t)(nl - s);
-            *p = skipping ? NULL : s;
-            *len = skipped + n;
-            *off = r->pos - skipped;
-            r->start += n + 1;
-            r->pos += n + 1;
-            return 1;
-        }
-        if (r->eof) {
-            return 0; /* a partial last line: not indexed until it is complete */
-        }
-        if (r->end - r->start > LINE_MAX_BYTES) {
-            skipping = true;
-            skipped += r->end - r->start;
-            r->pos += r->end - r->start;
-            r->start = r->end = 0;
-        }
-        KMS_GUARD(reader_fill(r));
-    }
+    return rc;
 }
 
 /* Hash of the segment's first complete line; "" if it has none or cannot be read (then it
@@ -398,15 +330,13 @@ static int reader_next(line_reader *r, const char **p, size_t *len, uint64_t *of
 static void first_line_hash(const index_db *x, const char *segment,
                             char out[KMS_AUDIT_HASH_HEX + 1])
 {
-    line_reader r;
-    const char *p;
-    size_t len;
-    uint64_t off;
+    kms_audit_lines r;
+    kms_audit_line l;
     out[0] = '\0';
-    if (reader_open(x, segment, 0, &r) == 0 && reader_next(&r, &p, &len, &off) == 1) {
-        kms_audit_sha256_hex(p ? p : "", p ? len : 0, out);
+    if (segment_lines_open(x, segment, 0, &r) == 0 && segment_lines_next(&r, &l) == 1) {
+        kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, out);
     }
-    reader_close(&r);
+    kms_audit_lines_close(&r);
     kms_error_clear();
 }
 
@@ -854,7 +784,7 @@ typedef struct name_slot {
 typedef struct indexer {
     index_db *x;
     sqlite3_stmt *ins_event, *ins_resource, *set_progress, *find_name, *ins_name;
-    char *arena; /* LINE_MAX_BYTES + ARENA_SLACK */
+    char *arena; /* KMS_AUDIT_LINE_MAX + ARENA_SLACK */
     name_slot cache[NAME_CACHE];
 } indexer;
 
@@ -984,19 +914,17 @@ static int index_line(indexer *ix, const char *segment, const char *p, size_t le
 static int index_segment(indexer *ix, const seg_entry *seg, int64_t *bytes, char *hash)
 {
     const char *segment = seg->name;
-    line_reader r;
-    int rc = reader_open(ix->x, segment, (uint64_t)*bytes, &r);
-    const char *p;
-    size_t len;
-    uint64_t off;
-    while (rc == 0 && (rc = reader_next(&r, &p, &len, &off)) == 1) {
-        if (off == 0) {
-            kms_audit_sha256_hex(p ? p : "", p ? len : 0, hash);
+    kms_audit_lines r;
+    kms_audit_line l;
+    int rc = segment_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
+    while (rc == 0 && (rc = segment_lines_next(&r, &l)) == 1) {
+        if (l.offset == 0) {
+            kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, hash);
         }
-        rc = p ? index_line(ix, segment, p, len, off) : 0;
+        rc = l.p ? index_line(ix, segment, l.p, l.len, l.offset) : 0;
         *bytes = (int64_t)r.pos;
     }
-    reader_close(&r);
+    kms_audit_lines_close(&r);
     if (rc < 0) {
         return -1;
     }
@@ -1075,7 +1003,7 @@ static int prepare_indexer(index_db *x, indexer *ix)
 {
     memset(ix, 0, sizeof *ix);
     ix->x = x;
-    ix->arena = malloc(LINE_MAX_BYTES + ARENA_SLACK);
+    ix->arena = malloc(KMS_AUDIT_LINE_MAX + ARENA_SLACK);
     KMS_ENSURE(ix->arena != NULL, KMS_ERR_INTERNAL, "out of memory");
     KMS_GUARD(prepare(x,
                       "INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
@@ -1266,7 +1194,7 @@ static int token_decode(const char *token, int64_t *t, int64_t *seq)
 /* The record line itself, read back from its segment; NULL if it cannot be read. */
 static json_t *read_record(const index_db *x, const char *segment, int64_t off, int64_t len)
 {
-    if (segment == NULL || !segment_name(segment) || len < 0 || (size_t)len > LINE_MAX_BYTES) {
+    if (segment == NULL || !segment_name(segment) || len < 0 || (size_t)len > KMS_AUDIT_LINE_MAX) {
         return NULL;
     }
     char *path = kms_strdup_printf("%s/segments/%s", x->dir, segment);

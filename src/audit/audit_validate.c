@@ -29,10 +29,9 @@
 #include <openssl/x509.h>
 
 #include "audit/audit.h"
+#include "audit/audit_internal.h"
 #include "util/util.h"
 
-#define LINE_MAX_BYTES ((size_t)KMS_AUDIT_RECORD_MAX + 200)
-#define READ_CHUNK ((size_t)64 * 1024)
 #define DIGEST_MAX_BYTES ((size_t)1024 * 1024)
 #define SIG_MAX_BYTES ((size_t)1024)
 #define NAME_DIGITS 20
@@ -223,106 +222,6 @@ static bool parse_name(const char *name, const char *suffix, int64_t *number)
     }
     *number = (int64_t)v;
     return true;
-}
-
-/* ---- A bounded line reader ------------------------------------------------------------------ */
-
-typedef struct line_reader {
-    int fd;
-    char *buf;
-    size_t cap, start, end;
-    bool eof, failed;
-    uint64_t pos;   /* file offset of buf[start] */
-    EVP_MD_CTX *md; /* every byte read goes through it */
-} line_reader;
-
-typedef struct line {
-    const char *p; /* NULL when too long */
-    size_t len;
-    uint64_t offset;
-    bool torn; /* no '\n' at the end of the file */
-} line;
-
-static int reader_fill(line_reader *r)
-{
-    if (r->start > 0 && r->end == r->cap) {
-        memmove(r->buf, r->buf + r->start, r->end - r->start);
-        r->end -= r->start;
-        r->start = 0;
-    }
-    for (;;) {
-        ssize_t k = read(r->fd, r->buf + r->end, r->cap - r->end);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k < 0) {
-            r->failed = true;
-            r->eof = true;
-            return -1;
-        }
-        if (k == 0) {
-            r->eof = true;
-        } else if (r->md != NULL) {
-            EVP_DigestUpdate(r->md, r->buf + r->end, (size_t)k);
-        }
-        r->end += (size_t)k;
-        return 0;
-    }
-}
-
-/* Skips the rest of a line longer than LINE_MAX_BYTES; fills out as a too-long line. */
-static void reader_skip_long(line_reader *r, line *out)
-{
-    out->p = NULL;
-    out->offset = r->pos;
-    out->len = 0;
-    out->torn = true;
-    for (;;) {
-        const char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
-        size_t n = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
-        out->len += n;
-        r->pos += n;
-        r->start += n;
-        if (nl != NULL) {
-            r->start++;
-            r->pos++;
-            out->torn = false;
-            return;
-        }
-        r->start = r->end = 0;
-        if (r->eof || reader_fill(r) != 0 || r->end == 0) {
-            return;
-        }
-    }
-}
-
-/* 1: a line in *out (valid until the next call); 0: end of file (or a read error: r->failed). */
-static int reader_next(line_reader *r, line *out)
-{
-    for (;;) {
-        const char *s = r->buf + r->start;
-        const char *nl = memchr(s, '\n', r->end - r->start);
-        if (nl != NULL) {
-            *out = (line){s, (size_t)(nl - s), r->pos, false};
-            r->start += out->len + 1;
-            r->pos += out->len + 1;
-            return 1;
-        }
-        if (r->end - r->start > LINE_MAX_BYTES) {
-            reader_skip_long(r, out);
-            return 1;
-        }
-        if (r->eof) {
-            if (r->end == r->start || r->failed) {
-                return 0;
-            }
-            *out = (line){s, r->end - r->start, r->pos, true};
-            r->pos += out->len;
-            r->start = r->end;
-            return 1;
-        }
-        reader_fill(r);
-    }
 }
 
 /* ---- Listing the directories ---------------------------------------------------------------- */
@@ -766,37 +665,25 @@ static int64_t line_sequence(const char *p, size_t n, json_t **doc)
     return (int64_t)json_integer_value(seq);
 }
 
-static int reader_open(validator *v, const segment *s, line_reader *r, EVP_MD_CTX *md)
+/* Opens segment s for its lines, hashing every byte into md if it is not NULL. */
+static int segment_open(validator *v, const segment *s, kms_audit_lines *r, EVP_MD_CTX *md)
 {
     char *path = segment_path(v, s);
-    memset(r, 0, sizeof *r);
-    r->fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    int rc = kms_audit_lines_open(r, path, 0, md, true);
     free(path);
-    r->cap = LINE_MAX_BYTES + 1 + READ_CHUNK;
-    r->buf = r->fd >= 0 ? malloc(r->cap) : NULL;
-    r->md = md;
-    if (r->fd >= 0 && r->buf == NULL) {
-        v->oom = true;
-    }
-    return r->buf != NULL ? 0 : -1;
-}
-
-static void reader_close(line_reader *r)
-{
-    if (r->fd >= 0) {
-        close(r->fd);
-    }
-    free(r->buf);
+    v->oom = v->oom || (rc != 0 && r->err == ENOMEM);
+    return rc;
 }
 
 static void peek_first(validator *v, segment *s)
 {
-    line_reader r;
-    line l;
-    if (reader_open(v, s, &r, NULL) == 0 && reader_next(&r, &l) == 1 && l.p != NULL && !l.torn) {
+    kms_audit_lines r;
+    kms_audit_line l;
+    if (segment_open(v, s, &r, NULL) == 0 && kms_audit_lines_next(&r, &l) == 1 && l.p != NULL &&
+        !l.torn) {
         s->peek_seq = line_sequence(l.p, l.len, NULL);
     }
-    reader_close(&r);
+    kms_audit_lines_close(&r);
 }
 
 /* Segments in the order of their first record; by name where that is unknown or equal. */
@@ -875,7 +762,7 @@ static void check_chain(validator *v, long si, size_t lineno, int64_t seq, const
     }
 }
 
-static void record_line(validator *v, long si, size_t lineno, const line *l)
+static void record_line(validator *v, long si, size_t lineno, const kms_audit_line *l)
 {
     segment *s = &v->segs[si];
     if (l->p == NULL || l->torn) {
@@ -925,25 +812,26 @@ static void scan_segment(validator *v, long si)
 {
     segment *s = &v->segs[si];
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    line_reader r;
+    kms_audit_lines r;
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         v->oom = true;
         EVP_MD_CTX_free(md);
         return;
     }
-    if (reader_open(v, s, &r, md) != 0) {
+    if (segment_open(v, s, &r, md) != 0) {
         if (!v->oom) {
             problem(v, &s->f, "missing", s->name, -1, 0, "%s cannot be read: %s", s->name,
-                    strerror(errno));
+                    strerror(r.err));
         }
         s->damaged = true;
     } else {
-        line l;
+        kms_audit_line l;
         size_t lineno = 0;
-        while (reader_next(&r, &l) == 1) {
+        int rc;
+        while ((rc = kms_audit_lines_next(&r, &l)) == 1) {
             record_line(v, si, ++lineno, &l);
         }
-        if (r.failed) {
+        if (rc < 0) {
             problem(v, &s->f, "missing", s->name, -1, lineno + 1, "%s cannot be read past line %zu",
                     s->name, lineno);
             s->damaged = true;
@@ -954,7 +842,7 @@ static void scan_segment(validator *v, long si)
         hex_encode(h, sizeof h, s->file_hash);
         s->scanned = true;
     }
-    reader_close(&r);
+    kms_audit_lines_close(&r);
     EVP_MD_CTX_free(md);
     if (s->first_seq >= 0 && s->first_seq != s->number) {
         problem(v, &s->f, "out-of-order", s->name, s->first_seq, 1,

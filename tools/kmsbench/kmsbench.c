@@ -1,11 +1,17 @@
 /* kmsbench: in-process operations per second of libkms, one JSON object per measurement.
  *
  *   kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]
+ *            [--records N] [--segment-records N]
  *
  * Without --home it creates a fresh KMS home in a temporary folder and removes it afterwards.
- * Without --threads it measures 1 and 2 threads; without --operation every operation.
+ * Without --threads it measures 1 and 2 threads; without --operation every operation but those
+ * that run only on request.
  * PolicyEvaluate (policy_bench.c) measures the policy engine alone: it needs no KMS home and
- * runs on one thread unless --threads says otherwise. */
+ * runs on one thread unless --threads says otherwise.
+ * LookupEvents (audit_bench.c) times the audit trail's readers once each on a synthetic trail of
+ * --records records; it needs no KMS home, takes long (about 40 s for a million records) and
+ * so runs only when --operation names it. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,22 +22,33 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit_bench.h"
 #include "kms/kms.h"
 #include "policy_bench.h"
+
+#define DEFAULT_RECORDS 1000000
+#define DEFAULT_SEGMENT_RECORDS 10000
+/* LookupEvents needs a second page of Decrypt events (one record in eight). */
+#define MIN_RECORDS 1000
+#define MAX_RECORDS 100000000
 
 typedef struct bench_ctx {
     kms_client *client;
     const char *sym_key;
     const char *sign_key;
-    uint8_t *blob; /* a ciphertext for Decrypt */
+    uint8_t *blob;        /* a ciphertext for Decrypt */
     policy_bench *policy; /* PolicyEvaluate */
     size_t blob_len;
     double seconds;
+    int64_t records, segment_records; /* LookupEvents */
     atomic_bool stop;
     atomic_int failures;
 } bench_ctx;
 
+/* One operation, repeated for --seconds and counted. */
 typedef int (*bench_fn)(bench_ctx *b);
+/* An operation that makes and prints its own measurements, once. */
+typedef int (*bench_once_fn)(const bench_ctx *b);
 
 static const kms_context_entry ctx_entries[] = {{"purpose", "bench"}};
 static const kms_encryption_context ctx = {ctx_entries, 1};
@@ -69,8 +86,8 @@ static int op_sign(bench_ctx *b)
 {
     uint8_t *sig = NULL;
     size_t n = 0;
-    int rc = kms_sign(b->client, b->sign_key, message, sizeof message, "RAW", "ECDSA_SHA_256",
-                      &sig, &n);
+    int rc =
+        kms_sign(b->client, b->sign_key, message, sizeof message, "RAW", "ECDSA_SHA_256", &sig, &n);
     kms_buffer_free(sig);
     return rc;
 }
@@ -80,17 +97,36 @@ static int op_policy_evaluate(bench_ctx *b)
     return policy_bench_run(b->policy);
 }
 
+static int op_lookup_events(const bench_ctx *b)
+{
+    return audit_bench_run(b->records, b->segment_records);
+}
+
 static const struct {
     const char *name;
-    bench_fn fn;
-    bool needs_client; /* false: measured without a KMS home, on one thread by default */
+    bench_fn fn;        /* or: */
+    bench_once_fn once; /* its own measurements, once; --threads and --seconds do not apply */
+    bool needs_client;  /* false: measured without a KMS home, on one thread by default */
+    bool on_request;    /* only when --operation names it */
+    const char *help;
 } operations[] = {
-    {"Encrypt", op_encrypt, true},
-    {"Decrypt", op_decrypt, true},
-    {"GenerateDataKey", op_generate_data_key, true},
-    {"Sign", op_sign, true},
-    {"PolicyEvaluate", op_policy_evaluate, false},
+    {"Encrypt", op_encrypt, NULL, true, false, "kms_encrypt of 32 bytes"},
+    {"Decrypt", op_decrypt, NULL, true, false, "kms_decrypt of such a ciphertext"},
+    {"GenerateDataKey", op_generate_data_key, NULL, true, false, "a 32-byte data key"},
+    {"Sign", op_sign, NULL, true, false, "ECDSA P-256 over a 32-byte message"},
+    {"PolicyEvaluate", op_policy_evaluate, NULL, false, false,
+     "the policy engine alone (one thread, no KMS home)"},
+    {"LookupEvents", NULL, op_lookup_events, false, true,
+     "audit lookup-events, usage-report, validate-logs (no KMS home; on request)"},
 };
+
+#define N_OPERATIONS (sizeof operations / sizeof operations[0])
+
+/* Whether operation i runs: the one --operation names, else every one not on request. */
+static bool selected(size_t i, const char *only)
+{
+    return only != NULL ? strcmp(only, operations[i].name) == 0 : !operations[i].on_request;
+}
 
 typedef struct worker {
     pthread_t thread;
@@ -171,11 +207,35 @@ static char *create_key(kms_client *c, const char *request)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]\n"
+               "                [--records N] [--segment-records N]\n"
                "Measures in-process operations per second of libkms and prints one JSON object\n"
-               "per measurement. Operations: Encrypt, Decrypt, GenerateDataKey, Sign,\n"
-               "PolicyEvaluate (the policy engine alone, one thread, no KMS home).\n"
-               "Without --home a temporary KMS home is created and removed.\n"
-               "Example: kmsbench --operation GenerateDataKey --threads 2 --seconds 5\n");
+               "per measurement. Without --operation, every operation but those run on request.\n"
+               "Operations:\n");
+    for (size_t i = 0; i < N_OPERATIONS; i++) {
+        fprintf(f, "  %-16s %s\n", operations[i].name, operations[i].help);
+    }
+    fprintf(f,
+            "Without --home a temporary KMS home is created and removed.\n"
+            "LookupEvents times each audit reader once on a synthetic trail of --records N\n"
+            "(default %d) records in segments of --segment-records N (default %d),\n"
+            "written under $TMPDIR (else /tmp) and removed afterwards. It takes about 40 s\n"
+            "for a million records, so it runs only when --operation names it.\n"
+            "Examples: kmsbench --operation GenerateDataKey --threads 2 --seconds 5\n"
+            "          kmsbench --operation LookupEvents --records 200000\n",
+            DEFAULT_RECORDS, DEFAULT_SEGMENT_RECORDS);
+}
+
+/* A whole decimal number in [min, max]. */
+static bool parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = (int64_t)v;
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -183,21 +243,48 @@ int main(int argc, char **argv)
     const char *home = NULL, *only = NULL;
     int threads = 0;
     double seconds = 3;
+    int64_t records = DEFAULT_RECORDS, segment_records = DEFAULT_SEGMENT_RECORDS;
     static const struct option longopts[] = {{"home", required_argument, NULL, 'H'},
                                              {"threads", required_argument, NULL, 't'},
                                              {"seconds", required_argument, NULL, 's'},
                                              {"operation", required_argument, NULL, 'o'},
+                                             {"records", required_argument, NULL, 'r'},
+                                             {"segment-records", required_argument, NULL, 'S'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'H': home = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 's': seconds = atof(optarg); break;
-        case 'o': only = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'H':
+            home = optarg;
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        case 'o':
+            only = optarg;
+            break;
+        case 'r':
+            if (!parse_count(optarg, MIN_RECORDS, MAX_RECORDS, &records)) {
+                fprintf(stderr, "kmsbench: --records takes %d-%d\n", MIN_RECORDS, MAX_RECORDS);
+                return 2;
+            }
+            break;
+        case 'S':
+            if (!parse_count(optarg, 1, MAX_RECORDS, &segment_records)) {
+                fprintf(stderr, "kmsbench: --segment-records takes 1-%d\n", MAX_RECORDS);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if ((threads != 0 && (threads < 1 || threads > 64)) || seconds <= 0 || seconds > 3600) {
@@ -205,8 +292,8 @@ int main(int argc, char **argv)
         return 2;
     }
     bool need_client = false, known = false;
-    for (size_t i = 0; i < sizeof operations / sizeof operations[0]; i++) {
-        if (only == NULL || strcmp(only, operations[i].name) == 0) {
+    for (size_t i = 0; i < N_OPERATIONS; i++) {
+        if (selected(i, only)) {
             known = true;
             need_client = need_client || operations[i].needs_client;
         }
@@ -231,7 +318,7 @@ int main(int argc, char **argv)
         }
     }
     int rc = 1;
-    bench_ctx b = {.seconds = seconds};
+    bench_ctx b = {.seconds = seconds, .records = records, .segment_records = segment_records};
     char *sym = NULL, *sig = NULL;
     if (only == NULL || strcmp(only, "PolicyEvaluate") == 0) {
         b.policy = policy_bench_new();
@@ -261,8 +348,14 @@ int main(int argc, char **argv)
         goto out;
     }
 run:
-    for (size_t i = 0; i < sizeof operations / sizeof operations[0]; i++) {
-        if (only != NULL && strcmp(only, operations[i].name) != 0) {
+    for (size_t i = 0; i < N_OPERATIONS; i++) {
+        if (!selected(i, only)) {
+            continue;
+        }
+        if (operations[i].once != NULL) {
+            if (operations[i].once(&b) != 0) {
+                goto out;
+            }
             continue;
         }
         int most = threads ? threads : (operations[i].needs_client ? 2 : 1);

@@ -1,0 +1,61 @@
+/* What the audit trail's readers share; private to src/audit (not part of audit.h's surface).
+ *
+ * Segment lines, read forwards (audit_lines.c): validate-logs (audit_validate.c) and the index
+ * catch-up (audit_index.c) stream segments that may be large and may have been tampered with,
+ * so a line is never held whole beyond KMS_AUDIT_LINE_MAX bytes: a longer one is skipped and
+ * reported by its offset and length only. The writer (audit_log.c) reads single lines at known
+ * places (the first, the last, backwards from the end) with pread and does not use this. */
+#ifndef KMS_AUDIT_AUDIT_INTERNAL_H
+#define KMS_AUDIT_AUDIT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "audit/audit.h"
+
+/* The longest segment line a reader takes as a possible record: KMS_AUDIT_RECORD_MAX, with room
+ * to spare. A longer line is no record (the writer refuses to append one). */
+#define KMS_AUDIT_LINE_MAX ((size_t)KMS_AUDIT_RECORD_MAX + 200)
+
+/* A forward reader of one segment file. Caller-owned storage: kms_audit_lines_open fills it,
+ * kms_audit_lines_close releases what it holds. The fields are read-only to callers; `pos` and
+ * `err` are meant to be read. */
+typedef struct kms_audit_lines {
+    int fd;
+    char *buf;         /* KMS_AUDIT_LINE_MAX + one read */
+    size_t start, end; /* unread bytes: buf[start..end) */
+    bool eof;          /* read() returned 0 */
+    bool torn_tail;    /* return a last line without its '\n' (as torn) */
+    uint64_t pos;      /* file offset just past the last line returned (the next line's) */
+    int err;           /* errno of the failure when open or next failed */
+    EVP_MD_CTX *md;    /* borrowed; every byte read goes through it; NULL: none */
+} kms_audit_lines;
+
+/* One line, without its '\n'. p and the bytes it points to stay valid until the next call. */
+typedef struct kms_audit_line {
+    const char *p;   /* NULL: longer than KMS_AUDIT_LINE_MAX (skipped, not held in memory) */
+    size_t len;      /* its length, also when p is NULL */
+    uint64_t offset; /* file offset of its first byte */
+    bool torn;       /* the file ends without its '\n' (only with torn_tail) */
+} kms_audit_line;
+
+/* Opens path for reading lines from byte `offset` (the start of a line). md, if not NULL, must be
+ * initialised (EVP_DigestInit_ex) and sees every byte read, so that a reader from offset 0 that
+ * reads to the end has hashed the whole file. torn_tail: whether a last line without its '\n' is
+ * returned (validate-logs reports it) or left unread (catch-up indexes it once it is complete).
+ * path NULL (a failed allocation of the caller's) fails with ENOMEM. 0, or -1 with r->err set;
+ * r can be closed in either case. Raises nothing: each caller words the failure its own way. */
+int kms_audit_lines_open(kms_audit_lines *r, const char *path, uint64_t offset, EVP_MD_CTX *md,
+                         bool torn_tail) __attribute__((warn_unused_result));
+/* 1: the next line in *out; 0: no more (end of file, or only an incomplete last line left
+ * without torn_tail); -1: a read failed (r->err). A line longer than KMS_AUDIT_LINE_MAX is
+ * returned with p NULL whatever the read buffer held when its '\n' came. */
+int kms_audit_lines_next(kms_audit_lines *r, kms_audit_line *out)
+    __attribute__((warn_unused_result));
+/* Closes the file and frees the buffer; does not free r (nor md). */
+void kms_audit_lines_close(kms_audit_lines *r);
+
+#endif
