@@ -54,7 +54,9 @@
  *                 "oldestEventTime":"...","newestEventTime":"..."}]}
  * Sealing order (all under LOCK): chmod the segment 0400, write NNN.json.sig then NNN.json
  * (each atomically: temp file, fsync, rename, fsync of the directory). A writer that finds the
- * segment after the newest digest already 0400 (a sealer died half-way) finishes that seal.
+ * segment after the newest digest already 0400 refuses to go on (KMS_ERR_AUDIT): its digest was
+ * deleted or a sealer died half-way, and signing it again could sign tampered records; a person
+ * checks with validate-logs and, for an interrupted seal, makes the segment writable again.
  *
  * ---- Durability, group commit, crash --------------------------------------------------------
  * kms_audit_append returns 0 only once the record is on disk (write + fdatasync; the directory

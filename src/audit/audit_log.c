@@ -754,25 +754,8 @@ out:
     return r;
 }
 
-/* Writes the digest of the current segment, already 0400 (a sealer died half-way). */
-static int finish_seal(kms_audit *a)
-{
-    int fd = open(a->seg_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return io_fail("open the audit log segment", a->seg_path, errno);
-    }
-    signed_digest d;
-    int r = sign_digest(a, fd, &d);
-    close(fd);
-    if (r == 0) {
-        r = store_digest(a, &d);
-    }
-    signed_digest_clean_up(&d);
-    return r;
-}
-
-/* Finds where the trail continues: the newest digest, the segment after it (finishing its seal if
- * a sealer died half-way), its tail (repairing a torn last line). */
+/* Finds where the trail continues: the newest digest, the segment after it (refusing one that is
+ * sealed without a digest), its tail (repairing a torn last line). */
 static int discover(kms_audit *a)
 {
     for (;;) {
@@ -790,8 +773,15 @@ static int discover(kms_audit *a)
             return io_fail("examine the audit log segment", a->seg_path, errno);
         }
         if ((st.st_mode & S_IWUSR) == 0) {
-            KMS_GUARD(finish_seal(a));
-            continue;
+            /* Sealed, yet no digest covers it: a sealer died between the chmod and the digest,
+             * or the digest was deleted. Signing it now could sign tampered records, so the
+             * trail stops until a person looks (fail closed). */
+            return kms_raise(KMS_ERR_AUDIT,
+                             "the audit log segment %s is sealed but no digest covers it: its "
+                             "digest was deleted, or a crash interrupted sealing. Run `kmsctl "
+                             "validate-logs`; if only the seal was interrupted, `chmod 600` the "
+                             "segment to reopen it. Operations are refused until then",
+                             a->seg_path);
         }
         int fd = open(a->seg_path, O_RDWR | O_APPEND | O_CLOEXEC);
         if (fd < 0) {
@@ -842,8 +832,8 @@ static int seal_open(kms_audit *a)
     } else {
         r = store_digest(a, &d);
     }
-    /* Sealed, or maybe half-sealed: the next flush finds out from the files, and finishes a seal
-     * that stopped half-way. */
+    /* Sealed, or half-sealed (chmod done, digest not written): the next flush finds out from the
+     * files and refuses to go on until a person looks. */
     close_segment(a);
     signed_digest_clean_up(&d);
     return r;
@@ -880,7 +870,7 @@ static void periodic_seal(kms_audit *a)
         start = a->seg_start;
     }
     if (kms_now() - start >= a->period) {
-        /* The records are durable; a seal that fails is finished by a later writer. */
+        /* The records are durable; a seal that fails before the chmod is retried later. */
         (void)seal_open(a);
     }
 }

@@ -64,6 +64,7 @@ typedef struct segment {
     long digest;  /* index of the digest that lists it, -1 none */
     size_t entry; /* its index in that digest's logFiles */
     bool open;    /* the open segment after the newest digest */
+    bool sealed;  /* mode without write permission: the writer sealed it */
 } segment;
 
 typedef struct digest {
@@ -247,6 +248,12 @@ static bool regular_file(int dfd, const char *name)
     return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+static bool read_only_file(int dfd, const char *name)
+{
+    struct stat st;
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & 0222) == 0;
+}
+
 static void unexpected(validator *v, const char *sub, const char *name, const char *why)
 {
     char file[NAME_MAX_LEN + 256];
@@ -285,6 +292,7 @@ static void list_segments(validator *v, DIR *d)
         s->peek_seq = s->first_seq = s->last_seq = -1;
         s->oldest = s->newest = -1;
         s->digest = -1;
+        s->sealed = read_only_file(dirfd(d), e->d_name);
     }
 }
 
@@ -915,7 +923,8 @@ static long open_segment(const validator *v)
     const segment *s = &v->segs[last];
     int64_t first = s->first_seq >= 0 ? s->first_seq : s->number;
     bool named_right = s->first_seq < 0 || s->first_seq == s->number;
-    return s->digest < 0 && first > newest && named_right ? last : -1;
+    /* A sealed segment without a digest is never the open one: its digest was deleted. */
+    return s->digest < 0 && !s->sealed && first > newest && named_right ? last : -1;
 }
 
 static void check_coverage(validator *v)

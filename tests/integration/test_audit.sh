@@ -209,7 +209,8 @@ assert_eq "$(json_get previousDigestSignature <"$DIGEST")" "$(od -An -tx1 "$PREV
 assert_eq "$(json_get previousDigestHashValue <"$DIGEST")" "$(sha256sum "$PREV" | cut -d' ' -f1)" \
     "previousDigestHashValue is sha256sum of the previous digest"
 cp "$DIGEST" "$TMP/forged.json"
-sed -i 's/"hashValue":"\(.\)/"hashValue":"0/' "$TMP/forged.json"
+sed -i 's/"hashValue":"[0-9a-f]*"/"hashValue":"'"$(printf 'f%.0s' {1..64})"'"/' "$TMP/forged.json"
+cmp -s "$DIGEST" "$TMP/forged.json" && fail "the edit changed nothing" || true
 if openssl dgst -sha256 -verify "$TMP/audit-key.pem" -signature "$DIGEST.sig" "$TMP/forged.json" >/dev/null 2>&1; then
     fail "openssl accepted an edited digest"
 else
@@ -269,6 +270,12 @@ openssl dgst -sha256 -sign "$TMP/other.pem" -out "$AUDIT/$D1.sig" "$AUDIT/$D1"
 tampered "a digest forged without the HSM key" "$D1"
 rm "$AUDIT/$D1" "$AUDIT/$D1.sig"
 tampered "a deleted digest" "$D1"
+DN=$(cd "$AUDIT" && ls digests/*.json | tail -1)
+rm "$AUDIT/$DN" "$AUDIT/$DN.sig"
+# Its segment is sealed without a digest: the writer refuses to sign it again.
+expect_error KMSAuditLogException 254 kms list-keys
+assert_contains "$ERR_MSG" "no digest covers it" "the error says why"
+tampered "the newest digest deleted" "listed by no digest"
 head -c 3000 /dev/urandom >"$AUDIT/segments/99999999999999999999.jsonl"
 printf 'not json at all' >"$AUDIT/digests/garbage.json"
 tampered "garbage files" "garbage.json"
