@@ -362,3 +362,11 @@ PY
             fail "$(head -c 600 "$TMP/v.json")"
     fi
 fi
+
+# ---- --help of the audit commands ---------------------------------------------------------------
+for c in lookup-events usage-report validate-logs get-audit-public-key; do
+    help=$("$KMSCTL" "$c" --help)
+    [[ "$help" == *"kmsctl $c"* && "$help" == *[Ee]xample* ]] && ok "$c --help has an example" ||
+        fail "$c --help: $help"
+done
+assert_contains "$("$KMSCTL" --help)" "The audit trail (aws cloudtrail):" "kmsctl --help lists the audit commands"

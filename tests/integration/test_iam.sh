@@ -415,7 +415,7 @@ assert_not_contains "$out" '"Bad"' "the malformed SCP was not created"
 
 # ---- --help of every IAM, STS and Organizations command -----------------------------------------
 cmds=$("$KMSCTL" --help | awk '/^Identities, credentials and organizations/ {on = 1; next}
-    on && /^$/ {exit} on && /^  [a-z]/ {print $1}')
+    on && /^$/ {on = 0} on && /^  [a-z]/ {print $1}')
 n=0
 bad=""
 for c in $cmds; do

@@ -80,8 +80,10 @@ void kmsctl_print_global_help(FILE *f)
                "\nCommands:\n\n");
     static const char *const headings[] = {"Key management and encryption (aws kms)",
                                            "Identities, credentials and organizations "
-                                           "(aws iam, aws sts, aws organizations)"};
-    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+                                           "(aws iam, aws sts, aws organizations)",
+                                           "The audit trail (aws cloudtrail)"};
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];
+         t++) {
         fprintf(f, "%s%s:\n", t ? "\n" : "", headings[t]);
         for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
             if (strlen(c->name) > NAME_COLUMN) {
