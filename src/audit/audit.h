@@ -10,8 +10,8 @@
  *                                    processes (kmsctl, kmsbench, the scheduler) share one trail
  *   dir/segments/NNNNNNNNNNNNNNNNNNNN.jsonl
  *                                    NNN = 20-digit, zero-padded sequence number of the segment's
- *                                    first record. One record per line (JSON Lines). Mode 0600 while
- *                                    open; 0400 once sealed (a sealed segment never changes).
+ *                                    first record. One record per line (JSON Lines). Mode 0600
+ * while open; 0400 once sealed (a sealed segment never changes).
  *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json
  *                                    NNN = last sequence number the digest covers (zero-padded)
  *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json.sig
@@ -100,7 +100,7 @@ typedef struct kms_audit_options {
     const char *dir;        /* HOME/audit; must exist (KMS_ERR_AUDIT otherwise) */
     const char *account_id; /* 12 digits, for digests and service records */
     const char *region;
-    int64_t digest_period;  /* seconds; 0 = KMS_AUDIT_DEFAULT_DIGEST_PERIOD */
+    int64_t digest_period; /* seconds; 0 = KMS_AUDIT_DEFAULT_DIGEST_PERIOD */
     kms_audit_signer signer;
 } kms_audit_options;
 
@@ -178,6 +178,9 @@ int kms_audit_usage_report(const char *dir, int64_t start, int64_t end, json_t *
 
 /* ---- Shared helpers ------------------------------------------------------------------------ */
 
+/* The public key (DER SubjectPublicKeyInfo) as PEM text, malloc'd. */
+int kms_audit_public_key_pem(const uint8_t *spki, size_t spki_len, char **pem)
+    __attribute__((warn_unused_result));
 /* Lower-case hex of SHA-256(p, n); out has room for 65 bytes. */
 void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX + 1]);
 /* Epoch seconds of an ISO 8601 UTC time ("2026-11-28T07:03:25Z", fractional seconds and a

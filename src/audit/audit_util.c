@@ -120,6 +120,25 @@ static int make_dir(const char *path)
     return 0;
 }
 
+int kms_audit_public_key_pem(const uint8_t *spki, size_t spki_len, char **pem)
+{
+    const uint8_t *p = spki;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len = 0;
+    int r = -1;
+    if (key != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1 &&
+        (len = BIO_get_mem_data(bio, &data)) > 0 && (*pem = strndup(data, (size_t)len)) != NULL) {
+        r = 0;
+    } else {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encode the audit digest public key as PEM");
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    return r;
+}
+
 int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
 {
     int r = -1;
@@ -127,8 +146,7 @@ int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
     char *digests = kms_path_join(dir, "digests");
     char *lock = kms_path_join(dir, "LOCK");
     char *pem_path = kms_path_join(dir, "digest-public-key.pem");
-    EVP_PKEY *pkey = NULL;
-    BIO *bio = NULL;
+    char *pem = NULL;
     if (segments == NULL || digests == NULL || lock == NULL || pem_path == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -139,23 +157,13 @@ int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
     if (!kms_path_exists(lock) && kms_file_write_atomic(lock, "", 0, 0600) != 0) {
         goto out;
     }
-    const uint8_t *p = spki;
-    pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
-    bio = BIO_new(BIO_s_mem());
-    char *pem = NULL;
-    long pem_len = 0;
-    if (pkey == NULL || bio == NULL || PEM_write_bio_PUBKEY(bio, pkey) != 1 ||
-        (pem_len = BIO_get_mem_data(bio, &pem)) <= 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encode the audit digest public key as PEM");
-        goto out;
-    }
-    if (kms_file_write_atomic(pem_path, pem, (size_t)pem_len, 0644) != 0) {
+    if (kms_audit_public_key_pem(spki, spki_len, &pem) != 0 ||
+        kms_file_write_atomic(pem_path, pem, strlen(pem), 0644) != 0) {
         goto out;
     }
     r = 0;
 out:
-    BIO_free(bio);
-    EVP_PKEY_free(pkey);
+    free(pem);
     free(segments);
     free(digests);
     free(lock);

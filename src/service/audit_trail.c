@@ -5,16 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "service/ops.h"
 #include "service/service.h"
 #include "util/util.h"
 
 #define EVENT_VERSION "1.08"
-#define USER_AGENT_DEFAULT "libkms/0.1.0"
 
 char *kms_audit_dir(const char *home)
 {
@@ -369,8 +364,7 @@ static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *
     /* CloudTrail leaves responseElements null for reads and failures. */
     json_t *response = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
     const kms_config *cfg = &rq->client->cfg;
-    const char *agent =
-        rq->client->user_agent != NULL ? rq->client->user_agent : USER_AGENT_DEFAULT;
+    const char *agent = rq->client->user_agent; /* set by kms_client_open */
     json_t *r = json_object();
     if (r == NULL) {
         json_decref(params);
@@ -442,25 +436,6 @@ int kms_audit_request(kms_request *rq, int rc)
 
 /* ---- Reading the trail ------------------------------------------------------------------- */
 
-static int pem_of(const uint8_t *spki, size_t n, char **pem)
-{
-    const uint8_t *p = spki;
-    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)n);
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    long len = 0;
-    int r = -1;
-    if (key != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, key) == 1 &&
-        (len = BIO_get_mem_data(bio, &data)) > 0 && (*pem = strndup(data, (size_t)len)) != NULL) {
-        r = 0;
-    } else {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encode the audit digest key as PEM");
-    }
-    BIO_free(bio);
-    EVP_PKEY_free(key);
-    return r;
-}
-
 static int spki_loaded(kms_client *c)
 {
     char *dir = kms_audit_dir(c->home);
@@ -476,7 +451,7 @@ int kms_audit_public_key(kms_client *client, char **pem)
 {
     KMS_ENSURE(client != NULL && pem != NULL, KMS_ERR_VALIDATION, "no client");
     KMS_GUARD(spki_loaded(client));
-    return pem_of(client->audit_spki, client->audit_spki_len, pem);
+    return kms_audit_public_key_pem(client->audit_spki, client->audit_spki_len, pem);
 }
 
 static int time_arg(const char *s, const char *what, int64_t *out)
