@@ -11,7 +11,12 @@
  *   dir/segments/NNNNNNNNNNNNNNNNNNNN.jsonl
  *                                    NNN = 20-digit, zero-padded sequence number of the segment's
  *                                    first record. One record per line (JSON Lines). Mode 0600
- * while open; 0400 once sealed (a sealed segment never changes).
+ *                                    while open; 0400 once sealed (a sealed segment never
+ *                                    changes). An open segment's file goes on after its records
+ *                                    with zero bytes, space written ahead so that a record's
+ *                                    fdatasync needs no journal commit for a new file size;
+ *                                    records never hold a NUL, so the first NUL where a line
+ *                                    would start ends the records. Sealing cuts the zeros off.
  *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json
  *                                    NNN = last sequence number the digest covers (zero-padded)
  *   dir/digests/NNNNNNNNNNNNNNNNNNNN.json.sig
@@ -21,7 +26,8 @@
  *                                          -signature X.json.sig X.json
  *   dir/digest-public-key.pem        the signing key's public half (SubjectPublicKeyInfo PEM), a
  *                                    convenience copy; validation takes the key from the HSM
- *   dir/torn/SEGMENT-OFFSET          bytes of a torn last line cut off by a repair (see below)
+ *   dir/torn/SEGMENT-OFFSET[.K]      bytes of a torn last line cut off by a repair (see below);
+ *                                    .K (1, 2, ...) when the name was taken: never replaced
  *   dir/index.db                     SQLite index for lookup-events / usage-report; derived
  *                                    data, rebuilt from the segments whenever it disagrees
  *
@@ -59,16 +65,18 @@
  * checks with validate-logs and, for an interrupted seal, makes the segment writable again.
  *
  * ---- Durability, group commit, crash --------------------------------------------------------
- * kms_audit_append returns 0 only once the record is on disk (write + fdatasync; the directory
- * fsync'd after a segment is created). Threads appending at the same time share one write and
- * one fdatasync (leader/follower group commit). A failed or short write is undone (ftruncate to
- * the previous size) and fails every record of that batch; the caller fails the operation.
- * Under LOCK the writer checks with fstat whether another process appended (size changed: read
- * the last line again for its sequence and hash) or sealed (mode 0400: find the newest digest,
- * continue in segment last+1). A last line without its '\n' (torn by a crash) is never accepted
- * silently: the writer moves those bytes to dir/torn/, truncates the segment to its last '\n',
- * and appends an AwsServiceEvent record "AuditLogRepaired" naming the segment, offset, length
- * and SHA-256 of the removed bytes. */
+ * kms_audit_append returns 0 only once the record is on disk (pwrite where the records end +
+ * fdatasync; the directory fsync'd after a segment is created). Threads appending at the same
+ * time share one write and one fdatasync (leader/follower group commit); a new leader waits
+ * briefly for records announced by operations under way (kms_audit_announce). A failed or short
+ * write is undone (ftruncate to where the records ended) and fails every record of that batch;
+ * the caller fails the operation. Under LOCK the writer checks with fstat whether another
+ * process sealed (mode 0400: find the newest digest, continue in segment last+1) or appended
+ * (the byte where this handle's records end is no longer NUL: read on from there for the new
+ * end, sequence and hash). Bytes a crash left after the last whole line (a cut write, or parts
+ * of one with zeros between them) are never accepted silently: the writer moves them to
+ * dir/torn/, truncates the segment to that line's end, and appends an AwsServiceEvent record
+ * "AuditLogRepaired" naming the segment, offset, length and SHA-256 of the removed bytes. */
 #ifndef KMS_AUDIT_AUDIT_H
 #define KMS_AUDIT_AUDIT_H
 
@@ -112,13 +120,22 @@ int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
 /* Opens the trail for appending: dir must exist and be writable (KMS_ERR_AUDIT with a message
  * saying what to do: "the audit log directory D is missing; restore it from a backup, or ...").
  * Takes LOCK, finds the current state (newest digest, the open segment and its last line),
- * repairs a torn last line (see above), releases LOCK. Thread-safe handle. */
+ * repairs a torn last line (see above), creates the open segment if there is none and writes
+ * its space ahead, releases LOCK. Thread-safe handle. */
 kms_audit *kms_audit_open(const kms_audit_options *o) __attribute__((warn_unused_result));
 /* Appends one record (see "A record line") and returns once it is durable; thread-safe.
  * KMS_ERR_VALIDATION if record is not a one-line JSON object text; KMS_ERR_AUDIT if it could
  * not be written (the message names the file and the system error). */
 int kms_audit_append(kms_audit *a, const char *record, size_t len)
     __attribute__((warn_unused_result));
+/* Announces a record that a caller is about to build (an operation starts). KMS_ERR_AUDIT when
+ * the segment has no space written ahead for it (the file system is full): the operation must
+ * not run, so that nothing it changes is left without its record. A group-commit leader waits
+ * briefly for announced records, so that concurrent operations share one flush. Each
+ * successful announcement is ended by one kms_audit_append or kms_audit_withdraw (an append
+ * without one may end another caller's, which only shortens a leader's wait). */
+int kms_audit_announce(kms_audit *a) __attribute__((warn_unused_result));
+void kms_audit_withdraw(kms_audit *a);
 /* Seals the open segment now (if it holds records) and writes its digest. */
 int kms_audit_seal(kms_audit *a) __attribute__((warn_unused_result));
 /* True while the handle can append (open succeeded and the directory is still there). */

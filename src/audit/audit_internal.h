@@ -51,7 +51,8 @@ typedef struct kms_audit_line {
 int kms_audit_lines_open(kms_audit_lines *r, const char *path, uint64_t offset, EVP_MD_CTX *md,
                          bool torn_tail) __attribute__((warn_unused_result));
 /* 1: the next line in *out; 0: no more (end of file, or only an incomplete last line left
- * without torn_tail); -1: a read failed (r->err). A line longer than KMS_AUDIT_LINE_MAX is
+ * without torn_tail, or, without torn_tail, a NUL where a line would start: an open segment's
+ * preallocated zeros); -1: a read failed (r->err). A line longer than KMS_AUDIT_LINE_MAX is
  * returned with p NULL whatever the read buffer held when its '\n' came. */
 int kms_audit_lines_next(kms_audit_lines *r, kms_audit_line *out)
     __attribute__((warn_unused_result));

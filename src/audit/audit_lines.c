@@ -29,7 +29,7 @@ int kms_audit_lines_open(kms_audit_lines *r, const char *path, uint64_t offset, 
         r->err = ENOMEM;
         return -1;
     }
-    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (r->fd < 0) {
         r->err = errno;
         return -1;
@@ -90,6 +90,9 @@ int kms_audit_lines_next(kms_audit_lines *r, kms_audit_line *out)
     for (;;) {
         const char *s = r->buf + r->start;
         size_t avail = r->end - r->start;
+        if (avail > 0 && dropped == 0 && s[0] == '\0' && !r->torn_tail) {
+            return 0; /* the zeros preallocated after an open segment's records (audit.h) */
+        }
         const char *nl = memchr(s, '\n', avail);
         bool tail = nl == NULL && r->eof && r->torn_tail && dropped + avail > 0;
         if (nl != NULL || tail) {

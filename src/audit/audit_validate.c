@@ -10,9 +10,16 @@
  *     which segment, then stream every segment line by line: JSON, sequence, previousHash, the
  *     file's SHA-256.
  *  5. Compare the segments with what their digests recorded; find segments no digest lists.
- *  6. Keep the problems and counters of the files whose event times overlap [start, end].
+ *  6. Match every file in torn/ with the AuditLogRepaired record of its repair.
+ *  7. Keep the problems and counters of the files whose event times overlap [start, end]. A
+ *     file's times are the signed ones of its digest: a record's eventTime is not signed, and
+ *     changing it must not hide a segment. Problems that are not about when events happened
+ *     (signatures, the digest chain, torn lines, files that do not belong) are always kept.
  * Problems are collected per file (at most PROBLEMS_PER_FILE each) so that the time filter can
- * drop whole files, and so that a garbage file cannot blow up the report. */
+ * drop whole files, and so that a garbage file cannot blow up the report.
+ *
+ * Every file is opened O_NONBLOCK | O_NOFOLLOW and refused unless fstat says it is a regular
+ * file: a FIFO or device put in the trail must not hang or feed validate-logs. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +53,16 @@ typedef struct findings {
     size_t suppressed;
     const char *suppressed_kind;
     bool invalid;
+    bool timeless; /* a problem not tied to event times: reported whatever [start, end] */
 } findings;
+
+/* An AuditLogRepaired record (audit.h "Durability, group commit, crash"), for the torn/ files. */
+typedef struct repair {
+    char file[NAME_MAX_LEN]; /* "segments/NNN.jsonl" */
+    int64_t offset, length;
+    char sha256[KMS_AUDIT_HASH_HEX + 1];
+    bool matched; /* a torn/ file holds its bytes */
+} repair;
 
 typedef struct segment {
     char name[NAME_MAX_LEN]; /* "segments/NNN.jsonl" */
@@ -65,6 +81,10 @@ typedef struct segment {
     size_t entry; /* its index in that digest's logFiles */
     bool open;    /* the open segment after the newest digest */
     bool sealed;  /* mode without write permission: the writer sealed it */
+    /* Unused space: NUL bytes from a line start to the end (only the open segment may have it). */
+    bool padded;
+    uint64_t pad_offset, pad_len;
+    size_t pad_line;
 } segment;
 
 typedef struct digest {
@@ -89,7 +109,9 @@ typedef struct validator {
     segment **by_name;
     digest *digs;
     size_t ndigs, digs_cap;
-    findings other; /* unexpected files, missing directories: always reported */
+    findings other; /* unexpected files, missing directories, torn/: always reported */
+    repair *reps;   /* every AuditLogRepaired record seen */
+    size_t nreps, reps_cap;
     /* The chain across segments. */
     int64_t last_seq;
     char prev_hash[KMS_AUDIT_HASH_HEX + 1];
@@ -107,15 +129,30 @@ static void findings_init(findings *f)
     f->suppressed = 0;
     f->suppressed_kind = NULL;
     f->invalid = false;
+    f->timeless = false;
 }
 
-/* Records a problem of `file` in f. seq < 0 and line == 0 mean unknown. */
-__attribute__((format(printf, 7, 8))) static void problem(validator *v, findings *f,
-                                                          const char *kind, const char *file,
-                                                          int64_t seq, size_t line, const char *fmt,
-                                                          ...)
+/* Kinds that say nothing about when events happened, so that the time filter never hides them:
+ * a digest whose signature fails has no signed times, and torn lines, files that do not belong
+ * and unrecorded repairs are about the files, not the events. */
+static bool timeless_kind(const char *kind)
+{
+    static const char *const kinds[] = {"bad-signature", "torn", "unexpected", "unrecorded-repair"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kind, kinds[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+__attribute__((format(printf, 7, 0))) static void vproblem(validator *v, findings *f,
+                                                           const char *kind, const char *file,
+                                                           int64_t seq, size_t line,
+                                                           const char *fmt, va_list ap)
 {
     f->invalid = true;
+    f->timeless = f->timeless || timeless_kind(kind);
     if (f->problems == NULL) {
         v->oom = true;
         return;
@@ -126,10 +163,7 @@ __attribute__((format(printf, 7, 8))) static void problem(validator *v, findings
         return;
     }
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     json_t *p = json_pack("{s:s, s:s}", "Kind", kind, "File", file);
     if (p != NULL && seq >= 0) {
         json_object_set_new(p, "Sequence", json_integer(seq));
@@ -143,14 +177,47 @@ __attribute__((format(printf, 7, 8))) static void problem(validator *v, findings
     }
 }
 
+/* Records a problem of `file` in f. seq < 0 and line == 0 mean unknown. */
+__attribute__((format(printf, 7, 8))) static void problem(validator *v, findings *f,
+                                                          const char *kind, const char *file,
+                                                          int64_t seq, size_t line, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(v, f, kind, file, seq, line, fmt, ap);
+    va_end(ap);
+}
+
+/* A problem of the digest chain: a digest missing from it is missing whatever its times were. */
+__attribute__((format(printf, 7, 8))) static void chain_problem(validator *v, findings *f,
+                                                                const char *kind, const char *file,
+                                                                int64_t seq, size_t line,
+                                                                const char *fmt, ...)
+{
+    f->timeless = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(v, f, kind, file, seq, line, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- Small file helpers --------------------------------------------------------------------- */
 
-/* Reads a whole regular file of at most max bytes. 0, or an errno value (EFBIG: too large). */
+/* Opens a file of the trail for reading, never blocking (a FIFO) nor following a symlink.
+ * The caller refuses what fstat says is not a regular file. */
+static int open_trail_file(int dfd, const char *path)
+{
+    return openat(dfd, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Reads a whole regular file of at most max bytes. 0, or an errno value (EFBIG: too large;
+ * EINVAL: not a regular file, a symlink included). */
 static int read_small(const char *path, size_t max, char **out, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_trail_file(AT_FDCWD, path);
     if (fd < 0) {
-        return errno;
+        return errno == ELOOP ? EINVAL : errno;
     }
     int err = 0;
     char *buf = NULL;
@@ -405,6 +472,11 @@ static void digest_signature(validator *v, digest *g, const char *path, const ch
     int err = read_small(sig_path, SIG_MAX_BYTES, &sig, &sig_len);
     if (err == ENOMEM) {
         v->oom = true;
+    } else if (err == EINVAL) {
+        char file[NAME_MAX_LEN + 8];
+        snprintf(file, sizeof file, "%s.sig", g->name);
+        problem(v, &g->f, "unexpected", file, g->number, 0,
+                "%s is not a regular file, so %s has no signature", file, g->name);
     } else if (err != 0) {
         problem(v, &g->f, "missing", g->name, g->number, 0,
                 "the signature %s.sig of this digest %s", g->name,
@@ -484,6 +556,8 @@ static void digest_read(validator *v, digest *g)
     int err = read_small(path, DIGEST_MAX_BYTES, &json, &len);
     if (err == ENOMEM) {
         v->oom = true;
+    } else if (err == EINVAL) {
+        problem(v, &g->f, "unexpected", g->name, g->number, 0, "%s is not a regular file", g->name);
     } else if (err != 0) {
         problem(v, &g->f, err == EFBIG ? "malformed" : "missing", g->name, g->number, 0, "%s %s",
                 g->name, err == EFBIG ? "is too large to be a digest" : "cannot be read");
@@ -524,46 +598,48 @@ static void digest_chain(validator *v, digest *g, digest *prev)
     const char *pfile = str_field(o, "previousDigestFile");
     if (prev == NULL) {
         if (pfile != NULL) {
-            problem(v, &g->f, "missing", pfile, -1, 0,
-                    "%s names %s as the previous digest, which is missing: digests were deleted "
-                    "from the start of the chain",
-                    g->name, pfile);
+            chain_problem(
+                v, &g->f, "missing", pfile, -1, 0,
+                "%s names %s as the previous digest, which is missing: digests were deleted "
+                "from the start of the chain",
+                g->name, pfile);
         } else if (!json_is_null(json_object_get(o, "previousDigestHashValue")) ||
                    !json_is_null(json_object_get(o, "previousDigestSignature"))) {
-            problem(v, &g->f, "modified", g->name, g->number, 0,
-                    "%s is the first digest but holds a previous digest hash or signature",
-                    g->name);
+            chain_problem(v, &g->f, "modified", g->name, g->number, 0,
+                          "%s is the first digest but holds a previous digest hash or signature",
+                          g->name);
         }
         return;
     }
     if (pfile == NULL || strcmp(pfile, prev->name) != 0) {
         bool gone = pfile != NULL && digest_by_name(v, pfile) == NULL;
-        problem(v, &g->f, gone ? "missing" : "out-of-order", gone ? pfile : g->name,
-                gone ? -1 : g->number, 0,
-                gone ? "%s names %s as the previous digest, which is missing: a digest was "
-                       "deleted from the chain (the one before is %s)"
-                     : "%s names %s as the previous digest, but the digest before it is %s",
-                g->name, pfile ? pfile : "no digest", prev->name);
+        chain_problem(v, &g->f, gone ? "missing" : "out-of-order", gone ? pfile : g->name,
+                      gone ? -1 : g->number, 0,
+                      gone ? "%s names %s as the previous digest, which is missing: a digest was "
+                             "deleted from the chain (the one before is %s)"
+                           : "%s names %s as the previous digest, but the digest before it is %s",
+                      g->name, pfile ? pfile : "no digest", prev->name);
         return;
     }
     const char *phash = str_field(o, "previousDigestHashValue");
     if (prev->readable && (phash == NULL || strcmp(phash, prev->hash) != 0)) {
-        problem(v, &prev->f, "modified", prev->name, prev->number, 0,
-                "%s does not hash to the previousDigestHashValue that %s recorded: it was "
-                "changed after %s was written",
-                prev->name, g->name, g->name);
+        chain_problem(v, &prev->f, "modified", prev->name, prev->number, 0,
+                      "%s does not hash to the previousDigestHashValue that %s recorded: it was "
+                      "changed after %s was written",
+                      prev->name, g->name, g->name);
     }
     const char *psig = str_field(o, "previousDigestSignature");
     if (prev->sig_hex != NULL && (psig == NULL || strcmp(psig, prev->sig_hex) != 0)) {
-        problem(v, &prev->f, "modified", prev->name, prev->number, 0,
-                "%s.sig differs from the previousDigestSignature that %s recorded", prev->name,
-                g->name);
+        chain_problem(v, &prev->f, "modified", prev->name, prev->number, 0,
+                      "%s.sig differs from the previousDigestSignature that %s recorded",
+                      prev->name, g->name);
     }
     int64_t pl = int_field(prev->doc, "lastSequence"), first = int_field(o, "firstSequence");
     if (pl >= 0 && first >= 0 && first != pl + 1) {
-        problem(v, &g->f, first > pl + 1 ? "missing" : "out-of-order", g->name, g->number, 0,
-                "%s starts at sequence %" PRId64 " but the previous digest %s ended at %" PRId64,
-                g->name, first, prev->name, pl);
+        chain_problem(v, &g->f, first > pl + 1 ? "missing" : "out-of-order", g->name, g->number, 0,
+                      "%s starts at sequence %" PRId64
+                      " but the previous digest %s ended at %" PRId64,
+                      g->name, first, prev->name, pl);
     }
 }
 
@@ -665,30 +741,60 @@ static int64_t line_sequence(const char *p, size_t n, json_t **doc)
         json_decref(o);
         return -1;
     }
+    int64_t value = (int64_t)json_integer_value(seq); /* seq is o's: read it before o goes */
     if (doc != NULL) {
         *doc = o;
     } else {
         json_decref(o);
     }
-    return (int64_t)json_integer_value(seq);
+    return value;
 }
 
-/* Opens segment s for its lines, hashing every byte into md if it is not NULL. */
-static int segment_open(validator *v, const segment *s, kms_audit_lines *r, EVP_MD_CTX *md)
+/* Opens segment s for its lines, hashing every byte into md if it is not NULL. The reader opens
+ * by name and would block on a FIFO, so the file is opened here first, without blocking, and must
+ * be a regular file, the one the reader then opens. *fd (if not NULL) is that file, for reading
+ * its tail again; the caller closes it. 0, or an errno value (EINVAL: not a regular file); r is
+ * open (and must be closed) only on 0. */
+static int segment_open(validator *v, const segment *s, kms_audit_lines *r, EVP_MD_CTX *md, int *fd)
 {
     char *path = segment_path(v, s);
-    int rc = kms_audit_lines_open(r, path, 0, md, true);
+    if (path == NULL) {
+        return ENOMEM;
+    }
+    int err = 0;
+    struct stat st, rst;
+    int f = open_trail_file(AT_FDCWD, path);
+    if (f < 0) {
+        err = errno == ELOOP ? EINVAL : errno;
+    } else if (fstat(f, &st) != 0) {
+        err = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        err = EINVAL;
+    } else if (kms_audit_lines_open(r, path, 0, md, true) != 0) {
+        err = r->err;
+        kms_audit_lines_close(r);
+    } else if (fstat(r->fd, &rst) != 0 || rst.st_dev != st.st_dev || rst.st_ino != st.st_ino) {
+        err = EINVAL; /* replaced between the two opens */
+        kms_audit_lines_close(r);
+    }
+    if (err == 0 && fd != NULL) {
+        *fd = f;
+    } else if (f >= 0) {
+        close(f);
+    }
+    v->oom = v->oom || err == ENOMEM;
     free(path);
-    v->oom = v->oom || (rc != 0 && r->err == ENOMEM);
-    return rc;
+    return err;
 }
 
 static void peek_first(validator *v, segment *s)
 {
     kms_audit_lines r;
     kms_audit_line l;
-    if (segment_open(v, s, &r, NULL) == 0 && kms_audit_lines_next(&r, &l) == 1 && l.p != NULL &&
-        !l.torn) {
+    if (segment_open(v, s, &r, NULL, NULL) != 0) {
+        return;
+    }
+    if (kms_audit_lines_next(&r, &l) == 1 && l.p != NULL && !l.torn) {
         s->peek_seq = line_sequence(l.p, l.len, NULL);
     }
     kms_audit_lines_close(&r);
@@ -706,7 +812,8 @@ static int cmp_segment(const void *a, const void *b)
     return (x->number > y->number) - (x->number < y->number);
 }
 
-/* An AuditLogRepaired record: remember what the writer cut off. */
+/* An AuditLogRepaired record: remember what the writer cut off, for the report and for the
+ * torn/ file that holds those bytes. */
 static void note_repair(validator *v, segment *s, const json_t *rec)
 {
     const char *name = str_field(rec, "eventName");
@@ -721,6 +828,21 @@ static void note_repair(validator *v, segment *s, const json_t *rec)
     if (r == NULL || json_array_append_new(s->repairs, r) != 0) {
         v->oom = true;
     }
+    const char *f = json_string_value(file), *sha = str_field(d, "sha256");
+    int64_t offset = int_field(d, "offset"), length = int_field(d, "length");
+    if (f == NULL || strlen(f) >= NAME_MAX_LEN || offset < 0 || length < 0 || !is_hash_hex(sha)) {
+        return; /* no torn/ file can match it */
+    }
+    if (grow((void **)&v->reps, &v->reps_cap, v->nreps, sizeof *v->reps) != 0) {
+        v->oom = true;
+        return;
+    }
+    repair *p = &v->reps[v->nreps++];
+    snprintf(p->file, sizeof p->file, "%s", f);
+    p->offset = offset;
+    p->length = length;
+    memcpy(p->sha256, sha, sizeof p->sha256);
+    p->matched = false;
 }
 
 /* Sequence and previousHash of one well-formed record against the chain so far. */
@@ -816,20 +938,55 @@ static void record_line(validator *v, long si, size_t lineno, const kms_audit_li
     v->resync = false;
 }
 
+/* Whether the last line l (torn: no '\n' up to the end) is unused space: NUL bytes only, as the
+ * writer preallocates them after the open segment's last line. Read again from the file: the
+ * reader does not hold a long line. */
+static bool is_padding(int fd, const kms_audit_line *l)
+{
+    char buf[8192];
+    uint64_t off = l->offset, end = l->offset + l->len;
+    if (l->len == 0 || (l->p != NULL && l->p[0] != '\0')) {
+        return false;
+    }
+    while (off < end) {
+        size_t want = end - off < sizeof buf ? (size_t)(end - off) : sizeof buf;
+        ssize_t k = pread(fd, buf, want, (off_t)off);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            return false;
+        }
+        for (ssize_t i = 0; i < k; i++) {
+            if (buf[i] != '\0') {
+                return false;
+            }
+        }
+        off += (uint64_t)k;
+    }
+    return true;
+}
+
 static void scan_segment(validator *v, long si)
 {
     segment *s = &v->segs[si];
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     kms_audit_lines r;
+    int fd = -1, err;
+    /* Only a segment that can still be the open one may end in unused space; in a sealed one a
+     * NUL is a change like any other. */
+    bool may_pad = s->digest < 0 && !s->sealed;
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         v->oom = true;
         EVP_MD_CTX_free(md);
         return;
     }
-    if (segment_open(v, s, &r, md) != 0) {
-        if (!v->oom) {
+    if ((err = segment_open(v, s, &r, md, &fd)) != 0) {
+        if (err == EINVAL) {
+            problem(v, &s->f, "unexpected", s->name, -1, 0, "%s is not a regular file", s->name);
+        } else if (err != ENOMEM) {
             problem(v, &s->f, "missing", s->name, -1, 0, "%s cannot be read: %s", s->name,
-                    strerror(r.err));
+                    strerror(err));
         }
         s->damaged = true;
     } else {
@@ -837,7 +994,15 @@ static void scan_segment(validator *v, long si)
         size_t lineno = 0;
         int rc;
         while ((rc = kms_audit_lines_next(&r, &l)) == 1) {
-            record_line(v, si, ++lineno, &l);
+            ++lineno;
+            if (l.torn && may_pad && is_padding(fd, &l)) {
+                s->padded = true;
+                s->pad_offset = l.offset;
+                s->pad_len = l.len;
+                s->pad_line = lineno;
+                continue;
+            }
+            record_line(v, si, lineno, &l);
         }
         if (rc < 0) {
             problem(v, &s->f, "missing", s->name, -1, lineno + 1, "%s cannot be read past line %zu",
@@ -849,8 +1014,9 @@ static void scan_segment(validator *v, long si)
         EVP_DigestFinal_ex(md, h, &hl);
         hex_encode(h, sizeof h, s->file_hash);
         s->scanned = true;
+        kms_audit_lines_close(&r);
+        close(fd);
     }
-    kms_audit_lines_close(&r);
     EVP_MD_CTX_free(md);
     if (s->first_seq >= 0 && s->first_seq != s->number) {
         problem(v, &s->f, "out-of-order", s->name, s->first_seq, 1,
@@ -902,7 +1068,9 @@ static void compare_with_digest(validator *v, segment *s)
 }
 
 /* The open segment: the last one (in record order) that holds records, or the last one if none
- * does, provided no digest lists it and it starts after the newest digest. */
+ * does, provided no digest lists it and it starts after the newest digest. A last segment that
+ * holds nothing at all (created, or preallocated, before its first record) right after the newest
+ * digest is the open one too. */
 static long open_segment(const validator *v)
 {
     int64_t newest = 0; /* last sequence covered by a digest */
@@ -919,6 +1087,11 @@ static long open_segment(const validator *v)
     }
     if (last < 0) {
         return -1;
+    }
+    const segment *e = &v->segs[v->nsegs - 1];
+    if (last != (long)v->nsegs - 1 && v->segs[last].digest >= 0 && e->digest < 0 && !e->sealed &&
+        e->scanned && e->first_seq < 0 && e->bad == 0 && e->number == newest + 1) {
+        return (long)v->nsegs - 1;
     }
     const segment *s = &v->segs[last];
     int64_t first = s->first_seq >= 0 ? s->first_seq : s->number;
@@ -942,8 +1115,179 @@ static void check_coverage(validator *v)
                     "digest: its digest is missing, or the file does not belong to the trail",
                     s->name);
             s->damaged = true;
+            if (s->padded) {
+                problem(v, &s->f, "torn", s->name, -1, s->pad_line,
+                        "line %zu of %s (offset %" PRIu64 ", %" PRIu64 " bytes) is NUL bytes "
+                        "without a '\\n': only the open segment may end in unused space",
+                        s->pad_line, s->name, s->pad_offset, s->pad_len);
+            }
         }
     }
+}
+
+/* ---- torn/ ---------------------------------------------------------------------------------- */
+
+/* "SEGMENT-OFFSET" or "SEGMENT-OFFSET.K" (audit.h "On disk": dir/torn/), SEGMENT the file name
+ * of a segment; *file gets "segments/SEGMENT". */
+static bool parse_torn_name(const char *name, char file[NAME_MAX_LEN], int64_t *offset)
+{
+    const size_t seg_len = NAME_DIGITS + sizeof ".jsonl" - 1;
+    char seg[NAME_DIGITS + sizeof ".jsonl"];
+    int64_t number;
+    if (strlen(name) < seg_len + 2 || name[seg_len] != '-') {
+        return false;
+    }
+    memcpy(seg, name, seg_len);
+    seg[seg_len] = '\0';
+    const char *p = name + seg_len + 1;
+    size_t digits = strspn(p, "0123456789");
+    const char *k = p + digits;
+    /* At most 18 digits: any such number fits int64_t. */
+    if (!parse_name(seg, ".jsonl", &number) || digits == 0 || digits > 18 ||
+        (*k != '\0' &&
+         (*k != '.' || k[1] == '\0' || strspn(k + 1, "0123456789") != strlen(k + 1)))) {
+        return false;
+    }
+    *offset = strtoll(p, NULL, 10);
+    snprintf(file, NAME_MAX_LEN, "segments/%s", seg);
+    return true;
+}
+
+/* SHA-256 and length of the regular file fd. 0, or an errno value (EINVAL: not a regular file). */
+static int hash_file(int fd, char hash[KMS_AUDIT_HASH_HEX + 1], uint64_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return EINVAL;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return ENOMEM;
+    }
+    int err = 0;
+    char buf[8192];
+    *len = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            err = k < 0 ? errno : 0;
+            break;
+        }
+        if (EVP_DigestUpdate(md, buf, (size_t)k) != 1) {
+            err = ENOMEM;
+            break;
+        }
+        *len += (uint64_t)k;
+    }
+    uint8_t h[32];
+    unsigned int hl = 0;
+    if (err == 0 && EVP_DigestFinal_ex(md, h, &hl) != 1) {
+        err = ENOMEM;
+    }
+    EVP_MD_CTX_free(md);
+    if (err == 0) {
+        hex_encode(h, sizeof h, hash);
+    }
+    return err;
+}
+
+/* A torn/ file must hold exactly the bytes an AuditLogRepaired record describes: one without
+ * such a record is a repair that did not finish (the crash came before the record), or a file
+ * put there. */
+static void check_torn_file(validator *v, int dfd, const char *name)
+{
+    char file[NAME_MAX_LEN + 256], seg[NAME_MAX_LEN], hash[KMS_AUDIT_HASH_HEX + 1];
+    int64_t offset;
+    uint64_t len = 0;
+    snprintf(file, sizeof file, "torn/%s", name);
+    if (!parse_torn_name(name, seg, &offset)) {
+        unexpected(v, "torn", name, "not the name of a torn line (a segment name, '-', an offset)");
+        return;
+    }
+    int fd = open_trail_file(dfd, name);
+    int err = fd < 0 ? (errno == ELOOP ? EINVAL : errno) : hash_file(fd, hash, &len);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (err == ENOMEM) {
+        v->oom = true;
+        return;
+    }
+    if (err == EINVAL) {
+        unexpected(v, "torn", name, "not a regular file");
+        return;
+    }
+    if (err != 0) {
+        problem(v, &v->other, "missing", file, -1, 0, "%s cannot be read: %s", file, strerror(err));
+        return;
+    }
+    const repair *same = NULL;
+    for (size_t i = 0; i < v->nreps; i++) {
+        repair *p = &v->reps[i];
+        if (strcmp(p->file, seg) != 0 || p->offset != offset) {
+            continue;
+        }
+        if (!p->matched && (uint64_t)p->length == len && strcmp(p->sha256, hash) == 0) {
+            p->matched = true;
+            return;
+        }
+        same = same ? same : p;
+    }
+    if (same == NULL) {
+        problem(v, &v->other, "unrecorded-repair", file, -1, 0,
+                "%s holds %" PRIu64 " bytes cut from %s at offset %" PRId64 ", but no "
+                "AuditLogRepaired record in the trail records that repair: the repair was "
+                "interrupted, or the file was put there",
+                file, len, seg, offset);
+    } else {
+        problem(v, &v->other, "unrecorded-repair", file, -1, 0,
+                "%s (%" PRIu64 " bytes, SHA-256 %s) is not what the AuditLogRepaired record of %s "
+                "at offset %" PRId64 " says was cut (%" PRId64 " bytes, SHA-256 %s): the file was "
+                "changed or replaced",
+                file, len, hash, seg, offset, same->length, same->sha256);
+    }
+}
+
+/* torn/ exists once the writer has repaired a segment; without it there is nothing to check. */
+static void check_torn(validator *v)
+{
+    char *path = kms_path_join(v->dir, "torn");
+    if (path == NULL) {
+        v->oom = true;
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    int err = fd < 0 ? errno : 0;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (fd >= 0 && d == NULL) {
+        err = errno;
+        close(fd);
+    }
+    free(path);
+    if (err == ENOTDIR || err == ELOOP) {
+        problem(v, &v->other, "unexpected", "torn", -1, 0,
+                "torn is not a directory: it does not belong in the trail");
+    } else if (err != 0 && err != ENOENT) {
+        problem(v, &v->other, "missing", "torn/", -1, 0, "the directory torn/ cannot be read: %s",
+                strerror(err));
+    }
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && !v->oom) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            check_torn_file(v, dirfd(d), e->d_name);
+        }
+    }
+    closedir(d);
 }
 
 /* ---- The report ----------------------------------------------------------------------------- */
@@ -977,9 +1321,33 @@ typedef struct counts {
     json_int_t dig_valid, dig_invalid, log_valid, log_invalid, rec_valid, rec_invalid, rec_unsigned;
 } counts;
 
+/* The event times the filter judges segment s by. Those its digest signed when one whose
+ * signature verifies lists it (audit.h "A digest": the logFiles entry's, else the digest's own);
+ * otherwise its records' (returns false: times nobody signed). */
+static bool segment_times(const validator *v, const segment *s, int64_t *oldest, int64_t *newest)
+{
+    *oldest = s->oldest;
+    *newest = s->newest;
+    if (s->digest < 0 || !v->digs[s->digest].sig_ok) {
+        return false;
+    }
+    const digest *g = &v->digs[s->digest];
+    const json_t *e = json_array_get(json_object_get(g->doc, "logFiles"), s->entry);
+    *oldest = kms_audit_parse_time(str_field(e, "oldestEventTime"));
+    *newest = kms_audit_parse_time(str_field(e, "newestEventTime"));
+    if (*oldest < 0 || *newest < 0) {
+        *oldest = g->oldest;
+        *newest = g->newest;
+    }
+    return true;
+}
+
 static void report_segment(validator *v, segment *s, json_t *problems, json_t *repairs, counts *c)
 {
-    if (!overlaps(v, s->oldest, s->newest)) {
+    int64_t oldest, newest;
+    /* Unsigned times of a segment with problems could have been changed to hide them. */
+    bool signed_times = segment_times(v, s, &oldest, &newest);
+    if (!s->f.timeless && (signed_times || !s->f.invalid) && !overlaps(v, oldest, newest)) {
         return;
     }
     flush(v, problems, &s->f, s->name);
@@ -1006,7 +1374,8 @@ static json_t *build_report(validator *v)
     counts c = {0};
     for (size_t i = 0; i < v->ndigs; i++) {
         digest *g = &v->digs[i];
-        if (overlaps(v, g->oldest, g->newest)) {
+        /* Without a good signature the digest's times are not signed: always reported. */
+        if (g->f.timeless || !g->sig_ok || overlaps(v, g->oldest, g->newest)) {
             flush(v, problems, &g->f, g->name);
             bool ok = g->sig_ok && !g->f.invalid;
             c.dig_valid += ok;
@@ -1040,6 +1409,7 @@ static void validator_free(validator *v)
         free(v->digs[i].sig_hex);
     }
     json_decref(v->other.problems);
+    free(v->reps);
     free(v->segs);
     free(v->by_name);
     free(v->digs);
@@ -1112,6 +1482,7 @@ int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, in
         scan_segment(&v, (long)i);
     }
     check_coverage(&v);
+    check_torn(&v);
     json_t *out = v.oom ? NULL : build_report(&v);
     if (v.oom) {
         json_decref(out);

@@ -421,6 +421,7 @@ int kms_audit_request(kms_request *rq, int rc)
     }
     json_decref(rec);
     if (text == NULL) {
+        kms_audit_withdraw(a);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory building the audit record");
     }
     int w = kms_audit_append(a, text, strlen(text));

@@ -145,6 +145,7 @@ int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     /* Fail closed: nothing runs unless its record can be written. */
     kms_audit *audit = NULL;
     KMS_GUARD(kms_client_audit(client, &audit));
+    KMS_GUARD(kms_audit_announce(audit)); /* kms_gate_end's record ends it */
     return take_caller(rq);
 }
 

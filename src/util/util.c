@@ -163,7 +163,8 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 {
     int r = -1;
     char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted in place of a file must not hang the open (fstat refuses it). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         return kms_raise(errno == ENOENT ? KMS_ERR_NOT_FOUND : KMS_ERR_HOME, "cannot open %s: %s",
                          path, strerror(errno));

@@ -169,6 +169,19 @@ static char *read_file(const char *path, size_t *n)
     return p;
 }
 
+/* A segment's records: an open segment's file goes on with preallocated zeros (audit.h), which
+ * *n leaves out; nothing but zeros may follow the first NUL. */
+static char *read_records(const char *path, size_t *n)
+{
+    size_t len = 0;
+    char *p = read_file(path, &len);
+    *n = strnlen(p, len);
+    for (size_t i = *n; i < len; i++) {
+        assert_int_equal(p[i], '\0');
+    }
+    return p;
+}
+
 static off_t file_size(const char *path)
 {
     struct stat st;
@@ -262,7 +275,7 @@ static uint64_t verify_trail(fixture *f)
         assert_int_equal(strtoull(names[s], NULL, 10), expect);
         char *path = pathf("%s/segments/%s", f->dir, names[s]);
         size_t len = 0;
-        char *text = read_file(path, &len);
+        char *text = read_records(path, &len);
         assert_true(len > 0);
         assert_int_equal(text[len - 1], '\n');
         for (char *line = text; line < text + len;) {
@@ -420,7 +433,7 @@ static size_t verify_digests(fixture *f)
 static size_t count_lines(const char *path)
 {
     size_t len = 0, lines = 0;
-    char *text = read_file(path, &len);
+    char *text = read_records(path, &len);
     for (size_t i = 0; i < len; i++) {
         lines += text[i] == '\n';
     }
@@ -499,14 +512,30 @@ static void test_bad_records(void **state)
         "{\"a\":\r1}",
         "{\"a\":1",
         "{\"a\":1}}",
-        "{\"a\":}",
-        "{\"a\":1,\"a\":2}",
+        "{\"a\":\"open}",
+        "{\"a\":[1}",
+        "{\"a\":{\"b\":1}",
+        "{\"a\":\"tab\there\"}",
         "{\"auditChain\":{\"sequence\":1}}",
+        "{\"a\":[1,2],\"auditChain\":{}}",
     };
+    /* The writer checks a record's shape (one object, strings closed, brackets balanced, no
+     * top-level auditChain), not the whole JSON grammar: the service builds records with
+     * jansson. Members named auditChain deeper down, or the word as a value, are fine. */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_kms_error(kms_audit_append(a, bad[i], strlen(bad[i])), KMS_ERR_VALIDATION);
     }
     assert_kms_error(kms_audit_append(a, NULL, 0), KMS_ERR_VALIDATION);
+    assert_kms_error(kms_audit_append(a, "{\"a\":\"\0\"}", 9), KMS_ERR_VALIDATION);
+    const char *good[] = {
+        "{\"a\":{\"auditChain\":1}}",
+        "{\"a\":\"auditChain\"}",
+        "{\"a\":[\"auditChain\",{\"auditChain\":[]}]}",
+        "{\"a\":\"q\\\"}\\\\\"}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(kms_audit_append(a, good[i], strlen(good[i])), 0);
+    }
     /* Too long: the line with its chain would pass KMS_AUDIT_RECORD_MAX. */
     size_t big = KMS_AUDIT_RECORD_MAX;
     char *r = malloc(big + 1);
@@ -521,10 +550,10 @@ static void test_bad_records(void **state)
     memcpy(r + fits - 2, "\"}", 2);
     assert_int_equal(kms_audit_append(a, r, fits), 0);
     free(r);
-    /* Nothing of the refused ones was written: the accepted record is sequence 1. */
+    /* Nothing of the refused ones was written: the accepted ones are sequences 1 to 5. */
     char *seg = segment_path(f, 1);
-    assert_int_equal(count_lines(seg), 1);
-    assert_int_equal(verify_trail(f), 1);
+    assert_int_equal(count_lines(seg), 5);
+    assert_int_equal(verify_trail(f), 5);
     free(seg);
     kms_audit_close(a);
 }
@@ -535,8 +564,12 @@ static void test_nothing_written_on_refusal(void **state)
     kms_audit *a = open_log(f);
     assert_kms_error(kms_audit_append(a, "nope", 4), KMS_ERR_VALIDATION);
     char **names = NULL;
-    assert_int_equal(list(f, "segments", ".jsonl", &names), 0);
-    free_list(names, 0);
+    /* The open segment exists from the open on (with its space ahead), holding no record. */
+    assert_int_equal(list(f, "segments", ".jsonl", &names), 1);
+    free_list(names, 1);
+    char *seg = segment_path(f, 1);
+    assert_int_equal(count_lines(seg), 0);
+    free(seg);
     kms_audit_close(a); /* appended nothing: no seal, no digest */
     assert_int_equal(list(f, "digests", ".json", &names), 0);
     free_list(names, 0);
@@ -808,15 +841,18 @@ static void test_fork_processes(void **state)
     assert_true(verify_digests(f) >= 2);
 }
 
-/* Appends bytes without a '\n' to a segment, as a crash in the middle of a write leaves it. */
+/* Writes bytes without a '\n' where a segment's records end (over its preallocated zeros, if
+ * any), as a crash in the middle of a write leaves it. Returns that offset. */
 static off_t tear(const char *seg, const char *garbage)
 {
-    off_t before = file_size(seg);
-    int fd = open(seg, O_WRONLY | O_APPEND);
+    size_t before = 0;
+    free(read_records(seg, &before));
+    int fd = open(seg, O_WRONLY);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, garbage, strlen(garbage)), (ssize_t)strlen(garbage));
+    assert_int_equal(pwrite(fd, garbage, strlen(garbage), (off_t)before),
+                     (ssize_t)strlen(garbage));
     close(fd);
-    return before;
+    return (off_t)before;
 }
 
 static void check_repaired(fixture *f, uint64_t first, off_t offset, const char *garbage,
@@ -832,7 +868,7 @@ static void check_repaired(fixture *f, uint64_t first, off_t offset, const char 
     free(saved);
     /* The segment: cut at the torn offset, then the repair record. */
     size_t len = 0;
-    char *text = read_file(seg, &len);
+    char *text = read_records(seg, &len);
     assert_true(len > (size_t)offset);
     assert_true(offset == 0 || text[offset - 1] == '\n');
     assert_int_equal(text[len - 1], '\n');
@@ -923,6 +959,175 @@ static void test_torn_whole_segment(void **state)
     assert_int_equal(verify_trail(f), 4);
     assert_int_equal(verify_digests(f), 2);
     free(seg);
+}
+
+/* An open segment has zeros preallocated after its records; sealing cuts them off, so the
+ * digest's hash is over the records alone. */
+static void test_preallocation(void **state)
+{
+    fixture *f = *state;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 3);
+    char *seg = segment_path(f, 1);
+    size_t records = 0;
+    free(read_records(seg, &records));
+    assert_true(records > 0);
+    assert_true(file_size(seg) >= (off_t)records + 60 * 1024);
+    /* The space grows as records come, and stays zeros past them (read_records checks). */
+    append_n(a, 3, 300);
+    free(read_records(seg, &records));
+    assert_true(file_size(seg) > (off_t)records);
+    assert_int_equal(count_lines(seg), 303);
+    kms_audit_close(a);
+    assert_int_equal(file_size(seg), (off_t)records);
+    assert_int_equal(verify_trail(f), 303);
+    assert_int_equal(verify_digests(f), 1);
+    free(seg);
+}
+
+/* A crash while a batch was being written back can leave parts of it, with zeros between them
+ * (pages reach the disk in any order): everything past the last whole line before the first
+ * zero is torn, kept and recorded, and the trail goes on. */
+static void test_torn_with_hole(void **state)
+{
+    fixture *f = *state;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2);
+    char *seg = segment_path(f, 1);
+    size_t end = 0;
+    free(read_records(seg, &end));
+    const char part1[] = "{\"eventVersion\":\"1.08\",\"a\":1,\"x";
+    const char part2[] = "\"b\":2}\n{\"c\":3}\n";
+    size_t hole = 100, n = sizeof part1 - 1 + hole + sizeof part2 - 1;
+    char *expect = calloc(1, n);
+    assert_non_null(expect);
+    memcpy(expect, part1, sizeof part1 - 1);
+    memcpy(expect + sizeof part1 - 1 + hole, part2, sizeof part2 - 1);
+    int fd = open(seg, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, expect, n, (off_t)end), (ssize_t)n);
+    close(fd);
+    kms_audit *b = open_log(f); /* the repair happens here */
+    char *torn = pathf("%s/torn/%020d.jsonl-%zu", f->dir, 1, end);
+    size_t got = 0;
+    char *saved = read_file(torn, &got);
+    assert_int_equal(got, n);
+    assert_memory_equal(saved, expect, n);
+    /* The segment: its two records, then the repair record naming all n bytes. */
+    size_t len = 0;
+    char *text = read_records(seg, &len);
+    char *nl = memchr(text + end, '\n', len - end);
+    assert_non_null(nl);
+    json_t *r = parse(text + end, (size_t)(nl - (text + end)));
+    assert_string_equal(str(r, "eventName"), "AuditLogRepaired");
+    json_t *d = json_object_get(r, "serviceEventDetails");
+    assert_int_equal(num(d, "offset"), end);
+    assert_int_equal(num(d, "length"), n);
+    char h[KMS_AUDIT_HASH_HEX + 1];
+    kms_audit_sha256_hex(expect, n, h);
+    assert_string_equal(str(d, "sha256"), h);
+    json_decref(r);
+    append_n(b, 2, 1);
+    append_n(a, 3, 1);
+    kms_audit_close(a);
+    kms_audit_close(b);
+    assert_int_equal(verify_trail(f), 5);
+    assert_int_equal(verify_digests(f), 1);
+    free(text);
+    free(saved);
+    free(torn);
+    free(expect);
+    free(seg);
+}
+
+/* A file already in torn/ under the name a repair would use (a crash during an earlier repair)
+ * is never replaced: the new bytes go to NAME.1. */
+static void test_torn_name_taken(void **state)
+{
+    fixture *f = *state;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2);
+    kms_audit_close(a);
+    a = open_log(f);
+    append_n(a, 2, 1);
+    char *seg = segment_path(f, 3);
+    off_t off = tear(seg, "{\"cut");
+    char *dir = pathf("%s/torn", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    char *taken = pathf("%s/%020d.jsonl-%lld", dir, 3, (long long)off);
+    FILE *fp = fopen(taken, "w");
+    assert_non_null(fp);
+    fputs("earlier", fp);
+    fclose(fp);
+    append_n(a, 3, 1); /* repairs first */
+    size_t n = 0;
+    char *old = read_file(taken, &n);
+    assert_string_equal(old, "earlier");
+    char *second = pathf("%s.1", taken);
+    char *cut = read_file(second, &n);
+    assert_string_equal(cut, "{\"cut");
+    kms_audit_close(a);
+    assert_int_equal(verify_trail(f), 5);
+    free(old);
+    free(cut);
+    free(second);
+    free(taken);
+    free(dir);
+    free(seg);
+}
+
+/* What is in place of the trail's files must be a regular file: a FIFO as the newest digest
+ * fails the open at once (no hang), and a symbolic link as the open segment is refused. */
+static void test_not_regular_files(void **state)
+{
+    fixture *f = *state;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2);
+    kms_audit_close(a);
+    char *fifo = digest_path(f, 99, "");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20); /* a hang fails the test instead of stalling the suite */
+    assert_null(kms_audit_open(&f->o));
+    assert_int_equal(kms_last_error(), KMS_ERR_AUDIT);
+    alarm(0);
+    assert_int_equal(unlink(fifo), 0);
+    char *seg = segment_path(f, 3);
+    char *elsewhere = pathf("%s/elsewhere", f->tmp);
+    FILE *fp = fopen(elsewhere, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(symlink(elsewhere, seg), 0);
+    assert_null(kms_audit_open(&f->o));
+    assert_int_equal(kms_last_error(), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "not a regular file"));
+    assert_int_equal(unlink(seg), 0);
+    a = open_log(f);
+    append_n(a, 2, 1);
+    kms_audit_close(a);
+    assert_int_equal(verify_trail(f), 3);
+    assert_int_equal(file_size(elsewhere), 0);
+    free(elsewhere);
+    free(seg);
+    free(fifo);
+}
+
+/* Announced records: an append ends one, withdraw ends one, and a leader waiting for one that
+ * never comes still writes its batch. */
+static void test_announce(void **state)
+{
+    fixture *f = *state;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2); /* a flush has been timed */
+    assert_int_equal(kms_audit_announce(a), 0);
+    assert_int_equal(kms_audit_announce(a), 0);
+    append_n(a, 2, 1); /* ends one; waits at most one flush's time for the other */
+    kms_audit_withdraw(a);
+    kms_audit_withdraw(a); /* one too many: ignored */
+    assert_kms_error(kms_audit_announce(NULL), KMS_ERR_AUDIT);
+    kms_audit_withdraw(NULL);
+    append_n(a, 3, 1);
+    kms_audit_close(a);
+    assert_int_equal(verify_trail(f), 4);
 }
 
 static void test_half_finished_seal(void **state)
@@ -1024,25 +1229,29 @@ static void write_failure_child(fixture *f)
 {
     signal(SIGXFSZ, SIG_IGN);
     char *seg = segment_path(f, 1);
-    /* A new segment whose first write fails is removed again. */
+    /* A first write that fails leaves the segment without records. */
     kms_audit *a = kms_audit_open(&f->o);
     CHILD_CHECK(a != NULL);
     set_fsize(10);
     CHILD_CHECK(append_one(a, 0) == -1);
     CHILD_CHECK(kms_last_error() == KMS_ERR_AUDIT);
-    CHILD_CHECK(!exists(seg));
+    CHILD_CHECK(file_size(seg) == 0);
     set_fsize(RLIM_INFINITY);
     for (int i = 0; i < 2; i++) {
         CHILD_CHECK(append_one(a, i) == 0);
     }
-    off_t size = file_size(seg);
-    /* Room for part of the next line: a short write, then EFBIG. */
+    size_t size = 0, after = 0;
+    free(read_records(seg, &size));
+    CHILD_CHECK(file_size(seg) > (off_t)size); /* space preallocated ahead */
+    /* Room for part of the next line: a short write, then EFBIG (the limit holds for writes
+     * over preallocated space too). */
     set_fsize((rlim_t)size + 40);
     CHILD_CHECK(append_one(a, 2) == -1);
     CHILD_CHECK(kms_last_error() == KMS_ERR_AUDIT);
     CHILD_CHECK(strstr(kms_last_error_message(), seg) != NULL);
     CHILD_CHECK(strstr(kms_last_error_message(), strerror(EFBIG)) != NULL);
-    CHILD_CHECK(file_size(seg) == size);
+    free(read_records(seg, &after)); /* no partial line left behind */
+    CHILD_CHECK(after == size);
     set_fsize(RLIM_INFINITY);
     CHILD_CHECK(append_one(a, 2) == 0); /* sequence 3, right after the failed one */
     kms_audit_close(a);
@@ -1066,6 +1275,51 @@ static void test_write_failure(void **state)
     assert_int_equal(verify_digests(f), 1);
 }
 
+/* In a child: the file system fills up (RLIMIT_FSIZE at the segment's size). Records of
+ * operations already under way still go into the space written ahead; the next operation is
+ * refused by kms_audit_announce before it runs, and runs again once there is room. */
+static void full_disk_child(fixture *f)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    char *seg = segment_path(f, 1);
+    kms_audit *a = kms_audit_open(&f->o);
+    CHILD_CHECK(a != NULL);
+    CHILD_CHECK(exists(seg)); /* made at open, with its space ahead */
+    off_t room = file_size(seg);
+    CHILD_CHECK(room >= 64 * 1024);
+    set_fsize((rlim_t)room);
+    CHILD_CHECK(kms_audit_announce(a) == 0);
+    CHILD_CHECK(append_one(a, 0) == 0); /* fits; the space ahead could not be kept */
+    CHILD_CHECK(kms_audit_announce(a) == -1);
+    CHILD_CHECK(kms_last_error() == KMS_ERR_AUDIT);
+    CHILD_CHECK(strstr(kms_last_error_message(), "no space for the audit log") != NULL);
+    CHILD_CHECK(strstr(kms_last_error_message(), "was not performed") != NULL);
+    CHILD_CHECK(file_size(seg) == room);
+    set_fsize(RLIM_INFINITY);
+    CHILD_CHECK(kms_audit_announce(a) == 0);
+    CHILD_CHECK(append_one(a, 1) == 0);
+    CHILD_CHECK(file_size(seg) > room);
+    kms_audit_close(a);
+    free(seg);
+    _exit(0);
+}
+
+static void test_full_disk_refuses_before(void **state)
+{
+    fixture *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        full_disk_child(f);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(verify_trail(f), 2);
+    assert_int_equal(verify_digests(f), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1084,6 +1338,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_on_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_whole_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preallocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_with_hole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_name_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_regular_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_announce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_refuses_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_finished_seal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_removed_while_open, setup, teardown),

@@ -831,6 +831,278 @@ static void test_validate_arguments(void **state)
     trail_free(t);
 }
 
+/* Sets the eventTime of line lineno to t (the JSON stays valid; the chain breaks). */
+static void set_event_time(const trail *t, const char *rel, int lineno, int64_t when)
+{
+    char *line = get_line(t, rel, lineno), iso[32];
+    char *p = strstr(line, "\"eventTime\":\"");
+    assert_non_null(p);
+    p += strlen("\"eventTime\":\"");
+    kms_time_iso8601(when, iso);
+    assert_int_equal(strcspn(p, "\""), strlen(iso));
+    memcpy(p, iso, strlen(iso));
+    replace_line(t, rel, lineno, line);
+    free(line);
+}
+
+static void expect_valid(const json_t *r)
+{
+    if (!json_is_true(json_object_get(r, "Valid")) ||
+        json_array_size(json_object_get(r, "Problems")) != 0) {
+        dump(r);
+        fail_msg("the report should say Valid true without problems");
+    }
+}
+
+/* A record's eventTime is not signed: the filter judges a sealed segment by its digest's times. */
+static void test_time_filter_signed_times(void **state)
+{
+    trail *t = standard_trail();
+    for (int i = 1; i <= 5; i++) {
+        set_event_time(t, SEG2, i, BASE_TIME - 30 * 86400); /* records 6-10, a month earlier */
+    }
+    json_t *r = validate(t, rec_time(6), rec_time(10));
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG2, -1, -1); /* against digest 10 */
+    json_decref(r);
+    /* Out of the digest's signed times: not reported. */
+    r = validate(t, rec_time(11), rec_time(15));
+    expect_valid(r);
+    json_decref(r);
+    /* The open segment's times are nobody's signature: its problems are always reported. */
+    for (int i = 1; i <= 5; i++) {
+        set_event_time(t, SEG3, i, BASE_TIME - 30 * 86400);
+    }
+    r = validate(t, rec_time(11), rec_time(15));
+    expect_invalid(r);
+    expect_problem(r, "modified", SEG3, 11, 1);
+    json_decref(r);
+    trail_free(t);
+}
+
+/* Problems that are not about when events happened are reported whatever the time range. */
+static void test_time_filter_timeless(void **state)
+{
+    /* A digest deleted from the chain, outside the range. */
+    trail *t = standard_trail();
+    trail_seal(t); /* digests 5, 10, 15 */
+    char *p = rel_path(t, DIG2), *s = kms_strdup_printf("%s.sig", p);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(unlink(s), 0);
+    json_t *r = validate(t, rec_time(1), rec_time(3));
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG2, -1, -1); /* named by digest 15 */
+    expect_problem(r, "missing", SEG2, -1, -1); /* listed by no digest */
+    json_decref(r);
+    free(p);
+    free(s);
+    trail_free(t);
+    /* A bad signature and a torn line, outside the range. */
+    t = standard_trail();
+    char *dpath = rel_path(t, DIG1), *spath = rel_path(t, SEG1);
+    char *json = read_file(dpath, NULL);
+    EVP_PKEY *other = ec_key_new();
+    write_signed(t->dir, DIG1, json, other, NULL);
+    char *body = record_body(99, NULL);
+    write_file(spath, body, strlen(body) / 2, "ab");
+    r = validate(t, rec_time(11), rec_time(15));
+    expect_invalid(r);
+    expect_problem(r, "bad-signature", DIG1, -1, -1);
+    expect_problem(r, "torn", SEG1, -1, 6);
+    json_decref(r);
+    EVP_PKEY_free(other);
+    free(body);
+    free(json);
+    free(dpath);
+    free(spath);
+    trail_free(t);
+}
+
+static void sha256_hex_of(const char *p, size_t n, char out[KMS_AUDIT_HASH_HEX + 1])
+{
+    kms_audit_sha256_hex(p, n, out);
+}
+
+/* An AuditLogRepaired record as the writer appends it. */
+static void append_repair(trail *t, const char *seg, int64_t offset, const char *bytes, size_t n)
+{
+    char sha[KMS_AUDIT_HASH_HEX + 1];
+    sha256_hex_of(bytes, n, sha);
+    char *body = kms_strdup_printf(
+        "{\"eventVersion\":\"1.08\",\"eventTime\":\"2026-05-28T22:00:00Z\","
+        "\"eventSource\":\"kms.amazonaws.com\",\"eventName\":\"AuditLogRepaired\","
+        "\"eventType\":\"AwsServiceEvent\",\"serviceEventDetails\":{\"segment\":\"%s\","
+        "\"offset\":%lld,\"length\":%zu,\"sha256\":\"%s\"}}",
+        seg, (long long)offset, n, sha);
+    assert_non_null(body);
+    trail_append_body(t, body);
+    free(body);
+}
+
+/* Every torn/ file is the cut of an AuditLogRepaired record, byte for byte. */
+static void test_torn_files(void **state)
+{
+    trail *t = standard_trail();
+    char *torn = rel_path(t, "torn");
+    assert_int_equal(mkdir(torn, 0700), 0);
+    static const char cut[] = "{\"eventVersion\":\"1.08\",\"eventTi";
+    static const char cut2[] = "{\"eventVersion\":\"1.08\",\"ev";
+    const char *f1 = "torn/00000000000000000011.jsonl-1234";
+    const char *f2 = "torn/00000000000000000011.jsonl-1234.1";
+    char *p1 = rel_path(t, f1), *p2 = rel_path(t, f2);
+    write_file(p1, cut, strlen(cut), "wb");
+    /* No record: a repair interrupted before its record, or a file put there. */
+    json_t *r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "unrecorded-repair", f1, -1, -1);
+    json_decref(r);
+    /* Its record, and no time range hides the file. */
+    append_repair(t, SEG3, 1234, cut, strlen(cut));
+    r = validate(t, 0, 0);
+    expect_valid(r);
+    json_decref(r);
+    /* A second cut at the same offset (the .K name) needs a record of its own. */
+    write_file(p2, cut2, strlen(cut2), "wb");
+    r = validate(t, rec_time(1), rec_time(2));
+    expect_invalid(r);
+    expect_problem(r, "unrecorded-repair", f2, -1, -1);
+    json_decref(r);
+    append_repair(t, SEG3, 1234, cut2, strlen(cut2));
+    r = validate(t, 0, 0);
+    expect_valid(r);
+    json_decref(r);
+    /* Changed bytes, same length: no longer what the record says was cut. */
+    write_file(p1, "X", 1, "r+b");
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "unrecorded-repair", f1, -1, -1);
+    json_decref(r);
+    write_file(p1, cut, strlen(cut), "wb");
+    /* Names that are not torn lines. */
+    char *junk = rel_path(t, "torn/notes.txt");
+    write_file(junk, "x", 1, "wb");
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "unexpected", "torn/notes.txt", -1, -1);
+    json_decref(r);
+    free(junk);
+    free(p1);
+    free(p2);
+    free(torn);
+    trail_free(t);
+}
+
+/* A FIFO, device or symlink in the trail is refused, never opened for reading (a FIFO would
+ * block validate-logs for ever). */
+static void test_non_regular_files(void **state)
+{
+    trail *t = standard_trail();
+    char *sig = kms_strdup_printf("%s/%s.sig", t->dir, DIG1);
+    char *torn = rel_path(t, "torn");
+    assert_non_null(sig);
+    assert_int_equal(unlink(sig), 0);
+    assert_int_equal(mkfifo(sig, 0600), 0);
+    assert_int_equal(mkdir(torn, 0700), 0);
+    const char *fifos[] = {"segments/00000000000000000016.jsonl",
+                           "digests/00000000000000000020.json",
+                           "torn/00000000000000000011.jsonl-99"};
+    for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
+        char *p = rel_path(t, fifos[i]);
+        assert_int_equal(mkfifo(p, 0600), 0);
+        free(p);
+    }
+    char *link = rel_path(t, "segments/00000000000000000017.jsonl");
+    char *tlink = rel_path(t, "torn/00000000000000000011.jsonl-100");
+    char *seg1 = rel_path(t, SEG1);
+    assert_int_equal(symlink(seg1, link), 0);
+    assert_int_equal(symlink(seg1, tlink), 0);
+    alarm(60); /* a hang fails the test instead of blocking the run */
+    json_t *r = validate(t, 0, 0);
+    alarm(0);
+    expect_invalid(r);
+    char sig_rel[64];
+    snprintf(sig_rel, sizeof sig_rel, "%s.sig", DIG1);
+    expect_problem(r, "unexpected", sig_rel, -1, -1);
+    for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
+        expect_problem(r, "unexpected", fifos[i], -1, -1);
+    }
+    expect_problem(r, "unexpected", "segments/00000000000000000017.jsonl", -1, -1);
+    expect_problem(r, "unexpected", "torn/00000000000000000011.jsonl-100", -1, -1);
+    json_decref(r);
+    free(seg1);
+    free(link);
+    free(tlink);
+    free(torn);
+    free(sig);
+    trail_free(t);
+}
+
+static void append_zeros(const trail *t, const char *rel, size_t n)
+{
+    char *p = rel_path(t, rel), *z = calloc(1, n ? n : 1);
+    assert_non_null(z);
+    write_file(p, z, n, "ab");
+    free(z);
+    free(p);
+}
+
+/* The open segment may end in NUL bytes the writer preallocated; nothing else may. */
+static void test_open_segment_padding(void **state)
+{
+    trail *t = standard_trail();
+    append_zeros(t, SEG3, 1000);
+    json_t *r = validate(t, 0, 0);
+    expect_valid(r);
+    assert_int_equal(counter(r, "Records", "Unsigned"), 5);
+    assert_int_equal(counter(r, "Records", "Invalid"), 0);
+    json_decref(r);
+    /* Longer than any line the reader holds. */
+    append_zeros(t, SEG3, KMS_AUDIT_RECORD_MAX + 4096);
+    r = validate(t, 0, 0);
+    expect_valid(r);
+    json_decref(r);
+    /* Something after the NULs: not unused space. */
+    char *p = rel_path(t, SEG3);
+    write_file(p, "x", 1, "ab");
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "torn", SEG3, -1, 6);
+    json_decref(r);
+    free(p);
+    trail_free(t);
+
+    /* NULs ended by a '\n', and a NUL inside a line, are no records. */
+    t = standard_trail();
+    p = rel_path(t, SEG3);
+    static const char bad[] = "\0\0\0\n{\"eventName\":\0\"x\"}\n";
+    write_file(p, bad, sizeof bad - 1, "ab");
+    append_zeros(t, SEG3, 100);
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "malformed", SEG3, -1, 6);
+    expect_problem(r, "malformed", SEG3, -1, 7);
+    json_decref(r);
+    free(p);
+    /* A segment its digest lists never has unused space: NULs there changed it. */
+    append_zeros(t, SEG2, 100);
+    r = validate(t, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "torn", SEG2, -1, 6);
+    expect_problem(r, "modified", SEG2, -1, -1);
+    json_decref(r);
+    trail_free(t);
+
+    /* A new open segment preallocated before its first record: NULs from offset 0. */
+    t = standard_trail();
+    trail_seal(t);
+    append_zeros(t, "segments/00000000000000000016.jsonl", 4096);
+    r = validate(t, 0, 0);
+    expect_valid(r);
+    assert_int_equal(counter(r, "Records", "Valid"), 15);
+    json_decref(r);
+    trail_free(t);
+}
+
 /* ---- lookup-events --------------------------------------------------------------------------- */
 
 #define LOOKUP_RECORDS 130
@@ -1240,18 +1512,35 @@ static void test_usage_report(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_trail),        cmocka_unit_test(test_empty_trail),
-        cmocka_unit_test(test_flip_sealed_record), cmocka_unit_test(test_flip_last_sealed_record),
-        cmocka_unit_test(test_flip_open_record),   cmocka_unit_test(test_malformed_line),
-        cmocka_unit_test(test_delete_record),      cmocka_unit_test(test_delete_segment),
-        cmocka_unit_test(test_swap_segments),      cmocka_unit_test(test_truncate_segment),
-        cmocka_unit_test(test_torn_last_line),     cmocka_unit_test(test_forged_digest),
-        cmocka_unit_test(test_missing_signature),  cmocka_unit_test(test_digest_removed_from_chain),
-        cmocka_unit_test(test_garbage_files),      cmocka_unit_test(test_repairs_reported),
-        cmocka_unit_test(test_time_filter),        cmocka_unit_test(test_validate_arguments),
-        cmocka_unit_test(test_lookup_filters),     cmocka_unit_test(test_lookup_event_shape),
-        cmocka_unit_test(test_lookup_paging),      cmocka_unit_test(test_lookup_invalid),
-        cmocka_unit_test(test_lookup_catch_up),    cmocka_unit_test(test_lookup_rebuild),
+        cmocka_unit_test(test_valid_trail),
+        cmocka_unit_test(test_empty_trail),
+        cmocka_unit_test(test_flip_sealed_record),
+        cmocka_unit_test(test_flip_last_sealed_record),
+        cmocka_unit_test(test_flip_open_record),
+        cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_delete_record),
+        cmocka_unit_test(test_delete_segment),
+        cmocka_unit_test(test_swap_segments),
+        cmocka_unit_test(test_truncate_segment),
+        cmocka_unit_test(test_torn_last_line),
+        cmocka_unit_test(test_forged_digest),
+        cmocka_unit_test(test_missing_signature),
+        cmocka_unit_test(test_digest_removed_from_chain),
+        cmocka_unit_test(test_garbage_files),
+        cmocka_unit_test(test_repairs_reported),
+        cmocka_unit_test(test_time_filter),
+        cmocka_unit_test(test_validate_arguments),
+        cmocka_unit_test(test_time_filter_signed_times),
+        cmocka_unit_test(test_time_filter_timeless),
+        cmocka_unit_test(test_torn_files),
+        cmocka_unit_test(test_non_regular_files),
+        cmocka_unit_test(test_open_segment_padding),
+        cmocka_unit_test(test_lookup_filters),
+        cmocka_unit_test(test_lookup_event_shape),
+        cmocka_unit_test(test_lookup_paging),
+        cmocka_unit_test(test_lookup_invalid),
+        cmocka_unit_test(test_lookup_catch_up),
+        cmocka_unit_test(test_lookup_rebuild),
         cmocka_unit_test(test_usage_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
