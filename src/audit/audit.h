@@ -148,16 +148,21 @@ void kms_audit_close(kms_audit *a);
 
 /* validate-logs: checks every digest signature (against spki) and the digest chain, every
  * segment's hash against its digest, every record's JSON, sequence and previousHash, and that
- * each segment's name matches its first sequence. start/end (epoch seconds, 0 = open) keep the
- * digests and segments whose event times overlap [start, end]; the chain is still followed
- * across the rest. Never fails on bad files: *report says what is wrong. Returns -1 only on
- * out-of-memory or an unreadable dir.
+ * each segment's name matches its first sequence, and that every file in torn/ is the bytes an
+ * AuditLogRepaired record names. start/end (epoch seconds, 0 = open) keep the digests and
+ * segments whose event times overlap [start, end], taken from the signed digest for a segment
+ * one covers (never from its records); the chain is still followed across the rest, and
+ * problems tied to no time (bad signatures, gaps in the digest chain, unexpected, torn and
+ * unrecorded-repair files, segments nobody signed) are reported whatever the range. Files that
+ * are not regular files (FIFOs, links) are reported, never opened for reading. The open
+ * segment's zeros after its records are unused space. Never fails on bad files: *report says
+ * what is wrong. Returns -1 only on out-of-memory or an unreadable dir.
  * *report:
  *   {"Valid": bool,
  *    "DigestFiles": {"Valid": n, "Invalid": n}, "LogFiles": {"Valid": n, "Invalid": n},
  *    "Records": {"Valid": n, "Invalid": n, "Unsigned": n},   (Unsigned: after the last digest)
  *    "Problems": [{"Kind": "modified"|"missing"|"out-of-order"|"unexpected"|"torn"|
- *                          "malformed"|"bad-signature"|"unsigned",
+ *                          "malformed"|"bad-signature"|"unsigned"|"unrecorded-repair",
  *                  "File": "segments/...", "Sequence": n (when known), "Line": n (when known),
  *                  "Message": "what is wrong, in words"}],
  *    "Repairs": [{"File":..., "Offset":..., "Length":...}]   (AuditLogRepaired records seen)}

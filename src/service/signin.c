@@ -75,6 +75,8 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     int64_t now = kms_now();
     kms_audit *audit = NULL;
     KMS_GUARD(kms_client_audit(c, &audit));
+    /* Room for the record before a session exists or a profile is saved. */
+    KMS_GUARD(kms_audit_announce(audit));
     /* Every outcome from here on is recorded (ConsoleLogin Success or Failure). */
     if (password == NULL || password[0] == '\0') {
         kms_raise(KMS_ERR_VALIDATION, "a password is required to sign in");
