@@ -529,18 +529,7 @@ static int keep_torn(kms_audit *a, off_t offset, const char *bytes, size_t n)
             free(path);
             continue;
         }
-        int err = fd < 0 ? errno : 0;
-        for (size_t done = 0; err == 0 && done < n;) {
-            ssize_t w = write(fd, bytes + done, n - done);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w <= 0) {
-                err = w < 0 ? errno : EIO;
-            } else {
-                done += (size_t)w;
-            }
-        }
+        int err = fd < 0 ? errno : pwrite_all(fd, bytes, n, 0);
         if (err == 0 && fsync(fd) != 0) {
             err = errno;
         }
