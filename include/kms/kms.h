@@ -62,6 +62,7 @@ typedef enum kms_error {
     KMS_ERR_INVALID_GRANT_ID,       /* InvalidGrantIdException */
     KMS_ERR_INVALID_INPUT,          /* InvalidInputException (IAM, STS, Organizations) */
     KMS_ERR_AUDIT,                  /* KMSAuditLogException: the audit log cannot be written */
+    KMS_ERR_CONFLICT,               /* ConflictException: a rotation of the key is under way */
     KMS_ERR__COUNT
 } kms_error;
 
@@ -119,6 +120,23 @@ KMS_API KMS_MUST_CHECK int kms_validate_logs(kms_client *client, const char *sta
 /* The digest signing key's public half as PEM (free with kms_string_free), read from the HSM:
  * what an outside party needs to check digests with `openssl dgst -sha256 -verify`. */
 KMS_API KMS_MUST_CHECK int kms_audit_public_key(kms_client *client, char **pem);
+
+/* ---- The scheduler ----------------------------------------------------------------------------
+ * Carries out what is due now, as the service itself (no caller's credentials take part):
+ * automatic rotations whose date has come (once per key, however many periods were missed),
+ * rotations of key versions that counted rotation_usage_limit encryptions (config.json, default
+ * 2^30), rotations a crash left half done (after 10 minutes), and deletions whose window ended
+ * (material destroyed in the HSM, aliases and metadata removed). Each action writes an
+ * AwsServiceEvent record (RotateKey, DeleteKey). Idempotent, and safe to run in several
+ * processes at once: each action is claimed in the metadata database, so no key is rotated twice
+ * for one due date. *report_json (free with kms_string_free):
+ *   {"Time":ISO, "Rotations":[{"KeyId","KeyArn","Version","RotationType","Reason":"SCHEDULE"|
+ *    "USAGE"|"RESUMED"}], "Deletions":[{"KeyId","KeyArn","DeletionDate"}], "AlreadyDone":n,
+ *    "Errors":[{"KeyId","Action","ErrorCode","Message"}], "NextDueDate":ISO|null}
+ * Returns -1 only when it could not look for work; a failed action is listed under Errors. */
+KMS_API KMS_MUST_CHECK int kms_scheduler_run(kms_client *client, char **report_json);
+/* When work next falls due by date (epoch seconds), 0 if nothing is scheduled. */
+KMS_API KMS_MUST_CHECK int kms_scheduler_next_due(kms_client *client, int64_t *when);
 
 /* ---- Sign-in for people -----------------------------------------------------------------------
  * A person signs in with a password (checked against its Argon2id hash) and, once an MFA device

@@ -2,8 +2,8 @@
  * covered by HSM-signed digests (design.md "Layers": src/audit).
  *
  * This module knows files, hashes and JSON; it knows nothing of requests, policies or the HSM.
- * The service builds each record (src/service/audit_record.c) and signs digests through the
- * kms_audit_signer it passes in.
+ * The service builds each record (src/service/audit_record.c), signs digests and keeps the
+ * anchor through the kms_audit_signer it passes in.
  *
  * ---- On disk (HOME/audit = dir) ---------------------------------------------------------------
  *   dir/LOCK                         empty; flock(LOCK_EX) by every writer and sealer, so several
@@ -30,6 +30,7 @@
  *                                    .K (1, 2, ...) when the name was taken: never replaced
  *   dir/index.db                     SQLite index for lookup-events / usage-report; derived
  *                                    data, rebuilt from the segments whenever it disagrees
+ * Outside dir/: the anchor, which names the newest digest written (see "The anchor").
  *
  * ---- A record line ---------------------------------------------------------------------------
  * The caller hands kms_audit_append a compact JSON object (one line, no '\n', starting with '{'
@@ -64,6 +65,30 @@
  * deleted or a sealer died half-way, and signing it again could sign tampered records; a person
  * checks with validate-logs and, for an interrupted seal, makes the segment writable again.
  *
+ * ---- The anchor (rollback protection) --------------------------------------------------------
+ * The digest chain runs backwards only: whoever can write dir/ could delete the newest digests
+ * and the segments they cover (or put back an older copy of dir/), what remained would still
+ * validate, and writers would carry on from the older end. So the writer keeps, outside dir/,
+ * one line naming the newest digest it wrote:
+ *     <lastSequence> <digest file> <hex SHA-256 of that digest file's bytes>
+ *     e.g. "123 digests/00000000000000000123.json 9f86d081...": single spaces, no '\n'
+ * Where it is kept is the signer's business (anchor_get / anchor_set). The service keeps it in
+ * the HSM, as a private data object labelled "kms-internal:audit-anchor" that cannot be read or
+ * changed without the token PIN (it is not a secret).
+ *  - When it moves: after a seal has written its digest (.sig then .json, under LOCK), to that
+ *    digest, and only forward. If storing it fails, the seal fails; the digest stays and the
+ *    next seal moves the anchor on. A crash between the digest and the anchor leaves the trail
+ *    ahead of the anchor, which is fine.
+ *  - What the writer does with it: kms_audit_open, and a writer that looks for the newest digest
+ *    again under LOCK (after a seal, by any process), read it. If the newest digest's
+ *    lastSequence is below the anchor's, or the anchored digest file is missing or hashes to
+ *    another value, the writer refuses (KMS_ERR_AUDIT) before it changes anything: digests or
+ *    segments were deleted or rolled back. A person runs validate-logs and restores dir/ from a
+ *    backup at least as new as the anchor. A malformed anchor is refused the same way (fail
+ *    closed), never ignored. No anchor yet (a new trail, or one older than anchors) is fine: the
+ *    next seal sets it.
+ *  - What validate-logs does with it: see kms_audit_validate.
+ *
  * ---- Durability, group commit, crash --------------------------------------------------------
  * kms_audit_append returns 0 only once the record is on disk (pwrite where the records end +
  * fdatasync; the directory fsync'd after a segment is created). Threads appending at the same
@@ -94,14 +119,19 @@
 
 typedef struct kms_audit kms_audit;
 
-/* Signs digest files. sign: ECDSA P-256 over the SHA-256 `digest`, *sig a malloc'd DER
- * ECDSA-Sig-Value. spki: the public key, DER SubjectPublicKeyInfo (borrowed for the handle's
- * life). */
+/* Signs digest files and keeps the anchor. sign: ECDSA P-256 over the SHA-256 `digest`, *sig a
+ * malloc'd DER ECDSA-Sig-Value. spki: the public key, DER SubjectPublicKeyInfo (borrowed for the
+ * handle's life). anchor_get / anchor_set (see "The anchor"; both or neither, NULL: no anchor):
+ * anchor_get gives 0 with *text the anchor (malloc'd, the caller frees it), or with *text NULL
+ * when none was set yet; anchor_set stores text in place of the anchor. Either fails (-1, an
+ * error raised) when the store cannot be reached. Each gets `arg`. */
 typedef struct kms_audit_signer {
     int (*sign)(void *arg, const uint8_t digest[32], uint8_t **sig, size_t *sig_len);
     void *arg;
     const uint8_t *spki;
     size_t spki_len;
+    int (*anchor_get)(void *arg, char **text);
+    int (*anchor_set)(void *arg, const char *text);
 } kms_audit_signer;
 
 typedef struct kms_audit_options {
@@ -120,8 +150,9 @@ int kms_audit_create(const char *dir, const uint8_t *spki, size_t spki_len)
 /* Opens the trail for appending: dir must exist and be writable (KMS_ERR_AUDIT with a message
  * saying what to do: "the audit log directory D is missing; restore it from a backup, or ...").
  * Takes LOCK, finds the current state (newest digest, the open segment and its last line),
- * repairs a torn last line (see above), creates the open segment if there is none and writes
- * its space ahead, releases LOCK. Thread-safe handle. */
+ * checks it against the anchor (KMS_ERR_AUDIT, nothing changed, if the trail was rolled back:
+ * see "The anchor"), repairs a torn last line (see above), creates the open segment if there is
+ * none and writes its space ahead, releases LOCK. Thread-safe handle. */
 kms_audit *kms_audit_open(const kms_audit_options *o) __attribute__((warn_unused_result));
 /* Appends one record (see "A record line") and returns once it is durable; thread-safe.
  * KMS_ERR_VALIDATION if record is not a one-line JSON object text; KMS_ERR_AUDIT if it could
@@ -136,7 +167,8 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
  * without one may end another caller's, which only shortens a leader's wait). */
 int kms_audit_announce(kms_audit *a) __attribute__((warn_unused_result));
 void kms_audit_withdraw(kms_audit *a);
-/* Seals the open segment now (if it holds records) and writes its digest. */
+/* Seals the open segment now (if it holds records), writes its digest and moves the anchor to
+ * it (KMS_ERR_AUDIT if the anchor cannot be moved; the digest stays). */
 int kms_audit_seal(kms_audit *a) __attribute__((warn_unused_result));
 /* True while the handle can append (open succeeded and the directory is still there). */
 bool kms_audit_ready(kms_audit *a);
@@ -157,6 +189,13 @@ void kms_audit_close(kms_audit *a);
  * are not regular files (FIFOs, links) are reported, never opened for reading. The open
  * segment's zeros after its records are unused space. Never fails on bad files: *report says
  * what is wrong. Returns -1 only on out-of-memory or an unreadable dir.
+ * anchor: the anchor's text (see "The anchor"; the caller reads it from where it is kept), NULL
+ * for none. Given one, the digest it names must be there and hash to the anchored value, and the
+ * records up to its lastSequence must be there: otherwise a problem of Kind "missing" (File: the
+ * anchored digest; it, or records it covers, were deleted or rolled back) or "modified" (File:
+ * the anchored digest, which hashes differently) is reported whatever [start, end]. A malformed
+ * anchor is a problem of Kind "malformed" with File "anchor". A trail that goes on after the
+ * anchored digest (a crash before the anchor moved) is fine.
  * *report:
  *   {"Valid": bool,
  *    "DigestFiles": {"Valid": n, "Invalid": n}, "LogFiles": {"Valid": n, "Invalid": n},
@@ -165,10 +204,14 @@ void kms_audit_close(kms_audit *a);
  *                          "malformed"|"bad-signature"|"unsigned"|"unrecorded-repair",
  *                  "File": "segments/...", "Sequence": n (when known), "Line": n (when known),
  *                  "Message": "what is wrong, in words"}],
- *    "Repairs": [{"File":..., "Offset":..., "Length":...}]   (AuditLogRepaired records seen)}
+ *    "Repairs": [{"File":..., "Offset":..., "Length":...}],  (AuditLogRepaired records seen)
+ *    "Anchor": {"File": "digests/...", "LastSequence": n, "Found": bool} | null}
+ * Anchor: null without a well-formed anchor; Found: the anchored digest is there with the
+ * anchored hash, and so are the records it covers (no anchor problem was reported).
  * "unsigned" records in the open segment are counted, not problems; everything else is. */
-int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, int64_t start,
-                       int64_t end, json_t **report) __attribute__((warn_unused_result));
+int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, const char *anchor,
+                       int64_t start, int64_t end, json_t **report)
+    __attribute__((warn_unused_result));
 
 /* lookup-events, as aws cloudtrail lookup-events. attribute_key: NULL or one of EventName,
  * Username, ResourceName, EventSource, ReadOnly, AccessKeyId, EventId, ResourceType;

@@ -1,4 +1,5 @@
-/* What the audit trail's readers share; private to src/audit (not part of audit.h's surface).
+/* What the audit trail's readers (and, for the anchor, its writer) share; private to src/audit
+ * (not part of audit.h's surface).
  *
  * Segment lines, read forwards (audit_lines.c): validate-logs (audit_validate.c) and the index
  * catch-up (audit_index.c) stream segments that may be large and may have been tampered with,
@@ -58,5 +59,26 @@ int kms_audit_lines_next(kms_audit_lines *r, kms_audit_line *out)
     __attribute__((warn_unused_result));
 /* Closes the file and frees the buffer; does not free r (nor md). */
 void kms_audit_lines_close(kms_audit_lines *r);
+
+/* ---- The anchor (audit.h "The anchor") ---------------------------------------------------- */
+
+/* Room for the longest anchor text and its NUL: 20 digits, "digests/" 20 digits ".json", a hash,
+ * two spaces. */
+#define KMS_AUDIT_ANCHOR_MAX 128
+
+typedef struct kms_audit_anchor {
+    uint64_t last_sequence; /* 1 .. INT64_MAX */
+    char file[48];          /* "digests/NNNNNNNNNNNNNNNNNNNN.json", NNN = last_sequence */
+    char hash[KMS_AUDIT_HASH_HEX + 1]; /* lower-case hex SHA-256 of that file's bytes */
+} kms_audit_anchor;
+
+/* Parses an anchor text strictly: "<lastSequence> <digest file> <hash>", single spaces, a decimal
+ * lastSequence without leading zeros, the digest file named after that same number, 64
+ * lower-case hex digits, nothing before or after (no '\n'). false with *why (a static text)
+ * saying what is wrong; raises nothing, so that the writer and validate-logs word it their way. */
+bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why);
+/* The anchor naming the digest `last_sequence` whose bytes hash to `hash`, as text. */
+void kms_audit_anchor_format(uint64_t last_sequence, const char hash[KMS_AUDIT_HASH_HEX + 1],
+                             char out[KMS_AUDIT_ANCHOR_MAX]);
 
 #endif

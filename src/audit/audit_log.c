@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "audit/audit.h"
+#include "audit/audit_internal.h"
 #include "util/buf.h"
 #include "util/util.h"
 
@@ -101,6 +102,10 @@ struct kms_audit {
     uint64_t next_seq;
     char prev_hash[KMS_AUDIT_HASH_HEX + 1];
     int64_t sync_ns; /* how long the last fdatasync took */
+    /* The anchor's lastSequence as this handle last read (discover) or set it, 0: none. Exact
+     * under LOCK: the anchor moves only when a segment is sealed, and whoever seals the open
+     * segment makes every other handle discover the trail (and read the anchor) again. */
+    uint64_t anchor_seq;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -895,13 +900,139 @@ out:
     return r;
 }
 
-/* Finds where the trail continues: the newest digest, the segment after it (refusing one that is
- * sealed without a digest), its tail (repairing a torn last line). */
+/* ---- the anchor (audit.h "The anchor") ---------------------------------------------------- */
+
+/* Refuses the trail as rolled back; `found` says what the trail holds instead of the anchored
+ * digest. */
+static int rolled_back(kms_audit *a, const kms_audit_anchor *an, const char *found)
+{
+    char end[96];
+    if (a->dg.present) {
+        snprintf(end, sizeof end, "ends at %s (record %" PRIu64 ")", a->dg.file,
+                 a->dg.last_sequence);
+    } else {
+        snprintf(end, sizeof end, "has no digest");
+    }
+    return kms_raise(KMS_ERR_AUDIT,
+                     "the audit trail in %s %s but the HSM anchor says %s (record %" PRIu64
+                     ") was written, and %s: digests or segments were deleted or rolled back. "
+                     "Operations are refused: run `kmsctl validate-logs` and restore the audit "
+                     "directory from a backup that holds %s",
+                     a->dir, end, an->file, an->last_sequence, found, an->file);
+}
+
+/* The SHA-256 of the anchored digest file; *missing when there is no such file. */
+static int anchored_hash(kms_audit *a, const kms_audit_anchor *an, bool *missing,
+                         char hash[KMS_AUDIT_HASH_HEX + 1])
+{
+    *missing = false;
+    if (a->dg.present && strcmp(an->file, a->dg.file) == 0) {
+        memcpy(hash, a->dg.hash, KMS_AUDIT_HASH_HEX + 1);
+        return 0;
+    }
+    /* The trail is ahead of the anchor (a crash between a digest and its anchor): an older
+     * digest, read only here. */
+    char *path = kms_path_join(a->dir, an->file);
+    char *text = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (path == NULL) {
+        return -1;
+    }
+    int r = 0;
+    if (lstat(path, &st) != 0 && errno == ENOENT) {
+        *missing = true;
+    } else if (kms_file_read(path, DIGEST_MAX, &text, &len) != 0) {
+        r = damaged(path, kms_last_error_message());
+    } else {
+        kms_audit_sha256_hex(text, len, hash);
+    }
+    free(text);
+    free(path);
+    return r;
+}
+
+/* Under LOCK, with a->dg just loaded: the trail reaches the anchored digest, whose bytes are the
+ * anchored ones. Looks at files only (changes nothing), so that a refused trail stays as found. */
+static int check_anchor(kms_audit *a)
+{
+    a->anchor_seq = 0;
+    if (a->signer.anchor_get == NULL) {
+        return 0;
+    }
+    char *text = NULL;
+    if (a->signer.anchor_get(a->signer.arg, &text) != 0) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "cannot read the anchor of the audit trail in %s: %s; operations are "
+                         "refused until it can be read",
+                         a->dir, kms_last_error_message());
+    }
+    if (text == NULL) {
+        return 0; /* none yet: the next seal sets it */
+    }
+    int r = -1;
+    kms_audit_anchor an;
+    const char *why = NULL;
+    bool missing = false;
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    if (!kms_audit_anchor_parse(text, &an, &why)) {
+        kms_raise(KMS_ERR_AUDIT,
+                  "the HSM anchor of the audit trail in %s is malformed (%s): operations are "
+                  "refused until a holder of the token PIN corrects it; run `kmsctl "
+                  "validate-logs` to see how far the trail goes",
+                  a->dir, why);
+        goto out;
+    }
+    uint64_t have = a->dg.present ? a->dg.last_sequence : 0;
+    if (have < an.last_sequence) {
+        rolled_back(a, &an, "that digest is missing");
+        goto out;
+    }
+    if (anchored_hash(a, &an, &missing, hash) != 0) {
+        goto out;
+    }
+    if (missing) {
+        rolled_back(a, &an, "that digest is missing");
+        goto out;
+    }
+    if (strcmp(hash, an.hash) != 0) {
+        rolled_back(a, &an, "that digest's bytes are not the ones anchored (it was replaced)");
+        goto out;
+    }
+    a->anchor_seq = an.last_sequence;
+    r = 0;
+out:
+    free(text);
+    return r;
+}
+
+/* After digest d is stored (under LOCK): the anchor names it, unless it names a newer one. */
+static int move_anchor(kms_audit *a, const signed_digest *d)
+{
+    if (a->signer.anchor_set == NULL || d->last_seq <= a->anchor_seq) {
+        return 0;
+    }
+    char hash[KMS_AUDIT_HASH_HEX + 1], text[KMS_AUDIT_ANCHOR_MAX];
+    kms_audit_sha256_hex(d->json, d->len, hash);
+    kms_audit_anchor_format(d->last_seq, hash, text);
+    if (a->signer.anchor_set(a->signer.arg, text) != 0) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit digest digests/%020" PRIu64 ".json was written but the HSM "
+                         "anchor could not be moved to it (%s); the next seal moves it",
+                         d->last_seq, kms_last_error_message());
+    }
+    a->anchor_seq = d->last_seq;
+    return 0;
+}
+
+/* Finds where the trail continues: the newest digest (checked against the anchor), the segment
+ * after it (refusing one sealed without a digest), its tail (repairing a torn last line). */
 static int discover(kms_audit *a)
 {
     for (;;) {
         close_segment(a);
         KMS_GUARD(load_newest_digest(a));
+        KMS_GUARD(check_anchor(a));
         KMS_GUARD(set_segment(a, a->dg.present ? a->dg.last_sequence + 1 : 1));
         a->next_seq = a->seg_first;
         memcpy(a->prev_hash, a->dg.present ? a->dg.last_record_hash : zero_hash,
@@ -993,8 +1124,8 @@ static int seal_open(kms_audit *a)
     int r = -1;
     if (fchmod(a->seg_fd, 0400) != 0 || fsync(a->seg_fd) != 0) {
         io_fail("seal the audit log segment", a->seg_path, errno);
-    } else {
-        r = store_digest(a, &d);
+    } else if (store_digest(a, &d) == 0) {
+        r = move_anchor(a, &d);
     }
     /* Sealed, or half-sealed (chmod done, digest not written): the next flush finds out from the
      * files and refuses to go on until a person looks. */
@@ -1389,9 +1520,10 @@ static void remove_stale_temps(kms_audit *a)
 kms_audit *kms_audit_open(const kms_audit_options *o)
 {
     if (o == NULL || o->dir == NULL || o->account_id == NULL || o->region == NULL ||
-        o->signer.sign == NULL || o->signer.spki == NULL) {
+        o->signer.sign == NULL || o->signer.spki == NULL ||
+        (o->signer.anchor_get == NULL) != (o->signer.anchor_set == NULL)) {
         kms_raise(KMS_ERR_INTERNAL, "kms_audit_open: incomplete options (dir, account, region, "
-                                    "signer)");
+                                    "signer, both anchor callbacks or neither)");
         return NULL;
     }
     kms_audit *a = calloc(1, sizeof *a);

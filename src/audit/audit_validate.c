@@ -11,7 +11,9 @@
  *     file's SHA-256.
  *  5. Compare the segments with what their digests recorded; find segments no digest lists.
  *  6. Match every file in torn/ with the AuditLogRepaired record of its repair.
- *  7. Keep the problems and counters of the files whose event times overlap [start, end]. A
+ *  7. Check the anchor, if the caller gave one: the digest it names and the records it covers
+ *     are there, with the anchored bytes (a rollback of the tail shows only here).
+ *  8. Keep the problems and counters of the files whose event times overlap [start, end]. A
  *     file's times are the signed ones of its digest: a record's eventTime is not signed, and
  *     changing it must not hide a segment. Problems that are not about when events happened
  *     (signatures, the digest chain, torn lines, files that do not belong) are always kept.
@@ -118,6 +120,11 @@ typedef struct validator {
     long prev_seg; /* segment of the previous record, -1 none */
     size_t prev_line;
     bool resync; /* the previous line was unreadable: do not check the next one against it */
+    /* The anchor (audit.h "The anchor"): its text, NULL if none; parsed if well-formed. */
+    const char *anchor_text;
+    kms_audit_anchor anchor;
+    bool anchored;     /* anchor holds a well-formed anchor */
+    bool anchor_found; /* ... and the trail reaches it with the anchored bytes */
     bool oom;
 } validator;
 
@@ -1290,6 +1297,71 @@ static void check_torn(validator *v)
     closedir(d);
 }
 
+/* ---- The anchor ----------------------------------------------------------------------------- */
+
+/* The newest digest that could be read, for the messages; NULL if none. */
+static const digest *newest_digest(const validator *v)
+{
+    for (size_t i = v->ndigs; i > 0; i--) {
+        if (v->digs[i - 1].readable) {
+            return &v->digs[i - 1];
+        }
+    }
+    return NULL;
+}
+
+/* The highest sequence of a well-formed record in any segment, 0 if none. */
+static int64_t newest_record(const validator *v)
+{
+    int64_t newest = 0;
+    for (size_t i = 0; i < v->nsegs; i++) {
+        newest = v->segs[i].last_seq > newest ? v->segs[i].last_seq : newest;
+    }
+    return newest;
+}
+
+/* The trail must reach the anchored digest, with the anchored bytes, and hold the records it
+ * covers. Its problems go with the trail's (v->other): always reported, whatever the time range,
+ * since a deleted tail has no times left to judge it by. */
+static void check_anchor(validator *v)
+{
+    const char *why = NULL;
+    if (v->anchor_text == NULL) {
+        return;
+    }
+    if (!kms_audit_anchor_parse(v->anchor_text, &v->anchor, &why)) {
+        problem(v, &v->other, "malformed", "anchor", -1, 0,
+                "the anchor of the trail (kept in the HSM) is malformed: %s; the trail cannot be "
+                "checked for a rollback",
+                why);
+        return;
+    }
+    v->anchored = true;
+    const kms_audit_anchor *an = &v->anchor;
+    int64_t seq = (int64_t)an->last_sequence, last = newest_record(v);
+    const digest *g = digest_by_name(v, an->file), *newest = newest_digest(v);
+    size_t before = json_array_size(v->other.problems) + v->other.suppressed;
+    if (g == NULL || !g->readable) {
+        problem(v, &v->other, "missing", an->file, seq, 0,
+                "%s (records up to %" PRId64 "), which the anchor in the HSM says was written, "
+                "is %s; the trail's newest digest is %s: digests or segments were deleted, or "
+                "the directory was rolled back to an older copy",
+                an->file, seq, g == NULL ? "missing" : "not readable",
+                newest != NULL ? newest->name : "none");
+    } else if (strcmp(g->hash, an->hash) != 0) {
+        problem(v, &v->other, "modified", an->file, seq, 0,
+                "%s hashes to %s, but the anchor in the HSM recorded %s when it was written: "
+                "the digest was replaced",
+                an->file, g->hash, an->hash);
+    } else if (last < seq) {
+        problem(v, &v->other, "missing", an->file, last + 1, 0,
+                "records %" PRId64 " to %" PRId64 ", which the anchored %s covers, are missing "
+                "(the trail's last record is %" PRId64 "): segments were deleted or rolled back",
+                last + 1, seq, an->file, last);
+    }
+    v->anchor_found = json_array_size(v->other.problems) + v->other.suppressed == before;
+}
+
 /* ---- The report ----------------------------------------------------------------------------- */
 
 static bool overlaps(const validator *v, int64_t oldest, int64_t newest)
@@ -1386,11 +1458,19 @@ static json_t *build_report(validator *v)
         report_segment(v, &v->segs[i], problems, repairs, &c);
     }
     flush(v, problems, &v->other, "the trail");
-    json_t *r = json_pack("{s:b, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:o}", "Valid",
-                          json_array_size(problems) == 0, "DigestFiles", "Valid", c.dig_valid,
-                          "Invalid", c.dig_invalid, "LogFiles", "Valid", c.log_valid, "Invalid",
-                          c.log_invalid, "Records", "Valid", c.rec_valid, "Invalid", c.rec_invalid,
-                          "Unsigned", c.rec_unsigned, "Problems", problems, "Repairs", repairs);
+    json_t *anchor = !v->anchored
+                         ? NULL
+                         : json_pack("{s:s, s:I, s:b}", "File", v->anchor.file, "LastSequence",
+                                     (json_int_t)v->anchor.last_sequence, "Found", v->anchor_found);
+    if (v->anchored && anchor == NULL) {
+        v->oom = true;
+    }
+    json_t *r =
+        json_pack("{s:b, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:I}, s:o, s:o, s:o?}", "Valid",
+                  json_array_size(problems) == 0, "DigestFiles", "Valid", c.dig_valid, "Invalid",
+                  c.dig_invalid, "LogFiles", "Valid", c.log_valid, "Invalid", c.log_invalid,
+                  "Records", "Valid", c.rec_valid, "Invalid", c.rec_invalid, "Unsigned",
+                  c.rec_unsigned, "Problems", problems, "Repairs", repairs, "Anchor", anchor);
     if (r == NULL) {
         v->oom = true;
     }
@@ -1441,14 +1521,14 @@ static int list_trail(validator *v)
     return 0;
 }
 
-int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, int64_t start,
-                       int64_t end, json_t **report)
+int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, const char *anchor,
+                       int64_t start, int64_t end, json_t **report)
 {
     *report = NULL;
     KMS_ENSURE(dir != NULL && spki != NULL && start >= 0 && end >= 0, KMS_ERR_VALIDATION,
                "validate-logs needs the audit directory, the digest public key and times >= 0");
     int r = -1;
-    validator v = {.dir = dir, .start = start, .end = end, .prev_seg = -1};
+    validator v = {.dir = dir, .start = start, .end = end, .prev_seg = -1, .anchor_text = anchor};
     memcpy(v.prev_hash, ZERO_HASH, sizeof v.prev_hash);
     findings_init(&v.other);
     const uint8_t *p = spki;
@@ -1483,6 +1563,7 @@ int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, in
     }
     check_coverage(&v);
     check_torn(&v);
+    check_anchor(&v);
     json_t *out = v.oom ? NULL : build_report(&v);
     if (v.oom) {
         json_decref(out);

@@ -138,4 +138,26 @@ typedef struct kms_hsm_key_attrs {
 int kms_hsm_key_attributes(kms_hsm *hsm, const char *label, kms_hsm_key_attrs *out)
     __attribute__((warn_unused_result));
 
+/* ---- Data objects ----------------------------------------------------------------------------
+ * Small values that are not secret but that only a holder of the PIN may change (the audit
+ * trail's rollback anchor): one CKO_DATA object per label, CKA_TOKEN and CKA_PRIVATE true (so
+ * reading or changing it needs the login), CKA_MODIFIABLE true, CKA_APPLICATION "kms",
+ * CKA_LABEL `label`. Objects of other classes with the same label are not looked at. */
+
+/* The value of the data object `label`: *value malloc'd (*len bytes, and a NUL after them that
+ * *len does not count), the caller frees it. NotFoundException if the token holds no data object
+ * with that label; KMS_ERR_HSM if it holds more than one (an update was interrupted, see
+ * kms_hsm_data_set: a person removes the stale one). */
+int kms_hsm_data_get(kms_hsm *hsm, const char *label, uint8_t **value, size_t *len)
+    __attribute__((warn_unused_result));
+/* Sets the data object `label` to value[0..len): creates it if the token has none, else changes
+ * its CKA_VALUE with C_SetAttributeValue. A module that refuses to change a value in place
+ * (SoftHSM2 does: PKCS#11 does not say a data object's CKA_VALUE is modifiable) gets a new object
+ * with the new value first and the old one destroyed after, so that a crash in between never
+ * leaves the label without a value (kms_hsm_data_get then reports two). Serialised with
+ * kms_hsm_data_get in this handle; callers in several processes serialise among themselves (the
+ * audit trail sets and reads its anchor under its LOCK). */
+int kms_hsm_data_set(kms_hsm *hsm, const char *label, const uint8_t *value, size_t len)
+    __attribute__((warn_unused_result));
+
 #endif

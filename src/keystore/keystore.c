@@ -79,12 +79,7 @@ int kms_keystore_resolve(const kms_keystore *ks, const char *ref, bool allow_ali
     }
     kms_uuid_from_bytes(raw, id); /* key ids are stored in lower case */
     if (kms_store_key_get(ks->store, id, out) != 0) {
-        if (kms_last_error() == KMS_ERR_NOT_FOUND) {
-            char arn[KMS_ARN_MAX];
-            kms_keystore_key_arn(ks, id, arn);
-            return kms_raise(KMS_ERR_NOT_FOUND, "Key '%s' does not exist", arn);
-        }
-        return -1;
+        return kms_last_error() == KMS_ERR_NOT_FOUND ? kms_keystore_missing(ks, id) : -1;
     }
     return 0;
 }
@@ -174,14 +169,15 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     size_t start = blob->len;
     KMS_ENSURE(pt_len <= KMS_MAX_PLAINTEXT, KMS_ERR_VALIDATION,
                "Plaintext is %zu bytes; at most %d are allowed", pt_len, KMS_MAX_PLAINTEXT);
+    KMS_GUARD(kms_usage_count(ks, rec->key_id, rec->current_version));
     if (kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
         build_aad(blob->data + start, ctx, &aad) != 0 ||
         kms_buf_reserve(blob, KMS_BLOB_IV_LEN + pt_len + KMS_BLOB_TAG_LEN) != 0) {
         goto out;
     }
     uint8_t *iv = blob->data + blob->len;
-    /* Random 96-bit IVs: the usage-based rotation of a later issue keeps each key version well
-     * below 2^32 encryptions (NIST SP 800-38D 8.3). */
+    /* Random 96-bit IVs: usage-based rotation keeps each key version well below 2^32
+     * encryptions (NIST SP 800-38D 8.3; kms_usage_count above counts them). */
     randombytes_buf(iv, KMS_BLOB_IV_LEN);
     uint8_t *ct = iv + KMS_BLOB_IV_LEN;
     uint8_t *tag = ct + pt_len;

@@ -22,6 +22,29 @@ static int digest_sign(void *arg, const uint8_t digest[32], uint8_t **sig, size_
                                sig_len);
 }
 
+/* kms_audit_signer.anchor_get over the HSM handle arg: *text NULL when the token holds no anchor
+ * yet. A NUL byte inside the value becomes '?', so that the text stays whole and is found
+ * malformed (audit.h parses it strictly) instead of being cut short where the NUL was. */
+static int anchor_get(void *arg, char **text)
+{
+    uint8_t *value = NULL;
+    size_t len = 0;
+    *text = NULL;
+    if (kms_hsm_data_get(arg, KMS_AUDIT_ANCHOR_LABEL, &value, &len) != 0) {
+        return kms_last_error() == KMS_ERR_NOT_FOUND ? 0 : -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        value[i] = value[i] == '\0' ? '?' : value[i];
+    }
+    *text = (char *)value; /* kms_hsm_data_get ends it with a NUL */
+    return 0;
+}
+
+static int anchor_set(void *arg, const char *text)
+{
+    return kms_hsm_data_set(arg, KMS_AUDIT_ANCHOR_LABEL, (const uint8_t *)text, strlen(text));
+}
+
 int kms_audit_home_create(const char *home, kms_hsm *hsm)
 {
     uint8_t *spki = NULL;
@@ -74,7 +97,12 @@ int kms_client_audit(kms_client *c, kms_audit **out)
             .account_id = c->cfg.account_id,
             .region = c->cfg.region,
             .digest_period = c->cfg.audit_digest_period,
-            .signer = {digest_sign, c->hsm, c->audit_spki, c->audit_spki_len},
+            .signer = {.sign = digest_sign,
+                       .arg = c->hsm,
+                       .spki = c->audit_spki,
+                       .spki_len = c->audit_spki_len,
+                       .anchor_get = anchor_get,
+                       .anchor_set = anchor_set},
         };
         c->audit = kms_audit_open(&o);
     }
@@ -294,6 +322,12 @@ static json_t *session_context(const kms_identity *id)
 
 static json_t *user_identity(const kms_request *rq)
 {
+    if (rq->service) {
+        /* CloudTrail: scheduled work of the service itself (a rotation, the end of a deletion
+         * window) is an AwsServiceEvent invoked by the service. */
+        return json_pack("{s:s, s:s, s:s}", "type", "AWSService", "accountId",
+                         rq->client->cfg.account_id, "invokedBy", "kms.amazonaws.com");
+    }
     if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
         return json_pack("{s:s, s:s}", "type", "Unknown", "accessKeyId",
@@ -377,9 +411,11 @@ static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *
     json_object_set_new(r, "eventSource", json_string(source));
     json_object_set_new(r, "eventName", json_string(name));
     json_object_set_new(r, "awsRegion", json_string(cfg->region));
-    /* In-process calls come from this machine (as aws:SourceIp says). */
-    json_object_set_new(r, "sourceIPAddress", json_string("127.0.0.1"));
-    json_object_set_new(r, "userAgent", json_string(agent));
+    /* In-process calls come from this machine (as aws:SourceIp says); the service's own work
+     * from the service. */
+    json_object_set_new(r, "sourceIPAddress",
+                        json_string(rq->service ? "kms.amazonaws.com" : "127.0.0.1"));
+    json_object_set_new(r, "userAgent", json_string(rq->service ? "kms.amazonaws.com" : agent));
     if (rc != 0) {
         json_object_set_new(r, "errorCode", json_string(kms_error_name(err)));
         json_object_set_new(r, "errorMessage", json_string(message));
@@ -389,8 +425,11 @@ static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *
     json_object_set_new(r, "requestID", json_string(request_id));
     json_object_set_new(r, "eventID", json_string(event_id));
     json_object_set_new(r, "readOnly", json_boolean(ro));
+    if (rq->service_details != NULL) {
+        json_object_set(r, "additionalEventData", rq->service_details);
+    }
     json_object_set_new(r, "resources", resources(rq));
-    json_object_set_new(r, "eventType", json_string("AwsApiCall"));
+    json_object_set_new(r, "eventType", json_string(rq->service ? "AwsServiceEvent" : "AwsApiCall"));
     json_object_set_new(r, "managementEvent", json_true());
     json_object_set_new(r, "recipientAccountId", json_string(cfg->account_id));
     json_object_set_new(r, "eventCategory", json_string("Management"));
@@ -478,10 +517,14 @@ int kms_validate_logs(kms_client *client, const char *start_time, const char *en
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(spki_loaded(client));
+    /* The anchor, read from the HSM: what the trail must still reach. */
+    char *anchor = NULL;
+    KMS_GUARD(anchor_get(client->hsm, &anchor));
     char *dir = kms_audit_dir(client->home);
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r =
-        kms_audit_validate(dir, client->audit_spki, client->audit_spki_len, start, end, &report);
+    int r = dir == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
+                        : kms_audit_validate(dir, client->audit_spki, client->audit_spki_len,
+                                             anchor, start, end, &report);
+    free(anchor);
     free(dir);
     if (r == 0) {
         *report_json = json_dumps(report, JSON_INDENT(2));

@@ -111,6 +111,17 @@ int kms_config_load(const char *home, kms_config *cfg)
         }
         cfg->audit_digest_period = json_integer_value(period);
     }
+    cfg->rotation_usage_limit = KMS_ROTATION_USAGE_LIMIT;
+    json_t *usage = json_object_get(root, "rotation_usage_limit");
+    if (usage != NULL) {
+        /* Up to half the AES-GCM bound, so that rotation always comes before the hard stop. */
+        if (!json_is_integer(usage) || json_integer_value(usage) < 1 ||
+            json_integer_value(usage) > KMS_GCM_INVOCATION_MAX / 2) {
+            kms_raise(KMS_ERR_HOME, "%s: rotation_usage_limit must be 1 to 2147483648", path);
+            goto out;
+        }
+        cfg->rotation_usage_limit = json_integer_value(usage);
+    }
     const char *sh = json_string_value(json_object_get(root, "softhsm_conf"));
     if (sh != NULL) {
         cfg->softhsm_conf = sh[0] == '/' ? strdup(sh) : kms_path_join(home, sh);
@@ -252,6 +263,10 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->keystore.store = c->store;
     c->keystore.region = c->cfg.region;
     c->keystore.account_id = c->cfg.account_id;
+    c->keystore.usage = kms_usage_new();
+    if (c->keystore.usage == NULL) {
+        goto fail;
+    }
     kms_iam_sealer sealer = kms_hsm_sealer(c->hsm);
     c->iam = kms_iam_new(c->store, &sealer, c->cfg.region);
     if (c->iam == NULL) {
@@ -273,6 +288,7 @@ void kms_client_free(kms_client *c)
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
      * open). */
     kms_audit_close(c->audit);
+    kms_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);
     pthread_mutex_destroy(&c->audit_lock);

@@ -149,6 +149,36 @@ int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     return take_caller(rq);
 }
 
+int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *operation)
+{
+    memset(rq, 0, sizeof *rq);
+    kms_error_clear();
+    rq->client = client;
+    rq->operation = operation;
+    rq->started = kms_now();
+    rq->service = true;
+    KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
+    kms_audit *audit = NULL;
+    KMS_GUARD(kms_client_audit(client, &audit));
+    return kms_audit_announce(audit);
+}
+
+int kms_gate_authorize_service(kms_request *rq, const char *action, const char *key_arn)
+{
+    char account[13] = "";
+    KMS_ENSURE(rq->service, KMS_ERR_ACCESS_DENIED, "%s is work of the service, not of a caller",
+               action);
+    KMS_ENSURE(strcmp(action, "kms:RotateKey") == 0 || strcmp(action, "kms:DeleteKey") == 0,
+               KMS_ERR_ACCESS_DENIED, "the service does not perform %s on its own", action);
+    KMS_ENSURE(kms_policy_arn_account(key_arn, account) == 0 &&
+                   strcmp(account, rq->client->cfg.account_id) == 0,
+               KMS_ERR_ACCESS_DENIED, "%s is not a key of this KMS home", key_arn);
+    rq->action = action;
+    rq->authorized = true;
+    kms_request_resource(rq, key_arn);
+    return 0;
+}
+
 /* ---- The request context ------------------------------------------------------------------- */
 
 static int ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
@@ -631,7 +661,14 @@ int kms_gate_end(kms_request *rq, int rc)
     }
     /* One durable CloudTrail record for every request, allowed or denied; a record that cannot
      * be written fails the request. */
-    rc = kms_audit_request(rq, rc);
+    if (rq->service && rq->nothing_done && rc == 0) {
+        /* Scheduled work another scheduler had done: nothing happened, nothing to record. */
+        kms_audit_withdraw(rq->client->audit);
+    } else {
+        rc = kms_audit_request(rq, rc);
+    }
+    json_decref(rq->service_details);
+    rq->service_details = NULL;
     kms_principal_snapshot_release(rq->who);
     rq->who = NULL;
     free(rq->grant_ops);

@@ -241,7 +241,13 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
             goto out;
         }
     } else if (kms_store_key_get(rq->client->store, b.key_id, &rec) != 0) {
-        if (kms_last_error() == KMS_ERR_NOT_FOUND) {
+        int64_t deleted = 0;
+        if (kms_last_error() != KMS_ERR_NOT_FOUND) {
+            goto out;
+        }
+        if (kms_store_deleted_get(rq->client->store, b.key_id, &deleted) == 0) {
+            kms_keystore_missing(&rq->client->keystore, b.key_id); /* says when it went */
+        } else if (kms_last_error() == KMS_ERR_NOT_FOUND) {
             kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                       "the ciphertext names key %s, which this KMS does not hold (it was "
                       "altered, or made by another KMS)",

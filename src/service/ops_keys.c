@@ -374,8 +374,15 @@ int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
                       rec.key_state);
     }
     if (r == 0) {
-        /* AWS KMS: a key whose deletion is cancelled comes back Disabled. */
-        r = kms_store_key_set_state(rq->client->store, rec.key_id, "Disabled", 0, 0);
+        /* AWS KMS: a key whose deletion is cancelled comes back Disabled. Not once the window
+         * has ended: the scheduler may be destroying its material. */
+        r = kms_store_key_cancel_deletion(rq->client->store, rec.key_id, kms_now());
+        if (r != 0 && kms_last_error() == KMS_ERR_INVALID_STATE) {
+            r = kms_raise(KMS_ERR_INVALID_STATE,
+                          "the deletion window of %s has ended: the key is being deleted and "
+                          "cannot be recovered",
+                          arn);
+        }
     }
     if (r == 0) {
         *resp = json_pack("{s:s}", "KeyId", arn);

@@ -24,10 +24,14 @@ typedef struct kms_config {
     char *pin_source;   /* "file:PATH" (relative to the home) or "env:NAME" */
     char *softhsm_conf; /* SoftHSM2 config for this home, or NULL for another HSM */
     int64_t audit_digest_period; /* "audit_digest_period_seconds"; 0: one hour */
+    int64_t rotation_usage_limit; /* "rotation_usage_limit": encryptions per key version before
+                                     the scheduler rotates; KMS_ROTATION_USAGE_LIMIT if absent */
 } kms_config;
 
 /* The HSM key that signs audit digests (ECDSA P-256, non-extractable). */
 #define KMS_AUDIT_KEY_LABEL "kms-internal:audit-digest"
+/* The audit trail's rollback anchor: a private CKO_DATA object (src/audit/audit.h "The anchor"). */
+#define KMS_AUDIT_ANCHOR_LABEL "kms-internal:audit-anchor"
 
 struct kms_client {
     char *home;
@@ -76,9 +80,25 @@ typedef struct kms_request {
     char resources[2][KMS_ARN_MAX];
     int resource_count;
     int64_t started;
+    /* Scheduled work of the service itself (kms_gate_begin_service): recorded as an
+     * AwsServiceEvent invoked by kms.amazonaws.com, with service_details (owned) as its
+     * additionalEventData. nothing_done: the work was found done by another scheduler, so no
+     * record is written. */
+    bool service;
+    bool nothing_done;
+    json_t *service_details;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
+    __attribute__((warn_unused_result));
+/* Scheduled work (rotations, the end of deletion windows) runs as the service, not as a user:
+ * no credentials are taken. kms_gate_authorize_service allows only kms:RotateKey and
+ * kms:DeleteKey on a key of this account; what makes the work legitimate is the key's own
+ * state, which an authorised request set (EnableKeyRotation, ScheduleKeyDeletion) and which the
+ * store checks again as it acts. */
+int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *operation)
+    __attribute__((warn_unused_result));
+int kms_gate_authorize_service(kms_request *rq, const char *action, const char *key_arn)
     __attribute__((warn_unused_result));
 /* Decides whether the caller may perform rq->action on resource_arn ("*" for none). */
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
@@ -180,5 +200,10 @@ int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp);
 int kms_op_revoke_grant(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp);
+int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp);
 
 #endif

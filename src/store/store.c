@@ -289,6 +289,30 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  ('p-FullAWSAccess', NULL, 'FullAWSAccess', 'Allows access to every operation',"
     "   'SERVICE_CONTROL_POLICY', '{\"Version\":\"2012-10-17\",\"Statement\":"
     "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}');",
+
+    /* 2 -> 3. Rotation and deletion (store_rotation.c). Automatic rotation: a period (0 = off)
+     * and the next due date. A rotation under way holds a claim on the version it makes, so
+     * that two schedulers (or a scheduler and RotateKeyOnDemand) never make it twice and a
+     * crash between the HSM and the metadata is finished or undone by the next run. Each
+     * version counts its encryptions (reserved in blocks, so never under-counted). A key whose
+     * deletion window ended leaves a row in deleted_keys and nothing else. */
+    "ALTER TABLE keys ADD COLUMN rotation_period_days INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (rotation_period_days = 0 OR rotation_period_days BETWEEN 90 AND 2560);"
+    "ALTER TABLE keys ADD COLUMN next_rotation_date INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN rotation_claim INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN rotation_claim_date INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN rotation_claim_type TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE key_versions ADD COLUMN encryptions INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (encryptions >= 0);"
+    "CREATE INDEX keys_rotation_due ON keys (next_rotation_date) WHERE rotation_period_days > 0;"
+    "CREATE INDEX keys_deletion_due ON keys (deletion_date) WHERE key_state = 'PendingDeletion';"
+    "CREATE INDEX keys_rotation_claims ON keys (rotation_claim_date) WHERE rotation_claim > 0;"
+    "CREATE TABLE deleted_keys ("
+    "  key_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  deletion_date INTEGER NOT NULL,"
+    "  versions INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 typedef enum stmt_id {

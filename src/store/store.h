@@ -17,7 +17,7 @@
 
 typedef struct kms_store kms_store;
 
-#define KMS_STORE_SCHEMA_VERSION 2
+#define KMS_STORE_SCHEMA_VERSION 3
 
 /* create=true: the file must not exist; it is created with the current schema.
  * create=false: the file must exist; older schemas are migrated in one transaction. */
@@ -145,5 +145,93 @@ int kms_store_grant_list_retirable(kms_store *store, const char *retiring_princi
  * not allow; served by an index). */
 int kms_store_grant_find(kms_store *store, const char *key_id, const char *grantee_principal,
                          kms_store_grant_cb cb, void *arg) __attribute__((warn_unused_result));
+
+/* ---- Rotation, usage and deletion (store_rotation.c) ---------------------------------------
+ * A rotation makes version current_version + 1 in three steps: claim it here, generate its
+ * material in the HSM, commit it here. The claim is the lock: one claimant per version, so two
+ * schedulers, or a scheduler and RotateKeyOnDemand, never make the same version twice; a claim
+ * older than stale_before is abandoned (its claimant crashed) and may be taken over. Until the
+ * commit the key keeps encrypting under its current version: a crash leaves the old version or
+ * the new one in use, never half of both. */
+#define KMS_ROTATION_ON_DEMAND_MAX 10
+
+typedef struct kms_key_rotation {
+    int period_days;          /* automatic rotation period; 0 = automatic rotation off */
+    int64_t next_rotation;    /* when it is due (0 when off) */
+    uint32_t current_version; /* as in kms_key_record */
+    uint32_t claim;           /* the version a rotation under way makes; 0 = none */
+    int64_t claim_date;
+    char claim_type[16];      /* AUTOMATIC or ON_DEMAND */
+    unsigned on_demand_count; /* versions made by RotateKeyOnDemand */
+    int64_t encryptions;      /* counted (reserved) encryptions under current_version */
+} kms_key_rotation;
+
+/* NotFoundException if the key does not exist. */
+int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotation *out)
+    __attribute__((warn_unused_result));
+/* Sets the automatic rotation period (0 turns it off) and the next due date. NotFound. */
+int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days,
+                           int64_t next_rotation) __attribute__((warn_unused_result));
+
+typedef struct kms_rotation_claim {
+    uint32_t version;      /* the version to make: the current version + 1 */
+    const char *type;      /* "AUTOMATIC" or "ON_DEMAND" */
+    int64_t now;
+    int64_t stale_before;  /* a claim made before this may be taken over */
+    int64_t due_before;    /* > 0: only if automatic rotation is on and due at or before this */
+    int64_t usage_limit;   /* > 0: only if the current version counted at least this many */
+} kms_rotation_claim;
+/* Claims the rotation (key Enabled, current version = version - 1, no live claim, the
+ * conditions above, and for ON_DEMAND fewer than KMS_ROTATION_ON_DEMAND_MAX on-demand versions).
+ * *won false when any condition fails (the caller reads the state to say which). */
+int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rotation_claim *cl,
+                             bool *won) __attribute__((warn_unused_result));
+/* Commits the claimed version: current_version = version, the version's row (rotation type,
+ * date), the claim cleared and, for an AUTOMATIC rotation while automatic rotation is on, the
+ * next due date set to now + period (once, however many periods were missed).
+ * KMSInvalidStateException if the claim is no longer ours (taken over). */
+int kms_store_rotation_commit(kms_store *store, const char *key_id, uint32_t version,
+                              const char *type, int64_t now) __attribute__((warn_unused_result));
+/* Gives a claim up (the HSM step failed). No error if it is no longer there. */
+int kms_store_rotation_release(kms_store *store, const char *key_id, uint32_t version)
+    __attribute__((warn_unused_result));
+
+/* The versions made by rotations (2, 3, ...), ascending, after `after` (0: from the start), at
+ * most limit; *truncated as for kms_store_key_list. */
+typedef int (*kms_store_rotation_cb)(void *arg, uint32_t version, int64_t date, const char *type);
+int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after, size_t limit,
+                            kms_store_rotation_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+
+/* Adds n to the encryptions counted for the version; *total receives the new count. */
+int kms_store_usage_add(kms_store *store, const char *key_id, uint32_t version, int64_t n,
+                        int64_t *total) __attribute__((warn_unused_result));
+
+/* Work due at `now`, for the scheduler, in key id order; each key at most once per kind. */
+typedef enum kms_due_kind {
+    KMS_DUE_ROTATION,  /* automatic rotation on, Enabled, next_rotation <= now */
+    KMS_DUE_USAGE,     /* Enabled symmetric key whose current version counted >= usage_limit */
+    KMS_DUE_ABANDONED, /* an Enabled key's claim made before stale_before: a crashed rotation */
+    KMS_DUE_DELETION,  /* PendingDeletion whose deletion_date <= now */
+} kms_due_kind;
+typedef int (*kms_store_due_cb)(void *arg, kms_due_kind kind, const char *key_id, int64_t due);
+int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64_t stale_before,
+                       kms_store_due_cb cb, void *arg) __attribute__((warn_unused_result));
+/* The earliest due date after now (rotation or deletion), 0 if none. */
+int kms_store_next_due(kms_store *store, int64_t now, int64_t *when) __attribute__((warn_unused_result));
+
+/* The end of a deletion window: in one transaction the key's aliases, grants, versions and
+ * row go, and deleted_keys remembers the id and date. NotFoundException if the key is gone
+ * (another scheduler deleted it); KMSInvalidStateException unless it is PendingDeletion. */
+int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
+    __attribute__((warn_unused_result));
+/* CancelKeyDeletion: PendingDeletion -> Disabled, only while the window is open (deletion date
+ * after now), so that a key whose material the scheduler is destroying cannot come back.
+ * KMSInvalidStateException otherwise. */
+int kms_store_key_cancel_deletion(kms_store *store, const char *key_id, int64_t now)
+    __attribute__((warn_unused_result));
+/* When key_id was deleted: NotFoundException if it never was. */
+int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -44,6 +44,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_INVALID_GRANT_ID] = "InvalidGrantIdException",
     [KMS_ERR_INVALID_INPUT] = "InvalidInputException",
     [KMS_ERR_AUDIT] = "KMSAuditLogException",
+    [KMS_ERR_CONFLICT] = "ConflictException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

@@ -4,9 +4,11 @@
  *  - The input is the content of one segment, segments/00000000000000000001.jsonl. If it holds
  *    the byte 0x1E (ASCII record separator), what follows the first one is also written as a
  *    digest, digests/00000000000000000005.json, with a .sig made by the key validation trusts
- *    (so that the checks after the signature run too).
+ *    (so that the checks after the signature run too). If the digest part holds 0x1E too, what
+ *    follows that one is the anchor text given to validate-logs (up to a NUL byte).
  *  - kms_audit_validate: 0 and a report with a boolean Valid, counters and a Problems array;
- *    Valid true only without problems, and every problem has a Kind, a File and a Message.
+ *    Valid true only without problems, and every problem has a Kind, a File and a Message;
+ *    Anchor null, or {File, LastSequence, Found} with Found false only in an invalid report.
  *  - kms_audit_lookup (no filter, and EventName / ResourceName filters, two pages) and
  *    kms_audit_usage_report: 0 (the directory is fine, whatever the segment holds), at most
  *    MaxResults events, and a NextToken that the next call accepts.
@@ -108,6 +110,11 @@ static void check_report(const json_t *r)
     FUZZ_CHECK(json_is_true(valid) == (json_array_size(problems) == 0));
     FUZZ_CHECK(json_is_array(json_object_get(r, "Repairs")));
     FUZZ_CHECK(json_is_integer(json_object_get(json_object_get(r, "Records"), "Unsigned")));
+    const json_t *anchor = json_object_get(r, "Anchor");
+    FUZZ_CHECK(json_is_null(anchor) || (json_is_string(json_object_get(anchor, "File")) &&
+                                        json_is_integer(json_object_get(anchor, "LastSequence")) &&
+                                        json_is_boolean(json_object_get(anchor, "Found"))));
+    FUZZ_CHECK(!json_is_false(json_object_get(anchor, "Found")) || json_is_false(valid));
     for (size_t i = 0; i < json_array_size(problems); i++) {
         const json_t *p = json_array_get(problems, i);
         FUZZ_CHECK(json_is_string(json_object_get(p, "Kind")));
@@ -138,15 +145,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reset_trail();
     const uint8_t *sep = memchr(data, SEPARATOR, size);
     size_t seg_len = sep ? (size_t)(sep - data) : size;
+    char *anchor = NULL;
     write_file(segment_path, data, seg_len);
     if (sep != NULL) {
-        write_digest(sep + 1, size - seg_len - 1);
+        const uint8_t *digest = sep + 1, *end = data + size;
+        const uint8_t *sep2 = memchr(digest, SEPARATOR, (size_t)(end - digest));
+        write_digest(digest, (size_t)((sep2 ? sep2 : end) - digest));
+        if (sep2 != NULL) {
+            anchor = strndup((const char *)sep2 + 1, (size_t)(end - sep2 - 1));
+            FUZZ_CHECK(anchor != NULL);
+        }
     }
 
     json_t *r = NULL;
-    FUZZ_CHECK(kms_audit_validate(dir, spki, spki_len, 0, 0, &r) == 0);
+    FUZZ_CHECK(kms_audit_validate(dir, spki, spki_len, anchor, 0, 0, &r) == 0);
     check_report(r);
     json_decref(r);
+    free(anchor);
 
     lookup_twice(NULL, NULL);
     lookup_twice("EventName", "Encrypt");

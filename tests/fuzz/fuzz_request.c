@@ -115,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_string(req, "KeyId", true, 1, 2048);
     check_string(req, "Description", false, 0, 8192);
     check_int(req, "NumberOfBytes", false, 1, 1024);
+    check_int(req, "RotationPeriodInDays", false, 90, 2560);
     check_blob(req, "Plaintext", 1, KMS_MAX_PLAINTEXT, true);
     check_blob(req, "Plaintext", 1, KMS_MAX_PLAINTEXT, false);
     check_blob(req, "CiphertextBlob", 1, KMS_MAX_BLOB, false);

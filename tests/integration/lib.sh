@@ -200,11 +200,24 @@ copy_home() {
     grep -q "^directories.tokendir = $2/hsm/tokens\$" "$2/hsm/softhsm2.conf"
 }
 
+# softhsm_data_object FILE: FILE (NAME.object, or the NAME.lock beside it) is a SoftHSM token
+# object whose first attribute, CKA_CLASS, is CKO_DATA (after the attribute count: type 0, kind
+# 2 = unsigned long, value 0, each 8 bytes big-endian).
+softhsm_data_object() {
+    local obj=${1%.lock}
+    obj=${obj%.object}.object
+    [ "$(od -An -tx1 -j8 -N24 "$obj" 2>/dev/null | tr -d ' \n')" = \
+        "000000000000000000000000000000020000000000000000" ]
+}
+
 # home_digest DIR: one line per entry under DIR (path, type, mode, sha256 of files), sorted.
-# Left out: the SQLite -wal/-shm files (they come and go with connections), and the contents
-# (not the presence) of SoftHSM's hsm/tokens/*/token.object, which SoftHSM itself rewrites on
-# every C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters). The
-# key objects (*.object) and everything else are compared byte for byte.
+# Left out: the SQLite -wal/-shm files (they come and go with connections); the contents (not
+# the presence) of SoftHSM's hsm/tokens/*/token.object, which SoftHSM itself rewrites on every
+# C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters); and, like the
+# audit trail itself (the trail records refused operations too), the token's one data object,
+# the trail's anchor, which moves at every seal (SoftHSM replaces it by an object file of a new
+# name), and with it the token's generation counter (hsm/tokens/*/generation, whose presence
+# is kept). The key objects (*.object) and everything else are compared byte for byte.
 home_digest() {
     local dir=$1
     (
@@ -215,12 +228,17 @@ home_digest() {
             | sort | while read -r p t m; do
                 if [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/token.object ]]; then
                     echo "$p $t $m (rewritten by SoftHSM at login)"
+                elif [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/generation ]]; then
+                    echo "$p $t $m (counts the token's changes, the audit anchor's too)"
+                elif [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/*.object || "$p" == ./hsm/tokens/*/*.lock ]] &&
+                    softhsm_data_object "$p"; then
+                    echo "./hsm/tokens/(audit anchor).${p##*.} $t $m (moves with the audit trail)"
                 elif [ "$t" = f ]; then
                     echo "$p $t $m $(sha256sum <"$p" | cut -c1-64)"
                 else
                     echo "$p $t $m"
                 fi
-            done
+            done | sort
     )
 }
 

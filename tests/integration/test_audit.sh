@@ -3,7 +3,8 @@
 # several principals) checked field by field; no secret in any file of the trail; lookup-events
 # and usage-report; digests verified by openssl alone; validate-logs on tampered copies (a flipped
 # byte, a deleted record, a deleted or swapped segment, a truncation, a forged digest, garbage);
-# fail-closed on a missing, read-only or full log directory; kill -9 in a burst.
+# the HSM anchor against a rollback of the trail's tail; fail-closed on a missing, read-only or
+# full log directory; kill -9 in a burst.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 json_len() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -194,6 +195,10 @@ assert_eq "$leaks" "" "no plaintext, data key, secret key, session token, passwo
 kms validate-logs >"$TMP/v.json" && ok "validate-logs passes on the untouched trail" ||
     fail "validate-logs: $(cat "$TMP/v.json")"
 assert_eq "$(json_get Valid <"$TMP/v.json")" "true" "the report says Valid"
+# Each kmsctl process seals at exit and moves the HSM anchor to its digest: the newest one.
+assert_eq "$(json_get Anchor.File <"$TMP/v.json")" "$(cd "$AUDIT" && ls digests/*.json | tail -1)" \
+    "the HSM anchor names the newest digest"
+assert_eq "$(json_get Anchor.Found <"$TMP/v.json")" "true" "and the trail reaches it"
 kms get-audit-public-key --outfile "$TMP/audit-key.pem"
 cmp -s "$TMP/audit-key.pem" "$AUDIT/digest-public-key.pem" && ok "the exported key is the home's copy" ||
     fail "get-audit-public-key differs from $AUDIT/digest-public-key.pem"
@@ -272,13 +277,44 @@ rm "$AUDIT/$D1" "$AUDIT/$D1.sig"
 tampered "a deleted digest" "$D1"
 DN=$(cd "$AUDIT" && ls digests/*.json | tail -1)
 rm "$AUDIT/$DN" "$AUDIT/$DN.sig"
-# Its segment is sealed without a digest: the writer refuses to sign it again.
+# Its segment is sealed without a digest, and the HSM anchor names the deleted digest: the writer
+# refuses to go on (and never signs that segment again).
 expect_error KMSAuditLogException 254 kms list-keys
-assert_contains "$ERR_MSG" "no digest covers it" "the error says why"
+assert_contains "$ERR_MSG" "HSM anchor says $DN" "the error says why"
 tampered "the newest digest deleted" "listed by no digest"
 head -c 3000 /dev/urandom >"$AUDIT/segments/99999999999999999999.jsonl"
 printf 'not json at all' >"$AUDIT/digests/garbage.json"
 tampered "garbage files" "garbage.json"
+
+# ---- a rollback of the tail: the HSM anchor ---------------------------------------------------
+# The newest digest and the segment it covers deleted: what remains chains and verifies on its
+# own; only the anchor in the token (which moves only with the PIN) shows that more was written.
+audit_listing() { (cd "$AUDIT" && find . -printf '%p %y %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
+DN=$(cd "$AUDIT" && ls digests/*.json | tail -1)
+SN=$(json_get 'logFiles[0].file' <"$AUDIT/$DN")
+[ "$(ls "$AUDIT"/digests/*.json | wc -l)" -ge 2 ] && [ -f "$AUDIT/$SN" ] &&
+    ok "the trail has several digests; the newest covers $SN" || fail "no digest to roll back"
+rm -f "$AUDIT/$DN" "$AUDIT/$DN.sig" "$AUDIT/$SN"
+BEFORE=$(audit_listing)
+rc=0
+kms validate-logs >"$TMP/v.json" 2>"$TMP/v.err" || rc=$?
+assert_eq "$rc" 254 "validate-logs fails on a trail whose newest digest and segment were deleted"
+assert_eq "$(json_get Valid <"$TMP/v.json")" "false" "the report says Valid false"
+assert_eq "$(json_get Anchor.File <"$TMP/v.json")" "$DN" "the report's Anchor names the deleted digest"
+assert_eq "$(json_get Anchor.Found <"$TMP/v.json")" "false" "and says it was not found"
+assert_eq "$("$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(len([p for p in r["Problems"] if p["Kind"] == "missing" and p["File"] == sys.argv[2]]))' \
+    "$TMP/v.json" "$DN")" "1" "a problem of kind missing names $DN"
+expect_error KMSAuditLogException 254 kms list-keys
+assert_contains "$ERR_MSG" "the HSM anchor says $DN" "the refusal names the anchored digest"
+assert_contains "$ERR_MSG" "deleted or rolled back" "the refusal says what happened"
+assert_contains "$ERR_MSG" "validate-logs" "the refusal says what to do"
+assert_eq "$(audit_listing)" "$BEFORE" "the refused operation added no record and changed no file"
+restore
+kms list-keys >/dev/null && ok "the trail restored from the backup is accepted again" ||
+    fail "the restored trail is refused"
 
 # ---- fail closed --------------------------------------------------------------------------------
 KEYS_BEFORE=$(kms list-keys --query Keys | json_len)

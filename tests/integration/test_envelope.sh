@@ -385,7 +385,7 @@ expect_usage_error "unknown algorithm suite" kms encrypt --key-id "$A" --algorit
 expect_usage_error "--frame-length" kms encrypt --key-id "$A" --frame-length 0 -i "$PT"
 expect_usage_error "unknown commitment policy" kms decrypt --key-id "$A" --commitment-policy NONE -i "$W/ab.ct"
 expect_usage_error "--in-file: expected one argument" kms encrypt --key-id "$A" -i
-expect_usage_error "--destination-key-id" kms re-encrypt --key-id "$A" -i "$W/ab.ct"
+expect_usage_error "--destination-key-id" kms re-encrypt --discovery -i "$W/ab.ct"
 expect_usage_error "-o/--out-file" kms encrypt --key-id "$A" -i "$PT" --output "$W/x.ct"
 expect_usage_error "standard output" kms decrypt --key-id "$A" -i "$W/ab.ct" --metadata-output -
 for c in encrypt decrypt re-encrypt; do

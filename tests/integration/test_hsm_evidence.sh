@@ -25,27 +25,31 @@ p11 --login --pin "$PIN" --list-objects >"$W/objects.txt" 2>"$W/objects.err"
 #     label:      kms:ID:v1
 #     Usage:      encrypt, decrypt
 #     Access:     sensitive, always sensitive, never extractable, local
+# and for a data object (its flags go in the ACCESS column, its label without the quotes)
+#   Data object 3
+#     label:          'kms-internal:audit-anchor'
+#     flags:           modifiable private
 "$PY" - "$W/objects.txt" >"$W/objects.tsv" <<'PY'
 import sys
 objs, cur = [], None
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     line = line.rstrip("\n")
-    if line and not line[0].isspace() and " Object" in line:
+    if line and not line[0].isspace() and (" Object" in line or line.startswith("Data object")):
         cur = {"header": line, "label": "", "access": "", "usage": ""}
         objs.append(cur)
     elif cur is not None and ":" in line:
         k, _, v = line.strip().partition(":")
-        k = k.strip().lower()
+        k = {"flags": "access"}.get(k.strip().lower(), k.strip().lower())
         if k in ("label", "access", "usage"):
-            cur[k] = v.strip()
+            cur[k] = v.strip().strip("'")
 for o in objs:
-    cls = o["header"].split(";")[0].strip()
+    cls = "Data object" if o["header"].startswith("Data object") else o["header"].split(";")[0].strip()
     print("\t".join([cls, o["header"], o["label"], o["access"], o["usage"]]))
 PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
 assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
-    "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets and the audit digest key pair"
+    "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" "kms-internal:audit-anchor x1" | sort)" \
+    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair and the audit trail's anchor"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {
@@ -74,6 +78,11 @@ check_secret_object "Private Key Object" "$RSA" "RSA_2048 private key"
 check_secret_object "Private Key Object" "$EC" "ECC_NIST_P256 private key"
 check_secret_object "Secret Key Object" "kms-internal:iam-secrets" "the key sealing IAM secrets"
 check_secret_object "Private Key Object" "kms-internal:audit-digest" "the key signing audit digests"
+# The audit trail's anchor is no secret, but only a holder of the PIN may read or move it.
+ANCHOR_FLAGS=$(obj "Data object" "kms-internal:audit-anchor" 4)
+[[ " $ANCHOR_FLAGS " == *" private "* ]] &&
+    ok "the audit anchor is a private data object (read and changed only after login)" ||
+    fail "the audit anchor's flags: '$ANCHOR_FLAGS'"
 
 assert_eq "$(obj "Secret Key Object" "kms:$SYM:v1" 2)" "Secret Key Object; AES length 32" \
     "SYMMETRIC_DEFAULT is a 256-bit AES key in the token"

@@ -1,7 +1,9 @@
 /* Unit tests of the audit log writer (src/audit/audit_log.c): record lines, the chain, group
- * commit, several writers on one trail, sealing and digests, torn tails, failed writes. */
+ * commit, several writers on one trail, sealing and digests, the rollback anchor, torn tails,
+ * failed writes. */
 #include "testutil.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,11 @@ typedef struct fixture {
     uint8_t *spki;
     size_t spki_len;
     bool fail_sign;
+    /* The anchor's store (the HSM's data object in the service), when use_anchor() set it up. */
+    char anchor[256];
+    bool has_anchor;
+    bool fail_anchor;
+    int anchor_sets;
     kms_audit_options o;
 } fixture;
 
@@ -55,6 +62,45 @@ static int test_sign(void *arg, const uint8_t digest[32], uint8_t **sig, size_t 
     }
     *sig_len = len;
     return 0;
+}
+
+static int test_anchor_get(void *arg, char **text)
+{
+    fixture *f = arg;
+    *text = NULL;
+    if (f->fail_anchor) {
+        return kms_raise(KMS_ERR_HSM, "test anchor store unreachable");
+    }
+    if (f->has_anchor && (*text = strdup(f->anchor)) == NULL) {
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
+static int test_anchor_set(void *arg, const char *text)
+{
+    fixture *f = arg;
+    if (f->fail_anchor) {
+        return kms_raise(KMS_ERR_HSM, "test anchor store unreachable");
+    }
+    assert_true(strlen(text) < sizeof f->anchor);
+    snprintf(f->anchor, sizeof f->anchor, "%s", text);
+    f->has_anchor = true;
+    f->anchor_sets++;
+    return 0;
+}
+
+static void use_anchor(fixture *f)
+{
+    f->o.signer.anchor_get = test_anchor_get;
+    f->o.signer.anchor_set = test_anchor_set;
+}
+
+static void put_anchor(fixture *f, const char *text)
+{
+    assert_true(strlen(text) < sizeof f->anchor);
+    snprintf(f->anchor, sizeof f->anchor, "%s", text);
+    f->has_anchor = true;
 }
 
 static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1130,6 +1176,306 @@ static void test_announce(void **state)
     assert_int_equal(verify_trail(f), 4);
 }
 
+/* ---- the anchor (audit.h "The anchor") ---------------------------------------------------- */
+
+/* The anchor text for digest `last` as it is on disk now: what a seal must have set. */
+static char *anchor_of(fixture *f, uint64_t last)
+{
+    char *path = digest_path(f, last, "");
+    size_t n = 0;
+    char *bytes = read_file(path, &n);
+    char h[KMS_AUDIT_HASH_HEX + 1];
+    kms_audit_sha256_hex(bytes, n, h);
+    free(bytes);
+    free(path);
+    return pathf("%" PRIu64 " digests/%020" PRIu64 ".json %s", last, last, h);
+}
+
+static void expect_anchor(fixture *f, uint64_t last)
+{
+    char *want = anchor_of(f, last);
+    assert_true(f->has_anchor);
+    assert_string_equal(f->anchor, want);
+    free(want);
+}
+
+/* One process's life: open, `count` records, close (which seals). */
+static void session(fixture *f, int from, int count)
+{
+    kms_audit *a = open_log(f);
+    append_n(a, from, count);
+    kms_audit_close(a);
+}
+
+/* Deletes the digest `last` (.json and .json.sig) and, if first > 0, the segment it covers. */
+static void delete_digest(fixture *f, uint64_t last, uint64_t first)
+{
+    char *dg = digest_path(f, last, ""), *sig = digest_path(f, last, ".sig");
+    assert_int_equal(unlink(dg), 0);
+    assert_int_equal(unlink(sig), 0);
+    if (first > 0) {
+        char *seg = segment_path(f, first);
+        assert_int_equal(unlink(seg), 0);
+        free(seg);
+    }
+    free(dg);
+    free(sig);
+}
+
+static int cmp_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every entry under path (rel: its name under the trail): "rel mode size sha256" lines. */
+static void snapshot_dir(const char *path, const char *rel, char ***lines, size_t *n)
+{
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char *full = pathf("%s/%s", path, e->d_name);
+        char *name = pathf("%s%s", rel, e->d_name);
+        struct stat st;
+        assert_int_equal(lstat(full, &st), 0);
+        char h[KMS_AUDIT_HASH_HEX + 1] = "-";
+        if (S_ISREG(st.st_mode)) {
+            size_t len = 0;
+            char *bytes = read_file(full, &len);
+            kms_audit_sha256_hex(bytes, len, h);
+            free(bytes);
+        }
+        *lines = realloc(*lines, (*n + 1) * sizeof **lines);
+        assert_non_null(*lines);
+        (*lines)[(*n)++] =
+            pathf("%s %o %lld %s", name, (unsigned)st.st_mode, (long long)st.st_size, h);
+        if (S_ISDIR(st.st_mode)) {
+            char *sub = pathf("%s/", name);
+            snapshot_dir(full, sub, lines, n);
+            free(sub);
+        }
+        free(name);
+        free(full);
+    }
+    closedir(d);
+}
+
+/* The whole trail directory as one text: names, modes, sizes and hashes, sorted. */
+static char *snapshot(fixture *f)
+{
+    char **lines = NULL;
+    size_t n = 0, total = 1;
+    snapshot_dir(f->dir, "", &lines, &n);
+    qsort(lines, n, sizeof *lines, cmp_strings);
+    for (size_t i = 0; i < n; i++) {
+        total += strlen(lines[i]) + 1;
+    }
+    char *out = calloc(1, total);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, lines[i]);
+        strcat(out, "\n");
+        free(lines[i]);
+    }
+    free(lines);
+    return out;
+}
+
+/* Opening must be refused (KMS_ERR_AUDIT, the message holding `says`) and leave every file of the
+ * trail as it was. */
+static void expect_refused(fixture *f, const char *says)
+{
+    char *before = snapshot(f);
+    kms_audit *a = kms_audit_open(&f->o);
+    if (a != NULL) {
+        kms_audit_close(a);
+        fail_msg("the trail opened; expected a refusal saying '%s'", says);
+    }
+    assert_int_equal(kms_last_error(), KMS_ERR_AUDIT);
+    if (strstr(kms_last_error_message(), says) == NULL) {
+        fail_msg("the refusal '%s' does not say '%s'", kms_last_error_message(), says);
+    }
+    char *after = snapshot(f);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+}
+
+static void test_anchor_follows_seals(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2);
+    assert_false(f->has_anchor); /* nothing sealed yet */
+    assert_int_equal(kms_audit_seal(a), 0);
+    expect_anchor(f, 2);
+    assert_int_equal(f->anchor_sets, 1);
+    assert_int_equal(kms_audit_seal(a), 0); /* nothing to seal: the anchor stays */
+    assert_int_equal(f->anchor_sets, 1);
+    append_n(a, 2, 3);
+    kms_audit_close(a);
+    expect_anchor(f, 5);
+    /* A store that cannot be reached fails the seal; the digest stays, and the next seal moves
+     * the anchor on. */
+    a = open_log(f);
+    append_n(a, 5, 1);
+    f->fail_anchor = true;
+    assert_kms_error(kms_audit_seal(a), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "digests/00000000000000000006.json"));
+    char *dg6 = digest_path(f, 6, "");
+    assert_true(exists(dg6));
+    expect_anchor(f, 5);
+    f->fail_anchor = false;
+    append_n(a, 6, 1); /* the trail is ahead of the anchor now, which is fine */
+    kms_audit_close(a);
+    expect_anchor(f, 7);
+    assert_int_equal(verify_trail(f), 7);
+    assert_int_equal(verify_digests(f), 4);
+    free(dg6);
+}
+
+/* The rollback the anchor exists for: the newest digests and the segments they cover deleted. */
+static void test_anchor_rollback(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    session(f, 0, 2); /* digest 2 */
+    session(f, 2, 2); /* digest 4 */
+    session(f, 4, 3); /* digest 7 */
+    expect_anchor(f, 7);
+    char *kept = strdup(f->anchor);
+    delete_digest(f, 7, 5);
+    expect_refused(f, "the audit trail in");
+    assert_non_null(strstr(kms_last_error_message(), "ends at digests/00000000000000000004.json "
+                                                     "(record 4)"));
+    assert_non_null(
+        strstr(kms_last_error_message(), "digests/00000000000000000007.json (record 7)"));
+    assert_non_null(strstr(kms_last_error_message(), "validate-logs"));
+    delete_digest(f, 4, 3); /* the newest two */
+    expect_refused(f, "ends at digests/00000000000000000002.json");
+    delete_digest(f, 2, 1); /* everything */
+    expect_refused(f, "has no digest");
+    assert_string_equal(f->anchor, kept); /* nobody moved it */
+    free(kept);
+}
+
+/* A handle that finds under LOCK that another process sealed reads the anchor again: the tail
+ * deleted meanwhile stops it too. */
+static void test_anchor_rollback_while_open(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    session(f, 0, 2);
+    kms_audit *a = open_log(f);
+    kms_audit *b = open_log(f);
+    append_n(a, 2, 1);
+    append_n(b, 3, 1);
+    assert_int_equal(kms_audit_seal(b), 0); /* seals what a appended too: digest 4 */
+    expect_anchor(f, 4);
+    char *kept = strdup(f->anchor);
+    delete_digest(f, 4, 3);
+    assert_kms_error(append_one(a, 4), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "digests/00000000000000000004.json"));
+    char *seg = segment_path(f, 3);
+    assert_false(exists(seg)); /* not made again */
+    kms_audit_close(a);
+    kms_audit_close(b);
+    assert_false(exists(seg));
+    assert_string_equal(f->anchor, kept);
+    free(kept);
+    free(seg);
+}
+
+/* A crash between a digest and its anchor leaves the trail ahead of the anchor: fine, and the
+ * next seal moves the anchor on. */
+static void test_anchor_trail_ahead(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    session(f, 0, 2);
+    char *older = anchor_of(f, 2);
+    session(f, 2, 2);
+    put_anchor(f, older);
+    kms_audit *a = open_log(f);
+    append_n(a, 4, 1);
+    kms_audit_close(a);
+    expect_anchor(f, 5);
+    assert_int_equal(verify_trail(f), 5);
+    /* Ahead, yet the anchored digest itself gone: refused. */
+    put_anchor(f, older);
+    delete_digest(f, 2, 0);
+    expect_refused(f, "digests/00000000000000000002.json (record 2) was written, and that "
+                      "digest is missing");
+    free(older);
+}
+
+/* An anchored digest whose bytes changed, a malformed anchor, an unreachable store: refused. */
+static void test_anchor_refusals(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    session(f, 0, 2);
+    session(f, 2, 2);
+    char *good = strdup(f->anchor);
+    /* The newest digest replaced by other bytes (still a digest of this trail to the writer). */
+    char *dg = digest_path(f, 4, "");
+    size_t n = 0;
+    char *bytes = read_file(dg, &n);
+    assert_int_equal(chmod(dg, 0600), 0);
+    FILE *fp = fopen(dg, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, n, fp), n);
+    fputc(' ', fp);
+    assert_int_equal(fclose(fp), 0);
+    expect_refused(f, "not the ones anchored");
+    fp = fopen(dg, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+    free(bytes);
+    free(dg);
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(hash, good + strlen(good) - KMS_AUDIT_HASH_HEX, sizeof hash);
+    char upper[KMS_AUDIT_HASH_HEX + 1];
+    for (size_t i = 0; i < sizeof upper; i++) {
+        upper[i] = (char)toupper((unsigned char)hash[i]);
+    }
+    char *bad[] = {
+        strdup(""),
+        pathf("4 digests/00000000000000000004.json"),
+        pathf("%s\n", good),
+        pathf("%s ", good),
+        pathf(" %s", good),
+        pathf("04 digests/00000000000000000004.json %s", hash),
+        pathf("4  digests/00000000000000000004.json %s", hash),
+        pathf("4\tdigests/00000000000000000004.json %s", hash),
+        pathf("4 digests/00000000000000000002.json %s", hash),
+        pathf("4 digests/0000000000000000004.json %s", hash),
+        pathf("4 segments/00000000000000000004.json %s", hash),
+        pathf("4 digests/00000000000000000004.json %s", upper),
+        pathf("4 digests/00000000000000000004.json %.63s", hash),
+        pathf("0 digests/00000000000000000000.json %s", hash),
+        pathf("-4 digests/00000000000000000004.json %s", hash),
+        pathf("99999999999999999999 digests/99999999999999999999.json %s", hash),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_anchor(f, bad[i]);
+        expect_refused(f, "malformed");
+        free(bad[i]);
+    }
+    put_anchor(f, good);
+    f->fail_anchor = true;
+    expect_refused(f, "cannot read the anchor");
+    f->fail_anchor = false;
+    session(f, 4, 1); /* all well again */
+    expect_anchor(f, 5);
+    free(good);
+}
+
 static void test_half_finished_seal(void **state)
 {
     fixture *f = *state;
@@ -1345,6 +1691,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_announce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_refuses_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_finished_seal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_follows_seals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_rollback_while_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_trail_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_removed_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),

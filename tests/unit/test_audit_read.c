@@ -422,13 +422,21 @@ static void flip_in_line(const trail *t, const char *rel, int lineno, const char
 
 /* ---- Report checks -------------------------------------------------------------------------- */
 
-static json_t *validate(const trail *t, int64_t start, int64_t end)
+/* validate-logs against the anchor `anchor` (NULL: none). */
+static json_t *validate_anchored(const trail *t, const char *anchor, int64_t start, int64_t end)
 {
     json_t *r = NULL;
-    if (kms_audit_validate(t->dir, t->spki, t->spki_len, start, end, &r) != 0) {
+    if (kms_audit_validate(t->dir, t->spki, t->spki_len, anchor, start, end, &r) != 0) {
         fail_msg("kms_audit_validate: %s", kms_last_error_message());
     }
     assert_non_null(r);
+    return r;
+}
+
+static json_t *validate(const trail *t, int64_t start, int64_t end)
+{
+    json_t *r = validate_anchored(t, NULL, start, end);
+    assert_true(json_is_null(json_object_get(r, "Anchor")));
     return r;
 }
 
@@ -813,16 +821,18 @@ static void test_validate_arguments(void **state)
     trail *t = standard_trail();
     json_t *r = NULL;
     uint8_t bad[4] = {1, 2, 3, 4};
-    assert_kms_error(kms_audit_validate(t->dir, bad, sizeof bad, 0, 0, &r), KMS_ERR_VALIDATION);
+    assert_kms_error(kms_audit_validate(t->dir, bad, sizeof bad, NULL, 0, 0, &r),
+                     KMS_ERR_VALIDATION);
     assert_null(r);
     char *missing = rel_path(t, "nope");
-    assert_kms_error(kms_audit_validate(missing, t->spki, t->spki_len, 0, 0, &r), KMS_ERR_AUDIT);
+    assert_kms_error(kms_audit_validate(missing, t->spki, t->spki_len, NULL, 0, 0, &r),
+                     KMS_ERR_AUDIT);
     free(missing);
     /* Another key: every digest is reported, nothing crashes. */
     EVP_PKEY *other = ec_key_new();
     size_t olen = 0;
     uint8_t *ospki = spki_of(other, &olen);
-    assert_int_equal(kms_audit_validate(t->dir, ospki, olen, 0, 0, &r), 0);
+    assert_int_equal(kms_audit_validate(t->dir, ospki, olen, NULL, 0, 0, &r), 0);
     expect_problem(r, "bad-signature", DIG1, -1, -1);
     expect_problem(r, "bad-signature", DIG2, -1, -1);
     json_decref(r);
@@ -915,6 +925,168 @@ static void test_time_filter_timeless(void **state)
     free(json);
     free(dpath);
     free(spath);
+    trail_free(t);
+}
+
+/* ---- validate-logs with the anchor (audit.h "The anchor") ---------------------------------- */
+
+static const char DIG3[] = "digests/00000000000000000015.json";
+
+/* The anchor the writer would have set after writing the digest `rel` (as it is now). */
+static char *anchor_for(const trail *t, const char *rel, int64_t last)
+{
+    char *path = rel_path(t, rel);
+    size_t n = 0;
+    char *bytes = read_file(path, &n), h[KMS_AUDIT_HASH_HEX + 1];
+    kms_audit_sha256_hex(bytes, n, h);
+    char *text = kms_strdup_printf("%lld %s %s", (long long)last, rel, h);
+    assert_non_null(text);
+    free(bytes);
+    free(path);
+    return text;
+}
+
+static void remove_file(const trail *t, const char *rel)
+{
+    char *p = rel_path(t, rel);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+}
+
+static void remove_digest(const trail *t, const char *rel)
+{
+    char *sig = kms_strdup_printf("%s.sig", rel);
+    remove_file(t, rel);
+    remove_file(t, sig);
+    free(sig);
+}
+
+/* The report's Anchor member: file, last sequence, Found. */
+static void expect_anchor(const json_t *r, const char *file, int64_t last, bool found)
+{
+    const json_t *a = json_object_get(r, "Anchor");
+    const char *got = json_string_value(json_object_get(a, "File"));
+    if (!json_is_object(a) || got == NULL || strcmp(got, file) != 0 ||
+        json_integer_value(json_object_get(a, "LastSequence")) != last ||
+        json_is_true(json_object_get(a, "Found")) != found) {
+        dump(r);
+        fail_msg("Anchor should be {File: %s, LastSequence: %lld, Found: %s}", file,
+                 (long long)last, found ? "true" : "false");
+    }
+}
+
+/* The rollback the anchor exists for: the newest digests and the segments they cover deleted.
+ * Without the anchor what remains validates; with it, the anchored digest is missing. */
+static void test_anchor_rollback(void **state)
+{
+    trail *t = standard_trail();
+    trail_seal(t); /* digests 5, 10, 15 */
+    char *anchor = anchor_for(t, DIG3, 15);
+    json_t *r = validate_anchored(t, anchor, 0, 0);
+    expect_valid(r);
+    expect_anchor(r, DIG3, 15, true);
+    json_decref(r);
+    remove_digest(t, DIG3);
+    remove_file(t, SEG3);
+    r = validate(t, 0, 0);
+    expect_valid(r); /* the gap the anchor closes */
+    json_decref(r);
+    r = validate_anchored(t, anchor, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG3, 15, -1);
+    expect_anchor(r, DIG3, 15, false);
+    json_decref(r);
+    /* Whatever the time range: records 1-5 only. */
+    r = validate_anchored(t, anchor, rec_time(1), rec_time(5));
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG3, 15, -1);
+    json_decref(r);
+    /* The newest two. */
+    remove_digest(t, DIG2);
+    remove_file(t, SEG2);
+    r = validate_anchored(t, anchor, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", DIG3, 15, -1);
+    json_decref(r);
+    free(anchor);
+    trail_free(t);
+}
+
+/* The anchored digest is there, the records it covers are not. */
+static void test_anchor_records_missing(void **state)
+{
+    trail *t = standard_trail();
+    trail_seal(t);
+    char *anchor = anchor_for(t, DIG3, 15);
+    remove_file(t, SEG3);
+    json_t *r = validate_anchored(t, anchor, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "missing", SEG3, -1, -1); /* as without the anchor */
+    expect_problem(r, "missing", DIG3, 11, -1); /* records 11-15 */
+    expect_anchor(r, DIG3, 15, false);
+    json_decref(r);
+    free(anchor);
+    trail_free(t);
+}
+
+/* The newest digest replaced by another one, signed with the right key (as a holder of the key
+ * could): only the anchor sees it. A trail ahead of the anchor is fine. */
+static void test_anchor_modified_and_ahead(void **state)
+{
+    trail *t = standard_trail();
+    trail_seal(t);
+    char *anchor = anchor_for(t, DIG3, 15), *older = anchor_for(t, DIG2, 10);
+    json_t *r = validate_anchored(t, older, 0, 0);
+    expect_valid(r);
+    expect_anchor(r, DIG2, 10, true);
+    json_decref(r);
+    char *path = rel_path(t, DIG3);
+    json_t *d = json_load_file(path, 0, NULL);
+    assert_non_null(d);
+    json_object_set_new(d, "digestEndTime", json_string("2026-05-28T23:59:59Z"));
+    char *json = json_dumps(d, JSON_COMPACT);
+    assert_non_null(json);
+    write_signed(t->dir, DIG3, json, t->key, NULL);
+    r = validate(t, 0, 0);
+    expect_valid(r);
+    json_decref(r);
+    r = validate_anchored(t, anchor, 0, 0);
+    expect_invalid(r);
+    expect_problem(r, "modified", DIG3, 15, -1);
+    expect_anchor(r, DIG3, 15, false);
+    json_decref(r);
+    free(json);
+    json_decref(d);
+    free(path);
+    free(older);
+    free(anchor);
+    trail_free(t);
+}
+
+static void test_anchor_malformed(void **state)
+{
+    trail *t = standard_trail();
+    char *good = anchor_for(t, DIG2, 10);
+    const char *hash = good + strlen(good) - KMS_AUDIT_HASH_HEX;
+    char *bad[] = {
+        strdup(""),
+        kms_strdup_printf("%s\n", good),
+        kms_strdup_printf("10 %s", DIG2),
+        kms_strdup_printf("010 %s %s", DIG2, hash),
+        kms_strdup_printf("5 %s %s", DIG2, hash),
+        kms_strdup_printf("10 digests/10.json %s", hash),
+        kms_strdup_printf("10 %s %.40s", DIG2, hash),
+        kms_strdup_printf("10 %s %s extra", DIG2, hash),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *r = validate_anchored(t, bad[i], 0, 0);
+        expect_invalid(r);
+        expect_problem(r, "malformed", "anchor", -1, -1);
+        assert_true(json_is_null(json_object_get(r, "Anchor")));
+        json_decref(r);
+        free(bad[i]);
+    }
+    free(good);
     trail_free(t);
 }
 
@@ -1532,6 +1704,10 @@ int main(void)
         cmocka_unit_test(test_validate_arguments),
         cmocka_unit_test(test_time_filter_signed_times),
         cmocka_unit_test(test_time_filter_timeless),
+        cmocka_unit_test(test_anchor_rollback),
+        cmocka_unit_test(test_anchor_records_missing),
+        cmocka_unit_test(test_anchor_modified_and_ahead),
+        cmocka_unit_test(test_anchor_malformed),
         cmocka_unit_test(test_torn_files),
         cmocka_unit_test(test_non_regular_files),
         cmocka_unit_test(test_open_segment_padding),

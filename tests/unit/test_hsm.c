@@ -681,73 +681,178 @@ static void test_key_attributes(void **state)
 }
 
 /* Asks the token itself, through our own PKCS#11 session, for the AES key's CKA_VALUE. */
-static void test_value_refused_by_token(void **state)
+/* A session of our own on the test token, through the module directly (not src/hsm): what the
+ * token itself says, as evidence. The library instance is the one the fixture's kms_hsm already
+ * initialised and logged in to (the login is the application's, so this session shares it). */
+typedef struct raw_token {
+    void *dl;
+    CK_FUNCTION_LIST *f;
+    bool we_initialised;
+    CK_SESSION_HANDLE s;
+} raw_token;
+
+static void raw_open(raw_token *t)
 {
-    fixture *fx = *state;
-    gen(fx->hsm, KMS_HSM_AES_256, "extract-aes", NULL, NULL);
-    void *dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
-    assert_non_null(dl);
+    t->dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(t->dl);
     CK_C_GetFunctionList get_list = NULL;
-    *(void **)&get_list = dlsym(dl, "C_GetFunctionList");
+    *(void **)&get_list = dlsym(t->dl, "C_GetFunctionList");
     assert_non_null(get_list);
-    CK_FUNCTION_LIST *f = NULL;
-    assert_int_equal(get_list(&f), CKR_OK);
-    /* The library (same instance) is already initialised by the kms_hsm of the fixture. */
-    CK_RV rv = f->C_Initialize(NULL);
+    assert_int_equal(get_list(&t->f), CKR_OK);
+    CK_RV rv = t->f->C_Initialize(NULL);
     assert_true(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED);
-    bool we_initialised = rv == CKR_OK;
+    t->we_initialised = rv == CKR_OK;
 
     CK_SLOT_ID slots[16];
     CK_ULONG nslots = 16;
-    assert_int_equal(f->C_GetSlotList(CK_TRUE, slots, &nslots), CKR_OK);
+    assert_int_equal(t->f->C_GetSlotList(CK_TRUE, slots, &nslots), CKR_OK);
     CK_UTF8CHAR want[32];
     memset(want, ' ', sizeof want);
     memcpy(want, TOKEN, strlen(TOKEN));
     CK_SLOT_ID slot = (CK_SLOT_ID)-1;
     for (CK_ULONG i = 0; i < nslots; i++) {
         CK_TOKEN_INFO info;
-        if (f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
+        if (t->f->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
             memcmp(info.label, want, sizeof want) == 0) {
             slot = slots[i];
         }
     }
     assert_int_not_equal(slot, (CK_SLOT_ID)-1);
-    CK_SESSION_HANDLE s;
-    assert_int_equal(f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
-    rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
+    assert_int_equal(t->f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &t->s), CKR_OK);
+    rv = t->f->C_Login(t->s, CKU_USER, (CK_UTF8CHAR_PTR)PIN, strlen(PIN));
     assert_true(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN);
+}
 
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+/* Closing this session leaves the fixture's sessions (and login) alone. */
+static void raw_close(raw_token *t)
+{
+    assert_int_equal(t->f->C_CloseSession(t->s), CKR_OK);
+    if (t->we_initialised) {
+        t->f->C_Finalize(NULL);
+    }
+    dlclose(t->dl);
+}
+
+/* The objects of class cls labelled label (up to max). */
+static CK_ULONG raw_find(raw_token *t, CK_OBJECT_CLASS cls, const char *label,
+                         CK_OBJECT_HANDLE *objs, CK_ULONG max)
+{
     CK_ATTRIBUTE tmpl[] = {
         {CKA_CLASS, &cls, sizeof cls},
-        {CKA_LABEL, (void *)"extract-aes", 11},
+        {CKA_LABEL, (void *)label, strlen(label)},
     };
-    CK_OBJECT_HANDLE obj;
     CK_ULONG n = 0;
-    assert_int_equal(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
-    assert_int_equal(f->C_FindObjects(s, &obj, 1, &n), CKR_OK);
-    assert_int_equal(f->C_FindObjectsFinal(s), CKR_OK);
-    assert_int_equal(n, 1);
+    assert_int_equal(t->f->C_FindObjectsInit(t->s, tmpl, 2), CKR_OK);
+    assert_int_equal(t->f->C_FindObjects(t->s, objs, max, &n), CKR_OK);
+    assert_int_equal(t->f->C_FindObjectsFinal(t->s), CKR_OK);
+    return n;
+}
+
+static void test_value_refused_by_token(void **state)
+{
+    fixture *fx = *state;
+    gen(fx->hsm, KMS_HSM_AES_256, "extract-aes", NULL, NULL);
+    raw_token t;
+    raw_open(&t);
+    CK_OBJECT_HANDLE obj;
+    assert_int_equal(raw_find(&t, CKO_SECRET_KEY, "extract-aes", &obj, 1), 1);
 
     uint8_t value[64];
     memset(value, 0, sizeof value);
     CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
-    rv = f->C_GetAttributeValue(s, obj, &a, 1);
+    CK_RV rv = t.f->C_GetAttributeValue(t.s, obj, &a, 1);
     assert_int_equal(rv, CKR_ATTRIBUTE_SENSITIVE);
     assert_int_equal(a.ulValueLen, CK_UNAVAILABLE_INFORMATION);
     /* Nor may it be made extractable afterwards. */
     CK_BBOOL yes = CK_TRUE;
     CK_ATTRIBUTE ext = {CKA_EXTRACTABLE, &yes, sizeof yes};
-    assert_int_not_equal(f->C_SetAttributeValue(s, obj, &ext, 1), CKR_OK);
+    assert_int_not_equal(t.f->C_SetAttributeValue(t.s, obj, &ext, 1), CKR_OK);
 
-    /* Closing this session leaves the fixture's sessions (and login) alone. */
-    assert_int_equal(f->C_CloseSession(s), CKR_OK);
-    if (we_initialised) {
-        f->C_Finalize(NULL);
-    }
-    dlclose(dl);
+    raw_close(&t);
     uint8_t buf[8];
     assert_int_equal(kms_hsm_random(fx->hsm, buf, sizeof buf), 0);
+}
+
+/* ---- Data objects -----------------------------------------------------------------------------
+ */
+
+static void expect_data(kms_hsm *h, const char *label, const char *want)
+{
+    uint8_t *v = NULL;
+    size_t n = 0;
+    if (kms_hsm_data_get(h, label, &v, &n) != 0) {
+        fail_msg("data_get %s: %s", label, kms_last_error_message());
+    }
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(v, want, n);
+    assert_int_equal(v[n], '\0');
+    free(v);
+}
+
+static void data_set(kms_hsm *h, const char *label, const char *value)
+{
+    if (kms_hsm_data_set(h, label, (const uint8_t *)value, strlen(value)) != 0) {
+        fail_msg("data_set %s: %s", label, kms_last_error_message());
+    }
+}
+
+static void test_data_objects(void **state)
+{
+    fixture *fx = *state;
+    const char *label = "kms-internal:test-anchor";
+    const char *longer = "7 digests/00000000000000000007.json "
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    uint8_t sentinel = 0;
+    uint8_t *v = &sentinel;
+    size_t n = 99;
+    assert_kms_error(kms_hsm_data_get(fx->hsm, label, &v, &n), KMS_ERR_NOT_FOUND);
+    assert_null(v);
+    assert_int_equal(n, 0);
+
+    data_set(fx->hsm, label, "first value");
+    expect_data(fx->hsm, label, "first value");
+    data_set(fx->hsm, label, longer); /* longer */
+    expect_data(fx->hsm, label, longer);
+    data_set(fx->hsm, label, "short"); /* and shorter again */
+    expect_data(fx->hsm, label, "short");
+
+    /* Another handle (another process would be the same) sees the current value. */
+    kms_hsm_config cfg = config(MODULE, TOKEN, PIN);
+    cfg.pool_size = 1;
+    kms_hsm *h2 = kms_hsm_open(&cfg);
+    assert_non_null(h2);
+    expect_data(h2, label, "short");
+    data_set(h2, label, "from h2");
+    expect_data(fx->hsm, label, "from h2");
+    kms_hsm_close(h2);
+
+    /* What the token holds: one data object with the attributes hsm.h promises. */
+    raw_token t;
+    raw_open(&t);
+    CK_OBJECT_HANDLE objs[4];
+    assert_int_equal(raw_find(&t, CKO_DATA, label, objs, 4), 1);
+    CK_BBOOL token = CK_FALSE, priv = CK_FALSE, modifiable = CK_FALSE;
+    char app[16] = "";
+    CK_ATTRIBUTE a[] = {
+        {CKA_TOKEN, &token, sizeof token},
+        {CKA_PRIVATE, &priv, sizeof priv},
+        {CKA_MODIFIABLE, &modifiable, sizeof modifiable},
+        {CKA_APPLICATION, app, sizeof app - 1},
+    };
+    assert_int_equal(t.f->C_GetAttributeValue(t.s, objs[0], a, 4), CKR_OK);
+    assert_true(token == CK_TRUE);
+    assert_true(priv == CK_TRUE);
+    assert_true(modifiable == CK_TRUE);
+    assert_int_equal(a[3].ulValueLen, 3);
+    assert_memory_equal(app, "kms", 3);
+    raw_close(&t);
+
+    /* Only data objects count: a key with a label, or a label nobody used, is not one. */
+    gen(fx->hsm, KMS_HSM_AES_256, "data-key-label", NULL, NULL);
+    assert_kms_error(kms_hsm_data_get(fx->hsm, "data-key-label", &v, &n), KMS_ERR_NOT_FOUND);
+    assert_kms_error(kms_hsm_data_get(fx->hsm, "", &v, &n), KMS_ERR_VALIDATION);
+    assert_kms_error(kms_hsm_data_set(fx->hsm, label, NULL, 3), KMS_ERR_VALIDATION);
+    expect_data(fx->hsm, label, "from h2");
 }
 
 /* ---- Destroy ----------------------------------------------------------------------------------
@@ -908,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_hmac),
         cmocka_unit_test(test_key_attributes),
         cmocka_unit_test(test_value_refused_by_token),
+        cmocka_unit_test(test_data_objects),
         cmocka_unit_test(test_destroy_then_use),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_threads),

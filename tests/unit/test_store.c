@@ -298,7 +298,7 @@ static void test_migrate_from_v0(void **state)
     assert_int_equal(kms_store_alias_create(s, "alias/one", "k1", 5), 0);
     kms_store_close(s);
     char *v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'schema_version'");
-    assert_string_equal(v, "2");
+    assert_int_equal(atoi(v), KMS_STORE_SCHEMA_VERSION);
     free(v);
     v = sql_text(f->path, "SELECT count(*) FROM key_versions WHERE key_id = 'k1' AND version = 1");
     assert_string_equal(v, "1");
@@ -391,9 +391,19 @@ static void test_migrate_from_v1(void **state)
     free(doc);
     kms_alias_record alias;
     assert_int_equal(kms_store_alias_get(s, "alias/old", &alias), 0);
+    /* Version 3: rotation state, with nothing rotating. */
+    kms_key_rotation rot;
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.period_days, 0);
+    assert_int_equal(rot.current_version, 1);
+    assert_int_equal(rot.claim, 0);
+    assert_int_equal(rot.encryptions, 0);
     kms_store_close(s);
     char *v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'schema_version'");
-    assert_string_equal(v, "2");
+    assert_int_equal(atoi(v), KMS_STORE_SCHEMA_VERSION);
+    free(v);
+    v = sql_text(f->path, "SELECT count(*) FROM deleted_keys");
+    assert_string_equal(v, "0");
     free(v);
     v = sql_text(f->path, "SELECT value FROM meta WHERE name = 'iam_generation'");
     assert_string_equal(v, "0");
@@ -1082,6 +1092,221 @@ static void test_pool_exhaustion(void **state)
     kms_store_close(s);
 }
 
+/* ---- rotation, usage, deletion (store_rotation.c) ----------------------------------------- */
+
+#define DAY_S 86400
+
+static bool claim(kms_store *s, const char *key, uint32_t version, const char *type, int64_t now,
+                  int64_t stale_before, int64_t due_before, int64_t usage_limit)
+{
+    kms_rotation_claim cl = {version, type, now, stale_before, due_before, usage_limit};
+    bool won = false;
+    assert_int_equal(kms_store_rotation_claim(s, key, &cl, &won), 0);
+    return won;
+}
+
+static int due_cb(void *arg, kms_due_kind kind, const char *key_id, int64_t due)
+{
+    (void)due;
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%d:%.2s ", (int)kind, key_id);
+    return 0;
+}
+
+static int count_rotation_cb(void *arg, uint32_t version, int64_t date, const char *type)
+{
+    (void)date;
+    (void)type;
+    uint32_t *last = arg;
+    assert_true(version > *last);
+    *last = version;
+    return 0;
+}
+
+static void test_rotation_claims(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    kms_key_rotation rot;
+    insert_key(s, "k1");
+    /* Rotation off: nothing is due by date. */
+    assert_false(claim(s, "k1", 2, "AUTOMATIC", 5000, 0, 5000, 0));
+    assert_kms_error(kms_store_rotation_set(s, "nope", 90, 1), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_store_rotation_set(s, "k1", 90, 1000), 0);
+    assert_false(claim(s, "k1", 2, "AUTOMATIC", 999, 0, 999, 0));  /* not yet due */
+    assert_false(claim(s, "k1", 3, "AUTOMATIC", 1000, 0, 1000, 0)); /* not current + 1 */
+    assert_true(claim(s, "k1", 2, "AUTOMATIC", 1000, 0, 1000, 0));
+    /* A live claim holds off everyone else, on demand too; a stale one is taken over. */
+    assert_false(claim(s, "k1", 2, "AUTOMATIC", 1001, 1000, 1001, 0));
+    assert_false(claim(s, "k1", 2, "ON_DEMAND", 1001, 1000, 0, 0));
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.claim, 2);
+    assert_int_equal(rot.current_version, 1);
+    assert_true(claim(s, "k1", 2, "AUTOMATIC", 1700, 1001, 1700, 0));
+    assert_int_equal(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2000), 0);
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.current_version, 2);
+    assert_int_equal(rot.claim, 0);
+    /* One period from the rotation, however late it came. */
+    assert_int_equal(rot.next_rotation, 2000 + 90 * DAY_S);
+    /* A commit whose claim is gone (taken over, committed) is refused. */
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 3, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
+
+    /* On demand: at most KMS_ROTATION_ON_DEMAND_MAX, the automatic schedule untouched. */
+    for (uint32_t v = 3; v < 3 + KMS_ROTATION_ON_DEMAND_MAX; v++) {
+        assert_true(claim(s, "k1", v, "ON_DEMAND", 3000, 0, 0, 0));
+        assert_int_equal(kms_store_rotation_commit(s, "k1", v, "ON_DEMAND", 3000), 0);
+    }
+    assert_false(claim(s, "k1", 3 + KMS_ROTATION_ON_DEMAND_MAX, "ON_DEMAND", 3000, 0, 0, 0));
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.on_demand_count, KMS_ROTATION_ON_DEMAND_MAX);
+    assert_int_equal(rot.next_rotation, 2000 + 90 * DAY_S);
+    /* A released claim frees the version again. */
+    assert_true(claim(s, "k1", 13, "AUTOMATIC", 3000, 0, 0, 0));
+    assert_int_equal(kms_store_rotation_release(s, "k1", 13), 0);
+    assert_true(claim(s, "k1", 13, "AUTOMATIC", 3000, 0, 0, 0));
+    assert_int_equal(kms_store_rotation_release(s, "k1", 13), 0);
+
+    /* ListKeyRotations: versions 2..12 in order, paged. */
+    uint32_t last = 0;
+    bool truncated = false;
+    assert_int_equal(kms_store_rotation_list(s, "k1", 0, 5, count_rotation_cb, &last, &truncated), 0);
+    assert_int_equal(last, 6);
+    assert_true(truncated);
+    assert_int_equal(kms_store_rotation_list(s, "k1", 6, 100, count_rotation_cb, &last, &truncated), 0);
+    assert_int_equal(last, 12);
+    assert_false(truncated);
+
+    /* A disabled key is not rotated, by date or on demand. */
+    assert_int_equal(kms_store_key_set_state(s, "k1", "Disabled", 0, 0), 0);
+    assert_false(claim(s, "k1", 13, "AUTOMATIC", 1LL << 40, 0, 1LL << 40, 0));
+    kms_store_close(s);
+}
+
+static void test_rotation_usage_and_due(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    int64_t total = 0;
+    char due[512] = "";
+    insert_key(s, "a1");
+    insert_key(s, "b2");
+    insert_key(s, "c3");
+    assert_int_equal(kms_store_usage_add(s, "a1", 1, 4, &total), 0);
+    assert_int_equal(total, 4);
+    assert_int_equal(kms_store_usage_add(s, "a1", 1, 1, &total), 0);
+    assert_int_equal(total, 5);
+    assert_int_equal(kms_store_usage_add(s, "a1", 1, -1, &total), 0);
+    assert_int_equal(total, 4);
+    assert_kms_error(kms_store_usage_add(s, "a1", 9, 1, &total), KMS_ERR_NOT_FOUND);
+    /* Below the usage limit by claim, then at it. */
+    assert_false(claim(s, "a1", 2, "AUTOMATIC", 10, 0, 0, 5));
+    assert_int_equal(kms_store_usage_add(s, "a1", 1, 1, &total), 0);
+    assert_int_equal(kms_store_rotation_set(s, "b2", 90, 100), 0);
+    assert_int_equal(kms_store_key_set_state(s, "c3", "PendingDeletion", 150, 7), 0);
+    assert_int_equal(kms_store_due_list(s, 120, 5, 0, due_cb, due), 0);
+    /* deletion (none yet at 120), rotation b2, usage a1 */
+    assert_string_equal(due, "0:b2 1:a1 ");
+    int64_t next = 0;
+    assert_int_equal(kms_store_next_due(s, 120, &next), 0);
+    assert_int_equal(next, 150);
+    due[0] = '\0';
+    assert_int_equal(kms_store_due_list(s, 200, 0, 0, due_cb, due), 0);
+    assert_string_equal(due, "3:c3 0:b2 ");
+    /* A claim left by a crash is due once stale. */
+    assert_true(claim(s, "a1", 2, "AUTOMATIC", 300, 0, 0, 5));
+    due[0] = '\0';
+    assert_int_equal(kms_store_due_list(s, 200, 0, 301, due_cb, due), 0);
+    assert_string_equal(due, "2:a1 3:c3 0:b2 ");
+    kms_store_close(s);
+}
+
+static void test_key_delete(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    int64_t when = 0;
+    kms_key_record rec;
+    kms_alias_record alias;
+    insert_key(s, "d1");
+    assert_int_equal(kms_store_alias_create(s, "alias/d", "d1", 1), 0);
+    assert_kms_error(kms_store_key_delete(s, "d1", 100), KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_key_cancel_deletion(s, "d1", 100), KMS_ERR_INVALID_STATE);
+    assert_int_equal(kms_store_key_set_state(s, "d1", "PendingDeletion", 500, 7), 0);
+    /* Cancelling works while the window is open, not once it ended. */
+    assert_kms_error(kms_store_key_cancel_deletion(s, "d1", 500), KMS_ERR_INVALID_STATE);
+    assert_int_equal(kms_store_key_cancel_deletion(s, "d1", 499), 0);
+    assert_int_equal(kms_store_key_get(s, "d1", &rec), 0);
+    assert_string_equal(rec.key_state, "Disabled");
+    kms_key_record_clean_up(&rec);
+    assert_int_equal(kms_store_key_set_state(s, "d1", "PendingDeletion", 500, 7), 0);
+    assert_kms_error(kms_store_deleted_get(s, "d1", &when), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_store_key_delete(s, "d1", 600), 0);
+    assert_kms_error(kms_store_key_get(s, "d1", &rec), KMS_ERR_NOT_FOUND);
+    assert_kms_error(kms_store_alias_get(s, "alias/d", &alias), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_store_deleted_get(s, "d1", &when), 0);
+    assert_int_equal(when, 600);
+    assert_kms_error(kms_store_key_delete(s, "d1", 700), KMS_ERR_NOT_FOUND);
+    kms_store_close(s);
+    char *v = sql_text(f->path, "SELECT count(*) FROM key_versions WHERE key_id = 'd1'");
+    assert_string_equal(v, "0");
+    free(v);
+}
+
+/* Two stores on one file (as two processes) claim the same version at once: one wins. */
+typedef struct race_arg {
+    const char *path;
+    int64_t round;
+    bool won;
+    pthread_barrier_t *start;
+} race_arg;
+
+static void *race_claim(void *p)
+{
+    race_arg *a = p;
+    kms_store *s = kms_store_open(a->path, false);
+    if (s == NULL) {
+        return NULL;
+    }
+    kms_rotation_claim cl = {(uint32_t)a->round + 1, "AUTOMATIC", a->round, 0, a->round, 0};
+    pthread_barrier_wait(a->start);
+    if (kms_store_rotation_claim(s, "r1", &cl, &a->won) == 0 && a->won &&
+        kms_store_rotation_commit(s, "r1", cl.version, "AUTOMATIC", a->round) != 0) {
+        a->won = false;
+    }
+    kms_store_close(s);
+    return NULL;
+}
+
+static void test_rotation_race(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    insert_key(s, "r1");
+    pthread_barrier_t start;
+    for (int64_t round = 1; round <= 20; round++) {
+        /* Due again each round: the period's next date is at most this round. */
+        assert_int_equal(kms_store_rotation_set(s, "r1", 90, round), 0);
+        race_arg a[2] = {{f->path, round, false, &start}, {f->path, round, false, &start}};
+        pthread_t t[2];
+        pthread_barrier_init(&start, NULL, 2);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(pthread_create(&t[i], NULL, race_claim, &a[i]), 0);
+        }
+        for (int i = 0; i < 2; i++) {
+            pthread_join(t[i], NULL);
+        }
+        pthread_barrier_destroy(&start);
+        assert_int_equal((int)a[0].won + (int)a[1].won, 1);
+    }
+    kms_key_rotation rot;
+    assert_int_equal(kms_store_rotation_get(s, "r1", &rot), 0);
+    assert_int_equal(rot.current_version, 21);
+    kms_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1096,6 +1321,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_usage_and_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_round_trip, setup, teardown),
         cmocka_unit_test(test_key_clean_up_zeroed),

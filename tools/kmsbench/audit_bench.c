@@ -494,7 +494,7 @@ static int bench_validate(const trail *t)
     int64_t records = t->next_seq - 1;
     json_t *rep = NULL;
     double t0 = now();
-    if (kms_audit_validate(t->dir, t->spki, t->spki_len, 0, 0, &rep) != 0) {
+    if (kms_audit_validate(t->dir, t->spki, t->spki_len, NULL, 0, 0, &rep) != 0) {
         return fail_kms("validate-logs");
     }
     double secs = now() - t0;

@@ -230,6 +230,26 @@ static const struct opt_spec create_key_opts[] = {
 };
 
 static const struct opt_spec key_id_only_opts[] = {O_KEY_ID, O_END};
+/* clang-format off */
+#define O_ROTATION_KEY_ID                                                                          \
+    {"key-id", OPT_STRING, OPT_REQUIRED,                                                           \
+     "the symmetric encryption KMS key: key id or key ARN"}
+/* clang-format on */
+static const struct opt_spec rotation_key_opts[] = {O_ROTATION_KEY_ID, O_END};
+static const struct opt_spec enable_rotation_opts[] = {
+    O_ROTATION_KEY_ID,
+    {"rotation-period-in-days", OPT_INTEGER, 0,
+     "days between automatic rotations, 90-2560 (default 365)"},
+    O_END,
+};
+static const struct opt_spec list_rotations_opts[] = {O_ROTATION_KEY_ID, O_LIMIT, O_MARKER, O_END};
+static const struct opt_spec run_scheduler_opts[] = {
+    {"once", OPT_BOOL, 0, "do what is due now, print it, and exit"},
+    {"interval", OPT_INTEGER, 0,
+     "without --once: wake at least this often, in seconds, to look for work by usage "
+     "(default 3600); it also wakes when the next rotation or deletion falls due"},
+    O_END,
+};
 static const struct opt_spec key_id_grants_opts[] = {O_KEY_ID, O_GRANT_TOKENS, O_END};
 
 static const struct opt_spec get_key_policy_opts[] = {
@@ -451,6 +471,52 @@ const struct command kmsctl_commands[] = {
      "enable-key).",
      "kmsctl cancel-key-deletion --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
 
+    /* Rotation */
+    {"enable-key-rotation", "EnableKeyRotation", kmsctl_run_operation, enable_rotation_opts,
+     "Turn on automatic rotation of a key's material",
+     "The key gets new key material every rotation period (90-2560 days, default 365), made in\n"
+     "the HSM by the scheduler (run-scheduler); its id, ARN, aliases and policy stay, new\n"
+     "encryptions use the newest material and every older version still decrypts. Only\n"
+     "symmetric encryption keys rotate. Changing the period of a key that rotates already\n"
+     "moves its next rotation date by the difference. Prints nothing.",
+     "kmsctl enable-key-rotation --key-id 1234abcd-12ab-34cd-56ef-1234567890ab \\\n"
+     "    --rotation-period-in-days 180"},
+    {"disable-key-rotation", "DisableKeyRotation", kmsctl_run_operation, rotation_key_opts,
+     "Turn off automatic rotation of a key",
+     "Stops automatic rotation; versions made so far stay and still decrypt. Prints nothing.",
+     "kmsctl disable-key-rotation --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"get-key-rotation-status", "GetKeyRotationStatus", kmsctl_run_operation, rotation_key_opts,
+     "Show whether and when a key rotates",
+     "Prints KeyRotationEnabled and, when it is on, RotationPeriodInDays and NextRotationDate;\n"
+     "OnDemandRotationStartDate while an on-demand rotation is under way. A key pending\n"
+     "deletion shows false (its setting comes back if the deletion is cancelled).",
+     "kmsctl get-key-rotation-status --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"rotate-key-on-demand", "RotateKeyOnDemand", kmsctl_run_operation, rotation_key_opts,
+     "Rotate a key's material now",
+     "Makes a new key material version in the HSM at once (at most 10 times per key), without\n"
+     "changing the automatic rotation schedule. Data encrypted before still decrypts; move it\n"
+     "to the new version with kms-re-encrypt or re-encrypt.",
+     "kmsctl rotate-key-on-demand --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"list-key-rotations", "ListKeyRotations", kmsctl_run_operation, list_rotations_opts,
+     "List a key's rotations",
+     "Lists every completed rotation of the key, oldest first, with its RotationDate and\n"
+     "RotationType (AUTOMATIC or ON_DEMAND).",
+     "kmsctl list-key-rotations --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+    {"run-scheduler", NULL, kmsctl_run_scheduler, run_scheduler_opts,
+     "Carry out due rotations and key deletions",
+     "Does what is due, as the KMS service itself (no user's credentials are used): automatic\n"
+     "rotations whose date has come (once per key, however many periods were missed while the\n"
+     "machine was off), rotations of key versions that reached the usage limit\n"
+     "(config.json rotation_usage_limit, default 2^30 encryptions), rotations a crash left\n"
+     "half done, and deletions whose waiting period ended (the HSM material is destroyed, the\n"
+     "aliases and metadata removed). Each action is an AwsServiceEvent in the audit trail.\n"
+     "Prints one JSON object per run. Safe to run in several processes at once. With --once it\n"
+     "exits after one run (254 if an action failed); without, it stays in the foreground,\n"
+     "wakes when work falls due (or every --interval seconds) and stops cleanly on SIGTERM or\n"
+     "SIGINT. hsm/kms-scheduler.service and .timer are systemd examples.",
+     "kmsctl run-scheduler --once\n"
+     "kmsctl run-scheduler --interval 600"},
+
     /* Aliases */
     {"create-alias", "CreateAlias", kmsctl_run_operation, alias_target_opts,
      "Create an alias for a KMS key",
@@ -549,9 +615,12 @@ const struct command kmsctl_commands[] = {
      "wrapped by the --destination-key-id keys only, with the same encryption context and frame\n"
      "length. The plaintext passes between the two in memory and never reaches a file; a\n"
      "regular output file appears only when everything succeeded. Uncommitted legacy messages\n"
-     "come out with key commitment.",
+     "come out with key commitment. Without --destination-key-id the --key-id keys wrap the\n"
+     "new data key under their newest key material: after a rotation, this moves data to the\n"
+     "new version.",
      "kmsctl re-encrypt --key-id alias/old --destination-key-id alias/new \\\n"
-     "    -i db.dump.esdk -o db.dump.new.esdk"},
+     "    -i db.dump.esdk -o db.dump.new.esdk\n"
+     "kmsctl re-encrypt --key-id alias/app -i db.dump.esdk -o db.dump.rotated.esdk"},
 
     /* Cryptographic operations */
     {"kms-encrypt", "Encrypt", kmsctl_run_operation, encrypt_opts,

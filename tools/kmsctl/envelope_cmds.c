@@ -122,8 +122,9 @@ const struct opt_spec kmsctl_envelope_decrypt_opts[] = {
 const struct opt_spec kmsctl_envelope_reencrypt_opts[] = {
     O_IN_FILE,
     O_OUT_FILE("new message"),
-    {"destination-key-id", OPT_LIST, OPT_REQUIRED | OPT_REPEAT,
-     "KMS key(s) to wrap the data key with in the new message"},
+    {"destination-key-id", OPT_LIST, OPT_REPEAT,
+     "KMS key(s) to wrap the data key with in the new message (default: the --key-id keys, "
+     "whose newest key material then wraps it: how data moves to a rotated key)"},
     O_KEY_IDS("the source message's KMS key(s) (strict mode; or --discovery or a raw wrapping "
               "key)"),
     O_DISCOVERY,
@@ -705,7 +706,15 @@ int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g
     int r = build_common(&run);
 
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
-    r = r == KMSCTL_EXIT_OK ? kms_keyring_of(&run, "DestinationKeyId", &run.destination) : r;
+    /* Without destinations the source keys are the destination: the data key is wrapped
+     * again under their current (newest) material version. */
+    const char *dest = json_object_get(request, "DestinationKeyId") != NULL ? "DestinationKeyId"
+                                                                           : "KeyId";
+    r = r == KMSCTL_EXIT_OK ? kms_keyring_of(&run, dest, &run.destination) : r;
+    if (r == KMSCTL_EXIT_OK && run.destination == NULL) {
+        r = kmsctl_usage_error(cmd, "give --destination-key-id, or --key-id to re-encrypt under "
+                                    "the newest material of the same keys");
+    }
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, member_string(&run, "InFile"));
         r = call_done(&run, kms_envelope_reencrypt_file(&run.options, run.destination,

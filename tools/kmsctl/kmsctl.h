@@ -96,6 +96,8 @@ extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
 int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *request);
+/* scheduler_cmd.c: kmsctl run-scheduler [--once] [--interval S]. */
+int kmsctl_run_scheduler(const struct command *cmd, const struct globals *g, json_t *request);
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request);
 

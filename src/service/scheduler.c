@@ -1,0 +1,180 @@
+/* The scheduler: everything that falls due with time or use, carried out as the service
+ * (kms.h "The scheduler"). Each action is one request through the gate
+ * (kms_gate_begin_service) and one AwsServiceEvent record; the store's conditional updates make
+ * it idempotent, so schedulers may run side by side and a second run finds nothing to redo. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/ops.h"
+#include "util/util.h"
+
+typedef struct due_item {
+    kms_due_kind kind;
+    char key_id[37];
+    int64_t due;
+} due_item;
+
+typedef struct due_list {
+    due_item *items;
+    size_t n, cap;
+} due_list;
+
+static int collect(void *arg, kms_due_kind kind, const char *key_id, int64_t due)
+{
+    due_list *l = arg;
+    /* One action per key and run: a key both due by age and by usage rotates once, and a key
+     * whose crashed rotation is resumed is not rotated again in the same run. */
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->items[i].key_id, key_id) == 0) {
+            return 0;
+        }
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        due_item *more = realloc(l->items, cap * sizeof *more);
+        KMS_ENSURE(more != NULL, KMS_ERR_INTERNAL, "out of memory");
+        l->items = more;
+        l->cap = cap;
+    }
+    due_item *it = &l->items[l->n++];
+    it->kind = kind;
+    snprintf(it->key_id, sizeof it->key_id, "%s", key_id);
+    it->due = due;
+    return 0;
+}
+
+static const char *reason_of(kms_due_kind kind)
+{
+    switch (kind) {
+    case KMS_DUE_ROTATION:
+        return "SCHEDULE";
+    case KMS_DUE_USAGE:
+        return "USAGE";
+    case KMS_DUE_ABANDONED:
+        return "RESUMED";
+    default:
+        return "DELETION";
+    }
+}
+
+/* One rotation, as the service. 0 done, 1 nothing to do (another scheduler did it), -1 error. */
+static int rotate(kms_client *c, const due_item *it, int64_t now,
+                  uint32_t *version, const char **type)
+{
+    kms_key_rotation rot;
+    KMS_GUARD(kms_store_rotation_get(c->store, it->key_id, &rot));
+    kms_rotation_claim cl = {
+        .version = rot.current_version + 1,
+        .type = "AUTOMATIC",
+        .now = now,
+        .stale_before = now - KMS_ROTATION_STALE_SECONDS,
+    };
+    if (it->kind == KMS_DUE_ROTATION) {
+        cl.due_before = now;
+    } else if (it->kind == KMS_DUE_USAGE) {
+        cl.usage_limit = c->cfg.rotation_usage_limit;
+    } else {
+        /* A crashed rotation is finished as what it was: an on-demand one stays on demand. */
+        if (rot.claim != rot.current_version + 1 || rot.claim_date >= cl.stale_before) {
+            return 1; /* finished or taken over by another scheduler meanwhile */
+        }
+        cl.type = strcmp(rot.claim_type, "ON_DEMAND") == 0 ? "ON_DEMAND" : "AUTOMATIC";
+    }
+    *version = cl.version;
+    *type = cl.type;
+    return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
+}
+
+static int act(kms_client *c, const due_item *it, int64_t now, json_t *report)
+{
+    kms_request rq;
+    char arn[KMS_ARN_MAX];
+    char when[32];
+    bool deletion = it->kind == KMS_DUE_DELETION;
+    const char *type = "AUTOMATIC";
+    uint32_t version = 0;
+    kms_keystore_key_arn(&c->keystore, it->key_id, arn);
+    int r = kms_gate_begin_service(&rq, c, deletion ? "DeleteKey" : "RotateKey");
+    if (r == 0) {
+        r = kms_gate_authorize_service(&rq, deletion ? "kms:DeleteKey" : "kms:RotateKey", arn);
+    }
+    if (r == 0) {
+        r = deletion ? kms_keystore_destroy(&c->keystore, it->key_id, now)
+                     : rotate(c, it, now, &version, &type);
+    }
+    if (r == 1 || (r != 0 && deletion && kms_last_error() == KMS_ERR_NOT_FOUND)) {
+        /* Done meanwhile by another scheduler, or no longer due: nothing happened. */
+        rq.nothing_done = true;
+        kms_error_clear();
+        json_object_set_new(report, "AlreadyDone",
+                            json_integer(json_integer_value(json_object_get(report,
+                                                                            "AlreadyDone")) +
+                                         1));
+        return kms_gate_end(&rq, 0);
+    }
+    kms_time_iso8601(it->due, when);
+    json_t *item =
+        deletion ? json_pack("{s:s, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn,
+                             "DeletionDate", when)
+                 : json_pack("{s:s, s:s, s:I, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn,
+                             "Version", (json_int_t)version, "RotationType", type, "Reason",
+                             reason_of(it->kind));
+    if (r == 0 && item != NULL) {
+        /* CloudTrail's RotateKey / DeleteKey service events name the key and what was done. */
+        rq.service_details = json_deep_copy(item);
+        json_object_del(rq.service_details, "KeyArn");
+        json_object_set_new(rq.service_details, "KeyId", json_string(arn));
+    }
+    r = kms_gate_end(&rq, r);
+    if (r == 0) {
+        json_array_append_new(json_object_get(report, deletion ? "Deletions" : "Rotations"),
+                              item);
+        return 0;
+    }
+    json_decref(item);
+    json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "KeyId", it->key_id, "Action",
+                            deletion ? "DeleteKey" : "RotateKey", "ErrorCode",
+                            kms_error_name(kms_last_error()), "Message", kms_last_error_message());
+    json_array_append_new(json_object_get(report, "Errors"), err);
+    return 0;
+}
+
+int kms_scheduler_next_due(kms_client *client, int64_t *when)
+{
+    kms_error_clear();
+    KMS_ENSURE(client != NULL && when != NULL, KMS_ERR_VALIDATION, "no client");
+    return kms_store_next_due(client->store, kms_now(), when);
+}
+
+int kms_scheduler_run(kms_client *client, char **report_json)
+{
+    kms_error_clear();
+    KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
+    *report_json = NULL;
+    int64_t now = kms_now();
+    char iso[32];
+    due_list due = {0};
+    kms_time_iso8601(now, iso);
+    json_t *report = json_pack("{s:s, s:[], s:[], s:i, s:[]}", "Time", iso, "Rotations",
+                               "Deletions", "AlreadyDone", 0, "Errors");
+    KMS_ENSURE(report != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_store_due_list(client->store, now, client->cfg.rotation_usage_limit,
+                               now - KMS_ROTATION_STALE_SECONDS, collect, &due);
+    for (size_t i = 0; r == 0 && i < due.n; i++) {
+        r = act(client, &due.items[i], now, report);
+    }
+    int64_t next = 0;
+    if (r == 0) {
+        r = kms_store_next_due(client->store, now, &next);
+    }
+    if (r == 0) {
+        kms_time_iso8601(next, iso);
+        json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null());
+        *report_json = json_dumps(report, JSON_COMPACT);
+        r = *report_json != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    free(due.items);
+    json_decref(report);
+    return r;
+}

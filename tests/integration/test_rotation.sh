@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# Key rotation and deletion windows, driven through kmsctl with time moved by libfaketime (never
+# by sleeping): automatic rotation, a missed schedule, on-demand rotation and its limit,
+# usage-based rotation, deletion windows, crashes in the middle of a rotation and of a deletion,
+# schedulers running side by side, SIGTERM, and the AwsServiceEvent records of it all.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+command -v faketime >/dev/null || { fail "faketime (libfaketime) is not installed"; exit 1; }
+command -v pkcs11-tool >/dev/null || { fail "pkcs11-tool (opensc) is not installed"; exit 1; }
+
+# libfaketime is preloaded before the ASan runtime of a sanitizer build: tell ASan that is fine.
+FT_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+# The library itself rather than the faketime wrapper, which forks and would hide the exit
+# status of a process killed on purpose (137).
+FT_LIB=$(find /usr/lib -path '*faketime/libfaketimeMT.so.1' -print -quit)
+[ -n "$FT_LIB" ] || { fail "libfaketimeMT.so.1 not found"; exit 1; }
+# at OFFSET ARGS...: kmsctl on the home with the clock moved by OFFSET ("+91d", as faketime -f).
+at() {
+    local off=$1
+    shift
+    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 \
+        "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+DAY=86400
+
+# blob_version BASE64: the key material version a KMS ciphertext blob names (bytes 17-20).
+blob_version() {
+    "$PY" -c 'import base64,sys; b=base64.b64decode(sys.argv[1]); print(int.from_bytes(b[17:21],"big"))' "$1"
+}
+# esdk_versions FILE KEY_ID: the material versions of every KMS blob of KEY_ID in an ESDK
+# message's encrypted data keys, space-separated.
+esdk_versions() {
+    "$PY" - "$1" "$2" <<'PY'
+import sys, uuid
+data = open(sys.argv[1], "rb").read()
+needle = b"\x01" + uuid.UUID(sys.argv[2]).bytes
+found, i = [], data.find(needle)
+while i >= 0:
+    found.append(str(int.from_bytes(data[i + 17:i + 21], "big")))
+    i = data.find(needle, i + 1)
+print(" ".join(found))
+PY
+}
+# count MEMBER < JSON: the length of a list member
+count() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)[sys.argv[1]]))' "$1"; }
+# hsm_labels: the labels of the token's objects, one per line
+hsm_labels() {
+    SOFTHSM2_CONF="$HOME_DIR/hsm/softhsm2.conf" pkcs11-tool --module "$SOFTHSM_MODULE" \
+        --token-label kms --login --pin "$(head -n1 "$HOME_DIR/pin")" --list-objects 2>/dev/null |
+        sed -n 's/^ *label: *//p'
+}
+
+init_home
+NOW=$(date +%s)
+KEY=$(create_key SYMMETRIC_DEFAULT)
+echo hello >"$TMP/plain"
+
+# ---- what bad input gets ----------------------------------------------------------------------
+expect_error ValidationException 254 kms enable-key-rotation --key-id "$KEY" \
+    --rotation-period-in-days 89
+expect_error ValidationException 254 kms enable-key-rotation --key-id "$KEY" \
+    --rotation-period-in-days 2561
+EC=$(create_key ECC_NIST_P256 SIGN_VERIFY)
+HMAC=$(create_key HMAC_256)
+RSA=$(create_key RSA_2048 ENCRYPT_DECRYPT)
+for k in "$EC" "$HMAC" "$RSA"; do
+    expect_error UnsupportedOperationException 254 kms enable-key-rotation --key-id "$k"
+    expect_error UnsupportedOperationException 254 kms rotate-key-on-demand --key-id "$k"
+done
+expect_error UnsupportedOperationException 254 kms get-key-rotation-status --key-id "$EC"
+expect_error NotFoundException 254 kms enable-key-rotation \
+    --key-id 11111111-2222-3333-4444-555555555555
+kms create-alias --alias-name alias/main --target-key-id "$KEY"
+expect_error ValidationException 254 kms enable-key-rotation --key-id alias/main
+assert_match "$ERR_MSG" "key id or key ARN" "rotation takes a key id or ARN, not an alias"
+DIS=$(create_key SYMMETRIC_DEFAULT)
+kms disable-key --key-id "$DIS"
+expect_error DisabledException 254 kms enable-key-rotation --key-id "$DIS"
+expect_error DisabledException 254 kms rotate-key-on-demand --key-id "$DIS"
+expect_error KMSHomeException 254 "$KMSCTL" --home "$TMP/no-home" run-scheduler --once
+assert_contains "$ERR_MSG" "kmsctl init" "a missing home says how to make one"
+expect_usage_error "--interval" kms run-scheduler --interval 0
+
+status=$(kms get-key-rotation-status --key-id "$KEY")
+assert_eq "$(json_get KeyRotationEnabled <<<"$status")" "false" "rotation is off by default"
+
+# ---- automatic rotation -------------------------------------------------------------------------
+kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 90
+status=$(kms get-key-rotation-status --key-id "$KEY")
+assert_eq "$(json_get KeyRotationEnabled <<<"$status")" "true" "rotation is on"
+assert_eq "$(json_get RotationPeriodInDays <<<"$status")" "90" "with the period given"
+next=$(json_get NextRotationDate <<<"$status")
+if [ $((next - NOW - 90 * DAY)) -ge 0 ] && [ $((next - NOW - 90 * DAY)) -lt 120 ]; then
+    ok "NextRotationDate is 90 days from now"
+else
+    fail "NextRotationDate $next is not 90 days after $NOW"
+fi
+assert_eq "$(json_get KeyId <<<"$status")" \
+    "$(kms describe-key --key-id "$KEY" --query KeyMetadata.Arn --output text)" \
+    "GetKeyRotationStatus names the key by ARN"
+# Changing the period moves the date by the difference, as AWS does.
+kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 100
+assert_eq "$(kms get-key-rotation-status --key-id "$KEY" --query NextRotationDate)" \
+    "$((next + 10 * DAY))" "a longer period moves the next rotation by the difference"
+kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 90
+
+CT1=$(kms kms-encrypt --key-id "$KEY" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CT1")" "1" "before any rotation the key encrypts with version 1"
+kms encrypt --key-id "$KEY" -i "$TMP/plain" -o "$TMP/msg1.esdk" --quiet
+assert_eq "$(esdk_versions "$TMP/msg1.esdk" "$KEY")" "1" "the envelope message's data key is under v1"
+
+out=$(at +89d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "nothing rotates before the period ends"
+out=$(at +91d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "1" "the period ended: one rotation"
+assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$KEY" "of the key"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "2" "to version 2"
+assert_eq "$(json_get 'Rotations[0].RotationType' <<<"$out")" "AUTOMATIC" "an automatic one"
+assert_eq "$(json_get 'Rotations[0].Reason' <<<"$out")" "SCHEDULE" "because of the schedule"
+out=$(at +91d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "a second run for the same due date does nothing"
+
+CT2=$(kms kms-encrypt --key-id "$KEY" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CT2")" "2" "new encryptions use the new version"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CT1" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "data encrypted before the rotation still decrypts"
+kms decrypt --key-id "$KEY" -i "$TMP/msg1.esdk" -o "$TMP/msg1.out" --quiet
+assert_files_equal "$TMP/msg1.out" "$TMP/plain" "an envelope message from before still decrypts"
+assert_eq "$(kms describe-key --key-id "$KEY" --query KeyMetadata.Arn --output text)" \
+    "arn:aws:kms:us-east-1:$(json_get AccountId <"$TMP/init.json"):key/$KEY" "the ARN stays"
+assert_eq "$(kms list-aliases --key-id "$KEY" --query 'Aliases[0].AliasName' --output text)" \
+    "alias/main" "the alias stays"
+
+# Exactly one more rotation one period later.
+out=$(at +180d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "not yet: the next date is a period after the rotation"
+out=$(at +182d run-scheduler --once)
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "3" "one period later: version 3"
+assert_eq "$(count Rotations <<<"$out")" "1" "exactly one more rotation"
+
+# A machine off for years catches up once, not once per missed period.
+out=$(at +1000d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "1" "a missed schedule catches up with one rotation"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "4" "version 4"
+nd=$(json_get NextDueDate <<<"$out")
+want=$(date -u -d "@$((NOW + 1090 * DAY))" +%Y-%m-%d)
+assert_eq "${nd%%T*}" "$want" "the next date is one period after the catch-up"
+out=$(at +1001d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "and the day after, nothing"
+
+rot=$(kms list-key-rotations --key-id "$KEY")
+assert_eq "$(count Rotations <<<"$rot")" "3" "ListKeyRotations lists the three rotations"
+assert_eq "$(json_get 'Rotations[0].RotationType' <<<"$rot")" "AUTOMATIC" "as AUTOMATIC"
+page=$(kms list-key-rotations --key-id "$KEY" --limit 2)
+assert_eq "$(json_get Truncated <<<"$page")" "true" "ListKeyRotations pages"
+page2=$(kms list-key-rotations --key-id "$KEY" --limit 2 --marker "$(json_get NextMarker <<<"$page")")
+assert_eq "$(count Rotations <<<"$page2")" "1" "the second page holds the rest"
+expect_error InvalidMarkerException 254 kms list-key-rotations --key-id "$KEY" --marker x
+
+# Moving data to the newest version: ReEncrypt and re-encrypt.
+CT3=$(kms kms-re-encrypt --ciphertext-blob "$CT1" --destination-key-id "$KEY" \
+    --query CiphertextBlob --output text)
+assert_eq "$(blob_version "$CT3")" "4" "kms-re-encrypt moves a ciphertext to the newest version"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CT3" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "and it decrypts"
+kms re-encrypt --key-id "$KEY" -i "$TMP/msg1.esdk" -o "$TMP/msg2.esdk" --quiet
+assert_eq "$(esdk_versions "$TMP/msg2.esdk" "$KEY")" "4" \
+    "re-encrypt without a destination wraps the data key under the newest version"
+kms decrypt --key-id "$KEY" -i "$TMP/msg2.esdk" -o "$TMP/msg2.out" --quiet
+assert_files_equal "$TMP/msg2.out" "$TMP/plain" "the re-encrypted message decrypts"
+
+# Disabling stops rotation; the versions stay.
+kms disable-key-rotation --key-id "$KEY"
+assert_eq "$(kms get-key-rotation-status --key-id "$KEY" --query KeyRotationEnabled)" "false" \
+    "DisableKeyRotation turns it off"
+out=$(at +3000d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "a key whose rotation is off does not rotate"
+
+# ---- on demand ----------------------------------------------------------------------------------
+OD=$(create_key SYMMETRIC_DEFAULT)
+CTOD=$(kms kms-encrypt --key-id "$OD" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(kms rotate-key-on-demand --key-id "$OD" --query KeyId --output text)" "$OD" \
+    "RotateKeyOnDemand answers with the key id"
+for _ in 2 3 4 5 6 7 8 9 10; do kms rotate-key-on-demand --key-id "$OD" >/dev/null; done
+expect_error LimitExceededException 254 kms rotate-key-on-demand --key-id "$OD"
+rot=$(kms list-key-rotations --key-id "$OD")
+assert_eq "$(count Rotations <<<"$rot")" "10" "ten on-demand rotations"
+assert_eq "$(json_get 'Rotations[9].RotationType' <<<"$rot")" "ON_DEMAND" "listed as ON_DEMAND"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTOD" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "version 1 still decrypts after ten rotations"
+# On-demand rotations leave the automatic schedule alone.
+kms enable-key-rotation --key-id "$OD"
+before=$(kms get-key-rotation-status --key-id "$OD" --query NextRotationDate)
+expect_error LimitExceededException 254 kms rotate-key-on-demand --key-id "$OD"
+assert_eq "$(kms get-key-rotation-status --key-id "$OD" --query NextRotationDate)" "$before" \
+    "the schedule is unchanged"
+kms disable-key-rotation --key-id "$OD"
+
+# ---- a crash in the middle of a rotation ------------------------------------------------------
+CR=$(create_key SYMMETRIC_DEFAULT)
+CTCR=$(kms kms-encrypt --key-id "$CR" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+rc=0
+KMS_FAULT=rotation-after-hsm kms rotate-key-on-demand --key-id "$CR" >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" "137" "the process died (SIGKILL) between the HSM and the metadata"
+status=$(kms get-key-rotation-status --key-id "$CR")
+assert_ne "$(json_get OnDemandRotationStartDate <<<"$status")" "<missing>" \
+    "GetKeyRotationStatus shows the on-demand rotation under way"
+CTX=$(kms kms-encrypt --key-id "$CR" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CTX")" "1" "the key still works, with the old version"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTCR" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "and decrypts"
+expect_error ConflictException 254 kms rotate-key-on-demand --key-id "$CR"
+assert_eq "$(hsm_labels | grep -c "^kms:$CR:v2\$")" "1" "the crash left the new material in the HSM"
+out=$(kms run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "a fresh claim is not taken over at once"
+out=$(at +11m run-scheduler --once)
+assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$CR" "ten minutes later the scheduler finishes it"
+assert_eq "$(json_get 'Rotations[0].Reason' <<<"$out")" "RESUMED" "as a resumed rotation"
+assert_eq "$(json_get 'Rotations[0].RotationType' <<<"$out")" "ON_DEMAND" "still on demand"
+assert_eq "$(hsm_labels | grep -c "^kms:$CR:v2\$")" "1" "with one v2 object in the HSM, not two"
+CTX=$(kms kms-encrypt --key-id "$CR" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CTX")" "2" "now the key encrypts with version 2"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTCR" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "and version 1 still decrypts"
+
+# The same for an automatic rotation killed inside the scheduler.
+CA=$(create_key SYMMETRIC_DEFAULT)
+kms enable-key-rotation --key-id "$CA" --rotation-period-in-days 90
+rc=0
+KMS_FAULT=rotation-after-hsm at +4000d run-scheduler --once >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" "137" "a scheduler killed in the middle of a rotation"
+CTX=$(kms kms-encrypt --key-id "$CA" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CTX")" "1" "leaves the key on its old version"
+out=$(at +4000d run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "the next run leaves the fresh claim alone"
+out=$(at +4001d run-scheduler --once)
+assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$CA" "a later run finishes the rotation"
+assert_eq "$(count Rotations <<<"$out")" "1" "once"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "2" "to version 2"
+
+# ---- schedulers side by side --------------------------------------------------------------------
+PAR=$(create_key SYMMETRIC_DEFAULT)
+kms enable-key-rotation --key-id "$PAR" --rotation-period-in-days 90
+for i in 1 2 3; do at +5000d run-scheduler --once >"$TMP/par$i.json" 2>&1 & done
+wait
+total=0
+for i in 1 2 3; do
+    n=$("$PY" -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1]))["Rotations"] if r["KeyId"] == sys.argv[2]))' "$TMP/par$i.json" "$PAR")
+    total=$((total + n))
+done
+assert_eq "$total" "1" "three schedulers at once rotate the key once"
+assert_eq "$(kms list-key-rotations --key-id "$PAR" | count Rotations)" "1" "one version was made"
+
+# ---- deletion windows ---------------------------------------------------------------------------
+DEL=$(create_key SYMMETRIC_DEFAULT)
+kms create-alias --alias-name alias/doomed --target-key-id "$DEL"
+kms rotate-key-on-demand --key-id "$DEL" >/dev/null
+CTD=$(kms kms-encrypt --key-id "$DEL" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+kms schedule-key-deletion --key-id "$DEL" --pending-window-in-days 7 >/dev/null
+assert_eq "$(kms get-key-rotation-status --key-id "$DEL" --query KeyRotationEnabled)" "false" \
+    "a key pending deletion shows rotation off"
+expect_error KMSInvalidStateException 254 kms kms-decrypt --ciphertext-blob "$CTD"
+assert_contains "$ERR_MSG" "pending deletion" "using a key pending deletion is refused"
+ev=$(kms lookup-events --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$DEL" \
+    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+assert_eq "$(json_get eventName <<<"$ev")" "Decrypt" "the refused use is recorded"
+assert_eq "$(json_get errorCode <<<"$ev")" "KMSInvalidStateException" \
+    "with the error that tells someone still needs the key"
+out=$(at +6d run-scheduler --once)
+assert_eq "$(count Deletions <<<"$out")" "0" "nothing is deleted before the window ends"
+assert_eq "$(hsm_labels | grep -c "^kms:$DEL:")" "2" "both versions are in the HSM before"
+expect_error KMSInvalidStateException 254 at +8d cancel-key-deletion --key-id "$DEL"
+assert_contains "$ERR_MSG" "has ended" "a deletion cannot be cancelled after its window"
+out=$(at +8d run-scheduler --once)
+assert_eq "$(json_get 'Deletions[0].KeyId' <<<"$out")" "$DEL" "the window ended: the key is deleted"
+assert_eq "$(hsm_labels | grep -c "^kms:$DEL:" || true)" "0" "its material is destroyed in the HSM"
+assert_not_contains "$(kms list-aliases)" "alias/doomed" "its alias is gone"
+expect_error NotFoundException 254 kms describe-key --key-id "$DEL"
+assert_contains "$ERR_MSG" "was deleted at" "DescribeKey says it was deleted"
+expect_error NotFoundException 254 kms kms-decrypt --ciphertext-blob "$CTD"
+assert_contains "$ERR_MSG" "nothing encrypted under it can be decrypted" \
+    "its ciphertexts fail with a clear error"
+expect_error NotFoundException 254 kms describe-key --key-id alias/doomed
+out=$(at +9d run-scheduler --once)
+assert_eq "$(count Deletions <<<"$out")" "0" "a second run deletes nothing more"
+
+# A crash between the HSM and the metadata: the next run finishes the deletion.
+DC=$(create_key SYMMETRIC_DEFAULT)
+kms schedule-key-deletion --key-id "$DC" --pending-window-in-days 7 >/dev/null
+rc=0
+KMS_FAULT=deletion-after-hsm at +8d run-scheduler --once >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" "137" "a scheduler killed in the middle of a deletion"
+assert_eq "$(kms describe-key --key-id "$DC" --query KeyMetadata.KeyState --output text)" \
+    "PendingDeletion" "leaves the key pending deletion"
+out=$(at +8d run-scheduler --once)
+assert_eq "$(json_get 'Deletions[0].KeyId' <<<"$out")" "$DC" "the next run finishes the deletion"
+
+# ---- the audit trail: service events -------------------------------------------------------------
+ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=RotateKey \
+    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+assert_eq "$(json_get eventType <<<"$ev")" "AwsServiceEvent" "a scheduled rotation is an AwsServiceEvent"
+assert_eq "$(json_get userIdentity.type <<<"$ev")" "AWSService" "invoked by the service"
+assert_eq "$(json_get userIdentity.invokedBy <<<"$ev")" "kms.amazonaws.com" "kms.amazonaws.com"
+assert_eq "$(json_get 'resources[0].type' <<<"$ev")" "AWS::KMS::Key" "naming the key"
+assert_eq "$(json_get additionalEventData.RotationType <<<"$ev")" "AUTOMATIC" "and what was done"
+n=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteKey |
+    count Events)
+assert_eq "$n" "2" "two DeleteKey service events"
+
+# Authorised as the service: no credentials are needed (or used).
+SCHED=$(create_key SYMMETRIC_DEFAULT)
+kms enable-key-rotation --key-id "$SCHED"
+mv "$HOME_DIR/credentials" "$TMP/credentials.aside"
+out=$(at +6000d run-scheduler --once)
+mv "$TMP/credentials.aside" "$HOME_DIR/credentials"
+assert_eq "$("$PY" -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["Rotations"] if r["KeyId"] == sys.argv[1]))' "$SCHED" <<<"$out")" \
+    "1" "the scheduler runs without any user's credentials"
+
+# ---- usage-based rotation (a small limit in a home of its own) ------------------------------------
+U="$TMP/usage-home"
+init_home "$U"
+"$PY" - "$U/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rotation_usage_limit"] = 5
+json.dump(c, open(sys.argv[1], "w"))
+PY
+UK=$(kms_at "$U" create-key --output text --query KeyMetadata.KeyId)
+for _ in 1 2 3 4; do kms_at "$U" kms-encrypt --key-id "$UK" --plaintext aGk= >/dev/null; done
+out=$(kms_at "$U" run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "four encryptions: below the limit of five"
+kms_at "$U" generate-data-key --key-id "$UK" --key-spec AES_256 >/dev/null
+out=$(kms_at "$U" run-scheduler --once)
+assert_eq "$(json_get 'Rotations[0].Reason' <<<"$out")" "USAGE" "the fifth use makes it due by usage"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "2" "version 2"
+out=$(kms_at "$U" run-scheduler --once)
+assert_eq "$(count Rotations <<<"$out")" "0" "the new version starts counting from zero"
+"$PY" - "$U/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rotation_usage_limit"] = 0
+json.dump(c, open(sys.argv[1], "w"))
+PY
+expect_error KMSHomeException 254 kms_at "$U" run-scheduler --once
+assert_contains "$ERR_MSG" "rotation_usage_limit" "a bad limit in config.json is named"
+"$PY" - "$U/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["rotation_usage_limit"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+
+# The hard stop: a version that encrypted 2^32 times (AES-GCM's bound for random IVs) refuses.
+HS=$(kms_at "$U" create-key --output text --query KeyMetadata.KeyId)
+"$PY" - "$U/kms.db" "$HS" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE key_versions SET encryptions = ? WHERE key_id = ?", (2**32 - 1, sys.argv[2]))
+db.commit()
+PY
+kms_at "$U" kms-encrypt --key-id "$HS" --plaintext aGk= >/dev/null && ok "encryption 2^32 is allowed"
+expect_error KMSInvalidStateException 254 kms_at "$U" kms-encrypt --key-id "$HS" --plaintext aGk=
+assert_contains "$ERR_MSG" "2^32" "encryption 2^32 + 1 is refused, saying why"
+assert_contains "$ERR_MSG" "rotate-key-on-demand" "and what to do"
+kms_at "$U" rotate-key-on-demand --key-id "$HS" >/dev/null
+kms_at "$U" kms-encrypt --key-id "$HS" --plaintext aGk= >/dev/null && ok "after a rotation it encrypts again"
+
+# ---- the foreground scheduler stops cleanly on SIGTERM ---------------------------------------------
+"$KMSCTL" --home "$HOME_DIR" run-scheduler --interval 3600 >"$TMP/fg.out" 2>"$TMP/fg.err" &
+pid=$!
+for _ in $(seq 1 100); do
+    grep -q NextDueDate "$TMP/fg.out" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q NextDueDate "$TMP/fg.out" && ok "the foreground scheduler ran once at start"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+assert_eq "$rc" "0" "and exits 0 on SIGTERM"
+assert_contains "$(cat "$TMP/fg.err")" "stopped by SIGTERM" "saying why it stopped"
+
+# ---- the trail still validates -------------------------------------------------------------------
+assert_eq "$(kms validate-logs --query Valid 2>/dev/null)" "true" "validate-logs: the trail is valid"
