@@ -190,7 +190,7 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
                            : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     if (r == 0) {
         r = kms_respond_page(resp, "Rotations", w.list, truncated, "Marker");
-        w.list = NULL;
+        w.list = NULL; /* taken by kms_respond_page, on failure too */
     }
     /* The marker rode along in each item for kms_respond_page; it is not part of the shape. */
     json_t *item;

@@ -1646,3 +1646,15 @@ int kms_store_raise(const kms_store *store, kms_store_conn *c, int rc, const cha
 {
     return raise_sqlite(store, c, rc, what);
 }
+
+int kms_store_step(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        return 0;
+    }
+    return kms_store_raise(store, c, rc, what);
+}

@@ -51,19 +51,6 @@ static int bind_text(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, int 
     return rc == SQLITE_OK ? 0 : kms_store_raise(store, c, rc, "cannot bind a grant field");
 }
 
-/* 1: a row, 0: none, -1: error raised. */
-static int step_row(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        return 1;
-    }
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    return kms_store_raise(store, c, rc, what);
-}
-
 int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
 {
     KMS_ENSURE(fits(rec->grant_id, sizeof rec->grant_id) && fits(rec->key_id, sizeof rec->key_id) &&
@@ -81,7 +68,7 @@ int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
         bind_text(store, c, st, 1, rec->key_id) != 0) {
         goto out;
     }
-    int found = step_row(store, c, st, what);
+    int found = kms_store_step(store, c, st, what);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", rec->key_id);
@@ -92,7 +79,7 @@ int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
         bind_text(store, c, st, 1, rec->grant_id) != 0) {
         goto out;
     }
-    found = step_row(store, c, st, what);
+    found = kms_store_step(store, c, st, what);
     if (found != 0) {
         if (found == 1) {
             kms_raise(KMS_ERR_ALREADY_EXISTS, "grant %s already exists", rec->grant_id);
@@ -120,7 +107,7 @@ int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
         kms_store_raise(store, c, rc, what);
         goto out;
     }
-    if (step_row(store, c, st, what) < 0 || kms_store_conn_commit(store, c) != 0) {
+    if (kms_store_step(store, c, st, what) < 0 || kms_store_conn_commit(store, c) != 0) {
         goto out;
     }
     r = 0;
@@ -179,7 +166,7 @@ int kms_store_grant_get(kms_store *store, const char *grant_id, kms_grant_record
         bind_text(store, c, st, 1, grant_id) != 0) {
         goto out;
     }
-    int found = step_row(store, c, st, "cannot read grant");
+    int found = kms_store_step(store, c, st, "cannot read grant");
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
@@ -204,7 +191,7 @@ int kms_store_grant_delete(kms_store *store, const char *grant_id)
     sqlite3_stmt *st = NULL;
     if (kms_store_conn_prepare(store, c, sql_delete, &st) != 0 ||
         bind_text(store, c, st, 1, grant_id) != 0 ||
-        step_row(store, c, st, "cannot delete grant") < 0) {
+        kms_store_step(store, c, st, "cannot delete grant") < 0) {
         goto out;
     }
     if (sqlite3_changes(kms_store_conn_db(c)) == 0) {
@@ -258,7 +245,7 @@ static int rows_fetch(kms_store *store, const char *sql, const char *a, const ch
         goto out;
     }
     int found;
-    while ((found = step_row(store, c, st, "cannot list grants")) == 1) {
+    while ((found = kms_store_step(store, c, st, "cannot list grants")) == 1) {
         if (subject != NULL && rows->count == limit) {
             *more = true;
             break;

@@ -32,5 +32,8 @@ void kms_store_conn_rollback(kms_store_conn *c);
 /* Raises the error of a failed SQLite call (KMS_ERR_HOME for an unusable file, else
  * KMS_ERR_INTERNAL); `what` names the operation. Returns -1. */
 int kms_store_raise(const kms_store *store, kms_store_conn *c, int rc, const char *what);
+/* Steps st once: 1 a row, 0 done, -1 error raised (naming `what`). */
+int kms_store_step(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -110,24 +110,11 @@ static int prepare(kms_store *store, kms_store_conn *c, const char *sql, sqlite3
     prepare(store, c, sql, st, (const bound[]){__VA_ARGS__},                                       \
             sizeof((const bound[]){__VA_ARGS__}) / sizeof(bound))
 
-/* 1: a row, 0: none, -1: error raised. */
-static int step(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        return 1;
-    }
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    return kms_store_raise(store, c, rc, what);
-}
-
 /* Runs a statement that returns no rows; *changes receives the rows it changed. */
 static int run(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what,
                int *changes)
 {
-    if (step(store, c, st, what) < 0) {
+    if (kms_store_step(store, c, st, what) < 0) {
         return -1;
     }
     if (changes != NULL) {
@@ -136,6 +123,36 @@ static int run(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char
     return 0;
 }
 
+/* One write that returns no rows, on a connection of its own. BEGIN IMMEDIATE takes the write
+ * lock first (waiting through the busy timeout): an autocommit write could instead fail at once
+ * with SQLITE_BUSY when another process committed since its read began. */
+static int exec1(kms_store *store, const char *sql, const bound *b, size_t n, const char *what,
+                 int *changes)
+{
+    kms_store_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    KMS_GUARD(kms_store_conn_borrow(store, &c));
+    int r = kms_store_conn_begin(store, c);
+    if (r == 0) {
+        r = prepare(store, c, sql, &st, b, n);
+    }
+    if (r == 0) {
+        r = run(store, c, st, what, changes);
+    }
+    if (r == 0) {
+        r = kms_store_conn_commit(store, c);
+    }
+    if (r != 0) {
+        kms_store_conn_rollback(c);
+    }
+    kms_store_conn_return(store, c);
+    return r;
+}
+
+#define EXEC(store, sql, what, changes, ...)                                                       \
+    exec1(store, sql, (const bound[]){__VA_ARGS__},                                                \
+          sizeof((const bound[]){__VA_ARGS__}) / sizeof(bound), what, changes)
+
 int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotation *out)
 {
     memset(out, 0, sizeof *out);
@@ -143,7 +160,7 @@ int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotatio
     sqlite3_stmt *st = NULL;
     KMS_GUARD(kms_store_conn_borrow(store, &c));
     int r = PREPARE(store, c, sql_get, &st, T(key_id));
-    int found = r == 0 ? step(store, c, st, "cannot read the rotation state") : -1;
+    int found = r == 0 ? kms_store_step(store, c, st, "cannot read the rotation state") : -1;
     if (found == 1) {
         out->period_days = sqlite3_column_int(st, 0);
         out->next_rotation = sqlite3_column_int64(st, 1);
@@ -164,16 +181,9 @@ int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotatio
 int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days,
                            int64_t next_rotation)
 {
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
     int changes = 0;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_set, &st, T(key_id), I(period_days), I(next_rotation));
-    if (r == 0) {
-        r = run(store, c, st, "cannot set the rotation period", &changes);
-    }
-    kms_store_conn_return(store, c);
-    KMS_GUARD(r);
+    KMS_GUARD(EXEC(store, sql_set, "cannot set the rotation period", &changes, T(key_id),
+                   I(period_days), I(next_rotation)));
     KMS_ENSURE(changes == 1, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
@@ -183,19 +193,12 @@ int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rot
 {
     *won = false;
     KMS_ENSURE(cl->version >= 2, KMS_ERR_VALIDATION, "a rotation makes version 2 or later");
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
     int changes = 0;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_claim, &st, T(key_id), I(cl->version), T(cl->type), I(cl->now),
-                    I(cl->stale_before), I(cl->due_before), I(cl->usage_limit),
-                    I(KMS_ROTATION_ON_DEMAND_MAX));
-    if (r == 0) {
-        r = run(store, c, st, "cannot claim a rotation", &changes);
-    }
-    kms_store_conn_return(store, c);
-    *won = r == 0 && changes == 1;
-    return r;
+    KMS_GUARD(EXEC(store, sql_claim, "cannot claim a rotation", &changes, T(key_id),
+                   I(cl->version), T(cl->type), I(cl->now), I(cl->stale_before),
+                   I(cl->due_before), I(cl->usage_limit), I(KMS_ROTATION_ON_DEMAND_MAX)));
+    *won = changes == 1;
+    return 0;
 }
 
 int kms_store_rotation_commit(kms_store *store, const char *key_id, uint32_t version,
@@ -233,15 +236,8 @@ out:
 
 int kms_store_rotation_release(kms_store *store, const char *key_id, uint32_t version)
 {
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_release, &st, T(key_id), I(version));
-    if (r == 0) {
-        r = run(store, c, st, "cannot release a rotation claim", NULL);
-    }
-    kms_store_conn_return(store, c);
-    return r;
+    return EXEC(store, sql_release, "cannot release a rotation claim", NULL, T(key_id),
+                I(version));
 }
 
 int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after, size_t limit,
@@ -264,7 +260,7 @@ int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after
     }
     int r = PREPARE(store, c, sql_list, &st, T(key_id), I(after), I(limit + 1));
     int got = 0;
-    while (r == 0 && (got = step(store, c, st, "cannot list rotations")) == 1) {
+    while (r == 0 && (got = kms_store_step(store, c, st, "cannot list rotations")) == 1) {
         rows[n].version = (uint32_t)sqlite3_column_int64(st, 0);
         rows[n].date = sqlite3_column_int64(st, 1);
         const unsigned char *t = sqlite3_column_text(st, 2);
@@ -294,14 +290,23 @@ int kms_store_usage_add(kms_store *store, const char *key_id, uint32_t version, 
     kms_store_conn *c = NULL;
     sqlite3_stmt *st = NULL;
     KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_usage, &st, T(key_id), I(version), I(n));
-    int found = r == 0 ? step(store, c, st, "cannot count encryptions") : -1;
+    int r = kms_store_conn_begin(store, c); /* the write lock first, as exec1 */
+    if (r == 0) {
+        r = PREPARE(store, c, sql_usage, &st, T(key_id), I(version), I(n));
+    }
+    int found = r == 0 ? kms_store_step(store, c, st, "cannot count encryptions") : -1;
     if (found == 1) {
         *total = sqlite3_column_int64(st, 0);
         /* Finish the statement: RETURNING applies the change when it is stepped to the end. */
-        found = step(store, c, st, "cannot count encryptions") == 0 ? 1 : -1;
+        found = kms_store_step(store, c, st, "cannot count encryptions") == 0 ? 1 : -1;
     } else if (found == 0) {
         kms_raise(KMS_ERR_NOT_FOUND, "key %s has no version %u", key_id, version);
+    }
+    if (found == 1 && kms_store_conn_commit(store, c) != 0) {
+        found = -1;
+    }
+    if (found != 1) {
+        kms_store_conn_rollback(c);
     }
     kms_store_conn_return(store, c);
     return found == 1 ? 0 : -1;
@@ -322,7 +327,7 @@ static int due_query(kms_store *store, const char *sql, int64_t param, kms_due_k
     KMS_GUARD(kms_store_conn_borrow(store, &c));
     int r = PREPARE(store, c, sql, &st, I(param));
     int got = 0;
-    while (r == 0 && (got = step(store, c, st, "cannot list the work that is due")) == 1) {
+    while (r == 0 && (got = kms_store_step(store, c, st, "cannot list the work that is due")) == 1) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             row *more = realloc(rows, cap * sizeof *rows);
@@ -365,7 +370,7 @@ int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
     sqlite3_stmt *st = NULL;
     KMS_GUARD(kms_store_conn_borrow(store, &c));
     int r = PREPARE(store, c, sql_next_due, &st, I(now));
-    int found = r == 0 ? step(store, c, st, "cannot find the next due date") : -1;
+    int found = r == 0 ? kms_store_step(store, c, st, "cannot find the next due date") : -1;
     if (found == 1) {
         *when = sqlite3_column_int64(st, 0); /* NULL reads as 0: nothing due */
     }
@@ -387,7 +392,7 @@ int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
         PREPARE(store, c, sql_state, &st, T(key_id)) != 0) {
         goto out;
     }
-    int found = step(store, c, st, what);
+    int found = kms_store_step(store, c, st, what);
     if (found != 1) {
         if (found == 0) {
             kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
@@ -427,7 +432,7 @@ int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
     sqlite3_stmt *st = NULL;
     KMS_GUARD(kms_store_conn_borrow(store, &c));
     int r = PREPARE(store, c, sql_deleted_get, &st, T(key_id));
-    int found = r == 0 ? step(store, c, st, "cannot read deleted keys") : -1;
+    int found = r == 0 ? kms_store_step(store, c, st, "cannot read deleted keys") : -1;
     if (found == 1) {
         *when = sqlite3_column_int64(st, 0);
     } else if (found == 0) {
@@ -439,16 +444,9 @@ int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
 
 int kms_store_key_cancel_deletion(kms_store *store, const char *key_id, int64_t now)
 {
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
     int changes = 0;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_cancel, &st, T(key_id), I(now));
-    if (r == 0) {
-        r = run(store, c, st, "cannot cancel a key deletion", &changes);
-    }
-    kms_store_conn_return(store, c);
-    KMS_GUARD(r);
+    KMS_GUARD(
+        EXEC(store, sql_cancel, "cannot cancel a key deletion", &changes, T(key_id), I(now)));
     KMS_ENSURE(changes == 1, KMS_ERR_INVALID_STATE,
                "key %s is not pending deletion, or its deletion window has ended", key_id);
     return 0;

@@ -248,10 +248,11 @@ assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "2" "to version 2"
 # ---- schedulers side by side --------------------------------------------------------------------
 PAR=$(create_key SYMMETRIC_DEFAULT)
 kms enable-key-rotation --key-id "$PAR" --rotation-period-in-days 90
-for i in 1 2 3; do at +5000d run-scheduler --once >"$TMP/par$i.json" 2>&1 & done
+for i in 1 2 3; do at +5000d run-scheduler --once >"$TMP/par$i.json" 2>"$TMP/par$i.err" & done
 wait
 total=0
 for i in 1 2 3; do
+    assert_eq "$(head -c 2000 "$TMP/par$i.err")" "" "scheduler $i of 3 at once reports no error"
     n=$("$PY" -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1]))["Rotations"] if r["KeyId"] == sys.argv[2]))' "$TMP/par$i.json" "$PAR")
     total=$((total + n))
 done
