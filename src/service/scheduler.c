@@ -103,8 +103,10 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report)
         r = deletion ? kms_keystore_destroy(&c->keystore, it->key_id, now)
                      : rotate(c, it, now, &version, &type);
     }
-    if (r == 1 || (r != 0 && deletion && kms_last_error() == KMS_ERR_NOT_FOUND)) {
-        /* Done meanwhile by another scheduler, or no longer due: nothing happened. */
+    if (r == 1 || (r != 0 && deletion && (kms_last_error() == KMS_ERR_NOT_FOUND ||
+                                          kms_last_error() == KMS_ERR_INVALID_STATE))) {
+        /* Done meanwhile by another scheduler, or no longer due (a deletion cancelled since the
+         * list was read): nothing happened. */
         rq.nothing_done = true;
         kms_error_clear();
         json_object_set_new(report, "AlreadyDone",
