@@ -139,13 +139,12 @@ out:
     if (r != 0) {
         if (generated) {
             /* Keep the first error: the destroy is clean-up. */
-            kms_error code = kms_last_error();
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", kms_last_error_message());
+            kms_saved_error e;
+            kms_error_save(&e);
             if (kms_hsm_destroy_key(ks->hsm, label) != 0) {
                 /* Orphaned material with no metadata is unusable; report the first error. */
             }
-            kms_raise(code, "%s", msg);
+            kms_error_restore(&e);
         }
         kms_key_record_clean_up(out);
     }

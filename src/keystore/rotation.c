@@ -152,27 +152,25 @@ int kms_keystore_rotate(const kms_keystore *ks, const char *key_id, const kms_ro
         r = kms_hsm_generate_key(ks->hsm, KMS_HSM_AES_256, label, NULL, NULL);
     }
     if (r != 0) {
-        kms_error code = kms_last_error();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", kms_last_error_message());
+        kms_saved_error e;
+        kms_error_save(&e);
         if (kms_store_rotation_release(ks->store, key_id, cl->version) != 0) {
             /* The claim goes stale and the next scheduler run takes it over. */
         }
-        return kms_raise(code, "%s", msg);
+        return kms_error_restore(&e);
     }
     kms_fault_point("rotation-after-hsm");
     if (kms_store_rotation_commit(ks->store, key_id, cl->version, cl->type, cl->now) != 0) {
-        kms_error code = kms_last_error();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", kms_last_error_message());
-        if (code != KMS_ERR_INVALID_STATE) {
+        kms_saved_error e;
+        kms_error_save(&e);
+        if (e.code != KMS_ERR_INVALID_STATE) {
             /* Not committed: the material is unused. Taken over: it is the new claimant's. */
             if (destroy_label(ks, label) != 0 ||
                 kms_store_rotation_release(ks->store, key_id, cl->version) != 0) {
                 /* Left for the next run, which destroys it before generating again. */
             }
         }
-        return kms_raise(code, "%s", msg);
+        return kms_error_restore(&e);
     }
     kms_fault_point("rotation-after-commit");
     return 0;

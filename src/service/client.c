@@ -587,11 +587,10 @@ int kms_home_init(const char *home, const kms_init_options *opts)
 out:
     kms_store_close(store);
     if (r != 0 && started) {
-        kms_error code = kms_last_error();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", kms_last_error_message());
+        kms_saved_error e;
+        kms_error_save(&e);
         home_undo(home, created);
-        kms_raise(code, "%s", msg);
+        kms_error_restore(&e);
     }
     sodium_memzero(pin, sizeof pin);
     sodium_memzero(so_pin, sizeof so_pin);

@@ -787,11 +787,10 @@ static int get_access_key_last_used(kms_request *rq, json_t *req, json_t **resp)
     char arn[ARN_LEN];
     KMS_GUARD(kms_req_string(req, "AccessKeyId", true, 16, 128, &key_id));
     if (kms_iam_access_key_last_used(iam_of(rq), account_of(rq), key_id, &out) != 0) {
-        kms_error code = kms_last_error();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", kms_last_error_message());
+        kms_saved_error e;
+        kms_error_save(&e);
         KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
-        return kms_raise(code, "%s", msg);
+        return kms_error_restore(&e);
     }
     const char *user = json_string_value(json_object_get(out, "UserName"));
     if (user != NULL) {

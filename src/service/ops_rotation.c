@@ -152,17 +152,17 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
 typedef struct rotation_walk {
     json_t *list;
     const char *key_id;
+    uint32_t last; /* the last version listed: the next page's marker */
 } rotation_walk;
 
 static int list_rotation_cb(void *arg, uint32_t version, int64_t date, const char *type)
 {
     rotation_walk *w = arg;
-    char marker[16];
-    snprintf(marker, sizeof marker, "%u", version);
-    json_t *o = json_pack("{s:s, s:I, s:s, s:s}", "KeyId", w->key_id, "RotationDate",
-                          (json_int_t)date, "RotationType", type, "Marker", marker);
+    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate",
+                          (json_int_t)date, "RotationType", type);
     KMS_ENSURE(o != NULL && json_array_append_new(w->list, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
+    w->last = version;
     return 0;
 }
 
@@ -183,21 +183,19 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
                    "the Marker '%s' was not returned by ListKeyRotations", marker);
     }
     KMS_GUARD(rotation_key(rq, req, "kms:ListKeyRotations", &rec, arn));
-    rotation_walk w = {json_array(), rec.key_id};
+    rotation_walk w = {json_array(), rec.key_id, 0};
     int r = w.list != NULL ? kms_store_rotation_list(rq->client->store, rec.key_id,
                                                      (uint32_t)after, (size_t)limit,
                                                      list_rotation_cb, &w, &truncated)
                            : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     if (r == 0) {
-        r = kms_respond_page(resp, "Rotations", w.list, truncated, "Marker");
-        w.list = NULL; /* taken by kms_respond_page, on failure too */
+        *resp = json_pack("{s:O, s:b}", "Rotations", w.list, "Truncated", truncated);
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    /* The marker rode along in each item for kms_respond_page; it is not part of the shape. */
-    json_t *item;
-    size_t i;
-    json_array_foreach(json_object_get(r == 0 ? *resp : NULL, "Rotations"), i, item)
-    {
-        json_object_del(item, "Marker");
+    if (r == 0 && truncated) {
+        char next[16];
+        snprintf(next, sizeof next, "%u", w.last);
+        json_object_set_new(*resp, "NextMarker", json_string(next));
     }
     json_decref(w.list);
     kms_key_record_clean_up(&rec);

@@ -86,7 +86,8 @@ static int rotate(kms_client *c, const due_item *it, int64_t now,
     return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
 }
 
-static int act(kms_client *c, const due_item *it, int64_t now, json_t *report)
+static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
+               json_int_t *already_done)
 {
     kms_request rq;
     char arn[KMS_ARN_MAX];
@@ -109,10 +110,7 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report)
          * list was read): nothing happened. */
         rq.nothing_done = true;
         kms_error_clear();
-        json_object_set_new(report, "AlreadyDone",
-                            json_integer(json_integer_value(json_object_get(report,
-                                                                            "AlreadyDone")) +
-                                         1));
+        (*already_done)++;
         return kms_gate_end(&rq, 0);
     }
     kms_time_iso8601(it->due, when);
@@ -158,13 +156,14 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     char iso[32];
     due_list due = {0};
     kms_time_iso8601(now, iso);
-    json_t *report = json_pack("{s:s, s:[], s:[], s:i, s:[]}", "Time", iso, "Rotations",
-                               "Deletions", "AlreadyDone", 0, "Errors");
+    json_int_t already_done = 0;
+    json_t *report = json_pack("{s:s, s:[], s:[], s:[]}", "Time", iso, "Rotations", "Deletions",
+                               "Errors");
     KMS_ENSURE(report != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = kms_store_due_list(client->store, now, client->cfg.rotation_usage_limit,
                                now - KMS_ROTATION_STALE_SECONDS, collect, &due);
     for (size_t i = 0; r == 0 && i < due.n; i++) {
-        r = act(client, &due.items[i], now, report);
+        r = act(client, &due.items[i], now, report, &already_done);
     }
     int64_t next = 0;
     if (r == 0) {
@@ -172,6 +171,7 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     }
     if (r == 0) {
         kms_time_iso8601(next, iso);
+        json_object_set_new(report, "AlreadyDone", json_integer(already_done));
         json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null());
         *report_json = json_dumps(report, JSON_COMPACT);
         r = *report_json != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");

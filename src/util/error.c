@@ -67,6 +67,17 @@ void kms_error_clear(void)
     last_message[0] = '\0';
 }
 
+void kms_error_save(kms_saved_error *e)
+{
+    e->code = last_code;
+    snprintf(e->message, sizeof e->message, "%s", last_message);
+}
+
+int kms_error_restore(const kms_saved_error *e)
+{
+    return kms_raise(e->code, "%s", e->message);
+}
+
 kms_error kms_last_error(void)
 {
     return last_code;

@@ -10,6 +10,16 @@ int kms_raise(kms_error code, const char *fmt, ...) __attribute__((format(printf
 /* Clears the thread-local error (start of every public call). */
 void kms_error_clear(void);
 
+/* The error of a failure kept across clean-up that may raise errors of its own:
+ *     kms_saved_error e; kms_error_save(&e); ...clean up...; return kms_error_restore(&e); */
+typedef struct kms_saved_error {
+    kms_error code;
+    char message[512];
+} kms_saved_error;
+void kms_error_save(kms_saved_error *e);
+/* Raises the saved error again; returns -1. */
+int kms_error_restore(const kms_saved_error *e);
+
 /* Propagate a failure whose error is already raised. */
 #define KMS_GUARD(expr)                                                                            \
     do {                                                                                           \
