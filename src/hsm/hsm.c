@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 #include <sodium.h>
@@ -378,6 +379,7 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
 {
     kms_hsm *h = NULL;
     kms_hsm *ret = NULL;
+    int lock_fd = -1;
     if (cfg == NULL || cfg->module_path == NULL || cfg->token_label == NULL || cfg->pin == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "HSM configuration needs a module path, token label and "
                                       "PIN");
@@ -403,10 +405,14 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
         kms_raise(KMS_ERR_INTERNAL, "out of memory opening the HSM");
         goto out;
     }
+    if (cfg->open_lock_path != NULL && (lock_fd = kms_file_lock(cfg->open_lock_path)) < 0) {
+        goto out;
+    }
     bool found = false;
     /* SoftHSM2 reads its token files once, at C_Initialize; another process rewriting them at
-     * that moment (its login) can make the token look absent. Initialise afresh a few times
-     * before concluding that it is. */
+     * that moment (its login: a process that does not take open_lock_path, such as
+     * pkcs11-tool) can make the token look absent. Initialise afresh a few times before
+     * concluding that it is. */
     for (int attempt = 0; attempt < 6 && !found; attempt++) {
         if (attempt > 0) {
             kms_hsm_module_release(h->mod);
@@ -433,6 +439,9 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
     h = NULL;
 out:
     kms_hsm_close(h);
+    if (lock_fd >= 0) {
+        close(lock_fd);
+    }
     return ret;
 }
 

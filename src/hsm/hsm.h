@@ -23,6 +23,12 @@ typedef struct kms_hsm_config {
     const uint8_t *pin;      /* borrowed; the caller wipes it */
     size_t pin_len;
     unsigned pool_size; /* sessions in the pool; 0 means 8 */
+    /* A file every process opening this token holds an exclusive flock on from C_Initialize
+     * through C_Login, or NULL for none. SoftHSM2 rewrites its token file at every successful
+     * login without keeping other processes' readers out, so a process opening the token while
+     * another logs in can read it torn: C_Login then fails (CKR_GENERAL_ERROR,
+     * CKR_USER_PIN_NOT_INITIALIZED) or the token looks absent. */
+    const char *open_lock_path;
 } kms_hsm_config;
 
 /* Loads the module (dlopen), C_Initialize with CKF_OS_LOCKING_OK, finds the token by label,

@@ -19,6 +19,8 @@
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define CONFIG_FILE "config.json"
 #define DB_FILE "kms.db"
+/* Held by every process while it opens the HSM token (kms_hsm_config.open_lock_path). */
+#define HSM_LOCK_FILE "hsm.lock"
 #define MAX_PIN 256
 
 const char *kms_home_default(void)
@@ -206,6 +208,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     uint8_t *pin = NULL;
     size_t pin_len = 0;
     char *db = NULL;
+    char *lock = NULL;
     kms_error_clear();
     if (kms_util_init() != 0) {
         return NULL;
@@ -244,7 +247,8 @@ kms_client *kms_client_open(const kms_client_options *opts)
         kms_raise(KMS_ERR_INTERNAL, "cannot set SOFTHSM2_CONF");
         goto fail;
     }
-    if (pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
+    lock = kms_path_join(home, HSM_LOCK_FILE);
+    if (lock == NULL || pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
         goto fail;
     }
     kms_hsm_config hc = {
@@ -253,6 +257,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
         .pin = pin,
         .pin_len = pin_len,
         .pool_size = 0,
+        .open_lock_path = lock,
     };
     c->hsm = kms_hsm_open(&hc);
     kms_secure_free(pin);
@@ -273,9 +278,11 @@ kms_client *kms_client_open(const kms_client_options *opts)
         goto fail;
     }
     free(db);
+    free(lock);
     return c;
 fail:
     free(db);
+    free(lock);
     kms_client_free(c);
     return NULL;
 }
@@ -404,7 +411,7 @@ static int home_check_new(const char *home, bool *created)
 static void home_undo(const char *home, bool created)
 {
     const char *entries[] = {CONFIG_FILE, DB_FILE,  DB_FILE "-wal", DB_FILE "-shm",
-                             "pin",       "so-pin", "credentials"};
+                             "pin",       "so-pin", "credentials", HSM_LOCK_FILE};
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
         char *p = kms_path_join(home, entries[i]);
         if (p != NULL) {
@@ -472,14 +479,17 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
     kms_iam *iam = NULL;
     char akid[32] = "";
     char *secret = NULL;
+    char *lock = kms_path_join(home, HSM_LOCK_FILE);
     kms_hsm_config hc = {
         .module_path = cfg->pkcs11_module,
         .token_label = cfg->token_label,
         .pin = (const uint8_t *)pin,
         .pin_len = strlen(pin),
         .pool_size = 1,
+        .open_lock_path = lock,
     };
-    kms_hsm *hsm = kms_hsm_open(&hc);
+    kms_hsm *hsm = lock != NULL ? kms_hsm_open(&hc) : NULL;
+    free(lock);
     if (hsm == NULL || kms_sealer_key_create(hsm) != 0 || kms_audit_home_create(home, hsm) != 0) {
         goto out;
     }

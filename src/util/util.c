@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -208,6 +209,32 @@ out:
     free(buf);
     close(fd);
     return r;
+}
+
+int kms_file_lock(const char *path)
+{
+    static const char *const advice =
+        "it must be a regular file this user can write (remove it and try again: it is created "
+        "afresh)";
+    struct stat st;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (fd < 0) {
+        return kms_raise(KMS_ERR_HOME, "cannot open the lock file %s: %s; %s", path,
+                         strerror(errno), advice);
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        kms_raise(KMS_ERR_HOME, "the lock file %s is not a regular file; %s", path, advice);
+        close(fd);
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            kms_raise(KMS_ERR_HOME, "cannot lock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
 }
 
 int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)

@@ -43,6 +43,10 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)
     __attribute__((warn_unused_result));
 bool kms_path_exists(const char *path);
+/* Opens (creating it, mode 0600, never through a symlink) the lock file `path` and waits for an
+ * exclusive flock on it. Returns the descriptor, which holds the lock until closed, or -1
+ * (KMSHomeException naming `path`). */
+int kms_file_lock(const char *path) __attribute__((warn_unused_result));
 /* malloc'd "a/b". */
 char *kms_path_join(const char *a, const char *b);
 
