@@ -377,7 +377,7 @@ kms_at "$U" kms-encrypt --key-id "$HS" --plaintext aGk= >/dev/null && ok "after 
 # ---- the foreground scheduler stops cleanly on SIGTERM ---------------------------------------------
 "$KMSCTL" --home "$HOME_DIR" run-scheduler --interval 3600 >"$TMP/fg.out" 2>"$TMP/fg.err" &
 pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
     grep -q NextDueDate "$TMP/fg.out" 2>/dev/null && break
     sleep 0.1
 done
