@@ -405,7 +405,7 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
         kms_raise(KMS_ERR_INTERNAL, "out of memory opening the HSM");
         goto out;
     }
-    if (cfg->open_lock_path != NULL && (lock_fd = kms_file_lock(cfg->open_lock_path)) < 0) {
+    if (cfg->open_lock_path != NULL && kms_file_lock(cfg->open_lock_path, true, &lock_fd) != 0) {
         goto out;
     }
     bool found = false;

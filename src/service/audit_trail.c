@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "service/ops.h"
 #include "service/service.h"
@@ -517,14 +518,27 @@ int kms_validate_logs(kms_client *client, const char *start_time, const char *en
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(spki_loaded(client));
-    /* The anchor, read from the HSM: what the trail must still reach. */
+    /* The anchor, read from the HSM: what the trail must still reach. It is read under a shared
+     * hold of the trail's LOCK, so that a seal moving it (create the new object, then destroy
+     * the old) is never seen half done; a trail without LOCK is read as it is, and reported. */
     char *anchor = NULL;
-    KMS_GUARD(anchor_get(client->hsm, &anchor));
     char *dir = kms_audit_dir(client->home);
-    int r = dir == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
-                        : kms_audit_validate(dir, client->audit_spki, client->audit_spki_len,
-                                             anchor, start, end, &report);
+    char *lock = dir != NULL ? kms_path_join(dir, "LOCK") : NULL;
+    int lock_fd = -1;
+    int r = lock == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
+                         : kms_file_lock(lock, false, &lock_fd);
+    if (r == 0) {
+        r = anchor_get(client->hsm, &anchor);
+        if (lock_fd >= 0) {
+            close(lock_fd);
+        }
+    }
+    if (r == 0) {
+        r = kms_audit_validate(dir, client->audit_spki, client->audit_spki_len, anchor, start, end,
+                               &report);
+    }
     free(anchor);
+    free(lock);
     free(dir);
     if (r == 0) {
         *report_json = json_dumps(report, JSON_INDENT(2));

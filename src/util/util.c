@@ -211,13 +211,18 @@ out:
     return r;
 }
 
-int kms_file_lock(const char *path)
+int kms_file_lock(const char *path, bool exclusive, int *fd_out)
 {
     static const char *const advice =
         "it must be a regular file this user can write (remove it and try again: it is created "
         "afresh)";
     struct stat st;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    *fd_out = -1;
+    int fd = exclusive ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)
+                       : open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && !exclusive && errno == ENOENT) {
+        return 0;
+    }
     if (fd < 0) {
         return kms_raise(KMS_ERR_HOME, "cannot open the lock file %s: %s; %s", path,
                          strerror(errno), advice);
@@ -227,14 +232,15 @@ int kms_file_lock(const char *path)
         close(fd);
         return -1;
     }
-    while (flock(fd, LOCK_EX) != 0) {
+    while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0) {
         if (errno != EINTR) {
             kms_raise(KMS_ERR_HOME, "cannot lock %s: %s", path, strerror(errno));
             close(fd);
             return -1;
         }
     }
-    return fd;
+    *fd_out = fd;
+    return 0;
 }
 
 int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)

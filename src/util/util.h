@@ -43,10 +43,12 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)
     __attribute__((warn_unused_result));
 bool kms_path_exists(const char *path);
-/* Opens (creating it, mode 0600, never through a symlink) the lock file `path` and waits for an
- * exclusive flock on it. Returns the descriptor, which holds the lock until closed, or -1
+/* Waits for a flock on the lock file `path` and puts in *fd the descriptor, which holds it until
+ * closed. exclusive: LOCK_EX, the file opened read-write and created (mode 0600) if missing.
+ * Otherwise LOCK_SH on the file opened read-only, never created: *fd is -1 (and 0 returned) when
+ * there is no such file. Never through a symlink; anything but a regular file is refused
  * (KMSHomeException naming `path`). */
-int kms_file_lock(const char *path) __attribute__((warn_unused_result));
+int kms_file_lock(const char *path, bool exclusive, int *fd) __attribute__((warn_unused_result));
 /* malloc'd "a/b". */
 char *kms_path_join(const char *a, const char *b);
 

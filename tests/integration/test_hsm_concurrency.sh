@@ -7,7 +7,8 @@
 # C_Login) finds it empty and fails with CKR_GENERAL_ERROR or CKR_USER_PIN_NOT_INITIALIZED. So
 # every kmsctl process holds an exclusive flock on HOME/hsm.lock from C_Initialize through
 # C_Login. This test shows a process waiting for that lock (deterministically, by holding it),
-# a bad lock file refused, and groups of processes opening the token at once without an error.
+# validate-logs waiting for a seal in the same way, a bad lock file refused, and groups of
+# processes opening the token at once without an error.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 init_home
@@ -17,25 +18,31 @@ LOCK="$HOME_DIR/hsm.lock"
 [ -f "$LOCK" ] && ok "init creates HOME/hsm.lock" || fail "init creates HOME/hsm.lock"
 assert_eq "$(stat -c %a "$LOCK")" "600" "the lock file is private"
 
+# queued PID MODE: wait until PID is listed in /proc/locks as blocked on an flock (MODE WRITE for
+# an exclusive, READ for a shared one: "N: -> FLOCK ADVISORY MODE PID ..."), and print yes; no
+# if PID ends first. The loop only bounds the wait; it asserts nothing about time.
+queued() {
+    local pid=$1 mode=$2
+    for _ in $(seq 1 600); do
+        if grep -Eq "^[0-9]+: -> FLOCK +ADVISORY +$mode +$pid " /proc/locks; then
+            echo yes
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo no
+}
+
 # ---- a process opening the token waits for the lock ---------------------------------------------
-# Hold the lock ourselves, start kmsctl, and find it queued behind us in /proc/locks (a blocked
-# waiter is listed as "N: -> FLOCK ADVISORY WRITE PID ..."). The loop only bounds the wait; it
-# asserts nothing about time.
+# Hold the lock ourselves, start kmsctl, and find it queued behind us.
 exec {held}<>"$LOCK"
 flock -x "$held"
 "$KMSCTL" --home "$HOME_DIR" generate-data-key --key-id "$KID" --key-spec AES_256 \
     >"$TMP/waiter.out" 2>"$TMP/waiter.err" &
 waiter=$!
-queued=no
-for _ in $(seq 1 400); do
-    if grep -Eq "^[0-9]+: -> FLOCK +ADVISORY +WRITE +$waiter " /proc/locks; then
-        queued=yes
-        break
-    fi
-    kill -0 "$waiter" 2>/dev/null || break
-    sleep 0.05
-done
-assert_eq "$queued" "yes" "a process opening the token waits while another holds HOME/hsm.lock"
+assert_eq "$(queued "$waiter" WRITE)" "yes" \
+    "a process opening the token waits while another holds HOME/hsm.lock"
 assert_eq "$(kill -0 "$waiter" 2>/dev/null && echo running)" "running" \
     "and has not gone on without it"
 flock -u "$held"
@@ -46,6 +53,21 @@ assert_eq "$rc" "0" "once the lock is released it goes on (stderr: $(head -c 300
 assert_eq "$(json_get 'KeyId' <"$TMP/waiter.out")" \
     "$(kms describe-key --key-id "$KID" --query KeyMetadata.Arn --output text)" \
     "and makes its data key"
+
+# ---- validate-logs reads the audit anchor between seals -----------------------------------------
+# A seal moves the anchor (a new HSM data object, then the old one destroyed) under audit/LOCK;
+# validate-logs takes a shared hold of it to read the anchor, so it never sees the move half done.
+exec {held}<>"$HOME_DIR/audit/LOCK"
+flock -x "$held"
+"$KMSCTL" --home "$HOME_DIR" validate-logs >"$TMP/validate.out" 2>"$TMP/validate.err" &
+waiter=$!
+assert_eq "$(queued "$waiter" READ)" "yes" "validate-logs waits for a seal under way"
+flock -u "$held"
+exec {held}>&-
+rc=0
+wait "$waiter" || rc=$?
+assert_eq "$rc" "0" "then validates (stderr: $(head -c 300 "$TMP/validate.err"))"
+assert_eq "$(json_get Valid <"$TMP/validate.out")" "true" "and finds the trail valid"
 
 # ---- a lock file that is not a plain file is refused, and nothing changes ----------------------
 mv "$LOCK" "$TMP/lock.saved"
