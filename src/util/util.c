@@ -214,7 +214,7 @@ out:
 int kms_file_lock(const char *path, bool exclusive, int *fd_out)
 {
     static const char *const advice =
-        "it must be a regular file this user can write (remove it and try again: it is created "
+        "it must be a regular file this user can open (remove it and try again: it is created "
         "afresh)";
     struct stat st;
     *fd_out = -1;
