@@ -427,7 +427,7 @@ static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *
     json_object_set_new(r, "eventID", json_string(event_id));
     json_object_set_new(r, "readOnly", json_boolean(ro));
     if (rq->service_details != NULL) {
-        json_object_set(r, "additionalEventData", rq->service_details);
+        json_object_set(r, "serviceEventDetails", rq->service_details);
     }
     json_object_set_new(r, "resources", resources(rq));
     json_object_set_new(r, "eventType", json_string(rq->service ? "AwsServiceEvent" : "AwsApiCall"));

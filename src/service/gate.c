@@ -667,6 +667,22 @@ int kms_gate_end(kms_request *rq, int rc)
     } else {
         rc = kms_audit_request(rq, rc);
     }
+    if (rc == 0 && rq->then_event != NULL && rq->resource_count > 0) {
+        /* The service's own event of what the request made it do, after the request's record. A
+         * record that cannot be written fails the request, as always. */
+        kms_request then;
+        char action[64];
+        snprintf(action, sizeof action, "kms:%s", rq->then_event);
+        rc = kms_gate_begin_service(&then, rq->client, rq->then_event);
+        if (rc == 0) {
+            rc = kms_gate_authorize_service(&then, action, rq->resources[0]);
+        }
+        then.service_details = rq->then_details;
+        rq->then_details = NULL;
+        rc = kms_gate_end(&then, rc);
+    }
+    json_decref(rq->then_details);
+    rq->then_details = NULL;
     json_decref(rq->service_details);
     rq->service_details = NULL;
     kms_principal_snapshot_release(rq->who);

@@ -142,8 +142,14 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
         }
     }
     if (r == 0) {
+        /* AWS records the new material as a RotateKey service event of its own, after the
+         * call. */
+        rq->then_event = "RotateKey";
+        rq->then_details = kms_rotate_key_event("ON_DEMAND", cl.version, NULL);
         *resp = json_pack("{s:s}", "KeyId", rec.key_id);
-        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        r = *resp != NULL && rq->then_details != NULL
+                ? 0
+                : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     kms_key_record_clean_up(&rec);
     return r;

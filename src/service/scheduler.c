@@ -86,6 +86,18 @@ static int rotate(kms_client *c, const due_item *it, int64_t now,
     return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
 }
 
+json_t *kms_rotate_key_event(const char *rotation_type, uint32_t version, const char *trigger)
+{
+    json_t *d = json_pack("{s:s, s:s, s:I, s:I}", "rotationType", rotation_type, "keyOrigin",
+                          "AWS_KMS", "previousKeyMaterialVersion", (json_int_t)version - 1,
+                          "currentKeyMaterialVersion", (json_int_t)version);
+    if (d != NULL && trigger != NULL && json_object_set_new(d, "trigger", json_string(trigger))) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
+}
+
 static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
                json_int_t *already_done)
 {
@@ -120,11 +132,11 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
                  : json_pack("{s:s, s:s, s:I, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn,
                              "Version", (json_int_t)version, "RotationType", type, "Reason",
                              reason_of(it->kind));
-    if (r == 0 && item != NULL) {
-        /* CloudTrail's RotateKey / DeleteKey service events name the key and what was done. */
-        rq.service_details = json_deep_copy(item);
-        json_object_del(rq.service_details, "KeyArn");
-        json_object_set_new(rq.service_details, "KeyId", json_string(arn));
+    if (r == 0) {
+        /* CloudTrail's RotateKey / DeleteKey service events: the key is the record's resource,
+         * what was done its serviceEventDetails. */
+        rq.service_details = deletion ? json_pack("{s:s}", "deletionDate", when)
+                                      : kms_rotate_key_event(type, version, reason_of(it->kind));
     }
     r = kms_gate_end(&rq, r);
     if (r == 0) {

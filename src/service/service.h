@@ -82,11 +82,17 @@ typedef struct kms_request {
     int64_t started;
     /* Scheduled work of the service itself (kms_gate_begin_service): recorded as an
      * AwsServiceEvent invoked by kms.amazonaws.com, with service_details (owned) as its
-     * additionalEventData. nothing_done: the work was found done by another scheduler, so no
+     * serviceEventDetails. nothing_done: the work was found done by another scheduler, so no
      * record is written. */
     bool service;
     bool nothing_done;
     json_t *service_details;
+    /* A caller's request that made the service do something CloudTrail records on its own
+     * (RotateKeyOnDemand: the RotateKey event of the new material): when the request succeeds,
+     * kms_gate_end writes, after the request's record, the service event then_event on the
+     * request's first resource with then_details (owned) as its serviceEventDetails. */
+    const char *then_event;
+    json_t *then_details;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
@@ -100,6 +106,10 @@ int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *oper
     __attribute__((warn_unused_result));
 int kms_gate_authorize_service(kms_request *rq, const char *action, const char *key_arn)
     __attribute__((warn_unused_result));
+/* The serviceEventDetails of a RotateKey service event (CloudTrail's: rotationType AUTOMATIC or
+ * ON_DEMAND, keyOrigin), with the material versions before and after and, for the scheduler's
+ * rotations, what made it due (SCHEDULE, USAGE, RESUMED; NULL: none). NULL when out of memory. */
+json_t *kms_rotate_key_event(const char *rotation_type, uint32_t version, const char *trigger);
 /* Decides whether the caller may perform rq->action on resource_arn ("*" for none). */
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
     __attribute__((warn_unused_result));

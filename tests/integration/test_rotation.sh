@@ -311,7 +311,34 @@ assert_eq "$(json_get eventType <<<"$ev")" "AwsServiceEvent" "a scheduled rotati
 assert_eq "$(json_get userIdentity.type <<<"$ev")" "AWSService" "invoked by the service"
 assert_eq "$(json_get userIdentity.invokedBy <<<"$ev")" "kms.amazonaws.com" "kms.amazonaws.com"
 assert_eq "$(json_get 'resources[0].type' <<<"$ev")" "AWS::KMS::Key" "naming the key"
-assert_eq "$(json_get additionalEventData.RotationType <<<"$ev")" "AUTOMATIC" "and what was done"
+assert_eq "$(json_get serviceEventDetails.rotationType <<<"$ev")" "AUTOMATIC" \
+    "and what was done, in serviceEventDetails as CloudTrail's"
+assert_eq "$(json_get serviceEventDetails.keyOrigin <<<"$ev")" "AWS_KMS" "with the key's origin"
+assert_eq "$(( $(json_get serviceEventDetails.currentKeyMaterialVersion <<<"$ev") - \
+    $(json_get serviceEventDetails.previousKeyMaterialVersion <<<"$ev") ))" "1" \
+    "and the material versions before and after"
+# An on-demand rotation is recorded twice, as in AWS: the caller's RotateKeyOnDemand call, then
+# the service's RotateKey event of the new material, one per rotation.
+"$PY" - "$OD" <<PY >"$TMP/od-events"
+import json, subprocess, sys
+out = subprocess.run(["$KMSCTL", "--home", "$HOME_DIR", "lookup-events", "--lookup-attributes",
+                      "AttributeKey=ResourceName,AttributeValue=" + sys.argv[1],
+                      "--max-results", "50"], check=True, capture_output=True, text=True).stdout
+for e in reversed(json.loads(out)["Events"]):
+    r = json.loads(e["CloudTrailEvent"])
+    if r["eventName"] in ("RotateKeyOnDemand", "RotateKey"):
+        d = r.get("serviceEventDetails") or {}
+        print(r["eventName"], r["eventType"], r.get("errorCode", "-"), d.get("rotationType", "-"),
+              d.get("currentKeyMaterialVersion", "-"))
+PY
+expected=""
+for v in 2 3 4 5 6 7 8 9 10 11; do
+    expected+="RotateKeyOnDemand AwsApiCall - - -"$'\n'"RotateKey AwsServiceEvent - ON_DEMAND $v"$'\n'
+done
+expected+="RotateKeyOnDemand AwsApiCall LimitExceededException - -"$'\n'
+expected+="RotateKeyOnDemand AwsApiCall LimitExceededException - -"
+assert_eq "$(cat "$TMP/od-events")" "$expected" \
+    "each on-demand rotation: the call's record, then a RotateKey service event (ON_DEMAND)"
 n=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteKey |
     count Events)
 assert_eq "$n" "2" "two DeleteKey service events"
