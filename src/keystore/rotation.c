@@ -136,6 +136,23 @@ static int destroy_label(const kms_keystore *ks, const char *label)
     return 0;
 }
 
+/* The versions between the current one and `version` were claimed and abandoned (a claimant
+ * that crashed, stalled or failed): never committed, and never claimed again, so whatever
+ * material they left is nobody's. Cleared away on a best-effort basis; the key's deletion
+ * destroys what is left. */
+static void clear_abandoned(const kms_keystore *ks, const char *key_id, uint32_t version)
+{
+    kms_key_rotation rot;
+    if (kms_store_rotation_get(ks->store, key_id, &rot) == 0) {
+        for (uint32_t v = rot.current_version + 1; v < version; v++) {
+            char label[KMS_LABEL_MAX];
+            kms_keystore_label(key_id, v, label);
+            (void)destroy_label(ks, label);
+        }
+    }
+    kms_error_clear();
+}
+
 int kms_keystore_rotate(const kms_keystore *ks, const char *key_id, const kms_rotation_claim *cl)
 {
     bool won = false;
@@ -144,31 +161,30 @@ int kms_keystore_rotate(const kms_keystore *ks, const char *key_id, const kms_ro
     if (!won) {
         return 1;
     }
+    kms_fault_point("rotation-after-claim");
+    /* This version is ours alone: no other claim ever makes it (store.h), so no other process
+     * generates, destroys or commits material under its label. An object already there can only
+     * come from a home whose claims were made before versions stopped being reused: never
+     * committed, so nothing was ever encrypted under it. */
+    clear_abandoned(ks, key_id, cl->version);
     kms_keystore_label(key_id, cl->version, label);
-    /* Objects under this label can only be those of a claimant that crashed before its commit:
-     * never committed, so nothing was ever encrypted under them. */
     int r = destroy_label(ks, label);
     if (r == 0) {
         r = kms_hsm_generate_key(ks->hsm, KMS_HSM_AES_256, label, NULL, NULL);
     }
-    if (r != 0) {
-        kms_saved_error e;
-        kms_error_save(&e);
-        if (kms_store_rotation_release(ks->store, key_id, cl->version) != 0) {
-            /* The claim goes stale and the next scheduler run takes it over. */
-        }
-        return kms_error_restore(&e);
+    if (r == 0) {
+        kms_fault_point("rotation-after-hsm");
+        r = kms_store_rotation_commit(ks->store, key_id, cl->version, cl->type, cl->now);
     }
-    kms_fault_point("rotation-after-hsm");
-    if (kms_store_rotation_commit(ks->store, key_id, cl->version, cl->type, cl->now) != 0) {
+    if (r != 0) {
+        /* Not committed (the HSM failed, the database failed, or the claim was taken over
+         * while this process stalled): the material is unused, and the version is never made
+         * again. A failed clean-up is left to the next rotation or the key's deletion. */
         kms_saved_error e;
         kms_error_save(&e);
-        if (e.code != KMS_ERR_INVALID_STATE) {
-            /* Not committed: the material is unused. Taken over: it is the new claimant's. */
-            if (destroy_label(ks, label) != 0 ||
-                kms_store_rotation_release(ks->store, key_id, cl->version) != 0) {
-                /* Left for the next run, which destroys it before generating again. */
-            }
+        if (destroy_label(ks, label) != 0 ||
+            kms_store_rotation_release(ks->store, key_id, cl->version) != 0) {
+            kms_error_clear();
         }
         return kms_error_restore(&e);
     }
@@ -189,8 +205,8 @@ int kms_keystore_destroy(const kms_keystore *ks, const char *key_id, int64_t now
                       rec.key_state);
     }
     uint32_t last = rec.current_version;
-    if (r == 0 && kms_store_rotation_get(ks->store, key_id, &rot) == 0 && rot.claim > last) {
-        last = rot.claim; /* a rotation that crashed may have left its material */
+    if (r == 0 && kms_store_rotation_get(ks->store, key_id, &rot) == 0 && rot.claimed_max > last) {
+        last = rot.claimed_max; /* rotations that crashed may have left their material */
     }
     kms_key_record_clean_up(&rec);
     KMS_GUARD(r);

@@ -117,13 +117,16 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(rotation_key(rq, req, "kms:RotateKeyOnDemand", &rec, arn));
     int64_t now = kms_now();
     kms_rotation_claim cl = {
-        .version = rec.current_version + 1,
         .type = "ON_DEMAND",
         .now = now,
         .stale_before = now - KMS_ROTATION_STALE_SECONDS,
     };
     int r = check_enabled(&rec, arn);
     if (r == 0) {
+        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+    }
+    if (r == 0) {
+        cl.version = kms_rotation_next_version(&rot);
         r = kms_keystore_rotate(&rq->client->keystore, rec.key_id, &cl);
     }
     if (r == 1) {

@@ -65,7 +65,7 @@ static int rotate(kms_client *c, const due_item *it, int64_t now,
     kms_key_rotation rot;
     KMS_GUARD(kms_store_rotation_get(c->store, it->key_id, &rot));
     kms_rotation_claim cl = {
-        .version = rot.current_version + 1,
+        .version = kms_rotation_next_version(&rot),
         .type = "AUTOMATIC",
         .now = now,
         .stale_before = now - KMS_ROTATION_STALE_SECONDS,
@@ -76,7 +76,7 @@ static int rotate(kms_client *c, const due_item *it, int64_t now,
         cl.usage_limit = c->cfg.rotation_usage_limit;
     } else {
         /* A crashed rotation is finished as what it was: an on-demand one stays on demand. */
-        if (rot.claim != rot.current_version + 1 || rot.claim_date >= cl.stale_before) {
+        if (rot.claim == 0 || rot.claim_date >= cl.stale_before) {
             return 1; /* finished or taken over by another scheduler meanwhile */
         }
         cl.type = strcmp(rot.claim_type, "ON_DEMAND") == 0 ? "ON_DEMAND" : "AUTOMATIC";

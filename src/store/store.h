@@ -160,11 +160,18 @@ typedef struct kms_key_rotation {
     int64_t next_rotation;    /* when it is due (0 when off) */
     uint32_t current_version; /* as in kms_key_record */
     uint32_t claim;           /* the version a rotation under way makes; 0 = none */
-    int64_t claim_date;
+    int64_t claim_date;       /* when it was claimed (0 = none) */
+    uint32_t claimed_max;     /* the highest version ever claimed (0 = none) */
     char claim_type[16];      /* AUTOMATIC or ON_DEMAND */
     unsigned on_demand_count; /* versions made by RotateKeyOnDemand */
     int64_t encryptions;      /* counted (reserved) encryptions under current_version */
 } kms_key_rotation;
+
+/* The version the next rotation of a key makes: one above every version it has or had claimed. */
+static inline uint32_t kms_rotation_next_version(const kms_key_rotation *rot)
+{
+    return (rot->current_version > rot->claimed_max ? rot->current_version : rot->claimed_max) + 1;
+}
 
 /* NotFoundException if the key does not exist. */
 int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotation *out)
@@ -174,16 +181,19 @@ int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days
                            int64_t next_rotation) __attribute__((warn_unused_result));
 
 typedef struct kms_rotation_claim {
-    uint32_t version;      /* the version to make: the current version + 1 */
+    uint32_t version;      /* the version to make: kms_rotation_next_version */
     const char *type;      /* "AUTOMATIC" or "ON_DEMAND" */
     int64_t now;
     int64_t stale_before;  /* a claim made before this may be taken over */
     int64_t due_before;    /* > 0: only if automatic rotation is on and due at or before this */
     int64_t usage_limit;   /* > 0: only if the current version counted at least this many */
 } kms_rotation_claim;
-/* Claims the rotation (key Enabled, current version = version - 1, no live claim, the
- * conditions above, and for ON_DEMAND fewer than KMS_ROTATION_ON_DEMAND_MAX on-demand versions).
- * *won false when any condition fails (the caller reads the state to say which). */
+/* Claims the rotation (key Enabled, version = kms_rotation_next_version, no live claim or a
+ * stale one, the conditions above, and for ON_DEMAND fewer than KMS_ROTATION_ON_DEMAND_MAX
+ * on-demand versions). *won false when any condition fails (the caller reads the state to say
+ * which). Versions are never claimed twice: taking over a stale claim of version v claims v + 1,
+ * so the stalled claimant's late steps under v's label can never touch a version in use. The
+ * versions a key has may therefore have gaps. */
 int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rotation_claim *cl,
                              bool *won) __attribute__((warn_unused_result));
 /* Commits the claimed version: current_version = version, the version's row (rotation type,
@@ -192,7 +202,8 @@ int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rot
  * KMSInvalidStateException if the claim is no longer ours (taken over). */
 int kms_store_rotation_commit(kms_store *store, const char *key_id, uint32_t version,
                               const char *type, int64_t now) __attribute__((warn_unused_result));
-/* Gives a claim up (the HSM step failed). No error if it is no longer there. */
+/* Gives a claim up (the HSM step failed); its version is not made again. No error if it is no
+ * longer there. */
 int kms_store_rotation_release(kms_store *store, const char *key_id, uint32_t version)
     __attribute__((warn_unused_result));
 

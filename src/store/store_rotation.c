@@ -21,28 +21,33 @@ static const char sql_get[] =
 static const char sql_set[] =
     "UPDATE keys SET rotation_period_days = ?2, next_rotation_date = ?3 WHERE key_id = ?1";
 /* ?2 version, ?3 type, ?4 now, ?5 stale_before, ?6 due_before, ?7 usage_limit, ?8 on-demand max */
+/* rotation_claim is the highest version ever claimed (it stays when the claim ends; the claim
+ * is live while rotation_claim_date > 0), so a claim always makes a version nobody claimed
+ * before: one taken over from a stalled claimant is never made again, and whatever that
+ * claimant still does under its version's label touches nothing anyone uses. */
 static const char sql_claim[] =
     "UPDATE keys SET rotation_claim = ?2, rotation_claim_date = ?4, rotation_claim_type = ?3 "
-    "WHERE key_id = ?1 AND key_state = 'Enabled' AND current_version = ?2 - 1 "
-    "  AND (rotation_claim = 0 OR rotation_claim_date < ?5) "
+    "WHERE key_id = ?1 AND key_state = 'Enabled' "
+    "  AND ?2 = max(current_version, rotation_claim) + 1 "
+    "  AND (rotation_claim_date = 0 OR rotation_claim_date < ?5) "
     "  AND (?6 = 0 OR (rotation_period_days > 0 AND next_rotation_date <= ?6)) "
     "  AND (?7 = 0 OR (SELECT v.encryptions FROM key_versions v WHERE v.key_id = ?1 "
-    "                    AND v.version = ?2 - 1) >= ?7) "
+    "                    AND v.version = current_version) >= ?7) "
     "  AND (?3 <> 'ON_DEMAND' OR (SELECT count(*) FROM key_versions v WHERE v.key_id = ?1 "
     "                              AND v.rotation_type = 'ON_DEMAND') < ?8)";
 /* AWS: an on-demand rotation leaves the automatic schedule alone; an automatic one moves it on
  * by one period from now. */
 static const char sql_commit_key[] =
-    "UPDATE keys SET current_version = ?2, rotation_claim = 0, rotation_claim_date = 0, "
-    "  rotation_claim_type = '', "
+    "UPDATE keys SET current_version = ?2, rotation_claim_date = 0, rotation_claim_type = '', "
     "  next_rotation_date = CASE WHEN ?3 = 'AUTOMATIC' AND rotation_period_days > 0 "
     "    THEN ?4 + rotation_period_days * 86400 ELSE next_rotation_date END "
-    "WHERE key_id = ?1 AND rotation_claim = ?2 AND current_version = ?2 - 1";
+    "WHERE key_id = ?1 AND rotation_claim = ?2 AND rotation_claim_date > 0 "
+    "  AND current_version < ?2";
 static const char sql_commit_version[] =
     "INSERT INTO key_versions (key_id, version, creation_date, rotation_type) "
     "VALUES (?1, ?2, ?4, ?3)";
 static const char sql_release[] =
-    "UPDATE keys SET rotation_claim = 0, rotation_claim_date = 0, rotation_claim_type = '' "
+    "UPDATE keys SET rotation_claim_date = 0, rotation_claim_type = '' "
     "WHERE key_id = ?1 AND rotation_claim = ?2";
 static const char sql_list[] =
     "SELECT version, creation_date, rotation_type FROM key_versions "
@@ -60,7 +65,8 @@ static const char sql_due_usage[] =
     "  AND k.key_spec = 'SYMMETRIC_DEFAULT' ORDER BY k.key_id";
 static const char sql_due_abandoned[] =
     "SELECT key_id, rotation_claim_date FROM keys WHERE rotation_claim > 0 "
-    "  AND rotation_claim_date < ?1 AND key_state = 'Enabled' ORDER BY key_id";
+    "  AND rotation_claim_date > 0 AND rotation_claim_date < ?1 AND key_state = 'Enabled' "
+    "ORDER BY key_id";
 static const char sql_due_deletion[] =
     "SELECT key_id, deletion_date FROM keys WHERE key_state = 'PendingDeletion' "
     "  AND deletion_date <= ?1 ORDER BY key_id";
@@ -165,8 +171,9 @@ int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotatio
         out->period_days = sqlite3_column_int(st, 0);
         out->next_rotation = sqlite3_column_int64(st, 1);
         out->current_version = (uint32_t)sqlite3_column_int64(st, 2);
-        out->claim = (uint32_t)sqlite3_column_int64(st, 3);
+        out->claimed_max = (uint32_t)sqlite3_column_int64(st, 3);
         out->claim_date = sqlite3_column_int64(st, 4);
+        out->claim = out->claim_date > 0 ? out->claimed_max : 0;
         const unsigned char *t = sqlite3_column_text(st, 5);
         snprintf(out->claim_type, sizeof out->claim_type, "%s", t ? (const char *)t : "");
         out->on_demand_count = (unsigned)sqlite3_column_int64(st, 6);

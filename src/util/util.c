@@ -327,8 +327,12 @@ char *kms_strdup_printf(const char *fmt, ...)
 void kms_fault_point(const char *point)
 {
     const char *f = getenv("KMS_FAULT");
+    size_t n = strlen(point);
     if (f != NULL && strcmp(f, point) == 0) {
         /* A crash, as kill -9 or a power cut would cause: no clean-up of any kind. */
         kill(getpid(), SIGKILL);
+    } else if (f != NULL && strncmp(f, point, n) == 0 && strcmp(f + n, ":stop") == 0) {
+        /* A stall, as a suspended machine or SIGSTOP causes: it goes on at SIGCONT. */
+        kill(getpid(), SIGSTOP);
     }
 }

@@ -31,7 +31,9 @@ int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **ou
 /* Seconds since the epoch, honouring libfaketime. */
 int64_t kms_now(void);
 /* A crash test's hook: when the environment variable KMS_FAULT equals `point`, the process
- * kills itself with SIGKILL there (as kill -9 or a power cut would stop it). */
+ * kills itself with SIGKILL there (as kill -9 or a power cut would stop it); when it equals
+ * `point:stop`, it stops itself with SIGSTOP (as a suspended machine would) and goes on at
+ * SIGCONT. */
 void kms_fault_point(const char *point);
 /* ISO 8601 UTC "2026-11-28T04:25:55Z". */
 void kms_time_iso8601(int64_t t, char out[32]);

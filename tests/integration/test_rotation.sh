@@ -222,10 +222,15 @@ out=$(at +11m run-scheduler --once)
 assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$CR" "ten minutes later the scheduler finishes it"
 assert_eq "$(json_get 'Rotations[0].Reason' <<<"$out")" "RESUMED" "as a resumed rotation"
 assert_eq "$(json_get 'Rotations[0].RotationType' <<<"$out")" "ON_DEMAND" "still on demand"
-assert_eq "$(hsm_labels | grep -c "^kms:$CR:v2\$")" "1" "with one v2 object in the HSM, not two"
+# Taking over makes the next version (v3), never the abandoned one, and clears what the crash
+# left under v2.
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "3" "as a version nobody claimed before"
+assert_eq "$(hsm_labels | grep -c "^kms:$CR:v" || true)" "2" "with v1 and v3 in the HSM"
+assert_eq "$(hsm_labels | grep -c "^kms:$CR:v2\$" || true)" "0" \
+    "and the abandoned v2 material cleared away"
 CTX=$(kms kms-encrypt --key-id "$CR" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
     --output text)
-assert_eq "$(blob_version "$CTX")" "2" "now the key encrypts with version 2"
+assert_eq "$(blob_version "$CTX")" "3" "now the key encrypts with version 3"
 assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTCR" --query Plaintext --output text)" \
     "$(b64file "$TMP/plain")" "and version 1 still decrypts"
 
@@ -243,7 +248,43 @@ assert_eq "$(count Rotations <<<"$out")" "0" "the next run leaves the fresh clai
 out=$(at +4001d run-scheduler --once)
 assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$CA" "a later run finishes the rotation"
 assert_eq "$(count Rotations <<<"$out")" "1" "once"
-assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "2" "to version 2"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "3" "to version 3 (v2 was abandoned)"
+
+# A claimant that only stalled (a suspended machine) and goes on after its claim was taken
+# over: it must not touch the material the new claimant made and committed. Stop it right after
+# its claim, let a scheduler take over eleven minutes later and encrypt under the new version,
+# then let it go on.
+ST=$(create_key SYMMETRIC_DEFAULT)
+CTST1=$(kms kms-encrypt --key-id "$ST" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+KMS_FAULT=rotation-after-claim:stop "$KMSCTL" --home "$HOME_DIR" rotate-key-on-demand \
+    --key-id "$ST" >"$TMP/stalled.out" 2>"$TMP/stalled.err" &
+stalled=$!
+state=""
+for _ in $(seq 1 600); do
+    state=$(awk '{print $3}' "/proc/$stalled/stat" 2>/dev/null || echo gone)
+    [ "$state" = T ] || [ "$state" = gone ] && break
+    sleep 0.05
+done
+assert_eq "$state" "T" "a claimant stalls right after its claim"
+out=$(at +11m run-scheduler --once)
+assert_eq "$(json_get 'Rotations[0].KeyId' <<<"$out")" "$ST" "a scheduler takes its claim over"
+assert_eq "$(json_get 'Rotations[0].Version' <<<"$out")" "3" "making version 3, not the claimed 2"
+CTST3=$(kms kms-encrypt --key-id "$ST" --plaintext fileb://"$TMP/plain" --query CiphertextBlob \
+    --output text)
+assert_eq "$(blob_version "$CTST3")" "3" "data is encrypted under version 3"
+kill -CONT "$stalled"
+rc=0
+wait "$stalled" || rc=$?
+assert_eq "$rc" "254" "the stalled claimant goes on and fails"
+assert_contains "$(cat "$TMP/stalled.err")" "taken over" "saying its rotation was taken over"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTST3" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "data under version 3 still decrypts"
+assert_eq "$(kms kms-decrypt --ciphertext-blob "$CTST1" --query Plaintext --output text)" \
+    "$(b64file "$TMP/plain")" "and under version 1"
+assert_eq "$(hsm_labels | grep "^kms:$ST:v" | sort | tr '\n' ' ')" "kms:$ST:v1 kms:$ST:v3 " \
+    "the stalled claimant's own v2 material is gone, v1 and v3 are whole"
+assert_eq "$(kms list-key-rotations --key-id "$ST" | count Rotations)" "1" "one rotation listed"
 
 # ---- schedulers side by side --------------------------------------------------------------------
 PAR=$(create_key SYMMETRIC_DEFAULT)

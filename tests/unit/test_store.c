@@ -1142,46 +1142,65 @@ static void test_rotation_claims(void **state)
     assert_false(claim(s, "k1", 2, "ON_DEMAND", 1001, 1000, 0, 0));
     assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
     assert_int_equal(rot.claim, 2);
+    assert_int_equal(rot.claimed_max, 2);
     assert_int_equal(rot.current_version, 1);
-    assert_true(claim(s, "k1", 2, "AUTOMATIC", 1700, 1001, 1700, 0));
-    assert_int_equal(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2000), 0);
+    assert_int_equal(kms_rotation_next_version(&rot), 3);
+    /* A stale claim is taken over with the next version, never with its own: its claimant may
+     * only have stalled, and whatever it still does under version 2's label touches nothing in
+     * use. */
+    assert_false(claim(s, "k1", 2, "AUTOMATIC", 1700, 1001, 1700, 0));
+    assert_true(claim(s, "k1", 3, "AUTOMATIC", 1700, 1001, 1700, 0));
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 1800), KMS_ERR_INVALID_STATE);
+    assert_int_equal(kms_store_rotation_release(s, "k1", 2), 0); /* the stalled one: no effect */
     assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
-    assert_int_equal(rot.current_version, 2);
+    assert_int_equal(rot.claim, 3);
+    assert_int_equal(kms_store_rotation_commit(s, "k1", 3, "AUTOMATIC", 2000), 0);
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.current_version, 3);
     assert_int_equal(rot.claim, 0);
+    assert_int_equal(rot.claim_date, 0);
+    assert_int_equal(rot.claimed_max, 3);
     /* One period from the rotation, however late it came. */
     assert_int_equal(rot.next_rotation, 2000 + 90 * DAY_S);
     /* A commit whose claim is gone (taken over, committed) is refused. */
     assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
     assert_kms_error(kms_store_rotation_commit(s, "k1", 3, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 4, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
 
     /* On demand: at most KMS_ROTATION_ON_DEMAND_MAX, the automatic schedule untouched. */
-    for (uint32_t v = 3; v < 3 + KMS_ROTATION_ON_DEMAND_MAX; v++) {
+    uint32_t top = 4 + KMS_ROTATION_ON_DEMAND_MAX; /* versions 4 .. top - 1 */
+    for (uint32_t v = 4; v < top; v++) {
         assert_true(claim(s, "k1", v, "ON_DEMAND", 3000, 0, 0, 0));
         assert_int_equal(kms_store_rotation_commit(s, "k1", v, "ON_DEMAND", 3000), 0);
     }
-    assert_false(claim(s, "k1", 3 + KMS_ROTATION_ON_DEMAND_MAX, "ON_DEMAND", 3000, 0, 0, 0));
+    assert_false(claim(s, "k1", top, "ON_DEMAND", 3000, 0, 0, 0));
     assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
     assert_int_equal(rot.on_demand_count, KMS_ROTATION_ON_DEMAND_MAX);
     assert_int_equal(rot.next_rotation, 2000 + 90 * DAY_S);
-    /* A released claim frees the version again. */
-    assert_true(claim(s, "k1", 13, "AUTOMATIC", 3000, 0, 0, 0));
-    assert_int_equal(kms_store_rotation_release(s, "k1", 13), 0);
-    assert_true(claim(s, "k1", 13, "AUTOMATIC", 3000, 0, 0, 0));
-    assert_int_equal(kms_store_rotation_release(s, "k1", 13), 0);
+    /* A released claim's version is not made again either. */
+    assert_true(claim(s, "k1", top, "AUTOMATIC", 3000, 0, 0, 0));
+    assert_int_equal(kms_store_rotation_release(s, "k1", top), 0);
+    assert_false(claim(s, "k1", top, "AUTOMATIC", 3000, 0, 0, 0));
+    assert_true(claim(s, "k1", top + 1, "AUTOMATIC", 3000, 0, 0, 0));
+    assert_int_equal(kms_store_rotation_release(s, "k1", top + 1), 0);
+    assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
+    assert_int_equal(rot.claim, 0);
+    assert_int_equal(rot.current_version, top - 1);
+    assert_int_equal(kms_rotation_next_version(&rot), top + 2);
 
-    /* ListKeyRotations: versions 2..12 in order, paged. */
+    /* ListKeyRotations: the versions made (3, 4 .. top - 1; 2 was abandoned) in order, paged. */
     uint32_t last = 0;
     bool truncated = false;
     assert_int_equal(kms_store_rotation_list(s, "k1", 0, 5, count_rotation_cb, &last, &truncated), 0);
-    assert_int_equal(last, 6);
+    assert_int_equal(last, 7);
     assert_true(truncated);
-    assert_int_equal(kms_store_rotation_list(s, "k1", 6, 100, count_rotation_cb, &last, &truncated), 0);
-    assert_int_equal(last, 12);
+    assert_int_equal(kms_store_rotation_list(s, "k1", 7, 100, count_rotation_cb, &last, &truncated), 0);
+    assert_int_equal(last, top - 1);
     assert_false(truncated);
 
     /* A disabled key is not rotated, by date or on demand. */
     assert_int_equal(kms_store_key_set_state(s, "k1", "Disabled", 0, 0), 0);
-    assert_false(claim(s, "k1", 13, "AUTOMATIC", 1LL << 40, 0, 1LL << 40, 0));
+    assert_false(claim(s, "k1", top + 2, "AUTOMATIC", 1LL << 40, 0, 1LL << 40, 0));
     kms_store_close(s);
 }
 
