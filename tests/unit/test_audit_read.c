@@ -81,6 +81,7 @@ static char *read_file(const char *path, size_t *n)
     size_t len = 0;
     if (kms_file_read(path, 1 << 26, &buf, &len) != 0) {
         fail_msg("cannot read %s: %s", path, kms_last_error_message());
+        return NULL;
     }
     if (n != NULL) {
         *n = len;

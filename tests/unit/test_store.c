@@ -132,7 +132,8 @@ static kms_store *open_ok(const char *path, bool create)
 static void make_key(kms_key_record *rec, const char *key_id)
 {
     memset(rec, 0, sizeof *rec);
-    snprintf(rec->key_id, sizeof rec->key_id, "%s", key_id);
+    assert_true(strlen(key_id) < sizeof rec->key_id);
+    memcpy(rec->key_id, key_id, strlen(key_id) + 1);
     snprintf(rec->account_id, sizeof rec->account_id, "111122223333");
     snprintf(rec->key_spec, sizeof rec->key_spec, "SYMMETRIC_DEFAULT");
     snprintf(rec->key_usage, sizeof rec->key_usage, "ENCRYPT_DECRYPT");
