@@ -115,9 +115,9 @@ typedef struct kms_eval_match {
 typedef struct kms_eval_result {
     kms_decision decision;
     /* Why, in AWS's terms, for messages: which gate refused. */
-    bool scp_denied;      /* an SCP level did not allow (or denied) */
-    bool boundary_denied; /* the permissions boundary did not allow */
-    bool session_denied;  /* the session policy did not allow */
+    bool scp_denied;       /* an SCP level did not allow (or denied) */
+    bool boundary_denied;  /* the permissions boundary did not allow */
+    bool session_denied;   /* the session policy did not allow */
     bool resource_allowed; /* the resource policy alone allowed */
     bool identity_allowed; /* identity-based policies allowed */
     size_t match_count;

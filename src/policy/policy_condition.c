@@ -100,7 +100,7 @@ static int op_parse(const char *path, const char *op, pol_cond *c)
 }
 
 /* ---- Value parsers -------------------------------------------------------------------------- */
-bool pol_parse_number(const char *s, double *out)
+bool kms_policy_parse_number(const char *s, double *out)
 {
     /* Decimal only: strtod alone would also take "inf", "nan" and hex floats. */
     const char *p = s;
@@ -174,7 +174,7 @@ static bool parse_epoch(const char *s, int64_t *ms)
 /* ISO 8601 as the condition operators take it (Condition operators, Date condition operators:
  * "2020-01-01T00:00:01Z", "2020-01-01" and UNIX epoch time), with optional seconds, fraction
  * and a zone "Z", "+hh:mm", "+hhmm" or "+hh". */
-bool pol_parse_date(const char *s, int64_t *ms)
+bool kms_policy_parse_date(const char *s, int64_t *ms)
 {
     if (parse_epoch(s, ms)) {
         return true;
@@ -244,7 +244,7 @@ bool pol_parse_date(const char *s, int64_t *ms)
     return true;
 }
 
-bool pol_parse_ip(const char *s, bool allow_prefix, pol_ip *out)
+bool kms_policy_parse_ip(const char *s, bool allow_prefix, pol_ip *out)
 {
     char buf[64];
     size_t n = strlen(s);
@@ -341,7 +341,7 @@ static int value_compile(const char *path, const pol_cond *c, const char *text, 
     case COND_NUM_LE:
     case COND_NUM_GT:
     case COND_NUM_GE:
-        KMS_ENSURE(pol_parse_number(text, &out->num), KMS_ERR_MALFORMED_POLICY,
+        KMS_ENSURE(kms_policy_parse_number(text, &out->num), KMS_ERR_MALFORMED_POLICY,
                    "%s: '%s' is not a number", path, text);
         return 0;
     case COND_DATE_EQ:
@@ -349,11 +349,11 @@ static int value_compile(const char *path, const pol_cond *c, const char *text, 
     case COND_DATE_LE:
     case COND_DATE_GT:
     case COND_DATE_GE:
-        KMS_ENSURE(pol_parse_date(text, &out->ms), KMS_ERR_MALFORMED_POLICY,
+        KMS_ENSURE(kms_policy_parse_date(text, &out->ms), KMS_ERR_MALFORMED_POLICY,
                    "%s: '%s' is not a date (ISO 8601 or epoch seconds)", path, text);
         return 0;
     case COND_IP:
-        KMS_ENSURE(pol_parse_ip(text, true, &out->ip), KMS_ERR_MALFORMED_POLICY,
+        KMS_ENSURE(kms_policy_parse_ip(text, true, &out->ip), KMS_ERR_MALFORMED_POLICY,
                    "%s: '%s' is not an IP address or CIDR block", path, text);
         return 0;
     case COND_NULL:
@@ -365,7 +365,7 @@ static int value_compile(const char *path, const pol_cond *c, const char *text, 
     case COND_STRING_EQ:
         break;
     }
-    return pol_pattern_compile(text, o, &out->pat);
+    return kms_policy_pattern_compile(text, o, &out->pat);
 }
 
 /* One key of an operator block into c (family and flags already set). */
@@ -383,7 +383,7 @@ static int cond_compile_key(const char *path, const char *key, json_t *vals, boo
     for (char *k = c->key; *k != '\0'; k++) {
         *k = (*k >= 'A' && *k <= 'Z') ? (char)(*k + ('a' - 'A')) : *k;
     }
-    c->hash = pol_key_hash(c->key);
+    c->hash = kms_policy_key_hash(c->key);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_is_array(vals) ? json_array_get(vals, i) : vals;
         char buf[64];
@@ -395,8 +395,8 @@ static int cond_compile_key(const char *path, const char *key, json_t *vals, boo
     return 0;
 }
 
-int pol_cond_compile(const char *path, const char *op, json_t *block, bool variables,
-                     pol_cond **conds, size_t *nconds)
+int kms_policy_cond_compile(const char *path, const char *op, json_t *block, bool variables,
+                            pol_cond **conds, size_t *nconds)
 {
     char opath[300];
     snprintf(opath, sizeof opath, "%.160s.%.128s", path, op);
@@ -419,10 +419,10 @@ int pol_cond_compile(const char *path, const char *op, json_t *block, bool varia
     return 0;
 }
 
-void pol_cond_clean_up(pol_cond *c)
+void kms_policy_cond_clean_up(pol_cond *c)
 {
     for (size_t i = 0; i < c->nvalues; i++) {
-        pol_pattern_clean_up(&c->values[i].pat);
+        kms_policy_pattern_clean_up(&c->values[i].pat);
         free(c->values[i].text);
     }
     free(c->values);
@@ -509,17 +509,17 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
         switch (c->family) {
         case COND_STRING_EQ:
         case COND_BINARY:
-            m = pol_pattern_equals(&p->pat, ctx, v, vlen, false);
+            m = kms_policy_pattern_equals(&p->pat, ctx, v, vlen, false);
             break;
         case COND_STRING_EQ_CI:
         case COND_BOOL:
-            m = pol_pattern_equals(&p->pat, ctx, v, vlen, true);
+            m = kms_policy_pattern_equals(&p->pat, ctx, v, vlen, true);
             break;
         case COND_STRING_LIKE:
-            m = pol_pattern_match(&p->pat, ctx, v, vlen, false);
+            m = kms_policy_pattern_match(&p->pat, ctx, v, vlen, false);
             break;
         case COND_ARN:
-            m = pol_pattern_arn_match(&p->pat, ctx, v);
+            m = kms_policy_pattern_arn_match(&p->pat, ctx, v);
             break;
         case COND_NUM_EQ:
         case COND_NUM_LT:
@@ -548,9 +548,9 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     return V_NO;
 }
 
-bool pol_cond_eval(const pol_cond *c, const kms_policy_ctx *ctx)
+bool kms_policy_cond_eval(const pol_cond *c, const kms_policy_ctx *ctx)
 {
-    const ctx_entry *e = ctx != NULL ? pol_ctx_find(ctx, c->key, c->hash) : NULL;
+    const ctx_entry *e = ctx != NULL ? kms_policy_ctx_find(ctx, c->key, c->hash) : NULL;
     size_t n = e != NULL ? e->n : 0;
     if (c->family == COND_NULL) {
         /* Condition operators, "Condition operator to check existence of condition keys":

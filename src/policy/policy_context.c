@@ -56,7 +56,7 @@ static bool lower_key(const char *key, char *buf, size_t cap)
     return true;
 }
 
-uint32_t pol_key_hash(const char *lower_key_)
+uint32_t kms_policy_key_hash(const char *lower_key_)
 {
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)lower_key_; *p != '\0'; p++) {
@@ -65,7 +65,8 @@ uint32_t pol_key_hash(const char *lower_key_)
     return h;
 }
 
-const ctx_entry *pol_ctx_find(const kms_policy_ctx *ctx, const char *lower_key_, uint32_t hash)
+const ctx_entry *kms_policy_ctx_find(const kms_policy_ctx *ctx, const char *lower_key_,
+                                     uint32_t hash)
 {
     for (size_t i = 0; i < ctx->n; i++) {
         if (ctx->e[i].hash == hash && strcmp(ctx->e[i].key, lower_key_) == 0) {
@@ -82,8 +83,8 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
     KMS_ENSURE(key != NULL && key[0] != '\0', KMS_ERR_VALIDATION, "a context key is empty");
     KMS_ENSURE(lower_key(key, buf, sizeof buf), KMS_ERR_VALIDATION,
                "context key '%.64s...' is longer than %zu characters", key, sizeof buf - 1);
-    uint32_t hash = pol_key_hash(buf);
-    ctx_entry *e = (ctx_entry *)pol_ctx_find(ctx, buf, hash);
+    uint32_t hash = kms_policy_key_hash(buf);
+    ctx_entry *e = (ctx_entry *)kms_policy_ctx_find(ctx, buf, hash);
     if (e == NULL) {
         ctx_entry *grown = realloc(ctx->e, (ctx->n + 1) * sizeof *ctx->e);
         KMS_ENSURE(grown != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -101,9 +102,9 @@ static ctx_parsed parse_value(const char *v)
 {
     ctx_parsed p;
     memset(&p, 0, sizeof p);
-    p.num_ok = pol_parse_number(v, &p.num);
-    p.date_ok = pol_parse_date(v, &p.ms);
-    p.ip_ok = pol_parse_ip(v, false, &p.ip);
+    p.num_ok = kms_policy_parse_number(v, &p.num);
+    p.date_ok = kms_policy_parse_date(v, &p.ms);
+    p.ip_ok = kms_policy_parse_ip(v, false, &p.ip);
     return p;
 }
 
@@ -158,6 +159,6 @@ const char *kms_policy_ctx_get(const kms_policy_ctx *ctx, const char *key)
     if (ctx == NULL || key == NULL || !lower_key(key, buf, sizeof buf)) {
         return NULL;
     }
-    const ctx_entry *e = pol_ctx_find(ctx, buf, pol_key_hash(buf));
+    const ctx_entry *e = kms_policy_ctx_find(ctx, buf, kms_policy_key_hash(buf));
     return (e != NULL && e->n > 0) ? e->values[0] : NULL;
 }

@@ -58,7 +58,7 @@ typedef struct request {
     caller who;
     const char *action;
     size_t action_len;
-    uint64_t action_head; /* pol_text_head, folded */
+    uint64_t action_head; /* kms_policy_text_head, folded */
     const char *resource;
     size_t resource_len;
     uint64_t resource_head;
@@ -101,11 +101,12 @@ static bool caller_init(const kms_eval_input *in, caller *c)
         return true;
     }
     if (in->principal_account != NULL && in->principal_account[0] != '\0') {
-        if (!pol_is_account_id(in->principal_account)) {
+        if (!kms_policy_is_account_id(in->principal_account)) {
             return false;
         }
         memcpy(c->account, in->principal_account, 13);
-    } else if (pol_arn_account(c->arn, c->account) != 0 || !pol_is_account_id(c->account)) {
+    } else if (kms_policy_arn_account_split(c->arn, c->account) != 0 ||
+               !kms_policy_is_account_id(c->account)) {
         return false;
     }
     if (strncmp(c->arn, "arn:", 4) == 0) {
@@ -199,8 +200,8 @@ static bool stmt_applies(const pol_stmt *st, const request *rq)
 {
     bool hit = false;
     for (size_t i = 0; i < st->nactions && !hit; i++) {
-        hit = pol_pattern_match_head(&st->actions[i], rq->ctx, rq->action, rq->action_len, true,
-                                     rq->action_head);
+        hit = kms_policy_pattern_match_head(&st->actions[i], rq->ctx, rq->action, rq->action_len,
+                                            true, rq->action_head);
     }
     if (hit == st->not_action) {
         return false;
@@ -208,8 +209,8 @@ static bool stmt_applies(const pol_stmt *st, const request *rq)
     if (!st->no_resource) {
         hit = false;
         for (size_t i = 0; i < st->nresources && !hit; i++) {
-            hit = pol_pattern_match_head(&st->resources[i], rq->ctx, rq->resource, rq->resource_len,
-                                         false, rq->resource_head);
+            hit = kms_policy_pattern_match_head(&st->resources[i], rq->ctx, rq->resource,
+                                                rq->resource_len, false, rq->resource_head);
         }
         if (hit == st->not_resource) {
             return false;
@@ -221,7 +222,7 @@ static bool stmt_applies(const pol_stmt *st, const request *rq)
 static bool conds_hold(const pol_stmt *st, const request *rq)
 {
     for (size_t i = 0; i < st->nconds; i++) {
-        if (!pol_cond_eval(&st->conds[i], rq->ctx)) {
+        if (!kms_policy_cond_eval(&st->conds[i], rq->ctx)) {
             return false;
         }
     }
@@ -303,8 +304,8 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
     rq.action_len = strlen(in->action);
     rq.resource = in->resource;
     rq.resource_len = strlen(in->resource);
-    rq.action_head = pol_text_head(rq.action, rq.action_len, true);
-    rq.resource_head = pol_text_head(rq.resource, rq.resource_len, false);
+    rq.action_head = kms_policy_text_head(rq.action, rq.action_len, true);
+    rq.resource_head = kms_policy_text_head(rq.resource, rq.resource_len, false);
     rq.ctx = in->ctx;
     const caller *c = &rq.who;
     bool cross = !c->service && in->resource_account != NULL && in->resource_account[0] != '\0' &&

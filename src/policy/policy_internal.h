@@ -30,7 +30,7 @@ enum {
 
 typedef struct pol_var {
     char *key;     /* lower-cased context key */
-    uint32_t hash; /* pol_key_hash(key) */
+    uint32_t hash; /* kms_policy_key_hash(key) */
     char *def;     /* default value, NULL when none: "${key, 'default'}" */
 } pol_var;
 
@@ -41,7 +41,8 @@ typedef struct pol_pattern {
     size_t nvars;
     bool any; /* exactly "*": matches everything, the common case */
     /* The literal bytes before the first wildcard or variable, at most 8, packed little-endian
-     * with a mask: one 64-bit comparison rejects most non-matching patterns (pol_text_head). */
+     * with a mask: one 64-bit comparison rejects most non-matching patterns (kms_policy_text_head).
+     */
     uint64_t head;
     uint64_t head_mask;
 } pol_pattern;
@@ -53,9 +54,9 @@ typedef struct pat_opts {
     bool lower;     /* lower-case literal bytes (actions match case-insensitively) */
 } pat_opts;
 
-int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
+int kms_policy_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
     __attribute__((warn_unused_result));
-void pol_pattern_clean_up(pol_pattern *p);
+void kms_policy_pattern_clean_up(pol_pattern *p);
 
 /* An IP address as parsed; defined here for the context's parsed values. */
 typedef struct pol_ip {
@@ -76,7 +77,7 @@ typedef struct ctx_parsed {
 /* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. */
 typedef struct ctx_entry {
     char *key;
-    uint32_t hash; /* pol_key_hash(key) */
+    uint32_t hash; /* kms_policy_key_hash(key) */
     char **values;
     ctx_parsed *parsed; /* one per value */
     size_t n;
@@ -88,36 +89,38 @@ struct kms_policy_ctx {
 };
 
 /* FNV-1a of a lower-cased key: compared before the key itself. */
-uint32_t pol_key_hash(const char *lower_key);
+uint32_t kms_policy_key_hash(const char *lower_key);
 /* The entry of a lower-cased key whose hash is given, or NULL. */
-const ctx_entry *pol_ctx_find(const kms_policy_ctx *ctx, const char *lower_key, uint32_t hash);
+const ctx_entry *kms_policy_ctx_find(const kms_policy_ctx *ctx, const char *lower_key,
+                                     uint32_t hash);
 
 /* Substitutes the variables of p from ctx into out (at most cap codes). false when a variable
  * has no value and no default, or the result does not fit: then the pattern matches nothing. */
-bool pol_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_t *out, size_t cap,
-                        size_t *n);
+bool kms_policy_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_t *out,
+                               size_t cap, size_t *n);
 /* Glob of codes (no variables) against text; ci folds ASCII case of the text (the pattern is
  * already lower-case). */
-bool pol_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool ci);
+bool kms_policy_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool ci);
 /* p against text, substituting variables: the one entry point of the evaluator. */
-bool pol_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                       size_t tlen, bool ci);
+bool kms_policy_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                              size_t tlen, bool ci);
 /* The first 8 bytes of text packed as pol_pattern.head is (folded when ci). */
-uint64_t pol_text_head(const char *text, size_t tlen, bool ci);
-/* pol_pattern_match with the text's head computed once by the caller for many patterns. */
-bool pol_pattern_match_head(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                            size_t tlen, bool ci, uint64_t thead);
+uint64_t kms_policy_text_head(const char *text, size_t tlen, bool ci);
+/* kms_policy_pattern_match with the text's head computed once by the caller for many patterns. */
+bool kms_policy_pattern_match_head(const pol_pattern *p, const kms_policy_ctx *ctx,
+                                   const char *text, size_t tlen, bool ci, uint64_t thead);
 /* Exact comparison (no wildcards) of a pattern with variables against text. */
-bool pol_pattern_equals(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                        size_t tlen, bool ci);
+bool kms_policy_pattern_equals(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                               size_t tlen, bool ci);
 /* ArnLike: each of the six colon-separated fields matched on its own, the last taking the
  * rest (IAM User Guide, "Condition operators": Amazon Resource Name (ARN) condition
  * operators). */
-bool pol_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text);
+bool kms_policy_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx,
+                                  const char *text);
 
 /* The account field of an ARN without raising; -1 when s is not an ARN. */
-int pol_arn_account(const char *arn, char out[13]);
-bool pol_is_account_id(const char *s);
+int kms_policy_arn_account_split(const char *arn, char out[13]);
+bool kms_policy_is_account_id(const char *s);
 
 /* ---- Conditions ------------------------------------------------------------------------------ */
 typedef enum cond_family {
@@ -168,15 +171,15 @@ typedef struct pol_cond {
 } pol_cond;
 
 /* Compiles one operator block {"StringEquals": {KEY: VALUE|[VALUES]}} entry into conds. */
-int pol_cond_compile(const char *path, const char *op, json_t *block, bool variables,
-                     pol_cond **conds, size_t *nconds) __attribute__((warn_unused_result));
-void pol_cond_clean_up(pol_cond *c);
-bool pol_cond_eval(const pol_cond *c, const kms_policy_ctx *ctx);
+int kms_policy_cond_compile(const char *path, const char *op, json_t *block, bool variables,
+                            pol_cond **conds, size_t *nconds) __attribute__((warn_unused_result));
+void kms_policy_cond_clean_up(pol_cond *c);
+bool kms_policy_cond_eval(const pol_cond *c, const kms_policy_ctx *ctx);
 
 /* Value parsers shared by compile (policy values) and the context (its values). */
-bool pol_parse_number(const char *s, double *out);
-bool pol_parse_date(const char *s, int64_t *ms);
-bool pol_parse_ip(const char *s, bool allow_prefix, pol_ip *out);
+bool kms_policy_parse_number(const char *s, double *out);
+bool kms_policy_parse_date(const char *s, int64_t *ms);
+bool kms_policy_parse_ip(const char *s, bool allow_prefix, pol_ip *out);
 
 /* ---- Principals ------------------------------------------------------------------------------ */
 typedef enum prin_type {

@@ -63,7 +63,7 @@ static int add_var(pol_pattern *p, const char *body, size_t n, uint16_t *lit)
     if (v.key == NULL) {
         return -1;
     }
-    v.hash = pol_key_hash(v.key);
+    v.hash = kms_policy_key_hash(v.key);
     if (comma != NULL) {
         const char *d = comma + 1;
         size_t dlen = trim(&d, n - (size_t)(comma + 1 - body));
@@ -81,7 +81,7 @@ static int add_var(pol_pattern *p, const char *body, size_t n, uint16_t *lit)
     return 1;
 }
 
-int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
+int kms_policy_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
 {
     size_t len = strlen(text);
     memset(out, 0, sizeof *out);
@@ -89,7 +89,7 @@ int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
     /* At most one variable per three bytes ("${x}" is four). */
     out->vars = opts.variables ? calloc(len / 3 + 1, sizeof *out->vars) : NULL;
     if (out->codes == NULL || (opts.variables && out->vars == NULL)) {
-        pol_pattern_clean_up(out);
+        kms_policy_pattern_clean_up(out);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     for (size_t i = 0; i < len;) {
@@ -101,7 +101,7 @@ int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
                 size_t before = out->nvars;
                 int r = add_var(out, text + i + 2, (size_t)(close - (text + i + 2)), &lit);
                 if (r < 0) {
-                    pol_pattern_clean_up(out);
+                    kms_policy_pattern_clean_up(out);
                     return kms_raise(KMS_ERR_INTERNAL, "out of memory");
                 }
                 if (r != 2) {
@@ -128,7 +128,7 @@ int pol_pattern_compile(const char *text, pat_opts opts, pol_pattern *out)
     return 0;
 }
 
-void pol_pattern_clean_up(pol_pattern *p)
+void kms_policy_pattern_clean_up(pol_pattern *p)
 {
     for (size_t i = 0; i < p->nvars; i++) {
         free(p->vars[i].key);
@@ -140,7 +140,7 @@ void pol_pattern_clean_up(pol_pattern *p)
 }
 
 /* ---- Matching -------------------------------------------------------------------------------- */
-bool pol_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool ci)
+bool kms_policy_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool ci)
 {
     /* Greedy match with one backtrack point: the last '*' seen absorbs one more character
      * whenever the rest fails. Linear in practice, O(pn * tn) at worst, no recursion. */
@@ -169,8 +169,8 @@ bool pol_glob_codes(const uint16_t *p, size_t pn, const char *t, size_t tn, bool
     return pi == pn;
 }
 
-bool pol_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_t *out, size_t cap,
-                        size_t *n)
+bool kms_policy_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_t *out,
+                               size_t cap, size_t *n)
 {
     size_t o = 0;
     for (size_t i = 0; i < p->n; i++) {
@@ -183,7 +183,7 @@ bool pol_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_
             continue;
         }
         const pol_var *v = &p->vars[c - PAT_VAR];
-        const ctx_entry *e = ctx != NULL ? pol_ctx_find(ctx, v->key, v->hash) : NULL;
+        const ctx_entry *e = ctx != NULL ? kms_policy_ctx_find(ctx, v->key, v->hash) : NULL;
         /* A multivalued key cannot be a variable (IAM User Guide, "Single-valued vs multivalued
          * context keys"); its first value stands in, as kms_policy_ctx_get reads it. */
         const char *val = (e != NULL && e->n > 0) ? e->values[0] : v->def;
@@ -201,18 +201,18 @@ bool pol_pattern_expand(const pol_pattern *p, const kms_policy_ctx *ctx, uint16_
     return true;
 }
 
-bool pol_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                       size_t tlen, bool ci)
+bool kms_policy_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                              size_t tlen, bool ci)
 {
     if (p->any) {
         return true;
     }
     if (p->nvars == 0) {
-        return pol_glob_codes(p->codes, p->n, text, tlen, ci);
+        return kms_policy_glob_codes(p->codes, p->n, text, tlen, ci);
     }
     uint16_t buf[PAT_EXPAND_MAX];
     size_t n = 0;
-    if (!pol_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
+    if (!kms_policy_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
         return false;
     }
     if (ci) {
@@ -220,10 +220,10 @@ bool pol_pattern_match(const pol_pattern *p, const kms_policy_ctx *ctx, const ch
             buf[i] = buf[i] < 0x100 ? fold((unsigned char)buf[i]) : buf[i];
         }
     }
-    return pol_glob_codes(buf, n, text, tlen, ci);
+    return kms_policy_glob_codes(buf, n, text, tlen, ci);
 }
 
-uint64_t pol_text_head(const char *text, size_t tlen, bool ci)
+uint64_t kms_policy_text_head(const char *text, size_t tlen, bool ci)
 {
     uint64_t h = 0;
     for (size_t i = 0; i < tlen && i < 8; i++) {
@@ -233,25 +233,25 @@ uint64_t pol_text_head(const char *text, size_t tlen, bool ci)
     return h;
 }
 
-bool pol_pattern_match_head(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                            size_t tlen, bool ci, uint64_t thead)
+bool kms_policy_pattern_match_head(const pol_pattern *p, const kms_policy_ctx *ctx,
+                                   const char *text, size_t tlen, bool ci, uint64_t thead)
 {
     /* The literal head must be there byte for byte; a text shorter than the head has zero
      * bytes where the pattern has none (no pattern code is a NUL byte: texts are C strings). */
     if ((thead & p->head_mask) != p->head) {
         return false;
     }
-    return pol_pattern_match(p, ctx, text, tlen, ci);
+    return kms_policy_pattern_match(p, ctx, text, tlen, ci);
 }
 
-bool pol_pattern_equals(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
-                        size_t tlen, bool ci)
+bool kms_policy_pattern_equals(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text,
+                               size_t tlen, bool ci)
 {
     uint16_t buf[PAT_EXPAND_MAX];
     const uint16_t *codes = p->codes;
     size_t n = p->n;
     if (p->nvars > 0) {
-        if (!pol_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
+        if (!kms_policy_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
             return false;
         }
         codes = buf;
@@ -302,7 +302,7 @@ static bool split_text(const char *t, size_t n, size_t start[6], size_t end[6])
     return f == 5;
 }
 
-bool pol_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text)
+bool kms_policy_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, const char *text)
 {
     uint16_t buf[PAT_EXPAND_MAX];
     const uint16_t *codes = p->codes;
@@ -311,7 +311,7 @@ bool pol_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, cons
         return true;
     }
     if (p->nvars > 0) {
-        if (!pol_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
+        if (!kms_policy_pattern_expand(p, ctx, buf, PAT_EXPAND_MAX, &n)) {
             return false;
         }
         codes = buf;
@@ -319,13 +319,14 @@ bool pol_pattern_arn_match(const pol_pattern *p, const kms_policy_ctx *ctx, cons
     size_t ps[6], pe[6], ts[6], te[6];
     if (!split_codes(codes, n, ps, pe)) {
         /* Not six fields ("*", a bare wildcard): the value as one pattern. */
-        return pol_glob_codes(codes, n, text, tn, false);
+        return kms_policy_glob_codes(codes, n, text, tn, false);
     }
     if (!split_text(text, tn, ts, te)) {
         return false;
     }
     for (size_t f = 0; f < 6; f++) {
-        if (!pol_glob_codes(codes + ps[f], pe[f] - ps[f], text + ts[f], te[f] - ts[f], false)) {
+        if (!kms_policy_glob_codes(codes + ps[f], pe[f] - ps[f], text + ts[f], te[f] - ts[f],
+                                   false)) {
             return false;
         }
     }
@@ -338,7 +339,7 @@ bool kms_policy_glob(const char *pattern, const char *text, bool case_insensitiv
     if (pattern == NULL || text == NULL) {
         return false;
     }
-    /* The same algorithm as pol_glob_codes, on plain characters. */
+    /* The same algorithm as kms_policy_glob_codes, on plain characters. */
     const char *p = pattern, *t = text, *star_p = NULL, *star_t = NULL;
     while (*t != '\0') {
         unsigned char pc = (unsigned char)*p, tc = (unsigned char)*t;
@@ -368,7 +369,7 @@ bool kms_policy_glob(const char *pattern, const char *text, bool case_insensitiv
     return *p == '\0';
 }
 
-bool pol_is_account_id(const char *s)
+bool kms_policy_is_account_id(const char *s)
 {
     size_t i = 0;
     for (; s[i] != '\0'; i++) {
@@ -379,7 +380,7 @@ bool pol_is_account_id(const char *s)
     return i == 12;
 }
 
-int pol_arn_account(const char *arn, char out[13])
+int kms_policy_arn_account_split(const char *arn, char out[13])
 {
     if (arn == NULL || strncmp(arn, "arn:", 4) != 0) {
         return -1;
@@ -408,7 +409,7 @@ int pol_arn_account(const char *arn, char out[13])
 
 int kms_policy_arn_account(const char *arn, char out[13])
 {
-    if (pol_arn_account(arn, out) != 0) {
+    if (kms_policy_arn_account_split(arn, out) != 0) {
         return kms_raise(KMS_ERR_INVALID_ARN, "'%s' is not an ARN", arn != NULL ? arn : "");
     }
     return 0;

@@ -48,11 +48,11 @@ static void stmt_clean_up(pol_stmt *st)
 {
     free(st->sid);
     for (size_t i = 0; i < st->nactions; i++) {
-        pol_pattern_clean_up(&st->actions[i]);
+        kms_policy_pattern_clean_up(&st->actions[i]);
     }
     free(st->actions);
     for (size_t i = 0; i < st->nresources; i++) {
-        pol_pattern_clean_up(&st->resources[i]);
+        kms_policy_pattern_clean_up(&st->resources[i]);
     }
     free(st->resources);
     for (size_t i = 0; i < st->nprincipals; i++) {
@@ -60,7 +60,7 @@ static void stmt_clean_up(pol_stmt *st)
     }
     free(st->principals);
     for (size_t i = 0; i < st->nconds; i++) {
-        pol_cond_clean_up(&st->conds[i]);
+        kms_policy_cond_clean_up(&st->conds[i]);
     }
     free(st->conds);
 }
@@ -137,7 +137,7 @@ static int compile_actions(const char *path, json_t *v, pol_stmt *st)
                    path, a);
         st->nactions++;
         /* Actions match case-insensitively: lower-cased once here, the request's per call. */
-        KMS_GUARD(pol_pattern_compile(a, (pat_opts){true, false, true}, &st->actions[i]));
+        KMS_GUARD(kms_policy_pattern_compile(a, (pat_opts){true, false, true}, &st->actions[i]));
     }
     return 0;
 }
@@ -169,7 +169,8 @@ static int compile_resources(const char *path, json_t *v, bool variables, pol_st
         KMS_ENSURE(resource_valid(r), KMS_ERR_MALFORMED_POLICY,
                    "%s: Resource %s must be in ARN format or \"*\".", path, r);
         st->nresources++;
-        KMS_GUARD(pol_pattern_compile(r, (pat_opts){true, variables, false}, &st->resources[i]));
+        KMS_GUARD(
+            kms_policy_pattern_compile(r, (pat_opts){true, variables, false}, &st->resources[i]));
     }
     return 0;
 }
@@ -191,13 +192,13 @@ static bool aws_principal(const char *v, pol_principal *p)
     if (has_wildcard(v)) {
         return false;
     }
-    if (pol_is_account_id(v)) {
+    if (kms_policy_is_account_id(v)) {
         p->type = PRIN_ACCOUNT; /* "the same as arn:aws:iam::ID:root" */
         memcpy(p->account, v, 13);
         return true;
     }
     char acct[13];
-    if (pol_arn_account(v, acct) != 0 || !pol_is_account_id(acct)) {
+    if (kms_policy_arn_account_split(v, acct) != 0 || !kms_policy_is_account_id(acct)) {
         return false;
     }
     /* arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE with an empty region. */
@@ -296,7 +297,7 @@ static int compile_condition(const char *path, json_t *v, bool variables, pol_st
     json_t *block;
     json_object_foreach(v, op, block)
     {
-        KMS_GUARD(pol_cond_compile(path, op, block, variables, &st->conds, &st->nconds));
+        KMS_GUARD(kms_policy_cond_compile(path, op, block, variables, &st->conds, &st->nconds));
     }
     return 0;
 }

@@ -169,7 +169,8 @@ static int derive_principal(sim *s, const char *arn, kms_eval_input *in)
         in->service = true;
         return ctx_default(s, "aws:PrincipalServiceName", arn);
     }
-    KMS_ENSURE(pol_arn_account(arn, s->account) == 0 && pol_is_account_id(s->account),
+    KMS_ENSURE(kms_policy_arn_account_split(arn, s->account) == 0 &&
+                   kms_policy_is_account_id(s->account),
                KMS_ERR_VALIDATION, "principal: '%s' is not an IAM principal ARN", arn);
     in->principal_account = s->account;
     const char *partition = arn + 4;
@@ -298,7 +299,7 @@ static int read_input(sim *s, json_t *root, kms_eval_input *in)
     KMS_ENSURE(resource == NULL || json_is_string(resource), KMS_ERR_VALIDATION,
                "resource: must be an ARN or \"*\"");
     KMS_ENSURE(racct == NULL ||
-                   (json_is_string(racct) && pol_is_account_id(json_string_value(racct))),
+                   (json_is_string(racct) && kms_policy_is_account_id(json_string_value(racct))),
                KMS_ERR_VALIDATION, "resourceAccount: must be a 12-digit account id");
     KMS_ENSURE(keyp == NULL || json_is_boolean(keyp), KMS_ERR_VALIDATION,
                "keyPolicy: must be true or false");
@@ -314,7 +315,7 @@ static int read_input(sim *s, json_t *root, kms_eval_input *in)
     /* An ARN without an account (arn:aws:s3:::bucket) belongs to resourceAccount, else to the
      * caller's account. */
     char acct[13] = "";
-    if (pol_arn_account(in->resource, acct) == 0 && acct[0] != '\0') {
+    if (kms_policy_arn_account_split(in->resource, acct) == 0 && acct[0] != '\0') {
         memcpy(s->resource_account, acct, 13);
     } else if (racct != NULL) {
         snprintf(s->resource_account, sizeof s->resource_account, "%s", json_string_value(racct));
