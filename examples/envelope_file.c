@@ -37,8 +37,8 @@ int main(int argc, char **argv)
     }
     /* Encrypt under the named key; decrypt with whichever key of this KMS wrapped the file. */
     const char *key_ids[] = {encrypt ? argv[2] : NULL};
-    kms_keyring *keyring = encrypt ? kms_keyring_kms_new(client, key_ids, 1)
-                                   : kms_keyring_kms_discovery_new(client);
+    kms_keyring *keyring =
+        encrypt ? kms_keyring_kms_new(client, key_ids, 1) : kms_keyring_kms_discovery_new(client);
     if (keyring == NULL) {
         kms_client_free(client);
         return fail("making the keyring");

@@ -107,12 +107,12 @@ typedef struct kms_envelope_options {
      * (framework/required-encryption-context-cmm.md); decrypt then needs them from the caller. */
     const char *const *required_context_keys;
     size_t required_context_key_count;
-    uint16_t algorithm_suite;                 /* encrypt; 0 = 0x0478 */
-    uint32_t frame_length;                    /* encrypt; 0 = 4096; at most 16 MiB */
-    kms_commitment_policy commitment_policy;  /* default REQUIRE_ENCRYPT_REQUIRE_DECRYPT */
-    uint16_t max_encrypted_data_keys;         /* 0 = no limit */
-    unsigned threads;                         /* fd/file helpers; 0 = one per online core */
-    kms_progress_fn progress;                 /* optional */
+    uint16_t algorithm_suite;                /* encrypt; 0 = 0x0478 */
+    uint32_t frame_length;                   /* encrypt; 0 = 4096; at most 16 MiB */
+    kms_commitment_policy commitment_policy; /* default REQUIRE_ENCRYPT_REQUIRE_DECRYPT */
+    uint16_t max_encrypted_data_keys;        /* 0 = no limit */
+    unsigned threads;                        /* fd/file helpers; 0 = one per online core */
+    kms_progress_fn progress;                /* optional */
     void *progress_arg;
 } kms_envelope_options;
 
@@ -125,7 +125,7 @@ typedef struct kms_envelope_info {
     size_t message_id_len;
     kms_context_entry *context; /* stored and caller-supplied authenticated pairs, sorted */
     size_t context_count;
-    char *key_provider_id; /* of the encrypted data key that was used */
+    char *key_provider_id;   /* of the encrypted data key that was used */
     char *key_provider_info; /* its text part: the key ARN, or a raw keyring's key name */
 } kms_envelope_info;
 

@@ -28,41 +28,41 @@ extern "C" {
 /* Error codes. The name of each (kms_error_name) is the AWS exception name. */
 typedef enum kms_error {
     KMS_OK = 0,
-    KMS_ERR_NOT_FOUND,              /* NotFoundException */
-    KMS_ERR_DISABLED,               /* DisabledException */
-    KMS_ERR_INVALID_STATE,          /* KMSInvalidStateException */
-    KMS_ERR_INVALID_CIPHERTEXT,     /* InvalidCiphertextException */
-    KMS_ERR_INCORRECT_KEY,          /* IncorrectKeyException */
-    KMS_ERR_INVALID_KEY_USAGE,      /* InvalidKeyUsageException */
-    KMS_ERR_VALIDATION,             /* ValidationException */
-    KMS_ERR_ACCESS_DENIED,          /* AccessDeniedException */
-    KMS_ERR_ALREADY_EXISTS,         /* AlreadyExistsException */
-    KMS_ERR_INVALID_SIGNATURE,      /* KMSInvalidSignatureException */
-    KMS_ERR_INVALID_MAC,            /* KMSInvalidMacException */
-    KMS_ERR_LIMIT_EXCEEDED,         /* LimitExceededException */
-    KMS_ERR_DEPENDENCY_TIMEOUT,     /* DependencyTimeoutException */
-    KMS_ERR_INTERNAL,               /* KMSInternalException */
-    KMS_ERR_INVALID_ALIAS_NAME,     /* InvalidAliasNameException */
-    KMS_ERR_INVALID_ARN,            /* InvalidArnException */
-    KMS_ERR_UNSUPPORTED_OPERATION,  /* UnsupportedOperationException */
-    KMS_ERR_INVALID_MARKER,         /* InvalidMarkerException */
-    KMS_ERR_UNKNOWN_OPERATION,      /* UnknownOperationException */
-    KMS_ERR_HOME,                   /* KMSHomeException: the KMS home is missing or broken */
-    KMS_ERR_HSM,                    /* KMSHsmException: the HSM (token, PIN, module) failed */
-    KMS_ERR_MALFORMED_POLICY,       /* MalformedPolicyDocumentException */
-    KMS_ERR_NO_SUCH_ENTITY,         /* NoSuchEntityException (IAM) */
-    KMS_ERR_ENTITY_EXISTS,          /* EntityAlreadyExistsException (IAM) */
-    KMS_ERR_DELETE_CONFLICT,        /* DeleteConflictException (IAM) */
-    KMS_ERR_PASSWORD_POLICY,        /* PasswordPolicyViolationException (IAM) */
-    KMS_ERR_INVALID_AUTH_CODE,      /* InvalidAuthenticationCodeException: bad MFA code */
-    KMS_ERR_UNRECOGNIZED_CLIENT,    /* UnrecognizedClientException: unknown/inactive access key */
-    KMS_ERR_BAD_SIGNATURE,          /* InvalidSignatureException: wrong secret access key */
-    KMS_ERR_EXPIRED_TOKEN,          /* ExpiredTokenException: expired or revoked session */
-    KMS_ERR_INVALID_GRANT_TOKEN,    /* InvalidGrantTokenException */
-    KMS_ERR_INVALID_GRANT_ID,       /* InvalidGrantIdException */
-    KMS_ERR_INVALID_INPUT,          /* InvalidInputException (IAM, STS, Organizations) */
-    KMS_ERR_AUDIT,                  /* KMSAuditLogException: the audit log cannot be written */
-    KMS_ERR_CONFLICT,               /* ConflictException: a rotation of the key is under way */
+    KMS_ERR_NOT_FOUND,             /* NotFoundException */
+    KMS_ERR_DISABLED,              /* DisabledException */
+    KMS_ERR_INVALID_STATE,         /* KMSInvalidStateException */
+    KMS_ERR_INVALID_CIPHERTEXT,    /* InvalidCiphertextException */
+    KMS_ERR_INCORRECT_KEY,         /* IncorrectKeyException */
+    KMS_ERR_INVALID_KEY_USAGE,     /* InvalidKeyUsageException */
+    KMS_ERR_VALIDATION,            /* ValidationException */
+    KMS_ERR_ACCESS_DENIED,         /* AccessDeniedException */
+    KMS_ERR_ALREADY_EXISTS,        /* AlreadyExistsException */
+    KMS_ERR_INVALID_SIGNATURE,     /* KMSInvalidSignatureException */
+    KMS_ERR_INVALID_MAC,           /* KMSInvalidMacException */
+    KMS_ERR_LIMIT_EXCEEDED,        /* LimitExceededException */
+    KMS_ERR_DEPENDENCY_TIMEOUT,    /* DependencyTimeoutException */
+    KMS_ERR_INTERNAL,              /* KMSInternalException */
+    KMS_ERR_INVALID_ALIAS_NAME,    /* InvalidAliasNameException */
+    KMS_ERR_INVALID_ARN,           /* InvalidArnException */
+    KMS_ERR_UNSUPPORTED_OPERATION, /* UnsupportedOperationException */
+    KMS_ERR_INVALID_MARKER,        /* InvalidMarkerException */
+    KMS_ERR_UNKNOWN_OPERATION,     /* UnknownOperationException */
+    KMS_ERR_HOME,                  /* KMSHomeException: the KMS home is missing or broken */
+    KMS_ERR_HSM,                   /* KMSHsmException: the HSM (token, PIN, module) failed */
+    KMS_ERR_MALFORMED_POLICY,      /* MalformedPolicyDocumentException */
+    KMS_ERR_NO_SUCH_ENTITY,        /* NoSuchEntityException (IAM) */
+    KMS_ERR_ENTITY_EXISTS,         /* EntityAlreadyExistsException (IAM) */
+    KMS_ERR_DELETE_CONFLICT,       /* DeleteConflictException (IAM) */
+    KMS_ERR_PASSWORD_POLICY,       /* PasswordPolicyViolationException (IAM) */
+    KMS_ERR_INVALID_AUTH_CODE,     /* InvalidAuthenticationCodeException: bad MFA code */
+    KMS_ERR_UNRECOGNIZED_CLIENT,   /* UnrecognizedClientException: unknown/inactive access key */
+    KMS_ERR_BAD_SIGNATURE,         /* InvalidSignatureException: wrong secret access key */
+    KMS_ERR_EXPIRED_TOKEN,         /* ExpiredTokenException: expired or revoked session */
+    KMS_ERR_INVALID_GRANT_TOKEN,   /* InvalidGrantTokenException */
+    KMS_ERR_INVALID_GRANT_ID,      /* InvalidGrantIdException */
+    KMS_ERR_INVALID_INPUT,         /* InvalidInputException (IAM, STS, Organizations) */
+    KMS_ERR_AUDIT,                 /* KMSAuditLogException: the audit log cannot be written */
+    KMS_ERR_CONFLICT,              /* ConflictException: a rotation of the key is under way */
     KMS_ERR__COUNT
 } kms_error;
 
@@ -74,15 +74,15 @@ KMS_API const char *kms_error_name(kms_error code);
  * One directory holds an embedded deployment: SoftHSM token and config, SQLite metadata,
  * config.json, pin file. kms_home_default() gives $KMS_HOME, else ~/.kms (static storage). */
 typedef struct kms_init_options {
-    const char *region;          /* default "us-east-1" */
-    const char *account_id;      /* 12 digits; default: random */
-    const char *pkcs11_module;   /* default /usr/lib/softhsm/libsofthsm2.so; non-default means an
-                                    existing token is used and no SoftHSM token is created */
-    const char *token_label;     /* default "kms" */
-    const char *pin;             /* default: random, written to HOME/pin (0600) */
-    const char *hsm_script_dir;  /* where hsm/create-token.sh lives; NULL: installed default */
-    const char *root_password;   /* the root user's sign-in password (checked against the
-                                    password policy); NULL: the root user cannot sign in */
+    const char *region;         /* default "us-east-1" */
+    const char *account_id;     /* 12 digits; default: random */
+    const char *pkcs11_module;  /* default /usr/lib/softhsm/libsofthsm2.so; non-default means an
+                                   existing token is used and no SoftHSM token is created */
+    const char *token_label;    /* default "kms" */
+    const char *pin;            /* default: random, written to HOME/pin (0600) */
+    const char *hsm_script_dir; /* where hsm/create-token.sh lives; NULL: installed default */
+    const char *root_password;  /* the root user's sign-in password (checked against the
+                                   password policy); NULL: the root user cannot sign in */
 } kms_init_options;
 
 KMS_API const char *kms_home_default(void);
@@ -96,8 +96,8 @@ KMS_API KMS_MUST_CHECK int kms_home_init(const char *home, const kms_init_option
 typedef struct kms_client kms_client;
 
 typedef struct kms_client_options {
-    const char *home;     /* NULL: kms_home_default() */
-    const char *profile;  /* NULL: "default" (or KMS_PROFILE) */
+    const char *home;       /* NULL: kms_home_default() */
+    const char *profile;    /* NULL: "default" (or KMS_PROFILE) */
     const char *user_agent; /* the audit records' userAgent; NULL: "libkms/VERSION" */
 } kms_client_options;
 
@@ -145,13 +145,13 @@ KMS_API KMS_MUST_CHECK int kms_scheduler_next_due(kms_client *client, int64_t *w
  * HOME/credentials. A wrong password, an unknown user or a bad code: AccessDeniedException /
  * InvalidAuthenticationCodeException, nothing saved. */
 typedef struct kms_sign_in_options {
-    const char *home;          /* NULL: kms_home_default() */
-    const char *user_name;     /* NULL: the account's root user */
-    const char *password;      /* required */
-    const char *new_password;  /* when the password must be changed (reset or expired) */
-    const char *mfa_code;      /* required once the user has an MFA device */
-    long duration_seconds;     /* 0: 43200 (root: 3600) */
-    const char *save_profile;  /* the profile to write; NULL: "signin" */
+    const char *home;         /* NULL: kms_home_default() */
+    const char *user_name;    /* NULL: the account's root user */
+    const char *password;     /* required */
+    const char *new_password; /* when the password must be changed (reset or expired) */
+    const char *mfa_code;     /* required once the user has an MFA device */
+    long duration_seconds;    /* 0: 43200 (root: 3600) */
+    const char *save_profile; /* the profile to write; NULL: "signin" */
 } kms_sign_in_options;
 
 /* On success *expiration (may be NULL) receives the session's end in epoch seconds. */
@@ -190,17 +190,15 @@ KMS_API void kms_secret_free(uint8_t *buf, size_t len);
 
 KMS_API KMS_MUST_CHECK int kms_encrypt(kms_client *client, const char *key_id,
                                        const uint8_t *plaintext, size_t plaintext_len,
-                                       const kms_encryption_context *context,
-                                       uint8_t **blob, size_t *blob_len);
+                                       const kms_encryption_context *context, uint8_t **blob,
+                                       size_t *blob_len);
 
 /* key_id may be NULL (the blob names its key); if given and the blob names another key,
  * IncorrectKeyException. *key_arn, if not NULL, receives the ARN of the key used (free with
  * kms_string_free). */
-KMS_API KMS_MUST_CHECK int kms_decrypt(kms_client *client, const char *key_id,
-                                       const uint8_t *blob, size_t blob_len,
-                                       const kms_encryption_context *context,
-                                       uint8_t **plaintext, size_t *plaintext_len,
-                                       char **key_arn);
+KMS_API KMS_MUST_CHECK int kms_decrypt(kms_client *client, const char *key_id, const uint8_t *blob,
+                                       size_t blob_len, const kms_encryption_context *context,
+                                       uint8_t **plaintext, size_t *plaintext_len, char **key_arn);
 
 /* A data key of key_bytes bytes (1..1024): plaintext in locked memory, wrapped by key_id.
  * plaintext may be NULL (GenerateDataKeyWithoutPlaintext). */
@@ -212,10 +210,10 @@ KMS_API KMS_MUST_CHECK int kms_generate_data_key(kms_client *client, const char 
 
 /* algorithm: an AWS SigningAlgorithmSpec ("ECDSA_SHA_256", "RSASSA_PSS_SHA_256", ...);
  * message_type "RAW" or "DIGEST". */
-KMS_API KMS_MUST_CHECK int kms_sign(kms_client *client, const char *key_id,
-                                    const uint8_t *message, size_t message_len,
-                                    const char *message_type, const char *algorithm,
-                                    uint8_t **signature, size_t *signature_len);
+KMS_API KMS_MUST_CHECK int kms_sign(kms_client *client, const char *key_id, const uint8_t *message,
+                                    size_t message_len, const char *message_type,
+                                    const char *algorithm, uint8_t **signature,
+                                    size_t *signature_len);
 
 #ifdef __cplusplus
 }

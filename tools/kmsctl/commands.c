@@ -55,8 +55,8 @@
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request)
 {
     int r = KMSCTL_EXIT_SERVICE;
-    kms_client_options copts = {.home = g->home, .profile = g->profile,
-                                .user_agent = KMSCTL_USER_AGENT};
+    kms_client_options copts = {
+        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;
@@ -283,7 +283,10 @@ static const struct opt_spec create_grant_opts[] = {
 };
 
 static const struct opt_spec list_grants_opts[] = {
-    O_KEY_ID,     O_LIMIT, O_MARKER, {"grant-id", OPT_STRING, 0, "only this grant"},
+    O_KEY_ID,
+    O_LIMIT,
+    O_MARKER,
+    {"grant-id", OPT_STRING, 0, "only this grant"},
     {"grantee-principal", OPT_STRING, 0, "only grants for this principal"},
     O_END,
 };
@@ -443,12 +446,13 @@ const struct command kmsctl_commands[] = {
      "Show the metadata of a KMS key",
      "Prints the KeyMetadata of a KMS key (state, spec, usage, dates, ARN).",
      "kmsctl describe-key --key-id alias/app"},
-    {"list-keys", "ListKeys", kmsctl_run_operation, list_keys_opts, "List the KMS keys of the account",
+    {"list-keys", "ListKeys", kmsctl_run_operation, list_keys_opts,
+     "List the KMS keys of the account",
      "Lists the key ids and ARNs of the account's KMS keys, one page at a time: if the response\n"
      "has Truncated true, pass its NextMarker as --marker to get the next page.",
      "kmsctl list-keys --limit 10"},
-    {"update-key-description", "UpdateKeyDescription", kmsctl_run_operation, update_key_description_opts,
-     "Change the description of a KMS key",
+    {"update-key-description", "UpdateKeyDescription", kmsctl_run_operation,
+     update_key_description_opts, "Change the description of a KMS key",
      "Replaces the description of a KMS key. Prints nothing.",
      "kmsctl update-key-description --key-id alias/app --description 'app data, v2'"},
     {"enable-key", "EnableKey", kmsctl_run_operation, key_id_only_opts, "Enable a disabled KMS key",
@@ -459,8 +463,8 @@ const struct command kmsctl_commands[] = {
      "Sets the key state to Disabled: cryptographic operations with it fail with\n"
      "DisabledException until enable-key. Prints nothing.",
      "kmsctl disable-key --key-id alias/app"},
-    {"schedule-key-deletion", "ScheduleKeyDeletion", kmsctl_run_operation, schedule_key_deletion_opts,
-     "Schedule the deletion of a KMS key",
+    {"schedule-key-deletion", "ScheduleKeyDeletion", kmsctl_run_operation,
+     schedule_key_deletion_opts, "Schedule the deletion of a KMS key",
      "Sets the key state to PendingDeletion; the key and its material are deleted when the\n"
      "waiting period ends, unless cancel-key-deletion is called before. A key pending deletion\n"
      "cannot be used.",
@@ -683,7 +687,8 @@ const struct command kmsctl_commands[] = {
      "Computes the HMAC of a message (at most 4096 bytes) with a GENERATE_VERIFY_MAC key. Prints\n"
      "the Mac (base64).",
      "kmsctl generate-mac --key-id alias/mac --message fileb://token --mac-algorithm HMAC_SHA_256"},
-    {"verify-mac", "VerifyMac", kmsctl_run_operation, verify_mac_opts, "Verify an HMAC with a KMS key",
+    {"verify-mac", "VerifyMac", kmsctl_run_operation, verify_mac_opts,
+     "Verify an HMAC with a KMS key",
      "Verifies an HMAC made by generate-mac. Prints MacValid true; a wrong MAC fails with\n"
      "KMSInvalidMacException (exit 254).",
      "kmsctl verify-mac --key-id alias/mac --message fileb://token \\\n"

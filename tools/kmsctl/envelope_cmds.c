@@ -296,8 +296,8 @@ static int build_common(struct envelope_run *run)
 
 static int open_client(struct envelope_run *run)
 {
-    kms_client_options copts = {.home = run->g->home, .profile = run->g->profile,
-                                .user_agent = KMSCTL_USER_AGENT};
+    kms_client_options copts = {
+        .home = run->g->home, .profile = run->g->profile, .user_agent = KMSCTL_USER_AGENT};
 
     if (run->client == NULL) {
         run->client = kms_client_open(&copts);
@@ -708,8 +708,8 @@ int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
     /* Without destinations the source keys are the destination: the data key is wrapped
      * again under their current (newest) material version. */
-    const char *dest = json_object_get(request, "DestinationKeyId") != NULL ? "DestinationKeyId"
-                                                                           : "KeyId";
+    const char *dest =
+        json_object_get(request, "DestinationKeyId") != NULL ? "DestinationKeyId" : "KeyId";
     r = r == KMSCTL_EXIT_OK ? kms_keyring_of(&run, dest, &run.destination) : r;
     if (r == KMSCTL_EXIT_OK && run.destination == NULL) {
         r = kmsctl_usage_error(cmd, "give --destination-key-id, or --key-id to re-encrypt under "

@@ -189,8 +189,8 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
 {
     const char *outfile = json_string_value(json_object_get(request, "Outfile"));
     const char *method = json_string_value(json_object_get(request, "BootstrapMethod"));
-    kms_client_options copts = {.home = g->home, .profile = g->profile,
-                                .user_agent = KMSCTL_USER_AGENT};
+    kms_client_options copts = {
+        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;

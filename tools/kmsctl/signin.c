@@ -96,8 +96,8 @@ int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *r
         rc = kmsctl_service_error();
         goto out;
     }
-    out = json_pack("{s:s, s:s, s:I}", "Profile", o.save_profile, "UserName",
-                    user ? user : "root", "Expiration", (json_int_t)expiration);
+    out = json_pack("{s:s, s:s, s:I}", "Profile", o.save_profile, "UserName", user ? user : "root",
+                    "Expiration", (json_int_t)expiration);
     rc = out ? kmsctl_print_value(g, out)
              : kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
 out:
