@@ -33,6 +33,24 @@ void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX +
     out[KMS_AUDIT_HASH_HEX] = '\0';
 }
 
+json_t *kms_audit_json_text(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v != NULL || s == NULL) {
+        return v;
+    }
+    char *copy = strdup(s);
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (char *p = copy; *p != '\0'; p++) {
+        *p = (unsigned char)*p > 0x7f ? '?' : *p;
+    }
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
 static bool digits(const char *s, size_t n, int *out)
 {
     int v = 0;

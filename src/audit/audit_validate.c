@@ -171,15 +171,24 @@ __attribute__((format(printf, 7, 0))) static void vproblem(validator *v, finding
     }
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    json_t *p = json_pack("{s:s, s:s}", "Kind", kind, "File", file);
-    if (p != NULL && seq >= 0) {
-        json_object_set_new(p, "Sequence", json_integer(seq));
+    /* File names come from readdir and need not be UTF-8: kms_audit_json_text keeps them. */
+    json_t *p = json_pack("{s:s, s:o}", "Kind", kind, "File", kms_audit_json_text(file));
+    bool ok = p != NULL;
+    if (ok && seq >= 0) {
+        ok = json_object_set_new(p, "Sequence", json_integer(seq)) == 0;
     }
-    if (p != NULL && line > 0) {
-        json_object_set_new(p, "Line", json_integer((json_int_t)line));
+    if (ok && line > 0) {
+        ok = json_object_set_new(p, "Line", json_integer((json_int_t)line)) == 0;
     }
-    if (p == NULL || json_object_set_new(p, "Message", json_string(msg)) != 0 ||
-        json_array_append_new(f->problems, p) != 0) {
+    if (ok) {
+        ok = json_object_set_new(p, "Message", kms_audit_json_text(msg)) == 0;
+    }
+    if (!ok) {
+        json_decref(p);
+        v->oom = true;
+        return;
+    }
+    if (json_array_append_new(f->problems, p) != 0) {
         v->oom = true;
     }
 }
@@ -1382,8 +1391,9 @@ static void flush(validator *v, json_t *out, findings *f, const char *file)
     if (f->suppressed > 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "%zu more problems in %s are not listed", f->suppressed, file);
-        if (json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "Kind", f->suppressed_kind,
-                                                 "File", file, "Message", msg)) != 0) {
+        if (json_array_append_new(out, json_pack("{s:s, s:o, s:o}", "Kind", f->suppressed_kind,
+                                                 "File", kms_audit_json_text(file), "Message",
+                                                 kms_audit_json_text(msg))) != 0) {
             v->oom = true;
         }
     }

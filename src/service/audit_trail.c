@@ -290,27 +290,6 @@ static json_t *sanitize(json_t *v)
     return out;
 }
 
-/* s as a JSON string. Text from outside that is not UTF-8 (a typed call's key id or context, an
- * error message quoting one, a user agent) has its bytes above 0x7f made '?', so that the record
- * keeps the member instead of losing it. NULL on out-of-memory. */
-static json_t *text_value(const char *s)
-{
-    json_t *v = json_string(s);
-    if (v != NULL || s == NULL) {
-        return v;
-    }
-    char *copy = strdup(s);
-    if (copy == NULL) {
-        return NULL;
-    }
-    for (char *p = copy; *p != '\0'; p++) {
-        *p = (unsigned char)*p > 0x7f ? '?' : *p;
-    }
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
 /* The typed API has no JSON request: the parameters it had. NULL on out-of-memory. */
 static json_t *typed_parameters(const kms_request *rq)
 {
@@ -319,7 +298,8 @@ static json_t *typed_parameters(const kms_request *rq)
     if (p == NULL) {
         return NULL;
     }
-    if (rq->key_ref != NULL && json_object_set_new(p, "keyId", text_value(rq->key_ref)) != 0) {
+    if (rq->key_ref != NULL &&
+        json_object_set_new(p, "keyId", kms_audit_json_text(rq->key_ref)) != 0) {
         goto fail;
     }
     if (rq->enc_ctx == NULL || rq->enc_ctx->count == 0) {
@@ -329,10 +309,11 @@ static json_t *typed_parameters(const kms_request *rq)
         goto fail;
     }
     for (size_t i = 0; i < rq->enc_ctx->count; i++) {
-        json_t *key = text_value(rq->enc_ctx->entries[i].key);
-        int set = key != NULL ? json_object_set_new(ctx, json_string_value(key),
-                                                    text_value(rq->enc_ctx->entries[i].value))
-                              : -1;
+        json_t *key = kms_audit_json_text(rq->enc_ctx->entries[i].key);
+        int set = key != NULL
+                      ? json_object_set_new(ctx, json_string_value(key),
+                                            kms_audit_json_text(rq->enc_ctx->entries[i].value))
+                      : -1;
         json_decref(key);
         if (set != 0) {
             goto fail;
@@ -488,8 +469,9 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     }
     /* user_agent is set by kms_client_open. */
     if ((identity = user_identity(rq)) == NULL || (res = resources(rq)) == NULL ||
-        (agent = text_value(rq->service ? "kms.amazonaws.com" : rq->client->user_agent)) == NULL ||
-        (rc != 0 && (error_message = text_value(message)) == NULL)) {
+        (agent = kms_audit_json_text(rq->service ? "kms.amazonaws.com" : rq->client->user_agent)) ==
+            NULL ||
+        (rc != 0 && (error_message = kms_audit_json_text(message)) == NULL)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }

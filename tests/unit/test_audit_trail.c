@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kms/kms.h"
 #include "testutil.h"
@@ -271,6 +272,37 @@ static void test_record_not_utf8(void **state)
     json_decref(r);
 }
 
+/* validate-logs reports a file whose name is not UTF-8 (not "out of memory"). */
+static void test_report_not_utf8(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/audit/segments/x\xff.jsonl", home);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    char *report = NULL;
+    if (kms_validate_logs(client, NULL, NULL, &report) != 0) {
+        fail_msg("validate-logs: %s", kms_last_error_message());
+    }
+    assert_int_equal(unlink(path), 0);
+    json_t *r = json_loads(report, 0, NULL);
+    kms_string_free(report);
+    assert_non_null(r);
+    bool found = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(r, "Problems"), i, p)
+    {
+        const char *file = json_string_value(json_object_get(p, "File"));
+        const char *message = json_string_value(json_object_get(p, "Message"));
+        found = found || (file != NULL && strcmp(file, "segments/x?.jsonl") == 0 &&
+                          message != NULL && strstr(message, "x?.jsonl") != NULL);
+    }
+    assert_true(found);
+    json_decref(r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -318,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_record_fails_closed_response),
         cmocka_unit_test(test_record_fails_closed_typed_call),
         cmocka_unit_test(test_record_not_utf8),
+        cmocka_unit_test(test_report_not_utf8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
