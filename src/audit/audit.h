@@ -2,7 +2,7 @@
  * covered by HSM-signed digests (design.md "Layers": src/audit).
  *
  * This module knows files, hashes and JSON; it knows nothing of requests, policies or the HSM.
- * The service builds each record (src/service/audit_record.c), signs digests and keeps the
+ * The service builds each record (src/service/audit_trail.c), signs digests and keeps the
  * anchor through the kms_audit_signer it passes in.
  *
  * ---- On disk (HOME/audit = dir) ---------------------------------------------------------------

@@ -11,11 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/buf.h"
-
 #include "audit/audit.h"
 #include "audit/audit_internal.h"
 #include "audit/audit_writer.h"
+#include "util/buf.h"
 #include "util/util.h"
 
 /* Segment space is preallocated (zeros written and synced ahead of the records), so that the
