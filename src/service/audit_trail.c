@@ -455,7 +455,10 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     json_t *agent = NULL, *error_message = NULL;
     *out = NULL;
     kms_time_iso8601(rq->started, when);
-    if (kms_uuid_new(event_id) != 0 || kms_uuid_new(request_id) != 0) {
+    if (kms_uuid_new(event_id) != 0) {
+        goto out;
+    }
+    if (kms_uuid_new(request_id) != 0) {
         goto out;
     }
     if (rc == 0) {
@@ -467,11 +470,12 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     if (response_elements(rq, rc, ro, &response) != 0) {
         goto out;
     }
+    identity = user_identity(rq);
+    res = resources(rq);
     /* user_agent is set by kms_client_open. */
-    if ((identity = user_identity(rq)) == NULL || (res = resources(rq)) == NULL ||
-        (agent = kms_audit_json_text(rq->service ? "kms.amazonaws.com" : rq->client->user_agent)) ==
-            NULL ||
-        (rc != 0 && (error_message = kms_audit_json_text(message)) == NULL)) {
+    agent = kms_audit_json_text(rq->service ? "kms.amazonaws.com" : rq->client->user_agent);
+    error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
+    if (identity == NULL || res == NULL || agent == NULL || (rc != 0 && error_message == NULL)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -509,12 +513,15 @@ out:
 /* A request too large to record whole (a huge policy document): its parameters go. */
 static int trim_record(json_t *rec)
 {
-    if (json_object_set_new(rec, "requestParameters", json_null()) != 0 ||
-        json_object_set_new(rec, "responseElements", json_null()) != 0 ||
-        json_object_set_new(rec, "additionalEventData",
-                            json_pack("{s:s}", "omitted", "parameters too large to record")) != 0) {
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
+    json_t *note = json_pack("{s:s}", "omitted", "parameters too large to record");
+    KMS_ENSURE(note != NULL, KMS_ERR_INTERNAL, "out of memory");
+    /* json_object_set_new takes note, also when it fails. */
+    KMS_ENSURE(json_object_set_new(rec, "additionalEventData", note) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    KMS_ENSURE(json_object_set_new(rec, "requestParameters", json_null()) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    KMS_ENSURE(json_object_set_new(rec, "responseElements", json_null()) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
     return 0;
 }
 
