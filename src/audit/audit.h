@@ -2,7 +2,7 @@
  * covered by HSM-signed digests (design.md "Layers": src/audit).
  *
  * This module knows files, hashes and JSON; it knows nothing of requests, policies or the HSM.
- * The service builds each record (src/service/audit_record.c), signs digests and keeps the
+ * The service builds each record (src/service/audit_trail.c), signs digests and keeps the
  * anchor through the kms_audit_signer it passes in.
  *
  * ---- On disk (HOME/audit = dir) ---------------------------------------------------------------
@@ -248,6 +248,10 @@ int kms_audit_public_key_pem(const uint8_t *spki, size_t spki_len, char **pem)
     __attribute__((warn_unused_result));
 /* Lower-case hex of SHA-256(p, n); out has room for 65 bytes. */
 void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX + 1]);
+/* s as a JSON string. Text from outside that may not be UTF-8 (a caller's key id, a file name
+ * found in the trail, a message quoting one) has its bytes above 0x7f made '?', so that a record
+ * or report keeps the member instead of losing it. NULL on out-of-memory (or s NULL). */
+json_t *kms_audit_json_text(const char *s) __attribute__((warn_unused_result));
 /* Epoch seconds of an ISO 8601 UTC time ("2026-11-28T07:03:25Z", fractional seconds and a
  * numeric offset accepted) or of a decimal number of seconds; -1 if neither. */
 int64_t kms_audit_parse_time(const char *s);

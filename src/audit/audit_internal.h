@@ -81,4 +81,11 @@ bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char 
 void kms_audit_anchor_format(uint64_t last_sequence, const char hash[KMS_AUDIT_HASH_HEX + 1],
                              char out[KMS_AUDIT_ANCHOR_MAX]);
 
+/* ---- Hex (audit_util.c) ------------------------------------------------------------------- */
+
+/* Lower-case hex of p[0..n); out has room for 2 * n + 1 bytes. */
+void kms_audit_hex_encode(const uint8_t *p, size_t n, char *out);
+/* Whether s is 64 lower-case hex digits (a SHA-256 as the trail writes it). */
+bool kms_audit_is_hash_hex(const char *s);
+
 #endif

@@ -1,4 +1,4 @@
-/* Helpers shared by the audit writer and readers: hashes, times, the anchor, creating a trail. */
+/* Helpers shared by the audit writer and readers: hashes, hex, text, times, creating a trail. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,6 +31,47 @@ void kms_audit_sha256_hex(const void *p, size_t n, char out[KMS_AUDIT_HASH_HEX +
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[KMS_AUDIT_HASH_HEX] = '\0';
+}
+
+void kms_audit_hex_encode(const uint8_t *p, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bool kms_audit_is_hash_hex(const char *s)
+{
+    if (s == NULL || strlen(s) != KMS_AUDIT_HASH_HEX) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+json_t *kms_audit_json_text(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v != NULL || s == NULL) {
+        return v;
+    }
+    char *copy = strdup(s);
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (char *p = copy; *p != '\0'; p++) {
+        *p = (unsigned char)*p > 0x7f ? '?' : *p;
+    }
+    v = json_string(copy);
+    free(copy);
+    return v;
 }
 
 static bool digits(const char *s, size_t n, int *out)
@@ -111,79 +152,6 @@ int64_t kms_audit_parse_time(const char *s)
         return -1;
     }
     return (int64_t)t - offset;
-}
-
-/* ---- The anchor ------------------------------------------------------------------------------ */
-
-#define ANCHOR_DIGITS 20
-#define ANCHOR_PREFIX "digests/"
-#define ANCHOR_SUFFIX ".json"
-
-/* n decimal digits at s (no sign, no leading zero unless allow_zeros) as a number <= INT64_MAX. */
-static bool anchor_number(const char *s, size_t n, bool allow_zeros, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (n == 0 || n > ANCHOR_DIGITS || strspn(s, "0123456789") < n ||
-        (!allow_zeros && s[0] == '0')) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > ((uint64_t)INT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why)
-{
-    const size_t file_len = sizeof ANCHOR_PREFIX - 1 + ANCHOR_DIGITS + sizeof ANCHOR_SUFFIX - 1;
-    uint64_t seq = 0, named = 0;
-    memset(out, 0, sizeof *out);
-    if (text == NULL || strlen(text) >= KMS_AUDIT_ANCHOR_MAX) {
-        *why = "not one line of at most 127 bytes";
-        return false;
-    }
-    size_t n = strspn(text, "0123456789");
-    if (!anchor_number(text, n, false, &seq) || seq == 0 || text[n] != ' ') {
-        *why = "it does not start with a record number (1 or more, no leading zeros) and a space";
-        return false;
-    }
-    const char *file = text + n + 1;
-    const char *digits = file + sizeof ANCHOR_PREFIX - 1;
-    if (strncmp(file, ANCHOR_PREFIX, sizeof ANCHOR_PREFIX - 1) != 0 ||
-        strlen(file) < file_len + 1 || !anchor_number(digits, ANCHOR_DIGITS, true, &named) ||
-        strncmp(digits + ANCHOR_DIGITS, ANCHOR_SUFFIX, sizeof ANCHOR_SUFFIX - 1) != 0 ||
-        file[file_len] != ' ') {
-        *why = "the second field is not a digest file name (digests/, 20 digits, .json)";
-        return false;
-    }
-    if (named != seq) {
-        *why = "the digest file is not named after the record number";
-        return false;
-    }
-    const char *hash = file + file_len + 1;
-    if (strlen(hash) != KMS_AUDIT_HASH_HEX ||
-        strspn(hash, "0123456789abcdef") != KMS_AUDIT_HASH_HEX) {
-        *why = "the third field is not 64 lower-case hex digits, or something follows it";
-        return false;
-    }
-    out->last_sequence = seq;
-    memcpy(out->file, file, file_len);
-    out->file[file_len] = '\0';
-    memcpy(out->hash, hash, sizeof out->hash);
-    return true;
-}
-
-void kms_audit_anchor_format(uint64_t last_sequence, const char hash[KMS_AUDIT_HASH_HEX + 1],
-                             char out[KMS_AUDIT_ANCHOR_MAX])
-{
-    snprintf(out, KMS_AUDIT_ANCHOR_MAX,
-             "%" PRIu64 " " ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX " %s", last_sequence,
-             last_sequence, hash);
 }
 
 static int make_dir(const char *path)

@@ -271,7 +271,15 @@ static json_t *sanitize(json_t *v)
             continue;
         }
         char name[128];
-        snprintf(name, sizeof name, "%s", key);
+        size_t n = (size_t)snprintf(name, sizeof name, "%s", key);
+        if (n >= sizeof name) {
+            /* Cut short, at a character's start: a key must stay UTF-8. */
+            n = sizeof name - 1;
+            while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80) {
+                n--;
+            }
+            name[n] = '\0';
+        }
         name[0] = (char)tolower((unsigned char)name[0]);
         json_t *copy = verbatim_map(key) ? json_deep_copy(member) : sanitize(member);
         if (copy == NULL || json_object_set_new(out, name, copy) != 0) {
@@ -282,32 +290,60 @@ static json_t *sanitize(json_t *v)
     return out;
 }
 
-/* The typed API has no JSON request: the parameters it had. */
+/* The typed API has no JSON request: the parameters it had. NULL on out-of-memory. */
 static json_t *typed_parameters(const kms_request *rq)
 {
     json_t *p = json_object();
-    if (p != NULL && rq->key_ref != NULL) {
-        json_object_set_new(p, "keyId", json_string(rq->key_ref));
+    json_t *ctx = NULL;
+    if (p == NULL) {
+        return NULL;
     }
-    if (p != NULL && rq->enc_ctx != NULL && rq->enc_ctx->count > 0) {
-        json_t *ctx = json_object();
-        for (size_t i = 0; ctx != NULL && i < rq->enc_ctx->count; i++) {
-            json_object_set_new(ctx, rq->enc_ctx->entries[i].key,
-                                json_string(rq->enc_ctx->entries[i].value));
+    if (rq->key_ref != NULL &&
+        json_object_set_new(p, "keyId", kms_audit_json_text(rq->key_ref)) != 0) {
+        goto fail;
+    }
+    if (rq->enc_ctx == NULL || rq->enc_ctx->count == 0) {
+        return p;
+    }
+    if ((ctx = json_object()) == NULL) {
+        goto fail;
+    }
+    for (size_t i = 0; i < rq->enc_ctx->count; i++) {
+        json_t *key = kms_audit_json_text(rq->enc_ctx->entries[i].key);
+        int set = key != NULL
+                      ? json_object_set_new(ctx, json_string_value(key),
+                                            kms_audit_json_text(rq->enc_ctx->entries[i].value))
+                      : -1;
+        json_decref(key);
+        if (set != 0) {
+            goto fail;
         }
-        json_object_set_new(p, "encryptionContext", ctx);
+    }
+    if (json_object_set_new(p, "encryptionContext", ctx) != 0) {
+        ctx = NULL; /* taken (and freed) by json_object_set_new */
+        goto fail;
     }
     return p;
+fail:
+    json_decref(ctx);
+    json_decref(p);
+    return NULL;
 }
 
 static json_t *session_context(const kms_identity *id)
 {
     char created[32];
+    json_t *attrs = NULL, *out = NULL;
     kms_time_iso8601(id->session_issued, created);
-    json_t *attrs = json_pack("{s:s, s:s}", "creationDate", created, "mfaAuthenticated",
-                              id->mfa_authenticated ? "true" : "false");
+    attrs = json_pack("{s:s, s:s}", "creationDate", created, "mfaAuthenticated",
+                      id->mfa_authenticated ? "true" : "false");
+    if (attrs == NULL) {
+        return NULL;
+    }
     if (id->role_arn[0] == '\0') {
-        return json_pack("{s:o}", "attributes", attrs);
+        out = json_pack("{s:O}", "attributes", attrs);
+        json_decref(attrs);
+        return out;
     }
     /* principalId of a role session is "AROA...:SESSION"; the issuer is the role. */
     char role_id[160];
@@ -316,11 +352,14 @@ static json_t *session_context(const kms_identity *id)
     if (colon != NULL) {
         *colon = '\0';
     }
-    return json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:o}", "sessionIssuer", "type", "Role",
-                     "principalId", role_id, "arn", id->role_arn, "accountId", id->account_id,
-                     "userName", id->role_name, "attributes", attrs);
+    out = json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:O}", "sessionIssuer", "type", "Role",
+                    "principalId", role_id, "arn", id->role_arn, "accountId", id->account_id,
+                    "userName", id->role_name, "attributes", attrs);
+    json_decref(attrs);
+    return out;
 }
 
+/* NULL on out-of-memory. */
 static json_t *user_identity(const kms_request *rq)
 {
     if (rq->service) {
@@ -335,23 +374,21 @@ static json_t *user_identity(const kms_request *rq)
                          rq->client != NULL ? rq->client->access_key_id : "");
     }
     const kms_identity *id = &rq->who->id;
-    json_t *u = json_pack("{s:s, s:s, s:s, s:s}", "type", id->type, "principalId", id->principal_id,
-                          "arn", id->arn, "accountId", id->account_id);
-    if (u == NULL) {
+    json_t *session = NULL;
+    if (id->session_expiry != 0 && (session = session_context(id)) == NULL) {
         return NULL;
     }
-    if (id->access_key_id[0] != '\0') {
-        json_object_set_new(u, "accessKeyId", json_string(id->access_key_id));
-    }
-    if (id->user_name[0] != '\0') {
-        json_object_set_new(u, "userName", json_string(id->user_name));
-    }
-    if (id->session_expiry != 0) {
-        json_object_set_new(u, "sessionContext", session_context(id));
-    }
+    /* s*: a member whose value is NULL is left out (an empty access key id or user name). */
+    json_t *u =
+        json_pack("{s:s, s:s, s:s, s:s, s:s*, s:s*, s:O*}", "type", id->type, "principalId",
+                  id->principal_id, "arn", id->arn, "accountId", id->account_id, "accessKeyId",
+                  id->access_key_id[0] != '\0' ? id->access_key_id : NULL, "userName",
+                  id->user_name[0] != '\0' ? id->user_name : NULL, "sessionContext", session);
+    json_decref(session);
     return u;
 }
 
+/* NULL on out-of-memory. */
 static json_t *resources(const kms_request *rq)
 {
     json_t *list = json_array();
@@ -360,8 +397,11 @@ static json_t *resources(const kms_request *rq)
         if (kms_policy_arn_account(rq->resources[i], account) != 0) {
             account[0] = '\0';
         }
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "accountId", account, "type",
-                                              "AWS::KMS::Key", "ARN", rq->resources[i]));
+        if (json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "accountId", account, "type",
+                                                  "AWS::KMS::Key", "ARN", rq->resources[i])) != 0) {
+            json_decref(list);
+            return NULL;
+        }
     }
     return list;
 }
@@ -376,64 +416,175 @@ static void response_resources(kms_request *rq)
     }
 }
 
-static json_t *build_record(kms_request *rq, int rc, kms_error err, const char *message)
+/* requestParameters: the request, sanitized; null when it has none. */
+static int request_parameters(const kms_request *rq, json_t **out)
 {
+    *out = NULL;
+    json_t *p = rq->req != NULL ? sanitize(rq->req) : typed_parameters(rq);
+    KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (json_object_size(p) == 0) {
+        json_decref(p);
+        p = json_null();
+    }
+    *out = p;
+    return 0;
+}
+
+/* responseElements: CloudTrail leaves it null for reads and failures. */
+static int response_elements(const kms_request *rq, int rc, bool ro, json_t **out)
+{
+    *out = NULL;
+    json_t *p = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
+    KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+    *out = p;
+    return 0;
+}
+
+/* The record of the request, built whole or not at all: every part is made first (any failure
+ * fails the record) and the record is one json_pack, which fails if any of them is missing. */
+static int build_record(kms_request *rq, int rc, kms_error err, const char *message, json_t **out)
+{
+    int r = -1;
     const char *name = NULL;
     const char *source = event_source(rq->operation != NULL ? rq->operation : "", &name);
     bool ro = read_only(source, name);
     char when[32];
     char event_id[KMS_UUID_STR_LEN + 1];
     char request_id[KMS_UUID_STR_LEN + 1];
+    json_t *params = NULL, *response = NULL, *identity = NULL, *res = NULL;
+    json_t *agent = NULL, *error_message = NULL;
+    *out = NULL;
     kms_time_iso8601(rq->started, when);
-    if (kms_uuid_new(event_id) != 0 || kms_uuid_new(request_id) != 0) {
-        return NULL;
+    if (kms_uuid_new(event_id) != 0) {
+        goto out;
+    }
+    if (kms_uuid_new(request_id) != 0) {
+        goto out;
     }
     if (rc == 0) {
         response_resources(rq);
     }
-    json_t *params = rq->req != NULL ? sanitize(rq->req) : typed_parameters(rq);
-    if (json_object_size(params) == 0) {
-        json_decref(params);
-        params = json_null();
+    if (request_parameters(rq, &params) != 0) {
+        goto out;
     }
-    /* CloudTrail leaves responseElements null for reads and failures. */
-    json_t *response = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
+    if (response_elements(rq, rc, ro, &response) != 0) {
+        goto out;
+    }
+    identity = user_identity(rq);
+    res = resources(rq);
+    /* user_agent is set by kms_client_open. */
+    agent = kms_audit_json_text(rq->service ? "kms.amazonaws.com" : rq->client->user_agent);
+    error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
+    if (identity == NULL || res == NULL || agent == NULL || (rc != 0 && error_message == NULL)) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     const kms_config *cfg = &rq->client->cfg;
-    const char *agent = rq->client->user_agent; /* set by kms_client_open */
-    json_t *r = json_object();
-    if (r == NULL) {
-        json_decref(params);
-        json_decref(response);
-        return NULL;
-    }
-    json_object_set_new(r, "eventVersion", json_string(EVENT_VERSION));
-    json_object_set_new(r, "userIdentity", user_identity(rq));
-    json_object_set_new(r, "eventTime", json_string(when));
-    json_object_set_new(r, "eventSource", json_string(source));
-    json_object_set_new(r, "eventName", json_string(name));
-    json_object_set_new(r, "awsRegion", json_string(cfg->region));
     /* In-process calls come from this machine (as aws:SourceIp says); the service's own work
      * from the service. */
-    json_object_set_new(r, "sourceIPAddress",
-                        json_string(rq->service ? "kms.amazonaws.com" : "127.0.0.1"));
-    json_object_set_new(r, "userAgent", json_string(rq->service ? "kms.amazonaws.com" : agent));
-    if (rc != 0) {
-        json_object_set_new(r, "errorCode", json_string(kms_error_name(err)));
-        json_object_set_new(r, "errorMessage", json_string(message));
+    const char *ip = rq->service ? "kms.amazonaws.com" : "127.0.0.1";
+    /* s* and O*: members left out when NULL (errorCode and errorMessage of a success, the
+     * serviceEventDetails of an API call). */
+    *out = json_pack(
+        "{s:s, s:O, s:s, s:s, s:s, s:s, s:s, s:O, s:s*, s:O*, s:O, s:O, s:s, s:s, "
+        "s:b, s:O*, s:O, s:s, s:b, s:s, s:s}",
+        "eventVersion", EVENT_VERSION, "userIdentity", identity, "eventTime", when, "eventSource",
+        source, "eventName", name, "awsRegion", cfg->region, "sourceIPAddress", ip, "userAgent",
+        agent, "errorCode", rc != 0 ? kms_error_name(err) : NULL, "errorMessage", error_message,
+        "requestParameters", params, "responseElements", response, "requestID", request_id,
+        "eventID", event_id, "readOnly", ro, "serviceEventDetails", rq->service_details,
+        "resources", res, "eventType", rq->service ? "AwsServiceEvent" : "AwsApiCall",
+        "managementEvent", 1, "recipientAccountId", cfg->account_id, "eventCategory", "Management");
+    if (*out == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
     }
-    json_object_set_new(r, "requestParameters", params);
-    json_object_set_new(r, "responseElements", response);
-    json_object_set_new(r, "requestID", json_string(request_id));
-    json_object_set_new(r, "eventID", json_string(event_id));
-    json_object_set_new(r, "readOnly", json_boolean(ro));
-    if (rq->service_details != NULL) {
-        json_object_set(r, "serviceEventDetails", rq->service_details);
+    r = 0;
+out:
+    json_decref(params);
+    json_decref(response);
+    json_decref(identity);
+    json_decref(res);
+    json_decref(agent);
+    json_decref(error_message);
+    return r;
+}
+
+/* A request too large to record whole (a huge policy document): its parameters go. */
+static int trim_record(json_t *rec)
+{
+    json_t *note = json_pack("{s:s}", "omitted", "parameters too large to record");
+    KMS_ENSURE(note != NULL, KMS_ERR_INTERNAL, "out of memory");
+    /* json_object_set_new takes note, also when it fails. */
+    KMS_ENSURE(json_object_set_new(rec, "additionalEventData", note) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    KMS_ENSURE(json_object_set_new(rec, "requestParameters", json_null()) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    KMS_ENSURE(json_object_set_new(rec, "responseElements", json_null()) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    return 0;
+}
+
+/* The last check before a record is written: the members every CloudTrail record has, and the
+ * errorCode of a failed call. A record without one of them is never written (the call fails). */
+static int check_complete(const json_t *rec, int rc)
+{
+    static const char *const strings[] = {
+        "eventVersion", "eventTime",       "eventSource",        "eventName",
+        "awsRegion",    "sourceIPAddress", "userAgent",          "requestID",
+        "eventID",      "eventType",       "recipientAccountId",
+    };
+    const char *missing = NULL;
+    if (!json_is_object(json_object_get(rec, "userIdentity"))) {
+        missing = "userIdentity";
     }
-    json_object_set_new(r, "resources", resources(rq));
-    json_object_set_new(r, "eventType", json_string(rq->service ? "AwsServiceEvent" : "AwsApiCall"));
-    json_object_set_new(r, "managementEvent", json_true());
-    json_object_set_new(r, "recipientAccountId", json_string(cfg->account_id));
-    json_object_set_new(r, "eventCategory", json_string("Management"));
+    for (size_t i = 0; missing == NULL && i < sizeof strings / sizeof strings[0]; i++) {
+        if (!json_is_string(json_object_get(rec, strings[i]))) {
+            missing = strings[i];
+        }
+    }
+    if (missing == NULL && rc != 0 && !json_is_string(json_object_get(rec, "errorCode"))) {
+        missing = "errorCode";
+    }
+    KMS_ENSURE(missing == NULL, KMS_ERR_AUDIT,
+               "the audit record of %s has no %s: it was not written, and the request fails",
+               json_string_value(json_object_get(rec, "eventName")) != NULL
+                   ? json_string_value(json_object_get(rec, "eventName"))
+                   : "a request",
+               missing);
+    return 0;
+}
+
+/* The record as one line of text, checked complete (*text malloc'd). */
+static int record_text(kms_request *rq, int rc, kms_error err, const char *message, char **text)
+{
+    int r = -1;
+    json_t *rec = NULL;
+    *text = NULL;
+    if (build_record(rq, rc, err, message, &rec) != 0) {
+        goto out;
+    }
+    char *s = json_dumps(rec, JSON_COMPACT);
+    if (s != NULL && strlen(s) > KMS_AUDIT_RECORD_MAX - 256) {
+        free(s);
+        s = NULL;
+        if (trim_record(rec) != 0) {
+            goto out;
+        }
+        s = json_dumps(rec, JSON_COMPACT);
+    }
+    if (s == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory building the audit record");
+        goto out;
+    }
+    if (check_complete(rec, rc) != 0) {
+        free(s);
+        goto out;
+    }
+    *text = s;
+    r = 0;
+out:
+    json_decref(rec);
     return r;
 }
 
@@ -442,27 +593,16 @@ int kms_audit_request(kms_request *rq, int rc)
     kms_error err = kms_last_error();
     char message[1024];
     snprintf(message, sizeof message, "%s", kms_last_error_message());
-    kms_audit *a = NULL;
     if (rq->client == NULL || rq->client->audit == NULL) {
         /* The trail never opened (kms_gate_begin raised why): nothing runs without it. */
         return -1;
     }
-    a = rq->client->audit;
-    json_t *rec = build_record(rq, rc, err, message);
-    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
-    if (text != NULL && strlen(text) > KMS_AUDIT_RECORD_MAX - 256) {
-        /* A request too large to record whole (a huge policy document): its parameters go. */
-        free(text);
-        json_object_set_new(rec, "requestParameters", json_null());
-        json_object_set_new(rec, "responseElements", json_null());
-        json_object_set_new(rec, "additionalEventData",
-                            json_pack("{s:s}", "omitted", "parameters too large to record"));
-        text = json_dumps(rec, JSON_COMPACT);
-    }
-    json_decref(rec);
-    if (text == NULL) {
+    kms_audit *a = rq->client->audit;
+    char *text = NULL;
+    if (record_text(rq, rc, err, message, &text) != 0) {
+        /* No record, no result (fail closed): the announcement of kms_gate_begin ends here. */
         kms_audit_withdraw(a);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory building the audit record");
+        return -1;
     }
     int w = kms_audit_append(a, text, strlen(text));
     free(text);

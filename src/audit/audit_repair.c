@@ -1,0 +1,188 @@
+/* Torn tails: bytes a crash left after the last whole line of the open segment are kept in
+ * torn/, cut off, and the repair recorded in the trail itself (audit.h "Durability, group
+ * commit, crash"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "audit/audit_internal.h"
+#include "audit/audit_writer.h"
+#include "util/util.h"
+
+/* The AwsServiceEvent that records a repair (audit.h "Durability, group commit, crash"). */
+static char *repair_record(kms_audit *a, off_t offset, size_t length, const char *sha256)
+{
+    char id[KMS_UUID_STR_LEN + 1];
+    char now[32];
+    if (kms_uuid_new(id) != 0) {
+        return NULL;
+    }
+    kms_time_iso8601(kms_now(), now);
+    json_t *o = json_pack(
+        "{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:{s:s, s:I, s:I, s:s}, "
+        "s:s, s:b, s:s, s:b, s:s, s:s}",
+        "eventVersion", "1.08", "userIdentity", "type", "AWSService", "invokedBy",
+        "kms.amazonaws.com", "eventTime", now, "eventSource", "kms.amazonaws.com", "eventName",
+        "AuditLogRepaired", "awsRegion", a->region, "sourceIPAddress", "kms.amazonaws.com",
+        "userAgent", "kms.amazonaws.com", "requestParameters", "responseElements",
+        "serviceEventDetails", "segment", a->seg_name, "offset", (json_int_t)offset, "length",
+        (json_int_t)length, "sha256", sha256, "eventID", id, "readOnly", 0, "eventType",
+        "AwsServiceEvent", "managementEvent", 1, "recipientAccountId", a->account_id,
+        "eventCategory", "Management");
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot build the AuditLogRepaired record");
+    }
+    return s;
+}
+
+/* Keeps the n cut bytes in torn/SEGMENT-OFFSET (SEGMENT-OFFSET.K if that name is taken: a
+ * segment cut twice at one offset), never replacing an earlier file. */
+static int keep_torn(kms_audit *a, off_t offset, const char *bytes, size_t n)
+{
+    if (mkdir(a->torn, 0700) != 0 && errno != EEXIST) {
+        return kms_audit_log_io_fail("create the directory", a->torn, errno);
+    }
+    for (unsigned k = 0; k < 1000; k++) {
+        char *path =
+            k == 0 ? kms_strdup_printf("%s/%s-%lld", a->torn, a->seg_name + strlen("segments/"),
+                                       (long long)offset)
+                   : kms_strdup_printf("%s/%s-%lld.%u", a->torn, a->seg_name + strlen("segments/"),
+                                       (long long)offset, k);
+        if (path == NULL) {
+            return -1;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+            free(path);
+            continue;
+        }
+        int err = fd < 0 ? errno : kms_audit_log_pwrite_all(fd, bytes, n, 0);
+        if (err == 0 && fsync(fd) != 0) {
+            err = errno;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (err != 0) {
+            if (fd >= 0) {
+                unlink(path);
+            }
+            kms_audit_log_io_fail("keep the torn bytes of the audit log segment in", path, err);
+            free(path);
+            return -1;
+        }
+        free(path);
+        return kms_audit_log_fsync_dir(a->torn);
+    }
+    return kms_raise(KMS_ERR_AUDIT, "cannot keep the torn bytes of %s: too many files in %s",
+                     a->seg_path, a->torn);
+}
+
+/* Bytes a crash left after the last whole line (a write cut short, or parts of one): keep them
+ * in torn/, cut the segment back to that line's end and record the repair in the trail itself. */
+static int repair_torn(kms_audit *a, off_t offset, off_t size)
+{
+    int r = -1;
+    size_t n = (size_t)(size - offset);
+    char *bytes = NULL, *record = NULL;
+    char sha[KMS_AUDIT_HASH_HEX + 1];
+    if (kms_audit_log_read_range(a->seg_fd, a->seg_path, offset, n, &bytes) != 0) {
+        goto out;
+    }
+    kms_audit_sha256_hex(bytes, n, sha);
+    if (keep_torn(a, offset, bytes, n) != 0) {
+        goto out;
+    }
+    if (ftruncate(a->seg_fd, offset) != 0 || fdatasync(a->seg_fd) != 0) {
+        kms_audit_log_io_fail("truncate the torn audit log segment", a->seg_path, errno);
+        a->seg_size = -1;
+        goto out;
+    }
+    a->seg_alloc = offset;
+    if (kms_audit_log_set_tail(a, offset) != 0 ||
+        (record = repair_record(a, offset, n, sha)) == NULL) {
+        goto out;
+    }
+    waiter w = {.record = record, .len = strlen(record)};
+    r = kms_audit_log_write_batch(a, &w);
+out:
+    free(bytes);
+    free(record);
+    return r;
+}
+
+/* Where the records of the open segment (`size` bytes) end, reading forward from `from`, the
+ * start of a line known to be whole: at the last '\n' before the first NUL byte (the start of
+ * the preallocated zeros) or before the end of the file. *data_end: just past the last byte that
+ * is not NUL; bytes in [*end, *data_end) are torn (a crash during a write). */
+static int find_end(kms_audit *a, off_t from, off_t size, off_t *end, off_t *data_end)
+{
+    char buf[CHUNK];
+    off_t pos = from, nul = size;
+    *end = from;
+    while (pos < size) {
+        size_t n = size - pos > CHUNK ? CHUNK : (size_t)(size - pos);
+        if (kms_audit_log_pread_full(a->seg_fd, buf, n, pos) != 0) {
+            return kms_audit_log_io_fail("read the audit log segment", a->seg_path, errno);
+        }
+        const char *z = memchr(buf, '\0', n);
+        size_t m = z != NULL ? (size_t)(z - buf) : n;
+        const char *nl = memrchr(buf, '\n', m);
+        if (nl != NULL) {
+            *end = pos + (nl - buf) + 1;
+        }
+        if (z != NULL) {
+            nul = pos + (off_t)m;
+            break;
+        }
+        pos += (off_t)n;
+    }
+    /* Past the first NUL, only zeros belong: find the last byte that is not one. */
+    *data_end = nul;
+    for (off_t hi = size; hi > nul;) {
+        size_t n = hi - nul > CHUNK ? CHUNK : (size_t)(hi - nul);
+        off_t lo = hi - (off_t)n;
+        if (kms_audit_log_pread_full(a->seg_fd, buf, n, lo) != 0) {
+            return kms_audit_log_io_fail("read the audit log segment", a->seg_path, errno);
+        }
+        size_t i = n;
+        while (i > 0 && buf[i - 1] == '\0') {
+            i--;
+        }
+        if (i > 0) {
+            *data_end = lo + (off_t)i;
+            break;
+        }
+        hi = lo;
+    }
+    return 0;
+}
+
+/* Reads the open segment's records again from `from` (0, or where they ended when this handle
+ * last looked: another process appended since), repairing a torn end. */
+int kms_audit_log_load_tail(kms_audit *a, off_t from)
+{
+    struct stat st;
+    if (fstat(a->seg_fd, &st) != 0) {
+        return kms_audit_log_io_fail("examine the audit log segment", a->seg_path, errno);
+    }
+    if (from > st.st_size) {
+        from = 0; /* cut shorter than its records were: look at all of it */
+    }
+    off_t end = 0, data_end = 0;
+    KMS_GUARD(find_end(a, from, st.st_size, &end, &data_end));
+    a->seg_alloc = st.st_size;
+    if (data_end > end) {
+        return repair_torn(a, end, data_end);
+    }
+    return kms_audit_log_set_tail(a, end);
+}
