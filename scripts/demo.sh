@@ -57,7 +57,7 @@ if [ -e "$work/wrong.out" ]; then
   echo "unexpected: a failed decrypt left $work/wrong.out" >&2
   exit 1
 fi
-echo "  (no $work/wrong.out)"
+echo "  (the output file wrong.out was never created)"
 
 echo
 echo "== kmsctl kms-encrypt / kms-decrypt: KMS Encrypt of a short string (at most 4 KB)"
@@ -69,3 +69,4 @@ k kms-decrypt --ciphertext-blob "fileb://$work/sample.enc" --encryption-context 
   --output text --query Plaintext | base64 -d > "$work/sample.out"
 echo "decrypted: $(cat "$work/sample.out")"
 cmp "$work/sample" "$work/sample.out"
+echo "round trip OK"
