@@ -12,6 +12,8 @@
 #include "util/secmem.h"
 
 /* ---- framework/algorithm-suites.md: Supported Algorithm Suites (ESDK) -------------------------*/
+/* One suite per line, as in the specification's table. */
+/* clang-format off */
 static const kms_esdk_suite SUITES[] = {
     {0x0014, "ALG_AES_128_GCM_IV12_TAG16_NO_KDF", 1, 16, KMS_KDF_IDENTITY, false, KMS_SIG_NONE, 16, 0},
     {0x0046, "ALG_AES_192_GCM_IV12_TAG16_NO_KDF", 1, 24, KMS_KDF_IDENTITY, false, KMS_SIG_NONE, 16, 0},
@@ -25,6 +27,7 @@ static const kms_esdk_suite SUITES[] = {
     {0x0478, "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY", 2, 32, KMS_KDF_SHA512, true, KMS_SIG_NONE, 32, 32},
     {0x0578, "ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384", 2, 32, KMS_KDF_SHA512, true, KMS_SIG_P384, 32, 32},
 };
+/* clang-format on */
 
 const kms_esdk_suite *kms_esdk_suite_get(uint16_t id)
 {
@@ -44,6 +47,7 @@ const char *kms_suite_name(uint16_t suite_id)
 
 int kms_suite_parse(const char *text, uint16_t *suite_id)
 {
+    *suite_id = 0;
     KMS_ENSURE(text != NULL && *text != '\0', KMS_ERR_VALIDATION, "no algorithm suite given");
     for (size_t i = 0; i < sizeof SUITES / sizeof SUITES[0]; i++) {
         if (strcmp(text, SUITES[i].name) == 0) {
@@ -70,8 +74,9 @@ int kms_suite_parse(const char *text, uint16_t *suite_id)
 int kms_commitment_policy_parse(const char *text, kms_commitment_policy *policy)
 {
     static const char *const names[] = {"REQUIRE_ENCRYPT_REQUIRE_DECRYPT",
-                                         "REQUIRE_ENCRYPT_ALLOW_DECRYPT",
-                                         "FORBID_ENCRYPT_ALLOW_DECRYPT"};
+                                        "REQUIRE_ENCRYPT_ALLOW_DECRYPT",
+                                        "FORBID_ENCRYPT_ALLOW_DECRYPT"};
+    *policy = KMS_COMMIT_REQUIRE_ENCRYPT_REQUIRE_DECRYPT;
     for (size_t i = 0; text != NULL && i < 3; i++) {
         if (strcasecmp(text, names[i]) == 0) {
             *policy = (kms_commitment_policy)i;
@@ -88,6 +93,7 @@ int kms_rsa_padding_parse(const char *text, kms_rsa_padding *padding)
 {
     static const char *const names[] = {"RSA_PKCS1", "RSA_OAEP_SHA1", "RSA_OAEP_SHA256",
                                         "RSA_OAEP_SHA384", "RSA_OAEP_SHA512"};
+    *padding = KMS_RSA_PKCS1;
     for (size_t i = 0; text != NULL && i < 5; i++) {
         if (strcasecmp(text, names[i]) == 0) {
             *padding = (kms_rsa_padding)i;
@@ -131,8 +137,8 @@ static int ec_put_n(kms_ec *ec, const char *key, size_t klen, const char *value,
 {
     KMS_ENSURE(klen <= UINT16_MAX && vlen <= UINT16_MAX, KMS_ERR_VALIDATION,
                "an encryption context key or value is longer than 65535 bytes");
-    KMS_ENSURE(memchr(key, 0, klen) == NULL && memchr(value, 0, vlen) == NULL,
-               KMS_ERR_VALIDATION, "an encryption context key or value contains a NUL byte");
+    KMS_ENSURE(memchr(key, 0, klen) == NULL && memchr(value, 0, vlen) == NULL, KMS_ERR_VALIDATION,
+               "an encryption context key or value contains a NUL byte");
     KMS_ENSURE(ec->n < UINT16_MAX, KMS_ERR_VALIDATION,
                "an encryption context has at most 65535 pairs");
     char *k = malloc(klen + 1);
@@ -170,17 +176,24 @@ int kms_ec_put(kms_ec *ec, const char *key, const char *value)
 
 int kms_ec_from_public(kms_ec *ec, const kms_encryption_context *in)
 {
+    int r = -1;
     kms_ec_init(ec);
     for (size_t i = 0; in != NULL && i < in->count; i++) {
-        KMS_ENSURE(in->entries[i].key != NULL && in->entries[i].value != NULL,
-                   KMS_ERR_VALIDATION, "an encryption context entry has no key or value");
-        if (kms_ec_put(ec, in->entries[i].key, in->entries[i].value) != 0) {
-            kms_ec_clean_up(ec);
-            return -1;
+        if (in->entries[i].key == NULL || in->entries[i].value == NULL) {
+            r = kms_raise(KMS_ERR_VALIDATION, "an encryption context entry has no key or value");
+            goto out;
+        }
+        if ((r = kms_ec_put(ec, in->entries[i].key, in->entries[i].value)) != 0) {
+            goto out;
         }
     }
     kms_ec_sort(ec);
-    return 0;
+    r = 0;
+out:
+    if (r != 0) {
+        kms_ec_clean_up(ec);
+    }
+    return r;
 }
 
 int kms_ec_copy(kms_ec *dst, const kms_ec *src)
@@ -213,20 +226,26 @@ int kms_ec_serialize(const kms_ec *ec, kms_buf *out)
     if (ec->n == 0) {
         return 0;
     }
+    int r = -1;
     kms_ec sorted = *ec; /* sort a shallow copy of the index, not the caller's order */
     kms_ec_entry *idx = malloc(ec->n * sizeof *idx);
     KMS_ENSURE(idx != NULL, KMS_ERR_INTERNAL, "out of memory");
     memcpy(idx, ec->e, ec->n * sizeof *idx);
     sorted.e = idx;
     kms_ec_sort(&sorted);
-    int r = kms_buf_append_be16(out, (uint16_t)ec->n);
-    for (size_t i = 0; r == 0 && i < ec->n; i++) {
-        size_t kl = strlen(idx[i].key), vl = strlen(idx[i].value);
-        r = kms_buf_append_be16(out, (uint16_t)kl);
-        r = r != 0 ? r : kms_buf_append(out, idx[i].key, kl);
-        r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)vl);
-        r = r != 0 ? r : kms_buf_append(out, idx[i].value, vl);
+    if ((r = kms_buf_append_be16(out, (uint16_t)ec->n)) != 0) {
+        goto out;
     }
+    for (size_t i = 0; i < ec->n; i++) {
+        if ((r = kms_buf_append_be16_bytes(out, idx[i].key, strlen(idx[i].key))) != 0) {
+            goto out;
+        }
+        if ((r = kms_buf_append_be16_bytes(out, idx[i].value, strlen(idx[i].value))) != 0) {
+            goto out;
+        }
+    }
+    r = 0;
+out:
     free(idx);
     return r;
 }
@@ -334,50 +353,50 @@ void kms_esdk_header_clean_up(kms_esdk_header *h)
 
 #define BAD(...) kms_raise(KMS_ERR_INVALID_CIPHERTEXT, __VA_ARGS__)
 
-/* Reads n bytes or reports truncation (1) to the caller. */
-#define NEED(expr)                                                                                 \
-    do {                                                                                           \
-        if ((expr) != 0) {                                                                         \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
+/* The parsers' third result, besides 0 and -1: the bytes end before the header does, so the
+ * caller may read more and try again. No error is raised for it. */
+enum { TRUNCATED = 1 };
+
+/* message-header.md Key Value Pair Entries: sorted by key (byte order) and unique. */
+static bool keys_ascend(const uint8_t *prev, size_t prev_len, const uint8_t *k, size_t kl)
+{
+    size_t m = prev_len < kl ? prev_len : kl;
+    int c = memcmp(prev, k, m);
+    return c < 0 || (c == 0 && prev_len < kl);
+}
 
 /* message-header.md AAD: Key Value Pairs Length, then count + sorted unique entries. */
 static int parse_aad(kms_reader *r, kms_ec *ec)
 {
-    uint16_t total = 0, count = 0;
     const uint8_t *kv = NULL;
-    NEED(kms_reader_be16(r, &total));
+    size_t total = 0;
+    if (kms_reader_be16_bytes(r, &kv, &total) != 0) {
+        return TRUNCATED;
+    }
     if (total == 0) {
         return 0;
     }
-    NEED(kms_reader_bytes(r, total, &kv));
     kms_reader in;
+    uint16_t count = 0;
     kms_reader_init(&in, kv, total);
     if (kms_reader_be16(&in, &count) != 0 || count == 0) {
         return BAD("message header: the encryption context has a length but no pairs");
     }
-    const char *prev = NULL;
+    const uint8_t *prev = NULL;
     size_t prev_len = 0;
     for (uint16_t i = 0; i < count; i++) {
-        uint16_t kl = 0, vl = 0;
         const uint8_t *k = NULL, *v = NULL;
-        if (kms_reader_be16(&in, &kl) != 0 || kms_reader_bytes(&in, kl, &k) != 0 ||
-            kms_reader_be16(&in, &vl) != 0 || kms_reader_bytes(&in, vl, &v) != 0) {
+        size_t kl = 0, vl = 0;
+        if (kms_reader_be16_bytes(&in, &k, &kl) != 0 || kms_reader_be16_bytes(&in, &v, &vl) != 0) {
             return BAD("message header: encryption context pair %u is truncated", i + 1u);
         }
-        /* Entries must be sorted by key and unique (message-header.md Key Value Pair Entries). */
-        if (prev != NULL) {
-            size_t m = prev_len < kl ? prev_len : kl;
-            int c = memcmp(prev, k, m);
-            if (c > 0 || (c == 0 && prev_len >= kl)) {
-                return BAD("message header: encryption context keys are not sorted and unique");
-            }
+        if (prev != NULL && !keys_ascend(prev, prev_len, k, kl)) {
+            return BAD("message header: encryption context keys are not sorted and unique");
         }
         if (ec_put_n(ec, (const char *)k, kl, (const char *)v, vl) != 0) {
             return BAD("message header: %s", kms_last_error_message());
         }
-        prev = (const char *)k;
+        prev = k;
         prev_len = kl;
     }
     if (in.left != 0) {
@@ -386,48 +405,51 @@ static int parse_aad(kms_reader *r, kms_ec *ec)
     return 0;
 }
 
+/* message-header.md Encrypted Data Keys: count, then provider id, provider info and ciphertext,
+ * each with a be16 length. */
 static int parse_edks(kms_reader *r, kms_edk_list *l)
 {
     uint16_t count = 0;
-    NEED(kms_reader_be16(r, &count));
+    if (kms_reader_be16(r, &count) != 0) {
+        return TRUNCATED;
+    }
     if (count == 0) {
         return BAD("message header: no encrypted data keys");
     }
     for (uint16_t i = 0; i < count; i++) {
-        uint16_t il = 0, fl = 0, cl = 0;
         const uint8_t *id = NULL, *info = NULL, *ct = NULL;
-        NEED(kms_reader_be16(r, &il));
-        NEED(kms_reader_bytes(r, il, &id));
-        NEED(kms_reader_be16(r, &fl));
-        NEED(kms_reader_bytes(r, fl, &info));
-        NEED(kms_reader_be16(r, &cl));
-        NEED(kms_reader_bytes(r, cl, &ct));
-        if (kms_edk_list_add(l, id, il, info, fl, ct, cl) != 0) {
-            return -1;
+        size_t il = 0, fl = 0, cl = 0;
+        if (kms_reader_be16_bytes(r, &id, &il) != 0 || kms_reader_be16_bytes(r, &info, &fl) != 0 ||
+            kms_reader_be16_bytes(r, &ct, &cl) != 0) {
+            return TRUNCATED;
         }
+        KMS_GUARD(kms_edk_list_add(l, id, il, info, fl, ct, cl));
     }
     return 0;
 }
 
-static int parse_inner(const uint8_t *p, size_t n, kms_esdk_header *h)
+/* message-header.md: version, type (v1), suite id and message id. */
+static int parse_start(kms_reader *r, kms_esdk_header *h)
 {
-    kms_reader r;
-    kms_reader_init(&r, p, n);
-    uint8_t type = 0x80, reserved[4] = {0}, iv_len = KMS_ESDK_IV_LEN;
+    uint8_t type = 0x80;
     uint16_t suite_id = 0;
-    NEED(kms_reader_u8(&r, &h->version));
+    if (kms_reader_u8(r, &h->version) != 0) {
+        return TRUNCATED;
+    }
     if (h->version != 1 && h->version != 2) {
         return BAD("not an AWS Encryption SDK message (version byte 0x%02x; expected 0x01 or "
                    "0x02)",
                    h->version);
     }
-    if (h->version == 1) {
-        NEED(kms_reader_u8(&r, &type));
-        if (type != 0x80) {
-            return BAD("message header: unknown message type 0x%02x", type);
-        }
+    if (h->version == 1 && kms_reader_u8(r, &type) != 0) {
+        return TRUNCATED;
     }
-    NEED(kms_reader_be16(&r, &suite_id));
+    if (type != 0x80) {
+        return BAD("message header: unknown message type 0x%02x", type);
+    }
+    if (kms_reader_be16(r, &suite_id) != 0) {
+        return TRUNCATED;
+    }
     h->suite = kms_esdk_suite_get(suite_id);
     if (h->suite == NULL) {
         return BAD("message header: unknown algorithm suite 0x%04x", suite_id);
@@ -437,30 +459,39 @@ static int parse_inner(const uint8_t *p, size_t n, kms_esdk_header *h)
                    "not %u",
                    suite_id, h->suite->version, h->version);
     }
-    NEED(kms_reader_copy(&r, h->message_id, h->suite->msgid_len));
-    int rc = parse_aad(&r, &h->stored_ec);
-    if (rc != 0) {
-        return rc;
+    if (kms_reader_copy(r, h->message_id, h->suite->msgid_len) != 0) {
+        return TRUNCATED;
     }
-    rc = parse_edks(&r, &h->edks);
-    if (rc != 0) {
-        return rc;
+    return 0;
+}
+
+/* message-header.md: content type, reserved and IV length (v1), frame length. */
+static int parse_content(kms_reader *r, kms_esdk_header *h)
+{
+    uint8_t reserved[4] = {0}, iv_len = KMS_ESDK_IV_LEN;
+    if (kms_reader_u8(r, &h->content_type) != 0) {
+        return TRUNCATED;
     }
-    NEED(kms_reader_u8(&r, &h->content_type));
     if (h->content_type != 1 && h->content_type != 2) {
         return BAD("message header: unknown content type 0x%02x", h->content_type);
     }
     if (h->version == 1) {
-        NEED(kms_reader_copy(&r, reserved, 4));
+        if (kms_reader_copy(r, reserved, sizeof reserved) != 0) {
+            return TRUNCATED;
+        }
         if ((reserved[0] | reserved[1] | reserved[2] | reserved[3]) != 0) {
             return BAD("message header: reserved bytes are not zero");
         }
-        NEED(kms_reader_u8(&r, &iv_len));
+        if (kms_reader_u8(r, &iv_len) != 0) {
+            return TRUNCATED;
+        }
         if (iv_len != KMS_ESDK_IV_LEN) {
             return BAD("message header: IV length %u (the suite uses 12)", iv_len);
         }
     }
-    NEED(kms_reader_be32(&r, &h->frame_length));
+    if (kms_reader_be32(r, &h->frame_length) != 0) {
+        return TRUNCATED;
+    }
     if (h->content_type == 1 && h->frame_length != 0) {
         return BAD("message header: a non-framed message has frame length %u", h->frame_length);
     }
@@ -472,14 +503,37 @@ static int parse_inner(const uint8_t *p, size_t n, kms_esdk_header *h)
                    "bytes",
                    h->frame_length, KMS_ESDK_MAX_FRAME);
     }
-    if (h->version == 2) {
-        NEED(kms_reader_copy(&r, h->suite_data, h->suite->suite_data_len));
+    return 0;
+}
+
+/* message-header.md: suite data (v2) ends the body; then the IV (v1) and the tag. */
+static int parse_inner(const uint8_t *p, size_t n, kms_esdk_header *h)
+{
+    kms_reader r;
+    int rc = 0;
+    kms_reader_init(&r, p, n);
+    if ((rc = parse_start(&r, h)) != 0) {
+        return rc;
+    }
+    if ((rc = parse_aad(&r, &h->stored_ec)) != 0) {
+        return rc;
+    }
+    if ((rc = parse_edks(&r, &h->edks)) != 0) {
+        return rc;
+    }
+    if ((rc = parse_content(&r, h)) != 0) {
+        return rc;
+    }
+    if (h->version == 2 && kms_reader_copy(&r, h->suite_data, h->suite->suite_data_len) != 0) {
+        return TRUNCATED;
     }
     h->body_len = n - r.left;
-    if (h->version == 1) {
-        NEED(kms_reader_copy(&r, h->header_iv, KMS_ESDK_IV_LEN));
+    if (h->version == 1 && kms_reader_copy(&r, h->header_iv, KMS_ESDK_IV_LEN) != 0) {
+        return TRUNCATED;
     }
-    NEED(kms_reader_copy(&r, h->tag, KMS_ESDK_TAG_LEN));
+    if (kms_reader_copy(&r, h->tag, KMS_ESDK_TAG_LEN) != 0) {
+        return TRUNCATED;
+    }
     h->total_len = n - r.left;
     return 0;
 }
@@ -489,7 +543,7 @@ int kms_esdk_header_parse(const uint8_t *p, size_t n, kms_esdk_header *h)
     kms_esdk_header_clean_up(h);
     kms_esdk_header_init(h);
     int rc = parse_inner(p, n, h);
-    if (rc == 1 && n >= KMS_ESDK_MAX_HEADER) {
+    if (rc == TRUNCATED && n >= KMS_ESDK_MAX_HEADER) {
         rc = BAD("message header: longer than this implementation's limit of %u bytes",
                  KMS_ESDK_MAX_HEADER);
     }
@@ -500,51 +554,78 @@ int kms_esdk_header_parse(const uint8_t *p, size_t n, kms_esdk_header *h)
     return rc;
 }
 
+/* message-header.md Encrypted Data Keys: count, then each key's three length-prefixed fields. */
+static int serialize_edks(const kms_edk_list *l, kms_buf *out)
+{
+    KMS_GUARD(kms_buf_append_be16(out, (uint16_t)l->n));
+    for (size_t i = 0; i < l->n; i++) {
+        const kms_edk *e = &l->v[i];
+        KMS_GUARD(kms_buf_append_be16_bytes(out, e->provider_id, e->provider_id_len));
+        KMS_GUARD(kms_buf_append_be16_bytes(out, e->provider_info, e->provider_info_len));
+        KMS_GUARD(kms_buf_append_be16_bytes(out, e->ciphertext, e->ciphertext_len));
+    }
+    return 0;
+}
+
 int kms_esdk_header_serialize_body(const kms_esdk_header *h, kms_buf *out)
 {
+    int r = -1;
     kms_buf aad;
     kms_buf_init(&aad, false);
-    int r = kms_ec_serialize(&h->stored_ec, &aad);
-    if (r != 0 || aad.len > UINT16_MAX) {
-        kms_buf_clean_up(&aad);
-        return r != 0 ? r
-                      : kms_raise(KMS_ERR_VALIDATION,
-                                  "the encryption context serialises to more than 65535 bytes");
+    if ((r = kms_ec_serialize(&h->stored_ec, &aad)) != 0) {
+        goto out;
     }
-    r = kms_buf_append_u8(out, h->version);
+    if (aad.len > UINT16_MAX) {
+        r = kms_raise(KMS_ERR_VALIDATION,
+                      "the encryption context serialises to more than 65535 bytes");
+        goto out;
+    }
+    if ((r = kms_buf_append_u8(out, h->version)) != 0) {
+        goto out;
+    }
+    if (h->version == 1 && (r = kms_buf_append_u8(out, 0x80)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append_be16(out, h->suite->id)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append(out, h->message_id, h->suite->msgid_len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append_be16_bytes(out, aad.data, aad.len)) != 0) {
+        goto out;
+    }
+    if ((r = serialize_edks(&h->edks, out)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append_u8(out, h->content_type)) != 0) {
+        goto out;
+    }
     if (h->version == 1) {
-        r = r != 0 ? r : kms_buf_append_u8(out, 0x80);
+        if ((r = kms_buf_append_be32(out, 0)) != 0) { /* reserved */
+            goto out;
+        }
+        if ((r = kms_buf_append_u8(out, KMS_ESDK_IV_LEN)) != 0) {
+            goto out;
+        }
     }
-    r = r != 0 ? r : kms_buf_append_be16(out, h->suite->id);
-    r = r != 0 ? r : kms_buf_append(out, h->message_id, h->suite->msgid_len);
-    r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)aad.len);
-    r = r != 0 ? r : kms_buf_append(out, aad.data, aad.len);
+    if ((r = kms_buf_append_be32(out, h->frame_length)) != 0) {
+        goto out;
+    }
+    if (h->version == 2 &&
+        (r = kms_buf_append(out, h->suite_data, h->suite->suite_data_len)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     kms_buf_clean_up(&aad);
-    r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)h->edks.n);
-    for (size_t i = 0; r == 0 && i < h->edks.n; i++) {
-        const kms_edk *e = &h->edks.v[i];
-        r = kms_buf_append_be16(out, (uint16_t)e->provider_id_len);
-        r = r != 0 ? r : kms_buf_append(out, e->provider_id, e->provider_id_len);
-        r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)e->provider_info_len);
-        r = r != 0 ? r : kms_buf_append(out, e->provider_info, e->provider_info_len);
-        r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)e->ciphertext_len);
-        r = r != 0 ? r : kms_buf_append(out, e->ciphertext, e->ciphertext_len);
-    }
-    r = r != 0 ? r : kms_buf_append_u8(out, h->content_type);
-    if (h->version == 1) {
-        r = r != 0 ? r : kms_buf_append_be32(out, 0);
-        r = r != 0 ? r : kms_buf_append_u8(out, KMS_ESDK_IV_LEN);
-    }
-    r = r != 0 ? r : kms_buf_append_be32(out, h->frame_length);
-    if (h->version == 2) {
-        r = r != 0 ? r : kms_buf_append(out, h->suite_data, h->suite->suite_data_len);
-    }
     return r;
 }
 
-/* ---- Key derivation ----------------------------------------------------------------------------*/
-int kms_esdk_derive(const kms_esdk_suite *suite, const uint8_t *data_key,
-                    const uint8_t *message_id, kms_esdk_keys *out)
+/* ---- Key derivation
+ * ----------------------------------------------------------------------------*/
+int kms_esdk_derive(const kms_esdk_suite *suite, const uint8_t *data_key, const uint8_t *message_id,
+                    kms_esdk_keys *out)
 {
     static const char *const md[] = {NULL, "SHA256", "SHA384", "SHA512"};
     uint8_t info[2 + KMS_ESDK_MAX_MSGID_LEN];
@@ -562,16 +643,28 @@ int kms_esdk_derive(const kms_esdk_suite *suite, const uint8_t *data_key,
                         2u + suite->msgid_len, out->key, suite->key_len);
     }
     /* Committing suites: salt = message id; info = suite id || "DERIVEKEY" and "COMMITKEY". */
+    int r = -1;
     uint8_t derive_info[2 + 9];
     memcpy(derive_info, info, 2);
     memcpy(derive_info + 2, "DERIVEKEY", 9);
-    KMS_GUARD(kms_hkdf(md[suite->kdf], message_id, suite->msgid_len, data_key, suite->key_len,
-                       derive_info, sizeof derive_info, out->key, suite->key_len));
-    return kms_hkdf(md[suite->kdf], message_id, suite->msgid_len, data_key, suite->key_len,
-                    (const uint8_t *)"COMMITKEY", 9, out->commit, KMS_ESDK_COMMIT_LEN);
+    if ((r = kms_hkdf(md[suite->kdf], message_id, suite->msgid_len, data_key, suite->key_len,
+                      derive_info, sizeof derive_info, out->key, suite->key_len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_hkdf(md[suite->kdf], message_id, suite->msgid_len, data_key, suite->key_len,
+                      (const uint8_t *)"COMMITKEY", 9, out->commit, KMS_ESDK_COMMIT_LEN)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        sodium_memzero(out, sizeof *out);
+    }
+    return r;
 }
 
-/* ---- Body AAD and IVs ---------------------------------------------------------------------------*/
+/* ---- Body AAD and IVs
+ * ---------------------------------------------------------------------------*/
 size_t kms_esdk_body_aad(uint8_t *out, const uint8_t *message_id, size_t msgid_len,
                          kms_esdk_body_kind kind, uint32_t seq, uint64_t content_len)
 {

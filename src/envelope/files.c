@@ -32,8 +32,7 @@ static int in_open(const char *path, int *fd)
         return 0;
     }
     *fd = open(path, O_RDONLY | O_CLOEXEC);
-    KMS_ENSURE(*fd >= 0, KMS_ERR_VALIDATION, "cannot open the input %s: %s", path,
-               strerror(errno));
+    KMS_ENSURE(*fd >= 0, KMS_ERR_VALIDATION, "cannot open the input %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(*fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(*fd);
@@ -94,8 +93,7 @@ static int out_open(const char *path, out_target *t)
         free(t->tmp);
         free(t->path);
         t->tmp = t->path = NULL;
-        return kms_raise(KMS_ERR_VALIDATION, "cannot create the output %s: %s", path,
-                         strerror(e));
+        return kms_raise(KMS_ERR_VALIDATION, "cannot create the output %s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -118,8 +116,19 @@ static int name_unnamed(out_target *t)
             break;
         }
     }
-    return kms_raise(KMS_ERR_VALIDATION, "cannot name the output %s: %s", t->path,
-                     strerror(errno));
+    return kms_raise(KMS_ERR_VALIDATION, "cannot name the output %s: %s", t->path, strerror(errno));
+}
+
+/* Makes the rename itself durable too. */
+static void sync_parent(const char *path)
+{
+    char *d = strdup(path);
+    int dfd = d != NULL ? open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    free(d);
 }
 
 /* Publishes the output: durable first, then renamed into place. */
@@ -131,37 +140,40 @@ static int out_commit(out_target *t)
         }
         return 0;
     }
-    int r = 0;
+    int r = -1;
     bool named = !t->unnamed; /* a name on disk that a failure must remove */
     if (fsync(t->fd) != 0) {
         r = kms_raise(KMS_ERR_VALIDATION, "writing the output %s failed: %s", t->path,
                       strerror(errno));
+        goto out;
     }
-    if (r == 0 && t->unnamed) {
-        r = name_unnamed(t);
-        named = r == 0;
+    if (t->unnamed) {
+        if ((r = name_unnamed(t)) != 0) {
+            goto out;
+        }
+        named = true;
     }
-    if (close(t->fd) != 0 && r == 0) {
+    int fd = t->fd;
+    t->fd = -1;
+    if (close(fd) != 0) {
         r = kms_raise(KMS_ERR_VALIDATION, "writing the output %s failed: %s", t->path,
                       strerror(errno));
+        goto out;
     }
-    t->fd = -1;
-    if (r == 0 && rename(t->tmp, t->path) != 0) {
+    if (rename(t->tmp, t->path) != 0) {
         r = kms_raise(KMS_ERR_VALIDATION, "cannot move the output into place as %s: %s", t->path,
                       strerror(errno));
+        goto out;
+    }
+    sync_parent(t->path);
+    r = 0;
+out:
+    if (t->fd >= 0) {
+        close(t->fd);
+        t->fd = -1;
     }
     if (r != 0 && named) {
         unlink(t->tmp);
-    }
-    if (r == 0) {
-        /* The rename itself durable too. */
-        char *d = strdup(t->path);
-        int dfd = d != NULL ? open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(d);
     }
     free(t->tmp);
     free(t->path);
@@ -193,6 +205,9 @@ static int run_file_job(const kms_envelope_options *o, const void *extra, const 
                         const char *out_path, kms_envelope_info *info, fd_job job)
 {
     kms_error_clear();
+    if (info != NULL) {
+        memset(info, 0, sizeof *info);
+    }
     KMS_ENSURE(o != NULL, KMS_ERR_VALIDATION, "no options given");
     int in_fd = -1;
     out_target out;
@@ -336,31 +351,35 @@ static int reencrypt_job(const kms_envelope_options *o, const void *extra, int i
     kms_encryption_context ctx = {0};
     kms_envelope_options eo;
     int fds[2] = {-1, -1};
-    int r = kms_fd_read_header(in_fd, &peek, &head);
-    r = r != 0 ? r
-               : destination_options(o, extra, &peek.hdr, &ec, &entries, &ctx, &required, &eo);
-    if (r == 0 && pipe2(fds, O_CLOEXEC) != 0) {
+    int r = -1;
+    if ((r = kms_fd_read_header(in_fd, &peek, &head)) != 0) {
+        goto out;
+    }
+    if ((r = destination_options(o, extra, &peek.hdr, &ec, &entries, &ctx, &required, &eo)) != 0) {
+        goto out;
+    }
+    if (pipe2(fds, O_CLOEXEC) != 0) {
         r = kms_raise(KMS_ERR_INTERNAL, "pipe: %s", strerror(errno));
+        goto out;
     }
-    if (r == 0) {
-        decrypt_side d = {.o = o, .head = &head, .in_fd = in_fd, .out_fd = fds[1]};
-        pthread_t tid;
-        if (pthread_create(&tid, NULL, decrypt_side_main, &d) != 0) {
-            close(fds[1]);
-            r = kms_raise(KMS_ERR_INTERNAL, "cannot start the decrypting thread");
-        } else {
-            r = kms_envelope_encrypt_fd(&eo, fds[0], out_fd);
-            close(fds[0]); /* a decrypt still writing now gets EPIPE and stops */
-            fds[0] = -1;
-            pthread_join(tid, NULL);
-            /* The decrypt's own failure is the cause unless it only lost its reader. */
-            bool lost_reader = d.rc != 0 && strstr(d.msg, "Broken pipe") != NULL;
-            if (d.rc != 0 && !(r != 0 && lost_reader)) {
-                r = kms_raise(d.err, "%s", d.msg);
-            }
-        }
-        fds[1] = -1;
+    decrypt_side d = {.o = o, .head = &head, .in_fd = in_fd, .out_fd = fds[1]};
+    pthread_t tid;
+    fds[1] = -1; /* the decrypting side closes it */
+    if (pthread_create(&tid, NULL, decrypt_side_main, &d) != 0) {
+        close(d.out_fd);
+        r = kms_raise(KMS_ERR_INTERNAL, "cannot start the decrypting thread");
+        goto out;
     }
+    r = kms_envelope_encrypt_fd(&eo, fds[0], out_fd);
+    close(fds[0]); /* a decrypt still writing now gets EPIPE and stops */
+    fds[0] = -1;
+    pthread_join(tid, NULL);
+    /* The decrypt's own failure is the cause unless it only lost its reader. */
+    bool lost_reader = d.rc != 0 && strstr(d.msg, "Broken pipe") != NULL;
+    if (d.rc != 0 && !(r != 0 && lost_reader)) {
+        r = kms_raise(d.err, "%s", d.msg);
+    }
+out:
     if (fds[0] >= 0) {
         close(fds[0]);
     }

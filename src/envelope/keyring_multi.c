@@ -143,21 +143,20 @@ kms_keyring *kms_keyring_multi_new(kms_keyring *generator, kms_keyring *const *c
         k->children[i] = children[i];
     }
     k->n = child_count;
-    int r = 0;
     /* multi-keyring.md Inputs: a generator or at least one child. */
     if (generator == NULL && child_count == 0) {
-        r = kms_raise(KMS_ERR_VALIDATION,
-                      "a multi-keyring needs a generator keyring or at least one child");
+        kms_raise(KMS_ERR_VALIDATION,
+                  "a multi-keyring needs a generator keyring or at least one child");
+        goto fail;
     }
-    for (size_t i = 0; r == 0 && i < child_count; i++) {
+    for (size_t i = 0; i < child_count; i++) {
         if (children[i] == NULL) {
-            r = kms_raise(KMS_ERR_VALIDATION, "child keyring %zu of the multi-keyring is NULL",
-                          i + 1);
+            kms_raise(KMS_ERR_VALIDATION, "child keyring %zu of the multi-keyring is NULL", i + 1);
+            goto fail;
         }
     }
-    if (r != 0) {
-        multi_destroy(&k->base);
-        return NULL;
-    }
     return &k->base;
+fail:
+    multi_destroy(&k->base);
+    return NULL;
 }

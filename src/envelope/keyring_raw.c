@@ -145,22 +145,32 @@ static int raw_aes_on_encrypt(const kms_keyring *kr, kms_materials *m)
     kms_buf aad, info;
     kms_buf_init(&aad, false);
     kms_buf_init(&info, false);
-    if (kms_ec_serialize(m->ec, &aad) != 0) {
+    if ((r = kms_ec_serialize(m->ec, &aad)) != 0) {
         goto out;
     }
     generated = generate_if_needed(m);
     randombytes_buf(iv, sizeof iv);
-    if (kms_gcm_init(&g, k->key, k->key_len, true) != 0 ||
-        kms_gcm_seal(&g, iv, aad.data, aad.len, m->data_key, key_len, wrapped, wrapped + key_len) !=
-            0) {
+    if ((r = kms_gcm_init(&g, k->key, k->key_len, true)) != 0) {
         goto out;
     }
-    if (kms_buf_append(&info, k->id.name, k->id.name_len) != 0 ||
-        kms_buf_append_be32(&info, RAW_AES_TAG_BITS) != 0 ||
-        kms_buf_append_be32(&info, KMS_ESDK_IV_LEN) != 0 ||
-        kms_buf_append(&info, iv, sizeof iv) != 0 ||
-        kms_edk_list_add(&m->edks, k->id.ns, k->id.ns_len, info.data, info.len, wrapped,
-                         key_len + KMS_ESDK_TAG_LEN) != 0) {
+    if ((r = kms_gcm_seal(&g, iv, aad.data, aad.len, m->data_key, key_len, wrapped,
+                          wrapped + key_len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append(&info, k->id.name, k->id.name_len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append_be32(&info, RAW_AES_TAG_BITS)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append_be32(&info, KMS_ESDK_IV_LEN)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append(&info, iv, sizeof iv)) != 0) {
+        goto out;
+    }
+    if ((r = kms_edk_list_add(&m->edks, k->id.ns, k->id.ns_len, info.data, info.len, wrapped,
+                              key_len + KMS_ESDK_TAG_LEN)) != 0) {
         goto out;
     }
     r = 0;
@@ -168,6 +178,7 @@ out:
     if (r != 0) {
         forget_generated(m, generated);
     }
+    sodium_memzero(wrapped, sizeof wrapped);
     kms_gcm_clean_up(&g);
     kms_buf_clean_up(&aad);
     kms_buf_clean_up(&info);
@@ -297,9 +308,11 @@ static int raw_rsa_on_encrypt(const kms_keyring *kr, kms_materials *m)
     kms_buf ct;
     kms_buf_init(&ct, false);
     bool generated = generate_if_needed(m);
-    if (kms_rsa_wrap(k->key, k->padding, m->data_key, m->suite->key_len, &ct) != 0 ||
-        kms_edk_list_add(&m->edks, k->id.ns, k->id.ns_len, k->id.name, k->id.name_len, ct.data,
-                         ct.len) != 0) {
+    if ((r = kms_rsa_wrap(k->key, k->padding, m->data_key, m->suite->key_len, &ct)) != 0) {
+        goto out;
+    }
+    if ((r = kms_edk_list_add(&m->edks, k->id.ns, k->id.ns_len, k->id.name, k->id.name_len, ct.data,
+                              ct.len)) != 0) {
         goto out;
     }
     r = 0;

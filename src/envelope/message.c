@@ -52,8 +52,8 @@ static int hash_start(kms_msg *m)
     }
     EVP_MD_CTX_free(m->hash);
     m->hash = EVP_MD_CTX_new();
-    if (m->hash == NULL || EVP_DigestInit_ex(m->hash, EVP_get_digestbyname(sig_md(m->suite)),
-                                             NULL) != 1) {
+    if (m->hash == NULL ||
+        EVP_DigestInit_ex(m->hash, EVP_get_digestbyname(sig_md(m->suite)), NULL) != 1) {
         return kms_openssl_raise("signature hash");
     }
     return 0;
@@ -74,17 +74,27 @@ int kms_msg_hash(kms_msg *m, const uint8_t *p, size_t n)
  * (message-header.md: aws-crypto-public-key). */
 static int new_signing_key(kms_msg *m, kms_ec *stored)
 {
+    int r = -1;
+    char *b64 = NULL;
     kms_buf point;
     kms_buf_init(&point, false);
     EVP_PKEY_free(m->sig_key);
     m->sig_key = NULL;
-    int r = kms_ecdsa_keygen(sig_curve(m->suite), &m->sig_key);
-    r = r != 0 ? r : kms_ecdsa_public_compressed(m->sig_key, &point);
-    char *b64 = r == 0 ? kms_base64_encode(point.data, point.len) : NULL;
-    if (r == 0 && b64 == NULL) {
-        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    if ((r = kms_ecdsa_keygen(sig_curve(m->suite), &m->sig_key)) != 0) {
+        goto out;
     }
-    r = r != 0 ? r : kms_ec_put(stored, KMS_ESDK_PUBKEY_CONTEXT_KEY, b64);
+    if ((r = kms_ecdsa_public_compressed(m->sig_key, &point)) != 0) {
+        goto out;
+    }
+    if ((b64 = kms_base64_encode(point.data, point.len)) == NULL) {
+        r = -1; /* raised */
+        goto out;
+    }
+    if ((r = kms_ec_put(stored, KMS_ESDK_PUBKEY_CONTEXT_KEY, b64)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     free(b64);
     kms_buf_clean_up(&point);
     return r;
@@ -101,23 +111,36 @@ static int seal_header(kms_msg *m)
     uint8_t iv[KMS_ESDK_IV_LEN] = {0};
     m->header.len = 0;
     kms_ec_sort(&m->hdr.stored_ec);
-    if (kms_esdk_header_serialize_body(&m->hdr, &m->header) != 0 ||
-        kms_buf_append(&aad, m->header.data, m->header.len) != 0 ||
-        kms_ec_serialize(&m->auth_only, &aad) != 0 ||
-        kms_gcm_init(&g, m->keys->key, m->suite->key_len, true) != 0 ||
-        kms_gcm_seal(&g, iv, aad.data, aad.len, NULL, 0, NULL, m->hdr.tag) != 0) {
+    if ((r = kms_esdk_header_serialize_body(&m->hdr, &m->header)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append(&aad, m->header.data, m->header.len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_ec_serialize(&m->auth_only, &aad)) != 0) {
+        goto out;
+    }
+    if ((r = kms_gcm_init(&g, m->keys->key, m->suite->key_len, true)) != 0) {
+        goto out;
+    }
+    if ((r = kms_gcm_seal(&g, iv, aad.data, aad.len, NULL, 0, NULL, m->hdr.tag)) != 0) {
         goto out;
     }
     m->hdr.body_len = m->header.len;
-    if (m->suite->version == 1 && kms_buf_append(&m->header, iv, sizeof iv) != 0) {
+    if (m->suite->version == 1 && (r = kms_buf_append(&m->header, iv, sizeof iv)) != 0) {
         goto out;
     }
-    if (kms_buf_append(&m->header, m->hdr.tag, KMS_ESDK_TAG_LEN) != 0) {
+    if ((r = kms_buf_append(&m->header, m->hdr.tag, KMS_ESDK_TAG_LEN)) != 0) {
         goto out;
     }
     m->hdr.total_len = m->header.len;
-    r = hash_start(m);
-    r = r != 0 ? r : kms_msg_hash(m, m->header.data, m->header.len);
+    if ((r = hash_start(m)) != 0) {
+        goto out;
+    }
+    if ((r = kms_msg_hash(m, m->header.data, m->header.len)) != 0) {
+        goto out;
+    }
+    r = 0;
 out:
     kms_gcm_clean_up(&g);
     kms_buf_clean_up(&aad);
@@ -149,8 +172,9 @@ static int wrap_data_key(kms_msg *m, const kms_keyring *keyring, uint16_t max_ed
     KMS_GUARD(kms_materials_init(&mat, m->suite, &m->full_ec));
     int r = -1;
     if (keyring->vt->on_encrypt == NULL) {
-        r = kms_raise(KMS_ERR_VALIDATION, "a %s keyring cannot encrypt: name the keys to "
-                                          "encrypt under",
+        r = kms_raise(KMS_ERR_VALIDATION,
+                      "a %s keyring cannot encrypt: name the keys to "
+                      "encrypt under",
                       keyring->vt->name);
         goto out;
     }
@@ -182,8 +206,8 @@ int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o)
 {
     KMS_ENSURE(o != NULL && o->keyring != NULL, KMS_ERR_VALIDATION,
                "no keyring: give the keys to encrypt under");
-    uint16_t suite_id = o->algorithm_suite != 0 ? o->algorithm_suite
-                                                : KMS_SUITE_AES_256_GCM_HKDF_SHA512_COMMIT_KEY;
+    uint16_t suite_id =
+        o->algorithm_suite != 0 ? o->algorithm_suite : KMS_SUITE_AES_256_GCM_HKDF_SHA512_COMMIT_KEY;
     m->suite = kms_esdk_suite_get(suite_id);
     KMS_ENSURE(m->suite != NULL, KMS_ERR_VALIDATION, "unknown algorithm suite 0x%04x", suite_id);
     /* framework/commitment-policy.md: which suites encrypt may use. */
@@ -209,8 +233,7 @@ int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o)
                    m->full_ec.e[i].key);
     }
     for (size_t i = 0; i < o->required_context_key_count; i++) {
-        KMS_ENSURE(kms_ec_get(&m->full_ec, o->required_context_keys[i]) != NULL,
-                   KMS_ERR_VALIDATION,
+        KMS_ENSURE(kms_ec_get(&m->full_ec, o->required_context_keys[i]) != NULL, KMS_ERR_VALIDATION,
                    "required encryption context key '%s' is not in the encryption context",
                    o->required_context_keys[i]);
     }
@@ -273,8 +296,7 @@ static int load_verification_key(kms_msg *m)
         return 0;
     }
     KMS_ENSURE(b64 != NULL, KMS_ERR_INVALID_CIPHERTEXT,
-               "message header: a signed suite's context has no '%s'",
-               KMS_ESDK_PUBKEY_CONTEXT_KEY);
+               "message header: a signed suite's context has no '%s'", KMS_ESDK_PUBKEY_CONTEXT_KEY);
     uint8_t *point = NULL;
     size_t n = 0;
     if (kms_base64_decode(b64, "the message's signature key", false, &point, &n) != 0) {
@@ -290,7 +312,7 @@ static int unwrap_data_key(kms_msg *m, const kms_keyring *keyring)
     kms_materials mat;
     KMS_GUARD(kms_materials_init(&mat, m->suite, &m->full_ec));
     int r = -1;
-    if (keyring->vt->on_decrypt(keyring, &mat, &m->hdr.edks) != 0) {
+    if ((r = keyring->vt->on_decrypt(keyring, &mat, &m->hdr.edks)) != 0) {
         goto out;
     }
     if (!mat.has_data_key || mat.used_edk == NULL) {
@@ -299,12 +321,14 @@ static int unwrap_data_key(kms_msg *m, const kms_keyring *keyring)
     }
     memcpy(m->data_key, mat.data_key, m->suite->key_len);
     m->provider_id = kms_strdup_printf("%.*s", (int)mat.used_edk->provider_id_len,
-                                               (const char *)mat.used_edk->provider_id);
+                                       (const char *)mat.used_edk->provider_id);
     m->provider_info = kms_strdup_printf("%.*s", (int)mat.used_edk->provider_info_len,
-                                                 (const char *)mat.used_edk->provider_info);
-    r = m->provider_id != NULL && m->provider_info != NULL
-            ? 0
-            : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+                                         (const char *)mat.used_edk->provider_info);
+    if (m->provider_id == NULL || m->provider_info == NULL) {
+        r = -1; /* kms_strdup_printf raised */
+        goto out;
+    }
+    r = 0;
 out:
     kms_materials_clean_up(&mat);
     return r;
@@ -316,9 +340,13 @@ static int verify_header(kms_msg *m, const uint8_t *hdr_bytes)
     kms_buf aad;
     kms_buf_init(&aad, false);
     kms_gcm g = {0};
-    if (kms_buf_append(&aad, hdr_bytes, m->hdr.body_len) != 0 ||
-        kms_ec_serialize(&m->auth_only, &aad) != 0 ||
-        kms_gcm_init(&g, m->keys->key, m->suite->key_len, false) != 0) {
+    if ((r = kms_buf_append(&aad, hdr_bytes, m->hdr.body_len)) != 0) {
+        goto out;
+    }
+    if ((r = kms_ec_serialize(&m->auth_only, &aad)) != 0) {
+        goto out;
+    }
+    if ((r = kms_gcm_init(&g, m->keys->key, m->suite->key_len, false)) != 0) {
         goto out;
     }
     if (kms_gcm_open(&g, m->hdr.header_iv, aad.data, aad.len, NULL, 0, NULL, m->hdr.tag) != 0) {
@@ -327,8 +355,13 @@ static int verify_header(kms_msg *m, const uint8_t *hdr_bytes)
                       "written with the encryption context given");
         goto out;
     }
-    r = hash_start(m);
-    r = r != 0 ? r : kms_msg_hash(m, hdr_bytes, m->hdr.total_len);
+    if ((r = hash_start(m)) != 0) {
+        goto out;
+    }
+    if ((r = kms_msg_hash(m, hdr_bytes, m->hdr.total_len)) != 0) {
+        goto out;
+    }
+    r = 0;
 out:
     kms_gcm_clean_up(&g);
     kms_buf_clean_up(&aad);
@@ -370,6 +403,7 @@ int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8
 int kms_msg_seal_frame(const kms_msg *m, kms_gcm *g, uint32_t seq, bool final, const uint8_t *pt,
                        size_t len, uint8_t *out, size_t *out_len)
 {
+    *out_len = 0;
     uint8_t aad[KMS_ESDK_BODY_AAD_MAX];
     size_t aad_len = kms_esdk_body_aad(aad, m->hdr.message_id, m->suite->msgid_len,
                                        final ? KMS_BODY_FINAL_FRAME : KMS_BODY_FRAME, seq, len);
@@ -406,7 +440,7 @@ static int check_iv(const uint8_t *iv, uint32_t seq)
     return 0;
 }
 
-int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t seq, kms_frame *f)
+static int scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t seq, kms_frame *f)
 {
     /* message-body.md: a regular frame is seq, IV, frame_length bytes, tag; the final frame is
      * the marker, seq, IV, a 4-byte length, that many bytes, tag. A short read means "more". */
@@ -414,7 +448,6 @@ int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t se
     uint32_t first = 0, len = frame_len;
     kms_reader r;
     kms_reader_init(&r, p, n);
-    memset(f, 0, sizeof *f);
     if (kms_reader_be32(&r, &first) != 0) {
         return 1;
     }
@@ -439,8 +472,7 @@ int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t se
         return 1;
     }
     KMS_ENSURE(len <= frame_len, KMS_ERR_INVALID_CIPHERTEXT,
-               "message body: final frame of %u bytes exceeds the frame length %u", len,
-               frame_len);
+               "message body: final frame of %u bytes exceeds the frame length %u", len, frame_len);
     if (kms_reader_bytes(&r, len, &f->ct) != 0 ||
         kms_reader_bytes(&r, KMS_ESDK_TAG_LEN, &f->tag) != 0) {
         return 1;
@@ -452,12 +484,22 @@ int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t se
     return 0;
 }
 
+int kms_msg_scan_frame(const kms_msg *m, const uint8_t *p, size_t n, uint32_t seq, kms_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    int rc = scan_frame(m, p, n, seq, f);
+    if (rc != 0) {
+        memset(f, 0, sizeof *f);
+    }
+    return rc;
+}
+
 int kms_msg_open_frame(const kms_msg *m, kms_gcm *g, const kms_frame *f, uint8_t *out)
 {
     uint8_t aad[KMS_ESDK_BODY_AAD_MAX];
-    size_t aad_len = kms_esdk_body_aad(aad, m->hdr.message_id, m->suite->msgid_len,
-                                       f->final ? KMS_BODY_FINAL_FRAME : KMS_BODY_FRAME, f->seq,
-                                       f->len);
+    size_t aad_len =
+        kms_esdk_body_aad(aad, m->hdr.message_id, m->suite->msgid_len,
+                          f->final ? KMS_BODY_FINAL_FRAME : KMS_BODY_FRAME, f->seq, f->len);
     if (kms_gcm_open(g, f->iv, aad, aad_len, f->ct, f->len, out, f->tag) != 0) {
         sodium_memzero(out, f->len);
         return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
@@ -473,16 +515,24 @@ int kms_msg_footer(kms_msg *m, kms_buf *out)
     if (m->suite->sig == KMS_SIG_NONE) {
         return 0;
     }
+    int r = -1;
     uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
     kms_buf sig;
     kms_buf_init(&sig, false);
     if (EVP_DigestFinal_ex(m->hash, digest, &dlen) != 1) {
-        return kms_openssl_raise("signature hash");
+        r = kms_openssl_raise("signature hash");
+        goto out;
     }
-    int r = kms_ecdsa_sign_digest(m->sig_key, sig_md(m->suite), digest, dlen, &sig);
-    r = r != 0 ? r : kms_buf_append_be16(out, (uint16_t)sig.len);
-    r = r != 0 ? r : kms_buf_append(out, sig.data, sig.len);
+    if ((r = kms_ecdsa_sign_digest(m->sig_key, sig_md(m->suite), digest, dlen, &sig)) != 0) {
+        goto out;
+    }
+    /* message-footer.md: signature length, then the signature. */
+    if ((r = kms_buf_append_be16_bytes(out, sig.data, sig.len)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     kms_buf_clean_up(&sig);
     return r;
 }
@@ -493,11 +543,12 @@ int kms_msg_verify_footer(kms_msg *m, const uint8_t *p, size_t n, size_t *used)
     if (m->suite->sig == KMS_SIG_NONE) {
         return 0;
     }
-    if (n < 2) {
-        return 1;
-    }
-    size_t len = (size_t)p[0] << 8 | p[1];
-    if (n < 2 + len) {
+    /* message-footer.md: signature length, then the signature. */
+    kms_reader r;
+    const uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    kms_reader_init(&r, p, n);
+    if (kms_reader_be16_bytes(&r, &sig, &sig_len) != 0) {
         return 1;
     }
     uint8_t digest[EVP_MAX_MD_SIZE];
@@ -505,8 +556,8 @@ int kms_msg_verify_footer(kms_msg *m, const uint8_t *p, size_t n, size_t *used)
     if (EVP_DigestFinal_ex(m->hash, digest, &dlen) != 1) {
         return kms_openssl_raise("signature hash");
     }
-    KMS_GUARD(kms_ecdsa_verify_digest(m->sig_key, sig_md(m->suite), digest, dlen, p + 2, len));
-    *used = 2 + len;
+    KMS_GUARD(kms_ecdsa_verify_digest(m->sig_key, sig_md(m->suite), digest, dlen, sig, sig_len));
+    *used = n - r.left;
     return 0;
 }
 

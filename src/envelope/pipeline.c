@@ -213,6 +213,29 @@ static int read_plain_batch(pipe_shared *sh, pipe_worker *w, size_t *len, size_t
     return 0;
 }
 
+/* The bytes read past the last whole frame go before the unread carry, for the next batch. */
+static int keep_rest(pipe_shared *sh, const uint8_t *p, size_t n)
+{
+    int r = -1;
+    kms_buf rest;
+    kms_buf_init(&rest, false);
+    if ((r = kms_buf_append(&rest, p, n)) != 0) {
+        goto out;
+    }
+    if ((r = kms_buf_append(&rest, sh->carry.data + sh->carry_off,
+                            sh->carry.len - sh->carry_off)) != 0) {
+        goto out;
+    }
+    kms_buf_clean_up(&sh->carry);
+    sh->carry = rest;
+    sh->carry_off = 0;
+    kms_buf_init(&rest, false);
+    r = 0;
+out:
+    kms_buf_clean_up(&rest);
+    return r;
+}
+
 /* Decrypt read step (under rd): whole frames of ciphertext, checked for order and hashed. */
 static int read_cipher_batch(pipe_shared *sh, pipe_worker *w, size_t *nframes)
 {
@@ -226,8 +249,7 @@ static int read_cipher_batch(pipe_shared *sh, pipe_worker *w, size_t *nframes)
         if (rc == 1) {
             /* A frame straddles the end of what was read (the final frame is up to 8 bytes
              * longer than a regular one; the buffer has room for that). */
-            KMS_ENSURE(!sh->input_eof || sh->carry.len > sh->carry_off,
-                       KMS_ERR_INVALID_CIPHERTEXT,
+            KMS_ENSURE(!sh->input_eof || sh->carry.len > sh->carry_off, KMS_ERR_INVALID_CIPHERTEXT,
                        "the message is truncated: it ends inside frame %u (or before its final "
                        "frame)",
                        sh->next_seq);
@@ -253,18 +275,7 @@ static int read_cipher_batch(pipe_shared *sh, pipe_worker *w, size_t *nframes)
     KMS_GUARD(kms_msg_hash(sh->msg, w->in, off));
     /* Bytes past the last whole frame stay for the next batch (or are the footer). */
     if (off < len) {
-        kms_buf rest;
-        kms_buf_init(&rest, false);
-        int r = kms_buf_append(&rest, w->in + off, len - off);
-        r = r != 0 ? r : kms_buf_append(&rest, sh->carry.data + sh->carry_off,
-                                        sh->carry.len - sh->carry_off);
-        if (r != 0) {
-            kms_buf_clean_up(&rest);
-            return -1;
-        }
-        kms_buf_clean_up(&sh->carry);
-        sh->carry = rest;
-        sh->carry_off = 0;
+        KMS_GUARD(keep_rest(sh, w->in + off, len - off));
     }
     *nframes = i;
     sh->consumed += off;
@@ -297,6 +308,21 @@ static int open_batch(pipe_shared *sh, pipe_worker *w, size_t nframes, size_t *o
     }
     *out_len = o;
     return 0;
+}
+
+/* Write step (under wr, in batch order). */
+static int write_batch(pipe_shared *sh, pipe_worker *w, size_t nframes, bool last, size_t out_len)
+{
+    if (sh->encrypt) {
+        KMS_GUARD(kms_msg_hash(sh->msg, w->out, out_len));
+    }
+    if (!sh->encrypt && last && sh->msg->suite->sig != KMS_SIG_NONE) {
+        /* decrypt.md: the final frame waits for the signature (finish_decrypt). */
+        size_t final_len = w->frames[nframes - 1].len;
+        out_len -= final_len;
+        KMS_GUARD(kms_buf_append(&sh->held, w->out + out_len, final_len));
+    }
+    return kms_fd_write_all(sh->out_fd, w->out, out_len);
 }
 
 /* One batch: read (serialised), compute (parallel), write (serialised, in batch order). */
@@ -334,14 +360,7 @@ static int worker_step(pipe_shared *sh, pipe_worker *w, bool *done)
         pthread_cond_wait(&sh->wr_cv, &sh->wr);
     }
     if (!sh->failed) {
-        r = sh->encrypt ? kms_msg_hash(sh->msg, w->out, out_len) : 0;
-        if (r == 0 && !sh->encrypt && last && sh->msg->suite->sig != KMS_SIG_NONE) {
-            /* decrypt.md: the final frame waits for the signature (finish_decrypt). */
-            size_t final_len = w->frames[nframes - 1].len;
-            out_len -= final_len;
-            r = kms_buf_append(&sh->held, w->out + out_len, final_len);
-        }
-        r = r != 0 ? r : kms_fd_write_all(sh->out_fd, w->out, out_len);
+        r = write_batch(sh, w, nframes, last, out_len);
         sh->next_write++;
     }
     pthread_cond_broadcast(&sh->wr_cv);
@@ -401,8 +420,8 @@ static unsigned thread_count(const pipe_shared *sh)
     n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
     /* No more workers than batches when the size is known. */
     if (sh->total > 0) {
-        size_t per = sh->batch_frames * (sh->encrypt ? sh->frame
-                                                     : kms_msg_regular_frame_size(sh->frame));
+        size_t per =
+            sh->batch_frames * (sh->encrypt ? sh->frame : kms_msg_regular_frame_size(sh->frame));
         uint64_t batches = sh->total / per + 1;
         n = (uint64_t)n > batches ? (long)batches : n;
     }
@@ -415,34 +434,35 @@ static int run_body(pipe_shared *sh)
     unsigned n = thread_count(sh);
     pipe_worker *w = calloc(n, sizeof *w);
     KMS_ENSURE(w != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = 0;
+    int r = -1;
     unsigned started = 0, inited = 0;
-    for (; inited < n && r == 0; inited++) {
-        r = worker_init(sh, &w[inited]);
+    for (; inited < n; inited++) {
+        if ((r = worker_init(sh, &w[inited])) != 0) {
+            inited++; /* its partial buffers are freed with the others */
+            goto out;
+        }
     }
-    for (unsigned i = 1; r == 0 && i < n; i++) {
+    for (unsigned i = 1; i < n; i++) {
         if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
             break; /* fewer workers is fine */
         }
         started = i;
     }
-    if (r == 0) {
-        worker_main(&w[0]);
-    }
+    worker_main(&w[0]);
     for (unsigned i = 1; i <= started; i++) {
         pthread_join(w[i].tid, NULL);
     }
+    if (sh->failed) {
+        r = kms_raise(sh->err, "%s", sh->err_msg);
+        goto out;
+    }
+    r = 0;
+out:
     for (unsigned i = 0; i < inited; i++) {
         worker_clean_up(sh, &w[i]);
     }
     free(w);
-    if (r != 0) {
-        return -1;
-    }
-    if (sh->failed) {
-        return kms_raise(sh->err, "%s", sh->err_msg);
-    }
-    return 0;
+    return r;
 }
 
 static void shared_clean_up(pipe_shared *sh)
@@ -483,25 +503,37 @@ static int shared_init(pipe_shared *sh, kms_msg *m, const kms_envelope_options *
     return 0;
 }
 
-
 int kms_envelope_encrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd)
 {
     kms_error_clear();
+    int r = -1;
     kms_msg m;
     kms_msg_init(&m);
     pipe_shared sh;
     bool sh_ready = false;
     kms_buf footer;
     kms_buf_init(&footer, false);
-    int r = kms_msg_encrypt_begin(&m, o);
-    r = r != 0 ? r : kms_fd_write_all(out_fd, m.header.data, m.header.len);
-    if (r == 0) {
-        r = shared_init(&sh, &m, o, true, in_fd, out_fd);
-        sh_ready = r == 0;
+    if ((r = kms_msg_encrypt_begin(&m, o)) != 0) {
+        goto out;
     }
-    r = r != 0 ? r : run_body(&sh);
-    r = r != 0 ? r : kms_msg_footer(&m, &footer);
-    r = r != 0 ? r : kms_fd_write_all(out_fd, footer.data, footer.len);
+    if ((r = kms_fd_write_all(out_fd, m.header.data, m.header.len)) != 0) {
+        goto out;
+    }
+    if ((r = shared_init(&sh, &m, o, true, in_fd, out_fd)) != 0) {
+        goto out;
+    }
+    sh_ready = true;
+    if ((r = run_body(&sh)) != 0) {
+        goto out;
+    }
+    if ((r = kms_msg_footer(&m, &footer)) != 0) {
+        goto out;
+    }
+    if ((r = kms_fd_write_all(out_fd, footer.data, footer.len)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     if (sh_ready) {
         shared_clean_up(&sh);
     }
@@ -513,66 +545,95 @@ int kms_envelope_encrypt_fd(const kms_envelope_options *o, int in_fd, int out_fd
 /* After the body: the footer (signed suites) and nothing else. */
 static int finish_decrypt(pipe_shared *sh)
 {
+    int r = -1;
+    size_t used = 0;
     kms_buf rest;
     kms_buf_init(&rest, false);
-    int r = kms_buf_append(&rest, sh->carry.data + sh->carry_off, sh->carry.len - sh->carry_off);
+    if ((r = kms_buf_append(&rest, sh->carry.data + sh->carry_off,
+                            sh->carry.len - sh->carry_off)) != 0) {
+        goto out;
+    }
     /* The footer is 2 + at most 65535 bytes; read a little more to see trailing garbage. */
-    while (r == 0 && !sh->input_eof && rest.len < 70000) {
-        r = kms_buf_reserve(&rest, 8192);
-        ssize_t got = r == 0 ? kms_fd_read_full(sh->in_fd, rest.data + rest.len, 8192) : -1;
+    while (!sh->input_eof && rest.len < 70000) {
+        if ((r = kms_buf_reserve(&rest, 8192)) != 0) {
+            goto out;
+        }
+        ssize_t got = kms_fd_read_full(sh->in_fd, rest.data + rest.len, 8192);
         if (got < 0) {
             r = -1;
-            break;
+            goto out;
         }
         rest.len += (size_t)got;
         sh->input_eof = got < 8192;
     }
-    size_t used = 0;
-    if (r == 0) {
-        int rc = kms_msg_verify_footer(sh->msg, rest.data, rest.len, &used);
-        r = rc == 1 ? kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                                "the message is truncated: its signature is missing or "
-                                "incomplete")
-                    : rc;
+    r = kms_msg_verify_footer(sh->msg, rest.data, rest.len, &used);
+    if (r == 1) {
+        r = kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
+                      "the message is truncated: its signature is missing or incomplete");
     }
-    if (r == 0 && (rest.len > used || !sh->input_eof)) {
+    if (r != 0) {
+        goto out;
+    }
+    if (rest.len > used || !sh->input_eof) {
         r = kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                       "bytes follow the end of the message: not a single encrypted message");
+        goto out;
     }
     /* Signature verified (or none): release the held-back final frame. */
-    r = r != 0 ? r : kms_fd_write_all(sh->out_fd, sh->held.data, sh->held.len);
+    if ((r = kms_fd_write_all(sh->out_fd, sh->held.data, sh->held.len)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     kms_buf_clean_up(&rest);
     return r;
 }
 
 /* Legacy non-framed bodies go through the single-threaded stream, from the start. */
-static int decrypt_nonframed_fd(const kms_envelope_options *o, kms_buf *head, int in_fd,
-                                int out_fd, kms_envelope_info *info);
+static int decrypt_nonframed_fd(const kms_envelope_options *o, kms_buf *head, int in_fd, int out_fd,
+                                kms_envelope_info *info);
 
 int kms_fd_decrypt_with_head(const kms_envelope_options *o, kms_buf *head, int in_fd, int out_fd,
                              kms_envelope_info *info)
 {
+    if (info != NULL) {
+        memset(info, 0, sizeof *info);
+    }
     KMS_ENSURE(o != NULL, KMS_ERR_VALIDATION, "no options given");
+    int r = -1;
     kms_msg m;
     kms_msg_init(&m);
     pipe_shared sh;
     bool sh_ready = false;
-    int r = kms_fd_read_header(in_fd, &m, head);
-    if (r == 0 && m.hdr.content_type == 1) {
+    if ((r = kms_fd_read_header(in_fd, &m, head)) != 0) {
+        goto out;
+    }
+    if (m.hdr.content_type == 1) {
         kms_msg_clean_up(&m);
         return decrypt_nonframed_fd(o, head, in_fd, out_fd, info);
     }
-    r = r != 0 ? r : kms_msg_decrypt_begin(&m, o, head->data);
-    if (r == 0) {
-        r = shared_init(&sh, &m, o, false, in_fd, out_fd);
-        sh_ready = r == 0;
-        r = r != 0 ? r
-                   : kms_buf_append(&sh.carry, head->data + m.hdr.total_len,
-                                    head->len - m.hdr.total_len);
+    if ((r = kms_msg_decrypt_begin(&m, o, head->data)) != 0) {
+        goto out;
     }
-    r = r != 0 ? r : run_body(&sh);
-    r = r != 0 ? r : finish_decrypt(&sh);
-    r = r != 0 || info == NULL ? r : kms_msg_info(&m, info);
+    if ((r = shared_init(&sh, &m, o, false, in_fd, out_fd)) != 0) {
+        goto out;
+    }
+    sh_ready = true;
+    if ((r = kms_buf_append(&sh.carry, head->data + m.hdr.total_len,
+                            head->len - m.hdr.total_len)) != 0) {
+        goto out;
+    }
+    if ((r = run_body(&sh)) != 0) {
+        goto out;
+    }
+    if ((r = finish_decrypt(&sh)) != 0) {
+        goto out;
+    }
+    if (info != NULL && (r = kms_msg_info(&m, info)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     if (sh_ready) {
         shared_clean_up(&sh);
     }
@@ -596,24 +657,36 @@ static int fd_write(void *arg, const uint8_t *p, size_t n)
     return kms_fd_write_all(*(int *)arg, p, n);
 }
 
-static int decrypt_nonframed_fd(const kms_envelope_options *o, kms_buf *head, int in_fd,
-                                int out_fd, kms_envelope_info *info)
+static int decrypt_nonframed_fd(const kms_envelope_options *o, kms_buf *head, int in_fd, int out_fd,
+                                kms_envelope_info *info)
 {
+    int r = -1;
+    uint8_t buf[65536];
     kms_envelope_stream *s = kms_envelope_decrypt_start(o);
     if (s == NULL) {
         return -1;
     }
-    int r = kms_envelope_update(s, head->data, head->len, fd_write, &out_fd);
-    uint8_t buf[65536];
-    while (r == 0) {
+    if ((r = kms_envelope_update(s, head->data, head->len, fd_write, &out_fd)) != 0) {
+        goto out;
+    }
+    for (;;) {
         ssize_t got = kms_fd_read_full(in_fd, buf, sizeof buf);
-        if (got <= 0) {
-            r = got < 0 ? -1 : 0;
+        if (got < 0) {
+            r = -1;
+            goto out;
+        }
+        if (got == 0) {
             break;
         }
-        r = kms_envelope_update(s, buf, (size_t)got, fd_write, &out_fd);
+        if ((r = kms_envelope_update(s, buf, (size_t)got, fd_write, &out_fd)) != 0) {
+            goto out;
+        }
     }
-    r = r != 0 ? r : kms_envelope_final(s, fd_write, &out_fd, info);
+    if ((r = kms_envelope_final(s, fd_write, &out_fd, info)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     kms_envelope_stream_free(s);
     return r;
 }

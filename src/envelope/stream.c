@@ -22,9 +22,9 @@ struct kms_envelope_stream {
     kms_msg msg;
     kms_gcm gcm;
     bool gcm_ready;
-    kms_buf in;   /* pending input (ciphertext on decrypt; plaintext on encrypt, secure) */
+    kms_buf in; /* pending input (ciphertext on decrypt; plaintext on encrypt, secure) */
     size_t in_off;
-    kms_buf out;  /* scratch for one serialised frame (encrypt) or one frame's plaintext */
+    kms_buf out; /* scratch for one serialised frame (encrypt) or one frame's plaintext */
     uint32_t seq;
     uint64_t consumed;
     uint64_t total;
@@ -148,8 +148,8 @@ static int encrypt_frame(kms_envelope_stream *s, const uint8_t *pt, size_t len, 
     return 0;
 }
 
-static int encrypt_update(kms_envelope_stream *s, const uint8_t *in, size_t n,
-                          kms_write_fn write, void *arg)
+static int encrypt_update(kms_envelope_stream *s, const uint8_t *in, size_t n, kms_write_fn write,
+                          void *arg)
 {
     size_t frame = s->msg.hdr.frame_length;
     if (s->state == ST_HEADER) {
@@ -180,10 +180,17 @@ static int encrypt_final(kms_envelope_stream *s, kms_write_fn write, void *arg)
     KMS_GUARD(encrypt_frame(s, s->in.data + s->in_off, s->in.len - s->in_off, true, write, arg));
     s->in_off = s->in.len;
     compact(s);
+    int r = -1;
     kms_buf footer;
     kms_buf_init(&footer, false);
-    int r = kms_msg_footer(&s->msg, &footer);
-    r = r != 0 ? r : emit(write, arg, footer.data, footer.len);
+    if ((r = kms_msg_footer(&s->msg, &footer)) != 0) {
+        goto out;
+    }
+    if ((r = emit(write, arg, footer.data, footer.len)) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
     kms_buf_clean_up(&footer);
     return r;
 }
@@ -206,13 +213,12 @@ static int decrypt_nonframed(kms_envelope_stream *s, const uint8_t *p, size_t n,
                              kms_write_fn write, void *arg)
 {
     *used = 0;
-    if (n < KMS_ESDK_IV_LEN + 8) {
-        return 1;
-    }
-    uint32_t hi = 0, lo = 0;
     kms_reader r;
-    kms_reader_init(&r, p + KMS_ESDK_IV_LEN, 8);
-    if (kms_reader_be32(&r, &hi) != 0 || kms_reader_be32(&r, &lo) != 0) {
+    const uint8_t *iv = NULL, *ct = NULL, *tag = NULL;
+    uint32_t hi = 0, lo = 0;
+    kms_reader_init(&r, p, n);
+    if (kms_reader_bytes(&r, KMS_ESDK_IV_LEN, &iv) != 0 || kms_reader_be32(&r, &hi) != 0 ||
+        kms_reader_be32(&r, &lo) != 0) {
         return 1;
     }
     uint64_t len = (uint64_t)hi << 32 | lo;
@@ -220,17 +226,17 @@ static int decrypt_nonframed(kms_envelope_stream *s, const uint8_t *p, size_t n,
                "message body: a non-framed body of %llu bytes is above this implementation's "
                "limit of %u bytes",
                (unsigned long long)len, NONFRAMED_MAX);
-    size_t need = KMS_ESDK_IV_LEN + 8 + (size_t)len + KMS_ESDK_TAG_LEN;
-    if (n < need) {
+    if (kms_reader_bytes(&r, (size_t)len, &ct) != 0 ||
+        kms_reader_bytes(&r, KMS_ESDK_TAG_LEN, &tag) != 0) {
         return 1;
     }
+    size_t need = n - r.left;
     uint8_t aad[KMS_ESDK_BODY_AAD_MAX];
     size_t aad_len = kms_esdk_body_aad(aad, s->msg.hdr.message_id, s->msg.suite->msgid_len,
                                        KMS_BODY_SINGLE, 1, len);
     s->out.len = 0;
     KMS_GUARD(kms_buf_reserve(&s->out, (size_t)len + 1));
-    if (kms_gcm_open(&s->gcm, p, aad, aad_len, p + KMS_ESDK_IV_LEN + 8, (size_t)len, s->out.data,
-                     p + KMS_ESDK_IV_LEN + 8 + len) != 0) {
+    if (kms_gcm_open(&s->gcm, iv, aad, aad_len, ct, (size_t)len, s->out.data, tag) != 0) {
         sodium_memzero(s->out.data, (size_t)len);
         return kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
                          "message body did not authenticate (modified or truncated); no "
@@ -357,67 +363,75 @@ int kms_envelope_update(kms_envelope_stream *s, const uint8_t *in, size_t in_len
     return r;
 }
 
+/* The end of the input: the message must be complete, its signature verified. */
+static int decrypt_final(kms_envelope_stream *s, kms_write_fn write, void *arg,
+                         kms_envelope_info *info)
+{
+    KMS_GUARD(decrypt_update(s, NULL, 0, write, arg, true));
+    KMS_ENSURE(s->state == ST_DONE, KMS_ERR_INVALID_CIPHERTEXT, "%s",
+               s->state == ST_HEADER ? "the message ends inside its header"
+               : s->state == ST_BODY ? "the message is truncated: it ends before its final frame"
+                                     : "the message is truncated: its signature is missing or "
+                                       "incomplete");
+    if (info != NULL) {
+        KMS_GUARD(kms_msg_info(&s->msg, info));
+    }
+    return 0;
+}
+
 int kms_envelope_final(kms_envelope_stream *s, kms_write_fn write, void *arg,
                        kms_envelope_info *info)
 {
     kms_error_clear();
+    if (info != NULL) {
+        memset(info, 0, sizeof *info);
+    }
     KMS_ENSURE(s != NULL && write != NULL, KMS_ERR_VALIDATION,
                "kms_envelope_final: missing stream or writer");
     KMS_ENSURE(s->state != ST_FAILED, KMS_ERR_VALIDATION,
                "the stream failed earlier: start a new one");
     KMS_ENSURE(!s->finished, KMS_ERR_VALIDATION, "the stream was already finalised");
     s->finished = true;
-    int r = 0;
-    if (s->encrypt) {
-        r = encrypt_final(s, write, arg);
-    } else {
-        r = decrypt_update(s, NULL, 0, write, arg, true);
-        if (r == 0 && s->state != ST_DONE) {
-            r = kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                          s->state == ST_HEADER ? "the message ends inside its header"
-                          : s->state == ST_BODY ? "the message is truncated: it ends before its "
-                                                  "final frame"
-                                                : "the message is truncated: its signature is "
-                                                  "missing or incomplete");
-        }
-        if (r == 0 && info != NULL) {
-            r = kms_msg_info(&s->msg, info);
-        }
-    }
+    int r = s->encrypt ? encrypt_final(s, write, arg) : decrypt_final(s, write, arg, info);
     s->state = r == 0 ? ST_DONE : ST_FAILED;
     return r;
 }
 
-/* ---- One-shot ----------------------------------------------------------------------------------*/
+/* ---- One-shot
+ * ----------------------------------------------------------------------------------*/
 static int buf_write(void *arg, const uint8_t *p, size_t n)
 {
     return kms_buf_append(arg, p, n);
 }
 
-static int one_shot(kms_envelope_stream *s, const uint8_t *in, size_t n, bool secure,
-                    uint8_t **out, size_t *out_len, kms_envelope_info *info)
+static int one_shot(kms_envelope_stream *s, const uint8_t *in, size_t n, bool secure, uint8_t **out,
+                    size_t *out_len, kms_envelope_info *info)
 {
     *out = NULL;
     *out_len = 0;
     if (s == NULL) {
         return -1;
     }
+    int r = -1;
     kms_buf b;
     kms_buf_init(&b, secure);
-    int r = kms_envelope_update(s, in, n, buf_write, &b);
-    r = r != 0 ? r : kms_envelope_final(s, buf_write, &b, info);
-    kms_envelope_stream_free(s);
-    if (r != 0) {
-        kms_buf_clean_up(&b); /* nothing unverified leaves */
-        return -1;
+    if ((r = kms_envelope_update(s, in, n, buf_write, &b)) != 0) {
+        goto out;
+    }
+    if ((r = kms_envelope_final(s, buf_write, &b, info)) != 0) {
+        goto out;
     }
     /* Plaintexts stay in locked memory (kms_secret_free), messages in malloc'ed memory. */
-    if (kms_buf_reserve(&b, 1) != 0) {
-        kms_buf_clean_up(&b);
-        return -1;
+    if ((r = kms_buf_reserve(&b, 1)) != 0) {
+        kms_envelope_info_clean_up(info);
+        goto out;
     }
     *out = kms_buf_detach(&b, out_len);
-    return 0;
+    r = 0;
+out:
+    kms_envelope_stream_free(s);
+    kms_buf_clean_up(&b); /* nothing unverified leaves */
+    return r;
 }
 
 int kms_envelope_encrypt(const kms_envelope_options *o, const uint8_t *plaintext,

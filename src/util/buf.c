@@ -85,6 +85,16 @@ int kms_buf_append_be32(kms_buf *b, uint32_t v)
     return kms_buf_append(b, x, sizeof x);
 }
 
+int kms_buf_append_be16_bytes(kms_buf *b, const void *p, size_t n)
+{
+    KMS_ENSURE(n <= UINT16_MAX, KMS_ERR_VALIDATION,
+               "a length-prefixed field of %zu bytes does not fit its 16-bit length", n);
+    KMS_GUARD(kms_buf_reserve(b, 2 + n));
+    KMS_GUARD(kms_buf_append_be16(b, (uint16_t)n));
+    KMS_GUARD(kms_buf_append(b, p, n));
+    return 0;
+}
+
 uint8_t *kms_buf_detach(kms_buf *b, size_t *len)
 {
     uint8_t *p = b->data;
@@ -105,6 +115,7 @@ void kms_reader_init(kms_reader *r, const uint8_t *p, size_t n)
 
 int kms_reader_bytes(kms_reader *r, size_t n, const uint8_t **p)
 {
+    *p = NULL;
     if (n > r->left) {
         return -1;
     }
@@ -118,9 +129,14 @@ int kms_reader_copy(kms_reader *r, void *dst, size_t n)
 {
     const uint8_t *p;
     if (kms_reader_bytes(r, n, &p) != 0) {
+        if (n > 0) {
+            memset(dst, 0, n);
+        }
         return -1;
     }
-    memcpy(dst, p, n);
+    if (n > 0) {
+        memcpy(dst, p, n);
+    }
     return 0;
 }
 
@@ -132,6 +148,7 @@ int kms_reader_u8(kms_reader *r, uint8_t *v)
 int kms_reader_be16(kms_reader *r, uint16_t *v)
 {
     uint8_t x[2];
+    *v = 0;
     if (kms_reader_copy(r, x, 2) != 0) {
         return -1;
     }
@@ -142,9 +159,24 @@ int kms_reader_be16(kms_reader *r, uint16_t *v)
 int kms_reader_be32(kms_reader *r, uint32_t *v)
 {
     uint8_t x[4];
+    *v = 0;
     if (kms_reader_copy(r, x, 4) != 0) {
         return -1;
     }
     *v = ((uint32_t)x[0] << 24) | ((uint32_t)x[1] << 16) | ((uint32_t)x[2] << 8) | x[3];
+    return 0;
+}
+
+int kms_reader_be16_bytes(kms_reader *r, const uint8_t **p, size_t *len)
+{
+    *p = NULL;
+    *len = 0;
+    kms_reader saved = *r;
+    uint16_t n = 0;
+    if (kms_reader_be16(r, &n) != 0 || kms_reader_bytes(r, n, p) != 0) {
+        *r = saved; /* all or nothing */
+        return -1;
+    }
+    *len = n;
     return 0;
 }

@@ -75,7 +75,8 @@ static int hexval(char c)
     return -1;
 }
 
-int kms_uuid_to_bytes(const char *s, uint8_t out[16])
+/* The text form 8-4-4-4-12 of hex digits (either case) into 16 bytes; -1, raising nothing. */
+static int uuid_parse(const char *s, uint8_t out[16])
 {
     if (s == NULL || strlen(s) != KMS_UUID_STR_LEN) {
         return -1;
@@ -100,10 +101,19 @@ int kms_uuid_to_bytes(const char *s, uint8_t out[16])
     return 0;
 }
 
+int kms_uuid_to_bytes(const char *s, uint8_t out[16])
+{
+    if (uuid_parse(s, out) != 0) {
+        memset(out, 0, 16);
+        return kms_raise(KMS_ERR_VALIDATION, "'%s' is not a UUID", s != NULL ? s : "");
+    }
+    return 0;
+}
+
 bool kms_uuid_valid(const char *s)
 {
     uint8_t b[16];
-    return kms_uuid_to_bytes(s, b) == 0;
+    return uuid_parse(s, b) == 0;
 }
 
 char *kms_base64_encode(const uint8_t *p, size_t n)
@@ -120,6 +130,8 @@ char *kms_base64_encode(const uint8_t *p, size_t n)
 
 int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **out, size_t *n)
 {
+    *out = NULL;
+    *n = 0;
     KMS_GUARD(kms_util_init());
     size_t slen = strlen(s);
     /* libsodium 1.0.18 maps bytes >= 0x80 to '/' instead of refusing them: check the alphabet
@@ -132,8 +144,7 @@ int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **ou
     KMS_ENSURE(b != NULL, KMS_ERR_INTERNAL, "out of memory");
     size_t len = 0;
     const char *end = NULL;
-    if (sodium_base642bin(b, cap, s, slen, NULL, &len, &end, sodium_base64_VARIANT_ORIGINAL) !=
-            0 ||
+    if (sodium_base642bin(b, cap, s, slen, NULL, &len, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
         end != s + slen) {
         if (secure) {
             kms_secure_free(b);
@@ -165,6 +176,10 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 {
     int r = -1;
     char *buf = NULL;
+    *out = NULL;
+    if (len != NULL) {
+        *len = 0;
+    }
     /* O_NONBLOCK: a FIFO planted in place of a file must not hang the open (fstat refuses it). */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {

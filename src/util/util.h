@@ -17,14 +17,16 @@ int kms_util_init(void) __attribute__((warn_unused_result));
 /* Random version-4 UUID, lower-case text, 37 bytes with the NUL. */
 int kms_uuid_new(char out[KMS_UUID_STR_LEN + 1]) __attribute__((warn_unused_result));
 bool kms_uuid_valid(const char *s);
-/* 16 raw bytes <-> text form. */
+/* 16 raw bytes <-> text form (hex digits in either case; written in lower case). A text that is
+ * not a UUID: ValidationException, out zeroed. */
 int kms_uuid_to_bytes(const char *s, uint8_t out[16]) __attribute__((warn_unused_result));
 void kms_uuid_from_bytes(const uint8_t in[16], char out[KMS_UUID_STR_LEN + 1]);
 
 /* Standard base64 with padding (as AWS prints blobs). Returned strings are malloc'd. */
 char *kms_base64_encode(const uint8_t *p, size_t n);
 /* Decodes strict standard base64; ValidationException naming `what` on bad input. secure: the
- * result is a sodium_malloc buffer (free with kms_secret_free). */
+ * result is in locked memory (free with kms_secret_free). *out and *n are cleared on entry and
+ * stay cleared on failure. */
 int kms_base64_decode(const char *s, const char *what, bool secure, uint8_t **out, size_t *n)
     __attribute__((warn_unused_result));
 

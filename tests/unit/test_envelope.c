@@ -19,7 +19,7 @@
 #include "util/util.h"
 #include "vectors.h"
 
-static const uint8_t KEY_A[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t KEY_A[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const uint8_t KEY_B[32] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
                                   9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 7};
@@ -70,12 +70,11 @@ static void test_esdk_vectors(void **state)
         json_t *key = json_object_get(json_object_get(keys, "keys"), key_name);
         uint8_t *material = NULL;
         size_t mlen = 0;
-        assert_int_equal(kms_base64_decode(kms_test_json_str(key, "material"), "key", false,
-                                           &material, &mlen),
-                         0);
+        assert_int_equal(
+            kms_base64_decode(kms_test_json_str(key, "material"), "key", false, &material, &mlen),
+            0);
         kms_keyring *kr = kms_keyring_raw_aes_new(kms_test_json_str(mk, "provider-id"),
-                                                  kms_test_json_str(key, "key-id"), material,
-                                                  mlen);
+                                                  kms_test_json_str(key, "key-id"), material, mlen);
         assert_non_null(kr);
         /* The manifest's context: the whole of it, stored or required-but-unstored. */
         json_t *ec = json_object_get(t, "encryption-context");
@@ -95,8 +94,7 @@ static void test_esdk_vectors(void **state)
         uint8_t *ct = read_vector_file(dir, kms_test_json_str(t, "ciphertext"), &ct_len);
         uint8_t *want = read_vector_file(
             dir,
-            kms_test_json_str(json_object_get(json_object_get(t, "result"), "output"),
-                              "plaintext"),
+            kms_test_json_str(json_object_get(json_object_get(t, "result"), "output"), "plaintext"),
             &want_len);
         bool committing = strncmp(name, "04", 2) == 0 || strncmp(name, "05", 2) == 0;
 
@@ -164,7 +162,8 @@ static void test_esdk_vectors(void **state)
     json_decref(keys);
 }
 
-/* ---- Round trips -------------------------------------------------------------------------------*/
+/* ---- Round trips
+ * -------------------------------------------------------------------------------*/
 static int collect(void *arg, const uint8_t *p, size_t n)
 {
     kms_buf *b = arg;
@@ -172,8 +171,8 @@ static int collect(void *arg, const uint8_t *p, size_t n)
 }
 
 /* Encrypts with the streaming API in pieces of `piece` bytes. */
-static void stream_encrypt(const kms_envelope_options *o, const uint8_t *pt, size_t n,
-                           size_t piece, kms_buf *out)
+static void stream_encrypt(const kms_envelope_options *o, const uint8_t *pt, size_t n, size_t piece,
+                           kms_buf *out)
 {
     kms_envelope_stream *s = kms_envelope_encrypt_start(o, n);
     assert_non_null(s);
@@ -185,17 +184,23 @@ static void stream_encrypt(const kms_envelope_options *o, const uint8_t *pt, siz
     kms_envelope_stream_free(s);
 }
 
-static int stream_decrypt(const kms_envelope_options *o, const uint8_t *ct, size_t n,
-                          size_t piece, kms_buf *out)
+static int stream_decrypt(const kms_envelope_options *o, const uint8_t *ct, size_t n, size_t piece,
+                          kms_buf *out)
 {
     kms_envelope_stream *s = kms_envelope_decrypt_start(o);
     assert_non_null(s);
-    int rc = 0;
-    for (size_t off = 0; rc == 0 && off < n; off += piece) {
+    int rc = -1;
+    for (size_t off = 0; off < n; off += piece) {
         size_t k = n - off < piece ? n - off : piece;
-        rc = kms_envelope_update(s, ct + off, k, collect, out);
+        if ((rc = kms_envelope_update(s, ct + off, k, collect, out)) != 0) {
+            goto out;
+        }
     }
-    rc = rc != 0 ? rc : kms_envelope_final(s, collect, out, NULL);
+    if ((rc = kms_envelope_final(s, collect, out, NULL)) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
     kms_envelope_stream_free(s);
     return rc;
 }
@@ -316,13 +321,14 @@ static void test_round_trip_every_suite(void **state)
 static void test_round_trip_frames_and_threads(void **state)
 {
     (void)state;
-    round_trip(0, 1, 300, 3);                /* one-byte frames */
+    round_trip(0, 1, 300, 3);                           /* one-byte frames */
     round_trip(0, 1024 * 1024 + 1, 3 * 1024 * 1024, 2); /* frames larger than a batch */
     round_trip(0, 65536, 1024 * 1024, 4);
     round_trip(0, 4096, 5 * 1024 * 1024 + 3, 1);
 }
 
-/* ---- Tampering and truncation ------------------------------------------------------------------*/
+/* ---- Tampering and truncation
+ * ------------------------------------------------------------------*/
 static void assert_refused(const kms_envelope_options *o, const uint8_t *msg, size_t len)
 {
     uint8_t *pt = (uint8_t *)"sentinel";
@@ -333,8 +339,7 @@ static void assert_refused(const kms_envelope_options *o, const uint8_t *msg, si
     assert_int_equal(pt_len, 0);
     /* A flip inside an encrypted data key's provider fields leaves no key for the keyring. */
     if (kms_last_error() != KMS_ERR_INVALID_CIPHERTEXT && kms_last_error() != KMS_ERR_NOT_FOUND) {
-        fail_msg("refused with %s: %s", kms_error_name(kms_last_error()),
-                 kms_last_error_message());
+        fail_msg("refused with %s: %s", kms_error_name(kms_last_error()), kms_last_error_message());
     }
     /* The fd pipeline refuses too. */
     int in = temp_fd_with(msg, len), out = temp_fd_with(NULL, 0);
@@ -615,7 +620,8 @@ static void test_nonframed_from_spec(void **state)
     kms_keyring_free(kr);
 }
 
-/* ---- Files and re-encrypt ----------------------------------------------------------------------*/
+/* ---- Files and re-encrypt
+ * ----------------------------------------------------------------------*/
 static char *write_temp_file(const char *dir, const char *name, const uint8_t *p, size_t n)
 {
     char *path = kms_strdup_printf("%s/%s", dir, name);
@@ -628,8 +634,8 @@ static void reencrypt_case(uint16_t suite)
     char *dir = kms_test_tmpdir();
     kms_keyring *a = aes_keyring(KEY_A, "a");
     kms_keyring *b = aes_keyring(KEY_B, "b");
-    kms_envelope_options o = {.keyring = a, .context = &CTX, .algorithm_suite = suite,
-                              .frame_length = 1000};
+    kms_envelope_options o = {
+        .keyring = a, .context = &CTX, .algorithm_suite = suite, .frame_length = 1000};
     const size_t n = 10000;
     uint8_t *pt = random_bytes(n);
     char *plain = write_temp_file(dir, "plain", pt, n);
@@ -787,6 +793,121 @@ static void test_bad_options(void **state)
     kms_keyring_free(kr);
 }
 
+/* ---- Length-prefixed fields (message-header.md, message-footer.md) ---------------------------*/
+
+/* The header parse of msg cut to n bytes: 1 (more needed) and an empty header. */
+static void assert_needs_more(const uint8_t *msg, size_t n)
+{
+    kms_esdk_header h;
+    kms_esdk_header_init(&h);
+    assert_int_equal(kms_esdk_header_parse(msg, n, &h), 1);
+    assert_null(h.suite);
+    assert_int_equal(h.stored_ec.n, 0);
+    assert_int_equal(h.edks.n, 0);
+    kms_esdk_header_clean_up(&h);
+}
+
+static void test_header_length_fields(void **state)
+{
+    (void)state;
+    kms_keyring *kr = aes_keyring(KEY_A, "a");
+    kms_envelope_options o = {.keyring = kr, .context = &CTX, .frame_length = 64};
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    assert_int_equal(kms_envelope_encrypt(&o, (const uint8_t *)"hello", 5, &msg, &len), 0);
+    kms_esdk_header h;
+    kms_esdk_header_init(&h);
+    assert_int_equal(kms_esdk_header_parse(msg, len, &h), 0);
+    size_t total = h.total_len;
+    kms_esdk_header_clean_up(&h);
+    /* Every cut of the header, inside a length or inside the bytes it counts, asks for more. */
+    for (size_t cut = 0; cut < total; cut++) {
+        assert_needs_more(msg, cut);
+    }
+    /* Version 2: version, suite id, 32-byte message id, then the AAD length, the pair count and
+     * the first key's length. */
+    const size_t aad_len_at = 1 + 2 + 32, first_key_len_at = aad_len_at + 2 + 2;
+    size_t aad_len = (size_t)msg[aad_len_at] << 8 | msg[aad_len_at + 1];
+    uint8_t *bad = malloc(len);
+    assert_non_null(bad);
+    /* An AAD length beyond the end of the input: truncated, more may come. */
+    memcpy(bad, msg, len);
+    bad[aad_len_at] = 0xFF;
+    bad[aad_len_at + 1] = 0xFF;
+    assert_needs_more(bad, len);
+    /* A key length beyond the end of the AAD: the AAD is whole, so the header is malformed. */
+    memcpy(bad, msg, len);
+    bad[first_key_len_at] = 0xFF;
+    bad[first_key_len_at + 1] = 0xFF;
+    kms_esdk_header_init(&h);
+    assert_kms_error(kms_esdk_header_parse(bad, len, &h), KMS_ERR_INVALID_CIPHERTEXT);
+    assert_string_equal(kms_last_error_message(),
+                        "message header: encryption context pair 1 is truncated");
+    kms_esdk_header_clean_up(&h);
+    /* A provider id length beyond the end of the input: truncated. */
+    const size_t id_len_at = aad_len_at + 2 + aad_len + 2;
+    memcpy(bad, msg, len);
+    bad[id_len_at] = 0xFF;
+    bad[id_len_at + 1] = 0xFF;
+    assert_needs_more(bad, len);
+    free(bad);
+    kms_buffer_free(msg);
+    kms_keyring_free(kr);
+}
+
+static void test_footer_length(void **state)
+{
+    (void)state;
+    kms_keyring *kr = aes_keyring(KEY_A, "a");
+    kms_envelope_options o = {.keyring = kr, .algorithm_suite = 0x0578, .frame_length = 64};
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    assert_int_equal(kms_envelope_encrypt(&o, (const uint8_t *)"hello", 5, &msg, &len), 0);
+    /* message-footer.md: a be16 signature length, then the DER signature, at the very end. */
+    size_t sig_len = 0;
+    for (size_t l = 8; l < 120; l++) {
+        if (((size_t)msg[len - 2 - l] << 8 | msg[len - 1 - l]) == l) {
+            sig_len = l;
+            break;
+        }
+    }
+    assert_true(sig_len > 0);
+    uint8_t *pt = (uint8_t *)"sentinel";
+    size_t pt_len = 99;
+    kms_envelope_info info;
+    memset(&info, 0xA5, sizeof info); /* cleared on entry, and stays so on failure */
+    /* One byte more than there is: the signature is incomplete. */
+    msg[len - 1 - sig_len]++;
+    assert_kms_error(kms_envelope_decrypt(&o, msg, len, &pt, &pt_len, &info),
+                     KMS_ERR_INVALID_CIPHERTEXT);
+    assert_string_equal(kms_last_error_message(),
+                        "the message is truncated: its signature is missing or incomplete");
+    assert_null(pt);
+    assert_int_equal(pt_len, 0);
+    assert_null(info.context);
+    assert_int_equal(info.context_count, 0);
+    assert_null(info.key_provider_id);
+    int in = temp_fd_with(msg, len), out = temp_fd_with(NULL, 0);
+    assert_kms_error(kms_envelope_decrypt_fd(&o, in, out, NULL), KMS_ERR_INVALID_CIPHERTEXT);
+    assert_string_equal(kms_last_error_message(),
+                        "the message is truncated: its signature is missing or incomplete");
+    close(in);
+    close(out);
+    /* One byte less: the last byte is left over after a signature that does not verify. */
+    msg[len - 1 - sig_len] -= 2;
+    assert_kms_error(kms_envelope_decrypt(&o, msg, len, &pt, &pt_len, NULL),
+                     KMS_ERR_INVALID_CIPHERTEXT);
+    msg[len - 1 - sig_len]++;
+    assert_int_equal(kms_envelope_decrypt(&o, msg, len, &pt, &pt_len, &info), 0);
+    assert_int_equal(pt_len, 5);
+    assert_memory_equal(pt, "hello", 5);
+    assert_int_equal(info.algorithm_suite, 0x0578);
+    kms_envelope_info_clean_up(&info);
+    kms_secret_free(pt, pt_len);
+    kms_buffer_free(msg);
+    kms_keyring_free(kr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +925,8 @@ int main(void)
         cmocka_unit_test(test_signed_final_frame_held),
         cmocka_unit_test(test_stream_misuse_and_empty),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_header_length_fields),
+        cmocka_unit_test(test_footer_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
