@@ -205,8 +205,7 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
     KMS_ENSURE(blob->key_version <= rec->current_version, KMS_ERR_INVALID_CIPHERTEXT,
                "the ciphertext names key material version %u of %s, which does not exist",
                blob->key_version, rec->key_id);
-    if (build_aad(blob->header, ctx, &aad) != 0 ||
-        kms_buf_reserve(pt, blob->ciphertext_len) != 0) {
+    if (build_aad(blob->header, ctx, &aad) != 0 || kms_buf_reserve(pt, blob->ciphertext_len) != 0) {
         goto out;
     }
     kms_keystore_label(rec->key_id, blob->key_version, label);
@@ -224,4 +223,9 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
 out:
     kms_buf_clean_up(&aad);
     return r;
+}
+
+int kms_keystore_random(const kms_keystore *ks, uint8_t *buf, size_t n)
+{
+    return kms_hsm_random(ks->hsm, buf, n);
 }

@@ -556,7 +556,7 @@ static int key_policy(kms_request *rq, const kms_key_record *rec, const kms_poli
     int64_t version = 0;
     kms_key_policy_entry *e = calloc(1, sizeof *e);
     KMS_ENSURE(e != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (kms_store_key_policy_get(rq->client->store, rec->key_id, &doc, &version) != 0 ||
+    if (kms_keystore_policy_get(&rq->client->keystore, rec->key_id, &doc, &version) != 0 ||
         compile_doc(doc, KMS_POLICY_KEY, "KeyPolicy", &e->policy) != 0) {
         free(doc);
         free(e);

@@ -53,7 +53,7 @@ int kms_op_create_alias(kms_request *rq, json_t *req, json_t **resp)
     memset(&rec, 0, sizeof rec);
     int r = alias_target(rq, req, "kms:CreateAlias", &name, &rec);
     if (r == 0) {
-        r = kms_store_alias_create(rq->client->store, name, rec.key_id, kms_now());
+        r = kms_keystore_alias_create(&rq->client->keystore, name, rec.key_id, kms_now());
         if (r != 0 && kms_last_error() == KMS_ERR_ALREADY_EXISTS) {
             char arn[KMS_ARN_MAX];
             kms_keystore_alias_arn(&rq->client->keystore, name, arn);
@@ -76,10 +76,10 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
     memset(&old, 0, sizeof old);
     int r = alias_target(rq, req, "kms:UpdateAlias", &name, &rec);
     if (r == 0) {
-        r = kms_store_alias_get(rq->client->store, name, &alias);
+        r = kms_keystore_alias_get(&rq->client->keystore, name, &alias);
     }
     if (r == 0) {
-        r = kms_store_key_get(rq->client->store, alias.key_id, &old);
+        r = kms_keystore_key_get(&rq->client->keystore, alias.key_id, &old);
     }
     if (r == 0) {
         /* KMS API reference, UpdateAlias: kms:UpdateAlias on the alias, the current key and
@@ -97,7 +97,7 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
                       name, old.key_spec, old.key_usage, rec.key_spec, rec.key_usage);
     }
     if (r == 0) {
-        r = kms_store_alias_update(rq->client->store, name, rec.key_id, kms_now());
+        r = kms_keystore_alias_update(&rq->client->keystore, name, rec.key_id, kms_now());
     }
     kms_key_record_clean_up(&rec);
     kms_key_record_clean_up(&old);
@@ -114,18 +114,18 @@ int kms_op_delete_alias(kms_request *rq, json_t *req, json_t **resp)
                "Alias must start with the prefix \"alias/\": '%s'", name);
     kms_keystore_alias_arn(&rq->client->keystore, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, "kms:DeleteAlias", arn));
-    if (kms_store_alias_get(rq->client->store, name, &alias) != 0) {
+    if (kms_keystore_alias_get(&rq->client->keystore, name, &alias) != 0) {
         KMS_ENSURE(kms_last_error() != KMS_ERR_NOT_FOUND, KMS_ERR_NOT_FOUND,
                    "Alias %s is not found.", arn);
         return -1;
     }
     kms_key_record rec;
-    KMS_GUARD(kms_store_key_get(rq->client->store, alias.key_id, &rec));
+    KMS_GUARD(kms_keystore_key_get(&rq->client->keystore, alias.key_id, &rec));
     kms_keystore_key_arn(&rq->client->keystore, alias.key_id, arn);
     int r = kms_gate_authorize_key(rq, "kms:DeleteAlias", &rec, arn);
     kms_key_record_clean_up(&rec);
     KMS_GUARD(r);
-    return kms_store_alias_delete(rq->client->store, name);
+    return kms_keystore_alias_delete(&rq->client->keystore, name);
 }
 
 typedef struct alias_walk {
@@ -172,8 +172,9 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         KMS_GUARD(kms_gate_authorize(rq, "kms:ListAliases", "*"));
     }
     alias_walk w = {json_array(), &rq->client->keystore};
-    if (w.list == NULL || kms_store_alias_list(rq->client->store, key_ref ? key_id : NULL, marker,
-                                               (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
+    if (w.list == NULL ||
+        kms_keystore_alias_list(&rq->client->keystore, key_ref ? key_id : NULL, marker,
+                                (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
         json_decref(w.list);
         return -1;
     }

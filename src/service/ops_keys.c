@@ -199,7 +199,7 @@ int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
     int64_t version = 0;
     KMS_GUARD(policy_name(req, false));
     KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
-    int r = kms_store_key_policy_get(rq->client->store, rec.key_id, &doc, &version);
+    int r = kms_keystore_policy_get(&rq->client->keystore, rec.key_id, &doc, &version);
     if (r == 0) {
         *resp = json_pack("{s:s, s:s}", "Policy", doc, "PolicyName", "default");
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -220,7 +220,7 @@ int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
     int r = kms_gate_key_policy_check(rq, req, doc, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_policy_put(rq->client->store, rec.key_id, doc);
+        r = kms_keystore_policy_put(&rq->client->keystore, rec.key_id, doc);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -283,8 +283,8 @@ int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_gate_authorize(rq, "kms:ListKeys", "*"));
     key_walk w = {json_array(), &rq->client->keystore};
     json_t *keys = w.list;
-    if (keys == NULL || kms_store_key_list(rq->client->store, marker, (size_t)limit, list_key_cb,
-                                           &w, &truncated) != 0) {
+    if (keys == NULL || kms_keystore_key_list(&rq->client->keystore, marker, (size_t)limit,
+                                              list_key_cb, &w, &truncated) != 0) {
         json_decref(keys);
         return -1;
     }
@@ -310,7 +310,7 @@ int kms_op_update_key_description(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_req_string(req, "Description", true, 0, 8192, &desc));
     int r = state_op(rq, req, "kms:UpdateKeyDescription", true, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_set_description(rq->client->store, rec.key_id, desc);
+        r = kms_keystore_set_description(&rq->client->keystore, rec.key_id, desc);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -323,8 +323,8 @@ static int set_enabled(kms_request *rq, json_t *req, bool enabled)
     memset(&rec, 0, sizeof rec);
     int r = state_op(rq, req, enabled ? "kms:EnableKey" : "kms:DisableKey", true, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_set_state(rq->client->store, rec.key_id, enabled ? "Enabled" : "Disabled",
-                                    0, 0);
+        r = kms_keystore_set_state(&rq->client->keystore, rec.key_id,
+                                   enabled ? "Enabled" : "Disabled", 0, 0);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -350,8 +350,8 @@ int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     int r = state_op(rq, req, "kms:ScheduleKeyDeletion", true, &rec, arn);
     if (r == 0) {
         int64_t when = kms_now() + (int64_t)days * DAY;
-        r = kms_store_key_set_state(rq->client->store, rec.key_id, "PendingDeletion", when,
-                                    (int)days);
+        r = kms_keystore_set_state(&rq->client->keystore, rec.key_id, "PendingDeletion", when,
+                                   (int)days);
         if (r == 0) {
             *resp =
                 json_pack("{s:s, s:I, s:s, s:I}", "KeyId", arn, "DeletionDate", (json_int_t)when,
@@ -376,7 +376,7 @@ int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     if (r == 0) {
         /* AWS KMS: a key whose deletion is cancelled comes back Disabled. Not once the window
          * has ended: the scheduler may be destroying its material. */
-        r = kms_store_key_cancel_deletion(rq->client->store, rec.key_id, kms_now());
+        r = kms_keystore_cancel_deletion(&rq->client->keystore, rec.key_id, kms_now());
         if (r != 0 && kms_last_error() == KMS_ERR_INVALID_STATE) {
             r = kms_raise(KMS_ERR_INVALID_STATE,
                           "the deletion window of %s has ended: the key is being deleted and "

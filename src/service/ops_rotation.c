@@ -56,7 +56,7 @@ int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(rotation_key(rq, req, "kms:EnableKeyRotation", &rec, arn));
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     }
     if (r == 0) {
         /* AWS: a new period counts from the last rotation date when rotation was on already
@@ -64,7 +64,7 @@ int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
         int64_t next = rot.period_days > 0
                            ? rot.next_rotation + ((int64_t)days - rot.period_days) * DAY
                            : kms_now() + (int64_t)days * DAY;
-        r = kms_store_rotation_set(rq->client->store, rec.key_id, (int)days, next);
+        r = kms_keystore_rotation_set(&rq->client->keystore, rec.key_id, (int)days, next);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -78,7 +78,7 @@ int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(rotation_key(rq, req, "kms:DisableKeyRotation", &rec, arn));
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_set(rq->client->store, rec.key_id, 0, 0);
+        r = kms_keystore_rotation_set(&rq->client->keystore, rec.key_id, 0, 0);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -90,7 +90,7 @@ int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
     kms_key_rotation rot;
     char arn[KMS_ARN_MAX];
     KMS_GUARD(rotation_key(rq, req, "kms:GetKeyRotationStatus", &rec, arn));
-    int r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+    int r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     /* AWS: while a key is pending deletion its rotation status is false (and comes back if the
      * deletion is cancelled); a disabled key keeps its status but is not rotated. */
     bool on = r == 0 && rot.period_days > 0 && strcmp(rec.key_state, "PendingDeletion") != 0;
@@ -123,7 +123,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
     };
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     }
     if (r == 0) {
         cl.version = kms_rotation_next_version(&rot);
@@ -131,7 +131,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
     }
     if (r == 1) {
         /* Not claimed: say why, from the state now. */
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
         if (r == 0 && rot.on_demand_count >= KMS_ROTATION_ON_DEMAND_MAX) {
             r = kms_raise(KMS_ERR_LIMIT_EXCEEDED,
                           "%s has been rotated on demand %u times, the most allowed; turn on "
@@ -167,8 +167,8 @@ typedef struct rotation_walk {
 static int list_rotation_cb(void *arg, uint32_t version, int64_t date, const char *type)
 {
     rotation_walk *w = arg;
-    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate",
-                          (json_int_t)date, "RotationType", type);
+    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate", (json_int_t)date,
+                          "RotationType", type);
     KMS_ENSURE(o != NULL && json_array_append_new(w->list, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     w->last = version;
@@ -193,10 +193,10 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     }
     KMS_GUARD(rotation_key(rq, req, "kms:ListKeyRotations", &rec, arn));
     rotation_walk w = {json_array(), rec.key_id, 0};
-    int r = w.list != NULL ? kms_store_rotation_list(rq->client->store, rec.key_id,
-                                                     (uint32_t)after, (size_t)limit,
-                                                     list_rotation_cb, &w, &truncated)
-                           : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    int r = w.list != NULL
+                ? kms_keystore_rotation_list(&rq->client->keystore, rec.key_id, (uint32_t)after,
+                                             (size_t)limit, list_rotation_cb, &w, &truncated)
+                : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     if (r == 0) {
         *resp = json_pack("{s:O, s:b}", "Rotations", w.list, "Truncated", truncated);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");

@@ -223,7 +223,7 @@ static int key_policy_of(kms_request *rq, const char *resource, kms_policy **out
         return 0;
     }
     const char *key_id = resource + strlen(prefix);
-    KMS_GUARD(kms_store_key_policy_get(rq->client->store, key_id, &doc, &version));
+    KMS_GUARD(kms_keystore_policy_get(&rq->client->keystore, key_id, &doc, &version));
     int r = compile(doc, KMS_POLICY_KEY, "KeyPolicy", out);
     free(doc);
     return r;
