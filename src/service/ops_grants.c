@@ -378,7 +378,7 @@ int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
         within_parent_grant(rq, g.operations, g.constraints) != 0) {
         goto out;
     }
-    if (kms_hsm_random(rq->client->hsm, token, sizeof token) != 0) {
+    if (kms_keystore_random(&rq->client->keystore, token, sizeof token) != 0) {
         goto out;
     }
     /* The grant id: SHA-256 of the token, hex (64 characters, as AWS's). The token itself is

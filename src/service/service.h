@@ -28,11 +28,6 @@ typedef struct kms_config {
                                      the scheduler rotates; KMS_ROTATION_USAGE_LIMIT if absent */
 } kms_config;
 
-/* The HSM key that signs audit digests (ECDSA P-256, non-extractable). */
-#define KMS_AUDIT_KEY_LABEL "kms-internal:audit-digest"
-/* The audit trail's rollback anchor: a private CKO_DATA object (src/audit/audit.h "The anchor"). */
-#define KMS_AUDIT_ANCHOR_LABEL "kms-internal:audit-anchor"
-
 struct kms_client {
     char *home;
     kms_config cfg;
