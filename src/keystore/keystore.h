@@ -177,12 +177,12 @@ int kms_keystore_next_due(const kms_keystore *ks, int64_t now, int64_t *when)
 /* A rotation claim older than this is taken to belong to a crashed process. */
 #define KMS_ROTATION_STALE_SECONDS 600
 
-kms_usage *kms_usage_new(void);
+kms_usage *kms_keystore_usage_new(void);
 /* Gives back reservations this process did not use (clean shutdown), then frees. */
-void kms_usage_free(kms_usage *u, kms_store *store);
+void kms_keystore_usage_free(kms_usage *u, kms_store *store);
 /* Counts one encryption under key_id's version (before it runs). KMSInvalidStateException once
  * the version reached KMS_GCM_INVOCATION_MAX. */
-int kms_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
+int kms_keystore_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
     __attribute__((warn_unused_result));
 
 /* UnsupportedOperationException unless the key is a symmetric encryption key from AWS_KMS. */

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "service/audit_trail.h"
 #include "service/internal_keys.h"
 #include "service/ops.h"
-#include "service/service.h"
 #include "util/util.h"
 
 #define EVENT_VERSION "1.08"
@@ -51,12 +51,10 @@ int kms_audit_home_create(const char *home, kms_hsm *hsm)
     uint8_t *spki = NULL;
     size_t n = 0;
     char *dir = kms_audit_dir(home);
-    int r =
-        dir != NULL &&
-                kms_internal_keys_audit_key_create(hsm, &spki, &n) == 0 &&
-                kms_audit_create(dir, spki, n) == 0
-            ? 0
-            : -1;
+    int r = dir != NULL && kms_internal_keys_audit_key_create(hsm, &spki, &n) == 0 &&
+                    kms_audit_create(dir, spki, n) == 0
+                ? 0
+                : -1;
     free(spki);
     free(dir);
     return r;
@@ -564,10 +562,10 @@ int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
         KMS_ENSURE(q.attribute_key != NULL && q.attribute_value != NULL, KMS_ERR_VALIDATION,
                    "a lookup attribute needs AttributeKey and AttributeValue strings");
     }
-    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
-    KMS_GUARD(kms_req_string(req, "NextToken", false, 1, 1024, &token));
-    KMS_GUARD(kms_req_int(req, "MaxResults", false, 1, 50, 50, &max));
+    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(kms_request_string(req, "NextToken", false, 1, 1024, &token));
+    KMS_GUARD(kms_request_int(req, "MaxResults", false, 1, 50, 50, &max));
     KMS_GUARD(time_arg(start_s, "StartTime", &q.start));
     KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
     q.max_results = (int)max;
@@ -586,8 +584,8 @@ int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp)
     const char *start_s = NULL, *end_s = NULL;
     int64_t start, end;
     KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
-    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
     KMS_GUARD(time_arg(start_s, "StartTime", &start));
     KMS_GUARD(time_arg(end_s, "EndTime", &end));
     char *dir = kms_audit_dir(rq->client->home);

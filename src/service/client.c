@@ -11,9 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "service/audit_trail.h"
+#include "service/client.h"
 #include "service/credentials.h"
 #include "service/internal_keys.h"
-#include "service/service.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
@@ -36,7 +37,7 @@ const char *kms_home_default(void)
     return path;
 }
 
-void kms_config_clean_up(kms_config *cfg)
+void kms_client_config_clean_up(kms_config *cfg)
 {
     free(cfg->pkcs11_module);
     free(cfg->token_label);
@@ -67,7 +68,7 @@ static bool account_id_valid(const char *s)
     return true;
 }
 
-int kms_config_load(const char *home, kms_config *cfg)
+int kms_client_config_load(const char *home, kms_config *cfg)
 {
     int r = -1;
     char *path = kms_path_join(home, CONFIG_FILE);
@@ -136,7 +137,7 @@ int kms_config_load(const char *home, kms_config *cfg)
     r = 0;
 out:
     if (r != 0) {
-        kms_config_clean_up(cfg);
+        kms_client_config_clean_up(cfg);
     }
     json_decref(root);
     free(text);
@@ -225,7 +226,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->home = strdup(home);
     /* A user agent is a short product name; a long one would not fit in a record. */
     c->user_agent = strndup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0", 256);
-    if (c->home == NULL || c->user_agent == NULL || kms_config_load(home, &c->cfg) != 0) {
+    if (c->home == NULL || c->user_agent == NULL || kms_client_config_load(home, &c->cfg) != 0) {
         goto fail;
     }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
@@ -262,7 +263,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->keystore.store = c->store;
     c->keystore.region = c->cfg.region;
     c->keystore.account_id = c->cfg.account_id;
-    c->keystore.usage = kms_usage_new();
+    c->keystore.usage = kms_keystore_usage_new();
     if (c->keystore.usage == NULL) {
         goto fail;
     }
@@ -289,7 +290,7 @@ void kms_client_free(kms_client *c)
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
      * open). */
     kms_audit_close(c->audit);
-    kms_usage_free(c->keystore.usage, c->store);
+    kms_keystore_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);
     pthread_mutex_destroy(&c->audit_lock);
@@ -305,7 +306,7 @@ void kms_client_free(kms_client *c)
     }
     kms_internal_keys_hsm_close(c->hsm);
     kms_store_close(c->store);
-    kms_config_clean_up(&c->cfg);
+    kms_client_config_clean_up(&c->cfg);
     free(c->home);
     free(c);
 }
@@ -594,7 +595,7 @@ out:
     }
     sodium_memzero(pin, sizeof pin);
     sodium_memzero(so_pin, sizeof so_pin);
-    kms_config_clean_up(&cfg);
+    kms_client_config_clean_up(&cfg);
     free(pin_path);
     free(so_path);
     free(hsm_dir);

@@ -4,9 +4,11 @@
 
 #include <pthread.h>
 
+#include "service/audit_trail.h"
+#include "service/dispatch.h"
 #include "service/ops.h"
+#include "service/ops_grants.h"
 #include "service/ops_iam.h"
-#include "service/service.h"
 #include "util/util.h"
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -77,14 +79,14 @@ static const kms_op ops[] = {
 
 /* KMS operations go by their AWS name ("Encrypt"); IAM, STS and Organizations ones by
  * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
-const kms_op *kms_op_find(const char *name)
+const kms_op *kms_dispatch_find(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
         if (strcmp(ops[i].name, name) == 0) {
             return &ops[i];
         }
     }
-    return name != NULL && strchr(name, ':') != NULL ? kms_iam_op_find(name) : NULL;
+    return name != NULL && strchr(name, ':') != NULL ? kms_ops_iam_find(name) : NULL;
 }
 
 static const char **op_names;
@@ -92,7 +94,7 @@ static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
 
 static void op_names_build(void)
 {
-    const char *const *iam = kms_iam_op_names();
+    const char *const *iam = kms_ops_iam_names();
     size_t n_iam = 0;
     while (iam[n_iam] != NULL) {
         n_iam++;
@@ -136,7 +138,7 @@ static int check_members(const kms_op *op, json_t *req)
                              op->name, key, list);
         }
     }
-    KMS_GUARD(kms_grant_tokens_check(req));
+    KMS_GUARD(kms_ops_grants_tokens_check(req));
     json_t *dry = json_object_get(req, "DryRun");
     KMS_ENSURE(dry == NULL || json_is_false(dry), KMS_ERR_UNSUPPORTED_OPERATION,
                "DryRun is not supported yet");
@@ -154,7 +156,7 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
     if (kms_gate_begin(&rq, client, operation) != 0) {
         return kms_gate_end(&rq, -1);
     }
-    const kms_op *op = kms_op_find(operation);
+    const kms_op *op = kms_dispatch_find(operation);
     if (op == NULL) {
         kms_raise(KMS_ERR_UNKNOWN_OPERATION, "unknown operation '%s'", operation ? operation : "");
         goto out;
@@ -183,7 +185,7 @@ out:
     rc = kms_gate_end(&rq, rc);
     /* Requests and responses may carry secrets (plaintexts, passwords, secret access keys):
      * wiped before jansson frees them. */
-    kms_json_wipe(req);
+    kms_request_json_wipe(req);
     json_decref(req);
     if (rc == 0 && resp == NULL) {
         resp = json_object();
@@ -194,7 +196,7 @@ out:
             rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
     }
-    kms_json_wipe(resp);
+    kms_request_json_wipe(resp);
     json_decref(resp);
     return rc;
 }

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
+#include "service/gate.h"
 #include "service/ops.h"
+#include "service/ops_grants.h"
 #include "util/util.h"
 
 /* ---- Authenticate --------------------------------------------------------------------------- */
@@ -602,7 +605,7 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     if (kms_policy_evaluate(&in, &res) == KMS_DECISION_ALLOWED) {
         rq->authorized = true;
     } else if (res.decision == KMS_DECISION_IMPLICIT_DENY && !res.scp_denied &&
-               kms_grants_allow(rq, action, rec) == 1) {
+               kms_ops_grants_allow(rq, action, rec) == 1) {
         /* KMS Developer Guide, "Grants": a grant allows its operations to its grantee; an
          * explicit deny in any policy, and SCPs, still win. */
         rq->authorized = true;

@@ -33,9 +33,9 @@ static int alias_target(kms_request *rq, json_t *req, const char *action, const 
 {
     const char *target = NULL;
     char arn[KMS_ARN_MAX];
-    KMS_GUARD(kms_req_string(req, "AliasName", true, 1, 256, name));
+    KMS_GUARD(kms_request_string(req, "AliasName", true, 1, 256, name));
     KMS_GUARD(check_alias_name(*name));
-    KMS_GUARD(kms_req_string(req, "TargetKeyId", true, 1, 2048, &target));
+    KMS_GUARD(kms_request_string(req, "TargetKeyId", true, 1, 2048, &target));
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, target, false, rec));
     kms_keystore_alias_arn(&rq->client->keystore, *name, arn);
     KMS_GUARD(kms_gate_authorize(rq, action, arn));
@@ -109,7 +109,7 @@ int kms_op_delete_alias(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL;
     char arn[KMS_ARN_MAX];
     kms_alias_record alias;
-    KMS_GUARD(kms_req_string(req, "AliasName", true, 1, 256, &name));
+    KMS_GUARD(kms_request_string(req, "AliasName", true, 1, 256, &name));
     KMS_ENSURE(strncmp(name, "alias/", 6) == 0, KMS_ERR_INVALID_ALIAS_NAME,
                "Alias must start with the prefix \"alias/\": '%s'", name);
     kms_keystore_alias_arn(&rq->client->keystore, name, arn);
@@ -155,9 +155,9 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
     char key_id[KMS_UUID_STR_LEN + 1] = "";
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 100, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
-    KMS_GUARD(kms_req_string(req, "KeyId", false, 1, 2048, &key_ref));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 100, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_string(req, "KeyId", false, 1, 2048, &key_ref));
     KMS_ENSURE(marker == NULL || strncmp(marker, "alias/", 6) == 0, KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by ListAliases", marker);
     if (key_ref != NULL) {
@@ -178,5 +178,5 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         json_decref(w.list);
         return -1;
     }
-    return kms_respond_page(resp, "Aliases", w.list, truncated, "AliasName");
+    return kms_ops_keys_respond_page(resp, "Aliases", w.list, truncated, "AliasName");
 }

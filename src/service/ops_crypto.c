@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/ops_crypto.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
@@ -107,9 +108,9 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     return r;
 }
 
-int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
-                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
-                   char arn[KMS_ARN_MAX])
+int kms_ops_crypto_encrypt(kms_request *rq, const char *key_ref, const char *action,
+                           const uint8_t *pt, size_t pt_len, const kms_encryption_context *ctx,
+                           kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
 }
@@ -195,16 +196,16 @@ out:
     return r;
 }
 
-int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
-                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
-                   char arn[KMS_ARN_MAX])
+int kms_ops_crypto_decrypt(kms_request *rq, const char *key_ref, const char *action,
+                           const uint8_t *blob, size_t blob_len, const kms_encryption_context *ctx,
+                           kms_buf *pt, char arn[KMS_ARN_MAX])
 {
     return decrypt_core(rq, key_ref, action, NULL, blob, blob_len, ctx, pt, arn, NULL);
 }
 
-int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
-                             size_t key_bytes, const kms_encryption_context *ctx,
-                             uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
+                                     size_t key_bytes, const kms_encryption_context *ctx,
+                                     uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
@@ -252,9 +253,9 @@ out:
     return r;
 }
 
-int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
-                const char *message_type, const char *algorithm, uint8_t **sig, size_t *sig_len,
-                char arn[KMS_ARN_MAX])
+int kms_ops_crypto_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
+                        const char *message_type, const char *algorithm, uint8_t **sig,
+                        size_t *sig_len, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
@@ -282,7 +283,7 @@ out:
 static int read_encryption_algorithm(json_t *req, const char *member, const char **alg)
 {
     *alg = NULL;
-    KMS_GUARD(kms_req_string(req, member, false, 1, 64, alg));
+    KMS_GUARD(kms_request_string(req, member, false, 1, 64, alg));
     KMS_ENSURE(*alg == NULL || strcmp(*alg, "SYMMETRIC_DEFAULT") == 0 ||
                    strcmp(*alg, "RSAES_OAEP_SHA_1") == 0 ||
                    strcmp(*alg, "RSAES_OAEP_SHA_256") == 0 || strcmp(*alg, "SM2PKE") == 0,
@@ -299,7 +300,7 @@ static int respond_blob(json_t **resp, const kms_buf *blob, const char *arn)
 {
     *resp = json_pack("{s:s}", "KeyId", arn);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
-    return kms_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
+    return kms_request_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
 }
 
 int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
@@ -312,10 +313,10 @@ int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_encryption_context ctx = {0};
     kms_buf blob;
     kms_buf_init(&blob, false);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
         read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
-        kms_req_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_request_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
+        kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
         encrypt_core(rq, key_id, "kms:Encrypt", alg, pt, pt_len, &ctx, &blob, arn, &alg_used) !=
             0 ||
         respond_blob(resp, &blob, arn) != 0) {
@@ -325,7 +326,7 @@ int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
     r = 0;
 out:
     kms_secret_free(pt, pt_len);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&blob);
     return r;
 }
@@ -340,23 +341,24 @@ int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_encryption_context ctx = {0};
     kms_buf pt;
     kms_buf_init(&pt, true);
-    if (kms_req_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
+    if (kms_request_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
         read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
-        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_request_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) !=
+            0 ||
+        kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
         decrypt_core(rq, key_id, "kms:Decrypt", alg, blob, blob_len, &ctx, &pt, arn, &alg_used) !=
             0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", alg_used);
-    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     r = 0;
 out:
     free(blob);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&pt);
     return r;
 }
@@ -373,13 +375,14 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_buf pt, out_blob;
     kms_buf_init(&pt, true);
     kms_buf_init(&out_blob, false);
-    if (kms_req_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
-        kms_req_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
+    if (kms_request_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
+        kms_request_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
         read_encryption_algorithm(req, "SourceEncryptionAlgorithm", &src_alg) != 0 ||
         read_encryption_algorithm(req, "DestinationEncryptionAlgorithm", &dst_alg) != 0 ||
-        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
-        kms_req_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
-        kms_req_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
+        kms_request_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) !=
+            0 ||
+        kms_request_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
+        kms_request_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
         decrypt_core(rq, src_key, "kms:ReEncryptFrom", src_alg, blob, blob_len, &src_ctx, &pt,
                      src_arn, &src_used) != 0 ||
         encrypt_core(rq, dst_key, "kms:ReEncryptTo", dst_alg, pt.data, pt.len, &dst_ctx, &out_blob,
@@ -393,8 +396,8 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
     r = 0;
 out:
     free(blob);
-    kms_context_free(&src_ctx);
-    kms_context_free(&dst_ctx);
+    kms_request_context_free(&src_ctx);
+    kms_request_context_free(&dst_ctx);
     kms_buf_clean_up(&pt);
     kms_buf_clean_up(&out_blob);
     return r;
@@ -405,8 +408,8 @@ static int data_key_size(json_t *req, size_t *n)
 {
     const char *spec = NULL;
     long long bytes = 0;
-    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 16, &spec));
-    KMS_GUARD(kms_req_int(req, "NumberOfBytes", false, 1, MAX_DATA_KEY, 0, &bytes));
+    KMS_GUARD(kms_request_string(req, "KeySpec", false, 1, 16, &spec));
+    KMS_GUARD(kms_request_int(req, "NumberOfBytes", false, 1, MAX_DATA_KEY, 0, &bytes));
     KMS_ENSURE(!(spec && bytes), KMS_ERR_VALIDATION,
                "Please specify either number of bytes or key spec, not both.");
     KMS_ENSURE(spec || bytes, KMS_ERR_VALIDATION,
@@ -435,20 +438,20 @@ static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool w
     kms_buf_init(&blob, false);
     const char *action =
         with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext";
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 || data_key_size(req, &n) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
-        kms_do_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL, &blob,
-                                 arn) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        data_key_size(req, &n) != 0 || kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_ops_crypto_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL,
+                                         &blob, arn) != 0 ||
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
-    if (with_plaintext && kms_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
+    if (with_plaintext && kms_request_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
         goto out;
     }
     r = 0;
 out:
     kms_secret_free(dk, n);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&blob);
     return r;
 }
@@ -468,8 +471,8 @@ int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
     int r = -1;
     long long n = 0;
     const char *store = NULL;
-    KMS_GUARD(kms_req_int(req, "NumberOfBytes", true, 1, MAX_DATA_KEY, 0, &n));
-    KMS_GUARD(kms_req_string(req, "CustomKeyStoreId", false, 1, 64, &store));
+    KMS_GUARD(kms_request_int(req, "NumberOfBytes", true, 1, MAX_DATA_KEY, 0, &n));
+    KMS_GUARD(kms_request_string(req, "CustomKeyStoreId", false, 1, 64, &store));
     KMS_ENSURE(store == NULL, KMS_ERR_UNSUPPORTED_OPERATION, "custom key stores are not supported");
     KMS_GUARD(kms_gate_authorize(rq, "kms:GenerateRandom", "*"));
     uint8_t *buf = kms_secure_alloc((size_t)n);
@@ -478,7 +481,7 @@ int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
         goto out;
     }
     *resp = json_object();
-    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", buf, (size_t)n) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Plaintext", buf, (size_t)n) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -495,15 +498,15 @@ int kms_op_sign(kms_request *rq, json_t *req, json_t **resp)
     uint8_t *msg = NULL, *sig = NULL;
     size_t msg_len = 0, sig_len = 0;
     char arn[KMS_ARN_MAX];
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
-        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        kms_do_sign(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_request_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_ops_crypto_sign(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "SigningAlgorithm", alg);
-    if (*resp == NULL || kms_json_set_blob(*resp, "Signature", sig, sig_len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Signature", sig, sig_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -523,11 +526,11 @@ int kms_op_verify(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
-        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg_name) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        kms_req_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_request_string(req, "SigningAlgorithm", true, 1, 64, &alg_name) != 0 ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_request_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
         use_key(rq, key_id, "kms:Verify", "SIGN_VERIFY", &rec, arn) != 0 ||
         kms_keystore_verify(&rq->client->keystore, &rec, msg, msg_len, type, alg_name, sig,
                             sig_len) != 0) {
@@ -549,7 +552,7 @@ int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_op_resolve(rq, req, "KeyId", "kms:GetPublicKey", &rec, arn) != 0) {
+    if (kms_ops_keys_resolve(rq, req, "KeyId", "kms:GetPublicKey", &rec, arn) != 0) {
         goto out;
     }
     const uint8_t *der = NULL;
@@ -575,7 +578,7 @@ int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
                       rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,
                       encryption ? "EncryptionAlgorithms" : "SigningAlgorithms", algs);
-    if (*resp == NULL || kms_json_set_blob(*resp, "PublicKey", der, der_len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "PublicKey", der, der_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -608,12 +611,12 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
     char arn[KMS_ARN_MAX];
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
         check_mac_algorithm(alg) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        (verify &&
-         kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected, &expected_len) != 0) ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        (verify && kms_request_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
+                                    &expected_len) != 0) ||
         use_key(rq, key_id, verify ? "kms:VerifyMac" : "kms:GenerateMac", "GENERATE_VERIFY_MAC",
                 &rec, arn) != 0) {
         goto out;
@@ -630,7 +633,7 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
             goto out;
         }
         *resp = json_pack("{s:s, s:s}", "KeyId", arn, "MacAlgorithm", alg);
-        if (*resp != NULL && kms_json_set_blob(*resp, "Mac", mac, mac_len) != 0) {
+        if (*resp != NULL && kms_request_json_set_blob(*resp, "Mac", mac, mac_len) != 0) {
             goto out;
         }
     }

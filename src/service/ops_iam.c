@@ -19,7 +19,7 @@
 
 /* ---- Helpers shared with the other ops_*.c of IAM ------------------------------------------- */
 
-int kms_iam_ops_check_policy(const char *doc, kms_policy_kind kind, const char *label)
+int kms_ops_iam_check_policy(const char *doc, kms_policy_kind kind, const char *label)
 {
     kms_policy *p = NULL;
     /* src/policy words the error (MalformedPolicyDocumentException naming the element); it is
@@ -29,7 +29,7 @@ int kms_iam_ops_check_policy(const char *doc, kms_policy_kind kind, const char *
     return 0;
 }
 
-int kms_iam_ops_respond(json_t **resp, const char *member, json_t *obj)
+int kms_ops_iam_respond(json_t **resp, const char *member, json_t *obj)
 {
     KMS_ENSURE(obj != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (json_object_get(obj, member) != NULL) {
@@ -49,7 +49,7 @@ int kms_iam_ops_respond(json_t **resp, const char *member, json_t *obj)
     return 0;
 }
 
-int kms_iam_ops_req_bool(json_t *req, const char *name, bool dflt, bool *out)
+int kms_ops_iam_req_bool(json_t *req, const char *name, bool dflt, bool *out)
 {
     json_t *v = json_object_get(req, name);
     *out = dflt;
@@ -137,7 +137,7 @@ static void entity_arn(kms_request *rq, kms_iam_kind kind, const char *name, cha
 static int authorize_entity(kms_request *rq, json_t *req, kms_iam_kind kind, const char **name)
 {
     char arn[ARN_LEN];
-    KMS_GUARD(kms_req_string(req, kind_member(kind), true, 1, 128, name));
+    KMS_GUARD(kms_request_string(req, kind_member(kind), true, 1, 128, name));
     entity_arn(rq, kind, *name, arn);
     return kms_gate_authorize(rq, rq->operation, arn);
 }
@@ -148,7 +148,7 @@ static int authorize_entity(kms_request *rq, json_t *req, kms_iam_kind kind, con
 static int target_user(kms_request *rq, json_t *req, const char **name, char arn[ARN_LEN])
 {
     const kms_identity *id = &rq->who->id;
-    KMS_GUARD(kms_req_string(req, "UserName", false, 1, 128, name));
+    KMS_GUARD(kms_request_string(req, "UserName", false, 1, 128, name));
     if (*name == NULL) {
         if (strcmp(id->type, "Root") == 0) {
             snprintf(arn, ARN_LEN, "arn:aws:iam::%s:root", id->account_id);
@@ -172,8 +172,8 @@ static int authorize_target_user(kms_request *rq, json_t *req, const char **name
 static int req_page(json_t *req, const char **marker, size_t *max_items)
 {
     long long n = 0;
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, marker));
-    KMS_GUARD(kms_req_int(req, "MaxItems", false, 1, 1000, 0, &n));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, marker));
+    KMS_GUARD(kms_request_int(req, "MaxItems", false, 1, 1000, 0, &n));
     *max_items = (size_t)n;
     return 0;
 }
@@ -202,8 +202,8 @@ static int req_tags(json_t *req, bool required, kms_iam_tag **tags, size_t *coun
     KMS_ENSURE(out != NULL, KMS_ERR_INTERNAL, "out of memory");
     json_array_foreach(list, i, t)
     {
-        if (!json_is_object(t) || kms_req_string(t, "Key", true, 1, 128, &out[i].key) != 0 ||
-            kms_req_string(t, "Value", true, 0, 256, &out[i].value) != 0) {
+        if (!json_is_object(t) || kms_request_string(t, "Key", true, 1, 128, &out[i].key) != 0 ||
+            kms_request_string(t, "Value", true, 0, 256, &out[i].value) != 0) {
             free(out);
             if (!json_is_object(t)) {
                 return kms_raise(KMS_ERR_VALIDATION, "Tags[%zu] must be {\"Key\", \"Value\"}", i);
@@ -258,7 +258,7 @@ static int check_boundary(kms_request *rq, const char *policy_arn)
     }
     if (r == 0) {
         doc = json_string_value(json_object_get(unwrap(ver, "PolicyVersion"), "Document"));
-        r = doc != NULL ? kms_iam_ops_check_policy(doc, KMS_POLICY_IDENTITY, "PermissionsBoundary")
+        r = doc != NULL ? kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PermissionsBoundary")
                         : kms_raise(KMS_ERR_INTERNAL, "%s %s has no document", policy_arn, vid);
     }
     json_decref(pol);
@@ -268,7 +268,7 @@ static int check_boundary(kms_request *rq, const char *policy_arn)
 
 static int req_boundary(kms_request *rq, json_t *req, const char **boundary)
 {
-    KMS_GUARD(kms_req_string(req, "PermissionsBoundary", false, 20, 2048, boundary));
+    KMS_GUARD(kms_request_string(req, "PermissionsBoundary", false, 20, 2048, boundary));
     return *boundary != NULL ? check_boundary(rq, *boundary) : 0;
 }
 
@@ -288,8 +288,8 @@ static int create_user(kms_request *rq, json_t *req, json_t **resp)
     size_t ntags = 0;
     char arn[ARN_LEN];
     json_t *user = NULL;
-    KMS_GUARD(kms_req_string(req, "Path", false, 1, 512, &path));
-    KMS_GUARD(kms_req_string(req, "UserName", true, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "Path", false, 1, 512, &path));
+    KMS_GUARD(kms_request_string(req, "UserName", true, 1, 128, &name));
     new_arn(rq, "user", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
     KMS_GUARD(req_boundary(rq, req, &boundary));
@@ -297,7 +297,7 @@ static int create_user(kms_request *rq, json_t *req, json_t **resp)
     int r = kms_iam_user_create(iam_of(rq), account_of(rq), path, name, boundary, tags, ntags,
                                 kms_now(), &user);
     free(tags);
-    return r == 0 ? kms_iam_ops_respond(resp, "User", user) : -1;
+    return r == 0 ? kms_ops_iam_respond(resp, "User", user) : -1;
 }
 
 static int get_user(kms_request *rq, json_t *req, json_t **resp)
@@ -309,17 +309,17 @@ static int get_user(kms_request *rq, json_t *req, json_t **resp)
         /* The root user: no IAM user record; AWS shows its account id and ARN. */
         const kms_identity *id = &rq->who->id;
         user = json_pack("{s:s, s:s}", "UserId", id->account_id, "Arn", id->arn);
-        return kms_iam_ops_respond(resp, "User", user);
+        return kms_ops_iam_respond(resp, "User", user);
     }
     KMS_GUARD(kms_iam_user_get(iam_of(rq), account_of(rq), name, &user));
-    return kms_iam_ops_respond(resp, "User", user);
+    return kms_ops_iam_respond(resp, "User", user);
 }
 
 static int list_users(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *prefix = NULL, *marker = NULL;
     size_t max = 0;
-    KMS_GUARD(kms_req_string(req, "PathPrefix", false, 1, 512, &prefix));
+    KMS_GUARD(kms_request_string(req, "PathPrefix", false, 1, 512, &prefix));
     KMS_GUARD(req_page(req, &marker, &max));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     return kms_iam_user_list(iam_of(rq), account_of(rq), prefix, marker, max, resp);
@@ -329,8 +329,8 @@ static int update_user(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL, *new_path = NULL, *new_name = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "NewPath", false, 1, 512, &new_path));
-    KMS_GUARD(kms_req_string(req, "NewUserName", false, 1, 128, &new_name));
+    KMS_GUARD(kms_request_string(req, "NewPath", false, 1, 512, &new_path));
+    KMS_GUARD(kms_request_string(req, "NewUserName", false, 1, 128, &new_name));
     KMS_GUARD(authorize_entity(rq, req, KMS_IAM_USER, &name));
     return kms_iam_user_update(iam_of(rq), account_of(rq), name, new_path, new_name);
 }
@@ -350,12 +350,12 @@ static int create_group(kms_request *rq, json_t *req, json_t **resp)
     const char *path = NULL, *name = NULL;
     char arn[ARN_LEN];
     json_t *group = NULL;
-    KMS_GUARD(kms_req_string(req, "Path", false, 1, 512, &path));
-    KMS_GUARD(kms_req_string(req, "GroupName", true, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "Path", false, 1, 512, &path));
+    KMS_GUARD(kms_request_string(req, "GroupName", true, 1, 128, &name));
     new_arn(rq, "group", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
     KMS_GUARD(kms_iam_group_create(iam_of(rq), account_of(rq), path, name, kms_now(), &group));
-    return kms_iam_ops_respond(resp, "Group", group);
+    return kms_ops_iam_respond(resp, "Group", group);
 }
 
 static int get_group(kms_request *rq, json_t *req, json_t **resp)
@@ -371,7 +371,7 @@ static int list_groups(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *prefix = NULL, *marker = NULL;
     size_t max = 0;
-    KMS_GUARD(kms_req_string(req, "PathPrefix", false, 1, 512, &prefix));
+    KMS_GUARD(kms_request_string(req, "PathPrefix", false, 1, 512, &prefix));
     KMS_GUARD(req_page(req, &marker, &max));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     return kms_iam_group_list(iam_of(rq), account_of(rq), prefix, marker, max, resp);
@@ -390,7 +390,7 @@ static int group_membership(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *group = NULL, *user = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "UserName", true, 1, 128, &user));
+    KMS_GUARD(kms_request_string(req, "UserName", true, 1, 128, &user));
     KMS_GUARD(authorize_entity(rq, req, KMS_IAM_GROUP, &group));
     if (strcmp(rq->operation, "iam:AddUserToGroup") == 0) {
         return kms_iam_group_add_user(iam_of(rq), account_of(rq), group, user);
@@ -417,20 +417,20 @@ static int create_role(kms_request *rq, json_t *req, json_t **resp)
     size_t ntags = 0;
     char arn[ARN_LEN];
     json_t *role = NULL;
-    KMS_GUARD(kms_req_string(req, "Path", false, 1, 512, &path));
-    KMS_GUARD(kms_req_string(req, "RoleName", true, 1, 64, &name));
-    KMS_GUARD(kms_req_string(req, "AssumeRolePolicyDocument", true, 1, 131072, &trust));
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 1000, &desc));
-    KMS_GUARD(kms_req_int(req, "MaxSessionDuration", false, 3600, 43200, 0, &max_session));
+    KMS_GUARD(kms_request_string(req, "Path", false, 1, 512, &path));
+    KMS_GUARD(kms_request_string(req, "RoleName", true, 1, 64, &name));
+    KMS_GUARD(kms_request_string(req, "AssumeRolePolicyDocument", true, 1, 131072, &trust));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 1000, &desc));
+    KMS_GUARD(kms_request_int(req, "MaxSessionDuration", false, 3600, 43200, 0, &max_session));
     new_arn(rq, "role", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
-    KMS_GUARD(kms_iam_ops_check_policy(trust, KMS_POLICY_TRUST, "AssumeRolePolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(trust, KMS_POLICY_TRUST, "AssumeRolePolicyDocument"));
     KMS_GUARD(req_boundary(rq, req, &boundary));
     KMS_GUARD(req_tags(req, false, &tags, &ntags));
     int r = kms_iam_role_create(iam_of(rq), account_of(rq), path, name, trust, desc, max_session,
                                 boundary, tags, ntags, kms_now(), &role);
     free(tags);
-    return r == 0 ? kms_iam_ops_respond(resp, "Role", role) : -1;
+    return r == 0 ? kms_ops_iam_respond(resp, "Role", role) : -1;
 }
 
 static int get_role(kms_request *rq, json_t *req, json_t **resp)
@@ -439,14 +439,14 @@ static int get_role(kms_request *rq, json_t *req, json_t **resp)
     json_t *role = NULL;
     KMS_GUARD(authorize_entity(rq, req, KMS_IAM_ROLE, &name));
     KMS_GUARD(kms_iam_role_get(iam_of(rq), account_of(rq), name, &role));
-    return kms_iam_ops_respond(resp, "Role", role);
+    return kms_ops_iam_respond(resp, "Role", role);
 }
 
 static int list_roles(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *prefix = NULL, *marker = NULL;
     size_t max = 0;
-    KMS_GUARD(kms_req_string(req, "PathPrefix", false, 1, 512, &prefix));
+    KMS_GUARD(kms_request_string(req, "PathPrefix", false, 1, 512, &prefix));
     KMS_GUARD(req_page(req, &marker, &max));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     return kms_iam_role_list(iam_of(rq), account_of(rq), prefix, marker, max, resp);
@@ -457,8 +457,8 @@ static int update_role(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL, *desc = NULL;
     long long max_session = 0;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 1000, &desc));
-    KMS_GUARD(kms_req_int(req, "MaxSessionDuration", false, 3600, 43200, 0, &max_session));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 1000, &desc));
+    KMS_GUARD(kms_request_int(req, "MaxSessionDuration", false, 3600, 43200, 0, &max_session));
     KMS_GUARD(authorize_entity(rq, req, KMS_IAM_ROLE, &name));
     return kms_iam_role_update(iam_of(rq), account_of(rq), name, desc, max_session);
 }
@@ -467,9 +467,9 @@ static int update_assume_role_policy(kms_request *rq, json_t *req, json_t **resp
 {
     const char *name = NULL, *doc = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "PolicyDocument", true, 1, 131072, &doc));
+    KMS_GUARD(kms_request_string(req, "PolicyDocument", true, 1, 131072, &doc));
     KMS_GUARD(authorize_entity(rq, req, KMS_IAM_ROLE, &name));
-    KMS_GUARD(kms_iam_ops_check_policy(doc, KMS_POLICY_TRUST, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_TRUST, "PolicyDocument"));
     return kms_iam_role_update_trust(iam_of(rq), account_of(rq), name, doc);
 }
 
@@ -488,10 +488,10 @@ static int put_inline(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *policy = NULL, *doc = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "PolicyName", true, 1, 128, &policy));
-    KMS_GUARD(kms_req_string(req, "PolicyDocument", true, 1, 131072, &doc));
+    KMS_GUARD(kms_request_string(req, "PolicyName", true, 1, 128, &policy));
+    KMS_GUARD(kms_request_string(req, "PolicyDocument", true, 1, 131072, &doc));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
-    KMS_GUARD(kms_iam_ops_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
     return kms_iam_inline_put(iam_of(rq), account_of(rq), kind, name, policy, doc);
 }
 
@@ -499,7 +499,7 @@ static int get_inline(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *policy = NULL;
-    KMS_GUARD(kms_req_string(req, "PolicyName", true, 1, 128, &policy));
+    KMS_GUARD(kms_request_string(req, "PolicyName", true, 1, 128, &policy));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
     return kms_iam_inline_get(iam_of(rq), account_of(rq), kind, name, policy, resp);
 }
@@ -509,7 +509,7 @@ static int delete_inline(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *policy = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "PolicyName", true, 1, 128, &policy));
+    KMS_GUARD(kms_request_string(req, "PolicyName", true, 1, 128, &policy));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
     return kms_iam_inline_delete(iam_of(rq), account_of(rq), kind, name, policy);
 }
@@ -528,7 +528,7 @@ static int list_inline(kms_request *rq, json_t *req, json_t **resp)
 
 static int req_policy_arn(kms_request *rq, json_t *req, const char **arn)
 {
-    KMS_GUARD(kms_req_string(req, "PolicyArn", true, 20, 2048, arn));
+    KMS_GUARD(kms_request_string(req, "PolicyArn", true, 20, 2048, arn));
     return kms_gate_authorize(rq, rq->operation, *arn);
 }
 
@@ -537,16 +537,16 @@ static int create_policy(kms_request *rq, json_t *req, json_t **resp)
     const char *path = NULL, *name = NULL, *doc = NULL, *desc = NULL;
     char arn[ARN_LEN];
     json_t *policy = NULL;
-    KMS_GUARD(kms_req_string(req, "Path", false, 1, 512, &path));
-    KMS_GUARD(kms_req_string(req, "PolicyName", true, 1, 128, &name));
-    KMS_GUARD(kms_req_string(req, "PolicyDocument", true, 1, 131072, &doc));
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 1000, &desc));
+    KMS_GUARD(kms_request_string(req, "Path", false, 1, 512, &path));
+    KMS_GUARD(kms_request_string(req, "PolicyName", true, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "PolicyDocument", true, 1, 131072, &doc));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 1000, &desc));
     new_arn(rq, "policy", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
-    KMS_GUARD(kms_iam_ops_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
     KMS_GUARD(kms_iam_policy_create(iam_of(rq), account_of(rq), path, name, desc, doc, kms_now(),
                                     &policy));
-    return kms_iam_ops_respond(resp, "Policy", policy);
+    return kms_ops_iam_respond(resp, "Policy", policy);
 }
 
 static int get_policy(kms_request *rq, json_t *req, json_t **resp)
@@ -555,7 +555,7 @@ static int get_policy(kms_request *rq, json_t *req, json_t **resp)
     json_t *policy = NULL;
     KMS_GUARD(req_policy_arn(rq, req, &arn));
     KMS_GUARD(kms_iam_policy_get(iam_of(rq), account_of(rq), arn, &policy));
-    return kms_iam_ops_respond(resp, "Policy", policy);
+    return kms_ops_iam_respond(resp, "Policy", policy);
 }
 
 static int list_policies(kms_request *rq, json_t *req, json_t **resp)
@@ -563,9 +563,9 @@ static int list_policies(kms_request *rq, json_t *req, json_t **resp)
     const char *scope = NULL, *prefix = NULL, *marker = NULL;
     bool only_attached = false;
     size_t max = 0;
-    KMS_GUARD(kms_req_string(req, "Scope", false, 1, 16, &scope));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "OnlyAttached", false, &only_attached));
-    KMS_GUARD(kms_req_string(req, "PathPrefix", false, 1, 512, &prefix));
+    KMS_GUARD(kms_request_string(req, "Scope", false, 1, 16, &scope));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "OnlyAttached", false, &only_attached));
+    KMS_GUARD(kms_request_string(req, "PathPrefix", false, 1, 512, &prefix));
     KMS_GUARD(req_page(req, &marker, &max));
     KMS_ENSURE(scope == NULL || strcmp(scope, "All") == 0 || strcmp(scope, "AWS") == 0 ||
                    strcmp(scope, "Local") == 0,
@@ -591,23 +591,23 @@ static int create_policy_version(kms_request *rq, json_t *req, json_t **resp)
     const char *arn = NULL, *doc = NULL;
     bool set_default = false;
     json_t *version = NULL;
-    KMS_GUARD(kms_req_string(req, "PolicyDocument", true, 1, 131072, &doc));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "SetAsDefault", false, &set_default));
+    KMS_GUARD(kms_request_string(req, "PolicyDocument", true, 1, 131072, &doc));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "SetAsDefault", false, &set_default));
     KMS_GUARD(req_policy_arn(rq, req, &arn));
-    KMS_GUARD(kms_iam_ops_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
     KMS_GUARD(kms_iam_policy_version_create(iam_of(rq), account_of(rq), arn, doc, set_default,
                                             kms_now(), &version));
-    return kms_iam_ops_respond(resp, "PolicyVersion", version);
+    return kms_ops_iam_respond(resp, "PolicyVersion", version);
 }
 
 static int get_policy_version(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *arn = NULL, *vid = NULL;
     json_t *version = NULL;
-    KMS_GUARD(kms_req_string(req, "VersionId", true, 1, 32, &vid));
+    KMS_GUARD(kms_request_string(req, "VersionId", true, 1, 32, &vid));
     KMS_GUARD(req_policy_arn(rq, req, &arn));
     KMS_GUARD(kms_iam_policy_version_get(iam_of(rq), account_of(rq), arn, vid, &version));
-    return kms_iam_ops_respond(resp, "PolicyVersion", version);
+    return kms_ops_iam_respond(resp, "PolicyVersion", version);
 }
 
 static int list_policy_versions(kms_request *rq, json_t *req, json_t **resp)
@@ -621,7 +621,7 @@ static int delete_policy_version(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *arn = NULL, *vid = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "VersionId", true, 1, 32, &vid));
+    KMS_GUARD(kms_request_string(req, "VersionId", true, 1, 32, &vid));
     KMS_GUARD(req_policy_arn(rq, req, &arn));
     return kms_iam_policy_version_delete(iam_of(rq), account_of(rq), arn, vid);
 }
@@ -630,7 +630,7 @@ static int set_default_policy_version(kms_request *rq, json_t *req, json_t **res
 {
     const char *arn = NULL, *vid = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "VersionId", true, 1, 32, &vid));
+    KMS_GUARD(kms_request_string(req, "VersionId", true, 1, 32, &vid));
     KMS_GUARD(req_policy_arn(rq, req, &arn));
     return kms_iam_policy_set_default_version(iam_of(rq), account_of(rq), arn, vid);
 }
@@ -641,7 +641,7 @@ static int attach_policy(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *arn = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "PolicyArn", true, 20, 2048, &arn));
+    KMS_GUARD(kms_request_string(req, "PolicyArn", true, 20, 2048, &arn));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
     if (strncmp(rq->operation, "iam:Attach", 10) == 0) {
         return kms_iam_policy_attach(iam_of(rq), account_of(rq), kind, name, arn);
@@ -654,7 +654,7 @@ static int list_attached(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *prefix = NULL, *marker = NULL;
     size_t max = 0;
-    KMS_GUARD(kms_req_string(req, "PathPrefix", false, 1, 512, &prefix));
+    KMS_GUARD(kms_request_string(req, "PathPrefix", false, 1, 512, &prefix));
     KMS_GUARD(req_page(req, &marker, &max));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
     return kms_iam_policy_list_attached(iam_of(rq), account_of(rq), kind, name, prefix, marker, max,
@@ -667,7 +667,7 @@ static int put_boundary(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_kind kind = op_kind(rq);
     const char *name = NULL, *arn = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "PermissionsBoundary", true, 20, 2048, &arn));
+    KMS_GUARD(kms_request_string(req, "PermissionsBoundary", true, 20, 2048, &arn));
     KMS_GUARD(authorize_entity(rq, req, kind, &name));
     KMS_GUARD(check_boundary(rq, arn));
     return kms_iam_boundary_put(iam_of(rq), account_of(rq), kind, name, arn);
@@ -744,7 +744,7 @@ static int create_access_key(kms_request *rq, json_t *req, json_t **resp)
         json_decref(key);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    return kms_iam_ops_respond(resp, "AccessKey", key);
+    return kms_ops_iam_respond(resp, "AccessKey", key);
 }
 
 static int list_access_keys(kms_request *rq, json_t *req, json_t **resp)
@@ -758,8 +758,8 @@ static int update_access_key(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL, *key_id = NULL, *status = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "AccessKeyId", true, 16, 128, &key_id));
-    KMS_GUARD(kms_req_string(req, "Status", true, 1, 16, &status));
+    KMS_GUARD(kms_request_string(req, "AccessKeyId", true, 16, 128, &key_id));
+    KMS_GUARD(kms_request_string(req, "Status", true, 1, 16, &status));
     KMS_ENSURE(strcmp(status, "Active") == 0 || strcmp(status, "Inactive") == 0, KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at 'status' failed to satisfy "
                "constraint: Member must satisfy enum value set: [Active, Inactive]",
@@ -772,7 +772,7 @@ static int delete_access_key(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL, *key_id = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "AccessKeyId", true, 16, 128, &key_id));
+    KMS_GUARD(kms_request_string(req, "AccessKeyId", true, 16, 128, &key_id));
     KMS_GUARD(authorize_target_user(rq, req, &name));
     return kms_iam_access_key_delete(iam_of(rq), account_of(rq), name, key_id);
 }
@@ -785,7 +785,7 @@ static int get_access_key_last_used(kms_request *rq, json_t *req, json_t **resp)
     const char *key_id = NULL;
     json_t *out = NULL;
     char arn[ARN_LEN];
-    KMS_GUARD(kms_req_string(req, "AccessKeyId", true, 16, 128, &key_id));
+    KMS_GUARD(kms_request_string(req, "AccessKeyId", true, 16, 128, &key_id));
     if (kms_iam_access_key_last_used(iam_of(rq), account_of(rq), key_id, &out) != 0) {
         kms_saved_error e;
         kms_error_save(&e);
@@ -813,12 +813,12 @@ static int create_login_profile(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL, *password = NULL;
     bool reset = false;
     json_t *profile = NULL;
-    KMS_GUARD(kms_req_string(req, "Password", true, 1, 128, &password));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "PasswordResetRequired", false, &reset));
+    KMS_GUARD(kms_request_string(req, "Password", true, 1, 128, &password));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "PasswordResetRequired", false, &reset));
     KMS_GUARD(authorize_target_user(rq, req, &name));
     KMS_GUARD(kms_iam_login_profile_create(iam_of(rq), account_of(rq), name, password, reset,
                                            kms_now(), &profile));
-    return kms_iam_ops_respond(resp, "LoginProfile", profile);
+    return kms_ops_iam_respond(resp, "LoginProfile", profile);
 }
 
 static int get_login_profile(kms_request *rq, json_t *req, json_t **resp)
@@ -827,7 +827,7 @@ static int get_login_profile(kms_request *rq, json_t *req, json_t **resp)
     json_t *profile = NULL;
     KMS_GUARD(authorize_target_user(rq, req, &name));
     KMS_GUARD(kms_iam_login_profile_get(iam_of(rq), account_of(rq), name, &profile));
-    return kms_iam_ops_respond(resp, "LoginProfile", profile);
+    return kms_ops_iam_respond(resp, "LoginProfile", profile);
 }
 
 static int update_login_profile(kms_request *rq, json_t *req, json_t **resp)
@@ -835,8 +835,8 @@ static int update_login_profile(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL, *password = NULL;
     bool reset = false;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "Password", false, 1, 128, &password));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "PasswordResetRequired", false, &reset));
+    KMS_GUARD(kms_request_string(req, "Password", false, 1, 128, &password));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "PasswordResetRequired", false, &reset));
     int reset_flag = json_object_get(req, "PasswordResetRequired") != NULL ? reset : -1;
     KMS_GUARD(authorize_target_user(rq, req, &name));
     return kms_iam_login_profile_update(iam_of(rq), account_of(rq), name, password, reset_flag,
@@ -857,8 +857,8 @@ static int change_password(kms_request *rq, json_t *req, json_t **resp)
     const char *old_pw = NULL, *new_pw = NULL;
     const kms_identity *id = &rq->who->id;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "OldPassword", true, 1, 128, &old_pw));
-    KMS_GUARD(kms_req_string(req, "NewPassword", true, 1, 128, &new_pw));
+    KMS_GUARD(kms_request_string(req, "OldPassword", true, 1, 128, &old_pw));
+    KMS_GUARD(kms_request_string(req, "NewPassword", true, 1, 128, &new_pw));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, id->arn));
     KMS_ENSURE(strcmp(id->type, "IAMUser") == 0, KMS_ERR_INVALID_INPUT,
                "ChangePassword is for IAM users changing their own password; %s is not an IAM "
@@ -875,21 +875,21 @@ static int update_password_policy(kms_request *rq, json_t *req, json_t **resp)
     (void)resp;
     memset(&p, 0, sizeof p);
     /* IAM API reference: absent parameters take their defaults (length 6, all else off). */
-    KMS_GUARD(kms_req_int(req, "MinimumPasswordLength", false, 6, 128, 6, &n));
+    KMS_GUARD(kms_request_int(req, "MinimumPasswordLength", false, 6, 128, 6, &n));
     p.minimum_password_length = n;
-    KMS_GUARD(kms_iam_ops_req_bool(req, "RequireSymbols", false, &p.require_symbols));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "RequireNumbers", false, &p.require_numbers));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "RequireUppercaseCharacters", false,
+    KMS_GUARD(kms_ops_iam_req_bool(req, "RequireSymbols", false, &p.require_symbols));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "RequireNumbers", false, &p.require_numbers));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "RequireUppercaseCharacters", false,
                                    &p.require_uppercase_characters));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "RequireLowercaseCharacters", false,
+    KMS_GUARD(kms_ops_iam_req_bool(req, "RequireLowercaseCharacters", false,
                                    &p.require_lowercase_characters));
-    KMS_GUARD(kms_iam_ops_req_bool(req, "AllowUsersToChangePassword", false,
+    KMS_GUARD(kms_ops_iam_req_bool(req, "AllowUsersToChangePassword", false,
                                    &p.allow_users_to_change_password));
-    KMS_GUARD(kms_req_int(req, "MaxPasswordAge", false, 1, 1095, 0, &n));
+    KMS_GUARD(kms_request_int(req, "MaxPasswordAge", false, 1, 1095, 0, &n));
     p.max_password_age = n;
-    KMS_GUARD(kms_req_int(req, "PasswordReusePrevention", false, 1, 24, 0, &n));
+    KMS_GUARD(kms_request_int(req, "PasswordReusePrevention", false, 1, 24, 0, &n));
     p.password_reuse_prevention = n;
-    KMS_GUARD(kms_iam_ops_req_bool(req, "HardExpiry", false, &p.hard_expiry));
+    KMS_GUARD(kms_ops_iam_req_bool(req, "HardExpiry", false, &p.hard_expiry));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     return kms_iam_password_policy_put(iam_of(rq), account_of(rq), &p);
 }
@@ -915,7 +915,7 @@ static int get_password_policy(kms_request *rq, json_t *req, json_t **resp)
         json_object_set_new(o, "PasswordReusePrevention",
                             json_integer(p.password_reuse_prevention));
     }
-    return kms_iam_ops_respond(resp, "PasswordPolicy", o);
+    return kms_ops_iam_respond(resp, "PasswordPolicy", o);
 }
 
 static int delete_password_policy(kms_request *rq, json_t *req, json_t **resp)
@@ -934,8 +934,8 @@ static int create_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
     char arn[ARN_LEN];
     char *serial = NULL;
     char *seed = NULL;
-    KMS_GUARD(kms_req_string(req, "Path", false, 1, 512, &path));
-    KMS_GUARD(kms_req_string(req, "VirtualMFADeviceName", true, 1, 226, &name));
+    KMS_GUARD(kms_request_string(req, "Path", false, 1, 512, &path));
+    KMS_GUARD(kms_request_string(req, "VirtualMFADeviceName", true, 1, 226, &name));
     new_arn(rq, "mfa", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
     KMS_GUARD(
@@ -944,9 +944,9 @@ static int create_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
      * the Base32 text of the seed. Shown this once; kmsctl wipes the response text. */
     int r = -1;
     json_t *dev = json_pack("{s:s}", "SerialNumber", serial);
-    if (dev != NULL &&
-        kms_json_set_blob(dev, "Base32StringSeed", (const uint8_t *)seed, strlen(seed)) == 0) {
-        r = kms_iam_ops_respond(resp, "VirtualMFADevice", dev);
+    if (dev != NULL && kms_request_json_set_blob(dev, "Base32StringSeed", (const uint8_t *)seed,
+                                                 strlen(seed)) == 0) {
+        r = kms_ops_iam_respond(resp, "VirtualMFADevice", dev);
         dev = NULL;
     } else if (dev == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -961,9 +961,9 @@ static int enable_mfa(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL, *serial = NULL, *code1 = NULL, *code2 = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "SerialNumber", true, 9, 256, &serial));
-    KMS_GUARD(kms_req_string(req, "AuthenticationCode1", true, 6, 6, &code1));
-    KMS_GUARD(kms_req_string(req, "AuthenticationCode2", true, 6, 6, &code2));
+    KMS_GUARD(kms_request_string(req, "SerialNumber", true, 9, 256, &serial));
+    KMS_GUARD(kms_request_string(req, "AuthenticationCode1", true, 6, 6, &code1));
+    KMS_GUARD(kms_request_string(req, "AuthenticationCode2", true, 6, 6, &code2));
     KMS_GUARD(authorize_target_user(rq, req, &name));
     return kms_iam_mfa_enable(iam_of(rq), account_of(rq), name, serial, code1, code2, kms_now());
 }
@@ -972,7 +972,7 @@ static int deactivate_mfa(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL, *serial = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "SerialNumber", true, 9, 256, &serial));
+    KMS_GUARD(kms_request_string(req, "SerialNumber", true, 9, 256, &serial));
     KMS_GUARD(authorize_target_user(rq, req, &name));
     return kms_iam_mfa_deactivate(iam_of(rq), account_of(rq), name, serial);
 }
@@ -987,7 +987,7 @@ static int list_mfa(kms_request *rq, json_t *req, json_t **resp)
 static int list_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *status = NULL;
-    KMS_GUARD(kms_req_string(req, "AssignmentStatus", false, 1, 16, &status));
+    KMS_GUARD(kms_request_string(req, "AssignmentStatus", false, 1, 16, &status));
     KMS_ENSURE(status == NULL || strcmp(status, "Assigned") == 0 ||
                    strcmp(status, "Unassigned") == 0 || strcmp(status, "Any") == 0,
                KMS_ERR_VALIDATION,
@@ -1002,7 +1002,7 @@ static int delete_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *serial = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "SerialNumber", true, 9, 256, &serial));
+    KMS_GUARD(kms_request_string(req, "SerialNumber", true, 9, 256, &serial));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, serial));
     return kms_iam_mfa_delete(iam_of(rq), account_of(rq), serial);
 }
@@ -1013,7 +1013,7 @@ static int delete_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
 
 #define PAGE "Marker", "MaxItems"
 
-const kms_op kms_iam_ops_iam[] = {
+const kms_op kms_ops_iam_table[] = {
     {"iam:CreateUser", create_user, M("Path", "UserName", "PermissionsBoundary", "Tags")},
     {"iam:GetUser", get_user, M("UserName")},
     {"iam:ListUsers", list_users, M("PathPrefix", PAGE)},
@@ -1112,7 +1112,7 @@ const kms_op kms_iam_ops_iam[] = {
     {"iam:DeleteVirtualMFADevice", delete_virtual_mfa, M("SerialNumber")},
 };
 
-const size_t kms_iam_ops_iam_count = sizeof kms_iam_ops_iam / sizeof kms_iam_ops_iam[0];
+const size_t kms_ops_iam_table_count = sizeof kms_ops_iam_table / sizeof kms_ops_iam_table[0];
 
 #undef PAGE
 #undef M
@@ -1123,13 +1123,13 @@ static const struct {
     const kms_op *ops;
     const size_t *count;
 } tables[] = {
-    {kms_iam_ops_iam, &kms_iam_ops_iam_count},
-    {kms_iam_ops_sts, &kms_iam_ops_sts_count},
-    {kms_iam_ops_org, &kms_iam_ops_org_count},
-    {kms_iam_ops_simulate, &kms_iam_ops_simulate_count},
+    {kms_ops_iam_table, &kms_ops_iam_table_count},
+    {kms_ops_sts_table, &kms_ops_sts_table_count},
+    {kms_ops_org_table, &kms_ops_org_table_count},
+    {kms_ops_simulate_table, &kms_ops_simulate_table_count},
 };
 
-const kms_op *kms_iam_op_find(const char *name)
+const kms_op *kms_ops_iam_find(const char *name)
 {
     for (size_t t = 0; name != NULL && t < sizeof tables / sizeof tables[0]; t++) {
         for (size_t i = 0; i < *tables[t].count; i++) {
@@ -1156,7 +1156,7 @@ static void names_fill(void)
     names[n] = NULL;
 }
 
-const char *const *kms_iam_op_names(void)
+const char *const *kms_ops_iam_names(void)
 {
     pthread_once(&names_once, names_fill);
     return names;

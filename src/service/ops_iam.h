@@ -11,35 +11,36 @@
 
 #include <stddef.h>
 
-#include "service/service.h"
+#include "service/dispatch.h"
+#include "service/request.h"
 
 /* THE entry point dispatch uses: the operation of that name, or NULL. */
-const kms_op *kms_iam_op_find(const char *name);
+const kms_op *kms_ops_iam_find(const char *name);
 /* The names of every IAM, STS and Organizations operation, NULL-terminated. */
-const char *const *kms_iam_op_names(void);
+const char *const *kms_ops_iam_names(void);
 
 /* ---- Shared by ops_iam.c, ops_sts.c, ops_org.c and ops_simulate.c only --------------------- */
 
 /* Each file's operations. */
-extern const kms_op kms_iam_ops_iam[];
-extern const size_t kms_iam_ops_iam_count;
-extern const kms_op kms_iam_ops_sts[];
-extern const size_t kms_iam_ops_sts_count;
-extern const kms_op kms_iam_ops_org[];
-extern const size_t kms_iam_ops_org_count;
-extern const kms_op kms_iam_ops_simulate[];
-extern const size_t kms_iam_ops_simulate_count;
+extern const kms_op kms_ops_iam_table[];
+extern const size_t kms_ops_iam_table_count;
+extern const kms_op kms_ops_sts_table[];
+extern const size_t kms_ops_sts_table_count;
+extern const kms_op kms_ops_org_table[];
+extern const size_t kms_ops_org_table_count;
+extern const kms_op kms_ops_simulate_table[];
+extern const size_t kms_ops_simulate_table_count;
 
 /* Refuses doc unless it compiles as a policy of that kind (MalformedPolicyDocumentException
  * naming the element, as src/policy words it). label names the document in the message. */
-int kms_iam_ops_check_policy(const char *doc, kms_policy_kind kind, const char *label)
+int kms_ops_iam_check_policy(const char *doc, kms_policy_kind kind, const char *label)
     __attribute__((warn_unused_result));
 /* *resp = {member: obj} (takes obj); an object that already is a whole response (it holds
  * member) is passed on as it is. */
-int kms_iam_ops_respond(json_t **resp, const char *member, json_t *obj)
+int kms_ops_iam_respond(json_t **resp, const char *member, json_t *obj)
     __attribute__((warn_unused_result));
 /* An optional boolean member; *out keeps dflt when absent. */
-int kms_iam_ops_req_bool(json_t *req, const char *name, bool dflt, bool *out)
+int kms_ops_iam_req_bool(json_t *req, const char *name, bool dflt, bool *out)
     __attribute__((warn_unused_result));
 
 #endif

@@ -18,7 +18,7 @@ static json_t *string_array(const char *const *list, size_t max)
     return a;
 }
 
-json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
+json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
 {
     char arn[KMS_ARN_MAX];
     kms_keystore_key_arn(ks, rec->key_id, arn);
@@ -53,16 +53,16 @@ json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
     return m;
 }
 
-int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
+int kms_ops_keys_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
 {
-    json_t *m = kms_key_metadata_json(ks, rec);
+    json_t *m = kms_ops_keys_metadata_json(ks, rec);
     *resp = m ? json_pack("{s:o}", "KeyMetadata", m) : NULL;
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
 }
 
-int kms_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
-                     const char *marker_member)
+int kms_ops_keys_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
+                              const char *marker_member)
 {
     size_t n = json_array_size(list);
     *resp = json_pack("{s:o, s:b}", member, list, "Truncated", truncated);
@@ -75,11 +75,11 @@ int kms_respond_page(json_t **resp, const char *member, json_t *list, bool trunc
     return 0;
 }
 
-int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
-                   kms_key_record *rec, char arn[KMS_ARN_MAX])
+int kms_ops_keys_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
+                         kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
     const char *key_id = NULL;
-    KMS_GUARD(kms_req_string(req, member, true, 1, 2048, &key_id));
+    KMS_GUARD(kms_request_string(req, member, true, 1, 2048, &key_id));
     rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_id, true, rec));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
@@ -98,11 +98,11 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     const char *desc = NULL, *spec_name = NULL, *cmk_spec = NULL, *usage = NULL, *origin = NULL;
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 8192, &desc));
-    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 64, &spec_name));
-    KMS_GUARD(kms_req_string(req, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
-    KMS_GUARD(kms_req_string(req, "KeyUsage", false, 1, 64, &usage));
-    KMS_GUARD(kms_req_string(req, "Origin", false, 1, 64, &origin));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 8192, &desc));
+    KMS_GUARD(kms_request_string(req, "KeySpec", false, 1, 64, &spec_name));
+    KMS_GUARD(kms_request_string(req, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
+    KMS_GUARD(kms_request_string(req, "KeyUsage", false, 1, 64, &usage));
+    KMS_GUARD(kms_request_string(req, "Origin", false, 1, 64, &origin));
     KMS_ENSURE(!(spec_name && cmk_spec), KMS_ERR_VALIDATION,
                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
                "CustomerMasterKeySpec is deprecated.");
@@ -156,7 +156,7 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     r = kms_keystore_create(&rq->client->keystore, spec, usage, desc, policy, &rec);
     free(policy);
     if (r == 0) {
-        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+        r = kms_ops_keys_respond_metadata(&rq->client->keystore, &rec, resp);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -169,7 +169,7 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
 {
     const char *given = NULL;
     *out = NULL;
-    KMS_GUARD(kms_req_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
+    KMS_GUARD(kms_request_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
     if (given == NULL) {
         *out = kms_default_key_policy(rq->who->id.account_id);
         KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -184,7 +184,7 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
 static int policy_name(json_t *req, bool required)
 {
     const char *name = NULL;
-    KMS_GUARD(kms_req_string(req, "PolicyName", required, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "PolicyName", required, 1, 128, &name));
     KMS_ENSURE(name == NULL || strcmp(name, "default") == 0, KMS_ERR_NOT_FOUND,
                "No such policy exists: '%s'. A KMS key has one key policy, named \"default\".",
                name);
@@ -198,7 +198,7 @@ int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
     char *doc = NULL;
     int64_t version = 0;
     KMS_GUARD(policy_name(req, false));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
     int r = kms_keystore_policy_get(&rq->client->keystore, rec.key_id, &doc, &version);
     if (r == 0) {
         *resp = json_pack("{s:s, s:s}", "Policy", doc, "PolicyName", "default");
@@ -216,8 +216,8 @@ int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     const char *doc = NULL;
     KMS_GUARD(policy_name(req, false));
-    KMS_GUARD(kms_req_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
+    KMS_GUARD(kms_request_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
     int r = kms_gate_key_policy_check(rq, req, doc, &rec, arn);
     if (r == 0) {
         r = kms_keystore_policy_put(&rq->client->keystore, rec.key_id, doc);
@@ -232,9 +232,9 @@ int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     long long limit = 100;
     const char *marker = NULL;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:ListKeyPolicies", &rec, arn));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:ListKeyPolicies", &rec, arn));
     kms_key_record_clean_up(&rec);
     *resp = json_pack("{s:[s], s:b}", "PolicyNames", "default", "Truncated", 0);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -246,9 +246,9 @@ int kms_op_describe_key(kms_request *rq, json_t *req, json_t **resp)
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     memset(&rec, 0, sizeof rec);
-    int r = kms_op_resolve(rq, req, "KeyId", "kms:DescribeKey", &rec, arn);
+    int r = kms_ops_keys_resolve(rq, req, "KeyId", "kms:DescribeKey", &rec, arn);
     if (r == 0) {
-        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+        r = kms_ops_keys_respond_metadata(&rq->client->keystore, &rec, resp);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -276,8 +276,8 @@ int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
     long long limit = 100;
     const char *marker = NULL;
     bool truncated = false;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
     KMS_ENSURE(marker == NULL || kms_uuid_valid(marker), KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by ListKeys", marker);
     KMS_GUARD(kms_gate_authorize(rq, "kms:ListKeys", "*"));
@@ -288,14 +288,14 @@ int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
         json_decref(keys);
         return -1;
     }
-    return kms_respond_page(resp, "Keys", keys, truncated, "KeyId");
+    return kms_ops_keys_respond_page(resp, "Keys", keys, truncated, "KeyId");
 }
 
 /* Loads the key for a state change; refuses keys pending deletion where AWS does. */
 static int state_op(kms_request *rq, json_t *req, const char *action, bool refuse_pending,
                     kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", action, rec, arn));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", action, rec, arn));
     KMS_ENSURE(!refuse_pending || strcmp(rec->key_state, "PendingDeletion") != 0,
                KMS_ERR_INVALID_STATE, "%s is pending deletion.", arn);
     return 0;
@@ -307,7 +307,7 @@ int kms_op_update_key_description(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     const char *desc = NULL;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_string(req, "Description", true, 0, 8192, &desc));
+    KMS_GUARD(kms_request_string(req, "Description", true, 0, 8192, &desc));
     int r = state_op(rq, req, "kms:UpdateKeyDescription", true, &rec, arn);
     if (r == 0) {
         r = kms_keystore_set_description(&rq->client->keystore, rec.key_id, desc);
@@ -346,7 +346,7 @@ int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     char arn[KMS_ARN_MAX];
     long long days = 30;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_int(req, "PendingWindowInDays", false, 7, 30, 30, &days));
+    KMS_GUARD(kms_request_int(req, "PendingWindowInDays", false, 7, 30, 30, &days));
     int r = state_op(rq, req, "kms:ScheduleKeyDeletion", true, &rec, arn);
     if (r == 0) {
         int64_t when = kms_now() + (int64_t)days * DAY;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/scheduler.h"
 #include "util/util.h"
 
 #define DAY (24 * 60 * 60)
@@ -21,7 +22,7 @@ static int rotation_key(kms_request *rq, json_t *req, const char *action, kms_ke
 {
     const char *key_id = NULL;
     kms_keystore *ks = &rq->client->keystore;
-    KMS_GUARD(kms_req_string(req, "KeyId", true, 1, 2048, &key_id));
+    KMS_GUARD(kms_request_string(req, "KeyId", true, 1, 2048, &key_id));
     rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(ks, key_id, false, rec));
     kms_keystore_key_arn(ks, rec->key_id, arn);
@@ -51,8 +52,8 @@ int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     kms_key_rotation rot;
     char arn[KMS_ARN_MAX];
     long long days = PERIOD_DEFAULT;
-    KMS_GUARD(kms_req_int(req, "RotationPeriodInDays", false, PERIOD_MIN, PERIOD_MAX,
-                          PERIOD_DEFAULT, &days));
+    KMS_GUARD(kms_request_int(req, "RotationPeriodInDays", false, PERIOD_MIN, PERIOD_MAX,
+                              PERIOD_DEFAULT, &days));
     KMS_GUARD(rotation_key(rq, req, "kms:EnableKeyRotation", &rec, arn));
     int r = check_enabled(&rec, arn);
     if (r == 0) {
@@ -148,7 +149,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
         /* AWS records the new material as a RotateKey service event of its own, after the
          * call. */
         rq->then_event = "RotateKey";
-        rq->then_details = kms_rotate_key_event("ON_DEMAND", cl.version, NULL);
+        rq->then_details = kms_scheduler_rotate_key_event("ON_DEMAND", cl.version, NULL);
         *resp = json_pack("{s:s}", "KeyId", rec.key_id);
         r = *resp != NULL && rq->then_details != NULL
                 ? 0
@@ -183,8 +184,8 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     const char *marker = NULL;
     unsigned long after = 0;
     bool truncated = false;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
     if (marker != NULL) {
         char *end = NULL;
         after = strtoul(marker, &end, 10);

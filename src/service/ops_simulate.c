@@ -151,8 +151,8 @@ static int add_context_entries(kms_policy_ctx *ctx, json_t *entries)
         const char *key = NULL, *type = NULL;
         KMS_ENSURE(json_is_object(e), KMS_ERR_VALIDATION, "ContextEntries[%zu] must be an object",
                    i);
-        KMS_GUARD(kms_req_string(e, "ContextKeyName", true, 5, 256, &key));
-        KMS_GUARD(kms_req_string(e, "ContextKeyType", false, 1, 32, &type));
+        KMS_GUARD(kms_request_string(e, "ContextKeyName", true, 5, 256, &key));
+        KMS_GUARD(kms_request_string(e, "ContextKeyType", false, 1, 32, &type));
         json_t *values = json_object_get(e, "ContextKeyValues");
         KMS_ENSURE(json_is_array(values), KMS_ERR_VALIDATION,
                    "ContextEntries[%zu].ContextKeyValues must be a list of strings", i);
@@ -357,7 +357,7 @@ static int simulate_principal(kms_request *rq, json_t *req, json_t **resp)
     json_t *a, *res;
     int r = -1;
     memset(&p, 0, sizeof p);
-    KMS_GUARD(kms_req_string(req, "PolicySourceArn", true, 20, 2048, &source));
+    KMS_GUARD(kms_request_string(req, "PolicySourceArn", true, 20, 2048, &source));
     KMS_GUARD(req_nonempty_strings(req, "ActionNames", true, &actions));
     KMS_GUARD(req_nonempty_strings(req, "ResourceArns", false, &resources));
     KMS_GUARD(kms_gate_authorize(rq, "iam:SimulatePrincipalPolicy", source));
@@ -407,7 +407,7 @@ out:
     return r;
 }
 
-const kms_op kms_iam_ops_simulate[] = {
+const kms_op kms_ops_simulate_table[] = {
     {"iam:SimulateCustomPolicy", simulate_custom,
      M("principal", "action", "resource", "resourceAccount", "context", "identityPolicies",
        "resourcePolicy", "permissionsBoundary", "sessionPolicy", "serviceControlPolicies",
@@ -416,5 +416,5 @@ const kms_op kms_iam_ops_simulate[] = {
      M("PolicySourceArn", "ActionNames", "ResourceArns", "ContextEntries")},
 };
 
-const size_t kms_iam_ops_simulate_count =
-    sizeof kms_iam_ops_simulate / sizeof kms_iam_ops_simulate[0];
+const size_t kms_ops_simulate_table_count =
+    sizeof kms_ops_simulate_table / sizeof kms_ops_simulate_table[0];

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/ops.h"
+#include "service/audit_trail.h"
+#include "service/gate.h"
+#include "service/scheduler.h"
 #include "util/util.h"
 
 typedef struct due_item {
@@ -86,7 +88,8 @@ static int rotate(kms_client *c, const due_item *it, int64_t now, uint32_t *vers
     return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
 }
 
-json_t *kms_rotate_key_event(const char *rotation_type, uint32_t version, const char *trigger)
+json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
+                                       const char *trigger)
 {
     json_t *d = json_pack("{s:s, s:s, s:I, s:I}", "rotationType", rotation_type, "keyOrigin",
                           "AWS_KMS", "previousKeyMaterialVersion", (json_int_t)version - 1,
@@ -135,8 +138,9 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
     if (r == 0) {
         /* CloudTrail's RotateKey / DeleteKey service events: the key is the record's resource,
          * what was done its serviceEventDetails. */
-        rq.service_details = deletion ? json_pack("{s:s}", "deletionDate", when)
-                                      : kms_rotate_key_event(type, version, reason_of(it->kind));
+        rq.service_details =
+            deletion ? json_pack("{s:s}", "deletionDate", when)
+                     : kms_scheduler_rotate_key_event(type, version, reason_of(it->kind));
     }
     r = kms_gate_end(&rq, r);
     if (r == 0) {

@@ -60,7 +60,7 @@ static int group_setup(void **state)
     }
     fx->ks.region = REGION;
     fx->ks.account_id = ACCOUNT;
-    fx->ks.usage = kms_usage_new();
+    fx->ks.usage = kms_keystore_usage_new();
     assert_non_null(fx->ks.usage);
     create(fx, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", &fx->aes);
     create(fx, "ECC_NIST_P256", "SIGN_VERIFY", &fx->ecc);
@@ -80,7 +80,7 @@ static int group_teardown(void **state)
     kms_key_record_clean_up(&fx->ecc);
     kms_key_record_clean_up(&fx->rsa);
     kms_key_record_clean_up(&fx->hmac);
-    kms_usage_free(fx->ks.usage, fx->ks.store);
+    kms_keystore_usage_free(fx->ks.usage, fx->ks.store);
     kms_store_close(fx->ks.store);
     kms_hsm_close(fx->ks.hsm);
     kms_test_rmrf(fx->dir);
