@@ -322,7 +322,10 @@ int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
-    json_object_set_new(*resp, "EncryptionAlgorithm", json_string(alg_used));
+    if (json_object_set_new(*resp, "EncryptionAlgorithm", json_string(alg_used)) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     r = 0;
 out:
     kms_secret_free(pt, pt_len);
@@ -390,9 +393,12 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
         respond_blob(resp, &out_blob, dst_arn) != 0) {
         goto out;
     }
-    json_object_set_new(*resp, "SourceKeyId", json_string(src_arn));
-    json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used));
-    json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used));
+    if (json_object_set_new(*resp, "SourceKeyId", json_string(src_arn)) != 0 ||
+        json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used)) != 0 ||
+        json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used)) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     r = 0;
 out:
     free(blob);
@@ -573,7 +579,10 @@ int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     }
     json_t *algs = json_array();
     for (size_t i = 0; list && algs && i < max && list[i]; i++) {
-        json_array_append_new(algs, json_string(list[i]));
+        if (json_array_append_new(algs, json_string(list[i])) != 0) {
+            json_decref(algs);
+            algs = NULL; /* json_pack below fails on it */
+        }
     }
     *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
                       rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,

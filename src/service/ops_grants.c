@@ -96,8 +96,11 @@ static json_t *request_context(const kms_request *rq, const char *action)
     if (rq->enc_ctx != NULL) {
         json_t *o = json_object();
         for (size_t i = 0; o != NULL && i < rq->enc_ctx->count; i++) {
-            json_object_set_new(o, rq->enc_ctx->entries[i].key,
-                                json_string(rq->enc_ctx->entries[i].value));
+            if (json_object_set_new(o, rq->enc_ctx->entries[i].key,
+                                    json_string(rq->enc_ctx->entries[i].value)) != 0) {
+                json_decref(o);
+                o = NULL;
+            }
         }
         return o;
     }
@@ -431,17 +434,24 @@ static json_t *grant_json(const kms_keystore *ks, const kms_grant_record *g)
     json_t *ops = json_array();
     char op[64];
     for (const char *p = g->operations; ops != NULL && next_op(&p, op);) {
-        json_array_append_new(ops, json_string(op));
+        if (json_array_append_new(ops, json_string(op)) != 0) {
+            json_decref(ops);
+            ops = NULL; /* json_pack below fails on it */
+        }
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "KeyId", arn, "GrantId",
                           g->grant_id, "Name", g->name ? g->name : "", "CreationDate",
                           (json_int_t)g->creation_date, "GranteePrincipal", g->grantee_principal,
                           "IssuingAccount", issuing, "Operations", ops);
-    if (o != NULL && g->retiring_principal != NULL && g->retiring_principal[0] != '\0') {
-        json_object_set_new(o, "RetiringPrincipal", json_string(g->retiring_principal));
+    if (o != NULL && g->retiring_principal != NULL && g->retiring_principal[0] != '\0' &&
+        json_object_set_new(o, "RetiringPrincipal", json_string(g->retiring_principal)) != 0) {
+        json_decref(o);
+        o = NULL;
     }
-    if (o != NULL && g->constraints != NULL && g->constraints[0] != '\0') {
-        json_object_set_new(o, "Constraints", json_loads(g->constraints, 0, NULL));
+    if (o != NULL && g->constraints != NULL && g->constraints[0] != '\0' &&
+        json_object_set_new(o, "Constraints", json_loads(g->constraints, 0, NULL)) != 0) {
+        json_decref(o);
+        o = NULL;
     }
     return o;
 }

@@ -196,12 +196,13 @@ static int get_password_policy(kms_request *rq, json_t *req, json_t **resp)
                           "AllowUsersToChangePassword", p.allow_users_to_change_password,
                           "ExpirePasswords", p.max_password_age > 0, "HardExpiry", p.hard_expiry);
     KMS_ENSURE(o != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (p.max_password_age > 0) {
-        json_object_set_new(o, "MaxPasswordAge", json_integer(p.max_password_age));
-    }
-    if (p.password_reuse_prevention > 0) {
-        json_object_set_new(o, "PasswordReusePrevention",
-                            json_integer(p.password_reuse_prevention));
+    if ((p.max_password_age > 0 &&
+         json_object_set_new(o, "MaxPasswordAge", json_integer(p.max_password_age)) != 0) ||
+        (p.password_reuse_prevention > 0 &&
+         json_object_set_new(o, "PasswordReusePrevention",
+                             json_integer(p.password_reuse_prevention)) != 0)) {
+        json_decref(o);
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     return kms_ops_iam_respond(resp, "PasswordPolicy", o);
 }

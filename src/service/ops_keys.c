@@ -13,7 +13,10 @@ static json_t *string_array(const char *const *list, size_t max)
 {
     json_t *a = json_array();
     for (size_t i = 0; a != NULL && i < max && list[i] != NULL; i++) {
-        json_array_append_new(a, json_string(list[i]));
+        if (json_array_append_new(a, json_string(list[i])) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
     }
     return a;
 }
@@ -34,23 +37,35 @@ json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record 
         json_decref(m);
         return NULL;
     }
-    if (strcmp(rec->key_state, "PendingDeletion") == 0) {
-        json_object_set_new(m, "DeletionDate", json_integer(rec->deletion_date));
-        json_object_set_new(m, "PendingDeletionWindowInDays",
-                            json_integer(rec->pending_window_days));
+    if (strcmp(rec->key_state, "PendingDeletion") == 0 &&
+        (json_object_set_new(m, "DeletionDate", json_integer(rec->deletion_date)) != 0 ||
+         json_object_set_new(m, "PendingDeletionWindowInDays",
+                             json_integer(rec->pending_window_days)) != 0)) {
+        goto fail;
     }
+    const char *member = NULL;
+    json_t *algs = NULL;
+    const char *mac[] = {spec->mac_algorithm, NULL};
     if (strcmp(rec->key_usage, "ENCRYPT_DECRYPT") == 0) {
         /* SYMMETRIC_DEFAULT, or RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256 for RSA keys */
-        json_object_set_new(m, "EncryptionAlgorithms",
-                            string_array(spec->enc_algorithms, sizeof spec->enc_algorithms /
-                                                                   sizeof spec->enc_algorithms[0]));
+        member = "EncryptionAlgorithms";
+        algs = string_array(spec->enc_algorithms,
+                            sizeof spec->enc_algorithms / sizeof spec->enc_algorithms[0]);
     } else if (strcmp(rec->key_usage, "SIGN_VERIFY") == 0) {
-        json_object_set_new(m, "SigningAlgorithms", string_array(spec->sig_algorithms, 7));
+        member = "SigningAlgorithms";
+        algs = string_array(spec->sig_algorithms, 7);
     } else if (spec->mac_algorithm != NULL) {
-        const char *mac[] = {spec->mac_algorithm, NULL};
-        json_object_set_new(m, "MacAlgorithms", string_array(mac, 1));
+        member = "MacAlgorithms";
+        algs = string_array(mac, 1);
+    }
+    if (member != NULL && json_object_set_new(m, member, algs) != 0) {
+        goto fail;
     }
     return m;
+fail:
+    /* A dropped member is an allocation failure: no metadata is given half made. */
+    json_decref(m);
+    return NULL;
 }
 
 int kms_ops_keys_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
@@ -69,8 +84,12 @@ int kms_ops_keys_respond_page(json_t **resp, const char *member, json_t *list, b
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (truncated && n > 0) {
         /* The marker is the last item returned: the store pages by key after it. */
-        json_object_set(*resp, "NextMarker",
-                        json_object_get(json_array_get(list, n - 1), marker_member));
+        json_t *marker = json_object_get(json_array_get(list, n - 1), marker_member);
+        if (json_object_set(*resp, "NextMarker", marker) != 0) {
+            json_decref(*resp);
+            *resp = NULL;
+            return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
     }
     return 0;
 }

@@ -99,12 +99,15 @@ int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
         *resp = json_pack("{s:b, s:s}", "KeyRotationEnabled", on, "KeyId", arn);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (r == 0 && on) {
-        json_object_set_new(*resp, "RotationPeriodInDays", json_integer(rot.period_days));
-        json_object_set_new(*resp, "NextRotationDate", json_integer(rot.next_rotation));
+    if (r == 0 && on &&
+        (json_object_set_new(*resp, "RotationPeriodInDays", json_integer(rot.period_days)) != 0 ||
+         json_object_set_new(*resp, "NextRotationDate", json_integer(rot.next_rotation)) != 0)) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (r == 0 && rot.claim != 0 && strcmp(rot.claim_type, "ON_DEMAND") == 0) {
-        json_object_set_new(*resp, "OnDemandRotationStartDate", json_integer(rot.claim_date));
+    if (r == 0 && rot.claim != 0 && strcmp(rot.claim_type, "ON_DEMAND") == 0 &&
+        json_object_set_new(*resp, "OnDemandRotationStartDate", json_integer(rot.claim_date)) !=
+            0) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -205,7 +208,9 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     if (r == 0 && truncated) {
         char next[16];
         snprintf(next, sizeof next, "%u", w.last);
-        json_object_set_new(*resp, "NextMarker", json_string(next));
+        if (json_object_set_new(*resp, "NextMarker", json_string(next)) != 0) {
+            r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
     }
     json_decref(w.list);
     kms_key_record_clean_up(&rec);

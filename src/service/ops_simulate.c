@@ -279,14 +279,15 @@ static json_t *eval_result_json(const sim_principal *p, const kms_eval_input *in
             return NULL;
         }
     }
-    if (in->scp_levels > 0) {
-        json_object_set_new(o, "OrganizationsDecisionDetail",
-                            json_pack("{s:b}", "AllowedByOrganizations", !res->scp_denied));
-    }
-    if (in->boundary != NULL) {
-        json_object_set_new(
-            o, "PermissionsBoundaryDecisionDetail",
-            json_pack("{s:b}", "AllowedByPermissionsBoundary", !res->boundary_denied));
+    if ((in->scp_levels > 0 && json_object_set_new(o, "OrganizationsDecisionDetail",
+                                                   json_pack("{s:b}", "AllowedByOrganizations",
+                                                             !res->scp_denied)) != 0) ||
+        (in->boundary != NULL &&
+         json_object_set_new(
+             o, "PermissionsBoundaryDecisionDetail",
+             json_pack("{s:b}", "AllowedByPermissionsBoundary", !res->boundary_denied)) != 0)) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }

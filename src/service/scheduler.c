@@ -144,14 +144,17 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
     }
     r = kms_gate_end(&rq, r);
     if (r == 0) {
-        json_array_append_new(json_object_get(report, deletion ? "Deletions" : "Rotations"), item);
+        KMS_ENSURE(json_array_append_new(
+                       json_object_get(report, deletion ? "Deletions" : "Rotations"), item) == 0,
+                   KMS_ERR_INTERNAL, "out of memory");
         return 0;
     }
     json_decref(item);
     json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "KeyId", it->key_id, "Action",
                             deletion ? "DeleteKey" : "RotateKey", "ErrorCode",
                             kms_error_name(kms_last_error()), "Message", kms_last_error_message());
-    json_array_append_new(json_object_get(report, "Errors"), err);
+    KMS_ENSURE(json_array_append_new(json_object_get(report, "Errors"), err) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
     return 0;
 }
 
@@ -186,8 +189,13 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     }
     if (r == 0) {
         kms_time_iso8601(next, iso);
-        json_object_set_new(report, "AlreadyDone", json_integer(already_done));
-        json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null());
+        if (json_object_set_new(report, "AlreadyDone", json_integer(already_done)) != 0 ||
+            json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null()) !=
+                0) {
+            r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
+    }
+    if (r == 0) {
         *report_json = json_dumps(report, JSON_COMPACT);
         r = *report_json != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
