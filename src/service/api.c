@@ -15,8 +15,8 @@ int kms_encrypt(kms_client *client, const char *key_id, const uint8_t *plaintext
     kms_buf_init(&b, false);
     int rc = kms_gate_begin(&rq, client, "Encrypt");
     if (rc == 0) {
-        rc = kms_ops_crypto_encrypt(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len, context,
-                                    &b, NULL);
+        rc = kms_ops_crypto_encrypt_core(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len,
+                                         context, &b, NULL);
     }
     rc = kms_gate_end(&rq, rc);
     if (rc == 0) {
@@ -36,7 +36,8 @@ int kms_decrypt(kms_client *client, const char *key_id, const uint8_t *blob, siz
     kms_buf_init(&pt, true);
     int rc = kms_gate_begin(&rq, client, "Decrypt");
     if (rc == 0) {
-        rc = kms_ops_crypto_decrypt(&rq, key_id, "kms:Decrypt", blob, blob_len, context, &pt, arn);
+        rc = kms_ops_crypto_decrypt_core(&rq, key_id, "kms:Decrypt", blob, blob_len, context, &pt,
+                                         arn);
     }
     if (rc == 0 && key_arn != NULL && (*key_arn = strdup(arn)) == NULL) {
         rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -60,7 +61,7 @@ int kms_generate_data_key(kms_client *client, const char *key_id, size_t key_byt
     const char *op = plaintext ? "GenerateDataKey" : "GenerateDataKeyWithoutPlaintext";
     int rc = kms_gate_begin(&rq, client, op);
     if (rc == 0) {
-        rc = kms_ops_crypto_generate_data_key(
+        rc = kms_ops_crypto_generate_data_key_core(
             &rq, key_id, plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
             key_bytes, context, plaintext ? &dk : NULL, &b, NULL);
     }
@@ -86,8 +87,8 @@ int kms_sign(kms_client *client, const char *key_id, const uint8_t *message, siz
     size_t n = 0;
     int rc = kms_gate_begin(&rq, client, "Sign");
     if (rc == 0) {
-        rc = kms_ops_crypto_sign(&rq, key_id, message, message_len, message_type, algorithm, &sig,
-                                 &n, NULL);
+        rc = kms_ops_crypto_sign_core(&rq, key_id, message, message_len, message_type, algorithm,
+                                      &sig, &n, NULL);
     }
     rc = kms_gate_end(&rq, rc);
     if (rc == 0) {

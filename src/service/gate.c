@@ -93,7 +93,7 @@ static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation
     }
     kms_iam_docs_clean_up(&docs);
     if (r != 0) {
-        kms_principal_snapshot_release(s);
+        kms_authz_snapshot_release(s);
         return NULL;
     }
     return s;
@@ -128,7 +128,7 @@ static int take_caller(kms_request *rq)
         kms_principal_snapshot *old = az->current;
         az->current = s;
         pthread_mutex_unlock(&az->lock);
-        kms_principal_snapshot_release(old);
+        kms_authz_snapshot_release(old);
     }
     rq->who = s;
     /* STS: a session past its expiry is refused, whatever it was allowed before. */
@@ -688,7 +688,7 @@ int kms_gate_end(kms_request *rq, int rc)
     rq->then_details = NULL;
     json_decref(rq->service_details);
     rq->service_details = NULL;
-    kms_principal_snapshot_release(rq->who);
+    kms_authz_snapshot_release(rq->who);
     rq->who = NULL;
     free(rq->grant_ops);
     free(rq->grant_constraints);

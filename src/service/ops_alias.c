@@ -46,7 +46,7 @@ static int alias_target(kms_request *rq, json_t *req, const char *action, const 
     return 0;
 }
 
-int kms_op_create_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_create(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     kms_key_record rec;
@@ -67,7 +67,7 @@ int kms_op_create_alias(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_update(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     kms_key_record rec, old;
@@ -104,7 +104,7 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_delete_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_delete(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     char arn[KMS_ARN_MAX];
@@ -146,7 +146,7 @@ static int list_alias_cb(void *arg, const kms_alias_record *a)
     return 0;
 }
 
-int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_list(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 100;
     const char *marker = NULL;

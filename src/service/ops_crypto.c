@@ -108,9 +108,9 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     return r;
 }
 
-int kms_ops_crypto_encrypt(kms_request *rq, const char *key_ref, const char *action,
-                           const uint8_t *pt, size_t pt_len, const kms_encryption_context *ctx,
-                           kms_buf *blob, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_encrypt_core(kms_request *rq, const char *key_ref, const char *action,
+                                const uint8_t *pt, size_t pt_len, const kms_encryption_context *ctx,
+                                kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
 }
@@ -196,16 +196,17 @@ out:
     return r;
 }
 
-int kms_ops_crypto_decrypt(kms_request *rq, const char *key_ref, const char *action,
-                           const uint8_t *blob, size_t blob_len, const kms_encryption_context *ctx,
-                           kms_buf *pt, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_decrypt_core(kms_request *rq, const char *key_ref, const char *action,
+                                const uint8_t *blob, size_t blob_len,
+                                const kms_encryption_context *ctx, kms_buf *pt,
+                                char arn[KMS_ARN_MAX])
 {
     return decrypt_core(rq, key_ref, action, NULL, blob, blob_len, ctx, pt, arn, NULL);
 }
 
-int kms_ops_crypto_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
-                                     size_t key_bytes, const kms_encryption_context *ctx,
-                                     uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, const char *action,
+                                          size_t key_bytes, const kms_encryption_context *ctx,
+                                          uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
@@ -253,9 +254,9 @@ out:
     return r;
 }
 
-int kms_ops_crypto_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
-                        const char *message_type, const char *algorithm, uint8_t **sig,
-                        size_t *sig_len, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_sign_core(kms_request *rq, const char *key_ref, const uint8_t *msg,
+                             size_t msg_len, const char *message_type, const char *algorithm,
+                             uint8_t **sig, size_t *sig_len, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
@@ -303,7 +304,7 @@ static int respond_blob(json_t **resp, const kms_buf *blob, const char *arn)
     return kms_request_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
 }
 
-int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
@@ -334,7 +335,7 @@ out:
     return r;
 }
 
-int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_decrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
@@ -366,7 +367,7 @@ out:
     return r;
 }
 
-int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *src_key = NULL, *dst_key = NULL;
@@ -446,8 +447,8 @@ static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool w
         with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext";
     if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
         data_key_size(req, &n) != 0 || kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
-        kms_ops_crypto_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL,
-                                         &blob, arn) != 0 ||
+        kms_ops_crypto_generate_data_key_core(rq, key_id, action, n, &ctx,
+                                              with_plaintext ? &dk : NULL, &blob, arn) != 0 ||
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
@@ -462,17 +463,17 @@ out:
     return r;
 }
 
-int kms_op_generate_data_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_data_key(kms_request *rq, json_t *req, json_t **resp)
 {
     return generate_data_key(rq, req, resp, true);
 }
 
-int kms_op_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp)
 {
     return generate_data_key(rq, req, resp, false);
 }
 
-int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_random(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     long long n = 0;
@@ -497,7 +498,7 @@ out:
     return r;
 }
 
-int kms_op_sign(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_sign(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *type = NULL, *alg = NULL;
@@ -508,7 +509,7 @@ int kms_op_sign(kms_request *rq, json_t *req, json_t **resp)
         kms_request_string(req, "MessageType", false, 1, 16, &type) != 0 ||
         kms_request_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
         kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        kms_ops_crypto_sign(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
+        kms_ops_crypto_sign_core(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "SigningAlgorithm", alg);
@@ -523,7 +524,7 @@ out:
     return r;
 }
 
-int kms_op_verify(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *type = NULL, *alg_name = NULL;
@@ -552,7 +553,7 @@ out:
     return r;
 }
 
-int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_get_public_key(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     char arn[KMS_ARN_MAX];
@@ -655,12 +656,12 @@ out:
     return r;
 }
 
-int kms_op_generate_mac(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_mac(kms_request *rq, json_t *req, json_t **resp)
 {
     return mac_op(rq, req, resp, false);
 }
 
-int kms_op_verify_mac(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_verify_mac(kms_request *rq, json_t *req, json_t **resp)
 {
     return mac_op(rq, req, resp, true);
 }

@@ -360,7 +360,7 @@ static int within_parent_grant(const kms_request *rq, const char *ops, const cha
     return 0;
 }
 
-int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_create(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *grantee = NULL, *retiring = NULL, *name = NULL;
@@ -478,7 +478,7 @@ static int page_args(json_t *req, long long *limit, const char **marker)
     return 0;
 }
 
-int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_list(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     long long limit = 50;
@@ -507,7 +507,7 @@ out:
     return r;
 }
 
-int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_list_retirable(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 50;
     const char *marker = NULL, *retiring = NULL;
@@ -568,7 +568,7 @@ static int retire_target(kms_request *rq, json_t *req, kms_grant_record *g)
     return 0;
 }
 
-int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_retire(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_grant_record g;
@@ -604,7 +604,7 @@ int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_revoke_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_revoke(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     const char *grant_id = NULL;

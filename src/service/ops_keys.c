@@ -111,7 +111,7 @@ int kms_ops_keys_resolve(kms_request *rq, json_t *req, const char *member, const
 
 static int key_policy_for_create(kms_request *rq, json_t *req, char **out);
 
-int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *desc = NULL, *spec_name = NULL, *cmk_spec = NULL, *usage = NULL, *origin = NULL;
@@ -210,7 +210,7 @@ static int policy_name(json_t *req, bool required)
     return 0;
 }
 
-int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_get_policy(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -228,7 +228,7 @@ int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_put_policy(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
@@ -245,7 +245,7 @@ int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_list_policies(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -260,7 +260,7 @@ int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp)
     return 0;
 }
 
-int kms_op_describe_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_describe(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -290,7 +290,7 @@ static int list_key_cb(void *arg, const char *key_id)
     return 0;
 }
 
-int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_list(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 100;
     const char *marker = NULL;
@@ -320,7 +320,7 @@ static int state_op(kms_request *rq, json_t *req, const char *action, bool refus
     return 0;
 }
 
-int kms_op_update_key_description(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_update_description(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -349,17 +349,17 @@ static int set_enabled(kms_request *rq, json_t *req, bool enabled)
     return r;
 }
 
-int kms_op_enable_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_enable(kms_request *rq, json_t *req, json_t **resp)
 {
     return set_enabled(rq, req, true);
 }
 
-int kms_op_disable_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_disable(kms_request *rq, json_t *req, json_t **resp)
 {
     return set_enabled(rq, req, false);
 }
 
-int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_schedule_deletion(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -382,7 +382,7 @@ int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_cancel_deletion(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];

@@ -45,7 +45,7 @@ static int check_enabled(const kms_key_record *rec, const char *arn)
     return 0;
 }
 
-int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_enable(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
@@ -71,7 +71,7 @@ int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_disable(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
@@ -85,7 +85,7 @@ int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_get_status(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     kms_key_rotation rot;
@@ -113,7 +113,7 @@ int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_rotate_on_demand(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     kms_key_rotation rot;
@@ -179,7 +179,7 @@ static int list_rotation_cb(void *arg, uint32_t version, int64_t date, const cha
     return 0;
 }
 
-int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_list(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
