@@ -48,6 +48,8 @@ static int seal(void *arg, const char *purpose, const uint8_t *pt, size_t n, uin
 {
     kms_hsm *hsm = arg;
     size_t total = KMS_HSM_GCM_IV_LEN + n + KMS_HSM_GCM_TAG_LEN;
+    *ct = NULL;
+    *ct_len = 0;
     uint8_t *out = malloc(total);
     KMS_ENSURE(out != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (kms_hsm_random(hsm, out, KMS_HSM_GCM_IV_LEN) != 0 ||
@@ -66,6 +68,8 @@ static int open_sealed(void *arg, const char *purpose, const uint8_t *ct, size_t
                        size_t *pt_len)
 {
     kms_hsm *hsm = arg;
+    *pt = NULL;
+    *pt_len = 0;
     KMS_ENSURE(n >= KMS_HSM_GCM_IV_LEN + KMS_HSM_GCM_TAG_LEN, KMS_ERR_INVALID_CIPHERTEXT,
                "a sealed secret is truncated");
     size_t len = n - KMS_HSM_GCM_IV_LEN - KMS_HSM_GCM_TAG_LEN;
