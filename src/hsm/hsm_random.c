@@ -1,7 +1,6 @@
 /* The token's random generator. */
 #include "hsm/hsm.h"
 
-
 #include <p11-kit/pkcs11.h>
 
 #include "hsm/hsm_internal.h"
