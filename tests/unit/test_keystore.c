@@ -510,6 +510,99 @@ static void test_rotation_schedule(void **state)
     assert_kms_error(kms_keystore_rotation_set(&fx->ks, UNKNOWN_ID, 90, now), KMS_ERR_NOT_FOUND);
 }
 
+static int count_version(void *arg, uint32_t version, int64_t date, const char *type)
+{
+    (void)date;
+    uint32_t *last = arg;
+    assert_string_equal(type, "ON_DEMAND");
+    *last = version;
+    return 0;
+}
+
+typedef struct due_seen {
+    const char *key_id;
+    bool rotation;
+} due_seen;
+
+static int note_due(void *arg, kms_due_kind kind, const char *key_id, int64_t due)
+{
+    (void)due;
+    due_seen *d = arg;
+    if (kind == KMS_DUE_ROTATION && strcmp(key_id, d->key_id) == 0) {
+        d->rotation = true;
+    }
+    return 0;
+}
+
+static void test_rotate(void **state)
+{
+    fixture *fx = *state;
+    const uint8_t msg[] = "before and after";
+    kms_key_record rec, now_rec;
+    kms_key_rotation rot;
+    kms_buf old_blob, new_blob, pt;
+    kms_blob b;
+    uint32_t last = 0;
+    bool truncated = true;
+    int64_t now = kms_now();
+    kms_buf_init(&old_blob, false);
+    kms_buf_init(&new_blob, false);
+    kms_buf_init(&pt, true);
+    assert_kms_error(kms_keystore_check_rotatable(&fx->ks, &fx->ecc),
+                     KMS_ERR_UNSUPPORTED_OPERATION);
+    assert_kms_error(kms_keystore_check_rotatable(&fx->ks, &fx->hmac),
+                     KMS_ERR_UNSUPPORTED_OPERATION);
+    create(fx, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", &rec);
+    assert_int_equal(kms_keystore_check_rotatable(&fx->ks, &rec), 0);
+    assert_int_equal(kms_keystore_seal(&fx->ks, &rec, msg, sizeof msg, NULL, &old_blob), 0);
+
+    assert_int_equal(kms_keystore_rotation_get(&fx->ks, rec.key_id, &rot), 0);
+    kms_rotation_claim cl = {
+        .version = kms_rotation_next_version(&rot),
+        .type = "ON_DEMAND",
+        .now = now,
+        .stale_before = now - KMS_ROTATION_STALE_SECONDS,
+    };
+    assert_int_equal(cl.version, 2);
+    assert_int_equal(kms_keystore_rotate(&fx->ks, rec.key_id, &cl), 0);
+    /* The same version is never made twice: the claim is not won again. */
+    assert_int_equal(kms_keystore_rotate(&fx->ks, rec.key_id, &cl), 1);
+    assert_int_equal(kms_keystore_key_get(&fx->ks, rec.key_id, &now_rec), 0);
+    assert_int_equal(now_rec.current_version, 2);
+    assert_int_equal(
+        kms_keystore_rotation_list(&fx->ks, rec.key_id, 0, 10, count_version, &last, &truncated),
+        0);
+    assert_int_equal(last, 2);
+    assert_false(truncated);
+
+    /* New encryptions use version 2; version 1 still decrypts. */
+    assert_int_equal(kms_keystore_seal(&fx->ks, &now_rec, msg, sizeof msg, NULL, &new_blob), 0);
+    assert_int_equal(kms_blob_parse(new_blob.data, new_blob.len, &b), 0);
+    assert_int_equal(b.key_version, 2);
+    assert_int_equal(kms_keystore_open(&fx->ks, &now_rec, &b, NULL, &pt), 0);
+    assert_memory_equal(pt.data, msg, sizeof msg);
+    pt.len = 0;
+    assert_int_equal(kms_blob_parse(old_blob.data, old_blob.len, &b), 0);
+    assert_int_equal(b.key_version, 1);
+    assert_int_equal(kms_keystore_open(&fx->ks, &now_rec, &b, NULL, &pt), 0);
+    assert_memory_equal(pt.data, msg, sizeof msg);
+
+    /* Automatic rotation due in the past: the scheduler's list names the key. */
+    due_seen d = {rec.key_id, false};
+    assert_int_equal(kms_keystore_rotation_set(&fx->ks, rec.key_id, 90, now - 1), 0);
+    assert_int_equal(kms_keystore_due_list(&fx->ks, now, KMS_ROTATION_USAGE_LIMIT,
+                                           now - KMS_ROTATION_STALE_SECONDS, note_due, &d),
+                     0);
+    assert_true(d.rotation);
+    assert_int_equal(kms_keystore_rotation_set(&fx->ks, rec.key_id, 0, 0), 0);
+
+    kms_key_record_clean_up(&now_rec);
+    kms_key_record_clean_up(&rec);
+    kms_buf_clean_up(&old_blob);
+    kms_buf_clean_up(&new_blob);
+    kms_buf_clean_up(&pt);
+}
+
 static void test_deletion(void **state)
 {
     fixture *fx = *state;
@@ -558,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_list_keys),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_rotation_schedule),
+        cmocka_unit_test(test_rotate),
         cmocka_unit_test(test_deletion),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
