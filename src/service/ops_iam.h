@@ -49,23 +49,28 @@ int kms_ops_iam_req_bool(json_t *req, const char *name, bool dflt, bool *out)
 
 #define KMS_OPS_IAM_ARN_LEN 600
 
+/* The caller's account. */
 const char *kms_ops_iam_account_of(const kms_request *rq);
 
 /* Reads the name member of `kind` and authorises the operation on that entity. */
-int kms_ops_iam_authorize_entity(kms_request *rq, json_t *req, kms_iam_kind kind,
-                                 const char **name);
+int kms_ops_iam_authorize_entity(kms_request *rq, json_t *req, kms_iam_kind kind, const char **name)
+    __attribute__((warn_unused_result));
 
-int kms_ops_iam_authorize_target_user(kms_request *rq, json_t *req, const char **name);
+/* Reads UserName (else the caller, as IAM does) and authorises the operation on that user. */
+int kms_ops_iam_authorize_target_user(kms_request *rq, json_t *req, const char **name)
+    __attribute__((warn_unused_result));
 
 /* A permissions boundary names a managed policy: its default version must compile as an
  * identity-based policy before it is set. */
-int kms_ops_iam_check_boundary(kms_request *rq, const char *policy_arn);
+int kms_ops_iam_check_boundary(kms_request *rq, const char *policy_arn)
+    __attribute__((warn_unused_result));
 
 /* The ARN of user/group/role `name` with its path; "/" when it cannot be looked up (it does not
  * exist: the operation fails after the decision). */
 void kms_ops_iam_entity_arn(kms_request *rq, kms_iam_kind kind, const char *name,
                             char arn[KMS_OPS_IAM_ARN_LEN]);
 
+/* The client's IAM store. */
 kms_iam *kms_ops_iam_iam_of(const kms_request *rq);
 
 /* The ARN of a new entity at path (NULL "/"): arn:aws:iam::A:KIND/PATH/NAME. */
@@ -76,7 +81,9 @@ void kms_ops_iam_new_arn(const kms_request *rq, const char *kind, const char *pa
  * (PutUserPolicy, PutGroupPolicy, PutRolePolicy ...): it is in the operation's name. */
 kms_iam_kind kms_ops_iam_op_kind(const kms_request *rq);
 
-int kms_ops_iam_req_page(json_t *req, const char **marker, size_t *max_items);
+/* Marker and MaxItems of a list request (*max_items 0: the default). */
+int kms_ops_iam_req_page(json_t *req, const char **marker, size_t *max_items)
+    __attribute__((warn_unused_result));
 
 /* obj, or its member `member` when obj is a whole response holding it. */
 json_t *kms_ops_iam_unwrap(json_t *obj, const char *member);
