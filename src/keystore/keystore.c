@@ -168,7 +168,7 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     size_t start = blob->len;
     KMS_ENSURE(pt_len <= KMS_MAX_PLAINTEXT, KMS_ERR_VALIDATION,
                "Plaintext is %zu bytes; at most %d are allowed", pt_len, KMS_MAX_PLAINTEXT);
-    KMS_GUARD(kms_usage_count(ks, rec->key_id, rec->current_version));
+    KMS_GUARD(kms_keystore_usage_count(ks, rec->key_id, rec->current_version));
     if (kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
         build_aad(blob->data + start, ctx, &aad) != 0 ||
         kms_buf_reserve(blob, KMS_BLOB_IV_LEN + pt_len + KMS_BLOB_TAG_LEN) != 0) {
@@ -176,7 +176,7 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     }
     uint8_t *iv = blob->data + blob->len;
     /* Random 96-bit IVs: usage-based rotation keeps each key version well below 2^32
-     * encryptions (NIST SP 800-38D 8.3; kms_usage_count above counts them). */
+     * encryptions (NIST SP 800-38D 8.3; kms_keystore_usage_count above counts them). */
     randombytes_buf(iv, KMS_BLOB_IV_LEN);
     uint8_t *ct = iv + KMS_BLOB_IV_LEN;
     uint8_t *tag = ct + pt_len;
@@ -205,8 +205,7 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
     KMS_ENSURE(blob->key_version <= rec->current_version, KMS_ERR_INVALID_CIPHERTEXT,
                "the ciphertext names key material version %u of %s, which does not exist",
                blob->key_version, rec->key_id);
-    if (build_aad(blob->header, ctx, &aad) != 0 ||
-        kms_buf_reserve(pt, blob->ciphertext_len) != 0) {
+    if (build_aad(blob->header, ctx, &aad) != 0 || kms_buf_reserve(pt, blob->ciphertext_len) != 0) {
         goto out;
     }
     kms_keystore_label(rec->key_id, blob->key_version, label);
@@ -224,4 +223,9 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
 out:
     kms_buf_clean_up(&aad);
     return r;
+}
+
+int kms_keystore_random(const kms_keystore *ks, uint8_t *buf, size_t n)
+{
+    return kms_hsm_random(ks->hsm, buf, n);
 }

@@ -65,6 +65,105 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
                       const kms_encryption_context *ctx, kms_buf *pt)
     __attribute__((warn_unused_result));
 
+/* Random bytes from the HSM's generator (GenerateRandom, grant tokens). */
+int kms_keystore_random(const kms_keystore *ks, uint8_t *buf, size_t n)
+    __attribute__((warn_unused_result));
+
+/* ---- Signatures and MACs (sign.c) ------------------------------------------------------------
+ * Each verb checks that the key is usable for its usage (kms_keystore_check_usable) and that the
+ * algorithm fits the key's spec (InvalidKeyUsageException), then works under the key's current
+ * material version. */
+
+/* MessageType "RAW" (NULL) or "DIGEST"; algorithm an AWS SigningAlgorithmSpec. *sig (malloc'd)
+ * as AWS KMS returns it. */
+int kms_keystore_sign(const kms_keystore *ks, const kms_key_record *rec, const uint8_t *msg,
+                      size_t msg_len, const char *message_type, const char *algorithm,
+                      uint8_t **sig, size_t *sig_len) __attribute__((warn_unused_result));
+/* KMSInvalidSignatureException when sig does not verify. */
+int kms_keystore_verify(const kms_keystore *ks, const kms_key_record *rec, const uint8_t *msg,
+                        size_t msg_len, const char *message_type, const char *algorithm,
+                        const uint8_t *sig, size_t sig_len) __attribute__((warn_unused_result));
+
+#define KMS_MAC_MAX 64
+/* HMAC with the key's MacAlgorithm (HMAC_SHA_256, ...); mac has room for KMS_MAC_MAX bytes. */
+int kms_keystore_mac_generate(const kms_keystore *ks, const kms_key_record *rec,
+                              const char *algorithm, const uint8_t *msg, size_t msg_len,
+                              uint8_t mac[KMS_MAC_MAX], size_t *mac_len)
+    __attribute__((warn_unused_result));
+/* KMSInvalidMacException unless mac is the MAC of msg (compared in constant time). */
+int kms_keystore_mac_verify(const kms_keystore *ks, const kms_key_record *rec,
+                            const char *algorithm, const uint8_t *msg, size_t msg_len,
+                            const uint8_t *mac, size_t mac_len) __attribute__((warn_unused_result));
+
+/* ---- Public keys and RSAES-OAEP (rsa.c) ------------------------------------------------------ */
+
+/* The public half of an asymmetric key (borrowed from rec), once the key is usable.
+ * UnsupportedOperationException for a symmetric key. */
+int kms_keystore_public_key(const kms_keystore *ks, const kms_key_record *rec, const uint8_t **der,
+                            size_t *der_len) __attribute__((warn_unused_result));
+/* RSAES-OAEP with the key's public half (an RSA ENCRYPT_DECRYPT key, else
+ * InvalidKeyUsageException): appends the raw RSA ciphertext, as AWS KMS returns it, to *ct.
+ * ValidationException when pt is too long for the key and algorithm. */
+int kms_keystore_rsa_encrypt(const kms_keystore *ks, const kms_key_record *rec,
+                             const kms_enc_alg_info *alg, const uint8_t *pt, size_t pt_len,
+                             kms_buf *ct) __attribute__((warn_unused_result));
+/* Decrypts in the HSM; appends the plaintext to *pt (a secure buffer). Nothing reaches *pt
+ * unless the padding checks: InvalidCiphertextException. */
+int kms_keystore_rsa_decrypt(const kms_keystore *ks, const kms_key_record *rec,
+                             const kms_enc_alg_info *alg, const uint8_t *ct, size_t ct_len,
+                             kms_buf *pt) __attribute__((warn_unused_result));
+
+/* ---- Key records (records.c) -----------------------------------------------------------------
+ * The metadata of keys, as src/store keeps it (see store.h for each call's errors). */
+typedef kms_store_key_cb kms_keystore_key_cb;
+typedef kms_store_alias_cb kms_keystore_alias_cb;
+typedef kms_store_rotation_cb kms_keystore_rotation_cb;
+typedef kms_store_due_cb kms_keystore_due_cb;
+
+/* NotFoundException if there is no such key (kms_keystore_resolve also takes ARNs and aliases). */
+int kms_keystore_key_get(const kms_keystore *ks, const char *key_id, kms_key_record *out)
+    __attribute__((warn_unused_result));
+/* When key_id was deleted: NotFoundException if it never was. */
+int kms_keystore_deleted_get(const kms_keystore *ks, const char *key_id, int64_t *when)
+    __attribute__((warn_unused_result));
+int kms_keystore_key_list(const kms_keystore *ks, const char *marker, size_t limit,
+                          kms_keystore_key_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+int kms_keystore_set_description(const kms_keystore *ks, const char *key_id,
+                                 const char *description) __attribute__((warn_unused_result));
+int kms_keystore_set_state(const kms_keystore *ks, const char *key_id, const char *state,
+                           int64_t deletion_date, int pending_window_days)
+    __attribute__((warn_unused_result));
+int kms_keystore_cancel_deletion(const kms_keystore *ks, const char *key_id, int64_t now)
+    __attribute__((warn_unused_result));
+int kms_keystore_policy_get(const kms_keystore *ks, const char *key_id, char **doc,
+                            int64_t *version) __attribute__((warn_unused_result));
+int kms_keystore_policy_put(const kms_keystore *ks, const char *key_id, const char *doc)
+    __attribute__((warn_unused_result));
+int kms_keystore_alias_create(const kms_keystore *ks, const char *alias_name, const char *key_id,
+                              int64_t now) __attribute__((warn_unused_result));
+int kms_keystore_alias_update(const kms_keystore *ks, const char *alias_name, const char *key_id,
+                              int64_t now) __attribute__((warn_unused_result));
+int kms_keystore_alias_delete(const kms_keystore *ks, const char *alias_name)
+    __attribute__((warn_unused_result));
+int kms_keystore_alias_get(const kms_keystore *ks, const char *alias_name, kms_alias_record *out)
+    __attribute__((warn_unused_result));
+int kms_keystore_alias_list(const kms_keystore *ks, const char *key_id, const char *marker,
+                            size_t limit, kms_keystore_alias_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+int kms_keystore_rotation_get(const kms_keystore *ks, const char *key_id, kms_key_rotation *out)
+    __attribute__((warn_unused_result));
+int kms_keystore_rotation_set(const kms_keystore *ks, const char *key_id, int period_days,
+                              int64_t next_rotation) __attribute__((warn_unused_result));
+int kms_keystore_rotation_list(const kms_keystore *ks, const char *key_id, uint32_t after,
+                               size_t limit, kms_keystore_rotation_cb cb, void *arg,
+                               bool *truncated) __attribute__((warn_unused_result));
+int kms_keystore_due_list(const kms_keystore *ks, int64_t now, int64_t usage_limit,
+                          int64_t stale_before, kms_keystore_due_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+int kms_keystore_next_due(const kms_keystore *ks, int64_t now, int64_t *when)
+    __attribute__((warn_unused_result));
+
 /* ---- Rotation, usage and deletion (rotation.c) --------------------------------------------
  * Rotation adds material version current_version + 1 in the HSM; the key id, ARN, aliases and
  * policy stay. New encryptions use the newest version; blobs name their version, so every older
@@ -78,12 +177,12 @@ int kms_keystore_open(const kms_keystore *ks, const kms_key_record *rec, const k
 /* A rotation claim older than this is taken to belong to a crashed process. */
 #define KMS_ROTATION_STALE_SECONDS 600
 
-kms_usage *kms_usage_new(void);
+kms_usage *kms_keystore_usage_new(void);
 /* Gives back reservations this process did not use (clean shutdown), then frees. */
-void kms_usage_free(kms_usage *u, kms_store *store);
+void kms_keystore_usage_free(kms_usage *u, kms_store *store);
 /* Counts one encryption under key_id's version (before it runs). KMSInvalidStateException once
  * the version reached KMS_GCM_INVOCATION_MAX. */
-int kms_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
+int kms_keystore_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
     __attribute__((warn_unused_result));
 
 /* UnsupportedOperationException unless the key is a symmetric encryption key from AWS_KMS. */

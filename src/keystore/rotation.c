@@ -29,7 +29,7 @@ struct kms_usage {
     usage_slot slots[USAGE_SLOTS];
 };
 
-kms_usage *kms_usage_new(void)
+kms_usage *kms_keystore_usage_new(void)
 {
     kms_usage *u = calloc(1, sizeof *u);
     if (u == NULL) {
@@ -40,7 +40,7 @@ kms_usage *kms_usage_new(void)
     return u;
 }
 
-void kms_usage_free(kms_usage *u, kms_store *store)
+void kms_keystore_usage_free(kms_usage *u, kms_store *store)
 {
     if (u == NULL) {
         return;
@@ -66,7 +66,7 @@ static size_t slot_of(const char *key_id, uint32_t version)
     return h % USAGE_SLOTS;
 }
 
-int kms_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
+int kms_keystore_usage_count(const kms_keystore *ks, const char *key_id, uint32_t version)
 {
     kms_usage *u = ks->usage;
     if (u == NULL) {
@@ -121,8 +121,8 @@ int kms_keystore_check_rotatable(const kms_keystore *ks, const kms_key_record *r
                    strcmp(rec->key_usage, "ENCRYPT_DECRYPT") == 0 &&
                    strcmp(rec->origin, "AWS_KMS") == 0,
                KMS_ERR_UNSUPPORTED_OPERATION,
-               "%s is a %s key; only symmetric encryption keys (SYMMETRIC_DEFAULT) can rotate",
-               arn, rec->key_spec);
+               "%s is a %s key; only symmetric encryption keys (SYMMETRIC_DEFAULT) can rotate", arn,
+               rec->key_spec);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/ops_crypto.h"
 #include "util/util.h"
 
 int kms_encrypt(kms_client *client, const char *key_id, const uint8_t *plaintext,
@@ -21,7 +22,8 @@ int kms_encrypt(kms_client *client, const char *key_id, const uint8_t *plaintext
         *blob_len = 0;
     }
     if ((r = kms_gate_begin(&rq, client, "Encrypt")) == 0) {
-        r = kms_do_encrypt(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len, context, &b, NULL);
+        r = kms_ops_crypto_encrypt_core(&rq, key_id, "kms:Encrypt", plaintext, plaintext_len,
+                                        context, &b, NULL);
     }
     if ((r = kms_gate_end(&rq, r)) != 0) {
         goto out;
@@ -51,7 +53,8 @@ int kms_decrypt(kms_client *client, const char *key_id, const uint8_t *blob, siz
         *key_arn = NULL;
     }
     if ((r = kms_gate_begin(&rq, client, "Decrypt")) == 0) {
-        r = kms_do_decrypt(&rq, key_id, "kms:Decrypt", blob, blob_len, context, &pt, arn);
+        r = kms_ops_crypto_decrypt_core(&rq, key_id, "kms:Decrypt", blob, blob_len, context, &pt,
+                                        arn);
     }
     if (r == 0 && key_arn != NULL && (arn_copy = strdup(arn)) == NULL) {
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -89,7 +92,7 @@ int kms_generate_data_key(kms_client *client, const char *key_id, size_t key_byt
     }
     const char *op = plaintext ? "GenerateDataKey" : "GenerateDataKeyWithoutPlaintext";
     if ((r = kms_gate_begin(&rq, client, op)) == 0) {
-        r = kms_do_generate_data_key(
+        r = kms_ops_crypto_generate_data_key_core(
             &rq, key_id, plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
             key_bytes, context, plaintext ? &dk : NULL, &b, NULL);
     }
@@ -119,7 +122,8 @@ int kms_sign(kms_client *client, const char *key_id, const uint8_t *message, siz
     *signature = NULL;
     *signature_len = 0;
     if ((r = kms_gate_begin(&rq, client, "Sign")) == 0) {
-        r = kms_do_sign(&rq, key_id, message, message_len, message_type, algorithm, &sig, &n, NULL);
+        r = kms_ops_crypto_sign_core(&rq, key_id, message, message_len, message_type, algorithm,
+                                     &sig, &n, NULL);
     }
     if ((r = kms_gate_end(&rq, r)) != 0) {
         goto out;

@@ -6,8 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "service/audit_trail.h"
+#include "service/internal_keys.h"
 #include "service/ops.h"
-#include "service/service.h"
 #include "util/util.h"
 
 #define EVENT_VERSION "1.08"
@@ -19,8 +20,7 @@ char *kms_audit_dir(const char *home)
 
 static int digest_sign(void *arg, const uint8_t digest[32], uint8_t **sig, size_t *sig_len)
 {
-    return kms_hsm_sign_digest(arg, KMS_AUDIT_KEY_LABEL, KMS_HSM_ECDSA_SHA256, digest, 32, sig,
-                               sig_len);
+    return kms_internal_keys_audit_sign(arg, digest, sig, sig_len);
 }
 
 /* kms_audit_signer.anchor_get over the HSM handle arg: *text NULL when the token holds no anchor
@@ -31,19 +31,19 @@ static int anchor_get(void *arg, char **text)
     uint8_t *value = NULL;
     size_t len = 0;
     *text = NULL;
-    if (kms_hsm_data_get(arg, KMS_AUDIT_ANCHOR_LABEL, &value, &len) != 0) {
+    if (kms_internal_keys_anchor_get(arg, &value, &len) != 0) {
         return kms_last_error() == KMS_ERR_NOT_FOUND ? 0 : -1;
     }
     for (size_t i = 0; i < len; i++) {
         value[i] = value[i] == '\0' ? '?' : value[i];
     }
-    *text = (char *)value; /* kms_hsm_data_get ends it with a NUL */
+    *text = (char *)value; /* kms_internal_keys_anchor_get ends it with a NUL */
     return 0;
 }
 
 static int anchor_set(void *arg, const char *text)
 {
-    return kms_hsm_data_set(arg, KMS_AUDIT_ANCHOR_LABEL, (const uint8_t *)text, strlen(text));
+    return kms_internal_keys_anchor_set(arg, text);
 }
 
 int kms_audit_home_create(const char *home, kms_hsm *hsm)
@@ -51,12 +51,10 @@ int kms_audit_home_create(const char *home, kms_hsm *hsm)
     uint8_t *spki = NULL;
     size_t n = 0;
     char *dir = kms_audit_dir(home);
-    int r =
-        dir != NULL &&
-                kms_hsm_generate_key(hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &spki, &n) == 0 &&
-                kms_audit_create(dir, spki, n) == 0
-            ? 0
-            : -1;
+    int r = dir != NULL && kms_internal_keys_audit_key_create(hsm, &spki, &n) == 0 &&
+                    kms_audit_create(dir, spki, n) == 0
+                ? 0
+                : -1;
     free(spki);
     free(dir);
     return r;
@@ -70,8 +68,7 @@ static int load_spki(kms_client *c, const char *dir)
     if (c->audit_spki != NULL) {
         return 0;
     }
-    if (kms_hsm_public_key(c->hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &c->audit_spki,
-                           &c->audit_spki_len) == 0) {
+    if (kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len) == 0) {
         return 0;
     }
     if (kms_last_error() != KMS_ERR_NOT_FOUND) {
@@ -82,8 +79,7 @@ static int load_spki(kms_client *c, const char *dir)
                "signed; restore the token from a backup",
                KMS_AUDIT_KEY_LABEL, dir);
     KMS_GUARD(kms_audit_home_create(c->home, c->hsm));
-    return kms_hsm_public_key(c->hsm, KMS_HSM_EC_P256, KMS_AUDIT_KEY_LABEL, &c->audit_spki,
-                              &c->audit_spki_len);
+    return kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len);
 }
 
 int kms_client_audit(kms_client *c, kms_audit **out)
@@ -706,10 +702,10 @@ int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
         KMS_ENSURE(q.attribute_key != NULL && q.attribute_value != NULL, KMS_ERR_VALIDATION,
                    "a lookup attribute needs AttributeKey and AttributeValue strings");
     }
-    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
-    KMS_GUARD(kms_req_string(req, "NextToken", false, 1, 1024, &token));
-    KMS_GUARD(kms_req_int(req, "MaxResults", false, 1, 50, 50, &max));
+    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(kms_request_string(req, "NextToken", false, 1, 1024, &token));
+    KMS_GUARD(kms_request_int(req, "MaxResults", false, 1, 50, 50, &max));
     KMS_GUARD(time_arg(start_s, "StartTime", &q.start));
     KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
     q.max_results = (int)max;
@@ -728,8 +724,8 @@ int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp)
     const char *start_s = NULL, *end_s = NULL;
     int64_t start, end;
     KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
-    KMS_GUARD(kms_req_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_req_string(req, "EndTime", false, 1, 64, &end_s));
+    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
+    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
     KMS_GUARD(time_arg(start_s, "StartTime", &start));
     KMS_GUARD(time_arg(end_s, "EndTime", &end));
     char *dir = kms_audit_dir(rq->client->home);

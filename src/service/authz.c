@@ -38,7 +38,7 @@ static void snapshot_free(kms_principal_snapshot *s)
     free(s);
 }
 
-void kms_principal_snapshot_release(kms_principal_snapshot *s)
+void kms_authz_snapshot_release(kms_principal_snapshot *s)
 {
     if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
         snapshot_free(s);
@@ -57,7 +57,7 @@ static void entries_free(kms_key_policy_entry *e)
 
 void kms_authz_clean_up(kms_authz *az)
 {
-    kms_principal_snapshot_release(az->current);
+    kms_authz_snapshot_release(az->current);
     for (size_t i = 0; i < KMS_AUTHZ_BUCKETS; i++) {
         entries_free(az->buckets[i]);
     }

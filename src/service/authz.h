@@ -49,7 +49,7 @@ typedef struct kms_authz {
 
 int kms_authz_init(kms_authz *az) __attribute__((warn_unused_result));
 void kms_authz_clean_up(kms_authz *az);
-void kms_principal_snapshot_release(kms_principal_snapshot *s);
+void kms_authz_snapshot_release(kms_principal_snapshot *s);
 
 /* The AWS default key policy for account_id (KMS Developer Guide, "Default key policy"):
  * the account's root principal may do kms:* (malloc'd JSON text). */

@@ -11,15 +11,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "service/audit_trail.h"
+#include "service/client.h"
 #include "service/credentials.h"
-#include "service/service.h"
+#include "service/internal_keys.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define CONFIG_FILE "config.json"
 #define DB_FILE "kms.db"
-/* Held by every process while it opens the HSM token (kms_hsm_config.open_lock_path). */
+/* Held by every process while it opens the HSM token (kms_internal_keys_hsm_open). */
 #define HSM_LOCK_FILE "hsm.lock"
 #define MAX_PIN 256
 
@@ -35,7 +37,7 @@ const char *kms_home_default(void)
     return path;
 }
 
-void kms_config_clean_up(kms_config *cfg)
+void kms_client_config_clean_up(kms_config *cfg)
 {
     free(cfg->pkcs11_module);
     free(cfg->token_label);
@@ -66,7 +68,7 @@ static bool account_id_valid(const char *s)
     return true;
 }
 
-int kms_config_load(const char *home, kms_config *cfg)
+int kms_client_config_load(const char *home, kms_config *cfg)
 {
     int r = -1;
     char *path = kms_path_join(home, CONFIG_FILE);
@@ -135,7 +137,7 @@ int kms_config_load(const char *home, kms_config *cfg)
     r = 0;
 out:
     if (r != 0) {
-        kms_config_clean_up(cfg);
+        kms_client_config_clean_up(cfg);
     }
     json_decref(root);
     free(text);
@@ -224,7 +226,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->home = strdup(home);
     /* A user agent is a short product name; a long one would not fit in a record. */
     c->user_agent = strndup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0", 256);
-    if (c->home == NULL || c->user_agent == NULL || kms_config_load(home, &c->cfg) != 0) {
+    if (c->home == NULL || c->user_agent == NULL || kms_client_config_load(home, &c->cfg) != 0) {
         goto fail;
     }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
@@ -251,15 +253,8 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (lock == NULL || pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
         goto fail;
     }
-    kms_hsm_config hc = {
-        .module_path = c->cfg.pkcs11_module,
-        .token_label = c->cfg.token_label,
-        .pin = pin,
-        .pin_len = pin_len,
-        .pool_size = 0,
-        .open_lock_path = lock,
-    };
-    c->hsm = kms_hsm_open(&hc);
+    c->hsm =
+        kms_internal_keys_hsm_open(c->cfg.pkcs11_module, c->cfg.token_label, pin, pin_len, 0, lock);
     kms_secure_free(pin);
     if (c->hsm == NULL) {
         goto fail;
@@ -268,11 +263,11 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->keystore.store = c->store;
     c->keystore.region = c->cfg.region;
     c->keystore.account_id = c->cfg.account_id;
-    c->keystore.usage = kms_usage_new();
+    c->keystore.usage = kms_keystore_usage_new();
     if (c->keystore.usage == NULL) {
         goto fail;
     }
-    kms_iam_sealer sealer = kms_hsm_sealer(c->hsm);
+    kms_iam_sealer sealer = kms_internal_keys_sealer(c->hsm);
     c->iam = kms_iam_new(c->store, &sealer, c->cfg.region);
     if (c->iam == NULL) {
         goto fail;
@@ -295,7 +290,7 @@ void kms_client_free(kms_client *c)
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
      * open). */
     kms_audit_close(c->audit);
-    kms_usage_free(c->keystore.usage, c->store);
+    kms_keystore_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);
     pthread_mutex_destroy(&c->audit_lock);
@@ -309,9 +304,9 @@ void kms_client_free(kms_client *c)
     if (c->session_token != NULL) {
         kms_secure_free(c->session_token);
     }
-    kms_hsm_close(c->hsm);
+    kms_internal_keys_hsm_close(c->hsm);
     kms_store_close(c->store);
-    kms_config_clean_up(&c->cfg);
+    kms_client_config_clean_up(&c->cfg);
     free(c->home);
     free(c);
 }
@@ -411,7 +406,7 @@ static int home_check_new(const char *home, bool *created)
 static void home_undo(const char *home, bool created)
 {
     const char *entries[] = {CONFIG_FILE, DB_FILE,  DB_FILE "-wal", DB_FILE "-shm",
-                             "pin",       "so-pin", "credentials", HSM_LOCK_FILE};
+                             "pin",       "so-pin", "credentials",  HSM_LOCK_FILE};
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
         char *p = kms_path_join(home, entries[i]);
         if (p != NULL) {
@@ -480,20 +475,16 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
     char akid[32] = "";
     char *secret = NULL;
     char *lock = kms_path_join(home, HSM_LOCK_FILE);
-    kms_hsm_config hc = {
-        .module_path = cfg->pkcs11_module,
-        .token_label = cfg->token_label,
-        .pin = (const uint8_t *)pin,
-        .pin_len = strlen(pin),
-        .pool_size = 1,
-        .open_lock_path = lock,
-    };
-    kms_hsm *hsm = lock != NULL ? kms_hsm_open(&hc) : NULL;
+    kms_hsm *hsm = lock != NULL
+                       ? kms_internal_keys_hsm_open(cfg->pkcs11_module, cfg->token_label,
+                                                    (const uint8_t *)pin, strlen(pin), 1, lock)
+                       : NULL;
     free(lock);
-    if (hsm == NULL || kms_sealer_key_create(hsm) != 0 || kms_audit_home_create(home, hsm) != 0) {
+    if (hsm == NULL || kms_internal_keys_sealer_create(hsm) != 0 ||
+        kms_audit_home_create(home, hsm) != 0) {
         goto out;
     }
-    kms_iam_sealer sealer = kms_hsm_sealer(hsm);
+    kms_iam_sealer sealer = kms_internal_keys_sealer(hsm);
     iam = kms_iam_new(store, &sealer, cfg->region);
     if (iam == NULL || kms_iam_bootstrap(iam, cfg->account_id, kms_now(), akid, &secret) != 0 ||
         kms_credentials_save(home, "default", akid, secret, NULL) != 0) {
@@ -508,7 +499,7 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
 out:
     kms_iam_secret_free(secret);
     kms_iam_free(iam);
-    kms_hsm_close(hsm);
+    kms_internal_keys_hsm_close(hsm);
     return r;
 }
 
@@ -583,8 +574,8 @@ int kms_home_init(const char *home, const kms_init_options *opts)
             goto out;
         }
         free(conf);
-        if (kms_hsm_init_token(module, label, (const uint8_t *)so_pin, strlen(so_pin),
-                               (const uint8_t *)pin, strlen(pin)) != 0) {
+        if (kms_internal_keys_init_token(module, label, (const uint8_t *)so_pin, strlen(so_pin),
+                                         (const uint8_t *)pin, strlen(pin)) != 0) {
             goto out;
         }
     }
@@ -604,7 +595,7 @@ out:
     }
     sodium_memzero(pin, sizeof pin);
     sodium_memzero(so_pin, sizeof so_pin);
-    kms_config_clean_up(&cfg);
+    kms_client_config_clean_up(&cfg);
     free(pin_path);
     free(so_path);
     free(hsm_dir);

@@ -1,10 +1,7 @@
-/* Client credentials (profiles of HOME/credentials, or the environment) and the HSM-backed
- * sealer that keeps IAM secrets encrypted at rest. Private to src/service. */
+/* Client credentials: profiles of HOME/credentials, or the environment. Private to
+ * src/service. */
 #ifndef KMS_SERVICE_CREDENTIALS_H
 #define KMS_SERVICE_CREDENTIALS_H
-
-#include "hsm/hsm.h"
-#include "iam/iam.h"
 
 typedef struct kms_credentials {
     char access_key_id[32];
@@ -22,13 +19,5 @@ void kms_credentials_clean_up(kms_credentials *c);
 int kms_credentials_save(const char *home, const char *profile, const char *access_key_id,
                          const char *secret, const char *session_token)
     __attribute__((warn_unused_result));
-
-/* The HSM key that seals IAM secrets (secret access keys, MFA seeds): AES-256 generated in the
- * HSM at init, never extractable. */
-#define KMS_SEALER_LABEL "kms-internal:iam-secrets"
-int kms_sealer_key_create(kms_hsm *hsm) __attribute__((warn_unused_result));
-/* A sealer over that key: AES-256-GCM with a random IV, the purpose as associated data;
- * ciphertext = IV || ct || tag. */
-kms_iam_sealer kms_hsm_sealer(kms_hsm *hsm);
 
 #endif

@@ -4,69 +4,71 @@
 
 #include <pthread.h>
 
+#include "service/audit_trail.h"
+#include "service/dispatch.h"
 #include "service/ops.h"
+#include "service/ops_grants.h"
 #include "service/ops_iam.h"
-#include "service/service.h"
 #include "util/util.h"
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const kms_op ops[] = {
-    {"CreateKey", kms_op_create_key,
+    {"CreateKey", kms_ops_keys_create,
      M("Description", "KeySpec", "KeyUsage", "CustomerMasterKeySpec", "Origin", "MultiRegion",
        "Policy", "BypassPolicyLockoutSafetyCheck")},
-    {"GetKeyPolicy", kms_op_get_key_policy, M("KeyId", "PolicyName")},
-    {"PutKeyPolicy", kms_op_put_key_policy,
+    {"GetKeyPolicy", kms_ops_keys_get_policy, M("KeyId", "PolicyName")},
+    {"PutKeyPolicy", kms_ops_keys_put_policy,
      M("KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck")},
-    {"ListKeyPolicies", kms_op_list_key_policies, M("KeyId", "Limit", "Marker")},
-    {"CreateGrant", kms_op_create_grant,
+    {"ListKeyPolicies", kms_ops_keys_list_policies, M("KeyId", "Limit", "Marker")},
+    {"CreateGrant", kms_ops_grants_create,
      M("KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "GrantTokens",
        "Name", "DryRun")},
-    {"ListGrants", kms_op_list_grants,
+    {"ListGrants", kms_ops_grants_list,
      M("KeyId", "Limit", "Marker", "GrantId", "GranteePrincipal")},
-    {"ListRetirableGrants", kms_op_list_retirable_grants,
+    {"ListRetirableGrants", kms_ops_grants_list_retirable,
      M("RetiringPrincipal", "Limit", "Marker")},
-    {"RetireGrant", kms_op_retire_grant, M("GrantToken", "KeyId", "GrantId", "DryRun")},
-    {"RevokeGrant", kms_op_revoke_grant, M("KeyId", "GrantId", "DryRun")},
-    {"DescribeKey", kms_op_describe_key, M("KeyId", "GrantTokens")},
-    {"ListKeys", kms_op_list_keys, M("Limit", "Marker")},
-    {"UpdateKeyDescription", kms_op_update_key_description, M("KeyId", "Description")},
-    {"EnableKey", kms_op_enable_key, M("KeyId")},
-    {"DisableKey", kms_op_disable_key, M("KeyId")},
-    {"ScheduleKeyDeletion", kms_op_schedule_key_deletion, M("KeyId", "PendingWindowInDays")},
-    {"CancelKeyDeletion", kms_op_cancel_key_deletion, M("KeyId")},
-    {"EnableKeyRotation", kms_op_enable_key_rotation, M("KeyId", "RotationPeriodInDays")},
-    {"DisableKeyRotation", kms_op_disable_key_rotation, M("KeyId")},
-    {"GetKeyRotationStatus", kms_op_get_key_rotation_status, M("KeyId")},
-    {"RotateKeyOnDemand", kms_op_rotate_key_on_demand, M("KeyId")},
-    {"ListKeyRotations", kms_op_list_key_rotations, M("KeyId", "Limit", "Marker")},
-    {"CreateAlias", kms_op_create_alias, M("AliasName", "TargetKeyId")},
-    {"UpdateAlias", kms_op_update_alias, M("AliasName", "TargetKeyId")},
-    {"DeleteAlias", kms_op_delete_alias, M("AliasName")},
-    {"ListAliases", kms_op_list_aliases, M("KeyId", "Limit", "Marker")},
-    {"Encrypt", kms_op_encrypt,
+    {"RetireGrant", kms_ops_grants_retire, M("GrantToken", "KeyId", "GrantId", "DryRun")},
+    {"RevokeGrant", kms_ops_grants_revoke, M("KeyId", "GrantId", "DryRun")},
+    {"DescribeKey", kms_ops_keys_describe, M("KeyId", "GrantTokens")},
+    {"ListKeys", kms_ops_keys_list, M("Limit", "Marker")},
+    {"UpdateKeyDescription", kms_ops_keys_update_description, M("KeyId", "Description")},
+    {"EnableKey", kms_ops_keys_enable, M("KeyId")},
+    {"DisableKey", kms_ops_keys_disable, M("KeyId")},
+    {"ScheduleKeyDeletion", kms_ops_keys_schedule_deletion, M("KeyId", "PendingWindowInDays")},
+    {"CancelKeyDeletion", kms_ops_keys_cancel_deletion, M("KeyId")},
+    {"EnableKeyRotation", kms_ops_rotation_enable, M("KeyId", "RotationPeriodInDays")},
+    {"DisableKeyRotation", kms_ops_rotation_disable, M("KeyId")},
+    {"GetKeyRotationStatus", kms_ops_rotation_get_status, M("KeyId")},
+    {"RotateKeyOnDemand", kms_ops_rotation_rotate_on_demand, M("KeyId")},
+    {"ListKeyRotations", kms_ops_rotation_list, M("KeyId", "Limit", "Marker")},
+    {"CreateAlias", kms_ops_alias_create, M("AliasName", "TargetKeyId")},
+    {"UpdateAlias", kms_ops_alias_update, M("AliasName", "TargetKeyId")},
+    {"DeleteAlias", kms_ops_alias_delete, M("AliasName")},
+    {"ListAliases", kms_ops_alias_list, M("KeyId", "Limit", "Marker")},
+    {"Encrypt", kms_ops_crypto_encrypt,
      M("KeyId", "Plaintext", "EncryptionContext", "EncryptionAlgorithm", "GrantTokens", "DryRun")},
-    {"Decrypt", kms_op_decrypt,
+    {"Decrypt", kms_ops_crypto_decrypt,
      M("CiphertextBlob", "KeyId", "EncryptionContext", "EncryptionAlgorithm", "GrantTokens",
        "DryRun")},
-    {"ReEncrypt", kms_op_re_encrypt,
+    {"ReEncrypt", kms_ops_crypto_re_encrypt,
      M("CiphertextBlob", "SourceEncryptionContext", "SourceKeyId", "DestinationKeyId",
        "DestinationEncryptionContext", "SourceEncryptionAlgorithm",
        "DestinationEncryptionAlgorithm", "GrantTokens", "DryRun")},
-    {"GenerateDataKey", kms_op_generate_data_key,
+    {"GenerateDataKey", kms_ops_crypto_generate_data_key,
      M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
-    {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_without_plaintext,
+    {"GenerateDataKeyWithoutPlaintext", kms_ops_crypto_generate_data_key_without_plaintext,
      M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
-    {"GenerateRandom", kms_op_generate_random, M("NumberOfBytes", "CustomKeyStoreId")},
-    {"Sign", kms_op_sign,
+    {"GenerateRandom", kms_ops_crypto_generate_random, M("NumberOfBytes", "CustomKeyStoreId")},
+    {"Sign", kms_ops_crypto_sign,
      M("KeyId", "Message", "MessageType", "SigningAlgorithm", "GrantTokens", "DryRun")},
-    {"Verify", kms_op_verify,
+    {"Verify", kms_ops_crypto_verify,
      M("KeyId", "Message", "MessageType", "Signature", "SigningAlgorithm", "GrantTokens",
        "DryRun")},
-    {"GetPublicKey", kms_op_get_public_key, M("KeyId", "GrantTokens")},
-    {"GenerateMac", kms_op_generate_mac,
+    {"GetPublicKey", kms_ops_crypto_get_public_key, M("KeyId", "GrantTokens")},
+    {"GenerateMac", kms_ops_crypto_generate_mac,
      M("KeyId", "Message", "MacAlgorithm", "GrantTokens", "DryRun")},
-    {"VerifyMac", kms_op_verify_mac,
+    {"VerifyMac", kms_ops_crypto_verify_mac,
      M("KeyId", "Message", "MacAlgorithm", "Mac", "GrantTokens", "DryRun")},
     {"cloudtrail:LookupEvents", kms_op_lookup_events,
      M("LookupAttributes", "StartTime", "EndTime", "MaxResults", "NextToken", "EventCategory")},
@@ -77,14 +79,14 @@ static const kms_op ops[] = {
 
 /* KMS operations go by their AWS name ("Encrypt"); IAM, STS and Organizations ones by
  * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
-const kms_op *kms_op_find(const char *name)
+const kms_op *kms_dispatch_find(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
         if (strcmp(ops[i].name, name) == 0) {
             return &ops[i];
         }
     }
-    return name != NULL && strchr(name, ':') != NULL ? kms_iam_op_find(name) : NULL;
+    return name != NULL && strchr(name, ':') != NULL ? kms_ops_iam_find(name) : NULL;
 }
 
 static const char **op_names;
@@ -92,7 +94,7 @@ static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
 
 static void op_names_build(void)
 {
-    const char *const *iam = kms_iam_op_names();
+    const char *const *iam = kms_ops_iam_names();
     size_t n_iam = 0;
     while (iam[n_iam] != NULL) {
         n_iam++;
@@ -136,7 +138,7 @@ static int check_members(const kms_op *op, json_t *req)
                              op->name, key, list);
         }
     }
-    KMS_GUARD(kms_grant_tokens_check(req));
+    KMS_GUARD(kms_ops_grants_tokens_check(req));
     json_t *dry = json_object_get(req, "DryRun");
     KMS_ENSURE(dry == NULL || json_is_false(dry), KMS_ERR_UNSUPPORTED_OPERATION,
                "DryRun is not supported yet");
@@ -154,7 +156,7 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
     if (kms_gate_begin(&rq, client, operation) != 0) {
         return kms_gate_end(&rq, -1);
     }
-    const kms_op *op = kms_op_find(operation);
+    const kms_op *op = kms_dispatch_find(operation);
     if (op == NULL) {
         kms_raise(KMS_ERR_UNKNOWN_OPERATION, "unknown operation '%s'", operation ? operation : "");
         goto out;
@@ -183,7 +185,7 @@ out:
     rc = kms_gate_end(&rq, rc);
     /* Requests and responses may carry secrets (plaintexts, passwords, secret access keys):
      * wiped before jansson frees them. */
-    kms_json_wipe(req);
+    kms_request_json_wipe(req);
     json_decref(req);
     if (rc == 0 && resp == NULL) {
         resp = json_object();
@@ -194,7 +196,7 @@ out:
             rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
     }
-    kms_json_wipe(resp);
+    kms_request_json_wipe(resp);
     json_decref(resp);
     return rc;
 }

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
+#include "service/gate.h"
 #include "service/ops.h"
+#include "service/ops_grants.h"
 #include "util/util.h"
 
 /* ---- Authenticate --------------------------------------------------------------------------- */
@@ -90,7 +93,7 @@ static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation
     }
     kms_iam_docs_clean_up(&docs);
     if (r != 0) {
-        kms_principal_snapshot_release(s);
+        kms_authz_snapshot_release(s);
         return NULL;
     }
     return s;
@@ -125,7 +128,7 @@ static int take_caller(kms_request *rq)
         kms_principal_snapshot *old = az->current;
         az->current = s;
         pthread_mutex_unlock(&az->lock);
-        kms_principal_snapshot_release(old);
+        kms_authz_snapshot_release(old);
     }
     rq->who = s;
     /* STS: a session past its expiry is refused, whatever it was allowed before. */
@@ -556,7 +559,7 @@ static int key_policy(kms_request *rq, const kms_key_record *rec, const kms_poli
     int64_t version = 0;
     kms_key_policy_entry *e = calloc(1, sizeof *e);
     KMS_ENSURE(e != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (kms_store_key_policy_get(rq->client->store, rec->key_id, &doc, &version) != 0 ||
+    if (kms_keystore_policy_get(&rq->client->keystore, rec->key_id, &doc, &version) != 0 ||
         compile_doc(doc, KMS_POLICY_KEY, "KeyPolicy", &e->policy) != 0) {
         free(doc);
         free(e);
@@ -602,7 +605,7 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     if (kms_policy_evaluate(&in, &res) == KMS_DECISION_ALLOWED) {
         rq->authorized = true;
     } else if (res.decision == KMS_DECISION_IMPLICIT_DENY && !res.scp_denied &&
-               kms_grants_allow(rq, action, rec) == 1) {
+               kms_ops_grants_allow(rq, action, rec) == 1) {
         /* KMS Developer Guide, "Grants": a grant allows its operations to its grantee; an
          * explicit deny in any policy, and SCPs, still win. */
         rq->authorized = true;
@@ -685,7 +688,7 @@ int kms_gate_end(kms_request *rq, int rc)
     rq->then_details = NULL;
     json_decref(rq->service_details);
     rq->service_details = NULL;
-    kms_principal_snapshot_release(rq->who);
+    kms_authz_snapshot_release(rq->who);
     rq->who = NULL;
     free(rq->grant_ops);
     free(rq->grant_constraints);

@@ -1,57 +1,67 @@
-/* Helpers shared by the operation handlers. */
+/* The KMS operations' handlers (ops_*.c) and the helpers they share. Private to src/service. */
 #ifndef KMS_SERVICE_OPS_H
 #define KMS_SERVICE_OPS_H
 
-#include "service/service.h"
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "service/gate.h"
+#include "service/request.h"
 #include "util/buf.h"
 
 /* AWS KMS quota: a key policy holds at most 32 KB. */
 #define KMS_KEY_POLICY_MAX 32768
 
 /* KeyMetadata as AWS KMS shapes it. */
-json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec);
-int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
+json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record *rec);
+int kms_ops_keys_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
     __attribute__((warn_unused_result));
 /* {member: list, Truncated, NextMarker}: takes list; NextMarker is marker_member of the last
  * item when truncated. */
-int kms_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
-                     const char *marker_member) __attribute__((warn_unused_result));
+int kms_ops_keys_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
+                              const char *marker_member) __attribute__((warn_unused_result));
 /* Reads the key reference in `member`, resolves it (aliases too), and authorises `action` on
  * the key's ARN, which lands in arn. */
-int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
-                   kms_key_record *rec, char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
-
-#endif
-
-#ifndef KMS_SERVICE_OPS_CORE
-#define KMS_SERVICE_OPS_CORE
-/* The cryptographic operations' cores, shared by kms_call and the typed API. Each resolves the
- * key, authorises `action` on it, checks its state and usage, and does the work. arn, when not
- * NULL, receives the key's ARN. */
-int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
-                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
-                   char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
-/* key_ref may be NULL (the blob names its key). pt is a secure buffer. */
-int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
-                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
-                   char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
-/* plaintext may be NULL (WithoutPlaintext); else it receives a sodium_malloc'd key. */
-int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
-                             size_t key_bytes, const kms_encryption_context *ctx,
-                             uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
+int kms_ops_keys_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
+                         kms_key_record *rec, char arn[KMS_ARN_MAX])
     __attribute__((warn_unused_result));
-int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
-                const char *message_type, const char *algorithm, uint8_t **sig, size_t *sig_len,
-                char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
-#endif
 
-#ifndef KMS_SERVICE_OPS_GRANTS
-#define KMS_SERVICE_OPS_GRANTS
-/* 1 when a grant of rec allows the caller `action` with the request's encryption context, 0 when
- * none does, -1 on error. */
-int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *rec)
-    __attribute__((warn_unused_result));
-/* GrantTokens of a request: at most 10, each one a token CreateGrant could have issued
- * (InvalidGrantTokenException). */
-int kms_grant_tokens_check(json_t *req) __attribute__((warn_unused_result));
+/* The handlers, by file: ops_keys.c, ops_alias.c, ops_crypto.c, ops_grants.c, ops_rotation.c. */
+int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_describe(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_list(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_update_description(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_enable(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_disable(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_schedule_deletion(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_cancel_deletion(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_alias_create(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_alias_update(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_alias_delete(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_alias_list(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_encrypt(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_decrypt(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_re_encrypt(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_data_key(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_random(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_sign(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_get_public_key(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_mac(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_verify_mac(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_get_policy(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_put_policy(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_keys_list_policies(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_grants_create(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_grants_list(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_grants_list_retirable(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_grants_retire(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_grants_revoke(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_rotation_enable(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_rotation_disable(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_rotation_get_status(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_rotation_rotate_on_demand(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_rotation_list(kms_request *rq, json_t *req, json_t **resp);
+
 #endif

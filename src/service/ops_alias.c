@@ -33,9 +33,9 @@ static int alias_target(kms_request *rq, json_t *req, const char *action, const 
 {
     const char *target = NULL;
     char arn[KMS_ARN_MAX];
-    KMS_GUARD(kms_req_string(req, "AliasName", true, 1, 256, name));
+    KMS_GUARD(kms_request_string(req, "AliasName", true, 1, 256, name));
     KMS_GUARD(check_alias_name(*name));
-    KMS_GUARD(kms_req_string(req, "TargetKeyId", true, 1, 2048, &target));
+    KMS_GUARD(kms_request_string(req, "TargetKeyId", true, 1, 2048, &target));
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, target, false, rec));
     kms_keystore_alias_arn(&rq->client->keystore, *name, arn);
     KMS_GUARD(kms_gate_authorize(rq, action, arn));
@@ -46,14 +46,14 @@ static int alias_target(kms_request *rq, json_t *req, const char *action, const 
     return 0;
 }
 
-int kms_op_create_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_create(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
     int r = alias_target(rq, req, "kms:CreateAlias", &name, &rec);
     if (r == 0) {
-        r = kms_store_alias_create(rq->client->store, name, rec.key_id, kms_now());
+        r = kms_keystore_alias_create(&rq->client->keystore, name, rec.key_id, kms_now());
         if (r != 0 && kms_last_error() == KMS_ERR_ALREADY_EXISTS) {
             char arn[KMS_ARN_MAX];
             kms_keystore_alias_arn(&rq->client->keystore, name, arn);
@@ -67,7 +67,7 @@ int kms_op_create_alias(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_update(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     kms_key_record rec, old;
@@ -76,10 +76,10 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
     memset(&old, 0, sizeof old);
     int r = alias_target(rq, req, "kms:UpdateAlias", &name, &rec);
     if (r == 0) {
-        r = kms_store_alias_get(rq->client->store, name, &alias);
+        r = kms_keystore_alias_get(&rq->client->keystore, name, &alias);
     }
     if (r == 0) {
-        r = kms_store_key_get(rq->client->store, alias.key_id, &old);
+        r = kms_keystore_key_get(&rq->client->keystore, alias.key_id, &old);
     }
     if (r == 0) {
         /* KMS API reference, UpdateAlias: kms:UpdateAlias on the alias, the current key and
@@ -97,35 +97,35 @@ int kms_op_update_alias(kms_request *rq, json_t *req, json_t **resp)
                       name, old.key_spec, old.key_usage, rec.key_spec, rec.key_usage);
     }
     if (r == 0) {
-        r = kms_store_alias_update(rq->client->store, name, rec.key_id, kms_now());
+        r = kms_keystore_alias_update(&rq->client->keystore, name, rec.key_id, kms_now());
     }
     kms_key_record_clean_up(&rec);
     kms_key_record_clean_up(&old);
     return r;
 }
 
-int kms_op_delete_alias(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_delete(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *name = NULL;
     char arn[KMS_ARN_MAX];
     kms_alias_record alias;
-    KMS_GUARD(kms_req_string(req, "AliasName", true, 1, 256, &name));
+    KMS_GUARD(kms_request_string(req, "AliasName", true, 1, 256, &name));
     KMS_ENSURE(strncmp(name, "alias/", 6) == 0, KMS_ERR_INVALID_ALIAS_NAME,
                "Alias must start with the prefix \"alias/\": '%s'", name);
     kms_keystore_alias_arn(&rq->client->keystore, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, "kms:DeleteAlias", arn));
-    if (kms_store_alias_get(rq->client->store, name, &alias) != 0) {
+    if (kms_keystore_alias_get(&rq->client->keystore, name, &alias) != 0) {
         KMS_ENSURE(kms_last_error() != KMS_ERR_NOT_FOUND, KMS_ERR_NOT_FOUND,
                    "Alias %s is not found.", arn);
         return -1;
     }
     kms_key_record rec;
-    KMS_GUARD(kms_store_key_get(rq->client->store, alias.key_id, &rec));
+    KMS_GUARD(kms_keystore_key_get(&rq->client->keystore, alias.key_id, &rec));
     kms_keystore_key_arn(&rq->client->keystore, alias.key_id, arn);
     int r = kms_gate_authorize_key(rq, "kms:DeleteAlias", &rec, arn);
     kms_key_record_clean_up(&rec);
     KMS_GUARD(r);
-    return kms_store_alias_delete(rq->client->store, name);
+    return kms_keystore_alias_delete(&rq->client->keystore, name);
 }
 
 typedef struct alias_walk {
@@ -146,7 +146,7 @@ static int list_alias_cb(void *arg, const kms_alias_record *a)
     return 0;
 }
 
-int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_alias_list(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 100;
     const char *marker = NULL;
@@ -155,9 +155,9 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
     char key_id[KMS_UUID_STR_LEN + 1] = "";
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 100, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
-    KMS_GUARD(kms_req_string(req, "KeyId", false, 1, 2048, &key_ref));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 100, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_string(req, "KeyId", false, 1, 2048, &key_ref));
     KMS_ENSURE(marker == NULL || strncmp(marker, "alias/", 6) == 0, KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by ListAliases", marker);
     if (key_ref != NULL) {
@@ -172,10 +172,11 @@ int kms_op_list_aliases(kms_request *rq, json_t *req, json_t **resp)
         KMS_GUARD(kms_gate_authorize(rq, "kms:ListAliases", "*"));
     }
     alias_walk w = {json_array(), &rq->client->keystore};
-    if (w.list == NULL || kms_store_alias_list(rq->client->store, key_ref ? key_id : NULL, marker,
-                                               (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
+    if (w.list == NULL ||
+        kms_keystore_alias_list(&rq->client->keystore, key_ref ? key_id : NULL, marker,
+                                (size_t)limit, list_alias_cb, &w, &truncated) != 0) {
         json_decref(w.list);
         return -1;
     }
-    return kms_respond_page(resp, "Aliases", w.list, truncated, "AliasName");
+    return kms_ops_keys_respond_page(resp, "Aliases", w.list, truncated, "AliasName");
 }

@@ -1,15 +1,12 @@
 /* Cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext),
  * GenerateRandom, Sign, Verify, GetPublicKey, GenerateMac, VerifyMac. */
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/ops_crypto.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
@@ -74,56 +71,6 @@ static int no_context_for_rsa(const kms_encryption_context *ctx, const char *arn
     return 0;
 }
 
-static EVP_PKEY *public_key_of(const kms_key_record *rec)
-{
-    const uint8_t *p = rec->public_key;
-    EVP_PKEY *pkey = p != NULL ? d2i_PUBKEY(NULL, &p, (long)rec->public_key_len) : NULL;
-    if (pkey == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot load the public key of %s", rec->key_id);
-    }
-    return pkey;
-}
-
-/* RSAES-OAEP with the key's public half (a public operation: OpenSSL does it, no HSM). Appends
- * the raw RSA ciphertext, as AWS KMS returns it, to *blob. */
-static int rsa_encrypt(const kms_key_record *rec, const char *arn, const kms_enc_alg_info *alg,
-                       const uint8_t *pt, size_t pt_len, kms_buf *blob)
-{
-    int r = -1;
-    size_t n = 0;
-    EVP_PKEY *pkey = public_key_of(rec);
-    EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
-    const EVP_MD *md = EVP_get_digestbyname(alg->digest);
-    if (pkey == NULL) {
-        goto out;
-    }
-    /* RFC 8017 7.1.1: mLen <= k - 2hLen - 2 (RSA_2048: 214 bytes with SHA-1, 190 with SHA-256) */
-    size_t k = (size_t)EVP_PKEY_get_size(pkey);
-    size_t max = k > 2 * alg->digest_len + 2 ? k - 2 * alg->digest_len - 2 : 0;
-    if (pt_len > max) {
-        kms_raise(KMS_ERR_VALIDATION,
-                  "Plaintext is %zu bytes; %s with %s (%s) encrypts at most %zu bytes", pt_len,
-                  alg->name, arn, rec->key_spec, max);
-        goto out;
-    }
-    if (pctx == NULL || md == NULL || EVP_PKEY_encrypt_init(pctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, md) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1 ||
-        EVP_PKEY_encrypt(pctx, NULL, &n, pt, pt_len) != 1 || kms_buf_reserve(blob, n) != 0 ||
-        EVP_PKEY_encrypt(pctx, blob->data + blob->len, &n, pt, pt_len) != 1) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encrypt with %s and the public key of %s", alg->name,
-                  arn);
-        goto out;
-    }
-    blob->len += n;
-    r = 0;
-out:
-    EVP_PKEY_CTX_free(pctx);
-    EVP_PKEY_free(pkey);
-    return r;
-}
-
 /* ---- Encrypt, Decrypt ------------------------------------------------------------------------ */
 
 /* Encrypt's core: alg is the request's EncryptionAlgorithm (NULL: none given); *alg_used
@@ -149,7 +96,7 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     if (r == 0 && rsa != NULL) {
         r = no_context_for_rsa(ctx, arn);
         if (r == 0) {
-            r = rsa_encrypt(&rec, arn, rsa, pt, pt_len, blob);
+            r = kms_keystore_rsa_encrypt(&rq->client->keystore, &rec, rsa, pt, pt_len, blob);
         }
     } else if (r == 0) {
         r = kms_keystore_seal(&rq->client->keystore, &rec, pt, pt_len, ctx, blob);
@@ -161,35 +108,11 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     return r;
 }
 
-int kms_do_encrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *pt,
-                   size_t pt_len, const kms_encryption_context *ctx, kms_buf *blob,
-                   char arn[KMS_ARN_MAX])
+int kms_ops_crypto_encrypt_core(kms_request *rq, const char *key_ref, const char *action,
+                                const uint8_t *pt, size_t pt_len, const kms_encryption_context *ctx,
+                                kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
-}
-
-/* Decrypts an RSA ciphertext in the HSM; rec is resolved and authorised. Nothing reaches *pt
- * unless the padding checks. */
-static int rsa_decrypt(kms_request *rq, const kms_key_record *rec, const char *arn,
-                       const kms_enc_alg_info *alg, const uint8_t *blob, size_t blob_len,
-                       kms_buf *pt)
-{
-    char label[KMS_LABEL_MAX];
-    size_t n = 0;
-    KMS_GUARD(kms_buf_reserve(pt, blob_len));
-    kms_keystore_label(rec->key_id, rec->current_version, label);
-    if (kms_hsm_rsa_oaep_decrypt(rq->client->hsm, label, alg->sha256, blob, blob_len,
-                                 pt->data + pt->len, &n) != 0) {
-        if (kms_last_error() == KMS_ERR_INVALID_CIPHERTEXT) {
-            kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
-                      "the ciphertext does not decrypt with %s and %s: it was altered, made "
-                      "with another algorithm, or under another key",
-                      arn, alg->name);
-        }
-        return -1;
-    }
-    pt->len += n;
-    return 0;
 }
 
 /* Decrypt's core. A KeyId that names an RSA encryption key takes the RSA path before anything
@@ -222,7 +145,8 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
             if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
                 kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
                 check_alg_for_key(&rec, arn, alg, &rsa) != 0 || no_context_for_rsa(ctx, arn) != 0 ||
-                rsa_decrypt(rq, &rec, arn, rsa, blob, blob_len, pt) != 0) {
+                kms_keystore_rsa_decrypt(&rq->client->keystore, &rec, rsa, blob, blob_len, pt) !=
+                    0) {
                 goto out;
             }
             goto done;
@@ -240,12 +164,12 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
                       arn);
             goto out;
         }
-    } else if (kms_store_key_get(rq->client->store, b.key_id, &rec) != 0) {
+    } else if (kms_keystore_key_get(&rq->client->keystore, b.key_id, &rec) != 0) {
         int64_t deleted = 0;
         if (kms_last_error() != KMS_ERR_NOT_FOUND) {
             goto out;
         }
-        if (kms_store_deleted_get(rq->client->store, b.key_id, &deleted) == 0) {
+        if (kms_keystore_deleted_get(&rq->client->keystore, b.key_id, &deleted) == 0) {
             kms_keystore_missing(&rq->client->keystore, b.key_id); /* says when it went */
         } else if (kms_last_error() == KMS_ERR_NOT_FOUND) {
             kms_raise(KMS_ERR_INVALID_CIPHERTEXT,
@@ -272,16 +196,17 @@ out:
     return r;
 }
 
-int kms_do_decrypt(kms_request *rq, const char *key_ref, const char *action, const uint8_t *blob,
-                   size_t blob_len, const kms_encryption_context *ctx, kms_buf *pt,
-                   char arn[KMS_ARN_MAX])
+int kms_ops_crypto_decrypt_core(kms_request *rq, const char *key_ref, const char *action,
+                                const uint8_t *blob, size_t blob_len,
+                                const kms_encryption_context *ctx, kms_buf *pt,
+                                char arn[KMS_ARN_MAX])
 {
     return decrypt_core(rq, key_ref, action, NULL, blob, blob_len, ctx, pt, arn, NULL);
 }
 
-int kms_do_generate_data_key(kms_request *rq, const char *key_ref, const char *action,
-                             size_t key_bytes, const kms_encryption_context *ctx,
-                             uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
+int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, const char *action,
+                                          size_t key_bytes, const kms_encryption_context *ctx,
+                                          uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
@@ -329,52 +254,12 @@ out:
     return r;
 }
 
-/* Checks SigningAlgorithm and MessageType against the key and digests the message. */
-static int sign_digest(const kms_key_record *rec, const char *arn, const uint8_t *msg,
-                       size_t msg_len, const char *message_type, const char *algorithm,
-                       const kms_sig_alg_info **alg, uint8_t digest[EVP_MAX_MD_SIZE])
-{
-    const kms_key_spec_info *spec = kms_key_spec_find(rec->key_spec);
-    *alg = kms_sig_alg_find(algorithm);
-    KMS_ENSURE(*alg != NULL, KMS_ERR_VALIDATION,
-               "1 validation error detected: Value '%s' at 'signingAlgorithm' failed to satisfy "
-               "constraint: Member must satisfy enum value set: [RSASSA_PSS_SHA_256, "
-               "RSASSA_PSS_SHA_384, RSASSA_PSS_SHA_512, RSASSA_PKCS1_V1_5_SHA_256, "
-               "RSASSA_PKCS1_V1_5_SHA_384, RSASSA_PKCS1_V1_5_SHA_512, ECDSA_SHA_256, "
-               "ECDSA_SHA_384]",
-               algorithm);
-    KMS_ENSURE(spec != NULL && kms_key_spec_allows_sig_alg(spec, algorithm),
-               KMS_ERR_INVALID_KEY_USAGE,
-               "Algorithm %s is incompatible with key spec %s of %s (see its SigningAlgorithms "
-               "in `kmsctl describe-key`)",
-               algorithm, rec->key_spec, arn);
-    const char *type = message_type ? message_type : "RAW";
-    if (strcmp(type, "DIGEST") == 0) {
-        KMS_ENSURE(msg_len == (*alg)->digest_len, KMS_ERR_VALIDATION,
-                   "Digest is invalid length for algorithm %s: %zu bytes, %zu expected", algorithm,
-                   msg_len, (*alg)->digest_len);
-        memcpy(digest, msg, msg_len);
-        return 0;
-    }
-    KMS_ENSURE(strcmp(type, "RAW") == 0, KMS_ERR_VALIDATION,
-               "MessageType must be RAW or DIGEST, not '%s'", type);
-    unsigned int n = 0;
-    KMS_ENSURE(EVP_Digest(msg, msg_len, digest, &n, EVP_get_digestbyname((*alg)->digest), NULL) ==
-                       1 &&
-                   n == (*alg)->digest_len,
-               KMS_ERR_INTERNAL, "cannot compute the %s digest", (*alg)->digest);
-    return 0;
-}
-
-int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t msg_len,
-                const char *message_type, const char *algorithm, uint8_t **sig, size_t *sig_len,
-                char arn[KMS_ARN_MAX])
+int kms_ops_crypto_sign_core(kms_request *rq, const char *key_ref, const uint8_t *msg,
+                             size_t msg_len, const char *message_type, const char *algorithm,
+                             uint8_t **sig, size_t *sig_len, char arn[KMS_ARN_MAX])
 {
     int r = -1;
     kms_key_record rec;
-    const kms_sig_alg_info *alg = NULL;
-    uint8_t digest[EVP_MAX_MD_SIZE];
-    char label[KMS_LABEL_MAX];
     char own[KMS_ARN_MAX];
     memset(&rec, 0, sizeof rec);
     if (arn == NULL) {
@@ -384,13 +269,11 @@ int kms_do_sign(kms_request *rq, const char *key_ref, const uint8_t *msg, size_t
                "KeyId and SigningAlgorithm are required");
     KMS_ENSURE(msg_len >= 1 && msg_len <= MAX_MESSAGE, KMS_ERR_VALIDATION,
                "Message must be between 1 and %d bytes", MAX_MESSAGE);
-    if (use_key(rq, key_ref, "kms:Sign", "SIGN_VERIFY", &rec, arn) != 0 ||
-        sign_digest(&rec, arn, msg, msg_len, message_type, algorithm, &alg, digest) != 0) {
+    if (use_key(rq, key_ref, "kms:Sign", "SIGN_VERIFY", &rec, arn) != 0) {
         goto out;
     }
-    kms_keystore_label(rec.key_id, rec.current_version, label);
-    r = kms_hsm_sign_digest(rq->client->hsm, label, alg->hsm, digest, alg->digest_len, sig,
-                            sig_len);
+    r = kms_keystore_sign(&rq->client->keystore, &rec, msg, msg_len, message_type, algorithm, sig,
+                          sig_len);
 out:
     kms_key_record_clean_up(&rec);
     return r;
@@ -401,7 +284,7 @@ out:
 static int read_encryption_algorithm(json_t *req, const char *member, const char **alg)
 {
     *alg = NULL;
-    KMS_GUARD(kms_req_string(req, member, false, 1, 64, alg));
+    KMS_GUARD(kms_request_string(req, member, false, 1, 64, alg));
     KMS_ENSURE(*alg == NULL || strcmp(*alg, "SYMMETRIC_DEFAULT") == 0 ||
                    strcmp(*alg, "RSAES_OAEP_SHA_1") == 0 ||
                    strcmp(*alg, "RSAES_OAEP_SHA_256") == 0 || strcmp(*alg, "SM2PKE") == 0,
@@ -418,10 +301,10 @@ static int respond_blob(json_t **resp, const kms_buf *blob, const char *arn)
 {
     *resp = json_pack("{s:s}", "KeyId", arn);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
-    return kms_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
+    return kms_request_json_set_blob(*resp, "CiphertextBlob", blob->data, blob->len);
 }
 
-int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
@@ -431,25 +314,28 @@ int kms_op_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_encryption_context ctx = {0};
     kms_buf blob;
     kms_buf_init(&blob, false);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
         read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
-        kms_req_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_request_blob(req, "Plaintext", true, 1, KMS_MAX_PLAINTEXT, true, &pt, &pt_len) != 0 ||
+        kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
         encrypt_core(rq, key_id, "kms:Encrypt", alg, pt, pt_len, &ctx, &blob, arn, &alg_used) !=
             0 ||
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
-    json_object_set_new(*resp, "EncryptionAlgorithm", json_string(alg_used));
+    if (json_object_set_new(*resp, "EncryptionAlgorithm", json_string(alg_used)) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     r = 0;
 out:
     kms_secret_free(pt, pt_len);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&blob);
     return r;
 }
 
-int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_decrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *alg = NULL, *alg_used = NULL;
@@ -459,28 +345,29 @@ int kms_op_decrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_encryption_context ctx = {0};
     kms_buf pt;
     kms_buf_init(&pt, true);
-    if (kms_req_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
+    if (kms_request_string(req, "KeyId", false, 1, 2048, &key_id) != 0 ||
         read_encryption_algorithm(req, "EncryptionAlgorithm", &alg) != 0 ||
-        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_request_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) !=
+            0 ||
+        kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
         decrypt_core(rq, key_id, "kms:Decrypt", alg, blob, blob_len, &ctx, &pt, arn, &alg_used) !=
             0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", alg_used);
-    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     r = 0;
 out:
     free(blob);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&pt);
     return r;
 }
 
-int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *src_key = NULL, *dst_key = NULL;
@@ -492,13 +379,14 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
     kms_buf pt, out_blob;
     kms_buf_init(&pt, true);
     kms_buf_init(&out_blob, false);
-    if (kms_req_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
-        kms_req_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
+    if (kms_request_string(req, "SourceKeyId", false, 1, 2048, &src_key) != 0 ||
+        kms_request_string(req, "DestinationKeyId", true, 1, 2048, &dst_key) != 0 ||
         read_encryption_algorithm(req, "SourceEncryptionAlgorithm", &src_alg) != 0 ||
         read_encryption_algorithm(req, "DestinationEncryptionAlgorithm", &dst_alg) != 0 ||
-        kms_req_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) != 0 ||
-        kms_req_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
-        kms_req_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
+        kms_request_blob(req, "CiphertextBlob", true, 1, KMS_MAX_BLOB, false, &blob, &blob_len) !=
+            0 ||
+        kms_request_context(req, "SourceEncryptionContext", &src_ctx) != 0 ||
+        kms_request_context(req, "DestinationEncryptionContext", &dst_ctx) != 0 ||
         decrypt_core(rq, src_key, "kms:ReEncryptFrom", src_alg, blob, blob_len, &src_ctx, &pt,
                      src_arn, &src_used) != 0 ||
         encrypt_core(rq, dst_key, "kms:ReEncryptTo", dst_alg, pt.data, pt.len, &dst_ctx, &out_blob,
@@ -506,14 +394,17 @@ int kms_op_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
         respond_blob(resp, &out_blob, dst_arn) != 0) {
         goto out;
     }
-    json_object_set_new(*resp, "SourceKeyId", json_string(src_arn));
-    json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used));
-    json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used));
+    if (json_object_set_new(*resp, "SourceKeyId", json_string(src_arn)) != 0 ||
+        json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used)) != 0 ||
+        json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used)) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     r = 0;
 out:
     free(blob);
-    kms_context_free(&src_ctx);
-    kms_context_free(&dst_ctx);
+    kms_request_context_free(&src_ctx);
+    kms_request_context_free(&dst_ctx);
     kms_buf_clean_up(&pt);
     kms_buf_clean_up(&out_blob);
     return r;
@@ -524,8 +415,8 @@ static int data_key_size(json_t *req, size_t *n)
 {
     const char *spec = NULL;
     long long bytes = 0;
-    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 16, &spec));
-    KMS_GUARD(kms_req_int(req, "NumberOfBytes", false, 1, MAX_DATA_KEY, 0, &bytes));
+    KMS_GUARD(kms_request_string(req, "KeySpec", false, 1, 16, &spec));
+    KMS_GUARD(kms_request_int(req, "NumberOfBytes", false, 1, MAX_DATA_KEY, 0, &bytes));
     KMS_ENSURE(!(spec && bytes), KMS_ERR_VALIDATION,
                "Please specify either number of bytes or key spec, not both.");
     KMS_ENSURE(spec || bytes, KMS_ERR_VALIDATION,
@@ -554,50 +445,50 @@ static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool w
     kms_buf_init(&blob, false);
     const char *action =
         with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext";
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 || data_key_size(req, &n) != 0 ||
-        kms_req_context(req, "EncryptionContext", &ctx) != 0 ||
-        kms_do_generate_data_key(rq, key_id, action, n, &ctx, with_plaintext ? &dk : NULL, &blob,
-                                 arn) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        data_key_size(req, &n) != 0 || kms_request_context(req, "EncryptionContext", &ctx) != 0 ||
+        kms_ops_crypto_generate_data_key_core(rq, key_id, action, n, &ctx,
+                                              with_plaintext ? &dk : NULL, &blob, arn) != 0 ||
         respond_blob(resp, &blob, arn) != 0) {
         goto out;
     }
-    if (with_plaintext && kms_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
+    if (with_plaintext && kms_request_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
         goto out;
     }
     r = 0;
 out:
     kms_secret_free(dk, n);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
     kms_buf_clean_up(&blob);
     return r;
 }
 
-int kms_op_generate_data_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_data_key(kms_request *rq, json_t *req, json_t **resp)
 {
     return generate_data_key(rq, req, resp, true);
 }
 
-int kms_op_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp)
 {
     return generate_data_key(rq, req, resp, false);
 }
 
-int kms_op_generate_random(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_random(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     long long n = 0;
     const char *store = NULL;
-    KMS_GUARD(kms_req_int(req, "NumberOfBytes", true, 1, MAX_DATA_KEY, 0, &n));
-    KMS_GUARD(kms_req_string(req, "CustomKeyStoreId", false, 1, 64, &store));
+    KMS_GUARD(kms_request_int(req, "NumberOfBytes", true, 1, MAX_DATA_KEY, 0, &n));
+    KMS_GUARD(kms_request_string(req, "CustomKeyStoreId", false, 1, 64, &store));
     KMS_ENSURE(store == NULL, KMS_ERR_UNSUPPORTED_OPERATION, "custom key stores are not supported");
     KMS_GUARD(kms_gate_authorize(rq, "kms:GenerateRandom", "*"));
     uint8_t *buf = kms_secure_alloc((size_t)n);
     KMS_ENSURE(buf != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (kms_hsm_random(rq->client->hsm, buf, (size_t)n) != 0) {
+    if (kms_keystore_random(&rq->client->keystore, buf, (size_t)n) != 0) {
         goto out;
     }
     *resp = json_object();
-    if (*resp == NULL || kms_json_set_blob(*resp, "Plaintext", buf, (size_t)n) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Plaintext", buf, (size_t)n) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -607,22 +498,22 @@ out:
     return r;
 }
 
-int kms_op_sign(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_sign(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *type = NULL, *alg = NULL;
     uint8_t *msg = NULL, *sig = NULL;
     size_t msg_len = 0, sig_len = 0;
     char arn[KMS_ARN_MAX];
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
-        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        kms_do_sign(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_request_string(req, "SigningAlgorithm", true, 1, 64, &alg) != 0 ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_ops_crypto_sign_core(rq, key_id, msg, msg_len, type, alg, &sig, &sig_len, arn) != 0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:s}", "KeyId", arn, "SigningAlgorithm", alg);
-    if (*resp == NULL || kms_json_set_blob(*resp, "Signature", sig, sig_len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "Signature", sig, sig_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -633,60 +524,23 @@ out:
     return r;
 }
 
-/* Verifies sig over digest with the key's public half (a public operation: OpenSSL does it). */
-static int verify_with_public_key(const kms_key_record *rec, const kms_sig_alg_info *alg,
-                                  const uint8_t *digest, const uint8_t *sig, size_t sig_len)
-{
-    int r = -1;
-    const uint8_t *p = rec->public_key;
-    EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)rec->public_key_len);
-    EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
-    const EVP_MD *md = EVP_get_digestbyname(alg->digest);
-    if (pctx == NULL || md == NULL || EVP_PKEY_verify_init(pctx) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(pctx, md) != 1) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot load the public key of %s", rec->key_id);
-        goto out;
-    }
-    if (!alg->ecdsa &&
-        (EVP_PKEY_CTX_set_rsa_padding(pctx, alg->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) !=
-             1 ||
-         (alg->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)alg->digest_len) != 1 ||
-                       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1)))) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot set up RSA verification");
-        goto out;
-    }
-    if (EVP_PKEY_verify(pctx, sig, sig_len, digest, alg->digest_len) != 1) {
-        kms_raise(KMS_ERR_INVALID_SIGNATURE,
-                  "the signature does not verify with %s and %s over this message", rec->key_id,
-                  alg->name);
-        goto out;
-    }
-    r = 0;
-out:
-    EVP_PKEY_CTX_free(pctx);
-    EVP_PKEY_free(pkey);
-    return r;
-}
-
-int kms_op_verify(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *key_id = NULL, *type = NULL, *alg_name = NULL;
     uint8_t *msg = NULL, *sig = NULL;
     size_t msg_len = 0, sig_len = 0;
     char arn[KMS_ARN_MAX];
-    uint8_t digest[EVP_MAX_MD_SIZE];
-    const kms_sig_alg_info *alg = NULL;
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MessageType", false, 1, 16, &type) != 0 ||
-        kms_req_string(req, "SigningAlgorithm", true, 1, 64, &alg_name) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        kms_req_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MessageType", false, 1, 16, &type) != 0 ||
+        kms_request_string(req, "SigningAlgorithm", true, 1, 64, &alg_name) != 0 ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        kms_request_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
         use_key(rq, key_id, "kms:Verify", "SIGN_VERIFY", &rec, arn) != 0 ||
-        sign_digest(&rec, arn, msg, msg_len, type, alg_name, &alg, digest) != 0 ||
-        verify_with_public_key(&rec, alg, digest, sig, sig_len) != 0) {
+        kms_keystore_verify(&rq->client->keystore, &rec, msg, msg_len, type, alg_name, sig,
+                            sig_len) != 0) {
         goto out;
     }
     *resp = json_pack("{s:s, s:b, s:s}", "KeyId", arn, "SignatureValid", 1, "SigningAlgorithm",
@@ -699,22 +553,18 @@ out:
     return r;
 }
 
-int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_get_public_key(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     char arn[KMS_ARN_MAX];
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_op_resolve(rq, req, "KeyId", "kms:GetPublicKey", &rec, arn) != 0) {
+    if (kms_ops_keys_resolve(rq, req, "KeyId", "kms:GetPublicKey", &rec, arn) != 0) {
         goto out;
     }
-    if (rec.public_key == NULL) {
-        kms_raise(KMS_ERR_UNSUPPORTED_OPERATION,
-                  "%s is a %s key, which has no public key (only asymmetric keys do)", arn,
-                  rec.key_spec);
-        goto out;
-    }
-    if (kms_keystore_check_usable(&rq->client->keystore, &rec, rec.key_usage) != 0) {
+    const uint8_t *der = NULL;
+    size_t der_len = 0;
+    if (kms_keystore_public_key(&rq->client->keystore, &rec, &der, &der_len) != 0) {
         goto out;
     }
     /* AWS KMS API reference, GetPublicKey: EncryptionAlgorithms for ENCRYPT_DECRYPT keys,
@@ -730,13 +580,15 @@ int kms_op_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     }
     json_t *algs = json_array();
     for (size_t i = 0; list && algs && i < max && list[i]; i++) {
-        json_array_append_new(algs, json_string(list[i]));
+        if (json_array_append_new(algs, json_string(list[i])) != 0) {
+            json_decref(algs);
+            algs = NULL; /* json_pack below fails on it */
+        }
     }
     *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
                       rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,
                       encryption ? "EncryptionAlgorithms" : "SigningAlgorithms", algs);
-    if (*resp == NULL ||
-        kms_json_set_blob(*resp, "PublicKey", rec.public_key, rec.public_key_len) != 0) {
+    if (*resp == NULL || kms_request_json_set_blob(*resp, "PublicKey", der, der_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -765,44 +617,33 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
     const char *key_id = NULL, *alg = NULL;
     uint8_t *msg = NULL, *expected = NULL;
     size_t msg_len = 0, expected_len = 0, mac_len = 0;
-    uint8_t mac[64];
+    uint8_t mac[KMS_MAC_MAX];
     char arn[KMS_ARN_MAX];
-    char label[KMS_LABEL_MAX];
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    if (kms_req_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
-        kms_req_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
+    if (kms_request_string(req, "KeyId", true, 1, 2048, &key_id) != 0 ||
+        kms_request_string(req, "MacAlgorithm", true, 1, 64, &alg) != 0 ||
         check_mac_algorithm(alg) != 0 ||
-        kms_req_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
-        (verify &&
-         kms_req_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected, &expected_len) != 0) ||
+        kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
+        (verify && kms_request_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
+                                    &expected_len) != 0) ||
         use_key(rq, key_id, verify ? "kms:VerifyMac" : "kms:GenerateMac", "GENERATE_VERIFY_MAC",
                 &rec, arn) != 0) {
         goto out;
     }
-    const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
-    if (spec == NULL || spec->mac_algorithm == NULL || strcmp(spec->mac_algorithm, alg) != 0) {
-        kms_raise(KMS_ERR_INVALID_KEY_USAGE,
-                  "MacAlgorithm %s is not valid for %s (a %s key: use "
-                  "%s)",
-                  alg, arn, rec.key_spec,
-                  spec && spec->mac_algorithm ? spec->mac_algorithm : "none");
-        goto out;
-    }
-    kms_keystore_label(rec.key_id, rec.current_version, label);
-    if (kms_hsm_hmac(rq->client->hsm, label, spec->hsm, msg, msg_len, mac, &mac_len) != 0) {
-        goto out;
-    }
     if (verify) {
-        if (expected_len != mac_len || CRYPTO_memcmp(expected, mac, mac_len) != 0) {
-            kms_raise(KMS_ERR_INVALID_MAC, "the MAC does not verify with %s over this message",
-                      arn);
+        if (kms_keystore_mac_verify(&rq->client->keystore, &rec, alg, msg, msg_len, expected,
+                                    expected_len) != 0) {
             goto out;
         }
         *resp = json_pack("{s:s, s:b, s:s}", "KeyId", arn, "MacValid", 1, "MacAlgorithm", alg);
     } else {
+        if (kms_keystore_mac_generate(&rq->client->keystore, &rec, alg, msg, msg_len, mac,
+                                      &mac_len) != 0) {
+            goto out;
+        }
         *resp = json_pack("{s:s, s:s}", "KeyId", arn, "MacAlgorithm", alg);
-        if (*resp != NULL && kms_json_set_blob(*resp, "Mac", mac, mac_len) != 0) {
+        if (*resp != NULL && kms_request_json_set_blob(*resp, "Mac", mac, mac_len) != 0) {
             goto out;
         }
     }
@@ -815,12 +656,12 @@ out:
     return r;
 }
 
-int kms_op_generate_mac(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_generate_mac(kms_request *rq, json_t *req, json_t **resp)
 {
     return mac_op(rq, req, resp, false);
 }
 
-int kms_op_verify_mac(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_crypto_verify_mac(kms_request *rq, json_t *req, json_t **resp)
 {
     return mac_op(rq, req, resp, true);
 }

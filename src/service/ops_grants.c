@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "service/ops.h"
+#include "service/ops_grants.h"
 #include "util/util.h"
 
 #define GRANT_TOKEN_BYTES 48
@@ -95,8 +96,11 @@ static json_t *request_context(const kms_request *rq, const char *action)
     if (rq->enc_ctx != NULL) {
         json_t *o = json_object();
         for (size_t i = 0; o != NULL && i < rq->enc_ctx->count; i++) {
-            json_object_set_new(o, rq->enc_ctx->entries[i].key,
-                                json_string(rq->enc_ctx->entries[i].value));
+            if (json_object_set_new(o, rq->enc_ctx->entries[i].key,
+                                    json_string(rq->enc_ctx->entries[i].value)) != 0) {
+                json_decref(o);
+                o = NULL;
+            }
         }
         return o;
     }
@@ -179,7 +183,7 @@ static int grant_check_cb(void *arg, const kms_grant_record *g)
     return 0;
 }
 
-int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *rec)
+int kms_ops_grants_allow(kms_request *rq, const char *action, const kms_key_record *rec)
 {
     const kms_identity *id = &rq->who->id;
     if (strncmp(action, "kms:", 4) != 0) {
@@ -196,7 +200,7 @@ int kms_grants_allow(kms_request *rq, const char *action, const kms_key_record *
     return r != 0 ? -1 : gc.allowed ? 1 : 0;
 }
 
-int kms_grant_tokens_check(json_t *req)
+int kms_ops_grants_tokens_check(json_t *req)
 {
     json_t *tokens = json_object_get(req, "GrantTokens");
     size_t i;
@@ -304,7 +308,7 @@ static int read_constraints(json_t *req, bool ops_take_context, char **out)
 /* GranteePrincipal / RetiringPrincipal: an IAM ARN, an account id, or a service principal. */
 static int read_principal(json_t *req, const char *member, bool required, const char **out)
 {
-    KMS_GUARD(kms_req_string(req, member, required, 1, 256, out));
+    KMS_GUARD(kms_request_string(req, member, required, 1, 256, out));
     char account[13];
     KMS_ENSURE(*out == NULL || kms_policy_arn_account(*out, account) == 0 ||
                    strstr(*out, ".amazonaws.com") != NULL,
@@ -356,7 +360,7 @@ static int within_parent_grant(const kms_request *rq, const char *ops, const cha
     return 0;
 }
 
-int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_create(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *grantee = NULL, *retiring = NULL, *name = NULL;
@@ -371,14 +375,14 @@ int kms_op_create_grant(kms_request *rq, json_t *req, json_t **resp)
     memset(&g, 0, sizeof g);
     if (read_principal(req, "GranteePrincipal", true, &grantee) != 0 ||
         read_principal(req, "RetiringPrincipal", false, &retiring) != 0 ||
-        kms_req_string(req, "Name", false, 1, 256, &name) != 0 ||
+        kms_request_string(req, "Name", false, 1, 256, &name) != 0 ||
         read_operations(req, &g.operations, &with_context) != 0 ||
         read_constraints(req, with_context, &g.constraints) != 0 ||
-        kms_op_resolve(rq, req, "KeyId", "kms:CreateGrant", &rec, arn) != 0 ||
+        kms_ops_keys_resolve(rq, req, "KeyId", "kms:CreateGrant", &rec, arn) != 0 ||
         within_parent_grant(rq, g.operations, g.constraints) != 0) {
         goto out;
     }
-    if (kms_hsm_random(rq->client->hsm, token, sizeof token) != 0) {
+    if (kms_keystore_random(&rq->client->keystore, token, sizeof token) != 0) {
         goto out;
     }
     /* The grant id: SHA-256 of the token, hex (64 characters, as AWS's). The token itself is
@@ -430,17 +434,24 @@ static json_t *grant_json(const kms_keystore *ks, const kms_grant_record *g)
     json_t *ops = json_array();
     char op[64];
     for (const char *p = g->operations; ops != NULL && next_op(&p, op);) {
-        json_array_append_new(ops, json_string(op));
+        if (json_array_append_new(ops, json_string(op)) != 0) {
+            json_decref(ops);
+            ops = NULL; /* json_pack below fails on it */
+        }
     }
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:o}", "KeyId", arn, "GrantId",
                           g->grant_id, "Name", g->name ? g->name : "", "CreationDate",
                           (json_int_t)g->creation_date, "GranteePrincipal", g->grantee_principal,
                           "IssuingAccount", issuing, "Operations", ops);
-    if (o != NULL && g->retiring_principal != NULL && g->retiring_principal[0] != '\0') {
-        json_object_set_new(o, "RetiringPrincipal", json_string(g->retiring_principal));
+    if (o != NULL && g->retiring_principal != NULL && g->retiring_principal[0] != '\0' &&
+        json_object_set_new(o, "RetiringPrincipal", json_string(g->retiring_principal)) != 0) {
+        json_decref(o);
+        o = NULL;
     }
-    if (o != NULL && g->constraints != NULL && g->constraints[0] != '\0') {
-        json_object_set_new(o, "Constraints", json_loads(g->constraints, 0, NULL));
+    if (o != NULL && g->constraints != NULL && g->constraints[0] != '\0' &&
+        json_object_set_new(o, "Constraints", json_loads(g->constraints, 0, NULL)) != 0) {
+        json_decref(o);
+        o = NULL;
     }
     return o;
 }
@@ -460,14 +471,14 @@ static int grant_walk_cb(void *arg, const kms_grant_record *g)
 
 static int page_args(json_t *req, long long *limit, const char **marker)
 {
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 100, 50, limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 1024, marker));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 100, 50, limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 1024, marker));
     KMS_ENSURE(*marker == NULL || strlen(*marker) == 64, KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by a grant listing", *marker);
     return 0;
 }
 
-int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_list(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     long long limit = 50;
@@ -478,9 +489,9 @@ int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp)
     grant_walk w = {NULL, &rq->client->keystore, NULL, NULL};
     memset(&rec, 0, sizeof rec);
     if (page_args(req, &limit, &marker) != 0 ||
-        kms_req_string(req, "GrantId", false, 1, 128, &w.only_id) != 0 ||
-        kms_req_string(req, "GranteePrincipal", false, 1, 256, &w.only_grantee) != 0 ||
-        kms_op_resolve(rq, req, "KeyId", "kms:ListGrants", &rec, arn) != 0) {
+        kms_request_string(req, "GrantId", false, 1, 128, &w.only_id) != 0 ||
+        kms_request_string(req, "GranteePrincipal", false, 1, 256, &w.only_grantee) != 0 ||
+        kms_ops_keys_resolve(rq, req, "KeyId", "kms:ListGrants", &rec, arn) != 0) {
         goto out;
     }
     w.list = json_array();
@@ -488,7 +499,7 @@ int kms_op_list_grants(kms_request *rq, json_t *req, json_t **resp)
                                                grant_walk_cb, &w, &truncated) != 0) {
         goto out;
     }
-    r = kms_respond_page(resp, "Grants", w.list, truncated, "GrantId");
+    r = kms_ops_keys_respond_page(resp, "Grants", w.list, truncated, "GrantId");
     w.list = NULL;
 out:
     json_decref(w.list);
@@ -496,7 +507,7 @@ out:
     return r;
 }
 
-int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_list_retirable(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 50;
     const char *marker = NULL, *retiring = NULL;
@@ -513,7 +524,7 @@ int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp)
         json_decref(w.list);
         return -1;
     }
-    return kms_respond_page(resp, "Grants", w.list, truncated, "GrantId");
+    return kms_ops_keys_respond_page(resp, "Grants", w.list, truncated, "GrantId");
 }
 
 /* ---- RetireGrant, RevokeGrant ------------------------------------------------------------- */
@@ -522,9 +533,9 @@ int kms_op_list_retirable_grants(kms_request *rq, json_t *req, json_t **resp)
 static int retire_target(kms_request *rq, json_t *req, kms_grant_record *g)
 {
     const char *token = NULL, *grant_id = NULL, *key_ref = NULL;
-    KMS_GUARD(kms_req_string(req, "GrantToken", false, 1, 8192, &token));
-    KMS_GUARD(kms_req_string(req, "GrantId", false, 1, 128, &grant_id));
-    KMS_GUARD(kms_req_string(req, "KeyId", false, 1, 2048, &key_ref));
+    KMS_GUARD(kms_request_string(req, "GrantToken", false, 1, 8192, &token));
+    KMS_GUARD(kms_request_string(req, "GrantId", false, 1, 128, &grant_id));
+    KMS_GUARD(kms_request_string(req, "KeyId", false, 1, 2048, &key_ref));
     if (token != NULL) {
         uint8_t *raw = NULL;
         size_t n = 0;
@@ -557,7 +568,7 @@ static int retire_target(kms_request *rq, json_t *req, kms_grant_record *g)
     return 0;
 }
 
-int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_retire(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_grant_record g;
@@ -593,7 +604,7 @@ int kms_op_retire_grant(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_revoke_grant(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_grants_revoke(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     const char *grant_id = NULL;
@@ -601,8 +612,8 @@ int kms_op_revoke_grant(kms_request *rq, json_t *req, json_t **resp)
     kms_grant_record g;
     char arn[KMS_ARN_MAX];
     memset(&g, 0, sizeof g);
-    KMS_GUARD(kms_req_string(req, "GrantId", true, 1, 128, &grant_id));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:RevokeGrant", &rec, arn));
+    KMS_GUARD(kms_request_string(req, "GrantId", true, 1, 128, &grant_id));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:RevokeGrant", &rec, arn));
     int r = kms_store_grant_get(rq->client->store, grant_id, &g);
     if (r == 0 && strcmp(g.key_id, rec.key_id) != 0) {
         r = kms_raise(KMS_ERR_INVALID_GRANT_ID, "the key %s has no grant with GrantId %s", arn,

@@ -13,12 +13,15 @@ static json_t *string_array(const char *const *list, size_t max)
 {
     json_t *a = json_array();
     for (size_t i = 0; a != NULL && i < max && list[i] != NULL; i++) {
-        json_array_append_new(a, json_string(list[i]));
+        if (json_array_append_new(a, json_string(list[i])) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
     }
     return a;
 }
 
-json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
+json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
 {
     char arn[KMS_ARN_MAX];
     kms_keystore_key_arn(ks, rec->key_id, arn);
@@ -34,52 +37,68 @@ json_t *kms_key_metadata_json(const kms_keystore *ks, const kms_key_record *rec)
         json_decref(m);
         return NULL;
     }
-    if (strcmp(rec->key_state, "PendingDeletion") == 0) {
-        json_object_set_new(m, "DeletionDate", json_integer(rec->deletion_date));
-        json_object_set_new(m, "PendingDeletionWindowInDays",
-                            json_integer(rec->pending_window_days));
+    if (strcmp(rec->key_state, "PendingDeletion") == 0 &&
+        (json_object_set_new(m, "DeletionDate", json_integer(rec->deletion_date)) != 0 ||
+         json_object_set_new(m, "PendingDeletionWindowInDays",
+                             json_integer(rec->pending_window_days)) != 0)) {
+        goto fail;
     }
+    const char *member = NULL;
+    json_t *algs = NULL;
+    const char *mac[] = {spec->mac_algorithm, NULL};
     if (strcmp(rec->key_usage, "ENCRYPT_DECRYPT") == 0) {
         /* SYMMETRIC_DEFAULT, or RSAES_OAEP_SHA_1 and RSAES_OAEP_SHA_256 for RSA keys */
-        json_object_set_new(m, "EncryptionAlgorithms",
-                            string_array(spec->enc_algorithms, sizeof spec->enc_algorithms /
-                                                                   sizeof spec->enc_algorithms[0]));
+        member = "EncryptionAlgorithms";
+        algs = string_array(spec->enc_algorithms,
+                            sizeof spec->enc_algorithms / sizeof spec->enc_algorithms[0]);
     } else if (strcmp(rec->key_usage, "SIGN_VERIFY") == 0) {
-        json_object_set_new(m, "SigningAlgorithms", string_array(spec->sig_algorithms, 7));
+        member = "SigningAlgorithms";
+        algs = string_array(spec->sig_algorithms, 7);
     } else if (spec->mac_algorithm != NULL) {
-        const char *mac[] = {spec->mac_algorithm, NULL};
-        json_object_set_new(m, "MacAlgorithms", string_array(mac, 1));
+        member = "MacAlgorithms";
+        algs = string_array(mac, 1);
+    }
+    if (member != NULL && json_object_set_new(m, member, algs) != 0) {
+        goto fail;
     }
     return m;
+fail:
+    /* A dropped member is an allocation failure: no metadata is given half made. */
+    json_decref(m);
+    return NULL;
 }
 
-int kms_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
+int kms_ops_keys_respond_metadata(const kms_keystore *ks, const kms_key_record *rec, json_t **resp)
 {
-    json_t *m = kms_key_metadata_json(ks, rec);
+    json_t *m = kms_ops_keys_metadata_json(ks, rec);
     *resp = m ? json_pack("{s:o}", "KeyMetadata", m) : NULL;
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
 }
 
-int kms_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
-                     const char *marker_member)
+int kms_ops_keys_respond_page(json_t **resp, const char *member, json_t *list, bool truncated,
+                              const char *marker_member)
 {
     size_t n = json_array_size(list);
     *resp = json_pack("{s:o, s:b}", member, list, "Truncated", truncated);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (truncated && n > 0) {
         /* The marker is the last item returned: the store pages by key after it. */
-        json_object_set(*resp, "NextMarker",
-                        json_object_get(json_array_get(list, n - 1), marker_member));
+        json_t *marker = json_object_get(json_array_get(list, n - 1), marker_member);
+        if (json_object_set(*resp, "NextMarker", marker) != 0) {
+            json_decref(*resp);
+            *resp = NULL;
+            return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
     }
     return 0;
 }
 
-int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
-                   kms_key_record *rec, char arn[KMS_ARN_MAX])
+int kms_ops_keys_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
+                         kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
     const char *key_id = NULL;
-    KMS_GUARD(kms_req_string(req, member, true, 1, 2048, &key_id));
+    KMS_GUARD(kms_request_string(req, member, true, 1, 2048, &key_id));
     rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(&rq->client->keystore, key_id, true, rec));
     kms_keystore_key_arn(&rq->client->keystore, rec->key_id, arn);
@@ -92,17 +111,17 @@ int kms_op_resolve(kms_request *rq, json_t *req, const char *member, const char 
 
 static int key_policy_for_create(kms_request *rq, json_t *req, char **out);
 
-int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *desc = NULL, *spec_name = NULL, *cmk_spec = NULL, *usage = NULL, *origin = NULL;
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 8192, &desc));
-    KMS_GUARD(kms_req_string(req, "KeySpec", false, 1, 64, &spec_name));
-    KMS_GUARD(kms_req_string(req, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
-    KMS_GUARD(kms_req_string(req, "KeyUsage", false, 1, 64, &usage));
-    KMS_GUARD(kms_req_string(req, "Origin", false, 1, 64, &origin));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 8192, &desc));
+    KMS_GUARD(kms_request_string(req, "KeySpec", false, 1, 64, &spec_name));
+    KMS_GUARD(kms_request_string(req, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
+    KMS_GUARD(kms_request_string(req, "KeyUsage", false, 1, 64, &usage));
+    KMS_GUARD(kms_request_string(req, "Origin", false, 1, 64, &origin));
     KMS_ENSURE(!(spec_name && cmk_spec), KMS_ERR_VALIDATION,
                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
                "CustomerMasterKeySpec is deprecated.");
@@ -156,7 +175,7 @@ int kms_op_create_key(kms_request *rq, json_t *req, json_t **resp)
     r = kms_keystore_create(&rq->client->keystore, spec, usage, desc, policy, &rec);
     free(policy);
     if (r == 0) {
-        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+        r = kms_ops_keys_respond_metadata(&rq->client->keystore, &rec, resp);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -169,7 +188,7 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
 {
     const char *given = NULL;
     *out = NULL;
-    KMS_GUARD(kms_req_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
+    KMS_GUARD(kms_request_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
     if (given == NULL) {
         *out = kms_default_key_policy(rq->who->id.account_id);
         KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -184,22 +203,22 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
 static int policy_name(json_t *req, bool required)
 {
     const char *name = NULL;
-    KMS_GUARD(kms_req_string(req, "PolicyName", required, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "PolicyName", required, 1, 128, &name));
     KMS_ENSURE(name == NULL || strcmp(name, "default") == 0, KMS_ERR_NOT_FOUND,
                "No such policy exists: '%s'. A KMS key has one key policy, named \"default\".",
                name);
     return 0;
 }
 
-int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_get_policy(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     char *doc = NULL;
     int64_t version = 0;
     KMS_GUARD(policy_name(req, false));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
-    int r = kms_store_key_policy_get(rq->client->store, rec.key_id, &doc, &version);
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:GetKeyPolicy", &rec, arn));
+    int r = kms_keystore_policy_get(&rq->client->keystore, rec.key_id, &doc, &version);
     if (r == 0) {
         *resp = json_pack("{s:s, s:s}", "Policy", doc, "PolicyName", "default");
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -209,46 +228,46 @@ int kms_op_get_key_policy(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_put_key_policy(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_put_policy(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     const char *doc = NULL;
     KMS_GUARD(policy_name(req, false));
-    KMS_GUARD(kms_req_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
+    KMS_GUARD(kms_request_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
     int r = kms_gate_key_policy_check(rq, req, doc, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_policy_put(rq->client->store, rec.key_id, doc);
+        r = kms_keystore_policy_put(&rq->client->keystore, rec.key_id, doc);
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_op_list_key_policies(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_list_policies(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     long long limit = 100;
     const char *marker = NULL;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", "kms:ListKeyPolicies", &rec, arn));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:ListKeyPolicies", &rec, arn));
     kms_key_record_clean_up(&rec);
     *resp = json_pack("{s:[s], s:b}", "PolicyNames", "default", "Truncated", 0);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
 }
 
-int kms_op_describe_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_describe(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     memset(&rec, 0, sizeof rec);
-    int r = kms_op_resolve(rq, req, "KeyId", "kms:DescribeKey", &rec, arn);
+    int r = kms_ops_keys_resolve(rq, req, "KeyId", "kms:DescribeKey", &rec, arn);
     if (r == 0) {
-        r = kms_respond_metadata(&rq->client->keystore, &rec, resp);
+        r = kms_ops_keys_respond_metadata(&rq->client->keystore, &rec, resp);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -271,46 +290,46 @@ static int list_key_cb(void *arg, const char *key_id)
     return 0;
 }
 
-int kms_op_list_keys(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_list(kms_request *rq, json_t *req, json_t **resp)
 {
     long long limit = 100;
     const char *marker = NULL;
     bool truncated = false;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
     KMS_ENSURE(marker == NULL || kms_uuid_valid(marker), KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by ListKeys", marker);
     KMS_GUARD(kms_gate_authorize(rq, "kms:ListKeys", "*"));
     key_walk w = {json_array(), &rq->client->keystore};
     json_t *keys = w.list;
-    if (keys == NULL || kms_store_key_list(rq->client->store, marker, (size_t)limit, list_key_cb,
-                                           &w, &truncated) != 0) {
+    if (keys == NULL || kms_keystore_key_list(&rq->client->keystore, marker, (size_t)limit,
+                                              list_key_cb, &w, &truncated) != 0) {
         json_decref(keys);
         return -1;
     }
-    return kms_respond_page(resp, "Keys", keys, truncated, "KeyId");
+    return kms_ops_keys_respond_page(resp, "Keys", keys, truncated, "KeyId");
 }
 
 /* Loads the key for a state change; refuses keys pending deletion where AWS does. */
 static int state_op(kms_request *rq, json_t *req, const char *action, bool refuse_pending,
                     kms_key_record *rec, char arn[KMS_ARN_MAX])
 {
-    KMS_GUARD(kms_op_resolve(rq, req, "KeyId", action, rec, arn));
+    KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", action, rec, arn));
     KMS_ENSURE(!refuse_pending || strcmp(rec->key_state, "PendingDeletion") != 0,
                KMS_ERR_INVALID_STATE, "%s is pending deletion.", arn);
     return 0;
 }
 
-int kms_op_update_key_description(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_update_description(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     const char *desc = NULL;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_string(req, "Description", true, 0, 8192, &desc));
+    KMS_GUARD(kms_request_string(req, "Description", true, 0, 8192, &desc));
     int r = state_op(rq, req, "kms:UpdateKeyDescription", true, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_set_description(rq->client->store, rec.key_id, desc);
+        r = kms_keystore_set_description(&rq->client->keystore, rec.key_id, desc);
     }
     kms_key_record_clean_up(&rec);
     return r;
@@ -323,35 +342,35 @@ static int set_enabled(kms_request *rq, json_t *req, bool enabled)
     memset(&rec, 0, sizeof rec);
     int r = state_op(rq, req, enabled ? "kms:EnableKey" : "kms:DisableKey", true, &rec, arn);
     if (r == 0) {
-        r = kms_store_key_set_state(rq->client->store, rec.key_id, enabled ? "Enabled" : "Disabled",
-                                    0, 0);
+        r = kms_keystore_set_state(&rq->client->keystore, rec.key_id,
+                                   enabled ? "Enabled" : "Disabled", 0, 0);
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_op_enable_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_enable(kms_request *rq, json_t *req, json_t **resp)
 {
     return set_enabled(rq, req, true);
 }
 
-int kms_op_disable_key(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_disable(kms_request *rq, json_t *req, json_t **resp)
 {
     return set_enabled(rq, req, false);
 }
 
-int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_schedule_deletion(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
     long long days = 30;
     memset(&rec, 0, sizeof rec);
-    KMS_GUARD(kms_req_int(req, "PendingWindowInDays", false, 7, 30, 30, &days));
+    KMS_GUARD(kms_request_int(req, "PendingWindowInDays", false, 7, 30, 30, &days));
     int r = state_op(rq, req, "kms:ScheduleKeyDeletion", true, &rec, arn);
     if (r == 0) {
         int64_t when = kms_now() + (int64_t)days * DAY;
-        r = kms_store_key_set_state(rq->client->store, rec.key_id, "PendingDeletion", when,
-                                    (int)days);
+        r = kms_keystore_set_state(&rq->client->keystore, rec.key_id, "PendingDeletion", when,
+                                   (int)days);
         if (r == 0) {
             *resp =
                 json_pack("{s:s, s:I, s:s, s:I}", "KeyId", arn, "DeletionDate", (json_int_t)when,
@@ -363,7 +382,7 @@ int kms_op_schedule_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_keys_cancel_deletion(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -376,7 +395,7 @@ int kms_op_cancel_key_deletion(kms_request *rq, json_t *req, json_t **resp)
     if (r == 0) {
         /* AWS KMS: a key whose deletion is cancelled comes back Disabled. Not once the window
          * has ended: the scheduler may be destroying its material. */
-        r = kms_store_key_cancel_deletion(rq->client->store, rec.key_id, kms_now());
+        r = kms_keystore_cancel_deletion(&rq->client->keystore, rec.key_id, kms_now());
         if (r != 0 && kms_last_error() == KMS_ERR_INVALID_STATE) {
             r = kms_raise(KMS_ERR_INVALID_STATE,
                           "the deletion window of %s has ended: the key is being deleted and "

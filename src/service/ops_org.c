@@ -29,13 +29,13 @@ static int authorize(kms_request *rq)
 /* Organizations ids: 1..100 characters (the data layer checks their patterns). */
 static int req_id(json_t *req, const char *name, bool required, const char **out)
 {
-    return kms_req_string(req, name, required, 1, 100, out);
+    return kms_request_string(req, name, required, 1, 100, out);
 }
 
 /* Filter, where AWS takes one: only SERVICE_CONTROL_POLICY is supported. */
 static int req_filter(json_t *req, bool required, const char **filter)
 {
-    KMS_GUARD(kms_req_string(req, "Filter", required, 1, 64, filter));
+    KMS_GUARD(kms_request_string(req, "Filter", required, 1, 64, filter));
     KMS_ENSURE(*filter == NULL || strcmp(*filter, "SERVICE_CONTROL_POLICY") == 0,
                KMS_ERR_INVALID_INPUT,
                "Filter %s is not supported: this implementation has service control policies "
@@ -48,14 +48,14 @@ static int create_organization(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *feature_set = NULL;
     json_t *org = NULL;
-    KMS_GUARD(kms_req_string(req, "FeatureSet", false, 1, 32, &feature_set));
+    KMS_GUARD(kms_request_string(req, "FeatureSet", false, 1, 32, &feature_set));
     KMS_ENSURE(feature_set == NULL || strcmp(feature_set, "ALL") == 0, KMS_ERR_INVALID_INPUT,
                "FeatureSet %s is not supported: organizations here have all features (ALL), "
                "which service control policies need",
                feature_set);
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_create(iam_of(rq), account_of(rq), kms_now(), &org));
-    return kms_iam_ops_respond(resp, "Organization", org);
+    return kms_ops_iam_respond(resp, "Organization", org);
 }
 
 static int describe_organization(kms_request *rq, json_t *req, json_t **resp)
@@ -64,7 +64,7 @@ static int describe_organization(kms_request *rq, json_t *req, json_t **resp)
     (void)req;
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_describe(iam_of(rq), account_of(rq), &org));
-    return kms_iam_ops_respond(resp, "Organization", org);
+    return kms_ops_iam_respond(resp, "Organization", org);
 }
 
 static int delete_organization(kms_request *rq, json_t *req, json_t **resp)
@@ -87,10 +87,10 @@ static int create_ou(kms_request *rq, json_t *req, json_t **resp)
     const char *parent = NULL, *name = NULL;
     json_t *ou = NULL;
     KMS_GUARD(req_id(req, "ParentId", true, &parent));
-    KMS_GUARD(kms_req_string(req, "Name", true, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "Name", true, 1, 128, &name));
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_ou_create(iam_of(rq), account_of(rq), parent, name, kms_now(), &ou));
-    return kms_iam_ops_respond(resp, "OrganizationalUnit", ou);
+    return kms_ops_iam_respond(resp, "OrganizationalUnit", ou);
 }
 
 static int describe_ou(kms_request *rq, json_t *req, json_t **resp)
@@ -100,7 +100,7 @@ static int describe_ou(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(req_id(req, "OrganizationalUnitId", true, &id));
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_ou_describe(iam_of(rq), account_of(rq), id, &ou));
-    return kms_iam_ops_respond(resp, "OrganizationalUnit", ou);
+    return kms_ops_iam_respond(resp, "OrganizationalUnit", ou);
 }
 
 static int list_ous(kms_request *rq, json_t *req, json_t **resp)
@@ -124,13 +124,13 @@ static int create_account(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *email = NULL, *name = NULL, *role = NULL;
     json_t *status = NULL;
-    KMS_GUARD(kms_req_string(req, "Email", true, 6, 64, &email));
-    KMS_GUARD(kms_req_string(req, "AccountName", true, 1, 50, &name));
-    KMS_GUARD(kms_req_string(req, "RoleName", false, 1, 64, &role));
+    KMS_GUARD(kms_request_string(req, "Email", true, 6, 64, &email));
+    KMS_GUARD(kms_request_string(req, "AccountName", true, 1, 50, &name));
+    KMS_GUARD(kms_request_string(req, "RoleName", false, 1, 64, &role));
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_account_create(iam_of(rq), account_of(rq), email, name, role, kms_now(),
                                          &status));
-    return kms_iam_ops_respond(resp, "CreateAccountStatus", status);
+    return kms_ops_iam_respond(resp, "CreateAccountStatus", status);
 }
 
 static int list_accounts(kms_request *rq, json_t *req, json_t **resp)
@@ -146,17 +146,17 @@ static int describe_account(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *id = NULL;
     json_t *account = NULL;
-    KMS_GUARD(kms_req_string(req, "AccountId", true, 12, 12, &id));
+    KMS_GUARD(kms_request_string(req, "AccountId", true, 12, 12, &id));
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_account_describe(iam_of(rq), account_of(rq), id, &account));
-    return kms_iam_ops_respond(resp, "Account", account);
+    return kms_ops_iam_respond(resp, "Account", account);
 }
 
 static int move_account(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *id = NULL, *source = NULL, *dest = NULL;
     (void)resp;
-    KMS_GUARD(kms_req_string(req, "AccountId", true, 12, 12, &id));
+    KMS_GUARD(kms_request_string(req, "AccountId", true, 12, 12, &id));
     KMS_GUARD(req_id(req, "SourceParentId", true, &source));
     KMS_GUARD(req_id(req, "DestinationParentId", true, &dest));
     KMS_GUARD(authorize(rq));
@@ -177,19 +177,19 @@ static int create_policy(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *content = NULL, *desc = NULL, *name = NULL, *type = NULL;
     json_t *policy = NULL;
-    KMS_GUARD(kms_req_string(req, "Content", true, 1, 1000000, &content));
-    KMS_GUARD(kms_req_string(req, "Description", true, 0, 512, &desc));
-    KMS_GUARD(kms_req_string(req, "Name", true, 1, 128, &name));
-    KMS_GUARD(kms_req_string(req, "Type", true, 1, 64, &type));
+    KMS_GUARD(kms_request_string(req, "Content", true, 1, 1000000, &content));
+    KMS_GUARD(kms_request_string(req, "Description", true, 0, 512, &desc));
+    KMS_GUARD(kms_request_string(req, "Name", true, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "Type", true, 1, 64, &type));
     KMS_ENSURE(strcmp(type, "SERVICE_CONTROL_POLICY") == 0, KMS_ERR_INVALID_INPUT,
                "Type %s is not supported: this implementation has service control policies only "
                "(SERVICE_CONTROL_POLICY)",
                type);
     KMS_GUARD(authorize(rq));
-    KMS_GUARD(kms_iam_ops_check_policy(content, KMS_POLICY_SCP, "Content"));
+    KMS_GUARD(kms_ops_iam_check_policy(content, KMS_POLICY_SCP, "Content"));
     KMS_GUARD(
         kms_iam_org_policy_create(iam_of(rq), account_of(rq), name, desc, type, content, &policy));
-    return kms_iam_ops_respond(resp, "Policy", policy);
+    return kms_ops_iam_respond(resp, "Policy", policy);
 }
 
 static int describe_policy(kms_request *rq, json_t *req, json_t **resp)
@@ -199,7 +199,7 @@ static int describe_policy(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(req_id(req, "PolicyId", true, &id));
     KMS_GUARD(authorize(rq));
     KMS_GUARD(kms_iam_org_policy_describe(iam_of(rq), account_of(rq), id, &policy));
-    return kms_iam_ops_respond(resp, "Policy", policy);
+    return kms_ops_iam_respond(resp, "Policy", policy);
 }
 
 static int update_policy(kms_request *rq, json_t *req, json_t **resp)
@@ -207,16 +207,16 @@ static int update_policy(kms_request *rq, json_t *req, json_t **resp)
     const char *id = NULL, *name = NULL, *desc = NULL, *content = NULL;
     json_t *policy = NULL;
     KMS_GUARD(req_id(req, "PolicyId", true, &id));
-    KMS_GUARD(kms_req_string(req, "Name", false, 1, 128, &name));
-    KMS_GUARD(kms_req_string(req, "Description", false, 0, 512, &desc));
-    KMS_GUARD(kms_req_string(req, "Content", false, 1, 1000000, &content));
+    KMS_GUARD(kms_request_string(req, "Name", false, 1, 128, &name));
+    KMS_GUARD(kms_request_string(req, "Description", false, 0, 512, &desc));
+    KMS_GUARD(kms_request_string(req, "Content", false, 1, 1000000, &content));
     KMS_GUARD(authorize(rq));
     if (content != NULL) {
-        KMS_GUARD(kms_iam_ops_check_policy(content, KMS_POLICY_SCP, "Content"));
+        KMS_GUARD(kms_ops_iam_check_policy(content, KMS_POLICY_SCP, "Content"));
     }
     KMS_GUARD(
         kms_iam_org_policy_update(iam_of(rq), account_of(rq), id, name, desc, content, &policy));
-    return kms_iam_ops_respond(resp, "Policy", policy);
+    return kms_ops_iam_respond(resp, "Policy", policy);
 }
 
 static int list_policies(kms_request *rq, json_t *req, json_t **resp)
@@ -268,7 +268,7 @@ static int delete_policy(kms_request *rq, json_t *req, json_t **resp)
 }
 
 /* Members as in the Organizations API reference, limited to those honoured here. */
-const kms_op kms_iam_ops_org[] = {
+const kms_op kms_ops_org_table[] = {
     {"organizations:CreateOrganization", create_organization, M("FeatureSet")},
     {"organizations:DescribeOrganization", describe_organization, M(NULL)},
     {"organizations:DeleteOrganization", delete_organization, M(NULL)},
@@ -295,4 +295,4 @@ const kms_op kms_iam_ops_org[] = {
     {"organizations:DeletePolicy", delete_policy, M("PolicyId")},
 };
 
-const size_t kms_iam_ops_org_count = sizeof kms_iam_ops_org / sizeof kms_iam_ops_org[0];
+const size_t kms_ops_org_table_count = sizeof kms_ops_org_table / sizeof kms_ops_org_table[0];

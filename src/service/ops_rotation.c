@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/scheduler.h"
 #include "util/util.h"
 
 #define DAY (24 * 60 * 60)
@@ -21,7 +22,7 @@ static int rotation_key(kms_request *rq, json_t *req, const char *action, kms_ke
 {
     const char *key_id = NULL;
     kms_keystore *ks = &rq->client->keystore;
-    KMS_GUARD(kms_req_string(req, "KeyId", true, 1, 2048, &key_id));
+    KMS_GUARD(kms_request_string(req, "KeyId", true, 1, 2048, &key_id));
     rq->key_ref = key_id;
     KMS_GUARD(kms_keystore_resolve(ks, key_id, false, rec));
     kms_keystore_key_arn(ks, rec->key_id, arn);
@@ -44,19 +45,19 @@ static int check_enabled(const kms_key_record *rec, const char *arn)
     return 0;
 }
 
-int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_enable(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
     kms_key_rotation rot;
     char arn[KMS_ARN_MAX];
     long long days = PERIOD_DEFAULT;
-    KMS_GUARD(kms_req_int(req, "RotationPeriodInDays", false, PERIOD_MIN, PERIOD_MAX,
-                          PERIOD_DEFAULT, &days));
+    KMS_GUARD(kms_request_int(req, "RotationPeriodInDays", false, PERIOD_MIN, PERIOD_MAX,
+                              PERIOD_DEFAULT, &days));
     KMS_GUARD(rotation_key(rq, req, "kms:EnableKeyRotation", &rec, arn));
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     }
     if (r == 0) {
         /* AWS: a new period counts from the last rotation date when rotation was on already
@@ -64,13 +65,13 @@ int kms_op_enable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
         int64_t next = rot.period_days > 0
                            ? rot.next_rotation + ((int64_t)days - rot.period_days) * DAY
                            : kms_now() + (int64_t)days * DAY;
-        r = kms_store_rotation_set(rq->client->store, rec.key_id, (int)days, next);
+        r = kms_keystore_rotation_set(&rq->client->keystore, rec.key_id, (int)days, next);
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_disable(kms_request *rq, json_t *req, json_t **resp)
 {
     (void)resp;
     kms_key_record rec;
@@ -78,19 +79,19 @@ int kms_op_disable_key_rotation(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(rotation_key(rq, req, "kms:DisableKeyRotation", &rec, arn));
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_set(rq->client->store, rec.key_id, 0, 0);
+        r = kms_keystore_rotation_set(&rq->client->keystore, rec.key_id, 0, 0);
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_get_status(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     kms_key_rotation rot;
     char arn[KMS_ARN_MAX];
     KMS_GUARD(rotation_key(rq, req, "kms:GetKeyRotationStatus", &rec, arn));
-    int r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+    int r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     /* AWS: while a key is pending deletion its rotation status is false (and comes back if the
      * deletion is cancelled); a disabled key keeps its status but is not rotated. */
     bool on = r == 0 && rot.period_days > 0 && strcmp(rec.key_state, "PendingDeletion") != 0;
@@ -98,18 +99,21 @@ int kms_op_get_key_rotation_status(kms_request *rq, json_t *req, json_t **resp)
         *resp = json_pack("{s:b, s:s}", "KeyRotationEnabled", on, "KeyId", arn);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (r == 0 && on) {
-        json_object_set_new(*resp, "RotationPeriodInDays", json_integer(rot.period_days));
-        json_object_set_new(*resp, "NextRotationDate", json_integer(rot.next_rotation));
+    if (r == 0 && on &&
+        (json_object_set_new(*resp, "RotationPeriodInDays", json_integer(rot.period_days)) != 0 ||
+         json_object_set_new(*resp, "NextRotationDate", json_integer(rot.next_rotation)) != 0)) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (r == 0 && rot.claim != 0 && strcmp(rot.claim_type, "ON_DEMAND") == 0) {
-        json_object_set_new(*resp, "OnDemandRotationStartDate", json_integer(rot.claim_date));
+    if (r == 0 && rot.claim != 0 && strcmp(rot.claim_type, "ON_DEMAND") == 0 &&
+        json_object_set_new(*resp, "OnDemandRotationStartDate", json_integer(rot.claim_date)) !=
+            0) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     kms_key_record_clean_up(&rec);
     return r;
 }
 
-int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_rotate_on_demand(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     kms_key_rotation rot;
@@ -123,7 +127,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
     };
     int r = check_enabled(&rec, arn);
     if (r == 0) {
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
     }
     if (r == 0) {
         cl.version = kms_rotation_next_version(&rot);
@@ -131,7 +135,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
     }
     if (r == 1) {
         /* Not claimed: say why, from the state now. */
-        r = kms_store_rotation_get(rq->client->store, rec.key_id, &rot);
+        r = kms_keystore_rotation_get(&rq->client->keystore, rec.key_id, &rot);
         if (r == 0 && rot.on_demand_count >= KMS_ROTATION_ON_DEMAND_MAX) {
             r = kms_raise(KMS_ERR_LIMIT_EXCEEDED,
                           "%s has been rotated on demand %u times, the most allowed; turn on "
@@ -148,7 +152,7 @@ int kms_op_rotate_key_on_demand(kms_request *rq, json_t *req, json_t **resp)
         /* AWS records the new material as a RotateKey service event of its own, after the
          * call. */
         rq->then_event = "RotateKey";
-        rq->then_details = kms_rotate_key_event("ON_DEMAND", cl.version, NULL);
+        rq->then_details = kms_scheduler_rotate_key_event("ON_DEMAND", cl.version, NULL);
         *resp = json_pack("{s:s}", "KeyId", rec.key_id);
         r = *resp != NULL && rq->then_details != NULL
                 ? 0
@@ -167,15 +171,15 @@ typedef struct rotation_walk {
 static int list_rotation_cb(void *arg, uint32_t version, int64_t date, const char *type)
 {
     rotation_walk *w = arg;
-    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate",
-                          (json_int_t)date, "RotationType", type);
+    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate", (json_int_t)date,
+                          "RotationType", type);
     KMS_ENSURE(o != NULL && json_array_append_new(w->list, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     w->last = version;
     return 0;
 }
 
-int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
+int kms_ops_rotation_list(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_key_record rec;
     char arn[KMS_ARN_MAX];
@@ -183,8 +187,8 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     const char *marker = NULL;
     unsigned long after = 0;
     bool truncated = false;
-    KMS_GUARD(kms_req_int(req, "Limit", false, 1, 1000, 100, &limit));
-    KMS_GUARD(kms_req_string(req, "Marker", false, 1, 320, &marker));
+    KMS_GUARD(kms_request_int(req, "Limit", false, 1, 1000, 100, &limit));
+    KMS_GUARD(kms_request_string(req, "Marker", false, 1, 320, &marker));
     if (marker != NULL) {
         char *end = NULL;
         after = strtoul(marker, &end, 10);
@@ -193,10 +197,10 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     }
     KMS_GUARD(rotation_key(rq, req, "kms:ListKeyRotations", &rec, arn));
     rotation_walk w = {json_array(), rec.key_id, 0};
-    int r = w.list != NULL ? kms_store_rotation_list(rq->client->store, rec.key_id,
-                                                     (uint32_t)after, (size_t)limit,
-                                                     list_rotation_cb, &w, &truncated)
-                           : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    int r = w.list != NULL
+                ? kms_keystore_rotation_list(&rq->client->keystore, rec.key_id, (uint32_t)after,
+                                             (size_t)limit, list_rotation_cb, &w, &truncated)
+                : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     if (r == 0) {
         *resp = json_pack("{s:O, s:b}", "Rotations", w.list, "Truncated", truncated);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -204,7 +208,9 @@ int kms_op_list_key_rotations(kms_request *rq, json_t *req, json_t **resp)
     if (r == 0 && truncated) {
         char next[16];
         snprintf(next, sizeof next, "%u", w.last);
-        json_object_set_new(*resp, "NextMarker", json_string(next));
+        if (json_object_set_new(*resp, "NextMarker", json_string(next)) != 0) {
+            r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
     }
     json_decref(w.list);
     kms_key_record_clean_up(&rec);

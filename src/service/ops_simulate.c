@@ -151,8 +151,8 @@ static int add_context_entries(kms_policy_ctx *ctx, json_t *entries)
         const char *key = NULL, *type = NULL;
         KMS_ENSURE(json_is_object(e), KMS_ERR_VALIDATION, "ContextEntries[%zu] must be an object",
                    i);
-        KMS_GUARD(kms_req_string(e, "ContextKeyName", true, 5, 256, &key));
-        KMS_GUARD(kms_req_string(e, "ContextKeyType", false, 1, 32, &type));
+        KMS_GUARD(kms_request_string(e, "ContextKeyName", true, 5, 256, &key));
+        KMS_GUARD(kms_request_string(e, "ContextKeyType", false, 1, 32, &type));
         json_t *values = json_object_get(e, "ContextKeyValues");
         KMS_ENSURE(json_is_array(values), KMS_ERR_VALIDATION,
                    "ContextEntries[%zu].ContextKeyValues must be a list of strings", i);
@@ -223,7 +223,7 @@ static int key_policy_of(kms_request *rq, const char *resource, kms_policy **out
         return 0;
     }
     const char *key_id = resource + strlen(prefix);
-    KMS_GUARD(kms_store_key_policy_get(rq->client->store, key_id, &doc, &version));
+    KMS_GUARD(kms_keystore_policy_get(&rq->client->keystore, key_id, &doc, &version));
     int r = compile(doc, KMS_POLICY_KEY, "KeyPolicy", out);
     free(doc);
     return r;
@@ -279,14 +279,15 @@ static json_t *eval_result_json(const sim_principal *p, const kms_eval_input *in
             return NULL;
         }
     }
-    if (in->scp_levels > 0) {
-        json_object_set_new(o, "OrganizationsDecisionDetail",
-                            json_pack("{s:b}", "AllowedByOrganizations", !res->scp_denied));
-    }
-    if (in->boundary != NULL) {
-        json_object_set_new(
-            o, "PermissionsBoundaryDecisionDetail",
-            json_pack("{s:b}", "AllowedByPermissionsBoundary", !res->boundary_denied));
+    if ((in->scp_levels > 0 && json_object_set_new(o, "OrganizationsDecisionDetail",
+                                                   json_pack("{s:b}", "AllowedByOrganizations",
+                                                             !res->scp_denied)) != 0) ||
+        (in->boundary != NULL &&
+         json_object_set_new(
+             o, "PermissionsBoundaryDecisionDetail",
+             json_pack("{s:b}", "AllowedByPermissionsBoundary", !res->boundary_denied)) != 0)) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }
@@ -357,7 +358,7 @@ static int simulate_principal(kms_request *rq, json_t *req, json_t **resp)
     json_t *a, *res;
     int r = -1;
     memset(&p, 0, sizeof p);
-    KMS_GUARD(kms_req_string(req, "PolicySourceArn", true, 20, 2048, &source));
+    KMS_GUARD(kms_request_string(req, "PolicySourceArn", true, 20, 2048, &source));
     KMS_GUARD(req_nonempty_strings(req, "ActionNames", true, &actions));
     KMS_GUARD(req_nonempty_strings(req, "ResourceArns", false, &resources));
     KMS_GUARD(kms_gate_authorize(rq, "iam:SimulatePrincipalPolicy", source));
@@ -407,7 +408,7 @@ out:
     return r;
 }
 
-const kms_op kms_iam_ops_simulate[] = {
+const kms_op kms_ops_simulate_table[] = {
     {"iam:SimulateCustomPolicy", simulate_custom,
      M("principal", "action", "resource", "resourceAccount", "context", "identityPolicies",
        "resourcePolicy", "permissionsBoundary", "sessionPolicy", "serviceControlPolicies",
@@ -416,5 +417,5 @@ const kms_op kms_iam_ops_simulate[] = {
      M("PolicySourceArn", "ActionNames", "ResourceArns", "ContextEntries")},
 };
 
-const size_t kms_iam_ops_simulate_count =
-    sizeof kms_iam_ops_simulate / sizeof kms_iam_ops_simulate[0];
+const size_t kms_ops_simulate_table_count =
+    sizeof kms_ops_simulate_table / sizeof kms_ops_simulate_table[0];

@@ -56,12 +56,12 @@ static int assume_role(kms_request *rq, json_t *req, json_t **resp)
     kms_iam_credentials creds;
     memset(&info, 0, sizeof info);
     memset(&creds, 0, sizeof creds);
-    KMS_GUARD(kms_req_string(req, "RoleArn", true, 20, 2048, &role_arn));
-    KMS_GUARD(kms_req_string(req, "RoleSessionName", true, 2, 64, &session));
-    KMS_GUARD(kms_req_int(req, "DurationSeconds", false, 900, 43200, 0, &duration));
-    KMS_GUARD(kms_req_string(req, "Policy", false, 1, 2048, &policy));
-    KMS_GUARD(kms_req_string(req, "SerialNumber", false, 9, 256, &serial));
-    KMS_GUARD(kms_req_string(req, "TokenCode", false, 6, 6, &code));
+    KMS_GUARD(kms_request_string(req, "RoleArn", true, 20, 2048, &role_arn));
+    KMS_GUARD(kms_request_string(req, "RoleSessionName", true, 2, 64, &session));
+    KMS_GUARD(kms_request_int(req, "DurationSeconds", false, 900, 43200, 0, &duration));
+    KMS_GUARD(kms_request_string(req, "Policy", false, 1, 2048, &policy));
+    KMS_GUARD(kms_request_string(req, "SerialNumber", false, 9, 256, &serial));
+    KMS_GUARD(kms_request_string(req, "TokenCode", false, 6, 6, &code));
     KMS_ENSURE((serial == NULL) == (code == NULL), KMS_ERR_VALIDATION,
                "SerialNumber and TokenCode go together: give both or neither");
     if (kms_iam_role_lookup(rq->client->iam, role_arn, &info) != 0) {
@@ -72,7 +72,7 @@ static int assume_role(kms_request *rq, json_t *req, json_t **resp)
     }
     int r = kms_gate_authorize_trust(rq, info.arn, info.trust_policy);
     if (r == 0 && policy != NULL) {
-        r = kms_iam_ops_check_policy(policy, KMS_POLICY_IDENTITY, "Policy");
+        r = kms_ops_iam_check_policy(policy, KMS_POLICY_IDENTITY, "Policy");
     }
     if (r == 0) {
         r = kms_iam_assume_role(rq->client->iam, &rq->who->id, info.arn, session, duration, policy,
@@ -92,9 +92,9 @@ static int get_session_token(kms_request *rq, json_t *req, json_t **resp)
     long long duration = 0;
     kms_iam_credentials creds;
     memset(&creds, 0, sizeof creds);
-    KMS_GUARD(kms_req_int(req, "DurationSeconds", false, 900, 129600, 0, &duration));
-    KMS_GUARD(kms_req_string(req, "SerialNumber", false, 9, 256, &serial));
-    KMS_GUARD(kms_req_string(req, "TokenCode", false, 6, 6, &code));
+    KMS_GUARD(kms_request_int(req, "DurationSeconds", false, 900, 129600, 0, &duration));
+    KMS_GUARD(kms_request_string(req, "SerialNumber", false, 9, 256, &serial));
+    KMS_GUARD(kms_request_string(req, "TokenCode", false, 6, 6, &code));
     KMS_ENSURE((serial == NULL) == (code == NULL), KMS_ERR_VALIDATION,
                "SerialNumber and TokenCode go together: give both or neither");
     /* STS API reference, GetSessionToken: "No permissions are required for users to perform
@@ -110,11 +110,11 @@ static int get_session_token(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
-const kms_op kms_iam_ops_sts[] = {
+const kms_op kms_ops_sts_table[] = {
     {"sts:GetCallerIdentity", get_caller_identity, M(NULL)},
     {"sts:AssumeRole", assume_role,
      M("RoleArn", "RoleSessionName", "DurationSeconds", "Policy", "SerialNumber", "TokenCode")},
     {"sts:GetSessionToken", get_session_token, M("DurationSeconds", "SerialNumber", "TokenCode")},
 };
 
-const size_t kms_iam_ops_sts_count = sizeof kms_iam_ops_sts / sizeof kms_iam_ops_sts[0];
+const size_t kms_ops_sts_table_count = sizeof kms_ops_sts_table / sizeof kms_ops_sts_table[0];

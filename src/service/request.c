@@ -3,12 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/service.h"
+#include "service/request.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
-int kms_req_string(json_t *req, const char *name, bool required, size_t min, size_t max,
-                   const char **out)
+int kms_request_string(json_t *req, const char *name, bool required, size_t min, size_t max,
+                       const char **out)
 {
     json_t *v = json_object_get(req, name);
     *out = NULL;
@@ -31,8 +31,8 @@ int kms_req_string(json_t *req, const char *name, bool required, size_t min, siz
     return 0;
 }
 
-int kms_req_int(json_t *req, const char *name, bool required, long long min, long long max,
-                long long dflt, long long *out)
+int kms_request_int(json_t *req, const char *name, bool required, long long min, long long max,
+                    long long dflt, long long *out)
 {
     json_t *v = json_object_get(req, name);
     *out = dflt;
@@ -50,13 +50,13 @@ int kms_req_int(json_t *req, const char *name, bool required, long long min, lon
     return 0;
 }
 
-int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_t max, bool secure,
-                 uint8_t **out, size_t *n)
+int kms_request_blob(json_t *req, const char *name, bool required, size_t min, size_t max,
+                     bool secure, uint8_t **out, size_t *n)
 {
     const char *s = NULL;
     *out = NULL;
     *n = 0;
-    KMS_GUARD(kms_req_string(req, name, required, 0, SIZE_MAX, &s));
+    KMS_GUARD(kms_request_string(req, name, required, 0, SIZE_MAX, &s));
     if (s == NULL) {
         return 0;
     }
@@ -81,7 +81,7 @@ int kms_req_blob(json_t *req, const char *name, bool required, size_t min, size_
     return 0;
 }
 
-int kms_req_context(json_t *req, const char *name, kms_encryption_context *ctx)
+int kms_request_context(json_t *req, const char *name, kms_encryption_context *ctx)
 {
     json_t *v = json_object_get(req, name);
     memset(ctx, 0, sizeof *ctx);
@@ -114,13 +114,13 @@ int kms_req_context(json_t *req, const char *name, kms_encryption_context *ctx)
     return 0;
 }
 
-void kms_context_free(kms_encryption_context *ctx)
+void kms_request_context_free(kms_encryption_context *ctx)
 {
     free((void *)ctx->entries);
     memset(ctx, 0, sizeof *ctx);
 }
 
-int kms_json_set_blob(json_t *obj, const char *name, const uint8_t *p, size_t n)
+int kms_request_json_set_blob(json_t *obj, const char *name, const uint8_t *p, size_t n)
 {
     char *s = kms_base64_encode(p, n);
     if (s == NULL) {
@@ -156,7 +156,7 @@ void kms_string_free(char *s)
     free(s);
 }
 
-void kms_json_wipe(json_t *v)
+void kms_request_json_wipe(json_t *v)
 {
     const char *k;
     json_t *e;
@@ -167,12 +167,12 @@ void kms_json_wipe(json_t *v)
     } else if (json_is_object(v)) {
         json_object_foreach(v, k, e)
         {
-            kms_json_wipe(e);
+            kms_request_json_wipe(e);
         }
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, e)
         {
-            kms_json_wipe(e);
+            kms_request_json_wipe(e);
         }
     }
 }

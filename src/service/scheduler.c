@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service/ops.h"
+#include "service/audit_trail.h"
+#include "service/gate.h"
+#include "service/scheduler.h"
 #include "util/util.h"
 
 typedef struct due_item {
@@ -59,11 +61,11 @@ static const char *reason_of(kms_due_kind kind)
 }
 
 /* One rotation, as the service. 0 done, 1 nothing to do (another scheduler did it), -1 error. */
-static int rotate(kms_client *c, const due_item *it, int64_t now,
-                  uint32_t *version, const char **type)
+static int rotate(kms_client *c, const due_item *it, int64_t now, uint32_t *version,
+                  const char **type)
 {
     kms_key_rotation rot;
-    KMS_GUARD(kms_store_rotation_get(c->store, it->key_id, &rot));
+    KMS_GUARD(kms_keystore_rotation_get(&c->keystore, it->key_id, &rot));
     kms_rotation_claim cl = {
         .version = kms_rotation_next_version(&rot),
         .type = "AUTOMATIC",
@@ -86,7 +88,8 @@ static int rotate(kms_client *c, const due_item *it, int64_t now,
     return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
 }
 
-json_t *kms_rotate_key_event(const char *rotation_type, uint32_t version, const char *trigger)
+json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
+                                       const char *trigger)
 {
     json_t *d = json_pack("{s:s, s:s, s:I, s:I}", "rotationType", rotation_type, "keyOrigin",
                           "AWS_KMS", "previousKeyMaterialVersion", (json_int_t)version - 1,
@@ -116,8 +119,9 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
         r = deletion ? kms_keystore_destroy(&c->keystore, it->key_id, now)
                      : rotate(c, it, now, &version, &type);
     }
-    if (r == 1 || (r != 0 && deletion && (kms_last_error() == KMS_ERR_NOT_FOUND ||
-                                          kms_last_error() == KMS_ERR_INVALID_STATE))) {
+    if (r == 1 ||
+        (r != 0 && deletion &&
+         (kms_last_error() == KMS_ERR_NOT_FOUND || kms_last_error() == KMS_ERR_INVALID_STATE))) {
         /* Done meanwhile by another scheduler, or no longer due (a deletion cancelled since the
          * list was read): nothing happened. */
         rq.nothing_done = true;
@@ -127,28 +131,30 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
     }
     kms_time_iso8601(it->due, when);
     json_t *item =
-        deletion ? json_pack("{s:s, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn,
-                             "DeletionDate", when)
-                 : json_pack("{s:s, s:s, s:I, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn,
-                             "Version", (json_int_t)version, "RotationType", type, "Reason",
-                             reason_of(it->kind));
+        deletion
+            ? json_pack("{s:s, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn, "DeletionDate", when)
+            : json_pack("{s:s, s:s, s:I, s:s, s:s}", "KeyId", it->key_id, "KeyArn", arn, "Version",
+                        (json_int_t)version, "RotationType", type, "Reason", reason_of(it->kind));
     if (r == 0) {
         /* CloudTrail's RotateKey / DeleteKey service events: the key is the record's resource,
          * what was done its serviceEventDetails. */
-        rq.service_details = deletion ? json_pack("{s:s}", "deletionDate", when)
-                                      : kms_rotate_key_event(type, version, reason_of(it->kind));
+        rq.service_details =
+            deletion ? json_pack("{s:s}", "deletionDate", when)
+                     : kms_scheduler_rotate_key_event(type, version, reason_of(it->kind));
     }
     r = kms_gate_end(&rq, r);
     if (r == 0) {
-        json_array_append_new(json_object_get(report, deletion ? "Deletions" : "Rotations"),
-                              item);
+        KMS_ENSURE(json_array_append_new(
+                       json_object_get(report, deletion ? "Deletions" : "Rotations"), item) == 0,
+                   KMS_ERR_INTERNAL, "out of memory");
         return 0;
     }
     json_decref(item);
     json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "KeyId", it->key_id, "Action",
                             deletion ? "DeleteKey" : "RotateKey", "ErrorCode",
                             kms_error_name(kms_last_error()), "Message", kms_last_error_message());
-    json_array_append_new(json_object_get(report, "Errors"), err);
+    KMS_ENSURE(json_array_append_new(json_object_get(report, "Errors"), err) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
     return 0;
 }
 
@@ -156,7 +162,7 @@ int kms_scheduler_next_due(kms_client *client, int64_t *when)
 {
     kms_error_clear();
     KMS_ENSURE(client != NULL && when != NULL, KMS_ERR_VALIDATION, "no client");
-    return kms_store_next_due(client->store, kms_now(), when);
+    return kms_keystore_next_due(&client->keystore, kms_now(), when);
 }
 
 int kms_scheduler_run(kms_client *client, char **report_json)
@@ -169,22 +175,27 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     due_list due = {0};
     kms_time_iso8601(now, iso);
     json_int_t already_done = 0;
-    json_t *report = json_pack("{s:s, s:[], s:[], s:[]}", "Time", iso, "Rotations", "Deletions",
-                               "Errors");
+    json_t *report =
+        json_pack("{s:s, s:[], s:[], s:[]}", "Time", iso, "Rotations", "Deletions", "Errors");
     KMS_ENSURE(report != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = kms_store_due_list(client->store, now, client->cfg.rotation_usage_limit,
-                               now - KMS_ROTATION_STALE_SECONDS, collect, &due);
+    int r = kms_keystore_due_list(&client->keystore, now, client->cfg.rotation_usage_limit,
+                                  now - KMS_ROTATION_STALE_SECONDS, collect, &due);
     for (size_t i = 0; r == 0 && i < due.n; i++) {
         r = act(client, &due.items[i], now, report, &already_done);
     }
     int64_t next = 0;
     if (r == 0) {
-        r = kms_store_next_due(client->store, now, &next);
+        r = kms_keystore_next_due(&client->keystore, now, &next);
     }
     if (r == 0) {
         kms_time_iso8601(next, iso);
-        json_object_set_new(report, "AlreadyDone", json_integer(already_done));
-        json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null());
+        if (json_object_set_new(report, "AlreadyDone", json_integer(already_done)) != 0 ||
+            json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null()) !=
+                0) {
+            r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        }
+    }
+    if (r == 0) {
         *report_json = json_dumps(report, JSON_COMPACT);
         r = *report_json != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "service/credentials.h"
-#include "service/service.h"
+#include "service/audit_trail.h"
 #include "util/util.h"
 
 /* The serial number of the user's first MFA device, "" when it has none. */

@@ -1,4 +1,4 @@
-/* Fuzzes the KMS home config parser, kms_config_load (service/client.c), through the file it
+/* Fuzzes the KMS home config parser, kms_client_config_load (service/client.c), through the file it
  * reads: each input becomes HOME/config.json of one temporary home made once per process.
  *
  * On success: account_id is 12 digits, region non-empty and short, the three required strings
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
-#include "service/service.h"
+#include "service/client.h"
 #include "util/util.h"
 
 static char home[4096];
@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kms_config cfg;
     write_config(data, size);
-    if (kms_config_load(home, &cfg) != 0) {
+    if (kms_client_config_load(home, &cfg) != 0) {
         kms_error e = kms_last_error();
         FUZZ_CHECK(e == KMS_ERR_HOME || e == KMS_ERR_VALIDATION || e == KMS_ERR_INTERNAL);
         FUZZ_CHECK(cfg.pkcs11_module == NULL && cfg.token_label == NULL && cfg.pin_source == NULL &&
@@ -96,6 +96,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(cfg.token_label != NULL && cfg.token_label[0] != '\0');
     FUZZ_CHECK(cfg.pin_source != NULL && cfg.pin_source[0] != '\0');
     check_against_json(data, size, &cfg);
-    kms_config_clean_up(&cfg);
+    kms_client_config_clean_up(&cfg);
     return 0;
 }

@@ -7,7 +7,7 @@
 
 #include "fuzz_common.h"
 #include "keystore/blob.h"
-#include "service/service.h"
+#include "service/request.h"
 #include "util/buf.h"
 #include "util/util.h"
 
@@ -28,7 +28,7 @@ static void check_failure(void)
 static void check_string(json_t *req, const char *name, bool required, size_t min, size_t max)
 {
     const char *s = NULL;
-    if (kms_req_string(req, name, required, min, max, &s) != 0) {
+    if (kms_request_string(req, name, required, min, max, &s) != 0) {
         FUZZ_CHECK(s == NULL);
         check_failure();
         return;
@@ -46,7 +46,7 @@ static void check_int(json_t *req, const char *name, bool required, long long mi
 {
     const long long dflt = -7; /* outside [min, max], so that a default is recognised */
     long long x = 0;
-    if (kms_req_int(req, name, required, min, max, dflt, &x) != 0) {
+    if (kms_request_int(req, name, required, min, max, dflt, &x) != 0) {
         check_failure();
         return;
     }
@@ -57,7 +57,7 @@ static void check_blob(json_t *req, const char *name, size_t min, size_t max, bo
 {
     uint8_t *p = NULL;
     size_t n = 0;
-    if (kms_req_blob(req, name, false, min, max, secure, &p, &n) != 0) {
+    if (kms_request_blob(req, name, false, min, max, secure, &p, &n) != 0) {
         FUZZ_CHECK(p == NULL);
         check_failure();
         return;
@@ -81,7 +81,7 @@ static void check_blob(json_t *req, const char *name, size_t min, size_t max, bo
 static void check_context(json_t *req, const char *name)
 {
     kms_encryption_context ctx;
-    if (kms_req_context(req, name, &ctx) != 0) {
+    if (kms_request_context(req, name, &ctx) != 0) {
         FUZZ_CHECK(ctx.entries == NULL && ctx.count == 0);
         check_failure();
         return;
@@ -101,7 +101,7 @@ static void check_context(json_t *req, const char *name)
         FUZZ_CHECK(kms_last_error() == KMS_ERR_VALIDATION);
     }
     kms_buf_clean_up(&aad);
-    kms_context_free(&ctx);
+    kms_request_context_free(&ctx);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,0 +1,15 @@
+/* The scheduler's work (scheduler.c): rotations and the end of deletion windows, run as the
+ * service. Private to src/service. */
+#ifndef KMS_SERVICE_SCHEDULER_H
+#define KMS_SERVICE_SCHEDULER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* The serviceEventDetails of a RotateKey service event (CloudTrail's: rotationType AUTOMATIC or
+ * ON_DEMAND, keyOrigin), with the material versions before and after and, for the scheduler's
+ * rotations, what made it due (SCHEDULE, USAGE, RESUMED; NULL: none). NULL when out of memory. */
+json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
+                                       const char *trigger);
+
+#endif
