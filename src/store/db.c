@@ -294,6 +294,30 @@ int kms_db_prepare(kms_db_conn *c, const char *sql, kms_db_stmt **out)
     return kms_raise(KMS_ERR_INTERNAL, "statement cache full");
 }
 
+int kms_db_prepare_once(kms_db_conn *c, const char *sql, kms_db_stmt **out)
+{
+    *out = NULL;
+    kms_db_stmt *st = calloc(1, sizeof *st);
+    KMS_ENSURE(st != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int rc = sqlite3_prepare_v2(c->handle, sql, -1, &st->st, NULL);
+    if (rc != SQLITE_OK) {
+        free(st);
+        return raise_rc(c->db, c->handle, rc, "cannot prepare a statement");
+    }
+    st->c = c; /* st->sql stays NULL: not in the cache */
+    *out = st;
+    return 0;
+}
+
+void kms_db_stmt_free(kms_db_stmt *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    sqlite3_finalize(st->st);
+    free(st);
+}
+
 static int bind_result(kms_db_stmt *st, int i, int rc)
 {
     if (rc == SQLITE_OK) {
@@ -513,6 +537,91 @@ int kms_db_write(kms_db *db, kms_db_tx_fn fn, void *arg, const char *what)
     int r = kms_db_transaction(c, fn, arg, what);
     kms_db_return(c);
     return r;
+}
+
+/* ---- One statement, start to end -------------------------------------------------------- */
+
+int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
+                      kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+{
+    kms_db_stmt *st = NULL;
+    size_t n = 0;
+    int r = -1;
+    if ((r = kms_db_prepare(c, sql, &st)) != 0) {
+        goto out;
+    }
+    if (bind != NULL && (r = bind(st, bind_arg)) != 0) {
+        goto out;
+    }
+    int s;
+    while ((s = kms_db_step(st, what)) == 1) {
+        n++;
+        int more = row(st, row_arg);
+        if (more != 0) {
+            r = more < 0 ? -1 : 0;
+            goto out;
+        }
+    }
+    r = s < 0 ? -1 : 0;
+out:
+    kms_db_reset(st);
+    if (rows != NULL) {
+        *rows = n;
+    }
+    return r;
+}
+
+int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
+                 kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+{
+    kms_db_conn *c = NULL;
+    if (rows != NULL) {
+        *rows = 0;
+    }
+    KMS_GUARD(kms_db_borrow(db, &c));
+    int r = kms_db_conn_query(c, sql, bind, bind_arg, row, row_arg, what, rows);
+    kms_db_return(c);
+    return r;
+}
+
+int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,
+                    const char *what, int64_t *changes)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql, &st));
+    if (bind != NULL) {
+        KMS_GUARD(bind(st, arg));
+    }
+    KMS_GUARD(kms_db_exec(st, what));
+    if (changes != NULL) {
+        *changes = kms_db_changes(c);
+    }
+    return 0;
+}
+
+typedef struct run_args {
+    const char *sql;
+    kms_db_bind_fn bind;
+    const void *arg;
+    const char *what;
+    int64_t changes;
+} run_args;
+
+static int run_locked(kms_db_conn *c, void *arg)
+{
+    run_args *a = arg;
+    return kms_db_conn_run(c, a->sql, a->bind, a->arg, a->what, &a->changes);
+}
+
+int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg, const char *what,
+               int64_t *changes)
+{
+    run_args a = {sql, bind, arg, what, 0};
+    KMS_GUARD(kms_db_write(db, run_locked, &a, what));
+    if (changes != NULL) {
+        *changes = a.changes;
+    }
+    return 0;
 }
 
 /* ---- The SQLite handles (db_sqlite.h) ----------------------------------------------------- */

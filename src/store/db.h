@@ -84,6 +84,12 @@ int kms_db_exec_script(kms_db_conn *c, const char *sql, const char *what)
 int kms_db_prepare(kms_db_conn *c, const char *sql, kms_db_stmt **out)
     __attribute__((warn_unused_result));
 
+/* A statement of SQL text built at run time (e.g. a variable number of terms): prepared for
+ * this use only, owned by the caller, who frees it with kms_db_stmt_free before returning c. */
+int kms_db_prepare_once(kms_db_conn *c, const char *sql, kms_db_stmt **out)
+    __attribute__((warn_unused_result));
+void kms_db_stmt_free(kms_db_stmt *st);
+
 /* Typed binds of parameter i (from 1). A NULL text binds SQL NULL (pass "" for an empty text);
  * a blob of length 0 binds an empty blob, never NULL. Values are not copied (see above). A bad
  * index raises cfg.err "cannot bind parameter <i>: <label> <path>: column index out of range". */
@@ -107,6 +113,32 @@ void kms_db_reset(kms_db_stmt *st);
 /* Rows changed by the last INSERT, UPDATE or DELETE of c, and the row id of its last INSERT. */
 int64_t kms_db_changes(kms_db_conn *c);
 int64_t kms_db_last_insert_id(kms_db_conn *c);
+
+/* ---- One statement, start to end ---- */
+
+/* Binds the parameters of st from arg (kms_db_bind_* calls), for the helpers below. */
+typedef int (*kms_db_bind_fn)(kms_db_stmt *st, const void *arg);
+/* Reads the current row of st: 0 for the next row, 1 to stop here, -1 on error (raised). */
+typedef int (*kms_db_row_fn)(kms_db_stmt *st, void *arg);
+
+/* Prepares sql (static storage) on c, binds it with bind(st, bind_arg) (bind NULL: no
+ * parameters) and calls row(st, row_arg) for each row until it returns 1. *rows (may be NULL)
+ * counts the rows read. */
+int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
+                      kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+    __attribute__((warn_unused_result));
+/* kms_db_conn_query on a connection borrowed for the call (no transaction: one statement reads
+ * one snapshot). Rows must be copied out: the connection goes back before this returns, so that
+ * the caller's callbacks may use the database again. */
+int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
+                 kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+    __attribute__((warn_unused_result));
+/* Runs one statement that returns no rows on c; *changes (may be NULL) the rows it changed. */
+int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,
+                    const char *what, int64_t *changes) __attribute__((warn_unused_result));
+/* kms_db_conn_run in a BEGIN IMMEDIATE transaction of its own (kms_db_write). */
+int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg, const char *what,
+               int64_t *changes) __attribute__((warn_unused_result));
 
 /* ---- Columns of the current row (col from 0) ---- */
 

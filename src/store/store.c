@@ -188,6 +188,17 @@ int kms_store_rows_push(kms_store_rows *l, const void *item)
     return 0;
 }
 
+int kms_store_bind_list(kms_db_stmt *st, const void *arg)
+{
+    const kms_store_list_params *p = arg;
+    KMS_GUARD(kms_db_bind_text(st, 1, p->marker ? p->marker : ""));
+    KMS_GUARD(kms_db_bind_int64(st, 2, kms_store_fetch_limit(p->limit)));
+    if (p->subject == NULL) {
+        return 0;
+    }
+    return kms_db_bind_text(st, 3, p->subject);
+}
+
 /* ---- Connections for src/iam until it moves onto db.h (store_internal.h) ------------------ */
 
 int kms_store_conn_borrow(kms_store *store, kms_store_conn **out)

@@ -103,30 +103,21 @@ int kms_store_alias_update(kms_store *store, const char *alias_name, const char 
     return alias_write(store, alias_name, key_id, now, false);
 }
 
+static int bind_alias(kms_db_stmt *st, const void *arg)
+{
+    return kms_db_bind_text(st, 1, arg);
+}
+
 int kms_store_alias_delete(kms_store *store, const char *alias_name)
 {
     KMS_GUARD(alias_name_check(alias_name));
     char what[300];
     snprintf(what, sizeof what, "cannot delete alias %s", alias_name);
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql_alias_delete, &st)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_text(st, 1, alias_name)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_exec(st, what)) != 0) {
-        goto out;
-    }
-    if (kms_db_changes(c) == 0) {
-        r = kms_raise(KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
-    }
-out:
-    kms_db_return(c);
-    return r;
+    int64_t changes = 0;
+    KMS_GUARD(
+        kms_db_run(kms_store_db(store), sql_alias_delete, bind_alias, alias_name, what, &changes));
+    KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
+    return 0;
 }
 
 /* ---- Reads -------------------------------------------------------------------------------- */
@@ -140,95 +131,64 @@ static int alias_row_read(kms_db_stmt *st, kms_alias_record *out, const char *su
     return 0;
 }
 
+static int alias_row(kms_db_stmt *st, void *arg)
+{
+    kms_alias_record *out = arg;
+    KMS_GUARD(alias_row_read(st, out, "an alias"));
+    return 1;
+}
+
 int kms_store_alias_get(kms_store *store, const char *alias_name, kms_alias_record *out)
 {
     memset(out, 0, sizeof *out);
     KMS_GUARD(alias_name_check(alias_name));
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql_alias_get, &st)) != 0) {
-        goto out;
+    size_t found = 0;
+    int r = kms_db_query(kms_store_db(store), sql_alias_get, bind_alias, alias_name, alias_row, out,
+                         "cannot read alias", &found);
+    if (r == 0 && found == 0) {
+        r = kms_raise(KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
     }
-    if ((r = kms_db_bind_text(st, 1, alias_name)) != 0) {
-        goto out;
-    }
-    int found = kms_db_step(st, "cannot read alias");
-    if (found <= 0) {
-        r = found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
-        goto out;
-    }
-    r = alias_row_read(st, out, alias_name);
-out:
-    kms_db_return(c);
     if (r != 0) {
         memset(out, 0, sizeof *out);
     }
     return r;
 }
 
-static int alias_list_fetch(kms_store *store, const char *key_id, const char *marker, size_t limit,
-                            kms_store_rows *rows, bool *more)
+static int alias_list_row(kms_db_stmt *st, void *arg)
 {
-    const char *what = "cannot list aliases";
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, key_id ? sql_alias_list_by_key : sql_alias_list, &st)) != 0) {
-        goto out;
+    kms_store_page *pg = arg;
+    if (pg->rows.count == pg->limit) {
+        pg->more = true;
+        return 1;
     }
-    if ((r = kms_db_bind_text(st, 1, marker ? marker : "")) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_int64(st, 2, kms_store_fetch_limit(limit))) != 0) {
-        goto out;
-    }
-    if (key_id != NULL && (r = kms_db_bind_text(st, 3, key_id)) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = kms_db_step(st, what)) == 1) {
-        if (rows->count == limit) {
-            *more = true;
-            break;
-        }
-        kms_alias_record item;
-        if ((r = alias_row_read(st, &item, "an alias")) != 0) {
-            goto out;
-        }
-        if ((r = kms_store_rows_push(rows, &item)) != 0) {
-            goto out;
-        }
-    }
-    r = s < 0 ? -1 : 0;
-out:
-    kms_db_return(c);
-    return r;
+    kms_alias_record item;
+    KMS_GUARD(alias_row_read(st, &item, "an alias"));
+    return kms_store_rows_push(&pg->rows, &item);
 }
 
 int kms_store_alias_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
                          kms_store_alias_cb cb, void *arg, bool *truncated)
 {
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_rows rows = {.item_size = sizeof(kms_alias_record)};
-    bool more = false;
+    kms_store_page pg = {.rows = {.item_size = sizeof(kms_alias_record)}, .limit = limit};
+    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = key_id};
     int r = -1;
-    if (alias_list_fetch(store, key_id, marker, limit, &rows, &more) != 0) {
+    if (kms_db_query(kms_store_db(store), key_id ? sql_alias_list_by_key : sql_alias_list,
+                     kms_store_bind_list, &p, alias_list_row, &pg, "cannot list aliases",
+                     NULL) != 0) {
         goto out;
     }
-    const kms_alias_record *items = rows.items;
-    for (size_t i = 0; i < rows.count; i++) {
+    const kms_alias_record *items = pg.rows.items;
+    for (size_t i = 0; i < pg.rows.count; i++) {
         if (cb(arg, &items[i]) != 0) {
             goto out;
         }
     }
     if (truncated != NULL) {
-        *truncated = more;
+        *truncated = pg.more;
     }
     r = 0;
 out:
-    free(rows.items);
+    free(pg.rows.items);
     return r;
 }

@@ -40,6 +40,23 @@ typedef struct kms_store_rows {
 
 int kms_store_rows_push(kms_store_rows *l, const void *item) __attribute__((warn_unused_result));
 
+/* A page of a listing: its rows, at most `limit`, and whether more follow. */
+typedef struct kms_store_page {
+    kms_store_rows rows;
+    size_t limit;
+    bool more;
+} kms_store_page;
+
+/* The parameters of a listing: ?1 the marker ("" for the start: every name sorts after it),
+ * ?2 the row limit (one more than asked: kms_store_fetch_limit), ?3 the subject unless NULL. */
+typedef struct kms_store_list_params {
+    const char *marker;
+    size_t limit;
+    const char *subject;
+} kms_store_list_params;
+
+int kms_store_bind_list(kms_db_stmt *st, const void *arg) __attribute__((warn_unused_result));
+
 /* ---- For src/iam until it moves onto db.h (then these go) ---- */
 
 typedef struct kms_db_conn kms_store_conn;

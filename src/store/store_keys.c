@@ -132,77 +132,85 @@ static int key_row_read(kms_db_stmt *st, kms_key_record *out, const char *subjec
     return kms_db_column_blob_dup(st, 11, &out->public_key, &out->public_key_len);
 }
 
+/* ?1 the key id, and for the updates ?2 a text. */
+typedef struct key_params {
+    const char *key_id;
+    const char *text;
+    const char *state;
+    int64_t deletion_date;
+    int64_t pending_window_days;
+} key_params;
+
+static int bind_key(kms_db_stmt *st, const void *arg)
+{
+    const key_params *p = arg;
+    return kms_db_bind_text(st, 1, p->key_id);
+}
+
+static int bind_key_text(kms_db_stmt *st, const void *arg)
+{
+    const key_params *p = arg;
+    KMS_GUARD(bind_key(st, arg));
+    return kms_db_bind_text(st, 2, p->text ? p->text : "");
+}
+
+/* ?2 state, ?3 deletion date, ?4 pending window. */
+static int bind_key_state(kms_db_stmt *st, const void *arg)
+{
+    const key_params *p = arg;
+    KMS_GUARD(bind_key(st, arg));
+    KMS_GUARD(kms_db_bind_text(st, 2, p->state));
+    KMS_GUARD(kms_db_bind_int64(st, 3, p->deletion_date));
+    return kms_db_bind_int64(st, 4, p->pending_window_days);
+}
+
+typedef struct key_out {
+    kms_key_record *rec;
+    const char *key_id;
+} key_out;
+
+static int key_row(kms_db_stmt *st, void *arg)
+{
+    key_out *o = arg;
+    KMS_GUARD(key_row_read(st, o->rec, o->key_id));
+    return 1;
+}
+
 int kms_store_key_get(kms_store *store, const char *key_id, kms_key_record *out)
 {
     memset(out, 0, sizeof *out);
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     char what[80];
     snprintf(what, sizeof what, "cannot read key %s", key_id);
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql_key_get, &st)) != 0) {
-        goto out;
+    key_params p = {.key_id = key_id};
+    key_out o = {out, key_id};
+    size_t found = 0;
+    int r = kms_db_query(kms_store_db(store), sql_key_get, bind_key, &p, key_row, &o, what, &found);
+    if (r == 0 && found == 0) {
+        r = kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     }
-    if ((r = kms_db_bind_text(st, 1, key_id)) != 0) {
-        goto out;
-    }
-    int found = kms_db_step(st, what);
-    if (found <= 0) {
-        r = found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
-        goto out;
-    }
-    r = key_row_read(st, out, key_id);
-out:
-    kms_db_return(c);
     if (r != 0) {
         kms_key_record_clean_up(out);
     }
     return r;
 }
 
-/* Runs an UPDATE of the key ?1 with `text` as ?2 and `n` further int64 parameters from ?3;
- * NotFoundException naming the key if no row changed. */
-static int key_update(kms_store *store, const char *sql, const char *key_id, const char *text,
-                      const int64_t *ints, size_t n)
+/* Runs an UPDATE of the key; NotFoundException naming the key if no row changed. */
+static int key_update(kms_store *store, const char *sql, kms_db_bind_fn bind, const key_params *p)
 {
-    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
+    KMS_ENSURE(p->key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     char what[80];
-    snprintf(what, sizeof what, "cannot update key %s", key_id);
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql, &st)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_text(st, 1, key_id)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_text(st, 2, text)) != 0) {
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((r = kms_db_bind_int64(st, (int)i + 3, ints[i])) != 0) {
-            goto out;
-        }
-    }
-    if ((r = kms_db_exec(st, what)) != 0) {
-        goto out;
-    }
-    if (kms_db_changes(c) == 0) {
-        r = kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
-    }
-out:
-    kms_db_return(c);
-    return r;
+    snprintf(what, sizeof what, "cannot update key %s", p->key_id);
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql, bind, p, what, &changes));
+    KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "key %s does not exist", p->key_id);
+    return 0;
 }
 
 int kms_store_key_set_description(kms_store *store, const char *key_id, const char *description)
 {
-    return key_update(store, sql_key_set_description, key_id, description ? description : "", NULL,
-                      0);
+    key_params p = {.key_id = key_id, .text = description};
+    return key_update(store, sql_key_set_description, bind_key_text, &p);
 }
 
 int kms_store_key_set_state(kms_store *store, const char *key_id, const char *state,
@@ -211,46 +219,47 @@ int kms_store_key_set_state(kms_store *store, const char *key_id, const char *st
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     KMS_ENSURE(state != NULL && kms_store_key_state_known(state), KMS_ERR_VALIDATION,
                "key %s: unknown key state %s", key_id, state ? state : "(null)");
-    const int64_t ints[] = {deletion_date, pending_window_days};
-    return key_update(store, sql_key_set_state, key_id, state, ints, 2);
+    key_params p = {.key_id = key_id,
+                    .state = state,
+                    .deletion_date = deletion_date,
+                    .pending_window_days = pending_window_days};
+    return key_update(store, sql_key_set_state, bind_key_state, &p);
 }
 
 /* ---- Key policies ------------------------------------------------------------------------- */
+
+typedef struct policy_out {
+    char **doc;
+    int64_t *version;
+} policy_out;
+
+static int policy_row(kms_db_stmt *st, void *arg)
+{
+    policy_out *o = arg;
+    KMS_GUARD(kms_db_column_dup(st, 0, o->doc));
+    if (o->version != NULL) {
+        *o->version = kms_db_column_int64(st, 1);
+    }
+    return 1;
+}
 
 int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, int64_t *version)
 {
     *doc = NULL;
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
-    const char *what = "cannot read key policy";
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql_policy_get, &st)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_text(st, 1, key_id)) != 0) {
-        goto out;
-    }
-    int found = kms_db_step(st, what);
-    if (found <= 0) {
-        r = found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
-        goto out;
-    }
-    if ((r = kms_db_column_dup(st, 0, doc)) != 0) {
-        goto out;
-    }
-    if (version != NULL) {
-        *version = kms_db_column_int64(st, 1);
-    }
-out:
-    kms_db_return(c);
-    return r;
+    key_params p = {.key_id = key_id};
+    policy_out o = {doc, version};
+    size_t found = 0;
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_policy_get, bind_key, &p, policy_row, &o,
+                           "cannot read key policy", &found));
+    KMS_ENSURE(found > 0, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
+    return 0;
 }
 
 int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
 {
-    return key_update(store, sql_policy_put, key_id, doc ? doc : "", NULL, 0);
+    key_params p = {.key_id = key_id, .text = doc};
+    return key_update(store, sql_policy_put, bind_key_text, &p);
 }
 
 /* ---- Listing ------------------------------------------------------------------------------ */
@@ -259,64 +268,40 @@ typedef struct key_id_item {
     char key_id[37];
 } key_id_item;
 
-static int key_list_fetch(kms_store *store, const char *marker, size_t limit, kms_store_rows *rows,
-                          bool *more)
+static int key_list_row(kms_db_stmt *st, void *arg)
 {
-    const char *what = "cannot list keys";
-    kms_db_conn *c = NULL;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_borrow(kms_store_db(store), &c));
-    int r = -1;
-    if ((r = kms_db_prepare(c, sql_key_list, &st)) != 0) {
-        goto out;
+    kms_store_page *pg = arg;
+    if (pg->rows.count == pg->limit) {
+        pg->more = true;
+        return 1;
     }
-    if ((r = kms_db_bind_text(st, 1, marker ? marker : "")) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_int64(st, 2, kms_store_fetch_limit(limit))) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = kms_db_step(st, what)) == 1) {
-        if (rows->count == limit) {
-            *more = true;
-            break;
-        }
-        key_id_item item;
-        if ((r = kms_db_column_copy(st, 0, item.key_id, sizeof item.key_id, "a key")) != 0) {
-            goto out;
-        }
-        if ((r = kms_store_rows_push(rows, &item)) != 0) {
-            goto out;
-        }
-    }
-    r = s < 0 ? -1 : 0;
-out:
-    kms_db_return(c);
-    return r;
+    key_id_item item;
+    KMS_GUARD(kms_db_column_copy(st, 0, item.key_id, sizeof item.key_id, "a key"));
+    return kms_store_rows_push(&pg->rows, &item);
 }
 
 int kms_store_key_list(kms_store *store, const char *marker, size_t limit, kms_store_key_cb cb,
                        void *arg, bool *truncated)
 {
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_rows rows = {.item_size = sizeof(key_id_item)};
-    bool more = false;
+    kms_store_page pg = {.rows = {.item_size = sizeof(key_id_item)}, .limit = limit};
+    kms_store_list_params p = {.marker = marker, .limit = limit};
     int r = -1;
-    if (key_list_fetch(store, marker, limit, &rows, &more) != 0) {
+    if (kms_db_query(kms_store_db(store), sql_key_list, kms_store_bind_list, &p, key_list_row, &pg,
+                     "cannot list keys", NULL) != 0) {
         goto out;
     }
-    const key_id_item *items = rows.items;
-    for (size_t i = 0; i < rows.count; i++) {
+    const key_id_item *items = pg.rows.items;
+    for (size_t i = 0; i < pg.rows.count; i++) {
         if (cb(arg, items[i].key_id) != 0) {
             goto out;
         }
     }
     if (truncated != NULL) {
-        *truncated = more;
+        *truncated = pg.more;
     }
     r = 0;
 out:
-    free(rows.items);
+    free(pg.rows.items);
     return r;
 }
