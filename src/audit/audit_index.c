@@ -11,7 +11,10 @@
  * refer to them by id: a trail names few keys a great many times.
  *
  * Queries walk an index in (event_time DESC, sequence DESC) order, the order AWS returns
- * events in (newest first); NextToken is the position of the last event returned. */
+ * events in (newest first); NextToken is the position of the last event returned.
+ *
+ * This file holds the two queries; opening the index and the catch-up are in
+ * audit_index_catch_up.c, the scanner of record lines in audit_index_scan.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -88,6 +88,11 @@ bool kms_db_file_unreadable(const kms_db *db)
 
 kms_db *kms_db_new(const kms_db_config *cfg)
 {
+    if (sqlite3_threadsafe() == 0) {
+        /* Connections are used from several threads, one at a time. */
+        kms_raise(KMS_ERR_INTERNAL, "SQLite was built without thread support");
+        return NULL;
+    }
     kms_db *db = calloc(1, sizeof *db);
     if (db == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -582,6 +587,16 @@ int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *b
     int r = kms_db_conn_query(c, sql, bind, bind_arg, row, row_arg, what, rows);
     kms_db_return(c);
     return r;
+}
+
+int kms_db_conn_exists(kms_db_conn *c, const char *sql, const char *param, const char *what)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, param));
+    int found = kms_db_step(st, what);
+    kms_db_reset(st);
+    return found;
 }
 
 int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,

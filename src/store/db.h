@@ -133,6 +133,9 @@ int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, cons
 int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
                  kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
     __attribute__((warn_unused_result));
+/* 1 if sql, with the text `param` as ?1, yields a row on c; 0 if not; -1 on error. */
+int kms_db_conn_exists(kms_db_conn *c, const char *sql, const char *param, const char *what)
+    __attribute__((warn_unused_result));
 /* Runs one statement that returns no rows on c; *changes (may be NULL) the rows it changed. */
 int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,
                     const char *what, int64_t *changes) __attribute__((warn_unused_result));

@@ -88,11 +88,6 @@ kms_store *kms_store_open(const char *path, bool create)
         kms_raise(KMS_ERR_VALIDATION, "no metadata database path given");
         goto out;
     }
-    if (sqlite3_threadsafe() == 0) {
-        /* Connections are used from several threads, one at a time. */
-        kms_raise(KMS_ERR_INTERNAL, "SQLite was built without thread support");
-        goto out;
-    }
     store = calloc(1, sizeof *store);
     if (store == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");

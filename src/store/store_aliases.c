@@ -11,7 +11,6 @@
 
 /* ?1 is always the alias name; lists bind the marker as ?1 ("" for the start) and the row limit
  * as ?2. */
-static const char sql_key_exists[] = "SELECT 1 FROM keys WHERE key_id = ?1";
 static const char sql_alias_insert[] =
     "INSERT INTO aliases (" ALIAS_COLUMNS ") VALUES (?1, ?2, ?3, ?3)";
 static const char sql_alias_update[] =
@@ -55,10 +54,7 @@ static int alias_write_locked(kms_db_conn *c, void *arg)
 {
     const write_args *a = arg;
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_key_exists, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, a->key_id));
-    int found = kms_db_step(st, a->what);
-    kms_db_reset(st);
+    int found = kms_store_key_exists(c, a->key_id, a->what);
     if (found <= 0) {
         return found < 0
                    ? -1

@@ -15,7 +15,6 @@
 static const char sql_insert[] = "INSERT INTO grants (" GRANT_COLUMNS ") "
                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char sql_exists[] = "SELECT 1 FROM grants WHERE grant_id = ?1";
-static const char sql_key_exists[] = "SELECT 1 FROM keys WHERE key_id = ?1";
 static const char sql_get[] = "SELECT " GRANT_COLUMNS " FROM grants WHERE grant_id = ?1";
 static const char sql_delete[] = "DELETE FROM grants WHERE grant_id = ?1";
 static const char sql_list[] = "SELECT " GRANT_COLUMNS " FROM grants WHERE key_id = ?3 AND "
@@ -62,26 +61,15 @@ static int grant_bind_insert(kms_db_stmt *st, const kms_grant_record *rec)
     return kms_db_bind_blob(st, 10, rec->token_hash, sizeof rec->token_hash);
 }
 
-/* 1 if the one-parameter query `sql` finds a row, 0 if not, -1 on error. */
-static int row_exists(kms_db_conn *c, const char *sql, const char *param, const char *what)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, param));
-    int found = kms_db_step(st, what);
-    kms_db_reset(st);
-    return found;
-}
-
 static int grant_insert_locked(kms_db_conn *c, void *arg)
 {
     const kms_grant_record *rec = arg;
     const char *what = "cannot insert grant";
-    int found = row_exists(c, sql_key_exists, rec->key_id, what);
+    int found = kms_store_key_exists(c, rec->key_id, what);
     if (found <= 0) {
         return found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", rec->key_id);
     }
-    found = row_exists(c, sql_exists, rec->grant_id, what);
+    found = kms_db_conn_exists(c, sql_exists, rec->grant_id, what);
     if (found != 0) {
         return found < 0
                    ? -1

@@ -20,6 +20,12 @@ int kms_store_schema_create(kms_db_conn *c, const char *path) __attribute__((war
 /* Brings a recognised database to the current schema (KMS_ERR_HOME unless it is ours). */
 int kms_store_schema_upgrade(kms_db_conn *c, const char *path) __attribute__((warn_unused_result));
 
+/* ---- Keys (store_keys.c) ---- */
+
+/* 1 if the key exists on c, 0 if not, -1 on error (naming `what`). */
+int kms_store_key_exists(kms_db_conn *c, const char *key_id, const char *what)
+    __attribute__((warn_unused_result));
+
 /* ---- Shared by the store's files (store.c) ---- */
 
 /* A NUL-terminated string of at most size-1 bytes, and not empty. */

@@ -19,6 +19,7 @@ static const char sql_key_insert[] =
 static const char sql_version_insert[] =
     "INSERT INTO key_versions (key_id, version, creation_date, rotation_type) "
     "VALUES (?1, ?2, ?3, NULL)";
+static const char sql_key_exists[] = "SELECT 1 FROM keys WHERE key_id = ?1";
 static const char sql_key_get[] =
     "SELECT " KEY_COLUMNS ", policy_version FROM keys WHERE key_id = ?1";
 static const char sql_key_set_description[] = "UPDATE keys SET description = ?2 WHERE key_id = ?1";
@@ -224,6 +225,11 @@ int kms_store_key_set_state(kms_store *store, const char *key_id, const char *st
                     .deletion_date = deletion_date,
                     .pending_window_days = pending_window_days};
     return key_update(store, sql_key_set_state, bind_key_state, &p);
+}
+
+int kms_store_key_exists(kms_db_conn *c, const char *key_id, const char *what)
+{
+    return kms_db_conn_exists(c, sql_key_exists, key_id, what);
 }
 
 /* ---- Key policies ------------------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "kms/kms.h"
 #include "store/db.h"
 #include "store/store.h"
+#include "util/util.h"
 
 #define APP_ID_SQL "1263358769" /* "KMS1", as store.c writes it */
 
@@ -386,6 +387,86 @@ static void test_db_busy_writer_waits(void **state)
     kms_db_return(c);
     kms_db_close(w.db);
     assert_int_equal(t_count(db), 2);
+    kms_db_close(db);
+}
+
+static int bind_id(kms_db_stmt *st, const void *arg)
+{
+    const int64_t *id = arg;
+    return kms_db_bind_int64(st, 1, *id);
+}
+
+static int sum_row(kms_db_stmt *st, void *arg)
+{
+    int64_t *sum = arg;
+    *sum += kms_db_column_int64(st, 0);
+    return *sum >= 3 ? 1 : 0; /* stop once the sum reaches 3 */
+}
+
+static const char sql_t_ids[] = "SELECT id FROM t ORDER BY id";
+static const char sql_t_delete[] = "DELETE FROM t WHERE id = ?1";
+
+/* kms_db_query stops when the row function says so; kms_db_run counts changes; a statement of
+ * SQL built at run time is the caller's. */
+static void test_db_query_and_run(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 1, 1000);
+    for (int64_t id = 1; id <= 4; id++) {
+        assert_int_equal(kms_db_write(db, insert_one, &id, "insert"), 0);
+    }
+    int64_t sum = 0;
+    size_t rows = 0;
+    assert_int_equal(kms_db_query(db, sql_t_ids, NULL, NULL, sum_row, &sum, "sum", &rows), 0);
+    assert_int_equal(sum, 3); /* 1 + 2, then stopped */
+    assert_int_equal(rows, 2);
+    int64_t id = 4, changes = -1;
+    assert_int_equal(kms_db_run(db, sql_t_delete, bind_id, &id, "delete", &changes), 0);
+    assert_int_equal(changes, 1);
+    assert_int_equal(kms_db_run(db, sql_t_delete, bind_id, &id, "delete", &changes), 0);
+    assert_int_equal(changes, 0);
+
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    char *sql = kms_strdup_printf("SELECT count(*) FROM t WHERE id IN (%d, %d)", 1, 3);
+    assert_int_equal(kms_db_prepare_once(c, sql, &st), 0);
+    free(sql);
+    assert_int_equal(kms_db_step(st, "count"), 1);
+    assert_int_equal(kms_db_column_int64(st, 0), 2);
+    kms_db_stmt_free(st);
+    assert_int_equal(kms_db_prepare_once(c, "SELECT nope FROM t", &st), -1);
+    assert_null(st);
+    assert_kms_error(-1, KMS_ERR_INTERNAL);
+    assert_message_contains("cannot prepare a statement: test database");
+    assert_message_contains("no such column: nope");
+    kms_db_return(c);
+    kms_db_close(db);
+}
+
+/* A file that is not a database fails with file_err, and says so for a derived database. */
+static void test_db_unreadable(void **state)
+{
+    fixture *f = *state;
+    write_file(f->path, "this is not a database, not at all, no, not even close............", 64);
+    kms_db_config cfg = {
+        .path = f->path,
+        .label = "test database",
+        .err = KMS_ERR_INTERNAL,
+        .file_err = KMS_ERR_HOME,
+        .pragmas = "PRAGMA journal_mode=WAL;",
+        .busy_timeout_ms = 100,
+        .pool_max = 1,
+    };
+    kms_db *db = kms_db_new(&cfg);
+    assert_non_null(db);
+    assert_false(kms_db_file_unreadable(db));
+    kms_db_conn *c = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), -1);
+    assert_null(c);
+    assert_kms_error(-1, KMS_ERR_HOME);
+    assert_message_contains("is not a SQLite database");
+    assert_true(kms_db_file_unreadable(db));
     kms_db_close(db);
 }
 
@@ -1587,6 +1668,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db_bind_wrong_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_transaction_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_busy_writer_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_query_and_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_remove_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_then_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_existing, setup, teardown),
