@@ -37,9 +37,9 @@ struct kms_db {
     pthread_mutex_t lock;
     pthread_cond_t freed;
     kms_db_conn *free_list;
-    kms_db_conn *all; /* every open connection, for close */
-    size_t opened;    /* connections open or being opened, at most cfg.pool_max */
-    int last_rc;      /* of the last failure, for kms_db_file_unreadable */
+    kms_db_conn *all;    /* every open connection, for close */
+    size_t opened;       /* connections open or being opened, at most cfg.pool_max */
+    _Atomic int last_rc; /* of the last failure, for kms_db_file_unreadable */
 };
 
 /* ---- Errors ------------------------------------------------------------------------------- */
