@@ -9,7 +9,8 @@
  *
  * Ownership. kms_db_new/kms_db_close own the pool and every connection in it. A connection is
  * borrowed by one thread at a time (kms_db_borrow) and given back with kms_db_return; the
- * statements of a connection belong to it and are never freed by callers. Text bound with
+ * statements of a connection belong to it and are never freed by callers (except those of
+ * kms_db_prepare_once, which the caller frees before returning the connection). Text bound with
  * kms_db_bind_text/blob is NOT copied: it must stay valid until the statement has been stepped
  * to its end or reset. Text and blobs read with kms_db_column_text/blob are borrowed from the
  * statement and valid until its next step or reset; the _copy/_dup readers copy.
@@ -19,6 +20,9 @@
  * permission, read-only), cfg.err for anything else. Messages read
  * "<what>: <label> <path>: <SQLite's message>"; SQLite names columns and constraints, never
  * values. Functions with `what` put it first; callers name the operation and its subject.
+ *
+ * Usual shapes: kms_db_query (read rows), kms_db_run (one write), kms_db_write (several writes
+ * in one transaction); the step-by-step calls for anything else.
  *
  * Threads. kms_db_borrow/kms_db_return are thread-safe; a borrowed connection and its
  * statements are used by the borrowing thread only. Connections are opened without SQLite's
