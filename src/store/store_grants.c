@@ -15,7 +15,6 @@
 static const char sql_insert[] = "INSERT INTO grants (" GRANT_COLUMNS ") "
                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char sql_exists[] = "SELECT 1 FROM grants WHERE grant_id = ?1";
-static const char sql_key_exists[] = "SELECT 1 FROM keys WHERE key_id = ?1";
 static const char sql_get[] = "SELECT " GRANT_COLUMNS " FROM grants WHERE grant_id = ?1";
 static const char sql_delete[] = "DELETE FROM grants WHERE grant_id = ?1";
 static const char sql_list[] = "SELECT " GRANT_COLUMNS " FROM grants WHERE key_id = ?3 AND "
@@ -45,10 +44,41 @@ static bool fits(const char *s, size_t size)
     return n > 0 && n < size;
 }
 
-static int bind_text(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, int i, const char *s)
+static int grant_bind_insert(kms_db_stmt *st, const kms_grant_record *rec)
 {
-    int rc = sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
-    return rc == SQLITE_OK ? 0 : kms_store_raise(store, c, rc, "cannot bind a grant field");
+    KMS_GUARD(kms_db_bind_text(st, 1, rec->grant_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, rec->key_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, rec->name ? rec->name : ""));
+    KMS_GUARD(kms_db_bind_text(st, 4, rec->grantee_principal));
+    KMS_GUARD(kms_db_bind_text(st, 5, rec->retiring_principal ? rec->retiring_principal : ""));
+    KMS_GUARD(kms_db_bind_text(st, 6, rec->issuing_account));
+    KMS_GUARD(kms_db_bind_text(st, 7, rec->operations));
+    KMS_GUARD(kms_db_bind_text(st, 8, rec->constraints ? rec->constraints : ""));
+    KMS_GUARD(kms_db_bind_int64(st, 9, rec->creation_date));
+    if (!rec->has_token_hash) {
+        return kms_db_bind_null(st, 10);
+    }
+    return kms_db_bind_blob(st, 10, rec->token_hash, sizeof rec->token_hash);
+}
+
+static int grant_insert_locked(kms_db_conn *c, void *arg)
+{
+    const kms_grant_record *rec = arg;
+    const char *what = "cannot insert grant";
+    int found = kms_store_key_exists(c, rec->key_id, what);
+    if (found <= 0) {
+        return found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", rec->key_id);
+    }
+    found = kms_db_conn_exists(c, sql_exists, rec->grant_id, what);
+    if (found != 0) {
+        return found < 0
+                   ? -1
+                   : kms_raise(KMS_ERR_ALREADY_EXISTS, "grant %s already exists", rec->grant_id);
+    }
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql_insert, &st));
+    KMS_GUARD(grant_bind_insert(st, rec));
+    return kms_db_exec(st, what);
 }
 
 int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
@@ -58,243 +88,136 @@ int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
                    rec->grantee_principal != NULL && rec->grantee_principal[0] != '\0' &&
                    rec->operations != NULL && rec->operations[0] != '\0',
                KMS_ERR_VALIDATION, "invalid grant for the metadata store");
-    const char *what = "cannot insert grant";
-    kms_store_conn *c = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    sqlite3_stmt *st = NULL;
-    if (kms_store_conn_begin(store, c) != 0 ||
-        kms_store_conn_prepare(store, c, sql_key_exists, &st) != 0 ||
-        bind_text(store, c, st, 1, rec->key_id) != 0) {
-        goto out;
-    }
-    int found = kms_store_step(store, c, st, what);
-    if (found <= 0) {
-        if (found == 0) {
-            kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", rec->key_id);
-        }
-        goto out;
-    }
-    if (kms_store_conn_prepare(store, c, sql_exists, &st) != 0 ||
-        bind_text(store, c, st, 1, rec->grant_id) != 0) {
-        goto out;
-    }
-    found = kms_store_step(store, c, st, what);
-    if (found != 0) {
-        if (found == 1) {
-            kms_raise(KMS_ERR_ALREADY_EXISTS, "grant %s already exists", rec->grant_id);
-        }
-        goto out;
-    }
-    if (kms_store_conn_prepare(store, c, sql_insert, &st) != 0 ||
-        bind_text(store, c, st, 1, rec->grant_id) != 0 ||
-        bind_text(store, c, st, 2, rec->key_id) != 0 ||
-        bind_text(store, c, st, 3, rec->name) != 0 ||
-        bind_text(store, c, st, 4, rec->grantee_principal) != 0 ||
-        bind_text(store, c, st, 5, rec->retiring_principal) != 0 ||
-        bind_text(store, c, st, 6, rec->issuing_account) != 0 ||
-        bind_text(store, c, st, 7, rec->operations) != 0 ||
-        bind_text(store, c, st, 8, rec->constraints) != 0) {
-        goto out;
-    }
-    int rc = sqlite3_bind_int64(st, 9, rec->creation_date);
-    if (rc == SQLITE_OK) {
-        rc = rec->has_token_hash
-                 ? sqlite3_bind_blob(st, 10, rec->token_hash, sizeof rec->token_hash, SQLITE_STATIC)
-                 : sqlite3_bind_null(st, 10);
-    }
-    if (rc != SQLITE_OK) {
-        kms_store_raise(store, c, rc, what);
-        goto out;
-    }
-    if (kms_store_step(store, c, st, what) < 0 || kms_store_conn_commit(store, c) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    kms_store_conn_return(store, c); /* rolls back on failure */
-    return r;
+    return kms_db_write(kms_store_db(store), grant_insert_locked, (void *)rec,
+                        "cannot insert grant");
 }
 
-static char *dup_column(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return strdup(t ? (const char *)t : "");
-}
-
-static int row_read(sqlite3_stmt *st, kms_grant_record *out)
+static int row_read(kms_db_stmt *st, kms_grant_record *out)
 {
     memset(out, 0, sizeof *out);
-    const unsigned char *id = sqlite3_column_text(st, 0);
-    const unsigned char *key = sqlite3_column_text(st, 1);
-    const unsigned char *acct = sqlite3_column_text(st, 5);
-    KMS_ENSURE(id && key && acct && strlen((const char *)id) < sizeof out->grant_id &&
-                   strlen((const char *)key) < sizeof out->key_id &&
-                   strlen((const char *)acct) < sizeof out->issuing_account,
-               KMS_ERR_HOME, "the metadata database holds an invalid grant");
-    strcpy(out->grant_id, (const char *)id);
-    strcpy(out->key_id, (const char *)key);
-    strcpy(out->issuing_account, (const char *)acct);
-    out->name = dup_column(st, 2);
-    out->grantee_principal = dup_column(st, 3);
-    out->retiring_principal = dup_column(st, 4);
-    out->operations = dup_column(st, 6);
-    out->constraints = dup_column(st, 7);
-    out->creation_date = sqlite3_column_int64(st, 8);
-    const void *h = sqlite3_column_blob(st, 9);
-    if (h != NULL && sqlite3_column_bytes(st, 9) == (int)sizeof out->token_hash) {
+    int r = -1;
+    const char *subject = "a grant";
+    if ((r = kms_db_column_copy(st, 0, out->grant_id, sizeof out->grant_id, subject)) != 0 ||
+        (r = kms_db_column_copy(st, 1, out->key_id, sizeof out->key_id, subject)) != 0 ||
+        (r = kms_db_column_copy(st, 5, out->issuing_account, sizeof out->issuing_account,
+                                subject)) != 0) {
+        goto out;
+    }
+    if ((r = kms_db_column_dup(st, 2, &out->name)) != 0 ||
+        (r = kms_db_column_dup(st, 3, &out->grantee_principal)) != 0 ||
+        (r = kms_db_column_dup(st, 4, &out->retiring_principal)) != 0 ||
+        (r = kms_db_column_dup(st, 6, &out->operations)) != 0 ||
+        (r = kms_db_column_dup(st, 7, &out->constraints)) != 0) {
+        goto out;
+    }
+    out->creation_date = kms_db_column_int64(st, 8);
+    const void *h = NULL;
+    size_t h_len = 0;
+    kms_db_column_blob(st, 9, &h, &h_len);
+    if (h_len == sizeof out->token_hash) {
         memcpy(out->token_hash, h, sizeof out->token_hash);
         out->has_token_hash = true;
     }
-    if (!out->name || !out->grantee_principal || !out->retiring_principal || !out->operations ||
-        !out->constraints) {
+out:
+    if (r != 0) {
         kms_grant_record_clean_up(out);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    return 0;
+    return r;
+}
+
+static int bind_grant(kms_db_stmt *st, const void *arg)
+{
+    return kms_db_bind_text(st, 1, arg);
+}
+
+static int grant_row(kms_db_stmt *st, void *arg)
+{
+    KMS_GUARD(row_read(st, arg));
+    return 1;
 }
 
 int kms_store_grant_get(kms_store *store, const char *grant_id, kms_grant_record *out)
 {
     memset(out, 0, sizeof *out);
     KMS_ENSURE(grant_id != NULL, KMS_ERR_VALIDATION, "no grant id given");
-    kms_store_conn *c = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    sqlite3_stmt *st = NULL;
-    if (kms_store_conn_prepare(store, c, sql_get, &st) != 0 ||
-        bind_text(store, c, st, 1, grant_id) != 0) {
-        goto out;
-    }
-    int found = kms_store_step(store, c, st, "cannot read grant");
-    if (found <= 0) {
-        if (found == 0) {
-            kms_raise(KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
-        }
-        goto out;
-    }
-    if (row_read(st, out) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    kms_store_conn_return(store, c);
-    return r;
+    size_t found = 0;
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, bind_grant, grant_id, grant_row, out,
+                           "cannot read grant", &found));
+    KMS_ENSURE(found > 0, KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
+    return 0;
 }
 
 int kms_store_grant_delete(kms_store *store, const char *grant_id)
 {
     KMS_ENSURE(grant_id != NULL, KMS_ERR_VALIDATION, "no grant id given");
-    kms_store_conn *c = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    sqlite3_stmt *st = NULL;
-    if (kms_store_conn_prepare(store, c, sql_delete, &st) != 0 ||
-        bind_text(store, c, st, 1, grant_id) != 0 ||
-        kms_store_step(store, c, st, "cannot delete grant") < 0) {
-        goto out;
-    }
-    if (sqlite3_changes(kms_store_conn_db(c)) == 0) {
-        kms_raise(KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
-        goto out;
-    }
-    r = 0;
-out:
-    kms_store_conn_return(store, c);
-    return r;
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_delete, bind_grant, grant_id,
+                         "cannot delete grant", &changes));
+    KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
+    return 0;
 }
 
 /* Rows are read into memory first and the callbacks run after the connection went back, so
- * that a callback may use the store. */
-typedef struct grant_rows {
-    kms_grant_record *items;
-    size_t count;
-    size_t cap;
-} grant_rows;
-
-static void rows_free(grant_rows *rows)
+ * that a callback may use the store. A listing stops at its limit; a find (limit 0) does not. */
+static void rows_free(kms_store_rows *rows)
 {
+    kms_grant_record *items = rows->items;
     for (size_t i = 0; i < rows->count; i++) {
-        kms_grant_record_clean_up(&rows->items[i]);
+        kms_grant_record_clean_up(&items[i]);
     }
     free(rows->items);
 }
 
-/* sql binds: ?1 marker, ?2 limit, ?3 subject (list kinds); or ?1 key, ?2 grantee (find). */
-static int rows_fetch(kms_store *store, const char *sql, const char *a, const char *b,
-                      const char *subject, size_t limit, grant_rows *rows, bool *more)
+static int grant_list_row(kms_db_stmt *st, void *arg)
 {
-    kms_store_conn *c = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    sqlite3_stmt *st = NULL;
-    if (kms_store_conn_prepare(store, c, sql, &st) != 0 || bind_text(store, c, st, 1, a) != 0) {
-        goto out;
+    kms_store_page *pg = arg;
+    if (pg->limit > 0 && pg->rows.count == pg->limit) {
+        pg->more = true;
+        return 1;
     }
-    if (subject != NULL) {
-        int64_t fetch = limit >= (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit + 1;
-        int rc = sqlite3_bind_int64(st, 2, fetch);
-        if (rc != SQLITE_OK) {
-            kms_store_raise(store, c, rc, "cannot list grants");
-            goto out;
-        }
-        if (bind_text(store, c, st, 3, subject) != 0) {
-            goto out;
-        }
-    } else if (bind_text(store, c, st, 2, b) != 0) {
-        goto out;
+    kms_grant_record rec;
+    KMS_GUARD(row_read(st, &rec));
+    if (kms_store_rows_push(&pg->rows, &rec) != 0) {
+        kms_grant_record_clean_up(&rec);
+        return -1;
     }
-    int found;
-    while ((found = kms_store_step(store, c, st, "cannot list grants")) == 1) {
-        if (subject != NULL && rows->count == limit) {
-            *more = true;
-            break;
-        }
-        if (rows->count == rows->cap) {
-            size_t cap = rows->cap ? rows->cap * 2 : 8;
-            kms_grant_record *p = realloc(rows->items, cap * sizeof *p);
-            if (p == NULL) {
-                kms_raise(KMS_ERR_INTERNAL, "out of memory");
-                goto out;
-            }
-            rows->items = p;
-            rows->cap = cap;
-        }
-        if (row_read(st, &rows->items[rows->count]) != 0) {
-            goto out;
-        }
-        rows->count++;
-    }
-    if (found < 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    kms_store_conn_return(store, c);
-    return r;
+    return 0;
 }
 
-static int rows_walk(kms_store *store, const char *sql, const char *a, const char *b,
-                     const char *subject, size_t limit, kms_store_grant_cb cb, void *arg,
-                     bool *truncated)
+/* ?1 key, ?2 grantee (kms_store_grant_find). */
+typedef struct find_params {
+    const char *key_id;
+    const char *grantee;
+} find_params;
+
+static int bind_find(kms_db_stmt *st, const void *arg)
 {
-    grant_rows rows = {0};
-    bool more = false;
+    const find_params *p = arg;
+    KMS_GUARD(kms_db_bind_text(st, 1, p->key_id));
+    return kms_db_bind_text(st, 2, p->grantee);
+}
+
+static int rows_walk(kms_store *store, const char *sql, kms_db_bind_fn bind, const void *params,
+                     size_t limit, kms_store_grant_cb cb, void *arg, bool *truncated)
+{
+    kms_store_page pg = {.rows = {.item_size = sizeof(kms_grant_record)}, .limit = limit};
     int r = -1;
-    if (rows_fetch(store, sql, a, b, subject, limit, &rows, &more) != 0) {
+    if (kms_db_query(kms_store_db(store), sql, bind, params, grant_list_row, &pg,
+                     "cannot list grants", NULL) != 0) {
         goto out;
     }
-    for (size_t i = 0; i < rows.count; i++) {
-        if (cb(arg, &rows.items[i]) != 0) {
+    const kms_grant_record *items = pg.rows.items;
+    for (size_t i = 0; i < pg.rows.count; i++) {
+        if (cb(arg, &items[i]) != 0) {
             goto out;
         }
     }
     if (truncated != NULL) {
-        *truncated = more;
+        *truncated = pg.more;
     }
     r = 0;
 out:
-    rows_free(&rows);
+    rows_free(&pg.rows);
     return r;
 }
 
@@ -303,8 +226,8 @@ int kms_store_grant_list(kms_store *store, const char *key_id, const char *marke
 {
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    return rows_walk(store, sql_list, marker ? marker : "", NULL, key_id, limit, cb, arg,
-                     truncated);
+    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = key_id};
+    return rows_walk(store, sql_list, kms_store_bind_list, &p, limit, cb, arg, truncated);
 }
 
 int kms_store_grant_list_retirable(kms_store *store, const char *retiring_principal,
@@ -314,8 +237,8 @@ int kms_store_grant_list_retirable(kms_store *store, const char *retiring_princi
     KMS_ENSURE(retiring_principal != NULL && retiring_principal[0] != '\0', KMS_ERR_VALIDATION,
                "no retiring principal given");
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    return rows_walk(store, sql_list_retirable, marker ? marker : "", NULL, retiring_principal,
-                     limit, cb, arg, truncated);
+    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = retiring_principal};
+    return rows_walk(store, sql_list_retirable, kms_store_bind_list, &p, limit, cb, arg, truncated);
 }
 
 int kms_store_grant_find(kms_store *store, const char *key_id, const char *grantee_principal,
@@ -323,5 +246,6 @@ int kms_store_grant_find(kms_store *store, const char *key_id, const char *grant
 {
     KMS_ENSURE(key_id != NULL && grantee_principal != NULL, KMS_ERR_VALIDATION,
                "no key id or grantee given");
-    return rows_walk(store, sql_find, key_id, grantee_principal, NULL, 0, cb, arg, NULL);
+    find_params p = {key_id, grantee_principal};
+    return rows_walk(store, sql_find, bind_find, &p, 0, cb, arg, NULL);
 }

@@ -9,7 +9,6 @@
 #include "store/store_internal.h"
 #include "util/util.h"
 
-
 static const char sql_get[] =
     "SELECT k.rotation_period_days, k.next_rotation_date, k.current_version, k.rotation_claim, "
     "  k.rotation_claim_date, k.rotation_claim_type, "
@@ -87,110 +86,116 @@ static const char sql_cancel[] =
     "WHERE key_id = ?1 AND key_state = 'PendingDeletion' AND deletion_date > ?2";
 static const char sql_deleted_get[] = "SELECT deletion_date FROM deleted_keys WHERE key_id = ?1";
 
-/* Binds "siii..." style: 's' text, 'i' int64, from a list of values. */
-typedef struct bound {
-    char kind;
-    const char *s;
-    int64_t i;
-} bound;
+/* ---- Helpers ------------------------------------------------------------------------------ */
 
-#define T(x) ((bound){'s', (x), 0})
-#define I(x) ((bound){'i', NULL, (int64_t)(x)})
+/* What the statements below bind, each at the index its SQL names: a statement's bind function
+ * says which. */
+typedef struct key_args {
+    const char *key_id; /* ?1 */
+    const char *type;   /* rotation type */
+    const char *account;
+    int64_t version;
+    int64_t now;
+    int64_t n; /* a count, a limit, a date: the statement's last parameter */
+    const kms_rotation_claim *claim;
+} key_args;
 
-static int prepare(kms_store *store, kms_store_conn *c, const char *sql, sqlite3_stmt **st,
-                   const bound *b, size_t n)
+/* ?1 a date or a count and nothing else (the due queries). */
+static int bind_n(kms_db_stmt *st, const void *arg)
 {
-    KMS_GUARD(kms_store_conn_prepare(store, c, sql, st));
-    for (size_t k = 0; k < n; k++) {
-        int rc = b[k].kind == 's'
-                     ? sqlite3_bind_text(*st, (int)k + 1, b[k].s ? b[k].s : "", -1, SQLITE_STATIC)
-                     : sqlite3_bind_int64(*st, (int)k + 1, b[k].i);
-        if (rc != SQLITE_OK) {
-            return kms_store_raise(store, c, rc, "cannot bind a rotation field");
-        }
-    }
+    const key_args *a = arg;
+    return kms_db_bind_int64(st, 1, a->n);
+}
+
+static int bind_key(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    return kms_db_bind_text(st, 1, a->key_id);
+}
+
+/* ?1 key, ?2 version or a date, ?3 n (some statements use only ?1 and ?2). */
+static int bind_key_version(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    KMS_GUARD(bind_key(st, a));
+    return kms_db_bind_int64(st, 2, a->version);
+}
+
+static int bind_key_version_n(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    KMS_GUARD(bind_key_version(st, a));
+    return kms_db_bind_int64(st, 3, a->n);
+}
+
+/* ?1 key, ?2 version, ?3 type, ?4 now. */
+static int bind_commit(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    KMS_GUARD(bind_key_version(st, a));
+    KMS_GUARD(kms_db_bind_text(st, 3, a->type));
+    return kms_db_bind_int64(st, 4, a->now);
+}
+
+static int bind_claim(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    const kms_rotation_claim *cl = a->claim;
+    KMS_GUARD(bind_key_version(st, a));
+    KMS_GUARD(kms_db_bind_text(st, 3, cl->type));
+    KMS_GUARD(kms_db_bind_int64(st, 4, cl->now));
+    KMS_GUARD(kms_db_bind_int64(st, 5, cl->stale_before));
+    KMS_GUARD(kms_db_bind_int64(st, 6, cl->due_before));
+    KMS_GUARD(kms_db_bind_int64(st, 7, cl->usage_limit));
+    return kms_db_bind_int64(st, 8, KMS_ROTATION_ON_DEMAND_MAX);
+}
+
+/* ?1 key, ?2 account, ?3 now, ?4 versions (n). */
+static int bind_deleted(kms_db_stmt *st, const void *arg)
+{
+    const key_args *a = arg;
+    KMS_GUARD(bind_key(st, a));
+    KMS_GUARD(kms_db_bind_text(st, 2, a->account));
+    KMS_GUARD(kms_db_bind_int64(st, 3, a->now));
+    return kms_db_bind_int64(st, 4, a->n);
+}
+
+/* ---- Rotation ----------------------------------------------------------------------------- */
+
+static int rotation_row(kms_db_stmt *st, void *arg)
+{
+    kms_key_rotation *out = arg;
+    out->period_days = (int)kms_db_column_int64(st, 0);
+    out->next_rotation = kms_db_column_int64(st, 1);
+    out->current_version = (uint32_t)kms_db_column_int64(st, 2);
+    out->claimed_max = (uint32_t)kms_db_column_int64(st, 3);
+    out->claim_date = kms_db_column_int64(st, 4);
+    out->claim = out->claim_date > 0 ? out->claimed_max : 0;
+    snprintf(out->claim_type, sizeof out->claim_type, "%s", kms_db_column_text(st, 5));
+    out->on_demand_count = (unsigned)kms_db_column_int64(st, 6);
+    out->encryptions = kms_db_column_int64(st, 7);
     return 0;
 }
-
-#define PREPARE(store, c, sql, st, ...)                                                            \
-    prepare(store, c, sql, st, (const bound[]){__VA_ARGS__},                                       \
-            sizeof((const bound[]){__VA_ARGS__}) / sizeof(bound))
-
-/* Runs a statement that returns no rows; *changes receives the rows it changed. */
-static int run(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what,
-               int *changes)
-{
-    if (kms_store_step(store, c, st, what) < 0) {
-        return -1;
-    }
-    if (changes != NULL) {
-        *changes = sqlite3_changes(kms_store_conn_db(c));
-    }
-    return 0;
-}
-
-/* One write that returns no rows, on a connection of its own. BEGIN IMMEDIATE takes the write
- * lock first (waiting through the busy timeout): an autocommit write could instead fail at once
- * with SQLITE_BUSY when another process committed since its read began. */
-static int exec1(kms_store *store, const char *sql, const bound *b, size_t n, const char *what,
-                 int *changes)
-{
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = kms_store_conn_begin(store, c);
-    if (r == 0) {
-        r = prepare(store, c, sql, &st, b, n);
-    }
-    if (r == 0) {
-        r = run(store, c, st, what, changes);
-    }
-    if (r == 0) {
-        r = kms_store_conn_commit(store, c);
-    }
-    if (r != 0) {
-        kms_store_conn_rollback(c);
-    }
-    kms_store_conn_return(store, c);
-    return r;
-}
-
-#define EXEC(store, sql, what, changes, ...)                                                       \
-    exec1(store, sql, (const bound[]){__VA_ARGS__},                                                \
-          sizeof((const bound[]){__VA_ARGS__}) / sizeof(bound), what, changes)
 
 int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotation *out)
 {
     memset(out, 0, sizeof *out);
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_get, &st, T(key_id));
-    int found = r == 0 ? kms_store_step(store, c, st, "cannot read the rotation state") : -1;
-    if (found == 1) {
-        out->period_days = sqlite3_column_int(st, 0);
-        out->next_rotation = sqlite3_column_int64(st, 1);
-        out->current_version = (uint32_t)sqlite3_column_int64(st, 2);
-        out->claimed_max = (uint32_t)sqlite3_column_int64(st, 3);
-        out->claim_date = sqlite3_column_int64(st, 4);
-        out->claim = out->claim_date > 0 ? out->claimed_max : 0;
-        const unsigned char *t = sqlite3_column_text(st, 5);
-        snprintf(out->claim_type, sizeof out->claim_type, "%s", t ? (const char *)t : "");
-        out->on_demand_count = (unsigned)sqlite3_column_int64(st, 6);
-        out->encryptions = sqlite3_column_int64(st, 7);
-    } else if (found == 0) {
-        kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
-    }
-    kms_store_conn_return(store, c);
-    return found == 1 ? 0 : -1;
+    key_args a = {.key_id = key_id};
+    size_t found = 0;
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, bind_key, &a, rotation_row, out,
+                           "cannot read the rotation state", &found));
+    KMS_ENSURE(found == 1, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
+    return 0;
 }
 
 int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days,
                            int64_t next_rotation)
 {
-    int changes = 0;
-    KMS_GUARD(EXEC(store, sql_set, "cannot set the rotation period", &changes, T(key_id),
-                   I(period_days), I(next_rotation)));
+    /* ?2 period, ?3 next rotation */
+    key_args a = {.key_id = key_id, .version = period_days, .n = next_rotation};
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_set, bind_key_version_n, &a,
+                         "cannot set the rotation period", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
@@ -200,163 +205,159 @@ int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rot
 {
     *won = false;
     KMS_ENSURE(cl->version >= 2, KMS_ERR_VALIDATION, "a rotation makes version 2 or later");
-    int changes = 0;
-    KMS_GUARD(EXEC(store, sql_claim, "cannot claim a rotation", &changes, T(key_id),
-                   I(cl->version), T(cl->type), I(cl->now), I(cl->stale_before),
-                   I(cl->due_before), I(cl->usage_limit), I(KMS_ROTATION_ON_DEMAND_MAX)));
+    key_args a = {.key_id = key_id, .version = cl->version, .claim = cl};
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_claim, bind_claim, &a, "cannot claim a rotation",
+                         &changes));
     *won = changes == 1;
     return 0;
+}
+
+static int commit_locked(kms_db_conn *c, void *arg)
+{
+    const key_args *a = arg;
+    const char *what = "cannot commit a rotation";
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_conn_run(c, sql_commit_key, bind_commit, a, what, &changes));
+    KMS_ENSURE(changes == 1, KMS_ERR_INVALID_STATE,
+               "the rotation of key %s to version %u was taken over by another process", a->key_id,
+               (unsigned)a->version);
+    return kms_db_conn_run(c, sql_commit_version, bind_commit, a, what, NULL);
 }
 
 int kms_store_rotation_commit(kms_store *store, const char *key_id, uint32_t version,
                               const char *type, int64_t now)
 {
-    const char *what = "cannot commit a rotation";
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int changes = 0;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    if (kms_store_conn_begin(store, c) != 0 ||
-        PREPARE(store, c, sql_commit_key, &st, T(key_id), I(version), T(type), I(now)) != 0 ||
-        run(store, c, st, what, &changes) != 0) {
-        goto out;
-    }
-    if (changes != 1) {
-        kms_raise(KMS_ERR_INVALID_STATE,
-                  "the rotation of key %s to version %u was taken over by another process", key_id,
-                  version);
-        goto out;
-    }
-    if (PREPARE(store, c, sql_commit_version, &st, T(key_id), I(version), T(type), I(now)) != 0 ||
-        run(store, c, st, what, NULL) != 0 || kms_store_conn_commit(store, c) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    if (r != 0) {
-        kms_store_conn_rollback(c);
-    }
-    kms_store_conn_return(store, c);
-    return r;
+    key_args a = {.key_id = key_id, .version = version, .type = type, .now = now};
+    return kms_db_write(kms_store_db(store), commit_locked, &a, "cannot commit a rotation");
 }
 
 int kms_store_rotation_release(kms_store *store, const char *key_id, uint32_t version)
 {
-    return EXEC(store, sql_release, "cannot release a rotation claim", NULL, T(key_id),
-                I(version));
+    key_args a = {.key_id = key_id, .version = version};
+    int64_t changes = 0;
+    return kms_db_run(kms_store_db(store), sql_release, bind_key_version, &a,
+                      "cannot release a rotation claim", &changes);
+}
+
+typedef struct version_row {
+    uint32_t version;
+    int64_t date;
+    char type[16];
+} version_row;
+
+static int version_row_read(kms_db_stmt *st, void *arg)
+{
+    kms_store_rows *rows = arg;
+    version_row v;
+    memset(&v, 0, sizeof v);
+    v.version = (uint32_t)kms_db_column_int64(st, 0);
+    v.date = kms_db_column_int64(st, 1);
+    snprintf(v.type, sizeof v.type, "%s", kms_db_column_text(st, 2));
+    return kms_store_rows_push(rows, &v);
 }
 
 int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after, size_t limit,
                             kms_store_rotation_cb cb, void *arg, bool *truncated)
 {
-    typedef struct row {
-        uint32_t version;
-        int64_t date;
-        char type[16];
-    } row;
     *truncated = false;
-    row *rows = calloc(limit + 1, sizeof *rows);
-    KMS_ENSURE(rows != NULL, KMS_ERR_INTERNAL, "out of memory");
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
+    /* ?2 after, ?3 limit + 1 */
+    key_args a = {.key_id = key_id, .version = after, .n = kms_store_fetch_limit(limit)};
+    kms_store_rows rows = {.item_size = sizeof(version_row)};
     size_t n = 0;
-    if (kms_store_conn_borrow(store, &c) != 0) {
-        free(rows);
-        return -1;
-    }
-    int r = PREPARE(store, c, sql_list, &st, T(key_id), I(after), I(limit + 1));
-    int got = 0;
-    while (r == 0 && (got = kms_store_step(store, c, st, "cannot list rotations")) == 1) {
-        rows[n].version = (uint32_t)sqlite3_column_int64(st, 0);
-        rows[n].date = sqlite3_column_int64(st, 1);
-        const unsigned char *t = sqlite3_column_text(st, 2);
-        snprintf(rows[n].type, sizeof rows[n].type, "%s", t ? (const char *)t : "");
-        n++;
-    }
-    kms_store_conn_return(store, c);
-    if (r != 0 || got < 0) {
-        free(rows);
-        return -1;
+    int r = -1;
+    if (kms_db_query(kms_store_db(store), sql_list, bind_key_version_n, &a, version_row_read, &rows,
+                     "cannot list rotations", &n) != 0) {
+        goto out;
     }
     if (n > limit) {
         *truncated = true;
         n = limit;
     }
-    /* Callbacks run with the connection returned: they may call the store. */
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        r = cb(arg, rows[i].version, rows[i].date, rows[i].type) != 0 ? -1 : 0;
+    const version_row *items = rows.items;
+    for (size_t i = 0; i < n; i++) {
+        if (cb(arg, items[i].version, items[i].date, items[i].type) != 0) {
+            goto out;
+        }
     }
-    free(rows);
+    r = 0;
+out:
+    free(rows.items);
     return r;
+}
+
+/* ---- Usage -------------------------------------------------------------------------------- */
+
+typedef struct usage_args {
+    key_args a;
+    int64_t total;
+} usage_args;
+
+static int usage_locked(kms_db_conn *c, void *arg)
+{
+    usage_args *u = arg;
+    const char *what = "cannot count encryptions";
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql_usage, &st));
+    KMS_GUARD(bind_key_version_n(st, &u->a));
+    int found = kms_db_step(st, what);
+    if (found <= 0) {
+        return found < 0 ? -1
+                         : kms_raise(KMS_ERR_NOT_FOUND, "key %s has no version %u", u->a.key_id,
+                                     (unsigned)u->a.version);
+    }
+    u->total = kms_db_column_int64(st, 0);
+    /* Finish the statement: RETURNING applies the change when it is stepped to the end. */
+    return kms_db_exec(st, what);
 }
 
 int kms_store_usage_add(kms_store *store, const char *key_id, uint32_t version, int64_t n,
                         int64_t *total)
 {
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = kms_store_conn_begin(store, c); /* the write lock first, as exec1 */
-    if (r == 0) {
-        r = PREPARE(store, c, sql_usage, &st, T(key_id), I(version), I(n));
-    }
-    int found = r == 0 ? kms_store_step(store, c, st, "cannot count encryptions") : -1;
-    if (found == 1) {
-        *total = sqlite3_column_int64(st, 0);
-        /* Finish the statement: RETURNING applies the change when it is stepped to the end. */
-        found = kms_store_step(store, c, st, "cannot count encryptions") == 0 ? 1 : -1;
-    } else if (found == 0) {
-        kms_raise(KMS_ERR_NOT_FOUND, "key %s has no version %u", key_id, version);
-    }
-    if (found == 1 && kms_store_conn_commit(store, c) != 0) {
-        found = -1;
-    }
-    if (found != 1) {
-        kms_store_conn_rollback(c);
-    }
-    kms_store_conn_return(store, c);
-    return found == 1 ? 0 : -1;
+    usage_args u = {.a = {.key_id = key_id, .version = version, .n = n}};
+    KMS_GUARD(kms_db_write(kms_store_db(store), usage_locked, &u, "cannot count encryptions"));
+    *total = u.total;
+    return 0;
+}
+
+/* ---- Due work ----------------------------------------------------------------------------- */
+
+typedef struct due_row {
+    char key_id[37];
+    int64_t when;
+} due_row;
+
+static int due_row_read(kms_db_stmt *st, void *arg)
+{
+    kms_store_rows *rows = arg;
+    due_row d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.key_id, sizeof d.key_id, "%s", kms_db_column_text(st, 0));
+    d.when = kms_db_column_int64(st, 1);
+    return kms_store_rows_push(rows, &d);
 }
 
 /* Collects (key id, date) rows of one due query, then calls cb outside the connection. */
 static int due_query(kms_store *store, const char *sql, int64_t param, kms_due_kind kind,
                      kms_store_due_cb cb, void *arg)
 {
-    typedef struct row {
-        char key_id[37];
-        int64_t when;
-    } row;
-    row *rows = NULL;
-    size_t n = 0, cap = 0;
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql, &st, I(param));
-    int got = 0;
-    while (r == 0 && (got = kms_store_step(store, c, st, "cannot list the work that is due")) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            row *more = realloc(rows, cap * sizeof *rows);
-            if (more == NULL) {
-                r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-                break;
-            }
-            rows = more;
+    key_args a = {.n = param};
+    kms_store_rows rows = {.item_size = sizeof(due_row)};
+    size_t n = 0;
+    int r = -1;
+    if (kms_db_query(kms_store_db(store), sql, bind_n, &a, due_row_read, &rows,
+                     "cannot list the work that is due", &n) != 0) {
+        goto out;
+    }
+    const due_row *items = rows.items;
+    for (size_t i = 0; i < n; i++) {
+        if (cb(arg, kind, items[i].key_id, items[i].when) != 0) {
+            goto out;
         }
-        const unsigned char *id = sqlite3_column_text(st, 0);
-        snprintf(rows[n].key_id, sizeof rows[n].key_id, "%s", id ? (const char *)id : "");
-        rows[n].when = sqlite3_column_int64(st, 1);
-        n++;
     }
-    kms_store_conn_return(store, c);
-    if (got < 0) {
-        r = -1;
-    }
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        r = cb(arg, kind, rows[i].key_id, rows[i].when) != 0 ? -1 : 0;
-    }
-    free(rows);
+    r = 0;
+out:
+    free(rows.items);
     return r;
 }
 
@@ -370,90 +371,74 @@ int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64
                            : 0;
 }
 
+/* The first column of the first row as an integer (NULL reads as 0). */
+static int int_row(kms_db_stmt *st, void *arg)
+{
+    int64_t *v = arg;
+    *v = kms_db_column_int64(st, 0);
+    return 0;
+}
+
 int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
 {
     *when = 0;
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_next_due, &st, I(now));
-    int found = r == 0 ? kms_store_step(store, c, st, "cannot find the next due date") : -1;
-    if (found == 1) {
-        *when = sqlite3_column_int64(st, 0); /* NULL reads as 0: nothing due */
+    key_args a = {.n = now};
+    size_t found = 0;
+    return kms_db_query(kms_store_db(store), sql_next_due, bind_n, &a, int_row, when,
+                        "cannot find the next due date", &found);
+}
+
+/* ---- Deletion ----------------------------------------------------------------------------- */
+
+static int key_delete_locked(kms_db_conn *c, void *arg)
+{
+    key_args *a = arg;
+    const char *what = "cannot delete a key";
+    char state[24] = "";
+    char account[13] = "";
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql_state, &st));
+    KMS_GUARD(bind_key(st, a));
+    int found = kms_db_step(st, what);
+    if (found <= 0) {
+        return found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", a->key_id);
     }
-    kms_store_conn_return(store, c);
-    return found == 1 ? 0 : -1;
+    snprintf(state, sizeof state, "%s", kms_db_column_text(st, 0));
+    snprintf(account, sizeof account, "%s", kms_db_column_text(st, 1));
+    a->n = kms_db_column_int64(st, 2); /* versions */
+    a->account = account;
+    kms_db_reset(st);
+    KMS_ENSURE(strcmp(state, "PendingDeletion") == 0, KMS_ERR_INVALID_STATE,
+               "key %s is %s, not pending deletion", a->key_id, state);
+    /* Grants and versions go with the row (ON DELETE CASCADE); aliases do not cascade. */
+    KMS_GUARD(kms_db_conn_run(c, sql_delete_aliases, bind_key, a, what, NULL));
+    KMS_GUARD(kms_db_conn_run(c, sql_delete_key, bind_key, a, what, NULL));
+    return kms_db_conn_run(c, sql_deleted_insert, bind_deleted, a, what, NULL);
 }
 
 int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
 {
-    const char *what = "cannot delete a key";
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    char state[24] = "";
-    char account[13] = "";
-    int64_t versions = 0;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = -1;
-    if (kms_store_conn_begin(store, c) != 0 ||
-        PREPARE(store, c, sql_state, &st, T(key_id)) != 0) {
-        goto out;
-    }
-    int found = kms_store_step(store, c, st, what);
-    if (found != 1) {
-        if (found == 0) {
-            kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
-        }
-        goto out;
-    }
-    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(account, sizeof account, "%s", (const char *)sqlite3_column_text(st, 1));
-    versions = sqlite3_column_int64(st, 2);
-    sqlite3_reset(st);
-    if (strcmp(state, "PendingDeletion") != 0) {
-        kms_raise(KMS_ERR_INVALID_STATE, "key %s is %s, not pending deletion", key_id, state);
-        goto out;
-    }
-    /* Grants and versions go with the row (ON DELETE CASCADE); aliases do not cascade. */
-    if (PREPARE(store, c, sql_delete_aliases, &st, T(key_id)) != 0 ||
-        run(store, c, st, what, NULL) != 0 ||
-        PREPARE(store, c, sql_delete_key, &st, T(key_id)) != 0 ||
-        run(store, c, st, what, NULL) != 0 ||
-        PREPARE(store, c, sql_deleted_insert, &st, T(key_id), T(account), I(now), I(versions)) !=
-            0 ||
-        run(store, c, st, what, NULL) != 0 || kms_store_conn_commit(store, c) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    if (r != 0) {
-        kms_store_conn_rollback(c);
-    }
-    kms_store_conn_return(store, c);
-    return r;
+    key_args a = {.key_id = key_id, .now = now};
+    return kms_db_write(kms_store_db(store), key_delete_locked, &a, "cannot delete a key");
 }
 
 int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
 {
-    kms_store_conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(kms_store_conn_borrow(store, &c));
-    int r = PREPARE(store, c, sql_deleted_get, &st, T(key_id));
-    int found = r == 0 ? kms_store_step(store, c, st, "cannot read deleted keys") : -1;
-    if (found == 1) {
-        *when = sqlite3_column_int64(st, 0);
-    } else if (found == 0) {
-        kms_raise(KMS_ERR_NOT_FOUND, "key %s was never deleted", key_id);
-    }
-    kms_store_conn_return(store, c);
-    return found == 1 ? 0 : -1;
+    key_args a = {.key_id = key_id};
+    size_t found = 0;
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_deleted_get, bind_key, &a, int_row, when,
+                           "cannot read deleted keys", &found));
+    KMS_ENSURE(found == 1, KMS_ERR_NOT_FOUND, "key %s was never deleted", key_id);
+    return 0;
 }
 
 int kms_store_key_cancel_deletion(kms_store *store, const char *key_id, int64_t now)
 {
-    int changes = 0;
-    KMS_GUARD(
-        EXEC(store, sql_cancel, "cannot cancel a key deletion", &changes, T(key_id), I(now)));
+    /* ?2 now */
+    key_args a = {.key_id = key_id, .version = now};
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_cancel, bind_key_version, &a,
+                         "cannot cancel a key deletion", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_INVALID_STATE,
                "key %s is not pending deletion, or its deletion window has ended", key_id);
     return 0;

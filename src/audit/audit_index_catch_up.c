@@ -1,0 +1,646 @@
+/* The audit index (dir/index.db): its schema, opening it, and catching it up with the segments
+ * (audit_index.c's header comment says how). The database is derived data, rebuilt whenever it
+ * disagrees with the segments; it is reached through the store's database layer (store/db.h)
+ * like every other database. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/audit_index_internal.h"
+#include "util/util.h"
+
+#define NAME_DIGITS 20
+#define SEGMENT_NAME_LEN (NAME_DIGITS + 6) /* NNN.jsonl */
+#define BUSY_TIMEOUT_MS 120000
+/* "KMSA": tells our index from any other SQLite file. */
+#define INDEX_APPLICATION_ID 1263358785
+#define INDEX_SCHEMA_VERSION 1
+#define BULK_BYTES ((uint64_t)8 * 1024 * 1024)
+#define BULK_PRAGMAS "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;"
+
+_Static_assert(INDEX_APPLICATION_ID == 0x4B4D5341, "application id");
+
+/* ---- SQL ---------------------------------------------------------------------------------- */
+
+static const char sql_schema[] =
+    "PRAGMA application_id = 1263358785;"
+    "PRAGMA user_version = 1;"
+    "CREATE TABLE events ("
+    "  sequence INTEGER PRIMARY KEY,"
+    "  event_time INTEGER NOT NULL,"
+    "  event_id TEXT, event_name TEXT, event_source TEXT, event_type TEXT,"
+    "  username TEXT, access_key_id TEXT,"
+    "  read_only INTEGER NOT NULL, error INTEGER NOT NULL,"
+    "  segment TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);"
+    /* Each resource once (a trail names few keys many times); name: the ARN's last path part
+     * (a key id), so that ResourceName matches either. */
+    "CREATE TABLE resource_names ("
+    "  id INTEGER PRIMARY KEY, type TEXT NOT NULL, arn TEXT NOT NULL, name TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX resource_names_by_arn ON resource_names (arn, type);"
+    "CREATE INDEX resource_names_by_name ON resource_names (name);"
+    /* The resources of each event; type repeated so that ResourceType walks one index. */
+    "CREATE TABLE resources ("
+    "  sequence INTEGER NOT NULL, position INTEGER NOT NULL, event_time INTEGER NOT NULL,"
+    "  resource INTEGER NOT NULL, type TEXT NOT NULL,"
+    "  PRIMARY KEY (sequence, position)) WITHOUT ROWID;"
+    /* inode and mtime_ns as seen when last indexed: a segment that still shows them is not
+     * read again to compare its first line. */
+    "CREATE TABLE progress ("
+    "  segment TEXT PRIMARY KEY NOT NULL, bytes INTEGER NOT NULL, first_line_hash TEXT,"
+    "  inode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);";
+
+/* Every index ends (implicitly, through the rowid, or explicitly) with the sequence, so that a
+ * filtered lookup walks one index backwards in result order and stops after a page. */
+static const char sql_indexes[] =
+    "CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time);"
+    "CREATE INDEX IF NOT EXISTS events_by_name ON events (event_name, event_time);"
+    "CREATE INDEX IF NOT EXISTS events_by_user ON events (username, event_time);"
+    "CREATE INDEX IF NOT EXISTS events_by_source ON events (event_source, event_time);"
+    "CREATE INDEX IF NOT EXISTS events_by_access_key ON events (access_key_id, event_time);"
+    "CREATE INDEX IF NOT EXISTS events_by_id ON events (event_id);"
+    "CREATE INDEX IF NOT EXISTS events_by_read_only ON events (read_only, event_time);"
+    "CREATE INDEX IF NOT EXISTS resources_by_resource ON resources (resource, event_time,"
+    "  sequence);"
+    "CREATE INDEX IF NOT EXISTS resources_by_type ON resources (type, event_time, sequence);";
+
+static const char sql_drop_indexes[] =
+    "DROP INDEX IF EXISTS events_by_time; DROP INDEX IF EXISTS events_by_name;"
+    "DROP INDEX IF EXISTS events_by_user; DROP INDEX IF EXISTS events_by_source;"
+    "DROP INDEX IF EXISTS events_by_access_key; DROP INDEX IF EXISTS events_by_id;"
+    "DROP INDEX IF EXISTS events_by_read_only;"
+    "DROP INDEX IF EXISTS resources_by_resource; DROP INDEX IF EXISTS resources_by_type;";
+
+static const char sql_drop_tables[] = "DROP TABLE IF EXISTS events; DROP TABLE IF EXISTS resources;"
+                                      "DROP TABLE IF EXISTS resource_names;"
+                                      "DROP TABLE IF EXISTS progress;";
+static const char sql_clear[] = "DELETE FROM events; DELETE FROM resources; "
+                                "DELETE FROM resource_names; DELETE FROM progress;";
+static const char sql_application_id[] = "PRAGMA application_id";
+static const char sql_user_version[] = "PRAGMA user_version";
+static const char sql_progress_get[] =
+    "SELECT segment, bytes, first_line_hash, inode, mtime_ns FROM progress ORDER BY segment";
+static const char sql_event_insert[] =
+    "INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+static const char sql_resource_insert[] =
+    "INSERT OR IGNORE INTO resources VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char sql_name_find[] = "SELECT id FROM resource_names WHERE arn = ?1 AND type = ?2";
+static const char sql_name_insert[] =
+    "INSERT INTO resource_names (type, arn, name) VALUES (?1, ?2, ?3)";
+static const char sql_progress_set[] =
+    "INSERT OR REPLACE INTO progress VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/* ---- Opening ------------------------------------------------------------------------------ */
+
+/* One integer from a query without parameters, or -1. */
+static int64_t query_int(kms_db_conn *c, const char *sql)
+{
+    kms_db_stmt *st = NULL;
+    int64_t v = -1;
+    if (kms_db_prepare(c, sql, &st) == 0 && kms_db_step(st, "cannot read") == 1) {
+        v = kms_db_column_int64(st, 0);
+    }
+    kms_db_reset(st);
+    return v;
+}
+
+static bool schema_current(kms_db_conn *c)
+{
+    return query_int(c, sql_application_id) == INDEX_APPLICATION_ID &&
+           query_int(c, sql_user_version) == INDEX_SCHEMA_VERSION;
+}
+
+/* Under the write lock: another process may have created the schema in the meantime. */
+static int schema_locked(kms_db_conn *c, void *arg)
+{
+    (void)arg;
+    if (schema_current(c)) {
+        return 0;
+    }
+    KMS_GUARD(kms_db_exec_script(c, sql_drop_tables, "cannot reset"));
+    KMS_GUARD(kms_db_exec_script(c, sql_schema, "cannot create the schema"));
+    return kms_db_exec_script(c, sql_indexes, "cannot create the indexes");
+}
+
+/* Creates the schema in an empty file; recreates it in a file of another version. */
+static int schema_ensure(kms_db_conn *c)
+{
+    if (schema_current(c)) {
+        return 0;
+    }
+    return kms_db_transaction(c, schema_locked, NULL, "cannot create the schema");
+}
+
+static int index_connect(kms_audit_index *x)
+{
+    /* Created here so that it is 0600 from the start; SQLite gives -wal and -shm its mode. */
+    int fd = open(x->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return kms_raise(KMS_ERR_AUDIT, "cannot open the audit index %s: %s", x->path,
+                         strerror(errno));
+    }
+    close(fd);
+    /* Derived data: a commit lost in a crash is indexed again. */
+    kms_db_config cfg = {
+        .path = x->path,
+        .label = "audit index",
+        .err = KMS_ERR_AUDIT,
+        .file_err = KMS_ERR_AUDIT,
+        .pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        .busy_timeout_ms = BUSY_TIMEOUT_MS,
+        .pool_max = 1,
+    };
+    x->db = kms_db_new(&cfg);
+    if (x->db == NULL) {
+        return -1;
+    }
+    KMS_GUARD(kms_db_borrow(x->db, &x->c));
+    return schema_ensure(x->c);
+}
+
+static void index_disconnect(kms_audit_index *x)
+{
+    kms_db_return(x->c);
+    x->c = NULL;
+    kms_db_close(x->db);
+    x->db = NULL;
+}
+
+void kms_audit_index_close(kms_audit_index *x)
+{
+    index_disconnect(x);
+    free(x->path);
+    x->path = NULL;
+}
+
+int kms_audit_index_open(kms_audit_index *x, const char *dir)
+{
+    struct stat st;
+    memset(x, 0, sizeof *x);
+    x->dir = dir;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return kms_raise(KMS_ERR_AUDIT, "the audit log directory %s is missing", dir);
+    }
+    x->path = kms_path_join(dir, "index.db");
+    if (x->path == NULL) {
+        return -1;
+    }
+    if (index_connect(x) == 0) {
+        return 0;
+    }
+    /* Not a database (garbage, or torn beyond what SQLite recovers): the index is derived
+     * data, so start again from an empty file. */
+    if (x->db == NULL || !kms_db_file_unreadable(x->db)) {
+        return -1;
+    }
+    index_disconnect(x);
+    kms_db_remove_files(x->path);
+    kms_error_clear();
+    return index_connect(x);
+}
+
+/* ---- Reading segments ------------------------------------------------------------------------ */
+
+/* A segment file as listed (under the index's write lock, so that what another process indexed
+ * in the meantime is never newer than the size seen here). */
+typedef struct seg_entry {
+    char name[SEGMENT_NAME_LEN + 1];
+    int64_t size, inode, mtime_ns;
+} seg_entry;
+
+bool kms_audit_index_segment_name(const char *s)
+{
+    return strlen(s) == SEGMENT_NAME_LEN && strspn(s, "0123456789") == NAME_DIGITS &&
+           strcmp(s + NAME_DIGITS, ".jsonl") == 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const seg_entry *)a)->name, ((const seg_entry *)b)->name);
+}
+
+/* The segments in name order (20 zero-padded digits sort as numbers). */
+static int list_segments(const kms_audit_index *x, seg_entry **out, size_t *n)
+{
+    char *path = kms_path_join(x->dir, "segments");
+    DIR *d = path ? opendir(path) : NULL;
+    if (d == NULL) {
+        kms_raise(KMS_ERR_AUDIT, "cannot read the audit segments %s: %s", path ? path : x->dir,
+                  strerror(errno));
+        free(path);
+        return -1;
+    }
+    free(path);
+    seg_entry *names = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *e;
+    struct stat st;
+    int r = 0;
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        if (!kms_audit_index_segment_name(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) != 0 ||
+            !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 64;
+            seg_entry *p = realloc(names, cap * sizeof *names);
+            if (p == NULL) {
+                r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+                break;
+            }
+            names = p;
+        }
+        seg_entry *s = &names[count++];
+        memcpy(s->name, e->d_name, SEGMENT_NAME_LEN + 1);
+        s->size = (int64_t)st.st_size;
+        s->inode = (int64_t)st.st_ino;
+        s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    closedir(d);
+    if (r != 0) {
+        free(names);
+        return -1;
+    }
+    if (count > 1) {
+        qsort(names, count, sizeof *names, cmp_name);
+    }
+    *out = names;
+    *n = count;
+    return 0;
+}
+
+/* Opens a segment for its complete lines from offset on (a partial last line is left until it
+ * is complete; a line longer than any record comes with p NULL). */
+static int segment_lines_open(const kms_audit_index *x, const char *segment, uint64_t offset,
+                              kms_audit_lines *r)
+{
+    char *path = kms_strdup_printf("%s/segments/%s", x->dir, segment);
+    int rc = kms_audit_lines_open(r, path, offset, NULL, false);
+    if (rc != 0) {
+        kms_raise(KMS_ERR_AUDIT, "cannot read the audit segment %s: %s", path ? path : segment,
+                  strerror(r->err));
+    }
+    free(path);
+    return rc;
+}
+
+/* kms_audit_lines_next with a read error raised. */
+static int segment_lines_next(kms_audit_lines *r, kms_audit_line *l)
+{
+    int rc = kms_audit_lines_next(r, l);
+    if (rc < 0) {
+        kms_raise(KMS_ERR_AUDIT, "cannot read an audit segment: %s", strerror(r->err));
+    }
+    return rc;
+}
+
+/* Hash of the segment's first complete line; "" if it has none or cannot be read (then it
+ * matches no stored hash and the index is rebuilt, which reports the error if it persists). */
+static void first_line_hash(const kms_audit_index *x, const char *segment,
+                            char out[KMS_AUDIT_HASH_HEX + 1])
+{
+    kms_audit_lines r;
+    kms_audit_line l;
+    out[0] = '\0';
+    if (segment_lines_open(x, segment, 0, &r) == 0 && segment_lines_next(&r, &l) == 1) {
+        kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, out);
+    }
+    kms_audit_lines_close(&r);
+    kms_error_clear();
+}
+
+/* ---- Catch-up ------------------------------------------------------------------------------- */
+
+typedef struct progress {
+    char segment[SEGMENT_NAME_LEN + 1];
+    int64_t bytes, inode, mtime_ns;
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+} progress;
+
+static bool unchanged(const seg_entry *s, const progress *p)
+{
+    return s->inode == p->inode && s->mtime_ns == p->mtime_ns;
+}
+
+#define NAME_CACHE 256
+
+/* A resource_names row remembered, so that most records need no lookup to name theirs. */
+typedef struct name_slot {
+    char *type, *arn;
+    int64_t id;
+} name_slot;
+
+typedef struct indexer {
+    kms_audit_index *x;
+    char *arena; /* KMS_AUDIT_LINE_MAX + KMS_AUDIT_INDEX_ARENA_SLACK */
+    name_slot cache[NAME_CACHE];
+} indexer;
+
+static const char *last_part(const char *arn)
+{
+    const char *slash = strrchr(arn, '/');
+    const char *colon = strrchr(arn, ':');
+    const char *p = slash ? slash : colon;
+    return p ? p + 1 : arn;
+}
+
+/* audit.h lookup-events: userName; for AssumedRole the session name; for Root "root". */
+static const char *username_of(const kms_audit_index_fields *f)
+{
+    if (f->user_type != NULL && strcmp(f->user_type, "Root") == 0) {
+        return "root";
+    }
+    if (f->user_type != NULL && strcmp(f->user_type, "AssumedRole") == 0 && f->user_arn != NULL) {
+        return last_part(f->user_arn);
+    }
+    return f->user_name;
+}
+
+static uint32_t fnv1a(const char *s, uint32_t h)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return h;
+}
+
+/* The resource_names id of (type, arn) in the database, added if new. */
+static int resource_id_stored(kms_db_conn *c, const char *type, const char *arn, int64_t *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql_name_find, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, arn));
+    KMS_GUARD(kms_db_bind_text(st, 2, type));
+    int found = kms_db_step(st, "cannot read resource names");
+    *id = found == 1 ? kms_db_column_int64(st, 0) : -1;
+    kms_db_reset(st);
+    if (found != 0) {
+        return found < 0 ? -1 : 0;
+    }
+    KMS_GUARD(kms_db_prepare(c, sql_name_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, type));
+    KMS_GUARD(kms_db_bind_text(st, 2, arn));
+    KMS_GUARD(kms_db_bind_text(st, 3, last_part(arn)));
+    KMS_GUARD(kms_db_exec(st, "cannot write"));
+    *id = kms_db_last_insert_id(c);
+    return 0;
+}
+
+/* The resource_names id of (type, arn), from the cache or the database. */
+static int resource_id(indexer *ix, const char *type, const char *arn, int64_t *id)
+{
+    name_slot *slot = &ix->cache[fnv1a(arn, fnv1a(type, 2166136261u)) % NAME_CACHE];
+    if (slot->arn != NULL && strcmp(slot->arn, arn) == 0 && strcmp(slot->type, type) == 0) {
+        *id = slot->id;
+        return 0;
+    }
+    KMS_GUARD(resource_id_stored(ix->x->c, type, arn, id));
+    char *t = strdup(type), *a = strdup(arn);
+    free(slot->type);
+    free(slot->arn);
+    *slot = (name_slot){t, a, *id};
+    if (t == NULL || a == NULL) {
+        free(t);
+        free(a);
+        *slot = (name_slot){NULL, NULL, 0};
+    }
+    return 0;
+}
+
+static int index_resources(indexer *ix, const kms_audit_index_fields *f, int64_t t)
+{
+    kms_db_stmt *st = NULL;
+    for (size_t i = 0; i < f->nres; i++) {
+        const char *arn = f->res_arn[i], *type = f->res_type[i] ? f->res_type[i] : "";
+        int64_t id;
+        if (arn == NULL) {
+            continue; /* nothing to look it up by */
+        }
+        KMS_GUARD(resource_id(ix, type, arn, &id));
+        KMS_GUARD(kms_db_prepare(ix->x->c, sql_resource_insert, &st));
+        KMS_GUARD(kms_db_bind_int64(st, 1, f->sequence));
+        KMS_GUARD(kms_db_bind_int64(st, 2, (int64_t)i));
+        KMS_GUARD(kms_db_bind_int64(st, 3, t));
+        KMS_GUARD(kms_db_bind_int64(st, 4, id));
+        KMS_GUARD(kms_db_bind_text(st, 5, type));
+        KMS_GUARD(kms_db_exec(st, "cannot write"));
+    }
+    return 0;
+}
+
+static int event_bind(kms_db_stmt *st, const kms_audit_index_fields *f, int64_t t,
+                      const char *segment, uint64_t off, size_t len)
+{
+    KMS_GUARD(kms_db_bind_int64(st, 1, f->sequence));
+    KMS_GUARD(kms_db_bind_int64(st, 2, t));
+    KMS_GUARD(kms_db_bind_text(st, 3, f->event_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, f->event_name));
+    KMS_GUARD(kms_db_bind_text(st, 5, f->event_source));
+    KMS_GUARD(kms_db_bind_text(st, 6, f->event_type));
+    KMS_GUARD(kms_db_bind_text(st, 7, username_of(f)));
+    KMS_GUARD(kms_db_bind_text(st, 8, f->access_key_id));
+    KMS_GUARD(kms_db_bind_int64(st, 9, f->read_only));
+    KMS_GUARD(kms_db_bind_int64(st, 10, f->error));
+    KMS_GUARD(kms_db_bind_text(st, 11, segment));
+    KMS_GUARD(kms_db_bind_int64(st, 12, (int64_t)off));
+    return kms_db_bind_int64(st, 13, (int64_t)len);
+}
+
+static int index_line(indexer *ix, const char *segment, const char *p, size_t len, uint64_t off)
+{
+    kms_audit_index_fields f;
+    if (kms_audit_index_scan_record(p, len, ix->arena, &f) != 0 || f.sequence < 1) {
+        return 0; /* not a record: validate-logs reports it */
+    }
+    int64_t t = kms_audit_parse_time(f.event_time);
+    t = t < 0 ? 0 : t;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(ix->x->c, sql_event_insert, &st));
+    KMS_GUARD(event_bind(st, &f, t, segment, off, len));
+    KMS_GUARD(kms_db_exec(st, "cannot write"));
+    /* A sequence seen before (a copied record) keeps its first row. */
+    return kms_db_changes(ix->x->c) == 1 ? index_resources(ix, &f, t) : 0;
+}
+
+static int progress_set(kms_db_conn *c, const seg_entry *seg, int64_t bytes, const char *hash)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql_progress_set, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, seg->name));
+    KMS_GUARD(kms_db_bind_int64(st, 2, bytes));
+    KMS_GUARD(kms_db_bind_text(st, 3, hash[0] ? hash : NULL));
+    KMS_GUARD(kms_db_bind_int64(st, 4, seg->inode));
+    KMS_GUARD(kms_db_bind_int64(st, 5, seg->mtime_ns));
+    return kms_db_exec(st, "cannot write");
+}
+
+/* Indexes the complete lines of seg from offset *bytes on; *bytes moves past them. */
+static int index_segment(indexer *ix, const seg_entry *seg, int64_t *bytes, char *hash)
+{
+    const char *segment = seg->name;
+    kms_audit_lines r;
+    kms_audit_line l;
+    int rc = segment_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
+    while (rc == 0 && (rc = segment_lines_next(&r, &l)) == 1) {
+        if (l.offset == 0) {
+            kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, hash);
+        }
+        rc = l.p ? index_line(ix, segment, l.p, l.len, l.offset) : 0;
+        *bytes = (int64_t)r.pos;
+    }
+    kms_audit_lines_close(&r);
+    if (rc < 0) {
+        return -1;
+    }
+    return progress_set(ix->x->c, seg, *bytes, hash);
+}
+
+static int load_progress(kms_audit_index *x, progress **out, size_t *n)
+{
+    kms_db_stmt *st = NULL;
+    progress *p = NULL;
+    size_t count = 0, cap = 0;
+    int r = -1;
+    if ((r = kms_db_prepare(x->c, sql_progress_get, &st)) != 0) {
+        goto out;
+    }
+    int s;
+    while ((s = kms_db_step(st, "cannot read the progress")) == 1) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 64;
+            progress *q = realloc(p, cap * sizeof *p);
+            if (q == NULL) {
+                r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+                goto out;
+            }
+            p = q;
+        }
+        progress *e = &p[count++];
+        snprintf(e->segment, sizeof e->segment, "%s", kms_db_column_text(st, 0));
+        e->bytes = kms_db_column_int64(st, 1);
+        snprintf(e->hash, sizeof e->hash, "%s", kms_db_column_text(st, 2));
+        e->inode = kms_db_column_int64(st, 3);
+        e->mtime_ns = kms_db_column_int64(st, 4);
+    }
+    r = s < 0 ? -1 : 0;
+out:
+    kms_db_reset(st);
+    if (r != 0) {
+        free(p);
+        return -1;
+    }
+    *out = p;
+    *n = count;
+    return 0;
+}
+
+/* Whether the index still describes a prefix of the segments: each indexed segment still
+ * there, in the same place of the order, no shorter, and with the same first line (read again
+ * only if the file is another one or was written since). */
+static bool still_valid(const kms_audit_index *x, const seg_entry *segs, size_t nsegs,
+                        const progress *p, size_t np)
+{
+    if (np > nsegs) {
+        return false;
+    }
+    for (size_t i = 0; i < np; i++) {
+        char hash[KMS_AUDIT_HASH_HEX + 1];
+        if (strcmp(p[i].segment, segs[i].name) != 0 || segs[i].size < p[i].bytes) {
+            return false;
+        }
+        if (p[i].bytes > 0 && !unchanged(&segs[i], &p[i])) {
+            first_line_hash(x, segs[i].name, hash);
+            if (strcmp(hash, p[i].hash) != 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void indexer_clean_up(indexer *ix)
+{
+    for (size_t i = 0; i < NAME_CACHE; i++) {
+        free(ix->cache[i].type);
+        free(ix->cache[i].arn);
+    }
+    free(ix->arena);
+}
+
+/* Bytes not yet indexed, to choose a bulk load (indexes built after the inserts). */
+static uint64_t new_bytes(const seg_entry *segs, size_t nsegs, const progress *p, size_t np)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < nsegs; i++) {
+        int64_t done = i < np ? p[i].bytes : 0;
+        total += segs[i].size > done ? (uint64_t)(segs[i].size - done) : 0;
+    }
+    return total;
+}
+
+/* A large rebuild: dirty pages stay in memory until the commit instead of spilling into the
+ * WAL again and again, and the index builds sort in memory. */
+static int bulk_begin(kms_db_conn *c)
+{
+    KMS_GUARD(kms_db_exec_script(c, BULK_PRAGMAS, "cannot configure the rebuild"));
+    return kms_db_exec_script(c, sql_drop_indexes, "cannot drop the indexes");
+}
+
+static int catch_up_locked(kms_db_conn *c, void *arg)
+{
+    kms_audit_index *x = arg;
+    seg_entry *segs = NULL;
+    progress *p = NULL;
+    size_t nsegs = 0, np = 0;
+    indexer ix = {.x = x};
+    int r = -1;
+    if ((r = list_segments(x, &segs, &nsegs)) != 0 || (r = load_progress(x, &p, &np)) != 0) {
+        goto out;
+    }
+    if (!still_valid(x, segs, nsegs, p, np)) {
+        np = 0;
+        if ((r = kms_db_exec_script(c, sql_clear, "cannot reset")) != 0) {
+            goto out;
+        }
+    }
+    bool bulk = np == 0 && new_bytes(segs, nsegs, p, np) > BULK_BYTES;
+    if (bulk && (r = bulk_begin(c)) != 0) {
+        goto out;
+    }
+    ix.arena = malloc(KMS_AUDIT_LINE_MAX + KMS_AUDIT_INDEX_ARENA_SLACK);
+    if (ix.arena == NULL) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        int64_t bytes = i < np ? p[i].bytes : 0;
+        char hash[KMS_AUDIT_HASH_HEX + 1] = "";
+        if (i < np && segs[i].size == bytes && unchanged(&segs[i], &p[i])) {
+            continue;
+        }
+        if (i < np) {
+            memcpy(hash, p[i].hash, sizeof hash);
+        }
+        if ((r = index_segment(&ix, &segs[i], &bytes, hash)) != 0) {
+            goto out;
+        }
+    }
+    if (bulk) {
+        r = kms_db_exec_script(c, sql_indexes, "cannot create the indexes");
+    }
+out:
+    indexer_clean_up(&ix);
+    free(p);
+    free(segs);
+    return r;
+}
+
+int kms_audit_index_catch_up(kms_audit_index *x)
+{
+    return kms_db_transaction(x->c, catch_up_locked, x, "cannot lock for catch-up");
+}
