@@ -141,7 +141,7 @@ static int entity_docs(iam_q *q, const iam_entity *e, doc_list *l)
     int s;
     while ((s = q_step(q, st)) == 1) {
         char *id =
-            kms_strdup_printf("%s/%s/inline/%s", iam_kind_name(e->kind), e->name, col_s(st, 0));
+            kms_strdup_printf("%s/%s/inline/%s", kms_iam_kind_name(e->kind), e->name, col_s(st, 0));
         if (doc_push(l, id, col_dup(st, 1)) != 0) {
             s = -1;
             break;
@@ -213,8 +213,8 @@ static const char sql_target_scps[] =
 
 #define OU_DEPTH_MAX 8 /* Organizations: at most five levels of OUs under the root */
 
-int iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
-                char *out, size_t size)
+int kms_iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
+                    char *out, size_t size)
 {
     if (aws_managed) {
         snprintf(out, size, "arn:aws:organizations::aws:policy/service_control_policy/%s",
@@ -234,8 +234,8 @@ static int target_scps(iam_q *q, const char *target, const char *org_id, const c
     int s;
     while ((s = q_step(q, st)) == 1) {
         char arn[300];
-        iam_scp_arn(org_id, mgmt, col_s(st, 0), sqlite3_column_type(st, 2) == SQLITE_NULL, arn,
-                    sizeof arn);
+        kms_iam_scp_arn(org_id, mgmt, col_s(st, 0), sqlite3_column_type(st, 2) == SQLITE_NULL, arn,
+                        sizeof arn);
         if (doc_push(l, strdup(arn), col_dup(st, 1)) != 0) {
             s = -1;
             break;
@@ -354,7 +354,7 @@ int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
             goto out;
         }
     } else if (strcmp(id->type, "IAMUser") == 0) {
-        if (iam_entity_find(&q, id->account_id, KMS_IAM_USER, id->user_name, &e) != 0 ||
+        if (kms_iam_entity_find(&q, id->account_id, KMS_IAM_USER, id->user_name, &e) != 0 ||
             user_docs(&q, &e, &l, &out->boundary) != 0) {
             goto out;
         }
@@ -386,9 +386,9 @@ static const char sql_root_exists[] =
 static const char sql_member_add[] =
     "INSERT INTO iam_group_members (group_id, user_id) VALUES (?1, ?2)";
 
-int iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
+int kms_iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
 {
-    KMS_GUARD(iam_account_ensure(q, account_id, now));
+    KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     sqlite3_stmt *st = NULL;
     int f = q_one(q, sql_root_exists, &st, "s", account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
@@ -401,7 +401,7 @@ int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char ac
                       char **secret)
 {
     *secret = NULL;
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     /* CIS AWS Foundations 1.8-1.9: length 14 and password reuse; the rest as AWS proposes. */
     static const kms_iam_password_policy policy = {
         .minimum_password_length = 14,
@@ -419,14 +419,14 @@ int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char ac
     char org_id[16], root_id[16];
     iam_entity group, user;
     int r = -1;
-    if (iam_root_create_tx(&q, account_id, now) != 0 ||
-        iam_org_create_tx(&q, account_id, now, org_id, root_id) != 0 ||
-        iam_group_insert(&q, account_id, "/", "Admins", now, &group) != 0 ||
-        iam_attach_tx(&q, group.id, IAM_ADMIN_POLICY_ID) != 0 ||
-        iam_user_insert(&q, account_id, "/", "admin", NULL, NULL, 0, now, &user) != 0 ||
+    if (kms_iam_root_create_tx(&q, account_id, now) != 0 ||
+        kms_iam_org_create_tx(&q, account_id, now, org_id, root_id) != 0 ||
+        kms_iam_group_insert(&q, account_id, "/", "Admins", now, &group) != 0 ||
+        kms_iam_attach_tx(&q, group.id, IAM_ADMIN_POLICY_ID) != 0 ||
+        kms_iam_user_insert(&q, account_id, "/", "admin", NULL, NULL, 0, now, &user) != 0 ||
         q_exec(&q, sql_member_add, "ss", group.id, user.id) != 0 ||
-        iam_access_key_insert(&q, &user, now, access_key_id, secret) != 0 ||
-        iam_password_policy_insert(&q, account_id, &policy) != 0 || q_commit(&q) != 0) {
+        kms_iam_access_key_insert(&q, &user, now, access_key_id, secret) != 0 ||
+        kms_iam_password_policy_insert(&q, account_id, &policy) != 0 || q_commit(&q) != 0) {
         goto out;
     }
     r = 0;

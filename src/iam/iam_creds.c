@@ -21,22 +21,23 @@ static const char sql_key_insert[] =
     "INSERT INTO iam_access_keys (access_key_id, user_id, status, secret_sealed, creation_date) "
     "VALUES (?1, ?2, 'Active', ?3, ?4)";
 
-int iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
-                          char **secret)
+int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
+                              char **secret)
 {
     int64_t n = 0;
     KMS_GUARD(q_int(q, sql_key_count, &n, "s", user->id));
     KMS_ENSURE(n < ACCESS_KEYS_MAX, KMS_ERR_LIMIT_EXCEEDED,
                "Cannot exceed quota for AccessKeysPerUser: %d", ACCESS_KEYS_MAX);
     char id[32];
-    iam_new_access_key_id(id, false);
+    kms_iam_new_access_key_id(id, false);
     char purpose[64];
     snprintf(purpose, sizeof purpose, "iam:access-key:%s", id);
     char *s = NULL;
     uint8_t *ct = NULL;
     size_t ct_len = 0;
     int r = -1;
-    if (iam_new_secret(&s) != 0 || iam_seal(q->iam, purpose, s, strlen(s), &ct, &ct_len) != 0 ||
+    if (kms_iam_new_secret(&s) != 0 ||
+        kms_iam_seal(q->iam, purpose, s, strlen(s), &ct, &ct_len) != 0 ||
         q_exec(q, sql_key_insert, "ssbi", id, user->id, ct, ct_len, now) != 0) {
         goto out;
     }
@@ -60,14 +61,15 @@ int kms_iam_access_key_create(kms_iam *iam, const char *account_id, const char *
     char *s = NULL;
     json_t *o = NULL;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        iam_access_key_insert(&q, &u, now, access_key_id, &s) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        kms_iam_access_key_insert(&q, &u, now, access_key_id, &s) != 0) {
         goto out;
     }
     if (key != NULL) {
         o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", access_key_id, "Status", "Active",
                       "CreateDate", (json_int_t)now);
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0)) {
+        if (o == NULL ||
+            (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0)) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
@@ -102,7 +104,7 @@ int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *us
     json_t *items = json_array();
     sqlite3_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         q_stmt(&q, sql_key_list, &st, "s", u.id) != 0) {
         goto out;
     }
@@ -110,7 +112,8 @@ int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *us
     while ((s = q_step(&q, st)) == 1) {
         json_t *o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", col_s(st, 0), "Status",
                               col_s(st, 1), "CreateDate", (json_int_t)sqlite3_column_int64(st, 2));
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0) ||
+        if (o == NULL ||
+            (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) ||
             json_array_append_new(items, o) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
@@ -119,7 +122,7 @@ int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *us
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
+    r = kms_iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
@@ -141,7 +144,7 @@ static int key_change(kms_iam *iam, const char *account_id, const char *user_nam
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         (status ? q_exec(&q, sql_key_update, "sss", access_key_id, u.id, status)
                 : q_exec(&q, sql_key_delete, "ss", access_key_id, u.id)) != 0) {
         goto out;
@@ -205,9 +208,10 @@ int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const cha
                              region[0] ? region : "N/A");
     o = json_object();
     if (used == NULL || o == NULL ||
-        (when > 0 && jset(used, "LastUsedDate", json_integer(when)) != 0) ||
-        jset(o, "AccessKeyLastUsed", used) != 0 ||
-        (sqlite3_column_int(st, 1) == 0 && jset(o, "UserName", json_string(col_s(st, 0))) != 0)) {
+        (when > 0 && kms_iam_json_set(used, "LastUsedDate", json_integer(when)) != 0) ||
+        kms_iam_json_set(o, "AccessKeyLastUsed", used) != 0 ||
+        (sqlite3_column_int(st, 1) == 0 &&
+         kms_iam_json_set(o, "UserName", json_string(col_s(st, 0))) != 0)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -259,7 +263,8 @@ static int policy_load(iam_q *q, const char *account_id, kms_iam_password_policy
     return 0;
 }
 
-int iam_password_policy_insert(iam_q *q, const char *account_id, const kms_iam_password_policy *p)
+int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
+                                   const kms_iam_password_policy *p)
 {
     KMS_ENSURE(p->minimum_password_length >= 6 && p->minimum_password_length <= 128,
                KMS_ERR_VALIDATION, "MinimumPasswordLength must be between 6 and 128");
@@ -278,11 +283,11 @@ int iam_password_policy_insert(iam_q *q, const char *account_id, const kms_iam_p
 int kms_iam_password_policy_put(kms_iam *iam, const char *account_id,
                                 const kms_iam_password_policy *policy)
 {
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, true));
     int r = -1;
-    if (iam_password_policy_insert(&q, account_id, policy) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_password_policy_insert(&q, account_id, policy) != 0 || q_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -462,7 +467,7 @@ int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const cha
     bool exists = false;
     json_t *o = NULL;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         login_profile_exists(&q, &u, &exists) != 0) {
         goto out;
     }
@@ -497,7 +502,7 @@ int kms_iam_login_profile_get(kms_iam *iam, const char *account_id, const char *
     iam_entity u;
     sqlite3_stmt *st = NULL;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
     int f = q_one(&q, sql_login_get, &st, "s", u.id);
@@ -527,7 +532,7 @@ int kms_iam_login_profile_update(kms_iam *iam, const char *account_id, const cha
     char hash[crypto_pwhash_STRBYTES];
     bool exists = false;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         login_profile_exists(&q, &u, &exists) != 0) {
         goto out;
     }
@@ -560,7 +565,7 @@ int kms_iam_login_profile_delete(kms_iam *iam, const char *account_id, const cha
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         q_exec(&q, sql_login_delete, "s", u.id) != 0) {
         goto out;
     }
@@ -585,7 +590,7 @@ static int password_verify(iam_q *q, const char *account_id, const char *user_na
 {
     static const char denied[] = "Your authentication information is incorrect.";
     KMS_ENSURE(pw != NULL, KMS_ERR_ACCESS_DENIED, "%s", denied);
-    if (iam_user_or_root(q, account_id, user_name, u) != 0) {
+    if (kms_iam_user_or_root(q, account_id, user_name, u) != 0) {
         return kms_last_error() == KMS_ERR_NO_SUCH_ENTITY
                    ? kms_raise(KMS_ERR_ACCESS_DENIED, "%s", denied)
                    : -1;

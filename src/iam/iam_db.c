@@ -149,7 +149,7 @@ int q_int(iam_q *q, const char *sql, int64_t *out, const char *fmt, ...)
     return 0;
 }
 
-void iam_copy(char *dst, size_t size, const char *src)
+void kms_iam_copy(char *dst, size_t size, const char *src)
 {
     size_t n = strnlen(src, size - 1);
     memcpy(dst, src, n);
@@ -183,7 +183,7 @@ int col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
 
 /* ---- Ids, names, ARNs --------------------------------------------------------------------- */
 
-void iam_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet)
+void kms_iam_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet)
 {
     size_t p = strlen(prefix);
     size_t a = strlen(alphabet);
@@ -199,7 +199,7 @@ void iam_random_id(char *out, size_t size, const char *prefix, size_t n, const c
 }
 
 /* AWS: names are `[\w+=,.@-]+` (ASCII word characters). */
-int iam_name_check(const char *name, size_t max, const char *what)
+int kms_iam_name_check(const char *name, size_t max, const char *what)
 {
     KMS_ENSURE(name != NULL && name[0] != '\0', KMS_ERR_VALIDATION, "%s must not be empty", what);
     size_t n = strlen(name);
@@ -217,7 +217,7 @@ int iam_name_check(const char *name, size_t max, const char *what)
     return 0;
 }
 
-int iam_path_check(const char *path, const char *what)
+int kms_iam_path_check(const char *path, const char *what)
 {
     size_t n = strlen(path);
     bool ok = n >= 1 && n <= 512 && path[0] == '/' && path[n - 1] == '/';
@@ -234,7 +234,7 @@ int iam_path_check(const char *path, const char *what)
     return 0;
 }
 
-int iam_account_check(const char *account_id)
+int kms_iam_account_check(const char *account_id)
 {
     bool ok = account_id != NULL && strlen(account_id) == 12;
     for (size_t i = 0; ok && i < 12; i++) {
@@ -245,23 +245,23 @@ int iam_account_check(const char *account_id)
     return 0;
 }
 
-const char *iam_kind_name(kms_iam_kind kind)
+const char *kms_iam_kind_name(kms_iam_kind kind)
 {
     return kind == KMS_IAM_USER ? "user" : kind == KMS_IAM_GROUP ? "group" : "role";
 }
 
-const char *iam_kind_title(kms_iam_kind kind)
+const char *kms_iam_kind_title(kms_iam_kind kind)
 {
     return kind == KMS_IAM_USER ? "User" : kind == KMS_IAM_GROUP ? "Group" : "Role";
 }
 
-void iam_entity_arn(iam_entity *e)
+void kms_iam_entity_arn(iam_entity *e)
 {
     if (e->is_root) {
         snprintf(e->arn, sizeof e->arn, "arn:aws:iam::%s:root", e->account_id);
     } else {
         snprintf(e->arn, sizeof e->arn, "arn:aws:iam::%s:%s%s%s", e->account_id,
-                 iam_kind_name(e->kind), e->path, e->name);
+                 kms_iam_kind_name(e->kind), e->path, e->name);
     }
 }
 
@@ -287,15 +287,15 @@ static int entity_row(sqlite3_stmt *st, const char *account_id, kms_iam_kind kin
     out->creation_date = sqlite3_column_int64(st, 3);
     out->is_root = sqlite3_column_int(st, 4) != 0;
     snprintf(out->account_id, sizeof out->account_id, "%s", account_id);
-    iam_entity_arn(out);
+    kms_iam_entity_arn(out);
     return 0;
 }
 
-int iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name,
-                    iam_entity *out)
+int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name,
+                        iam_entity *out)
 {
     KMS_ENSURE(name != NULL && name[0] != '\0', KMS_ERR_VALIDATION, "%sName must not be empty",
-               iam_kind_title(kind));
+               kms_iam_kind_title(kind));
     const char *sql = kind == KMS_IAM_USER    ? sql_user_find
                       : kind == KMS_IAM_GROUP ? sql_group_find
                                               : sql_role_find;
@@ -303,16 +303,16 @@ int iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, const c
     int found = q_one(q, sql, &st, "ss", account_id, name);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The %s with name %s cannot be found.",
-               iam_kind_name(kind), name);
+               kms_iam_kind_name(kind), name);
     int r = entity_row(st, account_id, kind, out);
     sqlite3_reset(st);
     return r;
 }
 
-int iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
+int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
 {
     if (user_name != NULL) {
-        return iam_entity_find(q, account_id, KMS_IAM_USER, user_name, out);
+        return kms_iam_entity_find(q, account_id, KMS_IAM_USER, user_name, out);
     }
     sqlite3_stmt *st = NULL;
     int found = q_one(q, sql_root_find, &st, "s", account_id);
@@ -331,7 +331,7 @@ static const char sql_tag_put[] =
     "ON CONFLICT (entity_id, key) DO UPDATE SET value = excluded.value";
 static const char sql_tag_count[] = "SELECT count(*) FROM iam_tags WHERE entity_id = ?1";
 
-json_t *iam_tags_json(iam_q *q, const char *entity_id)
+json_t *kms_iam_tags_json(iam_q *q, const char *entity_id)
 {
     json_t *arr = json_array();
     sqlite3_stmt *st = NULL;
@@ -355,7 +355,7 @@ json_t *iam_tags_json(iam_q *q, const char *entity_id)
     return arr;
 }
 
-int iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
+int kms_iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         KMS_ENSURE(tags[i].key != NULL && tags[i].key[0] != '\0' && strlen(tags[i].key) <= 128 &&
@@ -375,7 +375,7 @@ int iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, si
 static const char sql_policy_by_arn[] =
     "SELECT policy_id FROM iam_policies WHERE arn = ?1 AND (account_id = ?2 OR account_id = 'aws')";
 
-int iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
+int kms_iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
     KMS_ENSURE(arn != NULL && arn[0] != '\0', KMS_ERR_VALIDATION, "PolicyArn must not be empty");
     sqlite3_stmt *st = NULL;
@@ -390,23 +390,23 @@ int iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char
 
 /* ---- json --------------------------------------------------------------------------------- */
 
-int jset(json_t *obj, const char *key, json_t *value)
+int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
 {
     KMS_ENSURE(value != NULL && json_object_set_new(obj, key, value) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     return 0;
 }
 
-int iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
-                      json_t **out)
+int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
+                          json_t **out)
 {
     json_t *o = json_object();
-    if (o == NULL || jset(o, member, items) != 0) {
+    if (o == NULL || kms_iam_json_set(o, member, items) != 0) {
         json_decref(o);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (jset(o, "IsTruncated", json_boolean(truncated)) != 0 ||
-        (truncated && marker != NULL && jset(o, "Marker", json_string(marker)) != 0)) {
+    if (kms_iam_json_set(o, "IsTruncated", json_boolean(truncated)) != 0 ||
+        (truncated && marker != NULL && kms_iam_json_set(o, "Marker", json_string(marker)) != 0)) {
         json_decref(o);
         return -1;
     }
@@ -414,7 +414,7 @@ int iam_list_response(json_t *items, const char *member, bool truncated, const c
     return 0;
 }
 
-size_t iam_max_items(size_t max_items)
+size_t kms_iam_max_items(size_t max_items)
 {
     if (max_items == 0) {
         return IAM_MAX_ITEMS_DEFAULT;
@@ -424,15 +424,15 @@ size_t iam_max_items(size_t max_items)
 
 /* ---- Secrets ------------------------------------------------------------------------------ */
 
-int iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
-             size_t *ct_len)
+int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
+                 size_t *ct_len)
 {
     KMS_ENSURE(iam->sealer.seal != NULL, KMS_ERR_INTERNAL, "IAM has no sealer for secrets");
     return iam->sealer.seal(iam->sealer.arg, purpose, pt, n, ct, ct_len);
 }
 
-int iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
-               size_t *pt_len)
+int kms_iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
+                   size_t *pt_len)
 {
     KMS_ENSURE(iam->sealer.open != NULL, KMS_ERR_INTERNAL, "IAM has no sealer for secrets");
     uint8_t *raw = NULL;
@@ -454,20 +454,20 @@ out:
     return r;
 }
 
-int iam_new_secret(char **out)
+int kms_iam_new_secret(char **out)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *s = kms_secure_alloc(IAM_SECRET_LEN + 1);
     KMS_GUARD(s == NULL ? -1 : 0);
-    iam_random_id(s, IAM_SECRET_LEN + 1, "", IAM_SECRET_LEN, alphabet);
+    kms_iam_random_id(s, IAM_SECRET_LEN + 1, "", IAM_SECRET_LEN, alphabet);
     *out = s;
     return 0;
 }
 
-void iam_new_access_key_id(char out[32], bool session)
+void kms_iam_new_access_key_id(char out[32], bool session)
 {
-    iam_random_id(out, 32, session ? "ASIA" : "AKIA", 16, IAM_B32);
+    kms_iam_random_id(out, 32, session ? "ASIA" : "AKIA", 16, IAM_B32);
 }
 
 void kms_iam_secret_free(char *secret)

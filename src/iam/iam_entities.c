@@ -28,9 +28,9 @@ static int boundary_json(json_t *o, const char *arn)
     if (arn[0] == '\0') {
         return 0;
     }
-    return jset(o, "PermissionsBoundary",
-                json_pack("{s:s, s:s}", "PermissionsBoundaryType", "Policy",
-                          "PermissionsBoundaryArn", arn));
+    return kms_iam_json_set(o, "PermissionsBoundary",
+                            json_pack("{s:s, s:s}", "PermissionsBoundaryType", "Policy",
+                                      "PermissionsBoundaryArn", arn));
 }
 
 /* The "User" / "Group" / "Role" object. full: the members GetUser/GetRole add to the list
@@ -38,8 +38,8 @@ static int boundary_json(json_t *o, const char *arn)
 static int entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
 {
     char key_name[16], key_id[16];
-    snprintf(key_name, sizeof key_name, "%sName", iam_kind_title(e->kind));
-    snprintf(key_id, sizeof key_id, "%sId", iam_kind_title(e->kind));
+    snprintf(key_name, sizeof key_name, "%sName", kms_iam_kind_title(e->kind));
+    snprintf(key_id, sizeof key_id, "%sId", kms_iam_kind_title(e->kind));
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "Path", e->path, key_name, e->name, key_id,
                           e->id, "Arn", e->arn, "CreateDate", (json_int_t)e->creation_date);
     KMS_ENSURE(o != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -52,7 +52,7 @@ static int entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
         }
         int64_t last = sqlite3_column_int64(st, 1);
         if (boundary_json(o, col_s(st, 0)) != 0 ||
-            (last > 0 && jset(o, "PasswordLastUsed", json_integer(last)) != 0)) {
+            (last > 0 && kms_iam_json_set(o, "PasswordLastUsed", json_integer(last)) != 0)) {
             goto out;
         }
     } else if (e->kind == KMS_IAM_ROLE) {
@@ -60,21 +60,23 @@ static int entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
         if (found != 1) {
             goto out;
         }
-        if (jset(o, "AssumeRolePolicyDocument", json_string(col_s(st, 1))) != 0 ||
-            jset(o, "MaxSessionDuration", json_integer(sqlite3_column_int64(st, 3))) != 0 ||
-            (col_s(st, 2)[0] != '\0' && jset(o, "Description", json_string(col_s(st, 2))) != 0) ||
+        if (kms_iam_json_set(o, "AssumeRolePolicyDocument", json_string(col_s(st, 1))) != 0 ||
+            kms_iam_json_set(o, "MaxSessionDuration", json_integer(sqlite3_column_int64(st, 3))) !=
+                0 ||
+            (col_s(st, 2)[0] != '\0' &&
+             kms_iam_json_set(o, "Description", json_string(col_s(st, 2))) != 0) ||
             (full && boundary_json(o, col_s(st, 0)) != 0)) {
             goto out;
         }
     }
     if (full && e->kind != KMS_IAM_GROUP) {
-        json_t *tags = iam_tags_json(q, e->id);
+        json_t *tags = kms_iam_tags_json(q, e->id);
         if (tags == NULL) {
             goto out;
         }
         if (json_array_size(tags) == 0) {
             json_decref(tags);
-        } else if (jset(o, "Tags", tags) != 0) {
+        } else if (kms_iam_json_set(o, "Tags", tags) != 0) {
             goto out;
         }
     }
@@ -96,7 +98,7 @@ static int entity_page(iam_q *q, const char *sql, const char *account_id, kms_ia
                        const char *scope, const char *marker, const char *path_prefix,
                        size_t max_items, const char *member, json_t **out)
 {
-    size_t max = iam_max_items(max_items);
+    size_t max = kms_iam_max_items(max_items);
     json_t *items = json_array();
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = -1;
@@ -132,7 +134,7 @@ static int entity_page(iam_q *q, const char *sql, const char *account_id, kms_ia
             break;
         }
         rows[n].creation_date = sqlite3_column_int64(st, 3);
-        iam_entity_arn(&rows[n]);
+        kms_iam_entity_arn(&rows[n]);
         n++;
     }
     sqlite3_reset(st);
@@ -147,7 +149,7 @@ static int entity_page(iam_q *q, const char *sql, const char *account_id, kms_ia
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, member, truncated, last, out);
+    r = kms_iam_list_response(items, member, truncated, last, out);
     items = NULL;
 out:
     json_decref(items);
@@ -157,7 +159,7 @@ out:
 static int path_or_root(const char *path, const char *what, const char **out)
 {
     *out = path ? path : "/";
-    return iam_path_check(*out, what);
+    return kms_iam_path_check(*out, what);
 }
 
 static const char sql_boundary_user[] = "UPDATE iam_users SET boundary_id = ?2 WHERE user_id = ?1";
@@ -172,7 +174,7 @@ static const char sql_account_known[] = "SELECT 1 FROM iam_accounts WHERE accoun
 static const char sql_account_insert[] =
     "INSERT INTO iam_accounts (account_id, creation_date) VALUES (?1, ?2)";
 
-int iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
+int kms_iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
 {
     sqlite3_stmt *st = NULL;
     int found = q_one(q, sql_account_known, &st, "s", account_id);
@@ -188,9 +190,9 @@ int iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
 static int name_free(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name)
 {
     iam_entity e;
-    if (iam_entity_find(q, account_id, kind, name, &e) == 0) {
+    if (kms_iam_entity_find(q, account_id, kind, name, &e) == 0) {
         return kms_raise(KMS_ERR_ENTITY_EXISTS, "%s with name %s already exists.",
-                         iam_kind_title(kind), e.name);
+                         kms_iam_kind_title(kind), e.name);
     }
     if (kms_last_error() != KMS_ERR_NO_SUCH_ENTITY) {
         return -1;
@@ -199,30 +201,30 @@ static int name_free(iam_q *q, const char *account_id, kms_iam_kind kind, const 
     return 0;
 }
 
-int iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                    const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
-                    int64_t now, iam_entity *out)
+int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                        const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
+                        int64_t now, iam_entity *out)
 {
     memset(out, 0, sizeof *out);
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(name, 64, "userName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(name, 64, "userName"));
     KMS_GUARD(path_or_root(path, "path", &path));
     KMS_GUARD(name_free(q, account_id, KMS_IAM_USER, name));
-    KMS_GUARD(iam_account_ensure(q, account_id, now));
+    KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     out->kind = KMS_IAM_USER;
-    iam_random_id(out->id, sizeof out->id, "AIDA", 17, IAM_B32);
+    kms_iam_random_id(out->id, sizeof out->id, "AIDA", 17, IAM_B32);
     snprintf(out->account_id, sizeof out->account_id, "%s", account_id);
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->path, sizeof out->path, "%s", path);
     out->creation_date = now;
-    iam_entity_arn(out);
+    kms_iam_entity_arn(out);
     KMS_GUARD(q_exec(q, sql_user_insert, "ssssi", out->id, account_id, name, path, now));
     if (boundary_arn != NULL) {
         char pid[32];
-        KMS_GUARD(iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
+        KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
         KMS_GUARD(q_exec(q, sql_boundary_user, "ss", out->id, pid));
     }
-    return iam_tags_insert(q, out->id, tags, tag_count);
+    return kms_iam_tags_insert(q, out->id, tags, tag_count);
 }
 
 int kms_iam_user_create(kms_iam *iam, const char *account_id, const char *path,
@@ -233,8 +235,8 @@ int kms_iam_user_create(kms_iam *iam, const char *account_id, const char *path,
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_user_insert(&q, account_id, path, user_name, boundary_arn, tags, tag_count, now, &e) !=
-            0 ||
+    if (kms_iam_user_insert(&q, account_id, path, user_name, boundary_arn, tags, tag_count, now,
+                            &e) != 0 ||
         (user != NULL && entity_json(&q, &e, true, user) != 0)) {
         goto out;
     }
@@ -258,7 +260,7 @@ static int entity_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, c
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity e;
-    int r = iam_entity_find(&q, account_id, kind, name, &e);
+    int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
     if (r == 0) {
         r = entity_json(&q, &e, true, out);
     }
@@ -324,16 +326,16 @@ int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_n
                         const char *new_path, const char *new_name)
 {
     if (new_path != NULL) {
-        KMS_GUARD(iam_path_check(new_path, "newPath"));
+        KMS_GUARD(kms_iam_path_check(new_path, "newPath"));
     }
     if (new_name != NULL) {
-        KMS_GUARD(iam_name_check(new_name, 64, "newUserName"));
+        KMS_GUARD(kms_iam_name_check(new_name, 64, "newUserName"));
     }
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0) {
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0) {
         goto out;
     }
     if (new_name != NULL && strcasecmp(new_name, e.name) != 0 &&
@@ -383,7 +385,7 @@ int kms_iam_user_delete(kms_iam *iam, const char *account_id, const char *user_n
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0 ||
         conflict_if(&q, sql_count_keys, e.id, "delete access keys") != 0 ||
         conflict_if(&q, sql_count_login, e.id, "delete login profile") != 0 ||
         conflict_if(&q, sql_count_mfa, e.id, "remove all MFA devices") != 0 ||
@@ -410,21 +412,21 @@ static const char sql_group_insert[] =
     "INSERT INTO iam_groups (group_id, account_id, name, path, creation_date) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
 
-int iam_group_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                     int64_t now, iam_entity *e)
+int kms_iam_group_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                         int64_t now, iam_entity *e)
 {
     memset(e, 0, sizeof *e);
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(name, 128, "groupName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(name, 128, "groupName"));
     KMS_GUARD(path_or_root(path, "path", &path));
     KMS_GUARD(name_free(q, account_id, KMS_IAM_GROUP, name));
     e->kind = KMS_IAM_GROUP;
-    iam_random_id(e->id, sizeof e->id, "AGPA", 17, IAM_B32);
+    kms_iam_random_id(e->id, sizeof e->id, "AGPA", 17, IAM_B32);
     snprintf(e->account_id, sizeof e->account_id, "%s", account_id);
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->path, sizeof e->path, "%s", path);
     e->creation_date = now;
-    iam_entity_arn(e);
+    kms_iam_entity_arn(e);
     return q_exec(q, sql_group_insert, "ssssi", e->id, account_id, name, path, now);
 }
 
@@ -436,7 +438,7 @@ int kms_iam_group_create(kms_iam *iam, const char *account_id, const char *path,
     iam_entity e;
     json_t *o = NULL;
     int r = -1;
-    if (iam_group_insert(&q, account_id, path, group_name, now, &e) != 0 ||
+    if (kms_iam_group_insert(&q, account_id, path, group_name, now, &e) != 0 ||
         (group != NULL && entity_json(&q, &e, true, &o) != 0) || q_commit(&q) != 0) {
         goto out;
     }
@@ -459,13 +461,13 @@ int kms_iam_group_get(kms_iam *iam, const char *account_id, const char *group_na
     iam_entity e;
     json_t *g = NULL;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &e) != 0 ||
         entity_json(&q, &e, true, &g) != 0 ||
         entity_page(&q, sql_group_members, account_id, KMS_IAM_USER, e.id, marker, NULL, max_items,
                     "Users", out) != 0) {
         goto out;
     }
-    if (jset(*out, "Group", g) != 0) {
+    if (kms_iam_json_set(*out, "Group", g) != 0) {
         g = NULL;
         json_decref(*out);
         *out = NULL;
@@ -493,7 +495,7 @@ int kms_iam_group_delete(kms_iam *iam, const char *account_id, const char *group
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &e) != 0 ||
         conflict_if(&q, sql_count_group_users, e.id, "remove all users from group") != 0 ||
         conflict_if(&q, sql_count_inline, e.id, "delete policies") != 0 ||
         conflict_if(&q, sql_count_attached, e.id, "detach all policies") != 0 ||
@@ -521,8 +523,8 @@ static int membership(kms_iam *iam, const char *account_id, const char *group_na
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity g, u;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &g) != 0 ||
-        iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &u) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &g) != 0 ||
+        kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &u) != 0 ||
         q_exec(&q, add ? sql_member_add : sql_member_remove, "ss", g.id, u.id) != 0) {
         goto out;
     }
@@ -569,7 +571,7 @@ int kms_iam_groups_for_user(kms_iam *iam, const char *account_id, const char *us
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity u;
-    int r = iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &u);
+    int r = kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &u);
     if (r == 0) {
         r = entity_page(&q, sql_groups_of_user, account_id, KMS_IAM_GROUP, u.id, marker, NULL,
                         max_items, "Groups", out);
@@ -597,14 +599,14 @@ static int session_duration_check(int64_t *d)
     return 0;
 }
 
-int iam_role_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                    const char *trust_policy, const char *description, int64_t max_session_duration,
-                    const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
-                    int64_t now, iam_entity *e)
+int kms_iam_role_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                        const char *trust_policy, const char *description,
+                        int64_t max_session_duration, const char *boundary_arn,
+                        const kms_iam_tag *tags, size_t tag_count, int64_t now, iam_entity *e)
 {
     memset(e, 0, sizeof *e);
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(name, 64, "roleName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(name, 64, "roleName"));
     KMS_GUARD(path_or_root(path, "path", &path));
     KMS_ENSURE(trust_policy != NULL && trust_policy[0] != '\0', KMS_ERR_VALIDATION,
                "AssumeRolePolicyDocument must not be empty");
@@ -612,22 +614,22 @@ int iam_role_insert(iam_q *q, const char *account_id, const char *path, const ch
                "Description is longer than 1000 characters");
     KMS_GUARD(session_duration_check(&max_session_duration));
     KMS_GUARD(name_free(q, account_id, KMS_IAM_ROLE, name));
-    KMS_GUARD(iam_account_ensure(q, account_id, now));
+    KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     e->kind = KMS_IAM_ROLE;
-    iam_random_id(e->id, sizeof e->id, "AROA", 17, IAM_B32);
+    kms_iam_random_id(e->id, sizeof e->id, "AROA", 17, IAM_B32);
     snprintf(e->account_id, sizeof e->account_id, "%s", account_id);
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->path, sizeof e->path, "%s", path);
     e->creation_date = now;
-    iam_entity_arn(e);
+    kms_iam_entity_arn(e);
     KMS_GUARD(q_exec(q, sql_role_insert, "ssssssii", e->id, account_id, name, path, trust_policy,
                      description ? description : "", max_session_duration, now));
     if (boundary_arn != NULL) {
         char pid[32];
-        KMS_GUARD(iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
+        KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
         KMS_GUARD(q_exec(q, sql_boundary_role, "ss", e->id, pid));
     }
-    return iam_tags_insert(q, e->id, tags, tag_count);
+    return kms_iam_tags_insert(q, e->id, tags, tag_count);
 }
 
 int kms_iam_role_create(kms_iam *iam, const char *account_id, const char *path,
@@ -640,8 +642,8 @@ int kms_iam_role_create(kms_iam *iam, const char *account_id, const char *path,
     iam_entity e;
     json_t *o = NULL;
     int r = -1;
-    if (iam_role_insert(&q, account_id, path, role_name, trust_policy, description,
-                        max_session_duration, boundary_arn, tags, tag_count, now, &e) != 0 ||
+    if (kms_iam_role_insert(&q, account_id, path, role_name, trust_policy, description,
+                            max_session_duration, boundary_arn, tags, tag_count, now, &e) != 0 ||
         (role != NULL && entity_json(&q, &e, true, &o) != 0) || q_commit(&q) != 0) {
         goto out;
     }
@@ -686,7 +688,7 @@ int kms_iam_role_update(kms_iam *iam, const char *account_id, const char *role_n
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
         (description != NULL &&
          q_exec(&q, sql_role_set_description, "ss", e.id, description) != 0) ||
         (max_session_duration != 0 &&
@@ -709,7 +711,7 @@ int kms_iam_role_update_trust(kms_iam *iam, const char *account_id, const char *
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
         q_exec(&q, sql_role_set_trust, "ss", e.id, trust_policy) != 0 || q_commit(&q) != 0) {
         goto out;
     }
@@ -727,7 +729,7 @@ int kms_iam_role_delete(kms_iam *iam, const char *account_id, const char *role_n
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
         conflict_if(&q, sql_count_inline, e.id, "delete policies") != 0 ||
         conflict_if(&q, sql_count_attached, e.id, "detach all policies") != 0 ||
         q_exec(&q, sql_tags_delete, "s", e.id) != 0 ||
@@ -758,9 +760,9 @@ int kms_iam_role_lookup(kms_iam *iam, const char *role_arn, kms_iam_role_info *o
                KMS_ERR_VALIDATION, "invalid role ARN %s", role_arn);
     memcpy(out->account_id, acct, 12);
     out->account_id[12] = '\0';
-    KMS_GUARD(iam_account_check(out->account_id));
+    KMS_GUARD(kms_iam_account_check(out->account_id));
     const char *name = strrchr(colon, '/') + 1;
-    KMS_GUARD(iam_name_check(name, 64, "roleArn"));
+    KMS_GUARD(kms_iam_name_check(name, 64, "roleArn"));
 
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
@@ -783,8 +785,8 @@ int kms_iam_role_lookup(kms_iam *iam, const char *role_arn, kms_iam_role_info *o
         goto out;
     }
     out->max_session_duration = sqlite3_column_int64(st, 4);
-    iam_entity_arn(&e);
-    iam_copy(out->arn, sizeof out->arn, e.arn);
+    kms_iam_entity_arn(&e);
+    kms_iam_copy(out->arn, sizeof out->arn, e.arn);
     r = 0;
 out:
     q_end(&q);
@@ -813,8 +815,8 @@ int kms_iam_tags_add(kms_iam *iam, const char *account_id, kms_iam_kind kind, co
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        iam_tags_insert(&q, e.id, tags, tag_count) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        kms_iam_tags_insert(&q, e.id, tags, tag_count) != 0 || q_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -830,7 +832,7 @@ int kms_iam_tags_remove(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0) {
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
         goto out;
     }
     for (size_t i = 0; i < key_count; i++) {
@@ -855,11 +857,11 @@ int kms_iam_tags_list(kms_iam *iam, const char *account_id, kms_iam_kind kind, c
     iam_entity e;
     int r = -1;
     json_t *tags = NULL;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        (tags = iam_tags_json(&q, e.id)) == NULL) {
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        (tags = kms_iam_tags_json(&q, e.id)) == NULL) {
         goto out;
     }
-    r = iam_list_response(tags, "Tags", false, NULL, out);
+    r = kms_iam_list_response(tags, "Tags", false, NULL, out);
 out:
     q_end(&q);
     return r;
@@ -881,14 +883,14 @@ static const char sql_inline_list[] =
 int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                        const char *policy_name, const char *document)
 {
-    KMS_GUARD(iam_name_check(policy_name, 128, "policyName"));
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
     KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
                "PolicyDocument must not be empty");
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         q_exec(&q, sql_inline_put, "sss", e.id, policy_name, document) != 0 || q_commit(&q) != 0) {
         goto out;
     }
@@ -901,25 +903,25 @@ out:
 int kms_iam_inline_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                        const char *policy_name, json_t **out)
 {
-    KMS_GUARD(iam_name_check(policy_name, 128, "policyName"));
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity e;
     int r = -1;
     sqlite3_stmt *st = NULL;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0) {
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
         goto out;
     }
     int found = q_one(&q, sql_inline_get, &st, "ss", e.id, policy_name);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
-                      iam_kind_name(kind), policy_name);
+                      kms_iam_kind_name(kind), policy_name);
         }
         goto out;
     }
     char key[16];
-    snprintf(key, sizeof key, "%sName", iam_kind_title(kind));
+    snprintf(key, sizeof key, "%sName", kms_iam_kind_title(kind));
     *out = json_pack("{s:s, s:s, s:s}", key, e.name, "PolicyName", col_s(st, 0), "PolicyDocument",
                      col_s(st, 1));
     if (*out == NULL) {
@@ -935,18 +937,18 @@ out:
 int kms_iam_inline_delete(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                           const char *policy_name)
 {
-    KMS_GUARD(iam_name_check(policy_name, 128, "policyName"));
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         q_exec(&q, sql_inline_delete, "ss", e.id, policy_name) != 0) {
         goto out;
     }
     if (q_changes(&q) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
-                  iam_kind_name(kind), policy_name);
+                  kms_iam_kind_name(kind), policy_name);
         goto out;
     }
     if (q_commit(&q) != 0) {
@@ -962,7 +964,7 @@ out:
 static int name_page(iam_q *q, const char *sql, const char *scope, const char *marker,
                      size_t max_items, const char *member, json_t **out)
 {
-    size_t max = iam_max_items(max_items);
+    size_t max = kms_iam_max_items(max_items);
     json_t *items = json_array();
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
     sqlite3_stmt *st = NULL;
@@ -990,7 +992,7 @@ static int name_page(iam_q *q, const char *sql, const char *scope, const char *m
         json_decref(items);
         return -1;
     }
-    return iam_list_response(items, member, truncated, last, out);
+    return kms_iam_list_response(items, member, truncated, last, out);
 }
 
 int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
@@ -999,7 +1001,7 @@ int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity e;
-    int r = iam_entity_find(&q, account_id, kind, name, &e);
+    int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
     if (r == 0) {
         r = name_page(&q, sql_inline_list, e.id, marker, max_items, "PolicyNames", out);
     }
@@ -1071,11 +1073,11 @@ static int policy_json(iam_q *q, const char *account_id, const char *policy_id, 
     return *out != NULL ? 0 : -1;
 }
 
-int iam_policy_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                      const char *description, const char *document, int64_t now, char id[32])
+int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                          const char *description, const char *document, int64_t now, char id[32])
 {
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(name, 128, "policyName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(name, 128, "policyName"));
     KMS_GUARD(path_or_root(path, "path", &path));
     KMS_ENSURE(description == NULL || strlen(description) <= 1000, KMS_ERR_VALIDATION,
                "Description is longer than 1000 characters");
@@ -1088,7 +1090,7 @@ int iam_policy_insert(iam_q *q, const char *account_id, const char *path, const 
                "A policy called %s already exists. Duplicate names are not allowed.", name);
     char arn[700];
     snprintf(arn, sizeof arn, "arn:aws:iam::%s:policy%s%s", account_id, path, name);
-    iam_random_id(id, 32, "ANPA", 17, IAM_B32);
+    kms_iam_random_id(id, 32, "ANPA", 17, IAM_B32);
     KMS_GUARD(q_exec(q, sql_policy_insert, "ssssssi", id, account_id, arn, name, path,
                      description ? description : "", now));
     return q_exec(q, sql_version_insert, "sisi", id, (int64_t)1, document, now);
@@ -1103,7 +1105,8 @@ int kms_iam_policy_create(kms_iam *iam, const char *account_id, const char *path
     char id[32];
     json_t *o = NULL;
     int r = -1;
-    if (iam_policy_insert(&q, account_id, path, policy_name, description, document, now, id) != 0 ||
+    if (kms_iam_policy_insert(&q, account_id, path, policy_name, description, document, now, id) !=
+            0 ||
         (policy != NULL && policy_json(&q, account_id, id, &o) != 0) || q_commit(&q) != 0) {
         goto out;
     }
@@ -1124,7 +1127,7 @@ int kms_iam_policy_get(kms_iam *iam, const char *account_id, const char *policy_
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     char id[32];
-    int r = iam_policy_id_by_arn(&q, account_id, policy_arn, id);
+    int r = kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id);
     if (r == 0) {
         r = policy_json(&q, account_id, id, policy);
     }
@@ -1139,7 +1142,7 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
     KMS_ENSURE(strcmp(scope, "All") == 0 || strcmp(scope, "AWS") == 0 ||
                    strcmp(scope, "Local") == 0,
                KMS_ERR_VALIDATION, "Scope must be one of All, AWS, Local");
-    size_t max = iam_max_items(max_items);
+    size_t max = kms_iam_max_items(max_items);
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     json_t *items = json_array();
@@ -1171,7 +1174,7 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "Policies", truncated, last, out);
+    r = kms_iam_list_response(items, "Policies", truncated, last, out);
     items = NULL;
 out:
     json_decref(items);
@@ -1194,7 +1197,7 @@ static const char sql_policy_delete[] = "DELETE FROM iam_policies WHERE policy_i
  * InvalidInput. */
 static int own_policy(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
-    KMS_GUARD(iam_policy_id_by_arn(q, account_id, arn, id));
+    KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, arn, id));
     sqlite3_stmt *st = NULL;
     int found = q_one(q, sql_policy_owner, &st, "s", id);
     KMS_GUARD(found < 0 ? -1 : 0);
@@ -1336,7 +1339,7 @@ int kms_iam_policy_version_get(kms_iam *iam, const char *account_id, const char 
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     char id[32];
-    int r = iam_policy_id_by_arn(&q, account_id, policy_arn, id);
+    int r = kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id);
     if (r == 0) {
         r = version_json(&q, id, v, true, version);
     }
@@ -1353,7 +1356,7 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
     json_t *items = json_array();
     sqlite3_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
+    if (items == NULL || kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
         q_stmt(&q, sql_version_list, &st, "s", id) != 0) {
         goto out;
     }
@@ -1367,7 +1370,7 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "Versions", false, NULL, out);
+    r = kms_iam_list_response(items, "Versions", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
@@ -1436,7 +1439,7 @@ static const char sql_attached_list[] =
     "WHERE a.entity_id = ?1 AND p.arn > ?2 AND substr(p.path, 1, length(?3)) = ?3 "
     "ORDER BY p.arn LIMIT ?4";
 
-int iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
+int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
 {
     KMS_GUARD(q_exec(q, sql_attach, "ss", entity_id, policy_id));
     int64_t n = 0;
@@ -1454,9 +1457,9 @@ int kms_iam_policy_attach(kms_iam *iam, const char *account_id, kms_iam_kind kin
     iam_entity e;
     char id[32];
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        iam_attach_tx(&q, e.id, id) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
+        kms_iam_attach_tx(&q, e.id, id) != 0 || q_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -1473,8 +1476,8 @@ int kms_iam_policy_detach(kms_iam *iam, const char *account_id, kms_iam_kind kin
     iam_entity e;
     char id[32];
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
         q_exec(&q, sql_detach, "ss", e.id, id) != 0) {
         goto out;
     }
@@ -1495,7 +1498,7 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
                                  const char *name, const char *path_prefix, const char *marker,
                                  size_t max_items, json_t **out)
 {
-    size_t max = iam_max_items(max_items);
+    size_t max = kms_iam_max_items(max_items);
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity e;
@@ -1504,7 +1507,7 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
     char last[700] = "";
     bool truncated = false;
     int r = -1;
-    if (items == NULL || iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+    if (items == NULL || kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         q_stmt(&q, sql_attached_list, &st, "sssi", e.id, marker ? marker : "",
                path_prefix ? path_prefix : "/", (int64_t)max + 1) != 0) {
         goto out;
@@ -1527,7 +1530,7 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "AttachedPolicies", truncated, last, out);
+    r = kms_iam_list_response(items, "AttachedPolicies", truncated, last, out);
     items = NULL;
 out:
     json_decref(items);
@@ -1545,8 +1548,8 @@ static int boundary_set(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     iam_entity e;
     char id[32] = "";
     int r = -1;
-    if (iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        (policy_arn != NULL && iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0) ||
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        (policy_arn != NULL && kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0) ||
         q_exec(&q, kind == KMS_IAM_USER ? sql_boundary_user : sql_boundary_role, "ss", e.id,
                policy_arn ? id : NULL) != 0 ||
         q_commit(&q) != 0) {

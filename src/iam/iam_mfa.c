@@ -53,7 +53,7 @@ int kms_iam_totp_code(const uint8_t *key, size_t key_len, uint64_t step, int dig
     return 0;
 }
 
-int iam_base32_encode(const uint8_t *p, size_t n, char **out)
+int kms_iam_base32_encode(const uint8_t *p, size_t n, char **out)
 {
     static const char alphabet[] = IAM_B32;
     size_t len = (n * 8 + 4) / 5;
@@ -144,10 +144,10 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
 {
     *serial_number = NULL;
     *base32_seed = NULL;
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(device_name, 226, "virtualMFADeviceName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(device_name, 226, "virtualMFADeviceName"));
     path = path ? path : "/";
-    KMS_GUARD(iam_path_check(path, "path"));
+    KMS_GUARD(kms_iam_path_check(path, "path"));
     char *serial = kms_strdup_printf("arn:aws:iam::%s:mfa%s%s", account_id, path, device_name);
     KMS_GUARD(serial == NULL ? -1 : 0);
     char purpose[700];
@@ -173,8 +173,8 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
         goto out;
     }
     randombytes_buf(seed, SEED_LEN);
-    if (iam_seal(iam, purpose, seed, SEED_LEN, &ct, &ct_len) != 0 ||
-        iam_base32_encode(seed, SEED_LEN, &b32) != 0 ||
+    if (kms_iam_seal(iam, purpose, seed, SEED_LEN, &ct, &ct_len) != 0 ||
+        kms_iam_base32_encode(seed, SEED_LEN, &b32) != 0 ||
         q_exec(&q, sql_mfa_insert, "ssbi", serial, account_id, ct, ct_len, now) != 0 ||
         q_commit(&q) != 0) {
         goto out;
@@ -201,7 +201,7 @@ static int seed_open(kms_iam *iam, const char *serial, const void *ct, size_t n,
 {
     char purpose[700];
     purpose_of(serial, purpose, sizeof purpose);
-    return iam_unseal(iam, purpose, ct, n, seed, seed_len);
+    return kms_iam_unseal(iam, purpose, ct, n, seed, seed_len);
 }
 
 static void seed_free(char *seed, size_t n)
@@ -227,7 +227,7 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
     int64_t count = 0;
     char serial[600];
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
     int f = q_one(&q, sql_mfa_get, &st, "ss", serial_number, account_id);
@@ -291,7 +291,7 @@ int kms_iam_mfa_deactivate(kms_iam *iam, const char *account_id, const char *use
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         q_exec(&q, sql_mfa_unassign, "ss", serial_number, u.id) != 0) {
         goto out;
     }
@@ -317,7 +317,7 @@ int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name
     json_t *items = json_array();
     sqlite3_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         q_stmt(&q, sql_mfa_of_user, &st, "s", u.id) != 0) {
         goto out;
     }
@@ -325,7 +325,8 @@ int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name
     while ((s = q_step(&q, st)) == 1) {
         json_t *o = json_pack("{s:s, s:I}", "SerialNumber", col_s(st, 0), "EnableDate",
                               (json_int_t)sqlite3_column_int64(st, 3));
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0) ||
+        if (o == NULL ||
+            (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) ||
             json_array_append_new(items, o) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
@@ -334,7 +335,7 @@ int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "MFADevices", false, NULL, out);
+    r = kms_iam_list_response(items, "MFADevices", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
@@ -370,14 +371,14 @@ int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *s
                 col_copy(st, 4, e.path, sizeof e.path) != 0) {
                 goto out;
             }
-            iam_entity_arn(&e);
+            kms_iam_entity_arn(&e);
             json_t *user = json_pack("{s:s, s:s, s:I}", "Arn", e.arn, "UserId", col_s(st, 2),
                                      "CreateDate", (json_int_t)sqlite3_column_int64(st, 5));
             if (user == NULL ||
-                (!e.is_root && (jset(user, "UserName", json_string(e.name)) != 0 ||
-                                jset(user, "Path", json_string(e.path)) != 0)) ||
-                jset(o, "User", user) != 0 ||
-                jset(o, "EnableDate", json_integer(sqlite3_column_int64(st, 1))) != 0) {
+                (!e.is_root && (kms_iam_json_set(user, "UserName", json_string(e.name)) != 0 ||
+                                kms_iam_json_set(user, "Path", json_string(e.path)) != 0)) ||
+                kms_iam_json_set(o, "User", user) != 0 ||
+                kms_iam_json_set(o, "EnableDate", json_integer(sqlite3_column_int64(st, 1))) != 0) {
                 kms_raise(KMS_ERR_INTERNAL, "out of memory");
                 goto out;
             }
@@ -386,7 +387,7 @@ int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *s
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "VirtualMFADevices", false, NULL, out);
+    r = kms_iam_list_response(items, "VirtualMFADevices", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
@@ -434,8 +435,8 @@ typedef struct device_row {
     int64_t last_step;
 } device_row;
 
-int iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, const char *code,
-                   int64_t now)
+int kms_iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, const char *code,
+                       int64_t now)
 {
     static const char invalid[] = "MultiFactorAuthentication failed with invalid MFA one time "
                                   "pass code.";
@@ -516,8 +517,8 @@ int kms_iam_mfa_check(kms_iam *iam, const char *account_id, const char *user_nam
     KMS_GUARD(q_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        iam_mfa_verify(&q, u.id, serial_number, code, now) != 0 || q_commit_data(&q) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        kms_iam_mfa_verify(&q, u.id, serial_number, code, now) != 0 || q_commit_data(&q) != 0) {
         goto out;
     }
     r = 0;

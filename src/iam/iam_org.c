@@ -51,7 +51,7 @@ static int org_managed_by(iam_q *q, const char *account_id, org_info *out)
 
 static int org_begin(kms_iam *iam, iam_q *q, bool write, const char *account_id, org_info *org)
 {
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     KMS_GUARD(q_begin(iam, q, write));
     if (org_managed_by(q, account_id, org) != 0) {
         q_end(q);
@@ -106,17 +106,17 @@ static const char sql_account_in_org[] =
 static const char sql_attach[] =
     "INSERT INTO org_attachments (policy_id, target_id) VALUES (?1, ?2)";
 
-int iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id[16],
-                      char root_id[16])
+int kms_iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id[16],
+                          char root_id[16])
 {
-    KMS_GUARD(iam_account_ensure(q, account_id, now));
+    KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     sqlite3_stmt *st = NULL;
     int f = q_one(q, sql_account_in_org, &st, "s", account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 0, KMS_ERR_ENTITY_EXISTS,
                "The AWS account is already a member of an organization.");
-    iam_random_id(org_id, 16, "o-", 10, IAM_LOWER_ALNUM);
-    iam_random_id(root_id, 16, "r-", 4, IAM_LOWER_ALNUM);
+    kms_iam_random_id(org_id, 16, "o-", 10, IAM_LOWER_ALNUM);
+    kms_iam_random_id(root_id, 16, "r-", 4, IAM_LOWER_ALNUM);
     KMS_GUARD(q_exec(q, sql_org_insert, "sssi", org_id, account_id, root_id, now));
     KMS_GUARD(q_exec(q, sql_account_join, "ssssi", account_id, org_id, root_id, "CREATED", now));
     /* Every new root, OU and account starts with FullAWSAccess, as AWS. */
@@ -126,14 +126,14 @@ int iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id
 
 int kms_iam_org_create(kms_iam *iam, const char *account_id, int64_t now, json_t **org)
 {
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, true));
     org_info o;
     json_t *j = NULL;
     int r = -1;
     snprintf(o.mgmt, sizeof o.mgmt, "%s", account_id);
-    if (iam_org_create_tx(&q, account_id, now, o.org_id, o.root_id) != 0 ||
+    if (kms_iam_org_create_tx(&q, account_id, now, o.org_id, o.root_id) != 0 ||
         (org != NULL && (j = org_json(&q, &o)) == NULL) || q_commit(&q) != 0) {
         goto out;
     }
@@ -150,7 +150,7 @@ out:
 
 int kms_iam_org_describe(kms_iam *iam, const char *account_id, json_t **org)
 {
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     org_info o;
@@ -289,7 +289,7 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     /* ou-RRRR-xxxxxxxx: the root's suffix, then eight random characters. */
     char id[48], prefix[40];
     snprintf(prefix, sizeof prefix, "ou-%s-", o.root_id + 2);
-    iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
+    kms_iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
     if (q_exec(&q, sql_ou_insert, "ssssi", id, o.org_id, parent_id, name, now) != 0 ||
         q_exec(&q, sql_attach, "ss", IAM_FULL_ACCESS_SCP, id) != 0 ||
         (ou != NULL && (j = ou_json(&o, id, name)) == NULL) || q_commit(&q) != 0) {
@@ -442,7 +442,7 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
     KMS_ENSURE(account_name != NULL && account_name[0] != '\0' && strlen(account_name) <= 50,
                KMS_ERR_VALIDATION, "AccountName must be 1 to 50 characters");
     role_name = role_name ? role_name : ACCESS_ROLE;
-    KMS_GUARD(iam_name_check(role_name, 64, "RoleName"));
+    KMS_GUARD(kms_iam_name_check(role_name, 64, "RoleName"));
     iam_q q;
     org_info o;
     KMS_GUARD(org_begin(iam, &q, true, account_id, &o));
@@ -456,7 +456,7 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
             kms_raise(KMS_ERR_INTERNAL, "cannot find a free account id");
             goto out;
         }
-        iam_random_id(id, sizeof id, "", 12, IAM_DIGITS);
+        kms_iam_random_id(id, sizeof id, "", 12, IAM_DIGITS);
         if (id[0] == '0') {
             continue;
         }
@@ -476,13 +476,14 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
              o.mgmt);
     if (q_exec(&q, sql_account_insert_full, "sssssi", id, account_name, email, o.org_id, o.root_id,
                now) != 0 ||
-        iam_root_create_tx(&q, id, now) != 0 ||
-        iam_role_insert(&q, id, "/", role_name, trust, NULL, 0, NULL, NULL, 0, now, &role) != 0 ||
-        iam_attach_tx(&q, role.id, IAM_ADMIN_POLICY_ID) != 0 ||
+        kms_iam_root_create_tx(&q, id, now) != 0 ||
+        kms_iam_role_insert(&q, id, "/", role_name, trust, NULL, 0, NULL, NULL, 0, now, &role) !=
+            0 ||
+        kms_iam_attach_tx(&q, role.id, IAM_ADMIN_POLICY_ID) != 0 ||
         q_exec(&q, sql_attach, "ss", IAM_FULL_ACCESS_SCP, id) != 0) {
         goto out;
     }
-    iam_random_id(car, sizeof car, "car-", 32, "0123456789abcdef");
+    kms_iam_random_id(car, sizeof car, "car-", 32, "0123456789abcdef");
     if (status != NULL) {
         j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "Id", car, "AccountName", account_name,
                       "State", "SUCCEEDED", "AccountId", id, "RequestedTimestamp", (json_int_t)now,
@@ -539,7 +540,7 @@ out:
 /* The row of an account of the organization (statement left on the row). */
 static int member_get(iam_q *q, const org_info *o, const char *account, sqlite3_stmt **st)
 {
-    KMS_GUARD(iam_account_check(account));
+    KMS_GUARD(kms_iam_account_check(account));
     int f = q_one(q, sql_account_get, st, "ss", account, o->org_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
@@ -676,7 +677,7 @@ static json_t *summary_json(const org_info *o, sqlite3_stmt *st)
 {
     bool aws = sqlite3_column_type(st, 1) == SQLITE_NULL;
     char arn[300];
-    iam_scp_arn(o->org_id, o->mgmt, col_s(st, 0), aws, arn, sizeof arn);
+    kms_iam_scp_arn(o->org_id, o->mgmt, col_s(st, 0), aws, arn, sizeof arn);
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "Id", col_s(st, 0), "Arn", arn, "Name",
                           col_s(st, 2), "Description", col_s(st, 3), "Type", col_s(st, 4),
                           "AwsManaged", aws);
@@ -742,7 +743,7 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
         }
         goto out;
     }
-    iam_random_id(id, sizeof id, "p-", 8, IAM_LOWER_ALNUM);
+    kms_iam_random_id(id, sizeof id, "p-", 8, IAM_LOWER_ALNUM);
     if (q_exec(&q, sql_scp_insert, "ssssss", id, o.org_id, name, description ? description : "",
                SCP_TYPE, content) != 0 ||
         (policy != NULL && (scp_get(&q, &o, id, &st) != 0 || (j = policy_json(&o, st)) == NULL)) ||

@@ -86,11 +86,11 @@ static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
 static int identity_of_user(iam_q *q, const iam_entity *u, kms_identity *out)
 {
     snprintf(out->type, sizeof out->type, "%s", u->is_root ? "Root" : "IAMUser");
-    iam_copy(out->arn, sizeof out->arn, u->arn);
+    kms_iam_copy(out->arn, sizeof out->arn, u->arn);
     snprintf(out->account_id, sizeof out->account_id, "%s", u->account_id);
     snprintf(out->principal_id, sizeof out->principal_id, "%s", u->is_root ? u->account_id : u->id);
     if (!u->is_root) {
-        iam_copy(out->user_name, sizeof out->user_name, u->name);
+        kms_iam_copy(out->user_name, sizeof out->user_name, u->name);
         return identity_tags(q, u->id, out);
     }
     return 0;
@@ -104,24 +104,24 @@ static int identity_of_role(iam_q *q, const iam_entity *role, const char *sessio
              role->name, session_name);
     snprintf(out->account_id, sizeof out->account_id, "%s", role->account_id);
     /* Session names are at most 64 characters (validated when the session was made), so the
-     * copies below never truncate; iam_copy says so to the compiler too. */
+     * copies below never truncate; kms_iam_copy says so to the compiler too. */
     char pid[512];
     snprintf(pid, sizeof pid, "%s:%s", role->id, session_name);
-    iam_copy(out->principal_id, sizeof out->principal_id, pid);
-    iam_copy(out->role_arn, sizeof out->role_arn, role->arn);
-    iam_copy(out->role_name, sizeof out->role_name, role->name);
-    iam_copy(out->session_name, sizeof out->session_name, session_name);
+    kms_iam_copy(out->principal_id, sizeof out->principal_id, pid);
+    kms_iam_copy(out->role_arn, sizeof out->role_arn, role->arn);
+    kms_iam_copy(out->role_name, sizeof out->role_name, role->name);
+    kms_iam_copy(out->session_name, sizeof out->session_name, session_name);
     return identity_tags(q, role->id, out);
 }
 
 int kms_iam_root_identity(kms_iam *iam, const char *account_id, kms_identity *out)
 {
     memset(out, 0, sizeof *out);
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity u;
-    int r = iam_user_or_root(&q, account_id, NULL, &u);
+    int r = kms_iam_user_or_root(&q, account_id, NULL, &u);
     if (r == 0) {
         r = identity_of_user(&q, &u, out);
     }
@@ -140,7 +140,7 @@ int kms_iam_user_identity(kms_iam *iam, const char *account_id, const char *user
     iam_q q;
     KMS_GUARD(q_begin(iam, &q, false));
     iam_entity u;
-    int r = iam_user_or_root(&q, account_id, user_name, &u);
+    int r = kms_iam_user_or_root(&q, account_id, user_name, &u);
     if (r == 0) {
         r = identity_of_user(&q, &u, out);
     }
@@ -236,7 +236,7 @@ static int entity_by_id(iam_q *q, const char *sql, kms_iam_kind kind, const char
         col_copy(st, 2, out->path, sizeof out->path) == 0) {
         out->creation_date = sqlite3_column_int64(st, 3);
         out->is_root = sqlite3_column_int(st, 4) != 0;
-        iam_entity_arn(out);
+        kms_iam_entity_arn(out);
         r = 0;
     }
     sqlite3_reset(st);
@@ -258,7 +258,7 @@ static int secret_verify(kms_iam *iam, const char *id, const void *ct, size_t ct
     snprintf(purpose, sizeof purpose, "iam:access-key:%s", id);
     char *secret = NULL;
     size_t n = 0;
-    KMS_GUARD(iam_unseal(iam, purpose, ct, ct_len, &secret, &n));
+    KMS_GUARD(kms_iam_unseal(iam, purpose, ct, ct_len, &secret, &n));
     if (secret_out != NULL) {
         *secret_out = secret;
         return 0;
@@ -300,7 +300,7 @@ static int auth_long_term(kms_iam *iam, iam_q *q, const char *id, const char *se
     }
     u.creation_date = sqlite3_column_int64(st, 8);
     sqlite3_reset(st);
-    iam_entity_arn(&u);
+    kms_iam_entity_arn(&u);
     if (secret_verify(iam, id, ct, ct_len, secret_check, secret_out) != 0 ||
         identity_of_user(q, &u, out) != 0) {
         goto out;
@@ -451,9 +451,9 @@ static int session_insert(iam_q *q, const char *account_id, const char *principa
                           const char *session_name, const char *policy, int64_t mfa_time,
                           int64_t now, int64_t duration, kms_iam_credentials *out)
 {
-    iam_new_access_key_id(out->access_key_id, true);
+    kms_iam_new_access_key_id(out->access_key_id, true);
     out->expiration = now + duration;
-    KMS_GUARD(iam_new_secret(&out->secret_access_key));
+    KMS_GUARD(kms_iam_new_secret(&out->secret_access_key));
 
     uint8_t *raw = kms_secure_alloc(TOKEN_RANDOM_BYTES);
     KMS_GUARD(raw == NULL ? -1 : 0);
@@ -476,8 +476,8 @@ static int session_insert(iam_q *q, const char *account_id, const char *principa
     snprintf(purpose, sizeof purpose, "iam:access-key:%s", out->access_key_id);
     uint8_t *ct = NULL;
     size_t ct_len = 0;
-    KMS_GUARD(iam_seal(q->iam, purpose, out->secret_access_key, strlen(out->secret_access_key), &ct,
-                       &ct_len));
+    KMS_GUARD(kms_iam_seal(q->iam, purpose, out->secret_access_key, strlen(out->secret_access_key),
+                           &ct, &ct_len));
     int r =
         q_exec(q, sql_session_insert, "ssssbbsiii", out->access_key_id, account_id, principal_id,
                session_name, ct, ct_len, hash, sizeof hash, policy, mfa_time, now, out->expiration);
@@ -500,9 +500,9 @@ static int session_mfa(iam_q *q, const kms_identity *caller, const char *serial_
     KMS_ENSURE(strcmp(caller->type, "AssumedRole") != 0, KMS_ERR_INVALID_AUTH_CODE,
                "MultiFactorAuthentication failed: the caller has no MFA device.");
     iam_entity u;
-    KMS_GUARD(iam_user_or_root(q, caller->account_id,
-                               strcmp(caller->type, "Root") == 0 ? NULL : caller->user_name, &u));
-    KMS_GUARD(iam_mfa_verify(q, u.id, serial_number, token_code, now));
+    KMS_GUARD(kms_iam_user_or_root(
+        q, caller->account_id, strcmp(caller->type, "Root") == 0 ? NULL : caller->user_name, &u));
+    KMS_GUARD(kms_iam_mfa_verify(q, u.id, serial_number, token_code, now));
     *mfa_time = now;
     return 0;
 }
@@ -512,7 +512,7 @@ static int session_name_check(const char *name)
     KMS_ENSURE(name != NULL && strlen(name) >= 2, KMS_ERR_VALIDATION,
                "1 validation error detected: Value at 'roleSessionName' failed to satisfy "
                "constraint: Member must have length greater than or equal to 2");
-    return iam_name_check(name, 64, "roleSessionName");
+    return kms_iam_name_check(name, 64, "roleSessionName");
 }
 
 int kms_iam_assume_role(kms_iam *iam, const kms_identity *caller, const char *role_arn,
@@ -585,7 +585,7 @@ int kms_iam_session_token(kms_iam *iam, const kms_identity *caller, int64_t dura
     iam_entity u;
     int64_t mfa_time = 0;
     int r = -1;
-    if (iam_user_or_root(&q, caller->account_id, root ? NULL : caller->user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, caller->account_id, root ? NULL : caller->user_name, &u) != 0 ||
         session_mfa(&q, caller, serial_number, token_code, now, &mfa_time) != 0 ||
         session_insert(&q, caller->account_id, u.id, "", NULL, mfa_time, now, duration, out) != 0 ||
         q_commit_data(&q) != 0) {
