@@ -136,6 +136,47 @@ int kms_iam_role_insert(iam_q *q, const char *account_id, const char *path, cons
 int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, const char *name,
                           const char *description, const char *document, int64_t now, char id[32])
     __attribute__((warn_unused_result));
+/* ---- What users, groups and roles share (iam_entities.c) ------------------------------------ */
+/* The "User" / "Group" / "Role" object. full: the members GetUser/GetRole add to the list form
+ * (boundary, tags, PasswordLastUsed). */
+int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
+    __attribute__((warn_unused_result));
+/* Pages through rows (id, name, path, creation_date, is_root) of a statement bound as ?1 scope,
+ * ?2 marker, ?3 path prefix, ?4 limit, into {"<member>": [...], IsTruncated, Marker?}. The
+ * marker is the last name returned. */
+int kms_iam_entity_page(iam_q *q, const char *sql, const char *account_id, kms_iam_kind kind,
+                        const char *scope, const char *marker, const char *path_prefix,
+                        size_t max_items, const char *member, json_t **out)
+    __attribute__((warn_unused_result));
+/* *out = path, or "/" when NULL; validated. */
+int kms_iam_path_or_root(const char *path, const char *what, const char **out)
+    __attribute__((warn_unused_result));
+/* EntityAlreadyExists unless `name` is free for kind in the account. */
+int kms_iam_name_free(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name)
+    __attribute__((warn_unused_result));
+/* GetUser / GetRole in one read query. */
+int kms_iam_entity_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                       json_t **out) __attribute__((warn_unused_result));
+/* ListUsers / ListGroups / ListRoles. */
+int kms_iam_entity_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
+                        const char *path_prefix, const char *marker, size_t max_items, json_t **out)
+    __attribute__((warn_unused_result));
+/* DeleteConflict "Cannot delete entity, must <what> first." when the count query (bound ?1 = id)
+ * finds rows. */
+int kms_iam_conflict_if(iam_q *q, const char *sql, const char *id, const char *what)
+    __attribute__((warn_unused_result));
+/* DeleteConflict while the entity has inline or attached policies. */
+int kms_iam_entity_unused(iam_q *q, const char *entity_id) __attribute__((warn_unused_result));
+/* Deletes what hangs on an entity being deleted: its tags, and a user's or role's sessions. */
+int kms_iam_entity_forget(iam_q *q, const iam_entity *e) __attribute__((warn_unused_result));
+
+/* ---- Attachments and boundaries (iam_attachments.c) ----------------------------------------- */
+/* The number of managed policies attached to an entity. */
+int kms_iam_attached_count(iam_q *q, const char *entity_id, int64_t *n)
+    __attribute__((warn_unused_result));
+/* Sets (policy_id NULL: clears) the permissions boundary of a user or role. */
+int kms_iam_boundary_set_tx(iam_q *q, const iam_entity *e, const char *policy_id)
+    __attribute__((warn_unused_result));
 /* Attaches a managed policy (by id) to a user, group or role id; the 10-policy quota. */
 int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
     __attribute__((warn_unused_result));

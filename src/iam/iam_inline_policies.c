@@ -1,0 +1,149 @@
+/* Inline policies of users, groups and roles (Put/Get/Delete/List{User,Group,Role}Policy). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "iam/iam_internal.h"
+#include "util/util.h"
+
+static const char sql_inline_put[] =
+    "INSERT INTO iam_inline_policies (entity_id, name, document) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (entity_id, name) DO UPDATE SET document = excluded.document";
+static const char sql_inline_get[] =
+    "SELECT name, document FROM iam_inline_policies WHERE entity_id = ?1 AND name = ?2";
+static const char sql_inline_delete[] =
+    "DELETE FROM iam_inline_policies WHERE entity_id = ?1 AND name = ?2";
+static const char sql_inline_list[] =
+    "SELECT name FROM iam_inline_policies WHERE entity_id = ?1 AND name > ?2 "
+    "ORDER BY name LIMIT ?3";
+
+int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                       const char *policy_name, const char *document)
+{
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
+    KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
+               "PolicyDocument must not be empty");
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity e;
+    int r = -1;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        q_exec(&q, sql_inline_put, "sss", e.id, policy_name, document) != 0 || q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_inline_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                       const char *policy_name, json_t **out)
+{
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    iam_entity e;
+    int r = -1;
+    sqlite3_stmt *st = NULL;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
+        goto out;
+    }
+    int found = q_one(&q, sql_inline_get, &st, "ss", e.id, policy_name);
+    if (found <= 0) {
+        if (found == 0) {
+            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
+                      kms_iam_kind_name(kind), policy_name);
+        }
+        goto out;
+    }
+    char key[16];
+    snprintf(key, sizeof key, "%sName", kms_iam_kind_title(kind));
+    *out = json_pack("{s:s, s:s, s:s}", key, e.name, "PolicyName", col_s(st, 0), "PolicyDocument",
+                     col_s(st, 1));
+    if (*out == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+int kms_iam_inline_delete(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                          const char *policy_name)
+{
+    KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, true));
+    iam_entity e;
+    int r = -1;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        q_exec(&q, sql_inline_delete, "ss", e.id, policy_name) != 0) {
+        goto out;
+    }
+    if (q_changes(&q) == 0) {
+        kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
+                  kms_iam_kind_name(kind), policy_name);
+        goto out;
+    }
+    if (q_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    q_end(&q);
+    return r;
+}
+
+/* Pages a one-column list of names (?1 scope, ?2 marker, ?3 limit) into a string array. */
+static int name_page(iam_q *q, const char *sql, const char *scope, const char *marker,
+                     size_t max_items, const char *member, json_t **out)
+{
+    size_t max = kms_iam_max_items(max_items);
+    json_t *items = json_array();
+    KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
+    sqlite3_stmt *st = NULL;
+    char last[600] = "";
+    bool truncated = false;
+    int s = q_stmt(q, sql, &st, "ssi", scope, marker ? marker : "", (int64_t)max + 1);
+    size_t n = 0;
+    while (s == 0 && (s = q_step(q, st)) == 1) {
+        if (n == max) {
+            truncated = true;
+            break;
+        }
+        snprintf(last, sizeof last, "%s", col_s(st, 0));
+        if (json_array_append_new(items, json_string(col_s(st, 0))) != 0) {
+            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            break;
+        }
+        n++;
+        s = 0;
+    }
+    if (st != NULL) {
+        sqlite3_reset(st);
+    }
+    if (s < 0) {
+        json_decref(items);
+        return -1;
+    }
+    return kms_iam_list_response(items, member, truncated, last, out);
+}
+
+int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                        const char *marker, size_t max_items, json_t **out)
+{
+    iam_q q;
+    KMS_GUARD(q_begin(iam, &q, false));
+    iam_entity e;
+    int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
+    if (r == 0) {
+        r = name_page(&q, sql_inline_list, e.id, marker, max_items, "PolicyNames", out);
+    }
+    q_end(&q);
+    return r;
+}
