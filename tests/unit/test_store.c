@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kms/kms.h"
+#include "store/db.h"
 #include "store/store.h"
 
 #define APP_ID_SQL "1263358769" /* "KMS1", as store.c writes it */
@@ -153,6 +154,253 @@ static void insert_key(kms_store *s, const char *key_id)
 static void key_id_of(int i, char out[37])
 {
     snprintf(out, 37, "%08x-0000-4000-8000-%012x", (unsigned)i * 2654435761u, (unsigned)i);
+}
+
+/* ---- the typed SQLite layer (db.h) -------------------------------------------------------- */
+
+static const char sql_t_create[] =
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, n INTEGER, b BLOB) STRICT;";
+static const char sql_t_insert[] = "INSERT INTO t (id, s, n, b) VALUES (?1, ?2, ?3, ?4)";
+static const char sql_t_get[] = "SELECT s, n, b, s IS NULL, b IS NULL FROM t WHERE id = ?1";
+static const char sql_t_count[] = "SELECT count(*) FROM t";
+
+static kms_db *db_open_ok(const char *path, size_t pool_max, int busy_ms)
+{
+    FILE *fp = fopen(path, "ab");
+    assert_non_null(fp);
+    fclose(fp);
+    kms_db_config cfg = {
+        .path = path,
+        .label = "test database",
+        .err = KMS_ERR_INTERNAL,
+        .file_err = KMS_ERR_HOME,
+        .pragmas = "PRAGMA journal_mode=WAL;",
+        .busy_timeout_ms = busy_ms,
+        .pool_max = pool_max,
+    };
+    kms_db *db = kms_db_new(&cfg);
+    assert_non_null(db);
+    kms_db_conn *c = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_exec_script(c, sql_t_create, "create"), 0);
+    kms_db_return(c);
+    return db;
+}
+
+static int64_t t_count(kms_db *db)
+{
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_prepare(c, sql_t_count, &st), 0);
+    assert_int_equal(kms_db_step(st, "count"), 1);
+    int64_t n = kms_db_column_int64(st, 0);
+    kms_db_return(c);
+    return n;
+}
+
+static void test_db_typed_binds(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 2, 1000);
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    static const uint8_t blob[] = {0, 1, 2, 0xff};
+    assert_int_equal(kms_db_prepare(c, sql_t_insert, &st), 0);
+    assert_int_equal(kms_db_bind_int64(st, 1, 1), 0);
+    assert_int_equal(kms_db_bind_text(st, 2, "h\xc3\xa9llo"), 0);
+    assert_int_equal(kms_db_bind_int64(st, 3, INT64_MIN), 0);
+    assert_int_equal(kms_db_bind_blob(st, 4, blob, sizeof blob), 0);
+    assert_int_equal(kms_db_exec(st, "insert"), 0);
+    assert_int_equal(kms_db_changes(c), 1);
+    assert_int_equal(kms_db_last_insert_id(c), 1);
+    /* NULL text binds SQL NULL; an empty blob is a blob, not NULL. */
+    kms_db_stmt *st2 = NULL;
+    assert_int_equal(kms_db_prepare(c, sql_t_insert, &st2), 0);
+    assert_ptr_equal(st2, st); /* cached by the address of the SQL text */
+    assert_int_equal(kms_db_bind_int64(st, 1, 2), 0);
+    assert_int_equal(kms_db_bind_text(st, 2, NULL), 0);
+    assert_int_equal(kms_db_bind_null(st, 3), 0);
+    assert_int_equal(kms_db_bind_blob(st, 4, NULL, 0), 0);
+    assert_int_equal(kms_db_exec(st, "insert"), 0);
+    /* A primary key clash through kms_db_insert. */
+    assert_int_equal(kms_db_prepare(c, sql_t_insert, &st), 0);
+    assert_int_equal(kms_db_bind_int64(st, 1, 2), 0);
+    assert_int_equal(kms_db_insert(st, "insert", "row 2 exists"), -1);
+    assert_kms_error(-1, KMS_ERR_ALREADY_EXISTS);
+    assert_string_equal(kms_last_error_message(), "row 2 exists");
+
+    assert_int_equal(kms_db_prepare(c, sql_t_get, &st), 0);
+    assert_int_equal(kms_db_bind_int64(st, 1, 1), 0);
+    assert_int_equal(kms_db_step(st, "get"), 1);
+    assert_string_equal(kms_db_column_text(st, 0), "h\xc3\xa9llo");
+    char small[4], fits[16];
+    assert_int_equal(kms_db_column_copy(st, 0, small, sizeof small, "row 1"), -1);
+    assert_kms_error(-1, KMS_ERR_HOME);
+    assert_message_contains("holds an invalid s for row 1");
+    assert_int_equal(kms_db_column_copy(st, 0, fits, sizeof fits, "row 1"), 0);
+    assert_string_equal(fits, "h\xc3\xa9llo");
+    char *dup = NULL;
+    assert_int_equal(kms_db_column_dup(st, 0, &dup), 0);
+    assert_string_equal(dup, "h\xc3\xa9llo");
+    free(dup);
+    assert_true(kms_db_column_int64(st, 1) == INT64_MIN);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    assert_int_equal(kms_db_column_blob_dup(st, 2, &b, &n), 0);
+    assert_int_equal(n, sizeof blob);
+    assert_memory_equal(b, blob, sizeof blob);
+    free(b);
+    assert_false(kms_db_column_is_null(st, 0));
+    assert_int_equal(kms_db_step(st, "get"), 0);
+
+    assert_int_equal(kms_db_prepare(c, sql_t_get, &st), 0);
+    assert_int_equal(kms_db_bind_int64(st, 1, 2), 0);
+    assert_int_equal(kms_db_step(st, "get"), 1);
+    assert_true(kms_db_column_is_null(st, 0));
+    assert_string_equal(kms_db_column_text(st, 0), "");
+    assert_int_equal(kms_db_column_copy(st, 0, fits, sizeof fits, "row 2"), -1);
+    assert_int_equal(kms_db_column_int64(st, 1), 0);
+    assert_int_equal(kms_db_column_int64(st, 3), 1); /* s IS NULL */
+    assert_int_equal(kms_db_column_int64(st, 4), 0); /* b IS NULL: an empty blob is not */
+    assert_int_equal(kms_db_column_blob_dup(st, 2, &b, &n), 0);
+    assert_null(b);
+    assert_int_equal(n, 0);
+    kms_db_return(c);
+    kms_db_close(db);
+}
+
+static void test_db_bind_wrong_index(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 1, 1000);
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_prepare(c, sql_t_insert, &st), 0);
+    assert_int_equal(kms_db_bind_text(st, 5, "x"), -1);
+    assert_kms_error(-1, KMS_ERR_INTERNAL);
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "cannot bind parameter 5: test database %s: column index out of range", f->path);
+    assert_string_equal(kms_last_error_message(), expect);
+    assert_int_equal(kms_db_bind_int64(st, 0, 1), -1);
+    snprintf(expect, sizeof expect,
+             "cannot bind parameter 0: test database %s: column index out of range", f->path);
+    assert_string_equal(kms_last_error_message(), expect);
+    kms_db_return(c);
+    kms_db_close(db);
+}
+
+static int insert_then_fail(kms_db_conn *c, void *arg)
+{
+    kms_db_stmt *st = NULL;
+    int64_t *id = arg;
+    KMS_GUARD(kms_db_prepare(c, sql_t_insert, &st));
+    KMS_GUARD(kms_db_bind_int64(st, 1, *id));
+    KMS_GUARD(kms_db_exec(st, "insert"));
+    return kms_raise(KMS_ERR_VALIDATION, "changed my mind");
+}
+
+static int insert_one(kms_db_conn *c, void *arg)
+{
+    kms_db_stmt *st = NULL;
+    int64_t *id = arg;
+    KMS_GUARD(kms_db_prepare(c, sql_t_insert, &st));
+    KMS_GUARD(kms_db_bind_int64(st, 1, *id));
+    return kms_db_exec(st, "insert");
+}
+
+static void test_db_transaction_rollback(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 2, 1000);
+    int64_t id = 7;
+    assert_int_equal(kms_db_write(db, insert_then_fail, &id, "tx"), -1);
+    assert_kms_error(-1, KMS_ERR_VALIDATION);
+    assert_string_equal(kms_last_error_message(), "changed my mind");
+    assert_int_equal(t_count(db), 0);
+    assert_int_equal(kms_db_write(db, insert_one, &id, "tx"), 0);
+    assert_int_equal(t_count(db), 1);
+    kms_db_close(db);
+}
+
+typedef struct writer2 {
+    kms_db *db;
+    int rc;
+} writer2;
+
+static void *second_writer(void *arg)
+{
+    writer2 *w = arg;
+    int64_t id = 2;
+    w->rc = kms_db_write(w->db, insert_one, &id, "second writer");
+    return NULL;
+}
+
+/* A second writer (another pool, as another process would be) waits through the busy timeout
+ * for the first one's BEGIN IMMEDIATE to end, then writes. */
+static void test_db_busy_writer_waits(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 1, 10000);
+    kms_db_conn *c = NULL;
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_begin(c, "first writer"), 0);
+    int64_t id = 1;
+    assert_int_equal(insert_one(c, &id), 0);
+
+    kms_db_config cfg = {
+        .path = f->path,
+        .label = "test database",
+        .err = KMS_ERR_INTERNAL,
+        .file_err = KMS_ERR_HOME,
+        .busy_timeout_ms = 10000,
+        .pool_max = 1,
+    };
+    writer2 w = {kms_db_new(&cfg), -2};
+    assert_non_null(w.db);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, second_writer, &w), 0);
+    usleep(300 * 1000);
+    assert_int_equal(w.rc, -2); /* still waiting for the lock */
+    assert_int_equal(kms_db_commit(c, "first writer"), 0);
+    kms_db_return(c);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(t_count(db), 2);
+    kms_db_close(w.db);
+
+    /* With no time to wait, the second writer fails, naming its operation. */
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_begin(c, "first writer"), 0);
+    cfg.busy_timeout_ms = 0;
+    w.db = kms_db_new(&cfg);
+    assert_non_null(w.db);
+    second_writer(&w);
+    assert_int_equal(w.rc, -1);
+    assert_kms_error(-1, KMS_ERR_INTERNAL);
+    assert_message_contains("second writer: test database");
+    assert_message_contains("database is locked");
+    kms_db_return(c);
+    kms_db_close(w.db);
+    assert_int_equal(t_count(db), 2);
+    kms_db_close(db);
+}
+
+static void test_db_remove_files(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 1, 1000);
+    kms_db_close(db);
+    write_file(f->path, "x", 1);
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    write_file(wal, "x", 1);
+    kms_db_remove_files(f->path);
+    assert_false(exists(f->path));
+    assert_false(exists(wal));
 }
 
 /* ---- open and create ---------------------------------------------------------------------- */
@@ -1134,7 +1382,7 @@ static void test_rotation_claims(void **state)
     assert_false(claim(s, "k1", 2, "AUTOMATIC", 5000, 0, 5000, 0));
     assert_kms_error(kms_store_rotation_set(s, "nope", 90, 1), KMS_ERR_NOT_FOUND);
     assert_int_equal(kms_store_rotation_set(s, "k1", 90, 1000), 0);
-    assert_false(claim(s, "k1", 2, "AUTOMATIC", 999, 0, 999, 0));  /* not yet due */
+    assert_false(claim(s, "k1", 2, "AUTOMATIC", 999, 0, 999, 0));   /* not yet due */
     assert_false(claim(s, "k1", 3, "AUTOMATIC", 1000, 0, 1000, 0)); /* not current + 1 */
     assert_true(claim(s, "k1", 2, "AUTOMATIC", 1000, 0, 1000, 0));
     /* A live claim holds off everyone else, on demand too; a stale one is taken over. */
@@ -1150,7 +1398,8 @@ static void test_rotation_claims(void **state)
      * use. */
     assert_false(claim(s, "k1", 2, "AUTOMATIC", 1700, 1001, 1700, 0));
     assert_true(claim(s, "k1", 3, "AUTOMATIC", 1700, 1001, 1700, 0));
-    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 1800), KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 1800),
+                     KMS_ERR_INVALID_STATE);
     assert_int_equal(kms_store_rotation_release(s, "k1", 2), 0); /* the stalled one: no effect */
     assert_int_equal(kms_store_rotation_get(s, "k1", &rot), 0);
     assert_int_equal(rot.claim, 3);
@@ -1163,9 +1412,12 @@ static void test_rotation_claims(void **state)
     /* One period from the rotation, however late it came. */
     assert_int_equal(rot.next_rotation, 2000 + 90 * DAY_S);
     /* A commit whose claim is gone (taken over, committed) is refused. */
-    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
-    assert_kms_error(kms_store_rotation_commit(s, "k1", 3, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
-    assert_kms_error(kms_store_rotation_commit(s, "k1", 4, "AUTOMATIC", 2001), KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 2, "AUTOMATIC", 2001),
+                     KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 3, "AUTOMATIC", 2001),
+                     KMS_ERR_INVALID_STATE);
+    assert_kms_error(kms_store_rotation_commit(s, "k1", 4, "AUTOMATIC", 2001),
+                     KMS_ERR_INVALID_STATE);
 
     /* On demand: at most KMS_ROTATION_ON_DEMAND_MAX, the automatic schedule untouched. */
     uint32_t top = 4 + KMS_ROTATION_ON_DEMAND_MAX; /* versions 4 .. top - 1 */
@@ -1191,10 +1443,12 @@ static void test_rotation_claims(void **state)
     /* ListKeyRotations: the versions made (3, 4 .. top - 1; 2 was abandoned) in order, paged. */
     uint32_t last = 0;
     bool truncated = false;
-    assert_int_equal(kms_store_rotation_list(s, "k1", 0, 5, count_rotation_cb, &last, &truncated), 0);
+    assert_int_equal(kms_store_rotation_list(s, "k1", 0, 5, count_rotation_cb, &last, &truncated),
+                     0);
     assert_int_equal(last, 7);
     assert_true(truncated);
-    assert_int_equal(kms_store_rotation_list(s, "k1", 7, 100, count_rotation_cb, &last, &truncated), 0);
+    assert_int_equal(kms_store_rotation_list(s, "k1", 7, 100, count_rotation_cb, &last, &truncated),
+                     0);
     assert_int_equal(last, top - 1);
     assert_false(truncated);
 
@@ -1329,6 +1583,11 @@ static void test_rotation_race(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_db_typed_binds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_bind_wrong_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_transaction_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_busy_writer_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_remove_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_then_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_existing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
