@@ -25,20 +25,66 @@ static const char sql_count_attached[] =
 static const char sql_boundary_user[] = "UPDATE iam_users SET boundary_id = ?2 WHERE user_id = ?1";
 static const char sql_boundary_role[] = "UPDATE iam_roles SET boundary_id = ?2 WHERE role_id = ?1";
 
+static int int_count_attached(iam_q *q, int64_t *out, const char *entity_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_count_attached, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_attach(iam_q *q, const char *entity_id, const char *policy_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_attach, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_detach(iam_q *q, const char *entity_id, const char *policy_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_detach, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_attached_list(iam_q *q, kms_db_stmt **st, const char *entity_id, const char *marker,
+                              const char *path_prefix, int64_t limit)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_attached_list, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, marker));
+    KMS_GUARD(kms_db_bind_text(*st, 3, path_prefix));
+    KMS_GUARD(kms_db_bind_int64(*st, 4, limit));
+    return 0;
+}
+
 int kms_iam_attached_count(iam_q *q, const char *entity_id, int64_t *n)
 {
-    return q_int(q, sql_count_attached, n, "s", entity_id);
+    return int_count_attached(q, n, entity_id);
 }
 
 int kms_iam_boundary_set_tx(iam_q *q, const iam_entity *e, const char *policy_id)
 {
-    return q_exec(q, e->kind == KMS_IAM_USER ? sql_boundary_user : sql_boundary_role, "ss", e->id,
-                  policy_id);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(
+        kms_db_prepare(q->c, e->kind == KMS_IAM_USER ? sql_boundary_user : sql_boundary_role, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, e->id));
+    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
 }
 
 int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
 {
-    KMS_GUARD(q_exec(q, sql_attach, "ss", entity_id, policy_id));
+    KMS_GUARD(exec_attach(q, entity_id, policy_id));
     int64_t n = 0;
     KMS_GUARD(kms_iam_attached_count(q, entity_id, &n));
     KMS_ENSURE(n <= ATTACHED_MAX, KMS_ERR_LIMIT_EXCEEDED,
@@ -50,18 +96,18 @@ int kms_iam_policy_attach(kms_iam *iam, const char *account_id, kms_iam_kind kin
                           const char *policy_arn)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     char id[32];
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        kms_iam_attach_tx(&q, e.id, id) != 0 || q_commit(&q) != 0) {
+        kms_iam_attach_tx(&q, e.id, id) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -69,25 +115,25 @@ int kms_iam_policy_detach(kms_iam *iam, const char *account_id, kms_iam_kind kin
                           const char *policy_arn)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     char id[32];
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        q_exec(&q, sql_detach, "ss", e.id, id) != 0) {
+        exec_detach(&q, e.id, id) != 0) {
         goto out;
     }
-    if (q_changes(&q) == 0) {
+    if (kms_db_changes(q.c) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Policy %s was not found.", policy_arn);
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -97,31 +143,32 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
 {
     size_t max = kms_iam_max_items(max_items);
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity e;
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char last[700] = "";
     bool truncated = false;
     int r = -1;
     if (items == NULL || kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        q_stmt(&q, sql_attached_list, &st, "sssi", e.id, marker ? marker : "",
-               path_prefix ? path_prefix : "/", (int64_t)max + 1) != 0) {
+        open_attached_list(&q, &st, e.id, marker ? marker : "", path_prefix ? path_prefix : "/",
+                           (int64_t)max + 1) != 0) {
         goto out;
     }
     size_t n = 0;
     int s;
-    while ((s = q_step(&q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         if (n == max) {
             truncated = true;
             break;
         }
-        json_t *o = json_pack("{s:s, s:s}", "PolicyName", col_s(st, 0), "PolicyArn", col_s(st, 1));
+        json_t *o = json_pack("{s:s, s:s}", "PolicyName", kms_db_column_text(st, 0), "PolicyArn",
+                              kms_db_column_text(st, 1));
         if (o == NULL || json_array_append_new(items, o) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
-        snprintf(last, sizeof last, "%s", col_s(st, 1));
+        snprintf(last, sizeof last, "%s", kms_db_column_text(st, 1));
         n++;
     }
     if (s < 0) {
@@ -131,7 +178,7 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
     items = NULL;
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -141,18 +188,18 @@ static int boundary_set(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     KMS_ENSURE(kind == KMS_IAM_USER || kind == KMS_IAM_ROLE, KMS_ERR_VALIDATION,
                "permissions boundaries apply to users and roles");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     char id[32] = "";
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         (policy_arn != NULL && kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0) ||
-        kms_iam_boundary_set_tx(&q, &e, policy_arn ? id : NULL) != 0 || q_commit(&q) != 0) {
+        kms_iam_boundary_set_tx(&q, &e, policy_arn ? id : NULL) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 

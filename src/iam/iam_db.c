@@ -1,8 +1,8 @@
-/* Query helpers over the store's connections, ids, names, ARNs, json and sealing for src/iam. */
+/* Ids, names, ARNs, json and sealing for src/iam, and its transactions over the store's typed
+ * layer. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,137 +16,38 @@
 static const char sql_generation_bump[] =
     "UPDATE meta SET value = value + 1 WHERE name = 'iam_generation'";
 
-int q_begin(kms_iam *iam, iam_q *q, bool write)
+int kms_iam_begin(kms_iam *iam, iam_q *q, bool write)
 {
     q->iam = iam;
     q->c = NULL;
     q->write = write;
-    KMS_GUARD(kms_store_conn_borrow(iam->store, &q->c));
-    if (write && kms_store_conn_begin(iam->store, q->c) != 0) {
-        kms_store_conn_return(iam->store, q->c);
+    KMS_GUARD(kms_db_borrow(kms_store_db(iam->store), &q->c));
+    if (write && kms_db_begin(q->c, "cannot begin an IAM transaction") != 0) {
+        kms_db_return(q->c);
         q->c = NULL;
         return -1;
     }
     return 0;
 }
 
-int q_commit(iam_q *q)
+int kms_iam_commit(iam_q *q)
 {
     /* Same transaction as the change: a reader never sees new data with an old generation. */
-    KMS_GUARD(q_exec(q, sql_generation_bump, ""));
-    return kms_store_conn_commit(q->iam->store, q->c);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_generation_bump, &st));
+    KMS_GUARD(kms_db_exec(st, IAM_SQL_WHAT));
+    return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 
-int q_commit_data(iam_q *q)
+int kms_iam_commit_data(iam_q *q)
 {
-    return kms_store_conn_commit(q->iam->store, q->c);
+    return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 
-void q_end(iam_q *q)
+void kms_iam_end(iam_q *q)
 {
-    if (q->c != NULL) {
-        kms_store_conn_return(q->iam->store, q->c);
-        q->c = NULL;
-    }
-}
-
-static int bind_va(iam_q *q, sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-    int i = 1;
-    for (const char *f = fmt; *f != '\0'; f++, i++) {
-        int rc;
-        if (*f == 's') {
-            const char *s = va_arg(ap, const char *);
-            rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-        } else if (*f == 'i') {
-            rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-        } else if (*f == 'b') {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            rc = sqlite3_bind_blob(st, i, p ? p : "", (int)n, SQLITE_STATIC);
-        } else {
-            return kms_raise(KMS_ERR_INTERNAL, "bad bind format '%c'", *f);
-        }
-        if (rc != SQLITE_OK) {
-            return kms_store_raise(q->iam->store, q->c, rc, "cannot bind a parameter");
-        }
-    }
-    return 0;
-}
-
-static int stmt_va(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, va_list ap)
-{
-    KMS_GUARD(kms_store_conn_prepare(q->iam->store, q->c, sql, st));
-    return bind_va(q, *st, fmt, ap);
-}
-
-int q_stmt(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, st, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int q_step(iam_q *q, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        return 1;
-    }
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    return kms_store_raise(q->iam->store, q->c, rc, "IAM query failed");
-}
-
-int q_one(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, st, fmt, ap);
-    va_end(ap);
-    return r != 0 ? -1 : q_step(q, *st);
-}
-
-int q_exec(iam_q *q, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *st = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, &st, fmt, ap);
-    va_end(ap);
-    if (r != 0) {
-        return -1;
-    }
-    int s;
-    while ((s = q_step(q, st)) == 1) {
-    }
-    sqlite3_reset(st);
-    return s < 0 ? -1 : 0;
-}
-
-int64_t q_changes(iam_q *q)
-{
-    return sqlite3_changes64(kms_store_conn_db(q->c));
-}
-
-int q_int(iam_q *q, const char *sql, int64_t *out, const char *fmt, ...)
-{
-    sqlite3_stmt *st = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, &st, fmt, ap);
-    va_end(ap);
-    if (r != 0) {
-        return -1;
-    }
-    int s = q_step(q, st);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return 0;
+    kms_db_return(q->c);
+    q->c = NULL;
 }
 
 void kms_iam_copy(char *dst, size_t size, const char *src)
@@ -154,31 +55,6 @@ void kms_iam_copy(char *dst, size_t size, const char *src)
     size_t n = strnlen(src, size - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
-}
-
-const char *col_s(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? (const char *)t : "";
-}
-
-char *col_dup(sqlite3_stmt *st, int col)
-{
-    char *s = strdup(col_s(st, col));
-    if (s == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return s;
-}
-
-int col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
-{
-    const char *s = col_s(st, col);
-    size_t n = strlen(s);
-    KMS_ENSURE(n < size, KMS_ERR_HOME, "the metadata database holds an oversized %s",
-               sqlite3_column_name(st, col));
-    memcpy(dst, s, n + 1);
-    return 0;
 }
 
 /* ---- Ids, names, ARNs --------------------------------------------------------------------- */
@@ -277,10 +153,15 @@ int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
 int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
                           json_t **out)
 {
+    *out = NULL;
     json_t *o = json_object();
-    if (o == NULL || kms_iam_json_set(o, member, items) != 0) {
-        json_decref(o);
+    if (o == NULL) {
+        json_decref(items);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    if (kms_iam_json_set(o, member, items) != 0) {
+        json_decref(o);
+        return -1;
     }
     if (kms_iam_json_set(o, "IsTruncated", json_boolean(truncated)) != 0 ||
         (truncated && marker != NULL && kms_iam_json_set(o, "Marker", json_string(marker)) != 0)) {

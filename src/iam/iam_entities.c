@@ -23,15 +23,22 @@ static const char sql_group_find[] =
 static const char sql_role_find[] = "SELECT role_id, name, path, creation_date, 0 FROM iam_roles "
                                     "WHERE account_id = ?1 AND name = ?2";
 
-static int entity_row(sqlite3_stmt *st, const char *account_id, kms_iam_kind kind, iam_entity *out)
+static int row_root_find(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_root_find, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int entity_row(kms_db_stmt *st, const char *account_id, kms_iam_kind kind, iam_entity *out)
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
-    KMS_GUARD(col_copy(st, 0, out->id, sizeof out->id));
-    KMS_GUARD(col_copy(st, 1, out->name, sizeof out->name));
-    KMS_GUARD(col_copy(st, 2, out->path, sizeof out->path));
-    out->creation_date = sqlite3_column_int64(st, 3);
-    out->is_root = sqlite3_column_int(st, 4) != 0;
+    KMS_GUARD(kms_db_column_copy(st, 0, out->id, sizeof out->id, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 1, out->name, sizeof out->name, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 2, out->path, sizeof out->path, IAM_SQL_SUBJECT));
+    out->creation_date = kms_db_column_int64(st, 3);
+    out->is_root = kms_db_column_int64(st, 4) != 0;
     snprintf(out->account_id, sizeof out->account_id, "%s", account_id);
     kms_iam_entity_arn(out);
     return 0;
@@ -45,13 +52,16 @@ int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, con
     const char *sql = kind == KMS_IAM_USER    ? sql_user_find
                       : kind == KMS_IAM_GROUP ? sql_group_find
                                               : sql_role_find;
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql, &st, "ss", account_id, name);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, name));
+    int found = kms_db_step(st, IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The %s with name %s cannot be found.",
                kms_iam_kind_name(kind), name);
     int r = entity_row(st, account_id, kind, out);
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return r;
 }
 
@@ -60,13 +70,13 @@ int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name
     if (user_name != NULL) {
         return kms_iam_entity_find(q, account_id, KMS_IAM_USER, user_name, out);
     }
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_root_find, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int found = row_root_find(q, &st, account_id);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The root user of account %s cannot be found.",
                account_id);
     int r = entity_row(st, account_id, KMS_IAM_USER, out);
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return r;
 }
 
@@ -78,6 +88,20 @@ static const char sql_user_detail[] =
 static const char sql_role_detail[] =
     "SELECT p.arn, r.trust_policy, r.description, r.max_session_duration FROM iam_roles r "
     "LEFT JOIN iam_policies p ON p.policy_id = r.boundary_id WHERE r.role_id = ?1";
+
+static int row_user_detail(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_user_detail, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_role_detail(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_role_detail, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
 
 static int boundary_json(json_t *o, const char *arn)
 {
@@ -100,28 +124,29 @@ int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
                           e->id, "Arn", e->arn, "CreateDate", (json_int_t)e->creation_date);
     KMS_ENSURE(o != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = -1;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     if (e->kind == KMS_IAM_USER && full) {
-        int found = q_one(q, sql_user_detail, &st, "s", e->id);
+        int found = row_user_detail(q, &st, e->id);
         if (found != 1) {
             goto out;
         }
-        int64_t last = sqlite3_column_int64(st, 1);
-        if (boundary_json(o, col_s(st, 0)) != 0 ||
+        int64_t last = kms_db_column_int64(st, 1);
+        if (boundary_json(o, kms_db_column_text(st, 0)) != 0 ||
             (last > 0 && kms_iam_json_set(o, "PasswordLastUsed", json_integer(last)) != 0)) {
             goto out;
         }
     } else if (e->kind == KMS_IAM_ROLE) {
-        int found = q_one(q, sql_role_detail, &st, "s", e->id);
+        int found = row_role_detail(q, &st, e->id);
         if (found != 1) {
             goto out;
         }
-        if (kms_iam_json_set(o, "AssumeRolePolicyDocument", json_string(col_s(st, 1))) != 0 ||
-            kms_iam_json_set(o, "MaxSessionDuration", json_integer(sqlite3_column_int64(st, 3))) !=
+        if (kms_iam_json_set(o, "AssumeRolePolicyDocument",
+                             json_string(kms_db_column_text(st, 1))) != 0 ||
+            kms_iam_json_set(o, "MaxSessionDuration", json_integer(kms_db_column_int64(st, 3))) !=
                 0 ||
-            (col_s(st, 2)[0] != '\0' &&
-             kms_iam_json_set(o, "Description", json_string(col_s(st, 2))) != 0) ||
-            (full && boundary_json(o, col_s(st, 0)) != 0)) {
+            (kms_db_column_text(st, 2)[0] != '\0' &&
+             kms_iam_json_set(o, "Description", json_string(kms_db_column_text(st, 2))) != 0) ||
+            (full && boundary_json(o, kms_db_column_text(st, 0)) != 0)) {
             goto out;
         }
     }
@@ -141,7 +166,7 @@ int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
     r = 0;
 out:
     if (st != NULL) {
-        sqlite3_reset(st);
+        kms_db_reset(st);
     }
     json_decref(o);
     return r;
@@ -151,13 +176,13 @@ int kms_iam_entity_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
                        json_t **out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity e;
     int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
     if (r == 0) {
         r = kms_iam_entity_json(&q, &e, true, out);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -174,18 +199,29 @@ int kms_iam_entity_page(iam_q *q, const char *sql, const char *account_id, kms_i
     json_t *items = json_array();
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = -1;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char last[130] = "";
     bool truncated = false;
-    if (q_stmt(q, sql, &st, "sssi", scope, marker ? marker : "", path_prefix ? path_prefix : "/",
-               (int64_t)max + 1) != 0) {
+    if (kms_db_prepare(q->c, sql, &st) != 0) {
+        goto out;
+    }
+    if (kms_db_bind_text(st, 1, scope) != 0) {
+        goto out;
+    }
+    if (kms_db_bind_text(st, 2, marker ? marker : "") != 0) {
+        goto out;
+    }
+    if (kms_db_bind_text(st, 3, path_prefix ? path_prefix : "/") != 0) {
+        goto out;
+    }
+    if (kms_db_bind_int64(st, 4, (int64_t)max + 1) != 0) {
         goto out;
     }
     /* Rows first, rendering after: rendering runs other statements on this connection. */
     iam_entity *rows = NULL;
     size_t n = 0;
     int s;
-    while ((s = q_step(q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         if (n == max) {
             truncated = true;
             break;
@@ -199,22 +235,23 @@ int kms_iam_entity_page(iam_q *q, const char *sql, const char *account_id, kms_i
         memset(&rows[n], 0, sizeof rows[n]);
         rows[n].kind = kind;
         snprintf(rows[n].account_id, sizeof rows[n].account_id, "%s", account_id);
-        if (col_copy(st, 0, rows[n].id, sizeof rows[n].id) != 0 ||
-            col_copy(st, 1, rows[n].name, sizeof rows[n].name) != 0 ||
-            col_copy(st, 2, rows[n].path, sizeof rows[n].path) != 0) {
+        if (kms_db_column_copy(st, 0, rows[n].id, sizeof rows[n].id, IAM_SQL_SUBJECT) != 0 ||
+            kms_db_column_copy(st, 1, rows[n].name, sizeof rows[n].name, IAM_SQL_SUBJECT) != 0 ||
+            kms_db_column_copy(st, 2, rows[n].path, sizeof rows[n].path, IAM_SQL_SUBJECT) != 0) {
             s = -1;
             break;
         }
-        rows[n].creation_date = sqlite3_column_int64(st, 3);
+        rows[n].creation_date = kms_db_column_int64(st, 3);
         kms_iam_entity_arn(&rows[n]);
         n++;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     for (size_t i = 0; s >= 0 && i < n; i++) {
         json_t *o = NULL;
-        if (kms_iam_entity_json(q, &rows[i], false, &o) != 0 ||
-            json_array_append_new(items, o) != 0) {
+        if (kms_iam_entity_json(q, &rows[i], false, &o) != 0) {
             s = -1;
+        } else if (json_array_append_new(items, o) != 0) {
+            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
         snprintf(last, sizeof last, "%s", rows[i].name);
     }
@@ -252,10 +289,10 @@ int kms_iam_entity_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
                          : kind == KMS_IAM_GROUP ? "Groups"
                                                  : "Roles";
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     int r = kms_iam_entity_page(&q, sql, account_id, kind, account_id, marker, path_prefix,
                                 max_items, member, out);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -271,16 +308,32 @@ static const char sql_account_known[] = "SELECT 1 FROM iam_accounts WHERE accoun
 static const char sql_account_insert[] =
     "INSERT INTO iam_accounts (account_id, creation_date) VALUES (?1, ?2)";
 
+static int row_account_known(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_known, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_account_insert(iam_q *q, const char *account_id, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
 {
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_account_known, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int found = row_account_known(q, &st, account_id);
     KMS_GUARD(found < 0 ? -1 : 0);
     if (found == 1) {
-        sqlite3_reset(st);
+        kms_db_reset(st);
         return 0;
     }
-    return q_exec(q, sql_account_insert, "si", account_id, now);
+    return exec_account_insert(q, account_id, now);
 }
 
 /* EntityAlreadyExists unless `name` is free for kind in the account. */
@@ -303,8 +356,13 @@ int kms_iam_name_free(iam_q *q, const char *account_id, kms_iam_kind kind, const
 /* DeleteConflict "Cannot delete entity, must <what> first." when the count query finds rows. */
 int kms_iam_conflict_if(iam_q *q, const char *sql, const char *id, const char *what)
 {
-    int64_t n = 0;
-    KMS_GUARD(q_int(q, sql, &n, "s", id));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    int64_t n = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
     KMS_ENSURE(n == 0, KMS_ERR_DELETE_CONFLICT, "Cannot delete entity, must %s first.", what);
     return 0;
 }
@@ -325,11 +383,27 @@ int kms_iam_entity_unused(iam_q *q, const char *entity_id)
 static const char sql_tags_delete[] = "DELETE FROM iam_tags WHERE entity_id = ?1";
 static const char sql_sessions_delete_of[] = "DELETE FROM iam_sessions WHERE principal_id = ?1";
 
+static int exec_tags_delete(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_tags_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_sessions_delete_of(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_sessions_delete_of, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_entity_forget(iam_q *q, const iam_entity *e)
 {
-    KMS_GUARD(q_exec(q, sql_tags_delete, "s", e->id));
+    KMS_GUARD(exec_tags_delete(q, e->id));
     if (e->kind == KMS_IAM_GROUP) {
         return 0;
     }
-    return q_exec(q, sql_sessions_delete_of, "s", e->id);
+    return exec_sessions_delete_of(q, e->id);
 }

@@ -19,6 +19,33 @@ static const char sql_inline_list[] =
     "SELECT name FROM iam_inline_policies WHERE entity_id = ?1 AND name > ?2 "
     "ORDER BY name LIMIT ?3";
 
+static int exec_inline_put(iam_q *q, const char *id, const char *policy_name, const char *document)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_inline_put, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, policy_name));
+    KMS_GUARD(kms_db_bind_text(st, 3, document));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int row_inline_get(iam_q *q, kms_db_stmt **st, const char *id, const char *policy_name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_inline_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, policy_name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_inline_delete(iam_q *q, const char *id, const char *policy_name)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_inline_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, policy_name));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                        const char *policy_name, const char *document)
 {
@@ -26,16 +53,16 @@ int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
     KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
                "PolicyDocument must not be empty");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        q_exec(&q, sql_inline_put, "sss", e.id, policy_name, document) != 0 || q_commit(&q) != 0) {
+        exec_inline_put(&q, e.id, policy_name, document) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -44,14 +71,14 @@ int kms_iam_inline_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
 {
     KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity e;
     int r = -1;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
         goto out;
     }
-    int found = q_one(&q, sql_inline_get, &st, "ss", e.id, policy_name);
+    int found = row_inline_get(&q, &st, e.id, policy_name);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
@@ -61,15 +88,15 @@ int kms_iam_inline_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
     }
     char key[16];
     snprintf(key, sizeof key, "%sName", kms_iam_kind_title(kind));
-    *out = json_pack("{s:s, s:s, s:s}", key, e.name, "PolicyName", col_s(st, 0), "PolicyDocument",
-                     col_s(st, 1));
+    *out = json_pack("{s:s, s:s, s:s}", key, e.name, "PolicyName", kms_db_column_text(st, 0),
+                     "PolicyDocument", kms_db_column_text(st, 1));
     if (*out == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -78,24 +105,24 @@ int kms_iam_inline_delete(kms_iam *iam, const char *account_id, kms_iam_kind kin
 {
     KMS_GUARD(kms_iam_name_check(policy_name, 128, "policyName"));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        q_exec(&q, sql_inline_delete, "ss", e.id, policy_name) != 0) {
+        exec_inline_delete(&q, e.id, policy_name) != 0) {
         goto out;
     }
-    if (q_changes(&q) == 0) {
+    if (kms_db_changes(q.c) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
                   kms_iam_kind_name(kind), policy_name);
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -106,18 +133,27 @@ static int name_page(iam_q *q, const char *sql, const char *scope, const char *m
     size_t max = kms_iam_max_items(max_items);
     json_t *items = json_array();
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char last[600] = "";
     bool truncated = false;
-    int s = q_stmt(q, sql, &st, "ssi", scope, marker ? marker : "", (int64_t)max + 1);
+    int s = kms_db_prepare(q->c, sql, &st);
+    if (s == 0) {
+        s = kms_db_bind_text(st, 1, scope);
+    }
+    if (s == 0) {
+        s = kms_db_bind_text(st, 2, marker ? marker : "");
+    }
+    if (s == 0) {
+        s = kms_db_bind_int64(st, 3, (int64_t)max + 1);
+    }
     size_t n = 0;
-    while (s == 0 && (s = q_step(q, st)) == 1) {
+    while (s == 0 && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         if (n == max) {
             truncated = true;
             break;
         }
-        snprintf(last, sizeof last, "%s", col_s(st, 0));
-        if (json_array_append_new(items, json_string(col_s(st, 0))) != 0) {
+        snprintf(last, sizeof last, "%s", kms_db_column_text(st, 0));
+        if (json_array_append_new(items, json_string(kms_db_column_text(st, 0))) != 0) {
             s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
             break;
         }
@@ -125,7 +161,7 @@ static int name_page(iam_q *q, const char *sql, const char *scope, const char *m
         s = 0;
     }
     if (st != NULL) {
-        sqlite3_reset(st);
+        kms_db_reset(st);
     }
     if (s < 0) {
         json_decref(items);
@@ -138,12 +174,12 @@ int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
                         const char *marker, size_t max_items, json_t **out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity e;
     int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
     if (r == 0) {
         r = name_page(&q, sql_inline_list, e.id, marker, max_items, "PolicyNames", out);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

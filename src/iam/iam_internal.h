@@ -1,12 +1,12 @@
-/* Shared internals of src/iam: the handle, query helpers over the store's connections, ids,
+/* Shared internals of src/iam: the handle, queries over the store's typed layer, ids,
  * name checks, ARNs, sealing, TOTP. Not for use outside src/iam (tests excepted). */
 #ifndef KMS_IAM_IAM_INTERNAL_H
 #define KMS_IAM_IAM_INTERNAL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 
 #include "iam/iam.h"
+#include "store/db.h"
 #include "store/store_internal.h"
 
 #define IAM_SECRET_LEN 40
@@ -35,45 +35,28 @@ struct kms_iam {
 };
 
 /* ---- Queries ------------------------------------------------------------------------------
- * One borrowed connection; a write query is one IMMEDIATE transaction that q_commit ends and
- * that bumps the IAM generation. q_end returns the connection (rolling back if not committed).
- * Binding formats: 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'b' const void *,
- * size_t. */
+ * Every statement goes through the store's typed layer (store/db.h) on one borrowed connection:
+ * each file keeps the SQL of its tables and binds with kms_db_bind_*. A write is one BEGIN
+ * IMMEDIATE transaction that kms_iam_commit ends, bumping the IAM generation in it; kms_iam_end
+ * returns the connection (rolling back if not committed). */
 typedef struct iam_q {
     kms_iam *iam;
-    kms_store_conn *c;
+    kms_db_conn *c;
     bool write;
 } iam_q;
 
-int q_begin(kms_iam *iam, iam_q *q, bool write) __attribute__((warn_unused_result));
-int q_commit(iam_q *q) __attribute__((warn_unused_result));
+/* `what` of every IAM statement in errors, and the subject of kms_db_column_copy. */
+#define IAM_SQL_WHAT "IAM query failed"
+#define IAM_SQL_SUBJECT "an IAM record"
+
+int kms_iam_begin(kms_iam *iam, iam_q *q, bool write) __attribute__((warn_unused_result));
+int kms_iam_commit(iam_q *q) __attribute__((warn_unused_result));
 /* Commits without bumping the generation: bookkeeping that no policy depends on (last-used
  * dates, MFA steps, sessions). */
-int q_commit_data(iam_q *q) __attribute__((warn_unused_result));
-void q_end(iam_q *q);
-/* Prepares (cached) and binds. */
-int q_stmt(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-    __attribute__((warn_unused_result));
-/* 1: a row, 0: done, -1: error raised. */
-int q_step(iam_q *q, sqlite3_stmt *st) __attribute__((warn_unused_result));
-/* Prepare, bind, step once: 1 / 0 / -1; the row's columns stay readable until the next use of
- * the same SQL. */
-int q_one(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-    __attribute__((warn_unused_result));
-/* Prepare, bind, run to the end. */
-int q_exec(iam_q *q, const char *sql, const char *fmt, ...) __attribute__((warn_unused_result));
-int64_t q_changes(iam_q *q);
-/* The count(*) or other single integer of a query (0 when no row). */
-int q_int(iam_q *q, const char *sql, int64_t *out, const char *fmt, ...)
-    __attribute__((warn_unused_result));
+int kms_iam_commit_data(iam_q *q) __attribute__((warn_unused_result));
+void kms_iam_end(iam_q *q);
 /* Copies src into dst of size bytes, truncating (callers copy fields known to fit). */
 void kms_iam_copy(char *dst, size_t size, const char *src);
-/* A text column, "" for NULL. */
-const char *col_s(sqlite3_stmt *st, int col);
-/* strdup of a text column; NULL with KMSInternalException raised when out of memory. */
-char *col_dup(sqlite3_stmt *st, int col);
-/* Copies a text column into a fixed field (truncation would mean a foreign file: KMS_ERR_HOME). */
-int col_copy(sqlite3_stmt *st, int col, char *dst, size_t size) __attribute__((warn_unused_result));
 
 /* ---- Ids, names, ARNs ---------------------------------------------------------------------- */
 
@@ -187,7 +170,8 @@ int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
 /* Sets obj[key] = value (stealing it); -1 with KMSInternalException when out of memory. */
 int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
     __attribute__((warn_unused_result));
-/* The list response {"<member>": [...], "IsTruncated": b, "Marker"?: m}. */
+/* The list response {"<member>": [...], "IsTruncated": b, "Marker"?: m}; takes items (even on
+ * failure). */
 int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
                           json_t **out) __attribute__((warn_unused_result));
 size_t kms_iam_max_items(size_t max_items);

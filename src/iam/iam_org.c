@@ -16,17 +16,24 @@ static const char sql_org_of_account[] =
     "SELECT o.org_id, o.root_id, o.management_account_id FROM iam_accounts a "
     "JOIN org_organizations o ON o.org_id = a.org_id WHERE a.account_id = ?1";
 
+static int row_org_of_account(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_of_account, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
 /* The organization of account_id: NoSuchEntity when none. */
 static int org_of(iam_q *q, const char *account_id, org_info *out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_org_of_account, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int f = row_org_of_account(q, &st, account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY, "%s", not_in_use);
-    KMS_GUARD(col_copy(st, 0, out->org_id, sizeof out->org_id));
-    KMS_GUARD(col_copy(st, 1, out->root_id, sizeof out->root_id));
-    KMS_GUARD(col_copy(st, 2, out->mgmt, sizeof out->mgmt));
-    sqlite3_reset(st);
+    KMS_GUARD(kms_db_column_copy(st, 0, out->org_id, sizeof out->org_id, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 1, out->root_id, sizeof out->root_id, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 2, out->mgmt, sizeof out->mgmt, IAM_SQL_SUBJECT));
+    kms_db_reset(st);
     return 0;
 }
 
@@ -41,9 +48,9 @@ static int org_managed_by(iam_q *q, const char *account_id, org_info *out)
 int kms_iam_org_begin(kms_iam *iam, iam_q *q, bool write, const char *account_id, org_info *org)
 {
     KMS_GUARD(kms_iam_account_check(account_id));
-    KMS_GUARD(q_begin(iam, q, write));
+    KMS_GUARD(kms_iam_begin(iam, q, write));
     if (org_managed_by(q, account_id, org) != 0) {
-        q_end(q);
+        kms_iam_end(q);
         return -1;
     }
     return 0;
@@ -102,19 +109,51 @@ static const char sql_account_join[] =
 static const char sql_account_in_org[] =
     "SELECT org_id FROM iam_accounts WHERE account_id = ?1 AND org_id IS NOT NULL";
 
+static int row_account_in_org(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_in_org, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_org_insert(iam_q *q, const char *org_id, const char *account_id,
+                           const char *root_id, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, root_id));
+    KMS_GUARD(kms_db_bind_int64(st, 4, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_account_join(iam_q *q, const char *account_id, const char *org_id,
+                             const char *root_id, const char *p4, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_join, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, root_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, p4));
+    KMS_GUARD(kms_db_bind_int64(st, 5, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id[16],
                           char root_id[16])
 {
     KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_account_in_org, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int f = row_account_in_org(q, &st, account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 0, KMS_ERR_ENTITY_EXISTS,
                "The AWS account is already a member of an organization.");
     kms_iam_random_id(org_id, 16, "o-", 10, IAM_LOWER_ALNUM);
     kms_iam_random_id(root_id, 16, "r-", 4, IAM_LOWER_ALNUM);
-    KMS_GUARD(q_exec(q, sql_org_insert, "sssi", org_id, account_id, root_id, now));
-    KMS_GUARD(q_exec(q, sql_account_join, "ssssi", account_id, org_id, root_id, "CREATED", now));
+    KMS_GUARD(exec_org_insert(q, org_id, account_id, root_id, now));
+    KMS_GUARD(exec_account_join(q, account_id, org_id, root_id, "CREATED", now));
     /* Every new root, OU and account starts with FullAWSAccess, as AWS. */
     KMS_GUARD(kms_iam_org_attach_tx(q, IAM_FULL_ACCESS_SCP, root_id));
     return kms_iam_org_attach_tx(q, IAM_FULL_ACCESS_SCP, account_id);
@@ -124,13 +163,13 @@ int kms_iam_org_create(kms_iam *iam, const char *account_id, int64_t now, json_t
 {
     KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     org_info o;
     json_t *j = NULL;
     int r = -1;
     snprintf(o.mgmt, sizeof o.mgmt, "%s", account_id);
     if (kms_iam_org_create_tx(&q, account_id, now, o.org_id, o.root_id) != 0 ||
-        (org != NULL && (j = org_json(&q, &o)) == NULL) || q_commit(&q) != 0) {
+        (org != NULL && (j = org_json(&q, &o)) == NULL) || kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (org != NULL) {
@@ -140,7 +179,7 @@ int kms_iam_org_create(kms_iam *iam, const char *account_id, int64_t now, json_t
     r = 0;
 out:
     json_decref(j);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -148,14 +187,14 @@ int kms_iam_org_describe(kms_iam *iam, const char *account_id, json_t **org)
 {
     KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     org_info o;
     int r = org_of(&q, account_id, &o);
     if (r == 0) {
         *org = org_json(&q, &o);
         r = *org ? 0 : -1;
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -172,6 +211,62 @@ static const char sql_org_units_delete[] = "DELETE FROM org_units WHERE org_id =
 static const char sql_org_policies_delete[] = "DELETE FROM org_policies WHERE org_id = ?1";
 static const char sql_org_delete[] = "DELETE FROM org_organizations WHERE org_id = ?1";
 
+static int int_org_members(iam_q *q, int64_t *out, const char *org_id, const char *mgmt)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_members, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, mgmt));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_org_detach_all(iam_q *q, const char *root_id, const char *mgmt, const char *org_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_detach_all, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, root_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, mgmt));
+    KMS_GUARD(kms_db_bind_text(st, 3, org_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_org_units_delete(iam_q *q, const char *org_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_units_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_org_policies_delete(iam_q *q, const char *org_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_policies_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_org_leave(iam_q *q, const char *org_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_leave, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_org_delete(iam_q *q, const char *org_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_org_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_org_delete(kms_iam *iam, const char *account_id)
 {
     iam_q q;
@@ -179,7 +274,7 @@ int kms_iam_org_delete(kms_iam *iam, const char *account_id)
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
     int64_t members = 0;
     int r = -1;
-    if (q_int(&q, sql_org_members, &members, "ss", o.org_id, o.mgmt) != 0) {
+    if (int_org_members(&q, &members, o.org_id, o.mgmt) != 0) {
         goto out;
     }
     if (members > 0) {
@@ -187,16 +282,15 @@ int kms_iam_org_delete(kms_iam *iam, const char *account_id)
                   "The organization still has member accounts: remove them first.");
         goto out;
     }
-    if (q_exec(&q, sql_org_detach_all, "sss", o.root_id, o.mgmt, o.org_id) != 0 ||
-        q_exec(&q, sql_org_units_delete, "s", o.org_id) != 0 ||
-        q_exec(&q, sql_org_policies_delete, "s", o.org_id) != 0 ||
-        q_exec(&q, sql_org_leave, "s", o.org_id) != 0 ||
-        q_exec(&q, sql_org_delete, "s", o.org_id) != 0 || q_commit(&q) != 0) {
+    if (exec_org_detach_all(&q, o.root_id, o.mgmt, o.org_id) != 0 ||
+        exec_org_units_delete(&q, o.org_id) != 0 || exec_org_policies_delete(&q, o.org_id) != 0 ||
+        exec_org_leave(&q, o.org_id) != 0 || exec_org_delete(&q, o.org_id) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -210,7 +304,7 @@ int kms_iam_org_list_roots(kms_iam *iam, const char *account_id, json_t **out)
     json_t *j =
         json_pack("{s:[{s:s, s:s, s:s, s:[{s:s, s:s}]}]}", "Roots", "Id", o.root_id, "Arn", arn,
                   "Name", "Root", "PolicyTypes", "Type", IAM_SCP_TYPE, "Status", "ENABLED");
-    q_end(&q);
+    kms_iam_end(&q);
     KMS_ENSURE(j != NULL, KMS_ERR_INTERNAL, "out of memory");
     *out = j;
     return 0;

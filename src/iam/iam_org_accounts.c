@@ -23,14 +23,64 @@ static const char sql_accounts_of_org[] =
 static const char sql_account_move[] =
     "UPDATE iam_accounts SET parent_id = ?2 WHERE account_id = ?1";
 
-static json_t *account_json(const org_info *o, sqlite3_stmt *st)
+static int row_account_exists(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_exists, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_account_insert_full(iam_q *q, const char *id, const char *account_name,
+                                    const char *email, const char *org_id, const char *root_id,
+                                    int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_insert_full, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_name));
+    KMS_GUARD(kms_db_bind_text(st, 3, email));
+    KMS_GUARD(kms_db_bind_text(st, 4, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 5, root_id));
+    KMS_GUARD(kms_db_bind_int64(st, 6, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_accounts_of_org(iam_q *q, kms_db_stmt **st, const char *org_id,
+                                const char *parent_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_accounts_of_org, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, org_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, parent_id));
+    return 0;
+}
+
+static int row_account_get(iam_q *q, kms_db_stmt **st, const char *account, const char *org_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account));
+    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_account_move(iam_q *q, const char *target_account,
+                             const char *destination_parent_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_move, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, target_account));
+    KMS_GUARD(kms_db_bind_text(st, 2, destination_parent_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static json_t *account_json(const org_info *o, kms_db_stmt *st)
 {
     char arn[200];
-    kms_iam_org_account_arn(o, col_s(st, 0), arn, sizeof arn);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Id", col_s(st, 0), "Arn", arn,
-                          "Email", col_s(st, 2), "Name", col_s(st, 1), "Status", "ACTIVE",
-                          "JoinedMethod", col_s(st, 3)[0] ? col_s(st, 3) : "CREATED",
-                          "JoinedTimestamp", (json_int_t)sqlite3_column_int64(st, 4));
+    kms_iam_org_account_arn(o, kms_db_column_text(st, 0), arn, sizeof arn);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Id", kms_db_column_text(st, 0),
+                          "Arn", arn, "Email", kms_db_column_text(st, 2), "Name",
+                          kms_db_column_text(st, 1), "Status", "ACTIVE", "JoinedMethod",
+                          kms_db_column_text(st, 3)[0] ? kms_db_column_text(st, 3) : "CREATED",
+                          "JoinedTimestamp", (json_int_t)kms_db_column_int64(st, 4));
     if (j == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
@@ -64,22 +114,21 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
         if (id[0] == '0') {
             continue;
         }
-        sqlite3_stmt *st = NULL;
-        int f = q_one(&q, sql_account_exists, &st, "s", id);
+        kms_db_stmt *st = NULL;
+        int f = row_account_exists(&q, &st, id);
         if (f < 0) {
             goto out;
         }
         if (f == 0) {
             break;
         }
-        sqlite3_reset(st);
+        kms_db_reset(st);
     }
     snprintf(trust, sizeof trust,
              "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":"
              "{\"AWS\":\"arn:aws:iam::%s:root\"},\"Action\":\"sts:AssumeRole\"}]}",
              o.mgmt);
-    if (q_exec(&q, sql_account_insert_full, "sssssi", id, account_name, email, o.org_id, o.root_id,
-               now) != 0 ||
+    if (exec_account_insert_full(&q, id, account_name, email, o.org_id, o.root_id, now) != 0 ||
         kms_iam_root_create_tx(&q, id, now) != 0 ||
         kms_iam_role_insert(&q, id, "/", role_name, trust, NULL, 0, NULL, NULL, 0, now, &role) !=
             0 ||
@@ -97,7 +146,7 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
             goto out;
         }
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (status != NULL) {
@@ -107,7 +156,7 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
     r = 0;
 out:
     json_decref(j);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -118,16 +167,20 @@ int kms_iam_org_account_list(kms_iam *iam, const char *account_id, const char *p
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || (parent_id != NULL && kms_iam_org_parent_check(&q, &o, parent_id) != 0) ||
-        q_stmt(&q, sql_accounts_of_org, &st, "ss", o.org_id, parent_id) != 0) {
+        open_accounts_of_org(&q, &st, o.org_id, parent_id) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         json_t *j = account_json(&o, st);
-        if (j == NULL || json_array_append_new(items, j) != 0) {
+        if (j == NULL) {
+            goto out;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
     }
@@ -137,27 +190,27 @@ int kms_iam_org_account_list(kms_iam *iam, const char *account_id, const char *p
     r = kms_iam_org_list_wrap("Accounts", &items, out);
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 int kms_iam_org_member_name(iam_q *q, const org_info *o, const char *account, char *name,
                             size_t name_size)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_account_get, &st, "ss", account, o->org_id);
+    kms_db_stmt *st = NULL;
+    int f = row_account_get(q, &st, account, o->org_id);
     if (f == 1) {
-        kms_iam_copy(name, name_size, col_s(st, 1));
-        sqlite3_reset(st);
+        kms_iam_copy(name, name_size, kms_db_column_text(st, 1));
+        kms_db_reset(st);
     }
     return f;
 }
 
 /* The row of an account of the organization (statement left on the row). */
-static int member_get(iam_q *q, const org_info *o, const char *account, sqlite3_stmt **st)
+static int member_get(iam_q *q, const org_info *o, const char *account, kms_db_stmt **st)
 {
     KMS_GUARD(kms_iam_account_check(account));
-    int f = q_one(q, sql_account_get, st, "ss", account, o->org_id);
+    int f = row_account_get(q, st, account, o->org_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
                "You specified an account that doesn't exist (AccountNotFoundException).");
@@ -170,13 +223,13 @@ int kms_iam_org_account_describe(kms_iam *iam, const char *account_id, const cha
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = member_get(&q, &o, target_account, &st);
     if (r == 0) {
         *out = account_json(&o, st);
         r = *out ? 0 : -1;
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -188,13 +241,13 @@ int kms_iam_org_account_move(kms_iam *iam, const char *account_id, const char *t
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
     if (member_get(&q, &o, target_account, &st) != 0) {
         goto out;
     }
-    bool at_source = strcmp(col_s(st, 5), source_parent_id) == 0;
-    sqlite3_reset(st);
+    bool at_source = strcmp(kms_db_column_text(st, 5), source_parent_id) == 0;
+    kms_db_reset(st);
     if (!at_source) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY,
                   "We can't find a source root or OU with the ParentId that you specified.");
@@ -206,13 +259,13 @@ int kms_iam_org_account_move(kms_iam *iam, const char *account_id, const char *t
         goto out;
     }
     if (kms_iam_org_parent_check(&q, &o, destination_parent_id) != 0 ||
-        q_exec(&q, sql_account_move, "ss", target_account, destination_parent_id) != 0 ||
-        q_commit(&q) != 0) {
+        exec_account_move(&q, target_account, destination_parent_id) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -223,7 +276,7 @@ int kms_iam_org_list_parents(kms_iam *iam, const char *account_id, const char *c
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char parent[40] = "";
     int r = -1;
     if (strncmp(child_id, "ou-", 3) == 0) {
@@ -237,7 +290,8 @@ int kms_iam_org_list_parents(kms_iam *iam, const char *account_id, const char *c
             goto out;
         }
     } else {
-        if (member_get(&q, &o, child_id, &st) != 0 || col_copy(st, 5, parent, sizeof parent) != 0) {
+        if (member_get(&q, &o, child_id, &st) != 0 ||
+            kms_db_column_copy(st, 5, parent, sizeof parent, IAM_SQL_SUBJECT) != 0) {
             goto out;
         }
     }
@@ -249,6 +303,6 @@ int kms_iam_org_list_parents(kms_iam *iam, const char *account_id, const char *c
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

@@ -44,34 +44,155 @@ static const char sql_attach[] =
     "INSERT INTO org_attachments (policy_id, target_id) VALUES (?1, ?2)";
 static const char sql_target_detach_all[] = "DELETE FROM org_attachments WHERE target_id = ?1";
 
+static int exec_attach(iam_q *q, const char *policy_id, const char *target_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_attach, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, target_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_target_detach_all(iam_q *q, const char *target_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_target_detach_all, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, target_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int row_scp_get(iam_q *q, kms_db_stmt **st, const char *policy_id, const char *org_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_scp_name_taken(iam_q *q, kms_db_stmt **st, const char *org_id, const char *name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_name_taken, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, org_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_scp_insert(iam_q *q, const char *id, const char *org_id, const char *name,
+                           const char *p4, const char *p5, const char *content)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, name));
+    KMS_GUARD(kms_db_bind_text(st, 4, p4));
+    KMS_GUARD(kms_db_bind_text(st, 5, p5));
+    KMS_GUARD(kms_db_bind_text(st, 6, content));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_scp_update(iam_q *q, const char *policy_id, const char *name,
+                           const char *description, const char *content)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_update, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, name));
+    KMS_GUARD(kms_db_bind_text(st, 3, description));
+    KMS_GUARD(kms_db_bind_text(st, 4, content));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_scp_targets(iam_q *q, kms_db_stmt **st, const char *policy_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_targets, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
+    return 0;
+}
+
+static int row_scp_attached(iam_q *q, kms_db_stmt **st, const char *policy_id,
+                            const char *target_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_attached, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, target_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int int_scp_count_target(iam_q *q, int64_t *out, const char *target_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_count_target, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, target_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_scp_detach(iam_q *q, const char *policy_id, const char *target_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_detach, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, target_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int int_scp_count_attached(iam_q *q, int64_t *out, const char *policy_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_count_attached, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_scp_delete(iam_q *q, const char *policy_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_scp_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_org_attach_tx(iam_q *q, const char *policy_id, const char *target_id)
 {
-    return q_exec(q, sql_attach, "ss", policy_id, target_id);
+    return exec_attach(q, policy_id, target_id);
 }
 
 int kms_iam_org_detach_all_tx(iam_q *q, const char *target_id)
 {
-    return q_exec(q, sql_target_detach_all, "s", target_id);
+    return exec_target_detach_all(q, target_id);
 }
 
-static json_t *summary_json(const org_info *o, sqlite3_stmt *st)
+static json_t *summary_json(const org_info *o, kms_db_stmt *st)
 {
-    bool aws = sqlite3_column_type(st, 1) == SQLITE_NULL;
+    bool aws = kms_db_column_is_null(st, 1);
     char arn[300];
-    kms_iam_scp_arn(o->org_id, o->mgmt, col_s(st, 0), aws, arn, sizeof arn);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "Id", col_s(st, 0), "Arn", arn, "Name",
-                          col_s(st, 2), "Description", col_s(st, 3), "Type", col_s(st, 4),
-                          "AwsManaged", aws);
+    kms_iam_scp_arn(o->org_id, o->mgmt, kms_db_column_text(st, 0), aws, arn, sizeof arn);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "Id", kms_db_column_text(st, 0), "Arn", arn,
+                  "Name", kms_db_column_text(st, 2), "Description", kms_db_column_text(st, 3),
+                  "Type", kms_db_column_text(st, 4), "AwsManaged", aws);
     if (j == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     return j;
 }
 
-static json_t *policy_json(const org_info *o, sqlite3_stmt *st)
+static json_t *policy_json(const org_info *o, kms_db_stmt *st)
 {
     json_t *s = summary_json(o, st);
-    json_t *j = s ? json_pack("{s:o, s:s}", "PolicySummary", s, "Content", col_s(st, 5)) : NULL;
+    json_t *j =
+        s ? json_pack("{s:o, s:s}", "PolicySummary", s, "Content", kms_db_column_text(st, 5))
+          : NULL;
     if (s != NULL && j == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
@@ -79,10 +200,10 @@ static json_t *policy_json(const org_info *o, sqlite3_stmt *st)
 }
 
 /* The policy row (statement left on it); NoSuchEntity ("PolicyNotFoundException"). */
-static int scp_get(iam_q *q, const org_info *o, const char *policy_id, sqlite3_stmt **st)
+static int scp_get(iam_q *q, const org_info *o, const char *policy_id, kms_db_stmt **st)
 {
     KMS_ENSURE(policy_id != NULL, KMS_ERR_VALIDATION, "PolicyId must not be empty");
-    int f = q_one(q, sql_scp_get, st, "ss", policy_id, o->org_id);
+    int f = row_scp_get(q, st, policy_id, o->org_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
                "We can't find a policy with the PolicyId that "
@@ -113,11 +234,11 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     json_t *j = NULL;
     char id[16];
     int r = -1;
-    int f = q_one(&q, sql_scp_name_taken, &st, "ss", o.org_id, name);
+    int f = row_scp_name_taken(&q, &st, o.org_id, name);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "A policy with the same name already exists.");
@@ -125,10 +246,10 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
         goto out;
     }
     kms_iam_random_id(id, sizeof id, "p-", 8, IAM_LOWER_ALNUM);
-    if (q_exec(&q, sql_scp_insert, "ssssss", id, o.org_id, name, description ? description : "",
-               IAM_SCP_TYPE, content) != 0 ||
+    if (exec_scp_insert(&q, id, o.org_id, name, description ? description : "", IAM_SCP_TYPE,
+                        content) != 0 ||
         (policy != NULL && (scp_get(&q, &o, id, &st) != 0 || (j = policy_json(&o, st)) == NULL)) ||
-        q_commit(&q) != 0) {
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (policy != NULL) {
@@ -138,7 +259,7 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
     r = 0;
 out:
     json_decref(j);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -148,13 +269,13 @@ int kms_iam_org_policy_describe(kms_iam *iam, const char *account_id, const char
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = scp_get(&q, &o, policy_id, &st);
     if (r == 0) {
         *policy = policy_json(&o, st);
         r = *policy ? 0 : -1;
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -167,21 +288,21 @@ int kms_iam_org_policy_update(kms_iam *iam, const char *account_id, const char *
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     json_t *j = NULL;
     int r = -1;
     if (scp_get(&q, &o, policy_id, &st) != 0) {
         goto out;
     }
-    if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+    if (kms_db_column_is_null(st, 1)) {
         kms_raise(KMS_ERR_ACCESS_DENIED, "You can't change an AWS managed policy.");
         goto out;
     }
-    sqlite3_reset(st);
-    if (q_exec(&q, sql_scp_update, "ssss", policy_id, name, description, content) != 0 ||
+    kms_db_reset(st);
+    if (exec_scp_update(&q, policy_id, name, description, content) != 0 ||
         (policy != NULL &&
          (scp_get(&q, &o, policy_id, &st) != 0 || (j = policy_json(&o, st)) == NULL)) ||
-        q_commit(&q) != 0) {
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (policy != NULL) {
@@ -191,7 +312,7 @@ int kms_iam_org_policy_update(kms_iam *iam, const char *account_id, const char *
     r = 0;
 out:
     json_decref(j);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -202,15 +323,25 @@ static int summaries(iam_q *q, const org_info *o, const char *sql, const char *s
     KMS_GUARD(type_check(filter));
     json_t *items = json_array();
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
-    if (q_stmt(q, sql, &st, "ss", scope, IAM_SCP_TYPE) != 0) {
+    if (kms_db_prepare(q->c, sql, &st) != 0) {
+        goto out;
+    }
+    if (kms_db_bind_text(st, 1, scope) != 0) {
+        goto out;
+    }
+    if (kms_db_bind_text(st, 2, IAM_SCP_TYPE) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         json_t *j = summary_json(o, st);
-        if (j == NULL || json_array_append_new(items, j) != 0) {
+        if (j == NULL) {
+            goto out;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
     }
@@ -229,7 +360,7 @@ int kms_iam_org_policy_list(kms_iam *iam, const char *account_id, const char *fi
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
     int r = summaries(&q, &o, sql_scp_list, o.org_id, filter, out);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -271,7 +402,7 @@ int kms_iam_org_policy_list_for_target(kms_iam *iam, const char *account_id, con
     if (r == 0) {
         r = summaries(&q, &o, sql_scp_for_target, target_id, filter, out);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -281,26 +412,26 @@ int kms_iam_org_policy_list_targets(kms_iam *iam, const char *account_id, const 
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     json_t *items = json_array();
     char(*targets)[40] = NULL;
     size_t n = 0;
     int r = -1;
     if (items == NULL || scp_get(&q, &o, policy_id, &st) != 0 ||
-        q_stmt(&q, sql_scp_targets, &st, "s", policy_id) != 0) {
+        open_scp_targets(&q, &st, policy_id) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         char(*p)[40] = realloc(targets, (n + 1) * sizeof *targets);
         if (p == NULL) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
         targets = p;
-        snprintf(targets[n++], sizeof targets[0], "%s", col_s(st, 0));
+        snprintf(targets[n++], sizeof targets[0], "%s", kms_db_column_text(st, 0));
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     if (s < 0) {
         goto out;
     }
@@ -333,7 +464,7 @@ int kms_iam_org_policy_list_targets(kms_iam *iam, const char *account_id, const 
 out:
     free(targets);
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -343,7 +474,7 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     const char *type = NULL;
     char name[130];
     int64_t count = 0;
@@ -352,11 +483,11 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
         target_check(&q, &o, target_id, &type, name, sizeof name) != 0) {
         goto out;
     }
-    int f = q_one(&q, sql_scp_attached, &st, "ss", policy_id, target_id);
+    int f = row_scp_attached(&q, &st, policy_id, target_id);
     if (f < 0) {
         goto out;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     if (attach) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "The selected policy is already attached to the "
@@ -373,7 +504,7 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
             goto out;
         }
         /* Every root, OU and account keeps at least one SCP (ConstraintViolationException). */
-        if (q_int(&q, sql_scp_count_target, &count, "s", target_id) != 0) {
+        if (int_scp_count_target(&q, &count, target_id) != 0) {
             goto out;
         }
         if (count <= 1) {
@@ -382,16 +513,16 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
                       "(ConstraintViolationException).");
             goto out;
         }
-        if (q_exec(&q, sql_scp_detach, "ss", policy_id, target_id) != 0) {
+        if (exec_scp_detach(&q, policy_id, target_id) != 0) {
             goto out;
         }
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -412,18 +543,18 @@ int kms_iam_org_policy_delete(kms_iam *iam, const char *account_id, const char *
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int64_t count = 0;
     int r = -1;
     if (scp_get(&q, &o, policy_id, &st) != 0) {
         goto out;
     }
-    if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+    if (kms_db_column_is_null(st, 1)) {
         kms_raise(KMS_ERR_ACCESS_DENIED, "You can't delete an AWS managed policy.");
         goto out;
     }
-    sqlite3_reset(st);
-    if (q_int(&q, sql_scp_count_attached, &count, "s", policy_id) != 0) {
+    kms_db_reset(st);
+    if (int_scp_count_attached(&q, &count, policy_id) != 0) {
         goto out;
     }
     if (count > 0) {
@@ -432,11 +563,11 @@ int kms_iam_org_policy_delete(kms_iam *iam, const char *account_id, const char *
                                            "before performing this operation.");
         goto out;
     }
-    if (q_exec(&q, sql_scp_delete, "s", policy_id) != 0 || q_commit(&q) != 0) {
+    if (exec_scp_delete(&q, policy_id) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

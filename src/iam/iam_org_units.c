@@ -22,22 +22,79 @@ static const char sql_ou_count_children[] =
     "(SELECT count(*) FROM iam_accounts WHERE parent_id = ?1)";
 static const char sql_ou_delete[] = "DELETE FROM org_units WHERE ou_id = ?1";
 
+static int row_ou_get(iam_q *q, kms_db_stmt **st, const char *ou_id, const char *org_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, ou_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_ou_name_taken(iam_q *q, kms_db_stmt **st, const char *parent_id, const char *name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_name_taken, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_ou_insert(iam_q *q, const char *id, const char *org_id, const char *parent_id,
+                          const char *name, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, parent_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, name));
+    KMS_GUARD(kms_db_bind_int64(st, 5, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_ou_children(iam_q *q, kms_db_stmt **st, const char *parent_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_children, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
+    return 0;
+}
+
+static int int_ou_count_children(iam_q *q, int64_t *out, const char *ou_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_count_children, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_ou_delete(iam_q *q, const char *ou_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_org_ou_get(iam_q *q, const org_info *o, const char *ou_id, char *name, size_t name_size,
                        char *parent, size_t parent_size)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_ou_get, &st, "ss", ou_id, o->org_id);
+    kms_db_stmt *st = NULL;
+    int f = row_ou_get(q, &st, ou_id, o->org_id);
     if (f != 1) {
         return f;
     }
     if (name != NULL) {
-        kms_iam_copy(name, name_size, col_s(st, 1));
+        kms_iam_copy(name, name_size, kms_db_column_text(st, 1));
     }
-    if (parent != NULL && col_copy(st, 2, parent, parent_size) != 0) {
-        sqlite3_reset(st);
+    if (parent != NULL && kms_db_column_copy(st, 2, parent, parent_size, IAM_SQL_SUBJECT) != 0) {
+        kms_db_reset(st);
         return -1;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return 1;
 }
 
@@ -74,13 +131,13 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     iam_q q;
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     json_t *j = NULL;
     int r = -1;
     if (kms_iam_org_parent_check(&q, &o, parent_id) != 0) {
         goto out;
     }
-    int f = q_one(&q, sql_ou_name_taken, &st, "ss", parent_id, name);
+    int f = row_ou_name_taken(&q, &st, parent_id, name);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "An OU with the same name already exists.");
@@ -91,9 +148,9 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     char id[48], prefix[40];
     snprintf(prefix, sizeof prefix, "ou-%s-", o.root_id + 2);
     kms_iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
-    if (q_exec(&q, sql_ou_insert, "ssssi", id, o.org_id, parent_id, name, now) != 0 ||
+    if (exec_ou_insert(&q, id, o.org_id, parent_id, name, now) != 0 ||
         kms_iam_org_attach_tx(&q, IAM_FULL_ACCESS_SCP, id) != 0 ||
-        (ou != NULL && (j = ou_json(&o, id, name)) == NULL) || q_commit(&q) != 0) {
+        (ou != NULL && (j = ou_json(&o, id, name)) == NULL) || kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (ou != NULL) {
@@ -103,7 +160,7 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     r = 0;
 out:
     json_decref(j);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -126,7 +183,7 @@ int kms_iam_org_ou_describe(kms_iam *iam, const char *account_id, const char *ou
     *ou = ou_json(&o, ou_id, name);
     r = *ou ? 0 : -1;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -136,16 +193,20 @@ int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent
     org_info o;
     KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || kms_iam_org_parent_check(&q, &o, parent_id) != 0 ||
-        q_stmt(&q, sql_ou_children, &st, "s", parent_id) != 0) {
+        open_ou_children(&q, &st, parent_id) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
-        json_t *j = ou_json(&o, col_s(st, 0), col_s(st, 1));
-        if (j == NULL || json_array_append_new(items, j) != 0) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *j = ou_json(&o, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
+        if (j == NULL) {
+            goto out;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
     }
@@ -155,7 +216,7 @@ int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent
     r = kms_iam_org_list_wrap("OrganizationalUnits", &items, out);
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -175,7 +236,7 @@ int kms_iam_org_ou_delete(kms_iam *iam, const char *account_id, const char *ou_i
         }
         goto out;
     }
-    if (q_int(&q, sql_ou_count_children, &children, "s", ou_id) != 0) {
+    if (int_ou_count_children(&q, &children, ou_id) != 0) {
         goto out;
     }
     if (children > 0) {
@@ -184,12 +245,12 @@ int kms_iam_org_ou_delete(kms_iam *iam, const char *account_id, const char *ou_i
                   "delete all child OUs, and try again.");
         goto out;
     }
-    if (kms_iam_org_detach_all_tx(&q, ou_id) != 0 || q_exec(&q, sql_ou_delete, "s", ou_id) != 0 ||
-        q_commit(&q) != 0) {
+    if (kms_iam_org_detach_all_tx(&q, ou_id) != 0 || exec_ou_delete(&q, ou_id) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

@@ -42,19 +42,75 @@ static const char sql_version_insert[] =
     "INSERT INTO iam_policy_versions (policy_id, version, document, creation_date) "
     "VALUES (?1, ?2, ?3, ?4)";
 
-static json_t *policy_row_json(sqlite3_stmt *st)
+static int row_policy_get(iam_q *q, kms_db_stmt **st, const char *account_id, const char *policy_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, policy_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_policy_name_taken(iam_q *q, kms_db_stmt **st, const char *account_id,
+                                 const char *name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_name_taken, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_policy_insert(iam_q *q, const char *id, const char *account_id, const char *arn,
+                              const char *name, const char *path, const char *p6, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, arn));
+    KMS_GUARD(kms_db_bind_text(st, 4, name));
+    KMS_GUARD(kms_db_bind_text(st, 5, path));
+    KMS_GUARD(kms_db_bind_text(st, 6, p6));
+    KMS_GUARD(kms_db_bind_int64(st, 7, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_version_insert(iam_q *q, const char *policy_id, int64_t version,
+                               const char *document, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_version_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, version));
+    KMS_GUARD(kms_db_bind_text(st, 3, document));
+    KMS_GUARD(kms_db_bind_int64(st, 4, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_policy_list(iam_q *q, kms_db_stmt **st, const char *account_id, const char *scope,
+                            const char *p3, const char *p4)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_list, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, scope));
+    KMS_GUARD(kms_db_bind_text(*st, 3, p3));
+    KMS_GUARD(kms_db_bind_text(*st, 4, p4));
+    return 0;
+}
+
+static json_t *policy_row_json(kms_db_stmt *st)
 {
     char version[24];
-    snprintf(version, sizeof version, "v%" PRId64, (int64_t)sqlite3_column_int64(st, 6));
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:I}", "PolicyName",
-                          col_s(st, 3), "PolicyId", col_s(st, 0), "Arn", col_s(st, 2), "Path",
-                          col_s(st, 4), "DefaultVersionId", version, "AttachmentCount",
-                          (json_int_t)sqlite3_column_int64(st, 9), "PermissionsBoundaryUsageCount",
-                          (json_int_t)sqlite3_column_int64(st, 10), "IsAttachable", 1, "CreateDate",
-                          (json_int_t)sqlite3_column_int64(st, 7), "UpdateDate",
-                          (json_int_t)sqlite3_column_int64(st, 8));
-    if (o != NULL && col_s(st, 5)[0] != '\0' &&
-        json_object_set_new(o, "Description", json_string(col_s(st, 5))) != 0) {
+    snprintf(version, sizeof version, "v%" PRId64, (int64_t)kms_db_column_int64(st, 6));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:I}", "PolicyName",
+                  kms_db_column_text(st, 3), "PolicyId", kms_db_column_text(st, 0), "Arn",
+                  kms_db_column_text(st, 2), "Path", kms_db_column_text(st, 4), "DefaultVersionId",
+                  version, "AttachmentCount", (json_int_t)kms_db_column_int64(st, 9),
+                  "PermissionsBoundaryUsageCount", (json_int_t)kms_db_column_int64(st, 10),
+                  "IsAttachable", 1, "CreateDate", (json_int_t)kms_db_column_int64(st, 7),
+                  "UpdateDate", (json_int_t)kms_db_column_int64(st, 8));
+    if (o != NULL && kms_db_column_text(st, 5)[0] != '\0' &&
+        json_object_set_new(o, "Description", json_string(kms_db_column_text(st, 5))) != 0) {
         json_decref(o);
         o = NULL;
     }
@@ -66,12 +122,12 @@ static json_t *policy_row_json(sqlite3_stmt *st)
 
 static int policy_json(iam_q *q, const char *account_id, const char *policy_id, json_t **out)
 {
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_policy_get, &st, "ss", account_id, policy_id);
+    kms_db_stmt *st = NULL;
+    int found = row_policy_get(q, &st, account_id, policy_id);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy %s was not found.", policy_id);
     *out = policy_row_json(st);
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return *out != NULL ? 0 : -1;
 }
 
@@ -85,17 +141,17 @@ int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, co
                "Description is longer than 1000 characters");
     KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
                "PolicyDocument must not be empty");
-    sqlite3_stmt *st = NULL;
-    int taken = q_one(q, sql_policy_name_taken, &st, "ss", account_id, name);
+    kms_db_stmt *st = NULL;
+    int taken = row_policy_name_taken(q, &st, account_id, name);
     KMS_GUARD(taken < 0 ? -1 : 0);
     KMS_ENSURE(taken == 0, KMS_ERR_ENTITY_EXISTS,
                "A policy called %s already exists. Duplicate names are not allowed.", name);
     char arn[700];
     snprintf(arn, sizeof arn, "arn:aws:iam::%s:policy%s%s", account_id, path, name);
     kms_iam_random_id(id, 32, "ANPA", 17, IAM_B32);
-    KMS_GUARD(q_exec(q, sql_policy_insert, "ssssssi", id, account_id, arn, name, path,
-                     description ? description : "", now));
-    return q_exec(q, sql_version_insert, "sisi", id, (int64_t)1, document, now);
+    KMS_GUARD(exec_policy_insert(q, id, account_id, arn, name, path, description ? description : "",
+                                 now));
+    return exec_version_insert(q, id, (int64_t)1, document, now);
 }
 
 int kms_iam_policy_create(kms_iam *iam, const char *account_id, const char *path,
@@ -103,13 +159,13 @@ int kms_iam_policy_create(kms_iam *iam, const char *account_id, const char *path
                           int64_t now, json_t **policy)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     char id[32];
     json_t *o = NULL;
     int r = -1;
     if (kms_iam_policy_insert(&q, account_id, path, policy_name, description, document, now, id) !=
             0 ||
-        (policy != NULL && policy_json(&q, account_id, id, &o) != 0) || q_commit(&q) != 0) {
+        (policy != NULL && policy_json(&q, account_id, id, &o) != 0) || kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (policy != NULL) {
@@ -119,7 +175,7 @@ int kms_iam_policy_create(kms_iam *iam, const char *account_id, const char *path
     r = 0;
 out:
     json_decref(o);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -127,13 +183,13 @@ int kms_iam_policy_get(kms_iam *iam, const char *account_id, const char *policy_
                        json_t **policy)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     char id[32];
     int r = kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id);
     if (r == 0) {
         r = policy_json(&q, account_id, id, policy);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -146,20 +202,20 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
                KMS_ERR_VALIDATION, "Scope must be one of All, AWS, Local");
     size_t max = kms_iam_max_items(max_items);
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char last[700] = "";
     bool truncated = false;
     int r = -1;
-    if (items == NULL || q_stmt(&q, sql_policy_list, &st, "ssss", account_id, scope,
-                                marker ? marker : "", path_prefix ? path_prefix : "/") != 0) {
+    if (items == NULL || open_policy_list(&q, &st, account_id, scope, marker ? marker : "",
+                                          path_prefix ? path_prefix : "/") != 0) {
         goto out;
     }
     size_t n = 0;
     int s;
-    while ((s = q_step(&q, st)) == 1) {
-        if (only_attached && sqlite3_column_int64(st, 9) == 0) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        if (only_attached && kms_db_column_int64(st, 9) == 0) {
             continue;
         }
         if (n == max) {
@@ -167,10 +223,14 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
             break;
         }
         json_t *o = policy_row_json(st);
-        if (o == NULL || json_array_append_new(items, o) != 0) {
+        if (o == NULL) {
             goto out;
         }
-        snprintf(last, sizeof last, "%s", col_s(st, 2));
+        if (json_array_append_new(items, o) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        snprintf(last, sizeof last, "%s", kms_db_column_text(st, 2));
         n++;
     }
     if (s < 0) {
@@ -180,7 +240,7 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
     items = NULL;
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -195,16 +255,31 @@ static const char sql_policy_versions_other[] =
     "WHERE v.policy_id = ?1 AND v.version <> p.default_version";
 static const char sql_policy_delete[] = "DELETE FROM iam_policies WHERE policy_id = ?1";
 
+static int row_policy_owner(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_owner, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_policy_delete(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 /* A customer managed policy of account_id that the caller may change: AWS managed ones are
  * InvalidInput. */
 static int own_policy(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
     KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, arn, id));
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_policy_owner, &st, "s", id);
+    kms_db_stmt *st = NULL;
+    int found = row_policy_owner(q, &st, id);
     KMS_GUARD(found < 0 ? -1 : 0);
-    bool aws = found == 1 && strcmp(col_s(st, 0), "aws") == 0;
-    sqlite3_reset(st);
+    bool aws = found == 1 && strcmp(kms_db_column_text(st, 0), "aws") == 0;
+    kms_db_reset(st);
     KMS_ENSURE(!aws, KMS_ERR_INVALID_INPUT, "AWS managed policy %s cannot be changed.", arn);
     return 0;
 }
@@ -212,7 +287,7 @@ static int own_policy(iam_q *q, const char *account_id, const char *arn, char id
 int kms_iam_policy_delete(kms_iam *iam, const char *account_id, const char *policy_arn)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     char id[32];
     int r = -1;
     if (own_policy(&q, account_id, policy_arn, id) != 0 ||
@@ -221,28 +296,36 @@ int kms_iam_policy_delete(kms_iam *iam, const char *account_id, const char *poli
                             "remove the policy as a permissions boundary") != 0 ||
         kms_iam_conflict_if(&q, sql_policy_versions_other, id, "delete all non-default versions") !=
             0 ||
-        q_exec(&q, sql_policy_delete, "s", id) != 0 || q_commit(&q) != 0) {
+        exec_policy_delete(&q, id) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 static const char sql_policy_by_arn[] =
     "SELECT policy_id FROM iam_policies WHERE arn = ?1 AND (account_id = ?2 OR account_id = 'aws')";
 
+static int row_policy_by_arn(iam_q *q, kms_db_stmt **st, const char *arn, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_by_arn, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, arn));
+    KMS_GUARD(kms_db_bind_text(*st, 2, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
 int kms_iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
     KMS_ENSURE(arn != NULL && arn[0] != '\0', KMS_ERR_VALIDATION, "PolicyArn must not be empty");
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_policy_by_arn, &st, "ss", arn, account_id);
+    kms_db_stmt *st = NULL;
+    int found = row_policy_by_arn(q, &st, arn, account_id);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy %s does not exist or is not attachable.",
                arn);
-    int r = col_copy(st, 0, id, 32);
-    sqlite3_reset(st);
+    int r = kms_db_column_copy(st, 0, id, 32, IAM_SQL_SUBJECT);
+    kms_db_reset(st);
     return r;
 }
 
@@ -267,6 +350,75 @@ static const char sql_version_delete[] =
 static const char sql_set_default[] =
     "UPDATE iam_policies SET default_version = ?2 WHERE policy_id = ?1";
 
+static int row_version_get(iam_q *q, kms_db_stmt **st, const char *id, int64_t v)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_version_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(*st, 2, v));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int int_version_count(iam_q *q, int64_t *out, const char *id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_version_count, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int int_next_version(iam_q *q, int64_t *out, const char *id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_next_version, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_policy_bump_version(iam_q *q, const char *id, int64_t now, int64_t set_as_default)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_policy_bump_version, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, now));
+    KMS_GUARD(kms_db_bind_int64(st, 3, set_as_default));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_version_list(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_version_list, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return 0;
+}
+
+static int exec_set_default(iam_q *q, const char *id, int64_t v)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_set_default, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, v));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_version_delete(iam_q *q, const char *id, int64_t v)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_version_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, v));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 static int version_parse(const char *version_id, int64_t *out)
 {
     KMS_ENSURE(version_id != NULL && version_id[0] == 'v' && version_id[1] >= '1' &&
@@ -280,16 +432,16 @@ static int version_parse(const char *version_id, int64_t *out)
     return 0;
 }
 
-static json_t *version_row_json(sqlite3_stmt *st, bool with_document)
+static json_t *version_row_json(kms_db_stmt *st, bool with_document)
 {
     char version[24];
-    int64_t v = sqlite3_column_int64(st, 0);
+    int64_t v = kms_db_column_int64(st, 0);
     snprintf(version, sizeof version, "v%" PRId64, v);
     json_t *o = json_pack("{s:s, s:b, s:I}", "VersionId", version, "IsDefaultVersion",
-                          v == sqlite3_column_int64(st, 3), "CreateDate",
-                          (json_int_t)sqlite3_column_int64(st, 2));
+                          v == kms_db_column_int64(st, 3), "CreateDate",
+                          (json_int_t)kms_db_column_int64(st, 2));
     if (o != NULL && with_document &&
-        json_object_set_new(o, "Document", json_string(col_s(st, 1))) != 0) {
+        json_object_set_new(o, "Document", json_string(kms_db_column_text(st, 1))) != 0) {
         json_decref(o);
         o = NULL;
     }
@@ -301,13 +453,13 @@ static json_t *version_row_json(sqlite3_stmt *st, bool with_document)
 
 static int version_json(iam_q *q, const char *id, int64_t v, bool with_document, json_t **out)
 {
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_version_get, &st, "si", id, v);
+    kms_db_stmt *st = NULL;
+    int found = row_version_get(q, &st, id, v);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy version v%" PRId64 " does not exist.",
                v);
     *out = version_row_json(st, with_document);
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return *out ? 0 : -1;
 }
 
@@ -318,13 +470,12 @@ int kms_iam_policy_version_create(kms_iam *iam, const char *account_id, const ch
     KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
                "PolicyDocument must not be empty");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     char id[32];
     int64_t count = 0, next = 0;
     json_t *o = NULL;
     int r = -1;
-    if (own_policy(&q, account_id, policy_arn, id) != 0 ||
-        q_int(&q, sql_version_count, &count, "s", id) != 0) {
+    if (own_policy(&q, account_id, policy_arn, id) != 0 || int_version_count(&q, &count, id) != 0) {
         goto out;
     }
     if (count >= POLICY_VERSIONS_MAX) {
@@ -333,10 +484,11 @@ int kms_iam_policy_version_create(kms_iam *iam, const char *account_id, const ch
                   "you must delete an existing version.");
         goto out;
     }
-    if (q_int(&q, sql_next_version, &next, "s", id) != 0 ||
-        q_exec(&q, sql_version_insert, "sisi", id, next, document, now) != 0 ||
-        q_exec(&q, sql_policy_bump_version, "sii", id, now, (int64_t)set_as_default) != 0 ||
-        (version != NULL && version_json(&q, id, next, false, &o) != 0) || q_commit(&q) != 0) {
+    if (int_next_version(&q, &next, id) != 0 ||
+        exec_version_insert(&q, id, next, document, now) != 0 ||
+        exec_policy_bump_version(&q, id, now, (int64_t)set_as_default) != 0 ||
+        (version != NULL && version_json(&q, id, next, false, &o) != 0) ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (version != NULL) {
@@ -346,7 +498,7 @@ int kms_iam_policy_version_create(kms_iam *iam, const char *account_id, const ch
     r = 0;
 out:
     json_decref(o);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -356,13 +508,13 @@ int kms_iam_policy_version_get(kms_iam *iam, const char *account_id, const char 
     int64_t v = 0;
     KMS_GUARD(version_parse(version_id, &v));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     char id[32];
     int r = kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id);
     if (r == 0) {
         r = version_json(&q, id, v, true, version);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -370,19 +522,23 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
                                 json_t **out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     char id[32];
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        q_stmt(&q, sql_version_list, &st, "s", id) != 0) {
+        open_version_list(&q, &st, id) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         json_t *o = version_row_json(st, false);
-        if (o == NULL || json_array_append_new(items, o) != 0) {
+        if (o == NULL) {
+            goto out;
+        }
+        if (json_array_append_new(items, o) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
     }
@@ -393,7 +549,7 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
     items = NULL;
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -403,7 +559,7 @@ static int version_change(kms_iam *iam, const char *account_id, const char *poli
     int64_t v = 0;
     KMS_GUARD(version_parse(version_id, &v));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     char id[32];
     json_t *o = NULL;
     int r = -1;
@@ -413,7 +569,7 @@ static int version_change(kms_iam *iam, const char *account_id, const char *poli
     }
     bool is_default = json_is_true(json_object_get(o, "IsDefaultVersion"));
     if (make_default) {
-        if (q_exec(&q, sql_set_default, "si", id, v) != 0) {
+        if (exec_set_default(&q, id, v) != 0) {
             goto out;
         }
     } else {
@@ -421,17 +577,17 @@ static int version_change(kms_iam *iam, const char *account_id, const char *poli
             kms_raise(KMS_ERR_DELETE_CONFLICT, "Cannot delete the default version of a policy.");
             goto out;
         }
-        if (q_exec(&q, sql_version_delete, "si", id, v) != 0) {
+        if (exec_version_delete(&q, id, v) != 0) {
             goto out;
         }
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
     json_decref(o);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 

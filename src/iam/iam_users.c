@@ -12,6 +12,19 @@ static const char sql_user_insert[] =
     "INSERT INTO iam_users (user_id, account_id, name, path, is_root, creation_date) "
     "VALUES (?1, ?2, ?3, ?4, 0, ?5)";
 
+static int exec_user_insert(iam_q *q, const char *id, const char *account_id, const char *name,
+                            const char *path, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_user_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, name));
+    KMS_GUARD(kms_db_bind_text(st, 4, path));
+    KMS_GUARD(kms_db_bind_int64(st, 5, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
                         const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
                         int64_t now, iam_entity *out)
@@ -29,7 +42,7 @@ int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, cons
     snprintf(out->path, sizeof out->path, "%s", path);
     out->creation_date = now;
     kms_iam_entity_arn(out);
-    KMS_GUARD(q_exec(q, sql_user_insert, "ssssi", out->id, account_id, name, path, now));
+    KMS_GUARD(exec_user_insert(q, out->id, account_id, name, path, now));
     if (boundary_arn != NULL) {
         char pid[32];
         KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
@@ -43,7 +56,7 @@ int kms_iam_user_create(kms_iam *iam, const char *account_id, const char *path,
                         size_t tag_count, int64_t now, json_t **user)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
     if (kms_iam_user_insert(&q, account_id, path, user_name, boundary_arn, tags, tag_count, now,
@@ -51,7 +64,7 @@ int kms_iam_user_create(kms_iam *iam, const char *account_id, const char *path,
         (user != NULL && kms_iam_entity_json(&q, &e, true, user) != 0)) {
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         if (user != NULL) {
             json_decref(*user);
             *user = NULL;
@@ -60,13 +73,15 @@ int kms_iam_user_create(kms_iam *iam, const char *account_id, const char *path,
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
+
 int kms_iam_user_get(kms_iam *iam, const char *account_id, const char *user_name, json_t **user)
 {
     return kms_iam_entity_get(iam, account_id, KMS_IAM_USER, user_name, user);
 }
+
 int kms_iam_user_list(kms_iam *iam, const char *account_id, const char *path_prefix,
                       const char *marker, size_t max_items, json_t **out)
 {
@@ -75,6 +90,16 @@ int kms_iam_user_list(kms_iam *iam, const char *account_id, const char *path_pre
 
 static const char sql_user_rename[] =
     "UPDATE iam_users SET name = ?2, path = ?3 WHERE user_id = ?1";
+
+static int exec_user_rename(iam_q *q, const char *user_id, const char *name, const char *path)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_user_rename, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, name));
+    KMS_GUARD(kms_db_bind_text(st, 3, path));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
 
 int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_name,
                         const char *new_path, const char *new_name)
@@ -86,7 +111,7 @@ int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_n
         KMS_GUARD(kms_iam_name_check(new_name, 64, "newUserName"));
     }
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0) {
@@ -96,14 +121,14 @@ int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_n
         kms_iam_name_free(&q, account_id, KMS_IAM_USER, new_name) != 0) {
         goto out;
     }
-    if (q_exec(&q, sql_user_rename, "sss", e.id, new_name ? new_name : e.name,
-               new_path ? new_path : e.path) != 0 ||
-        q_commit(&q) != 0) {
+    if (exec_user_rename(&q, e.id, new_name ? new_name : e.name, new_path ? new_path : e.path) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -115,10 +140,26 @@ static const char sql_count_user_groups[] =
 static const char sql_user_delete[] = "DELETE FROM iam_users WHERE user_id = ?1";
 static const char sql_history_delete[] = "DELETE FROM iam_password_history WHERE user_id = ?1";
 
+static int exec_history_delete(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_history_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_user_delete(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_user_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_user_delete(kms_iam *iam, const char *account_id, const char *user_name)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &e) != 0 ||
@@ -129,12 +170,12 @@ int kms_iam_user_delete(kms_iam *iam, const char *account_id, const char *user_n
         kms_iam_conflict_if(&q, sql_count_user_groups, e.id, "remove user from all groups") != 0) {
         goto out;
     }
-    if (kms_iam_entity_forget(&q, &e) != 0 || q_exec(&q, sql_history_delete, "s", e.id) != 0 ||
-        q_exec(&q, sql_user_delete, "s", e.id) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_entity_forget(&q, &e) != 0 || exec_history_delete(&q, e.id) != 0 ||
+        exec_user_delete(&q, e.id) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
