@@ -126,9 +126,19 @@ out:
     return r;
 }
 
-/* Pages a one-column list of names (?1 scope, ?2 marker, ?3 limit) into a string array. */
-static int name_page(iam_q *q, const char *sql, const char *scope, const char *marker,
-                     size_t max_items, const char *member, json_t **out)
+static int open_inline_list(iam_q *q, kms_db_stmt **st, const char *entity_id, const char *marker,
+                            int64_t limit)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_inline_list, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, marker));
+    KMS_GUARD(kms_db_bind_int64(*st, 3, limit));
+    return 0;
+}
+
+/* Pages the inline policy names of an entity into {"PolicyNames": [...], IsTruncated, Marker?}. */
+static int name_page(iam_q *q, const char *entity_id, const char *marker, size_t max_items,
+                     json_t **out)
 {
     size_t max = kms_iam_max_items(max_items);
     json_t *items = json_array();
@@ -136,38 +146,33 @@ static int name_page(iam_q *q, const char *sql, const char *scope, const char *m
     kms_db_stmt *st = NULL;
     char last[600] = "";
     bool truncated = false;
-    int s = kms_db_prepare(q->c, sql, &st);
-    if (s == 0) {
-        s = kms_db_bind_text(st, 1, scope);
-    }
-    if (s == 0) {
-        s = kms_db_bind_text(st, 2, marker ? marker : "");
-    }
-    if (s == 0) {
-        s = kms_db_bind_int64(st, 3, (int64_t)max + 1);
+    int r = -1;
+    if (open_inline_list(q, &st, entity_id, marker ? marker : "", (int64_t)max + 1) != 0) {
+        goto out;
     }
     size_t n = 0;
-    while (s == 0 && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+    int s;
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         if (n == max) {
             truncated = true;
             break;
         }
         snprintf(last, sizeof last, "%s", kms_db_column_text(st, 0));
         if (json_array_append_new(items, json_string(kms_db_column_text(st, 0))) != 0) {
-            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            break;
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
         }
         n++;
-        s = 0;
-    }
-    if (st != NULL) {
-        kms_db_reset(st);
     }
     if (s < 0) {
-        json_decref(items);
-        return -1;
+        goto out;
     }
-    return kms_iam_list_response(items, member, truncated, last, out);
+    r = kms_iam_list_response(items, "PolicyNames", truncated, last, out);
+    items = NULL;
+out:
+    kms_db_reset(st);
+    json_decref(items);
+    return r;
 }
 
 int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
@@ -178,7 +183,7 @@ int kms_iam_inline_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     iam_entity e;
     int r = kms_iam_entity_find(&q, account_id, kind, name, &e);
     if (r == 0) {
-        r = name_page(&q, sql_inline_list, e.id, marker, max_items, "PolicyNames", out);
+        r = name_page(&q, e.id, marker, max_items, out);
     }
     kms_iam_end(&q);
     return r;

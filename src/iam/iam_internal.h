@@ -58,7 +58,7 @@ void kms_iam_end(iam_q *q);
 /* Copies src into dst of size bytes, truncating (callers copy fields known to fit). */
 void kms_iam_copy(char *dst, size_t size, const char *src);
 
-/* ---- Ids, names, ARNs ---------------------------------------------------------------------- */
+/* ---- Ids, names, ARNs, json, secrets (iam_db.c) ------------------------------------------- */
 
 /* prefix + n random characters of alphabet, NUL-terminated into out (size > strlen(prefix)+n). */
 void kms_iam_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet);
@@ -87,6 +87,29 @@ typedef struct iam_entity {
     char arn[700];
     int64_t creation_date;
 } iam_entity;
+/* Sets e->arn from its account, kind, path and name (or the root user's ARN). */
+void kms_iam_entity_arn(iam_entity *e);
+
+/* Sets obj[key] = value (stealing it); -1 with KMSInternalException when out of memory. */
+int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
+    __attribute__((warn_unused_result));
+/* The list response {"<member>": [...], "IsTruncated": b, "Marker"?: m}; takes items (even on
+ * failure). */
+int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
+                          json_t **out) __attribute__((warn_unused_result));
+size_t kms_iam_max_items(size_t max_items);
+
+int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
+                 size_t *ct_len) __attribute__((warn_unused_result));
+/* *pt: kms_secure_alloc'd copy with a NUL after the n bytes. */
+int kms_iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
+                   size_t *pt_len) __attribute__((warn_unused_result));
+/* A random secret access key (IAM_SECRET_LEN characters) in secure memory. */
+int kms_iam_new_secret(char **out) __attribute__((warn_unused_result));
+/* The access key for a principal inside q's transaction: inserts nothing, only makes the id. */
+void kms_iam_new_access_key_id(char out[32], bool session);
+
+/* ---- What users, groups and roles share (iam_entities.c) ---------------------------------- */
 
 /* NoSuchEntity "The user with name X cannot be found." */
 int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name,
@@ -94,32 +117,7 @@ int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, con
 /* user_name NULL: the account's root user. */
 int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
     __attribute__((warn_unused_result));
-void kms_iam_entity_arn(iam_entity *e);
 
-/* The tags of an entity as a json array [{"Key","Value"}] (empty array when none). */
-json_t *kms_iam_tags_json(iam_q *q, const char *entity_id);
-int kms_iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
-    __attribute__((warn_unused_result));
-
-/* A managed policy by ARN, visible to account_id (its own or AWS managed). NoSuchEntity. */
-int kms_iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
-    __attribute__((warn_unused_result));
-
-/* Inserts inside q's transaction (the checks of the API call included); fill *e. */
-int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                        const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
-                        int64_t now, iam_entity *e) __attribute__((warn_unused_result));
-int kms_iam_group_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                         int64_t now, iam_entity *e) __attribute__((warn_unused_result));
-int kms_iam_role_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                        const char *trust_policy, const char *description,
-                        int64_t max_session_duration, const char *boundary_arn,
-                        const kms_iam_tag *tags, size_t tag_count, int64_t now, iam_entity *e)
-    __attribute__((warn_unused_result));
-int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, const char *name,
-                          const char *description, const char *document, int64_t now, char id[32])
-    __attribute__((warn_unused_result));
-/* ---- What users, groups and roles share (iam_entities.c) ------------------------------------ */
 /* The "User" / "Group" / "Role" object. full: the members GetUser/GetRole add to the list form
  * (boundary, tags, PasswordLastUsed). */
 int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
@@ -153,7 +151,51 @@ int kms_iam_entity_unused(iam_q *q, const char *entity_id) __attribute__((warn_u
 /* Deletes what hangs on an entity being deleted: its tags, and a user's or role's sessions. */
 int kms_iam_entity_forget(iam_q *q, const iam_entity *e) __attribute__((warn_unused_result));
 
-/* ---- Attachments and boundaries (iam_attachments.c) ----------------------------------------- */
+/* Inserts the account row if missing. */
+int kms_iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
+    __attribute__((warn_unused_result));
+
+/* ---- Inserts inside q's transaction, the checks of the API call included ------------------ */
+
+/* iam_users.c, iam_groups.c, iam_roles.c; each fills *e. */
+int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                        const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
+                        int64_t now, iam_entity *e) __attribute__((warn_unused_result));
+int kms_iam_group_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                         int64_t now, iam_entity *e) __attribute__((warn_unused_result));
+int kms_iam_role_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                        const char *trust_policy, const char *description,
+                        int64_t max_session_duration, const char *boundary_arn,
+                        const kms_iam_tag *tags, size_t tag_count, int64_t now, iam_entity *e)
+    __attribute__((warn_unused_result));
+
+/* iam_policies.c */
+int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, const char *name,
+                          const char *description, const char *document, int64_t now, char id[32])
+    __attribute__((warn_unused_result));
+/* A managed policy by ARN, visible to account_id (its own or AWS managed). NoSuchEntity. */
+int kms_iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
+    __attribute__((warn_unused_result));
+
+/* iam_access_keys.c */
+/* Inserts an access key for user_id (checks the 2-key limit). */
+int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
+                              char **secret) __attribute__((warn_unused_result));
+
+/* iam_passwords.c */
+int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
+                                   const kms_iam_password_policy *p)
+    __attribute__((warn_unused_result));
+
+/* ---- Tags (iam_tags.c) -------------------------------------------------------------------- */
+
+/* The tags of an entity as a json array [{"Key","Value"}] (empty array when none). */
+json_t *kms_iam_tags_json(iam_q *q, const char *entity_id);
+int kms_iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
+    __attribute__((warn_unused_result));
+
+/* ---- Attachments and boundaries (iam_attachments.c) --------------------------------------- */
+
 /* The number of managed policies attached to an entity. */
 int kms_iam_attached_count(iam_q *q, const char *entity_id, int64_t *n)
     __attribute__((warn_unused_result));
@@ -166,32 +208,8 @@ int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
 #define IAM_ADMIN_POLICY_ID "ANPAIWMBCKSKIEE64ZLYK"
 #define IAM_ADMIN_POLICY_ARN "arn:aws:iam::aws:policy/AdministratorAccess"
 
-/* ---- json ---------------------------------------------------------------------------------- */
-/* Sets obj[key] = value (stealing it); -1 with KMSInternalException when out of memory. */
-int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
-    __attribute__((warn_unused_result));
-/* The list response {"<member>": [...], "IsTruncated": b, "Marker"?: m}; takes items (even on
- * failure). */
-int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
-                          json_t **out) __attribute__((warn_unused_result));
-size_t kms_iam_max_items(size_t max_items);
+/* ---- TOTP and MFA (iam_mfa.c; RFC 6238 over RFC 4226 HOTP, HMAC-SHA1) --------------------- */
 
-/* ---- Secrets ------------------------------------------------------------------------------- */
-int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
-                 size_t *ct_len) __attribute__((warn_unused_result));
-/* *pt: kms_secure_alloc'd copy with a NUL after the n bytes. */
-int kms_iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
-                   size_t *pt_len) __attribute__((warn_unused_result));
-/* A random secret access key (IAM_SECRET_LEN characters) in secure memory. */
-int kms_iam_new_secret(char **out) __attribute__((warn_unused_result));
-/* The access key for a principal inside q's transaction: inserts nothing, only makes the id. */
-void kms_iam_new_access_key_id(char out[32], bool session);
-
-/* Inserts an access key for user_id (checks the 2-key limit). */
-int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
-                              char **secret) __attribute__((warn_unused_result));
-
-/* ---- TOTP (RFC 6238 over RFC 4226 HOTP, HMAC-SHA1) ----------------------------------------- */
 /* The code of time step `step` with `digits` digits (6..8) into out (digits+1 bytes). */
 int kms_iam_totp_code(const uint8_t *key, size_t key_len, uint64_t step, int digits, char *out)
     __attribute__((warn_unused_result));
@@ -204,11 +222,8 @@ int kms_iam_base32_encode(const uint8_t *p, size_t n, char **out)
 int kms_iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, const char *code,
                        int64_t now) __attribute__((warn_unused_result));
 
-int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
-                                   const kms_iam_password_policy *p)
-    __attribute__((warn_unused_result));
+/* ---- Organizations and bootstrap (iam_org.c, iam.c) --------------------------------------- */
 
-/* ---- Organizations ------------------------------------------------------------------------- */
 /* Inside q's transaction: creates an organization managed by account_id (no checks of
  * membership beyond the UNIQUE constraint). */
 int kms_iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id[16],
@@ -217,9 +232,6 @@ int kms_iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char or
 int kms_iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
                     char *out, size_t size);
 #define IAM_FULL_ACCESS_SCP "p-FullAWSAccess"
-/* Inserts the account row if missing. */
-int kms_iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
-    __attribute__((warn_unused_result));
 /* Inside q: the root user of account_id (creates it). */
 int kms_iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
     __attribute__((warn_unused_result));
