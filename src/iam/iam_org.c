@@ -129,14 +129,14 @@ static int exec_org_insert(iam_q *q, const char *org_id, const char *account_id,
 }
 
 static int exec_account_join(iam_q *q, const char *account_id, const char *org_id,
-                             const char *root_id, const char *p4, int64_t now)
+                             const char *parent_id, const char *joined_method, int64_t now)
 {
     kms_db_stmt *st = NULL;
     KMS_GUARD(kms_db_prepare(q->c, sql_account_join, &st));
     KMS_GUARD(kms_db_bind_text(st, 1, account_id));
     KMS_GUARD(kms_db_bind_text(st, 2, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, root_id));
-    KMS_GUARD(kms_db_bind_text(st, 4, p4));
+    KMS_GUARD(kms_db_bind_text(st, 3, parent_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, joined_method));
     KMS_GUARD(kms_db_bind_int64(st, 5, now));
     return kms_db_exec(st, IAM_SQL_WHAT);
 }

@@ -77,16 +77,16 @@ static int row_scp_name_taken(iam_q *q, kms_db_stmt **st, const char *org_id, co
     return kms_db_step(*st, IAM_SQL_WHAT);
 }
 
-static int exec_scp_insert(iam_q *q, const char *id, const char *org_id, const char *name,
-                           const char *p4, const char *p5, const char *content)
+static int exec_scp_insert(iam_q *q, const char *policy_id, const char *org_id, const char *name,
+                           const char *description, const char *type, const char *content)
 {
     kms_db_stmt *st = NULL;
     KMS_GUARD(kms_db_prepare(q->c, sql_scp_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
     KMS_GUARD(kms_db_bind_text(st, 2, org_id));
     KMS_GUARD(kms_db_bind_text(st, 3, name));
-    KMS_GUARD(kms_db_bind_text(st, 4, p4));
-    KMS_GUARD(kms_db_bind_text(st, 5, p5));
+    KMS_GUARD(kms_db_bind_text(st, 4, description));
+    KMS_GUARD(kms_db_bind_text(st, 5, type));
     KMS_GUARD(kms_db_bind_text(st, 6, content));
     return kms_db_exec(st, IAM_SQL_WHAT);
 }

@@ -59,17 +59,18 @@ static int row_policy_name_taken(iam_q *q, kms_db_stmt **st, const char *account
     return kms_db_step(*st, IAM_SQL_WHAT);
 }
 
-static int exec_policy_insert(iam_q *q, const char *id, const char *account_id, const char *arn,
-                              const char *name, const char *path, const char *p6, int64_t now)
+static int exec_policy_insert(iam_q *q, const char *policy_id, const char *account_id,
+                              const char *arn, const char *name, const char *path,
+                              const char *description, int64_t now)
 {
     kms_db_stmt *st = NULL;
     KMS_GUARD(kms_db_prepare(q->c, sql_policy_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
     KMS_GUARD(kms_db_bind_text(st, 2, account_id));
     KMS_GUARD(kms_db_bind_text(st, 3, arn));
     KMS_GUARD(kms_db_bind_text(st, 4, name));
     KMS_GUARD(kms_db_bind_text(st, 5, path));
-    KMS_GUARD(kms_db_bind_text(st, 6, p6));
+    KMS_GUARD(kms_db_bind_text(st, 6, description));
     KMS_GUARD(kms_db_bind_int64(st, 7, now));
     return kms_db_exec(st, IAM_SQL_WHAT);
 }
@@ -87,13 +88,13 @@ static int exec_version_insert(iam_q *q, const char *policy_id, int64_t version,
 }
 
 static int open_policy_list(iam_q *q, kms_db_stmt **st, const char *account_id, const char *scope,
-                            const char *p3, const char *p4)
+                            const char *marker, const char *path_prefix)
 {
     KMS_GUARD(kms_db_prepare(q->c, sql_policy_list, st));
     KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
     KMS_GUARD(kms_db_bind_text(*st, 2, scope));
-    KMS_GUARD(kms_db_bind_text(*st, 3, p3));
-    KMS_GUARD(kms_db_bind_text(*st, 4, p4));
+    KMS_GUARD(kms_db_bind_text(*st, 3, marker));
+    KMS_GUARD(kms_db_bind_text(*st, 4, path_prefix));
     return 0;
 }
 

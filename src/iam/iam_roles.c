@@ -15,18 +15,18 @@ static const char sql_role_insert[] =
     "INSERT INTO iam_roles (role_id, account_id, name, path, trust_policy, description, "
     "max_session_duration, creation_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-static int exec_role_insert(iam_q *q, const char *id, const char *account_id, const char *name,
-                            const char *path, const char *trust_policy, const char *p6,
+static int exec_role_insert(iam_q *q, const char *role_id, const char *account_id, const char *name,
+                            const char *path, const char *trust_policy, const char *description,
                             int64_t max_session_duration, int64_t now)
 {
     kms_db_stmt *st = NULL;
     KMS_GUARD(kms_db_prepare(q->c, sql_role_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 1, role_id));
     KMS_GUARD(kms_db_bind_text(st, 2, account_id));
     KMS_GUARD(kms_db_bind_text(st, 3, name));
     KMS_GUARD(kms_db_bind_text(st, 4, path));
     KMS_GUARD(kms_db_bind_text(st, 5, trust_policy));
-    KMS_GUARD(kms_db_bind_text(st, 6, p6));
+    KMS_GUARD(kms_db_bind_text(st, 6, description));
     KMS_GUARD(kms_db_bind_int64(st, 7, max_session_duration));
     KMS_GUARD(kms_db_bind_int64(st, 8, now));
     return kms_db_exec(st, IAM_SQL_WHAT);

@@ -486,7 +486,7 @@ static const char sql_session_insert[] =
 
 static int exec_session_insert(iam_q *q, const char *access_key_id, const char *account_id,
                                const char *principal_id, const char *session_name, const void *ct,
-                               size_t ct_len, const void *hash, size_t p8, const char *policy,
+                               size_t ct_len, const void *hash, size_t hash_len, const char *policy,
                                int64_t mfa_time, int64_t now, int64_t expiration)
 {
     kms_db_stmt *st = NULL;
@@ -496,7 +496,7 @@ static int exec_session_insert(iam_q *q, const char *access_key_id, const char *
     KMS_GUARD(kms_db_bind_text(st, 3, principal_id));
     KMS_GUARD(kms_db_bind_text(st, 4, session_name));
     KMS_GUARD(kms_db_bind_blob(st, 5, ct, ct_len));
-    KMS_GUARD(kms_db_bind_blob(st, 6, hash, p8));
+    KMS_GUARD(kms_db_bind_blob(st, 6, hash, hash_len));
     KMS_GUARD(kms_db_bind_text(st, 7, policy));
     KMS_GUARD(kms_db_bind_int64(st, 8, mfa_time));
     KMS_GUARD(kms_db_bind_int64(st, 9, now));
