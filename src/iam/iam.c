@@ -54,13 +54,25 @@ void kms_iam_free(kms_iam *iam)
 
 static const char sql_generation[] = "SELECT value FROM meta WHERE name = 'iam_generation'";
 
+static int int_generation(iam_q *q, int64_t *out)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_generation, &st));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
 int kms_iam_generation(kms_iam *iam, uint64_t *out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     int64_t v = 0;
-    int r = q_int(&q, sql_generation, &v, "");
-    q_end(&q);
+    int r = int_generation(&q, &v);
+    kms_iam_end(&q);
     *out = (uint64_t)v;
     return r;
 }
@@ -94,6 +106,13 @@ typedef struct doc_list {
     kms_iam_doc *items;
     size_t count;
 } doc_list;
+
+/* kms_db_column_dup as a value for doc_push: NULL (error raised) when out of memory. */
+static char *column_dup(kms_db_stmt *st, int col)
+{
+    char *s = NULL;
+    return kms_db_column_dup(st, col, &s) == 0 ? s : NULL;
+}
 
 static int doc_push(doc_list *l, char *id, char *document)
 {
@@ -132,43 +151,66 @@ static const char sql_boundary_doc_role[] =
     "JOIN iam_policy_versions v ON v.policy_id = p.policy_id AND v.version = p.default_version "
     "WHERE r.role_id = ?1";
 
+static int open_inline_docs(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_inline_docs, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return 0;
+}
+
+static int open_attached_docs(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_attached_docs, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return 0;
+}
+
+static int open_user_groups(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_user_groups, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return 0;
+}
+
 /* Inline (ids "KIND/NAME/inline/POLICY") and attached (ids: policy ARNs) documents of one
  * entity. */
 static int entity_docs(iam_q *q, const iam_entity *e, doc_list *l)
 {
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_inline_docs, &st, "s", e->id));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_inline_docs(q, &st, e->id));
     int s;
-    while ((s = q_step(q, st)) == 1) {
-        char *id =
-            kms_strdup_printf("%s/%s/inline/%s", iam_kind_name(e->kind), e->name, col_s(st, 0));
-        if (doc_push(l, id, col_dup(st, 1)) != 0) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        char *id = kms_strdup_printf("%s/%s/inline/%s", kms_iam_kind_name(e->kind), e->name,
+                                     kms_db_column_text(st, 0));
+        if (doc_push(l, id, column_dup(st, 1)) != 0) {
             s = -1;
             break;
         }
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     KMS_GUARD(s < 0 ? -1 : 0);
-    KMS_GUARD(q_stmt(q, sql_attached_docs, &st, "s", e->id));
-    while ((s = q_step(q, st)) == 1) {
-        if (doc_push(l, col_dup(st, 0), col_dup(st, 1)) != 0) {
+    KMS_GUARD(open_attached_docs(q, &st, e->id));
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        if (doc_push(l, column_dup(st, 0), column_dup(st, 1)) != 0) {
             s = -1;
             break;
         }
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return s < 0 ? -1 : 0;
 }
 
 static int boundary_doc(iam_q *q, const char *sql, const char *id, char **out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql, &st, "s", id);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int f = kms_db_step(st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     if (f == 1) {
-        *out = col_dup(st, 0);
-        sqlite3_reset(st);
-        KMS_GUARD(*out == NULL ? -1 : 0);
+        int r = kms_db_column_dup(st, 0, out);
+        kms_db_reset(st);
+        KMS_GUARD(r);
     }
     return 0;
 }
@@ -179,20 +221,21 @@ static int user_docs(iam_q *q, const iam_entity *u, doc_list *l, char **boundary
     /* Groups first into memory: entity_docs reuses statements on this connection. */
     iam_entity groups[16];
     size_t n = 0;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_user_groups, &st, "s", u->id));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_user_groups(q, &st, u->id));
     int s;
-    while (n < sizeof groups / sizeof groups[0] && (s = q_step(q, st)) == 1) {
+    while (n < sizeof groups / sizeof groups[0] && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         memset(&groups[n], 0, sizeof groups[n]);
         groups[n].kind = KMS_IAM_GROUP;
-        if (col_copy(st, 0, groups[n].id, sizeof groups[n].id) != 0 ||
-            col_copy(st, 1, groups[n].name, sizeof groups[n].name) != 0) {
+        if (kms_db_column_copy(st, 0, groups[n].id, sizeof groups[n].id, IAM_SQL_SUBJECT) != 0 ||
+            kms_db_column_copy(st, 1, groups[n].name, sizeof groups[n].name, IAM_SQL_SUBJECT) !=
+                0) {
             s = -1;
             break;
         }
         n++;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     KMS_GUARD(s < 0 ? -1 : 0);
     for (size_t i = 0; i < n; i++) {
         KMS_GUARD(entity_docs(q, &groups[i], l));
@@ -211,10 +254,31 @@ static const char sql_target_scps[] =
     "JOIN org_policies p ON p.policy_id = a.policy_id WHERE a.target_id = ?1 "
     "ORDER BY p.policy_id";
 
+static int open_target_scps(iam_q *q, kms_db_stmt **st, const char *target)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_target_scps, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, target));
+    return 0;
+}
+
+static int row_account_org(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_account_org, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_ou_parent(iam_q *q, kms_db_stmt **st, const char *parent)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_parent, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, parent));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
 #define OU_DEPTH_MAX 8 /* Organizations: at most five levels of OUs under the root */
 
-int iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
-                char *out, size_t size)
+int kms_iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
+                    char *out, size_t size)
 {
     if (aws_managed) {
         snprintf(out, size, "arn:aws:organizations::aws:policy/service_control_policy/%s",
@@ -229,35 +293,38 @@ int iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, boo
 static int target_scps(iam_q *q, const char *target, const char *org_id, const char *mgmt,
                        doc_list *l)
 {
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_target_scps, &st, "s", target));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_target_scps(q, &st, target));
     int s;
-    while ((s = q_step(q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         char arn[300];
-        iam_scp_arn(org_id, mgmt, col_s(st, 0), sqlite3_column_type(st, 2) == SQLITE_NULL, arn,
-                    sizeof arn);
-        if (doc_push(l, strdup(arn), col_dup(st, 1)) != 0) {
+        kms_iam_scp_arn(org_id, mgmt, kms_db_column_text(st, 0), kms_db_column_is_null(st, 2), arn,
+                        sizeof arn);
+        if (doc_push(l, strdup(arn), column_dup(st, 1)) != 0) {
             s = -1;
             break;
         }
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return s < 0 ? -1 : 0;
 }
 
 static int scp_levels(iam_q *q, const char *account_id, kms_iam_docs *out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_account_org, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int f = row_account_org(q, &st, account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     if (f == 0) {
         return 0;
     }
     char org_id[40], parent[40], mgmt[13];
-    KMS_GUARD(col_copy(st, 0, org_id, sizeof org_id));
-    KMS_GUARD(col_copy(st, 1, parent, sizeof parent));
-    KMS_GUARD(col_copy(st, 2, mgmt, sizeof mgmt));
-    sqlite3_reset(st);
+    KMS_GUARD(kms_db_column_copy(st, 0, org_id, sizeof org_id, IAM_SQL_SUBJECT));
+    parent[0] = '\0';
+    if (!kms_db_column_is_null(st, 1)) {
+        KMS_GUARD(kms_db_column_copy(st, 1, parent, sizeof parent, IAM_SQL_SUBJECT));
+    }
+    KMS_GUARD(kms_db_column_copy(st, 2, mgmt, sizeof mgmt, IAM_SQL_SUBJECT));
+    kms_db_reset(st);
     snprintf(out->org_id, sizeof out->org_id, "%s", org_id);
     /* SCPs never restrict the management account. */
     if (strcmp(mgmt, account_id) == 0) {
@@ -272,11 +339,11 @@ static int scp_levels(iam_q *q, const char *account_id, kms_iam_docs *out)
         if (strncmp(parent, "ou-", 3) != 0) {
             break;
         }
-        f = q_one(q, sql_ou_parent, &st, "s", parent);
+        f = row_ou_parent(q, &st, parent);
         KMS_GUARD(f < 0 ? -1 : 0);
         KMS_ENSURE(f == 1, KMS_ERR_HOME, "organizational unit %s has no parent", parent);
-        KMS_GUARD(col_copy(st, 0, parent, sizeof parent));
-        sqlite3_reset(st);
+        KMS_GUARD(kms_db_column_copy(st, 0, parent, sizeof parent, IAM_SQL_SUBJECT));
+        kms_db_reset(st);
     }
     out->scps = calloc(depth, sizeof *out->scps);
     out->scp_counts = calloc(depth, sizeof *out->scp_counts);
@@ -296,14 +363,14 @@ int kms_iam_account_org(kms_iam *iam, const char *account_id, char org_id[40])
 {
     org_id[0] = '\0';
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
-    sqlite3_stmt *st = NULL;
-    int f = q_one(&q, sql_account_org, &st, "s", account_id);
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
+    kms_db_stmt *st = NULL;
+    int f = row_account_org(&q, &st, account_id);
     int r = f < 0 ? -1 : 0;
     if (f == 1) {
-        r = col_copy(st, 0, org_id, 40);
+        r = kms_db_column_copy(st, 0, org_id, 40, IAM_SQL_SUBJECT);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -311,29 +378,36 @@ static const char sql_role_of_session[] =
     "SELECT role_id, name, path, creation_date, 0 FROM iam_roles WHERE account_id = ?1 AND "
     "name = ?2";
 
+static int row_role_of_session(iam_q *q, kms_db_stmt **st, const char *account_id,
+                               const char *role_name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_role_of_session, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, role_name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
 int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
 {
     memset(out, 0, sizeof *out);
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     doc_list l = {0};
     int r = -1;
     iam_entity e;
     /* One read transaction: the documents and the generation come from the same snapshot, so a
      * cache keyed by the generation never holds documents older than their number. */
-    int rc = sqlite3_exec(kms_store_conn_db(q.c), "BEGIN", NULL, NULL, NULL);
     int64_t generation = 0;
-    if (rc != SQLITE_OK) {
-        kms_store_raise(iam->store, q.c, rc, "cannot begin a read transaction");
+    if (kms_db_begin_read(q.c, "cannot begin a read transaction") != 0) {
         goto out;
     }
-    if (q_int(&q, sql_generation, &generation, "") != 0) {
+    if (int_generation(&q, &generation) != 0) {
         goto out;
     }
     out->generation = (uint64_t)generation;
     if (strcmp(id->type, "AssumedRole") == 0) {
-        sqlite3_stmt *st = NULL;
-        int f = q_one(&q, sql_role_of_session, &st, "ss", id->account_id, id->role_name);
+        kms_db_stmt *st = NULL;
+        int f = row_role_of_session(&q, &st, id->account_id, id->role_name);
         if (f <= 0) {
             if (f == 0) {
                 /* The role was deleted: its sessions are revoked. */
@@ -344,23 +418,23 @@ int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
         }
         memset(&e, 0, sizeof e);
         e.kind = KMS_IAM_ROLE;
-        if (col_copy(st, 0, e.id, sizeof e.id) != 0 ||
-            col_copy(st, 1, e.name, sizeof e.name) != 0) {
+        if (kms_db_column_copy(st, 0, e.id, sizeof e.id, IAM_SQL_SUBJECT) != 0 ||
+            kms_db_column_copy(st, 1, e.name, sizeof e.name, IAM_SQL_SUBJECT) != 0) {
             goto out;
         }
-        sqlite3_reset(st);
+        kms_db_reset(st);
         if (entity_docs(&q, &e, &l) != 0 ||
             boundary_doc(&q, sql_boundary_doc_role, e.id, &out->boundary) != 0) {
             goto out;
         }
     } else if (strcmp(id->type, "IAMUser") == 0) {
-        if (iam_entity_find(&q, id->account_id, KMS_IAM_USER, id->user_name, &e) != 0 ||
+        if (kms_iam_entity_find(&q, id->account_id, KMS_IAM_USER, id->user_name, &e) != 0 ||
             user_docs(&q, &e, &l, &out->boundary) != 0) {
             goto out;
         }
-    } else {
-        KMS_ENSURE(strcmp(id->type, "Root") == 0, KMS_ERR_INTERNAL, "unknown identity type %s",
-                   id->type);
+    } else if (strcmp(id->type, "Root") != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "unknown identity type %s", id->type);
+        goto out;
     }
     if (scp_levels(&q, id->account_id, out) != 0) {
         goto out;
@@ -369,7 +443,7 @@ int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
 out:
     out->identity = l.items;
     out->identity_count = l.count;
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_iam_docs_clean_up(out);
     }
@@ -386,22 +460,47 @@ static const char sql_root_exists[] =
 static const char sql_member_add[] =
     "INSERT INTO iam_group_members (group_id, user_id) VALUES (?1, ?2)";
 
-int iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
+static int row_root_exists(iam_q *q, kms_db_stmt **st, const char *account_id)
 {
-    KMS_GUARD(iam_account_ensure(q, account_id, now));
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_root_exists, &st, "s", account_id);
+    KMS_GUARD(kms_db_prepare(q->c, sql_root_exists, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_root_insert(iam_q *q, const char *account_id, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_root_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_member_add(iam_q *q, const char *group_id, const char *user_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_member_add, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, group_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, user_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+int kms_iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
+{
+    KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
+    kms_db_stmt *st = NULL;
+    int f = row_root_exists(q, &st, account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 0, KMS_ERR_ENTITY_EXISTS, "Account %s already exists.", account_id);
     /* The root user's id is the account id (its principal id in CloudTrail). */
-    return q_exec(q, sql_root_insert, "si", account_id, now);
+    return exec_root_insert(q, account_id, now);
 }
 
 int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char access_key_id[32],
                       char **secret)
 {
     *secret = NULL;
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     /* CIS AWS Foundations 1.8-1.9: length 14 and password reuse; the rest as AWS proposes. */
     static const kms_iam_password_policy policy = {
         .minimum_password_length = 14,
@@ -415,23 +514,23 @@ int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char ac
         .hard_expiry = false,
     };
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     char org_id[16], root_id[16];
     iam_entity group, user;
     int r = -1;
-    if (iam_root_create_tx(&q, account_id, now) != 0 ||
-        iam_org_create_tx(&q, account_id, now, org_id, root_id) != 0 ||
-        iam_group_insert(&q, account_id, "/", "Admins", now, &group) != 0 ||
-        iam_attach_tx(&q, group.id, IAM_ADMIN_POLICY_ID) != 0 ||
-        iam_user_insert(&q, account_id, "/", "admin", NULL, NULL, 0, now, &user) != 0 ||
-        q_exec(&q, sql_member_add, "ss", group.id, user.id) != 0 ||
-        iam_access_key_insert(&q, &user, now, access_key_id, secret) != 0 ||
-        iam_password_policy_insert(&q, account_id, &policy) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_root_create_tx(&q, account_id, now) != 0 ||
+        kms_iam_org_create_tx(&q, account_id, now, org_id, root_id) != 0 ||
+        kms_iam_group_insert(&q, account_id, "/", "Admins", now, &group) != 0 ||
+        kms_iam_attach_tx(&q, group.id, IAM_ADMIN_POLICY_ID) != 0 ||
+        kms_iam_user_insert(&q, account_id, "/", "admin", NULL, NULL, 0, now, &user) != 0 ||
+        exec_member_add(&q, group.id, user.id) != 0 ||
+        kms_iam_access_key_insert(&q, &user, now, access_key_id, secret) != 0 ||
+        kms_iam_password_policy_insert(&q, account_id, &policy) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_iam_secret_free(*secret);
         *secret = NULL;

@@ -1,8 +1,8 @@
-/* Query helpers over the store's connections, ids, names, ARNs, json and sealing for src/iam. */
+/* Ids, names, ARNs, json and sealing for src/iam, and its transactions over the store's typed
+ * layer. */
 #include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,174 +16,50 @@
 static const char sql_generation_bump[] =
     "UPDATE meta SET value = value + 1 WHERE name = 'iam_generation'";
 
-int q_begin(kms_iam *iam, iam_q *q, bool write)
+int kms_iam_begin(kms_iam *iam, iam_q *q, bool write)
 {
     q->iam = iam;
     q->c = NULL;
     q->write = write;
-    KMS_GUARD(kms_store_conn_borrow(iam->store, &q->c));
-    if (write && kms_store_conn_begin(iam->store, q->c) != 0) {
-        kms_store_conn_return(iam->store, q->c);
+    KMS_GUARD(kms_db_borrow(kms_store_db(iam->store), &q->c));
+    if (write && kms_db_begin(q->c, "cannot begin an IAM transaction") != 0) {
+        kms_db_return(q->c);
         q->c = NULL;
         return -1;
     }
     return 0;
 }
 
-int q_commit(iam_q *q)
+int kms_iam_commit(iam_q *q)
 {
     /* Same transaction as the change: a reader never sees new data with an old generation. */
-    KMS_GUARD(q_exec(q, sql_generation_bump, ""));
-    return kms_store_conn_commit(q->iam->store, q->c);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_generation_bump, &st));
+    KMS_GUARD(kms_db_exec(st, IAM_SQL_WHAT));
+    return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 
-int q_commit_data(iam_q *q)
+int kms_iam_commit_data(iam_q *q)
 {
-    return kms_store_conn_commit(q->iam->store, q->c);
+    return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 
-void q_end(iam_q *q)
+void kms_iam_end(iam_q *q)
 {
-    if (q->c != NULL) {
-        kms_store_conn_return(q->iam->store, q->c);
-        q->c = NULL;
-    }
+    kms_db_return(q->c);
+    q->c = NULL;
 }
 
-static int bind_va(iam_q *q, sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-    int i = 1;
-    for (const char *f = fmt; *f != '\0'; f++, i++) {
-        int rc;
-        if (*f == 's') {
-            const char *s = va_arg(ap, const char *);
-            rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-        } else if (*f == 'i') {
-            rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-        } else if (*f == 'b') {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            rc = sqlite3_bind_blob(st, i, p ? p : "", (int)n, SQLITE_STATIC);
-        } else {
-            return kms_raise(KMS_ERR_INTERNAL, "bad bind format '%c'", *f);
-        }
-        if (rc != SQLITE_OK) {
-            return kms_store_raise(q->iam->store, q->c, rc, "cannot bind a parameter");
-        }
-    }
-    return 0;
-}
-
-static int stmt_va(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, va_list ap)
-{
-    KMS_GUARD(kms_store_conn_prepare(q->iam->store, q->c, sql, st));
-    return bind_va(q, *st, fmt, ap);
-}
-
-int q_stmt(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, st, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int q_step(iam_q *q, sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        return 1;
-    }
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    return kms_store_raise(q->iam->store, q->c, rc, "IAM query failed");
-}
-
-int q_one(iam_q *q, const char *sql, sqlite3_stmt **st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, st, fmt, ap);
-    va_end(ap);
-    return r != 0 ? -1 : q_step(q, *st);
-}
-
-int q_exec(iam_q *q, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *st = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, &st, fmt, ap);
-    va_end(ap);
-    if (r != 0) {
-        return -1;
-    }
-    int s;
-    while ((s = q_step(q, st)) == 1) {
-    }
-    sqlite3_reset(st);
-    return s < 0 ? -1 : 0;
-}
-
-int64_t q_changes(iam_q *q)
-{
-    return sqlite3_changes64(kms_store_conn_db(q->c));
-}
-
-int q_int(iam_q *q, const char *sql, int64_t *out, const char *fmt, ...)
-{
-    sqlite3_stmt *st = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = stmt_va(q, sql, &st, fmt, ap);
-    va_end(ap);
-    if (r != 0) {
-        return -1;
-    }
-    int s = q_step(q, st);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return 0;
-}
-
-void iam_copy(char *dst, size_t size, const char *src)
+void kms_iam_copy(char *dst, size_t size, const char *src)
 {
     size_t n = strnlen(src, size - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
 
-const char *col_s(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? (const char *)t : "";
-}
-
-char *col_dup(sqlite3_stmt *st, int col)
-{
-    char *s = strdup(col_s(st, col));
-    if (s == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return s;
-}
-
-int col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
-{
-    const char *s = col_s(st, col);
-    size_t n = strlen(s);
-    KMS_ENSURE(n < size, KMS_ERR_HOME, "the metadata database holds an oversized %s",
-               sqlite3_column_name(st, col));
-    memcpy(dst, s, n + 1);
-    return 0;
-}
-
 /* ---- Ids, names, ARNs --------------------------------------------------------------------- */
 
-void iam_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet)
+void kms_iam_random_id(char *out, size_t size, const char *prefix, size_t n, const char *alphabet)
 {
     size_t p = strlen(prefix);
     size_t a = strlen(alphabet);
@@ -199,7 +75,7 @@ void iam_random_id(char *out, size_t size, const char *prefix, size_t n, const c
 }
 
 /* AWS: names are `[\w+=,.@-]+` (ASCII word characters). */
-int iam_name_check(const char *name, size_t max, const char *what)
+int kms_iam_name_check(const char *name, size_t max, const char *what)
 {
     KMS_ENSURE(name != NULL && name[0] != '\0', KMS_ERR_VALIDATION, "%s must not be empty", what);
     size_t n = strlen(name);
@@ -217,7 +93,7 @@ int iam_name_check(const char *name, size_t max, const char *what)
     return 0;
 }
 
-int iam_path_check(const char *path, const char *what)
+int kms_iam_path_check(const char *path, const char *what)
 {
     size_t n = strlen(path);
     bool ok = n >= 1 && n <= 512 && path[0] == '/' && path[n - 1] == '/';
@@ -234,7 +110,7 @@ int iam_path_check(const char *path, const char *what)
     return 0;
 }
 
-int iam_account_check(const char *account_id)
+int kms_iam_account_check(const char *account_id)
 {
     bool ok = account_id != NULL && strlen(account_id) == 12;
     for (size_t i = 0; ok && i < 12; i++) {
@@ -245,168 +121,50 @@ int iam_account_check(const char *account_id)
     return 0;
 }
 
-const char *iam_kind_name(kms_iam_kind kind)
+const char *kms_iam_kind_name(kms_iam_kind kind)
 {
     return kind == KMS_IAM_USER ? "user" : kind == KMS_IAM_GROUP ? "group" : "role";
 }
 
-const char *iam_kind_title(kms_iam_kind kind)
+const char *kms_iam_kind_title(kms_iam_kind kind)
 {
     return kind == KMS_IAM_USER ? "User" : kind == KMS_IAM_GROUP ? "Group" : "Role";
 }
 
-void iam_entity_arn(iam_entity *e)
+void kms_iam_entity_arn(iam_entity *e)
 {
     if (e->is_root) {
         snprintf(e->arn, sizeof e->arn, "arn:aws:iam::%s:root", e->account_id);
     } else {
         snprintf(e->arn, sizeof e->arn, "arn:aws:iam::%s:%s%s%s", e->account_id,
-                 iam_kind_name(e->kind), e->path, e->name);
+                 kms_iam_kind_name(e->kind), e->path, e->name);
     }
-}
-
-static const char sql_user_find[] =
-    "SELECT user_id, name, path, creation_date, is_root FROM iam_users "
-    "WHERE account_id = ?1 AND name = ?2 AND is_root = 0";
-static const char sql_root_find[] =
-    "SELECT user_id, name, path, creation_date, is_root FROM iam_users "
-    "WHERE account_id = ?1 AND is_root = 1";
-static const char sql_group_find[] =
-    "SELECT group_id, name, path, creation_date, 0 FROM iam_groups "
-    "WHERE account_id = ?1 AND name = ?2";
-static const char sql_role_find[] = "SELECT role_id, name, path, creation_date, 0 FROM iam_roles "
-                                    "WHERE account_id = ?1 AND name = ?2";
-
-static int entity_row(sqlite3_stmt *st, const char *account_id, kms_iam_kind kind, iam_entity *out)
-{
-    memset(out, 0, sizeof *out);
-    out->kind = kind;
-    KMS_GUARD(col_copy(st, 0, out->id, sizeof out->id));
-    KMS_GUARD(col_copy(st, 1, out->name, sizeof out->name));
-    KMS_GUARD(col_copy(st, 2, out->path, sizeof out->path));
-    out->creation_date = sqlite3_column_int64(st, 3);
-    out->is_root = sqlite3_column_int(st, 4) != 0;
-    snprintf(out->account_id, sizeof out->account_id, "%s", account_id);
-    iam_entity_arn(out);
-    return 0;
-}
-
-int iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, const char *name,
-                    iam_entity *out)
-{
-    KMS_ENSURE(name != NULL && name[0] != '\0', KMS_ERR_VALIDATION, "%sName must not be empty",
-               iam_kind_title(kind));
-    const char *sql = kind == KMS_IAM_USER    ? sql_user_find
-                      : kind == KMS_IAM_GROUP ? sql_group_find
-                                              : sql_role_find;
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql, &st, "ss", account_id, name);
-    KMS_GUARD(found < 0 ? -1 : 0);
-    KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The %s with name %s cannot be found.",
-               iam_kind_name(kind), name);
-    int r = entity_row(st, account_id, kind, out);
-    sqlite3_reset(st);
-    return r;
-}
-
-int iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
-{
-    if (user_name != NULL) {
-        return iam_entity_find(q, account_id, KMS_IAM_USER, user_name, out);
-    }
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_root_find, &st, "s", account_id);
-    KMS_GUARD(found < 0 ? -1 : 0);
-    KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The root user of account %s cannot be found.",
-               account_id);
-    int r = entity_row(st, account_id, KMS_IAM_USER, out);
-    sqlite3_reset(st);
-    return r;
-}
-
-static const char sql_tags_of[] =
-    "SELECT key, value FROM iam_tags WHERE entity_id = ?1 ORDER BY key";
-static const char sql_tag_put[] =
-    "INSERT INTO iam_tags (entity_id, key, value) VALUES (?1, ?2, ?3) "
-    "ON CONFLICT (entity_id, key) DO UPDATE SET value = excluded.value";
-static const char sql_tag_count[] = "SELECT count(*) FROM iam_tags WHERE entity_id = ?1";
-
-json_t *iam_tags_json(iam_q *q, const char *entity_id)
-{
-    json_t *arr = json_array();
-    sqlite3_stmt *st = NULL;
-    if (arr == NULL || q_stmt(q, sql_tags_of, &st, "s", entity_id) != 0) {
-        json_decref(arr);
-        return NULL;
-    }
-    int s;
-    while ((s = q_step(q, st)) == 1) {
-        json_t *t = json_pack("{s:s, s:s}", "Key", col_s(st, 0), "Value", col_s(st, 1));
-        if (t == NULL || json_array_append_new(arr, t) != 0) {
-            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            break;
-        }
-    }
-    sqlite3_reset(st);
-    if (s < 0) {
-        json_decref(arr);
-        return NULL;
-    }
-    return arr;
-}
-
-int iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        KMS_ENSURE(tags[i].key != NULL && tags[i].key[0] != '\0' && strlen(tags[i].key) <= 128 &&
-                       strncmp(tags[i].key, "aws:", 4) != 0,
-                   KMS_ERR_VALIDATION, "invalid tag key");
-        KMS_ENSURE(tags[i].value != NULL && strlen(tags[i].value) <= 256, KMS_ERR_VALIDATION,
-                   "invalid tag value for key %s", tags[i].key);
-        KMS_GUARD(q_exec(q, sql_tag_put, "sss", entity_id, tags[i].key, tags[i].value));
-    }
-    int64_t count = 0;
-    KMS_GUARD(q_int(q, sql_tag_count, &count, "s", entity_id));
-    KMS_ENSURE(count <= 50, KMS_ERR_LIMIT_EXCEEDED,
-               "The number of tags has reached the maximum limit.");
-    return 0;
-}
-
-static const char sql_policy_by_arn[] =
-    "SELECT policy_id FROM iam_policies WHERE arn = ?1 AND (account_id = ?2 OR account_id = 'aws')";
-
-int iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
-{
-    KMS_ENSURE(arn != NULL && arn[0] != '\0', KMS_ERR_VALIDATION, "PolicyArn must not be empty");
-    sqlite3_stmt *st = NULL;
-    int found = q_one(q, sql_policy_by_arn, &st, "ss", arn, account_id);
-    KMS_GUARD(found < 0 ? -1 : 0);
-    KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy %s does not exist or is not attachable.",
-               arn);
-    int r = col_copy(st, 0, id, 32);
-    sqlite3_reset(st);
-    return r;
 }
 
 /* ---- json --------------------------------------------------------------------------------- */
 
-int jset(json_t *obj, const char *key, json_t *value)
+int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
 {
     KMS_ENSURE(value != NULL && json_object_set_new(obj, key, value) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     return 0;
 }
 
-int iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
-                      json_t **out)
+int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
+                          json_t **out)
 {
+    *out = NULL;
     json_t *o = json_object();
-    if (o == NULL || jset(o, member, items) != 0) {
-        json_decref(o);
+    if (o == NULL) {
+        json_decref(items);
         return kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    if (jset(o, "IsTruncated", json_boolean(truncated)) != 0 ||
-        (truncated && marker != NULL && jset(o, "Marker", json_string(marker)) != 0)) {
+    if (kms_iam_json_set(o, member, items) != 0) {
+        json_decref(o);
+        return -1;
+    }
+    if (kms_iam_json_set(o, "IsTruncated", json_boolean(truncated)) != 0 ||
+        (truncated && marker != NULL && kms_iam_json_set(o, "Marker", json_string(marker)) != 0)) {
         json_decref(o);
         return -1;
     }
@@ -414,7 +172,7 @@ int iam_list_response(json_t *items, const char *member, bool truncated, const c
     return 0;
 }
 
-size_t iam_max_items(size_t max_items)
+size_t kms_iam_max_items(size_t max_items)
 {
     if (max_items == 0) {
         return IAM_MAX_ITEMS_DEFAULT;
@@ -424,15 +182,15 @@ size_t iam_max_items(size_t max_items)
 
 /* ---- Secrets ------------------------------------------------------------------------------ */
 
-int iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
-             size_t *ct_len)
+int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
+                 size_t *ct_len)
 {
     KMS_ENSURE(iam->sealer.seal != NULL, KMS_ERR_INTERNAL, "IAM has no sealer for secrets");
     return iam->sealer.seal(iam->sealer.arg, purpose, pt, n, ct, ct_len);
 }
 
-int iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
-               size_t *pt_len)
+int kms_iam_unseal(kms_iam *iam, const char *purpose, const void *ct, size_t n, char **pt,
+                   size_t *pt_len)
 {
     KMS_ENSURE(iam->sealer.open != NULL, KMS_ERR_INTERNAL, "IAM has no sealer for secrets");
     uint8_t *raw = NULL;
@@ -454,20 +212,20 @@ out:
     return r;
 }
 
-int iam_new_secret(char **out)
+int kms_iam_new_secret(char **out)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *s = kms_secure_alloc(IAM_SECRET_LEN + 1);
     KMS_GUARD(s == NULL ? -1 : 0);
-    iam_random_id(s, IAM_SECRET_LEN + 1, "", IAM_SECRET_LEN, alphabet);
+    kms_iam_random_id(s, IAM_SECRET_LEN + 1, "", IAM_SECRET_LEN, alphabet);
     *out = s;
     return 0;
 }
 
-void iam_new_access_key_id(char out[32], bool session)
+void kms_iam_new_access_key_id(char out[32], bool session)
 {
-    iam_random_id(out, 32, session ? "ASIA" : "AKIA", 16, IAM_B32);
+    kms_iam_random_id(out, 32, session ? "ASIA" : "AKIA", 16, IAM_B32);
 }
 
 void kms_iam_secret_free(char *secret)

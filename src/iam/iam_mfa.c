@@ -53,7 +53,7 @@ int kms_iam_totp_code(const uint8_t *key, size_t key_len, uint64_t step, int dig
     return 0;
 }
 
-int iam_base32_encode(const uint8_t *p, size_t n, char **out)
+int kms_iam_base32_encode(const uint8_t *p, size_t n, char **out)
 {
     static const char alphabet[] = IAM_B32;
     size_t len = (n * 8 + 4) / 5;
@@ -138,16 +138,103 @@ static const char sql_mfa_list_virtual[] =
     "WHERE d.account_id = ?1 AND (?2 = 'Any' OR (?2 = 'Assigned' AND d.user_id IS NOT NULL) OR "
     "(?2 = 'Unassigned' AND d.user_id IS NULL)) ORDER BY d.serial_number";
 
+static int row_mfa_get(iam_q *q, kms_db_stmt **st, const char *serial, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, serial));
+    KMS_GUARD(kms_db_bind_text(*st, 2, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_mfa_insert(iam_q *q, const char *serial, const char *account_id, const void *ct,
+                           size_t ct_len, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, serial));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
+    KMS_GUARD(kms_db_bind_blob(st, 3, ct, ct_len));
+    KMS_GUARD(kms_db_bind_int64(st, 4, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int int_mfa_count_user(iam_q *q, int64_t *out, const char *id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_count_user, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_mfa_assign(iam_q *q, const char *serial, const char *id, int64_t now,
+                           int64_t matched)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_assign, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, serial));
+    KMS_GUARD(kms_db_bind_text(st, 2, id));
+    KMS_GUARD(kms_db_bind_int64(st, 3, now));
+    KMS_GUARD(kms_db_bind_int64(st, 4, matched));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_mfa_unassign(iam_q *q, const char *serial_number, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_unassign, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, serial_number));
+    KMS_GUARD(kms_db_bind_text(st, 2, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_mfa_of_user(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_of_user, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return 0;
+}
+
+static int open_mfa_list_virtual(iam_q *q, kms_db_stmt **st, const char *account_id,
+                                 const char *status)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_list_virtual, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, status));
+    return 0;
+}
+
+static int exec_mfa_delete(iam_q *q, const char *serial_number)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, serial_number));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_mfa_set_step(iam_q *q, const char *serial, int64_t matched)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_set_step, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, serial));
+    KMS_GUARD(kms_db_bind_int64(st, 2, matched));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
                        const char *device_name, int64_t now, char **serial_number,
                        char **base32_seed)
 {
     *serial_number = NULL;
     *base32_seed = NULL;
-    KMS_GUARD(iam_account_check(account_id));
-    KMS_GUARD(iam_name_check(device_name, 226, "virtualMFADeviceName"));
+    KMS_GUARD(kms_iam_account_check(account_id));
+    KMS_GUARD(kms_iam_name_check(device_name, 226, "virtualMFADeviceName"));
     path = path ? path : "/";
-    KMS_GUARD(iam_path_check(path, "path"));
+    KMS_GUARD(kms_iam_path_check(path, "path"));
     char *serial = kms_strdup_printf("arn:aws:iam::%s:mfa%s%s", account_id, path, device_name);
     KMS_GUARD(serial == NULL ? -1 : 0);
     char purpose[700];
@@ -158,13 +245,13 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
     uint8_t *ct = NULL;
     size_t ct_len = 0;
     char *b32 = NULL;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
-    if (seed == NULL || q_begin(iam, &q, true) != 0) {
+    if (seed == NULL || kms_iam_begin(iam, &q, true) != 0) {
         q.c = NULL;
         goto out;
     }
-    int f = q_one(&q, sql_mfa_get, &st, "ss", serial, account_id);
+    int f = row_mfa_get(&q, &st, serial, account_id);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "MFADevice entity at the same path and name already "
@@ -173,10 +260,9 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
         goto out;
     }
     randombytes_buf(seed, SEED_LEN);
-    if (iam_seal(iam, purpose, seed, SEED_LEN, &ct, &ct_len) != 0 ||
-        iam_base32_encode(seed, SEED_LEN, &b32) != 0 ||
-        q_exec(&q, sql_mfa_insert, "ssbi", serial, account_id, ct, ct_len, now) != 0 ||
-        q_commit(&q) != 0) {
+    if (kms_iam_seal(iam, purpose, seed, SEED_LEN, &ct, &ct_len) != 0 ||
+        kms_iam_base32_encode(seed, SEED_LEN, &b32) != 0 ||
+        exec_mfa_insert(&q, serial, account_id, ct, ct_len, now) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     *serial_number = serial;
@@ -186,7 +272,7 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
     r = 0;
 out:
     if (q.c != NULL) {
-        q_end(&q);
+        kms_iam_end(&q);
     }
     kms_secure_free(seed);
     kms_iam_secret_free(b32);
@@ -201,7 +287,7 @@ static int seed_open(kms_iam *iam, const char *serial, const void *ct, size_t n,
 {
     char purpose[700];
     purpose_of(serial, purpose, sizeof purpose);
-    return iam_unseal(iam, purpose, ct, n, seed, seed_len);
+    return kms_iam_unseal(iam, purpose, ct, n, seed, seed_len);
 }
 
 static void seed_free(char *seed, size_t n)
@@ -219,18 +305,18 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
     KMS_GUARD(code_check(code1));
     KMS_GUARD(code_check(code2));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     char *seed = NULL;
     size_t seed_len = 0;
     int64_t count = 0;
     char serial[600];
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
-    int f = q_one(&q, sql_mfa_get, &st, "ss", serial_number, account_id);
+    int f = row_mfa_get(&q, &st, serial_number, account_id);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY,
@@ -240,14 +326,16 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
         }
         goto out;
     }
-    if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+    if (!kms_db_column_is_null(st, 2)) {
         kms_raise(KMS_ERR_ENTITY_EXISTS, "MFA Device is already in use.");
         goto out;
     }
-    if (col_copy(st, 0, serial, sizeof serial) != 0 ||
-        seed_open(iam, serial, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                  &seed, &seed_len) != 0 ||
-        q_int(&q, sql_mfa_count_user, &count, "s", u.id) != 0) {
+    const void *seed_ct = NULL;
+    size_t seed_ct_len = 0;
+    kms_db_column_blob(st, 1, &seed_ct, &seed_ct_len);
+    if (kms_db_column_copy(st, 0, serial, sizeof serial, IAM_SQL_SUBJECT) != 0 ||
+        seed_open(iam, serial, seed_ct, seed_ct_len, &seed, &seed_len) != 0 ||
+        int_mfa_count_user(&q, &count, u.id) != 0) {
         goto out;
     }
     if (count >= MFA_PER_USER_MAX) {
@@ -273,13 +361,13 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
         kms_raise(KMS_ERR_INVALID_AUTH_CODE, "Authentication code for device is not valid.");
         goto out;
     }
-    if (q_exec(&q, sql_mfa_assign, "ssii", serial, u.id, now, matched) != 0 || q_commit(&q) != 0) {
+    if (exec_mfa_assign(&q, serial, u.id, now, matched) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
     seed_free(seed, seed_len);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -288,45 +376,52 @@ int kms_iam_mfa_deactivate(kms_iam *iam, const char *account_id, const char *use
 {
     KMS_ENSURE(serial_number != NULL, KMS_ERR_VALIDATION, "SerialNumber must not be empty");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        q_exec(&q, sql_mfa_unassign, "ss", serial_number, u.id) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        exec_mfa_unassign(&q, serial_number, u.id) != 0) {
         goto out;
     }
-    if (q_changes(&q) == 0) {
+    if (kms_db_changes(q.c) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY, "MFA Device with serial number %s cannot be found.",
                   serial_number);
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name, json_t **out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity u;
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        q_stmt(&q, sql_mfa_of_user, &st, "s", u.id) != 0) {
+    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        open_mfa_of_user(&q, &st, u.id) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
-        json_t *o = json_pack("{s:s, s:I}", "SerialNumber", col_s(st, 0), "EnableDate",
-                              (json_int_t)sqlite3_column_int64(st, 3));
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0) ||
-            json_array_append_new(items, o) != 0) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *o = json_pack("{s:s, s:I}", "SerialNumber", kms_db_column_text(st, 0), "EnableDate",
+                              (json_int_t)kms_db_column_int64(st, 3));
+        if (o == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        if (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) {
+            json_decref(o);
+            goto out;
+        }
+        if (json_array_append_new(items, o) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
@@ -334,11 +429,11 @@ int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "MFADevices", false, NULL, out);
+    r = kms_iam_list_response(items, "MFADevices", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -349,35 +444,36 @@ int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *s
                    strcmp(status, "Unassigned") == 0,
                KMS_ERR_VALIDATION, "AssignmentStatus must be one of Assigned, Unassigned, Any");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || q_stmt(&q, sql_mfa_list_virtual, &st, "ss", account_id, status) != 0) {
+    if (items == NULL || open_mfa_list_virtual(&q, &st, account_id, status) != 0) {
         goto out;
     }
     int s;
-    while ((s = q_step(&q, st)) == 1) {
-        json_t *o = json_pack("{s:s}", "SerialNumber", col_s(st, 0));
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *o = json_pack("{s:s}", "SerialNumber", kms_db_column_text(st, 0));
         if (o == NULL || json_array_append_new(items, o) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
-        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-            iam_entity e = {.kind = KMS_IAM_USER, .is_root = sqlite3_column_int(st, 6) != 0};
+        if (!kms_db_column_is_null(st, 2)) {
+            iam_entity e = {.kind = KMS_IAM_USER, .is_root = kms_db_column_int64(st, 6) != 0};
             snprintf(e.account_id, sizeof e.account_id, "%s", account_id);
-            if (col_copy(st, 3, e.name, sizeof e.name) != 0 ||
-                col_copy(st, 4, e.path, sizeof e.path) != 0) {
+            if (kms_db_column_copy(st, 3, e.name, sizeof e.name, IAM_SQL_SUBJECT) != 0 ||
+                kms_db_column_copy(st, 4, e.path, sizeof e.path, IAM_SQL_SUBJECT) != 0) {
                 goto out;
             }
-            iam_entity_arn(&e);
-            json_t *user = json_pack("{s:s, s:s, s:I}", "Arn", e.arn, "UserId", col_s(st, 2),
-                                     "CreateDate", (json_int_t)sqlite3_column_int64(st, 5));
+            kms_iam_entity_arn(&e);
+            json_t *user =
+                json_pack("{s:s, s:s, s:I}", "Arn", e.arn, "UserId", kms_db_column_text(st, 2),
+                          "CreateDate", (json_int_t)kms_db_column_int64(st, 5));
             if (user == NULL ||
-                (!e.is_root && (jset(user, "UserName", json_string(e.name)) != 0 ||
-                                jset(user, "Path", json_string(e.path)) != 0)) ||
-                jset(o, "User", user) != 0 ||
-                jset(o, "EnableDate", json_integer(sqlite3_column_int64(st, 1))) != 0) {
+                (!e.is_root && (kms_iam_json_set(user, "UserName", json_string(e.name)) != 0 ||
+                                kms_iam_json_set(user, "Path", json_string(e.path)) != 0)) ||
+                kms_iam_json_set(o, "User", user) != 0 ||
+                kms_iam_json_set(o, "EnableDate", json_integer(kms_db_column_int64(st, 1))) != 0) {
                 kms_raise(KMS_ERR_INTERNAL, "out of memory");
                 goto out;
             }
@@ -386,11 +482,11 @@ int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *s
     if (s < 0) {
         goto out;
     }
-    r = iam_list_response(items, "VirtualMFADevices", false, NULL, out);
+    r = kms_iam_list_response(items, "VirtualMFADevices", false, NULL, out);
     items = NULL;
 out:
     json_decref(items);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -398,10 +494,10 @@ int kms_iam_mfa_delete(kms_iam *iam, const char *account_id, const char *serial_
 {
     KMS_ENSURE(serial_number != NULL, KMS_ERR_VALIDATION, "SerialNumber must not be empty");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
-    sqlite3_stmt *st = NULL;
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
+    kms_db_stmt *st = NULL;
     int r = -1;
-    int f = q_one(&q, sql_mfa_get, &st, "ss", serial_number, account_id);
+    int f = row_mfa_get(&q, &st, serial_number, account_id);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY,
@@ -411,17 +507,17 @@ int kms_iam_mfa_delete(kms_iam *iam, const char *account_id, const char *serial_
         }
         goto out;
     }
-    if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+    if (!kms_db_column_is_null(st, 2)) {
         kms_raise(KMS_ERR_DELETE_CONFLICT, "MFA VirtualDevice in use. Must deactivate first.");
         goto out;
     }
-    sqlite3_reset(st);
-    if (q_exec(&q, sql_mfa_delete, "s", serial_number) != 0 || q_commit(&q) != 0) {
+    kms_db_reset(st);
+    if (exec_mfa_delete(&q, serial_number) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -434,8 +530,8 @@ typedef struct device_row {
     int64_t last_step;
 } device_row;
 
-int iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, const char *code,
-                   int64_t now)
+int kms_iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, const char *code,
+                       int64_t now)
 {
     static const char invalid[] = "MultiFactorAuthentication failed with invalid MFA one time "
                                   "pass code.";
@@ -444,28 +540,33 @@ int iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, con
     /* Rows first: unsealing may be slow and must not hold a statement open. */
     device_row rows[MFA_PER_USER_MAX];
     size_t n = 0;
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_mfa_of_user, &st, "s", user_id));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_mfa_of_user(q, &st, user_id));
     int s = 0;
     int r = -1;
-    while (n < MFA_PER_USER_MAX && (s = q_step(q, st)) == 1) {
-        if (serial_number != NULL && strcasecmp(col_s(st, 0), serial_number) != 0) {
+    while (n < MFA_PER_USER_MAX && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        if (serial_number != NULL && strcasecmp(kms_db_column_text(st, 0), serial_number) != 0) {
             continue;
         }
         device_row *d = &rows[n];
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        const void *ct = NULL;
+        size_t len = 0;
+        kms_db_column_blob(st, 1, &ct, &len);
         d->ct = malloc(len ? len : 1);
-        if (d->ct == NULL || col_copy(st, 0, d->serial, sizeof d->serial) != 0) {
+        if (d->ct == NULL ||
+            kms_db_column_copy(st, 0, d->serial, sizeof d->serial, IAM_SQL_SUBJECT) != 0) {
             free(d->ct);
             s = d->ct ? -1 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
             break;
         }
-        memcpy(d->ct, sqlite3_column_blob(st, 1), len);
+        if (len > 0) {
+            memcpy(d->ct, ct, len);
+        }
         d->ct_len = len;
-        d->last_step = sqlite3_column_int64(st, 2);
+        d->last_step = kms_db_column_int64(st, 2);
         n++;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     if (s < 0) {
         goto out;
     }
@@ -494,7 +595,7 @@ int iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number, con
         }
         seed_free(seed, seed_len);
         if (matched >= 0) {
-            r = q_exec(q, sql_mfa_set_step, "si", rows[i].serial, matched);
+            r = exec_mfa_set_step(q, rows[i].serial, matched);
             goto out;
         }
     }
@@ -513,15 +614,16 @@ int kms_iam_mfa_check(kms_iam *iam, const char *account_id, const char *user_nam
                       const char *serial_number, const char *code, int64_t now)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        iam_mfa_verify(&q, u.id, serial_number, code, now) != 0 || q_commit_data(&q) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        kms_iam_mfa_verify(&q, u.id, serial_number, code, now) != 0 ||
+        kms_iam_commit_data(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

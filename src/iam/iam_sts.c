@@ -49,12 +49,19 @@ void kms_identity_clean_up(kms_identity *id)
 static const char sql_tags_of[] =
     "SELECT key, value FROM iam_tags WHERE entity_id = ?1 ORDER BY key";
 
+static int open_tags_of(iam_q *q, kms_db_stmt **st, const char *entity_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_tags_of, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
+    return 0;
+}
+
 static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
 {
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_tags_of, &st, "s", entity_id));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_tags_of(q, &st, entity_id));
     int s;
-    while ((s = q_step(q, st)) == 1) {
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         size_t n = out->tag_count;
         char **k = realloc(out->tag_keys, (n + 1) * sizeof *k);
         if (k != NULL) {
@@ -68,9 +75,9 @@ static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
             s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
             break;
         }
-        k[n] = col_dup(st, 0);
-        v[n] = col_dup(st, 1);
-        if (k[n] == NULL || v[n] == NULL) {
+        k[n] = NULL;
+        v[n] = NULL;
+        if (kms_db_column_dup(st, 0, &k[n]) != 0 || kms_db_column_dup(st, 1, &v[n]) != 0) {
             free(k[n]);
             free(v[n]);
             s = -1;
@@ -78,7 +85,7 @@ static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
         }
         out->tag_count++;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return s < 0 ? -1 : 0;
 }
 
@@ -86,11 +93,11 @@ static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
 static int identity_of_user(iam_q *q, const iam_entity *u, kms_identity *out)
 {
     snprintf(out->type, sizeof out->type, "%s", u->is_root ? "Root" : "IAMUser");
-    iam_copy(out->arn, sizeof out->arn, u->arn);
+    kms_iam_copy(out->arn, sizeof out->arn, u->arn);
     snprintf(out->account_id, sizeof out->account_id, "%s", u->account_id);
     snprintf(out->principal_id, sizeof out->principal_id, "%s", u->is_root ? u->account_id : u->id);
     if (!u->is_root) {
-        iam_copy(out->user_name, sizeof out->user_name, u->name);
+        kms_iam_copy(out->user_name, sizeof out->user_name, u->name);
         return identity_tags(q, u->id, out);
     }
     return 0;
@@ -104,28 +111,28 @@ static int identity_of_role(iam_q *q, const iam_entity *role, const char *sessio
              role->name, session_name);
     snprintf(out->account_id, sizeof out->account_id, "%s", role->account_id);
     /* Session names are at most 64 characters (validated when the session was made), so the
-     * copies below never truncate; iam_copy says so to the compiler too. */
+     * copies below never truncate; kms_iam_copy says so to the compiler too. */
     char pid[512];
     snprintf(pid, sizeof pid, "%s:%s", role->id, session_name);
-    iam_copy(out->principal_id, sizeof out->principal_id, pid);
-    iam_copy(out->role_arn, sizeof out->role_arn, role->arn);
-    iam_copy(out->role_name, sizeof out->role_name, role->name);
-    iam_copy(out->session_name, sizeof out->session_name, session_name);
+    kms_iam_copy(out->principal_id, sizeof out->principal_id, pid);
+    kms_iam_copy(out->role_arn, sizeof out->role_arn, role->arn);
+    kms_iam_copy(out->role_name, sizeof out->role_name, role->name);
+    kms_iam_copy(out->session_name, sizeof out->session_name, session_name);
     return identity_tags(q, role->id, out);
 }
 
 int kms_iam_root_identity(kms_iam *iam, const char *account_id, kms_identity *out)
 {
     memset(out, 0, sizeof *out);
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity u;
-    int r = iam_user_or_root(&q, account_id, NULL, &u);
+    int r = kms_iam_user_or_root(&q, account_id, NULL, &u);
     if (r == 0) {
         r = identity_of_user(&q, &u, out);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_identity_clean_up(out);
     }
@@ -138,13 +145,13 @@ int kms_iam_user_identity(kms_iam *iam, const char *account_id, const char *user
     memset(out, 0, sizeof *out);
     KMS_ENSURE(user_name != NULL, KMS_ERR_VALIDATION, "UserName must not be empty");
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity u;
-    int r = iam_user_or_root(&q, account_id, user_name, &u);
+    int r = kms_iam_user_or_root(&q, account_id, user_name, &u);
     if (r == 0) {
         r = identity_of_user(&q, &u, out);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_identity_clean_up(out);
     }
@@ -206,6 +213,32 @@ static const char sql_key_used[] =
     "UPDATE iam_access_keys SET last_used_date = ?2, last_used_service = ?3, "
     "last_used_region = ?4 WHERE access_key_id = ?1";
 
+static int exec_key_used(iam_q *q, const char *id, int64_t now, const char *service,
+                         const char *region)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_key_used, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, now));
+    KMS_GUARD(kms_db_bind_text(st, 3, service));
+    KMS_GUARD(kms_db_bind_text(st, 4, region));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int row_key_auth(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_key_auth, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_session_auth(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_session_auth, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
 static bool key_id_shape(const char *id, const char *prefix)
 {
     if (id == NULL || strlen(id) != 20 || strncmp(id, prefix, 4) != 0) {
@@ -222,8 +255,10 @@ static bool key_id_shape(const char *id, const char *prefix)
 static int entity_by_id(iam_q *q, const char *sql, kms_iam_kind kind, const char *account_id,
                         const char *id, iam_entity *out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql, &st, "s", id);
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int f = kms_db_step(st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     /* The principal is gone (deleted user or role): its sessions are revoked. */
     KMS_ENSURE(f == 1, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
@@ -231,15 +266,15 @@ static int entity_by_id(iam_q *q, const char *sql, kms_iam_kind kind, const char
     out->kind = kind;
     snprintf(out->account_id, sizeof out->account_id, "%s", account_id);
     int r = -1;
-    if (col_copy(st, 0, out->id, sizeof out->id) == 0 &&
-        col_copy(st, 1, out->name, sizeof out->name) == 0 &&
-        col_copy(st, 2, out->path, sizeof out->path) == 0) {
-        out->creation_date = sqlite3_column_int64(st, 3);
-        out->is_root = sqlite3_column_int(st, 4) != 0;
-        iam_entity_arn(out);
+    if (kms_db_column_copy(st, 0, out->id, sizeof out->id, IAM_SQL_SUBJECT) == 0 &&
+        kms_db_column_copy(st, 1, out->name, sizeof out->name, IAM_SQL_SUBJECT) == 0 &&
+        kms_db_column_copy(st, 2, out->path, sizeof out->path, IAM_SQL_SUBJECT) == 0) {
+        out->creation_date = kms_db_column_int64(st, 3);
+        out->is_root = kms_db_column_int64(st, 4) != 0;
+        kms_iam_entity_arn(out);
         r = 0;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return r;
 }
 
@@ -258,7 +293,7 @@ static int secret_verify(kms_iam *iam, const char *id, const void *ct, size_t ct
     snprintf(purpose, sizeof purpose, "iam:access-key:%s", id);
     char *secret = NULL;
     size_t n = 0;
-    KMS_GUARD(iam_unseal(iam, purpose, ct, ct_len, &secret, &n));
+    KMS_GUARD(kms_iam_unseal(iam, purpose, ct, ct_len, &secret, &n));
     if (secret_out != NULL) {
         *secret_out = secret;
         return 0;
@@ -274,33 +309,37 @@ static int secret_verify(kms_iam *iam, const char *id, const void *ct, size_t ct
 
 static int record_use(kms_iam *iam, iam_q *q, const char *id, const char *service, int64_t now)
 {
-    return q_exec(q, sql_key_used, "siss", id, now, service ? service : "kms", iam->region);
+    return exec_key_used(q, id, now, service ? service : "kms", iam->region);
 }
 
 static int auth_long_term(kms_iam *iam, iam_q *q, const char *id, const char *secret_check,
                           char **secret_out, int64_t now, kms_identity *out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_key_auth, &st, "s", id);
+    kms_db_stmt *st = NULL;
+    int f = row_key_auth(q, &st, id);
     KMS_GUARD(f < 0 ? -1 : 0);
-    KMS_ENSURE(f == 1 && strcmp(col_s(st, 0), "Active") == 0, KMS_ERR_UNRECOGNIZED_CLIENT, "%s",
-               invalid_token);
-    int64_t last_used = sqlite3_column_int64(st, 2);
-    iam_entity u = {.kind = KMS_IAM_USER, .is_root = sqlite3_column_int(st, 7) != 0};
-    size_t ct_len = (size_t)sqlite3_column_bytes(st, 1);
+    KMS_ENSURE(f == 1 && strcmp(kms_db_column_text(st, 0), "Active") == 0,
+               KMS_ERR_UNRECOGNIZED_CLIENT, "%s", invalid_token);
+    int64_t last_used = kms_db_column_int64(st, 2);
+    iam_entity u = {.kind = KMS_IAM_USER, .is_root = kms_db_column_int64(st, 7) != 0};
+    const void *blob = NULL;
+    size_t ct_len = 0;
+    kms_db_column_blob(st, 1, &blob, &ct_len);
     uint8_t *ct = malloc(ct_len ? ct_len : 1);
     KMS_ENSURE(ct != NULL, KMS_ERR_INTERNAL, "out of memory");
-    memcpy(ct, sqlite3_column_blob(st, 1), ct_len);
+    if (ct_len > 0) {
+        memcpy(ct, blob, ct_len);
+    }
     int r = -1;
-    if (col_copy(st, 3, u.id, sizeof u.id) != 0 ||
-        col_copy(st, 4, u.account_id, sizeof u.account_id) != 0 ||
-        col_copy(st, 5, u.name, sizeof u.name) != 0 ||
-        col_copy(st, 6, u.path, sizeof u.path) != 0) {
+    if (kms_db_column_copy(st, 3, u.id, sizeof u.id, IAM_SQL_SUBJECT) != 0 ||
+        kms_db_column_copy(st, 4, u.account_id, sizeof u.account_id, IAM_SQL_SUBJECT) != 0 ||
+        kms_db_column_copy(st, 5, u.name, sizeof u.name, IAM_SQL_SUBJECT) != 0 ||
+        kms_db_column_copy(st, 6, u.path, sizeof u.path, IAM_SQL_SUBJECT) != 0) {
         goto out;
     }
-    u.creation_date = sqlite3_column_int64(st, 8);
-    sqlite3_reset(st);
-    iam_entity_arn(&u);
+    u.creation_date = kms_db_column_int64(st, 8);
+    kms_db_reset(st);
+    kms_iam_entity_arn(&u);
     if (secret_verify(iam, id, ct, ct_len, secret_check, secret_out) != 0 ||
         identity_of_user(q, &u, out) != 0) {
         goto out;
@@ -320,37 +359,47 @@ out:
 static int auth_session(kms_iam *iam, iam_q *q, const char *id, const char *token,
                         const char *secret_check, char **secret_out, int64_t now, kms_identity *out)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_session_auth, &st, "s", id);
+    kms_db_stmt *st = NULL;
+    int f = row_session_auth(q, &st, id);
     KMS_GUARD(f < 0 ? -1 : 0);
     /* Sessions disappear when revoked (their role or user deleted) or purged after expiry. */
     KMS_ENSURE(f == 1, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
     uint8_t hash[32];
     bool token_ok = false;
-    if (token != NULL && sqlite3_column_bytes(st, 4) == (int)sizeof hash) {
+    const void *token_hash = NULL;
+    size_t token_hash_len = 0;
+    kms_db_column_blob(st, 4, &token_hash, &token_hash_len);
+    if (token != NULL && token_hash_len == sizeof hash) {
         SHA256((const uint8_t *)token, strlen(token), hash);
-        token_ok = sodium_memcmp(hash, sqlite3_column_blob(st, 4), sizeof hash) == 0;
+        token_ok = sodium_memcmp(hash, token_hash, sizeof hash) == 0;
     }
     KMS_ENSURE(token_ok, KMS_ERR_EXPIRED_TOKEN, "%s", invalid_token);
-    KMS_ENSURE(sqlite3_column_int64(st, 8) > now, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
+    KMS_ENSURE(kms_db_column_int64(st, 8) > now, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
 
     char account[13], principal[32], session_name[130];
-    KMS_GUARD(col_copy(st, 0, account, sizeof account));
-    KMS_GUARD(col_copy(st, 1, principal, sizeof principal));
-    KMS_GUARD(col_copy(st, 2, session_name, sizeof session_name));
-    int64_t mfa_time = sqlite3_column_int64(st, 6);
-    int64_t issued = sqlite3_column_int64(st, 7);
-    int64_t expiry = sqlite3_column_int64(st, 8);
-    char *policy = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_dup(st, 5);
-    size_t ct_len = (size_t)sqlite3_column_bytes(st, 3);
+    KMS_GUARD(kms_db_column_copy(st, 0, account, sizeof account, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 1, principal, sizeof principal, IAM_SQL_SUBJECT));
+    KMS_GUARD(kms_db_column_copy(st, 2, session_name, sizeof session_name, IAM_SQL_SUBJECT));
+    int64_t mfa_time = kms_db_column_int64(st, 6);
+    int64_t issued = kms_db_column_int64(st, 7);
+    int64_t expiry = kms_db_column_int64(st, 8);
+    char *policy = NULL;
+    const void *blob = NULL;
+    size_t ct_len = 0;
+    kms_db_column_blob(st, 3, &blob, &ct_len);
     uint8_t *ct = malloc(ct_len ? ct_len : 1);
     int r = -1;
-    if (ct == NULL || (sqlite3_column_type(st, 5) != SQLITE_NULL && policy == NULL)) {
+    if (ct == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    memcpy(ct, sqlite3_column_blob(st, 3), ct_len);
-    sqlite3_reset(st);
+    if (!kms_db_column_is_null(st, 5) && kms_db_column_dup(st, 5, &policy) != 0) {
+        goto out;
+    }
+    if (ct_len > 0) {
+        memcpy(ct, blob, ct_len);
+    }
+    kms_db_reset(st);
     if (secret_verify(iam, id, ct, ct_len, secret_check, secret_out) != 0) {
         goto out;
     }
@@ -390,11 +439,11 @@ static int resolve(kms_iam *iam, const char *access_key_id, const char *session_
     KMS_ENSURE(session || key_id_shape(access_key_id, "AKIA"), KMS_ERR_UNRECOGNIZED_CLIENT, "%s",
                invalid_token);
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     int r = session ? auth_session(iam, &q, access_key_id, session_token, secret_check, secret_out,
                                    now, out)
                     : auth_long_term(iam, &q, access_key_id, secret_check, secret_out, now, out);
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_identity_clean_up(out);
     }
@@ -422,9 +471,9 @@ int kms_iam_access_key_used(kms_iam *iam, const char *access_key_id, const char 
         return 0; /* sessions keep no last-used record */
     }
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     int r = record_use(iam, &q, access_key_id, service, now);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -434,6 +483,26 @@ static const char sql_session_insert[] =
     "INSERT INTO iam_sessions (access_key_id, account_id, principal_id, session_name, "
     "secret_sealed, token_hash, policy, mfa_time, issued, expiry) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+static int exec_session_insert(iam_q *q, const char *access_key_id, const char *account_id,
+                               const char *principal_id, const char *session_name, const void *ct,
+                               size_t ct_len, const void *hash, size_t hash_len, const char *policy,
+                               int64_t mfa_time, int64_t now, int64_t expiration)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_session_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, access_key_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, principal_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, session_name));
+    KMS_GUARD(kms_db_bind_blob(st, 5, ct, ct_len));
+    KMS_GUARD(kms_db_bind_blob(st, 6, hash, hash_len));
+    KMS_GUARD(kms_db_bind_text(st, 7, policy));
+    KMS_GUARD(kms_db_bind_int64(st, 8, mfa_time));
+    KMS_GUARD(kms_db_bind_int64(st, 9, now));
+    KMS_GUARD(kms_db_bind_int64(st, 10, expiration));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
 
 void kms_iam_credentials_clean_up(kms_iam_credentials *c)
 {
@@ -451,9 +520,9 @@ static int session_insert(iam_q *q, const char *account_id, const char *principa
                           const char *session_name, const char *policy, int64_t mfa_time,
                           int64_t now, int64_t duration, kms_iam_credentials *out)
 {
-    iam_new_access_key_id(out->access_key_id, true);
+    kms_iam_new_access_key_id(out->access_key_id, true);
     out->expiration = now + duration;
-    KMS_GUARD(iam_new_secret(&out->secret_access_key));
+    KMS_GUARD(kms_iam_new_secret(&out->secret_access_key));
 
     uint8_t *raw = kms_secure_alloc(TOKEN_RANDOM_BYTES);
     KMS_GUARD(raw == NULL ? -1 : 0);
@@ -476,11 +545,10 @@ static int session_insert(iam_q *q, const char *account_id, const char *principa
     snprintf(purpose, sizeof purpose, "iam:access-key:%s", out->access_key_id);
     uint8_t *ct = NULL;
     size_t ct_len = 0;
-    KMS_GUARD(iam_seal(q->iam, purpose, out->secret_access_key, strlen(out->secret_access_key), &ct,
-                       &ct_len));
-    int r =
-        q_exec(q, sql_session_insert, "ssssbbsiii", out->access_key_id, account_id, principal_id,
-               session_name, ct, ct_len, hash, sizeof hash, policy, mfa_time, now, out->expiration);
+    KMS_GUARD(kms_iam_seal(q->iam, purpose, out->secret_access_key, strlen(out->secret_access_key),
+                           &ct, &ct_len));
+    int r = exec_session_insert(q, out->access_key_id, account_id, principal_id, session_name, ct,
+                                ct_len, hash, sizeof hash, policy, mfa_time, now, out->expiration);
     free(ct);
     return r;
 }
@@ -500,9 +568,9 @@ static int session_mfa(iam_q *q, const kms_identity *caller, const char *serial_
     KMS_ENSURE(strcmp(caller->type, "AssumedRole") != 0, KMS_ERR_INVALID_AUTH_CODE,
                "MultiFactorAuthentication failed: the caller has no MFA device.");
     iam_entity u;
-    KMS_GUARD(iam_user_or_root(q, caller->account_id,
-                               strcmp(caller->type, "Root") == 0 ? NULL : caller->user_name, &u));
-    KMS_GUARD(iam_mfa_verify(q, u.id, serial_number, token_code, now));
+    KMS_GUARD(kms_iam_user_or_root(
+        q, caller->account_id, strcmp(caller->type, "Root") == 0 ? NULL : caller->user_name, &u));
+    KMS_GUARD(kms_iam_mfa_verify(q, u.id, serial_number, token_code, now));
     *mfa_time = now;
     return 0;
 }
@@ -512,7 +580,7 @@ static int session_name_check(const char *name)
     KMS_ENSURE(name != NULL && strlen(name) >= 2, KMS_ERR_VALIDATION,
                "1 validation error detected: Value at 'roleSessionName' failed to satisfy "
                "constraint: Member must have length greater than or equal to 2");
-    return iam_name_check(name, 64, "roleSessionName");
+    return kms_iam_name_check(name, 64, "roleSessionName");
 }
 
 int kms_iam_assume_role(kms_iam *iam, const kms_identity *caller, const char *role_arn,
@@ -541,11 +609,11 @@ int kms_iam_assume_role(kms_iam *iam, const kms_identity *caller, const char *ro
         goto out;
     }
     int64_t mfa_time = 0;
-    if (q_begin(iam, &q, true) != 0 ||
+    if (kms_iam_begin(iam, &q, true) != 0 ||
         session_mfa(&q, caller, serial_number, token_code, now, &mfa_time) != 0 ||
         session_insert(&q, role.account_id, role.role_id, session_name, session_policy, mfa_time,
                        now, duration, out) != 0 ||
-        q_commit_data(&q) != 0) {
+        kms_iam_commit_data(&q) != 0) {
         goto out;
     }
     snprintf(out->assumed_role_id, sizeof out->assumed_role_id, "%s:%s", role.role_id,
@@ -555,7 +623,7 @@ int kms_iam_assume_role(kms_iam *iam, const kms_identity *caller, const char *ro
     r = 0;
 out:
     if (q.c != NULL) {
-        q_end(&q);
+        kms_iam_end(&q);
     }
     kms_iam_role_info_clean_up(&role);
     if (r != 0) {
@@ -581,19 +649,19 @@ int kms_iam_session_token(kms_iam *iam, const kms_identity *caller, int64_t dura
                "to satisfy constraint: Member must have value between %d and %" PRId64,
                duration, SESSION_MIN, max);
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int64_t mfa_time = 0;
     int r = -1;
-    if (iam_user_or_root(&q, caller->account_id, root ? NULL : caller->user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, caller->account_id, root ? NULL : caller->user_name, &u) != 0 ||
         session_mfa(&q, caller, serial_number, token_code, now, &mfa_time) != 0 ||
         session_insert(&q, caller->account_id, u.id, "", NULL, mfa_time, now, duration, out) != 0 ||
-        q_commit_data(&q) != 0) {
+        kms_iam_commit_data(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     if (r != 0) {
         kms_iam_credentials_clean_up(out);
     }
@@ -602,11 +670,19 @@ out:
 
 static const char sql_sessions_purge[] = "DELETE FROM iam_sessions WHERE expiry <= ?1";
 
+static int exec_sessions_purge(iam_q *q, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_sessions_purge, &st));
+    KMS_GUARD(kms_db_bind_int64(st, 1, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 int kms_iam_sessions_purge(kms_iam *iam, int64_t now)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
-    int r = q_exec(&q, sql_sessions_purge, "i", now);
-    q_end(&q);
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
+    int r = exec_sessions_purge(&q, now);
+    kms_iam_end(&q);
     return r;
 }

@@ -974,7 +974,7 @@ static void test_totp_rfc6238_vectors(void **state)
     OK(kms_iam_totp_code(seed, 20, 1, 6, out));
     assert_string_equal(out, "287082");
     char *b32 = NULL;
-    OK(iam_base32_encode((const uint8_t *)"foobar", 6, &b32));
+    OK(kms_iam_base32_encode((const uint8_t *)"foobar", 6, &b32));
     assert_string_equal(b32, "MZXW6YTBOI"); /* RFC 4648 section 10, without padding */
     kms_iam_secret_free(b32);
 }

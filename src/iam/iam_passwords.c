@@ -1,5 +1,5 @@
-/* Long-term credentials: access keys (secrets sealed under the internal CMK), login profiles and
- * the account password policy (passwords as Argon2id hashes, libsodium crypto_pwhash_str). */
+/* Passwords: the account password policy and login profiles (passwords as Argon2id hashes,
+ * libsodium crypto_pwhash_str). */
 #include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -11,214 +11,7 @@
 #include "util/secmem.h"
 #include "util/util.h"
 
-#define ACCESS_KEYS_MAX 2
 #define PASSWORD_HISTORY_MAX 24
-
-/* ---- Access keys -------------------------------------------------------------------------- */
-
-static const char sql_key_count[] = "SELECT count(*) FROM iam_access_keys WHERE user_id = ?1";
-static const char sql_key_insert[] =
-    "INSERT INTO iam_access_keys (access_key_id, user_id, status, secret_sealed, creation_date) "
-    "VALUES (?1, ?2, 'Active', ?3, ?4)";
-
-int iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
-                          char **secret)
-{
-    int64_t n = 0;
-    KMS_GUARD(q_int(q, sql_key_count, &n, "s", user->id));
-    KMS_ENSURE(n < ACCESS_KEYS_MAX, KMS_ERR_LIMIT_EXCEEDED,
-               "Cannot exceed quota for AccessKeysPerUser: %d", ACCESS_KEYS_MAX);
-    char id[32];
-    iam_new_access_key_id(id, false);
-    char purpose[64];
-    snprintf(purpose, sizeof purpose, "iam:access-key:%s", id);
-    char *s = NULL;
-    uint8_t *ct = NULL;
-    size_t ct_len = 0;
-    int r = -1;
-    if (iam_new_secret(&s) != 0 || iam_seal(q->iam, purpose, s, strlen(s), &ct, &ct_len) != 0 ||
-        q_exec(q, sql_key_insert, "ssbi", id, user->id, ct, ct_len, now) != 0) {
-        goto out;
-    }
-    memcpy(access_key_id, id, sizeof id);
-    *secret = s;
-    s = NULL;
-    r = 0;
-out:
-    kms_iam_secret_free(s);
-    free(ct);
-    return r;
-}
-
-int kms_iam_access_key_create(kms_iam *iam, const char *account_id, const char *user_name,
-                              int64_t now, char access_key_id[32], char **secret, json_t **key)
-{
-    *secret = NULL;
-    iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
-    iam_entity u;
-    char *s = NULL;
-    json_t *o = NULL;
-    int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        iam_access_key_insert(&q, &u, now, access_key_id, &s) != 0) {
-        goto out;
-    }
-    if (key != NULL) {
-        o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", access_key_id, "Status", "Active",
-                      "CreateDate", (json_int_t)now);
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0)) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (q_commit(&q) != 0) {
-        goto out;
-    }
-    *secret = s;
-    s = NULL;
-    if (key != NULL) {
-        *key = o;
-        o = NULL;
-    }
-    r = 0;
-out:
-    json_decref(o);
-    kms_iam_secret_free(s);
-    q_end(&q);
-    return r;
-}
-
-static const char sql_key_list[] =
-    "SELECT access_key_id, status, creation_date FROM iam_access_keys WHERE user_id = ?1 "
-    "ORDER BY creation_date, access_key_id";
-
-int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *user_name,
-                            json_t **out)
-{
-    iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
-    iam_entity u;
-    json_t *items = json_array();
-    sqlite3_stmt *st = NULL;
-    int r = -1;
-    if (items == NULL || iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        q_stmt(&q, sql_key_list, &st, "s", u.id) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = q_step(&q, st)) == 1) {
-        json_t *o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", col_s(st, 0), "Status",
-                              col_s(st, 1), "CreateDate", (json_int_t)sqlite3_column_int64(st, 2));
-        if (o == NULL || (!u.is_root && jset(o, "UserName", json_string(u.name)) != 0) ||
-            json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
-        goto out;
-    }
-    r = iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
-    items = NULL;
-out:
-    json_decref(items);
-    q_end(&q);
-    return r;
-}
-
-static const char sql_key_update[] =
-    "UPDATE iam_access_keys SET status = ?3 WHERE access_key_id = ?1 AND user_id = ?2";
-static const char sql_key_delete[] =
-    "DELETE FROM iam_access_keys WHERE access_key_id = ?1 AND user_id = ?2";
-
-static int key_change(kms_iam *iam, const char *account_id, const char *user_name,
-                      const char *access_key_id, const char *status)
-{
-    KMS_ENSURE(access_key_id != NULL && access_key_id[0] != '\0', KMS_ERR_VALIDATION,
-               "AccessKeyId must not be empty");
-    iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
-    iam_entity u;
-    int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        (status ? q_exec(&q, sql_key_update, "sss", access_key_id, u.id, status)
-                : q_exec(&q, sql_key_delete, "ss", access_key_id, u.id)) != 0) {
-        goto out;
-    }
-    if (q_changes(&q) == 0) {
-        kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The Access Key with id %s cannot be found.",
-                  access_key_id);
-        goto out;
-    }
-    if (q_commit(&q) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    q_end(&q);
-    return r;
-}
-
-int kms_iam_access_key_update(kms_iam *iam, const char *account_id, const char *user_name,
-                              const char *access_key_id, const char *status)
-{
-    KMS_ENSURE(status != NULL && (strcmp(status, "Active") == 0 || strcmp(status, "Inactive") == 0),
-               KMS_ERR_VALIDATION,
-               "1 validation error detected: Value at 'status' failed to satisfy constraint: "
-               "Member must satisfy enum value set: [Active, Inactive]");
-    return key_change(iam, account_id, user_name, access_key_id, status);
-}
-
-int kms_iam_access_key_delete(kms_iam *iam, const char *account_id, const char *user_name,
-                              const char *access_key_id)
-{
-    return key_change(iam, account_id, user_name, access_key_id, NULL);
-}
-
-static const char sql_key_last_used[] =
-    "SELECT u.name, u.is_root, k.last_used_date, k.last_used_service, k.last_used_region "
-    "FROM iam_access_keys k JOIN iam_users u ON u.user_id = k.user_id "
-    "WHERE k.access_key_id = ?1 AND u.account_id = ?2";
-
-int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const char *access_key_id,
-                                 json_t **out)
-{
-    KMS_ENSURE(access_key_id != NULL, KMS_ERR_VALIDATION, "AccessKeyId must not be empty");
-    iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
-    sqlite3_stmt *st = NULL;
-    json_t *o = NULL;
-    int r = -1;
-    int found = q_one(&q, sql_key_last_used, &st, "ss", access_key_id, account_id);
-    if (found <= 0) {
-        if (found == 0) {
-            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The Access Key with id %s cannot be found.",
-                      access_key_id);
-        }
-        goto out;
-    }
-    int64_t when = sqlite3_column_int64(st, 2);
-    const char *service = col_s(st, 3);
-    const char *region = col_s(st, 4);
-    json_t *used = json_pack("{s:s, s:s}", "ServiceName", service[0] ? service : "N/A", "Region",
-                             region[0] ? region : "N/A");
-    o = json_object();
-    if (used == NULL || o == NULL ||
-        (when > 0 && jset(used, "LastUsedDate", json_integer(when)) != 0) ||
-        jset(o, "AccessKeyLastUsed", used) != 0 ||
-        (sqlite3_column_int(st, 1) == 0 && jset(o, "UserName", json_string(col_s(st, 0))) != 0)) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    *out = o;
-    o = NULL;
-    r = 0;
-out:
-    json_decref(o);
-    q_end(&q);
-    return r;
-}
 
 /* ---- Password policy ---------------------------------------------------------------------- */
 
@@ -232,25 +25,61 @@ static const char sql_pp_put[] =
     "reuse_prevention, hard_expiry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char sql_pp_delete[] = "DELETE FROM iam_password_policies WHERE account_id = ?1";
 
+static int row_pp_get(iam_q *q, kms_db_stmt **st, const char *account_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_pp_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_pp_put(iam_q *q, const char *account_id, int64_t minimum_password_length,
+                       int64_t require_symbols, int64_t require_numbers,
+                       int64_t require_uppercase_characters, int64_t require_lowercase_characters,
+                       int64_t allow_users_to_change_password, int64_t max_password_age,
+                       int64_t password_reuse_prevention, int64_t hard_expiry)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_pp_put, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, minimum_password_length));
+    KMS_GUARD(kms_db_bind_int64(st, 3, require_symbols));
+    KMS_GUARD(kms_db_bind_int64(st, 4, require_numbers));
+    KMS_GUARD(kms_db_bind_int64(st, 5, require_uppercase_characters));
+    KMS_GUARD(kms_db_bind_int64(st, 6, require_lowercase_characters));
+    KMS_GUARD(kms_db_bind_int64(st, 7, allow_users_to_change_password));
+    KMS_GUARD(kms_db_bind_int64(st, 8, max_password_age));
+    KMS_GUARD(kms_db_bind_int64(st, 9, password_reuse_prevention));
+    KMS_GUARD(kms_db_bind_int64(st, 10, hard_expiry));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_pp_delete(iam_q *q, const char *account_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_pp_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 /* *found false: the account has none (AWS then applies its default). */
 static int policy_load(iam_q *q, const char *account_id, kms_iam_password_policy *p, bool *found)
 {
     memset(p, 0, sizeof *p);
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_pp_get, &st, "s", account_id);
+    kms_db_stmt *st = NULL;
+    int f = row_pp_get(q, &st, account_id);
     KMS_GUARD(f < 0 ? -1 : 0);
     *found = f == 1;
     if (f == 1) {
-        p->minimum_password_length = sqlite3_column_int64(st, 0);
-        p->require_symbols = sqlite3_column_int(st, 1) != 0;
-        p->require_numbers = sqlite3_column_int(st, 2) != 0;
-        p->require_uppercase_characters = sqlite3_column_int(st, 3) != 0;
-        p->require_lowercase_characters = sqlite3_column_int(st, 4) != 0;
-        p->allow_users_to_change_password = sqlite3_column_int(st, 5) != 0;
-        p->max_password_age = sqlite3_column_int64(st, 6);
-        p->password_reuse_prevention = sqlite3_column_int64(st, 7);
-        p->hard_expiry = sqlite3_column_int(st, 8) != 0;
-        sqlite3_reset(st);
+        p->minimum_password_length = kms_db_column_int64(st, 0);
+        p->require_symbols = kms_db_column_int64(st, 1) != 0;
+        p->require_numbers = kms_db_column_int64(st, 2) != 0;
+        p->require_uppercase_characters = kms_db_column_int64(st, 3) != 0;
+        p->require_lowercase_characters = kms_db_column_int64(st, 4) != 0;
+        p->allow_users_to_change_password = kms_db_column_int64(st, 5) != 0;
+        p->max_password_age = kms_db_column_int64(st, 6);
+        p->password_reuse_prevention = kms_db_column_int64(st, 7);
+        p->hard_expiry = kms_db_column_int64(st, 8) != 0;
+        kms_db_reset(st);
     } else {
         /* The IAM default: at least 8 characters, users may change their password. */
         p->minimum_password_length = 8;
@@ -259,7 +88,8 @@ static int policy_load(iam_q *q, const char *account_id, kms_iam_password_policy
     return 0;
 }
 
-int iam_password_policy_insert(iam_q *q, const char *account_id, const kms_iam_password_policy *p)
+int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
+                                   const kms_iam_password_policy *p)
 {
     KMS_ENSURE(p->minimum_password_length >= 6 && p->minimum_password_length <= 128,
                KMS_ERR_VALIDATION, "MinimumPasswordLength must be between 6 and 128");
@@ -267,63 +97,62 @@ int iam_password_policy_insert(iam_q *q, const char *account_id, const kms_iam_p
                "MaxPasswordAge must be between 1 and 1095");
     KMS_ENSURE(p->password_reuse_prevention >= 0 && p->password_reuse_prevention <= 24,
                KMS_ERR_VALIDATION, "PasswordReusePrevention must be between 1 and 24");
-    return q_exec(q, sql_pp_put, "siiiiiiiii", account_id, p->minimum_password_length,
-                  (int64_t)p->require_symbols, (int64_t)p->require_numbers,
-                  (int64_t)p->require_uppercase_characters,
-                  (int64_t)p->require_lowercase_characters,
-                  (int64_t)p->allow_users_to_change_password, p->max_password_age,
-                  p->password_reuse_prevention, (int64_t)p->hard_expiry);
+    return exec_pp_put(q, account_id, p->minimum_password_length, (int64_t)p->require_symbols,
+                       (int64_t)p->require_numbers, (int64_t)p->require_uppercase_characters,
+                       (int64_t)p->require_lowercase_characters,
+                       (int64_t)p->allow_users_to_change_password, p->max_password_age,
+                       p->password_reuse_prevention, (int64_t)p->hard_expiry);
 }
 
 int kms_iam_password_policy_put(kms_iam *iam, const char *account_id,
                                 const kms_iam_password_policy *policy)
 {
-    KMS_GUARD(iam_account_check(account_id));
+    KMS_GUARD(kms_iam_account_check(account_id));
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     int r = -1;
-    if (iam_password_policy_insert(&q, account_id, policy) != 0 || q_commit(&q) != 0) {
+    if (kms_iam_password_policy_insert(&q, account_id, policy) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 int kms_iam_password_policy_get(kms_iam *iam, const char *account_id, kms_iam_password_policy *out)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     bool found = false;
     int r = policy_load(&q, account_id, out, &found);
     if (r == 0 && !found) {
         r = kms_raise(KMS_ERR_NO_SUCH_ENTITY,
                       "The Password Policy with domain name %s cannot be found.", account_id);
     }
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 int kms_iam_password_policy_delete(kms_iam *iam, const char *account_id)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     int r = -1;
-    if (q_exec(&q, sql_pp_delete, "s", account_id) != 0) {
+    if (exec_pp_delete(&q, account_id) != 0) {
         goto out;
     }
-    if (q_changes(&q) == 0) {
+    if (kms_db_changes(q.c) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY,
                   "The Password Policy with domain name %s cannot be found.", account_id);
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -369,20 +198,47 @@ static const char sql_history_trim[] =
     "DELETE FROM iam_password_history WHERE user_id = ?1 AND rowid NOT IN (SELECT rowid FROM "
     "iam_password_history WHERE user_id = ?1 ORDER BY password_date DESC, rowid DESC LIMIT ?2)";
 
+static int open_history_recent(iam_q *q, kms_db_stmt **st, const char *user_id, int64_t reuse)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_history_recent, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, user_id));
+    KMS_GUARD(kms_db_bind_int64(*st, 2, reuse));
+    return 0;
+}
+
+static int exec_history_insert(iam_q *q, const char *id, const char *hash, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_history_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, hash));
+    KMS_GUARD(kms_db_bind_int64(st, 3, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_history_trim(iam_q *q, const char *user_id, int64_t keep)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_history_trim, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, keep));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 /* PasswordPolicyViolation if pw is one of the user's last `reuse` passwords. */
 static int password_not_reused(iam_q *q, const char *user_id, const char *pw, int64_t reuse)
 {
     if (reuse <= 0) {
         return 0;
     }
-    sqlite3_stmt *st = NULL;
-    KMS_GUARD(q_stmt(q, sql_history_recent, &st, "si", user_id, reuse));
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(open_history_recent(q, &st, user_id, reuse));
     int s;
     bool reused = false;
-    while (!reused && (s = q_step(q, st)) == 1) {
-        reused = crypto_pwhash_str_verify(col_s(st, 0), pw, strlen(pw)) == 0;
+    while (!reused && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        reused = crypto_pwhash_str_verify(kms_db_column_text(st, 0), pw, strlen(pw)) == 0;
     }
-    sqlite3_reset(st);
+    kms_db_reset(st);
     KMS_GUARD(!reused && s < 0 ? -1 : 0);
     KMS_ENSURE(!reused, KMS_ERR_PASSWORD_POLICY,
                "Password does not conform to the account password policy: it was used "
@@ -403,8 +259,8 @@ static int password_accept(iam_q *q, const iam_entity *u, const char *pw, int64_
     KMS_ENSURE(crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                                  crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0,
                KMS_ERR_INTERNAL, "cannot hash the password (out of memory)");
-    KMS_GUARD(q_exec(q, sql_history_insert, "ssi", u->id, hash, now));
-    return q_exec(q, sql_history_trim, "si", u->id, (int64_t)PASSWORD_HISTORY_MAX);
+    KMS_GUARD(exec_history_insert(q, u->id, hash, now));
+    return exec_history_trim(q, u->id, (int64_t)PASSWORD_HISTORY_MAX);
 }
 
 static const char sql_login_get[] =
@@ -422,6 +278,74 @@ static const char sql_password_used[] =
     "UPDATE iam_users SET password_last_used = ?2 WHERE user_id = ?1";
 static const char sql_mfa_count[] = "SELECT count(*) FROM iam_mfa_devices WHERE user_id = ?1";
 
+static int row_login_get(iam_q *q, kms_db_stmt **st, const char *id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_login_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_login_insert(iam_q *q, const char *id, const char *hash, int64_t now,
+                             int64_t reset_required)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_login_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, hash));
+    KMS_GUARD(kms_db_bind_int64(st, 3, now));
+    KMS_GUARD(kms_db_bind_int64(st, 4, reset_required));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_login_set_password(iam_q *q, const char *id, const char *hash, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_login_set_password, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, hash));
+    KMS_GUARD(kms_db_bind_int64(st, 3, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_login_set_reset(iam_q *q, const char *user_id, int64_t reset_required)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_login_set_reset, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, reset_required));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int exec_login_delete(iam_q *q, const char *id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_login_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int int_mfa_count(iam_q *q, int64_t *out, const char *id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_count, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_password_used(iam_q *q, const char *id, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_password_used, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_int64(st, 2, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
 static const char *display_name(const iam_entity *u)
 {
     return u->is_root ? "root" : u->name;
@@ -429,11 +353,11 @@ static const char *display_name(const iam_entity *u)
 
 static int login_profile_exists(iam_q *q, const iam_entity *u, bool *exists)
 {
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_login_get, &st, "s", u->id);
+    kms_db_stmt *st = NULL;
+    int f = row_login_get(q, &st, u->id);
     KMS_GUARD(f < 0 ? -1 : 0);
     *exists = f == 1;
-    sqlite3_reset(st);
+    kms_db_reset(st);
     return 0;
 }
 
@@ -456,13 +380,13 @@ int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const cha
                                  json_t **profile)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     char hash[crypto_pwhash_STRBYTES];
     bool exists = false;
     json_t *o = NULL;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         login_profile_exists(&q, &u, &exists) != 0) {
         goto out;
     }
@@ -472,9 +396,9 @@ int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const cha
         goto out;
     }
     if (password_accept(&q, &u, password, now, hash) != 0 ||
-        q_exec(&q, sql_login_insert, "ssii", u.id, hash, now, (int64_t)reset_required) != 0 ||
+        exec_login_insert(&q, u.id, hash, now, (int64_t)reset_required) != 0 ||
         (profile != NULL && (o = login_json(&u, now, reset_required)) == NULL) ||
-        q_commit(&q) != 0) {
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     if (profile != NULL) {
@@ -485,7 +409,7 @@ int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const cha
 out:
     json_decref(o);
     sodium_memzero(hash, sizeof hash);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -493,14 +417,14 @@ int kms_iam_login_profile_get(kms_iam *iam, const char *account_id, const char *
                               json_t **profile)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, false));
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
     iam_entity u;
-    sqlite3_stmt *st = NULL;
+    kms_db_stmt *st = NULL;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
-    int f = q_one(&q, sql_login_get, &st, "s", u.id);
+    int f = row_login_get(&q, &st, u.id);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
@@ -508,13 +432,13 @@ int kms_iam_login_profile_get(kms_iam *iam, const char *account_id, const char *
         }
         goto out;
     }
-    if ((*profile = login_json(&u, sqlite3_column_int64(st, 1), sqlite3_column_int(st, 3) != 0)) ==
+    if ((*profile = login_json(&u, kms_db_column_int64(st, 1), kms_db_column_int64(st, 3) != 0)) ==
         NULL) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -522,12 +446,12 @@ int kms_iam_login_profile_update(kms_iam *iam, const char *account_id, const cha
                                  const char *password, int reset_required, int64_t now)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     char hash[crypto_pwhash_STRBYTES];
     bool exists = false;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
         login_profile_exists(&q, &u, &exists) != 0) {
         goto out;
     }
@@ -537,44 +461,44 @@ int kms_iam_login_profile_update(kms_iam *iam, const char *account_id, const cha
         goto out;
     }
     if (password != NULL && (password_accept(&q, &u, password, now, hash) != 0 ||
-                             q_exec(&q, sql_login_set_password, "ssi", u.id, hash, now) != 0)) {
+                             exec_login_set_password(&q, u.id, hash, now) != 0)) {
         goto out;
     }
     if (reset_required >= 0 &&
-        q_exec(&q, sql_login_set_reset, "si", u.id, (int64_t)(reset_required != 0)) != 0) {
+        exec_login_set_reset(&q, u.id, (int64_t)(reset_required != 0)) != 0) {
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
     sodium_memzero(hash, sizeof hash);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
 int kms_iam_login_profile_delete(kms_iam *iam, const char *account_id, const char *user_name)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int r = -1;
-    if (iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        q_exec(&q, sql_login_delete, "s", u.id) != 0) {
+    if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        exec_login_delete(&q, u.id) != 0) {
         goto out;
     }
-    if (q_changes(&q) == 0) {
+    if (kms_db_changes(q.c) == 0) {
         kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
                   display_name(&u));
         goto out;
     }
-    if (q_commit(&q) != 0) {
+    if (kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -585,19 +509,19 @@ static int password_verify(iam_q *q, const char *account_id, const char *user_na
 {
     static const char denied[] = "Your authentication information is incorrect.";
     KMS_ENSURE(pw != NULL, KMS_ERR_ACCESS_DENIED, "%s", denied);
-    if (iam_user_or_root(q, account_id, user_name, u) != 0) {
+    if (kms_iam_user_or_root(q, account_id, user_name, u) != 0) {
         return kms_last_error() == KMS_ERR_NO_SUCH_ENTITY
                    ? kms_raise(KMS_ERR_ACCESS_DENIED, "%s", denied)
                    : -1;
     }
-    sqlite3_stmt *st = NULL;
-    int f = q_one(q, sql_login_get, &st, "s", u->id);
+    kms_db_stmt *st = NULL;
+    int f = row_login_get(q, &st, u->id);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_ACCESS_DENIED, "%s", denied);
-    bool ok = crypto_pwhash_str_verify(col_s(st, 0), pw, strlen(pw)) == 0;
-    *password_date = sqlite3_column_int64(st, 2);
-    *reset = sqlite3_column_int(st, 3) != 0;
-    sqlite3_reset(st);
+    bool ok = crypto_pwhash_str_verify(kms_db_column_text(st, 0), pw, strlen(pw)) == 0;
+    *password_date = kms_db_column_int64(st, 2);
+    *reset = kms_db_column_int64(st, 3) != 0;
+    kms_db_reset(st);
     KMS_ENSURE(ok, KMS_ERR_ACCESS_DENIED, "%s", denied);
     return 0;
 }
@@ -606,7 +530,7 @@ int kms_iam_password_change(kms_iam *iam, const char *account_id, const char *us
                             const char *old_password, const char *new_password, int64_t now)
 {
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int64_t date = 0;
     bool reset = false, found = false;
@@ -628,14 +552,14 @@ int kms_iam_password_change(kms_iam *iam, const char *account_id, const char *us
         goto out;
     }
     if (password_accept(&q, &u, new_password, now, hash) != 0 ||
-        q_exec(&q, sql_login_set_password, "ssi", u.id, hash, now) != 0 ||
-        q_exec(&q, sql_login_set_reset, "si", u.id, (int64_t)0) != 0 || q_commit(&q) != 0) {
+        exec_login_set_password(&q, u.id, hash, now) != 0 ||
+        exec_login_set_reset(&q, u.id, (int64_t)0) != 0 || kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
 out:
     sodium_memzero(hash, sizeof hash);
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }
 
@@ -645,16 +569,15 @@ int kms_iam_password_check(kms_iam *iam, const char *account_id, const char *use
     *must_change = false;
     *mfa_required = false;
     iam_q q;
-    KMS_GUARD(q_begin(iam, &q, true));
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
     iam_entity u;
     int64_t date = 0, devices = 0;
     bool reset = false, found = false;
     kms_iam_password_policy p;
     int r = -1;
     if (password_verify(&q, account_id, user_name, password, &u, &date, &reset) != 0 ||
-        policy_load(&q, account_id, &p, &found) != 0 ||
-        q_int(&q, sql_mfa_count, &devices, "s", u.id) != 0 ||
-        q_exec(&q, sql_password_used, "si", u.id, now) != 0 || q_commit_data(&q) != 0) {
+        policy_load(&q, account_id, &p, &found) != 0 || int_mfa_count(&q, &devices, u.id) != 0 ||
+        exec_password_used(&q, u.id, now) != 0 || kms_iam_commit_data(&q) != 0) {
         goto out;
     }
     bool expired = p.max_password_age > 0 && now - date > p.max_password_age * 86400;
@@ -662,6 +585,6 @@ int kms_iam_password_check(kms_iam *iam, const char *account_id, const char *use
     *mfa_required = devices > 0;
     r = 0;
 out:
-    q_end(&q);
+    kms_iam_end(&q);
     return r;
 }

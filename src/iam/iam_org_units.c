@@ -1,0 +1,256 @@
+/* Organizational units of an organization and the parent checks of the root and OUs
+ * (CreateOrganizationalUnit ... DeleteOrganizationalUnit). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iam/iam_org.h"
+#include "util/util.h"
+
+static const char sql_ou_get[] =
+    "SELECT ou_id, name, parent_id FROM org_units WHERE ou_id = ?1 AND org_id = ?2";
+static const char sql_ou_insert[] =
+    "INSERT INTO org_units (ou_id, org_id, parent_id, name, creation_date) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char sql_ou_name_taken[] =
+    "SELECT 1 FROM org_units WHERE parent_id = ?1 AND name = ?2";
+static const char sql_ou_children[] =
+    "SELECT ou_id, name FROM org_units WHERE parent_id = ?1 ORDER BY name";
+static const char sql_ou_count_children[] =
+    "SELECT (SELECT count(*) FROM org_units WHERE parent_id = ?1) + "
+    "(SELECT count(*) FROM iam_accounts WHERE parent_id = ?1)";
+static const char sql_ou_delete[] = "DELETE FROM org_units WHERE ou_id = ?1";
+
+static int row_ou_get(iam_q *q, kms_db_stmt **st, const char *ou_id, const char *org_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_get, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, ou_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int row_ou_name_taken(iam_q *q, kms_db_stmt **st, const char *parent_id, const char *name)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_name_taken, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
+    KMS_GUARD(kms_db_bind_text(*st, 2, name));
+    return kms_db_step(*st, IAM_SQL_WHAT);
+}
+
+static int exec_ou_insert(iam_q *q, const char *id, const char *org_id, const char *parent_id,
+                          const char *name, int64_t now)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_insert, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, id));
+    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
+    KMS_GUARD(kms_db_bind_text(st, 3, parent_id));
+    KMS_GUARD(kms_db_bind_text(st, 4, name));
+    KMS_GUARD(kms_db_bind_int64(st, 5, now));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int open_ou_children(iam_q *q, kms_db_stmt **st, const char *parent_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_children, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
+    return 0;
+}
+
+static int int_ou_count_children(iam_q *q, int64_t *out, const char *ou_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_count_children, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+static int exec_ou_delete(iam_q *q, const char *ou_id)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_ou_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+int kms_iam_org_ou_get(iam_q *q, const org_info *o, const char *ou_id, char *name, size_t name_size,
+                       char *parent, size_t parent_size)
+{
+    kms_db_stmt *st = NULL;
+    int f = row_ou_get(q, &st, ou_id, o->org_id);
+    if (f != 1) {
+        return f;
+    }
+    if (name != NULL) {
+        kms_iam_copy(name, name_size, kms_db_column_text(st, 1));
+    }
+    if (parent != NULL && kms_db_column_copy(st, 2, parent, parent_size, IAM_SQL_SUBJECT) != 0) {
+        kms_db_reset(st);
+        return -1;
+    }
+    kms_db_reset(st);
+    return 1;
+}
+
+int kms_iam_org_parent_check(iam_q *q, const org_info *o, const char *parent_id)
+{
+    KMS_ENSURE(parent_id != NULL, KMS_ERR_VALIDATION, "ParentId must not be empty");
+    if (strcmp(parent_id, o->root_id) == 0) {
+        return 0;
+    }
+    int f = kms_iam_org_ou_get(q, o, parent_id, NULL, 0, NULL, 0);
+    KMS_GUARD(f < 0 ? -1 : 0);
+    KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
+               "We can't find a root or OU with the ParentId "
+               "that you specified.");
+    return 0;
+}
+
+static json_t *ou_json(const org_info *o, const char *id, const char *name)
+{
+    char arn[200];
+    kms_iam_org_ou_arn(o, id, arn, sizeof arn);
+    json_t *j = json_pack("{s:s, s:s, s:s}", "Id", id, "Arn", arn, "Name", name);
+    if (j == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return j;
+}
+
+int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *parent_id,
+                          const char *name, int64_t now, json_t **ou)
+{
+    KMS_ENSURE(name != NULL && name[0] != '\0' && strlen(name) <= 128, KMS_ERR_VALIDATION,
+               "Name must be 1 to 128 characters");
+    iam_q q;
+    org_info o;
+    KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
+    kms_db_stmt *st = NULL;
+    json_t *j = NULL;
+    int r = -1;
+    if (kms_iam_org_parent_check(&q, &o, parent_id) != 0) {
+        goto out;
+    }
+    int f = row_ou_name_taken(&q, &st, parent_id, name);
+    if (f != 0) {
+        if (f == 1) {
+            kms_raise(KMS_ERR_ENTITY_EXISTS, "An OU with the same name already exists.");
+        }
+        goto out;
+    }
+    /* ou-RRRR-xxxxxxxx: the root's suffix, then eight random characters. */
+    char id[48], prefix[40];
+    snprintf(prefix, sizeof prefix, "ou-%s-", o.root_id + 2);
+    kms_iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
+    if (exec_ou_insert(&q, id, o.org_id, parent_id, name, now) != 0 ||
+        kms_iam_org_attach_tx(&q, IAM_FULL_ACCESS_SCP, id) != 0 ||
+        (ou != NULL && (j = ou_json(&o, id, name)) == NULL) || kms_iam_commit(&q) != 0) {
+        goto out;
+    }
+    if (ou != NULL) {
+        *ou = j;
+        j = NULL;
+    }
+    r = 0;
+out:
+    json_decref(j);
+    kms_iam_end(&q);
+    return r;
+}
+
+int kms_iam_org_ou_describe(kms_iam *iam, const char *account_id, const char *ou_id, json_t **ou)
+{
+    KMS_ENSURE(ou_id != NULL, KMS_ERR_VALIDATION, "OrganizationalUnitId must not be empty");
+    iam_q q;
+    org_info o;
+    KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
+    char name[130];
+    int r = -1;
+    int f = kms_iam_org_ou_get(&q, &o, ou_id, name, sizeof name, NULL, 0);
+    if (f <= 0) {
+        if (f == 0) {
+            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "We can't find an OU with the "
+                                              "OrganizationalUnitId that you specified.");
+        }
+        goto out;
+    }
+    *ou = ou_json(&o, ou_id, name);
+    r = *ou ? 0 : -1;
+out:
+    kms_iam_end(&q);
+    return r;
+}
+
+int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent_id, json_t **out)
+{
+    iam_q q;
+    org_info o;
+    KMS_GUARD(kms_iam_org_begin(iam, &q, false, account_id, &o));
+    json_t *items = json_array();
+    kms_db_stmt *st = NULL;
+    int r = -1;
+    if (items == NULL || kms_iam_org_parent_check(&q, &o, parent_id) != 0 ||
+        open_ou_children(&q, &st, parent_id) != 0) {
+        goto out;
+    }
+    int s;
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *j = ou_json(&o, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
+        if (j == NULL) {
+            goto out;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    }
+    if (s < 0) {
+        goto out;
+    }
+    r = kms_iam_org_list_wrap("OrganizationalUnits", &items, out);
+out:
+    json_decref(items);
+    kms_iam_end(&q);
+    return r;
+}
+
+int kms_iam_org_ou_delete(kms_iam *iam, const char *account_id, const char *ou_id)
+{
+    KMS_ENSURE(ou_id != NULL, KMS_ERR_VALIDATION, "OrganizationalUnitId must not be empty");
+    iam_q q;
+    org_info o;
+    KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
+    int64_t children = 0;
+    int r = -1;
+    int f = kms_iam_org_ou_get(&q, &o, ou_id, NULL, 0, NULL, 0);
+    if (f <= 0) {
+        if (f == 0) {
+            kms_raise(KMS_ERR_NO_SUCH_ENTITY, "We can't find an OU with the "
+                                              "OrganizationalUnitId that you specified.");
+        }
+        goto out;
+    }
+    if (int_ou_count_children(&q, &children, ou_id) != 0) {
+        goto out;
+    }
+    if (children > 0) {
+        kms_raise(KMS_ERR_DELETE_CONFLICT,
+                  "The specified OU is not empty. Move all accounts to another root or OU, "
+                  "delete all child OUs, and try again.");
+        goto out;
+    }
+    if (kms_iam_org_detach_all_tx(&q, ou_id) != 0 || exec_ou_delete(&q, ou_id) != 0 ||
+        kms_iam_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_iam_end(&q);
+    return r;
+}

@@ -1,0 +1,158 @@
+/* Tags of IAM users and roles (TagUser ... ListRoleTags). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "iam/iam_internal.h"
+#include "util/util.h"
+
+static const char sql_tags_of[] =
+    "SELECT key, value FROM iam_tags WHERE entity_id = ?1 ORDER BY key";
+static const char sql_tag_put[] =
+    "INSERT INTO iam_tags (entity_id, key, value) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (entity_id, key) DO UPDATE SET value = excluded.value";
+static const char sql_tag_count[] = "SELECT count(*) FROM iam_tags WHERE entity_id = ?1";
+
+static int open_tags_of(iam_q *q, kms_db_stmt **st, const char *entity_id)
+{
+    KMS_GUARD(kms_db_prepare(q->c, sql_tags_of, st));
+    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
+    return 0;
+}
+
+static int exec_tag_put(iam_q *q, const char *entity_id, const char *key, const char *value)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_tag_put, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, key));
+    KMS_GUARD(kms_db_bind_text(st, 3, value));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+static int int_tag_count(iam_q *q, int64_t *out, const char *entity_id)
+{
+    *out = 0;
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_tag_count, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    int s = kms_db_step(st, IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
+    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
+    kms_db_reset(st);
+    return 0;
+}
+
+json_t *kms_iam_tags_json(iam_q *q, const char *entity_id)
+{
+    json_t *arr = json_array();
+    kms_db_stmt *st = NULL;
+    if (arr == NULL || open_tags_of(q, &st, entity_id) != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    int s;
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *t = json_pack("{s:s, s:s}", "Key", kms_db_column_text(st, 0), "Value",
+                              kms_db_column_text(st, 1));
+        if (t == NULL || json_array_append_new(arr, t) != 0) {
+            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            break;
+        }
+    }
+    kms_db_reset(st);
+    if (s < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+int kms_iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        KMS_ENSURE(tags[i].key != NULL && tags[i].key[0] != '\0' && strlen(tags[i].key) <= 128 &&
+                       strncmp(tags[i].key, "aws:", 4) != 0,
+                   KMS_ERR_VALIDATION, "invalid tag key");
+        KMS_ENSURE(tags[i].value != NULL && strlen(tags[i].value) <= 256, KMS_ERR_VALIDATION,
+                   "invalid tag value for key %s", tags[i].key);
+        KMS_GUARD(exec_tag_put(q, entity_id, tags[i].key, tags[i].value));
+    }
+    int64_t count = 0;
+    KMS_GUARD(int_tag_count(q, &count, entity_id));
+    KMS_ENSURE(count <= 50, KMS_ERR_LIMIT_EXCEEDED,
+               "The number of tags has reached the maximum limit.");
+    return 0;
+}
+
+static const char sql_tag_delete[] = "DELETE FROM iam_tags WHERE entity_id = ?1 AND key = ?2";
+
+static int exec_tag_delete(iam_q *q, const char *entity_id, const char *key)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_prepare(q->c, sql_tag_delete, &st));
+    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
+    KMS_GUARD(kms_db_bind_text(st, 2, key));
+    return kms_db_exec(st, IAM_SQL_WHAT);
+}
+
+int kms_iam_tags_add(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                     const kms_iam_tag *tags, size_t tag_count)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
+    iam_entity e;
+    int r = -1;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        kms_iam_tags_insert(&q, e.id, tags, tag_count) != 0 || kms_iam_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_iam_end(&q);
+    return r;
+}
+
+int kms_iam_tags_remove(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                        const char *const *keys, size_t key_count)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
+    iam_entity e;
+    int r = -1;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < key_count; i++) {
+        if (exec_tag_delete(&q, e.id, keys[i]) != 0) {
+            goto out;
+        }
+    }
+    if (kms_iam_commit(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_iam_end(&q);
+    return r;
+}
+
+int kms_iam_tags_list(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
+                      json_t **out)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
+    iam_entity e;
+    int r = -1;
+    json_t *tags = NULL;
+    if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
+        (tags = kms_iam_tags_json(&q, e.id)) == NULL) {
+        goto out;
+    }
+    r = kms_iam_list_response(tags, "Tags", false, NULL, out);
+out:
+    kms_iam_end(&q);
+    return r;
+}
