@@ -1,6 +1,5 @@
 /* db.h on SQLite: the pool, the statement cache, binds, columns and transactions. */
 #include "store/db.h"
-#include "store/db_sqlite.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -71,11 +70,6 @@ static int raise_rc(kms_db *db, sqlite3 *handle, int rc, const char *what)
                          msg);
     }
     return kms_raise(db->cfg.err, "%s: %s %s: %s", what, db->label, db->path, msg);
-}
-
-int kms_db_raise_rc(kms_db_conn *c, int rc, const char *what)
-{
-    return raise_rc(c->db, c->handle, rc, what);
 }
 
 bool kms_db_file_unreadable(const kms_db *db)
@@ -637,16 +631,4 @@ int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg
         *changes = a.changes;
     }
     return 0;
-}
-
-/* ---- The SQLite handles (db_sqlite.h) ----------------------------------------------------- */
-
-sqlite3 *kms_db_conn_sqlite(kms_db_conn *c)
-{
-    return c->handle;
-}
-
-sqlite3_stmt *kms_db_stmt_sqlite(kms_db_stmt *st)
-{
-    return st->st;
 }

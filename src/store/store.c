@@ -3,7 +3,6 @@
  * store_aliases.c, grants in store_grants.c, rotation and deletion in store_rotation.c, the
  * schema in store_schema.c. */
 #include "store/store.h"
-#include "store/db_sqlite.h"
 #include "store/store_internal.h"
 
 #include <errno.h>
@@ -192,68 +191,4 @@ int kms_store_bind_list(kms_db_stmt *st, const void *arg)
         return 0;
     }
     return kms_db_bind_text(st, 3, p->subject);
-}
-
-/* ---- Connections for src/iam until it moves onto db.h (store_internal.h) ------------------ */
-
-int kms_store_conn_borrow(kms_store *store, kms_store_conn **out)
-{
-    return kms_db_borrow(store->db, out);
-}
-
-void kms_store_conn_return(kms_store *store, kms_store_conn *c)
-{
-    (void)store;
-    kms_db_return(c);
-}
-
-sqlite3 *kms_store_conn_db(kms_store_conn *c)
-{
-    return kms_db_conn_sqlite(c);
-}
-
-int kms_store_conn_prepare(kms_store *store, kms_store_conn *c, const char *sql, sqlite3_stmt **out)
-{
-    (void)store;
-    kms_db_stmt *st = NULL;
-    *out = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql, &st));
-    *out = kms_db_stmt_sqlite(st);
-    return 0;
-}
-
-int kms_store_conn_begin(kms_store *store, kms_store_conn *c)
-{
-    (void)store;
-    return kms_db_begin(c, "cannot begin a transaction");
-}
-
-int kms_store_conn_commit(kms_store *store, kms_store_conn *c)
-{
-    (void)store;
-    return kms_db_commit(c, "cannot commit");
-}
-
-void kms_store_conn_rollback(kms_store_conn *c)
-{
-    kms_db_rollback(c);
-}
-
-int kms_store_raise(const kms_store *store, kms_store_conn *c, int rc, const char *what)
-{
-    (void)store;
-    return kms_db_raise_rc(c, rc, what);
-}
-
-int kms_store_step(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
-{
-    (void)store;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        return 1;
-    }
-    if (rc == SQLITE_DONE) {
-        return 0;
-    }
-    return kms_db_raise_rc(c, rc, what);
 }

@@ -4,8 +4,6 @@
 #ifndef KMS_STORE_STORE_INTERNAL_H
 #define KMS_STORE_STORE_INTERNAL_H
 
-#include <sqlite3.h>
-
 #include "store/db.h"
 #include "store/store.h"
 
@@ -62,22 +60,5 @@ typedef struct kms_store_list_params {
 } kms_store_list_params;
 
 int kms_store_bind_list(kms_db_stmt *st, const void *arg) __attribute__((warn_unused_result));
-
-/* ---- For src/iam until it moves onto db.h (then these go) ---- */
-
-typedef struct kms_db_conn kms_store_conn;
-
-int kms_store_conn_borrow(kms_store *store, kms_store_conn **out)
-    __attribute__((warn_unused_result));
-void kms_store_conn_return(kms_store *store, kms_store_conn *c);
-sqlite3 *kms_store_conn_db(kms_store_conn *c);
-int kms_store_conn_prepare(kms_store *store, kms_store_conn *c, const char *sql, sqlite3_stmt **out)
-    __attribute__((warn_unused_result));
-int kms_store_conn_begin(kms_store *store, kms_store_conn *c) __attribute__((warn_unused_result));
-int kms_store_conn_commit(kms_store *store, kms_store_conn *c) __attribute__((warn_unused_result));
-void kms_store_conn_rollback(kms_store_conn *c);
-int kms_store_raise(const kms_store *store, kms_store_conn *c, int rc, const char *what);
-int kms_store_step(kms_store *store, kms_store_conn *c, sqlite3_stmt *st, const char *what)
-    __attribute__((warn_unused_result));
 
 #endif
