@@ -13,13 +13,18 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-(cd build-asan && ctest --output-on-failure -j2) 2>&1 | tee "$log" || status=1
+conventions=0
+bash scripts/check-conventions.sh build-release 2>&1 | tee "$log" || { status=1; conventions=1; }
+(cd build-asan && ctest --output-on-failure -j2) 2>&1 | tee -a "$log" || status=1
 bash tests/fuzz/run.sh 2>&1 | tee -a "$log" || status=1
 
 # ctest ends each run with "N% tests passed, F tests failed out of T".
 read -r passed failed < <(awk '/tests passed, .* tests failed out of/ {
     for (i = 1; i <= NF; i++) { if ($i == "failed") f += $(i - 2); if ($i == "of") t += $(i + 1) }
   } END { print t - f, f + 0 }' "$log")
+# The conventions check counts as one test.
+failed=$((failed + conventions))
+passed=$((passed + 1 - conventions))
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # a step failed before its tests could be counted
 fi

@@ -165,8 +165,8 @@ int kms_ecdsa_public_compressed(EVP_PKEY *key, kms_buf *out)
                                        "compressed") != 1 ||
         /* OSSL_PKEY_PARAM_PUB_KEY follows the conversion format; the ENCODED_PUBLIC_KEY
          * parameter ignores it in OpenSSL 3.0. */
-        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point,
-                                        &len) != 1) {
+        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &len) !=
+            1) {
         return kms_openssl_raise("ECDSA public key encoding");
     }
     return kms_buf_append(out, point, len);
@@ -204,8 +204,8 @@ static EVP_PKEY_CTX *sig_ctx(EVP_PKEY *key, const char *md, bool sign)
     return pctx;
 }
 
-int kms_ecdsa_sign_digest(EVP_PKEY *key, const char *md, const uint8_t *digest,
-                          size_t digest_len, kms_buf *out)
+int kms_ecdsa_sign_digest(EVP_PKEY *key, const char *md, const uint8_t *digest, size_t digest_len,
+                          kms_buf *out)
 {
     int r = -1;
     size_t len = 0;
@@ -228,8 +228,8 @@ out:
     return r;
 }
 
-int kms_ecdsa_verify_digest(EVP_PKEY *key, const char *md, const uint8_t *digest,
-                            size_t digest_len, const uint8_t *sig, size_t sig_len)
+int kms_ecdsa_verify_digest(EVP_PKEY *key, const char *md, const uint8_t *digest, size_t digest_len,
+                            const uint8_t *sig, size_t sig_len)
 {
     EVP_PKEY_CTX *pctx = sig_ctx(key, md, false);
     if (pctx == NULL) {

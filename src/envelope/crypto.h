@@ -47,12 +47,11 @@ int kms_ecdsa_public_compressed(EVP_PKEY *key, kms_buf *out) __attribute__((warn
 /* A public key from a SEC 1 point (compressed or not). NULL with InvalidCiphertextException. */
 EVP_PKEY *kms_ecdsa_public_from_point(const char *curve, const uint8_t *point, size_t len);
 /* Signs a digest; out receives the DER ECDSA-Sig-Value. */
-int kms_ecdsa_sign_digest(EVP_PKEY *key, const char *md, const uint8_t *digest,
-                          size_t digest_len, kms_buf *out) __attribute__((warn_unused_result));
+int kms_ecdsa_sign_digest(EVP_PKEY *key, const char *md, const uint8_t *digest, size_t digest_len,
+                          kms_buf *out) __attribute__((warn_unused_result));
 /* 0 when sig (DER) verifies; -1 with InvalidCiphertextException otherwise. */
-int kms_ecdsa_verify_digest(EVP_PKEY *key, const char *md, const uint8_t *digest,
-                            size_t digest_len, const uint8_t *sig, size_t sig_len)
-    __attribute__((warn_unused_result));
+int kms_ecdsa_verify_digest(EVP_PKEY *key, const char *md, const uint8_t *digest, size_t digest_len,
+                            const uint8_t *sig, size_t sig_len) __attribute__((warn_unused_result));
 
 /* RSA key wrapping for the raw RSA keyring. unwrap returns -1 with InvalidCiphertextException
  * (and nothing in out) when the padding does not check; out is kms_secure_alloc'ed. */

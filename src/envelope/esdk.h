@@ -24,18 +24,23 @@
 #define KMS_ESDK_PUBKEY_CONTEXT_KEY "aws-crypto-public-key"
 
 /* ---- framework/algorithm-suites.md ----------------------------------------------------------*/
-typedef enum kms_esdk_kdf { KMS_KDF_IDENTITY, KMS_KDF_SHA256, KMS_KDF_SHA384, KMS_KDF_SHA512 } kms_esdk_kdf;
+typedef enum kms_esdk_kdf {
+    KMS_KDF_IDENTITY,
+    KMS_KDF_SHA256,
+    KMS_KDF_SHA384,
+    KMS_KDF_SHA512
+} kms_esdk_kdf;
 typedef enum kms_esdk_sig { KMS_SIG_NONE, KMS_SIG_P256, KMS_SIG_P384 } kms_esdk_sig;
 
 typedef struct kms_esdk_suite {
     uint16_t id;
     const char *name;
-    uint8_t version;    /* message format version: 1 or 2 */
-    uint8_t key_len;    /* data key and derived key length, bytes */
+    uint8_t version; /* message format version: 1 or 2 */
+    uint8_t key_len; /* data key and derived key length, bytes */
     kms_esdk_kdf kdf;
-    bool commit;        /* key commitment (suite data = 32-byte commit key) */
+    bool commit; /* key commitment (suite data = 32-byte commit key) */
     kms_esdk_sig sig;
-    uint8_t msgid_len;  /* 16 (v1) or 32 (v2) */
+    uint8_t msgid_len; /* 16 (v1) or 32 (v2) */
     uint8_t suite_data_len;
 } kms_esdk_suite;
 
@@ -94,7 +99,7 @@ int kms_edk_list_add(kms_edk_list *l, const void *provider_id, size_t id_len,
  * and it can generate) and adds an EDK. Decrypt: the keyring sets data_key from one EDK. */
 typedef struct kms_materials {
     const kms_esdk_suite *suite;
-    const kms_ec *ec; /* the full context: stored plus required-but-unstored */
+    const kms_ec *ec;  /* the full context: stored plus required-but-unstored */
     uint8_t *data_key; /* kms_secure_alloc'ed, suite->key_len bytes */
     bool has_data_key;
     kms_edk_list edks; /* encrypt: out */
@@ -122,7 +127,8 @@ struct kms_keyring {
     const kms_keyring_vtable *vt;
 };
 
-/* ---- data-format/message-header.md -------------------------------------------------------------*/
+/* ---- data-format/message-header.md
+ * -------------------------------------------------------------*/
 typedef struct kms_esdk_header {
     uint8_t version;
     const kms_esdk_suite *suite;
@@ -157,11 +163,11 @@ typedef struct kms_esdk_keys {
     uint8_t commit[KMS_ESDK_COMMIT_LEN];
 } kms_esdk_keys;
 
-int kms_esdk_derive(const kms_esdk_suite *suite, const uint8_t *data_key,
-                    const uint8_t *message_id, kms_esdk_keys *out)
-    __attribute__((warn_unused_result));
+int kms_esdk_derive(const kms_esdk_suite *suite, const uint8_t *data_key, const uint8_t *message_id,
+                    kms_esdk_keys *out) __attribute__((warn_unused_result));
 
-/* ---- data-format/message-body-aad.md ------------------------------------------------------------*/
+/* ---- data-format/message-body-aad.md
+ * ------------------------------------------------------------*/
 typedef enum kms_esdk_body_kind {
     KMS_BODY_FRAME,       /* "AWSKMSEncryptionClient Frame" */
     KMS_BODY_FINAL_FRAME, /* "AWSKMSEncryptionClient Final Frame" */

@@ -12,8 +12,8 @@
 typedef struct kms_msg {
     const kms_esdk_suite *suite;
     kms_esdk_header hdr;
-    kms_ec full_ec;     /* stored plus required-but-unstored */
-    kms_ec auth_only;   /* required-but-unstored: authenticated, not in the header */
+    kms_ec full_ec;      /* stored plus required-but-unstored */
+    kms_ec auth_only;    /* required-but-unstored: authenticated, not in the header */
     kms_esdk_keys *keys; /* locked memory */
     uint8_t *data_key;   /* locked memory, suite->key_len (kept for re-encrypt) */
     kms_buf header;      /* the serialised header (encrypt, re-encrypt) */
@@ -37,7 +37,8 @@ void kms_msg_init(kms_msg *m);
 void kms_msg_clean_up(kms_msg *m);
 
 /* Encrypt: materials from the keyring, message id, keys, the header in m->header. */
-int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o) __attribute__((warn_unused_result));
+int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o)
+    __attribute__((warn_unused_result));
 /* Decrypt: m->hdr already parsed from hdr_bytes (m->hdr.total_len bytes). Applies the commitment
  * policy and the caller's context, unwraps a data key, checks commitment and the header tag. */
 int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8_t *hdr_bytes)
@@ -45,7 +46,8 @@ int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8
 /* Seals one frame (regular, or final when final is true) into out, which has room for
  * kms_msg_final_frame_size(len); returns the bytes written. */
 int kms_msg_seal_frame(const kms_msg *m, kms_gcm *g, uint32_t seq, bool final, const uint8_t *pt,
-                       size_t len, uint8_t *out, size_t *out_len) __attribute__((warn_unused_result));
+                       size_t len, uint8_t *out, size_t *out_len)
+    __attribute__((warn_unused_result));
 
 /* A frame found in the body by kms_msg_scan_frame. */
 typedef struct kms_frame {

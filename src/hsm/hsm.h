@@ -64,8 +64,8 @@ typedef enum kms_hsm_key_type {
 /* Generates a key of `type` labelled `label` inside the token. Least privilege: a private key
  * of KMS_HSM_RSA_NNNN or KMS_HSM_EC_* signs only (CKA_SIGN true, CKA_DECRYPT false); one of
  * KMS_HSM_RSA_NNNN_DECRYPT decrypts only (CKA_DECRYPT true, CKA_SIGN false). For RSA and EC
- * keys *spki receives the public key as DER SubjectPublicKeyInfo (malloc'd), else *spki is NULL. spki may
- * be NULL for symmetric types. AlreadyExistsException if objects with the label exist. */
+ * keys *spki receives the public key as DER SubjectPublicKeyInfo (malloc'd), else *spki is NULL.
+ * spki may be NULL for symmetric types. AlreadyExistsException if objects with the label exist. */
 int kms_hsm_generate_key(kms_hsm *hsm, kms_hsm_key_type type, const char *label, uint8_t **spki,
                          size_t *spki_len) __attribute__((warn_unused_result));
 
@@ -120,14 +120,15 @@ typedef enum kms_hsm_sig_alg {
  * PSS uses MGF1 with the same hash and a salt as long as the digest (as AWS KMS does); PKCS#1
  * v1.5 wraps the digest in its DigestInfo. *sig (malloc'd) is the raw RSA signature, or for
  * ECDSA the DER-encoded ECDSA-Sig-Value (converted from PKCS#11's r||s), as AWS KMS returns. */
-int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg,
-                        const uint8_t *digest, size_t digest_len, uint8_t **sig, size_t *sig_len)
+int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg, const uint8_t *digest,
+                        size_t digest_len, uint8_t **sig, size_t *sig_len)
     __attribute__((warn_unused_result));
 
 /* HMAC of msg with the generic secret `label`; `type` (KMS_HSM_HMAC_*) picks the hash.
  * mac has room for 64 bytes; *mac_len receives the length. */
 int kms_hsm_hmac(kms_hsm *hsm, const char *label, kms_hsm_key_type type, const uint8_t *msg,
-                 size_t msg_len, uint8_t mac[64], size_t *mac_len) __attribute__((warn_unused_result));
+                 size_t msg_len, uint8_t mac[64], size_t *mac_len)
+    __attribute__((warn_unused_result));
 
 /* Random bytes from the token's generator (C_GenerateRandom). */
 int kms_hsm_random(kms_hsm *hsm, uint8_t *buf, size_t n) __attribute__((warn_unused_result));

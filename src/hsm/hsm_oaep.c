@@ -11,8 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-int kms_hsm_oaep_decode(bool sha256, const uint8_t *em, size_t em_len, uint8_t *pt,
-                        size_t *pt_len)
+int kms_hsm_oaep_decode(bool sha256, const uint8_t *em, size_t em_len, uint8_t *pt, size_t *pt_len)
 {
     const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
     KMS_ENSURE(em != NULL && pt != NULL && pt_len != NULL && em_len > 0 && em_len <= INT_MAX,

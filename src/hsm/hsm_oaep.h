@@ -14,7 +14,7 @@
  * with SHA-1 or SHA-256 for the hash and MGF1 and an empty label. pt has room for em_len bytes.
  * Constant time in the padding: every failure is the same InvalidCiphertextException, and pt
  * is written only on success. */
-int kms_hsm_oaep_decode(bool sha256, const uint8_t *em, size_t em_len, uint8_t *pt,
-                        size_t *pt_len) __attribute__((warn_unused_result));
+int kms_hsm_oaep_decode(bool sha256, const uint8_t *em, size_t em_len, uint8_t *pt, size_t *pt_len)
+    __attribute__((warn_unused_result));
 
 #endif

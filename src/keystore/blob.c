@@ -60,7 +60,8 @@ int kms_context_canonical(const kms_encryption_context *ctx, kms_buf *out)
     int r = -1;
     size_t count = ctx ? ctx->count : 0;
     const kms_context_entry **sorted = NULL;
-    KMS_ENSURE(count <= UINT16_MAX, KMS_ERR_VALIDATION, "the encryption context has too many pairs");
+    KMS_ENSURE(count <= UINT16_MAX, KMS_ERR_VALIDATION,
+               "the encryption context has too many pairs");
     KMS_GUARD(kms_buf_append_be16(out, (uint16_t)count));
     if (count == 0) {
         return 0;

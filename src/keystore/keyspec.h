@@ -25,7 +25,7 @@ typedef struct kms_enc_alg_info {
 } kms_enc_alg_info;
 
 typedef struct kms_key_spec_info {
-    const char *name; /* AWS KeySpec */
+    const char *name;             /* AWS KeySpec */
     kms_hsm_key_type hsm;         /* the HSM key type; see kms_key_spec_hsm_type */
     kms_hsm_key_type hsm_decrypt; /* RSA with KeyUsage ENCRYPT_DECRYPT: a decrypt-only key */
     const char *default_usage;    /* NULL: KeyUsage must be given */

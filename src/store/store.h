@@ -181,12 +181,12 @@ int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days
                            int64_t next_rotation) __attribute__((warn_unused_result));
 
 typedef struct kms_rotation_claim {
-    uint32_t version;      /* the version to make: kms_rotation_next_version */
-    const char *type;      /* "AUTOMATIC" or "ON_DEMAND" */
+    uint32_t version; /* the version to make: kms_rotation_next_version */
+    const char *type; /* "AUTOMATIC" or "ON_DEMAND" */
     int64_t now;
-    int64_t stale_before;  /* a claim made before this may be taken over */
-    int64_t due_before;    /* > 0: only if automatic rotation is on and due at or before this */
-    int64_t usage_limit;   /* > 0: only if the current version counted at least this many */
+    int64_t stale_before; /* a claim made before this may be taken over */
+    int64_t due_before;   /* > 0: only if automatic rotation is on and due at or before this */
+    int64_t usage_limit;  /* > 0: only if the current version counted at least this many */
 } kms_rotation_claim;
 /* Claims the rotation (key Enabled, version = kms_rotation_next_version, no live claim or a
  * stale one, the conditions above, and for ON_DEMAND fewer than KMS_ROTATION_ON_DEMAND_MAX
@@ -229,7 +229,8 @@ typedef int (*kms_store_due_cb)(void *arg, kms_due_kind kind, const char *key_id
 int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64_t stale_before,
                        kms_store_due_cb cb, void *arg) __attribute__((warn_unused_result));
 /* The earliest due date after now (rotation or deletion), 0 if none. */
-int kms_store_next_due(kms_store *store, int64_t now, int64_t *when) __attribute__((warn_unused_result));
+int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
+    __attribute__((warn_unused_result));
 
 /* The end of a deletion window: in one transaction the key's aliases, grants, versions and
  * row go, and deleted_keys remembers the id and date. NotFoundException if the key is gone

@@ -13,8 +13,8 @@
 typedef struct slab {
     size_t slot_size;
     size_t slots;
-    uint8_t *base;    /* sodium_malloc'd: locked and guarded as a whole */
-    uint32_t *free;   /* stack of free slot indices */
+    uint8_t *base;  /* sodium_malloc'd: locked and guarded as a whole */
+    uint32_t *free; /* stack of free slot indices */
     size_t free_count;
     pthread_mutex_t lock;
 } slab;

@@ -895,8 +895,7 @@ static off_t tear(const char *seg, const char *garbage)
     free(read_records(seg, &before));
     int fd = open(seg, O_WRONLY);
     assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, garbage, strlen(garbage), (off_t)before),
-                     (ssize_t)strlen(garbage));
+    assert_int_equal(pwrite(fd, garbage, strlen(garbage), (off_t)before), (ssize_t)strlen(garbage));
     close(fd);
     return (off_t)before;
 }
