@@ -82,7 +82,7 @@ typedef struct kms_identity { /* who is calling, after authentication */
 } kms_identity;
 
 /* Frees what the identity owns and zeroes it; a zeroed identity is fine. */
-void kms_identity_clean_up(kms_identity *id);
+void kms_iam_identity_clean_up(kms_identity *id);
 
 /* Authentication of programmatic credentials. Errors: KMS_ERR_UNRECOGNIZED_CLIENT (unknown or
  * Inactive key, "The security token included in the request is invalid."),

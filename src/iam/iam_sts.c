@@ -31,7 +31,7 @@ static const char bad_signature[] = "The request signature we calculated does no
 
 /* ---- Identities --------------------------------------------------------------------------- */
 
-void kms_identity_clean_up(kms_identity *id)
+void kms_iam_identity_clean_up(kms_identity *id)
 {
     if (id == NULL) {
         return;
@@ -134,7 +134,7 @@ int kms_iam_root_identity(kms_iam *iam, const char *account_id, kms_identity *ou
     }
     kms_iam_end(&q);
     if (r != 0) {
-        kms_identity_clean_up(out);
+        kms_iam_identity_clean_up(out);
     }
     return r;
 }
@@ -153,7 +153,7 @@ int kms_iam_user_identity(kms_iam *iam, const char *account_id, const char *user
     }
     kms_iam_end(&q);
     if (r != 0) {
-        kms_identity_clean_up(out);
+        kms_iam_identity_clean_up(out);
     }
     return r;
 }
@@ -445,7 +445,7 @@ static int resolve(kms_iam *iam, const char *access_key_id, const char *session_
                     : auth_long_term(iam, &q, access_key_id, secret_check, secret_out, now, out);
     kms_iam_end(&q);
     if (r != 0) {
-        kms_identity_clean_up(out);
+        kms_iam_identity_clean_up(out);
     }
     return r;
 }

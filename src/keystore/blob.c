@@ -55,7 +55,7 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key); /* strcmp orders by unsigned bytes */
 }
 
-int kms_context_canonical(const kms_encryption_context *ctx, kms_buf *out)
+int kms_blob_context_canonical(const kms_encryption_context *ctx, kms_buf *out)
 {
     int r = -1;
     size_t count = ctx ? ctx->count : 0;

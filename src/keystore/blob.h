@@ -52,7 +52,7 @@ int kms_blob_write_header(kms_buf *out, const char *key_id, uint32_t key_version
  * Appends its canonical form to out: be16 count, then for each entry in ascending byte order of
  * the key: be16 key length, key, be16 value length, value (the AWS Encryption SDK's
  * serialisation of an encryption context). */
-int kms_context_canonical(const kms_encryption_context *ctx, kms_buf *out)
+int kms_blob_context_canonical(const kms_encryption_context *ctx, kms_buf *out)
     __attribute__((warn_unused_result));
 
 #endif

@@ -155,7 +155,7 @@ out:
 static int build_aad(const uint8_t *header, const kms_encryption_context *ctx, kms_buf *aad)
 {
     KMS_GUARD(kms_buf_append(aad, header, KMS_BLOB_HEADER_LEN));
-    return kms_context_canonical(ctx, aad);
+    return kms_blob_context_canonical(ctx, aad);
 }
 
 int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const uint8_t *pt,

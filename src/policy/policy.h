@@ -65,7 +65,8 @@ typedef enum kms_decision {
     KMS_DECISION_EXPLICIT_DENY,     /* "explicitDeny" */
 } kms_decision;
 
-const char *kms_decision_name(kms_decision d); /* "allowed", "explicitDeny", "implicitDeny" */
+const char *
+kms_policy_decision_name(kms_decision d); /* "allowed", "explicitDeny", "implicitDeny" */
 
 typedef struct kms_policy_list {
     const kms_policy *const *items;

@@ -66,7 +66,7 @@ typedef struct request {
     kms_eval_result *res;
 } request;
 
-const char *kms_decision_name(kms_decision d)
+const char *kms_policy_decision_name(kms_decision d)
 {
     switch (d) {
     case KMS_DECISION_ALLOWED:

@@ -242,7 +242,7 @@ static int render(const sim *s, const kms_eval_input *in, const kms_eval_result 
     int r = -1;
     json_t *matched = json_array();
     json_t *o = json_pack("{s:s, s:s, s:s}", "EvalActionName", in->action, "EvalResourceName",
-                          in->resource, "EvalDecision", kms_decision_name(res->decision));
+                          in->resource, "EvalDecision", kms_policy_decision_name(res->decision));
     if (matched == NULL || o == NULL) {
         goto out;
     }

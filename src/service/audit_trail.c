@@ -13,7 +13,7 @@
 
 #define EVENT_VERSION "1.08"
 
-char *kms_audit_dir(const char *home)
+char *kms_audit_trail_dir(const char *home)
 {
     return kms_path_join(home, "audit");
 }
@@ -46,11 +46,11 @@ static int anchor_set(void *arg, const char *text)
     return kms_internal_keys_anchor_set(arg, text);
 }
 
-int kms_audit_home_create(const char *home, kms_hsm *hsm)
+int kms_audit_trail_home_create(const char *home, kms_hsm *hsm)
 {
     uint8_t *spki = NULL;
     size_t n = 0;
-    char *dir = kms_audit_dir(home);
+    char *dir = kms_audit_trail_dir(home);
     int r = dir != NULL && kms_internal_keys_audit_key_create(hsm, &spki, &n) == 0 &&
                     kms_audit_create(dir, spki, n) == 0
                 ? 0
@@ -78,14 +78,14 @@ static int load_spki(kms_client *c, const char *dir)
                "the audit digest key (%s) is missing from the HSM, so the trail in %s cannot be "
                "signed; restore the token from a backup",
                KMS_AUDIT_KEY_LABEL, dir);
-    KMS_GUARD(kms_audit_home_create(c->home, c->hsm));
+    KMS_GUARD(kms_audit_trail_home_create(c->home, c->hsm));
     return kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len);
 }
 
-int kms_client_audit(kms_client *c, kms_audit **out)
+int kms_audit_trail_of_client(kms_client *c, kms_audit **out)
 {
     int r = -1;
-    char *dir = kms_audit_dir(c->home);
+    char *dir = kms_audit_trail_dir(c->home);
     KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
     pthread_mutex_lock(&c->audit_lock);
     if (c->audit == NULL && load_spki(c, dir) == 0) {
@@ -119,7 +119,7 @@ int kms_client_audit(kms_client *c, kms_audit **out)
     return r;
 }
 
-void kms_request_resource(kms_request *rq, const char *arn)
+void kms_audit_trail_resource(kms_request *rq, const char *arn)
 {
     for (int i = 0; i < rq->resource_count; i++) {
         if (strcmp(rq->resources[i], arn) == 0) {
@@ -408,7 +408,7 @@ static void response_resources(kms_request *rq)
     json_t *meta = json_object_get(rq->resp, "KeyMetadata");
     const char *arn = json_string_value(json_object_get(meta, "Arn"));
     if (arn != NULL) {
-        kms_request_resource(rq, arn);
+        kms_audit_trail_resource(rq, arn);
     }
 }
 
@@ -584,7 +584,7 @@ out:
     return r;
 }
 
-int kms_audit_request(kms_request *rq, int rc)
+int kms_audit_trail_request(kms_request *rq, int rc)
 {
     kms_error err = kms_last_error();
     char message[1024];
@@ -615,7 +615,7 @@ int kms_audit_request(kms_request *rq, int rc)
 
 static int spki_loaded(kms_client *c)
 {
-    char *dir = kms_audit_dir(c->home);
+    char *dir = kms_audit_trail_dir(c->home);
     KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
     pthread_mutex_lock(&c->audit_lock);
     int r = load_spki(c, dir);
@@ -658,7 +658,7 @@ int kms_validate_logs(kms_client *client, const char *start_time, const char *en
      * hold of the trail's LOCK, so that a seal moving it (create the new object, then destroy
      * the old) is never seen half done; a trail without LOCK is read as it is, and reported. */
     char *anchor = NULL;
-    char *dir = kms_audit_dir(client->home);
+    char *dir = kms_audit_trail_dir(client->home);
     char *lock = dir != NULL ? kms_path_join(dir, "LOCK") : NULL;
     int lock_fd = -1;
     int r = lock == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
@@ -685,7 +685,7 @@ int kms_validate_logs(kms_client *client, const char *start_time, const char *en
 }
 
 /* cloudtrail:LookupEvents, as the CloudTrail API takes it. */
-int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
+int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *start_s = NULL, *end_s = NULL, *token = NULL;
     long long max = 0;
@@ -710,7 +710,7 @@ int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
     q.max_results = (int)max;
     q.next_token = token;
-    char *dir = kms_audit_dir(rq->client->home);
+    char *dir = kms_audit_trail_dir(rq->client->home);
     KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = kms_audit_lookup(dir, &q, resp);
     free(dir);
@@ -719,7 +719,7 @@ int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp)
 
 /* cloudtrail:GetUsageReport: requests per key and per operation (authorised as LookupEvents,
  * which reads the same records). */
-int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp)
+int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *start_s = NULL, *end_s = NULL;
     int64_t start, end;
@@ -728,7 +728,7 @@ int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
     KMS_GUARD(time_arg(start_s, "StartTime", &start));
     KMS_GUARD(time_arg(end_s, "EndTime", &end));
-    char *dir = kms_audit_dir(rq->client->home);
+    char *dir = kms_audit_trail_dir(rq->client->home);
     KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = kms_audit_usage_report(dir, start, end, resp);
     free(dir);

@@ -8,16 +8,16 @@
 #include "service/gate.h"
 
 /* HOME/audit of a client, malloc'd. */
-char *kms_audit_dir(const char *home);
+char *kms_audit_trail_dir(const char *home);
 /* The client's trail, opened at the first call: KMSAuditLogException when it cannot be. */
-int kms_client_audit(kms_client *c, kms_audit **out) __attribute__((warn_unused_result));
+int kms_audit_trail_of_client(kms_client *c, kms_audit **out) __attribute__((warn_unused_result));
 /* A new home: generates the digest key in the HSM and creates HOME/audit. */
-int kms_audit_home_create(const char *home, kms_hsm *hsm) __attribute__((warn_unused_result));
+int kms_audit_trail_home_create(const char *home, kms_hsm *hsm) __attribute__((warn_unused_result));
 /* Writes the request's CloudTrail record (durably); -1 if it could not be written. */
-int kms_audit_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
+int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */
-void kms_request_resource(kms_request *rq, const char *arn);
-int kms_op_lookup_events(kms_request *rq, json_t *req, json_t **resp);
-int kms_op_usage_report(kms_request *rq, json_t *req, json_t **resp);
+void kms_audit_trail_resource(kms_request *rq, const char *arn);
+int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp);
+int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp);
 
 #endif

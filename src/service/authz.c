@@ -34,7 +34,7 @@ static void snapshot_free(kms_principal_snapshot *s)
     free(s->scps);
     kms_policy_free(s->boundary);
     kms_policy_free(s->session);
-    kms_identity_clean_up(&s->id);
+    kms_iam_identity_clean_up(&s->id);
     free(s);
 }
 
@@ -67,7 +67,7 @@ void kms_authz_clean_up(kms_authz *az)
     memset(az, 0, sizeof *az);
 }
 
-char *kms_default_key_policy(const char *account_id)
+char *kms_authz_default_key_policy(const char *account_id)
 {
     /* KMS Developer Guide, "Default key policy": the account decides through IAM. */
     return kms_strdup_printf(

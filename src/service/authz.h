@@ -53,6 +53,6 @@ void kms_authz_snapshot_release(kms_principal_snapshot *s);
 
 /* The AWS default key policy for account_id (KMS Developer Guide, "Default key policy"):
  * the account's root principal may do kms:* (malloc'd JSON text). */
-char *kms_default_key_policy(const char *account_id);
+char *kms_authz_default_key_policy(const char *account_id);
 
 #endif

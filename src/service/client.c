@@ -481,7 +481,7 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
                        : NULL;
     free(lock);
     if (hsm == NULL || kms_internal_keys_sealer_create(hsm) != 0 ||
-        kms_audit_home_create(home, hsm) != 0) {
+        kms_audit_trail_home_create(home, hsm) != 0) {
         goto out;
     }
     kms_iam_sealer sealer = kms_internal_keys_sealer(hsm);

@@ -70,9 +70,9 @@ static const kms_op ops[] = {
      M("KeyId", "Message", "MacAlgorithm", "GrantTokens", "DryRun")},
     {"VerifyMac", kms_ops_crypto_verify_mac,
      M("KeyId", "Message", "MacAlgorithm", "Mac", "GrantTokens", "DryRun")},
-    {"cloudtrail:LookupEvents", kms_op_lookup_events,
+    {"cloudtrail:LookupEvents", kms_audit_trail_lookup_events,
      M("LookupAttributes", "StartTime", "EndTime", "MaxResults", "NextToken", "EventCategory")},
-    {"cloudtrail:GetUsageReport", kms_op_usage_report, M("StartTime", "EndTime")},
+    {"cloudtrail:GetUsageReport", kms_audit_trail_usage_report, M("StartTime", "EndTime")},
 };
 
 #undef M

@@ -147,7 +147,7 @@ int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
     /* Fail closed: nothing runs unless its record can be written. */
     kms_audit *audit = NULL;
-    KMS_GUARD(kms_client_audit(client, &audit));
+    KMS_GUARD(kms_audit_trail_of_client(client, &audit));
     KMS_GUARD(kms_audit_announce(audit)); /* kms_gate_end's record ends it */
     return take_caller(rq);
 }
@@ -162,7 +162,7 @@ int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *oper
     rq->service = true;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
     kms_audit *audit = NULL;
-    KMS_GUARD(kms_client_audit(client, &audit));
+    KMS_GUARD(kms_audit_trail_of_client(client, &audit));
     return kms_audit_announce(audit);
 }
 
@@ -178,7 +178,7 @@ int kms_gate_authorize_service(kms_request *rq, const char *action, const char *
                KMS_ERR_ACCESS_DENIED, "%s is not a key of this KMS home", key_arn);
     rq->action = action;
     rq->authorized = true;
-    kms_request_resource(rq, key_arn);
+    kms_audit_trail_resource(rq, key_arn);
     return 0;
 }
 
@@ -595,7 +595,7 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     kms_policy_ctx *ctx = NULL;
     const kms_policy *kp = NULL;
     rq->action = action;
-    kms_request_resource(rq, key_arn);
+    kms_audit_trail_resource(rq, key_arn);
     KMS_GUARD(key_policy(rq, rec, &kp));
     KMS_GUARD(new_context(rq, action, rec, &ctx));
     input_for(rq, &in, action, key_arn, rec->account_id, ctx);
@@ -668,7 +668,7 @@ int kms_gate_end(kms_request *rq, int rc)
         /* Scheduled work another scheduler had done: nothing happened, nothing to record. */
         kms_audit_withdraw(rq->client->audit);
     } else {
-        rc = kms_audit_request(rq, rc);
+        rc = kms_audit_trail_request(rq, rc);
     }
     if (rc == 0 && rq->then_event != NULL && rq->resource_count > 0) {
         /* The service's own event of what the request made it do, after the request's record. A

@@ -190,7 +190,7 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
     *out = NULL;
     KMS_GUARD(kms_request_string(req, "Policy", false, 1, KMS_KEY_POLICY_MAX, &given));
     if (given == NULL) {
-        *out = kms_default_key_policy(rq->who->id.account_id);
+        *out = kms_authz_default_key_policy(rq->who->id.account_id);
         KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
         return 0;
     }

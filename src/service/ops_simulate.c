@@ -60,7 +60,7 @@ static void sim_principal_clean_up(sim_principal *p)
     free(p->scps);
     kms_policy_free(p->boundary);
     kms_iam_docs_clean_up(&p->docs);
-    kms_identity_clean_up(&p->id);
+    kms_iam_identity_clean_up(&p->id);
     memset(p, 0, sizeof *p);
 }
 
@@ -263,7 +263,7 @@ static json_t *eval_result_json(const sim_principal *p, const kms_eval_input *in
 {
     json_t *matched = json_array();
     json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "EvalActionName", in->action, "EvalResourceName",
-                          in->resource, "EvalDecision", kms_decision_name(res->decision),
+                          in->resource, "EvalDecision", kms_policy_decision_name(res->decision),
                           "MatchedStatements", matched);
     if (o == NULL) {
         return NULL;

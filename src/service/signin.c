@@ -55,7 +55,7 @@ static int audit_sign_in(kms_client *c, const kms_sign_in_options *o, const kms_
     rq.who = &who;
     rq.req = json_pack("{s:s}", "UserName", o->user_name ? o->user_name : "root");
     rq.resp = json_pack("{s:s}", "ConsoleLogin", rc == 0 ? "Success" : "Failure");
-    rc = kms_audit_request(&rq, rc);
+    rc = kms_audit_trail_request(&rq, rc);
     json_decref(rq.req);
     json_decref(rq.resp);
     return rc;
@@ -74,7 +74,7 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     const char *password = o->password;
     int64_t now = kms_now();
     kms_audit *audit = NULL;
-    KMS_GUARD(kms_client_audit(c, &audit));
+    KMS_GUARD(kms_audit_trail_of_client(c, &audit));
     /* Room for the record before a session exists or a profile is saved. */
     KMS_GUARD(kms_audit_announce(audit));
     /* Every outcome from here on is recorded (ConsoleLogin Success or Failure). */
@@ -126,7 +126,7 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
 out:
     r = audit_sign_in(c, o, &id, now, r);
     kms_iam_credentials_clean_up(&creds);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
     return r;
 }
 

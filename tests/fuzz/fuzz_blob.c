@@ -4,7 +4,7 @@
  *     exactly (layout of blob.h, every pointer inside the input, version >= 1) and the header must
  *     be what kms_blob_write_header writes for the parsed key id and version; on failure the error
  *     is InvalidCiphertextException (or ValidationException for an oversized blob).
- *  2. kms_context_canonical on the input read as NUL-separated key, value, key, value, ...
+ *  2. kms_blob_context_canonical on the input read as NUL-separated key, value, key, value, ...
  *     strings. The expected outcome is computed independently: ValidationException for an empty
  *     key, a duplicate key or more than KMS_MAX_CONTEXT_BYTES of canonical form; otherwise the
  *     canonical bytes are read back with a reader of this file and must hold exactly the input's
@@ -179,7 +179,7 @@ static void check_context(const uint8_t *data, size_t size)
     kms_encryption_context ctx = {entries, count};
     kms_buf out;
     kms_buf_init(&out, false);
-    int rc = kms_context_canonical(&ctx, &out);
+    int rc = kms_blob_context_canonical(&ctx, &out);
     if (valid) {
         FUZZ_CHECK(rc == 0);
         check_canonical(&out, sorted, count);

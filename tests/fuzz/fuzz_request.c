@@ -97,7 +97,7 @@ static void check_context(json_t *req, const char *name)
     /* What Encrypt and Decrypt do next: the AAD form. */
     kms_buf aad;
     kms_buf_init(&aad, false);
-    if (kms_context_canonical(&ctx, &aad) != 0) {
+    if (kms_blob_context_canonical(&ctx, &aad) != 0) {
         FUZZ_CHECK(kms_last_error() == KMS_ERR_VALIDATION);
     }
     kms_buf_clean_up(&aad);

@@ -234,7 +234,7 @@ static void test_bootstrap(void **state)
     assert_int_equal(strncmp(docs.org_id, "o-", 2), 0);
     assert_int_equal(strlen(docs.org_id), 12);
     kms_iam_docs_clean_up(&docs);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 
     kms_iam_password_policy p;
     OK(kms_iam_password_policy_get(f->iam, ACCT, &p));
@@ -251,7 +251,7 @@ static void test_bootstrap(void **state)
     OK(kms_iam_load_docs(f->iam, &id, &docs));
     assert_int_equal(docs.identity_count, 0);
     kms_iam_docs_clean_up(&docs);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 
     /* The root user has no access keys. */
     json_t *keys = NULL;
@@ -556,7 +556,7 @@ static void test_load_docs_user(void **state)
     OK(kms_iam_load_docs(f->iam, &id, &d));
     assert_null(d.boundary);
     kms_iam_docs_clean_up(&d);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 }
 
 static void test_generation(void **state)
@@ -587,7 +587,7 @@ static void test_generation(void **state)
     assert_true(d.generation == g2);
     assert_int_equal(d.identity_count, 1);
     kms_iam_docs_clean_up(&d);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 }
 
 /* ---- Organizations ------------------------------------------------------------------------ */
@@ -679,7 +679,7 @@ static void test_organizations(void **state)
     }
     assert_true(deny_seen);
     kms_iam_docs_clean_up(&d);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 
     OK(kms_iam_org_policy_list_for_target(f->iam, ACCT, ou, NULL, &o));
     assert_int_equal(json_array_size(json_object_get(o, "Policies")), 2);
@@ -736,10 +736,10 @@ static void test_access_keys(void **state)
     assert_string_equal(id.access_key_id, k1);
     assert_string_equal(id.user_name, "gina");
     assert_int_equal(id.session_expiry, 0);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
     /* Verified once: later requests do not unseal again, and a wrong secret still fails. */
     OK(kms_iam_authenticate(f->iam, k1, s1, NULL, NOW + 5, &id));
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
     assert_int_equal(f->sealer.opens, 1);
     assert_kms_error(kms_iam_authenticate(f->iam, k1, s2, NULL, NOW, &id), KMS_ERR_BAD_SIGNATURE);
     assert_kms_error(kms_iam_authenticate(f->iam, k1, "", NULL, NOW, &id), KMS_ERR_BAD_SIGNATURE);
@@ -766,7 +766,7 @@ static void test_access_keys(void **state)
                      KMS_ERR_VALIDATION);
     OK(kms_iam_access_key_update(f->iam, ACCT, "gina", k1, "Active"));
     OK(kms_iam_authenticate(f->iam, k1, s1, NULL, NOW, &id));
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 
     OK(kms_iam_access_key_list(f->iam, ACCT, "gina", &o));
     assert_int_equal(json_array_size(json_object_get(o, "AccessKeyMetadata")), 2);
@@ -776,7 +776,7 @@ static void test_access_keys(void **state)
     OK(kms_iam_credentials_lookup(f->iam, k2, NULL, NOW, &id, &looked));
     assert_string_equal(looked, s2);
     kms_iam_secret_free(looked);
-    kms_identity_clean_up(&id);
+    kms_iam_identity_clean_up(&id);
 
     assert_kms_error(kms_iam_user_delete(f->iam, ACCT, "gina"), KMS_ERR_DELETE_CONFLICT);
     OK(kms_iam_access_key_delete(f->iam, ACCT, "gina", k1));
@@ -852,7 +852,7 @@ static void test_assume_role(void **state)
         KMS_ERR_VALIDATION);
     assert_kms_error(kms_iam_session_token(f->iam, &s, 0, NULL, NULL, NOW, &c2),
                      KMS_ERR_ACCESS_DENIED);
-    kms_identity_clean_up(&s);
+    kms_iam_identity_clean_up(&s);
 
     assert_kms_error(
         kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, NULL, NOW, &s),
@@ -877,7 +877,7 @@ static void test_assume_role(void **state)
                                           c.session_token, NOW + 10, &s),
                      KMS_ERR_EXPIRED_TOKEN);
     kms_iam_credentials_clean_up(&c);
-    kms_identity_clean_up(&caller);
+    kms_iam_identity_clean_up(&caller);
     kms_iam_secret_free(secret);
 }
 
@@ -927,7 +927,7 @@ static void test_session_token_mfa(void **state)
     assert_true(s.mfa_authenticated);
     assert_int_equal(s.mfa_auth_time, NOW + 30);
     assert_int_equal(s.session_expiry, NOW + 30 + 43200);
-    kms_identity_clean_up(&s);
+    kms_iam_identity_clean_up(&s);
     assert_kms_error(kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key,
                                           c.session_token, NOW + 30 + 43200, &s),
                      KMS_ERR_EXPIRED_TOKEN);
@@ -939,10 +939,10 @@ static void test_session_token_mfa(void **state)
     OK(kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, c.session_token, NOW,
                             &s));
     assert_false(s.mfa_authenticated);
-    kms_identity_clean_up(&s);
+    kms_iam_identity_clean_up(&s);
     kms_iam_credentials_clean_up(&c);
 
-    kms_identity_clean_up(&caller);
+    kms_iam_identity_clean_up(&caller);
     kms_iam_secret_free(sk);
     free(serial);
     kms_iam_secret_free(seed32);
@@ -1166,9 +1166,9 @@ static void test_secrets_not_in_db(void **state)
     kms_identity s;
     OK(kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, c.session_token, NOW,
                             &s));
-    kms_identity_clean_up(&s);
+    kms_iam_identity_clean_up(&s);
     kms_iam_credentials_clean_up(&c);
-    kms_identity_clean_up(&caller);
+    kms_iam_identity_clean_up(&caller);
     kms_iam_secret_free(secret);
     kms_iam_secret_free(seed32);
     free(serial);

@@ -635,9 +635,9 @@ static void test_compile_len(void **state)
 static void test_decision_names(void **state)
 {
     (void)state;
-    assert_string_equal(kms_decision_name(KMS_DECISION_ALLOWED), "allowed");
-    assert_string_equal(kms_decision_name(KMS_DECISION_EXPLICIT_DENY), "explicitDeny");
-    assert_string_equal(kms_decision_name(KMS_DECISION_IMPLICIT_DENY), "implicitDeny");
+    assert_string_equal(kms_policy_decision_name(KMS_DECISION_ALLOWED), "allowed");
+    assert_string_equal(kms_policy_decision_name(KMS_DECISION_EXPLICIT_DENY), "explicitDeny");
+    assert_string_equal(kms_policy_decision_name(KMS_DECISION_IMPLICIT_DENY), "implicitDeny");
 }
 
 #define CASE_FILE_TEST(i)                                                                          \

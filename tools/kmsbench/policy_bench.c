@@ -141,7 +141,7 @@ int policy_bench_run(const policy_bench *pb)
     kms_decision d = kms_policy_evaluate(&pb->in, &res);
     if (d != KMS_DECISION_ALLOWED) {
         fprintf(stderr, "kmsbench: PolicyEvaluate decided %s, expected allowed\n",
-                kms_decision_name(d));
+                kms_policy_decision_name(d));
         return -1;
     }
     return 0;
