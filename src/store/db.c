@@ -632,3 +632,85 @@ int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg
     }
     return 0;
 }
+
+/* ---- Parameters as values (db.h) ------------------------------------------------------------ */
+
+int kms_db_bind_params(kms_db_stmt *st, kms_db_params p)
+{
+    for (size_t k = 0; k < p.n; k++) {
+        const kms_db_value *v = &p.v[k];
+        int i = (int)k + 1;
+        switch (v->type) {
+        case KMS_DB_TEXT:
+            KMS_GUARD(kms_db_bind_text(st, i, v->text));
+            break;
+        case KMS_DB_INT64:
+            KMS_GUARD(kms_db_bind_int64(st, i, v->i));
+            break;
+        case KMS_DB_BLOB:
+            KMS_GUARD(kms_db_bind_blob(st, i, v->blob, v->n));
+            break;
+        case KMS_DB_NULL:
+            KMS_GUARD(kms_db_bind_null(st, i));
+            break;
+        default:
+            return kms_raise(KMS_ERR_INTERNAL, "parameter %d has no type", i);
+        }
+    }
+    return 0;
+}
+
+int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+{
+    kms_db_stmt *st = NULL;
+    *out = NULL;
+    KMS_GUARD(kms_db_prepare(c, sql, &st));
+    if (kms_db_bind_params(st, p) != 0) {
+        kms_db_reset(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+int kms_db_exec_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_open(c, sql, p, &st));
+    return kms_db_exec(st, what);
+}
+
+int kms_db_insert_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what,
+                      const char *exists_msg)
+{
+    kms_db_stmt *st = NULL;
+    KMS_GUARD(kms_db_open(c, sql, p, &st));
+    return kms_db_insert(st, what, exists_msg);
+}
+
+int kms_db_first(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out,
+                 const char *what)
+{
+    kms_db_stmt *st = NULL;
+    *out = NULL;
+    KMS_GUARD(kms_db_open(c, sql, p, &st));
+    int s = kms_db_step(st, what);
+    if (s != 1) {
+        kms_db_reset(st);
+        return s;
+    }
+    *out = st;
+    return 1;
+}
+
+int kms_db_int(kms_db_conn *c, const char *sql, kms_db_params p, int64_t *out, const char *what)
+{
+    kms_db_stmt *st = NULL;
+    *out = 0;
+    int s = kms_db_first(c, sql, p, &st, what);
+    if (s == 1) {
+        *out = kms_db_column_int64(st, 0);
+        kms_db_reset(st);
+    }
+    return s;
+}

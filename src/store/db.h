@@ -118,6 +118,74 @@ void kms_db_reset(kms_db_stmt *st);
 int64_t kms_db_changes(kms_db_conn *c);
 int64_t kms_db_last_insert_id(kms_db_conn *c);
 
+/* ---- Parameters as values ----
+ * A statement's parameters written where it runs, as typed values bound in order to ?1, ?2, ...
+ * so that no module writes binding code:
+ *
+ *     kms_db_exec_sql(c, sql_key_update, KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(now)), what)
+ *
+ * Each value comes from a typed constructor, so a wrong type is a compile error (the untyped
+ * "ssbi" letters this replaces were undefined behaviour the compiler could not see). Values are
+ * borrowed like kms_db_bind_text's: they must outlive the statement's use. */
+typedef enum kms_db_type { KMS_DB_NULL, KMS_DB_TEXT, KMS_DB_INT64, KMS_DB_BLOB } kms_db_type;
+typedef struct kms_db_value {
+    kms_db_type type;
+    const char *text; /* KMS_DB_TEXT: NULL binds SQL NULL, as kms_db_bind_text */
+    int64_t i;        /* KMS_DB_INT64 */
+    const void *blob; /* KMS_DB_BLOB */
+    size_t n;
+} kms_db_value;
+
+static inline kms_db_value kms_db_text(const char *s)
+{
+    return (kms_db_value){.type = KMS_DB_TEXT, .text = s};
+}
+static inline kms_db_value kms_db_int64(int64_t v)
+{
+    return (kms_db_value){.type = KMS_DB_INT64, .i = v};
+}
+static inline kms_db_value kms_db_blob(const void *p, size_t n)
+{
+    return (kms_db_value){.type = KMS_DB_BLOB, .blob = p, .n = n};
+}
+static inline kms_db_value kms_db_null(void)
+{
+    return (kms_db_value){.type = KMS_DB_NULL};
+}
+
+/* The parameter list of one statement: v[0] binds ?1. */
+typedef struct kms_db_params {
+    const kms_db_value *v;
+    size_t n;
+} kms_db_params;
+
+/* KMS_DB_PARAMS(kms_db_text(a), kms_db_int64(b)): a list of one or more values (a compound
+ * literal that lives until the end of the enclosing block); KMS_DB_NO_PARAMS: none. */
+#define KMS_DB_PARAMS(...)                                                                         \
+    ((kms_db_params){(const kms_db_value[]){__VA_ARGS__},                                          \
+                     sizeof((const kms_db_value[]){__VA_ARGS__}) / sizeof(kms_db_value)})
+#define KMS_DB_NO_PARAMS ((kms_db_params){NULL, 0})
+
+/* Binds p to st: v[i] to parameter i + 1. */
+int kms_db_bind_params(kms_db_stmt *st, kms_db_params p) __attribute__((warn_unused_result));
+/* Prepares sql (static storage) on c and binds p: the statement is ready to step. */
+int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+    __attribute__((warn_unused_result));
+/* kms_db_open, then runs the statement to its end (rows ignored) and resets it. */
+int kms_db_exec_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
+    __attribute__((warn_unused_result));
+/* kms_db_exec_sql of an INSERT: a primary key clash raises KMS_ERR_ALREADY_EXISTS with
+ * `exists_msg` (kms_db_insert). */
+int kms_db_insert_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what,
+                      const char *exists_msg) __attribute__((warn_unused_result));
+/* kms_db_open, then steps once: 1 with *out on the row (read its columns, then kms_db_reset),
+ * 0 no row (*out reset), -1 error raised. */
+int kms_db_first(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out,
+                 const char *what) __attribute__((warn_unused_result));
+/* The integer in the first column of the first row: 1 with *out set, 0 no row (*out 0), -1. */
+int kms_db_int(kms_db_conn *c, const char *sql, kms_db_params p, int64_t *out, const char *what)
+    __attribute__((warn_unused_result));
+
 /* ---- One statement, start to end ---- */
 
 /* Binds the parameters of st from arg (kms_db_bind_* calls), for the helpers below. */

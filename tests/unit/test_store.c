@@ -295,6 +295,69 @@ static void test_db_bind_wrong_index(void **state)
     kms_db_close(db);
 }
 
+/* Parameters as values: each type binds as its constructor says, in order from ?1. */
+static void test_db_params(void **state)
+{
+    fixture *f = *state;
+    kms_db *db = db_open_ok(f->path, 1, 1000);
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    static const uint8_t blob[] = {9, 0, 8};
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_exec_sql(c, sql_t_insert,
+                                     KMS_DB_PARAMS(kms_db_int64(7), kms_db_text("seven"),
+                                                   kms_db_int64(-5), kms_db_blob(blob, 3)),
+                                     "insert"),
+                     0);
+    assert_int_equal(kms_db_exec_sql(c, sql_t_insert,
+                                     KMS_DB_PARAMS(kms_db_int64(8), kms_db_text(NULL),
+                                                   kms_db_null(), kms_db_null()),
+                                     "insert"),
+                     0);
+    /* A clash through kms_db_insert_sql names what exists. */
+    assert_int_equal(kms_db_insert_sql(c, sql_t_insert, KMS_DB_PARAMS(kms_db_int64(7)), "insert",
+                                       "row 7 exists"),
+                     -1);
+    assert_kms_error(-1, KMS_ERR_ALREADY_EXISTS);
+    assert_string_equal(kms_last_error_message(), "row 7 exists");
+
+    assert_int_equal(kms_db_first(c, sql_t_get, KMS_DB_PARAMS(kms_db_int64(7)), &st, "get"), 1);
+    assert_string_equal(kms_db_column_text(st, 0), "seven");
+    assert_true(kms_db_column_int64(st, 1) == -5);
+    const void *b = NULL;
+    size_t n = 0;
+    kms_db_column_blob(st, 2, &b, &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(b, blob, 3);
+    kms_db_reset(st);
+    assert_int_equal(kms_db_first(c, sql_t_get, KMS_DB_PARAMS(kms_db_int64(8)), &st, "get"), 1);
+    assert_int_equal(kms_db_column_int64(st, 3), 1); /* s IS NULL */
+    assert_int_equal(kms_db_column_int64(st, 4), 1); /* b IS NULL */
+    kms_db_reset(st);
+    assert_int_equal(kms_db_first(c, sql_t_get, KMS_DB_PARAMS(kms_db_int64(9)), &st, "get"), 0);
+    assert_null(st);
+
+    int64_t count = -1;
+    assert_int_equal(kms_db_int(c, sql_t_count, KMS_DB_NO_PARAMS, &count, "count"), 1);
+    assert_int_equal(count, 2);
+    /* One value more than the statement has parameters: the exact error, nothing written. */
+    assert_int_equal(
+        kms_db_exec_sql(c, sql_t_insert,
+                        KMS_DB_PARAMS(kms_db_int64(10), kms_db_text("a"), kms_db_int64(1),
+                                      kms_db_null(), kms_db_text("extra")),
+                        "insert"),
+        -1);
+    assert_kms_error(-1, KMS_ERR_INTERNAL);
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "cannot bind parameter 5: test database %s: column index out of range", f->path);
+    assert_string_equal(kms_last_error_message(), expect);
+    assert_int_equal(kms_db_int(c, sql_t_count, KMS_DB_NO_PARAMS, &count, "count"), 1);
+    assert_int_equal(count, 2);
+    kms_db_return(c);
+    kms_db_close(db);
+}
+
 static int insert_then_fail(kms_db_conn *c, void *arg)
 {
     kms_db_stmt *st = NULL;
@@ -1666,6 +1729,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_db_typed_binds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_bind_wrong_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_transaction_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_busy_writer_waits, setup, teardown),
