@@ -238,6 +238,24 @@ static bool verbatim_map(const char *name)
     return false;
 }
 
+/* Ends s, cut to its first n bytes, before a character the cut left incomplete, so that a key
+ * cut short stays UTF-8 (the JSON writer refuses anything else). */
+static void utf8_cut(char *s, size_t n)
+{
+    size_t lead = n;
+    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80) {
+        lead--;
+    }
+    if (lead > 0) {
+        unsigned char c = (unsigned char)s[lead - 1];
+        size_t want = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (n - (lead - 1) < want) {
+            n = lead - 1;
+        }
+    }
+    s[n] = '\0';
+}
+
 /* A request or response as CloudTrail shows it: member names in camelCase ("KeyId" ->
  * "keyId"), secrets left out. NULL on out-of-memory. */
 static json_t *sanitize(json_t *v)
@@ -269,12 +287,7 @@ static json_t *sanitize(json_t *v)
         char name[128];
         size_t n = (size_t)snprintf(name, sizeof name, "%s", key);
         if (n >= sizeof name) {
-            /* Cut short, at a character's start: a key must stay UTF-8. */
-            n = sizeof name - 1;
-            while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80) {
-                n--;
-            }
-            name[n] = '\0';
+            utf8_cut(name, sizeof name - 1);
         }
         name[0] = (char)tolower((unsigned char)name[0]);
         json_t *copy = verbatim_map(key) ? json_deep_copy(member) : sanitize(member);
@@ -448,7 +461,7 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     char event_id[KMS_UUID_STR_LEN + 1];
     char request_id[KMS_UUID_STR_LEN + 1];
     json_t *params = NULL, *response = NULL, *identity = NULL, *res = NULL;
-    json_t *agent = NULL, *error_message = NULL;
+    json_t *agent = NULL, *error_message = NULL, *event_name = NULL;
     *out = NULL;
     kms_time_iso8601(rq->started, when);
     if (kms_uuid_new(event_id) != 0) {
@@ -471,7 +484,10 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     /* user_agent is set by kms_client_open. */
     agent = kms_audit_json_text(rq->service ? "kms.amazonaws.com" : rq->client->user_agent);
     error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
-    if (identity == NULL || res == NULL || agent == NULL || (rc != 0 && error_message == NULL)) {
+    /* The caller's operation name: an unknown one is recorded too, and need not be UTF-8. */
+    event_name = kms_audit_json_text(name);
+    if (identity == NULL || res == NULL || agent == NULL || event_name == NULL ||
+        (rc != 0 && error_message == NULL)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -482,13 +498,13 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     /* s* and O*: members left out when NULL (errorCode and errorMessage of a success, the
      * serviceEventDetails of an API call). */
     *out = json_pack(
-        "{s:s, s:O, s:s, s:s, s:s, s:s, s:s, s:O, s:s*, s:O*, s:O, s:O, s:s, s:s, "
+        "{s:s, s:O, s:s, s:s, s:O, s:s, s:s, s:O, s:s*, s:O*, s:O, s:O, s:s, s:s, "
         "s:b, s:O*, s:O, s:s, s:b, s:s, s:s}",
         "eventVersion", EVENT_VERSION, "userIdentity", identity, "eventTime", when, "eventSource",
-        source, "eventName", name, "awsRegion", cfg->region, "sourceIPAddress", ip, "userAgent",
-        agent, "errorCode", rc != 0 ? kms_error_name(err) : NULL, "errorMessage", error_message,
-        "requestParameters", params, "responseElements", response, "requestID", request_id,
-        "eventID", event_id, "readOnly", ro, "serviceEventDetails", rq->service_details,
+        source, "eventName", event_name, "awsRegion", cfg->region, "sourceIPAddress", ip,
+        "userAgent", agent, "errorCode", rc != 0 ? kms_error_name(err) : NULL, "errorMessage",
+        error_message, "requestParameters", params, "responseElements", response, "requestID",
+        request_id, "eventID", event_id, "readOnly", ro, "serviceEventDetails", rq->service_details,
         "resources", res, "eventType", rq->service ? "AwsServiceEvent" : "AwsApiCall",
         "managementEvent", 1, "recipientAccountId", cfg->account_id, "eventCategory", "Management");
     if (*out == NULL) {
@@ -503,6 +519,7 @@ out:
     json_decref(res);
     json_decref(agent);
     json_decref(error_message);
+    json_decref(event_name);
     return r;
 }
 

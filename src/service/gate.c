@@ -602,13 +602,16 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     in.resource_policy = kp;
     in.key_policy = true;
     int r = 0;
+    int granted = 0;
     if (kms_policy_evaluate(&in, &res) == KMS_DECISION_ALLOWED) {
         rq->authorized = true;
     } else if (res.decision == KMS_DECISION_IMPLICIT_DENY && !res.scp_denied &&
-               kms_ops_grants_allow(rq, action, rec) == 1) {
+               (granted = kms_ops_grants_allow(rq, action, rec)) == 1) {
         /* KMS Developer Guide, "Grants": a grant allows its operations to its grantee; an
          * explicit deny in any policy, and SCPs, still win. */
         rq->authorized = true;
+    } else if (granted < 0) {
+        r = -1; /* the grants could not be checked: their error, and nothing allowed */
     } else {
         r = refuse(rq, action, key_arn, &in, &res);
     }

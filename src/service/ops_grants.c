@@ -90,19 +90,27 @@ static bool grant_has_op(const char *ops, const char *op)
     return false;
 }
 
-/* The request's encryption context for `action`, as a JSON object (new reference). */
-static json_t *request_context(const kms_request *rq, const char *action)
+/* The request's encryption context for `action`, as a JSON object (*out, new reference). A
+ * typed call's context that is not UTF-8 text cannot be compared with a grant's constraints
+ * (JSON text): it is refused rather than compared without the members that are not. */
+static int request_context(const kms_request *rq, const char *action, json_t **out)
 {
+    *out = NULL;
     if (rq->enc_ctx != NULL) {
         json_t *o = json_object();
-        for (size_t i = 0; o != NULL && i < rq->enc_ctx->count; i++) {
-            if (json_object_set_new(o, rq->enc_ctx->entries[i].key,
-                                    json_string(rq->enc_ctx->entries[i].value)) != 0) {
+        KMS_ENSURE(o != NULL, KMS_ERR_INTERNAL, "out of memory");
+        for (size_t i = 0; i < rq->enc_ctx->count; i++) {
+            const kms_context_entry *e = &rq->enc_ctx->entries[i];
+            if (json_object_set_new(o, e->key, json_string(e->value)) != 0) {
                 json_decref(o);
-                o = NULL;
+                return kms_raise(KMS_ERR_VALIDATION,
+                                 "the encryption context must be UTF-8 text to be checked against "
+                                 "the key's grants (pair %zu is not)",
+                                 i + 1);
             }
         }
-        return o;
+        *out = o;
+        return 0;
     }
     const char *member = "EncryptionContext";
     if (strcmp(action, "kms:ReEncryptFrom") == 0) {
@@ -111,7 +119,9 @@ static json_t *request_context(const kms_request *rq, const char *action)
         member = "DestinationEncryptionContext";
     }
     json_t *ec = rq->req ? json_object_get(rq->req, member) : NULL;
-    return json_is_object(ec) ? json_incref(ec) : json_object();
+    *out = json_is_object(ec) ? json_incref(ec) : json_object();
+    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
 }
 
 /* The value of key in the request's context, the key compared case-insensitively (KMS API
@@ -189,8 +199,8 @@ int kms_ops_grants_allow(kms_request *rq, const char *action, const kms_key_reco
     if (strncmp(action, "kms:", 4) != 0) {
         return 0;
     }
-    grant_check gc = {rq, action + 4, request_context(rq, action), false};
-    KMS_ENSURE(gc.ec != NULL, KMS_ERR_INTERNAL, "out of memory");
+    grant_check gc = {rq, action + 4, NULL, false};
+    KMS_GUARD(request_context(rq, action, &gc.ec));
     /* The grantee is the caller's ARN, or the role of an assumed-role session. */
     int r = kms_store_grant_find(rq->client->store, rec->key_id, id->arn, grant_check_cb, &gc);
     if (r == 0 && !gc.allowed && id->role_arn[0] != '\0') {

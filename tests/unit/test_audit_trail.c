@@ -272,6 +272,54 @@ static void test_record_not_utf8(void **state)
     json_decref(r);
 }
 
+/* An operation name that is not UTF-8 is refused as unknown, and recorded with '?' for its
+ * bytes above 0x7f (it used to fail the record: InternalError and no record). */
+static void test_record_unknown_operation_not_utf8(void **state)
+{
+    (void)state;
+    size_t before = read_trail(NULL);
+    assert_int_equal(json_call("Frobnicate\xff", "{}"), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_UNKNOWN_OPERATION);
+    json_t *r = NULL;
+    assert_int_equal(read_trail(&r), before + 1);
+    assert_complete(r, true);
+    assert_string_equal(json_string_value(json_object_get(r, "eventName")), "Frobnicate?");
+    assert_string_equal(json_string_value(json_object_get(r, "errorCode")),
+                        kms_error_name(KMS_ERR_UNKNOWN_OPERATION));
+    json_decref(r);
+}
+
+/* A member name cut to 127 bytes in the middle of a character loses the whole character: the
+ * call gets its own error and its record, not InternalError and no record. */
+static void test_record_long_member_name(void **state)
+{
+    (void)state;
+    char name[140];
+    memset(name, 'a', 126);
+    memcpy(name + 126, "\xc3\xa9 bb", 6); /* "é" at bytes 126-127 */
+    name[132] = '\0';
+    size_t before = read_trail(NULL);
+    assert_int_equal(json_call("CreateGrant",
+                               "{\"KeyId\": \"alias/nope\", \"GranteePrincipal\": "
+                               "\"arn:aws:iam::111122223333:root\", \"Operations\": [\"Encrypt\"], "
+                               "\"Constraints\": {\"%s\": {}}}",
+                               name),
+                     -1);
+    kms_error code = kms_last_error();
+    assert_int_not_equal(code, KMS_ERR_INTERNAL);
+    json_t *r = NULL;
+    assert_int_equal(read_trail(&r), before + 1);
+    assert_complete(r, true);
+    assert_string_equal(json_string_value(json_object_get(r, "errorCode")), kms_error_name(code));
+    json_t *c = json_object_get(json_object_get(r, "requestParameters"), "constraints");
+    assert_int_equal(json_object_size(c), 1);
+    char want[128];
+    memset(want, 'a', 126);
+    want[126] = '\0';
+    assert_non_null(json_object_get(c, want));
+    json_decref(r);
+}
+
 /* validate-logs reports a file whose name is not UTF-8 (not "out of memory"). */
 static void test_report_not_utf8(void **state)
 {
@@ -351,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_record_fails_closed_typed_call),
         cmocka_unit_test(test_record_not_utf8),
         cmocka_unit_test(test_report_not_utf8),
+        cmocka_unit_test(test_record_unknown_operation_not_utf8),
+        cmocka_unit_test(test_record_long_member_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

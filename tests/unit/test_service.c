@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "kms/kms.h"
 #include "testutil.h"
 
@@ -1010,6 +1012,52 @@ static void test_grant_tokens_and_dry_run_refused(void **state)
                       "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"DryRun\":true}", key);
 }
 
+/* A typed call's encryption context is compared with a grant's constraints as JSON text: one
+ * that is not UTF-8 is refused (ValidationException), never compared without the members that
+ * are not (which let {"a":"1","b":"\xff"} pass EncryptionContextEquals {"a":"1"}). */
+static void test_grant_context_not_utf8(void **state)
+{
+    const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
+    char key_id[64];
+    snprintf(key_id, sizeof key_id, "%s", key);
+    json_t *u = must(call("iam:CreateUser", "{\"UserName\":\"grantee8\"}"));
+    char arn[256];
+    snprintf(arn, sizeof arn, "%s", str(u, "User.Arn"));
+    json_decref(u);
+    json_t *k = must(call("iam:CreateAccessKey", "{\"UserName\":\"grantee8\"}"));
+    char akid[64], secret[128];
+    snprintf(akid, sizeof akid, "%s", str(k, "AccessKey.AccessKeyId"));
+    snprintf(secret, sizeof secret, "%s", str(k, "AccessKey.SecretAccessKey"));
+    json_decref(k);
+    json_decref(must(call("CreateGrant",
+                          "{\"KeyId\":\"%s\",\"GranteePrincipal\":\"%s\",\"Operations\":"
+                          "[\"Encrypt\"],\"Constraints\":{\"EncryptionContextEquals\":"
+                          "{\"a\":\"1\"}}}",
+                          key_id, arn)));
+    setenv("KMS_ACCESS_KEY_ID", akid, 1);
+    setenv("KMS_SECRET_ACCESS_KEY", secret, 1);
+    kms_client_options o = {.home = home};
+    kms_client *grantee = kms_client_open(&o);
+    unsetenv("KMS_ACCESS_KEY_ID");
+    unsetenv("KMS_SECRET_ACCESS_KEY");
+    sodium_memzero(secret, sizeof secret);
+    assert_non_null(grantee);
+    const kms_context_entry exact[] = {{"a", "1"}};
+    const kms_context_entry extra[] = {{"a", "1"}, {"b", "\xff"}};
+    const kms_encryption_context ok_ctx = {exact, 1}, bad_ctx = {extra, 2};
+    uint8_t *blob = NULL;
+    size_t n = 0;
+    assert_int_equal(kms_encrypt(grantee, key_id, (const uint8_t *)"x", 1, &ok_ctx, &blob, &n), 0);
+    kms_buffer_free(blob);
+    blob = NULL;
+    assert_int_equal(kms_encrypt(grantee, key_id, (const uint8_t *)"x", 1, &bad_ctx, &blob, &n),
+                     -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_non_null(strstr(kms_last_error_message(), "must be UTF-8 text"));
+    assert_null(blob);
+    kms_client_free(grantee);
+}
+
 typedef struct thread_arg {
     const char *key;
     int failures;
@@ -1256,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_list_keys),
         cmocka_unit_test(test_grant_tokens_and_dry_run_refused),
+        cmocka_unit_test(test_grant_context_not_utf8),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_home_init_twice),
         cmocka_unit_test(test_open_missing_home),
