@@ -168,7 +168,7 @@ int64_t kms_store_fetch_limit(size_t limit)
     return limit >= (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit + 1;
 }
 
-int kms_store_rows_push(kms_store_rows *l, const void *item)
+static int rows_grow(kms_store_rows *l)
 {
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -177,18 +177,70 @@ int kms_store_rows_push(kms_store_rows *l, const void *item)
         l->items = p;
         l->cap = cap;
     }
+    return 0;
+}
+
+int kms_store_rows_push(kms_store_rows *l, const void *item)
+{
+    KMS_GUARD(rows_grow(l));
     memcpy((char *)l->items + l->count * l->item_size, item, l->item_size);
     l->count++;
     return 0;
 }
 
-int kms_store_bind_list(kms_db_stmt *st, const void *arg)
+/* ---- Listings ----------------------------------------------------------------------------- */
+
+kms_db_params kms_store_list_params(kms_db_value v[3], const char *marker, size_t limit,
+                                    const char *subject)
 {
-    const kms_store_list_params *p = arg;
-    KMS_GUARD(kms_db_bind_text(st, 1, p->marker ? p->marker : ""));
-    KMS_GUARD(kms_db_bind_int64(st, 2, kms_store_fetch_limit(p->limit)));
-    if (p->subject == NULL) {
-        return 0;
+    v[0] = kms_db_text(marker ? marker : "");
+    v[1] = kms_db_int64(kms_store_fetch_limit(limit));
+    v[2] = kms_db_text(subject);
+    return (kms_db_params){v, subject != NULL ? 3 : 2};
+}
+
+/* A page of a listing: its rows, at most w->limit, and whether more follow. */
+typedef struct walk_page {
+    const kms_store_walk *w;
+    kms_store_rows rows;
+    bool more;
+} walk_page;
+
+static int walk_row(kms_db_stmt *st, void *arg)
+{
+    walk_page *pg = arg;
+    if (pg->w->limit > 0 && pg->rows.count == pg->w->limit) {
+        pg->more = true;
+        return 1;
     }
-    return kms_db_bind_text(st, 3, p->subject);
+    KMS_GUARD(rows_grow(&pg->rows));
+    void *item = (char *)pg->rows.items + pg->rows.count * pg->rows.item_size;
+    memset(item, 0, pg->rows.item_size);
+    KMS_GUARD(pg->w->read(st, item));
+    pg->rows.count++;
+    return 0;
+}
+
+int kms_store_walk_rows(kms_store *store, const kms_store_walk *w, bool *truncated)
+{
+    walk_page pg = {.w = w, .rows = {.item_size = w->item_size}};
+    int r = -1;
+    if (kms_db_query(kms_store_db(store), w->sql, w->params, walk_row, &pg, w->what, NULL) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < pg.rows.count; i++) {
+        if (w->visit(w->arg, (const char *)pg.rows.items + i * w->item_size) != 0) {
+            goto out;
+        }
+    }
+    if (truncated != NULL) {
+        *truncated = pg.more;
+    }
+    r = 0;
+out:
+    for (size_t i = 0; w->clean_up != NULL && i < pg.rows.count; i++) {
+        w->clean_up((char *)pg.rows.items + i * w->item_size);
+    }
+    free(pg.rows.items);
+    return r;
 }
