@@ -661,6 +661,19 @@ int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **
     return 0;
 }
 
+int kms_db_open_once(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+{
+    kms_db_stmt *st = NULL;
+    *out = NULL;
+    KMS_GUARD(kms_db_prepare_once(c, sql, &st));
+    if (kms_db_bind_params(st, p) != 0) {
+        kms_db_stmt_free(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
 int kms_db_exec_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
 {
     kms_db_stmt *st = NULL;

@@ -175,6 +175,10 @@ int kms_db_bind_params(kms_db_stmt *st, kms_db_params p) __attribute__((warn_unu
 /* Prepares sql (static storage) on c and binds p: the statement is ready to step. */
 int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
     __attribute__((warn_unused_result));
+/* kms_db_prepare_once of sql built at run time, then binds p: the caller frees *out with
+ * kms_db_stmt_free (NULL on failure). */
+int kms_db_open_once(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+    __attribute__((warn_unused_result));
 /* kms_db_open, then runs the statement to its end (rows ignored) and resets it. */
 int kms_db_exec_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
     __attribute__((warn_unused_result));

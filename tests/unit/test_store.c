@@ -509,6 +509,16 @@ static void test_db_query_and_run(void **state)
     assert_int_equal(kms_db_step(st, "count"), 1);
     assert_int_equal(kms_db_column_int64(st, 0), 2);
     kms_db_stmt_free(st);
+    sql = kms_strdup_printf("SELECT count(*) FROM t WHERE id IN (?1, %d)", 2);
+    assert_int_equal(kms_db_open_once(c, sql, KMS_DB_PARAMS(kms_db_int64(1)), &st), 0);
+    assert_int_equal(kms_db_step(st, "count"), 1);
+    assert_int_equal(kms_db_column_int64(st, 0), 2);
+    kms_db_stmt_free(st);
+    assert_int_equal(
+        kms_db_open_once(c, sql, KMS_DB_PARAMS(kms_db_int64(1), kms_db_text("x")), &st), -1);
+    assert_null(st);
+    assert_string_equal(kms_last_error_message(), expect); /* parameter 2 again */
+    free(sql);
     assert_int_equal(kms_db_prepare_once(c, "SELECT nope FROM t", &st), -1);
     assert_null(st);
     assert_kms_error(-1, KMS_ERR_INTERNAL);
