@@ -168,26 +168,6 @@ int64_t kms_store_fetch_limit(size_t limit)
     return limit >= (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit + 1;
 }
 
-static int rows_grow(kms_store_rows *l)
-{
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        void *p = realloc(l->items, cap * l->item_size);
-        KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
-        l->items = p;
-        l->cap = cap;
-    }
-    return 0;
-}
-
-int kms_store_rows_push(kms_store_rows *l, const void *item)
-{
-    KMS_GUARD(rows_grow(l));
-    memcpy((char *)l->items + l->count * l->item_size, item, l->item_size);
-    l->count++;
-    return 0;
-}
-
 /* ---- Listings ----------------------------------------------------------------------------- */
 
 kms_db_params kms_store_list_params(kms_db_value v[3], const char *marker, size_t limit,
@@ -199,37 +179,51 @@ kms_db_params kms_store_list_params(kms_db_value v[3], const char *marker, size_
     return (kms_db_params){v, subject != NULL ? 3 : 2};
 }
 
-/* A page of a listing: its rows, at most w->limit, and whether more follow. */
+/* A page of a listing: its rows, read before any visit, at most w->limit, and whether more
+ * follow. */
 typedef struct walk_page {
     const kms_store_walk *w;
-    kms_store_rows rows;
+    char *items;
+    size_t count;
+    size_t cap;
     bool more;
 } walk_page;
+
+static void *page_item(const walk_page *pg, size_t i)
+{
+    return pg->items + i * pg->w->item_size;
+}
 
 static int walk_row(kms_db_stmt *st, void *arg)
 {
     walk_page *pg = arg;
-    if (pg->w->limit > 0 && pg->rows.count == pg->w->limit) {
+    if (pg->count == pg->w->limit) {
         pg->more = true;
         return 1;
     }
-    KMS_GUARD(rows_grow(&pg->rows));
-    void *item = (char *)pg->rows.items + pg->rows.count * pg->rows.item_size;
-    memset(item, 0, pg->rows.item_size);
+    if (pg->count == pg->cap) {
+        size_t cap = pg->cap ? pg->cap * 2 : 16;
+        char *p = realloc(pg->items, cap * pg->w->item_size);
+        KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+        pg->items = p;
+        pg->cap = cap;
+    }
+    void *item = page_item(pg, pg->count);
+    memset(item, 0, pg->w->item_size);
     KMS_GUARD(pg->w->read(st, item));
-    pg->rows.count++;
+    pg->count++;
     return 0;
 }
 
 int kms_store_walk_rows(kms_store *store, const kms_store_walk *w, bool *truncated)
 {
-    walk_page pg = {.w = w, .rows = {.item_size = w->item_size}};
+    walk_page pg = {.w = w};
     int r = -1;
     if (kms_db_query(kms_store_db(store), w->sql, w->params, walk_row, &pg, w->what, NULL) != 0) {
         goto out;
     }
-    for (size_t i = 0; i < pg.rows.count; i++) {
-        if (w->visit(w->arg, (const char *)pg.rows.items + i * w->item_size) != 0) {
+    for (size_t i = 0; i < pg.count; i++) {
+        if (w->visit(w->arg, page_item(&pg, i)) != 0) {
             goto out;
         }
     }
@@ -238,9 +232,9 @@ int kms_store_walk_rows(kms_store *store, const kms_store_walk *w, bool *truncat
     }
     r = 0;
 out:
-    for (size_t i = 0; w->clean_up != NULL && i < pg.rows.count; i++) {
-        w->clean_up((char *)pg.rows.items + i * w->item_size);
+    for (size_t i = 0; w->clean_up != NULL && i < pg.count; i++) {
+        w->clean_up(page_item(&pg, i));
     }
-    free(pg.rows.items);
+    free(pg.items);
     return r;
 }

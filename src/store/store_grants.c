@@ -144,7 +144,7 @@ int kms_store_grant_delete(kms_store *store, const char *grant_id)
 
 /* Rows are read into memory first and the callbacks run after the connection went back, so
  * that a callback may use the store (kms_store_walk_rows). A listing stops at its limit; a find
- * (limit 0) does not. */
+ * (limit SIZE_MAX) does not. */
 static int grant_item_read(kms_db_stmt *st, void *item)
 {
     return row_read(st, item);
@@ -211,6 +211,6 @@ int kms_store_grant_find(kms_store *store, const char *key_id, const char *grant
     KMS_ENSURE(key_id != NULL && grantee_principal != NULL, KMS_ERR_VALIDATION,
                "no key id or grantee given");
     return grants_walk(store, sql_find,
-                       KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(grantee_principal)), 0, cb,
-                       arg, NULL);
+                       KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(grantee_principal)), SIZE_MAX,
+                       cb, arg, NULL);
 }

@@ -33,17 +33,6 @@ bool kms_store_key_state_known(const char *state);
 /* LIMIT ?: one more row than asked tells whether a listing is truncated. */
 int64_t kms_store_fetch_limit(size_t limit);
 
-/* Rows of a listing, collected before the callbacks run, after the connection went back to the
- * pool, so that a callback may call the store again. */
-typedef struct kms_store_rows {
-    void *items;
-    size_t item_size;
-    size_t count;
-    size_t cap;
-} kms_store_rows;
-
-int kms_store_rows_push(kms_store_rows *l, const void *item) __attribute__((warn_unused_result));
-
 /* ---- Listings (store.c) ---- */
 
 /* The parameters of a listing, held in v: ?1 the marker ("" for the start: every name sorts
@@ -59,7 +48,7 @@ typedef struct kms_store_walk {
     kms_db_params params;
     const char *what; /* names the failed query */
     size_t item_size; /* the size of one row in memory */
-    size_t limit;     /* rows visited at most (more: *truncated); 0 for every row */
+    size_t limit;     /* rows visited at most (more: *truncated); SIZE_MAX for every row */
     /* Reads the current row into a zeroed item; frees what it allocated if it fails. */
     int (*read)(kms_db_stmt *st, void *item);
     /* Frees what read allocated in an item (NULL: nothing to free). */

@@ -185,45 +185,43 @@ typedef struct version_row {
     char type[16];
 } version_row;
 
-static int version_row_read(kms_db_stmt *st, void *arg)
+static int version_row_read(kms_db_stmt *st, void *item)
 {
-    kms_store_rows *rows = arg;
-    version_row v;
-    memset(&v, 0, sizeof v);
-    v.version = (uint32_t)kms_db_column_int64(st, 0);
-    v.date = kms_db_column_int64(st, 1);
-    snprintf(v.type, sizeof v.type, "%s", kms_db_column_text(st, 2));
-    return kms_store_rows_push(rows, &v);
+    version_row *v = item;
+    v->version = (uint32_t)kms_db_column_int64(st, 0);
+    v->date = kms_db_column_int64(st, 1);
+    snprintf(v->type, sizeof v->type, "%s", kms_db_column_text(st, 2));
+    return 0;
+}
+
+typedef struct version_visitor {
+    kms_store_rotation_cb cb;
+    void *arg;
+} version_visitor;
+
+static int version_visit(void *arg, const void *item)
+{
+    const version_visitor *v = arg;
+    const version_row *row = item;
+    return v->cb(v->arg, row->version, row->date, row->type);
 }
 
 int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after, size_t limit,
                             kms_store_rotation_cb cb, void *arg, bool *truncated)
 {
     *truncated = false;
-    kms_store_rows rows = {.item_size = sizeof(version_row)};
-    size_t n = 0;
-    int r = -1;
+    version_visitor visitor = {cb, arg};
     /* ?2 after, ?3 limit + 1 */
-    if (kms_db_query(kms_store_db(store), sql_list,
-                     KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(after),
-                                   kms_db_int64(kms_store_fetch_limit(limit))),
-                     version_row_read, &rows, "cannot list rotations", &n) != 0) {
-        goto out;
-    }
-    if (n > limit) {
-        *truncated = true;
-        n = limit;
-    }
-    const version_row *items = rows.items;
-    for (size_t i = 0; i < n; i++) {
-        if (cb(arg, items[i].version, items[i].date, items[i].type) != 0) {
-            goto out;
-        }
-    }
-    r = 0;
-out:
-    free(rows.items);
-    return r;
+    kms_store_walk w = {.sql = sql_list,
+                        .params = KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(after),
+                                                kms_db_int64(kms_store_fetch_limit(limit))),
+                        .what = "cannot list rotations",
+                        .item_size = sizeof(version_row),
+                        .limit = limit,
+                        .read = version_row_read,
+                        .visit = version_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, truncated);
 }
 
 /* ---- Usage -------------------------------------------------------------------------------- */
@@ -270,37 +268,41 @@ typedef struct due_row {
     int64_t when;
 } due_row;
 
-static int due_row_read(kms_db_stmt *st, void *arg)
+static int due_row_read(kms_db_stmt *st, void *item)
 {
-    kms_store_rows *rows = arg;
-    due_row d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.key_id, sizeof d.key_id, "%s", kms_db_column_text(st, 0));
-    d.when = kms_db_column_int64(st, 1);
-    return kms_store_rows_push(rows, &d);
+    due_row *d = item;
+    snprintf(d->key_id, sizeof d->key_id, "%s", kms_db_column_text(st, 0));
+    d->when = kms_db_column_int64(st, 1);
+    return 0;
+}
+
+typedef struct due_visitor {
+    kms_due_kind kind;
+    kms_store_due_cb cb;
+    void *arg;
+} due_visitor;
+
+static int due_visit(void *arg, const void *item)
+{
+    const due_visitor *v = arg;
+    const due_row *row = item;
+    return v->cb(v->arg, v->kind, row->key_id, row->when);
 }
 
 /* Collects (key id, date) rows of one due query, then calls cb outside the connection. */
 static int due_query(kms_store *store, const char *sql, int64_t param, kms_due_kind kind,
                      kms_store_due_cb cb, void *arg)
 {
-    kms_store_rows rows = {.item_size = sizeof(due_row)};
-    size_t n = 0;
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), sql, KMS_DB_PARAMS(kms_db_int64(param)), due_row_read,
-                     &rows, "cannot list the work that is due", &n) != 0) {
-        goto out;
-    }
-    const due_row *items = rows.items;
-    for (size_t i = 0; i < n; i++) {
-        if (cb(arg, kind, items[i].key_id, items[i].when) != 0) {
-            goto out;
-        }
-    }
-    r = 0;
-out:
-    free(rows.items);
-    return r;
+    due_visitor visitor = {kind, cb, arg};
+    kms_store_walk w = {.sql = sql,
+                        .params = KMS_DB_PARAMS(kms_db_int64(param)),
+                        .what = "cannot list the work that is due",
+                        .item_size = sizeof(due_row),
+                        .limit = SIZE_MAX,
+                        .read = due_row_read,
+                        .visit = due_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, NULL);
 }
 
 int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64_t stale_before,
