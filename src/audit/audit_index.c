@@ -163,10 +163,7 @@ static int event_resources(kms_db_conn *c, int64_t seq, json_t **out)
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if ((r = kms_db_prepare(c, sql_event_resources, &st)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_int64(st, 1, seq)) != 0) {
+    if ((r = kms_db_open(c, sql_event_resources, KMS_DB_PARAMS(kms_db_int64(seq)), &st)) != 0) {
         goto out;
     }
     int s;
@@ -221,13 +218,8 @@ static int event_json(const kms_audit_index *x, int64_t seq, json_t *events)
     json_t *e = NULL;
     json_t *res = NULL;
     int r = -1;
-    if ((r = kms_db_prepare(x->c, sql_event_get, &ev)) != 0) {
-        goto out;
-    }
-    if ((r = kms_db_bind_int64(ev, 1, seq)) != 0) {
-        goto out;
-    }
-    int found = kms_db_step(ev, "cannot read an event");
+    int found = kms_db_first(x->c, sql_event_get, KMS_DB_PARAMS(kms_db_int64(seq)), &ev,
+                             "cannot read an event");
     if (found <= 0) {
         r = found;
         goto out;
@@ -258,9 +250,8 @@ static int resource_ids(const kms_audit_index *x, const char *value, int64_t *id
 {
     kms_db_stmt *st = NULL;
     *n = 0;
-    KMS_GUARD(kms_db_prepare(x->c, sql_resource_ids, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, value));
-    KMS_GUARD(kms_db_bind_int64(st, 2, MERGE_MAX + 1));
+    KMS_GUARD(kms_db_open(x->c, sql_resource_ids,
+                          KMS_DB_PARAMS(kms_db_text(value), kms_db_int64(MERGE_MAX + 1)), &st));
     int s;
     while ((s = kms_db_step(st, "cannot look up resource names")) == 1) {
         ids[(*n)++] = kms_db_column_int64(st, 0);
@@ -347,17 +338,13 @@ static int page_fill(kms_db_stmt *st, int64_t tok_t, int64_t tok_seq, size_t lim
     return s < 0 ? -1 : 0;
 }
 
-/* ?1 the attribute's value, ?2 .. ?4 the time range and the token's time (PAGE_WHERE). */
-static int page_bind(kms_db_stmt *st, const kms_audit_query *q, const attribute *a, int64_t tok_t)
+/* ?1 the attribute's value (NULL without an attribute), as PAGE_WHERE compares it. */
+static kms_db_value page_attribute(const kms_audit_query *q, const attribute *a)
 {
     if (a != NULL && strcmp(a->key, "ReadOnly") == 0) {
-        KMS_GUARD(kms_db_bind_int64(st, 1, strcmp(q->attribute_value, "true") == 0));
-    } else if (a != NULL) {
-        KMS_GUARD(kms_db_bind_text(st, 1, q->attribute_value));
+        return kms_db_int64(strcmp(q->attribute_value, "true") == 0);
     }
-    KMS_GUARD(kms_db_bind_int64(st, 2, q->start));
-    KMS_GUARD(kms_db_bind_int64(st, 3, q->end > 0 ? q->end : INT64_MAX));
-    return kms_db_bind_int64(st, 4, tok_t);
+    return a != NULL ? kms_db_text(q->attribute_value) : kms_db_null();
 }
 
 static int lookup_page(const kms_audit_index *x, const kms_audit_query *q, const attribute *a,
@@ -374,10 +361,12 @@ static int lookup_page(const kms_audit_index *x, const kms_audit_query *q, const
     if (sql == NULL) {
         goto out;
     }
-    if ((r = kms_db_prepare_once(x->c, sql, &st)) != 0) {
-        goto out;
-    }
-    if ((r = page_bind(st, q, a, tok_t)) != 0) {
+    /* ?1 the attribute's value, ?2 .. ?4 the time range and the token's time (PAGE_WHERE). */
+    if ((r = kms_db_open_once(x->c, sql,
+                              KMS_DB_PARAMS(page_attribute(q, a), kms_db_int64(q->start),
+                                            kms_db_int64(q->end > 0 ? q->end : INT64_MAX),
+                                            kms_db_int64(tok_t)),
+                              &st)) != 0) {
         goto out;
     }
     size_t limit = q->max_results > 0 ? (size_t)q->max_results : MAX_RESULTS;
@@ -498,19 +487,17 @@ static const char sql_keys[] =
     " GROUP BY n.arn, e.event_name ORDER BY n.arn";
 
 /* ?1 start, ?2 end of the report. */
-static int usage_prepare(const kms_audit_index *x, const char *sql, int64_t start, int64_t end,
-                         kms_db_stmt **st)
+static int usage_open(const kms_audit_index *x, const char *sql, int64_t start, int64_t end,
+                      kms_db_stmt **st)
 {
-    KMS_GUARD(kms_db_prepare(x->c, sql, st));
-    KMS_GUARD(kms_db_bind_int64(*st, 1, start));
-    return kms_db_bind_int64(*st, 2, end);
+    return kms_db_open(x->c, sql, KMS_DB_PARAMS(kms_db_int64(start), kms_db_int64(end)), st);
 }
 
 static int usage_operations(const kms_audit_index *x, int64_t start, int64_t end, json_t *ops,
                             json_int_t *total)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(usage_prepare(x, sql_operations, start, end, &st));
+    KMS_GUARD(usage_open(x, sql_operations, start, end, &st));
     int s;
     while ((s = kms_db_step(st, "cannot count operations")) == 1) {
         json_int_t n = kms_db_column_int64(st, 2);
@@ -553,7 +540,7 @@ static int usage_key_row(kms_db_stmt *st, json_t *keys)
 static int usage_keys(const kms_audit_index *x, int64_t start, int64_t end, json_t *keys)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(usage_prepare(x, sql_keys, start, end, &st));
+    KMS_GUARD(usage_open(x, sql_keys, start, end, &st));
     int s = 0;
     int r = 0;
     while (r == 0 && (s = kms_db_step(st, "cannot count key usage")) == 1) {

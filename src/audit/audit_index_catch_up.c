@@ -372,21 +372,19 @@ static uint32_t fnv1a(const char *s, uint32_t h)
 /* The resource_names id of (type, arn) in the database, added if new. */
 static int resource_id_stored(kms_db_conn *c, const char *type, const char *arn, int64_t *id)
 {
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_name_find, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, arn));
-    KMS_GUARD(kms_db_bind_text(st, 2, type));
-    int found = kms_db_step(st, "cannot read resource names");
-    *id = found == 1 ? kms_db_column_int64(st, 0) : -1;
-    kms_db_reset(st);
-    if (found != 0) {
-        return found < 0 ? -1 : 0;
+    int found = kms_db_int(c, sql_name_find, KMS_DB_PARAMS(kms_db_text(arn), kms_db_text(type)), id,
+                           "cannot read resource names");
+    if (found == 1) {
+        return 0;
     }
-    KMS_GUARD(kms_db_prepare(c, sql_name_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, type));
-    KMS_GUARD(kms_db_bind_text(st, 2, arn));
-    KMS_GUARD(kms_db_bind_text(st, 3, last_part(arn)));
-    KMS_GUARD(kms_db_exec(st, "cannot write"));
+    *id = -1;
+    if (found < 0) {
+        return -1;
+    }
+    KMS_GUARD(kms_db_exec_sql(
+        c, sql_name_insert,
+        KMS_DB_PARAMS(kms_db_text(type), kms_db_text(arn), kms_db_text(last_part(arn))),
+        "cannot write"));
     *id = kms_db_last_insert_id(c);
     return 0;
 }
@@ -414,7 +412,6 @@ static int resource_id(indexer *ix, const char *type, const char *arn, int64_t *
 
 static int index_resources(indexer *ix, const kms_audit_index_fields *f, int64_t t)
 {
-    kms_db_stmt *st = NULL;
     for (size_t i = 0; i < f->nres; i++) {
         const char *arn = f->res_arn[i], *type = f->res_type[i] ? f->res_type[i] : "";
         int64_t id;
@@ -422,33 +419,13 @@ static int index_resources(indexer *ix, const kms_audit_index_fields *f, int64_t
             continue; /* nothing to look it up by */
         }
         KMS_GUARD(resource_id(ix, type, arn, &id));
-        KMS_GUARD(kms_db_prepare(ix->x->c, sql_resource_insert, &st));
-        KMS_GUARD(kms_db_bind_int64(st, 1, f->sequence));
-        KMS_GUARD(kms_db_bind_int64(st, 2, (int64_t)i));
-        KMS_GUARD(kms_db_bind_int64(st, 3, t));
-        KMS_GUARD(kms_db_bind_int64(st, 4, id));
-        KMS_GUARD(kms_db_bind_text(st, 5, type));
-        KMS_GUARD(kms_db_exec(st, "cannot write"));
+        KMS_GUARD(
+            kms_db_exec_sql(ix->x->c, sql_resource_insert,
+                            KMS_DB_PARAMS(kms_db_int64(f->sequence), kms_db_int64((int64_t)i),
+                                          kms_db_int64(t), kms_db_int64(id), kms_db_text(type)),
+                            "cannot write"));
     }
     return 0;
-}
-
-static int event_bind(kms_db_stmt *st, const kms_audit_index_fields *f, int64_t t,
-                      const char *segment, uint64_t off, size_t len)
-{
-    KMS_GUARD(kms_db_bind_int64(st, 1, f->sequence));
-    KMS_GUARD(kms_db_bind_int64(st, 2, t));
-    KMS_GUARD(kms_db_bind_text(st, 3, f->event_id));
-    KMS_GUARD(kms_db_bind_text(st, 4, f->event_name));
-    KMS_GUARD(kms_db_bind_text(st, 5, f->event_source));
-    KMS_GUARD(kms_db_bind_text(st, 6, f->event_type));
-    KMS_GUARD(kms_db_bind_text(st, 7, username_of(f)));
-    KMS_GUARD(kms_db_bind_text(st, 8, f->access_key_id));
-    KMS_GUARD(kms_db_bind_int64(st, 9, f->read_only));
-    KMS_GUARD(kms_db_bind_int64(st, 10, f->error));
-    KMS_GUARD(kms_db_bind_text(st, 11, segment));
-    KMS_GUARD(kms_db_bind_int64(st, 12, (int64_t)off));
-    return kms_db_bind_int64(st, 13, (int64_t)len);
 }
 
 static int index_line(indexer *ix, const char *segment, const char *p, size_t len, uint64_t off)
@@ -459,24 +436,26 @@ static int index_line(indexer *ix, const char *segment, const char *p, size_t le
     }
     int64_t t = kms_audit_parse_time(f.event_time);
     t = t < 0 ? 0 : t;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(ix->x->c, sql_event_insert, &st));
-    KMS_GUARD(event_bind(st, &f, t, segment, off, len));
-    KMS_GUARD(kms_db_exec(st, "cannot write"));
+    KMS_GUARD(kms_db_exec_sql(ix->x->c, sql_event_insert,
+                              KMS_DB_PARAMS(kms_db_int64(f.sequence), kms_db_int64(t),
+                                            kms_db_text(f.event_id), kms_db_text(f.event_name),
+                                            kms_db_text(f.event_source), kms_db_text(f.event_type),
+                                            kms_db_text(username_of(&f)),
+                                            kms_db_text(f.access_key_id), kms_db_int64(f.read_only),
+                                            kms_db_int64(f.error), kms_db_text(segment),
+                                            kms_db_int64((int64_t)off), kms_db_int64((int64_t)len)),
+                              "cannot write"));
     /* A sequence seen before (a copied record) keeps its first row. */
     return kms_db_changes(ix->x->c) == 1 ? index_resources(ix, &f, t) : 0;
 }
 
 static int progress_set(kms_db_conn *c, const seg_entry *seg, int64_t bytes, const char *hash)
 {
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_progress_set, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, seg->name));
-    KMS_GUARD(kms_db_bind_int64(st, 2, bytes));
-    KMS_GUARD(kms_db_bind_text(st, 3, hash[0] ? hash : NULL));
-    KMS_GUARD(kms_db_bind_int64(st, 4, seg->inode));
-    KMS_GUARD(kms_db_bind_int64(st, 5, seg->mtime_ns));
-    return kms_db_exec(st, "cannot write");
+    return kms_db_exec_sql(c, sql_progress_set,
+                           KMS_DB_PARAMS(kms_db_text(seg->name), kms_db_int64(bytes),
+                                         kms_db_text(hash[0] ? hash : NULL),
+                                         kms_db_int64(seg->inode), kms_db_int64(seg->mtime_ns)),
+                           "cannot write");
 }
 
 /* Indexes the complete lines of seg from offset *bytes on; *bytes moves past them. */

@@ -540,16 +540,13 @@ int kms_db_write(kms_db *db, kms_db_tx_fn fn, void *arg, const char *what)
 
 /* ---- One statement, start to end -------------------------------------------------------- */
 
-int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
-                      kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_row_fn row,
+                      void *row_arg, const char *what, size_t *rows)
 {
     kms_db_stmt *st = NULL;
     size_t n = 0;
     int r = -1;
-    if ((r = kms_db_prepare(c, sql, &st)) != 0) {
-        goto out;
-    }
-    if (bind != NULL && (r = bind(st, bind_arg)) != 0) {
+    if ((r = kms_db_open(c, sql, p, &st)) != 0) {
         goto out;
     }
     int s;
@@ -570,38 +567,31 @@ out:
     return r;
 }
 
-int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
-                 kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+int kms_db_query(kms_db *db, const char *sql, kms_db_params p, kms_db_row_fn row, void *row_arg,
+                 const char *what, size_t *rows)
 {
     kms_db_conn *c = NULL;
     if (rows != NULL) {
         *rows = 0;
     }
     KMS_GUARD(kms_db_borrow(db, &c));
-    int r = kms_db_conn_query(c, sql, bind, bind_arg, row, row_arg, what, rows);
+    int r = kms_db_conn_query(c, sql, p, row, row_arg, what, rows);
     kms_db_return(c);
     return r;
 }
 
-int kms_db_conn_exists(kms_db_conn *c, const char *sql, const char *param, const char *what)
+int kms_db_conn_exists(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, param));
-    int found = kms_db_step(st, what);
+    int found = kms_db_first(c, sql, p, &st, what);
     kms_db_reset(st);
     return found;
 }
 
-int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,
-                    const char *what, int64_t *changes)
+int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_params p, const char *what,
+                    int64_t *changes)
 {
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql, &st));
-    if (bind != NULL) {
-        KMS_GUARD(bind(st, arg));
-    }
-    KMS_GUARD(kms_db_exec(st, what));
+    KMS_GUARD(kms_db_exec_sql(c, sql, p, what));
     if (changes != NULL) {
         *changes = kms_db_changes(c);
     }
@@ -610,8 +600,7 @@ int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const 
 
 typedef struct run_args {
     const char *sql;
-    kms_db_bind_fn bind;
-    const void *arg;
+    kms_db_params p;
     const char *what;
     int64_t changes;
 } run_args;
@@ -619,13 +608,12 @@ typedef struct run_args {
 static int run_locked(kms_db_conn *c, void *arg)
 {
     run_args *a = arg;
-    return kms_db_conn_run(c, a->sql, a->bind, a->arg, a->what, &a->changes);
+    return kms_db_conn_run(c, a->sql, a->p, a->what, &a->changes);
 }
 
-int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg, const char *what,
-               int64_t *changes)
+int kms_db_run(kms_db *db, const char *sql, kms_db_params p, const char *what, int64_t *changes)
 {
-    run_args a = {sql, bind, arg, what, 0};
+    run_args a = {sql, p, what, 0};
     KMS_GUARD(kms_db_write(db, run_locked, &a, what));
     if (changes != NULL) {
         *changes = a.changes;
@@ -667,6 +655,19 @@ int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **
     KMS_GUARD(kms_db_prepare(c, sql, &st));
     if (kms_db_bind_params(st, p) != 0) {
         kms_db_reset(st);
+        return -1;
+    }
+    *out = st;
+    return 0;
+}
+
+int kms_db_open_once(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+{
+    kms_db_stmt *st = NULL;
+    *out = NULL;
+    KMS_GUARD(kms_db_prepare_once(c, sql, &st));
+    if (kms_db_bind_params(st, p) != 0) {
+        kms_db_stmt_free(st);
         return -1;
     }
     *out = st;

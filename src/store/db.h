@@ -21,8 +21,12 @@
  * "<what>: <label> <path>: <SQLite's message>"; SQLite names columns and constraints, never
  * values. Functions with `what` put it first; callers name the operation and its subject.
  *
- * Usual shapes: kms_db_query (read rows), kms_db_run (one write), kms_db_write (several writes
- * in one transaction); the step-by-step calls for anything else.
+ * Parameters are values (kms_db_params: KMS_DB_PARAMS(kms_db_text(a), kms_db_int64(b))), written
+ * where the statement runs; no module writes binding code or bind callbacks of its own.
+ *
+ * Usual shapes: kms_db_query (read rows), kms_db_first / kms_db_int (one row), kms_db_run and
+ * kms_db_exec_sql (one write), kms_db_write (several writes in one transaction); the
+ * step-by-step calls for anything else.
  *
  * Threads. kms_db_borrow/kms_db_return are thread-safe; a borrowed connection and its
  * statements are used by the borrowing thread only. Connections are opened without SQLite's
@@ -171,6 +175,10 @@ int kms_db_bind_params(kms_db_stmt *st, kms_db_params p) __attribute__((warn_unu
 /* Prepares sql (static storage) on c and binds p: the statement is ready to step. */
 int kms_db_open(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
     __attribute__((warn_unused_result));
+/* kms_db_prepare_once of sql built at run time, then binds p: the caller frees *out with
+ * kms_db_stmt_free (NULL on failure). */
+int kms_db_open_once(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt **out)
+    __attribute__((warn_unused_result));
 /* kms_db_open, then runs the statement to its end (rows ignored) and resets it. */
 int kms_db_exec_sql(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
     __attribute__((warn_unused_result));
@@ -186,34 +194,32 @@ int kms_db_first(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_stmt *
 int kms_db_int(kms_db_conn *c, const char *sql, kms_db_params p, int64_t *out, const char *what)
     __attribute__((warn_unused_result));
 
-/* ---- One statement, start to end ---- */
+/* ---- One statement, start to end ----
+ * The parameters of each are a kms_db_params (KMS_DB_PARAMS(...) or KMS_DB_NO_PARAMS), bound in
+ * order to ?1, ?2, ... as kms_db_open does. */
 
-/* Binds the parameters of st from arg (kms_db_bind_* calls), for the helpers below. */
-typedef int (*kms_db_bind_fn)(kms_db_stmt *st, const void *arg);
 /* Reads the current row of st: 0 for the next row, 1 to stop here, -1 on error (raised). */
 typedef int (*kms_db_row_fn)(kms_db_stmt *st, void *arg);
 
-/* Prepares sql (static storage) on c, binds it with bind(st, bind_arg) (bind NULL: no
- * parameters) and calls row(st, row_arg) for each row until it returns 1. *rows (may be NULL)
- * counts the rows read. */
-int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
-                      kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
+/* Prepares sql (static storage) on c, binds p and calls row(st, row_arg) for each row until it
+ * returns 1. *rows (may be NULL) counts the rows read. */
+int kms_db_conn_query(kms_db_conn *c, const char *sql, kms_db_params p, kms_db_row_fn row,
+                      void *row_arg, const char *what, size_t *rows)
     __attribute__((warn_unused_result));
 /* kms_db_conn_query on a connection borrowed for the call (no transaction: one statement reads
  * one snapshot). Rows must be copied out: the connection goes back before this returns, so that
  * the caller's callbacks may use the database again. */
-int kms_db_query(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *bind_arg,
-                 kms_db_row_fn row, void *row_arg, const char *what, size_t *rows)
-    __attribute__((warn_unused_result));
-/* 1 if sql, with the text `param` as ?1, yields a row on c; 0 if not; -1 on error. */
-int kms_db_conn_exists(kms_db_conn *c, const char *sql, const char *param, const char *what)
+int kms_db_query(kms_db *db, const char *sql, kms_db_params p, kms_db_row_fn row, void *row_arg,
+                 const char *what, size_t *rows) __attribute__((warn_unused_result));
+/* 1 if sql with p yields a row on c; 0 if not; -1 on error. */
+int kms_db_conn_exists(kms_db_conn *c, const char *sql, kms_db_params p, const char *what)
     __attribute__((warn_unused_result));
 /* Runs one statement that returns no rows on c; *changes (may be NULL) the rows it changed. */
-int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_bind_fn bind, const void *arg,
-                    const char *what, int64_t *changes) __attribute__((warn_unused_result));
+int kms_db_conn_run(kms_db_conn *c, const char *sql, kms_db_params p, const char *what,
+                    int64_t *changes) __attribute__((warn_unused_result));
 /* kms_db_conn_run in a BEGIN IMMEDIATE transaction of its own (kms_db_write). */
-int kms_db_run(kms_db *db, const char *sql, kms_db_bind_fn bind, const void *arg, const char *what,
-               int64_t *changes) __attribute__((warn_unused_result));
+int kms_db_run(kms_db *db, const char *sql, kms_db_params p, const char *what, int64_t *changes)
+    __attribute__((warn_unused_result));
 
 /* ---- Columns of the current row (col from 0) ---- */
 

@@ -168,27 +168,73 @@ int64_t kms_store_fetch_limit(size_t limit)
     return limit >= (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit + 1;
 }
 
-int kms_store_rows_push(kms_store_rows *l, const void *item)
+/* ---- Listings ----------------------------------------------------------------------------- */
+
+kms_db_params kms_store_list_params(kms_db_value v[3], const char *marker, size_t limit,
+                                    const char *subject)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        void *p = realloc(l->items, cap * l->item_size);
-        KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
-        l->items = p;
-        l->cap = cap;
+    v[0] = kms_db_text(marker ? marker : "");
+    v[1] = kms_db_int64(kms_store_fetch_limit(limit));
+    v[2] = kms_db_text(subject);
+    return (kms_db_params){v, subject != NULL ? 3 : 2};
+}
+
+/* A page of a listing: its rows, read before any visit, at most w->limit, and whether more
+ * follow. */
+typedef struct walk_page {
+    const kms_store_walk *w;
+    char *items;
+    size_t count;
+    size_t cap;
+    bool more;
+} walk_page;
+
+static void *page_item(const walk_page *pg, size_t i)
+{
+    return pg->items + i * pg->w->item_size;
+}
+
+static int walk_row(kms_db_stmt *st, void *arg)
+{
+    walk_page *pg = arg;
+    if (pg->count == pg->w->limit) {
+        pg->more = true;
+        return 1;
     }
-    memcpy((char *)l->items + l->count * l->item_size, item, l->item_size);
-    l->count++;
+    if (pg->count == pg->cap) {
+        size_t cap = pg->cap ? pg->cap * 2 : 16;
+        char *p = realloc(pg->items, cap * pg->w->item_size);
+        KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+        pg->items = p;
+        pg->cap = cap;
+    }
+    void *item = page_item(pg, pg->count);
+    memset(item, 0, pg->w->item_size);
+    KMS_GUARD(pg->w->read(st, item));
+    pg->count++;
     return 0;
 }
 
-int kms_store_bind_list(kms_db_stmt *st, const void *arg)
+int kms_store_walk_rows(kms_store *store, const kms_store_walk *w, bool *truncated)
 {
-    const kms_store_list_params *p = arg;
-    KMS_GUARD(kms_db_bind_text(st, 1, p->marker ? p->marker : ""));
-    KMS_GUARD(kms_db_bind_int64(st, 2, kms_store_fetch_limit(p->limit)));
-    if (p->subject == NULL) {
-        return 0;
+    walk_page pg = {.w = w};
+    int r = -1;
+    if (kms_db_query(kms_store_db(store), w->sql, w->params, walk_row, &pg, w->what, NULL) != 0) {
+        goto out;
     }
-    return kms_db_bind_text(st, 3, p->subject);
+    for (size_t i = 0; i < pg.count; i++) {
+        if (w->visit(w->arg, page_item(&pg, i)) != 0) {
+            goto out;
+        }
+    }
+    if (truncated != NULL) {
+        *truncated = pg.more;
+    }
+    r = 0;
+out:
+    for (size_t i = 0; w->clean_up != NULL && i < pg.count; i++) {
+        w->clean_up(page_item(&pg, i));
+    }
+    free(pg.items);
+    return r;
 }

@@ -53,21 +53,18 @@ typedef struct write_args {
 static int alias_write_locked(kms_db_conn *c, void *arg)
 {
     const write_args *a = arg;
-    kms_db_stmt *st = NULL;
     int found = kms_store_key_exists(c, a->key_id, a->what);
     if (found <= 0) {
         return found < 0
                    ? -1
                    : kms_raise(KMS_ERR_NOT_FOUND, "%s: key %s does not exist", a->what, a->key_id);
     }
-    KMS_GUARD(kms_db_prepare(c, a->create ? sql_alias_insert : sql_alias_update, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, a->alias_name));
-    KMS_GUARD(kms_db_bind_text(st, 2, a->key_id));
-    KMS_GUARD(kms_db_bind_int64(st, 3, a->now));
+    kms_db_params p =
+        KMS_DB_PARAMS(kms_db_text(a->alias_name), kms_db_text(a->key_id), kms_db_int64(a->now));
     if (a->create) {
-        return kms_db_insert(st, a->what, a->exists);
+        return kms_db_insert_sql(c, sql_alias_insert, p, a->what, a->exists);
     }
-    KMS_GUARD(kms_db_exec(st, a->what));
+    KMS_GUARD(kms_db_exec_sql(c, sql_alias_update, p, a->what));
     KMS_ENSURE(kms_db_changes(c) > 0, KMS_ERR_NOT_FOUND, "alias %s does not exist", a->alias_name);
     return 0;
 }
@@ -99,19 +96,14 @@ int kms_store_alias_update(kms_store *store, const char *alias_name, const char 
     return alias_write(store, alias_name, key_id, now, false);
 }
 
-static int bind_alias(kms_db_stmt *st, const void *arg)
-{
-    return kms_db_bind_text(st, 1, arg);
-}
-
 int kms_store_alias_delete(kms_store *store, const char *alias_name)
 {
     KMS_GUARD(alias_name_check(alias_name));
     char what[300];
     snprintf(what, sizeof what, "cannot delete alias %s", alias_name);
     int64_t changes = 0;
-    KMS_GUARD(
-        kms_db_run(kms_store_db(store), sql_alias_delete, bind_alias, alias_name, what, &changes));
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_alias_delete,
+                         KMS_DB_PARAMS(kms_db_text(alias_name)), what, &changes));
     KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
     return 0;
 }
@@ -139,8 +131,8 @@ int kms_store_alias_get(kms_store *store, const char *alias_name, kms_alias_reco
     memset(out, 0, sizeof *out);
     KMS_GUARD(alias_name_check(alias_name));
     size_t found = 0;
-    int r = kms_db_query(kms_store_db(store), sql_alias_get, bind_alias, alias_name, alias_row, out,
-                         "cannot read alias", &found);
+    int r = kms_db_query(kms_store_db(store), sql_alias_get, KMS_DB_PARAMS(kms_db_text(alias_name)),
+                         alias_row, out, "cannot read alias", &found);
     if (r == 0 && found == 0) {
         r = kms_raise(KMS_ERR_NOT_FOUND, "alias %s does not exist", alias_name);
     }
@@ -150,41 +142,35 @@ int kms_store_alias_get(kms_store *store, const char *alias_name, kms_alias_reco
     return r;
 }
 
-static int alias_list_row(kms_db_stmt *st, void *arg)
+static int alias_item_read(kms_db_stmt *st, void *item)
 {
-    kms_store_page *pg = arg;
-    if (pg->rows.count == pg->limit) {
-        pg->more = true;
-        return 1;
-    }
-    kms_alias_record item;
-    KMS_GUARD(alias_row_read(st, &item, "an alias"));
-    return kms_store_rows_push(&pg->rows, &item);
+    return alias_row_read(st, item, "an alias");
+}
+
+typedef struct alias_visitor {
+    kms_store_alias_cb cb;
+    void *arg;
+} alias_visitor;
+
+static int alias_visit(void *arg, const void *item)
+{
+    const alias_visitor *v = arg;
+    return v->cb(v->arg, item);
 }
 
 int kms_store_alias_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
                          kms_store_alias_cb cb, void *arg, bool *truncated)
 {
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_page pg = {.rows = {.item_size = sizeof(kms_alias_record)}, .limit = limit};
-    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = key_id};
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), key_id ? sql_alias_list_by_key : sql_alias_list,
-                     kms_store_bind_list, &p, alias_list_row, &pg, "cannot list aliases",
-                     NULL) != 0) {
-        goto out;
-    }
-    const kms_alias_record *items = pg.rows.items;
-    for (size_t i = 0; i < pg.rows.count; i++) {
-        if (cb(arg, &items[i]) != 0) {
-            goto out;
-        }
-    }
-    if (truncated != NULL) {
-        *truncated = pg.more;
-    }
-    r = 0;
-out:
-    free(pg.rows.items);
-    return r;
+    kms_db_value v[3];
+    alias_visitor visitor = {cb, arg};
+    kms_store_walk w = {.sql = key_id ? sql_alias_list_by_key : sql_alias_list,
+                        .params = kms_store_list_params(v, marker, limit, key_id),
+                        .what = "cannot list aliases",
+                        .item_size = sizeof(kms_alias_record),
+                        .limit = limit,
+                        .read = alias_item_read,
+                        .visit = alias_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, truncated);
 }

@@ -44,23 +44,6 @@ static bool fits(const char *s, size_t size)
     return n > 0 && n < size;
 }
 
-static int grant_bind_insert(kms_db_stmt *st, const kms_grant_record *rec)
-{
-    KMS_GUARD(kms_db_bind_text(st, 1, rec->grant_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, rec->key_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, rec->name ? rec->name : ""));
-    KMS_GUARD(kms_db_bind_text(st, 4, rec->grantee_principal));
-    KMS_GUARD(kms_db_bind_text(st, 5, rec->retiring_principal ? rec->retiring_principal : ""));
-    KMS_GUARD(kms_db_bind_text(st, 6, rec->issuing_account));
-    KMS_GUARD(kms_db_bind_text(st, 7, rec->operations));
-    KMS_GUARD(kms_db_bind_text(st, 8, rec->constraints ? rec->constraints : ""));
-    KMS_GUARD(kms_db_bind_int64(st, 9, rec->creation_date));
-    if (!rec->has_token_hash) {
-        return kms_db_bind_null(st, 10);
-    }
-    return kms_db_bind_blob(st, 10, rec->token_hash, sizeof rec->token_hash);
-}
-
 static int grant_insert_locked(kms_db_conn *c, void *arg)
 {
     const kms_grant_record *rec = arg;
@@ -69,16 +52,23 @@ static int grant_insert_locked(kms_db_conn *c, void *arg)
     if (found <= 0) {
         return found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", rec->key_id);
     }
-    found = kms_db_conn_exists(c, sql_exists, rec->grant_id, what);
+    found = kms_db_conn_exists(c, sql_exists, KMS_DB_PARAMS(kms_db_text(rec->grant_id)), what);
     if (found != 0) {
         return found < 0
                    ? -1
                    : kms_raise(KMS_ERR_ALREADY_EXISTS, "grant %s already exists", rec->grant_id);
     }
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_insert, &st));
-    KMS_GUARD(grant_bind_insert(st, rec));
-    return kms_db_exec(st, what);
+    kms_db_value token_hash =
+        rec->has_token_hash ? kms_db_blob(rec->token_hash, sizeof rec->token_hash) : kms_db_null();
+    return kms_db_exec_sql(
+        c, sql_insert,
+        KMS_DB_PARAMS(kms_db_text(rec->grant_id), kms_db_text(rec->key_id),
+                      kms_db_text(rec->name ? rec->name : ""), kms_db_text(rec->grantee_principal),
+                      kms_db_text(rec->retiring_principal ? rec->retiring_principal : ""),
+                      kms_db_text(rec->issuing_account), kms_db_text(rec->operations),
+                      kms_db_text(rec->constraints ? rec->constraints : ""),
+                      kms_db_int64(rec->creation_date), token_hash),
+        what);
 }
 
 int kms_store_grant_insert(kms_store *store, const kms_grant_record *rec)
@@ -125,11 +115,6 @@ out:
     return r;
 }
 
-static int bind_grant(kms_db_stmt *st, const void *arg)
-{
-    return kms_db_bind_text(st, 1, arg);
-}
-
 static int grant_row(kms_db_stmt *st, void *arg)
 {
     KMS_GUARD(row_read(st, arg));
@@ -141,8 +126,8 @@ int kms_store_grant_get(kms_store *store, const char *grant_id, kms_grant_record
     memset(out, 0, sizeof *out);
     KMS_ENSURE(grant_id != NULL, KMS_ERR_VALIDATION, "no grant id given");
     size_t found = 0;
-    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, bind_grant, grant_id, grant_row, out,
-                           "cannot read grant", &found));
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, KMS_DB_PARAMS(kms_db_text(grant_id)),
+                           grant_row, out, "cannot read grant", &found));
     KMS_ENSURE(found > 0, KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
     return 0;
 }
@@ -151,74 +136,50 @@ int kms_store_grant_delete(kms_store *store, const char *grant_id)
 {
     KMS_ENSURE(grant_id != NULL, KMS_ERR_VALIDATION, "no grant id given");
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(kms_store_db(store), sql_delete, bind_grant, grant_id,
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_delete, KMS_DB_PARAMS(kms_db_text(grant_id)),
                          "cannot delete grant", &changes));
     KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "grant %s does not exist", grant_id);
     return 0;
 }
 
 /* Rows are read into memory first and the callbacks run after the connection went back, so
- * that a callback may use the store. A listing stops at its limit; a find (limit 0) does not. */
-static void rows_free(kms_store_rows *rows)
+ * that a callback may use the store (kms_store_walk_rows). A listing stops at its limit; a find
+ * (limit SIZE_MAX) does not. */
+static int grant_item_read(kms_db_stmt *st, void *item)
 {
-    kms_grant_record *items = rows->items;
-    for (size_t i = 0; i < rows->count; i++) {
-        kms_grant_record_clean_up(&items[i]);
-    }
-    free(rows->items);
+    return row_read(st, item);
 }
 
-static int grant_list_row(kms_db_stmt *st, void *arg)
+static void grant_item_clean_up(void *item)
 {
-    kms_store_page *pg = arg;
-    if (pg->limit > 0 && pg->rows.count == pg->limit) {
-        pg->more = true;
-        return 1;
-    }
-    kms_grant_record rec;
-    KMS_GUARD(row_read(st, &rec));
-    if (kms_store_rows_push(&pg->rows, &rec) != 0) {
-        kms_grant_record_clean_up(&rec);
-        return -1;
-    }
-    return 0;
+    kms_grant_record_clean_up(item);
 }
 
-/* ?1 key, ?2 grantee (kms_store_grant_find). */
-typedef struct find_params {
-    const char *key_id;
-    const char *grantee;
-} find_params;
+typedef struct grant_visitor {
+    kms_store_grant_cb cb;
+    void *arg;
+} grant_visitor;
 
-static int bind_find(kms_db_stmt *st, const void *arg)
+static int grant_visit(void *arg, const void *item)
 {
-    const find_params *p = arg;
-    KMS_GUARD(kms_db_bind_text(st, 1, p->key_id));
-    return kms_db_bind_text(st, 2, p->grantee);
+    const grant_visitor *v = arg;
+    return v->cb(v->arg, item);
 }
 
-static int rows_walk(kms_store *store, const char *sql, kms_db_bind_fn bind, const void *params,
-                     size_t limit, kms_store_grant_cb cb, void *arg, bool *truncated)
+static int grants_walk(kms_store *store, const char *sql, kms_db_params params, size_t limit,
+                       kms_store_grant_cb cb, void *arg, bool *truncated)
 {
-    kms_store_page pg = {.rows = {.item_size = sizeof(kms_grant_record)}, .limit = limit};
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), sql, bind, params, grant_list_row, &pg,
-                     "cannot list grants", NULL) != 0) {
-        goto out;
-    }
-    const kms_grant_record *items = pg.rows.items;
-    for (size_t i = 0; i < pg.rows.count; i++) {
-        if (cb(arg, &items[i]) != 0) {
-            goto out;
-        }
-    }
-    if (truncated != NULL) {
-        *truncated = pg.more;
-    }
-    r = 0;
-out:
-    rows_free(&pg.rows);
-    return r;
+    grant_visitor visitor = {cb, arg};
+    kms_store_walk w = {.sql = sql,
+                        .params = params,
+                        .what = "cannot list grants",
+                        .item_size = sizeof(kms_grant_record),
+                        .limit = limit,
+                        .read = grant_item_read,
+                        .clean_up = grant_item_clean_up,
+                        .visit = grant_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, truncated);
 }
 
 int kms_store_grant_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
@@ -226,8 +187,9 @@ int kms_store_grant_list(kms_store *store, const char *key_id, const char *marke
 {
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = key_id};
-    return rows_walk(store, sql_list, kms_store_bind_list, &p, limit, cb, arg, truncated);
+    kms_db_value v[3];
+    return grants_walk(store, sql_list, kms_store_list_params(v, marker, limit, key_id), limit, cb,
+                       arg, truncated);
 }
 
 int kms_store_grant_list_retirable(kms_store *store, const char *retiring_principal,
@@ -237,8 +199,10 @@ int kms_store_grant_list_retirable(kms_store *store, const char *retiring_princi
     KMS_ENSURE(retiring_principal != NULL && retiring_principal[0] != '\0', KMS_ERR_VALIDATION,
                "no retiring principal given");
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_list_params p = {.marker = marker, .limit = limit, .subject = retiring_principal};
-    return rows_walk(store, sql_list_retirable, kms_store_bind_list, &p, limit, cb, arg, truncated);
+    kms_db_value v[3];
+    return grants_walk(store, sql_list_retirable,
+                       kms_store_list_params(v, marker, limit, retiring_principal), limit, cb, arg,
+                       truncated);
 }
 
 int kms_store_grant_find(kms_store *store, const char *key_id, const char *grantee_principal,
@@ -246,6 +210,7 @@ int kms_store_grant_find(kms_store *store, const char *key_id, const char *grant
 {
     KMS_ENSURE(key_id != NULL && grantee_principal != NULL, KMS_ERR_VALIDATION,
                "no key id or grantee given");
-    find_params p = {key_id, grantee_principal};
-    return rows_walk(store, sql_find, bind_find, &p, 0, cb, arg, NULL);
+    return grants_walk(store, sql_find,
+                       KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(grantee_principal)), SIZE_MAX,
+                       cb, arg, NULL);
 }

@@ -33,32 +33,33 @@ bool kms_store_key_state_known(const char *state);
 /* LIMIT ?: one more row than asked tells whether a listing is truncated. */
 int64_t kms_store_fetch_limit(size_t limit);
 
-/* Rows of a listing, collected before the callbacks run, after the connection went back to the
- * pool, so that a callback may call the store again. */
-typedef struct kms_store_rows {
-    void *items;
-    size_t item_size;
-    size_t count;
-    size_t cap;
-} kms_store_rows;
+/* ---- Listings (store.c) ---- */
 
-int kms_store_rows_push(kms_store_rows *l, const void *item) __attribute__((warn_unused_result));
+/* The parameters of a listing, held in v: ?1 the marker ("" for the start: every name sorts
+ * after it), ?2 the row limit (one more than asked: kms_store_fetch_limit), ?3 the subject
+ * unless NULL. */
+kms_db_params kms_store_list_params(kms_db_value v[3], const char *marker, size_t limit,
+                                    const char *subject);
 
-/* A page of a listing: its rows, at most `limit`, and whether more follow. */
-typedef struct kms_store_page {
-    kms_store_rows rows;
-    size_t limit;
-    bool more;
-} kms_store_page;
+/* One listing: the page query, its rows read into memory, then one visit per row after the
+ * connection went back to the pool (so that the caller's callback may use the store again). */
+typedef struct kms_store_walk {
+    const char *sql;
+    kms_db_params params;
+    const char *what; /* names the failed query */
+    size_t item_size; /* the size of one row in memory */
+    size_t limit;     /* rows visited at most (more: *truncated); SIZE_MAX for every row */
+    /* Reads the current row into a zeroed item; frees what it allocated if it fails. */
+    int (*read)(kms_db_stmt *st, void *item);
+    /* Frees what read allocated in an item (NULL: nothing to free). */
+    void (*clean_up)(void *item);
+    /* Calls the caller's typed callback on one item: nonzero stops the walk with -1. */
+    int (*visit)(void *arg, const void *item);
+    void *arg;
+} kms_store_walk;
 
-/* The parameters of a listing: ?1 the marker ("" for the start: every name sorts after it),
- * ?2 the row limit (one more than asked: kms_store_fetch_limit), ?3 the subject unless NULL. */
-typedef struct kms_store_list_params {
-    const char *marker;
-    size_t limit;
-    const char *subject;
-} kms_store_list_params;
-
-int kms_store_bind_list(kms_db_stmt *st, const void *arg) __attribute__((warn_unused_result));
+/* Runs w; *truncated (may be NULL) tells whether rows beyond w->limit were left. */
+int kms_store_walk_rows(kms_store *store, const kms_store_walk *w, bool *truncated)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -65,26 +65,6 @@ static int key_record_check(const kms_key_record *rec)
     return 0;
 }
 
-static int key_bind_insert(kms_db_stmt *st, const kms_key_record *rec)
-{
-    KMS_GUARD(kms_db_bind_text(st, 1, rec->key_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, rec->account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, rec->description ? rec->description : ""));
-    KMS_GUARD(kms_db_bind_text(st, 4, rec->key_spec));
-    KMS_GUARD(kms_db_bind_text(st, 5, rec->key_usage));
-    KMS_GUARD(kms_db_bind_text(st, 6, rec->key_state));
-    KMS_GUARD(kms_db_bind_text(st, 7, rec->origin));
-    KMS_GUARD(kms_db_bind_int64(st, 8, rec->creation_date));
-    KMS_GUARD(kms_db_bind_int64(st, 9, rec->deletion_date));
-    KMS_GUARD(kms_db_bind_int64(st, 10, rec->pending_window_days));
-    KMS_GUARD(kms_db_bind_int64(st, 11, rec->current_version));
-    KMS_GUARD(kms_db_bind_text(st, 13, rec->policy ? rec->policy : ""));
-    if (rec->public_key_len == 0) {
-        return kms_db_bind_null(st, 12);
-    }
-    return kms_db_bind_blob(st, 12, rec->public_key, rec->public_key_len);
-}
-
 typedef struct insert_args {
     const kms_key_record *rec;
     const char *what;
@@ -94,15 +74,24 @@ typedef struct insert_args {
 static int key_insert_locked(kms_db_conn *c, void *arg)
 {
     const insert_args *a = arg;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_key_insert, &st));
-    KMS_GUARD(key_bind_insert(st, a->rec));
-    KMS_GUARD(kms_db_insert(st, a->what, a->exists));
-    KMS_GUARD(kms_db_prepare(c, sql_version_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, a->rec->key_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, a->rec->current_version));
-    KMS_GUARD(kms_db_bind_int64(st, 3, a->rec->creation_date));
-    return kms_db_insert(st, a->what, a->exists);
+    const kms_key_record *rec = a->rec;
+    kms_db_value public_key =
+        rec->public_key_len > 0 ? kms_db_blob(rec->public_key, rec->public_key_len) : kms_db_null();
+    KMS_GUARD(kms_db_insert_sql(
+        c, sql_key_insert,
+        KMS_DB_PARAMS(kms_db_text(rec->key_id), kms_db_text(rec->account_id),
+                      kms_db_text(rec->description ? rec->description : ""),
+                      kms_db_text(rec->key_spec), kms_db_text(rec->key_usage),
+                      kms_db_text(rec->key_state), kms_db_text(rec->origin),
+                      kms_db_int64(rec->creation_date), kms_db_int64(rec->deletion_date),
+                      kms_db_int64(rec->pending_window_days), kms_db_int64(rec->current_version),
+                      public_key, kms_db_text(rec->policy ? rec->policy : "")),
+        a->what, a->exists));
+    return kms_db_insert_sql(c, sql_version_insert,
+                             KMS_DB_PARAMS(kms_db_text(rec->key_id),
+                                           kms_db_int64(rec->current_version),
+                                           kms_db_int64(rec->creation_date)),
+                             a->what, a->exists);
 }
 
 int kms_store_key_insert(kms_store *store, const kms_key_record *rec)
@@ -133,38 +122,6 @@ static int key_row_read(kms_db_stmt *st, kms_key_record *out, const char *subjec
     return kms_db_column_blob_dup(st, 11, &out->public_key, &out->public_key_len);
 }
 
-/* ?1 the key id, and for the updates ?2 a text. */
-typedef struct key_params {
-    const char *key_id;
-    const char *text;
-    const char *state;
-    int64_t deletion_date;
-    int64_t pending_window_days;
-} key_params;
-
-static int bind_key(kms_db_stmt *st, const void *arg)
-{
-    const key_params *p = arg;
-    return kms_db_bind_text(st, 1, p->key_id);
-}
-
-static int bind_key_text(kms_db_stmt *st, const void *arg)
-{
-    const key_params *p = arg;
-    KMS_GUARD(bind_key(st, arg));
-    return kms_db_bind_text(st, 2, p->text ? p->text : "");
-}
-
-/* ?2 state, ?3 deletion date, ?4 pending window. */
-static int bind_key_state(kms_db_stmt *st, const void *arg)
-{
-    const key_params *p = arg;
-    KMS_GUARD(bind_key(st, arg));
-    KMS_GUARD(kms_db_bind_text(st, 2, p->state));
-    KMS_GUARD(kms_db_bind_int64(st, 3, p->deletion_date));
-    return kms_db_bind_int64(st, 4, p->pending_window_days);
-}
-
 typedef struct key_out {
     kms_key_record *rec;
     const char *key_id;
@@ -183,10 +140,10 @@ int kms_store_key_get(kms_store *store, const char *key_id, kms_key_record *out)
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     char what[80];
     snprintf(what, sizeof what, "cannot read key %s", key_id);
-    key_params p = {.key_id = key_id};
     key_out o = {out, key_id};
     size_t found = 0;
-    int r = kms_db_query(kms_store_db(store), sql_key_get, bind_key, &p, key_row, &o, what, &found);
+    int r = kms_db_query(kms_store_db(store), sql_key_get, KMS_DB_PARAMS(kms_db_text(key_id)),
+                         key_row, &o, what, &found);
     if (r == 0 && found == 0) {
         r = kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     }
@@ -197,21 +154,22 @@ int kms_store_key_get(kms_store *store, const char *key_id, kms_key_record *out)
 }
 
 /* Runs an UPDATE of the key; NotFoundException naming the key if no row changed. */
-static int key_update(kms_store *store, const char *sql, kms_db_bind_fn bind, const key_params *p)
+static int key_update(kms_store *store, const char *sql, const char *key_id, kms_db_params p)
 {
-    KMS_ENSURE(p->key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
+    KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     char what[80];
-    snprintf(what, sizeof what, "cannot update key %s", p->key_id);
+    snprintf(what, sizeof what, "cannot update key %s", key_id);
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(kms_store_db(store), sql, bind, p, what, &changes));
-    KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "key %s does not exist", p->key_id);
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql, p, what, &changes));
+    KMS_ENSURE(changes > 0, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
 
 int kms_store_key_set_description(kms_store *store, const char *key_id, const char *description)
 {
-    key_params p = {.key_id = key_id, .text = description};
-    return key_update(store, sql_key_set_description, bind_key_text, &p);
+    return key_update(
+        store, sql_key_set_description, key_id,
+        KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(description ? description : "")));
 }
 
 int kms_store_key_set_state(kms_store *store, const char *key_id, const char *state,
@@ -220,16 +178,15 @@ int kms_store_key_set_state(kms_store *store, const char *key_id, const char *st
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
     KMS_ENSURE(state != NULL && kms_store_key_state_known(state), KMS_ERR_VALIDATION,
                "key %s: unknown key state %s", key_id, state ? state : "(null)");
-    key_params p = {.key_id = key_id,
-                    .state = state,
-                    .deletion_date = deletion_date,
-                    .pending_window_days = pending_window_days};
-    return key_update(store, sql_key_set_state, bind_key_state, &p);
+    return key_update(store, sql_key_set_state, key_id,
+                      KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(state),
+                                    kms_db_int64(deletion_date),
+                                    kms_db_int64(pending_window_days)));
 }
 
 int kms_store_key_exists(kms_db_conn *c, const char *key_id, const char *what)
 {
-    return kms_db_conn_exists(c, sql_key_exists, key_id, what);
+    return kms_db_conn_exists(c, sql_key_exists, KMS_DB_PARAMS(kms_db_text(key_id)), what);
 }
 
 /* ---- Key policies ------------------------------------------------------------------------- */
@@ -253,19 +210,18 @@ int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, i
 {
     *doc = NULL;
     KMS_ENSURE(key_id != NULL, KMS_ERR_VALIDATION, "no key id given");
-    key_params p = {.key_id = key_id};
     policy_out o = {doc, version};
     size_t found = 0;
-    KMS_GUARD(kms_db_query(kms_store_db(store), sql_policy_get, bind_key, &p, policy_row, &o,
-                           "cannot read key policy", &found));
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_policy_get, KMS_DB_PARAMS(kms_db_text(key_id)),
+                           policy_row, &o, "cannot read key policy", &found));
     KMS_ENSURE(found > 0, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
 
 int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
 {
-    key_params p = {.key_id = key_id, .text = doc};
-    return key_update(store, sql_policy_put, bind_key_text, &p);
+    return key_update(store, sql_policy_put, key_id,
+                      KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(doc ? doc : "")));
 }
 
 /* ---- Listing ------------------------------------------------------------------------------ */
@@ -274,40 +230,37 @@ typedef struct key_id_item {
     char key_id[37];
 } key_id_item;
 
-static int key_list_row(kms_db_stmt *st, void *arg)
+static int key_item_read(kms_db_stmt *st, void *item)
 {
-    kms_store_page *pg = arg;
-    if (pg->rows.count == pg->limit) {
-        pg->more = true;
-        return 1;
-    }
-    key_id_item item;
-    KMS_GUARD(kms_db_column_copy(st, 0, item.key_id, sizeof item.key_id, "a key"));
-    return kms_store_rows_push(&pg->rows, &item);
+    key_id_item *out = item;
+    return kms_db_column_copy(st, 0, out->key_id, sizeof out->key_id, "a key");
+}
+
+typedef struct key_visitor {
+    kms_store_key_cb cb;
+    void *arg;
+} key_visitor;
+
+static int key_visit(void *arg, const void *item)
+{
+    const key_visitor *v = arg;
+    const key_id_item *k = item;
+    return v->cb(v->arg, k->key_id);
 }
 
 int kms_store_key_list(kms_store *store, const char *marker, size_t limit, kms_store_key_cb cb,
                        void *arg, bool *truncated)
 {
     KMS_ENSURE(limit > 0, KMS_ERR_VALIDATION, "the list limit must be at least 1");
-    kms_store_page pg = {.rows = {.item_size = sizeof(key_id_item)}, .limit = limit};
-    kms_store_list_params p = {.marker = marker, .limit = limit};
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), sql_key_list, kms_store_bind_list, &p, key_list_row, &pg,
-                     "cannot list keys", NULL) != 0) {
-        goto out;
-    }
-    const key_id_item *items = pg.rows.items;
-    for (size_t i = 0; i < pg.rows.count; i++) {
-        if (cb(arg, items[i].key_id) != 0) {
-            goto out;
-        }
-    }
-    if (truncated != NULL) {
-        *truncated = pg.more;
-    }
-    r = 0;
-out:
-    free(pg.rows.items);
-    return r;
+    kms_db_value v[3];
+    key_visitor visitor = {cb, arg};
+    kms_store_walk w = {.sql = sql_key_list,
+                        .params = kms_store_list_params(v, marker, limit, NULL),
+                        .what = "cannot list keys",
+                        .item_size = sizeof(key_id_item),
+                        .limit = limit,
+                        .read = key_item_read,
+                        .visit = key_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, truncated);
 }

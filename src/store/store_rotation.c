@@ -86,80 +86,6 @@ static const char sql_cancel[] =
     "WHERE key_id = ?1 AND key_state = 'PendingDeletion' AND deletion_date > ?2";
 static const char sql_deleted_get[] = "SELECT deletion_date FROM deleted_keys WHERE key_id = ?1";
 
-/* ---- Helpers ------------------------------------------------------------------------------ */
-
-/* What the statements below bind, each at the index its SQL names: a statement's bind function
- * says which. */
-typedef struct key_args {
-    const char *key_id; /* ?1 */
-    const char *type;   /* rotation type */
-    const char *account;
-    int64_t version;
-    int64_t now;
-    int64_t n; /* a count, a limit, a date: the statement's last parameter */
-    const kms_rotation_claim *claim;
-} key_args;
-
-/* ?1 a date or a count and nothing else (the due queries). */
-static int bind_n(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    return kms_db_bind_int64(st, 1, a->n);
-}
-
-static int bind_key(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    return kms_db_bind_text(st, 1, a->key_id);
-}
-
-/* ?1 key, ?2 version or a date, ?3 n (some statements use only ?1 and ?2). */
-static int bind_key_version(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    KMS_GUARD(bind_key(st, a));
-    return kms_db_bind_int64(st, 2, a->version);
-}
-
-static int bind_key_version_n(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    KMS_GUARD(bind_key_version(st, a));
-    return kms_db_bind_int64(st, 3, a->n);
-}
-
-/* ?1 key, ?2 version, ?3 type, ?4 now. */
-static int bind_commit(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    KMS_GUARD(bind_key_version(st, a));
-    KMS_GUARD(kms_db_bind_text(st, 3, a->type));
-    return kms_db_bind_int64(st, 4, a->now);
-}
-
-static int bind_claim(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    const kms_rotation_claim *cl = a->claim;
-    KMS_GUARD(bind_key_version(st, a));
-    KMS_GUARD(kms_db_bind_text(st, 3, cl->type));
-    KMS_GUARD(kms_db_bind_int64(st, 4, cl->now));
-    KMS_GUARD(kms_db_bind_int64(st, 5, cl->stale_before));
-    KMS_GUARD(kms_db_bind_int64(st, 6, cl->due_before));
-    KMS_GUARD(kms_db_bind_int64(st, 7, cl->usage_limit));
-    return kms_db_bind_int64(st, 8, KMS_ROTATION_ON_DEMAND_MAX);
-}
-
-/* ?1 key, ?2 account, ?3 now, ?4 versions (n). */
-static int bind_deleted(kms_db_stmt *st, const void *arg)
-{
-    const key_args *a = arg;
-    KMS_GUARD(bind_key(st, a));
-    KMS_GUARD(kms_db_bind_text(st, 2, a->account));
-    KMS_GUARD(kms_db_bind_int64(st, 3, a->now));
-    return kms_db_bind_int64(st, 4, a->n);
-}
-
 /* ---- Rotation ----------------------------------------------------------------------------- */
 
 static int rotation_row(kms_db_stmt *st, void *arg)
@@ -180,10 +106,9 @@ static int rotation_row(kms_db_stmt *st, void *arg)
 int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotation *out)
 {
     memset(out, 0, sizeof *out);
-    key_args a = {.key_id = key_id};
     size_t found = 0;
-    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, bind_key, &a, rotation_row, out,
-                           "cannot read the rotation state", &found));
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_get, KMS_DB_PARAMS(kms_db_text(key_id)),
+                           rotation_row, out, "cannot read the rotation state", &found));
     KMS_ENSURE(found == 1, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
@@ -191,11 +116,11 @@ int kms_store_rotation_get(kms_store *store, const char *key_id, kms_key_rotatio
 int kms_store_rotation_set(kms_store *store, const char *key_id, int period_days,
                            int64_t next_rotation)
 {
-    /* ?2 period, ?3 next rotation */
-    key_args a = {.key_id = key_id, .version = period_days, .n = next_rotation};
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(kms_store_db(store), sql_set, bind_key_version_n, &a,
-                         "cannot set the rotation period", &changes));
+    KMS_GUARD(kms_db_run(
+        kms_store_db(store), sql_set,
+        KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(period_days), kms_db_int64(next_rotation)),
+        "cannot set the rotation period", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_NOT_FOUND, "key %s does not exist", key_id);
     return 0;
 }
@@ -205,38 +130,52 @@ int kms_store_rotation_claim(kms_store *store, const char *key_id, const kms_rot
 {
     *won = false;
     KMS_ENSURE(cl->version >= 2, KMS_ERR_VALIDATION, "a rotation makes version 2 or later");
-    key_args a = {.key_id = key_id, .version = cl->version, .claim = cl};
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(kms_store_db(store), sql_claim, bind_claim, &a, "cannot claim a rotation",
-                         &changes));
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_claim,
+                         KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(cl->version),
+                                       kms_db_text(cl->type), kms_db_int64(cl->now),
+                                       kms_db_int64(cl->stale_before), kms_db_int64(cl->due_before),
+                                       kms_db_int64(cl->usage_limit),
+                                       kms_db_int64(KMS_ROTATION_ON_DEMAND_MAX)),
+                         "cannot claim a rotation", &changes));
     *won = changes == 1;
     return 0;
 }
 
+/* ?1 key, ?2 version, ?3 type, ?4 now. */
+typedef struct commit_args {
+    const char *key_id;
+    uint32_t version;
+    const char *type;
+    int64_t now;
+} commit_args;
+
 static int commit_locked(kms_db_conn *c, void *arg)
 {
-    const key_args *a = arg;
+    const commit_args *a = arg;
     const char *what = "cannot commit a rotation";
+    kms_db_params p = KMS_DB_PARAMS(kms_db_text(a->key_id), kms_db_int64(a->version),
+                                    kms_db_text(a->type), kms_db_int64(a->now));
     int64_t changes = 0;
-    KMS_GUARD(kms_db_conn_run(c, sql_commit_key, bind_commit, a, what, &changes));
+    KMS_GUARD(kms_db_conn_run(c, sql_commit_key, p, what, &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_INVALID_STATE,
                "the rotation of key %s to version %u was taken over by another process", a->key_id,
                (unsigned)a->version);
-    return kms_db_conn_run(c, sql_commit_version, bind_commit, a, what, NULL);
+    return kms_db_conn_run(c, sql_commit_version, p, what, NULL);
 }
 
 int kms_store_rotation_commit(kms_store *store, const char *key_id, uint32_t version,
                               const char *type, int64_t now)
 {
-    key_args a = {.key_id = key_id, .version = version, .type = type, .now = now};
+    commit_args a = {key_id, version, type, now};
     return kms_db_write(kms_store_db(store), commit_locked, &a, "cannot commit a rotation");
 }
 
 int kms_store_rotation_release(kms_store *store, const char *key_id, uint32_t version)
 {
-    key_args a = {.key_id = key_id, .version = version};
     int64_t changes = 0;
-    return kms_db_run(kms_store_db(store), sql_release, bind_key_version, &a,
+    return kms_db_run(kms_store_db(store), sql_release,
+                      KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(version)),
                       "cannot release a rotation claim", &changes);
 }
 
@@ -246,50 +185,51 @@ typedef struct version_row {
     char type[16];
 } version_row;
 
-static int version_row_read(kms_db_stmt *st, void *arg)
+static int version_row_read(kms_db_stmt *st, void *item)
 {
-    kms_store_rows *rows = arg;
-    version_row v;
-    memset(&v, 0, sizeof v);
-    v.version = (uint32_t)kms_db_column_int64(st, 0);
-    v.date = kms_db_column_int64(st, 1);
-    snprintf(v.type, sizeof v.type, "%s", kms_db_column_text(st, 2));
-    return kms_store_rows_push(rows, &v);
+    version_row *v = item;
+    v->version = (uint32_t)kms_db_column_int64(st, 0);
+    v->date = kms_db_column_int64(st, 1);
+    snprintf(v->type, sizeof v->type, "%s", kms_db_column_text(st, 2));
+    return 0;
+}
+
+typedef struct version_visitor {
+    kms_store_rotation_cb cb;
+    void *arg;
+} version_visitor;
+
+static int version_visit(void *arg, const void *item)
+{
+    const version_visitor *v = arg;
+    const version_row *row = item;
+    return v->cb(v->arg, row->version, row->date, row->type);
 }
 
 int kms_store_rotation_list(kms_store *store, const char *key_id, uint32_t after, size_t limit,
                             kms_store_rotation_cb cb, void *arg, bool *truncated)
 {
     *truncated = false;
+    version_visitor visitor = {cb, arg};
     /* ?2 after, ?3 limit + 1 */
-    key_args a = {.key_id = key_id, .version = after, .n = kms_store_fetch_limit(limit)};
-    kms_store_rows rows = {.item_size = sizeof(version_row)};
-    size_t n = 0;
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), sql_list, bind_key_version_n, &a, version_row_read, &rows,
-                     "cannot list rotations", &n) != 0) {
-        goto out;
-    }
-    if (n > limit) {
-        *truncated = true;
-        n = limit;
-    }
-    const version_row *items = rows.items;
-    for (size_t i = 0; i < n; i++) {
-        if (cb(arg, items[i].version, items[i].date, items[i].type) != 0) {
-            goto out;
-        }
-    }
-    r = 0;
-out:
-    free(rows.items);
-    return r;
+    kms_store_walk w = {.sql = sql_list,
+                        .params = KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(after),
+                                                kms_db_int64(kms_store_fetch_limit(limit))),
+                        .what = "cannot list rotations",
+                        .item_size = sizeof(version_row),
+                        .limit = limit,
+                        .read = version_row_read,
+                        .visit = version_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, truncated);
 }
 
 /* ---- Usage -------------------------------------------------------------------------------- */
 
 typedef struct usage_args {
-    key_args a;
+    const char *key_id;
+    uint32_t version;
+    int64_t n;
     int64_t total;
 } usage_args;
 
@@ -298,13 +238,14 @@ static int usage_locked(kms_db_conn *c, void *arg)
     usage_args *u = arg;
     const char *what = "cannot count encryptions";
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_usage, &st));
-    KMS_GUARD(bind_key_version_n(st, &u->a));
-    int found = kms_db_step(st, what);
+    int found = kms_db_first(
+        c, sql_usage,
+        KMS_DB_PARAMS(kms_db_text(u->key_id), kms_db_int64(u->version), kms_db_int64(u->n)), &st,
+        what);
     if (found <= 0) {
         return found < 0 ? -1
-                         : kms_raise(KMS_ERR_NOT_FOUND, "key %s has no version %u", u->a.key_id,
-                                     (unsigned)u->a.version);
+                         : kms_raise(KMS_ERR_NOT_FOUND, "key %s has no version %u", u->key_id,
+                                     (unsigned)u->version);
     }
     u->total = kms_db_column_int64(st, 0);
     /* Finish the statement: RETURNING applies the change when it is stepped to the end. */
@@ -314,7 +255,7 @@ static int usage_locked(kms_db_conn *c, void *arg)
 int kms_store_usage_add(kms_store *store, const char *key_id, uint32_t version, int64_t n,
                         int64_t *total)
 {
-    usage_args u = {.a = {.key_id = key_id, .version = version, .n = n}};
+    usage_args u = {.key_id = key_id, .version = version, .n = n};
     KMS_GUARD(kms_db_write(kms_store_db(store), usage_locked, &u, "cannot count encryptions"));
     *total = u.total;
     return 0;
@@ -327,38 +268,41 @@ typedef struct due_row {
     int64_t when;
 } due_row;
 
-static int due_row_read(kms_db_stmt *st, void *arg)
+static int due_row_read(kms_db_stmt *st, void *item)
 {
-    kms_store_rows *rows = arg;
-    due_row d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.key_id, sizeof d.key_id, "%s", kms_db_column_text(st, 0));
-    d.when = kms_db_column_int64(st, 1);
-    return kms_store_rows_push(rows, &d);
+    due_row *d = item;
+    snprintf(d->key_id, sizeof d->key_id, "%s", kms_db_column_text(st, 0));
+    d->when = kms_db_column_int64(st, 1);
+    return 0;
+}
+
+typedef struct due_visitor {
+    kms_due_kind kind;
+    kms_store_due_cb cb;
+    void *arg;
+} due_visitor;
+
+static int due_visit(void *arg, const void *item)
+{
+    const due_visitor *v = arg;
+    const due_row *row = item;
+    return v->cb(v->arg, v->kind, row->key_id, row->when);
 }
 
 /* Collects (key id, date) rows of one due query, then calls cb outside the connection. */
 static int due_query(kms_store *store, const char *sql, int64_t param, kms_due_kind kind,
                      kms_store_due_cb cb, void *arg)
 {
-    key_args a = {.n = param};
-    kms_store_rows rows = {.item_size = sizeof(due_row)};
-    size_t n = 0;
-    int r = -1;
-    if (kms_db_query(kms_store_db(store), sql, bind_n, &a, due_row_read, &rows,
-                     "cannot list the work that is due", &n) != 0) {
-        goto out;
-    }
-    const due_row *items = rows.items;
-    for (size_t i = 0; i < n; i++) {
-        if (cb(arg, kind, items[i].key_id, items[i].when) != 0) {
-            goto out;
-        }
-    }
-    r = 0;
-out:
-    free(rows.items);
-    return r;
+    due_visitor visitor = {kind, cb, arg};
+    kms_store_walk w = {.sql = sql,
+                        .params = KMS_DB_PARAMS(kms_db_int64(param)),
+                        .what = "cannot list the work that is due",
+                        .item_size = sizeof(due_row),
+                        .limit = SIZE_MAX,
+                        .read = due_row_read,
+                        .visit = due_visit,
+                        .arg = &visitor};
+    return kms_store_walk_rows(store, &w, NULL);
 }
 
 int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64_t stale_before,
@@ -382,62 +326,65 @@ static int int_row(kms_db_stmt *st, void *arg)
 int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
 {
     *when = 0;
-    key_args a = {.n = now};
     size_t found = 0;
-    return kms_db_query(kms_store_db(store), sql_next_due, bind_n, &a, int_row, when,
-                        "cannot find the next due date", &found);
+    return kms_db_query(kms_store_db(store), sql_next_due, KMS_DB_PARAMS(kms_db_int64(now)),
+                        int_row, when, "cannot find the next due date", &found);
 }
 
 /* ---- Deletion ----------------------------------------------------------------------------- */
 
+typedef struct delete_args {
+    const char *key_id;
+    int64_t now;
+} delete_args;
+
 static int key_delete_locked(kms_db_conn *c, void *arg)
 {
-    key_args *a = arg;
+    const delete_args *a = arg;
     const char *what = "cannot delete a key";
     char state[24] = "";
     char account[13] = "";
+    kms_db_params key = KMS_DB_PARAMS(kms_db_text(a->key_id));
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_state, &st));
-    KMS_GUARD(bind_key(st, a));
-    int found = kms_db_step(st, what);
+    int found = kms_db_first(c, sql_state, key, &st, what);
     if (found <= 0) {
         return found < 0 ? -1 : kms_raise(KMS_ERR_NOT_FOUND, "key %s does not exist", a->key_id);
     }
     snprintf(state, sizeof state, "%s", kms_db_column_text(st, 0));
     snprintf(account, sizeof account, "%s", kms_db_column_text(st, 1));
-    a->n = kms_db_column_int64(st, 2); /* versions */
-    a->account = account;
+    int64_t versions = kms_db_column_int64(st, 2);
     kms_db_reset(st);
     KMS_ENSURE(strcmp(state, "PendingDeletion") == 0, KMS_ERR_INVALID_STATE,
                "key %s is %s, not pending deletion", a->key_id, state);
     /* Grants and versions go with the row (ON DELETE CASCADE); aliases do not cascade. */
-    KMS_GUARD(kms_db_conn_run(c, sql_delete_aliases, bind_key, a, what, NULL));
-    KMS_GUARD(kms_db_conn_run(c, sql_delete_key, bind_key, a, what, NULL));
-    return kms_db_conn_run(c, sql_deleted_insert, bind_deleted, a, what, NULL);
+    KMS_GUARD(kms_db_conn_run(c, sql_delete_aliases, key, what, NULL));
+    KMS_GUARD(kms_db_conn_run(c, sql_delete_key, key, what, NULL));
+    return kms_db_conn_run(c, sql_deleted_insert,
+                           KMS_DB_PARAMS(kms_db_text(a->key_id), kms_db_text(account),
+                                         kms_db_int64(a->now), kms_db_int64(versions)),
+                           what, NULL);
 }
 
 int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
 {
-    key_args a = {.key_id = key_id, .now = now};
+    delete_args a = {key_id, now};
     return kms_db_write(kms_store_db(store), key_delete_locked, &a, "cannot delete a key");
 }
 
 int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
 {
-    key_args a = {.key_id = key_id};
     size_t found = 0;
-    KMS_GUARD(kms_db_query(kms_store_db(store), sql_deleted_get, bind_key, &a, int_row, when,
-                           "cannot read deleted keys", &found));
+    KMS_GUARD(kms_db_query(kms_store_db(store), sql_deleted_get, KMS_DB_PARAMS(kms_db_text(key_id)),
+                           int_row, when, "cannot read deleted keys", &found));
     KMS_ENSURE(found == 1, KMS_ERR_NOT_FOUND, "key %s was never deleted", key_id);
     return 0;
 }
 
 int kms_store_key_cancel_deletion(kms_store *store, const char *key_id, int64_t now)
 {
-    /* ?2 now */
-    key_args a = {.key_id = key_id, .version = now};
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(kms_store_db(store), sql_cancel, bind_key_version, &a,
+    KMS_GUARD(kms_db_run(kms_store_db(store), sql_cancel,
+                         KMS_DB_PARAMS(kms_db_text(key_id), kms_db_int64(now)),
                          "cannot cancel a key deletion", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_INVALID_STATE,
                "key %s is not pending deletion, or its deletion window has ended", key_id);

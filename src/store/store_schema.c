@@ -383,10 +383,9 @@ static int schema_migrate(kms_db_conn *c, int64_t from)
         snprintf(what, sizeof what, "migration to schema version %" PRId64, v + 1);
         KMS_GUARD(kms_db_exec_script(c, migrations[v], what));
     }
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(c, sql_version_set, &st));
-    KMS_GUARD(kms_db_bind_int64(st, 1, KMS_STORE_SCHEMA_VERSION));
-    return kms_db_exec(st, "cannot record schema version");
+    return kms_db_exec_sql(c, sql_version_set,
+                           KMS_DB_PARAMS(kms_db_int64(KMS_STORE_SCHEMA_VERSION)),
+                           "cannot record schema version");
 }
 
 typedef struct upgrade_args {

@@ -454,12 +454,6 @@ static void test_db_busy_writer_waits(void **state)
     kms_db_close(db);
 }
 
-static int bind_id(kms_db_stmt *st, const void *arg)
-{
-    const int64_t *id = arg;
-    return kms_db_bind_int64(st, 1, *id);
-}
-
 static int sum_row(kms_db_stmt *st, void *arg)
 {
     int64_t *sum = arg;
@@ -469,9 +463,11 @@ static int sum_row(kms_db_stmt *st, void *arg)
 
 static const char sql_t_ids[] = "SELECT id FROM t ORDER BY id";
 static const char sql_t_delete[] = "DELETE FROM t WHERE id = ?1";
+static const char sql_t_exists[] = "SELECT 1 FROM t WHERE id = ?1";
 
-/* kms_db_query stops when the row function says so; kms_db_run counts changes; a statement of
- * SQL built at run time is the caller's. */
+/* kms_db_query stops when the row function says so; kms_db_run counts changes and takes its
+ * parameters as values (a surplus one fails, naming it, and changes nothing);
+ * kms_db_conn_exists; a statement of SQL built at run time is the caller's. */
 static void test_db_query_and_run(void **state)
 {
     fixture *f = *state;
@@ -481,24 +477,48 @@ static void test_db_query_and_run(void **state)
     }
     int64_t sum = 0;
     size_t rows = 0;
-    assert_int_equal(kms_db_query(db, sql_t_ids, NULL, NULL, sum_row, &sum, "sum", &rows), 0);
+    assert_int_equal(kms_db_query(db, sql_t_ids, KMS_DB_NO_PARAMS, sum_row, &sum, "sum", &rows), 0);
     assert_int_equal(sum, 3); /* 1 + 2, then stopped */
     assert_int_equal(rows, 2);
     int64_t id = 4, changes = -1;
-    assert_int_equal(kms_db_run(db, sql_t_delete, bind_id, &id, "delete", &changes), 0);
+    assert_int_equal(
+        kms_db_run(db, sql_t_delete, KMS_DB_PARAMS(kms_db_int64(id)), "delete", &changes), 0);
     assert_int_equal(changes, 1);
-    assert_int_equal(kms_db_run(db, sql_t_delete, bind_id, &id, "delete", &changes), 0);
+    assert_int_equal(
+        kms_db_run(db, sql_t_delete, KMS_DB_PARAMS(kms_db_int64(id)), "delete", &changes), 0);
     assert_int_equal(changes, 0);
+    id = 3;
+    assert_int_equal(kms_db_run(db, sql_t_delete, KMS_DB_PARAMS(kms_db_int64(id), kms_db_int64(9)),
+                                "delete", &changes),
+                     -1);
+    assert_kms_error(-1, KMS_ERR_INTERNAL);
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "cannot bind parameter 2: test database %s: column index out of range", f->path);
+    assert_string_equal(kms_last_error_message(), expect);
+    assert_int_equal(t_count(db), 3);
 
     kms_db_conn *c = NULL;
     kms_db_stmt *st = NULL;
     assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_conn_exists(c, sql_t_exists, KMS_DB_PARAMS(kms_db_int64(3)), "e"), 1);
+    assert_int_equal(kms_db_conn_exists(c, sql_t_exists, KMS_DB_PARAMS(kms_db_int64(4)), "e"), 0);
     char *sql = kms_strdup_printf("SELECT count(*) FROM t WHERE id IN (%d, %d)", 1, 3);
     assert_int_equal(kms_db_prepare_once(c, sql, &st), 0);
     free(sql);
     assert_int_equal(kms_db_step(st, "count"), 1);
     assert_int_equal(kms_db_column_int64(st, 0), 2);
     kms_db_stmt_free(st);
+    sql = kms_strdup_printf("SELECT count(*) FROM t WHERE id IN (?1, %d)", 2);
+    assert_int_equal(kms_db_open_once(c, sql, KMS_DB_PARAMS(kms_db_int64(1)), &st), 0);
+    assert_int_equal(kms_db_step(st, "count"), 1);
+    assert_int_equal(kms_db_column_int64(st, 0), 2);
+    kms_db_stmt_free(st);
+    assert_int_equal(
+        kms_db_open_once(c, sql, KMS_DB_PARAMS(kms_db_int64(1), kms_db_text("x")), &st), -1);
+    assert_null(st);
+    assert_string_equal(kms_last_error_message(), expect); /* parameter 2 again */
+    free(sql);
     assert_int_equal(kms_db_prepare_once(c, "SELECT nope FROM t", &st), -1);
     assert_null(st);
     assert_kms_error(-1, KMS_ERR_INTERNAL);
