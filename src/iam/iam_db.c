@@ -33,9 +33,7 @@ int kms_iam_begin(kms_iam *iam, iam_q *q, bool write)
 int kms_iam_commit(iam_q *q)
 {
     /* Same transaction as the change: a reader never sees new data with an old generation. */
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_generation_bump, &st));
-    KMS_GUARD(kms_db_exec(st, IAM_SQL_WHAT));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_generation_bump, KMS_DB_NO_PARAMS, IAM_SQL_WHAT));
     return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 

@@ -36,9 +36,10 @@ struct kms_iam {
 
 /* ---- Queries ------------------------------------------------------------------------------
  * Every statement goes through the store's typed layer (store/db.h) on one borrowed connection:
- * each file keeps the SQL of its tables and binds with kms_db_bind_*. A write is one BEGIN
- * IMMEDIATE transaction that kms_iam_commit ends, bumping the IAM generation in it; kms_iam_end
- * returns the connection (rolling back if not committed). */
+ * each file keeps the SQL of its tables and runs it where it is used, its parameters written as
+ * values (kms_db_exec_sql, kms_db_first, kms_db_int, ...: no binding code here). A write is one
+ * BEGIN IMMEDIATE transaction that kms_iam_commit ends, bumping the IAM generation in it;
+ * kms_iam_end returns the connection (rolling back if not committed). */
 typedef struct iam_q {
     kms_iam *iam;
     kms_db_conn *c;
