@@ -95,6 +95,24 @@ static const char sql_key_list[] =
     "SELECT access_key_id, status, creation_date FROM iam_access_keys WHERE user_id = ?1 "
     "ORDER BY creation_date, access_key_id";
 
+/* A row of ListAccessKeys: its user's name unless the user is the root (arg: the user). */
+static json_t *key_json(kms_db_stmt *st, const void *arg)
+{
+    const iam_entity *u = arg;
+    json_t *o =
+        json_pack("{s:s, s:s, s:I}", "AccessKeyId", kms_db_column_text(st, 0), "Status",
+                  kms_db_column_text(st, 1), "CreateDate", (json_int_t)kms_db_column_int64(st, 2));
+    if (o == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (!u->is_root && kms_iam_json_set(o, "UserName", json_string(u->name)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *user_name,
                             json_t **out)
 {
@@ -108,25 +126,7 @@ int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *us
         kms_db_open(q.c, sql_key_list, KMS_DB_PARAMS(kms_db_text(u.id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", kms_db_column_text(st, 0), "Status",
-                              kms_db_column_text(st, 1), "CreateDate",
-                              (json_int_t)kms_db_column_int64(st, 2));
-        if (o == NULL) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        if (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) {
-            json_decref(o);
-            goto out;
-        }
-        if (json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, key_json, &u, items) != 0) {
         goto out;
     }
     r = kms_iam_list_response(items, "AccessKeyMetadata", false, NULL, out);

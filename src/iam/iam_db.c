@@ -170,6 +170,24 @@ int kms_iam_list_response(json_t *items, const char *member, bool truncated, con
     return 0;
 }
 
+int kms_iam_rows_append(kms_db_stmt *st, iam_row_json_fn row, const void *arg, json_t *items)
+{
+    int s;
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *j = row(st, arg);
+        if (j == NULL) {
+            s = -1;
+            break;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            break;
+        }
+    }
+    kms_db_reset(st);
+    return s < 0 ? -1 : 0;
+}
+
 size_t kms_iam_max_items(size_t max_items)
 {
     if (max_items == 0) {

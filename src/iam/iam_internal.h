@@ -99,6 +99,11 @@ int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
 int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
                           json_t **out) __attribute__((warn_unused_result));
 size_t kms_iam_max_items(size_t max_items);
+/* One row of a listing as json: NULL with the error raised. arg: the caller's context. */
+typedef json_t *(*iam_row_json_fn)(kms_db_stmt *st, const void *arg);
+/* Steps st (kms_db_open'd) to its end, appending row(st, arg) of each row to items; resets st. */
+int kms_iam_rows_append(kms_db_stmt *st, iam_row_json_fn row, const void *arg, json_t *items)
+    __attribute__((warn_unused_result));
 
 int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
                  size_t *ct_len) __attribute__((warn_unused_result));

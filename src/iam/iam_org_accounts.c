@@ -23,8 +23,9 @@ static const char sql_accounts_of_org[] =
 static const char sql_account_move[] =
     "UPDATE iam_accounts SET parent_id = ?2 WHERE account_id = ?1";
 
-static json_t *account_json(const org_info *o, kms_db_stmt *st)
+static json_t *account_json(kms_db_stmt *st, const void *org)
 {
+    const org_info *o = org;
     char arn[200];
     kms_iam_org_account_arn(o, kms_db_column_text(st, 0), arn, sizeof arn);
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Id", kms_db_column_text(st, 0),
@@ -130,18 +131,7 @@ int kms_iam_org_account_list(kms_iam *iam, const char *account_id, const char *p
                     KMS_DB_PARAMS(kms_db_text(o.org_id), kms_db_text(parent_id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = account_json(&o, st);
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, account_json, &o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("Accounts", &items, out);
@@ -187,7 +177,7 @@ int kms_iam_org_account_describe(kms_iam *iam, const char *account_id, const cha
     kms_db_stmt *st = NULL;
     int r = member_get(&q, &o, target_account, &st);
     if (r == 0) {
-        *out = account_json(&o, st);
+        *out = account_json(st, &o);
         r = *out ? 0 : -1;
     }
     kms_iam_end(&q);

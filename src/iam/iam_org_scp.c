@@ -57,8 +57,9 @@ int kms_iam_org_detach_all_tx(iam_q *q, const char *target_id)
                            IAM_SQL_WHAT);
 }
 
-static json_t *summary_json(const org_info *o, kms_db_stmt *st)
+static json_t *summary_json(kms_db_stmt *st, const void *org)
 {
+    const org_info *o = org;
     bool aws = kms_db_column_is_null(st, 1);
     char arn[300];
     kms_iam_scp_arn(o->org_id, o->mgmt, kms_db_column_text(st, 0), aws, arn, sizeof arn);
@@ -74,7 +75,7 @@ static json_t *summary_json(const org_info *o, kms_db_stmt *st)
 
 static json_t *policy_json(const org_info *o, kms_db_stmt *st)
 {
-    json_t *s = summary_json(o, st);
+    json_t *s = summary_json(st, o);
     json_t *j =
         s ? json_pack("{s:o, s:s}", "PolicySummary", s, "Content", kms_db_column_text(st, 5))
           : NULL;
@@ -224,18 +225,7 @@ static int summaries(iam_q *q, const org_info *o, const char *sql, const char *s
         0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = summary_json(o, st);
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, summary_json, o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("Policies", &items, out);

@@ -68,6 +68,12 @@ static json_t *ou_json(const org_info *o, const char *id, const char *name)
     return j;
 }
 
+/* A row (ou_id, name) of a listing. */
+static json_t *ou_row_json(kms_db_stmt *st, const void *org)
+{
+    return ou_json(org, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
+}
+
 int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *parent_id,
                           const char *name, int64_t now, json_t **ou)
 {
@@ -149,18 +155,7 @@ int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent
         kms_db_open(q.c, sql_ou_children, KMS_DB_PARAMS(kms_db_text(parent_id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = ou_json(&o, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, ou_row_json, &o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("OrganizationalUnits", &items, out);

@@ -323,6 +323,13 @@ static json_t *version_row_json(kms_db_stmt *st, bool with_document)
     return o;
 }
 
+/* A row of ListPolicyVersions (no document). */
+static json_t *version_list_json(kms_db_stmt *st, const void *arg)
+{
+    (void)arg;
+    return version_row_json(st, false);
+}
+
 static int version_json(iam_q *q, const char *id, int64_t v, bool with_document, json_t **out)
 {
     kms_db_stmt *st = NULL;
@@ -413,18 +420,7 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
         kms_db_open(q.c, sql_version_list, KMS_DB_PARAMS(kms_db_text(id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *o = version_row_json(st, false);
-        if (o == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, version_list_json, NULL, items) != 0) {
         goto out;
     }
     r = kms_iam_list_response(items, "Versions", false, NULL, out);

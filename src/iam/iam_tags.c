@@ -15,26 +15,24 @@ static const char sql_tag_put[] =
     "ON CONFLICT (entity_id, key) DO UPDATE SET value = excluded.value";
 static const char sql_tag_count[] = "SELECT count(*) FROM iam_tags WHERE entity_id = ?1";
 
+static json_t *tag_json(kms_db_stmt *st, const void *arg)
+{
+    (void)arg;
+    json_t *t = json_pack("{s:s, s:s}", "Key", kms_db_column_text(st, 0), "Value",
+                          kms_db_column_text(st, 1));
+    if (t == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return t;
+}
+
 json_t *kms_iam_tags_json(iam_q *q, const char *entity_id)
 {
     json_t *arr = json_array();
     kms_db_stmt *st = NULL;
     if (arr == NULL ||
-        kms_db_open(q->c, sql_tags_of, KMS_DB_PARAMS(kms_db_text(entity_id)), &st) != 0) {
-        json_decref(arr);
-        return NULL;
-    }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *t = json_pack("{s:s, s:s}", "Key", kms_db_column_text(st, 0), "Value",
-                              kms_db_column_text(st, 1));
-        if (t == NULL || json_array_append_new(arr, t) != 0) {
-            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            break;
-        }
-    }
-    kms_db_reset(st);
-    if (s < 0) {
+        kms_db_open(q->c, sql_tags_of, KMS_DB_PARAMS(kms_db_text(entity_id)), &st) != 0 ||
+        kms_iam_rows_append(st, tag_json, NULL, arr) != 0) {
         json_decref(arr);
         return NULL;
     }
