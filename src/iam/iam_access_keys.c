@@ -95,20 +95,15 @@ static const char sql_key_list[] =
     "SELECT access_key_id, status, creation_date FROM iam_access_keys WHERE user_id = ?1 "
     "ORDER BY creation_date, access_key_id";
 
-/* A row of ListAccessKeys: its user's name unless the user is the root (arg: the user). */
+/* A row of ListAccessKeys (kms_iam_user_rows_list adds UserName). */
 static json_t *key_json(kms_db_stmt *st, const void *arg)
 {
-    const iam_entity *u = arg;
+    (void)arg;
     json_t *o =
         json_pack("{s:s, s:s, s:I}", "AccessKeyId", kms_db_column_text(st, 0), "Status",
                   kms_db_column_text(st, 1), "CreateDate", (json_int_t)kms_db_column_int64(st, 2));
     if (o == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        return NULL;
-    }
-    if (!u->is_root && kms_iam_json_set(o, "UserName", json_string(u->name)) != 0) {
-        json_decref(o);
-        return NULL;
     }
     return o;
 }
@@ -116,25 +111,8 @@ static json_t *key_json(kms_db_stmt *st, const void *arg)
 int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *user_name,
                             json_t **out)
 {
-    iam_q q;
-    KMS_GUARD(kms_iam_begin(iam, &q, false));
-    iam_entity u;
-    json_t *items = json_array();
-    kms_db_stmt *st = NULL;
-    int r = -1;
-    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        kms_db_open(q.c, sql_key_list, KMS_DB_PARAMS(kms_db_text(u.id)), &st) != 0) {
-        goto out;
-    }
-    if (kms_iam_rows_append(st, key_json, &u, items) != 0) {
-        goto out;
-    }
-    r = kms_iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
-    items = NULL;
-out:
-    json_decref(items);
-    kms_iam_end(&q);
-    return r;
+    return kms_iam_user_rows_list(iam, account_id, user_name, sql_key_list, key_json,
+                                  "AccessKeyMetadata", out);
 }
 
 static const char sql_key_update[] =

@@ -268,6 +268,48 @@ int kms_iam_entity_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     return r;
 }
 
+typedef struct user_row {
+    iam_row_json_fn row;
+    const iam_entity *user;
+} user_row;
+
+static json_t *user_row_json(kms_db_stmt *st, const void *arg)
+{
+    const user_row *u = arg;
+    json_t *o = u->row(st, NULL);
+    if (o != NULL && !u->user->is_root &&
+        kms_iam_json_set(o, "UserName", json_string(u->user->name)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int kms_iam_user_rows_list(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *sql, iam_row_json_fn row, const char *member, json_t **out)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
+    iam_entity u;
+    user_row arg = {row, &u};
+    json_t *items = json_array();
+    kms_db_stmt *st = NULL;
+    int r = -1;
+    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        kms_db_open(q.c, sql, KMS_DB_PARAMS(kms_db_text(u.id)), &st) != 0) {
+        goto out;
+    }
+    if (kms_iam_rows_append(st, user_row_json, &arg, items) != 0) {
+        goto out;
+    }
+    r = kms_iam_list_response(items, member, false, NULL, out);
+    items = NULL;
+out:
+    json_decref(items);
+    kms_iam_end(&q);
+    return r;
+}
+
 /* ---- Creation ----------------------------------------------------------------------------- */
 
 int kms_iam_path_or_root(const char *path, const char *what, const char **out)

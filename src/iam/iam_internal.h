@@ -123,6 +123,11 @@ int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, con
 /* user_name NULL: the account's root user. */
 int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
     __attribute__((warn_unused_result));
+/* The rows of one user (sql: ?1 the user id; user_name NULL: the root) as the list response
+ * {"<member>": [row(st, NULL) + "UserName" unless the root], "IsTruncated": false}. */
+int kms_iam_user_rows_list(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *sql, iam_row_json_fn row, const char *member, json_t **out)
+    __attribute__((warn_unused_result));
 
 /* The "User" / "Group" / "Role" object. full: the members GetUser/GetRole add to the list form
  * (boundary, tags, PasswordLastUsed). */

@@ -325,44 +325,22 @@ out:
     return r;
 }
 
-/* A row of ListMFADevices: its user's name unless the user is the root (arg: the user). */
+/* A row of ListMFADevices (kms_iam_user_rows_list adds UserName). */
 static json_t *device_json(kms_db_stmt *st, const void *arg)
 {
-    const iam_entity *u = arg;
+    (void)arg;
     json_t *o = json_pack("{s:s, s:I}", "SerialNumber", kms_db_column_text(st, 0), "EnableDate",
                           (json_int_t)kms_db_column_int64(st, 3));
     if (o == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        return NULL;
-    }
-    if (!u->is_root && kms_iam_json_set(o, "UserName", json_string(u->name)) != 0) {
-        json_decref(o);
-        return NULL;
     }
     return o;
 }
 
 int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name, json_t **out)
 {
-    iam_q q;
-    KMS_GUARD(kms_iam_begin(iam, &q, false));
-    iam_entity u;
-    json_t *items = json_array();
-    kms_db_stmt *st = NULL;
-    int r = -1;
-    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        kms_db_open(q.c, sql_mfa_of_user, KMS_DB_PARAMS(kms_db_text(u.id)), &st) != 0) {
-        goto out;
-    }
-    if (kms_iam_rows_append(st, device_json, &u, items) != 0) {
-        goto out;
-    }
-    r = kms_iam_list_response(items, "MFADevices", false, NULL, out);
-    items = NULL;
-out:
-    json_decref(items);
-    kms_iam_end(&q);
-    return r;
+    return kms_iam_user_rows_list(iam, account_id, user_name, sql_mfa_of_user, device_json,
+                                  "MFADevices", out);
 }
 
 int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *status, json_t **out)
