@@ -54,27 +54,15 @@ void kms_iam_free(kms_iam *iam)
 
 static const char sql_generation[] = "SELECT value FROM meta WHERE name = 'iam_generation'";
 
-static int int_generation(iam_q *q, int64_t *out)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_generation, &st));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
 int kms_iam_generation(kms_iam *iam, uint64_t *out)
 {
     iam_q q;
     KMS_GUARD(kms_iam_begin(iam, &q, false));
     int64_t v = 0;
-    int r = int_generation(&q, &v);
+    int s = kms_db_int(q.c, sql_generation, KMS_DB_NO_PARAMS, &v, IAM_SQL_WHAT);
     kms_iam_end(&q);
     *out = (uint64_t)v;
-    return r;
+    return s < 0 ? -1 : 0;
 }
 
 /* ---- Documents ---------------------------------------------------------------------------- */
@@ -151,33 +139,12 @@ static const char sql_boundary_doc_role[] =
     "JOIN iam_policy_versions v ON v.policy_id = p.policy_id AND v.version = p.default_version "
     "WHERE r.role_id = ?1";
 
-static int open_inline_docs(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_inline_docs, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
-}
-
-static int open_attached_docs(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_attached_docs, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
-}
-
-static int open_user_groups(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_user_groups, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
-}
-
 /* Inline (ids "KIND/NAME/inline/POLICY") and attached (ids: policy ARNs) documents of one
  * entity. */
 static int entity_docs(iam_q *q, const iam_entity *e, doc_list *l)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_inline_docs(q, &st, e->id));
+    KMS_GUARD(kms_db_open(q->c, sql_inline_docs, KMS_DB_PARAMS(kms_db_text(e->id)), &st));
     int s;
     while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         char *id = kms_strdup_printf("%s/%s/inline/%s", kms_iam_kind_name(e->kind), e->name,
@@ -189,7 +156,7 @@ static int entity_docs(iam_q *q, const iam_entity *e, doc_list *l)
     }
     kms_db_reset(st);
     KMS_GUARD(s < 0 ? -1 : 0);
-    KMS_GUARD(open_attached_docs(q, &st, e->id));
+    KMS_GUARD(kms_db_open(q->c, sql_attached_docs, KMS_DB_PARAMS(kms_db_text(e->id)), &st));
     while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         if (doc_push(l, column_dup(st, 0), column_dup(st, 1)) != 0) {
             s = -1;
@@ -203,9 +170,7 @@ static int entity_docs(iam_q *q, const iam_entity *e, doc_list *l)
 static int boundary_doc(iam_q *q, const char *sql, const char *id, char **out)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int f = kms_db_step(st, IAM_SQL_WHAT);
+    int f = kms_db_first(q->c, sql, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     if (f == 1) {
         int r = kms_db_column_dup(st, 0, out);
@@ -222,7 +187,7 @@ static int user_docs(iam_q *q, const iam_entity *u, doc_list *l, char **boundary
     iam_entity groups[16];
     size_t n = 0;
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_user_groups(q, &st, u->id));
+    KMS_GUARD(kms_db_open(q->c, sql_user_groups, KMS_DB_PARAMS(kms_db_text(u->id)), &st));
     int s;
     while (n < sizeof groups / sizeof groups[0] && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         memset(&groups[n], 0, sizeof groups[n]);
@@ -254,27 +219,6 @@ static const char sql_target_scps[] =
     "JOIN org_policies p ON p.policy_id = a.policy_id WHERE a.target_id = ?1 "
     "ORDER BY p.policy_id";
 
-static int open_target_scps(iam_q *q, kms_db_stmt **st, const char *target)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_target_scps, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, target));
-    return 0;
-}
-
-static int row_account_org(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_org, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_ou_parent(iam_q *q, kms_db_stmt **st, const char *parent)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_parent, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, parent));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 #define OU_DEPTH_MAX 8 /* Organizations: at most five levels of OUs under the root */
 
 int kms_iam_scp_arn(const char *org_id, const char *mgmt, const char *policy_id, bool aws_managed,
@@ -294,7 +238,7 @@ static int target_scps(iam_q *q, const char *target, const char *org_id, const c
                        doc_list *l)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_target_scps(q, &st, target));
+    KMS_GUARD(kms_db_open(q->c, sql_target_scps, KMS_DB_PARAMS(kms_db_text(target)), &st));
     int s;
     while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         char arn[300];
@@ -312,7 +256,8 @@ static int target_scps(iam_q *q, const char *target, const char *org_id, const c
 static int scp_levels(iam_q *q, const char *account_id, kms_iam_docs *out)
 {
     kms_db_stmt *st = NULL;
-    int f = row_account_org(q, &st, account_id);
+    int f = kms_db_first(q->c, sql_account_org, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     if (f == 0) {
         return 0;
@@ -339,7 +284,8 @@ static int scp_levels(iam_q *q, const char *account_id, kms_iam_docs *out)
         if (strncmp(parent, "ou-", 3) != 0) {
             break;
         }
-        f = row_ou_parent(q, &st, parent);
+        f = kms_db_first(q->c, sql_ou_parent, KMS_DB_PARAMS(kms_db_text(parent)), &st,
+                         IAM_SQL_WHAT);
         KMS_GUARD(f < 0 ? -1 : 0);
         KMS_ENSURE(f == 1, KMS_ERR_HOME, "organizational unit %s has no parent", parent);
         KMS_GUARD(kms_db_column_copy(st, 0, parent, sizeof parent, IAM_SQL_SUBJECT));
@@ -365,7 +311,8 @@ int kms_iam_account_org(kms_iam *iam, const char *account_id, char org_id[40])
     iam_q q;
     KMS_GUARD(kms_iam_begin(iam, &q, false));
     kms_db_stmt *st = NULL;
-    int f = row_account_org(&q, &st, account_id);
+    int f = kms_db_first(q.c, sql_account_org, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     int r = f < 0 ? -1 : 0;
     if (f == 1) {
         r = kms_db_column_copy(st, 0, org_id, 40, IAM_SQL_SUBJECT);
@@ -377,15 +324,6 @@ int kms_iam_account_org(kms_iam *iam, const char *account_id, char org_id[40])
 static const char sql_role_of_session[] =
     "SELECT role_id, name, path, creation_date, 0 FROM iam_roles WHERE account_id = ?1 AND "
     "name = ?2";
-
-static int row_role_of_session(iam_q *q, kms_db_stmt **st, const char *account_id,
-                               const char *role_name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_of_session, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, role_name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
 
 int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
 {
@@ -401,13 +339,15 @@ int kms_iam_load_docs(kms_iam *iam, const kms_identity *id, kms_iam_docs *out)
     if (kms_db_begin_read(q.c, "cannot begin a read transaction") != 0) {
         goto out;
     }
-    if (int_generation(&q, &generation) != 0) {
+    if (kms_db_int(q.c, sql_generation, KMS_DB_NO_PARAMS, &generation, IAM_SQL_WHAT) < 0) {
         goto out;
     }
     out->generation = (uint64_t)generation;
     if (strcmp(id->type, "AssumedRole") == 0) {
         kms_db_stmt *st = NULL;
-        int f = row_role_of_session(&q, &st, id->account_id, id->role_name);
+        int f = kms_db_first(q.c, sql_role_of_session,
+                             KMS_DB_PARAMS(kms_db_text(id->account_id), kms_db_text(id->role_name)),
+                             &st, IAM_SQL_WHAT);
         if (f <= 0) {
             if (f == 0) {
                 /* The role was deleted: its sessions are revoked. */
@@ -460,40 +400,17 @@ static const char sql_root_exists[] =
 static const char sql_member_add[] =
     "INSERT INTO iam_group_members (group_id, user_id) VALUES (?1, ?2)";
 
-static int row_root_exists(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_root_exists, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_root_insert(iam_q *q, const char *account_id, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_root_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_member_add(iam_q *q, const char *group_id, const char *user_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_member_add, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, group_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, user_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
 {
     KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     kms_db_stmt *st = NULL;
-    int f = row_root_exists(q, &st, account_id);
+    int f = kms_db_first(q->c, sql_root_exists, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 0, KMS_ERR_ENTITY_EXISTS, "Account %s already exists.", account_id);
     /* The root user's id is the account id (its principal id in CloudTrail). */
-    return exec_root_insert(q, account_id, now);
+    return kms_db_exec_sql(q->c, sql_root_insert,
+                           KMS_DB_PARAMS(kms_db_text(account_id), kms_db_int64(now)), IAM_SQL_WHAT);
 }
 
 int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char access_key_id[32],
@@ -523,7 +440,9 @@ int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char ac
         kms_iam_group_insert(&q, account_id, "/", "Admins", now, &group) != 0 ||
         kms_iam_attach_tx(&q, group.id, IAM_ADMIN_POLICY_ID) != 0 ||
         kms_iam_user_insert(&q, account_id, "/", "admin", NULL, NULL, 0, now, &user) != 0 ||
-        exec_member_add(&q, group.id, user.id) != 0 ||
+        kms_db_exec_sql(q.c, sql_member_add,
+                        KMS_DB_PARAMS(kms_db_text(group.id), kms_db_text(user.id)),
+                        IAM_SQL_WHAT) != 0 ||
         kms_iam_access_key_insert(&q, &user, now, access_key_id, secret) != 0 ||
         kms_iam_password_policy_insert(&q, account_id, &policy) != 0 || kms_iam_commit(&q) != 0) {
         goto out;

@@ -16,36 +16,13 @@ static const char sql_key_insert[] =
     "INSERT INTO iam_access_keys (access_key_id, user_id, status, secret_sealed, creation_date) "
     "VALUES (?1, ?2, 'Active', ?3, ?4)";
 
-static int int_key_count(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_count, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_key_insert(iam_q *q, const char *access_key_id, const char *user_id, const void *ct,
-                           size_t ct_len, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, access_key_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, user_id));
-    KMS_GUARD(kms_db_bind_blob(st, 3, ct, ct_len));
-    KMS_GUARD(kms_db_bind_int64(st, 4, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, char access_key_id[32],
                               char **secret)
 {
     int64_t n = 0;
-    KMS_GUARD(int_key_count(q, &n, user->id));
+    int found =
+        kms_db_int(q->c, sql_key_count, KMS_DB_PARAMS(kms_db_text(user->id)), &n, IAM_SQL_WHAT);
+    KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(n < ACCESS_KEYS_MAX, KMS_ERR_LIMIT_EXCEEDED,
                "Cannot exceed quota for AccessKeysPerUser: %d", ACCESS_KEYS_MAX);
     char id[32];
@@ -58,7 +35,10 @@ int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, cha
     int r = -1;
     if (kms_iam_new_secret(&s) != 0 ||
         kms_iam_seal(q->iam, purpose, s, strlen(s), &ct, &ct_len) != 0 ||
-        exec_key_insert(q, id, user->id, ct, ct_len, now) != 0) {
+        kms_db_exec_sql(q->c, sql_key_insert,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_text(user->id),
+                                      kms_db_blob(ct, ct_len), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0) {
         goto out;
     }
     memcpy(access_key_id, id, sizeof id);
@@ -115,78 +95,30 @@ static const char sql_key_list[] =
     "SELECT access_key_id, status, creation_date FROM iam_access_keys WHERE user_id = ?1 "
     "ORDER BY creation_date, access_key_id";
 
-static int open_key_list(iam_q *q, kms_db_stmt **st, const char *id)
+/* A row of ListAccessKeys (kms_iam_user_rows_list adds UserName). */
+static json_t *key_json(kms_db_stmt *st, const void *arg)
 {
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_list, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
+    (void)arg;
+    json_t *o =
+        json_pack("{s:s, s:s, s:I}", "AccessKeyId", kms_db_column_text(st, 0), "Status",
+                  kms_db_column_text(st, 1), "CreateDate", (json_int_t)kms_db_column_int64(st, 2));
+    if (o == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return o;
 }
 
 int kms_iam_access_key_list(kms_iam *iam, const char *account_id, const char *user_name,
                             json_t **out)
 {
-    iam_q q;
-    KMS_GUARD(kms_iam_begin(iam, &q, false));
-    iam_entity u;
-    json_t *items = json_array();
-    kms_db_stmt *st = NULL;
-    int r = -1;
-    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        open_key_list(&q, &st, u.id) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *o = json_pack("{s:s, s:s, s:I}", "AccessKeyId", kms_db_column_text(st, 0), "Status",
-                              kms_db_column_text(st, 1), "CreateDate",
-                              (json_int_t)kms_db_column_int64(st, 2));
-        if (o == NULL) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        if (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) {
-            json_decref(o);
-            goto out;
-        }
-        if (json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
-        goto out;
-    }
-    r = kms_iam_list_response(items, "AccessKeyMetadata", false, NULL, out);
-    items = NULL;
-out:
-    json_decref(items);
-    kms_iam_end(&q);
-    return r;
+    return kms_iam_user_rows_list(iam, account_id, user_name, sql_key_list, key_json,
+                                  "AccessKeyMetadata", out);
 }
 
 static const char sql_key_update[] =
     "UPDATE iam_access_keys SET status = ?3 WHERE access_key_id = ?1 AND user_id = ?2";
 static const char sql_key_delete[] =
     "DELETE FROM iam_access_keys WHERE access_key_id = ?1 AND user_id = ?2";
-
-static int exec_key_update(iam_q *q, const char *access_key_id, const char *id, const char *status)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_update, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, access_key_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, id));
-    KMS_GUARD(kms_db_bind_text(st, 3, status));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_key_delete(iam_q *q, const char *access_key_id, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, access_key_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
 
 static int key_change(kms_iam *iam, const char *account_id, const char *user_name,
                       const char *access_key_id, const char *status)
@@ -198,8 +130,13 @@ static int key_change(kms_iam *iam, const char *account_id, const char *user_nam
     iam_entity u;
     int r = -1;
     if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        (status ? exec_key_update(&q, access_key_id, u.id, status)
-                : exec_key_delete(&q, access_key_id, u.id)) != 0) {
+        (status ? kms_db_exec_sql(q.c, sql_key_update,
+                                  KMS_DB_PARAMS(kms_db_text(access_key_id), kms_db_text(u.id),
+                                                kms_db_text(status)),
+                                  IAM_SQL_WHAT)
+                : kms_db_exec_sql(q.c, sql_key_delete,
+                                  KMS_DB_PARAMS(kms_db_text(access_key_id), kms_db_text(u.id)),
+                                  IAM_SQL_WHAT)) != 0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -237,15 +174,6 @@ static const char sql_key_last_used[] =
     "FROM iam_access_keys k JOIN iam_users u ON u.user_id = k.user_id "
     "WHERE k.access_key_id = ?1 AND u.account_id = ?2";
 
-static int row_key_last_used(iam_q *q, kms_db_stmt **st, const char *access_key_id,
-                             const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_last_used, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, access_key_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const char *access_key_id,
                                  json_t **out)
 {
@@ -255,7 +183,9 @@ int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const cha
     kms_db_stmt *st = NULL;
     json_t *o = NULL;
     int r = -1;
-    int found = row_key_last_used(&q, &st, access_key_id, account_id);
+    int found = kms_db_first(q.c, sql_key_last_used,
+                             KMS_DB_PARAMS(kms_db_text(access_key_id), kms_db_text(account_id)),
+                             &st, IAM_SQL_WHAT);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The Access Key with id %s cannot be found.",

@@ -25,66 +25,25 @@ static const char sql_count_attached[] =
 static const char sql_boundary_user[] = "UPDATE iam_users SET boundary_id = ?2 WHERE user_id = ?1";
 static const char sql_boundary_role[] = "UPDATE iam_roles SET boundary_id = ?2 WHERE role_id = ?1";
 
-static int int_count_attached(iam_q *q, int64_t *out, const char *entity_id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_count_attached, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_attach(iam_q *q, const char *entity_id, const char *policy_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_attach, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_detach(iam_q *q, const char *entity_id, const char *policy_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_detach, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_attached_list(iam_q *q, kms_db_stmt **st, const char *entity_id, const char *marker,
-                              const char *path_prefix, int64_t limit)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_attached_list, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, marker));
-    KMS_GUARD(kms_db_bind_text(*st, 3, path_prefix));
-    KMS_GUARD(kms_db_bind_int64(*st, 4, limit));
-    return 0;
-}
-
 int kms_iam_attached_count(iam_q *q, const char *entity_id, int64_t *n)
 {
-    return int_count_attached(q, n, entity_id);
+    int s = kms_db_int(q->c, sql_count_attached, KMS_DB_PARAMS(kms_db_text(entity_id)), n,
+                       IAM_SQL_WHAT);
+    return s < 0 ? -1 : 0;
 }
 
 int kms_iam_boundary_set_tx(iam_q *q, const iam_entity *e, const char *policy_id)
 {
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(
-        kms_db_prepare(q->c, e->kind == KMS_IAM_USER ? sql_boundary_user : sql_boundary_role, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, e->id));
-    KMS_GUARD(kms_db_bind_text(st, 2, policy_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
+    const char *sql = e->kind == KMS_IAM_USER ? sql_boundary_user : sql_boundary_role;
+    return kms_db_exec_sql(q->c, sql, KMS_DB_PARAMS(kms_db_text(e->id), kms_db_text(policy_id)),
+                           IAM_SQL_WHAT);
 }
 
 int kms_iam_attach_tx(iam_q *q, const char *entity_id, const char *policy_id)
 {
-    KMS_GUARD(exec_attach(q, entity_id, policy_id));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_attach,
+                              KMS_DB_PARAMS(kms_db_text(entity_id), kms_db_text(policy_id)),
+                              IAM_SQL_WHAT));
     int64_t n = 0;
     KMS_GUARD(kms_iam_attached_count(q, entity_id, &n));
     KMS_ENSURE(n <= ATTACHED_MAX, KMS_ERR_LIMIT_EXCEEDED,
@@ -121,7 +80,8 @@ int kms_iam_policy_detach(kms_iam *iam, const char *account_id, kms_iam_kind kin
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
         kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        exec_detach(&q, e.id, id) != 0) {
+        kms_db_exec_sql(q.c, sql_detach, KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(id)),
+                        IAM_SQL_WHAT) != 0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -151,8 +111,11 @@ int kms_iam_policy_list_attached(kms_iam *iam, const char *account_id, kms_iam_k
     bool truncated = false;
     int r = -1;
     if (items == NULL || kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        open_attached_list(&q, &st, e.id, marker ? marker : "", path_prefix ? path_prefix : "/",
-                           (int64_t)max + 1) != 0) {
+        kms_db_open(q.c, sql_attached_list,
+                    KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(marker ? marker : ""),
+                                  kms_db_text(path_prefix ? path_prefix : "/"),
+                                  kms_db_int64((int64_t)max + 1)),
+                    &st) != 0) {
         goto out;
     }
     size_t n = 0;

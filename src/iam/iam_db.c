@@ -33,9 +33,7 @@ int kms_iam_begin(kms_iam *iam, iam_q *q, bool write)
 int kms_iam_commit(iam_q *q)
 {
     /* Same transaction as the change: a reader never sees new data with an old generation. */
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_generation_bump, &st));
-    KMS_GUARD(kms_db_exec(st, IAM_SQL_WHAT));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_generation_bump, KMS_DB_NO_PARAMS, IAM_SQL_WHAT));
     return kms_db_commit(q->c, "cannot commit an IAM transaction");
 }
 
@@ -170,6 +168,24 @@ int kms_iam_list_response(json_t *items, const char *member, bool truncated, con
     }
     *out = o;
     return 0;
+}
+
+int kms_iam_rows_append(kms_db_stmt *st, iam_row_json_fn row, const void *arg, json_t *items)
+{
+    int s;
+    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
+        json_t *j = row(st, arg);
+        if (j == NULL) {
+            s = -1;
+            break;
+        }
+        if (json_array_append_new(items, j) != 0) {
+            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            break;
+        }
+    }
+    kms_db_reset(st);
+    return s < 0 ? -1 : 0;
 }
 
 size_t kms_iam_max_items(size_t max_items)

@@ -23,13 +23,6 @@ static const char sql_group_find[] =
 static const char sql_role_find[] = "SELECT role_id, name, path, creation_date, 0 FROM iam_roles "
                                     "WHERE account_id = ?1 AND name = ?2";
 
-static int row_root_find(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_root_find, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 static int entity_row(kms_db_stmt *st, const char *account_id, kms_iam_kind kind, iam_entity *out)
 {
     memset(out, 0, sizeof *out);
@@ -53,10 +46,8 @@ int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, con
                       : kind == KMS_IAM_GROUP ? sql_group_find
                                               : sql_role_find;
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, name));
-    int found = kms_db_step(st, IAM_SQL_WHAT);
+    int found = kms_db_first(q->c, sql, KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(name)),
+                             &st, IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The %s with name %s cannot be found.",
                kms_iam_kind_name(kind), name);
@@ -71,7 +62,8 @@ int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name
         return kms_iam_entity_find(q, account_id, KMS_IAM_USER, user_name, out);
     }
     kms_db_stmt *st = NULL;
-    int found = row_root_find(q, &st, account_id);
+    int found = kms_db_first(q->c, sql_root_find, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                             IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "The root user of account %s cannot be found.",
                account_id);
@@ -88,20 +80,6 @@ static const char sql_user_detail[] =
 static const char sql_role_detail[] =
     "SELECT p.arn, r.trust_policy, r.description, r.max_session_duration FROM iam_roles r "
     "LEFT JOIN iam_policies p ON p.policy_id = r.boundary_id WHERE r.role_id = ?1";
-
-static int row_user_detail(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_user_detail, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_role_detail(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_detail, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
 
 static int boundary_json(json_t *o, const char *arn)
 {
@@ -126,7 +104,8 @@ int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
     int r = -1;
     kms_db_stmt *st = NULL;
     if (e->kind == KMS_IAM_USER && full) {
-        int found = row_user_detail(q, &st, e->id);
+        int found = kms_db_first(q->c, sql_user_detail, KMS_DB_PARAMS(kms_db_text(e->id)), &st,
+                                 IAM_SQL_WHAT);
         if (found != 1) {
             goto out;
         }
@@ -136,7 +115,8 @@ int kms_iam_entity_json(iam_q *q, const iam_entity *e, bool full, json_t **out)
             goto out;
         }
     } else if (e->kind == KMS_IAM_ROLE) {
-        int found = row_role_detail(q, &st, e->id);
+        int found = kms_db_first(q->c, sql_role_detail, KMS_DB_PARAMS(kms_db_text(e->id)), &st,
+                                 IAM_SQL_WHAT);
         if (found != 1) {
             goto out;
         }
@@ -202,19 +182,11 @@ int kms_iam_entity_page(iam_q *q, const char *sql, const char *account_id, kms_i
     kms_db_stmt *st = NULL;
     char last[130] = "";
     bool truncated = false;
-    if (kms_db_prepare(q->c, sql, &st) != 0) {
-        goto out;
-    }
-    if (kms_db_bind_text(st, 1, scope) != 0) {
-        goto out;
-    }
-    if (kms_db_bind_text(st, 2, marker ? marker : "") != 0) {
-        goto out;
-    }
-    if (kms_db_bind_text(st, 3, path_prefix ? path_prefix : "/") != 0) {
-        goto out;
-    }
-    if (kms_db_bind_int64(st, 4, (int64_t)max + 1) != 0) {
+    if (kms_db_open(q->c, sql,
+                    KMS_DB_PARAMS(kms_db_text(scope), kms_db_text(marker ? marker : ""),
+                                  kms_db_text(path_prefix ? path_prefix : "/"),
+                                  kms_db_int64((int64_t)max + 1)),
+                    &st) != 0) {
         goto out;
     }
     /* Rows first, rendering after: rendering runs other statements on this connection. */
@@ -296,6 +268,48 @@ int kms_iam_entity_list(kms_iam *iam, const char *account_id, kms_iam_kind kind,
     return r;
 }
 
+typedef struct user_row {
+    iam_row_json_fn row;
+    const iam_entity *user;
+} user_row;
+
+static json_t *user_row_json(kms_db_stmt *st, const void *arg)
+{
+    const user_row *u = arg;
+    json_t *o = u->row(st, NULL);
+    if (o != NULL && !u->user->is_root &&
+        kms_iam_json_set(o, "UserName", json_string(u->user->name)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int kms_iam_user_rows_list(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *sql, iam_row_json_fn row, const char *member, json_t **out)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, false));
+    iam_entity u;
+    user_row arg = {row, &u};
+    json_t *items = json_array();
+    kms_db_stmt *st = NULL;
+    int r = -1;
+    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
+        kms_db_open(q.c, sql, KMS_DB_PARAMS(kms_db_text(u.id)), &st) != 0) {
+        goto out;
+    }
+    if (kms_iam_rows_append(st, user_row_json, &arg, items) != 0) {
+        goto out;
+    }
+    r = kms_iam_list_response(items, member, false, NULL, out);
+    items = NULL;
+out:
+    json_decref(items);
+    kms_iam_end(&q);
+    return r;
+}
+
 /* ---- Creation ----------------------------------------------------------------------------- */
 
 int kms_iam_path_or_root(const char *path, const char *what, const char **out)
@@ -308,32 +322,18 @@ static const char sql_account_known[] = "SELECT 1 FROM iam_accounts WHERE accoun
 static const char sql_account_insert[] =
     "INSERT INTO iam_accounts (account_id, creation_date) VALUES (?1, ?2)";
 
-static int row_account_known(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_known, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_account_insert(iam_q *q, const char *account_id, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_account_ensure(iam_q *q, const char *account_id, int64_t now)
 {
     kms_db_stmt *st = NULL;
-    int found = row_account_known(q, &st, account_id);
+    int found = kms_db_first(q->c, sql_account_known, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                             IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     if (found == 1) {
         kms_db_reset(st);
         return 0;
     }
-    return exec_account_insert(q, account_id, now);
+    return kms_db_exec_sql(q->c, sql_account_insert,
+                           KMS_DB_PARAMS(kms_db_text(account_id), kms_db_int64(now)), IAM_SQL_WHAT);
 }
 
 /* EntityAlreadyExists unless `name` is free for kind in the account. */
@@ -356,13 +356,9 @@ int kms_iam_name_free(iam_q *q, const char *account_id, kms_iam_kind kind, const
 /* DeleteConflict "Cannot delete entity, must <what> first." when the count query finds rows. */
 int kms_iam_conflict_if(iam_q *q, const char *sql, const char *id, const char *what)
 {
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
+    int64_t n = 0;
+    int s = kms_db_int(q->c, sql, KMS_DB_PARAMS(kms_db_text(id)), &n, IAM_SQL_WHAT);
     KMS_GUARD(s < 0 ? -1 : 0);
-    int64_t n = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
     KMS_ENSURE(n == 0, KMS_ERR_DELETE_CONFLICT, "Cannot delete entity, must %s first.", what);
     return 0;
 }
@@ -383,27 +379,13 @@ int kms_iam_entity_unused(iam_q *q, const char *entity_id)
 static const char sql_tags_delete[] = "DELETE FROM iam_tags WHERE entity_id = ?1";
 static const char sql_sessions_delete_of[] = "DELETE FROM iam_sessions WHERE principal_id = ?1";
 
-static int exec_tags_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_tags_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_sessions_delete_of(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_sessions_delete_of, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_entity_forget(iam_q *q, const iam_entity *e)
 {
-    KMS_GUARD(exec_tags_delete(q, e->id));
+    KMS_GUARD(
+        kms_db_exec_sql(q->c, sql_tags_delete, KMS_DB_PARAMS(kms_db_text(e->id)), IAM_SQL_WHAT));
     if (e->kind == KMS_IAM_GROUP) {
         return 0;
     }
-    return exec_sessions_delete_of(q, e->id);
+    return kms_db_exec_sql(q->c, sql_sessions_delete_of, KMS_DB_PARAMS(kms_db_text(e->id)),
+                           IAM_SQL_WHAT);
 }

@@ -24,19 +24,6 @@ static const char sql_group_insert[] =
     "INSERT INTO iam_groups (group_id, account_id, name, path, creation_date) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
 
-static int exec_group_insert(iam_q *q, const char *id, const char *account_id, const char *name,
-                             const char *path, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_group_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, name));
-    KMS_GUARD(kms_db_bind_text(st, 4, path));
-    KMS_GUARD(kms_db_bind_int64(st, 5, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_group_insert(iam_q *q, const char *account_id, const char *path, const char *name,
                          int64_t now, iam_entity *e)
 {
@@ -52,7 +39,10 @@ int kms_iam_group_insert(iam_q *q, const char *account_id, const char *path, con
     snprintf(e->path, sizeof e->path, "%s", path);
     e->creation_date = now;
     kms_iam_entity_arn(e);
-    return exec_group_insert(q, e->id, account_id, name, path, now);
+    return kms_db_exec_sql(q->c, sql_group_insert,
+                           KMS_DB_PARAMS(kms_db_text(e->id), kms_db_text(account_id),
+                                         kms_db_text(name), kms_db_text(path), kms_db_int64(now)),
+                           IAM_SQL_WHAT);
 }
 
 int kms_iam_group_create(kms_iam *iam, const char *account_id, const char *path,
@@ -114,14 +104,6 @@ int kms_iam_group_list(kms_iam *iam, const char *account_id, const char *path_pr
 
 static const char sql_group_delete[] = "DELETE FROM iam_groups WHERE group_id = ?1";
 
-static int exec_group_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_group_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_group_delete(kms_iam *iam, const char *account_id, const char *group_name)
 {
     iam_q q;
@@ -131,7 +113,9 @@ int kms_iam_group_delete(kms_iam *iam, const char *account_id, const char *group
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &e) != 0 ||
         kms_iam_conflict_if(&q, sql_count_group_users, e.id, "remove all users from group") != 0 ||
         kms_iam_entity_unused(&q, e.id) != 0 || kms_iam_entity_forget(&q, &e) != 0 ||
-        exec_group_delete(&q, e.id) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_group_delete, KMS_DB_PARAMS(kms_db_text(e.id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -147,28 +131,6 @@ static const char sql_member_remove[] =
 static const char sql_count_groups_of_user[] =
     "SELECT count(*) FROM iam_group_members WHERE user_id = ?1";
 
-static int int_count_groups_of_user(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_count_groups_of_user, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int member_change(iam_q *q, bool add, const char *group_id, const char *user_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, add ? sql_member_add : sql_member_remove, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, group_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, user_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 static int membership(kms_iam *iam, const char *account_id, const char *group_name,
                       const char *user_name, bool add)
 {
@@ -178,7 +140,8 @@ static int membership(kms_iam *iam, const char *account_id, const char *group_na
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_GROUP, group_name, &g) != 0 ||
         kms_iam_entity_find(&q, account_id, KMS_IAM_USER, user_name, &u) != 0 ||
-        member_change(&q, add, g.id, u.id) != 0) {
+        kms_db_exec_sql(q.c, add ? sql_member_add : sql_member_remove,
+                        KMS_DB_PARAMS(kms_db_text(g.id), kms_db_text(u.id)), IAM_SQL_WHAT) != 0) {
         goto out;
     }
     if (!add && kms_db_changes(q.c) == 0) {
@@ -189,7 +152,8 @@ static int membership(kms_iam *iam, const char *account_id, const char *group_na
     if (add) {
         /* IAM quota: a user is in at most 10 groups. */
         int64_t n = 0;
-        if (int_count_groups_of_user(&q, &n, u.id) != 0) {
+        if (kms_db_int(q.c, sql_count_groups_of_user, KMS_DB_PARAMS(kms_db_text(u.id)), &n,
+                       IAM_SQL_WHAT) < 0) {
             goto out;
         }
         if (n > 10) {

@@ -19,33 +19,6 @@ static const char sql_inline_list[] =
     "SELECT name FROM iam_inline_policies WHERE entity_id = ?1 AND name > ?2 "
     "ORDER BY name LIMIT ?3";
 
-static int exec_inline_put(iam_q *q, const char *id, const char *policy_name, const char *document)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_inline_put, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, policy_name));
-    KMS_GUARD(kms_db_bind_text(st, 3, document));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int row_inline_get(iam_q *q, kms_db_stmt **st, const char *id, const char *policy_name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_inline_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, policy_name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_inline_delete(iam_q *q, const char *id, const char *policy_name)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_inline_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, policy_name));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                        const char *policy_name, const char *document)
 {
@@ -57,7 +30,11 @@ int kms_iam_inline_put(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        exec_inline_put(&q, e.id, policy_name, document) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(
+            q.c, sql_inline_put,
+            KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(policy_name), kms_db_text(document)),
+            IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -78,7 +55,9 @@ int kms_iam_inline_get(kms_iam *iam, const char *account_id, kms_iam_kind kind, 
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0) {
         goto out;
     }
-    int found = row_inline_get(&q, &st, e.id, policy_name);
+    int found =
+        kms_db_first(q.c, sql_inline_get,
+                     KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(policy_name)), &st, IAM_SQL_WHAT);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The %s policy with name %s cannot be found.",
@@ -109,7 +88,9 @@ int kms_iam_inline_delete(kms_iam *iam, const char *account_id, kms_iam_kind kin
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, kind, name, &e) != 0 ||
-        exec_inline_delete(&q, e.id, policy_name) != 0) {
+        kms_db_exec_sql(q.c, sql_inline_delete,
+                        KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(policy_name)),
+                        IAM_SQL_WHAT) != 0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -126,16 +107,6 @@ out:
     return r;
 }
 
-static int open_inline_list(iam_q *q, kms_db_stmt **st, const char *entity_id, const char *marker,
-                            int64_t limit)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_inline_list, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, marker));
-    KMS_GUARD(kms_db_bind_int64(*st, 3, limit));
-    return 0;
-}
-
 /* Pages the inline policy names of an entity into {"PolicyNames": [...], IsTruncated, Marker?}. */
 static int name_page(iam_q *q, const char *entity_id, const char *marker, size_t max_items,
                      json_t **out)
@@ -147,7 +118,10 @@ static int name_page(iam_q *q, const char *entity_id, const char *marker, size_t
     char last[600] = "";
     bool truncated = false;
     int r = -1;
-    if (open_inline_list(q, &st, entity_id, marker ? marker : "", (int64_t)max + 1) != 0) {
+    if (kms_db_open(q->c, sql_inline_list,
+                    KMS_DB_PARAMS(kms_db_text(entity_id), kms_db_text(marker ? marker : ""),
+                                  kms_db_int64((int64_t)max + 1)),
+                    &st) != 0) {
         goto out;
     }
     size_t n = 0;

@@ -36,9 +36,10 @@ struct kms_iam {
 
 /* ---- Queries ------------------------------------------------------------------------------
  * Every statement goes through the store's typed layer (store/db.h) on one borrowed connection:
- * each file keeps the SQL of its tables and binds with kms_db_bind_*. A write is one BEGIN
- * IMMEDIATE transaction that kms_iam_commit ends, bumping the IAM generation in it; kms_iam_end
- * returns the connection (rolling back if not committed). */
+ * each file keeps the SQL of its tables and runs it where it is used, its parameters written as
+ * values (kms_db_exec_sql, kms_db_first, kms_db_int, ...: no binding code here). A write is one
+ * BEGIN IMMEDIATE transaction that kms_iam_commit ends, bumping the IAM generation in it;
+ * kms_iam_end returns the connection (rolling back if not committed). */
 typedef struct iam_q {
     kms_iam *iam;
     kms_db_conn *c;
@@ -98,6 +99,11 @@ int kms_iam_json_set(json_t *obj, const char *key, json_t *value)
 int kms_iam_list_response(json_t *items, const char *member, bool truncated, const char *marker,
                           json_t **out) __attribute__((warn_unused_result));
 size_t kms_iam_max_items(size_t max_items);
+/* One row of a listing as json: NULL with the error raised. arg: the caller's context. */
+typedef json_t *(*iam_row_json_fn)(kms_db_stmt *st, const void *arg);
+/* Steps st (kms_db_open'd) to its end, appending row(st, arg) of each row to items; resets st. */
+int kms_iam_rows_append(kms_db_stmt *st, iam_row_json_fn row, const void *arg, json_t *items)
+    __attribute__((warn_unused_result));
 
 int kms_iam_seal(kms_iam *iam, const char *purpose, const void *pt, size_t n, uint8_t **ct,
                  size_t *ct_len) __attribute__((warn_unused_result));
@@ -116,6 +122,11 @@ int kms_iam_entity_find(iam_q *q, const char *account_id, kms_iam_kind kind, con
                         iam_entity *out) __attribute__((warn_unused_result));
 /* user_name NULL: the account's root user. */
 int kms_iam_user_or_root(iam_q *q, const char *account_id, const char *user_name, iam_entity *out)
+    __attribute__((warn_unused_result));
+/* The rows of one user (sql: ?1 the user id; user_name NULL: the root) as the list response
+ * {"<member>": [row(st, NULL) + "UserName" unless the root], "IsTruncated": false}. */
+int kms_iam_user_rows_list(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *sql, iam_row_json_fn row, const char *member, json_t **out)
     __attribute__((warn_unused_result));
 
 /* The "User" / "Group" / "Role" object. full: the members GetUser/GetRole add to the list form

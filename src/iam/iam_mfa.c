@@ -138,93 +138,6 @@ static const char sql_mfa_list_virtual[] =
     "WHERE d.account_id = ?1 AND (?2 = 'Any' OR (?2 = 'Assigned' AND d.user_id IS NOT NULL) OR "
     "(?2 = 'Unassigned' AND d.user_id IS NULL)) ORDER BY d.serial_number";
 
-static int row_mfa_get(iam_q *q, kms_db_stmt **st, const char *serial, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, serial));
-    KMS_GUARD(kms_db_bind_text(*st, 2, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_mfa_insert(iam_q *q, const char *serial, const char *account_id, const void *ct,
-                           size_t ct_len, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, serial));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_blob(st, 3, ct, ct_len));
-    KMS_GUARD(kms_db_bind_int64(st, 4, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int int_mfa_count_user(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_count_user, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_mfa_assign(iam_q *q, const char *serial, const char *id, int64_t now,
-                           int64_t matched)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_assign, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, serial));
-    KMS_GUARD(kms_db_bind_text(st, 2, id));
-    KMS_GUARD(kms_db_bind_int64(st, 3, now));
-    KMS_GUARD(kms_db_bind_int64(st, 4, matched));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_mfa_unassign(iam_q *q, const char *serial_number, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_unassign, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, serial_number));
-    KMS_GUARD(kms_db_bind_text(st, 2, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_mfa_of_user(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_of_user, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
-}
-
-static int open_mfa_list_virtual(iam_q *q, kms_db_stmt **st, const char *account_id,
-                                 const char *status)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_list_virtual, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, status));
-    return 0;
-}
-
-static int exec_mfa_delete(iam_q *q, const char *serial_number)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, serial_number));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_mfa_set_step(iam_q *q, const char *serial, int64_t matched)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_set_step, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, serial));
-    KMS_GUARD(kms_db_bind_int64(st, 2, matched));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
                        const char *device_name, int64_t now, char **serial_number,
                        char **base32_seed)
@@ -251,7 +164,9 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
         q.c = NULL;
         goto out;
     }
-    int f = row_mfa_get(&q, &st, serial, account_id);
+    int f =
+        kms_db_first(q.c, sql_mfa_get, KMS_DB_PARAMS(kms_db_text(serial), kms_db_text(account_id)),
+                     &st, IAM_SQL_WHAT);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "MFADevice entity at the same path and name already "
@@ -262,7 +177,11 @@ int kms_iam_mfa_create(kms_iam *iam, const char *account_id, const char *path,
     randombytes_buf(seed, SEED_LEN);
     if (kms_iam_seal(iam, purpose, seed, SEED_LEN, &ct, &ct_len) != 0 ||
         kms_iam_base32_encode(seed, SEED_LEN, &b32) != 0 ||
-        exec_mfa_insert(&q, serial, account_id, ct, ct_len, now) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_mfa_insert,
+                        KMS_DB_PARAMS(kms_db_text(serial), kms_db_text(account_id),
+                                      kms_db_blob(ct, ct_len), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     *serial_number = serial;
@@ -316,7 +235,9 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
     if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
-    int f = row_mfa_get(&q, &st, serial_number, account_id);
+    int f = kms_db_first(q.c, sql_mfa_get,
+                         KMS_DB_PARAMS(kms_db_text(serial_number), kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY,
@@ -335,7 +256,8 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
     kms_db_column_blob(st, 1, &seed_ct, &seed_ct_len);
     if (kms_db_column_copy(st, 0, serial, sizeof serial, IAM_SQL_SUBJECT) != 0 ||
         seed_open(iam, serial, seed_ct, seed_ct_len, &seed, &seed_len) != 0 ||
-        int_mfa_count_user(&q, &count, u.id) != 0) {
+        kms_db_int(q.c, sql_mfa_count_user, KMS_DB_PARAMS(kms_db_text(u.id)), &count,
+                   IAM_SQL_WHAT) < 0) {
         goto out;
     }
     if (count >= MFA_PER_USER_MAX) {
@@ -361,7 +283,11 @@ int kms_iam_mfa_enable(kms_iam *iam, const char *account_id, const char *user_na
         kms_raise(KMS_ERR_INVALID_AUTH_CODE, "Authentication code for device is not valid.");
         goto out;
     }
-    if (exec_mfa_assign(&q, serial, u.id, now, matched) != 0 || kms_iam_commit(&q) != 0) {
+    if (kms_db_exec_sql(q.c, sql_mfa_assign,
+                        KMS_DB_PARAMS(kms_db_text(serial), kms_db_text(u.id), kms_db_int64(now),
+                                      kms_db_int64(matched)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -380,7 +306,9 @@ int kms_iam_mfa_deactivate(kms_iam *iam, const char *account_id, const char *use
     iam_entity u;
     int r = -1;
     if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        exec_mfa_unassign(&q, serial_number, u.id) != 0) {
+        kms_db_exec_sql(q.c, sql_mfa_unassign,
+                        KMS_DB_PARAMS(kms_db_text(serial_number), kms_db_text(u.id)),
+                        IAM_SQL_WHAT) != 0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -397,44 +325,22 @@ out:
     return r;
 }
 
+/* A row of ListMFADevices (kms_iam_user_rows_list adds UserName). */
+static json_t *device_json(kms_db_stmt *st, const void *arg)
+{
+    (void)arg;
+    json_t *o = json_pack("{s:s, s:I}", "SerialNumber", kms_db_column_text(st, 0), "EnableDate",
+                          (json_int_t)kms_db_column_int64(st, 3));
+    if (o == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return o;
+}
+
 int kms_iam_mfa_list(kms_iam *iam, const char *account_id, const char *user_name, json_t **out)
 {
-    iam_q q;
-    KMS_GUARD(kms_iam_begin(iam, &q, false));
-    iam_entity u;
-    json_t *items = json_array();
-    kms_db_stmt *st = NULL;
-    int r = -1;
-    if (items == NULL || kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        open_mfa_of_user(&q, &st, u.id) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *o = json_pack("{s:s, s:I}", "SerialNumber", kms_db_column_text(st, 0), "EnableDate",
-                              (json_int_t)kms_db_column_int64(st, 3));
-        if (o == NULL) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        if (!u.is_root && kms_iam_json_set(o, "UserName", json_string(u.name)) != 0) {
-            json_decref(o);
-            goto out;
-        }
-        if (json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
-        goto out;
-    }
-    r = kms_iam_list_response(items, "MFADevices", false, NULL, out);
-    items = NULL;
-out:
-    json_decref(items);
-    kms_iam_end(&q);
-    return r;
+    return kms_iam_user_rows_list(iam, account_id, user_name, sql_mfa_of_user, device_json,
+                                  "MFADevices", out);
 }
 
 int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *status, json_t **out)
@@ -448,7 +354,9 @@ int kms_iam_mfa_list_virtual(kms_iam *iam, const char *account_id, const char *s
     json_t *items = json_array();
     kms_db_stmt *st = NULL;
     int r = -1;
-    if (items == NULL || open_mfa_list_virtual(&q, &st, account_id, status) != 0) {
+    if (items == NULL ||
+        kms_db_open(q.c, sql_mfa_list_virtual,
+                    KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(status)), &st) != 0) {
         goto out;
     }
     int s;
@@ -497,7 +405,9 @@ int kms_iam_mfa_delete(kms_iam *iam, const char *account_id, const char *serial_
     KMS_GUARD(kms_iam_begin(iam, &q, true));
     kms_db_stmt *st = NULL;
     int r = -1;
-    int f = row_mfa_get(&q, &st, serial_number, account_id);
+    int f = kms_db_first(q.c, sql_mfa_get,
+                         KMS_DB_PARAMS(kms_db_text(serial_number), kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY,
@@ -512,7 +422,9 @@ int kms_iam_mfa_delete(kms_iam *iam, const char *account_id, const char *serial_
         goto out;
     }
     kms_db_reset(st);
-    if (exec_mfa_delete(&q, serial_number) != 0 || kms_iam_commit(&q) != 0) {
+    if (kms_db_exec_sql(q.c, sql_mfa_delete, KMS_DB_PARAMS(kms_db_text(serial_number)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -541,7 +453,7 @@ int kms_iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number,
     device_row rows[MFA_PER_USER_MAX];
     size_t n = 0;
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_mfa_of_user(q, &st, user_id));
+    KMS_GUARD(kms_db_open(q->c, sql_mfa_of_user, KMS_DB_PARAMS(kms_db_text(user_id)), &st));
     int s = 0;
     int r = -1;
     while (n < MFA_PER_USER_MAX && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
@@ -595,7 +507,9 @@ int kms_iam_mfa_verify(iam_q *q, const char *user_id, const char *serial_number,
         }
         seed_free(seed, seed_len);
         if (matched >= 0) {
-            r = exec_mfa_set_step(q, rows[i].serial, matched);
+            r = kms_db_exec_sql(q->c, sql_mfa_set_step,
+                                KMS_DB_PARAMS(kms_db_text(rows[i].serial), kms_db_int64(matched)),
+                                IAM_SQL_WHAT);
             goto out;
         }
     }

@@ -16,18 +16,12 @@ static const char sql_org_of_account[] =
     "SELECT o.org_id, o.root_id, o.management_account_id FROM iam_accounts a "
     "JOIN org_organizations o ON o.org_id = a.org_id WHERE a.account_id = ?1";
 
-static int row_org_of_account(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_of_account, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 /* The organization of account_id: NoSuchEntity when none. */
 static int org_of(iam_q *q, const char *account_id, org_info *out)
 {
     kms_db_stmt *st = NULL;
-    int f = row_org_of_account(q, &st, account_id);
+    int f = kms_db_first(q->c, sql_org_of_account, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY, "%s", not_in_use);
     KMS_GUARD(kms_db_column_copy(st, 0, out->org_id, sizeof out->org_id, IAM_SQL_SUBJECT));
@@ -109,51 +103,27 @@ static const char sql_account_join[] =
 static const char sql_account_in_org[] =
     "SELECT org_id FROM iam_accounts WHERE account_id = ?1 AND org_id IS NOT NULL";
 
-static int row_account_in_org(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_in_org, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_org_insert(iam_q *q, const char *org_id, const char *account_id,
-                           const char *root_id, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, root_id));
-    KMS_GUARD(kms_db_bind_int64(st, 4, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_account_join(iam_q *q, const char *account_id, const char *org_id,
-                             const char *parent_id, const char *joined_method, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_join, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, parent_id));
-    KMS_GUARD(kms_db_bind_text(st, 4, joined_method));
-    KMS_GUARD(kms_db_bind_int64(st, 5, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_org_create_tx(iam_q *q, const char *account_id, int64_t now, char org_id[16],
                           char root_id[16])
 {
     KMS_GUARD(kms_iam_account_ensure(q, account_id, now));
     kms_db_stmt *st = NULL;
-    int f = row_account_in_org(q, &st, account_id);
+    int f = kms_db_first(q->c, sql_account_in_org, KMS_DB_PARAMS(kms_db_text(account_id)), &st,
+                         IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 0, KMS_ERR_ENTITY_EXISTS,
                "The AWS account is already a member of an organization.");
     kms_iam_random_id(org_id, 16, "o-", 10, IAM_LOWER_ALNUM);
     kms_iam_random_id(root_id, 16, "r-", 4, IAM_LOWER_ALNUM);
-    KMS_GUARD(exec_org_insert(q, org_id, account_id, root_id, now));
-    KMS_GUARD(exec_account_join(q, account_id, org_id, root_id, "CREATED", now));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_org_insert,
+                              KMS_DB_PARAMS(kms_db_text(org_id), kms_db_text(account_id),
+                                            kms_db_text(root_id), kms_db_int64(now)),
+                              IAM_SQL_WHAT));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_account_join,
+                              KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(org_id),
+                                            kms_db_text(root_id), kms_db_text("CREATED"),
+                                            kms_db_int64(now)),
+                              IAM_SQL_WHAT));
     /* Every new root, OU and account starts with FullAWSAccess, as AWS. */
     KMS_GUARD(kms_iam_org_attach_tx(q, IAM_FULL_ACCESS_SCP, root_id));
     return kms_iam_org_attach_tx(q, IAM_FULL_ACCESS_SCP, account_id);
@@ -211,62 +181,6 @@ static const char sql_org_units_delete[] = "DELETE FROM org_units WHERE org_id =
 static const char sql_org_policies_delete[] = "DELETE FROM org_policies WHERE org_id = ?1";
 static const char sql_org_delete[] = "DELETE FROM org_organizations WHERE org_id = ?1";
 
-static int int_org_members(iam_q *q, int64_t *out, const char *org_id, const char *mgmt)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_members, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, mgmt));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_org_detach_all(iam_q *q, const char *root_id, const char *mgmt, const char *org_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_detach_all, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, root_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, mgmt));
-    KMS_GUARD(kms_db_bind_text(st, 3, org_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_org_units_delete(iam_q *q, const char *org_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_units_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_org_policies_delete(iam_q *q, const char *org_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_policies_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_org_leave(iam_q *q, const char *org_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_leave, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_org_delete(iam_q *q, const char *org_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_org_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, org_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_org_delete(kms_iam *iam, const char *account_id)
 {
     iam_q q;
@@ -274,7 +188,8 @@ int kms_iam_org_delete(kms_iam *iam, const char *account_id)
     KMS_GUARD(kms_iam_org_begin(iam, &q, true, account_id, &o));
     int64_t members = 0;
     int r = -1;
-    if (int_org_members(&q, &members, o.org_id, o.mgmt) != 0) {
+    if (kms_db_int(q.c, sql_org_members, KMS_DB_PARAMS(kms_db_text(o.org_id), kms_db_text(o.mgmt)),
+                   &members, IAM_SQL_WHAT) < 0) {
         goto out;
     }
     if (members > 0) {
@@ -282,9 +197,18 @@ int kms_iam_org_delete(kms_iam *iam, const char *account_id)
                   "The organization still has member accounts: remove them first.");
         goto out;
     }
-    if (exec_org_detach_all(&q, o.root_id, o.mgmt, o.org_id) != 0 ||
-        exec_org_units_delete(&q, o.org_id) != 0 || exec_org_policies_delete(&q, o.org_id) != 0 ||
-        exec_org_leave(&q, o.org_id) != 0 || exec_org_delete(&q, o.org_id) != 0 ||
+    if (kms_db_exec_sql(
+            q.c, sql_org_detach_all,
+            KMS_DB_PARAMS(kms_db_text(o.root_id), kms_db_text(o.mgmt), kms_db_text(o.org_id)),
+            IAM_SQL_WHAT) != 0 ||
+        kms_db_exec_sql(q.c, sql_org_units_delete, KMS_DB_PARAMS(kms_db_text(o.org_id)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_db_exec_sql(q.c, sql_org_policies_delete, KMS_DB_PARAMS(kms_db_text(o.org_id)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_db_exec_sql(q.c, sql_org_leave, KMS_DB_PARAMS(kms_db_text(o.org_id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_db_exec_sql(q.c, sql_org_delete, KMS_DB_PARAMS(kms_db_text(o.org_id)), IAM_SQL_WHAT) !=
+            0 ||
         kms_iam_commit(&q) != 0) {
         goto out;
     }

@@ -23,57 +23,9 @@ static const char sql_accounts_of_org[] =
 static const char sql_account_move[] =
     "UPDATE iam_accounts SET parent_id = ?2 WHERE account_id = ?1";
 
-static int row_account_exists(iam_q *q, kms_db_stmt **st, const char *id)
+static json_t *account_json(kms_db_stmt *st, const void *org)
 {
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_exists, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_account_insert_full(iam_q *q, const char *id, const char *account_name,
-                                    const char *email, const char *org_id, const char *root_id,
-                                    int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_insert_full, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_name));
-    KMS_GUARD(kms_db_bind_text(st, 3, email));
-    KMS_GUARD(kms_db_bind_text(st, 4, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 5, root_id));
-    KMS_GUARD(kms_db_bind_int64(st, 6, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_accounts_of_org(iam_q *q, kms_db_stmt **st, const char *org_id,
-                                const char *parent_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_accounts_of_org, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, org_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, parent_id));
-    return 0;
-}
-
-static int row_account_get(iam_q *q, kms_db_stmt **st, const char *account, const char *org_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account));
-    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_account_move(iam_q *q, const char *target_account,
-                             const char *destination_parent_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_account_move, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, target_account));
-    KMS_GUARD(kms_db_bind_text(st, 2, destination_parent_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static json_t *account_json(const org_info *o, kms_db_stmt *st)
-{
+    const org_info *o = org;
     char arn[200];
     kms_iam_org_account_arn(o, kms_db_column_text(st, 0), arn, sizeof arn);
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "Id", kms_db_column_text(st, 0),
@@ -115,7 +67,8 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
             continue;
         }
         kms_db_stmt *st = NULL;
-        int f = row_account_exists(&q, &st, id);
+        int f = kms_db_first(q.c, sql_account_exists, KMS_DB_PARAMS(kms_db_text(id)), &st,
+                             IAM_SQL_WHAT);
         if (f < 0) {
             goto out;
         }
@@ -128,7 +81,11 @@ int kms_iam_org_account_create(kms_iam *iam, const char *account_id, const char 
              "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":"
              "{\"AWS\":\"arn:aws:iam::%s:root\"},\"Action\":\"sts:AssumeRole\"}]}",
              o.mgmt);
-    if (exec_account_insert_full(&q, id, account_name, email, o.org_id, o.root_id, now) != 0 ||
+    if (kms_db_exec_sql(q.c, sql_account_insert_full,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_text(account_name),
+                                      kms_db_text(email), kms_db_text(o.org_id),
+                                      kms_db_text(o.root_id), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
         kms_iam_root_create_tx(&q, id, now) != 0 ||
         kms_iam_role_insert(&q, id, "/", role_name, trust, NULL, 0, NULL, NULL, 0, now, &role) !=
             0 ||
@@ -170,21 +127,11 @@ int kms_iam_org_account_list(kms_iam *iam, const char *account_id, const char *p
     kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || (parent_id != NULL && kms_iam_org_parent_check(&q, &o, parent_id) != 0) ||
-        open_accounts_of_org(&q, &st, o.org_id, parent_id) != 0) {
+        kms_db_open(q.c, sql_accounts_of_org,
+                    KMS_DB_PARAMS(kms_db_text(o.org_id), kms_db_text(parent_id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = account_json(&o, st);
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, account_json, &o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("Accounts", &items, out);
@@ -198,7 +145,9 @@ int kms_iam_org_member_name(iam_q *q, const org_info *o, const char *account, ch
                             size_t name_size)
 {
     kms_db_stmt *st = NULL;
-    int f = row_account_get(q, &st, account, o->org_id);
+    int f = kms_db_first(q->c, sql_account_get,
+                         KMS_DB_PARAMS(kms_db_text(account), kms_db_text(o->org_id)), &st,
+                         IAM_SQL_WHAT);
     if (f == 1) {
         kms_iam_copy(name, name_size, kms_db_column_text(st, 1));
         kms_db_reset(st);
@@ -210,7 +159,9 @@ int kms_iam_org_member_name(iam_q *q, const org_info *o, const char *account, ch
 static int member_get(iam_q *q, const org_info *o, const char *account, kms_db_stmt **st)
 {
     KMS_GUARD(kms_iam_account_check(account));
-    int f = row_account_get(q, st, account, o->org_id);
+    int f =
+        kms_db_first(q->c, sql_account_get,
+                     KMS_DB_PARAMS(kms_db_text(account), kms_db_text(o->org_id)), st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
                "You specified an account that doesn't exist (AccountNotFoundException).");
@@ -226,7 +177,7 @@ int kms_iam_org_account_describe(kms_iam *iam, const char *account_id, const cha
     kms_db_stmt *st = NULL;
     int r = member_get(&q, &o, target_account, &st);
     if (r == 0) {
-        *out = account_json(&o, st);
+        *out = account_json(st, &o);
         r = *out ? 0 : -1;
     }
     kms_iam_end(&q);
@@ -259,7 +210,10 @@ int kms_iam_org_account_move(kms_iam *iam, const char *account_id, const char *t
         goto out;
     }
     if (kms_iam_org_parent_check(&q, &o, destination_parent_id) != 0 ||
-        exec_account_move(&q, target_account, destination_parent_id) != 0 ||
+        kms_db_exec_sql(
+            q.c, sql_account_move,
+            KMS_DB_PARAMS(kms_db_text(target_account), kms_db_text(destination_parent_id)),
+            IAM_SQL_WHAT) != 0 ||
         kms_iam_commit(&q) != 0) {
         goto out;
     }

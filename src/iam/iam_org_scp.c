@@ -44,136 +44,22 @@ static const char sql_attach[] =
     "INSERT INTO org_attachments (policy_id, target_id) VALUES (?1, ?2)";
 static const char sql_target_detach_all[] = "DELETE FROM org_attachments WHERE target_id = ?1";
 
-static int exec_attach(iam_q *q, const char *policy_id, const char *target_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_attach, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, target_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_target_detach_all(iam_q *q, const char *target_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_target_detach_all, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, target_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int row_scp_get(iam_q *q, kms_db_stmt **st, const char *policy_id, const char *org_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_scp_name_taken(iam_q *q, kms_db_stmt **st, const char *org_id, const char *name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_name_taken, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, org_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_scp_insert(iam_q *q, const char *policy_id, const char *org_id, const char *name,
-                           const char *description, const char *type, const char *content)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, name));
-    KMS_GUARD(kms_db_bind_text(st, 4, description));
-    KMS_GUARD(kms_db_bind_text(st, 5, type));
-    KMS_GUARD(kms_db_bind_text(st, 6, content));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_scp_update(iam_q *q, const char *policy_id, const char *name,
-                           const char *description, const char *content)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_update, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, name));
-    KMS_GUARD(kms_db_bind_text(st, 3, description));
-    KMS_GUARD(kms_db_bind_text(st, 4, content));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_scp_targets(iam_q *q, kms_db_stmt **st, const char *policy_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_targets, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
-    return 0;
-}
-
-static int row_scp_attached(iam_q *q, kms_db_stmt **st, const char *policy_id,
-                            const char *target_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_attached, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, target_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int int_scp_count_target(iam_q *q, int64_t *out, const char *target_id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_count_target, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, target_id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_scp_detach(iam_q *q, const char *policy_id, const char *target_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_detach, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, target_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int int_scp_count_attached(iam_q *q, int64_t *out, const char *policy_id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_count_attached, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_scp_delete(iam_q *q, const char *policy_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_scp_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_org_attach_tx(iam_q *q, const char *policy_id, const char *target_id)
 {
-    return exec_attach(q, policy_id, target_id);
+    return kms_db_exec_sql(q->c, sql_attach,
+                           KMS_DB_PARAMS(kms_db_text(policy_id), kms_db_text(target_id)),
+                           IAM_SQL_WHAT);
 }
 
 int kms_iam_org_detach_all_tx(iam_q *q, const char *target_id)
 {
-    return exec_target_detach_all(q, target_id);
+    return kms_db_exec_sql(q->c, sql_target_detach_all, KMS_DB_PARAMS(kms_db_text(target_id)),
+                           IAM_SQL_WHAT);
 }
 
-static json_t *summary_json(const org_info *o, kms_db_stmt *st)
+static json_t *summary_json(kms_db_stmt *st, const void *org)
 {
+    const org_info *o = org;
     bool aws = kms_db_column_is_null(st, 1);
     char arn[300];
     kms_iam_scp_arn(o->org_id, o->mgmt, kms_db_column_text(st, 0), aws, arn, sizeof arn);
@@ -189,7 +75,7 @@ static json_t *summary_json(const org_info *o, kms_db_stmt *st)
 
 static json_t *policy_json(const org_info *o, kms_db_stmt *st)
 {
-    json_t *s = summary_json(o, st);
+    json_t *s = summary_json(st, o);
     json_t *j =
         s ? json_pack("{s:o, s:s}", "PolicySummary", s, "Content", kms_db_column_text(st, 5))
           : NULL;
@@ -203,7 +89,9 @@ static json_t *policy_json(const org_info *o, kms_db_stmt *st)
 static int scp_get(iam_q *q, const org_info *o, const char *policy_id, kms_db_stmt **st)
 {
     KMS_ENSURE(policy_id != NULL, KMS_ERR_VALIDATION, "PolicyId must not be empty");
-    int f = row_scp_get(q, st, policy_id, o->org_id);
+    int f = kms_db_first(q->c, sql_scp_get,
+                         KMS_DB_PARAMS(kms_db_text(policy_id), kms_db_text(o->org_id)), st,
+                         IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_NO_SUCH_ENTITY,
                "We can't find a policy with the PolicyId that "
@@ -238,7 +126,9 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
     json_t *j = NULL;
     char id[16];
     int r = -1;
-    int f = row_scp_name_taken(&q, &st, o.org_id, name);
+    int f =
+        kms_db_first(q.c, sql_scp_name_taken,
+                     KMS_DB_PARAMS(kms_db_text(o.org_id), kms_db_text(name)), &st, IAM_SQL_WHAT);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "A policy with the same name already exists.");
@@ -246,8 +136,11 @@ int kms_iam_org_policy_create(kms_iam *iam, const char *account_id, const char *
         goto out;
     }
     kms_iam_random_id(id, sizeof id, "p-", 8, IAM_LOWER_ALNUM);
-    if (exec_scp_insert(&q, id, o.org_id, name, description ? description : "", IAM_SCP_TYPE,
-                        content) != 0 ||
+    if (kms_db_exec_sql(q.c, sql_scp_insert,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_text(o.org_id), kms_db_text(name),
+                                      kms_db_text(description ? description : ""),
+                                      kms_db_text(IAM_SCP_TYPE), kms_db_text(content)),
+                        IAM_SQL_WHAT) != 0 ||
         (policy != NULL && (scp_get(&q, &o, id, &st) != 0 || (j = policy_json(&o, st)) == NULL)) ||
         kms_iam_commit(&q) != 0) {
         goto out;
@@ -299,7 +192,10 @@ int kms_iam_org_policy_update(kms_iam *iam, const char *account_id, const char *
         goto out;
     }
     kms_db_reset(st);
-    if (exec_scp_update(&q, policy_id, name, description, content) != 0 ||
+    if (kms_db_exec_sql(q.c, sql_scp_update,
+                        KMS_DB_PARAMS(kms_db_text(policy_id), kms_db_text(name),
+                                      kms_db_text(description), kms_db_text(content)),
+                        IAM_SQL_WHAT) != 0 ||
         (policy != NULL &&
          (scp_get(&q, &o, policy_id, &st) != 0 || (j = policy_json(&o, st)) == NULL)) ||
         kms_iam_commit(&q) != 0) {
@@ -325,27 +221,11 @@ static int summaries(iam_q *q, const org_info *o, const char *sql, const char *s
     KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
     kms_db_stmt *st = NULL;
     int r = -1;
-    if (kms_db_prepare(q->c, sql, &st) != 0) {
+    if (kms_db_open(q->c, sql, KMS_DB_PARAMS(kms_db_text(scope), kms_db_text(IAM_SCP_TYPE)), &st) !=
+        0) {
         goto out;
     }
-    if (kms_db_bind_text(st, 1, scope) != 0) {
-        goto out;
-    }
-    if (kms_db_bind_text(st, 2, IAM_SCP_TYPE) != 0) {
-        goto out;
-    }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = summary_json(o, st);
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, summary_json, o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("Policies", &items, out);
@@ -418,7 +298,7 @@ int kms_iam_org_policy_list_targets(kms_iam *iam, const char *account_id, const 
     size_t n = 0;
     int r = -1;
     if (items == NULL || scp_get(&q, &o, policy_id, &st) != 0 ||
-        open_scp_targets(&q, &st, policy_id) != 0) {
+        kms_db_open(q.c, sql_scp_targets, KMS_DB_PARAMS(kms_db_text(policy_id)), &st) != 0) {
         goto out;
     }
     int s;
@@ -483,7 +363,9 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
         target_check(&q, &o, target_id, &type, name, sizeof name) != 0) {
         goto out;
     }
-    int f = row_scp_attached(&q, &st, policy_id, target_id);
+    int f = kms_db_first(q.c, sql_scp_attached,
+                         KMS_DB_PARAMS(kms_db_text(policy_id), kms_db_text(target_id)), &st,
+                         IAM_SQL_WHAT);
     if (f < 0) {
         goto out;
     }
@@ -504,7 +386,8 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
             goto out;
         }
         /* Every root, OU and account keeps at least one SCP (ConstraintViolationException). */
-        if (int_scp_count_target(&q, &count, target_id) != 0) {
+        if (kms_db_int(q.c, sql_scp_count_target, KMS_DB_PARAMS(kms_db_text(target_id)), &count,
+                       IAM_SQL_WHAT) < 0) {
             goto out;
         }
         if (count <= 1) {
@@ -513,7 +396,9 @@ static int attachment_change(kms_iam *iam, const char *account_id, const char *p
                       "(ConstraintViolationException).");
             goto out;
         }
-        if (exec_scp_detach(&q, policy_id, target_id) != 0) {
+        if (kms_db_exec_sql(q.c, sql_scp_detach,
+                            KMS_DB_PARAMS(kms_db_text(policy_id), kms_db_text(target_id)),
+                            IAM_SQL_WHAT) != 0) {
             goto out;
         }
     }
@@ -554,7 +439,8 @@ int kms_iam_org_policy_delete(kms_iam *iam, const char *account_id, const char *
         goto out;
     }
     kms_db_reset(st);
-    if (int_scp_count_attached(&q, &count, policy_id) != 0) {
+    if (kms_db_int(q.c, sql_scp_count_attached, KMS_DB_PARAMS(kms_db_text(policy_id)), &count,
+                   IAM_SQL_WHAT) < 0) {
         goto out;
     }
     if (count > 0) {
@@ -563,7 +449,9 @@ int kms_iam_org_policy_delete(kms_iam *iam, const char *account_id, const char *
                                            "before performing this operation.");
         goto out;
     }
-    if (exec_scp_delete(&q, policy_id) != 0 || kms_iam_commit(&q) != 0) {
+    if (kms_db_exec_sql(q.c, sql_scp_delete, KMS_DB_PARAMS(kms_db_text(policy_id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;

@@ -22,68 +22,13 @@ static const char sql_ou_count_children[] =
     "(SELECT count(*) FROM iam_accounts WHERE parent_id = ?1)";
 static const char sql_ou_delete[] = "DELETE FROM org_units WHERE ou_id = ?1";
 
-static int row_ou_get(iam_q *q, kms_db_stmt **st, const char *ou_id, const char *org_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, ou_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, org_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_ou_name_taken(iam_q *q, kms_db_stmt **st, const char *parent_id, const char *name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_name_taken, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_ou_insert(iam_q *q, const char *id, const char *org_id, const char *parent_id,
-                          const char *name, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, org_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, parent_id));
-    KMS_GUARD(kms_db_bind_text(st, 4, name));
-    KMS_GUARD(kms_db_bind_int64(st, 5, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_ou_children(iam_q *q, kms_db_stmt **st, const char *parent_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_children, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, parent_id));
-    return 0;
-}
-
-static int int_ou_count_children(iam_q *q, int64_t *out, const char *ou_id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_count_children, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_ou_delete(iam_q *q, const char *ou_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_ou_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, ou_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_org_ou_get(iam_q *q, const org_info *o, const char *ou_id, char *name, size_t name_size,
                        char *parent, size_t parent_size)
 {
     kms_db_stmt *st = NULL;
-    int f = row_ou_get(q, &st, ou_id, o->org_id);
+    int f =
+        kms_db_first(q->c, sql_ou_get, KMS_DB_PARAMS(kms_db_text(ou_id), kms_db_text(o->org_id)),
+                     &st, IAM_SQL_WHAT);
     if (f != 1) {
         return f;
     }
@@ -123,6 +68,12 @@ static json_t *ou_json(const org_info *o, const char *id, const char *name)
     return j;
 }
 
+/* A row (ou_id, name) of a listing. */
+static json_t *ou_row_json(kms_db_stmt *st, const void *org)
+{
+    return ou_json(org, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
+}
+
 int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *parent_id,
                           const char *name, int64_t now, json_t **ou)
 {
@@ -137,7 +88,9 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     if (kms_iam_org_parent_check(&q, &o, parent_id) != 0) {
         goto out;
     }
-    int f = row_ou_name_taken(&q, &st, parent_id, name);
+    int f =
+        kms_db_first(q.c, sql_ou_name_taken,
+                     KMS_DB_PARAMS(kms_db_text(parent_id), kms_db_text(name)), &st, IAM_SQL_WHAT);
     if (f != 0) {
         if (f == 1) {
             kms_raise(KMS_ERR_ENTITY_EXISTS, "An OU with the same name already exists.");
@@ -148,7 +101,10 @@ int kms_iam_org_ou_create(kms_iam *iam, const char *account_id, const char *pare
     char id[48], prefix[40];
     snprintf(prefix, sizeof prefix, "ou-%s-", o.root_id + 2);
     kms_iam_random_id(id, sizeof id, prefix, 8, IAM_LOWER_ALNUM);
-    if (exec_ou_insert(&q, id, o.org_id, parent_id, name, now) != 0 ||
+    if (kms_db_exec_sql(q.c, sql_ou_insert,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_text(o.org_id),
+                                      kms_db_text(parent_id), kms_db_text(name), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
         kms_iam_org_attach_tx(&q, IAM_FULL_ACCESS_SCP, id) != 0 ||
         (ou != NULL && (j = ou_json(&o, id, name)) == NULL) || kms_iam_commit(&q) != 0) {
         goto out;
@@ -196,21 +152,10 @@ int kms_iam_org_ou_list(kms_iam *iam, const char *account_id, const char *parent
     kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || kms_iam_org_parent_check(&q, &o, parent_id) != 0 ||
-        open_ou_children(&q, &st, parent_id) != 0) {
+        kms_db_open(q.c, sql_ou_children, KMS_DB_PARAMS(kms_db_text(parent_id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *j = ou_json(&o, kms_db_column_text(st, 0), kms_db_column_text(st, 1));
-        if (j == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, j) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, ou_row_json, &o, items) != 0) {
         goto out;
     }
     r = kms_iam_org_list_wrap("OrganizationalUnits", &items, out);
@@ -236,7 +181,8 @@ int kms_iam_org_ou_delete(kms_iam *iam, const char *account_id, const char *ou_i
         }
         goto out;
     }
-    if (int_ou_count_children(&q, &children, ou_id) != 0) {
+    if (kms_db_int(q.c, sql_ou_count_children, KMS_DB_PARAMS(kms_db_text(ou_id)), &children,
+                   IAM_SQL_WHAT) < 0) {
         goto out;
     }
     if (children > 0) {
@@ -245,7 +191,8 @@ int kms_iam_org_ou_delete(kms_iam *iam, const char *account_id, const char *ou_i
                   "delete all child OUs, and try again.");
         goto out;
     }
-    if (kms_iam_org_detach_all_tx(&q, ou_id) != 0 || exec_ou_delete(&q, ou_id) != 0 ||
+    if (kms_iam_org_detach_all_tx(&q, ou_id) != 0 ||
+        kms_db_exec_sql(q.c, sql_ou_delete, KMS_DB_PARAMS(kms_db_text(ou_id)), IAM_SQL_WHAT) != 0 ||
         kms_iam_commit(&q) != 0) {
         goto out;
     }

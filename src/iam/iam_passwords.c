@@ -25,48 +25,13 @@ static const char sql_pp_put[] =
     "reuse_prevention, hard_expiry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char sql_pp_delete[] = "DELETE FROM iam_password_policies WHERE account_id = ?1";
 
-static int row_pp_get(iam_q *q, kms_db_stmt **st, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_pp_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_pp_put(iam_q *q, const char *account_id, int64_t minimum_password_length,
-                       int64_t require_symbols, int64_t require_numbers,
-                       int64_t require_uppercase_characters, int64_t require_lowercase_characters,
-                       int64_t allow_users_to_change_password, int64_t max_password_age,
-                       int64_t password_reuse_prevention, int64_t hard_expiry)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_pp_put, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, minimum_password_length));
-    KMS_GUARD(kms_db_bind_int64(st, 3, require_symbols));
-    KMS_GUARD(kms_db_bind_int64(st, 4, require_numbers));
-    KMS_GUARD(kms_db_bind_int64(st, 5, require_uppercase_characters));
-    KMS_GUARD(kms_db_bind_int64(st, 6, require_lowercase_characters));
-    KMS_GUARD(kms_db_bind_int64(st, 7, allow_users_to_change_password));
-    KMS_GUARD(kms_db_bind_int64(st, 8, max_password_age));
-    KMS_GUARD(kms_db_bind_int64(st, 9, password_reuse_prevention));
-    KMS_GUARD(kms_db_bind_int64(st, 10, hard_expiry));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_pp_delete(iam_q *q, const char *account_id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_pp_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, account_id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 /* *found false: the account has none (AWS then applies its default). */
 static int policy_load(iam_q *q, const char *account_id, kms_iam_password_policy *p, bool *found)
 {
     memset(p, 0, sizeof *p);
     kms_db_stmt *st = NULL;
-    int f = row_pp_get(q, &st, account_id);
+    int f =
+        kms_db_first(q->c, sql_pp_get, KMS_DB_PARAMS(kms_db_text(account_id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     *found = f == 1;
     if (f == 1) {
@@ -97,11 +62,17 @@ int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
                "MaxPasswordAge must be between 1 and 1095");
     KMS_ENSURE(p->password_reuse_prevention >= 0 && p->password_reuse_prevention <= 24,
                KMS_ERR_VALIDATION, "PasswordReusePrevention must be between 1 and 24");
-    return exec_pp_put(q, account_id, p->minimum_password_length, (int64_t)p->require_symbols,
-                       (int64_t)p->require_numbers, (int64_t)p->require_uppercase_characters,
-                       (int64_t)p->require_lowercase_characters,
-                       (int64_t)p->allow_users_to_change_password, p->max_password_age,
-                       p->password_reuse_prevention, (int64_t)p->hard_expiry);
+    return kms_db_exec_sql(
+        q->c, sql_pp_put,
+        KMS_DB_PARAMS(kms_db_text(account_id), kms_db_int64(p->minimum_password_length),
+                      kms_db_int64((int64_t)p->require_symbols),
+                      kms_db_int64((int64_t)p->require_numbers),
+                      kms_db_int64((int64_t)p->require_uppercase_characters),
+                      kms_db_int64((int64_t)p->require_lowercase_characters),
+                      kms_db_int64((int64_t)p->allow_users_to_change_password),
+                      kms_db_int64(p->max_password_age), kms_db_int64(p->password_reuse_prevention),
+                      kms_db_int64((int64_t)p->hard_expiry)),
+        IAM_SQL_WHAT);
 }
 
 int kms_iam_password_policy_put(kms_iam *iam, const char *account_id,
@@ -139,7 +110,8 @@ int kms_iam_password_policy_delete(kms_iam *iam, const char *account_id)
     iam_q q;
     KMS_GUARD(kms_iam_begin(iam, &q, true));
     int r = -1;
-    if (exec_pp_delete(&q, account_id) != 0) {
+    if (kms_db_exec_sql(q.c, sql_pp_delete, KMS_DB_PARAMS(kms_db_text(account_id)), IAM_SQL_WHAT) !=
+        0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -198,33 +170,6 @@ static const char sql_history_trim[] =
     "DELETE FROM iam_password_history WHERE user_id = ?1 AND rowid NOT IN (SELECT rowid FROM "
     "iam_password_history WHERE user_id = ?1 ORDER BY password_date DESC, rowid DESC LIMIT ?2)";
 
-static int open_history_recent(iam_q *q, kms_db_stmt **st, const char *user_id, int64_t reuse)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_history_recent, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, user_id));
-    KMS_GUARD(kms_db_bind_int64(*st, 2, reuse));
-    return 0;
-}
-
-static int exec_history_insert(iam_q *q, const char *id, const char *hash, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_history_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, hash));
-    KMS_GUARD(kms_db_bind_int64(st, 3, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_history_trim(iam_q *q, const char *user_id, int64_t keep)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_history_trim, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, keep));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 /* PasswordPolicyViolation if pw is one of the user's last `reuse` passwords. */
 static int password_not_reused(iam_q *q, const char *user_id, const char *pw, int64_t reuse)
 {
@@ -232,7 +177,8 @@ static int password_not_reused(iam_q *q, const char *user_id, const char *pw, in
         return 0;
     }
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_history_recent(q, &st, user_id, reuse));
+    KMS_GUARD(kms_db_open(q->c, sql_history_recent,
+                          KMS_DB_PARAMS(kms_db_text(user_id), kms_db_int64(reuse)), &st));
     int s;
     bool reused = false;
     while (!reused && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
@@ -259,8 +205,13 @@ static int password_accept(iam_q *q, const iam_entity *u, const char *pw, int64_
     KMS_ENSURE(crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
                                  crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0,
                KMS_ERR_INTERNAL, "cannot hash the password (out of memory)");
-    KMS_GUARD(exec_history_insert(q, u->id, hash, now));
-    return exec_history_trim(q, u->id, (int64_t)PASSWORD_HISTORY_MAX);
+    KMS_GUARD(kms_db_exec_sql(
+        q->c, sql_history_insert,
+        KMS_DB_PARAMS(kms_db_text(u->id), kms_db_text(hash), kms_db_int64(now)), IAM_SQL_WHAT));
+    return kms_db_exec_sql(
+        q->c, sql_history_trim,
+        KMS_DB_PARAMS(kms_db_text(u->id), kms_db_int64((int64_t)PASSWORD_HISTORY_MAX)),
+        IAM_SQL_WHAT);
 }
 
 static const char sql_login_get[] =
@@ -278,74 +229,6 @@ static const char sql_password_used[] =
     "UPDATE iam_users SET password_last_used = ?2 WHERE user_id = ?1";
 static const char sql_mfa_count[] = "SELECT count(*) FROM iam_mfa_devices WHERE user_id = ?1";
 
-static int row_login_get(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_login_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_login_insert(iam_q *q, const char *id, const char *hash, int64_t now,
-                             int64_t reset_required)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_login_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, hash));
-    KMS_GUARD(kms_db_bind_int64(st, 3, now));
-    KMS_GUARD(kms_db_bind_int64(st, 4, reset_required));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_login_set_password(iam_q *q, const char *id, const char *hash, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_login_set_password, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, hash));
-    KMS_GUARD(kms_db_bind_int64(st, 3, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_login_set_reset(iam_q *q, const char *user_id, int64_t reset_required)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_login_set_reset, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, reset_required));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_login_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_login_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int int_mfa_count(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_mfa_count, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_password_used(iam_q *q, const char *id, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_password_used, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 static const char *display_name(const iam_entity *u)
 {
     return u->is_root ? "root" : u->name;
@@ -354,7 +237,7 @@ static const char *display_name(const iam_entity *u)
 static int login_profile_exists(iam_q *q, const iam_entity *u, bool *exists)
 {
     kms_db_stmt *st = NULL;
-    int f = row_login_get(q, &st, u->id);
+    int f = kms_db_first(q->c, sql_login_get, KMS_DB_PARAMS(kms_db_text(u->id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     *exists = f == 1;
     kms_db_reset(st);
@@ -396,7 +279,10 @@ int kms_iam_login_profile_create(kms_iam *iam, const char *account_id, const cha
         goto out;
     }
     if (password_accept(&q, &u, password, now, hash) != 0 ||
-        exec_login_insert(&q, u.id, hash, now, (int64_t)reset_required) != 0 ||
+        kms_db_exec_sql(q.c, sql_login_insert,
+                        KMS_DB_PARAMS(kms_db_text(u.id), kms_db_text(hash), kms_db_int64(now),
+                                      kms_db_int64((int64_t)reset_required)),
+                        IAM_SQL_WHAT) != 0 ||
         (profile != NULL && (o = login_json(&u, now, reset_required)) == NULL) ||
         kms_iam_commit(&q) != 0) {
         goto out;
@@ -424,7 +310,7 @@ int kms_iam_login_profile_get(kms_iam *iam, const char *account_id, const char *
     if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0) {
         goto out;
     }
-    int f = row_login_get(&q, &st, u.id);
+    int f = kms_db_first(q.c, sql_login_get, KMS_DB_PARAMS(kms_db_text(u.id)), &st, IAM_SQL_WHAT);
     if (f <= 0) {
         if (f == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "Login Profile for User %s cannot be found.",
@@ -460,12 +346,18 @@ int kms_iam_login_profile_update(kms_iam *iam, const char *account_id, const cha
                   display_name(&u));
         goto out;
     }
-    if (password != NULL && (password_accept(&q, &u, password, now, hash) != 0 ||
-                             exec_login_set_password(&q, u.id, hash, now) != 0)) {
+    if (password != NULL &&
+        (password_accept(&q, &u, password, now, hash) != 0 ||
+         kms_db_exec_sql(q.c, sql_login_set_password,
+                         KMS_DB_PARAMS(kms_db_text(u.id), kms_db_text(hash), kms_db_int64(now)),
+                         IAM_SQL_WHAT) != 0)) {
         goto out;
     }
     if (reset_required >= 0 &&
-        exec_login_set_reset(&q, u.id, (int64_t)(reset_required != 0)) != 0) {
+        kms_db_exec_sql(
+            q.c, sql_login_set_reset,
+            KMS_DB_PARAMS(kms_db_text(u.id), kms_db_int64((int64_t)(reset_required != 0))),
+            IAM_SQL_WHAT) != 0) {
         goto out;
     }
     if (kms_iam_commit(&q) != 0) {
@@ -485,7 +377,8 @@ int kms_iam_login_profile_delete(kms_iam *iam, const char *account_id, const cha
     iam_entity u;
     int r = -1;
     if (kms_iam_user_or_root(&q, account_id, user_name, &u) != 0 ||
-        exec_login_delete(&q, u.id) != 0) {
+        kms_db_exec_sql(q.c, sql_login_delete, KMS_DB_PARAMS(kms_db_text(u.id)), IAM_SQL_WHAT) !=
+            0) {
         goto out;
     }
     if (kms_db_changes(q.c) == 0) {
@@ -515,7 +408,7 @@ static int password_verify(iam_q *q, const char *account_id, const char *user_na
                    : -1;
     }
     kms_db_stmt *st = NULL;
-    int f = row_login_get(q, &st, u->id);
+    int f = kms_db_first(q->c, sql_login_get, KMS_DB_PARAMS(kms_db_text(u->id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1, KMS_ERR_ACCESS_DENIED, "%s", denied);
     bool ok = crypto_pwhash_str_verify(kms_db_column_text(st, 0), pw, strlen(pw)) == 0;
@@ -552,8 +445,12 @@ int kms_iam_password_change(kms_iam *iam, const char *account_id, const char *us
         goto out;
     }
     if (password_accept(&q, &u, new_password, now, hash) != 0 ||
-        exec_login_set_password(&q, u.id, hash, now) != 0 ||
-        exec_login_set_reset(&q, u.id, (int64_t)0) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_login_set_password,
+                        KMS_DB_PARAMS(kms_db_text(u.id), kms_db_text(hash), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_db_exec_sql(q.c, sql_login_set_reset, KMS_DB_PARAMS(kms_db_text(u.id), kms_db_int64(0)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -576,8 +473,12 @@ int kms_iam_password_check(kms_iam *iam, const char *account_id, const char *use
     kms_iam_password_policy p;
     int r = -1;
     if (password_verify(&q, account_id, user_name, password, &u, &date, &reset) != 0 ||
-        policy_load(&q, account_id, &p, &found) != 0 || int_mfa_count(&q, &devices, u.id) != 0 ||
-        exec_password_used(&q, u.id, now) != 0 || kms_iam_commit_data(&q) != 0) {
+        policy_load(&q, account_id, &p, &found) != 0 ||
+        kms_db_int(q.c, sql_mfa_count, KMS_DB_PARAMS(kms_db_text(u.id)), &devices, IAM_SQL_WHAT) <
+            0 ||
+        kms_db_exec_sql(q.c, sql_password_used, KMS_DB_PARAMS(kms_db_text(u.id), kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit_data(&q) != 0) {
         goto out;
     }
     bool expired = p.max_password_age > 0 && now - date > p.max_password_age * 86400;

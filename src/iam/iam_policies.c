@@ -42,62 +42,6 @@ static const char sql_version_insert[] =
     "INSERT INTO iam_policy_versions (policy_id, version, document, creation_date) "
     "VALUES (?1, ?2, ?3, ?4)";
 
-static int row_policy_get(iam_q *q, kms_db_stmt **st, const char *account_id, const char *policy_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, policy_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_policy_name_taken(iam_q *q, kms_db_stmt **st, const char *account_id,
-                                 const char *name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_name_taken, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_policy_insert(iam_q *q, const char *policy_id, const char *account_id,
-                              const char *arn, const char *name, const char *path,
-                              const char *description, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, arn));
-    KMS_GUARD(kms_db_bind_text(st, 4, name));
-    KMS_GUARD(kms_db_bind_text(st, 5, path));
-    KMS_GUARD(kms_db_bind_text(st, 6, description));
-    KMS_GUARD(kms_db_bind_int64(st, 7, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_version_insert(iam_q *q, const char *policy_id, int64_t version,
-                               const char *document, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_version_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, policy_id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, version));
-    KMS_GUARD(kms_db_bind_text(st, 3, document));
-    KMS_GUARD(kms_db_bind_int64(st, 4, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_policy_list(iam_q *q, kms_db_stmt **st, const char *account_id, const char *scope,
-                            const char *marker, const char *path_prefix)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_list, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, scope));
-    KMS_GUARD(kms_db_bind_text(*st, 3, marker));
-    KMS_GUARD(kms_db_bind_text(*st, 4, path_prefix));
-    return 0;
-}
-
 static json_t *policy_row_json(kms_db_stmt *st)
 {
     char version[24];
@@ -124,7 +68,9 @@ static json_t *policy_row_json(kms_db_stmt *st)
 static int policy_json(iam_q *q, const char *account_id, const char *policy_id, json_t **out)
 {
     kms_db_stmt *st = NULL;
-    int found = row_policy_get(q, &st, account_id, policy_id);
+    int found = kms_db_first(q->c, sql_policy_get,
+                             KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(policy_id)), &st,
+                             IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy %s was not found.", policy_id);
     *out = policy_row_json(st);
@@ -143,16 +89,25 @@ int kms_iam_policy_insert(iam_q *q, const char *account_id, const char *path, co
     KMS_ENSURE(document != NULL && document[0] != '\0', KMS_ERR_VALIDATION,
                "PolicyDocument must not be empty");
     kms_db_stmt *st = NULL;
-    int taken = row_policy_name_taken(q, &st, account_id, name);
+    int taken =
+        kms_db_first(q->c, sql_policy_name_taken,
+                     KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(name)), &st, IAM_SQL_WHAT);
     KMS_GUARD(taken < 0 ? -1 : 0);
     KMS_ENSURE(taken == 0, KMS_ERR_ENTITY_EXISTS,
                "A policy called %s already exists. Duplicate names are not allowed.", name);
     char arn[700];
     snprintf(arn, sizeof arn, "arn:aws:iam::%s:policy%s%s", account_id, path, name);
     kms_iam_random_id(id, 32, "ANPA", 17, IAM_B32);
-    KMS_GUARD(exec_policy_insert(q, id, account_id, arn, name, path, description ? description : "",
-                                 now));
-    return exec_version_insert(q, id, (int64_t)1, document, now);
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_policy_insert,
+                              KMS_DB_PARAMS(kms_db_text(id), kms_db_text(account_id),
+                                            kms_db_text(arn), kms_db_text(name), kms_db_text(path),
+                                            kms_db_text(description ? description : ""),
+                                            kms_db_int64(now)),
+                              IAM_SQL_WHAT));
+    return kms_db_exec_sql(
+        q->c, sql_version_insert,
+        KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(1), kms_db_text(document), kms_db_int64(now)),
+        IAM_SQL_WHAT);
 }
 
 int kms_iam_policy_create(kms_iam *iam, const char *account_id, const char *path,
@@ -209,8 +164,11 @@ int kms_iam_policy_list(kms_iam *iam, const char *account_id, const char *scope,
     char last[700] = "";
     bool truncated = false;
     int r = -1;
-    if (items == NULL || open_policy_list(&q, &st, account_id, scope, marker ? marker : "",
-                                          path_prefix ? path_prefix : "/") != 0) {
+    if (items == NULL || kms_db_open(q.c, sql_policy_list,
+                                     KMS_DB_PARAMS(kms_db_text(account_id), kms_db_text(scope),
+                                                   kms_db_text(marker ? marker : ""),
+                                                   kms_db_text(path_prefix ? path_prefix : "/")),
+                                     &st) != 0) {
         goto out;
     }
     size_t n = 0;
@@ -256,28 +214,14 @@ static const char sql_policy_versions_other[] =
     "WHERE v.policy_id = ?1 AND v.version <> p.default_version";
 static const char sql_policy_delete[] = "DELETE FROM iam_policies WHERE policy_id = ?1";
 
-static int row_policy_owner(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_owner, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int exec_policy_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 /* A customer managed policy of account_id that the caller may change: AWS managed ones are
  * InvalidInput. */
 static int own_policy(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
     KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, arn, id));
     kms_db_stmt *st = NULL;
-    int found = row_policy_owner(q, &st, id);
+    int found =
+        kms_db_first(q->c, sql_policy_owner, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     bool aws = found == 1 && strcmp(kms_db_column_text(st, 0), "aws") == 0;
     kms_db_reset(st);
@@ -297,7 +241,9 @@ int kms_iam_policy_delete(kms_iam *iam, const char *account_id, const char *poli
                             "remove the policy as a permissions boundary") != 0 ||
         kms_iam_conflict_if(&q, sql_policy_versions_other, id, "delete all non-default versions") !=
             0 ||
-        exec_policy_delete(&q, id) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_policy_delete, KMS_DB_PARAMS(kms_db_text(id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -309,19 +255,13 @@ out:
 static const char sql_policy_by_arn[] =
     "SELECT policy_id FROM iam_policies WHERE arn = ?1 AND (account_id = ?2 OR account_id = 'aws')";
 
-static int row_policy_by_arn(iam_q *q, kms_db_stmt **st, const char *arn, const char *account_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_by_arn, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, arn));
-    KMS_GUARD(kms_db_bind_text(*st, 2, account_id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 int kms_iam_policy_id_by_arn(iam_q *q, const char *account_id, const char *arn, char id[32])
 {
     KMS_ENSURE(arn != NULL && arn[0] != '\0', KMS_ERR_VALIDATION, "PolicyArn must not be empty");
     kms_db_stmt *st = NULL;
-    int found = row_policy_by_arn(q, &st, arn, account_id);
+    int found =
+        kms_db_first(q->c, sql_policy_by_arn,
+                     KMS_DB_PARAMS(kms_db_text(arn), kms_db_text(account_id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy %s does not exist or is not attachable.",
                arn);
@@ -350,75 +290,6 @@ static const char sql_version_delete[] =
     "DELETE FROM iam_policy_versions WHERE policy_id = ?1 AND version = ?2";
 static const char sql_set_default[] =
     "UPDATE iam_policies SET default_version = ?2 WHERE policy_id = ?1";
-
-static int row_version_get(iam_q *q, kms_db_stmt **st, const char *id, int64_t v)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_version_get, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(*st, 2, v));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int int_version_count(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_version_count, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int int_next_version(iam_q *q, int64_t *out, const char *id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_next_version, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
-}
-
-static int exec_policy_bump_version(iam_q *q, const char *id, int64_t now, int64_t set_as_default)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_policy_bump_version, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, now));
-    KMS_GUARD(kms_db_bind_int64(st, 3, set_as_default));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int open_version_list(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_version_list, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return 0;
-}
-
-static int exec_set_default(iam_q *q, const char *id, int64_t v)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_set_default, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, v));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_version_delete(iam_q *q, const char *id, int64_t v)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_version_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, v));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
 
 static int version_parse(const char *version_id, int64_t *out)
 {
@@ -452,10 +323,18 @@ static json_t *version_row_json(kms_db_stmt *st, bool with_document)
     return o;
 }
 
+/* A row of ListPolicyVersions (no document). */
+static json_t *version_list_json(kms_db_stmt *st, const void *arg)
+{
+    (void)arg;
+    return version_row_json(st, false);
+}
+
 static int version_json(iam_q *q, const char *id, int64_t v, bool with_document, json_t **out)
 {
     kms_db_stmt *st = NULL;
-    int found = row_version_get(q, &st, id, v);
+    int found = kms_db_first(q->c, sql_version_get, KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(v)),
+                             &st, IAM_SQL_WHAT);
     KMS_GUARD(found < 0 ? -1 : 0);
     KMS_ENSURE(found == 1, KMS_ERR_NO_SUCH_ENTITY, "Policy version v%" PRId64 " does not exist.",
                v);
@@ -476,7 +355,9 @@ int kms_iam_policy_version_create(kms_iam *iam, const char *account_id, const ch
     int64_t count = 0, next = 0;
     json_t *o = NULL;
     int r = -1;
-    if (own_policy(&q, account_id, policy_arn, id) != 0 || int_version_count(&q, &count, id) != 0) {
+    if (own_policy(&q, account_id, policy_arn, id) != 0 ||
+        kms_db_int(q.c, sql_version_count, KMS_DB_PARAMS(kms_db_text(id)), &count, IAM_SQL_WHAT) <
+            0) {
         goto out;
     }
     if (count >= POLICY_VERSIONS_MAX) {
@@ -485,9 +366,16 @@ int kms_iam_policy_version_create(kms_iam *iam, const char *account_id, const ch
                   "you must delete an existing version.");
         goto out;
     }
-    if (int_next_version(&q, &next, id) != 0 ||
-        exec_version_insert(&q, id, next, document, now) != 0 ||
-        exec_policy_bump_version(&q, id, now, (int64_t)set_as_default) != 0 ||
+    if (kms_db_int(q.c, sql_next_version, KMS_DB_PARAMS(kms_db_text(id)), &next, IAM_SQL_WHAT) <
+            0 ||
+        kms_db_exec_sql(q.c, sql_version_insert,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(next), kms_db_text(document),
+                                      kms_db_int64(now)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_db_exec_sql(q.c, sql_policy_bump_version,
+                        KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(now),
+                                      kms_db_int64((int64_t)set_as_default)),
+                        IAM_SQL_WHAT) != 0 ||
         (version != NULL && version_json(&q, id, next, false, &o) != 0) ||
         kms_iam_commit(&q) != 0) {
         goto out;
@@ -529,21 +417,10 @@ int kms_iam_policy_version_list(kms_iam *iam, const char *account_id, const char
     kms_db_stmt *st = NULL;
     int r = -1;
     if (items == NULL || kms_iam_policy_id_by_arn(&q, account_id, policy_arn, id) != 0 ||
-        open_version_list(&q, &st, id) != 0) {
+        kms_db_open(q.c, sql_version_list, KMS_DB_PARAMS(kms_db_text(id)), &st) != 0) {
         goto out;
     }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *o = version_row_json(st, false);
-        if (o == NULL) {
-            goto out;
-        }
-        if (json_array_append_new(items, o) != 0) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-    }
-    if (s < 0) {
+    if (kms_iam_rows_append(st, version_list_json, NULL, items) != 0) {
         goto out;
     }
     r = kms_iam_list_response(items, "Versions", false, NULL, out);
@@ -570,7 +447,8 @@ static int version_change(kms_iam *iam, const char *account_id, const char *poli
     }
     bool is_default = json_is_true(json_object_get(o, "IsDefaultVersion"));
     if (make_default) {
-        if (exec_set_default(&q, id, v) != 0) {
+        if (kms_db_exec_sql(q.c, sql_set_default, KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(v)),
+                            IAM_SQL_WHAT) != 0) {
             goto out;
         }
     } else {
@@ -578,7 +456,8 @@ static int version_change(kms_iam *iam, const char *account_id, const char *poli
             kms_raise(KMS_ERR_DELETE_CONFLICT, "Cannot delete the default version of a policy.");
             goto out;
         }
-        if (exec_version_delete(&q, id, v) != 0) {
+        if (kms_db_exec_sql(q.c, sql_version_delete,
+                            KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(v)), IAM_SQL_WHAT) != 0) {
             goto out;
         }
     }

@@ -15,23 +15,6 @@ static const char sql_role_insert[] =
     "INSERT INTO iam_roles (role_id, account_id, name, path, trust_policy, description, "
     "max_session_duration, creation_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-static int exec_role_insert(iam_q *q, const char *role_id, const char *account_id, const char *name,
-                            const char *path, const char *trust_policy, const char *description,
-                            int64_t max_session_duration, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, role_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, name));
-    KMS_GUARD(kms_db_bind_text(st, 4, path));
-    KMS_GUARD(kms_db_bind_text(st, 5, trust_policy));
-    KMS_GUARD(kms_db_bind_text(st, 6, description));
-    KMS_GUARD(kms_db_bind_int64(st, 7, max_session_duration));
-    KMS_GUARD(kms_db_bind_int64(st, 8, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 static int session_duration_check(int64_t *d)
 {
     if (*d == 0) {
@@ -68,8 +51,13 @@ int kms_iam_role_insert(iam_q *q, const char *account_id, const char *path, cons
     snprintf(e->path, sizeof e->path, "%s", path);
     e->creation_date = now;
     kms_iam_entity_arn(e);
-    KMS_GUARD(exec_role_insert(q, e->id, account_id, name, path, trust_policy,
-                               description ? description : "", max_session_duration, now));
+    KMS_GUARD(kms_db_exec_sql(q->c, sql_role_insert,
+                              KMS_DB_PARAMS(kms_db_text(e->id), kms_db_text(account_id),
+                                            kms_db_text(name), kms_db_text(path),
+                                            kms_db_text(trust_policy),
+                                            kms_db_text(description ? description : ""),
+                                            kms_db_int64(max_session_duration), kms_db_int64(now)),
+                              IAM_SQL_WHAT));
     if (boundary_arn != NULL) {
         char pid[32];
         KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
@@ -122,33 +110,6 @@ static const char sql_role_set_duration[] =
 static const char sql_role_set_trust[] =
     "UPDATE iam_roles SET trust_policy = ?2 WHERE role_id = ?1";
 
-static int exec_role_set_description(iam_q *q, const char *id, const char *description)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_set_description, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, description));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_role_set_duration(iam_q *q, const char *id, int64_t max_session_duration)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_set_duration, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, max_session_duration));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_role_set_trust(iam_q *q, const char *id, const char *trust_policy)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_set_trust, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, trust_policy));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_role_update(kms_iam *iam, const char *account_id, const char *role_name,
                         const char *description, int64_t max_session_duration)
 {
@@ -162,9 +123,14 @@ int kms_iam_role_update(kms_iam *iam, const char *account_id, const char *role_n
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
-        (description != NULL && exec_role_set_description(&q, e.id, description) != 0) ||
+        (description != NULL &&
+         kms_db_exec_sql(q.c, sql_role_set_description,
+                         KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(description)),
+                         IAM_SQL_WHAT) != 0) ||
         (max_session_duration != 0 &&
-         exec_role_set_duration(&q, e.id, max_session_duration) != 0) ||
+         kms_db_exec_sql(q.c, sql_role_set_duration,
+                         KMS_DB_PARAMS(kms_db_text(e.id), kms_db_int64(max_session_duration)),
+                         IAM_SQL_WHAT) != 0) ||
         kms_iam_commit(&q) != 0) {
         goto out;
     }
@@ -184,7 +150,10 @@ int kms_iam_role_update_trust(kms_iam *iam, const char *account_id, const char *
     iam_entity e;
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
-        exec_role_set_trust(&q, e.id, trust_policy) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_role_set_trust,
+                        KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(trust_policy)),
+                        IAM_SQL_WHAT) != 0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -195,14 +164,6 @@ out:
 
 static const char sql_role_delete[] = "DELETE FROM iam_roles WHERE role_id = ?1";
 
-static int exec_role_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_role_delete(kms_iam *iam, const char *account_id, const char *role_name)
 {
     iam_q q;
@@ -211,7 +172,9 @@ int kms_iam_role_delete(kms_iam *iam, const char *account_id, const char *role_n
     int r = -1;
     if (kms_iam_entity_find(&q, account_id, KMS_IAM_ROLE, role_name, &e) != 0 ||
         kms_iam_entity_unused(&q, e.id) != 0 || kms_iam_entity_forget(&q, &e) != 0 ||
-        exec_role_delete(&q, e.id) != 0 || kms_iam_commit(&q) != 0) {
+        kms_db_exec_sql(q.c, sql_role_delete, KMS_DB_PARAMS(kms_db_text(e.id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
@@ -223,15 +186,6 @@ out:
 static const char sql_role_by_arn_parts[] =
     "SELECT role_id, name, path, trust_policy, max_session_duration FROM iam_roles "
     "WHERE account_id = ?1 AND name = ?2";
-
-static int row_role_by_arn_parts(iam_q *q, kms_db_stmt **st, const char *account_id,
-                                 const char *name)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_role_by_arn_parts, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, account_id));
-    KMS_GUARD(kms_db_bind_text(*st, 2, name));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
 
 int kms_iam_role_lookup(kms_iam *iam, const char *role_arn, kms_iam_role_info *out)
 {
@@ -254,7 +208,9 @@ int kms_iam_role_lookup(kms_iam *iam, const char *role_arn, kms_iam_role_info *o
     KMS_GUARD(kms_iam_begin(iam, &q, false));
     int r = -1;
     kms_db_stmt *st = NULL;
-    int found = row_role_by_arn_parts(&q, &st, out->account_id, name);
+    int found = kms_db_first(q.c, sql_role_by_arn_parts,
+                             KMS_DB_PARAMS(kms_db_text(out->account_id), kms_db_text(name)), &st,
+                             IAM_SQL_WHAT);
     if (found <= 0) {
         if (found == 0) {
             kms_raise(KMS_ERR_NO_SUCH_ENTITY, "The role with name %s cannot be found.", name);

@@ -49,17 +49,10 @@ void kms_iam_identity_clean_up(kms_identity *id)
 static const char sql_tags_of[] =
     "SELECT key, value FROM iam_tags WHERE entity_id = ?1 ORDER BY key";
 
-static int open_tags_of(iam_q *q, kms_db_stmt **st, const char *entity_id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_tags_of, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
-    return 0;
-}
-
 static int identity_tags(iam_q *q, const char *entity_id, kms_identity *out)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(open_tags_of(q, &st, entity_id));
+    KMS_GUARD(kms_db_open(q->c, sql_tags_of, KMS_DB_PARAMS(kms_db_text(entity_id)), &st));
     int s;
     while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
         size_t n = out->tag_count;
@@ -213,32 +206,6 @@ static const char sql_key_used[] =
     "UPDATE iam_access_keys SET last_used_date = ?2, last_used_service = ?3, "
     "last_used_region = ?4 WHERE access_key_id = ?1";
 
-static int exec_key_used(iam_q *q, const char *id, int64_t now, const char *service,
-                         const char *region)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_used, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_int64(st, 2, now));
-    KMS_GUARD(kms_db_bind_text(st, 3, service));
-    KMS_GUARD(kms_db_bind_text(st, 4, region));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int row_key_auth(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_key_auth, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
-static int row_session_auth(iam_q *q, kms_db_stmt **st, const char *id)
-{
-    KMS_GUARD(kms_db_prepare(q->c, sql_session_auth, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, id));
-    return kms_db_step(*st, IAM_SQL_WHAT);
-}
-
 static bool key_id_shape(const char *id, const char *prefix)
 {
     if (id == NULL || strlen(id) != 20 || strncmp(id, prefix, 4) != 0) {
@@ -256,9 +223,7 @@ static int entity_by_id(iam_q *q, const char *sql, kms_iam_kind kind, const char
                         const char *id, iam_entity *out)
 {
     kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    int f = kms_db_step(st, IAM_SQL_WHAT);
+    int f = kms_db_first(q->c, sql, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     /* The principal is gone (deleted user or role): its sessions are revoked. */
     KMS_ENSURE(f == 1, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
@@ -309,14 +274,18 @@ static int secret_verify(kms_iam *iam, const char *id, const void *ct, size_t ct
 
 static int record_use(kms_iam *iam, iam_q *q, const char *id, const char *service, int64_t now)
 {
-    return exec_key_used(q, id, now, service ? service : "kms", iam->region);
+    return kms_db_exec_sql(q->c, sql_key_used,
+                           KMS_DB_PARAMS(kms_db_text(id), kms_db_int64(now),
+                                         kms_db_text(service ? service : "kms"),
+                                         kms_db_text(iam->region)),
+                           IAM_SQL_WHAT);
 }
 
 static int auth_long_term(kms_iam *iam, iam_q *q, const char *id, const char *secret_check,
                           char **secret_out, int64_t now, kms_identity *out)
 {
     kms_db_stmt *st = NULL;
-    int f = row_key_auth(q, &st, id);
+    int f = kms_db_first(q->c, sql_key_auth, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     KMS_ENSURE(f == 1 && strcmp(kms_db_column_text(st, 0), "Active") == 0,
                KMS_ERR_UNRECOGNIZED_CLIENT, "%s", invalid_token);
@@ -360,7 +329,7 @@ static int auth_session(kms_iam *iam, iam_q *q, const char *id, const char *toke
                         const char *secret_check, char **secret_out, int64_t now, kms_identity *out)
 {
     kms_db_stmt *st = NULL;
-    int f = row_session_auth(q, &st, id);
+    int f = kms_db_first(q->c, sql_session_auth, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     /* Sessions disappear when revoked (their role or user deleted) or purged after expiry. */
     KMS_ENSURE(f == 1, KMS_ERR_EXPIRED_TOKEN, "%s", expired_token);
@@ -484,26 +453,6 @@ static const char sql_session_insert[] =
     "secret_sealed, token_hash, policy, mfa_time, issued, expiry) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-static int exec_session_insert(iam_q *q, const char *access_key_id, const char *account_id,
-                               const char *principal_id, const char *session_name, const void *ct,
-                               size_t ct_len, const void *hash, size_t hash_len, const char *policy,
-                               int64_t mfa_time, int64_t now, int64_t expiration)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_session_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, access_key_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, principal_id));
-    KMS_GUARD(kms_db_bind_text(st, 4, session_name));
-    KMS_GUARD(kms_db_bind_blob(st, 5, ct, ct_len));
-    KMS_GUARD(kms_db_bind_blob(st, 6, hash, hash_len));
-    KMS_GUARD(kms_db_bind_text(st, 7, policy));
-    KMS_GUARD(kms_db_bind_int64(st, 8, mfa_time));
-    KMS_GUARD(kms_db_bind_int64(st, 9, now));
-    KMS_GUARD(kms_db_bind_int64(st, 10, expiration));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 void kms_iam_credentials_clean_up(kms_iam_credentials *c)
 {
     if (c == NULL) {
@@ -547,8 +496,13 @@ static int session_insert(iam_q *q, const char *account_id, const char *principa
     size_t ct_len = 0;
     KMS_GUARD(kms_iam_seal(q->iam, purpose, out->secret_access_key, strlen(out->secret_access_key),
                            &ct, &ct_len));
-    int r = exec_session_insert(q, out->access_key_id, account_id, principal_id, session_name, ct,
-                                ct_len, hash, sizeof hash, policy, mfa_time, now, out->expiration);
+    int r = kms_db_exec_sql(q->c, sql_session_insert,
+                            KMS_DB_PARAMS(kms_db_text(out->access_key_id), kms_db_text(account_id),
+                                          kms_db_text(principal_id), kms_db_text(session_name),
+                                          kms_db_blob(ct, ct_len), kms_db_blob(hash, sizeof hash),
+                                          kms_db_text(policy), kms_db_int64(mfa_time),
+                                          kms_db_int64(now), kms_db_int64(out->expiration)),
+                            IAM_SQL_WHAT);
     free(ct);
     return r;
 }
@@ -670,19 +624,12 @@ out:
 
 static const char sql_sessions_purge[] = "DELETE FROM iam_sessions WHERE expiry <= ?1";
 
-static int exec_sessions_purge(iam_q *q, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_sessions_purge, &st));
-    KMS_GUARD(kms_db_bind_int64(st, 1, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_sessions_purge(kms_iam *iam, int64_t now)
 {
     iam_q q;
     KMS_GUARD(kms_iam_begin(iam, &q, false));
-    int r = exec_sessions_purge(&q, now);
+    int r =
+        kms_db_exec_sql(q.c, sql_sessions_purge, KMS_DB_PARAMS(kms_db_int64(now)), IAM_SQL_WHAT);
     kms_iam_end(&q);
     return r;
 }

@@ -15,55 +15,24 @@ static const char sql_tag_put[] =
     "ON CONFLICT (entity_id, key) DO UPDATE SET value = excluded.value";
 static const char sql_tag_count[] = "SELECT count(*) FROM iam_tags WHERE entity_id = ?1";
 
-static int open_tags_of(iam_q *q, kms_db_stmt **st, const char *entity_id)
+static json_t *tag_json(kms_db_stmt *st, const void *arg)
 {
-    KMS_GUARD(kms_db_prepare(q->c, sql_tags_of, st));
-    KMS_GUARD(kms_db_bind_text(*st, 1, entity_id));
-    return 0;
-}
-
-static int exec_tag_put(iam_q *q, const char *entity_id, const char *key, const char *value)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_tag_put, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, key));
-    KMS_GUARD(kms_db_bind_text(st, 3, value));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int int_tag_count(iam_q *q, int64_t *out, const char *entity_id)
-{
-    *out = 0;
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_tag_count, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    int s = kms_db_step(st, IAM_SQL_WHAT);
-    KMS_GUARD(s < 0 ? -1 : 0);
-    *out = s == 1 ? kms_db_column_int64(st, 0) : 0;
-    kms_db_reset(st);
-    return 0;
+    (void)arg;
+    json_t *t = json_pack("{s:s, s:s}", "Key", kms_db_column_text(st, 0), "Value",
+                          kms_db_column_text(st, 1));
+    if (t == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return t;
 }
 
 json_t *kms_iam_tags_json(iam_q *q, const char *entity_id)
 {
     json_t *arr = json_array();
     kms_db_stmt *st = NULL;
-    if (arr == NULL || open_tags_of(q, &st, entity_id) != 0) {
-        json_decref(arr);
-        return NULL;
-    }
-    int s;
-    while ((s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        json_t *t = json_pack("{s:s, s:s}", "Key", kms_db_column_text(st, 0), "Value",
-                              kms_db_column_text(st, 1));
-        if (t == NULL || json_array_append_new(arr, t) != 0) {
-            s = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            break;
-        }
-    }
-    kms_db_reset(st);
-    if (s < 0) {
+    if (arr == NULL ||
+        kms_db_open(q->c, sql_tags_of, KMS_DB_PARAMS(kms_db_text(entity_id)), &st) != 0 ||
+        kms_iam_rows_append(st, tag_json, NULL, arr) != 0) {
         json_decref(arr);
         return NULL;
     }
@@ -78,25 +47,21 @@ int kms_iam_tags_insert(iam_q *q, const char *entity_id, const kms_iam_tag *tags
                    KMS_ERR_VALIDATION, "invalid tag key");
         KMS_ENSURE(tags[i].value != NULL && strlen(tags[i].value) <= 256, KMS_ERR_VALIDATION,
                    "invalid tag value for key %s", tags[i].key);
-        KMS_GUARD(exec_tag_put(q, entity_id, tags[i].key, tags[i].value));
+        KMS_GUARD(kms_db_exec_sql(q->c, sql_tag_put,
+                                  KMS_DB_PARAMS(kms_db_text(entity_id), kms_db_text(tags[i].key),
+                                                kms_db_text(tags[i].value)),
+                                  IAM_SQL_WHAT));
     }
     int64_t count = 0;
-    KMS_GUARD(int_tag_count(q, &count, entity_id));
+    int s = kms_db_int(q->c, sql_tag_count, KMS_DB_PARAMS(kms_db_text(entity_id)), &count,
+                       IAM_SQL_WHAT);
+    KMS_GUARD(s < 0 ? -1 : 0);
     KMS_ENSURE(count <= 50, KMS_ERR_LIMIT_EXCEEDED,
                "The number of tags has reached the maximum limit.");
     return 0;
 }
 
 static const char sql_tag_delete[] = "DELETE FROM iam_tags WHERE entity_id = ?1 AND key = ?2";
-
-static int exec_tag_delete(iam_q *q, const char *entity_id, const char *key)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_tag_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, entity_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, key));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
 
 int kms_iam_tags_add(kms_iam *iam, const char *account_id, kms_iam_kind kind, const char *name,
                      const kms_iam_tag *tags, size_t tag_count)
@@ -126,7 +91,9 @@ int kms_iam_tags_remove(kms_iam *iam, const char *account_id, kms_iam_kind kind,
         goto out;
     }
     for (size_t i = 0; i < key_count; i++) {
-        if (exec_tag_delete(&q, e.id, keys[i]) != 0) {
+        if (kms_db_exec_sql(q.c, sql_tag_delete,
+                            KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(keys[i])),
+                            IAM_SQL_WHAT) != 0) {
             goto out;
         }
     }

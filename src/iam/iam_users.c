@@ -12,19 +12,6 @@ static const char sql_user_insert[] =
     "INSERT INTO iam_users (user_id, account_id, name, path, is_root, creation_date) "
     "VALUES (?1, ?2, ?3, ?4, 0, ?5)";
 
-static int exec_user_insert(iam_q *q, const char *id, const char *account_id, const char *name,
-                            const char *path, int64_t now)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_user_insert, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    KMS_GUARD(kms_db_bind_text(st, 2, account_id));
-    KMS_GUARD(kms_db_bind_text(st, 3, name));
-    KMS_GUARD(kms_db_bind_text(st, 4, path));
-    KMS_GUARD(kms_db_bind_int64(st, 5, now));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, const char *name,
                         const char *boundary_arn, const kms_iam_tag *tags, size_t tag_count,
                         int64_t now, iam_entity *out)
@@ -42,7 +29,11 @@ int kms_iam_user_insert(iam_q *q, const char *account_id, const char *path, cons
     snprintf(out->path, sizeof out->path, "%s", path);
     out->creation_date = now;
     kms_iam_entity_arn(out);
-    KMS_GUARD(exec_user_insert(q, out->id, account_id, name, path, now));
+    KMS_GUARD(
+        kms_db_exec_sql(q->c, sql_user_insert,
+                        KMS_DB_PARAMS(kms_db_text(out->id), kms_db_text(account_id),
+                                      kms_db_text(name), kms_db_text(path), kms_db_int64(now)),
+                        IAM_SQL_WHAT));
     if (boundary_arn != NULL) {
         char pid[32];
         KMS_GUARD(kms_iam_policy_id_by_arn(q, account_id, boundary_arn, pid));
@@ -91,16 +82,6 @@ int kms_iam_user_list(kms_iam *iam, const char *account_id, const char *path_pre
 static const char sql_user_rename[] =
     "UPDATE iam_users SET name = ?2, path = ?3 WHERE user_id = ?1";
 
-static int exec_user_rename(iam_q *q, const char *user_id, const char *name, const char *path)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_user_rename, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, user_id));
-    KMS_GUARD(kms_db_bind_text(st, 2, name));
-    KMS_GUARD(kms_db_bind_text(st, 3, path));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_name,
                         const char *new_path, const char *new_name)
 {
@@ -121,8 +102,10 @@ int kms_iam_user_update(kms_iam *iam, const char *account_id, const char *user_n
         kms_iam_name_free(&q, account_id, KMS_IAM_USER, new_name) != 0) {
         goto out;
     }
-    if (exec_user_rename(&q, e.id, new_name ? new_name : e.name, new_path ? new_path : e.path) !=
-            0 ||
+    if (kms_db_exec_sql(q.c, sql_user_rename,
+                        KMS_DB_PARAMS(kms_db_text(e.id), kms_db_text(new_name ? new_name : e.name),
+                                      kms_db_text(new_path ? new_path : e.path)),
+                        IAM_SQL_WHAT) != 0 ||
         kms_iam_commit(&q) != 0) {
         goto out;
     }
@@ -140,22 +123,6 @@ static const char sql_count_user_groups[] =
 static const char sql_user_delete[] = "DELETE FROM iam_users WHERE user_id = ?1";
 static const char sql_history_delete[] = "DELETE FROM iam_password_history WHERE user_id = ?1";
 
-static int exec_history_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_history_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
-static int exec_user_delete(iam_q *q, const char *id)
-{
-    kms_db_stmt *st = NULL;
-    KMS_GUARD(kms_db_prepare(q->c, sql_user_delete, &st));
-    KMS_GUARD(kms_db_bind_text(st, 1, id));
-    return kms_db_exec(st, IAM_SQL_WHAT);
-}
-
 int kms_iam_user_delete(kms_iam *iam, const char *account_id, const char *user_name)
 {
     iam_q q;
@@ -170,8 +137,12 @@ int kms_iam_user_delete(kms_iam *iam, const char *account_id, const char *user_n
         kms_iam_conflict_if(&q, sql_count_user_groups, e.id, "remove user from all groups") != 0) {
         goto out;
     }
-    if (kms_iam_entity_forget(&q, &e) != 0 || exec_history_delete(&q, e.id) != 0 ||
-        exec_user_delete(&q, e.id) != 0 || kms_iam_commit(&q) != 0) {
+    if (kms_iam_entity_forget(&q, &e) != 0 ||
+        kms_db_exec_sql(q.c, sql_history_delete, KMS_DB_PARAMS(kms_db_text(e.id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_db_exec_sql(q.c, sql_user_delete, KMS_DB_PARAMS(kms_db_text(e.id)), IAM_SQL_WHAT) !=
+            0 ||
+        kms_iam_commit(&q) != 0) {
         goto out;
     }
     r = 0;
