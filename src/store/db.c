@@ -17,6 +17,8 @@ struct kms_db_stmt {
     const char *sql;
     sqlite3_stmt *st;
     kms_db_conn *c;
+    struct kms_db_stmt *next_used; /* the statements of this borrowing, for kms_db_return */
+    bool used;
 };
 
 struct kms_db_conn {
@@ -24,6 +26,7 @@ struct kms_db_conn {
     sqlite3 *handle;
     kms_db_stmt slots[STMT_SLOTS];
     size_t cached;
+    kms_db_stmt *used; /* cached statements prepared since the connection was borrowed */
     struct kms_db_conn *next_free;
     struct kms_db_conn *next_all;
 };
@@ -224,13 +227,16 @@ void kms_db_return(kms_db_conn *c)
     if (c == NULL) {
         return;
     }
-    /* A statement left mid-step would hold a read transaction open for the next borrower. */
-    for (sqlite3_stmt *st = sqlite3_next_stmt(c->handle, NULL); st != NULL;
-         st = sqlite3_next_stmt(c->handle, st)) {
-        if (sqlite3_stmt_busy(st)) {
-            sqlite3_reset(st);
+    /* A statement left mid-step would hold a read transaction open for the next borrower. Only
+     * the statements this borrower prepared can be (kms_db_prepare_once's are freed by their
+     * caller): walking them, not the whole cache, keeps a return cheap. */
+    for (kms_db_stmt *st = c->used; st != NULL; st = st->next_used) {
+        if (sqlite3_stmt_busy(st->st)) {
+            sqlite3_reset(st->st);
         }
+        st->used = false;
     }
+    c->used = NULL;
     kms_db_rollback(c);
     kms_db *db = c->db;
     pthread_mutex_lock(&db->lock);
@@ -260,6 +266,15 @@ int kms_db_exec_script(kms_db_conn *c, const char *sql, const char *what)
 
 /* ---- Statements --------------------------------------------------------------------------- */
 
+static void mark_used(kms_db_conn *c, kms_db_stmt *st)
+{
+    if (!st->used) {
+        st->used = true;
+        st->next_used = c->used;
+        c->used = st;
+    }
+}
+
 int kms_db_prepare(kms_db_conn *c, const char *sql, kms_db_stmt **out)
 {
     *out = NULL;
@@ -270,6 +285,7 @@ int kms_db_prepare(kms_db_conn *c, const char *sql, kms_db_stmt **out)
         if (slot->sql == sql) {
             sqlite3_reset(slot->st);
             sqlite3_clear_bindings(slot->st);
+            mark_used(c, slot);
             *out = slot;
             return 0;
         }
@@ -286,6 +302,7 @@ int kms_db_prepare(kms_db_conn *c, const char *sql, kms_db_stmt **out)
             slot->sql = sql;
             slot->c = c;
             c->cached++;
+            mark_used(c, slot);
             *out = slot;
             return 0;
         }

@@ -161,7 +161,7 @@ static void key_id_of(int i, char out[37])
 /* ---- the typed SQLite layer (db.h) -------------------------------------------------------- */
 
 static const char sql_t_create[] =
-    "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, n INTEGER, b BLOB) STRICT;";
+    "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, s TEXT, n INTEGER, b BLOB) STRICT;";
 static const char sql_t_insert[] = "INSERT INTO t (id, s, n, b) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_t_get[] = "SELECT s, n, b, s IS NULL, b IS NULL FROM t WHERE id = ?1";
 static const char sql_t_count[] = "SELECT count(*) FROM t";
@@ -355,6 +355,33 @@ static void test_db_params(void **state)
     assert_int_equal(kms_db_int(c, sql_t_count, KMS_DB_NO_PARAMS, &count, "count"), 1);
     assert_int_equal(count, 2);
     kms_db_return(c);
+    kms_db_close(db);
+}
+
+/* A statement left mid-step keeps its connection's read snapshot open; returning the connection
+ * resets it, so that the next borrower sees what others committed since. */
+static void test_db_return_resets_statements(void **state)
+{
+    fixture *f = *state;
+    static const char sql_all[] = "SELECT id FROM t ORDER BY id";
+    kms_db *db = db_open_ok(f->path, 1, 1000);
+    kms_db *other = db_open_ok(f->path, 1, 1000);
+    kms_db_conn *c = NULL;
+    kms_db_stmt *st = NULL;
+    for (int64_t id = 1; id <= 2; id++) {
+        assert_int_equal(kms_db_borrow(db, &c), 0);
+        assert_int_equal(kms_db_exec_sql(c, sql_t_insert, KMS_DB_PARAMS(kms_db_int64(id)), "ins"),
+                         0);
+        kms_db_return(c);
+    }
+    assert_int_equal(kms_db_borrow(db, &c), 0);
+    assert_int_equal(kms_db_first(c, sql_all, KMS_DB_NO_PARAMS, &st, "all"), 1);
+    kms_db_return(c); /* st left on its first row */
+    assert_int_equal(kms_db_borrow(other, &c), 0);
+    assert_int_equal(kms_db_exec_sql(c, sql_t_insert, KMS_DB_PARAMS(kms_db_int64(3)), "ins"), 0);
+    kms_db_return(c);
+    assert_int_equal(t_count(db), 3);
+    kms_db_close(other);
     kms_db_close(db);
 }
 
@@ -1750,6 +1777,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_db_typed_binds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_return_resets_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_bind_wrong_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_transaction_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_busy_writer_waits, setup, teardown),
