@@ -204,6 +204,12 @@ static int event_fields(const kms_audit_index *x, kms_db_stmt *ev, json_t *e)
                "out of memory");
     KMS_GUARD(set_text(e, "EventSource", ev, 4));
     KMS_GUARD(set_text(e, "Username", ev, 5));
+    return 0;
+}
+
+/* CloudTrailEvent, the record's own line, last (after Resources, as CloudTrail orders them). */
+static int event_record(const kms_audit_index *x, kms_db_stmt *ev, json_t *e)
+{
     const char *segment = kms_db_column_is_null(ev, 8) ? NULL : kms_db_column_text(ev, 8);
     json_t *line = read_record(x, segment, kms_db_column_int64(ev, 9), kms_db_column_int64(ev, 10));
     KMS_ENSURE(line == NULL || json_object_set_new(e, "CloudTrailEvent", line) == 0,
@@ -231,11 +237,17 @@ static int event_json(const kms_audit_index *x, int64_t seq, json_t *events)
     if ((r = event_fields(x, ev, e)) != 0) {
         goto out;
     }
-    kms_db_reset(ev);
     if ((r = event_resources(x->c, seq, &res)) != 0) {
         goto out;
     }
-    if (json_object_set_new(e, "Resources", res) != 0 || json_array_append(events, e) != 0) {
+    if (json_object_set_new(e, "Resources", res) != 0) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if ((r = event_record(x, ev, e)) != 0) {
+        goto out;
+    }
+    if (json_array_append(events, e) != 0) {
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }

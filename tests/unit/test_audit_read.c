@@ -1460,6 +1460,21 @@ static void test_lookup_event_shape(void **state)
     char *line = get_line(t, "segments/00000000000000000051.jsonl", 11);
     assert_string_equal(json_string_value(json_object_get(e, "CloudTrailEvent")), line);
     free(line);
+    /* The members in CloudTrail's order (LookupEvents' Event): the response is written as built. */
+    static const char *const order[] = {"EventId",     "EventName", "ReadOnly",
+                                        "AccessKeyId", "EventTime", "EventSource",
+                                        "Username",    "Resources", "CloudTrailEvent"};
+    size_t i = 0;
+    const char *key;
+    const json_t *member;
+    json_object_foreach((json_t *)e, key, member)
+    {
+        (void)member;
+        assert_true(i < sizeof order / sizeof order[0]);
+        assert_string_equal(key, order[i]);
+        i++;
+    }
+    assert_int_equal(i, sizeof order / sizeof order[0]);
     json_decref(r);
     /* index.db is private. */
     char *db = rel_path(t, "index.db");
