@@ -315,10 +315,17 @@ static int read_constraints(json_t *req, bool ops_take_context, char **out)
     return 0;
 }
 
-/* GranteePrincipal / RetiringPrincipal: an IAM ARN, an account id, or a service principal. */
+/* GranteePrincipal / RetiringPrincipal: an IAM ARN, an account id, or a service principal.
+ * KMS API Reference, CreateGrant: both members follow the pattern ^[\w+=,.@:/-]+$, so a wildcard
+ * is refused (ValidationException) rather than stored as a principal that can never match. */
 static int read_principal(json_t *req, const char *member, bool required, const char **out)
 {
     KMS_GUARD(kms_request_string(req, member, required, 1, 256, out));
+    KMS_ENSURE(*out == NULL || strpbrk(*out, "*?") == NULL, KMS_ERR_VALIDATION,
+               "%s '%s' may not contain wildcards (* or ?): a grant names one principal, by its "
+               "exact ARN (arn:aws:iam::111122223333:user/alice); to allow many principals, "
+               "use a key policy",
+               member, *out);
     char account[13];
     KMS_ENSURE(*out == NULL || kms_policy_arn_account(*out, account) == 0 ||
                    strstr(*out, ".amazonaws.com") != NULL,

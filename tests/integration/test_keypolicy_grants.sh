@@ -292,3 +292,22 @@ expect_error AccessDeniedException 254 as_user mallory update-alias --alias-name
     --target-key-id "$KEY3"
 assert_eq "$(kms list-aliases --key-id "$KEY4" | json_get 'Aliases[0].AliasName')" "alias/prod" \
     "the alias still points at its key"
+
+# A grant names one principal: wildcards there could never match, and AWS refuses them
+# (ValidationException); nothing is stored.
+grants_before=$(kms list-grants --key-id "$KEY" | json_get Grants)
+for p in "arn:aws:iam::$ACCOUNT:user/*" '*' '?' "arn:aws:iam::$ACCOUNT:user/car?l" \
+    '*.amazonaws.com'; do
+    expect_error ValidationException 254 kms create-grant --key-id "$KEY" \
+        --grantee-principal "$p" --operations Decrypt
+    assert_contains "$ERR_MSG" "may not contain wildcards" "GranteePrincipal '$p': the message says why"
+done
+for p in "arn:aws:iam::$ACCOUNT:role/*" '*' '?'; do
+    expect_error ValidationException 254 kms create-grant --key-id "$KEY" \
+        --grantee-principal "arn:aws:iam::$ACCOUNT:user/carol" --retiring-principal "$p" \
+        --operations Decrypt
+    assert_contains "$ERR_MSG" "RetiringPrincipal" "RetiringPrincipal '$p': the message names it"
+    assert_contains "$ERR_MSG" "may not contain wildcards" "RetiringPrincipal '$p': and says why"
+done
+assert_eq "$(kms list-grants --key-id "$KEY" | json_get Grants)" "$grants_before" \
+    "no grant was stored for a wildcard principal"
