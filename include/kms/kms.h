@@ -117,6 +117,18 @@ KMS_API void kms_client_free(kms_client *client);
  * audited (it reads files, as `aws cloudtrail validate-logs` does). */
 KMS_API KMS_MUST_CHECK int kms_validate_logs(kms_client *client, const char *start_time,
                                              const char *end_time, char **report_json);
+/* kms_validate_logs, and the trail must hold the record an anchor kept off the machine names:
+ * expect_anchor "SEQUENCE:HASH" as kms_audit_anchor_get gives it (NULL: none). Catches a rollback
+ * of the whole home (trail and token together), which the HSM anchor cannot when the token is a
+ * file. A malformed expect_anchor fails with ValidationException. */
+KMS_API KMS_MUST_CHECK int kms_validate_logs_against(kms_client *client, const char *start_time,
+                                                     const char *end_time,
+                                                     const char *expect_anchor, char **report_json);
+/* The trail's current anchor (free with kms_string_free): the last sealed record, as the HSM's
+ * anchor object holds it, {"Anchor": "SEQUENCE:HASH", "Sequence": n, "Hash": "...",
+ * "DigestFile": "digests/..."}: keep Anchor off the machine for kms_validate_logs_against.
+ * NotFoundException before the first seal. Not audited (it reads the HSM and files). */
+KMS_API KMS_MUST_CHECK int kms_audit_anchor_get(kms_client *client, char **anchor_json);
 /* The digest signing key's public half as PEM (free with kms_string_free), read from the HSM:
  * what an outside party needs to check digests with `openssl dgst -sha256 -verify`. */
 KMS_API KMS_MUST_CHECK int kms_audit_public_key(kms_client *client, char **pem);

@@ -213,6 +213,35 @@ int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, co
                        int64_t start, int64_t end, json_t **report)
     __attribute__((warn_unused_result));
 
+/* ---- An anchor kept off the machine (README "Security": rolling back the whole home) --------
+ * The HSM anchor protects against a rollback of dir/ alone. SoftHSM's token is a file, so
+ * restoring an older copy of both dir/ and the token directory rolls the anchor back with the
+ * trail. An operator who keeps the anchor elsewhere checks the trail against it:
+ *     "SEQUENCE:HASH"   e.g. "123:9f86d081..." (a decimal record number >= 1, no leading zeros;
+ *                       HASH the 64 hex digits of that record's chain hash, SHA-256 of its line)
+ * kms_audit_anchor_record gives it for the HSM's anchor: the anchored digest's lastSequence and
+ * lastRecordHash. */
+
+/* Parses "SEQUENCE:HASH"; hash comes out lower-case. False, with *why saying what is wrong. */
+bool kms_audit_expected_anchor_parse(const char *text, uint64_t *sequence,
+                                     char hash[KMS_AUDIT_HASH_HEX + 1], const char **why);
+/* The record the anchor text covers (see "The anchor"): the anchored digest file (it must be in
+ * dir and hash to the anchored value, otherwise KMS_ERR_AUDIT: run validate-logs), its
+ * lastSequence and lastRecordHash. KMS_ERR_AUDIT for a malformed anchor. */
+int kms_audit_anchor_record(const char *dir, const char *anchor, uint64_t *sequence,
+                            char hash[KMS_AUDIT_HASH_HEX + 1], char file[64])
+    __attribute__((warn_unused_result));
+/* kms_audit_validate, and with `expect` ("SEQUENCE:HASH", NULL for none) the trail must hold
+ * record SEQUENCE with chain hash HASH: a trail that ends before it is a problem of Kind
+ * "missing" ("the trail ends before the expected anchor"), another record in its place one of
+ * Kind "modified" ("record N does not match the expected anchor"), both with File
+ * "expected-anchor", reported whatever [start, end]. The report gains
+ *   "ExpectedAnchor": {"Sequence": n, "Hash": "...", "Found": bool}
+ * KMS_ERR_VALIDATION (no report) for a malformed `expect`. */
+int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki_len,
+                               const char *anchor, const char *expect, int64_t start, int64_t end,
+                               json_t **report) __attribute__((warn_unused_result));
+
 /* lookup-events, as aws cloudtrail lookup-events. attribute_key: NULL or one of EventName,
  * Username, ResourceName, EventSource, ReadOnly, AccessKeyId, EventId, ResourceType;
  * start/end epoch seconds (0 = open); max_results 1-50 (0 = 50); next_token from a previous

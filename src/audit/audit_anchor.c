@@ -205,3 +205,80 @@ int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
     a->anchor_seq = d->last_seq;
     return 0;
 }
+
+/* ---- An anchor kept off the machine (audit.h) ----------------------------------------------- */
+
+bool kms_audit_expected_anchor_parse(const char *text, uint64_t *sequence,
+                                     char hash[KMS_AUDIT_HASH_HEX + 1], const char **why)
+{
+    *sequence = 0;
+    memset(hash, 0, KMS_AUDIT_HASH_HEX + 1);
+    size_t n = text != NULL ? strspn(text, "0123456789") : 0;
+    uint64_t seq = 0;
+    if (n == 0 || !anchor_number(text, n, false, &seq) || seq == 0 || text[n] != ':') {
+        *why = "it does not start with a record number (1 or more, no leading zeros) and ':'";
+        return false;
+    }
+    const char *h = text + n + 1;
+    if (strlen(h) != KMS_AUDIT_HASH_HEX ||
+        strspn(h, "0123456789abcdefABCDEF") != KMS_AUDIT_HASH_HEX) {
+        *why = "what follows ':' is not the 64 hex digits of a record's chain hash";
+        return false;
+    }
+    for (size_t i = 0; i < KMS_AUDIT_HASH_HEX; i++) {
+        hash[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
+    }
+    *sequence = seq;
+    return true;
+}
+
+int kms_audit_anchor_record(const char *dir, const char *anchor, uint64_t *sequence,
+                            char hash[KMS_AUDIT_HASH_HEX + 1], char file[64])
+{
+    int r = -1;
+    kms_audit_anchor an;
+    const char *why = NULL;
+    char *path = NULL, *text = NULL;
+    size_t len = 0;
+    json_t *doc = NULL;
+    char have[KMS_AUDIT_HASH_HEX + 1];
+    *sequence = 0;
+    memset(hash, 0, KMS_AUDIT_HASH_HEX + 1);
+    file[0] = '\0';
+    if (!kms_audit_anchor_parse(anchor, &an, &why)) {
+        kms_raise(KMS_ERR_AUDIT, "the HSM anchor of the audit trail in %s is malformed (%s)", dir,
+                  why);
+        goto out;
+    }
+    if ((path = kms_path_join(dir, an.file)) == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (kms_file_read(path, DIGEST_MAX, &text, &len) != 0) {
+        kms_raise(KMS_ERR_AUDIT,
+                  "the HSM anchor names %s, which cannot be read (%s): run `kmsctl "
+                  "validate-logs`",
+                  path, kms_last_error_message());
+        goto out;
+    }
+    kms_audit_sha256_hex(text, len, have);
+    doc = strcmp(have, an.hash) == 0 ? json_loadb(text, len, 0, NULL) : NULL;
+    const char *last = json_string_value(json_object_get(doc, "lastRecordHash"));
+    json_int_t seq = json_integer_value(json_object_get(doc, "lastSequence"));
+    if (doc == NULL || seq != (json_int_t)an.last_sequence || !kms_audit_is_hash_hex(last)) {
+        kms_raise(KMS_ERR_AUDIT,
+                  "%s is not the digest the HSM anchor recorded (its bytes or its "
+                  "lastSequence and lastRecordHash differ): run `kmsctl validate-logs`",
+                  path);
+        goto out;
+    }
+    *sequence = an.last_sequence;
+    memcpy(hash, last, KMS_AUDIT_HASH_HEX + 1);
+    snprintf(file, 64, "%s", an.file);
+    r = 0;
+out:
+    json_decref(doc);
+    free(text);
+    free(path);
+    return r;
+}

@@ -12,7 +12,9 @@
  *  5. Compare the segments with what their digests recorded; find segments no digest lists.
  *  6. Match every file in torn/ with the AuditLogRepaired record of its repair.
  *  7. Check the anchor, if the caller gave one: the digest it names and the records it covers
- *     are there, with the anchored bytes (a rollback of the tail shows only here).
+ *     are there, with the anchored bytes (a rollback of the tail shows only here); and an anchor
+ *     kept off the machine, if given: its record is there with its chain hash (a rollback of
+ *     the trail together with the token shows only there).
  *  8. Keep the problems and counters of the files whose event times overlap [start, end]. A
  *     file's times are the signed ones of its digest: a record's eventTime is not signed, and
  *     changing it must not hide a segment. Problems that are not about when events happened
@@ -157,6 +159,12 @@ static json_t *build_report(validator *v)
     if (r == NULL) {
         v->oom = true;
     }
+    if (r != NULL && v->expecting &&
+        json_object_set_new(r, "ExpectedAnchor",
+                            json_pack("{s:I, s:s, s:b}", "Sequence", (json_int_t)v->expect_seq,
+                                      "Hash", v->expect_hash, "Found", v->expect_found)) != 0) {
+        v->oom = true;
+    }
     return r;
 }
 
@@ -207,11 +215,24 @@ static int list_trail(validator *v)
 int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, const char *anchor,
                        int64_t start, int64_t end, json_t **report)
 {
+    return kms_audit_validate_against(dir, spki, spki_len, anchor, NULL, start, end, report);
+}
+
+int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki_len,
+                               const char *anchor, const char *expect, int64_t start, int64_t end,
+                               json_t **report)
+{
     *report = NULL;
     KMS_ENSURE(dir != NULL && spki != NULL && start >= 0 && end >= 0, KMS_ERR_VALIDATION,
                "validate-logs needs the audit directory, the digest public key and times >= 0");
     int r = -1;
+    const char *why = NULL;
     validator v = {.dir = dir, .start = start, .end = end, .prev_seg = -1, .anchor_text = anchor};
+    v.expecting = expect != NULL;
+    KMS_ENSURE(expect == NULL ||
+                   kms_audit_expected_anchor_parse(expect, &v.expect_seq, v.expect_hash, &why),
+               KMS_ERR_VALIDATION,
+               "the expected anchor is not SEQUENCE:HASH (as get-audit-anchor prints it): %s", why);
     memcpy(v.prev_hash, ZERO_HASH, sizeof v.prev_hash);
     kms_validator_findings_init(&v.other);
     const uint8_t *p = spki;
@@ -247,6 +268,7 @@ int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, co
     kms_validator_check_coverage(&v);
     kms_validator_check_torn(&v);
     kms_validator_check_anchor(&v);
+    kms_validator_check_expected(&v);
     json_t *out = v.oom ? NULL : build_report(&v);
     if (v.oom) {
         json_decref(out);

@@ -1,4 +1,5 @@
-/* validate-logs, pass 7: the anchor, if the caller gave one (audit.h "The anchor"). */
+/* validate-logs, pass 7: the anchor, if the caller gave one (audit.h "The anchor"), and an anchor
+ * kept off the machine (audit.h "An anchor kept off the machine"). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,4 +76,38 @@ void kms_validator_check_anchor(validator *v)
             last + 1, seq, an->file, last);
     }
     v->anchor_found = json_array_size(v->other.problems) + v->other.suppressed == before;
+}
+
+/* ---- An anchor kept off the machine --------------------------------------------------------- */
+
+void kms_validator_check_expected(validator *v)
+{
+    if (!v->expecting) {
+        return;
+    }
+    int64_t seq = (int64_t)v->expect_seq, last = newest_record(v);
+    if (v->expect_seen && strcmp(v->expect_seen_hash, v->expect_hash) == 0) {
+        v->expect_found = true;
+    } else if (v->expect_seen) {
+        kms_validator_problem(
+            v, &v->other, "modified", "expected-anchor", seq, 0,
+            "record %" PRId64 " does not match the expected anchor: its chain hash is %s, the "
+            "anchor kept off the machine says %s; the trail (and the token with it) was rolled "
+            "back to an older copy and went on from there, or the record was rewritten",
+            seq, v->expect_seen_hash, v->expect_hash);
+    } else if (last < seq) {
+        kms_validator_problem(
+            v, &v->other, "missing", "expected-anchor", seq, 0,
+            "the trail ends before the expected anchor: its last record is %" PRId64
+            ", but the anchor kept off the machine names record %" PRId64
+            " (%s); the trail (and the token with it) was rolled back to an older copy, or its "
+            "tail was deleted",
+            last, seq, v->expect_hash);
+    } else {
+        kms_validator_problem(
+            v, &v->other, "missing", "expected-anchor", seq, 0,
+            "record %" PRId64 ", which the expected anchor names, is missing from the trail "
+            "(it goes on to record %" PRId64 "): a segment was deleted or damaged",
+            seq, last);
+    }
 }

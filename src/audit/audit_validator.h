@@ -95,6 +95,13 @@ typedef struct validator {
     kms_audit_anchor anchor;
     bool anchored;     /* anchor holds a well-formed anchor */
     bool anchor_found; /* ... and the trail reaches it with the anchored bytes */
+    /* An anchor kept off the machine (kms_audit_validate_against), if expecting. */
+    bool expecting;
+    uint64_t expect_seq;
+    char expect_hash[KMS_AUDIT_HASH_HEX + 1];
+    bool expect_seen; /* record expect_seq was read; expect_seen_hash is its chain hash */
+    char expect_seen_hash[KMS_AUDIT_HASH_HEX + 1];
+    bool expect_found; /* ... and it matches */
     bool oom;
 } validator;
 
@@ -177,5 +184,9 @@ void kms_validator_check_torn(validator *v);
  * covers. Its problems go with the trail's (v->other): always reported, whatever the time range,
  * since a deleted tail has no times left to judge it by. */
 void kms_validator_check_anchor(validator *v);
+
+/* An anchor kept off the machine (audit.h): record v->expect_seq must be there, with the
+ * expected chain hash. Its problems go with the trail's, as the anchor's. */
+void kms_validator_check_expected(validator *v);
 
 #endif

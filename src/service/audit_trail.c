@@ -661,8 +661,34 @@ static int time_arg(const char *s, const char *what, int64_t *out)
     return 0;
 }
 
+/* The anchor, read from the HSM under a shared hold of the trail's LOCK, so that a seal moving
+ * it (create the new object, then destroy the old) is never seen half done; a trail without
+ * LOCK is read as it is. */
+int kms_audit_trail_read_anchor(kms_client *c, const char *dir, char **anchor)
+{
+    *anchor = NULL;
+    char *lock = kms_path_join(dir, "LOCK");
+    int lock_fd = -1;
+    int r = lock == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
+                         : kms_file_lock(lock, false, &lock_fd);
+    if (r == 0) {
+        r = anchor_get(c->hsm, anchor);
+        if (lock_fd >= 0) {
+            close(lock_fd);
+        }
+    }
+    free(lock);
+    return r;
+}
+
 int kms_validate_logs(kms_client *client, const char *start_time, const char *end_time,
                       char **report_json)
+{
+    return kms_validate_logs_against(client, start_time, end_time, NULL, report_json);
+}
+
+int kms_validate_logs_against(kms_client *client, const char *start_time, const char *end_time,
+                              const char *expect_anchor, char **report_json)
 {
     int64_t start, end;
     json_t *report = NULL;
@@ -671,27 +697,16 @@ int kms_validate_logs(kms_client *client, const char *start_time, const char *en
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(spki_loaded(client));
-    /* The anchor, read from the HSM: what the trail must still reach. It is read under a shared
-     * hold of the trail's LOCK, so that a seal moving it (create the new object, then destroy
-     * the old) is never seen half done; a trail without LOCK is read as it is, and reported. */
+    /* The anchor, read from the HSM: what the trail must still reach. */
     char *anchor = NULL;
     char *dir = kms_audit_trail_dir(client->home);
-    char *lock = dir != NULL ? kms_path_join(dir, "LOCK") : NULL;
-    int lock_fd = -1;
-    int r = lock == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
-                         : kms_file_lock(lock, false, &lock_fd);
+    int r = dir == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
+                        : kms_audit_trail_read_anchor(client, dir, &anchor);
     if (r == 0) {
-        r = anchor_get(client->hsm, &anchor);
-        if (lock_fd >= 0) {
-            close(lock_fd);
-        }
-    }
-    if (r == 0) {
-        r = kms_audit_validate(dir, client->audit_spki, client->audit_spki_len, anchor, start, end,
-                               &report);
+        r = kms_audit_validate_against(dir, client->audit_spki, client->audit_spki_len, anchor,
+                                       expect_anchor, start, end, &report);
     }
     free(anchor);
-    free(lock);
     free(dir);
     if (r == 0) {
         *report_json = json_dumps(report, JSON_INDENT(2));

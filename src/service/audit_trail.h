@@ -17,6 +17,10 @@ int kms_audit_trail_home_create(const char *home, kms_hsm *hsm) __attribute__((w
 int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */
 void kms_audit_trail_resource(kms_request *rq, const char *arn);
+/* The trail's anchor text from the HSM (*anchor malloc'd; NULL when none was set yet), read
+ * under a shared hold of dir/LOCK. */
+int kms_audit_trail_read_anchor(kms_client *c, const char *dir, char **anchor)
+    __attribute__((warn_unused_result));
 int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp);
 int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp);
 

@@ -1,5 +1,6 @@
 /* kmsctl's audit trail commands: lookup-events and usage-report (CloudTrail operations through
- * kms_call), validate-logs and get-audit-public-key (local checks of the trail's files). */
+ * kms_call), validate-logs, get-audit-public-key and get-audit-anchor (local checks of the
+ * trail's files and of what the HSM holds for it). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,13 @@ static const struct opt_spec usage_report_opts[] = {
 static const struct opt_spec validate_logs_opts[] = {
     O_START_TIME("check digests and log files"),
     O_END_TIME("check digests and log files"),
+    {"expect-anchor", OPT_STRING, 0,
+     "SEQUENCE:HASH, an anchor printed by get-audit-anchor and kept off the machine: the trail "
+     "must hold that record with that hash (catches a rollback of the whole home)"},
+    O_END,
+};
+
+static const struct opt_spec anchor_opts[] = {
     O_END,
 };
 
@@ -64,16 +72,33 @@ static kms_client *open_client(const struct globals *g)
     return kms_client_open(&copts);
 }
 
+/* SEQUENCE:HASH: a record number (no leading zeros) and 64 hex digits (the library checks the
+ * same; here a bad value is a command-line error, before the home is opened). */
+static bool anchor_arg_ok(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n > 0 && n <= 19 && s[0] != '0' && s[n] == ':' && strlen(s + n + 1) == 64 &&
+           strspn(s + n + 1, "0123456789abcdefABCDEF") == 64;
+}
+
 static int run_validate_logs(const struct command *cmd, const struct globals *g, json_t *request)
 {
-    (void)cmd;
     int r = KMSCTL_EXIT_SERVICE;
     char *report = NULL;
     json_t *parsed = NULL;
-    kms_client *client = open_client(g);
+    kms_client *client = NULL;
+    const char *expect = json_string_value(json_object_get(request, "ExpectAnchor"));
+    if (expect != NULL && !anchor_arg_ok(expect)) {
+        return kmsctl_usage_error(cmd,
+                                  "argument --expect-anchor: '%s' is not SEQUENCE:HASH (a record "
+                                  "number and 64 hex digits, as get-audit-anchor prints Anchor)",
+                                  expect);
+    }
+    client = open_client(g);
     if (client == NULL ||
-        kms_validate_logs(client, json_string_value(json_object_get(request, "StartTime")),
-                          json_string_value(json_object_get(request, "EndTime")), &report) != 0) {
+        kms_validate_logs_against(client, json_string_value(json_object_get(request, "StartTime")),
+                                  json_string_value(json_object_get(request, "EndTime")), expect,
+                                  &report) != 0) {
         r = kmsctl_service_error();
         goto out;
     }
@@ -118,6 +143,24 @@ out:
     return r;
 }
 
+static int run_anchor(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    (void)cmd;
+    (void)request;
+    int r = KMSCTL_EXIT_SERVICE;
+    char *anchor = NULL;
+    kms_client *client = open_client(g);
+    if (client == NULL || kms_audit_anchor_get(client, &anchor) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    r = kmsctl_print_response(g, anchor);
+out:
+    kms_string_free(anchor);
+    kms_client_free(client);
+    return r;
+}
+
 /* clang-format off */
 const struct command kmsctl_audit_commands[] = {
     {"lookup-events", "cloudtrail:LookupEvents", run_lookup_events, lookup_events_opts,
@@ -140,8 +183,14 @@ const struct command kmsctl_audit_commands[] = {
      "(with the digest key held in the HSM) and the chain of digests, every log file's hash,\n"
      "and every record's sequence number and link to the record before it. Prints a JSON\n"
      "report naming each modified, missing, out-of-order or unexpected file and record; exits\n"
-     "254 if anything is wrong. Records after the newest digest are counted as Unsigned.",
-     "kmsctl validate-logs --start-time 2026-11-28T00:00:00Z"},
+     "254 if anything is wrong. Records after the newest digest are counted as Unsigned.\n"
+     "The HSM's anchor catches digests deleted or rolled back; but SoftHSM's token is a file,\n"
+     "and a restored older copy of both HOME/audit and the token directory rolls the anchor\n"
+     "back too. --expect-anchor SEQUENCE:HASH (from get-audit-anchor, kept off the machine)\n"
+     "catches that: the trail must hold that record with that hash.",
+     "kmsctl validate-logs --start-time 2026-11-28T00:00:00Z\n"
+     "kmsctl validate-logs --expect-anchor 1042:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b"
+     "822cd15d6c15b0f00a08"},
     {"get-audit-public-key", NULL, run_public_key, public_key_opts,
      "Export the public key that verifies audit digests (PEM)",
      "Prints the public half of the HSM key that signs the audit digests, so that anyone can\n"
@@ -149,6 +198,16 @@ const struct command kmsctl_audit_commands[] = {
      "  openssl dgst -sha256 -verify audit-key.pem \\\n"
      "      -signature HOME/audit/digests/N.json.sig HOME/audit/digests/N.json",
      "kmsctl get-audit-public-key --outfile audit-key.pem"},
+    {"get-audit-anchor", NULL, run_anchor, anchor_opts,
+     "Print the audit trail's anchor, to keep off the machine",
+     "Prints the anchor the HSM holds for the audit trail: the last sealed record's sequence\n"
+     "number and chain hash (SHA-256 of its line), as {\"Anchor\": \"SEQUENCE:HASH\",\n"
+     "\"Sequence\": N, \"Hash\": \"...\", \"DigestFile\": \"digests/...\"}. Keep Anchor somewhere\n"
+     "the machine cannot change (a ticket, another host, paper) and check the trail against it\n"
+     "later with validate-logs --expect-anchor: that catches a rollback of the whole home,\n"
+     "which the HSM's anchor cannot while the token is a file (see README, Security).",
+     "kmsctl get-audit-anchor --output text --query Anchor > anchor-$(date +%F).txt\n"
+     "kmsctl validate-logs --expect-anchor \"$(cat anchor-2026-12-01.txt)\""},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 /* clang-format on */

@@ -206,6 +206,9 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
         fprintf(f, "\nAWS KMS operation: %s\n", cmd->operation);
     }
     fprintf(f, "\nOptions:\n");
+    if (cmd->opts[0].name == NULL) {
+        fprintf(f, "  none besides the global options\n");
+    }
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         alias[0] = '\0';
         if (OPT_SHORT_OF(o) != '\0') {
