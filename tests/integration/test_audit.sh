@@ -406,3 +406,81 @@ for c in lookup-events usage-report validate-logs get-audit-public-key; do
         fail "$c --help: $help"
 done
 assert_contains "$("$KMSCTL" --help)" "The audit trail (aws cloudtrail):" "kmsctl --help lists the audit commands"
+
+# ---- an anchor kept off the machine (get-audit-anchor, validate-logs --expect-anchor) ---------
+RB="$TMP/rollback-home"
+init_home "$RB"
+kms_at "$RB" list-keys >/dev/null # a record, sealed when kmsctl exits: the anchor moves to it
+kms_at "$RB" get-audit-anchor >"$TMP/anchor.json"
+A1=$(json_get Anchor <"$TMP/anchor.json")
+N1=$(json_get Sequence <"$TMP/anchor.json")
+assert_eq "$A1" "$N1:$(json_get Hash <"$TMP/anchor.json")" "get-audit-anchor: Anchor is Sequence:Hash"
+DF="$RB/audit/$(json_get DigestFile <"$TMP/anchor.json")"
+assert_eq "$(json_get lastSequence <"$DF"):$(json_get lastRecordHash <"$DF")" "$A1" \
+    "the anchor is the anchored digest's last record"
+# record_hash DIR N: the chain hash (SHA-256 of the line) of record N in DIR's segments
+record_hash() {
+    "$PY" - "$1" "$2" <<'PY'
+import glob, hashlib, json, sys
+for seg in sorted(glob.glob(sys.argv[1] + "/audit/segments/*.jsonl")):
+    for line in open(seg, "rb").read().split(b"\n"):
+        line = line.rstrip(b"\0")
+        if line and json.loads(line)["auditChain"]["sequence"] == int(sys.argv[2]):
+            print(hashlib.sha256(line).hexdigest())
+PY
+}
+assert_eq "$N1:$(record_hash "$RB" "$N1")" "$A1" "the anchor printed matches the trail's record"
+kms_at "$RB" validate-logs --expect-anchor "$A1" >"$TMP/v.json" &&
+    ok "validate-logs --expect-anchor with the current anchor: valid" ||
+    fail "--expect-anchor $A1: $(head -c 800 "$TMP/v.json")"
+assert_eq "$(json_get ExpectedAnchor.Found <"$TMP/v.json")" "true" "the expected anchor is found"
+assert_eq "$(kms_at "$RB" get-audit-anchor --output text --query Anchor)" "$A1" \
+    "get-audit-anchor writes no record of its own (the anchor stays)"
+
+# Roll back the whole home: an older copy of both HOME/audit and the token directory.
+mkdir "$TMP/rb-copy"
+cp -a "$RB/audit" "$RB/hsm" "$TMP/rb-copy/"
+for i in 1 2 3; do kms_at "$RB" list-keys >/dev/null; done
+A2=$(kms_at "$RB" get-audit-anchor --output text --query Anchor)
+N2=${A2%%:*}
+[ "$N2" -gt "$N1" ] && ok "the anchor moves on with the trail ($N1 -> $N2)" ||
+    fail "the anchor did not move: $A1 -> $A2"
+rm -rf "$RB/audit" "$RB/hsm"
+cp -a "$TMP/rb-copy/audit" "$TMP/rb-copy/hsm" "$RB/"
+kms_at "$RB" validate-logs >"$TMP/v.json" &&
+    ok "after restoring trail and token together, plain validate-logs says valid (the documented limit)" ||
+    fail "plain validate-logs after the rollback: $(head -c 800 "$TMP/v.json")"
+assert_eq "$(kms_at "$RB" get-audit-anchor --output text --query Anchor)" "$A1" \
+    "the restored token holds the older anchor"
+# validate_expecting ANCHOR FRAGMENT MESSAGE: validate-logs --expect-anchor fails (254, Valid
+# false, AuditLogInvalid) with a problem whose message holds FRAGMENT
+validate_expecting() {
+    local rc=0
+    kms_at "$RB" validate-logs --expect-anchor "$1" >"$TMP/v.json" 2>"$TMP/v.err" || rc=$?
+    assert_eq "$rc:$(json_get Valid <"$TMP/v.json"):$(json_get ExpectedAnchor.Found <"$TMP/v.json")" \
+        "254:false:false" "$3: exit 254, not valid, anchor not found"
+    assert_contains "$(cat "$TMP/v.err")" "AuditLogInvalid" "$3: the error says the trail is invalid"
+    assert_contains "$(json_get Problems <"$TMP/v.json")" "$2" "$3: the problem says so"
+}
+validate_expecting "$A2" "the trail ends before the expected anchor" \
+    "--expect-anchor with the newer anchor reports the rollback"
+kms_at "$RB" validate-logs --expect-anchor "$A1" >"$TMP/v.json" &&
+    ok "the older anchor is still in the restored trail" || fail "$(head -c 800 "$TMP/v.json")"
+# Carrying on from the restored copy writes other records under the same numbers.
+for i in 1 2 3 4; do kms_at "$RB" list-keys >/dev/null; done
+validate_expecting "$A2" "record $N2 does not match the expected anchor" \
+    "--expect-anchor after the rolled-back trail went on"
+kms_at "$RB" validate-logs >/dev/null && ok "plain validate-logs still says valid" ||
+    fail "plain validate-logs after going on from the rollback"
+
+# A malformed --expect-anchor is a usage error.
+H64=$(printf '%064d' 7)
+for bad in "" "abc" "12" "12:" "12:abc" "0:$H64" "012:$H64" "12:${H64}0" "12:${H64%?}g" \
+    "12 $H64" "-1:$H64"; do
+    expect_usage_error "--expect-anchor" kms_at "$RB" validate-logs --expect-anchor "$bad"
+done
+for c in get-audit-anchor validate-logs; do
+    help=$("$KMSCTL" "$c" --help)
+    [[ "$help" == *"kmsctl $c"* && "$help" == *"--expect-anchor"* && "$help" == *Example* ]] &&
+        ok "$c --help has an example with --expect-anchor" || fail "$c --help: $help"
+done

@@ -1697,6 +1697,196 @@ static void test_usage_report(void **state)
     trail_free(t);
 }
 
+/* ---- validate-logs against an anchor kept off the machine (audit.h) ------------------------- */
+
+static json_t *validate_against(const trail *t, const char *expect, int64_t start, int64_t end)
+{
+    json_t *r = NULL;
+    if (kms_audit_validate_against(t->dir, t->spki, t->spki_len, NULL, expect, start, end, &r) !=
+        0) {
+        fail_msg("kms_audit_validate_against: %s", kms_last_error_message());
+    }
+    assert_non_null(r);
+    return r;
+}
+
+/* The report's ExpectedAnchor member, and a problem of `kind` for it whose message holds `what`
+ * (what NULL: no problem expected). */
+static void expect_expected(const json_t *r, int64_t seq, const char *hash, bool found,
+                            const char *kind, const char *what)
+{
+    const json_t *e = json_object_get(r, "ExpectedAnchor");
+    const char *h = json_string_value(json_object_get(e, "Hash"));
+    if (json_integer_value(json_object_get(e, "Sequence")) != seq || h == NULL ||
+        strcmp(h, hash) != 0 || json_is_true(json_object_get(e, "Found")) != found) {
+        dump(r);
+        fail_msg("ExpectedAnchor should be {Sequence: %lld, Hash: %s, Found: %d}", (long long)seq,
+                 hash, found);
+    }
+    if (what == NULL) {
+        expect_valid(r);
+        return;
+    }
+    expect_invalid(r);
+    expect_problem(r, kind, "expected-anchor", seq, -1);
+    const json_t *ps = json_object_get(r, "Problems");
+    for (size_t i = 0; i < json_array_size(ps); i++) {
+        const char *m = json_string_value(json_object_get(json_array_get(ps, i), "Message"));
+        if (m != NULL && strstr(m, what) != NULL) {
+            return;
+        }
+    }
+    dump(r);
+    fail_msg("no problem says '%s'", what);
+}
+
+/* The chain hash of record lineno of segment rel: SHA-256 of its line. */
+static void line_hash(const trail *t, const char *rel, int lineno, char out[KMS_AUDIT_HASH_HEX + 1])
+{
+    char *line = get_line(t, rel, lineno);
+    kms_audit_sha256_hex(line, strlen(line), out);
+    free(line);
+}
+
+/* The whole home rolled back (trail and token together: the HSM anchor goes back too, so only
+ * an anchor kept elsewhere sees it); then the rolled-back trail going on under the same
+ * numbers. */
+static void test_expected_anchor_rollback(void **state)
+{
+    trail *t = standard_trail();
+    trail_seal(t); /* digests 5, 10, 15 */
+    char h10[KMS_AUDIT_HASH_HEX + 1], h15[KMS_AUDIT_HASH_HEX + 1], e10[96], e15[96], upper[96];
+    line_hash(t, SEG2, 5, h10);
+    line_hash(t, SEG3, 5, h15);
+    snprintf(e10, sizeof e10, "10:%s", h10);
+    snprintf(e15, sizeof e15, "15:%s", h15);
+    json_t *r = validate_against(t, e15, 0, 0);
+    expect_expected(r, 15, h15, true, NULL, NULL);
+    json_decref(r);
+    r = validate_against(t, e10, 0, 0); /* an older anchor: the trail went on, fine */
+    expect_expected(r, 10, h10, true, NULL, NULL);
+    json_decref(r);
+    for (size_t i = 0; i < strlen(e15); i++) {
+        upper[i] = (char)(e15[i] >= 'a' && e15[i] <= 'f' ? e15[i] - 'a' + 'A' : e15[i]);
+    }
+    upper[strlen(e15)] = '\0';
+    r = validate_against(t, upper, 0, 0);
+    expect_expected(r, 15, h15, true, NULL, NULL);
+    json_decref(r);
+    /* Back to the copy made after record 10: its digests and the HSM anchor agree. */
+    remove_digest(t, DIG3);
+    remove_file(t, SEG3);
+    char *hsm_anchor = anchor_for(t, DIG2, 10);
+    r = validate_anchored(t, hsm_anchor, 0, 0);
+    expect_valid(r); /* the documented limit */
+    json_decref(r);
+    r = validate_against(t, e15, 0, 0);
+    expect_expected(r, 15, h15, false, "missing", "the trail ends before the expected anchor");
+    json_decref(r);
+    r = validate_against(t, e15, rec_time(1), rec_time(5)); /* whatever the time range */
+    expect_expected(r, 15, h15, false, "missing", "the trail ends before the expected anchor");
+    json_decref(r);
+    r = validate_against(t, e10, 0, 0);
+    expect_expected(r, 10, h10, true, NULL, NULL);
+    json_decref(r);
+    /* The restored home goes on: records 11-15 again, other ones. */
+    t->seg_first = 0;
+    t->seq = 10;
+    line_hash(t, SEG2, 5, t->prev_hash);
+    t->name_override = "ListAliases";
+    trail_append(t, 5);
+    r = validate_anchored(t, hsm_anchor, 0, 0);
+    expect_valid(r);
+    json_decref(r);
+    r = validate_against(t, e15, 0, 0);
+    expect_expected(r, 15, h15, false, "modified", "record 15 does not match the expected anchor");
+    json_decref(r);
+    free(hsm_anchor);
+    trail_free(t);
+}
+
+/* The expected record deleted from the middle of the trail. */
+static void test_expected_anchor_record_missing(void **state)
+{
+    trail *t = standard_trail();
+    char h8[KMS_AUDIT_HASH_HEX + 1], e8[96];
+    line_hash(t, SEG2, 3, h8);
+    snprintf(e8, sizeof e8, "8:%s", h8);
+    remove_file(t, SEG2);
+    json_t *r = validate_against(t, e8, 0, 0);
+    expect_expected(r, 8, h8, false, "missing", "is missing from the trail");
+    json_decref(r);
+    trail_free(t);
+}
+
+static void test_expected_anchor_malformed(void **state)
+{
+    trail *t = standard_trail();
+    char h[KMS_AUDIT_HASH_HEX + 1];
+    line_hash(t, SEG1, 1, h);
+    char *bad[] = {
+        strdup(""),
+        strdup("1"),
+        strdup("1:"),
+        kms_strdup_printf("0:%s", h),
+        kms_strdup_printf("01:%s", h),
+        kms_strdup_printf("-1:%s", h),
+        kms_strdup_printf("1 %s", h),
+        kms_strdup_printf("1:%s0", h),
+        kms_strdup_printf("1:%.63sg", h),
+        kms_strdup_printf("1:%s\n", h),
+        kms_strdup_printf("99999999999999999999:%s", h),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *r = NULL;
+        assert_kms_error(
+            kms_audit_validate_against(t->dir, t->spki, t->spki_len, NULL, bad[i], 0, 0, &r),
+            KMS_ERR_VALIDATION);
+        assert_null(r);
+        uint64_t seq = 1;
+        char out[KMS_AUDIT_HASH_HEX + 1];
+        const char *why = NULL;
+        assert_false(kms_audit_expected_anchor_parse(bad[i], &seq, out, &why));
+        assert_non_null(why);
+        assert_int_equal(seq, 0);
+        free(bad[i]);
+    }
+    trail_free(t);
+}
+
+/* get-audit-anchor's source: the record the HSM anchor covers, taken from the anchored digest
+ * once its bytes hash to the anchored value. */
+static void test_anchor_record(void **state)
+{
+    trail *t = standard_trail();
+    uint64_t seq = 0;
+    char hash[KMS_AUDIT_HASH_HEX + 1], file[64], h10[KMS_AUDIT_HASH_HEX + 1];
+    char *anchor = anchor_for(t, DIG2, 10);
+    assert_int_equal(kms_audit_anchor_record(t->dir, anchor, &seq, hash, file), 0);
+    line_hash(t, SEG2, 5, h10);
+    assert_int_equal(seq, 10);
+    assert_string_equal(hash, h10);
+    assert_string_equal(file, DIG2);
+    /* malformed, the digest replaced, the digest gone: refused, outputs cleared */
+    assert_kms_error(kms_audit_anchor_record(t->dir, "10 digests/x.json abc", &seq, hash, file),
+                     KMS_ERR_AUDIT);
+    assert_int_equal(seq, 0);
+    assert_string_equal(hash, "");
+    assert_string_equal(file, "");
+    char *path = rel_path(t, DIG2);
+    size_t n = 0;
+    char *bytes = read_file(path, &n);
+    write_file(path, bytes, n - 1, "wb");
+    assert_kms_error(kms_audit_anchor_record(t->dir, anchor, &seq, hash, file), KMS_ERR_AUDIT);
+    remove_digest(t, DIG2);
+    assert_kms_error(kms_audit_anchor_record(t->dir, anchor, &seq, hash, file), KMS_ERR_AUDIT);
+    assert_int_equal(seq, 0);
+    free(bytes);
+    free(path);
+    free(anchor);
+    trail_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1734,6 +1924,10 @@ int main(void)
         cmocka_unit_test(test_lookup_catch_up),
         cmocka_unit_test(test_lookup_rebuild),
         cmocka_unit_test(test_usage_report),
+        cmocka_unit_test(test_expected_anchor_rollback),
+        cmocka_unit_test(test_expected_anchor_record_missing),
+        cmocka_unit_test(test_expected_anchor_malformed),
+        cmocka_unit_test(test_anchor_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
