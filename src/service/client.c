@@ -251,6 +251,10 @@ kms_client *kms_client_open(const kms_client_options *opts)
         kms_home_check_files(home, &c->cfg) != 0) {
         goto fail;
     }
+    /* The PIN file is checked (and read) before anything of the home is opened or written. */
+    if (pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
+        goto fail;
+    }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
     kms_credentials creds;
     if (kms_credentials_load(home, profile, &creds) != 0) {
@@ -272,12 +276,13 @@ kms_client *kms_client_open(const kms_client_options *opts)
         goto fail;
     }
     lock = kms_path_join(home, HSM_LOCK_FILE);
-    if (lock == NULL || pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
+    if (lock == NULL) {
         goto fail;
     }
     c->hsm =
         kms_internal_keys_hsm_open(c->cfg.pkcs11_module, c->cfg.token_label, pin, pin_len, 0, lock);
     kms_secure_free(pin);
+    pin = NULL;
     if (c->hsm == NULL || kms_home_check_token(c->hsm, &c->cfg, c->home) != 0) {
         goto fail;
     }
@@ -298,6 +303,9 @@ kms_client *kms_client_open(const kms_client_options *opts)
     free(lock);
     return c;
 fail:
+    if (pin != NULL) {
+        kms_secure_free(pin);
+    }
     free(db);
     free(lock);
     kms_client_free(c);
