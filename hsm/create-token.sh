@@ -34,6 +34,7 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 template="$script_dir/softhsm2.conf.in"
 [[ -r "$template" ]] || die "template $template not found or not readable"
 
+umask 077
 mkdir -p -- "$1" || die "cannot create directory $1"
 dir=$(cd -- "$1" && pwd) || die "cannot enter directory $1"
 conf="$dir/softhsm2.conf"
@@ -46,7 +47,6 @@ case "$tokens" in
 *'|'* | *'\'* | *'&'* | *$'\n'*) die "unsupported character in path $tokens" ;;
 esac
 
-umask 077
 mkdir -p -- "$tokens"
 chmod 0700 -- "$tokens"
 

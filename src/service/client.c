@@ -14,6 +14,7 @@
 #include "service/audit_trail.h"
 #include "service/client.h"
 #include "service/credentials.h"
+#include "service/home_check.h"
 #include "service/internal_keys.h"
 #include "util/secmem.h"
 #include "util/util.h"
@@ -80,11 +81,17 @@ int kms_client_config_load(const char *home, kms_config *cfg)
     if (path == NULL) {
         return -1;
     }
-    if (kms_file_read(path, 1 << 20, &text, NULL) != 0) {
-        kms_raise(KMS_ERR_HOME,
-                  "%s is not a KMS home (no readable %s). Create one with `kmsctl "
-                  "init`, or point --home or KMS_HOME at an existing home.",
-                  home, CONFIG_FILE);
+    /* StrictModes: the home and its config are the caller's own before anything is trusted. */
+    if (kms_path_check_private(home, true, true) != 0) {
+        goto out;
+    }
+    if (kms_file_read_private(path, 1 << 20, &text, NULL) != 0) {
+        if (kms_last_error() == KMS_ERR_NOT_FOUND) {
+            kms_raise(KMS_ERR_HOME,
+                      "%s is not a KMS home (no readable %s). Create one with `kmsctl "
+                      "init`, or point --home or KMS_HOME at an existing home.",
+                      home, CONFIG_FILE);
+        }
         goto out;
     }
     json_error_t jerr;
@@ -126,6 +133,14 @@ int kms_client_config_load(const char *home, kms_config *cfg)
         }
         cfg->rotation_usage_limit = json_integer_value(usage);
     }
+    json_t *home_id = json_object_get(root, "home_id");
+    if (home_id != NULL) {
+        if (!kms_uuid_valid(json_string_value(home_id))) {
+            kms_raise(KMS_ERR_HOME, "%s: home_id must be a UUID", path);
+            goto out;
+        }
+        snprintf(cfg->home_id, sizeof cfg->home_id, "%s", json_string_value(home_id));
+    }
     const char *sh = json_string_value(json_object_get(root, "softhsm_conf"));
     if (sh != NULL) {
         cfg->softhsm_conf = sh[0] == '/' ? strdup(sh) : kms_path_join(home, sh);
@@ -165,14 +180,20 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
         path = source[5] == '/' ? strdup(source + 5) : kms_path_join(home, source + 5);
         KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
         struct stat st;
-        if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+        bool exists = lstat(path, &st) == 0;
+        /* StrictModes first (KMSHomeException), then the PIN's own rule (not readable by others).
+         */
+        if (exists && kms_file_check_private(&st, path) != 0) {
+            goto out;
+        }
+        if (exists && (st.st_mode & 077) != 0) {
             kms_raise(KMS_ERR_HSM,
                       "the PIN file %s is readable by others (mode %03o); run "
                       "`chmod 600 %s`",
                       path, (unsigned)(st.st_mode & 0777), path);
             goto out;
         }
-        if (kms_file_read(path, MAX_PIN, &text, &len) != 0) {
+        if (kms_file_read_private(path, MAX_PIN, &text, &len) != 0) {
             kms_raise(KMS_ERR_HSM, "cannot read the HSM PIN: %s", kms_last_error_message());
             goto out;
         }
@@ -226,7 +247,12 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->home = strdup(home);
     /* A user agent is a short product name; a long one would not fit in a record. */
     c->user_agent = strndup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0", 256);
-    if (c->home == NULL || c->user_agent == NULL || kms_client_config_load(home, &c->cfg) != 0) {
+    if (c->home == NULL || c->user_agent == NULL || kms_client_config_load(home, &c->cfg) != 0 ||
+        kms_home_check_files(home, &c->cfg) != 0) {
+        goto fail;
+    }
+    /* The PIN file is checked (and read) before anything of the home is opened or written. */
+    if (pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
         goto fail;
     }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
@@ -250,13 +276,14 @@ kms_client *kms_client_open(const kms_client_options *opts)
         goto fail;
     }
     lock = kms_path_join(home, HSM_LOCK_FILE);
-    if (lock == NULL || pin_load(home, c->cfg.pin_source, &pin, &pin_len) != 0) {
+    if (lock == NULL) {
         goto fail;
     }
     c->hsm =
         kms_internal_keys_hsm_open(c->cfg.pkcs11_module, c->cfg.token_label, pin, pin_len, 0, lock);
     kms_secure_free(pin);
-    if (c->hsm == NULL) {
+    pin = NULL;
+    if (c->hsm == NULL || kms_home_check_token(c->hsm, &c->cfg, c->home) != 0) {
         goto fail;
     }
     c->keystore.hsm = c->hsm;
@@ -276,6 +303,9 @@ kms_client *kms_client_open(const kms_client_options *opts)
     free(lock);
     return c;
 fail:
+    if (pin != NULL) {
+        kms_secure_free(pin);
+    }
     free(db);
     free(lock);
     kms_client_free(c);
@@ -378,6 +408,7 @@ static int home_check_new(const char *home, bool *created)
         return 0;
     }
     KMS_ENSURE(S_ISDIR(st.st_mode), KMS_ERR_HOME, "%s exists and is not a directory", home);
+    KMS_GUARD(kms_path_check_private(home, true, false));
     char *cfg = kms_path_join(home, CONFIG_FILE);
     char *db = kms_path_join(home, DB_FILE);
     bool exists = (cfg && kms_path_exists(cfg)) || (db && kms_path_exists(db));
@@ -435,9 +466,9 @@ static int write_config(const char *home, const kms_config *cfg, bool softhsm)
 {
     int r = -1;
     char *path = kms_path_join(home, CONFIG_FILE);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "region", cfg->region, "account_id",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "region", cfg->region, "account_id",
                           cfg->account_id, "pkcs11_module", cfg->pkcs11_module, "token_label",
-                          cfg->token_label, "pin_source", cfg->pin_source);
+                          cfg->token_label, "pin_source", cfg->pin_source, "home_id", cfg->home_id);
     char *text = NULL;
     if (path == NULL || o == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -480,8 +511,8 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
                                                     (const uint8_t *)pin, strlen(pin), 1, lock)
                        : NULL;
     free(lock);
-    if (hsm == NULL || kms_internal_keys_sealer_create(hsm) != 0 ||
-        kms_audit_trail_home_create(home, hsm) != 0) {
+    if (hsm == NULL || kms_home_claim_token(hsm, cfg) != 0 ||
+        kms_internal_keys_sealer_create(hsm) != 0 || kms_audit_trail_home_create(home, hsm) != 0) {
         goto out;
     }
     kms_iam_sealer sealer = kms_internal_keys_sealer(hsm);
@@ -515,6 +546,7 @@ int kms_home_init(const char *home, const kms_init_options *opts)
     char *hsm_dir = NULL;
     char *script = NULL;
     char *db = NULL;
+    char *trusted_module = NULL;
     kms_store *store = NULL;
     kms_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -541,9 +573,15 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         }
     }
     snprintf(cfg.region, sizeof cfg.region, "%s", region);
-    KMS_GUARD(home_check_new(home, &created));
+    KMS_GUARD(kms_uuid_new(cfg.home_id));
+    KMS_GUARD(kms_file_check_trusted(module, "the PKCS#11 module", &trusted_module));
+    if (home_check_new(home, &created) != 0) {
+        free(trusted_module);
+        return -1;
+    }
     started = true;
     cfg.pkcs11_module = strdup(module);
+    module = trusted_module;
     cfg.token_label = strdup(label);
     cfg.pin_source = strdup("file:pin");
     pin_path = kms_path_join(home, "pin");
@@ -601,5 +639,6 @@ out:
     free(hsm_dir);
     free(script);
     free(db);
+    free(trusted_module);
     return r;
 }

@@ -23,6 +23,8 @@ typedef struct kms_config {
     char *token_label;
     char *pin_source;             /* "file:PATH" (relative to the home) or "env:NAME" */
     char *softhsm_conf;           /* SoftHSM2 config for this home, or NULL for another HSM */
+    char home_id[37];             /* "home_id": the UUID init stored in the token too; "" in a
+                                     home made before there was one */
     int64_t audit_digest_period;  /* "audit_digest_period_seconds"; 0: one hour */
     int64_t rotation_usage_limit; /* "rotation_usage_limit": encryptions per key version before
                                      the scheduler rotates; KMS_ROTATION_USAGE_LIMIT if absent */

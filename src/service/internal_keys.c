@@ -124,3 +124,15 @@ int kms_internal_keys_anchor_set(kms_hsm *hsm, const char *text)
 {
     return kms_hsm_data_set(hsm, KMS_AUDIT_ANCHOR_LABEL, (const uint8_t *)text, strlen(text));
 }
+
+/* ---- The home's identity -------------------------------------------------------------------- */
+
+int kms_internal_keys_home_id_get(kms_hsm *hsm, uint8_t **value, size_t *len)
+{
+    return kms_hsm_data_get(hsm, KMS_HOME_ID_LABEL, value, len);
+}
+
+int kms_internal_keys_home_id_set(kms_hsm *hsm, const char *home_id)
+{
+    return kms_hsm_data_set(hsm, KMS_HOME_ID_LABEL, (const uint8_t *)home_id, strlen(home_id));
+}

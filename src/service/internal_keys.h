@@ -18,6 +18,8 @@
 #define KMS_AUDIT_KEY_LABEL "kms-internal:audit-digest"
 /* The audit trail's rollback anchor: a private CKO_DATA object (src/audit/audit.h "The anchor"). */
 #define KMS_AUDIT_ANCHOR_LABEL "kms-internal:audit-anchor"
+/* The id of the home the token belongs to (config.json "home_id"): a private CKO_DATA object. */
+#define KMS_HOME_ID_LABEL "kms-internal:home-id"
 
 /* ---- The HSM handle ------------------------------------------------------------------------- */
 
@@ -56,6 +58,15 @@ int kms_internal_keys_audit_sign(kms_hsm *hsm, const uint8_t digest[32], uint8_t
 int kms_internal_keys_anchor_get(kms_hsm *hsm, uint8_t **value, size_t *len)
     __attribute__((warn_unused_result));
 int kms_internal_keys_anchor_set(kms_hsm *hsm, const char *text)
+    __attribute__((warn_unused_result));
+
+/* ---- The home's identity -------------------------------------------------------------------- */
+
+/* The home id stored in the token (*value malloc'd, NUL after its *len bytes). NotFoundException
+ * when the token holds none. */
+int kms_internal_keys_home_id_get(kms_hsm *hsm, uint8_t **value, size_t *len)
+    __attribute__((warn_unused_result));
+int kms_internal_keys_home_id_set(kms_hsm *hsm, const char *home_id)
     __attribute__((warn_unused_result));
 
 #endif

@@ -172,20 +172,11 @@ void kms_time_iso8601(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int kms_file_read(const char *path, size_t max, char **out, size_t *len)
+/* Reads the regular file open on fd (at most max bytes); closes fd. */
+static int read_fd(int fd, const char *path, size_t max, char **out, size_t *len)
 {
     int r = -1;
     char *buf = NULL;
-    *out = NULL;
-    if (len != NULL) {
-        *len = 0;
-    }
-    /* O_NONBLOCK: a FIFO planted in place of a file must not hang the open (fstat refuses it). */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        return kms_raise(errno == ENOENT ? KMS_ERR_NOT_FOUND : KMS_ERR_HOME, "cannot open %s: %s",
-                         path, strerror(errno));
-    }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         kms_raise(KMS_ERR_HOME, "%s is not a regular file", path);
@@ -223,6 +214,149 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 out:
     free(buf);
     close(fd);
+    return r;
+}
+
+int kms_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    if (len != NULL) {
+        *len = 0;
+    }
+    /* O_NONBLOCK: a FIFO planted in place of a file must not hang the open (fstat refuses it). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        return kms_raise(errno == ENOENT ? KMS_ERR_NOT_FOUND : KMS_ERR_HOME, "cannot open %s: %s",
+                         path, strerror(errno));
+    }
+    return read_fd(fd, path, max, out, len);
+}
+
+/* ---- StrictModes ------------------------------------------------------------------------------
+ */
+
+int kms_file_check_private(const struct stat *st, const char *path)
+{
+    uid_t me = geteuid();
+    KMS_ENSURE(st->st_uid == me, KMS_ERR_HOME,
+               "%s is owned by uid %u, not by this user (uid %u), who would trust what it holds; "
+               "if it is yours, run `chown %u %s`, else use a KMS home of your own",
+               path, (unsigned)st->st_uid, (unsigned)me, (unsigned)me, path);
+    KMS_ENSURE((st->st_mode & 022) == 0, KMS_ERR_HOME,
+               "%s is writable by group or others (mode %04o), who could change what this KMS "
+               "home trusts; run `chmod go-w %s`",
+               path, (unsigned)(st->st_mode & 07777), path);
+    return 0;
+}
+
+int kms_path_check_private(const char *path, bool dir, bool missing_ok)
+{
+    int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (dir ? O_DIRECTORY : 0);
+    int fd = open(path, flags);
+    if (fd < 0 && errno == ENOENT && missing_ok) {
+        return 0;
+    }
+    KMS_ENSURE(fd >= 0, KMS_ERR_HOME, "cannot open %s: %s%s", path, strerror(errno),
+               errno == ELOOP || errno == ENOTDIR ? " (a symbolic link or not a directory)" : "");
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return kms_raise(KMS_ERR_HOME, "cannot stat %s: %s", path, strerror(errno));
+    }
+    close(fd);
+    return kms_file_check_private(&st, path);
+}
+
+int kms_file_read_private(const char *path, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    if (len != NULL) {
+        *len = 0;
+    }
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        return kms_raise(errno == ENOENT ? KMS_ERR_NOT_FOUND : KMS_ERR_HOME, "cannot open %s: %s",
+                         path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return kms_raise(KMS_ERR_HOME, "cannot stat %s: %s", path, strerror(errno));
+    }
+    if (kms_file_check_private(&st, path) != 0) {
+        close(fd);
+        return -1;
+    }
+    return read_fd(fd, path, max, out, len);
+}
+
+/* A component of a trusted path: owned by root or the caller, not writable by group or others. */
+static int check_trusted(const char *path, const char *what)
+{
+    struct stat st;
+    uid_t me = geteuid();
+    KMS_ENSURE(stat(path, &st) == 0, KMS_ERR_HOME, "%s: cannot stat %s: %s", what, path,
+               strerror(errno));
+    KMS_ENSURE(st.st_uid == 0 || st.st_uid == me, KMS_ERR_HOME,
+               "%s: %s is owned by uid %u, neither root nor this user (uid %u); run `chown root "
+               "%s` if it is to be trusted",
+               what, path, (unsigned)st.st_uid, (unsigned)me, path);
+    KMS_ENSURE((st.st_mode & 022) == 0, KMS_ERR_HOME,
+               "%s: %s is writable by group or others (mode %04o); run `chmod go-w %s` if it is "
+               "to be trusted",
+               what, path, (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+int kms_file_check_trusted(const char *path, const char *what, char **resolved)
+{
+    int r = -1;
+    char *real = NULL;
+    char *dir = NULL;
+    *resolved = NULL;
+    KMS_ENSURE(path[0] == '/', KMS_ERR_HOME,
+               "%s must be an absolute path, not \"%s\" (a relative one depends on the current "
+               "directory)",
+               what, path);
+    real = realpath(path, NULL);
+    if (real == NULL) {
+        kms_raise(KMS_ERR_HOME, "%s: cannot resolve %s: %s", what, path, strerror(errno));
+        goto out;
+    }
+    struct stat st;
+    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+        kms_raise(KMS_ERR_HOME, "%s: %s is not a regular file", what, real);
+        goto out;
+    }
+    if (check_trusted(real, what) != 0) {
+        goto out;
+    }
+    /* OpenSSH's safe_path: every directory up to the root too, so that no one else can swap the
+     * file between this check and its use. */
+    dir = strdup(real);
+    if (dir == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (char *slash = strrchr(dir, '/'); slash != NULL; slash = strrchr(dir, '/')) {
+        if (slash == dir) {
+            slash[1] = '\0';
+        } else {
+            slash[0] = '\0';
+        }
+        if (check_trusted(dir, what) != 0) {
+            goto out;
+        }
+        if (slash == dir) {
+            break;
+        }
+    }
+    *resolved = real;
+    real = NULL;
+    r = 0;
+out:
+    free(real);
+    free(dir);
     return r;
 }
 

@@ -47,6 +47,27 @@ int kms_file_read(const char *path, size_t max, char **out, size_t *len)
 int kms_file_write_atomic(const char *path, const void *p, size_t n, unsigned mode)
     __attribute__((warn_unused_result));
 bool kms_path_exists(const char *path);
+
+/* ---- StrictModes (OpenSSH's model): what a KMS home trusts must be the caller's own ---------
+ * KMSHomeException naming the path and the chmod or chown that fixes it. */
+struct stat;
+/* st (of `path`) is owned by the caller (geteuid) and not writable by group or others. */
+int kms_file_check_private(const struct stat *st, const char *path)
+    __attribute__((warn_unused_result));
+/* Opens `path` without following a symlink (a directory if dir), then checks it with fstat as
+ * kms_file_check_private. missing_ok: a path that does not exist passes. */
+int kms_path_check_private(const char *path, bool dir, bool missing_ok)
+    __attribute__((warn_unused_result));
+/* kms_file_read of a file that must pass kms_file_check_private (checked on the open descriptor;
+ * a symlink is refused). */
+int kms_file_read_private(const char *path, size_t max, char **out, size_t *len)
+    __attribute__((warn_unused_result));
+/* A file to be loaded as code (a PKCS#11 module): an absolute path to a regular file which, with
+ * every directory above it, is owned by root or the caller and not writable by group or others.
+ * `what` names the setting in messages. *resolved (malloc'd) is the path with symlinks resolved,
+ * the one to load. */
+int kms_file_check_trusted(const char *path, const char *what, char **resolved)
+    __attribute__((warn_unused_result));
 /* Waits for a flock on the lock file `path` and puts in *fd the descriptor, which holds it until
  * closed. exclusive: LOCK_EX, the file opened read-write and created (mode 0600) if missing.
  * Otherwise LOCK_SH on the file opened read-only, never created: *fd is -1 (and 0 returned) when

@@ -48,8 +48,9 @@ for o in objs:
 PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
 assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
-    "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" "kms-internal:audit-anchor x1" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair and the audit trail's anchor"
+    "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" "kms-internal:audit-anchor x1" \
+    "kms-internal:home-id x1" | sort)" \
+    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair, the audit trail's anchor and the home's id"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {

@@ -306,3 +306,15 @@ assert_eq "$(kms list-aliases --query Aliases | json_get '[1]')" "<missing>" \
 kms create-alias --alias-name alias/app --target-key-id "$SYM" >/dev/null
 assert_eq "$(kms describe-key --key-id alias/app --output text --query KeyMetadata.KeyId)" "$SYM" \
     "a deleted alias name can be reused"
+
+# ---- a home made under a permissive umask still passes its own StrictModes checks (issue 15) ----
+LAX="$TMP/lax-home"
+(umask 002 && init_home "$LAX")
+for p in "$LAX" "$LAX/config.json" "$LAX/credentials" "$LAX/pin" "$LAX/hsm" "$LAX/hsm/tokens" \
+    "$LAX/audit"; do
+    assert_eq "$(( 0$(stat -c %a "$p") & 022 ))" 0 "init under umask 002: $p is writable by its owner only"
+done
+(umask 002 && kms_at "$LAX" list-keys >/dev/null) && ok "  ... and the home opens" ||
+    fail "a home made under umask 002 does not open: $(kms_at "$LAX" list-keys 2>&1 | head -c 300)"
+assert_match "$(json_get home_id <"$LAX/config.json")" '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-' \
+    "init writes a random home id into config.json"

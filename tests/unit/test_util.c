@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -683,6 +684,95 @@ static void error_is_per_thread(void **state)
     assert_string_equal(kms_last_error_message(), "this thread");
 }
 
+/* StrictModes: a file of a home is the caller's own and writable by no one else. */
+static void files_strict_modes(void **state)
+{
+    (void)state;
+    char *dir = kms_test_tmpdir();
+    char *path = kms_path_join(dir, "f");
+    char *link = kms_path_join(dir, "link");
+    char *missing = kms_path_join(dir, "missing");
+    char *text = NULL;
+    char want[8192];
+    assert_int_equal(kms_file_write_atomic(path, "hello", 5, 0600), 0);
+    assert_int_equal(kms_file_read_private(path, 100, &text, NULL), 0);
+    assert_string_equal(text, "hello");
+    free(text);
+    text = NULL;
+    assert_int_equal(kms_path_check_private(dir, true, false), 0);
+    assert_int_equal(kms_path_check_private(missing, false, true), 0);
+    assert_kms_error(kms_path_check_private(missing, false, false), KMS_ERR_HOME);
+    assert_kms_error(kms_file_read_private(missing, 100, &text, NULL), KMS_ERR_NOT_FOUND);
+
+    assert_int_equal(chmod(path, 0620), 0);
+    assert_kms_error(kms_file_read_private(path, 100, &text, NULL), KMS_ERR_HOME);
+    assert_null(text);
+    snprintf(want, sizeof want,
+             "%s is writable by group or others (mode 0620), who could change what this KMS "
+             "home trusts; run `chmod go-w %s`",
+             path, path);
+    assert_string_equal(kms_last_error_message(), want);
+    assert_int_equal(chmod(path, 0602), 0);
+    assert_kms_error(kms_path_check_private(path, false, false), KMS_ERR_HOME);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(kms_path_check_private(path, false, false), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
+        assert_kms_error(kms_file_read_private(path, 100, &text, NULL), KMS_ERR_HOME);
+        snprintf(want, sizeof want,
+                 "%s is owned by uid 65534, not by this user (uid 0), who would trust what it "
+                 "holds; if it is yours, run `chown 0 %s`, else use a KMS home of your own",
+                 path, path);
+        assert_string_equal(kms_last_error_message(), want);
+        assert_int_equal(chown(path, 0, (gid_t)-1), 0);
+    }
+    /* A symlink is not followed, even to a good file. */
+    assert_int_equal(symlink(path, link), 0);
+    assert_kms_error(kms_file_read_private(link, 100, &text, NULL), KMS_ERR_HOME);
+    assert_kms_error(kms_path_check_private(link, false, false), KMS_ERR_HOME);
+    free(missing);
+    free(link);
+    free(path);
+    kms_test_rmrf(dir);
+    free(dir);
+}
+
+/* A module to load: absolute, and it and every directory above it trusted. */
+static void files_trusted_module(void **state)
+{
+    (void)state;
+    char *resolved = (char *)"x";
+    assert_kms_error(kms_file_check_trusted("lib.so", "pkcs11_module", &resolved), KMS_ERR_HOME);
+    assert_null(resolved);
+    assert_string_equal(kms_last_error_message(),
+                        "pkcs11_module must be an absolute path, not \"lib.so\" (a relative one "
+                        "depends on the current directory)");
+    assert_kms_error(kms_file_check_trusted("/no/such/lib.so", "m", &resolved), KMS_ERR_HOME);
+    assert_kms_error(kms_file_check_trusted("/usr", "m", &resolved), KMS_ERR_HOME);
+    /* /bin/sh: a symlink on some systems; the resolved path is what is checked and returned. */
+    assert_int_equal(kms_file_check_trusted("/bin/sh", "m", &resolved), 0);
+    assert_non_null(resolved);
+    assert_int_equal(resolved[0], '/');
+    free(resolved);
+    /* A file of the caller's own, 0644, in a directory writable by its group: refused (someone
+     * could swap it between the check and the load). */
+    char *dir = kms_test_tmpdir();
+    char *path = kms_path_join(dir, "m.so");
+    char want[8192];
+    assert_int_equal(kms_file_write_atomic(path, "x", 1, 0644), 0);
+    assert_int_equal(chmod(dir, 0770), 0);
+    assert_kms_error(kms_file_check_trusted(path, "m", &resolved), KMS_ERR_HOME);
+    snprintf(want, sizeof want, "m: %s is writable by group or others (mode 0770)", dir);
+    assert_non_null(strstr(kms_last_error_message(), want));
+    assert_int_equal(chmod(dir, 0700), 0);
+    assert_int_equal(chmod(path, 0666), 0);
+    assert_kms_error(kms_file_check_trusted(path, "m", &resolved), KMS_ERR_HOME);
+    assert_non_null(strstr(kms_last_error_message(), "(mode 0666)"));
+    free(path);
+    kms_test_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +805,8 @@ int main(void)
         cmocka_unit_test_setup(error_guard_and_ensure, test_setup),
         cmocka_unit_test_setup(error_names, test_setup),
         cmocka_unit_test_setup(error_is_per_thread, test_setup),
+        cmocka_unit_test_setup(files_strict_modes, test_setup),
+        cmocka_unit_test_setup(files_trusted_module, test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

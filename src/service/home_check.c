@@ -1,0 +1,185 @@
+/* Checks of a KMS home before it is trusted: OpenSSH's StrictModes for its files and the PKCS#11
+ * module, and the home's identity in its HSM token, so that a copied or moved home never uses
+ * another home's token. Private to src/service. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service/home_check.h"
+#include "service/internal_keys.h"
+#include "util/util.h"
+
+#define CONFIG_FILE "config.json"
+
+static bool is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* The value of "directories.tokendir" in a SoftHSM2 configuration (malloc'd; the last one wins,
+ * as in SoftHSM2's own parser), or NULL. */
+static char *softhsm_tokendir(const char *text)
+{
+    static const char key[] = "directories.tokendir";
+    char *found = NULL;
+    const char *line = text;
+    while (line != NULL && *line != '\0') {
+        const char *end = strchr(line, '\n');
+        const char *stop = end != NULL ? end : line + strlen(line);
+        const char *p = line;
+        while (p < stop && is_blank(*p)) {
+            p++;
+        }
+        if ((size_t)(stop - p) > sizeof key - 1 && strncmp(p, key, sizeof key - 1) == 0) {
+            p += sizeof key - 1;
+            while (p < stop && is_blank(*p)) {
+                p++;
+            }
+            if (p < stop && *p == '=') {
+                p++;
+                while (p < stop && is_blank(*p)) {
+                    p++;
+                }
+                const char *q = stop;
+                while (q > p && is_blank(q[-1])) {
+                    q--;
+                }
+                free(found);
+                found = strndup(p, (size_t)(q - p));
+            }
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return found;
+}
+
+/* The SoftHSM2 token directory must lie inside the home: a copied home whose configuration still
+ * names the original's tokens would write its keys and audit anchor into the original's token. */
+static int token_dir_check(const char *home, const char *conf)
+{
+    int r = -1;
+    char *text = NULL;
+    char *dir = NULL;
+    char *real_home = NULL;
+    char *real_dir = NULL;
+    if (kms_file_read_private(conf, 1 << 16, &text, NULL) != 0) {
+        goto out;
+    }
+    if ((dir = softhsm_tokendir(text)) == NULL || dir[0] != '/') {
+        kms_raise(KMS_ERR_HOME, "%s names no absolute directories.tokendir", conf);
+        goto out;
+    }
+    real_home = realpath(home, NULL);
+    real_dir = realpath(dir, NULL);
+    if (real_home == NULL || real_dir == NULL) {
+        kms_raise(KMS_ERR_HOME, "cannot resolve the token directory %s named by %s: %s", dir, conf,
+                  strerror(errno));
+        goto out;
+    }
+    size_t n = strlen(real_home);
+    if (strncmp(real_dir, real_home, n) != 0 || real_dir[n] != '/') {
+        kms_raise(KMS_ERR_HOME,
+                  "%s names the token directory %s, outside this home %s: the home was copied or "
+                  "moved, and using it would change another home's keys and audit anchor. A "
+                  "home moves with its own token: run `sed -i "
+                  "'s|^directories.tokendir = .*|directories.tokendir = %s/hsm/tokens|' %s`",
+                  conf, real_dir, real_home, real_home, conf);
+        goto out;
+    }
+    if (kms_path_check_private(real_dir, true, false) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    free(text);
+    free(dir);
+    free(real_home);
+    free(real_dir);
+    return r;
+}
+
+/* A path of the home, checked with kms_path_check_private (absent: fine, its user complains). */
+static int home_entry_check(const char *home, const char *name, bool dir)
+{
+    char *path = kms_path_join(home, name);
+    KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_path_check_private(path, dir, true);
+    free(path);
+    return r;
+}
+
+int kms_home_check_files(const char *home, kms_config *cfg)
+{
+    char *what = NULL;
+    char *module = NULL;
+    KMS_GUARD(home_entry_check(home, "credentials", false));
+    KMS_GUARD(home_entry_check(home, "audit", true));
+    if (cfg->softhsm_conf != NULL) {
+        KMS_GUARD(home_entry_check(home, "hsm", true));
+        KMS_GUARD(token_dir_check(home, cfg->softhsm_conf));
+    }
+    what = kms_strdup_printf("pkcs11_module in %s/%s", home, CONFIG_FILE);
+    if (what == NULL) {
+        return -1;
+    }
+    int r = kms_file_check_trusted(cfg->pkcs11_module, what, &module);
+    free(what);
+    KMS_GUARD(r);
+    free(cfg->pkcs11_module);
+    cfg->pkcs11_module = module;
+    return 0;
+}
+
+/* The token must be this home's: init stored the home id of config.json in it. */
+int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)
+{
+    int r = -1;
+    uint8_t *v = NULL;
+    size_t n = 0;
+    if (cfg->home_id[0] == '\0') {
+        return 0; /* a home made before home ids */
+    }
+    if (kms_internal_keys_home_id_get(hsm, &v, &n) != 0) {
+        if (kms_last_error() == KMS_ERR_NOT_FOUND) {
+            kms_raise(KMS_ERR_HOME,
+                      "the HSM token \"%s\" holds no home id, but %s/%s says it belongs to home "
+                      "%s: it is not this home's token; restore the home's own token",
+                      cfg->token_label, home, CONFIG_FILE, cfg->home_id);
+        }
+        goto out;
+    }
+    if (n != strlen(cfg->home_id) || memcmp(v, cfg->home_id, n) != 0) {
+        kms_raise(KMS_ERR_HOME,
+                  "the HSM token \"%s\" belongs to another KMS home (id %.36s), not to %s (id "
+                  "%s); using it would change that home's keys and audit anchor. Point this "
+                  "home at its own token (token_label, or the SoftHSM2 configuration)",
+                  cfg->token_label, (const char *)v, home, cfg->home_id);
+        goto out;
+    }
+    r = 0;
+out:
+    free(v);
+    return r;
+}
+
+/* A new home's token must be its own: one that holds another home's id is refused; else it gets
+ * this home's id. */
+int kms_home_claim_token(kms_hsm *hsm, const kms_config *cfg)
+{
+    uint8_t *v = NULL;
+    size_t n = 0;
+    if (kms_internal_keys_home_id_get(hsm, &v, &n) == 0) {
+        kms_raise(KMS_ERR_HOME,
+                  "the HSM token \"%s\" already belongs to the KMS home with id %.36s; a new "
+                  "home needs a token of its own (another token_label, or an empty SoftHSM2 "
+                  "token directory)",
+                  cfg->token_label, (const char *)v);
+        free(v);
+        return -1;
+    }
+    if (kms_last_error() != KMS_ERR_NOT_FOUND) {
+        return -1;
+    }
+    return kms_internal_keys_home_id_set(hsm, cfg->home_id);
+}
