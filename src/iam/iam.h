@@ -413,13 +413,32 @@ int kms_iam_password_change(kms_iam *iam, const char *account_id, const char *us
     __attribute__((warn_unused_result));
 
 /* Sign-in check (user_name NULL: root). AccessDenied for an unknown user, no login profile or a
- * wrong password (one message for all). On success *must_change tells that the password must be
+ * wrong password (one message for all, and the same Argon2 work for all). Throttling is the
+ * caller's: kms_iam_signin_begin first. On success *must_change tells that the password must be
  * changed before anything else (reset required, or older than the policy's max age: expired);
  * *mfa_required that the user has an MFA device (then kms_iam_mfa_check). Records
  * PasswordLastUsed. */
 int kms_iam_password_check(kms_iam *iam, const char *account_id, const char *user_name,
                            const char *password, int64_t now, bool *must_change, bool *mfa_required)
     __attribute__((warn_unused_result));
+
+/* ---- Sign-in throttling (iam_signin.c) -------------------------------------------------------
+ * As the AWS console throttles repeated failed sign-ins: USER_FAILURES failed sign-ins for one
+ * user name (known or not), or SOURCE_FAILURES from one source address, within WINDOW seconds
+ * of the first of them, and further sign-ins are refused until the window has passed. The
+ * counters live in the database, shared by every process of the home. */
+#define KMS_IAM_SIGNIN_USER_FAILURES 5
+#define KMS_IAM_SIGNIN_SOURCE_FAILURES 20
+#define KMS_IAM_SIGNIN_WINDOW 900
+
+/* Before a sign-in's password is checked (user_name NULL: root; source NULL: none): refuses
+ * with LimitExceeded, naming the time to try again (ISO 8601), when the user or the source has
+ * used up its failures; else counts the attempt as a failure until kms_iam_signin_succeed. */
+int kms_iam_signin_begin(kms_iam *iam, const char *account_id, const char *user_name,
+                         const char *source, int64_t now) __attribute__((warn_unused_result));
+/* After a successful sign-in: clears the user's failures and forgives the source this attempt. */
+int kms_iam_signin_succeed(kms_iam *iam, const char *account_id, const char *user_name,
+                           const char *source) __attribute__((warn_unused_result));
 
 /* ---- MFA (virtual TOTP devices, RFC 6238) ---------------------------------------------------- */
 

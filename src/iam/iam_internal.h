@@ -4,6 +4,7 @@
 #define KMS_IAM_IAM_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "iam/iam.h"
 #include "store/db.h"
@@ -32,6 +33,7 @@ struct kms_iam {
     uint8_t *cache_key;   /* 32 bytes, kms_secure_alloc */
     secret_cache_entry cache[IAM_SECRET_CACHE];
     size_t cache_next;
+    _Atomic uint64_t argon2_verifications; /* for tests: see kms_iam_argon2_count */
 };
 
 /* ---- Queries ------------------------------------------------------------------------------
@@ -194,6 +196,11 @@ int kms_iam_access_key_insert(iam_q *q, const iam_entity *user, int64_t now, cha
                               char **secret) __attribute__((warn_unused_result));
 
 /* iam_passwords.c */
+/* The Argon2 password verifications made through iam so far (a test hook: sign-in does the
+ * same work for unknown users and wrong passwords). */
+uint64_t kms_iam_argon2_count(kms_iam *iam);
+/* The hash verified when a user or its login profile does not exist (a test hook). */
+const char *kms_iam_argon2_dummy(void);
 int kms_iam_password_policy_insert(iam_q *q, const char *account_id,
                                    const kms_iam_password_policy *p)
     __attribute__((warn_unused_result));

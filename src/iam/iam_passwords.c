@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,33 @@
 #include "util/util.h"
 
 #define PASSWORD_HISTORY_MAX 24
+
+/* The hash that a sign-in checks when there is no real one to check (an unknown user, or one
+ * without a login profile), so that the work, and the time it takes, is the same as for a
+ * wrong password. Made once, offline, by crypto_pwhash_str with the parameters of every stored
+ * password (crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE: test_iam
+ * checks that they still match) from a random password nobody kept; a match would be refused
+ * all the same. A constant rather than a hash made at the first use: each kmsctl process signs
+ * in once, and making the hash there would double the work for unknown users only. */
+static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=2,p=1$HIuWkYA0oAFGH92eOMkksg$"
+                                 "03Ewk9RzSWBsl3ddgWgvDkmtW6IqTJ5PFYk4klMWMaM";
+
+/* Every Argon2 verification goes through here (counted, for the tests of equal work). */
+static bool argon2_verify(kms_iam *iam, const char *hash, const char *pw)
+{
+    atomic_fetch_add(&iam->argon2_verifications, 1);
+    return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+}
+
+uint64_t kms_iam_argon2_count(kms_iam *iam)
+{
+    return atomic_load(&iam->argon2_verifications);
+}
+
+const char *kms_iam_argon2_dummy(void)
+{
+    return dummy_hash;
+}
 
 /* ---- Password policy ---------------------------------------------------------------------- */
 
@@ -182,7 +210,7 @@ static int password_not_reused(iam_q *q, const char *user_id, const char *pw, in
     int s;
     bool reused = false;
     while (!reused && (s = kms_db_step(st, IAM_SQL_WHAT)) == 1) {
-        reused = crypto_pwhash_str_verify(kms_db_column_text(st, 0), pw, strlen(pw)) == 0;
+        reused = argon2_verify(q->iam, kms_db_column_text(st, 0), pw);
     }
     kms_db_reset(st);
     KMS_GUARD(!reused && s < 0 ? -1 : 0);
@@ -396,22 +424,27 @@ out:
 }
 
 /* Verifies pw against the user's login profile: AccessDenied with one message for every
- * failure, so that a caller learns nothing about which users exist. */
+ * failure, and one Argon2 verification for every failure too (against dummy_hash when the user
+ * or its login profile does not exist), so that a caller learns nothing about which users
+ * exist, neither from the answer nor from the time it takes. */
 static int password_verify(iam_q *q, const char *account_id, const char *user_name, const char *pw,
                            iam_entity *u, int64_t *password_date, bool *reset)
 {
     static const char denied[] = "Your authentication information is incorrect.";
     KMS_ENSURE(pw != NULL, KMS_ERR_ACCESS_DENIED, "%s", denied);
-    if (kms_iam_user_or_root(q, account_id, user_name, u) != 0) {
-        return kms_last_error() == KMS_ERR_NO_SUCH_ENTITY
-                   ? kms_raise(KMS_ERR_ACCESS_DENIED, "%s", denied)
-                   : -1;
-    }
     kms_db_stmt *st = NULL;
-    int f = kms_db_first(q->c, sql_login_get, KMS_DB_PARAMS(kms_db_text(u->id)), &st, IAM_SQL_WHAT);
-    KMS_GUARD(f < 0 ? -1 : 0);
-    KMS_ENSURE(f == 1, KMS_ERR_ACCESS_DENIED, "%s", denied);
-    bool ok = crypto_pwhash_str_verify(kms_db_column_text(st, 0), pw, strlen(pw)) == 0;
+    int f = 0;
+    if (kms_iam_user_or_root(q, account_id, user_name, u) != 0) {
+        KMS_GUARD(kms_last_error() == KMS_ERR_NO_SUCH_ENTITY ? 0 : -1);
+    } else {
+        f = kms_db_first(q->c, sql_login_get, KMS_DB_PARAMS(kms_db_text(u->id)), &st, IAM_SQL_WHAT);
+        KMS_GUARD(f < 0 ? -1 : 0);
+    }
+    if (f == 0) {
+        (void)argon2_verify(q->iam, dummy_hash, pw);
+        return kms_raise(KMS_ERR_ACCESS_DENIED, "%s", denied);
+    }
+    bool ok = argon2_verify(q->iam, kms_db_column_text(st, 0), pw);
     *password_date = kms_db_column_int64(st, 2);
     *reset = kms_db_column_int64(st, 3) != 0;
     kms_db_reset(st);

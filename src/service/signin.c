@@ -7,6 +7,10 @@
 #include "service/audit_trail.h"
 #include "util/util.h"
 
+/* Where an in-process sign-in comes from, as its audit record says (sourceIPAddress): the
+ * source whose failures kms_iam_signin_begin counts. */
+#define SIGN_IN_SOURCE "127.0.0.1"
+
 /* The serial number of the user's first MFA device, "" when it has none. */
 static int first_mfa_device(kms_iam *iam, const char *account, const char *user, char *out,
                             size_t n)
@@ -82,6 +86,11 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
         kms_raise(KMS_ERR_VALIDATION, "a password is required to sign in");
         goto out;
     }
+    /* Throttled before any password is hashed; from here on the attempt counts as a failure
+     * until it succeeds (wrong passwords and wrong MFA codes alike). */
+    if (kms_iam_signin_begin(c->iam, account, o->user_name, SIGN_IN_SOURCE, now) != 0) {
+        goto out;
+    }
     if (kms_iam_password_check(c->iam, account, o->user_name, password, now, &must_change,
                                &mfa_required) != 0) {
         goto out;
@@ -112,6 +121,9 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     }
     if (must_change && kms_iam_password_change(c->iam, account, o->user_name, password,
                                                o->new_password, now) != 0) {
+        goto out;
+    }
+    if (kms_iam_signin_succeed(c->iam, account, o->user_name, SIGN_IN_SOURCE) != 0) {
         goto out;
     }
     if (kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",

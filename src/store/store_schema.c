@@ -302,6 +302,18 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  deletion_date INTEGER NOT NULL,"
     "  versions INTEGER NOT NULL"
     ") STRICT;",
+
+    /* 3 -> 4. Sign-in throttling (iam_signin.c): failed sign-ins counted per user name (known
+     * or not, compared as IAM compares names) and per source address, in a window that starts
+     * at the first failure. Here rather than in each process, so that separate kmsctl
+     * processes share them. */
+    "CREATE TABLE iam_signin_failures ("
+    "  scope TEXT NOT NULL CHECK (scope IN ('user', 'source')),"
+    "  subject TEXT NOT NULL COLLATE NOCASE,"
+    "  failures INTEGER NOT NULL CHECK (failures >= 0),"
+    "  window_start INTEGER NOT NULL,"
+    "  PRIMARY KEY (scope, subject)"
+    ") STRICT;",
 };
 
 static const char sql_journal_mode[] = "PRAGMA journal_mode";

@@ -1134,6 +1134,198 @@ static void test_passwords(void **state)
 
 /* ---- Secrets at rest ---------------------------------------------------------------------- */
 
+/* ---- Sign-in: equal work, throttling ------------------------------------------------------ */
+
+static void login_profile(fixture *f, const char *name, const char *password)
+{
+    user(f, name);
+    OK(kms_iam_login_profile_create(f->iam, ACCT, name, password, false, NOW, NULL));
+}
+
+/* One failed password check; asserts AccessDenied and that it ran exactly one Argon2
+ * verification. */
+static void denied_with_one_argon2(fixture *f, const char *user_name, const char *password)
+{
+    bool must_change = false, mfa = false;
+    uint64_t before = kms_iam_argon2_count(f->iam);
+    assert_kms_error(
+        kms_iam_password_check(f->iam, ACCT, user_name, password, NOW, &must_change, &mfa),
+        KMS_ERR_ACCESS_DENIED);
+    assert_string_equal(kms_last_error_message(), "Your authentication information is incorrect.");
+    assert_int_equal(kms_iam_argon2_count(f->iam) - before, 1);
+}
+
+/* An unknown user, a user without a login profile and the root user without one cost the same
+ * Argon2 verification as a wrong password, against a dummy hash made with the same parameters
+ * as every stored password: the time of the answer does not tell users apart. */
+static void test_signin_equal_work(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(crypto_pwhash_str_needs_rehash(kms_iam_argon2_dummy(),
+                                                    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                                    crypto_pwhash_MEMLIMIT_INTERACTIVE),
+                     0);
+    assert_int_equal(strncmp(kms_iam_argon2_dummy(), "$argon2id$", 10), 0);
+    login_profile(f, "ivy", "Correct-Horse-7");
+    user(f, "nolo"); /* no login profile */
+    denied_with_one_argon2(f, "ivy", "Wrong-Horse-7");
+    denied_with_one_argon2(f, "nobody", "Wrong-Horse-7");
+    denied_with_one_argon2(f, "nolo", "Wrong-Horse-7");
+    denied_with_one_argon2(f, NULL, "Wrong-Horse-7");
+    bool must_change = true, mfa = true;
+    uint64_t before = kms_iam_argon2_count(f->iam);
+    OK(kms_iam_password_check(f->iam, ACCT, "ivy", "Correct-Horse-7", NOW, &must_change, &mfa));
+    assert_int_equal(kms_iam_argon2_count(f->iam) - before, 1);
+}
+
+/* begin, then a wrong password: one failed sign-in. */
+static void failed_sign_in(fixture *f, const char *user_name, const char *source, int64_t now)
+{
+    bool must_change = false, mfa = false;
+    OK(kms_iam_signin_begin(f->iam, ACCT, user_name, source, now));
+    assert_kms_error(
+        kms_iam_password_check(f->iam, ACCT, user_name, "Wrong-Horse-7", now, &must_change, &mfa),
+        KMS_ERR_ACCESS_DENIED);
+}
+
+/* begin refused with LimitExceeded and `message`, without any Argon2 verification. */
+static void refused(fixture *f, const char *user_name, const char *source, int64_t now,
+                    const char *message)
+{
+    uint64_t before = kms_iam_argon2_count(f->iam);
+    assert_kms_error(kms_iam_signin_begin(f->iam, ACCT, user_name, source, now),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_string_equal(kms_last_error_message(), message);
+    assert_int_equal(kms_iam_argon2_count(f->iam), before);
+}
+
+static void test_signin_lockout(void **state)
+{
+    fixture *f = *state;
+    login_profile(f, "ivy", "Correct-Horse-7");
+    bool must_change = false, mfa = false;
+    /* 2023-11-14T22:13:20Z + 15 minutes */
+    static const char ivy_locked[] = "Too many failed sign-in attempts for user ivy: sign-in is "
+                                     "refused until 2023-11-14T22:28:20Z. Try again after that "
+                                     "time.";
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES; i++) {
+        failed_sign_in(f, "ivy", "192.0.2.1", NOW + i);
+    }
+    refused(f, "ivy", "192.0.2.1", NOW + 10, ivy_locked);
+    /* From another source, in another case of the name, with the right password: the user's
+     * counter refuses all of them. */
+    refused(f, "IVY", "192.0.2.2", NOW + 899,
+            "Too many failed sign-in attempts for user IVY: sign-in is refused until "
+            "2023-11-14T22:28:20Z. Try again after that time.");
+    refused(f, "ivy", NULL, NOW + 899, ivy_locked);
+    /* The window passed: the password is checked again. */
+    OK(kms_iam_signin_begin(f->iam, ACCT, "ivy", "192.0.2.1", NOW + 900));
+    OK(kms_iam_password_check(f->iam, ACCT, "ivy", "Correct-Horse-7", NOW + 900, &must_change,
+                              &mfa));
+    OK(kms_iam_signin_succeed(f->iam, ACCT, "ivy", "192.0.2.1"));
+
+    /* A success resets the user's counter: 4 failures, a success, 4 more are allowed. */
+    int64_t t = NOW + 1000;
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES - 1; i++) {
+        failed_sign_in(f, "ivy", "192.0.2.1", t);
+    }
+    OK(kms_iam_signin_begin(f->iam, ACCT, "ivy", "192.0.2.1", t));
+    OK(kms_iam_password_check(f->iam, ACCT, "ivy", "Correct-Horse-7", t, &must_change, &mfa));
+    OK(kms_iam_signin_succeed(f->iam, ACCT, "ivy", "192.0.2.1"));
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES; i++) {
+        failed_sign_in(f, "ivy", "192.0.2.1", t + 1);
+    }
+    refused(f, "ivy", "192.0.2.1", t + 2,
+            "Too many failed sign-in attempts for user ivy: sign-in is refused until "
+            "2023-11-14T22:45:01Z. Try again after that time.");
+
+    /* An unknown user is locked out exactly as a known one; so is the root user. */
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES; i++) {
+        failed_sign_in(f, "nobody", "192.0.2.3", NOW);
+        failed_sign_in(f, NULL, "192.0.2.3", NOW);
+    }
+    refused(f, "nobody", "192.0.2.3", NOW,
+            "Too many failed sign-in attempts for user nobody: sign-in is refused until "
+            "2023-11-14T22:28:20Z. Try again after that time.");
+    refused(f, NULL, "192.0.2.3", NOW,
+            "Too many failed sign-in attempts for the root user: sign-in is refused until "
+            "2023-11-14T22:28:20Z. Try again after that time.");
+}
+
+/* One source guessing across many user names is stopped by its own counter. */
+static void test_signin_source_lockout(void **state)
+{
+    fixture *f = *state;
+    login_profile(f, "ivy", "Correct-Horse-7");
+    char name[16];
+    for (int i = 0; i < KMS_IAM_SIGNIN_SOURCE_FAILURES; i++) {
+        snprintf(name, sizeof name, "guess%d", i);
+        failed_sign_in(f, name, "198.51.100.7", NOW + 60);
+    }
+    refused(f, "ivy", "198.51.100.7", NOW + 60,
+            "Too many failed sign-in attempts from 198.51.100.7: sign-in is refused until "
+            "2023-11-14T22:29:20Z. Try again after that time.");
+    /* Another source signs ivy in; after the window the source may try again. */
+    bool must_change = false, mfa = false;
+    OK(kms_iam_signin_begin(f->iam, ACCT, "ivy", "198.51.100.8", NOW + 60));
+    OK(kms_iam_password_check(f->iam, ACCT, "ivy", "Correct-Horse-7", NOW + 60, &must_change,
+                              &mfa));
+    OK(kms_iam_signin_succeed(f->iam, ACCT, "ivy", "198.51.100.8"));
+    OK(kms_iam_signin_begin(f->iam, ACCT, "ivy", "198.51.100.7", NOW + 60 + 900));
+}
+
+/* A wrong MFA code after the right password is a failed sign-in too (sign-in never calls
+ * kms_iam_signin_succeed for it): five lock the user out. */
+static void test_signin_totp_failures(void **state)
+{
+    fixture *f = *state;
+    login_profile(f, "hank", "Correct-Horse-7");
+    char *serial = NULL, *seed32 = NULL;
+    OK(kms_iam_mfa_create(f->iam, ACCT, NULL, "hank-phone", NOW, &serial, &seed32));
+    uint8_t seed[32];
+    assert_int_equal(b32_decode(seed32, seed, sizeof seed), 20);
+    char c1[7], c2[7], good[7];
+    code_at(seed, 20, NOW - 30, c1);
+    code_at(seed, 20, NOW, c2);
+    OK(kms_iam_mfa_enable(f->iam, ACCT, "hank", serial, c1, c2, NOW));
+    int64_t t = NOW + 3600;
+    code_at(seed, 20, t, good);
+    /* A code of none of the steps accepted at t (one either side). */
+    char before[7], after[7], bad[12];
+    code_at(seed, 20, t - 30, before);
+    code_at(seed, 20, t + 30, after);
+    int guess = 0;
+    do {
+        snprintf(bad, sizeof bad, "%06d", guess++);
+    } while (strcmp(bad, good) == 0 || strcmp(bad, before) == 0 || strcmp(bad, after) == 0);
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES; i++) {
+        bool must_change = false, mfa = false;
+        OK(kms_iam_signin_begin(f->iam, ACCT, "hank", "127.0.0.1", t));
+        OK(kms_iam_password_check(f->iam, ACCT, "hank", "Correct-Horse-7", t, &must_change, &mfa));
+        assert_true(mfa);
+        assert_kms_error(kms_iam_mfa_check(f->iam, ACCT, "hank", serial, bad, t),
+                         KMS_ERR_INVALID_AUTH_CODE);
+    }
+    refused(f, "hank", "127.0.0.1", t,
+            "Too many failed sign-in attempts for user hank: sign-in is refused until "
+            "2023-11-14T23:28:20Z. Try again after that time.");
+    free(serial);
+    kms_iam_secret_free(seed32);
+}
+
+/* The counters are in the database: another handle (another process) sees them. */
+static void test_signin_counters_shared(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < KMS_IAM_SIGNIN_USER_FAILURES; i++) {
+        failed_sign_in(f, "ivy", "127.0.0.1", NOW);
+        close_all(f);
+        open_all(f, false);
+    }
+    assert_kms_error(kms_iam_signin_begin(f->iam, ACCT, "ivy", "127.0.0.1", NOW),
+                     KMS_ERR_LIMIT_EXCEEDED);
+}
+
 static void test_secrets_not_in_db(void **state)
 {
     fixture *f = *state;
@@ -1189,6 +1381,11 @@ int main(void)
         cmocka_unit_test(test_totp_rfc6238_vectors),
         cmocka_unit_test_setup_teardown(test_mfa_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_equal_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_source_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_totp_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signin_counters_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_not_in_db, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
