@@ -74,6 +74,12 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     const char *password = o->password;
     int64_t now = kms_now();
     kms_audit *audit = NULL;
+    const char *profile = o->save_profile ? o->save_profile : "signin";
+    /* Before anything else: a refused profile is a local mistake, not a sign-in attempt, and the
+     * person should not spend an MFA code on it. */
+    if (!o->force) {
+        KMS_GUARD(kms_credentials_check_replace(c->home, profile));
+    }
     KMS_GUARD(kms_audit_trail_of_client(c, &audit));
     /* Room for the record before a session exists or a profile is saved. */
     KMS_GUARD(kms_audit_announce(audit));
@@ -114,8 +120,11 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
                                                o->new_password, now) != 0) {
         goto out;
     }
-    if (kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",
-                             creds.access_key_id, creds.secret_access_key,
+    /* Again, as the file may have changed while the password was checked. */
+    if (!o->force && kms_credentials_check_replace(c->home, profile) != 0) {
+        goto out;
+    }
+    if (kms_credentials_save(c->home, profile, creds.access_key_id, creds.secret_access_key,
                              creds.session_token) != 0) {
         goto out;
     }
