@@ -98,6 +98,18 @@ KMS_API void kms_keyring_free(kms_keyring *keyring);
  * threads at once, but the fd and file calls may call it from any of their worker threads. */
 typedef void (*kms_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
+/* The default limit on encrypted data keys (EDKs) per message. The sender of a message chooses
+ * its EDKs, and a decrypt tries them one by one: each EDK of a KMS key is one KMS Decrypt call
+ * (an HSM operation and an audit record), so without a limit one crafted message with thousands
+ * of junk EDKs makes thousands of calls. The AWS Encryption SDK allows 65,535 unless told
+ * otherwise, and its developer guide ("Limiting encrypted data keys", configure.html
+ * #config-limit-keys) advises setting a limit, above all for messages from untrusted sources;
+ * here the safe value is the default. Ten covers a message wrapped by a few KMS keys in a few
+ * regions plus raw keys. A message over the limit is refused (LimitExceededException) before
+ * any key is tried; encrypt refuses to write one, so that what it writes decrypts with the
+ * defaults. Raise max_encrypted_data_keys for messages wrapped by more keys. */
+#define KMS_ENVELOPE_DEFAULT_MAX_EDKS 10
+
 typedef struct kms_envelope_options {
     const kms_keyring *keyring; /* required */
     /* Encrypt: the message's encryption context. Decrypt: the context the caller requires; every
@@ -110,9 +122,11 @@ typedef struct kms_envelope_options {
     uint16_t algorithm_suite;                /* encrypt; 0 = 0x0478 */
     uint32_t frame_length;                   /* encrypt; 0 = 4096; at most 16 MiB */
     kms_commitment_policy commitment_policy; /* default REQUIRE_ENCRYPT_REQUIRE_DECRYPT */
-    uint16_t max_encrypted_data_keys;        /* 0 = no limit */
-    unsigned threads;                        /* fd/file helpers; 0 = one per online core */
-    kms_progress_fn progress;                /* optional */
+    /* Encrypt and decrypt: at most this many encrypted data keys per message; 0 means
+     * KMS_ENVELOPE_DEFAULT_MAX_EDKS, UINT16_MAX every count the format can hold. See there. */
+    uint16_t max_encrypted_data_keys;
+    unsigned threads;         /* fd/file helpers; 0 = one per online core */
+    kms_progress_fn progress; /* optional */
     void *progress_arg;
 } kms_envelope_options;
 

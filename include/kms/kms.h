@@ -164,6 +164,9 @@ typedef struct kms_sign_in_options {
     const char *mfa_code;     /* required once the user has an MFA device */
     long duration_seconds;    /* 0: 43200 (root: 3600) */
     const char *save_profile; /* the profile to write; NULL: "signin" */
+    /* 0: a save_profile that holds a long-term access key (AKIA..., no session token) is not
+     * replaced (AlreadyExistsException, before the password is checked); nonzero: it is. */
+    int force;
 } kms_sign_in_options;
 
 /* On success *expiration (may be NULL) receives the session's end in epoch seconds. */

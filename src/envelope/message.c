@@ -164,6 +164,13 @@ static int alloc_secrets(kms_msg *m)
     return m->keys != NULL && m->data_key != NULL ? 0 : -1;
 }
 
+/* The limit on encrypted data keys the options set (envelope.h: KMS_ENVELOPE_DEFAULT_MAX_EDKS). */
+static uint16_t max_edks_of(const kms_envelope_options *o)
+{
+    return o->max_encrypted_data_keys != 0 ? o->max_encrypted_data_keys
+                                           : KMS_ENVELOPE_DEFAULT_MAX_EDKS;
+}
+
 /* Has the keyring generate and wrap the message's data key (into m->data_key), leaving the
  * EDKs in m->hdr.edks. */
 static int wrap_data_key(kms_msg *m, const kms_keyring *keyring, uint16_t max_edks)
@@ -185,10 +192,12 @@ static int wrap_data_key(kms_msg *m, const kms_keyring *keyring, uint16_t max_ed
         r = kms_raise(KMS_ERR_INTERNAL, "the keyring produced no encrypted data key");
         goto out;
     }
-    if (max_edks != 0 && mat.edks.n > max_edks) {
+    if (mat.edks.n > max_edks) {
         r = kms_raise(KMS_ERR_LIMIT_EXCEEDED,
-                      "%zu encrypted data keys exceed the configured maximum of %u", mat.edks.n,
-                      max_edks);
+                      "%zu encrypted data keys exceed the maximum of %u per message: raise "
+                      "max_encrypted_data_keys (kmsctl: --max-encrypted-data-keys), and on "
+                      "decrypt too",
+                      mat.edks.n, max_edks);
         goto out;
     }
     memcpy(m->data_key, mat.data_key, m->suite->key_len);
@@ -252,7 +261,7 @@ int kms_msg_encrypt_begin(kms_msg *m, const kms_envelope_options *o)
         kms_ec_sort(&m->full_ec);
     }
     KMS_GUARD(alloc_secrets(m));
-    KMS_GUARD(wrap_data_key(m, o->keyring, o->max_encrypted_data_keys));
+    KMS_GUARD(wrap_data_key(m, o->keyring, max_edks_of(o)));
     randombytes_buf(m->hdr.message_id, m->suite->msgid_len);
     KMS_GUARD(kms_esdk_derive(m->suite, m->data_key, m->hdr.message_id, m->keys));
     memcpy(m->hdr.suite_data, m->keys->commit, m->suite->suite_data_len);
@@ -382,10 +391,13 @@ int kms_msg_decrypt_begin(kms_msg *m, const kms_envelope_options *o, const uint8
                "commitment policy REQUIRE_ENCRYPT_REQUIRE_DECRYPT refuses; to read it anyway use "
                "the policy REQUIRE_ENCRYPT_ALLOW_DECRYPT",
                m->suite->id);
-    KMS_ENSURE(o->max_encrypted_data_keys == 0 || m->hdr.edks.n <= o->max_encrypted_data_keys,
-               KMS_ERR_LIMIT_EXCEEDED,
-               "the message has %zu encrypted data keys, more than the configured maximum of %u",
-               m->hdr.edks.n, o->max_encrypted_data_keys);
+    /* Before any key is tried: each encrypted data key may cost a KMS call (envelope.h,
+     * KMS_ENVELOPE_DEFAULT_MAX_EDKS). */
+    KMS_ENSURE(m->hdr.edks.n <= max_edks_of(o), KMS_ERR_LIMIT_EXCEEDED,
+               "the message has %zu encrypted data keys, more than the maximum of %u: refused "
+               "before trying any (raise max_encrypted_data_keys, kmsctl: "
+               "--max-encrypted-data-keys, only for messages you expect to have that many)",
+               m->hdr.edks.n, max_edks_of(o));
     KMS_GUARD(reproduce_context(m, o));
     KMS_GUARD(load_verification_key(m));
     KMS_GUARD(alloc_secrets(m));

@@ -168,6 +168,55 @@ out:
     return r;
 }
 
+/* A long-term access key (AKIA..., IAM CreateAccessKey) has no session token; temporary
+ * credentials (ASIA..., STS) have one. */
+static bool is_long_term(const kms_credentials *c)
+{
+    return c->access_key_id[0] != '\0' &&
+           (c->session_token == NULL || strncmp(c->access_key_id, "AKIA", 4) == 0);
+}
+
+int kms_credentials_check_replace(const char *home, const char *profile)
+{
+    int r = -1;
+    char *text = NULL;
+    size_t len = 0;
+    kms_credentials c;
+    memset(&c, 0, sizeof c);
+    char *path = kms_path_join(home, CREDENTIALS_FILE);
+    if (path == NULL) {
+        return -1;
+    }
+    if (!kms_path_exists(path)) {
+        r = 0;
+        goto out;
+    }
+    if (kms_file_read(path, CREDENTIALS_MAX, &text, &len) != 0) {
+        goto out;
+    }
+    if (parse_profile(text, profile, &c) < 0) {
+        goto out;
+    }
+    if (is_long_term(&c)) {
+        kms_raise(KMS_ERR_ALREADY_EXISTS,
+                  "profile '%s' of %s holds the long-term access key %s, whose secret cannot be "
+                  "shown again: replacing it would lose that access for good. Save the session "
+                  "under another profile name (--save-profile NAME), or give --force to replace "
+                  "the profile anyway",
+                  profile, path, c.access_key_id);
+        goto out;
+    }
+    r = 0;
+out:
+    if (text != NULL) {
+        sodium_memzero(text, len);
+        free(text);
+    }
+    kms_credentials_clean_up(&c);
+    free(path);
+    return r;
+}
+
 /* Copies every section of text but `name` into b. */
 static int copy_other_profiles(const char *text, const char *name, kms_buf *b)
 {

@@ -15,6 +15,11 @@ typedef struct kms_credentials {
 int kms_credentials_load(const char *home, const char *profile, kms_credentials *c)
     __attribute__((warn_unused_result));
 void kms_credentials_clean_up(kms_credentials *c);
+/* 0 when profile may be replaced: the file or the profile does not exist, or it holds temporary
+ * credentials (a session token). A profile holding a long-term access key (AKIA..., or no
+ * session token) raises AlreadyExistsException naming the profile and the key id. */
+int kms_credentials_check_replace(const char *home, const char *profile)
+    __attribute__((warn_unused_result));
 /* Adds or replaces profile in HOME/credentials (0600, atomically). */
 int kms_credentials_save(const char *home, const char *profile, const char *access_key_id,
                          const char *secret, const char *session_token)

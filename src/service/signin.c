@@ -78,6 +78,12 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     const char *password = o->password;
     int64_t now = kms_now();
     kms_audit *audit = NULL;
+    const char *profile = o->save_profile ? o->save_profile : "signin";
+    /* Before anything else: a refused profile is a local mistake, not a sign-in attempt, and the
+     * person should not spend an MFA code on it. */
+    if (!o->force) {
+        KMS_GUARD(kms_credentials_check_replace(c->home, profile));
+    }
     KMS_GUARD(kms_audit_trail_of_client(c, &audit));
     /* Room for the record before a session exists or a profile is saved. */
     KMS_GUARD(kms_audit_announce(audit));
@@ -123,12 +129,16 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
                                                o->new_password, now) != 0) {
         goto out;
     }
-    if (kms_iam_signin_succeed(c->iam, account, o->user_name, SIGN_IN_SOURCE) != 0) {
+    /* Again, as the file may have changed while the password was checked. */
+    if (!o->force && kms_credentials_check_replace(c->home, profile) != 0) {
         goto out;
     }
-    if (kms_credentials_save(c->home, o->save_profile ? o->save_profile : "signin",
-                             creds.access_key_id, creds.secret_access_key,
+    if (kms_credentials_save(c->home, profile, creds.access_key_id, creds.secret_access_key,
                              creds.session_token) != 0) {
+        goto out;
+    }
+    /* Only a sign-in that completed clears the failures counted against it. */
+    if (kms_iam_signin_succeed(c->iam, account, o->user_name, SIGN_IN_SOURCE) != 0) {
         goto out;
     }
     if (expiration != NULL) {

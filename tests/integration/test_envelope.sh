@@ -211,6 +211,74 @@ if [ -e "$W/out" ]; then fail "strict decrypt with a wrong key left an output"; 
 expect_error LimitExceededException 254 kms decrypt --key-id "$A" --max-encrypted-data-keys 1 -i "$W/ab.ct" -o "$W/out"
 kms decrypt --key-id "$A" --max-encrypted-data-keys 2 -i "$W/ab.ct" -o "$W/out"
 assert_files_equal "$W/out" "$PT" "--max-encrypted-data-keys 2 accepts two"
+# ---- many encrypted data keys: refused before any KMS call (issue 15 item 6) --------------------
+# Records of the trail: all of them (lines of the segments), or those of one event name since
+# this section began (one page of lookup-events is enough once the fix is in).
+records() { cat "$HOME_DIR"/audit/segments/*.jsonl | grep -c '"eventName"' || true; }
+SINCE=$(($(date +%s) - 1))
+events_named() {
+    kms lookup-events --lookup-attributes "AttributeKey=EventName,AttributeValue=$1" \
+        --start-time "$SINCE" --max-results 50 |
+        "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Events"]))'
+}
+# junk_edks IN OUT N ARN: IN's header with N junk encrypted data keys of ARN in place of its own
+# (data-format/message-header.md, version 2); the header tag no longer matches, but the count of
+# keys is read first.
+cat >"$W/junk_edks.py" <<'PY'
+import os, struct, sys
+src, dst, n, arn = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
+d = open(src, "rb").read()
+u16 = lambda p: struct.unpack(">H", d[p:p + 2])[0]
+assert d[0] == 2
+p = 1 + 2 + 32
+p += 2 + u16(p)
+start, count = p, u16(p)
+p += 2
+for _ in range(count):
+    for _ in range(3):
+        p += 2 + u16(p)
+edk = b"".join(struct.pack(">H", len(x)) + x for x in (b"aws-kms", arn, os.urandom(150)))
+open(dst, "wb").write(d[:start] + struct.pack(">H", n) + edk * n + d[p:])
+PY
+kms encrypt --key-id "$A" -i "$PT" -o "$W/a.ct"
+"$PY" "$W/junk_edks.py" "$W/a.ct" "$W/junk3000.ct" 3000 "$(arn_of "$A")"
+n_dec=$(events_named Decrypt)
+n_all=$(records)
+rm -f "$W/out"
+expect_error LimitExceededException 254 kms decrypt --key-id "$A" -i "$W/junk3000.ct" -o "$W/out"
+n_all=$(($(records) - n_all))
+assert_eq "$ERR_MSG" "the message has 3000 encrypted data keys, more than the maximum of 10: refused before trying any (raise max_encrypted_data_keys, kmsctl: --max-encrypted-data-keys, only for messages you expect to have that many)" \
+    "3000 junk encrypted data keys: refused by the default limit with the exact message"
+assert_eq "$n_all" "1" "3000 junk encrypted data keys: one audit record (the keyring's DescribeKey)"
+assert_eq "$(events_named Decrypt)" "$n_dec" "3000 junk encrypted data keys: no KMS Decrypt call"
+if [ -e "$W/out" ]; then fail "the refused message left an output"; else ok "the refused message leaves no output"; fi
+expect_error LimitExceededException 254 kms decrypt --discovery -i "$W/junk3000.ct" -o "$W/out"
+assert_eq "$(events_named Decrypt)" "$n_dec" "discovery: 3000 junk encrypted data keys, no KMS Decrypt call"
+expect_error LimitExceededException 254 kms decrypt --key-id "$A" --max-encrypted-data-keys 2999 -i "$W/junk3000.ct" -o "$W/out"
+assert_contains "$ERR_MSG" "more than the maximum of 2999" "--max-encrypted-data-keys sets the limit"
+# Ten is the default: eleven keys are refused both ways, unless the limit is raised.
+K11=()
+for _ in 1 2 3 4 5 6 7 8 9 10 11; do K11+=(--key-id "$A"); done
+expect_error LimitExceededException 254 kms encrypt "${K11[@]}" -i "$PT" -o "$W/k11.ct"
+assert_contains "$ERR_MSG" "11 encrypted data keys exceed the maximum of 10" "encrypt refuses 11 encrypted data keys by default"
+kms encrypt "${K11[@]}" --max-encrypted-data-keys 11 -i "$PT" -o "$W/k11.ct"
+expect_error LimitExceededException 254 kms decrypt --key-id "$A" -i "$W/k11.ct" -o "$W/out"
+kms decrypt --key-id "$A" --max-encrypted-data-keys 11 -i "$W/k11.ct" -o "$W/out"
+assert_files_equal "$W/out" "$PT" "--max-encrypted-data-keys 11 decrypts eleven"
+# The first data key that decrypts is used, and no later one is tried: a message wrapped by B, A
+# and C with B disabled takes exactly two Decrypt calls (B refused, A), not three.
+kms encrypt --key-id "$B" --key-id "$A" --key-id "$C" -i "$PT" -o "$W/bac.ct"
+kms disable-key --key-id "$B"
+n_dec=$(events_named Decrypt)
+kms decrypt --key-id "$A" "$B" "$C" -i "$W/bac.ct" -o "$W/out" --metadata-output "$W/md.json"
+assert_files_equal "$W/out" "$PT" "B disabled: the message decrypts with A"
+assert_eq "$(json_get KeyProviderInfo <"$W/md.json")" "$(arn_of "$A")" "B disabled: A's data key was used"
+assert_eq "$(($(events_named Decrypt) - n_dec))" "2" "B disabled: two Decrypt calls (B refused, A), C not tried"
+kms enable-key --key-id "$B"
+n_dec=$(events_named Decrypt)
+kms decrypt --key-id "$A" "$B" "$C" -i "$W/bac.ct" -o "$W/out"
+assert_eq "$(($(events_named Decrypt) - n_dec))" "1" "one Decrypt call when the first data key decrypts"
+
 kms disable-key --key-id "$A"
 expect_error DisabledException 254 kms decrypt --key-id "$A" -i "$W/ab.ct" -o "$W/out2"
 kms decrypt --discovery -i "$W/ab.ct" -o "$W/out"

@@ -428,3 +428,46 @@ for c in $cmds; do
 done
 if [ "$n" -ge 100 ]; then ok "kmsctl --help lists $n IAM/STS/Organizations commands"; else fail "only $n IAM commands listed"; fi
 assert_eq "$bad" "" "--help of every IAM/STS/Organizations command exits 0 and shows an example"
+
+# ---- sign-in does not replace a profile that holds a long-term access key (issue 15 item 5) -----
+# profile_of NAME: the lines of profile NAME in HOME/credentials
+profile_of() { awk -v p="[$1]" '/^\[/ {on = ($0 == p)} on' "$HOME_DIR/credentials"; }
+ADMIN_AK=$(profile_of default | sed -n 's/^aws_access_key_id = //p')
+assert_match "$ADMIN_AK" '^AKIA' "the default profile holds the admin's long-term access key"
+kms create-user --user-name signer >/dev/null
+kms create-login-profile --user-name signer --password 'Correct-Horse-9-Battery' >/dev/null
+signer_in() { KMS_PASSWORD='Correct-Horse-9-Battery' kms sign-in --user-name signer "$@"; }
+before=$(sha256sum <"$HOME_DIR/credentials")
+expect_error AlreadyExistsException 254 signer_in --save-profile default
+assert_contains "$ERR_MSG" "profile 'default'" "the refusal names the profile"
+assert_contains "$ERR_MSG" "$ADMIN_AK" "the refusal names the access key id that would be lost"
+assert_contains "$ERR_MSG" "--force" "the refusal says --force replaces it"
+assert_contains "$ERR_MSG" "--save-profile" "the refusal says another profile name avoids it"
+assert_not_contains "$ERR_MSG" "$(profile_of default | sed -n 's/^aws_secret_access_key = //p')" \
+    "the refusal does not show the secret"
+assert_eq "$(sha256sum <"$HOME_DIR/credentials")" "$before" "the refused sign-in left the credentials file as it was"
+assert_eq "$(kms get-caller-identity --output text --query Arn)" "arn:aws:iam::$ACCOUNT:user/admin" \
+    "the default profile still acts as the admin"
+# A profile of temporary credentials (a session token) is replaced, as before.
+signer_in --save-profile signer-session >/dev/null
+first=$(profile_of signer-session | sed -n 's/^aws_access_key_id = //p')
+assert_match "$first" '^ASIA' "sign-in saves temporary credentials"
+signer_in --save-profile signer-session >/dev/null && ok "a profile of temporary credentials is replaced"
+assert_ne "$(profile_of signer-session | sed -n 's/^aws_access_key_id = //p')" "$first" \
+    "the session profile holds the new session"
+# A long-term key of another user's profile: refused, then replaced with --force.
+out=$(kms create-access-key --user-name signer)
+SIGNER_AK=$(json_get AccessKey.AccessKeyId <<<"$out")
+printf '[signer-key]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$SIGNER_AK" \
+    "$(json_get AccessKey.SecretAccessKey <<<"$out")" >>"$HOME_DIR/credentials"
+expect_error AlreadyExistsException 254 signer_in --save-profile signer-key
+assert_contains "$ERR_MSG" "profile 'signer-key'" "the refusal names the other profile"
+assert_contains "$ERR_MSG" "$SIGNER_AK" "the refusal names that profile's access key id"
+assert_eq "$(kms --profile signer-key get-caller-identity --output text --query Arn)" \
+    "arn:aws:iam::$ACCOUNT:user/signer" "the refused profile still holds its long-term key"
+signer_in --save-profile signer-key --force >/dev/null && ok "--force replaces a long-term key's profile"
+assert_match "$(profile_of signer-key | sed -n 's/^aws_access_key_id = //p')" '^ASIA' \
+    "--force: the profile now holds the session"
+assert_contains "$(profile_of signer-key)" "aws_session_token = " "--force: with its session token"
+assert_eq "$(profile_of default | sed -n 's/^aws_access_key_id = //p')" "$ADMIN_AK" \
+    "--force on one profile leaves the others alone"

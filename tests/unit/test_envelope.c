@@ -793,6 +793,83 @@ static void test_bad_options(void **state)
     kms_keyring_free(kr);
 }
 
+/* ---- Encrypted data key limit (envelope.h KMS_ENVELOPE_DEFAULT_MAX_EDKS) --------------------*/
+
+/* Counts the OnDecrypt calls of an inner keyring. */
+typedef struct counting_keyring {
+    kms_keyring base;
+    const kms_keyring *inner;
+    int calls;
+} counting_keyring;
+
+static int counting_on_decrypt(const kms_keyring *kr, kms_materials *m, const kms_edk_list *edks)
+{
+    counting_keyring *k = (counting_keyring *)kr; /* the test's own, not shared */
+    k->calls++;
+    return k->inner->vt->on_decrypt(k->inner, m, edks);
+}
+
+static const kms_keyring_vtable COUNTING_VT = {.name = "counting",
+                                               .on_decrypt = counting_on_decrypt};
+
+/* Ten encrypted data keys by default, both ways; a message over the limit is refused before its
+ * keyring is asked for anything. */
+static void test_edk_limit_default(void **state)
+{
+    (void)state;
+    kms_keyring *children[10];
+    char name[8];
+    for (size_t i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "k%zu", i + 1);
+        children[i] = aes_keyring(KEY_B, name);
+    }
+    kms_keyring *eleven = kms_keyring_multi_new(aes_keyring(KEY_A, "k0"), children, 10);
+    assert_non_null(eleven);
+    kms_keyring *k0 = aes_keyring(KEY_A, "k0");
+    counting_keyring counting = {.base.vt = &COUNTING_VT, .inner = k0};
+    uint8_t *msg = NULL, *pt = NULL;
+    size_t len = 0, pt_len = 0;
+
+    kms_envelope_options o = {.keyring = eleven};
+    assert_kms_error(kms_envelope_encrypt(&o, (const uint8_t *)"x", 1, &msg, &len),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_string_equal(kms_last_error_message(),
+                        "11 encrypted data keys exceed the maximum of 10 per message: raise "
+                        "max_encrypted_data_keys (kmsctl: --max-encrypted-data-keys), and on "
+                        "decrypt too");
+    assert_null(msg);
+    o.max_encrypted_data_keys = 11;
+    assert_int_equal(kms_envelope_encrypt(&o, (const uint8_t *)"x", 1, &msg, &len), 0);
+
+    kms_envelope_options d = {.keyring = &counting.base};
+    assert_kms_error(kms_envelope_decrypt(&d, msg, len, &pt, &pt_len, NULL),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_string_equal(kms_last_error_message(),
+                        "the message has 11 encrypted data keys, more than the maximum of 10: "
+                        "refused before trying any (raise max_encrypted_data_keys, kmsctl: "
+                        "--max-encrypted-data-keys, only for messages you expect to have that "
+                        "many)");
+    assert_null(pt);
+    assert_int_equal(counting.calls, 0);
+    d.max_encrypted_data_keys = 10;
+    assert_kms_error(kms_envelope_decrypt(&d, msg, len, &pt, &pt_len, NULL),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_int_equal(counting.calls, 0);
+    /* 11 accepts it; so does UINT16_MAX, every count the format can hold. */
+    static const uint16_t enough[] = {11, UINT16_MAX};
+    for (size_t i = 0; i < 2; i++) {
+        d.max_encrypted_data_keys = enough[i];
+        assert_int_equal(kms_envelope_decrypt(&d, msg, len, &pt, &pt_len, NULL), 0);
+        assert_int_equal(pt_len, 1);
+        kms_secret_free(pt, pt_len);
+        pt = NULL;
+    }
+    assert_int_equal(counting.calls, 2);
+    kms_buffer_free(msg);
+    kms_keyring_free(k0);
+    kms_keyring_free(eleven);
+}
+
 /* ---- Length-prefixed fields (message-header.md, message-footer.md) ---------------------------*/
 
 /* The header parse of msg cut to n bytes: 1 (more needed) and an empty header. */
@@ -925,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_signed_final_frame_held),
         cmocka_unit_test(test_stream_misuse_and_empty),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_edk_limit_default),
         cmocka_unit_test(test_header_length_fields),
         cmocka_unit_test(test_footer_length),
     };

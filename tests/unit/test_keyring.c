@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "envelope/esdk.h"
 #include "kms/envelope.h"
@@ -888,6 +889,151 @@ static void test_kms_new_errors(void **state)
     assert_new_fails(KMS_ERR_INVALID_KEY_USAGE, kms_keyring_kms_new(client, hmac, 1));
 }
 
+/* ---- Many encrypted data keys (issue 15 item 6) -----------------------------------------------*/
+
+/* KMS Decrypt calls in the trail since the test began (LookupEvents from `since`, epoch
+ * seconds; the tests stay within one page). */
+static size_t decrypt_calls(const char *since)
+{
+    json_t *j = call_json("cloudtrail:LookupEvents",
+                          json_pack("{s:[{s:s, s:s}], s:s, s:i}", "LookupAttributes",
+                                    "AttributeKey", "EventName", "AttributeValue", "Decrypt",
+                                    "StartTime", since, "MaxResults", 50));
+    size_t n = json_array_size(json_object_get(j, "Events"));
+    json_decref(j);
+    assert_true(n < 50);
+    return n;
+}
+
+/* Now minus a second, as LookupEvents' StartTime. */
+static void window_start(char out[32])
+{
+    snprintf(out, 32, "%lld", (long long)time(NULL) - 1);
+}
+
+/* Adds n junk EDKs naming arn (provider "aws-kms", a blob KMS cannot decrypt) to l. */
+static void add_junk(kms_edk_list *l, const char *arn, size_t n)
+{
+    uint8_t blob[150];
+    memset(blob, 0x5a, sizeof blob);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(kms_edk_list_add(l, "aws-kms", 7, arn, strlen(arn), blob, sizeof blob), 0);
+    }
+}
+
+/* A keyring that has an inner keyring wrap the data key, then puts `junk` junk EDKs of key a
+ * before the inner keyring's: how a crafted message looks, with an authentic header. */
+typedef struct junk_keyring {
+    kms_keyring base;
+    const kms_keyring *inner;
+    size_t junk;
+} junk_keyring;
+
+static int junk_on_encrypt(const kms_keyring *kr, kms_materials *m)
+{
+    const junk_keyring *k = (const junk_keyring *)kr;
+    kms_edk_list l = {0};
+    if (k->inner->vt->on_encrypt(k->inner, m) != 0) {
+        return -1;
+    }
+    add_junk(&l, a_arn, k->junk);
+    for (size_t i = 0; i < m->edks.n; i++) {
+        const kms_edk *e = &m->edks.v[i];
+        assert_int_equal(kms_edk_list_add(&l, e->provider_id, e->provider_id_len, e->provider_info,
+                                          e->provider_info_len, e->ciphertext, e->ciphertext_len),
+                         0);
+    }
+    kms_edk_list_clean_up(&m->edks);
+    m->edks = l;
+    return 0;
+}
+
+static const kms_keyring_vtable JUNK_VT = {.name = "junk", .on_encrypt = junk_on_encrypt};
+
+/* The KMS keyring stops at the first EDK that decrypts: junk, good, good takes two Decrypt
+ * calls (the junk one refused, the first good one), strict and discovery alike. */
+static void test_kms_first_that_decrypts(void **state)
+{
+    const uint16_t suite = KMS_SUITE_AES_256_GCM_HKDF_SHA512_COMMIT_KEY;
+    kms_ec ec;
+    ec_std(&ec);
+    kms_keyring *a = kms_kr(a_arn, NULL);
+    kms_keyring *disc = must_keyring(kms_keyring_kms_discovery_new(client));
+    kms_materials m;
+    enc_init(&m, suite, &ec, NULL);
+    wrap(a, &m);
+    kms_edk_list l = {0};
+    add_junk(&l, a_arn, 1);
+    for (size_t i = 0; i < 2; i++) {
+        const kms_edk *e = &m.edks.v[0];
+        assert_int_equal(kms_edk_list_add(&l, e->provider_id, e->provider_id_len, e->provider_info,
+                                          e->provider_info_len, e->ciphertext, e->ciphertext_len),
+                         0);
+    }
+    const kms_keyring *rings[] = {a, disc};
+    char since[32];
+    window_start(since);
+    for (size_t r = 0; r < 2; r++) {
+        size_t before = decrypt_calls(since), used = 99;
+        assert_unwraps(rings[r], suite, &ec, &l, m.data_key, &used);
+        assert_int_equal(used, 1);
+        assert_int_equal(decrypt_calls(since) - before, 2);
+    }
+    kms_edk_list_clean_up(&l);
+    kms_materials_clean_up(&m);
+    kms_keyring_free(a);
+    kms_keyring_free(disc);
+    kms_ec_clean_up(&ec);
+}
+
+/* Whole messages through the KMS keyring: one junk EDK before the good one decrypts with two
+ * Decrypt calls; 3,000 junk EDKs are refused by the default limit before any call. */
+static void test_kms_message_edk_limit(void **state)
+{
+    static const uint8_t pt[] = "many keys";
+    kms_keyring *a = kms_kr(a_arn, NULL);
+    junk_keyring one = {.base.vt = &JUNK_VT, .inner = a, .junk = 1};
+    junk_keyring many = {.base.vt = &JUNK_VT, .inner = a, .junk = 3000};
+    kms_envelope_options eo = {.keyring = &one.base};
+    kms_envelope_options d = {.keyring = a};
+    uint8_t *msg = NULL, *out = NULL;
+    size_t msg_len = 0, out_len = 0;
+    kms_envelope_info info;
+    memset(&info, 0, sizeof info);
+    char since[32];
+    window_start(since);
+
+    assert_int_equal(kms_envelope_encrypt(&eo, pt, sizeof pt, &msg, &msg_len), 0);
+    size_t before = decrypt_calls(since);
+    assert_int_equal(kms_envelope_decrypt(&d, msg, msg_len, &out, &out_len, &info), 0);
+    assert_int_equal(decrypt_calls(since) - before, 2);
+    assert_memory_equal(out, pt, sizeof pt);
+    assert_string_equal(info.key_provider_info, a_arn);
+    kms_envelope_info_clean_up(&info);
+    kms_secret_free(out, out_len);
+    kms_buffer_free(msg);
+
+    eo.keyring = &many.base;
+    eo.max_encrypted_data_keys = UINT16_MAX;
+    assert_int_equal(kms_envelope_encrypt(&eo, pt, sizeof pt, &msg, &msg_len), 0);
+    before = decrypt_calls(since);
+    out = NULL;
+    assert_kms_error(kms_envelope_decrypt(&d, msg, msg_len, &out, &out_len, NULL),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_string_equal(kms_last_error_message(),
+                        "the message has 3001 encrypted data keys, more than the maximum of 10: "
+                        "refused before trying any (raise max_encrypted_data_keys, kmsctl: "
+                        "--max-encrypted-data-keys, only for messages you expect to have that "
+                        "many)");
+    d.max_encrypted_data_keys = 3000;
+    assert_kms_error(kms_envelope_decrypt(&d, msg, msg_len, &out, &out_len, NULL),
+                     KMS_ERR_LIMIT_EXCEEDED);
+    assert_null(out);
+    assert_int_equal(decrypt_calls(since) - before, 0);
+    kms_buffer_free(msg);
+    kms_keyring_free(a);
+}
+
 /* ---- Multi-keyring ----------------------------------------------------------------------------*/
 
 static void test_multi_encrypt_decrypt(void **state)
@@ -1078,6 +1224,8 @@ int main(void)
         cmocka_unit_test(test_kms_failures),
         cmocka_unit_test(test_kms_disabled_key),
         cmocka_unit_test(test_kms_new_errors),
+        cmocka_unit_test(test_kms_first_that_decrypts),
+        cmocka_unit_test(test_kms_message_edk_limit),
         cmocka_unit_test(test_multi_encrypt_decrypt),
         cmocka_unit_test(test_multi_without_generator),
         cmocka_unit_test(test_multi_errors),

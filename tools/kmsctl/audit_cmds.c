@@ -124,6 +124,9 @@ static int run_public_key(const struct command *cmd, const struct globals *g, js
     int r = KMSCTL_EXIT_SERVICE;
     char *pem = NULL;
     const char *path = json_string_value(json_object_get(request, "Outfile"));
+    if (kmsctl_check_output(cmd, g, "outfile", path) != KMSCTL_EXIT_OK) {
+        return KMSCTL_EXIT_USAGE;
+    }
     kms_client *client = open_client(g);
     if (client == NULL || kms_audit_public_key(client, &pem) != 0) {
         r = kmsctl_service_error();

@@ -192,7 +192,12 @@ static const struct opt_spec sign_in_opts[] = {
     {"new-password-file", OPT_PATH, 0,
      "a new password, when the old one must be changed (reset required or expired)"},
     {"duration-seconds", OPT_INTEGER, 0, "session length, 900-43200 (default 43200; root 3600)"},
-    {"save-profile", OPT_STRING, 0, "the profile the session is saved as (default: signin)"},
+    {"save-profile", OPT_STRING, 0,
+     "the profile the session is saved as (default: signin); a profile that holds a long-term "
+     "access key (AKIA..., no session token) is not replaced without --force"},
+    {"force", OPT_BOOL, 0,
+     "replace the --save-profile profile even when it holds a long-term access key, whose "
+     "secret is then lost unless kept elsewhere"},
     O_END,
 };
 
@@ -431,7 +436,9 @@ const struct command kmsctl_commands[] = {
      "Sign in with a password (and MFA code) and save a session",
      "Signs a person in: the password is checked (and, once the user has an MFA device, the\n"
      "code); temporary credentials are saved as a profile of HOME/credentials, to be used with\n"
-     "--profile. The password never appears on the command line.",
+     "--profile. The password never appears on the command line. A profile that holds a\n"
+     "long-term access key (such as the default profile init writes, whose secret was shown\n"
+     "only once) is not replaced unless --force is given: choose another --save-profile.",
      "KMS_PASSWORD=... kmsctl sign-in --user-name alice --token-code 123456 --save-profile alice\n"
      "kmsctl --profile alice list-keys"},
 
@@ -608,7 +615,10 @@ const struct command kmsctl_commands[] = {
      "keys), --discovery (any KMS key of the home you may use) and/or a raw wrapping key. With\n"
      "--encryption-context the message must hold those pairs. Frames are released only after\n"
      "they verified; a regular output file appears only when the whole message, including its\n"
-     "signature, verified, and nothing is left behind on failure.",
+     "signature, verified, and nothing is left behind on failure.\n\n"
+     "A message with more than --max-encrypted-data-keys (default 10) encrypted data keys is\n"
+     "refused before any key is tried: the sender chooses them, and each one can cost a KMS\n"
+     "Decrypt call and an audit record. The first data key that decrypts is used.",
      "kmsctl decrypt --key-id alias/app --encryption-context purpose=backup \\\n"
      "    -i db.dump.esdk -o db.dump --metadata-output db.dump.json\n"
      "kmsctl decrypt --discovery < data.tar.esdk | tar x"},

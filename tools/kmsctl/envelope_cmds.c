@@ -53,7 +53,9 @@
      "--key-id)"}
 #define O_MAX_EDKS                                                                                 \
     {"max-encrypted-data-keys", OPT_INTEGER, 0,                                                    \
-     "refuse messages with more encrypted data keys than this (1-65535; default: no limit)"}
+     "at most this many encrypted data keys per message, 1-65535 (default 10). Each one can "   \
+     "cost a KMS Decrypt call and an audit record, and the sender of a message chooses them: "   \
+     "a message with more is refused before any key is tried"}
 #define O_WRAPPING_KEY_FILE                                                                        \
     {"wrapping-key-file", OPT_PATH, 0,                                                             \
      "a raw wrapping key of your own: a file of exactly 16, 24 or 32 bytes (AES-GCM), or a PEM "   \
@@ -86,6 +88,7 @@ const struct opt_spec kmsctl_envelope_encrypt_opts[] = {
      "ECDSA P-384), another hex id or an ESDK suite name"},
     {"frame-length", OPT_INTEGER, 0, "plaintext bytes per frame (default 4096; at most 16 MiB)"},
     O_COMMITMENT,
+    O_MAX_EDKS,
     O_IN_FILE,
     O_OUT_FILE("message"),
     O_WRAPPING_KEY_FILE,
@@ -661,7 +664,9 @@ int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, 
 {
     struct envelope_run run = {.cmd = cmd, .g = g, .request = request};
     const char *in = member_string(&run, "InFile");
-    int r = build_encrypt(&run);
+    int r = kmsctl_check_output(cmd, g, "out-file", member_string(&run, "OutFile"));
+
+    r = r == KMSCTL_EXIT_OK ? build_encrypt(&run) : r;
 
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, in);
@@ -686,6 +691,8 @@ int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, 
         r = kmsctl_usage_error(cmd, "argument --metadata-output: the plaintext already goes to "
                                     "standard output; name a file for one of them");
     }
+    r = r == KMSCTL_EXIT_OK ? kmsctl_check_output(cmd, g, "out-file", out) : r;
+    r = r == KMSCTL_EXIT_OK ? kmsctl_check_output(cmd, g, "metadata-output", metadata) : r;
     r = r == KMSCTL_EXIT_OK ? build_common(&run) : r;
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
     if (r == KMSCTL_EXIT_OK) {
@@ -703,8 +710,9 @@ int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, 
 int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g, json_t *request)
 {
     struct envelope_run run = {.cmd = cmd, .g = g, .request = request};
-    int r = build_common(&run);
+    int r = kmsctl_check_output(cmd, g, "out-file", member_string(&run, "OutFile"));
 
+    r = r == KMSCTL_EXIT_OK ? build_common(&run) : r;
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
     /* Without destinations the source keys are the destination: the data key is wrapped
      * again under their current (newest) material version. */

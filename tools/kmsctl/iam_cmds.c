@@ -202,6 +202,9 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
                                        "supported (no QR code images)");
     }
     r = fix_request(cmd, request);
+    if (r == KMSCTL_EXIT_OK) {
+        r = kmsctl_check_output(cmd, g, "outfile", outfile);
+    }
     if (r != KMSCTL_EXIT_OK) {
         return r;
     }

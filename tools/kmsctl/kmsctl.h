@@ -110,6 +110,13 @@ int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, 
 int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, json_t *request);
 int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g, json_t *request);
 
+/* home_paths.c: KMSCTL_EXIT_OK, or a usage error for option --opt when path (a file kmsctl is
+ * about to write; NULL or "-" is standard output) resolves, through symlinks and "..", into the
+ * KMS home's audit or hsm directory or onto one of its own files (kms.db and its -wal, -shm and
+ * -journal, config.json, credentials, the PIN files). */
+int kmsctl_check_output(const struct command *cmd, const struct globals *g, const char *opt,
+                        const char *path);
+
 /* options.c: parses argv (after the command name) into *request. Global options found there
  * update *g. Returns KMSCTL_EXIT_OK, KMSCTL_EXIT_USAGE (message printed), or -1 when --help
  * was asked for (help printed, caller exits 0). */

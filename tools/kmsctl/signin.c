@@ -71,6 +71,7 @@ int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *r
         .mfa_code = json_string_value(json_object_get(request, "TokenCode")),
         .duration_seconds = (long)json_integer_value(json_object_get(request, "DurationSeconds")),
         .save_profile = profile ? profile : "signin",
+        .force = json_is_true(json_object_get(request, "Force")),
     };
     int64_t expiration = 0;
     json_t *out = NULL;
