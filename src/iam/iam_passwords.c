@@ -21,8 +21,9 @@
  * checks that they still match) from a random password nobody kept; a match would be refused
  * all the same. A constant rather than a hash made at the first use: each kmsctl process signs
  * in once, and making the hash there would double the work for unknown users only. */
-static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=2,p=1$HIuWkYA0oAFGH92eOMkksg$"
-                                 "03Ewk9RzSWBsl3ddgWgvDkmtW6IqTJ5PFYk4klMWMaM";
+static const char dummy_hash[crypto_pwhash_STRBYTES] =
+    "$argon2id$v=19$m=65536,t=2,p=1$HIuWkYA0oAFGH92eOMkksg$"
+    "03Ewk9RzSWBsl3ddgWgvDkmtW6IqTJ5PFYk4klMWMaM";
 
 /* Every Argon2 verification goes through here (counted, for the tests of equal work). */
 static bool argon2_verify(kms_iam *iam, const char *hash, const char *pw)
