@@ -63,6 +63,8 @@ typedef enum kms_error {
     KMS_ERR_INVALID_INPUT,         /* InvalidInputException (IAM, STS, Organizations) */
     KMS_ERR_AUDIT,                 /* KMSAuditLogException: the audit log cannot be written */
     KMS_ERR_CONFLICT,              /* ConflictException: a rotation of the key is under way */
+    KMS_ERR_REPORT_NOT_PRESENT,    /* CredentialReportNotPresentException (IAM ReportNotPresent) */
+    KMS_ERR_REPORT_EXPIRED,        /* CredentialReportExpiredException (IAM ReportExpired) */
     KMS_ERR__COUNT
 } kms_error;
 

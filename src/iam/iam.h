@@ -365,6 +365,20 @@ int kms_iam_access_key_delete(kms_iam *iam, const char *account_id, const char *
 int kms_iam_access_key_last_used(kms_iam *iam, const char *account_id, const char *access_key_id,
                                  json_t **out) __attribute__((warn_unused_result));
 
+/* ---- The credential report ------------------------------------------------------------------
+ * IAM User Guide, "Getting credential reports": a CSV of every user of the account (the root
+ * user first, as <root_account>), kept in the database per account. */
+
+/* GenerateCredentialReport: builds the report at once and keeps it (replacing the last one);
+ * *out = {"State": "COMPLETE", "Description"}. */
+int kms_iam_credential_report_generate(kms_iam *iam, const char *account_id, int64_t now,
+                                       json_t **out) __attribute__((warn_unused_result));
+/* GetCredentialReport: *out = {"Content": base64 of the CSV, "ReportFormat": "text/csv",
+ * "GeneratedTime": epoch seconds}. KMS_ERR_REPORT_NOT_PRESENT before the first generation,
+ * KMS_ERR_REPORT_EXPIRED when the report is more than 4 hours older than now. */
+int kms_iam_credential_report_get(kms_iam *iam, const char *account_id, int64_t now, json_t **out)
+    __attribute__((warn_unused_result));
+
 /* ---- Passwords --------------------------------------------------------------------------------
  */
 

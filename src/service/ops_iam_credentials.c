@@ -1,6 +1,6 @@
-/* IAM credentials: access keys, passwords (login profiles and the account's password policy)
- * and MFA devices, in the request and response shapes of the IAM API reference (ops_iam.c says
- * how every handler goes through the gate). */
+/* IAM credentials: access keys, passwords (login profiles and the account's password policy),
+ * MFA devices and the credential report, in the request and response shapes of the IAM API
+ * reference (ops_iam.c says how every handler goes through the gate). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +298,25 @@ static int delete_virtual_mfa(kms_request *rq, json_t *req, json_t **resp)
     return kms_iam_mfa_delete(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq), serial);
 }
 
+/* ---- The credential report ----------------------------------------------------------------- */
+
+/* Both are account-wide: the resource is "*" (IAM Service Authorization Reference). */
+static int generate_credential_report(kms_request *rq, json_t *req, json_t **resp)
+{
+    (void)req;
+    KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
+    return kms_iam_credential_report_generate(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq),
+                                              kms_now(), resp);
+}
+
+static int get_credential_report(kms_request *rq, json_t *req, json_t **resp)
+{
+    (void)req;
+    KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
+    return kms_iam_credential_report_get(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq),
+                                         kms_now(), resp);
+}
+
 /* ---- The table ----------------------------------------------------------------------------------
  */
 
@@ -334,6 +353,9 @@ const kms_op kms_ops_iam_credentials_table[] = {
     {"iam:ListMFADevices", list_mfa, M("UserName")},
     {"iam:ListVirtualMFADevices", list_virtual_mfa, M("AssignmentStatus")},
     {"iam:DeleteVirtualMFADevice", delete_virtual_mfa, M("SerialNumber")},
+
+    {"iam:GenerateCredentialReport", generate_credential_report, M(NULL)},
+    {"iam:GetCredentialReport", get_credential_report, M(NULL)},
 };
 const size_t kms_ops_iam_credentials_table_count =
     sizeof kms_ops_iam_credentials_table / sizeof kms_ops_iam_credentials_table[0];

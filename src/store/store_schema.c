@@ -314,6 +314,14 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  window_start INTEGER NOT NULL,"
     "  PRIMARY KEY (scope, subject)"
     ") STRICT;",
+
+    /* 4 -> 5. The credential report (iam_credential_report.c): the last one generated in each
+     * account, as its CSV, so that GetCredentialReport in another process finds it. */
+    "CREATE TABLE iam_credential_reports ("
+    "  account_id TEXT PRIMARY KEY NOT NULL,"
+    "  generated_time INTEGER NOT NULL,"
+    "  content BLOB NOT NULL"
+    ") STRICT;",
 };
 
 static const char sql_journal_mode[] = "PRAGMA journal_mode";

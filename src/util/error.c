@@ -45,6 +45,8 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_INVALID_INPUT] = "InvalidInputException",
     [KMS_ERR_AUDIT] = "KMSAuditLogException",
     [KMS_ERR_CONFLICT] = "ConflictException",
+    [KMS_ERR_REPORT_NOT_PRESENT] = "CredentialReportNotPresentException",
+    [KMS_ERR_REPORT_EXPIRED] = "CredentialReportExpiredException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

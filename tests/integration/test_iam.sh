@@ -471,3 +471,31 @@ assert_match "$(profile_of signer-key | sed -n 's/^aws_access_key_id = //p')" '^
 assert_contains "$(profile_of signer-key)" "aws_session_token = " "--force: with its session token"
 assert_eq "$(profile_of default | sed -n 's/^aws_access_key_id = //p')" "$ADMIN_AK" \
     "--force on one profile leaves the others alone"
+
+# ---- the credential report ---------------------------------------------------------------------
+expect_error CredentialReportNotPresentException 254 kms get-credential-report
+expect_error AccessDeniedException 254 as carol generate-credential-report
+out=$(kms generate-credential-report)
+assert_eq "$(json_get State <<<"$out")" COMPLETE "generate-credential-report is COMPLETE at once"
+kms get-credential-report --output text --query Content | base64 -d >"$TMP/report.csv"
+assert_eq "$(kms get-credential-report --output text --query ReportFormat)" text/csv \
+    "get-credential-report ReportFormat"
+users=$(kms list-users --output json | "$PY" -c 'import json,sys
+print(" ".join(sorted(u["UserName"] for u in json.load(sys.stdin)["Users"])))')
+rows=$("$PY" - "$TMP/report.csv" "$ACCOUNT" <<'PY'
+import csv, sys
+with open(sys.argv[1], newline="") as f:
+    rows = list(csv.DictReader(f))
+assert rows[0]["user"] == "<root_account>", rows[0]
+assert rows[0]["arn"] == "arn:aws:iam::%s:root" % sys.argv[2], rows[0]
+assert all(len(r) == 22 and None not in r for r in rows), "every row has the 22 columns"
+print(" ".join(sorted(r["user"] for r in rows[1:])))
+PY
+)
+assert_eq "$rows" "$users" "the credential report parses as CSV and has a row per user, root first"
+alice=$(grep '^alice,' "$TMP/report.csv" | cut -d, -f9,10,14)
+assert_match "$alice" '^true,[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\+00:00,false$' \
+    "alice's row: one active access key and no second one"
+# Another process reads what this one generated; the report is audited like every call.
+out=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=GenerateCredentialReport)
+assert_contains "$out" '"GenerateCredentialReport"' "generate-credential-report is in the trail"

@@ -12,6 +12,7 @@
 #include "kms/kms.h"
 #include "store/store.h"
 #include "util/secmem.h"
+#include "util/util.h"
 
 #define ACCT "111122223333"
 #define NOW ((int64_t)1700000000)
@@ -1366,6 +1367,128 @@ static void test_secrets_not_in_db(void **state)
     free(serial);
 }
 
+/* ---- The credential report ------------------------------------------------------------------ */
+
+#define REPORT_HEADER                                                                              \
+    "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"       \
+    "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,"             \
+    "access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,"    \
+    "access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,"                   \
+    "access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,"                  \
+    "cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n"
+
+/* The CSV of GetCredentialReport at `now` (malloc'd, NUL-terminated). */
+static char *report_csv(fixture *f, int64_t now, int64_t generated)
+{
+    json_t *o = NULL;
+    OK(kms_iam_credential_report_get(f->iam, ACCT, now, &o));
+    assert_string_equal(jstr(o, "ReportFormat"), "text/csv");
+    assert_int_equal(json_integer_value(json_object_get(o, "GeneratedTime")), generated);
+    uint8_t *csv = NULL;
+    size_t n = 0;
+    OK(kms_base64_decode(jstr(o, "Content"), "Content", false, &csv, &n));
+    json_decref(o);
+    char *text = malloc(n + 1);
+    assert_non_null(text);
+    memcpy(text, csv, n);
+    text[n] = '\0';
+    free(csv);
+    return text;
+}
+
+/* Root first, then each user; a user with a password, MFA and two keys (one used, one
+ * inactive) fills every column as the IAM User Guide describes them. */
+static void test_credential_report(void **state)
+{
+    fixture *f = *state;
+    char key_id[32];
+    char *secret = NULL;
+    bootstrap(f, key_id, &secret); /* root and admin at NOW; admin's key at NOW */
+    kms_iam_secret_free(secret);
+    json_t *o = NULL;
+    assert_kms_error(kms_iam_credential_report_get(f->iam, ACCT, NOW, &o),
+                     KMS_ERR_REPORT_NOT_PRESENT);
+    assert_null(o);
+
+    OK(kms_iam_user_create(f->iam, ACCT, NULL, "dora", NULL, NULL, 0, NOW + 10, &o));
+    json_decref(o);
+    OK(kms_iam_login_profile_create(f->iam, ACCT, "dora", "Correct-Horse-7-Battery", false,
+                                    NOW + 100, NULL));
+    char *serial = NULL, *seed32 = NULL;
+    OK(kms_iam_mfa_create(f->iam, ACCT, NULL, "dora", NOW + 200, &serial, &seed32));
+    uint8_t seed[32];
+    assert_int_equal(b32_decode(seed32, seed, sizeof seed), 20);
+    char c1[7], c2[7];
+    code_at(seed, 20, NOW + 200, c1);
+    code_at(seed, 20, NOW + 230, c2);
+    OK(kms_iam_mfa_enable(f->iam, ACCT, "dora", serial, c1, c2, NOW + 230));
+    char k1[32], k2[32];
+    char *s1 = NULL, *s2 = NULL;
+    OK(kms_iam_access_key_create(f->iam, ACCT, "dora", NOW + 300, k1, &s1, NULL));
+    OK(kms_iam_access_key_create(f->iam, ACCT, "dora", NOW + 400, k2, &s2, NULL));
+    OK(kms_iam_access_key_update(f->iam, ACCT, "dora", k2, "Inactive"));
+    OK(kms_iam_access_key_used(f->iam, k1, "kms", NOW + 500));
+    bool must_change = false, mfa = false;
+    OK(kms_iam_password_check(f->iam, ACCT, "dora", "Correct-Horse-7-Battery", NOW + 600,
+                              &must_change, &mfa));
+
+    OK(kms_iam_credential_report_generate(f->iam, ACCT, NOW + 1000, &o));
+    assert_string_equal(jstr(o, "State"), "COMPLETE");
+    assert_non_null(jstr(o, "Description"));
+    json_decref(o);
+    /* Another handle (another process) reads what this one generated. */
+    close_all(f);
+    open_all(f, false);
+    char *csv = report_csv(f, NOW + 1000, NOW + 1000);
+    assert_string_equal(
+        csv, REPORT_HEADER
+        "<root_account>,arn:aws:iam::111122223333:root,2023-11-14T22:13:20+00:00,not_supported,"
+        "no_information,not_supported,not_supported,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,"
+        "N/A,N/A,false,N/A,false,N/A\n"
+        "admin,arn:aws:iam::111122223333:user/admin,2023-11-14T22:13:20+00:00,false,N/A,N/A,N/A,"
+        "false,true,2023-11-14T22:13:20+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,"
+        "N/A\n"
+        /* The default password policy (bootstrap) has a maximum age of 90 days. */
+        "dora,arn:aws:iam::111122223333:user/dora,2023-11-14T22:13:30+00:00,true,"
+        "2023-11-14T22:23:20+00:00,2023-11-14T22:15:00+00:00,2024-02-12T22:15:00+00:00,true,"
+        "true,2023-11-14T22:18:20+00:00,2023-11-14T22:21:40+00:00,eu-west-1,kms,"
+        "false,2023-11-14T22:20:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n");
+    free(csv);
+    kms_iam_secret_free(s1);
+    kms_iam_secret_free(s2);
+    kms_iam_secret_free(seed32);
+    free(serial);
+}
+
+/* A user name with a comma is quoted (RFC 4180); a report older than 4 hours is expired until
+ * the next generation. */
+static void test_credential_report_expiry(void **state)
+{
+    fixture *f = *state;
+    char key_id[32];
+    char *secret = NULL;
+    bootstrap(f, key_id, &secret);
+    kms_iam_secret_free(secret);
+    user(f, "x,y");
+    json_t *o = NULL;
+    OK(kms_iam_credential_report_generate(f->iam, ACCT, NOW, &o));
+    json_decref(o);
+    char *csv = report_csv(f, NOW + 4 * 3600, NOW);
+    assert_non_null(strstr(csv, "\n\"x,y\",\"arn:aws:iam::111122223333:user/x,y\",2023"));
+    free(csv);
+    o = NULL;
+    assert_kms_error(kms_iam_credential_report_get(f->iam, ACCT, NOW + 4 * 3600 + 1, &o),
+                     KMS_ERR_REPORT_EXPIRED);
+    assert_null(o);
+    /* Another account has no report of its own. */
+    assert_kms_error(kms_iam_credential_report_get(f->iam, "444455556666", NOW, &o),
+                     KMS_ERR_REPORT_NOT_PRESENT);
+    OK(kms_iam_credential_report_generate(f->iam, ACCT, NOW + 5 * 3600, &o));
+    json_decref(o);
+    csv = report_csv(f, NOW + 5 * 3600, NOW + 5 * 3600);
+    free(csv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1387,6 +1510,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signin_totp_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signin_counters_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_not_in_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credential_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credential_report_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1278,6 +1278,43 @@ static void test_audit_fail_closed(void **state)
     json_decref(r);
 }
 
+/* The credential report goes through the gate as iam:GenerateCredentialReport and
+ * iam:GetCredentialReport: init's admin may, a user without a policy is refused, and the refusal
+ * is audited. */
+static void test_credential_report_gate(void **state)
+{
+    (void)state;
+    assert_call_fails(KMS_ERR_REPORT_NOT_PRESENT, "iam:GetCredentialReport", "{}");
+    json_t *g = must(call("iam:GenerateCredentialReport", "{}"));
+    assert_string_equal(str(g, "State"), "COMPLETE");
+    json_decref(g);
+    json_t *rep = must(call("iam:GetCredentialReport", "{}"));
+    assert_string_equal(str(rep, "ReportFormat"), "text/csv");
+    json_decref(rep);
+    json_decref(must(call("iam:CreateUser", "{\"UserName\":\"reportless\"}")));
+    json_t *k = must(call("iam:CreateAccessKey", "{\"UserName\":\"reportless\"}"));
+    setenv("KMS_ACCESS_KEY_ID", str(k, "AccessKey.AccessKeyId"), 1);
+    setenv("KMS_SECRET_ACCESS_KEY", str(k, "AccessKey.SecretAccessKey"), 1);
+    kms_client_options o = {.home = home};
+    kms_client *user = kms_client_open(&o);
+    unsetenv("KMS_ACCESS_KEY_ID");
+    unsetenv("KMS_SECRET_ACCESS_KEY");
+    json_decref(k);
+    assert_non_null(user);
+    const char *ops[] = {"iam:GenerateCredentialReport", "iam:GetCredentialReport"};
+    for (size_t i = 0; i < 2; i++) {
+        char *resp = NULL;
+        assert_int_equal(kms_call(user, ops[i], "{}", &resp), -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_ACCESS_DENIED);
+        assert_null(resp);
+        json_t *r = last_record();
+        assert_string_equal(str(r, "eventName"), ops[i] + 4);
+        assert_string_equal(str(r, "errorCode"), "AccessDeniedException");
+        json_decref(r);
+    }
+    kms_client_free(user);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1310,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_open_missing_home),
         cmocka_unit_test(test_audit_record_fields),
         cmocka_unit_test(test_audit_fail_closed),
+        cmocka_unit_test(test_credential_report_gate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

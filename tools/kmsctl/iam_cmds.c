@@ -830,6 +830,20 @@ const struct command kmsctl_iam_commands[] = {
      "Remove the account's password policy", "Deletes the password policy. Prints nothing.",
      "kmsctl delete-account-password-policy"},
 
+    /* Credential report */
+    {"generate-credential-report", "iam:GenerateCredentialReport", run_iam, no_opts,
+     "Generate the account's credential report",
+     "Builds the credential report (a CSV of every user, the root user first: passwords, MFA,\n"
+     "access keys and when they were last used) and keeps it for get-credential-report, in any\n"
+     "process, for 4 hours. Generated at once: prints State COMPLETE and a Description.",
+     "kmsctl generate-credential-report"},
+    {"get-credential-report", "iam:GetCredentialReport", run_iam, no_opts,
+     "Print the account's credential report",
+     "Prints the last generated report: Content (the CSV, base64), ReportFormat text/csv and\n"
+     "GeneratedTime. CredentialReportNotPresentException before generate-credential-report,\n"
+     "CredentialReportExpiredException once the report is more than 4 hours old.",
+     "kmsctl get-credential-report --output text --query Content | base64 -d > report.csv"},
+
     /* MFA */
     {"create-virtual-mfa-device", "iam:CreateVirtualMFADevice", run_create_virtual_mfa,
      create_virtual_mfa_opts, "Create a virtual MFA device (TOTP)",
