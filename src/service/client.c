@@ -271,8 +271,8 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (db == NULL || (c->store = kms_store_open(db, false)) == NULL) {
         goto fail;
     }
-    if (c->cfg.softhsm_conf != NULL && setenv("SOFTHSM2_CONF", c->cfg.softhsm_conf, 1) != 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot set SOFTHSM2_CONF");
+    /* One SoftHSM2 home per process, refused before its token is opened (home_check.h). */
+    if (kms_home_softhsm_claim(home, c->cfg.softhsm_conf, &c->softhsm_claimed) != 0) {
         goto fail;
     }
     lock = kms_path_join(home, HSM_LOCK_FILE);
@@ -335,6 +335,7 @@ void kms_client_free(kms_client *c)
         kms_secure_free(c->session_token);
     }
     kms_internal_keys_hsm_close(c->hsm);
+    kms_home_softhsm_release(c->softhsm_claimed);
     kms_store_close(c->store);
     kms_client_config_clean_up(&c->cfg);
     free(c->home);
@@ -539,6 +540,7 @@ int kms_home_init(const char *home, const kms_init_options *opts)
     int r = -1;
     bool created = false;
     bool started = false;
+    bool softhsm_claimed = false;
     char pin[64] = {0};
     char so_pin[64] = {0};
     char *pin_path = NULL;
@@ -607,7 +609,7 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         char *conf = kms_path_join(hsm_dir, "softhsm2.conf");
         script = hsm_script_path(opts);
         if (conf == NULL || script == NULL || run_create_token(script, hsm_dir) != 0 ||
-            setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+            kms_home_softhsm_claim(home, conf, &softhsm_claimed) != 0) {
             free(conf);
             goto out;
         }
@@ -625,6 +627,7 @@ int kms_home_init(const char *home, const kms_init_options *opts)
     r = 0;
 out:
     kms_store_close(store);
+    kms_home_softhsm_release(softhsm_claimed);
     if (r != 0 && started) {
         kms_saved_error e;
         kms_error_save(&e);
