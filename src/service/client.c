@@ -447,10 +447,11 @@ static void home_undo(const char *home, bool created)
         free(p);
     }
     char *hsm = kms_path_join(home, "hsm");
-    if (hsm != NULL) {
+    char *audit = kms_path_join(home, "audit");
+    if (hsm != NULL && audit != NULL) {
         pid_t pid = fork();
         if (pid == 0) {
-            execlp("rm", "rm", "-rf", "--", hsm, (char *)NULL);
+            execlp("rm", "rm", "-rf", "--", hsm, audit, (char *)NULL);
             _exit(127);
         }
         if (pid > 0) {
@@ -458,6 +459,7 @@ static void home_undo(const char *home, bool created)
         }
     }
     free(hsm);
+    free(audit);
     if (created) {
         rmdir(home);
     }
@@ -532,6 +534,19 @@ out:
     kms_iam_secret_free(secret);
     kms_iam_free(iam);
     kms_internal_keys_hsm_close(hsm);
+    return r;
+}
+
+/* Opens the new home as its admin and writes the records of init's IAM setup. */
+static int init_records(const char *home, bool root_login_profile)
+{
+    kms_client_options o = {.home = home, .profile = "default"};
+    kms_client *c = kms_client_open(&o);
+    if (c == NULL) {
+        return -1;
+    }
+    int r = kms_audit_trail_init_records(c, root_login_profile);
+    kms_client_free(c);
     return r;
 }
 
@@ -622,6 +637,12 @@ int kms_home_init(const char *home, const kms_init_options *opts)
     store = kms_store_open(db, true);
     if (store == NULL || write_config(home, &cfg, softhsm) != 0 ||
         harden_account(home, &cfg, store, pin, opts ? opts->root_password : NULL) != 0) {
+        goto out;
+    }
+    kms_store_close(store);
+    store = NULL;
+    /* The IAM setup's records are the first of the trail; without them, no home (fail closed). */
+    if (init_records(home, opts != NULL && opts->root_password != NULL) != 0) {
         goto out;
     }
     r = 0;
