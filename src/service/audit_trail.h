@@ -13,6 +13,12 @@ char *kms_audit_trail_dir(const char *home);
 int kms_audit_trail_of_client(kms_client *c, kms_audit **out) __attribute__((warn_unused_result));
 /* A new home: generates the digest key in the HSM and creates HOME/audit. */
 int kms_audit_trail_home_create(const char *home, kms_hsm *hsm) __attribute__((warn_unused_result));
+/* The first records of a new home's trail (kms_home_init, audit_trail_init.c): init's own IAM
+ * setup as the root user's IAM calls, CreateGroup, AttachGroupPolicy, CreateUser,
+ * AddUserToGroup, CreateAccessKey (no secret), UpdateAccountPasswordPolicy, and
+ * CreateLoginProfile when the root user was given a password. -1 when one cannot be written. */
+int kms_audit_trail_init_records(kms_client *c, bool root_login_profile)
+    __attribute__((warn_unused_result));
 /* Writes the request's CloudTrail record (durably); -1 if it could not be written. */
 int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */

@@ -271,8 +271,8 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (db == NULL || (c->store = kms_store_open(db, false)) == NULL) {
         goto fail;
     }
-    if (c->cfg.softhsm_conf != NULL && setenv("SOFTHSM2_CONF", c->cfg.softhsm_conf, 1) != 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot set SOFTHSM2_CONF");
+    /* One SoftHSM2 home per process, refused before its token is opened (home_check.h). */
+    if (kms_home_softhsm_claim(home, c->cfg.softhsm_conf, &c->softhsm_claimed) != 0) {
         goto fail;
     }
     lock = kms_path_join(home, HSM_LOCK_FILE);
@@ -335,6 +335,7 @@ void kms_client_free(kms_client *c)
         kms_secure_free(c->session_token);
     }
     kms_internal_keys_hsm_close(c->hsm);
+    kms_home_softhsm_release(c->softhsm_claimed);
     kms_store_close(c->store);
     kms_client_config_clean_up(&c->cfg);
     free(c->home);
@@ -446,10 +447,11 @@ static void home_undo(const char *home, bool created)
         free(p);
     }
     char *hsm = kms_path_join(home, "hsm");
-    if (hsm != NULL) {
+    char *audit = kms_path_join(home, "audit");
+    if (hsm != NULL && audit != NULL) {
         pid_t pid = fork();
         if (pid == 0) {
-            execlp("rm", "rm", "-rf", "--", hsm, (char *)NULL);
+            execlp("rm", "rm", "-rf", "--", hsm, audit, (char *)NULL);
             _exit(127);
         }
         if (pid > 0) {
@@ -457,6 +459,7 @@ static void home_undo(const char *home, bool created)
         }
     }
     free(hsm);
+    free(audit);
     if (created) {
         rmdir(home);
     }
@@ -534,11 +537,25 @@ out:
     return r;
 }
 
+/* Opens the new home as its admin and writes the records of init's IAM setup. */
+static int init_records(const char *home, bool root_login_profile)
+{
+    kms_client_options o = {.home = home, .profile = "default"};
+    kms_client *c = kms_client_open(&o);
+    if (c == NULL) {
+        return -1;
+    }
+    int r = kms_audit_trail_init_records(c, root_login_profile);
+    kms_client_free(c);
+    return r;
+}
+
 int kms_home_init(const char *home, const kms_init_options *opts)
 {
     int r = -1;
     bool created = false;
     bool started = false;
+    bool softhsm_claimed = false;
     char pin[64] = {0};
     char so_pin[64] = {0};
     char *pin_path = NULL;
@@ -607,7 +624,7 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         char *conf = kms_path_join(hsm_dir, "softhsm2.conf");
         script = hsm_script_path(opts);
         if (conf == NULL || script == NULL || run_create_token(script, hsm_dir) != 0 ||
-            setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+            kms_home_softhsm_claim(home, conf, &softhsm_claimed) != 0) {
             free(conf);
             goto out;
         }
@@ -622,9 +639,16 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         harden_account(home, &cfg, store, pin, opts ? opts->root_password : NULL) != 0) {
         goto out;
     }
+    kms_store_close(store);
+    store = NULL;
+    /* The IAM setup's records are the first of the trail; without them, no home (fail closed). */
+    if (init_records(home, opts != NULL && opts->root_password != NULL) != 0) {
+        goto out;
+    }
     r = 0;
 out:
     kms_store_close(store);
+    kms_home_softhsm_release(softhsm_claimed);
     if (r != 0 && started) {
         kms_saved_error e;
         kms_error_save(&e);

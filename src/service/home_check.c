@@ -3,6 +3,8 @@
  * another home's token. Private to src/service. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,4 +184,88 @@ int kms_home_claim_token(kms_hsm *hsm, const kms_config *cfg)
         return -1;
     }
     return kms_internal_keys_home_id_set(hsm, cfg->home_id);
+}
+
+/* ---- One SoftHSM2 home per process ---------------------------------------------------------- */
+
+/* SoftHSM2 reads SOFTHSM2_CONF when the module is initialised, and every home's token is
+ * labelled "kms": while one home's token is open in this process, another home would be served
+ * the first home's token. The homes that name a SoftHSM2 configuration (softhsm_conf) claim
+ * the process for theirs; a PKCS#11 module configured otherwise is not tracked. */
+static pthread_mutex_t softhsm_lock = PTHREAD_MUTEX_INITIALIZER;
+static char softhsm_conf_open[PATH_MAX];
+static char softhsm_home_open[PATH_MAX];
+static int softhsm_users;
+
+/* The configuration's path with symbolic links resolved (its folder, when the file is not there
+ * yet); the path as given when neither resolves. */
+static void resolve_conf(const char *conf, char out[PATH_MAX])
+{
+    char dir[PATH_MAX];
+    char real[PATH_MAX];
+    if (realpath(conf, real) != NULL) {
+        snprintf(out, PATH_MAX, "%s", real);
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s", conf);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        size_t base = strlen(slash + 1);
+        if (realpath(dir, real) != NULL && strlen(real) + base + 2 <= PATH_MAX) {
+            size_t n = strlen(real);
+            memcpy(out, real, n);
+            out[n] = '/';
+            memcpy(out + n + 1, slash + 1, base + 1);
+            return;
+        }
+    }
+    snprintf(out, PATH_MAX, "%s", conf);
+}
+
+int kms_home_softhsm_claim(const char *home, const char *softhsm_conf, bool *claimed)
+{
+    int r = -1;
+    char conf[PATH_MAX];
+    *claimed = false;
+    if (softhsm_conf == NULL) {
+        return 0;
+    }
+    resolve_conf(softhsm_conf, conf);
+    pthread_mutex_lock(&softhsm_lock);
+    if (softhsm_users > 0 && strcmp(conf, softhsm_conf_open) != 0) {
+        kms_raise(KMS_ERR_HOME,
+                  "cannot open the KMS home %s: this process already has the KMS home %s open, "
+                  "and SoftHSM2 reads one configuration per process (SOFTHSM2_CONF %s), so the "
+                  "second home would be served the first home's token. Use one SoftHSM2 home "
+                  "per process: open %s in another process (another kmsctl or kmsd).",
+                  home, softhsm_home_open, softhsm_conf_open, home);
+        goto out;
+    }
+    if (setenv("SOFTHSM2_CONF", conf, 1) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set SOFTHSM2_CONF");
+        goto out;
+    }
+    if (softhsm_users == 0) {
+        snprintf(softhsm_conf_open, sizeof softhsm_conf_open, "%s", conf);
+        snprintf(softhsm_home_open, sizeof softhsm_home_open, "%s", home);
+    }
+    softhsm_users++;
+    *claimed = true;
+    r = 0;
+out:
+    pthread_mutex_unlock(&softhsm_lock);
+    return r;
+}
+
+void kms_home_softhsm_release(bool claimed)
+{
+    if (!claimed) {
+        return;
+    }
+    pthread_mutex_lock(&softhsm_lock);
+    if (softhsm_users > 0) {
+        softhsm_users--;
+    }
+    pthread_mutex_unlock(&softhsm_lock);
 }

@@ -20,5 +20,16 @@ int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)
 /* For init: refuses (KMSHomeException) a token that already holds a home id, else stores
  * cfg->home_id in it. */
 int kms_home_claim_token(kms_hsm *hsm, const kms_config *cfg) __attribute__((warn_unused_result));
+/* One SoftHSM2 home per process. SoftHSM2 reads SOFTHSM2_CONF when its module is initialised,
+ * and every home's token is labelled "kms", so a process serves one SoftHSM2 home at a time:
+ * a home that names a SoftHSM2 configuration (softhsm_conf not NULL) claims the process for it
+ * and sets SOFTHSM2_CONF. KMSHomeException naming both homes when another home's configuration
+ * (compared as resolved paths) holds the process; the same home may be opened again. A home
+ * whose module is configured otherwise (softhsm_conf NULL: a real HSM) is not tracked (*claimed
+ * false). The claim ends with kms_home_softhsm_release once every handle of the home is closed.
+ * Thread-safe. */
+int kms_home_softhsm_claim(const char *home, const char *softhsm_conf, bool *claimed)
+    __attribute__((warn_unused_result));
+void kms_home_softhsm_release(bool claimed);
 
 #endif

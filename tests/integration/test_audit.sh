@@ -484,3 +484,37 @@ for c in get-audit-anchor validate-logs; do
     [[ "$help" == *"kmsctl $c"* && "$help" == *"--expect-anchor"* && "$help" == *Example* ]] &&
         ok "$c --help has an example with --expect-anchor" || fail "$c --help: $help"
 done
+
+# ---- issue 15 item 8: init's own IAM setup is the first records of the trail -------------------
+FH="$TMP/firsts"
+printf 'Root-Sign-In-Pass-123!' >"$TMP/root-pw"
+init_home "$FH" --root-password-file "$TMP/root-pw"
+SECRET=$(grep '^aws_secret_access_key' "$FH/credentials" | head -1 | sed 's/^[^=]*= *//')
+[ -n "$SECRET" ] && ok "init saved the admin's secret" || fail "no secret in $FH/credentials"
+kms_at "$FH" lookup-events >"$TMP/firsts.json"
+firsts=$("$PY" - "$FH/audit/segments" "$TMP/firsts.json" <<'PYEOF'
+import glob, json, os, sys
+recs = []
+for seg in sorted(glob.glob(os.path.join(sys.argv[1], "*.jsonl"))):
+    recs += [json.loads(l) for l in open(seg) if l.strip()]
+listed = [json.loads(e["CloudTrailEvent"]) for e in json.load(open(sys.argv[2]))["Events"]]
+listed.reverse()  # lookup-events lists the newest first
+def line(r):
+    u = r["userIdentity"]
+    return "%s %s %s %s %s %s" % (r["eventSource"], r["eventName"], u["type"], u["arn"] ==
+        "arn:aws:iam::%s:root" % r["recipientAccountId"], r["readOnly"], r.get("errorCode"))
+print("|".join(line(r) for r in recs[:7]))
+print("|".join(line(r) for r in listed[:7]))
+PYEOF
+)
+want="iam.amazonaws.com CreateGroup Root True False None|iam.amazonaws.com AttachGroupPolicy Root True False None|iam.amazonaws.com CreateUser Root True False None|iam.amazonaws.com AddUserToGroup Root True False None|iam.amazonaws.com CreateAccessKey Root True False None|iam.amazonaws.com UpdateAccountPasswordPolicy Root True False None|iam.amazonaws.com CreateLoginProfile Root True False None"
+assert_eq "$(sed -n 1p <<<"$firsts")" "$want" "init's IAM setup: the first records of the segments, in order, as root"
+assert_eq "$(sed -n 2p <<<"$firsts")" "$want" "init's IAM setup: the first records lookup-events lists"
+trail=$(cat "$FH"/audit/segments/*.jsonl)
+assert_contains "$trail" "\"accessKeyId\":\"$(grep '^aws_access_key_id' "$FH/credentials" | head -1 | sed 's/^[^=]*= *//')\"" \
+    "CreateAccessKey names the admin's access key id"
+assert_not_contains "$trail" "$SECRET" "the admin's secret access key is not in the trail"
+assert_not_contains "$trail" "Root-Sign-In-Pass-123" "the root password is not in the trail"
+kms_at "$FH" validate-logs >"$TMP/firsts-v.json" &&
+    assert_eq "$(json_get Valid <"$TMP/firsts-v.json")" "true" "validate-logs: the new trail is valid" ||
+    fail "validate-logs after init: $(head -c 800 "$TMP/firsts-v.json")"

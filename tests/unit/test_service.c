@@ -1315,6 +1315,68 @@ static void test_credential_report_gate(void **state)
     kms_client_free(user);
 }
 
+/* Issue 15 item 11: SoftHSM2 reads SOFTHSM2_CONF once per initialisation and every token is
+ * labelled "kms", so a second home opened while the first is open would be served the first
+ * home's token. It is refused, naming both homes; the first keeps working; once every handle
+ * of the first is closed (SoftHSM2 finalised), the second opens on its own token. */
+static void test_two_homes_one_process(void **state)
+{
+    (void)state;
+    char other[4200], cmd[9000], conf[4200], real[4096], expected[20000];
+    snprintf(other, sizeof other, "%s/second", tmp);
+    const char *build = getenv("KMS_BUILD_DIR");
+    assert_non_null(build);
+    snprintf(cmd, sizeof cmd, "'%s/kmsctl' --home '%s' init >/dev/null", build, other);
+    assert_int_equal(system(cmd), 0);
+    snprintf(conf, sizeof conf, "%s/hsm/softhsm2.conf", home);
+    assert_non_null(realpath(conf, real));
+    snprintf(expected, sizeof expected,
+             "cannot open the KMS home %s: this process already has the KMS home %s open, and "
+             "SoftHSM2 reads one configuration per process (SOFTHSM2_CONF %s), so the second "
+             "home would be served the first home's token. Use one SoftHSM2 home per process: "
+             "open %s in another process (another kmsctl or kmsd).",
+             other, home, real, other);
+    kms_client_options o = {.home = other};
+    kms_client *second = kms_client_open(&o);
+    assert_null(second);
+    assert_int_equal(kms_last_error(), KMS_ERR_HOME);
+    assert_string_equal(kms_last_error_message(), expected);
+    /* init of a third home is refused the same way, and leaves nothing behind */
+    char third[4200];
+    snprintf(third, sizeof third, "%s/third", tmp);
+    assert_kms_error(kms_home_init(third, NULL), KMS_ERR_HOME);
+    assert_non_null(strstr(kms_last_error_message(), "Use one SoftHSM2 home per process"));
+    assert_int_equal(access(third, F_OK), -1);
+    /* the first home still works, on its own token */
+    json_decref(must(call("ListKeys", "{}")));
+    /* the same home opened twice is no second home */
+    o.home = home;
+    kms_client *again = kms_client_open(&o);
+    assert_non_null(again);
+    kms_client_free(again);
+    /* every handle of the first closed: the second opens, on its own token (its home id) */
+    kms_client_free(client);
+    client = NULL;
+    o.home = other;
+    second = kms_client_open(&o);
+    if (second == NULL) {
+        fail_msg("open after close: %s", kms_last_error_message());
+    }
+    kms_client *keep = client;
+    client = second;
+    json_t *keys = must(call("ListKeys", "{}"));
+    assert_int_equal(json_array_size(json_object_get(keys, "Keys")), 0);
+    json_decref(keys);
+    client = keep;
+    kms_client_free(second);
+    o.home = home;
+    client = kms_client_open(&o);
+    assert_non_null(client);
+    keys = must(call("ListKeys", "{}"));
+    assert_true(json_array_size(json_object_get(keys, "Keys")) > 0);
+    json_decref(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1348,6 +1410,7 @@ int main(void)
         cmocka_unit_test(test_audit_record_fields),
         cmocka_unit_test(test_audit_fail_closed),
         cmocka_unit_test(test_credential_report_gate),
+        cmocka_unit_test(test_two_homes_one_process),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
