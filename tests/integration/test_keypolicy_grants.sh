@@ -345,6 +345,16 @@ as_user erin kms-encrypt --key-id "$GR_KEY" --plaintext aGVsbG8= >/dev/null &&
 as_user erin assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" \
     --role-session-name e1 >/dev/null && ok "erin assumes the role that trusts her"
 
+# A deletion that fails (erin still has an access key) has already bound her name to her id;
+# that changes nothing for erin herself.
+expect_error DeleteConflictException 254 kms delete-user --user-name erin
+as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "after a failed deletion erin still encrypts through the key policy (her id)"
+as_user erin kms-encrypt --key-id "$GR_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "and through the grant (her id)"
+as_user erin assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" \
+    --role-session-name e0 >/dev/null && ok "and still assumes the role that trusts her"
+
 kms delete-access-key --user-name erin --access-key-id "${KEY_ID[erin]}" >/dev/null
 kms delete-user --user-name erin >/dev/null && ok "erin deleted"
 policy=$(kms get-key-policy --key-id "$KP_KEY" --output text --query Policy)
