@@ -17,4 +17,11 @@
 int kms_ops_unbind_principal(kms_request *rq, kms_iam_kind kind, const char *name)
     __attribute__((warn_unused_result));
 
+/* KMS API reference, PutKeyPolicy / CreateKey: a key policy naming a user or role that does not
+ * exist is refused (MalformedPolicyDocumentException, "Policy contains a statement with one or
+ * more invalid principals"): a name that is bound to nobody would bind to whoever is created
+ * under it later. Only the accounts of this home are checked; doc was compiled already. */
+int kms_ops_unbind_check_principals(kms_request *rq, const char *doc)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -428,3 +428,18 @@ kms put-role-policy --role-name Hop --policy-name chain --policy-document \
 as_user carol assume-role --role-arn "$HOP_ARN" --role-session-name h2 >"$TMP/hop.json"
 expect_error AccessDeniedException 254 as_session "$TMP/hop.json" assume-role \
     --role-arn "arn:aws:iam::$ACCOUNT:role/Chain" --role-session-name c2
+
+# A key policy naming a user or role of this account that does not exist is refused, as AWS
+# refuses it ("invalid principals"): the name would otherwise bind to whoever is created later.
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:user/nobody|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+expect_error MalformedPolicyDocumentException 254 kms put-key-policy --key-id "$KP_KEY" \
+    --policy "file://$TMP/nobody.json"
+assert_contains "$ERR_MSG" "invalid principals" "the refusal says why"
+assert_contains "$ERR_MSG" "user/nobody" "and names the principal"
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:role/NoSuchRole|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+expect_error MalformedPolicyDocumentException 254 kms create-key --policy "file://$TMP/nobody.json"
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:user/erin|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/nobody.json" >/dev/null &&
+    ok "a policy naming the existing (new) erin is accepted"
+as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "and the new erin, named anew, encrypts"
