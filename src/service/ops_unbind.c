@@ -187,6 +187,10 @@ int kms_ops_unbind_principal(kms_request *rq, kms_iam_kind kind, const char *nam
         r = kms_iam_user_get(rq->client->iam, kms_ops_iam_account_of(rq), name, &obj);
     }
     if (r != 0) {
+        json_decref(obj);
+        if (kms_last_error() != KMS_ERR_NO_SUCH_ENTITY) {
+            return -1; /* fail closed: nothing is deleted */
+        }
         kms_error_clear();
         return 0; /* no such entity: the deletion says so */
     }

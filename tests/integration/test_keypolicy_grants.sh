@@ -443,3 +443,5 @@ kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/nobody.json" >/dev/n
     ok "a policy naming the existing (new) erin is accepted"
 as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
     ok "and the new erin, named anew, encrypts"
+expect_error NoSuchEntityException 254 kms delete-user --user-name nobody
+expect_error NoSuchEntityException 254 kms delete-role --role-name NoSuchRole
