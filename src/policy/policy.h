@@ -81,6 +81,11 @@ typedef struct kms_eval_input {
      * session ("arn:aws:iam::A:role/path/ROLE"), else NULL. */
     const char *principal_arn;
     const char *role_arn;
+    /* The caller's unique id, as aws:userid shows it: a user's "AIDA...", a session's
+     * "AROA...:SESSION" (its role's id first); NULL or anything else: none. A policy naming a
+     * unique id ("AWS": "AIDA...", what a principal's ARN becomes once it is deleted) matches
+     * only the principal whose id it is. */
+    const char *principal_id;
     const char *principal_account; /* 12 digits; NULL for a service */
     bool service;
     const char *action;   /* "kms:Decrypt", any service */
@@ -150,6 +155,18 @@ const char *kms_policy_statement_sid(const kms_policy *policy, size_t statement)
  * KMS_ERR_MALFORMED_POLICY naming the policy and element. */
 int kms_policy_simulate(const char *input_json, size_t len, char **output_json)
     __attribute__((warn_unused_result));
+
+/* ---- Deleted principals ----------------------------------------------------------------------
+ * IAM User Guide, "Principal" ("If the principal is deleted ... the ARN is replaced by its unique
+ * ID"): the document doc (a policy as JSON text) with every Principal / NotPrincipal "AWS" value
+ * equal to arn (string or array member) replaced by unique_id. *out is the new document
+ * (malloc'd JSON text), or NULL when nothing named arn (doc is then left as it is). A doc that
+ * is not a JSON object is left as it is too (it names nobody). */
+int kms_policy_principal_replace(const char *doc, const char *arn, const char *unique_id,
+                                 char **out) __attribute__((warn_unused_result));
+/* "AIDA..." / "AROA...": 4 letters of prefix and 17 upper-case letters or digits (IAM User
+ * Guide, "Unique identifiers"). */
+bool kms_policy_is_unique_id(const char *s);
 
 /* ---- Helpers the service shares ----------------------------------------------------------- */
 /* IAM wildcard match: '*' any run (also empty), '?' one character. case_insensitive for actions. */

@@ -42,6 +42,7 @@ enum {
 typedef struct caller {
     const char *arn;
     const char *role_arn;
+    const char *unique_id; /* AIDA... or AROA...:SESSION, "" when none */
     char account[13];
     bool service;
     bool root;
@@ -96,6 +97,7 @@ static bool caller_init(const kms_eval_input *in, caller *c)
     memset(c, 0, sizeof *c);
     c->arn = in->principal_arn;
     c->role_arn = in->role_arn;
+    c->unique_id = in->principal_id != NULL ? in->principal_id : "";
     c->service = in->service;
     if (c->service) {
         return true;
@@ -123,6 +125,20 @@ static unsigned direct_grant(const caller *c)
     return (c->service || c->root || c->session) ? G_FULL : G_SESSION_LIMITED;
 }
 
+/* Whether a unique-id principal names the caller: a user's own id, or the role id of a session
+ * ("AROA...:SESSION"). 0 when not, else how far it grants (a role id as a role ARN does). */
+static unsigned unique_id_grant(const pol_principal *p, const caller *c)
+{
+    size_t n = strlen(p->value);
+    if (c->service || strncmp(p->value, c->unique_id, n) != 0) {
+        return 0;
+    }
+    if (c->unique_id[n] == '\0') {
+        return direct_grant(c);
+    }
+    return (c->unique_id[n] == ':' && c->session && strncmp(p->value, "AROA", 4) == 0) ? G_ROLE : 0;
+}
+
 static unsigned principal_grant(const pol_principal *p, const caller *c)
 {
     switch (p->type) {
@@ -148,6 +164,8 @@ static unsigned principal_grant(const pol_principal *p, const caller *c)
     case PRIN_FEDERATED:
     case PRIN_CANONICAL:
         return strcmp(p->value, c->arn) == 0 ? G_FULL : 0;
+    case PRIN_UNIQUE_ID:
+        return unique_id_grant(p, c);
     }
     return 0;
 }
@@ -172,6 +190,13 @@ static bool not_principal_excludes(const pol_stmt *st, const caller *c)
         case PRIN_ROLE:
             role = role || (c->role_arn != NULL && strcmp(p->value, c->role_arn) == 0);
             own = own || strcmp(p->value, c->arn) == 0;
+            break;
+        case PRIN_UNIQUE_ID:
+            if (unique_id_grant(p, c) == G_ROLE) {
+                role = true;
+            } else {
+                own = own || unique_id_grant(p, c) != 0;
+            }
             break;
         default:
             own = own || strcmp(p->value, c->arn) == 0;

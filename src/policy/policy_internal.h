@@ -190,6 +190,7 @@ typedef enum prin_type {
     PRIN_SERVICE,   /* {"Service": name} */
     PRIN_FEDERATED, /* {"Federated": provider} */
     PRIN_CANONICAL, /* {"CanonicalUser": id} */
+    PRIN_UNIQUE_ID, /* {"AWS": "AIDA..."} or "AROA...": a deleted (or any) user or role by id */
 } prin_type;
 
 typedef struct pol_principal {

@@ -197,6 +197,10 @@ static bool aws_principal(const char *v, pol_principal *p)
         memcpy(p->account, v, 13);
         return true;
     }
+    if (kms_policy_is_unique_id(v)) {
+        p->type = PRIN_UNIQUE_ID; /* what GetKeyPolicy shows once the principal is deleted */
+        return true;
+    }
     char acct[13];
     if (kms_policy_arn_account_split(v, acct) != 0 || !kms_policy_is_account_id(acct)) {
         return false;

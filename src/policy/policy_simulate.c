@@ -380,6 +380,8 @@ int kms_policy_simulate(const char *input_json, size_t len, char **output_json)
     if (read_input(s, root, &in) != 0) {
         goto out;
     }
+    /* A unique-id principal ("AIDA...") matches the id the context gives as aws:userid. */
+    in.principal_id = kms_policy_ctx_get(s->ctx, "aws:userid");
     kms_policy_evaluate(&in, &res);
     if (render(s, &in, &res, output_json) != 0) {
         goto out;

@@ -442,6 +442,7 @@ static void input_for(const kms_request *rq, kms_eval_input *in, const char *act
     memset(in, 0, sizeof *in);
     in->principal_arn = who->id.arn;
     in->role_arn = who->id.role_arn[0] ? who->id.role_arn : NULL;
+    in->principal_id = who->id.principal_id;
     in->principal_account = who->id.account_id;
     in->action = action;
     in->resource = resource;

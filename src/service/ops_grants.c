@@ -193,6 +193,14 @@ static int grant_check_cb(void *arg, const kms_grant_record *g)
     return 0;
 }
 
+/* The unique id a grant names the caller by: a user's "AIDA...", or the role id of a session
+ * ("AROA...:SESSION" up to the colon). false when it has none. */
+static bool unique_id_of(const kms_identity *id, char uid[160])
+{
+    snprintf(uid, 160, "%.*s", (int)strcspn(id->principal_id, ":"), id->principal_id);
+    return kms_policy_is_unique_id(uid);
+}
+
 int kms_ops_grants_allow(kms_request *rq, const char *action, const kms_key_record *rec)
 {
     const kms_identity *id = &rq->who->id;
@@ -205,6 +213,12 @@ int kms_ops_grants_allow(kms_request *rq, const char *action, const kms_key_reco
     int r = kms_store_grant_find(rq->client->store, rec->key_id, id->arn, grant_check_cb, &gc);
     if (r == 0 && !gc.allowed && id->role_arn[0] != '\0') {
         r = kms_store_grant_find(rq->client->store, rec->key_id, id->role_arn, grant_check_cb, &gc);
+    }
+    /* A grant whose grantee was deleted names its unique id (ops_unbind.h): it still applies to
+     * that very principal (the user's id, or the role id of a session), never to a new one. */
+    char uid[sizeof id->principal_id];
+    if (r == 0 && !gc.allowed && unique_id_of(id, uid)) {
+        r = kms_store_grant_find(rq->client->store, rec->key_id, uid, grant_check_cb, &gc);
     }
     json_decref(gc.ec);
     return r != 0 ? -1 : gc.allowed ? 1 : 0;
@@ -600,10 +614,14 @@ int kms_ops_grants_retire(kms_request *rq, json_t *req, json_t **resp)
     const kms_identity *id = &rq->who->id;
     char issuing_root[64];
     snprintf(issuing_root, sizeof issuing_root, "arn:aws:iam::%s:root", g.issuing_account);
+    char uid[sizeof id->principal_id];
+    bool has_uid = unique_id_of(id, uid);
     bool is_retiring = strcmp(g.retiring_principal, id->arn) == 0 ||
-                       (id->role_arn[0] && strcmp(g.retiring_principal, id->role_arn) == 0);
+                       (id->role_arn[0] && strcmp(g.retiring_principal, id->role_arn) == 0) ||
+                       (has_uid && strcmp(g.retiring_principal, uid) == 0);
     bool is_grantee = strcmp(g.grantee_principal, id->arn) == 0 ||
-                      (id->role_arn[0] && strcmp(g.grantee_principal, id->role_arn) == 0);
+                      (id->role_arn[0] && strcmp(g.grantee_principal, id->role_arn) == 0) ||
+                      (has_uid && strcmp(g.grantee_principal, uid) == 0);
     bool may = is_retiring || (is_grantee && grant_has_op(g.operations, "RetireGrant")) ||
                strcmp(id->arn, issuing_root) == 0;
     int r = -1;

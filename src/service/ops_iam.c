@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "service/ops_iam.h"
+#include "service/ops_unbind.h"
 #include "util/util.h"
 
 /* ---- Helpers shared with the other ops_*.c of IAM ------------------------------------------- */
@@ -350,6 +351,9 @@ static int delete_user(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL;
     (void)resp;
     KMS_GUARD(kms_ops_iam_authorize_entity(rq, req, KMS_IAM_USER, &name));
+    /* First: key policies, grants and trust policies naming the user name its id instead, so
+     * that a user re-created under this name inherits none of it (fail closed). */
+    KMS_GUARD(kms_ops_unbind_principal(rq, KMS_IAM_USER, name));
     return kms_iam_user_delete(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq), name);
 }
 
@@ -496,6 +500,7 @@ static int delete_role(kms_request *rq, json_t *req, json_t **resp)
     const char *name = NULL;
     (void)resp;
     KMS_GUARD(kms_ops_iam_authorize_entity(rq, req, KMS_IAM_ROLE, &name));
+    KMS_GUARD(kms_ops_unbind_principal(rq, KMS_IAM_ROLE, name)); /* as delete_user */
     return kms_iam_role_delete(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq), name);
 }
 

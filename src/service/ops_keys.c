@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/ops_unbind.h"
 #include "util/util.h"
 
 #define DAY (24 * 60 * 60)
@@ -195,6 +196,7 @@ static int key_policy_for_create(kms_request *rq, json_t *req, char **out)
         return 0;
     }
     KMS_GUARD(kms_gate_key_policy_check(rq, req, given, NULL, NULL));
+    KMS_GUARD(kms_ops_unbind_check_principals(rq, given));
     *out = strdup(given);
     KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
@@ -238,6 +240,9 @@ int kms_ops_keys_put_policy(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "Policy", true, 1, KMS_KEY_POLICY_MAX, &doc));
     KMS_GUARD(kms_ops_keys_resolve(rq, req, "KeyId", "kms:PutKeyPolicy", &rec, arn));
     int r = kms_gate_key_policy_check(rq, req, doc, &rec, arn);
+    if (r == 0) {
+        r = kms_ops_unbind_check_principals(rq, doc);
+    }
     if (r == 0) {
         r = kms_keystore_policy_put(&rq->client->keystore, rec.key_id, doc);
     }

@@ -67,6 +67,14 @@ int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, i
 /* Replaces the key policy and bumps its version. NotFoundException. */
 int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
     __attribute__((warn_unused_result));
+/* fn(arg, doc, &new_doc) for each key policy whose text contains needle: *new_doc is a malloc'd
+ * replacement (taken over) or NULL to leave it. In one transaction: every replacement is stored
+ * (its version bumped, so cached compilations are dropped) or none. *count (may be NULL): how
+ * many were replaced. */
+typedef int (*kms_store_policy_rewrite_fn)(void *arg, const char *doc, char **new_doc);
+int kms_store_key_policy_rewrite(kms_store *store, const char *needle,
+                                 kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
+    __attribute__((warn_unused_result));
 
 /* Calls cb for each key id in ascending order, starting after `marker` (NULL: from the start),
  * at most `limit` ids. *truncated tells whether more follow. cb returning non-zero stops the
@@ -141,6 +149,11 @@ int kms_store_grant_list(kms_store *store, const char *key_id, const char *marke
 int kms_store_grant_list_retirable(kms_store *store, const char *retiring_principal,
                                    const char *marker, size_t limit, kms_store_grant_cb cb,
                                    void *arg, bool *truncated) __attribute__((warn_unused_result));
+/* Every grant naming principal as its grantee or retiring principal names replacement instead
+ * (one transaction). *count (may be NULL): how many grants changed. */
+int kms_store_grant_principal_replace(kms_store *store, const char *principal,
+                                      const char *replacement, int64_t *count)
+    __attribute__((warn_unused_result));
 /* Every grant of key_id for grantee_principal (the gate asks per request when the policies did
  * not allow; served by an index). */
 int kms_store_grant_find(kms_store *store, const char *key_id, const char *grantee_principal,

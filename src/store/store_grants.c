@@ -25,6 +25,11 @@ static const char sql_list_retirable[] = "SELECT " GRANT_COLUMNS " FROM grants "
 static const char sql_find[] = "SELECT " GRANT_COLUMNS " FROM grants "
                                "WHERE key_id = ?1 AND grantee_principal = ?2 ORDER BY grant_id";
 
+static const char sql_replace_grantee[] =
+    "UPDATE grants SET grantee_principal = ?2 WHERE grantee_principal = ?1";
+static const char sql_replace_retiring[] =
+    "UPDATE grants SET retiring_principal = ?2 WHERE retiring_principal = ?1";
+
 void kms_grant_record_clean_up(kms_grant_record *rec)
 {
     if (rec == NULL) {
@@ -213,4 +218,46 @@ int kms_store_grant_find(kms_store *store, const char *key_id, const char *grant
     return grants_walk(store, sql_find,
                        KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(grantee_principal)), SIZE_MAX,
                        cb, arg, NULL);
+}
+
+/* ---- Deleted principals ------------------------------------------------------------------- */
+
+typedef struct replace {
+    const char *principal;
+    const char *replacement;
+    int64_t changes;
+} replace;
+
+static int replace_locked(kms_db_conn *c, void *arg)
+{
+    replace *rp = arg;
+    const char *what = "cannot rewrite grant principals";
+    int64_t n = 0;
+    KMS_GUARD(kms_db_conn_run(
+        c, sql_replace_grantee,
+        KMS_DB_PARAMS(kms_db_text(rp->principal), kms_db_text(rp->replacement)), what, &n));
+    rp->changes = n;
+    KMS_GUARD(kms_db_conn_run(
+        c, sql_replace_retiring,
+        KMS_DB_PARAMS(kms_db_text(rp->principal), kms_db_text(rp->replacement)), what, &n));
+    rp->changes += n;
+    return 0;
+}
+
+int kms_store_grant_principal_replace(kms_store *store, const char *principal,
+                                      const char *replacement, int64_t *count)
+{
+    replace rp = {principal, replacement, 0};
+    if (count != NULL) {
+        *count = 0;
+    }
+    KMS_ENSURE(principal != NULL && principal[0] != '\0' && replacement != NULL &&
+                   replacement[0] != '\0',
+               KMS_ERR_VALIDATION, "no principal to replace in grants");
+    KMS_GUARD(
+        kms_db_write(kms_store_db(store), replace_locked, &rp, "cannot rewrite grant principals"));
+    if (count != NULL) {
+        *count = rp.changes;
+    }
+    return 0;
 }

@@ -30,6 +30,8 @@ static const char sql_key_list[] =
 static const char sql_policy_get[] = "SELECT policy, policy_version FROM keys WHERE key_id = ?1";
 static const char sql_policy_put[] =
     "UPDATE keys SET policy = ?2, policy_version = policy_version + 1 WHERE key_id = ?1";
+static const char sql_policy_mentions[] =
+    "SELECT key_id, policy FROM keys WHERE instr(policy, ?1) > 0 ORDER BY key_id";
 
 /* ---- Keys --------------------------------------------------------------------------------- */
 
@@ -222,6 +224,81 @@ int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *d
 {
     return key_update(store, sql_policy_put, key_id,
                       KMS_DB_PARAMS(kms_db_text(key_id), kms_db_text(doc ? doc : "")));
+}
+
+/* ---- Rewriting key policies ---------------------------------------------------------------- */
+
+typedef struct rewritten {
+    char key_id[37];
+    char *doc;
+} rewritten;
+
+typedef struct rewrite {
+    const char *needle;
+    kms_store_policy_rewrite_fn fn;
+    void *arg;
+    rewritten *items;
+    size_t n;
+} rewrite;
+
+static int rewrite_row(kms_db_stmt *st, void *arg)
+{
+    rewrite *rw = arg;
+    char *doc = NULL;
+    KMS_GUARD(rw->fn(rw->arg, kms_db_column_text(st, 1), &doc));
+    if (doc == NULL) {
+        return 0;
+    }
+    rewritten *grown = realloc(rw->items, (rw->n + 1) * sizeof *grown);
+    if (grown == NULL) {
+        free(doc);
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    rw->items = grown;
+    rw->items[rw->n].doc = doc;
+    if (kms_db_column_copy(st, 0, rw->items[rw->n].key_id, sizeof rw->items[rw->n].key_id,
+                           "a key") != 0) {
+        free(doc);
+        return -1;
+    }
+    rw->n++;
+    return 0;
+}
+
+static int rewrite_locked(kms_db_conn *c, void *arg)
+{
+    rewrite *rw = arg;
+    const char *what = "cannot rewrite key policies";
+    /* Read every policy first, then write: no update while the query is open. */
+    KMS_GUARD(kms_db_conn_query(c, sql_policy_mentions, KMS_DB_PARAMS(kms_db_text(rw->needle)),
+                                rewrite_row, rw, what, NULL));
+    for (size_t i = 0; i < rw->n; i++) {
+        KMS_GUARD(kms_db_conn_run(
+            c, sql_policy_put,
+            KMS_DB_PARAMS(kms_db_text(rw->items[i].key_id), kms_db_text(rw->items[i].doc)), what,
+            NULL));
+    }
+    return 0;
+}
+
+int kms_store_key_policy_rewrite(kms_store *store, const char *needle,
+                                 kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
+{
+    rewrite rw = {needle, fn, arg, NULL, 0};
+    if (count != NULL) {
+        *count = 0;
+    }
+    KMS_ENSURE(needle != NULL && needle[0] != '\0' && fn != NULL, KMS_ERR_VALIDATION,
+               "nothing to rewrite key policies for");
+    int r = kms_db_write(kms_store_db(store), rewrite_locked, &rw, "cannot rewrite key policies");
+    if (r == 0 && count != NULL) {
+        *count = rw.n;
+    }
+    for (size_t i = 0; i < rw.n; i++) {
+        free(rw.items[i].doc);
+    }
+    free(rw.items);
+    return r;
 }
 
 /* ---- Listing ------------------------------------------------------------------------------ */

@@ -311,3 +311,137 @@ for p in "arn:aws:iam::$ACCOUNT:role/*" '*' '?'; do
 done
 assert_eq "$(kms list-grants --key-id "$KEY" | json_get Grants)" "$grants_before" \
     "no grant was stored for a wildcard principal"
+
+# ---- a deleted principal's name is not a key (issue 15, item 4) -------------------------------
+# Key policies, grants and trust policies that name erin's ARN name her unique id once she is
+# deleted (as AWS shows it), so a new erin inherits none of it.
+ERIN_ARN="arn:aws:iam::$ACCOUNT:user/erin"
+new_user erin
+ERIN_ID=$(kms get-user --user-name erin --output text --query User.UserId)
+assert_match "$ERIN_ID" '^AIDA[A-Z0-9]{17}$' "erin has an AIDA unique id"
+KP_KEY=$(kms create-key --description erin-policy --output text --query KeyMetadata.KeyId)
+GR_KEY=$(kms create-key --description erin-grant --output text --query KeyMetadata.KeyId)
+cat >"$TMP/erin.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:root"},
+   "Action": "kms:*", "Resource": "*"},
+  {"Sid": "Erin", "Effect": "Allow",
+   "Principal": {"AWS": ["arn:aws:iam::$ACCOUNT:user/carol", "$ERIN_ARN"]},
+   "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}]}
+EOF
+kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/erin.json" >/dev/null
+kms create-grant --key-id "$GR_KEY" --grantee-principal "$ERIN_ARN" \
+    --retiring-principal "$ERIN_ARN" --operations Encrypt >/dev/null
+cat >"$TMP/erin-trust.json" <<EOF
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+  "Principal": {"AWS": "$ERIN_ARN"}, "Action": "sts:AssumeRole"}]}
+EOF
+kms create-role --role-name ErinRole --assume-role-policy-document "file://$TMP/erin-trust.json" \
+    >/dev/null
+as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "erin encrypts through the key policy"
+as_user erin kms-encrypt --key-id "$GR_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "erin encrypts through the grant"
+as_user erin assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" \
+    --role-session-name e1 >/dev/null && ok "erin assumes the role that trusts her"
+
+# A deletion that fails (erin still has an access key) has already bound her name to her id;
+# that changes nothing for erin herself.
+expect_error DeleteConflictException 254 kms delete-user --user-name erin
+as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "after a failed deletion erin still encrypts through the key policy (her id)"
+as_user erin kms-encrypt --key-id "$GR_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "and through the grant (her id)"
+as_user erin assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" \
+    --role-session-name e0 >/dev/null && ok "and still assumes the role that trusts her"
+
+kms delete-access-key --user-name erin --access-key-id "${KEY_ID[erin]}" >/dev/null
+kms delete-user --user-name erin >/dev/null && ok "erin deleted"
+policy=$(kms get-key-policy --key-id "$KP_KEY" --output text --query Policy)
+assert_contains "$policy" "\"$ERIN_ID\"" "GetKeyPolicy shows erin's unique id in her place"
+assert_not_contains "$policy" "$ERIN_ARN" "and no longer her ARN"
+assert_contains "$policy" "arn:aws:iam::$ACCOUNT:user/carol" "carol, still there, keeps her ARN"
+grants=$(kms list-grants --key-id "$GR_KEY")
+assert_eq "$(json_get 'Grants[0].GranteePrincipal' <<<"$grants")" "$ERIN_ID" \
+    "ListGrants shows the unique id as the grantee"
+assert_eq "$(json_get 'Grants[0].RetiringPrincipal' <<<"$grants")" "$ERIN_ID" \
+    "and as the retiring principal"
+trust=$(kms get-role --role-name ErinRole --output text --query Role.AssumeRolePolicyDocument)
+assert_contains "$trust" "$ERIN_ID" "the trust policy names the unique id"
+
+new_user erin
+assert_ne "$(kms get-user --user-name erin --output text --query User.UserId)" "$ERIN_ID" \
+    "the new erin has a new unique id"
+expect_error AccessDeniedException 254 as_user erin kms-encrypt --key-id "$KP_KEY" \
+    --plaintext aGVsbG8=
+expect_error AccessDeniedException 254 as_user erin kms-encrypt --key-id "$GR_KEY" \
+    --plaintext aGVsbG8=
+expect_error AccessDeniedException 254 as_user erin assume-role \
+    --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" --role-session-name e2
+# The re-saved policy (with the id) is a valid key policy, as AWS's GetKeyPolicy output is.
+printf '%s' "$policy" >"$TMP/erin-saved.json"
+kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/erin-saved.json" >/dev/null &&
+    ok "a policy naming a unique id can be put back"
+expect_error AccessDeniedException 254 as_user erin kms-encrypt --key-id "$KP_KEY" \
+    --plaintext aGVsbG8=
+
+# A role deleted and re-created: a trust policy naming the old role lets no session of the new
+# one chain into it.
+cat >"$TMP/hop-trust.json" <<EOF
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+  "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:user/carol"}, "Action": "sts:AssumeRole"}]}
+EOF
+HOP_ARN="arn:aws:iam::$ACCOUNT:role/Hop"
+kms create-role --role-name Hop --assume-role-policy-document "file://$TMP/hop-trust.json" >/dev/null
+HOP_ID=$(kms get-role --role-name Hop --output text --query Role.RoleId)
+cat >"$TMP/chain-trust.json" <<EOF
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+  "Principal": {"AWS": "$HOP_ARN"}, "Action": "sts:AssumeRole"}]}
+EOF
+kms create-role --role-name Chain --assume-role-policy-document "file://$TMP/chain-trust.json" \
+    >/dev/null
+kms put-role-policy --role-name Hop --policy-name chain --policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Resource\":\"*\"}]}" \
+    >/dev/null
+# as_session FILE CMD...: run kmsctl with the temporary credentials of an assume-role answer
+# kept in FILE (not on the command line, which expect_error prints).
+as_session() {
+    local creds
+    creds=$(cat "$1")
+    shift
+    KMS_ACCESS_KEY_ID=$(json_get Credentials.AccessKeyId <<<"$creds") \
+        KMS_SECRET_ACCESS_KEY=$(json_get Credentials.SecretAccessKey <<<"$creds") \
+        KMS_SESSION_TOKEN=$(json_get Credentials.SessionToken <<<"$creds") \
+        "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+as_user carol assume-role --role-arn "$HOP_ARN" --role-session-name h1 >"$TMP/hop.json"
+as_session "$TMP/hop.json" assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/Chain" \
+    --role-session-name c1 >/dev/null && ok "a Hop session assumes Chain, which trusts Hop"
+kms delete-role-policy --role-name Hop --policy-name chain >/dev/null
+kms delete-role --role-name Hop >/dev/null && ok "Hop deleted"
+trust=$(kms get-role --role-name Chain --output text --query Role.AssumeRolePolicyDocument)
+assert_contains "$trust" "\"$HOP_ID\"" "Chain's trust policy names the old Hop's unique id"
+kms create-role --role-name Hop --assume-role-policy-document "file://$TMP/hop-trust.json" >/dev/null
+kms put-role-policy --role-name Hop --policy-name chain --policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Resource\":\"*\"}]}" \
+    >/dev/null
+as_user carol assume-role --role-arn "$HOP_ARN" --role-session-name h2 >"$TMP/hop.json"
+expect_error AccessDeniedException 254 as_session "$TMP/hop.json" assume-role \
+    --role-arn "arn:aws:iam::$ACCOUNT:role/Chain" --role-session-name c2
+
+# A key policy naming a user or role of this account that does not exist is refused, as AWS
+# refuses it ("invalid principals"): the name would otherwise bind to whoever is created later.
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:user/nobody|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+expect_error MalformedPolicyDocumentException 254 kms put-key-policy --key-id "$KP_KEY" \
+    --policy "file://$TMP/nobody.json"
+assert_contains "$ERR_MSG" "invalid principals" "the refusal says why"
+assert_contains "$ERR_MSG" "user/nobody" "and names the principal"
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:role/NoSuchRole|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+expect_error MalformedPolicyDocumentException 254 kms create-key --policy "file://$TMP/nobody.json"
+sed "s|$ERIN_ID|arn:aws:iam::$ACCOUNT:user/erin|" "$TMP/erin-saved.json" >"$TMP/nobody.json"
+kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/nobody.json" >/dev/null &&
+    ok "a policy naming the existing (new) erin is accepted"
+as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "and the new erin, named anew, encrypts"
+expect_error NoSuchEntityException 254 kms delete-user --user-name nobody
+expect_error NoSuchEntityException 254 kms delete-role --role-name NoSuchRole

@@ -640,6 +640,58 @@ static void test_decision_names(void **state)
     assert_string_equal(kms_policy_decision_name(KMS_DECISION_IMPLICIT_DENY), "implicitDeny");
 }
 
+/* A deleted principal's ARN becomes its unique id in Principal / NotPrincipal "AWS" values,
+ * strings and array members alike, exact matches only; conditions and other principals stay. */
+static void test_principal_replace(void **state)
+{
+    (void)state;
+    static const char ERIN[] = "arn:aws:iam::111122223333:user/erin";
+    static const char ID[] = "AIDAJQABLZS4A3QDU576Q";
+    static const char DOC[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":["
+        "{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::111122223333:user/erin\"},"
+        "\"Action\":\"kms:*\",\"Resource\":\"*\"},"
+        "{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":[\"arn:aws:iam::111122223333:user/erin2\","
+        "\"arn:aws:iam::111122223333:user/erin\"]},\"Action\":\"kms:Decrypt\",\"Resource\":\"*\","
+        "\"Condition\":{\"StringEquals\":{\"aws:PrincipalArn\":"
+        "\"arn:aws:iam::111122223333:user/erin\"}}},"
+        "{\"Effect\":\"Deny\",\"NotPrincipal\":{\"AWS\":[\"arn:aws:iam::111122223333:user/erin\"]},"
+        "\"Action\":\"kms:Encrypt\",\"Resource\":\"*\"}]}";
+    char *out = NULL;
+    assert_int_equal(kms_policy_principal_replace(DOC, ERIN, ID, &out), 0);
+    assert_non_null(out);
+    json_t *root = json_loads(out, 0, NULL);
+    assert_non_null(root);
+    json_t *st = json_object_get(root, "Statement");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(st, 0), "Principal"), "AWS")),
+                        ID);
+    json_t *list = json_object_get(json_object_get(json_array_get(st, 1), "Principal"), "AWS");
+    assert_string_equal(json_string_value(json_array_get(list, 0)),
+                        "arn:aws:iam::111122223333:user/erin2");
+    assert_string_equal(json_string_value(json_array_get(list, 1)), ID);
+    json_t *cond =
+        json_object_get(json_object_get(json_array_get(st, 1), "Condition"), "StringEquals");
+    assert_string_equal(json_string_value(json_object_get(cond, "aws:PrincipalArn")), ERIN);
+    list = json_object_get(json_object_get(json_array_get(st, 2), "NotPrincipal"), "AWS");
+    assert_string_equal(json_string_value(json_array_get(list, 0)), ID);
+    json_decref(root);
+    /* The result is a valid policy. */
+    kms_policy *p = compile(out, KMS_POLICY_KEY, "replaced");
+    kms_policy_free(p);
+    free(out);
+    out = (char *)1;
+    /* Nothing names the principal: no new document. */
+    assert_int_equal(
+        kms_policy_principal_replace(DOC, "arn:aws:iam::111122223333:user/eri", ID, &out), 0);
+    assert_null(out);
+    assert_true(kms_policy_is_unique_id(ID));
+    assert_true(kms_policy_is_unique_id("AROADBQP57FF2AEXAMPLE"));
+    assert_false(kms_policy_is_unique_id("AGPAJQABLZS4A3QDU576Q")); /* a group's: no principal */
+    assert_false(kms_policy_is_unique_id("AIDAJQABLZS4A3QDU576"));
+    assert_false(kms_policy_is_unique_id("AIDAJQABLZS4A3QDU576q"));
+}
+
 #define CASE_FILE_TEST(i)                                                                          \
     {                                                                                              \
         EVAL_FILES[i], test_case_file, NULL, NULL, (void *)EVAL_FILES[i]                           \
@@ -660,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_matches),
         cmocka_unit_test(test_context),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_principal_replace),
         CASE_FILE_TEST(0),
         CASE_FILE_TEST(1),
         CASE_FILE_TEST(2),
