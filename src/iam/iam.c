@@ -305,6 +305,38 @@ static int scp_levels(iam_q *q, const char *account_id, kms_iam_docs *out)
     return 0;
 }
 
+static const char sql_account_ids[] = "SELECT account_id FROM iam_accounts ORDER BY account_id";
+
+static int account_id_row(kms_db_stmt *st, void *arg)
+{
+    json_t *ids = arg;
+    if (json_array_append_new(ids, json_string(kms_db_column_text(st, 0))) != 0) {
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
+int kms_iam_account_ids(kms_iam *iam, json_t **out)
+{
+    *out = NULL;
+    json_t *ids = json_array();
+    KMS_ENSURE(ids != NULL, KMS_ERR_INTERNAL, "out of memory");
+    iam_q q;
+    if (kms_iam_begin(iam, &q, false) != 0) {
+        json_decref(ids);
+        return -1;
+    }
+    int r = kms_db_conn_query(q.c, sql_account_ids, KMS_DB_NO_PARAMS, account_id_row, ids,
+                              IAM_SQL_WHAT, NULL);
+    kms_iam_end(&q);
+    if (r != 0) {
+        json_decref(ids);
+        return -1;
+    }
+    *out = ids;
+    return 0;
+}
+
 int kms_iam_account_org(kms_iam *iam, const char *account_id, char org_id[40])
 {
     org_id[0] = '\0';

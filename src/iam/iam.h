@@ -146,6 +146,8 @@ int kms_iam_generation(kms_iam *iam, uint64_t *out) __attribute__((warn_unused_r
 
 /* The organization id ("o-...") of an account's organization, "" when none (aws:PrincipalOrgID
  * of a principal of another account). */
+/* Every account this home holds (a JSON array of ids, ascending; the caller frees it). */
+int kms_iam_account_ids(kms_iam *iam, json_t **out) __attribute__((warn_unused_result));
 int kms_iam_account_org(kms_iam *iam, const char *account_id, char org_id[40])
     __attribute__((warn_unused_result));
 

@@ -140,10 +140,9 @@ int kms_keystore_policy_get(const kms_keystore *ks, const char *key_id, char **d
                             int64_t *version) __attribute__((warn_unused_result));
 int kms_keystore_policy_put(const kms_keystore *ks, const char *key_id, const char *doc)
     __attribute__((warn_unused_result));
-/* kms_store_key_policy_rewrite: every key policy mentioning needle, rewritten by fn. */
-int kms_keystore_policy_rewrite(const kms_keystore *ks, const char *needle,
-                                kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
-    __attribute__((warn_unused_result));
+/* kms_store_key_policy_rewrite: every key policy, rewritten by fn where it says. */
+int kms_keystore_policy_rewrite(const kms_keystore *ks, kms_store_policy_rewrite_fn fn, void *arg,
+                                size_t *count) __attribute__((warn_unused_result));
 int kms_keystore_alias_create(const kms_keystore *ks, const char *alias_name, const char *key_id,
                               int64_t now) __attribute__((warn_unused_result));
 int kms_keystore_alias_update(const kms_keystore *ks, const char *alias_name, const char *key_id,

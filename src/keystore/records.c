@@ -49,10 +49,10 @@ int kms_keystore_policy_put(const kms_keystore *ks, const char *key_id, const ch
     return kms_store_key_policy_put(ks->store, key_id, doc);
 }
 
-int kms_keystore_policy_rewrite(const kms_keystore *ks, const char *needle,
-                                kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
+int kms_keystore_policy_rewrite(const kms_keystore *ks, kms_store_policy_rewrite_fn fn, void *arg,
+                                size_t *count)
 {
-    return kms_store_key_policy_rewrite(ks->store, needle, fn, arg, count);
+    return kms_store_key_policy_rewrite(ks->store, fn, arg, count);
 }
 
 /* ---- Aliases --------------------------------------------------------------------------------- */

@@ -72,9 +72,8 @@ int kms_policy_principal_replace(const char *doc, const char *arn, const char *u
     *out = NULL;
     KMS_ENSURE(doc != NULL && arn != NULL && unique_id != NULL && arn[0] != '\0', KMS_ERR_INTERNAL,
                "kms_policy_principal_replace: bad arguments");
-    if (strstr(doc, arn) == NULL) {
-        return 0; /* the common case: the document does not mention the principal */
-    }
+    /* Always parsed: JSON may spell the ARN with escapes ("user\/erin", "\u0065rin"), which a
+     * search of the raw text would miss. */
     root = json_loads(doc, 0, NULL);
     json_t *stmts = json_object_get(root, "Statement");
     if (json_is_object(stmts)) {

@@ -116,7 +116,16 @@ int kms_home_check_files(const char *home, kms_config *cfg)
     char *what = NULL;
     char *module = NULL;
     KMS_GUARD(home_entry_check(home, "credentials", false));
-    KMS_GUARD(home_entry_check(home, "audit", true));
+    /* The database holds IAM, every policy and the sign-in counters; its journal files and
+     * the trail's subfolders are written by others as much as the files themselves. */
+    static const char *const files[] = {"kms.db", "kms.db-wal", "kms.db-shm", "kms.db-journal"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        KMS_GUARD(home_entry_check(home, files[i], false));
+    }
+    static const char *const dirs[] = {"audit", "audit/segments", "audit/digests"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        KMS_GUARD(home_entry_check(home, dirs[i], true));
+    }
     if (cfg->softhsm_conf != NULL) {
         KMS_GUARD(home_entry_check(home, "hsm", true));
         KMS_GUARD(token_dir_check(home, cfg->softhsm_conf));

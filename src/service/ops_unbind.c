@@ -23,9 +23,9 @@ static int rewrite_policy(void *arg, const char *doc, char **new_doc)
     return kms_policy_principal_replace(doc, u->arn, u->unique_id, new_doc);
 }
 
-/* ---- Trust policies of the account's roles ------------------------------------------------- */
+/* ---- Trust policies of every account's roles --------------------------------------------- */
 
-static int rewrite_trust(kms_request *rq, const unbind *u, json_t *role)
+static int rewrite_trust(kms_request *rq, const unbind *u, const char *account, json_t *role)
 {
     const char *name = json_string_value(json_object_get(role, "RoleName"));
     const char *doc = json_string_value(json_object_get(role, "AssumeRolePolicyDocument"));
@@ -37,12 +37,13 @@ static int rewrite_trust(kms_request *rq, const unbind *u, json_t *role)
     if (new_doc == NULL) {
         return 0;
     }
-    int r = kms_iam_role_update_trust(rq->client->iam, kms_ops_iam_account_of(rq), name, new_doc);
+    int r = kms_iam_role_update_trust(rq->client->iam, account, name, new_doc);
     free(new_doc);
     return r;
 }
 
-static int rewrite_trusts(kms_request *rq, const unbind *u)
+/* The roles of one account, page by page. */
+static int rewrite_account_trusts(kms_request *rq, const unbind *u, const char *account)
 {
     int r = -1;
     json_t *page = NULL;
@@ -50,7 +51,7 @@ static int rewrite_trusts(kms_request *rq, const unbind *u)
     for (;;) {
         json_decref(page);
         page = NULL;
-        if ((r = kms_iam_role_list(rq->client->iam, kms_ops_iam_account_of(rq), NULL,
+        if ((r = kms_iam_role_list(rq->client->iam, account, NULL,
                                    marker[0] != '\0' ? marker : NULL, 1000, &page)) != 0) {
             goto out;
         }
@@ -58,7 +59,7 @@ static int rewrite_trusts(kms_request *rq, const unbind *u)
         json_t *role;
         json_array_foreach(json_object_get(page, "Roles"), i, role)
         {
-            if ((r = rewrite_trust(rq, u, role)) != 0) {
+            if ((r = rewrite_trust(rq, u, account, role)) != 0) {
                 goto out;
             }
         }
@@ -71,6 +72,25 @@ static int rewrite_trusts(kms_request *rq, const unbind *u)
     r = 0;
 out:
     json_decref(page);
+    return r;
+}
+
+/* Every account's roles: a role of another account (an organization's member) may trust the
+ * deleted principal too. */
+static int rewrite_trusts(kms_request *rq, const unbind *u)
+{
+    json_t *accounts = NULL;
+    KMS_GUARD(kms_iam_account_ids(rq->client->iam, &accounts));
+    int r = 0;
+    size_t i;
+    json_t *account;
+    json_array_foreach(accounts, i, account)
+    {
+        if ((r = rewrite_account_trusts(rq, u, json_string_value(account))) != 0) {
+            break;
+        }
+    }
+    json_decref(accounts);
     return r;
 }
 
@@ -203,8 +223,7 @@ int kms_ops_unbind_principal(kms_request *rq, kms_iam_kind kind, const char *nam
                       name);
         goto out;
     }
-    if ((r = kms_keystore_policy_rewrite(&rq->client->keystore, u.arn, rewrite_policy, &u, NULL)) !=
-        0) {
+    if ((r = kms_keystore_policy_rewrite(&rq->client->keystore, rewrite_policy, &u, NULL)) != 0) {
         goto out;
     }
     if ((r = kms_store_grant_principal_replace(rq->client->store, u.arn, u.unique_id, NULL)) != 0) {

@@ -9,7 +9,10 @@
 
 /* Where an in-process sign-in comes from, as its audit record says (sourceIPAddress): the
  * source whose failures kms_iam_signin_begin counts. */
-#define SIGN_IN_SOURCE "127.0.0.1"
+/* The per-source limit needs a real source address: every in-process caller would be the same
+ * "127.0.0.1", and twenty failures under any names would lock every user of the home out. Here
+ * only the per-user limit applies; a server passes its caller's address. */
+#define SIGN_IN_SOURCE NULL
 
 /* The serial number of the user's first MFA device, "" when it has none. */
 static int first_mfa_device(kms_iam *iam, const char *account, const char *user, char *out,

@@ -67,14 +67,14 @@ int kms_store_key_policy_get(kms_store *store, const char *key_id, char **doc, i
 /* Replaces the key policy and bumps its version. NotFoundException. */
 int kms_store_key_policy_put(kms_store *store, const char *key_id, const char *doc)
     __attribute__((warn_unused_result));
-/* fn(arg, doc, &new_doc) for each key policy whose text contains needle: *new_doc is a malloc'd
+/* fn(arg, doc, &new_doc) for every key policy (fn parses each: JSON may escape an ARN, so no
+ * search of the text can narrow the set): *new_doc is a malloc'd
  * replacement (taken over) or NULL to leave it. In one transaction: every replacement is stored
  * (its version bumped, so cached compilations are dropped) or none. *count (may be NULL): how
  * many were replaced. */
 typedef int (*kms_store_policy_rewrite_fn)(void *arg, const char *doc, char **new_doc);
-int kms_store_key_policy_rewrite(kms_store *store, const char *needle,
-                                 kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
-    __attribute__((warn_unused_result));
+int kms_store_key_policy_rewrite(kms_store *store, kms_store_policy_rewrite_fn fn, void *arg,
+                                 size_t *count) __attribute__((warn_unused_result));
 
 /* Calls cb for each key id in ascending order, starting after `marker` (NULL: from the start),
  * at most `limit` ids. *truncated tells whether more follow. cb returning non-zero stops the

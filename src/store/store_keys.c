@@ -30,8 +30,9 @@ static const char sql_key_list[] =
 static const char sql_policy_get[] = "SELECT policy, policy_version FROM keys WHERE key_id = ?1";
 static const char sql_policy_put[] =
     "UPDATE keys SET policy = ?2, policy_version = policy_version + 1 WHERE key_id = ?1";
-static const char sql_policy_mentions[] =
-    "SELECT key_id, policy FROM keys WHERE instr(policy, ?1) > 0 ORDER BY key_id";
+/* Every policy: the rewrite parses each one, as JSON may spell an ARN with escapes that a
+ * search of the raw text would miss. */
+static const char sql_policy_mentions[] = "SELECT key_id, policy FROM keys ORDER BY key_id";
 
 /* ---- Keys --------------------------------------------------------------------------------- */
 
@@ -234,7 +235,6 @@ typedef struct rewritten {
 } rewritten;
 
 typedef struct rewrite {
-    const char *needle;
     kms_store_policy_rewrite_fn fn;
     void *arg;
     rewritten *items;
@@ -270,8 +270,8 @@ static int rewrite_locked(kms_db_conn *c, void *arg)
     rewrite *rw = arg;
     const char *what = "cannot rewrite key policies";
     /* Read every policy first, then write: no update while the query is open. */
-    KMS_GUARD(kms_db_conn_query(c, sql_policy_mentions, KMS_DB_PARAMS(kms_db_text(rw->needle)),
-                                rewrite_row, rw, what, NULL));
+    KMS_GUARD(
+        kms_db_conn_query(c, sql_policy_mentions, KMS_DB_NO_PARAMS, rewrite_row, rw, what, NULL));
     for (size_t i = 0; i < rw->n; i++) {
         KMS_GUARD(kms_db_conn_run(
             c, sql_policy_put,
@@ -281,15 +281,14 @@ static int rewrite_locked(kms_db_conn *c, void *arg)
     return 0;
 }
 
-int kms_store_key_policy_rewrite(kms_store *store, const char *needle,
-                                 kms_store_policy_rewrite_fn fn, void *arg, size_t *count)
+int kms_store_key_policy_rewrite(kms_store *store, kms_store_policy_rewrite_fn fn, void *arg,
+                                 size_t *count)
 {
-    rewrite rw = {needle, fn, arg, NULL, 0};
+    rewrite rw = {fn, arg, NULL, 0};
     if (count != NULL) {
         *count = 0;
     }
-    KMS_ENSURE(needle != NULL && needle[0] != '\0' && fn != NULL, KMS_ERR_VALIDATION,
-               "nothing to rewrite key policies for");
+    KMS_ENSURE(fn != NULL, KMS_ERR_VALIDATION, "nothing to rewrite key policies with");
     int r = kms_db_write(kms_store_db(store), rewrite_locked, &rw, "cannot rewrite key policies");
     if (r == 0 && count != NULL) {
         *count = rw.n;

@@ -75,3 +75,15 @@ assert_files_equal "$W/out" "$W/pt" "an output outside the home is written"
 kms decrypt --key-id "$A" -i "$W/ct" -o "$HOME_DIR/auditing.txt"
 assert_files_equal "$HOME_DIR/auditing.txt" "$W/pt" "a file of another name in the home is allowed"
 kms encrypt --key-id "$A" -i "$W/pt" -o - >/dev/null && ok "standard output is allowed"
+
+# A hard link is another name of the same file: an existing output with other links is refused,
+# so the database cannot be overwritten in place through a name outside the home.
+before=$(whole_home)
+ln "$HOME_DIR/kms.db" "$W/db-hardlink"
+expect_usage_error "argument --outfile: '$W/db-hardlink' has 2 hard links" kms get-audit-public-key \
+    --outfile "$W/db-hardlink"
+expect_usage_error "argument --metadata-output: '$W/db-hardlink' has 2 hard links" kms decrypt \
+    --key-id "$A" -i "$W/ct" -o "$W/out2" --metadata-output "$W/db-hardlink"
+rm -f "$W/db-hardlink"
+assert_eq "$(whole_home)" "$before" "the hard link refusals changed no file of the home"
+kms list-keys >/dev/null && ok "the database still opens"

@@ -20,7 +20,8 @@ assert_eq "$(kms list-keys --query Keys --output json)" "[]" "a fresh home opens
 KEY=$(kms create-key --query KeyMetadata.KeyId --output text)
 
 # ---- StrictModes: group-writable or foreign-owned files are refused -----------------------------
-for entry in "" config.json credentials pin hsm hsm/softhsm2.conf hsm/tokens audit; do
+for entry in "" config.json credentials pin hsm hsm/softhsm2.conf hsm/tokens audit kms.db \
+    audit/segments audit/digests; do
     p=$H${entry:+/$entry}
     mode=$(stat -c %a "$p")
     chmod g+w "$p"

@@ -445,3 +445,26 @@ as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
     ok "and the new erin, named anew, encrypts"
 expect_error NoSuchEntityException 254 kms delete-user --user-name nobody
 expect_error NoSuchEntityException 254 kms delete-role --role-name NoSuchRole
+
+# ---- the same when the policy spells the ARN with JSON escapes ("user\/gina", "\u0067") --------
+# (a search of the raw text would miss these; every policy is parsed)
+new_user gina
+GINA_ID=$(kms get-user --user-name gina --output text --query User.UserId)
+ESC_KEY=$(kms create-key --description gina-policy --output text --query KeyMetadata.KeyId)
+cat >"$TMP/gina.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:root"},
+   "Action": "kms:*", "Resource": "*"},
+  {"Sid": "Gina", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:user\/\u0067ina"},
+   "Action": "kms:Encrypt", "Resource": "*"}]}
+EOF
+kms put-key-policy --key-id "$ESC_KEY" --policy "file://$TMP/gina.json" >/dev/null
+as_user gina kms-encrypt --key-id "$ESC_KEY" --plaintext aGVsbG8= >/dev/null &&
+    ok "gina encrypts through a policy that escapes her ARN"
+kms delete-access-key --user-name gina --access-key-id "${KEY_ID[gina]}" >/dev/null
+kms delete-user --user-name gina >/dev/null
+assert_contains "$(kms get-key-policy --key-id "$ESC_KEY" --output text --query Policy)" \
+    "\"$GINA_ID\"" "the escaped ARN is replaced by gina's unique id too"
+new_user gina
+expect_error AccessDeniedException 254 as_user gina kms-encrypt --key-id "$ESC_KEY" \
+    --plaintext aGVsbG8=

@@ -117,3 +117,11 @@ if grep -a -q -e "$PASSWORD" -e wrong-password "$HOME_DIR/kms.db"*; then
 else
     ok "no tried password is stored"
 fi
+
+# ---- in-process, there is no source to limit: failures under many names lock nobody else out ----
+# (every local caller would be "127.0.0.1": a per-source limit would let anyone lock every user
+# of the home out with twenty guesses under made-up names)
+for i in $(seq 1 21); do
+    expect_error AccessDeniedException 254 sign_in "made-up-$i" wrong-password
+done
+sign_in erin "$PASSWORD" >/dev/null && ok "erin still signs in after 21 failures under other names"

@@ -7,7 +7,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kms/kms.h"
 #include "kmsctl.h"
@@ -90,6 +92,16 @@ int kmsctl_check_output(const struct command *cmd, const struct globals *g, cons
     /* An existing output that is a symlink: where it points counts too. */
     if (part == NULL && realpath(path, where) != NULL) {
         part = home_part(home_real, where, &dir);
+    }
+    /* A hard link to a file of the home has a name outside it: an existing output with other
+     * links is refused, as writing it in place would write that file too. */
+    struct stat sb;
+    if (part == NULL && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink > 1) {
+        return kmsctl_usage_error(cmd,
+                                  "argument --%s: '%s' has %ju hard links: it may be another name "
+                                  "of a file kmsctl must not write (the home's database, trail or "
+                                  "token); remove it or choose a new file",
+                                  opt, path, (uintmax_t)sb.st_nlink);
     }
     if (part == NULL) {
         return KMSCTL_EXIT_OK;
