@@ -168,7 +168,7 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
     int r = -1;
     char *path = NULL;
     char *text = NULL;
-    size_t len = 0;
+    size_t len = 0, text_len = 0;
     const char *value = NULL;
     if (strncmp(source, "env:", 4) == 0) {
         value = getenv(source + 4);
@@ -193,10 +193,11 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
                       path, (unsigned)(st.st_mode & 0777), path);
             goto out;
         }
-        if (kms_file_read_private(path, MAX_PIN, &text, &len) != 0) {
+        if (kms_file_read_private(path, MAX_PIN, &text, &text_len) != 0) {
             kms_raise(KMS_ERR_HSM, "cannot read the HSM PIN: %s", kms_last_error_message());
             goto out;
         }
+        len = text_len;
         while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) {
             len--;
         }
@@ -218,7 +219,8 @@ static int pin_load(const char *home, const char *source, uint8_t **pin, size_t 
     r = 0;
 out:
     if (text != NULL) {
-        sodium_memzero(text, strlen(text));
+        /* Every byte read: a PIN file may hold a NUL, which strlen would stop at. */
+        sodium_memzero(text, text_len);
         free(text);
     }
     free(path);
