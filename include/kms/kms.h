@@ -126,11 +126,18 @@ KMS_API KMS_MUST_CHECK int kms_validate_logs(kms_client *client, const char *sta
 KMS_API KMS_MUST_CHECK int kms_validate_logs_against(kms_client *client, const char *start_time,
                                                      const char *end_time,
                                                      const char *expect_anchor, char **report_json);
-/* The trail's current anchor (free with kms_string_free): the last sealed record, as the HSM's
+/* The trail's current anchor (free with kms_string_free): the last record written, as the HSM's
  * anchor object holds it, {"Anchor": "SEQUENCE:HASH", "Sequence": n, "Hash": "...",
  * "DigestFile": "digests/..."}: keep Anchor off the machine for kms_validate_logs_against.
- * NotFoundException before the first seal. Not audited (it reads the HSM and files). */
+ * NotFoundException before the first record. Not audited (it reads the HSM and files). */
 KMS_API KMS_MUST_CHECK int kms_audit_anchor_get(kms_client *client, char **anchor_json);
+/* Seals the audit trail's open segment now (free with kms_string_free): its digest written and
+ * signed, the anchor moved. The trail is otherwise sealed when audit_digest_period_seconds has
+ * passed (default 3600), when a segment reaches 16 MiB, and by the scheduler; a command leaves
+ * its records in the open segment, covered by the chain and the HSM anchor. Gives
+ * kms_audit_anchor_get's object with "Sealed": false when there was nothing to seal. Not
+ * audited (it writes no record). */
+KMS_API KMS_MUST_CHECK int kms_audit_seal_now(kms_client *client, char **result_json);
 /* The digest signing key's public half as PEM (free with kms_string_free), read from the HSM:
  * what an outside party needs to check digests with `openssl dgst -sha256 -verify`. */
 KMS_API KMS_MUST_CHECK int kms_audit_public_key(kms_client *client, char **pem);

@@ -114,6 +114,8 @@
 
 #define KMS_AUDIT_HASH_HEX 64
 #define KMS_AUDIT_DEFAULT_DIGEST_PERIOD 3600
+/* A segment is sealed once its records reach this size. */
+#define KMS_AUDIT_DEFAULT_SEGMENT_MAX (16 * 1024 * 1024)
 /* A record line is at most this long (a record that would be longer fails to append). */
 #define KMS_AUDIT_RECORD_MAX (256 * 1024)
 
@@ -139,6 +141,10 @@ typedef struct kms_audit_options {
     const char *account_id; /* 12 digits, for digests and service records */
     const char *region;
     int64_t digest_period; /* seconds; 0 = KMS_AUDIT_DEFAULT_DIGEST_PERIOD */
+    int64_t segment_max;   /* bytes; 0 = KMS_AUDIT_DEFAULT_SEGMENT_MAX */
+    /* kms_audit_close seals what this handle appended (a test's, or a long-running process's
+     * clean shutdown); false: the segment stays open for the next process (see "A digest"). */
+    bool seal_on_close;
     kms_audit_signer signer;
 } kms_audit_options;
 
@@ -170,10 +176,16 @@ void kms_audit_withdraw(kms_audit *a);
 /* Seals the open segment now (if it holds records), writes its digest and moves the anchor to
  * it (KMS_ERR_AUDIT if the anchor cannot be moved; the digest stays). */
 int kms_audit_seal(kms_audit *a) __attribute__((warn_unused_result));
+/* kms_audit_seal, and with only_if_due only when the open segment is due (see "A digest"),
+ * whoever appended to it: what the scheduler (and a server) calls from time to time, so that an
+ * idle trail is signed within a period of its last record. *sealed says whether a digest was
+ * written. */
+int kms_audit_seal_when(kms_audit *a, bool only_if_due, bool *sealed)
+    __attribute__((warn_unused_result));
 /* True while the handle can append (open succeeded and the directory is still there). */
 bool kms_audit_ready(kms_audit *a);
-/* Seals if this handle appended anything since it was opened (clean shutdown), then frees.
- * NULL is fine. */
+/* With seal_on_close, seals if this handle appended anything since it was opened (clean
+ * shutdown); then frees. NULL is fine. */
 void kms_audit_close(kms_audit *a);
 
 /* ---- Reading the trail (no lock needed: segments only grow, sealed ones never change) ------ */
@@ -246,7 +258,10 @@ int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki
  * Username, ResourceName, EventSource, ReadOnly, AccessKeyId, EventId, ResourceType;
  * start/end epoch seconds (0 = open); max_results 1-50 (0 = 50); next_token from a previous
  * answer or NULL. Brings dir/index.db up to date first (indexes only what is new; rebuilds when
- * the segments disagree with it). Newest first.
+ * the segments disagree with it). Only records the chain covers are listed: from record 1, each
+ * linked to the one before, and with q->anchor none after the record it acknowledges (which
+ * must have the acknowledged chain hash, KMS_ERR_AUDIT otherwise); the first line that is not
+ * covered ends what is listed (validate-logs says why). Newest first.
  * *result: {"Events":[{"EventId","EventName","ReadOnly":"true"|"false","AccessKeyId",
  *   "EventTime":"ISO","EventSource","Username","Resources":[{"ResourceType","ResourceName"}],
  *   "CloudTrailEvent":"<the record line as a string>"}], "NextToken": "..." (if more)}
@@ -258,6 +273,7 @@ typedef struct kms_audit_query {
     int64_t start, end;
     int max_results;
     const char *next_token;
+    const char *anchor; /* the anchor's text (see "The anchor"), NULL for none */
 } kms_audit_query;
 int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
     __attribute__((warn_unused_result));
@@ -267,8 +283,8 @@ int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
  *   "Keys":[{"KeyArn","Requests":n,"Operations":[{"EventName","Requests":n,"Errors":n}]}],
  *   "Operations":[{"EventSource","EventName","Requests":n,"Errors":n}]}
  * sorted by Requests descending, then name. */
-int kms_audit_usage_report(const char *dir, int64_t start, int64_t end, json_t **report)
-    __attribute__((warn_unused_result));
+int kms_audit_usage_report(const char *dir, const char *anchor, int64_t start, int64_t end,
+                           json_t **report) __attribute__((warn_unused_result));
 
 /* ---- Shared helpers ------------------------------------------------------------------------ */
 

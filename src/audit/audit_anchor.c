@@ -35,14 +35,21 @@ static bool anchor_number(const char *s, size_t n, bool allow_zeros, uint64_t *o
     return true;
 }
 
-bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why)
+static bool is_hash(const char *s, size_t n)
+{
+    return n == KMS_AUDIT_HASH_HEX && strspn(s, "0123456789abcdef") >= KMS_AUDIT_HASH_HEX;
+}
+
+/* The digest part "<lastSequence> <digest file> <hash>" (or "0 - -") at text; *rest: what
+ * follows it. */
+static bool anchor_digest_part(const char *text, kms_audit_anchor *out, const char **rest,
+                               const char **why)
 {
     const size_t file_len = sizeof ANCHOR_PREFIX - 1 + ANCHOR_DIGITS + sizeof ANCHOR_SUFFIX - 1;
     uint64_t seq = 0, named = 0;
-    memset(out, 0, sizeof *out);
-    if (text == NULL || strlen(text) >= KMS_AUDIT_ANCHOR_MAX) {
-        *why = "not one line of at most 127 bytes";
-        return false;
+    if (strncmp(text, "0 - -", 5) == 0) {
+        *rest = text + 5;
+        return true;
     }
     size_t n = strspn(text, "0123456789");
     if (!anchor_number(text, n, false, &seq) || seq == 0 || text[n] != ' ') {
@@ -63,24 +70,62 @@ bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char 
         return false;
     }
     const char *hash = file + file_len + 1;
-    if (strlen(hash) != KMS_AUDIT_HASH_HEX ||
-        strspn(hash, "0123456789abcdef") != KMS_AUDIT_HASH_HEX) {
-        *why = "the third field is not 64 lower-case hex digits, or something follows it";
+    if (!is_hash(hash, strcspn(hash, " "))) {
+        *why = "the third field is not 64 lower-case hex digits";
         return false;
     }
+    out->has_digest = true;
     out->last_sequence = seq;
     memcpy(out->file, file, file_len);
     out->file[file_len] = '\0';
-    memcpy(out->hash, hash, sizeof out->hash);
+    memcpy(out->hash, hash, KMS_AUDIT_HASH_HEX);
+    out->hash[KMS_AUDIT_HASH_HEX] = '\0';
+    *rest = hash + KMS_AUDIT_HASH_HEX;
     return true;
 }
 
-void kms_audit_anchor_format(uint64_t last_sequence, const char hash[KMS_AUDIT_HASH_HEX + 1],
-                             char out[KMS_AUDIT_ANCHOR_MAX])
+bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why)
 {
-    snprintf(out, KMS_AUDIT_ANCHOR_MAX,
-             "%" PRIu64 " " ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX " %s", last_sequence,
-             last_sequence, hash);
+    const char *rest = NULL;
+    uint64_t ack = 0;
+    memset(out, 0, sizeof *out);
+    if (text == NULL || strlen(text) >= KMS_AUDIT_ANCHOR_MAX) {
+        *why = "not one line of at most 255 bytes";
+        return false;
+    }
+    if (!anchor_digest_part(text, out, &rest, why)) {
+        return false;
+    }
+    if (*rest == '\0' && out->has_digest) {
+        return true; /* the older form: no acknowledged record */
+    }
+    size_t n = rest[0] == ' ' ? strspn(rest + 1, "0123456789") : 0;
+    if (!anchor_number(rest + 1, n, false, &ack) || ack == 0 || ack < out->last_sequence ||
+        rest[1 + n] != ' ') {
+        *why = "the fourth field is not the number of the last acknowledged record (no leading "
+               "zeros, at least the digest's)";
+        return false;
+    }
+    const char *hash = rest + 1 + n + 1;
+    if (!is_hash(hash, strlen(hash))) {
+        *why = "the fifth field is not 64 lower-case hex digits, or something follows it";
+        return false;
+    }
+    out->has_ack = true;
+    out->ack_sequence = ack;
+    memcpy(out->ack_hash, hash, sizeof out->ack_hash);
+    return true;
+}
+
+void kms_audit_anchor_format(const kms_audit_anchor *an, char out[KMS_AUDIT_ANCHOR_MAX])
+{
+    if (an->has_digest) {
+        snprintf(out, KMS_AUDIT_ANCHOR_MAX,
+                 "%" PRIu64 " " ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX " %s %" PRIu64 " %s",
+                 an->last_sequence, an->last_sequence, an->hash, an->ack_sequence, an->ack_hash);
+    } else {
+        snprintf(out, KMS_AUDIT_ANCHOR_MAX, "0 - - %" PRIu64 " %s", an->ack_sequence, an->ack_hash);
+    }
 }
 
 /* Refuses the trail as rolled back; `found` says what the trail holds instead of the anchored
@@ -133,76 +178,144 @@ static int anchored_hash(kms_audit *a, const kms_audit_anchor *an, bool *missing
     return r;
 }
 
-/* Under LOCK, with a->dg just loaded: the trail reaches the anchored digest, whose bytes are the
- * anchored ones. Looks at files only (changes nothing), so that a refused trail stays as found. */
-int kms_audit_log_check_anchor(kms_audit *a)
+/* Reads and parses the anchor into a->anchor (all zero when there is none yet, or no anchor
+ * callbacks). A malformed anchor is refused (fail closed). */
+int kms_audit_log_read_anchor(kms_audit *a)
 {
-    a->anchor_seq = 0;
+    memset(&a->anchor, 0, sizeof a->anchor);
     if (a->signer.anchor_get == NULL) {
         return 0;
     }
     char *text = NULL;
+    const char *why = NULL;
     if (a->signer.anchor_get(a->signer.arg, &text) != 0) {
         return kms_raise(KMS_ERR_AUDIT,
                          "cannot read the anchor of the audit trail in %s: %s; operations are "
                          "refused until it can be read",
                          a->dir, kms_last_error_message());
     }
-    if (text == NULL) {
-        return 0; /* none yet: the next seal sets it */
+    int r = 0;
+    if (text != NULL && !kms_audit_anchor_parse(text, &a->anchor, &why)) {
+        memset(&a->anchor, 0, sizeof a->anchor);
+        r = kms_raise(KMS_ERR_AUDIT,
+                      "the HSM anchor of the audit trail in %s is malformed (%s): operations are "
+                      "refused until a holder of the token PIN corrects it; run `kmsctl "
+                      "validate-logs` to see how far the trail goes",
+                      a->dir, why);
     }
-    int r = -1;
-    kms_audit_anchor an;
-    const char *why = NULL;
-    bool missing = false;
-    char hash[KMS_AUDIT_HASH_HEX + 1];
-    if (!kms_audit_anchor_parse(text, &an, &why)) {
-        kms_raise(KMS_ERR_AUDIT,
-                  "the HSM anchor of the audit trail in %s is malformed (%s): operations are "
-                  "refused until a holder of the token PIN corrects it; run `kmsctl "
-                  "validate-logs` to see how far the trail goes",
-                  a->dir, why);
-        goto out;
-    }
-    uint64_t have = a->dg.present ? a->dg.last_sequence : 0;
-    if (have < an.last_sequence) {
-        rolled_back(a, &an, "that digest is missing");
-        goto out;
-    }
-    if (anchored_hash(a, &an, &missing, hash) != 0) {
-        goto out;
-    }
-    if (missing) {
-        rolled_back(a, &an, "that digest is missing");
-        goto out;
-    }
-    if (strcmp(hash, an.hash) != 0) {
-        rolled_back(a, &an, "that digest's bytes are not the ones anchored (it was replaced)");
-        goto out;
-    }
-    a->anchor_seq = an.last_sequence;
-    r = 0;
-out:
     free(text);
     return r;
 }
 
-/* After digest d is stored (under LOCK): the anchor names it, unless it names a newer one. */
-int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
+/* The newest digest against the acknowledged record: a digest may end at it (then with its
+ * hash), never beyond it, since a seal covers only acknowledged records. */
+static int check_ack_digest(kms_audit *a)
 {
-    if (a->signer.anchor_set == NULL || d->last_seq <= a->anchor_seq) {
+    const kms_audit_anchor *an = &a->anchor;
+    if (!an->has_ack || !a->dg.present || a->dg.last_sequence < an->ack_sequence) {
         return 0;
     }
-    char hash[KMS_AUDIT_HASH_HEX + 1], text[KMS_AUDIT_ANCHOR_MAX];
-    kms_audit_sha256_hex(d->json, d->len, hash);
-    kms_audit_anchor_format(d->last_seq, hash, text);
-    if (a->signer.anchor_set(a->signer.arg, text) != 0) {
+    if (a->dg.last_sequence == an->ack_sequence &&
+        strcmp(a->dg.last_record_hash, an->ack_hash) == 0) {
+        return 0;
+    }
+    return kms_raise(KMS_ERR_AUDIT,
+                     "the audit digest %s in %s covers records up to %" PRIu64
+                     ", but the HSM anchor says the last record written was %" PRIu64
+                     " (chain hash %s): the digest was not made by this trail's writer. "
+                     "Operations are refused: run `kmsctl validate-logs` and restore the audit "
+                     "directory from a backup",
+                     a->dg.file, a->dir, a->dg.last_sequence, an->ack_sequence, an->ack_hash);
+}
+
+/* Under LOCK, with a->dg just loaded: the trail reaches the anchored digest, whose bytes are the
+ * anchored ones, and no digest goes beyond the acknowledged record. Looks at files only (changes
+ * nothing), so that a refused trail stays as found. */
+int kms_audit_log_check_anchor(kms_audit *a)
+{
+    KMS_GUARD(kms_audit_log_read_anchor(a));
+    const kms_audit_anchor *an = &a->anchor;
+    bool missing = false;
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    if (!an->has_digest) {
+        return check_ack_digest(a);
+    }
+    uint64_t have = a->dg.present ? a->dg.last_sequence : 0;
+    if (have < an->last_sequence) {
+        return rolled_back(a, an, "that digest is missing");
+    }
+    KMS_GUARD(anchored_hash(a, an, &missing, hash));
+    if (missing) {
+        return rolled_back(a, an, "that digest is missing");
+    }
+    if (strcmp(hash, an->hash) != 0) {
+        return rolled_back(a, an,
+                           "that digest's bytes are not the ones anchored (it was replaced)");
+    }
+    return check_ack_digest(a);
+}
+
+/* Stores `next` as the anchor; a->anchor follows only when it was stored. */
+static int store_anchor(kms_audit *a, const kms_audit_anchor *next)
+{
+    char text[KMS_AUDIT_ANCHOR_MAX];
+    kms_audit_anchor_format(next, text);
+    KMS_GUARD(a->signer.anchor_set(a->signer.arg, text));
+    a->anchor = *next;
+    return 0;
+}
+
+/* After a batch is durable (under LOCK): the anchor acknowledges its last record, and names the
+ * newest digest the writer found. */
+int kms_audit_log_ack(kms_audit *a)
+{
+    if (a->signer.anchor_set == NULL) {
+        return 0;
+    }
+    kms_audit_anchor next = a->anchor;
+    if (a->dg.present && (!next.has_digest || a->dg.last_sequence > next.last_sequence)) {
+        next.has_digest = true;
+        next.last_sequence = a->dg.last_sequence;
+        snprintf(next.file, sizeof next.file, "%s", a->dg.file);
+        memcpy(next.hash, a->dg.hash, sizeof next.hash);
+    }
+    next.has_ack = true;
+    next.ack_sequence = a->next_seq - 1;
+    memcpy(next.ack_hash, a->prev_hash, sizeof next.ack_hash);
+    if (store_anchor(a, &next) != 0) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit records were written to %s but the HSM anchor could not "
+                         "acknowledge them (%s): the operation fails, and the records are moved "
+                         "aside when the trail is next opened",
+                         a->seg_path, kms_last_error_message());
+    }
+    return 0;
+}
+
+/* After digest d is stored (under LOCK): the anchor names it, unless it names a newer one. The
+ * acknowledged record stays: a seal covers exactly the acknowledged records. */
+int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
+{
+    if (a->signer.anchor_set == NULL ||
+        (a->anchor.has_digest && d->last_seq <= a->anchor.last_sequence)) {
+        return 0;
+    }
+    kms_audit_anchor next = a->anchor;
+    next.has_digest = true;
+    next.last_sequence = d->last_seq;
+    snprintf(next.file, sizeof next.file, ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX, d->last_seq);
+    kms_audit_sha256_hex(d->json, d->len, next.hash);
+    if (!next.has_ack || next.ack_sequence < d->last_seq) {
+        next.has_ack = true; /* an anchor of the older form: the seal covers what is acked */
+        next.ack_sequence = d->last_seq;
+        memcpy(next.ack_hash, a->prev_hash, sizeof next.ack_hash);
+    }
+    if (store_anchor(a, &next) != 0) {
         return kms_raise(KMS_ERR_AUDIT,
                          "the audit digest digests/%020" PRIu64 ".json was written but the HSM "
                          "anchor could not be moved to it (%s); the next seal moves it",
                          d->last_seq, kms_last_error_message());
     }
-    a->anchor_seq = d->last_seq;
     return 0;
 }
 
@@ -248,6 +361,15 @@ int kms_audit_anchor_record(const char *dir, const char *anchor, uint64_t *seque
     if (!kms_audit_anchor_parse(anchor, &an, &why)) {
         kms_raise(KMS_ERR_AUDIT, "the HSM anchor of the audit trail in %s is malformed (%s)", dir,
                   why);
+        goto out;
+    }
+    if (an.has_ack) {
+        /* The last record the writer acknowledged: newer than any digest, and what an anchor
+         * kept off the machine should name. */
+        *sequence = an.ack_sequence;
+        memcpy(hash, an.ack_hash, KMS_AUDIT_HASH_HEX + 1);
+        snprintf(file, 64, "%s", an.has_digest ? an.file : "");
+        r = 0;
         goto out;
     }
     if ((path = kms_path_join(dir, an.file)) == NULL) {

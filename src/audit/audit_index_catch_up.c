@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 #define BUSY_TIMEOUT_MS 120000
 /* "KMSA": tells our index from any other SQLite file. */
 #define INDEX_APPLICATION_ID 1263358785
-#define INDEX_SCHEMA_VERSION 1
+#define INDEX_SCHEMA_VERSION 2
 #define BULK_BYTES ((uint64_t)8 * 1024 * 1024)
 #define BULK_PRAGMAS "PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;"
 
@@ -30,7 +31,7 @@ _Static_assert(INDEX_APPLICATION_ID == 0x4B4D5341, "application id");
 
 static const char sql_schema[] =
     "PRAGMA application_id = 1263358785;"
-    "PRAGMA user_version = 1;"
+    "PRAGMA user_version = 2;"
     "CREATE TABLE events ("
     "  sequence INTEGER PRIMARY KEY,"
     "  event_time INTEGER NOT NULL,"
@@ -50,10 +51,12 @@ static const char sql_schema[] =
     "  resource INTEGER NOT NULL, type TEXT NOT NULL,"
     "  PRIMARY KEY (sequence, position)) WITHOUT ROWID;"
     /* inode and mtime_ns as seen when last indexed: a segment that still shows them is not
-     * read again to compare its first line. */
+     * read again to compare its first line. last_sequence, last_hash: the chain where the
+     * indexing of this segment stopped (its last record indexed, or the one before it). */
     "CREATE TABLE progress ("
     "  segment TEXT PRIMARY KEY NOT NULL, bytes INTEGER NOT NULL, first_line_hash TEXT,"
-    "  inode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);";
+    "  inode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    "  last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL);";
 
 /* Every index ends (implicitly, through the rowid, or explicitly) with the sequence, so that a
  * filtered lookup walks one index backwards in result order and stops after a page. */
@@ -84,7 +87,8 @@ static const char sql_clear[] = "DELETE FROM events; DELETE FROM resources; "
 static const char sql_application_id[] = "PRAGMA application_id";
 static const char sql_user_version[] = "PRAGMA user_version";
 static const char sql_progress_get[] =
-    "SELECT segment, bytes, first_line_hash, inode, mtime_ns FROM progress ORDER BY segment";
+    "SELECT segment, bytes, first_line_hash, inode, mtime_ns, last_sequence, last_hash "
+    "FROM progress ORDER BY segment";
 static const char sql_event_insert[] =
     "INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 static const char sql_resource_insert[] =
@@ -93,7 +97,7 @@ static const char sql_name_find[] = "SELECT id FROM resource_names WHERE arn = ?
 static const char sql_name_insert[] =
     "INSERT INTO resource_names (type, arn, name) VALUES (?1, ?2, ?3)";
 static const char sql_progress_set[] =
-    "INSERT OR REPLACE INTO progress VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT OR REPLACE INTO progress VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /* ---- Opening ------------------------------------------------------------------------------ */
 
@@ -320,6 +324,8 @@ typedef struct progress {
     char segment[SEGMENT_NAME_LEN + 1];
     int64_t bytes, inode, mtime_ns;
     char hash[KMS_AUDIT_HASH_HEX + 1];
+    int64_t last_seq;
+    char last_hash[KMS_AUDIT_HASH_HEX + 1];
 } progress;
 
 static bool unchanged(const seg_entry *s, const progress *p)
@@ -335,10 +341,19 @@ typedef struct name_slot {
     int64_t id;
 } name_slot;
 
+/* The chain is followed from record 1: a line is indexed only if it is the next record, links
+ * to the previous one, and (with an anchor that acknowledges records) comes no later than the
+ * acknowledged record, which must have the acknowledged chain hash (audit.h "The anchor"). The
+ * first line that is not stops the catch-up there: the index never lists a record that the
+ * chain and the anchor do not cover; validate-logs says what is wrong. */
 typedef struct indexer {
     kms_audit_index *x;
     char *arena; /* KMS_AUDIT_LINE_MAX + KMS_AUDIT_INDEX_ARENA_SLACK */
     name_slot cache[NAME_CACHE];
+    kms_audit_anchor anchor; /* has_ack false: no bound */
+    int64_t last_seq;
+    char last_hash[KMS_AUDIT_HASH_HEX + 1];
+    bool stopped;
 } indexer;
 
 static const char *last_part(const char *arn)
@@ -428,12 +443,45 @@ static int index_resources(indexer *ix, const kms_audit_index_fields *f, int64_t
     return 0;
 }
 
+/* Whether line (len bytes) continues the chain within the anchor's bound: 1 yes (*hash its
+ * chain hash), 0 no (the catch-up stops before it), -1 the acknowledged record was rewritten. */
+static int covered(indexer *ix, const char *p, size_t len, char hash[KMS_AUDIT_HASH_HEX + 1])
+{
+    uint64_t seq = 0;
+    char linked[KMS_AUDIT_HASH_HEX + 1];
+    const kms_audit_anchor *an = &ix->anchor;
+    if (p == NULL || !kms_audit_chain_suffix(p, len, &seq, linked) ||
+        seq != (uint64_t)ix->last_seq + 1 || strcmp(linked, ix->last_hash) != 0 ||
+        (an->has_ack && seq > an->ack_sequence)) {
+        return 0;
+    }
+    kms_audit_sha256_hex(p, len, hash);
+    if (an->has_ack && seq == an->ack_sequence && strcmp(hash, an->ack_hash) != 0) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "audit record %" PRIu64 " in %s is not the one the HSM anchor "
+                         "acknowledged (it was rewritten): run `kmsctl validate-logs`",
+                         seq, ix->x->dir);
+    }
+    return 1;
+}
+
+/* 0: the line is indexed (or was before: a copied record keeps its first row); 1: it is not
+ * covered, the catch-up stops before it. */
 static int index_line(indexer *ix, const char *segment, const char *p, size_t len, uint64_t off)
 {
     kms_audit_index_fields f;
-    if (kms_audit_index_scan_record(p, len, ix->arena, &f) != 0 || f.sequence < 1) {
-        return 0; /* not a record: validate-logs reports it */
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    int c = covered(ix, p, len, hash);
+    if (c <= 0) {
+        ix->stopped = c == 0;
+        return c == 0 ? 1 : -1;
     }
+    if (kms_audit_index_scan_record(p, len, ix->arena, &f) != 0 || f.sequence != ix->last_seq + 1) {
+        ix->stopped = true; /* not the record its chain says: validate-logs reports it */
+        return 1;
+    }
+    ix->last_seq = f.sequence;
+    memcpy(ix->last_hash, hash, sizeof ix->last_hash);
     int64_t t = kms_audit_parse_time(f.event_time);
     t = t < 0 ? 0 : t;
     KMS_GUARD(kms_db_exec_sql(ix->x->c, sql_event_insert,
@@ -445,38 +493,41 @@ static int index_line(indexer *ix, const char *segment, const char *p, size_t le
                                             kms_db_int64(f.error), kms_db_text(segment),
                                             kms_db_int64((int64_t)off), kms_db_int64((int64_t)len)),
                               "cannot write"));
-    /* A sequence seen before (a copied record) keeps its first row. */
     return kms_db_changes(ix->x->c) == 1 ? index_resources(ix, &f, t) : 0;
 }
 
-static int progress_set(kms_db_conn *c, const seg_entry *seg, int64_t bytes, const char *hash)
+static int progress_set(indexer *ix, const seg_entry *seg, int64_t bytes, const char *hash)
 {
-    return kms_db_exec_sql(c, sql_progress_set,
+    return kms_db_exec_sql(ix->x->c, sql_progress_set,
                            KMS_DB_PARAMS(kms_db_text(seg->name), kms_db_int64(bytes),
                                          kms_db_text(hash[0] ? hash : NULL),
-                                         kms_db_int64(seg->inode), kms_db_int64(seg->mtime_ns)),
+                                         kms_db_int64(seg->inode), kms_db_int64(seg->mtime_ns),
+                                         kms_db_int64(ix->last_seq), kms_db_text(ix->last_hash)),
                            "cannot write");
 }
 
-/* Indexes the complete lines of seg from offset *bytes on; *bytes moves past them. */
+/* Indexes the covered lines of seg from offset *bytes on; *bytes moves past them. */
 static int index_segment(indexer *ix, const seg_entry *seg, int64_t *bytes, char *hash)
 {
     const char *segment = seg->name;
     kms_audit_lines r;
     kms_audit_line l;
     int rc = segment_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
-    while (rc == 0 && (rc = segment_lines_next(&r, &l)) == 1) {
-        if (l.offset == 0) {
-            kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, hash);
+    while (rc == 0 && !ix->stopped && (rc = segment_lines_next(&r, &l)) == 1) {
+        rc = index_line(ix, segment, l.p, l.len, l.offset);
+        if (rc != 0) {
+            break;
         }
-        rc = l.p ? index_line(ix, segment, l.p, l.len, l.offset) : 0;
+        if (l.offset == 0) {
+            kms_audit_sha256_hex(l.p, l.len, hash);
+        }
         *bytes = (int64_t)r.pos;
     }
     kms_audit_lines_close(&r);
     if (rc < 0) {
         return -1;
     }
-    return progress_set(ix->x->c, seg, *bytes, hash);
+    return progress_set(ix, seg, *bytes, hash);
 }
 
 static int load_progress(kms_audit_index *x, progress **out, size_t *n)
@@ -505,6 +556,8 @@ static int load_progress(kms_audit_index *x, progress **out, size_t *n)
         snprintf(e->hash, sizeof e->hash, "%s", kms_db_column_text(st, 2));
         e->inode = kms_db_column_int64(st, 3);
         e->mtime_ns = kms_db_column_int64(st, 4);
+        e->last_seq = kms_db_column_int64(st, 5);
+        snprintf(e->last_hash, sizeof e->last_hash, "%s", kms_db_column_text(st, 6));
     }
     r = s < 0 ? -1 : 0;
 out:
@@ -570,9 +623,15 @@ static int bulk_begin(kms_db_conn *c)
     return kms_db_exec_script(c, sql_drop_indexes, "cannot drop the indexes");
 }
 
+typedef struct catch_up_arg {
+    kms_audit_index *x;
+    const char *anchor;
+} catch_up_arg;
+
 static int catch_up_locked(kms_db_conn *c, void *arg)
 {
-    kms_audit_index *x = arg;
+    const catch_up_arg *ca = arg;
+    kms_audit_index *x = ca->x;
     seg_entry *segs = NULL;
     progress *p = NULL;
     size_t nsegs = 0, np = 0;
@@ -581,11 +640,25 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
     if ((r = list_segments(x, &segs, &nsegs)) != 0 || (r = load_progress(x, &p, &np)) != 0) {
         goto out;
     }
+    const char *why = NULL;
+    if (ca->anchor != NULL && !kms_audit_anchor_parse(ca->anchor, &ix.anchor, &why)) {
+        r = kms_raise(KMS_ERR_AUDIT,
+                      "the HSM anchor of the audit trail in %s is malformed (%s): run `kmsctl "
+                      "validate-logs`",
+                      x->dir, why);
+        goto out;
+    }
     if (!still_valid(x, segs, nsegs, p, np)) {
         np = 0;
         if ((r = kms_db_exec_script(c, sql_clear, "cannot reset")) != 0) {
             goto out;
         }
+    }
+    /* The chain as the last indexed segment left it. */
+    memcpy(ix.last_hash, kms_audit_zero_hash, sizeof ix.last_hash);
+    if (np > 0 && kms_audit_is_hash_hex(p[np - 1].last_hash)) {
+        ix.last_seq = p[np - 1].last_seq;
+        memcpy(ix.last_hash, p[np - 1].last_hash, sizeof ix.last_hash);
     }
     bool bulk = np == 0 && new_bytes(segs, nsegs, p, np) > BULK_BYTES;
     if (bulk && (r = bulk_begin(c)) != 0) {
@@ -599,6 +672,9 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
     for (size_t i = 0; i < nsegs; i++) {
         int64_t bytes = i < np ? p[i].bytes : 0;
         char hash[KMS_AUDIT_HASH_HEX + 1] = "";
+        if (ix.stopped) {
+            break;
+        }
         if (i < np && segs[i].size == bytes && unchanged(&segs[i], &p[i])) {
             continue;
         }
@@ -619,7 +695,8 @@ out:
     return r;
 }
 
-int kms_audit_index_catch_up(kms_audit_index *x)
+int kms_audit_index_catch_up(kms_audit_index *x, const char *anchor)
 {
-    return kms_db_transaction(x->c, catch_up_locked, x, "cannot lock for catch-up");
+    catch_up_arg ca = {x, anchor};
+    return kms_db_transaction(x->c, catch_up_locked, &ca, "cannot lock for catch-up");
 }

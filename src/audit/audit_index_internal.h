@@ -28,8 +28,11 @@ typedef struct kms_audit_index {
 int kms_audit_index_open(kms_audit_index *x, const char *dir) __attribute__((warn_unused_result));
 void kms_audit_index_close(kms_audit_index *x);
 /* Indexes what the segments hold beyond what the index has, or rebuilds it when it no longer
- * describes them, in one BEGIN IMMEDIATE transaction (audit_index.c's header comment). */
-int kms_audit_index_catch_up(kms_audit_index *x) __attribute__((warn_unused_result));
+ * describes them, in one BEGIN IMMEDIATE transaction (audit_index.c's header comment): the
+ * records the chain covers from record 1 and, with an anchor (text, NULL for none), no record
+ * after the one it acknowledges (KMS_ERR_AUDIT when that record was rewritten). */
+int kms_audit_index_catch_up(kms_audit_index *x, const char *anchor)
+    __attribute__((warn_unused_result));
 /* Whether s is a segment file name (20 digits ".jsonl"). */
 bool kms_audit_index_segment_name(const char *s);
 

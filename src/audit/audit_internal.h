@@ -62,29 +62,43 @@ void kms_audit_lines_close(kms_audit_lines *r);
 
 /* ---- The anchor (audit.h "The anchor") ---------------------------------------------------- */
 
-/* Room for the longest anchor text and its NUL: 20 digits, "digests/" 20 digits ".json", a hash,
- * two spaces. */
-#define KMS_AUDIT_ANCHOR_MAX 128
+/* Room for the longest anchor text and its NUL: "<20 digits> digests/<20 digits>.json <hash>
+ * <20 digits> <hash>", four spaces. */
+#define KMS_AUDIT_ANCHOR_MAX 256
 
 typedef struct kms_audit_anchor {
+    /* The newest digest written; has_digest false ("0 - -") before the first seal. */
+    bool has_digest;
     uint64_t last_sequence; /* 1 .. INT64_MAX */
     char file[48];          /* "digests/NNNNNNNNNNNNNNNNNNNN.json", NNN = last_sequence */
     char hash[KMS_AUDIT_HASH_HEX + 1]; /* lower-case hex SHA-256 of that file's bytes */
+    /* The last record the writer acknowledged (audit.h "The anchor"); has_ack false in an anchor
+     * of the older, three-field form. ack_sequence >= last_sequence. */
+    bool has_ack;
+    uint64_t ack_sequence;
+    char ack_hash[KMS_AUDIT_HASH_HEX + 1]; /* its chain hash: SHA-256 of its line */
 } kms_audit_anchor;
 
-/* Parses an anchor text strictly: "<lastSequence> <digest file> <hash>", single spaces, a decimal
- * lastSequence without leading zeros, the digest file named after that same number, 64
- * lower-case hex digits, nothing before or after (no '\n'). false with *why (a static text)
- * saying what is wrong; raises nothing, so that the writer and validate-logs word it their way. */
+/* Parses an anchor text strictly: "<lastSequence> <digest file> <hash> <ackSequence> <ackHash>"
+ * ("0 - - <ackSequence> <ackHash>" before the first digest), or the older "<lastSequence>
+ * <digest file> <hash>"; single spaces, decimal numbers without leading zeros, the digest file
+ * named after lastSequence, hashes of 64 lower-case hex digits, nothing before or after (no
+ * '\n'). false with *why (a static text) saying what is wrong; raises nothing, so that the
+ * writer and validate-logs word it their way. */
 bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why);
-/* The anchor naming the digest `last_sequence` whose bytes hash to `hash`, as text. */
-void kms_audit_anchor_format(uint64_t last_sequence, const char hash[KMS_AUDIT_HASH_HEX + 1],
-                             char out[KMS_AUDIT_ANCHOR_MAX]);
+/* The anchor text of `an` (the five-field form; has_ack must be set). */
+void kms_audit_anchor_format(const kms_audit_anchor *an, char out[KMS_AUDIT_ANCHOR_MAX]);
 
 /* ---- Hex (audit_util.c) ------------------------------------------------------------------- */
 
 /* Lower-case hex of p[0..n); out has room for 2 * n + 1 bytes. */
 void kms_audit_hex_encode(const uint8_t *p, size_t n, char *out);
+/* The sequence and previousHash of a line as the writer ends it (audit.h "A record line":
+ * ...,"auditChain":{"sequence":N,"previousHash":"<hex>"}}); false for any other ending. */
+bool kms_audit_chain_suffix(const char *line, size_t len, uint64_t *seq,
+                            char prev[KMS_AUDIT_HASH_HEX + 1]);
+/* The previousHash of record 1. */
+extern const char kms_audit_zero_hash[KMS_AUDIT_HASH_HEX + 1];
 /* Whether s is 64 lower-case hex digits (a SHA-256 as the trail writes it). */
 bool kms_audit_is_hash_hex(const char *s);
 

@@ -267,20 +267,29 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
     return 0;
 }
 
-int kms_audit_seal(kms_audit *a)
+int kms_audit_seal_when(kms_audit *a, bool only_if_due, bool *sealed)
 {
-    KMS_ENSURE(a != NULL, KMS_ERR_AUDIT, "the audit log is not open");
+    KMS_ENSURE(a != NULL && sealed != NULL, KMS_ERR_AUDIT, "the audit log is not open");
+    *sealed = false;
     acquire(a);
     int r = lock_log(a);
     if (r == 0) {
         r = kms_audit_log_check_state(a);
-        if (r == 0) {
+        bool holds = a->seg_fd >= 0 && a->next_seq > a->seg_first;
+        if (r == 0 && holds && (!only_if_due || kms_audit_log_seal_due(a))) {
             r = kms_audit_log_seal_open(a);
+            *sealed = r == 0;
         }
         unlock_log(a);
     }
     release(a);
     return r;
+}
+
+int kms_audit_seal(kms_audit *a)
+{
+    bool sealed = false;
+    return kms_audit_seal_when(a, false, &sealed);
 }
 
 bool kms_audit_ready(kms_audit *a)
@@ -315,7 +324,7 @@ void kms_audit_close(kms_audit *a)
         return;
     }
     acquire(a);
-    if (a->appended && lock_log(a) == 0) {
+    if (a->seal_on_close && a->appended && lock_log(a) == 0) {
         if (kms_audit_log_check_state(a) == 0) {
             (void)kms_audit_log_seal_open(a);
         }
@@ -393,6 +402,8 @@ kms_audit *kms_audit_open(const kms_audit_options *o)
     a->tail = &a->head;
     a->signer = o->signer;
     a->period = o->digest_period > 0 ? o->digest_period : KMS_AUDIT_DEFAULT_DIGEST_PERIOD;
+    a->segment_max = o->segment_max > 0 ? (off_t)o->segment_max : KMS_AUDIT_DEFAULT_SEGMENT_MAX;
+    a->seal_on_close = o->seal_on_close;
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);

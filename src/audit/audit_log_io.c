@@ -25,11 +25,10 @@ int kms_audit_log_io_fail(const char *what, const char *path, int err)
 
 int kms_audit_log_damaged(const char *path, const char *why)
 {
-    return kms_raise(
-        KMS_ERR_AUDIT,
-        "the audit log file %s is kms_audit_log_damaged (%s): operations are refused until it is "
-        "restored from a backup (`kmsctl validate-logs` shows the damage)",
-        path, why);
+    return kms_raise(KMS_ERR_AUDIT,
+                     "the audit log file %s is damaged (%s): operations are refused until it is "
+                     "restored from a backup (`kmsctl validate-logs` shows the damage)",
+                     path, why);
 }
 
 int kms_audit_log_fsync_dir(const char *path)

@@ -1,7 +1,9 @@
-/* Torn tails: bytes a crash left after the last whole line of the open segment are kept in
- * torn/, cut off, and the repair recorded in the trail itself (audit.h "Durability, group
- * commit, crash"). */
+/* Torn and unacknowledged tails: bytes a crash left after the last whole line of the open
+ * segment, and lines after the record the anchor acknowledges (records this writer did not
+ * write, or whose write it never acknowledged), are kept in torn/, cut off, and the repair
+ * recorded in the trail itself (audit.h "Durability, group commit, crash" and "The anchor"). */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,8 @@
 #include "util/util.h"
 
 /* The AwsServiceEvent that records a repair (audit.h "Durability, group commit, crash"). */
-static char *repair_record(kms_audit *a, off_t offset, size_t length, const char *sha256)
+static char *repair_record(kms_audit *a, off_t offset, size_t length, const char *sha256,
+                           const char *reason)
 {
     char id[KMS_UUID_STR_LEN + 1];
     char now[32];
@@ -26,15 +29,15 @@ static char *repair_record(kms_audit *a, off_t offset, size_t length, const char
     }
     kms_time_iso8601(kms_now(), now);
     json_t *o = json_pack(
-        "{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:{s:s, s:I, s:I, s:s}, "
+        "{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:{s:s, s:I, s:I, s:s, s:s}, "
         "s:s, s:b, s:s, s:b, s:s, s:s}",
         "eventVersion", "1.08", "userIdentity", "type", "AWSService", "invokedBy",
         "kms.amazonaws.com", "eventTime", now, "eventSource", "kms.amazonaws.com", "eventName",
         "AuditLogRepaired", "awsRegion", a->region, "sourceIPAddress", "kms.amazonaws.com",
         "userAgent", "kms.amazonaws.com", "requestParameters", "responseElements",
         "serviceEventDetails", "segment", a->seg_name, "offset", (json_int_t)offset, "length",
-        (json_int_t)length, "sha256", sha256, "eventID", id, "readOnly", 0, "eventType",
-        "AwsServiceEvent", "managementEvent", 1, "recipientAccountId", a->account_id,
+        (json_int_t)length, "sha256", sha256, "reason", reason, "eventID", id, "readOnly", 0,
+        "eventType", "AwsServiceEvent", "managementEvent", 1, "recipientAccountId", a->account_id,
         "eventCategory", "Management");
     char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -87,9 +90,10 @@ static int keep_torn(kms_audit *a, off_t offset, const char *bytes, size_t n)
                      a->seg_path, a->torn);
 }
 
-/* Bytes a crash left after the last whole line (a write cut short, or parts of one): keep them
- * in torn/, cut the segment back to that line's end and record the repair in the trail itself. */
-static int repair_torn(kms_audit *a, off_t offset, off_t size)
+/* Bytes after the records kept (from `offset` to `size`): a write a crash cut short ("torn"),
+ * or whole lines after the acknowledged record ("unacknowledged"). Kept in torn/, cut off, and
+ * the repair recorded in the trail itself. */
+static int repair_tail(kms_audit *a, off_t offset, off_t size, const char *reason)
 {
     int r = -1;
     size_t n = (size_t)(size - offset);
@@ -109,7 +113,7 @@ static int repair_torn(kms_audit *a, off_t offset, off_t size)
     }
     a->seg_alloc = offset;
     if (kms_audit_log_set_tail(a, offset) != 0 ||
-        (record = repair_record(a, offset, n, sha)) == NULL) {
+        (record = repair_record(a, offset, n, sha, reason)) == NULL) {
         goto out;
     }
     waiter w = {.record = record, .len = strlen(record)};
@@ -118,6 +122,76 @@ out:
     free(bytes);
     free(record);
     return r;
+}
+
+/* The open segment does not hold the record the anchor acknowledges: refused (fail closed). */
+static int unacked_missing(kms_audit *a, const char *what)
+{
+    return kms_raise(KMS_ERR_AUDIT,
+                     "the audit log segment %s %s record %" PRIu64
+                     ", which the HSM anchor says was the last one written (chain hash %s): "
+                     "records were removed or rewritten. Operations are refused: run `kmsctl "
+                     "validate-logs` and restore the audit directory from a backup",
+                     a->seg_path, what, a->anchor.ack_sequence, a->anchor.ack_hash);
+}
+
+/* Whether line (len bytes) is the acknowledged record: 1 yes, 0 it comes before it, -1 (raised)
+ * it is the acknowledged sequence with other bytes. *after: it comes after it (or is no line of
+ * the writer's). */
+static int is_acked(kms_audit *a, const char *line, size_t len, bool *after)
+{
+    uint64_t seq = 0;
+    char prev[KMS_AUDIT_HASH_HEX + 1], hash[KMS_AUDIT_HASH_HEX + 1];
+    *after = !kms_audit_chain_suffix(line, len, &seq, prev) || seq > a->anchor.ack_sequence;
+    if (*after || seq < a->anchor.ack_sequence) {
+        return 0;
+    }
+    kms_audit_sha256_hex(line, len, hash);
+    return strcmp(hash, a->anchor.ack_hash) == 0 ? 1 : unacked_missing(a, "holds another");
+}
+
+/* Where the acknowledged records of the open segment end (its whole lines end at `end`): just
+ * past the line of the record the anchor acknowledges, 0 when that record ends the previous
+ * segment, `end` without an acknowledged record (no anchor yet, or one of the older form). */
+static int acked_end(kms_audit *a, off_t end, off_t *keep)
+{
+    const kms_audit_anchor *an = &a->anchor;
+    *keep = end;
+    if (!an->has_ack) {
+        return 0;
+    }
+    if (an->ack_sequence < a->seg_first) {
+        *keep = 0;
+        return an->ack_sequence + 1 == a->seg_first ? 0 : unacked_missing(a, "follows");
+    }
+    char *line = NULL;
+    size_t len = 0;
+    bool after = true;
+    int r = 0;
+    /* Usually the last line is the acknowledged one. */
+    if (end > 0 && kms_audit_log_last_line(a->seg_fd, a->seg_path, end, &line, &len) == 0) {
+        r = is_acked(a, line, len, &after);
+    }
+    free(line);
+    if (r != 0 || !after) {
+        return r == 1 ? 0 : r < 0 ? -1 : unacked_missing(a, "ends before");
+    }
+    /* Lines follow it: find it from the start. */
+    kms_audit_lines rd;
+    kms_audit_line l;
+    int rc = kms_audit_lines_open(&rd, a->seg_path, 0, NULL, false);
+    while (rc >= 0 && (rc = kms_audit_lines_next(&rd, &l)) == 1 && (off_t)rd.pos <= end) {
+        r = l.p != NULL ? is_acked(a, l.p, l.len, &after) : 0;
+        if (r != 0 || after) {
+            break;
+        }
+    }
+    *keep = (off_t)rd.pos;
+    kms_audit_lines_close(&rd);
+    if (rc < 0) {
+        return kms_audit_log_io_fail("read the audit log segment", a->seg_path, rd.err);
+    }
+    return r == 1 ? 0 : r < 0 ? -1 : unacked_missing(a, "does not hold");
 }
 
 /* Where the records of the open segment (`size` bytes) end, reading forward from `from`, the
@@ -168,7 +242,8 @@ static int find_end(kms_audit *a, off_t from, off_t size, off_t *end, off_t *dat
 }
 
 /* Reads the open segment's records again from `from` (0, or where they ended when this handle
- * last looked: another process appended since), repairing a torn end. */
+ * last looked: another process appended since), with the anchor read again: what follows the
+ * acknowledged record, torn or whole lines, is moved aside. */
 int kms_audit_log_load_tail(kms_audit *a, off_t from)
 {
     struct stat st;
@@ -178,11 +253,13 @@ int kms_audit_log_load_tail(kms_audit *a, off_t from)
     if (from > st.st_size) {
         from = 0; /* cut shorter than its records were: look at all of it */
     }
-    off_t end = 0, data_end = 0;
+    off_t end = 0, data_end = 0, keep = 0;
     KMS_GUARD(find_end(a, from, st.st_size, &end, &data_end));
     a->seg_alloc = st.st_size;
-    if (data_end > end) {
-        return repair_torn(a, end, data_end);
+    KMS_GUARD(kms_audit_log_read_anchor(a));
+    KMS_GUARD(acked_end(a, end, &keep));
+    if (data_end > keep) {
+        return repair_tail(a, keep, data_end, keep < end ? "unacknowledged" : "torn");
     }
-    return kms_audit_log_set_tail(a, end);
+    return kms_audit_log_set_tail(a, keep);
 }

@@ -23,9 +23,6 @@
 #define PREALLOC_MIN ((off_t)64 * 1024)
 #define PREALLOC_MAX ((off_t)4 * 1024 * 1024)
 
-static const char zero_hash[KMS_AUDIT_HASH_HEX + 1] =
-    "0000000000000000000000000000000000000000000000000000000000000000";
-
 /* ---- the open segment --------------------------------------------------------------------- */
 
 void kms_audit_log_close_segment(kms_audit *a)
@@ -58,7 +55,7 @@ int kms_audit_log_set_tail(kms_audit *a, off_t size)
     a->seg_size = size;
     if (size == 0) {
         a->next_seq = a->seg_first;
-        memcpy(a->prev_hash, a->dg.present ? a->dg.last_record_hash : zero_hash,
+        memcpy(a->prev_hash, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash,
                sizeof a->prev_hash);
         return 0;
     }
@@ -201,10 +198,21 @@ int kms_audit_log_write_batch(kms_audit *a, const waiter *list)
         goto out;
     }
     a->sync_ns = kms_audit_log_monotonic_ns() - t0;
-    a->seg_size = end;
-    atomic_store(&a->space_err, space);
+    /* Durable: now the anchor acknowledges the batch, or the batch is undone (audit.h "The
+     * anchor": nothing after the acknowledged record is ever taken as written). */
+    uint64_t old_seq = a->next_seq;
+    char old_prev[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(old_prev, a->prev_hash, sizeof old_prev);
     a->next_seq = seq;
     memcpy(a->prev_hash, prev, sizeof prev);
+    if (kms_audit_log_ack(a) != 0) {
+        a->next_seq = old_seq;
+        memcpy(a->prev_hash, old_prev, sizeof old_prev);
+        undo_batch(a, before, created);
+        goto out;
+    }
+    a->seg_size = end;
+    atomic_store(&a->space_err, space);
     r = 0;
 out:
     kms_buf_clean_up(&b);
@@ -221,7 +229,7 @@ static int discover(kms_audit *a)
         KMS_GUARD(kms_audit_log_check_anchor(a));
         KMS_GUARD(kms_audit_log_set_segment(a, a->dg.present ? a->dg.last_sequence + 1 : 1));
         a->next_seq = a->seg_first;
-        memcpy(a->prev_hash, a->dg.present ? a->dg.last_record_hash : zero_hash,
+        memcpy(a->prev_hash, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash,
                sizeof a->prev_hash);
         struct stat st;
         if (lstat(a->seg_path, &st) != 0) {

@@ -213,3 +213,40 @@ out:
     free(pem_path);
     return r;
 }
+
+bool kms_audit_chain_suffix(const char *line, size_t len, uint64_t *seq,
+                            char prev[KMS_AUDIT_HASH_HEX + 1])
+{
+    static const char head[] = "\"auditChain\":{\"sequence\":";
+    static const char mid[] = ",\"previousHash\":\"";
+    static const char end[] = "\"}}";
+    const size_t tail = sizeof mid - 1 + KMS_AUDIT_HASH_HEX + sizeof end - 1;
+    *seq = 0;
+    if (len < tail + sizeof head ||
+        memcmp(line + len - (sizeof end - 1), end, sizeof end - 1) != 0) {
+        return false;
+    }
+    const char *h = line + len - (sizeof end - 1) - KMS_AUDIT_HASH_HEX;
+    const char *m = h - (sizeof mid - 1);
+    if (memcmp(m, mid, sizeof mid - 1) != 0 || strspn(h, "0123456789abcdef") < KMS_AUDIT_HASH_HEX) {
+        return false;
+    }
+    const char *d = m;
+    uint64_t v = 0, scale = 1;
+    while (d > line && d[-1] >= '0' && d[-1] <= '9' && m - d < 19) {
+        d--;
+        v += (uint64_t)(*d - '0') * scale;
+        scale *= 10;
+    }
+    if (d == m || *d == '0' || (size_t)(d - line) < sizeof head - 1 ||
+        memcmp(d - (sizeof head - 1), head, sizeof head - 1) != 0) {
+        return false;
+    }
+    *seq = v;
+    memcpy(prev, h, KMS_AUDIT_HASH_HEX);
+    prev[KMS_AUDIT_HASH_HEX] = '\0';
+    return true;
+}
+
+const char kms_audit_zero_hash[KMS_AUDIT_HASH_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";

@@ -44,8 +44,6 @@
 #include "audit/audit_validator.h"
 #include "util/util.h"
 
-static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
-
 /* ---- The report ----------------------------------------------------------------------------- */
 
 static bool overlaps(const validator *v, int64_t oldest, int64_t newest)
@@ -125,6 +123,42 @@ static void report_segment(validator *v, segment *s, json_t *problems, json_t *r
     }
 }
 
+/* "Anchor": the digest it names (File null before the first seal) and the last record the
+ * writer acknowledged (null in an anchor of the older form). */
+static json_t *anchor_json(const validator *v)
+{
+    const kms_audit_anchor *an = &v->anchor;
+    json_t *o = json_pack("{s:s?, s:I, s:b}", "File", an->has_digest ? an->file : NULL,
+                          "LastSequence", (json_int_t)an->last_sequence, "Found", v->anchor_found);
+    json_t *ack = an->has_ack ? json_integer((json_int_t)an->ack_sequence) : json_null();
+    if (o == NULL || json_object_set_new(o, "AcknowledgedSequence", ack) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* "UnsignedTail": what the open segment holds that no digest signs yet (audit.h). */
+static json_t *unsigned_tail(const validator *v)
+{
+    json_int_t records = 0, bytes = 0;
+    int64_t oldest = -1;
+    char when[32];
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const segment *s = &v->segs[i];
+        if (s->open && !s->damaged) {
+            records += (json_int_t)s->good;
+            bytes += (json_int_t)s->record_bytes;
+            oldest = s->good > 0 ? s->oldest : -1;
+        }
+    }
+    if (oldest >= 0) {
+        kms_time_iso8601(oldest, when);
+    }
+    return json_pack("{s:I, s:I, s:s?}", "Records", records, "Bytes", bytes, "OldestEventTime",
+                     oldest >= 0 ? when : NULL);
+}
+
 static json_t *build_report(validator *v)
 {
     json_t *problems = json_array(), *repairs = json_array();
@@ -143,10 +177,7 @@ static json_t *build_report(validator *v)
         report_segment(v, &v->segs[i], problems, repairs, &c);
     }
     flush(v, problems, &v->other, "the trail");
-    json_t *anchor = !v->anchored
-                         ? NULL
-                         : json_pack("{s:s, s:I, s:b}", "File", v->anchor.file, "LastSequence",
-                                     (json_int_t)v->anchor.last_sequence, "Found", v->anchor_found);
+    json_t *anchor = !v->anchored ? NULL : anchor_json(v);
     if (v->anchored && anchor == NULL) {
         v->oom = true;
     }
@@ -157,6 +188,9 @@ static json_t *build_report(validator *v)
                   "Records", "Valid", c.rec_valid, "Invalid", c.rec_invalid, "Unsigned",
                   c.rec_unsigned, "Problems", problems, "Repairs", repairs, "Anchor", anchor);
     if (r == NULL) {
+        v->oom = true;
+    }
+    if (r != NULL && json_object_set_new(r, "UnsignedTail", unsigned_tail(v)) != 0) {
         v->oom = true;
     }
     if (r != NULL && v->expecting &&
@@ -233,7 +267,7 @@ int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki
                    kms_audit_expected_anchor_parse(expect, &v.expect_seq, v.expect_hash, &why),
                KMS_ERR_VALIDATION,
                "the expected anchor is not SEQUENCE:HASH (as get-audit-anchor prints it): %s", why);
-    memcpy(v.prev_hash, ZERO_HASH, sizeof v.prev_hash);
+    memcpy(v.prev_hash, kms_audit_zero_hash, sizeof v.prev_hash);
     kms_validator_findings_init(&v.other);
     const uint8_t *p = spki;
     v.key = d2i_PUBKEY(NULL, &p, (long)spki_len);
@@ -262,6 +296,7 @@ int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki
             kms_validator_digest_log_files(&v, i);
         }
     }
+    kms_validator_parse_anchor(&v);
     for (size_t i = 0; i < v.nsegs && !v.oom; i++) {
         kms_validator_scan_segment(&v, (long)i);
     }

@@ -32,10 +32,7 @@ static int64_t newest_record(const validator *v)
     return newest;
 }
 
-/* The trail must reach the anchored digest, with the anchored bytes, and hold the records it
- * covers. Its problems go with the trail's (v->other): always reported, whatever the time range,
- * since a deleted tail has no times left to judge it by. */
-void kms_validator_check_anchor(validator *v)
+void kms_validator_parse_anchor(validator *v)
 {
     const char *why = NULL;
     if (v->anchor_text == NULL) {
@@ -50,10 +47,37 @@ void kms_validator_check_anchor(validator *v)
         return;
     }
     v->anchored = true;
+}
+
+bool kms_validator_note_acked(validator *v, long si, size_t lineno, int64_t seq)
+{
+    if (!v->anchored || !v->anchor.has_ack || seq < (int64_t)v->anchor.ack_sequence) {
+        return true;
+    }
+    if (seq == (int64_t)v->anchor.ack_sequence && !v->ack_seen) {
+        v->ack_seen = true;
+        memcpy(v->ack_seen_hash, v->prev_hash, sizeof v->ack_seen_hash);
+        return true;
+    }
+    if (v->unacked++ == 0) {
+        v->unacked_seg = si;
+        v->unacked_line = lineno;
+        v->unacked_seq = seq;
+    }
+    /* Not the writer's: neither a valid nor an unsigned record. */
+    segment *s = &v->segs[si];
+    s->good--;
+    s->bad++;
+    return false;
+}
+
+/* The digest part: the trail reaches the anchored digest, with the anchored bytes, and holds
+ * the records it covers. */
+static void check_anchored_digest(validator *v)
+{
     const kms_audit_anchor *an = &v->anchor;
     int64_t seq = (int64_t)an->last_sequence, last = newest_record(v);
     const digest *g = kms_validator_digest_by_name(v, an->file), *newest = newest_digest(v);
-    size_t before = json_array_size(v->other.problems) + v->other.suppressed;
     if (g == NULL || !g->readable) {
         kms_validator_problem(
             v, &v->other, "missing", an->file, seq, 0,
@@ -74,6 +98,50 @@ void kms_validator_check_anchor(validator *v)
             "records %" PRId64 " to %" PRId64 ", which the anchored %s covers, are missing "
             "(the trail's last record is %" PRId64 "): segments were deleted or rolled back",
             last + 1, seq, an->file, last);
+    }
+}
+
+/* The acknowledged part: the record the writer last acknowledged is there with its chain hash,
+ * and no record follows it. */
+static void check_acked(validator *v)
+{
+    const kms_audit_anchor *an = &v->anchor;
+    int64_t seq = (int64_t)an->ack_sequence, last = newest_record(v);
+    if (!v->ack_seen) {
+        kms_validator_problem(v, &v->other, "missing", "anchor", seq, 0,
+                              "record %" PRId64 ", which the anchor in the HSM says was the last "
+                              "one written, is missing (the trail's last record is %" PRId64
+                              "): records were deleted or the directory was rolled back",
+                              seq, last);
+    } else if (strcmp(v->ack_seen_hash, an->ack_hash) != 0) {
+        kms_validator_problem(v, &v->other, "modified", "anchor", seq, 0,
+                              "record %" PRId64 " hashes to %s, but the anchor in the HSM "
+                              "acknowledged %s when it was written: the record was rewritten",
+                              seq, v->ack_seen_hash, an->ack_hash);
+    }
+    if (v->unacked > 0) {
+        segment *s = &v->segs[v->unacked_seg];
+        kms_validator_problem(
+            v, &v->other, "unacknowledged", s->name, v->unacked_seq, v->unacked_line,
+            "%zu record(s) from line %zu of %s follow record %" PRId64
+            ", which the anchor in the HSM says was the last one written: this trail's writer "
+            "did not write them (or never acknowledged their write); it moves them to torn/ "
+            "and records an AuditLogRepaired event when it next opens the trail",
+            v->unacked, v->unacked_line, s->name, seq);
+    }
+}
+
+void kms_validator_check_anchor(validator *v)
+{
+    if (!v->anchored) {
+        return;
+    }
+    size_t before = json_array_size(v->other.problems) + v->other.suppressed;
+    if (v->anchor.has_digest) {
+        check_anchored_digest(v);
+    }
+    if (v->anchor.has_ack) {
+        check_acked(v);
     }
     v->anchor_found = json_array_size(v->other.problems) + v->other.suppressed == before;
 }

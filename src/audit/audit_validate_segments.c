@@ -235,6 +235,9 @@ static void record_line(validator *v, long si, size_t lineno, const kms_audit_li
     json_decref(rec);
     kms_audit_sha256_hex(l->p, l->len, v->prev_hash);
     memcpy(s->last_hash, v->prev_hash, sizeof s->last_hash);
+    if (kms_validator_note_acked(v, si, lineno, seq)) {
+        s->record_bytes += l->len + 1;
+    }
     if (v->expecting && !v->expect_seen && (uint64_t)seq == v->expect_seq) {
         v->expect_seen = true;
         memcpy(v->expect_seen_hash, v->prev_hash, sizeof v->expect_seen_hash);

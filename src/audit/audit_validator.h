@@ -48,11 +48,12 @@ typedef struct segment {
     char last_hash[KMS_AUDIT_HASH_HEX + 1];
     int64_t oldest, newest; /* event times, -1 unknown */
     size_t good, bad;
-    bool damaged; /* a segment-level problem: none of its records can be trusted */
-    long digest;  /* index of the digest that lists it, -1 none */
-    size_t entry; /* its index in that digest's logFiles */
-    bool open;    /* the open segment after the newest digest */
-    bool sealed;  /* mode without write permission: the writer sealed it */
+    uint64_t record_bytes; /* bytes of its good records' lines, '\n' included */
+    bool damaged;          /* a segment-level problem: none of its records can be trusted */
+    long digest;           /* index of the digest that lists it, -1 none */
+    size_t entry;          /* its index in that digest's logFiles */
+    bool open;             /* the open segment after the newest digest */
+    bool sealed;           /* mode without write permission: the writer sealed it */
     /* Unused space: NUL bytes from a line start to the end (only the open segment may have it). */
     bool padded;
     uint64_t pad_offset, pad_len;
@@ -95,6 +96,14 @@ typedef struct validator {
     kms_audit_anchor anchor;
     bool anchored;     /* anchor holds a well-formed anchor */
     bool anchor_found; /* ... and the trail reaches it with the anchored bytes */
+    /* The acknowledged record (anchor.has_ack): seen while scanning, with its chain hash; the
+     * records after it (none was acknowledged: not the writer's), the first one's place. */
+    bool ack_seen;
+    char ack_seen_hash[KMS_AUDIT_HASH_HEX + 1];
+    size_t unacked;
+    long unacked_seg;
+    size_t unacked_line;
+    int64_t unacked_seq;
     /* An anchor kept off the machine (kms_audit_validate_against), if expecting. */
     bool expecting;
     uint64_t expect_seq;
@@ -180,9 +189,15 @@ void kms_validator_check_torn(validator *v);
 
 /* ---- The anchor (audit_validate_anchor.c) ---------------------------------------------------- */
 
+/* Parses the anchor (before the segments are scanned, which note the acknowledged record). */
+void kms_validator_parse_anchor(validator *v);
+/* Called for each record read: notes the acknowledged record and the records after it; false
+ * for a record after it (counted bad). */
+bool kms_validator_note_acked(validator *v, long si, size_t lineno, int64_t seq);
 /* The trail must reach the anchored digest, with the anchored bytes, and hold the records it
- * covers. Its problems go with the trail's (v->other): always reported, whatever the time range,
- * since a deleted tail has no times left to judge it by. */
+ * covers, up to the acknowledged record with its chain hash, and nothing after that record. Its
+ * problems go with the trail's (v->other): always reported, whatever the time range, since a
+ * deleted tail has no times left to judge it by. */
 void kms_validator_check_anchor(validator *v);
 
 /* An anchor kept off the machine (audit.h): record v->expect_seq must be there, with the

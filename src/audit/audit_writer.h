@@ -57,6 +57,8 @@ struct kms_audit {
     char *dir, *segments, *digests, *torn, *lock_path;
     char *account_id, *region;
     int64_t period;
+    off_t segment_max;
+    bool seal_on_close;
     kms_audit_signer signer;
     char fingerprint[KMS_AUDIT_HASH_HEX + 1];
     int lock_fd;
@@ -82,10 +84,10 @@ struct kms_audit {
     uint64_t next_seq;
     char prev_hash[KMS_AUDIT_HASH_HEX + 1];
     int64_t sync_ns; /* how long the last fdatasync took */
-    /* The anchor's lastSequence as this handle last read (discover) or set it, 0: none. Exact
-     * under LOCK: the anchor moves only when a segment is sealed, and whoever seals the open
-     * segment makes every other handle discover the trail (and read the anchor) again. */
-    uint64_t anchor_seq;
+    /* The anchor as this handle last read (discover, or after another process appended) or
+     * stored it; all zero when there is none. Exact under LOCK: the anchor moves only under LOCK,
+     * and whoever appends to or seals the open segment makes every other handle read it again. */
+    kms_audit_anchor anchor;
 };
 
 /* ---- File helpers (audit_log_io.c) ------------------------------------------------------- */
@@ -159,8 +161,14 @@ int kms_audit_log_store_digest(kms_audit *a, const signed_digest *d)
 
 /* ---- The anchor (audit_anchor.c) --------------------------------------------------------- */
 
-/* With a->dg just loaded: the trail reaches the anchored digest, with the anchored bytes. */
+/* Reads and parses the anchor into a->anchor (refusing a malformed one). */
+int kms_audit_log_read_anchor(kms_audit *a) __attribute__((warn_unused_result));
+/* With a->dg just loaded: reads the anchor; the trail reaches the anchored digest, with the
+ * anchored bytes, and no digest goes beyond the acknowledged record. */
 int kms_audit_log_check_anchor(kms_audit *a) __attribute__((warn_unused_result));
+/* After a batch is durable: the anchor acknowledges its last record (a->next_seq - 1, whose
+ * chain hash is a->prev_hash). */
+int kms_audit_log_ack(kms_audit *a) __attribute__((warn_unused_result));
 /* After digest d is stored: the anchor names it, unless it names a newer one. */
 int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
     __attribute__((warn_unused_result));
@@ -169,7 +177,10 @@ int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
 
 /* After check_state: seals the open segment if it holds records. */
 int kms_audit_log_seal_open(kms_audit *a);
-/* After a successful batch: seals when digest_period has passed since the newest digest. */
+/* Whether the open segment holds records and digest_period has passed since the newest digest,
+ * or it reached its size limit. */
+bool kms_audit_log_seal_due(kms_audit *a);
+/* After a successful batch: seals when due. */
 void kms_audit_log_periodic_seal(kms_audit *a);
 
 #endif

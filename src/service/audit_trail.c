@@ -82,6 +82,17 @@ static int load_spki(kms_client *c, const char *dir)
     return kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len);
 }
 
+int kms_audit_trail_spki_loaded(kms_client *c)
+{
+    char *dir = kms_audit_trail_dir(c->home);
+    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
+    pthread_mutex_lock(&c->audit_lock);
+    int r = load_spki(c, dir);
+    pthread_mutex_unlock(&c->audit_lock);
+    free(dir);
+    return r;
+}
+
 int kms_audit_trail_of_client(kms_client *c, kms_audit **out)
 {
     int r = -1;
@@ -628,38 +639,7 @@ int kms_audit_trail_request(kms_request *rq, int rc)
     return rc;
 }
 
-/* ---- Reading the trail ------------------------------------------------------------------- */
-
-static int spki_loaded(kms_client *c)
-{
-    char *dir = kms_audit_trail_dir(c->home);
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    pthread_mutex_lock(&c->audit_lock);
-    int r = load_spki(c, dir);
-    pthread_mutex_unlock(&c->audit_lock);
-    free(dir);
-    return r;
-}
-
-int kms_audit_public_key(kms_client *client, char **pem)
-{
-    KMS_ENSURE(client != NULL && pem != NULL, KMS_ERR_VALIDATION, "no client");
-    KMS_GUARD(spki_loaded(client));
-    return kms_audit_public_key_pem(client->audit_spki, client->audit_spki_len, pem);
-}
-
-static int time_arg(const char *s, const char *what, int64_t *out)
-{
-    *out = 0;
-    if (s == NULL) {
-        return 0;
-    }
-    *out = kms_audit_parse_time(s);
-    KMS_ENSURE(*out >= 0, KMS_ERR_VALIDATION,
-               "%s '%s' is not a time: give ISO 8601 (2026-11-28T07:00:00Z) or epoch seconds", what,
-               s);
-    return 0;
-}
+/* ---- The anchor ------------------------------------------------------------------------- */
 
 /* The anchor, read from the HSM under a shared hold of the trail's LOCK, so that a seal moving
  * it (create the new object, then destroy the old) is never seen half done; a trail without
@@ -678,91 +658,5 @@ int kms_audit_trail_read_anchor(kms_client *c, const char *dir, char **anchor)
         }
     }
     free(lock);
-    return r;
-}
-
-int kms_validate_logs(kms_client *client, const char *start_time, const char *end_time,
-                      char **report_json)
-{
-    return kms_validate_logs_against(client, start_time, end_time, NULL, report_json);
-}
-
-int kms_validate_logs_against(kms_client *client, const char *start_time, const char *end_time,
-                              const char *expect_anchor, char **report_json)
-{
-    int64_t start, end;
-    json_t *report = NULL;
-    KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
-    *report_json = NULL;
-    KMS_GUARD(time_arg(start_time, "StartTime", &start));
-    KMS_GUARD(time_arg(end_time, "EndTime", &end));
-    KMS_GUARD(spki_loaded(client));
-    /* The anchor, read from the HSM: what the trail must still reach. */
-    char *anchor = NULL;
-    char *dir = kms_audit_trail_dir(client->home);
-    int r = dir == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
-                        : kms_audit_trail_read_anchor(client, dir, &anchor);
-    if (r == 0) {
-        r = kms_audit_validate_against(dir, client->audit_spki, client->audit_spki_len, anchor,
-                                       expect_anchor, start, end, &report);
-    }
-    free(anchor);
-    free(dir);
-    if (r == 0) {
-        *report_json = json_dumps(report, JSON_INDENT(2));
-        json_decref(report);
-        KMS_ENSURE(*report_json != NULL, KMS_ERR_INTERNAL, "out of memory");
-    }
-    return r;
-}
-
-/* cloudtrail:LookupEvents, as the CloudTrail API takes it. */
-int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp)
-{
-    const char *start_s = NULL, *end_s = NULL, *token = NULL;
-    long long max = 0;
-    kms_audit_query q = {0};
-    KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
-    json_t *attrs = json_object_get(req, "LookupAttributes");
-    KMS_ENSURE(attrs == NULL || (json_is_array(attrs) && json_array_size(attrs) <= 1),
-               KMS_ERR_VALIDATION,
-               "LookupAttributes takes at most one {AttributeKey, AttributeValue}");
-    if (json_array_size(attrs) == 1) {
-        json_t *a = json_array_get(attrs, 0);
-        q.attribute_key = json_string_value(json_object_get(a, "AttributeKey"));
-        q.attribute_value = json_string_value(json_object_get(a, "AttributeValue"));
-        KMS_ENSURE(q.attribute_key != NULL && q.attribute_value != NULL, KMS_ERR_VALIDATION,
-                   "a lookup attribute needs AttributeKey and AttributeValue strings");
-    }
-    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
-    KMS_GUARD(kms_request_string(req, "NextToken", false, 1, 1024, &token));
-    KMS_GUARD(kms_request_int(req, "MaxResults", false, 1, 50, 50, &max));
-    KMS_GUARD(time_arg(start_s, "StartTime", &q.start));
-    KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
-    q.max_results = (int)max;
-    q.next_token = token;
-    char *dir = kms_audit_trail_dir(rq->client->home);
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = kms_audit_lookup(dir, &q, resp);
-    free(dir);
-    return r;
-}
-
-/* cloudtrail:GetUsageReport: requests per key and per operation (authorised as LookupEvents,
- * which reads the same records). */
-int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp)
-{
-    const char *start_s = NULL, *end_s = NULL;
-    int64_t start, end;
-    KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
-    KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
-    KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
-    KMS_GUARD(time_arg(start_s, "StartTime", &start));
-    KMS_GUARD(time_arg(end_s, "EndTime", &end));
-    char *dir = kms_audit_trail_dir(rq->client->home);
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = kms_audit_usage_report(dir, start, end, resp);
-    free(dir);
     return r;
 }

@@ -23,6 +23,11 @@ int kms_audit_trail_init_records(kms_client *c, bool root_login_profile)
 int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */
 void kms_audit_trail_resource(kms_request *rq, const char *arn);
+/* The digest key's public half in c->audit_spki (created with the trail for an older home). */
+int kms_audit_trail_spki_loaded(kms_client *c) __attribute__((warn_unused_result));
+/* Seals the trail's open segment (only_if_due: when digest_period has passed or it is full). */
+int kms_audit_trail_seal(kms_client *c, bool only_if_due, bool *sealed)
+    __attribute__((warn_unused_result));
 /* The trail's anchor text from the HSM (*anchor malloc'd; NULL when none was set yet), read
  * under a shared hold of dir/LOCK. */
 int kms_audit_trail_read_anchor(kms_client *c, const char *dir, char **anchor)

@@ -1,6 +1,7 @@
 /* The trail's anchor for operators (README "Security"): get-audit-anchor prints the record the
  * HSM's anchor covers, so that it can be kept off the machine and given back to validate-logs
- * --expect-anchor (audit.h "An anchor kept off the machine"). */
+ * --expect-anchor (audit.h "An anchor kept off the machine"); seal-audit-log signs the open
+ * segment now, and the scheduler when it is due. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +28,8 @@ int kms_audit_anchor_get(kms_client *client, char **anchor_json)
     }
     if (anchor == NULL) {
         kms_raise(KMS_ERR_NOT_FOUND,
-                  "the audit trail in %s has no anchor yet: it is set when the first segment is "
-                  "sealed (when a command that wrote a record exits); run any command, then "
-                  "get-audit-anchor again",
+                  "the audit trail in %s has no anchor yet: it is set when the first record is "
+                  "written; run any command, then get-audit-anchor again",
                   dir);
         goto out;
     }
@@ -50,4 +50,31 @@ out:
     free(anchor);
     free(dir);
     return r;
+}
+
+int kms_audit_trail_seal(kms_client *c, bool only_if_due, bool *sealed)
+{
+    kms_audit *a = NULL;
+    *sealed = false;
+    KMS_GUARD(kms_audit_trail_of_client(c, &a));
+    return kms_audit_seal_when(a, only_if_due, sealed);
+}
+
+int kms_audit_seal_now(kms_client *client, char **result_json)
+{
+    bool sealed = false;
+    char *anchor = NULL;
+    KMS_ENSURE(client != NULL && result_json != NULL, KMS_ERR_VALIDATION, "no client");
+    *result_json = NULL;
+    KMS_GUARD(kms_audit_trail_seal(client, false, &sealed));
+    KMS_GUARD(kms_audit_anchor_get(client, &anchor));
+    json_t *o = json_loads(anchor, 0, NULL);
+    free(anchor);
+    if (o == NULL || json_object_set_new(o, "Sealed", json_boolean(sealed)) != 0 ||
+        (*result_json = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+        json_decref(o);
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    json_decref(o);
+    return 0;
 }

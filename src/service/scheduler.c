@@ -158,6 +158,21 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
     return 0;
 }
 
+/* A seal that fails is listed under Errors (Action SealAuditLog, no KeyId), as a failed action
+ * is: the run goes on. */
+static int seal_audit_log(kms_client *client, json_t *report, bool *sealed)
+{
+    if (kms_audit_trail_seal(client, true, sealed) == 0) {
+        return 0;
+    }
+    *sealed = false;
+    json_t *err = json_pack("{s:s, s:s, s:s}", "Action", "SealAuditLog", "ErrorCode",
+                            kms_error_name(kms_last_error()), "Message", kms_last_error_message());
+    KMS_ENSURE(json_array_append_new(json_object_get(report, "Errors"), err) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    return 0;
+}
+
 int kms_scheduler_next_due(kms_client *client, int64_t *when)
 {
     kms_error_clear();
@@ -187,9 +202,16 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     if (r == 0) {
         r = kms_keystore_next_due(&client->keystore, now, &next);
     }
+    /* The trail's open segment, signed once digest_period has passed since the newest digest,
+     * even when no command wrote since (a command leaves the segment open). */
+    bool sealed = false;
+    if (r == 0) {
+        r = seal_audit_log(client, report, &sealed);
+    }
     if (r == 0) {
         kms_time_iso8601(next, iso);
         if (json_object_set_new(report, "AlreadyDone", json_integer(already_done)) != 0 ||
+            json_object_set_new(report, "AuditLogSealed", json_boolean(sealed)) != 0 ||
             json_object_set_new(report, "NextDueDate", next > 0 ? json_string(iso) : json_null()) !=
                 0) {
             r = kms_raise(KMS_ERR_INTERNAL, "out of memory");

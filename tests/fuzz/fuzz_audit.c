@@ -126,7 +126,7 @@ static void check_report(const json_t *r)
 /* One lookup and, if there is a NextToken, the page after it. */
 static void lookup_twice(const char *attr, const char *value)
 {
-    kms_audit_query q = {attr, value, 0, 0, 3, NULL};
+    kms_audit_query q = {attr, value, 0, 0, 3, NULL, NULL};
     json_t *r = NULL;
     FUZZ_CHECK(kms_audit_lookup(dir, &q, &r) == 0);
     FUZZ_CHECK(json_array_size(json_object_get(r, "Events")) <= 3);
@@ -166,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lookup_twice(NULL, NULL);
     lookup_twice("EventName", "Encrypt");
     lookup_twice("ResourceName", "1234abcd-12ab-34cd-56ef-1234567890ab");
-    FUZZ_CHECK(kms_audit_usage_report(dir, 0, 0, &r) == 0);
+    FUZZ_CHECK(kms_audit_usage_report(dir, NULL, 0, 0, &r) == 0);
     FUZZ_CHECK(json_is_integer(json_object_get(r, "Requests")));
     json_decref(r);
     return 0;

@@ -191,14 +191,36 @@ for s in "$PLAINTEXT" "$PT_B64" "$DATA_KEY" "$BOB_SECRET" "$ROLE_SECRET" "$ROLE_
 done
 assert_eq "$leaks" "" "no plaintext, data key, secret key, session token, password or PIN in $AUDIT"
 
+# ---- the open segment: commands append and leave it open (issue 15, item 13) -------------------
+# Every command so far appended to one open segment and wrote no digest (the period is an hour).
+assert_eq "$(find "$AUDIT/digests" -name '*.json' | wc -l)" "0" "no command sealed: no digest yet"
+assert_eq "$(find "$AUDIT/segments" -name '*.jsonl' | wc -l)" "1" "all records in one open segment"
+NREC=$(tr -d '\0' <"$AUDIT/segments/00000000000000000001.jsonl" | grep -c .)
+kms validate-logs >"$TMP/v.json" && ok "validate-logs passes on the unsealed trail" ||
+    fail "validate-logs: $(cat "$TMP/v.json")"
+assert_eq "$(json_get UnsignedTail.Records <"$TMP/v.json")" "$NREC" "UnsignedTail counts the $NREC records"
+[ "$(json_get UnsignedTail.Bytes <"$TMP/v.json")" -gt 1000 ] && ok "UnsignedTail gives their bytes" ||
+    fail "UnsignedTail.Bytes: $(json_get UnsignedTail.Bytes <"$TMP/v.json")"
+[ -n "$(json_get UnsignedTail.OldestEventTime <"$TMP/v.json")" ] && ok "and the oldest unsigned event's time" ||
+    fail "no UnsignedTail.OldestEventTime"
+assert_eq "$(json_get Anchor.AcknowledgedSequence <"$TMP/v.json")" "$NREC" \
+    "the HSM anchor acknowledges the last record written"
+kms seal-audit-log >"$TMP/seal.json"
+assert_eq "$(json_get Sealed <"$TMP/seal.json")" "true" "seal-audit-log seals the open segment"
+assert_eq "$(json_get Sequence <"$TMP/seal.json")" "$NREC" "its anchor is the last record"
+assert_eq "$(kms seal-audit-log --query Sealed --output text)" "False" "nothing left to seal"
+assert_contains "$("$KMSCTL" seal-audit-log --help)" "kmsctl seal-audit-log" "seal-audit-log --help has an example"
+kms list-keys >/dev/null
+kms seal-audit-log >/dev/null # a second digest, chained to the first
+
 # ---- digests: validate-logs and the outside check with openssl alone ---------------------------
 kms validate-logs >"$TMP/v.json" && ok "validate-logs passes on the untouched trail" ||
     fail "validate-logs: $(cat "$TMP/v.json")"
 assert_eq "$(json_get Valid <"$TMP/v.json")" "true" "the report says Valid"
-# Each kmsctl process seals at exit and moves the HSM anchor to its digest: the newest one.
 assert_eq "$(json_get Anchor.File <"$TMP/v.json")" "$(cd "$AUDIT" && ls digests/*.json | tail -1)" \
     "the HSM anchor names the newest digest"
 assert_eq "$(json_get Anchor.Found <"$TMP/v.json")" "true" "and the trail reaches it"
+assert_eq "$(json_get UnsignedTail.Records <"$TMP/v.json")" "0" "no unsigned record after the seal"
 kms get-audit-public-key --outfile "$TMP/audit-key.pem"
 cmp -s "$TMP/audit-key.pem" "$AUDIT/digest-public-key.pem" && ok "the exported key is the home's copy" ||
     fail "get-audit-public-key differs from $AUDIT/digest-public-key.pem"
@@ -225,7 +247,9 @@ fi
 # ---- tampering: each on a copy, each must fail and name the place -----------------------------
 # A segment of many records: one process (kmsbench) making many calls.
 "$KMS_BUILD_DIR/kmsbench" --home "$HOME_DIR" --operation Encrypt --threads 2 --seconds 1 >/dev/null
-kms list-keys >/dev/null # one more sealed segment
+kms seal-audit-log >/dev/null
+kms list-keys >/dev/null
+kms seal-audit-log >/dev/null # one more sealed segment
 cp -a "$AUDIT" "$TMP/audit.orig"
 restore() { rm -rf "$AUDIT"; cp -a "$TMP/audit.orig" "$AUDIT"; }
 # tampered WHAT FRAGMENT: validate-logs must exit 254 and its report must mention FRAGMENT.
@@ -410,14 +434,17 @@ assert_contains "$("$KMSCTL" --help)" "The audit trail (aws cloudtrail):" "kmsct
 # ---- an anchor kept off the machine (get-audit-anchor, validate-logs --expect-anchor) ---------
 RB="$TMP/rollback-home"
 init_home "$RB"
-kms_at "$RB" list-keys >/dev/null # a record, sealed when kmsctl exits: the anchor moves to it
+kms_at "$RB" list-keys >/dev/null # a record: the anchor acknowledges it, sealed or not
 kms_at "$RB" get-audit-anchor >"$TMP/anchor.json"
 A1=$(json_get Anchor <"$TMP/anchor.json")
 N1=$(json_get Sequence <"$TMP/anchor.json")
 assert_eq "$A1" "$N1:$(json_get Hash <"$TMP/anchor.json")" "get-audit-anchor: Anchor is Sequence:Hash"
+assert_eq "$(json_get DigestFile <"$TMP/anchor.json")" "" "no digest yet: the anchor names the last record"
+kms_at "$RB" seal-audit-log >"$TMP/anchor.json"
+assert_eq "$(json_get Anchor <"$TMP/anchor.json")" "$A1" "sealing writes no record: the anchor stays"
 DF="$RB/audit/$(json_get DigestFile <"$TMP/anchor.json")"
 assert_eq "$(json_get lastSequence <"$DF"):$(json_get lastRecordHash <"$DF")" "$A1" \
-    "the anchor is the anchored digest's last record"
+    "the digest seal-audit-log wrote ends at the anchored record"
 # record_hash DIR N: the chain hash (SHA-256 of the line) of record N in DIR's segments
 record_hash() {
     "$PY" - "$1" "$2" <<'PY'
@@ -496,7 +523,7 @@ firsts=$("$PY" - "$FH/audit/segments" "$TMP/firsts.json" <<'PYEOF'
 import glob, json, os, sys
 recs = []
 for seg in sorted(glob.glob(os.path.join(sys.argv[1], "*.jsonl"))):
-    recs += [json.loads(l) for l in open(seg) if l.strip()]
+    recs += [json.loads(l.strip("\0")) for l in open(seg) if l.strip("\0").strip()]
 listed = [json.loads(e["CloudTrailEvent"]) for e in json.load(open(sys.argv[2]))["Events"]]
 listed.reverse()  # lookup-events lists the newest first
 def line(r):

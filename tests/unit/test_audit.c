@@ -136,6 +136,7 @@ static int setup(void **state)
         .account_id = ACCOUNT,
         .region = "eu-west-1",
         .digest_period = 0,
+        .seal_on_close = true,
         .signer = {.sign = test_sign, .arg = f, .spki = f->spki, .spki_len = f->spki_len}};
     *state = f;
     return 0;
@@ -1177,17 +1178,41 @@ static void test_announce(void **state)
 
 /* ---- the anchor (audit.h "The anchor") ---------------------------------------------------- */
 
-/* The anchor text for digest `last` as it is on disk now: what a seal must have set. */
-static char *anchor_of(fixture *f, uint64_t last)
+/* lastRecordHash of digest `last` as it is on disk now. */
+static void digest_last_hash(fixture *f, uint64_t last, char out[KMS_AUDIT_HASH_HEX + 1])
 {
     char *path = digest_path(f, last, "");
     size_t n = 0;
     char *bytes = read_file(path, &n);
-    char h[KMS_AUDIT_HASH_HEX + 1];
-    kms_audit_sha256_hex(bytes, n, h);
+    json_t *d = parse(bytes, n);
+    const char *h = json_string_value(json_object_get(d, "lastRecordHash"));
+    assert_non_null(h);
+    snprintf(out, KMS_AUDIT_HASH_HEX + 1, "%s", h);
+    json_decref(d);
     free(bytes);
     free(path);
-    return pathf("%" PRIu64 " digests/%020" PRIu64 ".json %s", last, last, h);
+}
+
+/* The anchor text naming digest `last` as it is on disk now and acknowledging the record that
+ * digest `ack` ends with. */
+static char *anchor_acking(fixture *f, uint64_t last, uint64_t ack)
+{
+    char *path = digest_path(f, last, "");
+    size_t n = 0;
+    char *bytes = read_file(path, &n);
+    char h[KMS_AUDIT_HASH_HEX + 1], ah[KMS_AUDIT_HASH_HEX + 1];
+    kms_audit_sha256_hex(bytes, n, h);
+    digest_last_hash(f, ack, ah);
+    free(bytes);
+    free(path);
+    return pathf("%" PRIu64 " digests/%020" PRIu64 ".json %s %" PRIu64 " %s", last, last, h, ack,
+                 ah);
+}
+
+/* The anchor text for digest `last`, just sealed: what a seal must have set. */
+static char *anchor_of(fixture *f, uint64_t last)
+{
+    return anchor_acking(f, last, last);
 }
 
 static void expect_anchor(fixture *f, uint64_t last)
@@ -1309,12 +1334,15 @@ static void test_anchor_follows_seals(void **state)
     use_anchor(f);
     kms_audit *a = open_log(f);
     append_n(a, 0, 2);
-    assert_false(f->has_anchor); /* nothing sealed yet */
+    /* Every batch is acknowledged: before any seal, the anchor names the last record alone. */
+    assert_true(f->has_anchor);
+    assert_int_equal(strncmp(f->anchor, "0 - - 2 ", 8), 0);
+    int sets = f->anchor_sets;
     assert_int_equal(kms_audit_seal(a), 0);
     expect_anchor(f, 2);
-    assert_int_equal(f->anchor_sets, 1);
+    assert_int_equal(f->anchor_sets, sets + 1);
     assert_int_equal(kms_audit_seal(a), 0); /* nothing to seal: the anchor stays */
-    assert_int_equal(f->anchor_sets, 1);
+    assert_int_equal(f->anchor_sets, sets + 1);
     append_n(a, 2, 3);
     kms_audit_close(a);
     expect_anchor(f, 5);
@@ -1327,7 +1355,12 @@ static void test_anchor_follows_seals(void **state)
     assert_non_null(strstr(kms_last_error_message(), "digests/00000000000000000006.json"));
     char *dg6 = digest_path(f, 6, "");
     assert_true(exists(dg6));
-    expect_anchor(f, 5);
+    char *want = anchor_acking(f, 5, 6); /* record 6 acknowledged, digest 6 not anchored */
+    assert_string_equal(f->anchor, want);
+    free(want);
+    /* Nor can a batch be acknowledged: it fails, and is undone. */
+    assert_kms_error(append_one(a, 6), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "anchor"));
     f->fail_anchor = false;
     append_n(a, 6, 1); /* the trail is ahead of the anchor now, which is fine */
     kms_audit_close(a);
@@ -1396,14 +1429,27 @@ static void test_anchor_trail_ahead(void **state)
     fixture *f = *state;
     use_anchor(f);
     session(f, 0, 2);
-    char *older = anchor_of(f, 2);
     session(f, 2, 2);
+    /* The crash: digest 4 written, the anchor still naming digest 2 (record 4 acknowledged). */
+    char *older = anchor_acking(f, 2, 4);
     put_anchor(f, older);
     kms_audit *a = open_log(f);
     append_n(a, 4, 1);
     kms_audit_close(a);
     expect_anchor(f, 5);
     assert_int_equal(verify_trail(f), 5);
+    /* An anchor of the older form (no acknowledged record) is taken as it is. */
+    char *legacy = strdup(f->anchor);
+    legacy[strlen(legacy) - KMS_AUDIT_HASH_HEX - 3] = '\0'; /* " 5 <hash>" cut off */
+    put_anchor(f, legacy);
+    session(f, 5, 1);
+    expect_anchor(f, 6);
+    free(legacy);
+    /* A digest beyond the acknowledged record was not made by the writer: refused. */
+    char *behind = anchor_acking(f, 5, 5);
+    put_anchor(f, behind);
+    expect_refused(f, "covers records up to 6");
+    free(behind);
     /* Ahead, yet the anchored digest itself gone: refused. */
     put_anchor(f, older);
     delete_digest(f, 2, 0);
@@ -1460,6 +1506,15 @@ static void test_anchor_refusals(void **state)
         pathf("0 digests/00000000000000000000.json %s", hash),
         pathf("-4 digests/00000000000000000004.json %s", hash),
         pathf("99999999999999999999 digests/99999999999999999999.json %s", hash),
+        pathf("4 digests/00000000000000000004.json %s 3 %s", hash, hash), /* ack < digest */
+        pathf("4 digests/00000000000000000004.json %s 0 %s", hash, hash),
+        pathf("4 digests/00000000000000000004.json %s 04 %s", hash, hash),
+        pathf("4 digests/00000000000000000004.json %s 5", hash),
+        pathf("4 digests/00000000000000000004.json %s 5 %s ", hash, hash),
+        pathf("4 digests/00000000000000000004.json %s 5 %s", hash, upper),
+        pathf("0 - - 0 %s", hash),
+        pathf("0 - -"),
+        pathf("0 - x 4 %s", hash),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         put_anchor(f, bad[i]);

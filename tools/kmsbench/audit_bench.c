@@ -424,7 +424,7 @@ static int bench_lookups(const char *dir, int64_t records)
     char *token = NULL;
     int r = -1;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        kms_audit_query q = {steps[i].attribute, steps[i].value, 0, 0, 50, NULL};
+        kms_audit_query q = {steps[i].attribute, steps[i].value, 0, 0, 50, NULL, NULL};
         json_t *res = NULL;
         if (timed_lookup(dir, steps[i].what, &q, records, &res) != 0) {
             goto out;
@@ -440,7 +440,7 @@ static int bench_lookups(const char *dir, int64_t records)
         fail("lookup, EventName=" FILTER_EVENT_NAME, "no NextToken for a second page");
         goto out;
     }
-    kms_audit_query q = {"EventName", FILTER_EVENT_NAME, 0, 0, 50, token};
+    kms_audit_query q = {"EventName", FILTER_EVENT_NAME, 0, 0, 50, token, NULL};
     json_t *res = NULL;
     if (timed_lookup(dir, "lookup, second page via NextToken", &q, records, &res) != 0) {
         goto out;
@@ -458,7 +458,7 @@ static int bench_catch_up(trail *t)
 {
     KMS_GUARD(trail_append(t, APPENDED, 0));
     int64_t records = t->next_seq - 1;
-    kms_audit_query q = {NULL, NULL, 0, 0, 50, NULL};
+    kms_audit_query q = {NULL, NULL, 0, 0, 50, NULL, NULL};
     json_t *res = NULL;
     char what[64], want[KMS_UUID_STR_LEN + 1];
     snprintf(what, sizeof what, "catch-up after %d more records", APPENDED);
@@ -476,7 +476,7 @@ static int bench_usage_report(const trail *t)
     int64_t records = t->next_seq - 1;
     json_t *rep = NULL;
     double t0 = now();
-    if (kms_audit_usage_report(t->dir, 0, 0, &rep) != 0) {
+    if (kms_audit_usage_report(t->dir, NULL, 0, 0, &rep) != 0) {
         return fail_kms("usage-report");
     }
     double secs = now() - t0;

@@ -164,6 +164,24 @@ out:
     return r;
 }
 
+static int run_seal(const struct command *cmd, const struct globals *g, json_t *request)
+{
+    (void)cmd;
+    (void)request;
+    int r = KMSCTL_EXIT_SERVICE;
+    char *result = NULL;
+    kms_client *client = open_client(g);
+    if (client == NULL || kms_audit_seal_now(client, &result) != 0) {
+        r = kmsctl_service_error();
+        goto out;
+    }
+    r = kmsctl_print_response(g, result);
+out:
+    kms_string_free(result);
+    kms_client_free(client);
+    return r;
+}
+
 /* clang-format off */
 const struct command kmsctl_audit_commands[] = {
     {"lookup-events", "cloudtrail:LookupEvents", run_lookup_events, lookup_events_opts,
@@ -211,6 +229,18 @@ const struct command kmsctl_audit_commands[] = {
      "which the HSM's anchor cannot while the token is a file (see README, Security).",
      "kmsctl get-audit-anchor --output text --query Anchor > anchor-$(date +%F).txt\n"
      "kmsctl validate-logs --expect-anchor \"$(cat anchor-2026-12-01.txt)\""},
+    {"seal-audit-log", NULL, run_seal, anchor_opts,
+     "Sign the audit trail's open segment now",
+     "Seals the open segment of the audit trail: its records are checked against the chain and\n"
+     "the HSM anchor, a digest is written and signed by the HSM key, the segment becomes\n"
+     "read-only. The trail is otherwise sealed once audit_digest_period_seconds (config.json,\n"
+     "default 3600) has passed since the newest digest, when a segment reaches 16 MiB, and by\n"
+     "run-scheduler; commands leave their records in the open segment, where the record chain\n"
+     "and the HSM anchor cover them and validate-logs counts them as UnsignedTail. Seal before\n"
+     "a backup, or before handing the trail to an auditor. Prints the anchor as\n"
+     "get-audit-anchor does, with \"Sealed\": false when there was nothing to seal.",
+     "kmsctl seal-audit-log\n"
+     "kmsctl seal-audit-log --output text --query Anchor > anchor-$(date +%F).txt"},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 /* clang-format on */
