@@ -102,7 +102,7 @@ const struct command kmsctl_advisor_commands[] = {
      "warning or above, 0 otherwise (so it can gate a deployment), 254 when it cannot run.\n"
      "Root's fixes run as the root user (--profile of a root sign-in).",
      "kmsctl advisor --output text\n"
-     "kmsctl advisor --query 'Findings[].Fix' --output text   # the commands to run\n"
+     "kmsctl advisor --query Summary.Gating --output text   # how many findings gate\n"
      "kmsctl advisor >/dev/null || echo 'security findings: see kmsctl advisor --output text'"},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
