@@ -89,9 +89,17 @@ kms enable-key-rotation --key-id "$K_GRANT"
 GRANT_ID=$(kms create-grant --key-id "$K_GRANT" --grantee-principal "$U/erin" --operations Decrypt \
     --output text --query GrantId)
 kms delete-user --user-name erin
+GHOST_GRANT=$(kms create-grant --key-id "$K_GRANT" --grantee-principal "$U/ghost" --operations Decrypt \
+    --output text --query GrantId)
 K_DOOMED=$(create_key SYMMETRIC_DEFAULT)
 kms create-alias --alias-name alias/doomed --target-key-id "$K_DOOMED"
 kms schedule-key-deletion --key-id "$K_DOOMED" --pending-window-in-days 7 >/dev/null
+# Pending deletion without aliases or grants: called since (a finding), or not (none).
+K_CALLED=$(create_key SYMMETRIC_DEFAULT)
+kms schedule-key-deletion --key-id "$K_CALLED" --pending-window-in-days 7 >/dev/null
+expect_error KMSInvalidStateException 254 kms kms-encrypt --key-id "$K_CALLED" --plaintext aGVsbG8=
+K_QUIET=$(create_key SYMMETRIC_DEFAULT)
+kms schedule-key-deletion --key-id "$K_QUIET" --pending-window-in-days 7 >/dev/null
 K_OFF=$(create_key SYMMETRIC_DEFAULT)
 kms enable-key-rotation --key-id "$K_OFF"
 kms disable-key --key-id "$K_OFF"
@@ -127,6 +135,13 @@ has_finding Key.RotationDisabled "$KEY/$K_PLAIN" && ok "Key.RotationDisabled nam
 has_finding Key.PolicyPublic "$KEY/$K_OPEN" && ok "Key.PolicyPublic names the open key" || fail "no open-policy finding"
 assert_contains "$(findings_tsv | grep '^Key.GrantToDeletedPrincipal')" "$GRANT_ID" "Key.GrantToDeletedPrincipal names erin's grant"
 has_finding Key.PendingDeletionInUse "$KEY/$K_DOOMED" && ok "Key.PendingDeletionInUse names the key" || fail "no deletion finding"
+has_finding Key.PendingDeletionInUse "$KEY/$K_CALLED" && ok "Key.PendingDeletionInUse: a key called since" ||
+    fail "no finding for the pending key called since"
+assert_contains "$(findings_tsv | grep "^Key.PendingDeletionInUse	$KEY/$K_CALLED")" "cancel-key-deletion --key-id $K_CALLED" \
+    "its fix cancels the deletion"
+has_finding Key.PendingDeletionInUse "$KEY/$K_QUIET" && fail "a pending deletion nobody uses is a finding" ||
+    ok "a pending deletion nobody uses, without aliases or grants, is no finding"
+assert_contains "$(findings_tsv | grep '^Key.GrantToDeletedPrincipal')" "$GHOST_GRANT" "Key.GrantToDeletedPrincipal names the grant to a user that never existed"
 has_finding Key.DisabledInUse "$KEY/$K_OFF" && ok "Key.DisabledInUse names the disabled key" || fail "no disabled finding"
 # Only those keys: enabled keys with rotation and a default policy are fine.
 assert_eq "$(findings_tsv | grep -c "^Key.RotationDisabled	")" 1 "Key.RotationDisabled: only the key without rotation"
