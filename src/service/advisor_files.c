@@ -71,7 +71,18 @@ static int pin_check(kms_advisor *a, const char *source)
     }
     char *path = source[5] == '/' ? strdup(source + 5) : kms_path_join(a->home, source + 5);
     KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = kms_path_check_private(path, false, true) != 0 ? problem(a, path) : 0;
+    struct stat st;
+    int r = 0;
+    if (kms_path_check_private(path, false, true) != 0) {
+        r = problem(a, path);
+    } else if (lstat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+        /* The PIN's own rule (client.c refuses it too): a secret readable by others. */
+        r = kms_advisor_add(a, CHECK, KMS_ADVISOR_CRITICAL, path,
+                            "The HSM PIN file is readable by group or others: whoever reads it "
+                            "can use every key of the token. The home is refused until it is "
+                            "fixed.",
+                            "chmod 600 %s", path);
+    }
     free(path);
     return r;
 }
