@@ -251,6 +251,20 @@ assert_eq "$(json_get Summary.Complete <"$TMP/adv.json")" true "the files fixed:
 assert_eq "$(checks)" "Root.RecentlyUsed" "the files fixed: only root's use of today is left"
 assert_eq "$(stat -c %a "$HOME_DIR/config.json")" 600 "the fix made config.json 0600 again"
 
+# A copied home whose SoftHSM2 configuration still names the original's token (home_check.c).
+cp -a "$HOME_DIR" "$TMP/copied"
+rc=0
+kms_at "$TMP/copied" advisor >"$TMP/adv.json" 2>"$TMP/last.err" || rc=$?
+assert_eq "$rc" 1 "a copied home still on the original's token: exit 1"
+line=$(findings_tsv | grep "^Home.Permissions	$TMP/copied/hsm/tokens	" || true)
+assert_contains "$line" "sed -i" "Home.Permissions names the token directory and the sed that fixes it"
+fix=$(cut -f3 <<<"$line")
+eval "${fix:-false}"
+rc=0
+kms_at "$TMP/copied" advisor >"$TMP/adv.json" 2>"$TMP/last.err" || rc=$?
+assert_eq "$(json_get Summary.Complete <"$TMP/adv.json")" true "after the sed the copy is opened and checked"
+rm -rf "$TMP/copied"
+
 # ---- the audit trail: tampered, short of space ---------------------------------------------------
 copy_home "$HOME_DIR" "$TMP/copy"
 seg=$(ls "$TMP/copy/audit/segments/"*.jsonl | head -1)
