@@ -142,6 +142,21 @@ KMS_API KMS_MUST_CHECK int kms_audit_seal_now(kms_client *client, char **result_
  * what an outside party needs to check digests with `openssl dgst -sha256 -verify`. */
 KMS_API KMS_MUST_CHECK int kms_audit_public_key(kms_client *client, char **pem);
 
+/* ---- The advisor (kmsctl advisor) ---------------------------------------------------------------
+ * Read-only checks of the home's security posture: the root user, the IAM users, the password
+ * policy, the keys (rotation, public key policies, grants to deleted principals, deletions and
+ * disabled keys still in use), the audit trail (validation, overdue digests, free space) and
+ * the home's files (StrictModes, checked first, without opening the home: when they fail, the
+ * other checks are skipped). *report_json (free with kms_string_free):
+ *   {"Findings": [{"Check", "Severity": "critical"|"high"|"warning"|"info", "Resource",
+ *                  "Why", "Fix": the command that clears it}...],   worst first
+ *    "Summary": {"Critical": n, "High": n, "Warning": n, "Info": n, "Gating": n (warning and
+ *                above), "Complete": bool, "Time": ISO}}
+ * Changes nothing and writes no audit record (as kms_validate_logs); only the trail's derived
+ * index may be brought up to date, as a lookup does. The caller's credentials are not used.
+ * Returns -1 only when the checks could not run (the home cannot be read or opened). */
+KMS_API KMS_MUST_CHECK int kms_advisor_run(const kms_client_options *opts, char **report_json);
+
 /* ---- The scheduler ----------------------------------------------------------------------------
  * Carries out what is due now, as the service itself (no caller's credentials take part):
  * automatic rotations whose date has come (once per key, however many periods were missed),

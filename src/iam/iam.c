@@ -445,11 +445,8 @@ int kms_iam_root_create_tx(iam_q *q, const char *account_id, int64_t now)
                            KMS_DB_PARAMS(kms_db_text(account_id), kms_db_int64(now)), IAM_SQL_WHAT);
 }
 
-int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char access_key_id[32],
-                      char **secret)
+void kms_iam_password_policy_default(kms_iam_password_policy *out)
 {
-    *secret = NULL;
-    KMS_GUARD(kms_iam_account_check(account_id));
     /* CIS AWS Foundations 1.8-1.9: length 14 and password reuse; the rest as AWS proposes. */
     static const kms_iam_password_policy policy = {
         .minimum_password_length = 14,
@@ -462,6 +459,16 @@ int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char ac
         .password_reuse_prevention = 24,
         .hard_expiry = false,
     };
+    *out = policy;
+}
+
+int kms_iam_bootstrap(kms_iam *iam, const char *account_id, int64_t now, char access_key_id[32],
+                      char **secret)
+{
+    *secret = NULL;
+    KMS_GUARD(kms_iam_account_check(account_id));
+    kms_iam_password_policy policy;
+    kms_iam_password_policy_default(&policy);
     iam_q q;
     KMS_GUARD(kms_iam_begin(iam, &q, true));
     char org_id[16], root_id[16];

@@ -396,6 +396,8 @@ typedef struct kms_iam_password_policy {
     bool hard_expiry;
 } kms_iam_password_policy;
 
+/* The password policy kms_iam_bootstrap sets (what `kmsctl advisor` compares against). */
+void kms_iam_password_policy_default(kms_iam_password_policy *out);
 /* UpdateAccountPasswordPolicy (replaces all of it). */
 int kms_iam_password_policy_put(kms_iam *iam, const char *account_id,
                                 const kms_iam_password_policy *policy)

@@ -111,24 +111,37 @@ static int home_entry_check(const char *home, const char *name, bool dir)
     return r;
 }
 
+/* A failed check stops the walk, or in report mode (problem not NULL) is handed to problem,
+ * which says whether to go on. */
+static int noted(int r, kms_home_problem_fn problem, void *arg, const char *name)
+{
+    return r == 0 || problem == NULL ? r : problem(arg, name);
+}
+
 int kms_home_check_files(const char *home, kms_config *cfg)
+{
+    return kms_home_check_files_report(home, cfg, NULL, NULL);
+}
+
+int kms_home_check_files_report(const char *home, kms_config *cfg, kms_home_problem_fn problem,
+                                void *arg)
 {
     char *what = NULL;
     char *module = NULL;
-    KMS_GUARD(home_entry_check(home, "credentials", false));
+    KMS_GUARD(noted(home_entry_check(home, "credentials", false), problem, arg, "credentials"));
     /* The database holds IAM, every policy and the sign-in counters; its journal files and
      * the trail's subfolders are written by others as much as the files themselves. */
     static const char *const files[] = {"kms.db", "kms.db-wal", "kms.db-shm", "kms.db-journal"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        KMS_GUARD(home_entry_check(home, files[i], false));
+        KMS_GUARD(noted(home_entry_check(home, files[i], false), problem, arg, files[i]));
     }
     static const char *const dirs[] = {"audit", "audit/segments", "audit/digests"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        KMS_GUARD(home_entry_check(home, dirs[i], true));
+        KMS_GUARD(noted(home_entry_check(home, dirs[i], true), problem, arg, dirs[i]));
     }
     if (cfg->softhsm_conf != NULL) {
-        KMS_GUARD(home_entry_check(home, "hsm", true));
-        KMS_GUARD(token_dir_check(home, cfg->softhsm_conf));
+        KMS_GUARD(noted(home_entry_check(home, "hsm", true), problem, arg, "hsm"));
+        KMS_GUARD(noted(token_dir_check(home, cfg->softhsm_conf), problem, arg, "hsm/tokens"));
     }
     what = kms_strdup_printf("pkcs11_module in %s/%s", home, CONFIG_FILE);
     if (what == NULL) {
@@ -136,9 +149,11 @@ int kms_home_check_files(const char *home, kms_config *cfg)
     }
     int r = kms_file_check_trusted(cfg->pkcs11_module, what, &module);
     free(what);
-    KMS_GUARD(r);
-    free(cfg->pkcs11_module);
-    cfg->pkcs11_module = module;
+    KMS_GUARD(noted(r, problem, arg, cfg->pkcs11_module));
+    if (r == 0) {
+        free(cfg->pkcs11_module);
+        cfg->pkcs11_module = module;
+    }
     return 0;
 }
 

@@ -13,6 +13,13 @@
  * file (kms_file_check_trusted), and cfg->pkcs11_module becomes its resolved path.
  * KMSHomeException saying what to fix. */
 int kms_home_check_files(const char *home, kms_config *cfg) __attribute__((warn_unused_result));
+/* kms_home_check_files in report mode (kmsctl advisor): each failed check calls problem(arg,
+ * name) with its error raised (the message names the path and the chmod or chown that fixes it;
+ * name: the entry of the home, or the module's path); problem returns 0 to go on, -1 to stop.
+ * problem NULL: kms_home_check_files. */
+typedef int (*kms_home_problem_fn)(void *arg, const char *name);
+int kms_home_check_files_report(const char *home, kms_config *cfg, kms_home_problem_fn problem,
+                                void *arg) __attribute__((warn_unused_result));
 /* The token holds the home id of cfg (init stored it); a home without one (made before home
  * ids) passes. KMSHomeException when the token belongs to another home or holds no id. */
 int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)

@@ -92,6 +92,8 @@ extern const struct command kmsctl_commands[];
 extern const struct command kmsctl_iam_commands[];
 /* audit_cmds.c: lookup-events, usage-report, validate-logs, get-audit-public-key. */
 extern const struct command kmsctl_audit_commands[];
+/* advisor_cmd.c: kmsctl advisor. */
+extern const struct command kmsctl_advisor_commands[];
 extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
