@@ -49,11 +49,13 @@ static int overdue_check(kms_advisor *a, json_t *report, const char *dir)
     }
     snprintf(why, sizeof why,
              "Records since %s are not yet covered by a signed digest, although the digest "
-             "period is %lld seconds: until they are, they can be changed without a trace in "
-             "the HSM. Run the scheduler (kmsd or run-scheduler does it every period).",
+             "period is %lld seconds: until they are, only this machine's HSM anchor vouches "
+             "for them, and nobody can check them with the public key alone. Seal them now, and "
+             "run the scheduler (run-scheduler seals every period; commands leave the segment "
+             "open).",
              oldest, (long long)period);
     return kms_advisor_add(a, "Audit.DigestOverdue", KMS_ADVISOR_WARNING, dir, why,
-                           "kmsctl run-scheduler --once");
+                           "kmsctl seal-audit-log");
 }
 
 static int space_check(kms_advisor *a, const char *dir)

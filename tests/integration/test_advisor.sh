@@ -108,7 +108,7 @@ KEY="arn:aws:kms:us-east-1:$ACCOUNT:key"
 
 # The advisor changes nothing: the home (home_digest) and the trail's segments and digests,
 # byte for byte. (The trail's index.db is derived data that a lookup may bring up to date.)
-trail_digest() { (cd "$HOME_DIR/audit" && sha256sum segments/* digests/*); }
+trail_digest() { (cd "$HOME_DIR/audit" && find segments digests -type f | sort | xargs -r sha256sum); }
 BEFORE=$(home_digest "$HOME_DIR")
 TRAIL_BEFORE=$(trail_digest)
 advise
@@ -188,6 +188,27 @@ for _ in $(seq 1 40); do
 done
 [ "$fixed" -ge "$TO_FIX" ] && ok "$fixed findings fixed one by one" || fail "only $fixed of $TO_FIX findings fixed"
 assert_eq "$(checks)" "Root.RecentlyUsed" "after the fixes only Root.RecentlyUsed is left"
+
+# ---- Audit.DigestOverdue: records older than the digest period that no digest signs ------------
+# Commands leave their records in the open segment; two hours on (the period is one), nothing
+# sealed them.
+advise +2h
+has_finding Audit.DigestOverdue "$HOME_DIR/audit" && ok "two hours on, Audit.DigestOverdue fires" ||
+    fail "no Audit.DigestOverdue two hours on: $(findings_tsv)"
+FIX=$(findings_tsv | awk -F'\t' '$1 == "Audit.DigestOverdue" { print $3 }')
+assert_eq "$FIX" "kmsctl seal-audit-log" "its fix seals the open segment"
+eval "$FIX" >/dev/null
+advise +2h
+assert_eq "$(checks)" "Root.RecentlyUsed" "and its fix clears Audit.DigestOverdue"
+kms list-keys >/dev/null
+advise +2h
+has_finding Audit.DigestOverdue "$HOME_DIR/audit" && ok "a new record, two hours old, is overdue again" ||
+    fail "no Audit.DigestOverdue for a new record"
+env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME=+2h FAKETIME_DONT_RESET=1 \
+    "$KMSCTL" --home "$HOME_DIR" run-scheduler --once >"$TMP/sched.json"
+assert_eq "$(json_get AuditLogSealed <"$TMP/sched.json")" "true" "the scheduler, two hours on, seals it"
+advise +2h
+assert_eq "$(checks)" "Root.RecentlyUsed" "and Audit.DigestOverdue is gone"
 advise +31d
 assert_eq "$ADV_RC" 0 "31 days later (root unused since): exit 0"
 assert_eq "$(json_get Findings <"$TMP/adv.json")" "[]" "31 days later: no finding"
@@ -293,8 +314,6 @@ if unshare -m true 2>/dev/null; then
 else
     echo "# skipped: Audit.LowDiskSpace (no mount namespace here)"
 fi
-# Audit.DigestOverdue reads the validator's UnsignedTail (being added with sealing by period);
-# its test comes with that change.
 
 # ---- errors ------------------------------------------------------------------------------------
 expect_error KMSHomeException 254 kms_at "$TMP/nothing-here" advisor
