@@ -39,11 +39,24 @@
  * so the line ends with '}}'. N counts from 1 over the whole trail, without gaps, across
  * segments. previousHash = SHA-256 of the previous record's line (its bytes without the '\n');
  * 64 '0's for record 1. A record's own hash is SHA-256 of its line without the '\n'.
+ * The last record of each batch the writer makes durable (one or more records, one write) also
+ * carries its acknowledgement, when the signer has an ack_mac:
+ *     ,"auditChain":{"sequence":N,"previousHash":"<hex>","ack":"<64 lower-case hex>"}
+ * ack = HMAC-SHA-256 under a key in the HSM (behind the PIN) of the SHA-256 of the line as it
+ * would be without the ack member. The chain is public, so anyone who can write dir/ can add
+ * records that chain correctly; only the writer can acknowledge them. The acknowledged line pins
+ * every line before it (each links to its predecessor), so a record counts as written by this
+ * product only when a later (or its own) acknowledged line follows it over unbroken links.
  *
  * ---- A digest (CloudTrail log file integrity validation, adapted to files) -------------------
- * Written when a segment is sealed: at kms_audit_close of a handle that appended (clean
- * shutdown), by kms_audit_seal, and by the writer when digest_period has passed since the newest
- * digest's digestEndTime. A seal covers exactly the one open segment (never an empty one):
+ * Written when a segment is sealed: by kms_audit_seal / kms_audit_seal_when (seal-audit-log, the
+ * scheduler), by the writer after a batch when digest_period has passed since the newest
+ * digest's digestEndTime (or the first record's eventTime) or the segment reached segment_max,
+ * and at kms_audit_close of a handle opened with seal_on_close. A process that only appends
+ * leaves the segment open for the next one. Before signing, the writer checks that the segment
+ * is exactly the chain from the previous digest's lastRecordHash, each line linked to the one
+ * before, ending with an acknowledged line (KMS_ERR_AUDIT otherwise: nothing is signed). A seal
+ * covers exactly the one open segment (never an empty one):
  *   {"awsAccountId":"111122223333",
  *    "digestStartTime":"<previous digest's digestEndTime, or the first record's eventTime>",
  *    "digestEndTime":"<now, ISO 8601 UTC>",
@@ -69,24 +82,35 @@
  * The digest chain runs backwards only: whoever can write dir/ could delete the newest digests
  * and the segments they cover (or put back an older copy of dir/), what remained would still
  * validate, and writers would carry on from the older end. So the writer keeps, outside dir/,
- * one line naming the newest digest it wrote:
- *     <lastSequence> <digest file> <hex SHA-256 of that digest file's bytes>
- *     e.g. "123 digests/00000000000000000123.json 9f86d081...": single spaces, no '\n'
+ * one line naming the newest digest it wrote and a record it acknowledged:
+ *     <lastSequence> <digest file> <hex SHA-256 of that digest file's bytes> <ackSequence>
+ *     <hex chain hash of that record>       (one line, single spaces, no '\n')
+ *     e.g. "123 digests/00000000000000000123.json 9f86d081... 130 4e07408..."; before the first
+ *     digest "0 - - 130 4e07408..."; an anchor of the older form has the first three fields.
  * Where it is kept is the signer's business (anchor_get / anchor_set). The service keeps it in
  * the HSM, as a private data object labelled "kms-internal:audit-anchor" that cannot be read or
- * changed without the token PIN (it is not a secret).
- *  - When it moves: after a seal has written its digest (.sig then .json, under LOCK), to that
- *    digest, and only forward. If storing it fails, the seal fails; the digest stays and the
- *    next seal moves the anchor on. A crash between the digest and the anchor leaves the trail
- *    ahead of the anchor, which is fine.
+ * changed without the token PIN (it is not a secret). A store costs an HSM write (SoftHSM: a
+ * file rewritten and synced), so it is not made per batch: the acks in the records say which
+ * records are the writer's, the anchor says how far the trail reached.
+ *  - When it moves (only forward, under LOCK): after a seal has written its digest (.sig then
+ *    .json), to that digest and its last record; at kms_audit_close of a handle that appended,
+ *    and after a batch when ANCHOR_INTERVAL has passed since this handle last stored it, to the
+ *    last record acknowledged. If storing it after a seal fails, the seal fails; the digest
+ *    stays and the next seal moves the anchor on. A crash before a store leaves the trail ahead
+ *    of the anchor, which is fine: acknowledged records after the anchored one are the writer's.
  *  - What the writer does with it: kms_audit_open, and a writer that looks for the newest digest
  *    again under LOCK (after a seal, by any process), read it. If the newest digest's
  *    lastSequence is below the anchor's, or the anchored digest file is missing or hashes to
- *    another value, the writer refuses (KMS_ERR_AUDIT) before it changes anything: digests or
- *    segments were deleted or rolled back. A person runs validate-logs and restores dir/ from a
- *    backup at least as new as the anchor. A malformed anchor is refused the same way (fail
- *    closed), never ignored. No anchor yet (a new trail, or one older than anchors) is fine: the
- *    next seal sets it.
+ *    another value, or a digest goes beyond the acknowledged record with another last hash than
+ *    it, or the open segment does not hold the acknowledged record with its hash, the writer
+ *    refuses (KMS_ERR_AUDIT) before it changes anything: digests or records were deleted,
+ *    rewritten or rolled back. A person runs validate-logs and restores dir/ from a backup at
+ *    least as new as the anchor. A malformed anchor is refused the same way (fail closed), never
+ *    ignored. No anchor yet (a new trail, or one older than anchors) is fine.
+ *  - What follows the last acknowledged line of the open segment (whole records someone else
+ *    planted, or a batch a crash kept from being acknowledged, or torn bytes) is never taken as
+ *    the writer's: it is moved to torn/ and recorded (AuditLogRepaired, reason "unacknowledged"
+ *    or "torn"; see below), never signed; the index never lists it.
  *  - What validate-logs does with it: see kms_audit_validate.
  *
  * ---- Durability, group commit, crash --------------------------------------------------------
@@ -99,9 +123,10 @@
  * process sealed (mode 0400: find the newest digest, continue in segment last+1) or appended
  * (the byte where this handle's records end is no longer NUL: read on from there for the new
  * end, sequence and hash). Bytes a crash left after the last whole line (a cut write, or parts
- * of one with zeros between them) are never accepted silently: the writer moves them to
- * dir/torn/, truncates the segment to that line's end, and appends an AwsServiceEvent record
- * "AuditLogRepaired" naming the segment, offset, length and SHA-256 of the removed bytes. */
+ * of one with zeros between them), and whole lines after the last acknowledged one, are never
+ * accepted silently: the writer moves them to dir/torn/, truncates the segment there, and
+ * appends an AwsServiceEvent record "AuditLogRepaired" naming the segment, offset, length,
+ * SHA-256 of the removed bytes and the reason ("torn" or "unacknowledged"). */
 #ifndef KMS_AUDIT_AUDIT_H
 #define KMS_AUDIT_AUDIT_H
 
@@ -127,6 +152,14 @@ typedef struct kms_audit kms_audit;
  * anchor_get gives 0 with *text the anchor (malloc'd, the caller frees it), or with *text NULL
  * when none was set yet; anchor_set stores text in place of the anchor. Either fails (-1, an
  * error raised) when the store cannot be reached. Each gets `arg`. */
+/* The MAC that acknowledges a batch (see "A record line"): HMAC-SHA-256, under a key only the
+ * PIN holder can read, of a 32-byte hash. */
+typedef int (*kms_audit_mac_fn)(void *arg, const uint8_t hash[32], uint8_t mac[32]);
+typedef struct kms_audit_acker {
+    kms_audit_mac_fn mac;
+    void *arg;
+} kms_audit_acker;
+
 typedef struct kms_audit_signer {
     int (*sign)(void *arg, const uint8_t digest[32], uint8_t **sig, size_t *sig_len);
     void *arg;
@@ -134,6 +167,9 @@ typedef struct kms_audit_signer {
     size_t spki_len;
     int (*anchor_get)(void *arg, char **text);
     int (*anchor_set)(void *arg, const char *text);
+    /* ack.mac NULL: records carry no ack, and every whole line of the open segment is taken as
+     * the writer's (a trail without an HSM, as in tests). */
+    kms_audit_acker ack;
 } kms_audit_signer;
 
 typedef struct kms_audit_options {
@@ -190,6 +226,17 @@ void kms_audit_close(kms_audit *a);
 
 /* ---- Reading the trail (no lock needed: segments only grow, sealed ones never change) ------ */
 
+/* What the trail's readers check its records against: the anchor's text (see "The anchor"; NULL
+ * for none) and the acker that verifies acks (mac NULL: acks are not checked). index: where
+ * lookup-events keeps its index database, NULL for dir/index.db; the service keeps it outside
+ * dir/, out of reach of whoever can write dir/ (its rows are answered as they are). A NULL
+ * kms_audit_trust * is all three NULL. */
+typedef struct kms_audit_trust {
+    const char *anchor;
+    kms_audit_acker acker;
+    const char *index;
+} kms_audit_trust;
+
 /* validate-logs: checks every digest signature (against spki) and the digest chain, every
  * segment's hash against its digest, every record's JSON, sequence and previousHash, and that
  * each segment's name matches its first sequence, and that every file in torn/ is the bytes an
@@ -220,7 +267,15 @@ void kms_audit_close(kms_audit *a);
  *    "Anchor": {"File": "digests/...", "LastSequence": n, "Found": bool} | null}
  * Anchor: null without a well-formed anchor; Found: the anchored digest is there with the
  * anchored hash, and so are the records it covers (no anchor problem was reported).
- * "unsigned" records in the open segment are counted, not problems; everything else is. */
+ * "unsigned" records in the open segment are counted, not problems; everything else is.
+ * kms_audit_validate_against (below) also checks acks: with an acker, a segment's records after
+ * its last line whose ack verifies are a problem of Kind "unacknowledged" (someone else wrote
+ * them, or a crash kept the writer from acknowledging them; the writer moves them to torn/ when
+ * it next opens the trail); and the record the anchor acknowledges must be there with its hash
+ * (Kind "missing" / "modified", File "anchor"). The report gains
+ *   "UnsignedTail": {"Records": n, "Bytes": n, "OldestEventTime": ISO | null}
+ * what the open segment holds that no digest signs yet, and Anchor gains
+ * "AcknowledgedSequence" (null for an anchor of the older form; File is null before a digest). */
 int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, const char *anchor,
                        int64_t start, int64_t end, json_t **report)
     __attribute__((warn_unused_result));
@@ -251,17 +306,18 @@ int kms_audit_anchor_record(const char *dir, const char *anchor, uint64_t *seque
  *   "ExpectedAnchor": {"Sequence": n, "Hash": "...", "Found": bool}
  * KMS_ERR_VALIDATION (no report) for a malformed `expect`. */
 int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki_len,
-                               const char *anchor, const char *expect, int64_t start, int64_t end,
-                               json_t **report) __attribute__((warn_unused_result));
+                               const kms_audit_trust *trust, const char *expect, int64_t start,
+                               int64_t end, json_t **report) __attribute__((warn_unused_result));
 
 /* lookup-events, as aws cloudtrail lookup-events. attribute_key: NULL or one of EventName,
  * Username, ResourceName, EventSource, ReadOnly, AccessKeyId, EventId, ResourceType;
  * start/end epoch seconds (0 = open); max_results 1-50 (0 = 50); next_token from a previous
  * answer or NULL. Brings dir/index.db up to date first (indexes only what is new; rebuilds when
  * the segments disagree with it). Only records the chain covers are listed: from record 1, each
- * linked to the one before, and with q->anchor none after the record it acknowledges (which
- * must have the acknowledged chain hash, KMS_ERR_AUDIT otherwise); the first line that is not
- * covered ends what is listed (validate-logs says why). Newest first.
+ * linked to the one before and, with q->trust's acker, followed in its segment by a line whose
+ * ack verifies; the first line that is not covered ends what is listed (validate-logs says why).
+ * The record q->trust's anchor acknowledges must have the acknowledged hash (KMS_ERR_AUDIT
+ * otherwise). Newest first.
  * *result: {"Events":[{"EventId","EventName","ReadOnly":"true"|"false","AccessKeyId",
  *   "EventTime":"ISO","EventSource","Username","Resources":[{"ResourceType","ResourceName"}],
  *   "CloudTrailEvent":"<the record line as a string>"}], "NextToken": "..." (if more)}
@@ -273,7 +329,7 @@ typedef struct kms_audit_query {
     int64_t start, end;
     int max_results;
     const char *next_token;
-    const char *anchor; /* the anchor's text (see "The anchor"), NULL for none */
+    const kms_audit_trust *trust; /* NULL: no anchor, acks not checked */
 } kms_audit_query;
 int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
     __attribute__((warn_unused_result));
@@ -282,9 +338,10 @@ int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
  * *report: {"StartTime","EndTime" (ISO or null),"Requests":n,
  *   "Keys":[{"KeyArn","Requests":n,"Operations":[{"EventName","Requests":n,"Errors":n}]}],
  *   "Operations":[{"EventSource","EventName","Requests":n,"Errors":n}]}
- * sorted by Requests descending, then name. */
-int kms_audit_usage_report(const char *dir, const char *anchor, int64_t start, int64_t end,
-                           json_t **report) __attribute__((warn_unused_result));
+ * sorted by Requests descending, then name. The records counted are those lookup-events lists
+ * (trust as q->trust). */
+int kms_audit_usage_report(const char *dir, const kms_audit_trust *trust, int64_t start,
+                           int64_t end, json_t **report) __attribute__((warn_unused_result));
 
 /* ---- Shared helpers ------------------------------------------------------------------------ */
 

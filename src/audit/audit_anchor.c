@@ -207,25 +207,28 @@ int kms_audit_log_read_anchor(kms_audit *a)
     return r;
 }
 
-/* The newest digest against the acknowledged record: a digest may end at it (then with its
- * hash), never beyond it, since a seal covers only acknowledged records. */
+/* The newest digest against the acknowledged record: one that ends at it has its hash; one
+ * beyond it (a crash between a seal's digest and its anchor) must carry this trail's signature,
+ * since only a seal, which checks the records' chain and acks first, makes one. */
 static int check_ack_digest(kms_audit *a)
 {
     const kms_audit_anchor *an = &a->anchor;
     if (!an->has_ack || !a->dg.present || a->dg.last_sequence < an->ack_sequence) {
         return 0;
     }
-    if (a->dg.last_sequence == an->ack_sequence &&
-        strcmp(a->dg.last_record_hash, an->ack_hash) == 0) {
+    if (a->dg.last_sequence == an->ack_sequence ? strcmp(a->dg.last_record_hash, an->ack_hash) == 0
+                                                : a->dg.signed_ok) {
         return 0;
     }
     return kms_raise(KMS_ERR_AUDIT,
                      "the audit digest %s in %s covers records up to %" PRIu64
-                     ", but the HSM anchor says the last record written was %" PRIu64
-                     " (chain hash %s): the digest was not made by this trail's writer. "
-                     "Operations are refused: run `kmsctl validate-logs` and restore the audit "
-                     "directory from a backup",
-                     a->dg.file, a->dir, a->dg.last_sequence, an->ack_sequence, an->ack_hash);
+                     ", but the HSM anchor says record %" PRIu64
+                     " (chain hash %s) was written, and the digest %s: it was not made by this "
+                     "trail's writer. Operations are refused: run `kmsctl validate-logs` and "
+                     "restore the audit directory from a backup",
+                     a->dg.file, a->dir, a->dg.last_sequence, an->ack_sequence, an->ack_hash,
+                     a->dg.last_sequence == an->ack_sequence ? "ends with another record"
+                                                             : "is not signed by the HSM key");
 }
 
 /* Under LOCK, with a->dg just loaded: the trail reaches the anchored digest, whose bytes are the
@@ -265,11 +268,12 @@ static int store_anchor(kms_audit *a, const kms_audit_anchor *next)
     return 0;
 }
 
-/* After a batch is durable (under LOCK): the anchor acknowledges its last record, and names the
- * newest digest the writer found. */
+/* Under LOCK, with the state just brought up to date: the anchor names the newest digest found
+ * and the last record written, unless it names that record (or a later one) already. */
 int kms_audit_log_ack(kms_audit *a)
 {
-    if (a->signer.anchor_set == NULL) {
+    if (a->signer.anchor_set == NULL || a->next_seq <= 1 ||
+        (a->anchor.has_ack && a->anchor.ack_sequence >= a->next_seq - 1)) {
         return 0;
     }
     kms_audit_anchor next = a->anchor;
@@ -284,11 +288,11 @@ int kms_audit_log_ack(kms_audit *a)
     memcpy(next.ack_hash, a->prev_hash, sizeof next.ack_hash);
     if (store_anchor(a, &next) != 0) {
         return kms_raise(KMS_ERR_AUDIT,
-                         "the audit records were written to %s but the HSM anchor could not "
-                         "acknowledge them (%s): the operation fails, and the records are moved "
-                         "aside when the trail is next opened",
-                         a->seg_path, kms_last_error_message());
+                         "the HSM anchor of the audit trail in %s could not be moved to record "
+                         "%" PRIu64 " (%s); the records stay acknowledged in the trail",
+                         a->dir, next.ack_sequence, kms_last_error_message());
     }
+    a->anchor_stored_ns = kms_audit_log_monotonic_ns();
     return 0;
 }
 

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "audit/audit.h"
 #include "audit/audit_internal.h"
@@ -57,6 +59,23 @@ static int parse_digest(kms_audit *a, const char *path, const char *text, size_t
     return r;
 }
 
+/* Whether sig is the signer's ECDSA P-256 / SHA-256 signature of text (audit.h "A digest"). */
+static bool signed_by_us(const kms_audit *a, const char *text, size_t len, const char *sig,
+                         size_t sig_len)
+{
+    const unsigned char *p = a->signer.spki;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)a->signer.spki_len);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = key != NULL && md != NULL &&
+              EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+              EVP_DigestVerify(md, (const unsigned char *)sig, sig_len, (const unsigned char *)text,
+                               len) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return ok;
+}
+
 /* Finds the newest digest (highest NNN) and reads what the next one chains to. */
 int kms_audit_log_load_newest_digest(kms_audit *a)
 {
@@ -99,6 +118,7 @@ int kms_audit_log_load_newest_digest(kms_audit *a)
     }
     kms_audit_hex_encode((const uint8_t *)sig, sig_len, a->dg.signature_hex);
     kms_audit_sha256_hex(text, len, a->dg.hash);
+    a->dg.signed_ok = signed_by_us(a, text, len, sig, sig_len);
     a->dg.present = true;
     r = 0;
 out:
@@ -109,56 +129,89 @@ out:
     return r;
 }
 
-/* The digest JSON for the segment open as fd (audit.h "A digest"), compact, in the listed order. */
+/* The segment's bytes as the writer knows them, [0, seg_size), read once: what is checked is
+ * what is hashed and signed, whatever is appended to the file meanwhile. */
+static int read_segment(kms_audit *a, int fd, char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (a->seg_size <= 0) {
+        return kms_audit_log_damaged(a->seg_path, "a sealed segment without records");
+    }
+    KMS_GUARD(kms_audit_log_read_range(fd, a->seg_path, 0, (size_t)a->seg_size, buf));
+    *len = (size_t)a->seg_size;
+    return 0;
+}
+
+/* Before anything is signed: the bytes are exactly the chain the writer wrote, from the newest
+ * digest's last record on, each line linked to the one before and the last one acknowledged
+ * (audit.h "A record line"), which pins them all. A line changed, added or removed since it was
+ * written is refused, never signed. */
+static int verify_chain(kms_audit *a, const char *buf, size_t n)
+{
+    char prev[KMS_AUDIT_HASH_HEX + 1], linked[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(prev, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash, sizeof prev);
+    uint64_t want = a->seg_first, seq = 0;
+    size_t at = 0, last = 0, last_len = 0;
+    bool ok = n > 0 && buf[n - 1] == '\n';
+    for (size_t i = 0; ok && i < n;) {
+        const char *nl = memchr(buf + i, '\n', n - i);
+        size_t len = (size_t)(nl - (buf + i));
+        ok = kms_audit_chain_suffix(buf + i, len, &seq, linked, &at) && seq == want &&
+             strcmp(linked, prev) == 0;
+        kms_audit_sha256_hex(buf + i, len, prev);
+        last = i;
+        last_len = len;
+        want++;
+        i += len + 1;
+    }
+    kms_audit_acker acker = a->signer.ack;
+    ok = ok && want == a->next_seq && strcmp(prev, a->prev_hash) == 0 &&
+         (acker.mac == NULL || kms_audit_ack_verifies(&acker, buf + last, last_len));
+    if (!ok) {
+        return kms_audit_log_damaged(a->seg_path,
+                                     "its records are not the chain the writer wrote and "
+                                     "acknowledged (a record was changed, added or removed), so "
+                                     "it is not signed");
+    }
+    return 0;
+}
+
+/* The first or last line of buf (n bytes, ending with '\n'), without its '\n'. */
+static void edge_line(const char *buf, size_t n, bool first, const char **line, size_t *len)
+{
+    if (first) {
+        *line = buf;
+        *len = (size_t)((const char *)memchr(buf, '\n', n) - buf);
+        return;
+    }
+    const char *end = buf + n - 1, *p = end;
+    while (p > buf && p[-1] != '\n') {
+        p--;
+    }
+    *line = p;
+    *len = (size_t)(end - p);
+}
+
+/* The digest JSON for the open segment (audit.h "A digest"), compact, in the listed order. */
 static int build_digest(kms_audit *a, int fd, char **json, size_t *json_len, uint64_t *last_seq)
 {
     int r = -1;
-    char *first = NULL, *last = NULL, *oldest = NULL, *newest = NULL;
-    size_t first_len = 0, last_len = 0;
+    char *buf = NULL, *oldest = NULL, *newest = NULL;
+    const char *first = NULL, *last = NULL;
+    size_t n = 0, first_len = 0, last_len = 0;
     uint64_t first_seq = 0;
     char file_hash[KMS_AUDIT_HASH_HEX + 1], last_hash[KMS_AUDIT_HASH_HEX + 1];
     char digest_file[48], now[32];
     json_t *log = NULL, *d = NULL;
-    struct stat st;
-    char c = 0;
     const char *path = a->seg_path;
-    if (fstat(fd, &st) != 0 ||
-        (st.st_size > 0 && kms_audit_log_pread_full(fd, &c, 1, st.st_size - 1) != 0)) {
-        kms_audit_log_io_fail("read the audit log segment", path, errno);
+    if (read_segment(a, fd, &buf, &n) != 0 || verify_chain(a, buf, n) != 0) {
         goto out;
     }
-    if (st.st_size == 0 || c != '\n') {
-        kms_audit_log_damaged(path, st.st_size == 0
-                                        ? "a sealed segment without records"
-                                        : "a sealed segment that ends with a torn line");
-        goto out;
-    }
-    uint8_t md[32];
-    unsigned int md_len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    char buf[CHUNK];
-    for (off_t off = 0; ok && off < st.st_size;) {
-        size_t n = st.st_size - off > CHUNK ? CHUNK : (size_t)(st.st_size - off);
-        if (kms_audit_log_pread_full(fd, buf, n, off) != 0) {
-            int err = errno;
-            EVP_MD_CTX_free(ctx);
-            kms_audit_log_io_fail("read the audit log segment", path, err);
-            goto out;
-        }
-        ok = EVP_DigestUpdate(ctx, buf, n) == 1;
-        off += (off_t)n;
-    }
-    ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == sizeof md;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
-        kms_raise(KMS_ERR_INTERNAL, "SHA-256 failed");
-        goto out;
-    }
-    kms_audit_hex_encode(md, sizeof md, file_hash);
-    if (kms_audit_log_first_line(fd, path, st.st_size, &first, &first_len) != 0 ||
-        kms_audit_log_parse_line(path, first, first_len, &first_seq, &oldest) != 0 ||
-        kms_audit_log_last_line(fd, path, st.st_size, &last, &last_len) != 0 ||
+    kms_audit_sha256_hex(buf, n, file_hash);
+    edge_line(buf, n, true, &first, &first_len);
+    edge_line(buf, n, false, &last, &last_len);
+    if (kms_audit_log_parse_line(path, first, first_len, &first_seq, &oldest) != 0 ||
         kms_audit_log_parse_line(path, last, last_len, last_seq, &newest) != 0) {
         goto out;
     }
@@ -197,8 +250,7 @@ static int build_digest(kms_audit *a, int fd, char **json, size_t *json_len, uin
 out:
     json_decref(log);
     json_decref(d);
-    free(first);
-    free(last);
+    free(buf);
     free(oldest);
     free(newest);
     return r;

@@ -441,7 +441,8 @@ int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
     kms_audit_index x = {0};
     page pg = {.n = 0};
     int r = -1;
-    if (kms_audit_index_open(&x, dir) == 0 && kms_audit_index_catch_up(&x, q->anchor) == 0 &&
+    if (kms_audit_index_open(&x, dir, q->trust != NULL ? q->trust->index : NULL) == 0 &&
+        kms_audit_index_catch_up(&x, q->trust) == 0 &&
         lookup_page(&x, q, a, tok_t, tok_seq, &pg) == 0 && lookup_answer(&x, &pg, result) == 0) {
         r = 0;
     }
@@ -584,8 +585,8 @@ static json_t *time_or_null(int64_t t)
     return json_string(iso);
 }
 
-int kms_audit_usage_report(const char *dir, const char *anchor, int64_t start, int64_t end,
-                           json_t **report)
+int kms_audit_usage_report(const char *dir, const kms_audit_trust *trust, int64_t start,
+                           int64_t end, json_t **report)
 {
     *report = NULL;
     KMS_ENSURE(dir != NULL && start >= 0 && end >= 0 && (end == 0 || start <= end),
@@ -597,7 +598,8 @@ int kms_audit_usage_report(const char *dir, const char *anchor, int64_t start, i
     int r = -1;
     if (ops == NULL || keys == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    } else if (kms_audit_index_open(&x, dir) == 0 && kms_audit_index_catch_up(&x, anchor) == 0 &&
+    } else if (kms_audit_index_open(&x, dir, trust != NULL ? trust->index : NULL) == 0 &&
+               kms_audit_index_catch_up(&x, trust) == 0 &&
                usage_operations(&x, start, hi, ops, &total) == 0 &&
                usage_keys(&x, start, hi, keys) == 0) {
         r = usage_sort_keys(keys);

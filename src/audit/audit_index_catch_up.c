@@ -17,7 +17,6 @@
 #include "util/util.h"
 
 #define NAME_DIGITS 20
-#define SEGMENT_NAME_LEN (NAME_DIGITS + 6) /* NNN.jsonl */
 #define BUSY_TIMEOUT_MS 120000
 /* "KMSA": tells our index from any other SQLite file. */
 #define INDEX_APPLICATION_ID 1263358785
@@ -182,7 +181,7 @@ void kms_audit_index_close(kms_audit_index *x)
     x->path = NULL;
 }
 
-int kms_audit_index_open(kms_audit_index *x, const char *dir)
+int kms_audit_index_open(kms_audit_index *x, const char *dir, const char *path)
 {
     struct stat st;
     memset(x, 0, sizeof *x);
@@ -190,7 +189,7 @@ int kms_audit_index_open(kms_audit_index *x, const char *dir)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         return kms_raise(KMS_ERR_AUDIT, "the audit log directory %s is missing", dir);
     }
-    x->path = kms_path_join(dir, "index.db");
+    x->path = path != NULL ? strdup(path) : kms_path_join(dir, "index.db");
     if (x->path == NULL) {
         return -1;
     }
@@ -208,120 +207,10 @@ int kms_audit_index_open(kms_audit_index *x, const char *dir)
     return index_connect(x);
 }
 
-/* ---- Reading segments ------------------------------------------------------------------------ */
-
-/* A segment file as listed (under the index's write lock, so that what another process indexed
- * in the meantime is never newer than the size seen here). */
-typedef struct seg_entry {
-    char name[SEGMENT_NAME_LEN + 1];
-    int64_t size, inode, mtime_ns;
-} seg_entry;
-
-bool kms_audit_index_segment_name(const char *s)
-{
-    return strlen(s) == SEGMENT_NAME_LEN && strspn(s, "0123456789") == NAME_DIGITS &&
-           strcmp(s + NAME_DIGITS, ".jsonl") == 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const seg_entry *)a)->name, ((const seg_entry *)b)->name);
-}
-
-/* The segments in name order (20 zero-padded digits sort as numbers). */
-static int list_segments(const kms_audit_index *x, seg_entry **out, size_t *n)
-{
-    char *path = kms_path_join(x->dir, "segments");
-    DIR *d = path ? opendir(path) : NULL;
-    if (d == NULL) {
-        kms_raise(KMS_ERR_AUDIT, "cannot read the audit segments %s: %s", path ? path : x->dir,
-                  strerror(errno));
-        free(path);
-        return -1;
-    }
-    free(path);
-    seg_entry *names = NULL;
-    size_t count = 0, cap = 0;
-    struct dirent *e;
-    struct stat st;
-    int r = 0;
-    while (r == 0 && (e = readdir(d)) != NULL) {
-        if (!kms_audit_index_segment_name(e->d_name) || fstatat(dirfd(d), e->d_name, &st, 0) != 0 ||
-            !S_ISREG(st.st_mode)) {
-            continue;
-        }
-        if (count == cap) {
-            cap = cap ? cap * 2 : 64;
-            seg_entry *p = realloc(names, cap * sizeof *names);
-            if (p == NULL) {
-                r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-                break;
-            }
-            names = p;
-        }
-        seg_entry *s = &names[count++];
-        memcpy(s->name, e->d_name, SEGMENT_NAME_LEN + 1);
-        s->size = (int64_t)st.st_size;
-        s->inode = (int64_t)st.st_ino;
-        s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    }
-    closedir(d);
-    if (r != 0) {
-        free(names);
-        return -1;
-    }
-    if (count > 1) {
-        qsort(names, count, sizeof *names, cmp_name);
-    }
-    *out = names;
-    *n = count;
-    return 0;
-}
-
-/* Opens a segment for its complete lines from offset on (a partial last line is left until it
- * is complete; a line longer than any record comes with p NULL). */
-static int segment_lines_open(const kms_audit_index *x, const char *segment, uint64_t offset,
-                              kms_audit_lines *r)
-{
-    char *path = kms_strdup_printf("%s/segments/%s", x->dir, segment);
-    int rc = kms_audit_lines_open(r, path, offset, NULL, false);
-    if (rc != 0) {
-        kms_raise(KMS_ERR_AUDIT, "cannot read the audit segment %s: %s", path ? path : segment,
-                  strerror(r->err));
-    }
-    free(path);
-    return rc;
-}
-
-/* kms_audit_lines_next with a read error raised. */
-static int segment_lines_next(kms_audit_lines *r, kms_audit_line *l)
-{
-    int rc = kms_audit_lines_next(r, l);
-    if (rc < 0) {
-        kms_raise(KMS_ERR_AUDIT, "cannot read an audit segment: %s", strerror(r->err));
-    }
-    return rc;
-}
-
-/* Hash of the segment's first complete line; "" if it has none or cannot be read (then it
- * matches no stored hash and the index is rebuilt, which reports the error if it persists). */
-static void first_line_hash(const kms_audit_index *x, const char *segment,
-                            char out[KMS_AUDIT_HASH_HEX + 1])
-{
-    kms_audit_lines r;
-    kms_audit_line l;
-    out[0] = '\0';
-    if (segment_lines_open(x, segment, 0, &r) == 0 && segment_lines_next(&r, &l) == 1) {
-        kms_audit_sha256_hex(l.p ? l.p : "", l.p ? l.len : 0, out);
-    }
-    kms_audit_lines_close(&r);
-    kms_error_clear();
-}
-
 /* ---- Catch-up ------------------------------------------------------------------------------- */
 
 typedef struct progress {
-    char segment[SEGMENT_NAME_LEN + 1];
+    char segment[KMS_AUDIT_SEGMENT_NAME_LEN + 1];
     int64_t bytes, inode, mtime_ns;
     char hash[KMS_AUDIT_HASH_HEX + 1];
     int64_t last_seq;
@@ -342,15 +231,19 @@ typedef struct name_slot {
 } name_slot;
 
 /* The chain is followed from record 1: a line is indexed only if it is the next record, links
- * to the previous one, and (with an anchor that acknowledges records) comes no later than the
- * acknowledged record, which must have the acknowledged chain hash (audit.h "The anchor"). The
- * first line that is not stops the catch-up there: the index never lists a record that the
- * chain and the anchor do not cover; validate-logs says what is wrong. */
+ * to the previous one, and (with an acker) comes no later in its segment than the last line
+ * whose ack verifies, which pins it (audit.h "A record line"). The record the anchor
+ * acknowledges must have the acknowledged chain hash. The first line that is not covered stops
+ * the catch-up there: the index never lists a record that the chain and its acks do not cover;
+ * validate-logs says what is wrong. */
 typedef struct indexer {
     kms_audit_index *x;
     char *arena; /* KMS_AUDIT_LINE_MAX + KMS_AUDIT_INDEX_ARENA_SLACK */
     name_slot cache[NAME_CACHE];
-    kms_audit_anchor anchor; /* has_ack false: no bound */
+    kms_audit_anchor anchor; /* has_ack false: none */
+    kms_audit_acker acker;   /* mac NULL: acks not checked */
+    uint64_t limit;          /* in the segment being indexed: where its pinned lines end */
+    uint64_t pin_offset;     /* in the last segment to index: just past the pin */
     int64_t last_seq;
     char last_hash[KMS_AUDIT_HASH_HEX + 1];
     bool stopped;
@@ -443,17 +336,27 @@ static int index_resources(indexer *ix, const kms_audit_index_fields *f, int64_t
     return 0;
 }
 
-/* Whether line (len bytes) continues the chain within the anchor's bound: 1 yes (*hash its
- * chain hash), 0 no (the catch-up stops before it), -1 the acknowledged record was rewritten. */
-static int covered(indexer *ix, const char *p, size_t len, char hash[KMS_AUDIT_HASH_HEX + 1])
+/* Whether line (len bytes, at off) continues the chain and is pinned by an ack: 1 yes (*hash its
+ * chain hash), 0 no ack pins it yet (the catch-up stops before it), -1 (raised) the chain is
+ * broken before a pinned line, or the record the anchor acknowledges was rewritten. */
+static int covered(indexer *ix, const char *p, size_t len, uint64_t off,
+                   char hash[KMS_AUDIT_HASH_HEX + 1])
 {
     uint64_t seq = 0;
+    size_t at = 0;
     char linked[KMS_AUDIT_HASH_HEX + 1];
     const kms_audit_anchor *an = &ix->anchor;
-    if (p == NULL || !kms_audit_chain_suffix(p, len, &seq, linked) ||
-        seq != (uint64_t)ix->last_seq + 1 || strcmp(linked, ix->last_hash) != 0 ||
-        (an->has_ack && seq > an->ack_sequence)) {
-        return 0;
+    if (off + len + 1 > ix->limit) {
+        return 0; /* no ack pins it (yet) */
+    }
+    if (p == NULL || !kms_audit_chain_suffix(p, len, &seq, linked, &at) ||
+        seq != (uint64_t)ix->last_seq + 1 || strcmp(linked, ix->last_hash) != 0) {
+        /* Before a line an ack pins, the chain must hold: it was changed. */
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit trail in %s is not the chain its writer acknowledged after "
+                         "record %" PRId64 " (a record was changed, added or removed): "
+                         "lookups are refused until it is restored; run `kmsctl validate-logs`",
+                         ix->x->dir, ix->last_seq);
     }
     kms_audit_sha256_hex(p, len, hash);
     if (an->has_ack && seq == an->ack_sequence && strcmp(hash, an->ack_hash) != 0) {
@@ -465,13 +368,72 @@ static int covered(indexer *ix, const char *p, size_t len, char hash[KMS_AUDIT_H
     return 1;
 }
 
+/* Where the lines of `segment` from `from` on that an ack pins end: just past the last one whose
+ * ack verifies (its MAC is checked only for that one, from the last ack backwards); `from` if
+ * none does; everything without an acker. */
+static int acked_limit(indexer *ix, const char *segment, uint64_t from, uint64_t *limit)
+{
+    *limit = UINT64_MAX;
+    if (ix->acker.mac == NULL) {
+        return 0;
+    }
+    *limit = from;
+    kms_audit_lines r;
+    kms_audit_line l;
+    uint64_t *acks = NULL; /* offset, length pairs of the lines with an ack member */
+    size_t n = 0, cap = 0;
+    int rc = kms_audit_index_lines_open(ix->x, segment, from, &r);
+    while (rc == 0 && (rc = kms_audit_index_lines_next(&r, &l)) == 1) {
+        uint64_t seq = 0;
+        size_t at = 0;
+        char prev[KMS_AUDIT_HASH_HEX + 1];
+        rc = 0;
+        if (l.p == NULL || !kms_audit_chain_suffix(l.p, l.len, &seq, prev, &at) || at == l.len) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *more = realloc(acks, cap * 2 * sizeof *acks);
+            if (more == NULL) {
+                rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+                break;
+            }
+            acks = more;
+        }
+        acks[2 * n] = l.offset;
+        acks[2 * n + 1] = l.len;
+        n++;
+    }
+    kms_audit_lines_close(&r);
+    char *path = kms_strdup_printf("%s/segments/%s", ix->x->dir, segment);
+    int fd =
+        rc >= 0 && path != NULL ? open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+    for (size_t i = n; fd >= 0 && i > 0; i--) {
+        size_t len = (size_t)acks[2 * i - 1];
+        char *line = malloc(len);
+        bool ok = line != NULL && pread(fd, line, len, (off_t)acks[2 * i - 2]) == (ssize_t)len &&
+                  kms_audit_ack_verifies(&ix->acker, line, len);
+        free(line);
+        if (ok) {
+            *limit = acks[2 * i - 2] + len + 1;
+            break;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    free(path);
+    free(acks);
+    return rc < 0 ? -1 : 0;
+}
+
 /* 0: the line is indexed (or was before: a copied record keeps its first row); 1: it is not
  * covered, the catch-up stops before it. */
 static int index_line(indexer *ix, const char *segment, const char *p, size_t len, uint64_t off)
 {
     kms_audit_index_fields f;
     char hash[KMS_AUDIT_HASH_HEX + 1];
-    int c = covered(ix, p, len, hash);
+    int c = covered(ix, p, len, off, hash);
     if (c <= 0) {
         ix->stopped = c == 0;
         return c == 0 ? 1 : -1;
@@ -512,8 +474,8 @@ static int index_segment(indexer *ix, const seg_entry *seg, int64_t *bytes, char
     const char *segment = seg->name;
     kms_audit_lines r;
     kms_audit_line l;
-    int rc = segment_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
-    while (rc == 0 && !ix->stopped && (rc = segment_lines_next(&r, &l)) == 1) {
+    int rc = kms_audit_index_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
+    while (rc == 0 && !ix->stopped && (rc = kms_audit_index_lines_next(&r, &l)) == 1) {
         rc = index_line(ix, segment, l.p, l.len, l.offset);
         if (rc != 0) {
             break;
@@ -586,7 +548,7 @@ static bool still_valid(const kms_audit_index *x, const seg_entry *segs, size_t 
             return false;
         }
         if (p[i].bytes > 0 && !unchanged(&segs[i], &p[i])) {
-            first_line_hash(x, segs[i].name, hash);
+            kms_audit_index_first_line_hash(x, segs[i].name, hash);
             if (strcmp(hash, p[i].hash) != 0) {
                 return false;
             }
@@ -623,9 +585,36 @@ static int bulk_begin(kms_db_conn *c)
     return kms_db_exec_script(c, sql_drop_indexes, "cannot drop the indexes");
 }
 
+/* Where indexing stops: *pin segments are indexed, the last of them up to ix->pin_offset, just
+ * past the last line whose ack verifies (the newest segment with one among what is new). All
+ * of them without an acker. */
+static int find_pin(indexer *ix, const seg_entry *segs, size_t nsegs, const progress *p, size_t np,
+                    size_t *pin)
+{
+    *pin = 0;
+    ix->pin_offset = UINT64_MAX;
+    if (ix->acker.mac == NULL) {
+        *pin = nsegs;
+        return 0;
+    }
+    for (size_t i = nsegs; i > 0; i--) {
+        uint64_t from = i - 1 < np ? (uint64_t)p[i - 1].bytes : 0, limit = 0;
+        if ((uint64_t)segs[i - 1].size <= from) {
+            continue;
+        }
+        KMS_GUARD(acked_limit(ix, segs[i - 1].name, from, &limit));
+        if (limit > from) {
+            *pin = i;
+            ix->pin_offset = limit;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 typedef struct catch_up_arg {
     kms_audit_index *x;
-    const char *anchor;
+    const kms_audit_trust *trust;
 } catch_up_arg;
 
 static int catch_up_locked(kms_db_conn *c, void *arg)
@@ -637,11 +626,16 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
     size_t nsegs = 0, np = 0;
     indexer ix = {.x = x};
     int r = -1;
-    if ((r = list_segments(x, &segs, &nsegs)) != 0 || (r = load_progress(x, &p, &np)) != 0) {
+    if ((r = kms_audit_index_list_segments(x, &segs, &nsegs)) != 0 ||
+        (r = load_progress(x, &p, &np)) != 0) {
         goto out;
     }
     const char *why = NULL;
-    if (ca->anchor != NULL && !kms_audit_anchor_parse(ca->anchor, &ix.anchor, &why)) {
+    if (ca->trust != NULL) {
+        ix.acker = ca->trust->acker;
+    }
+    if (ca->trust != NULL && ca->trust->anchor != NULL &&
+        !kms_audit_anchor_parse(ca->trust->anchor, &ix.anchor, &why)) {
         r = kms_raise(KMS_ERR_AUDIT,
                       "the HSM anchor of the audit trail in %s is malformed (%s): run `kmsctl "
                       "validate-logs`",
@@ -669,18 +663,23 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < nsegs; i++) {
+    /* The pin: the last line whose ack verifies, in the newest segment that has one among what
+     * is new. It covers every line before it (over unbroken links, checked as they are
+     * indexed); nothing after it is indexed yet. */
+    size_t pin = 0;
+    if ((r = find_pin(&ix, segs, nsegs, p, np, &pin)) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < pin; i++) {
         int64_t bytes = i < np ? p[i].bytes : 0;
         char hash[KMS_AUDIT_HASH_HEX + 1] = "";
-        if (ix.stopped) {
-            break;
-        }
         if (i < np && segs[i].size == bytes && unchanged(&segs[i], &p[i])) {
             continue;
         }
         if (i < np) {
             memcpy(hash, p[i].hash, sizeof hash);
         }
+        ix.limit = i + 1 == pin ? ix.pin_offset : UINT64_MAX;
         if ((r = index_segment(&ix, &segs[i], &bytes, hash)) != 0) {
             goto out;
         }
@@ -695,8 +694,8 @@ out:
     return r;
 }
 
-int kms_audit_index_catch_up(kms_audit_index *x, const char *anchor)
+int kms_audit_index_catch_up(kms_audit_index *x, const kms_audit_trust *trust)
 {
-    catch_up_arg ca = {x, anchor};
+    catch_up_arg ca = {x, trust};
     return kms_db_transaction(x->c, catch_up_locked, &ca, "cannot lock for catch-up");
 }

@@ -93,10 +93,18 @@ void kms_audit_anchor_format(const kms_audit_anchor *an, char out[KMS_AUDIT_ANCH
 
 /* Lower-case hex of p[0..n); out has room for 2 * n + 1 bytes. */
 void kms_audit_hex_encode(const uint8_t *p, size_t n, char *out);
-/* The sequence and previousHash of a line as the writer ends it (audit.h "A record line":
- * ...,"auditChain":{"sequence":N,"previousHash":"<hex>"}}); false for any other ending. */
+/* The chain members at the end of a line as the writer ends it (audit.h "A record line"):
+ *   ...,"auditChain":{"sequence":N,"previousHash":"<hex>"}}
+ *   ...,"auditChain":{"sequence":N,"previousHash":"<hex>","ack":"<hex>"}}   (a batch's last)
+ * *ack_at: where ,"ack" starts, len when the line has none. false for any other ending. */
 bool kms_audit_chain_suffix(const char *line, size_t len, uint64_t *seq,
-                            char prev[KMS_AUDIT_HASH_HEX + 1]);
+                            char prev[KMS_AUDIT_HASH_HEX + 1], size_t *ack_at);
+/* What an ack's MAC covers: SHA-256 of the line without its ack member (line[0, ack_at) "}}"). */
+int kms_audit_ack_hash(const char *line, size_t ack_at, uint8_t hash[32])
+    __attribute__((warn_unused_result));
+/* Whether the line has an ack member whose MAC is acker's over kms_audit_ack_hash (compared in
+ * constant time). False without an acker. */
+bool kms_audit_ack_verifies(const kms_audit_acker *acker, const char *line, size_t len);
 /* The previousHash of record 1. */
 extern const char kms_audit_zero_hash[KMS_AUDIT_HASH_HEX + 1];
 /* Whether s is 64 lower-case hex digits (a SHA-256 as the trail writes it). */

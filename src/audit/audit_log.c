@@ -74,6 +74,12 @@ static void flush(kms_audit *a, waiter *batch)
             rc = 0;
             a->appended = true;
             kms_audit_log_periodic_seal(a);
+            /* The records are durable and acknowledged in the trail; the anchor follows within
+             * ANCHOR_INTERVAL_NS (a failed store is tried again then). */
+            if (kms_audit_log_monotonic_ns() - a->anchor_stored_ns >= ANCHOR_INTERVAL_NS &&
+                kms_audit_log_ack(a) != 0) {
+                kms_error_clear();
+            }
         }
         unlock_log(a);
     }
@@ -324,9 +330,13 @@ void kms_audit_close(kms_audit *a)
         return;
     }
     acquire(a);
-    if (a->seal_on_close && a->appended && lock_log(a) == 0) {
+    /* A clean close moves the anchor to the last record (another process's, if it wrote after
+     * this handle: the state is read again under LOCK first); with seal_on_close, seals. */
+    if (a->appended && lock_log(a) == 0) {
         if (kms_audit_log_check_state(a) == 0) {
-            (void)kms_audit_log_seal_open(a);
+            if ((a->seal_on_close ? kms_audit_log_seal_open(a) : kms_audit_log_ack(a)) != 0) {
+                kms_error_clear(); /* the next writer moves the anchor on */
+            }
         }
         unlock_log(a);
     }
@@ -404,6 +414,7 @@ kms_audit *kms_audit_open(const kms_audit_options *o)
     a->period = o->digest_period > 0 ? o->digest_period : KMS_AUDIT_DEFAULT_DIGEST_PERIOD;
     a->segment_max = o->segment_max > 0 ? (off_t)o->segment_max : KMS_AUDIT_DEFAULT_SEGMENT_MAX;
     a->seal_on_close = o->seal_on_close;
+    a->anchor_stored_ns = kms_audit_log_monotonic_ns();
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);

@@ -48,24 +48,28 @@ static char *repair_record(kms_audit *a, off_t offset, size_t length, const char
 }
 
 /* Keeps the n cut bytes in torn/SEGMENT-OFFSET (SEGMENT-OFFSET.K if that name is taken: a
- * segment cut twice at one offset), never replacing an earlier file. */
+ * segment cut twice at one offset), never replacing an earlier file. torn/ is opened without
+ * following a symlink, and the file made inside it, so that the bytes land nowhere else. */
 static int keep_torn(kms_audit *a, off_t offset, const char *bytes, size_t n)
 {
     if (mkdir(a->torn, 0700) != 0 && errno != EEXIST) {
         return kms_audit_log_io_fail("create the directory", a->torn, errno);
     }
+    int dfd = open(a->torn, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        return kms_audit_log_io_fail("open the directory (not a symlink)", a->torn, errno);
+    }
+    int r = -1;
+    const char *seg = a->seg_name + strlen("segments/");
     for (unsigned k = 0; k < 1000; k++) {
-        char *path =
-            k == 0 ? kms_strdup_printf("%s/%s-%lld", a->torn, a->seg_name + strlen("segments/"),
-                                       (long long)offset)
-                   : kms_strdup_printf("%s/%s-%lld.%u", a->torn, a->seg_name + strlen("segments/"),
-                                       (long long)offset, k);
-        if (path == NULL) {
-            return -1;
+        char name[96];
+        if (k == 0) {
+            snprintf(name, sizeof name, "%s-%lld", seg, (long long)offset);
+        } else {
+            snprintf(name, sizeof name, "%s-%lld.%u", seg, (long long)offset, k);
         }
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno == EEXIST) {
-            free(path);
             continue;
         }
         int err = fd < 0 ? errno : kms_audit_log_pwrite_all(fd, bytes, n, 0);
@@ -77,17 +81,19 @@ static int keep_torn(kms_audit *a, off_t offset, const char *bytes, size_t n)
         }
         if (err != 0) {
             if (fd >= 0) {
-                unlink(path);
+                unlinkat(dfd, name, 0);
             }
-            kms_audit_log_io_fail("keep the torn bytes of the audit log segment in", path, err);
-            free(path);
-            return -1;
+            kms_audit_log_io_fail("keep the torn bytes of the audit log segment in", a->torn, err);
+            goto out;
         }
-        free(path);
-        return kms_audit_log_fsync_dir(a->torn);
+        r = fsync(dfd) == 0 ? 0 : kms_audit_log_io_fail("sync the directory", a->torn, errno);
+        goto out;
     }
-    return kms_raise(KMS_ERR_AUDIT, "cannot keep the torn bytes of %s: too many files in %s",
-                     a->seg_path, a->torn);
+    kms_raise(KMS_ERR_AUDIT, "cannot keep the torn bytes of %s: too many files in %s", a->seg_path,
+              a->torn);
+out:
+    close(dfd);
+    return r;
 }
 
 /* Bytes after the records kept (from `offset` to `size`): a write a crash cut short ("torn"),
@@ -124,74 +130,82 @@ out:
     return r;
 }
 
-/* The open segment does not hold the record the anchor acknowledges: refused (fail closed). */
-static int unacked_missing(kms_audit *a, const char *what)
+/* The line of record `seq` with the anchor's chain hash among the whole lines that end at `end`,
+ * read backwards from there: *line_end just past its '\n'. 0 found; 1 not there. */
+static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end,
+                     char hash[KMS_AUDIT_HASH_HEX + 1])
 {
-    return kms_raise(KMS_ERR_AUDIT,
-                     "the audit log segment %s %s record %" PRIu64
-                     ", which the HSM anchor says was the last one written (chain hash %s): "
-                     "records were removed or rewritten. Operations are refused: run `kmsctl "
-                     "validate-logs` and restore the audit directory from a backup",
-                     a->seg_path, what, a->anchor.ack_sequence, a->anchor.ack_hash);
-}
-
-/* Whether line (len bytes) is the acknowledged record: 1 yes, 0 it comes before it, -1 (raised)
- * it is the acknowledged sequence with other bytes. *after: it comes after it (or is no line of
- * the writer's). */
-static int is_acked(kms_audit *a, const char *line, size_t len, bool *after)
-{
-    uint64_t seq = 0;
-    char prev[KMS_AUDIT_HASH_HEX + 1], hash[KMS_AUDIT_HASH_HEX + 1];
-    *after = !kms_audit_chain_suffix(line, len, &seq, prev) || seq > a->anchor.ack_sequence;
-    if (*after || seq < a->anchor.ack_sequence) {
-        return 0;
+    for (off_t pos = end; pos > 0;) {
+        char *line = NULL, prev[KMS_AUDIT_HASH_HEX + 1];
+        size_t len = 0, at = 0;
+        uint64_t s = 0;
+        if (kms_audit_log_last_line(a->seg_fd, a->seg_path, pos, &line, &len) != 0) {
+            kms_error_clear(); /* longer than any record: not one of the writer's */
+            return 1;
+        }
+        /* Lines after it may be anyone's, with any number: only its own number and hash stop
+         * the search. */
+        bool ok = kms_audit_chain_suffix(line, len, &s, prev, &at) && s == seq;
+        if (ok) {
+            kms_audit_sha256_hex(line, len, hash);
+            ok = strcmp(hash, a->anchor.ack_hash) == 0;
+        }
+        free(line);
+        if (ok) {
+            *line_end = pos;
+            return 0;
+        }
+        pos -= (off_t)len + 1;
     }
-    kms_audit_sha256_hex(line, len, hash);
-    return strcmp(hash, a->anchor.ack_hash) == 0 ? 1 : unacked_missing(a, "holds another");
+    return 1;
 }
 
-/* Where the acknowledged records of the open segment end (its whole lines end at `end`): just
- * past the line of the record the anchor acknowledges, 0 when that record ends the previous
- * segment, `end` without an acknowledged record (no anchor yet, or one of the older form). */
+/* Just past the last line, among the whole lines in (floor, end], whose ack verifies; floor if
+ * none does. */
+static off_t last_acked(kms_audit *a, off_t floor, off_t end)
+{
+    kms_audit_acker acker = a->signer.ack;
+    for (off_t pos = end; pos > floor;) {
+        char *line = NULL;
+        size_t len = 0;
+        if (kms_audit_log_last_line(a->seg_fd, a->seg_path, pos, &line, &len) != 0) {
+            kms_error_clear();
+            return floor; /* a line longer than any record: what follows it is not acked */
+        }
+        bool acked = kms_audit_ack_verifies(&acker, line, len);
+        free(line);
+        if (acked) {
+            return pos;
+        }
+        pos -= (off_t)len + 1;
+    }
+    return floor;
+}
+
+/* Where the acknowledged records of the open segment end (its whole lines end at `end`; audit.h
+ * "The anchor"): just past the last line whose ack verifies, which comes no earlier than the
+ * record the anchor acknowledges (that record must be there, with its hash: refused otherwise).
+ * Without an ack MAC, `end`. */
 static int acked_end(kms_audit *a, off_t end, off_t *keep)
 {
     const kms_audit_anchor *an = &a->anchor;
+    off_t floor = 0;
+    char hash[KMS_AUDIT_HASH_HEX + 1];
     *keep = end;
-    if (!an->has_ack) {
-        return 0;
-    }
-    if (an->ack_sequence < a->seg_first) {
-        *keep = 0;
-        return an->ack_sequence + 1 == a->seg_first ? 0 : unacked_missing(a, "follows");
-    }
-    char *line = NULL;
-    size_t len = 0;
-    bool after = true;
-    int r = 0;
-    /* Usually the last line is the acknowledged one. */
-    if (end > 0 && kms_audit_log_last_line(a->seg_fd, a->seg_path, end, &line, &len) == 0) {
-        r = is_acked(a, line, len, &after);
-    }
-    free(line);
-    if (r != 0 || !after) {
-        return r == 1 ? 0 : r < 0 ? -1 : unacked_missing(a, "ends before");
-    }
-    /* Lines follow it: find it from the start. */
-    kms_audit_lines rd;
-    kms_audit_line l;
-    int rc = kms_audit_lines_open(&rd, a->seg_path, 0, NULL, false);
-    while (rc >= 0 && (rc = kms_audit_lines_next(&rd, &l)) == 1 && (off_t)rd.pos <= end) {
-        r = l.p != NULL ? is_acked(a, l.p, l.len, &after) : 0;
-        if (r != 0 || after) {
-            break;
+    if (an->has_ack && an->ack_sequence >= a->seg_first) {
+        if (find_back(a, end, an->ack_sequence, &floor, hash) != 0) {
+            return kms_raise(KMS_ERR_AUDIT,
+                             "the audit log segment %s does not hold record %" PRIu64
+                             " as the HSM anchor recorded it (chain hash %s): records were "
+                             "removed or rewritten. Operations are refused: run `kmsctl "
+                             "validate-logs` and restore the audit directory from a backup",
+                             a->seg_path, an->ack_sequence, an->ack_hash);
         }
     }
-    *keep = (off_t)rd.pos;
-    kms_audit_lines_close(&rd);
-    if (rc < 0) {
-        return kms_audit_log_io_fail("read the audit log segment", a->seg_path, rd.err);
+    if (a->signer.ack.mac != NULL) {
+        *keep = last_acked(a, floor, end);
     }
-    return r == 1 ? 0 : r < 0 ? -1 : unacked_missing(a, "does not hold");
+    return 0;
 }
 
 /* Where the records of the open segment (`size` bytes) end, reading forward from `from`, the

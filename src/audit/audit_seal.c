@@ -13,41 +13,6 @@
 #include "audit/audit_writer.h"
 #include "util/util.h"
 
-/* Before anything is signed: the open segment's lines are exactly the chain the writer wrote,
- * from the newest digest's last record to the record the anchor acknowledges (audit.h "The
- * anchor"). A line changed, added or removed since it was written is refused, never signed. */
-static int verify_chain(kms_audit *a)
-{
-    char prev[KMS_AUDIT_HASH_HEX + 1], linked[KMS_AUDIT_HASH_HEX + 1];
-    memcpy(prev, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash, sizeof prev);
-    uint64_t want = a->seg_first, seq = 0;
-    kms_audit_lines rd;
-    kms_audit_line l;
-    bool ok = true;
-    int rc = kms_audit_lines_open(&rd, a->seg_path, 0, NULL, false);
-    while (ok && rc >= 0 && (rc = kms_audit_lines_next(&rd, &l)) == 1) {
-        ok = l.p != NULL && kms_audit_chain_suffix(l.p, l.len, &seq, linked) && seq == want &&
-             strcmp(linked, prev) == 0;
-        if (ok) {
-            kms_audit_sha256_hex(l.p, l.len, prev);
-        }
-        want++;
-    }
-    kms_audit_lines_close(&rd);
-    if (rc < 0) {
-        return kms_audit_log_io_fail("read the audit log segment", a->seg_path, rd.err);
-    }
-    const kms_audit_anchor *an = &a->anchor;
-    if (!ok || want != a->next_seq || strcmp(prev, a->prev_hash) != 0 ||
-        (an->has_ack && (an->ack_sequence + 1 != want || strcmp(prev, an->ack_hash) != 0))) {
-        return kms_audit_log_damaged(a->seg_path,
-                                     "its records are not the chain the writer wrote and the "
-                                     "HSM anchor acknowledged (a record was changed, added or "
-                                     "removed), so it is not signed");
-    }
-    return 0;
-}
-
 /* Under LOCK, after check_state: seals the open segment if it holds records. */
 int kms_audit_log_seal_open(kms_audit *a)
 {
@@ -63,7 +28,6 @@ int kms_audit_log_seal_open(kms_audit *a)
         }
         a->seg_alloc = a->seg_size;
     }
-    KMS_GUARD(verify_chain(a));
     signed_digest d;
     KMS_GUARD(kms_audit_log_sign_digest(a, a->seg_fd, &d));
     int r = -1;
@@ -102,7 +66,7 @@ static int seg_start_time(kms_audit *a)
  * newest digest (or, before the first, since its first record), or it reached its size limit. */
 bool kms_audit_log_seal_due(kms_audit *a)
 {
-    if (a->seg_fd < 0 || a->next_seq <= a->seg_first) {
+    if (a->seg_fd < 0 || a->next_seq <= a->seg_first || a->seal_refused == a->seg_first) {
         return false;
     }
     if (a->seg_size >= a->segment_max) {
@@ -120,7 +84,11 @@ bool kms_audit_log_seal_due(kms_audit *a)
 void kms_audit_log_periodic_seal(kms_audit *a)
 {
     if (kms_audit_log_seal_due(a)) {
-        /* The records are durable; a seal that fails before the chmod is retried later. */
-        (void)kms_audit_log_seal_open(a);
+        /* The records are durable; a seal that fails before the chmod is retried later, unless
+         * the segment was refused (its records are not the writer's chain: a person looks;
+         * checking again after every batch would read the whole segment each time). */
+        if (kms_audit_log_seal_open(a) != 0 && kms_last_error() == KMS_ERR_AUDIT) {
+            a->seal_refused = a->seg_first;
+        }
     }
 }

@@ -138,6 +138,27 @@ int kms_audit_log_keep_reserve(kms_audit *a, off_t end)
     return 0;
 }
 
+/* Appends ,"ack":"<MAC>" to the line being built at b->data + start (its chain members written,
+ * "}}" not yet): the MAC of the SHA-256 of the line as it would end without it. */
+static int append_ack(kms_audit *a, kms_buf *b, size_t start)
+{
+    uint8_t hash[32], mac[32];
+    char hex[KMS_AUDIT_HASH_HEX + 1], member[sizeof ",\"ack\":\"\"" + KMS_AUDIT_HASH_HEX];
+    KMS_GUARD(kms_audit_ack_hash((const char *)b->data + start, b->len - start, hash));
+    if (a->signer.ack.mac(a->signer.ack.arg, hash, mac) != 0) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "cannot acknowledge audit records (the HSM's MAC failed: %s): the "
+                         "operation fails",
+                         kms_last_error_message());
+    }
+    kms_audit_hex_encode(mac, sizeof mac, hex);
+    snprintf(member, sizeof member, ",\"ack\":\"%s\"", hex);
+    if (kms_buf_append(b, member, strlen(member)) != 0) {
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
 /* Writes the records of `list` (validated) as chained lines at the end of the records, with one
  * pwrite and one fdatasync. All or nothing. */
 int kms_audit_log_write_batch(kms_audit *a, const waiter *list)
@@ -158,11 +179,19 @@ int kms_audit_log_write_batch(kms_audit *a, const waiter *list)
         bool empty = i > 0 && w->record[i - 1] == '{';
         char chain[CHAIN_MAX + 2];
         snprintf(chain, sizeof chain,
-                 "%s\"auditChain\":{\"sequence\":%" PRIu64 ",\"previousHash\":\"%s\"}}",
+                 "%s\"auditChain\":{\"sequence\":%" PRIu64 ",\"previousHash\":\"%s\"",
                  empty ? "" : ",", seq, prev);
         size_t start = b.len;
         if (kms_buf_append(&b, w->record, body) != 0 ||
             kms_buf_append(&b, chain, strlen(chain)) != 0) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        /* The batch's last record carries its acknowledgement (audit.h "A record line"). */
+        if (w->next == NULL && a->signer.ack.mac != NULL && append_ack(a, &b, start) != 0) {
+            goto out;
+        }
+        if (kms_buf_append(&b, "}}", 2) != 0) {
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
@@ -198,21 +227,10 @@ int kms_audit_log_write_batch(kms_audit *a, const waiter *list)
         goto out;
     }
     a->sync_ns = kms_audit_log_monotonic_ns() - t0;
-    /* Durable: now the anchor acknowledges the batch, or the batch is undone (audit.h "The
-     * anchor": nothing after the acknowledged record is ever taken as written). */
-    uint64_t old_seq = a->next_seq;
-    char old_prev[KMS_AUDIT_HASH_HEX + 1];
-    memcpy(old_prev, a->prev_hash, sizeof old_prev);
-    a->next_seq = seq;
-    memcpy(a->prev_hash, prev, sizeof prev);
-    if (kms_audit_log_ack(a) != 0) {
-        a->next_seq = old_seq;
-        memcpy(a->prev_hash, old_prev, sizeof old_prev);
-        undo_batch(a, before, created);
-        goto out;
-    }
     a->seg_size = end;
     atomic_store(&a->space_err, space);
+    a->next_seq = seq;
+    memcpy(a->prev_hash, prev, sizeof prev);
     r = 0;
 out:
     kms_buf_clean_up(&b);
@@ -233,6 +251,15 @@ static int discover(kms_audit *a)
                sizeof a->prev_hash);
         struct stat st;
         if (lstat(a->seg_path, &st) != 0) {
+            if (errno == ENOENT && a->anchor.has_ack && a->anchor.ack_sequence >= a->seg_first) {
+                /* The anchor says records were written to it: deleted. */
+                return kms_raise(KMS_ERR_AUDIT,
+                                 "the audit log segment %s is missing, but the HSM anchor says "
+                                 "record %" PRIu64 " was written to it: records were deleted. "
+                                 "Operations are refused: run `kmsctl validate-logs` and restore "
+                                 "the audit directory from a backup",
+                                 a->seg_path, a->anchor.ack_sequence);
+            }
             if (errno == ENOENT) {
                 return 0; /* created by the next flush */
             }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -214,21 +215,48 @@ out:
     return r;
 }
 
+static bool hex_run(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Where the line's ack member starts (len if it has none): ,"ack":"<64 hex>" just before "}}". */
+static size_t ack_start(const char *line, size_t len)
+{
+    static const char key[] = ",\"ack\":\"";
+    const size_t n = sizeof key - 1 + KMS_AUDIT_HASH_HEX + 1;
+    if (len < n + 2 || memcmp(line + len - 2, "}}", 2) != 0) {
+        return len;
+    }
+    const char *k = line + len - 2 - n;
+    return memcmp(k, key, sizeof key - 1) == 0 && k[n - 1] == '"' &&
+                   hex_run(k + sizeof key - 1, KMS_AUDIT_HASH_HEX)
+               ? (size_t)(k - line)
+               : len;
+}
+
 bool kms_audit_chain_suffix(const char *line, size_t len, uint64_t *seq,
-                            char prev[KMS_AUDIT_HASH_HEX + 1])
+                            char prev[KMS_AUDIT_HASH_HEX + 1], size_t *ack_at)
 {
     static const char head[] = "\"auditChain\":{\"sequence\":";
     static const char mid[] = ",\"previousHash\":\"";
-    static const char end[] = "\"}}";
-    const size_t tail = sizeof mid - 1 + KMS_AUDIT_HASH_HEX + sizeof end - 1;
     *seq = 0;
-    if (len < tail + sizeof head ||
-        memcmp(line + len - (sizeof end - 1), end, sizeof end - 1) != 0) {
+    *ack_at = ack_start(line, len);
+    /* core: the line up to the previousHash's closing quote (what "}}" ends without an ack). */
+    size_t core = *ack_at < len ? *ack_at : len >= 2 ? len - 2 : 0;
+    const size_t tail = sizeof mid - 1 + KMS_AUDIT_HASH_HEX + 1;
+    if (core < tail + sizeof head || (*ack_at == len && memcmp(line + len - 2, "}}", 2) != 0) ||
+        line[core - 1] != '"') {
         return false;
     }
-    const char *h = line + len - (sizeof end - 1) - KMS_AUDIT_HASH_HEX;
+    const char *h = line + core - 1 - KMS_AUDIT_HASH_HEX;
     const char *m = h - (sizeof mid - 1);
-    if (memcmp(m, mid, sizeof mid - 1) != 0 || strspn(h, "0123456789abcdef") < KMS_AUDIT_HASH_HEX) {
+    if (memcmp(m, mid, sizeof mid - 1) != 0 || !hex_run(h, KMS_AUDIT_HASH_HEX)) {
         return false;
     }
     const char *d = m;
@@ -246,6 +274,34 @@ bool kms_audit_chain_suffix(const char *line, size_t len, uint64_t *seq,
     memcpy(prev, h, KMS_AUDIT_HASH_HEX);
     prev[KMS_AUDIT_HASH_HEX] = '\0';
     return true;
+}
+
+int kms_audit_ack_hash(const char *line, size_t ack_at, uint8_t hash[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, line, ack_at) == 1 && EVP_DigestUpdate(md, "}}", 2) == 1 &&
+             EVP_DigestFinal_ex(md, hash, &n) == 1;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : kms_raise(KMS_ERR_INTERNAL, "SHA-256 failed");
+}
+
+bool kms_audit_ack_verifies(const kms_audit_acker *acker, const char *line, size_t len)
+{
+    uint64_t seq = 0;
+    size_t at = 0;
+    char prev[KMS_AUDIT_HASH_HEX + 1], want[KMS_AUDIT_HASH_HEX + 1];
+    uint8_t hash[32], mac[32];
+    if (acker == NULL || acker->mac == NULL || line == NULL ||
+        !kms_audit_chain_suffix(line, len, &seq, prev, &at) || at == len ||
+        kms_audit_ack_hash(line, at, hash) != 0 || acker->mac(acker->arg, hash, mac) != 0) {
+        return false;
+    }
+    kms_audit_hex_encode(mac, sizeof mac, want);
+    bool ok = CRYPTO_memcmp(want, line + at + sizeof ",\"ack\":\"" - 1, KMS_AUDIT_HASH_HEX) == 0;
+    OPENSSL_cleanse(mac, sizeof mac);
+    return ok;
 }
 
 const char kms_audit_zero_hash[KMS_AUDIT_HASH_HEX + 1] =

@@ -207,6 +207,7 @@ static void validator_free(validator *v)
     for (size_t i = 0; i < v->nsegs; i++) {
         json_decref(v->segs[i].f.problems);
         json_decref(v->segs[i].repairs);
+        free(v->segs[i].acks);
     }
     for (size_t i = 0; i < v->ndigs; i++) {
         json_decref(v->digs[i].f.problems);
@@ -249,19 +250,27 @@ static int list_trail(validator *v)
 int kms_audit_validate(const char *dir, const uint8_t *spki, size_t spki_len, const char *anchor,
                        int64_t start, int64_t end, json_t **report)
 {
-    return kms_audit_validate_against(dir, spki, spki_len, anchor, NULL, start, end, report);
+    kms_audit_trust trust = {.anchor = anchor};
+    return kms_audit_validate_against(dir, spki, spki_len, &trust, NULL, start, end, report);
 }
 
 int kms_audit_validate_against(const char *dir, const uint8_t *spki, size_t spki_len,
-                               const char *anchor, const char *expect, int64_t start, int64_t end,
-                               json_t **report)
+                               const kms_audit_trust *trust, const char *expect, int64_t start,
+                               int64_t end, json_t **report)
 {
     *report = NULL;
     KMS_ENSURE(dir != NULL && spki != NULL && start >= 0 && end >= 0, KMS_ERR_VALIDATION,
                "validate-logs needs the audit directory, the digest public key and times >= 0");
     int r = -1;
     const char *why = NULL;
-    validator v = {.dir = dir, .start = start, .end = end, .prev_seg = -1, .anchor_text = anchor};
+    validator v = {.dir = dir,
+                   .start = start,
+                   .end = end,
+                   .prev_seg = -1,
+                   .anchor_text = trust != NULL ? trust->anchor : NULL};
+    if (trust != NULL) {
+        v.acker = trust->acker;
+    }
     v.expecting = expect != NULL;
     KMS_ENSURE(expect == NULL ||
                    kms_audit_expected_anchor_parse(expect, &v.expect_seq, v.expect_hash, &why),

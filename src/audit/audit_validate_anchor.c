@@ -1,8 +1,10 @@
 /* validate-logs, pass 7: the anchor, if the caller gave one (audit.h "The anchor"), and an anchor
  * kept off the machine (audit.h "An anchor kept off the machine"). */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "audit/audit_internal.h"
@@ -49,26 +51,73 @@ void kms_validator_parse_anchor(validator *v)
     v->anchored = true;
 }
 
-bool kms_validator_note_acked(validator *v, long si, size_t lineno, int64_t seq)
+void kms_validator_note_acked(validator *v, int64_t seq)
 {
-    if (!v->anchored || !v->anchor.has_ack || seq < (int64_t)v->anchor.ack_sequence) {
-        return true;
-    }
-    if (seq == (int64_t)v->anchor.ack_sequence && !v->ack_seen) {
+    if (v->anchored && v->anchor.has_ack && !v->ack_seen &&
+        seq == (int64_t)v->anchor.ack_sequence) {
         v->ack_seen = true;
         memcpy(v->ack_seen_hash, v->prev_hash, sizeof v->ack_seen_hash);
-        return true;
     }
-    if (v->unacked++ == 0) {
-        v->unacked_seg = si;
-        v->unacked_line = lineno;
-        v->unacked_seq = seq;
+}
+
+/* ---- Acks ----------------------------------------------------------------------------------- */
+
+void kms_validator_note_ack_line(validator *v, segment *s, const kms_audit_line *l, size_t lineno,
+                                 int64_t seq)
+{
+    uint64_t n = 0;
+    size_t at = 0;
+    char prev[KMS_AUDIT_HASH_HEX + 1];
+    bool signed_ok = s->digest >= 0 && v->digs[s->digest].sig_ok;
+    if (v->acker.mac == NULL || signed_ok || l->p == NULL ||
+        !kms_audit_chain_suffix(l->p, l->len, &n, prev, &at) || at == l->len) {
+        return;
     }
-    /* Not the writer's: neither a valid nor an unsigned record. */
-    segment *s = &v->segs[si];
-    s->good--;
-    s->bad++;
-    return false;
+    if (kms_validator_grow((void **)&s->acks, &s->acks_cap, s->nacks, sizeof *s->acks) != 0) {
+        v->oom = true;
+        return;
+    }
+    s->acks[s->nacks++] = (ack_line){l->offset, l->len, lineno, s->good, s->record_bytes, seq};
+}
+
+void kms_validator_check_acks(validator *v, segment *s, int fd)
+{
+    bool signed_ok = s->digest >= 0 && v->digs[s->digest].sig_ok;
+    if (v->acker.mac == NULL || signed_ok || s->good == 0) {
+        return;
+    }
+    /* The last line whose ack verifies pins the lines before it (their links are checked by
+     * the scan): only it needs its MAC checked, from the last ack backwards. */
+    const ack_line *pin = NULL;
+    for (size_t i = s->nacks; i > 0 && pin == NULL; i--) {
+        const ack_line *k = &s->acks[i - 1];
+        char *line = malloc(k->len);
+        if (line == NULL) {
+            v->oom = true;
+            return;
+        }
+        if (pread(fd, line, k->len, (off_t)k->offset) == (ssize_t)k->len &&
+            kms_audit_ack_verifies(&v->acker, line, k->len)) {
+            pin = k;
+        }
+        free(line);
+    }
+    size_t after = s->good - (pin != NULL ? pin->good : 0);
+    if (after == 0) {
+        return;
+    }
+    size_t line = pin != NULL ? pin->lineno + 1 : 1;
+    int64_t seq = pin != NULL ? pin->seq + 1 : s->first_seq;
+    kms_validator_problem(
+        v, &s->f, "unacknowledged", s->name, seq, line,
+        "%zu record(s) of %s from line %zu on are not acknowledged: no line whose ack verifies "
+        "(a MAC only the HSM key can make) follows them, so this trail's writer did not write "
+        "them, or a crash kept it from acknowledging them; it moves them to torn/ and records "
+        "an AuditLogRepaired event when it next opens the trail",
+        after, s->name, line);
+    s->good -= after;
+    s->bad += after;
+    s->record_bytes = pin != NULL ? pin->bytes : 0;
 }
 
 /* The digest part: the trail reaches the anchored digest, with the anchored bytes, and holds
@@ -101,16 +150,15 @@ static void check_anchored_digest(validator *v)
     }
 }
 
-/* The acknowledged part: the record the writer last acknowledged is there with its chain hash,
- * and no record follows it. */
+/* The acknowledged part: the record the anchor names is there with its chain hash. */
 static void check_acked(validator *v)
 {
     const kms_audit_anchor *an = &v->anchor;
     int64_t seq = (int64_t)an->ack_sequence, last = newest_record(v);
     if (!v->ack_seen) {
         kms_validator_problem(v, &v->other, "missing", "anchor", seq, 0,
-                              "record %" PRId64 ", which the anchor in the HSM says was the last "
-                              "one written, is missing (the trail's last record is %" PRId64
+                              "record %" PRId64 ", which the anchor in the HSM says was written, "
+                              "is missing (the trail's last record is %" PRId64
                               "): records were deleted or the directory was rolled back",
                               seq, last);
     } else if (strcmp(v->ack_seen_hash, an->ack_hash) != 0) {
@@ -118,16 +166,6 @@ static void check_acked(validator *v)
                               "record %" PRId64 " hashes to %s, but the anchor in the HSM "
                               "acknowledged %s when it was written: the record was rewritten",
                               seq, v->ack_seen_hash, an->ack_hash);
-    }
-    if (v->unacked > 0) {
-        segment *s = &v->segs[v->unacked_seg];
-        kms_validator_problem(
-            v, &v->other, "unacknowledged", s->name, v->unacked_seq, v->unacked_line,
-            "%zu record(s) from line %zu of %s follow record %" PRId64
-            ", which the anchor in the HSM says was the last one written: this trail's writer "
-            "did not write them (or never acknowledged their write); it moves them to torn/ "
-            "and records an AuditLogRepaired event when it next opens the trail",
-            v->unacked, v->unacked_line, s->name, seq);
     }
 }
 

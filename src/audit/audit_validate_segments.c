@@ -235,9 +235,9 @@ static void record_line(validator *v, long si, size_t lineno, const kms_audit_li
     json_decref(rec);
     kms_audit_sha256_hex(l->p, l->len, v->prev_hash);
     memcpy(s->last_hash, v->prev_hash, sizeof s->last_hash);
-    if (kms_validator_note_acked(v, si, lineno, seq)) {
-        s->record_bytes += l->len + 1;
-    }
+    s->record_bytes += l->len + 1;
+    kms_validator_note_acked(v, seq);
+    kms_validator_note_ack_line(v, s, l, lineno, seq);
     if (v->expecting && !v->expect_seen && (uint64_t)seq == v->expect_seq) {
         v->expect_seen = true;
         memcpy(v->expect_seen_hash, v->prev_hash, sizeof v->expect_seen_hash);
@@ -320,6 +320,7 @@ void kms_validator_scan_segment(validator *v, long si)
                                   "%s cannot be read past line %zu", s->name, lineno);
             s->damaged = true;
         }
+        kms_validator_check_acks(v, s, fd);
         uint8_t h[32];
         unsigned int hl = 0;
         EVP_DigestFinal_ex(md, h, &hl);

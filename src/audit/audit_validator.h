@@ -36,6 +36,14 @@ typedef struct repair {
     bool matched; /* a torn/ file holds its bytes */
 } repair;
 
+/* A line with an ack member, and the segment's counts once it was read. */
+typedef struct ack_line {
+    uint64_t offset;
+    size_t len, lineno, good;
+    uint64_t bytes;
+    int64_t seq;
+} ack_line;
+
 typedef struct segment {
     char name[NAME_MAX_LEN]; /* "segments/NNN.jsonl" */
     int64_t number;
@@ -49,11 +57,14 @@ typedef struct segment {
     int64_t oldest, newest; /* event times, -1 unknown */
     size_t good, bad;
     uint64_t record_bytes; /* bytes of its good records' lines, '\n' included */
-    bool damaged;          /* a segment-level problem: none of its records can be trusted */
-    long digest;           /* index of the digest that lists it, -1 none */
-    size_t entry;          /* its index in that digest's logFiles */
-    bool open;             /* the open segment after the newest digest */
-    bool sealed;           /* mode without write permission: the writer sealed it */
+    /* Its lines with an ack member, when acks are checked here (no verified digest covers it). */
+    struct ack_line *acks;
+    size_t nacks, acks_cap;
+    bool damaged; /* a segment-level problem: none of its records can be trusted */
+    long digest;  /* index of the digest that lists it, -1 none */
+    size_t entry; /* its index in that digest's logFiles */
+    bool open;    /* the open segment after the newest digest */
+    bool sealed;  /* mode without write permission: the writer sealed it */
     /* Unused space: NUL bytes from a line start to the end (only the open segment may have it). */
     bool padded;
     uint64_t pad_offset, pad_len;
@@ -96,14 +107,12 @@ typedef struct validator {
     kms_audit_anchor anchor;
     bool anchored;     /* anchor holds a well-formed anchor */
     bool anchor_found; /* ... and the trail reaches it with the anchored bytes */
-    /* The acknowledged record (anchor.has_ack): seen while scanning, with its chain hash; the
-     * records after it (none was acknowledged: not the writer's), the first one's place. */
+    /* The record the anchor acknowledges (anchor.has_ack): seen while scanning, with its chain
+     * hash. */
     bool ack_seen;
     char ack_seen_hash[KMS_AUDIT_HASH_HEX + 1];
-    size_t unacked;
-    long unacked_seg;
-    size_t unacked_line;
-    int64_t unacked_seq;
+    /* Verifies acks (mac NULL: none). */
+    kms_audit_acker acker;
     /* An anchor kept off the machine (kms_audit_validate_against), if expecting. */
     bool expecting;
     uint64_t expect_seq;
@@ -191,9 +200,15 @@ void kms_validator_check_torn(validator *v);
 
 /* Parses the anchor (before the segments are scanned, which note the acknowledged record). */
 void kms_validator_parse_anchor(validator *v);
-/* Called for each record read: notes the acknowledged record and the records after it; false
- * for a record after it (counted bad). */
-bool kms_validator_note_acked(validator *v, long si, size_t lineno, int64_t seq);
+/* Called for each record read: notes the record the anchor acknowledges. */
+void kms_validator_note_acked(validator *v, int64_t seq);
+/* Called for each record line read (l its line): remembers a line with an ack member when the
+ * segment's acks are to be checked. */
+void kms_validator_note_ack_line(validator *v, segment *s, const kms_audit_line *l, size_t lineno,
+                                 int64_t seq);
+/* After a segment's scan (fd open on it): its records after the last line whose ack verifies
+ * are "unacknowledged" (counted invalid). */
+void kms_validator_check_acks(validator *v, segment *s, int fd);
 /* The trail must reach the anchored digest, with the anchored bytes, and hold the records it
  * covers, up to the acknowledged record with its chain hash, and nothing after that record. Its
  * problems go with the trail's (v->other): always reported, whatever the time range, since a

@@ -25,7 +25,10 @@
  * 20-digit sequence number. */
 #define CHAIN_MAX                                                                                  \
     (sizeof ",\"auditChain\":{\"sequence\":" - 1 + 20 + sizeof ",\"previousHash\":\"" - 1 +        \
-     KMS_AUDIT_HASH_HEX + sizeof "\"}}" - 1)
+     KMS_AUDIT_HASH_HEX + sizeof "\",\"ack\":\"" - 1 + KMS_AUDIT_HASH_HEX + sizeof "\"}}" - 1)
+/* The longest a handle goes between two stores of the anchor while it appends (audit.h "The
+ * anchor": when it moves). */
+#define ANCHOR_INTERVAL_NS ((int64_t)1000000000)
 #define DIGEST_MAX (1024 * 1024)
 #define SIG_MAX 4096
 #define ERROR_MESSAGE_MAX 512
@@ -51,6 +54,7 @@ typedef struct digest_info {
     char end_time[32]; /* digestEndTime as written */
     int64_t end;
     char *signature_hex; /* hex of its .sig */
+    bool signed_ok;      /* the .sig verifies with the signer's key */
 } digest_info;
 
 struct kms_audit {
@@ -59,6 +63,7 @@ struct kms_audit {
     int64_t period;
     off_t segment_max;
     bool seal_on_close;
+    uint64_t seal_refused; /* the segment (its first sequence) whose seal was refused, 0: none */
     kms_audit_signer signer;
     char fingerprint[KMS_AUDIT_HASH_HEX + 1];
     int lock_fd;
@@ -88,6 +93,7 @@ struct kms_audit {
      * stored it; all zero when there is none. Exact under LOCK: the anchor moves only under LOCK,
      * and whoever appends to or seals the open segment makes every other handle read it again. */
     kms_audit_anchor anchor;
+    int64_t anchor_stored_ns; /* monotonic time this handle last stored it, 0: never */
 };
 
 /* ---- File helpers (audit_log_io.c) ------------------------------------------------------- */
@@ -166,8 +172,8 @@ int kms_audit_log_read_anchor(kms_audit *a) __attribute__((warn_unused_result));
 /* With a->dg just loaded: reads the anchor; the trail reaches the anchored digest, with the
  * anchored bytes, and no digest goes beyond the acknowledged record. */
 int kms_audit_log_check_anchor(kms_audit *a) __attribute__((warn_unused_result));
-/* After a batch is durable: the anchor acknowledges its last record (a->next_seq - 1, whose
- * chain hash is a->prev_hash). */
+/* Stores the anchor naming the newest digest found and the last record written (a->next_seq -
+ * 1, whose chain hash is a->prev_hash), unless it names that record (or a later one) already. */
 int kms_audit_log_ack(kms_audit *a) __attribute__((warn_unused_result));
 /* After digest d is stored: the anchor names it, unless it names a newer one. */
 int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)

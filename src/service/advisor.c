@@ -1,6 +1,6 @@
 /* kmsctl advisor (issue 15): runs the read-only checks of advisor_*.c over a home and reports
  * the findings by severity. Nothing of the home changes: no request goes through the gate, so
- * no record is written (as validate-logs); only the trail's derived index (HOME/audit/index.db)
+ * no record is written (as validate-logs); only the trail's derived index (HOME/audit-index.db)
  * may be brought up to date by the lookups, as lookup-events does. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,19 +63,27 @@ int kms_advisor_events(kms_advisor *a, const char *key, const char *value, int64
     json_t *page = NULL;
     size_t seen = 0;
     bool stop = false;
-    char *dir = kms_audit_trail_dir(a->home);
-    if (dir == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
+    /* As lookup-events lists them: only records the chain and the HSM's acks cover. */
+    kms_trail_trust t;
+    if (kms_audit_trail_trust_load(a->client, &t) != 0) {
+        return -1;
     }
     do {
         kms_audit_query q = {.attribute_key = key,
                              .attribute_value = value,
                              .start = since,
                              .max_results = 50,
-                             .next_token = token};
-        if (kms_audit_lookup(dir, &q, &page) != 0) {
-            goto out;
+                             .next_token = token,
+                             .trust = &t.trust};
+        if (kms_audit_lookup(t.dir, &q, &page) != 0) {
+            if (kms_last_error() != KMS_ERR_AUDIT) {
+                goto out;
+            }
+            /* The trail is not the chain its writer acknowledged: no event is trusted.
+             * Audit.TrailInvalid says what is wrong; the report notes what did not run. */
+            kms_error_clear();
+            a->events_refused = true;
+            break;
         }
         if (events_page(page, max, &seen, fn, arg, &stop) != 0) {
             goto out;
@@ -90,7 +98,7 @@ int kms_advisor_events(kms_advisor *a, const char *key, const char *value, int64
 out:
     json_decref(page);
     free(token);
-    free(dir);
+    kms_audit_trail_trust_clean_up(&t);
     return r;
 }
 
@@ -171,6 +179,15 @@ int kms_advisor_run(const kms_client_options *opts, char **report_json)
             goto out;
         }
         if (kms_advisor_iam(&a) != 0 || kms_advisor_keys(&a) != 0 || kms_advisor_audit(&a) != 0) {
+            goto out;
+        }
+        if (a.events_refused &&
+            kms_advisor_add(&a, "Advisor.TrailNotRead", KMS_ADVISOR_INFO, a.home,
+                            "lookup-events refuses the audit trail (its records are not the "
+                            "chain its writer acknowledged), so the checks that read it (root "
+                            "used recently, keys called while disabled or pending deletion) saw "
+                            "no event. Audit.TrailInvalid says what is wrong.",
+                            "kmsctl validate-logs") != 0) {
             goto out;
         }
     } else if (kms_advisor_add(&a, "Advisor.ChecksSkipped", KMS_ADVISOR_INFO, a.home,

@@ -26,6 +26,8 @@ typedef struct kms_advisor {
     kms_client *client; /* NULL while only the files are checked */
     int64_t now;        /* the service's clock (kms_now: libfaketime moves it in tests) */
     json_t *findings;   /* [{"Check","Severity","Resource","Why","Fix"}] */
+    /* lookup-events refused the trail (a broken chain): the checks that read it saw no event. */
+    bool events_refused;
 } kms_advisor;
 
 /* Adds one finding; fix_fmt formats the command that clears it ("" when there is none). */

@@ -6,9 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "service/audit_trail.h"
 #include "service/internal_keys.h"
 #include "service/ops.h"
+#include "util/secmem.h"
 #include "util/util.h"
 
 #define EVENT_VERSION "1.08"
@@ -46,12 +50,23 @@ static int anchor_set(void *arg, const char *text)
     return kms_internal_keys_anchor_set(arg, text);
 }
 
+/* kms_audit_acker.mac over the client's copy of the ack key (arg: that key). */
+static int ack_mac(void *arg, const uint8_t hash[32], uint8_t mac[32])
+{
+    unsigned int len = 0;
+    KMS_ENSURE(HMAC(EVP_sha256(), arg, KMS_AUDIT_ACK_KEY_LEN, hash, 32, mac, &len) != NULL &&
+                   len == 32,
+               KMS_ERR_INTERNAL, "HMAC-SHA-256 failed");
+    return 0;
+}
+
 int kms_audit_trail_home_create(const char *home, kms_hsm *hsm)
 {
     uint8_t *spki = NULL;
     size_t n = 0;
     char *dir = kms_audit_trail_dir(home);
     int r = dir != NULL && kms_internal_keys_audit_key_create(hsm, &spki, &n) == 0 &&
+                    kms_internal_keys_audit_ack_create(hsm) == 0 &&
                     kms_audit_create(dir, spki, n) == 0
                 ? 0
                 : -1;
@@ -60,16 +75,40 @@ int kms_audit_trail_home_create(const char *home, kms_hsm *hsm)
     return r;
 }
 
+/* The key that acknowledges records, copied into locked memory: a home made before acks has
+ * none yet, and gets it now. */
+static int ack_key(kms_client *c)
+{
+    if (c->audit_ack_key != NULL) {
+        return 0;
+    }
+    uint8_t *key = kms_secure_alloc(KMS_AUDIT_ACK_KEY_LEN);
+    KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_internal_keys_audit_ack_key(c->hsm, key);
+    if (r != 0 && kms_last_error() == KMS_ERR_NOT_FOUND) {
+        r = kms_internal_keys_audit_ack_create(c->hsm);
+        if (r == 0) {
+            r = kms_internal_keys_audit_ack_key(c->hsm, key);
+        }
+    }
+    if (r != 0) {
+        kms_secure_free(key);
+        return -1;
+    }
+    c->audit_ack_key = key;
+    return 0;
+}
+
 /* The digest key's public half. A home made before the audit trail existed has neither the key
  * nor HOME/audit: both are created then. A home whose trail exists but whose key is gone cannot
  * sign: refused. */
 static int load_spki(kms_client *c, const char *dir)
 {
     if (c->audit_spki != NULL) {
-        return 0;
+        return ack_key(c);
     }
     if (kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len) == 0) {
-        return 0;
+        return ack_key(c);
     }
     if (kms_last_error() != KMS_ERR_NOT_FOUND) {
         return -1;
@@ -79,7 +118,8 @@ static int load_spki(kms_client *c, const char *dir)
                "signed; restore the token from a backup",
                KMS_AUDIT_KEY_LABEL, dir);
     KMS_GUARD(kms_audit_trail_home_create(c->home, c->hsm));
-    return kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len);
+    KMS_GUARD(kms_internal_keys_audit_public_key(c->hsm, &c->audit_spki, &c->audit_spki_len));
+    return ack_key(c);
 }
 
 int kms_audit_trail_spki_loaded(kms_client *c)
@@ -110,7 +150,8 @@ int kms_audit_trail_of_client(kms_client *c, kms_audit **out)
                        .spki = c->audit_spki,
                        .spki_len = c->audit_spki_len,
                        .anchor_get = anchor_get,
-                       .anchor_set = anchor_set},
+                       .anchor_set = anchor_set,
+                       .ack = {ack_mac, c->audit_ack_key}},
         };
         c->audit = kms_audit_open(&o);
     }
@@ -639,7 +680,33 @@ int kms_audit_trail_request(kms_request *rq, int rc)
     return rc;
 }
 
-/* ---- The anchor ------------------------------------------------------------------------- */
+/* ---- The anchor and what readers trust ----------------------------------------------------- */
+
+int kms_audit_trail_trust_load(kms_client *c, kms_trail_trust *t)
+{
+    memset(t, 0, sizeof *t);
+    if ((t->dir = kms_audit_trail_dir(c->home)) == NULL ||
+        (t->index = kms_path_join(c->home, "audit-index.db")) == NULL) {
+        kms_audit_trail_trust_clean_up(t);
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    if (kms_audit_trail_spki_loaded(c) != 0 ||
+        kms_audit_trail_read_anchor(c, t->dir, &t->anchor) != 0) {
+        kms_audit_trail_trust_clean_up(t);
+        return -1;
+    }
+    t->trust = (kms_audit_trust){
+        .anchor = t->anchor, .acker = {ack_mac, c->audit_ack_key}, .index = t->index};
+    return 0;
+}
+
+void kms_audit_trail_trust_clean_up(kms_trail_trust *t)
+{
+    free(t->dir);
+    free(t->anchor);
+    free(t->index);
+    memset(t, 0, sizeof *t);
+}
 
 /* The anchor, read from the HSM under a shared hold of the trail's LOCK, so that a seal moving
  * it (create the new object, then destroy the old) is never seen half done; a trail without

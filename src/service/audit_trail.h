@@ -23,6 +23,17 @@ int kms_audit_trail_init_records(kms_client *c, bool root_login_profile)
 int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */
 void kms_audit_trail_resource(kms_request *rq, const char *arn);
+/* What the trail's readers check it against (src/audit/audit.h kms_audit_trust): the anchor
+ * read from the HSM, the HSM's ack MAC, and the index kept outside HOME/audit
+ * (HOME/audit-index.db). Clean up with kms_audit_trail_trust_clean_up. */
+typedef struct kms_trail_trust {
+    kms_audit_trust trust;
+    char *dir; /* HOME/audit */
+    char *anchor, *index;
+} kms_trail_trust;
+int kms_audit_trail_trust_load(kms_client *c, kms_trail_trust *t)
+    __attribute__((warn_unused_result));
+void kms_audit_trail_trust_clean_up(kms_trail_trust *t);
 /* The digest key's public half in c->audit_spki (created with the trail for an older home). */
 int kms_audit_trail_spki_loaded(kms_client *c) __attribute__((warn_unused_result));
 /* Seals the trail's open segment (only_if_due: when digest_period has passed or it is full). */

@@ -64,29 +64,24 @@ int kms_validate_logs_against(kms_client *client, const char *start_time, const 
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(kms_audit_trail_spki_loaded(client));
-    /* The anchor, read from the HSM: what the trail must still reach, and the last record the
-     * writer acknowledged. A writer may append and acknowledge between the anchor's read and
-     * the scan: records after the acknowledged one are then checked again with the anchor as
-     * it is after the scan (a few times, then reported). */
-    char *anchor = NULL;
-    char *dir = kms_audit_trail_dir(client->home);
-    int r = dir == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : 0;
+    /* The anchor, read from the HSM: what the trail must still reach; the HSM's MAC checks the
+     * acks. A scan that meets a batch another process is writing sees its lines before its ack:
+     * records reported unacknowledged are checked again (a few times, then reported). */
+    int r = 0;
     for (int attempt = 0; r == 0 && attempt < VALIDATE_ATTEMPTS; attempt++) {
+        kms_trail_trust t;
         json_decref(report);
         report = NULL;
-        free(anchor);
-        anchor = NULL;
-        r = kms_audit_trail_read_anchor(client, dir, &anchor);
+        r = kms_audit_trail_trust_load(client, &t);
         if (r == 0) {
-            r = kms_audit_validate_against(dir, client->audit_spki, client->audit_spki_len, anchor,
-                                           expect_anchor, start, end, &report);
+            r = kms_audit_validate_against(t.dir, client->audit_spki, client->audit_spki_len,
+                                           &t.trust, expect_anchor, start, end, &report);
         }
+        kms_audit_trail_trust_clean_up(&t);
         if (r == 0 && !has_problem(report, "unacknowledged")) {
             break;
         }
     }
-    free(anchor);
-    free(dir);
     if (r == 0) {
         *report_json = json_dumps(report, JSON_INDENT(2));
         json_decref(report);
@@ -121,16 +116,12 @@ int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(time_arg(end_s, "EndTime", &q.end));
     q.max_results = (int)max;
     q.next_token = token;
-    char *dir = kms_audit_trail_dir(rq->client->home), *anchor = NULL;
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    /* The anchor bounds what is listed: never a record the writer did not acknowledge. */
-    int r = kms_audit_trail_read_anchor(rq->client, dir, &anchor);
-    if (r == 0) {
-        q.anchor = anchor;
-        r = kms_audit_lookup(dir, &q, resp);
-    }
-    free(anchor);
-    free(dir);
+    /* Only records the chain and the HSM's acks cover are listed. */
+    kms_trail_trust t;
+    KMS_GUARD(kms_audit_trail_trust_load(rq->client, &t));
+    q.trust = &t.trust;
+    int r = kms_audit_lookup(t.dir, &q, resp);
+    kms_audit_trail_trust_clean_up(&t);
     return r;
 }
 
@@ -145,13 +136,9 @@ int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
     KMS_GUARD(time_arg(start_s, "StartTime", &start));
     KMS_GUARD(time_arg(end_s, "EndTime", &end));
-    char *dir = kms_audit_trail_dir(rq->client->home), *anchor = NULL;
-    KMS_ENSURE(dir != NULL, KMS_ERR_INTERNAL, "out of memory");
-    int r = kms_audit_trail_read_anchor(rq->client, dir, &anchor);
-    if (r == 0) {
-        r = kms_audit_usage_report(dir, anchor, start, end, resp);
-    }
-    free(anchor);
-    free(dir);
+    kms_trail_trust t;
+    KMS_GUARD(kms_audit_trail_trust_load(rq->client, &t));
+    int r = kms_audit_usage_report(t.dir, &t.trust, start, end, resp);
+    kms_audit_trail_trust_clean_up(&t);
     return r;
 }

@@ -322,6 +322,7 @@ void kms_client_free(kms_client *c)
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
      * open). */
     kms_audit_close(c->audit);
+    kms_secure_free(c->audit_ack_key);
     kms_keystore_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "service/internal_keys.h"
 #include "util/secmem.h"
 #include "util/util.h"
@@ -113,6 +115,37 @@ int kms_internal_keys_audit_sign(kms_hsm *hsm, const uint8_t digest[32], uint8_t
 {
     return kms_hsm_sign_digest(hsm, KMS_AUDIT_KEY_LABEL, KMS_HSM_ECDSA_SHA256, digest, 32, sig,
                                sig_len);
+}
+
+int kms_internal_keys_audit_ack_create(kms_hsm *hsm)
+{
+    uint8_t *key = kms_secure_alloc(KMS_AUDIT_ACK_KEY_LEN);
+    KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_hsm_random(hsm, key, KMS_AUDIT_ACK_KEY_LEN);
+    if (r == 0) {
+        r = kms_hsm_data_set(hsm, KMS_AUDIT_ACK_LABEL, key, KMS_AUDIT_ACK_KEY_LEN);
+    }
+    kms_secure_free(key);
+    return r;
+}
+
+int kms_internal_keys_audit_ack_key(kms_hsm *hsm, uint8_t *key)
+{
+    uint8_t *value = NULL;
+    size_t len = 0;
+    KMS_GUARD(kms_hsm_data_get(hsm, KMS_AUDIT_ACK_LABEL, &value, &len));
+    int r = len == KMS_AUDIT_ACK_KEY_LEN
+                ? 0
+                : kms_raise(KMS_ERR_INTERNAL,
+                            "the token's audit ack key (%s) is %zu bytes, not %d: restore the "
+                            "token from a backup",
+                            KMS_AUDIT_ACK_LABEL, len, KMS_AUDIT_ACK_KEY_LEN);
+    if (r == 0) {
+        memcpy(key, value, KMS_AUDIT_ACK_KEY_LEN);
+    }
+    sodium_memzero(value, len);
+    free(value);
+    return r;
 }
 
 int kms_internal_keys_anchor_get(kms_hsm *hsm, uint8_t **value, size_t *len)

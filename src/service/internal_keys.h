@@ -16,6 +16,12 @@
 #define KMS_SEALER_LABEL "kms-internal:iam-secrets"
 /* The HSM key that signs audit digests (ECDSA P-256, non-extractable). */
 #define KMS_AUDIT_KEY_LABEL "kms-internal:audit-digest"
+/* The key that acknowledges audit records (src/audit/audit.h "A record line"): 32 random bytes
+ * in a private CKO_DATA object, readable only with the PIN. The writer keeps a copy in locked
+ * memory and computes the HMAC itself: an HSM call per batch (SoftHSM re-checks the key's file
+ * at every C_SignInit) cost a quarter of Encrypt's rate. */
+#define KMS_AUDIT_ACK_LABEL "kms-internal:audit-ack"
+#define KMS_AUDIT_ACK_KEY_LEN 32
 /* The audit trail's rollback anchor: a private CKO_DATA object (src/audit/audit.h "The anchor"). */
 #define KMS_AUDIT_ANCHOR_LABEL "kms-internal:audit-anchor"
 /* The id of the home the token belongs to (config.json "home_id"): a private CKO_DATA object. */
@@ -53,6 +59,11 @@ int kms_internal_keys_audit_public_key(kms_hsm *hsm, uint8_t **spki, size_t *spk
 /* ECDSA P-256 over a SHA-256 digest; *sig (malloc'd) DER-encoded. */
 int kms_internal_keys_audit_sign(kms_hsm *hsm, const uint8_t digest[32], uint8_t **sig,
                                  size_t *sig_len) __attribute__((warn_unused_result));
+/* Makes the key that acknowledges audit records (random bytes from the HSM) and stores it. */
+int kms_internal_keys_audit_ack_create(kms_hsm *hsm) __attribute__((warn_unused_result));
+/* Copies that key into key (KMS_AUDIT_ACK_KEY_LEN bytes, the caller's locked memory).
+ * NotFoundException if the token holds none; KMSInternalException if it is not 32 bytes. */
+int kms_internal_keys_audit_ack_key(kms_hsm *hsm, uint8_t *key) __attribute__((warn_unused_result));
 /* The anchor's value: *value malloc'd with a NUL after its *len bytes. NotFoundException when
  * the token holds none yet. */
 int kms_internal_keys_anchor_get(kms_hsm *hsm, uint8_t **value, size_t *len)

@@ -211,7 +211,8 @@ softhsm_data_object() {
 }
 
 # home_digest DIR: one line per entry under DIR (path, type, mode, sha256 of files), sorted.
-# Left out: the SQLite -wal/-shm files (they come and go with connections); the contents (not
+# Left out: the SQLite -wal/-shm files (they come and go with connections); the audit trail's
+# index (audit-index.db: derived data that lookups bring up to date); the contents (not
 # the presence) of SoftHSM's hsm/tokens/*/token.object, which SoftHSM itself rewrites on every
 # C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters); and, like the
 # audit trail itself (the trail records refused operations too), the token's one data object,
@@ -224,6 +225,7 @@ home_digest() {
         cd "$dir"
         # The audit trail records refused operations too (by design; test_audit.sh checks it).
         find . -mindepth 1 -path ./audit -prune -o ! -name 'kms.db-wal' ! -name 'kms.db-shm' \
+            ! -name 'audit-index.db*' \
             -printf '%p %y %m\n' \
             | sort | while read -r p t m; do
                 if [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/token.object ]]; then

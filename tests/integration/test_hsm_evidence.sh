@@ -49,8 +49,8 @@ PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
 assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
     "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" "kms-internal:audit-anchor x1" \
-    "kms-internal:home-id x1" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair, the audit trail's anchor and the home's id"
+    "kms-internal:audit-ack x1" "kms-internal:home-id x1" | sort)" \
+    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair, the audit trail's ack key, the audit trail's anchor and the home's id"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {
@@ -79,6 +79,11 @@ check_secret_object "Private Key Object" "$RSA" "RSA_2048 private key"
 check_secret_object "Private Key Object" "$EC" "ECC_NIST_P256 private key"
 check_secret_object "Secret Key Object" "kms-internal:iam-secrets" "the key sealing IAM secrets"
 check_secret_object "Private Key Object" "kms-internal:audit-digest" "the key signing audit digests"
+# The key acknowledging audit records is read by the writer (after login) into locked memory.
+ACK_FLAGS=$(obj "Data object" "kms-internal:audit-ack" 4)
+[[ " $ACK_FLAGS " == *" private "* ]] &&
+    ok "the audit ack key is a private data object (readable only after login)" ||
+    fail "the audit ack key's flags: '$ACK_FLAGS'"
 # The audit trail's anchor is no secret, but only a holder of the PIN may read or move it.
 ANCHOR_FLAGS=$(obj "Data object" "kms-internal:audit-anchor" 4)
 [[ " $ANCHOR_FLAGS " == *" private "* ]] &&

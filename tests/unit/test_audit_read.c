@@ -591,11 +591,13 @@ static void test_malformed_line(void **state)
     expect_problem(r, "malformed", SEG3, -1, 4);
     expect_problem(r, "malformed", SEG3, -1, 6);
     json_decref(r);
-    /* The index lists the records the chain covers: up to the first line that is not the next
-     * record of the chain (line 2 of SEG3), nothing after it. */
-    r = lookup(t, NULL, NULL, 0, 0, 50, NULL);
-    assert_int_equal(json_array_size(json_object_get(r, "Events")), 11);
-    json_decref(r);
+    /* The chain is broken before its end (line 2 of SEG3 is not the next record): the index
+     * lists nothing it does not cover, and says so instead of answering with part of it. */
+    kms_audit_query q = {NULL, NULL, 0, 0, 50, NULL, NULL};
+    r = NULL;
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "validate-logs"));
+    assert_null(r);
     free(p);
     free(huge);
     trail_free(t);
@@ -1590,27 +1592,33 @@ static void test_lookup_rebuild(void **state)
     trail_append(u, 50);
     char *from = rel_path(u, "segments/00000000000000000001.jsonl");
     char *to = rel_path(t, "segments/00000000000000000001.jsonl");
+    char *saved = rel_path(t, "first.saved");
+    assert_int_equal(rename(to, saved), 0);
     assert_int_equal(rename(from, to), 0);
-    json_t *r = lookup(t, "EventName", "ReplacedOp", 0, 0, 50, NULL);
-    assert_int_equal(json_array_size(json_object_get(r, "Events")), 50);
-    json_decref(r);
-    /* Record 51 links to the record 50 that was replaced: the chain breaks there, and nothing
-     * after it is listed (validate-logs reports the break). */
-    r = lookup(t, "EventName", "Encrypt", 0, 0, 50, NULL);
-    assert_int_equal(json_array_size(json_object_get(r, "Events")), 0);
-    json_decref(r);
-    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 50);
-    /* A segment that vanished: rebuilt without it, and without what follows the gap. */
+    /* Record 51 links to the record 50 that was replaced: the chain is broken, and lookups are
+     * refused (validate-logs says where) rather than answered from a part of it. */
+    kms_audit_query q = {"EventName", "ReplacedOp", 0, 0, 50, NULL, NULL};
+    json_t *r = NULL;
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
+    assert_non_null(strstr(kms_last_error_message(), "after record 50"));
+    /* The original back: rebuilt, the whole chain listed again. */
+    assert_int_equal(rename(saved, to), 0);
+    free(saved);
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), LOOKUP_RECORDS);
+    /* A segment that vanished: the chain has a gap, refused too. */
     char *second = rel_path(t, "segments/00000000000000000051.jsonl");
-    assert_int_equal(unlink(second), 0);
-    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 50);
+    char *aside = rel_path(t, "second.aside");
+    assert_int_equal(rename(second, aside), 0);
+    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
+    assert_int_equal(rename(aside, second), 0);
+    free(aside);
     /* A garbage index: recreated. */
     char *db = rel_path(t, "index.db");
     char *wal = kms_strdup_printf("%s-wal", db), *shm = kms_strdup_printf("%s-shm", db);
     unlink(wal);
     unlink(shm);
     write_file(db, "this is not a database, not at all, no, not even close............", 64, "wb");
-    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 50);
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), LOOKUP_RECORDS);
     free(db);
     free(wal);
     free(shm);
