@@ -132,9 +132,9 @@ out:
 
 /* The line of record `seq` with the anchor's chain hash among the whole lines that end at `end`,
  * read backwards from there: *line_end just past its '\n'. 0 found; 1 not there. */
-static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end,
-                     char hash[KMS_AUDIT_HASH_HEX + 1])
+static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end)
 {
+    char hash[KMS_AUDIT_HASH_HEX + 1];
     for (off_t pos = end; pos > 0;) {
         char *line = NULL, prev[KMS_AUDIT_HASH_HEX + 1];
         size_t len = 0, at = 0;
@@ -160,26 +160,37 @@ static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end,
     return 1;
 }
 
-/* Just past the last line, among the whole lines in (floor, end], whose ack verifies; floor if
- * none does. */
-static off_t last_acked(kms_audit *a, off_t floor, off_t end)
+/* Just past the last line in (floor, end] that an ack pins: read forward from floor (where the
+ * record `seq` - 1, of chain hash `prev`, ends), each line must be the next record and link to
+ * the one before; the last such line whose ack verifies ends what is kept. floor if none does.
+ * A copy of an acknowledged line from elsewhere verifies too, but does not link. */
+static int last_acked(kms_audit *a, off_t floor, off_t end, uint64_t seq,
+                      const char prev_hash[KMS_AUDIT_HASH_HEX + 1], off_t *keep)
 {
-    kms_audit_acker acker = a->signer.ack;
-    for (off_t pos = end; pos > floor;) {
-        char *line = NULL;
-        size_t len = 0;
-        if (kms_audit_log_last_line(a->seg_fd, a->seg_path, pos, &line, &len) != 0) {
-            kms_error_clear();
-            return floor; /* a line longer than any record: what follows it is not acked */
+    char prev[KMS_AUDIT_HASH_HEX + 1], linked[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(prev, prev_hash, sizeof prev);
+    *keep = floor;
+    kms_audit_lines rd;
+    kms_audit_line l;
+    int rc = kms_audit_lines_open(&rd, a->seg_path, (uint64_t)floor, NULL, false);
+    while (rc >= 0 && (rc = kms_audit_lines_next(&rd, &l)) == 1 && (off_t)rd.pos <= end) {
+        uint64_t n = 0;
+        size_t at = 0;
+        if (l.p == NULL || !kms_audit_chain_suffix(l.p, l.len, &n, linked, &at) || n != seq ||
+            strcmp(linked, prev) != 0) {
+            break;
         }
-        bool acked = kms_audit_ack_verifies(&acker, line, len);
-        free(line);
-        if (acked) {
-            return pos;
+        kms_audit_sha256_hex(l.p, l.len, prev);
+        seq++;
+        if (at < l.len && kms_audit_ack_verifies(&a->signer.ack, l.p, l.len)) {
+            *keep = (off_t)rd.pos;
         }
-        pos -= (off_t)len + 1;
     }
-    return floor;
+    kms_audit_lines_close(&rd);
+    if (rc < 0) {
+        return kms_audit_log_io_fail("read the audit log segment", a->seg_path, rd.err);
+    }
+    return 0;
 }
 
 /* Where the acknowledged records of the open segment end (its whole lines end at `end`; audit.h
@@ -190,10 +201,14 @@ static int acked_end(kms_audit *a, off_t end, off_t *keep)
 {
     const kms_audit_anchor *an = &a->anchor;
     off_t floor = 0;
+    uint64_t seq = a->seg_first;
     char hash[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(hash, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash, sizeof hash);
     *keep = end;
     if (an->has_ack && an->ack_sequence >= a->seg_first) {
-        if (find_back(a, end, an->ack_sequence, &floor, hash) != 0) {
+        seq = an->ack_sequence + 1;
+        memcpy(hash, an->ack_hash, sizeof hash);
+        if (find_back(a, end, an->ack_sequence, &floor) != 0) {
             return kms_raise(KMS_ERR_AUDIT,
                              "the audit log segment %s does not hold record %" PRIu64
                              " as the HSM anchor recorded it (chain hash %s): records were "
@@ -203,7 +218,7 @@ static int acked_end(kms_audit *a, off_t end, off_t *keep)
         }
     }
     if (a->signer.ack.mac != NULL) {
-        *keep = last_acked(a, floor, end);
+        return last_acked(a, floor, end, seq, hash, keep);
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,6 +278,21 @@ static bool is_padding(int fd, const kms_audit_line *l)
     return true;
 }
 
+/* dir/LOCK held shared (the writers hold it exclusively while they write), or -1. */
+static int hold_lock(const validator *v)
+{
+    char *path = kms_path_join(v->dir, "LOCK");
+    int fd = path != NULL ? open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+    free(path);
+    while (fd >= 0 && flock(fd, LOCK_SH) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 void kms_validator_scan_segment(validator *v, long si)
 {
     segment *s = &v->segs[si];
@@ -291,6 +307,11 @@ void kms_validator_scan_segment(validator *v, long si)
         EVP_MD_CTX_free(md);
         return;
     }
+    /* A segment that can still be the open one is read under a shared hold of LOCK: no writer is
+     * half-way through a batch (or through the zeros after it) meanwhile, so that a batch being
+     * written is never taken for a torn or unacknowledged one. Without LOCK (a copy of a trail),
+     * it is read as it is. */
+    int lock_fd = may_pad ? hold_lock(v) : -1;
     if ((err = segment_open(v, s, &r, md, &fd)) != 0) {
         if (err == EINVAL) {
             kms_validator_problem(v, &s->f, "unexpected", s->name, -1, 0,
@@ -330,6 +351,9 @@ void kms_validator_scan_segment(validator *v, long si)
         close(fd);
     }
     EVP_MD_CTX_free(md);
+    if (lock_fd >= 0) {
+        close(lock_fd); /* releases the hold */
+    }
     if (s->first_seq >= 0 && s->first_seq != s->number) {
         kms_validator_problem(v, &s->f, "out-of-order", s->name, s->first_seq, 1,
                               "%s starts with record %" PRId64 " but its name says %" PRId64

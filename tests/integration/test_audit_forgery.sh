@@ -128,6 +128,78 @@ assert_contains "$ERR_MSG" "not signed" "sealing refuses a segment whose records
 cp "$TMP/open.orig" "$OPEN"
 kms seal-audit-log >/dev/null && ok "restored, it seals" || fail "the restored segment does not seal"
 
+# ---- the review's attacks, each on a home of its own ---------------------------------------------
+# last_segment DIR: the newest segment of DIR's trail
+last_segment() { ls "$1"/audit/segments/*.jsonl | tail -1; }
+# A record rewritten and the lines after it re-chained, the acknowledged last line kept: the
+# chain breaks at that line, so lookups refuse the trail instead of listing the forgery, and
+# validate-logs names the record.
+H2="$TMP/h2"
+init_home "$H2"
+for _ in 1 2 3 4; do kms_at "$H2" list-keys >/dev/null; done
+"$PY" - "$(last_segment "$H2")" <<'PY'
+import hashlib, sys
+seg = sys.argv[1]
+data = open(seg, "rb").read()
+data = data[:data.find(b"\0")] if b"\0" in data else data
+lines = data.split(b"\n")[:-1]
+j = max(i for i, l in enumerate(lines[:-2]) if b'"eventName":"ListKeys"' in l)
+lines[j] = lines[j].replace(b'"eventName":"ListKeys"', b'"eventName":"DeleteKey"')
+for i in range(j + 1, len(lines) - 1):  # re-chain up to the last (acknowledged) line
+    h = hashlib.sha256(lines[i - 1]).hexdigest().encode()
+    k = lines[i].rindex(b'"previousHash":"') + len(b'"previousHash":"')
+    lines[i] = lines[i][:k] + h + lines[i][k + 64:]
+open(seg, "wb").write(b"\n".join(lines) + b"\n")
+PY
+expect_error KMSAuditLogException 254 kms_at "$H2" lookup-events --lookup-attributes \
+    AttributeKey=EventName,AttributeValue=DeleteKey
+assert_contains "$ERR_MSG" "validate-logs" "lookups refuse a chain rewritten before its acknowledged line"
+rc=0
+kms_at "$H2" validate-logs >"$TMP/v.json" || rc=$?
+assert_eq "$rc:$(json_get Valid <"$TMP/v.json")" "254:false" "validate-logs reports the rewritten record"
+expect_error KMSAuditLogException 254 kms_at "$H2" seal-audit-log
+assert_contains "$ERR_MSG" "not signed" "and sealing refuses to sign it"
+[ ! -e "$H2/audit/index.db" ] && [ -f "$H2/audit-index.db" ] &&
+    ok "the lookup index lives outside HOME/audit (HOME/audit-index.db)" ||
+    fail "index: $(ls "$H2" "$H2/audit")"
+
+# The open segment deleted: the anchor says records were written to it, so the writer refuses
+# instead of numbering new records in their place.
+H3="$TMP/h3"
+init_home "$H3"
+kms_at "$H3" seal-audit-log >/dev/null
+kms_at "$H3" create-key --description gone >/dev/null
+rm -f "$(last_segment "$H3")"
+expect_error KMSAuditLogException 254 kms_at "$H3" list-keys
+assert_contains "$ERR_MSG" "is missing, but the HSM anchor says" "a deleted open segment is refused"
+
+# torn/ replaced by a symlink: the planted bytes are kept nowhere else; the writer refuses.
+H4="$TMP/h4"
+init_home "$H4"
+kms_at "$H4" list-keys >/dev/null
+mkdir "$TMP/elsewhere"
+rm -rf "$H4/audit/torn"
+ln -s "$TMP/elsewhere" "$H4/audit/torn"
+printf '#!/bin/sh\necho planted\n' >>"$(last_segment "$H4")"
+rc=0
+kms_at "$H4" list-keys >/dev/null 2>"$TMP/e" || rc=$?
+assert_eq "$rc:$(ls "$TMP/elsewhere" | wc -l)" "254:0" "torn/ as a symlink: refused, nothing written through it"
+
+# A copy of record 1 appended after the acknowledged one: moved aside, not a refusal.
+H5="$TMP/h5"
+init_home "$H5"
+kms_at "$H5" list-keys >/dev/null
+"$PY" - "$(last_segment "$H5")" <<'PY'
+import sys
+seg = sys.argv[1]
+data = open(seg, "rb").read()
+data = data[:data.find(b"\0")] if b"\0" in data else data
+open(seg, "wb").write(data + data.split(b"\n")[0] + b"\n")
+PY
+kms_at "$H5" list-keys >/dev/null && ok "a planted copy of record 1 is moved aside" ||
+    fail "a planted copy of record 1 stops the trail"
+kms_at "$H5" validate-logs >/dev/null && ok "and the trail validates" || fail "the trail does not validate"
+
 # ---- item 13: commands leave the segment open; the period and the scheduler seal ----------------
 N0=$(ls "$AUDIT"/digests/*.json | wc -l)
 S0=$(ls "$AUDIT"/segments/*.jsonl | wc -l)
