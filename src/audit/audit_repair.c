@@ -132,6 +132,25 @@ out:
 
 /* The line of record `seq` with the anchor's chain hash among the whole lines that end at `end`,
  * read backwards from there: *line_end just past its '\n'. 0 found; 1 not there. */
+/* Whether the whole lines ending at `end` end with the line whose chain hash is prev (the
+ * previous digest's last record, or none, when end is 0). */
+static bool links_back(kms_audit *a, off_t end, const char prev[KMS_AUDIT_HASH_HEX + 1])
+{
+    char hash[KMS_AUDIT_HASH_HEX + 1];
+    char *line = NULL;
+    size_t len = 0;
+    if (end <= 0) {
+        return strcmp(prev, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash) == 0;
+    }
+    if (kms_audit_log_last_line(a->seg_fd, a->seg_path, end, &line, &len) != 0) {
+        kms_error_clear();
+        return false;
+    }
+    kms_audit_sha256_hex(line, len, hash);
+    free(line);
+    return strcmp(hash, prev) == 0;
+}
+
 static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end)
 {
     char hash[KMS_AUDIT_HASH_HEX + 1];
@@ -143,12 +162,12 @@ static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end)
             kms_error_clear(); /* longer than any record: not one of the writer's */
             return 1;
         }
-        /* Lines after it may be anyone's, with any number: only its own number and hash stop
-         * the search. */
+        /* Lines after it may be anyone's, with any number: only its own number and hash, and a
+         * link to the line before it (which a copy of it planted later lacks), stop the search. */
         bool ok = kms_audit_chain_suffix(line, len, &s, prev, &at) && s == seq;
         if (ok) {
             kms_audit_sha256_hex(line, len, hash);
-            ok = strcmp(hash, a->anchor.ack_hash) == 0;
+            ok = strcmp(hash, a->anchor.ack_hash) == 0 && links_back(a, pos - (off_t)len - 1, prev);
         }
         free(line);
         if (ok) {

@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "service/audit_trail.h"
 #include "service/internal_keys.h"
@@ -50,13 +51,16 @@ static int anchor_set(void *arg, const char *text)
     return kms_internal_keys_anchor_set(arg, text);
 }
 
-/* kms_audit_acker.mac over the client's copy of the ack key (arg: that key). */
+/* kms_audit_acker.mac: arg is an HMAC-SHA-256 context keyed with the ack key (ack_key), copied
+ * for each MAC so that threads share it read-only. */
 static int ack_mac(void *arg, const uint8_t hash[32], uint8_t mac[32])
 {
-    unsigned int len = 0;
-    KMS_ENSURE(HMAC(EVP_sha256(), arg, KMS_AUDIT_ACK_KEY_LEN, hash, 32, mac, &len) != NULL &&
-                   len == 32,
-               KMS_ERR_INTERNAL, "HMAC-SHA-256 failed");
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(arg);
+    size_t len = 0;
+    bool ok = ctx != NULL && EVP_MAC_update(ctx, hash, 32) == 1 &&
+              EVP_MAC_final(ctx, mac, &len, 32) == 1 && len == 32;
+    EVP_MAC_CTX_free(ctx);
+    KMS_ENSURE(ok, KMS_ERR_INTERNAL, "HMAC-SHA-256 failed");
     return 0;
 }
 
@@ -75,11 +79,26 @@ int kms_audit_trail_home_create(const char *home, kms_hsm *hsm)
     return r;
 }
 
-/* The key that acknowledges records, copied into locked memory: a home made before acks has
- * none yet, and gets it now. */
+/* An HMAC-SHA-256 context keyed with key. */
+static EVP_MAC_CTX *hmac_keyed(const uint8_t *key, size_t len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (ctx != NULL && EVP_MAC_init(ctx, key, len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    EVP_MAC_free(mac);
+    return ctx;
+}
+
+/* The key that acknowledges records, read from the token through locked memory into an HMAC
+ * context (OpenSSL wipes it when freed): a home made before acks has none yet, and gets it now. */
 static int ack_key(kms_client *c)
 {
-    if (c->audit_ack_key != NULL) {
+    if (c->audit_ack_mac != NULL) {
         return 0;
     }
     uint8_t *key = kms_secure_alloc(KMS_AUDIT_ACK_KEY_LEN);
@@ -91,12 +110,11 @@ static int ack_key(kms_client *c)
             r = kms_internal_keys_audit_ack_key(c->hsm, key);
         }
     }
-    if (r != 0) {
-        kms_secure_free(key);
-        return -1;
+    if (r == 0 && (c->audit_ack_mac = hmac_keyed(key, KMS_AUDIT_ACK_KEY_LEN)) == NULL) {
+        r = kms_raise(KMS_ERR_INTERNAL, "cannot set up HMAC-SHA-256");
     }
-    c->audit_ack_key = key;
-    return 0;
+    kms_secure_free(key);
+    return r;
 }
 
 /* The digest key's public half. A home made before the audit trail existed has neither the key
@@ -151,7 +169,7 @@ int kms_audit_trail_of_client(kms_client *c, kms_audit **out)
                        .spki_len = c->audit_spki_len,
                        .anchor_get = anchor_get,
                        .anchor_set = anchor_set,
-                       .ack = {ack_mac, c->audit_ack_key}},
+                       .ack = {ack_mac, c->audit_ack_mac}},
         };
         c->audit = kms_audit_open(&o);
     }
@@ -696,7 +714,7 @@ int kms_audit_trail_trust_load(kms_client *c, kms_trail_trust *t)
         return -1;
     }
     t->trust = (kms_audit_trust){
-        .anchor = t->anchor, .acker = {ack_mac, c->audit_ack_key}, .index = t->index};
+        .anchor = t->anchor, .acker = {ack_mac, c->audit_ack_mac}, .index = t->index};
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,7 +323,7 @@ void kms_client_free(kms_client *c)
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still
      * open). */
     kms_audit_close(c->audit);
-    kms_secure_free(c->audit_ack_key);
+    EVP_MAC_CTX_free(c->audit_ack_mac);
     kms_keystore_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);

@@ -56,8 +56,9 @@ struct kms_client {
     kms_audit *audit;
     uint8_t *audit_spki; /* the digest key's public half, DER SubjectPublicKeyInfo */
     size_t audit_spki_len;
-    uint8_t *audit_ack_key; /* the key acknowledging records (locked memory), NULL until loaded */
-    bool softhsm_claimed;   /* this client holds the process's SoftHSM2 home (home_check.h) */
+    /* HMAC-SHA-256 keyed with the key acknowledging records, NULL until loaded */
+    struct evp_mac_ctx_st *audit_ack_mac;
+    bool softhsm_claimed; /* this client holds the process's SoftHSM2 home (home_check.h) */
 };
 
 #endif

@@ -122,7 +122,7 @@ i = b.index(b'"eventName":"') + 14; b[i] ^= 0x01
 open(p, "wb").write(bytes(b))
 PY
 expect_error KMSAuditLogException 254 kms seal-audit-log
-assert_contains "$ERR_MSG" "not signed" "sealing refuses a segment whose records were changed"
+assert_contains "$ERR_MSG" "validate-logs" "a segment whose records were changed is refused, not signed"
 [ ! -e "$AUDIT/digests/$(basename "$OPEN" .jsonl).json" ] && assert_eq "$(stat -c %a "$OPEN")" "600" \
     "no digest was written and the segment stays open"
 cp "$TMP/open.orig" "$OPEN"
@@ -158,10 +158,10 @@ rc=0
 kms_at "$H2" validate-logs >"$TMP/v.json" || rc=$?
 assert_eq "$rc:$(json_get Valid <"$TMP/v.json")" "254:false" "validate-logs reports the rewritten record"
 expect_error KMSAuditLogException 254 kms_at "$H2" seal-audit-log
-assert_contains "$ERR_MSG" "not signed" "and sealing refuses to sign it"
-[ ! -e "$H2/audit/index.db" ] && [ -f "$H2/audit-index.db" ] &&
+assert_contains "$ERR_MSG" "validate-logs" "and sealing refuses to sign it"
+[ ! -e "$AUDIT/index.db" ] && [ -f "$HOME_DIR/audit-index.db" ] &&
     ok "the lookup index lives outside HOME/audit (HOME/audit-index.db)" ||
-    fail "index: $(ls "$H2" "$H2/audit")"
+    fail "index: $(ls "$HOME_DIR" "$AUDIT")"
 
 # The open segment deleted: the anchor says records were written to it, so the writer refuses
 # instead of numbering new records in their place.
@@ -199,6 +199,18 @@ PY
 kms_at "$H5" list-keys >/dev/null && ok "a planted copy of record 1 is moved aside" ||
     fail "a planted copy of record 1 stops the trail"
 kms_at "$H5" validate-logs >/dev/null && ok "and the trail validates" || fail "the trail does not validate"
+# A copy of the anchored (last acknowledged) line itself, which verifies: moved aside too.
+"$PY" - "$(last_segment "$H5")" <<'PY'
+import sys
+seg = sys.argv[1]
+data = open(seg, "rb").read()
+data = data[:data.find(b"\0")] if b"\0" in data else data
+open(seg, "wb").write(data + data.split(b"\n")[-2] + b"\n")
+PY
+kms_at "$H5" list-keys >/dev/null && ok "a planted copy of the anchored line is moved aside" ||
+    fail "a planted copy of the anchored line stops the trail"
+kms_at "$H5" validate-logs >/dev/null && ok "and the trail validates" || fail "the trail does not validate"
+assert_eq "$(ls "$H5/audit/torn" | wc -l)" "2" "both copies are kept in torn/"
 
 # ---- item 13: commands leave the segment open; the period and the scheduler seal ----------------
 N0=$(ls "$AUDIT"/digests/*.json | wc -l)
