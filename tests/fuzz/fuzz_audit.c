@@ -6,12 +6,16 @@
  *    digest, digests/00000000000000000005.json, with a .sig made by the key validation trusts
  *    (so that the checks after the signature run too). If the digest part holds 0x1E too, what
  *    follows that one is the anchor text given to validate-logs (up to a NUL byte).
- *  - kms_audit_validate: 0 and a report with a boolean Valid, counters and a Problems array;
- *    Valid true only without problems, and every problem has a Kind, a File and a Message;
- *    Anchor null, or {File, LastSequence, Found} with Found false only in an invalid report.
+ *  - Acks (audit.h "A record line") are checked with an HMAC key fixed here, so that lines
+ *    carrying "ack" members go through the MAC paths.
+ *  - kms_audit_validate_against: 0 and a report with a boolean Valid, counters and a Problems
+ *    array; Valid true only without problems, and every problem has a Kind, a File and a
+ *    Message; Anchor null, or {File (null before a digest), LastSequence, Found} with Found
+ *    false only in an invalid report; UnsignedTail's Records an integer.
  *  - kms_audit_lookup (no filter, and EventName / ResourceName filters, two pages) and
- *    kms_audit_usage_report: 0 (the directory is fine, whatever the segment holds), at most
- *    MaxResults events, and a NextToken that the next call accepts.
+ *    kms_audit_usage_report: 0, or KMS_ERR_AUDIT when the chain is broken before a line an ack
+ *    pins (lookups are refused then); at most MaxResults events, and a NextToken that the next
+ *    call accepts.
  * Each input starts from an empty trail in one directory made once per process (index.db too,
  * so that every input is indexed from scratch). ASan, UBSan and the leak check do the rest. */
 #include <errno.h>
@@ -102,6 +106,26 @@ static void reset_trail(void)
     }
 }
 
+static const uint8_t ack_key[32] = "fuzz-audit-ack-key-0123456789ab";
+
+static int fuzz_ack(void *arg, const uint8_t hash[32], uint8_t mac[32])
+{
+    (void)arg;
+    size_t len = 0;
+    return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, ack_key, sizeof ack_key, hash, 32, mac,
+                     32, &len) != NULL && len == 32
+               ? 0
+               : -1;
+}
+
+static kms_audit_trust trust = {.acker = {fuzz_ack, NULL}};
+
+/* A reader's answer: 0, or a refusal of a broken chain (KMS_ERR_AUDIT). */
+static bool answered(int rc)
+{
+    return rc == 0 || kms_last_error() == KMS_ERR_AUDIT;
+}
+
 static void check_report(const json_t *r)
 {
     const json_t *valid = json_object_get(r, "Valid");
@@ -111,7 +135,9 @@ static void check_report(const json_t *r)
     FUZZ_CHECK(json_is_array(json_object_get(r, "Repairs")));
     FUZZ_CHECK(json_is_integer(json_object_get(json_object_get(r, "Records"), "Unsigned")));
     const json_t *anchor = json_object_get(r, "Anchor");
-    FUZZ_CHECK(json_is_null(anchor) || (json_is_string(json_object_get(anchor, "File")) &&
+    FUZZ_CHECK(json_is_integer(json_object_get(json_object_get(r, "UnsignedTail"), "Records")));
+    const json_t *file = json_object_get(anchor, "File");
+    FUZZ_CHECK(json_is_null(anchor) || ((json_is_string(file) || json_is_null(file)) &&
                                         json_is_integer(json_object_get(anchor, "LastSequence")) &&
                                         json_is_boolean(json_object_get(anchor, "Found"))));
     FUZZ_CHECK(!json_is_false(json_object_get(anchor, "Found")) || json_is_false(valid));
@@ -126,9 +152,14 @@ static void check_report(const json_t *r)
 /* One lookup and, if there is a NextToken, the page after it. */
 static void lookup_twice(const char *attr, const char *value)
 {
-    kms_audit_query q = {attr, value, 0, 0, 3, NULL, NULL};
+    kms_audit_query q = {attr, value, 0, 0, 3, NULL, &trust};
     json_t *r = NULL;
-    FUZZ_CHECK(kms_audit_lookup(dir, &q, &r) == 0);
+    int rc = kms_audit_lookup(dir, &q, &r);
+    FUZZ_CHECK(answered(rc));
+    if (rc != 0) {
+        FUZZ_CHECK(r == NULL);
+        return;
+    }
     FUZZ_CHECK(json_array_size(json_object_get(r, "Events")) <= 3);
     const char *token = json_string_value(json_object_get(r, "NextToken"));
     if (token != NULL) {
@@ -158,16 +189,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     json_t *r = NULL;
-    FUZZ_CHECK(kms_audit_validate(dir, spki, spki_len, anchor, 0, 0, &r) == 0);
+    trust.anchor = anchor;
+    FUZZ_CHECK(kms_audit_validate_against(dir, spki, spki_len, &trust, NULL, 0, 0, &r) == 0);
     check_report(r);
     json_decref(r);
-    free(anchor);
 
     lookup_twice(NULL, NULL);
     lookup_twice("EventName", "Encrypt");
     lookup_twice("ResourceName", "1234abcd-12ab-34cd-56ef-1234567890ab");
-    FUZZ_CHECK(kms_audit_usage_report(dir, NULL, 0, 0, &r) == 0);
-    FUZZ_CHECK(json_is_integer(json_object_get(r, "Requests")));
+    int rc = kms_audit_usage_report(dir, &trust, 0, 0, &r);
+    FUZZ_CHECK(answered(rc));
+    FUZZ_CHECK(rc != 0 || json_is_integer(json_object_get(r, "Requests")));
     json_decref(r);
+    trust.anchor = NULL;
+    free(anchor);
     return 0;
 }
