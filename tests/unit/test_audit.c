@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "audit/audit.h"
+#include "audit/audit_internal.h"
 #include "kms/kms.h"
 #include "util/util.h"
 
@@ -949,6 +950,112 @@ static void check_repaired(fixture *f, uint64_t first, off_t offset, const char 
     free(seg);
 }
 
+/* ---- acks (audit.h "A record line") ------------------------------------------------------- */
+
+static const uint8_t ack_key[32] = "unit-test-ack-key-0123456789abcd";
+
+static int test_ack(void *arg, const uint8_t hash[32], uint8_t mac[32])
+{
+    size_t len = 0;
+    const uint8_t *key = arg;
+    return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, 32, hash, 32, mac, 32, &len) !=
+                       NULL &&
+                   len == 32
+               ? 0
+               : -1;
+}
+
+/* The chain hash of the segment's last line. */
+static void last_line_hash(const char *seg, char h[KMS_AUDIT_HASH_HEX + 1])
+{
+    size_t len = 0;
+    char *text = read_records(seg, &len);
+    assert_true(len > 0 && text[len - 1] == '\n');
+    size_t start = len - 1;
+    while (start > 0 && text[start - 1] != '\n') {
+        start--;
+    }
+    kms_audit_sha256_hex(text + start, len - 1 - start, h);
+    free(text);
+}
+
+/* Appends at the end of seg's records a line chained to its last one: record seq, and an ack
+ * made with `key` (NULL: none). */
+static void plant(const char *seg, uint64_t seq, const uint8_t *key)
+{
+    char prev[KMS_AUDIT_HASH_HEX + 1];
+    last_line_hash(seg, prev);
+    char *core = pathf("{\"eventName\":\"DeleteKey\",\"auditChain\":{\"sequence\":%" PRIu64
+                       ",\"previousHash\":\"%s\"",
+                       seq, prev);
+    char *line = NULL;
+    if (key != NULL) {
+        uint8_t hash[32], mac[32];
+        char hex[KMS_AUDIT_HASH_HEX + 1];
+        assert_int_equal(kms_audit_ack_hash(core, strlen(core), hash), 0);
+        assert_int_equal(test_ack((void *)key, hash, mac), 0);
+        for (int i = 0; i < 32; i++) {
+            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+        }
+        line = pathf("%s,\"ack\":\"%s\"}}\n", core, hex);
+    } else {
+        line = pathf("%s}}\n", core);
+    }
+    tear(seg, line);
+    free(line);
+    free(core);
+}
+
+/* Lines chained correctly after the last acknowledged one, without an ack or with one made by
+ * another key, are not the writer's: the next writer moves them aside ("unacknowledged"), and
+ * the chain goes on from the acknowledged line. Every batch's last line carries an ack. */
+static void test_acks(void **state)
+{
+    fixture *f = *state;
+    f->o.signer.ack = (kms_audit_acker){test_ack, (void *)ack_key};
+    f->o.seal_on_close = false; /* as kmsctl: the segment stays open for the next process */
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 3);
+    kms_audit_close(a);
+    char *seg = segment_path(f, 1);
+    size_t len = 0;
+    char *text = read_records(seg, &len);
+    assert_non_null(strstr(text, "\",\"ack\":\""));
+    free(text);
+    static const uint8_t other[32] = "another key, not the writer's!!";
+    const uint8_t *keys[] = {NULL, other};
+    uint64_t next = 4;
+    for (size_t i = 0; i < 2; i++) {
+        size_t before = 0;
+        free(read_records(seg, &before));
+        plant(seg, next, keys[i]);
+        plant(seg, next + 1, keys[i]);
+        a = open_log(f); /* moves them aside */
+        text = read_records(seg, &len);
+        json_t *r = parse(text + before, len - before - 1);
+        assert_string_equal(str(r, "eventName"), "AuditLogRepaired");
+        assert_string_equal(str(json_object_get(r, "serviceEventDetails"), "reason"),
+                            "unacknowledged");
+        assert_int_equal(num(json_object_get(r, "auditChain"), "sequence"), next);
+        assert_null(strstr(text, "DeleteKey"));
+        json_decref(r);
+        free(text);
+        kms_audit_close(a);
+        next++;
+    }
+    /* Its own ack: a line planted with the writer's key is taken, as a crash after the write
+     * would leave it (what a holder of the key writes is the writer's). */
+    plant(seg, next, ack_key);
+    a = open_log(f);
+    append_n(a, 100, 1);
+    kms_audit_close(a);
+    text = read_records(seg, &len);
+    assert_non_null(strstr(text, "DeleteKey"));
+    free(text);
+    assert_int_equal(verify_trail(f), (int)next + 1);
+    free(seg);
+}
+
 static void test_torn_tail_on_open(void **state)
 {
     fixture *f = *state;
@@ -1749,6 +1856,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_on_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_whole_segment, setup, teardown),
