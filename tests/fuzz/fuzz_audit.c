@@ -112,8 +112,9 @@ static int fuzz_ack(void *arg, const uint8_t hash[32], uint8_t mac[32])
 {
     (void)arg;
     size_t len = 0;
-    return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, ack_key, sizeof ack_key, hash, 32, mac,
-                     32, &len) != NULL && len == 32
+    return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, ack_key, sizeof ack_key, hash, 32, mac, 32,
+                     &len) != NULL &&
+                   len == 32
                ? 0
                : -1;
 }
