@@ -379,6 +379,20 @@ out=$(member create-user --user-name dev1)
 assert_eq "$(json_get User.Arn <<<"$out")" "arn:aws:iam::$MEMBER:user/dev1" "the member account's admin creates a user"
 expect_error AccessDeniedException 254 member create-organizational-unit --parent-id "$ROOT_ID" --name X
 
+# Issue 15 item 4 across accounts: a member account's role trusting a user of the management
+# account is bound to that user's unique id once the user is deleted, as AWS shows it.
+kms create-user --user-name xacct >/dev/null
+XACCT_ID=$(kms get-user --user-name xacct --output text --query User.UserId)
+cat >"$P/xacct-trust.json" <<EOF
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+  "Principal": {"AWS": "arn:aws:iam::$ACCOUNT:user/xacct"}, "Action": "sts:AssumeRole"}]}
+EOF
+member create-role --role-name FromMgmt --assume-role-policy-document "file://$P/xacct-trust.json" >/dev/null
+kms delete-user --user-name xacct
+trust=$(member get-role --role-name FromMgmt --query Role.AssumeRolePolicyDocument)
+assert_contains "$trust" "$XACCT_ID" "another account's trust policy names the deleted user's unique id"
+assert_not_contains "$trust" "user/xacct" "and no longer the ARN a re-created user would have"
+
 cat >"$P/scp.json" <<'EOF'
 {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:CreateUser", "Resource": "*"}]}
 EOF
