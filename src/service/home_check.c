@@ -1,6 +1,7 @@
 /* Checks of a KMS home before it is trusted: OpenSSH's StrictModes for its files and the PKCS#11
  * module, and the home's identity in its HSM token, so that a copied or moved home never uses
  * another home's token. Private to src/service. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -113,6 +114,37 @@ static int home_entry_check(const char *home, const char *name, bool dir)
 
 /* A failed check stops the walk, or in report mode (problem not NULL) is handed to problem,
  * which says whether to go on. */
+static int noted(int r, kms_home_problem_fn problem, void *arg, const char *name);
+
+/* Each token's own folder in hsm/tokens (SoftHSM2 keeps a token's objects there). */
+static int token_subdirs_check(const char *home, kms_home_problem_fn problem, void *arg)
+{
+    char *tokens = kms_path_join(home, "hsm/tokens");
+    KMS_ENSURE(tokens != NULL, KMS_ERR_INTERNAL, "out of memory");
+    DIR *d = opendir(tokens);
+    free(tokens);
+    struct dirent *e;
+    int r = 0;
+    while (r == 0 && d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char *name = kms_strdup_printf("hsm/tokens/%s", e->d_name);
+        if (name == NULL) {
+            r = -1;
+            break;
+        }
+        r = noted(home_entry_check(home, name, true), problem, arg, name);
+        free(name);
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return r;
+}
+
+/* A failed check stops the walk, or in report mode (problem not NULL) is handed to problem,
+ * which says whether to go on. */
 static int noted(int r, kms_home_problem_fn problem, void *arg, const char *name)
 {
     return r == 0 || problem == NULL ? r : problem(arg, name);
@@ -131,17 +163,20 @@ int kms_home_check_files_report(const char *home, kms_config *cfg, kms_home_prob
     KMS_GUARD(noted(home_entry_check(home, "credentials", false), problem, arg, "credentials"));
     /* The database holds IAM, every policy and the sign-in counters; its journal files and
      * the trail's subfolders are written by others as much as the files themselves. */
-    static const char *const files[] = {"kms.db", "kms.db-wal", "kms.db-shm", "kms.db-journal"};
+    static const char *const files[] = {
+        "kms.db",         "kms.db-wal",         "kms.db-shm",         "kms.db-journal",
+        "audit-index.db", "audit-index.db-wal", "audit-index.db-shm", "audit-index.db-journal"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         KMS_GUARD(noted(home_entry_check(home, files[i], false), problem, arg, files[i]));
     }
-    static const char *const dirs[] = {"audit", "audit/segments", "audit/digests"};
+    static const char *const dirs[] = {"audit", "audit/segments", "audit/digests", "audit/torn"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         KMS_GUARD(noted(home_entry_check(home, dirs[i], true), problem, arg, dirs[i]));
     }
     if (cfg->softhsm_conf != NULL) {
         KMS_GUARD(noted(home_entry_check(home, "hsm", true), problem, arg, "hsm"));
         KMS_GUARD(noted(token_dir_check(home, cfg->softhsm_conf), problem, arg, "hsm/tokens"));
+        KMS_GUARD(token_subdirs_check(home, problem, arg));
     }
     what = kms_strdup_printf("pkcs11_module in %s/%s", home, CONFIG_FILE);
     if (what == NULL) {

@@ -18,10 +18,12 @@ init_home
 H=$HOME_DIR
 assert_eq "$(kms list-keys --query Keys --output json)" "[]" "a fresh home opens"
 KEY=$(kms create-key --query KeyMetadata.KeyId --output text)
+kms lookup-events --max-results 1 >/dev/null # the trail's index, outside the trail
+TOKEN_SUBDIR=hsm/tokens/$(ls "$H/hsm/tokens" | head -1)
 
 # ---- StrictModes: group-writable or foreign-owned files are refused -----------------------------
 for entry in "" config.json credentials pin hsm hsm/softhsm2.conf hsm/tokens audit kms.db \
-    audit/segments audit/digests; do
+    audit/segments audit/digests audit-index.db "$TOKEN_SUBDIR"; do
     p=$H${entry:+/$entry}
     mode=$(stat -c %a "$p")
     chmod g+w "$p"
