@@ -81,14 +81,15 @@ static void *keeper(void *arg)
     kms_audit *a = arg;
     pthread_mutex_lock(&a->mu);
     while (!a->stopping) {
+        /* Its own condition variable: the group commit's is broadcast at every batch. */
         if (!a->anchor_pending) {
-            pthread_cond_wait(&a->cv, &a->mu);
+            pthread_cond_wait(&a->keeper_cv, &a->mu);
             continue;
         }
         int64_t due = a->pending_since_ns + ANCHOR_INTERVAL_NS;
         struct timespec at = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
         if (kms_audit_log_monotonic_ns() < due) {
-            (void)pthread_cond_timedwait(&a->cv, &a->mu, &at);
+            (void)pthread_cond_timedwait(&a->keeper_cv, &a->mu, &at);
             continue; /* woken: look again (stopping, or stored meanwhile) */
         }
         if (a->busy) {
@@ -132,11 +133,11 @@ static void anchor_after_batch(kms_audit *a)
     if (!a->anchor_pending) {
         a->anchor_pending = true;
         a->pending_since_ns = now;
+        pthread_cond_signal(&a->keeper_cv);
     }
     if (!a->keeper_started && pthread_create(&a->keeper, NULL, keeper, a) == 0) {
         a->keeper_started = true; /* (if it cannot start, the next batch or the close stores) */
     }
-    pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -383,6 +384,7 @@ static void free_handle(kms_audit *a)
     }
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
+    pthread_cond_destroy(&a->keeper_cv);
     free(a->dg.signature_hex);
     free(a->seg_path);
     free(a->dir);
@@ -402,6 +404,7 @@ void kms_audit_close(kms_audit *a)
     }
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
+    pthread_cond_broadcast(&a->keeper_cv);
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
     if (a->keeper_started) {
@@ -498,6 +501,7 @@ kms_audit *kms_audit_open(const kms_audit_options *o)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&a->cv, &attr);
+    pthread_cond_init(&a->keeper_cv, &attr);
     pthread_condattr_destroy(&attr);
     kms_audit_sha256_hex(o->signer.spki, o->signer.spki_len, a->fingerprint);
     if ((a->dir = strdup(o->dir)) == NULL || (a->account_id = strdup(o->account_id)) == NULL ||

@@ -101,6 +101,7 @@ struct kms_audit {
     int64_t pending_since_ns;
     bool keeper_started, stopping;
     pthread_t keeper;
+    pthread_cond_t keeper_cv;
 };
 
 /* ---- File helpers (audit_log_io.c) ------------------------------------------------------- */
