@@ -4,6 +4,25 @@
 # planted lines are never kept, signed or listed, and a trail that cannot be repaired is refused.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# planted_not_kept: after a command, the writer has refused the open segment or moved the planted
+# record $EID aside (to torn/), and lookup-events lists no event of that id.
+planted_not_kept() {
+    local seg rc=0 kept n
+    seg=$(ls "$AUDIT"/segments/*.jsonl | tail -1)
+    kms lookup-events --lookup-attributes "AttributeKey=EventId,AttributeValue=$EID" \
+        --query Events >"$TMP/ev.json" 2>"$TMP/ev.err" || rc=$?
+    kept=$(tr -d '\0' <"$seg" | grep -c -F "$EID" || true)
+    if [ "$rc" -ne 0 ] || { [ "$kept" = 0 ] && [ -n "$(ls "$AUDIT/torn" 2>/dev/null)" ]; }; then
+        ok "the writer refuses the tampered segment or moves the planted lines aside (rc $rc)"
+    else
+        fail "the writer kept the planted record in the open segment, unrecorded, and went on writing"
+    fi
+    n=$("$PY" -c 'import json,sys
+try: print(len(json.load(open(sys.argv[1]))))
+except Exception: print(0)' "$TMP/ev.json")
+    assert_eq "$n" "0" "lookup-events does not list the planted record (rc $rc)"
+}
+
 # ---- A copy of the anchored record appended after planted lines -----------------------------
 # Planted lines, then a copy of the anchored (acknowledged) line: the copy verifies but does not
 # link, so the writer moves everything after its chain aside; lookup-events lists none of it.
@@ -15,42 +34,17 @@ kms list-keys >/dev/null # closes: the HSM anchor names the last record
 ACCOUNT=$(json_get account_id <"$HOME_DIR/config.json")
 EID=33333333-3333-4333-8333-333333333333
 "$PY" - "$AUDIT" "$ACCOUNT" "$KEY" "$EID" <<'PY'
-import glob, hashlib, json, sys
+import glob, os, sys
+sys.path.insert(0, os.environ["KMS_SOURCE_DIR"] + "/tests/integration")
+from forge import lines, planted, record, records, stopper
 audit, account, key, eid = sys.argv[1:]
 seg = sorted(glob.glob(audit + "/segments/*.jsonl"))[-1]
-data = open(seg, "rb").read()
-end = data.find(b"\0"); data = data if end < 0 else data[:end]
-last = data.rstrip(b"\n").split(b"\n")[-1]          # the anchored, acknowledged record
-seq = json.loads(last)["auditChain"]["sequence"]
-rec = {"eventVersion": "1.08",
-       "userIdentity": {"type": "IAMUser", "userName": "mallory",
-                        "arn": "arn:aws:iam::%s:user/mallory" % account},
-       "eventTime": "2026-12-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-       "eventName": "ScheduleKeyDeletion", "awsRegion": "us-east-1", "sourceIPAddress": "127.0.0.1",
-       "requestParameters": {"keyId": key}, "eventID": eid, "readOnly": False,
-       "resources": [{"ARN": "arn:aws:kms:us-east-1:%s:key/%s" % (account, key),
-                      "type": "AWS::KMS::Key"}],
-       "eventType": "AwsApiCall", "recipientAccountId": account,
-       "auditChain": {"sequence": seq + 1, "previousHash": hashlib.sha256(last).hexdigest()}}
-forged = json.dumps(rec, separators=(",", ":")).encode()
-stopper = b'{"x":1 not json,"auditChain":{"sequence":%d,"previousHash":"%s"}}' % (
-    seq + 2, hashlib.sha256(forged).hexdigest().encode())
-open(seg, "wb").write(data + forged + b"\n" + stopper + b"\n" + last + b"\n")
+data = records(seg)
+last = lines(data)[-1]  # the anchored, acknowledged record
+forged = planted(account, key, eid, last, "ScheduleKeyDeletion")
+open(seg, "wb").write(data + forged + b"\n" + stopper(forged) + b"\n" + last + b"\n")
 PY
-SEG=$(ls "$AUDIT"/segments/*.jsonl | tail -1)
-rc=0
-kms lookup-events --lookup-attributes "AttributeKey=EventId,AttributeValue=$EID" \
-    --query Events >"$TMP/ev.json" 2>"$TMP/ev.err" || rc=$?
-KEPT=$(tr -d '\0' <"$SEG" | grep -F "$EID" | grep -c '"eventName":"ScheduleKeyDeletion"' || true)
-if [ "$rc" -ne 0 ] || { [ "$KEPT" = 0 ] && [ "$({ ls "$AUDIT/torn" 2>/dev/null || true; } | wc -l)" != 0 ]; }; then
-    ok "the writer refuses the tampered segment or moves the planted lines aside (rc $rc)"
-else
-    fail "the writer kept the planted record in the open segment, unrecorded, and went on writing"
-fi
-n=$("$PY" -c 'import json,sys
-try: print(len(json.load(open(sys.argv[1]))))
-except Exception: print(0)' "$TMP/ev.json")
-assert_eq "$n" "0" "lookup-events does not list the planted ScheduleKeyDeletion (rc $rc)"
+planted_not_kept
 
 # ---- Lines planted before the anchored record -----------------------------------------------
 # Lines planted before the anchored record: the chain to the anchored record breaks, so the
@@ -63,50 +57,17 @@ kms list-keys >/dev/null # closes: the HSM anchor names the last record
 ACCOUNT=$(json_get account_id <"$HOME_DIR/config.json")
 EID=33333333-3333-4333-8333-333333333333
 "$PY" - "$AUDIT" "$ACCOUNT" "$KEY" "$EID" <<'PY'
-import glob, hashlib, json, sys
+import glob, os, sys
+sys.path.insert(0, os.environ["KMS_SOURCE_DIR"] + "/tests/integration")
+from forge import lines, planted, record, records, stopper
 audit, account, key, eid = sys.argv[1:]
 seg = sorted(glob.glob(audit + "/segments/*.jsonl"))[-1]
-data = open(seg, "rb").read()
-end = data.find(b"\0"); data = data if end < 0 else data[:end]
-last = data.rstrip(b"\n").split(b"\n")[-1]          # the anchored, acknowledged record
-seq = json.loads(last)["auditChain"]["sequence"]
-rec = {"eventVersion": "1.08",
-       "userIdentity": {"type": "IAMUser", "userName": "mallory",
-                        "arn": "arn:aws:iam::%s:user/mallory" % account},
-       "eventTime": "2026-12-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-       "eventName": "ScheduleKeyDeletion", "awsRegion": "us-east-1", "sourceIPAddress": "127.0.0.1",
-       "requestParameters": {"keyId": key}, "eventID": eid, "readOnly": False,
-       "resources": [{"ARN": "arn:aws:kms:us-east-1:%s:key/%s" % (account, key),
-                      "type": "AWS::KMS::Key"}],
-       "eventType": "AwsApiCall", "recipientAccountId": account,
-       "auditChain": {"sequence": seq + 1, "previousHash": hashlib.sha256(last).hexdigest()}}
-forged = json.dumps(rec, separators=(",", ":")).encode()
-stopper = b'{"x":1 not json,"auditChain":{"sequence":%d,"previousHash":"%s"}}' % (
-    seq + 2, hashlib.sha256(forged).hexdigest().encode())
-lines = data.rstrip(b"\n").split(b"\n")
-k = 2                                   # plant after the 2nd record, far before the anchored one
-prev = lines[k - 1]
-seqk = json.loads(prev)["auditChain"]["sequence"]
-rec["auditChain"] = {"sequence": seqk + 1, "previousHash": hashlib.sha256(prev).hexdigest()}
-forged = json.dumps(rec, separators=(",", ":")).encode()
-stopper = b'{"x":1 not json,"auditChain":{"sequence":%d,"previousHash":"%s"}}' % (
-    seqk + 2, hashlib.sha256(forged).hexdigest().encode())
-open(seg, "wb").write(b"\n".join(lines[:k] + [forged, stopper] + lines[k:]) + b"\n")
+ls = lines(records(seg))
+k = 2  # plant after the 2nd record, far before the anchored one
+forged = planted(account, key, eid, ls[k - 1], "ScheduleKeyDeletion")
+open(seg, "wb").write(b"\n".join(ls[:k] + [forged, stopper(forged)] + ls[k:]) + b"\n")
 PY
-SEG=$(ls "$AUDIT"/segments/*.jsonl | tail -1)
-rc=0
-kms lookup-events --lookup-attributes "AttributeKey=EventId,AttributeValue=$EID" \
-    --query Events >"$TMP/ev.json" 2>"$TMP/ev.err" || rc=$?
-KEPT=$(tr -d '\0' <"$SEG" | grep -F "$EID" | grep -c '"eventName":"ScheduleKeyDeletion"' || true)
-if [ "$rc" -ne 0 ] || { [ "$KEPT" = 0 ] && [ "$({ ls "$AUDIT/torn" 2>/dev/null || true; } | wc -l)" != 0 ]; }; then
-    ok "the writer refuses the tampered segment or moves the planted lines aside (rc $rc)"
-else
-    fail "the writer kept the planted record in the open segment, unrecorded, and went on writing"
-fi
-n=$("$PY" -c 'import json,sys
-try: print(len(json.load(open(sys.argv[1]))))
-except Exception: print(0)' "$TMP/ev.json")
-assert_eq "$n" "0" "lookup-events does not list the planted ScheduleKeyDeletion (rc $rc)"
+planted_not_kept
 
 # ---- The index built while planted lines are there (the advisor) ----------------------------
 # The advisor reads the trail (and builds the index) while planted lines are still there, before
@@ -120,29 +81,16 @@ kms disable-key --key-id "$KEY" >/dev/null
 ACCOUNT=$(json_get account_id <"$HOME_DIR/config.json")
 EID=22222222-2222-4222-8222-222222222222
 "$PY" - "$AUDIT" "$ACCOUNT" "$KEY" "$EID" <<'PY'
-import glob, hashlib, json, sys
+import glob, os, sys
+sys.path.insert(0, os.environ["KMS_SOURCE_DIR"] + "/tests/integration")
+from forge import lines, planted, record, records, stopper
 audit, account, key, eid = sys.argv[1:]
 seg = sorted(glob.glob(audit + "/segments/*.jsonl"))[-1]
-data = open(seg, "rb").read()
-end = data.find(b"\0"); data = data if end < 0 else data[:end]
-lines = data.rstrip(b"\n").split(b"\n")
-last = lines[-1]
-acked = [l for l in lines if b'"ack":"' in l][0]       # any acknowledged line: its ack verifies
-seq = json.loads(last)["auditChain"]["sequence"]
-rec = {"eventVersion": "1.08",
-       "userIdentity": {"type": "IAMUser", "userName": "mallory",
-                        "arn": "arn:aws:iam::%s:user/mallory" % account},
-       "eventTime": "2026-12-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-       "eventName": "Encrypt", "errorCode": "DisabledException", "awsRegion": "us-east-1", "sourceIPAddress": "127.0.0.1",
-       "requestParameters": {"keyId": key}, "eventID": eid, "readOnly": False,
-       "resources": [{"ARN": "arn:aws:kms:us-east-1:%s:key/%s" % (account, key), "type": "AWS::KMS::Key"}],
-       "eventType": "AwsApiCall", "recipientAccountId": account,
-       "auditChain": {"sequence": seq + 1, "previousHash": hashlib.sha256(last).hexdigest()}}
-forged = json.dumps(rec, separators=(",", ":")).encode()
-# links to the forged record, but is not a record the index scanner accepts: stops quietly
-stopper = b'{"x":1 not json,"auditChain":{"sequence":%d,"previousHash":"%s"}}' % (
-    seq + 2, hashlib.sha256(forged).hexdigest().encode())
-open(seg, "wb").write(data + forged + b"\n" + stopper + b"\n" + acked + b"\n")
+data = records(seg)
+acked = [l for l in lines(data) if b'"ack":"' in l][0]  # any acknowledged line: its ack verifies
+forged = planted(account, key, eid, lines(data)[-1], "Encrypt", errorCode="DisabledException")
+# links to the forged record, but is no record a scanner accepts
+open(seg, "wb").write(data + forged + b"\n" + stopper(forged) + b"\n" + acked + b"\n")
 PY
 # The advisor reads the index without opening the writer (no repair runs first).
 kms advisor >"$TMP/adv.json" 2>/dev/null || true
@@ -181,22 +129,12 @@ read -r L H < <("$PY" -c 'import sqlite3,sys
 print(*sqlite3.connect(sys.argv[1]).execute("select last_sequence,last_hash from progress order by segment desc limit 1").fetchone())' "$HOME_DIR/audit-index.db")
 chmod 600 "$SEALED"
 "$PY" - "$SEALED" "$L" "$H" "$ACCOUNT" "$KEY" "$EID" <<'PY'
-import hashlib, json, sys
+import glob, os, sys
+sys.path.insert(0, os.environ["KMS_SOURCE_DIR"] + "/tests/integration")
+from forge import lines, planted, record, records, stopper
 seg, l, h, account, key, eid = sys.argv[1:]
-rec = {"eventVersion": "1.08",
-       "userIdentity": {"type": "IAMUser", "userName": "mallory",
-                        "arn": "arn:aws:iam::%s:user/mallory" % account},
-       "eventTime": "2026-12-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-       "eventName": "PutKeyPolicy", "awsRegion": "us-east-1", "sourceIPAddress": "127.0.0.1",
-       "requestParameters": {"keyId": key}, "eventID": eid, "readOnly": False,
-       "resources": [{"ARN": "arn:aws:kms:us-east-1:%s:key/%s" % (account, key),
-                      "type": "AWS::KMS::Key"}],
-       "eventType": "AwsApiCall", "recipientAccountId": account,
-       "auditChain": {"sequence": int(l) + 1, "previousHash": h}}
-forged = json.dumps(rec, separators=(",", ":")).encode()
-stopper = b'{"x":1 not json,"auditChain":{"sequence":%d,"previousHash":"%s"}}' % (
-    int(l) + 2, hashlib.sha256(forged).hexdigest().encode())
-open(seg, "ab").write(forged + b"\n" + stopper + b"\n")
+forged = record(account, key, eid, int(l) + 1, h, "PutKeyPolicy")
+open(seg, "ab").write(forged + b"\n" + stopper(forged) + b"\n")
 PY
 chmod 400 "$SEALED"
 rc=0
