@@ -11,7 +11,7 @@ planted_not_kept() {
     seg=$(ls "$AUDIT"/segments/*.jsonl | tail -1)
     kms lookup-events --lookup-attributes "AttributeKey=EventId,AttributeValue=$EID" \
         --query Events >"$TMP/ev.json" 2>"$TMP/ev.err" || rc=$?
-    kept=$(tr -d '\0' <"$seg" | grep -c -F "$EID" || true)
+    kept=$(tr -d '\0' <"$seg" | grep -c -F "\"eventID\":\"$EID\"" || true)
     if [ "$rc" -ne 0 ] || { [ "$kept" = 0 ] && [ -n "$(ls "$AUDIT/torn" 2>/dev/null)" ]; }; then
         ok "the writer refuses the tampered segment or moves the planted lines aside (rc $rc)"
     else
