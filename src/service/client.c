@@ -25,6 +25,22 @@
 #define DB_FILE "kms.db"
 /* Held by every process while it opens the HSM token (kms_internal_keys_hsm_open). */
 #define HSM_LOCK_FILE "hsm.lock"
+
+/* Opens the token with SoftHSM2's token file kept from a killed login: put back before, copied
+ * after (token_guard.c). A copy that cannot be written does not stop the open. */
+static kms_hsm *hsm_open_guarded(const char *home, const kms_config *cfg, const uint8_t *pin,
+                                 size_t pin_len, unsigned pool_size, const char *lock)
+{
+    if (kms_home_token_restore(home, cfg, lock) != 0) {
+        return NULL;
+    }
+    kms_hsm *hsm = kms_internal_keys_hsm_open(cfg->pkcs11_module, cfg->token_label, pin, pin_len,
+                                              pool_size, lock);
+    if (hsm != NULL && kms_home_token_backup(home, cfg, lock) != 0) {
+        kms_error_clear();
+    }
+    return hsm;
+}
 #define MAX_PIN 256
 
 const char *kms_home_default(void)
@@ -282,8 +298,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (lock == NULL) {
         goto fail;
     }
-    c->hsm =
-        kms_internal_keys_hsm_open(c->cfg.pkcs11_module, c->cfg.token_label, pin, pin_len, 0, lock);
+    c->hsm = hsm_open_guarded(home, &c->cfg, pin, pin_len, 0, lock);
     kms_secure_free(pin);
     pin = NULL;
     if (c->hsm == NULL || kms_home_check_token(c->hsm, &c->cfg, c->home) != 0) {
@@ -514,8 +529,7 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
     char *secret = NULL;
     char *lock = kms_path_join(home, HSM_LOCK_FILE);
     kms_hsm *hsm = lock != NULL
-                       ? kms_internal_keys_hsm_open(cfg->pkcs11_module, cfg->token_label,
-                                                    (const uint8_t *)pin, strlen(pin), 1, lock)
+                       ? hsm_open_guarded(home, cfg, (const uint8_t *)pin, strlen(pin), 1, lock)
                        : NULL;
     free(lock);
     if (hsm == NULL || kms_home_claim_token(hsm, cfg) != 0 ||

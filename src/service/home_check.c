@@ -177,6 +177,8 @@ int kms_home_check_files_report(const char *home, kms_config *cfg, kms_home_prob
         KMS_GUARD(noted(home_entry_check(home, "hsm", true), problem, arg, "hsm"));
         KMS_GUARD(noted(token_dir_check(home, cfg->softhsm_conf), problem, arg, "hsm/tokens"));
         KMS_GUARD(token_subdirs_check(home, problem, arg));
+        KMS_GUARD(noted(home_entry_check(home, "hsm/token-backup", true), problem, arg,
+                        "hsm/token-backup"));
     }
     what = kms_strdup_printf("pkcs11_module in %s/%s", home, CONFIG_FILE);
     if (what == NULL) {

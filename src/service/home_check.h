@@ -39,4 +39,13 @@ int kms_home_softhsm_claim(const char *home, const char *softhsm_conf, bool *cla
     __attribute__((warn_unused_result));
 void kms_home_softhsm_release(bool claimed);
 
+/* SoftHSM2's token file kept from a killed login (token_guard.c): before the token is opened, a
+ * missing or empty HOME/hsm/tokens/UUID/token.object is put back from HOME/hsm/token-backup/UUID;
+ * after it was opened, the copy is refreshed. Both under `lock` (HOME/hsm.lock); nothing for a
+ * home whose HSM is not SoftHSM2. */
+int kms_home_token_restore(const char *home, const kms_config *cfg, const char *lock)
+    __attribute__((warn_unused_result));
+int kms_home_token_backup(const char *home, const kms_config *cfg, const char *lock)
+    __attribute__((warn_unused_result));
+
 #endif

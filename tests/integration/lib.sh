@@ -214,7 +214,8 @@ softhsm_data_object() {
 # Left out: the SQLite -wal/-shm files (they come and go with connections); the audit trail's
 # index (audit-index.db: derived data that lookups bring up to date); the contents (not
 # the presence) of SoftHSM's hsm/tokens/*/token.object, which SoftHSM itself rewrites on every
-# C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters); and, like the
+# C_Login (pkcs11-tool --login does the same) and on failed logins (PIN counters), and of its
+# copy in hsm/token-backup/ that every open refreshes; and, like the
 # audit trail itself (the trail records refused operations too), the token's one data object,
 # the trail's anchor, which moves at every seal (SoftHSM replaces it by an object file of a new
 # name), and with it the token's generation counter (hsm/tokens/*/generation, whose presence
@@ -230,6 +231,8 @@ home_digest() {
             | sort | while read -r p t m; do
                 if [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/token.object ]]; then
                     echo "$p $t $m (rewritten by SoftHSM at login)"
+                elif [ "$t" = f ] && [[ "$p" == ./hsm/token-backup/* ]]; then
+                    echo "$p $t $m (the copy of token.object every open refreshes)"
                 elif [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/generation ]]; then
                     echo "$p $t $m (counts the token's changes, the audit anchor's too)"
                 elif [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/*.object || "$p" == ./hsm/tokens/*/*.lock ]] &&

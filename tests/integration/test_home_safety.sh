@@ -21,9 +21,21 @@ KEY=$(kms create-key --query KeyMetadata.KeyId --output text)
 kms lookup-events --max-results 1 >/dev/null # the trail's index, outside the trail
 TOKEN_SUBDIR=hsm/tokens/$(ls "$H/hsm/tokens" | head -1)
 
+# ---- SoftHSM2's token file, emptied by a login that was killed ----------------------------------
+# SoftHSM2 rewrites token.object in place at every login; a kill in between leaves it empty. The
+# copy the last open made puts it back, and the home's keys stay usable.
+TOKEN_FILE=$H/$TOKEN_SUBDIR/token.object
+BACKUP=$H/hsm/token-backup/$(basename "$TOKEN_SUBDIR")
+[ -s "$BACKUP" ] && ok "an open keeps a copy of the token file in hsm/token-backup" ||
+    fail "no copy of the token file: $(ls -la "$H/hsm" 2>&1)"
+: >"$TOKEN_FILE"
+assert_eq "$(kms describe-key --key-id "$KEY" --query KeyMetadata.KeyId --output text)" "$KEY" \
+    "an emptied token file is put back from the copy: the key is still there"
+[ -s "$TOKEN_FILE" ] && ok "the token file is whole again" || fail "the token file is still empty"
+
 # ---- StrictModes: group-writable or foreign-owned files are refused -----------------------------
 for entry in "" config.json credentials pin hsm hsm/softhsm2.conf hsm/tokens audit kms.db \
-    audit/segments audit/digests audit-index.db "$TOKEN_SUBDIR"; do
+    audit/segments audit/digests audit-index.db "$TOKEN_SUBDIR" hsm/token-backup; do
     p=$H${entry:+/$entry}
     mode=$(stat -c %a "$p")
     chmod g+w "$p"
