@@ -132,8 +132,6 @@ out:
     return r;
 }
 
-/* The line of record `seq` with the anchor's chain hash among the whole lines that end at `end`,
- * read backwards from there: *line_end just past its '\n'. 0 found; 1 not there. */
 /* Where the walk over the open segment starts: just past the anchored record when the anchor
  * says where its line ends in this segment and that line is there, with its number and hash
  * (so a command does not read the whole segment); else at the segment's start, from the newest
