@@ -1,7 +1,8 @@
-/* Torn and unacknowledged tails: bytes a crash left after the last whole line of the open
- * segment, and lines after the record the anchor acknowledges (records this writer did not
- * write, or whose write it never acknowledged), are kept in torn/, cut off, and the repair
- * recorded in the trail itself (audit.h "Durability, group commit, crash" and "The anchor"). */
+/* What the writer keeps of the open segment when it reads it again: the lines that link from
+ * the anchored record (or the segment's start) and that a verified ack pins. Bytes a crash left
+ * after the last whole line, and lines no ack pins (records this writer did not write, or whose
+ * write it never acknowledged), are kept in torn/, cut off, and the repair recorded in the trail
+ * itself (audit.h "Durability, group commit, crash" and "The anchor"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
