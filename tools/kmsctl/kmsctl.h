@@ -94,6 +94,8 @@ extern const struct command kmsctl_iam_commands[];
 extern const struct command kmsctl_audit_commands[];
 /* advisor_cmd.c: kmsctl advisor. */
 extern const struct command kmsctl_advisor_commands[];
+/* pki_cmds.c: `kmsctl acm-pca NAME` (named "acm-pca NAME" in the table). */
+extern const struct command kmsctl_pki_commands[];
 extern const struct command *const kmsctl_command_tables[];
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */

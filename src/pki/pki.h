@@ -1,0 +1,107 @@
+/* The private certificate authority (AWS Private CA's model): CAs whose private keys are HSM
+ * objects of the key store (keystore.h, "Certificate authority keys"), their certificates, and
+ * the certificates they issue. Metadata lives in the metadata database (tables pca_*, schema
+ * version 6); every signature is made through kms_keystore_ca_key_sign. OpenSSL builds and
+ * parses every X.509 structure (pki_sign.c says how the key store's signature gets in).
+ *
+ * It knows nothing of callers, policies or audit: src/service authorises each acm-pca: action
+ * on the CA's ARN first. Errors are AWS Private CA's: InvalidArgsException,
+ * MalformedCSRException, ResourceNotFoundException, InvalidStateException, ValidationException.
+ * Private to src/. */
+#ifndef KMS_PKI_PKI_H
+#define KMS_PKI_PKI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keystore/keystore.h"
+
+/* A certificate serial as text: lower-case hex of at most 20 octets. */
+#define KMS_PKI_SERIAL_MAX 41
+/* AWS Private CA quota: a CSR is at most 32 KB; a CSR with more extensions is absurd. */
+#define KMS_PKI_CSR_MAX 32768
+#define KMS_PKI_CSR_EXTENSIONS_MAX 32
+/* A ROOT CA's self-signed certificate is valid this long. */
+#define KMS_PKI_ROOT_VALIDITY_DAYS 3650
+/* Server certificates: Mozilla's intermediate profile caps them at 366 days; 90 is the default
+ * (and recommended) when the request gives no Validity. */
+#define KMS_PKI_SERVER_MAX_DAYS 366
+#define KMS_PKI_DEFAULT_DAYS 90
+/* AWS Private CA backdates notBefore by 60 minutes for clock skew between systems. */
+#define KMS_PKI_BACKDATE_SECONDS 3600
+
+typedef struct kms_pki_ca {
+    char ca_id[37];
+    char account_id[13];
+    char type[16];              /* ROOT, SUBORDINATE */
+    char status[24];            /* ACTIVE, PENDING_CERTIFICATE, DISABLED */
+    char key_algorithm[24];     /* EC_prime256v1, RSA_2048, ... */
+    char signing_algorithm[24]; /* SHA256WITHECDSA, SHA256WITHRSA, ... */
+    char usage_mode[32];        /* GENERAL_PURPOSE, SHORT_LIVED_CERTIFICATE */
+    char *configuration;        /* CertificateAuthorityConfiguration as JSON text (malloc'd) */
+    uint8_t *certificate;       /* DER (malloc'd), NULL until installed */
+    size_t certificate_len;
+    char serial[KMS_PKI_SERIAL_MAX];
+    int64_t not_before;
+    int64_t not_after;
+    int64_t created_at;
+    int64_t last_state_change_at;
+} kms_pki_ca;
+
+void kms_pki_ca_clean_up(kms_pki_ca *ca);
+
+/* arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/CA_ID */
+void kms_pki_ca_arn(const kms_keystore *ks, const char *ca_id, char out[KMS_ARN_MAX]);
+/* CA_ARN/certificate/SERIAL */
+void kms_pki_cert_arn(const kms_keystore *ks, const char *ca_id, const char *serial,
+                      char out[KMS_ARN_MAX]);
+/* The CA id of a CA ARN of this region and account (ca_id has 37 bytes); with cert_serial
+ * non-NULL, the ARN must be a certificate's and its serial lands there. InvalidArnException. */
+int kms_pki_arn_parse(const kms_keystore *ks, const char *arn, char ca_id[37],
+                      char cert_serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
+
+typedef struct kms_pki_ca_params {
+    const char *type;       /* ROOT (SUBORDINATE: not yet) */
+    const char *usage_mode; /* NULL: GENERAL_PURPOSE */
+    json_t *configuration;  /* {KeyAlgorithm, SigningAlgorithm, Subject{...}} (borrowed) */
+    int64_t now;
+} kms_pki_ca_params;
+
+/* Creates a CA: its key in the HSM, then (ROOT) its self-signed certificate signed there, then
+ * its row; the key is destroyed again if anything after it fails. Fills *out. */
+int kms_pki_ca_create(const kms_keystore *ks, const kms_pki_ca_params *p, kms_pki_ca *out)
+    __attribute__((warn_unused_result));
+/* ResourceNotFoundException if this account has no such CA. */
+int kms_pki_ca_get(const kms_keystore *ks, const char *ca_id, kms_pki_ca *out)
+    __attribute__((warn_unused_result));
+/* CAs of the account by id, after `after` ("" from the start), at most limit; cb returning
+ * nonzero stops with -1. *truncated: more follow. */
+typedef int (*kms_pki_ca_cb)(void *arg, const kms_pki_ca *ca);
+int kms_pki_ca_list(const kms_keystore *ks, const char *after, size_t limit, kms_pki_ca_cb cb,
+                    void *arg, bool *truncated) __attribute__((warn_unused_result));
+
+typedef struct kms_pki_issue_params {
+    const uint8_t *csr; /* PEM (as AWS takes it) or DER */
+    size_t csr_len;
+    const char *signing_algorithm; /* SHA256WITHECDSA, ... */
+    const char *template_arn;      /* NULL: EndEntityCertificate/V1 */
+    const char *validity_type;     /* DAYS, MONTHS, YEARS, END_DATE, ABSOLUTE; NULL: default */
+    int64_t validity_value;
+    int64_t now;
+} kms_pki_issue_params;
+
+/* Issues a certificate from the CSR (its signature checked) as the template says and records
+ * it; serial receives its serial. InvalidStateException unless the CA is ACTIVE and within its
+ * validity; ValidationException for a validity beyond the CA's (refused, as AWS refuses it). */
+int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
+                  char serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
+/* The certificate of that serial issued by ca_id (*der malloc'd). ResourceNotFoundException. */
+int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
+                     size_t *der_len) __attribute__((warn_unused_result));
+
+/* DER certificate -> PEM text (malloc'd, NUL-terminated). */
+int kms_pki_pem(const uint8_t *der, size_t der_len, char **pem) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,198 @@
+/* The rows of src/pki in the metadata database (tables pca_authorities and pca_certificates,
+ * store_schema.c version 6), through the store's one typed layer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pki/pki_internal.h"
+#include "store/store_internal.h"
+
+#define PKI_SQL_WHAT "certificate authority metadata"
+
+static const char sql_ca_insert[] =
+    "INSERT INTO pca_authorities (ca_id, account_id, ca_type, status, key_algorithm,"
+    " signing_algorithm, usage_mode, configuration, certificate, serial, not_before, not_after,"
+    " created_at, last_state_change_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+    " ?12, ?13, ?14)";
+#define CA_COLUMNS                                                                                 \
+    "ca_id, account_id, ca_type, status, key_algorithm, signing_algorithm, usage_mode,"            \
+    " configuration, certificate, serial, not_before, not_after, created_at,"                      \
+    " last_state_change_at"
+static const char sql_ca_get[] =
+    "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2";
+static const char sql_ca_list[] = "SELECT " CA_COLUMNS " FROM pca_authorities"
+                                  " WHERE account_id = ?3 AND ca_id > ?1 ORDER BY ca_id LIMIT ?2";
+static const char sql_cert_insert[] =
+    "INSERT INTO pca_certificates (ca_id, serial, template, certificate, not_before, not_after,"
+    " issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_cert_get[] =
+    "SELECT certificate FROM pca_certificates WHERE ca_id = ?1 AND serial = ?2";
+
+void kms_pki_ca_clean_up(kms_pki_ca *ca)
+{
+    free(ca->configuration);
+    free(ca->certificate);
+    memset(ca, 0, sizeof *ca);
+}
+
+int kms_pki_db_ca_insert(const kms_keystore *ks, const kms_pki_ca *ca)
+{
+    return kms_db_run(
+        kms_store_db(ks->store), sql_ca_insert,
+        KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_text(ca->account_id), kms_db_text(ca->type),
+                      kms_db_text(ca->status), kms_db_text(ca->key_algorithm),
+                      kms_db_text(ca->signing_algorithm), kms_db_text(ca->usage_mode),
+                      kms_db_text(ca->configuration),
+                      ca->certificate != NULL ? kms_db_blob(ca->certificate, ca->certificate_len)
+                                              : kms_db_null(),
+                      kms_db_text(ca->serial), kms_db_int64(ca->not_before),
+                      kms_db_int64(ca->not_after), kms_db_int64(ca->created_at),
+                      kms_db_int64(ca->last_state_change_at)),
+        "cannot record the certificate authority", NULL);
+}
+
+/* Reads one row of CA_COLUMNS into a zeroed *ca (cleaned up on failure). */
+static int ca_read(kms_db_stmt *st, kms_pki_ca *ca)
+{
+    const char *subject = kms_db_column_text(st, 0);
+    if (kms_db_column_copy(st, 0, ca->ca_id, sizeof ca->ca_id, subject) != 0 ||
+        kms_db_column_copy(st, 1, ca->account_id, sizeof ca->account_id, subject) != 0 ||
+        kms_db_column_copy(st, 2, ca->type, sizeof ca->type, subject) != 0 ||
+        kms_db_column_copy(st, 3, ca->status, sizeof ca->status, subject) != 0 ||
+        kms_db_column_copy(st, 4, ca->key_algorithm, sizeof ca->key_algorithm, subject) != 0 ||
+        kms_db_column_copy(st, 5, ca->signing_algorithm, sizeof ca->signing_algorithm, subject) !=
+            0 ||
+        kms_db_column_copy(st, 6, ca->usage_mode, sizeof ca->usage_mode, subject) != 0 ||
+        kms_db_column_dup(st, 7, &ca->configuration) != 0 ||
+        kms_db_column_blob_dup(st, 8, &ca->certificate, &ca->certificate_len) != 0) {
+        kms_pki_ca_clean_up(ca);
+        return -1;
+    }
+    snprintf(ca->serial, sizeof ca->serial, "%s", kms_db_column_text(st, 9));
+    ca->not_before = kms_db_column_int64(st, 10);
+    ca->not_after = kms_db_column_int64(st, 11);
+    ca->created_at = kms_db_column_int64(st, 12);
+    ca->last_state_change_at = kms_db_column_int64(st, 13);
+    return 0;
+}
+
+static int ca_row(kms_db_stmt *st, void *arg)
+{
+    KMS_GUARD(ca_read(st, arg));
+    return 1;
+}
+
+int kms_pki_db_ca_get(const kms_keystore *ks, const char *ca_id, kms_pki_ca *out)
+{
+    size_t rows = 0;
+    memset(out, 0, sizeof *out);
+    KMS_GUARD(kms_db_query(kms_store_db(ks->store), sql_ca_get,
+                           KMS_DB_PARAMS(kms_db_text(ca_id), kms_db_text(ks->account_id)), ca_row,
+                           out, "cannot read the certificate authority", &rows));
+    if (rows == 0) {
+        char arn[KMS_ARN_MAX];
+        kms_pki_ca_arn(ks, ca_id, arn);
+        return kms_raise(KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate authority %s",
+                         arn);
+    }
+    return 0;
+}
+
+int kms_pki_ca_get(const kms_keystore *ks, const char *ca_id, kms_pki_ca *out)
+{
+    return kms_pki_db_ca_get(ks, ca_id, out);
+}
+
+/* A page of CAs read into memory, visited after the connection went back. */
+typedef struct ca_page {
+    kms_pki_ca *items;
+    size_t count;
+    size_t cap;
+} ca_page;
+
+static int page_row(kms_db_stmt *st, void *arg)
+{
+    ca_page *pg = arg;
+    if (pg->count == pg->cap) {
+        size_t cap = pg->cap ? pg->cap * 2 : 16;
+        kms_pki_ca *items = realloc(pg->items, cap * sizeof *items);
+        KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
+        pg->items = items;
+        pg->cap = cap;
+    }
+    memset(&pg->items[pg->count], 0, sizeof pg->items[0]);
+    KMS_GUARD(ca_read(st, &pg->items[pg->count]));
+    pg->count++;
+    return 0;
+}
+
+int kms_pki_ca_list(const kms_keystore *ks, const char *after, size_t limit, kms_pki_ca_cb cb,
+                    void *arg, bool *truncated)
+{
+    int r = -1;
+    ca_page pg = {NULL, 0, 0};
+    *truncated = false;
+    if (kms_db_query(kms_store_db(ks->store), sql_ca_list,
+                     KMS_DB_PARAMS(kms_db_text(after ? after : ""),
+                                   kms_db_int64((int64_t)limit + 1), kms_db_text(ks->account_id)),
+                     page_row, &pg, "cannot list the certificate authorities", NULL) != 0) {
+        goto out;
+    }
+    *truncated = pg.count > limit;
+    for (size_t i = 0; i < pg.count && i < limit; i++) {
+        if (cb(arg, &pg.items[i]) != 0) {
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    for (size_t i = 0; i < pg.count; i++) {
+        kms_pki_ca_clean_up(&pg.items[i]);
+    }
+    free(pg.items);
+    return r;
+}
+
+int kms_pki_db_cert_insert(const kms_keystore *ks, const char *ca_id, const char *serial,
+                           const char *template_name, const uint8_t *der, size_t der_len,
+                           int64_t not_before, int64_t not_after, int64_t issued_at)
+{
+    return kms_db_run(kms_store_db(ks->store), sql_cert_insert,
+                      KMS_DB_PARAMS(kms_db_text(ca_id), kms_db_text(serial),
+                                    kms_db_text(template_name), kms_db_blob(der, der_len),
+                                    kms_db_int64(not_before), kms_db_int64(not_after),
+                                    kms_db_int64(issued_at)),
+                      "cannot record the issued certificate", NULL);
+}
+
+typedef struct blob_out {
+    uint8_t **der;
+    size_t *len;
+} blob_out;
+
+static int cert_row(kms_db_stmt *st, void *arg)
+{
+    blob_out *o = arg;
+    KMS_GUARD(kms_db_column_blob_dup(st, 0, o->der, o->len));
+    return 1;
+}
+
+int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
+                     size_t *der_len)
+{
+    size_t rows = 0;
+    blob_out o = {der, der_len};
+    *der = NULL;
+    *der_len = 0;
+    KMS_GUARD(kms_db_query(kms_store_db(ks->store), sql_cert_get,
+                           KMS_DB_PARAMS(kms_db_text(ca_id), kms_db_text(serial)), cert_row, &o,
+                           "cannot read the certificate", &rows));
+    if (rows == 0 || *der == NULL) {
+        char arn[KMS_ARN_MAX];
+        free(*der);
+        *der = NULL;
+        *der_len = 0;
+        kms_pki_cert_arn(ks, ca_id, serial, arn);
+        return kms_raise(KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate %s", arn);
+    }
+    return 0;
+}
