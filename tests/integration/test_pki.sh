@@ -288,3 +288,12 @@ for e in json.load(sys.stdin)["Events"]:
 assert_eq "$DENIED" "acm-pca.amazonaws.com issuer" "the denied IssueCertificate is recorded"
 N=$("$PY" -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin)["Events"] if e["EventName"] == "IssueCertificate"))' <<<"$EV")
 [ "$N" -ge 13 ] && ok "each IssueCertificate call leaves a record ($N)" || fail "only $N IssueCertificate records"
+
+# ---- the command line --------------------------------------------------------------------------
+assert_contains "$(kms acm-pca issue-certificate --help)" "kmsctl acm-pca issue-certificate --certificate-authority-arn" \
+    "acm-pca issue-certificate --help shows an example"
+assert_contains "$(kms help acm-pca get-certificate)" "acm-pca:GetCertificate" \
+    "kmsctl help acm-pca get-certificate"
+assert_contains "$("$KMSCTL" --help)" "Private certificate authorities (aws acm-pca)" \
+    "kmsctl --help lists the acm-pca commands"
+expect_usage_error "unknown command 'acm-pca'" kms acm-pca

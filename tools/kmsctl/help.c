@@ -81,7 +81,8 @@ void kmsctl_print_global_help(FILE *f)
     static const char *const headings[] = {"Key management and encryption (aws kms)",
                                            "Identities, credentials and organizations "
                                            "(aws iam, aws sts, aws organizations)",
-                                           "The audit trail (aws cloudtrail)"};
+                                           "The audit trail (aws cloudtrail)",
+                                           "Private certificate authorities (aws acm-pca)"};
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];
          t++) {
         fprintf(f, "%s%s:\n", t ? "\n" : "", headings[t]);
