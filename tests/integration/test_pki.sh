@@ -72,16 +72,36 @@ export SOFTHSM2_CONF="$HOME_DIR/hsm/softhsm2.conf"
 PIN=$(head -n1 "$HOME_DIR/pin")
 pkcs11-tool --module "$SOFTHSM_MODULE" --token-label kms --login --pin "$PIN" --list-objects \
     >"$W/objects.txt" 2>/dev/null
-OBJ=$(awk -v l="pca:$EC_ID" '/Object;/ {h=$0} $1 == "label:" && $2 == l {print h; getline; while ($0 ~ /^ /) {print; getline}}' "$W/objects.txt")
+# pkcs11_object LABEL CLASS: "HEADER|ACCESS|USAGE" of the one object of that class and label
+pkcs11_object() {
+    "$PY" - "$W/objects.txt" "$1" "$2" <<'PY'
+import sys
+objs, cur = [], None
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    line = line.rstrip("\n")
+    if line and not line[0].isspace():
+        cur = {"header": line, "label": "", "access": "", "usage": ""}
+        objs.append(cur)
+    elif cur is not None and ":" in line:
+        k, _, v = line.strip().partition(":")
+        if k.strip().lower() in ("label", "access", "usage"):
+            cur[k.strip().lower()] = v.strip()
+found = [o for o in objs if o["label"] == sys.argv[2] and o["header"].startswith(sys.argv[3])]
+print("|".join([found[0]["header"], found[0]["access"], found[0]["usage"]]) if len(found) == 1
+      else "<%d objects>" % len(found))
+PY
+}
+OBJ=$(pkcs11_object "pca:$EC_ID" "Private Key Object")
 assert_contains "$OBJ" "Private Key Object; EC" "the EC CA's private key is an object of the token"
-ACCESS=$(grep -m1 'Access:' <<<"$(awk -v l="pca:$EC_ID" '/Private Key Object/ {p=1} p && $1 == "label:" && $2 != l {p=0} p' "$W/objects.txt")")
+ACCESS=$(cut -d'|' -f2 <<<"$OBJ")
 for flag in "sensitive" "always sensitive" "never extractable"; do
     assert_contains "$ACCESS" "$flag" "the CA's private key is '$flag'"
 done
 assert_not_contains "$(sed 's/never extractable//' <<<"$ACCESS")" "extractable" \
     "the CA's private key is not extractable"
-assert_contains "$(awk -v l="pca:$EC_ID" '/Private Key Object/ {p=1} p && $1 == "label:" && $2 != l {p=0} p' "$W/objects.txt" | grep -m1 Usage:)" \
-    "sign" "the CA's private key signs"
+assert_contains "$(cut -d'|' -f3 <<<"$OBJ")" "sign" "the CA's private key signs"
+assert_contains "$(pkcs11_object "pca:${RSA##*/}" "Private Key Object")" "Private Key Object; RSA" \
+    "the RSA CA's private key is an object of the token"
 
 # ---- issuing, per template ---------------------------------------------------------------------
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/app.key" \
