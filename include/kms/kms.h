@@ -70,6 +70,7 @@ typedef enum kms_error {
     KMS_ERR_RESOURCE_NOT_FOUND,    /* ResourceNotFoundException (acm-pca) */
     KMS_ERR_PCA_INVALID_STATE,     /* InvalidStateException (acm-pca) */
     KMS_ERR_REQUEST_FAILED,        /* RequestFailedException (acm-pca) */
+    KMS_ERR_ALREADY_PROCESSED,     /* RequestAlreadyProcessedException (acm-pca) */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -101,6 +101,25 @@ int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_is
 int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
                      size_t *der_len) __attribute__((warn_unused_result));
 
+/* ---- Revocation (pki_crl.c) ---- */
+
+/* A CRL is valid this long (AWS Private CA's CrlConfiguration ExpirationInDays default). */
+#define KMS_PKI_CRL_DAYS 7
+
+/* Revokes the certificate of that serial (text as GetCertificate's ARN has it, or as openssl
+ * prints it: hex, any case, colons allowed) with an RFC 5280 5.3.1 reason as AWS names it
+ * (UNSPECIFIED, KEY_COMPROMISE, CERTIFICATE_AUTHORITY_COMPROMISE, AFFILIATION_CHANGED,
+ * SUPERSEDED, CESSATION_OF_OPERATION, PRIVILEGE_WITHDRAWN, A_A_COMPROMISE).
+ * ResourceNotFoundException if the CA did not issue it; RequestAlreadyProcessedException if it
+ * is revoked already. */
+int kms_pki_revoke(const kms_keystore *ks, const kms_pki_ca *ca, const char *serial,
+                   const char *reason, int64_t now) __attribute__((warn_unused_result));
+/* The CA's next CRL (RFC 5280 5: v2, the next CRL number, thisUpdate now, nextUpdate now +
+ * KMS_PKI_CRL_DAYS, every revoked certificate with its reason, the authority key identifier),
+ * signed in the HSM; *der (malloc'd) is its DER. */
+int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8_t **der,
+                size_t *der_len) __attribute__((warn_unused_result));
+
 /* DER certificate -> PEM text (malloc'd, NUL-terminated). */
 int kms_pki_pem(const uint8_t *der, size_t der_len, char **pem) __attribute__((warn_unused_result));
 

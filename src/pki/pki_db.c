@@ -1,5 +1,6 @@
 /* The rows of src/pki in the metadata database (tables pca_authorities and pca_certificates,
  * store_schema.c version 6), through the store's one typed layer. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,4 +196,132 @@ int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *seri
         return kms_raise(KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate %s", arn);
     }
     return 0;
+}
+
+/* ---- Revocation
+ * ---------------------------------------------------------------------------------- */
+
+static const char sql_cert_revoked_at[] =
+    "SELECT revoked_at FROM pca_certificates WHERE ca_id = ?1 AND serial = ?2";
+static const char sql_cert_revoke[] = "UPDATE pca_certificates SET revoked_at = ?3,"
+                                      " revocation_reason = ?4 WHERE ca_id = ?1 AND serial = ?2";
+static const char sql_crl_number_bump[] =
+    "UPDATE pca_authorities SET crl_number = crl_number + 1 WHERE ca_id = ?1";
+static const char sql_crl_number_get[] = "SELECT crl_number FROM pca_authorities WHERE ca_id = ?1";
+static const char sql_revoked_list[] =
+    "SELECT serial, revoked_at, revocation_reason FROM pca_certificates"
+    " WHERE ca_id = ?1 AND revoked_at > 0 ORDER BY serial";
+
+typedef struct revoke_args {
+    const kms_keystore *ks;
+    const char *ca_id;
+    const char *serial;
+    const char *reason;
+    int64_t now;
+} revoke_args;
+
+static int revoke_locked(kms_db_conn *c, void *arg)
+{
+    const revoke_args *a = arg;
+    int64_t revoked_at = 0;
+    char arn[KMS_ARN_MAX];
+    int found = kms_db_int(c, sql_cert_revoked_at,
+                           KMS_DB_PARAMS(kms_db_text(a->ca_id), kms_db_text(a->serial)),
+                           &revoked_at, "cannot read the certificate");
+    if (found < 0) {
+        return -1;
+    }
+    kms_pki_cert_arn(a->ks, a->ca_id, a->serial, arn);
+    KMS_ENSURE(found == 1, KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate %s", arn);
+    KMS_ENSURE(revoked_at == 0, KMS_ERR_ALREADY_PROCESSED, "The certificate %s is already revoked",
+               arn);
+    return kms_db_exec_sql(c, sql_cert_revoke,
+                           KMS_DB_PARAMS(kms_db_text(a->ca_id), kms_db_text(a->serial),
+                                         kms_db_int64(a->now), kms_db_text(a->reason)),
+                           "cannot record the revocation");
+}
+
+int kms_pki_db_cert_revoke(const kms_keystore *ks, const char *ca_id, const char *serial,
+                           const char *reason, int64_t now)
+{
+    revoke_args a = {ks, ca_id, serial, reason, now};
+    return kms_db_write(kms_store_db(ks->store), revoke_locked, &a,
+                        "cannot revoke the certificate");
+}
+
+typedef struct crl_number_args {
+    const char *ca_id;
+    int64_t *number;
+} crl_number_args;
+
+static int crl_number_locked(kms_db_conn *c, void *arg)
+{
+    const crl_number_args *a = arg;
+    KMS_GUARD(kms_db_exec_sql(c, sql_crl_number_bump, KMS_DB_PARAMS(kms_db_text(a->ca_id)),
+                              "cannot count the CRL"));
+    int found = kms_db_int(c, sql_crl_number_get, KMS_DB_PARAMS(kms_db_text(a->ca_id)), a->number,
+                           "cannot count the CRL");
+    if (found < 0) {
+        return -1;
+    }
+    KMS_ENSURE(found == 1, KMS_ERR_RESOURCE_NOT_FOUND, "no certificate authority %s", a->ca_id);
+    return 0;
+}
+
+int kms_pki_db_crl_number_next(const kms_keystore *ks, const char *ca_id, int64_t *number)
+{
+    crl_number_args a = {ca_id, number};
+    *number = 0;
+    return kms_db_write(kms_store_db(ks->store), crl_number_locked, &a, "cannot count the CRL");
+}
+
+/* Revoked entries read into memory, visited after the connection went back. */
+typedef struct revoked_row {
+    char serial[KMS_PKI_SERIAL_MAX];
+    int64_t at;
+    char reason[40];
+} revoked_row;
+
+typedef struct revoked_page {
+    revoked_row *rows;
+    size_t count;
+    size_t cap;
+} revoked_page;
+
+static int revoked_read(kms_db_stmt *st, void *arg)
+{
+    revoked_page *pg = arg;
+    if (pg->count == pg->cap) {
+        size_t cap = pg->cap ? pg->cap * 2 : 64;
+        revoked_row *rows = realloc(pg->rows, cap * sizeof *rows);
+        KMS_ENSURE(rows != NULL, KMS_ERR_INTERNAL, "out of memory");
+        pg->rows = rows;
+        pg->cap = cap;
+    }
+    revoked_row *r = &pg->rows[pg->count];
+    snprintf(r->serial, sizeof r->serial, "%s", kms_db_column_text(st, 0));
+    r->at = kms_db_column_int64(st, 1);
+    snprintf(r->reason, sizeof r->reason, "%s", kms_db_column_text(st, 2));
+    pg->count++;
+    return 0;
+}
+
+int kms_pki_db_revoked_list(const kms_keystore *ks, const char *ca_id, kms_pki_revoked_cb cb,
+                            void *arg)
+{
+    int r = -1;
+    revoked_page pg = {NULL, 0, 0};
+    if (kms_db_query(kms_store_db(ks->store), sql_revoked_list, KMS_DB_PARAMS(kms_db_text(ca_id)),
+                     revoked_read, &pg, "cannot list the revoked certificates", NULL) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < pg.count; i++) {
+        if (cb(arg, pg.rows[i].serial, pg.rows[i].at, pg.rows[i].reason) != 0) {
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    free(pg.rows);
+    return r;
 }

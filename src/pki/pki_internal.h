@@ -70,6 +70,11 @@ int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_al
                  const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509 *x)
     __attribute__((warn_unused_result));
 
+/* The same for a CRL. */
+int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509_CRL *crl)
+    __attribute__((warn_unused_result));
+
 /* ---- Rows (pki_db.c) ----------------------------------------------------------------------------
  */
 
@@ -81,5 +86,18 @@ int kms_pki_db_cert_insert(const kms_keystore *ks, const char *ca_id, const char
                            const char *template_name, const uint8_t *der, size_t der_len,
                            int64_t not_before, int64_t not_after, int64_t issued_at)
     __attribute__((warn_unused_result));
+
+/* Marks the certificate revoked: ResourceNotFoundException if ca_id did not issue it,
+ * RequestAlreadyProcessedException if it is revoked already. */
+int kms_pki_db_cert_revoke(const kms_keystore *ks, const char *ca_id, const char *serial,
+                           const char *reason, int64_t now) __attribute__((warn_unused_result));
+/* Bumps the CA's CRL number and returns the new one. */
+int kms_pki_db_crl_number_next(const kms_keystore *ks, const char *ca_id, int64_t *number)
+    __attribute__((warn_unused_result));
+/* Every revoked certificate of the CA: cb(arg, serial, revoked_at, reason); nonzero stops. */
+typedef int (*kms_pki_revoked_cb)(void *arg, const char *serial, int64_t revoked_at,
+                                  const char *reason);
+int kms_pki_db_revoked_list(const kms_keystore *ks, const char *ca_id, kms_pki_revoked_cb cb,
+                            void *arg) __attribute__((warn_unused_result));
 
 #endif

@@ -91,3 +91,62 @@ out:
     free(sig);
     return r;
 }
+
+/* ---- CRLs --------------------------------------------------------------------------------------
+ */
+
+/* A CRL's TBSCertList.signature has no getter at all in OpenSSL 3.0, so the algorithms are set
+ * the one way OpenSSL offers: a throwaway key of the CA key's family signs first (setting both
+ * AlgorithmIdentifiers), then the TBSCertList is encoded and signed in the HSM, and that
+ * signature replaces the throwaway one, which never leaves this function. */
+static EVP_PKEY *throwaway_key(const kms_pki_key_alg *key)
+{
+    return key->ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+}
+
+int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509_CRL *crl)
+{
+    int r = -1;
+    unsigned char *tbs = NULL;
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    int tbs_len = 0;
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    const ASN1_BIT_STRING *csig = NULL;
+    const X509_ALGOR *calg = NULL;
+    EVP_PKEY *tmp = throwaway_key(key);
+    if (tmp == NULL || OBJ_find_sigid_algs(alg->nid, &md_nid, &pk_nid) != 1 ||
+        X509_CRL_sign(crl, tmp, EVP_get_digestbynid(md_nid)) <= 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the CRL's signature algorithm %s", alg->name);
+        goto out;
+    }
+    tbs_len = i2d_re_X509_CRL_tbs(crl, &tbs);
+    if (tbs_len <= 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encode the TBSCertList");
+        goto out;
+    }
+    if (kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs, (size_t)tbs_len,
+                                 &sig, &sig_len) != 0) {
+        goto out;
+    }
+    X509_CRL_get0_signature(crl, &csig, &calg);
+    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)csig;
+    if (bits == NULL || sig_len > INT32_MAX ||
+        ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the CRL's signature");
+        goto out;
+    }
+    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    if (X509_CRL_verify(crl, ca_pub) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "the CRL signed by CA %s does not verify", ca_id);
+        goto out;
+    }
+    r = 0;
+out:
+    EVP_PKEY_free(tmp);
+    OPENSSL_free(tbs);
+    free(sig);
+    return r;
+}

@@ -1,8 +1,10 @@
 /* AWS Private CA operations (API reference shapes), each through the gate: the request's
  * members are read, the acm-pca: action is authorised on the CA's ARN, and only then does
  * src/pki read or write anything. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pki/pki.h"
 #include "service/ops_pki.h"
@@ -250,6 +252,56 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
+/* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
+static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
+{
+    int r = -1;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    char *dir = kms_path_join(rq->client->home, "crl");
+    char *path = dir != NULL ? kms_strdup_printf("%s/%s.crl", dir, ca->ca_id) : NULL;
+    if (path == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (kms_pki_crl(&rq->client->keystore, ca, kms_now(), &der, &len) != 0 ||
+        kms_file_write_atomic(path, der, len, 0644) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    free(der);
+    free(path);
+    free(dir);
+    return r;
+}
+
+/* RevokeCertificate: recorded, then the CA's CRL is reissued at once. */
+static int revoke_certificate(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    const char *serial = NULL, *reason = NULL;
+    kms_pki_ca ca;
+    KMS_GUARD(kms_request_string(req, "CertificateSerial", true, 1, 128, &serial));
+    KMS_GUARD(kms_request_string(req, "RevocationReason", true, 1, 64, &reason));
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    int r = kms_pki_revoke(&rq->client->keystore, &ca, serial, reason, kms_now());
+    if (r == 0) {
+        r = publish_crl(rq, &ca);
+    }
+    kms_pki_ca_clean_up(&ca);
+    if (r == 0) {
+        *resp = json_object();
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
 static const kms_op ops[] = {
     {"acm-pca:CreateCertificateAuthority", create_ca,
      M("CertificateAuthorityConfiguration", "RevocationConfiguration", "CertificateAuthorityType",
@@ -262,6 +314,8 @@ static const kms_op ops[] = {
      M("ApiPassthrough", "CertificateAuthorityArn", "Csr", "IdempotencyToken", "SigningAlgorithm",
        "TemplateArn", "Validity", "ValidityNotBefore")},
     {"acm-pca:GetCertificate", get_certificate, M("CertificateAuthorityArn", "CertificateArn")},
+    {"acm-pca:RevokeCertificate", revoke_certificate,
+     M("CertificateAuthorityArn", "CertificateSerial", "RevocationReason")},
 };
 
 #undef M
@@ -277,13 +331,10 @@ const kms_op *kms_ops_pki_find(const char *name)
 }
 
 static const char *const names[] = {
-    "acm-pca:CreateCertificateAuthority",
-    "acm-pca:DescribeCertificateAuthority",
-    "acm-pca:ListCertificateAuthorities",
-    "acm-pca:GetCertificateAuthorityCertificate",
-    "acm-pca:IssueCertificate",
-    "acm-pca:GetCertificate",
-    NULL,
+    "acm-pca:CreateCertificateAuthority", "acm-pca:DescribeCertificateAuthority",
+    "acm-pca:ListCertificateAuthorities", "acm-pca:GetCertificateAuthorityCertificate",
+    "acm-pca:IssueCertificate",           "acm-pca:GetCertificate",
+    "acm-pca:RevokeCertificate",          NULL,
 };
 
 const char *const *kms_ops_pki_names(void)

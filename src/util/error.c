@@ -52,6 +52,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_RESOURCE_NOT_FOUND] = "ResourceNotFoundException",
     [KMS_ERR_PCA_INVALID_STATE] = "InvalidStateException",
     [KMS_ERR_REQUEST_FAILED] = "RequestFailedException",
+    [KMS_ERR_ALREADY_PROCESSED] = "RequestAlreadyProcessedException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

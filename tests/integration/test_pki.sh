@@ -160,6 +160,7 @@ done
 assert_eq "$(ext client-rsa keyUsage)" "Digital Signature, Key Encipherment" \
     "an RSA subject key also gets keyEncipherment"
 CA_SKI=$(ext ec-root subjectKeyIdentifier)
+assert_match "$CA_SKI" '^([0-9A-F]{2}:){19}[0-9A-F]{2}$' "the CA's subjectKeyIdentifier"
 for c in ee server client codesign sub; do
     ski=$(ext $c subjectKeyIdentifier)
     # RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey (for P-256, its last 65 bytes).
@@ -252,6 +253,43 @@ expect_usage_error "argument --validity" kms acm-pca issue-certificate --certifi
 N=$(kms acm-pca list-certificate-authorities | ca_count)
 assert_eq "$N" 4 "refused CreateCertificateAuthority calls left no CA"
 
+# ---- revocation and the CRL ---------------------------------------------------------------------
+SERIAL=$(openssl x509 -in "$W/client.pem" -noout -serial | cut -d= -f2)
+kms acm-pca revoke-certificate --certificate-authority-arn "$EC" --certificate-serial "$SERIAL" \
+    --revocation-reason KEY_COMPROMISE
+CRL="$HOME_DIR/crl/$EC_ID.crl"
+[ -f "$CRL" ] && ok "a revocation writes the CA's CRL under the home" || fail "no $CRL"
+out=$(openssl crl -inform DER -in "$CRL" -CAfile "$W/ec-root.pem" -noout -verify 2>&1)
+assert_contains "$out" "verify OK" "openssl crl -verify: the CRL is signed by the CA's key"
+text=$(openssl crl -inform DER -in "$CRL" -noout -text)
+assert_contains "$text" "Serial Number: $SERIAL" "the CRL lists the revoked serial"
+assert_contains "$text" "Key Compromise" "with its reason"
+assert_match "$text" "CRL Number: "$'\n'" +1" "CRL number 1"
+assert_contains "$(openssl crl -inform DER -in "$CRL" -noout -ext authorityKeyIdentifier 2>/dev/null ||
+    sed -n '/Authority Key Identifier/,+1p' <<<"$text")" "$CA_SKI" "the CRL names the CA's key identifier"
+openssl crl -inform DER -in "$CRL" -out "$W/crl.pem"
+if openssl verify -crl_check -CRLfile "$W/crl.pem" -CAfile "$W/ec-root.pem" "$W/client.pem" >/dev/null 2>&1; then
+    fail "openssl verify -crl_check accepts the revoked certificate"
+else ok "openssl verify -crl_check refuses the revoked certificate"; fi
+assert_contains "$(openssl verify -crl_check -CRLfile "$W/crl.pem" -CAfile "$W/ec-root.pem" "$W/client.pem" 2>&1 || true)" \
+    "certificate revoked" "because it is revoked"
+openssl verify -crl_check -CRLfile "$W/crl.pem" -CAfile "$W/ec-root.pem" "$W/server.pem" >/dev/null 2>&1 &&
+    ok "openssl verify -crl_check accepts a certificate that is not revoked" ||
+    fail "a certificate that is not revoked fails -crl_check"
+expect_error RequestAlreadyProcessedException 254 kms acm-pca revoke-certificate \
+    --certificate-authority-arn "$EC" --certificate-serial "$SERIAL" --revocation-reason SUPERSEDED
+expect_error ResourceNotFoundException 254 kms acm-pca revoke-certificate \
+    --certificate-authority-arn "$P384" --certificate-serial "$SERIAL" --revocation-reason SUPERSEDED
+expect_error InvalidArgsException 254 kms acm-pca revoke-certificate \
+    --certificate-authority-arn "$EC" --certificate-serial "$SERIAL" --revocation-reason BORED
+SERIAL2=$(openssl x509 -in "$W/ee.pem" -noout -serial | cut -d= -f2)
+kms acm-pca revoke-certificate --certificate-authority-arn "$EC" --certificate-serial "$SERIAL2" \
+    --revocation-reason SUPERSEDED
+text=$(openssl crl -inform DER -in "$CRL" -noout -text)
+assert_match "$text" "CRL Number: "$'\n'" +2" "each revocation reissues the CRL with the next number"
+assert_contains "$text" "Serial Number: $SERIAL2" "the new CRL lists the new revocation"
+assert_contains "$text" "Serial Number: $SERIAL" "and the old one"
+
 # ---- policies ----------------------------------------------------------------------------------
 kms create-user --user-name issuer >/dev/null
 kms put-user-policy --user-name issuer --policy-name pca --policy-document \
@@ -296,7 +334,7 @@ print(json.dumps({"Events": events}))
 PY
 )
 names=$("$PY" -c 'import json,sys; print(" ".join(sorted({e["EventName"] for e in json.load(sys.stdin)["Events"]})))' <<<"$EV")
-assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities" \
+assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate" \
     "every acm-pca operation is recorded with eventSource acm-pca.amazonaws.com"
 DENIED=$("$PY" -c '
 import json, sys

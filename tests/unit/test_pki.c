@@ -560,6 +560,103 @@ static void signatures_come_from_the_hsm(void **state)
     kms_pki_ca_clean_up(&ca);
 }
 
+/* ---- Revocation --------------------------------------------------------------------------------
+ */
+
+static X509_CRL *crl_of(fixture *fx, const kms_pki_ca *ca)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    if (kms_pki_crl(&fx->ks, ca, kms_now(), &der, &len) != 0) {
+        fail_msg("crl: %s", kms_last_error_message());
+    }
+    const uint8_t *p = der;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    assert_non_null(crl);
+    assert_ptr_equal(p, der + len);
+    free(der);
+    return crl;
+}
+
+static int64_t crl_number(X509_CRL *crl)
+{
+    ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    assert_non_null(n);
+    int64_t v = 0;
+    assert_int_equal(ASN1_INTEGER_get_int64(&v, n), 1);
+    ASN1_INTEGER_free(n);
+    return v;
+}
+
+static void revoke_and_crl(void **state)
+{
+    fixture *fx = *state;
+    const kms_pki_ca *cas[] = {&fx->ec, &fx->rsa};
+    for (size_t i = 0; i < 2; i++) {
+        const kms_pki_ca *ca = cas[i];
+        char a[KMS_PKI_SERIAL_MAX], b[KMS_PKI_SERIAL_MAX];
+        size_t len = 0;
+        char *csr = make_csr(false, "r.internal", NULL, false, &len);
+        const char *sig = i == 0 ? "SHA256WITHECDSA" : "SHA256WITHRSA";
+        kms_pki_issue_params p = params(csr, len, sig, NULL, "DAYS", 1);
+        X509 *xa = issue(fx, ca, &p, a);
+        X509 *xb = issue(fx, ca, &p, b);
+        X509 *cax = ca_cert(ca);
+        X509_CRL *before = crl_of(fx, ca);
+        assert_int_equal(X509_CRL_verify(before, X509_get0_pubkey(cax)), 1);
+        X509_REVOKED *rev = NULL;
+        assert_int_equal(X509_CRL_get0_by_cert(before, &rev, xa), 0);
+        /* Revoke a, given as openssl prints serials (upper case, colons). */
+        char printed[3 * KMS_PKI_SERIAL_MAX] = "";
+        for (size_t k = 0; a[k] != '\0'; k += 2) {
+            snprintf(printed + strlen(printed), sizeof printed - strlen(printed), "%s%c%c",
+                     k ? ":" : "", a[k] - (a[k] >= 'a' ? 32 : 0),
+                     a[k + 1] - (a[k + 1] >= 'a' ? 32 : 0));
+        }
+        assert_int_equal(kms_pki_revoke(&fx->ks, ca, printed, "KEY_COMPROMISE", kms_now()), 0);
+        assert_kms_error(kms_pki_revoke(&fx->ks, ca, a, "KEY_COMPROMISE", kms_now()),
+                         KMS_ERR_ALREADY_PROCESSED);
+        assert_kms_error(kms_pki_revoke(&fx->ks, ca, b, "BORED", kms_now()), KMS_ERR_INVALID_ARGS);
+        assert_kms_error(kms_pki_revoke(&fx->ks, ca, "7f", "SUPERSEDED", kms_now()),
+                         KMS_ERR_RESOURCE_NOT_FOUND);
+        assert_kms_error(kms_pki_revoke(&fx->ks, ca, "xyz", "SUPERSEDED", kms_now()),
+                         KMS_ERR_INVALID_ARGS);
+        /* The other CA did not issue b. */
+        assert_kms_error(kms_pki_revoke(&fx->ks, cas[1 - i], b, "SUPERSEDED", kms_now()),
+                         KMS_ERR_RESOURCE_NOT_FOUND);
+        X509_CRL *after = crl_of(fx, ca);
+        assert_int_equal(X509_CRL_verify(after, X509_get0_pubkey(cax)), 1);
+        assert_int_equal(X509_CRL_get_signature_nid(after), X509_get_signature_nid(cax));
+        assert_true(crl_number(after) > crl_number(before));
+        assert_int_equal(X509_CRL_get_version(after), X509_CRL_VERSION_2);
+        assert_int_equal(X509_NAME_cmp(X509_CRL_get_issuer(after), X509_get_subject_name(cax)), 0);
+        assert_int_equal(X509_CRL_get0_by_cert(after, &rev, xa), 1);
+        ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+        assert_non_null(reason);
+        assert_int_equal(ASN1_ENUMERATED_get(reason), CRL_REASON_KEY_COMPROMISE);
+        ASN1_ENUMERATED_free(reason);
+        assert_int_equal(X509_CRL_get0_by_cert(after, &rev, xb), 0);
+        int days = 0, secs = 0;
+        assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(after),
+                                        X509_CRL_get0_nextUpdate(after)),
+                         1);
+        assert_int_equal(days, KMS_PKI_CRL_DAYS);
+        /* UNSPECIFIED: listed without a reasonCode (RFC 5280 5.3.1). */
+        assert_int_equal(kms_pki_revoke(&fx->ks, ca, b, "UNSPECIFIED", kms_now()), 0);
+        X509_CRL *third = crl_of(fx, ca);
+        assert_int_equal(X509_CRL_get0_by_cert(third, &rev, xb), 1);
+        assert_null(X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL));
+        assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(third)), 2);
+        X509_CRL_free(third);
+        X509_CRL_free(after);
+        X509_CRL_free(before);
+        X509_free(cax);
+        X509_free(xa);
+        X509_free(xb);
+        free(csr);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +672,7 @@ int main(void)
         cmocka_unit_test(bad_csrs_are_refused),
         cmocka_unit_test(validity_rules),
         cmocka_unit_test(signatures_come_from_the_hsm),
+        cmocka_unit_test(revoke_and_crl),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

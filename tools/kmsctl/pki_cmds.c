@@ -111,6 +111,15 @@ static const struct opt_spec get_cert_opts[] = {
     {"certificate-arn", OPT_STRING, OPT_REQUIRED, "the certificate's ARN (IssueCertificate's)"},
     O_END,
 };
+static const struct opt_spec revoke_opts[] = {
+    O_CA_ARN,
+    {"certificate-serial", OPT_STRING, OPT_REQUIRED,
+     "the serial in hex, as openssl x509 -serial prints it (colons allowed)"},
+    {"revocation-reason", OPT_STRING, OPT_REQUIRED,
+     "UNSPECIFIED, KEY_COMPROMISE, CERTIFICATE_AUTHORITY_COMPROMISE, AFFILIATION_CHANGED, "
+     "SUPERSEDED, CESSATION_OF_OPERATION, PRIVILEGE_WITHDRAWN or A_A_COMPROMISE"},
+    O_END,
+};
 
 const struct command kmsctl_pki_commands[] = {
     {"acm-pca create-certificate-authority", "acm-pca:CreateCertificateAuthority", run_pca,
@@ -153,6 +162,15 @@ const struct command kmsctl_pki_commands[] = {
      "Prints the Certificate and the CertificateChain (the CA's certificate) as PEM.",
      "kmsctl acm-pca get-certificate --certificate-authority-arn " CA_ARN " \\\n"
      "    --certificate-arn " CA_ARN "/certificate/4f0e... --query Certificate --output text"},
+    {"acm-pca revoke-certificate", "acm-pca:RevokeCertificate", run_pca, revoke_opts,
+     "Revoke a certificate; the CA's CRL is reissued at once",
+     "Records the revocation with its RFC 5280 reason, then writes the CA's new CRL (DER, the\n"
+     "next CRL number, valid 7 days, signed by the CA's key in the HSM) to HOME/crl/CA_ID.crl.\n"
+     "Prints nothing.",
+     "kmsctl acm-pca revoke-certificate --certificate-authority-arn " CA_ARN " \\\n"
+     "    --certificate-serial 4f0e5b... --revocation-reason KEY_COMPROMISE\n"
+     "openssl crl -inform DER -in ~/.kms/crl/11223344-1234-1122-2233-112233445566.crl \\\n"
+     "    -CAfile ca.pem -noout -text"},
 
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
