@@ -43,6 +43,10 @@ typedef struct kms_pki_ca {
     char *configuration;        /* CertificateAuthorityConfiguration as JSON text (malloc'd) */
     uint8_t *certificate;       /* DER (malloc'd), NULL until installed */
     size_t certificate_len;
+    uint8_t *chain; /* SUBORDINATE: the certificates above it, PEM (malloc'd, not NUL-ended) */
+    size_t chain_len;
+    uint8_t *public_key; /* DER SubjectPublicKeyInfo of the CA key (malloc'd) */
+    size_t public_key_len;
     char serial[KMS_PKI_SERIAL_MAX];
     int64_t not_before;
     int64_t not_after;
@@ -70,7 +74,8 @@ typedef struct kms_pki_ca_params {
 } kms_pki_ca_params;
 
 /* Creates a CA: its key in the HSM, then (ROOT) its self-signed certificate signed there, then
- * its row; the key is destroyed again if anything after it fails. Fills *out. */
+ * its row; the key is destroyed again if anything after it fails. A SUBORDINATE CA waits in
+ * PENDING_CERTIFICATE for its certificate (kms_pki_ca_csr, kms_pki_ca_import). Fills *out. */
 int kms_pki_ca_create(const kms_keystore *ks, const kms_pki_ca_params *p, kms_pki_ca *out)
     __attribute__((warn_unused_result));
 /* ResourceNotFoundException if this account has no such CA. */
@@ -100,6 +105,21 @@ int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_is
 /* The certificate of that serial issued by ca_id (*der malloc'd). ResourceNotFoundException. */
 int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
                      size_t *der_len) __attribute__((warn_unused_result));
+
+/* ---- Subordinate CAs (pki_sub.c) ---- */
+
+/* The CA's certificate signing request (PEM, malloc'd): its configured subject and public key,
+ * signed in the HSM. */
+int kms_pki_ca_csr(const kms_keystore *ks, const kms_pki_ca *ca, char **pem)
+    __attribute__((warn_unused_result));
+/* Installs the certificate of a SUBORDINATE CA in PENDING_CERTIFICATE (PEM or DER), signed by
+ * another CA of this home or an outside one: it must hold the CA's public key and subject, say
+ * CA:TRUE and verify through chain (PEM: the certificates above it, up to a root). The CA
+ * becomes ACTIVE. InvalidStateException, MalformedCertificateException as
+ * InvalidArgsException, CertificateMismatchException as InvalidArgsException. */
+int kms_pki_ca_import(const kms_keystore *ks, const kms_pki_ca *ca, const uint8_t *cert,
+                      size_t cert_len, const uint8_t *chain, size_t chain_len, int64_t now)
+    __attribute__((warn_unused_result));
 
 /* ---- Revocation (pki_crl.c) ---- */
 

@@ -104,13 +104,14 @@ static int fill_record(const kms_keystore *ks, const kms_pki_ca_params *p,
     KMS_ENSURE(strcmp(mode, "GENERAL_PURPOSE") == 0 || strcmp(mode, "SHORT_LIVED_CERTIFICATE") == 0,
                KMS_ERR_INVALID_ARGS,
                "UsageMode must be GENERAL_PURPOSE or SHORT_LIVED_CERTIFICATE, not '%s'", mode);
-    KMS_ENSURE(p->type != NULL && strcmp(p->type, "ROOT") == 0, KMS_ERR_INVALID_ARGS,
-               "CertificateAuthorityType '%s' is not supported yet: use ROOT",
-               p->type ? p->type : "");
+    bool root = p->type != NULL && strcmp(p->type, "ROOT") == 0;
+    KMS_ENSURE(
+        root || (p->type != NULL && strcmp(p->type, "SUBORDINATE") == 0), KMS_ERR_INVALID_ARGS,
+        "CertificateAuthorityType must be ROOT or SUBORDINATE, not '%s'", p->type ? p->type : "");
     KMS_GUARD(kms_uuid_new(out->ca_id));
     snprintf(out->account_id, sizeof out->account_id, "%s", ks->account_id);
     snprintf(out->type, sizeof out->type, "%s", p->type);
-    snprintf(out->status, sizeof out->status, "ACTIVE");
+    snprintf(out->status, sizeof out->status, "%s", root ? "ACTIVE" : "PENDING_CERTIFICATE");
     snprintf(out->key_algorithm, sizeof out->key_algorithm, "%s", key->name);
     snprintf(out->signing_algorithm, sizeof out->signing_algorithm, "%s", alg->name);
     snprintf(out->usage_mode, sizeof out->usage_mode, "%s", mode);
@@ -128,8 +129,6 @@ int kms_pki_ca_create(const kms_keystore *ks, const kms_pki_ca_params *p, kms_pk
     const kms_pki_sig_alg *alg = NULL;
     json_t *subject = NULL;
     X509_NAME *name = NULL;
-    uint8_t *spki = NULL;
-    size_t spki_len = 0;
     bool generated = false;
     memset(out, 0, sizeof *out);
     /* Everything the request says is checked before the HSM makes a key. */
@@ -137,11 +136,14 @@ int kms_pki_ca_create(const kms_keystore *ks, const kms_pki_ca_params *p, kms_pk
         kms_pki_subject_name(subject, &name) != 0 || fill_record(ks, p, key, alg, out) != 0) {
         goto out;
     }
-    if (kms_keystore_ca_key_create(ks, out->ca_id, key->key_spec, &spki, &spki_len) != 0) {
+    if (kms_keystore_ca_key_create(ks, out->ca_id, key->key_spec, &out->public_key,
+                                   &out->public_key_len) != 0) {
         goto out;
     }
     generated = true;
-    if (root_certificate(ks, out, key, alg, subject, spki, spki_len) != 0 ||
+    /* A SUBORDINATE CA gets its certificate later (pki_sub.c). */
+    if ((strcmp(out->type, "ROOT") == 0 &&
+         root_certificate(ks, out, key, alg, subject, out->public_key, out->public_key_len) != 0) ||
         kms_pki_db_ca_insert(ks, out) != 0) {
         goto out;
     }
@@ -160,6 +162,5 @@ out:
         kms_pki_ca_clean_up(out);
     }
     X509_NAME_free(name);
-    free(spki);
     return r;
 }

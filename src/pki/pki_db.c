@@ -12,12 +12,12 @@
 static const char sql_ca_insert[] =
     "INSERT INTO pca_authorities (ca_id, account_id, ca_type, status, key_algorithm,"
     " signing_algorithm, usage_mode, configuration, certificate, serial, not_before, not_after,"
-    " created_at, last_state_change_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-    " ?12, ?13, ?14)";
+    " created_at, last_state_change_at, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13, ?14, ?15)";
 #define CA_COLUMNS                                                                                 \
     "ca_id, account_id, ca_type, status, key_algorithm, signing_algorithm, usage_mode,"            \
     " configuration, certificate, serial, not_before, not_after, created_at,"                      \
-    " last_state_change_at"
+    " last_state_change_at, public_key, chain"
 static const char sql_ca_get[] =
     "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2";
 static const char sql_ca_list[] = "SELECT " CA_COLUMNS " FROM pca_authorities"
@@ -32,6 +32,8 @@ void kms_pki_ca_clean_up(kms_pki_ca *ca)
 {
     free(ca->configuration);
     free(ca->certificate);
+    free(ca->chain);
+    free(ca->public_key);
     memset(ca, 0, sizeof *ca);
 }
 
@@ -47,7 +49,8 @@ int kms_pki_db_ca_insert(const kms_keystore *ks, const kms_pki_ca *ca)
                                               : kms_db_null(),
                       kms_db_text(ca->serial), kms_db_int64(ca->not_before),
                       kms_db_int64(ca->not_after), kms_db_int64(ca->created_at),
-                      kms_db_int64(ca->last_state_change_at)),
+                      kms_db_int64(ca->last_state_change_at),
+                      kms_db_blob(ca->public_key, ca->public_key_len)),
         "cannot record the certificate authority", NULL);
 }
 
@@ -64,7 +67,9 @@ static int ca_read(kms_db_stmt *st, kms_pki_ca *ca)
             0 ||
         kms_db_column_copy(st, 6, ca->usage_mode, sizeof ca->usage_mode, subject) != 0 ||
         kms_db_column_dup(st, 7, &ca->configuration) != 0 ||
-        kms_db_column_blob_dup(st, 8, &ca->certificate, &ca->certificate_len) != 0) {
+        kms_db_column_blob_dup(st, 8, &ca->certificate, &ca->certificate_len) != 0 ||
+        kms_db_column_blob_dup(st, 14, &ca->public_key, &ca->public_key_len) != 0 ||
+        kms_db_column_blob_dup(st, 15, &ca->chain, &ca->chain_len) != 0) {
         kms_pki_ca_clean_up(ca);
         return -1;
     }
@@ -324,4 +329,27 @@ int kms_pki_db_revoked_list(const kms_keystore *ks, const char *ca_id, kms_pki_r
 out:
     free(pg.rows);
     return r;
+}
+
+/* ---- Installing a subordinate CA's certificate
+ * ---------------------------------------------------- */
+
+static const char sql_ca_install[] =
+    "UPDATE pca_authorities SET status = 'ACTIVE', certificate = ?2, chain = ?3, serial = ?4,"
+    " not_before = ?5, not_after = ?6, last_state_change_at = ?7"
+    " WHERE ca_id = ?1 AND status = 'PENDING_CERTIFICATE'";
+
+int kms_pki_db_ca_install(const kms_keystore *ks, const kms_pki_ca *ca)
+{
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(
+        kms_store_db(ks->store), sql_ca_install,
+        KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_blob(ca->certificate, ca->certificate_len),
+                      kms_db_blob(ca->chain, ca->chain_len), kms_db_text(ca->serial),
+                      kms_db_int64(ca->not_before), kms_db_int64(ca->not_after),
+                      kms_db_int64(ca->last_state_change_at)),
+        "cannot install the CA certificate", &changes));
+    KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
+               "The certificate authority %s is not in the PENDING_CERTIFICATE state", ca->ca_id);
+    return 0;
 }

@@ -70,6 +70,9 @@ int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_al
                  const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509 *x)
     __attribute__((warn_unused_result));
 
+/* The same for a certificate signing request (signed with the key it requests for). */
+int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, X509_REQ *req) __attribute__((warn_unused_result));
 /* The same for a CRL. */
 int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
                      const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509_CRL *crl)
@@ -87,6 +90,10 @@ int kms_pki_db_cert_insert(const kms_keystore *ks, const char *ca_id, const char
                            int64_t not_before, int64_t not_after, int64_t issued_at)
     __attribute__((warn_unused_result));
 
+/* A SUBORDINATE CA in PENDING_CERTIFICATE becomes ACTIVE with ca's certificate, chain, serial
+ * and validity (InvalidStateException if it is in another state). */
+int kms_pki_db_ca_install(const kms_keystore *ks, const kms_pki_ca *ca)
+    __attribute__((warn_unused_result));
 /* Marks the certificate revoked: ResourceNotFoundException if ca_id did not issue it,
  * RequestAlreadyProcessedException if it is revoked already. */
 int kms_pki_db_cert_revoke(const kms_keystore *ks, const char *ca_id, const char *serial,

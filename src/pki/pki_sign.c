@@ -150,3 +150,52 @@ out:
     free(sig);
     return r;
 }
+
+/* ---- Certificate signing requests
+ * ---------------------------------------------------------------- */
+
+/* A CertificationRequest's one AlgorithmIdentifier is outside what it signs (RFC 2986 4.2), so
+ * it is set as a certificate's are, then the CertificationRequestInfo is signed in the HSM. */
+int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, X509_REQ *req)
+{
+    int r = -1;
+    unsigned char *tbs = NULL;
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    int tbs_len = 0;
+    const ASN1_BIT_STRING *csig = NULL;
+    const X509_ALGOR *calg = NULL;
+    X509_REQ_get0_signature(req, &csig, &calg);
+    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)csig;
+    if (calg == NULL || bits == NULL ||
+        X509_ALGOR_set0((X509_ALGOR *)calg, OBJ_nid2obj(alg->nid),
+                        alg->ec ? V_ASN1_UNDEF : V_ASN1_NULL, NULL) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the CSR's signature algorithm %s", alg->name);
+        goto out;
+    }
+    tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
+    if (tbs_len <= 0) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot encode the CertificationRequestInfo");
+        goto out;
+    }
+    if (kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs, (size_t)tbs_len,
+                                 &sig, &sig_len) != 0) {
+        goto out;
+    }
+    if (sig_len > INT32_MAX || ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the CSR's signature");
+        goto out;
+    }
+    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    if (X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "the CSR signed by CA %s does not verify", ca_id);
+        goto out;
+    }
+    r = 0;
+out:
+    OPENSSL_free(tbs);
+    free(sig);
+    return r;
+}

@@ -141,20 +141,28 @@ static int list_cas(kms_request *rq, json_t *req, json_t **resp)
     return 0;
 }
 
-/* {Certificate: PEM, CertificateChain: the CA's certificate (when chain_der)}. */
+/* {Certificate: PEM of der, CertificateChain: PEM of chain_der (if any) then chain_pem (if
+ * any)}: the chain runs from the issuer up to the root, as AWS gives it. */
 static int certificate_response(const uint8_t *der, size_t der_len, const uint8_t *chain_der,
-                                size_t chain_len, json_t **resp)
+                                size_t chain_len, const uint8_t *chain_pem, size_t chain_pem_len,
+                                json_t **resp)
 {
-    char *pem = NULL, *chain = NULL;
+    char *pem = NULL, *issuer = NULL, *chain = NULL;
     int r = kms_pki_pem(der, der_len, &pem);
     if (r == 0 && chain_der != NULL) {
-        r = kms_pki_pem(chain_der, chain_len, &chain);
+        r = kms_pki_pem(chain_der, chain_len, &issuer);
+    }
+    if (r == 0 && (issuer != NULL || chain_pem != NULL)) {
+        chain = kms_strdup_printf("%s%.*s", issuer ? issuer : "", (int)chain_pem_len,
+                                  chain_pem ? (const char *)chain_pem : "");
+        r = chain != NULL ? 0 : -1;
     }
     if (r == 0) {
         *resp = json_pack("{s:s, s:s*}", "Certificate", pem, "CertificateChain", chain);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     free(pem);
+    free(issuer);
     free(chain);
     return r;
 }
@@ -166,10 +174,61 @@ static int get_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
     int r = ca.certificate != NULL
-                ? certificate_response(ca.certificate, ca.certificate_len, NULL, 0, resp)
+                ? certificate_response(ca.certificate, ca.certificate_len, NULL, 0, ca.chain,
+                                       ca.chain_len, resp)
                 : kms_raise(KMS_ERR_PCA_INVALID_STATE,
                             "The certificate authority %s has no certificate yet", arn);
     kms_pki_ca_clean_up(&ca);
+    return r;
+}
+
+static int get_ca_csr(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    char *pem = NULL;
+    kms_pki_ca ca;
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    int r = kms_pki_ca_csr(&rq->client->keystore, &ca, &pem);
+    kms_pki_ca_clean_up(&ca);
+    if (r == 0) {
+        *resp = json_pack("{s:s}", "Csr", pem);
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    free(pem);
+    return r;
+}
+
+static int import_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    uint8_t *cert = NULL, *chain = NULL;
+    size_t cert_len = 0, chain_len = 0;
+    kms_pki_ca ca;
+    int r = -1;
+    memset(&ca, 0, sizeof ca);
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    if (kms_request_blob(req, "Certificate", true, 1, KMS_PKI_CSR_MAX, false, &cert, &cert_len) !=
+            0 ||
+        kms_request_blob(req, "CertificateChain", true, 1, (size_t)KMS_PKI_CSR_MAX * 4, false,
+                         &chain, &chain_len) != 0 ||
+        kms_pki_ca_get(&rq->client->keystore, ca_id, &ca) != 0) {
+        goto out;
+    }
+    if (kms_pki_ca_import(&rq->client->keystore, &ca, cert, cert_len, chain, chain_len,
+                          kms_now()) != 0) {
+        goto out;
+    }
+    *resp = json_object();
+    if (*resp == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    kms_pki_ca_clean_up(&ca);
+    free(cert);
+    free(chain);
     return r;
 }
 
@@ -245,7 +304,8 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
     int r = kms_pki_cert_get(&rq->client->keystore, ca_id, serial, &der, &der_len);
     if (r == 0) {
-        r = certificate_response(der, der_len, ca.certificate, ca.certificate_len, resp);
+        r = certificate_response(der, der_len, ca.certificate, ca.certificate_len, ca.chain,
+                                 ca.chain_len, resp);
     }
     free(der);
     kms_pki_ca_clean_up(&ca);
@@ -310,6 +370,9 @@ static const kms_op ops[] = {
     {"acm-pca:ListCertificateAuthorities", list_cas, M("MaxResults", "NextToken", "ResourceOwner")},
     {"acm-pca:GetCertificateAuthorityCertificate", get_ca_certificate,
      M("CertificateAuthorityArn")},
+    {"acm-pca:GetCertificateAuthorityCsr", get_ca_csr, M("CertificateAuthorityArn")},
+    {"acm-pca:ImportCertificateAuthorityCertificate", import_ca_certificate,
+     M("CertificateAuthorityArn", "Certificate", "CertificateChain")},
     {"acm-pca:IssueCertificate", issue_certificate,
      M("ApiPassthrough", "CertificateAuthorityArn", "Csr", "IdempotencyToken", "SigningAlgorithm",
        "TemplateArn", "Validity", "ValidityNotBefore")},

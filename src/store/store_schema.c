@@ -324,9 +324,10 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     ") STRICT;",
 
     /* 5 -> 6. Private certificate authorities (src/pki): each CA (its configuration as given,
-     * its certificate as DER once installed, the number of its last CRL; the private key is in
-     * the HSM, "pca:CA_ID") and every certificate it issued, by serial (lower-case hex, no
-     * leading zeros), with its revocation if it was revoked. */
+     * its public key, its certificate as DER and the chain above it as PEM once installed, the
+     * number of its last CRL; the private key is in the HSM, "pca:CA_ID") and every certificate it
+     * issued, by serial (lower-case hex, no leading zeros), with its revocation if it was revoked.
+     */
     "CREATE TABLE pca_authorities ("
     "  ca_id TEXT PRIMARY KEY NOT NULL,"
     "  account_id TEXT NOT NULL,"
@@ -342,7 +343,9 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  not_after INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL,"
     "  last_state_change_at INTEGER NOT NULL,"
-    "  crl_number INTEGER NOT NULL DEFAULT 0"
+    "  crl_number INTEGER NOT NULL DEFAULT 0,"
+    "  public_key BLOB NOT NULL,"
+    "  chain BLOB"
     ") STRICT;"
     "CREATE TABLE pca_certificates ("
     "  ca_id TEXT NOT NULL REFERENCES pca_authorities (ca_id),"

@@ -290,6 +290,80 @@ assert_match "$text" "CRL Number: "$'\n'" +2" "each revocation reissues the CRL 
 assert_contains "$text" "Serial Number: $SERIAL2" "the new CRL lists the new revocation"
 assert_contains "$text" "Serial Number: $SERIAL" "and the old one"
 
+# ---- SUBORDINATE CAs: signed by a CA of this home, or by an outside root ------------------------
+printf '{"KeyAlgorithm":"EC_secp384r1","SigningAlgorithm":"SHA384WITHECDSA","Subject":{"CommonName":"Issuing CA","Organization":"Example"}}' >"$W/sub-ca.json"
+# new_sub: a SUBORDINATE CA's ARN; its CSR lands in $W/NAME.csr
+new_sub() {
+    local arn
+    arn=$(kms acm-pca create-certificate-authority --certificate-authority-type SUBORDINATE \
+        --certificate-authority-configuration "file://$W/sub-ca.json" \
+        --query CertificateAuthorityArn --output text)
+    kms acm-pca get-certificate-authority-csr --certificate-authority-arn "$arn" --query Csr \
+        --output text >"$W/$1.csr"
+    echo "$arn"
+}
+SUB=$(new_sub sub-ca)
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$SUB" \
+    --query CertificateAuthority.Status --output text)" PENDING_CERTIFICATE \
+    "a SUBORDINATE CA waits for its certificate"
+assert_contains "$(openssl req -in "$W/sub-ca.csr" -noout -verify 2>&1)" "verify OK" \
+    "openssl verifies the subordinate CA's CSR (signed in the HSM)"
+assert_eq "$(openssl req -in "$W/sub-ca.csr" -noout -subject)" "subject=O = Example, CN = Issuing CA" \
+    "the CSR carries the configured subject"
+expect_error InvalidStateException 254 kms acm-pca issue-certificate --certificate-authority-arn "$SUB" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA384WITHECDSA --validity Value=30,Type=DAYS
+SUB_CERT=$(kms acm-pca issue-certificate --certificate-authority-arn "$EC" --csr "fileb://$W/sub-ca.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=5,Type=YEARS \
+    --template-arn "$TPL/SubordinateCACertificate_PathLen0/V1" --query CertificateArn --output text)
+kms acm-pca get-certificate --certificate-authority-arn "$EC" --certificate-arn "$SUB_CERT" \
+    --query Certificate --output text >"$W/sub-ca.pem"
+expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+    --certificate-authority-arn "$SUB" --certificate "fileb://$W/sub-ca.pem" \
+    --certificate-chain "fileb://$W/rsa-root.pem"
+expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+    --certificate-authority-arn "$SUB" --certificate "fileb://$W/server.pem" \
+    --certificate-chain "fileb://$W/ec-root.pem"
+kms acm-pca import-certificate-authority-certificate --certificate-authority-arn "$SUB" \
+    --certificate "fileb://$W/sub-ca.pem" --certificate-chain "fileb://$W/ec-root.pem"
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$SUB" \
+    --query CertificateAuthority.Status --output text)" ACTIVE "the imported certificate makes it ACTIVE"
+LEAF=$(kms acm-pca issue-certificate --certificate-authority-arn "$SUB" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA384WITHECDSA --validity Value=30,Type=DAYS \
+    --template-arn "$TPL/EndEntityServerAuthCertificate/V1" --query CertificateArn --output text)
+kms acm-pca get-certificate --certificate-authority-arn "$SUB" --certificate-arn "$LEAF" \
+    --query Certificate --output text >"$W/via-sub.pem"
+kms acm-pca get-certificate --certificate-authority-arn "$SUB" --certificate-arn "$LEAF" \
+    --query CertificateChain --output text >"$W/via-sub.chain.pem"
+if openssl verify -CAfile "$W/ec-root.pem" -untrusted "$W/sub-ca.pem" "$W/via-sub.pem" >/dev/null 2>&1; then
+    ok "openssl verify -CAfile root.pem -untrusted sub.pem leaf.pem"
+else fail "root -> subordinate CA -> leaf does not verify"; fi
+# (--output text adds a newline after each PEM's own: blank lines are left out of the comparison)
+assert_eq "$(grep -v '^$' "$W/via-sub.chain.pem")" "$(cat "$W/sub-ca.pem" "$W/ec-root.pem" | grep -v '^$')" \
+    "GetCertificate's chain: the subordinate CA, then the root"
+assert_eq "$(openssl x509 -in "$W/via-sub.pem" -noout -issuer)" "issuer=O = Example, CN = Issuing CA" \
+    "the leaf is issued by the subordinate CA"
+
+# An outside root (openssl alone) signs the second subordinate CA's CSR.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/outside.key" \
+    -subj "/CN=Outside Root" -days 3650 -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign -out "$W/outside.pem" 2>/dev/null
+SUB2=$(new_sub sub2)
+openssl x509 -req -in "$W/sub2.csr" -CA "$W/outside.pem" -CAkey "$W/outside.key" -set_serial 4242 \
+    -days 365 -copy_extensions copyall -out "$W/sub2.pem" 2>/dev/null
+kms acm-pca import-certificate-authority-certificate --certificate-authority-arn "$SUB2" \
+    --certificate "fileb://$W/sub2.pem" --certificate-chain "fileb://$W/outside.pem"
+ok "a certificate from an outside root is imported"
+LEAF=$(kms acm-pca issue-certificate --certificate-authority-arn "$SUB2" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA384WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text)
+kms acm-pca get-certificate --certificate-authority-arn "$SUB2" --certificate-arn "$LEAF" \
+    --query Certificate --output text >"$W/outside-leaf.pem"
+if openssl verify -CAfile "$W/outside.pem" -untrusted "$W/sub2.pem" "$W/outside-leaf.pem" >/dev/null 2>&1; then
+    ok "a leaf of the outside-rooted subordinate CA verifies up to the outside root"
+else fail "outside root -> sub2 -> leaf does not verify"; fi
+expect_error ValidationException 254 kms acm-pca issue-certificate --certificate-authority-arn "$SUB2" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA384WITHECDSA --validity Value=2,Type=YEARS \
+    --template-arn "$TPL/EndEntityClientAuthCertificate/V1"
+
 # ---- policies ----------------------------------------------------------------------------------
 kms create-user --user-name issuer >/dev/null
 kms put-user-policy --user-name issuer --policy-name pca --policy-document \
@@ -334,7 +408,7 @@ print(json.dumps({"Events": events}))
 PY
 )
 names=$("$PY" -c 'import json,sys; print(" ".join(sorted({e["EventName"] for e in json.load(sys.stdin)["Events"]})))' <<<"$EV")
-assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate" \
+assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate GetCertificateAuthorityCsr ImportCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate" \
     "every acm-pca operation is recorded with eventSource acm-pca.amazonaws.com"
 DENIED=$("$PY" -c '
 import json, sys

@@ -286,7 +286,7 @@ static void create_refusals_leave_nothing(void **state)
     json_object_set_new(json_object_get(conf, "Subject"), "Country", json_string("FRA"));
     assert_kms_error(kms_pki_ca_create(&fx->ks, &p, &ca), KMS_ERR_INVALID_ARGS);
     json_object_set_new(json_object_get(conf, "Subject"), "Country", json_string("FR"));
-    p.type = "SUBORDINATE";
+    p.type = "INTERMEDIATE";
     assert_kms_error(kms_pki_ca_create(&fx->ks, &p, &ca), KMS_ERR_INVALID_ARGS);
     p.type = "ROOT";
     p.usage_mode = "FOREVER";
@@ -657,6 +657,96 @@ static void revoke_and_crl(void **state)
     }
 }
 
+/* ---- Subordinate CAs ---------------------------------------------------------------------------
+ */
+
+static void subordinate_ca(void **state)
+{
+    fixture *fx = *state;
+    kms_pki_ca sub, got;
+    char *csr = NULL;
+    char serial[KMS_PKI_SERIAL_MAX];
+    json_t *conf = configuration("EC_secp384r1", "SHA384WITHECDSA");
+    kms_pki_ca_params cp = {"SUBORDINATE", NULL, conf, kms_now()};
+    assert_int_equal(kms_pki_ca_create(&fx->ks, &cp, &sub), 0);
+    json_decref(conf);
+    assert_string_equal(sub.status, "PENDING_CERTIFICATE");
+    assert_null(sub.certificate);
+    /* Pending: it issues nothing; a ROOT CA has no CSR. */
+    size_t len = 0;
+    char *leaf_csr = make_csr(false, "leaf.internal", "DNS:leaf.internal", false, &len);
+    kms_pki_issue_params lp = params(leaf_csr, len, "SHA384WITHECDSA", NULL, "DAYS", 10);
+    assert_kms_error(kms_pki_issue(&fx->ks, &sub, &lp, serial), KMS_ERR_PCA_INVALID_STATE);
+    assert_kms_error(kms_pki_ca_csr(&fx->ks, &fx->ec, &csr), KMS_ERR_PCA_INVALID_STATE);
+    /* Its CSR: its subject and HSM key, CA:TRUE asked, signed in the HSM. */
+    assert_int_equal(kms_pki_ca_csr(&fx->ks, &sub, &csr), 0);
+    BIO *bio = BIO_new_mem_buf(csr, -1);
+    X509_REQ *req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(req);
+    assert_int_equal(X509_REQ_verify(req, X509_REQ_get0_pubkey(req)), 1);
+    const uint8_t *p = sub.public_key;
+    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)sub.public_key_len);
+    assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), pub), 1);
+    X509_REQ_free(req);
+    /* A certificate for another key is refused; the root's own one, which is no sub's, too. */
+    size_t other_len = 0;
+    char *other = make_csr(false, "other", NULL, true, &other_len);
+    kms_pki_issue_params ip = params(other, other_len, "SHA256WITHECDSA",
+                                     TEMPLATE("SubordinateCACertificate_PathLen0"), "YEARS", 2);
+    uint8_t *der = NULL, *root_pem = NULL;
+    size_t der_len = 0;
+    char *root_text = NULL;
+    assert_int_equal(kms_pki_issue(&fx->ks, &fx->ec, &ip, serial), 0);
+    assert_int_equal(kms_pki_cert_get(&fx->ks, fx->ec.ca_id, serial, &der, &der_len), 0);
+    assert_int_equal(kms_pki_pem(fx->ec.certificate, fx->ec.certificate_len, &root_text), 0);
+    root_pem = (uint8_t *)root_text;
+    assert_kms_error(
+        kms_pki_ca_import(&fx->ks, &sub, der, der_len, root_pem, strlen(root_text), kms_now()),
+        KMS_ERR_INVALID_ARGS);
+    free(der);
+    /* The root issues it from the sub's CSR; a chain that is not its issuer is refused. */
+    ip = params(csr, strlen(csr), "SHA256WITHECDSA", TEMPLATE("SubordinateCACertificate_PathLen0"),
+                "YEARS", 2);
+    assert_int_equal(kms_pki_issue(&fx->ks, &fx->ec, &ip, serial), 0);
+    assert_int_equal(kms_pki_cert_get(&fx->ks, fx->ec.ca_id, serial, &der, &der_len), 0);
+    char *rsa_root = NULL;
+    assert_int_equal(kms_pki_pem(fx->rsa.certificate, fx->rsa.certificate_len, &rsa_root), 0);
+    assert_kms_error(kms_pki_ca_import(&fx->ks, &sub, der, der_len, (uint8_t *)rsa_root,
+                                       strlen(rsa_root), kms_now()),
+                     KMS_ERR_INVALID_ARGS);
+    assert_int_equal(
+        kms_pki_ca_import(&fx->ks, &sub, der, der_len, root_pem, strlen(root_text), kms_now()), 0);
+    assert_int_equal(kms_pki_ca_get(&fx->ks, sub.ca_id, &got), 0);
+    assert_string_equal(got.status, "ACTIVE");
+    assert_string_equal(got.serial, serial);
+    assert_int_equal(got.chain_len, strlen(root_text));
+    assert_memory_equal(got.chain, root_text, got.chain_len);
+    /* Installed once only. */
+    assert_kms_error(
+        kms_pki_ca_import(&fx->ks, &got, der, der_len, root_pem, strlen(root_text), kms_now()),
+        KMS_ERR_PCA_INVALID_STATE);
+    /* Now it issues, within its own validity. */
+    X509 *leaf = issue(fx, &got, &lp, serial);
+    X509 *subx = ca_cert(&got);
+    assert_int_equal(X509_verify(leaf, X509_get0_pubkey(subx)), 1);
+    assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(subx)), 0);
+    lp = params(leaf_csr, len, "SHA384WITHECDSA", TEMPLATE("EndEntityClientAuthCertificate"),
+                "YEARS", 3);
+    assert_kms_error(kms_pki_issue(&fx->ks, &got, &lp, serial), KMS_ERR_VALIDATION);
+    X509_free(subx);
+    X509_free(leaf);
+    EVP_PKEY_free(pub);
+    free(der);
+    free(rsa_root);
+    free(root_text);
+    free(other);
+    free(leaf_csr);
+    free(csr);
+    kms_pki_ca_clean_up(&got);
+    kms_pki_ca_clean_up(&sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +763,7 @@ int main(void)
         cmocka_unit_test(validity_rules),
         cmocka_unit_test(signatures_come_from_the_hsm),
         cmocka_unit_test(revoke_and_crl),
+        cmocka_unit_test(subordinate_ca),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -77,7 +77,8 @@ static const struct opt_spec create_ca_opts[] = {
     {"certificate-authority-configuration", OPT_JSON, OPT_REQUIRED,
      "{KeyAlgorithm, SigningAlgorithm, Subject{CommonName, Organization, Country, ...}}: "
      "JSON or file://PATH"},
-    {"certificate-authority-type", OPT_STRING, OPT_REQUIRED, "ROOT"},
+    {"certificate-authority-type", OPT_STRING, OPT_REQUIRED,
+     "ROOT (self-signed, ACTIVE at once) or SUBORDINATE (PENDING_CERTIFICATE)"},
     {"usage-mode", OPT_STRING, 0, "GENERAL_PURPOSE (default) or SHORT_LIVED_CERTIFICATE"},
     {"revocation-configuration", OPT_JSON, 0, "CRL configuration (CRLs: not yet)"},
     {"idempotency-token", OPT_STRING, 0, "accepted, as aws does"},
@@ -109,6 +110,13 @@ static const struct opt_spec issue_opts[] = {
 static const struct opt_spec get_cert_opts[] = {
     O_CA_ARN,
     {"certificate-arn", OPT_STRING, OPT_REQUIRED, "the certificate's ARN (IssueCertificate's)"},
+    O_END,
+};
+static const struct opt_spec import_opts[] = {
+    O_CA_ARN,
+    {"certificate", OPT_BLOB, OPT_REQUIRED, "the CA's certificate, PEM or DER: fileb://PATH"},
+    {"certificate-chain", OPT_BLOB, OPT_REQUIRED,
+     "the certificates above it, PEM, its issuer first and a root last: fileb://PATH"},
     O_END,
 };
 static const struct opt_spec revoke_opts[] = {
@@ -146,6 +154,21 @@ const struct command kmsctl_pki_commands[] = {
      "Get a CA's own certificate (PEM)", "Prints the CA's Certificate as PEM.",
      "kmsctl acm-pca get-certificate-authority-certificate --certificate-authority-arn " CA_ARN
      " \\\n    --query Certificate --output text > ca.pem"},
+    {"acm-pca get-certificate-authority-csr", "acm-pca:GetCertificateAuthorityCsr", run_pca,
+     ca_opts, "Get a SUBORDINATE CA's certificate signing request (PEM)",
+     "Prints the Csr of a SUBORDINATE CA: its configured subject and HSM-held public key,\n"
+     "asking for CA:TRUE, signed in the HSM. Have it signed by another CA (issue-certificate\n"
+     "with SubordinateCACertificate_PathLen0, or openssl ca), then import the certificate.",
+     "kmsctl acm-pca get-certificate-authority-csr --certificate-authority-arn " CA_ARN
+     " \\\n    --query Csr --output text > sub.csr"},
+    {"acm-pca import-certificate-authority-certificate",
+     "acm-pca:ImportCertificateAuthorityCertificate", run_pca, import_opts,
+     "Install a SUBORDINATE CA's certificate",
+     "Installs the certificate issued for a SUBORDINATE CA in PENDING_CERTIFICATE: it must be\n"
+     "for the CA's key, say CA:TRUE and verify through the chain up to its root. The CA becomes\n"
+     "ACTIVE. Prints nothing.",
+     "kmsctl acm-pca import-certificate-authority-certificate --certificate-authority-arn "
+     CA_ARN " \\\n    --certificate fileb://sub.pem --certificate-chain fileb://root.pem"},
     {"acm-pca issue-certificate", "acm-pca:IssueCertificate", run_pca, issue_opts,
      "Issue a certificate from a CSR",
      "Checks the CSR's signature, then issues a certificate as the template says (subject and\n"
