@@ -29,6 +29,8 @@
  * (and recommended) when the request gives no Validity. */
 #define KMS_PKI_SERVER_MAX_DAYS 366
 #define KMS_PKI_DEFAULT_DAYS 90
+/* A CA of UsageMode SHORT_LIVED_CERTIFICATE issues for at most this long (AWS Private CA). */
+#define KMS_PKI_SHORT_LIVED_DAYS 7
 /* AWS Private CA backdates notBefore by 60 minutes for clock skew between systems. */
 #define KMS_PKI_BACKDATE_SECONDS 3600
 

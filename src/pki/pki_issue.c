@@ -184,6 +184,13 @@ static int validity(const kms_pki_ca *ca, const kms_pki_template *t, const kms_p
                "The certificate validity specified exceeds the certificate authority validity "
                "(the CA %s is valid for %lld more days)",
                ca->ca_id, (long long)((ca->not_after - p->now) / 86400));
+    /* AWS Private CA: a CA in short-lived certificate mode issues for at most 7 days. */
+    KMS_ENSURE(strcmp(ca->usage_mode, "SHORT_LIVED_CERTIFICATE") != 0 ||
+                   *not_after - p->now <= (int64_t)KMS_PKI_SHORT_LIVED_DAYS * 86400,
+               KMS_ERR_VALIDATION,
+               "The certificate authority %s is in SHORT_LIVED_CERTIFICATE mode: certificates "
+               "are valid for at most %d days",
+               ca->ca_id, KMS_PKI_SHORT_LIVED_DAYS);
     KMS_ENSURE(!t->server || *not_after - p->now <= (int64_t)KMS_PKI_SERVER_MAX_DAYS * 86400,
                KMS_ERR_VALIDATION,
                "A server certificate (template %s) is valid for at most %d days (Mozilla's "

@@ -294,6 +294,15 @@ static void create_refusals_leave_nothing(void **state)
     p.usage_mode = "SHORT_LIVED_CERTIFICATE";
     assert_int_equal(kms_pki_ca_create(&fx->ks, &p, &ca), 0);
     assert_string_equal(ca.usage_mode, "SHORT_LIVED_CERTIFICATE");
+    /* It issues for 7 days at most. */
+    char serial[KMS_PKI_SERIAL_MAX];
+    size_t len = 0;
+    char *csr = make_csr(false, "short", NULL, false, &len);
+    kms_pki_issue_params ip = params(csr, len, "SHA256WITHECDSA", NULL, "DAYS", 8);
+    assert_kms_error(kms_pki_issue(&fx->ks, &ca, &ip, serial), KMS_ERR_VALIDATION);
+    ip.validity_value = 7;
+    assert_int_equal(kms_pki_issue(&fx->ks, &ca, &ip, serial), 0);
+    free(csr);
     kms_pki_ca_clean_up(&ca);
     json_decref(conf);
     assert_int_equal(ca_count(fx), before + 1);
