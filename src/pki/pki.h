@@ -104,6 +104,11 @@ typedef struct kms_pki_issue_params {
  * validity; ValidationException for a validity beyond the CA's (refused, as AWS refuses it). */
 int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
                   char serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
+/* The checks IssueCertificate makes of a CSR before anything is signed (its form and size, its
+ * signature, its key, the extensions it asks for under the template): 0, or
+ * MalformedCSRException / InvalidArgsException as kms_pki_issue raises them. */
+int kms_pki_csr_check(const uint8_t *csr, size_t csr_len, const char *template_arn)
+    __attribute__((warn_unused_result));
 /* The certificate of that serial issued by ca_id (*der malloc'd). ResourceNotFoundException. */
 int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
                      size_t *der_len) __attribute__((warn_unused_result));

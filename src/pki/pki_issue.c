@@ -118,6 +118,23 @@ out:
     return r;
 }
 
+int kms_pki_csr_check(const uint8_t *csr, size_t csr_len, const char *template_arn)
+{
+    const kms_pki_template *t = NULL;
+    X509_REQ *req = NULL;
+    GENERAL_NAMES *san = NULL;
+    bool rsa = false;
+    KMS_GUARD(kms_pki_template_find(template_arn, &t));
+    KMS_GUARD(csr_parse(csr, csr_len, &req));
+    int r = key_check(X509_REQ_get0_pubkey(req), &rsa);
+    if (r == 0) {
+        r = csr_extensions(req, t, &san);
+    }
+    GENERAL_NAMES_free(san);
+    X509_REQ_free(req);
+    return r;
+}
+
 /* ---- Validity -----------------------------------------------------------------------------------
  */
 
