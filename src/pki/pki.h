@@ -113,6 +113,11 @@ int kms_pki_csr_check(const uint8_t *csr, size_t csr_len, const char *template_a
 int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *serial, uint8_t **der,
                      size_t *der_len) __attribute__((warn_unused_result));
 
+/* UpdateCertificateAuthority's Status: ACTIVE or DISABLED (a DISABLED CA issues nothing but
+ * still revokes). InvalidStateException for a CA in another state (PENDING_CERTIFICATE). */
+int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const char *status,
+                          int64_t now) __attribute__((warn_unused_result));
+
 /* ---- Subordinate CAs (pki_sub.c) ---- */
 
 /* The CA's certificate signing request (PEM, malloc'd): its configured subject and public key,

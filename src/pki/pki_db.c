@@ -353,3 +353,31 @@ int kms_pki_db_ca_install(const kms_keystore *ks, const kms_pki_ca *ca)
                "The certificate authority %s is not in the PENDING_CERTIFICATE state", ca->ca_id);
     return 0;
 }
+
+/* ---- Status -------------------------------------------------------------------------------------
+ */
+
+static const char sql_ca_status[] =
+    "UPDATE pca_authorities SET status = ?3, last_state_change_at = ?4"
+    " WHERE ca_id = ?1 AND account_id = ?2 AND status IN ('ACTIVE', 'DISABLED')";
+
+int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const char *status,
+                          int64_t now)
+{
+    int64_t changes = 0;
+    KMS_ENSURE(status != NULL && (strcmp(status, "ACTIVE") == 0 || strcmp(status, "DISABLED") == 0),
+               KMS_ERR_INVALID_ARGS, "Status must be ACTIVE or DISABLED, not '%s'",
+               status ? status : "");
+    if (strcmp(ca->status, status) == 0) {
+        return 0;
+    }
+    KMS_GUARD(kms_db_run(kms_store_db(ks->store), sql_ca_status,
+                         KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_text(ks->account_id),
+                                       kms_db_text(status), kms_db_int64(now)),
+                         "cannot change the certificate authority's status", &changes));
+    KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
+               "The certificate authority %s is in the %s state: only an ACTIVE or DISABLED CA "
+               "changes status",
+               ca->ca_id, ca->status);
+    return 0;
+}

@@ -312,6 +312,29 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
+static int update_ca(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    const char *status = NULL;
+    kms_pki_ca ca;
+    json_t *rev = json_object_get(req, "RevocationConfiguration");
+    json_t *crl = json_object_get(rev, "CrlConfiguration");
+    KMS_GUARD(kms_request_string(req, "Status", false, 1, 32, &status));
+    KMS_ENSURE(rev == NULL || json_is_null(rev) || crl == NULL ||
+                   json_is_false(json_object_get(crl, "Enabled")),
+               KMS_ERR_INVALID_ARGS, "CRL publication is not supported yet by this private CA");
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    int r =
+        status != NULL ? kms_pki_ca_set_status(&rq->client->keystore, &ca, status, kms_now()) : 0;
+    kms_pki_ca_clean_up(&ca);
+    if (r == 0) {
+        *resp = json_object();
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
 /* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
 static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
 {
@@ -367,6 +390,8 @@ static const kms_op ops[] = {
      M("CertificateAuthorityConfiguration", "RevocationConfiguration", "CertificateAuthorityType",
        "IdempotencyToken", "KeyStorageSecurityStandard", "Tags", "UsageMode")},
     {"acm-pca:DescribeCertificateAuthority", describe_ca, M("CertificateAuthorityArn")},
+    {"acm-pca:UpdateCertificateAuthority", update_ca,
+     M("CertificateAuthorityArn", "RevocationConfiguration", "Status")},
     {"acm-pca:ListCertificateAuthorities", list_cas, M("MaxResults", "NextToken", "ResourceOwner")},
     {"acm-pca:GetCertificateAuthorityCertificate", get_ca_certificate,
      M("CertificateAuthorityArn")},

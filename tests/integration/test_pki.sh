@@ -253,6 +253,19 @@ expect_usage_error "argument --validity" kms acm-pca issue-certificate --certifi
 N=$(kms acm-pca list-certificate-authorities | ca_count)
 assert_eq "$N" 4 "refused CreateCertificateAuthority calls left no CA"
 
+# ---- UpdateCertificateAuthority: a DISABLED CA issues nothing ------------------------------------
+kms acm-pca update-certificate-authority --certificate-authority-arn "$RSA" --status DISABLED
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$RSA" \
+    --query CertificateAuthority.Status --output text)" DISABLED "UpdateCertificateAuthority disables"
+expect_error InvalidStateException 254 kms acm-pca issue-certificate --certificate-authority-arn "$RSA" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHRSA --validity Value=30,Type=DAYS
+expect_error InvalidArgsException 254 kms acm-pca update-certificate-authority \
+    --certificate-authority-arn "$RSA" --status PAUSED
+kms acm-pca update-certificate-authority --certificate-authority-arn "$RSA" --status ACTIVE
+kms acm-pca issue-certificate --certificate-authority-arn "$RSA" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA256WITHRSA --validity Value=30,Type=DAYS >/dev/null &&
+    ok "enabled again, it issues" || fail "the re-enabled CA does not issue"
+
 # ---- revocation and the CRL ---------------------------------------------------------------------
 SERIAL=$(openssl x509 -in "$W/client.pem" -noout -serial | cut -d= -f2)
 kms acm-pca revoke-certificate --certificate-authority-arn "$EC" --certificate-serial "$SERIAL" \
@@ -408,7 +421,7 @@ print(json.dumps({"Events": events}))
 PY
 )
 names=$("$PY" -c 'import json,sys; print(" ".join(sorted({e["EventName"] for e in json.load(sys.stdin)["Events"]})))' <<<"$EV")
-assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate GetCertificateAuthorityCsr ImportCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate" \
+assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate GetCertificateAuthorityCsr ImportCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate UpdateCertificateAuthority" \
     "every acm-pca operation is recorded with eventSource acm-pca.amazonaws.com"
 DENIED=$("$PY" -c '
 import json, sys

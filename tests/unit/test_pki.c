@@ -490,6 +490,12 @@ static void bad_csrs_are_refused(void **state)
     der[der_len - 1] ^= 0x01;
     /* The unbroken DER is taken. */
     assert_int_equal(kms_pki_issue(&fx->ks, &fx->ec, &p, serial), 0);
+    /* The same checks, on their own (the fuzzer's entry point). */
+    assert_int_equal(
+        kms_pki_csr_check(der, (size_t)der_len, TEMPLATE("SubordinateCACertificate_PathLen0")), 0);
+    der[der_len - 1] ^= 0x01;
+    assert_kms_error(kms_pki_csr_check(der, (size_t)der_len, TEMPLATE("EndEntityCertificate")),
+                     KMS_ERR_MALFORMED_CSR);
     OPENSSL_free(der);
     p = params("not a CSR", 9, "SHA256WITHECDSA", NULL, "DAYS", 1);
     assert_kms_error(kms_pki_issue(&fx->ks, &fx->ec, &p, serial), KMS_ERR_MALFORMED_CSR);
@@ -540,6 +546,21 @@ static void validity_rules(void **state)
     assert_kms_error(kms_pki_issue(&fx->ks, &fx->ec, &p, serial), KMS_ERR_INVALID_ARGS);
     p = params(csr, len, "SHA256WITHECDSA", TEMPLATE("RootCACertificate"), "DAYS", 1);
     assert_kms_error(kms_pki_issue(&fx->ks, &fx->ec, &p, serial), KMS_ERR_INVALID_ARGS);
+    /* Disabled through the store, it issues nothing; enabled again, it issues. */
+    kms_pki_ca got;
+    assert_kms_error(kms_pki_ca_set_status(&fx->ks, &fx->ec, "PAUSED", kms_now()),
+                     KMS_ERR_INVALID_ARGS);
+    assert_int_equal(kms_pki_ca_set_status(&fx->ks, &fx->ec, "DISABLED", kms_now()), 0);
+    assert_int_equal(kms_pki_ca_get(&fx->ks, fx->ec.ca_id, &got), 0);
+    assert_string_equal(got.status, "DISABLED");
+    p = params(csr, len, "SHA256WITHECDSA", client, "DAYS", 1);
+    assert_kms_error(kms_pki_issue(&fx->ks, &got, &p, serial), KMS_ERR_PCA_INVALID_STATE);
+    assert_int_equal(kms_pki_ca_set_status(&fx->ks, &got, "ACTIVE", kms_now()), 0);
+    kms_pki_ca_clean_up(&got);
+    assert_int_equal(kms_pki_ca_get(&fx->ks, fx->ec.ca_id, &got), 0);
+    assert_string_equal(got.status, "ACTIVE");
+    assert_int_equal(kms_pki_issue(&fx->ks, &got, &p, serial), 0);
+    kms_pki_ca_clean_up(&got);
     /* A CA that is not ACTIVE issues nothing. */
     kms_pki_ca copy = fx->ec;
     snprintf(copy.status, sizeof copy.status, "DISABLED");

@@ -112,6 +112,12 @@ static const struct opt_spec get_cert_opts[] = {
     {"certificate-arn", OPT_STRING, OPT_REQUIRED, "the certificate's ARN (IssueCertificate's)"},
     O_END,
 };
+static const struct opt_spec update_opts[] = {
+    O_CA_ARN,
+    {"status", OPT_STRING, 0, "ACTIVE or DISABLED (a DISABLED CA issues nothing)"},
+    {"revocation-configuration", OPT_JSON, 0, "CRL configuration (CRLs: not yet)"},
+    O_END,
+};
 static const struct opt_spec import_opts[] = {
     O_CA_ARN,
     {"certificate", OPT_BLOB, OPT_REQUIRED, "the CA's certificate, PEM or DER: fileb://PATH"},
@@ -145,6 +151,12 @@ const struct command kmsctl_pki_commands[] = {
      ca_opts, "Show a certificate authority",
      "Prints the CertificateAuthority: status, type, serial, validity and configuration.",
      "kmsctl acm-pca describe-certificate-authority --certificate-authority-arn " CA_ARN},
+    {"acm-pca update-certificate-authority", "acm-pca:UpdateCertificateAuthority", run_pca,
+     update_opts, "Enable or disable a certificate authority",
+     "Sets the Status of an ACTIVE or DISABLED CA. A DISABLED CA issues nothing (\n"
+     "InvalidStateException) but still revokes. Prints nothing.",
+     "kmsctl acm-pca update-certificate-authority --certificate-authority-arn " CA_ARN
+     " \\\n    --status DISABLED"},
     {"acm-pca list-certificate-authorities", "acm-pca:ListCertificateAuthorities", run_pca,
      list_opts, "List the certificate authorities of the account",
      "Prints the CertificateAuthorities, and NextToken when more follow.",
