@@ -54,6 +54,7 @@ typedef struct kms_pki_ca {
     int64_t not_after;
     int64_t created_at;
     int64_t last_state_change_at;
+    int64_t restorable_until; /* DELETED: the end of the restore window */
 } kms_pki_ca;
 
 void kms_pki_ca_clean_up(kms_pki_ca *ca);
@@ -117,6 +118,16 @@ int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *seri
  * still revokes). InvalidStateException for a CA in another state (PENDING_CERTIFICATE). */
 int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const char *status,
                           int64_t now) __attribute__((warn_unused_result));
+
+/* DeleteCertificateAuthority: the CA becomes DELETED, restorable for days (7 to 30) from now.
+ * An ACTIVE CA must be disabled first (InvalidStateException), as AWS requires. Its key stays in
+ * the HSM until the window ends (permanent deletion is the scheduler's, not yet written). */
+int kms_pki_ca_delete(const kms_keystore *ks, const kms_pki_ca *ca, int days, int64_t now)
+    __attribute__((warn_unused_result));
+/* RestoreCertificateAuthority: a DELETED CA within its window becomes DISABLED again
+ * (PENDING_CERTIFICATE if it never had a certificate). InvalidStateException otherwise. */
+int kms_pki_ca_restore(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now)
+    __attribute__((warn_unused_result));
 
 /* ---- Subordinate CAs (pki_sub.c) ---- */
 

@@ -17,7 +17,7 @@ static const char sql_ca_insert[] =
 #define CA_COLUMNS                                                                                 \
     "ca_id, account_id, ca_type, status, key_algorithm, signing_algorithm, usage_mode,"            \
     " configuration, certificate, serial, not_before, not_after, created_at,"                      \
-    " last_state_change_at, public_key, chain"
+    " last_state_change_at, public_key, chain, restorable_until"
 static const char sql_ca_get[] =
     "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2";
 static const char sql_ca_list[] = "SELECT " CA_COLUMNS " FROM pca_authorities"
@@ -78,6 +78,7 @@ static int ca_read(kms_db_stmt *st, kms_pki_ca *ca)
     ca->not_after = kms_db_column_int64(st, 11);
     ca->created_at = kms_db_column_int64(st, 12);
     ca->last_state_change_at = kms_db_column_int64(st, 13);
+    ca->restorable_until = kms_db_column_int64(st, 16);
     return 0;
 }
 
@@ -378,6 +379,53 @@ int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const ch
     KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
                "The certificate authority %s is in the %s state: only an ACTIVE or DISABLED CA "
                "changes status",
+               ca->ca_id, ca->status);
+    return 0;
+}
+
+/* ---- Deletion and restoration -------------------------------------------------------------------
+ */
+
+static const char sql_ca_delete[] =
+    "UPDATE pca_authorities SET status = 'DELETED', restorable_until = ?3,"
+    " last_state_change_at = ?4 WHERE ca_id = ?1 AND account_id = ?2 AND status = ?5";
+static const char sql_ca_restore[] =
+    "UPDATE pca_authorities SET status = CASE WHEN certificate IS NULL THEN"
+    " 'PENDING_CERTIFICATE' ELSE 'DISABLED' END, restorable_until = 0,"
+    " last_state_change_at = ?3 WHERE ca_id = ?1 AND account_id = ?2 AND status = 'DELETED'"
+    " AND restorable_until > ?3";
+
+int kms_pki_ca_delete(const kms_keystore *ks, const kms_pki_ca *ca, int days, int64_t now)
+{
+    int64_t changes = 0;
+    KMS_ENSURE(days >= 7 && days <= 30, KMS_ERR_INVALID_ARGS,
+               "PermanentDeletionTimeInDays must be 7 to 30, not %d", days);
+    KMS_ENSURE(strcmp(ca->status, "ACTIVE") != 0 && strcmp(ca->status, "DELETED") != 0,
+               KMS_ERR_PCA_INVALID_STATE, "The certificate authority %s is %s: %s", ca->ca_id,
+               ca->status,
+               strcmp(ca->status, "ACTIVE") == 0
+                   ? "disable it first (update-certificate-authority --status DISABLED)"
+                   : "it is deleted already");
+    KMS_GUARD(kms_db_run(kms_store_db(ks->store), sql_ca_delete,
+                         KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_text(ks->account_id),
+                                       kms_db_int64(now + (int64_t)days * 86400), kms_db_int64(now),
+                                       kms_db_text(ca->status)),
+                         "cannot delete the certificate authority", &changes));
+    KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
+               "The certificate authority %s changed state meanwhile", ca->ca_id);
+    return 0;
+}
+
+int kms_pki_ca_restore(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now)
+{
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(
+        kms_store_db(ks->store), sql_ca_restore,
+        KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_text(ks->account_id), kms_db_int64(now)),
+        "cannot restore the certificate authority", &changes));
+    KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
+               "The certificate authority %s is %s: only a DELETED CA within its restore window "
+               "is restored",
                ca->ca_id, ca->status);
     return 0;
 }

@@ -36,6 +36,11 @@ static json_t *ca_json(const kms_keystore *ks, const kms_pki_ca *ca)
         (json_int_t)ca->last_state_change_at, "Type", ca->type, "Serial", ca->serial, "Status",
         ca->status, "CertificateAuthorityConfiguration", conf ? conf : json_object(),
         "KeyStorageSecurityStandard", "FIPS_140_2_LEVEL_3_OR_HIGHER", "UsageMode", ca->usage_mode);
+    if (o != NULL && ca->restorable_until != 0 &&
+        json_object_set_new(o, "RestorableUntil", json_integer(ca->restorable_until)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o != NULL && ca->certificate != NULL &&
         (json_object_set_new(o, "NotBefore", json_integer(ca->not_before)) != 0 ||
          json_object_set_new(o, "NotAfter", json_integer(ca->not_after)) != 0)) {
@@ -335,6 +340,38 @@ static int update_ca(kms_request *rq, json_t *req, json_t **resp)
     return r;
 }
 
+static int delete_ca(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    long long days = 0;
+    kms_pki_ca ca;
+    KMS_GUARD(kms_request_int(req, "PermanentDeletionTimeInDays", false, 7, 30, 30, &days));
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    int r = kms_pki_ca_delete(&rq->client->keystore, &ca, (int)days, kms_now());
+    kms_pki_ca_clean_up(&ca);
+    if (r == 0) {
+        *resp = json_object();
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
+static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
+{
+    char ca_id[37], arn[KMS_ARN_MAX];
+    kms_pki_ca ca;
+    KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
+    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    int r = kms_pki_ca_restore(&rq->client->keystore, &ca, kms_now());
+    kms_pki_ca_clean_up(&ca);
+    if (r == 0) {
+        *resp = json_object();
+        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
 /* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
 static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
 {
@@ -392,6 +429,9 @@ static const kms_op ops[] = {
     {"acm-pca:DescribeCertificateAuthority", describe_ca, M("CertificateAuthorityArn")},
     {"acm-pca:UpdateCertificateAuthority", update_ca,
      M("CertificateAuthorityArn", "RevocationConfiguration", "Status")},
+    {"acm-pca:DeleteCertificateAuthority", delete_ca,
+     M("CertificateAuthorityArn", "PermanentDeletionTimeInDays")},
+    {"acm-pca:RestoreCertificateAuthority", restore_ca, M("CertificateAuthorityArn")},
     {"acm-pca:ListCertificateAuthorities", list_cas, M("MaxResults", "NextToken", "ResourceOwner")},
     {"acm-pca:GetCertificateAuthorityCertificate", get_ca_certificate,
      M("CertificateAuthorityArn")},

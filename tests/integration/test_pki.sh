@@ -266,6 +266,40 @@ kms acm-pca issue-certificate --certificate-authority-arn "$RSA" --csr "fileb://
     --signing-algorithm SHA256WITHRSA --validity Value=30,Type=DAYS >/dev/null &&
     ok "enabled again, it issues" || fail "the re-enabled CA does not issue"
 
+# ---- DeleteCertificateAuthority and RestoreCertificateAuthority --------------------------------
+DOOMED=$(new_ca EC_prime256v1 SHA256WITHECDSA doomed)
+expect_error InvalidStateException 254 kms acm-pca delete-certificate-authority \
+    --certificate-authority-arn "$DOOMED"
+assert_contains "$ERR_MSG" "disable it first" "an ACTIVE CA is disabled before it is deleted"
+kms acm-pca update-certificate-authority --certificate-authority-arn "$DOOMED" --status DISABLED
+expect_error ValidationException 254 kms acm-pca delete-certificate-authority \
+    --certificate-authority-arn "$DOOMED" --permanent-deletion-time-in-days 6
+BEFORE=$(date +%s)
+kms acm-pca delete-certificate-authority --certificate-authority-arn "$DOOMED" \
+    --permanent-deletion-time-in-days 7
+OUT=$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$DOOMED")
+assert_eq "$(json_get CertificateAuthority.Status <<<"$OUT")" DELETED "DeleteCertificateAuthority: DELETED"
+UNTIL=$(json_get CertificateAuthority.RestorableUntil <<<"$OUT")
+if [ "$UNTIL" -ge $((BEFORE + 7 * 86400)) ] && [ "$UNTIL" -le $(($(date +%s) + 7 * 86400)) ]; then
+    ok "RestorableUntil is 7 days away"
+else fail "RestorableUntil $UNTIL is not 7 days after $BEFORE"; fi
+expect_error InvalidStateException 254 kms acm-pca issue-certificate --certificate-authority-arn "$DOOMED" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS
+expect_error InvalidStateException 254 kms acm-pca delete-certificate-authority \
+    --certificate-authority-arn "$DOOMED"
+kms acm-pca restore-certificate-authority --certificate-authority-arn "$DOOMED"
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$DOOMED" \
+    --query CertificateAuthority.Status --output text)" DISABLED "RestoreCertificateAuthority: DISABLED"
+expect_error InvalidStateException 254 kms acm-pca restore-certificate-authority \
+    --certificate-authority-arn "$DOOMED"
+PENDING=$(kms acm-pca create-certificate-authority --certificate-authority-type SUBORDINATE \
+    --certificate-authority-configuration "file://$W/doomed.json" --query CertificateAuthorityArn --output text)
+kms acm-pca delete-certificate-authority --certificate-authority-arn "$PENDING"
+kms acm-pca restore-certificate-authority --certificate-authority-arn "$PENDING"
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$PENDING" \
+    --query CertificateAuthority.Status --output text)" PENDING_CERTIFICATE \
+    "a CA deleted before its certificate is restored waiting for it"
+
 # ---- revocation and the CRL ---------------------------------------------------------------------
 SERIAL=$(openssl x509 -in "$W/client.pem" -noout -serial | cut -d= -f2)
 kms acm-pca revoke-certificate --certificate-authority-arn "$EC" --certificate-serial "$SERIAL" \
@@ -421,7 +455,7 @@ print(json.dumps({"Events": events}))
 PY
 )
 names=$("$PY" -c 'import json,sys; print(" ".join(sorted({e["EventName"] for e in json.load(sys.stdin)["Events"]})))' <<<"$EV")
-assert_eq "$names" "CreateCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate GetCertificateAuthorityCsr ImportCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RevokeCertificate UpdateCertificateAuthority" \
+assert_eq "$names" "CreateCertificateAuthority DeleteCertificateAuthority DescribeCertificateAuthority GetCertificate GetCertificateAuthorityCertificate GetCertificateAuthorityCsr ImportCertificateAuthorityCertificate IssueCertificate ListCertificateAuthorities RestoreCertificateAuthority RevokeCertificate UpdateCertificateAuthority" \
     "every acm-pca operation is recorded with eventSource acm-pca.amazonaws.com"
 DENIED=$("$PY" -c '
 import json, sys

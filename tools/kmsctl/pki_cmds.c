@@ -118,6 +118,12 @@ static const struct opt_spec update_opts[] = {
     {"revocation-configuration", OPT_JSON, 0, "CRL configuration (CRLs: not yet)"},
     O_END,
 };
+static const struct opt_spec delete_opts[] = {
+    O_CA_ARN,
+    {"permanent-deletion-time-in-days", OPT_INTEGER, 0,
+     "the restore window, 7 to 30 days (default 30)"},
+    O_END,
+};
 static const struct opt_spec import_opts[] = {
     O_CA_ARN,
     {"certificate", OPT_BLOB, OPT_REQUIRED, "the CA's certificate, PEM or DER: fileb://PATH"},
@@ -157,6 +163,17 @@ const struct command kmsctl_pki_commands[] = {
      "InvalidStateException) but still revokes. Prints nothing.",
      "kmsctl acm-pca update-certificate-authority --certificate-authority-arn " CA_ARN
      " \\\n    --status DISABLED"},
+    {"acm-pca delete-certificate-authority", "acm-pca:DeleteCertificateAuthority", run_pca,
+     delete_opts, "Delete a certificate authority (restorable for 7 to 30 days)",
+     "Marks the CA DELETED; restore-certificate-authority brings it back within the window. An\n"
+     "ACTIVE CA must be disabled first. Prints nothing.",
+     "kmsctl acm-pca delete-certificate-authority --certificate-authority-arn " CA_ARN
+     " \\\n    --permanent-deletion-time-in-days 7"},
+    {"acm-pca restore-certificate-authority", "acm-pca:RestoreCertificateAuthority", run_pca,
+     ca_opts, "Restore a deleted certificate authority",
+     "Brings a DELETED CA back within its restore window, DISABLED (enable it with\n"
+     "update-certificate-authority --status ACTIVE). Prints nothing.",
+     "kmsctl acm-pca restore-certificate-authority --certificate-authority-arn " CA_ARN},
     {"acm-pca list-certificate-authorities", "acm-pca:ListCertificateAuthorities", run_pca,
      list_opts, "List the certificate authorities of the account",
      "Prints the CertificateAuthorities, and NextToken when more follow.",
