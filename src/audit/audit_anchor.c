@@ -107,13 +107,24 @@ bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char 
         return false;
     }
     const char *hash = rest + 1 + n + 1;
-    if (!is_hash(hash, strlen(hash))) {
-        *why = "the fifth field is not 64 lower-case hex digits, or something follows it";
+    size_t hash_len = strcspn(hash, " ");
+    if (!is_hash(hash, hash_len)) {
+        *why = "the fifth field is not 64 lower-case hex digits";
+        return false;
+    }
+    const char *tail = hash + hash_len;
+    uint64_t ack_end = 0;
+    size_t m = tail[0] == ' ' ? strspn(tail + 1, "0123456789") : 0;
+    if (tail[0] != '\0' &&
+        (!anchor_number(tail + 1, m, tail[1] == '0' && m == 1, &ack_end) || tail[1 + m] != '\0')) {
+        *why = "the sixth field is not a byte offset (no leading zeros), or something follows it";
         return false;
     }
     out->has_ack = true;
     out->ack_sequence = ack;
-    memcpy(out->ack_hash, hash, sizeof out->ack_hash);
+    memcpy(out->ack_hash, hash, KMS_AUDIT_HASH_HEX);
+    out->ack_hash[KMS_AUDIT_HASH_HEX] = '\0';
+    out->ack_end = ack_end;
     return true;
 }
 
@@ -121,10 +132,13 @@ void kms_audit_anchor_format(const kms_audit_anchor *an, char out[KMS_AUDIT_ANCH
 {
     if (an->has_digest) {
         snprintf(out, KMS_AUDIT_ANCHOR_MAX,
-                 "%" PRIu64 " " ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX " %s %" PRIu64 " %s",
-                 an->last_sequence, an->last_sequence, an->hash, an->ack_sequence, an->ack_hash);
+                 "%" PRIu64 " " ANCHOR_PREFIX "%020" PRIu64 ANCHOR_SUFFIX " %s %" PRIu64
+                 " %s %" PRIu64,
+                 an->last_sequence, an->last_sequence, an->hash, an->ack_sequence, an->ack_hash,
+                 an->ack_end);
     } else {
-        snprintf(out, KMS_AUDIT_ANCHOR_MAX, "0 - - %" PRIu64 " %s", an->ack_sequence, an->ack_hash);
+        snprintf(out, KMS_AUDIT_ANCHOR_MAX, "0 - - %" PRIu64 " %s %" PRIu64, an->ack_sequence,
+                 an->ack_hash, an->ack_end);
     }
 }
 
@@ -231,6 +245,20 @@ static int check_ack_digest(kms_audit *a)
                                                              : "is not signed by the HSM key");
 }
 
+/* The newest digest must carry this trail's signature: the next seal chains to it, and would
+ * vouch for whatever it lists. */
+static int check_signed(kms_audit *a)
+{
+    if (!a->dg.present || a->dg.signed_ok) {
+        return 0;
+    }
+    return kms_raise(KMS_ERR_AUDIT,
+                     "the newest audit digest %s in %s is not signed by the HSM key: it was "
+                     "replaced or forged. Operations are refused: run `kmsctl validate-logs` and "
+                     "restore the audit directory from a backup",
+                     a->dg.file, a->dir);
+}
+
 /* Under LOCK, with a->dg just loaded: the trail reaches the anchored digest, whose bytes are the
  * anchored ones, and no digest goes beyond the acknowledged record. Looks at files only (changes
  * nothing), so that a refused trail stays as found. */
@@ -241,7 +269,8 @@ int kms_audit_log_check_anchor(kms_audit *a)
     bool missing = false;
     char hash[KMS_AUDIT_HASH_HEX + 1];
     if (!an->has_digest) {
-        return check_ack_digest(a);
+        KMS_GUARD(check_ack_digest(a));
+        return check_signed(a);
     }
     uint64_t have = a->dg.present ? a->dg.last_sequence : 0;
     if (have < an->last_sequence) {
@@ -255,7 +284,8 @@ int kms_audit_log_check_anchor(kms_audit *a)
         return rolled_back(a, an,
                            "that digest's bytes are not the ones anchored (it was replaced)");
     }
-    return check_ack_digest(a);
+    KMS_GUARD(check_ack_digest(a));
+    return check_signed(a);
 }
 
 /* Stores `next` as the anchor; a->anchor follows only when it was stored. */
@@ -286,6 +316,7 @@ int kms_audit_log_ack(kms_audit *a)
     next.has_ack = true;
     next.ack_sequence = a->next_seq - 1;
     memcpy(next.ack_hash, a->prev_hash, sizeof next.ack_hash);
+    next.ack_end = a->seg_fd >= 0 && a->seg_size > 0 ? (uint64_t)a->seg_size : 0;
     if (store_anchor(a, &next) != 0) {
         return kms_raise(KMS_ERR_AUDIT,
                          "the HSM anchor of the audit trail in %s could not be moved to record "
@@ -314,6 +345,7 @@ int kms_audit_log_move_anchor(kms_audit *a, const signed_digest *d)
         next.ack_sequence = d->last_seq;
         memcpy(next.ack_hash, a->prev_hash, sizeof next.ack_hash);
     }
+    next.ack_end = 0; /* in the sealed segment, not in the open one */
     if (store_anchor(a, &next) != 0) {
         return kms_raise(KMS_ERR_AUDIT,
                          "the audit digest digests/%020" PRIu64 ".json was written but the HSM "

@@ -243,7 +243,6 @@ typedef struct indexer {
     kms_audit_anchor anchor; /* has_ack false: none */
     kms_audit_acker acker;   /* mac NULL: acks not checked */
     uint64_t limit;          /* in the segment being indexed: where its pinned lines end */
-    uint64_t pin_offset;     /* in the last segment to index: just past the pin */
     int64_t last_seq;
     char last_hash[KMS_AUDIT_HASH_HEX + 1];
     bool stopped;
@@ -368,65 +367,6 @@ static int covered(indexer *ix, const char *p, size_t len, uint64_t off,
     return 1;
 }
 
-/* Where the lines of `segment` from `from` on that an ack pins end: just past the last one whose
- * ack verifies (its MAC is checked only for that one, from the last ack backwards); `from` if
- * none does; everything without an acker. */
-static int acked_limit(indexer *ix, const char *segment, uint64_t from, uint64_t *limit)
-{
-    *limit = UINT64_MAX;
-    if (ix->acker.mac == NULL) {
-        return 0;
-    }
-    *limit = from;
-    kms_audit_lines r;
-    kms_audit_line l;
-    uint64_t *acks = NULL; /* offset, length pairs of the lines with an ack member */
-    size_t n = 0, cap = 0;
-    int rc = kms_audit_index_lines_open(ix->x, segment, from, &r);
-    while (rc == 0 && (rc = kms_audit_index_lines_next(&r, &l)) == 1) {
-        uint64_t seq = 0;
-        size_t at = 0;
-        char prev[KMS_AUDIT_HASH_HEX + 1];
-        rc = 0;
-        if (l.p == NULL || !kms_audit_chain_suffix(l.p, l.len, &seq, prev, &at) || at == l.len) {
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            uint64_t *more = realloc(acks, cap * 2 * sizeof *acks);
-            if (more == NULL) {
-                rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
-                break;
-            }
-            acks = more;
-        }
-        acks[2 * n] = l.offset;
-        acks[2 * n + 1] = l.len;
-        n++;
-    }
-    kms_audit_lines_close(&r);
-    char *path = kms_strdup_printf("%s/segments/%s", ix->x->dir, segment);
-    int fd =
-        rc >= 0 && path != NULL ? open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
-    for (size_t i = n; fd >= 0 && i > 0; i--) {
-        size_t len = (size_t)acks[2 * i - 1];
-        char *line = malloc(len);
-        bool ok = line != NULL && pread(fd, line, len, (off_t)acks[2 * i - 2]) == (ssize_t)len &&
-                  kms_audit_ack_verifies(&ix->acker, line, len);
-        free(line);
-        if (ok) {
-            *limit = acks[2 * i - 2] + len + 1;
-            break;
-        }
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    free(path);
-    free(acks);
-    return rc < 0 ? -1 : 0;
-}
-
 /* 0: the line is indexed (or was before: a copied record keeps its first row); 1: it is not
  * covered, the catch-up stops before it. */
 static int index_line(indexer *ix, const char *segment, const char *p, size_t len, uint64_t off)
@@ -439,8 +379,12 @@ static int index_line(indexer *ix, const char *segment, const char *p, size_t le
         return c == 0 ? 1 : -1;
     }
     if (kms_audit_index_scan_record(p, len, ix->arena, &f) != 0 || f.sequence != ix->last_seq + 1) {
-        ix->stopped = true; /* not the record its chain says: validate-logs reports it */
-        return 1;
+        /* Linked and pinned, yet not the record its chain says: refused, not skipped. */
+        return kms_raise(KMS_ERR_AUDIT,
+                         "record %" PRId64 " of the audit trail in %s is not a record its writer "
+                         "wrote: lookups are refused until it is restored; run `kmsctl "
+                         "validate-logs`",
+                         ix->last_seq + 1, ix->x->dir);
     }
     ix->last_seq = f.sequence;
     memcpy(ix->last_hash, hash, sizeof ix->last_hash);
@@ -468,13 +412,41 @@ static int progress_set(indexer *ix, const seg_entry *seg, int64_t bytes, const 
                            "cannot write");
 }
 
-/* Indexes the covered lines of seg from offset *bytes on; *bytes moves past them. */
-static int index_segment(indexer *ix, const seg_entry *seg, int64_t *bytes, char *hash)
+/* Indexes the lines of seg from offset *bytes on that continue the chain (ix->last_seq,
+ * ix->last_hash) and that an ack pins; *bytes moves past them. Lines after the pin are left for
+ * later in the last segment (last), and refused in any other (a sealed segment never changes). */
+static int index_segment(indexer *ix, const seg_entry *seg, bool last, int64_t *bytes, char *hash)
 {
     const char *segment = seg->name;
+    char *path = kms_strdup_printf("%s/segments/%s", ix->x->dir, segment);
+    KMS_ENSURE(path != NULL, KMS_ERR_INTERNAL, "out of memory");
+    kms_audit_walk w = {.acker = ix->acker.mac != NULL ? &ix->acker : NULL};
+    if (ix->anchor.has_ack && ix->anchor.ack_sequence > (uint64_t)ix->last_seq) {
+        w.want_seq = ix->anchor.ack_sequence;
+        w.want_hash = ix->anchor.ack_hash;
+    }
+    int rc = kms_audit_walk_chain(path, (uint64_t)*bytes, UINT64_MAX, (uint64_t)ix->last_seq + 1,
+                                  ix->last_hash, &w);
+    free(path);
+    KMS_GUARD(rc);
+    if (w.want_seen && !w.want_ok) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "audit record %" PRIu64 " in %s is not the one the HSM anchor "
+                         "acknowledged (it was rewritten): run `kmsctl validate-logs`",
+                         w.want_seq, ix->x->dir);
+    }
+    if (w.acked_after_break || (!last && (w.broken || w.linked > w.pin))) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit log segment %s holds records no ack of its writer covers, "
+                         "and segments follow it: lookups are refused until the trail is "
+                         "restored; run `kmsctl validate-logs`",
+                         segment);
+    }
+    ix->limit = w.pin;
+    ix->stopped = false;
     kms_audit_lines r;
     kms_audit_line l;
-    int rc = kms_audit_index_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
+    rc = kms_audit_index_lines_open(ix->x, segment, (uint64_t)*bytes, &r);
     while (rc == 0 && !ix->stopped && (rc = kms_audit_index_lines_next(&r, &l)) == 1) {
         rc = index_line(ix, segment, l.p, l.len, l.offset);
         if (rc != 0) {
@@ -585,33 +557,6 @@ static int bulk_begin(kms_db_conn *c)
     return kms_db_exec_script(c, sql_drop_indexes, "cannot drop the indexes");
 }
 
-/* Where indexing stops: *pin segments are indexed, the last of them up to ix->pin_offset, just
- * past the last line whose ack verifies (the newest segment with one among what is new). All
- * of them without an acker. */
-static int find_pin(indexer *ix, const seg_entry *segs, size_t nsegs, const progress *p, size_t np,
-                    size_t *pin)
-{
-    *pin = 0;
-    ix->pin_offset = UINT64_MAX;
-    if (ix->acker.mac == NULL) {
-        *pin = nsegs;
-        return 0;
-    }
-    for (size_t i = nsegs; i > 0; i--) {
-        uint64_t from = i - 1 < np ? (uint64_t)p[i - 1].bytes : 0, limit = 0;
-        if ((uint64_t)segs[i - 1].size <= from) {
-            continue;
-        }
-        KMS_GUARD(acked_limit(ix, segs[i - 1].name, from, &limit));
-        if (limit > from) {
-            *pin = i;
-            ix->pin_offset = limit;
-            return 0;
-        }
-    }
-    return 0;
-}
-
 typedef struct catch_up_arg {
     kms_audit_index *x;
     const kms_audit_trust *trust;
@@ -648,12 +593,6 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
             goto out;
         }
     }
-    /* The chain as the last indexed segment left it. */
-    memcpy(ix.last_hash, kms_audit_zero_hash, sizeof ix.last_hash);
-    if (np > 0 && kms_audit_is_hash_hex(p[np - 1].last_hash)) {
-        ix.last_seq = p[np - 1].last_seq;
-        memcpy(ix.last_hash, p[np - 1].last_hash, sizeof ix.last_hash);
-    }
     bool bulk = np == 0 && new_bytes(segs, nsegs, p, np) > BULK_BYTES;
     if (bulk && (r = bulk_begin(c)) != 0) {
         goto out;
@@ -663,24 +602,25 @@ static int catch_up_locked(kms_db_conn *c, void *arg)
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    /* The pin: the last line whose ack verifies, in the newest segment that has one among what
-     * is new. It covers every line before it (over unbroken links, checked as they are
-     * indexed); nothing after it is indexed yet. */
-    size_t pin = 0;
-    if ((r = find_pin(&ix, segs, nsegs, p, np, &pin)) != 0) {
-        goto out;
-    }
-    for (size_t i = 0; i < pin; i++) {
+    /* Segment by segment, from where the index left each one, with the chain state it left
+     * there (audit.h "A record line"): only lines an ack pins are indexed. Only the last segment
+     * may end in lines no ack pins (a write under way, or lines the writer will move aside). */
+    ix.last_seq = 0;
+    memcpy(ix.last_hash, kms_audit_zero_hash, sizeof ix.last_hash);
+    for (size_t i = 0; i < nsegs; i++) {
         int64_t bytes = i < np ? p[i].bytes : 0;
         char hash[KMS_AUDIT_HASH_HEX + 1] = "";
+        if (i < np && kms_audit_is_hash_hex(p[i].last_hash)) {
+            ix.last_seq = p[i].last_seq;
+            memcpy(ix.last_hash, p[i].last_hash, sizeof ix.last_hash);
+        }
         if (i < np && segs[i].size == bytes && unchanged(&segs[i], &p[i])) {
             continue;
         }
         if (i < np) {
             memcpy(hash, p[i].hash, sizeof hash);
         }
-        ix.limit = i + 1 == pin ? ix.pin_offset : UINT64_MAX;
-        if ((r = index_segment(&ix, &segs[i], &bytes, hash)) != 0) {
+        if ((r = index_segment(&ix, &segs[i], i + 1 == nsegs, &bytes, hash)) != 0) {
             goto out;
         }
     }

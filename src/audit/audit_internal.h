@@ -64,7 +64,7 @@ void kms_audit_lines_close(kms_audit_lines *r);
 
 /* Room for the longest anchor text and its NUL: "<20 digits> digests/<20 digits>.json <hash>
  * <20 digits> <hash>", four spaces. */
-#define KMS_AUDIT_ANCHOR_MAX 256
+#define KMS_AUDIT_ANCHOR_MAX 280
 
 typedef struct kms_audit_anchor {
     /* The newest digest written; has_digest false ("0 - -") before the first seal. */
@@ -77,12 +77,16 @@ typedef struct kms_audit_anchor {
     bool has_ack;
     uint64_t ack_sequence;
     char ack_hash[KMS_AUDIT_HASH_HEX + 1]; /* its chain hash: SHA-256 of its line */
+    /* Where its line ends in the open segment, when it is in it (0: not known), so that a writer
+     * checks what came after it without reading the segment from its start. */
+    uint64_t ack_end;
 } kms_audit_anchor;
 
-/* Parses an anchor text strictly: "<lastSequence> <digest file> <hash> <ackSequence> <ackHash>"
- * ("0 - - <ackSequence> <ackHash>" before the first digest), or the older "<lastSequence>
- * <digest file> <hash>"; single spaces, decimal numbers without leading zeros, the digest file
- * named after lastSequence, hashes of 64 lower-case hex digits, nothing before or after (no
+/* Parses an anchor text strictly: "<lastSequence> <digest file> <hash> <ackSequence> <ackHash>
+ * [<ackEnd>]" ("0 - - <ackSequence> <ackHash> [<ackEnd>]" before the first digest), or the older
+ * "<lastSequence> <digest file> <hash>"; single spaces, decimal numbers without leading zeros, the
+ * digest file named after lastSequence, hashes of 64 lower-case hex digits, nothing before or after
+ * (no
  * '\n'). false with *why (a static text) saying what is wrong; raises nothing, so that the
  * writer and validate-logs word it their way. */
 bool kms_audit_anchor_parse(const char *text, kms_audit_anchor *out, const char **why);
@@ -105,6 +109,34 @@ int kms_audit_ack_hash(const char *line, size_t ack_at, uint8_t hash[32])
 /* Whether the line has an ack member whose MAC is acker's over kms_audit_ack_hash (compared in
  * constant time). False without an acker. */
 bool kms_audit_ack_verifies(const kms_audit_acker *acker, const char *line, size_t len);
+/* ---- Walking the chain (audit_chain.c) ----------------------------------------------------- */
+
+/* What kms_audit_walk_chain found in a segment's whole lines [from, end). */
+typedef struct kms_audit_walk {
+    /* In. acker NULL or without mac: every linked line counts as pinned. want_seq (0: none): a
+     * record to meet, with chain hash want_hash (the anchor's). */
+    const kms_audit_acker *acker;
+    uint64_t want_seq;
+    const char *want_hash;
+    /* Out. */
+    uint64_t pin;          /* just past the last linked line whose ack verifies (from: none) */
+    uint64_t pin_next_seq; /* the sequence the line after the pin must have */
+    char pin_hash[KMS_AUDIT_HASH_HEX + 1]; /* the pinned line's chain hash (prev if none) */
+    uint64_t linked;                       /* just past the last line that links */
+    bool broken;             /* a line before end does not link (or is no record line) */
+    bool acked_after_break;  /* ... and a line after it carries an ack that verifies */
+    bool want_seen, want_ok; /* the wanted record was met (linked), with the wanted hash */
+} kms_audit_walk;
+
+/* Reads the whole lines of path from offset `from` (a line start) up to `end` (UINT64_MAX: all):
+ * each must be record `seq`, `seq` + 1, ... linked to prev, then to the line before. The first
+ * that is not breaks the chain; only lines before it can be pinned. Linked lines' acks are
+ * checked from the last one backwards (usually one MAC). KMS_ERR_AUDIT if the file cannot be
+ * read. */
+int kms_audit_walk_chain(const char *path, uint64_t from, uint64_t end, uint64_t seq,
+                         const char prev[KMS_AUDIT_HASH_HEX + 1], kms_audit_walk *w)
+    __attribute__((warn_unused_result));
+
 /* The previousHash of record 1. */
 extern const char kms_audit_zero_hash[KMS_AUDIT_HASH_HEX + 1];
 /* Whether s is 64 lower-case hex digits (a SHA-256 as the trail writes it). */

@@ -65,6 +65,82 @@ static void release(kms_audit *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* ---- The keeper: the anchor stored within ANCHOR_INTERVAL_NS of the last batch ------------- */
+
+/* Under LOCK, as the busy thread: stores the anchor (a failure is retried at the next batch or
+ * the close). */
+static void store_anchor(kms_audit *a)
+{
+    if (kms_audit_log_ack(a) != 0) {
+        kms_error_clear();
+    }
+}
+
+static void *keeper(void *arg)
+{
+    kms_audit *a = arg;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        /* Its own condition variable: the group commit's is broadcast at every batch. */
+        if (!a->anchor_pending) {
+            pthread_cond_wait(&a->keeper_cv, &a->mu);
+            continue;
+        }
+        int64_t due = a->pending_since_ns + ANCHOR_INTERVAL_NS;
+        struct timespec at = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+        if (kms_audit_log_monotonic_ns() < due) {
+            (void)pthread_cond_timedwait(&a->keeper_cv, &a->mu, &at);
+            continue; /* woken: look again (stopping, or stored meanwhile) */
+        }
+        if (a->busy) {
+            pthread_cond_wait(&a->cv, &a->mu);
+            continue;
+        }
+        a->busy = true;
+        a->anchor_pending = false;
+        pthread_mutex_unlock(&a->mu);
+        if (lock_log(a) == 0) {
+            if (kms_audit_log_check_state(a) == 0) {
+                store_anchor(a);
+            }
+            unlock_log(a);
+        }
+        kms_error_clear();
+        pthread_mutex_lock(&a->mu);
+        a->busy = false;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* After a batch, as the busy thread under LOCK: the anchor now if a store is due, else within
+ * ANCHOR_INTERVAL_NS by the keeper (started on the first such batch). */
+static void anchor_after_batch(kms_audit *a)
+{
+    if (a->signer.anchor_set == NULL) {
+        return;
+    }
+    int64_t now = kms_audit_log_monotonic_ns();
+    if (now - a->anchor_stored_ns >= ANCHOR_INTERVAL_NS) {
+        store_anchor(a);
+        pthread_mutex_lock(&a->mu);
+        a->anchor_pending = false;
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (!a->anchor_pending) {
+        a->anchor_pending = true;
+        a->pending_since_ns = now;
+        pthread_cond_signal(&a->keeper_cv);
+    }
+    if (!a->keeper_started && pthread_create(&a->keeper, NULL, keeper, a) == 0) {
+        a->keeper_started = true; /* (if it cannot start, the next batch or the close stores) */
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
 /* The leader's work: one batch, under LOCK; the outcome goes into every node. */
 static void flush(kms_audit *a, waiter *batch)
 {
@@ -74,12 +150,8 @@ static void flush(kms_audit *a, waiter *batch)
             rc = 0;
             a->appended = true;
             kms_audit_log_periodic_seal(a);
-            /* The records are durable and acknowledged in the trail; the anchor follows within
-             * ANCHOR_INTERVAL_NS (a failed store is tried again then). */
-            if (kms_audit_log_monotonic_ns() - a->anchor_stored_ns >= ANCHOR_INTERVAL_NS &&
-                kms_audit_log_ack(a) != 0) {
-                kms_error_clear();
-            }
+            /* The records are durable and acknowledged in the trail; the anchor follows. */
+            anchor_after_batch(a);
         }
         unlock_log(a);
     }
@@ -312,6 +384,7 @@ static void free_handle(kms_audit *a)
     }
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
+    pthread_cond_destroy(&a->keeper_cv);
     free(a->dg.signature_hex);
     free(a->seg_path);
     free(a->dir);
@@ -328,6 +401,14 @@ void kms_audit_close(kms_audit *a)
 {
     if (a == NULL) {
         return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->keeper_cv);
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (a->keeper_started) {
+        pthread_join(a->keeper, NULL);
     }
     acquire(a);
     /* A clean close moves the anchor to the last record (another process's, if it wrote after
@@ -420,6 +501,7 @@ kms_audit *kms_audit_open(const kms_audit_options *o)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&a->cv, &attr);
+    pthread_cond_init(&a->keeper_cv, &attr);
     pthread_condattr_destroy(&attr);
     kms_audit_sha256_hex(o->signer.spki, o->signer.spki_len, a->fingerprint);
     if ((a->dir = strdup(o->dir)) == NULL || (a->account_id = strdup(o->account_id)) == NULL ||

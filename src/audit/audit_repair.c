@@ -18,6 +18,8 @@
 #include "audit/audit_writer.h"
 #include "util/util.h"
 
+#define TORN_WINDOW ((off_t)1024 * 1024)
+
 /* The AwsServiceEvent that records a repair (audit.h "Durability, group commit, crash"). */
 static char *repair_record(kms_audit *a, off_t offset, size_t length, const char *sha256,
                            const char *reason)
@@ -132,112 +134,81 @@ out:
 
 /* The line of record `seq` with the anchor's chain hash among the whole lines that end at `end`,
  * read backwards from there: *line_end just past its '\n'. 0 found; 1 not there. */
-/* Whether the whole lines ending at `end` end with the line whose chain hash is prev (the
- * previous digest's last record, or none, when end is 0). */
-static bool links_back(kms_audit *a, off_t end, const char prev[KMS_AUDIT_HASH_HEX + 1])
-{
-    char hash[KMS_AUDIT_HASH_HEX + 1];
-    char *line = NULL;
-    size_t len = 0;
-    if (end <= 0) {
-        return strcmp(prev, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash) == 0;
-    }
-    if (kms_audit_log_last_line(a->seg_fd, a->seg_path, end, &line, &len) != 0) {
-        kms_error_clear();
-        return false;
-    }
-    kms_audit_sha256_hex(line, len, hash);
-    free(line);
-    return strcmp(hash, prev) == 0;
-}
-
-static int find_back(kms_audit *a, off_t end, uint64_t seq, off_t *line_end)
-{
-    char hash[KMS_AUDIT_HASH_HEX + 1];
-    for (off_t pos = end; pos > 0;) {
-        char *line = NULL, prev[KMS_AUDIT_HASH_HEX + 1];
-        size_t len = 0, at = 0;
-        uint64_t s = 0;
-        if (kms_audit_log_last_line(a->seg_fd, a->seg_path, pos, &line, &len) != 0) {
-            kms_error_clear(); /* longer than any record: not one of the writer's */
-            return 1;
-        }
-        /* Lines after it may be anyone's, with any number: only its own number and hash, and a
-         * link to the line before it (which a copy of it planted later lacks), stop the search. */
-        bool ok = kms_audit_chain_suffix(line, len, &s, prev, &at) && s == seq;
-        if (ok) {
-            kms_audit_sha256_hex(line, len, hash);
-            ok = strcmp(hash, a->anchor.ack_hash) == 0 && links_back(a, pos - (off_t)len - 1, prev);
-        }
-        free(line);
-        if (ok) {
-            *line_end = pos;
-            return 0;
-        }
-        pos -= (off_t)len + 1;
-    }
-    return 1;
-}
-
-/* Just past the last line in (floor, end] that an ack pins: read forward from floor (where the
- * record `seq` - 1, of chain hash `prev`, ends), each line must be the next record and link to
- * the one before; the last such line whose ack verifies ends what is kept. floor if none does.
- * A copy of an acknowledged line from elsewhere verifies too, but does not link. */
-static int last_acked(kms_audit *a, off_t floor, off_t end, uint64_t seq,
-                      const char prev_hash[KMS_AUDIT_HASH_HEX + 1], off_t *keep)
-{
-    char prev[KMS_AUDIT_HASH_HEX + 1], linked[KMS_AUDIT_HASH_HEX + 1];
-    memcpy(prev, prev_hash, sizeof prev);
-    *keep = floor;
-    kms_audit_lines rd;
-    kms_audit_line l;
-    int rc = kms_audit_lines_open(&rd, a->seg_path, (uint64_t)floor, NULL, false);
-    while (rc >= 0 && (rc = kms_audit_lines_next(&rd, &l)) == 1 && (off_t)rd.pos <= end) {
-        uint64_t n = 0;
-        size_t at = 0;
-        if (l.p == NULL || !kms_audit_chain_suffix(l.p, l.len, &n, linked, &at) || n != seq ||
-            strcmp(linked, prev) != 0) {
-            break;
-        }
-        kms_audit_sha256_hex(l.p, l.len, prev);
-        seq++;
-        if (at < l.len && kms_audit_ack_verifies(&a->signer.ack, l.p, l.len)) {
-            *keep = (off_t)rd.pos;
-        }
-    }
-    kms_audit_lines_close(&rd);
-    if (rc < 0) {
-        return kms_audit_log_io_fail("read the audit log segment", a->seg_path, rd.err);
-    }
-    return 0;
-}
-
-/* Where the acknowledged records of the open segment end (its whole lines end at `end`; audit.h
- * "The anchor"): just past the last line whose ack verifies, which comes no earlier than the
- * record the anchor acknowledges (that record must be there, with its hash: refused otherwise).
- * Without an ack MAC, `end`. */
-static int acked_end(kms_audit *a, off_t end, off_t *keep)
+/* Where the walk over the open segment starts: just past the anchored record when the anchor
+ * says where its line ends in this segment and that line is there, with its number and hash
+ * (so a command does not read the whole segment); else at the segment's start, from the newest
+ * digest's last record. The lines before the anchored record were checked when they were
+ * anchored; a seal checks them all again. */
+static void walk_start(kms_audit *a, off_t size, off_t *start, uint64_t *seq,
+                       char prev[KMS_AUDIT_HASH_HEX + 1])
 {
     const kms_audit_anchor *an = &a->anchor;
-    off_t floor = 0;
-    uint64_t seq = a->seg_first;
-    char hash[KMS_AUDIT_HASH_HEX + 1];
-    memcpy(hash, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash, sizeof hash);
-    *keep = end;
-    if (an->has_ack && an->ack_sequence >= a->seg_first) {
-        seq = an->ack_sequence + 1;
-        memcpy(hash, an->ack_hash, sizeof hash);
-        if (find_back(a, end, an->ack_sequence, &floor) != 0) {
-            return kms_raise(KMS_ERR_AUDIT,
-                             "the audit log segment %s does not hold record %" PRIu64
-                             " as the HSM anchor recorded it (chain hash %s): records were "
-                             "removed or rewritten. Operations are refused: run `kmsctl "
-                             "validate-logs` and restore the audit directory from a backup",
-                             a->seg_path, an->ack_sequence, an->ack_hash);
-        }
+    *start = 0;
+    *seq = a->seg_first;
+    memcpy(prev, a->dg.present ? a->dg.last_record_hash : kms_audit_zero_hash,
+           KMS_AUDIT_HASH_HEX + 1);
+    if (!an->has_ack || an->ack_sequence < a->seg_first || an->ack_end == 0 ||
+        an->ack_end > (uint64_t)size) {
+        return;
     }
-    if (a->signer.ack.mac != NULL) {
-        return last_acked(a, floor, end, seq, hash, keep);
+    char *line = NULL, linked[KMS_AUDIT_HASH_HEX + 1], hash[KMS_AUDIT_HASH_HEX + 1];
+    size_t len = 0, at = 0;
+    uint64_t n = 0;
+    char nl = 0;
+    if (kms_audit_log_pread_full(a->seg_fd, &nl, 1, (off_t)an->ack_end - 1) != 0 || nl != '\n' ||
+        kms_audit_log_last_line(a->seg_fd, a->seg_path, (off_t)an->ack_end, &line, &len) != 0) {
+        kms_error_clear();
+        free(line);
+        return;
+    }
+    bool ok = kms_audit_chain_suffix(line, len, &n, linked, &at) && n == an->ack_sequence;
+    if (ok) {
+        kms_audit_sha256_hex(line, len, hash);
+        ok = strcmp(hash, an->ack_hash) == 0;
+    }
+    free(line);
+    if (ok) {
+        *start = (off_t)an->ack_end;
+        *seq = an->ack_sequence + 1;
+        memcpy(prev, an->ack_hash, KMS_AUDIT_HASH_HEX + 1);
+    }
+}
+
+/* Where the writer's records of the open segment end, its whole lines ending at `end` (audit.h
+ * "The anchor"): walked forward from `start` (record `seq`, linked to prev), up to the last line
+ * that links and whose ack verifies. Refused: the anchored record missing or rewritten, or an
+ * acknowledged line after one that does not link (records changed or inserted). Without an ack
+ * MAC (a trail without an HSM), `end`. */
+static int acked_end(kms_audit *a, off_t start, off_t end, uint64_t seq,
+                     const char prev[KMS_AUDIT_HASH_HEX + 1], off_t *keep)
+{
+    const kms_audit_anchor *an = &a->anchor;
+    kms_audit_walk w = {.acker = a->signer.ack.mac != NULL ? &a->signer.ack : NULL};
+    if (an->has_ack && an->ack_sequence >= seq) {
+        w.want_seq = an->ack_sequence;
+        w.want_hash = an->ack_hash;
+    }
+    *keep = end;
+    KMS_GUARD(kms_audit_walk_chain(a->seg_path, (uint64_t)start, (uint64_t)end, seq, prev, &w));
+    if (w.want_seq != 0 && !w.want_ok) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit log segment %s does not hold record %" PRIu64
+                         " as the HSM anchor recorded it (chain hash %s), linked to the records "
+                         "before it: records were removed, changed or inserted. Operations are "
+                         "refused: run `kmsctl validate-logs` and restore the audit directory "
+                         "from a backup",
+                         a->seg_path, an->ack_sequence, an->ack_hash);
+    }
+    if (w.acked_after_break) {
+        return kms_raise(KMS_ERR_AUDIT,
+                         "the audit log segment %s holds records the writer acknowledged after a "
+                         "line that is not in its chain: records were changed or inserted. "
+                         "Operations are refused: run `kmsctl validate-logs` and restore the "
+                         "audit directory from a backup",
+                         a->seg_path);
+    }
+    if (w.acker != NULL) {
+        *keep = (off_t)w.pin;
     }
     return 0;
 }
@@ -268,9 +239,13 @@ static int find_end(kms_audit *a, off_t from, off_t size, off_t *end, off_t *dat
         }
         pos += (off_t)n;
     }
-    /* Past the first NUL, only zeros belong: find the last byte that is not one. */
+    /* Past the first NUL, only zeros belong: find the last byte that is not one, within
+     * TORN_WINDOW of it (a write a crash cut short leaves its bytes there; reading all the
+     * space written ahead, up to 4 MiB, would cost every command that much). Bytes beyond are
+     * no write of the writer's: records written later cover them or find them, and sealing cuts
+     * them off with the zeros; validate-logs reports them. */
     *data_end = nul;
-    for (off_t hi = size; hi > nul;) {
+    for (off_t hi = size - nul > TORN_WINDOW ? nul + TORN_WINDOW : size; hi > nul;) {
         size_t n = hi - nul > CHUNK ? CHUNK : (size_t)(hi - nul);
         off_t lo = hi - (off_t)n;
         if (kms_audit_log_pread_full(a->seg_fd, buf, n, lo) != 0) {
@@ -301,11 +276,17 @@ int kms_audit_log_load_tail(kms_audit *a, off_t from)
     if (from > st.st_size) {
         from = 0; /* cut shorter than its records were: look at all of it */
     }
-    off_t end = 0, data_end = 0, keep = 0;
-    KMS_GUARD(find_end(a, from, st.st_size, &end, &data_end));
-    a->seg_alloc = st.st_size;
     KMS_GUARD(kms_audit_log_read_anchor(a));
-    KMS_GUARD(acked_end(a, end, &keep));
+    off_t start = from, end = 0, data_end = 0, keep = 0;
+    uint64_t seq = a->next_seq;
+    char prev[KMS_AUDIT_HASH_HEX + 1];
+    memcpy(prev, a->prev_hash, sizeof prev);
+    if (from == 0) {
+        walk_start(a, st.st_size, &start, &seq, prev);
+    }
+    KMS_GUARD(find_end(a, start, st.st_size, &end, &data_end));
+    a->seg_alloc = st.st_size;
+    KMS_GUARD(acked_end(a, start, end, seq, prev, &keep));
     if (data_end > keep) {
         return repair_tail(a, keep, data_end, keep < end ? "unacknowledged" : "torn");
     }

@@ -94,6 +94,14 @@ struct kms_audit {
      * and whoever appends to or seals the open segment makes every other handle read it again. */
     kms_audit_anchor anchor;
     int64_t anchor_stored_ns; /* monotonic time this handle last stored it, 0: never */
+    /* The keeper (audit_log.c): a thread that stores the anchor ANCHOR_INTERVAL_NS after a
+     * batch whose store was not due yet, so that a process that falls idle leaves no record
+     * unanchored for longer. Under mu. */
+    bool anchor_pending;
+    int64_t pending_since_ns;
+    bool keeper_started, stopping;
+    pthread_t keeper;
+    pthread_cond_t keeper_cv;
 };
 
 /* ---- File helpers (audit_log_io.c) ------------------------------------------------------- */

@@ -94,6 +94,33 @@ static EVP_MAC_CTX *hmac_keyed(const uint8_t *key, size_t len)
     return ctx;
 }
 
+/* A home made before acks: the key is made once, under the trail's LOCK held exclusively, so
+ * that processes starting together do not each make one (two objects of one label would stop
+ * every command). */
+static int ack_key_create(kms_client *c, uint8_t *key)
+{
+    char *dir = kms_audit_trail_dir(c->home);
+    char *lock = dir != NULL ? kms_path_join(dir, "LOCK") : NULL;
+    int fd = -1;
+    int r = lock == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory")
+                         : kms_file_lock(lock, true, &fd);
+    if (r == 0) {
+        r = kms_internal_keys_audit_ack_key(c->hsm, key);
+        if (r != 0 && kms_last_error() == KMS_ERR_NOT_FOUND) {
+            r = kms_internal_keys_audit_ack_create(c->hsm);
+            if (r == 0) {
+                r = kms_internal_keys_audit_ack_key(c->hsm, key);
+            }
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    free(lock);
+    free(dir);
+    return r;
+}
+
 /* The key that acknowledges records, read from the token through locked memory into an HMAC
  * context (OpenSSL wipes it when freed): a home made before acks has none yet, and gets it now. */
 static int ack_key(kms_client *c)
@@ -105,10 +132,7 @@ static int ack_key(kms_client *c)
     KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = kms_internal_keys_audit_ack_key(c->hsm, key);
     if (r != 0 && kms_last_error() == KMS_ERR_NOT_FOUND) {
-        r = kms_internal_keys_audit_ack_create(c->hsm);
-        if (r == 0) {
-            r = kms_internal_keys_audit_ack_key(c->hsm, key);
-        }
+        r = ack_key_create(c, key);
     }
     if (r == 0 && (c->audit_ack_mac = hmac_keyed(key, KMS_AUDIT_ACK_KEY_LEN)) == NULL) {
         r = kms_raise(KMS_ERR_INTERNAL, "cannot set up HMAC-SHA-256");

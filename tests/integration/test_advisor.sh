@@ -48,6 +48,7 @@ assert_eq "$(json_get Summary.Complete <"$TMP/adv.json")" true "a fresh home: ev
 help=$(kms advisor --help)
 assert_contains "$help" "kmsctl advisor --output text" "advisor --help shows an example"
 assert_contains "$help" "Key.PolicyPublic" "advisor --help lists the checks"
+assert_contains "$("$KMSCTL" --help)" "  advisor " "kmsctl --help lists the advisor under its own heading"
 
 # ---- 2. a deliberately weak home -------------------------------------------------------------
 ROOT_PW='Root-Passw0rd!xyz'

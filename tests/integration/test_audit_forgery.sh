@@ -21,36 +21,18 @@ kms list-keys >/dev/null
 # previous line).
 forge() {
     "$PY" - "$AUDIT" "$1" "$2" "$3" "$4" <<'PY'
-import glob, hashlib, json, os, sys
+import glob, os, sys
+sys.path.insert(0, os.environ["KMS_SOURCE_DIR"] + "/tests/integration")
+from forge import lines, planted, records, sequence
 audit, target, account, key, eid = sys.argv[1:]
 last = None
 for seg in sorted(glob.glob(audit + "/segments/*.jsonl")):
-    for line in open(seg, "rb").read().split(b"\n"):
-        line = line.rstrip(b"\0")
-        if line:
-            last = line
-prev = json.loads(last)["auditChain"]["sequence"]
-rec = {"eventVersion": "1.08",
-       "userIdentity": {"type": "IAMUser", "userName": "mallory",
-                        "arn": "arn:aws:iam::%s:user/mallory" % account},
-       "eventTime": "2026-12-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-       "eventName": "DeleteKey", "awsRegion": "us-east-1", "sourceIPAddress": "127.0.0.1",
-       "requestParameters": {"keyId": key}, "eventID": eid, "readOnly": False,
-       "resources": [{"ARN": "arn:aws:kms:us-east-1:%s:key/%s" % (account, key),
-                      "type": "AWS::KMS::Key"}],
-       "eventType": "AwsApiCall", "recipientAccountId": account,
-       "auditChain": {"sequence": prev + 1,
-                      "previousHash": hashlib.sha256(last).hexdigest()}}
-line = json.dumps(rec, separators=(",", ":")).encode() + b"\n"
-if os.path.exists(target):
-    data = open(target, "rb").read()
-    end = data.find(b"\0")
-    data = data if end < 0 else data[:end]
-    open(target, "wb").write(data + line)
-else:
-    open(target, "wb").write(line)
-    os.chmod(target, 0o600)
-print(prev + 1)
+    last = (lines(records(seg)) or [last])[-1]
+line = planted(account, key, eid, last) + b"\n"
+data = records(target) if os.path.exists(target) else b""
+open(target, "wb").write(data + line)
+os.chmod(target, 0o600)
+print(sequence(line))
 PY
 }
 ACCOUNT=$(json_get account_id <"$HOME_DIR/config.json")

@@ -1312,7 +1312,7 @@ static char *anchor_acking(fixture *f, uint64_t last, uint64_t ack)
     digest_last_hash(f, ack, ah);
     free(bytes);
     free(path);
-    return pathf("%" PRIu64 " digests/%020" PRIu64 ".json %s %" PRIu64 " %s", last, last, h, ack,
+    return pathf("%" PRIu64 " digests/%020" PRIu64 ".json %s %" PRIu64 " %s 0", last, last, h, ack,
                  ah);
 }
 
@@ -1475,6 +1475,25 @@ static void test_anchor_follows_seals(void **state)
     free(dg6);
 }
 
+/* A process that writes and then falls idle: the keeper stores the anchor within
+ * ANCHOR_INTERVAL_NS of its last batch, without another write or a close, so that a cut of
+ * those records is noticed. */
+static void test_anchor_keeper(void **state)
+{
+    fixture *f = *state;
+    use_anchor(f);
+    f->o.seal_on_close = false;
+    kms_audit *a = open_log(f);
+    append_n(a, 0, 2); /* within the interval of the open: left to the keeper */
+    assert_false(f->has_anchor);
+    for (int i = 0; i < 40 && !f->has_anchor; i++) {
+        usleep(100000);
+    }
+    assert_true(f->has_anchor);
+    assert_int_equal(strncmp(f->anchor, "0 - - 2 ", 8), 0);
+    kms_audit_close(a);
+}
+
 /* The rollback the anchor exists for: the newest digests and the segments they cover deleted. */
 static void test_anchor_rollback(void **state)
 {
@@ -1545,7 +1564,7 @@ static void test_anchor_trail_ahead(void **state)
     assert_int_equal(verify_trail(f), 5);
     /* An anchor of the older form (no acknowledged record) is taken as it is. */
     char *legacy = strdup(f->anchor);
-    legacy[strlen(legacy) - KMS_AUDIT_HASH_HEX - 3] = '\0'; /* " 5 <hash>" cut off */
+    *strchr(strchr(strchr(legacy, ' ') + 1, ' ') + 1, ' ') = '\0'; /* " 5 <hash> 0" cut off */
     put_anchor(f, legacy);
     session(f, 5, 1);
     expect_anchor(f, 6);
@@ -1857,6 +1876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_keeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_on_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_whole_segment, setup, teardown),

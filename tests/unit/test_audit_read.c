@@ -591,13 +591,12 @@ static void test_malformed_line(void **state)
     expect_problem(r, "malformed", SEG3, -1, 4);
     expect_problem(r, "malformed", SEG3, -1, 6);
     json_decref(r);
-    /* The chain is broken before its end (line 2 of SEG3 is not the next record): the index
-     * lists nothing it does not cover, and says so instead of answering with part of it. */
-    kms_audit_query q = {NULL, NULL, 0, 0, 50, NULL, NULL};
-    r = NULL;
-    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
-    assert_non_null(strstr(kms_last_error_message(), "validate-logs"));
-    assert_null(r);
+    /* The chain breaks in the last segment (line 2 of SEG3 is not the next record): the index
+     * lists what comes before it, nothing after (the writer moves the rest aside, or refuses
+     * the trail when an acknowledged line follows). */
+    r = lookup(t, NULL, NULL, 0, 0, 50, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "Events")), 11);
+    json_decref(r);
     free(p);
     free(huge);
     trail_free(t);
@@ -1600,16 +1599,18 @@ static void test_lookup_rebuild(void **state)
     kms_audit_query q = {"EventName", "ReplacedOp", 0, 0, 50, NULL, NULL};
     json_t *r = NULL;
     assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
-    assert_non_null(strstr(kms_last_error_message(), "after record 50"));
+    assert_non_null(strstr(kms_last_error_message(), "validate-logs"));
     /* The original back: rebuilt, the whole chain listed again. */
     assert_int_equal(rename(saved, to), 0);
     free(saved);
     assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), LOOKUP_RECORDS);
-    /* A segment that vanished: the chain has a gap, refused too. */
+    /* A segment that vanished: the chain has a gap before the last segment, whose lines are
+     * not listed (without acks nothing tells them from lines planted there; with acks the
+     * acknowledged ones after the gap make lookups refused, test_audit_forgery.sh). */
     char *second = rel_path(t, "segments/00000000000000000051.jsonl");
     char *aside = rel_path(t, "second.aside");
     assert_int_equal(rename(second, aside), 0);
-    assert_kms_error(kms_audit_lookup(t->dir, &q, &r), KMS_ERR_AUDIT);
+    assert_int_equal(lookup_all(t, NULL, NULL, 0, 0, 50, seqs, LOOKUP_RECORDS), 50);
     assert_int_equal(rename(aside, second), 0);
     free(aside);
     /* A garbage index: recreated. */

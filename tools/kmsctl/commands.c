@@ -706,9 +706,9 @@ const struct command kmsctl_commands[] = {
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
-const struct command *const kmsctl_command_tables[] = {kmsctl_commands,         kmsctl_iam_commands,
-                                                       kmsctl_audit_commands,   kmsctl_pki_commands,
-                                                       kmsctl_advisor_commands, NULL};
+const struct command *const kmsctl_command_tables[KMSCTL_COMMAND_TABLES + 1] = {
+    kmsctl_commands,         kmsctl_iam_commands, kmsctl_audit_commands,
+    kmsctl_advisor_commands, kmsctl_pki_commands, NULL};
 
 const struct command *kmsctl_command_find(const char *name)
 {
