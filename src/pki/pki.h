@@ -55,6 +55,7 @@ typedef struct kms_pki_ca {
     int64_t created_at;
     int64_t last_state_change_at;
     int64_t restorable_until; /* DELETED: the end of the restore window */
+    char *revocation;         /* RevocationConfiguration as JSON text (malloc'd), "" if none */
 } kms_pki_ca;
 
 void kms_pki_ca_clean_up(kms_pki_ca *ca);
@@ -70,9 +71,10 @@ int kms_pki_arn_parse(const kms_keystore *ks, const char *arn, char ca_id[37],
                       char cert_serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
 
 typedef struct kms_pki_ca_params {
-    const char *type;       /* ROOT (SUBORDINATE: not yet) */
+    const char *type;       /* ROOT or SUBORDINATE */
     const char *usage_mode; /* NULL: GENERAL_PURPOSE */
     json_t *configuration;  /* {KeyAlgorithm, SigningAlgorithm, Subject{...}} (borrowed) */
+    json_t *revocation;     /* RevocationConfiguration (borrowed), NULL: none */
     int64_t now;
 } kms_pki_ca_params;
 
@@ -118,6 +120,19 @@ int kms_pki_cert_get(const kms_keystore *ks, const char *ca_id, const char *seri
  * still revokes). InvalidStateException for a CA in another state (PENDING_CERTIFICATE). */
 int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const char *status,
                           int64_t now) __attribute__((warn_unused_result));
+
+/* RevocationConfiguration {CrlConfiguration {Enabled, ExpirationInDays, CustomCname,
+ * CrlDistributionPointExtensionConfiguration {OmitExtension}}, OcspConfiguration {Enabled
+ * false}}: checked (InvalidArgsException; S3 buckets and OCSP are not offered: CRLs are written
+ * under the home). With CRLs enabled, issued certificates name http://CustomCname/crl/CA_ID.crl
+ * as their CRL distribution point (unless OmitExtension or no CustomCname) and CRLs are valid
+ * ExpirationInDays (default 7). */
+int kms_pki_revocation_check(json_t *revocation) __attribute__((warn_unused_result));
+/* Whether the CA publishes CRLs (its RevocationConfiguration enables them). */
+bool kms_pki_crl_enabled(const kms_pki_ca *ca);
+/* UpdateCertificateAuthority's RevocationConfiguration (checked first). */
+int kms_pki_ca_set_revocation(const kms_keystore *ks, const kms_pki_ca *ca, json_t *revocation,
+                              int64_t now) __attribute__((warn_unused_result));
 
 /* DeleteCertificateAuthority: the CA becomes DELETED, restorable for days (7 to 30) from now.
  * An ACTIVE CA must be disabled first (InvalidStateException), as AWS requires. Its key stays in

@@ -115,8 +115,13 @@ static int fill_record(const kms_keystore *ks, const kms_pki_ca_params *p,
     snprintf(out->key_algorithm, sizeof out->key_algorithm, "%s", key->name);
     snprintf(out->signing_algorithm, sizeof out->signing_algorithm, "%s", alg->name);
     snprintf(out->usage_mode, sizeof out->usage_mode, "%s", mode);
+    KMS_GUARD(kms_pki_revocation_check(p->revocation));
     out->configuration = json_dumps(p->configuration, JSON_COMPACT | JSON_SORT_KEYS);
-    KMS_ENSURE(out->configuration != NULL, KMS_ERR_INTERNAL, "out of memory");
+    out->revocation = p->revocation != NULL && !json_is_null(p->revocation)
+                          ? json_dumps(p->revocation, JSON_COMPACT | JSON_SORT_KEYS)
+                          : strdup("");
+    KMS_ENSURE(out->configuration != NULL && out->revocation != NULL, KMS_ERR_INTERNAL,
+               "out of memory");
     out->created_at = p->now;
     out->last_state_change_at = p->now;
     return 0;

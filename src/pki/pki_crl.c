@@ -2,6 +2,7 @@
 #include <openssl/bn.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,117 @@ int kms_pki_revoke(const kms_keystore *ks, const kms_pki_ca *ca, const char *ser
     return kms_pki_db_cert_revoke(ks, ca->ca_id, norm, reason, now);
 }
 
+/* ---- The CRL configuration ------------------------------------------------------------------ */
+
+typedef struct crl_settings {
+    bool enabled;
+    int64_t days;
+    const char *cname; /* NULL: none */
+    bool omit;
+} crl_settings;
+
+/* Reads (and with check, checks) a RevocationConfiguration; the strings borrow from rev. */
+static int settings_read(json_t *rev, crl_settings *out)
+{
+    const char *key;
+    json_t *v;
+    memset(out, 0, sizeof *out);
+    out->days = KMS_PKI_CRL_DAYS;
+    if (rev == NULL || json_is_null(rev)) {
+        return 0;
+    }
+    json_t *crl = json_object_get(rev, "CrlConfiguration");
+    json_t *ocsp = json_object_get(rev, "OcspConfiguration");
+    KMS_ENSURE(json_is_object(rev) && (crl == NULL || json_is_object(crl)) &&
+                   (ocsp == NULL || json_is_object(ocsp)),
+               KMS_ERR_INVALID_ARGS,
+               "RevocationConfiguration must be {\"CrlConfiguration\": {...}, "
+               "\"OcspConfiguration\": {...}}");
+    json_object_foreach(rev, key, v)
+    {
+        KMS_ENSURE(strcmp(key, "CrlConfiguration") == 0 || strcmp(key, "OcspConfiguration") == 0,
+                   KMS_ERR_INVALID_ARGS, "RevocationConfiguration does not take '%s'", key);
+    }
+    KMS_ENSURE(ocsp == NULL || json_is_false(json_object_get(ocsp, "Enabled")),
+               KMS_ERR_INVALID_ARGS, "OCSP is not offered yet: OcspConfiguration.Enabled false");
+    if (crl == NULL) {
+        return 0;
+    }
+    json_object_foreach(crl, key, v)
+    {
+        KMS_ENSURE(strcmp(key, "Enabled") == 0 || strcmp(key, "ExpirationInDays") == 0 ||
+                       strcmp(key, "CustomCname") == 0 ||
+                       strcmp(key, "CrlDistributionPointExtensionConfiguration") == 0,
+                   KMS_ERR_INVALID_ARGS,
+                   "CrlConfiguration does not take '%s' (CRLs are written under the home: "
+                   "HOME/crl/CA_ID.crl, no S3 bucket)",
+                   key);
+    }
+    json_t *enabled = json_object_get(crl, "Enabled");
+    json_t *days = json_object_get(crl, "ExpirationInDays");
+    json_t *cname = json_object_get(crl, "CustomCname");
+    json_t *omit = json_object_get(
+        json_object_get(crl, "CrlDistributionPointExtensionConfiguration"), "OmitExtension");
+    KMS_ENSURE(json_is_boolean(enabled), KMS_ERR_INVALID_ARGS,
+               "CrlConfiguration.Enabled must be true or false");
+    KMS_ENSURE(days == NULL || (json_is_integer(days) && json_integer_value(days) >= 1 &&
+                                json_integer_value(days) <= 5000),
+               KMS_ERR_INVALID_ARGS, "CrlConfiguration.ExpirationInDays must be 1 to 5000");
+    KMS_ENSURE(cname == NULL ||
+                   (json_is_string(cname) && json_string_length(cname) >= 1 &&
+                    json_string_length(cname) <= 253 &&
+                    strspn(json_string_value(cname),
+                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                        json_string_length(cname)),
+               KMS_ERR_INVALID_ARGS, "CrlConfiguration.CustomCname must be a host name");
+    KMS_ENSURE(omit == NULL || json_is_boolean(omit), KMS_ERR_INVALID_ARGS,
+               "OmitExtension must be true or false");
+    out->enabled = json_is_true(enabled);
+    out->days = days != NULL ? json_integer_value(days) : KMS_PKI_CRL_DAYS;
+    out->cname = cname != NULL ? json_string_value(cname) : NULL;
+    out->omit = json_is_true(omit);
+    return 0;
+}
+
+int kms_pki_revocation_check(json_t *revocation)
+{
+    crl_settings st;
+    return settings_read(revocation, &st);
+}
+
+/* The stored configuration's settings; *doc (to json_decref) holds the strings. */
+static void settings_of(const kms_pki_ca *ca, crl_settings *out, json_t **doc)
+{
+    *doc = ca->revocation != NULL && ca->revocation[0] != '\0' ? json_loads(ca->revocation, 0, NULL)
+                                                               : NULL;
+    if (settings_read(*doc, out) != 0) {
+        memset(out, 0, sizeof *out); /* stored after a check: never happens */
+        out->days = KMS_PKI_CRL_DAYS;
+    }
+}
+
+bool kms_pki_crl_enabled(const kms_pki_ca *ca)
+{
+    crl_settings st;
+    json_t *doc = NULL;
+    settings_of(ca, &st, &doc);
+    json_decref(doc);
+    return st.enabled;
+}
+
+int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size)
+{
+    crl_settings st;
+    json_t *doc = NULL;
+    settings_of(ca, &st, &doc);
+    int r = st.enabled && !st.omit && st.cname != NULL;
+    if (r) {
+        snprintf(uri, size, "URI:http://%s/crl/%s.crl", st.cname, ca->ca_id);
+    }
+    json_decref(doc);
+    return r;
+}
+
 /* ---- The CRL ------------------------------------------------------------------------------------
  */
 
@@ -124,11 +236,11 @@ out:
 
 /* Version, issuer, thisUpdate, nextUpdate, then the extensions: authorityKeyIdentifier
  * (5.2.1) and cRLNumber (5.2.3), both required of conforming CAs. */
-static int crl_header(X509_CRL *crl, X509 *ca_cert, int64_t now, int64_t number)
+static int crl_header(X509_CRL *crl, X509 *ca_cert, int64_t now, int64_t days, int64_t number)
 {
     int r = -1;
     ASN1_TIME *this_update = ASN1_TIME_set(NULL, (time_t)now);
-    ASN1_TIME *next_update = ASN1_TIME_set(NULL, (time_t)(now + (int64_t)KMS_PKI_CRL_DAYS * 86400));
+    ASN1_TIME *next_update = ASN1_TIME_set(NULL, (time_t)(now + days * 86400));
     ASN1_INTEGER *n = ASN1_INTEGER_new();
     AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
     const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
@@ -162,10 +274,13 @@ int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8
     X509 *ca_cert = NULL;
     crl_ctx c = {X509_CRL_new()};
     int64_t number = 0;
+    crl_settings st;
+    json_t *doc = NULL;
     unsigned char *out = NULL;
     int len = 0;
     *der = NULL;
     *der_len = 0;
+    settings_of(ca, &st, &doc);
     if (kms_pki_key_alg_find(ca->key_algorithm, &key) != 0 ||
         kms_pki_sig_alg_find(ca->signing_algorithm, &alg) != 0) {
         goto out;
@@ -177,7 +292,7 @@ int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8
         goto out;
     }
     if (kms_pki_db_crl_number_next(ks, ca->ca_id, &number) != 0 ||
-        crl_header(c.crl, ca_cert, now, number) != 0 ||
+        crl_header(c.crl, ca_cert, now, st.days, number) != 0 ||
         kms_pki_db_revoked_list(ks, ca->ca_id, add_revoked, &c) != 0) {
         goto out;
     }
@@ -201,5 +316,6 @@ out:
     OPENSSL_free(out);
     X509_CRL_free(c.crl);
     X509_free(ca_cert);
+    json_decref(doc);
     return r;
 }

@@ -12,12 +12,12 @@
 static const char sql_ca_insert[] =
     "INSERT INTO pca_authorities (ca_id, account_id, ca_type, status, key_algorithm,"
     " signing_algorithm, usage_mode, configuration, certificate, serial, not_before, not_after,"
-    " created_at, last_state_change_at, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14, ?15)";
+    " created_at, last_state_change_at, public_key, revocation_configuration) VALUES (?1, ?2, ?3,"
+    " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 #define CA_COLUMNS                                                                                 \
     "ca_id, account_id, ca_type, status, key_algorithm, signing_algorithm, usage_mode,"            \
     " configuration, certificate, serial, not_before, not_after, created_at,"                      \
-    " last_state_change_at, public_key, chain, restorable_until"
+    " last_state_change_at, public_key, chain, restorable_until, revocation_configuration"
 static const char sql_ca_get[] =
     "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2";
 static const char sql_ca_list[] = "SELECT " CA_COLUMNS " FROM pca_authorities"
@@ -34,6 +34,7 @@ void kms_pki_ca_clean_up(kms_pki_ca *ca)
     free(ca->certificate);
     free(ca->chain);
     free(ca->public_key);
+    free(ca->revocation);
     memset(ca, 0, sizeof *ca);
 }
 
@@ -50,7 +51,8 @@ int kms_pki_db_ca_insert(const kms_keystore *ks, const kms_pki_ca *ca)
                       kms_db_text(ca->serial), kms_db_int64(ca->not_before),
                       kms_db_int64(ca->not_after), kms_db_int64(ca->created_at),
                       kms_db_int64(ca->last_state_change_at),
-                      kms_db_blob(ca->public_key, ca->public_key_len)),
+                      kms_db_blob(ca->public_key, ca->public_key_len),
+                      kms_db_text(ca->revocation != NULL ? ca->revocation : "")),
         "cannot record the certificate authority", NULL);
 }
 
@@ -69,7 +71,8 @@ static int ca_read(kms_db_stmt *st, kms_pki_ca *ca)
         kms_db_column_dup(st, 7, &ca->configuration) != 0 ||
         kms_db_column_blob_dup(st, 8, &ca->certificate, &ca->certificate_len) != 0 ||
         kms_db_column_blob_dup(st, 14, &ca->public_key, &ca->public_key_len) != 0 ||
-        kms_db_column_blob_dup(st, 15, &ca->chain, &ca->chain_len) != 0) {
+        kms_db_column_blob_dup(st, 15, &ca->chain, &ca->chain_len) != 0 ||
+        kms_db_column_dup(st, 17, &ca->revocation) != 0) {
         kms_pki_ca_clean_up(ca);
         return -1;
     }
@@ -426,6 +429,33 @@ int kms_pki_ca_restore(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now
     KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
                "The certificate authority %s is %s: only a DELETED CA within its restore window "
                "is restored",
+               ca->ca_id, ca->status);
+    return 0;
+}
+
+/* ---- The revocation configuration ---------------------------------------------------------------
+ */
+
+static const char sql_ca_revocation[] =
+    "UPDATE pca_authorities SET revocation_configuration = ?3, last_state_change_at = ?4"
+    " WHERE ca_id = ?1 AND account_id = ?2 AND status IN ('ACTIVE', 'DISABLED',"
+    " 'PENDING_CERTIFICATE')";
+
+int kms_pki_ca_set_revocation(const kms_keystore *ks, const kms_pki_ca *ca, json_t *revocation,
+                              int64_t now)
+{
+    int64_t changes = 0;
+    KMS_GUARD(kms_pki_revocation_check(revocation));
+    char *text = json_dumps(revocation, JSON_COMPACT | JSON_SORT_KEYS);
+    KMS_ENSURE(text != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_db_run(kms_store_db(ks->store), sql_ca_revocation,
+                       KMS_DB_PARAMS(kms_db_text(ca->ca_id), kms_db_text(ks->account_id),
+                                     kms_db_text(text), kms_db_int64(now)),
+                       "cannot change the revocation configuration", &changes);
+    free(text);
+    KMS_GUARD(r);
+    KMS_ENSURE(changes == 1, KMS_ERR_PCA_INVALID_STATE,
+               "The certificate authority %s is %s: its revocation configuration cannot change",
                ca->ca_id, ca->status);
     return 0;
 }

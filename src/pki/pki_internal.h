@@ -62,6 +62,10 @@ int kms_pki_ext_add(X509 *x, int nid, const char *value) __attribute__((warn_unu
 int kms_pki_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski)
     __attribute__((warn_unused_result));
 
+/* With CRLs enabled, a CustomCname and no OmitExtension: 1 and uri receives the
+ * crlDistributionPoints value ("URI:http://CNAME/crl/CA_ID.crl"); else 0 (pki_crl.c). */
+int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size);
+
 /* ---- Signing through the key store (pki_sign.c) --------------------------------------------- */
 
 /* Signs the certificate x with the CA's HSM key and checks the result with ca_pub (NULL: x's own

@@ -242,6 +242,11 @@ static int extensions(issue_ctx *c, X509 *x)
         KMS_GUARD(kms_pki_ext_add(x, NID_ext_key_usage, c->t->ext_key_usage));
     }
     KMS_GUARD(kms_pki_key_ids(x, X509_get0_subject_key_id(c->ca_cert)));
+    char cdp[KMS_ARN_MAX + 64];
+    if (kms_pki_crl_distribution_point(c->ca, cdp, sizeof cdp)) {
+        /* RFC 5280 4.2.1.13: where the CA's CRL is published. */
+        KMS_GUARD(kms_pki_ext_add(x, NID_crl_distribution_points, cdp));
+    }
     if (c->san != NULL) {
         /* RFC 5280 4.2.1.6: critical when the subject is empty. */
         bool empty = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;

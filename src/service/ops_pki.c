@@ -36,6 +36,15 @@ static json_t *ca_json(const kms_keystore *ks, const kms_pki_ca *ca)
         (json_int_t)ca->last_state_change_at, "Type", ca->type, "Serial", ca->serial, "Status",
         ca->status, "CertificateAuthorityConfiguration", conf ? conf : json_object(),
         "KeyStorageSecurityStandard", "FIPS_140_2_LEVEL_3_OR_HIGHER", "UsageMode", ca->usage_mode);
+    json_t *rev = ca->revocation != NULL && ca->revocation[0] != '\0'
+                      ? json_loads(ca->revocation, 0, NULL)
+                      : NULL;
+    if (o == NULL || rev == NULL) {
+        json_decref(rev);
+    } else if (json_object_set_new(o, "RevocationConfiguration", rev) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o != NULL && ca->restorable_until != 0 &&
         json_object_set_new(o, "RestorableUntil", json_integer(ca->restorable_until)) != 0) {
         json_decref(o);
@@ -61,6 +70,34 @@ static int refuse_unsupported(json_t *req, const char *const *members)
     return 0;
 }
 
+/* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
+static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
+{
+    int r = -1;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    char *dir = kms_path_join(rq->client->home, "crl");
+    char *path = dir != NULL ? kms_strdup_printf("%s/%s.crl", dir, ca->ca_id) : NULL;
+    if (path == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (kms_pki_crl(&rq->client->keystore, ca, kms_now(), &der, &len) != 0 ||
+        kms_file_write_atomic(path, der, len, 0644) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    free(der);
+    free(path);
+    free(dir);
+    return r;
+}
+
 static int create_ca(kms_request *rq, json_t *req, json_t **resp)
 {
     const char *type = NULL, *mode = NULL, *token = NULL, *standard = NULL;
@@ -76,15 +113,15 @@ static int create_ca(kms_request *rq, json_t *req, json_t **resp)
                "1 validation error detected: Value null at 'certificateAuthorityConfiguration' "
                "failed to satisfy constraint: Member must not be null");
     KMS_GUARD(refuse_unsupported(req, M("Tags")));
-    json_t *crl = json_object_get(rev, "CrlConfiguration");
-    KMS_ENSURE(rev == NULL || json_is_null(rev) || crl == NULL ||
-                   json_is_false(json_object_get(crl, "Enabled")),
-               KMS_ERR_INVALID_ARGS, "CRL publication is not supported yet by this private CA");
+    KMS_GUARD(kms_pki_revocation_check(rev));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
-    kms_pki_ca_params p = {type, mode, conf, kms_now()};
+    kms_pki_ca_params p = {type, mode, conf, rev, kms_now()};
     KMS_GUARD(kms_pki_ca_create(&rq->client->keystore, &p, &ca));
     kms_pki_ca_arn(&rq->client->keystore, ca.ca_id, arn);
+    /* A ROOT CA that publishes CRLs publishes its first (empty) one at once. */
+    int r = ca.certificate != NULL && kms_pki_crl_enabled(&ca) ? publish_crl(rq, &ca) : 0;
     kms_pki_ca_clean_up(&ca);
+    KMS_GUARD(r);
     *resp = json_pack("{s:s}", "CertificateAuthorityArn", arn);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
@@ -224,6 +261,12 @@ static int import_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
                           kms_now()) != 0) {
         goto out;
     }
+    /* Installed, a CA that publishes CRLs publishes its first one. */
+    kms_pki_ca_clean_up(&ca);
+    if (kms_pki_ca_get(&rq->client->keystore, ca_id, &ca) != 0 ||
+        (kms_pki_crl_enabled(&ca) && publish_crl(rq, &ca) != 0)) {
+        goto out;
+    }
     *resp = json_object();
     if (*resp == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -323,15 +366,17 @@ static int update_ca(kms_request *rq, json_t *req, json_t **resp)
     const char *status = NULL;
     kms_pki_ca ca;
     json_t *rev = json_object_get(req, "RevocationConfiguration");
-    json_t *crl = json_object_get(rev, "CrlConfiguration");
     KMS_GUARD(kms_request_string(req, "Status", false, 1, 32, &status));
-    KMS_ENSURE(rev == NULL || json_is_null(rev) || crl == NULL ||
-                   json_is_false(json_object_get(crl, "Enabled")),
-               KMS_ERR_INVALID_ARGS, "CRL publication is not supported yet by this private CA");
+    KMS_GUARD(kms_pki_revocation_check(rev));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r =
-        status != NULL ? kms_pki_ca_set_status(&rq->client->keystore, &ca, status, kms_now()) : 0;
+    int r = 0;
+    if (rev != NULL && !json_is_null(rev)) {
+        r = kms_pki_ca_set_revocation(&rq->client->keystore, &ca, rev, kms_now());
+    }
+    if (r == 0 && status != NULL) {
+        r = kms_pki_ca_set_status(&rq->client->keystore, &ca, status, kms_now());
+    }
     kms_pki_ca_clean_up(&ca);
     if (r == 0) {
         *resp = json_object();
@@ -369,34 +414,6 @@ static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
         *resp = json_object();
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
-    return r;
-}
-
-/* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
-static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
-{
-    int r = -1;
-    uint8_t *der = NULL;
-    size_t len = 0;
-    char *dir = kms_path_join(rq->client->home, "crl");
-    char *path = dir != NULL ? kms_strdup_printf("%s/%s.crl", dir, ca->ca_id) : NULL;
-    if (path == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    if (kms_pki_crl(&rq->client->keystore, ca, kms_now(), &der, &len) != 0 ||
-        kms_file_write_atomic(path, der, len, 0644) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    free(der);
-    free(path);
-    free(dir);
     return r;
 }
 

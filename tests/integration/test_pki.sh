@@ -337,6 +337,42 @@ assert_match "$text" "CRL Number: "$'\n'" +2" "each revocation reissues the CRL 
 assert_contains "$text" "Serial Number: $SERIAL2" "the new CRL lists the new revocation"
 assert_contains "$text" "Serial Number: $SERIAL" "and the old one"
 
+# ---- a CA that publishes CRLs: first CRL at creation, CRL distribution point, expiration -------
+printf '{"CrlConfiguration":{"Enabled":true,"ExpirationInDays":3,"CustomCname":"crl.example.internal"}}' >"$W/rev.json"
+CRLCA=$(kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$W/ec-root.json" \
+    --revocation-configuration "file://$W/rev.json" --query CertificateAuthorityArn --output text)
+CRLCA_ID=${CRLCA##*/}
+kms acm-pca get-certificate-authority-certificate --certificate-authority-arn "$CRLCA" \
+    --query Certificate --output text >"$W/crlca.pem"
+[ -f "$HOME_DIR/crl/$CRLCA_ID.crl" ] && ok "a CA with CRLs enabled publishes its first CRL at creation" ||
+    fail "no first CRL for $CRLCA_ID"
+assert_contains "$(openssl crl -inform DER -in "$HOME_DIR/crl/$CRLCA_ID.crl" -CAfile "$W/crlca.pem" -noout -verify 2>&1)" \
+    "verify OK" "openssl crl -verify: the first CRL"
+assert_contains "$(openssl crl -inform DER -in "$HOME_DIR/crl/$CRLCA_ID.crl" -noout -text)" \
+    "No Revoked Certificates" "the first CRL lists nothing"
+LU=$(date -d "$(openssl crl -inform DER -in "$HOME_DIR/crl/$CRLCA_ID.crl" -noout -lastupdate | cut -d= -f2)" +%s)
+NU=$(date -d "$(openssl crl -inform DER -in "$HOME_DIR/crl/$CRLCA_ID.crl" -noout -nextupdate | cut -d= -f2)" +%s)
+assert_eq "$((NU - LU))" "$((3 * 86400))" "nextUpdate is ExpirationInDays after thisUpdate"
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$CRLCA" \
+    --query CertificateAuthority.RevocationConfiguration.CrlConfiguration.CustomCname --output text)" \
+    crl.example.internal "DescribeCertificateAuthority shows the RevocationConfiguration"
+issue "$CRLCA" "$W/crlca.pem" EndEntityServerAuthCertificate SHA256WITHECDSA with-cdp
+assert_eq "$(ext with-cdp crlDistributionPoints | grep URI | sed 's/^ *//')" \
+    "URI:http://crl.example.internal/crl/$CRLCA_ID.crl" "issued certificates name the CRL distribution point"
+printf '{"CrlConfiguration":{"Enabled":true,"CustomCname":"crl.example.internal","CrlDistributionPointExtensionConfiguration":{"OmitExtension":true}}}' >"$W/rev-omit.json"
+kms acm-pca update-certificate-authority --certificate-authority-arn "$CRLCA" \
+    --revocation-configuration "file://$W/rev-omit.json"
+issue "$CRLCA" "$W/crlca.pem" EndEntityServerAuthCertificate SHA256WITHECDSA without-cdp
+assert_eq "$(ext without-cdp crlDistributionPoints)" "" "OmitExtension leaves the extension out"
+assert_eq "$(ext ee crlDistributionPoints)" "" "a CA without CRLs names no distribution point"
+printf '{"CrlConfiguration":{"Enabled":true,"S3BucketName":"my-bucket"}}' >"$W/rev-s3.json"
+expect_error InvalidArgsException 254 kms acm-pca update-certificate-authority \
+    --certificate-authority-arn "$CRLCA" --revocation-configuration "file://$W/rev-s3.json"
+expect_error InvalidArgsException 254 kms acm-pca create-certificate-authority \
+    --certificate-authority-type ROOT --certificate-authority-configuration "file://$W/ec-root.json" \
+    --revocation-configuration '{"OcspConfiguration":{"Enabled":true}}'
+
 # ---- SUBORDINATE CAs: signed by a CA of this home, or by an outside root ------------------------
 printf '{"KeyAlgorithm":"EC_secp384r1","SigningAlgorithm":"SHA384WITHECDSA","Subject":{"CommonName":"Issuing CA","Organization":"Example"}}' >"$W/sub-ca.json"
 # new_sub: a SUBORDINATE CA's ARN; its CSR lands in $W/NAME.csr

@@ -41,7 +41,7 @@ static json_t *configuration(const char *key_alg, const char *sig_alg)
 static int create_ca(fixture *fx, const char *key_alg, const char *sig_alg, kms_pki_ca *out)
 {
     json_t *conf = configuration(key_alg, sig_alg);
-    kms_pki_ca_params p = {"ROOT", NULL, conf, kms_now()};
+    kms_pki_ca_params p = {"ROOT", NULL, conf, NULL, kms_now()};
     int r = kms_pki_ca_create(&fx->ks, &p, out);
     json_decref(conf);
     return r;
@@ -280,7 +280,7 @@ static void create_refusals_leave_nothing(void **state)
     assert_kms_error(create_ca(fx, "RSA_2048", "MD5WITHRSA", &ca), KMS_ERR_INVALID_ARGS);
     json_t *conf = configuration("EC_prime256v1", "SHA256WITHECDSA");
     json_object_set_new(json_object_get(conf, "Subject"), "Nickname", json_string("x"));
-    kms_pki_ca_params p = {"ROOT", NULL, conf, kms_now()};
+    kms_pki_ca_params p = {"ROOT", NULL, conf, NULL, kms_now()};
     assert_kms_error(kms_pki_ca_create(&fx->ks, &p, &ca), KMS_ERR_INVALID_ARGS);
     json_object_del(json_object_get(conf, "Subject"), "Nickname");
     json_object_set_new(json_object_get(conf, "Subject"), "Country", json_string("FRA"));
@@ -697,7 +697,7 @@ static void subordinate_ca(void **state)
     char *csr = NULL;
     char serial[KMS_PKI_SERIAL_MAX];
     json_t *conf = configuration("EC_secp384r1", "SHA384WITHECDSA");
-    kms_pki_ca_params cp = {"SUBORDINATE", NULL, conf, kms_now()};
+    kms_pki_ca_params cp = {"SUBORDINATE", NULL, conf, NULL, kms_now()};
     assert_int_equal(kms_pki_ca_create(&fx->ks, &cp, &sub), 0);
     json_decref(conf);
     assert_string_equal(sub.status, "PENDING_CERTIFICATE");

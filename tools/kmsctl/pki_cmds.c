@@ -80,7 +80,9 @@ static const struct opt_spec create_ca_opts[] = {
     {"certificate-authority-type", OPT_STRING, OPT_REQUIRED,
      "ROOT (self-signed, ACTIVE at once) or SUBORDINATE (PENDING_CERTIFICATE)"},
     {"usage-mode", OPT_STRING, 0, "GENERAL_PURPOSE (default) or SHORT_LIVED_CERTIFICATE"},
-    {"revocation-configuration", OPT_JSON, 0, "CRL configuration (CRLs: not yet)"},
+    {"revocation-configuration", OPT_JSON, 0,
+     "{\"CrlConfiguration\": {\"Enabled\": true, \"ExpirationInDays\": 7, \"CustomCname\": HOST}}: "
+     "CRLs in HOME/crl/CA_ID.crl, http://HOST/crl/CA_ID.crl in issued certificates"},
     {"idempotency-token", OPT_STRING, 0, "accepted, as aws does"},
     {"key-storage-security-standard", OPT_STRING, 0, "accepted: the key is always in the HSM"},
     O_END,
@@ -115,7 +117,9 @@ static const struct opt_spec get_cert_opts[] = {
 static const struct opt_spec update_opts[] = {
     O_CA_ARN,
     {"status", OPT_STRING, 0, "ACTIVE or DISABLED (a DISABLED CA issues nothing)"},
-    {"revocation-configuration", OPT_JSON, 0, "CRL configuration (CRLs: not yet)"},
+    {"revocation-configuration", OPT_JSON, 0,
+     "{\"CrlConfiguration\": {\"Enabled\": true, \"ExpirationInDays\": 7, \"CustomCname\": HOST}}: "
+     "CRLs in HOME/crl/CA_ID.crl, http://HOST/crl/CA_ID.crl in issued certificates"},
     O_END,
 };
 static const struct opt_spec delete_opts[] = {
