@@ -65,6 +65,12 @@ typedef enum kms_error {
     KMS_ERR_CONFLICT,              /* ConflictException: a rotation of the key is under way */
     KMS_ERR_REPORT_NOT_PRESENT,    /* CredentialReportNotPresentException (IAM ReportNotPresent) */
     KMS_ERR_REPORT_EXPIRED,        /* CredentialReportExpiredException (IAM ReportExpired) */
+    KMS_ERR_INVALID_ARGS,          /* InvalidArgsException (acm-pca) */
+    KMS_ERR_MALFORMED_CSR,         /* MalformedCSRException (acm-pca) */
+    KMS_ERR_RESOURCE_NOT_FOUND,    /* ResourceNotFoundException (acm-pca) */
+    KMS_ERR_PCA_INVALID_STATE,     /* InvalidStateException (acm-pca) */
+    KMS_ERR_REQUEST_FAILED,        /* RequestFailedException (acm-pca) */
+    KMS_ERR_ALREADY_PROCESSED,     /* RequestAlreadyProcessedException (acm-pca) */
     KMS_ERR__COUNT
 } kms_error;
 

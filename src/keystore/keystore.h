@@ -113,6 +113,28 @@ int kms_keystore_rsa_decrypt(const kms_keystore *ks, const kms_key_record *rec,
                              const kms_enc_alg_info *alg, const uint8_t *ct, size_t ct_len,
                              kms_buf *pt) __attribute__((warn_unused_result));
 
+/* ---- Certificate authority keys (ca_keys.c) --------------------------------------------------
+ * A CA's private key (src/pki): an HSM key pair labelled "pca:CA_ID", generated like a CMK's of
+ * key_spec (ECC_NIST_P256, ECC_NIST_P384, RSA_2048/3072/4096: sensitive, never extractable, sign
+ * only) but with no key record, so that no KMS operation reaches it. InvalidArgsException for a
+ * spec or algorithm a CA key cannot have. */
+void kms_keystore_ca_label(const char *ca_id, char out[KMS_LABEL_MAX]);
+/* *spki (malloc'd): the public half as DER SubjectPublicKeyInfo. */
+int kms_keystore_ca_key_create(const kms_keystore *ks, const char *ca_id, const char *key_spec,
+                               uint8_t **spki, size_t *spki_len)
+    __attribute__((warn_unused_result));
+/* Signs msg (hashed here) with algorithm, an AWS KMS SigningAlgorithmSpec of the key's family
+ * (ECDSA_SHA_256/384 for EC keys, RSASSA_PKCS1_V1_5_SHA_256/384/512 for RSA keys); *sig
+ * (malloc'd) as kms_keystore_sign gives it (DER ECDSA-Sig-Value, or the raw RSA signature). */
+int kms_keystore_ca_key_sign(const kms_keystore *ks, const char *ca_id, const char *key_spec,
+                             const char *algorithm, const uint8_t *msg, size_t msg_len,
+                             uint8_t **sig, size_t *sig_len) __attribute__((warn_unused_result));
+int kms_keystore_ca_key_destroy(const kms_keystore *ks, const char *ca_id)
+    __attribute__((warn_unused_result));
+/* What the token says of the CA's private key (evidence for tests). */
+int kms_keystore_ca_key_attributes(const kms_keystore *ks, const char *ca_id,
+                                   kms_hsm_key_attrs *out) __attribute__((warn_unused_result));
+
 /* ---- Key records (records.c) -----------------------------------------------------------------
  * The metadata of keys, as src/store keeps it (see store.h for each call's errors). */
 typedef kms_store_key_cb kms_keystore_key_cb;

@@ -238,6 +238,7 @@ static const char *event_source(const char *operation, const char **name)
         {"organizations:", "organizations.amazonaws.com"},
         {"cloudtrail:", "cloudtrail.amazonaws.com"},
         {"signin:", "signin.amazonaws.com"},
+        {"acm-pca:", "acm-pca.amazonaws.com"},
     };
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         size_t n = strlen(sources[i].prefix);

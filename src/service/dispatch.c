@@ -9,6 +9,7 @@
 #include "service/ops.h"
 #include "service/ops_grants.h"
 #include "service/ops_iam.h"
+#include "service/ops_pki.h"
 #include "util/util.h"
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -77,14 +78,17 @@ static const kms_op ops[] = {
 
 #undef M
 
-/* KMS operations go by their AWS name ("Encrypt"); IAM, STS and Organizations ones by
- * "service:Name" ("iam:CreateUser"), which is also their IAM action. */
+/* KMS operations go by their AWS name ("Encrypt"); IAM, STS, Organizations and Private CA ones
+ * by "service:Name" ("iam:CreateUser"), which is also their IAM action. */
 const kms_op *kms_dispatch_find(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof ops / sizeof ops[0]; i++) {
         if (strcmp(ops[i].name, name) == 0) {
             return &ops[i];
         }
+    }
+    if (name != NULL && strncmp(name, "acm-pca:", 8) == 0) {
+        return kms_ops_pki_find(name);
     }
     return name != NULL && strchr(name, ':') != NULL ? kms_ops_iam_find(name) : NULL;
 }
@@ -95,17 +99,24 @@ static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
 static void op_names_build(void)
 {
     const char *const *iam = kms_ops_iam_names();
-    size_t n_iam = 0;
+    const char *const *pki = kms_ops_pki_names();
+    size_t n_iam = 0, n_pki = 0;
     while (iam[n_iam] != NULL) {
         n_iam++;
     }
+    while (pki[n_pki] != NULL) {
+        n_pki++;
+    }
     size_t n = sizeof ops / sizeof ops[0];
-    op_names = calloc(n + n_iam + 1, sizeof *op_names);
+    op_names = calloc(n + n_iam + n_pki + 1, sizeof *op_names);
     for (size_t i = 0; op_names != NULL && i < n; i++) {
         op_names[i] = ops[i].name;
     }
     for (size_t i = 0; op_names != NULL && i < n_iam; i++) {
         op_names[n + i] = iam[i];
+    }
+    for (size_t i = 0; op_names != NULL && i < n_pki; i++) {
+        op_names[n + n_iam + i] = pki[i];
     }
 }
 

@@ -322,6 +322,45 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  generated_time INTEGER NOT NULL,"
     "  content BLOB NOT NULL"
     ") STRICT;",
+
+    /* 5 -> 6. Private certificate authorities (src/pki): each CA (its configuration as given,
+     * its public key, its certificate as DER and the chain above it as PEM once installed, the
+     * number of its last CRL; the private key is in the HSM, "pca:CA_ID") and every certificate it
+     * issued, by serial (lower-case hex, no leading zeros), with its revocation if it was revoked.
+     */
+    "CREATE TABLE pca_authorities ("
+    "  ca_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  ca_type TEXT NOT NULL CHECK (ca_type IN ('ROOT', 'SUBORDINATE')),"
+    "  status TEXT NOT NULL,"
+    "  key_algorithm TEXT NOT NULL,"
+    "  signing_algorithm TEXT NOT NULL,"
+    "  usage_mode TEXT NOT NULL,"
+    "  configuration TEXT NOT NULL,"
+    "  certificate BLOB,"
+    "  serial TEXT NOT NULL DEFAULT '',"
+    "  not_before INTEGER NOT NULL DEFAULT 0,"
+    "  not_after INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_state_change_at INTEGER NOT NULL,"
+    "  crl_number INTEGER NOT NULL DEFAULT 0,"
+    "  public_key BLOB NOT NULL,"
+    "  chain BLOB,"
+    "  restorable_until INTEGER NOT NULL DEFAULT 0,"
+    "  revocation_configuration TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE TABLE pca_certificates ("
+    "  ca_id TEXT NOT NULL REFERENCES pca_authorities (ca_id),"
+    "  serial TEXT NOT NULL,"
+    "  template TEXT NOT NULL,"
+    "  certificate BLOB NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  issued_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+    "  revocation_reason TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (ca_id, serial)"
+    ") STRICT;",
 };
 
 static const char sql_journal_mode[] = "PRAGMA journal_mode";

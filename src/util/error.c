@@ -47,6 +47,12 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_CONFLICT] = "ConflictException",
     [KMS_ERR_REPORT_NOT_PRESENT] = "CredentialReportNotPresentException",
     [KMS_ERR_REPORT_EXPIRED] = "CredentialReportExpiredException",
+    [KMS_ERR_INVALID_ARGS] = "InvalidArgsException",
+    [KMS_ERR_MALFORMED_CSR] = "MalformedCSRException",
+    [KMS_ERR_RESOURCE_NOT_FOUND] = "ResourceNotFoundException",
+    [KMS_ERR_PCA_INVALID_STATE] = "InvalidStateException",
+    [KMS_ERR_REQUEST_FAILED] = "RequestFailedException",
+    [KMS_ERR_ALREADY_PROCESSED] = "RequestAlreadyProcessedException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

@@ -82,7 +82,8 @@ void kmsctl_print_global_help(FILE *f)
                                            "Identities, credentials and organizations "
                                            "(aws iam, aws sts, aws organizations)",
                                            "The audit trail (aws cloudtrail)",
-                                           "The home's security posture (as AWS Trusted Advisor)"};
+                                           "The home's security posture (as AWS Trusted Advisor)",
+                                           "Private certificate authorities (aws acm-pca)"};
     _Static_assert(sizeof headings / sizeof headings[0] == KMSCTL_COMMAND_TABLES,
                    "one heading per command table");
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];

@@ -3,6 +3,7 @@
  * The entry point: global options, the command lookup, then the command's option parser and
  * handler from the table in commands.c. */
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,18 +31,32 @@ void kmsctl_free_secret_string(char *s)
     }
 }
 
+/* The command at argv[*i]: a flat name ("encrypt"), or a service's command in two words as in
+ * the aws CLI ("acm-pca issue-certificate", *i moved to the second). NULL if unknown. */
+static const struct command *find_command(int argc, char **argv, int *i)
+{
+    char name[128];
+    if (strcmp(argv[*i], "acm-pca") != 0 || *i + 1 >= argc) {
+        return kmsctl_command_find(argv[*i]);
+    }
+    snprintf(name, sizeof name, "%s %s", argv[*i], argv[*i + 1]);
+    (*i)++;
+    return kmsctl_command_find(name);
+}
+
 /* `kmsctl help [COMMAND]` */
 static int run_help(int argc, char **argv)
 {
     const struct command *cmd = NULL;
+    int i = 0;
 
     if (argc == 0) {
         kmsctl_print_global_help(stdout);
         return KMSCTL_EXIT_OK;
     }
-    cmd = kmsctl_command_find(argv[0]);
+    cmd = find_command(argc, argv, &i);
     if (cmd == NULL) {
-        return kmsctl_unknown_command(argv[0]);
+        return kmsctl_unknown_command(argv[i]);
     }
     kmsctl_print_command_help(stdout, cmd);
     return KMSCTL_EXIT_OK;
@@ -91,7 +106,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[i], "help") == 0) {
         return run_help(argc - i - 1, argv + i + 1);
     }
-    cmd = kmsctl_command_find(argv[i]);
+    cmd = find_command(argc, argv, &i);
     if (cmd == NULL) {
         return kmsctl_unknown_command(argv[i]);
     }

@@ -1,0 +1,114 @@
+/* Shared by the files of src/pki only: the algorithm and template tables (pki_algs.c), the
+ * signing road through the key store (pki_sign.c) and the rows (pki_db.c). */
+#ifndef KMS_PKI_PKI_INTERNAL_H
+#define KMS_PKI_PKI_INTERNAL_H
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "pki/pki.h"
+
+/* ---- Tables (pki_algs.c) ----------------------------------------------------------------------
+ */
+
+/* AWS Private CA KeyAlgorithm -> the KMS key spec of the CA key. */
+typedef struct kms_pki_key_alg {
+    const char *name;     /* EC_prime256v1 */
+    const char *key_spec; /* ECC_NIST_P256 */
+    bool ec;
+} kms_pki_key_alg;
+
+/* AWS Private CA SigningAlgorithm -> the key store's algorithm and the X.509 AlgorithmIdentifier
+ * (RFC 5758 3.2 for ECDSA: no parameters; RFC 4055 5 for RSA PKCS#1 v1.5: NULL parameters). */
+typedef struct kms_pki_sig_alg {
+    const char *name;     /* SHA256WITHECDSA */
+    const char *kms_name; /* ECDSA_SHA_256 */
+    int nid;              /* NID_ecdsa_with_SHA256 */
+    bool ec;
+} kms_pki_sig_alg;
+
+/* An issuance template (AWS Private CA "Understanding certificate templates"). */
+typedef struct kms_pki_template {
+    const char *arn;           /* arn:aws:acm-pca:::template/EndEntityCertificate/V1 */
+    const char *name;          /* EndEntityCertificate */
+    const char *basic;         /* basicConstraints as openssl.cnf says it */
+    const char *key_usage;     /* keyUsage, likewise (keyEncipherment added for RSA keys) */
+    const char *ext_key_usage; /* NULL: none */
+    bool ca;
+    bool server; /* serverAuth: the public-TLS profile's validity cap applies */
+} kms_pki_template;
+
+/* InvalidArgsException naming the value when it is unknown. */
+int kms_pki_key_alg_find(const char *name, const kms_pki_key_alg **out)
+    __attribute__((warn_unused_result));
+int kms_pki_sig_alg_find(const char *name, const kms_pki_sig_alg **out)
+    __attribute__((warn_unused_result));
+int kms_pki_template_find(const char *arn, const kms_pki_template **out)
+    __attribute__((warn_unused_result));
+
+/* Subject {Country, Organization, CommonName, ...} -> X509_NAME (*out owned by the caller).
+ * InvalidArgsException for an unknown member, a non-string or an empty subject. */
+int kms_pki_subject_name(json_t *subject, X509_NAME **out) __attribute__((warn_unused_result));
+
+/* A positive random serial of 16 octets (top bits 01: no leading zero, never negative) from the
+ * key store's random source, set on x and written as hex to serial. */
+int kms_pki_serial_new(const kms_keystore *ks, X509 *x, char serial[KMS_PKI_SERIAL_MAX])
+    __attribute__((warn_unused_result));
+
+/* Adds extension nid with its openssl.cnf value ("critical,CA:TRUE"). */
+int kms_pki_ext_add(X509 *x, int nid, const char *value) __attribute__((warn_unused_result));
+/* subjectKeyIdentifier (RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey) and
+ * authorityKeyIdentifier with issuer_ski (NULL: self-signed, the subject's own). */
+int kms_pki_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski)
+    __attribute__((warn_unused_result));
+
+/* With CRLs enabled, a CustomCname and no OmitExtension: 1 and uri receives the
+ * crlDistributionPoints value ("URI:http://CNAME/crl/CA_ID.crl"); else 0 (pki_crl.c). */
+int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size);
+
+/* ---- Signing through the key store (pki_sign.c) --------------------------------------------- */
+
+/* Signs the certificate x with the CA's HSM key and checks the result with ca_pub (NULL: x's own
+ * public key, self-signed). */
+int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                 const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509 *x)
+    __attribute__((warn_unused_result));
+
+/* The same for a certificate signing request (signed with the key it requests for). */
+int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, X509_REQ *req) __attribute__((warn_unused_result));
+/* The same for a CRL. */
+int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509_CRL *crl)
+    __attribute__((warn_unused_result));
+
+/* ---- Rows (pki_db.c) ----------------------------------------------------------------------------
+ */
+
+int kms_pki_db_ca_insert(const kms_keystore *ks, const kms_pki_ca *ca)
+    __attribute__((warn_unused_result));
+int kms_pki_db_ca_get(const kms_keystore *ks, const char *ca_id, kms_pki_ca *out)
+    __attribute__((warn_unused_result));
+int kms_pki_db_cert_insert(const kms_keystore *ks, const char *ca_id, const char *serial,
+                           const char *template_name, const uint8_t *der, size_t der_len,
+                           int64_t not_before, int64_t not_after, int64_t issued_at)
+    __attribute__((warn_unused_result));
+
+/* A SUBORDINATE CA in PENDING_CERTIFICATE becomes ACTIVE with ca's certificate, chain, serial
+ * and validity (InvalidStateException if it is in another state). */
+int kms_pki_db_ca_install(const kms_keystore *ks, const kms_pki_ca *ca)
+    __attribute__((warn_unused_result));
+/* Marks the certificate revoked: ResourceNotFoundException if ca_id did not issue it,
+ * RequestAlreadyProcessedException if it is revoked already. */
+int kms_pki_db_cert_revoke(const kms_keystore *ks, const char *ca_id, const char *serial,
+                           const char *reason, int64_t now) __attribute__((warn_unused_result));
+/* Bumps the CA's CRL number and returns the new one. */
+int kms_pki_db_crl_number_next(const kms_keystore *ks, const char *ca_id, int64_t *number)
+    __attribute__((warn_unused_result));
+/* Every revoked certificate of the CA: cb(arg, serial, revoked_at, reason); nonzero stops. */
+typedef int (*kms_pki_revoked_cb)(void *arg, const char *serial, int64_t revoked_at,
+                                  const char *reason);
+int kms_pki_db_revoked_list(const kms_keystore *ks, const char *ca_id, kms_pki_revoked_cb cb,
+                            void *arg) __attribute__((warn_unused_result));
+
+#endif
