@@ -492,6 +492,23 @@ static json_t *user_identity(const kms_request *rq)
     return u;
 }
 
+/* The CloudTrail resource type of an ARN this service names. */
+static const char *resource_type(const char *arn)
+{
+    static const struct {
+        const char *prefix, *type;
+    } types[] = {
+        {"arn:aws:acm-pca:", "AWS::ACMPCA::CertificateAuthority"},
+        {"arn:aws:acm:", "AWS::CertificateManager::Certificate"},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strncmp(arn, types[i].prefix, strlen(types[i].prefix)) == 0) {
+            return types[i].type;
+        }
+    }
+    return "AWS::KMS::Key";
+}
+
 /* NULL on out-of-memory. */
 static json_t *resources(const kms_request *rq)
 {
@@ -502,7 +519,8 @@ static json_t *resources(const kms_request *rq)
             account[0] = '\0';
         }
         if (json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "accountId", account, "type",
-                                                  "AWS::KMS::Key", "ARN", rq->resources[i])) != 0) {
+                                                  resource_type(rq->resources[i]), "ARN",
+                                                  rq->resources[i])) != 0) {
             json_decref(list);
             return NULL;
         }

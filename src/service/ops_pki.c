@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "pki/pki.h"
+#include "service/audit_trail.h"
 #include "service/ops_pki.h"
 #include "service/request.h"
 #include "util/util.h"
@@ -21,6 +22,7 @@ static int authorize_ca(kms_request *rq, json_t *req, char ca_id[37], char arn[K
     KMS_GUARD(kms_request_string(req, "CertificateAuthorityArn", true, 5, 200, &given));
     KMS_GUARD(kms_pki_arn_parse(&rq->client->keystore, given, ca_id, NULL));
     kms_pki_ca_arn(&rq->client->keystore, ca_id, arn);
+    kms_audit_trail_resource(rq, arn); /* the record names the CA, allowed or not */
     return kms_gate_authorize(rq, rq->operation, arn);
 }
 

@@ -501,6 +501,14 @@ for e in json.load(sys.stdin)["Events"]:
         print(r["eventSource"], r["userIdentity"]["userName"]); break
 ' <<<"$EV")
 assert_eq "$DENIED" "acm-pca.amazonaws.com issuer" "the denied IssueCertificate is recorded"
+RES=$("$PY" -c '
+import json, sys
+for e in json.load(sys.stdin)["Events"]:
+    r = json.loads(e["CloudTrailEvent"])
+    if r["eventName"] == "IssueCertificate":
+        print(r["resources"][0]["type"], r["resources"][0]["ARN"].split(":")[2]); break
+' <<<"$EV")
+assert_eq "$RES" "AWS::ACMPCA::CertificateAuthority acm-pca" "an IssueCertificate record names its CA as its resource"
 N=$("$PY" -c 'import json,sys; print(sum(1 for e in json.load(sys.stdin)["Events"] if e["EventName"] == "IssueCertificate"))' <<<"$EV")
 [ "$N" -ge 13 ] && ok "each IssueCertificate call leaves a record ($N)" || fail "only $N IssueCertificate records"
 
