@@ -3,6 +3,7 @@
  * host names are always verified, ALPN, mutual TLS with a CRL, the verified peer's names, and a
  * hot reload. Throwaway certificates are made here with OpenSSL; handshakes run in memory over
  * a BIO pair, client and server stepped in turn. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -621,6 +622,48 @@ static void reload_switches_new_handshakes_only(void **state)
     free(bad);
 }
 
+/* Reloads in one thread while the main thread makes connections: every handshake completes, on
+ * one certificate or the other. */
+static void *reloader(void *arg)
+{
+    kms_tls_server *srv = arg;
+    char *crt[2] = {path("server.crt"), path("server2.crt")};
+    char *key[2] = {path("server.key"), path("server2.key")};
+    void *failed = NULL;
+    for (int i = 0; i < 40 && failed == NULL; i++) {
+        if (kms_tls_server_reload(srv, crt[i % 2], key[i % 2]) != 0) {
+            failed = srv;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        free(crt[i]);
+        free(key[i]);
+    }
+    return failed;
+}
+
+static void reload_while_serving(void **state)
+{
+    kms_tls_server *srv = server_new("server", KMS_TLS_INTERMEDIATE);
+    SSL_CTX *cctx = client_ctx();
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reloader, srv), 0);
+    for (int i = 0; i < 40; i++) {
+        SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
+        SSL *s = kms_tls_server_ssl_new(srv);
+        assert_int_equal(handshake(c, s), 0);
+        long serial = peer_serial(c);
+        assert_true(serial == 11 || serial == 12);
+        SSL_free(c);
+        SSL_free(s);
+    }
+    void *failed = NULL;
+    assert_int_equal(pthread_join(t, &failed), 0);
+    assert_null(failed);
+    SSL_CTX_free(cctx);
+    kms_tls_server_free(srv);
+}
+
 static void tickets_can_be_disabled(void **state)
 {
     char *crt = path("server.crt");
@@ -659,6 +702,7 @@ int main(void)
         cmocka_unit_test(mtls_crl_refuses_revoked),
         cmocka_unit_test(server_options_checked),
         cmocka_unit_test(reload_switches_new_handshakes_only),
+        cmocka_unit_test(reload_while_serving),
         cmocka_unit_test(tickets_can_be_disabled),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
