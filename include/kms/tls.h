@@ -68,8 +68,10 @@ typedef struct kms_tls_options {
      * A client offers them; a server picks the first of its list that the client offers, and
      * refuses a client that offers ALPN but none of them (RFC 7301 no_application_protocol). */
     const char *alpn;
-    bool disable_session_tickets; /* server: no tickets, no session cache: no resumption */
-    kms_tls_client_auth client_auth;
+    bool disable_session_tickets;    /* server: no tickets, no session cache: no resumption;
+                                        client: asks for no ticket */
+    kms_tls_client_auth client_auth; /* server only: a client given client_auth or crl_file is
+                                        refused (ValidationException) */
 } kms_tls_options;
 
 /* ---- Clients ---------------------------------------------------------------------------------

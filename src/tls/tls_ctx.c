@@ -147,6 +147,12 @@ SSL_CTX *kms_tls_client_ctx_new(const kms_tls_options *opts)
                                       "certificate");
         return NULL;
     }
+    /* Options of servers only: refused rather than ignored, so nobody believes a client checks
+     * a CRL it never reads. */
+    if (opts->crl_file != NULL || opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
+        kms_raise(KMS_ERR_VALIDATION, "crl_file and client_auth are options of TLS servers");
+        return NULL;
+    }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL) {
         kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_CTX_new");

@@ -560,6 +560,19 @@ static void server_options_checked(void **state)
     o.crl_file = NULL;
     o.profile = (kms_tls_profile)7;
     assert_null(kms_tls_server_new(&o));
+    /* A client: a certificate without its key, and server-only options. */
+    kms_tls_options co = {.cert_chain_file = crt};
+    assert_null(kms_tls_client_ctx_new(&co));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    co = (kms_tls_options){.crl_file = crt};
+    assert_null(kms_tls_client_ctx_new(&co));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    co = (kms_tls_options){.client_auth = KMS_TLS_CLIENT_AUTH_REQUIRE};
+    assert_null(kms_tls_client_ctx_new(&co));
+    co = (kms_tls_options){.profile = KMS_TLS_MODERN};
+    SSL_CTX *ctx = kms_tls_client_ctx_new(&co);
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
     free(crt);
     free(key);
     free(other_key);
