@@ -62,7 +62,8 @@ typedef struct kms_tls_options {
     const char *ca_file;
     /* Server with client_auth: an optional CRL file (PEM, one or more CRLs). When given, every
      * client certificate is checked against it (X509_V_FLAG_CRL_CHECK), and a client whose CA
-     * has no CRL in the file is refused. */
+     * has no CRL in the file is refused, and so is every client once the CRL is past its
+     * nextUpdate: reload (kms_tls_server_reload(server, NULL, NULL)) when the CA reissues it. */
     const char *crl_file;
     /* ALPN protocols, comma-separated in order of preference ("h2,http/1.1"); NULL: no ALPN.
      * A client offers them; a server picks the first of its list that the client offers, and

@@ -222,7 +222,7 @@ SSL *kms_tls_client_ssl_new(SSL_CTX *ctx, const char *host)
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
     } else {
         ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
-        /* A name matches the certificate's DNS SANs only, never a wildcard spanning labels. */
+        /* Wildcards only as a whole left-most label (*.example.com), never f*.example.com. */
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     }
     if (!ok) {
