@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libsodium-dev libssl-dev libsqlite3-dev sqlite3
           libjansson-dev libcmocka-dev softhsm2 libp11-kit-dev opensc faketime clang
-          libclang-rt-14-dev python3 openssl clang-format-14 binutils)
+          libclang-rt-14-dev python3 openssl clang-format-14 binutils curl testssl.sh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

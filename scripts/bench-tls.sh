@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# TLS handshakes per second: the example server (examples/tls_server.c, libkms's TLS helper)
+# against `openssl s_server` with the same certificate and key, in the same run, for an ECDSA
+# P-256 and an RSA-2048 key; TLS 1.3, one client (`openssl s_time`, one thread), loopback.
+# Full handshakes (-new) and resumed ones (-reuse); `openssl speed` gives the signature rates.
+# Resumption is measured over TLS 1.2 (session tickets): s_time takes the session right after
+# the handshake, before a TLS 1.3 server's ticket arrives, so over 1.3 it never resumes.
+#   usage: scripts/bench-tls.sh [BUILD_DIR [SECONDS]]    (a built tree; default build, 5 s)
+# Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=$(realpath "${1:-build}")
+secs=${2:-5}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kms-bench-tls.XXXXXX")
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cc -O2 -Iinclude -o "$tmp/tls_server" examples/tls_server.c -L"$build" -lkms -lssl -lcrypto
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+# rate PORT MODE VERSION: connections per real second reported by s_time
+rate() {
+    openssl s_time -connect "127.0.0.1:$1" "$2" "$3" -time "$secs" 2>/dev/null |
+        awk '/connections in [0-9]+ real seconds/ {printf "%.0f", $1 / $4; exit}'
+}
+
+echo "handshakes per second, 1 client thread (openssl s_time), loopback, ${secs}s each"
+echo "$(openssl version); $(nproc) cores"
+printf '%-10s %-14s %14s %18s\n' key server "full (TLS 1.3)" "resumed (TLS 1.2)"
+for kind in ecdsa-p256 rsa-2048; do
+    case $kind in
+    ecdsa-p256) algo=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+    rsa-2048) algo=(-newkey rsa:2048) ;;
+    esac
+    openssl req -x509 "${algo[@]}" -nodes -keyout "$tmp/$kind.key" -out "$tmp/$kind.crt" \
+        -subj /CN=localhost -days 1 -addext subjectAltName=DNS:localhost 2>/dev/null
+    p1=$(port)
+    LD_LIBRARY_PATH="$build" "$tmp/tls_server" "$p1" "$tmp/$kind.crt" "$tmp/$kind.key" \
+        >/dev/null 2>&1 &
+    pids+=($!)
+    p2=$(port)
+    openssl s_server -quiet -accept "$p2" -cert "$tmp/$kind.crt" -key "$tmp/$kind.key" \
+        </dev/null >/dev/null 2>&1 &
+    pids+=($!)
+    wait_port "$p1"
+    wait_port "$p2"
+    for srv in "libkms example:$p1" "openssl:$p2"; do
+        printf '%-10s %-14s %14s %18s\n' "$kind" "${srv%:*}" "$(rate "${srv##*:}" -new -tls1_3)" \
+            "$(rate "${srv##*:}" -reuse -tls1_2)"
+    done
+done
+echo
+echo "signatures per second (openssl speed, 1 thread):"
+openssl speed -seconds 2 ecdsap256 rsa2048 2>/dev/null | grep -E '^(rsa 2048|.*256 bits ecdsa)'

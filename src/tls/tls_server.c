@@ -1,0 +1,331 @@
+/* TLS server contexts, and the server holder that swaps them on a hot reload. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <sodium.h>
+
+#include "tls/tls_ctx.h"
+#include "util/error.h"
+#include "util/util.h"
+
+/* ---- ALPN: the server picks ------------------------------------------------------------------
+ * The wire list lives in the context's ex_data, so it is freed with the context: a context that
+ * outlives its server (kept by connections after a reload) keeps its list. */
+typedef struct alpn_list {
+    uint8_t *wire;
+    size_t len;
+} alpn_list;
+
+static int alpn_index = -1;
+static pthread_once_t alpn_once = PTHREAD_ONCE_INIT;
+
+static void alpn_list_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    alpn_list *l = ptr;
+    if (l != NULL) {
+        free(l->wire);
+        free(l);
+    }
+}
+
+static void alpn_index_init(void)
+{
+    alpn_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, alpn_list_free);
+}
+
+/* RFC 7301 3.2: the server's first protocol that the client offers; none in common is a fatal
+ * no_application_protocol alert. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const alpn_list *l = arg;
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, l->wire, (unsigned)l->len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int set_alpn(SSL_CTX *ctx, const char *list)
+{
+    pthread_once(&alpn_once, alpn_index_init);
+    KMS_ENSURE(alpn_index >= 0, KMS_ERR_INTERNAL, "no ex_data index for ALPN");
+    alpn_list *l = calloc(1, sizeof *l);
+    KMS_ENSURE(l != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (kms_tls_alpn_encode(list, &l->wire, &l->len) != 0) {
+        free(l);
+        return -1;
+    }
+    if (SSL_CTX_set_ex_data(ctx, alpn_index, l) != 1) {
+        alpn_list_free(NULL, l, NULL, 0, 0, NULL);
+        return kms_tls_raise_ssl(KMS_ERR_INTERNAL, "keeping the ALPN list");
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, l);
+    return 0;
+}
+
+/* ---- Mutual TLS ------------------------------------------------------------------------------*/
+static int set_client_auth(SSL_CTX *ctx, const kms_tls_options *o)
+{
+    /* The CA names sent in the CertificateRequest, so a client can pick its certificate. */
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
+    if (names == NULL) {
+        return kms_tls_raise_ssl(KMS_ERR_VALIDATION, "reading the client CA file");
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+        return kms_tls_raise_ssl(KMS_ERR_VALIDATION, "reading the client CA file");
+    }
+    if (o->crl_file != NULL) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0) {
+            return kms_tls_raise_ssl(KMS_ERR_VALIDATION, "reading the CRL file");
+        }
+        /* The leaf's CRL must be there and must not list it (RFC 5280 6.3). */
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    int mode = SSL_VERIFY_PEER;
+    if (o->client_auth == KMS_TLS_CLIENT_AUTH_REQUIRE) {
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    }
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    return 0;
+}
+
+/* ---- Server contexts -------------------------------------------------------------------------*/
+static int check_server_options(const kms_tls_options *o)
+{
+    KMS_ENSURE(o->cert_chain_file != NULL && o->key_file != NULL, KMS_ERR_VALIDATION,
+               "a TLS server needs its certificate chain and key files");
+    KMS_ENSURE(o->client_auth >= KMS_TLS_CLIENT_AUTH_NONE &&
+                   o->client_auth <= KMS_TLS_CLIENT_AUTH_REQUIRE,
+               KMS_ERR_VALIDATION, "unknown client_auth %d", (int)o->client_auth);
+    KMS_ENSURE(o->client_auth == KMS_TLS_CLIENT_AUTH_NONE || o->ca_file != NULL, KMS_ERR_VALIDATION,
+               "mutual TLS needs the CA file that signs clients");
+    KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
+               KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
+    return 0;
+}
+
+static SSL_CTX *server_ctx_new(const kms_tls_options *o)
+{
+    if (check_server_options(o) != 0) {
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_CTX_new");
+        return NULL;
+    }
+    static const unsigned char sid_ctx[] = "kms-tls";
+    int r = -1;
+    if ((r = kms_tls_ctx_apply_profile(ctx, o->profile)) != 0) {
+        goto out;
+    }
+    if ((r = kms_tls_ctx_use_certificate(ctx, o->cert_chain_file, o->key_file)) != 0) {
+        goto out;
+    }
+    if (o->client_auth != KMS_TLS_CLIENT_AUTH_NONE && (r = set_client_auth(ctx, o)) != 0) {
+        goto out;
+    }
+    if (o->alpn != NULL && (r = set_alpn(ctx, o->alpn)) != 0) {
+        goto out;
+    }
+    /* Resumed sessions (and client certificates in them) belong to this application only. */
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1) != 1) {
+        r = kms_tls_raise_ssl(KMS_ERR_INTERNAL, "setting the session id context");
+        goto out;
+    }
+    if (o->disable_session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* ---- The server holder -----------------------------------------------------------------------*/
+struct kms_tls_server {
+    pthread_mutex_t lock;        /* guards ctx */
+    pthread_mutex_t reload_lock; /* one reload at a time; guards opts and the paths */
+    SSL_CTX *ctx;
+    kms_tls_options opts; /* its strings point at the copies below */
+    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn;
+};
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    char *d = strdup(s);
+    if (d == NULL) {
+        *failed = true;
+    }
+    return d;
+}
+
+kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
+{
+    kms_error_clear();
+    if (opts == NULL) {
+        kms_raise(KMS_ERR_VALIDATION, "a TLS server needs its options");
+        return NULL;
+    }
+    kms_tls_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    bool failed = false;
+    s->cert_chain_file = dup_or_null(opts->cert_chain_file, &failed);
+    s->key_file = dup_or_null(opts->key_file, &failed);
+    s->ca_file = dup_or_null(opts->ca_file, &failed);
+    s->crl_file = dup_or_null(opts->crl_file, &failed);
+    s->alpn = dup_or_null(opts->alpn, &failed);
+    s->opts = *opts;
+    s->opts.cert_chain_file = s->cert_chain_file;
+    s->opts.key_file = s->key_file;
+    s->opts.ca_file = s->ca_file;
+    s->opts.crl_file = s->crl_file;
+    s->opts.alpn = s->alpn;
+    if (failed) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    } else {
+        s->ctx = server_ctx_new(&s->opts);
+    }
+    if (s->ctx == NULL) {
+        kms_tls_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void kms_tls_server_free(kms_tls_server *server)
+{
+    if (server == NULL) {
+        return;
+    }
+    SSL_CTX_free(server->ctx); /* a reference: connections still open keep theirs */
+    free(server->cert_chain_file);
+    free(server->key_file);
+    free(server->ca_file);
+    free(server->crl_file);
+    free(server->alpn);
+    pthread_mutex_destroy(&server->lock);
+    pthread_mutex_destroy(&server->reload_lock);
+    free(server);
+}
+
+/* Session tickets issued before the reload stay good after it: the new context takes the old
+ * one's ticket keys (name, HMAC and AES keys: 80 bytes in OpenSSL 3). */
+static void carry_ticket_keys(SSL_CTX *from, SSL_CTX *to)
+{
+    unsigned char keys[80];
+    if (SSL_CTX_get_tlsext_ticket_keys(from, keys, sizeof keys) == 1) {
+        (void)SSL_CTX_set_tlsext_ticket_keys(to, keys, sizeof keys);
+    }
+    sodium_memzero(keys, sizeof keys);
+    ERR_clear_error();
+}
+
+int kms_tls_server_reload(kms_tls_server *server, const char *cert_chain_file, const char *key_file)
+{
+    kms_error_clear();
+    KMS_ENSURE(server != NULL, KMS_ERR_VALIDATION, "no TLS server to reload");
+    KMS_ENSURE((cert_chain_file == NULL) == (key_file == NULL), KMS_ERR_VALIDATION,
+               "a reload replaces the certificate chain and the key together");
+    char *new_cert = NULL;
+    char *new_key = NULL;
+    SSL_CTX *ctx = NULL;
+    int r = -1;
+    pthread_mutex_lock(&server->reload_lock);
+    kms_tls_options o = server->opts;
+    if (cert_chain_file != NULL) {
+        new_cert = strdup(cert_chain_file);
+        new_key = strdup(key_file);
+        if (new_cert == NULL || new_key == NULL) {
+            r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        o.cert_chain_file = new_cert;
+        o.key_file = new_key;
+    }
+    if ((ctx = server_ctx_new(&o)) == NULL) {
+        goto out; /* the current context stays */
+    }
+    pthread_mutex_lock(&server->lock);
+    SSL_CTX *old = server->ctx;
+    if (!o.disable_session_tickets) {
+        carry_ticket_keys(old, ctx);
+    }
+    server->ctx = ctx;
+    pthread_mutex_unlock(&server->lock);
+    SSL_CTX_free(old);
+    if (new_cert != NULL) {
+        free(server->cert_chain_file);
+        free(server->key_file);
+        server->cert_chain_file = new_cert;
+        server->key_file = new_key;
+        server->opts.cert_chain_file = new_cert;
+        server->opts.key_file = new_key;
+        new_cert = NULL;
+        new_key = NULL;
+    }
+    r = 0;
+out:
+    pthread_mutex_unlock(&server->reload_lock);
+    free(new_cert);
+    free(new_key);
+    return r;
+}
+
+SSL_CTX *kms_tls_server_ctx_get(kms_tls_server *server)
+{
+    kms_error_clear();
+    if (server == NULL) {
+        kms_raise(KMS_ERR_VALIDATION, "no TLS server");
+        return NULL;
+    }
+    pthread_mutex_lock(&server->lock);
+    SSL_CTX *ctx = server->ctx;
+    int ok = SSL_CTX_up_ref(ctx);
+    pthread_mutex_unlock(&server->lock);
+    if (ok != 1) {
+        kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_CTX_up_ref");
+        return NULL;
+    }
+    return ctx;
+}
+
+SSL *kms_tls_server_ssl_new(kms_tls_server *server)
+{
+    kms_error_clear();
+    if (server == NULL) {
+        kms_raise(KMS_ERR_VALIDATION, "no TLS server");
+        return NULL;
+    }
+    /* SSL_new takes its own reference to the context: the connection keeps it across reloads. */
+    pthread_mutex_lock(&server->lock);
+    SSL *ssl = SSL_new(server->ctx);
+    pthread_mutex_unlock(&server->lock);
+    if (ssl == NULL) {
+        kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_new");
+    }
+    return ssl;
+}
