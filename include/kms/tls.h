@@ -17,7 +17,10 @@
  * Session tickets are on unless disabled. For now their keys are OpenSSL's own: random, made when
  * the context is made, kept only in memory and never rotated (a restart makes new ones, which
  * ends resumption of older sessions). A server's hot reload (kms_tls_server_reload) carries the
- * ticket keys over to the new context, so a reload does not cost every client a full handshake.
+ * ticket keys over to the new context, so a reload does not cost every client a full handshake;
+ * not under mutual TLS, where the reload may bring a new CRL that a resumed session would not be
+ * checked against. A CRL file is checked for every certificate of the client's chain (each CA's
+ * CRL must be in it).
  * Later: ticket keys derived from a CMK and rotated on a schedule.
  *
  * Conventions are those of kms.h: 0 / -1 with a thread-local error (kms_last_error), constructors

@@ -88,8 +88,9 @@ static int set_client_auth(SSL_CTX *ctx, const kms_tls_options *o)
         if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0) {
             return kms_tls_raise_ssl(KMS_ERR_VALIDATION, "reading the CRL file");
         }
-        /* The leaf's CRL must be there and must not list it (RFC 5280 6.3). */
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+        /* Every certificate of the client's chain, the CAs above the leaf too, must have its
+         * CRL there and not be listed in it (RFC 5280 6.3). */
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
     int mode = SSL_VERIFY_PEER;
     if (o->client_auth == KMS_TLS_CLIENT_AUTH_REQUIRE) {
@@ -271,7 +272,10 @@ int kms_tls_server_reload(kms_tls_server *server, const char *cert_chain_file, c
     }
     pthread_mutex_lock(&server->lock);
     SSL_CTX *old = server->ctx;
-    if (!o.disable_session_tickets) {
+    /* Tickets resume across a reload, except under mutual TLS: a reload may bring a new CRL,
+     * and a resumed session is not checked against it again (a revoked client would be let back
+     * in by its ticket). */
+    if (!o.disable_session_tickets && o.client_auth == KMS_TLS_CLIENT_AUTH_NONE) {
         carry_ticket_keys(old, ctx);
     }
     server->ctx = ctx;
