@@ -66,6 +66,41 @@ static int key_check(EVP_PKEY *pub, bool *rsa)
     return 0;
 }
 
+/* Whether name (len bytes, not NUL-terminated) is a host name a certificate may carry
+ * (RFC 1034/1123 preferred name syntax, as the CA/Browser Forum requires): labels of letters,
+ * digits and hyphens, 1 to 63 long, not starting or ending with a hyphen, at most 253 in all; a
+ * wildcard "*" only as the whole left-most label, followed by two labels at least (no "*" or
+ * "*.com"). */
+static bool host_name_ok(const char *name, size_t len)
+{
+    size_t labels = 0, start = 0;
+    if (len == 0 || len > 253) {
+        return false;
+    }
+    bool wildcard = len >= 2 && name[0] == '*' && name[1] == '.';
+    if (wildcard) {
+        start = 2;
+    }
+    for (size_t i = start; i <= len; i++) {
+        if (i < len && name[i] != '.') {
+            char c = name[i];
+            bool ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-';
+            if (!ldh) {
+                return false;
+            }
+            continue;
+        }
+        size_t n = i - start;
+        if (n == 0 || n > 63 || name[start] == '-' || name[i - 1] == '-') {
+            return false;
+        }
+        labels++;
+        start = i + 1;
+    }
+    return !wildcard || labels >= 2;
+}
+
 /* The CSR's requested extensions: only subjectAltName (DNS names and IP addresses) is taken
  * into the certificate; basicConstraints CA:TRUE is refused from a template that is no CA's;
  * the others are ignored, as the non-passthrough templates ignore them. *san is owned. */
@@ -101,10 +136,23 @@ static int csr_extensions(X509_REQ *req, const kms_pki_template *t, GENERAL_NAME
         }
     }
     for (int i = 0; *san != NULL && i < sk_GENERAL_NAME_num(*san); i++) {
-        int type = sk_GENERAL_NAME_value(*san, i)->type;
-        if (type != GEN_DNS && type != GEN_IPADD) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(*san, i);
+        if (g->type != GEN_DNS && g->type != GEN_IPADD) {
             kms_raise(KMS_ERR_INVALID_ARGS, "the CSR's subjectAltName may hold DNS names and IP "
                                             "addresses only");
+            goto out;
+        }
+        int len = ASN1_STRING_length(g->d.ia5);
+        if (g->type == GEN_IPADD
+                ? len != 4 && len != 16
+                : !host_name_ok((const char *)ASN1_STRING_get0_data(g->d.ia5), (size_t)len)) {
+            kms_raise(KMS_ERR_INVALID_ARGS,
+                      g->type == GEN_IPADD
+                          ? "the CSR's subjectAltName holds an IP address of neither 4 nor 16 bytes"
+                          : "the CSR's subjectAltName holds a DNS name that is no host name "
+                            "(letters, digits and hyphens in labels of 1 to 63, at most 253 in "
+                            "all; a wildcard only as the whole left-most label, above two labels "
+                            "at least)");
             goto out;
         }
     }
@@ -324,6 +372,14 @@ int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_is
     c.ca_cert = d2i_X509(NULL, &der, (long)ca->certificate_len);
     if (c.ca_cert == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "the certificate of CA %s does not parse", ca->ca_id);
+        goto out;
+    }
+    /* A CA whose own certificate allows no CA below it (pathLenConstraint 0) issues none. */
+    if (c.t->ca && X509_get_pathlen(c.ca_cert) == 0) {
+        kms_raise(KMS_ERR_INVALID_ARGS,
+                  "CA %s may issue no CA certificate (its own certificate has pathlen:0); use "
+                  "an end-entity template",
+                  ca->ca_id);
         goto out;
     }
     if (csr_parse(p->csr, p->csr_len, &c.req) != 0 ||

@@ -107,6 +107,22 @@ assert_contains "$(pkcs11_object "pca:${RSA##*/}" "Private Key Object")" "Privat
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/app.key" \
     -subj /CN=app.internal -addext "subjectAltName=DNS:app.internal,DNS:www.app.internal,IP:10.0.0.7" \
     -out "$W/app.csr" 2>/dev/null
+# Names that are no host names are refused in subjectAltName (the CA/Browser Forum's rules).
+for bad in "DNS:*" "DNS:*.com" "DNS:a b.example" "DNS:-bad.example" "DNS:bad..example"; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/bad.key" \
+        -subj /CN=bad -addext "subjectAltName=$bad" -out "$W/bad.csr" 2>/dev/null
+    expect_error InvalidArgsException 254 kms acm-pca issue-certificate \
+        --certificate-authority-arn "$EC" --csr "fileb://$W/bad.csr" --signing-algorithm SHA256WITHECDSA \
+        --validity Value=30,Type=DAYS --template-arn "$TPL/EndEntityServerAuthCertificate/V1"
+done
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/wild.key" \
+    -subj /CN=wild -addext "subjectAltName=DNS:*.app.internal" -out "$W/wild.csr" 2>/dev/null
+kms acm-pca issue-certificate --certificate-authority-arn "$EC" --csr "fileb://$W/wild.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+    --template-arn "$TPL/EndEntityServerAuthCertificate/V1" >/dev/null &&
+    ok "a wildcard as the whole left-most label above two labels is issued" ||
+    fail "*.app.internal was refused"
+
 # issue CA_ARN CA_PEM TEMPLATE SIG_ALG NAME [CSR]: issues, writes $W/NAME.pem, checks the chain
 issue() {
     local arn cert
@@ -425,6 +441,11 @@ assert_eq "$(grep -v '^$' "$W/via-sub.chain.pem")" "$(cat "$W/sub-ca.pem" "$W/ec
     "GetCertificate's chain: the subordinate CA, then the root"
 assert_eq "$(openssl x509 -in "$W/via-sub.pem" -noout -issuer)" "issuer=O = Example, CN = Issuing CA" \
     "the leaf is issued by the subordinate CA"
+# Its own certificate says pathlen:0: it issues no CA certificate (RFC 5280 4.2.1.9).
+expect_error InvalidArgsException 254 kms acm-pca issue-certificate --certificate-authority-arn "$SUB" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA384WITHECDSA --validity Value=30,Type=DAYS \
+    --template-arn "$TPL/SubordinateCACertificate_PathLen0/V1"
+assert_contains "$ERR_MSG" "pathlen:0" "a pathlen:0 subordinate CA refuses to issue a CA certificate"
 
 # An outside root (openssl alone) signs the second subordinate CA's CSR.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/outside.key" \
