@@ -1,5 +1,6 @@
 /* IssueCertificate: a CSR (its signature checked) becomes a certificate of the CA as its
  * template says (RFC 5280 profile), signed in the HSM and recorded; GetCertificate reads it. */
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -57,6 +58,14 @@ static int key_check(EVP_PKEY *pub, bool *rsa)
     }
     char group[64] = "";
     size_t n = 0;
+    int explicit_params = 0;
+    /* RFC 5480 2.1.1: named curves only, never explicit parameters (even of a known curve). */
+    KMS_ENSURE(EVP_PKEY_get_int_param(pub, OSSL_PKEY_PARAM_EC_DECODED_FROM_EXPLICIT_PARAMS,
+                                      &explicit_params) != 1 ||
+                   explicit_params == 0,
+               KMS_ERR_MALFORMED_CSR,
+               "the CSR's EC key gives explicit curve parameters: name the "
+               "curve (P-256, P-384 or P-521)");
     KMS_ENSURE(EVP_PKEY_base_id(pub) == EVP_PKEY_EC &&
                    EVP_PKEY_get_group_name(pub, group, sizeof group, &n) == 1 &&
                    (strcmp(group, "prime256v1") == 0 || strcmp(group, "secp384r1") == 0 ||
@@ -385,6 +394,14 @@ int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_is
     if (csr_parse(p->csr, p->csr_len, &c.req) != 0 ||
         key_check(X509_REQ_get0_pubkey(c.req), &c.rsa) != 0 ||
         csr_extensions(c.req, c.t, &c.san) != 0) {
+        goto out;
+    }
+    /* An end entity's subject equal to the CA's would make it look self-issued (RFC 5280
+     * 6.1: only a CA's key rollover certificate is). */
+    if (!c.t->ca &&
+        X509_NAME_cmp(X509_REQ_get_subject_name(c.req), X509_get_subject_name(c.ca_cert)) == 0) {
+        kms_raise(KMS_ERR_INVALID_ARGS, "the CSR's subject is the CA's own: give the certificate "
+                                        "a subject of its own");
         goto out;
     }
     if (build(ks, &c, serial, &x) != 0 || store(ks, &c, x, serial, p->now) != 0) {

@@ -262,10 +262,13 @@ int kms_pki_ca_import(const kms_keystore *ks, const kms_pki_ca *ca, const uint8_
                                         "for this CA's key (use its GetCertificateAuthorityCsr)");
         goto out;
     }
-    if (X509_check_ca(x) < 1 || (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
+    int bc = X509_get_ext_by_NID(x, NID_basic_constraints, -1);
+    if (bc < 0 || !X509_EXTENSION_get_critical(X509_get_ext(x, bc)) ||
+        (X509_get_extension_flags(x) & EXFLAG_CA) == 0 ||
+        (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
         kms_raise(KMS_ERR_INVALID_ARGS,
                   "InvalidRequestException: the certificate is not a CA's (basicConstraints "
-                  "CA:TRUE and keyUsage keyCertSign)");
+                  "critical CA:TRUE and keyUsage keyCertSign)");
         goto out;
     }
     if (chain_verify(x, chain) != 0) {

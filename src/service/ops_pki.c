@@ -430,7 +430,15 @@ static int revoke_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
     int r = kms_pki_revoke(&rq->client->keystore, &ca, serial, reason, kms_now());
-    if (r == 0) {
+    if (r != 0 && kms_last_error() == KMS_ERR_ALREADY_PROCESSED) {
+        /* Revoked before: if that call failed to publish, the CRL must hold it now. The
+         * caller still learns it was revoked already. */
+        kms_error_clear();
+        r = publish_crl(rq, &ca);
+        if (r == 0) {
+            r = kms_raise(KMS_ERR_ALREADY_PROCESSED, "certificate %s is revoked already", serial);
+        }
+    } else if (r == 0) {
         r = publish_crl(rq, &ca);
     }
     kms_pki_ca_clean_up(&ca);

@@ -123,6 +123,22 @@ kms acm-pca issue-certificate --certificate-authority-arn "$EC" --csr "fileb://$
     ok "a wildcard as the whole left-most label above two labels is issued" ||
     fail "*.app.internal was refused"
 
+# A subject that is the CA's own (the leaf would look self-issued), and an EC key with explicit
+# curve parameters (RFC 5480: named curves only), are refused.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/same.key" \
+    -subj "$(openssl x509 -in "$W/ec-root.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" \
+    -out "$W/same.csr" 2>/dev/null
+expect_error InvalidArgsException 254 kms acm-pca issue-certificate --certificate-authority-arn "$EC" \
+    --csr "fileb://$W/same.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+    --template-arn "$TPL/EndEntityCertificate/V1"
+assert_contains "$ERR_MSG" "the CA's own" "a CSR with the CA's own subject is refused"
+openssl ecparam -name prime256v1 -param_enc explicit -genkey -noout -out "$W/explicit.key" 2>/dev/null
+openssl req -new -key "$W/explicit.key" -subj /CN=explicit -out "$W/explicit.csr" 2>/dev/null
+expect_error MalformedCSRException 254 kms acm-pca issue-certificate --certificate-authority-arn "$EC" \
+    --csr "fileb://$W/explicit.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+    --template-arn "$TPL/EndEntityCertificate/V1"
+assert_contains "$ERR_MSG" "explicit curve parameters" "an EC key with explicit parameters is refused"
+
 # issue CA_ARN CA_PEM TEMPLATE SIG_ALG NAME [CSR]: issues, writes $W/NAME.pem, checks the chain
 issue() {
     local arn cert
@@ -349,7 +365,9 @@ SERIAL2=$(openssl x509 -in "$W/ee.pem" -noout -serial | cut -d= -f2)
 kms acm-pca revoke-certificate --certificate-authority-arn "$EC" --certificate-serial "$SERIAL2" \
     --revocation-reason SUPERSEDED
 text=$(openssl crl -inform DER -in "$CRL" -noout -text)
-assert_match "$text" "CRL Number: "$'\n'" +2" "each revocation reissues the CRL with the next number"
+# (the refused second revocation of $SERIAL republished it too: a revocation whose CRL failed to
+# publish reaches the CRL on its retry)
+assert_match "$text" "CRL Number: "$'\n'" +3" "each revocation reissues the CRL with the next number"
 assert_contains "$text" "Serial Number: $SERIAL2" "the new CRL lists the new revocation"
 assert_contains "$text" "Serial Number: $SERIAL" "and the old one"
 
