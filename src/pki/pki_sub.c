@@ -271,6 +271,13 @@ int kms_pki_ca_import(const kms_keystore *ks, const kms_pki_ca *ca, const uint8_
                   "critical CA:TRUE and keyUsage keyCertSign)");
         goto out;
     }
+    /* Its key identifier names it in the CRLs and in the certificates it issues. */
+    if (X509_get0_subject_key_id(x) == NULL) {
+        kms_raise(KMS_ERR_INVALID_ARGS, "MalformedCertificateException: the certificate has no "
+                                        "subjectKeyIdentifier, which its CRLs and the "
+                                        "certificates it issues name it by");
+        goto out;
+    }
     if (chain_verify(x, chain) != 0) {
         goto out;
     }

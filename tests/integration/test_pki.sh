@@ -470,6 +470,20 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
     -subj "/CN=Outside Root" -days 3650 -addext basicConstraints=critical,CA:TRUE \
     -addext keyUsage=critical,keyCertSign,cRLSign -out "$W/outside.pem" 2>/dev/null
 SUB2=$(new_sub sub2)
+# Not a CA certificate to install: basicConstraints not critical; no subjectKeyIdentifier (its
+# CRLs and the certificates it issues name it by that).
+printf 'basicConstraints=CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n' >"$W/noncrit.ext"
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n' >"$W/noski.ext"
+for bad in noncrit noski; do
+    openssl x509 -req -in "$W/sub2.csr" -CA "$W/outside.pem" -CAkey "$W/outside.key" -set_serial 4243 \
+        -days 365 -extfile "$W/$bad.ext" -out "$W/sub2-$bad.pem" 2>/dev/null
+    expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+        --certificate-authority-arn "$SUB2" --certificate "fileb://$W/sub2-$bad.pem" \
+        --certificate-chain "fileb://$W/outside.pem"
+done
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$SUB2" \
+    --query CertificateAuthority.Status --output text)" PENDING_CERTIFICATE \
+    "a refused import leaves the CA waiting for its certificate"
 openssl x509 -req -in "$W/sub2.csr" -CA "$W/outside.pem" -CAkey "$W/outside.key" -set_serial 4242 \
     -days 365 -copy_extensions copyall -out "$W/sub2.pem" 2>/dev/null
 kms acm-pca import-certificate-authority-certificate --certificate-authority-arn "$SUB2" \
