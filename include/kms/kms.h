@@ -71,6 +71,9 @@ typedef enum kms_error {
     KMS_ERR_PCA_INVALID_STATE,     /* InvalidStateException (acm-pca) */
     KMS_ERR_REQUEST_FAILED,        /* RequestFailedException (acm-pca) */
     KMS_ERR_ALREADY_PROCESSED,     /* RequestAlreadyProcessedException (acm-pca) */
+    KMS_ERR_CERTIFICATE_MISMATCH,  /* CertificateMismatchException (acm-pca) */
+    KMS_ERR_MALFORMED_CERTIFICATE, /* MalformedCertificateException (acm-pca) */
+    KMS_ERR_INVALID_REQUEST,       /* InvalidRequestException (acm-pca) */
     KMS_ERR__COUNT
 } kms_error;
 

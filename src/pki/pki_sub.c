@@ -115,9 +115,8 @@ static int cert_parse(const uint8_t *in, size_t len, X509 **out)
         const uint8_t *p = in;
         *out = d2i_X509(NULL, &p, (long)len);
     }
-    KMS_ENSURE(*out != NULL, KMS_ERR_INVALID_ARGS,
-               "MalformedCertificateException: Certificate is not an X.509 certificate in PEM or "
-               "DER");
+    KMS_ENSURE(*out != NULL, KMS_ERR_MALFORMED_CERTIFICATE,
+               "Certificate is not an X.509 certificate in PEM or DER");
     return 0;
 }
 
@@ -162,9 +161,8 @@ static int chain_verify(X509 *x, STACK_OF(X509) * chain)
         goto out;
     }
     if (X509_verify_cert(ctx) != 1) {
-        kms_raise(KMS_ERR_INVALID_ARGS,
-                  "InvalidRequestException: the certificate does not verify through "
-                  "CertificateChain: %s",
+        kms_raise(KMS_ERR_INVALID_REQUEST,
+                  "the certificate does not verify through CertificateChain: %s",
                   X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
         goto out;
     }
@@ -258,24 +256,24 @@ int kms_pki_ca_import(const kms_keystore *ks, const kms_pki_ca *ca, const uint8_
         goto out;
     }
     if (EVP_PKEY_eq(X509_get0_pubkey(x), pub) != 1) {
-        kms_raise(KMS_ERR_INVALID_ARGS, "CertificateMismatchException: the certificate is not "
-                                        "for this CA's key (use its GetCertificateAuthorityCsr)");
+        kms_raise(KMS_ERR_CERTIFICATE_MISMATCH,
+                  "the certificate is not "
+                  "for this CA's key (use its GetCertificateAuthorityCsr)");
         goto out;
     }
     int bc = X509_get_ext_by_NID(x, NID_basic_constraints, -1);
     if (bc < 0 || !X509_EXTENSION_get_critical(X509_get_ext(x, bc)) ||
         (X509_get_extension_flags(x) & EXFLAG_CA) == 0 ||
         (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) == 0) {
-        kms_raise(KMS_ERR_INVALID_ARGS,
-                  "InvalidRequestException: the certificate is not a CA's (basicConstraints "
-                  "critical CA:TRUE and keyUsage keyCertSign)");
+        kms_raise(KMS_ERR_INVALID_REQUEST, "the certificate is not a CA's (basicConstraints "
+                                           "critical CA:TRUE and keyUsage keyCertSign)");
         goto out;
     }
     /* Its key identifier names it in the CRLs and in the certificates it issues. */
     if (X509_get0_subject_key_id(x) == NULL) {
-        kms_raise(KMS_ERR_INVALID_ARGS, "MalformedCertificateException: the certificate has no "
-                                        "subjectKeyIdentifier, which its CRLs and the "
-                                        "certificates it issues name it by");
+        kms_raise(KMS_ERR_MALFORMED_CERTIFICATE, "the certificate has no "
+                                                 "subjectKeyIdentifier, which its CRLs and the "
+                                                 "certificates it issues name it by");
         goto out;
     }
     if (chain_verify(x, chain) != 0) {

@@ -53,6 +53,9 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_PCA_INVALID_STATE] = "InvalidStateException",
     [KMS_ERR_REQUEST_FAILED] = "RequestFailedException",
     [KMS_ERR_ALREADY_PROCESSED] = "RequestAlreadyProcessedException",
+    [KMS_ERR_CERTIFICATE_MISMATCH] = "CertificateMismatchException",
+    [KMS_ERR_MALFORMED_CERTIFICATE] = "MalformedCertificateException",
+    [KMS_ERR_INVALID_REQUEST] = "InvalidRequestException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

@@ -434,10 +434,10 @@ SUB_CERT=$(kms acm-pca issue-certificate --certificate-authority-arn "$EC" --csr
     --template-arn "$TPL/SubordinateCACertificate_PathLen0/V1" --query CertificateArn --output text)
 kms acm-pca get-certificate --certificate-authority-arn "$EC" --certificate-arn "$SUB_CERT" \
     --query Certificate --output text >"$W/sub-ca.pem"
-expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+expect_error InvalidRequestException 254 kms acm-pca import-certificate-authority-certificate \
     --certificate-authority-arn "$SUB" --certificate "fileb://$W/sub-ca.pem" \
     --certificate-chain "fileb://$W/rsa-root.pem"
-expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+expect_error CertificateMismatchException 254 kms acm-pca import-certificate-authority-certificate \
     --certificate-authority-arn "$SUB" --certificate "fileb://$W/server.pem" \
     --certificate-chain "fileb://$W/ec-root.pem"
 kms acm-pca import-certificate-authority-certificate --certificate-authority-arn "$SUB" \
@@ -474,10 +474,12 @@ SUB2=$(new_sub sub2)
 # CRLs and the certificates it issues name it by that).
 printf 'basicConstraints=CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n' >"$W/noncrit.ext"
 printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n' >"$W/noski.ext"
-for bad in noncrit noski; do
+for bad in noncrit:InvalidRequestException noski:MalformedCertificateException; do
+    error=${bad#*:}
+    bad=${bad%%:*}
     openssl x509 -req -in "$W/sub2.csr" -CA "$W/outside.pem" -CAkey "$W/outside.key" -set_serial 4243 \
         -days 365 -extfile "$W/$bad.ext" -out "$W/sub2-$bad.pem" 2>/dev/null
-    expect_error InvalidArgsException 254 kms acm-pca import-certificate-authority-certificate \
+    expect_error "$error" 254 kms acm-pca import-certificate-authority-certificate \
         --certificate-authority-arn "$SUB2" --certificate "fileb://$W/sub2-$bad.pem" \
         --certificate-chain "fileb://$W/outside.pem"
 done

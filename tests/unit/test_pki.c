@@ -733,7 +733,7 @@ static void subordinate_ca(void **state)
     root_pem = (uint8_t *)root_text;
     assert_kms_error(
         kms_pki_ca_import(&fx->ks, &sub, der, der_len, root_pem, strlen(root_text), kms_now()),
-        KMS_ERR_INVALID_ARGS);
+        KMS_ERR_CERTIFICATE_MISMATCH);
     free(der);
     /* The root issues it from the sub's CSR; a chain that is not its issuer is refused. */
     ip = params(csr, strlen(csr), "SHA256WITHECDSA", TEMPLATE("SubordinateCACertificate_PathLen0"),
@@ -744,7 +744,7 @@ static void subordinate_ca(void **state)
     assert_int_equal(kms_pki_pem(fx->rsa.certificate, fx->rsa.certificate_len, &rsa_root), 0);
     assert_kms_error(kms_pki_ca_import(&fx->ks, &sub, der, der_len, (uint8_t *)rsa_root,
                                        strlen(rsa_root), kms_now()),
-                     KMS_ERR_INVALID_ARGS);
+                     KMS_ERR_INVALID_REQUEST);
     assert_int_equal(
         kms_pki_ca_import(&fx->ks, &sub, der, der_len, root_pem, strlen(root_text), kms_now()), 0);
     assert_int_equal(kms_pki_ca_get(&fx->ks, sub.ca_id, &got), 0);
