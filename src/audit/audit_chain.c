@@ -26,15 +26,7 @@ typedef struct acks {
 
 static int acks_push(acks *l, const ack_at *x)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 32;
-        ack_at *more = realloc(l->v, cap * sizeof *more);
-        if (more == NULL) {
-            return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        }
-        l->v = more;
-        l->cap = cap;
-    }
+    KMS_GUARD(kms_array_reserve((void **)&l->v, &l->cap, l->n, sizeof *l->v));
     l->v[l->n++] = *x;
     return 0;
 }

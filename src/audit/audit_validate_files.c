@@ -180,17 +180,9 @@ bool kms_validator_parse_name(const char *name, const char *suffix, int64_t *num
 
 int kms_validator_grow(void **arr, size_t *cap, size_t n, size_t size)
 {
-    if (n < *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * size);
-    if (p == NULL) {
-        return -1;
-    }
-    *arr = p;
-    *cap = ncap;
-    return 0;
+    int r = kms_array_reserve(arr, cap, n, size);
+    kms_error_clear(); /* the validator counts out-of-memory itself (v->oom) */
+    return r;
 }
 
 static bool regular_file(int dfd, const char *name)

@@ -6,6 +6,7 @@
 
 #include "pki/pki_internal.h"
 #include "store/store_internal.h"
+#include "util/util.h"
 
 #define PKI_SQL_WHAT "certificate authority metadata"
 
@@ -122,13 +123,7 @@ typedef struct ca_page {
 static int page_row(kms_db_stmt *st, void *arg)
 {
     ca_page *pg = arg;
-    if (pg->count == pg->cap) {
-        size_t cap = pg->cap ? pg->cap * 2 : 16;
-        kms_pki_ca *items = realloc(pg->items, cap * sizeof *items);
-        KMS_ENSURE(items != NULL, KMS_ERR_INTERNAL, "out of memory");
-        pg->items = items;
-        pg->cap = cap;
-    }
+    KMS_GUARD(kms_array_reserve((void **)&pg->items, &pg->cap, pg->count, sizeof *pg->items));
     memset(&pg->items[pg->count], 0, sizeof pg->items[0]);
     KMS_GUARD(ca_read(st, &pg->items[pg->count]));
     pg->count++;
@@ -300,13 +295,7 @@ typedef struct revoked_page {
 static int revoked_read(kms_db_stmt *st, void *arg)
 {
     revoked_page *pg = arg;
-    if (pg->count == pg->cap) {
-        size_t cap = pg->cap ? pg->cap * 2 : 64;
-        revoked_row *rows = realloc(pg->rows, cap * sizeof *rows);
-        KMS_ENSURE(rows != NULL, KMS_ERR_INTERNAL, "out of memory");
-        pg->rows = rows;
-        pg->cap = cap;
-    }
+    KMS_GUARD(kms_array_reserve((void **)&pg->rows, &pg->cap, pg->count, sizeof *pg->rows));
     revoked_row *r = &pg->rows[pg->count];
     snprintf(r->serial, sizeof r->serial, "%s", kms_db_column_text(st, 0));
     r->at = kms_db_column_int64(st, 1);

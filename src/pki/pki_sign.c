@@ -37,16 +37,25 @@ static int set_algorithms(X509 *x, const kms_pki_sig_alg *alg)
     return 0;
 }
 
-/* Step 4: the signature as a BIT STRING with no unused bits. */
-static int set_signature(X509 *x, const uint8_t *sig, size_t sig_len)
+/* Steps 3 and 4, for every structure: the DER `tbs` signed by the CA's key in the HSM, and
+ * the signature put into `sig_bits` (the structure's own signature BIT STRING, its getter's
+ * const cast away) with no unused bits. */
+static int sign_into(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                     const kms_pki_sig_alg *alg, const unsigned char *tbs, int tbs_len,
+                     const ASN1_BIT_STRING *sig_bits, const char *what)
 {
-    const ASN1_BIT_STRING *csig = NULL;
-    const X509_ALGOR *alg = NULL;
-    X509_get0_signature(&csig, &alg, x);
-    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)csig;
-    KMS_ENSURE(bits != NULL && sig_len <= INT32_MAX &&
-                   ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) == 1,
-               KMS_ERR_INTERNAL, "cannot set the signature");
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)sig_bits;
+    if (tbs_len <= 0) {
+        return kms_raise(KMS_ERR_INTERNAL, "cannot encode the %s to sign", what);
+    }
+    KMS_GUARD(kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs,
+                                       (size_t)tbs_len, &sig, &sig_len));
+    bool ok = bits != NULL && sig_len <= INT32_MAX &&
+              ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) == 1;
+    free(sig);
+    KMS_ENSURE(ok, KMS_ERR_INTERNAL, "cannot set the %s's signature", what);
     bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
     bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     return 0;
@@ -57,9 +66,8 @@ int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_al
 {
     int r = -1;
     unsigned char *tbs = NULL;
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
-    int tbs_len = 0;
+    const ASN1_BIT_STRING *sig = NULL;
+    const X509_ALGOR *outer = NULL;
     EVP_PKEY *pub = ca_pub != NULL ? ca_pub : X509_get0_pubkey(x);
     KMS_ENSURE(alg->ec == key->ec, KMS_ERR_INVALID_ARGS,
                "SigningAlgorithm %s does not fit a CA key of KeyAlgorithm %s", alg->name,
@@ -67,16 +75,9 @@ int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_al
     if (set_algorithms(x, alg) != 0) {
         goto out;
     }
-    tbs_len = i2d_re_X509_tbs(x, &tbs);
-    if (tbs_len <= 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encode the TBSCertificate");
-        goto out;
-    }
-    if (kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs, (size_t)tbs_len,
-                                 &sig, &sig_len) != 0) {
-        goto out;
-    }
-    if (set_signature(x, sig, sig_len) != 0) {
+    X509_get0_signature(&sig, &outer, x);
+    int tbs_len = i2d_re_X509_tbs(x, &tbs);
+    if (sign_into(ks, ca_id, key, alg, tbs, tbs_len, sig, "certificate") != 0) {
         goto out;
     }
     /* Step 5: a signature the HSM got wrong, or a certificate encoded differently from what was
@@ -88,7 +89,6 @@ int kms_pki_sign(const kms_keystore *ks, const char *ca_id, const kms_pki_key_al
     r = 0;
 out:
     OPENSSL_free(tbs);
-    free(sig);
     return r;
 }
 
@@ -109,8 +109,6 @@ int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
 {
     int r = -1;
     unsigned char *tbs = NULL;
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
     int tbs_len = 0;
     int md_nid = NID_undef, pk_nid = NID_undef;
     const ASN1_BIT_STRING *csig = NULL;
@@ -122,23 +120,10 @@ int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
         goto out;
     }
     tbs_len = i2d_re_X509_CRL_tbs(crl, &tbs);
-    if (tbs_len <= 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encode the TBSCertList");
-        goto out;
-    }
-    if (kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs, (size_t)tbs_len,
-                                 &sig, &sig_len) != 0) {
-        goto out;
-    }
     X509_CRL_get0_signature(crl, &csig, &calg);
-    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)csig;
-    if (bits == NULL || sig_len > INT32_MAX ||
-        ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) != 1) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot set the CRL's signature");
+    if (sign_into(ks, ca_id, key, alg, tbs, tbs_len, csig, "CRL") != 0) {
         goto out;
     }
-    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
-    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     if (X509_CRL_verify(crl, ca_pub) != 1) {
         kms_raise(KMS_ERR_INTERNAL, "the CRL signed by CA %s does not verify", ca_id);
         goto out;
@@ -147,7 +132,6 @@ int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
 out:
     EVP_PKEY_free(tmp);
     OPENSSL_free(tbs);
-    free(sig);
     return r;
 }
 
@@ -161,34 +145,19 @@ int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
 {
     int r = -1;
     unsigned char *tbs = NULL;
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
     int tbs_len = 0;
     const ASN1_BIT_STRING *csig = NULL;
     const X509_ALGOR *calg = NULL;
     X509_REQ_get0_signature(req, &csig, &calg);
-    ASN1_BIT_STRING *bits = (ASN1_BIT_STRING *)csig;
-    if (calg == NULL || bits == NULL ||
-        X509_ALGOR_set0((X509_ALGOR *)calg, OBJ_nid2obj(alg->nid),
-                        alg->ec ? V_ASN1_UNDEF : V_ASN1_NULL, NULL) != 1) {
+    if (calg == NULL || X509_ALGOR_set0((X509_ALGOR *)calg, OBJ_nid2obj(alg->nid),
+                                        alg->ec ? V_ASN1_UNDEF : V_ASN1_NULL, NULL) != 1) {
         kms_raise(KMS_ERR_INTERNAL, "cannot set the CSR's signature algorithm %s", alg->name);
         goto out;
     }
     tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
-    if (tbs_len <= 0) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot encode the CertificationRequestInfo");
+    if (sign_into(ks, ca_id, key, alg, tbs, tbs_len, csig, "CSR") != 0) {
         goto out;
     }
-    if (kms_keystore_ca_key_sign(ks, ca_id, key->key_spec, alg->kms_name, tbs, (size_t)tbs_len,
-                                 &sig, &sig_len) != 0) {
-        goto out;
-    }
-    if (sig_len > INT32_MAX || ASN1_BIT_STRING_set(bits, (unsigned char *)sig, (int)sig_len) != 1) {
-        kms_raise(KMS_ERR_INTERNAL, "cannot set the CSR's signature");
-        goto out;
-    }
-    bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
-    bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     if (X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1) {
         kms_raise(KMS_ERR_INTERNAL, "the CSR signed by CA %s does not verify", ca_id);
         goto out;
@@ -196,6 +165,5 @@ int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
     r = 0;
 out:
     OPENSSL_free(tbs);
-    free(sig);
     return r;
 }

@@ -14,6 +14,15 @@
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* The answer of an operation whose response has no members: {} when r is 0. */
+static int empty_response(int r, json_t **resp)
+{
+    if (r == 0 && (*resp = json_object()) == NULL) {
+        r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return r;
+}
+
 /* Reads the ARN member, checks it names a CA of this home (InvalidArnException), and authorises
  * the operation on it. */
 static int authorize_ca(kms_request *rq, json_t *req, char ca_id[37], char arn[KMS_ARN_MAX])
@@ -380,11 +389,7 @@ static int update_ca(kms_request *rq, json_t *req, json_t **resp)
         r = kms_pki_ca_set_status(&rq->client->keystore, &ca, status, kms_now());
     }
     kms_pki_ca_clean_up(&ca);
-    if (r == 0) {
-        *resp = json_object();
-        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return r;
+    return empty_response(r, resp);
 }
 
 static int delete_ca(kms_request *rq, json_t *req, json_t **resp)
@@ -397,11 +402,7 @@ static int delete_ca(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
     int r = kms_pki_ca_delete(&rq->client->keystore, &ca, (int)days, kms_now());
     kms_pki_ca_clean_up(&ca);
-    if (r == 0) {
-        *resp = json_object();
-        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return r;
+    return empty_response(r, resp);
 }
 
 static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
@@ -412,11 +413,7 @@ static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
     int r = kms_pki_ca_restore(&rq->client->keystore, &ca, kms_now());
     kms_pki_ca_clean_up(&ca);
-    if (r == 0) {
-        *resp = json_object();
-        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return r;
+    return empty_response(r, resp);
 }
 
 /* RevokeCertificate: recorded, then the CA's CRL is reissued at once. */
@@ -442,11 +439,7 @@ static int revoke_certificate(kms_request *rq, json_t *req, json_t **resp)
         r = publish_crl(rq, &ca);
     }
     kms_pki_ca_clean_up(&ca);
-    if (r == 0) {
-        *resp = json_object();
-        r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return r;
+    return empty_response(r, resp);
 }
 
 static const kms_op ops[] = {

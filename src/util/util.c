@@ -485,3 +485,17 @@ void kms_fault_point(const char *point)
         kill(getpid(), SIGSTOP);
     }
 }
+
+int kms_array_reserve(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    KMS_ENSURE(ncap > *cap && ncap <= SIZE_MAX / size, KMS_ERR_INTERNAL, "out of memory");
+    void *p = realloc(*arr, ncap * size);
+    KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}

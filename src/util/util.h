@@ -77,6 +77,12 @@ int kms_file_lock(const char *path, bool exclusive, int *fd) __attribute__((warn
 /* malloc'd "a/b". */
 char *kms_path_join(const char *a, const char *b);
 
+/* Room for element n of the array *arr (elements of `size` bytes, *cap of them allocated),
+ * doubling it (16 at first) when full. 0, or -1 with KMSInternalException raised (the array is
+ * kept as it was). */
+int kms_array_reserve(void **arr, size_t *cap, size_t n, size_t size)
+    __attribute__((warn_unused_result));
+
 /* malloc'd formatted string, or NULL (KMSInternalException raised). */
 char *kms_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
