@@ -135,6 +135,27 @@ int kms_keystore_ca_key_destroy(const kms_keystore *ks, const char *ca_id)
 int kms_keystore_ca_key_attributes(const kms_keystore *ks, const char *ca_id,
                                    kms_hsm_key_attrs *out) __attribute__((warn_unused_result));
 
+/* ---- Keys of managed certificates (ca_keys.c) ------------------------------------------------
+ * The private key of a certificate the manager keeps in the HSM (ACM's RequestCertificate): a
+ * pair like a CA's, labelled "acm:KEY_NAME" (the caller names each key, e.g. one per renewal),
+ * used only through the TLS helper's handshake signatures. */
+void kms_keystore_cert_key_label(const char *key_name, char out[KMS_LABEL_MAX]);
+int kms_keystore_cert_key_create(const kms_keystore *ks, const char *key_name, const char *key_spec,
+                                 uint8_t **spki, size_t *spki_len)
+    __attribute__((warn_unused_result));
+/* Signs a digest the caller computed (a TLS handshake's): algorithm is an AWS KMS
+ * SigningAlgorithmSpec of the key's family, RSASSA-PSS included (TLS 1.3 signs with it), whose
+ * hash made the digest (digest_len must be its size). *sig (malloc'd): DER ECDSA-Sig-Value, or
+ * the raw RSA signature. */
+int kms_keystore_cert_key_sign_digest(const kms_keystore *ks, const char *key_name,
+                                      const char *key_spec, const char *algorithm,
+                                      const uint8_t *digest, size_t digest_len, uint8_t **sig,
+                                      size_t *sig_len) __attribute__((warn_unused_result));
+int kms_keystore_cert_key_destroy(const kms_keystore *ks, const char *key_name)
+    __attribute__((warn_unused_result));
+int kms_keystore_cert_key_attributes(const kms_keystore *ks, const char *key_name,
+                                     kms_hsm_key_attrs *out) __attribute__((warn_unused_result));
+
 /* ---- Key records (records.c) -----------------------------------------------------------------
  * The metadata of keys, as src/store keeps it (see store.h for each call's errors). */
 typedef kms_store_key_cb kms_keystore_key_cb;

@@ -235,6 +235,49 @@ static void ca_key_is_in_the_hsm_and_not_extractable(void **state)
     assert_true(a.never_extractable);
 }
 
+/* A managed certificate's key: made in the HSM, never extractable, signs a digest the caller
+ * computed (PSS included for RSA), refuses another family's algorithm and a wrong digest size. */
+static void cert_key_signs_digests_in_the_hsm(void **state)
+{
+    fixture *fx = *state;
+    uint8_t *spki = NULL, *sig = NULL;
+    size_t spki_len = 0, sig_len = 0;
+    uint8_t digest[32] = {7, 7, 7};
+    kms_hsm_key_attrs a;
+    assert_int_equal(
+        kms_keystore_cert_key_create(&fx->ks, "cert-key-test.1", "ECC_NIST_P256", &spki, &spki_len),
+        0);
+    const uint8_t *p = spki;
+    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    assert_non_null(pub);
+    assert_int_equal(kms_keystore_cert_key_sign_digest(&fx->ks, "cert-key-test.1", "ECC_NIST_P256",
+                                                       "ECDSA_SHA_256", digest, sizeof digest, &sig,
+                                                       &sig_len),
+                     0);
+    EVP_PKEY_CTX *v = EVP_PKEY_CTX_new(pub, NULL);
+    assert_int_equal(EVP_PKEY_verify_init(v), 1);
+    assert_int_equal(EVP_PKEY_verify(v, sig, sig_len, digest, sizeof digest), 1);
+    EVP_PKEY_CTX_free(v);
+    free(sig);
+    sig = NULL;
+    assert_kms_error(kms_keystore_cert_key_sign_digest(&fx->ks, "cert-key-test.1", "ECC_NIST_P256",
+                                                       "RSASSA_PSS_SHA_256", digest, sizeof digest,
+                                                       &sig, &sig_len),
+                     KMS_ERR_INVALID_ARGS);
+    assert_kms_error(kms_keystore_cert_key_sign_digest(&fx->ks, "cert-key-test.1", "ECC_NIST_P256",
+                                                       "ECDSA_SHA_384", digest, sizeof digest, &sig,
+                                                       &sig_len),
+                     KMS_ERR_INVALID_ARGS);
+    assert_null(sig);
+    assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, "cert-key-test.1", &a), 0);
+    assert_true(a.sensitive && !a.extractable && a.never_extractable);
+    assert_int_equal(kms_keystore_cert_key_destroy(&fx->ks, "cert-key-test.1"), 0);
+    assert_kms_error(kms_keystore_cert_key_attributes(&fx->ks, "cert-key-test.1", &a),
+                     KMS_ERR_NOT_FOUND);
+    EVP_PKEY_free(pub);
+    free(spki);
+}
+
 static void p384_and_rsa3072_cas(void **state)
 {
     fixture *fx = *state;
@@ -782,6 +825,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(root_certificate_is_self_signed_ca),
         cmocka_unit_test(ca_key_is_in_the_hsm_and_not_extractable),
+        cmocka_unit_test(cert_key_signs_digests_in_the_hsm),
         cmocka_unit_test(p384_and_rsa3072_cas),
         cmocka_unit_test(create_refusals_leave_nothing),
         cmocka_unit_test(get_and_list),
