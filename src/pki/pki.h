@@ -60,13 +60,19 @@ typedef struct kms_pki_ca {
 
 void kms_pki_ca_clean_up(kms_pki_ca *ca);
 
+/* A CA belongs to the account of the caller who created it, and every lookup, listing and ARN
+ * of src/pki is of ks->account_id: *out is ks seen by a caller of account_id (the same HSM and
+ * store; account_id borrowed). The service passes the caller's account, never the home's. */
+void kms_pki_keystore_as(const kms_keystore *ks, const char *account_id, kms_keystore *out);
+
 /* arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/CA_ID */
 void kms_pki_ca_arn(const kms_keystore *ks, const char *ca_id, char out[KMS_ARN_MAX]);
 /* CA_ARN/certificate/SERIAL */
 void kms_pki_cert_arn(const kms_keystore *ks, const char *ca_id, const char *serial,
                       char out[KMS_ARN_MAX]);
-/* The CA id of a CA ARN of this region and account (ca_id has 37 bytes); with cert_serial
- * non-NULL, the ARN must be a certificate's and its serial lands there. InvalidArnException. */
+/* The CA id of a CA ARN of this region, of any account (ca_id has 37 bytes: a CA of another
+ * account is not found by the lookups of ks's); with cert_serial non-NULL, the ARN must be a
+ * certificate's and its serial lands there. InvalidArnException. */
 int kms_pki_arn_parse(const kms_keystore *ks, const char *arn, char ca_id[37],
                       char cert_serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
 

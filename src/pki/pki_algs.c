@@ -247,18 +247,30 @@ void kms_pki_cert_arn(const kms_keystore *ks, const char *ca_id, const char *ser
              ks->region, ks->account_id, ca_id, serial);
 }
 
+void kms_pki_keystore_as(const kms_keystore *ks, const char *account_id, kms_keystore *out)
+{
+    *out = *ks;
+    out->account_id = account_id;
+}
+
 int kms_pki_arn_parse(const kms_keystore *ks, const char *arn, char ca_id[37],
                       char cert_serial[KMS_PKI_SERIAL_MAX])
 {
     char prefix[KMS_ARN_MAX];
-    snprintf(prefix, sizeof prefix, "arn:aws:acm-pca:%s:%s:certificate-authority/", ks->region,
-             ks->account_id);
+    static const char kind[] = ":certificate-authority/";
+    /* The account is any account's: a CA of another account is then one this caller's account
+     * does not have (ResourceNotFoundException from the lookup), not a malformed ARN. */
+    snprintf(prefix, sizeof prefix, "arn:aws:acm-pca:%s:", ks->region);
     size_t pl = strlen(prefix);
     ca_id[0] = '\0';
-    KMS_ENSURE(arn != NULL && strncmp(arn, prefix, pl) == 0 && strlen(arn + pl) >= 36,
+    KMS_ENSURE(arn != NULL && strncmp(arn, prefix, pl) == 0 &&
+                   strspn(arn + pl, "0123456789") == 12 &&
+                   strncmp(arn + pl + 12, kind, sizeof kind - 1) == 0 &&
+                   strlen(arn + pl + 12 + sizeof kind - 1) >= 36,
                KMS_ERR_INVALID_ARN,
-               "'%s' is not an ARN of a certificate authority of this home (%sID)", arn ? arn : "",
-               prefix);
+               "'%s' is not an ARN of a certificate authority of this home (%sACCOUNT%sID)",
+               arn ? arn : "", prefix, kind);
+    pl += 12 + sizeof kind - 1;
     const char *rest = arn + pl;
     memcpy(ca_id, rest, 36);
     ca_id[36] = '\0';

@@ -23,14 +23,24 @@ static int empty_response(int r, json_t **resp)
     return r;
 }
 
-/* Reads the ARN member, checks it names a CA of this home (InvalidArnException), and authorises
- * the operation on it. */
+/* The key store as the caller's account sees it: a CA belongs to the account of the caller who
+ * created it, and every lookup is of that account (a member account of the organization does
+ * not see the management account's CAs, nor the other way round). */
+static const kms_keystore *caller_ks(const kms_request *rq, kms_keystore *view)
+{
+    kms_pki_keystore_as(&rq->client->keystore, rq->who->id.account_id, view);
+    return view;
+}
+
+/* Reads the ARN member, checks it names a CA (InvalidArnException), and authorises the
+ * operation on it. A CA of another account is then not found. */
 static int authorize_ca(kms_request *rq, json_t *req, char ca_id[37], char arn[KMS_ARN_MAX])
 {
     const char *given = NULL;
+    kms_keystore view;
     KMS_GUARD(kms_request_string(req, "CertificateAuthorityArn", true, 5, 200, &given));
-    KMS_GUARD(kms_pki_arn_parse(&rq->client->keystore, given, ca_id, NULL));
-    kms_pki_ca_arn(&rq->client->keystore, ca_id, arn);
+    KMS_GUARD(kms_pki_arn_parse(caller_ks(rq, &view), given, ca_id, NULL));
+    snprintf(arn, KMS_ARN_MAX, "%s", given);
     kms_audit_trail_resource(rq, arn); /* the record names the CA, allowed or not */
     return kms_gate_authorize(rq, rq->operation, arn);
 }
@@ -85,6 +95,7 @@ static int refuse_unsupported(json_t *req, const char *const *members)
 static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
 {
     int r = -1;
+    kms_keystore view;
     uint8_t *der = NULL;
     size_t len = 0;
     char *dir = kms_path_join(rq->client->home, "crl");
@@ -97,7 +108,7 @@ static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
         kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
         goto out;
     }
-    if (kms_pki_crl(&rq->client->keystore, ca, kms_now(), &der, &len) != 0 ||
+    if (kms_pki_crl(caller_ks(rq, &view), ca, kms_now(), &der, &len) != 0 ||
         kms_file_write_atomic(path, der, len, 0644) != 0) {
         goto out;
     }
@@ -111,6 +122,8 @@ out:
 
 static int create_ca(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     const char *type = NULL, *mode = NULL, *token = NULL, *standard = NULL;
     char arn[KMS_ARN_MAX];
     kms_pki_ca ca;
@@ -127,8 +140,8 @@ static int create_ca(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_pki_revocation_check(rev));
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     kms_pki_ca_params p = {type, mode, conf, rev, kms_now()};
-    KMS_GUARD(kms_pki_ca_create(&rq->client->keystore, &p, &ca));
-    kms_pki_ca_arn(&rq->client->keystore, ca.ca_id, arn);
+    KMS_GUARD(kms_pki_ca_create(ks, &p, &ca));
+    kms_pki_ca_arn(ks, ca.ca_id, arn);
     /* A ROOT CA that publishes CRLs publishes its first (empty) one at once. */
     int r = ca.certificate != NULL && kms_pki_crl_enabled(&ca) ? publish_crl(rq, &ca) : 0;
     kms_pki_ca_clean_up(&ca);
@@ -140,11 +153,13 @@ static int create_ca(kms_request *rq, json_t *req, json_t **resp)
 
 static int describe_ca(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     kms_pki_ca ca;
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    json_t *o = ca_json(&rq->client->keystore, &ca);
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    json_t *o = ca_json(ks, &ca);
     kms_pki_ca_clean_up(&ca);
     *resp = o != NULL ? json_pack("{s:o}", "CertificateAuthority", o) : NULL;
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -169,6 +184,8 @@ static int list_one(void *arg, const kms_pki_ca *ca)
 
 static int list_cas(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     const char *token = NULL, *owner = NULL;
     long long max = 0;
     bool truncated = false;
@@ -180,7 +197,7 @@ static int list_cas(kms_request *rq, json_t *req, json_t **resp)
     KMS_ENSURE(token == NULL || kms_uuid_valid(token), KMS_ERR_INVALID_ARGS,
                "NextToken '%s' is not a token of this listing", token);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
-    list_ctx l = {&rq->client->keystore, json_array(), ""};
+    list_ctx l = {ks, json_array(), ""};
     KMS_ENSURE(l.list != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (kms_pki_ca_list(l.ks, token, (size_t)max, list_one, &l, &truncated) != 0) {
         json_decref(l.list);
@@ -222,10 +239,12 @@ static int certificate_response(const uint8_t *der, size_t der_len, const uint8_
 
 static int get_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     kms_pki_ca ca;
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
     int r = ca.certificate != NULL
                 ? certificate_response(ca.certificate, ca.certificate_len, NULL, 0, ca.chain,
                                        ca.chain_len, resp)
@@ -237,12 +256,14 @@ static int get_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
 
 static int get_ca_csr(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     char *pem = NULL;
     kms_pki_ca ca;
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r = kms_pki_ca_csr(&rq->client->keystore, &ca, &pem);
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    int r = kms_pki_ca_csr(ks, &ca, &pem);
     kms_pki_ca_clean_up(&ca);
     if (r == 0) {
         *resp = json_pack("{s:s}", "Csr", pem);
@@ -254,6 +275,8 @@ static int get_ca_csr(kms_request *rq, json_t *req, json_t **resp)
 
 static int import_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     uint8_t *cert = NULL, *chain = NULL;
     size_t cert_len = 0, chain_len = 0;
@@ -265,16 +288,15 @@ static int import_ca_certificate(kms_request *rq, json_t *req, json_t **resp)
             0 ||
         kms_request_blob(req, "CertificateChain", true, 1, (size_t)KMS_PKI_CSR_MAX * 4, false,
                          &chain, &chain_len) != 0 ||
-        kms_pki_ca_get(&rq->client->keystore, ca_id, &ca) != 0) {
+        kms_pki_ca_get(ks, ca_id, &ca) != 0) {
         goto out;
     }
-    if (kms_pki_ca_import(&rq->client->keystore, &ca, cert, cert_len, chain, chain_len,
-                          kms_now()) != 0) {
+    if (kms_pki_ca_import(ks, &ca, cert, cert_len, chain, chain_len, kms_now()) != 0) {
         goto out;
     }
     /* Installed, a CA that publishes CRLs publishes its first one. */
     kms_pki_ca_clean_up(&ca);
-    if (kms_pki_ca_get(&rq->client->keystore, ca_id, &ca) != 0 ||
+    if (kms_pki_ca_get(ks, ca_id, &ca) != 0 ||
         (kms_pki_crl_enabled(&ca) && publish_crl(rq, &ca) != 0)) {
         goto out;
     }
@@ -312,6 +334,8 @@ static int read_validity(json_t *req, kms_pki_issue_params *p)
 
 static int issue_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX], serial[KMS_PKI_SERIAL_MAX];
     const char *token = NULL;
     kms_pki_issue_params p;
@@ -327,15 +351,15 @@ static int issue_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(read_validity(req, &p));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
     if (kms_request_blob(req, "Csr", true, 1, KMS_PKI_CSR_MAX, false, &csr, &p.csr_len) != 0 ||
-        kms_pki_ca_get(&rq->client->keystore, ca_id, &ca) != 0) {
+        kms_pki_ca_get(ks, ca_id, &ca) != 0) {
         goto out;
     }
     p.csr = csr;
     p.now = kms_now();
-    if (kms_pki_issue(&rq->client->keystore, &ca, &p, serial) != 0) {
+    if (kms_pki_issue(ks, &ca, &p, serial) != 0) {
         goto out;
     }
-    kms_pki_cert_arn(&rq->client->keystore, ca_id, serial, arn);
+    kms_pki_cert_arn(ks, ca_id, serial, arn);
     *resp = json_pack("{s:s}", "CertificateArn", arn);
     if (*resp == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -350,6 +374,8 @@ out:
 
 static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX], cert_ca[37], serial[KMS_PKI_SERIAL_MAX];
     const char *cert_arn = NULL;
     kms_pki_ca ca;
@@ -357,11 +383,11 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
     size_t der_len = 0;
     KMS_GUARD(kms_request_string(req, "CertificateArn", true, 5, 200, &cert_arn));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_arn_parse(&rq->client->keystore, cert_arn, cert_ca, serial));
-    KMS_ENSURE(strcmp(cert_ca, ca_id) == 0, KMS_ERR_INVALID_ARN, "%s is not a certificate of %s",
-               cert_arn, arn);
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r = kms_pki_cert_get(&rq->client->keystore, ca_id, serial, &der, &der_len);
+    KMS_GUARD(kms_pki_arn_parse(ks, cert_arn, cert_ca, serial));
+    KMS_ENSURE(strcmp(cert_ca, ca_id) == 0 && strncmp(cert_arn, arn, strlen(arn)) == 0,
+               KMS_ERR_INVALID_ARN, "%s is not a certificate of %s", cert_arn, arn);
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    int r = kms_pki_cert_get(ks, ca_id, serial, &der, &der_len);
     if (r == 0) {
         r = certificate_response(der, der_len, ca.certificate, ca.certificate_len, ca.chain,
                                  ca.chain_len, resp);
@@ -373,6 +399,8 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
 
 static int update_ca(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     const char *status = NULL;
     kms_pki_ca ca;
@@ -380,13 +408,13 @@ static int update_ca(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "Status", false, 1, 32, &status));
     KMS_GUARD(kms_pki_revocation_check(rev));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
     int r = 0;
     if (rev != NULL && !json_is_null(rev)) {
-        r = kms_pki_ca_set_revocation(&rq->client->keystore, &ca, rev, kms_now());
+        r = kms_pki_ca_set_revocation(ks, &ca, rev, kms_now());
     }
     if (r == 0 && status != NULL) {
-        r = kms_pki_ca_set_status(&rq->client->keystore, &ca, status, kms_now());
+        r = kms_pki_ca_set_status(ks, &ca, status, kms_now());
     }
     kms_pki_ca_clean_up(&ca);
     return empty_response(r, resp);
@@ -394,24 +422,28 @@ static int update_ca(kms_request *rq, json_t *req, json_t **resp)
 
 static int delete_ca(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     long long days = 0;
     kms_pki_ca ca;
     KMS_GUARD(kms_request_int(req, "PermanentDeletionTimeInDays", false, 7, 30, 30, &days));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r = kms_pki_ca_delete(&rq->client->keystore, &ca, (int)days, kms_now());
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    int r = kms_pki_ca_delete(ks, &ca, (int)days, kms_now());
     kms_pki_ca_clean_up(&ca);
     return empty_response(r, resp);
 }
 
 static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     kms_pki_ca ca;
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r = kms_pki_ca_restore(&rq->client->keystore, &ca, kms_now());
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    int r = kms_pki_ca_restore(ks, &ca, kms_now());
     kms_pki_ca_clean_up(&ca);
     return empty_response(r, resp);
 }
@@ -419,14 +451,16 @@ static int restore_ca(kms_request *rq, json_t *req, json_t **resp)
 /* RevokeCertificate: recorded, then the CA's CRL is reissued at once. */
 static int revoke_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
+    const kms_keystore *ks = caller_ks(rq, &view);
     char ca_id[37], arn[KMS_ARN_MAX];
     const char *serial = NULL, *reason = NULL;
     kms_pki_ca ca;
     KMS_GUARD(kms_request_string(req, "CertificateSerial", true, 1, 128, &serial));
     KMS_GUARD(kms_request_string(req, "RevocationReason", true, 1, 64, &reason));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
-    KMS_GUARD(kms_pki_ca_get(&rq->client->keystore, ca_id, &ca));
-    int r = kms_pki_revoke(&rq->client->keystore, &ca, serial, reason, kms_now());
+    KMS_GUARD(kms_pki_ca_get(ks, ca_id, &ca));
+    int r = kms_pki_revoke(ks, &ca, serial, reason, kms_now());
     if (r != 0 && kms_last_error() == KMS_ERR_ALREADY_PROCESSED) {
         /* Revoked before: if that call failed to publish, the CRL must hold it now. The
          * caller still learns it was revoked already. */

