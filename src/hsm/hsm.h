@@ -56,6 +56,7 @@ typedef enum kms_hsm_key_type {
     KMS_HSM_RSA_4096,
     KMS_HSM_EC_P256,
     KMS_HSM_EC_P384,
+    KMS_HSM_EC_P521,
     KMS_HSM_RSA_2048_DECRYPT,
     KMS_HSM_RSA_3072_DECRYPT,
     KMS_HSM_RSA_4096_DECRYPT,
@@ -114,6 +115,7 @@ typedef enum kms_hsm_sig_alg {
     KMS_HSM_RSA_PKCS1_SHA512,
     KMS_HSM_ECDSA_SHA256,
     KMS_HSM_ECDSA_SHA384,
+    KMS_HSM_ECDSA_SHA512,
 } kms_hsm_sig_alg;
 
 /* Signs a message digest (the caller hashes RAW messages first) with the private key `label`.

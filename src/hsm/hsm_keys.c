@@ -18,6 +18,8 @@ static const CK_BBOOL no = CK_FALSE;
 
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+/* secp521r1 (SEC 2 A.2.1, 1.3.132.0.35): CKA_EC_PARAMS as the DER OID; points of 2 x 66 bytes. */
+static const uint8_t oid_p521[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
 
 static const kms_hsm_key_spec key_specs[] = {
     {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0, false},
@@ -30,6 +32,7 @@ static const kms_hsm_key_spec key_specs[] = {
     {KMS_HSM_RSA_4096, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, false},
     {KMS_HSM_EC_P256, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0, false},
     {KMS_HSM_EC_P384, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0, false},
+    {KMS_HSM_EC_P521, SPEC_EC, 0, oid_p521, sizeof oid_p521, "secp521r1", 66, 0, 0, false},
     {KMS_HSM_RSA_2048_DECRYPT, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, true},
     {KMS_HSM_RSA_3072_DECRYPT, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, true},
     {KMS_HSM_RSA_4096_DECRYPT, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, true},

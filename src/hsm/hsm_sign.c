@@ -43,6 +43,8 @@ static const sig_spec sig_specs[] = {
     {KMS_HSM_RSA_PKCS1_SHA512, CKM_RSA_PKCS, 64, 0, 0, di_sha512, "RSASSA_PKCS1_V1_5_SHA_512"},
     {KMS_HSM_ECDSA_SHA256, CKM_ECDSA, 32, 0, 0, NULL, "ECDSA_SHA_256"},
     {KMS_HSM_ECDSA_SHA384, CKM_ECDSA, 48, 0, 0, NULL, "ECDSA_SHA_384"},
+    /* P-521: the token answers r||s of 66 bytes each (kms_hsm_ecdsa_der encodes any half). */
+    {KMS_HSM_ECDSA_SHA512, CKM_ECDSA, 64, 0, 0, NULL, "ECDSA_SHA_512"},
 };
 
 typedef struct sign_ctx {

@@ -96,11 +96,19 @@ static const kms_key_spec_info specs[] = {
      NULL,
      {"ECDSA_SHA_384"},
      {NULL}},
+    {"ECC_NIST_P521",
+     KMS_HSM_EC_P521,
+     KMS_HSM_EC_P521,
+     "SIGN_VERIFY",
+     {"SIGN_VERIFY"},
+     NULL,
+     {"ECDSA_SHA_512"},
+     {NULL}},
 };
 
 static const char *const spec_names[] = {
-    "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256",      "HMAC_384",      "HMAC_512", "RSA_2048",
-    "RSA_3072",          "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", NULL,
+    "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256",      "HMAC_384",      "HMAC_512",      "RSA_2048",
+    "RSA_3072",          "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", NULL,
 };
 
 static const kms_sig_alg_info sig_algs[] = {
@@ -112,6 +120,7 @@ static const kms_sig_alg_info sig_algs[] = {
     {"RSASSA_PKCS1_V1_5_SHA_512", KMS_HSM_RSA_PKCS1_SHA512, "SHA512", 64, false, false},
     {"ECDSA_SHA_256", KMS_HSM_ECDSA_SHA256, "SHA256", 32, false, true},
     {"ECDSA_SHA_384", KMS_HSM_ECDSA_SHA384, "SHA384", 48, false, true},
+    {"ECDSA_SHA_512", KMS_HSM_ECDSA_SHA512, "SHA512", 64, false, true},
 };
 
 /* AWS KMS developer guide, "RSA key specs for encryption and decryption". */

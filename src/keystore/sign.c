@@ -24,7 +24,7 @@ static int sign_digest(const kms_keystore *ks, const kms_key_record *rec, const 
                "constraint: Member must satisfy enum value set: [RSASSA_PSS_SHA_256, "
                "RSASSA_PSS_SHA_384, RSASSA_PSS_SHA_512, RSASSA_PKCS1_V1_5_SHA_256, "
                "RSASSA_PKCS1_V1_5_SHA_384, RSASSA_PKCS1_V1_5_SHA_512, ECDSA_SHA_256, "
-               "ECDSA_SHA_384]",
+               "ECDSA_SHA_384, ECDSA_SHA_512]",
                algorithm);
     KMS_ENSURE(spec != NULL && kms_key_spec_allows_sig_alg(spec, algorithm),
                KMS_ERR_INVALID_KEY_USAGE,

@@ -13,17 +13,16 @@
 /* ---- Tables ------------------------------------------------------------------------------------
  */
 
-/* EC_secp521r1 is missing: the HSM layer generates P-256 and P-384 keys only. */
 static const kms_pki_key_alg key_algs[] = {
     {"EC_prime256v1", "ECC_NIST_P256", true}, {"EC_secp384r1", "ECC_NIST_P384", true},
-    {"RSA_2048", "RSA_2048", false},          {"RSA_3072", "RSA_3072", false},
-    {"RSA_4096", "RSA_4096", false},
+    {"EC_secp521r1", "ECC_NIST_P521", true},  {"RSA_2048", "RSA_2048", false},
+    {"RSA_3072", "RSA_3072", false},          {"RSA_4096", "RSA_4096", false},
 };
 
-/* SHA512WITHECDSA is missing: the HSM layer signs ECDSA over SHA-256 and SHA-384 digests. */
 static const kms_pki_sig_alg sig_algs[] = {
     {"SHA256WITHECDSA", "ECDSA_SHA_256", NID_ecdsa_with_SHA256, true},
     {"SHA384WITHECDSA", "ECDSA_SHA_384", NID_ecdsa_with_SHA384, true},
+    {"SHA512WITHECDSA", "ECDSA_SHA_512", NID_ecdsa_with_SHA512, true},
     {"SHA256WITHRSA", "RSASSA_PKCS1_V1_5_SHA_256", NID_sha256WithRSAEncryption, false},
     {"SHA384WITHRSA", "RSASSA_PKCS1_V1_5_SHA_384", NID_sha384WithRSAEncryption, false},
     {"SHA512WITHRSA", "RSASSA_PKCS1_V1_5_SHA_512", NID_sha512WithRSAEncryption, false},
@@ -59,8 +58,7 @@ int kms_pki_key_alg_find(const char *name, const kms_pki_key_alg **out)
     }
     return kms_raise(KMS_ERR_INVALID_ARGS,
                      "KeyAlgorithm '%s' is not supported: use EC_prime256v1, EC_secp384r1, "
-                     "RSA_2048, RSA_3072 or RSA_4096 (EC_secp521r1 is not available with this "
-                     "HSM)",
+                     "EC_secp521r1, RSA_2048, RSA_3072 or RSA_4096",
                      name ? name : "");
 }
 
@@ -75,7 +73,8 @@ int kms_pki_sig_alg_find(const char *name, const kms_pki_sig_alg **out)
     }
     return kms_raise(KMS_ERR_INVALID_ARGS,
                      "SigningAlgorithm '%s' is not supported: use SHA256WITHECDSA, "
-                     "SHA384WITHECDSA, SHA256WITHRSA, SHA384WITHRSA or SHA512WITHRSA",
+                     "SHA384WITHECDSA, SHA512WITHECDSA, SHA256WITHRSA, SHA384WITHRSA or "
+                     "SHA512WITHRSA",
                      name ? name : "");
 }
 

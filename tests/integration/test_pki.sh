@@ -277,9 +277,9 @@ expect_error ResourceNotFoundException 254 kms acm-pca describe-certificate-auth
     --certificate-authority-arn "arn:aws:acm-pca:us-east-1:$ACCOUNT:certificate-authority/00000000-0000-4000-8000-000000000000"
 expect_error ResourceNotFoundException 254 kms acm-pca get-certificate --certificate-authority-arn "$EC" \
     --certificate-arn "$EC/certificate/7f"
-printf '{"KeyAlgorithm":"EC_secp521r1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"x"}}' >"$W/p521.json"
+printf '{"KeyAlgorithm":"EC_secp256k1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"x"}}' >"$W/k1.json"
 expect_error InvalidArgsException 254 kms acm-pca create-certificate-authority \
-    --certificate-authority-type ROOT --certificate-authority-configuration "file://$W/p521.json"
+    --certificate-authority-type ROOT --certificate-authority-configuration "file://$W/k1.json"
 expect_usage_error "argument --validity" kms acm-pca issue-certificate --certificate-authority-arn "$EC" \
     --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=ten,Type=DAYS
 N=$(kms acm-pca list-certificate-authorities | ca_count)

@@ -74,3 +74,35 @@ expect_error ResourceNotFoundException 254 kms acm-pca issue-certificate \
     --certificate-authority-arn "arn:aws:acm-pca:us-east-1:$ACCOUNT:certificate-authority/${MEMBER_CA##*/}" \
     --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS
 
+
+# ---- ECC_NIST_P521 (AWS KMS's key spec, ECDSA_SHA_512) and EC_secp521r1 CAs ----------------------
+P521_KEY=$(kms create-key --key-spec ECC_NIST_P521 --key-usage SIGN_VERIFY --query KeyMetadata.KeyId --output text)
+kms get-public-key --key-id "$P521_KEY" >"$W/p521.json"
+assert_eq "$(json_get SigningAlgorithms <"$W/p521.json")" '["ECDSA_SHA_512"]' "ECC_NIST_P521: SigningAlgorithms"
+json_get PublicKey <"$W/p521.json" | base64 -d | openssl pkey -pubin -inform DER -out "$W/p521-pub.pem"
+assert_contains "$(openssl pkey -pubin -in "$W/p521-pub.pem" -noout -text)" "ASN1 OID: secp521r1" \
+    "ECC_NIST_P521: the public key is on secp521r1"
+printf 'a message for P-521' >"$W/msg"
+kms sign --key-id "$P521_KEY" --signing-algorithm ECDSA_SHA_512 --message "fileb://$W/msg" \
+    --output text --query Signature | base64 -d >"$W/p521.sig"
+if openssl dgst -sha512 -verify "$W/p521-pub.pem" -signature "$W/p521.sig" "$W/msg" >/dev/null 2>&1; then
+    ok "openssl verifies an ECDSA_SHA_512 signature of an ECC_NIST_P521 key"
+else fail "openssl does not verify the P-521 signature"; fi
+assert_eq "$(kms verify --key-id "$P521_KEY" --signing-algorithm ECDSA_SHA_512 --message "fileb://$W/msg" \
+    --signature "fileb://$W/p521.sig" --query SignatureValid --output text)" True "kms verify: P-521"
+expect_error InvalidKeyUsageException 254 kms sign --key-id "$P521_KEY" --signing-algorithm ECDSA_SHA_384 \
+    --message "fileb://$W/msg"
+
+P521_CA=$(new_ca EC_secp521r1 SHA512WITHECDSA p521-root)
+text=$(openssl x509 -in "$W/p521-root.pem" -noout -text)
+assert_contains "$text" "ASN1 OID: secp521r1" "EC_secp521r1: the CA key is on secp521r1"
+assert_contains "$text" "ecdsa-with-SHA512" "SHA512WITHECDSA: the CA signs with ecdsa-with-SHA512"
+openssl verify -CAfile "$W/p521-root.pem" "$W/p521-root.pem" >/dev/null 2>&1 &&
+    ok "openssl verifies the P-521 CA's self-signed certificate" || fail "P-521 root does not verify"
+out=$(kms acm-pca issue-certificate --certificate-authority-arn "$P521_CA" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA512WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text)
+kms acm-pca get-certificate --certificate-authority-arn "$P521_CA" --certificate-arn "$out" \
+    --query Certificate --output text >"$W/p521-leaf.pem"
+if openssl verify -CAfile "$W/p521-root.pem" "$W/p521-leaf.pem" >/dev/null 2>&1; then
+    ok "openssl verifies a leaf signed by the P-521 CA"
+else fail "P-521 leaf: $(openssl verify -CAfile "$W/p521-root.pem" "$W/p521-leaf.pem" 2>&1)"; fi

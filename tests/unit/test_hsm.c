@@ -172,6 +172,7 @@ static void test_generate_all_types(void **state)
         {KMS_HSM_RSA_4096, "gen-rsa4096", EVP_PKEY_RSA, 4096, NULL},
         {KMS_HSM_EC_P256, "gen-p256", EVP_PKEY_EC, 256, "prime256v1"},
         {KMS_HSM_EC_P384, "gen-p384", EVP_PKEY_EC, 384, "secp384r1"},
+        {KMS_HSM_EC_P521, "gen-p521", EVP_PKEY_EC, 521, "secp521r1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t *spki = (uint8_t *)1;
@@ -379,12 +380,15 @@ static void test_sign_verify(void **state)
     uint8_t *rsa_spki = NULL;
     uint8_t *p256_spki = NULL;
     uint8_t *p384_spki = NULL;
+    uint8_t *p521_spki = NULL;
+    size_t p521_len = 0;
     size_t rsa_len = 0;
     size_t p256_len = 0;
     size_t p384_len = 0;
     gen(fx->hsm, KMS_HSM_RSA_2048, "sig-rsa", &rsa_spki, &rsa_len);
     gen(fx->hsm, KMS_HSM_EC_P256, "sig-p256", &p256_spki, &p256_len);
     gen(fx->hsm, KMS_HSM_EC_P384, "sig-p384", &p384_spki, &p384_len);
+    gen(fx->hsm, KMS_HSM_EC_P521, "sig-p521", &p521_spki, &p521_len);
     const struct {
         kms_hsm_sig_alg alg;
         const char *label;
@@ -401,6 +405,8 @@ static void test_sign_verify(void **state)
         {KMS_HSM_RSA_PKCS1_SHA512, "sig-rsa", rsa_spki, rsa_len, EVP_sha512(), 256},
         {KMS_HSM_ECDSA_SHA256, "sig-p256", p256_spki, p256_len, EVP_sha256(), 0},
         {KMS_HSM_ECDSA_SHA384, "sig-p384", p384_spki, p384_len, EVP_sha384(), 0},
+        /* P-521: r and s of 66 bytes each from the token, DER-encoded here. */
+        {KMS_HSM_ECDSA_SHA512, "sig-p521", p521_spki, p521_len, EVP_sha512(), 0},
     };
     static const char msg[] = "the message AWS KMS would hash";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -436,6 +442,7 @@ static void test_sign_verify(void **state)
     free(rsa_spki);
     free(p256_spki);
     free(p384_spki);
+    free(p521_spki);
 }
 
 /* ---- HMAC -------------------------------------------------------------------------------------

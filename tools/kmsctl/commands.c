@@ -219,7 +219,7 @@ static const struct opt_spec create_key_opts[] = {
     {"description", OPT_STRING, 0, "description of the key (up to 8192 characters)"},
     {"key-spec", OPT_STRING, 0,
      "SYMMETRIC_DEFAULT (default: AES-256), RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
-     "ECC_NIST_P384, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
+     "ECC_NIST_P384, ECC_NIST_P521, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
     {"key-usage", OPT_STRING, 0,
      "ENCRYPT_DECRYPT (default for symmetric keys), SIGN_VERIFY (RSA and ECC keys) or "
      "GENERATE_VERIFY_MAC (HMAC keys)"},
