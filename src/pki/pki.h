@@ -113,6 +113,11 @@ typedef struct kms_pki_issue_params {
  * validity; ValidationException for a validity beyond the CA's (refused, as AWS refuses it). */
 int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
                   char serial[KMS_PKI_SERIAL_MAX]) __attribute__((warn_unused_result));
+/* The same with IssueCertificate's ApiPassthrough {Extensions, Subject} (borrowed; NULL:
+ * none), which only the *_APIPassthrough templates take (pki_passthrough.c says how). */
+int kms_pki_issue_with(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
+                       json_t *api_passthrough, char serial[KMS_PKI_SERIAL_MAX])
+    __attribute__((warn_unused_result));
 /* The checks IssueCertificate makes of a CSR before anything is signed (its form and size, its
  * signature, its key, the extensions it asks for under the template): 0, or
  * MalformedCSRException / InvalidArgsException as kms_pki_issue raises them. */

@@ -31,21 +31,25 @@ static const kms_pki_sig_alg sig_algs[] = {
 /* AWS Private CA User Guide, "Understanding certificate templates": the extensions each V1
  * template writes. keyEncipherment is added for RSA subject keys only (an EC key cannot
  * encipher a key; RFC 8813 / the public-TLS profile). */
+#define TPL(NAME, BASIC, KU, EKU, CA, SERVER)                                                      \
+    {"arn:aws:acm-pca:::template/" NAME "/V1", NAME, BASIC, KU, EKU, CA, SERVER, false},           \
+    {                                                                                              \
+        "arn:aws:acm-pca:::template/" NAME "_APIPassthrough/V1", NAME "_APIPassthrough", BASIC,    \
+            KU, EKU, CA, SERVER, true                                                              \
+    }
 static const kms_pki_template templates[] = {
-    {"arn:aws:acm-pca:::template/EndEntityCertificate/V1", "EndEntityCertificate",
-     "critical,CA:FALSE", "critical,digitalSignature", "serverAuth,clientAuth", false, true},
-    {"arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1",
-     "EndEntityServerAuthCertificate", "critical,CA:FALSE", "critical,digitalSignature",
-     "serverAuth", false, true},
-    {"arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1",
-     "EndEntityClientAuthCertificate", "critical,CA:FALSE", "critical,digitalSignature",
-     "clientAuth", false, false},
-    {"arn:aws:acm-pca:::template/CodeSigningCertificate/V1", "CodeSigningCertificate",
-     "critical,CA:FALSE", "critical,digitalSignature", "codeSigning", false, false},
-    {"arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1",
-     "SubordinateCACertificate_PathLen0", "critical,CA:TRUE,pathlen:0",
-     "critical,digitalSignature,keyCertSign,cRLSign", NULL, true, false},
+    TPL("EndEntityCertificate", "critical,CA:FALSE", "critical,digitalSignature",
+        "serverAuth,clientAuth", false, true),
+    TPL("EndEntityServerAuthCertificate", "critical,CA:FALSE", "critical,digitalSignature",
+        "serverAuth", false, true),
+    TPL("EndEntityClientAuthCertificate", "critical,CA:FALSE", "critical,digitalSignature",
+        "clientAuth", false, false),
+    TPL("CodeSigningCertificate", "critical,CA:FALSE", "critical,digitalSignature", "codeSigning",
+        false, false),
+    TPL("SubordinateCACertificate_PathLen0", "critical,CA:TRUE,pathlen:0",
+        "critical,digitalSignature,keyCertSign,cRLSign", NULL, true, false),
 };
+#undef TPL
 
 int kms_pki_key_alg_find(const char *name, const kms_pki_key_alg **out)
 {
@@ -91,7 +95,8 @@ int kms_pki_template_find(const char *arn, const kms_pki_template **out)
                      "TemplateArn '%s' is not a template of this CA: use "
                      "arn:aws:acm-pca:::template/NAME/V1 with NAME one of EndEntityCertificate, "
                      "EndEntityServerAuthCertificate, EndEntityClientAuthCertificate, "
-                     "CodeSigningCertificate, SubordinateCACertificate_PathLen0",
+                     "CodeSigningCertificate, SubordinateCACertificate_PathLen0, or one of them "
+                     "followed by _APIPassthrough",
                      arn ? arn : "");
 }
 

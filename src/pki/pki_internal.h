@@ -35,7 +35,8 @@ typedef struct kms_pki_template {
     const char *key_usage;     /* keyUsage, likewise (keyEncipherment added for RSA keys) */
     const char *ext_key_usage; /* NULL: none */
     bool ca;
-    bool server; /* serverAuth: the public-TLS profile's validity cap applies */
+    bool server;          /* serverAuth: the public-TLS profile's validity cap applies */
+    bool api_passthrough; /* an *_APIPassthrough template: IssueCertificate's ApiPassthrough */
 } kms_pki_template;
 
 /* InvalidArgsException naming the value when it is unknown. */
@@ -65,6 +66,35 @@ int kms_pki_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski)
 /* With CRLs enabled, a CustomCname and no OmitExtension: 1 and uri receives the
  * crlDistributionPoints value ("URI:http://CNAME/crl/CA_ID.crl"); else 0 (pki_crl.c). */
 int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size);
+
+/* RFC 5280 4.2.1.6 subjectAltName entries a certificate may carry, from the CSR or (from_api)
+ * the ApiPassthrough: DNS names that are host names (a wildcard only as the whole left-most
+ * label), IP addresses of 4 or 16 bytes, and from the API only e-mail addresses and URIs of
+ * printable characters. InvalidArgsException otherwise (pki_issue.c). */
+int kms_pki_san_check(const GENERAL_NAMES *san, bool from_api) __attribute__((warn_unused_result));
+
+/* ---- ApiPassthrough (pki_passthrough.c) ------------------------------------------------------ */
+
+/* What IssueCertificate's ApiPassthrough sets, read and checked (NULL members: not given). */
+typedef struct kms_pki_passthrough {
+    X509_NAME *subject; /* replaces the CSR's */
+    GENERAL_NAMES *san; /* replaces the CSR's */
+    EXTENDED_KEY_USAGE *eku;
+    CERTIFICATEPOLICIES *policies;
+    STACK_OF(X509_EXTENSION) * custom;
+} kms_pki_passthrough;
+
+/* Reads api (NULL: nothing) for template t: InvalidArgsException for ApiPassthrough with a
+ * template that takes none, a custom extension of a standard OID, a repeated OID, a value that
+ * is no DER; ValidationException for shapes and sizes beyond AWS's (150 custom extensions, 20
+ * policies, 20 extended key usages, 150 names). Cleans up *out on failure. */
+int kms_pki_passthrough_read(json_t *api, const kms_pki_template *t, kms_pki_passthrough *out)
+    __attribute__((warn_unused_result));
+void kms_pki_passthrough_clean_up(kms_pki_passthrough *pt);
+/* Adds the extended key usage (unless t sets one), the policies and the custom extensions to
+ * x, last: InvalidArgsException for a custom extension x has already. */
+int kms_pki_passthrough_add(const kms_pki_passthrough *pt, const kms_pki_template *t, X509 *x)
+    __attribute__((warn_unused_result));
 
 /* ---- Signing through the key store (pki_sign.c) --------------------------------------------- */
 

@@ -110,6 +110,38 @@ static bool host_name_ok(const char *name, size_t len)
     return !wildcard || labels >= 2;
 }
 
+int kms_pki_san_check(const GENERAL_NAMES *san, bool from_api)
+{
+    const char *source =
+        from_api ? "the ApiPassthrough's SubjectAlternativeNames" : "the CSR's subjectAltName";
+    for (int i = 0; i < sk_GENERAL_NAME_num(san); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+        bool other = from_api && (g->type == GEN_EMAIL || g->type == GEN_URI);
+        KMS_ENSURE(other || g->type == GEN_DNS || g->type == GEN_IPADD, KMS_ERR_INVALID_ARGS,
+                   "%s may hold DNS names and IP addresses only", source);
+        /* Each of these four is a string (IA5String or OCTET STRING). */
+        int len = ASN1_STRING_length(g->d.ia5);
+        const char *text = (const char *)ASN1_STRING_get0_data(g->d.ia5);
+        if (other) {
+            bool printable = true;
+            for (int j = 0; j < len && printable; j++) {
+                printable = text[j] > 0x20 && text[j] < 0x7f;
+            }
+            KMS_ENSURE(printable, KMS_ERR_INVALID_ARGS,
+                       "%s holds an e-mail address or URI that is not printable ASCII", source);
+            continue;
+        }
+        KMS_ENSURE(g->type != GEN_IPADD || len == 4 || len == 16, KMS_ERR_INVALID_ARGS,
+                   "%s holds an IP address of neither 4 nor 16 bytes", source);
+        KMS_ENSURE(g->type != GEN_DNS || host_name_ok(text, (size_t)len), KMS_ERR_INVALID_ARGS,
+                   "%s holds a DNS name that is no host name (letters, digits and hyphens in "
+                   "labels of 1 to 63, at most 253 in all; a wildcard only as the whole left-most "
+                   "label, above two labels at least)",
+                   source);
+    }
+    return 0;
+}
+
 /* The CSR's requested extensions: only subjectAltName (DNS names and IP addresses) is taken
  * into the certificate; basicConstraints CA:TRUE is refused from a template that is no CA's;
  * the others are ignored, as the non-passthrough templates ignore them. *san is owned. */
@@ -144,26 +176,8 @@ static int csr_extensions(X509_REQ *req, const kms_pki_template *t, GENERAL_NAME
             }
         }
     }
-    for (int i = 0; *san != NULL && i < sk_GENERAL_NAME_num(*san); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(*san, i);
-        if (g->type != GEN_DNS && g->type != GEN_IPADD) {
-            kms_raise(KMS_ERR_INVALID_ARGS, "the CSR's subjectAltName may hold DNS names and IP "
-                                            "addresses only");
-            goto out;
-        }
-        int len = ASN1_STRING_length(g->d.ia5);
-        if (g->type == GEN_IPADD
-                ? len != 4 && len != 16
-                : !host_name_ok((const char *)ASN1_STRING_get0_data(g->d.ia5), (size_t)len)) {
-            kms_raise(KMS_ERR_INVALID_ARGS,
-                      g->type == GEN_IPADD
-                          ? "the CSR's subjectAltName holds an IP address of neither 4 nor 16 bytes"
-                          : "the CSR's subjectAltName holds a DNS name that is no host name "
-                            "(letters, digits and hyphens in labels of 1 to 63, at most 253 in "
-                            "all; a wildcard only as the whole left-most label, above two labels "
-                            "at least)");
-            goto out;
-        }
+    if (*san != NULL && kms_pki_san_check(*san, false) != 0) {
+        goto out;
     }
     r = 0;
 out:
@@ -283,7 +297,8 @@ typedef struct issue_ctx {
     const kms_pki_sig_alg *alg;
     X509 *ca_cert;
     X509_REQ *req;
-    GENERAL_NAMES *san;
+    GENERAL_NAMES *san; /* the CSR's */
+    kms_pki_passthrough pt;
     bool rsa;
     int64_t not_before;
     int64_t not_after;
@@ -304,14 +319,17 @@ static int extensions(issue_ctx *c, X509 *x)
         /* RFC 5280 4.2.1.13: where the CA's CRL is published. */
         KMS_GUARD(kms_pki_ext_add(x, NID_crl_distribution_points, cdp));
     }
-    if (c->san != NULL) {
+    /* The ApiPassthrough's names replace the CSR's (template order of operations). */
+    GENERAL_NAMES *san = c->pt.san != NULL ? c->pt.san : c->san;
+    if (san != NULL) {
         /* RFC 5280 4.2.1.6: critical when the subject is empty. */
         bool empty = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;
-        KMS_ENSURE(X509_add1_ext_i2d(x, NID_subject_alt_name, c->san, empty ? 1 : 0,
-                                     X509V3_ADD_DEFAULT) == 1,
-                   KMS_ERR_INTERNAL, "cannot add the subject alternative names");
+        KMS_ENSURE(
+            X509_add1_ext_i2d(x, NID_subject_alt_name, san, empty ? 1 : 0, X509V3_ADD_DEFAULT) == 1,
+            KMS_ERR_INTERNAL, "cannot add the subject alternative names");
     }
-    return 0;
+    /* Last, so that a custom extension repeating one above is refused. */
+    return kms_pki_passthrough_add(&c->pt, c->t, x);
 }
 
 static int build(const kms_keystore *ks, issue_ctx *c, char serial[KMS_PKI_SERIAL_MAX], X509 **out)
@@ -319,8 +337,8 @@ static int build(const kms_keystore *ks, issue_ctx *c, char serial[KMS_PKI_SERIA
     X509 *x = X509_new();
     *out = NULL;
     KMS_ENSURE(x != NULL, KMS_ERR_INTERNAL, "out of memory");
-    X509_NAME *subject = X509_REQ_get_subject_name(c->req);
-    if (X509_NAME_entry_count(subject) == 0 && c->san == NULL) {
+    X509_NAME *subject = c->pt.subject != NULL ? c->pt.subject : X509_REQ_get_subject_name(c->req);
+    if (X509_NAME_entry_count(subject) == 0 && c->san == NULL && c->pt.san == NULL) {
         X509_free(x);
         return kms_raise(KMS_ERR_MALFORMED_CSR, "the CSR has neither a subject nor a "
                                                 "subjectAltName");
@@ -356,6 +374,12 @@ static int store(const kms_keystore *ks, const issue_ctx *c, X509 *x, const char
 
 int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
                   char serial[KMS_PKI_SERIAL_MAX])
+{
+    return kms_pki_issue_with(ks, ca, p, NULL, serial);
+}
+
+int kms_pki_issue_with(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_issue_params *p,
+                       json_t *api_passthrough, char serial[KMS_PKI_SERIAL_MAX])
 {
     int r = -1;
     issue_ctx c = {.ca = ca};
@@ -393,13 +417,15 @@ int kms_pki_issue(const kms_keystore *ks, const kms_pki_ca *ca, const kms_pki_is
     }
     if (csr_parse(p->csr, p->csr_len, &c.req) != 0 ||
         key_check(X509_REQ_get0_pubkey(c.req), &c.rsa) != 0 ||
-        csr_extensions(c.req, c.t, &c.san) != 0) {
+        csr_extensions(c.req, c.t, &c.san) != 0 ||
+        kms_pki_passthrough_read(api_passthrough, c.t, &c.pt) != 0) {
         goto out;
     }
     /* An end entity's subject equal to the CA's would make it look self-issued (RFC 5280
      * 6.1: only a CA's key rollover certificate is). */
     if (!c.t->ca &&
-        X509_NAME_cmp(X509_REQ_get_subject_name(c.req), X509_get_subject_name(c.ca_cert)) == 0) {
+        X509_NAME_cmp(c.pt.subject != NULL ? c.pt.subject : X509_REQ_get_subject_name(c.req),
+                      X509_get_subject_name(c.ca_cert)) == 0) {
         kms_raise(KMS_ERR_INVALID_ARGS, "the CSR's subject is the CA's own: give the certificate "
                                         "a subject of its own");
         goto out;
@@ -414,6 +440,7 @@ out:
     }
     X509_free(x);
     GENERAL_NAMES_free(c.san);
+    kms_pki_passthrough_clean_up(&c.pt);
     X509_REQ_free(c.req);
     X509_free(c.ca_cert);
     return r;

@@ -347,7 +347,8 @@ static int issue_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "SigningAlgorithm", true, 1, 32, &p.signing_algorithm));
     KMS_GUARD(kms_request_string(req, "TemplateArn", false, 1, 200, &p.template_arn));
     KMS_GUARD(kms_request_string(req, "IdempotencyToken", false, 1, 36, &token));
-    KMS_GUARD(refuse_unsupported(req, M("ApiPassthrough", "ValidityNotBefore")));
+    KMS_GUARD(refuse_unsupported(req, M("ValidityNotBefore")));
+
     KMS_GUARD(read_validity(req, &p));
     KMS_GUARD(authorize_ca(rq, req, ca_id, arn));
     if (kms_request_blob(req, "Csr", true, 1, KMS_PKI_CSR_MAX, false, &csr, &p.csr_len) != 0 ||
@@ -356,7 +357,8 @@ static int issue_certificate(kms_request *rq, json_t *req, json_t **resp)
     }
     p.csr = csr;
     p.now = kms_now();
-    if (kms_pki_issue(ks, &ca, &p, serial) != 0) {
+    /* ApiPassthrough: taken by the *_APIPassthrough templates, refused with the others. */
+    if (kms_pki_issue_with(ks, &ca, &p, json_object_get(req, "ApiPassthrough"), serial) != 0) {
         goto out;
     }
     kms_pki_cert_arn(ks, ca_id, serial, arn);

@@ -106,3 +106,94 @@ kms acm-pca get-certificate --certificate-authority-arn "$P521_CA" --certificate
 if openssl verify -CAfile "$W/p521-root.pem" "$W/p521-leaf.pem" >/dev/null 2>&1; then
     ok "openssl verifies a leaf signed by the P-521 CA"
 else fail "P-521 leaf: $(openssl verify -CAfile "$W/p521-root.pem" "$W/p521-leaf.pem" 2>&1)"; fi
+
+# ---- APIPassthrough templates: custom extensions with their critical flag, and the rest ---------
+EC=$(new_ca EC_prime256v1 SHA256WITHECDSA pass-root)
+# pass NAME TEMPLATE JSON: issue with ApiPassthrough JSON; the certificate lands in $W/NAME.pem
+pass() {
+    local arn
+    arn=$(kms acm-pca issue-certificate --certificate-authority-arn "$EC" --csr "fileb://$W/app.csr" \
+        --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+        --template-arn "$TPL/$2/V1" --api-passthrough "$3" --query CertificateArn --output text)
+    kms acm-pca get-certificate --certificate-authority-arn "$EC" --certificate-arn "$arn" \
+        --query Certificate --output text >"$W/$1.pem"
+}
+CUSTOM='{"ObjectIdentifier": "1.3.6.1.4.1.55555.1", "Value": "DAVoZWxsbw==", "Critical": true},
+  {"ObjectIdentifier": "1.3.6.1.4.1.55555.2", "Value": "AgEF"}'
+for t in EndEntityCertificate EndEntityServerAuthCertificate EndEntityClientAuthCertificate \
+    CodeSigningCertificate SubordinateCACertificate_PathLen0; do
+    pass "pt-$t" "${t}_APIPassthrough" "{\"Extensions\": {\"CustomExtensions\": [$CUSTOM]}}"
+    text=$(openssl x509 -in "$W/pt-$t.pem" -noout -text)
+    assert_match "$text" "1\.3\.6\.1\.4\.1\.55555\.1: critical"$'\n'" +\.\.hello" \
+        "${t}_APIPassthrough: the custom OID, critical, with its value"
+    assert_match "$text" "1\.3\.6\.1\.4\.1\.55555\.2: *"$'\n' \
+        "${t}_APIPassthrough: the second custom OID, not critical"
+    assert_not_contains "$text" "55555.2: critical" "${t}_APIPassthrough: Critical absent is false"
+    # openssl verify refuses an unknown critical extension (RFC 5280 4.2): the flag is real.
+    assert_contains "$(openssl verify -CAfile "$W/pass-root.pem" "$W/pt-$t.pem" 2>&1 || true)" \
+        "unhandled critical extension" "${t}_APIPassthrough: openssl sees the critical flag"
+done
+# Python's asn1 view, independent of openssl's text: the extension's OID, critical flag and value.
+openssl x509 -in "$W/pt-EndEntityCertificate.pem" -outform DER -out "$W/pt.der"
+assert_contains "$(openssl asn1parse -inform DER -in "$W/pt.der" | grep -A2 '1.3.6.1.4.1.55555.1')" \
+    "BOOLEAN           :255" "asn1parse: the custom extension's critical BOOLEAN is TRUE"
+
+pass pt-full EndEntityServerAuthCertificate_APIPassthrough '{"Subject": {"CommonName": "api.internal", "Organization": "Api"},
+  "Extensions": {"SubjectAlternativeNames": [{"DnsName": "api.internal"}, {"IpAddress": "10.1.2.3"}, {"Rfc822Name": "ops@example.com"}],
+  "CertificatePolicies": [{"CertPolicyId": "2.23.140.1.2.1", "PolicyQualifiers": [{"PolicyQualifierId": "CPS", "Qualifier": {"CpsUri": "https://cps.example.com"}}]}],
+  "ExtendedKeyUsage": [{"ExtendedKeyUsageType": "CODE_SIGNING"}],
+  "KeyUsage": {"DigitalSignature": true, "KeyAgreement": true}}}'
+ext() { openssl x509 -in "$W/$1.pem" -noout -ext "$2" 2>/dev/null | sed -n '2,$p' | sed 's/^ *//'; }
+assert_eq "$(openssl x509 -in "$W/pt-full.pem" -noout -subject)" "subject=O = Api, CN = api.internal" \
+    "ApiPassthrough's Subject replaces the CSR's"
+assert_eq "$(ext pt-full subjectAltName)" "DNS:api.internal, IP Address:10.1.2.3, email:ops@example.com" \
+    "ApiPassthrough's SubjectAlternativeNames replace the CSR's"
+assert_contains "$(ext pt-full certificatePolicies)" "Policy: 2.23.140.1.2.1" "CertificatePolicies"
+assert_contains "$(ext pt-full certificatePolicies)" "CPS: https://cps.example.com" "CertificatePolicies: the CPS"
+assert_eq "$(ext pt-full extendedKeyUsage)" "TLS Web Server Authentication" \
+    "the template's extendedKeyUsage wins over the ApiPassthrough's (AWS's order of operations)"
+assert_eq "$(ext pt-full keyUsage)" "Digital Signature" "and so does its keyUsage"
+openssl verify -CAfile "$W/pass-root.pem" "$W/pt-full.pem" >/dev/null 2>&1 &&
+    ok "openssl verifies the ApiPassthrough certificate" || fail "pt-full does not verify"
+pass pt-sub SubordinateCACertificate_PathLen0_APIPassthrough \
+    '{"Extensions": {"ExtendedKeyUsage": [{"ExtendedKeyUsageType": "SERVER_AUTH"}, {"ExtendedKeyUsageObjectIdentifier": "1.3.6.1.4.1.55555.9"}]}}'
+assert_eq "$(ext pt-sub extendedKeyUsage)" "TLS Web Server Authentication, 1.3.6.1.4.1.55555.9" \
+    "a template without extendedKeyUsage takes the ApiPassthrough's"
+
+# Refusals: nothing is issued.
+N0=$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM pca_certificates").fetchone()[0])' "$HOME_DIR/kms.db")
+refuse() { # refuse EXCEPTION TEMPLATE JSON
+    expect_error "$1" 254 kms acm-pca issue-certificate --certificate-authority-arn "$EC" \
+        --csr "fileb://$W/app.csr" --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+        --template-arn "$TPL/$2/V1" --api-passthrough "$3"
+}
+refuse InvalidArgsException EndEntityCertificate \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.3.6.1.4.1.55555.1", "Value": "AgEF"}]}}'
+assert_contains "$ERR_MSG" "_APIPassthrough templates only" "a base template takes no ApiPassthrough"
+refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "2.5.29.19", "Value": "MAYBAf8CAQA=", "Critical": true}]}}'
+assert_contains "$ERR_MSG" "Basic Constraints" "a custom basicConstraints is refused"
+for oid in 2.5.29.15 2.5.29.37 2.5.29.14 2.5.29.35 2.5.29.17 2.5.29.32 2.5.29.31; do
+    refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+        "{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\": \"$oid\", \"Value\": \"AgEF\"}]}}"
+done
+refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.2.3.4", "Value": "AgEF"}, {"ObjectIdentifier": "1.2.3.4", "Value": "AgEF"}]}}'
+assert_contains "$ERR_MSG" "twice" "one OID twice is refused"
+refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.2.3.4", "Value": "AgEFBQ=="}]}}'
+assert_contains "$ERR_MSG" "not one DER value" "a value that is not one DER value is refused"
+refuse ValidationException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.2.x", "Value": "AgEF"}]}}'
+refuse ValidationException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.2.3", "Value": "AgEF", "Critical": "yes"}]}}'
+refuse ValidationException EndEntityCertificate_APIPassthrough '{"Extensions": {"Colour": "red"}}'
+refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"SubjectAlternativeNames": [{"DnsName": "bad..example"}]}}'
+refuse InvalidArgsException EndEntityCertificate_APIPassthrough \
+    '{"Extensions": {"SubjectAlternativeNames": [{"DirectoryName": {"CommonName": "x"}}]}}'
+MANY=$("$PY" -c 'import json; print(json.dumps({"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "1.2.3.%d" % i, "Value": "AgEF"} for i in range(151)]}}))')
+refuse ValidationException EndEntityCertificate_APIPassthrough "$MANY"
+assert_contains "$ERR_MSG" "1 to 150" "at most 150 custom extensions, as AWS allows"
+N1=$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM pca_certificates").fetchone()[0])' "$HOME_DIR/kms.db")
+assert_eq "$N1" "$N0" "refused ApiPassthrough requests issued nothing"

@@ -98,14 +98,18 @@ static const struct opt_spec issue_opts[] = {
     O_CA_ARN,
     {"csr", OPT_BLOB, OPT_REQUIRED, "the PKCS#10 request, PEM or DER: fileb://PATH"},
     {"signing-algorithm", OPT_STRING, OPT_REQUIRED,
-     "SHA256WITHECDSA, SHA384WITHECDSA, SHA256WITHRSA, SHA384WITHRSA or SHA512WITHRSA "
-     "(of the CA key's family)"},
+     "SHA256WITHECDSA, SHA384WITHECDSA, SHA512WITHECDSA, SHA256WITHRSA, SHA384WITHRSA or "
+     "SHA512WITHRSA (of the CA key's family)"},
     {"validity", OPT_STRING, 0,
      "Value=N,Type=DAYS|MONTHS|YEARS|END_DATE|ABSOLUTE (default 90 days for end entities)"},
     {"template-arn", OPT_STRING, 0,
      "arn:aws:acm-pca:::template/NAME/V1: EndEntityCertificate (default), "
      "EndEntityServerAuthCertificate, EndEntityClientAuthCertificate, CodeSigningCertificate, "
-     "SubordinateCACertificate_PathLen0"},
+     "SubordinateCACertificate_PathLen0, each also as NAME_APIPassthrough"},
+    {"api-passthrough", OPT_JSON, 0,
+     "{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\", \"Value\" (base64 DER), "
+     "\"Critical\"}], \"SubjectAlternativeNames\", \"ExtendedKeyUsage\", \"KeyUsage\", "
+     "\"CertificatePolicies\"}, \"Subject\": {...}}: *_APIPassthrough templates only"},
     {"idempotency-token", OPT_STRING, 0, "accepted, as aws does"},
     O_END,
 };
@@ -212,7 +216,14 @@ const struct command kmsctl_pki_commands[] = {
      "    -subj /CN=app.internal -addext subjectAltName=DNS:app.internal -out req.csr\n"
      "kmsctl acm-pca issue-certificate --certificate-authority-arn " CA_ARN " \\\n"
      "    --csr fileb://req.csr --signing-algorithm SHA256WITHECDSA --validity Value=90,Type=DAYS "
-     "\\\n    --template-arn arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1"},
+     "\\\n    --template-arn arn:aws:acm-pca:::template/EndEntityServerAuthCertificate/V1\n"
+     "# with a custom extension (OID 1.3.6.1.4.1.55555.1, a UTF8String, critical):\n"
+     "kmsctl acm-pca issue-certificate --certificate-authority-arn " CA_ARN " \\\n"
+     "    --csr fileb://req.csr --signing-algorithm SHA256WITHECDSA --validity Value=90,Type=DAYS "
+     "\\\n    --template-arn "
+     "arn:aws:acm-pca:::template/EndEntityServerAuthCertificate_APIPassthrough/V1 \\\n"
+     "    --api-passthrough '{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\": "
+     "\"1.3.6.1.4.1.55555.1\",\n      \"Value\": \"DAVoZWxsbw==\", \"Critical\": true}]}}'"},
     {"acm-pca get-certificate", "acm-pca:GetCertificate", run_pca, get_cert_opts,
      "Get an issued certificate and its chain (PEM)",
      "Prints the Certificate and the CertificateChain (the CA's certificate) as PEM.",
