@@ -20,7 +20,7 @@ static int read_configuration(json_t *conf, const kms_pki_key_alg **key,
     json_object_foreach(conf, member, v)
     {
         KMS_ENSURE(strcmp(member, "KeyAlgorithm") == 0 || strcmp(member, "SigningAlgorithm") == 0 ||
-                       strcmp(member, "Subject") == 0,
+                       strcmp(member, "Subject") == 0 || strcmp(member, "AllowedNamePatterns") == 0,
                    KMS_ERR_INVALID_ARGS,
                    "CertificateAuthorityConfiguration does not take the member '%s' (CsrExtensions "
                    "is not supported yet)",
@@ -32,7 +32,8 @@ static int read_configuration(json_t *conf, const kms_pki_key_alg **key,
     KMS_ENSURE((*alg)->ec == (*key)->ec, KMS_ERR_INVALID_ARGS,
                "SigningAlgorithm %s does not fit KeyAlgorithm %s", (*alg)->name, (*key)->name);
     *subject = json_object_get(conf, "Subject");
-    return 0;
+    /* Beyond AWS (pki_names.c): the names the CA may issue for. */
+    return kms_pki_name_patterns_check(json_object_get(conf, "AllowedNamePatterns"));
 }
 
 /* RFC 5280 4.2.1.9, 4.2.1.3: a CA certificate says CA:TRUE and may sign certificates and

@@ -67,6 +67,29 @@ int kms_pki_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski)
  * crlDistributionPoints value ("URI:http://CNAME/crl/CA_ID.crl"); else 0 (pki_crl.c). */
 int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size);
 
+/* Whether name (len bytes, not NUL-terminated) is a host name a certificate may carry (RFC
+ * 1034/1123 labels; a wildcard only as the whole left-most label above two labels at least). */
+bool kms_pki_host_name_ok(const char *name, size_t len);
+
+/* ---- Allowed name patterns (pki_names.c) -------------------------------------------------------
+ * Beyond AWS: CertificateAuthorityConfiguration's optional "AllowedNamePatterns", a list of DNS
+ * names ("app.example.com": that name) and wildcard patterns ("*.internal": any name below
+ * internal). A CA with the list issues only for names it allows, and writes them as a critical
+ * nameConstraints extension into the CA certificates it issues. */
+
+/* AllowedNamePatterns as CreateCertificateAuthority takes it (NULL: none): an array of 1 to 50
+ * patterns. InvalidArgsException otherwise. */
+int kms_pki_name_patterns_check(json_t *patterns) __attribute__((warn_unused_result));
+/* Every name of x (DNS names of its subjectAltName, and its subject's common names that are
+ * host names) is one ca's patterns allow, and x has no IP address, e-mail address or URI in its
+ * subjectAltName; InvalidArgsException naming the first that is not. 0 for a CA without
+ * patterns. */
+int kms_pki_names_allowed(const kms_pki_ca *ca, X509 *x) __attribute__((warn_unused_result));
+/* For a CA certificate x issued by ca: a critical nameConstraints with a permitted dNSName
+ * subtree per pattern ("*.internal" -> internal, RFC 5280 4.2.1.10) and every IPv4 and IPv6
+ * address excluded. Nothing for a CA without patterns. */
+int kms_pki_name_constraints_add(const kms_pki_ca *ca, X509 *x) __attribute__((warn_unused_result));
+
 /* RFC 5280 4.2.1.6 subjectAltName entries a certificate may carry, from the CSR or (from_api)
  * the ApiPassthrough: DNS names that are host names (a wildcard only as the whole left-most
  * label), IP addresses of 4 or 16 bytes, and from the API only e-mail addresses and URIs of

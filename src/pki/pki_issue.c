@@ -80,7 +80,7 @@ static int key_check(EVP_PKEY *pub, bool *rsa)
  * digits and hyphens, 1 to 63 long, not starting or ending with a hyphen, at most 253 in all; a
  * wildcard "*" only as the whole left-most label, followed by two labels at least (no "*" or
  * "*.com"). */
-static bool host_name_ok(const char *name, size_t len)
+bool kms_pki_host_name_ok(const char *name, size_t len)
 {
     size_t labels = 0, start = 0;
     if (len == 0 || len > 253) {
@@ -133,7 +133,8 @@ int kms_pki_san_check(const GENERAL_NAMES *san, bool from_api)
         }
         KMS_ENSURE(g->type != GEN_IPADD || len == 4 || len == 16, KMS_ERR_INVALID_ARGS,
                    "%s holds an IP address of neither 4 nor 16 bytes", source);
-        KMS_ENSURE(g->type != GEN_DNS || host_name_ok(text, (size_t)len), KMS_ERR_INVALID_ARGS,
+        KMS_ENSURE(g->type != GEN_DNS || kms_pki_host_name_ok(text, (size_t)len),
+                   KMS_ERR_INVALID_ARGS,
                    "%s holds a DNS name that is no host name (letters, digits and hyphens in "
                    "labels of 1 to 63, at most 253 in all; a wildcard only as the whole left-most "
                    "label, above two labels at least)",
@@ -328,6 +329,10 @@ static int extensions(issue_ctx *c, X509 *x)
             X509_add1_ext_i2d(x, NID_subject_alt_name, san, empty ? 1 : 0, X509V3_ADD_DEFAULT) == 1,
             KMS_ERR_INTERNAL, "cannot add the subject alternative names");
     }
+    /* A CA certificate from a CA with AllowedNamePatterns carries them as name constraints. */
+    if (c->t->ca) {
+        KMS_GUARD(kms_pki_name_constraints_add(c->ca, x));
+    }
     /* Last, so that a custom extension repeating one above is refused. */
     return kms_pki_passthrough_add(&c->pt, c->t, x);
 }
@@ -351,7 +356,9 @@ static int build(const kms_keystore *ks, issue_ctx *c, char serial[KMS_PKI_SERIA
         X509_free(x);
         return kms_raise(KMS_ERR_INTERNAL, "cannot build the certificate");
     }
+    /* The names checked on the certificate as built, whichever source they came from. */
     if (kms_pki_serial_new(ks, x, serial) != 0 || extensions(c, x) != 0 ||
+        kms_pki_names_allowed(c->ca, x) != 0 ||
         kms_pki_sign(ks, c->ca->ca_id, c->key, c->alg, X509_get0_pubkey(c->ca_cert), x) != 0) {
         X509_free(x);
         return -1;

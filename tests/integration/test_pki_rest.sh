@@ -197,3 +197,79 @@ refuse ValidationException EndEntityCertificate_APIPassthrough "$MANY"
 assert_contains "$ERR_MSG" "1 to 150" "at most 150 custom extensions, as AWS allows"
 N1=$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM pca_certificates").fetchone()[0])' "$HOME_DIR/kms.db")
 assert_eq "$N1" "$N0" "refused ApiPassthrough requests issued nothing"
+
+# ---- AllowedNamePatterns (beyond AWS): names outside refused; name constraints in sub CAs --------
+printf '{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"Names Root"},"AllowedNamePatterns":["*.internal","app.example.com"]}' >"$W/names.json"
+NAMES=$(kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$W/names.json" --query CertificateAuthorityArn --output text)
+kms acm-pca get-certificate-authority-certificate --certificate-authority-arn "$NAMES" \
+    --query Certificate --output text >"$W/names-root.pem"
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$NAMES" \
+    --query 'CertificateAuthority.CertificateAuthorityConfiguration.AllowedNamePatterns' --output json | tr -d ' \n')" \
+    '["*.internal","app.example.com"]' "DescribeCertificateAuthority shows the AllowedNamePatterns"
+for bad in '[]' '["*"]' '["bad..example"]' '["*.*.internal"]' '[7]' '"x.internal"'; do
+    printf '{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"x"},"AllowedNamePatterns":%s}' "$bad" >"$W/badnames.json"
+    expect_error InvalidArgsException 254 kms acm-pca create-certificate-authority \
+        --certificate-authority-type ROOT --certificate-authority-configuration "file://$W/badnames.json"
+done
+count_certs() { "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM pca_certificates").fetchone()[0])' "$HOME_DIR/kms.db"; }
+nissue() { # nissue CSR [TEMPLATE [API]]: issue from the names CA
+    local extra=()
+    [ -n "${3:-}" ] && extra=(--api-passthrough "$3")
+    kms acm-pca issue-certificate --certificate-authority-arn "$NAMES" --csr "fileb://$W/$1.csr" \
+        --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS \
+        --template-arn "$TPL/${2:-EndEntityServerAuthCertificate}/V1" "${extra[@]}" --query CertificateArn --output text
+}
+csr in1 /CN=svc.internal -addext "subjectAltName=DNS:svc.internal,DNS:*.svc.internal,DNS:a.b.internal"
+csr in2 /CN=app.example.com
+csr out1 /CN=svc.internal -addext "subjectAltName=DNS:svc.internal,DNS:evil.example"
+csr out2 /CN=www.app.example.com
+csr out3 /CN=svc.internal -addext "subjectAltName=DNS:svc.internal,IP:10.0.0.1"
+csr out4 /CN=internal
+nissue in1 >/dev/null && ok "names below *.internal are issued" || fail "*.internal names refused"
+nissue in2 >/dev/null && ok "app.example.com (a CN without SAN) is issued" || fail "app.example.com refused"
+BEFORE=$(count_certs)
+for c in out1 out2 out3; do
+    expect_error InvalidArgsException 254 nissue $c
+done
+assert_contains "$ERR_MSG" "DNS names only" "an IP address is refused by a CA with AllowedNamePatterns"
+expect_error InvalidArgsException 254 nissue out2
+assert_contains "$ERR_MSG" "'www.app.example.com'" "the refusal names the name outside the patterns"
+csr plain /CN=plain.internal
+expect_error InvalidArgsException 254 nissue plain EndEntityServerAuthCertificate_APIPassthrough \
+    '{"Extensions": {"SubjectAlternativeNames": [{"DnsName": "outside.example"}]}}'
+assert_eq "$(count_certs)" "$BEFORE" "names outside the patterns: nothing issued"
+nissue out4 >/dev/null && ok "a CN without a dot is no host name to check" || fail "CN=internal refused"
+
+# A subordinate CA certificate from it carries the patterns as critical name constraints.
+csr subn "/CN=Constrained Sub"
+SUBN=$(nissue subn SubordinateCACertificate_PathLen0)
+kms acm-pca get-certificate --certificate-authority-arn "$NAMES" --certificate-arn "$SUBN" \
+    --query Certificate --output text >"$W/subn.pem"
+nc=$(openssl x509 -in "$W/subn.pem" -noout -ext nameConstraints)
+assert_contains "$nc" "Name Constraints: critical" "the sub CA's nameConstraints are critical"
+assert_match "$nc" "Permitted:"$'\n'" +DNS:internal"$'\n'" +DNS:app.example.com" \
+    "permitted dNSName subtrees: internal, app.example.com"
+assert_contains "$nc" "Excluded:" "IP addresses are excluded"
+sign_leaf() { # sign_leaf NAME SAN: a leaf signed by the sub CA's key with openssl alone
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/$1.key" \
+        -subj "/CN=$1" -out "$W/$1.csr" 2>/dev/null
+    printf 'subjectAltName=%s\n' "$2" >"$W/$1.ext"
+    openssl x509 -req -in "$W/$1.csr" -CA "$W/subn.pem" -CAkey "$W/subn.key" -set_serial 9 -days 1 \
+        -extfile "$W/$1.ext" -out "$W/$1.pem" 2>/dev/null
+}
+sign_leaf leaf-in DNS:leaf.internal
+sign_leaf leaf-out DNS:leaf.other.example
+sign_leaf leaf-ip IP:10.9.9.9
+if openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-in.pem" >/dev/null 2>&1; then
+    ok "a leaf inside the constraints verifies under the constrained sub CA"
+else fail "leaf.internal: $(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-in.pem" 2>&1)"; fi
+for l in leaf-out leaf-ip; do
+    out=$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/$l.pem" 2>&1 || true)
+    assert_contains "$out" "subtree violation" "$l: openssl verify fails: $(tail -1 <<<"$out")"
+done
+assert_contains "$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-out.pem" 2>&1 || true)" \
+    "permitted subtree violation" "a leaf outside the constraints: permitted subtree violation"
+# A custom nameConstraints beside the CA's own is a repeat, refused.
+expect_error InvalidArgsException 254 nissue subn SubordinateCACertificate_PathLen0_APIPassthrough \
+    '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "2.5.29.30", "Value": "MAA=", "Critical": true}]}}'
