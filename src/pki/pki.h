@@ -189,6 +189,30 @@ int kms_pki_revoke(const kms_keystore *ks, const kms_pki_ca *ca, const char *ser
 int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8_t **der,
                 size_t *der_len) __attribute__((warn_unused_result));
 
+/* Writes the CA's next CRL (kms_pki_crl) to HOME/crl/CA_ID.crl atomically (pki_crl_publish.c). */
+int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char *home, int64_t now)
+    __attribute__((warn_unused_result));
+/* Whether the scheduler reissues the CA's CRL now: the CA publishes CRLs, is ACTIVE or DISABLED
+ * with a certificate valid now, and its published CRL is missing, unreadable, or half of its
+ * validity (thisUpdate to nextUpdate) has passed. *next_update: the published one's (0: none). */
+int kms_pki_crl_due(const kms_pki_ca *ca, const char *home, int64_t now, bool *due,
+                    int64_t *next_update) __attribute__((warn_unused_result));
+
+/* ---- The scheduler's work (pki_db.c) ---- */
+
+/* Every CA of every account the scheduler may have work for at now: ACTIVE or DISABLED ones
+ * (their CRLs), DELETED ones whose restore window has passed, and PURGING ones (a purge that
+ * did not finish). cb as kms_pki_ca_list's. */
+int kms_pki_scheduler_list(const kms_keystore *ks, int64_t now, kms_pki_ca_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* The end of a DELETED CA's restore window, as AWS's permanent deletion: the CA is claimed
+ * (status PURGING: no restore from then on), its HSM key destroyed, then it is PURGED. A PURGING
+ * or PURGED CA is ResourceNotFoundException to every caller and no longer listed; its rows stay
+ * (the certificates it issued, for the audit trail), its last CRL stays under the home. 0 done,
+ * 1 nothing to do (restored, not due, or purged by another scheduler meanwhile), -1 error. */
+int kms_pki_ca_purge(const kms_keystore *ks, const char *ca_id, int64_t now)
+    __attribute__((warn_unused_result));
+
 /* DER certificate -> PEM text (malloc'd, NUL-terminated). */
 int kms_pki_pem(const uint8_t *der, size_t der_len, char **pem) __attribute__((warn_unused_result));
 

@@ -19,10 +19,14 @@ static const char sql_ca_insert[] =
     "ca_id, account_id, ca_type, status, key_algorithm, signing_algorithm, usage_mode,"            \
     " configuration, certificate, serial, not_before, not_after, created_at,"                      \
     " last_state_change_at, public_key, chain, restorable_until, revocation_configuration"
+/* A purged CA (PURGING, PURGED: kms_pki_ca_purge) is no CA of anyone's any more. */
 static const char sql_ca_get[] =
-    "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2";
-static const char sql_ca_list[] = "SELECT " CA_COLUMNS " FROM pca_authorities"
-                                  " WHERE account_id = ?3 AND ca_id > ?1 ORDER BY ca_id LIMIT ?2";
+    "SELECT " CA_COLUMNS " FROM pca_authorities WHERE ca_id = ?1 AND account_id = ?2"
+    " AND status NOT IN ('PURGING', 'PURGED')";
+static const char sql_ca_list[] =
+    "SELECT " CA_COLUMNS " FROM pca_authorities"
+    " WHERE account_id = ?3 AND ca_id > ?1"
+    " AND status NOT IN ('PURGING', 'PURGED') ORDER BY ca_id LIMIT ?2";
 static const char sql_cert_insert[] =
     "INSERT INTO pca_certificates (ca_id, serial, template, certificate, not_before, not_after,"
     " issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -447,4 +451,62 @@ int kms_pki_ca_set_revocation(const kms_keystore *ks, const kms_pki_ca *ca, json
                "The certificate authority %s is %s: its revocation configuration cannot change",
                ca->ca_id, ca->status);
     return 0;
+}
+
+/* ---- The scheduler's work -----------------------------------------------------------------------
+ */
+
+static const char sql_ca_scheduler[] =
+    "SELECT " CA_COLUMNS " FROM pca_authorities WHERE status IN ('ACTIVE', 'DISABLED', 'PURGING')"
+    " OR (status = 'DELETED' AND restorable_until <= ?1) ORDER BY ca_id";
+static const char sql_ca_purge_claim[] =
+    "UPDATE pca_authorities SET status = 'PURGING', last_state_change_at = ?2"
+    " WHERE ca_id = ?1 AND (status = 'PURGING' OR (status = 'DELETED' AND restorable_until <= ?2))";
+static const char sql_ca_purged[] = "UPDATE pca_authorities SET status = 'PURGED',"
+                                    " last_state_change_at = ?2 WHERE ca_id = ?1 AND status = "
+                                    "'PURGING'";
+
+int kms_pki_scheduler_list(const kms_keystore *ks, int64_t now, kms_pki_ca_cb cb, void *arg)
+{
+    int r = -1;
+    ca_page pg = {NULL, 0, 0};
+    if (kms_db_query(kms_store_db(ks->store), sql_ca_scheduler, KMS_DB_PARAMS(kms_db_int64(now)),
+                     page_row, &pg, "cannot list the certificate authorities", NULL) != 0) {
+        goto out;
+    }
+    for (size_t i = 0; i < pg.count; i++) {
+        if (cb(arg, &pg.items[i]) != 0) {
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    for (size_t i = 0; i < pg.count; i++) {
+        kms_pki_ca_clean_up(&pg.items[i]);
+    }
+    free(pg.items);
+    return r;
+}
+
+int kms_pki_ca_purge(const kms_keystore *ks, const char *ca_id, int64_t now)
+{
+    int64_t changes = 0;
+    KMS_GUARD(kms_db_run(kms_store_db(ks->store), sql_ca_purge_claim,
+                         KMS_DB_PARAMS(kms_db_text(ca_id), kms_db_int64(now)),
+                         "cannot delete the certificate authority", &changes));
+    if (changes == 0) {
+        return 1; /* restored meanwhile, or purged by another scheduler */
+    }
+    /* Claimed: no restore from here. A key gone already (an earlier run that stopped before the
+     * last step) is fine. */
+    if (kms_keystore_ca_key_destroy(ks, ca_id) != 0) {
+        if (kms_last_error() != KMS_ERR_NOT_FOUND) {
+            return -1;
+        }
+        kms_error_clear();
+    }
+    KMS_GUARD(kms_db_run(kms_store_db(ks->store), sql_ca_purged,
+                         KMS_DB_PARAMS(kms_db_text(ca_id), kms_db_int64(now)),
+                         "cannot delete the certificate authority", &changes));
+    return changes == 1 ? 0 : 1;
 }

@@ -1,10 +1,8 @@
 /* AWS Private CA operations (API reference shapes), each through the gate: the request's
  * members are read, the acm-pca: action is authorised on the CA's ARN, and only then does
  * src/pki read or write anything. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "pki/pki.h"
 #include "service/audit_trail.h"
@@ -94,30 +92,8 @@ static int refuse_unsupported(json_t *req, const char *const *members)
 /* HOME/crl/CA_ID.crl: the CA's newest CRL (DER), written atomically. */
 static int publish_crl(kms_request *rq, const kms_pki_ca *ca)
 {
-    int r = -1;
     kms_keystore view;
-    uint8_t *der = NULL;
-    size_t len = 0;
-    char *dir = kms_path_join(rq->client->home, "crl");
-    char *path = dir != NULL ? kms_strdup_printf("%s/%s.crl", dir, ca->ca_id) : NULL;
-    if (path == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    if (kms_pki_crl(caller_ks(rq, &view), ca, kms_now(), &der, &len) != 0 ||
-        kms_file_write_atomic(path, der, len, 0644) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    free(der);
-    free(path);
-    free(dir);
-    return r;
+    return kms_pki_crl_publish(caller_ks(rq, &view), ca, rq->client->home, kms_now());
 }
 
 static int create_ca(kms_request *rq, json_t *req, json_t **resp)

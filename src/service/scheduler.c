@@ -198,6 +198,9 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     for (size_t i = 0; r == 0 && i < due.n; i++) {
         r = act(client, &due.items[i], now, report, &already_done);
     }
+    if (r == 0) {
+        r = kms_scheduler_pca_run(client, now, report);
+    }
     int64_t next = 0;
     if (r == 0) {
         r = kms_keystore_next_due(&client->keystore, now, &next);

@@ -6,10 +6,18 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "kms/kms.h"
+
 /* The serviceEventDetails of a RotateKey service event (CloudTrail's: rotationType AUTOMATIC or
  * ON_DEMAND, keyOrigin), with the material versions before and after and, for the scheduler's
  * rotations, what made it due (SCHEDULE, USAGE, RESUMED; NULL: none). NULL when out of memory. */
 json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
                                        const char *trigger);
+
+/* The private CA's share of a run (scheduler_pca.c): CRLs reissued once half of their validity
+ * has passed, DELETED CAs past their restore window deleted for good; the report gains
+ * CrlsReissued and CertificateAuthoritiesDeleted, failures go to its Errors. */
+int kms_scheduler_pca_run(kms_client *client, int64_t now, json_t *report)
+    __attribute__((warn_unused_result));
 
 #endif

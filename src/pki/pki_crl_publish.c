@@ -1,0 +1,104 @@
+/* Publishing a CA's CRL under the home (HOME/crl/CA_ID.crl, DER, written atomically), and when
+ * the next one is due: once half of the current CRL's validity has passed, so that relying
+ * parties that fetch it late still find one that has not expired (RFC 5280 5.1.2.5 leaves the
+ * schedule to the CA; AWS Private CA likewise reissues well before nextUpdate). */
+#include <errno.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "pki/pki_internal.h"
+#include "util/util.h"
+
+/* The largest CRL read back: a CRL of every certificate a CA may revoke stays far below. */
+#define CRL_FILE_MAX (64u << 20)
+
+/* HOME/crl (made if missing) and HOME/crl/CA_ID.crl, malloc'd. */
+static int crl_paths(const char *home, const char *ca_id, char **dir, char **path)
+{
+    *dir = kms_path_join(home, "crl");
+    *path = *dir != NULL ? kms_strdup_printf("%s/%s.crl", *dir, ca_id) : NULL;
+    if (*path == NULL) {
+        free(*dir);
+        *dir = NULL;
+        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    }
+    return 0;
+}
+
+int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char *home, int64_t now)
+{
+    int r = -1;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    char *dir = NULL, *path = NULL;
+    if (crl_paths(home, ca->ca_id, &dir, &path) != 0) {
+        goto out;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (kms_pki_crl(ks, ca, now, &der, &len) != 0) {
+        goto out;
+    }
+    if (kms_file_write_atomic(path, der, len, 0644) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    free(der);
+    free(path);
+    free(dir);
+    return r;
+}
+
+/* thisUpdate and nextUpdate of the published CRL; 0 when there is none that parses. */
+static int crl_times(const char *path, int64_t *this_update, int64_t *next_update)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *this_update = 0;
+    *next_update = 0;
+    if (!kms_path_exists(path)) {
+        return 0;
+    }
+    KMS_GUARD(kms_file_read(path, CRL_FILE_MAX, &data, &len));
+    const unsigned char *p = (const unsigned char *)data;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    const ASN1_TIME *t0 = crl != NULL ? X509_CRL_get0_lastUpdate(crl) : NULL;
+    const ASN1_TIME *t1 = crl != NULL ? X509_CRL_get0_nextUpdate(crl) : NULL;
+    struct tm tm0, tm1;
+    if (t0 != NULL && t1 != NULL && ASN1_TIME_to_tm(t0, &tm0) == 1 &&
+        ASN1_TIME_to_tm(t1, &tm1) == 1) {
+        *this_update = (int64_t)timegm(&tm0);
+        *next_update = (int64_t)timegm(&tm1);
+    }
+    X509_CRL_free(crl);
+    free(data);
+    return 0;
+}
+
+int kms_pki_crl_due(const kms_pki_ca *ca, const char *home, int64_t now, bool *due,
+                    int64_t *next_update)
+{
+    char *dir = NULL, *path = NULL;
+    int64_t t0 = 0, t1 = 0;
+    *due = false;
+    *next_update = 0;
+    if (!kms_pki_crl_enabled(ca) || ca->certificate == NULL || now >= ca->not_after ||
+        (strcmp(ca->status, "ACTIVE") != 0 && strcmp(ca->status, "DISABLED") != 0)) {
+        return 0;
+    }
+    KMS_GUARD(crl_paths(home, ca->ca_id, &dir, &path));
+    int r = crl_times(path, &t0, &t1);
+    free(path);
+    free(dir);
+    KMS_GUARD(r);
+    *next_update = t1;
+    /* None (or unreadable), or half of its validity passed. */
+    *due = t1 <= t0 || now >= t0 + (t1 - t0) / 2;
+    return 0;
+}
