@@ -213,6 +213,21 @@ int kms_pki_scheduler_list(const kms_keystore *ks, int64_t now, kms_pki_ca_cb cb
 int kms_pki_ca_purge(const kms_keystore *ks, const char *ca_id, int64_t now)
     __attribute__((warn_unused_result));
 
+/* ---- Audit reports (pki_report.c) ---- */
+
+/* Who asked, from the audit trail (the service reads it; NULL members: not found):
+ * {"issued": {SERIAL: {"arn": CALLER_ARN, "account": ACCOUNT}}, "revoked": {SERIAL: {...}}}
+ * with SERIAL as the certificate's ARN ends (lower-case hex, no leading zeros). */
+/* CreateCertificateAuthorityAuditReport's content: every certificate the CA issued, with its
+ * revocation, from the CA's records, in AWS's fields (awsAccountId, requestedByServicePrincipal,
+ * certificateArn, serial as aa:bb:..., subject (RFC 2253), notBefore, notAfter, issuedAt,
+ * revokedAt, revocationReason, templateArn; times as 2026-12-07T16:20:00+0000), then ours:
+ * issuedBy and revokedBy (the callers' ARNs). format "JSON" (an array) or "CSV" (a header
+ * line, then one line per certificate, RFC 4180 quoting). *out malloc'd. */
+int kms_pki_audit_report(const kms_keystore *ks, const kms_pki_ca *ca, json_t *requesters,
+                         const char *format, char **out, size_t *out_len)
+    __attribute__((warn_unused_result));
+
 /* DER certificate -> PEM text (malloc'd, NUL-terminated). */
 int kms_pki_pem(const uint8_t *der, size_t der_len, char **pem) __attribute__((warn_unused_result));
 

@@ -510,3 +510,41 @@ int kms_pki_ca_purge(const kms_keystore *ks, const char *ca_id, int64_t now)
                          "cannot delete the certificate authority", &changes));
     return changes == 1 ? 0 : 1;
 }
+
+/* ---- Issued certificates, for the audit report ---------------------------------------------
+ */
+
+static const char sql_cert_list[] =
+    "SELECT serial, template, certificate, not_before, not_after, issued_at, revoked_at,"
+    " revocation_reason FROM pca_certificates WHERE ca_id = ?1 ORDER BY issued_at, serial";
+
+typedef struct cert_list_ctx {
+    kms_pki_cert_cb cb;
+    void *arg;
+} cert_list_ctx;
+
+static int cert_list_row(kms_db_stmt *st, void *arg)
+{
+    cert_list_ctx *c = arg;
+    kms_pki_cert_row row = {
+        .serial = kms_db_column_text(st, 0),
+        .template_name = kms_db_column_text(st, 1),
+        .not_before = kms_db_column_int64(st, 3),
+        .not_after = kms_db_column_int64(st, 4),
+        .issued_at = kms_db_column_int64(st, 5),
+        .revoked_at = kms_db_column_int64(st, 6),
+        .reason = kms_db_column_text(st, 7),
+    };
+    const void *der = NULL;
+    kms_db_column_blob(st, 2, &der, &row.der_len);
+    row.der = der;
+    /* The callback raised its own error. */
+    return c->cb(c->arg, &row) != 0 ? -1 : 0;
+}
+
+int kms_pki_db_cert_list(const kms_keystore *ks, const char *ca_id, kms_pki_cert_cb cb, void *arg)
+{
+    cert_list_ctx c = {cb, arg};
+    return kms_db_query(kms_store_db(ks->store), sql_cert_list, KMS_DB_PARAMS(kms_db_text(ca_id)),
+                        cert_list_row, &c, "cannot list the issued certificates", NULL);
+}

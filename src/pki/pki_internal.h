@@ -147,6 +147,23 @@ int kms_pki_db_cert_insert(const kms_keystore *ks, const char *ca_id, const char
                            int64_t not_before, int64_t not_after, int64_t issued_at)
     __attribute__((warn_unused_result));
 
+/* One issued certificate as pca_certificates holds it (borrowed during the callback). */
+typedef struct kms_pki_cert_row {
+    const char *serial;
+    const char *template_name;
+    const uint8_t *der;
+    size_t der_len;
+    int64_t not_before;
+    int64_t not_after;
+    int64_t issued_at;
+    int64_t revoked_at; /* 0: not revoked */
+    const char *reason;
+} kms_pki_cert_row;
+typedef int (*kms_pki_cert_cb)(void *arg, const kms_pki_cert_row *row);
+/* Every certificate ca_id issued, in the order issued; cb nonzero stops with -1. */
+int kms_pki_db_cert_list(const kms_keystore *ks, const char *ca_id, kms_pki_cert_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
 /* A SUBORDINATE CA in PENDING_CERTIFICATE becomes ACTIVE with ca's certificate, chain, serial
  * and validity (InvalidStateException if it is in another state). */
 int kms_pki_db_ca_install(const kms_keystore *ks, const kms_pki_ca *ca)

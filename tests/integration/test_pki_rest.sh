@@ -273,3 +273,88 @@ assert_contains "$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/sub
 # A custom nameConstraints beside the CA's own is a repeat, refused.
 expect_error InvalidArgsException 254 nissue subn SubordinateCACertificate_PathLen0_APIPassthrough \
     '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "2.5.29.30", "Value": "MAA=", "Critical": true}]}}'
+
+# ---- CreateCertificateAuthorityAuditReport: JSON and CSV, from the records and the trail -------
+RCA=$(new_ca EC_prime256v1 SHA256WITHECDSA report-root)
+kms create-user --user-name reporter >/dev/null
+kms put-user-policy --user-name reporter --policy-name pca --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm-pca:*","Resource":"*"}]}'
+KEYS=$(kms create-access-key --user-name reporter)
+as_reporter() {
+    KMS_ACCESS_KEY_ID=$(json_get AccessKey.AccessKeyId <<<"$KEYS") \
+        KMS_SECRET_ACCESS_KEY=$(json_get AccessKey.SecretAccessKey <<<"$KEYS") "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+ADMIN_ARN=$(kms get-caller-identity --query Arn --output text)
+REPORTER_ARN=$(as_reporter get-caller-identity --query Arn --output text)
+C1=$(kms acm-pca issue-certificate --certificate-authority-arn "$RCA" --csr "fileb://$W/app.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text)
+csr r2 "/CN=two.internal/O=Comma, Inc" -addext "subjectAltName=DNS:two.internal"
+C2=$(as_reporter acm-pca issue-certificate --certificate-authority-arn "$RCA" --csr "fileb://$W/r2.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=10,Type=DAYS \
+    --template-arn "$TPL/EndEntityClientAuthCertificate/V1" --query CertificateArn --output text)
+S2=${C2##*/}
+as_reporter acm-pca revoke-certificate --certificate-authority-arn "$RCA" \
+    --certificate-serial "$(tr a-f A-F <<<"$S2" | sed 's/../&:/g; s/:$//')" --revocation-reason SUPERSEDED
+out=$(kms acm-pca create-certificate-authority-audit-report --certificate-authority-arn "$RCA" \
+    --audit-report-response-format JSON --s3-bucket-name my-bucket)
+RID=$(json_get AuditReportId <<<"$out")
+KEY=$(json_get S3Key <<<"$out")
+assert_eq "$KEY" "audit-report/${RCA##*/}/$RID.json" "S3Key: audit-report/CA_ID/REPORT_ID.json, below the home"
+[ "$(stat -c %a "$HOME_DIR/$KEY")" = 600 ] && ok "the report is written under the home, 0600" || fail "no report at $HOME_DIR/$KEY"
+"$PY" - "$HOME_DIR/$KEY" "$C1" "$C2" "$ACCOUNT" "$ADMIN_ARN" "$REPORTER_ARN" "$W/app.csr" <<'PY' >"$W/report-check.txt"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+c1, c2, account, admin, reporter = sys.argv[2:7]
+by = {r["certificateArn"]: r for r in rows}
+want = ["awsAccountId", "requestedByServicePrincipal", "certificateArn", "serial", "subject",
+        "notBefore", "notAfter", "issuedAt", "revokedAt", "revocationReason", "templateArn",
+        "issuedBy", "revokedBy"]
+print("count", len(rows))
+print("fields", list(rows[0]) == want)
+r1, r2 = by[c1], by[c2]
+print("r1", r1["awsAccountId"] == account, r1["issuedBy"] == admin, r1["revokedAt"] == "",
+      r1["templateArn"] == "arn:aws:acm-pca:::template/EndEntityCertificate/V1", r1["subject"])
+print("r2", r2["issuedBy"] == reporter, r2["revokedBy"] == reporter, r2["revocationReason"],
+      r2["revokedAt"] != "", r2["subject"], r2["templateArn"].split("/")[1])
+print("serial", r2["serial"].replace(":", "") == c2.rsplit("/", 1)[1], r2["serial"][2] == ":")
+print("times", r2["notBefore"].endswith("+0000"), len(r2["notAfter"]) == 24)
+PY
+assert_eq "$(sed -n 1p "$W/report-check.txt")" "count 2" "the JSON report lists both certificates"
+assert_eq "$(sed -n 2p "$W/report-check.txt")" "fields True" "with AWS's fields in AWS's order, then issuedBy, revokedBy"
+assert_eq "$(sed -n 3p "$W/report-check.txt")" "r1 True True True True CN=app.internal" \
+    "an issued certificate: account, issuer (from the trail), no revocation, template, subject"
+assert_eq "$(sed -n 4p "$W/report-check.txt")" 'r2 True True SUPERSEDED True O=Comma\, Inc,CN=two.internal EndEntityClientAuthCertificate' \
+    "a revoked one: who issued and revoked it (the trail), the reason, its RFC 2253 subject"
+assert_eq "$(sed -n 5p "$W/report-check.txt")" "serial True True" "serials as aa:bb:..."
+assert_eq "$(sed -n 6p "$W/report-check.txt")" "times True True" "times as AWS writes them"
+out=$(kms acm-pca describe-certificate-authority-audit-report --certificate-authority-arn "$RCA" --audit-report-id "$RID")
+assert_eq "$(json_get AuditReportStatus <<<"$out")/$(json_get S3Key <<<"$out")/$(json_get S3BucketName <<<"$out")" \
+    "SUCCESS/$KEY/my-bucket" "DescribeCertificateAuthorityAuditReport"
+out=$(kms acm-pca create-certificate-authority-audit-report --certificate-authority-arn "$RCA" \
+    --audit-report-response-format CSV)
+KEY=$(json_get S3Key <<<"$out")
+"$PY" - "$HOME_DIR/$KEY" "$C2" "$REPORTER_ARN" <<'PY' >"$W/csv-check.txt"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+print(",".join(rows[0]))
+print(len(rows) - 1)
+r = {row[2]: dict(zip(rows[0], row)) for row in rows[1:]}[sys.argv[2]]
+print(r["subject"], r["revocationReason"], r["revokedBy"] == sys.argv[3])
+PY
+assert_eq "$(sed -n 1p "$W/csv-check.txt")" \
+    "awsAccountId,requestedByServicePrincipal,certificateArn,serial,subject,notBefore,notAfter,issuedAt,revokedAt,revocationReason,templateArn,issuedBy,revokedBy" \
+    "the CSV header is AWS's, then ours"
+assert_eq "$(sed -n 2p "$W/csv-check.txt")" 2 "the CSV report lists both certificates"
+assert_eq "$(sed -n 3p "$W/csv-check.txt")" 'O=Comma\, Inc,CN=two.internal SUPERSEDED True' \
+    "a subject with commas is quoted (RFC 4180) and reads back whole"
+expect_error ValidationException 254 kms acm-pca create-certificate-authority-audit-report \
+    --certificate-authority-arn "$RCA" --audit-report-response-format XML
+expect_error ResourceNotFoundException 254 kms acm-pca describe-certificate-authority-audit-report \
+    --certificate-authority-arn "$RCA" --audit-report-id 00000000-0000-4000-8000-000000000000
+expect_error AccessDeniedException 254 member acm-pca create-certificate-authority-audit-report \
+    --certificate-authority-arn "$RCA" --audit-report-response-format JSON
+assert_contains "$(kms acm-pca create-certificate-authority-audit-report --help)" \
+    "kmsctl acm-pca create-certificate-authority-audit-report --certificate-authority-arn" \
+    "create-certificate-authority-audit-report --help shows an example"
+assert_contains "$(kms acm-pca describe-certificate-authority-audit-report --help)" \
+    "--audit-report-id" "describe-certificate-authority-audit-report --help"

@@ -148,6 +148,19 @@ static const struct opt_spec revoke_opts[] = {
      "SUPERSEDED, CESSATION_OF_OPERATION, PRIVILEGE_WITHDRAWN or A_A_COMPROMISE"},
     O_END,
 };
+static const struct opt_spec report_opts[] = {
+    O_CA_ARN,
+    {"audit-report-response-format", OPT_STRING, OPT_REQUIRED, "JSON or CSV"},
+    {"s3-bucket-name", OPT_STRING, 0,
+     "accepted and recorded, as aws requires it: the report is written under the home"},
+    O_END,
+};
+static const struct opt_spec report_describe_opts[] = {
+    O_CA_ARN,
+    {"audit-report-id", OPT_STRING, OPT_REQUIRED,
+     "the AuditReportId of create-certificate-authority-audit-report"},
+    O_END,
+};
 
 const struct command kmsctl_pki_commands[] = {
     {"acm-pca create-certificate-authority", "acm-pca:CreateCertificateAuthority", run_pca,
@@ -238,6 +251,26 @@ const struct command kmsctl_pki_commands[] = {
      "    --certificate-serial 4f0e5b... --revocation-reason KEY_COMPROMISE\n"
      "openssl crl -inform DER -in ~/.kms/crl/11223344-1234-1122-2233-112233445566.crl \\\n"
      "    -CAfile ca.pem -noout -text"},
+    {"acm-pca create-certificate-authority-audit-report",
+     "acm-pca:CreateCertificateAuthorityAuditReport", run_pca, report_opts,
+     "Report every certificate a CA issued and revoked (JSON or CSV)",
+     "Writes HOME/audit-report/CA_ID/REPORT_ID.json (or .csv) with one entry per certificate the\n"
+     "CA issued, in AWS's fields (awsAccountId, certificateArn, serial, subject, notBefore,\n"
+     "notAfter, issuedAt, revokedAt, revocationReason, templateArn), plus issuedBy and revokedBy:\n"
+     "the callers, from the audit trail. Prints the AuditReportId and the S3Key (the file's path\n"
+     "below the home).",
+     "kmsctl acm-pca create-certificate-authority-audit-report --certificate-authority-arn "
+     CA_ARN " \\\n    --audit-report-response-format CSV\n"
+     "cat ~/.kms/$(kmsctl acm-pca describe-certificate-authority-audit-report \\\n"
+     "    --certificate-authority-arn " CA_ARN " \\\n"
+     "    --audit-report-id 1c9b... --query S3Key --output text)"},
+    {"acm-pca describe-certificate-authority-audit-report",
+     "acm-pca:DescribeCertificateAuthorityAuditReport", run_pca, report_describe_opts,
+     "Show an audit report of a CA",
+     "Prints AuditReportStatus (SUCCESS), CreatedAt, S3Key (the path below the home) and the\n"
+     "S3BucketName given, if any.",
+     "kmsctl acm-pca describe-certificate-authority-audit-report --certificate-authority-arn "
+     CA_ARN " \\\n    --audit-report-id 1c9b5a70-1234-4abc-8def-0123456789ab"},
 
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
