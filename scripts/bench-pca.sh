@@ -4,7 +4,9 @@
 # certificate in the HSM, record it, write the audit record durably), against the same work
 # done by openssl with its CA key in a file (`openssl x509 -req`, one process per certificate),
 # in the same run. Also a kmsctl call that signs nothing (DescribeCertificateAuthority), the
-# floor of the per-process cost. Prints one JSON line; reports, asserts nothing.
+# floor of the per-process cost. Then the same in one process (BUILD_DIR/tests/pca_burst:
+# kms_call "acm-pca:IssueCertificate" through the gate on WORKERS threads, against X509_sign
+# with the key loaded from its PEM file). Prints one JSON line; reports, asserts nothing.
 #   bash scripts/bench-pca.sh [BUILD_DIR] [COUNT] [WORKERS]   (build, 100, 1)
 #   KEY_ALGORITHM=EC_prime256v1|EC_secp384r1|RSA_2048 ... (default EC_prime256v1)
 set -euo pipefail
@@ -69,6 +71,11 @@ baseline=$(rate openssl_issue)
 issued=$("$kmsctl" --home "$home" acm-pca create-certificate-authority-audit-report \
     --certificate-authority-arn "$ca" --audit-report-response-format CSV --query S3Key --output text)
 count=$(($(wc -l <"$home/$issued") - 1))
-printf '{"key_algorithm": "%s", "count": %d, "workers": %d, "issued": %d, "kmsctl_issue_certificate_per_s": %s, "kmsctl_describe_ca_per_s": %s, "openssl_x509_req_per_s": %s, "ratio_to_openssl": %s}\n' \
+in_process='{}'
+if [ -x "$build/tests/pca_burst" ]; then
+    in_process=$("$build/tests/pca_burst" "$home" "$ca" "$tmp/leaf.csr" "$sig" "$tmp/ca.key" \
+        "$tmp/ca.pem" "$((n * 10))" "$workers")
+fi
+printf '{"key_algorithm": "%s", "count": %d, "workers": %d, "issued": %d, "kmsctl_issue_certificate_per_s": %s, "kmsctl_describe_ca_per_s": %s, "openssl_x509_req_per_s": %s, "ratio_to_openssl": %s, "in_process": %s}\n' \
     "$alg" "$n" "$workers" "$count" "$issue" "$describe" "$baseline" \
-    "$(awk -v a="$issue" -v b="$baseline" 'BEGIN { printf "%.2f", a / b }')"
+    "$(awk -v a="$issue" -v b="$baseline" 'BEGIN { printf "%.2f", a / b }')" "$in_process"
