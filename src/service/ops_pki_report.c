@@ -147,6 +147,7 @@ int kms_ops_pki_report_create(kms_request *rq, const kms_keystore *ks, const kms
     size_t len = 0;
     json_t *requesters = NULL, *meta = NULL;
     const char *ext = format != NULL && strcmp(format, "CSV") == 0 ? "csv" : "json";
+    *resp = NULL;
     kms_pki_ca_arn(ks, ca->ca_id, arn);
     if (kms_uuid_new(id) != 0 || read_requesters(rq, arn, &requesters) != 0 ||
         kms_pki_audit_report(ks, ca, requesters, format, &text, &len) != 0 ||

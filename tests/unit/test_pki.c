@@ -820,6 +820,172 @@ static void subordinate_ca(void **state)
     kms_pki_ca_clean_up(&sub);
 }
 
+/* ---- Accounts, ApiPassthrough, allowed names, the scheduler's work (issue 16) -------------------
+ */
+
+static int count_cb2(void *arg, const kms_pki_ca *ca)
+{
+    (void)ca;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* A CA belongs to its creator's account: another account's view finds and lists none of it. */
+static void accounts_are_separate(void **state)
+{
+    fixture *fx = *state;
+    kms_keystore other;
+    kms_pki_ca ca;
+    char arn[KMS_ARN_MAX], id[37];
+    size_t n = 0;
+    bool truncated = true;
+    kms_pki_keystore_as(&fx->ks, "444455556666", &other);
+    assert_kms_error(kms_pki_ca_get(&other, fx->ec.ca_id, &ca), KMS_ERR_RESOURCE_NOT_FOUND);
+    assert_int_equal(kms_pki_ca_list(&other, "", 1000, count_cb2, &n, &truncated), 0);
+    assert_int_equal(n, 0);
+    /* The other account's ARN parses (the lookup says it is not found), and names its account. */
+    kms_pki_ca_arn(&other, fx->ec.ca_id, arn);
+    assert_non_null(strstr(arn, ":444455556666:certificate-authority/"));
+    assert_int_equal(kms_pki_arn_parse(&fx->ks, arn, id, NULL), 0);
+    assert_kms_error(kms_pki_ca_get(&fx->ks, "00000000-0000-4000-8000-000000000000", &ca),
+                     KMS_ERR_RESOURCE_NOT_FOUND);
+    /* A CA made in the other account is its own. */
+    json_t *conf = configuration("EC_prime256v1", "SHA256WITHECDSA");
+    kms_pki_ca_params p = {"ROOT", NULL, conf, NULL, kms_now()};
+    assert_int_equal(kms_pki_ca_create(&other, &p, &ca), 0);
+    assert_string_equal(ca.account_id, "444455556666");
+    kms_pki_ca got;
+    assert_kms_error(kms_pki_ca_get(&fx->ks, ca.ca_id, &got), KMS_ERR_RESOURCE_NOT_FOUND);
+    assert_int_equal(kms_pki_ca_get(&other, ca.ca_id, &got), 0);
+    kms_pki_ca_clean_up(&got);
+    kms_pki_ca_clean_up(&ca);
+    json_decref(conf);
+}
+
+static int issue_api(fixture *fx, const kms_pki_ca *ca, const char *tpl, const char *api_json,
+                     char serial[KMS_PKI_SERIAL_MAX])
+{
+    size_t len = 0;
+    char *csr = make_csr(false, "api.internal", "DNS:api.internal", false, &len);
+    kms_pki_issue_params p = params(csr, len, "SHA256WITHECDSA", tpl, "DAYS", 30);
+    json_t *api = api_json != NULL ? json_loads(api_json, 0, NULL) : NULL;
+    assert_true(api_json == NULL || api != NULL);
+    int r = kms_pki_issue_with(&fx->ks, ca, &p, api, serial);
+    json_decref(api);
+    free(csr);
+    return r;
+}
+
+static void api_passthrough(void **state)
+{
+    fixture *fx = *state;
+    char serial[KMS_PKI_SERIAL_MAX];
+    uint8_t *der = NULL;
+    size_t len = 0;
+    static const char custom[] = "{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\": "
+                                 "\"1.3.6.1.4.1.55555.1\", \"Value\": \"DAVoZWxsbw==\", "
+                                 "\"Critical\": true}]}}";
+    assert_int_equal(
+        issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"), custom, serial), 0);
+    assert_int_equal(kms_pki_cert_get(&fx->ks, fx->ec.ca_id, serial, &der, &len), 0);
+    X509 *x = parse_der(der, len);
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.4.1.55555.1", 1);
+    int at = X509_get_ext_by_OBJ(x, oid, -1);
+    assert_true(at >= 0);
+    assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, at)), 1);
+    ASN1_OBJECT_free(oid);
+    X509_free(x);
+    free(der);
+    /* Refusals, each with its exact error, and nothing issued. */
+    assert_kms_error(issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate"), custom, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_string_equal(serial, "");
+    assert_kms_error(
+        issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"),
+                  "{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\": \"2.5.29.19\", "
+                  "\"Value\": \"MAA=\"}]}}",
+                  serial),
+        KMS_ERR_INVALID_ARGS);
+    assert_kms_error(issue_api(fx, &fx->ec, TEMPLATE("CodeSigningCertificate_APIPassthrough"),
+                               "{\"Extensions\": {\"CustomExtensions\": []}}", serial),
+                     KMS_ERR_VALIDATION);
+    assert_kms_error(issue_api(fx, &fx->ec, TEMPLATE("CodeSigningCertificate_APIPassthrough"),
+                               "{\"Subject\": {\"Nickname\": \"x\"}}", serial),
+                     KMS_ERR_INVALID_ARGS);
+}
+
+static void allowed_name_patterns(void **state)
+{
+    fixture *fx = *state;
+    kms_pki_ca ca;
+    char serial[KMS_PKI_SERIAL_MAX];
+    json_t *conf = configuration("EC_prime256v1", "SHA256WITHECDSA");
+    kms_pki_ca_params p = {"ROOT", NULL, conf, NULL, kms_now()};
+    assert_int_equal(json_object_set_new(conf, "AllowedNamePatterns", json_pack("[s]", "*")), 0);
+    assert_kms_error(kms_pki_ca_create(&fx->ks, &p, &ca), KMS_ERR_INVALID_ARGS);
+    assert_int_equal(
+        json_object_set_new(conf, "AllowedNamePatterns", json_pack("[s]", "*.internal")), 0);
+    assert_int_equal(kms_pki_ca_create(&fx->ks, &p, &ca), 0);
+    assert_int_equal(issue_api(fx, &ca, NULL, NULL, serial), 0);
+    assert_kms_error(issue_api(fx, &ca, TEMPLATE("EndEntityCertificate_APIPassthrough"),
+                               "{\"Extensions\": {\"SubjectAlternativeNames\": [{\"DnsName\": "
+                               "\"www.example.com\"}]}}",
+                               serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_int_equal(
+        issue_api(fx, &ca, TEMPLATE("SubordinateCACertificate_PathLen0"), NULL, serial), 0);
+    uint8_t *der = NULL;
+    size_t len = 0;
+    assert_int_equal(kms_pki_cert_get(&fx->ks, ca.ca_id, serial, &der, &len), 0);
+    X509 *x = parse_der(der, len);
+    int at = X509_get_ext_by_NID(x, NID_name_constraints, -1);
+    assert_true(at >= 0);
+    assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, at)), 1);
+    X509_free(x);
+    free(der);
+    kms_pki_ca_clean_up(&ca);
+    json_decref(conf);
+}
+
+/* The scheduler's two verbs with an injected now: a CRL due at half its validity; a DELETED CA
+ * purged (key destroyed, not found after) only once its window has passed. */
+static void crl_due_and_purge(void **state)
+{
+    fixture *fx = *state;
+    kms_pki_ca ca, got;
+    bool due = true;
+    int64_t next = 0, now = kms_now();
+    json_t *conf = configuration("EC_prime256v1", "SHA256WITHECDSA");
+    json_t *rev =
+        json_pack("{s:{s:b, s:i}}", "CrlConfiguration", "Enabled", 1, "ExpirationInDays", 2);
+    kms_pki_ca_params p = {"ROOT", NULL, conf, rev, now};
+    assert_int_equal(kms_pki_ca_create(&fx->ks, &p, &ca), 0);
+    assert_int_equal(kms_pki_crl_due(&ca, fx->dir, now, &due, &next), 0);
+    assert_true(due); /* none published yet */
+    assert_int_equal(kms_pki_crl_publish(&fx->ks, &ca, fx->dir, now), 0);
+    assert_int_equal(kms_pki_crl_due(&ca, fx->dir, now + DAY - 60, &due, &next), 0);
+    assert_false(due);
+    assert_true(next >= now + 2 * DAY - 1 && next <= now + 2 * DAY + 1);
+    assert_int_equal(kms_pki_crl_due(&ca, fx->dir, now + DAY + 60, &due, &next), 0);
+    assert_true(due);
+    assert_int_equal(kms_pki_ca_set_status(&fx->ks, &ca, "DISABLED", now), 0);
+    assert_int_equal(kms_pki_ca_get(&fx->ks, ca.ca_id, &got), 0);
+    assert_int_equal(kms_pki_ca_delete(&fx->ks, &got, 7, now), 0);
+    kms_pki_ca_clean_up(&got);
+    assert_int_equal(kms_pki_ca_purge(&fx->ks, ca.ca_id, now + 6 * DAY), 1);
+    assert_int_equal(kms_pki_ca_get(&fx->ks, ca.ca_id, &got), 0);
+    assert_string_equal(got.status, "DELETED");
+    kms_pki_ca_clean_up(&got);
+    assert_int_equal(kms_pki_ca_purge(&fx->ks, ca.ca_id, now + 8 * DAY), 0);
+    assert_kms_error(kms_pki_ca_get(&fx->ks, ca.ca_id, &got), KMS_ERR_RESOURCE_NOT_FOUND);
+    kms_hsm_key_attrs attrs;
+    assert_kms_error(kms_keystore_ca_key_attributes(&fx->ks, ca.ca_id, &attrs), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_pki_ca_purge(&fx->ks, ca.ca_id, now + 9 * DAY), 1);
+    kms_pki_ca_clean_up(&ca);
+    json_decref(rev);
+    json_decref(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -838,6 +1004,10 @@ int main(void)
         cmocka_unit_test(signatures_come_from_the_hsm),
         cmocka_unit_test(revoke_and_crl),
         cmocka_unit_test(subordinate_ca),
+        cmocka_unit_test(accounts_are_separate),
+        cmocka_unit_test(api_passthrough),
+        cmocka_unit_test(allowed_name_patterns),
+        cmocka_unit_test(crl_due_and_purge),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
