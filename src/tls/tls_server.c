@@ -11,6 +11,7 @@
 #include "tls/tls_ctx.h"
 #include "tls/tls_hsm.h"
 #include "tls/tls_server.h"
+#include "tls/tls_ticket.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -170,10 +171,43 @@ static int check_server_options(const kms_tls_options *o, const server_material 
                "mutual TLS needs the CA file that signs clients");
     KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
                KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
+    KMS_ENSURE((o->ticket_key_client == NULL) == (o->ticket_key_id == NULL), KMS_ERR_VALIDATION,
+               "ticket keys from a CMK need both the client and the key id");
+    KMS_ENSURE(o->ticket_key_client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
+               "ticket keys are given for session tickets, which are disabled");
+    KMS_ENSURE(o->ticket_key_rotation_seconds == 0 || o->ticket_key_rotation_seconds >= 60,
+               KMS_ERR_VALIDATION, "ticket keys rotate at most every minute");
     return 0;
 }
 
-static SSL_CTX *server_ctx_new(const kms_tls_options *o, const server_material *m)
+/* Resumption: who may resume, with which ticket keys. */
+static int set_sessions(SSL_CTX *ctx, const kms_tls_options *o, kms_tls_ticket_keys *tickets)
+{
+    /* Resumed sessions (and client certificates in them) belong to this application only. Under
+     * mutual TLS with CMK ticket keys, to this context only: its CRL may be newer than the one a
+     * ticket's client was checked against (see tls.h). */
+    unsigned char sid_ctx[SSL_MAX_SID_CTX_LENGTH] = "kms-tls";
+    size_t sid_len = 7;
+    if (tickets != NULL && o->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
+        randombytes_buf(sid_ctx + sid_len, sizeof sid_ctx - sid_len);
+        sid_len = sizeof sid_ctx;
+    }
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, (unsigned)sid_len) != 1) {
+        return kms_tls_raise_ssl(KMS_ERR_INTERNAL, "setting the session id context");
+    }
+    if (o->disable_session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (tickets != NULL) {
+        return kms_tls_ticket_keys_install(ctx, tickets);
+    }
+    return 0;
+}
+
+static SSL_CTX *server_ctx_new(const kms_tls_options *o, const server_material *m,
+                               kms_tls_ticket_keys *tickets)
 {
     OSSL_LIB_CTX *libctx = NULL;
     if (check_server_options(o, m) != 0) {
@@ -187,7 +221,6 @@ static SSL_CTX *server_ctx_new(const kms_tls_options *o, const server_material *
         kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_CTX_new");
         return NULL;
     }
-    static const unsigned char sid_ctx[] = "kms-tls";
     int r = -1;
     if ((r = kms_tls_ctx_apply_profile(ctx, o->profile)) != 0) {
         goto out;
@@ -206,15 +239,8 @@ static SSL_CTX *server_ctx_new(const kms_tls_options *o, const server_material *
     if (o->alpn != NULL && (r = set_alpn(ctx, o->alpn)) != 0) {
         goto out;
     }
-    /* Resumed sessions (and client certificates in them) belong to this application only. */
-    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1) != 1) {
-        r = kms_tls_raise_ssl(KMS_ERR_INTERNAL, "setting the session id context");
+    if ((r = set_sessions(ctx, o, tickets)) != 0) {
         goto out;
-    }
-    if (o->disable_session_tickets) {
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        SSL_CTX_set_num_tickets(ctx, 0);
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
     r = 0;
 out:
@@ -231,8 +257,9 @@ struct kms_tls_server {
     pthread_mutex_t reload_lock; /* one reload at a time; guards opts and the paths */
     SSL_CTX *ctx;
     kms_tls_options opts; /* its strings point at the copies below */
-    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn;
-    server_material material; /* from memory: its own copy of the PEM, a reference to the key */
+    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn, *ticket_key_id;
+    kms_tls_ticket_keys *tickets; /* NULL: OpenSSL's ticket keys */
+    server_material material;     /* from memory: its own copy of the PEM, a reference to the key */
 };
 
 static void material_clean_up(server_material *m)
@@ -296,7 +323,9 @@ static kms_tls_server *server_new(const kms_tls_options *opts, server_material *
     s->ca_file = dup_or_null(opts->ca_file, &failed);
     s->crl_file = dup_or_null(opts->crl_file, &failed);
     s->alpn = dup_or_null(opts->alpn, &failed);
+    s->ticket_key_id = dup_or_null(opts->ticket_key_id, &failed);
     s->opts = *opts;
+    s->opts.ticket_key_id = s->ticket_key_id;
     s->opts.cert_chain_file = s->cert_chain_file;
     s->opts.key_file = s->key_file;
     s->opts.ca_file = s->ca_file;
@@ -304,14 +333,23 @@ static kms_tls_server *server_new(const kms_tls_options *opts, server_material *
     s->opts.alpn = s->alpn;
     if (failed) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    } else {
-        s->ctx = server_ctx_new(&s->opts, &s->material);
+    } else if (opts->ticket_key_client == NULL || opts->ticket_key_id == NULL ||
+               (s->tickets = kms_tls_ticket_keys_new(opts->ticket_key_client, opts->ticket_key_id,
+                                                     opts->ticket_key_rotation_seconds)) != NULL) {
+        s->ctx = server_ctx_new(&s->opts, &s->material, s->tickets);
     }
     if (s->ctx == NULL) {
         kms_tls_server_free(s);
         return NULL;
     }
     return s;
+}
+
+void kms_tls_server_ticket_clock_set(kms_tls_server *server, int64_t (*now)(void))
+{
+    if (server->tickets != NULL) {
+        kms_tls_ticket_keys_set_clock(server->tickets, now);
+    }
 }
 
 kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
@@ -343,6 +381,8 @@ void kms_tls_server_free(kms_tls_server *server)
     free(server->ca_file);
     free(server->crl_file);
     free(server->alpn);
+    free(server->ticket_key_id);
+    kms_tls_ticket_keys_free(server->tickets);
     material_clean_up(&server->material);
     pthread_mutex_destroy(&server->lock);
     pthread_mutex_destroy(&server->reload_lock);
@@ -377,7 +417,7 @@ static int reload(kms_tls_server *server, char **new_cert, char **new_key, serve
         o.key_file = *new_key;
         use = m;
     }
-    if ((ctx = server_ctx_new(&o, use)) == NULL) {
+    if ((ctx = server_ctx_new(&o, use, server->tickets)) == NULL) {
         goto out; /* the current context stays */
     }
     pthread_mutex_lock(&server->lock);
@@ -385,7 +425,8 @@ static int reload(kms_tls_server *server, char **new_cert, char **new_key, serve
     /* Tickets resume across a reload, except under mutual TLS: a reload may bring a new CRL,
      * and a resumed session is not checked against it again (a revoked client would be let back
      * in by its ticket). */
-    if (!o.disable_session_tickets && o.client_auth == KMS_TLS_CLIENT_AUTH_NONE) {
+    if (!o.disable_session_tickets && o.client_auth == KMS_TLS_CLIENT_AUTH_NONE &&
+        server->tickets == NULL) {
         carry_ticket_keys(old, ctx);
     }
     server->ctx = ctx;

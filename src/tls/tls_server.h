@@ -6,6 +6,7 @@
 #define KMS_TLS_TLS_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 
@@ -26,5 +27,8 @@ kms_tls_server *kms_tls_server_new_with_key(const kms_tls_options *opts, const c
 int kms_tls_server_reload_with_key(kms_tls_server *server, const char *chain_pem,
                                    size_t chain_pem_len, EVP_PKEY *pkey)
     __attribute__((warn_unused_result));
+
+/* Tests: the clock the server's CMK ticket keys count periods by (NULL: kms_now). */
+void kms_tls_server_ticket_clock_set(kms_tls_server *server, int64_t (*now)(void));
 
 #endif
