@@ -104,6 +104,9 @@ done
 kill -TERM "$hsm_pid"
 wait "$hsm_pid" 2>/dev/null || true
 grep FullHandshakes "$tmp/hsm.out" || true
+echo "ECDSA P-256 signatures per second, 1 thread, in turns (kmsbench TlsSign):"
+"$build/kmsbench" --operation TlsSign --seconds 6 |
+    sed -E 's/.*"Path": "([^"]*)".*"PerSecond": ([0-9]+).*/  \2  \1/'
 
 echo
 echo "signatures per second (openssl speed, 1 thread):"

@@ -105,6 +105,11 @@ static int op_lookup_events(const bench_ctx *b)
     return audit_bench_run(b->records, b->segment_records);
 }
 
+static int op_tls_sign(const bench_ctx *b)
+{
+    return tls_bench_sign(b->client, b->seconds);
+}
+
 static int op_tls_server(const bench_ctx *b)
 {
     return tls_bench_serve(b->client, b->port, b->seconds);
@@ -126,6 +131,8 @@ static const struct {
      "the policy engine alone (one thread, no KMS home)"},
     {"LookupEvents", NULL, op_lookup_events, false, true,
      "audit lookup-events, usage-report, validate-logs (no KMS home; on request)"},
+    {"TlsSign", NULL, op_tls_sign, true, true,
+     "ECDSA P-256 signatures: the key store, kms-hsm through EVP, a key in memory (on request)"},
     {"TlsServer", NULL, op_tls_server, true, true,
      "a TLS server with its P-256 key in the HSM on 127.0.0.1:--port, for --seconds or until "
      "SIGTERM (on request; scripts/bench-tls.sh drives it)"},
