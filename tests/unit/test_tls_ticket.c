@@ -278,6 +278,39 @@ static void tickets_rotate(void **state)
     fake_now = 1700000000;
 }
 
+/* A reload keeps resumption (the keys come from the CMK again); under mutual TLS each context
+ * accepts only its own tickets, as a reload may bring a newer CRL. */
+static void reload_and_mutual_tls(void **state)
+{
+    kms_tls_server *srv = server(cmk1);
+    SSL_CTX *cctx = client_ctx(TLS1_3_VERSION);
+    SSL_SESSION *t = NULL;
+    assert_int_equal(connect_once(srv, cctx, NULL, &t), 0);
+    assert_int_equal(kms_tls_server_reload(srv, NULL, NULL), 0);
+    assert_int_equal(connect_once(srv, cctx, t, NULL), 1);
+    SSL_SESSION_free(t);
+    kms_tls_options o = {.cert_chain_file = crt,
+                         .key_file = key,
+                         .ca_file = ca,
+                         .client_auth = KMS_TLS_CLIENT_AUTH_REQUIRE,
+                         .ticket_key_client = client,
+                         .ticket_key_id = cmk1};
+    kms_tls_server *mtls = kms_tls_server_new(&o);
+    assert_non_null(mtls);
+    kms_tls_options co = {.ca_file = ca, .cert_chain_file = crt, .key_file = key};
+    SSL_CTX *mc = kms_tls_client_ctx_new(&co);
+    assert_non_null(mc);
+    assert_int_equal(connect_once(mtls, mc, NULL, &t), 0);
+    assert_int_equal(connect_once(mtls, mc, t, NULL), 1);
+    assert_int_equal(kms_tls_server_reload(mtls, NULL, NULL), 0);
+    assert_int_equal(connect_once(mtls, mc, t, NULL), 0);
+    SSL_SESSION_free(t);
+    SSL_CTX_free(mc);
+    SSL_CTX_free(cctx);
+    kms_tls_server_free(mtls);
+    kms_tls_server_free(srv);
+}
+
 /* A key that cannot GenerateMac: handshakes succeed, without tickets that resume. */
 static void kms_failure_costs_resumption_only(void **state)
 {
@@ -320,6 +353,7 @@ int main(void)
         cmocka_unit_test(tls13_tickets_shared_by_cmk),
         cmocka_unit_test(tls12_tickets_shared_by_cmk),
         cmocka_unit_test(tickets_rotate),
+        cmocka_unit_test(reload_and_mutual_tls),
         cmocka_unit_test(kms_failure_costs_resumption_only),
         cmocka_unit_test(options_checked),
     };
