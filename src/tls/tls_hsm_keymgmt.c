@@ -9,7 +9,9 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <sodium.h>
 
 #include "tls/tls_hsm.h"
 #include "tls/tls_hsm_provider.h"
@@ -362,6 +364,38 @@ static int check_spec(EVP_PKEY *pub, const char *key_spec)
     return 0;
 }
 
+/* One signature by the key store's pair, checked against pub: the pair exists (else
+ * NotFoundException) and spki is its public half (else ValidationException), so that a wrong
+ * name fails here rather than in every client's handshake. */
+static int check_pair(const kms_keystore *ks, const char *key_name, const char *key_spec,
+                      EVP_PKEY *pub)
+{
+    uint8_t digest[32];
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    bool ec = EVP_PKEY_is_a(pub, "EC");
+    int r = -1;
+    randombytes_buf(digest, sizeof digest);
+    KMS_GUARD(kms_keystore_cert_key_sign_digest(ks, key_name, key_spec,
+                                                ec ? "ECDSA_SHA_256" : "RSASSA_PKCS1_V1_5_SHA_256",
+                                                digest, sizeof digest, &sig, &sig_len));
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_pkey(kms_tls_hsm_provider_libctx(), pub, "provider=default");
+    if (ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+        (ec || (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+                EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1)) &&
+        EVP_PKEY_verify(ctx, sig, sig_len, digest, sizeof digest) == 1) {
+        r = 0;
+    } else {
+        ERR_clear_error();
+        r = kms_raise(KMS_ERR_VALIDATION, "the public key is not that of the key store's key %s",
+                      key_name);
+    }
+    EVP_PKEY_CTX_free(ctx);
+    free(sig);
+    return r;
+}
+
 EVP_PKEY *kms_tls_hsm_pkey_new(const kms_keystore *ks, const char *key_name, const char *key_spec,
                                const uint8_t *spki, size_t spki_len)
 {
@@ -384,7 +418,7 @@ EVP_PKEY *kms_tls_hsm_pkey_new(const kms_keystore *ks, const char *key_name, con
         kms_raise(KMS_ERR_VALIDATION, "the public key is not a DER SubjectPublicKeyInfo");
         goto out;
     }
-    if (check_spec(pub, key_spec) != 0) {
+    if (check_spec(pub, key_spec) != 0 || check_pair(ks, key_name, key_spec, pub) != 0) {
         goto out;
     }
     kms_tls_hsm_ref ref = {ks, key_name, key_spec, pub};

@@ -119,8 +119,11 @@ static int set_md(EVP_MD **slot, const char *name)
 static int set_pad(sig_ctx *c, const OSSL_PARAM *p)
 {
     int pad = 0;
+    const char *s = NULL;
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
+        if (OSSL_PARAM_get_utf8_string_ptr(p, &s) != 1) {
+            return 0;
+        }
         pad = strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0 ? RSA_PKCS1_PADDING
               : strcmp(s, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0   ? RSA_PKCS1_PSS_PADDING
                                                              : 0;
@@ -139,8 +142,11 @@ static int set_pad(sig_ctx *c, const OSSL_PARAM *p)
 static int set_saltlen(sig_ctx *c, const OSSL_PARAM *p)
 {
     int len = 0;
+    const char *s = NULL;
     if (p->data_type == OSSL_PARAM_UTF8_STRING) {
-        const char *s = p->data;
+        if (OSSL_PARAM_get_utf8_string_ptr(p, &s) != 1) {
+            return 0;
+        }
         if (strcmp(s, OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST) == 0) {
             len = RSA_PSS_SALTLEN_DIGEST;
         } else if (sscanf(s, "%d", &len) != 1 || len < 0) {

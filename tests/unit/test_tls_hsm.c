@@ -435,6 +435,25 @@ static void token_says_sensitive(void **state)
     }
 }
 
+/* A key by reference must be the key store's, and its public half the one given. */
+static void reference_checked(void **state)
+{
+    EVP_PKEY *other = EVP_EC_gen("P-256");
+    unsigned char *spki = NULL;
+    int n = i2d_PUBKEY(other, &spki);
+    assert_true(n > 0);
+    assert_null(kms_tls_hsm_pkey_new(&ks, ec_leaf.key_name, "ECC_NIST_P256", spki, (size_t)n));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_null(kms_tls_hsm_pkey_new(&ks, "no-such-key", "ECC_NIST_P256", spki, (size_t)n));
+    assert_int_equal(kms_last_error(), KMS_ERR_NOT_FOUND);
+    assert_null(kms_tls_hsm_pkey_new(&ks, ec_leaf.key_name, "RSA_2048", spki, (size_t)n));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_null(kms_tls_hsm_pkey_new(&ks, ec_leaf.key_name, "ECC_NIST_P256", spki, 10));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    OPENSSL_free(spki);
+    EVP_PKEY_free(other);
+}
+
 /* ---- Servers from memory ---------------------------------------------------------------------*/
 static void key_must_match_certificate(void **state)
 {
@@ -490,6 +509,7 @@ int main(void)
         cmocka_unit_test(key_answers_like_its_public_half),
         cmocka_unit_test(private_key_not_exportable),
         cmocka_unit_test(token_says_sensitive),
+        cmocka_unit_test(reference_checked),
         cmocka_unit_test(key_must_match_certificate),
         cmocka_unit_test(reload_from_memory),
     };
