@@ -155,6 +155,26 @@ out:
     return r;
 }
 
+EVP_PKEY *kms_tls_pkey_from_pkcs8(const uint8_t *der, size_t der_len)
+{
+    OSSL_LIB_CTX *libctx = kms_tls_hsm_libctx();
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = NULL;
+    kms_error_clear();
+    if (libctx == NULL) {
+        return NULL;
+    }
+    if (der == NULL || der_len == 0 || der_len > INT32_MAX ||
+        (pkey = d2i_AutoPrivateKey_ex(NULL, &p, (long)der_len, libctx, NULL)) == NULL ||
+        p != der + der_len) {
+        EVP_PKEY_free(pkey);
+        ERR_clear_error();
+        kms_raise(KMS_ERR_VALIDATION, "the private key is not PKCS#8 DER");
+        return NULL;
+    }
+    return pkey;
+}
+
 /* ---- Server contexts -------------------------------------------------------------------------*/
 static int check_server_options(const kms_tls_options *o, const server_material *m)
 {

@@ -28,6 +28,12 @@ int kms_tls_server_reload_with_key(kms_tls_server *server, const char *chain_pem
                                    size_t chain_pem_len, EVP_PKEY *pkey)
     __attribute__((warn_unused_result));
 
+/* A private key from PKCS#8 DER (PrivateKeyInfo, unencrypted: an exportable managed
+ * certificate's key once the caller unsealed it), made in kms_tls_hsm_libctx() for
+ * kms_tls_server_new_with_key. The caller wipes der. ValidationException if it is not one. */
+EVP_PKEY *kms_tls_pkey_from_pkcs8(const uint8_t *der, size_t der_len)
+    __attribute__((warn_unused_result));
+
 /* Tests: the clock the server's CMK ticket keys count periods by (NULL: kms_now). */
 void kms_tls_server_ticket_clock_set(kms_tls_server *server, int64_t (*now)(void));
 

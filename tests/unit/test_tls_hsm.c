@@ -4,6 +4,7 @@
  * token says it is sensitive and never extractable; a hot reload from memory. Certificates are
  * made here by a throwaway OpenSSL CA from the key store's public keys; handshakes run in memory
  * over a BIO pair. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,6 +500,93 @@ static void reload_from_memory(void **state)
     kms_tls_server_free(srv);
 }
 
+/* Threads making handshakes on one HSM-held key (the key store's session pool under load) while
+ * the main thread reloads between the P-256 and the RSA key. */
+typedef struct worker {
+    kms_tls_server *srv;
+    SSL_CTX *cctx;
+    int failures;
+} worker;
+
+static void *handshaker(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 15; i++) {
+        SSL *c = kms_tls_client_ssl_new(w->cctx, "server.test");
+        SSL *s = kms_tls_server_ssl_new(w->srv);
+        long serial = 0;
+        if (c == NULL || s == NULL || handshake(c, s) != 0) {
+            w->failures++;
+        } else {
+            serial = ASN1_INTEGER_get(X509_get0_serialNumber(SSL_get0_peer_certificate(c)));
+            w->failures += serial != ec_leaf.serial && serial != rsa_leaf.serial;
+        }
+        SSL_free(c);
+        SSL_free(s);
+    }
+    return NULL;
+}
+
+static void concurrent_handshakes_and_reloads(void **state)
+{
+    kms_tls_server *srv = hsm_server(&ec_leaf, NULL);
+    SSL_CTX *cctx = client_ctx(0, NULL);
+    worker w[3];
+    pthread_t t[3];
+    uint64_t before = kms_tls_hsm_sign_count();
+    for (int i = 0; i < 3; i++) {
+        w[i] = (worker){srv, cctx, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, handshaker, &w[i]), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        const hsm_leaf *l = i % 2 == 0 ? &rsa_leaf : &ec_leaf;
+        assert_int_equal(
+            kms_tls_server_reload_with_key(srv, l->chain_pem, strlen(l->chain_pem), l->pkey), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].failures, 0);
+    }
+    assert_int_equal(kms_tls_hsm_sign_count() - before, 45);
+    SSL_CTX_free(cctx);
+    kms_tls_server_free(srv);
+}
+
+/* A key the caller holds as PKCS#8 DER (an exportable managed certificate's) serves too, with
+ * no HSM signature. */
+static void pkcs8_key_from_memory(void **state)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(k);
+    unsigned char *der = NULL;
+    int n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+    assert_true(n > 0);
+    EVP_PKEY *key = kms_tls_pkey_from_pkcs8(der, (size_t)n);
+    assert_non_null(key);
+    X509 *cert = make_cert(k, "server.test", 23, false);
+    char *pem = pem_of(cert, ca_cert);
+    kms_tls_options o = {0};
+    kms_tls_server *srv = kms_tls_server_new_with_key(&o, pem, strlen(pem), key);
+    assert_non_null(srv);
+    SSL_CTX *cctx = client_ctx(0, NULL);
+    uint64_t signs = 0;
+    long serial = 0;
+    assert_int_equal(connect_once(srv, cctx, NULL, NULL, &signs, &serial, NULL), 0);
+    assert_int_equal(signs, 0);
+    assert_int_equal(serial, 23);
+    assert_null(kms_tls_pkey_from_pkcs8(der, 5));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    SSL_CTX_free(cctx);
+    kms_tls_server_free(srv);
+    free(pem);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    OPENSSL_clear_free(der, (size_t)n);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    EVP_PKEY_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +600,8 @@ int main(void)
         cmocka_unit_test(reference_checked),
         cmocka_unit_test(key_must_match_certificate),
         cmocka_unit_test(reload_from_memory),
+        cmocka_unit_test(concurrent_handshakes_and_reloads),
+        cmocka_unit_test(pkcs8_key_from_memory),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
