@@ -26,9 +26,11 @@
  *     GenerateMac once per period (audited, needing kms:GenerateMac on the CMK), never per
  *     handshake; if the KMS cannot answer, handshakes go on without resumption. The derived
  *     keys live in locked memory and are wiped when the last context using them is freed.
- *     Why 12 hours: Mozilla's guidelines keep tickets at most a day (session_timeout 1d), and
- *     RFC 8446 4.6.1 caps them at 7 days; with two live periods a ticket resumes for 12 to 24
- *     hours, at the cost of one GenerateMac per process every 12 hours.
+ *     Periods are counted from the epoch, so every process switches keys at the same moment.
+ *     Why 12 hours: the configurations Mozilla's generator writes keep sessions a day (nginx
+ *     ssl_session_timeout 1d), and RFC 8446 4.6.1 caps tickets at 7 days; with two live periods
+ *     a ticket resumes for 12 to 24 hours, at the cost of one GenerateMac per process every 12
+ *     hours.
  *   - otherwise OpenSSL's own: random, made when the context is made, kept only in memory and
  *     never rotated (a restart makes new ones, which ends resumption of older sessions).
  * A server's hot reload (kms_tls_server_reload) keeps the ticket keys, so a reload does not cost
