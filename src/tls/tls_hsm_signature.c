@@ -216,13 +216,16 @@ static const OSSL_PARAM *rsa_settable(void *vctx, void *provctx)
     return settable;
 }
 
-/* The AlgorithmIdentifier of the signature (X509_sign and CMS ask for it); none for PSS,
- * whose parameters the key store's fixed salt would have to spell out. */
+/* The AlgorithmIdentifier of the signature (X509_sign and CMS ask for it). None for PSS, whose
+ * parameters would have to spell out the key store's fixed salt: an error, as leaving the
+ * parameter unset makes OpenSSL 3.0's ASN1_item_sign_ctx free an unset pointer. */
 static int algorithm_id(const sig_ctx *c, OSSL_PARAM *p)
 {
     int nid = NID_undef;
     if (c->md == NULL || (!c->ec && c->pad != RSA_PKCS1_PADDING)) {
-        return 1;
+        ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED,
+                       "kms-hsm names no AlgorithmIdentifier for RSA-PSS or without a digest");
+        return 0;
     }
     int mdnid = EVP_MD_get_type(c->md);
     if (c->ec) {

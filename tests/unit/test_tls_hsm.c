@@ -368,6 +368,41 @@ static void signatures_verify(void **state)
     EVP_PKEY_CTX_free(ctx);
 }
 
+/* X.509 structures signed by the key (a CSR here): the provider names the signature's
+ * AlgorithmIdentifier, for ECDSA and RSA PKCS#1 v1.5. */
+static void csr_signed_in_the_hsm(void **state)
+{
+    const hsm_leaf *leaves[] = {&ec_leaf, &rsa_leaf};
+    for (size_t i = 0; i < 2; i++) {
+        X509_REQ *req = X509_REQ_new();
+        assert_non_null(req);
+        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                                   (const unsigned char *)"csr.test", -1, -1, 0);
+        assert_int_equal(X509_REQ_set_pubkey(req, leaves[i]->pub), 1);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", kms_tls_hsm_libctx(), NULL,
+                                               leaves[i]->pkey, NULL),
+                         1);
+        assert_true(X509_REQ_sign_ctx(req, md) > 0);
+        assert_int_equal(X509_REQ_verify(req, leaves[i]->pub), 1);
+        EVP_MD_CTX_free(md);
+        X509_REQ_free(req);
+    }
+    /* RSA-PSS: refused cleanly (the key store's salt has no AlgorithmIdentifier here). */
+    X509_REQ *req = X509_REQ_new();
+    assert_int_equal(X509_REQ_set_pubkey(req, rsa_leaf.pub), 1);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    assert_int_equal(
+        EVP_DigestSignInit_ex(md, &pctx, "SHA256", kms_tls_hsm_libctx(), NULL, rsa_leaf.pkey, NULL),
+        1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+    assert_true(X509_REQ_sign_ctx(req, md) <= 0);
+    ERR_clear_error();
+    EVP_MD_CTX_free(md);
+    X509_REQ_free(req);
+}
+
 /* What OpenSSL says of the key: the certificate's sizes and curve, and its public half. */
 static void key_answers_like_its_public_half(void **state)
 {
@@ -594,6 +629,7 @@ int main(void)
         cmocka_unit_test(rsa2048_in_the_hsm),
         cmocka_unit_test(unsignable_scheme_refused),
         cmocka_unit_test(signatures_verify),
+        cmocka_unit_test(csr_signed_in_the_hsm),
         cmocka_unit_test(key_answers_like_its_public_half),
         cmocka_unit_test(private_key_not_exportable),
         cmocka_unit_test(token_says_sensitive),
