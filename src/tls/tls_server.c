@@ -117,8 +117,9 @@ static int use_chain_pem(SSL_CTX *ctx, const server_material *m)
 {
     int r = -1;
     X509 *cert = NULL;
-    BIO *bio = BIO_new_mem_buf(m->chain_pem, (int)m->chain_pem_len);
-    if (bio == NULL || m->chain_pem_len > INT32_MAX) {
+    BIO *bio = NULL;
+    if (m->chain_pem_len > INT32_MAX ||
+        (bio = BIO_new_mem_buf(m->chain_pem, (int)m->chain_pem_len)) == NULL) {
         r = kms_raise(KMS_ERR_VALIDATION, "the certificate chain cannot be read");
         goto out;
     }
