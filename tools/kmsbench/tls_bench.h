@@ -6,8 +6,8 @@
 
 /* Makes a P-256 key in the home's HSM (a managed certificate's, "acm:kmsbench-tls-..."), a
  * certificate for it from a throwaway CA, an HMAC_256 CMK for session tickets, and serves TLS
- * on 127.0.0.1:port (handshake, a greeting, close_notify; one connection at a time, as
- * `openssl s_server` does) until SIGTERM or SIGINT or `seconds` pass; then prints one JSON
+ * on 127.0.0.1:port (handshake, then reading until the client closes; one connection at a
+ * time, as `openssl s_server` does) until SIGTERM or SIGINT or `seconds` pass; then prints one JSON
  * object: handshakes, resumed ones, HSM signatures, ticket key derivations. */
 int tls_bench_serve(kms_client *client, int port, double seconds);
 
