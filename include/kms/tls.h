@@ -14,14 +14,30 @@
  *     suite offered here is an AEAD with forward secrecy, so the choice is only one of speed).
  * KMS_TLS_MODERN is TLS 1.3 only.
  *
- * Session tickets are on unless disabled. For now their keys are OpenSSL's own: random, made when
- * the context is made, kept only in memory and never rotated (a restart makes new ones, which
- * ends resumption of older sessions). A server's hot reload (kms_tls_server_reload) carries the
- * ticket keys over to the new context, so a reload does not cost every client a full handshake;
- * not under mutual TLS, where the reload may bring a new CRL that a resumed session would not be
- * checked against. A CRL file is checked for every certificate of the client's chain (each CA's
- * CRL must be in it).
- * Later: ticket keys derived from a CMK and rotated on a schedule.
+ * Session tickets are on unless disabled. Their keys come one of two ways:
+ *   - from a CMK (ticket_key_client and ticket_key_id: an HMAC_256 key, GENERATE_VERIFY_MAC):
+ *     rotated every ticket_key_rotation_seconds, 12 hours by default. The keys of each period
+ *     are derived from GenerateMac(CMK, "kms-tls-ticket-keys/v1/" || period number), so every
+ *     server process of the home naming the same CMK issues and accepts the same tickets, and
+ *     a restart keeps resumption. New tickets use the current period's keys; a ticket of the
+ *     previous period still resumes (and is replaced by a new one); older ones get a full
+ *     handshake. So a ticket lives one to two periods (clients are told one period), and a
+ *     stolen ticket key opens at most two periods of resumed sessions. Each process calls
+ *     GenerateMac once per period (audited, needing kms:GenerateMac on the CMK), never per
+ *     handshake; if the KMS cannot answer, handshakes go on without resumption. The derived
+ *     keys live in locked memory and are wiped when the last context using them is freed.
+ *     Periods are counted from the epoch, so every process switches keys at the same moment.
+ *     Why 12 hours: the configurations Mozilla's generator writes keep sessions a day (nginx
+ *     ssl_session_timeout 1d), and RFC 8446 4.6.1 caps tickets at 7 days; with two live periods
+ *     a ticket resumes for 12 to 24 hours, at the cost of one GenerateMac per process every 12
+ *     hours.
+ *   - otherwise OpenSSL's own: random, made when the context is made, kept only in memory and
+ *     never rotated (a restart makes new ones, which ends resumption of older sessions).
+ * A server's hot reload (kms_tls_server_reload) keeps the ticket keys, so a reload does not cost
+ * every client a full handshake; not under mutual TLS, where the reload may bring a new CRL that
+ * a resumed session would not be checked against (with a CMK, each context of a mutual TLS
+ * server then accepts only its own tickets). A CRL file is checked for every certificate of the
+ * client's chain (each CA's CRL must be in it).
  *
  * Conventions are those of kms.h: 0 / -1 with a thread-local error (kms_last_error), constructors
  * return NULL; bad options and unreadable files are ValidationException. */
@@ -76,6 +92,12 @@ typedef struct kms_tls_options {
                                         client: asks for no ticket */
     kms_tls_client_auth client_auth; /* server only: a client given client_auth or crl_file is
                                         refused (ValidationException) */
+    /* Server only: session ticket keys from an HMAC_256 CMK (see above). The client is
+     * borrowed: keep it open as long as the server and every connection it made; the key id
+     * (id, ARN or alias) is copied. NULL: OpenSSL's random ticket keys. */
+    kms_client *ticket_key_client;
+    const char *ticket_key_id;
+    unsigned ticket_key_rotation_seconds; /* 0: 12 hours; at least 60 */
 } kms_tls_options;
 
 /* ---- Clients ---------------------------------------------------------------------------------

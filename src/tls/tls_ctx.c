@@ -149,8 +149,10 @@ SSL_CTX *kms_tls_client_ctx_new(const kms_tls_options *opts)
     }
     /* Options of servers only: refused rather than ignored, so nobody believes a client checks
      * a CRL it never reads. */
-    if (opts->crl_file != NULL || opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
-        kms_raise(KMS_ERR_VALIDATION, "crl_file and client_auth are options of TLS servers");
+    if (opts->crl_file != NULL || opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE ||
+        opts->ticket_key_client != NULL || opts->ticket_key_id != NULL) {
+        kms_raise(KMS_ERR_VALIDATION,
+                  "crl_file, client_auth and ticket keys are options of TLS servers");
         return NULL;
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());

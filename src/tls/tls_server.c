@@ -4,10 +4,14 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
 
 #include "tls/tls_ctx.h"
+#include "tls/tls_hsm.h"
+#include "tls/tls_server.h"
+#include "tls/tls_ticket.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -100,11 +104,87 @@ static int set_client_auth(SSL_CTX *ctx, const kms_tls_options *o)
     return 0;
 }
 
-/* ---- Server contexts -------------------------------------------------------------------------*/
-static int check_server_options(const kms_tls_options *o)
+/* ---- Certificates and keys from memory -------------------------------------------------------*/
+/* What a server context is made of besides its options: the chain and key from memory (pkey not
+ * NULL), else the options' files. */
+typedef struct server_material {
+    const char *chain_pem;
+    size_t chain_pem_len;
+    EVP_PKEY *pkey;
+} server_material;
+
+static int use_chain_pem(SSL_CTX *ctx, const server_material *m)
 {
-    KMS_ENSURE(o->cert_chain_file != NULL && o->key_file != NULL, KMS_ERR_VALIDATION,
-               "a TLS server needs its certificate chain and key files");
+    int r = -1;
+    X509 *cert = NULL;
+    BIO *bio = NULL;
+    if (m->chain_pem_len > INT32_MAX ||
+        (bio = BIO_new_mem_buf(m->chain_pem, (int)m->chain_pem_len)) == NULL) {
+        r = kms_raise(KMS_ERR_VALIDATION, "the certificate chain cannot be read");
+        goto out;
+    }
+    for (int i = 0;; i++) {
+        cert = X509_new_ex(kms_tls_hsm_libctx(), NULL);
+        if (cert == NULL || PEM_read_bio_X509(bio, &cert, NULL, NULL) == NULL) {
+            break;
+        }
+        int ok = i == 0 ? SSL_CTX_use_certificate(ctx, cert) : SSL_CTX_add0_chain_cert(ctx, cert);
+        if (i == 0 || ok != 1) {
+            X509_free(cert);
+        }
+        cert = NULL;
+        if (ok != 1) {
+            r = kms_tls_raise_ssl(KMS_ERR_VALIDATION, "using the certificate chain");
+            goto out;
+        }
+        r = 0;
+    }
+    /* The loop ends at the end of the PEM text (or at a block that is not a certificate). */
+    if (r != 0) {
+        r = kms_tls_raise_ssl(KMS_ERR_VALIDATION, "the certificate chain holds no PEM "
+                                                  "certificate");
+        goto out;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_use_PrivateKey(ctx, m->pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        r = kms_tls_raise_ssl(KMS_ERR_VALIDATION, "the key does not match the certificate");
+        goto out;
+    }
+out:
+    X509_free(cert);
+    BIO_free(bio);
+    return r;
+}
+
+EVP_PKEY *kms_tls_pkey_from_pkcs8(const uint8_t *der, size_t der_len)
+{
+    OSSL_LIB_CTX *libctx = kms_tls_hsm_libctx();
+    const unsigned char *p = der;
+    EVP_PKEY *pkey = NULL;
+    kms_error_clear();
+    if (libctx == NULL) {
+        return NULL;
+    }
+    if (der == NULL || der_len == 0 || der_len > INT32_MAX ||
+        (pkey = d2i_AutoPrivateKey_ex(NULL, &p, (long)der_len, libctx, NULL)) == NULL ||
+        p != der + der_len) {
+        EVP_PKEY_free(pkey);
+        ERR_clear_error();
+        kms_raise(KMS_ERR_VALIDATION, "the private key is not PKCS#8 DER");
+        return NULL;
+    }
+    return pkey;
+}
+
+/* ---- Server contexts -------------------------------------------------------------------------*/
+static int check_server_options(const kms_tls_options *o, const server_material *m)
+{
+    KMS_ENSURE(m->pkey != NULL || (o->cert_chain_file != NULL && o->key_file != NULL),
+               KMS_ERR_VALIDATION, "a TLS server needs its certificate chain and key files");
+    KMS_ENSURE(m->pkey == NULL || (o->cert_chain_file == NULL && o->key_file == NULL &&
+                                   m->chain_pem != NULL && m->chain_pem_len > 0),
+               KMS_ERR_VALIDATION,
+               "a TLS server's certificate and key come from files or from memory, not both");
     KMS_ENSURE(o->client_auth >= KMS_TLS_CLIENT_AUTH_NONE &&
                    o->client_auth <= KMS_TLS_CLIENT_AUTH_REQUIRE,
                KMS_ERR_VALIDATION, "unknown client_auth %d", (int)o->client_auth);
@@ -112,25 +192,66 @@ static int check_server_options(const kms_tls_options *o)
                "mutual TLS needs the CA file that signs clients");
     KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
                KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
+    KMS_ENSURE((o->ticket_key_client == NULL) == (o->ticket_key_id == NULL), KMS_ERR_VALIDATION,
+               "ticket keys from a CMK need both the client and the key id");
+    KMS_ENSURE(o->ticket_key_client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
+               "ticket keys are given for session tickets, which are disabled");
+    KMS_ENSURE(o->ticket_key_rotation_seconds == 0 || o->ticket_key_rotation_seconds >= 60,
+               KMS_ERR_VALIDATION, "ticket keys rotate at most every minute");
     return 0;
 }
 
-static SSL_CTX *server_ctx_new(const kms_tls_options *o)
+/* Resumption: who may resume, with which ticket keys. */
+static int set_sessions(SSL_CTX *ctx, const kms_tls_options *o, kms_tls_ticket_keys *tickets)
 {
-    if (check_server_options(o) != 0) {
+    /* Resumed sessions (and client certificates in them) belong to this application only. Under
+     * mutual TLS with CMK ticket keys, to this context only: its CRL may be newer than the one a
+     * ticket's client was checked against (see tls.h). */
+    unsigned char sid_ctx[SSL_MAX_SID_CTX_LENGTH] = "kms-tls";
+    size_t sid_len = 7;
+    if (tickets != NULL && o->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
+        randombytes_buf(sid_ctx + sid_len, sizeof sid_ctx - sid_len);
+        sid_len = sizeof sid_ctx;
+    }
+    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, (unsigned)sid_len) != 1) {
+        return kms_tls_raise_ssl(KMS_ERR_INTERNAL, "setting the session id context");
+    }
+    if (o->disable_session_tickets) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (tickets != NULL) {
+        return kms_tls_ticket_keys_install(ctx, tickets);
+    }
+    return 0;
+}
+
+static SSL_CTX *server_ctx_new(const kms_tls_options *o, const server_material *m,
+                               kms_tls_ticket_keys *tickets)
+{
+    OSSL_LIB_CTX *libctx = NULL;
+    if (check_server_options(o, m) != 0) {
         return NULL;
     }
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (m->pkey != NULL && (libctx = kms_tls_hsm_libctx()) == NULL) {
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
     if (ctx == NULL) {
         kms_tls_raise_ssl(KMS_ERR_INTERNAL, "SSL_CTX_new");
         return NULL;
     }
-    static const unsigned char sid_ctx[] = "kms-tls";
     int r = -1;
     if ((r = kms_tls_ctx_apply_profile(ctx, o->profile)) != 0) {
         goto out;
     }
-    if ((r = kms_tls_ctx_use_certificate(ctx, o->cert_chain_file, o->key_file)) != 0) {
+    if (m->pkey != NULL) {
+        r = use_chain_pem(ctx, m);
+    } else {
+        r = kms_tls_ctx_use_certificate(ctx, o->cert_chain_file, o->key_file);
+    }
+    if (r != 0) {
         goto out;
     }
     if (o->client_auth != KMS_TLS_CLIENT_AUTH_NONE && (r = set_client_auth(ctx, o)) != 0) {
@@ -139,15 +260,8 @@ static SSL_CTX *server_ctx_new(const kms_tls_options *o)
     if (o->alpn != NULL && (r = set_alpn(ctx, o->alpn)) != 0) {
         goto out;
     }
-    /* Resumed sessions (and client certificates in them) belong to this application only. */
-    if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1) != 1) {
-        r = kms_tls_raise_ssl(KMS_ERR_INTERNAL, "setting the session id context");
+    if ((r = set_sessions(ctx, o, tickets)) != 0) {
         goto out;
-    }
-    if (o->disable_session_tickets) {
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        SSL_CTX_set_num_tickets(ctx, 0);
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
     r = 0;
 out:
@@ -164,8 +278,36 @@ struct kms_tls_server {
     pthread_mutex_t reload_lock; /* one reload at a time; guards opts and the paths */
     SSL_CTX *ctx;
     kms_tls_options opts; /* its strings point at the copies below */
-    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn;
+    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn, *ticket_key_id;
+    kms_tls_ticket_keys *tickets; /* NULL: OpenSSL's ticket keys */
+    server_material material;     /* from memory: its own copy of the PEM, a reference to the key */
 };
+
+static void material_clean_up(server_material *m)
+{
+    free((char *)m->chain_pem);
+    EVP_PKEY_free(m->pkey);
+    memset(m, 0, sizeof *m);
+}
+
+/* A copy of the chain and a reference to the key; *out cleared first. */
+static int material_copy(const char *chain_pem, size_t len, EVP_PKEY *pkey, server_material *out)
+{
+    memset(out, 0, sizeof *out);
+    KMS_ENSURE(chain_pem != NULL && len > 0 && pkey != NULL, KMS_ERR_VALIDATION,
+               "a TLS server from memory needs its certificate chain and key");
+    char *copy = malloc(len);
+    KMS_ENSURE(copy != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (EVP_PKEY_up_ref(pkey) != 1) {
+        free(copy);
+        return kms_tls_raise_ssl(KMS_ERR_INTERNAL, "EVP_PKEY_up_ref");
+    }
+    memcpy(copy, chain_pem, len);
+    out->chain_pem = copy;
+    out->chain_pem_len = len;
+    out->pkey = pkey;
+    return 0;
+}
 
 static char *dup_or_null(const char *s, bool *failed)
 {
@@ -179,18 +321,21 @@ static char *dup_or_null(const char *s, bool *failed)
     return d;
 }
 
-kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
+static kms_tls_server *server_new(const kms_tls_options *opts, server_material *m)
 {
-    kms_error_clear();
     if (opts == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "a TLS server needs its options");
+        material_clean_up(m);
         return NULL;
     }
     kms_tls_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        material_clean_up(m);
         return NULL;
     }
+    s->material = *m; /* the server owns it now */
+    memset(m, 0, sizeof *m);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->reload_lock, NULL);
     bool failed = false;
@@ -199,7 +344,9 @@ kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
     s->ca_file = dup_or_null(opts->ca_file, &failed);
     s->crl_file = dup_or_null(opts->crl_file, &failed);
     s->alpn = dup_or_null(opts->alpn, &failed);
+    s->ticket_key_id = dup_or_null(opts->ticket_key_id, &failed);
     s->opts = *opts;
+    s->opts.ticket_key_id = s->ticket_key_id;
     s->opts.cert_chain_file = s->cert_chain_file;
     s->opts.key_file = s->key_file;
     s->opts.ca_file = s->ca_file;
@@ -207,14 +354,41 @@ kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
     s->opts.alpn = s->alpn;
     if (failed) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    } else {
-        s->ctx = server_ctx_new(&s->opts);
+    } else if (opts->ticket_key_client == NULL || opts->ticket_key_id == NULL ||
+               (s->tickets = kms_tls_ticket_keys_new(opts->ticket_key_client, opts->ticket_key_id,
+                                                     opts->ticket_key_rotation_seconds)) != NULL) {
+        s->ctx = server_ctx_new(&s->opts, &s->material, s->tickets);
     }
     if (s->ctx == NULL) {
         kms_tls_server_free(s);
         return NULL;
     }
     return s;
+}
+
+void kms_tls_server_ticket_clock_set(kms_tls_server *server, int64_t (*now)(void))
+{
+    if (server->tickets != NULL) {
+        kms_tls_ticket_keys_set_clock(server->tickets, now);
+    }
+}
+
+kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
+{
+    server_material none = {0};
+    kms_error_clear();
+    return server_new(opts, &none);
+}
+
+kms_tls_server *kms_tls_server_new_with_key(const kms_tls_options *opts, const char *chain_pem,
+                                            size_t chain_pem_len, EVP_PKEY *pkey)
+{
+    server_material m;
+    kms_error_clear();
+    if (material_copy(chain_pem, chain_pem_len, pkey, &m) != 0) {
+        return NULL;
+    }
+    return server_new(opts, &m);
 }
 
 void kms_tls_server_free(kms_tls_server *server)
@@ -228,6 +402,9 @@ void kms_tls_server_free(kms_tls_server *server)
     free(server->ca_file);
     free(server->crl_file);
     free(server->alpn);
+    free(server->ticket_key_id);
+    kms_tls_ticket_keys_free(server->tickets);
+    material_clean_up(&server->material);
     pthread_mutex_destroy(&server->lock);
     pthread_mutex_destroy(&server->reload_lock);
     free(server);
@@ -245,6 +422,56 @@ static void carry_ticket_keys(SSL_CTX *from, SSL_CTX *to)
     ERR_clear_error();
 }
 
+/* Makes a context from the server's options with these files (both NULL: the current ones) or
+ * this material (pkey NULL: none, or the current one when the files are NULL too), swaps it in,
+ * and keeps the new files or material. new_cert, new_key and *m are the caller's until they are
+ * kept; m is cleared when it is. */
+static int reload(kms_tls_server *server, char **new_cert, char **new_key, server_material *m)
+{
+    SSL_CTX *ctx = NULL;
+    int r = -1;
+    pthread_mutex_lock(&server->reload_lock);
+    kms_tls_options o = server->opts;
+    const server_material *use = &server->material;
+    if (*new_cert != NULL || m->pkey != NULL) {
+        o.cert_chain_file = *new_cert;
+        o.key_file = *new_key;
+        use = m;
+    }
+    if ((ctx = server_ctx_new(&o, use, server->tickets)) == NULL) {
+        goto out; /* the current context stays */
+    }
+    pthread_mutex_lock(&server->lock);
+    SSL_CTX *old = server->ctx;
+    /* Tickets resume across a reload, except under mutual TLS: a reload may bring a new CRL,
+     * and a resumed session is not checked against it again (a revoked client would be let back
+     * in by its ticket). */
+    if (!o.disable_session_tickets && o.client_auth == KMS_TLS_CLIENT_AUTH_NONE &&
+        server->tickets == NULL) {
+        carry_ticket_keys(old, ctx);
+    }
+    server->ctx = ctx;
+    pthread_mutex_unlock(&server->lock);
+    SSL_CTX_free(old);
+    if (use != &server->material) {
+        free(server->cert_chain_file);
+        free(server->key_file);
+        server->cert_chain_file = *new_cert;
+        server->key_file = *new_key;
+        server->opts.cert_chain_file = *new_cert;
+        server->opts.key_file = *new_key;
+        *new_cert = NULL;
+        *new_key = NULL;
+        material_clean_up(&server->material);
+        server->material = *m;
+        memset(m, 0, sizeof *m);
+    }
+    r = 0;
+out:
+    pthread_mutex_unlock(&server->reload_lock);
+    return r;
+}
+
 int kms_tls_server_reload(kms_tls_server *server, const char *cert_chain_file, const char *key_file)
 {
     kms_error_clear();
@@ -253,10 +480,8 @@ int kms_tls_server_reload(kms_tls_server *server, const char *cert_chain_file, c
                "a reload replaces the certificate chain and the key together");
     char *new_cert = NULL;
     char *new_key = NULL;
-    SSL_CTX *ctx = NULL;
+    server_material none = {0};
     int r = -1;
-    pthread_mutex_lock(&server->reload_lock);
-    kms_tls_options o = server->opts;
     if (cert_chain_file != NULL) {
         new_cert = strdup(cert_chain_file);
         new_key = strdup(key_file);
@@ -264,38 +489,26 @@ int kms_tls_server_reload(kms_tls_server *server, const char *cert_chain_file, c
             r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
-        o.cert_chain_file = new_cert;
-        o.key_file = new_key;
     }
-    if ((ctx = server_ctx_new(&o)) == NULL) {
-        goto out; /* the current context stays */
-    }
-    pthread_mutex_lock(&server->lock);
-    SSL_CTX *old = server->ctx;
-    /* Tickets resume across a reload, except under mutual TLS: a reload may bring a new CRL,
-     * and a resumed session is not checked against it again (a revoked client would be let back
-     * in by its ticket). */
-    if (!o.disable_session_tickets && o.client_auth == KMS_TLS_CLIENT_AUTH_NONE) {
-        carry_ticket_keys(old, ctx);
-    }
-    server->ctx = ctx;
-    pthread_mutex_unlock(&server->lock);
-    SSL_CTX_free(old);
-    if (new_cert != NULL) {
-        free(server->cert_chain_file);
-        free(server->key_file);
-        server->cert_chain_file = new_cert;
-        server->key_file = new_key;
-        server->opts.cert_chain_file = new_cert;
-        server->opts.key_file = new_key;
-        new_cert = NULL;
-        new_key = NULL;
-    }
-    r = 0;
+    r = reload(server, &new_cert, &new_key, &none);
 out:
-    pthread_mutex_unlock(&server->reload_lock);
     free(new_cert);
     free(new_key);
+    return r;
+}
+
+int kms_tls_server_reload_with_key(kms_tls_server *server, const char *chain_pem,
+                                   size_t chain_pem_len, EVP_PKEY *pkey)
+{
+    char *no_cert = NULL;
+    char *no_key = NULL;
+    server_material m;
+    int r = -1;
+    kms_error_clear();
+    KMS_ENSURE(server != NULL, KMS_ERR_VALIDATION, "no TLS server to reload");
+    KMS_GUARD(material_copy(chain_pem, chain_pem_len, pkey, &m));
+    r = reload(server, &no_cert, &no_key, &m);
+    material_clean_up(&m);
     return r;
 }
 

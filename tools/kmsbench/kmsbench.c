@@ -26,6 +26,7 @@
 #include "audit_bench.h"
 #include "kms/kms.h"
 #include "policy_bench.h"
+#include "tls_bench.h"
 
 #define DEFAULT_RECORDS 1000000
 #define DEFAULT_SEGMENT_RECORDS 10000
@@ -42,6 +43,7 @@ typedef struct bench_ctx {
     size_t blob_len;
     double seconds;
     int64_t records, segment_records; /* LookupEvents */
+    int port;                         /* TlsServer */
     atomic_bool stop;
     atomic_int failures;
 } bench_ctx;
@@ -103,6 +105,16 @@ static int op_lookup_events(const bench_ctx *b)
     return audit_bench_run(b->records, b->segment_records);
 }
 
+static int op_tls_sign(const bench_ctx *b)
+{
+    return tls_bench_sign(b->client, b->seconds);
+}
+
+static int op_tls_server(const bench_ctx *b)
+{
+    return tls_bench_serve(b->client, b->port, b->seconds);
+}
+
 static const struct {
     const char *name;
     bench_fn fn;        /* or: */
@@ -119,6 +131,11 @@ static const struct {
      "the policy engine alone (one thread, no KMS home)"},
     {"LookupEvents", NULL, op_lookup_events, false, true,
      "audit lookup-events, usage-report, validate-logs (no KMS home; on request)"},
+    {"TlsSign", NULL, op_tls_sign, true, true,
+     "ECDSA P-256 signatures: the key store, kms-hsm through EVP, a key in memory (on request)"},
+    {"TlsServer", NULL, op_tls_server, true, true,
+     "a TLS server with its P-256 key in the HSM on 127.0.0.1:--port, for --seconds or until "
+     "SIGTERM (on request; scripts/bench-tls.sh drives it)"},
 };
 
 #define N_OPERATIONS (sizeof operations / sizeof operations[0])
@@ -208,7 +225,7 @@ static char *create_key(kms_client *c, const char *request)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]\n"
-               "                [--records N] [--segment-records N]\n"
+               "                [--records N] [--segment-records N] [--port N]\n"
                "Measures in-process operations per second of libkms and prints one JSON object\n"
                "per measurement. Without --operation, every operation but those run on request.\n"
                "Operations:\n");
@@ -222,6 +239,8 @@ static void usage(FILE *f)
         "(default %d) records in segments of --segment-records N (default %d),\n"
         "written under $TMPDIR (else /tmp) and removed afterwards. It takes about 40 s\n"
         "for a million records, so it runs only when --operation names it.\n"
+        "TlsServer serves TLS on 127.0.0.1:--port with a P-256 key held in the HSM, for\n"
+        "--seconds or until SIGTERM, then prints its handshake and HSM counts.\n"
         "Examples: kmsbench --operation GenerateDataKey --threads 2 --seconds 5\n"
         "          kmsbench --operation LookupEvents --records 200000\n",
         DEFAULT_RECORDS, DEFAULT_SEGMENT_RECORDS);
@@ -252,7 +271,7 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 int main(int argc, char **argv)
 {
     const char *home = NULL, *only = NULL;
-    int threads = 0;
+    int threads = 0, port = 0;
     double seconds = 3;
     int64_t records = DEFAULT_RECORDS, segment_records = DEFAULT_SEGMENT_RECORDS;
     static const struct option longopts[] = {{"home", required_argument, NULL, 'H'},
@@ -261,6 +280,7 @@ int main(int argc, char **argv)
                                              {"operation", required_argument, NULL, 'o'},
                                              {"records", required_argument, NULL, 'r'},
                                              {"segment-records", required_argument, NULL, 'S'},
+                                             {"port", required_argument, NULL, 'p'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -289,6 +309,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "kmsbench: --segment-records takes 1-%d\n", MAX_RECORDS);
                 return 2;
             }
+            break;
+        case 'p':
+            port = atoi(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -334,7 +357,8 @@ int main(int argc, char **argv)
         }
     }
     int rc = 1;
-    bench_ctx b = {.seconds = seconds, .records = records, .segment_records = segment_records};
+    bench_ctx b = {
+        .seconds = seconds, .records = records, .segment_records = segment_records, .port = port};
     char *sym = NULL, *sig = NULL;
     if (only == NULL || strcmp(only, "PolicyEvaluate") == 0) {
         b.policy = policy_bench_new();
