@@ -171,7 +171,9 @@ int kms_gate_authorize_service(kms_request *rq, const char *action, const char *
     char account[13] = "";
     KMS_ENSURE(rq->service, KMS_ERR_ACCESS_DENIED, "%s is work of the service, not of a caller",
                action);
-    KMS_ENSURE(strcmp(action, "kms:RotateKey") == 0 || strcmp(action, "kms:DeleteKey") == 0,
+    KMS_ENSURE(strcmp(action, "kms:RotateKey") == 0 || strcmp(action, "kms:DeleteKey") == 0 ||
+                   strcmp(action, "acm:RenewCertificate") == 0 ||
+                   strcmp(action, "acm:CertificateApproachingExpiration") == 0,
                KMS_ERR_ACCESS_DENIED, "the service does not perform %s on its own", action);
     KMS_ENSURE(kms_policy_arn_account(key_arn, account) == 0 &&
                    strcmp(account, rq->client->cfg.account_id) == 0,

@@ -83,7 +83,8 @@ void kmsctl_print_global_help(FILE *f)
                                            "(aws iam, aws sts, aws organizations)",
                                            "The audit trail (aws cloudtrail)",
                                            "The home's security posture (as AWS Trusted Advisor)",
-                                           "Private certificate authorities (aws acm-pca)"};
+                                           "Private certificate authorities (aws acm-pca)",
+                                           "Managed certificates (aws acm)"};
     _Static_assert(sizeof headings / sizeof headings[0] == KMSCTL_COMMAND_TABLES,
                    "one heading per command table");
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];

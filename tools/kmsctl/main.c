@@ -3,6 +3,7 @@
  * The entry point: global options, the command lookup, then the command's option parser and
  * handler from the table in commands.c. */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +32,31 @@ void kmsctl_free_secret_string(char *s)
     }
 }
 
+/* The services whose commands are grouped under their name, as in the aws CLI. A "kms"
+ * command is also one of kmsctl's flat names: `kmsctl kms create-key` is `kmsctl create-key`. */
+static const struct {
+    const char *name;
+    bool flat;
+} groups[] = {{"acm-pca", false}, {"acm", false}, {"kms", true}};
+
 /* The command at argv[*i]: a flat name ("encrypt"), or a service's command in two words as in
  * the aws CLI ("acm-pca issue-certificate", *i moved to the second). NULL if unknown. */
 static const struct command *find_command(int argc, char **argv, int *i)
 {
     char name[128];
-    if (strcmp(argv[*i], "acm-pca") != 0 || *i + 1 >= argc) {
-        return kmsctl_command_find(argv[*i]);
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        if (strcmp(argv[*i], groups[g].name) != 0 || *i + 1 >= argc) {
+            continue;
+        }
+        if (groups[g].flat) {
+            snprintf(name, sizeof name, "%s", argv[*i + 1]);
+        } else {
+            snprintf(name, sizeof name, "%s %s", argv[*i], argv[*i + 1]);
+        }
+        (*i)++;
+        return kmsctl_command_find(name);
     }
-    snprintf(name, sizeof name, "%s %s", argv[*i], argv[*i + 1]);
-    (*i)++;
-    return kmsctl_command_find(name);
+    return kmsctl_command_find(argv[*i]);
 }
 
 /* `kmsctl help [COMMAND]` */
