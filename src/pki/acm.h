@@ -1,7 +1,8 @@
 /* Managed certificates (AWS Certificate Manager's model): certificates the manager requests from
  * a private CA of this home (type PRIVATE) or that are imported with their key (IMPORTED). The
  * key of a requested certificate is kept one of two ways:
- *   - HSM: a non-extractable HSM pair of the key store, "acm:CERT_ID.GENERATION"
+ *   - HSM: a non-extractable HSM pair of the key store, "acm:CERT_ID.GENERATION.RAND" (the
+ *     random part: a renewal that crashed after making its key leaves no name to collide with)
  *     (keystore.h "Keys of managed certificates"), used only for handshake signatures;
  *   - SEALED: generated in memory, its PKCS#8 DER sealed under a fresh data key that a KMS key
  *     (the caller's, alias/aws/acm) wraps; ExportCertificate hands it out as an encrypted
@@ -39,9 +40,10 @@ typedef struct kms_acm_cert {
     char domain_name[254];
     char *sans; /* JSON array text (malloc'd), DomainName first, as ACM lists them */
     char key_algorithm[24];
-    char key_storage[8]; /* HSM, SEALED */
-    char key_name[64];   /* HSM: the key store's name of the current key ("CERT_ID.GEN") */
-    uint8_t *sealed_key; /* SEALED (malloc'd) */
+    char key_storage[8];    /* HSM, SEALED */
+    char key_name[64];      /* HSM: the key store's name of the current key ("CERT_ID.GEN.RAND") */
+    char prev_key_name[64]; /* HSM: the key before the last renewal ("" if none) */
+    uint8_t *sealed_key;    /* SEALED (malloc'd) */
     size_t sealed_key_len;
     uint8_t *certificate; /* DER (malloc'd) */
     size_t certificate_len;

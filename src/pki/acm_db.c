@@ -14,11 +14,11 @@
     "cert_id, account_id, domain_name, sans, key_algorithm, key_storage, key_name, sealed_key,"    \
     " certificate, chain, serial, not_before, not_after, status, cert_type, ca_arn,"               \
     " renewal_eligibility, renewal_status, renewal_reason, renewal_updated_at, in_use_by,"         \
-    " generation, created_at, issued_at, imported_at"
+    " generation, created_at, issued_at, imported_at, prev_key_name"
 
 static const char sql_insert[] =
     "INSERT INTO acm_certificates (" ACM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 static const char sql_get[] =
     "SELECT " ACM_COLUMNS " FROM acm_certificates WHERE cert_id = ?1 AND account_id = ?2";
 static const char sql_list[] = "SELECT " ACM_COLUMNS " FROM acm_certificates"
@@ -27,7 +27,7 @@ static const char sql_replace[] =
     "UPDATE acm_certificates SET key_name = ?3, sealed_key = ?4, certificate = ?5, chain = ?6,"
     " serial = ?7, not_before = ?8, not_after = ?9, status = ?10, renewal_status = ?11,"
     " renewal_reason = '', renewal_updated_at = ?12, generation = ?13, issued_at = ?14,"
-    " imported_at = ?15, domain_name = ?16, sans = ?17, key_algorithm = ?18"
+    " imported_at = ?15, domain_name = ?16, sans = ?17, key_algorithm = ?18, prev_key_name = ?19"
     " WHERE cert_id = ?1 AND account_id = ?2 AND generation = ?13 - 1";
 static const char sql_delete_tags[] = "DELETE FROM acm_tags WHERE cert_id = ?1";
 static const char sql_delete[] =
@@ -122,7 +122,8 @@ int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
             kms_db_text(c->renewal_reason != NULL ? c->renewal_reason : ""),
             kms_db_int64(c->renewal_updated_at),
             kms_db_text(c->in_use_by != NULL ? c->in_use_by : "[]"), kms_db_int64(c->generation),
-            kms_db_int64(c->created_at), kms_db_int64(c->issued_at), kms_db_int64(c->imported_at)),
+            kms_db_int64(c->created_at), kms_db_int64(c->issued_at), kms_db_int64(c->imported_at),
+            kms_db_text(c->prev_key_name)),
         "cannot record the certificate", NULL);
 }
 
@@ -140,7 +141,7 @@ int kms_acm_db_replace(const kms_keystore *ks, const kms_acm_cert *c)
             kms_db_text(c->status), kms_db_text(c->renewal_status),
             kms_db_int64(c->renewal_updated_at), kms_db_int64(c->generation),
             kms_db_int64(c->issued_at), kms_db_int64(c->imported_at), kms_db_text(c->domain_name),
-            kms_db_text(c->sans), kms_db_text(c->key_algorithm)),
+            kms_db_text(c->sans), kms_db_text(c->key_algorithm), kms_db_text(c->prev_key_name)),
         "cannot record the renewed certificate", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_REQUEST_IN_PROGRESS,
                "certificate %s was renewed or reimported meanwhile: try again", c->cert_id);
@@ -169,7 +170,8 @@ static int cert_read(kms_db_stmt *st, kms_acm_cert *c)
                            subject) != 0 ||
         kms_db_column_copy(st, 17, c->renewal_status, sizeof c->renewal_status, subject) != 0 ||
         kms_db_column_dup(st, 18, &c->renewal_reason) != 0 ||
-        kms_db_column_dup(st, 20, &c->in_use_by) != 0) {
+        kms_db_column_dup(st, 20, &c->in_use_by) != 0 ||
+        kms_db_column_copy(st, 25, c->prev_key_name, sizeof c->prev_key_name, subject) != 0) {
         kms_acm_cert_clean_up(c);
         return -1;
     }
@@ -248,11 +250,12 @@ out:
     return r;
 }
 
-/* The key of generation gen of an HSM-held certificate: "CERT_ID.GEN". */
-static int destroy_generation(const kms_keystore *ks, const kms_acm_cert *c, int64_t gen)
+/* An HSM key of the certificate ("" is none); one already gone is fine. */
+static int destroy_key(const kms_keystore *ks, const char *name)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s.%lld", c->cert_id, (long long)gen);
+    if (name[0] == '\0') {
+        return 0;
+    }
     if (kms_keystore_cert_key_destroy(ks, name) != 0 && kms_last_error() != KMS_ERR_NOT_FOUND) {
         return -1;
     }
@@ -292,10 +295,8 @@ int kms_acm_delete(const kms_keystore *ks, const kms_acm_cert *c)
         kms_db_write(kms_store_db(ks->store), delete_locked, &a, "cannot delete the certificate"));
     /* The row is gone: its HSM keys (this generation and the one before) follow. */
     if (strcmp(c->key_storage, "HSM") == 0) {
-        KMS_GUARD(destroy_generation(ks, c, c->generation));
-        if (c->generation > 1) {
-            KMS_GUARD(destroy_generation(ks, c, c->generation - 1));
-        }
+        KMS_GUARD(destroy_key(ks, c->key_name));
+        KMS_GUARD(destroy_key(ks, c->prev_key_name));
     }
     return 0;
 }
@@ -418,8 +419,10 @@ static int tags_locked(kms_db_conn *conn, void *arg)
             "cannot record the certificate's tags", NULL));
     }
     int64_t n = 0;
-    KMS_GUARD(kms_db_int(conn, sql_tag_count, KMS_DB_PARAMS(kms_db_text(a->cert_id)), &n,
-                         "cannot count the certificate's tags"));
+    if (kms_db_int(conn, sql_tag_count, KMS_DB_PARAMS(kms_db_text(a->cert_id)), &n,
+                   "cannot count the certificate's tags") < 0) {
+        return -1;
+    }
     KMS_ENSURE(n <= KMS_ACM_TAGS_MAX, KMS_ERR_LIMIT_EXCEEDED,
                "a certificate has at most %d tags (TooManyTagsException)", KMS_ACM_TAGS_MAX);
     return 0;

@@ -8,7 +8,10 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "pki/acm_internal.h"
 #include "util/util.h"
@@ -338,7 +341,8 @@ static int issue(const kms_keystore *ks, kms_acm_cert *c, const kms_key_record *
     memset(&ca, 0, sizeof ca);
     k->alg = key_alg_find(c->key_algorithm);
     k->hsm = strcmp(c->key_storage, "HSM") == 0;
-    snprintf(k->key_name, sizeof k->key_name, "%s.%lld", c->cert_id, (long long)c->generation);
+    snprintf(k->key_name, sizeof k->key_name, "%s.%lld.%08" PRIx32, c->cert_id,
+             (long long)c->generation, randombytes_random());
     if (names == NULL || k->alg == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "certificate %s has invalid names or key algorithm",
                   c->cert_id);
@@ -469,6 +473,7 @@ int kms_acm_renew(const kms_keystore *ks, const kms_acm_cert *c, const kms_key_r
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    snprintf(n.prev_key_name, sizeof n.prev_key_name, "%s", c->key_name);
     snprintf(n.renewal_status, sizeof n.renewal_status, "SUCCESS");
     n.renewal_updated_at = now;
     if (issue(ks, &n, seal_with, now, &k) != 0 || kms_acm_db_replace(ks, &n) != 0) {
@@ -476,12 +481,8 @@ int kms_acm_renew(const kms_keystore *ks, const kms_acm_cert *c, const kms_key_r
     }
     r = 0;
     /* The key two generations back is no longer served by anyone. */
-    if (strcmp(c->key_storage, "HSM") == 0 && c->generation > 1) {
-        char old[64];
-        snprintf(old, sizeof old, "%s.%lld", c->cert_id, (long long)c->generation - 1);
-        if (kms_keystore_cert_key_destroy(ks, old) != 0) {
-            kms_error_clear();
-        }
+    if (c->prev_key_name[0] != '\0' && kms_keystore_cert_key_destroy(ks, c->prev_key_name) != 0) {
+        kms_error_clear();
     }
 out:
     key_drop(ks, &k, r != 0);
