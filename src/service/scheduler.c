@@ -318,9 +318,8 @@ static int acm_warn_one(void *arg, const char *arn, int64_t not_after, const cha
     kms_request rq;
     char when[32];
     int claimed = kms_acm_warning_claim(&w->client->keystore, arn, w->now / 86400);
-    KMS_GUARD(claimed);
-    if (claimed == 0) {
-        return 0;
+    if (claimed <= 0) {
+        return claimed;
     }
     json_int_t days = (json_int_t)((not_after - w->now) / 86400);
     kms_time_iso8601(not_after, when);
