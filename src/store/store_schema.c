@@ -364,11 +364,11 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
 
     /* 6 -> 7. Managed certificates (ACM, src/pki/acm.h): each certificate by id (its ARN's
      * UUID), requested from a CA of this home (PRIVATE) or imported; its key in the HSM
-     * ("acm:KEY_NAME", key_name; prev_key_name the one before a renewal) or sealed (sealed_key: the PKCS#8 DER under a data key of
-     * alias/aws/acm); the certificate (DER) and the chain above it (PEM); generation counts
-     * renewals and reimports; in_use_by is a JSON array of strings; the renewal columns are
-     * RenewalSummary's. Their tags, and the day of the last expiry warning of every certificate
-     * the home knows (by ARN). */
+     * ("acm:KEY_NAME", key_name; prev_key_name the one before a renewal) or sealed (sealed_key: the
+     * PKCS#8 DER under a data key of alias/aws/acm); the certificate (DER) and the chain above it
+     * (PEM); generation counts renewals and reimports; in_use_by is a JSON array of strings; the
+     * renewal columns are RenewalSummary's. Their tags, and the day of the last expiry warning of
+     * every certificate the home knows (by ARN). */
     "CREATE TABLE acm_certificates ("
     "  cert_id TEXT PRIMARY KEY NOT NULL,"
     "  account_id TEXT NOT NULL,"
