@@ -5,15 +5,19 @@
 #include "testutil.h"
 
 #include <openssl/bio.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kms/kms.h"
 #include "pki/acm.h"
+#include "service/acm_service.h"
 #include "util/util.h"
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -571,6 +575,204 @@ static void test_expiring(void **state)
     kms_acm_cert_clean_up(&c);
 }
 
+/* ---- Through the service: kms_call and the TLS helper's calls ----------------------------------
+ */
+
+static char *svc_tmp;
+static kms_client *svc;
+static char svc_ca[KMS_ARN_MAX];
+
+/* kms_call that must succeed; the parsed response. */
+static json_t *call(const char *op, const char *fmt, ...)
+{
+    char req[4096];
+    char *resp = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    if (kms_call(svc, op, req, &resp) != 0) {
+        fail_msg("%s: %s", op, kms_last_error_message());
+    }
+    json_t *j = json_loads(resp, 0, NULL);
+    kms_string_free(resp);
+    assert_non_null(j);
+    return j;
+}
+
+static kms_error call_error(const char *op, const char *req)
+{
+    char *resp = NULL;
+    assert_int_equal(kms_call(svc, op, req, &resp), -1);
+    return kms_last_error();
+}
+
+static int svc_setup(void **state)
+{
+    (void)state;
+    svc_tmp = kms_test_tmpdir();
+    char *home = kms_path_join(svc_tmp, "home");
+    if (kms_home_init(home, NULL) != 0) {
+        fprintf(stderr, "init: %s\n", kms_last_error_message());
+        return -1;
+    }
+    kms_client_options o = {.home = home};
+    svc = kms_client_open(&o);
+    free(home);
+    if (svc == NULL) {
+        fprintf(stderr, "open: %s\n", kms_last_error_message());
+        return -1;
+    }
+    json_t *r = call("acm-pca:CreateCertificateAuthority",
+                     "{\"CertificateAuthorityType\": \"ROOT\", "
+                     "\"CertificateAuthorityConfiguration\": {\"KeyAlgorithm\": \"EC_prime256v1\", "
+                     "\"SigningAlgorithm\": \"SHA256WITHECDSA\", \"Subject\": {\"CommonName\": "
+                     "\"Service Root\"}}}");
+    snprintf(svc_ca, sizeof svc_ca, "%s",
+             json_string_value(json_object_get(r, "CertificateAuthorityArn")));
+    json_decref(r);
+    return 0;
+}
+
+static int svc_teardown(void **state)
+{
+    (void)state;
+    kms_client_free(svc);
+    kms_test_rmrf(svc_tmp);
+    free(svc_tmp);
+    return 0;
+}
+
+static void svc_request(bool exportable, char arn[KMS_ARN_MAX])
+{
+    json_t *r = call("acm:RequestCertificate",
+                     "{\"DomainName\": \"svc.internal\", \"KeyAlgorithm\": \"EC_prime256v1\", "
+                     "\"CertificateAuthorityArn\": \"%s\"%s}",
+                     svc_ca, exportable ? ", \"Options\": {\"Export\": \"ENABLED\"}" : "");
+    snprintf(arn, KMS_ARN_MAX, "%s", json_string_value(json_object_get(r, "CertificateArn")));
+    json_decref(r);
+}
+
+/* The leaf of a PEM chain. */
+static X509 *leaf_of(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    assert_non_null(x);
+    X509 *ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    assert_non_null(ca); /* the chain follows the leaf */
+    assert_int_equal(X509_verify(x, X509_get0_pubkey(ca)), 1);
+    X509_free(ca);
+    BIO_free(b);
+    return x;
+}
+
+/* The TLS helper's road to an HSM-held key: the chain, and a handshake-like signature of a
+ * digest made in the HSM that the certificate's public key verifies. */
+static void test_service_material_hsm(void **state)
+{
+    (void)state;
+    char arn[KMS_ARN_MAX];
+    kms_acm_material m;
+    svc_request(false, arn);
+    assert_int_equal(kms_acm_service_material(svc, arn, &m), 0);
+    assert_true(m.hsm);
+    assert_null(m.pkcs8);
+    assert_string_equal(m.key_spec, "ECC_NIST_P256");
+    assert_int_equal(m.generation, 1);
+    X509 *x = leaf_of(m.chain_pem);
+    uint8_t digest[32];
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    randombytes_buf(digest, sizeof digest);
+    assert_int_equal(kms_keystore_cert_key_sign_digest(&svc->keystore, m.key_name, m.key_spec,
+                                                       "ECDSA_SHA_256", digest, sizeof digest, &sig,
+                                                       &sig_len),
+                     0);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(X509_get0_pubkey(x), NULL);
+    assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_verify(ctx, sig, sig_len, digest, sizeof digest), 1);
+    EVP_PKEY_CTX_free(ctx);
+    free(sig);
+    X509_free(x);
+    kms_acm_material_clean_up(&m);
+    /* Renewed: the next generation. */
+    json_decref(call("acm:RenewCertificate", "{\"CertificateArn\": \"%s\"}", arn));
+    int64_t gen = 0;
+    assert_int_equal(kms_acm_service_generation(svc, arn, &gen), 0);
+    assert_int_equal(gen, 2);
+    /* Not a certificate of this home. */
+    assert_int_equal(
+        kms_acm_service_material(svc, "arn:aws:acm:us-east-1:000000000000:certificate/x", &m), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_INVALID_ARN);
+    assert_null(m.chain_pem);
+}
+
+static void test_service_material_sealed(void **state)
+{
+    (void)state;
+    char arn[KMS_ARN_MAX];
+    kms_acm_material m;
+    svc_request(true, arn);
+    assert_int_equal(kms_acm_service_material(svc, arn, &m), 0);
+    assert_false(m.hsm);
+    assert_non_null(m.pkcs8);
+    const unsigned char *p = m.pkcs8;
+    EVP_PKEY *k = d2i_AutoPrivateKey(NULL, &p, (long)m.pkcs8_len);
+    X509 *x = leaf_of(m.chain_pem);
+    assert_non_null(k);
+    assert_int_equal(X509_check_private_key(x, k), 1);
+    EVP_PKEY_free(k);
+    X509_free(x);
+    kms_acm_material_clean_up(&m);
+    /* Sealed under the AWS managed key alias/aws/acm, made on first use. */
+    json_t *d = call("DescribeKey", "{\"KeyId\": \"alias/aws/acm\"}");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(d, "KeyMetadata"), "KeyState")),
+        "Enabled");
+    json_decref(d);
+}
+
+static void test_service_in_use(void **state)
+{
+    (void)state;
+    char arn[KMS_ARN_MAX], req[KMS_ARN_MAX + 64];
+    svc_request(false, arn);
+    snprintf(req, sizeof req, "{\"CertificateArn\": \"%s\"}", arn);
+    assert_int_equal(kms_acm_service_in_use(svc, arn, "example-server:8443", true), 0);
+    json_t *d = call("acm:DescribeCertificate", "%s", req);
+    char *in_use =
+        json_dumps(json_object_get(json_object_get(d, "Certificate"), "InUseBy"), JSON_COMPACT);
+    assert_string_equal(in_use, "[\"example-server:8443\"]");
+    free(in_use);
+    json_decref(d);
+    assert_int_equal(call_error("acm:DeleteCertificate", req), KMS_ERR_RESOURCE_IN_USE);
+    assert_int_equal(kms_acm_service_in_use(svc, arn, "example-server:8443", false), 0);
+    json_decref(call("acm:DeleteCertificate", "%s", req));
+    assert_int_equal(call_error("acm:DescribeCertificate", req), KMS_ERR_RESOURCE_NOT_FOUND);
+}
+
+/* The audit trail never holds an exported key or its passphrase (audit_trail.c secret_member):
+ * "Y29ycmVjdCBob3JzZQ==" is base64 of "correct horse". */
+static void test_service_export_not_audited(void **state)
+{
+    (void)state;
+    char arn[KMS_ARN_MAX];
+    svc_request(true, arn);
+    json_t *r = call("acm:ExportCertificate",
+                     "{\"CertificateArn\": \"%s\", \"Passphrase\": \"Y29ycmVjdCBob3JzZQ==\"}", arn);
+    assert_non_null(strstr(json_string_value(json_object_get(r, "PrivateKey")),
+                           "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    json_decref(r);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "grep -rqs -e 'ENCRYPTED PRIVATE KEY' -e 'Y29ycmVjdCBob3JzZQ' '%s/home/audit'",
+             svc_tmp);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -rqs 'ExportCertificate' '%s/home/audit'", svc_tmp);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,5 +783,12 @@ int main(void)
         cmocka_unit_test(test_delete_in_use),   cmocka_unit_test(test_tags),
         cmocka_unit_test(test_expiring),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest service_tests[] = {
+        cmocka_unit_test(test_service_material_hsm),
+        cmocka_unit_test(test_service_material_sealed),
+        cmocka_unit_test(test_service_in_use),
+        cmocka_unit_test(test_service_export_not_audited),
+    };
+    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return failed + cmocka_run_group_tests(service_tests, svc_setup, svc_teardown);
 }
