@@ -24,7 +24,8 @@
 #include "util/buf.h"
 
 /* Requested certificates are valid this long (within the profile's 366-day cap; ACM's own
- * private certificates last 13 months, which that cap does not allow). */
+ * private certificates last 13 months, which that cap does not allow), or less: 7 days from a
+ * SHORT_LIVED_CERTIFICATE CA, never beyond the CA's own NotAfter. */
 #define KMS_ACM_VALIDITY_DAYS 365
 /* Managed renewal: 60 days before expiry, or at two thirds of a shorter lifetime. */
 #define KMS_ACM_RENEW_BEFORE_SECONDS (60 * 86400)
@@ -154,6 +155,7 @@ int kms_acm_renewal_failed(const kms_keystore *ks, const char *cert_id, const ch
 
 /* Tags [{Key, Value}]: added (a key given again takes the new value), removed (a Value given
  * must match), listed. InvalidTagException, TooManyTags as LimitExceededException. */
+int kms_acm_tags_check(json_t *tags) __attribute__((warn_unused_result));
 int kms_acm_tags_add(const kms_keystore *ks, const char *cert_id, json_t *tags)
     __attribute__((warn_unused_result));
 int kms_acm_tags_remove(const kms_keystore *ks, const char *cert_id, json_t *tags)

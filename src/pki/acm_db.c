@@ -428,11 +428,24 @@ static int tags_locked(kms_db_conn *conn, void *arg)
     return 0;
 }
 
-static int tags_change(const kms_keystore *ks, const char *cert_id, json_t *tags, bool add)
+int kms_acm_tags_check(json_t *tags)
 {
+    size_t i;
+    json_t *t;
     KMS_ENSURE(json_is_array(tags) && json_array_size(tags) >= 1 &&
                    json_array_size(tags) <= KMS_ACM_TAGS_MAX,
                KMS_ERR_VALIDATION, "Tags must be a list of 1 to %d {Key, Value}", KMS_ACM_TAGS_MAX);
+    json_array_foreach(tags, i, t)
+    {
+        const char *key = NULL, *value = NULL;
+        KMS_GUARD(tag_check(t, &key, &value));
+    }
+    return 0;
+}
+
+static int tags_change(const kms_keystore *ks, const char *cert_id, json_t *tags, bool add)
+{
+    KMS_GUARD(kms_acm_tags_check(tags));
     kms_acm_cert c;
     KMS_GUARD(kms_acm_get(ks, cert_id, &c));
     kms_acm_cert_clean_up(&c);

@@ -352,11 +352,24 @@ static int issue(const kms_keystore *ks, kms_acm_cert *c, const kms_key_record *
         csr_build(ks, k, c->domain_name, names, &csr, &csr_len) != 0) {
         goto out;
     }
+    /* As long as the CA allows: 365 days, 7 from a short-lived CA, and never beyond the CA. */
+    int64_t days = strcmp(ca.usage_mode, "SHORT_LIVED_CERTIFICATE") == 0 ? KMS_PKI_SHORT_LIVED_DAYS
+                                                                         : KMS_ACM_VALIDITY_DAYS;
+    if ((ca.not_after - now) / 86400 < days) {
+        days = (ca.not_after - now) / 86400;
+    }
+    if (days < 1) {
+        kms_raise(KMS_ERR_VALIDATION,
+                  "The certificate authority %s expires within a day: it can issue no "
+                  "certificate",
+                  c->ca_arn);
+        goto out;
+    }
     kms_pki_issue_params ip = {.csr = csr,
                                .csr_len = csr_len,
                                .signing_algorithm = ca.signing_algorithm,
                                .validity_type = "DAYS",
-                               .validity_value = KMS_ACM_VALIDITY_DAYS,
+                               .validity_value = days,
                                .now = now};
     if (kms_pki_issue(ks, &ca, &ip, serial) != 0 ||
         kms_pki_cert_get(ks, ca.ca_id, serial, &der, &der_len) != 0 ||

@@ -166,6 +166,9 @@ static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(refuse_public(req));
     KMS_GUARD(read_options(req, &p.exportable));
     KMS_GUARD(kms_acm_request_check(ks, &p));
+    if (tags != NULL && !json_is_null(tags)) {
+        KMS_GUARD(kms_acm_tags_check(tags)); /* before anything is made */
+    }
     kms_audit_trail_resource(rq, p.ca_arn);
     /* As AWS: acm:RequestCertificate on "*", and the CA's own acm-pca:IssueCertificate. */
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
@@ -316,6 +319,9 @@ static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
     if (reimport && tags != NULL && !json_is_null(tags)) {
         kms_raise(KMS_ERR_INVALID_PARAMETER, "Tags cannot be given when reimporting a "
                                              "certificate: use AddTagsToCertificate");
+        goto out;
+    }
+    if (!reimport && tags != NULL && !json_is_null(tags) && kms_acm_tags_check(tags) != 0) {
         goto out;
     }
     if (reimport ? authorize_cert(rq, req, &existing) != 0

@@ -321,7 +321,8 @@ static int acm_warn_one(void *arg, const char *arn, int64_t not_after, const cha
     if (claimed <= 0) {
         return claimed;
     }
-    json_int_t days = (json_int_t)((not_after - w->now) / 86400);
+    /* Days left, a part of a day counting as one (29 days and 23 hours: 30). */
+    json_int_t days = (json_int_t)((not_after - w->now + 86399) / 86400);
     kms_time_iso8601(not_after, when);
     int r = kms_gate_begin_service(&rq, w->client, "acm:CertificateApproachingExpiration");
     if (r == 0) {

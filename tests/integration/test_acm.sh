@@ -270,7 +270,7 @@ OUT=$(kms run-scheduler --once)
 assert_eq "$(count ExpiryWarnings <<<"$OUT")" 1 "45 days by default: one warning"
 assert_eq "$(json_get 'ExpiryWarnings[0].CertificateArn' <<<"$OUT")" "$SHORT" \
     "for the certificate the CA issued directly"
-assert_eq "$(json_get 'ExpiryWarnings[0].DaysToExpiry' <<<"$OUT")" 30 "30 whole days before it expires"
+assert_eq "$(json_get 'ExpiryWarnings[0].DaysToExpiry' <<<"$OUT")" 30 "30 days before it expires (a part of a day counts)"
 OUT=$(kms run-scheduler --once)
 assert_eq "$(count ExpiryWarnings <<<"$OUT")" 0 "one warning per certificate and day"
 OUT=$(at +1d run-scheduler --once)
@@ -340,6 +340,15 @@ S1=$(kms acm describe-certificate --certificate-arn "$EXP" --query Certificate.S
 kms acm renew-certificate --certificate-arn "$EXP"
 assert_ne "$(kms acm describe-certificate --certificate-arn "$EXP" --query Certificate.Serial --output text)" "$S1" \
     "RenewCertificate: a new serial at once"
+
+# Never beyond the CA: ten days before the root expires, a certificate valid ten days at most.
+LATE=$(at +3640d acm request-certificate --domain-name late.internal --certificate-authority-arn "$CA" \
+    --query CertificateArn --output text)
+CA_NA=$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$CA" \
+    --query CertificateAuthority.NotAfter --output text)
+LATE_NA=$(at +3640d acm describe-certificate --certificate-arn "$LATE" --query Certificate.NotAfter --output text)
+[ "$LATE_NA" -le "$CA_NA" ] && ok "a certificate never outlives its CA" ||
+    fail "NotAfter $LATE_NA beyond the CA's $CA_NA"
 
 # ---- the command line --------------------------------------------------------------------------
 assert_eq "$(kms kms list-keys | json_get Keys)" "$(kms list-keys | json_get Keys)" \

@@ -752,6 +752,24 @@ static void test_service_in_use(void **state)
     assert_int_equal(call_error("acm:DescribeCertificate", req), KMS_ERR_RESOURCE_NOT_FOUND);
 }
 
+/* Tags that would be refused refuse the request before anything is made. */
+static void test_service_request_bad_tags(void **state)
+{
+    (void)state;
+    char req[KMS_ARN_MAX + 256];
+    json_t *l = call("acm:ListCertificates", "{}");
+    size_t before = json_array_size(json_object_get(l, "CertificateSummaryList"));
+    json_decref(l);
+    snprintf(req, sizeof req,
+             "{\"DomainName\": \"t.internal\", \"CertificateAuthorityArn\": \"%s\", "
+             "\"Tags\": [{\"Key\": \"aws:reserved\", \"Value\": \"x\"}]}",
+             svc_ca);
+    assert_int_equal(call_error("acm:RequestCertificate", req), KMS_ERR_INVALID_TAG);
+    l = call("acm:ListCertificates", "{}");
+    assert_int_equal(json_array_size(json_object_get(l, "CertificateSummaryList")), before);
+    json_decref(l);
+}
+
 /* The audit trail never holds an exported key or its passphrase (audit_trail.c secret_member):
  * "Y29ycmVjdCBob3JzZQ==" is base64 of "correct horse". */
 static void test_service_export_not_audited(void **state)
@@ -788,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_service_material_sealed),
         cmocka_unit_test(test_service_in_use),
         cmocka_unit_test(test_service_export_not_audited),
+        cmocka_unit_test(test_service_request_bad_tags),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     return failed + cmocka_run_group_tests(service_tests, svc_setup, svc_teardown);
