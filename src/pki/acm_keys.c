@@ -52,7 +52,8 @@ int kms_acm_seal(const kms_keystore *ks, const kms_key_record *rec, const char *
     if (kms_keystore_seal(ks, rec, dk, DATA_KEY_LEN, &ctx, &wrapped) != 0 ||
         kms_buf_append_u8(&out, SEAL_VERSION) != 0 ||
         kms_buf_append_be16_bytes(&out, wrapped.data, wrapped.len) != 0 ||
-        kms_buf_append(&out, nonce, sizeof nonce) != 0 || kms_buf_reserve(&out, len + TAG_LEN)) {
+        kms_buf_append(&out, nonce, sizeof nonce) != 0 ||
+        kms_buf_reserve(&out, len + TAG_LEN) != 0) {
         goto out;
     }
     unsigned long long ct_len = 0;

@@ -170,13 +170,15 @@ int kms_acm_service_in_use(kms_client *client, const char *arn, const char *user
     static const char *const actions[] = {"acm:UseCertificate", NULL};
     kms_request rq;
     kms_acm_cert c;
-    KMS_ENSURE(user != NULL && user[0] != '\0' && strlen(user) <= 256, KMS_ERR_VALIDATION,
-               "the user of a certificate is a name of 1 to 256 characters");
-    json_t *params =
-        json_pack("{s:s, s:s}", "CertificateArn", arn != NULL ? arn : "", "InUseBy", user);
+    json_t *params = json_pack("{s:s, s:s}", "CertificateArn", arn != NULL ? arn : "", "InUseBy",
+                               user != NULL ? user : "");
     KMS_ENSURE(params != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = begin(&rq, client, in_use ? "acm:MarkCertificateInUse" : "acm:UnmarkCertificateInUse",
                   arn, actions, params, &c);
+    if (r == 0 && (user == NULL || user[0] == '\0' || strlen(user) > 256)) {
+        r = kms_raise(KMS_ERR_VALIDATION, "the user of a certificate is a name of 1 to 256 "
+                                          "characters");
+    }
     if (r == 0) {
         r = kms_acm_in_use(&client->keystore, c.cert_id, user, in_use);
     }

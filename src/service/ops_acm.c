@@ -41,16 +41,13 @@ static int authorize_cert(kms_request *rq, json_t *req, kms_acm_cert *c)
     return kms_acm_get(&rq->client->keystore, id, c);
 }
 
-/* ACM prints serials as colon-separated hex octets ("0f:a3:..."). */
+/* ACM prints serials as colon-separated hex octets ("0f:a3:..."); hex has an even length
+ * (kms_acm_cert_fill writes whole octets). */
 static void serial_colons(const char *hex, char *out, size_t size)
 {
-    size_t n = strlen(hex), o = 0, i = 0;
+    size_t o = 0;
     out[0] = '\0';
-    if (n % 2 == 1 && o + 2 < size) {
-        out[o++] = '0';
-        out[o++] = hex[i++];
-    }
-    for (; i + 1 < n + 1 && i < n && o + 4 < size; i += 2) {
+    for (size_t i = 0; hex[i] != '\0' && hex[i + 1] != '\0' && o + 4 < size; i += 2) {
         if (o > 0) {
             out[o++] = ':';
         }

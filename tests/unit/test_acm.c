@@ -739,6 +739,8 @@ static void test_service_in_use(void **state)
     char arn[KMS_ARN_MAX], req[KMS_ARN_MAX + 64];
     svc_request(false, arn);
     snprintf(req, sizeof req, "{\"CertificateArn\": \"%s\"}", arn);
+    assert_int_equal(kms_acm_service_in_use(svc, arn, "", true), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     assert_int_equal(kms_acm_service_in_use(svc, arn, "example-server:8443", true), 0);
     json_t *d = call("acm:DescribeCertificate", "%s", req);
     char *in_use =
