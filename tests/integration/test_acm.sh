@@ -353,6 +353,10 @@ LATE_NA=$(at +3640d acm describe-certificate --certificate-arn "$LATE" --query C
 # ---- the command line --------------------------------------------------------------------------
 assert_eq "$(kms kms list-keys | json_get Keys)" "$(kms list-keys | json_get Keys)" \
     "kmsctl kms list-keys is kmsctl list-keys"
+KID=$(kms kms create-key --description grouped --query KeyMetadata.KeyId --output text)
+CT=$(kms kms encrypt --key-id "$KID" --plaintext aGVsbG8= --query CiphertextBlob --output text)
+assert_eq "$(kms kms decrypt --ciphertext-blob "$CT" --query Plaintext --output text)" aGVsbG8= \
+    "kmsctl kms encrypt / decrypt are AWS KMS's Encrypt and Decrypt, as with aws"
 assert_contains "$(kms acm request-certificate --help)" "kmsctl acm request-certificate --domain-name" \
     "acm request-certificate --help shows an example"
 assert_contains "$(kms --help)" "Managed certificates (aws acm)" "kmsctl --help lists the acm group"

@@ -100,7 +100,8 @@ void kmsctl_print_global_help(FILE *f)
     }
     fprintf(f, "\nThe commands of a service are grouped under its name, as with aws: 'kmsctl acm\n"
                "request-certificate', 'kmsctl acm-pca issue-certificate'; 'kmsctl kms COMMAND' is\n"
-               "'kmsctl COMMAND'.\n");
+               "'kmsctl COMMAND', except that 'kmsctl kms encrypt' (decrypt, re-encrypt) is AWS\n"
+               "KMS's operation, 'kmsctl kms-encrypt', as with aws.\n");
     fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
                "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
                "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"

@@ -33,7 +33,9 @@ void kmsctl_free_secret_string(char *s)
 }
 
 /* The services whose commands are grouped under their name, as in the aws CLI. A "kms"
- * command is also one of kmsctl's flat names: `kmsctl kms create-key` is `kmsctl create-key`. */
+ * command is also one of kmsctl's flat names: `kmsctl kms create-key` is `kmsctl create-key`,
+ * and `kmsctl kms encrypt` is AWS KMS's Encrypt, as with aws (the flat `kms-encrypt`; the flat
+ * `encrypt` is the file tool). */
 static const struct {
     const char *name;
     bool flat;
@@ -49,7 +51,10 @@ static const struct command *find_command(int argc, char **argv, int *i)
             continue;
         }
         if (groups[g].flat) {
-            snprintf(name, sizeof name, "%s", argv[*i + 1]);
+            snprintf(name, sizeof name, "kms-%s", argv[*i + 1]);
+            if (kmsctl_command_find(name) == NULL) {
+                snprintf(name, sizeof name, "%s", argv[*i + 1]);
+            }
         } else {
             snprintf(name, sizeof name, "%s %s", argv[*i], argv[*i + 1]);
         }
