@@ -29,6 +29,8 @@ static const char sql_replace[] =
     " renewal_reason = '', renewal_updated_at = ?12, generation = ?13, issued_at = ?14,"
     " imported_at = ?15, domain_name = ?16, sans = ?17, key_algorithm = ?18, prev_key_name = ?19"
     " WHERE cert_id = ?1 AND account_id = ?2 AND generation = ?13 - 1";
+static const char sql_serial_insert[] =
+    "INSERT OR IGNORE INTO acm_serials (ca_id, serial, cert_id) VALUES (?1, ?2, ?3)";
 static const char sql_delete_tags[] = "DELETE FROM acm_tags WHERE cert_id = ?1";
 static const char sql_delete[] =
     "DELETE FROM acm_certificates WHERE cert_id = ?1 AND account_id = ?2 AND in_use_by = '[]'";
@@ -54,7 +56,8 @@ static const char sql_expiring_acm[] =
 static const char sql_expiring_pca[] =
     "SELECT c.ca_id, c.serial, c.not_after FROM pca_certificates c JOIN pca_authorities a"
     " ON a.ca_id = c.ca_id WHERE a.account_id = ?1 AND c.revoked_at = 0 AND c.not_after > ?2"
-    " AND c.not_after <= ?3 ORDER BY c.not_after";
+    " AND c.not_after <= ?3 AND NOT EXISTS (SELECT 1 FROM acm_serials s"
+    " WHERE s.ca_id = c.ca_id AND s.serial = c.serial) ORDER BY c.not_after";
 static const char sql_warning_claim[] =
     "INSERT INTO acm_expiry_warnings (arn, last_day) VALUES (?1, ?2) ON CONFLICT (arn)"
     " DO UPDATE SET last_day = excluded.last_day WHERE last_day < excluded.last_day";
@@ -105,10 +108,24 @@ int64_t kms_acm_renew_at(const kms_acm_cert *c)
     return before > two_thirds ? before : two_thirds;
 }
 
-int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
+/* A PRIVATE certificate's serial under its CA (acm_serials); nothing for an imported one. */
+static int serial_record(kms_db_conn *conn, const kms_acm_cert *c)
 {
-    return kms_db_run(
-        kms_store_db(ks->store), sql_insert,
+    const char *slash = strrchr(c->ca_arn, '/');
+    if (strcmp(c->type, "PRIVATE") != 0 || slash == NULL) {
+        return 0;
+    }
+    return kms_db_conn_run(
+        conn, sql_serial_insert,
+        KMS_DB_PARAMS(kms_db_text(slash + 1), kms_db_text(c->serial), kms_db_text(c->cert_id)),
+        "cannot record the certificate's serial", NULL);
+}
+
+static int insert_locked(kms_db_conn *conn, void *arg)
+{
+    const kms_acm_cert *c = arg;
+    KMS_GUARD(kms_db_conn_run(
+        conn, sql_insert,
         KMS_DB_PARAMS(
             kms_db_text(c->cert_id), kms_db_text(c->account_id), kms_db_text(c->domain_name),
             kms_db_text(c->sans), kms_db_text(c->key_algorithm), kms_db_text(c->key_storage),
@@ -124,14 +141,22 @@ int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
             kms_db_text(c->in_use_by != NULL ? c->in_use_by : "[]"), kms_db_int64(c->generation),
             kms_db_int64(c->created_at), kms_db_int64(c->issued_at), kms_db_int64(c->imported_at),
             kms_db_text(c->prev_key_name)),
-        "cannot record the certificate", NULL);
+        "cannot record the certificate", NULL));
+    return serial_record(conn, c);
 }
 
-int kms_acm_db_replace(const kms_keystore *ks, const kms_acm_cert *c)
+int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
 {
+    return kms_db_write(kms_store_db(ks->store), insert_locked, (void *)c,
+                        "cannot record the certificate");
+}
+
+static int replace_locked(kms_db_conn *conn, void *arg)
+{
+    const kms_acm_cert *c = arg;
     int64_t changes = 0;
-    KMS_GUARD(kms_db_run(
-        kms_store_db(ks->store), sql_replace,
+    KMS_GUARD(kms_db_conn_run(
+        conn, sql_replace,
         KMS_DB_PARAMS(
             kms_db_text(c->cert_id), kms_db_text(c->account_id), kms_db_text(c->key_name),
             c->sealed_key != NULL ? kms_db_blob(c->sealed_key, c->sealed_key_len) : kms_db_null(),
@@ -145,7 +170,13 @@ int kms_acm_db_replace(const kms_keystore *ks, const kms_acm_cert *c)
         "cannot record the renewed certificate", &changes));
     KMS_ENSURE(changes == 1, KMS_ERR_REQUEST_IN_PROGRESS,
                "certificate %s was renewed or reimported meanwhile: try again", c->cert_id);
-    return 0;
+    return serial_record(conn, c);
+}
+
+int kms_acm_db_replace(const kms_keystore *ks, const kms_acm_cert *c)
+{
+    return kms_db_write(kms_store_db(ks->store), replace_locked, (void *)c,
+                        "cannot record the renewed certificate");
 }
 
 /* Reads one row of ACM_COLUMNS into a zeroed *c (cleaned up on failure). */

@@ -153,6 +153,8 @@ typedef struct new_key {
     EVP_PKEY *priv;
     EVP_PKEY *pub;
     bool created;
+    char ca_id[37];                  /* the CA that issued for it, once it did */
+    char serial[KMS_PKI_SERIAL_MAX]; /* and the serial */
 } new_key;
 
 static int key_make(const kms_keystore *ks, new_key *k)
@@ -175,13 +177,30 @@ static int key_make(const kms_keystore *ks, new_key *k)
     return 0;
 }
 
+/* A request or renewal that failed after the CA issued: that certificate, never handed out and
+ * whose key is gone, is revoked (SUPERSEDED), so that nothing valid is left of the attempt. */
+static void revoke_orphan(const kms_keystore *ks, const new_key *k)
+{
+    kms_pki_ca ca;
+    if (kms_pki_ca_get(ks, k->ca_id, &ca) == 0) {
+        if (kms_pki_revoke(ks, &ca, k->serial, "SUPERSEDED", kms_now()) != 0) {
+            kms_error_clear();
+        }
+        kms_pki_ca_clean_up(&ca);
+    }
+    kms_error_clear();
+}
+
 static void key_drop(const kms_keystore *ks, new_key *k, bool destroy)
 {
-    if (destroy && k->created) {
+    if (destroy && (k->created || k->serial[0] != '\0')) {
         kms_saved_error e;
         kms_error_save(&e);
-        if (kms_keystore_cert_key_destroy(ks, k->key_name) != 0) {
+        if (k->created && kms_keystore_cert_key_destroy(ks, k->key_name) != 0) {
             kms_error_clear();
+        }
+        if (k->serial[0] != '\0') {
+            revoke_orphan(ks, k);
         }
         (void)kms_error_restore(&e);
     }
@@ -371,8 +390,12 @@ static int issue(const kms_keystore *ks, kms_acm_cert *c, const kms_key_record *
                                .validity_type = "DAYS",
                                .validity_value = days,
                                .now = now};
-    if (kms_pki_issue(ks, &ca, &ip, serial) != 0 ||
-        kms_pki_cert_get(ks, ca.ca_id, serial, &der, &der_len) != 0 ||
+    if (kms_pki_issue(ks, &ca, &ip, serial) != 0) {
+        goto out;
+    }
+    snprintf(k->ca_id, sizeof k->ca_id, "%s", ca.ca_id);
+    snprintf(k->serial, sizeof k->serial, "%s", serial);
+    if (kms_pki_cert_get(ks, ca.ca_id, serial, &der, &der_len) != 0 ||
         kms_pki_pem(ca.certificate, ca.certificate_len, &ca_pem) != 0) {
         goto out;
     }

@@ -367,8 +367,10 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
      * ("acm:KEY_NAME", key_name; prev_key_name the one before a renewal) or sealed (sealed_key: the
      * PKCS#8 DER under a data key of alias/aws/acm); the certificate (DER) and the chain above it
      * (PEM); generation counts renewals and reimports; in_use_by is a JSON array of strings; the
-     * renewal columns are RenewalSummary's. Their tags, and the day of the last expiry warning of
-     * every certificate the home knows (by ARN). */
+     * renewal columns are RenewalSummary's. Their tags; the serials a CA of this home issued
+     * for them (acm_serials: those certificates warn of their expiry as managed ones, not as
+     * IssueCertificate's); the day of the last expiry warning of every certificate the home
+     * knows (by ARN). */
     "CREATE TABLE acm_certificates ("
     "  cert_id TEXT PRIMARY KEY NOT NULL,"
     "  account_id TEXT NOT NULL,"
@@ -403,6 +405,12 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  tag_key TEXT NOT NULL,"
     "  tag_value TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (cert_id, tag_key)"
+    ") STRICT;"
+    "CREATE TABLE acm_serials ("
+    "  ca_id TEXT NOT NULL,"
+    "  serial TEXT NOT NULL,"
+    "  cert_id TEXT NOT NULL,"
+    "  PRIMARY KEY (ca_id, serial)"
     ") STRICT;"
     "CREATE TABLE acm_expiry_warnings ("
     "  arn TEXT PRIMARY KEY NOT NULL,"

@@ -290,6 +290,9 @@ assert_eq "$(count CertificateRenewals <<<"$OUT")" 2 "60 days before NotAfter: b
 assert_eq "$(count Errors <<<"$OUT")" 0 "without errors"
 OUT=$(at +305d run-scheduler --once)
 assert_eq "$(count CertificateRenewals <<<"$OUT")" 0 "a second run renews nothing"
+OUT=$(at +330d run-scheduler --once)
+assert_eq "$(count ExpiryWarnings <<<"$OUT")" 0 \
+    "35 days before the first certificates expire: renewed, they warn no more (nor as the CA's)"
 D=$(at +305d acm describe-certificate --certificate-arn "$HSM")
 assert_eq "$(json_get Certificate.CertificateArn <<<"$D")" "$HSM" "same ARN"
 assert_eq "$(json_get Certificate.RenewalSummary.RenewalStatus <<<"$D")" SUCCESS "RenewalSummary SUCCESS"

@@ -17,6 +17,7 @@
 
 #include "kms/kms.h"
 #include "pki/acm.h"
+#include "pki/pki_internal.h"
 #include "service/acm_service.h"
 #include "util/util.h"
 
@@ -294,6 +295,15 @@ static void spki(const kms_acm_cert *c, unsigned char **der, int *len)
     X509_free(x);
 }
 
+static int count_revoked(void *arg, const char *serial, int64_t revoked_at, const char *reason)
+{
+    (void)serial;
+    (void)revoked_at;
+    assert_string_equal(reason, "SUPERSEDED");
+    (*(size_t *)arg)++;
+    return 0;
+}
+
 static void test_renew(void **state)
 {
     fixture *fx = *state;
@@ -314,9 +324,16 @@ static void test_renew(void **state)
     assert_false(l0 == l1 && memcmp(k0, k1, (size_t)l0) == 0);
     /* The previous key stays for handshakes begun before the renewal. */
     assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, c.key_name, &attrs), 0);
-    /* A renewal from a stale copy loses: another renewal got there first. */
+    /* A renewal from a stale copy loses: another renewal got there first. What the CA issued
+     * for it is revoked, and its key destroyed. */
+    size_t keys = 0;
+    assert_int_equal(kms_pki_db_revoked_list(&fx->ks, fx->ec.ca_id, count_revoked, &keys), 0);
+    size_t revoked = keys;
     assert_int_equal(kms_acm_renew(&fx->ks, &c, NULL, kms_now()), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_REQUEST_IN_PROGRESS);
+    keys = 0;
+    assert_int_equal(kms_pki_db_revoked_list(&fx->ks, fx->ec.ca_id, count_revoked, &keys), 0);
+    assert_int_equal(keys, revoked + 1);
     assert_int_equal(kms_acm_renew(&fx->ks, &r1, NULL, kms_now()), 0);
     assert_int_equal(kms_acm_get(&fx->ks, c.cert_id, &r2), 0);
     assert_int_equal(r2.generation, 3);
@@ -556,7 +573,7 @@ static void test_expiring(void **state)
                                 arn);
     }
     json_array_clear(list);
-    /* 320 days later, 45 days out: it and the certificates the CA issued for the requests. */
+    /* 330 days later, 45 days out: it. */
     int64_t later = kms_now() + 330 * DAY;
     assert_int_equal(kms_acm_expiring(&fx->ks, later, later + 45 * DAY, expiring_one, list), 0);
     bool acm = false, pca = false;
@@ -566,7 +583,8 @@ static void test_expiring(void **state)
         pca = pca || strcmp(json_string_value(json_object_get(e, "source")), "acm-pca") == 0;
     }
     assert_true(acm);
-    assert_true(pca);
+    /* The CA issued those certificates for the requests: they warn as managed ones only. */
+    assert_false(pca);
     json_decref(list);
     /* One warning per certificate and day. */
     assert_int_equal(kms_acm_warning_claim(&fx->ks, arn, 100), 1);
