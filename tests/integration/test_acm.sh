@@ -353,6 +353,17 @@ LATE_NA=$(at +3640d acm describe-certificate --certificate-arn "$LATE" --query C
 [ "$LATE_NA" -le "$CA_NA" ] && ok "a certificate never outlives its CA" ||
     fail "NotAfter $LATE_NA beyond the CA's $CA_NA"
 
+# Every key algorithm with its key in the HSM: the CSR signed there, the chain verified.
+for alg in RSA_2048 RSA_3072 EC_secp384r1; do
+    name=$(tr '_A-Z' '-a-z' <<<"$alg").internal
+    A=$(kms acm request-certificate --domain-name "$name" --key-algorithm "$alg" \
+        --certificate-authority-arn "$CA" --query CertificateArn --output text)
+    kms acm get-certificate --certificate-arn "$A" --query Certificate --output text >"$W/alg.pem"
+    assert_eq "$(openssl verify -CAfile "$W/root.pem" "$W/alg.pem" 2>&1)" "$W/alg.pem: OK" \
+        "$alg, key in the HSM: openssl verifies the certificate"
+    assert_eq "$(acm_keys "acm:${A##*/}." | wc -l)" 1 "$alg: its key is in the HSM"
+done
+
 # ---- the command line --------------------------------------------------------------------------
 assert_eq "$(kms kms list-keys | json_get Keys)" "$(kms list-keys | json_get Keys)" \
     "kmsctl kms list-keys is kmsctl list-keys"
