@@ -79,6 +79,10 @@ const char *kms_acm_status(const kms_acm_cert *c, int64_t now);
 /* When managed renewal falls due: max(NotAfter - 60 days, NotBefore + 2/3 of the lifetime). */
 int64_t kms_acm_renew_at(const kms_acm_cert *c);
 
+/* Adds what the certificate itself says to DescribeCertificate's detail: Subject, Issuer,
+ * SignatureAlgorithm, KeyUsages and ExtendedKeyUsages, as ACM names them (acm_detail.c). */
+int kms_acm_x509_details(const kms_acm_cert *c, json_t *detail) __attribute__((warn_unused_result));
+
 /* ---- Requesting and renewing (acm_issue.c) ---- */
 
 typedef struct kms_acm_request_params {

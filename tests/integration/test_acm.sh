@@ -51,6 +51,13 @@ assert_eq "$(json_get Certificate.InUseBy <<<"$D")" '[]' "InUseBy empty"
 assert_eq "$(json_get Certificate.CertificateAuthorityArn <<<"$D")" "$CA" "CertificateAuthorityArn"
 assert_eq "$(json_get Certificate.Options.Export <<<"$D")" DISABLED "an HSM-held key: Export DISABLED"
 assert_eq "$(json_get Certificate.RenewalSummary <<<"$D")" '<missing>' "no RenewalSummary before a renewal"
+assert_eq "$(json_get Certificate.Subject <<<"$D")" "CN=app.internal" "Subject"
+assert_eq "$(json_get Certificate.Issuer <<<"$D")" "CN=ACM Test Root,O=Example" "Issuer"
+assert_eq "$(json_get Certificate.SignatureAlgorithm <<<"$D")" SHA256WITHECDSA "SignatureAlgorithm"
+assert_eq "$(json_get Certificate.KeyUsages <<<"$D")" '[{"Name":"DIGITAL_SIGNATURE"}]' "KeyUsages"
+assert_eq "$(json_get Certificate.ExtendedKeyUsages <<<"$D")" \
+    '[{"Name":"TLS_WEB_SERVER_AUTHENTICATION","OID":"1.3.6.1.5.5.7.3.1"},{"Name":"TLS_WEB_CLIENT_AUTHENTICATION","OID":"1.3.6.1.5.5.7.3.2"}]' \
+    "ExtendedKeyUsages"
 kms acm get-certificate --certificate-arn "$HSM" --query Certificate --output text >"$W/hsm.pem"
 kms acm get-certificate --certificate-arn "$HSM" --query CertificateChain --output text >"$W/hsm-chain.pem"
 assert_eq "$(openssl verify -CAfile "$W/root.pem" -untrusted "$W/hsm-chain.pem" "$W/hsm.pem" 2>&1)" \
