@@ -65,6 +65,8 @@ typedef struct kms_acm_cert {
     int64_t created_at;
     int64_t issued_at;
     int64_t imported_at;
+    int64_t revoked_at;         /* its CA revoked the current serial: status REVOKED */
+    char revocation_reason[40]; /* as acm-pca RevokeCertificate names it */
 } kms_acm_cert;
 
 void kms_acm_cert_clean_up(kms_acm_cert *c);

@@ -19,10 +19,17 @@
 static const char sql_insert[] =
     "INSERT INTO acm_certificates (" ACM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
-static const char sql_get[] =
-    "SELECT " ACM_COLUMNS " FROM acm_certificates WHERE cert_id = ?1 AND account_id = ?2";
-static const char sql_list[] = "SELECT " ACM_COLUMNS " FROM acm_certificates"
-                               " WHERE account_id = ?1 AND cert_id > ?2 ORDER BY cert_id";
+/* The revocation of a certificate's current serial by its CA (acm-pca RevokeCertificate, read
+ * only from the CA's table): a revoked certificate is REVOKED. */
+#define ACM_REVOCATION(what)                                                                       \
+    "(SELECT p." what " FROM acm_serials s JOIN pca_certificates p ON p.ca_id = s.ca_id AND"       \
+    " p.serial = s.serial WHERE s.cert_id = a.cert_id AND s.serial = a.serial)"
+#define ACM_SELECT                                                                                 \
+    "SELECT " ACM_COLUMNS ", " ACM_REVOCATION("revoked_at") ", " ACM_REVOCATION(                   \
+        "revocation_reason") " FROM acm_certificates a"
+static const char sql_get[] = ACM_SELECT " WHERE cert_id = ?1 AND account_id = ?2";
+static const char sql_list[] =
+    ACM_SELECT " WHERE account_id = ?1 AND cert_id > ?2 ORDER BY cert_id";
 static const char sql_replace[] =
     "UPDATE acm_certificates SET key_name = ?3, sealed_key = ?4, certificate = ?5, chain = ?6,"
     " serial = ?7, not_before = ?8, not_after = ?9, status = ?10, renewal_status = ?11,"
@@ -50,8 +57,10 @@ static const char sql_tag_remove[] =
 static const char sql_tag_list[] =
     "SELECT tag_key, tag_value FROM acm_tags WHERE cert_id = ?1 ORDER BY tag_key";
 static const char sql_expiring_acm[] =
-    "SELECT cert_id, not_after FROM acm_certificates WHERE account_id = ?1 AND status = 'ISSUED'"
-    " AND not_after > ?2 AND not_after <= ?3 ORDER BY not_after";
+    "SELECT cert_id, not_after FROM acm_certificates a WHERE account_id = ?1 AND status = 'ISSUED'"
+    " AND not_after > ?2 AND not_after <= ?3 AND coalesce(" ACM_REVOCATION(
+        "revoked_at") ", 0) = 0"
+                      " ORDER BY not_after";
 /* Read only: the certificates the CAs of this account issued (pki_db.c owns the table). */
 static const char sql_expiring_pca[] =
     "SELECT c.ca_id, c.serial, c.not_after FROM pca_certificates c JOIN pca_authorities a"
@@ -213,6 +222,11 @@ static int cert_read(kms_db_stmt *st, kms_acm_cert *c)
     c->created_at = kms_db_column_int64(st, 22);
     c->issued_at = kms_db_column_int64(st, 23);
     c->imported_at = kms_db_column_int64(st, 24);
+    c->revoked_at = kms_db_column_int64(st, 26);
+    snprintf(c->revocation_reason, sizeof c->revocation_reason, "%s", kms_db_column_text(st, 27));
+    if (c->revoked_at != 0) {
+        snprintf(c->status, sizeof c->status, "REVOKED");
+    }
     return 0;
 }
 

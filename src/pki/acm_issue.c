@@ -494,6 +494,8 @@ int kms_acm_renew(const kms_keystore *ks, const kms_acm_cert *c, const kms_key_r
                "Certificate %s is imported: only private certificates issued by ACM are renewed "
                "(reimport it instead)",
                c->cert_id);
+    KMS_ENSURE(strcmp(c->status, "REVOKED") != 0, KMS_ERR_VALIDATION,
+               "Certificate %s is revoked: a revoked certificate is not renewed", c->cert_id);
     KMS_ENSURE(strcmp(c->key_storage, "HSM") == 0 || seal_with != NULL, KMS_ERR_INTERNAL,
                "no sealing key");
     /* The new generation starts from the current row: same id, names, storage and CA. */
@@ -502,6 +504,8 @@ int kms_acm_renew(const kms_keystore *ks, const kms_acm_cert *c, const kms_key_r
     n.renewal_reason = NULL;
     n.in_use_by = NULL;
     n.sealed_key = NULL;
+    n.revoked_at = 0;
+    n.revocation_reason[0] = '\0';
     n.certificate = NULL;
     n.chain = NULL;
     n.generation = c->generation + 1;

@@ -82,6 +82,10 @@ static json_t *detail_json(const kms_keystore *ks, const kms_acm_cert *c, int64_
     bool ok = json_object_set_new(o, imported ? "ImportedAt" : "IssuedAt",
                                   json_integer(imported ? c->imported_at : c->issued_at)) == 0 &&
               kms_acm_x509_details(c, o) == 0;
+    if (ok && c->revoked_at != 0) {
+        ok = json_object_set_new(o, "RevokedAt", json_integer(c->revoked_at)) == 0 &&
+             json_object_set_new(o, "RevocationReason", json_string(c->revocation_reason)) == 0;
+    }
     if (ok && c->ca_arn[0] != '\0') {
         ok = json_object_set_new(o, "CertificateAuthorityArn", json_string(c->ca_arn)) == 0;
     }

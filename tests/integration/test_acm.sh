@@ -351,6 +351,17 @@ kms acm renew-certificate --certificate-arn "$EXP"
 assert_ne "$(kms acm describe-certificate --certificate-arn "$EXP" --query Certificate.Serial --output text)" "$S1" \
     "RenewCertificate: a new serial at once"
 
+# Revoked by its CA (acm-pca RevokeCertificate of its serial): REVOKED, and never renewed.
+S2=$(kms acm describe-certificate --certificate-arn "$EXP" --query Certificate.Serial --output text)
+kms acm-pca revoke-certificate --certificate-authority-arn "$CA" --certificate-serial "$S2" \
+    --revocation-reason KEY_COMPROMISE
+D=$(kms acm describe-certificate --certificate-arn "$EXP")
+assert_eq "$(json_get Certificate.Status <<<"$D")" REVOKED "revoked by its CA: Status REVOKED"
+assert_eq "$(json_get Certificate.RevocationReason <<<"$D")" KEY_COMPROMISE "RevocationReason"
+assert_eq "$(kms acm list-certificates --certificate-statuses REVOKED --query 'CertificateSummaryList[0].CertificateArn' --output text)" \
+    "$EXP" "ListCertificates --certificate-statuses REVOKED"
+expect_error ValidationException 254 kms acm renew-certificate --certificate-arn "$EXP"
+
 # Never beyond the CA: ten days before the root expires, a certificate valid ten days at most.
 LATE=$(at +3640d acm request-certificate --domain-name late.internal --certificate-authority-arn "$CA" \
     --query CertificateArn --output text)
