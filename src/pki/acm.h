@@ -92,6 +92,8 @@ typedef struct kms_acm_request_params {
     json_t *sans;              /* array of strings (borrowed), NULL: DomainName only */
     const char *key_algorithm; /* NULL: RSA_2048, as ACM */
     const char *ca_arn;
+    const char *idempotency_token;   /* NULL: none; else a request of the last hour with the
+                                        same token is answered again, nothing new is made */
     bool exportable;                 /* SEALED instead of HSM */
     const kms_key_record *seal_with; /* exportable: the KMS key that wraps the data key */
     int64_t now;

@@ -17,8 +17,12 @@
     " generation, created_at, issued_at, imported_at, prev_key_name"
 
 static const char sql_insert[] =
-    "INSERT INTO acm_certificates (" ACM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+    "INSERT INTO acm_certificates (" ACM_COLUMNS ", idempotency_token) VALUES (?1, ?2, ?3, ?4,"
+    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
+    " ?24, ?25, ?26, ?27)";
+static const char sql_token_find[] =
+    "SELECT cert_id FROM acm_certificates WHERE account_id = ?1 AND idempotency_token = ?2"
+    " AND created_at >= ?3 ORDER BY created_at DESC LIMIT 1";
 /* The revocation of a certificate's current serial by its CA (acm-pca RevokeCertificate, read
  * only from the CA's table): a revoked certificate is REVOKED. */
 #define ACM_REVOCATION(what)                                                                       \
@@ -130,9 +134,15 @@ static int serial_record(kms_db_conn *conn, const kms_acm_cert *c)
         "cannot record the certificate's serial", NULL);
 }
 
+typedef struct insert_args {
+    const kms_acm_cert *c;
+    const char *token;
+} insert_args;
+
 static int insert_locked(kms_db_conn *conn, void *arg)
 {
-    const kms_acm_cert *c = arg;
+    const insert_args *a = arg;
+    const kms_acm_cert *c = a->c;
     KMS_GUARD(kms_db_conn_run(
         conn, sql_insert,
         KMS_DB_PARAMS(
@@ -149,15 +159,34 @@ static int insert_locked(kms_db_conn *conn, void *arg)
             kms_db_int64(c->renewal_updated_at),
             kms_db_text(c->in_use_by != NULL ? c->in_use_by : "[]"), kms_db_int64(c->generation),
             kms_db_int64(c->created_at), kms_db_int64(c->issued_at), kms_db_int64(c->imported_at),
-            kms_db_text(c->prev_key_name)),
+            kms_db_text(c->prev_key_name), kms_db_text(a->token != NULL ? a->token : "")),
         "cannot record the certificate", NULL));
     return serial_record(conn, c);
 }
 
-int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
+int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c, const char *token)
 {
-    return kms_db_write(kms_store_db(ks->store), insert_locked, (void *)c,
+    insert_args a = {c, token};
+    return kms_db_write(kms_store_db(ks->store), insert_locked, &a,
                         "cannot record the certificate");
+}
+
+static int token_row(kms_db_stmt *st, void *arg)
+{
+    snprintf(arg, 37, "%s", kms_db_column_text(st, 0));
+    return 1;
+}
+
+int kms_acm_db_token_find(const kms_keystore *ks, const char *token, int64_t since,
+                          char cert_id[37])
+{
+    size_t rows = 0;
+    cert_id[0] = '\0';
+    KMS_GUARD(kms_db_query(
+        kms_store_db(ks->store), sql_token_find,
+        KMS_DB_PARAMS(kms_db_text(ks->account_id), kms_db_text(token), kms_db_int64(since)),
+        token_row, cert_id, "cannot read the certificates", &rows));
+    return rows > 0 ? 1 : 0;
 }
 
 static int replace_locked(kms_db_conn *conn, void *arg)

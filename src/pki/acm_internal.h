@@ -18,8 +18,13 @@ int kms_acm_pkcs8(EVP_PKEY *key, kms_buf *out) __attribute__((warn_unused_result
 /* The serial, NotBefore and NotAfter of x into c; c->certificate receives x's DER. */
 int kms_acm_cert_fill(X509 *x, kms_acm_cert *c) __attribute__((warn_unused_result));
 
-int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c)
+/* token (NULL: none) is recorded with the row, for kms_acm_db_token_find. */
+int kms_acm_db_insert(const kms_keystore *ks, const kms_acm_cert *c, const char *token)
     __attribute__((warn_unused_result));
+/* The id of the certificate of the account requested with token since `since`: 1 and cert_id
+ * set, 0 none, -1 error. */
+int kms_acm_db_token_find(const kms_keystore *ks, const char *token, int64_t since,
+                          char cert_id[37]) __attribute__((warn_unused_result));
 /* The certificate, key and validity columns of c replace the row's of generation
  * c->generation - 1 (RequestInProgressException if another renewal got there first). */
 int kms_acm_db_replace(const kms_keystore *ks, const kms_acm_cert *c)

@@ -450,6 +450,14 @@ int kms_acm_request(const kms_keystore *ks, const kms_acm_request_params *p, kms
     memset(&k, 0, sizeof k);
     memset(out, 0, sizeof *out);
     KMS_GUARD(kms_acm_request_check(ks, p));
+    if (p->idempotency_token != NULL) {
+        /* ACM: the same IdempotencyToken within an hour answers the same certificate. */
+        char id[37];
+        int found = kms_acm_db_token_find(ks, p->idempotency_token, p->now - 3600, id);
+        if (found != 0) {
+            return found < 0 ? -1 : kms_acm_get(ks, id, out);
+        }
+    }
     KMS_ENSURE(!p->exportable || p->seal_with != NULL, KMS_ERR_INTERNAL, "no sealing key");
     if (names_of(p, &names) != 0 || kms_uuid_new(out->cert_id) != 0) {
         goto out;
@@ -469,7 +477,8 @@ int kms_acm_request(const kms_keystore *ks, const kms_acm_request_params *p, kms
     snprintf(out->renewal_eligibility, sizeof out->renewal_eligibility, "ELIGIBLE");
     out->generation = 1;
     out->created_at = p->now;
-    if (issue(ks, out, p->seal_with, p->now, &k) != 0 || kms_acm_db_insert(ks, out) != 0) {
+    if (issue(ks, out, p->seal_with, p->now, &k) != 0 ||
+        kms_acm_db_insert(ks, out, p->idempotency_token) != 0) {
         goto out;
     }
     r = 0;

@@ -433,7 +433,7 @@ int kms_acm_import(const kms_keystore *ks, const kms_acm_cert *existing,
     if (import_build(ks, p, out, &pkcs8) != 0) {
         goto out;
     }
-    if (existing != NULL ? kms_acm_db_replace(ks, out) : kms_acm_db_insert(ks, out)) {
+    if (existing != NULL ? kms_acm_db_replace(ks, out) : kms_acm_db_insert(ks, out, NULL)) {
         goto out;
     }
     r = 0;

@@ -150,7 +150,6 @@ static int refuse_public(json_t *req)
 
 static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
-    const char *token = NULL;
     char arn[KMS_ARN_MAX];
     kms_acm_cert c;
     kms_key_record seal;
@@ -164,7 +163,7 @@ static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "DomainName", true, 1, 253, &p.domain_name));
     KMS_GUARD(kms_request_string(req, "KeyAlgorithm", false, 1, 24, &p.key_algorithm));
     KMS_GUARD(kms_request_string(req, "CertificateAuthorityArn", false, 20, 2048, &p.ca_arn));
-    KMS_GUARD(kms_request_string(req, "IdempotencyToken", false, 1, 32, &token));
+    KMS_GUARD(kms_request_string(req, "IdempotencyToken", false, 1, 32, &p.idempotency_token));
     KMS_GUARD(refuse_public(req));
     KMS_GUARD(read_options(req, &p.exportable));
     KMS_GUARD(kms_acm_request_check(ks, &p));

@@ -106,8 +106,13 @@ static X509 *parse_der(const uint8_t *der, size_t len)
 static void request(fixture *fx, const char *alg, bool exportable, kms_acm_cert *out)
 {
     json_t *sans = json_pack("[s]", "api.app.internal");
-    kms_acm_request_params p = {"app.internal", sans,      alg,      fx->ec_arn,
-                                exportable,     &fx->seal, kms_now()};
+    kms_acm_request_params p = {.domain_name = "app.internal",
+                                .sans = sans,
+                                .key_algorithm = alg,
+                                .ca_arn = fx->ec_arn,
+                                .exportable = exportable,
+                                .seal_with = &fx->seal,
+                                .now = kms_now()};
     if (kms_acm_request(&fx->ks, &p, out) != 0) {
         fail_msg("request: %s", kms_last_error_message());
     }
@@ -223,8 +228,10 @@ static void test_request_refused(void **state)
     fixture *fx = *state;
     kms_acm_cert c;
     size_t before = count(fx);
-    kms_acm_request_params p = {"app.internal", NULL, "EC_secp521r1", fx->ec_arn,
-                                false,          NULL, kms_now()};
+    kms_acm_request_params p = {.domain_name = "app.internal",
+                                .key_algorithm = "EC_secp521r1",
+                                .ca_arn = fx->ec_arn,
+                                .now = kms_now()};
     assert_int_equal(kms_acm_request(&fx->ks, &p, &c), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     p.key_algorithm = "EC_prime256v1";
@@ -261,6 +268,32 @@ static void test_request_refused(void **state)
     assert_int_equal(kms_pki_ca_set_status(&fx->ks, &disabled, "ACTIVE", kms_now()), 0);
     kms_pki_ca_clean_up(&disabled);
     assert_int_equal(count(fx), before);
+}
+
+/* The same IdempotencyToken within an hour answers the same certificate; later, a new one. */
+static void test_request_idempotent(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert a, b, c;
+    int64_t now = kms_now();
+    kms_acm_request_params p = {.domain_name = "idem.internal",
+                                .key_algorithm = "EC_prime256v1",
+                                .ca_arn = fx->ec_arn,
+                                .idempotency_token = "retry-1",
+                                .now = now};
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &a), 0);
+    size_t n = count(fx);
+    p.now = now + 3000;
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &b), 0);
+    assert_string_equal(b.cert_id, a.cert_id);
+    assert_int_equal(count(fx), n);
+    p.now = now + 3700;
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &c), 0);
+    assert_string_not_equal(c.cert_id, a.cert_id);
+    assert_int_equal(count(fx), n + 1);
+    kms_acm_cert_clean_up(&a);
+    kms_acm_cert_clean_up(&b);
+    kms_acm_cert_clean_up(&c);
 }
 
 static void test_arn(void **state)
@@ -814,11 +847,17 @@ static void test_service_export_not_audited(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_hsm),     cmocka_unit_test(test_request_exportable),
-        cmocka_unit_test(test_request_refused), cmocka_unit_test(test_arn),
-        cmocka_unit_test(test_renew),           cmocka_unit_test(test_renew_at),
-        cmocka_unit_test(test_import),          cmocka_unit_test(test_reimport_private_refused),
-        cmocka_unit_test(test_delete_in_use),   cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_request_hsm),
+        cmocka_unit_test(test_request_exportable),
+        cmocka_unit_test(test_request_refused),
+        cmocka_unit_test(test_request_idempotent),
+        cmocka_unit_test(test_arn),
+        cmocka_unit_test(test_renew),
+        cmocka_unit_test(test_renew_at),
+        cmocka_unit_test(test_import),
+        cmocka_unit_test(test_reimport_private_refused),
+        cmocka_unit_test(test_delete_in_use),
+        cmocka_unit_test(test_tags),
         cmocka_unit_test(test_expiring),
     };
     const struct CMUnitTest service_tests[] = {
