@@ -382,6 +382,31 @@ for alg in RSA_2048 RSA_3072 EC_secp384r1; do
     assert_eq "$(acm_keys "acm:${A##*/}." | wc -l)" 1 "$alg: its key is in the HSM"
 done
 
+# ---- policies ----------------------------------------------------------------------------------
+kms create-user --user-name requester >/dev/null
+kms put-user-policy --user-name requester --policy-name acm --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"acm:*","Resource":"*"}]}'
+KEYS_OUT=$(kms create-access-key --user-name requester)
+as_requester() {
+    KMS_ACCESS_KEY_ID=$(json_get AccessKey.AccessKeyId <<<"$KEYS_OUT") \
+        KMS_SECRET_ACCESS_KEY=$(json_get AccessKey.SecretAccessKey <<<"$KEYS_OUT") \
+        "$KMSCTL" --home "$HOME_DIR" "$@"
+}
+N0=$(n_certs)
+expect_error AccessDeniedException 254 as_requester acm request-certificate \
+    --domain-name denied.internal --certificate-authority-arn "$CA"
+assert_contains "$ERR_MSG" "acm-pca:IssueCertificate" \
+    "RequestCertificate also needs acm-pca:IssueCertificate on the CA, as with AWS"
+assert_eq "$(n_certs)" "$N0" "a denied request writes nothing"
+kms put-user-policy --user-name requester --policy-name pca --policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"acm-pca:IssueCertificate\",\"Resource\":\"$CA\"},{\"Effect\":\"Deny\",\"Action\":\"acm:ExportCertificate\",\"Resource\":\"*\"}]}"
+MINE=$(as_requester acm request-certificate --domain-name mine.internal --options Export=ENABLED \
+    --certificate-authority-arn "$CA" --query CertificateArn --output text)
+assert_match "$MINE" "^arn:aws:acm:" "with acm-pca:IssueCertificate on the CA, the request succeeds"
+expect_error AccessDeniedException 254 as_requester acm export-certificate --certificate-arn "$MINE" \
+    --passphrase "fileb://$W/pass"
+assert_contains "$ERR_MSG" "acm:ExportCertificate" "acm:ExportCertificate may be denied by policy"
+
 # ---- the command line --------------------------------------------------------------------------
 assert_eq "$(kms kms list-keys | json_get Keys)" "$(kms list-keys | json_get Keys)" \
     "kmsctl kms list-keys is kmsctl list-keys"
