@@ -300,10 +300,34 @@ bool kmsctl_close_match(const char *typed, const char *candidate)
     return lt >= 4 && (strstr(candidate, typed) != NULL || strstr(typed, candidate) != NULL);
 }
 
+/* The commands of a service's group ("acm"): how many, each printed to f (NULL: counted only). */
+static size_t group_commands(FILE *f, const char *name)
+{
+    size_t n = 0, len = strlen(name);
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+        for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
+            if (strncmp(c->name, name, len) == 0 && c->name[len] == ' ') {
+                if (f != NULL) {
+                    fprintf(f, "%s%s", n == 0 ? "" : ", ", c->name);
+                }
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 int kmsctl_unknown_command(const char *name)
 {
     size_t n = 0;
 
+    if (strchr(name, ' ') == NULL && group_commands(NULL, name) > 0) {
+        fprintf(stderr, "kmsctl: error: '%s' needs a command: ", name);
+        (void)group_commands(stderr, name);
+        fprintf(stderr, "\n");
+        print_hint(NULL);
+        return KMSCTL_EXIT_USAGE;
+    }
     fprintf(stderr, "kmsctl: error: unknown command '%s'\n", name);
     for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
         for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
