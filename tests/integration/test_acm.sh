@@ -417,5 +417,5 @@ assert_eq "$(kms kms decrypt --ciphertext-blob "$CT" --query Plaintext --output 
 assert_contains "$(kms acm request-certificate --help)" "kmsctl acm request-certificate --domain-name" \
     "acm request-certificate --help shows an example"
 assert_contains "$(kms --help)" "Managed certificates (aws acm)" "kmsctl --help lists the acm group"
-expect_usage_error "'acm' needs a command: acm request-certificate" kms acm
+expect_usage_error "unknown command 'acm': it needs one of its commands: acm request-certificate" kms acm
 expect_usage_error "Did you mean: acm request-certificate?" kms acm request-certifcate

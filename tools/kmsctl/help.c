@@ -322,7 +322,8 @@ int kmsctl_unknown_command(const char *name)
     size_t n = 0;
 
     if (strchr(name, ' ') == NULL && group_commands(NULL, name) > 0) {
-        fprintf(stderr, "kmsctl: error: '%s' needs a command: ", name);
+        fprintf(stderr,
+                "kmsctl: error: unknown command '%s': it needs one of its commands: ", name);
         (void)group_commands(stderr, name);
         fprintf(stderr, "\n");
         print_hint(NULL);
