@@ -451,13 +451,14 @@ static int list_one(void *arg, const kms_acm_cert *c)
     bool in_use = c->in_use_by != NULL && strcmp(c->in_use_by, "[]") != 0;
     bool imported = strcmp(c->type, "IMPORTED") == 0;
     json_t *o = json_pack(
-        "{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:b}", "CertificateArn", arn,
+        "{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:s}", "CertificateArn", arn,
         "DomainName", c->domain_name, "SubjectAlternativeNameSummaries",
         sans != NULL ? sans : json_array(), "Status", status, "Type", c->type, "KeyAlgorithm",
         c->key_algorithm, "InUse", in_use, "RenewalEligibility", c->renewal_eligibility,
         "NotBefore", (json_int_t)c->not_before, "NotAfter", (json_int_t)c->not_after, "CreatedAt",
         (json_int_t)c->created_at, imported ? "ImportedAt" : "IssuedAt",
-        (json_int_t)(imported ? c->imported_at : c->issued_at), "Exported", false);
+        (json_int_t)(imported ? c->imported_at : c->issued_at), "ExportOption",
+        strcmp(c->key_storage, "SEALED") == 0 && !imported ? "ENABLED" : "DISABLED");
     KMS_ENSURE(o != NULL && json_array_append_new(l->list, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     snprintf(l->last, sizeof l->last, "%s", c->cert_id);

@@ -217,6 +217,8 @@ expect_error InvalidTagException 254 kms acm add-tags-to-certificate --certifica
 assert_eq "$(n_certs)" 3 "ListCertificates: every certificate"
 assert_eq "$(kms acm list-certificates --includes '{"keyTypes":["RSA_2048"]}' \
     --query 'CertificateSummaryList[0].CertificateArn' --output text)" "$EXP" "Includes.keyTypes filters"
+assert_eq "$(kms acm list-certificates --includes '{"keyTypes":["RSA_2048"]}' \
+    --query 'CertificateSummaryList[0].ExportOption' --output text)" ENABLED "ExportOption of an exportable key"
 assert_eq "$(kms acm list-certificates --certificate-statuses EXPIRED | count CertificateSummaryList)" 0 \
     "CertificateStatuses filters"
 assert_eq "$(kms acm list-certificates --expiring-within-days 45 | count CertificateSummaryList)" 0 \
