@@ -74,6 +74,10 @@ typedef enum kms_error {
     KMS_ERR_CERTIFICATE_MISMATCH,  /* CertificateMismatchException (acm-pca) */
     KMS_ERR_MALFORMED_CERTIFICATE, /* MalformedCertificateException (acm-pca) */
     KMS_ERR_INVALID_REQUEST,       /* InvalidRequestException (acm-pca) */
+    KMS_ERR_INVALID_PARAMETER,     /* InvalidParameterException (acm) */
+    KMS_ERR_REQUEST_IN_PROGRESS,   /* RequestInProgressException (acm) */
+    KMS_ERR_RESOURCE_IN_USE,       /* ResourceInUseException (acm) */
+    KMS_ERR_INVALID_TAG,           /* InvalidTagException (acm) */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -239,6 +239,7 @@ static const char *event_source(const char *operation, const char **name)
         {"cloudtrail:", "cloudtrail.amazonaws.com"},
         {"signin:", "signin.amazonaws.com"},
         {"acm-pca:", "acm-pca.amazonaws.com"},
+        {"acm:", "acm.amazonaws.com"},
     };
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         size_t n = strlen(sources[i].prefix);
@@ -308,6 +309,8 @@ static bool secret_member(const char *name)
         "PrivateKeyPlaintext",
         "PrivateKeyCiphertextBlob",
         "PublicKey",
+        "PrivateKey",
+        "Passphrase",
         "GrantToken",
         "GrantTokens",
     };
@@ -468,9 +471,11 @@ static json_t *user_identity(const kms_request *rq)
 {
     if (rq->service) {
         /* CloudTrail: scheduled work of the service itself (a rotation, the end of a deletion
-         * window) is an AwsServiceEvent invoked by the service. */
+         * window, a certificate's renewal) is an AwsServiceEvent invoked by the service. */
+        const char *name = NULL;
         return json_pack("{s:s, s:s, s:s}", "type", "AWSService", "accountId",
-                         rq->client->cfg.account_id, "invokedBy", "kms.amazonaws.com");
+                         rq->client->cfg.account_id, "invokedBy",
+                         event_source(rq->operation != NULL ? rq->operation : "", &name));
     }
     if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
@@ -607,7 +612,7 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     const kms_config *cfg = &rq->client->cfg;
     /* In-process calls come from this machine (as aws:SourceIp says); the service's own work
      * from the service. */
-    const char *ip = rq->service ? "kms.amazonaws.com" : "127.0.0.1";
+    const char *ip = rq->service ? source : "127.0.0.1";
     /* s* and O*: members left out when NULL (errorCode and errorMessage of a success, the
      * serviceEventDetails of an API call). */
     *out = json_pack(

@@ -150,6 +150,15 @@ int kms_client_config_load(const char *home, kms_config *cfg)
         }
         cfg->rotation_usage_limit = json_integer_value(usage);
     }
+    json_t *warn = json_object_get(root, "certificate_expiry_warning_days");
+    if (warn != NULL) {
+        if (!json_is_integer(warn) || json_integer_value(warn) < 1 ||
+            json_integer_value(warn) > 3650) {
+            kms_raise(KMS_ERR_HOME, "%s: certificate_expiry_warning_days must be 1 to 3650", path);
+            goto out;
+        }
+        cfg->certificate_warning_days = json_integer_value(warn);
+    }
     json_t *home_id = json_object_get(root, "home_id");
     if (home_id != NULL) {
         if (!kms_uuid_valid(json_string_value(home_id))) {

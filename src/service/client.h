@@ -28,6 +28,9 @@ typedef struct kms_config {
     int64_t audit_digest_period;  /* "audit_digest_period_seconds"; 0: one hour */
     int64_t rotation_usage_limit; /* "rotation_usage_limit": encryptions per key version before
                                      the scheduler rotates; KMS_ROTATION_USAGE_LIMIT if absent */
+    /* "certificate_expiry_warning_days": expiry warnings from this many days out; 0:
+     * KMS_ACM_WARN_DAYS (src/pki/acm.h) */
+    int64_t certificate_warning_days;
 } kms_config;
 
 /* HOME/config.json: KMSHomeException naming what is wrong. */

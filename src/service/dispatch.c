@@ -7,6 +7,7 @@
 #include "service/audit_trail.h"
 #include "service/dispatch.h"
 #include "service/ops.h"
+#include "service/ops_acm.h"
 #include "service/ops_grants.h"
 #include "service/ops_iam.h"
 #include "service/ops_pki.h"
@@ -78,7 +79,7 @@ static const kms_op ops[] = {
 
 #undef M
 
-/* KMS operations go by their AWS name ("Encrypt"); IAM, STS, Organizations and Private CA ones
+/* KMS operations go by their AWS name ("Encrypt"); IAM, STS, Organizations, Private CA and ACM ones
  * by "service:Name" ("iam:CreateUser"), which is also their IAM action. */
 const kms_op *kms_dispatch_find(const char *name)
 {
@@ -90,6 +91,9 @@ const kms_op *kms_dispatch_find(const char *name)
     if (name != NULL && strncmp(name, "acm-pca:", 8) == 0) {
         return kms_ops_pki_find(name);
     }
+    if (name != NULL && strncmp(name, "acm:", 4) == 0) {
+        return kms_ops_acm_find(name);
+    }
     return name != NULL && strchr(name, ':') != NULL ? kms_ops_iam_find(name) : NULL;
 }
 
@@ -100,15 +104,19 @@ static void op_names_build(void)
 {
     const char *const *iam = kms_ops_iam_names();
     const char *const *pki = kms_ops_pki_names();
-    size_t n_iam = 0, n_pki = 0;
+    const char *const *acm = kms_ops_acm_names();
+    size_t n_iam = 0, n_pki = 0, n_acm = 0;
     while (iam[n_iam] != NULL) {
         n_iam++;
     }
     while (pki[n_pki] != NULL) {
         n_pki++;
     }
+    while (acm[n_acm] != NULL) {
+        n_acm++;
+    }
     size_t n = sizeof ops / sizeof ops[0];
-    op_names = calloc(n + n_iam + n_pki + 1, sizeof *op_names);
+    op_names = calloc(n + n_iam + n_pki + n_acm + 1, sizeof *op_names);
     for (size_t i = 0; op_names != NULL && i < n; i++) {
         op_names[i] = ops[i].name;
     }
@@ -117,6 +125,9 @@ static void op_names_build(void)
     }
     for (size_t i = 0; op_names != NULL && i < n_pki; i++) {
         op_names[n + n_iam + i] = pki[i];
+    }
+    for (size_t i = 0; op_names != NULL && i < n_acm; i++) {
+        op_names[n + n_iam + n_pki + i] = acm[i];
     }
 }
 

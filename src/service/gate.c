@@ -171,13 +171,16 @@ int kms_gate_authorize_service(kms_request *rq, const char *action, const char *
     char account[13] = "";
     KMS_ENSURE(rq->service, KMS_ERR_ACCESS_DENIED, "%s is work of the service, not of a caller",
                action);
-    /* acm-pca's (scheduler_pca.c) act on CAs of every account of the home. */
-    bool pca = strcmp(action, "acm-pca:GenerateCRL") == 0 ||
-               strcmp(action, "acm-pca:DeleteCertificateAuthority") == 0;
-    KMS_ENSURE(pca || strcmp(action, "kms:RotateKey") == 0 || strcmp(action, "kms:DeleteKey") == 0,
+    /* The certificate manager's own work (scheduler_pca.c's CRLs and purges, ACM's renewals and
+     * expiry warnings) acts on resources of every account of the home. */
+    bool pki = strcmp(action, "acm-pca:GenerateCRL") == 0 ||
+               strcmp(action, "acm-pca:DeleteCertificateAuthority") == 0 ||
+               strcmp(action, "acm:RenewCertificate") == 0 ||
+               strcmp(action, "acm:CertificateApproachingExpiration") == 0;
+    KMS_ENSURE(pki || strcmp(action, "kms:RotateKey") == 0 || strcmp(action, "kms:DeleteKey") == 0,
                KMS_ERR_ACCESS_DENIED, "the service does not perform %s on its own", action);
     KMS_ENSURE(kms_policy_arn_account(key_arn, account) == 0 &&
-                   (pca || strcmp(account, rq->client->cfg.account_id) == 0),
+                   (pki || strcmp(account, rq->client->cfg.account_id) == 0),
                KMS_ERR_ACCESS_DENIED, "%s is not a key of this KMS home", key_arn);
     rq->action = action;
     rq->authorized = true;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pki/acm.h"
+#include "service/acm_service.h"
 #include "service/audit_trail.h"
 #include "service/gate.h"
 #include "service/scheduler.h"
@@ -173,11 +175,207 @@ static int seal_audit_log(kms_client *client, json_t *report, bool *sealed)
     return 0;
 }
 
+/* ---- Managed certificates: renewal and expiry warnings --------------------------------------- */
+
+/* The ids of the PRIVATE, ELIGIBLE, ISSUED certificates whose renewal is due by `now` (all of
+ * them with now 0), and the earliest renewal date of the others. */
+typedef struct acm_due {
+    int64_t now;
+    char (*ids)[37];
+    size_t count, cap;
+    int64_t next;
+} acm_due;
+
+static int acm_collect(void *arg, const kms_acm_cert *c)
+{
+    acm_due *d = arg;
+    if (strcmp(c->type, "PRIVATE") != 0 || strcmp(c->renewal_eligibility, "ELIGIBLE") != 0 ||
+        strcmp(c->status, "ISSUED") != 0) {
+        return 0;
+    }
+    int64_t at = kms_acm_renew_at(c);
+    if (at > d->now) {
+        d->next = d->next == 0 || at < d->next ? at : d->next;
+        return 0;
+    }
+    KMS_GUARD(kms_array_reserve((void **)&d->ids, &d->cap, d->count, sizeof *d->ids));
+    snprintf(d->ids[d->count++], sizeof d->ids[0], "%s", c->cert_id);
+    return 0;
+}
+
+/* One managed renewal, as the service: an AwsServiceEvent RenewCertificate from
+ * acm.amazonaws.com. A failure is recorded in the certificate's RenewalSummary (FAILED, with
+ * the reason) and listed under Errors; the next run tries again. */
+static int acm_renew_one(kms_client *c, const char *cert_id, int64_t now, json_t *report,
+                         json_int_t *already_done)
+{
+    kms_request rq;
+    kms_acm_cert old, cur;
+    kms_key_record seal;
+    char arn[KMS_ARN_MAX];
+    memset(&old, 0, sizeof old);
+    memset(&cur, 0, sizeof cur);
+    memset(&seal, 0, sizeof seal);
+    kms_acm_arn(&c->keystore, cert_id, arn);
+    int r = kms_gate_begin_service(&rq, c, "acm:RenewCertificate");
+    if (r == 0) {
+        r = kms_gate_authorize_service(&rq, "acm:RenewCertificate", arn);
+    }
+    if (r == 0) {
+        r = kms_acm_get(&c->keystore, cert_id, &old);
+    }
+    if (r == 0 && kms_acm_renew_at(&old) > now) {
+        r = 1; /* renewed meanwhile by another scheduler */
+    }
+    if (r == 0 && strcmp(old.key_storage, "SEALED") == 0) {
+        r = kms_acm_service_seal_key(c, &seal);
+    }
+    if (r == 0) {
+        r = kms_acm_renew(&c->keystore, &old, strcmp(old.key_storage, "SEALED") == 0 ? &seal : NULL,
+                          now);
+    }
+    if (r != 0 && r != 1 && kms_last_error() == KMS_ERR_REQUEST_IN_PROGRESS) {
+        r = 1;
+    }
+    if (r == 1) {
+        rq.nothing_done = true;
+        kms_error_clear();
+        (*already_done)++;
+        r = kms_gate_end(&rq, 0);
+        goto out;
+    }
+    if (r == 0) {
+        r = kms_acm_get(&c->keystore, cert_id, &cur);
+    }
+    if (r == 0) {
+        char when[32];
+        kms_time_iso8601(cur.not_after, when);
+        rq.service_details = json_pack("{s:s, s:s, s:s, s:I, s:s}", "renewalType", "MANAGED",
+                                       "previousSerial", old.serial, "serial", cur.serial,
+                                       "generation", (json_int_t)cur.generation, "notAfter", when);
+    }
+    if (r != 0) {
+        /* The reason stays in RenewalSummary; the run goes on. */
+        kms_saved_error e;
+        kms_error_save(&e);
+        if (kms_acm_renewal_failed(&c->keystore, cert_id, e.message, now) != 0) {
+            kms_error_clear();
+        }
+        (void)kms_error_restore(&e);
+    }
+    r = kms_gate_end(&rq, r);
+    json_t *item =
+        r == 0
+            ? json_pack("{s:s, s:s, s:s, s:I}", "CertificateArn", arn, "PreviousSerial", old.serial,
+                        "Serial", cur.serial, "Generation", (json_int_t)cur.generation)
+            : json_pack("{s:s, s:s, s:s, s:s}", "CertificateArn", arn, "Action", "RenewCertificate",
+                        "ErrorCode", kms_error_name(kms_last_error()), "Message",
+                        kms_last_error_message());
+    r = item != NULL &&
+                json_array_append_new(
+                    json_object_get(report, r == 0 ? "CertificateRenewals" : "Errors"), item) == 0
+            ? 0
+            : kms_raise(KMS_ERR_INTERNAL, "out of memory");
+out:
+    kms_key_record_clean_up(&seal);
+    kms_acm_cert_clean_up(&old);
+    kms_acm_cert_clean_up(&cur);
+    return r;
+}
+
+static int acm_renewals(kms_client *c, int64_t now, json_t *report, json_int_t *already_done)
+{
+    acm_due d = {.now = now};
+    int r = kms_acm_list(&c->keystore, "", acm_collect, &d);
+    for (size_t i = 0; r == 0 && i < d.count; i++) {
+        r = acm_renew_one(c, d.ids[i], now, report, already_done);
+    }
+    free(d.ids);
+    return r;
+}
+
+/* The earliest managed renewal still to come (0: none). */
+static int acm_next_due(kms_client *c, int64_t now, int64_t *when)
+{
+    acm_due d = {.now = now};
+    int r = kms_acm_list(&c->keystore, "", acm_collect, &d);
+    free(d.ids);
+    *when = r == 0 ? d.next : 0;
+    return r;
+}
+
+typedef struct acm_warn_ctx {
+    kms_client *client;
+    int64_t now;
+    json_t *report;
+} acm_warn_ctx;
+
+/* One AwsServiceEvent CertificateApproachingExpiration (acm.amazonaws.com) per certificate and
+ * day: the day is claimed first, so that schedulers side by side warn once. */
+static int acm_warn_one(void *arg, const char *arn, int64_t not_after, const char *source)
+{
+    acm_warn_ctx *w = arg;
+    kms_request rq;
+    char when[32];
+    int claimed = kms_acm_warning_claim(&w->client->keystore, arn, w->now / 86400);
+    if (claimed <= 0) {
+        return claimed;
+    }
+    /* Days left, a part of a day counting as one (29 days and 23 hours: 30). */
+    json_int_t days = (json_int_t)((not_after - w->now + 86399) / 86400);
+    kms_time_iso8601(not_after, when);
+    int r = kms_gate_begin_service(&rq, w->client, "acm:CertificateApproachingExpiration");
+    if (r == 0) {
+        r = kms_gate_authorize_service(&rq, "acm:CertificateApproachingExpiration", arn);
+    }
+    if (r == 0) {
+        rq.service_details =
+            json_pack("{s:s, s:I, s:s, s:s}", "certificateArn", arn, "daysToExpiry", days,
+                      "notAfter", when, "issuedThrough", source);
+    }
+    r = kms_gate_end(&rq, r);
+    json_t *item =
+        r == 0 ? json_pack("{s:s, s:I, s:s}", "CertificateArn", arn, "DaysToExpiry", days,
+                           "NotAfter", when)
+               : json_pack("{s:s, s:s, s:s, s:s}", "CertificateArn", arn, "Action",
+                           "CertificateApproachingExpiration", "ErrorCode",
+                           kms_error_name(kms_last_error()), "Message", kms_last_error_message());
+    KMS_ENSURE(item != NULL &&
+                   json_array_append_new(
+                       json_object_get(w->report, r == 0 ? "ExpiryWarnings" : "Errors"), item) == 0,
+               KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
+
+static int acm_warnings(kms_client *c, int64_t now, json_t *report)
+{
+    int64_t days =
+        c->cfg.certificate_warning_days > 0 ? c->cfg.certificate_warning_days : KMS_ACM_WARN_DAYS;
+    acm_warn_ctx w = {c, now, report};
+    return kms_acm_expiring(&c->keystore, now, now + days * 86400, acm_warn_one, &w);
+}
+
+/* Managed renewals, then expiry warnings (a renewed certificate warns no more). */
+static int acm_work(kms_client *c, int64_t now, json_t *report, json_int_t *already_done)
+{
+    KMS_ENSURE(json_object_set_new(report, "CertificateRenewals", json_array()) == 0 &&
+                   json_object_set_new(report, "ExpiryWarnings", json_array()) == 0,
+               KMS_ERR_INTERNAL, "out of memory");
+    KMS_GUARD(acm_renewals(c, now, report, already_done));
+    return acm_warnings(c, now, report);
+}
+
 int kms_scheduler_next_due(kms_client *client, int64_t *when)
 {
     kms_error_clear();
     KMS_ENSURE(client != NULL && when != NULL, KMS_ERR_VALIDATION, "no client");
-    return kms_keystore_next_due(&client->keystore, kms_now(), when);
+    int64_t now = kms_now(), cert = 0;
+    KMS_GUARD(kms_keystore_next_due(&client->keystore, now, when));
+    KMS_GUARD(acm_next_due(client, now, &cert));
+    if (cert != 0 && (*when == 0 || cert < *when)) {
+        *when = cert;
+    }
+    return 0;
 }
 
 int kms_scheduler_run(kms_client *client, char **report_json)
@@ -201,9 +399,18 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     if (r == 0) {
         r = kms_scheduler_pca_run(client, now, report);
     }
-    int64_t next = 0;
+    if (r == 0) {
+        r = acm_work(client, now, report, &already_done);
+    }
+    int64_t next = 0, cert_next = 0;
     if (r == 0) {
         r = kms_keystore_next_due(&client->keystore, now, &next);
+    }
+    if (r == 0) {
+        r = acm_next_due(client, now, &cert_next);
+    }
+    if (r == 0 && cert_next != 0 && (next == 0 || cert_next < next)) {
+        next = cert_next;
     }
     /* The trail's open segment, signed once digest_period has passed since the newest digest,
      * even when no command wrote since (a command leaves the segment open). */

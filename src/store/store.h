@@ -17,7 +17,7 @@
 
 typedef struct kms_store kms_store;
 
-#define KMS_STORE_SCHEMA_VERSION 6
+#define KMS_STORE_SCHEMA_VERSION 7
 
 /* create=true: the file must not exist; it is created with the current schema.
  * create=false: the file must exist; older schemas are migrated in one transaction. */

@@ -361,6 +361,62 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  revocation_reason TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (ca_id, serial)"
     ") STRICT;",
+
+    /* 6 -> 7. Managed certificates (ACM, src/pki/acm.h): each certificate by id (its ARN's
+     * UUID), requested from a CA of this home (PRIVATE) or imported; its key in the HSM
+     * ("acm:KEY_NAME", key_name; prev_key_name the one before a renewal) or sealed (sealed_key: the
+     * PKCS#8 DER under a data key of alias/aws/acm); the certificate (DER) and the chain above it
+     * (PEM); generation counts renewals and reimports; in_use_by is a JSON array of strings; the
+     * renewal columns are RenewalSummary's. Their tags; the serials a CA of this home issued
+     * for them (acm_serials: those certificates warn of their expiry as managed ones, not as
+     * IssueCertificate's); the day of the last expiry warning of every certificate the home
+     * knows (by ARN). */
+    "CREATE TABLE acm_certificates ("
+    "  cert_id TEXT PRIMARY KEY NOT NULL,"
+    "  account_id TEXT NOT NULL,"
+    "  domain_name TEXT NOT NULL,"
+    "  sans TEXT NOT NULL DEFAULT '[]',"
+    "  key_algorithm TEXT NOT NULL,"
+    "  key_storage TEXT NOT NULL CHECK (key_storage IN ('HSM', 'SEALED')),"
+    "  key_name TEXT NOT NULL DEFAULT '',"
+    "  prev_key_name TEXT NOT NULL DEFAULT '',"
+    "  sealed_key BLOB,"
+    "  certificate BLOB,"
+    "  chain BLOB,"
+    "  serial TEXT NOT NULL DEFAULT '',"
+    "  not_before INTEGER NOT NULL DEFAULT 0,"
+    "  not_after INTEGER NOT NULL DEFAULT 0,"
+    "  status TEXT NOT NULL,"
+    "  cert_type TEXT NOT NULL CHECK (cert_type IN ('PRIVATE', 'IMPORTED')),"
+    "  ca_arn TEXT NOT NULL DEFAULT '',"
+    "  renewal_eligibility TEXT NOT NULL,"
+    "  renewal_status TEXT NOT NULL DEFAULT '',"
+    "  renewal_reason TEXT NOT NULL DEFAULT '',"
+    "  renewal_updated_at INTEGER NOT NULL DEFAULT 0,"
+    "  in_use_by TEXT NOT NULL DEFAULT '[]',"
+    "  generation INTEGER NOT NULL DEFAULT 1,"
+    "  created_at INTEGER NOT NULL,"
+    "  issued_at INTEGER NOT NULL DEFAULT 0,"
+    "  imported_at INTEGER NOT NULL DEFAULT 0,"
+    "  idempotency_token TEXT NOT NULL DEFAULT ''"
+    ") STRICT;"
+    "CREATE INDEX acm_certificates_expiry ON acm_certificates (account_id, not_after);"
+    "CREATE TABLE acm_tags ("
+    "  cert_id TEXT NOT NULL REFERENCES acm_certificates (cert_id) ON DELETE CASCADE,"
+    "  tag_key TEXT NOT NULL,"
+    "  tag_value TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (cert_id, tag_key)"
+    ") STRICT;"
+    "CREATE TABLE acm_serials ("
+    "  ca_id TEXT NOT NULL,"
+    "  serial TEXT NOT NULL,"
+    "  cert_id TEXT NOT NULL,"
+    "  PRIMARY KEY (ca_id, serial)"
+    ") STRICT;"
+    "CREATE TABLE acm_expiry_warnings ("
+    "  arn TEXT PRIMARY KEY NOT NULL,"
+    "  last_day INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 static const char sql_journal_mode[] = "PRAGMA journal_mode";

@@ -56,6 +56,10 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_CERTIFICATE_MISMATCH] = "CertificateMismatchException",
     [KMS_ERR_MALFORMED_CERTIFICATE] = "MalformedCertificateException",
     [KMS_ERR_INVALID_REQUEST] = "InvalidRequestException",
+    [KMS_ERR_INVALID_PARAMETER] = "InvalidParameterException",
+    [KMS_ERR_REQUEST_IN_PROGRESS] = "RequestInProgressException",
+    [KMS_ERR_RESOURCE_IN_USE] = "ResourceInUseException",
+    [KMS_ERR_INVALID_TAG] = "InvalidTagException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

@@ -83,7 +83,8 @@ void kmsctl_print_global_help(FILE *f)
                                            "(aws iam, aws sts, aws organizations)",
                                            "The audit trail (aws cloudtrail)",
                                            "The home's security posture (as AWS Trusted Advisor)",
-                                           "Private certificate authorities (aws acm-pca)"};
+                                           "Private certificate authorities (aws acm-pca)",
+                                           "Managed certificates (aws acm)"};
     _Static_assert(sizeof headings / sizeof headings[0] == KMSCTL_COMMAND_TABLES,
                    "one heading per command table");
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];
@@ -97,6 +98,10 @@ void kmsctl_print_global_help(FILE *f)
             }
         }
     }
+    fprintf(f, "\nThe commands of a service are grouped under its name, as with aws: 'kmsctl acm\n"
+               "request-certificate', 'kmsctl acm-pca issue-certificate'; 'kmsctl kms COMMAND' is\n"
+               "'kmsctl COMMAND', except that 'kmsctl kms encrypt' (decrypt, re-encrypt) is AWS\n"
+               "KMS's operation, 'kmsctl kms-encrypt', as with aws.\n");
     fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
                "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
                "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"
@@ -295,10 +300,35 @@ bool kmsctl_close_match(const char *typed, const char *candidate)
     return lt >= 4 && (strstr(candidate, typed) != NULL || strstr(typed, candidate) != NULL);
 }
 
+/* The commands of a service's group ("acm"): how many, each printed to f (NULL: counted only). */
+static size_t group_commands(FILE *f, const char *name)
+{
+    size_t n = 0, len = strlen(name);
+    for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
+        for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {
+            if (strncmp(c->name, name, len) == 0 && c->name[len] == ' ') {
+                if (f != NULL) {
+                    fprintf(f, "%s%s", n == 0 ? "" : ", ", c->name);
+                }
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 int kmsctl_unknown_command(const char *name)
 {
     size_t n = 0;
 
+    if (strchr(name, ' ') == NULL && group_commands(NULL, name) > 0) {
+        fprintf(stderr,
+                "kmsctl: error: unknown command '%s': it needs one of its commands: ", name);
+        (void)group_commands(stderr, name);
+        fprintf(stderr, "\n");
+        print_hint(NULL);
+        return KMSCTL_EXIT_USAGE;
+    }
     fprintf(stderr, "kmsctl: error: unknown command '%s'\n", name);
     for (size_t t = 0; kmsctl_command_tables[t] != NULL; t++) {
         for (const struct command *c = kmsctl_command_tables[t]; c->name != NULL; c++) {

@@ -96,9 +96,11 @@ extern const struct command kmsctl_audit_commands[];
 extern const struct command kmsctl_advisor_commands[];
 /* pki_cmds.c: `kmsctl acm-pca NAME` (named "acm-pca NAME" in the table). */
 extern const struct command kmsctl_pki_commands[];
+/* acm_cmds.c: `kmsctl acm NAME` (named "acm NAME" in the table). */
+extern const struct command kmsctl_acm_commands[];
 extern const struct command *const kmsctl_command_tables[];
 /* How many tables kmsctl_command_tables lists (help.c has a heading for each). */
-#define KMSCTL_COMMAND_TABLES 5
+#define KMSCTL_COMMAND_TABLES 6
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
 int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *request);

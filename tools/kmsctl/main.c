@@ -3,6 +3,7 @@
  * The entry point: global options, the command lookup, then the command's option parser and
  * handler from the table in commands.c. */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,16 +32,35 @@ void kmsctl_free_secret_string(char *s)
     }
 }
 
+/* The services whose commands are grouped under their name, as in the aws CLI. A "kms"
+ * command is also one of kmsctl's flat names: `kmsctl kms create-key` is `kmsctl create-key`,
+ * and `kmsctl kms encrypt` is AWS KMS's Encrypt, as with aws (the flat `kms-encrypt`; the flat
+ * `encrypt` is the file tool). */
+static const struct {
+    const char *name;
+    bool flat;
+} groups[] = {{"acm-pca", false}, {"acm", false}, {"kms", true}};
+
 /* The command at argv[*i]: a flat name ("encrypt"), or a service's command in two words as in
  * the aws CLI ("acm-pca issue-certificate", *i moved to the second). NULL if unknown. */
-static const struct command *find_command(int argc, char **argv, int *i)
+static const struct command *find_command(int argc, char **argv, int *i, char name[128])
 {
-    char name[128];
-    if (strcmp(argv[*i], "acm-pca") != 0 || *i + 1 >= argc) {
-        return kmsctl_command_find(argv[*i]);
+    snprintf(name, 128, "%s", argv[*i]);
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        if (strcmp(argv[*i], groups[g].name) != 0 || *i + 1 >= argc) {
+            continue;
+        }
+        if (groups[g].flat) {
+            snprintf(name, 128, "kms-%s", argv[*i + 1]);
+            if (kmsctl_command_find(name) == NULL) {
+                snprintf(name, 128, "%s", argv[*i + 1]);
+            }
+        } else {
+            snprintf(name, 128, "%s %s", argv[*i], argv[*i + 1]);
+        }
+        (*i)++;
+        return kmsctl_command_find(name);
     }
-    snprintf(name, sizeof name, "%s %s", argv[*i], argv[*i + 1]);
-    (*i)++;
     return kmsctl_command_find(name);
 }
 
@@ -48,15 +68,16 @@ static const struct command *find_command(int argc, char **argv, int *i)
 static int run_help(int argc, char **argv)
 {
     const struct command *cmd = NULL;
+    char name[128];
     int i = 0;
 
     if (argc == 0) {
         kmsctl_print_global_help(stdout);
         return KMSCTL_EXIT_OK;
     }
-    cmd = find_command(argc, argv, &i);
+    cmd = find_command(argc, argv, &i, name);
     if (cmd == NULL) {
-        return kmsctl_unknown_command(argv[i]);
+        return kmsctl_unknown_command(name);
     }
     kmsctl_print_command_help(stdout, cmd);
     return KMSCTL_EXIT_OK;
@@ -90,6 +111,7 @@ int main(int argc, char **argv)
 {
     struct globals g = {.output = OUTPUT_JSON};
     const struct command *cmd = NULL;
+    char name[128];
     json_t *request = NULL;
     int i = 1;
     int r;
@@ -106,9 +128,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[i], "help") == 0) {
         return run_help(argc - i - 1, argv + i + 1);
     }
-    cmd = find_command(argc, argv, &i);
+    cmd = find_command(argc, argv, &i, name);
     if (cmd == NULL) {
-        return kmsctl_unknown_command(argv[i]);
+        return kmsctl_unknown_command(name);
     }
     r = kmsctl_parse_options(cmd, argc - i - 1, argv + i + 1, &g, &request);
     if (r != KMSCTL_EXIT_OK) {
