@@ -189,7 +189,10 @@ int kms_pki_revoke(const kms_keystore *ks, const kms_pki_ca *ca, const char *ser
 int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8_t **der,
                 size_t *der_len) __attribute__((warn_unused_result));
 
-/* Writes the CA's next CRL (kms_pki_crl) to HOME/crl/CA_ID.crl atomically (pki_crl_publish.c). */
+/* Writes the CA's next CRL (kms_pki_crl) to HOME/crl/CA_ID.crl atomically (pki_crl_publish.c),
+ * under an exclusive flock on HOME/crl/CA_ID.lock held from the CRL number to the rename, so that
+ * concurrent publishers (processes too) write in number order; a file whose CRL number is higher
+ * is never replaced (nothing is written, 0 returned). */
 int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char *home, int64_t now)
     __attribute__((warn_unused_result));
 /* Whether the scheduler reissues the CA's CRL now: the CA publishes CRLs, is ACTIVE or DISABLED

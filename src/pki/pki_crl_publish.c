@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pki/pki_internal.h"
 #include "util/util.h"
@@ -28,12 +29,54 @@ static int crl_paths(const char *home, const char *ca_id, char **dir, char **pat
     return 0;
 }
 
+/* The cRLNumber of the CRL in `path`; -1 when there is none, or none that reads and parses
+ * (such a file is replaced). */
+static int64_t crl_number_of(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int64_t number = -1;
+    if (!kms_path_exists(path)) {
+        return -1;
+    }
+    if (kms_file_read(path, CRL_FILE_MAX, &data, &len) != 0) {
+        kms_error_clear();
+        return -1;
+    }
+    const unsigned char *p = (const unsigned char *)data;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    ASN1_INTEGER *n = crl != NULL ? X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL) : NULL;
+    if (n != NULL && ASN1_INTEGER_get_int64(&number, n) != 1) {
+        number = -1;
+    }
+    ASN1_INTEGER_free(n);
+    X509_CRL_free(crl);
+    free(data);
+    return number;
+}
+
+/* Whether the CRL der (len bytes) has a higher cRLNumber than the one in `path`. */
+static bool crl_newer(const char *path, const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    int64_t number = -1;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    ASN1_INTEGER *n = crl != NULL ? X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL) : NULL;
+    if (n == NULL || ASN1_INTEGER_get_int64(&number, n) != 1) {
+        number = -1;
+    }
+    ASN1_INTEGER_free(n);
+    X509_CRL_free(crl);
+    return number > crl_number_of(path);
+}
+
 int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char *home, int64_t now)
 {
     int r = -1;
+    int lock = -1;
     uint8_t *der = NULL;
     size_t len = 0;
-    char *dir = NULL, *path = NULL;
+    char *dir = NULL, *path = NULL, *lock_path = NULL;
     if (crl_paths(home, ca->ca_id, &dir, &path) != 0) {
         goto out;
     }
@@ -41,7 +84,21 @@ int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char
         kms_raise(KMS_ERR_HOME, "cannot create %s: %s", dir, strerror(errno));
         goto out;
     }
+    /* One publisher of the CA's CRL at a time, across processes: from its number to the rename,
+     * so that a CRL written later always has the higher number and every revocation before it. */
+    if ((lock_path = kms_strdup_printf("%s/%s.lock", dir, ca->ca_id)) == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (kms_file_lock(lock_path, true, &lock) != 0) {
+        goto out;
+    }
     if (kms_pki_crl(ks, ca, now, &der, &len) != 0) {
+        goto out;
+    }
+    /* Never a newer CRL replaced by an older one (a writer that did not take the lock). */
+    if (!crl_newer(path, der, len)) {
+        r = 0;
         goto out;
     }
     if (kms_file_write_atomic(path, der, len, 0644) != 0) {
@@ -49,7 +106,11 @@ int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char
     }
     r = 0;
 out:
+    if (lock >= 0) {
+        close(lock);
+    }
     free(der);
+    free(lock_path);
     free(path);
     free(dir);
     return r;

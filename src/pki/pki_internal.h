@@ -80,14 +80,19 @@ bool kms_pki_host_name_ok(const char *name, size_t len);
 /* AllowedNamePatterns as CreateCertificateAuthority takes it (NULL: none): an array of 1 to 50
  * patterns. InvalidArgsException otherwise. */
 int kms_pki_name_patterns_check(json_t *patterns) __attribute__((warn_unused_result));
-/* Every name of x (DNS names of its subjectAltName, and its subject's common names that are
- * host names) is one ca's patterns allow, and x has no IP address, e-mail address or URI in its
- * subjectAltName; InvalidArgsException naming the first that is not. 0 for a CA without
- * patterns. */
+/* Every name of x (DNS names of its subjectAltName, and every common name of its subject,
+ * converted to UTF-8 from whatever string type, dotted or not: verifiers fall back to it) is one
+ * ca's patterns allow, and x has no IP address, e-mail address or URI in its subjectAltName;
+ * InvalidArgsException naming the first that is not (or a common name that does not convert).
+ * 0 for a CA without patterns. */
 int kms_pki_names_allowed(const kms_pki_ca *ca, X509 *x) __attribute__((warn_unused_result));
 /* For a CA certificate x issued by ca: a critical nameConstraints with a permitted dNSName
- * subtree per pattern ("*.internal" -> internal, RFC 5280 4.2.1.10) and every IPv4 and IPv6
- * address excluded. Nothing for a CA without patterns. */
+ * subtree per pattern ("*.internal" -> internal, RFC 5280 4.2.1.10), e-mail addresses and URIs
+ * permitted only below the reserved "invalid" (so none real) and every IPv4 and IPv6 address
+ * excluded. Nothing for a CA without patterns. A pattern N written as a constraint also allows
+ * every name below N ("app.example.com" -> www.app.example.com too), which the CA itself would
+ * refuse: X.509 has no exact-name constraint. And verifiers such as openssl apply dNSName
+ * constraints to a subject common name only when it has a dot. */
 int kms_pki_name_constraints_add(const kms_pki_ca *ca, X509 *x) __attribute__((warn_unused_result));
 
 /* RFC 5280 4.2.1.6 subjectAltName entries a certificate may carry, from the CSR or (from_api)

@@ -4,7 +4,7 @@
  * X.509 cannot say "exactly this name": a dNSName constraint "app.example.com" also permits
  * the names below it, and "internal" permits internal itself. So the constraints written into a
  * subordinate CA are the closest superset of the patterns; the CA itself checks the patterns
- * exactly. */
+ * exactly, on every DNS name and every common name (any string type, dotted or not). */
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +84,23 @@ static int check_name(json_t *patterns, const char *ca_id, const char *name, siz
     return 0;
 }
 
+/* One common name: converted to UTF-8 (a BMPString or any other type alike), then checked. */
+static int check_cn(json_t *patterns, const char *ca_id, const ASN1_STRING *cn)
+{
+    unsigned char *text = NULL;
+    int len = ASN1_STRING_to_UTF8(&text, cn);
+    if (len < 0 || memchr(text, '\0', (size_t)len) != NULL) {
+        OPENSSL_free(text);
+        return kms_raise(KMS_ERR_INVALID_ARGS,
+                         "The certificate authority %s may not issue for a common name that is "
+                         "no string of characters (AllowedNamePatterns)",
+                         ca_id);
+    }
+    int r = check_name(patterns, ca_id, (const char *)text, (size_t)len);
+    OPENSSL_free(text);
+    return r;
+}
+
 static int check_all(json_t *patterns, const kms_pki_ca *ca, X509 *x)
 {
     int r = -1;
@@ -103,13 +120,11 @@ static int check_all(json_t *patterns, const kms_pki_ca *ca, X509 *x)
             goto out;
         }
     }
-    /* A common name that is a host name is one too (as verifiers read it without a SAN). */
+    /* Every common name too, whatever its string type: verifiers fall back to it (converted to
+     * UTF-8) without a DNS name in subjectAltName, dotted or not. */
     for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
-        const ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
-        const char *text = (const char *)ASN1_STRING_get0_data(cn);
-        size_t len = (size_t)ASN1_STRING_length(cn);
-        if (kms_pki_host_name_ok(text, len) && memchr(text, '.', len) != NULL &&
-            check_name(patterns, ca->ca_id, text, len) != 0) {
+        if (check_cn(patterns, ca->ca_id,
+                     X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i))) != 0) {
             goto out;
         }
     }
@@ -139,7 +154,7 @@ int kms_pki_name_constraints_add(const kms_pki_ca *ca, X509 *x)
         return 0;
     }
     /* openssl.cnf's form: "critical,permitted;DNS:internal,...,excluded;IP:0.0.0.0/0.0.0.0". */
-    size_t size = 128 + json_array_size(patterns) * 272;
+    size_t size = 256 + json_array_size(patterns) * 272;
     char *value = malloc(size);
     size_t used = 0;
     if (value == NULL) {
@@ -153,7 +168,11 @@ int kms_pki_name_constraints_add(const kms_pki_ca *ca, X509 *x)
         used += (size_t)snprintf(value + used, size - used, ",permitted;DNS:%s",
                                  p[0] == '*' ? p + 2 : p);
     }
-    snprintf(value + used, size - used, ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::");
+    /* E-mail addresses and URIs: permitted only on hosts below "invalid" (RFC 6761 6.4: never
+     * a real host), so none is, as openssl verify enforces; every IP address excluded. */
+    snprintf(value + used, size - used,
+             ",permitted;email:.invalid,permitted;URI:.invalid"
+             ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::");
     int r = kms_pki_ext_add(x, NID_name_constraints, value);
     free(value);
     json_decref(patterns);

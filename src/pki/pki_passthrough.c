@@ -11,6 +11,7 @@
  * (RFC 5280 4.2: one instance of an extension per certificate). */
 #include <openssl/asn1.h>
 #include <openssl/objects.h>
+#include <limits.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,16 @@ static int san_read(json_t *a, kms_pki_passthrough *pt)
 /* ---- CertificatePolicies ----------------------------------------------------------------------
  */
 
+static bool printable_ascii(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* PolicyQualifiers [{PolicyQualifierId: CPS, Qualifier: {CpsUri}}] (RFC 5280 4.2.1.4). */
 static int policy_qualifiers(json_t *a, POLICYINFO *pi)
 {
@@ -262,6 +273,10 @@ static int policy_qualifiers(json_t *a, POLICYINFO *pi)
                    KMS_ERR_VALIDATION,
                    "a PolicyQualifiers item is {\"PolicyQualifierId\": \"CPS\", \"Qualifier\": "
                    "{\"CpsUri\": URI of at most 256}}");
+        /* An IA5String, and a URI (RFC 3986: printable ASCII, non-ASCII percent-encoded). */
+        KMS_ENSURE(printable_ascii(uri), KMS_ERR_INVALID_ARGS,
+                   "a CpsUri must be printable ASCII (a URI, non-ASCII characters "
+                   "percent-encoded): it is written as an IA5String");
         if (pi->qualifiers == NULL && (pi->qualifiers = sk_POLICYQUALINFO_new_null()) == NULL) {
             return kms_raise(KMS_ERR_INTERNAL, "out of memory");
         }
@@ -303,6 +318,12 @@ static int policies_read(json_t *a, kms_pki_passthrough *pt)
         pi->policyid = NULL;
         KMS_GUARD(oid_read(json_string_value(json_object_get(p, "CertPolicyId")), "CertPolicyId",
                            &pi->policyid));
+        /* RFC 5280 4.2.1.4: "A certificate policy OID MUST NOT appear more than once". */
+        for (size_t j = 0; j < i; j++) {
+            KMS_ENSURE(OBJ_cmp(sk_POLICYINFO_value(pt->policies, (int)j)->policyid, pi->policyid) !=
+                           0,
+                       KMS_ERR_INVALID_ARGS, "CertificatePolicies names one CertPolicyId twice");
+        }
         KMS_GUARD(policy_qualifiers(json_object_get(p, "PolicyQualifiers"), pi));
     }
     return 0;
@@ -324,6 +345,55 @@ static const int reserved_nids[] = {
     NID_certificate_policies,
     NID_crl_distribution_points,
 };
+
+/* Whether der (len bytes) is a run of complete TLVs, each with a definite length in its
+ * shortest form, those of constructed values holding such runs in turn (depth at most 32), and
+ * BOOLEANs in DER's form. */
+static bool der_tlvs(const uint8_t *der, long len, int depth)
+{
+    const uint8_t *p = der;
+    const uint8_t *end = der + len;
+    while (p < end) {
+        const uint8_t *start = p;
+        long n = 0;
+        int tag = 0, cls = 0;
+        int ret = ASN1_get_object(&p, &n, &tag, &cls, (long)(end - start));
+        if ((ret & 0x80) != 0 || ret == 0x21 || n > end - p) {
+            return false;
+        }
+        /* The header as DER writes it: tag and length in their shortest forms. */
+        if (ASN1_object_size(ret & V_ASN1_CONSTRUCTED ? 1 : 0, n, tag) - n != p - start) {
+            return false;
+        }
+        if ((ret & V_ASN1_CONSTRUCTED) != 0 && (depth >= 32 || !der_tlvs(p, n, depth + 1))) {
+            return false;
+        }
+        /* A BOOLEAN is one octet, TRUE all ones (X.690 11.1). */
+        if (cls == V_ASN1_UNIVERSAL && tag == V_ASN1_BOOLEAN &&
+            (n != 1 || (p[0] != 0x00 && p[0] != 0xff))) {
+            return false;
+        }
+        p += n;
+    }
+    return true;
+}
+
+/* 0 when der (len bytes) is exactly one DER value: it decodes (d2i_ASN1_TYPE) to a value that
+ * encodes back (i2d) to the same bytes, and every TLV inside is complete, in DER's form. */
+static int der_value(const uint8_t *der, size_t len)
+{
+    int r = -1;
+    const uint8_t *p = der;
+    unsigned char *back = NULL;
+    ASN1_TYPE *t = len <= LONG_MAX ? d2i_ASN1_TYPE(NULL, &p, (long)len) : NULL;
+    int n = t != NULL && p == der + len ? i2d_ASN1_TYPE(t, &back) : -1;
+    if (n >= 0 && (size_t)n == len && memcmp(back, der, len) == 0 && der_tlvs(der, (long)len, 0)) {
+        r = 0;
+    }
+    OPENSSL_free(back);
+    ASN1_TYPE_free(t);
+    return r;
+}
 
 static int custom_one(json_t *item, X509_EXTENSION **out)
 {
@@ -367,11 +437,7 @@ static int custom_one(json_t *item, X509_EXTENSION **out)
     }
     /* The extnValue's content: one complete DER value (RFC 5280 4.1: "the DER encoding of an
      * ASN.1 value corresponding to the extension type"). */
-    const uint8_t *p = der;
-    long len = 0;
-    int tag = 0, cls = 0;
-    int ret = ASN1_get_object(&p, &len, &tag, &cls, (long)der_len);
-    if ((ret & 0x80) != 0 || ret == 0x21 || p + len != der + der_len) {
+    if (der_value(der, der_len) != 0) {
         kms_raise(KMS_ERR_INVALID_ARGS, "CustomExtensions Value for %s is not one DER value",
                   json_string_value(json_object_get(item, "ObjectIdentifier")));
         goto out;

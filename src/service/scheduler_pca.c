@@ -21,9 +21,27 @@ typedef struct pca_item {
 typedef struct pca_due {
     kms_client *client;
     int64_t now;
+    json_t *report;
     pca_item *items;
     size_t n, cap;
 } pca_due;
+
+/* A CA whose CRL could not be looked at, under the report's Errors (Action GenerateCRL). */
+static int due_failed(pca_due *d, const kms_pki_ca *ca)
+{
+    kms_keystore view;
+    char arn[KMS_ARN_MAX];
+    kms_pki_keystore_as(&d->client->keystore, ca->account_id, &view);
+    kms_pki_ca_arn(&view, ca->ca_id, arn);
+    json_t *item = json_pack("{s:s, s:s, s:s, s:s}", "CertificateAuthorityArn", arn, "Action",
+                             "GenerateCRL", "ErrorCode", kms_error_name(kms_last_error()),
+                             "Message", kms_last_error_message());
+    kms_error_clear();
+    KMS_ENSURE(item != NULL &&
+                   json_array_append_new(json_object_get(d->report, "Errors"), item) == 0,
+               KMS_ERR_INTERNAL, "out of memory");
+    return 0;
+}
 
 static int pca_collect(void *arg, const kms_pki_ca *ca)
 {
@@ -31,8 +49,11 @@ static int pca_collect(void *arg, const kms_pki_ca *ca)
     bool purge = strcmp(ca->status, "DELETED") == 0 || strcmp(ca->status, "PURGING") == 0;
     bool due = purge;
     int64_t next = 0;
-    if (!purge) {
-        KMS_GUARD(kms_pki_crl_due(ca, d->client->home, d->now, &due, &next));
+    if (!purge && kms_pki_crl_due(ca, d->client->home, d->now, &due, &next) != 0) {
+        /* This CA alone: its error listed, its CRL reissued (which replaces a file that cannot
+         * be read), and the run goes on for every other CA. */
+        KMS_GUARD(due_failed(d, ca));
+        due = true;
     }
     if (!due) {
         return 0;
@@ -106,7 +127,7 @@ static int pca_act(kms_client *c, pca_item *it, int64_t now, json_t *report)
 int kms_scheduler_pca_run(kms_client *client, int64_t now, json_t *report)
 {
     int r = -1;
-    pca_due d = {client, now, NULL, 0, 0};
+    pca_due d = {client, now, report, NULL, 0, 0};
     if (json_object_set_new(report, "CrlsReissued", json_array()) != 0 ||
         json_object_set_new(report, "CertificateAuthoritiesDeleted", json_array()) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");

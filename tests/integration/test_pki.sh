@@ -575,3 +575,35 @@ assert_contains "$(kms help acm-pca get-certificate)" "acm-pca:GetCertificate" \
 assert_contains "$("$KMSCTL" --help)" "Private certificate authorities (aws acm-pca)" \
     "kmsctl --help lists the acm-pca commands"
 expect_usage_error "unknown command 'acm-pca'" kms acm-pca
+
+# ---- concurrent revocations: every published CRL lists every revocation made before it ---------
+# (publication is serialised per CA under HOME/crl/CA_ID.lock; before, an older CRL could replace
+# a newer one, dropping a revocation)
+printf '{"CrlConfiguration":{"Enabled":true,"ExpirationInDays":7}}' >"$W/rev-race.json"
+RACE=$(kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$W/ec-root.json" \
+    --revocation-configuration "file://$W/rev-race.json" --query CertificateAuthorityArn --output text)
+RACE_CRL="$HOME_DIR/crl/${RACE##*/}.crl"
+ROUNDS=${PKI_CRL_RACE_ROUNDS:-12}
+serials=()
+for i in $(seq $((2 * ROUNDS))); do
+    arn=$(kms acm-pca issue-certificate --certificate-authority-arn "$RACE" --csr "fileb://$W/app.csr" \
+        --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text)
+    serials+=("${arn##*/}")
+done
+race_revoke() { kms acm-pca revoke-certificate --certificate-authority-arn "$RACE" --certificate-serial "$1" \
+    --revocation-reason KEY_COMPROMISE; }
+lost=0
+for r in $(seq 0 $((ROUNDS - 1))); do
+    race_revoke "${serials[$((2 * r))]}" &
+    p1=$!
+    race_revoke "${serials[$((2 * r + 1))]}" &
+    p2=$!
+    wait $p1
+    wait $p2
+    n=$(openssl crl -inform DER -in "$RACE_CRL" -noout -text | grep -c 'Serial Number:' || true)
+    [ "$n" -ne $((2 * r + 2)) ] && lost=$((lost + 1))
+done
+assert_eq "$lost" 0 "two revocations at once, $ROUNDS times: every CRL lists every revocation before it"
+assert_eq "$(openssl crl -inform DER -in "$RACE_CRL" -noout -crlnumber | cut -d= -f2)" \
+    "0x$(printf '%X' $((2 * ROUNDS + 1)))" "one CRL number per publication, the highest one published"

@@ -239,10 +239,28 @@ csr plain /CN=plain.internal
 expect_error InvalidArgsException 254 nissue plain EndEntityServerAuthCertificate_APIPassthrough \
     '{"Extensions": {"SubjectAlternativeNames": [{"DnsName": "outside.example"}]}}'
 assert_eq "$(count_certs)" "$BEFORE" "names outside the patterns: nothing issued"
-nissue out4 >/dev/null && ok "a CN without a dot is no host name to check" || fail "CN=internal refused"
+# Every common name is checked: without a dot (hostname checkers fall back to it all the same)
+# and in any string type (a BMPString is converted to UTF-8 first).
+csr out5 /CN=localhost
+cat >"$W/bmp.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+string_mask = MASK:0x800
+prompt = no
+[dn]
+CN = evil.example.com
+CNF
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/bmp.key" \
+    -config "$W/bmp.cnf" -out "$W/bmp.csr" 2>/dev/null
+assert_contains "$(openssl req -in "$W/bmp.csr" -noout -text -nameopt show_type)" "BMPSTRING" "a CSR with a BMPString CN"
+for c in out4 out5 bmp; do
+    expect_error InvalidArgsException 254 nissue $c
+done
+assert_contains "$ERR_MSG" "'evil.example.com'" "the BMPString CN is checked as UTF-8"
+assert_eq "$(count_certs)" "$BEFORE" "dotless and BMPString common names outside the patterns: nothing issued"
 
 # A subordinate CA certificate from it carries the patterns as critical name constraints.
-csr subn "/CN=Constrained Sub"
+csr subn "/CN=sub.internal"
 SUBN=$(nissue subn SubordinateCACertificate_PathLen0)
 kms acm-pca get-certificate --certificate-authority-arn "$NAMES" --certificate-arn "$SUBN" \
     --query Certificate --output text >"$W/subn.pem"
@@ -261,15 +279,21 @@ sign_leaf() { # sign_leaf NAME SAN: a leaf signed by the sub CA's key with opens
 sign_leaf leaf-in DNS:leaf.internal
 sign_leaf leaf-out DNS:leaf.other.example
 sign_leaf leaf-ip IP:10.9.9.9
+sign_leaf leaf-email email:ceo@evil.example
+sign_leaf leaf-uri URI:spiffe://evil.example/admin
 if openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-in.pem" >/dev/null 2>&1; then
     ok "a leaf inside the constraints verifies under the constrained sub CA"
 else fail "leaf.internal: $(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-in.pem" 2>&1)"; fi
-for l in leaf-out leaf-ip; do
+for l in leaf-out leaf-ip leaf-email leaf-uri; do
     out=$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/$l.pem" 2>&1 || true)
     assert_contains "$out" "subtree violation" "$l: openssl verify fails: $(tail -1 <<<"$out")"
 done
-assert_contains "$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/leaf-out.pem" 2>&1 || true)" \
-    "permitted subtree violation" "a leaf outside the constraints: permitted subtree violation"
+for l in leaf-out leaf-email leaf-uri; do
+    assert_contains "$(openssl verify -CAfile "$W/names-root.pem" -untrusted "$W/subn.pem" "$W/$l.pem" 2>&1 || true)" \
+        "permitted subtree violation" "$l outside the constraints: permitted subtree violation"
+done
+assert_match "$nc" "email:.invalid" "e-mail addresses permitted only below .invalid"
+assert_match "$nc" "URI:.invalid" "URIs permitted only below .invalid"
 # A custom nameConstraints beside the CA's own is a repeat, refused.
 expect_error InvalidArgsException 254 nissue subn SubordinateCACertificate_PathLen0_APIPassthrough \
     '{"Extensions": {"CustomExtensions": [{"ObjectIdentifier": "2.5.29.30", "Value": "MAA=", "Critical": true}]}}'

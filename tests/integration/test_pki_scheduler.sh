@@ -103,3 +103,21 @@ out=$(at +8d run-scheduler --once)
 assert_eq "$(count CertificateAuthoritiesDeleted <<<"$out")" 0 "a restored CA is not deleted"
 assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$NOCRL" \
     --query CertificateAuthority.Status --output text)" DISABLED "it is DISABLED as restored"
+
+# ---- one CA whose CRL cannot be read stops nobody: listed under Errors, its CRL reissued -------
+mk() { kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$W/ca.json" --revocation-configuration "file://$W/rev.json" \
+    --query CertificateAuthorityArn --output text; }
+BAD=$(mk)
+GOOD=$(mk)
+# BAD's CRL file grows beyond what is read back (64 MiB): a sparse file will do.
+truncate -s 65M "$HOME_DIR/crl/${BAD##*/}.crl"
+rc=0
+out=$(at +25h run-scheduler --once 2>"$W/err") || rc=$?
+reissued() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for x in d[sys.argv[2]] if x["CertificateAuthorityArn"]==sys.argv[1]))' "$1" "${2:-CrlsReissued}"; }
+assert_eq "$(reissued "$GOOD" <<<"$out")" 1 "another CA's CRL is reissued although one CA's file is bad (rc=$rc)"
+assert_eq "$(reissued "$BAD" Errors <<<"$out")" 1 "the bad CA is listed under Errors"
+assert_contains "$out" "larger than" "with the reason"
+assert_eq "$(reissued "$BAD" <<<"$out")" 1 "and its CRL is reissued, as due"
+assert_eq "$(openssl crl -inform DER -in "$HOME_DIR/crl/${BAD##*/}.crl" -noout -crlnumber | cut -d= -f2)" "0x02" \
+    "the unreadable file is replaced by the next CRL"

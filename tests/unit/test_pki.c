@@ -7,8 +7,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "kms/kms.h"
 #include "pki/pki.h"
@@ -730,6 +734,83 @@ static void revoke_and_crl(void **state)
     }
 }
 
+/* The cRLNumber of the CRL file at path. */
+static int64_t crl_file_number(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(kms_file_read(path, 1 << 20, &data, &len), 0);
+    const unsigned char *p = (const unsigned char *)data;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    assert_non_null(crl);
+    int64_t n = crl_number(crl);
+    X509_CRL_free(crl);
+    free(data);
+    return n;
+}
+
+typedef struct publisher {
+    fixture *fx;
+    int r;
+    atomic_bool done;
+} publisher;
+
+static void *publish_thread(void *arg)
+{
+    publisher *pb = arg;
+    pb->r = kms_pki_crl_publish(&pb->fx->ks, &pb->fx->ec, pb->fx->dir, kms_now());
+    atomic_store(&pb->done, true);
+    return NULL;
+}
+
+/* Publication is serialised per CA (flock on HOME/crl/CA_ID.lock, from the CRL number to the
+ * rename), and a published CRL with a higher number is never replaced by a lower one. */
+static void crl_publication_in_order(void **state)
+{
+    fixture *fx = *state;
+    char *path = kms_strdup_printf("%s/crl/%s.crl", fx->dir, fx->ec.ca_id);
+    char *lock_path = kms_strdup_printf("%s/crl/%s.lock", fx->dir, fx->ec.ca_id);
+    assert_int_equal(kms_pki_crl_publish(&fx->ks, &fx->ec, fx->dir, kms_now()), 0);
+    int64_t first = crl_file_number(path);
+    /* Another publisher holds the lock: this one waits for it, writing nothing meanwhile. */
+    int fd = -1;
+    assert_int_equal(kms_file_lock(lock_path, true, &fd), 0);
+    publisher pb = {fx, -1, false};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_thread, &pb), 0);
+    usleep(500 * 1000);
+    assert_false(atomic_load(&pb.done));
+    assert_int_equal(crl_file_number(path), first);
+    close(fd);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(pb.r, 0);
+    assert_true(crl_file_number(path) > first);
+    /* A file with a higher number (a CRL of any signer will do) is left as it is. */
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_INTEGER *n = ASN1_INTEGER_new();
+    ASN1_TIME *t0 = ASN1_TIME_set(NULL, (time_t)kms_now());
+    assert_int_equal(ASN1_INTEGER_set_int64(n, 1000000), 1);
+    assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+    assert_int_equal(X509_CRL_set1_lastUpdate(crl, t0), 1);
+    assert_int_equal(X509_CRL_set1_nextUpdate(crl, t0), 1);
+    assert_int_equal(X509_CRL_add1_ext_i2d(crl, NID_crl_number, n, 0, 0), 1);
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int len = i2d_X509_CRL(crl, &der);
+    assert_true(len > 0);
+    assert_int_equal(kms_file_write_atomic(path, der, (size_t)len, 0644), 0);
+    assert_int_equal(kms_pki_crl_publish(&fx->ks, &fx->ec, fx->dir, kms_now()), 0);
+    assert_int_equal(crl_file_number(path), 1000000);
+    OPENSSL_free(der);
+    ASN1_TIME_free(t0);
+    ASN1_INTEGER_free(n);
+    X509_CRL_free(crl);
+    EVP_PKEY_free(key);
+    free(lock_path);
+    free(path);
+}
+
 /* ---- Subordinate CAs ---------------------------------------------------------------------------
  */
 
@@ -912,6 +993,85 @@ static void api_passthrough(void **state)
     assert_kms_error(issue_api(fx, &fx->ec, TEMPLATE("CodeSigningCertificate_APIPassthrough"),
                                "{\"Subject\": {\"Nickname\": \"x\"}}", serial),
                      KMS_ERR_INVALID_ARGS);
+    /* A Value that is no single DER value: a long-form length for 3 (04 81 03 ..), a SEQUENCE
+     * whose content is no value (30 02 02 05), one holding a long-form length (30 04 02 81 01 05),
+     * a BOOLEAN TRUE as 01 (DER: ff), two values (02 01 05 02 01 05). */
+    static const char *const not_der[] = {"BIEDAgEF", "MAICBQ==", "MAQCgQEF", "AQEB", "AgEFAgEF"};
+    for (size_t i = 0; i < sizeof not_der / sizeof not_der[0]; i++) {
+        char *api =
+            kms_strdup_printf("{\"Extensions\": {\"CustomExtensions\": [{\"ObjectIdentifier\": "
+                              "\"1.3.6.1.4.1.55555.1\", \"Value\": \"%s\"}]}}",
+                              not_der[i]);
+        assert_kms_error(
+            issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"), api, serial),
+            KMS_ERR_INVALID_ARGS);
+        free(api);
+    }
+    /* CertificatePolicies: one policy twice (RFC 5280 4.2.1.4), a CpsUri that is no IA5String. */
+    assert_kms_error(issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"),
+                               "{\"Extensions\": {\"CertificatePolicies\": [{\"CertPolicyId\": "
+                               "\"1.2.3.4\"}, {\"CertPolicyId\": \"1.2.3.4\"}]}}",
+                               serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_kms_error(
+        issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"),
+                  "{\"Extensions\": {\"CertificatePolicies\": [{\"CertPolicyId\": \"1.2.3.5\", "
+                  "\"PolicyQualifiers\": [{\"PolicyQualifierId\": \"CPS\", \"Qualifier\": "
+                  "{\"CpsUri\": \"https://\u00e9\u00e9.example/\"}}]}]}}",
+                  serial),
+        KMS_ERR_INVALID_ARGS);
+    assert_string_equal(serial, "");
+    assert_int_equal(
+        issue_api(fx, &fx->ec, TEMPLATE("EndEntityCertificate_APIPassthrough"),
+                  "{\"Extensions\": {\"CertificatePolicies\": [{\"CertPolicyId\": \"1.2.3.4\"}, "
+                  "{\"CertPolicyId\": \"1.2.3.5\", \"PolicyQualifiers\": [{\"PolicyQualifierId\": "
+                  "\"CPS\", \"Qualifier\": {\"CpsUri\": \"https://cps.example/%C3%A9\"}}]}], "
+                  "\"CustomExtensions\": [{\"ObjectIdentifier\": \"1.3.6.1.4.1.55555.1\", "
+                  "\"Value\": \"MAYBAf8CAQA=\"}]}}",
+                  serial),
+        0);
+}
+
+/* Issues (EndEntityCertificate) for a CSR whose only name is a CN of ASN.1 string type `type`
+ * holding the n bytes of cn as they are (a BMPString in UTF-16BE). */
+static int issue_cn(fixture *fx, const kms_pki_ca *ca, int type, const char *cn, int n,
+                    char serial[KMS_PKI_SERIAL_MAX])
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_REQ *req = X509_REQ_new();
+    assert_non_null(key);
+    assert_non_null(req);
+    assert_int_equal(X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(req), NID_commonName,
+                                                type, (const unsigned char *)cn, n, -1, 0),
+                     1);
+    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    kms_pki_issue_params p = params(data, (size_t)len, "SHA256WITHECDSA",
+                                    TEMPLATE("EndEntityServerAuthCertificate"), "DAYS", 30);
+    int r = kms_pki_issue(&fx->ks, ca, &p, serial);
+    BIO_free(bio);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return r;
+}
+
+/* Whether the name constraints of x permit the subtree of that type and value. */
+static bool permits(X509 *x, int type, const char *value)
+{
+    NAME_CONSTRAINTS *nc = X509_get_ext_d2i(x, NID_name_constraints, NULL, NULL);
+    bool found = false;
+    for (int i = 0; nc != NULL && i < sk_GENERAL_SUBTREE_num(nc->permittedSubtrees); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, i)->base;
+        found = found ||
+                (g->type == type && (type == GEN_EMAIL || type == GEN_URI || type == GEN_DNS) &&
+                 strcmp((const char *)ASN1_STRING_get0_data(g->d.ia5), value) == 0);
+    }
+    NAME_CONSTRAINTS_free(nc);
+    return found;
 }
 
 static void allowed_name_patterns(void **state)
@@ -932,6 +1092,26 @@ static void allowed_name_patterns(void **state)
                                "\"www.example.com\"}]}}",
                                serial),
                      KMS_ERR_INVALID_ARGS);
+    /* Every common name is checked: a BMPString one as UTF-8, a dotless one (hostname checkers
+     * fall back to it without a DNS name). */
+    static const char bmp_evil[] = "\0e\0v\0i\0l\0.\0e\0x\0a\0m\0p\0l\0e\0.\0c\0o\0m";
+    static const char bmp_ok[] = "\0x\0.\0i\0n\0t\0e\0r\0n\0a\0l";
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_evil, 32, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_non_null(strstr(kms_last_error_message(), "'evil.example.com'"));
+    assert_int_equal(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_ok, 20, serial), 0);
+    /* A NUL inside (here the terminator, UTF-16) is no character of a host name. */
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_ok, 22, serial), KMS_ERR_INVALID_ARGS);
+    assert_non_null(strstr(kms_last_error_message(), "no string of characters"));
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_UTF8STRING, "localhost", 9, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_UTF8STRING, "internal", 8, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_UTF8STRING, "Some Service", 12, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_UTF8STRING, "evil.com\0.internal", 18, serial),
+                     KMS_ERR_INVALID_ARGS);
+    assert_int_equal(issue_cn(fx, &ca, V_ASN1_PRINTABLESTRING, "a.internal", 10, serial), 0);
     assert_int_equal(
         issue_api(fx, &ca, TEMPLATE("SubordinateCACertificate_PathLen0"), NULL, serial), 0);
     uint8_t *der = NULL;
@@ -941,6 +1121,10 @@ static void allowed_name_patterns(void **state)
     int at = X509_get_ext_by_NID(x, NID_name_constraints, -1);
     assert_true(at >= 0);
     assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, at)), 1);
+    assert_true(permits(x, GEN_DNS, "internal"));
+    /* E-mail addresses and URIs too: only below the reserved .invalid, so none. */
+    assert_true(permits(x, GEN_EMAIL, ".invalid"));
+    assert_true(permits(x, GEN_URI, ".invalid"));
     X509_free(x);
     free(der);
     kms_pki_ca_clean_up(&ca);
@@ -1003,6 +1187,7 @@ int main(void)
         cmocka_unit_test(validity_rules),
         cmocka_unit_test(signatures_come_from_the_hsm),
         cmocka_unit_test(revoke_and_crl),
+        cmocka_unit_test(crl_publication_in_order),
         cmocka_unit_test(subordinate_ca),
         cmocka_unit_test(accounts_are_separate),
         cmocka_unit_test(api_passthrough),
