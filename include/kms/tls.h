@@ -15,7 +15,7 @@
  * KMS_TLS_MODERN is TLS 1.3 only.
  *
  * Session tickets are on unless disabled. Their keys come one of two ways:
- *   - from a CMK (ticket_key_client and ticket_key_id: an HMAC_256 key, GENERATE_VERIFY_MAC):
+ *   - from a CMK (client and ticket_key_id: an HMAC_256 key, GENERATE_VERIFY_MAC):
  *     rotated every ticket_key_rotation_seconds, 12 hours by default. The keys of each period
  *     are derived from GenerateMac(CMK, "kms-tls-ticket-keys/v1/" || period number), so every
  *     server process of the home naming the same CMK issues and accepts the same tickets, and
@@ -92,12 +92,25 @@ typedef struct kms_tls_options {
                                         client: asks for no ticket */
     kms_tls_client_auth client_auth; /* server only: a client given client_auth or crl_file is
                                         refused (ValidationException) */
-    /* Server only: session ticket keys from an HMAC_256 CMK (see above). The client is
-     * borrowed: keep it open as long as the server and every connection it made; the key id
-     * (id, ARN or alias) is copied. NULL: OpenSSL's random ticket keys. */
-    kms_client *ticket_key_client;
+    /* Server only: the KMS home that ticket_key_id and certificate_arn name things of. The
+     * client is borrowed: keep it open as long as the server and every connection it made. */
+    kms_client *client;
+    /* Server only: session ticket keys from an HMAC_256 CMK (see above); the key id (id, ARN or
+     * alias) is copied. NULL: OpenSSL's random ticket keys. */
     const char *ticket_key_id;
     unsigned ticket_key_rotation_seconds; /* 0: 12 hours; at least 60 */
+    /* Server only, instead of cert_chain_file and key_file: a managed certificate of client's
+     * certificate manager (arn:aws:acm:REGION:ACCOUNT:certificate/ID, from RequestCertificate
+     * or ImportCertificate), authorised as acm:GetCertificate and acm:UseCertificate for the
+     * client's caller. Its key stays in the HSM when the certificate keeps it there (every
+     * handshake signature is made there), or is unsealed into this process's memory. Hot
+     * reload on renewal: when the manager renews or reimports the certificate (in any process,
+     * the scheduler's included), the next connection made at least a second after it gets the
+     * new certificate and key; connections already open keep theirs. While the server lives,
+     * the certificate's InUseBy lists in_use_by (NULL: "kms-tls-server:PID"), and
+     * DeleteCertificate refuses. */
+    const char *certificate_arn;
+    const char *in_use_by;
 } kms_tls_options;
 
 /* ---- Clients ---------------------------------------------------------------------------------

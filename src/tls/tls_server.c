@@ -10,6 +10,7 @@
 
 #include "tls/tls_ctx.h"
 #include "tls/tls_hsm.h"
+#include "tls/tls_managed.h"
 #include "tls/tls_server.h"
 #include "tls/tls_ticket.h"
 #include "util/error.h"
@@ -192,9 +193,9 @@ static int check_server_options(const kms_tls_options *o, const server_material 
                "mutual TLS needs the CA file that signs clients");
     KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
                KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
-    KMS_ENSURE((o->ticket_key_client == NULL) == (o->ticket_key_id == NULL), KMS_ERR_VALIDATION,
-               "ticket keys from a CMK need both the client and the key id");
-    KMS_ENSURE(o->ticket_key_client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
+    KMS_ENSURE(o->ticket_key_id == NULL || o->client != NULL, KMS_ERR_VALIDATION,
+               "ticket keys from a CMK need the client of its KMS home");
+    KMS_ENSURE(o->client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
                "ticket keys are given for session tickets, which are disabled");
     KMS_ENSURE(o->ticket_key_rotation_seconds == 0 || o->ticket_key_rotation_seconds >= 60,
                KMS_ERR_VALIDATION, "ticket keys rotate at most every minute");
@@ -281,6 +282,7 @@ struct kms_tls_server {
     char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn, *ticket_key_id;
     kms_tls_ticket_keys *tickets; /* NULL: OpenSSL's ticket keys */
     server_material material;     /* from memory: its own copy of the PEM, a reference to the key */
+    kms_tls_managed *managed;     /* a managed certificate's server, else NULL */
 };
 
 static void material_clean_up(server_material *m)
@@ -354,8 +356,8 @@ static kms_tls_server *server_new(const kms_tls_options *opts, server_material *
     s->opts.alpn = s->alpn;
     if (failed) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    } else if (opts->ticket_key_client == NULL || opts->ticket_key_id == NULL ||
-               (s->tickets = kms_tls_ticket_keys_new(opts->ticket_key_client, opts->ticket_key_id,
+    } else if (opts->client == NULL || opts->ticket_key_id == NULL ||
+               (s->tickets = kms_tls_ticket_keys_new(opts->client, opts->ticket_key_id,
                                                      opts->ticket_key_rotation_seconds)) != NULL) {
         s->ctx = server_ctx_new(&s->opts, &s->material, s->tickets);
     }
@@ -377,7 +379,20 @@ kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
 {
     server_material none = {0};
     kms_error_clear();
+    if (opts != NULL && opts->certificate_arn != NULL) {
+        return kms_tls_managed_server_new(opts);
+    }
     return server_new(opts, &none);
+}
+
+void kms_tls_server_managed_attach(kms_tls_server *server, kms_tls_managed *mg)
+{
+    server->managed = mg;
+}
+
+kms_tls_managed *kms_tls_server_managed(const kms_tls_server *server)
+{
+    return server->managed;
 }
 
 kms_tls_server *kms_tls_server_new_with_key(const kms_tls_options *opts, const char *chain_pem,
@@ -396,6 +411,7 @@ void kms_tls_server_free(kms_tls_server *server)
     if (server == NULL) {
         return;
     }
+    kms_tls_managed_free(server->managed);
     SSL_CTX_free(server->ctx); /* a reference: connections still open keep theirs */
     free(server->cert_chain_file);
     free(server->key_file);
@@ -519,6 +535,7 @@ SSL_CTX *kms_tls_server_ctx_get(kms_tls_server *server)
         kms_raise(KMS_ERR_VALIDATION, "no TLS server");
         return NULL;
     }
+    kms_tls_managed_refresh(server, server->managed);
     pthread_mutex_lock(&server->lock);
     SSL_CTX *ctx = server->ctx;
     int ok = SSL_CTX_up_ref(ctx);
@@ -537,6 +554,7 @@ SSL *kms_tls_server_ssl_new(kms_tls_server *server)
         kms_raise(KMS_ERR_VALIDATION, "no TLS server");
         return NULL;
     }
+    kms_tls_managed_refresh(server, server->managed);
     /* SSL_new takes its own reference to the context: the connection keeps it across reloads. */
     pthread_mutex_lock(&server->lock);
     SSL *ssl = SSL_new(server->ctx);

@@ -34,6 +34,12 @@ int kms_tls_server_reload_with_key(kms_tls_server *server, const char *chain_pem
 EVP_PKEY *kms_tls_pkey_from_pkcs8(const uint8_t *der, size_t der_len)
     __attribute__((warn_unused_result));
 
+/* A managed certificate's server (tls_managed.c): the server owns mg from here on, refreshes it
+ * before each new connection and frees it with itself. */
+typedef struct kms_tls_managed kms_tls_managed;
+void kms_tls_server_managed_attach(kms_tls_server *server, kms_tls_managed *mg);
+kms_tls_managed *kms_tls_server_managed(const kms_tls_server *server);
+
 /* Tests: the clock the server's CMK ticket keys count periods by (NULL: kms_now). */
 void kms_tls_server_ticket_clock_set(kms_tls_server *server, int64_t (*now)(void));
 

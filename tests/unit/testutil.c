@@ -1,8 +1,12 @@
 #include "testutil.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "hsm/hsm.h"
 #include "kms/kms.h"
@@ -52,4 +56,47 @@ int kms_test_token(const char *dir, const char *label, const char *pin)
         fail_msg("token init failed: %s", kms_last_error_message());
     }
     return 0;
+}
+
+/* ---- TLS in memory ---------------------------------------------------------------------------*/
+static bool tls_step_ok(SSL *ssl, int rc)
+{
+    if (rc == 1) {
+        return true;
+    }
+    int e = SSL_get_error(ssl, rc);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+int kms_test_tls_handshake(SSL *c, SSL *s)
+{
+    BIO *bc = NULL;
+    BIO *bs = NULL;
+    assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
+    SSL_set_bio(c, bc, bc);
+    SSL_set_bio(s, bs, bs);
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    for (int i = 0; i < 50; i++) {
+        int rc = SSL_do_handshake(c);
+        int rs = SSL_do_handshake(s);
+        if (rc == 1 && rs == 1) {
+            return 0;
+        }
+        if (!tls_step_ok(c, rc) || !tls_step_ok(s, rs)) {
+            ERR_clear_error();
+            return -1;
+        }
+    }
+    return -1;
+}
+
+void kms_test_tls_exchange(SSL *c, SSL *s)
+{
+    char buf[16] = {0};
+    assert_int_equal(SSL_write(c, "ping", 4), 4);
+    assert_int_equal(SSL_read(s, buf, sizeof buf), 4);
+    assert_int_equal(SSL_write(s, "pong", 4), 4);
+    assert_int_equal(SSL_read(c, buf, sizeof buf), 4);
+    assert_memory_equal(buf, "pong", 4);
 }

@@ -18,6 +18,11 @@ char *kms_test_source_path(const char *rel);
  * SOFTHSM2_CONF at it and initialises a token `label` with user PIN `pin`. One per process:
  * SoftHSM reads its config once. Returns 0 or fails the test. */
 int kms_test_token(const char *dir, const char *label, const char *pin);
+/* TLS in memory: a handshake between a client and a server SSL over a BIO pair (0, or -1 if
+ * either side failed), and one message each way (so that TLS 1.3 tickets reach the client). */
+struct ssl_st;
+int kms_test_tls_handshake(struct ssl_st *client, struct ssl_st *server);
+void kms_test_tls_exchange(struct ssl_st *client, struct ssl_st *server);
 /* Asserts that the last kms call failed with `code`. */
 #define assert_kms_error(rc, code)                                                                 \
     do {                                                                                           \

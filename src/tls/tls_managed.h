@@ -1,0 +1,24 @@
+/* Servers of managed certificates (tls_managed.c): kms_tls_server_new hands them options with a
+ * certificate_arn; the server calls the refresh before each new connection. */
+#ifndef KMS_TLS_TLS_MANAGED_H
+#define KMS_TLS_TLS_MANAGED_H
+
+#include <stdint.h>
+
+#include "kms/tls.h"
+
+typedef struct kms_tls_managed kms_tls_managed;
+
+/* A server of opts->certificate_arn, its key and chain from opts->client's certificate manager;
+ * its InUseBy gets opts->in_use_by until kms_tls_server_free. */
+kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
+    __attribute__((warn_unused_result));
+/* Reloads the server when the certificate was renewed or reimported since (looked at once a
+ * second at most); never fails: on any error the current certificate stays. */
+void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg);
+/* The generation served (tests). */
+int64_t kms_tls_managed_generation(const kms_tls_managed *mg);
+/* Removes the InUseBy entry and frees. */
+void kms_tls_managed_free(kms_tls_managed *mg);
+
+#endif
