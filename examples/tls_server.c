@@ -1,11 +1,17 @@
 /* A TLS server with libkms's TLS helper: it answers "hello over TLS" to every client, then closes.
  *
- *   tls_server [-m] [-a ALPN] [-c CLIENT_CA [-r CRL]] PORT CERT_CHAIN KEY
+ *   tls_server [OPTIONS] PORT CERT_CHAIN KEY       certificate and key from PEM files
+ *   tls_server [OPTIONS] -A CERT_ARN PORT          a managed certificate of the KMS home
  *
  *   -m         the "modern" profile (TLS 1.3 only); default: Mozilla's "intermediate"
  *   -a ALPN    protocols to accept, comma-separated ("h2,http/1.1")
  *   -c FILE    mutual TLS: require a client certificate signed by a CA in FILE
  *   -r FILE    and check it against the CRLs in FILE
+ *   -A ARN     serve the managed certificate ARN (kmsctl acm request-certificate): its key stays
+ *              in the HSM if the certificate keeps it there; a renewal (kmsctl acm
+ *              renew-certificate, or the scheduler's) reaches the next client, no restart
+ *   -t KEY     session ticket keys from the HMAC_256 CMK KEY (id, ARN or alias)
+ *   -H HOME    the KMS home for -A and -t (default: $KMS_HOME, else ~/.kms)
  *
  * It listens on 127.0.0.1:PORT and prints "listening on PORT" once ready. SIGHUP reloads the
  * certificate, key and CRL files: new connections get the new certificate, nothing is dropped.
@@ -86,8 +92,9 @@ static void serve(kms_tls_server *server, int fd)
 int main(int argc, char **argv)
 {
     kms_tls_options opts = {0};
+    kms_client_options home = {0};
     int c;
-    while ((c = getopt(argc, argv, "ma:c:r:")) != -1) {
+    while ((c = getopt(argc, argv, "ma:c:r:A:t:H:")) != -1) {
         switch (c) {
         case 'm':
             opts.profile = KMS_TLS_MODERN;
@@ -102,16 +109,37 @@ int main(int argc, char **argv)
         case 'r':
             opts.crl_file = optarg;
             break;
+        case 'A':
+            opts.certificate_arn = optarg;
+            break;
+        case 't':
+            opts.ticket_key_id = optarg;
+            break;
+        case 'H':
+            home.home = optarg;
+            break;
         default:
             return 2;
         }
     }
-    if (argc - optind != 3) {
-        fprintf(stderr, "usage: tls_server [-m] [-a ALPN] [-c CLIENT_CA [-r CRL]] PORT CERT KEY\n");
+    if (argc - optind != (opts.certificate_arn != NULL ? 1 : 3)) {
+        fprintf(stderr, "usage: tls_server [-m] [-a ALPN] [-c CLIENT_CA [-r CRL]] [-t CMK] "
+                        "[-H HOME] PORT CERT KEY\n"
+                        "       tls_server [...] -A CERTIFICATE_ARN PORT\n");
         return 2;
     }
-    opts.cert_chain_file = argv[optind + 1];
-    opts.key_file = argv[optind + 2];
+    if (opts.certificate_arn == NULL) {
+        opts.cert_chain_file = argv[optind + 1];
+        opts.key_file = argv[optind + 2];
+    }
+    if (opts.certificate_arn != NULL || opts.ticket_key_id != NULL) {
+        opts.client = kms_client_open(&home);
+        if (opts.client == NULL) {
+            fprintf(stderr, "tls_server: %s: %s\n", kms_error_name(kms_last_error()),
+                    kms_last_error_message());
+            return 1;
+        }
+    }
     kms_tls_server *server = kms_tls_server_new(&opts);
     if (server == NULL) {
         fprintf(stderr, "tls_server: %s: %s\n", kms_error_name(kms_last_error()),

@@ -271,3 +271,30 @@ create_key() {
 
 # b64file FILE: the base64 of FILE on one line
 b64file() { base64 -w0 <"$1"; }
+
+# build_examples PROG...: installs the build in $TMP/prefix and builds examples/PROG.c against
+# the installed libkms as an application would (pkg-config), into $TMP/PROG; sets EXAMPLE_LIBDIR
+# (run them with LD_LIBRARY_PATH="$EXAMPLE_LIBDIR"). The test stops if one does not build.
+build_examples() {
+    local prefix="$TMP/prefix" pcdir prog
+    local extra=()
+    cmake --install "$KMS_BUILD_DIR" --prefix "$prefix" >/dev/null
+    pcdir=$(dirname "$(find "$prefix" -name libkms.pc | head -n 1)")
+    EXAMPLE_LIBDIR=$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir libkms)
+    if grep -q '^KMS_SANITIZE:BOOL=ON' "$KMS_BUILD_DIR/CMakeCache.txt"; then
+        extra=(-fsanitize=address,undefined)
+    fi
+    for prog in "$@"; do
+        # shellcheck disable=SC2046  # pkg-config output is meant to split into words
+        if cc -Wall -Werror "${extra[@]}" -o "$TMP/$prog" "$KMS_SOURCE_DIR/examples/$prog.c" \
+            $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs libkms openssl); then
+            ok "examples/$prog.c builds against the installed libkms"
+        else
+            fail "examples/$prog.c does not build"
+            exit 1
+        fi
+    done
+}
+
+# free_port: a TCP port of 127.0.0.1 that nobody listens on now
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

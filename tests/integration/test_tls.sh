@@ -6,24 +6,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- build the examples against the installed libkms -------------------------------------------
-PREFIX="$TMP/prefix"
-cmake --install "$KMS_BUILD_DIR" --prefix "$PREFIX" >/dev/null
-pcdir=$(dirname "$(find "$PREFIX" -name libkms.pc | head -n 1)")
-libdir=$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir libkms)
-extra=()
-if grep -q '^KMS_SANITIZE:BOOL=ON' "$KMS_BUILD_DIR/CMakeCache.txt"; then
-    extra=(-fsanitize=address,undefined)
-fi
-for prog in tls_server tls_client; do
-    # shellcheck disable=SC2046  # pkg-config output is meant to split into words
-    if cc -Wall -Werror "${extra[@]}" -o "$TMP/$prog" "$KMS_SOURCE_DIR/examples/$prog.c" \
-        $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs libkms openssl); then
-        ok "examples/$prog.c builds against the installed libkms"
-    else
-        fail "examples/$prog.c does not build"
-        exit 1
-    fi
-done
+build_examples tls_server tls_client
+libdir=$EXAMPLE_LIBDIR
 
 # ---- a throwaway PKI ---------------------------------------------------------------------------
 P="$TMP/pki"
@@ -73,7 +57,6 @@ stop_servers() {
     return $rc
 }
 trap 'stop_servers; _on_exit' EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # start_server NAME CERT KEY [OPTIONS...]: sets PORT_<NAME>; the test stops if it does not listen
 start_server() {
     local name=$1 cert=$2 key=$3 port
