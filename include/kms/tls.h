@@ -92,8 +92,9 @@ typedef struct kms_tls_options {
                                         client: asks for no ticket */
     kms_tls_client_auth client_auth; /* server only: a client given client_auth or crl_file is
                                         refused (ValidationException) */
-    /* Server only: the KMS home that ticket_key_id and certificate_arn name things of. The
-     * client is borrowed: keep it open as long as the server and every connection it made. */
+    /* The KMS home that ticket_key_id, certificate_arn and ca_arn name things of (a client
+     * context takes it only with ca_arn). Borrowed: keep it open as long as the server (or
+     * client context) and every connection made from it. */
     kms_client *client;
     /* Server only: session ticket keys from an HMAC_256 CMK (see above); the key id (id, ARN or
      * alias) is copied. NULL: OpenSSL's random ticket keys. */
@@ -111,6 +112,17 @@ typedef struct kms_tls_options {
      * DeleteCertificate refuses. */
     const char *certificate_arn;
     const char *in_use_by;
+    /* Instead of ca_file: a CA of client's certificate manager
+     * (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/ID), fetched as the client's caller
+     * (acm-pca:GetCertificateAuthorityCertificate). Its certificate is the only one trusted, and
+     * it anchors the chain by itself (a subordinate CA too: what its parent's other CAs issue
+     * does not verify). Client: the CA that must have issued the server's certificate. Server
+     * with client_auth: the CA that must have issued clients' certificates; when the CA
+     * publishes CRLs, every client certificate is checked against its CRL (HOME/crl/ID.crl), and
+     * a CRL the CA reissues (a revocation, the scheduler) is taken up within a second, by a
+     * reload, with no restart. The server does not start when the CA publishes CRLs and its CRL
+     * cannot be read. */
+    const char *ca_arn;
 } kms_tls_options;
 
 /* ---- Clients ---------------------------------------------------------------------------------

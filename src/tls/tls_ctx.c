@@ -1,5 +1,6 @@
 /* The TLS helper's profile (Mozilla's server-side TLS guidelines 6.0) and client contexts. */
 #include "tls/tls_ctx.h"
+#include "tls/tls_managed.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -150,9 +151,13 @@ SSL_CTX *kms_tls_client_ctx_new(const kms_tls_options *opts)
     /* Options of servers only: refused rather than ignored, so nobody believes a client checks
      * a CRL it never reads. */
     if (opts->crl_file != NULL || opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE ||
-        opts->client != NULL || opts->ticket_key_id != NULL) {
-        kms_raise(KMS_ERR_VALIDATION,
-                  "crl_file, client_auth and ticket keys are options of TLS servers");
+        opts->ticket_key_id != NULL || opts->certificate_arn != NULL) {
+        kms_raise(KMS_ERR_VALIDATION, "crl_file, client_auth, ticket keys and certificate_arn are "
+                                      "options of TLS servers");
+        return NULL;
+    }
+    if (opts->ca_arn != NULL && (opts->client == NULL || opts->ca_file != NULL)) {
+        kms_raise(KMS_ERR_VALIDATION, "ca_arn needs the client of its KMS home, and no ca_file");
         return NULL;
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -167,7 +172,11 @@ SSL_CTX *kms_tls_client_ctx_new(const kms_tls_options *opts)
         goto out;
     }
     r = -1;
-    if (opts->ca_file != NULL) {
+    if (opts->ca_arn != NULL) {
+        if (kms_tls_manager_ca_install(opts->client, opts->ca_arn, ctx, false) != 0) {
+            goto out;
+        }
+    } else if (opts->ca_file != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, opts->ca_file, NULL) != 1) {
             kms_tls_raise_ssl(KMS_ERR_VALIDATION, "reading the CA file");
             goto out;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,9 +36,11 @@
 
 struct kms_tls_managed {
     kms_client *client;
-    char *arn;
+    char *arn; /* the certificate served, NULL if it comes from files */
     char *in_use_by;
     int64_t generation;
+    char *crl_path; /* the CRL of the clients' CA (ca_arn), NULL if none */
+    struct timespec crl_mtime;
     int64_t checked_ms; /* CLOCK_MONOTONIC */
     pthread_mutex_t lock;
 };
@@ -114,8 +117,44 @@ static void managed_free(kms_tls_managed *mg)
     }
     free(mg->arn);
     free(mg->in_use_by);
+    free(mg->crl_path);
     pthread_mutex_destroy(&mg->lock);
     free(mg);
+}
+
+/* When the CRL file last changed ({0} when it cannot be read: a new file reloads too). */
+static struct timespec mtime_of(const char *path)
+{
+    struct stat st;
+    struct timespec none = {0};
+    return stat(path, &st) == 0 ? st.st_mtim : none;
+}
+
+static kms_tls_managed *managed_new(const kms_tls_options *opts)
+{
+    kms_tls_managed *mg = calloc(1, sizeof *mg);
+    if (mg == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&mg->lock, NULL);
+    mg->client = opts->client;
+    mg->checked_ms = monotonic_ms();
+    if (opts->ca_arn != NULL && opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
+        if (kms_tls_manager_crl_path(opts->client, opts->ca_arn, &mg->crl_path) != 0) {
+            managed_free(mg);
+            return NULL;
+        }
+        if (mg->crl_path != NULL) {
+            mg->crl_mtime = mtime_of(mg->crl_path);
+        }
+    }
+    return mg;
+}
+
+kms_tls_managed *kms_tls_managed_crl_watch_new(const kms_tls_options *opts)
+{
+    return managed_new(opts);
 }
 
 kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
@@ -131,14 +170,11 @@ kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
                                       "KMS home, and no certificate or key file");
         return NULL;
     }
-    kms_tls_managed *mg = calloc(1, sizeof *mg);
+    kms_tls_managed *mg = managed_new(opts);
     if (mg == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&mg->lock, NULL);
     snprintf(pid_name, sizeof pid_name, "kms-tls-server:%ld", (long)getpid());
-    mg->client = opts->client;
     mg->arn = strdup(opts->certificate_arn);
     mg->in_use_by = strdup(opts->in_use_by != NULL ? opts->in_use_by : pid_name);
     if (mg->arn == NULL || mg->in_use_by == NULL) {
@@ -163,7 +199,6 @@ kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
         goto out;
     }
     mg->generation = m.generation;
-    mg->checked_ms = monotonic_ms();
     kms_tls_server_managed_attach(server, mg);
     mg = NULL;
 out:
@@ -187,7 +222,16 @@ void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg)
         goto out;
     }
     mg->checked_ms = now;
-    if (current_generation(mg, &generation) != 0 || generation == mg->generation) {
+    if (mg->crl_path != NULL) {
+        struct timespec t = mtime_of(mg->crl_path);
+        /* A reissued CRL: a new context reads it (the certificate stays). */
+        if ((t.tv_sec != mg->crl_mtime.tv_sec || t.tv_nsec != mg->crl_mtime.tv_nsec) &&
+            kms_tls_server_reload(server, NULL, NULL) == 0) {
+            mg->crl_mtime = t;
+        }
+    }
+    if (mg->arn == NULL || current_generation(mg, &generation) != 0 ||
+        generation == mg->generation) {
         goto out;
     }
     if (kms_acm_service_material(mg->client, mg->arn, &m) != 0 ||
@@ -215,7 +259,7 @@ void kms_tls_managed_free(kms_tls_managed *mg)
     }
     /* Best effort: a home that cannot be written now keeps the entry until the next server of
      * the same name (InUseBy is a set) removes it. */
-    if (kms_acm_service_in_use(mg->client, mg->arn, mg->in_use_by, false) != 0) {
+    if (mg->arn != NULL && kms_acm_service_in_use(mg->client, mg->arn, mg->in_use_by, false) != 0) {
         kms_error_clear();
     }
     managed_free(mg);

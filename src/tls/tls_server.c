@@ -78,6 +78,15 @@ static int set_alpn(SSL_CTX *ctx, const char *list)
 /* ---- Mutual TLS ------------------------------------------------------------------------------*/
 static int set_client_auth(SSL_CTX *ctx, const kms_tls_options *o)
 {
+    if (o->ca_arn != NULL) {
+        KMS_GUARD(kms_tls_manager_ca_install(o->client, o->ca_arn, ctx, true));
+        SSL_CTX_set_verify(ctx,
+                           SSL_VERIFY_PEER | (o->client_auth == KMS_TLS_CLIENT_AUTH_REQUIRE
+                                                  ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                                                  : 0),
+                           NULL);
+        return 0;
+    }
     /* The CA names sent in the CertificateRequest, so a client can pick its certificate. */
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
     if (names == NULL) {
@@ -189,8 +198,14 @@ static int check_server_options(const kms_tls_options *o, const server_material 
     KMS_ENSURE(o->client_auth >= KMS_TLS_CLIENT_AUTH_NONE &&
                    o->client_auth <= KMS_TLS_CLIENT_AUTH_REQUIRE,
                KMS_ERR_VALIDATION, "unknown client_auth %d", (int)o->client_auth);
-    KMS_ENSURE(o->client_auth == KMS_TLS_CLIENT_AUTH_NONE || o->ca_file != NULL, KMS_ERR_VALIDATION,
-               "mutual TLS needs the CA file that signs clients");
+    KMS_ENSURE(o->client_auth == KMS_TLS_CLIENT_AUTH_NONE ||
+                   (o->ca_file != NULL) != (o->ca_arn != NULL),
+               KMS_ERR_VALIDATION, "mutual TLS needs the CA that signs clients: a file or an ARN");
+    KMS_ENSURE(o->ca_arn == NULL || (o->client != NULL && o->crl_file == NULL &&
+                                     o->client_auth != KMS_TLS_CLIENT_AUTH_NONE),
+               KMS_ERR_VALIDATION,
+               "ca_arn is for checking client certificates (client_auth), needs the client of its "
+               "KMS home, and brings its own CRL (no crl_file)");
     KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
                KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
     KMS_ENSURE(o->ticket_key_id == NULL || o->client != NULL, KMS_ERR_VALIDATION,
@@ -279,7 +294,7 @@ struct kms_tls_server {
     pthread_mutex_t reload_lock; /* one reload at a time; guards opts and the paths */
     SSL_CTX *ctx;
     kms_tls_options opts; /* its strings point at the copies below */
-    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn, *ticket_key_id;
+    char *cert_chain_file, *key_file, *ca_file, *crl_file, *alpn, *ticket_key_id, *ca_arn;
     kms_tls_ticket_keys *tickets; /* NULL: OpenSSL's ticket keys */
     server_material material;     /* from memory: its own copy of the PEM, a reference to the key */
     kms_tls_managed *managed;     /* a managed certificate's server, else NULL */
@@ -347,7 +362,11 @@ static kms_tls_server *server_new(const kms_tls_options *opts, server_material *
     s->crl_file = dup_or_null(opts->crl_file, &failed);
     s->alpn = dup_or_null(opts->alpn, &failed);
     s->ticket_key_id = dup_or_null(opts->ticket_key_id, &failed);
+    s->ca_arn = dup_or_null(opts->ca_arn, &failed);
     s->opts = *opts;
+    s->opts.ca_arn = s->ca_arn;
+    s->opts.certificate_arn = NULL; /* tls_managed.c keeps its own copies */
+    s->opts.in_use_by = NULL;
     s->opts.ticket_key_id = s->ticket_key_id;
     s->opts.cert_chain_file = s->cert_chain_file;
     s->opts.key_file = s->key_file;
@@ -382,7 +401,13 @@ kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
     if (opts != NULL && opts->certificate_arn != NULL) {
         return kms_tls_managed_server_new(opts);
     }
-    return server_new(opts, &none);
+    kms_tls_server *server = server_new(opts, &none);
+    if (server != NULL && opts->ca_arn != NULL &&
+        (server->managed = kms_tls_managed_crl_watch_new(opts)) == NULL) {
+        kms_tls_server_free(server);
+        return NULL;
+    }
+    return server;
 }
 
 void kms_tls_server_managed_attach(kms_tls_server *server, kms_tls_managed *mg)
@@ -419,6 +444,7 @@ void kms_tls_server_free(kms_tls_server *server)
     free(server->crl_file);
     free(server->alpn);
     free(server->ticket_key_id);
+    free(server->ca_arn);
     kms_tls_ticket_keys_free(server->tickets);
     material_clean_up(&server->material);
     pthread_mutex_destroy(&server->lock);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -270,12 +271,179 @@ static void bad_options_refused(void **state)
     assert_false(in_use_by(arn, "kms-tls-server"));
 }
 
+/* ---- CAs of the manager (ca_arn)
+ * ---------------------------------------------------------------*/
+
+static void create_ca(const char *cn, bool crls, char arn[256])
+{
+    json_t *r = call("acm-pca:CreateCertificateAuthority",
+                     "{\"CertificateAuthorityType\": \"ROOT\", "
+                     "\"CertificateAuthorityConfiguration\": {\"KeyAlgorithm\": \"EC_prime256v1\", "
+                     "\"SigningAlgorithm\": \"SHA256WITHECDSA\", \"Subject\": {\"CommonName\": "
+                     "\"%s\"}}%s}",
+                     cn,
+                     crls ? ", \"RevocationConfiguration\": {\"CrlConfiguration\": "
+                            "{\"Enabled\": true, \"ExpirationInDays\": 7}}"
+                          : "");
+    snprintf(arn, 256, "%s", json_string_value(json_object_get(r, "CertificateAuthorityArn")));
+    json_decref(r);
+}
+
+/* A client certificate of the CA (EndEntityClientAuthCertificate) for a key made here: writes
+ * DIR/NAME.pem (certificate) and DIR/NAME.key; *serial gets its serial as hex. */
+static void client_certificate(const char *ca, const char *name, char serial[64])
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_REQ *req = X509_REQ_new();
+    assert_non_null(key);
+    X509_REQ_set_version(req, 0);
+    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                               (const unsigned char *)name, -1, -1, 0);
+    X509_REQ_set_pubkey(req, key);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    assert_true(n > 0);
+    char b64[4096];
+    assert_true(EVP_EncodeBlock((unsigned char *)b64, der, n) > 0);
+    OPENSSL_free(der);
+    json_t *r = call("acm-pca:IssueCertificate",
+                     "{\"CertificateAuthorityArn\": \"%s\", \"Csr\": \"%s\", \"SigningAlgorithm\": "
+                     "\"SHA256WITHECDSA\", \"TemplateArn\": "
+                     "\"arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1\", "
+                     "\"Validity\": {\"Value\": 30, \"Type\": \"DAYS\"}}",
+                     ca, b64);
+    const char *cert_arn = json_string_value(json_object_get(r, "CertificateArn"));
+    assert_non_null(cert_arn);
+    snprintf(serial, 64, "%s", strrchr(cert_arn, '/') + 1);
+    json_t *g =
+        call("acm-pca:GetCertificate",
+             "{\"CertificateAuthorityArn\": \"%s\", \"CertificateArn\": \"%s\"}", ca, cert_arn);
+    json_decref(r);
+    char *path = kms_strdup_printf("%s/%s.pem", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json_string_value(json_object_get(g, "Certificate")), f);
+    fclose(f);
+    free(path);
+    path = kms_strdup_printf("%s/%s.key", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    free(path);
+    json_decref(g);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+}
+
+/* A client trusting the home's CA by ARN verifies the managed server; one trusting another CA
+ * of the home does not. */
+static void client_trusts_a_ca_by_arn(void **state)
+{
+    (void)state;
+    char arn[256], other[256];
+    conn c;
+    request(false, arn);
+    create_ca("Another Root", false, other);
+    kms_tls_options so = {.client = svc, .certificate_arn = arn};
+    kms_tls_server *srv = kms_tls_server_new(&so);
+    assert_non_null(srv);
+    kms_tls_options co = {.client = svc, .ca_arn = ca_arn};
+    SSL_CTX *cctx = kms_tls_client_ctx_new(&co);
+    assert_non_null(cctx);
+    connect_to(srv, cctx, &c);
+    conn_close(&c);
+    SSL_CTX_free(cctx);
+    kms_tls_options wrong = {.client = svc, .ca_arn = other};
+    cctx = kms_tls_client_ctx_new(&wrong);
+    assert_non_null(cctx);
+    c.c = kms_tls_client_ssl_new(cctx, "app.internal");
+    c.s = kms_tls_server_ssl_new(srv);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(SSL_get_verify_result(c.c), X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN);
+    conn_close(&c);
+    SSL_CTX_free(cctx);
+    kms_tls_options no_client = {.ca_arn = ca_arn};
+    assert_null(kms_tls_client_ctx_new(&no_client));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    kms_tls_server_free(srv);
+}
+
+/* Mutual TLS against a CA of the manager that publishes CRLs: a client certificate it issued
+ * is let in; none, or one revoked since (the CRL reissued at once, taken up within a second by
+ * the running server), is refused. */
+static void mutual_tls_against_a_ca_by_arn(void **state)
+{
+    (void)state;
+    char crl_ca[256], arn[256], serial[64];
+    char *resp = NULL;
+    conn c;
+    create_ca("Clients Root", true, crl_ca);
+    request(false, arn);
+    client_certificate(crl_ca, "client-one", serial);
+    kms_tls_options so = {.client = svc,
+                          .certificate_arn = arn,
+                          .ca_arn = crl_ca,
+                          .client_auth = KMS_TLS_CLIENT_AUTH_REQUIRE};
+    kms_tls_server *srv = kms_tls_server_new(&so);
+    if (srv == NULL) {
+        fail_msg("server: %s", kms_last_error_message());
+    }
+    char *cert = kms_strdup_printf("%s/client-one.pem", dir);
+    char *key = kms_strdup_printf("%s/client-one.key", dir);
+    kms_tls_options with = {.ca_file = ca_file, .cert_chain_file = cert, .key_file = key};
+    kms_tls_options without = {.ca_file = ca_file};
+    SSL_CTX *cwith = kms_tls_client_ctx_new(&with);
+    SSL_CTX *cwithout = kms_tls_client_ctx_new(&without);
+    assert_non_null(cwith);
+    assert_non_null(cwithout);
+    connect_to(srv, cwith, &c);
+    kms_tls_peer peer;
+    assert_int_equal(kms_tls_peer_get(c.s, &peer), 0);
+    assert_string_equal(peer.subject, "CN=client-one");
+    kms_tls_peer_clean_up(&peer);
+    conn_close(&c);
+    /* No certificate: refused. TLS 1.3 clients learn it after their Finished. */
+    c.c = kms_tls_client_ssl_new(cwithout, "app.internal");
+    c.s = kms_tls_server_ssl_new(srv);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    conn_close(&c);
+    /* Revoked: the CA reissues its CRL; the server takes it up a second later. */
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"CertificateAuthorityArn\": \"%s\", \"CertificateSerial\": \"%s\", "
+             "\"RevocationReason\": \"KEY_COMPROMISE\"}",
+             crl_ca, serial);
+    assert_int_equal(kms_call(svc, "acm-pca:RevokeCertificate", req, &resp), 0);
+    kms_string_free(resp);
+    usleep(1100 * 1000);
+    c.c = kms_tls_client_ssl_new(cwith, "app.internal");
+    c.s = kms_tls_server_ssl_new(srv);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
+    conn_close(&c);
+    kms_tls_server_free(srv);
+    /* A CRL the server cannot read: it does not start. */
+    char *crl = kms_strdup_printf("%s/home/crl/%s.crl", dir, strrchr(crl_ca, '/') + 1);
+    assert_int_equal(unlink(crl), 0);
+    assert_null(kms_tls_server_new(&so));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    free(crl);
+    free(cert);
+    free(key);
+    SSL_CTX_free(cwith);
+    SSL_CTX_free(cwithout);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(served_from_the_hsm_and_renewed),
         cmocka_unit_test(served_from_a_sealed_key),
         cmocka_unit_test(bad_options_refused),
+        cmocka_unit_test(client_trusts_a_ca_by_arn),
+        cmocka_unit_test(mutual_tls_against_a_ca_by_arn),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
