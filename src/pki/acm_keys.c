@@ -84,7 +84,11 @@ int kms_acm_key_open(const kms_keystore *ks, const kms_acm_cert *c, kms_buf *pkc
     kms_buf dk;
     memset(&rec, 0, sizeof rec);
     kms_buf_init(&dk, true);
-    kms_acm_arn(ks, c->cert_id, arn);
+    /* Bound to the row's own account and id: a blob of another certificate, or of the same id
+     * under another account, does not open. */
+    kms_keystore view;
+    kms_pki_keystore_as(ks, c->account_id, &view);
+    kms_acm_arn(&view, c->cert_id, arn);
     kms_context_entry entry = {"aws:acm:arn", arn};
     kms_encryption_context ctx = {&entry, 1};
     KMS_ENSURE(c->sealed_key != NULL, KMS_ERR_VALIDATION,
