@@ -233,22 +233,76 @@ static EVP_PKEY *key_parse(const uint8_t *p, size_t n)
     return k;
 }
 
-/* The chain: PEM certificates only, each of which parses. */
-static int chain_check(const uint8_t *p, size_t n)
+/* The chain: PEM certificates only (a private key or anything else among them is refused, never
+ * stored), the first the issuer of the leaf and each the issuer of the one before (ACM's "the
+ * certificate chain is not valid"). What is kept is the certificates re-encoded, nothing else
+ * of the text given: *out (malloc'd). */
+static int chain_build(const uint8_t *p, size_t n, X509 *leaf, uint8_t **out, size_t *out_len)
 {
-    BIO *b = BIO_new_mem_buf(p, (int)n);
-    int count = 0;
-    X509 *x = NULL;
-    KMS_ENSURE(b != NULL, KMS_ERR_INTERNAL, "out of memory");
-    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
-        X509_free(x);
+    int r = -1, count = 0;
+    BIO *in = BIO_new_mem_buf(p, (int)n);
+    BIO *keep = BIO_new(BIO_s_mem());
+    X509 *prev = leaf, *x = NULL;
+    char *name = NULL, *header = NULL, *data = NULL;
+    unsigned char *der = NULL;
+    long len = 0;
+    *out = NULL;
+    *out_len = 0;
+    if (in == NULL || keep == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    while (PEM_read_bio(in, &name, &header, &der, &len) == 1) {
+        bool cert = strcmp(name, "CERTIFICATE") == 0;
+        const unsigned char *q = der;
+        x = cert ? d2i_X509(NULL, &q, len) : NULL;
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_clear_free(der, (size_t)len); /* a key given by mistake is wiped */
+        name = header = NULL;
+        der = NULL;
+        if (x == NULL) {
+            kms_raise(KMS_ERR_VALIDATION, "CertificateChain must hold PEM-encoded certificates "
+                                          "only");
+            goto out;
+        }
+        if (X509_check_issued(x, prev) != X509_V_OK) {
+            kms_raise(KMS_ERR_VALIDATION,
+                      "The certificate chain is not valid: certificate %d of CertificateChain "
+                      "did not issue the certificate before it (give the chain issuer first, up "
+                      "to the root)",
+                      count + 1);
+            goto out;
+        }
+        if (PEM_write_bio_X509(keep, x) != 1) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        X509_free(prev == leaf ? NULL : prev);
+        prev = x;
+        x = NULL;
         count++;
     }
-    BIO_free(b);
+    long kept = BIO_get_mem_data(keep, &data);
+    if (count == 0 || kept <= 0) {
+        kms_raise(KMS_ERR_VALIDATION, "CertificateChain must hold PEM-encoded certificates");
+        goto out;
+    }
+    *out = malloc((size_t)kept);
+    if (*out == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    memcpy(*out, data, (size_t)kept);
+    *out_len = (size_t)kept;
+    r = 0;
+out:
+    X509_free(x);
+    X509_free(prev == leaf ? NULL : prev);
+    BIO_free(in);
+    BIO_free(keep);
     ERR_clear_error();
-    KMS_ENSURE(count > 0, KMS_ERR_VALIDATION,
-               "CertificateChain must hold PEM-encoded certificates");
-    return 0;
+    return r;
 }
 
 static int64_t asn1_seconds(const ASN1_TIME *t)
@@ -381,16 +435,11 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
         goto out;
     }
     if (p->chain != NULL && p->chain_len > 0) {
-        if (chain_check(p->chain, p->chain_len) != 0) {
+        free(c->chain);
+        c->chain = NULL;
+        if (chain_build(p->chain, p->chain_len, x, &c->chain, &c->chain_len) != 0) {
             goto out;
         }
-        c->chain = malloc(p->chain_len);
-        if (c->chain == NULL) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        memcpy(c->chain, p->chain, p->chain_len);
-        c->chain_len = p->chain_len;
     }
     kms_acm_arn(ks, c->cert_id, arn);
     if (kms_acm_seal(ks, p->seal_with, arn, pkcs8->data, pkcs8->len, &c->sealed_key,

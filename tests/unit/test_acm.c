@@ -498,6 +498,52 @@ static void test_import(void **state)
     free(key2);
 }
 
+/* CertificateChain: certificates only, each the issuer of the one before; what is stored is the
+ * certificates alone (a private key pasted into the chain is refused, never stored). */
+static void test_import_chain(void **state)
+{
+    fixture *fx = *state;
+    char *cert = NULL, *key = NULL, *other = NULL, *other_key = NULL;
+    kms_acm_cert c, got;
+    outside_cert("chain.example", 30, &cert, &key);
+    outside_cert("unrelated.example", 30, &other, &other_key);
+    size_t before = count(fx);
+    char *with_key = kms_strdup_printf("%s%s", cert, key);
+    char *noise = kms_strdup_printf("junk before\n%sjunk after\n", cert);
+    kms_acm_import_params p = {(const uint8_t *)cert,
+                               strlen(cert),
+                               (const uint8_t *)key,
+                               strlen(key),
+                               (const uint8_t *)other,
+                               strlen(other),
+                               &fx->seal,
+                               kms_now()};
+    /* A chain that does not chain to the certificate. */
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    /* A private key among the chain's certificates. */
+    p.chain = (const uint8_t *)with_key;
+    p.chain_len = strlen(with_key);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(count(fx), before);
+    /* The self-signed certificate as its own chain: kept, the text around it is not. */
+    p.chain = (const uint8_t *)noise;
+    p.chain_len = strlen(noise);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, c.cert_id, &got), 0);
+    assert_int_equal(got.chain_len, strlen(cert));
+    assert_memory_equal(got.chain, cert, strlen(cert));
+    kms_acm_cert_clean_up(&got);
+    kms_acm_cert_clean_up(&c);
+    free(with_key);
+    free(noise);
+    free(cert);
+    free(key);
+    free(other);
+    free(other_key);
+}
+
 static void test_reimport_private_refused(void **state)
 {
     fixture *fx = *state;
@@ -855,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_renew),
         cmocka_unit_test(test_renew_at),
         cmocka_unit_test(test_import),
+        cmocka_unit_test(test_import_chain),
         cmocka_unit_test(test_reimport_private_refused),
         cmocka_unit_test(test_delete_in_use),
         cmocka_unit_test(test_tags),
