@@ -23,8 +23,9 @@
 #define DATA_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-/* Larger than any PKCS#8 of RSA 4096 or an EC key; a certificate and chain as ACM caps them. */
-#define KEY_MAX 8192
+/* ACM's caps: a private key of at most 5 KB (5,120 bytes: an RSA 4096 PKCS#8 PEM is about
+ * 3.3 KB), a certificate and a chain. */
+#define KEY_MAX 5120
 #define CERT_MAX 32768
 #define CHAIN_MAX (2 * 1024 * 1024)
 
@@ -162,10 +163,17 @@ int kms_acm_export_key(const kms_keystore *ks, const kms_acm_cert *c, const uint
     char *data = NULL;
     *pem = NULL;
     kms_buf_init(&der, true);
-    /* ACM's ExportCertificate: a passphrase of 4 to 128 bytes. */
+    /* ACM's ExportCertificate: a passphrase of 4 to 128 bytes, any ASCII character except #, $
+     * and % (printable ones here: a control character or NUL could not be typed to open it). */
     KMS_ENSURE(passphrase_len >= 4 && passphrase_len <= 128, KMS_ERR_VALIDATION,
                "1 validation error detected: Value at 'passphrase' failed to satisfy constraint: "
                "Member must have length between 4 and 128");
+    for (size_t i = 0; i < passphrase_len; i++) {
+        uint8_t ch = passphrase[i];
+        KMS_ENSURE(ch >= 0x20 && ch <= 0x7e && ch != '#' && ch != '$' && ch != '%',
+                   KMS_ERR_VALIDATION,
+                   "The passphrase may hold printable ASCII characters except #, $ and %% only");
+    }
     if (kms_acm_key_open(ks, c, &der) != 0) {
         goto out;
     }
@@ -409,7 +417,8 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
     KMS_ENSURE(p->certificate_len <= CERT_MAX && p->private_key_len <= KEY_MAX &&
                    p->chain_len <= CHAIN_MAX,
                KMS_ERR_VALIDATION,
-               "Certificate is at most 32 KB, PrivateKey 8 KB and CertificateChain 2 MB");
+               "Certificate is at most 32 KB, PrivateKey 5 KB (5,120 bytes) and CertificateChain "
+               "2 MB");
     x = cert_parse(p->certificate, p->certificate_len);
     if (x == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "Could not parse the certificate: give it as PEM or DER");
@@ -432,6 +441,18 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
     }
     if (c->not_after <= p->now) {
         kms_raise(KMS_ERR_VALIDATION, "The certificate has expired");
+        goto out;
+    }
+    /* ACM's prerequisites: an X.509 version 3 certificate with an Issuer, valid now. */
+    if (c->not_before > p->now) {
+        kms_raise(KMS_ERR_VALIDATION, "The certificate is not valid yet: the current time must be "
+                                      "between its NotBefore and NotAfter");
+        goto out;
+    }
+    if (X509_get_version(x) != X509_VERSION_3 ||
+        X509_NAME_entry_count(X509_get_issuer_name(x)) == 0) {
+        kms_raise(KMS_ERR_VALIDATION, "The certificate must be an X.509 version 3 certificate "
+                                      "with an Issuer");
         goto out;
     }
     if (p->chain != NULL && p->chain_len > 0) {

@@ -328,7 +328,7 @@ static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
     memset(&seal, 0, sizeof seal);
     if (kms_request_blob(req, "Certificate", true, 1, 32768, false, &cert, &p.certificate_len) !=
             0 ||
-        kms_request_blob(req, "PrivateKey", true, 1, 8192, true, &key, &key_len) != 0 ||
+        kms_request_blob(req, "PrivateKey", true, 1, 5120, true, &key, &key_len) != 0 ||
         kms_request_blob(req, "CertificateChain", false, 1, 2097152, false, &chain, &p.chain_len) !=
             0) {
         goto out;

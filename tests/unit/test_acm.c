@@ -218,6 +218,22 @@ static void test_request_exportable(void **state)
     /* A passphrase of fewer than 4 bytes is refused. */
     assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)"abc", 3, &pem), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    /* Nor more than 128, nor #, $, % or a character that cannot be typed (ACM's rule). */
+    char long_pass[129];
+    memset(long_pass, 'a', sizeof long_pass);
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)long_pass, 129, &pem), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)long_pass, 128, &pem), 0);
+    free(pem);
+    static const char *const bad[] = {"pass#word", "pa$$word", "100%pass", "pass\nword"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(
+            kms_acm_export_key(&fx->ks, &c, (const uint8_t *)bad[i], strlen(bad[i]), &pem), -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+        assert_null(pem);
+    }
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)"pass\0word", 9, &pem), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     X509_free(x);
     kms_acm_cert_clean_up(&c);
 }
@@ -417,25 +433,81 @@ static int write_key(BIO *b, void *k)
     return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
 }
 
-/* A self-signed certificate for name, valid days, and its key (PEM). */
-static void outside_cert(const char *name, int days, char **cert, char **key)
+/* A self-signed certificate of X.509 version `version` for name, valid from `from` seconds from
+ * now for days, and its key (PEM). */
+static void outside_cert_at(const char *name, long from, int days, long version, char **cert,
+                            char **key)
 {
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = X509_new();
     assert_non_null(k);
-    X509_set_version(x, X509_VERSION_3);
+    X509_set_version(x, version);
     ASN1_INTEGER_set(X509_get_serialNumber(x), 42);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)name, -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), (long)days * DAY);
+    X509_gmtime_adj(X509_getm_notBefore(x), from);
+    X509_gmtime_adj(X509_getm_notAfter(x), from + (long)days * DAY);
     X509_set_pubkey(x, k);
     assert_true(X509_sign(x, k, EVP_sha256()) > 0);
     *cert = pem_of(write_cert, x);
     *key = pem_of(write_key, k);
     X509_free(x);
     EVP_PKEY_free(k);
+}
+
+static void outside_cert(const char *name, int days, char **cert, char **key)
+{
+    outside_cert_at(name, -60, days, X509_VERSION_3, cert, key);
+}
+
+/* ACM's prerequisites: valid now (not before NotBefore), X.509 version 3, a key of at most
+ * 5,120 bytes; each refused with nothing written. */
+static void test_import_prerequisites(void **state)
+{
+    fixture *fx = *state;
+    char *cert = NULL, *key = NULL;
+    kms_acm_cert c;
+    size_t before = count(fx);
+    outside_cert_at("later.example", DAY, 30, X509_VERSION_3, &cert, &key);
+    kms_acm_import_params p = {(const uint8_t *)cert,
+                               strlen(cert),
+                               (const uint8_t *)key,
+                               strlen(key),
+                               NULL,
+                               0,
+                               &fx->seal,
+                               kms_now()};
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    free(cert);
+    free(key);
+    outside_cert_at("v1.example", -60, 30, X509_VERSION_1, &cert, &key);
+    p.certificate = (const uint8_t *)cert;
+    p.certificate_len = strlen(cert);
+    p.private_key = (const uint8_t *)key;
+    p.private_key_len = strlen(key);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    free(cert);
+    free(key);
+    /* A key padded past 5,120 bytes (PEM text around it is still a key to OpenSSL). */
+    outside_cert("big.example", 30, &cert, &key);
+    char *padded = calloc(1, 6000);
+    assert_non_null(padded);
+    memset(padded, ' ', 5200);
+    padded[5199] = '\n';
+    memcpy(padded + 5200, key, strlen(key));
+    p.certificate = (const uint8_t *)cert;
+    p.certificate_len = strlen(cert);
+    p.private_key = (const uint8_t *)padded;
+    p.private_key_len = strlen(padded);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(count(fx), before);
+    free(padded);
+    free(cert);
+    free(key);
 }
 
 static void test_import(void **state)
@@ -902,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_renew_at),
         cmocka_unit_test(test_import),
         cmocka_unit_test(test_import_chain),
+        cmocka_unit_test(test_import_prerequisites),
         cmocka_unit_test(test_reimport_private_refused),
         cmocka_unit_test(test_delete_in_use),
         cmocka_unit_test(test_tags),
