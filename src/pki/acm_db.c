@@ -43,6 +43,9 @@ static const char sql_replace[] =
     " WHERE cert_id = ?1 AND account_id = ?2 AND generation = ?13 - 1";
 static const char sql_serial_insert[] =
     "INSERT OR IGNORE INTO acm_serials (ca_id, serial, cert_id) VALUES (?1, ?2, ?3)";
+static const char sql_delete_keys[] =
+    "SELECT key_storage, key_name, prev_key_name FROM acm_certificates WHERE cert_id = ?1 AND"
+    " account_id = ?2";
 static const char sql_delete_tags[] = "DELETE FROM acm_tags WHERE cert_id = ?1";
 static const char sql_delete[] =
     "DELETE FROM acm_certificates WHERE cert_id = ?1 AND account_id = ?2 AND in_use_by = '[]'";
@@ -359,12 +362,29 @@ static int destroy_key(const kms_keystore *ks, const char *name)
 typedef struct delete_args {
     const kms_keystore *ks;
     const kms_acm_cert *c;
+    /* The row's HSM keys as they are when it goes (not as c, a copy read before, has them: a
+     * renewal in between made a new key and destroyed the one two generations back). */
+    bool hsm;
+    char key_name[64];
+    char prev_key_name[64];
 } delete_args;
 
 static int delete_locked(kms_db_conn *conn, void *arg)
 {
-    const delete_args *a = arg;
+    delete_args *a = arg;
+    kms_db_stmt *st = NULL;
     int64_t changes = 0;
+    int s = kms_db_first(conn, sql_delete_keys,
+                         KMS_DB_PARAMS(kms_db_text(a->c->cert_id), kms_db_text(a->ks->account_id)),
+                         &st, "cannot read the certificate");
+    if (s < 0) {
+        return -1;
+    }
+    KMS_ENSURE(s == 1, KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate %s.", a->c->cert_id);
+    a->hsm = strcmp(kms_db_column_text(st, 0), "HSM") == 0;
+    snprintf(a->key_name, sizeof a->key_name, "%s", kms_db_column_text(st, 1));
+    snprintf(a->prev_key_name, sizeof a->prev_key_name, "%s", kms_db_column_text(st, 2));
+    kms_db_reset(st);
     KMS_GUARD(kms_db_conn_run(conn, sql_delete_tags, KMS_DB_PARAMS(kms_db_text(a->c->cert_id)),
                               "cannot delete the certificate's tags", NULL));
     KMS_GUARD(kms_db_conn_run(
@@ -383,13 +403,16 @@ int kms_acm_delete(const kms_keystore *ks, const kms_acm_cert *c)
     KMS_ENSURE(c->in_use_by == NULL || strcmp(c->in_use_by, "[]") == 0, KMS_ERR_RESOURCE_IN_USE,
                "Certificate %s is in use by %s: it cannot be deleted until nothing uses it", arn,
                c->in_use_by);
-    delete_args a = {ks, c};
+    delete_args a;
+    memset(&a, 0, sizeof a);
+    a.ks = ks;
+    a.c = c;
     KMS_GUARD(
         kms_db_write(kms_store_db(ks->store), delete_locked, &a, "cannot delete the certificate"));
     /* The row is gone: its HSM keys (this generation and the one before) follow. */
-    if (strcmp(c->key_storage, "HSM") == 0) {
-        KMS_GUARD(destroy_key(ks, c->key_name));
-        KMS_GUARD(destroy_key(ks, c->prev_key_name));
+    if (a.hsm) {
+        KMS_GUARD(destroy_key(ks, a.key_name));
+        KMS_GUARD(destroy_key(ks, a.prev_key_name));
     }
     return 0;
 }

@@ -666,6 +666,28 @@ static void test_delete_in_use(void **state)
     kms_acm_cert_clean_up(&c);
 }
 
+/* A DeleteCertificate that read the row before a renewal finished: the keys destroyed are the
+ * row's when it goes (the renewal's new one included), none is left behind in the HSM. */
+static void test_delete_after_renewal(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert stale, now, gone;
+    request(fx, "EC_prime256v1", false, &stale);
+    assert_int_equal(kms_acm_renew(&fx->ks, &stale, NULL, kms_now()), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, stale.cert_id, &now), 0);
+    assert_string_not_equal(now.key_name, stale.key_name);
+    assert_int_equal(kms_acm_delete(&fx->ks, &stale), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, stale.cert_id, &gone), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_NOT_FOUND);
+    kms_hsm_key_attrs attrs;
+    assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, now.key_name, &attrs), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, now.prev_key_name, &attrs), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_NOT_FOUND);
+    kms_acm_cert_clean_up(&now);
+    kms_acm_cert_clean_up(&stale);
+}
+
 static void test_tags(void **state)
 {
     fixture *fx = *state;
@@ -977,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_import_prerequisites),
         cmocka_unit_test(test_reimport_private_refused),
         cmocka_unit_test(test_delete_in_use),
+        cmocka_unit_test(test_delete_after_renewal),
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_expiring),
     };
