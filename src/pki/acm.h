@@ -94,7 +94,10 @@ typedef struct kms_acm_request_params {
     const char *key_algorithm; /* NULL: RSA_2048, as ACM */
     const char *ca_arn;
     const char *idempotency_token;   /* NULL: none; else a request of the last hour with the
-                                        same token is answered again, nothing new is made */
+                                        same token, by the same requester for the same CA, is
+                                        answered again, nothing new is made */
+    const char *requester;           /* the caller's ARN: the token's scope within the account
+                                        (another caller's token never answers its certificate) */
     bool exportable;                 /* SEALED instead of HSM */
     const kms_key_record *seal_with; /* exportable: the KMS key that wraps the data key */
     int64_t now;

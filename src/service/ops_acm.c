@@ -168,6 +168,7 @@ static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
     kms_keystore view;
     kms_keystore *ks = caller_ks(rq, &view);
     kms_acm_request_params p = {.sans = json_object_get(req, "SubjectAlternativeNames"),
+                                .requester = rq->who->id.arn,
                                 .now = kms_now()};
     json_t *tags = json_object_get(req, "Tags");
     memset(&seal, 0, sizeof seal);

@@ -303,10 +303,18 @@ static void test_request_idempotent(void **state)
     assert_int_equal(kms_acm_request(&fx->ks, &p, &b), 0);
     assert_string_equal(b.cert_id, a.cert_id);
     assert_int_equal(count(fx), n);
+    kms_acm_cert_clean_up(&b);
+    /* The token is the requester's: another caller of the account with the same token gets a
+     * certificate of its own, not the first caller's. */
+    p.requester = "arn:aws:iam::111122223333:user/other";
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &b), 0);
+    assert_string_not_equal(b.cert_id, a.cert_id);
+    assert_int_equal(count(fx), n + 1);
+    p.requester = NULL;
     p.now = now + 3700;
     assert_int_equal(kms_acm_request(&fx->ks, &p, &c), 0);
     assert_string_not_equal(c.cert_id, a.cert_id);
-    assert_int_equal(count(fx), n + 1);
+    assert_int_equal(count(fx), n + 2);
     kms_acm_cert_clean_up(&a);
     kms_acm_cert_clean_up(&b);
     kms_acm_cert_clean_up(&c);
