@@ -238,6 +238,33 @@ static void test_request_exportable(void **state)
     kms_acm_cert_clean_up(&c);
 }
 
+/* A sealed key opens for its own certificate only: bound to the certificate's id and account
+ * (the row's, not the key store's), a blob moved to another row or account does not open. */
+static void test_sealed_key_binding(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert a, b;
+    kms_buf der;
+    request(fx, "EC_prime256v1", true, &a);
+    request(fx, "EC_prime256v1", true, &b);
+    kms_buf_init(&der, true);
+    uint8_t *own = b.sealed_key;
+    size_t own_len = b.sealed_key_len;
+    b.sealed_key = a.sealed_key;
+    b.sealed_key_len = a.sealed_key_len;
+    assert_int_equal(kms_acm_key_open(&fx->ks, &b, &der), -1);
+    b.sealed_key = own;
+    b.sealed_key_len = own_len;
+    /* The same row under another account. */
+    snprintf(a.account_id, sizeof a.account_id, "444455556666");
+    assert_int_equal(kms_acm_key_open(&fx->ks, &a, &der), -1);
+    assert_int_equal(der.len, 0);
+    assert_int_equal(kms_acm_key_open(&fx->ks, &b, &der), 0);
+    kms_buf_clean_up(&der);
+    kms_acm_cert_clean_up(&a);
+    kms_acm_cert_clean_up(&b);
+}
+
 /* Each refusal raises ACM's error and writes nothing. */
 static void test_request_refused(void **state)
 {
@@ -997,6 +1024,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_hsm),
         cmocka_unit_test(test_request_exportable),
+        cmocka_unit_test(test_sealed_key_binding),
         cmocka_unit_test(test_request_refused),
         cmocka_unit_test(test_request_idempotent),
         cmocka_unit_test(test_arn),
