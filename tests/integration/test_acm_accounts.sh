@@ -77,7 +77,12 @@ assert_contains "$(member acm list-tags-for-certificate --certificate-arn "$MCER
 # keys of another account are never sealed under the home account's alias/aws/acm
 expect_error UnsupportedOperationException 254 member acm request-certificate --domain-name e.internal \
     --certificate-authority-arn "$MEMBER_CA" --options Export=ENABLED
-assert_eq "$(member acm list-certificates | count CertificateSummaryList)" 1 "the refusal made nothing"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/out.key" \
+    -subj /CN=outside.example -days 30 -out "$W/out.pem" 2>/dev/null
+expect_error UnsupportedOperationException 254 member acm import-certificate \
+    --certificate "fileb://$W/out.pem" --private-key "fileb://$W/out.key"
+assert_eq "$(member acm list-certificates | count CertificateSummaryList)" 1 "the refusals made nothing"
+assert_not_contains "$(kms list-aliases)" "alias/aws/acm" "nor a managed key of the home's account for them"
 
 # the scheduler renews every account's certificates
 OUT=$(at +305d run-scheduler --once)
