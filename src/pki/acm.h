@@ -73,7 +73,8 @@ void kms_acm_cert_clean_up(kms_acm_cert *c);
 
 /* arn:aws:acm:REGION:ACCOUNT:certificate/CERT_ID */
 void kms_acm_arn(const kms_keystore *ks, const char *cert_id, char out[KMS_ARN_MAX]);
-/* The id of a certificate ARN of this region and account: InvalidArnException. */
+/* The id of a certificate ARN of this region, of any account (a certificate of another account
+ * is not found by the lookups of ks's, which are of ks->account_id): InvalidArnException. */
 int kms_acm_arn_parse(const kms_keystore *ks, const char *arn, char cert_id[37])
     __attribute__((warn_unused_result));
 /* The status as DescribeCertificate shows it at now (an ISSUED one past NotAfter is EXPIRED). */
@@ -93,7 +94,10 @@ typedef struct kms_acm_request_params {
     const char *key_algorithm; /* NULL: RSA_2048, as ACM */
     const char *ca_arn;
     const char *idempotency_token;   /* NULL: none; else a request of the last hour with the
-                                        same token is answered again, nothing new is made */
+                                        same token, by the same requester for the same CA, is
+                                        answered again, nothing new is made */
+    const char *requester;           /* the caller's ARN: the token's scope within the account
+                                        (another caller's token never answers its certificate) */
     bool exportable;                 /* SEALED instead of HSM */
     const kms_key_record *seal_with; /* exportable: the KMS key that wraps the data key */
     int64_t now;
@@ -151,6 +155,10 @@ int kms_acm_get(const kms_keystore *ks, const char *cert_id, kms_acm_cert *out)
 typedef int (*kms_acm_cert_cb)(void *arg, const kms_acm_cert *c);
 int kms_acm_list(const kms_keystore *ks, const char *after, kms_acm_cert_cb cb, void *arg)
     __attribute__((warn_unused_result));
+/* Every certificate of every account (the scheduler's renewals), by account then id; cb as
+ * kms_acm_list's. Each certificate's account is c->account_id (kms_pki_keystore_as). */
+int kms_acm_scheduler_list(const kms_keystore *ks, kms_acm_cert_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /* ResourceInUseException while InUseBy is not empty; else the row, its tags and its HSM keys go. */
 int kms_acm_delete(const kms_keystore *ks, const kms_acm_cert *c)
     __attribute__((warn_unused_result));
@@ -171,9 +179,9 @@ int kms_acm_tags_remove(const kms_keystore *ks, const char *cert_id, json_t *tag
 int kms_acm_tags_list(const kms_keystore *ks, const char *cert_id, json_t **tags)
     __attribute__((warn_unused_result));
 
-/* Every certificate the home knows that expires before `before` and has not expired at `now`:
- * managed ones (cb with arn, not_after, "acm") and those its CAs issued and did not revoke
- * (cb with the acm-pca certificate ARN, "acm-pca"). */
+/* Every certificate the home knows, of every account, that expires before `before` and has not
+ * expired at `now` (each ARN of its own account): managed ones (cb with arn, not_after, "acm") and
+ * those its CAs issued and did not revoke (cb with the acm-pca certificate ARN, "acm-pca"). */
 typedef int (*kms_acm_expiring_cb)(void *arg, const char *arn, int64_t not_after,
                                    const char *source);
 int kms_acm_expiring(const kms_keystore *ks, int64_t now, int64_t before, kms_acm_expiring_cb cb,

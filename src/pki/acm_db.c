@@ -34,6 +34,7 @@ static const char sql_token_find[] =
 static const char sql_get[] = ACM_SELECT " WHERE cert_id = ?1 AND account_id = ?2";
 static const char sql_list[] =
     ACM_SELECT " WHERE account_id = ?1 AND cert_id > ?2 ORDER BY cert_id";
+static const char sql_list_all[] = ACM_SELECT " ORDER BY account_id, cert_id";
 static const char sql_replace[] =
     "UPDATE acm_certificates SET key_name = ?3, sealed_key = ?4, certificate = ?5, chain = ?6,"
     " serial = ?7, not_before = ?8, not_after = ?9, status = ?10, renewal_status = ?11,"
@@ -42,6 +43,9 @@ static const char sql_replace[] =
     " WHERE cert_id = ?1 AND account_id = ?2 AND generation = ?13 - 1";
 static const char sql_serial_insert[] =
     "INSERT OR IGNORE INTO acm_serials (ca_id, serial, cert_id) VALUES (?1, ?2, ?3)";
+static const char sql_delete_keys[] =
+    "SELECT key_storage, key_name, prev_key_name FROM acm_certificates WHERE cert_id = ?1 AND"
+    " account_id = ?2";
 static const char sql_delete_tags[] = "DELETE FROM acm_tags WHERE cert_id = ?1";
 static const char sql_delete[] =
     "DELETE FROM acm_certificates WHERE cert_id = ?1 AND account_id = ?2 AND in_use_by = '[]'";
@@ -61,15 +65,15 @@ static const char sql_tag_remove[] =
 static const char sql_tag_list[] =
     "SELECT tag_key, tag_value FROM acm_tags WHERE cert_id = ?1 ORDER BY tag_key";
 static const char sql_expiring_acm[] =
-    "SELECT cert_id, not_after FROM acm_certificates a WHERE account_id = ?1 AND status = 'ISSUED'"
-    " AND not_after > ?2 AND not_after <= ?3 AND coalesce(" ACM_REVOCATION(
+    "SELECT cert_id, not_after, account_id FROM acm_certificates a WHERE status = 'ISSUED' AND "
+    "not_after > ?1 AND not_after <= ?2 AND coalesce(" ACM_REVOCATION(
         "revoked_at") ", 0) = 0"
                       " ORDER BY not_after";
-/* Read only: the certificates the CAs of this account issued (pki_db.c owns the table). */
+/* Read only: the certificates the CAs of every account issued (pki_db.c owns the table). */
 static const char sql_expiring_pca[] =
-    "SELECT c.ca_id, c.serial, c.not_after FROM pca_certificates c JOIN pca_authorities a"
-    " ON a.ca_id = c.ca_id WHERE a.account_id = ?1 AND c.revoked_at = 0 AND c.not_after > ?2"
-    " AND c.not_after <= ?3 AND NOT EXISTS (SELECT 1 FROM acm_serials s"
+    "SELECT c.ca_id, c.serial, c.not_after, a.account_id FROM pca_certificates c JOIN"
+    " pca_authorities a ON a.ca_id = c.ca_id WHERE c.revoked_at = 0 AND c.not_after > ?1"
+    " AND c.not_after <= ?2 AND NOT EXISTS (SELECT 1 FROM acm_serials s"
     " WHERE s.ca_id = c.ca_id AND s.serial = c.serial) ORDER BY c.not_after";
 static const char sql_warning_claim[] =
     "INSERT INTO acm_expiry_warnings (arn, last_day) VALUES (?1, ?2) ON CONFLICT (arn)"
@@ -98,14 +102,20 @@ void kms_acm_arn(const kms_keystore *ks, const char *cert_id, char out[KMS_ARN_M
 int kms_acm_arn_parse(const kms_keystore *ks, const char *arn, char cert_id[37])
 {
     char prefix[KMS_ARN_MAX];
+    static const char kind[] = ":certificate/";
     cert_id[0] = '\0';
-    snprintf(prefix, sizeof prefix, "arn:aws:acm:%s:%s:certificate/", ks->region, ks->account_id);
+    /* Any account's, as kms_pki_arn_parse: a certificate of another account is then one the
+     * caller's account does not have (ResourceNotFoundException), not a malformed ARN. */
+    snprintf(prefix, sizeof prefix, "arn:aws:acm:%s:", ks->region);
     size_t n = strlen(prefix);
-    KMS_ENSURE(arn != NULL && strncmp(arn, prefix, n) == 0 && kms_uuid_valid(arn + n),
+    KMS_ENSURE(arn != NULL && strncmp(arn, prefix, n) == 0 && strspn(arn + n, "0123456789") == 12 &&
+                   strncmp(arn + n + 12, kind, sizeof kind - 1) == 0 &&
+                   kms_uuid_valid(arn + n + 12 + sizeof kind - 1),
                KMS_ERR_INVALID_ARN,
-               "String '%s' is not a valid certificate ARN of this home: expected %sUUID",
-               arn != NULL ? arn : "", prefix);
-    snprintf(cert_id, 37, "%s", arn + n);
+               "String '%s' is not a valid certificate ARN of this home: expected "
+               "%sACCOUNT%sUUID",
+               arn != NULL ? arn : "", prefix, kind);
+    snprintf(cert_id, 37, "%s", arn + n + 12 + sizeof kind - 1);
     return 0;
 }
 
@@ -297,13 +307,13 @@ static int page_row(kms_db_stmt *st, void *arg)
     return 0;
 }
 
-int kms_acm_list(const kms_keystore *ks, const char *after, kms_acm_cert_cb cb, void *arg)
+static int list_visit(const kms_keystore *ks, const char *sql, kms_db_params params,
+                      kms_acm_cert_cb cb, void *arg)
 {
     int r = -1;
     cert_page pg = {NULL, 0, 0};
-    if (kms_db_query(kms_store_db(ks->store), sql_list,
-                     KMS_DB_PARAMS(kms_db_text(ks->account_id), kms_db_text(after ? after : "")),
-                     page_row, &pg, "cannot list the certificates", NULL) != 0) {
+    if (kms_db_query(kms_store_db(ks->store), sql, params, page_row, &pg,
+                     "cannot list the certificates", NULL) != 0) {
         goto out;
     }
     for (size_t i = 0; i < pg.count; i++) {
@@ -324,6 +334,18 @@ out:
     return r;
 }
 
+int kms_acm_list(const kms_keystore *ks, const char *after, kms_acm_cert_cb cb, void *arg)
+{
+    return list_visit(ks, sql_list,
+                      KMS_DB_PARAMS(kms_db_text(ks->account_id), kms_db_text(after ? after : "")),
+                      cb, arg);
+}
+
+int kms_acm_scheduler_list(const kms_keystore *ks, kms_acm_cert_cb cb, void *arg)
+{
+    return list_visit(ks, sql_list_all, KMS_DB_NO_PARAMS, cb, arg);
+}
+
 /* An HSM key of the certificate ("" is none); one already gone is fine. */
 static int destroy_key(const kms_keystore *ks, const char *name)
 {
@@ -340,12 +362,29 @@ static int destroy_key(const kms_keystore *ks, const char *name)
 typedef struct delete_args {
     const kms_keystore *ks;
     const kms_acm_cert *c;
+    /* The row's HSM keys as they are when it goes (not as c, a copy read before, has them: a
+     * renewal in between made a new key and destroyed the one two generations back). */
+    bool hsm;
+    char key_name[64];
+    char prev_key_name[64];
 } delete_args;
 
 static int delete_locked(kms_db_conn *conn, void *arg)
 {
-    const delete_args *a = arg;
+    delete_args *a = arg;
+    kms_db_stmt *st = NULL;
     int64_t changes = 0;
+    int s = kms_db_first(conn, sql_delete_keys,
+                         KMS_DB_PARAMS(kms_db_text(a->c->cert_id), kms_db_text(a->ks->account_id)),
+                         &st, "cannot read the certificate");
+    if (s < 0) {
+        return -1;
+    }
+    KMS_ENSURE(s == 1, KMS_ERR_RESOURCE_NOT_FOUND, "Could not find certificate %s.", a->c->cert_id);
+    a->hsm = strcmp(kms_db_column_text(st, 0), "HSM") == 0;
+    snprintf(a->key_name, sizeof a->key_name, "%s", kms_db_column_text(st, 1));
+    snprintf(a->prev_key_name, sizeof a->prev_key_name, "%s", kms_db_column_text(st, 2));
+    kms_db_reset(st);
     KMS_GUARD(kms_db_conn_run(conn, sql_delete_tags, KMS_DB_PARAMS(kms_db_text(a->c->cert_id)),
                               "cannot delete the certificate's tags", NULL));
     KMS_GUARD(kms_db_conn_run(
@@ -364,13 +403,16 @@ int kms_acm_delete(const kms_keystore *ks, const kms_acm_cert *c)
     KMS_ENSURE(c->in_use_by == NULL || strcmp(c->in_use_by, "[]") == 0, KMS_ERR_RESOURCE_IN_USE,
                "Certificate %s is in use by %s: it cannot be deleted until nothing uses it", arn,
                c->in_use_by);
-    delete_args a = {ks, c};
+    delete_args a;
+    memset(&a, 0, sizeof a);
+    a.ks = ks;
+    a.c = c;
     KMS_GUARD(
         kms_db_write(kms_store_db(ks->store), delete_locked, &a, "cannot delete the certificate"));
     /* The row is gone: its HSM keys (this generation and the one before) follow. */
-    if (strcmp(c->key_storage, "HSM") == 0) {
-        KMS_GUARD(destroy_key(ks, c->key_name));
-        KMS_GUARD(destroy_key(ks, c->prev_key_name));
+    if (a.hsm) {
+        KMS_GUARD(destroy_key(ks, a.key_name));
+        KMS_GUARD(destroy_key(ks, a.prev_key_name));
     }
     return 0;
 }
@@ -591,7 +633,9 @@ static int expiring_acm_row(kms_db_stmt *st, void *arg)
 {
     expiring_list *l = arg;
     char arn[KMS_ARN_MAX];
-    kms_acm_arn(l->ks, kms_db_column_text(st, 0), arn);
+    kms_keystore view;
+    kms_pki_keystore_as(l->ks, kms_db_column_text(st, 2), &view);
+    kms_acm_arn(&view, kms_db_column_text(st, 0), arn);
     return expiring_push(l, arn, kms_db_column_int64(st, 1), "acm");
 }
 
@@ -599,7 +643,9 @@ static int expiring_pca_row(kms_db_stmt *st, void *arg)
 {
     expiring_list *l = arg;
     char arn[KMS_ARN_MAX];
-    kms_pki_cert_arn(l->ks, kms_db_column_text(st, 0), kms_db_column_text(st, 1), arn);
+    kms_keystore view;
+    kms_pki_keystore_as(l->ks, kms_db_column_text(st, 3), &view);
+    kms_pki_cert_arn(&view, kms_db_column_text(st, 0), kms_db_column_text(st, 1), arn);
     return expiring_push(l, arn, kms_db_column_int64(st, 2), "acm-pca");
 }
 
@@ -609,8 +655,7 @@ int kms_acm_expiring(const kms_keystore *ks, int64_t now, int64_t before, kms_ac
     int r = -1;
     expiring_list l = {ks, NULL, 0, 0};
     kms_db *db = kms_store_db(ks->store);
-    kms_db_params p =
-        KMS_DB_PARAMS(kms_db_text(ks->account_id), kms_db_int64(now), kms_db_int64(before));
+    kms_db_params p = KMS_DB_PARAMS(kms_db_int64(now), kms_db_int64(before));
     if (kms_db_query(db, sql_expiring_acm, p, expiring_acm_row, &l,
                      "cannot list expiring certificates", NULL) != 0 ||
         kms_db_query(db, sql_expiring_pca, p, expiring_pca_row, &l,

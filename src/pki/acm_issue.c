@@ -446,19 +446,32 @@ int kms_acm_request(const kms_keystore *ks, const kms_acm_request_params *p, kms
 {
     int r = -1;
     json_t *names = NULL;
+    char *token = NULL;
     new_key k;
     memset(&k, 0, sizeof k);
     memset(out, 0, sizeof *out);
     KMS_GUARD(kms_acm_request_check(ks, p));
+    KMS_ENSURE(!p->exportable || p->seal_with != NULL, KMS_ERR_INTERNAL, "no sealing key");
     if (p->idempotency_token != NULL) {
-        /* ACM: the same IdempotencyToken within an hour answers the same certificate. */
+        /* ACM: the same IdempotencyToken within an hour answers the same certificate; here of
+         * the same caller and CA only (the caller was authorised for that CA, and another
+         * caller's certificate is not theirs to be answered). */
         char id[37];
-        int found = kms_acm_db_token_find(ks, p->idempotency_token, p->now - 3600, id);
-        if (found != 0) {
-            return found < 0 ? -1 : kms_acm_get(ks, id, out);
+        token = kms_strdup_printf("%s\n%s\n%s", p->requester != NULL ? p->requester : "", p->ca_arn,
+                                  p->idempotency_token);
+        if (token == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        int found = kms_acm_db_token_find(ks, token, p->now - 3600, id);
+        if (found < 0) {
+            goto out;
+        }
+        if (found > 0) {
+            r = kms_acm_get(ks, id, out);
+            goto out;
         }
     }
-    KMS_ENSURE(!p->exportable || p->seal_with != NULL, KMS_ERR_INTERNAL, "no sealing key");
     if (names_of(p, &names) != 0 || kms_uuid_new(out->cert_id) != 0) {
         goto out;
     }
@@ -477,14 +490,14 @@ int kms_acm_request(const kms_keystore *ks, const kms_acm_request_params *p, kms
     snprintf(out->renewal_eligibility, sizeof out->renewal_eligibility, "ELIGIBLE");
     out->generation = 1;
     out->created_at = p->now;
-    if (issue(ks, out, p->seal_with, p->now, &k) != 0 ||
-        kms_acm_db_insert(ks, out, p->idempotency_token) != 0) {
+    if (issue(ks, out, p->seal_with, p->now, &k) != 0 || kms_acm_db_insert(ks, out, token) != 0) {
         goto out;
     }
     r = 0;
 out:
     key_drop(ks, &k, r != 0);
     json_decref(names);
+    free(token);
     if (r != 0) {
         kms_acm_cert_clean_up(out);
     }

@@ -23,8 +23,9 @@
 #define DATA_KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
-/* Larger than any PKCS#8 of RSA 4096 or an EC key; a certificate and chain as ACM caps them. */
-#define KEY_MAX 8192
+/* ACM's caps: a private key of at most 5 KB (5,120 bytes: an RSA 4096 PKCS#8 PEM is about
+ * 3.3 KB), a certificate and a chain. */
+#define KEY_MAX 5120
 #define CERT_MAX 32768
 #define CHAIN_MAX (2 * 1024 * 1024)
 
@@ -84,7 +85,11 @@ int kms_acm_key_open(const kms_keystore *ks, const kms_acm_cert *c, kms_buf *pkc
     kms_buf dk;
     memset(&rec, 0, sizeof rec);
     kms_buf_init(&dk, true);
-    kms_acm_arn(ks, c->cert_id, arn);
+    /* Bound to the row's own account and id: a blob of another certificate, or of the same id
+     * under another account, does not open. */
+    kms_keystore view;
+    kms_pki_keystore_as(ks, c->account_id, &view);
+    kms_acm_arn(&view, c->cert_id, arn);
     kms_context_entry entry = {"aws:acm:arn", arn};
     kms_encryption_context ctx = {&entry, 1};
     KMS_ENSURE(c->sealed_key != NULL, KMS_ERR_VALIDATION,
@@ -158,10 +163,17 @@ int kms_acm_export_key(const kms_keystore *ks, const kms_acm_cert *c, const uint
     char *data = NULL;
     *pem = NULL;
     kms_buf_init(&der, true);
-    /* ACM's ExportCertificate: a passphrase of 4 to 128 bytes. */
+    /* ACM's ExportCertificate: a passphrase of 4 to 128 bytes, any ASCII character except #, $
+     * and % (printable ones here: a control character or NUL could not be typed to open it). */
     KMS_ENSURE(passphrase_len >= 4 && passphrase_len <= 128, KMS_ERR_VALIDATION,
                "1 validation error detected: Value at 'passphrase' failed to satisfy constraint: "
                "Member must have length between 4 and 128");
+    for (size_t i = 0; i < passphrase_len; i++) {
+        uint8_t ch = passphrase[i];
+        KMS_ENSURE(ch >= 0x20 && ch <= 0x7e && ch != '#' && ch != '$' && ch != '%',
+                   KMS_ERR_VALIDATION,
+                   "The passphrase may hold printable ASCII characters except #, $ and %% only");
+    }
     if (kms_acm_key_open(ks, c, &der) != 0) {
         goto out;
     }
@@ -229,22 +241,76 @@ static EVP_PKEY *key_parse(const uint8_t *p, size_t n)
     return k;
 }
 
-/* The chain: PEM certificates only, each of which parses. */
-static int chain_check(const uint8_t *p, size_t n)
+/* The chain: PEM certificates only (a private key or anything else among them is refused, never
+ * stored), the first the issuer of the leaf and each the issuer of the one before (ACM's "the
+ * certificate chain is not valid"). What is kept is the certificates re-encoded, nothing else
+ * of the text given: *out (malloc'd). */
+static int chain_build(const uint8_t *p, size_t n, X509 *leaf, uint8_t **out, size_t *out_len)
 {
-    BIO *b = BIO_new_mem_buf(p, (int)n);
-    int count = 0;
-    X509 *x = NULL;
-    KMS_ENSURE(b != NULL, KMS_ERR_INTERNAL, "out of memory");
-    while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
-        X509_free(x);
+    int r = -1, count = 0;
+    BIO *in = BIO_new_mem_buf(p, (int)n);
+    BIO *keep = BIO_new(BIO_s_mem());
+    X509 *prev = leaf, *x = NULL;
+    char *name = NULL, *header = NULL, *data = NULL;
+    unsigned char *der = NULL;
+    long len = 0;
+    *out = NULL;
+    *out_len = 0;
+    if (in == NULL || keep == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    while (PEM_read_bio(in, &name, &header, &der, &len) == 1) {
+        bool cert = strcmp(name, "CERTIFICATE") == 0;
+        const unsigned char *q = der;
+        x = cert ? d2i_X509(NULL, &q, len) : NULL;
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_clear_free(der, (size_t)len); /* a key given by mistake is wiped */
+        name = header = NULL;
+        der = NULL;
+        if (x == NULL) {
+            kms_raise(KMS_ERR_VALIDATION, "CertificateChain must hold PEM-encoded certificates "
+                                          "only");
+            goto out;
+        }
+        if (X509_check_issued(x, prev) != X509_V_OK) {
+            kms_raise(KMS_ERR_VALIDATION,
+                      "The certificate chain is not valid: certificate %d of CertificateChain "
+                      "did not issue the certificate before it (give the chain issuer first, up "
+                      "to the root)",
+                      count + 1);
+            goto out;
+        }
+        if (PEM_write_bio_X509(keep, x) != 1) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        X509_free(prev == leaf ? NULL : prev);
+        prev = x;
+        x = NULL;
         count++;
     }
-    BIO_free(b);
+    long kept = BIO_get_mem_data(keep, &data);
+    if (count == 0 || kept <= 0) {
+        kms_raise(KMS_ERR_VALIDATION, "CertificateChain must hold PEM-encoded certificates");
+        goto out;
+    }
+    *out = malloc((size_t)kept);
+    if (*out == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    memcpy(*out, data, (size_t)kept);
+    *out_len = (size_t)kept;
+    r = 0;
+out:
+    X509_free(x);
+    X509_free(prev == leaf ? NULL : prev);
+    BIO_free(in);
+    BIO_free(keep);
     ERR_clear_error();
-    KMS_ENSURE(count > 0, KMS_ERR_VALIDATION,
-               "CertificateChain must hold PEM-encoded certificates");
-    return 0;
+    return r;
 }
 
 static int64_t asn1_seconds(const ASN1_TIME *t)
@@ -351,7 +417,8 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
     KMS_ENSURE(p->certificate_len <= CERT_MAX && p->private_key_len <= KEY_MAX &&
                    p->chain_len <= CHAIN_MAX,
                KMS_ERR_VALIDATION,
-               "Certificate is at most 32 KB, PrivateKey 8 KB and CertificateChain 2 MB");
+               "Certificate is at most 32 KB, PrivateKey 5 KB (5,120 bytes) and CertificateChain "
+               "2 MB");
     x = cert_parse(p->certificate, p->certificate_len);
     if (x == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "Could not parse the certificate: give it as PEM or DER");
@@ -376,17 +443,24 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
         kms_raise(KMS_ERR_VALIDATION, "The certificate has expired");
         goto out;
     }
+    /* ACM's prerequisites: an X.509 version 3 certificate with an Issuer, valid now. */
+    if (c->not_before > p->now) {
+        kms_raise(KMS_ERR_VALIDATION, "The certificate is not valid yet: the current time must be "
+                                      "between its NotBefore and NotAfter");
+        goto out;
+    }
+    if (X509_get_version(x) != X509_VERSION_3 ||
+        X509_NAME_entry_count(X509_get_issuer_name(x)) == 0) {
+        kms_raise(KMS_ERR_VALIDATION, "The certificate must be an X.509 version 3 certificate "
+                                      "with an Issuer");
+        goto out;
+    }
     if (p->chain != NULL && p->chain_len > 0) {
-        if (chain_check(p->chain, p->chain_len) != 0) {
+        free(c->chain);
+        c->chain = NULL;
+        if (chain_build(p->chain, p->chain_len, x, &c->chain, &c->chain_len) != 0) {
             goto out;
         }
-        c->chain = malloc(p->chain_len);
-        if (c->chain == NULL) {
-            kms_raise(KMS_ERR_INTERNAL, "out of memory");
-            goto out;
-        }
-        memcpy(c->chain, p->chain, p->chain_len);
-        c->chain_len = p->chain_len;
     }
     kms_acm_arn(ks, c->cert_id, arn);
     if (kms_acm_seal(ks, p->seal_with, arn, pkcs8->data, pkcs8->len, &c->sealed_key,

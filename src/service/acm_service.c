@@ -16,10 +16,19 @@
 /* ---- alias/aws/acm ----------------------------------------------------------------------------
  */
 
-int kms_acm_service_seal_key(kms_client *client, kms_key_record *out)
+int kms_acm_service_seal_key(kms_client *client, const char *account_id, kms_key_record *out)
 {
     kms_keystore *ks = &client->keystore;
     memset(out, 0, sizeof *out);
+    /* The managed key is one of the certificate's own account; the key store holds the keys of
+     * the home's account only (CreateKey refuses other accounts), so another account has none
+     * and its keys are never sealed under a key of the home's account. */
+    KMS_ENSURE(account_id != NULL && strcmp(account_id, client->cfg.account_id) == 0,
+               KMS_ERR_UNSUPPORTED_OPERATION,
+               "this KMS home keeps the keys of account %s only: certificates of account %s "
+               "cannot have an exportable or imported private key (alias/aws/acm of that "
+               "account), only an HSM-held one",
+               client->cfg.account_id, account_id != NULL ? account_id : "");
     if (kms_keystore_resolve(ks, KMS_ACM_SEAL_ALIAS, true, out) == 0) {
         return 0;
     }
@@ -78,17 +87,19 @@ void kms_acm_material_clean_up(kms_acm_material *m)
 static int begin(kms_request *rq, kms_client *client, const char *operation, const char *arn,
                  const char *const *actions, json_t *params, kms_acm_cert *c)
 {
-    char id[37], canonical[KMS_ARN_MAX];
+    char id[37];
+    kms_keystore view;
     memset(c, 0, sizeof *c);
     KMS_GUARD(kms_gate_begin(rq, client, operation));
     rq->req = params;
-    KMS_GUARD(kms_acm_arn_parse(&client->keystore, arn, id));
-    kms_acm_arn(&client->keystore, id, canonical);
-    kms_audit_trail_resource(rq, canonical);
+    /* As ops_acm.c: the ARN as given is authorised, the certificate is the caller's account's. */
+    kms_pki_keystore_as(&client->keystore, rq->who->id.account_id, &view);
+    KMS_GUARD(kms_acm_arn_parse(&view, arn, id));
+    kms_audit_trail_resource(rq, arn);
     for (size_t i = 0; actions[i] != NULL; i++) {
-        KMS_GUARD(kms_gate_authorize(rq, actions[i], canonical));
+        KMS_GUARD(kms_gate_authorize(rq, actions[i], arn));
     }
-    return kms_acm_get(&client->keystore, id, c);
+    return kms_acm_get(&view, id, c);
 }
 
 static int material_fill(kms_client *client, const kms_acm_cert *c, kms_acm_material *out)
@@ -180,7 +191,9 @@ int kms_acm_service_in_use(kms_client *client, const char *arn, const char *user
                                           "characters");
     }
     if (r == 0) {
-        r = kms_acm_in_use(&client->keystore, c.cert_id, user, in_use);
+        kms_keystore view;
+        kms_pki_keystore_as(&client->keystore, c.account_id, &view);
+        r = kms_acm_in_use(&view, c.cert_id, user, in_use);
     }
     kms_acm_cert_clean_up(&c);
     r = kms_gate_end(&rq, r);

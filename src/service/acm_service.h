@@ -11,10 +11,12 @@
 
 #include "service/client.h"
 
-/* The key of alias/aws/acm (a symmetric KMS key of the home's account, with the default key
- * policy), created with its alias on first use as AWS creates its managed keys. */
+/* The key of alias/aws/acm of account_id (the certificate's account): a symmetric KMS key with
+ * the default key policy, created with its alias on first use as AWS creates its managed keys.
+ * The home holds the keys of its own account only: UnsupportedOperationException for another
+ * account (whose certificates keep their keys in the HSM). */
 #define KMS_ACM_SEAL_ALIAS "alias/aws/acm"
-int kms_acm_service_seal_key(kms_client *client, kms_key_record *out)
+int kms_acm_service_seal_key(kms_client *client, const char *account_id, kms_key_record *out)
     __attribute__((warn_unused_result));
 
 /* What a TLS server needs of a managed certificate. */

@@ -26,19 +26,30 @@ static int empty_response(int r, json_t **resp)
     return r;
 }
 
-/* Reads CertificateArn, checks it names a certificate of this home (InvalidArnException),
- * authorises the operation on it, and reads the certificate. */
+/* The key store as the caller's account sees it (as ops_pki.c's): a certificate belongs to the
+ * account of the caller who requested or imported it, and every lookup, listing and ARN is of
+ * that account. */
+static kms_keystore *caller_ks(const kms_request *rq, kms_keystore *view)
+{
+    kms_pki_keystore_as(&rq->client->keystore, rq->who->id.account_id, view);
+    return view;
+}
+
+/* Reads CertificateArn, checks it names a certificate of this home's region (InvalidArnException),
+ * authorises the operation on it as given (another account's ARN: the gate's cross-account
+ * refusal), and reads the certificate of the caller's account (another account's id under the
+ * caller's account: ResourceNotFoundException). */
 static int authorize_cert(kms_request *rq, json_t *req, kms_acm_cert *c)
 {
     const char *given = NULL;
-    char id[37], arn[KMS_ARN_MAX];
+    char id[37];
+    kms_keystore view;
     memset(c, 0, sizeof *c);
     KMS_GUARD(kms_request_string(req, "CertificateArn", true, 20, 2048, &given));
-    KMS_GUARD(kms_acm_arn_parse(&rq->client->keystore, given, id));
-    kms_acm_arn(&rq->client->keystore, id, arn);
-    kms_audit_trail_resource(rq, arn);
-    KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
-    return kms_acm_get(&rq->client->keystore, id, c);
+    KMS_GUARD(kms_acm_arn_parse(caller_ks(rq, &view), given, id));
+    kms_audit_trail_resource(rq, given);
+    KMS_GUARD(kms_gate_authorize(rq, rq->operation, given));
+    return kms_acm_get(&view, id, c);
 }
 
 /* ACM prints serials as colon-separated hex octets ("0f:a3:..."); hex has an even length
@@ -154,8 +165,10 @@ static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
     kms_acm_cert c;
     kms_key_record seal;
     int r = -1;
-    kms_keystore *ks = &rq->client->keystore;
+    kms_keystore view;
+    kms_keystore *ks = caller_ks(rq, &view);
     kms_acm_request_params p = {.sans = json_object_get(req, "SubjectAlternativeNames"),
+                                .requester = rq->who->id.arn,
                                 .now = kms_now()};
     json_t *tags = json_object_get(req, "Tags");
     memset(&seal, 0, sizeof seal);
@@ -175,7 +188,7 @@ static int request_certificate(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, "*"));
     KMS_GUARD(kms_gate_authorize(rq, "acm-pca:IssueCertificate", p.ca_arn));
     if (p.exportable) {
-        KMS_GUARD(kms_acm_service_seal_key(rq->client, &seal));
+        KMS_GUARD(kms_acm_service_seal_key(rq->client, ks->account_id, &seal));
         p.seal_with = &seal;
     }
     if (kms_acm_request(ks, &p, &c) != 0) {
@@ -201,8 +214,9 @@ out:
 static int describe_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_acm_cert c;
+    kms_keystore view;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    json_t *o = detail_json(&rq->client->keystore, &c, kms_now());
+    json_t *o = detail_json(caller_ks(rq, &view), &c, kms_now());
     kms_acm_cert_clean_up(&c);
     *resp = o != NULL ? json_pack("{s:o}", "Certificate", o) : NULL;
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
@@ -233,6 +247,7 @@ static int get_certificate(kms_request *rq, json_t *req, json_t **resp)
 
 static int export_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     uint8_t *pass = NULL;
     size_t pass_len = 0;
@@ -244,7 +259,7 @@ static int export_certificate(kms_request *rq, json_t *req, json_t **resp)
     }
     if (strcmp(c.key_storage, "HSM") == 0 || strcmp(c.type, "IMPORTED") == 0) {
         char arn[KMS_ARN_MAX];
-        kms_acm_arn(&rq->client->keystore, c.cert_id, arn);
+        kms_acm_arn(caller_ks(rq, &view), c.cert_id, arn);
         kms_raise(KMS_ERR_VALIDATION,
                   strcmp(c.type, "IMPORTED") == 0
                       ? "Certificate %s is imported: imported certificates cannot be exported"
@@ -253,7 +268,7 @@ static int export_certificate(kms_request *rq, json_t *req, json_t **resp)
                   arn);
         goto out;
     }
-    if (kms_acm_export_key(&rq->client->keystore, &c, pass, pass_len, &key) != 0 ||
+    if (kms_acm_export_key(caller_ks(rq, &view), &c, pass, pass_len, &key) != 0 ||
         certificate_pair(&c, resp) != 0) {
         goto out;
     }
@@ -274,6 +289,7 @@ out:
 
 static int renew_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     kms_key_record seal;
     memset(&seal, 0, sizeof seal);
@@ -284,10 +300,10 @@ static int renew_certificate(kms_request *rq, json_t *req, json_t **resp)
                       c.cert_id, c.type);
     }
     if (r == 0 && strcmp(c.key_storage, "SEALED") == 0) {
-        r = kms_acm_service_seal_key(rq->client, &seal);
+        r = kms_acm_service_seal_key(rq->client, rq->who->id.account_id, &seal);
     }
     if (r == 0) {
-        r = kms_acm_renew(&rq->client->keystore, &c,
+        r = kms_acm_renew(caller_ks(rq, &view), &c,
                           strcmp(c.key_storage, "SEALED") == 0 ? &seal : NULL, kms_now());
     }
     kms_key_record_clean_up(&seal);
@@ -297,6 +313,7 @@ static int renew_certificate(kms_request *rq, json_t *req, json_t **resp)
 
 static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_import_params p;
     kms_acm_cert existing, c;
     kms_key_record seal;
@@ -312,7 +329,7 @@ static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
     memset(&seal, 0, sizeof seal);
     if (kms_request_blob(req, "Certificate", true, 1, 32768, false, &cert, &p.certificate_len) !=
             0 ||
-        kms_request_blob(req, "PrivateKey", true, 1, 8192, true, &key, &key_len) != 0 ||
+        kms_request_blob(req, "PrivateKey", true, 1, 5120, true, &key, &key_len) != 0 ||
         kms_request_blob(req, "CertificateChain", false, 1, 2097152, false, &chain, &p.chain_len) !=
             0) {
         goto out;
@@ -329,7 +346,7 @@ static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
                  : kms_gate_authorize(rq, rq->operation, "*") != 0) {
         goto out;
     }
-    if (kms_acm_service_seal_key(rq->client, &seal) != 0) {
+    if (kms_acm_service_seal_key(rq->client, rq->who->id.account_id, &seal) != 0) {
         goto out;
     }
     p.certificate = cert;
@@ -338,13 +355,13 @@ static int import_certificate(kms_request *rq, json_t *req, json_t **resp)
     p.chain = chain;
     p.seal_with = &seal;
     p.now = kms_now();
-    if (kms_acm_import(&rq->client->keystore, reimport ? &existing : NULL, &p, &c) != 0) {
+    if (kms_acm_import(caller_ks(rq, &view), reimport ? &existing : NULL, &p, &c) != 0) {
         goto out;
     }
-    kms_acm_arn(&rq->client->keystore, c.cert_id, arn);
+    kms_acm_arn(caller_ks(rq, &view), c.cert_id, arn);
     kms_audit_trail_resource(rq, arn);
     if (!reimport && tags != NULL && !json_is_null(tags) &&
-        kms_acm_tags_add(&rq->client->keystore, c.cert_id, tags) != 0) {
+        kms_acm_tags_add(caller_ks(rq, &view), c.cert_id, tags) != 0) {
         goto out;
     }
     *resp = json_pack("{s:s}", "CertificateArn", arn);
@@ -365,37 +382,41 @@ out:
 
 static int delete_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_delete(&rq->client->keystore, &c);
+    int r = kms_acm_delete(caller_ks(rq, &view), &c);
     kms_acm_cert_clean_up(&c);
     return empty_response(r, resp);
 }
 
 static int add_tags(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_tags_add(&rq->client->keystore, c.cert_id, json_object_get(req, "Tags"));
+    int r = kms_acm_tags_add(caller_ks(rq, &view), c.cert_id, json_object_get(req, "Tags"));
     kms_acm_cert_clean_up(&c);
     return empty_response(r, resp);
 }
 
 static int remove_tags(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_tags_remove(&rq->client->keystore, c.cert_id, json_object_get(req, "Tags"));
+    int r = kms_acm_tags_remove(caller_ks(rq, &view), c.cert_id, json_object_get(req, "Tags"));
     kms_acm_cert_clean_up(&c);
     return empty_response(r, resp);
 }
 
 static int list_tags(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     kms_acm_cert c;
     json_t *tags = NULL;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_tags_list(&rq->client->keystore, c.cert_id, &tags);
+    int r = kms_acm_tags_list(caller_ks(rq, &view), c.cert_id, &tags);
     kms_acm_cert_clean_up(&c);
     KMS_GUARD(r);
     *resp = json_pack("{s:o}", "Tags", tags);
@@ -480,10 +501,11 @@ static int string_list(json_t *v, const char *what)
 
 static int list_certificates(kms_request *rq, json_t *req, json_t **resp)
 {
+    kms_keystore view;
     const char *token = NULL;
     long long max = 0, days = 0;
     json_t *includes = json_object_get(req, "Includes");
-    list_ctx l = {.ks = &rq->client->keystore, .now = kms_now()};
+    list_ctx l = {.ks = caller_ks(rq, &view), .now = kms_now()};
     KMS_GUARD(kms_request_int(req, "MaxItems", false, 1, 1000, 1000, &max));
     KMS_GUARD(kms_request_int(req, "ExpiringWithinDays", false, 0, 3650, -1, &days));
     KMS_GUARD(kms_request_string(req, "NextToken", false, 1, 10000, &token));

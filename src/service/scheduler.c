@@ -177,11 +177,17 @@ static int seal_audit_log(kms_client *client, json_t *report, bool *sealed)
 
 /* ---- Managed certificates: renewal and expiry warnings --------------------------------------- */
 
-/* The ids of the PRIVATE, ELIGIBLE, ISSUED certificates whose renewal is due by `now` (all of
- * them with now 0), and the earliest renewal date of the others. */
+/* A certificate of some account (the scheduler acts on every account's). */
+typedef struct acm_ref {
+    char cert_id[37];
+    char account_id[13];
+} acm_ref;
+
+/* The PRIVATE, ELIGIBLE, ISSUED certificates of every account whose renewal is due by `now`
+ * (all of them with now 0), and the earliest renewal date of the others. */
 typedef struct acm_due {
     int64_t now;
-    char (*ids)[37];
+    acm_ref *ids;
     size_t count, cap;
     int64_t next;
 } acm_due;
@@ -199,16 +205,20 @@ static int acm_collect(void *arg, const kms_acm_cert *c)
         return 0;
     }
     KMS_GUARD(kms_array_reserve((void **)&d->ids, &d->cap, d->count, sizeof *d->ids));
-    snprintf(d->ids[d->count++], sizeof d->ids[0], "%s", c->cert_id);
+    acm_ref *ref = &d->ids[d->count++];
+    snprintf(ref->cert_id, sizeof ref->cert_id, "%s", c->cert_id);
+    snprintf(ref->account_id, sizeof ref->account_id, "%s", c->account_id);
     return 0;
 }
 
 /* One managed renewal, as the service: an AwsServiceEvent RenewCertificate from
  * acm.amazonaws.com. A failure is recorded in the certificate's RenewalSummary (FAILED, with
  * the reason) and listed under Errors; the next run tries again. */
-static int acm_renew_one(kms_client *c, const char *cert_id, int64_t now, json_t *report,
+static int acm_renew_one(kms_client *c, const acm_ref *ref, int64_t now, json_t *report,
                          json_int_t *already_done)
 {
+    const char *cert_id = ref->cert_id;
+    kms_keystore view; /* the certificate's own account */
     kms_request rq;
     kms_acm_cert old, cur;
     kms_key_record seal;
@@ -216,23 +226,23 @@ static int acm_renew_one(kms_client *c, const char *cert_id, int64_t now, json_t
     memset(&old, 0, sizeof old);
     memset(&cur, 0, sizeof cur);
     memset(&seal, 0, sizeof seal);
-    kms_acm_arn(&c->keystore, cert_id, arn);
+    kms_pki_keystore_as(&c->keystore, ref->account_id, &view);
+    kms_acm_arn(&view, cert_id, arn);
     int r = kms_gate_begin_service(&rq, c, "acm:RenewCertificate");
     if (r == 0) {
         r = kms_gate_authorize_service(&rq, "acm:RenewCertificate", arn);
     }
     if (r == 0) {
-        r = kms_acm_get(&c->keystore, cert_id, &old);
+        r = kms_acm_get(&view, cert_id, &old);
     }
     if (r == 0 && kms_acm_renew_at(&old) > now) {
         r = 1; /* renewed meanwhile by another scheduler */
     }
     if (r == 0 && strcmp(old.key_storage, "SEALED") == 0) {
-        r = kms_acm_service_seal_key(c, &seal);
+        r = kms_acm_service_seal_key(c, ref->account_id, &seal);
     }
     if (r == 0) {
-        r = kms_acm_renew(&c->keystore, &old, strcmp(old.key_storage, "SEALED") == 0 ? &seal : NULL,
-                          now);
+        r = kms_acm_renew(&view, &old, strcmp(old.key_storage, "SEALED") == 0 ? &seal : NULL, now);
     }
     if (r != 0 && r != 1 && kms_last_error() == KMS_ERR_REQUEST_IN_PROGRESS) {
         r = 1;
@@ -245,7 +255,7 @@ static int acm_renew_one(kms_client *c, const char *cert_id, int64_t now, json_t
         goto out;
     }
     if (r == 0) {
-        r = kms_acm_get(&c->keystore, cert_id, &cur);
+        r = kms_acm_get(&view, cert_id, &cur);
     }
     if (r == 0) {
         char when[32];
@@ -258,7 +268,7 @@ static int acm_renew_one(kms_client *c, const char *cert_id, int64_t now, json_t
         /* The reason stays in RenewalSummary; the run goes on. */
         kms_saved_error e;
         kms_error_save(&e);
-        if (kms_acm_renewal_failed(&c->keystore, cert_id, e.message, now) != 0) {
+        if (kms_acm_renewal_failed(&view, cert_id, e.message, now) != 0) {
             kms_error_clear();
         }
         (void)kms_error_restore(&e);
@@ -286,9 +296,9 @@ out:
 static int acm_renewals(kms_client *c, int64_t now, json_t *report, json_int_t *already_done)
 {
     acm_due d = {.now = now};
-    int r = kms_acm_list(&c->keystore, "", acm_collect, &d);
+    int r = kms_acm_scheduler_list(&c->keystore, acm_collect, &d);
     for (size_t i = 0; r == 0 && i < d.count; i++) {
-        r = acm_renew_one(c, d.ids[i], now, report, already_done);
+        r = acm_renew_one(c, &d.ids[i], now, report, already_done);
     }
     free(d.ids);
     return r;
@@ -298,7 +308,7 @@ static int acm_renewals(kms_client *c, int64_t now, json_t *report, json_int_t *
 static int acm_next_due(kms_client *c, int64_t now, int64_t *when)
 {
     acm_due d = {.now = now};
-    int r = kms_acm_list(&c->keystore, "", acm_collect, &d);
+    int r = kms_acm_scheduler_list(&c->keystore, acm_collect, &d);
     free(d.ids);
     *when = r == 0 ? d.next : 0;
     return r;

@@ -218,8 +218,51 @@ static void test_request_exportable(void **state)
     /* A passphrase of fewer than 4 bytes is refused. */
     assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)"abc", 3, &pem), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    /* Nor more than 128, nor #, $, % or a character that cannot be typed (ACM's rule). */
+    char long_pass[129];
+    memset(long_pass, 'a', sizeof long_pass);
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)long_pass, 129, &pem), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)long_pass, 128, &pem), 0);
+    free(pem);
+    static const char *const bad[] = {"pass#word", "pa$$word", "100%pass", "pass\nword"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(
+            kms_acm_export_key(&fx->ks, &c, (const uint8_t *)bad[i], strlen(bad[i]), &pem), -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+        assert_null(pem);
+    }
+    assert_int_equal(kms_acm_export_key(&fx->ks, &c, (const uint8_t *)"pass\0word", 9, &pem), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     X509_free(x);
     kms_acm_cert_clean_up(&c);
+}
+
+/* A sealed key opens for its own certificate only: bound to the certificate's id and account
+ * (the row's, not the key store's), a blob moved to another row or account does not open. */
+static void test_sealed_key_binding(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert a, b;
+    kms_buf der;
+    request(fx, "EC_prime256v1", true, &a);
+    request(fx, "EC_prime256v1", true, &b);
+    kms_buf_init(&der, true);
+    uint8_t *own = b.sealed_key;
+    size_t own_len = b.sealed_key_len;
+    b.sealed_key = a.sealed_key;
+    b.sealed_key_len = a.sealed_key_len;
+    assert_int_equal(kms_acm_key_open(&fx->ks, &b, &der), -1);
+    b.sealed_key = own;
+    b.sealed_key_len = own_len;
+    /* The same row under another account. */
+    snprintf(a.account_id, sizeof a.account_id, "444455556666");
+    assert_int_equal(kms_acm_key_open(&fx->ks, &a, &der), -1);
+    assert_int_equal(der.len, 0);
+    assert_int_equal(kms_acm_key_open(&fx->ks, &b, &der), 0);
+    kms_buf_clean_up(&der);
+    kms_acm_cert_clean_up(&a);
+    kms_acm_cert_clean_up(&b);
 }
 
 /* Each refusal raises ACM's error and writes nothing. */
@@ -287,10 +330,18 @@ static void test_request_idempotent(void **state)
     assert_int_equal(kms_acm_request(&fx->ks, &p, &b), 0);
     assert_string_equal(b.cert_id, a.cert_id);
     assert_int_equal(count(fx), n);
+    kms_acm_cert_clean_up(&b);
+    /* The token is the requester's: another caller of the account with the same token gets a
+     * certificate of its own, not the first caller's. */
+    p.requester = "arn:aws:iam::111122223333:user/other";
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &b), 0);
+    assert_string_not_equal(b.cert_id, a.cert_id);
+    assert_int_equal(count(fx), n + 1);
+    p.requester = NULL;
     p.now = now + 3700;
     assert_int_equal(kms_acm_request(&fx->ks, &p, &c), 0);
     assert_string_not_equal(c.cert_id, a.cert_id);
-    assert_int_equal(count(fx), n + 1);
+    assert_int_equal(count(fx), n + 2);
     kms_acm_cert_clean_up(&a);
     kms_acm_cert_clean_up(&b);
     kms_acm_cert_clean_up(&c);
@@ -417,25 +468,81 @@ static int write_key(BIO *b, void *k)
     return PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
 }
 
-/* A self-signed certificate for name, valid days, and its key (PEM). */
-static void outside_cert(const char *name, int days, char **cert, char **key)
+/* A self-signed certificate of X.509 version `version` for name, valid from `from` seconds from
+ * now for days, and its key (PEM). */
+static void outside_cert_at(const char *name, long from, int days, long version, char **cert,
+                            char **key)
 {
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = X509_new();
     assert_non_null(k);
-    X509_set_version(x, X509_VERSION_3);
+    X509_set_version(x, version);
     ASN1_INTEGER_set(X509_get_serialNumber(x), 42);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)name, -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), (long)days * DAY);
+    X509_gmtime_adj(X509_getm_notBefore(x), from);
+    X509_gmtime_adj(X509_getm_notAfter(x), from + (long)days * DAY);
     X509_set_pubkey(x, k);
     assert_true(X509_sign(x, k, EVP_sha256()) > 0);
     *cert = pem_of(write_cert, x);
     *key = pem_of(write_key, k);
     X509_free(x);
     EVP_PKEY_free(k);
+}
+
+static void outside_cert(const char *name, int days, char **cert, char **key)
+{
+    outside_cert_at(name, -60, days, X509_VERSION_3, cert, key);
+}
+
+/* ACM's prerequisites: valid now (not before NotBefore), X.509 version 3, a key of at most
+ * 5,120 bytes; each refused with nothing written. */
+static void test_import_prerequisites(void **state)
+{
+    fixture *fx = *state;
+    char *cert = NULL, *key = NULL;
+    kms_acm_cert c;
+    size_t before = count(fx);
+    outside_cert_at("later.example", DAY, 30, X509_VERSION_3, &cert, &key);
+    kms_acm_import_params p = {(const uint8_t *)cert,
+                               strlen(cert),
+                               (const uint8_t *)key,
+                               strlen(key),
+                               NULL,
+                               0,
+                               &fx->seal,
+                               kms_now()};
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    free(cert);
+    free(key);
+    outside_cert_at("v1.example", -60, 30, X509_VERSION_1, &cert, &key);
+    p.certificate = (const uint8_t *)cert;
+    p.certificate_len = strlen(cert);
+    p.private_key = (const uint8_t *)key;
+    p.private_key_len = strlen(key);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    free(cert);
+    free(key);
+    /* A key padded past 5,120 bytes (PEM text around it is still a key to OpenSSL). */
+    outside_cert("big.example", 30, &cert, &key);
+    char *padded = calloc(1, 6000);
+    assert_non_null(padded);
+    memset(padded, ' ', 5200);
+    padded[5199] = '\n';
+    memcpy(padded + 5200, key, strlen(key));
+    p.certificate = (const uint8_t *)cert;
+    p.certificate_len = strlen(cert);
+    p.private_key = (const uint8_t *)padded;
+    p.private_key_len = strlen(padded);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(count(fx), before);
+    free(padded);
+    free(cert);
+    free(key);
 }
 
 static void test_import(void **state)
@@ -498,6 +605,52 @@ static void test_import(void **state)
     free(key2);
 }
 
+/* CertificateChain: certificates only, each the issuer of the one before; what is stored is the
+ * certificates alone (a private key pasted into the chain is refused, never stored). */
+static void test_import_chain(void **state)
+{
+    fixture *fx = *state;
+    char *cert = NULL, *key = NULL, *other = NULL, *other_key = NULL;
+    kms_acm_cert c, got;
+    outside_cert("chain.example", 30, &cert, &key);
+    outside_cert("unrelated.example", 30, &other, &other_key);
+    size_t before = count(fx);
+    char *with_key = kms_strdup_printf("%s%s", cert, key);
+    char *noise = kms_strdup_printf("junk before\n%sjunk after\n", cert);
+    kms_acm_import_params p = {(const uint8_t *)cert,
+                               strlen(cert),
+                               (const uint8_t *)key,
+                               strlen(key),
+                               (const uint8_t *)other,
+                               strlen(other),
+                               &fx->seal,
+                               kms_now()};
+    /* A chain that does not chain to the certificate. */
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    /* A private key among the chain's certificates. */
+    p.chain = (const uint8_t *)with_key;
+    p.chain_len = strlen(with_key);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_int_equal(count(fx), before);
+    /* The self-signed certificate as its own chain: kept, the text around it is not. */
+    p.chain = (const uint8_t *)noise;
+    p.chain_len = strlen(noise);
+    assert_int_equal(kms_acm_import(&fx->ks, NULL, &p, &c), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, c.cert_id, &got), 0);
+    assert_int_equal(got.chain_len, strlen(cert));
+    assert_memory_equal(got.chain, cert, strlen(cert));
+    kms_acm_cert_clean_up(&got);
+    kms_acm_cert_clean_up(&c);
+    free(with_key);
+    free(noise);
+    free(cert);
+    free(key);
+    free(other);
+    free(other_key);
+}
+
 static void test_reimport_private_refused(void **state)
 {
     fixture *fx = *state;
@@ -546,6 +699,28 @@ static void test_delete_in_use(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_NOT_FOUND);
     assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, c.key_name, &attrs), -1);
     kms_acm_cert_clean_up(&c);
+}
+
+/* A DeleteCertificate that read the row before a renewal finished: the keys destroyed are the
+ * row's when it goes (the renewal's new one included), none is left behind in the HSM. */
+static void test_delete_after_renewal(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert stale, now, gone;
+    request(fx, "EC_prime256v1", false, &stale);
+    assert_int_equal(kms_acm_renew(&fx->ks, &stale, NULL, kms_now()), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, stale.cert_id, &now), 0);
+    assert_string_not_equal(now.key_name, stale.key_name);
+    assert_int_equal(kms_acm_delete(&fx->ks, &stale), 0);
+    assert_int_equal(kms_acm_get(&fx->ks, stale.cert_id, &gone), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_NOT_FOUND);
+    kms_hsm_key_attrs attrs;
+    assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, now.key_name, &attrs), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_NOT_FOUND);
+    assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, now.prev_key_name, &attrs), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_NOT_FOUND);
+    kms_acm_cert_clean_up(&now);
+    kms_acm_cert_clean_up(&stale);
 }
 
 static void test_tags(void **state)
@@ -849,14 +1024,18 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_hsm),
         cmocka_unit_test(test_request_exportable),
+        cmocka_unit_test(test_sealed_key_binding),
         cmocka_unit_test(test_request_refused),
         cmocka_unit_test(test_request_idempotent),
         cmocka_unit_test(test_arn),
         cmocka_unit_test(test_renew),
         cmocka_unit_test(test_renew_at),
         cmocka_unit_test(test_import),
+        cmocka_unit_test(test_import_chain),
+        cmocka_unit_test(test_import_prerequisites),
         cmocka_unit_test(test_reimport_private_refused),
         cmocka_unit_test(test_delete_in_use),
+        cmocka_unit_test(test_delete_after_renewal),
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_expiring),
     };
