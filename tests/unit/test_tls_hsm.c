@@ -506,6 +506,33 @@ static void key_must_match_certificate(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
 }
 
+/* A chain whose intermediate cannot be read (damaged in storage) is refused, not served without
+ * it: as SSL_CTX_use_certificate_chain_file does with the same text. Text after the last block
+ * that holds no further block is fine. */
+static void damaged_chain_refused(void **state)
+{
+    static const char bad[] = "-----BEGIN CERTIFICATE-----\nMIIB!!not base64!!\n"
+                              "-----END CERTIFICATE-----\n";
+    static const char end_line[] = "-----END CERTIFICATE-----\n";
+    const char *end = strstr(ec_leaf.chain_pem, end_line);
+    assert_non_null(end);
+    size_t leaf_len = (size_t)(end - ec_leaf.chain_pem) + strlen(end_line);
+    size_t n = strlen(ec_leaf.chain_pem);
+    char *pem = calloc(1, n + sizeof bad + 16);
+    assert_non_null(pem);
+    memcpy(pem, ec_leaf.chain_pem, leaf_len);
+    strcat(pem, bad); /* the leaf, then a damaged intermediate */
+    kms_tls_options o = {0};
+    assert_null(kms_tls_server_new_with_key(&o, pem, strlen(pem), ec_leaf.pkey));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    memcpy(pem, ec_leaf.chain_pem, n + 1);
+    strcat(pem, "\n# the end\n");
+    kms_tls_server *srv = kms_tls_server_new_with_key(&o, pem, strlen(pem), ec_leaf.pkey);
+    assert_non_null(srv);
+    kms_tls_server_free(srv);
+    free(pem);
+}
+
 /* A renewal: the new certificate and key for new handshakes, the open connection keeps going. */
 static void reload_from_memory(void **state)
 {
@@ -635,6 +662,7 @@ int main(void)
         cmocka_unit_test(token_says_sensitive),
         cmocka_unit_test(reference_checked),
         cmocka_unit_test(key_must_match_certificate),
+        cmocka_unit_test(damaged_chain_refused),
         cmocka_unit_test(reload_from_memory),
         cmocka_unit_test(concurrent_handshakes_and_reloads),
         cmocka_unit_test(pkcs8_key_from_memory),
