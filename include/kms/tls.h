@@ -15,7 +15,7 @@
  * KMS_TLS_MODERN is TLS 1.3 only.
  *
  * Session tickets are on unless disabled. Their keys come one of two ways:
- *   - from a CMK (ticket_key_client and ticket_key_id: an HMAC_256 key, GENERATE_VERIFY_MAC):
+ *   - from a CMK (client and ticket_key_id: an HMAC_256 key, GENERATE_VERIFY_MAC):
  *     rotated every ticket_key_rotation_seconds, 12 hours by default. The keys of each period
  *     are derived from GenerateMac(CMK, "kms-tls-ticket-keys/v1/" || period number), so every
  *     server process of the home naming the same CMK issues and accepts the same tickets, and
@@ -95,7 +95,7 @@ typedef struct kms_tls_options {
     /* Server only: session ticket keys from an HMAC_256 CMK (see above). The client is
      * borrowed: keep it open as long as the server and every connection it made; the key id
      * (id, ARN or alias) is copied. NULL: OpenSSL's random ticket keys. */
-    kms_client *ticket_key_client;
+    kms_client *client;
     const char *ticket_key_id;
     unsigned ticket_key_rotation_seconds; /* 0: 12 hours; at least 60 */
 } kms_tls_options;

@@ -150,7 +150,7 @@ SSL_CTX *kms_tls_client_ctx_new(const kms_tls_options *opts)
     /* Options of servers only: refused rather than ignored, so nobody believes a client checks
      * a CRL it never reads. */
     if (opts->crl_file != NULL || opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE ||
-        opts->ticket_key_client != NULL || opts->ticket_key_id != NULL) {
+        opts->client != NULL || opts->ticket_key_id != NULL) {
         kms_raise(KMS_ERR_VALIDATION,
                   "crl_file, client_auth and ticket keys are options of TLS servers");
         return NULL;

@@ -199,9 +199,9 @@ static int check_server_options(const kms_tls_options *o, const server_material 
                "mutual TLS needs the CA file that signs clients");
     KMS_ENSURE(o->crl_file == NULL || o->client_auth != KMS_TLS_CLIENT_AUTH_NONE,
                KMS_ERR_VALIDATION, "a CRL file is for checking client certificates (client_auth)");
-    KMS_ENSURE((o->ticket_key_client == NULL) == (o->ticket_key_id == NULL), KMS_ERR_VALIDATION,
+    KMS_ENSURE((o->client == NULL) == (o->ticket_key_id == NULL), KMS_ERR_VALIDATION,
                "ticket keys from a CMK need both the client and the key id");
-    KMS_ENSURE(o->ticket_key_client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
+    KMS_ENSURE(o->client == NULL || !o->disable_session_tickets, KMS_ERR_VALIDATION,
                "ticket keys are given for session tickets, which are disabled");
     KMS_ENSURE(o->ticket_key_rotation_seconds == 0 || o->ticket_key_rotation_seconds >= 60,
                KMS_ERR_VALIDATION, "ticket keys rotate at most every minute");
@@ -361,8 +361,8 @@ static kms_tls_server *server_new(const kms_tls_options *opts, server_material *
     s->opts.alpn = s->alpn;
     if (failed) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    } else if (opts->ticket_key_client == NULL || opts->ticket_key_id == NULL ||
-               (s->tickets = kms_tls_ticket_keys_new(opts->ticket_key_client, opts->ticket_key_id,
+    } else if (opts->client == NULL || opts->ticket_key_id == NULL ||
+               (s->tickets = kms_tls_ticket_keys_new(opts->client, opts->ticket_key_id,
                                                      opts->ticket_key_rotation_seconds)) != NULL) {
         s->ctx = server_ctx_new(&s->opts, &s->material, s->tickets);
     }

@@ -1,4 +1,4 @@
-/* Session tickets whose keys come from a CMK (kms_tls_options.ticket_key_client/_id): a ticket
+/* Session tickets whose keys come from a CMK (kms_tls_options.client/_id): a ticket
  * one server context issued resumes on another made with the same CMK (another process of the
  * home, or a restart), not on one made with another CMK, and not two periods later; one
  * GenerateMac per period, not per handshake; a KMS that cannot derive keys costs resumption,
@@ -153,7 +153,7 @@ static kms_tls_server *server(const char *cmk)
 {
     kms_tls_options o = {.cert_chain_file = crt,
                          .key_file = key,
-                         .ticket_key_client = cmk != NULL ? client : NULL,
+                         .client = cmk != NULL ? client : NULL,
                          .ticket_key_id = cmk,
                          .ticket_key_rotation_seconds = PERIOD};
     kms_tls_server *s = kms_tls_server_new(&o);
@@ -293,7 +293,7 @@ static void reload_and_mutual_tls(void **state)
                          .key_file = key,
                          .ca_file = ca,
                          .client_auth = KMS_TLS_CLIENT_AUTH_REQUIRE,
-                         .ticket_key_client = client,
+                         .client = client,
                          .ticket_key_id = cmk1};
     kms_tls_server *mtls = kms_tls_server_new(&o);
     assert_non_null(mtls);
@@ -443,7 +443,7 @@ static void forged_ticket_refused_in_period_zero(void **state)
 
 static void options_checked(void **state)
 {
-    kms_tls_options o = {.cert_chain_file = crt, .key_file = key, .ticket_key_client = client};
+    kms_tls_options o = {.cert_chain_file = crt, .key_file = key, .client = client};
     assert_null(kms_tls_server_new(&o));
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     o.ticket_key_id = cmk1;
@@ -454,7 +454,7 @@ static void options_checked(void **state)
     o.ticket_key_rotation_seconds = 30;
     assert_null(kms_tls_server_new(&o));
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
-    kms_tls_options c = {.ticket_key_client = client, .ticket_key_id = cmk1};
+    kms_tls_options c = {.client = client, .ticket_key_id = cmk1};
     assert_null(kms_tls_client_ctx_new(&c));
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
 }

@@ -221,7 +221,7 @@ int tls_bench_serve(kms_client *client, int port, double seconds)
         fprintf(stderr, "kmsbench: cannot make the certificate\n");
         goto out;
     }
-    kms_tls_options opts = {.ticket_key_client = client, .ticket_key_id = cmk};
+    kms_tls_options opts = {.client = client, .ticket_key_id = cmk};
     if ((server = kms_tls_server_new_with_key(&opts, pem, pem_len, pkey)) == NULL ||
         (lfd = listen_on(port)) < 0) {
         goto out;
