@@ -27,13 +27,13 @@
 OSSL_LIB_CTX *kms_tls_hsm_libctx(void);
 
 /* A private key whose signatures are made by the key store's pair key_name (of key_spec:
- * ECC_NIST_P256, ECC_NIST_P384, RSA_2048, RSA_3072, RSA_4096), whose public half is spki (DER
- * SubjectPublicKeyInfo, as kms_keystore_cert_key_create gave it). ks, key_name and key_spec are
- * copied by reference (ks) or value (the strings): the caller keeps ks open as long as the key
- * (and every SSL_CTX holding it) lives. Signing only: exporting the private half, decrypting and
- * key agreement are refused. Free with EVP_PKEY_free. One signature is made to check the pair:
- * NotFoundException if the key store has no such key, ValidationException if spki is not its
- * public half or does not fit key_spec. */
+ * ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, RSA_2048, RSA_3072, RSA_4096), whose public half is
+ * spki (DER SubjectPublicKeyInfo, as kms_keystore_cert_key_create gave it). ks, key_name and
+ * key_spec are copied by reference (ks) or value (the strings): the caller keeps ks open as long as
+ * the key (and every SSL_CTX holding it) lives. Signing only: exporting the private half,
+ * decrypting and key agreement are refused. Free with EVP_PKEY_free. One signature is made to check
+ * the pair: NotFoundException if the key store has no such key, ValidationException if spki is not
+ * its public half or does not fit key_spec. */
 EVP_PKEY *kms_tls_hsm_pkey_new(const kms_keystore *ks, const char *key_name, const char *key_spec,
                                const uint8_t *spki, size_t spki_len)
     __attribute__((warn_unused_result));

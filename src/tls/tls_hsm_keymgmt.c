@@ -7,6 +7,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
@@ -355,13 +356,41 @@ OSSL_LIB_CTX *kms_tls_hsm_libctx(void)
 }
 
 /* ---- Keys by reference -----------------------------------------------------------------------*/
+/* The key specs the kms-hsm provider signs with: a NIST curve TLS has a signature scheme for
+ * (ecdsa_secp256r1_sha256, _secp384r1_sha384, _secp521r1_sha512), or RSA. */
+static const struct {
+    const char *key_spec;
+    const char *type;
+    int bits;
+    int curve_nid; /* EC only */
+} signing_specs[] = {
+    {"ECC_NIST_P256", "EC", 256, NID_X9_62_prime256v1},
+    {"ECC_NIST_P384", "EC", 384, NID_secp384r1},
+    {"ECC_NIST_P521", "EC", 521, NID_secp521r1},
+    {"RSA_2048", "RSA", 2048, NID_undef},
+    {"RSA_3072", "RSA", 3072, NID_undef},
+    {"RSA_4096", "RSA", 4096, NID_undef},
+};
+
+/* key_spec is one of signing_specs, and pub a key of it (type, curve, size). */
 static int check_spec(EVP_PKEY *pub, const char *key_spec)
 {
-    bool ec = strncmp(key_spec, "ECC_NIST_P", 10) == 0;
-    bool rsa = strncmp(key_spec, "RSA_", 4) == 0;
-    KMS_ENSURE((ec && EVP_PKEY_is_a(pub, "EC")) || (rsa && EVP_PKEY_is_a(pub, "RSA")),
-               KMS_ERR_VALIDATION, "the public key is not of key spec %s", key_spec);
-    return 0;
+    char group[64] = "";
+    for (size_t i = 0; i < sizeof signing_specs / sizeof signing_specs[0]; i++) {
+        if (strcmp(key_spec, signing_specs[i].key_spec) != 0) {
+            continue;
+        }
+        bool ok = EVP_PKEY_is_a(pub, signing_specs[i].type) &&
+                  EVP_PKEY_get_bits(pub) == signing_specs[i].bits;
+        if (ok && signing_specs[i].curve_nid != NID_undef) {
+            ok = EVP_PKEY_get_group_name(pub, group, sizeof group, NULL) == 1 &&
+                 OBJ_sn2nid(group) == signing_specs[i].curve_nid;
+        }
+        ERR_clear_error();
+        KMS_ENSURE(ok, KMS_ERR_VALIDATION, "the public key is not of key spec %s", key_spec);
+        return 0;
+    }
+    return kms_raise(KMS_ERR_VALIDATION, "key spec %s cannot sign for TLS", key_spec);
 }
 
 /* One signature by the key store's pair, checked against pub: the pair exists (else

@@ -308,7 +308,8 @@ static int begin(sig_ctx *c, void *vkey, const char *mdname, const OSSL_PARAM pa
 /* The key store's name of the algorithm for a digest of dlen bytes. ECDSA signs the digest's
  * leftmost bits up to the size of the curve's order (FIPS 186-5 6.4.1, SEC 1 4.1.3 step 5), so
  * a P-256 key signing a SHA-384 or SHA-512 digest (TLS 1.2 lets a client ask for that) signs
- * its first 32 bytes with ECDSA_SHA_256: the same signature. */
+ * its first 32 bytes with ECDSA_SHA_256: the same signature. A P-521 key (an order of 66
+ * bytes) signs any of the three whole; the key store takes any ECDSA algorithm for any curve. */
 static int choose_alg(const sig_ctx *c, size_t *dlen, char alg[40])
 {
     if (c->ec) {
@@ -316,9 +317,9 @@ static int choose_alg(const sig_ctx *c, size_t *dlen, char alg[40])
         if (*dlen > order) {
             *dlen = order;
         }
-        if (*dlen != 32 && *dlen != 48) {
+        if (*dlen != 32 && *dlen != 48 && *dlen != 64) {
             ERR_raise_data(ERR_LIB_PROV, ERR_R_UNSUPPORTED,
-                           "kms-hsm ECDSA signs a 32- or 48-byte digest");
+                           "kms-hsm ECDSA signs a 32-, 48- or 64-byte digest");
             return 0;
         }
         snprintf(alg, 40, "ECDSA_SHA_%zu", *dlen * 8);

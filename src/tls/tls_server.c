@@ -149,7 +149,14 @@ static int use_chain_pem(SSL_CTX *ctx, const server_material *m)
         }
         r = 0;
     }
-    /* The loop ends at the end of the PEM text (or at a block that is not a certificate). */
+    /* The loop ends at the end of the PEM text, or at a block that cannot be read: as
+     * SSL_CTX_use_certificate_chain_file, only the former (no further BEGIN line) is the end. */
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+        r = kms_tls_raise_ssl(KMS_ERR_VALIDATION, "the certificate chain holds a block that "
+                                                  "cannot be read");
+        goto out;
+    }
     if (r != 0) {
         r = kms_tls_raise_ssl(KMS_ERR_VALIDATION, "the certificate chain holds no PEM "
                                                   "certificate");

@@ -6,10 +6,13 @@
  * the CMK, which never leaves the HSM; HKDF only splits it into independent keys. The current
  * period's keys encrypt; the current and the previous period's decrypt, the previous ones asking
  * for a renewal, so a ticket lives one to two periods. Keys are derived once per period per
- * process (one GenerateMac, audited like any call), kept in locked memory and wiped. */
+ * process (one GenerateMac, audited like any call, made outside the lock), kept in locked
+ * memory and wiped; a failed derivation is tried again a minute later, not on every ticket. A
+ * clock before the epoch (period < 0) gives no keys: no tickets, no resumption. */
 #include "tls/tls_ticket.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,10 +35,17 @@
 #define AES_LEN 32
 #define HMAC_LEN 32
 
-/* One period's keys (in locked memory). */
+#define OKM_LEN (NAME_LEN + AES_LEN + HMAC_LEN)
+/* A derivation that failed is tried again after this many seconds, not on every ticket. */
+#define RETRY_SECONDS 60
+
+/* One period's keys (in locked memory), or the failure to derive them. */
 typedef struct ticket_slot {
-    int64_t period; /* -1: empty */
-    uint8_t okm[NAME_LEN + AES_LEN + HMAC_LEN];
+    bool used;        /* false: empty (period and okm mean nothing) */
+    bool failed;      /* the derivation failed: no keys until retry_at */
+    int64_t period;   /* >= 0 */
+    int64_t retry_at; /* failed: the clock's time of the next attempt */
+    uint8_t okm[OKM_LEN];
 } ticket_slot;
 
 struct kms_tls_ticket_keys {
@@ -74,8 +84,8 @@ kms_tls_ticket_keys *kms_tls_ticket_keys_new(kms_client *client, const char *key
         kms_tls_ticket_keys_free(t);
         return NULL;
     }
-    t->slots[0].period = -1;
-    t->slots[1].period = -1;
+    t->slots[0].used = false;
+    t->slots[1].used = false;
     return t;
 }
 
@@ -116,10 +126,10 @@ static int period_mac(kms_tls_ticket_keys *t, int64_t period, uint8_t **mac, siz
         r = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    atomic_fetch_add(&derivations, 1);
     if ((r = kms_call(t->client, "GenerateMac", req, &resp)) != 0) {
         goto out;
     }
-    atomic_fetch_add(&derivations, 1);
     resp_j = json_loads(resp, 0, NULL);
     const char *mac_b64 = json_string_value(json_object_get(resp_j, "Mac"));
     if (mac_b64 == NULL) {
@@ -160,43 +170,98 @@ static int hkdf(const uint8_t *ikm, size_t ikm_len, uint8_t *okm, size_t okm_len
     return 0;
 }
 
-/* The slot of `period`, derived now if no slot holds it (replacing the slot of neither the
- * current nor the previous period). Called with t->lock held. */
-static ticket_slot *slot_for(kms_tls_ticket_keys *t, int64_t period, int64_t current)
+/* The slot that holds `period`, or else one free to hold it (empty, or holding neither the
+ * current nor the previous period), or NULL. Called with t->lock held. */
+static ticket_slot *find_slot(kms_tls_ticket_keys *t, int64_t period, int64_t current, bool *found)
 {
-    uint8_t *mac = NULL;
-    size_t mac_len = 0;
     ticket_slot *free_slot = NULL;
+    *found = false;
     for (int i = 0; i < 2; i++) {
-        if (t->slots[i].period == period) {
-            return &t->slots[i];
+        ticket_slot *slot = &t->slots[i];
+        if (slot->used && slot->period == period) {
+            *found = true;
+            return slot;
         }
-        if (t->slots[i].period != current && t->slots[i].period != current - 1) {
-            free_slot = &t->slots[i];
+        if (!slot->used || (slot->period != current && slot->period != current - 1)) {
+            free_slot = slot;
         }
     }
-    if (free_slot == NULL || period_mac(t, period, &mac, &mac_len) != 0) {
-        return NULL;
-    }
-    int r = hkdf(mac, mac_len, free_slot->okm, sizeof free_slot->okm);
-    kms_secret_free(mac, mac_len);
-    if (r != 0) {
-        return NULL;
-    }
-    free_slot->period = period;
     return free_slot;
 }
 
-static int use_keys(const ticket_slot *slot, unsigned char *iv, EVP_CIPHER_CTX *cctx,
+/* Derives the keys of `period` (one GenerateMac, outside the lock). */
+static int derive(kms_tls_ticket_keys *t, int64_t period, uint8_t okm[OKM_LEN])
+{
+    uint8_t *mac = NULL;
+    size_t mac_len = 0;
+    int r = -1;
+    if ((r = period_mac(t, period, &mac, &mac_len)) != 0) {
+        goto out;
+    }
+    if ((r = hkdf(mac, mac_len, okm, OKM_LEN)) != 0) {
+        goto out;
+    }
+out:
+    kms_secret_free(mac, mac_len);
+    if (r != 0) {
+        sodium_memzero(okm, OKM_LEN);
+    }
+    return r;
+}
+
+/* Copies the keys of `period` into okm: kept ones, or derived now (the KMS is called without
+ * the lock, the result installed under it). A failed derivation is remembered, and not tried
+ * again for RETRY_SECONDS. 0, or -1 with okm wiped (no keys: no ticket, no resumption). */
+static int keys_for(kms_tls_ticket_keys *t, int64_t period, int64_t current, int64_t now,
+                    uint8_t okm[OKM_LEN])
+{
+    bool found = false;
+    int r = -1;
+    pthread_mutex_lock(&t->lock);
+    ticket_slot *slot = find_slot(t, period, current, &found);
+    if (found && !slot->failed) {
+        memcpy(okm, slot->okm, OKM_LEN);
+        r = 0;
+    }
+    bool wait = found && slot->failed && now < slot->retry_at;
+    pthread_mutex_unlock(&t->lock);
+    if (r == 0 || wait) {
+        goto out;
+    }
+    r = derive(t, period, okm);
+    pthread_mutex_lock(&t->lock);
+    slot = find_slot(t, period, current, &found);
+    if (slot != NULL && (!found || slot->failed)) {
+        slot->used = true;
+        slot->period = period;
+        slot->failed = r != 0;
+        slot->retry_at = now + RETRY_SECONDS;
+        memcpy(slot->okm, okm, OKM_LEN); /* wiped on failure */
+    }
+    pthread_mutex_unlock(&t->lock);
+out:
+    if (r != 0) {
+        sodium_memzero(okm, OKM_LEN);
+    }
+    return r;
+}
+
+/* Periods are counted from the epoch by floor division. */
+static int64_t period_of(int64_t now, int64_t period_seconds)
+{
+    int64_t q = now / period_seconds;
+    return now % period_seconds < 0 ? q - 1 : q;
+}
+
+static int use_keys(const uint8_t okm[OKM_LEN], unsigned char *iv, EVP_CIPHER_CTX *cctx,
                     EVP_MAC_CTX *hctx, int enc)
 {
     OSSL_PARAM params[] = {
         OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-        OSSL_PARAM_octet_string(OSSL_MAC_PARAM_KEY, (void *)(slot->okm + NAME_LEN + AES_LEN),
-                                HMAC_LEN),
+        OSSL_PARAM_octet_string(OSSL_MAC_PARAM_KEY, (void *)(okm + NAME_LEN + AES_LEN), HMAC_LEN),
         OSSL_PARAM_END,
     };
-    return EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, slot->okm + NAME_LEN, iv, enc) == 1 &&
+    return EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, okm + NAME_LEN, iv, enc) == 1 &&
            EVP_MAC_CTX_set_params(hctx, params) == 1;
 }
 
@@ -225,24 +290,27 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_
         return 0;
     }
     int64_t now = t->now != NULL ? t->now() : kms_now();
-    int64_t current = now / t->period_seconds;
+    if (now < 0) {
+        return 0; /* a clock before the epoch: no period, no keys */
+    }
+    int64_t current = period_of(now, t->period_seconds);
+    uint8_t okm[OKM_LEN];
     int r = 0;
-    pthread_mutex_lock(&t->lock);
     if (enc) {
-        const ticket_slot *slot = slot_for(t, current, current);
-        if (slot != NULL && RAND_bytes(iv, 16) == 1 && use_keys(slot, iv, cctx, hctx, 1)) {
-            memcpy(key_name, slot->okm, NAME_LEN);
+        if (keys_for(t, current, current, now, okm) == 0 && RAND_bytes(iv, 16) == 1 &&
+            use_keys(okm, iv, cctx, hctx, 1)) {
+            memcpy(key_name, okm, NAME_LEN);
             r = 1;
         }
     } else {
-        for (int64_t p = current; p >= current - 1 && r == 0; p--) {
-            const ticket_slot *slot = slot_for(t, p, current);
-            if (slot != NULL && sodium_memcmp(key_name, slot->okm, NAME_LEN) == 0) {
-                r = !use_keys(slot, iv, cctx, hctx, 0) ? -1 : p == current ? 1 : 2;
+        for (int64_t p = current; p >= current - 1 && p >= 0 && r == 0; p--) {
+            if (keys_for(t, p, current, now, okm) == 0 &&
+                sodium_memcmp(key_name, okm, NAME_LEN) == 0) {
+                r = !use_keys(okm, iv, cctx, hctx, 0) ? -1 : p == current ? 1 : 2;
             }
         }
     }
-    pthread_mutex_unlock(&t->lock);
+    sodium_memzero(okm, sizeof okm);
     kms_error_clear();
     ERR_clear_error();
     return r;

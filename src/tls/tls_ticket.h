@@ -31,7 +31,8 @@ int kms_tls_ticket_keys_install(SSL_CTX *ctx, kms_tls_ticket_keys *t)
 /* Tests: the clock the periods are counted by (NULL: kms_now). */
 void kms_tls_ticket_keys_set_clock(kms_tls_ticket_keys *t, int64_t (*now)(void));
 
-/* GenerateMac calls made to derive ticket keys since the process started (tests, benchmarks). */
+/* GenerateMac calls made to derive ticket keys since the process started, failed ones too
+ * (tests, benchmarks). */
 uint64_t kms_tls_ticket_derivations(void);
 
 #endif

@@ -301,6 +301,31 @@ static void p256_in_the_hsm(void **state)
     handshakes_with(&ec_leaf, tls12);
 }
 
+/* TLS 1.3's only P-521 scheme is ecdsa_secp521r1_sha512: a SHA-512 digest, signed whole. TLS
+ * 1.2 needs a client that lists the certificate's curve among its groups (the kms profile's
+ * clients do not list P-521). */
+static void p521_in_the_hsm(void **state)
+{
+    static const char *const none[] = {NULL};
+    static const char *const tls12[] = {"ECDSA+SHA512", "ECDSA+SHA384", "ECDSA+SHA256"};
+    hsm_leaf l = {"tls-test-p521", "ECC_NIST_P521", NULL, NULL, NULL, 23};
+    make_hsm_leaf(&l);
+    handshakes_with(&l, none);
+    kms_tls_server *srv = hsm_server(&l, NULL);
+    for (size_t i = 0; i < sizeof tls12 / sizeof tls12[0]; i++) {
+        SSL_CTX *c12 = client_ctx(TLS1_2_VERSION, tls12[i]);
+        assert_int_equal(SSL_CTX_set1_groups_list(c12, "X25519:P-256:P-384:P-521"), 1);
+        int version = 0;
+        uint64_t signs = 0;
+        assert_int_equal(connect_once(srv, c12, NULL, &version, &signs, NULL, NULL), 0);
+        assert_int_equal(version, TLS1_2_VERSION);
+        assert_int_equal(signs, 1);
+        SSL_CTX_free(c12);
+    }
+    kms_tls_server_free(srv);
+    leaf_clean_up(&l);
+}
+
 /* TLS 1.3 signs with RSA-PSS; TLS 1.2 with PSS or PKCS#1 v1.5. */
 static void rsa2048_in_the_hsm(void **state)
 {
@@ -488,6 +513,17 @@ static void reference_checked(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     OPENSSL_free(spki);
     EVP_PKEY_free(other);
+    /* The pair's own public half under another curve's spec, or a spec that cannot sign. */
+    spki = NULL;
+    n = i2d_PUBKEY(ec_leaf.pub, &spki);
+    assert_true(n > 0);
+    static const char *const wrong[] = {"ECC_NIST_P384", "ECC_NIST_P521", "ECC_NIST_P224",
+                                        "ECC_SECG_P256K1", "HMAC_256"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        assert_null(kms_tls_hsm_pkey_new(&ks, ec_leaf.key_name, wrong[i], spki, (size_t)n));
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    }
+    OPENSSL_free(spki);
 }
 
 /* ---- Servers from memory ---------------------------------------------------------------------*/
@@ -504,6 +540,33 @@ static void key_must_match_certificate(void **state)
     assert_null(kms_tls_server_new_with_key(&o, ec_leaf.chain_pem, strlen(ec_leaf.chain_pem),
                                             ec_leaf.pkey));
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+}
+
+/* A chain whose intermediate cannot be read (damaged in storage) is refused, not served without
+ * it: as SSL_CTX_use_certificate_chain_file does with the same text. Text after the last block
+ * that holds no further block is fine. */
+static void damaged_chain_refused(void **state)
+{
+    static const char bad[] = "-----BEGIN CERTIFICATE-----\nMIIB!!not base64!!\n"
+                              "-----END CERTIFICATE-----\n";
+    static const char end_line[] = "-----END CERTIFICATE-----\n";
+    const char *end = strstr(ec_leaf.chain_pem, end_line);
+    assert_non_null(end);
+    size_t leaf_len = (size_t)(end - ec_leaf.chain_pem) + strlen(end_line);
+    size_t n = strlen(ec_leaf.chain_pem);
+    char *pem = calloc(1, n + sizeof bad + 16);
+    assert_non_null(pem);
+    memcpy(pem, ec_leaf.chain_pem, leaf_len);
+    strcat(pem, bad); /* the leaf, then a damaged intermediate */
+    kms_tls_options o = {0};
+    assert_null(kms_tls_server_new_with_key(&o, pem, strlen(pem), ec_leaf.pkey));
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    memcpy(pem, ec_leaf.chain_pem, n + 1);
+    strcat(pem, "\n# the end\n");
+    kms_tls_server *srv = kms_tls_server_new_with_key(&o, pem, strlen(pem), ec_leaf.pkey);
+    assert_non_null(srv);
+    kms_tls_server_free(srv);
+    free(pem);
 }
 
 /* A renewal: the new certificate and key for new handshakes, the open connection keeps going. */
@@ -626,6 +689,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(p256_in_the_hsm),
+        cmocka_unit_test(p521_in_the_hsm),
         cmocka_unit_test(rsa2048_in_the_hsm),
         cmocka_unit_test(unsignable_scheme_refused),
         cmocka_unit_test(signatures_verify),
@@ -635,6 +699,7 @@ int main(void)
         cmocka_unit_test(token_says_sensitive),
         cmocka_unit_test(reference_checked),
         cmocka_unit_test(key_must_match_certificate),
+        cmocka_unit_test(damaged_chain_refused),
         cmocka_unit_test(reload_from_memory),
         cmocka_unit_test(concurrent_handshakes_and_reloads),
         cmocka_unit_test(pkcs8_key_from_memory),

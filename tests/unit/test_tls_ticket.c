@@ -329,6 +329,118 @@ static void kms_failure_costs_resumption_only(void **state)
     kms_tls_server_free(srv);
 }
 
+/* A CMK that cannot derive keys (here: disabled) is asked once per period and minute, not on
+ * every ticket; once it works again, tickets resume after the retry time. */
+static void kms_failure_retried_after_a_minute(void **state)
+{
+    char *cmk = create_key("HMAC_256", "GENERATE_VERIFY_MAC");
+    char req[160];
+    char *resp = NULL;
+    snprintf(req, sizeof req, "{\"KeyId\":\"%s\"}", cmk);
+    assert_int_equal(kms_call(client, "DisableKey", req, &resp), 0);
+    kms_string_free(resp);
+    fake_now = 1700000000 - 1700000000 % PERIOD + 10;
+    kms_tls_server *srv = server(cmk);
+    SSL_CTX *cctx = client_ctx(TLS1_3_VERSION);
+    SSL_SESSION *t = NULL;
+    uint64_t before = kms_tls_ticket_derivations();
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(connect_once(srv, cctx, NULL, NULL), 0);
+    }
+    /* The current period's keys, asked once (the previous period's are not needed). */
+    assert_int_equal(kms_tls_ticket_derivations() - before, 1);
+    resp = NULL;
+    assert_int_equal(kms_call(client, "EnableKey", req, &resp), 0);
+    kms_string_free(resp);
+    fake_now += 30; /* within the retry time: still no keys, no call */
+    before = kms_tls_ticket_derivations();
+    assert_int_equal(connect_once(srv, cctx, NULL, NULL), 0);
+    assert_int_equal(kms_tls_ticket_derivations(), before);
+    fake_now += 31; /* after it: derived again, and tickets resume */
+    assert_int_equal(connect_once(srv, cctx, NULL, &t), 0);
+    assert_int_equal(kms_tls_ticket_derivations() - before, 1);
+    assert_int_equal(connect_once(srv, cctx, t, NULL), 1);
+    SSL_SESSION_free(t);
+    SSL_CTX_free(cctx);
+    kms_tls_server_free(srv);
+    free(cmk);
+    fake_now = 1700000000;
+}
+
+/* A clock before the epoch: no period, so no tickets (the keys of a period that was never
+ * derived are not used). */
+static void no_tickets_before_epoch(void **state)
+{
+    static const int64_t clocks[] = {-50000, -1, -PERIOD - 1};
+    for (size_t i = 0; i < sizeof clocks / sizeof clocks[0]; i++) {
+        fake_now = clocks[i];
+        kms_tls_server *srv = server(cmk1);
+        SSL_CTX *cctx = client_ctx(TLS1_2_VERSION);
+        SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
+        SSL *s = kms_tls_server_ssl_new(srv);
+        assert_int_equal(handshake(c, s), 0);
+        SSL_SESSION *sess = SSL_get1_session(c);
+        assert_non_null(sess);
+        assert_false(SSL_SESSION_has_ticket(sess));
+        SSL_SESSION_free(sess);
+        SSL_shutdown(c);
+        SSL_free(c);
+        SSL_free(s);
+        SSL_CTX_free(cctx);
+        kms_tls_server_free(srv);
+    }
+    fake_now = 1700000000;
+}
+
+/* A ticket a plain OpenSSL server issued under 80 ticket-key bytes all `fill` (constants an
+ * empty slot might hold), offered to a CMK server in period 0. 1 if it resumed. */
+static int forged_resumes(unsigned char fill)
+{
+    SSL_CTX *b = SSL_CTX_new(TLS_server_method());
+    assert_non_null(b);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(b, crt), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(b, key, SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_set_session_id_context(b, (const unsigned char *)"kms-tls", 7), 1);
+    unsigned char keys[80];
+    memset(keys, fill, sizeof keys);
+    assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(b, keys, sizeof keys), 1);
+    SSL_CTX *cctx = client_ctx(TLS1_2_VERSION);
+    SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
+    SSL *s = SSL_new(b);
+    assert_int_equal(handshake(c, s), 0);
+    SSL_SESSION *forged = SSL_get1_session(c);
+    assert_true(SSL_SESSION_has_ticket(forged));
+    SSL_shutdown(c);
+    SSL_shutdown(s);
+    SSL_free(c);
+    SSL_free(s);
+    /* The harness: it resumes on the server that made it. */
+    c = kms_tls_client_ssl_new(cctx, "server.test");
+    s = SSL_new(b);
+    assert_int_equal(SSL_set_session(c, forged), 1);
+    assert_int_equal(handshake(c, s), 0);
+    assert_true(SSL_session_reused(s));
+    SSL_shutdown(c);
+    SSL_shutdown(s);
+    SSL_free(c);
+    SSL_free(s);
+    fake_now = 5; /* period 0: its previous period, -1, has no keys */
+    kms_tls_server *a = server(cmk1);
+    int reused = connect_once(a, cctx, forged, NULL);
+    kms_tls_server_free(a);
+    fake_now = 1700000000;
+    SSL_SESSION_free(forged);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(b);
+    return reused;
+}
+
+static void forged_ticket_refused_in_period_zero(void **state)
+{
+    assert_int_equal(forged_resumes(0x00), 0);
+    assert_int_equal(forged_resumes(0xdb), 0);
+}
+
 static void options_checked(void **state)
 {
     kms_tls_options o = {.cert_chain_file = crt, .key_file = key, .ticket_key_id = cmk1};
@@ -355,6 +467,9 @@ int main(void)
         cmocka_unit_test(tickets_rotate),
         cmocka_unit_test(reload_and_mutual_tls),
         cmocka_unit_test(kms_failure_costs_resumption_only),
+        cmocka_unit_test(kms_failure_retried_after_a_minute),
+        cmocka_unit_test(no_tickets_before_epoch),
+        cmocka_unit_test(forged_ticket_refused_in_period_zero),
         cmocka_unit_test(options_checked),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
