@@ -108,8 +108,10 @@ typedef struct kms_tls_options {
      * reload on renewal: when the manager renews or reimports the certificate (in any process,
      * the scheduler's included), the next connection made at least a second after it gets the
      * new certificate and key; connections already open keep theirs. While the server lives,
-     * the certificate's InUseBy lists in_use_by (NULL: "kms-tls-server:PID"), and
-     * DeleteCertificate refuses. */
+     * the certificate's InUseBy lists in_use_by (NULL:
+     * "kms-tls-server:HOST:PID:N", the process's N-th server), and DeleteCertificate refuses
+     * (it drops the name of such a server whose process is gone). A renewal that cannot be
+     * loaded is tried again after 2, 4, ... seconds, up to five minutes. */
     const char *certificate_arn;
     const char *in_use_by;
     /* Instead of ca_file: a CA of client's certificate manager

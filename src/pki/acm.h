@@ -144,6 +144,20 @@ typedef struct kms_acm_import_params {
 int kms_acm_import(const kms_keystore *ks, const kms_acm_cert *existing,
                    const kms_acm_import_params *p, kms_acm_cert *out)
     __attribute__((warn_unused_result));
+/* The part of ImportCertificate that reads what the caller sent (the certificate, its key, the
+ * chain; p->seal_with is not used): ValidationException for anything that does not parse, does
+ * not match or is not current; on success c gets the names, key algorithm, serial, validity and
+ * chain (re-encoded certificates only), and *pkcs8 (a secure buffer) the key as PKCS#8 DER. */
+int kms_acm_import_parse(const kms_acm_import_params *p, kms_acm_cert *c, kms_buf *pkcs8)
+    __attribute__((warn_unused_result));
+
+/* The name a server of the TLS helper gives itself in InUseBy (tls_managed.c), unless its
+ * application names it: "kms-tls-server:HOST:PID:N", the process's N-th server. */
+#define KMS_ACM_IN_USE_NAME_MAX 320
+void kms_acm_tls_server_name(long pid, unsigned n, char out[KMS_ACM_IN_USE_NAME_MAX]);
+/* Whether name is such a server's of this host whose process is gone (killed, crashed): it uses
+ * nothing any more, and DeleteCertificate drops it. */
+bool kms_acm_tls_server_gone(const char *name);
 
 /* ---- Rows (acm_db.c) ---- */
 

@@ -1,8 +1,11 @@
 /* The rows of managed certificates (acm.h) in the metadata database (acm_certificates, acm_tags,
  * acm_expiry_warnings: store_schema.c version 7), through the store's one typed layer. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -680,4 +683,41 @@ int kms_acm_warning_claim(const kms_keystore *ks, const char *arn, int64_t day)
                          KMS_DB_PARAMS(kms_db_text(arn), kms_db_int64(day)),
                          "cannot record the expiry warning", &changes));
     return changes > 0 ? 1 : 0;
+}
+
+/* ---- Servers of the TLS helper in InUseBy ------------------------------------------------------
+ */
+#define TLS_SERVER_PREFIX "kms-tls-server:"
+
+static void host_name(char out[256])
+{
+    if (gethostname(out, 256) != 0) {
+        snprintf(out, 256, "localhost");
+    }
+    out[255] = '\0';
+}
+
+void kms_acm_tls_server_name(long pid, unsigned n, char out[KMS_ACM_IN_USE_NAME_MAX])
+{
+    char host[256];
+    host_name(host);
+    snprintf(out, KMS_ACM_IN_USE_NAME_MAX, TLS_SERVER_PREFIX "%s:%ld:%u", host, pid, n);
+}
+
+bool kms_acm_tls_server_gone(const char *name)
+{
+    char host[256];
+    size_t plen = strlen(TLS_SERVER_PREFIX);
+    host_name(host);
+    size_t hlen = strlen(host);
+    if (strncmp(name, TLS_SERVER_PREFIX, plen) != 0 || strncmp(name + plen, host, hlen) != 0 ||
+        name[plen + hlen] != ':') {
+        return false;
+    }
+    char *end = NULL;
+    long pid = strtol(name + plen + hlen + 1, &end, 10);
+    if (end == NULL || *end != ':' || pid <= 0) {
+        return false;
+    }
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }

@@ -326,7 +326,15 @@ int kms_acm_cert_fill(X509 *x, kms_acm_cert *c)
     int len = i2d_X509(x, &der);
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-    bool ok = len > 0 && hex != NULL && strlen(hex) < sizeof c->serial;
+    /* RFC 5280 4.1.2.2: a positive integer of at most 20 octets. */
+    if (hex != NULL && (BN_is_negative(bn) || strlen(hex) >= sizeof c->serial)) {
+        OPENSSL_free(hex);
+        BN_free(bn);
+        OPENSSL_free(der);
+        return kms_raise(KMS_ERR_VALIDATION, "The certificate's serial number must be a positive "
+                                             "integer of at most 20 octets (RFC 5280)");
+    }
+    bool ok = len > 0 && hex != NULL;
     if (ok) {
         for (size_t i = 0; hex[i] != '\0'; i++) {
             c->serial[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
@@ -388,8 +396,18 @@ static int names_fill(X509 *x, kms_acm_cert *c)
     for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         if (g->type == GEN_DNS) {
+            /* A dNSName is IA5String: ASCII, no NUL inside (else the name is not the one
+             * shown). */
             const char *s = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
-            bad |= json_array_append_new(sans, json_string(s));
+            int n = ASN1_STRING_length(g->d.dNSName);
+            json_t *name = n > 0 && (int)strnlen(s, (size_t)n) == n ? json_string(s) : NULL;
+            if (name == NULL) {
+                GENERAL_NAMES_free(gens);
+                json_decref(sans);
+                return kms_raise(KMS_ERR_VALIDATION, "The certificate's subjectAltName holds a "
+                                                     "DNS name that is not ASCII text");
+            }
+            bad |= json_array_append_new(sans, name);
         }
     }
     GENERAL_NAMES_free(gens);
@@ -397,7 +415,12 @@ static int names_fill(X509 *x, kms_acm_cert *c)
     snprintf(c->domain_name, sizeof c->domain_name, "%s",
              cn[0] != '\0' ? cn : (first != NULL ? first : ""));
     if (!bad && json_array_size(sans) == 0 && cn[0] != '\0') {
-        bad = json_array_append_new(sans, json_string(cn));
+        json_t *name = json_string(cn);
+        if (name == NULL) {
+            json_decref(sans);
+            return kms_raise(KMS_ERR_VALIDATION, "The certificate's CommonName is not UTF-8 text");
+        }
+        bad = json_array_append_new(sans, name);
     }
     c->sans = bad ? NULL : json_dumps(sans, JSON_COMPACT);
     json_decref(sans);
@@ -405,13 +428,9 @@ static int names_fill(X509 *x, kms_acm_cert *c)
     return 0;
 }
 
-/* Parses and checks everything before anything is written: the certificate current, the key
- * its own, the chain PEM. */
-static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, kms_acm_cert *c,
-                        kms_buf *pkcs8)
+int kms_acm_import_parse(const kms_acm_import_params *p, kms_acm_cert *c, kms_buf *pkcs8)
 {
     int r = -1;
-    char arn[KMS_ARN_MAX];
     X509 *x = NULL;
     EVP_PKEY *key = NULL;
     KMS_ENSURE(p->certificate_len <= CERT_MAX && p->private_key_len <= KEY_MAX &&
@@ -462,17 +481,23 @@ static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, 
             goto out;
         }
     }
-    kms_acm_arn(ks, c->cert_id, arn);
-    if (kms_acm_seal(ks, p->seal_with, arn, pkcs8->data, pkcs8->len, &c->sealed_key,
-                     &c->sealed_key_len) != 0) {
-        goto out;
-    }
     r = 0;
 out:
     ERR_clear_error();
     EVP_PKEY_free(key);
     X509_free(x);
     return r;
+}
+
+/* Parses and checks everything before anything is written, then seals the key. */
+static int import_build(const kms_keystore *ks, const kms_acm_import_params *p, kms_acm_cert *c,
+                        kms_buf *pkcs8)
+{
+    char arn[KMS_ARN_MAX];
+    KMS_GUARD(kms_acm_import_parse(p, c, pkcs8));
+    kms_acm_arn(ks, c->cert_id, arn);
+    return kms_acm_seal(ks, p->seal_with, arn, pkcs8->data, pkcs8->len, &c->sealed_key,
+                        &c->sealed_key_len);
 }
 
 int kms_acm_import(const kms_keystore *ks, const kms_acm_cert *existing,

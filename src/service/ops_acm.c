@@ -380,12 +380,45 @@ out:
     return r;
 }
 
+/* Servers of the TLS helper on this host whose process is gone (killed, crashed) left their
+ * name in InUseBy: they use nothing now, so the entry goes; *pruned says whether any went. */
+static int prune_gone_servers(const kms_keystore *ks, const kms_acm_cert *c, bool *pruned)
+{
+    json_t *list = c->in_use_by != NULL ? json_loads(c->in_use_by, 0, NULL) : NULL;
+    size_t i;
+    json_t *v;
+    int r = 0;
+    *pruned = false;
+    json_array_foreach(list, i, v)
+    {
+        const char *name = json_string_value(v);
+        if (r == 0 && name != NULL && kms_acm_tls_server_gone(name)) {
+            r = kms_acm_in_use(ks, c->cert_id, name, false);
+            *pruned = true;
+        }
+    }
+    json_decref(list);
+    return r;
+}
+
 static int delete_certificate(kms_request *rq, json_t *req, json_t **resp)
 {
     kms_keystore view;
     kms_acm_cert c;
+    bool pruned = false;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_delete(caller_ks(rq, &view), &c);
+    int r = prune_gone_servers(caller_ks(rq, &view), &c, &pruned);
+    if (r == 0 && pruned) {
+        char cert_id[37];
+        snprintf(cert_id, sizeof cert_id, "%s", c.cert_id);
+        kms_acm_cert_clean_up(&c);
+        r = kms_acm_get(&view, cert_id, &c);
+    }
+    if (r != 0) {
+        kms_acm_cert_clean_up(&c);
+        return empty_response(r, resp);
+    }
+    r = kms_acm_delete(&view, &c);
     kms_acm_cert_clean_up(&c);
     return empty_response(r, resp);
 }

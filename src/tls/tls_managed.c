@@ -13,6 +13,8 @@
  *
  * While the server lives, the certificate's InUseBy names it, so DeleteCertificate refuses. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +33,32 @@
 #include "tls/tls_server.h"
 #include "util/error.h"
 
-/* At most one look at the generation per this many milliseconds. */
+/* At most one look at the generation and the CRL per this many milliseconds; after a failed
+ * reload the wait doubles, up to the maximum, so that a certificate or CRL that cannot be
+ * loaded costs one audited attempt every five minutes, not every second. */
 #define REFRESH_INTERVAL_MS 1000
+#define REFRESH_BACKOFF_MAX_MS (300 * 1000)
+
+/* What tells a new CRL file from the one loaded: a copy keeping the time (cp -p, rsync -t, a
+ * restore) changes the inode or the change time, a rewrite in place the size or mtime. */
+typedef struct file_id {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} file_id;
 
 struct kms_tls_managed {
     kms_client *client;
     char *arn; /* the certificate served, NULL if it comes from files */
     char *in_use_by;
     int64_t generation;
-    char *crl_path; /* the CRL of the clients' CA (ca_arn), NULL if none */
-    struct timespec crl_mtime;
+    char *ca_arn;       /* the clients' CA (mutual TLS with ca_arn), else NULL */
+    char *crl_path;     /* its CRL, NULL while the CA publishes none */
+    file_id crl_id;     /* the CRL file loaded */
     int64_t checked_ms; /* CLOCK_MONOTONIC */
+    int64_t interval_ms;
     pthread_mutex_t lock;
 };
 
@@ -118,16 +135,37 @@ static void managed_free(kms_tls_managed *mg)
     free(mg->arn);
     free(mg->in_use_by);
     free(mg->crl_path);
+    free(mg->ca_arn);
     pthread_mutex_destroy(&mg->lock);
     free(mg);
 }
 
-/* When the CRL file last changed ({0} when it cannot be read: a new file reloads too). */
-static struct timespec mtime_of(const char *path)
+static file_id file_id_of(const char *path)
 {
     struct stat st;
-    struct timespec none = {0};
-    return stat(path, &st) == 0 ? st.st_mtim : none;
+    file_id id;
+    memset(&id, 0, sizeof id);
+    if (path != NULL && stat(path, &st) == 0) {
+        id.exists = true;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        id.size = st.st_size;
+        id.mtime = st.st_mtim;
+        id.ctime = st.st_ctim;
+    }
+    return id;
+}
+
+static bool file_id_equal(const file_id *a, const file_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static bool same_path(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 static kms_tls_managed *managed_new(const kms_tls_options *opts)
@@ -140,14 +178,20 @@ static kms_tls_managed *managed_new(const kms_tls_options *opts)
     pthread_mutex_init(&mg->lock, NULL);
     mg->client = opts->client;
     mg->checked_ms = monotonic_ms();
+    mg->interval_ms = REFRESH_INTERVAL_MS;
+    /* The CRL file is looked at before the context loads it: one published in between is
+     * newer than what was looked at, and reloads at the first refresh. */
     if (opts->ca_arn != NULL && opts->client_auth != KMS_TLS_CLIENT_AUTH_NONE) {
+        if ((mg->ca_arn = strdup(opts->ca_arn)) == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            managed_free(mg);
+            return NULL;
+        }
         if (kms_tls_manager_crl_path(opts->client, opts->ca_arn, &mg->crl_path) != 0) {
             managed_free(mg);
             return NULL;
         }
-        if (mg->crl_path != NULL) {
-            mg->crl_mtime = mtime_of(mg->crl_path);
-        }
+        mg->crl_id = file_id_of(mg->crl_path);
     }
     return mg;
 }
@@ -163,7 +207,8 @@ kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
     kms_tls_server *server = NULL;
     EVP_PKEY *pkey = NULL;
     kms_tls_options o = *opts;
-    char pid_name[48];
+    char pid_name[KMS_ACM_IN_USE_NAME_MAX];
+    static atomic_uint servers;
     memset(&m, 0, sizeof m);
     if (opts->client == NULL || opts->cert_chain_file != NULL || opts->key_file != NULL) {
         kms_raise(KMS_ERR_VALIDATION, "a server of a managed certificate needs the client of its "
@@ -174,7 +219,7 @@ kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
     if (mg == NULL) {
         return NULL;
     }
-    snprintf(pid_name, sizeof pid_name, "kms-tls-server:%ld", (long)getpid());
+    kms_acm_tls_server_name(getpid(), atomic_fetch_add(&servers, 1) + 1, pid_name);
     mg->arn = strdup(opts->certificate_arn);
     mg->in_use_by = strdup(opts->in_use_by != NULL ? opts->in_use_by : pid_name);
     if (mg->arn == NULL || mg->in_use_by == NULL) {
@@ -208,31 +253,42 @@ out:
     return server;
 }
 
-void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg)
+/* The clients' CA: its CRL reloaded when the CA starts or stops publishing one (UpdateCertificate-
+ * Authority) or publishes a new one. 0, or -1 when a reload failed. */
+static int refresh_crl(kms_tls_server *server, kms_tls_managed *mg)
+{
+    char *path = NULL;
+    if (kms_tls_manager_crl_path(mg->client, mg->ca_arn, &path) != 0) {
+        return -1;
+    }
+    file_id id = file_id_of(path);
+    if (same_path(path, mg->crl_path) && file_id_equal(&id, &mg->crl_id)) {
+        free(path);
+        return 0;
+    }
+    if (kms_tls_server_reload(server, NULL, NULL) != 0) {
+        free(path);
+        return -1;
+    }
+    free(mg->crl_path);
+    mg->crl_path = path;
+    mg->crl_id = id;
+    return 0;
+}
+
+/* A renewed or reimported certificate: its new material. 0, or -1 when a reload failed. */
+static int refresh_certificate(kms_tls_server *server, kms_tls_managed *mg)
 {
     kms_acm_material m;
     EVP_PKEY *pkey = NULL;
     int64_t generation = 0;
-    if (mg == NULL || pthread_mutex_trylock(&mg->lock) != 0) {
-        return; /* another thread is looking */
-    }
-    int64_t now = monotonic_ms();
+    int r = -1;
     memset(&m, 0, sizeof m);
-    if (now - mg->checked_ms < REFRESH_INTERVAL_MS) {
-        goto out;
+    if (current_generation(mg, &generation) != 0) {
+        return 0; /* not audited, cheap: looked at again a second later */
     }
-    mg->checked_ms = now;
-    if (mg->crl_path != NULL) {
-        struct timespec t = mtime_of(mg->crl_path);
-        /* A reissued CRL: a new context reads it (the certificate stays). */
-        if ((t.tv_sec != mg->crl_mtime.tv_sec || t.tv_nsec != mg->crl_mtime.tv_nsec) &&
-            kms_tls_server_reload(server, NULL, NULL) == 0) {
-            mg->crl_mtime = t;
-        }
-    }
-    if (mg->arn == NULL || current_generation(mg, &generation) != 0 ||
-        generation == mg->generation) {
-        goto out;
+    if (generation == mg->generation) {
+        return 0;
     }
     if (kms_acm_service_material(mg->client, mg->arn, &m) != 0 ||
         (pkey = material_pkey(mg->client, &m)) == NULL ||
@@ -240,11 +296,40 @@ void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg)
         goto out;
     }
     mg->generation = m.generation;
+    r = 0;
 out:
     EVP_PKEY_free(pkey);
     kms_acm_material_clean_up(&m);
+    return r;
+}
+
+void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg)
+{
+    if (mg == NULL || pthread_mutex_trylock(&mg->lock) != 0) {
+        return; /* another thread is looking */
+    }
+    int64_t now = monotonic_ms();
+    if (now - mg->checked_ms >= mg->interval_ms) {
+        mg->checked_ms = now;
+        int r = 0;
+        if (mg->ca_arn != NULL) {
+            r = refresh_crl(server, mg);
+        }
+        if (r == 0 && mg->arn != NULL) {
+            r = refresh_certificate(server, mg);
+        }
+        mg->interval_ms =
+            r == 0 ? REFRESH_INTERVAL_MS
+                   : (mg->interval_ms * 2 > REFRESH_BACKOFF_MAX_MS ? REFRESH_BACKOFF_MAX_MS
+                                                                   : mg->interval_ms * 2);
+    }
     pthread_mutex_unlock(&mg->lock);
     kms_error_clear(); /* the connection goes on with the current certificate */
+}
+
+int64_t kms_tls_managed_interval_ms(const kms_tls_managed *mg)
+{
+    return mg != NULL ? mg->interval_ms : 0;
 }
 
 int64_t kms_tls_managed_generation(const kms_tls_managed *mg)

@@ -22,6 +22,8 @@ kms_tls_server *kms_tls_managed_server_new(const kms_tls_options *opts)
 /* Reloads the server when the certificate was renewed or reimported since (looked at once a
  * second at most); never fails: on any error the current certificate stays. */
 void kms_tls_managed_refresh(kms_tls_server *server, kms_tls_managed *mg);
+/* How long until the next look, in ms (tests): 1 s, doubled after each failed reload. */
+int64_t kms_tls_managed_interval_ms(const kms_tls_managed *mg);
 /* The generation served (tests). */
 int64_t kms_tls_managed_generation(const kms_tls_managed *mg);
 /* Removes the InUseBy entry and frees. */

@@ -408,12 +408,18 @@ kms_tls_server *kms_tls_server_new(const kms_tls_options *opts)
     if (opts != NULL && opts->certificate_arn != NULL) {
         return kms_tls_managed_server_new(opts);
     }
-    kms_tls_server *server = server_new(opts, &none);
-    if (server != NULL && opts->ca_arn != NULL &&
-        (server->managed = kms_tls_managed_crl_watch_new(opts)) == NULL) {
-        kms_tls_server_free(server);
+    kms_tls_managed *watch = NULL;
+    /* The watch looks at the CRL file before the context loads it (tls_managed.c). */
+    if (opts != NULL && opts->ca_arn != NULL &&
+        (watch = kms_tls_managed_crl_watch_new(opts)) == NULL) {
         return NULL;
     }
+    kms_tls_server *server = server_new(opts, &none);
+    if (server == NULL) {
+        kms_tls_managed_free(watch);
+        return NULL;
+    }
+    server->managed = watch;
     return server;
 }
 

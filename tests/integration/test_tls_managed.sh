@@ -81,7 +81,7 @@ assert_contains "$OBJ" "sensitive" "pkcs11-tool: the served key is sensitive"
 assert_contains "$OBJ" "never extractable" "pkcs11-tool: and never extractable"
 
 D=$(kms acm describe-certificate --certificate-arn "$ARN")
-assert_eq "$(json_get Certificate.InUseBy <<<"$D")" "[\"kms-tls-server:$PID\"]" "InUseBy names the server"
+assert_eq "$(json_get Certificate.InUseBy <<<"$D")" "[\"kms-tls-server:$(hostname):$PID:1\"]" "InUseBy names the server"
 expect_error ResourceInUseException 254 kms acm delete-certificate --certificate-arn "$ARN"
 
 # ---- renewal under libfaketime, the server running -------------------------------------------
@@ -103,3 +103,12 @@ start second
 OUT=$(probe +305d -tls1_2 -sess_in "$W/session.pem")
 assert_contains "$OUT" "Reused, TLSv1.2" "a ticket of the first server resumes on the second"
 
+
+# ---- servers killed outright leave their InUseBy names; DeleteCertificate drops them -----------
+kill -9 "$PID"
+wait "$PID" 2>/dev/null || true
+assert_contains "$(kms acm describe-certificate --certificate-arn "$ARN" --query Certificate.InUseBy --output text)" \
+    "kms-tls-server:" "a killed server's name stays in InUseBy"
+kms acm delete-certificate --certificate-arn "$ARN" >/dev/null 2>&1 &&
+    ok "DeleteCertificate succeeds once the servers' processes are gone" ||
+    fail "DeleteCertificate refused with only gone servers in InUseBy"

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,6 +24,8 @@
 
 #include "kms/kms.h"
 #include "kms/tls.h"
+#include "pki/acm.h"
+#include "service/acm_service.h"
 #include "testutil.h"
 #include "tls/tls_hsm.h"
 #include "tls/tls_managed.h"
@@ -141,6 +146,68 @@ static bool in_use_by(const char *arn, const char *name)
     return found;
 }
 
+static bool in_use_by_prefix(const char *arn, const char *prefix)
+{
+    json_t *r = call("acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
+    json_t *list = json_object_get(json_object_get(r, "Certificate"), "InUseBy");
+    bool found = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        found = found || strncmp(json_string_value(v), prefix, strlen(prefix)) == 0;
+    }
+    json_decref(r);
+    return found;
+}
+
+static int delete_certificate(const char *arn)
+{
+    char req[512];
+    char *resp = NULL;
+    snprintf(req, sizeof req, "{\"CertificateArn\": \"%s\"}", arn);
+    int r = kms_call(svc, "acm:DeleteCertificate", req, &resp);
+    kms_string_free(resp);
+    return r;
+}
+
+/* Two servers of one certificate in one process: freeing one leaves the other's InUseBy. A
+ * server killed outright leaves its name, which DeleteCertificate drops once its process is
+ * gone; a live one's it keeps. */
+static void in_use_by_each_server(void **state)
+{
+    (void)state;
+    char arn[256];
+    request(false, arn);
+    kms_tls_options o = {.client = svc, .certificate_arn = arn};
+    kms_tls_server *one = kms_tls_server_new(&o);
+    kms_tls_server *two = kms_tls_server_new(&o);
+    assert_non_null(one);
+    assert_non_null(two);
+    kms_tls_server_free(one);
+    assert_int_equal(delete_certificate(arn), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_IN_USE);
+    kms_tls_server_free(two);
+    /* A process that is gone, then one that lives (this one, a server it never made). */
+    pid_t child = fork();
+    if (child == 0) {
+        _exit(0);
+    }
+    assert_true(child > 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    char gone[KMS_ACM_IN_USE_NAME_MAX], live[KMS_ACM_IN_USE_NAME_MAX];
+    kms_acm_tls_server_name(child, 1, gone);
+    kms_acm_tls_server_name(getpid(), 999, live);
+    assert_int_equal(kms_acm_service_in_use(svc, arn, gone, true), 0);
+    assert_int_equal(kms_acm_service_in_use(svc, arn, live, true), 0);
+    assert_int_equal(delete_certificate(arn), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_IN_USE);
+    assert_false(in_use_by(arn, gone));
+    assert_true(in_use_by(arn, live));
+    assert_int_equal(kms_acm_service_in_use(svc, arn, live, false), 0);
+    assert_int_equal(delete_certificate(arn), 0);
+}
+
 /* A connection: client and server ends after a handshake to app.internal. */
 typedef struct conn {
     SSL *c, *s;
@@ -241,9 +308,10 @@ static void served_from_a_sealed_key(void **state)
     assert_int_equal(kms_tls_hsm_sign_count() - signs, 0);
     ASN1_INTEGER *serial = described_serial(arn);
     assert_int_equal(ASN1_INTEGER_cmp(peer_serial(&c), serial), 0);
-    char name[48];
-    snprintf(name, sizeof name, "kms-tls-server:%ld", (long)getpid());
-    assert_true(in_use_by(arn, name));
+    char name[KMS_ACM_IN_USE_NAME_MAX];
+    kms_acm_tls_server_name(getpid(), 1, name);
+    *strrchr(name, ':') = '\0'; /* "kms-tls-server:HOST:PID" then ":N" */
+    assert_true(in_use_by_prefix(arn, name));
     conn_close(&c);
     kms_tls_server_free(srv);
     ASN1_INTEGER_free(serial);
@@ -436,14 +504,115 @@ static void mutual_tls_against_a_ca_by_arn(void **state)
     SSL_CTX_free(cwithout);
 }
 
+/* The clients' CA changes under a running server: CRLs enabled after it started are taken up; a
+ * reissued CRL copied in with the old file's times (cp -p) is taken up too; a CRL that cannot be
+ * read keeps the current context and is tried again ever later (1, 2, 4 s...), not each second. */
+static void crl_changes_under_a_running_server(void **state)
+{
+    (void)state;
+    char ca[256], arn[256], s1[64], s2[64];
+    char *resp = NULL;
+    char req[512];
+    conn c;
+    create_ca("Later CRL Root", false, ca);
+    request(false, arn);
+    client_certificate(ca, "client-two", s1);
+    client_certificate(ca, "client-three", s2);
+    kms_tls_options so = {.client = svc,
+                          .certificate_arn = arn,
+                          .ca_arn = ca,
+                          .client_auth = KMS_TLS_CLIENT_AUTH_REQUIRE};
+    kms_tls_server *srv = kms_tls_server_new(&so);
+    assert_non_null(srv);
+    char *cert2 = kms_strdup_printf("%s/client-two.pem", dir);
+    char *key2 = kms_strdup_printf("%s/client-two.key", dir);
+    char *cert3 = kms_strdup_printf("%s/client-three.pem", dir);
+    char *key3 = kms_strdup_printf("%s/client-three.key", dir);
+    kms_tls_options o2 = {.ca_file = ca_file, .cert_chain_file = cert2, .key_file = key2};
+    kms_tls_options o3 = {.ca_file = ca_file, .cert_chain_file = cert3, .key_file = key3};
+    SSL_CTX *c2 = kms_tls_client_ctx_new(&o2);
+    SSL_CTX *c3 = kms_tls_client_ctx_new(&o3);
+    assert_non_null(c2);
+    assert_non_null(c3);
+    snprintf(req, sizeof req,
+             "{\"CertificateAuthorityArn\": \"%s\", \"CertificateSerial\": \"%s\", "
+             "\"RevocationReason\": \"KEY_COMPROMISE\"}",
+             ca, s1);
+    assert_int_equal(kms_call(svc, "acm-pca:RevokeCertificate", req, &resp), 0);
+    kms_string_free(resp);
+    connect_to(srv, c2, &c); /* no CRL yet: nothing to check against */
+    conn_close(&c);
+    snprintf(req, sizeof req,
+             "{\"CertificateAuthorityArn\": \"%s\", \"RevocationConfiguration\": "
+             "{\"CrlConfiguration\": {\"Enabled\": true, \"ExpirationInDays\": 7}}}",
+             ca);
+    assert_int_equal(kms_call(svc, "acm-pca:UpdateCertificateAuthority", req, &resp), 0);
+    kms_string_free(resp);
+    char *report = NULL;
+    assert_int_equal(kms_scheduler_run(svc, &report), 0); /* publishes a missing CRL */
+    kms_string_free(report);
+    char *crl = kms_strdup_printf("%s/home/crl/%s.crl", dir, strrchr(ca, '/') + 1);
+    struct stat before;
+    assert_int_equal(stat(crl, &before), 0);
+    usleep(1100 * 1000);
+    c.c = kms_tls_client_ssl_new(c2, "app.internal");
+    c.s = kms_tls_server_ssl_new(srv);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
+    conn_close(&c);
+    connect_to(srv, c3, &c);
+    conn_close(&c);
+
+    /* The next CRL, given the times of the one before. */
+    snprintf(req, sizeof req,
+             "{\"CertificateAuthorityArn\": \"%s\", \"CertificateSerial\": \"%s\", "
+             "\"RevocationReason\": \"SUPERSEDED\"}",
+             ca, s2);
+    assert_int_equal(kms_call(svc, "acm-pca:RevokeCertificate", req, &resp), 0);
+    kms_string_free(resp);
+    struct timespec times[2] = {before.st_atim, before.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, crl, times, 0), 0);
+    usleep(1100 * 1000);
+    c.c = kms_tls_client_ssl_new(c3, "app.internal");
+    c.s = kms_tls_server_ssl_new(srv);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
+    conn_close(&c);
+
+    /* No CRL to read: the reload fails, and the next look waits twice as long each time. */
+    const kms_tls_managed *mg = kms_tls_server_managed(srv);
+    assert_int_equal(kms_tls_managed_interval_ms(mg), 1000);
+    assert_int_equal(unlink(crl), 0);
+    usleep(1100 * 1000);
+    SSL_free(kms_tls_server_ssl_new(srv));
+    assert_int_equal(kms_tls_managed_interval_ms(mg), 2000);
+    usleep(1100 * 1000);
+    SSL_free(kms_tls_server_ssl_new(srv));
+    assert_int_equal(kms_tls_managed_interval_ms(mg), 2000); /* not looked at yet */
+    usleep(1000 * 1000);
+    SSL_free(kms_tls_server_ssl_new(srv));
+    assert_int_equal(kms_tls_managed_interval_ms(mg), 4000);
+
+    kms_tls_server_free(srv);
+    SSL_CTX_free(c2);
+    SSL_CTX_free(c3);
+    free(crl);
+    free(cert2);
+    free(key2);
+    free(cert3);
+    free(key3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(served_from_the_hsm_and_renewed),
         cmocka_unit_test(served_from_a_sealed_key),
         cmocka_unit_test(bad_options_refused),
+        cmocka_unit_test(in_use_by_each_server),
         cmocka_unit_test(client_trusts_a_ca_by_arn),
         cmocka_unit_test(mutual_tls_against_a_ca_by_arn),
+        cmocka_unit_test(crl_changes_under_a_running_server),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
