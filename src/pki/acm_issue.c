@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "pki/acm_internal.h"
+#include "pki/pki_internal.h"
 #include "util/util.h"
 
 /* ACM's KeyAlgorithm values this home makes (the HSM layer has no P-521 and no RSA 1024). */
@@ -49,34 +50,11 @@ static const key_alg *key_alg_find(const char *name)
     return NULL;
 }
 
-/* RFC 1123 host names (letters, digits, hyphens; labels of 1 to 63; at most 253 in all), a
- * wildcard "*." only as the whole left-most label, two labels at least: ACM's domain names. */
+/* ACM's domain names: host names as certificates carry them (kms_pki_host_name_ok: RFC 1123
+ * labels, a wildcard "*." only as the whole left-most label), of two labels at least. */
 static bool host_name_ok(const char *name)
 {
-    size_t len = strlen(name), labels = 0, start = 0;
-    if (len == 0 || len > 253) {
-        return false;
-    }
-    if (len >= 2 && name[0] == '*' && name[1] == '.') {
-        start = 2;
-    }
-    for (size_t i = start; i <= len; i++) {
-        if (i < len && name[i] != '.') {
-            char c = name[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-')) {
-                return false;
-            }
-            continue;
-        }
-        size_t n = i - start;
-        if (n == 0 || n > 63 || name[start] == '-' || name[i - 1] == '-') {
-            return false;
-        }
-        labels++;
-        start = i + 1;
-    }
-    return labels >= 2;
+    return kms_pki_host_name_ok(name, strlen(name)) && strchr(name, '.') != NULL;
 }
 
 /* The names of the certificate, DomainName first, each once: a JSON array (new reference). */

@@ -298,3 +298,19 @@ build_examples() {
 
 # free_port: a TCP port of 127.0.0.1 that nobody listens on now
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# faketime_required: stops the test unless libfaketime is installed; then at_time OFFSET CMD...
+# runs CMD with the clock moved by OFFSET ("+91d", as faketime -f). It preloads the library
+# itself rather than running the faketime wrapper, which forks and would hide the exit code, and
+# tells ASan that a library preloaded before its runtime is fine.
+faketime_required() {
+    command -v faketime >/dev/null || { fail "faketime (libfaketime) is not installed"; exit 1; }
+    FT_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+    FT_LIB=$(find /usr/lib -path '*faketime/libfaketimeMT.so.1' -print -quit)
+    [ -n "$FT_LIB" ] || { fail "libfaketimeMT.so.1 not found"; exit 1; }
+}
+at_time() {
+    local off=$1
+    shift
+    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 "$@"
+}

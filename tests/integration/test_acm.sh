@@ -7,16 +7,12 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 command -v pkcs11-tool >/dev/null || { fail "pkcs11-tool (opensc) is not installed"; exit 1; }
-command -v faketime >/dev/null || { fail "faketime (libfaketime) is not installed"; exit 1; }
-FT_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-FT_LIB=$(find /usr/lib -path '*faketime/libfaketimeMT.so.1' -print -quit)
-[ -n "$FT_LIB" ] || { fail "libfaketimeMT.so.1 not found"; exit 1; }
+faketime_required
 # at OFFSET ARGS...: kmsctl on the home with the clock moved by OFFSET ("+305d").
 at() {
     local off=$1
     shift
-    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 \
-        "$KMSCTL" --home "$HOME_DIR" "$@"
+    at_time "$off" "$KMSCTL" --home "$HOME_DIR" "$@"
 }
 
 init_home

@@ -5,21 +5,12 @@
 # schedulers running side by side, SIGTERM, and the AwsServiceEvent records of it all.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v faketime >/dev/null || { fail "faketime (libfaketime) is not installed"; exit 1; }
-command -v pkcs11-tool >/dev/null || { fail "pkcs11-tool (opensc) is not installed"; exit 1; }
-
-# libfaketime is preloaded before the ASan runtime of a sanitizer build: tell ASan that is fine.
-FT_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-# The library itself rather than the faketime wrapper, which forks and would hide the exit
-# status of a process killed on purpose (137).
-FT_LIB=$(find /usr/lib -path '*faketime/libfaketimeMT.so.1' -print -quit)
-[ -n "$FT_LIB" ] || { fail "libfaketimeMT.so.1 not found"; exit 1; }
+faketime_required
 # at OFFSET ARGS...: kmsctl on the home with the clock moved by OFFSET ("+91d", as faketime -f).
 at() {
     local off=$1
     shift
-    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 \
-        "$KMSCTL" --home "$HOME_DIR" "$@"
+    at_time "$off" "$KMSCTL" --home "$HOME_DIR" "$@"
 }
 DAY=86400
 

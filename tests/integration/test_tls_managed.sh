@@ -7,16 +7,7 @@
 # resume across a server restart.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v faketime >/dev/null || { fail "faketime (libfaketime) is not installed"; exit 1; }
-command -v pkcs11-tool >/dev/null || { fail "pkcs11-tool (opensc) is not installed"; exit 1; }
-FT_ENV="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-FT_LIB=$(find /usr/lib -path '*faketime/libfaketimeMT.so.1' -print -quit)
-[ -n "$FT_LIB" ] || { fail "libfaketimeMT.so.1 not found"; exit 1; }
-at() {
-    local off=$1
-    shift
-    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 "$@"
-}
+faketime_required
 
 build_examples tls_server
 init_home
@@ -51,13 +42,13 @@ start() {
 probe() {
     local off=+0d
     if [ $# -gt 0 ] && [[ $1 == +* ]]; then off=$1; shift; fi
-    at "$off" timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -servername app.internal \
+    at_time "$off" timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -servername app.internal \
         -verify_hostname app.internal -CAfile "$W/root.pem" -verify_return_error -ign_eof "$@" \
         </dev/null 2>&1 || true
 }
 served_serial() { probe "$@" -showcerts | openssl x509 -noout -serial 2>/dev/null | sed 's/serial=//' | tr A-F a-f; }
 described_serial() {
-    at "${1:-+0d}" "$KMSCTL" --home "$HOME_DIR" acm describe-certificate --certificate-arn "$ARN" \
+    at_time "${1:-+0d}" "$KMSCTL" --home "$HOME_DIR" acm describe-certificate --certificate-arn "$ARN" \
         --query Certificate.Serial --output text | tr -d :
 }
 
@@ -86,7 +77,7 @@ expect_error ResourceInUseException 254 kms acm delete-certificate --certificate
 
 # ---- renewal under libfaketime, the server running -------------------------------------------
 BEFORE=$(served_serial)
-REPORT=$(at +305d "$KMSCTL" --home "$HOME_DIR" run-scheduler --once)
+REPORT=$(at_time +305d "$KMSCTL" --home "$HOME_DIR" run-scheduler --once)
 assert_contains "$REPORT" "$ARN" "the scheduler renews the certificate 60 days before it expires"
 AFTER=$(described_serial +305d)
 assert_ne "$AFTER" "$BEFORE" "a new serial"

@@ -162,56 +162,9 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* ---- In-memory handshakes --------------------------------------------------------------------*/
-static bool step_ok(SSL *ssl, int rc)
-{
-    if (rc == 1) {
-        return true;
-    }
-    int e = SSL_get_error(ssl, rc);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
-
 /* The reason of the first error of the last failed handshake: the server's, when the server
  * refused the client's hello (the client reads the alert only in a later step). */
 static int first_reason;
-
-/* Connects c to s over a BIO pair; 0 when both sides finished the handshake. */
-static int handshake(SSL *c, SSL *s)
-{
-    BIO *bc = NULL;
-    BIO *bs = NULL;
-    assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    for (int i = 0; i < 50; i++) {
-        int rc = SSL_do_handshake(c);
-        int rs = SSL_do_handshake(s);
-        if (rc == 1 && rs == 1) {
-            return 0;
-        }
-        if (!step_ok(c, rc) || !step_ok(s, rs)) {
-            first_reason = ERR_GET_REASON(ERR_peek_error());
-            ERR_clear_error();
-            return -1;
-        }
-    }
-    return -1;
-}
-
-/* One message each way on an established connection. */
-static void exchange(SSL *c, SSL *s)
-{
-    char buf[16] = {0};
-    assert_int_equal(SSL_write(c, "ping", 4), 4);
-    assert_int_equal(SSL_read(s, buf, sizeof buf), 4);
-    assert_memory_equal(buf, "ping", 4);
-    assert_int_equal(SSL_write(s, "pong", 4), 4);
-    assert_int_equal(SSL_read(c, buf, sizeof buf), 4);
-    assert_memory_equal(buf, "pong", 4);
-}
 
 static kms_tls_server *server_new(const char *leaf, kms_tls_profile profile)
 {
@@ -259,7 +212,7 @@ static int connect_to(kms_tls_server *srv, SSL *c)
 {
     SSL *s = kms_tls_server_ssl_new(srv);
     assert_non_null(s);
-    int r = handshake(c, s);
+    int r = kms_test_tls_handshake(c, s, &first_reason);
     SSL_free(s);
     return r;
 }
@@ -325,7 +278,7 @@ static void refused_but_plain_accepts(const char *leaf, int max_version, const c
     SSL_CTX *plain = plain_ctx(true, leaf);
     SSL *c = SSL_new(cctx);
     SSL *s = SSL_new(plain);
-    assert_int_equal(handshake(c, s), 0);
+    assert_int_equal(kms_test_tls_handshake(c, s, &first_reason), 0);
     SSL_free(c);
     SSL_free(s);
     kms_tls_server *srv = server_new(leaf, KMS_TLS_INTERMEDIATE);
@@ -477,9 +430,10 @@ static int mtls_connect(kms_tls_server *srv, const char *name, kms_tls_peer *pee
     assert_non_null(cctx);
     SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *s = kms_tls_server_ssl_new(srv);
-    int r = handshake(c, s);
+    int r = kms_test_tls_handshake(c, s, &first_reason);
     if (r == 0) {
-        exchange(c, s); /* TLS 1.3: the server's verdict on the client arrives after Finished */
+        kms_test_tls_exchange(
+            c, s); /* TLS 1.3: the server's verdict on the client arrives after Finished */
         if (peer != NULL) {
             *peer_rc = kms_tls_peer_get(s, peer);
         }
@@ -586,9 +540,9 @@ static void reload_switches_new_handshakes_only(void **state)
     /* A connection opened before the reload, with a session ticket kept for later. */
     SSL *old_c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *old_s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(handshake(old_c, old_s), 0);
+    assert_int_equal(kms_test_tls_handshake(old_c, old_s, &first_reason), 0);
     assert_int_equal(peer_serial(old_c), 11);
-    exchange(old_c, old_s);
+    kms_test_tls_exchange(old_c, old_s);
     SSL_SESSION *ticket = SSL_get1_session(old_c);
     assert_non_null(ticket);
     assert_true(SSL_SESSION_is_resumable(ticket));
@@ -610,7 +564,7 @@ static void reload_switches_new_handshakes_only(void **state)
     assert_int_equal(peer_serial(c), 12);
     SSL_free(c);
     /* The connection from before still works, on its old certificate. */
-    exchange(old_c, old_s);
+    kms_test_tls_exchange(old_c, old_s);
     assert_int_equal(peer_serial(old_c), 11);
     /* And its ticket resumes on the new context (the ticket keys came across). */
     c = kms_tls_client_ssl_new(cctx, "server.test");
@@ -623,7 +577,7 @@ static void reload_switches_new_handshakes_only(void **state)
     SSL_CTX *ctx = kms_tls_server_ctx_get(srv);
     assert_non_null(ctx);
     kms_tls_server_free(srv);
-    exchange(old_c, old_s);
+    kms_test_tls_exchange(old_c, old_s);
     SSL_CTX_free(ctx);
 
     SSL_SESSION_free(ticket);
@@ -664,7 +618,7 @@ static void reload_while_serving(void **state)
     for (int i = 0; i < 40; i++) {
         SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
         SSL *s = kms_tls_server_ssl_new(srv);
-        assert_int_equal(handshake(c, s), 0);
+        assert_int_equal(kms_test_tls_handshake(c, s, &first_reason), 0);
         long serial = peer_serial(c);
         assert_true(serial == 11 || serial == 12);
         SSL_free(c);
@@ -687,8 +641,8 @@ static void tickets_can_be_disabled(void **state)
     SSL_CTX *cctx = client_ctx();
     SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(handshake(c, s), 0);
-    exchange(c, s);
+    assert_int_equal(kms_test_tls_handshake(c, s, &first_reason), 0);
+    kms_test_tls_exchange(c, s);
     SSL_SESSION *sess = SSL_get1_session(c);
     assert_false(SSL_SESSION_is_resumable(sess));
     SSL_SESSION_free(sess);

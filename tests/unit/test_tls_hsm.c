@@ -164,50 +164,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* ---- In-memory handshakes --------------------------------------------------------------------*/
-static bool step_ok(SSL *ssl, int rc)
-{
-    if (rc == 1) {
-        return true;
-    }
-    int e = SSL_get_error(ssl, rc);
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
-
-static int handshake(SSL *c, SSL *s)
-{
-    BIO *bc = NULL;
-    BIO *bs = NULL;
-    assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    for (int i = 0; i < 50; i++) {
-        int rc = SSL_do_handshake(c);
-        int rs = SSL_do_handshake(s);
-        if (rc == 1 && rs == 1) {
-            return 0;
-        }
-        if (!step_ok(c, rc) || !step_ok(s, rs)) {
-            ERR_clear_error();
-            return -1;
-        }
-    }
-    return -1;
-}
-
-/* One message each way, so that TLS 1.3's tickets reach the client too. */
-static void exchange(SSL *c, SSL *s)
-{
-    char buf[16] = {0};
-    assert_int_equal(SSL_write(c, "ping", 4), 4);
-    assert_int_equal(SSL_read(s, buf, sizeof buf), 4);
-    assert_int_equal(SSL_write(s, "pong", 4), 4);
-    assert_int_equal(SSL_read(c, buf, sizeof buf), 4);
-    assert_memory_equal(buf, "pong", 4);
-}
-
 static SSL_CTX *client_ctx(int max_version, const char *sigalgs)
 {
     char *ca = kms_path_join(dir, "ca.pem");
@@ -248,12 +204,12 @@ static int connect_once(kms_tls_server *srv, SSL_CTX *cctx, SSL_SESSION *resume,
         assert_int_equal(SSL_set_session(c, resume), 1);
     }
     uint64_t before = kms_tls_hsm_sign_count();
-    int r = handshake(c, s);
+    int r = kms_test_tls_handshake(c, s, NULL);
     if (hsm_signs != NULL) {
         *hsm_signs = kms_tls_hsm_sign_count() - before;
     }
     if (r == 0) {
-        exchange(c, s);
+        kms_test_tls_exchange(c, s);
         if (version != NULL) {
             *version = SSL_version(c);
         }
@@ -576,14 +532,14 @@ static void reload_from_memory(void **state)
     SSL_CTX *cctx = client_ctx(0, NULL);
     SSL *old_c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *old_s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(handshake(old_c, old_s), 0);
+    assert_int_equal(kms_test_tls_handshake(old_c, old_s, NULL), 0);
     assert_int_equal(kms_tls_server_reload_with_key(srv, rsa_leaf.chain_pem,
                                                     strlen(rsa_leaf.chain_pem), rsa_leaf.pkey),
                      0);
     long serial = 0;
     assert_int_equal(connect_once(srv, cctx, NULL, NULL, NULL, &serial, NULL), 0);
     assert_int_equal(serial, rsa_leaf.serial);
-    exchange(old_c, old_s);
+    kms_test_tls_exchange(old_c, old_s);
     /* A failed reload (key of another certificate) leaves the current context. */
     assert_int_equal(kms_tls_server_reload_with_key(srv, ec_leaf.chain_pem,
                                                     strlen(ec_leaf.chain_pem), rsa_leaf.pkey),
@@ -613,7 +569,7 @@ static void *handshaker(void *arg)
         SSL *c = kms_tls_client_ssl_new(w->cctx, "server.test");
         SSL *s = kms_tls_server_ssl_new(w->srv);
         long serial = 0;
-        if (c == NULL || s == NULL || handshake(c, s) != 0) {
+        if (c == NULL || s == NULL || kms_test_tls_handshake(c, s, NULL) != 0) {
             w->failures++;
         } else {
             serial = ASN1_INTEGER_get(X509_get0_serialNumber(SSL_get0_peer_certificate(c)));

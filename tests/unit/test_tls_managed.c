@@ -219,7 +219,7 @@ static void connect_to(kms_tls_server *srv, SSL_CTX *cctx, conn *out)
     out->s = kms_tls_server_ssl_new(srv);
     assert_non_null(out->c);
     assert_non_null(out->s);
-    assert_int_equal(kms_test_tls_handshake(out->c, out->s), 0);
+    assert_int_equal(kms_test_tls_handshake(out->c, out->s, NULL), 0);
     kms_test_tls_exchange(out->c, out->s);
 }
 
@@ -428,7 +428,7 @@ static void client_trusts_a_ca_by_arn(void **state)
     assert_non_null(cctx);
     c.c = kms_tls_client_ssl_new(cctx, "app.internal");
     c.s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s, NULL), -1);
     assert_int_equal(SSL_get_verify_result(c.c), X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN);
     conn_close(&c);
     SSL_CTX_free(cctx);
@@ -475,7 +475,7 @@ static void mutual_tls_against_a_ca_by_arn(void **state)
     /* No certificate: refused. TLS 1.3 clients learn it after their Finished. */
     c.c = kms_tls_client_ssl_new(cwithout, "app.internal");
     c.s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s, NULL), -1);
     conn_close(&c);
     /* Revoked: the CA reissues its CRL; the server takes it up a second later. */
     char req[512];
@@ -488,7 +488,7 @@ static void mutual_tls_against_a_ca_by_arn(void **state)
     usleep(1100 * 1000);
     c.c = kms_tls_client_ssl_new(cwith, "app.internal");
     c.s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s, NULL), -1);
     assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
     conn_close(&c);
     kms_tls_server_free(srv);
@@ -557,7 +557,7 @@ static void crl_changes_under_a_running_server(void **state)
     usleep(1100 * 1000);
     c.c = kms_tls_client_ssl_new(c2, "app.internal");
     c.s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s, NULL), -1);
     assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
     conn_close(&c);
     connect_to(srv, c3, &c);
@@ -575,7 +575,7 @@ static void crl_changes_under_a_running_server(void **state)
     usleep(1100 * 1000);
     c.c = kms_tls_client_ssl_new(c3, "app.internal");
     c.s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(kms_test_tls_handshake(c.c, c.s), -1);
+    assert_int_equal(kms_test_tls_handshake(c.c, c.s, NULL), -1);
     assert_int_equal(SSL_get_verify_result(c.s), X509_V_ERR_CERT_REVOKED);
     conn_close(&c);
 

@@ -119,36 +119,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* ---- Handshakes ------------------------------------------------------------------------------*/
-static bool step_ok(SSL *ssl, int rc)
-{
-    int e = SSL_get_error(ssl, rc);
-    return rc == 1 || e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
-
-static int handshake(SSL *c, SSL *s)
-{
-    BIO *bc = NULL;
-    BIO *bs = NULL;
-    assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    for (int i = 0; i < 50; i++) {
-        int rc = SSL_do_handshake(c);
-        int rs = SSL_do_handshake(s);
-        if (rc == 1 && rs == 1) {
-            return 0;
-        }
-        if (!step_ok(c, rc) || !step_ok(s, rs)) {
-            ERR_clear_error();
-            return -1;
-        }
-    }
-    return -1;
-}
-
 static kms_tls_server *server(const char *cmk)
 {
     kms_tls_options o = {.cert_chain_file = crt,
@@ -186,7 +156,7 @@ static int connect_once(kms_tls_server *srv, SSL_CTX *cctx, SSL_SESSION *resume,
     if (resume != NULL) {
         assert_int_equal(SSL_set_session(c, resume), 1);
     }
-    assert_int_equal(handshake(c, s), 0);
+    assert_int_equal(kms_test_tls_handshake(c, s, NULL), 0);
     /* One message each way: a TLS 1.3 client reads its tickets with the server's data. */
     char buf[8];
     assert_int_equal(SSL_write(c, "ping", 4), 4);
@@ -318,7 +288,7 @@ static void kms_failure_costs_resumption_only(void **state)
     SSL_CTX *cctx = client_ctx(TLS1_2_VERSION);
     SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *s = kms_tls_server_ssl_new(srv);
-    assert_int_equal(handshake(c, s), 0);
+    assert_int_equal(kms_test_tls_handshake(c, s, NULL), 0);
     SSL_SESSION *sess = SSL_get1_session(c);
     SSL_shutdown(c);
     SSL_free(c);
@@ -378,7 +348,7 @@ static void no_tickets_before_epoch(void **state)
         SSL_CTX *cctx = client_ctx(TLS1_2_VERSION);
         SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
         SSL *s = kms_tls_server_ssl_new(srv);
-        assert_int_equal(handshake(c, s), 0);
+        assert_int_equal(kms_test_tls_handshake(c, s, NULL), 0);
         SSL_SESSION *sess = SSL_get1_session(c);
         assert_non_null(sess);
         assert_false(SSL_SESSION_has_ticket(sess));
@@ -407,7 +377,7 @@ static int forged_resumes(unsigned char fill)
     SSL_CTX *cctx = client_ctx(TLS1_2_VERSION);
     SSL *c = kms_tls_client_ssl_new(cctx, "server.test");
     SSL *s = SSL_new(b);
-    assert_int_equal(handshake(c, s), 0);
+    assert_int_equal(kms_test_tls_handshake(c, s, NULL), 0);
     SSL_SESSION *forged = SSL_get1_session(c);
     assert_true(SSL_SESSION_has_ticket(forged));
     SSL_shutdown(c);
@@ -418,7 +388,7 @@ static int forged_resumes(unsigned char fill)
     c = kms_tls_client_ssl_new(cctx, "server.test");
     s = SSL_new(b);
     assert_int_equal(SSL_set_session(c, forged), 1);
-    assert_int_equal(handshake(c, s), 0);
+    assert_int_equal(kms_test_tls_handshake(c, s, NULL), 0);
     assert_true(SSL_session_reused(s));
     SSL_shutdown(c);
     SSL_shutdown(s);

@@ -68,7 +68,7 @@ static bool tls_step_ok(SSL *ssl, int rc)
     return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
 }
 
-int kms_test_tls_handshake(SSL *c, SSL *s)
+int kms_test_tls_handshake(SSL *c, SSL *s, int *reason)
 {
     BIO *bc = NULL;
     BIO *bs = NULL;
@@ -84,6 +84,9 @@ int kms_test_tls_handshake(SSL *c, SSL *s)
             return 0;
         }
         if (!tls_step_ok(c, rc) || !tls_step_ok(s, rs)) {
+            if (reason != NULL) {
+                *reason = ERR_GET_REASON(ERR_peek_error());
+            }
             ERR_clear_error();
             return -1;
         }
@@ -96,6 +99,7 @@ void kms_test_tls_exchange(SSL *c, SSL *s)
     char buf[16] = {0};
     assert_int_equal(SSL_write(c, "ping", 4), 4);
     assert_int_equal(SSL_read(s, buf, sizeof buf), 4);
+    assert_memory_equal(buf, "ping", 4);
     assert_int_equal(SSL_write(s, "pong", 4), 4);
     assert_int_equal(SSL_read(c, buf, sizeof buf), 4);
     assert_memory_equal(buf, "pong", 4);

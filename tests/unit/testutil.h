@@ -19,9 +19,11 @@ char *kms_test_source_path(const char *rel);
  * SoftHSM reads its config once. Returns 0 or fails the test. */
 int kms_test_token(const char *dir, const char *label, const char *pin);
 /* TLS in memory: a handshake between a client and a server SSL over a BIO pair (0, or -1 if
- * either side failed), and one message each way (so that TLS 1.3 tickets reach the client). */
+ * either side failed, with *reason, if not NULL, the reason code of the first OpenSSL error:
+ * the server's when it refused the client's hello), and one message each way (so that TLS 1.3
+ * tickets, and a server's verdict on the client's certificate, reach the client). */
 struct ssl_st;
-int kms_test_tls_handshake(struct ssl_st *client, struct ssl_st *server);
+int kms_test_tls_handshake(struct ssl_st *client, struct ssl_st *server, int *reason);
 void kms_test_tls_exchange(struct ssl_st *client, struct ssl_st *server);
 /* Asserts that the last kms call failed with `code`. */
 #define assert_kms_error(rc, code)                                                                 \
