@@ -695,6 +695,7 @@ static void test_delete_in_use(void **state)
     assert_int_equal(kms_acm_in_use(&fx->ks, c.cert_id, "kmsd:443", false), 0);
     assert_int_equal(kms_acm_get(&fx->ks, c.cert_id, &got), 0);
     assert_int_equal(kms_acm_delete(&fx->ks, &got), 0);
+    kms_acm_cert_clean_up(&got);
     assert_int_equal(kms_acm_get(&fx->ks, c.cert_id, &got), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_NOT_FOUND);
     assert_int_equal(kms_keystore_cert_key_attributes(&fx->ks, c.key_name, &attrs), -1);

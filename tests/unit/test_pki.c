@@ -1096,12 +1096,14 @@ static void allowed_name_patterns(void **state)
      * fall back to it without a DNS name). */
     static const char bmp_evil[] = "\0e\0v\0i\0l\0.\0e\0x\0a\0m\0p\0l\0e\0.\0c\0o\0m";
     static const char bmp_ok[] = "\0x\0.\0i\0n\0t\0e\0r\0n\0a\0l";
+    static const char bmp_nul[] = "\0x\0.\0i\0n\0t\0e\0r\0n\0a\0l\0"; /* + U+0000 */
     assert_kms_error(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_evil, 32, serial),
                      KMS_ERR_INVALID_ARGS);
     assert_non_null(strstr(kms_last_error_message(), "'evil.example.com'"));
     assert_int_equal(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_ok, 20, serial), 0);
     /* A NUL inside (here the terminator, UTF-16) is no character of a host name. */
-    assert_kms_error(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_ok, 22, serial), KMS_ERR_INVALID_ARGS);
+    assert_kms_error(issue_cn(fx, &ca, V_ASN1_BMPSTRING, bmp_nul, 22, serial),
+                     KMS_ERR_INVALID_ARGS);
     assert_non_null(strstr(kms_last_error_message(), "no string of characters"));
     assert_kms_error(issue_cn(fx, &ca, V_ASN1_UTF8STRING, "localhost", 9, serial),
                      KMS_ERR_INVALID_ARGS);
