@@ -178,7 +178,8 @@ int kms_advisor_run(const kms_client_options *opts, char **report_json)
         if ((a.client = kms_client_open(opts)) == NULL) {
             goto out;
         }
-        if (kms_advisor_iam(&a) != 0 || kms_advisor_keys(&a) != 0 || kms_advisor_audit(&a) != 0) {
+        if (kms_advisor_iam(&a) != 0 || kms_advisor_keys(&a) != 0 ||
+            kms_advisor_certificates(&a) != 0 || kms_advisor_audit(&a) != 0) {
             goto out;
         }
         if (a.events_refused &&

@@ -43,6 +43,8 @@ int kms_advisor_iam(kms_advisor *a) __attribute__((warn_unused_result));
 /* advisor_keys.c: rotation, public key policies, orphaned grants, deletions that would break
  * someone, disabled keys still called. */
 int kms_advisor_keys(kms_advisor *a) __attribute__((warn_unused_result));
+/* advisor_certs.c: certificates expiring within the warning window. */
+int kms_advisor_certificates(kms_advisor *a) __attribute__((warn_unused_result));
 /* advisor_audit.c: the trail validates, no digest is overdue, its file system has room. */
 int kms_advisor_audit(kms_advisor *a) __attribute__((warn_unused_result));
 

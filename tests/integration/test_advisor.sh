@@ -316,5 +316,42 @@ else
     echo "# skipped: Audit.LowDiskSpace (no mount namespace here)"
 fi
 
+# ---- certificates expiring within the warning window ---------------------------------------------
+# On a home of their own: the one above has had its credentials rotated away by the fixes.
+MAIN_HOME=$HOME_DIR
+HOME_DIR="$TMP/certs"
+init_home "$HOME_DIR"
+printf '{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"Advisor Root"}}' >"$TMP/ca.json"
+CA=$(kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$TMP/ca.json" --query CertificateAuthorityArn --output text)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/leaf.key" \
+    -subj /CN=soon.internal -out "$TMP/leaf.csr" 2>/dev/null
+SOON=$(kms acm-pca issue-certificate --certificate-authority-arn "$CA" --csr "fileb://$TMP/leaf.csr" \
+    --signing-algorithm SHA256WITHECDSA --validity Value=10,Type=DAYS --query CertificateArn --output text)
+LATER=$(kms acm request-certificate --domain-name later.internal --certificate-authority-arn "$CA" \
+    --query CertificateArn --output text)
+# severity_of CHECK RESOURCE: the Severity of that finding in the last report
+severity_of() {
+    "$PY" -c '
+import json, sys
+print(" ".join(f["Severity"] for f in json.load(open(sys.argv[1]))["Findings"]
+               if f["Check"] == sys.argv[2] and f["Resource"] == sys.argv[3]))' "$TMP/adv.json" "$1" "$2"
+}
+advise
+assert_eq "$(severity_of Certificate.Expiring "$SOON")" warning \
+    "Certificate.Expiring: an issued certificate 10 days from expiry is a warning"
+has_finding Certificate.Expiring "$LATER" && fail "a certificate a year from expiry is a finding" ||
+    ok "a certificate a year from expiry is no finding"
+advise +4d
+assert_eq "$(severity_of Certificate.Expiring "$SOON")" high "6 days from expiry: high"
+advise +330d
+assert_eq "$(severity_of Certificate.Expiring "$LATER")" warning \
+    "a managed certificate 35 days from expiry (not renewed: no scheduler ran) is a warning"
+assert_eq "$(findings_tsv | grep "^Certificate.Expiring	$LATER" | cut -f3)" \
+    "kmsctl acm renew-certificate --certificate-arn $LATER" "its fix renews it"
+has_finding Certificate.Expiring "$SOON" && fail "an expired certificate is listed as expiring" ||
+    ok "an expired certificate is no longer listed as expiring"
+HOME_DIR=$MAIN_HOME
+
 # ---- errors ------------------------------------------------------------------------------------
 expect_error KMSHomeException 254 kms_at "$TMP/nothing-here" advisor
