@@ -329,8 +329,11 @@ int kms_sigv4_payload_hash(const kms_sigv4_request *req, char out[65])
 static int build(kms_sigv4_buf *b, const kms_sigv4_request *req, const char *signed_headers)
 {
     char hash[65];
-    KMS_ENSURE(req->method != NULL && req->method[0] != '\0' && req->path != NULL,
-               KMS_ERR_BAD_SIGNATURE, "request without a method or path");
+    KMS_ENSURE(req->method != NULL && req->method[0] != '\0' &&
+                   strspn(req->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(req->method),
+               KMS_ERR_BAD_SIGNATURE, "the request method is not an uppercase token");
+    KMS_ENSURE(req->path != NULL && (req->path[0] == '/' || req->path[0] == '\0'),
+               KMS_ERR_BAD_SIGNATURE, "the request path does not start with /");
     KMS_ENSURE(signed_headers != NULL && signed_headers[0] != '\0', KMS_ERR_BAD_SIGNATURE,
                "no signed headers");
     KMS_GUARD(kms_sigv4_payload_hash(req, hash));

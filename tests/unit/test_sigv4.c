@@ -574,6 +574,21 @@ static void test_content_hash_and_missing(void **state)
     req.n_headers = 1;
     assert_kms_error(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"),
                      KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* A path that is not absolute, a method that is not a token. */
+    free(canonical);
+    canonical = NULL;
+    req.headers = hs;
+    req.n_headers = 3;
+    req.path = "x/";
+    assert_kms_error(kms_sigv4_canonical_request(&req, sh, &canonical), KMS_ERR_BAD_SIGNATURE);
+    assert_null(canonical);
+    req.path = "/";
+    req.method = "GET\n";
+    assert_kms_error(kms_sigv4_canonical_request(&req, sh, &canonical), KMS_ERR_BAD_SIGNATURE);
+    req.method = "POST";
+    assert_int_equal(kms_sigv4_canonical_request(&req, sh, &canonical), 0);
+    free(canonical);
+    canonical = NULL;
     /* A bad x-amz-date. */
     kms_sigv4_header hs2[] = {{"Host", "kms.eu-west-3.amazonaws.com"},
                               {"X-Amz-Date", "2015-08-30T12:36:00Z"}};
