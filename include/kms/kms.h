@@ -78,6 +78,7 @@ typedef enum kms_error {
     KMS_ERR_REQUEST_IN_PROGRESS,   /* RequestInProgressException (acm) */
     KMS_ERR_RESOURCE_IN_USE,       /* ResourceInUseException (acm) */
     KMS_ERR_INVALID_TAG,           /* InvalidTagException (acm) */
+    KMS_ERR_INCOMPLETE_SIGNATURE,  /* IncompleteSignatureException: malformed SigV4 Authorization */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -60,6 +60,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_REQUEST_IN_PROGRESS] = "RequestInProgressException",
     [KMS_ERR_RESOURCE_IN_USE] = "ResourceInUseException",
     [KMS_ERR_INVALID_TAG] = "InvalidTagException",
+    [KMS_ERR_INCOMPLETE_SIGNATURE] = "IncompleteSignatureException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

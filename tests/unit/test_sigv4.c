@@ -1,0 +1,620 @@
+/* Unit tests of the SigV4 verifier (src/sigv4/sigv4.h) on AWS's official suite, read at run time
+ * from the shared vectors (sigv4/<case>/): every case's canonical request, string to sign and
+ * signature byte for byte, its signed request accepted, and every change to a signed part
+ * refused; clock skew; the Authorization parser's refusals. */
+#include "testutil.h"
+#include "vectors.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kms/kms.h"
+#include "sigv4/sigv4.h"
+#include "util/error.h"
+
+#define MAX_HEADERS 32
+
+/* One case of the suite: header-signed-request.txt parsed, and context.json. */
+typedef struct vcase {
+    char *dir;
+    char method[16];
+    char *path;
+    char *query;
+    char *names[MAX_HEADERS];
+    char *values[MAX_HEADERS];
+    kms_sigv4_header headers[MAX_HEADERS];
+    size_t n_headers;
+    char *body;
+    size_t body_len;
+    const char *authorization;
+    char secret[128];
+    char region[64];
+    char service[64];
+    int normalize;
+    time_t ts;
+} vcase;
+
+static char *read_file(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096;
+    size_t len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void add_header(vcase *c, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    assert_true(c->n_headers < MAX_HEADERS);
+    c->names[c->n_headers] = strndup(name, nlen);
+    c->values[c->n_headers] = strndup(value, vlen);
+    c->n_headers++;
+}
+
+/* Parses header-signed-request.txt: "METHOD TARGET HTTP/1.1", "Name:value" lines (a line that
+ * starts with whitespace continues the previous value, after a newline), a blank line, a body. */
+static void parse_request(vcase *c, char *text)
+{
+    char *eol = strchr(text, '\n');
+    assert_non_null(eol);
+    *eol = '\0';
+    char *sp = strchr(text, ' ');
+    char *http = strstr(text, " HTTP/1.1");
+    assert_non_null(sp);
+    assert_non_null(http);
+    assert_true((size_t)(sp - text) < sizeof c->method);
+    memcpy(c->method, text, (size_t)(sp - text));
+    c->method[sp - text] = '\0';
+    char *target = strndup(sp + 1, (size_t)(http - sp - 1));
+    char *q = strchr(target, '?');
+    if (q != NULL) {
+        c->query = strdup(q + 1);
+        *q = '\0';
+    } else {
+        c->query = strdup("");
+    }
+    c->path = target;
+    char *line = eol + 1;
+    for (;;) {
+        eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        if (len == 0) {
+            line = eol != NULL ? eol + 1 : line;
+            break;
+        }
+        if (line[0] == ' ' || line[0] == '\t') {
+            size_t i = c->n_headers - 1;
+            size_t old = strlen(c->values[i]);
+            c->values[i] = realloc(c->values[i], old + len + 2);
+            c->values[i][old] = '\n';
+            memcpy(c->values[i] + old + 1, line, len);
+            c->values[i][old + 1 + len] = '\0';
+        } else {
+            char *colon = memchr(line, ':', len);
+            assert_non_null(colon);
+            add_header(c, line, (size_t)(colon - line), colon + 1,
+                       len - (size_t)(colon - line) - 1);
+        }
+        if (eol == NULL) {
+            line += len;
+            break;
+        }
+        line = eol + 1;
+    }
+    c->body = strdup(line);
+    c->body_len = strlen(line);
+    for (size_t i = 0; i < c->n_headers; i++) {
+        c->headers[i].name = c->names[i];
+        c->headers[i].value = c->values[i];
+        if (strcasecmp(c->names[i], "Authorization") == 0) {
+            c->authorization = c->values[i];
+        }
+    }
+    assert_non_null(c->authorization);
+}
+
+static void load_case(vcase *c, const char *dir)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = strdup(dir);
+    char ctx_path[1024];
+    snprintf(ctx_path, sizeof ctx_path, "%s/context.json", dir);
+    json_t *ctx = json_load_file(ctx_path, 0, NULL);
+    assert_non_null(ctx);
+    json_t *cred = json_object_get(ctx, "credentials");
+    snprintf(c->secret, sizeof c->secret, "%s", kms_test_json_str(cred, "secret_access_key"));
+    snprintf(c->region, sizeof c->region, "%s", kms_test_json_str(ctx, "region"));
+    snprintf(c->service, sizeof c->service, "%s", kms_test_json_str(ctx, "service"));
+    c->normalize = json_is_true(json_object_get(ctx, "normalize"));
+    struct tm tm = {0};
+    assert_int_equal(sscanf(kms_test_json_str(ctx, "timestamp"), "%d-%d-%dT%d:%d:%dZ", &tm.tm_year,
+                            &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec),
+                     6);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    c->ts = timegm(&tm);
+    json_decref(ctx);
+    char *text = read_file(dir, "header-signed-request.txt");
+    assert_non_null(text);
+    parse_request(c, text);
+    free(text);
+}
+
+static void free_case(vcase *c)
+{
+    for (size_t i = 0; i < c->n_headers; i++) {
+        free(c->names[i]);
+        free(c->values[i]);
+    }
+    free(c->path);
+    free(c->query);
+    free(c->body);
+    free(c->dir);
+}
+
+static kms_sigv4_request request_of(const vcase *c)
+{
+    kms_sigv4_request r = {
+        .method = c->method,
+        .path = c->path,
+        .query = c->query,
+        .headers = c->headers,
+        .n_headers = c->n_headers,
+        .body = (const uint8_t *)c->body,
+        .body_len = c->body_len,
+        .normalize_path = c->normalize,
+    };
+    return r;
+}
+
+/* 0 when req with Authorization authz verifies at now under c's secret, region and service. */
+static int verify(const vcase *c, const kms_sigv4_request *req, const char *authz, time_t now)
+{
+    kms_sigv4_auth auth;
+    if (kms_sigv4_parse_authorization(authz, &auth) != 0) {
+        return -1;
+    }
+    return kms_sigv4_verify(req, &auth, c->secret, now, c->region, c->service);
+}
+
+static void assert_refused(const vcase *c, const kms_sigv4_request *req, const char *authz,
+                           time_t now, const char *what)
+{
+    int rc = verify(c, req, authz, now);
+    if (rc == 0) {
+        fail_msg("%s: accepted with %s changed", c->dir, what);
+    }
+    kms_error e = kms_last_error();
+    if (e != KMS_ERR_BAD_SIGNATURE && e != KMS_ERR_INCOMPLETE_SIGNATURE) {
+        fail_msg("%s: %s changed: unexpected error %s", c->dir, what, kms_error_name(e));
+    }
+}
+
+static void assert_file_equal(const vcase *c, const char *file, const char *got)
+{
+    char *want = read_file(c->dir, file);
+    assert_non_null(want);
+    if (strcmp(want, got) != 0) {
+        fail_msg("%s/%s differs:\n--- want\n%s\n--- got\n%s", c->dir, file, want, got);
+    }
+    free(want);
+}
+
+static void check_known_answers(const vcase *c, const kms_sigv4_auth *auth)
+{
+    kms_sigv4_request req = request_of(c);
+    char *canonical = NULL;
+    char *sts = NULL;
+    char scope[256];
+    char sig[65];
+    const char *amz_date = NULL;
+    for (size_t i = 0; i < c->n_headers; i++) {
+        if (strcasecmp(c->names[i], "x-amz-date") == 0) {
+            amz_date = c->values[i];
+        }
+    }
+    assert_non_null(amz_date);
+    assert_int_equal(kms_sigv4_canonical_request(&req, auth->signed_headers, &canonical), 0);
+    assert_file_equal(c, "header-canonical-request.txt", canonical);
+    snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", auth->date, auth->region, auth->service);
+    assert_int_equal(kms_sigv4_string_to_sign(amz_date, scope, canonical, &sts), 0);
+    assert_file_equal(c, "header-string-to-sign.txt", sts);
+    assert_int_equal(kms_sigv4_sign(c->secret, auth->date, auth->region, auth->service, sts, sig),
+                     0);
+    assert_file_equal(c, "header-signature.txt", sig);
+    assert_string_equal(sig, auth->signature);
+    free(canonical);
+    free(sts);
+}
+
+/* Every signed part changed in turn: each change refused. */
+static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
+{
+    kms_sigv4_request base = request_of(c);
+    kms_sigv4_request req;
+    char buf[4096];
+
+    req = base;
+    req.method = strcmp(c->method, "GET") == 0 ? "POST" : "GET";
+    assert_refused(c, &req, c->authorization, c->ts, "the method");
+
+    req = base;
+    snprintf(buf, sizeof buf, "%sx", c->path);
+    req.path = buf;
+    assert_refused(c, &req, c->authorization, c->ts, "the path");
+
+    req = base;
+    snprintf(buf, sizeof buf, "%s%s", c->query, c->query[0] != '\0' ? "x" : "a=b");
+    req.query = buf;
+    assert_refused(c, &req, c->authorization, c->ts, "a query parameter");
+    if (c->query[0] != '\0') {
+        snprintf(buf, sizeof buf, "%s&zz=1", c->query);
+        assert_refused(c, &req, c->authorization, c->ts, "the query (a parameter added)");
+    }
+
+    /* Each signed header's value (its first occurrence). */
+    for (const char *p = auth->signed_headers; *p != '\0';) {
+        size_t n = strcspn(p, ";");
+        kms_sigv4_header hs[MAX_HEADERS];
+        size_t i;
+        memcpy(hs, c->headers, sizeof hs);
+        for (i = 0; i < c->n_headers; i++) {
+            if (strlen(hs[i].name) == n && strncasecmp(hs[i].name, p, n) == 0) {
+                break;
+            }
+        }
+        assert_true(i < c->n_headers);
+        snprintf(buf, sizeof buf, "%sx", hs[i].value);
+        hs[i].value = buf;
+        req = base;
+        req.headers = hs;
+        assert_refused(c, &req, c->authorization, c->ts, hs[i].name);
+        if (n == 10 && strncmp(p, "x-amz-date", 10) == 0) {
+            /* Another valid time, one second later, still within the skew. */
+            time_t t = c->ts + 1;
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+            assert_refused(c, &req, c->authorization, c->ts, "the date");
+        }
+        p += n + (p[n] == ';' ? 1 : 0);
+    }
+
+    /* The body, and the body's hash. */
+    req = base;
+    snprintf(buf, sizeof buf, "%sx", c->body);
+    req.body = (const uint8_t *)buf;
+    req.body_len = c->body_len + 1;
+    assert_refused(c, &req, c->authorization, c->ts, "the body");
+    req = base;
+    req.payload_sha256_hex = "0000000000000000000000000000000000000000000000000000000000000000";
+    assert_refused(c, &req, c->authorization, c->ts, "the payload hash");
+
+    /* Each hex digit of the signature. */
+    const char *sig = strstr(c->authorization, "Signature=");
+    assert_non_null(sig);
+    size_t at = (size_t)(sig - c->authorization) + 10;
+    for (size_t i = 0; i < 64; i++) {
+        snprintf(buf, sizeof buf, "%s", c->authorization);
+        buf[at + i] = buf[at + i] == '0' ? '1' : '0';
+        assert_refused(c, &base, buf, c->ts, "a signature digit");
+    }
+
+    /* The wrong secret, region or service. */
+    vcase other = *c;
+    size_t slen = strlen(other.secret);
+    assert_true(slen + 1 < sizeof other.secret);
+    other.secret[slen] = 'x';
+    other.secret[slen + 1] = '\0';
+    assert_refused(&other, &base, c->authorization, c->ts, "the secret");
+    other = *c;
+    snprintf(other.region, sizeof other.region, "eu-west-3");
+    assert_refused(&other, &base, c->authorization, c->ts, "the expected region");
+    other = *c;
+    snprintf(other.service, sizeof other.service, "kms");
+    assert_refused(&other, &base, c->authorization, c->ts, "the expected service");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_suite(void **state)
+{
+    (void)state;
+    char *root = kms_test_vectors_dir();
+    if (root == NULL) {
+        skip();
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/sigv4", root);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fail_msg("%s: %s", dir, "no sigv4 vectors directory");
+    }
+    char *names[256];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 256) {
+        if (e->d_name[0] != '.') {
+            names[n++] = strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    size_t ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        char cdir[1200];
+        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
+        char *probe = read_file(cdir, "header-signed-request.txt");
+        free(names[i]);
+        if (probe == NULL) {
+            continue;
+        }
+        free(probe);
+        vcase c;
+        kms_sigv4_auth auth;
+        load_case(&c, cdir);
+        if (kms_sigv4_parse_authorization(c.authorization, &auth) != 0) {
+            fail_msg("%s: %s", cdir, kms_last_error_message());
+        }
+        check_known_answers(&c, &auth);
+        kms_sigv4_request req = request_of(&c);
+        if (kms_sigv4_verify(&req, &auth, c.secret, c.ts, c.region, c.service) != 0) {
+            fail_msg("%s: refused: %s", cdir, kms_last_error_message());
+        }
+        check_mutations(&c, &auth);
+        free_case(&c);
+        ran++;
+    }
+    free(root);
+    print_message("sigv4: %zu cases passed\n", ran);
+    assert_true(ran > 20);
+}
+
+static void test_clock_skew(void **state)
+{
+    (void)state;
+    char *root = kms_test_vectors_dir();
+    if (root == NULL) {
+        skip();
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/sigv4/get-vanilla", root);
+    free(root);
+    vcase c;
+    load_case(&c, dir);
+    kms_sigv4_request req = request_of(&c);
+    assert_int_equal(verify(&c, &req, c.authorization, c.ts + 299), 0);
+    assert_int_equal(verify(&c, &req, c.authorization, c.ts + 300), 0);
+    assert_int_equal(verify(&c, &req, c.authorization, c.ts - 299), 0);
+    assert_kms_error(verify(&c, &req, c.authorization, c.ts + 301), KMS_ERR_BAD_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "Signature expired: 20150830T123600Z"));
+    assert_kms_error(verify(&c, &req, c.authorization, c.ts + 600), KMS_ERR_BAD_SIGNATURE);
+    assert_string_equal(kms_last_error_message(),
+                        "Signature expired: 20150830T123600Z is now earlier than "
+                        "20150830T124100Z (20150830T124600Z - 5 min.)");
+    assert_kms_error(verify(&c, &req, c.authorization, c.ts - 301), KMS_ERR_BAD_SIGNATURE);
+    assert_string_equal(kms_last_error_message(),
+                        "Signature not yet current: 20150830T123600Z is still later than "
+                        "20150830T123559Z (20150830T123059Z + 5 min.)");
+    free_case(&c);
+}
+
+#define GOOD_CRED "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request"
+#define GOOD_SH "SignedHeaders=host;x-amz-date"
+#define GOOD_SIG "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+
+static void test_parser(void **state)
+{
+    (void)state;
+    kms_sigv4_auth a;
+    assert_int_equal(
+        kms_sigv4_parse_authorization("AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG, &a),
+        0);
+    assert_string_equal(a.access_key_id, "AKIDEXAMPLE");
+    assert_string_equal(a.date, "20150830");
+    assert_string_equal(a.region, "us-east-1");
+    assert_string_equal(a.service, "service");
+    assert_string_equal(a.signed_headers, "host;x-amz-date");
+    /* Any order, with or without spaces after the commas. */
+    assert_int_equal(
+        kms_sigv4_parse_authorization("AWS4-HMAC-SHA256 " GOOD_SIG "," GOOD_CRED "," GOOD_SH, &a),
+        0);
+    static const char *const bad[] = {
+        "",
+        "AWS4-HMAC-SHA256",
+        "AWS4-HMAC-SHA1 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG,
+        "aws4-hmac-sha256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_SH ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG ", Foo=bar",
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG ",",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service, " GOOD_SH
+        ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 "
+        "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request/x, " GOOD_SH ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 Credential=/20150830/us-east-1/service/aws4_request, " GOOD_SH
+        ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 Credential=AKID/2015083/us-east-1/service/aws4_request, " GOOD_SH
+        ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 Credential=AKID/20151330/us-east-1/service/aws4_request, " GOOD_SH
+        ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 Credential=AKID/20150830//service/aws4_request, " GOOD_SH ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 Credential=AKID/20150830/us east/service/aws4_request, " GOOD_SH
+        ", " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=x-amz-date;host, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=Host;x-amz-date, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=host;host;x-amz-date, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=host, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=x-amz-date, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=host;;x-amz-date, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=, " GOOD_SIG,
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", Signature=5fa00fa3",
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH
+        ", Signature=5FA00FA31553B73EBF1942676E86291E8372FF2A2260956D9B8AAE1D763FBF31",
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH
+        ", Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf3g",
+        "AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG "0",
+        "AWS4-HMAC-SHA256 " GOOD_CRED " , " GOOD_SH ", " GOOD_SIG,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(&a, 'x', sizeof a);
+        if (kms_sigv4_parse_authorization(bad[i], &a) == 0) {
+            fail_msg("accepted: %s", bad[i]);
+        }
+        assert_int_equal(kms_last_error(), KMS_ERR_INCOMPLETE_SIGNATURE);
+        assert_int_equal(a.access_key_id[0], '\0');
+        assert_int_equal(a.signature[0], '\0');
+    }
+    assert_kms_error(kms_sigv4_parse_authorization(NULL, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* Oversized values. */
+    char big[KMS_SIGV4_AUTH_MAX + 64];
+    char akid[KMS_SIGV4_AKID_MAX + 2];
+    memset(akid, 'A', sizeof akid - 1);
+    akid[sizeof akid - 1] = '\0';
+    snprintf(big, sizeof big,
+             "AWS4-HMAC-SHA256 Credential=%s/20150830/us-east-1/service/aws4_request, " GOOD_SH
+             ", " GOOD_SIG,
+             akid);
+    assert_kms_error(kms_sigv4_parse_authorization(big, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    akid[KMS_SIGV4_AKID_MAX] = '\0';
+    snprintf(big, sizeof big,
+             "AWS4-HMAC-SHA256 Credential=%s/20150830/us-east-1/service/aws4_request, " GOOD_SH
+             ", " GOOD_SIG,
+             akid);
+    assert_int_equal(kms_sigv4_parse_authorization(big, &a), 0);
+    memset(big, ' ', sizeof big);
+    memcpy(big, "AWS4-HMAC-SHA256 ", 17);
+    big[sizeof big - 1] = '\0';
+    assert_kms_error(kms_sigv4_parse_authorization(big, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+}
+
+/* A request of our own: x-amz-content-sha256 must be the body's hash; a missing signed header
+ * and a missing x-amz-date refused. */
+static void test_content_hash_and_missing(void **state)
+{
+    (void)state;
+    const char *secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const char *body = "{}";
+    const char *body_hash = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"X-Amz-Content-Sha256", body_hash},
+    };
+    kms_sigv4_request req = {.method = "POST",
+                             .path = "/",
+                             .query = "",
+                             .headers = hs,
+                             .n_headers = 3,
+                             .body = (const uint8_t *)body,
+                             .body_len = 2,
+                             .normalize_path = 1};
+    const char *sh = "host;x-amz-content-sha256;x-amz-date";
+    char *canonical = NULL;
+    char *sts = NULL;
+    char sig[65];
+    char authz[512];
+    kms_sigv4_auth a;
+    assert_int_equal(kms_sigv4_canonical_request(&req, sh, &canonical), 0);
+    assert_int_equal(kms_sigv4_string_to_sign("20150830T123600Z",
+                                              "20150830/eu-west-3/kms/aws4_request", canonical,
+                                              &sts),
+                     0);
+    assert_int_equal(kms_sigv4_sign(secret, "20150830", "eu-west-3", "kms", sts, sig), 0);
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/20150830/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=%s, Signature=%s",
+             sh, sig);
+    assert_int_equal(kms_sigv4_parse_authorization(authz, &a), 0);
+    time_t now = 1440938160; /* 2015-08-30T12:36:00Z */
+    assert_int_equal(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"), 0);
+    req.payload_sha256_hex = body_hash;
+    assert_int_equal(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"), 0);
+    /* The body changed, with the header left as signed. */
+    req.payload_sha256_hex = NULL;
+    req.body = (const uint8_t *)"{ }";
+    req.body_len = 3;
+    assert_kms_error(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"),
+                     KMS_ERR_BAD_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "x-amz-content-sha256"));
+    req.body = (const uint8_t *)body;
+    req.body_len = 2;
+    /* A signed header missing, then x-amz-date missing. */
+    req.n_headers = 2;
+    assert_kms_error(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"),
+                     KMS_ERR_BAD_SIGNATURE);
+    req.headers = hs + 2;
+    req.n_headers = 1;
+    assert_kms_error(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"),
+                     KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* A path that is not absolute, a method that is not a token. */
+    free(canonical);
+    canonical = NULL;
+    req.headers = hs;
+    req.n_headers = 3;
+    req.path = "x/";
+    assert_kms_error(kms_sigv4_canonical_request(&req, sh, &canonical), KMS_ERR_BAD_SIGNATURE);
+    assert_null(canonical);
+    req.path = "/";
+    req.method = "GET\n";
+    assert_kms_error(kms_sigv4_canonical_request(&req, sh, &canonical), KMS_ERR_BAD_SIGNATURE);
+    req.method = "POST";
+    assert_int_equal(kms_sigv4_canonical_request(&req, sh, &canonical), 0);
+    free(canonical);
+    canonical = NULL;
+    /* A bad x-amz-date. */
+    kms_sigv4_header hs2[] = {{"Host", "kms.eu-west-3.amazonaws.com"},
+                              {"X-Amz-Date", "2015-08-30T12:36:00Z"}};
+    req.headers = hs2;
+    req.n_headers = 2;
+    assert_kms_error(kms_sigv4_verify(&req, &a, secret, now, "eu-west-3", "kms"),
+                     KMS_ERR_BAD_SIGNATURE);
+    /* The signing key: known answer from AWS's documentation example. */
+    uint8_t key[32];
+    assert_int_equal(kms_sigv4_signing_key(secret, "20150830", "us-east-1", "iam", key), 0);
+    char hex[65];
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    }
+    assert_string_equal(hex, "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
+    free(canonical);
+    free(sts);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_suite),
+        cmocka_unit_test(test_clock_skew),
+        cmocka_unit_test(test_parser),
+        cmocka_unit_test(test_content_hash_and_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
