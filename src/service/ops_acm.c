@@ -423,24 +423,27 @@ static int delete_certificate(kms_request *rq, json_t *req, json_t **resp)
     return empty_response(r, resp);
 }
 
-static int add_tags(kms_request *rq, json_t *req, json_t **resp)
+/* AddTagsToCertificate (add) and RemoveTagsFromCertificate. */
+static int change_tags(kms_request *rq, json_t *req, json_t **resp, bool add)
 {
     kms_keystore view;
     kms_acm_cert c;
     KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_tags_add(caller_ks(rq, &view), c.cert_id, json_object_get(req, "Tags"));
+    const kms_keystore *ks = caller_ks(rq, &view);
+    json_t *tags = json_object_get(req, "Tags");
+    int r = add ? kms_acm_tags_add(ks, c.cert_id, tags) : kms_acm_tags_remove(ks, c.cert_id, tags);
     kms_acm_cert_clean_up(&c);
     return empty_response(r, resp);
 }
 
+static int add_tags(kms_request *rq, json_t *req, json_t **resp)
+{
+    return change_tags(rq, req, resp, true);
+}
+
 static int remove_tags(kms_request *rq, json_t *req, json_t **resp)
 {
-    kms_keystore view;
-    kms_acm_cert c;
-    KMS_GUARD(authorize_cert(rq, req, &c));
-    int r = kms_acm_tags_remove(caller_ks(rq, &view), c.cert_id, json_object_get(req, "Tags"));
-    kms_acm_cert_clean_up(&c);
-    return empty_response(r, resp);
+    return change_tags(rq, req, resp, false);
 }
 
 static int list_tags(kms_request *rq, json_t *req, json_t **resp)

@@ -809,24 +809,6 @@ static char *svc_tmp;
 static kms_client *svc;
 static char svc_ca[KMS_ARN_MAX];
 
-/* kms_call that must succeed; the parsed response. */
-static json_t *call(const char *op, const char *fmt, ...)
-{
-    char req[4096];
-    char *resp = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(req, sizeof req, fmt, ap);
-    va_end(ap);
-    if (kms_call(svc, op, req, &resp) != 0) {
-        fail_msg("%s: %s", op, kms_last_error_message());
-    }
-    json_t *j = json_loads(resp, 0, NULL);
-    kms_string_free(resp);
-    assert_non_null(j);
-    return j;
-}
-
 static kms_error call_error(const char *op, const char *req)
 {
     char *resp = NULL;
@@ -838,26 +820,10 @@ static int svc_setup(void **state)
 {
     (void)state;
     svc_tmp = kms_test_tmpdir();
-    char *home = kms_path_join(svc_tmp, "home");
-    if (kms_home_init(home, NULL) != 0) {
-        fprintf(stderr, "init: %s\n", kms_last_error_message());
+    if ((svc = kms_test_home_open(svc_tmp)) == NULL) {
         return -1;
     }
-    kms_client_options o = {.home = home};
-    svc = kms_client_open(&o);
-    free(home);
-    if (svc == NULL) {
-        fprintf(stderr, "open: %s\n", kms_last_error_message());
-        return -1;
-    }
-    json_t *r = call("acm-pca:CreateCertificateAuthority",
-                     "{\"CertificateAuthorityType\": \"ROOT\", "
-                     "\"CertificateAuthorityConfiguration\": {\"KeyAlgorithm\": \"EC_prime256v1\", "
-                     "\"SigningAlgorithm\": \"SHA256WITHECDSA\", \"Subject\": {\"CommonName\": "
-                     "\"Service Root\"}}}");
-    snprintf(svc_ca, sizeof svc_ca, "%s",
-             json_string_value(json_object_get(r, "CertificateAuthorityArn")));
-    json_decref(r);
+    kms_test_root_ca(svc, "Service Root", 0, svc_ca, sizeof svc_ca);
     return 0;
 }
 
@@ -872,10 +838,11 @@ static int svc_teardown(void **state)
 
 static void svc_request(bool exportable, char arn[KMS_ARN_MAX])
 {
-    json_t *r = call("acm:RequestCertificate",
-                     "{\"DomainName\": \"svc.internal\", \"KeyAlgorithm\": \"EC_prime256v1\", "
-                     "\"CertificateAuthorityArn\": \"%s\"%s}",
-                     svc_ca, exportable ? ", \"Options\": {\"Export\": \"ENABLED\"}" : "");
+    json_t *r =
+        kms_test_call(svc, "acm:RequestCertificate",
+                      "{\"DomainName\": \"svc.internal\", \"KeyAlgorithm\": \"EC_prime256v1\", "
+                      "\"CertificateAuthorityArn\": \"%s\"%s}",
+                      svc_ca, exportable ? ", \"Options\": {\"Export\": \"ENABLED\"}" : "");
     snprintf(arn, KMS_ARN_MAX, "%s", json_string_value(json_object_get(r, "CertificateArn")));
     json_decref(r);
 }
@@ -924,7 +891,7 @@ static void test_service_material_hsm(void **state)
     X509_free(x);
     kms_acm_material_clean_up(&m);
     /* Renewed: the next generation. */
-    json_decref(call("acm:RenewCertificate", "{\"CertificateArn\": \"%s\"}", arn));
+    json_decref(kms_test_call(svc, "acm:RenewCertificate", "{\"CertificateArn\": \"%s\"}", arn));
     int64_t gen = 0;
     assert_int_equal(kms_acm_service_generation(svc, arn, &gen), 0);
     assert_int_equal(gen, 2);
@@ -953,7 +920,7 @@ static void test_service_material_sealed(void **state)
     X509_free(x);
     kms_acm_material_clean_up(&m);
     /* Sealed under the AWS managed key alias/aws/acm, made on first use. */
-    json_t *d = call("DescribeKey", "{\"KeyId\": \"alias/aws/acm\"}");
+    json_t *d = kms_test_call(svc, "DescribeKey", "{\"KeyId\": \"alias/aws/acm\"}");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(d, "KeyMetadata"), "KeyState")),
         "Enabled");
@@ -969,7 +936,7 @@ static void test_service_in_use(void **state)
     assert_int_equal(kms_acm_service_in_use(svc, arn, "", true), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
     assert_int_equal(kms_acm_service_in_use(svc, arn, "example-server:8443", true), 0);
-    json_t *d = call("acm:DescribeCertificate", "%s", req);
+    json_t *d = kms_test_call(svc, "acm:DescribeCertificate", "%s", req);
     char *in_use =
         json_dumps(json_object_get(json_object_get(d, "Certificate"), "InUseBy"), JSON_COMPACT);
     assert_string_equal(in_use, "[\"example-server:8443\"]");
@@ -977,7 +944,7 @@ static void test_service_in_use(void **state)
     json_decref(d);
     assert_int_equal(call_error("acm:DeleteCertificate", req), KMS_ERR_RESOURCE_IN_USE);
     assert_int_equal(kms_acm_service_in_use(svc, arn, "example-server:8443", false), 0);
-    json_decref(call("acm:DeleteCertificate", "%s", req));
+    json_decref(kms_test_call(svc, "acm:DeleteCertificate", "%s", req));
     assert_int_equal(call_error("acm:DescribeCertificate", req), KMS_ERR_RESOURCE_NOT_FOUND);
 }
 
@@ -986,7 +953,7 @@ static void test_service_request_bad_tags(void **state)
 {
     (void)state;
     char req[KMS_ARN_MAX + 256];
-    json_t *l = call("acm:ListCertificates", "{}");
+    json_t *l = kms_test_call(svc, "acm:ListCertificates", "{}");
     size_t before = json_array_size(json_object_get(l, "CertificateSummaryList"));
     json_decref(l);
     snprintf(req, sizeof req,
@@ -994,7 +961,7 @@ static void test_service_request_bad_tags(void **state)
              "\"Tags\": [{\"Key\": \"aws:reserved\", \"Value\": \"x\"}]}",
              svc_ca);
     assert_int_equal(call_error("acm:RequestCertificate", req), KMS_ERR_INVALID_TAG);
-    l = call("acm:ListCertificates", "{}");
+    l = kms_test_call(svc, "acm:ListCertificates", "{}");
     assert_int_equal(json_array_size(json_object_get(l, "CertificateSummaryList")), before);
     json_decref(l);
 }
@@ -1006,8 +973,9 @@ static void test_service_export_not_audited(void **state)
     (void)state;
     char arn[KMS_ARN_MAX];
     svc_request(true, arn);
-    json_t *r = call("acm:ExportCertificate",
-                     "{\"CertificateArn\": \"%s\", \"Passphrase\": \"Y29ycmVjdCBob3JzZQ==\"}", arn);
+    json_t *r = kms_test_call(
+        svc, "acm:ExportCertificate",
+        "{\"CertificateArn\": \"%s\", \"Passphrase\": \"Y29ycmVjdCBob3JzZQ==\"}", arn);
     assert_non_null(strstr(json_string_value(json_object_get(r, "PrivateKey")),
                            "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
     json_decref(r);

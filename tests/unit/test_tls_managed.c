@@ -37,50 +37,17 @@ static char *ca_file;
 static kms_client *svc;
 static char ca_arn[256];
 
-/* kms_call that must succeed; the parsed response. */
-static json_t *call(const char *op, const char *fmt, ...)
-{
-    char req[4096];
-    char *resp = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(req, sizeof req, fmt, ap);
-    va_end(ap);
-    if (kms_call(svc, op, req, &resp) != 0) {
-        fail_msg("%s: %s", op, kms_last_error_message());
-    }
-    json_t *j = json_loads(resp, 0, NULL);
-    kms_string_free(resp);
-    assert_non_null(j);
-    return j;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     dir = kms_test_tmpdir();
-    char *home = kms_path_join(dir, "home");
-    if (kms_home_init(home, NULL) != 0) {
-        fprintf(stderr, "init: %s\n", kms_last_error_message());
+    if ((svc = kms_test_home_open(dir)) == NULL) {
         return -1;
     }
-    kms_client_options o = {.home = home};
-    svc = kms_client_open(&o);
-    free(home);
-    if (svc == NULL) {
-        fprintf(stderr, "open: %s\n", kms_last_error_message());
-        return -1;
-    }
-    json_t *r = call("acm-pca:CreateCertificateAuthority",
-                     "{\"CertificateAuthorityType\": \"ROOT\", "
-                     "\"CertificateAuthorityConfiguration\": {\"KeyAlgorithm\": \"EC_prime256v1\", "
-                     "\"SigningAlgorithm\": \"SHA256WITHECDSA\", \"Subject\": {\"CommonName\": "
-                     "\"Managed TLS Root\"}}}");
-    snprintf(ca_arn, sizeof ca_arn, "%s",
-             json_string_value(json_object_get(r, "CertificateAuthorityArn")));
-    json_decref(r);
-    r = call("acm-pca:GetCertificateAuthorityCertificate", "{\"CertificateAuthorityArn\": \"%s\"}",
-             ca_arn);
+    kms_test_root_ca(svc, "Managed TLS Root", 0, ca_arn, sizeof ca_arn);
+    json_t *r;
+    r = kms_test_call(svc, "acm-pca:GetCertificateAuthorityCertificate",
+                      "{\"CertificateAuthorityArn\": \"%s\"}", ca_arn);
     ca_file = kms_path_join(dir, "ca.pem");
     FILE *f = fopen(ca_file, "w");
     assert_non_null(f);
@@ -102,10 +69,11 @@ static int group_teardown(void **state)
 
 static void request(bool exportable, char arn[256])
 {
-    json_t *r = call("acm:RequestCertificate",
-                     "{\"DomainName\": \"app.internal\", \"KeyAlgorithm\": \"EC_prime256v1\", "
-                     "\"CertificateAuthorityArn\": \"%s\"%s}",
-                     ca_arn, exportable ? ", \"Options\": {\"Export\": \"ENABLED\"}" : "");
+    json_t *r =
+        kms_test_call(svc, "acm:RequestCertificate",
+                      "{\"DomainName\": \"app.internal\", \"KeyAlgorithm\": \"EC_prime256v1\", "
+                      "\"CertificateAuthorityArn\": \"%s\"%s}",
+                      ca_arn, exportable ? ", \"Options\": {\"Export\": \"ENABLED\"}" : "");
     snprintf(arn, 256, "%s", json_string_value(json_object_get(r, "CertificateArn")));
     json_decref(r);
 }
@@ -113,7 +81,7 @@ static void request(bool exportable, char arn[256])
 /* The serial DescribeCertificate shows ("0a:1b:..."), as an ASN1_INTEGER. */
 static ASN1_INTEGER *described_serial(const char *arn)
 {
-    json_t *r = call("acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
+    json_t *r = kms_test_call(svc, "acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
     const char *s = json_string_value(json_object_get(json_object_get(r, "Certificate"), "Serial"));
     assert_non_null(s);
     char hex[128] = "";
@@ -133,7 +101,7 @@ static ASN1_INTEGER *described_serial(const char *arn)
 
 static bool in_use_by(const char *arn, const char *name)
 {
-    json_t *r = call("acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
+    json_t *r = kms_test_call(svc, "acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
     json_t *list = json_object_get(json_object_get(r, "Certificate"), "InUseBy");
     bool found = false;
     size_t i;
@@ -148,7 +116,7 @@ static bool in_use_by(const char *arn, const char *name)
 
 static bool in_use_by_prefix(const char *arn, const char *prefix)
 {
-    json_t *r = call("acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
+    json_t *r = kms_test_call(svc, "acm:DescribeCertificate", "{\"CertificateArn\": \"%s\"}", arn);
     json_t *list = json_object_get(json_object_get(r, "Certificate"), "InUseBy");
     bool found = false;
     size_t i;
@@ -269,7 +237,7 @@ static void served_from_the_hsm_and_renewed(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_RESOURCE_IN_USE);
 
     connect_to(srv, cctx, &old);
-    json_decref(call("acm:RenewCertificate", "{\"CertificateArn\": \"%s\"}", arn));
+    json_decref(kms_test_call(svc, "acm:RenewCertificate", "{\"CertificateArn\": \"%s\"}", arn));
     ASN1_INTEGER *serial2 = described_serial(arn);
     assert_int_not_equal(ASN1_INTEGER_cmp(serial1, serial2), 0);
     usleep(1100 * 1000); /* the server looks once a second */
@@ -342,21 +310,6 @@ static void bad_options_refused(void **state)
 /* ---- CAs of the manager (ca_arn)
  * ---------------------------------------------------------------*/
 
-static void create_ca(const char *cn, bool crls, char arn[256])
-{
-    json_t *r = call("acm-pca:CreateCertificateAuthority",
-                     "{\"CertificateAuthorityType\": \"ROOT\", "
-                     "\"CertificateAuthorityConfiguration\": {\"KeyAlgorithm\": \"EC_prime256v1\", "
-                     "\"SigningAlgorithm\": \"SHA256WITHECDSA\", \"Subject\": {\"CommonName\": "
-                     "\"%s\"}}%s}",
-                     cn,
-                     crls ? ", \"RevocationConfiguration\": {\"CrlConfiguration\": "
-                            "{\"Enabled\": true, \"ExpirationInDays\": 7}}"
-                          : "");
-    snprintf(arn, 256, "%s", json_string_value(json_object_get(r, "CertificateAuthorityArn")));
-    json_decref(r);
-}
-
 /* A client certificate of the CA (EndEntityClientAuthCertificate) for a key made here: writes
  * DIR/NAME.pem (certificate) and DIR/NAME.key; *serial gets its serial as hex. */
 static void client_certificate(const char *ca, const char *name, char serial[64])
@@ -375,18 +328,19 @@ static void client_certificate(const char *ca, const char *name, char serial[64]
     char b64[4096];
     assert_true(EVP_EncodeBlock((unsigned char *)b64, der, n) > 0);
     OPENSSL_free(der);
-    json_t *r = call("acm-pca:IssueCertificate",
-                     "{\"CertificateAuthorityArn\": \"%s\", \"Csr\": \"%s\", \"SigningAlgorithm\": "
-                     "\"SHA256WITHECDSA\", \"TemplateArn\": "
-                     "\"arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1\", "
-                     "\"Validity\": {\"Value\": 30, \"Type\": \"DAYS\"}}",
-                     ca, b64);
+    json_t *r = kms_test_call(
+        svc, "acm-pca:IssueCertificate",
+        "{\"CertificateAuthorityArn\": \"%s\", \"Csr\": \"%s\", \"SigningAlgorithm\": "
+        "\"SHA256WITHECDSA\", \"TemplateArn\": "
+        "\"arn:aws:acm-pca:::template/EndEntityClientAuthCertificate/V1\", "
+        "\"Validity\": {\"Value\": 30, \"Type\": \"DAYS\"}}",
+        ca, b64);
     const char *cert_arn = json_string_value(json_object_get(r, "CertificateArn"));
     assert_non_null(cert_arn);
     snprintf(serial, 64, "%s", strrchr(cert_arn, '/') + 1);
-    json_t *g =
-        call("acm-pca:GetCertificate",
-             "{\"CertificateAuthorityArn\": \"%s\", \"CertificateArn\": \"%s\"}", ca, cert_arn);
+    json_t *g = kms_test_call(svc, "acm-pca:GetCertificate",
+                              "{\"CertificateAuthorityArn\": \"%s\", \"CertificateArn\": \"%s\"}",
+                              ca, cert_arn);
     json_decref(r);
     char *path = kms_strdup_printf("%s/%s.pem", dir, name);
     FILE *f = fopen(path, "w");
@@ -413,7 +367,7 @@ static void client_trusts_a_ca_by_arn(void **state)
     char arn[256], other[256];
     conn c;
     request(false, arn);
-    create_ca("Another Root", false, other);
+    kms_test_root_ca(svc, "Another Root", false, other, sizeof other);
     kms_tls_options so = {.client = svc, .certificate_arn = arn};
     kms_tls_server *srv = kms_tls_server_new(&so);
     assert_non_null(srv);
@@ -447,7 +401,7 @@ static void mutual_tls_against_a_ca_by_arn(void **state)
     char crl_ca[256], arn[256], serial[64];
     char *resp = NULL;
     conn c;
-    create_ca("Clients Root", true, crl_ca);
+    kms_test_root_ca(svc, "Clients Root", true, crl_ca, sizeof crl_ca);
     request(false, arn);
     client_certificate(crl_ca, "client-one", serial);
     kms_tls_options so = {.client = svc,
@@ -514,7 +468,7 @@ static void crl_changes_under_a_running_server(void **state)
     char *resp = NULL;
     char req[512];
     conn c;
-    create_ca("Later CRL Root", false, ca);
+    kms_test_root_ca(svc, "Later CRL Root", false, ca, sizeof ca);
     request(false, arn);
     client_certificate(ca, "client-two", s1);
     client_certificate(ca, "client-three", s2);

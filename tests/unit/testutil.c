@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "hsm/hsm.h"
 #include "kms/kms.h"
+#include "util/util.h"
 
 char *kms_test_tmpdir(void)
 {
@@ -103,4 +105,56 @@ void kms_test_tls_exchange(SSL *c, SSL *s)
     assert_int_equal(SSL_write(s, "pong", 4), 4);
     assert_int_equal(SSL_read(c, buf, sizeof buf), 4);
     assert_memory_equal(buf, "pong", 4);
+}
+
+/* ---- Homes and calls through the service -------------------------------------------------------
+ */
+kms_client *kms_test_home_open(const char *dir)
+{
+    char *home = kms_path_join(dir, "home");
+    kms_client *c = NULL;
+    if (home != NULL && kms_home_init(home, NULL) == 0) {
+        kms_client_options o = {.home = home};
+        c = kms_client_open(&o);
+    }
+    if (c == NULL) {
+        fprintf(stderr, "home %s: %s\n", home != NULL ? home : dir, kms_last_error_message());
+    }
+    free(home);
+    return c;
+}
+
+json_t *kms_test_call(kms_client *c, const char *op, const char *fmt, ...)
+{
+    char req[4096];
+    char *resp = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof req);
+    if (kms_call(c, op, req, &resp) != 0) {
+        fail_msg("%s: %s", op, kms_last_error_message());
+    }
+    json_t *j = json_loads(resp, 0, NULL);
+    kms_string_free(resp);
+    assert_non_null(j);
+    return j;
+}
+
+void kms_test_root_ca(kms_client *c, const char *cn, int crls, char *arn, size_t arn_size)
+{
+    json_t *r = kms_test_call(
+        c, "acm-pca:CreateCertificateAuthority",
+        "{\"CertificateAuthorityType\": \"ROOT\", \"CertificateAuthorityConfiguration\": "
+        "{\"KeyAlgorithm\": \"EC_prime256v1\", \"SigningAlgorithm\": \"SHA256WITHECDSA\", "
+        "\"Subject\": {\"CommonName\": \"%s\"}}%s}",
+        cn,
+        crls ? ", \"RevocationConfiguration\": {\"CrlConfiguration\": {\"Enabled\": true, "
+               "\"ExpirationInDays\": 7}}"
+             : "");
+    const char *a = json_string_value(json_object_get(r, "CertificateAuthorityArn"));
+    assert_non_null(a);
+    snprintf(arn, arn_size, "%s", a);
+    json_decref(r);
 }

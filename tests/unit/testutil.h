@@ -18,6 +18,19 @@ char *kms_test_source_path(const char *rel);
  * SOFTHSM2_CONF at it and initialises a token `label` with user PIN `pin`. One per process:
  * SoftHSM reads its config once. Returns 0 or fails the test. */
 int kms_test_token(const char *dir, const char *label, const char *pin);
+/* A fresh home in dir/home (kms_home_init) and a client of it; NULL, with the reason on stderr,
+ * if either fails. */
+struct kms_client;
+struct json_t;
+struct kms_client *kms_test_home_open(const char *dir);
+/* kms_call of op with the request fmt formats (at most 4 KiB) that must succeed: the parsed
+ * response (json_decref it); a failure fails the test with the error's message. */
+struct json_t *kms_test_call(struct kms_client *c, const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A ROOT CA (EC_prime256v1, SHA256WITHECDSA) with the common name cn, its ARN in arn, and
+ * with CRLs (ExpirationInDays 7) when crls is true. */
+void kms_test_root_ca(struct kms_client *c, const char *cn, int crls, char *arn, size_t arn_size);
+
 /* TLS in memory: a handshake between a client and a server SSL over a BIO pair (0, or -1 if
  * either side failed, with *reason, if not NULL, the reason code of the first OpenSSL error:
  * the server's when it refused the client's hello), and one message each way (so that TLS 1.3
