@@ -79,6 +79,8 @@ typedef enum kms_error {
     KMS_ERR_RESOURCE_IN_USE,       /* ResourceInUseException (acm) */
     KMS_ERR_INVALID_TAG,           /* InvalidTagException (acm) */
     KMS_ERR_INCOMPLETE_SIGNATURE,  /* IncompleteSignatureException: malformed SigV4 Authorization */
+    KMS_ERR_THROTTLING,            /* ThrottlingException: "Rate exceeded" */
+    KMS_ERR_NETWORK,               /* KMSNetworkException: a remote KMS could not be reached */
     KMS_ERR__COUNT
 } kms_error;
 
@@ -119,6 +121,35 @@ typedef struct kms_client_options {
 
 KMS_API KMS_MUST_CHECK kms_client *kms_client_open(const kms_client_options *opts);
 KMS_API void kms_client_free(kms_client *client);
+
+/* ---- Remote clients ---------------------------------------------------------------------------
+ * A client of a KMS server (kmsd) over HTTPS instead of a home on this machine: kms_call and the
+ * typed calls below work the same, signed with SigV4 by the credentials given; the envelope
+ * library's KMS keyring works through it. Functions that need the home itself (validate-logs,
+ * the advisor, the scheduler, the audit anchor) fail with UnsupportedOperationException.
+ * Throttling and transient errors are retried in the AWS SDKs' "standard" retry mode (up to
+ * max_attempts, exponential backoff with full jitter); connections are kept and reused. An
+ * endpoint that cannot be reached: KMSNetworkException naming it. */
+typedef struct kms_remote_options {
+    const char *endpoint_url; /* "https://HOST[:PORT]" (required) */
+    const char *ca_bundle;    /* PEM file of CAs to trust; NULL: the system's */
+    /* Credentials: these three when access_key_id is set; else the profile (NULL: "default" or
+     * KMS_PROFILE) of credentials_file (NULL: HOME/credentials of kms_home_default() if it
+     * exists, else AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials); KMS_ACCESS_KEY_ID /
+     * AWS_ACCESS_KEY_ID in the environment come first, as in the AWS CLI. */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    const char *credentials_file;
+    const char *profile;
+    const char *region;     /* the SigV4 scope's region; NULL: AWS_REGION, AWS_DEFAULT_REGION,
+                               else the server's (GET /health tells it) */
+    const char *user_agent; /* NULL: "libkms/VERSION" */
+    int max_attempts;       /* 0: 3, as the standard retry mode */
+    long timeout_ms;        /* per attempt; 0: 30000 */
+} kms_remote_options;
+
+KMS_API KMS_MUST_CHECK kms_client *kms_client_open_remote(const kms_remote_options *opts);
 
 /* ---- The audit trail --------------------------------------------------------------------------
  * Every call (kms_call and the typed API), allowed or denied, succeeded or failed, writes one

@@ -61,6 +61,8 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_RESOURCE_IN_USE] = "ResourceInUseException",
     [KMS_ERR_INVALID_TAG] = "InvalidTagException",
     [KMS_ERR_INCOMPLETE_SIGNATURE] = "IncompleteSignatureException",
+    [KMS_ERR_THROTTLING] = "ThrottlingException",
+    [KMS_ERR_NETWORK] = "KMSNetworkException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)
