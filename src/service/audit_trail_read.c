@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/internal_keys.h"
 #include "service/ops.h"
@@ -15,6 +16,7 @@
 int kms_audit_public_key(kms_client *client, char **pem)
 {
     KMS_ENSURE(client != NULL && pem != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "get-audit-public-key"));
     KMS_GUARD(kms_audit_trail_spki_loaded(client));
     return kms_audit_public_key_pem(client->audit_spki, client->audit_spki_len, pem);
 }
@@ -61,6 +63,7 @@ int kms_validate_logs_against(kms_client *client, const char *start_time, const 
     json_t *report = NULL;
     KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
     *report_json = NULL;
+    KMS_GUARD(kms_remote_local_only(client->remote, "validate-logs"));
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(kms_audit_trail_spki_loaded(client));

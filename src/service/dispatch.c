@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/dispatch.h"
 #include "service/ops.h"
@@ -175,6 +176,9 @@ int kms_call(kms_client *client, const char *operation, const char *request_json
     json_t *resp = NULL;
     kms_request rq;
     *response_json = NULL;
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_call(client->remote, operation, request_json, response_json);
+    }
     if (kms_gate_begin(&rq, client, operation) != 0) {
         return kms_gate_end(&rq, -1);
     }
