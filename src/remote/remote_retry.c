@@ -75,10 +75,11 @@ long kms_remote_retry_backoff_ms(int retry, double random01)
     if (random01 < 0 || random01 >= 1) {
         random01 = 0;
     }
-    /* 2^(retry-1) seconds, capped before it could overflow: from 2^15 s on the cap rules. */
-    double ceiling =
-        retry > 16 ? (double)KMS_RETRY_MAX_BACKOFF_MS : 1000.0 * (double)(1L << (retry - 1));
-    double wait = random01 * ceiling;
+    /* random * 2^(retry-1) seconds, capped: from 2^15 s on, anything but 0 reaches the cap. */
+    if (retry > 16) {
+        return random01 > 0 ? KMS_RETRY_MAX_BACKOFF_MS : 0;
+    }
+    double wait = random01 * 1000.0 * (double)(1L << (retry - 1));
     return wait > KMS_RETRY_MAX_BACKOFF_MS ? KMS_RETRY_MAX_BACKOFF_MS : (long)wait;
 }
 
