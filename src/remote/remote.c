@@ -161,14 +161,26 @@ static int region_from_server(struct kms_remote *r)
     int rc = -1;
     kms_http_exchange x;
     json_t *o = NULL;
+    int n = 1;
     kms_remote_exchange_init(&x);
     x.method = "GET";
     x.path = "/health";
-    if (kms_remote_http_perform(r, &x) != 0) {
-        goto out;
+    /* Retried as a call is (without the quota: one request at open). */
+    for (;; n++) {
+        kms_buf_clean_up(&x.response);
+        kms_buf_init(&x.response, true);
+        if (kms_remote_http_perform(r, &x) != 0) {
+            goto out;
+        }
+        kms_retry_class c = kms_remote_retry_classify(x.failure, x.status, NULL);
+        if (c == KMS_RETRY_NONE || n >= r->max_attempts) {
+            break;
+        }
+        kms_remote_retry_wait(n);
     }
     if (x.failure != KMS_TRANSPORT_OK) {
-        kms_raise(KMS_ERR_NETWORK, "cannot reach the KMS server at %s: %s", r->endpoint, x.reason);
+        kms_raise(KMS_ERR_NETWORK, "cannot reach the KMS server at %s (%d attempt%s): %s",
+                  r->endpoint, n, n == 1 ? "" : "s", x.reason);
         goto out;
     }
     o = x.status == 200 ? json_loadb((const char *)x.response.data, x.response.len, 0, NULL) : NULL;

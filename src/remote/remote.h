@@ -105,6 +105,9 @@ kms_retry_class kms_remote_retry_classify(kms_transport_failure failure, long ht
 /* The wait before retry number `retry` (1 for the first retry), random01 uniform in [0, 1). */
 long kms_remote_retry_backoff_ms(int retry, double random01);
 
+/* Sleeps kms_remote_retry_backoff_ms(retry, a fresh random number). */
+void kms_remote_retry_wait(int retry);
+
 typedef struct kms_retry_quota {
     int tokens; /* KMS_RETRY_QUOTA_MAX at first */
 } kms_retry_quota;

@@ -111,15 +111,6 @@ static int raise_response(const struct kms_remote *r, const kms_http_exchange *x
     return kms_raise(code, "%s", message != NULL ? message : name);
 }
 
-static void backoff(int retry)
-{
-    double u = (double)randombytes_random() / 4294967296.0;
-    long ms = kms_remote_retry_backoff_ms(retry, u);
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 int kms_remote_call(struct kms_remote *r, const char *operation, const char *request_json,
                     char **response_json)
 {
@@ -159,7 +150,7 @@ int kms_remote_call(struct kms_remote *r, const char *operation, const char *req
         if (!granted) {
             break;
         }
-        backoff(n);
+        kms_remote_retry_wait(n);
         kms_request_json_wipe(json);
     }
     if (x.failure != KMS_TRANSPORT_OK) {

@@ -214,8 +214,13 @@ int kms_remote_http_perform(struct kms_remote *r, kms_http_exchange *x)
     if (crc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
     } else {
-        snprintf(x->reason, sizeof x->reason, "%s%s%s%s", curl_easy_strerror(crc),
-                 errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
+        /* A server whose certificate is not trusted is mostly a missing or wrong CA bundle. */
+        bool untrusted = crc == CURLE_PEER_FAILED_VERIFICATION;
+        snprintf(x->reason, sizeof x->reason, "%s%s%s%s%s", curl_easy_strerror(crc),
+                 errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "",
+                 untrusted ? "; trust the server's CA with --ca-bundle FILE (kmsd writes it to "
+                             "its home as kmsd-ca.pem)"
+                           : "");
     }
     rc = 0;
 out:

@@ -2,7 +2,9 @@
  * wait, and the retry quota (AWS SDKs and Tools reference guide, "Retry behavior"; botocore's
  * retries/standard.py is the reference implementation). The loop that uses them is in
  * remote.c. */
+#include <sodium.h>
 #include <string.h>
+#include <time.h>
 
 #include "remote/remote.h"
 
@@ -105,5 +107,14 @@ void kms_remote_retry_quota_release(kms_retry_quota *q, int cost)
     q->tokens += cost > 0 ? cost : KMS_RETRY_NO_RETRY_INCREMENT;
     if (q->tokens > KMS_RETRY_QUOTA_MAX) {
         q->tokens = KMS_RETRY_QUOTA_MAX;
+    }
+}
+
+void kms_remote_retry_wait(int retry)
+{
+    double u = (double)randombytes_random() / 4294967296.0;
+    long ms = kms_remote_retry_backoff_ms(retry, u);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
     }
 }

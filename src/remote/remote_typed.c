@@ -11,6 +11,9 @@
 #include "service/request.h"
 #include "util/util.h"
 
+/* Longest binary member of a response taken (a ciphertext blob is at most 6 KiB). */
+#define BLOB_MAX (1u << 20)
+
 /* Wipes and frees a JSON text that may hold a secret. */
 static void text_free(char *s)
 {
@@ -107,7 +110,7 @@ int kms_remote_encrypt(struct kms_remote *r, const char *key_id, const uint8_t *
     if ((rc = exchange(r, "Encrypt", req, &resp)) != 0) {
         goto out;
     }
-    if ((rc = kms_request_blob(resp, "CiphertextBlob", true, 1, SIZE_MAX, false, blob, &n)) != 0) {
+    if ((rc = kms_request_blob(resp, "CiphertextBlob", true, 1, BLOB_MAX, false, blob, &n)) != 0) {
         goto out;
     }
     if (blob_len != NULL) {
@@ -144,7 +147,7 @@ int kms_remote_decrypt(struct kms_remote *r, const char *key_id, const uint8_t *
     if ((rc = exchange(r, "Decrypt", req, &resp)) != 0) {
         goto out;
     }
-    if ((rc = kms_request_blob(resp, "Plaintext", true, 0, SIZE_MAX, true, &pt, &n)) != 0 ||
+    if ((rc = kms_request_blob(resp, "Plaintext", true, 0, BLOB_MAX, true, &pt, &n)) != 0 ||
         (rc = kms_request_string(resp, "KeyId", key_arn != NULL, 1, 2048, &arn)) != 0) {
         goto out;
     }
@@ -189,7 +192,7 @@ int kms_remote_generate_data_key(struct kms_remote *r, const char *key_id, size_
     if ((rc = exchange(r, op, req, &resp)) != 0) {
         goto out;
     }
-    if ((rc = kms_request_blob(resp, "CiphertextBlob", true, 1, SIZE_MAX, false, &b, &n)) != 0) {
+    if ((rc = kms_request_blob(resp, "CiphertextBlob", true, 1, BLOB_MAX, false, &b, &n)) != 0) {
         goto out;
     }
     if (plaintext != NULL && (rc = kms_request_blob(resp, "Plaintext", true, key_bytes, key_bytes,
@@ -231,7 +234,7 @@ int kms_remote_sign(struct kms_remote *r, const char *key_id, const uint8_t *mes
     if ((rc = exchange(r, "Sign", req, &resp)) != 0) {
         goto out;
     }
-    rc = kms_request_blob(resp, "Signature", true, 1, SIZE_MAX, false, signature, signature_len);
+    rc = kms_request_blob(resp, "Signature", true, 1, BLOB_MAX, false, signature, signature_len);
 out:
     json_free(resp);
     return rc;
