@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/error.h"
 
@@ -202,6 +203,52 @@ static int check_content_hash(const kms_sigv4_request *req)
     return 0;
 }
 
+/* Whether name (any case) is one of signed_headers' ';'-separated lowercase names. */
+static int is_signed(const char *signed_headers, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = signed_headers;;) {
+        const char *semi = strchr(p, ';');
+        size_t n = semi != NULL ? (size_t)(semi - p) : strlen(p);
+        if (n == len && strncasecmp(p, name, n) == 0) {
+            return 1;
+        }
+        if (semi == NULL) {
+            return 0;
+        }
+        p = semi + 1;
+    }
+}
+
+/* Headers whose change would change the request's meaning must be signed when present, as AWS
+ * documents: every x-amz-* header (X-Amz-Target selects the JSON protocol's operation) and
+ * Content-Type (which selects the protocol). X-Amz-Security-Token may be added after signing
+ * (the caller checks it belongs to the access key), x-amz-content-sha256 is checked against the
+ * body. */
+static int check_unsigned_headers(const kms_sigv4_request *req, const char *signed_headers)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *h = req->headers[i].name;
+        char lower[65];
+        size_t n;
+        if (h == NULL ||
+            !(strncasecmp(h, "x-amz-", 6) == 0 || strcasecmp(h, "content-type") == 0) ||
+            strcasecmp(h, "x-amz-security-token") == 0 ||
+            strcasecmp(h, "x-amz-content-sha256") == 0 || is_signed(signed_headers, h)) {
+            continue;
+        }
+        n = strnlen(h, sizeof lower - 1);
+        for (size_t j = 0; j < n; j++) {
+            lower[j] = (char)(h[j] >= 'A' && h[j] <= 'Z' ? h[j] - 'A' + 'a' : h[j]);
+        }
+        lower[n] = '\0';
+        return kms_raise(KMS_ERR_INCOMPLETE_SIGNATURE,
+                         "There were headers present in the request which were not signed: %s",
+                         lower);
+    }
+    return 0;
+}
+
 int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
                      time_t now, const char *expected_region, const char *expected_service)
 {
@@ -218,6 +265,7 @@ int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, c
     KMS_GUARD(parse_amz_date(amz_date, &when));
     KMS_GUARD(check_time(amz_date, when, now));
     KMS_GUARD(check_scope(auth, amz_date, expected_region, expected_service));
+    KMS_GUARD(check_unsigned_headers(req, auth->signed_headers));
     KMS_GUARD(check_content_hash(req));
     snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", auth->date, auth->region, auth->service);
     if ((r = kms_sigv4_canonical_request(req, auth->signed_headers, &canonical)) != 0) {

@@ -608,6 +608,93 @@ static void test_content_hash_and_missing(void **state)
     free(sts);
 }
 
+/* ---- requests of our own, signed here ---- */
+
+#define OWN_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define OWN_NOW 1440938160 /* 2015-08-30T12:36:00Z */
+
+/* Signs req over signed_headers for scope date/eu-west-3/kms with x-amz-date amz_date (the
+ * request's own header), then parses the Authorization header into *auth. */
+static void sign_own(const kms_sigv4_request *req, const char *signed_headers, const char *amz_date,
+                     kms_sigv4_auth *auth)
+{
+    char *canonical = NULL;
+    char *sts = NULL;
+    char scope[64];
+    char sig[65];
+    char authz[1024];
+    char date[9];
+    snprintf(date, sizeof date, "%.8s", amz_date);
+    snprintf(scope, sizeof scope, "%s/eu-west-3/kms/aws4_request", date);
+    assert_int_equal(kms_sigv4_canonical_request(req, signed_headers, &canonical), 0);
+    assert_int_equal(kms_sigv4_string_to_sign(amz_date, scope, canonical, &sts), 0);
+    assert_int_equal(kms_sigv4_sign(OWN_SECRET, date, "eu-west-3", "kms", sts, sig), 0);
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/%s/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=%s, Signature=%s",
+             date, signed_headers, sig);
+    assert_int_equal(kms_sigv4_parse_authorization(authz, auth), 0);
+    free(canonical);
+    free(sts);
+}
+
+static int verify_own(const kms_sigv4_request *req, const kms_sigv4_auth *auth, time_t now)
+{
+    return kms_sigv4_verify(req, auth, OWN_SECRET, now, "eu-west-3", "kms");
+}
+
+/* X-Amz-Target selects the operation of the JSON protocol and Content-Type the protocol: a
+ * request whose signature leaves either (or any other x-amz-* header) out could be replayed as
+ * another operation. As AWS documents (host and every x-amz-* header signed; S3: Content-Type
+ * too), they must be signed when present; X-Amz-Security-Token may be added after signing
+ * (the suite's post-sts-header-after) and x-amz-content-sha256 is checked against the body. */
+static void test_unsigned_headers(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"Content-Type", "application/x-amz-json-1.1"},
+        {"X-Amz-Target", "TrentService.DescribeKey"},
+        {"User-Agent", "test"},
+        {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"},
+        {"X-Amz-Security-Token", "token"},
+    };
+    kms_sigv4_request req = {.method = "POST",
+                             .path = "/",
+                             .query = "",
+                             .headers = hs,
+                             .n_headers = 7,
+                             .body = (const uint8_t *)"{\"KeyId\":\"k\"}",
+                             .body_len = 13,
+                             .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "content-type;host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    /* The operation left unsigned: the captured request replayed as ScheduleKeyDeletion. */
+    sign_own(&req, "content-type;host;x-amz-date", "20150830T123600Z", &a);
+    hs[3].value = "TrentService.ScheduleKeyDeletion";
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "x-amz-target"));
+    hs[3].value = "TrentService.DescribeKey";
+    /* Content-Type left unsigned. */
+    sign_own(&req, "host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "content-type"));
+    /* Another x-amz-* header, in any case. */
+    kms_sigv4_header hs2[] = {
+        {"host", "kms.eu-west-3.amazonaws.com"},
+        {"x-amz-date", "20150830T123600Z"},
+        {"X-AMZ-Whatever", "1"},
+    };
+    req.headers = hs2;
+    req.n_headers = 3;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    sign_own(&req, "host;x-amz-date;x-amz-whatever", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_clock_skew),
         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_content_hash_and_missing),
+        cmocka_unit_test(test_unsigned_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
