@@ -249,6 +249,30 @@ static int check_unsigned_headers(const kms_sigv4_request *req, const char *sign
     return 0;
 }
 
+/* Headers that carry one value: received twice, they are refused. Repeated headers are signed
+ * joined with ',', so a signed "X-Amz-Target: A,B" could otherwise be sent as two headers, A
+ * and B, of which the server reads one (RFC 9112 also refuses a repeated Host). */
+static int check_repeated_headers(const kms_sigv4_request *req)
+{
+    static const char *const singles[] = {
+        "host",           "x-amz-date",           "x-amz-target",         "content-type",
+        "content-length", "x-amz-content-sha256", "x-amz-security-token", "authorization",
+    };
+    for (size_t s = 0; s < sizeof singles / sizeof *singles; s++) {
+        int seen = 0;
+        for (size_t i = 0; i < req->n_headers; i++) {
+            const char *h = req->headers[i].name;
+            if (h == NULL || strcasecmp(h, singles[s]) != 0) {
+                continue;
+            }
+            KMS_ENSURE(!seen, KMS_ERR_INCOMPLETE_SIGNATURE, "The %s header is given more than once",
+                       singles[s]);
+            seen = 1;
+        }
+    }
+    return 0;
+}
+
 int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
                      time_t now, const char *expected_region, const char *expected_service)
 {
@@ -259,6 +283,7 @@ int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, c
     char sig[65];
     time_t when;
     int r = -1;
+    KMS_GUARD(check_repeated_headers(req));
     KMS_ENSURE(amz_date != NULL, KMS_ERR_INCOMPLETE_SIGNATURE,
                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
                "header.");

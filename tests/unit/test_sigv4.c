@@ -695,6 +695,56 @@ static void test_unsigned_headers(void **state)
     assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
 }
 
+/* Repeated headers are joined with ',', so one signed "X-Amz-Target: A,B" and two received
+ * "X-Amz-Target: A" and "X-Amz-Target: B" have the same canonical form, while the server reads
+ * only the first. Headers that carry one value (Host, X-Amz-Date, X-Amz-Target, Content-Type,
+ * Authorization, ...) are refused when repeated. */
+static void test_repeated_singletons(void **state)
+{
+    (void)state;
+    kms_sigv4_header one[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"X-Amz-Target", "TrentService.ScheduleKeyDeletion,TrentService.DescribeKey"},
+    };
+    kms_sigv4_header two[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"X-Amz-Target", "TrentService.ScheduleKeyDeletion"},
+        {"X-Amz-Target", "TrentService.DescribeKey"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = one, .n_headers = 3, .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    req.headers = two;
+    req.n_headers = 4;
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "x-amz-target"));
+    /* Host twice, whether signed or not. */
+    kms_sigv4_header hosts[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"host", "evil.example"},
+    };
+    req.headers = hosts;
+    req.n_headers = 3;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* Other headers may repeat (the suite's get-header-key-duplicate). */
+    kms_sigv4_header mine[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"My-Header", "a"},
+        {"My-Header", "b"},
+    };
+    req.headers = mine;
+    req.n_headers = 4;
+    sign_own(&req, "host;my-header;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_content_hash_and_missing),
         cmocka_unit_test(test_unsigned_headers),
+        cmocka_unit_test(test_repeated_singletons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
