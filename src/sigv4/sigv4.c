@@ -117,10 +117,19 @@ out:
 
 /* ---- verifier ---- */
 
+static void format_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
 /* x-amz-date "YYYYMMDDTHHMMSSZ" to seconds since the epoch. */
 static int parse_amz_date(const char *s, time_t *out)
 {
     struct tm tm = {0};
+    char back[17];
+    time_t t;
     int v[6];
     static const int at[6] = {0, 4, 6, 9, 11, 13};
     static const int width[6] = {4, 2, 2, 2, 2, 2};
@@ -145,15 +154,13 @@ static int parse_amz_date(const char *s, time_t *out)
     tm.tm_hour = v[3];
     tm.tm_min = v[4];
     tm.tm_sec = v[5];
-    *out = timegm(&tm);
+    t = timegm(&tm);
+    /* A time of the calendar: timegm would make 20150230 March 2nd and second 60 the next. */
+    format_amz_date(t, back);
+    KMS_ENSURE(strcmp(back, s) == 0, KMS_ERR_BAD_SIGNATURE,
+               "X-Amz-Date is not a valid date and time");
+    *out = t;
     return 0;
-}
-
-static void format_amz_date(time_t t, char out[17])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
 static int check_time(const char *amz_date, time_t when, time_t now)

@@ -695,6 +695,67 @@ static void test_unsigned_headers(void **state)
     assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
 }
 
+/* Impossible calendar dates are refused, not normalised by timegm (20150230 is not March 2nd),
+ * in the credential scope and in x-amz-date; a leap day is a date. */
+static void test_calendar_dates(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150230T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    kms_sigv4_auth a;
+    char *canonical = NULL;
+    char *sts = NULL;
+    char sig[65];
+    char authz[512];
+    time_t march2 = 1425299760; /* 2015-03-02T12:36:00Z */
+    assert_int_equal(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical), 0);
+    assert_int_equal(kms_sigv4_string_to_sign("20150230T123600Z",
+                                              "20150230/eu-west-3/kms/aws4_request", canonical,
+                                              &sts),
+                     0);
+    assert_int_equal(kms_sigv4_sign(OWN_SECRET, "20150230", "eu-west-3", "kms", sts, sig), 0);
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/20150230/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=host;x-amz-date, Signature=%s",
+             sig);
+    assert_kms_error(kms_sigv4_parse_authorization(authz, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* x-amz-date alone (the scope checked against it) */
+    memset(&a, 0, sizeof a);
+    snprintf(a.access_key_id, sizeof a.access_key_id, "AKID");
+    snprintf(a.date, sizeof a.date, "20150230");
+    snprintf(a.region, sizeof a.region, "eu-west-3");
+    snprintf(a.service, sizeof a.service, "kms");
+    snprintf(a.signed_headers, sizeof a.signed_headers, "host;x-amz-date");
+    snprintf(a.signature, sizeof a.signature, "%s", sig);
+    assert_kms_error(verify_own(&req, &a, march2), KMS_ERR_BAD_SIGNATURE);
+    free(canonical);
+    free(sts);
+    /* A 61st second, an hour 24, the 29th of February of a common year. */
+    static const char *const bad[] = {"20150830T123660Z", "20150830T240000Z", "20150229T123600Z",
+                                      "20150431T000000Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        hs[1].value = bad[i];
+        sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+        snprintf(a.date, sizeof a.date, "%.8s", bad[i]);
+        if (verify_own(&req, &a, OWN_NOW) == 0) {
+            fail_msg("accepted x-amz-date %s", bad[i]);
+        }
+    }
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/20150229/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=host;x-amz-date, Signature=%s",
+             sig);
+    assert_kms_error(kms_sigv4_parse_authorization(authz, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* 2016-02-29 exists. */
+    hs[1].value = "20160229T000000Z";
+    sign_own(&req, "host;x-amz-date", "20160229T000000Z", &a);
+    assert_int_equal(verify_own(&req, &a, 1456704000), 0);
+}
+
 /* Repeated headers are joined with ',', so one signed "X-Amz-Target: A,B" and two received
  * "X-Amz-Target: A" and "X-Amz-Target: B" have the same canonical form, while the server reads
  * only the first. Headers that carry one value (Host, X-Amz-Date, X-Amz-Target, Content-Type,
@@ -753,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_content_hash_and_missing),
         cmocka_unit_test(test_unsigned_headers),
+        cmocka_unit_test(test_calendar_dates),
         cmocka_unit_test(test_repeated_singletons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
