@@ -142,7 +142,9 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decodes then RFC 3986-encodes [s, s+n) into a new string (a stray '%' stays one). */
+/* Percent-decodes then RFC 3986-encodes [s, s+n) into a new string. A '+' (a space to a form
+ * decoder, itself to others) and a '%' not followed by two hex digits (itself, as "%25" is)
+ * would give two queries of different meaning one canonical form: both are refused. */
 static int reencode(const char *s, size_t n, char **out)
 {
     kms_sigv4_buf dec = {0};
@@ -151,7 +153,13 @@ static int reencode(const char *s, size_t n, char **out)
     *out = NULL;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+        if (c == '+' ||
+            (c == '%' && (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0))) {
+            r = kms_raise(KMS_ERR_BAD_SIGNATURE,
+                          "the query string holds a '+' or a '%%' that is not a %%XX escape");
+            goto out;
+        }
+        if (c == '%') {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }

@@ -756,6 +756,44 @@ static void test_calendar_dates(void **state)
     assert_int_equal(verify_own(&req, &a, 1456704000), 0);
 }
 
+/* The canonical query must tell apart queries that a server decodes differently: '+' is a space
+ * to a form decoder (evhttp_parse_query) but itself to a plain one, and a stray '%' is itself
+ * where "%25" is also '%'. Such queries are refused, so a signed "a=b%2Bc" cannot be sent as
+ * "a=b+c", nor a signed "a=%25" as "a=%". */
+static void test_query_ambiguity(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {.method = "GET",
+                             .path = "/",
+                             .query = "a=b%2Bc",
+                             .headers = hs,
+                             .n_headers = 2,
+                             .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    req.query = "a=b+c";
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_BAD_SIGNATURE);
+    req.query = "a=%25";
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    static const char *const bad[] = {"a=%", "a=%2", "a=%zz", "%=1", "a=b%2", "a+b=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        req.query = bad[i];
+        if (verify_own(&req, &a, OWN_NOW) == 0) {
+            fail_msg("accepted query %s", bad[i]);
+        }
+        char *canonical = NULL;
+        assert_kms_error(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical),
+                         KMS_ERR_BAD_SIGNATURE);
+        assert_null(canonical);
+    }
+}
+
 /* Repeated headers are joined with ',', so one signed "X-Amz-Target: A,B" and two received
  * "X-Amz-Target: A" and "X-Amz-Target: B" have the same canonical form, while the server reads
  * only the first. Headers that carry one value (Host, X-Amz-Date, X-Amz-Target, Content-Type,
@@ -815,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_content_hash_and_missing),
         cmocka_unit_test(test_unsigned_headers),
         cmocka_unit_test(test_calendar_dates),
+        cmocka_unit_test(test_query_ambiguity),
         cmocka_unit_test(test_repeated_singletons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
