@@ -190,9 +190,11 @@ static int check_scope(const kms_sigv4_auth *auth, const char *amz_date, const c
                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
                "from HTTP: '%s' != '%.8s'",
                auth->date, amz_date);
-    KMS_ENSURE(region == NULL || strcmp(auth->region, region) == 0, KMS_ERR_BAD_SIGNATURE,
+    KMS_ENSURE(region != NULL && service != NULL, KMS_ERR_INTERNAL,
+               "SigV4: no expected region or service to check the credential scope against");
+    KMS_ENSURE(strcmp(auth->region, region) == 0, KMS_ERR_BAD_SIGNATURE,
                "Credential should be scoped to a valid region, not '%s'", auth->region);
-    KMS_ENSURE(service == NULL || strcmp(auth->service, service) == 0, KMS_ERR_BAD_SIGNATURE,
+    KMS_ENSURE(strcmp(auth->service, service) == 0, KMS_ERR_BAD_SIGNATURE,
                "Credential should be scoped to correct service: '%s'", service);
     return 0;
 }

@@ -844,6 +844,23 @@ static void test_repeated_singletons(void **state)
     assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
 }
 
+/* The expected region and service are not optional: NULL does not mean "any". */
+static void test_scope_required(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    assert_int_not_equal(kms_sigv4_verify(&req, &a, OWN_SECRET, OWN_NOW, NULL, "kms"), 0);
+    assert_int_not_equal(kms_sigv4_verify(&req, &a, OWN_SECRET, OWN_NOW, "eu-west-3", NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_calendar_dates),
         cmocka_unit_test(test_query_ambiguity),
         cmocka_unit_test(test_repeated_singletons),
+        cmocka_unit_test(test_scope_required),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
