@@ -861,6 +861,34 @@ static void test_scope_required(void **state)
     assert_int_not_equal(kms_sigv4_verify(&req, &a, OWN_SECRET, OWN_NOW, "eu-west-3", NULL), 0);
 }
 
+/* A payload hash other than the body's own (UNSIGNED-PAYLOAD, S3's streaming forms) is refused:
+ * KMS signs its body. */
+static void test_unsigned_payload(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {
+        "UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A"};
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        kms_sigv4_header hs[] = {
+            {"Host", "kms.eu-west-3.amazonaws.com"},
+            {"X-Amz-Date", "20150830T123600Z"},
+            {"X-Amz-Content-Sha256", forms[i]},
+        };
+        kms_sigv4_request req = {.method = "POST",
+                                 .path = "/",
+                                 .headers = hs,
+                                 .n_headers = 3,
+                                 .body = (const uint8_t *)"{}",
+                                 .body_len = 2,
+                                 .normalize_path = 1};
+        kms_sigv4_auth a;
+        sign_own(&req, "host;x-amz-content-sha256;x-amz-date", "20150830T123600Z", &a);
+        assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_BAD_SIGNATURE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -873,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_query_ambiguity),
         cmocka_unit_test(test_repeated_singletons),
         cmocka_unit_test(test_scope_required),
+        cmocka_unit_test(test_unsigned_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
