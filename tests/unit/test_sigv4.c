@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "kms/kms.h"
@@ -889,6 +890,39 @@ static void test_unsigned_payload(void **state)
     }
 }
 
+/* A long query costs memory in proportion: a 1 MB query of empty parameters ("a&a&...") took
+ * 256 bytes of buffers per name and per value (286 MB). Peak RSS growth is measured. */
+static void test_query_memory(void **state)
+{
+    (void)state;
+    size_t n = (size_t)1 << 20;
+    char *q = malloc(n + 1);
+    struct rusage before;
+    struct rusage after;
+    char *canonical = NULL;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "GET", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    assert_non_null(q);
+    for (size_t i = 0; i < n; i++) {
+        q[i] = i % 2 == 0 ? 'a' : '&';
+    }
+    q[n] = '\0';
+    req.query = q;
+    assert_int_equal(getrusage(RUSAGE_SELF, &before), 0);
+    assert_int_equal(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical), 0);
+    assert_int_equal(getrusage(RUSAGE_SELF, &after), 0);
+    assert_non_null(strstr(canonical, "\na=&a=&a=&"));
+    if (after.ru_maxrss - before.ru_maxrss > 64 * 1024) {
+        fail_msg("a 1 MB query took %ld MB", (after.ru_maxrss - before.ru_maxrss) / 1024);
+    }
+    free(canonical);
+    free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -902,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_repeated_singletons),
         cmocka_unit_test(test_scope_required),
         cmocka_unit_test(test_unsigned_payload),
+        cmocka_unit_test(test_query_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
