@@ -168,18 +168,15 @@ static int check_members(const kms_op *op, json_t *req)
     return 0;
 }
 
-int kms_call(kms_client *client, const char *operation, const char *request_json,
-             char **response_json)
+int kms_dispatch_call(kms_client *client, const char *operation, const char *request_json,
+                      kms_gate_caller *caller, char **response_json)
 {
     int rc = -1;
     json_t *req = NULL;
     json_t *resp = NULL;
     kms_request rq;
     *response_json = NULL;
-    if (client != NULL && client->remote != NULL) {
-        return kms_remote_call(client->remote, operation, request_json, response_json);
-    }
-    if (kms_gate_begin(&rq, client, operation) != 0) {
+    if (kms_gate_begin_as(&rq, client, operation, caller) != 0) {
         return kms_gate_end(&rq, -1);
     }
     const kms_op *op = kms_dispatch_find(operation);
@@ -225,4 +222,13 @@ out:
     kms_request_json_wipe(resp);
     json_decref(resp);
     return rc;
+}
+
+int kms_call(kms_client *client, const char *operation, const char *request_json,
+             char **response_json)
+{
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_call(client->remote, operation, request_json, response_json);
+    }
+    return kms_dispatch_call(client, operation, request_json, NULL, response_json);
 }

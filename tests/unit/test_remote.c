@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kms/kms.h"
+#include "kms/server.h"
 #include "remote/remote_internal.h"
 #include "sigv4/sigv4.h"
 #include "util/util.h"
@@ -635,6 +636,15 @@ static void test_remote_client(void **state)
     assert_int_equal(kms_audit_public_key(c, &report), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
     assert_null(report);
+    /* The server side's calls are a home's, not a remote client's. */
+    assert_string_equal(kms_client_region(c), "eu-west-3");
+    assert_int_equal(kms_client_stats(c, &report), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
+    kms_network_request nreq = {.method = "POST", .path = "/", .operation = "ListKeys"};
+    kms_network_result nres;
+    assert_int_equal(kms_call_network(c, &nreq, &resp, &nres), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
+    assert_null(resp);
     kms_client_free(c);
     /* No region given anywhere: GET /health is asked, and cannot be reached. */
     unsetenv("AWS_REGION");
