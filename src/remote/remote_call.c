@@ -12,8 +12,10 @@
 #include "util/util.h"
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
+#define QUERY_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
-/* Signs and sends one attempt of body to target. */
+/* Signs and sends one attempt of body: to target (AWS JSON 1.1), or with no target (the query
+ * protocol). */
 static int attempt(struct kms_remote *r, const char *target, const char *service, const char *body,
                    kms_http_exchange *x)
 {
@@ -25,19 +27,25 @@ static int attempt(struct kms_remote *r, const char *target, const char *service
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
-    kms_sigv4_header signed_headers[] = {
+    const char *content_type = target != NULL ? JSON_CONTENT_TYPE : QUERY_CONTENT_TYPE;
+    kms_sigv4_header signed_headers[5] = {
         {"host", r->host},
         {"x-amz-date", amz_date},
-        {"x-amz-target", target},
-        {"content-type", JSON_CONTENT_TYPE},
-        {"x-amz-security-token", r->session_token},
+        {"content-type", content_type},
     };
+    size_t n_signed = 3;
+    if (target != NULL) {
+        signed_headers[n_signed++] = (kms_sigv4_header){"x-amz-target", target};
+    }
+    if (r->session_token != NULL) {
+        signed_headers[n_signed++] = (kms_sigv4_header){"x-amz-security-token", r->session_token};
+    }
     kms_sigv4_request req = {
         .method = "POST",
         .path = "/",
         .query = "",
         .headers = signed_headers,
-        .n_headers = r->session_token != NULL ? 5 : 4,
+        .n_headers = n_signed,
         .body = (const uint8_t *)body,
         .body_len = strlen(body),
         .normalize_path = 1,
@@ -47,8 +55,9 @@ static int attempt(struct kms_remote *r, const char *target, const char *service
         goto out;
     }
     lines[0] = kms_strdup_printf("X-Amz-Date: %s", amz_date);
-    lines[1] = kms_strdup_printf("X-Amz-Target: %s", target);
-    lines[2] = kms_strdup_printf("Content-Type: %s", JSON_CONTENT_TYPE);
+    lines[1] = target != NULL ? kms_strdup_printf("X-Amz-Target: %s", target)
+                              : strdup("X-Amz-Target:"); /* none: curl sends no such header */
+    lines[2] = kms_strdup_printf("Content-Type: %s", content_type);
     lines[3] = kms_strdup_printf("Authorization: %s", authz);
     if (r->session_token != NULL) {
         lines[4] = kms_strdup_printf("X-Amz-Security-Token: %s", r->session_token);
@@ -115,19 +124,27 @@ int kms_remote_call(struct kms_remote *r, const char *operation, const char *req
                     char **response_json)
 {
     int rc = -1;
-    char target[160], service[32], name[128];
+    char target[160], service[32], name[128], query_message[512];
     const char *message = NULL;
     const char *body = request_json != NULL ? request_json : "{}";
+    char *form = NULL;
+    bool query = kms_remote_query_op(operation);
     kms_http_exchange x;
     json_t *json = NULL;
     int cost = 0;
     int n = 1;
     *response_json = NULL;
     kms_error_clear();
-    KMS_GUARD(kms_remote_target(operation, target, sizeof target, service, sizeof service));
+    if (query) {
+        snprintf(service, sizeof service, "sts");
+        KMS_GUARD(kms_remote_query_body(operation, request_json, &form));
+        body = form;
+    } else {
+        KMS_GUARD(kms_remote_target(operation, target, sizeof target, service, sizeof service));
+    }
     kms_remote_exchange_init(&x);
     for (;; n++) {
-        if (attempt(r, target, service, body, &x) != 0) {
+        if (attempt(r, query ? NULL : target, service, body, &x) != 0) {
             goto out;
         }
         json_decref(json);
@@ -138,6 +155,10 @@ int kms_remote_call(struct kms_remote *r, const char *operation, const char *req
         message = NULL;
         if (x.failure == KMS_TRANSPORT_OK && (x.status < 200 || x.status >= 300)) {
             error_of(&x, json, name, sizeof name, &message);
+            if (query && kms_remote_query_error(x.response.data, x.response.len, name, sizeof name,
+                                                query_message, sizeof query_message) == 0) {
+                message = query_message;
+            }
         }
         kms_retry_class c = kms_remote_retry_classify(x.failure, x.status, name);
         bool done = x.failure == KMS_TRANSPORT_OK && x.status >= 200 && x.status < 300;
@@ -165,8 +186,15 @@ int kms_remote_call(struct kms_remote *r, const char *operation, const char *req
     pthread_mutex_lock(&r->lock);
     kms_remote_retry_quota_release(&r->quota, cost);
     pthread_mutex_unlock(&r->lock);
-    *response_json =
-        x.response.len > 0 ? strndup((const char *)x.response.data, x.response.len) : strdup("{}");
+    if (query) {
+        if (kms_remote_query_response(operation, x.response.data, x.response.len, response_json) !=
+            0) {
+            goto out;
+        }
+    } else {
+        *response_json = x.response.len > 0 ? strndup((const char *)x.response.data, x.response.len)
+                                            : strdup("{}");
+    }
     if (*response_json == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -176,5 +204,10 @@ out:
     kms_request_json_wipe(json);
     json_decref(json);
     kms_remote_exchange_clean_up(&x);
+    if (form != NULL) {
+        sodium_memzero(form, strlen(form));
+        free(form);
+    }
+    sodium_memzero(query_message, sizeof query_message);
     return rc;
 }

@@ -49,6 +49,21 @@ void kms_remote_exchange_clean_up(kms_http_exchange *x); /* wipes the response *
  * be started (out of memory). */
 int kms_remote_http_perform(struct kms_remote *r, kms_http_exchange *x)
     __attribute__((warn_unused_result));
+/* ---- STS over the query protocol (remote_query.c) ---- */
+/* operation is one the query protocol carries here: sts:GetCallerIdentity, sts:AssumeRole,
+ * sts:GetSessionToken. */
+bool kms_remote_query_op(const char *operation);
+/* The form body (malloc'd) of kms_call's request: Action, Version, then the members. */
+int kms_remote_query_body(const char *operation, const char *request_json, char **body)
+    __attribute__((warn_unused_result));
+/* The <ActionResponse> of a success as kms_call's response JSON (malloc'd). */
+int kms_remote_query_response(const char *operation, const uint8_t *xml, size_t n,
+                              char **response_json) __attribute__((warn_unused_result));
+/* Code and Message of an <ErrorResponse>: 0, or -1 (nothing raised, code and message left as
+ * they were: a JSON error body may have filled them) when it is not one. */
+int kms_remote_query_error(const uint8_t *xml, size_t n, char *code, size_t code_size,
+                           char *message, size_t message_size);
+
 /* Releases the pooled handles (at kms_remote_free). */
 void kms_remote_http_pool_clean_up(struct kms_remote *r);
 /* curl_global_init, once per process. */

@@ -110,8 +110,9 @@ int kms_remote_target(const char *operation, char *target, size_t target_size, c
         KMS_ENSURE(strncmp(operation, query_services[i], strlen(query_services[i])) != 0,
                    KMS_ERR_UNSUPPORTED_OPERATION,
                    "%s is not available over --endpoint-url yet: the %.*s API speaks AWS's query "
-                   "protocol, which the remote client does not; run it on the server's machine "
-                   "with --home",
+                   "protocol, which the remote client speaks only for sts:GetCallerIdentity, "
+                   "sts:AssumeRole and sts:GetSessionToken; run it on the server's machine with "
+                   "--home",
                    operation, (int)strlen(query_services[i]) - 1, query_services[i]);
     }
     const char *colon = strchr(operation, ':');

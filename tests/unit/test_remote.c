@@ -428,6 +428,120 @@ static void test_error_from_name(void **state)
     assert_int_equal(kms_error_from_name(NULL), KMS_ERR__COUNT);
 }
 
+/* STS over the query protocol: the form, the XML answer back in kms_call's shape, errors. */
+static void test_query_protocol(void **state)
+{
+    (void)state;
+    char *body = NULL;
+    assert_true(kms_remote_query_op("sts:AssumeRole"));
+    assert_true(kms_remote_query_op("sts:GetCallerIdentity"));
+    assert_false(kms_remote_query_op("sts:DecodeAuthorizationMessage"));
+    assert_false(kms_remote_query_op("iam:ListUsers"));
+    assert_int_equal(
+        kms_remote_query_body("sts:AssumeRole",
+                              "{\"RoleArn\": \"arn:aws:iam::111122223333:role/r\", "
+                              "\"RoleSessionName\": \"s 1~\", \"DurationSeconds\": 900}",
+                              &body),
+        0);
+    assert_non_null(strstr(body, "Action=AssumeRole&Version=2011-06-15&"));
+    assert_non_null(strstr(body, "&RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fr"));
+    assert_non_null(strstr(body, "&RoleSessionName=s%201~"));
+    assert_non_null(strstr(body, "&DurationSeconds=900"));
+    free(body);
+    assert_int_equal(kms_remote_query_body("sts:GetCallerIdentity", NULL, &body), 0);
+    assert_string_equal(body, "Action=GetCallerIdentity&Version=2011-06-15");
+    free(body);
+    assert_int_equal(kms_remote_query_body("sts:AssumeRole", "{\"Tags\": [1]}", &body), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    assert_null(body);
+
+    /* The STS API reference's AssumeRole example, entities added. */
+    const char *xml =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+        "  <AssumeRoleResult>\n"
+        "  <SourceIdentity>Alice &amp; B&#x6F;b &#233;</SourceIdentity>\n"
+        "    <AssumedRoleUser>\n"
+        "      <Arn>arn:aws:sts::123456789012:assumed-role/demo/TestAR</Arn>\n"
+        "      <AssumedRoleId>ARO123EXAMPLE123:TestAR</AssumedRoleId>\n"
+        "    </AssumedRoleUser>\n"
+        "    <Credentials>\n"
+        "      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>\n"
+        "      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>\n"
+        "      <SessionToken>AQoDYXdzEPT//////////wEXAMPLEtc764</SessionToken>\n"
+        "      <Expiration>2019-11-09T13:34:41Z</Expiration>\n"
+        "    </Credentials>\n"
+        "    <PackedPolicySize>6</PackedPolicySize>\n"
+        "  </AssumeRoleResult>\n"
+        "  <ResponseMetadata>\n"
+        "    <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>\n"
+        "  </ResponseMetadata>\n"
+        "</AssumeRoleResponse>\n";
+    char *out = NULL;
+    assert_int_equal(
+        kms_remote_query_response("sts:AssumeRole", (const uint8_t *)xml, strlen(xml), &out), 0);
+    json_t *o = json_loads(out, 0, NULL);
+    assert_non_null(o);
+    json_t *cred = json_object_get(o, "Credentials");
+    assert_string_equal(json_string_value(json_object_get(cred, "AccessKeyId")),
+                        "ASIAIOSFODNN7EXAMPLE");
+    assert_string_equal(json_string_value(json_object_get(cred, "SessionToken")),
+                        "AQoDYXdzEPT//////////wEXAMPLEtc764");
+    assert_int_equal(json_integer_value(json_object_get(cred, "Expiration")), 1573306481);
+    assert_int_equal(json_integer_value(json_object_get(o, "PackedPolicySize")), 6);
+    assert_string_equal(json_string_value(json_object_get(o, "SourceIdentity")),
+                        "Alice & Bob \xc3\xa9");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "AssumedRoleUser"), "Arn")),
+        "arn:aws:sts::123456789012:assumed-role/demo/TestAR");
+    json_decref(o);
+    free(out);
+    const char *who = "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::1:"
+                      "user/a</Arn><UserId>AIDA</UserId><Account>111122223333</Account>"
+                      "</GetCallerIdentityResult></GetCallerIdentityResponse>";
+    assert_int_equal(
+        kms_remote_query_response("sts:GetCallerIdentity", (const uint8_t *)who, strlen(who), &out),
+        0);
+    assert_string_equal(out, "{\"Arn\":\"arn:aws:iam::1:user/a\",\"UserId\":\"AIDA\",\"Account\":"
+                             "\"111122223333\"}");
+    free(out);
+    /* Another action's answer, and malformed documents: refused. */
+    assert_int_equal(
+        kms_remote_query_response("sts:AssumeRole", (const uint8_t *)who, strlen(who), &out), -1);
+    assert_null(out);
+    const char *broken[] = {
+        "<AssumeRoleResponse><AssumeRoleResult></AssumeRoleResponse>",
+        "<AssumeRoleResponse><AssumeRoleResult>",
+        "<AssumeRoleResponse>&bogus;</AssumeRoleResponse>",
+        "<AssumeRoleResponse><A>1</A><A>2</A></AssumeRoleResponse>",
+        "<AssumeRoleResponse><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a><a>x</a></a></a>"
+        "</a></a></a></a></a></a></a></a></a></a></a></a></a></a></a></AssumeRoleResponse>",
+        "",
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        assert_int_equal(kms_remote_query_response("sts:AssumeRole", (const uint8_t *)broken[i],
+                                                   strlen(broken[i]), &out),
+                         -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_INTERNAL);
+    }
+    /* STS's error document: its code is mapped back as the AWS name without "Exception". */
+    const char *err = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                      "<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: x is "
+                      "not authorized to perform: sts:AssumeRole &lt;r&gt;</Message></Error>"
+                      "<RequestId>1</RequestId></ErrorResponse>";
+    char code[64], message[256];
+    assert_int_equal(kms_remote_query_error((const uint8_t *)err, strlen(err), code, sizeof code,
+                                            message, sizeof message),
+                     0);
+    assert_string_equal(code, "AccessDenied");
+    assert_string_equal(message, "User: x is not authorized to perform: sts:AssumeRole <r>");
+    assert_int_equal(kms_error_from_name(code), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(kms_remote_query_error((const uint8_t *)who, strlen(who), code, sizeof code,
+                                            message, sizeof message),
+                     -1);
+    assert_string_equal(code, "AccessDenied"); /* left as it was */
+}
+
 /* ---- Opening: credentials, region, endpoint ---------------------------------------------- */
 
 static char *tmp;
@@ -623,6 +737,8 @@ static void test_remote_client(void **state)
     assert_int_equal(kms_last_error(), KMS_ERR_NETWORK);
     assert_null(blob);
     assert_int_equal(n, 0);
+    assert_int_equal(kms_call(c, "sts:GetCallerIdentity", "{}", &resp), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_NETWORK);
     assert_int_equal(kms_call(c, "iam:ListUsers", "{}", &resp), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
     char *report = NULL;
@@ -657,11 +773,17 @@ static void test_remote_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_vectors),    cmocka_unit_test(test_sign_verify_round_trip),
-        cmocka_unit_test(test_targets),         cmocka_unit_test(test_retry_classify),
-        cmocka_unit_test(test_retry_backoff),   cmocka_unit_test(test_retry_quota),
-        cmocka_unit_test(test_error_from_name), cmocka_unit_test(test_credentials_precedence),
-        cmocka_unit_test(test_endpoint),        cmocka_unit_test(test_remote_client),
+        cmocka_unit_test(test_sign_vectors),
+        cmocka_unit_test(test_sign_verify_round_trip),
+        cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_retry_classify),
+        cmocka_unit_test(test_retry_backoff),
+        cmocka_unit_test(test_retry_quota),
+        cmocka_unit_test(test_error_from_name),
+        cmocka_unit_test(test_query_protocol),
+        cmocka_unit_test(test_credentials_precedence),
+        cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_remote_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -111,8 +111,9 @@ void kmsctl_print_global_help(FILE *f)
                "KMS's operation, 'kmsctl kms-encrypt', as with aws.\n");
     fprintf(f, "\nAgainst a server, every command runs there as with a home, but those that read\n"
                "the home itself (init, sign-in, validate-logs, advisor, run-scheduler, the audit\n"
-               "anchor and key) and the IAM, STS and Organizations commands (AWS's query\n"
-               "protocol) run on the server's machine. Credentials: KMS_ACCESS_KEY_ID and\n"
+               "anchor and key) and the IAM and Organizations commands (AWS's query protocol;\n"
+               "of STS's, get-caller-identity, assume-role and get-session-token work) run on\n"
+               "the server's machine. Credentials: KMS_ACCESS_KEY_ID and\n"
                "KMS_SECRET_ACCESS_KEY (or AWS_*), else --profile of HOME/credentials, else of\n"
                "~/.aws/credentials. Example:\n"
                "  kmsctl --endpoint-url https://kms.example:8443 --ca-bundle kmsd-ca.pem \\\n"
