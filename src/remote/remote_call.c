@@ -64,7 +64,7 @@ static int attempt(struct kms_remote *r, const char *target, const char *service
     }
     if (lines[0] == NULL || lines[1] == NULL || lines[2] == NULL || lines[3] == NULL ||
         (r->session_token != NULL && lines[4] == NULL)) {
-        rc = -1;
+        rc = kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     x->method = "POST";

@@ -60,6 +60,13 @@ static int string_set(json_t *req, const char *name, const char *value)
     return 0;
 }
 
+static int int_set(json_t *req, const char *name, json_int_t value)
+{
+    KMS_ENSURE(json_object_set_new(req, name, json_integer(value)) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    return 0;
+}
+
 /* Sends req (wiped and freed here) as operation; *resp the parsed response. */
 static int exchange(struct kms_remote *r, const char *operation, json_t *req, json_t **resp)
 {
@@ -104,8 +111,9 @@ int kms_remote_encrypt(struct kms_remote *r, const char *key_id, const uint8_t *
     if (req == NULL || string_set(req, "KeyId", key_id) != 0 ||
         kms_request_json_set_blob(req, "Plaintext", plaintext, plaintext_len) != 0 ||
         context_set(req, context) != 0) {
+        bool none = req == NULL;
         json_free(req);
-        return req == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
+        return none ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
     }
     if ((rc = exchange(r, "Encrypt", req, &resp)) != 0) {
         goto out;
@@ -141,8 +149,9 @@ int kms_remote_decrypt(struct kms_remote *r, const char *key_id, const uint8_t *
     if (req == NULL || string_set(req, "KeyId", key_id) != 0 ||
         kms_request_json_set_blob(req, "CiphertextBlob", blob, blob_len) != 0 ||
         context_set(req, context) != 0) {
+        bool none = req == NULL;
         json_free(req);
-        return req == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
+        return none ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
     }
     if ((rc = exchange(r, "Decrypt", req, &resp)) != 0) {
         goto out;
@@ -183,10 +192,11 @@ int kms_remote_generate_data_key(struct kms_remote *r, const char *key_id, size_
     }
     json_t *req = json_object();
     if (req == NULL || string_set(req, "KeyId", key_id) != 0 ||
-        json_object_set_new(req, "NumberOfBytes", json_integer((json_int_t)key_bytes)) != 0 ||
+        int_set(req, "NumberOfBytes", (json_int_t)key_bytes) != 0 ||
         context_set(req, context) != 0) {
+        bool none = req == NULL;
         json_free(req);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return none ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
     }
     const char *op = plaintext != NULL ? "GenerateDataKey" : "GenerateDataKeyWithoutPlaintext";
     if ((rc = exchange(r, op, req, &resp)) != 0) {
@@ -228,8 +238,9 @@ int kms_remote_sign(struct kms_remote *r, const char *key_id, const uint8_t *mes
         kms_request_json_set_blob(req, "Message", message, message_len) != 0 ||
         string_set(req, "MessageType", message_type) != 0 ||
         string_set(req, "SigningAlgorithm", algorithm) != 0) {
+        bool none = req == NULL;
         json_free(req);
-        return req == NULL ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
+        return none ? kms_raise(KMS_ERR_INTERNAL, "out of memory") : -1;
     }
     if ((rc = exchange(r, "Sign", req, &resp)) != 0) {
         goto out;
