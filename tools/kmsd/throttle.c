@@ -546,7 +546,10 @@ double kmsd_throttle_auth_delay(kmsd_throttle *t, const char *ip, double now)
         return 0;
     }
     if (e->level > 0 && now - e->last < AUTH_WINDOW) {
-        delay = ldexp(AUTH_DELAY_FIRST, (int)e->level - 1);
+        delay = AUTH_DELAY_FIRST;
+        for (unsigned i = 1; i < e->level && delay < AUTH_DELAY_MAX; i++) {
+            delay *= 2;
+        }
         delay = delay < AUTH_DELAY_MAX ? delay : AUTH_DELAY_MAX;
     }
     pthread_mutex_unlock(&s->lock);
