@@ -598,7 +598,8 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
         return fail(err, errlen, -1, "%.64s is not an operation of the query protocol",
                     operation != NULL ? operation : "(null)");
     }
-    resp = json_loads(response_json != NULL ? response_json : "", JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    resp = json_loads(response_json != NULL ? response_json : "",
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (resp == NULL || !json_is_object(resp)) {
         fail(err, errlen, -1, "the response is not a JSON object: %s",
              resp == NULL ? jerr.text : "another JSON value");
