@@ -269,6 +269,17 @@ static void auth_failures_spread_out(void **state)
     kmsd_throttle_auth_failed(t, ip, 99.0);
     assert_true(kmsd_throttle_auth_delay(t, ip, 99.0) == 1);
     kmsd_throttle_free(t);
+    /* IPv6 sources count by their /64: 5 addresses of one /64 are one source, another /64 not. */
+    t = make(NULL);
+    const char *v6[] = {"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9",
+                        "2001:0db8:0001:0002:0:0:0:3", "2001:db8:1:2:1:2:3:4"};
+    for (int i = 0; i < 5; i++) {
+        kmsd_throttle_auth_failed(t, v6[i], 1.0);
+    }
+    assert_true(kmsd_throttle_auth_delay(t, "2001:db8:1:2::77", 1.0) == 1);
+    assert_true(kmsd_throttle_auth_delay(t, "2001:db8:1:3::1", 1.0) == 0);
+    assert_true(kmsd_throttle_auth_delay(t, "192.0.2.1", 1.0) == 0);
+    kmsd_throttle_free(t);
     t = make("{\"AuthFailureDelay\": false}");
     for (int i = 0; i < 20; i++) {
         kmsd_throttle_auth_failed(t, ip, 1.0);

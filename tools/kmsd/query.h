@@ -18,7 +18,7 @@
 #define KMSD_QUERY_MAX_BODY (64 * 1024)
 /* kmsd_query_parse's answer for an Action that is missing or not one of ours: the caller answers
  * Sender "InvalidAction" (HTTP 400). Every other refusal is -1: Sender "InvalidParameterValue"
- * (or "MissingParameter" / "MalformedQueryString" as the message says), HTTP 400. */
+ * (HTTP 400) with err as the message, which names the parameter and the fault. */
 #define KMSD_QUERY_INVALID_ACTION (-2)
 
 /* Decodes body (len bytes, not NUL-terminated, at most KMSD_QUERY_MAX_BODY): name=value pairs

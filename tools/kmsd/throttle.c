@@ -4,6 +4,7 @@
  * smallest region class where the value varies by region. */
 #include "throttle.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -503,13 +504,31 @@ int kmsd_throttle_admit_fn(void *arg, const char *account_id, const char *access
 /* ---- Authentication failures ------------------------------------------------------------------
  */
 
+/* The address an IPv6 source is counted under: its /64, the smallest prefix a site is usually
+ * given (RFC 6177), so that walking through one's own 2^64 addresses does not escape the
+ * slow-down. IPv4 addresses (and anything that does not parse) are counted as they are. */
+static const char *address_key(const char *ip, char *out, size_t size)
+{
+    unsigned char a[16];
+    if (ip == NULL || strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1) {
+        return ip;
+    }
+    memset(a + 8, 0, 8);
+    if (inet_ntop(AF_INET6, a, out, (socklen_t)size) == NULL) {
+        return ip;
+    }
+    return out;
+}
+
 void kmsd_throttle_auth_failed(kmsd_throttle *t, const char *ip, double now)
 {
     stripe *s = NULL;
     entry *e;
+    char prefix[INET6_ADDRSTRLEN];
     if (t == NULL || !t->auth_enabled) {
         return;
     }
+    ip = address_key(ip, prefix, sizeof prefix);
     if ((e = table_get(&t->addresses, AUTH_ENTRY, ip, true, &s)) == NULL) {
         return;
     }
@@ -539,9 +558,11 @@ double kmsd_throttle_auth_delay(kmsd_throttle *t, const char *ip, double now)
     stripe *s = NULL;
     entry *e;
     double delay = 0;
+    char prefix[INET6_ADDRSTRLEN];
     if (t == NULL || !t->auth_enabled) {
         return 0;
     }
+    ip = address_key(ip, prefix, sizeof prefix);
     if ((e = table_get(&t->addresses, AUTH_ENTRY, ip, false, &s)) == NULL) {
         return 0;
     }
