@@ -15,13 +15,12 @@ import sys
 def load_botocore():
     # The Debian awscli package carries its own botocore (awscli.botocore), which is what `aws`
     # uses; a pip-installed botocore will do as well.
-    for extra in (None, "/usr/lib/python3/dist-packages"):
-        if extra is not None and extra not in sys.path:
-            sys.path.append(extra)
-        for name in ("awscli.botocore", "botocore"):
+    for name in ("awscli.botocore", "botocore"):
+        for extra in (None, "/usr/lib/python3/dist-packages"):
+            if extra is not None and extra not in sys.path:
+                sys.path.append(extra)
             try:
-                mod = __import__(name, fromlist=["parsers", "model"])
-                return mod
+                return __import__(name, fromlist=["parsers", "model"])
             except ImportError:
                 continue
     return None
@@ -33,6 +32,8 @@ def main():
         print("SKIPPED: no botocore (Debian package awscli)")
         return 77
     from importlib import import_module
+
+    print("botocore: %s" % os.path.dirname(botocore.__file__))
 
     parsers = import_module(botocore.__name__ + ".parsers")
     model = import_module(botocore.__name__ + ".model")

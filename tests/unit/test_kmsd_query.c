@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "query.h"
 
@@ -325,7 +326,9 @@ static void botocore_reads_our_xml(void **state)
         0);
     write_file(dir, "Error.xml", xml);
     free(xml);
-    snprintf(cmd, sizeof cmd, "python3 '%s' '%s'", script, dir);
+    /* Debian's python first: the Debian awscli package's botocore lives in its dist-packages. */
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s'",
+             access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", script, dir);
     int rc = system(cmd);
     kms_test_rmrf(dir);
     free(dir);

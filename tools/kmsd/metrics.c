@@ -21,8 +21,7 @@ static const char *const bucket_text[] = {"0.001", "0.0025", "0.005", "0.01", "0
 #define OTHER "Other"
 #define NAME_MAX_LEN 128
 
-/* ---- The registry -----------------------------------------------------------------------------
- */
+/* ---- The registry ---------------------------------------------------------------------------- */
 
 typedef struct histogram {
     atomic_ullong buckets[N_BUCKETS + 1]; /* not cumulative; the last is above 10 s */
@@ -192,8 +191,7 @@ void kmsd_metrics_observe(kmsd_metrics *m, const char *operation, const char *ou
     atomic_fetch_add(&h->sum_ns, (unsigned long long)((seconds < 1e9 ? seconds : 1e9) * 1e9 + 0.5));
 }
 
-/* ---- Set series -------------------------------------------------------------------------------
- */
+/* ---- Set series ------------------------------------------------------------------------------ */
 
 static bool name_ok(const char *s, bool colon)
 {
@@ -262,8 +260,7 @@ out:
     return r;
 }
 
-/* ---- Rendering --------------------------------------------------------------------------------
- */
+/* ---- Rendering ------------------------------------------------------------------------------- */
 
 typedef struct strbuf {
     char *p;

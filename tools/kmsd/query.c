@@ -14,8 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- Messages and a growing string ------------------------------------------------------------
- */
+/* ---- Messages and a growing string ----------------------------------------------------------- */
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -160,8 +159,7 @@ static void sb_element(strbuf *b, const char *name, const char *text)
     sb_str(b, ">");
 }
 
-/* ---- The operations and their parameters ------------------------------------------------------
- */
+/* ---- The operations and their parameters ----------------------------------------------------- */
 
 typedef enum param_type { PARAM_STRING, PARAM_INTEGER } param_type;
 
@@ -223,8 +221,7 @@ static const action *action_by_operation(const char *operation)
     return NULL;
 }
 
-/* ---- Form decoding ----------------------------------------------------------------------------
- */
+/* ---- Form decoding --------------------------------------------------------------------------- */
 
 static int hex_value(char c)
 {
@@ -485,8 +482,7 @@ out:
     return r;
 }
 
-/* ---- JSON to XML ------------------------------------------------------------------------------
- */
+/* ---- JSON to XML ----------------------------------------------------------------------------- */
 
 /* An element name that XML accepts and a JSON member may carry: [A-Za-z_][A-Za-z0-9_.-]*. */
 static bool xml_name_ok(const char *s)

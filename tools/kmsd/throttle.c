@@ -16,8 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- The quotas -------------------------------------------------------------------------------
- */
+/* ---- The quotas ------------------------------------------------------------------------------ */
 
 #define MAX_QUOTA_OPS 9
 
@@ -99,8 +98,7 @@ static const quota_def quota_defs[] = {
 #define AUTH_DELAY_FIRST 1.0
 #define AUTH_DELAY_MAX 10.0
 
-/* ---- A bounded, striped hash table with LRU eviction ------------------------------------------
- */
+/* ---- A bounded, striped hash table with LRU eviction ----------------------------------------- */
 
 #define N_STRIPES 32
 #define ID_MAX 96
@@ -283,8 +281,7 @@ static size_t table_count(table *tb)
     return n;
 }
 
-/* ---- Configuration ----------------------------------------------------------------------------
- */
+/* ---- Configuration --------------------------------------------------------------------------- */
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -412,8 +409,7 @@ void kmsd_throttle_free(kmsd_throttle *t)
     free(t);
 }
 
-/* ---- Admission --------------------------------------------------------------------------------
- */
+/* ---- Admission ------------------------------------------------------------------------------- */
 
 static size_t quota_of(const char *operation)
 {
@@ -501,8 +497,7 @@ int kmsd_throttle_admit_fn(void *arg, const char *account_id, const char *access
                                (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
 }
 
-/* ---- Authentication failures ------------------------------------------------------------------
- */
+/* ---- Authentication failures ----------------------------------------------------------------- */
 
 /* The address an IPv6 source is counted under: its /64, the smallest prefix a site is usually
  * given (RFC 6177), so that walking through one's own 2^64 addresses does not escape the
@@ -580,8 +575,7 @@ double kmsd_throttle_auth_delay(kmsd_throttle *t, const char *ip, double now)
     return delay;
 }
 
-/* ---- For /metrics -----------------------------------------------------------------------------
- */
+/* ---- For /metrics ---------------------------------------------------------------------------- */
 
 int kmsd_throttle_limits(kmsd_throttle *t, json_t **out)
 {
