@@ -198,6 +198,18 @@ static void limits_listed(void **state)
     assert_int_equal(json_integer_value(json_object_get(limits, "Keys")), 0);
     json_decref(limits);
     kmsd_throttle_free(t);
+    /* The defaults: AWS's in the smallest region class; ours for the access key. */
+    t = make(NULL);
+    assert_int_equal(kmsd_throttle_limits(t, &limits), 0);
+    q = json_object_get(limits, "Quotas");
+#define LIMIT(name) json_number_value(json_object_get(json_object_get(q, name), "Limit"))
+    assert_true(LIMIT("Cryptographic operations (symmetric) request rate") == 10000);
+    assert_true(LIMIT("CreateKey request rate") == 5);
+    assert_true(LIMIT("PerAccessKey") == 10000);
+#undef LIMIT
+    assert_int_equal(json_integer_value(json_object_get(limits, "MaxKeys")), 100000);
+    json_decref(limits);
+    kmsd_throttle_free(t);
 }
 
 /* However many callers, at most MaxKeys buckets are kept; the least recently used goes first. */

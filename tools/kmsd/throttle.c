@@ -84,7 +84,7 @@ static const quota_def quota_defs[] = {
 /* Index of the per-access-key bucket among the limits (after the AWS quotas). */
 #define PER_KEY N_QUOTAS
 #define PER_KEY_NAME "PerAccessKey"
-#define PER_KEY_DEFAULT 2000.0
+#define PER_KEY_DEFAULT 10000.0
 #define MAX_KEYS_DEFAULT 100000
 #define MAX_KEYS_MIN 64
 /* Entries of the auth table carry this quota index. */

@@ -18,7 +18,8 @@ typedef struct kmsd_throttle kmsd_throttle;
 /* cfg: config.json's "server"."throttle" object, or NULL for the defaults. Members:
  *   "<AWS quota name>": requests per second (> 0), e.g. "Cryptographic operations (symmetric)
  *       request rate": 20000, "CreateKey request rate": 10;
- *   "PerAccessKey": requests per second of one access key, over all operations (default 2000);
+ *   "PerAccessKey": requests per second of one access key, over all operations (default 10000,
+ *       as much as the symmetric cryptographic quota: it binds the operations without a quota);
  *   "Enabled": false turns the request quotas off (default true);
  *   "AuthFailureDelay": false turns the authentication slow-down off (default true);
  *   "MaxKeys": buckets (and addresses) remembered at most (default 100000, at least 64).
