@@ -400,6 +400,25 @@ static void test_record(void **state)
     json_decref(page);
 }
 
+/* The access key's last use: the service each request was signed for. */
+static const char *last_used_service(const user *u, char *buf, size_t n)
+{
+    json_t *r = kms_test_call(c, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", u->akid);
+    snprintf(buf, n, "%s", str(json_object_get(r, "AccessKeyLastUsed"), "ServiceName"));
+    json_decref(r);
+    return buf;
+}
+
+static void test_last_used(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_int_equal(call_as(&frank, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
+    assert_string_equal(last_used_service(&frank, buf, sizeof buf), "sts");
+    assert_int_equal(encrypt_as(&frank, key_id, NULL, NULL), 0);
+    assert_string_equal(last_used_service(&frank, buf, sizeof buf), "kms");
+}
+
 static void test_changed_body(void **state)
 {
     (void)state;
@@ -813,14 +832,23 @@ static void test_stats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_record),
-        cmocka_unit_test(test_changed_body),  cmocka_unit_test(test_refused_runs_nothing),
-        cmocka_unit_test(test_unknown_key),   cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_scope),         cmocka_unit_test(test_skew),
-        cmocka_unit_test(test_sessions),      cmocka_unit_test(test_admit),
-        cmocka_unit_test(test_source_ip),     cmocka_unit_test(test_secure_transport),
-        cmocka_unit_test(test_user_agent),    cmocka_unit_test(test_refusals_recorded),
-        cmocka_unit_test(test_callers_apart), cmocka_unit_test(test_callers_threads),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_last_used),
+        cmocka_unit_test(test_changed_body),
+        cmocka_unit_test(test_refused_runs_nothing),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_scope),
+        cmocka_unit_test(test_skew),
+        cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_admit),
+        cmocka_unit_test(test_source_ip),
+        cmocka_unit_test(test_secure_transport),
+        cmocka_unit_test(test_user_agent),
+        cmocka_unit_test(test_refusals_recorded),
+        cmocka_unit_test(test_callers_apart),
+        cmocka_unit_test(test_callers_threads),
         cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
