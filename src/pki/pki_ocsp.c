@@ -28,6 +28,7 @@ typedef struct responder {
     size_t count;
     size_t cap;
     size_t cas_cap;
+    const char *home;
     int64_t now;
 } responder;
 
@@ -80,21 +81,20 @@ static int ca_read(kms_db_stmt *st, void *arg)
     }
     rs->rows[rs->count] = ca;
     rs->cas[rs->count].cert = cert;
-    rs->cas[rs->count].next_update = 0;
     rs->count++;
     return 0;
 }
 
 /* RFC 6960 4.2.2.1: nextUpdate, when newer information will be there: the published CRL's
- * nextUpdate while it is ahead, else a day from now. */
-static int next_updates(responder *rs, const char *home)
+ * nextUpdate while it is ahead, else a day from now (kms_pki_ocsp_next_update_fn). */
+static int next_update(void *arg, size_t ca, int64_t *out)
 {
-    for (size_t i = 0; i < rs->count; i++) {
-        bool due = false;
-        int64_t next = 0;
-        KMS_GUARD(kms_pki_crl_due(&rs->rows[i], home, rs->now, &due, &next));
-        rs->cas[i].next_update = next > rs->now ? next : rs->now + KMS_PKI_OCSP_NEXT_UPDATE_SECONDS;
-    }
+    responder *rs = arg;
+    bool due = false;
+    int64_t next = 0;
+    *out = 0;
+    KMS_GUARD(kms_pki_crl_due(&rs->rows[ca], rs->home, rs->now, &due, &next));
+    *out = next > rs->now ? next : rs->now + KMS_PKI_OCSP_NEXT_UPDATE_SECONDS;
     return 0;
 }
 
@@ -156,20 +156,20 @@ int kms_pki_ocsp_respond(const kms_keystore *ks, const char *home, const uint8_t
 {
     responder rs;
     kms_pki_ocsp_answer a;
+    kms_pki_ocsp_source src = {lookup, next_update, &rs};
     int r = -1;
     memset(&rs, 0, sizeof rs);
     memset(&a, 0, sizeof a);
     rs.ks = ks;
+    rs.home = home;
     rs.now = now;
     *response = NULL;
     *response_len = 0;
     a.response_status = OCSP_RESPONSE_STATUS_INTERNALERROR;
     /* The records failing leaves the answer internalError. */
-    bool records = kms_db_query(kms_store_db(ks->store), sql_ocsp_cas, KMS_DB_NO_PARAMS, ca_read,
-                                &rs, "cannot list the certificate authorities", NULL) == 0 &&
-                   next_updates(&rs, home) == 0;
-    if (records && kms_pki_ocsp_answer_make(request, request_len, rs.cas, rs.count, lookup, &rs,
-                                            now, &a) != 0) {
+    if (kms_db_query(kms_store_db(ks->store), sql_ocsp_cas, KMS_DB_NO_PARAMS, ca_read, &rs,
+                     "cannot list the certificate authorities", NULL) == 0 &&
+        kms_pki_ocsp_answer_make(request, request_len, rs.cas, rs.count, &src, now, &a) != 0) {
         goto out; /* out of memory: no response at all */
     }
     if (a.response_status == OCSP_RESPONSE_STATUS_SUCCESSFUL && sign(&rs, &a) != 0) {

@@ -56,10 +56,9 @@
 /* nextUpdate when the CA has no published CRL that is still current. */
 #define KMS_PKI_OCSP_NEXT_UPDATE_SECONDS 86400
 
-/* A CA that may answer: its certificate and the nextUpdate of its answers. */
+/* A CA that may answer. */
 typedef struct kms_pki_ocsp_ca {
     X509 *cert;
-    int64_t next_update;
 } kms_pki_ocsp_ca;
 
 /* A certificate's status in the records. */
@@ -73,6 +72,15 @@ typedef struct kms_pki_ocsp_status {
  * ca; 0, or -1 with an error raised (the response becomes "internalError"). */
 typedef int (*kms_pki_ocsp_lookup_fn)(void *arg, size_t ca, const char *serial,
                                       kms_pki_ocsp_status *out);
+/* The nextUpdate of CA number ca's answers (asked of the signer only, once); 0 or -1 as lookup. */
+typedef int (*kms_pki_ocsp_next_update_fn)(void *arg, size_t ca, int64_t *out);
+
+/* Where the answers come from: the records, or what a test makes up. */
+typedef struct kms_pki_ocsp_source {
+    kms_pki_ocsp_lookup_fn lookup;
+    kms_pki_ocsp_next_update_fn next_update;
+    void *arg;
+} kms_pki_ocsp_source;
 
 typedef struct kms_pki_ocsp_answer {
     int response_status;   /* OCSP_RESPONSE_STATUS_* */
@@ -80,12 +88,12 @@ typedef struct kms_pki_ocsp_answer {
     OCSP_BASICRESP *basic; /* SUCCESSFUL: the SingleResponses and the nonce, not signed yet */
 } kms_pki_ocsp_answer;
 
-/* The answer to the DER request of len bytes from the n CAs cas (see the header comment):
- * 0 with out->response_status set (and out->basic for SUCCESSFUL, owned by the caller), or -1
- * when memory ran out. A failing lookup: INTERNALERROR. */
+/* The answer to the DER request of len bytes from the n CAs cas and src (see the header
+ * comment): 0 with out->response_status set (and out->basic for SUCCESSFUL, owned by the
+ * caller), or -1 when memory ran out. A failing lookup or next_update: INTERNALERROR. */
 int kms_pki_ocsp_answer_make(const uint8_t *der, size_t len, const kms_pki_ocsp_ca *cas, size_t n,
-                             kms_pki_ocsp_lookup_fn lookup, void *arg, int64_t now,
-                             kms_pki_ocsp_answer *out) __attribute__((warn_unused_result));
+                             const kms_pki_ocsp_source *src, int64_t now, kms_pki_ocsp_answer *out)
+    __attribute__((warn_unused_result));
 void kms_pki_ocsp_answer_clean_up(kms_pki_ocsp_answer *a);
 
 /* A DER OCSPResponse of status (not SUCCESSFUL: no responseBytes) or of the signed basic; *der

@@ -157,30 +157,29 @@ out:
     return r;
 }
 
-/* Every CertID answered, in order: those of the signer from the lookup, the others unknown.
- * *failed: the lookup failed (internalError). */
+/* Every CertID answered, in order: those of the signer from the records, the others unknown.
+ * *failed: the records failed (internalError). */
 static int add_all(OCSP_REQUEST *req, const size_t *owner, const kms_pki_ocsp_answer *a,
-                   const kms_pki_ocsp_ca *cas, kms_pki_ocsp_lookup_fn lookup, void *arg,
-                   int64_t now, bool *failed)
+                   const kms_pki_ocsp_source *src, int64_t now, bool *failed)
 {
-    *failed = false;
-    for (int i = 0; i < OCSP_request_onereq_count(req); i++) {
+    int64_t next_update = 0;
+    *failed = src->next_update(src->arg, a->signer, &next_update) != 0;
+    for (int i = 0; !*failed && i < OCSP_request_onereq_count(req); i++) {
         OCSP_CERTID *id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i));
         kms_pki_ocsp_status st = {V_OCSP_CERTSTATUS_UNKNOWN, 0, OCSP_REVOKED_STATUS_NOSTATUS};
         char serial[KMS_PKI_SERIAL_MAX];
         if (owner[i] == a->signer && serial_text(id, serial) &&
-            lookup(arg, a->signer, serial, &st) != 0) {
+            src->lookup(src->arg, a->signer, serial, &st) != 0) {
             *failed = true;
             return 0;
         }
-        KMS_GUARD(add_single(a->basic, id, &st, now, cas[a->signer].next_update));
+        KMS_GUARD(add_single(a->basic, id, &st, now, next_update));
     }
     return 0;
 }
 
 int kms_pki_ocsp_answer_make(const uint8_t *der, size_t len, const kms_pki_ocsp_ca *cas, size_t n,
-                             kms_pki_ocsp_lookup_fn lookup, void *arg, int64_t now,
-                             kms_pki_ocsp_answer *out)
+                             const kms_pki_ocsp_source *src, int64_t now, kms_pki_ocsp_answer *out)
 {
     int r = -1;
     const unsigned char *p = der;
@@ -224,7 +223,7 @@ int kms_pki_ocsp_answer_make(const uint8_t *der, size_t len, const kms_pki_ocsp_
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if (add_all(req, owner, out, cas, lookup, arg, now, &failed) != 0) {
+    if (add_all(req, owner, out, src, now, &failed) != 0) {
         goto out;
     }
     if (failed) {

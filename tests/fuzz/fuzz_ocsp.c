@@ -1,8 +1,8 @@
 /* Fuzzes the OCSP responder's request path (src/pki/pki_ocsp_answer.c: what kms_ocsp_respond
  * runs on the bytes a relying party sends, before the records and the HSM) with two fixed CAs
  * and a status lookup made up from the serial (its last hex digit: 0 the lookup fails, 1-5
- * good, 6-a revoked, b-f unknown). No home: the lookup stands for the records, and a software
- * key for the CA's HSM key. Invariants:
+ * good, 6-a revoked, b-f unknown) and a nextUpdate per CA. No home: the lookup stands for the
+ * records, and a software key for the CA's HSM key. Invariants:
  *  - the answer is successful, malformedRequest, unauthorized, or internalError exactly when the
  *    lookup failed for a CertID of the signer; only a successful one has a BasicOCSPResponse;
  *  - successful: the request is one DER OCSPRequest of 1 to 64 CertIDs, the signer is the CA of
@@ -63,7 +63,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(bio != NULL);
     for (size_t i = 0; i < 2; i++) {
         cas[i].cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        cas[i].next_update = NEXT + (int64_t)i;
         FUZZ_CHECK(cas[i].cert != NULL);
     }
     BIO_free(bio);
@@ -106,6 +105,17 @@ static int lookup(void *arg, size_t ca, const char *serial, kms_pki_ocsp_status 
     }
     return 0;
 }
+
+/* Each CA's answers are valid until a time of its own. */
+static int next_update(void *arg, size_t ca, int64_t *out)
+{
+    (void)arg;
+    FUZZ_CHECK(ca < 2);
+    *out = NEXT + (int64_t)ca;
+    return 0;
+}
+
+static const kms_pki_ocsp_source source = {lookup, next_update, NULL};
 
 /* The CA of a CertID, recomputed here (2: none). */
 static size_t issuer_of(OCSP_CERTID *id)
@@ -167,7 +177,7 @@ static void check_single(OCSP_BASICRESP *bs, int i, OCSP_CERTID *asked, size_t s
     FUZZ_CHECK(status == want.status);
     FUZZ_CHECK(thisupd != NULL && nextupd != NULL);
     FUZZ_CHECK(ASN1_TIME_cmp_time_t(thisupd, NOW) == 0);
-    FUZZ_CHECK(ASN1_TIME_cmp_time_t(nextupd, (time_t)cas[signer].next_update) == 0);
+    FUZZ_CHECK(ASN1_TIME_cmp_time_t(nextupd, (time_t)(NEXT + (int64_t)signer)) == 0);
     if (status == V_OCSP_CERTSTATUS_REVOKED) {
         FUZZ_CHECK(rev != NULL && ASN1_TIME_cmp_time_t(rev, (time_t)want.revoked_at) == 0);
         FUZZ_CHECK(reason == want.reason);
@@ -248,7 +258,7 @@ static void check_encoding(kms_pki_ocsp_answer *a)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kms_pki_ocsp_answer a;
-    if (kms_pki_ocsp_answer_make(data, size, cas, 2, lookup, NULL, NOW, &a) != 0) {
+    if (kms_pki_ocsp_answer_make(data, size, cas, 2, &source, NOW, &a) != 0) {
         FUZZ_CHECK(kms_last_error() == KMS_ERR_INTERNAL && a.basic == NULL);
         return 0;
     }
