@@ -328,7 +328,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: kmsbench [--home DIR] [--threads N] [--seconds S] [--operation NAME]\n"
                "                [--records N] [--segment-records N] [--port N]\n"
                "       kmsbench --endpoint-url URL [--connections N] [--ca-bundle FILE]\n"
-               "                [--home DIR] [--seconds S] [--operation NAME]\n"
+               "                [--home DIR [--in-process-too]] [--seconds S] [--operation NAME]\n"
                "Measures in-process operations per second of libkms, and the latency of one\n"
                "operation (p50_ms, p99_ms), and prints one JSON object per measurement. Without\n"
                "--operation, every operation but those run on request.\n"
@@ -338,6 +338,8 @@ static void usage(FILE *f)
                "Encrypt, Decrypt, GenerateDataKey and Sign; credentials from KMS_ACCESS_KEY_ID /\n"
                "KMS_SECRET_ACCESS_KEY, else the default profile of --home's credentials (else\n"
                "$KMS_HOME's); the server's CA from --ca-bundle (kmsd writes HOME/kmsd-ca.pem).\n"
+               "--in-process-too follows each remote figure with the in-process one on the\n"
+               "server's home (--home, on this machine) with as many threads as connections.\n"
                "Operations:\n");
     for (size_t i = 0; i < N_OPERATIONS; i++) {
         fprintf(f, "  %-16s %s\n", operations[i].name, operations[i].help);
@@ -384,6 +386,7 @@ int main(int argc, char **argv)
 {
     const char *home = NULL, *only = NULL, *endpoint = NULL, *ca_bundle = NULL;
     int threads = 0, port = 0, connections = 0;
+    bool in_process_too = false;
     double seconds = 3;
     int64_t records = DEFAULT_RECORDS, segment_records = DEFAULT_SEGMENT_RECORDS;
     static const struct option longopts[] = {{"home", required_argument, NULL, 'H'},
@@ -396,6 +399,7 @@ int main(int argc, char **argv)
                                              {"endpoint-url", required_argument, NULL, 'E'},
                                              {"connections", required_argument, NULL, 'c'},
                                              {"ca-bundle", required_argument, NULL, 'C'},
+                                             {"in-process-too", no_argument, NULL, 'I'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -437,6 +441,9 @@ int main(int argc, char **argv)
         case 'C':
             ca_bundle = optarg;
             break;
+        case 'I':
+            in_process_too = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -453,6 +460,11 @@ int main(int argc, char **argv)
         return 2;
     }
     bool remote = endpoint != NULL;
+    if (in_process_too && (!remote || home == NULL)) {
+        fprintf(stderr,
+                "kmsbench: --in-process-too needs --endpoint-url and the server's --home\n");
+        return 2;
+    }
     if ((connections != 0 && !remote) || (threads != 0 && remote)) {
         fprintf(stderr, "kmsbench: --connections goes with --endpoint-url, --threads without\n");
         return 2;
@@ -492,6 +504,7 @@ int main(int argc, char **argv)
     int rc = 1;
     bench_ctx b = {
         .seconds = seconds, .records = records, .segment_records = segment_records, .port = port};
+    bench_ctx local = {0};
     char *sym = NULL, *sig = NULL;
     if (!remote && (only == NULL || strcmp(only, "PolicyEvaluate") == 0)) {
         b.policy = policy_bench_new();
@@ -520,6 +533,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "kmsbench: %s\n", kms_last_error_message());
         goto out;
     }
+    /* The same keys measured in-process on the server's home, each figure after the remote one
+     * with as many threads as connections. */
+    if (in_process_too) {
+        local = b;
+        local.remote = false;
+        local.client = open_client(home, NULL, NULL);
+        if (local.client == NULL) {
+            fprintf(stderr, "kmsbench: %s: %s\n", home, kms_last_error_message());
+            goto out;
+        }
+    }
 run:
     for (size_t i = 0; i < N_OPERATIONS; i++) {
         if (!selected(i, only, remote)) {
@@ -529,7 +553,9 @@ run:
             size_t n = connections ? 1 : sizeof default_connections / sizeof default_connections[0];
             for (size_t k = 0; k < n; k++) {
                 int conns = connections ? connections : default_connections[k];
-                if (measure(&b, operations[i].name, operations[i].fn, conns) != 0) {
+                if (measure(&b, operations[i].name, operations[i].fn, conns) != 0 ||
+                    (local.client != NULL &&
+                     measure(&local, operations[i].name, operations[i].fn, conns) != 0)) {
                     goto out;
                 }
             }
@@ -554,6 +580,7 @@ out:
     free(sym);
     free(sig);
     kms_client_free(b.client);
+    kms_client_free(local.client);
     policy_bench_free(b.policy);
     if (temporary && nftw(home, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
         fprintf(stderr, "kmsbench: could not remove %s\n", home);
