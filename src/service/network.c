@@ -166,13 +166,28 @@ static int auth_headers(const kms_network_request *req, const char **authorizati
         KMS_ENSURE(header_find(req, once[i], &v) <= 1, KMS_ERR_INCOMPLETE_SIGNATURE,
                    "The request must not carry the header %s more than once.", once[i]);
     }
-    KMS_ENSURE(header_find(req, "Authorization", authorization) == 1, KMS_ERR_INCOMPLETE_SIGNATURE,
+    /* AWS's answer to a request that carries no signature at all. */
+    KMS_ENSURE(header_find(req, "Authorization", authorization) == 1, KMS_ERR_MISSING_AUTH,
+               "Missing Authentication Token");
+    KMS_ENSURE((*authorization)[0] != '\0', KMS_ERR_INCOMPLETE_SIGNATURE,
                "Authorization header requires 'Credential' parameter. Authorization header "
                "requires 'Signature' parameter. Authorization header requires 'SignedHeaders' "
                "parameter. Authorization header requires existence of either a 'X-Amz-Date' or "
                "a 'Date' header. Authorization=");
     (void)header_find(req, "X-Amz-Security-Token", token);
     return 0;
+}
+
+/* IAM refuses a session's access key presented without its own token (none, a wrong one,
+ * another session's) with ExpiredTokenException and the words of an invalid token; AWS answers
+ * such a request UnrecognizedClientException, as for an unknown key. An expired or revoked
+ * session stays ExpiredTokenException. */
+static void token_error_as_aws(const char *access_key_id)
+{
+    if (strncmp(access_key_id, "ASIA", 4) == 0 && kms_last_error() == KMS_ERR_EXPIRED_TOKEN &&
+        strcmp(kms_last_error_message(), KMS_NETWORK_INVALID_TOKEN) == 0) {
+        kms_raise(KMS_ERR_UNRECOGNIZED_CLIENT, "%s", KMS_NETWORK_INVALID_TOKEN);
+    }
 }
 
 /* Checks req's signature with secret: the scope must name the home's region and service. */
@@ -247,6 +262,7 @@ static int authenticate(kms_client *c, const kms_network_request *req, kms_gate_
     }
     if ((r = kms_iam_credentials_lookup(c->iam, auth.access_key_id, token, now, &id, &secret)) !=
         0) {
+        token_error_as_aws(auth.access_key_id);
         goto out;
     }
     r = signature_verify(c, req, &auth, secret, service, now);

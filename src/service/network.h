@@ -12,6 +12,9 @@
 /* Access keys remembered; the least recently seen one makes room. */
 #define KMS_NETWORK_KEYS 256
 
+/* IAM's words for an access key whose token is not its own (src/iam/iam_sts.c). */
+#define KMS_NETWORK_INVALID_TOKEN "The security token included in the request is invalid."
+
 typedef struct kms_network_keys kms_network_keys;
 
 /* NULL on out-of-memory (raised). */
