@@ -761,6 +761,20 @@ static void test_stress_threads(void **state)
     }
 }
 
+/* A key ARN naming another account or region, with this home's key id, is not that key. */
+static void test_foreign_key_arn(void **state)
+{
+    (void)state;
+    kms_network_result res;
+    char arn[256];
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:111122223333:key/%s", region, key_id);
+    assert_kms_error(encrypt_as(&alice, arn, NULL, &res), KMS_ERR_NOT_FOUND);
+    snprintf(arn, sizeof arn, "arn:aws:kms:eu-north-9:%s:key/%s", account, key_id);
+    assert_kms_error(encrypt_as(&alice, arn, NULL, &res), KMS_ERR_NOT_FOUND);
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:key/%s", region, account, key_id);
+    assert_int_equal(encrypt_as(&alice, arn, NULL, &res), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -773,6 +787,7 @@ int main(void)
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_stress_threads),
         cmocka_unit_test(test_refusals_bounded),
+        cmocka_unit_test(test_foreign_key_arn),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
