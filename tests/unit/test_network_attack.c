@@ -775,6 +775,50 @@ static void test_foreign_key_arn(void **state)
     assert_int_equal(encrypt_as(&alice, arn, NULL, &res), 0);
 }
 
+/* A member account's administrator does not read the management account's records
+ * (CloudTrail: an account's trail holds the events of that account). */
+static void test_member_trail(void **state)
+{
+    (void)state;
+    kms_network_result res;
+    char *text = NULL;
+    if (kms_call(c, "organizations:CreateOrganization", "{}", &text) == 0) {
+        kms_string_free(text);
+    }
+    json_t *out = kms_test_call(c, "organizations:CreateAccount",
+                                "{\"Email\": \"m@example.com\", \"AccountName\": \"Member\"}");
+    char member[13], body[256];
+    snprintf(member, sizeof member, "%s",
+             str(json_object_get(out, "CreateAccountStatus"), "AccountId"));
+    json_decref(out);
+    snprintf(body, sizeof body,
+             "{\"RoleArn\": \"arn:aws:iam::%s:role/OrganizationAccountAccessRole\", "
+             "\"RoleSessionName\": \"mm\"}",
+             member);
+    json_t *resp = NULL;
+    user m;
+    assert_int_equal(call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
+    session_from(resp, &m);
+    json_decref(resp);
+    /* Alice's own request in the management account. */
+    assert_int_equal(encrypt_as(&alice, key_id, NULL, &res), 0);
+    snprintf(body, sizeof body,
+             "{\"LookupAttributes\": [{\"AttributeKey\": \"AccessKeyId\", \"AttributeValue\": "
+             "\"%s\"}]}",
+             alice.akid);
+    /* The trail holds every account's records: a member account reads none of it. */
+    assert_kms_error(call_as(&m, "cloudtrail:LookupEvents", body, NULL, &res, NULL),
+                     KMS_ERR_ACCESS_DENIED);
+    assert_true(res.recorded);
+    assert_kms_error(call_as(&m, "cloudtrail:GetUsageReport", "{}", NULL, &res, NULL),
+                     KMS_ERR_ACCESS_DENIED);
+    /* The management account's reader still reads it. */
+    assert_int_equal(call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, NULL), 0);
+    json_t *list = records_of(alice.akid);
+    assert_true(json_array_size(list) > 0);
+    json_decref(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_stress_threads),
         cmocka_unit_test(test_refusals_bounded),
         cmocka_unit_test(test_foreign_key_arn),
+        cmocka_unit_test(test_member_trail),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
