@@ -812,6 +812,14 @@ static void test_member_trail(void **state)
     assert_true(res.recorded);
     assert_kms_error(call_as(&m, "cloudtrail:GetUsageReport", "{}", NULL, &res, NULL),
                      KMS_ERR_ACCESS_DENIED);
+    /* Nor its keys: ListKeys lists the caller's account's keys. */
+    json_t *keys = NULL;
+    assert_int_equal(call_as(&m, "ListKeys", "{}", NULL, &res, &keys), 0);
+    assert_int_equal(json_array_size(json_object_get(keys, "Keys")), 0);
+    json_decref(keys);
+    assert_int_equal(call_as(&alice, "ListKeys", "{}", NULL, &res, &keys), 0);
+    assert_true(json_array_size(json_object_get(keys, "Keys")) > 0);
+    json_decref(keys);
     /* The management account's reader still reads it. */
     assert_int_equal(call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, NULL), 0);
     json_t *list = records_of(alice.akid);
