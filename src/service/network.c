@@ -126,16 +126,17 @@ static bool refusal_recorded(kms_network_keys *k, const char *access_key_id, int
 }
 
 /* Whether the key's last use is to be written now: once a minute, or when the service changed
- * (IAM's last-used is a date for humans; the hot path stays read-only). Always when the key
- * finds no entry. */
+ * (IAM's last-used is a date for humans; the hot path stays read-only). Not when the key finds
+ * no entry (every one holds refusals of this minute): someone who knows 256 access keys could
+ * otherwise make every request write to IAM. */
 static bool use_due(kms_network_keys *k, const char *access_key_id, const char *service,
                     int64_t now)
 {
     pthread_mutex_lock(&k->lock);
     key_entry *e = key_of(k, access_key_id, now);
-    bool due = e == NULL || e->used_at == 0 || now - e->used_at >= 60 ||
-               strcmp(e->used_service, service) != 0;
-    if (due && e != NULL) {
+    bool due = e != NULL &&
+               (e->used_at == 0 || now - e->used_at >= 60 || strcmp(e->used_service, service) != 0);
+    if (due) {
         e->used_at = now;
         snprintf(e->used_service, sizeof e->used_service, "%s", service);
     }

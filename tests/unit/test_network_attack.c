@@ -675,7 +675,10 @@ static void test_refusals_bounded(void **state)
     enum { OTHERS = KMS_NETWORK_KEYS + 4 };
     user *others = calloc(OTHERS, sizeof *others);
     assert_non_null(others);
+    user judy; /* whose last use is written while there is room */
     user_create("ivan", NULL, &ivan);
+    user_create("judy", NULL, &judy);
+    assert_int_equal(call_as(&judy, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
     for (int i = 0; i < OTHERS; i++) {
         session_new(&others[i]);
     }
@@ -708,11 +711,19 @@ static void test_refusals_bounded(void **state)
         assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
         recorded += res.recorded;
     }
+    /* Every entry holds refusals of this minute: an authenticated request writes no last use
+     * (else anyone who knows 256 keys could make every request write to IAM). */
+    assert_kms_error(encrypt_as(&judy, key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
+    json_t *used =
+        kms_test_call(c, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", judy.akid);
+    const char *service = str(json_object_get(used, "AccessKeyLastUsed"), "ServiceName");
     if (kms_now() / 60 == minute) {
+        assert_string_equal(service, "sts");
         assert_int_equal(recorded, KMS_NETWORK_REFUSALS_RECORDED);
     } else {
         print_message("the burst crossed a minute: not counted\n");
     }
+    json_decref(used);
     free(others);
 }
 
