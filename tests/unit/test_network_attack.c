@@ -838,6 +838,25 @@ static void test_member_trail(void **state)
     json_decref(list);
 }
 
+/* Headers as a front end might hand them: a NULL value, a NULL name. */
+static void test_header_nulls(void **state)
+{
+    (void)state;
+    treq t;
+    kms_network_result res;
+    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    header_add(&t, "X-Extra", NULL);
+    header_add(&t, NULL, "v");
+    t.req.header_count = t.n;
+    assert_int_equal(send_req(&t, &res, NULL), 0);
+    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    t.headers[t.n - 2].value = NULL; /* Authorization */
+    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
+    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    t.headers[1].value = NULL; /* Host, signed */
+    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_refusals_bounded),
         cmocka_unit_test(test_foreign_key_arn),
         cmocka_unit_test(test_member_trail),
+        cmocka_unit_test(test_header_nulls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
