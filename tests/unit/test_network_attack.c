@@ -621,6 +621,20 @@ static void test_record_injection(void **state)
         t.req.body_len--;
         assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     }
+    /* An operation name of the same kinds: unknown, recorded as text. */
+    {
+        treq u;
+        kms_network_result ures;
+        sign(&u, &alice, "sts:GetCallerIdentity", "{}", NULL);
+        u.req.operation = "sts:\x01\xff\"}, \"eventName\": \"DeleteKey";
+        assert_kms_error(send_req(&u, &ures, NULL), KMS_ERR_UNKNOWN_OPERATION);
+        assert_true(ures.recorded);
+        json_t *list = records_of(alice.akid);
+        json_t *r = record_with(list, ures.request_id);
+        assert_non_null(r);
+        assert_string_equal(str(r, "eventName"), "\x01?\"}, \"eventName\": \"DeleteKey");
+        json_decref(list);
+    }
     /* A Host header of the same kinds (signed as it is). */
     treq t;
     kms_network_result res;
