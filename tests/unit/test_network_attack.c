@@ -845,6 +845,23 @@ static void test_member_trail(void **state)
     assert_int_equal(call_as(&alice, "ListKeys", "{}", NULL, &res, &keys), 0);
     assert_true(json_array_size(json_object_get(keys, "Keys")) > 0);
     json_decref(keys);
+    {
+        char alice_arn[128];
+        snprintf(alice_arn, sizeof alice_arn, "arn:aws:iam::%s:user/alice", account);
+        json_decref(kms_test_call(c, "CreateGrant",
+                                  "{\"KeyId\": \"%s\", \"GranteePrincipal\": \"%s\", "
+                                  "\"RetiringPrincipal\": \"%s\", \"Operations\": [\"Decrypt\"]}",
+                                  key_id, alice_arn, alice_arn));
+        snprintf(body, sizeof body, "{\"RetiringPrincipal\": \"%s\"}", alice_arn);
+        /* Nor the grants of its keys that a principal may retire. */
+        json_t *g = NULL;
+        assert_int_equal(call_as(&m, "ListRetirableGrants", body, NULL, &res, &g), 0);
+        assert_int_equal(json_array_size(json_object_get(g, "Grants")), 0);
+        json_decref(g);
+        assert_int_equal(call_as(&alice, "ListRetirableGrants", body, NULL, &res, &g), 0);
+        assert_int_equal(json_array_size(json_object_get(g, "Grants")), 1);
+        json_decref(g);
+    }
     /* The management account's reader still reads it. */
     assert_int_equal(call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, NULL), 0);
     json_t *list = records_of(alice.akid);
