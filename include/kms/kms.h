@@ -81,6 +81,7 @@ typedef enum kms_error {
     KMS_ERR_INCOMPLETE_SIGNATURE,  /* IncompleteSignatureException: malformed SigV4 Authorization */
     KMS_ERR_THROTTLING,            /* ThrottlingException: "Rate exceeded" */
     KMS_ERR_NETWORK,               /* KMSNetworkException: a remote KMS could not be reached */
+    KMS_ERR_MISSING_AUTH,          /* MissingAuthenticationTokenException: no Authorization */
     KMS_ERR__COUNT
 } kms_error;
 

@@ -63,6 +63,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_INCOMPLETE_SIGNATURE] = "IncompleteSignatureException",
     [KMS_ERR_THROTTLING] = "ThrottlingException",
     [KMS_ERR_NETWORK] = "KMSNetworkException",
+    [KMS_ERR_MISSING_AUTH] = "MissingAuthenticationTokenException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)
