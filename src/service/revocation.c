@@ -10,6 +10,7 @@
 #include "kms/server.h"
 #include "pki/pki.h"
 #include "pki/pki_ocsp.h"
+#include "remote/remote.h"
 #include "service/client.h"
 #include "util/util.h"
 
@@ -26,6 +27,7 @@ int kms_crl_get(kms_client *client, const char *ca_id, uint8_t **der, size_t *de
     *der = NULL;
     *der_len = 0;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "kms_crl_get"));
     KMS_ENSURE(ca_id_ok(ca_id), KMS_ERR_NOT_FOUND, "no CRL published for CA '%.64s'",
                ca_id != NULL ? ca_id : "");
     return kms_pki_crl_read(client->home, ca_id, der, der_len);
@@ -37,6 +39,7 @@ int kms_ocsp_respond(kms_client *client, const uint8_t *request_der, size_t requ
     *response_der = NULL;
     *response_len = 0;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "kms_ocsp_respond"));
     return kms_pki_ocsp_respond(&client->keystore, client->home, request_der, request_len,
                                 kms_now(), response_der, response_len);
 }

@@ -761,6 +761,13 @@ static void test_remote_client(void **state)
     assert_int_equal(kms_call_network(c, &nreq, &resp, &nres), -1);
     assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
     assert_null(resp);
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    assert_int_equal(kms_crl_get(c, "0123456789abcdef", &der, &der_len), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
+    assert_int_equal(kms_ocsp_respond(c, (const uint8_t *)"x", 1, &der, &der_len), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_UNSUPPORTED_OPERATION);
+    assert_null(der);
     kms_client_free(c);
     /* No region given anywhere: GET /health is asked, and cannot be reached. */
     unsetenv("AWS_REGION");
