@@ -222,6 +222,7 @@ softhsm_data_object() {
 # is kept). The key objects (*.object) and everything else are compared byte for byte.
 home_digest() {
     local dir=$1
+    home_db_keep "$dir"
     (
         cd "$dir"
         # The audit trail records refused operations too (by design; test_audit.sh checks it).
@@ -247,6 +248,62 @@ home_digest() {
     )
 }
 
+# home_db_keep DIR: keeps a copy of DIR's kms.db (with its -wal, if any) as it is now, so that a
+# failed assert_home_unchanged can say what changed in it (the copy is taken with cp, not
+# opened where it lies: opening it could checkpoint the WAL and change the very bytes compared).
+home_db_keep() {
+    local keep
+    keep="$TMP/.home-db/$(printf '%s' "$1" | sha256sum | cut -c1-16)"
+    rm -rf "$keep.prev"
+    if [ -d "$keep" ]; then mv "$keep" "$keep.prev"; fi
+    mkdir -p "$keep"
+    cp -p "$1/kms.db" "$keep/" 2>/dev/null || true
+    cp -p "$1/kms.db-wal" "$keep/" 2>/dev/null || true
+}
+
+# home_db_dump COPY_DIR: the SQLite dump of a kept copy (made in a scratch copy of it: sqlite3
+# may checkpoint), one statement a line, or why there is none
+home_db_dump() {
+    local scratch
+    scratch=$(mktemp -d "$TMP/.home-db/dump.XXXXXX")
+    [ -f "$1/kms.db" ] || { echo "(no kms.db)"; return; }
+    cp "$1"/kms.db* "$scratch/"
+    sqlite3 "$scratch/kms.db" .dump 2>&1 || echo "(sqlite3 failed)"
+    rm -rf "$scratch"
+}
+
+# home_db_explain DIR: after a failed comparison (the digest before and after were both kept by
+# home_digest), what differs in kms.db: the header bytes (SQLite's change counter and the like),
+# the WAL's presence, and the rows (a diff of the two dumps)
+home_db_explain() {
+    local keep a b nbytes first counter_a counter_b
+    keep="$TMP/.home-db/$(printf '%s' "$1" | sha256sum | cut -c1-16)"
+    a="$keep.prev"
+    b="$keep"
+    if [ ! -d "$a" ] || [ ! -d "$b" ] || cmp -s "$a/kms.db" "$b/kms.db"; then
+        return 0
+    fi
+    nbytes=$(cmp -l "$a/kms.db" "$b/kms.db" 2>&1 | wc -l) || true
+    first=$(cmp "$a/kms.db" "$b/kms.db" 2>&1) || true
+    counter_a=$(od -An -tx1 -j24 -N4 "$a/kms.db" 2>/dev/null | tr -d ' \n') || true
+    counter_b=$(od -An -tx1 -j24 -N4 "$b/kms.db" 2>/dev/null | tr -d ' \n') || true
+    echo "kms.db: $nbytes bytes differ (${first##* differ: }); change counter $counter_a -> $counter_b;" \
+        "size $(stat -c %s "$a/kms.db") -> $(stat -c %s "$b/kms.db");" \
+        "WAL $(stat -c %s "$a/kms.db-wal" 2>/dev/null || echo none) -> $(stat -c %s "$b/kms.db-wal" 2>/dev/null || echo none)"
+    echo "kms.db rows (diff of the dumps, the WAL applied):"
+    { diff <(home_db_dump "$a") <(home_db_dump "$b") || true; } | cut -c1-300 | head -40
+    echo "kms.db rows of the main file alone (without the WAL):"
+    { diff <(home_db_dump_file "$a") <(home_db_dump_file "$b") || true; } | cut -c1-300 | head -40
+}
+home_db_dump_file() {
+    local scratch
+    scratch=$(mktemp -d "$TMP/.home-db/dump.XXXXXX")
+    [ -f "$1/kms.db" ] || { echo "(no kms.db)"; return; }
+    cp "$1/kms.db" "$scratch/"
+    sqlite3 "$scratch/kms.db" .dump 2>&1 || echo "(sqlite3 failed)"
+    rm -rf "$scratch"
+}
+
 # assert_home_unchanged DIGEST_BEFORE DIR MESSAGE
 assert_home_unchanged() {
     local after
@@ -255,6 +312,7 @@ assert_home_unchanged() {
         ok "$3"
     else
         fail "$3: the home changed: $({ diff <(echo "$1") <(echo "$after") || true; } | head -20 | tr '\n' ' ')"
+        home_db_explain "$2" | sed 's/^/#   /' >&2
     fi
 }
 
