@@ -219,9 +219,11 @@ softhsm_data_object() {
 # audit trail itself (the trail records refused operations too), the token's one data object,
 # the trail's anchor, which moves at every seal (SoftHSM replaces it by an object file of a new
 # name), and with it the token's generation counter (hsm/tokens/*/generation, whose presence
-# is kept). The key objects (*.object) and everything else are compared byte for byte.
+# is kept). kms.db is compared by its rows (home_db_rows), not its bytes. The key objects
+# (*.object) and everything else are compared byte for byte.
 home_digest() {
-    local dir=$1
+    local dir=$1 keep
+    keep=$(home_db_keep "$dir")
     (
         cd "$dir"
         # The audit trail records refused operations too (by design; test_audit.sh checks it).
@@ -238,6 +240,8 @@ home_digest() {
                 elif [ "$t" = f ] && [[ "$p" == ./hsm/tokens/*/*.object || "$p" == ./hsm/tokens/*/*.lock ]] &&
                     softhsm_data_object "$p"; then
                     echo "./hsm/tokens/(audit anchor).${p##*.} $t $m (moves with the audit trail)"
+                elif [ "$t" = f ] && [ "$p" = ./kms.db ]; then
+                    echo "$p $t $m (rows) $(home_db_rows "$keep" | sha256sum | cut -c1-64)"
                 elif [ "$t" = f ]; then
                     echo "$p $t $m $(sha256sum <"$p" | cut -c1-64)"
                 else
@@ -245,6 +249,88 @@ home_digest() {
                 fi
             done | sort
     )
+}
+
+# home_db_keep DIR: copies DIR's kms.db (with its -wal, if any) as it is now and prints where;
+# home_digest reads the copy (opening the database where it lies could checkpoint its WAL) and
+# a failed assert_home_unchanged compares it with the one before (home_db_explain).
+home_db_keep() {
+    local keep
+    keep="$TMP/.home-db/$(printf '%s' "$1" | sha256sum | cut -c1-16)"
+    rm -rf "$keep.prev"
+    if [ -d "$keep" ]; then mv "$keep" "$keep.prev"; fi
+    mkdir -p "$keep"
+    cp -p "$1/kms.db" "$keep/" 2>/dev/null || true
+    cp -p "$1/kms.db-wal" "$keep/" 2>/dev/null || true
+    printf '%s\n' "$keep"
+}
+
+# home_db_rows COPY_DIR: the logical content of a kms.db copy: its SQL dump (schema and rows,
+# the WAL's committed transactions included), read from a scratch copy. Its bytes are no
+# measure: when SQLite checkpoints the WAL into kms.db depends on which connection closes last,
+# and so on timing. Left out: iam_access_keys' last_used_date/_service/_region, which every
+# request signed with the key sets, refused ones too (AWS: "the last request made with that
+# key"), at most once a minute (iam_sts.c, LAST_USED_GRANULARITY): a refused command that came
+# 60 s after the last write changed them. A file SQLite cannot read as a database with tables
+# (garbage, empty, truncated: quick_check fails) is given by the sha256 of its bytes instead.
+home_db_rows() {
+    "$PY" - "$1" "$TMP" <<'PYEOF'
+import hashlib, os, shutil, sqlite3, sys, tempfile
+src, tmp = sys.argv[1], sys.argv[2]
+def raw(why):
+    with open(os.path.join(src, "kms.db"), "rb") as f:
+        print("(%s) bytes %s" % (why, hashlib.sha256(f.read()).hexdigest()))
+scratch = tempfile.mkdtemp(dir=tmp)
+try:
+    for name in ("kms.db", "kms.db-wal"):
+        if os.path.exists(os.path.join(src, name)):
+            shutil.copy(os.path.join(src, name), scratch)
+    con = sqlite3.connect(os.path.join(scratch, "kms.db"), isolation_level=None)
+    try:
+        check = con.execute("PRAGMA quick_check").fetchall()
+        tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        check, tables = [(str(e),)], 0
+    try:
+        if check != [("ok",)] or tables == 0:
+            raw("not a database with tables: %s" % check[0][0])
+            sys.exit(0)
+        cols = [r[1] for r in con.execute("PRAGMA table_info(iam_access_keys)")]
+        if "last_used_date" in cols:
+            con.execute("UPDATE iam_access_keys SET last_used_date = 0, "
+                        "last_used_service = '', last_used_region = ''")
+        lines = list(con.iterdump())
+    except sqlite3.Error as e:  # (the comparison falls back on the bytes: strict, not blind)
+        print("home_db_rows: cannot dump %s: %s" % (src, e), file=sys.stderr)
+        raw("cannot dump: %s" % e)
+    else:
+        print("\n".join(lines))
+    finally:
+        con.close()
+finally:
+    shutil.rmtree(scratch)
+PYEOF
+}
+
+# home_db_explain DIR: after a failed comparison of DIR (whose kms.db copies before and after
+# home_digest kept), what differs in kms.db: its bytes and WAL (for the record), and the rows
+# compared (a diff of the home_db_rows outputs, which name the tables)
+home_db_explain() {
+    local keep a b nbytes first
+    keep="$TMP/.home-db/$(printf '%s' "$1" | sha256sum | cut -c1-16)"
+    a="$keep.prev"
+    b="$keep"
+    if [ ! -f "$a/kms.db" ] || [ ! -f "$b/kms.db" ]; then
+        return 0
+    fi
+    nbytes=$(cmp -l "$a/kms.db" "$b/kms.db" 2>&1 | wc -l) || true
+    first=$(cmp "$a/kms.db" "$b/kms.db" 2>&1) || true
+    echo "kms.db: $nbytes bytes differ ${first:+(${first##* differ: })};" \
+        "size $(stat -c %s "$a/kms.db") -> $(stat -c %s "$b/kms.db");" \
+        "WAL $(stat -c %s "$a/kms.db-wal" 2>/dev/null || echo none) ->" \
+        "$(stat -c %s "$b/kms.db-wal" 2>/dev/null || echo none)"
+    echo "kms.db rows compared (diff of home_db_rows before and after):"
+    { diff <(home_db_rows "$a") <(home_db_rows "$b") || true; } | cut -c1-300 | head -40
 }
 
 # assert_home_unchanged DIGEST_BEFORE DIR MESSAGE
@@ -255,6 +341,7 @@ assert_home_unchanged() {
         ok "$3"
     else
         fail "$3: the home changed: $({ diff <(echo "$1") <(echo "$after") || true; } | head -20 | tr '\n' ' ')"
+        home_db_explain "$2" | sed 's/^/#   /' >&2
     fi
 }
 
