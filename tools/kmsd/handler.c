@@ -1,0 +1,253 @@
+/* One request of the API, from what HTTP delivered to the response bytes: routing (AWS JSON 1.1
+ * by X-Amz-Target, the query protocol by Content-Type), kms_call_network (SigV4, the gate, the
+ * audit record), and AWS's response and error shapes. Knows nothing of libevent, so the fuzzer
+ * drives it directly. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kmsd.h"
+#include "pending.h"
+
+#define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
+#define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
+
+/* ---- Errors ----------------------------------------------------------------------------------
+ * botocore's service models (kms, acm, acm-pca, cloudtrail: awscli/botocore/data/SERVICE/
+ * VERSION/service-2.json) give no httpStatusCode to any error shape, which means 400; AWS's API
+ * references answer 500 for the service's own failures (KMSInternalException,
+ * DependencyTimeoutException, KeyUnavailableException) and 503 when it is unavailable. Our own
+ * names for the home's failures (audit log, HSM, home) are the service's failures too. */
+static const struct {
+    const char *name;
+    int status;
+} error_statuses[] = {
+    {"KMSInternalException", 500},    {"DependencyTimeoutException", 500},
+    {"KeyUnavailableException", 500}, {"KMSAuditLogException", 500},
+    {"KMSHsmException", 500},         {"KMSHomeException", 500},
+    {"InternalFailure", 500},         {"ServiceUnavailable", 503},
+    {"KMSNetworkException", 503},
+};
+
+int kmsd_error_status(const char *error_name)
+{
+    for (size_t i = 0; i < sizeof error_statuses / sizeof error_statuses[0]; i++) {
+        if (error_name != NULL && strcmp(error_statuses[i].name, error_name) == 0) {
+            return error_statuses[i].status;
+        }
+    }
+    return 400;
+}
+
+void kmsd_response_clean_up(kmsd_http_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}
+
+/* A request id for a response no record names: a random UUID (v4). */
+static void fresh_request_id(char out[37])
+{
+    unsigned char b[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(b, 1, sizeof b, f) != sizeof b) {
+        memset(b, 0, sizeof b);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+int kmsd_error_response(kmsd_http_response *resp, int status, const char *name, const char *message)
+{
+    json_t *j = json_pack("{s:s, s:s}", "__type", name, "message", message ? message : "");
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    free(resp->body);
+    resp->body = text;
+    resp->body_len = text != NULL ? strlen(text) : 0;
+    resp->status = status;
+    resp->content_type = JSON_CONTENT_TYPE;
+    resp->outcome = name;
+    if (resp->request_id[0] == '\0') {
+        fresh_request_id(resp->request_id);
+    }
+    return text != NULL ? 0 : -1;
+}
+
+/* ---- Routing ---------------------------------------------------------------------------------
+ */
+
+static const char *header_get(const kmsd_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->header_count; i++) {
+        if (req->headers[i].name != NULL && strcasecmp(req->headers[i].name, name) == 0) {
+            return req->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the Content-Type header's media type (before any ';' parameter) is type. */
+static bool media_type_is(const char *value, const char *type)
+{
+    size_t n = strlen(type);
+    if (value == NULL) {
+        return false;
+    }
+    while (*value == ' ' || *value == '\t') {
+        value++;
+    }
+    return strncasecmp(value, type, n) == 0 &&
+           (value[n] == '\0' || value[n] == ';' || value[n] == ' ');
+}
+
+static bool operation_known(const char *op)
+{
+    for (const char *const *o = kms_operations(); *o != NULL; o++) {
+        if (strcmp(*o, op) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* X-Amz-Target -> kms_call's operation name (into out), or false for a target we do not serve. */
+static bool route_target(const char *target, char *out, size_t out_size)
+{
+    static const struct {
+        const char *prefix;
+        const char *service; /* kms_call's prefix: "" for KMS */
+    } services[] = {
+        {"TrentService.", ""},
+        {"CertificateManager.", "acm:"},
+        {"ACMPrivateCA.", "acm-pca:"},
+    };
+    if (target == NULL) {
+        return false;
+    }
+    if (strcmp(target, "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents") ==
+        0) {
+        snprintf(out, out_size, "cloudtrail:LookupEvents");
+        return operation_known(out);
+    }
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        size_t n = strlen(services[i].prefix);
+        const char *op = target + n;
+        if (strncmp(target, services[i].prefix, n) != 0 || op[0] == '\0' ||
+            strchr(op, ':') != NULL || strlen(op) > 64) {
+            continue;
+        }
+        int k = snprintf(out, out_size, "%s%s", services[i].service, op);
+        return k > 0 && (size_t)k < out_size && operation_known(out);
+    }
+    return false;
+}
+
+/* ---- The call --------------------------------------------------------------------------------
+ */
+
+static int call(const kmsd_handler *h, const kmsd_http_request *req, const char *operation,
+                const char *request_json, kmsd_http_response *resp)
+{
+    kms_network_request nr = {
+        .method = req->method,
+        .path = req->path,
+        .query = req->query,
+        .headers = req->headers,
+        .header_count = req->header_count,
+        .body = req->body,
+        .body_len = req->body_len,
+        .operation = operation,
+        .request_json = request_json,
+        .source_ip = req->source_ip,
+        .tls_version = req->tls_version,
+        .cipher_suite = req->cipher_suite,
+        .admit = h->admit,
+        .admit_arg = h->admit_arg,
+    };
+    kms_network_result result;
+    char *response_json = NULL;
+    memset(&result, 0, sizeof result);
+    if (!kmsd_network_available()) {
+        return kmsd_error_response(resp, 500, "KMSInternalException",
+                                   "this libkms has no network service (kms_call_network)");
+    }
+    int rc = kms_call_network(h->client, &nr, &response_json, &result);
+    snprintf(resp->request_id, sizeof resp->request_id, "%s", result.request_id);
+    if (rc != 0) {
+        const char *name = kms_error_name(kms_last_error());
+        return kmsd_error_response(resp, kmsd_error_status(name), name, kms_last_error_message());
+    }
+    resp->status = 200;
+    resp->content_type = JSON_CONTENT_TYPE;
+    resp->body = response_json != NULL ? strdup(response_json) : strdup("{}");
+    resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+    resp->outcome = "ok";
+    kms_string_free(response_json);
+    return resp->body != NULL ? 0 : -1;
+}
+
+/* AWS JSON 1.1: the body is the request; it must be text (no NUL) for kms_call. An empty body
+ * is the empty request, as SDKs send "{}". */
+static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req, const char *operation,
+                         kmsd_http_response *resp)
+{
+    if (memchr(req->body, '\0', req->body_len) != NULL) {
+        return kmsd_error_response(resp, 400, "SerializationException",
+                                   "the request body is not JSON text");
+    }
+    char *text = malloc(req->body_len + 3);
+    if (text == NULL) {
+        return -1;
+    }
+    if (req->body_len == 0) {
+        memcpy(text, "{}", 3);
+    } else {
+        memcpy(text, req->body, req->body_len);
+        text[req->body_len] = '\0';
+    }
+    int r = call(h, req, operation, text, resp);
+    free(text);
+    return r;
+}
+
+int kmsd_handle(const kmsd_handler *h, const kmsd_http_request *req, kmsd_http_response *resp)
+{
+    char operation[96];
+    memset(resp, 0, sizeof *resp);
+    resp->operation = "unknown";
+    if (req->method == NULL || strcmp(req->method, "POST") != 0 || req->path == NULL ||
+        strcmp(req->path, "/") != 0) {
+        return kmsd_error_response(resp, 404, "UnknownOperationException",
+                                   "the API is served by POST /");
+    }
+    const char *content_type = header_get(req, "Content-Type");
+    if (media_type_is(content_type, FORM_CONTENT_TYPE)) {
+        /* KMSDMODS: the STS query protocol (query.h: kmsd_query_parse, then call() with its
+         * operation and JSON, kmsd_query_response_xml / kmsd_query_error_xml) once that module
+         * is on main. */
+        return kmsd_error_response(resp, 400, "InvalidAction",
+                                   "the query protocol is not served yet");
+    }
+    const char *target = header_get(req, "X-Amz-Target");
+    if (!route_target(target, operation, sizeof operation)) {
+        return kmsd_error_response(resp, 400, "UnknownOperationException",
+                                   target != NULL ? "unknown X-Amz-Target"
+                                                  : "no X-Amz-Target header");
+    }
+    resp->operation = strrchr(target, '.') + 1; /* lives as long as req */
+    if (!media_type_is(content_type, JSON_CONTENT_TYPE)) {
+        return kmsd_error_response(resp, 400, "UnknownOperationException",
+                                   "Content-Type must be " JSON_CONTENT_TYPE);
+    }
+    return json_protocol(h, req, operation, resp);
+}
