@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# kmsd, the HTTPS server, checked with clients nobody here wrote: openssl s_client and curl
+# verify its first-start certificate against HOME/kmsd-ca.pem (IP SAN 127.0.0.1, key in the HSM);
+# /health, /metrics (loopback only, then closed by a SIGHUP'd metrics_allow); AWS's refusals
+# (UnknownOperationException, an unsigned request) with x-amzn-RequestId; an oversized body gets
+# 413 and Connection: close; a slow client is cut at the header deadline; many idle connections
+# do not keep a new client out; clients that vanish mid-response do not stop a worker; a renewed
+# certificate is served; two kmsd on one fresh home make one CA and serve together; SIGTERM exits
+# 0 with the trail sealed and valid. With the network service in libkms (kms_call_network): the
+# aws CLI v2 against it (create-key, encrypt, decrypt, list-aliases).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KMSD=${KMSD:-$(dirname "$KMSCTL")/kmsd}
+[ -x "$KMSD" ] || { fail "kmsd not built ($KMSD)"; exit 1; }
+CLIENTS="$(dirname "${BASH_SOURCE[0]}")/kmsd_clients.py"
+# The aws CLI v2 of Debian (a pyenv shim may carry v1 first on PATH).
+AWS=/usr/bin/aws
+[ -x "$AWS" ] || AWS=$(command -v aws || true)
+
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
+
+# start_kmsd NAME HOME ARGS...: sets PORT, HPORT and PID once it listens
+start_kmsd() {
+    local name=$1 home=$2
+    shift 2
+    PORT=$(free_port)
+    HPORT=$(free_port)
+    "$KMSD" --home "$home" --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HPORT" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PID=$!
+    PIDS+=("$PID")
+    for _ in $(seq 300); do
+        grep -q "listening on https" "$TMP/$name.out" 2>/dev/null && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "listening on https" "$TMP/$name.out" ||
+        { fail "kmsd $name does not start: $(cat "$TMP/$name.err")"; exit 1; }
+}
+# stop_kmsd PID: SIGTERM, then its exit status in STOPPED (not in $(...): wait needs this shell)
+stop_kmsd() {
+    kill -TERM "$1"
+    STOPPED=0
+    wait "$1" || STOPPED=$?
+}
+set_server() { # set_server HOME JSON_OBJECT: merged into config.json's "server"
+    "$PY" - "$1/config.json" "$2" <<'EOF'
+import json, os, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c.setdefault("server", {}).update(json.loads(sys.argv[2]))
+open(p + ".t", "w").write(json.dumps(c, indent=2))
+os.chmod(p + ".t", 0o600)
+os.replace(p + ".t", p)
+EOF
+}
+api() { # api TARGET BODY [CURL ARGS...]: POST / with headers, -i output
+    local target=$1 body=$2
+    shift 2
+    curl -sS -i --max-time 20 --cacert "$HOME_DIR/kmsd-ca.pem" "https://127.0.0.1:$PORT/" \
+        -H "X-Amz-Target: $target" -H "Content-Type: application/x-amz-json-1.1" \
+        --data-binary "$body" "$@" 2>&1 || true
+}
+network_service() { nm -D "$(dirname "$KMSCTL")/libkms.so" 2>/dev/null | grep -q ' T kms_call_network$'; }
+
+init_home
+set_server "$HOME_DIR" '{"header_timeout_seconds": 4, "idle_timeout_seconds": 5, "drain_seconds": 5}'
+
+# ---- First start: the CA and the server's certificate -------------------------------------------
+start_kmsd first "$HOME_DIR"
+CA_PEM="$HOME_DIR/kmsd-ca.pem"
+[ -s "$CA_PEM" ] && ok "first start writes kmsd-ca.pem" || fail "no $CA_PEM"
+assert_contains "$(cat "$TMP/first.out")" "--ca-bundle $CA_PEM" "first start says how to trust the CA"
+CERT_ARN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["certificate_arn"])' "$HOME_DIR/config.json")
+CA_ARN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["ca_arn"])' "$HOME_DIR/config.json")
+assert_match "$CERT_ARN" '^arn:aws:acm:' "config.json's server section names the certificate"
+assert_match "$CA_ARN" '^arn:aws:acm-pca:' "and its CA"
+OUT=$(timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CA_PEM" -verify_return_error \
+    -verify_ip 127.0.0.1 </dev/null 2>&1 || true)
+assert_contains "$OUT" "Verify return code: 0 (ok)" "s_client verifies the server against kmsd-ca.pem (IP 127.0.0.1)"
+TEXT=$(timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CA_PEM" </dev/null 2>/dev/null |
+    openssl x509 -noout -text 2>/dev/null || true)
+assert_contains "$TEXT" "IP Address:127.0.0.1" "the certificate names IP 127.0.0.1"
+assert_contains "$TEXT" "IP Address:0:0:0:0:0:0:0:1" "and ::1"
+assert_contains "$TEXT" "DNS:localhost" "and localhost"
+ID=${CERT_ARN##*/}
+PIN=$(head -n1 "$HOME_DIR/pin")
+OBJ=$(SOFTHSM2_CONF="$HOME_DIR/hsm/softhsm2.conf" pkcs11-tool --module "$SOFTHSM_MODULE" --token-label kms \
+    --login --pin "$PIN" --list-objects --type privkey 2>/dev/null |
+    awk -v l="label:      acm:$ID." 'index($0, l) {p=1} p && /Access:/ {print; p=0}')
+assert_contains "$OBJ" "never extractable" "the server's key is in the HSM, never extractable"
+
+# ---- Endpoints besides the API --------------------------------------------------------------------
+H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
+assert_eq "$(json_get Status <<<"$H")" "ok" "GET /health answers ok"
+assert_eq "$(json_get Region <<<"$H")" "us-east-1" "and the region"
+M=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics")
+assert_contains "$M" "kmsd_connections " "GET /metrics from loopback: the connection gauge"
+assert_contains "$M" "kmsd_certificate_expiry_days{certificate_arn=\"$CERT_ARN\"}" "and the certificate's days to expiry"
+P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/health" || true)
+assert_eq "$P" "404" "plain HTTP serves nothing but CRLs and OCSP"
+
+# ---- Refusals --------------------------------------------------------------------------------------
+R=$(api TrentService.NoSuchOperation '{}')
+assert_contains "$R" "HTTP/1.1 400" "an unknown target: 400"
+assert_contains "$R" '"__type":"UnknownOperationException"' "UnknownOperationException"
+assert_match "$R" $'x-amzn-RequestId: [0-9a-f-]{36}\r' "with x-amzn-RequestId"
+R=$(curl -sS -i --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/" -H "X-Amz-Target: TrentService.Encrypt" \
+    -H "Content-Type: text/plain" --data-binary '{}' || true)
+assert_contains "$R" "HTTP/1.1 400" "a wrong Content-Type: 400"
+R=$(curl -sS -i --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/" -X PUT || true)
+assert_match "$R" "HTTP/1.1 (405|501)" "a method other than GET and POST is refused"
+head -c 4000000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+R=$(api TrentService.Encrypt "@$TMP/big")
+assert_contains "$R" "HTTP/1.1 413" "a body over max_body_bytes: 413"
+assert_match "$(tr 'A-Z' 'a-z' <<<"$R")" "connection: close" "and Connection: close"
+R=$(printf 'GARBAGE\r\n\r\n' | "$PY" "$CLIENTS" raw "$PORT" "$CA_PEM")
+assert_match "$R" "^HTTP/1.1 400" "a malformed request line: 400"
+if network_service; then
+    R=$(api TrentService.ListKeys '{}')
+    assert_contains "$R" "HTTP/1.1 400" "an unsigned request: 400"
+    assert_match "$R" '"__type":"(IncompleteSignatureException|MissingAuthenticationTokenException)"' \
+        "IncompleteSignature/MissingAuthenticationToken as AWS answers"
+    assert_match "$R" $'x-amzn-RequestId: [0-9a-f-]{36}\r' "with x-amzn-RequestId"
+fi
+
+# ---- Slow, idle and vanishing clients ------------------------------------------------------------
+SECS=$("$PY" "$CLIENTS" slow "$PORT")
+if [ "$SECS" -ge 3 ] && [ "$SECS" -le 8 ]; then ok "a client sending a byte a second is cut at the header deadline ($SECS s)"
+else fail "the slow client was cut after $SECS s (header_timeout_seconds 4)"; fi
+N_IDLE=${KMSD_TEST_IDLE:-2000}
+OUT=$("$PY" "$CLIENTS" idle "$PORT" "$N_IDLE" "$CA_PEM" 7)
+assert_eq "$(head -n1 <<<"$OUT")" "HTTP/1.1 200 OK" "with $N_IDLE idle connections open, a new client is served"
+assert_eq "$(tail -n1 <<<"$OUT")" "0" "and the idle ones are closed at the deadline"
+assert_eq "$("$PY" "$CLIENTS" vanish "$PORT" "$CA_PEM")" "done" "clients vanish in the middle of responses"
+H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
+assert_eq "$(json_get Status <<<"$H")" "ok" "and the workers still serve"
+
+# ---- SIGHUP: configuration and certificate ------------------------------------------------------
+served_serial() {
+    timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CA_PEM" </dev/null 2>/dev/null |
+        openssl x509 -noout -serial 2>/dev/null | sed 's/serial=//' | tr A-F a-f
+}
+BEFORE=$(served_serial)
+kms acm renew-certificate --certificate-arn "$CERT_ARN" >/dev/null
+set_server "$HOME_DIR" '{"metrics_allow": ["192.0.2.0/24"]}'
+kill -HUP "$PID"
+sleep 1.5
+AFTER=$(served_serial)
+assert_ne "$AFTER" "$BEFORE" "after a renewal and SIGHUP the server serves the new certificate"
+WANT=$(kms acm describe-certificate --certificate-arn "$CERT_ARN" --query Certificate.Serial --output text | tr -d : | tr A-F a-f)
+assert_eq "$AFTER" "$WANT" "the renewed certificate's serial"
+P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics" || true)
+assert_eq "$P" "403" "SIGHUP took up metrics_allow: /metrics refused to loopback"
+set_server "$HOME_DIR" '{"metrics_allow": ["127.0.0.1/32"]}'
+kill -HUP "$PID"
+
+# ---- The aws CLI (needs kms_call_network in libkms) ---------------------------------------------
+if network_service && [ -n "$AWS" ]; then
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1 AWS_CA_BUNDLE="$CA_PEM"
+    AWS_ACCESS_KEY_ID=$(awk -F' *= *' '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1=="aws_access_key_id"{print $2}' "$HOME_DIR/credentials")
+    AWS_SECRET_ACCESS_KEY=$(awk -F' *= *' '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1=="aws_secret_access_key"{print $2}' "$HOME_DIR/credentials")
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER=""
+    awsk() { "$AWS" --endpoint-url "https://127.0.0.1:$PORT" "$@"; }
+    KEY=$(awsk kms create-key --description via-aws --query KeyMetadata.KeyId --output text 2>"$TMP/aws.err" || true)
+    assert_match "$KEY" '^[0-9a-f-]{36}$' "aws kms create-key through kmsd $(head -c 300 "$TMP/aws.err")"
+    printf 'hello kmsd' >"$TMP/plain"
+    awsk kms encrypt --key-id "$KEY" --plaintext "fileb://$TMP/plain" --query CiphertextBlob --output text \
+        2>"$TMP/aws.err" | base64 -d >"$TMP/ct" || true
+    awsk kms decrypt --ciphertext-blob "fileb://$TMP/ct" --query Plaintext --output text 2>>"$TMP/aws.err" |
+        base64 -d >"$TMP/back" || true
+    assert_files_equal "$TMP/back" "$TMP/plain" "aws kms encrypt / decrypt round trip $(head -c 300 "$TMP/aws.err")"
+    awsk kms create-alias --alias-name alias/via-aws --target-key-id "$KEY" 2>"$TMP/aws.err" || true
+    assert_contains "$(awsk kms list-aliases --output json 2>&1 || true)" "alias/via-aws" "aws kms list-aliases"
+    D=$(awsk kms describe-key --key-id "$KEY" --output json 2>&1 || true)
+    assert_match "$(json_get KeyMetadata.CreationDate <<<"$D")" '^20[0-9]{2}-' "CreationDate (an epoch number) parsed by the CLI"
+    E=$(awsk kms describe-key --key-id alias/none 2>&1 || true)
+    assert_contains "$E" "NotFoundException" "an AWS error reaches the CLI by name"
+    RID=$(api TrentService.ListKeys '{}' | tr -d '\r' | sed -n 's/^x-amzn-RequestId: //p')
+    [ -n "$RID" ] && ok "x-amzn-RequestId on every answer" || fail "no x-amzn-RequestId"
+fi
+
+# ---- Two kmsd on one home ------------------------------------------------------------------------
+FIRST_PORT=$PORT
+FIRST_PID=$PID
+start_kmsd second "$HOME_DIR" --no-scheduler
+SECOND_PORT=$PORT
+for i in 1 2 3; do
+    for p in "$FIRST_PORT" "$SECOND_PORT"; do
+        PORT=$p
+        R=$(api TrentService.ListKeys '{}')
+        assert_match "$R" $'x-amzn-RequestId: [0-9a-f-]{36}\r' "request $i on port $p answered"
+    done
+done
+stop_kmsd "$PID"; assert_eq "$STOPPED" "0" "the second kmsd exits 0 on SIGTERM"
+stop_kmsd "$FIRST_PID"; assert_eq "$STOPPED" "0" "the first kmsd exits 0 on SIGTERM"
+assert_contains "$(cat "$TMP/first.err")" "audit trail sealed" "and seals the audit trail"
+V=$(kms validate-logs)
+assert_eq "$(json_get Valid <<<"$V")" "true" "kmsctl validate-logs: the trail both wrote is valid"
+
+# ---- Two kmsd started at once on a fresh home make one CA ----------------------------------------
+H2="$TMP/home2"
+init_home "$H2"
+PA=$(free_port)
+PB=$(free_port)
+"$KMSD" --home "$H2" --listen "127.0.0.1:$PA" --http-listen off --no-scheduler >"$TMP/a.out" 2>"$TMP/a.err" &
+A=$!
+"$KMSD" --home "$H2" --listen "127.0.0.1:$PB" --http-listen off --no-scheduler >"$TMP/b.out" 2>"$TMP/b.err" &
+B=$!
+PIDS+=("$A" "$B")
+for _ in $(seq 300); do
+    grep -q "listening on https" "$TMP/a.out" && grep -q "listening on https" "$TMP/b.out" && break
+    sleep 0.1
+done
+grep -q "listening on https" "$TMP/a.out" && grep -q "listening on https" "$TMP/b.out" &&
+    ok "two kmsd started at once on a fresh home both serve" ||
+    fail "both kmsd should start: $(cat "$TMP/a.err" "$TMP/b.err")"
+N=$(kms_at "$H2" acm-pca list-certificate-authorities | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["CertificateAuthorities"]))')
+assert_eq "$N" "1" "and make one CA between them"
+stop_kmsd "$A"; assert_eq "$STOPPED" "0" "both stop"
+stop_kmsd "$B"; assert_eq "$STOPPED" "0" "both stop (the other)"
