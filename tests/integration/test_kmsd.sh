@@ -65,7 +65,7 @@ api() { # api TARGET BODY [CURL ARGS...]: POST / with headers, -i output
 network_service() { nm -D "$(dirname "$KMSCTL")/libkms.so" 2>/dev/null | grep -q ' T kms_call_network$'; }
 
 init_home
-set_server "$HOME_DIR" '{"header_timeout_seconds": 4, "idle_timeout_seconds": 5, "drain_seconds": 5}'
+set_server "$HOME_DIR" '{"header_timeout_seconds": 3, "body_timeout_seconds": 2, "idle_timeout_seconds": 5, "drain_seconds": 5}'
 
 # ---- First start: the CA and the server's certificate -------------------------------------------
 start_kmsd first "$HOME_DIR"
@@ -128,7 +128,7 @@ fi
 # ---- Slow, idle and vanishing clients ------------------------------------------------------------
 SECS=$("$PY" "$CLIENTS" slow "$PORT")
 if [ "$SECS" -ge 3 ] && [ "$SECS" -le 8 ]; then ok "a client sending a byte a second is cut at the header deadline ($SECS s)"
-else fail "the slow client was cut after $SECS s (header_timeout_seconds 4)"; fi
+else fail "the slow client was cut after $SECS s (header and body timeouts: 5 s)"; fi
 N_IDLE=${KMSD_TEST_IDLE:-2000}
 OUT=$("$PY" "$CLIENTS" idle "$PORT" "$N_IDLE" "$CA_PEM" 7)
 assert_eq "$(head -n1 <<<"$OUT")" "HTTP/1.1 200 OK" "with $N_IDLE idle connections open, a new client is served"

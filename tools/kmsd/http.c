@@ -7,8 +7,9 @@
  *   - headers 16 KiB and the body max_body_bytes (evhttp answers 413 and closes);
  *   - evhttp's own timeout (body_timeout_seconds) is an inactivity timeout, which a client sending
  *     a byte a second never trips; so each TLS connection also has a deadline: a request must
- *     arrive whole within header_timeout_seconds of the connection (or of the previous response,
- *     plus idle_timeout_seconds), else its socket is shut down;
+ *     arrive whole (headers and body: evhttp 2.1 does not tell when the headers are complete)
+ *     within header_timeout_seconds + body_timeout_seconds of the connection, or of the previous
+ *     response plus idle_timeout_seconds, else its socket is shut down;
  *   - connections are counted from the bevcb to the SSL's release (an ex_data free callback);
  *     past max_connections a new one is shut down at once, before its handshake;
  *   - after an error that leaves the stream undefined (bad request line, oversized, timeout)
@@ -181,7 +182,7 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     /* Over the limit, or draining: shut at once, before any handshake work. */
     bool refuse = n > s->cfg->max_connections || atomic_load(&s->draining);
-    conn_deadline(c, refuse ? 0 : s->cfg->header_timeout_seconds);
+    conn_deadline(c, refuse ? 0 : s->cfg->header_timeout_seconds + s->cfg->body_timeout_seconds);
     return bev;
 }
 
@@ -197,7 +198,9 @@ static void request_done(struct evhttp_request *req, void *arg)
 {
     conn *c = arg;
     c->idle = true;
-    conn_deadline(c, c->s->cfg->idle_timeout_seconds + c->s->cfg->header_timeout_seconds);
+    const kmsd_config *cfg = c->s->cfg;
+    conn_deadline(c, cfg->idle_timeout_seconds + cfg->header_timeout_seconds +
+                         cfg->body_timeout_seconds);
 }
 
 /* ---- Responses --------------------------------------------------------------------------------
