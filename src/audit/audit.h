@@ -218,6 +218,18 @@ int kms_audit_seal(kms_audit *a) __attribute__((warn_unused_result));
  * written. */
 int kms_audit_seal_when(kms_audit *a, bool only_if_due, bool *sealed)
     __attribute__((warn_unused_result));
+/* Group commit's batch sizes since the handle opened, for a server's metrics: successful flushes,
+ * the records they wrote, and how many flushes wrote at most 1, 2, 4, ... 128 records, and any
+ * number (cumulative, as Prometheus' histogram buckets). */
+#define KMS_AUDIT_FLUSH_BUCKETS 9
+typedef struct kms_audit_flush_stats {
+    uint64_t count;
+    uint64_t records;
+    uint64_t buckets[KMS_AUDIT_FLUSH_BUCKETS]; /* le 1, 2, 4, 8, 16, 32, 64, 128, +Inf */
+} kms_audit_flush_stats;
+/* Thread-safe (atomic counters, read without a lock: a reader may see a flush half counted). A
+ * NULL handle gives zeros. */
+void kms_audit_flush_stats_get(kms_audit *a, kms_audit_flush_stats *out);
 /* True while the handle can append (open succeeded and the directory is still there). */
 bool kms_audit_ready(kms_audit *a);
 /* With seal_on_close, seals if this handle appended anything since it was opened (clean

@@ -141,6 +141,37 @@ static void anchor_after_batch(kms_audit *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* A successful flush of n records, for kms_audit_flush_stats_get. */
+static void count_flush(kms_audit *a, const waiter *batch)
+{
+    uint64_t n = 0;
+    for (const waiter *w = batch; w != NULL; w = w->next) {
+        n++;
+    }
+    size_t bucket = 0;
+    while (bucket < KMS_AUDIT_FLUSH_BUCKETS - 1 && n > ((uint64_t)1 << bucket)) {
+        bucket++;
+    }
+    atomic_fetch_add_explicit(&a->flushes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->flushed_records, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->flush_sizes[bucket], 1, memory_order_relaxed);
+}
+
+void kms_audit_flush_stats_get(kms_audit *a, kms_audit_flush_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (a == NULL) {
+        return;
+    }
+    out->count = atomic_load_explicit(&a->flushes, memory_order_relaxed);
+    out->records = atomic_load_explicit(&a->flushed_records, memory_order_relaxed);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < KMS_AUDIT_FLUSH_BUCKETS; i++) {
+        sum += atomic_load_explicit(&a->flush_sizes[i], memory_order_relaxed);
+        out->buckets[i] = sum;
+    }
+}
+
 /* The leader's work: one batch, under LOCK; the outcome goes into every node. */
 static void flush(kms_audit *a, waiter *batch)
 {
@@ -148,6 +179,7 @@ static void flush(kms_audit *a, waiter *batch)
     if (lock_log(a) == 0) {
         if (kms_audit_log_check_state(a) == 0 && kms_audit_log_write_batch(a, batch) == 0) {
             rc = 0;
+            count_flush(a, batch);
             a->appended = true;
             kms_audit_log_periodic_seal(a);
             /* The records are durable and acknowledged in the trail; the anchor follows. */

@@ -75,6 +75,10 @@ struct kms_audit {
     bool busy;            /* some thread owns the state below */
     unsigned announced;   /* records announced and not yet appended (or withdrawn) */
     atomic_int space_err; /* errno of the last failure to keep space ahead, 0: none */
+    /* Successful flushes, their records, and flushes by size (not cumulative: bucket i counts
+     * the flushes of more than 2^(i-1) and at most 2^i records; the last, any more). */
+    atomic_uint_fast64_t flushes, flushed_records;
+    atomic_uint_fast64_t flush_sizes[KMS_AUDIT_FLUSH_BUCKETS];
 
     /* Owned by the busy thread; describes the files as of the last time it held LOCK. */
     bool appended;

@@ -102,6 +102,21 @@ void kms_hsm_session_return(kms_hsm *h, CK_SESSION_HANDLE s, CK_RV last_rv)
     pthread_mutex_unlock(&h->pool_lock);
 }
 
+void kms_hsm_pool_stats(kms_hsm *h, size_t *open, size_t *in_use, size_t *max)
+{
+    *open = *in_use = *max = 0;
+    if (h == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->pool_lock);
+    /* Every session of the pool is opened with the handle, and a suspect one is replaced by a
+     * fresh one before it closes: the pool stays whole. */
+    *open = h->pool_size;
+    *in_use = h->pool_size - h->nidle;
+    *max = h->pool_size;
+    pthread_mutex_unlock(&h->pool_lock);
+}
+
 /* ---- Object lookup ------------------------------------------------------------------------ */
 
 #define MAX_OBJECTS_PER_LABEL 16

@@ -38,6 +38,21 @@ static void snapshot_free(kms_principal_snapshot *s)
     free(s);
 }
 
+kms_principal_snapshot *kms_authz_snapshot_new(kms_identity *id, uint64_t generation)
+{
+    kms_principal_snapshot *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        kms_iam_identity_clean_up(id);
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->generation = generation;
+    s->id = *id;
+    memset(id, 0, sizeof *id); /* what it owned is the snapshot's now */
+    return s;
+}
+
 void kms_authz_snapshot_release(kms_principal_snapshot *s)
 {
     if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
@@ -58,6 +73,9 @@ static void entries_free(kms_key_policy_entry *e)
 void kms_authz_clean_up(kms_authz *az)
 {
     kms_authz_snapshot_release(az->current);
+    for (size_t i = 0; i < KMS_AUTHZ_CALLERS; i++) {
+        kms_authz_snapshot_release(az->callers[i].snapshot);
+    }
     for (size_t i = 0; i < KMS_AUTHZ_BUCKETS; i++) {
         entries_free(az->buckets[i]);
     }

@@ -38,10 +38,24 @@ typedef struct kms_key_policy_entry {
 } kms_key_policy_entry;
 
 #define KMS_AUTHZ_BUCKETS 64
+#define KMS_AUTHZ_CALLERS 64
+
+/* A network caller's snapshot, by the access key and the session token it signed with (its
+ * SHA-256; zeros for a long-term key). */
+typedef struct kms_caller_entry {
+    char access_key_id[32];
+    uint8_t token_hash[32];
+    kms_principal_snapshot *snapshot; /* NULL: a free entry */
+    uint64_t last_use;                /* for replacing the least recently used */
+} kms_caller_entry;
 
 typedef struct kms_authz {
     pthread_mutex_t lock;
     kms_principal_snapshot *current; /* NULL until the first request */
+    /* The callers of kms_call_network, each under its own key (the client's own credentials
+     * are `current`). */
+    kms_caller_entry callers[KMS_AUTHZ_CALLERS];
+    uint64_t caller_uses;
     kms_key_policy_entry *buckets[KMS_AUTHZ_BUCKETS];
     kms_key_policy_entry *retired; /* replaced entries, freed with the client */
     kms_policy *root_all;          /* "Allow * on *": the root user's identity side */
@@ -49,6 +63,9 @@ typedef struct kms_authz {
 
 int kms_authz_init(kms_authz *az) __attribute__((warn_unused_result));
 void kms_authz_clean_up(kms_authz *az);
+/* A snapshot of id alone (moved in), no policies compiled yet: one reference. NULL on
+ * out-of-memory (id cleaned up). */
+kms_principal_snapshot *kms_authz_snapshot_new(kms_identity *id, uint64_t generation);
 void kms_authz_snapshot_release(kms_principal_snapshot *s);
 
 /* The AWS default key policy for account_id (KMS Developer Guide, "Default key policy"):

@@ -17,6 +17,7 @@
 #include "service/credentials.h"
 #include "service/home_check.h"
 #include "service/internal_keys.h"
+#include "service/network.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
@@ -275,8 +276,9 @@ kms_client *kms_client_open(const kms_client_options *opts)
     c->home = strdup(home);
     /* A user agent is a short product name; a long one would not fit in a record. */
     c->user_agent = strndup(opts && opts->user_agent ? opts->user_agent : "libkms/0.1.0", 256);
-    if (c->home == NULL || c->user_agent == NULL || kms_client_config_load(home, &c->cfg) != 0 ||
-        kms_home_check_files(home, &c->cfg) != 0) {
+    c->network_keys = kms_network_keys_new();
+    if (c->home == NULL || c->user_agent == NULL || c->network_keys == NULL ||
+        kms_client_config_load(home, &c->cfg) != 0 || kms_home_check_files(home, &c->cfg) != 0) {
         goto fail;
     }
     /* The PIN file is checked (and read) before anything of the home is opened or written. */
@@ -351,6 +353,7 @@ void kms_client_free(kms_client *c)
     kms_keystore_usage_free(c->keystore.usage, c->store);
     free(c->audit_spki);
     free(c->user_agent);
+    kms_network_keys_free(c->network_keys);
     pthread_mutex_destroy(&c->audit_lock);
     if (c->authz_ready) {
         kms_authz_clean_up(&c->authz);

@@ -62,6 +62,8 @@ struct kms_client {
     /* HMAC-SHA-256 keyed with the key acknowledging records, NULL until loaded */
     struct evp_mac_ctx_st *audit_ack_mac;
     bool softhsm_claimed; /* this client holds the process's SoftHSM2 home (home_check.h) */
+    /* kms_call_network's memory of the access keys it saw (network.h). */
+    struct kms_network_keys *network_keys;
 };
 
 #endif

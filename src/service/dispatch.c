@@ -167,15 +167,15 @@ static int check_members(const kms_op *op, json_t *req)
     return 0;
 }
 
-int kms_call(kms_client *client, const char *operation, const char *request_json,
-             char **response_json)
+int kms_dispatch_call(kms_client *client, const char *operation, const char *request_json,
+                      kms_gate_caller *caller, char **response_json)
 {
     int rc = -1;
     json_t *req = NULL;
     json_t *resp = NULL;
     kms_request rq;
     *response_json = NULL;
-    if (kms_gate_begin(&rq, client, operation) != 0) {
+    if (kms_gate_begin_as(&rq, client, operation, caller) != 0) {
         return kms_gate_end(&rq, -1);
     }
     const kms_op *op = kms_dispatch_find(operation);
@@ -221,4 +221,10 @@ out:
     kms_request_json_wipe(resp);
     json_decref(resp);
     return rc;
+}
+
+int kms_call(kms_client *client, const char *operation, const char *request_json,
+             char **response_json)
+{
+    return kms_dispatch_call(client, operation, request_json, NULL, response_json);
 }

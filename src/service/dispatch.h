@@ -18,4 +18,10 @@ typedef struct kms_op {
 
 const kms_op *kms_dispatch_find(const char *name);
 
+/* kms_call's body, shared with kms_call_network: operation with request_json run through the
+ * gate as caller (NULL: the client's own credentials). */
+int kms_dispatch_call(kms_client *client, const char *operation, const char *request_json,
+                      kms_gate_caller *caller, char **response_json)
+    __attribute__((warn_unused_result));
+
 #endif

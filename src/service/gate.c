@@ -1,9 +1,6 @@
 /* THE GATE: authenticate -> authorize -> execute -> audit, one road for every operation.
  *
- * Authenticate: the client's credentials (a profile's access key, or a session) were checked
- * when it opened; each request takes the current snapshot of the caller and its compiled
- * policies, authenticating again whenever IAM data changed since (a deactivated key or a
- * deleted user stops working at once) and refusing expired sessions.
+ * Authenticate: gate_authenticate.c.
  * Authorize: AWS's evaluation logic (src/policy) over SCPs, the key policy or other resource
  * policy, identity-based policies, the permissions boundary and the session policy; for KMS keys
  * then grants. Nothing runs without a decision: kms_gate_end refuses a success that was never
@@ -18,139 +15,7 @@
 #include "service/ops_grants.h"
 #include "util/util.h"
 
-/* ---- Authenticate --------------------------------------------------------------------------- */
-
-static int compile_doc(const char *doc, kms_policy_kind kind, const char *label, kms_policy **out)
-{
-    if (kms_policy_compile(doc, strlen(doc), kind, label, out) != 0) {
-        /* Stored policies were validated when written; one that no longer compiles is a fault,
-         * and the request fails closed. */
-        return kms_raise(KMS_ERR_INTERNAL, "the stored policy %s does not compile: %s", label,
-                         kms_last_error_message());
-    }
-    return 0;
-}
-
-static int snapshot_compile(kms_principal_snapshot *s, const kms_iam_docs *d)
-{
-    s->identity = calloc(d->identity_count + 1, sizeof *s->identity);
-    KMS_ENSURE(s->identity != NULL, KMS_ERR_INTERNAL, "out of memory");
-    for (size_t i = 0; i < d->identity_count; i++) {
-        KMS_GUARD(compile_doc(d->identity[i].document, KMS_POLICY_IDENTITY, d->identity[i].id,
-                              &s->identity[i]));
-        s->identity_count++;
-    }
-    if (d->boundary != NULL) {
-        KMS_GUARD(
-            compile_doc(d->boundary, KMS_POLICY_IDENTITY, "PermissionsBoundary", &s->boundary));
-    }
-    if (s->id.session_policy != NULL) {
-        KMS_GUARD(
-            compile_doc(s->id.session_policy, KMS_POLICY_IDENTITY, "SessionPolicy", &s->session));
-    }
-    size_t total = 0;
-    for (size_t l = 0; l < d->scp_levels; l++) {
-        total += d->scp_counts[l];
-    }
-    s->scps = calloc(d->scp_levels + 1, sizeof *s->scps);
-    s->scp_policies = calloc(total + 1, sizeof *s->scp_policies);
-    KMS_ENSURE(s->scps != NULL && s->scp_policies != NULL, KMS_ERR_INTERNAL, "out of memory");
-    for (size_t l = 0; l < d->scp_levels; l++) {
-        s->scps[l].items = (const kms_policy *const *)&s->scp_policies[s->scp_policy_count];
-        for (size_t i = 0; i < d->scp_counts[l]; i++) {
-            KMS_GUARD(compile_doc(d->scps[l][i].document, KMS_POLICY_SCP, d->scps[l][i].id,
-                                  &s->scp_policies[s->scp_policy_count]));
-            s->scp_policy_count++;
-        }
-        s->scps[l].count = d->scp_counts[l];
-        s->scp_levels++;
-    }
-    snprintf(s->org_id, sizeof s->org_id, "%s", d->org_id);
-    return 0;
-}
-
-static kms_principal_snapshot *snapshot_build(kms_client *c, uint64_t generation)
-{
-    kms_iam_docs docs;
-    memset(&docs, 0, sizeof docs);
-    kms_principal_snapshot *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        return NULL;
-    }
-    atomic_init(&s->refs, 1);
-    s->generation = generation;
-    int r = kms_iam_authenticate(c->iam, c->access_key_id, c->secret_access_key, c->session_token,
-                                 kms_now(), &s->id);
-    if (r == 0) {
-        r = kms_iam_load_docs(c->iam, &s->id, &docs);
-    }
-    if (r == 0) {
-        /* Cached under the generation read BEFORE authenticating: the authentication and the
-         * documents are at least that new. A write in between (a key deactivated while we
-         * authenticated) changes the generation, and the next request builds again. */
-        r = snapshot_compile(s, &docs);
-    }
-    kms_iam_docs_clean_up(&docs);
-    if (r != 0) {
-        kms_authz_snapshot_release(s);
-        return NULL;
-    }
-    return s;
-}
-
-/* The caller of a request, authenticated, with its policies compiled: a reference the request
- * releases at kms_gate_end. */
-static int take_caller(kms_request *rq)
-{
-    kms_client *c = rq->client;
-    kms_authz *az = &c->authz;
-    uint64_t generation = 0;
-    KMS_ENSURE(c->access_key_id[0] != '\0', KMS_ERR_UNRECOGNIZED_CLIENT,
-               "no credentials: give a profile of the home's credentials file (--profile), or set "
-               "KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY");
-    KMS_GUARD(kms_iam_generation(c->iam, &generation));
-    pthread_mutex_lock(&az->lock);
-    kms_principal_snapshot *s = az->current;
-    if (s != NULL && s->generation == generation) {
-        atomic_fetch_add(&s->refs, 1);
-    } else {
-        s = NULL;
-    }
-    pthread_mutex_unlock(&az->lock);
-    if (s == NULL) {
-        s = snapshot_build(c, generation);
-        if (s == NULL) {
-            return -1;
-        }
-        atomic_fetch_add(&s->refs, 1); /* one for the cache, one for this request */
-        pthread_mutex_lock(&az->lock);
-        kms_principal_snapshot *old = az->current;
-        az->current = s;
-        pthread_mutex_unlock(&az->lock);
-        kms_authz_snapshot_release(old);
-    }
-    rq->who = s;
-    /* STS: a session past its expiry is refused, whatever it was allowed before. */
-    KMS_ENSURE(s->id.session_expiry == 0 || kms_now() < s->id.session_expiry, KMS_ERR_EXPIRED_TOKEN,
-               "The security token included in the request is expired");
-    return 0;
-}
-
-int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
-{
-    memset(rq, 0, sizeof *rq);
-    kms_error_clear();
-    rq->client = client;
-    rq->operation = operation;
-    rq->started = kms_now();
-    KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
-    /* Fail closed: nothing runs unless its record can be written. */
-    kms_audit *audit = NULL;
-    KMS_GUARD(kms_audit_trail_of_client(client, &audit));
-    KMS_GUARD(kms_audit_announce(audit)); /* kms_gate_end's record ends it */
-    return take_caller(rq);
-}
+/* ---- The service's own work ----------------------------------------------------------------- */
 
 int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *operation)
 {
@@ -195,9 +60,25 @@ static int ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
     return value != NULL && value[0] != '\0' ? kms_policy_ctx_add(ctx, key, value) : 0;
 }
 
-static int ctx_add_caller(kms_policy_ctx *ctx, const kms_principal_snapshot *who,
-                          const char *region)
+/* Where the request came from: the connection of a network request; an in-process call crosses
+ * no network (nothing travels in the clear, and it comes from this machine). */
+static int ctx_add_origin(kms_policy_ctx *ctx, const kms_request *rq)
 {
+    const kms_gate_caller *caller = rq->caller;
+    if (caller == NULL || caller->net == NULL) {
+        KMS_GUARD(ctx_add(ctx, "aws:SecureTransport", "true"));
+        KMS_GUARD(ctx_add(ctx, "aws:SourceIp", "127.0.0.1"));
+        return ctx_add(ctx, "aws:UserAgent", rq->client->user_agent);
+    }
+    const kms_network_request *net = caller->net;
+    KMS_GUARD(ctx_add(ctx, "aws:SecureTransport", net->tls_version != NULL ? "true" : "false"));
+    KMS_GUARD(ctx_add(ctx, "aws:SourceIp", net->source_ip));
+    return ctx_add(ctx, "aws:UserAgent", caller->user_agent);
+}
+
+static int ctx_add_caller(kms_policy_ctx *ctx, const kms_request *rq)
+{
+    const kms_principal_snapshot *who = rq->who;
     const kms_identity *id = &who->id;
     char buf[64];
     int64_t now = kms_now();
@@ -205,11 +86,8 @@ static int ctx_add_caller(kms_policy_ctx *ctx, const kms_principal_snapshot *who
     KMS_GUARD(ctx_add(ctx, "aws:CurrentTime", buf));
     snprintf(buf, sizeof buf, "%lld", (long long)now);
     KMS_GUARD(ctx_add(ctx, "aws:EpochTime", buf));
-    /* An in-process call crosses no network: nothing travels in the clear, and it comes from
-     * this machine. The server will set both from the connection. */
-    KMS_GUARD(ctx_add(ctx, "aws:SecureTransport", "true"));
-    KMS_GUARD(ctx_add(ctx, "aws:SourceIp", "127.0.0.1"));
-    KMS_GUARD(ctx_add(ctx, "aws:RequestedRegion", region));
+    KMS_GUARD(ctx_add_origin(ctx, rq));
+    KMS_GUARD(ctx_add(ctx, "aws:RequestedRegion", rq->client->cfg.region));
     KMS_GUARD(ctx_add(ctx, "aws:PrincipalArn", id->role_arn[0] ? id->role_arn : id->arn));
     KMS_GUARD(ctx_add(ctx, "aws:PrincipalAccount", id->account_id));
     KMS_GUARD(ctx_add(ctx, "kms:CallerAccount", id->account_id));
@@ -483,8 +361,7 @@ static int new_context(const kms_request *rq, const char *action, const kms_key_
 {
     *out = kms_policy_ctx_new();
     KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (ctx_add_caller(*out, rq->who, rq->client->cfg.region) != 0 ||
-        ctx_add_request(*out, rq, action, rec) != 0) {
+    if (ctx_add_caller(*out, rq) != 0 || ctx_add_request(*out, rq, action, rec) != 0) {
         kms_policy_ctx_free(*out);
         *out = NULL;
         return -1;
@@ -527,7 +404,8 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
                "Roles may not be assumed by root accounts: sign in as an IAM user to assume %s",
                role_arn);
     KMS_GUARD(kms_policy_arn_account(role_arn, account));
-    KMS_GUARD(compile_doc(trust_policy, KMS_POLICY_TRUST, "AssumeRolePolicyDocument", &trust));
+    KMS_GUARD(kms_gate_policy_compile(trust_policy, KMS_POLICY_TRUST, "AssumeRolePolicyDocument",
+                                      &trust));
     int r = new_context(rq, rq->action, NULL, &ctx);
     if (r == 0) {
         input_for(rq, &in, rq->action, role_arn, account, ctx);
@@ -567,7 +445,7 @@ static int key_policy(kms_request *rq, const kms_key_record *rec, const kms_poli
     kms_key_policy_entry *e = calloc(1, sizeof *e);
     KMS_ENSURE(e != NULL, KMS_ERR_INTERNAL, "out of memory");
     if (kms_keystore_policy_get(&rq->client->keystore, rec->key_id, &doc, &version) != 0 ||
-        compile_doc(doc, KMS_POLICY_KEY, "KeyPolicy", &e->policy) != 0) {
+        kms_gate_policy_compile(doc, KMS_POLICY_KEY, "KeyPolicy", &e->policy) != 0) {
         free(doc);
         free(e);
         return -1;
@@ -679,6 +557,10 @@ int kms_gate_end(kms_request *rq, int rc)
         kms_audit_withdraw(rq->client->audit);
     } else {
         rc = kms_audit_trail_request(rq, rc);
+    }
+    if (rq->caller != NULL) {
+        rq->caller->recorded = rq->recorded;
+        snprintf(rq->caller->request_id, sizeof rq->caller->request_id, "%s", rq->request_id);
     }
     if (rc == 0 && rq->then_event != NULL && rq->resource_count > 0) {
         /* The service's own event of what the request made it do, after the request's record. A

@@ -9,7 +9,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kms/server.h"
 #include "service/client.h"
+
+/* The caller of a network request (kms_call_network, network.c), authenticated by its SigV4
+ * signature before the gate; kms_call and the typed API have none (NULL): their caller is the
+ * client's own credentials. */
+typedef struct kms_gate_caller {
+    /* The caller with its compiled policies, a reference the gate takes over (kms_gate_end
+     * releases it). For a refused authentication, only the identity of the key's owner. */
+    kms_principal_snapshot *who;
+    /* Not KMS_OK: the request was refused before the gate (a bad signature, throttling), with
+     * this error; the gate records the refusal as who's and runs nothing. */
+    kms_error refused;
+    char refused_message[512];
+    const kms_network_request *net; /* the connection, for the context and the record */
+    const char *user_agent;         /* the User-Agent header, or NULL */
+    const char *host;               /* the Host header, or NULL */
+    /* Set by kms_gate_end: the request's record was written, with this requestID. */
+    bool recorded;
+    char request_id[37];
+} kms_gate_caller;
 
 /* One request on its way through the gate. */
 typedef struct kms_request {
@@ -47,9 +67,27 @@ typedef struct kms_request {
      * request's first resource with then_details (owned) as its serviceEventDetails. */
     const char *then_event;
     json_t *then_details;
+    /* A network request's caller (NULL: the client's credentials), and the requestID of the
+     * record (made when it is built; "" until then) and whether it was written. */
+    kms_gate_caller *caller;
+    char request_id[37];
+    bool recorded;
 } kms_request;
 
 int kms_gate_begin(kms_request *rq, kms_client *client, const char *operation)
+    __attribute__((warn_unused_result));
+/* The same for the caller of a network request (caller not NULL): its snapshot instead of the
+ * client's credentials, refused with caller->refused when that is set. */
+int kms_gate_begin_as(kms_request *rq, kms_client *client, const char *operation,
+                      kms_gate_caller *caller) __attribute__((warn_unused_result));
+/* A stored policy compiled (one that no longer compiles is KMSInternalException). */
+int kms_gate_policy_compile(const char *doc, kms_policy_kind kind, const char *label,
+                            kms_policy **out) __attribute__((warn_unused_result));
+/* The snapshot of a caller whose signature verified (network.c): id (moved in, cleaned up in
+ * every case) with its policies compiled, from the per-access-key cache when its IAM
+ * generation is still current (generation: read before the credentials were looked up). */
+int kms_gate_caller_snapshot(kms_client *client, kms_identity *id, const char *session_token,
+                             uint64_t generation, kms_principal_snapshot **out)
     __attribute__((warn_unused_result));
 /* Scheduled work (rotations, the end of deletion windows) runs as the service, not as a user:
  * no credentials are taken. kms_gate_authorize_service allows only kms:RotateKey and
