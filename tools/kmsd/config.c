@@ -186,10 +186,6 @@ int kmsd_config_load(const char *home, kmsd_config *cfg)
     if (defaults(cfg) != 0 || (root = config_read(home)) == NULL) {
         goto out;
     }
-    snprintf(cfg->region, sizeof cfg->region, "%s",
-             json_string_value(json_object_get(root, "region"))
-                 ? json_string_value(json_object_get(root, "region"))
-                 : "");
     json_t *server = json_object_get(root, "server");
     if (server != NULL && !json_is_object(server)) {
         fprintf(stderr, "kmsd: config.json: \"server\" must be an object\n");

@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include "kmsd.h"
-#include "pending.h"
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
@@ -177,10 +176,6 @@ static int call(const kmsd_handler *h, const kmsd_http_request *req, const char 
     kms_network_result result;
     char *response_json = NULL;
     memset(&result, 0, sizeof result);
-    if (!kmsd_network_available()) {
-        return kmsd_error_response(resp, 500, "KMSInternalException",
-                                   "this libkms has no network service (kms_call_network)");
-    }
     int rc = kms_call_network(h->client, &nr, &response_json, &result);
     snprintf(resp->request_id, sizeof resp->request_id, "%s", result.request_id);
     if (rc != 0) {

@@ -259,7 +259,7 @@ static const char *peer_ip(struct evhttp_request *req, char *buf, size_t size)
 
 static void serve_health(kmsd_server *s, struct evhttp_request *req)
 {
-    const char *region = kmsd_region_available() ? kms_client_region(s->client) : s->cfg->region;
+    const char *region = kms_client_region(s->client);
     json_t *j = json_pack("{s:s, s:s}", "Status", "ok", "Region", region ? region : "");
     char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);

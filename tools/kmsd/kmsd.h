@@ -40,7 +40,6 @@ typedef struct kmsd_config {
     char *metrics_allow[KMSD_MAX_METRICS_ALLOW]; /* CIDRs */
     size_t n_metrics_allow;
     bool no_scheduler;
-    char region[32]; /* the home's (config.json "region") */
 } kmsd_config;
 
 /* Defaults, then config.json's "server" object (unknown members are refused, so a typo is not
