@@ -211,6 +211,27 @@ if network_service && [ -n "$AWS" ]; then
     assert_contains "$E" "NotFoundException" "an AWS error reaches the CLI by name"
     RID=$(api TrentService.ListKeys '{}' | tr -d '\r' | sed -n 's/^x-amzn-RequestId: //p')
     [ -n "$RID" ] && ok "x-amzn-RequestId on every answer" || fail "no x-amzn-RequestId"
+    DK=$(awsk kms generate-data-key --key-id "$KEY" --key-spec AES_256 --output json 2>&1 || true)
+    assert_eq "$(json_get Plaintext <<<"$DK" | base64 -d | wc -c)" "32" "aws kms generate-data-key"
+    SIGN=$(awsk kms create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY --query KeyMetadata.KeyId --output text 2>&1 || true)
+    SIG=$(awsk kms sign --key-id "$SIGN" --message "fileb://$TMP/plain" --message-type RAW \
+        --signing-algorithm ECDSA_SHA_256 --query Signature --output text 2>&1 || true)
+    printf '%s' "$SIG" | base64 -d >"$TMP/sig" 2>/dev/null || true
+    V=$(awsk kms verify --key-id "$SIGN" --message "fileb://$TMP/plain" --message-type RAW \
+        --signing-algorithm ECDSA_SHA_256 --signature "fileb://$TMP/sig" --query SignatureValid --output text 2>&1 || true)
+    assert_eq "$V" "True" "aws kms sign / verify"
+    S=$(awsk kms schedule-key-deletion --key-id "$SIGN" --pending-window-in-days 7 --query KeyState --output text 2>&1 || true)
+    assert_eq "$S" "PendingDeletion" "aws kms schedule-key-deletion"
+    L=$(awsk cloudtrail lookup-events --max-results 5 --output json 2>&1 || true)
+    assert_contains "$L" '"EventName"' "aws cloudtrail lookup-events"
+    printf '{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"Via aws"}}' >"$TMP/ca.json"
+    PCA=$(awsk acm-pca create-certificate-authority --certificate-authority-type ROOT \
+        --certificate-authority-configuration "file://$TMP/ca.json" --query CertificateAuthorityArn --output text 2>&1 || true)
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/leaf.key" \
+        -subj /CN=leaf.internal -out "$TMP/leaf.csr" 2>/dev/null
+    CERT=$(awsk acm-pca issue-certificate --certificate-authority-arn "$PCA" --csr "fileb://$TMP/leaf.csr" \
+        --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text 2>&1 || true)
+    assert_match "$CERT" '^arn:aws:acm-pca:.*/certificate/' "aws acm-pca issue-certificate"
 fi
 
 # ---- Two kmsd on one home ------------------------------------------------------------------------
