@@ -3,7 +3,8 @@
  *   listen                 "ADDR:PORT" or a list of them        ["127.0.0.1:8443"]
  *   http_listen            plain HTTP for CRLs and OCSP, "off"  "127.0.0.1:8080"
  *   workers                event loops (threads)                one per core
- *   max_connections        open connections, all workers        10000
+ *   max_connections        open connections, all workers        65536 (at most the open-files
+ *                                                               limit less 256)
  *   header_timeout_seconds a request's line and headers         10
  *   body_timeout_seconds   its body, and writing the response   30
  *   idle_timeout_seconds   a kept-alive connection, unused      60
@@ -53,7 +54,7 @@ static int set_string(char **dst, const char *src)
 static int defaults(kmsd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->max_connections = 10000;
+    cfg->max_connections = 65536;
     cfg->header_timeout_seconds = 10;
     cfg->body_timeout_seconds = 30;
     cfg->idle_timeout_seconds = 60;

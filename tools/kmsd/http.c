@@ -683,12 +683,27 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 /* ---- The server ------------------------------------------------------------------------------
  */
 
-static void raise_fd_limit(void)
+/* One descriptor per connection: the soft limit raised to the hard one, and max_connections
+ * kept below it (with room for the home's files and the HSM), so that the limit is what refuses
+ * a connection, never a failing accept(). */
+static void raise_fd_limit(kmsd_config *cfg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 256 &&
+        (rlim_t)cfg->max_connections > rl.rlim_cur - 256) {
+        cfg->max_connections = (int)(rl.rlim_cur - 256);
+        fprintf(stderr,
+                "kmsd: max_connections lowered to %d by the open-files limit (%llu; raise it: "
+                "ulimit -n, LimitNOFILE=)\n",
+                cfg->max_connections, (unsigned long long)rl.rlim_cur);
     }
 }
 
@@ -707,7 +722,7 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->sched_lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);
-    raise_fd_limit();
+    raise_fd_limit(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         goto fail;
