@@ -154,8 +154,10 @@ static bool route_target(const char *target, char *out, size_t out_size)
 /* ---- The call --------------------------------------------------------------------------------
  */
 
-static int call(const kmsd_handler *h, const kmsd_http_request *req, const char *operation,
-                const char *request_json, kmsd_http_response *resp)
+/* kms_call_network with the request as received and what was decoded from it. Returns its
+ * result; resp's request id, outcome and auth_failed are set either way. */
+static int call(const kmsd_handler *h, const kmsd_http_request *req, const char *request_json,
+                kmsd_http_response *resp, char **response_json)
 {
     kms_network_request nr = {
         .method = req->method,
@@ -165,7 +167,7 @@ static int call(const kmsd_handler *h, const kmsd_http_request *req, const char 
         .header_count = req->header_count,
         .body = req->body,
         .body_len = req->body_len,
-        .operation = operation,
+        .operation = resp->operation,
         .request_json = request_json,
         .source_ip = req->source_ip,
         .tls_version = req->tls_version,
@@ -174,26 +176,41 @@ static int call(const kmsd_handler *h, const kmsd_http_request *req, const char 
         .admit_arg = h->admit_arg,
     };
     kms_network_result result;
-    char *response_json = NULL;
     memset(&result, 0, sizeof result);
-    int rc = kms_call_network(h->client, &nr, &response_json, &result);
+    *response_json = NULL;
+    int rc = kms_call_network(h->client, &nr, response_json, &result);
     snprintf(resp->request_id, sizeof resp->request_id, "%s", result.request_id);
     if (rc != 0) {
-        const char *name = kms_error_name(kms_last_error());
+        kms_error e = kms_last_error();
+        resp->outcome = kms_error_name(e);
+        resp->auth_failed = e == KMS_ERR_UNRECOGNIZED_CLIENT || e == KMS_ERR_BAD_SIGNATURE ||
+                            e == KMS_ERR_INCOMPLETE_SIGNATURE;
+        return -1;
+    }
+    resp->outcome = "Success";
+    return 0;
+}
+
+/* The AWS JSON 1.1 answer of a call: the response, or {"__type", "message"}. */
+static int json_answer(const kmsd_handler *h, const kmsd_http_request *req,
+                       const char *request_json, kmsd_http_response *resp)
+{
+    char *response_json = NULL;
+    if (call(h, req, request_json, resp, &response_json) != 0) {
+        const char *name = resp->outcome;
         return kmsd_error_response(resp, kmsd_error_status(name), name, kms_last_error_message());
     }
     resp->status = 200;
     resp->content_type = JSON_CONTENT_TYPE;
     resp->body = response_json != NULL ? strdup(response_json) : strdup("{}");
     resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
-    resp->outcome = "ok";
     kms_string_free(response_json);
     return resp->body != NULL ? 0 : -1;
 }
 
 /* AWS JSON 1.1: the body is the request; it must be text (no NUL) for kms_call. An empty body
  * is the empty request, as SDKs send "{}". */
-static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req, const char *operation,
+static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req,
                          kmsd_http_response *resp)
 {
     if (memchr(req->body, '\0', req->body_len) != NULL) {
@@ -210,16 +227,14 @@ static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req, co
         memcpy(text, req->body, req->body_len);
         text[req->body_len] = '\0';
     }
-    int r = call(h, req, operation, text, resp);
+    int r = json_answer(h, req, text, resp);
     free(text);
     return r;
 }
 
 int kmsd_handle(const kmsd_handler *h, const kmsd_http_request *req, kmsd_http_response *resp)
 {
-    char operation[96];
     memset(resp, 0, sizeof *resp);
-    resp->operation = "unknown";
     if (req->method == NULL || strcmp(req->method, "POST") != 0 || req->path == NULL ||
         strcmp(req->path, "/") != 0) {
         return kmsd_error_response(resp, 404, "UnknownOperationException",
@@ -234,15 +249,15 @@ int kmsd_handle(const kmsd_handler *h, const kmsd_http_request *req, kmsd_http_r
                                    "the query protocol is not served yet");
     }
     const char *target = header_get(req, "X-Amz-Target");
-    if (!route_target(target, operation, sizeof operation)) {
+    if (!route_target(target, resp->operation, sizeof resp->operation)) {
+        resp->operation[0] = '\0';
         return kmsd_error_response(resp, 400, "UnknownOperationException",
                                    target != NULL ? "unknown X-Amz-Target"
                                                   : "no X-Amz-Target header");
     }
-    resp->operation = strrchr(target, '.') + 1; /* lives as long as req */
     if (!media_type_is(content_type, JSON_CONTENT_TYPE)) {
         return kmsd_error_response(resp, 400, "UnknownOperationException",
                                    "Content-Type must be " JSON_CONTENT_TYPE);
     }
-    return json_protocol(h, req, operation, resp);
+    return json_protocol(h, req, resp);
 }

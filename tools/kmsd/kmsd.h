@@ -72,10 +72,11 @@ typedef struct kmsd_http_response {
     const char *content_type; /* static */
     char *body;               /* malloc'd (free with kmsd_response_clean_up) */
     size_t body_len;
-    char request_id[37];   /* x-amzn-RequestId; "" for none */
-    bool close;            /* Connection: close after this response */
-    const char *operation; /* for metrics: kms_call's name, or "unknown" (static or req's) */
-    const char *outcome;   /* "ok" or the error name (static) */
+    char request_id[37]; /* x-amzn-RequestId; "" for none */
+    bool close;          /* Connection: close after this response */
+    char operation[96];  /* for metrics: kms_call's name, "" when none was decoded */
+    const char *outcome; /* "Success" or the error name (static) */
+    bool auth_failed;    /* the signature was refused (for the throttle's slow-down) */
 } kmsd_http_response;
 
 typedef struct kmsd_handler {
