@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/error.h"
 
@@ -116,10 +117,19 @@ out:
 
 /* ---- verifier ---- */
 
+static void format_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
 /* x-amz-date "YYYYMMDDTHHMMSSZ" to seconds since the epoch. */
 static int parse_amz_date(const char *s, time_t *out)
 {
     struct tm tm = {0};
+    char back[17];
+    time_t t;
     int v[6];
     static const int at[6] = {0, 4, 6, 9, 11, 13};
     static const int width[6] = {4, 2, 2, 2, 2, 2};
@@ -144,15 +154,13 @@ static int parse_amz_date(const char *s, time_t *out)
     tm.tm_hour = v[3];
     tm.tm_min = v[4];
     tm.tm_sec = v[5];
-    *out = timegm(&tm);
+    t = timegm(&tm);
+    /* A time of the calendar: timegm would make 20150230 March 2nd and second 60 the next. */
+    format_amz_date(t, back);
+    KMS_ENSURE(strcmp(back, s) == 0, KMS_ERR_BAD_SIGNATURE,
+               "X-Amz-Date is not a valid date and time");
+    *out = t;
     return 0;
-}
-
-static void format_amz_date(time_t t, char out[17])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
 static int check_time(const char *amz_date, time_t when, time_t now)
@@ -182,9 +190,11 @@ static int check_scope(const kms_sigv4_auth *auth, const char *amz_date, const c
                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
                "from HTTP: '%s' != '%.8s'",
                auth->date, amz_date);
-    KMS_ENSURE(region == NULL || strcmp(auth->region, region) == 0, KMS_ERR_BAD_SIGNATURE,
+    KMS_ENSURE(region != NULL && service != NULL, KMS_ERR_INTERNAL,
+               "SigV4: no expected region or service to check the credential scope against");
+    KMS_ENSURE(strcmp(auth->region, region) == 0, KMS_ERR_BAD_SIGNATURE,
                "Credential should be scoped to a valid region, not '%s'", auth->region);
-    KMS_ENSURE(service == NULL || strcmp(auth->service, service) == 0, KMS_ERR_BAD_SIGNATURE,
+    KMS_ENSURE(strcmp(auth->service, service) == 0, KMS_ERR_BAD_SIGNATURE,
                "Credential should be scoped to correct service: '%s'", service);
     return 0;
 }
@@ -202,6 +212,76 @@ static int check_content_hash(const kms_sigv4_request *req)
     return 0;
 }
 
+/* Whether name (any case) is one of signed_headers' ';'-separated lowercase names. */
+static int is_signed(const char *signed_headers, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = signed_headers;;) {
+        const char *semi = strchr(p, ';');
+        size_t n = semi != NULL ? (size_t)(semi - p) : strlen(p);
+        if (n == len && strncasecmp(p, name, n) == 0) {
+            return 1;
+        }
+        if (semi == NULL) {
+            return 0;
+        }
+        p = semi + 1;
+    }
+}
+
+/* Headers whose change would change the request's meaning must be signed when present, as AWS
+ * documents: every x-amz-* header (X-Amz-Target selects the JSON protocol's operation) and
+ * Content-Type (which selects the protocol). X-Amz-Security-Token may be added after signing
+ * (the caller checks it belongs to the access key), x-amz-content-sha256 is checked against the
+ * body. */
+static int check_unsigned_headers(const kms_sigv4_request *req, const char *signed_headers)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *h = req->headers[i].name;
+        char lower[65];
+        size_t n;
+        if (h == NULL ||
+            !(strncasecmp(h, "x-amz-", 6) == 0 || strcasecmp(h, "content-type") == 0) ||
+            strcasecmp(h, "x-amz-security-token") == 0 ||
+            strcasecmp(h, "x-amz-content-sha256") == 0 || is_signed(signed_headers, h)) {
+            continue;
+        }
+        n = strnlen(h, sizeof lower - 1);
+        for (size_t j = 0; j < n; j++) {
+            lower[j] = (char)(h[j] >= 'A' && h[j] <= 'Z' ? h[j] - 'A' + 'a' : h[j]);
+        }
+        lower[n] = '\0';
+        return kms_raise(KMS_ERR_INCOMPLETE_SIGNATURE,
+                         "There were headers present in the request which were not signed: %s",
+                         lower);
+    }
+    return 0;
+}
+
+/* Headers that carry one value: received twice, they are refused. Repeated headers are signed
+ * joined with ',', so a signed "X-Amz-Target: A,B" could otherwise be sent as two headers, A
+ * and B, of which the server reads one (RFC 9112 also refuses a repeated Host). */
+static int check_repeated_headers(const kms_sigv4_request *req)
+{
+    static const char *const singles[] = {
+        "host",           "x-amz-date",           "x-amz-target",         "content-type",
+        "content-length", "x-amz-content-sha256", "x-amz-security-token", "authorization",
+    };
+    for (size_t s = 0; s < sizeof singles / sizeof *singles; s++) {
+        int seen = 0;
+        for (size_t i = 0; i < req->n_headers; i++) {
+            const char *h = req->headers[i].name;
+            if (h == NULL || strcasecmp(h, singles[s]) != 0) {
+                continue;
+            }
+            KMS_ENSURE(!seen, KMS_ERR_INCOMPLETE_SIGNATURE, "The %s header is given more than once",
+                       singles[s]);
+            seen = 1;
+        }
+    }
+    return 0;
+}
+
 int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
                      time_t now, const char *expected_region, const char *expected_service)
 {
@@ -212,12 +292,14 @@ int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, c
     char sig[65];
     time_t when;
     int r = -1;
+    KMS_GUARD(check_repeated_headers(req));
     KMS_ENSURE(amz_date != NULL, KMS_ERR_INCOMPLETE_SIGNATURE,
                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
                "header.");
     KMS_GUARD(parse_amz_date(amz_date, &when));
     KMS_GUARD(check_time(amz_date, when, now));
     KMS_GUARD(check_scope(auth, amz_date, expected_region, expected_service));
+    KMS_GUARD(check_unsigned_headers(req, auth->signed_headers));
     KMS_GUARD(check_content_hash(req));
     snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", auth->date, auth->region, auth->service);
     if ((r = kms_sigv4_canonical_request(req, auth->signed_headers, &canonical)) != 0) {

@@ -59,7 +59,9 @@ int kms_sigv4_parse_authorization(const char *value, kms_sigv4_auth *out);
 
 /* The canonical request (malloc'd into *out) over the headers named by signed_headers (as
  * parsed: ';'-separated lowercase names). A signed header the request lacks is refused
- * (KMS_ERR_BAD_SIGNATURE); an unusable payload hash too. */
+ * (KMS_ERR_BAD_SIGNATURE); an unusable payload hash too, and a query holding a raw '+' or a '%'
+ * that is not a %XX escape (ambiguous: see sigv4_canonical.c). The caller must decode the query
+ * it acts on as the canonical form does: %XX escapes only. */
 int kms_sigv4_canonical_request(const kms_sigv4_request *req, const char *signed_headers,
                                 char **out);
 
@@ -80,7 +82,11 @@ int kms_sigv4_sign(const char *secret, const char *date, const char *region, con
 /* Verifies req against auth (from kms_sigv4_parse_authorization) and secret: x-amz-date well
  * formed and within 5 minutes of now, the credential scope's date equal to x-amz-date's, its
  * region and service the expected ones, an x-amz-content-sha256 header (if any) equal to the
- * payload's hash, and the signature (compared in constant time). 0 when all hold. */
+ * payload's hash, and the signature (compared in constant time). 0 when all hold. Also refused:
+ * an x-amz-* header (but X-Amz-Security-Token and x-amz-content-sha256) or Content-Type present
+ * and not signed, a one-value header (Host, X-Amz-Date, X-Amz-Target, Content-Type, ...)
+ * repeated, an impossible date. expected_region and expected_service are required (NULL is
+ * refused, never "any"). Replays within the 5 minutes are accepted, as AWS accepts them. */
 int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
                      time_t now, const char *expected_region, const char *expected_service);
 

@@ -124,8 +124,10 @@ out:
 /* ---- query ---- */
 
 typedef struct param {
-    char *name; /* encoded */
-    char *value;
+    size_t name_at; /* offsets of the encoded name and value in the arena */
+    size_t value_at;
+    const char *name; /* set once the arena is complete */
+    const char *value;
 } param;
 
 static int hexval(char c)
@@ -142,36 +144,24 @@ static int hexval(char c)
     return -1;
 }
 
-/* Percent-decodes then RFC 3986-encodes [s, s+n) into a new string (a stray '%' stays one). */
-static int reencode(const char *s, size_t n, char **out)
+/* Percent-decodes then RFC 3986-encodes [s, s+n) onto the arena, NUL-terminated. A '+' (a space
+ * to a form decoder, itself to others) and a '%' not followed by two hex digits (itself, as
+ * "%25" is) would give two queries of different meaning one canonical form: both are refused. */
+static int reencode(kms_sigv4_buf *arena, const char *s, size_t n)
 {
-    kms_sigv4_buf dec = {0};
-    kms_sigv4_buf enc = {0};
-    int r = -1;
-    *out = NULL;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+        KMS_ENSURE(c != '+' &&
+                       (c != '%' || (i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)),
+                   KMS_ERR_BAD_SIGNATURE,
+                   "the query string holds a '+' or a '%%' that is not a %%XX escape");
+        if (c == '%') {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }
-        if ((r = kms_sigv4_buf_add(&dec, &c, 1)) != 0) {
-            goto out;
-        }
+        KMS_GUARD(add_encoded(arena, &c, 1));
     }
-    if ((r = add_encoded(&enc, dec.data != NULL ? dec.data : "", dec.len)) != 0) {
-        goto out;
-    }
-    if ((r = kms_sigv4_buf_add(&enc, "", 0)) != 0) {
-        goto out;
-    }
-    *out = enc.data;
-    enc.data = NULL;
-    r = 0;
-out:
-    free(dec.data);
-    free(enc.data);
-    return r;
+    return kms_sigv4_buf_add(arena, "", 1); /* the terminator, kept in the arena */
 }
 
 static int cmp_param(const void *a, const void *b)
@@ -182,16 +172,22 @@ static int cmp_param(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->value, y->value);
 }
 
+/* The parameters encoded into one arena (memory in proportion to the query, whatever the number
+ * of parameters), sorted by encoded name then value. */
 static int add_query(kms_sigv4_buf *b, const char *query)
 {
+    kms_sigv4_buf arena = {0};
     param *params = NULL;
     size_t n = 0;
-    size_t qlen = query != NULL ? strlen(query) : 0;
+    size_t max = 1;
     int r = -1;
-    if (qlen == 0) {
+    if (query == NULL || query[0] == '\0') {
         return 0;
     }
-    params = calloc(qlen / 2 + 2, sizeof *params);
+    for (const char *p = query; *p != '\0'; p++) {
+        max += *p == '&';
+    }
+    params = calloc(max, sizeof *params);
     KMS_ENSURE(params != NULL, KMS_ERR_INTERNAL, "out of memory");
     for (const char *p = query;;) {
         const char *amp = strchr(p, '&');
@@ -199,19 +195,25 @@ static int add_query(kms_sigv4_buf *b, const char *query)
         const char *eq = memchr(p, '=', len);
         size_t nlen = eq != NULL ? (size_t)(eq - p) : len;
         if (len > 0) {
-            if ((r = reencode(p, nlen, &params[n].name)) != 0) {
+            params[n].name_at = arena.len;
+            if ((r = reencode(&arena, p, nlen)) != 0) {
+                goto out;
+            }
+            params[n].value_at = arena.len;
+            if ((r = reencode(&arena, eq != NULL ? eq + 1 : "", eq != NULL ? len - nlen - 1 : 0)) !=
+                0) {
                 goto out;
             }
             n++;
-            if ((r = reencode(eq != NULL ? eq + 1 : "", eq != NULL ? len - nlen - 1 : 0,
-                              &params[n - 1].value)) != 0) {
-                goto out;
-            }
         }
         if (amp == NULL) {
             break;
         }
         p = amp + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        params[i].name = arena.data + params[i].name_at;
+        params[i].value = arena.data + params[i].value_at;
     }
     qsort(params, n, sizeof *params, cmp_param);
     for (size_t i = 0; i < n; i++) {
@@ -230,10 +232,7 @@ static int add_query(kms_sigv4_buf *b, const char *query)
     }
     r = 0;
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(params[i].name);
-        free(params[i].value);
-    }
+    free(arena.data);
     free(params);
     return r;
 }

@@ -2,6 +2,7 @@
 #include "sigv4/sigv4.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "util/error.h"
 
@@ -48,16 +49,29 @@ static int is_scope_char(char c)
     return is_alnum(c) || c == '-' || c == '_' || c == '.';
 }
 
+/* YYYYMMDD, a day of the calendar (not 20150230, which timegm would make March 2nd). */
 static int valid_date(const char *d)
 {
-    int month = (d[4] - '0') * 10 + (d[5] - '0');
-    int day = (d[6] - '0') * 10 + (d[7] - '0');
+    struct tm tm = {0};
+    int year;
+    int month;
+    int day;
+    time_t t;
     for (int i = 0; i < 8; i++) {
         if (!is_digit(d[i])) {
             return 0;
         }
     }
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    year = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
+    month = (d[4] - '0') * 10 + (d[5] - '0');
+    day = (d[6] - '0') * 10 + (d[7] - '0');
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = 12;
+    t = timegm(&tm); /* normalises tm: 20150230 becomes March 2nd */
+    return year >= 1970 && gmtime_r(&t, &tm) != NULL && tm.tm_year == year - 1900 &&
+           tm.tm_mon == month - 1 && tm.tm_mday == day;
 }
 
 static int parse_credential(const char *s, size_t len, kms_sigv4_auth *out)

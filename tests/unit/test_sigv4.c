@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "kms/kms.h"
@@ -608,6 +609,320 @@ static void test_content_hash_and_missing(void **state)
     free(sts);
 }
 
+/* ---- requests of our own, signed here ---- */
+
+#define OWN_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define OWN_NOW 1440938160 /* 2015-08-30T12:36:00Z */
+
+/* Signs req over signed_headers for scope date/eu-west-3/kms with x-amz-date amz_date (the
+ * request's own header), then parses the Authorization header into *auth. */
+static void sign_own(const kms_sigv4_request *req, const char *signed_headers, const char *amz_date,
+                     kms_sigv4_auth *auth)
+{
+    char *canonical = NULL;
+    char *sts = NULL;
+    char scope[64];
+    char sig[65];
+    char authz[1024];
+    char date[9];
+    snprintf(date, sizeof date, "%.8s", amz_date);
+    snprintf(scope, sizeof scope, "%s/eu-west-3/kms/aws4_request", date);
+    assert_int_equal(kms_sigv4_canonical_request(req, signed_headers, &canonical), 0);
+    assert_int_equal(kms_sigv4_string_to_sign(amz_date, scope, canonical, &sts), 0);
+    assert_int_equal(kms_sigv4_sign(OWN_SECRET, date, "eu-west-3", "kms", sts, sig), 0);
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/%s/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=%s, Signature=%s",
+             date, signed_headers, sig);
+    assert_int_equal(kms_sigv4_parse_authorization(authz, auth), 0);
+    free(canonical);
+    free(sts);
+}
+
+static int verify_own(const kms_sigv4_request *req, const kms_sigv4_auth *auth, time_t now)
+{
+    return kms_sigv4_verify(req, auth, OWN_SECRET, now, "eu-west-3", "kms");
+}
+
+/* X-Amz-Target selects the operation of the JSON protocol and Content-Type the protocol: a
+ * request whose signature leaves either (or any other x-amz-* header) out could be replayed as
+ * another operation. As AWS documents (host and every x-amz-* header signed; S3: Content-Type
+ * too), they must be signed when present; X-Amz-Security-Token may be added after signing
+ * (the suite's post-sts-header-after) and x-amz-content-sha256 is checked against the body. */
+static void test_unsigned_headers(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"Content-Type", "application/x-amz-json-1.1"},
+        {"X-Amz-Target", "TrentService.DescribeKey"},
+        {"User-Agent", "test"},
+        {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"},
+        {"X-Amz-Security-Token", "token"},
+    };
+    kms_sigv4_request req = {.method = "POST",
+                             .path = "/",
+                             .query = "",
+                             .headers = hs,
+                             .n_headers = 7,
+                             .body = (const uint8_t *)"{\"KeyId\":\"k\"}",
+                             .body_len = 13,
+                             .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "content-type;host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    /* The operation left unsigned: the captured request replayed as ScheduleKeyDeletion. */
+    sign_own(&req, "content-type;host;x-amz-date", "20150830T123600Z", &a);
+    hs[3].value = "TrentService.ScheduleKeyDeletion";
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "x-amz-target"));
+    hs[3].value = "TrentService.DescribeKey";
+    /* Content-Type left unsigned. */
+    sign_own(&req, "host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "content-type"));
+    /* Another x-amz-* header, in any case. */
+    kms_sigv4_header hs2[] = {
+        {"host", "kms.eu-west-3.amazonaws.com"},
+        {"x-amz-date", "20150830T123600Z"},
+        {"X-AMZ-Whatever", "1"},
+    };
+    req.headers = hs2;
+    req.n_headers = 3;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    sign_own(&req, "host;x-amz-date;x-amz-whatever", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+}
+
+/* Impossible calendar dates are refused, not normalised by timegm (20150230 is not March 2nd),
+ * in the credential scope and in x-amz-date; a leap day is a date. */
+static void test_calendar_dates(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150230T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    kms_sigv4_auth a;
+    char *canonical = NULL;
+    char *sts = NULL;
+    char sig[65];
+    char authz[512];
+    time_t march2 = 1425299760; /* 2015-03-02T12:36:00Z */
+    assert_int_equal(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical), 0);
+    assert_int_equal(kms_sigv4_string_to_sign("20150230T123600Z",
+                                              "20150230/eu-west-3/kms/aws4_request", canonical,
+                                              &sts),
+                     0);
+    assert_int_equal(kms_sigv4_sign(OWN_SECRET, "20150230", "eu-west-3", "kms", sts, sig), 0);
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/20150230/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=host;x-amz-date, Signature=%s",
+             sig);
+    assert_kms_error(kms_sigv4_parse_authorization(authz, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* x-amz-date alone (the scope checked against it) */
+    memset(&a, 0, sizeof a);
+    snprintf(a.access_key_id, sizeof a.access_key_id, "AKID");
+    snprintf(a.date, sizeof a.date, "20150230");
+    snprintf(a.region, sizeof a.region, "eu-west-3");
+    snprintf(a.service, sizeof a.service, "kms");
+    snprintf(a.signed_headers, sizeof a.signed_headers, "host;x-amz-date");
+    snprintf(a.signature, sizeof a.signature, "%s", sig);
+    assert_kms_error(verify_own(&req, &a, march2), KMS_ERR_BAD_SIGNATURE);
+    free(canonical);
+    free(sts);
+    /* A 61st second, an hour 24, the 29th of February of a common year. */
+    static const char *const bad[] = {"20150830T123660Z", "20150830T240000Z", "20150229T123600Z",
+                                      "20150431T000000Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        hs[1].value = bad[i];
+        sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+        snprintf(a.date, sizeof a.date, "%.8s", bad[i]);
+        if (verify_own(&req, &a, OWN_NOW) == 0) {
+            fail_msg("accepted x-amz-date %s", bad[i]);
+        }
+    }
+    snprintf(authz, sizeof authz,
+             "AWS4-HMAC-SHA256 Credential=AKID/20150229/eu-west-3/kms/aws4_request, "
+             "SignedHeaders=host;x-amz-date, Signature=%s",
+             sig);
+    assert_kms_error(kms_sigv4_parse_authorization(authz, &a), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* 2016-02-29 exists. */
+    hs[1].value = "20160229T000000Z";
+    sign_own(&req, "host;x-amz-date", "20160229T000000Z", &a);
+    assert_int_equal(verify_own(&req, &a, 1456704000), 0);
+}
+
+/* The canonical query must tell apart queries that a server decodes differently: '+' is a space
+ * to a form decoder (evhttp_parse_query) but itself to a plain one, and a stray '%' is itself
+ * where "%25" is also '%'. Such queries are refused, so a signed "a=b%2Bc" cannot be sent as
+ * "a=b+c", nor a signed "a=%25" as "a=%". */
+static void test_query_ambiguity(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {.method = "GET",
+                             .path = "/",
+                             .query = "a=b%2Bc",
+                             .headers = hs,
+                             .n_headers = 2,
+                             .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    req.query = "a=b+c";
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_BAD_SIGNATURE);
+    req.query = "a=%25";
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    static const char *const bad[] = {"a=%", "a=%2", "a=%zz", "%=1", "a=b%2", "a+b=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        req.query = bad[i];
+        if (verify_own(&req, &a, OWN_NOW) == 0) {
+            fail_msg("accepted query %s", bad[i]);
+        }
+        char *canonical = NULL;
+        assert_kms_error(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical),
+                         KMS_ERR_BAD_SIGNATURE);
+        assert_null(canonical);
+    }
+}
+
+/* Repeated headers are joined with ',', so one signed "X-Amz-Target: A,B" and two received
+ * "X-Amz-Target: A" and "X-Amz-Target: B" have the same canonical form, while the server reads
+ * only the first. Headers that carry one value (Host, X-Amz-Date, X-Amz-Target, Content-Type,
+ * Authorization, ...) are refused when repeated. */
+static void test_repeated_singletons(void **state)
+{
+    (void)state;
+    kms_sigv4_header one[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"X-Amz-Target", "TrentService.ScheduleKeyDeletion,TrentService.DescribeKey"},
+    };
+    kms_sigv4_header two[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"X-Amz-Target", "TrentService.ScheduleKeyDeletion"},
+        {"X-Amz-Target", "TrentService.DescribeKey"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = one, .n_headers = 3, .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date;x-amz-target", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    req.headers = two;
+    req.n_headers = 4;
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_non_null(strstr(kms_last_error_message(), "x-amz-target"));
+    /* Host twice, whether signed or not. */
+    kms_sigv4_header hosts[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"host", "evil.example"},
+    };
+    req.headers = hosts;
+    req.n_headers = 3;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_INCOMPLETE_SIGNATURE);
+    /* Other headers may repeat (the suite's get-header-key-duplicate). */
+    kms_sigv4_header mine[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+        {"My-Header", "a"},
+        {"My-Header", "b"},
+    };
+    req.headers = mine;
+    req.n_headers = 4;
+    sign_own(&req, "host;my-header;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+}
+
+/* The expected region and service are not optional: NULL does not mean "any". */
+static void test_scope_required(void **state)
+{
+    (void)state;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "POST", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    kms_sigv4_auth a;
+    sign_own(&req, "host;x-amz-date", "20150830T123600Z", &a);
+    assert_int_equal(verify_own(&req, &a, OWN_NOW), 0);
+    assert_int_not_equal(kms_sigv4_verify(&req, &a, OWN_SECRET, OWN_NOW, NULL, "kms"), 0);
+    assert_int_not_equal(kms_sigv4_verify(&req, &a, OWN_SECRET, OWN_NOW, "eu-west-3", NULL), 0);
+}
+
+/* A payload hash other than the body's own (UNSIGNED-PAYLOAD, S3's streaming forms) is refused:
+ * KMS signs its body. */
+static void test_unsigned_payload(void **state)
+{
+    (void)state;
+    static const char *const forms[] = {
+        "UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A"};
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        kms_sigv4_header hs[] = {
+            {"Host", "kms.eu-west-3.amazonaws.com"},
+            {"X-Amz-Date", "20150830T123600Z"},
+            {"X-Amz-Content-Sha256", forms[i]},
+        };
+        kms_sigv4_request req = {.method = "POST",
+                                 .path = "/",
+                                 .headers = hs,
+                                 .n_headers = 3,
+                                 .body = (const uint8_t *)"{}",
+                                 .body_len = 2,
+                                 .normalize_path = 1};
+        kms_sigv4_auth a;
+        sign_own(&req, "host;x-amz-content-sha256;x-amz-date", "20150830T123600Z", &a);
+        assert_kms_error(verify_own(&req, &a, OWN_NOW), KMS_ERR_BAD_SIGNATURE);
+    }
+}
+
+/* A long query costs memory in proportion: a 1 MB query of empty parameters ("a&a&...") took
+ * 256 bytes of buffers per name and per value (286 MB). Peak RSS growth is measured. */
+static void test_query_memory(void **state)
+{
+    (void)state;
+    size_t n = (size_t)1 << 20;
+    char *q = malloc(n + 1);
+    struct rusage before;
+    struct rusage after;
+    char *canonical = NULL;
+    kms_sigv4_header hs[] = {
+        {"Host", "kms.eu-west-3.amazonaws.com"},
+        {"X-Amz-Date", "20150830T123600Z"},
+    };
+    kms_sigv4_request req = {
+        .method = "GET", .path = "/", .headers = hs, .n_headers = 2, .normalize_path = 1};
+    assert_non_null(q);
+    for (size_t i = 0; i < n; i++) {
+        q[i] = i % 2 == 0 ? 'a' : '&';
+    }
+    q[n] = '\0';
+    req.query = q;
+    assert_int_equal(getrusage(RUSAGE_SELF, &before), 0);
+    assert_int_equal(kms_sigv4_canonical_request(&req, "host;x-amz-date", &canonical), 0);
+    assert_int_equal(getrusage(RUSAGE_SELF, &after), 0);
+    assert_non_null(strstr(canonical, "\na=&a=&a=&"));
+    if (after.ru_maxrss - before.ru_maxrss > 64 * 1024) {
+        fail_msg("a 1 MB query took %ld MB", (after.ru_maxrss - before.ru_maxrss) / 1024);
+    }
+    free(canonical);
+    free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +930,13 @@ int main(void)
         cmocka_unit_test(test_clock_skew),
         cmocka_unit_test(test_parser),
         cmocka_unit_test(test_content_hash_and_missing),
+        cmocka_unit_test(test_unsigned_headers),
+        cmocka_unit_test(test_calendar_dates),
+        cmocka_unit_test(test_query_ambiguity),
+        cmocka_unit_test(test_repeated_singletons),
+        cmocka_unit_test(test_scope_required),
+        cmocka_unit_test(test_unsigned_payload),
+        cmocka_unit_test(test_query_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
