@@ -99,7 +99,7 @@ assert_eq "$(json_get Status <<<"$H")" "ok" "GET /health answers ok"
 assert_eq "$(json_get Region <<<"$H")" "us-east-1" "and the region"
 M=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics")
 assert_contains "$M" "kmsd_connections " "GET /metrics from loopback: the connection gauge"
-assert_contains "$M" "kmsd_certificate_expiry_days{certificate_arn=\"$CERT_ARN\"}" "and the certificate's days to expiry"
+assert_match "$M" "kmsd_certificate_expiry_seconds\\{certificate_arn=\"$CERT_ARN\"\\} 31[0-9]{6}" "and the time to the certificate's expiry (about 365 days)"
 P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/health" || true)
 assert_eq "$P" "404" "plain HTTP serves nothing but CRLs and OCSP"
 
@@ -212,6 +212,10 @@ if network_service && [ -n "$AWS" ]; then
     assert_match "$(json_get KeyMetadata.CreationDate <<<"$D")" '^20[0-9]{2}-' "CreationDate (an epoch number) parsed by the CLI"
     E=$(awsk kms describe-key --key-id alias/none 2>&1 || true)
     assert_contains "$E" "NotFoundException" "an AWS error reaches the CLI by name"
+    ID=$(awsk sts get-caller-identity --query Account --output text 2>&1 || true)
+    assert_eq "$ID" "$(json_get AccountId <"$TMP/init.json")" "aws sts get-caller-identity (query protocol)"
+    R=$(awsk sts get-session-token --duration-seconds 900 --output json 2>&1 || true)
+    assert_match "$(json_get Credentials.AccessKeyId <<<"$R")" '^ASIA' "aws sts get-session-token"
     RID=$(api TrentService.ListKeys '{}' | tr -d '\r' | sed -n 's/^x-amzn-RequestId: //p')
     [ -n "$RID" ] && ok "x-amzn-RequestId on every answer" || fail "no x-amzn-RequestId"
     DK=$(awsk kms generate-data-key --key-id "$KEY" --key-spec AES_256 --output json 2>&1 || true)
@@ -237,6 +241,30 @@ if network_service && [ -n "$AWS" ]; then
     assert_match "$CERT" '^arn:aws:acm-pca:.*/certificate/' "aws acm-pca issue-certificate"
 fi
 
+if network_service; then
+    Q=$(curl -sS -i --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/" \
+        --aws-sigv4 "aws:amz:us-east-1:sts" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "Content-Type: application/x-www-form-urlencoded" \
+        --data-binary 'Action=GetCallerIdentity&Version=2011-06-15' 2>&1 || true)
+    assert_contains "$Q" "<GetCallerIdentityResponse" "the query protocol answers STS in XML"
+    Q=$(curl -sS -i --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/" \
+        -H "Content-Type: application/x-www-form-urlencoded" --data-binary 'Action=NoSuchThing&Version=2011-06-15' 2>&1 || true)
+    assert_contains "$Q" "<Code>InvalidAction</Code>" "an unknown query Action: InvalidAction"
+    set_server "$HOME_DIR" '{"metrics_allow": ["127.0.0.0/8"]}'
+    kill -HUP "$PID"
+    sleep 1
+    M=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics")
+    assert_match "$M" 'kmsd_requests_total\{operation="ListKeys",outcome="Success"\} [1-9]' "/metrics counts requests by operation and outcome"
+    assert_contains "$M" "kmsd_request_duration_seconds_bucket" "and latency histograms"
+    assert_contains "$M" "kmsd_throttle_limit{quota=" "and every throttle limit"
+    assert_contains "$M" "kms_hsm_sessions{state=" "and the HSM session pool"
+    assert_contains "$M" "kms_audit_flush_records_count" "and the audit flush sizes"
+    if command -v promtool >/dev/null; then
+        printf '%s\n' "$M" | promtool check metrics >/dev/null 2>"$TMP/promtool.err" &&
+            ok "promtool accepts /metrics" || fail "promtool: $(head -c 500 "$TMP/promtool.err")"
+    fi
+fi
+
 # ---- Two kmsd on one home ------------------------------------------------------------------------
 FIRST_PORT=$PORT
 FIRST_PID=$PID
@@ -259,6 +287,31 @@ stop_kmsd "$FIRST_PID"; assert_eq "$STOPPED" "0" "the first kmsd exits 0 on SIGT
 assert_contains "$(cat "$TMP/first.err")" "audit trail sealed" "and seals the audit trail"
 V=$(kms validate-logs)
 assert_eq "$(json_get Valid <<<"$V")" "true" "kmsctl validate-logs: the trail both wrote is valid"
+
+# ---- Throttling and the authentication slow-down -------------------------------------------------
+if network_service; then
+    set_server "$HOME_DIR" '{"throttle": {"PerAccessKey": 2}}'
+    start_kmsd throttled "$HOME_DIR" --no-scheduler
+    THROTTLED=0
+    for i in 1 2 3 4 5 6; do
+        R=$(signed "$PORT" ListKeys '{}')
+        [[ "$R" == *'"__type":"ThrottlingException","message":"Rate exceeded"'* ]] && THROTTLED=$((THROTTLED + 1))
+    done
+    [ "$THROTTLED" -ge 1 ] && ok "past PerAccessKey: ThrottlingException \"Rate exceeded\" ($THROTTLED of 6)" ||
+        fail "6 requests at once under PerAccessKey 2: none throttled"
+    SK=$AWS_SECRET_ACCESS_KEY
+    AWS_SECRET_ACCESS_KEY=wrongwrongwrongwrongwrongwrongwrongwrong1
+    for i in 1 2 3 4 5 6; do signed "$PORT" ListKeys '{}' >/dev/null; done
+    T0=$(date +%s.%N)
+    signed "$PORT" ListKeys '{}' >/dev/null
+    T1=$(date +%s.%N)
+    AWS_SECRET_ACCESS_KEY=$SK
+    SLOW=$("$PY" -c "print(int(($T1 - $T0) >= 0.9))")
+    assert_eq "$SLOW" "1" "after repeated authentication failures, answers to the address are delayed"
+    H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
+    assert_eq "$(json_get Status <<<"$H")" "ok" "while the worker serves others"
+    stop_kmsd "$PID"; assert_eq "$STOPPED" "0" "the throttled kmsd stops"
+fi
 
 # ---- Two kmsd started at once on a fresh home make one CA ----------------------------------------
 H2="$TMP/home2"

@@ -157,7 +157,9 @@ static int member(kmsd_config *cfg, const char *name, json_t *v)
         }
     }
     if (strcmp(name, "throttle") == 0 && json_is_object(v)) {
-        return 0; /* KMSDMODS: throttle.c reads it */
+        json_decref(cfg->throttle);
+        cfg->throttle = json_incref(v); /* throttle.c reads it */
+        return 0;
     }
     fprintf(stderr, "kmsd: config.json: server.%s is not a setting of kmsd\n", name);
     return -1;
@@ -225,6 +227,7 @@ void kmsd_config_clean_up(kmsd_config *cfg)
     free(cfg->profile);
     free(cfg->certificate_arn);
     free(cfg->ca_arn);
+    json_decref(cfg->throttle);
     memset(cfg, 0, sizeof *cfg);
 }
 

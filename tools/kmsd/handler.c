@@ -9,9 +9,11 @@
 #include <strings.h>
 
 #include "kmsd.h"
+#include "query.h"
 
 #define JSON_CONTENT_TYPE "application/x-amz-json-1.1"
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
+#define XML_CONTENT_TYPE "text/xml"
 
 /* ---- Errors ----------------------------------------------------------------------------------
  * botocore's service models (kms, acm, acm-pca, cloudtrail: awscli/botocore/data/SERVICE/
@@ -232,6 +234,92 @@ static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req,
     return r;
 }
 
+/* ---- The query protocol (STS) -----------------------------------------------------------------
+ * STS names its errors differently from KMS (botocore's sts model and AWS's STS API reference:
+ * an unknown key is InvalidClientTokenId, a wrong signature SignatureDoesNotMatch, both 403). */
+static const struct {
+    const char *kms_name;
+    const char *sts_code;
+    int status;
+} sts_errors[] = {
+    {"UnrecognizedClientException", "InvalidClientTokenId", 403},
+    {"InvalidSignatureException", "SignatureDoesNotMatch", 403},
+    {"IncompleteSignatureException", "IncompleteSignature", 400},
+    {"AccessDeniedException", "AccessDenied", 403},
+    {"ExpiredTokenException", "ExpiredToken", 400},
+    {"ValidationException", "ValidationError", 400},
+    {"ThrottlingException", "Throttling", 400},
+    {"InvalidAuthenticationCodeException", "AccessDenied", 403},
+};
+
+static int query_error(kmsd_http_response *resp, const char *code, const char *message, int status)
+{
+    char *xml = NULL;
+    if (resp->request_id[0] == '\0') {
+        fresh_request_id(resp->request_id);
+    }
+    if (resp->outcome == NULL) {
+        resp->outcome = code; /* static */
+    }
+    if (kmsd_query_error_xml(code, message, status < 500, resp->request_id, &xml) != 0) {
+        return -1;
+    }
+    free(resp->body);
+    resp->body = xml;
+    resp->body_len = strlen(xml);
+    resp->status = status;
+    resp->content_type = XML_CONTENT_TYPE;
+    return 0;
+}
+
+static int query_protocol(const kmsd_handler *h, const kmsd_http_request *req,
+                          kmsd_http_response *resp)
+{
+    char err[256] = "";
+    char *operation = NULL;
+    char *request_json = NULL;
+    char *response_json = NULL;
+    char *xml = NULL;
+    int r = -1;
+    if (req->body_len > KMSD_QUERY_MAX_BODY) {
+        return query_error(resp, "InvalidParameterValue", "the request body is too large", 400);
+    }
+    int p = kmsd_query_parse((const char *)req->body, req->body_len, &operation, &request_json, err,
+                             sizeof err);
+    if (p != 0) {
+        resp->outcome = p == KMSD_QUERY_INVALID_ACTION ? "InvalidAction" : "InvalidParameterValue";
+        return query_error(resp, resp->outcome, err, 400);
+    }
+    snprintf(resp->operation, sizeof resp->operation, "%s", operation);
+    if (call(h, req, request_json, resp, &response_json) != 0) {
+        const char *code = resp->outcome;
+        int status = kmsd_error_status(code);
+        for (size_t i = 0; i < sizeof sts_errors / sizeof sts_errors[0]; i++) {
+            if (strcmp(sts_errors[i].kms_name, code) == 0) {
+                code = sts_errors[i].sts_code;
+                status = sts_errors[i].status;
+            }
+        }
+        r = query_error(resp, code, kms_last_error_message(), status);
+        goto out;
+    }
+    if (kmsd_query_response_xml(operation, response_json, resp->request_id, &xml, err,
+                                sizeof err) != 0) {
+        r = query_error(resp, "InternalFailure", err, 500);
+        goto out;
+    }
+    resp->status = 200;
+    resp->content_type = XML_CONTENT_TYPE;
+    resp->body = xml;
+    resp->body_len = strlen(xml);
+    r = 0;
+out:
+    free(operation);
+    free(request_json);
+    kms_string_free(response_json);
+    return r;
+}
+
 int kmsd_handle(const kmsd_handler *h, const kmsd_http_request *req, kmsd_http_response *resp)
 {
     memset(resp, 0, sizeof *resp);
@@ -242,11 +330,7 @@ int kmsd_handle(const kmsd_handler *h, const kmsd_http_request *req, kmsd_http_r
     }
     const char *content_type = header_get(req, "Content-Type");
     if (media_type_is(content_type, FORM_CONTENT_TYPE)) {
-        /* KMSDMODS: the STS query protocol (query.h: kmsd_query_parse, then call() with its
-         * operation and JSON, kmsd_query_response_xml / kmsd_query_error_xml) once that module
-         * is on main. */
-        return kmsd_error_response(resp, 400, "InvalidAction",
-                                   "the query protocol is not served yet");
+        return query_protocol(h, req, resp);
     }
     const char *target = header_get(req, "X-Amz-Target");
     if (!route_target(target, resp->operation, sizeof resp->operation)) {

@@ -42,7 +42,9 @@
 
 #include "kms/tls.h"
 #include "kmsd.h"
+#include "metrics.h"
 #include "pending.h"
+#include "throttle.h"
 
 #define MAX_HEADERS_SIZE 16384
 #define MAX_REQUEST_HEADERS 128
@@ -67,8 +69,8 @@ struct kmsd_server {
     atomic_long connections;
     atomic_int draining;
     kmsd_handler handler;
-    /* KMSDMODS: metrics.c's registry replaces this small table. */
-    char *requests_text;
+    kmsd_throttle *throttle;
+    kmsd_metrics *metrics;
     conn *conns;
     pthread_t scheduler;
     bool scheduler_started;
@@ -234,12 +236,58 @@ static void reply(struct evhttp_request *req, int status, const char *content_ty
     evbuffer_free(buf);
 }
 
-static void count_request(kmsd_server *s, const char *operation, const char *outcome)
+static double monotonic(void)
 {
-    /* KMSDMODS: metrics.c (counters by operation and outcome, latency histograms). */
-    (void)s;
-    (void)operation;
-    (void)outcome;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An answer held back by the authentication slow-down (throttle.h), sent from a timer so that the
+ * worker goes on serving others meanwhile. evhttp keeps a request whose connection closed in the
+ * meantime until it is answered (and then frees it), so req stays valid. */
+typedef struct delayed {
+    struct evhttp_request *req;
+    kmsd_http_response resp;
+    bool close;
+} delayed;
+
+static void delayed_reply(evutil_socket_t fd, short what, void *arg)
+{
+    delayed *d = arg;
+    reply(d->req, d->resp.status, d->resp.content_type, d->resp.body, d->resp.body_len,
+          d->resp.request_id, d->close);
+    kmsd_response_clean_up(&d->resp);
+    free(d);
+}
+
+/* The throttle's limits and counts as metrics series (every limit in config.json is visible). */
+static void throttle_metrics(kmsd_server *s)
+{
+    json_t *limits = NULL;
+    char err[128];
+    const char *name;
+    json_t *q;
+    if (kmsd_throttle_limits(s->throttle, &limits) != 0) {
+        return;
+    }
+    json_object_foreach(json_object_get(limits, "Quotas"), name, q)
+    {
+        (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_GAUGE, "kmsd_throttle_limit",
+                               "Requests per second a throttle bucket allows.", "quota", name,
+                               json_number_value(json_object_get(q, "Limit")), err, sizeof err);
+        (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_COUNTER, "kmsd_throttled_requests_total",
+                               "Requests refused with ThrottlingException.", "quota", name,
+                               json_number_value(json_object_get(q, "Throttled")), err, sizeof err);
+    }
+    json_t *af = json_object_get(limits, "AuthFailures");
+    (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_GAUGE, "kmsd_auth_failure_addresses",
+                           "Source addresses with recent authentication failures.", NULL, NULL,
+                           json_number_value(json_object_get(af, "Addresses")), err, sizeof err);
+    (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_COUNTER, "kmsd_auth_delayed_total",
+                           "Answers delayed after repeated authentication failures.", NULL, NULL,
+                           json_number_value(json_object_get(af, "Delayed")), err, sizeof err);
+    json_decref(limits);
 }
 
 /* ---- The HTTPS side ---------------------------------------------------------------------------
@@ -282,13 +330,16 @@ static void serve_metrics(kmsd_server *s, struct evhttp_request *req, const char
         reply(req, 403, "application/json", denied, sizeof denied - 1, NULL, false);
         return;
     }
-    char *text =
-        kmsd_status_metrics(s->client, s->cfg, atomic_load(&s->connections), s->requests_text);
-    if (text == NULL) {
+    throttle_metrics(s);
+    char *extra = kmsd_status_metrics(s->client, s->cfg, atomic_load(&s->connections), NULL);
+    char *text = NULL;
+    if (extra == NULL || kmsd_metrics_render(s->metrics, extra, &text) != 0) {
+        free(extra);
         evhttp_send_error(req, 500, NULL);
         return;
     }
     reply(req, 200, "text/plain; version=0.0.4", text, strlen(text), NULL, false);
+    free(extra);
     free(text);
 }
 
@@ -329,14 +380,34 @@ static void serve_api(kmsd_server *s, struct evhttp_request *req, const char *ip
         .cipher_suite = cipher != NULL ? SSL_CIPHER_standard_name(cipher) : NULL,
     };
     kmsd_http_response resp;
+    double start = monotonic();
     if (body == NULL || kmsd_handle(&s->handler, &hr, &resp) != 0) {
         evhttp_send_error(req, 500, NULL);
         kmsd_response_clean_up(&resp);
         return;
     }
-    count_request(s, resp.operation, resp.outcome);
-    reply(req, resp.status, resp.content_type, resp.body, resp.body_len, resp.request_id,
-          resp.close || atomic_load(&s->draining));
+    double now = monotonic();
+    kmsd_metrics_observe(s->metrics, resp.operation[0] != '\0' ? resp.operation : "Other",
+                         resp.outcome != NULL ? resp.outcome : "Other", now - start);
+    if (resp.auth_failed) {
+        kmsd_throttle_auth_failed(s->throttle, ip, now);
+    }
+    bool close = resp.close || atomic_load(&s->draining);
+    double delay = kmsd_throttle_auth_delay(s->throttle, ip, now);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    delayed *d = delay > 0 && evcon != NULL ? malloc(sizeof *d) : NULL;
+    if (d != NULL) {
+        struct timeval tv = {(time_t)delay, (suseconds_t)((delay - (double)(time_t)delay) * 1e6)};
+        d->req = req;
+        d->resp = resp;
+        d->close = close;
+        if (event_base_once(evhttp_connection_get_base(evcon), -1, EV_TIMEOUT, delayed_reply, d,
+                            &tv) == 0) {
+            return; /* d owns the response now */
+        }
+        free(d);
+    }
+    reply(req, resp.status, resp.content_type, resp.body, resp.body_len, resp.request_id, close);
     kmsd_response_clean_up(&resp);
 }
 
@@ -718,7 +789,6 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     s->cfg = cfg;
     s->http_fd = -1;
     s->handler.client = client;
-    /* KMSDMODS: s->handler.admit = the throttle (throttle.h), admit_arg its state. */
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->sched_lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);
@@ -730,6 +800,14 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     if (conn_index < 0) {
         conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
     }
+    char err[256] = "";
+    if ((s->throttle = kmsd_throttle_new(cfg->throttle, err, sizeof err)) == NULL ||
+        (s->metrics = kmsd_metrics_new(kms_operations(), err, sizeof err)) == NULL) {
+        fprintf(stderr, "kmsd: config.json: server.throttle: %s\n", err);
+        goto fail;
+    }
+    s->handler.admit = kmsd_throttle_admit_fn;
+    s->handler.admit_arg = s->throttle;
     kms_tls_options o = {.client = client, .certificate_arn = cfg->certificate_arn};
     if ((s->tls = kms_tls_server_new(&o)) == NULL) {
         fprintf(stderr, "kmsd: cannot serve the certificate %s: %s\n", cfg->certificate_arn,
@@ -857,7 +935,8 @@ void kmsd_server_free(kmsd_server *s)
     for (size_t i = 0; i < s->n_retired; i++) {
         kms_tls_server_free(s->retired[i]);
     }
-    free(s->requests_text);
+    kmsd_throttle_free(s->throttle);
+    kmsd_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->sched_lock);
     pthread_cond_destroy(&s->sched_cond);

@@ -12,6 +12,7 @@
 #ifndef KMSD_H
 #define KMSD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ typedef struct kmsd_config {
     char *metrics_allow[KMSD_MAX_METRICS_ALLOW]; /* CIDRs */
     size_t n_metrics_allow;
     bool no_scheduler;
+    json_t *throttle; /* the "throttle" object (throttle.h), or NULL for its defaults */
 } kmsd_config;
 
 /* Defaults, then config.json's "server" object (unknown members are refused, so a typo is not

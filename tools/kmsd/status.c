@@ -1,8 +1,8 @@
 /* GET /metrics in Prometheus' text format (version 0.0.4): kmsd's own gauges, the library's
- * figures (kms_client_stats: HSM sessions, audit flush sizes) and the days left to each managed
- * certificate's expiry. The certificates are read through the manager as the server's profile
- * (acm:ListCertificates, acm:DescribeCertificate: audited like any call), so they are read at
- * most every five minutes, whatever the scrape interval. */
+ * figures (kms_client_stats: HSM sessions, audit flush sizes) and the time left to each managed
+ * certificate's expiry (in seconds, Prometheus' base unit). The certificates are read through the
+ * manager as the server's profile (acm:ListCertificates, acm:DescribeCertificate: audited like any
+ * call), so they are read at most every five minutes, whatever the scrape interval. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -107,15 +107,16 @@ static void certificate_metrics(kms_client *client, text *t)
             certs_read_at = now;
         }
     }
-    add(t, "# HELP kmsd_certificate_expiry_days Days until the managed certificate expires.\n"
-           "# TYPE kmsd_certificate_expiry_days gauge\n");
+    /* Prometheus' base unit is the second (promtool refuses _days); dashboards divide by 86400. */
+    add(t, "# HELP kmsd_certificate_expiry_seconds Seconds until the managed certificate expires.\n"
+           "# TYPE kmsd_certificate_expiry_seconds gauge\n");
     size_t i;
     json_t *row;
     json_array_foreach(certs_cache, i, row)
     {
-        double days = (json_number_value(json_array_get(row, 1)) - (double)now) / 86400.0;
-        add(t, "kmsd_certificate_expiry_days{certificate_arn=\"%s\"} %.2f\n",
-            json_string_value(json_array_get(row, 0)), days);
+        double left = json_number_value(json_array_get(row, 1)) - (double)now;
+        add(t, "kmsd_certificate_expiry_seconds{certificate_arn=\"%s\"} %.0f\n",
+            json_string_value(json_array_get(row, 0)), left);
     }
     pthread_mutex_unlock(&certs_lock);
 }
