@@ -133,11 +133,13 @@ int kms_pki_ca_set_status(const kms_keystore *ks, const kms_pki_ca *ca, const ch
                           int64_t now) __attribute__((warn_unused_result));
 
 /* RevocationConfiguration {CrlConfiguration {Enabled, ExpirationInDays, CustomCname,
- * CrlDistributionPointExtensionConfiguration {OmitExtension}}, OcspConfiguration {Enabled
- * false}}: checked (InvalidArgsException; S3 buckets and OCSP are not offered: CRLs are written
+ * CrlDistributionPointExtensionConfiguration {OmitExtension}}, OcspConfiguration {Enabled,
+ * OcspCustomCname}}: checked (InvalidArgsException; S3 buckets are not offered: CRLs are written
  * under the home). With CRLs enabled, issued certificates name http://CustomCname/crl/CA_ID.crl
  * as their CRL distribution point (unless OmitExtension or no CustomCname) and CRLs are valid
- * ExpirationInDays (default 7). */
+ * ExpirationInDays (default 7). With OCSP enabled the CA answers the responder (pki_ocsp.h) and
+ * issued certificates name http://OcspCustomCname/ocsp in their authorityInfoAccess. Either
+ * CNAME is HOST or HOST:PORT. */
 int kms_pki_revocation_check(json_t *revocation) __attribute__((warn_unused_result));
 /* Whether the CA publishes CRLs (its RevocationConfiguration enables them). */
 bool kms_pki_crl_enabled(const kms_pki_ca *ca);
@@ -194,6 +196,10 @@ int kms_pki_crl(const kms_keystore *ks, const kms_pki_ca *ca, int64_t now, uint8
  * concurrent publishers (processes too) write in number order; a file whose CRL number is higher
  * is never replaced (nothing is written, 0 returned). */
 int kms_pki_crl_publish(const kms_keystore *ks, const kms_pki_ca *ca, const char *home, int64_t now)
+    __attribute__((warn_unused_result));
+/* The CA's published CRL as HOME/crl/CA_ID.crl holds it (*der malloc'd; ca_id already checked
+ * to be a CA id): NotFoundException when there is none. */
+int kms_pki_crl_read(const char *home, const char *ca_id, uint8_t **der, size_t *der_len)
     __attribute__((warn_unused_result));
 /* Whether the scheduler reissues the CA's CRL now: the CA publishes CRLs, is ACTIVE or DISABLED
  * with a certificate valid now, and its published CRL is missing, unreadable, or half of its

@@ -23,7 +23,7 @@ static const struct {
     {"A_A_COMPROMISE", CRL_REASON_AA_COMPROMISE},
 };
 
-static int reason_code(const char *name, int *code)
+int kms_pki_crl_reason_code(const char *name, int *code)
 {
     for (size_t i = 0; name != NULL && i < sizeof reasons / sizeof reasons[0]; i++) {
         if (strcmp(reasons[i].name, name) == 0) {
@@ -67,7 +67,7 @@ int kms_pki_revoke(const kms_keystore *ks, const kms_pki_ca *ca, const char *ser
 {
     char norm[KMS_PKI_SERIAL_MAX];
     int code = 0;
-    KMS_GUARD(reason_code(reason, &code));
+    KMS_GUARD(kms_pki_crl_reason_code(reason, &code));
     KMS_GUARD(serial_normalize(serial, norm));
     KMS_ENSURE(strcmp(ca->status, "ACTIVE") == 0 || strcmp(ca->status, "DISABLED") == 0,
                KMS_ERR_PCA_INVALID_STATE,
@@ -83,7 +83,59 @@ typedef struct crl_settings {
     int64_t days;
     const char *cname; /* NULL: none */
     bool omit;
+    bool ocsp;              /* OcspConfiguration.Enabled */
+    const char *ocsp_cname; /* NULL: none */
 } crl_settings;
+
+/* A CustomCname or OcspCustomCname: HOST or HOST:PORT, with no scheme and no path (AWS: "must
+ * not include a protocol prefix"), since it becomes http://CNAME/crl/... and
+ * http://CNAME/ocsp. An empty one is none. */
+static bool cname_ok(json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (s == NULL || len > 253) {
+        return false;
+    }
+    const char *colon = strchr(s, ':');
+    size_t host = colon != NULL ? (size_t)(colon - s) : len;
+    if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != host ||
+        (host == 0 && len > 0)) {
+        return false;
+    }
+    if (colon == NULL) {
+        return true;
+    }
+    size_t digits = strspn(colon + 1, "0123456789");
+    return digits >= 1 && digits <= 5 && colon[1 + digits] == '\0' && atoi(colon + 1) >= 1 &&
+           atoi(colon + 1) <= 65535;
+}
+
+/* OcspConfiguration {Enabled, OcspCustomCname}. */
+static int ocsp_read(json_t *ocsp, crl_settings *out)
+{
+    const char *key;
+    json_t *v;
+    if (ocsp == NULL) {
+        return 0;
+    }
+    json_object_foreach(ocsp, key, v)
+    {
+        KMS_ENSURE(strcmp(key, "Enabled") == 0 || strcmp(key, "OcspCustomCname") == 0,
+                   KMS_ERR_INVALID_ARGS, "OcspConfiguration does not take '%s'", key);
+    }
+    json_t *enabled = json_object_get(ocsp, "Enabled");
+    json_t *cname = json_object_get(ocsp, "OcspCustomCname");
+    KMS_ENSURE(json_is_boolean(enabled), KMS_ERR_INVALID_ARGS,
+               "OcspConfiguration.Enabled must be true or false");
+    KMS_ENSURE(cname == NULL || cname_ok(cname), KMS_ERR_INVALID_ARGS,
+               "OcspConfiguration.OcspCustomCname must be a host name, or host:port, without "
+               "a scheme");
+    out->ocsp = json_is_true(enabled);
+    out->ocsp_cname =
+        cname != NULL && json_string_length(cname) > 0 ? json_string_value(cname) : NULL;
+    return 0;
+}
 
 /* Reads (and with check, checks) a RevocationConfiguration; the strings borrow from rev. */
 static int settings_read(json_t *rev, crl_settings *out)
@@ -107,8 +159,7 @@ static int settings_read(json_t *rev, crl_settings *out)
         KMS_ENSURE(strcmp(key, "CrlConfiguration") == 0 || strcmp(key, "OcspConfiguration") == 0,
                    KMS_ERR_INVALID_ARGS, "RevocationConfiguration does not take '%s'", key);
     }
-    KMS_ENSURE(ocsp == NULL || json_is_false(json_object_get(ocsp, "Enabled")),
-               KMS_ERR_INVALID_ARGS, "OCSP is not offered yet: OcspConfiguration.Enabled false");
+    KMS_GUARD(ocsp_read(ocsp, out));
     if (crl == NULL) {
         return 0;
     }
@@ -132,13 +183,9 @@ static int settings_read(json_t *rev, crl_settings *out)
     KMS_ENSURE(days == NULL || (json_is_integer(days) && json_integer_value(days) >= 1 &&
                                 json_integer_value(days) <= 5000),
                KMS_ERR_INVALID_ARGS, "CrlConfiguration.ExpirationInDays must be 1 to 5000");
-    KMS_ENSURE(cname == NULL ||
-                   (json_is_string(cname) && json_string_length(cname) >= 1 &&
-                    json_string_length(cname) <= 253 &&
-                    strspn(json_string_value(cname),
-                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
-                        json_string_length(cname)),
-               KMS_ERR_INVALID_ARGS, "CrlConfiguration.CustomCname must be a host name");
+    KMS_ENSURE(cname == NULL || (json_string_length(cname) >= 1 && cname_ok(cname)),
+               KMS_ERR_INVALID_ARGS,
+               "CrlConfiguration.CustomCname must be a host name, or host:port, without a scheme");
     KMS_ENSURE(omit == NULL || json_is_boolean(omit), KMS_ERR_INVALID_ARGS,
                "OmitExtension must be true or false");
     out->enabled = json_is_true(enabled);
@@ -187,6 +234,28 @@ int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size)
     return r;
 }
 
+bool kms_pki_ocsp_enabled(const kms_pki_ca *ca)
+{
+    crl_settings st;
+    json_t *doc = NULL;
+    settings_of(ca, &st, &doc);
+    json_decref(doc);
+    return st.ocsp;
+}
+
+int kms_pki_ocsp_access(const kms_pki_ca *ca, char *value, size_t size)
+{
+    crl_settings st;
+    json_t *doc = NULL;
+    settings_of(ca, &st, &doc);
+    int r = st.ocsp && st.ocsp_cname != NULL;
+    if (r) {
+        snprintf(value, size, "OCSP;URI:http://%s/ocsp", st.ocsp_cname);
+    }
+    json_decref(doc);
+    return r;
+}
+
 /* ---- The CRL ------------------------------------------------------------------------------------
  */
 
@@ -207,7 +276,7 @@ static int add_revoked(void *arg, const char *serial, int64_t at, const char *re
     ASN1_TIME *when = ASN1_TIME_set(NULL, (time_t)at);
     ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
     X509_REVOKED *rev = X509_REVOKED_new();
-    if (reason_code(reason, &code) != 0) {
+    if (kms_pki_crl_reason_code(reason, &code) != 0) {
         goto out;
     }
     if (when == NULL || e == NULL || rev == NULL || BN_hex2bn(&bn, serial) == 0 ||

@@ -163,3 +163,21 @@ int kms_pki_crl_due(const kms_pki_ca *ca, const char *home, int64_t now, bool *d
     *due = t1 <= t0 || now >= t0 + (t1 - t0) / 2;
     return 0;
 }
+
+int kms_pki_crl_read(const char *home, const char *ca_id, uint8_t **der, size_t *der_len)
+{
+    char *dir = NULL, *path = NULL, *data = NULL;
+    size_t len = 0;
+    *der = NULL;
+    *der_len = 0;
+    KMS_GUARD(crl_paths(home, ca_id, &dir, &path));
+    int r = kms_path_exists(path)
+                ? kms_file_read(path, CRL_FILE_MAX, &data, &len)
+                : kms_raise(KMS_ERR_NOT_FOUND, "no CRL published for CA %s", ca_id);
+    free(path);
+    free(dir);
+    KMS_GUARD(r);
+    *der = (uint8_t *)data;
+    *der_len = len;
+    return 0;
+}

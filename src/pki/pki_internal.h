@@ -3,6 +3,7 @@
 #ifndef KMS_PKI_PKI_INTERNAL_H
 #define KMS_PKI_PKI_INTERNAL_H
 
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -66,6 +67,14 @@ int kms_pki_key_ids(X509 *x, const ASN1_OCTET_STRING *issuer_ski)
 /* With CRLs enabled, a CustomCname and no OmitExtension: 1 and uri receives the
  * crlDistributionPoints value ("URI:http://CNAME/crl/CA_ID.crl"); else 0 (pki_crl.c). */
 int kms_pki_crl_distribution_point(const kms_pki_ca *ca, char *uri, size_t size);
+/* Whether the CA answers OCSP requests (OcspConfiguration.Enabled, pki_crl.c). */
+bool kms_pki_ocsp_enabled(const kms_pki_ca *ca);
+/* With OCSP enabled and an OcspCustomCname: 1 and value receives the authorityInfoAccess value
+ * ("OCSP;URI:http://CNAME/ocsp", pki_ocsp.h says why that path); else 0 (pki_crl.c). */
+int kms_pki_ocsp_access(const kms_pki_ca *ca, char *value, size_t size);
+/* An RFC 5280 5.3.1 CRLReason code from AWS's name of it (KEY_COMPROMISE): InvalidArgsException
+ * for another name (pki_crl.c). */
+int kms_pki_crl_reason_code(const char *name, int *code) __attribute__((warn_unused_result));
 
 /* Whether name (len bytes, not NUL-terminated) is a host name a certificate may carry (RFC
  * 1034/1123 labels; a wildcard only as the whole left-most label above two labels at least). */
@@ -138,6 +147,12 @@ int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
 /* The same for a CRL. */
 int kms_pki_sign_crl(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
                      const kms_pki_sig_alg *alg, EVP_PKEY *ca_pub, X509_CRL *crl)
+    __attribute__((warn_unused_result));
+
+/* The same for a BasicOCSPResponse: its signatureAlgorithm, producedAt and ResponderID (by the
+ * key of ca_cert) set, its ResponseData signed, the result checked with ca_cert's key. */
+int kms_pki_sign_ocsp(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                      const kms_pki_sig_alg *alg, X509 *ca_cert, OCSP_BASICRESP *bs)
     __attribute__((warn_unused_result));
 
 /* ---- Rows (pki_db.c) ----------------------------------------------------------------------------

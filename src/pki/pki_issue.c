@@ -320,6 +320,11 @@ static int extensions(issue_ctx *c, X509 *x)
         /* RFC 5280 4.2.1.13: where the CA's CRL is published. */
         KMS_GUARD(kms_pki_ext_add(x, NID_crl_distribution_points, cdp));
     }
+    char aia[KMS_ARN_MAX + 64];
+    if (kms_pki_ocsp_access(c->ca, aia, sizeof aia)) {
+        /* RFC 5280 4.2.2.1: where the CA's OCSP responder answers (pki_ocsp.h). */
+        KMS_GUARD(kms_pki_ext_add(x, NID_info_access, aia));
+    }
     /* The ApiPassthrough's names replace the CSR's (template order of operations). */
     GENERAL_NAMES *san = c->pt.san != NULL ? c->pt.san : c->san;
     if (san != NULL) {

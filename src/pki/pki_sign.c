@@ -18,6 +18,9 @@
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
+#include <openssl/ocsp.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "pki/pki_internal.h"
@@ -160,6 +163,86 @@ int kms_pki_sign_req(const kms_keystore *ks, const char *ca_id, const kms_pki_ke
     }
     if (X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1) {
         kms_raise(KMS_ERR_INTERNAL, "the CSR signed by CA %s does not verify", ca_id);
+        goto out;
+    }
+    r = 0;
+out:
+    OPENSSL_free(tbs);
+    return r;
+}
+
+/* ---- OCSP responses ----------------------------------------------------------------------------
+ */
+
+/* A BasicOCSPResponse has no setter for its ResponderID and producedAt but OCSP_basic_sign, which
+ * wants the private key: as for a CRL, a throwaway key signs first (through a throwaway
+ * certificate of its own public key, never signed, that OCSP_basic_sign only reads), setting the
+ * signatureAlgorithm, producedAt and a ResponderID by key; the key hash is then made the CA key's
+ * (RFC 6960 4.2.2.3: the SHA-1 of its subjectPublicKey), and ResponseData is encoded and signed
+ * in the HSM. The throwaway keys are made once per process: an RSA key takes far longer to make
+ * than a response to sign. */
+static EVP_PKEY *throwaway_ec;
+static EVP_PKEY *throwaway_rsa;
+static pthread_once_t throwaway_once = PTHREAD_ONCE_INIT;
+
+static void throwaway_make(void)
+{
+    throwaway_ec = EVP_EC_gen("P-256");
+    throwaway_rsa = EVP_RSA_gen(2048);
+}
+
+static int ocsp_presign(const kms_pki_key_alg *key, const kms_pki_sig_alg *alg, OCSP_BASICRESP *bs)
+{
+    int r = -1;
+    int md_nid = NID_undef, pk_nid = NID_undef;
+    X509 *tmp_cert = X509_new();
+    pthread_once(&throwaway_once, throwaway_make);
+    EVP_PKEY *tmp = key->ec ? throwaway_ec : throwaway_rsa;
+    if (tmp == NULL || tmp_cert == NULL || X509_set_pubkey(tmp_cert, tmp) != 1 ||
+        OBJ_find_sigid_algs(alg->nid, &md_nid, &pk_nid) != 1 ||
+        OCSP_basic_sign(bs, tmp_cert, tmp, EVP_get_digestbynid(md_nid), NULL,
+                        OCSP_NOCERTS | OCSP_RESPID_KEY) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the OCSP response's signature algorithm %s",
+                  alg->name);
+        goto out;
+    }
+    r = 0;
+out:
+    X509_free(tmp_cert);
+    return r;
+}
+
+int kms_pki_sign_ocsp(const kms_keystore *ks, const char *ca_id, const kms_pki_key_alg *key,
+                      const kms_pki_sig_alg *alg, X509 *ca_cert, OCSP_BASICRESP *bs)
+{
+    int r = -1;
+    unsigned char *tbs = NULL;
+    int tbs_len = 0;
+    unsigned char hash[SHA_DIGEST_LENGTH];
+    unsigned int hash_len = 0;
+    const ASN1_OCTET_STRING *key_id = NULL;
+    const X509_NAME *name = NULL;
+    KMS_ENSURE(alg->ec == key->ec, KMS_ERR_INVALID_ARGS,
+               "SigningAlgorithm %s does not fit a CA key of KeyAlgorithm %s", alg->name,
+               key->name);
+    if (ocsp_presign(key, alg, bs) != 0) {
+        goto out;
+    }
+    if (X509_pubkey_digest(ca_cert, EVP_sha1(), hash, &hash_len) != 1 ||
+        OCSP_resp_get0_id(bs, &key_id, &name) != 1 || key_id == NULL ||
+        ASN1_OCTET_STRING_set((ASN1_OCTET_STRING *)key_id, hash, (int)hash_len) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "cannot set the OCSP responder id");
+        goto out;
+    }
+    tbs_len = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)OCSP_resp_get0_respdata(bs), &tbs);
+    if (sign_into(ks, ca_id, key, alg, tbs, tbs_len, OCSP_resp_get0_signature(bs),
+                  "OCSP response") != 0) {
+        goto out;
+    }
+    if (ASN1_item_verify(ASN1_ITEM_rptr(OCSP_RESPDATA), OCSP_resp_get0_tbs_sigalg(bs),
+                         OCSP_resp_get0_signature(bs), OCSP_resp_get0_respdata(bs),
+                         X509_get0_pubkey(ca_cert)) != 1) {
+        kms_raise(KMS_ERR_INTERNAL, "the OCSP response signed by CA %s does not verify", ca_id);
         goto out;
     }
     r = 0;

@@ -8,7 +8,8 @@
  *    request names no account we could attribute it to, and costs an attacker nothing to send;
  *  - a known access key whose signature is wrong, expired, or scoped to another region or
  *    service: recorded as a request of the key's owner (userIdentity as after a successful
- *    authentication, errorCode InvalidSignatureException), at most
+ *    authentication, errorCode InvalidSignatureException, no requestParameters: the body is
+ *    not the caller's as far as anyone can tell), at most
  *    KMS_NETWORK_REFUSALS_RECORDED per access key and minute; the rest are only counted;
  *  - an authenticated request that the front end's admission (throttling) refuses, or that its
  *    policies deny: recorded, as every request of an authenticated caller is. */

@@ -405,7 +405,7 @@ expect_error InvalidArgsException 254 kms acm-pca update-certificate-authority \
     --certificate-authority-arn "$CRLCA" --revocation-configuration "file://$W/rev-s3.json"
 expect_error InvalidArgsException 254 kms acm-pca create-certificate-authority \
     --certificate-authority-type ROOT --certificate-authority-configuration "file://$W/ec-root.json" \
-    --revocation-configuration '{"OcspConfiguration":{"Enabled":true}}'
+    --revocation-configuration '{"OcspConfiguration":{"Enabled":true,"OcspCustomCname":"https://ocsp.example"}}'
 
 # ---- SUBORDINATE CAs: signed by a CA of this home, or by an outside root ------------------------
 printf '{"KeyAlgorithm":"EC_secp384r1","SigningAlgorithm":"SHA384WITHECDSA","Subject":{"CommonName":"Issuing CA","Organization":"Example"}}' >"$W/sub-ca.json"

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,6 +386,37 @@ static void test_record(void **state)
 
     /* In-process records keep this machine and the client's user agent, and no tlsDetails. */
     json_decref(kms_test_call(c, "DescribeKey", "{\"KeyId\": \"%s\"}", key_id));
+    json_t *page = kms_test_call(c, "cloudtrail:LookupEvents",
+                                 "{\"LookupAttributes\": [{\"AttributeKey\": \"EventName\", "
+                                 "\"AttributeValue\": \"DescribeKey\"}], \"MaxResults\": 1}");
+    r = json_loads(str(json_array_get(json_object_get(page, "Events"), 0), "CloudTrailEvent"), 0,
+                   NULL);
+    assert_non_null(r);
+    assert_string_equal(str(r, "sourceIPAddress"), "127.0.0.1");
+    assert_string_equal(str(r, "userAgent"), "libkms/0.1.0");
+    assert_null(json_object_get(r, "tlsDetails"));
+    assert_int_equal(strlen(str(r, "requestID")), 36);
+    json_decref(r);
+    json_decref(page);
+}
+
+/* The access key's last use: the service each request was signed for. */
+static const char *last_used_service(const user *u, char *buf, size_t n)
+{
+    json_t *r = kms_test_call(c, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", u->akid);
+    snprintf(buf, n, "%s", str(json_object_get(r, "AccessKeyLastUsed"), "ServiceName"));
+    json_decref(r);
+    return buf;
+}
+
+static void test_last_used(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_int_equal(call_as(&frank, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
+    assert_string_equal(last_used_service(&frank, buf, sizeof buf), "sts");
+    assert_int_equal(encrypt_as(&frank, key_id, NULL, NULL), 0);
+    assert_string_equal(last_used_service(&frank, buf, sizeof buf), "kms");
 }
 
 static void test_changed_body(void **state)
@@ -719,52 +751,105 @@ static void test_callers_apart(void **state)
     assert_kms_error(encrypt_as(&bob, key_id, NULL, NULL), KMS_ERR_UNRECOGNIZED_CLIENT);
 }
 
-static void test_stats(void **state)
+/* The same from several threads at once: each request gets its own caller's decision. */
+static void *alternate(void *arg)
+{
+    long failures = 0;
+    for (int i = 0; i < 10; i++) {
+        const user *u = ((long)arg + i) % 2 == 0 ? &alice : &carol;
+        sign_opts o = {.source_ip = "198.51.100.1"}; /* carol's policy wants 192.0.2.0/24 */
+        int rc = encrypt_as(u, key_id, &o, NULL);
+        bool denied = rc != 0 && kms_last_error() == KMS_ERR_ACCESS_DENIED;
+        failures += u == &alice ? rc != 0 : !denied;
+    }
+    return (void *)failures;
+}
+
+static void test_callers_threads(void **state)
 {
     (void)state;
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, alternate, (void *)i), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *failures = NULL;
+        assert_int_equal(pthread_join(t[i], &failures), 0);
+        assert_int_equal((long)failures, 0);
+    }
+}
+
+/* kms_client_stats's figures, parsed: the flush count, records and first bucket. */
+static json_t *stats_get(json_int_t *count, json_int_t *records, json_int_t *ones)
+{
     char *text = NULL;
     assert_int_equal(kms_client_stats(c, &text), 0);
     json_t *s = json_loads(text, 0, NULL);
     kms_string_free(text);
     assert_non_null(s);
+    json_t *a = json_object_get(s, "AuditFlushes");
+    *count = json_integer_value(json_object_get(a, "Count"));
+    *records = json_integer_value(json_object_get(a, "Records"));
+    *ones = json_integer_value(json_array_get(json_array_get(json_object_get(a, "Buckets"), 0), 1));
+    return s;
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    json_int_t count = 0, records = 0, ones = 0;
+    json_t *s = stats_get(&count, &records, &ones);
     json_t *h = json_object_get(s, "HsmSessions");
     assert_true(json_is_integer(json_object_get(h, "Open")));
     assert_int_equal(json_integer_value(json_object_get(h, "InUse")), 0);
     assert_true(json_integer_value(json_object_get(h, "Max")) > 0);
     assert_int_equal(json_integer_value(json_object_get(h, "Open")),
                      json_integer_value(json_object_get(h, "Max")));
-    json_t *a = json_object_get(s, "AuditFlushes");
-    json_int_t count = json_integer_value(json_object_get(a, "Count"));
     assert_true(count > 0);
-    assert_true(json_integer_value(json_object_get(a, "Records")) >= count);
-    json_t *b = json_object_get(a, "Buckets");
+    assert_true(records >= count);
+    json_t *b = json_object_get(json_object_get(s, "AuditFlushes"), "Buckets");
     assert_int_equal(json_array_size(b), 9);
     json_int_t prev = 0;
     for (size_t i = 0; i < 8; i++) {
         json_t *e = json_array_get(b, i);
         assert_int_equal(json_integer_value(json_array_get(e, 0)), (json_int_t)1 << i);
         json_int_t n = json_integer_value(json_array_get(e, 1));
-        assert_true(n >= prev);
+        assert_true(n >= prev && n <= count);
         prev = n;
     }
-    /* One request at a time here: every flush wrote one record. */
-    assert_int_equal(json_integer_value(json_array_get(json_array_get(b, 0), 1)), count);
     assert_string_equal(json_string_value(json_array_get(json_array_get(b, 8), 0)), "+Inf");
     assert_int_equal(json_integer_value(json_array_get(json_array_get(b, 8), 1)), count);
     json_decref(s);
+    /* One request alone: one flush of one record. */
+    assert_int_equal(encrypt_as(&alice, key_id, NULL, NULL), 0);
+    json_int_t count2 = 0, records2 = 0, ones2 = 0;
+    json_decref(stats_get(&count2, &records2, &ones2));
+    assert_int_equal(count2, count + 1);
+    assert_int_equal(records2, records + 1);
+    assert_int_equal(ones2, ones + 1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_record),
-        cmocka_unit_test(test_changed_body),  cmocka_unit_test(test_refused_runs_nothing),
-        cmocka_unit_test(test_unknown_key),   cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_scope),         cmocka_unit_test(test_skew),
-        cmocka_unit_test(test_sessions),      cmocka_unit_test(test_admit),
-        cmocka_unit_test(test_source_ip),     cmocka_unit_test(test_secure_transport),
-        cmocka_unit_test(test_user_agent),    cmocka_unit_test(test_refusals_recorded),
-        cmocka_unit_test(test_callers_apart), cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_last_used),
+        cmocka_unit_test(test_changed_body),
+        cmocka_unit_test(test_refused_runs_nothing),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_scope),
+        cmocka_unit_test(test_skew),
+        cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_admit),
+        cmocka_unit_test(test_source_ip),
+        cmocka_unit_test(test_secure_transport),
+        cmocka_unit_test(test_user_agent),
+        cmocka_unit_test(test_refusals_recorded),
+        cmocka_unit_test(test_callers_apart),
+        cmocka_unit_test(test_callers_threads),
+        cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
