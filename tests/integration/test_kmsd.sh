@@ -103,6 +103,49 @@ assert_match "$M" "kmsd_certificate_expiry_seconds\\{certificate_arn=\"$CERT_ARN
 P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/health" || true)
 assert_eq "$P" "404" "plain HTTP serves nothing but CRLs and OCSP"
 
+# ---- Revocation for relying parties, on plain HTTP ------------------------------------------------
+printf '{"KeyAlgorithm":"EC_prime256v1","SigningAlgorithm":"SHA256WITHECDSA","Subject":{"CommonName":"Relying CA"}}' >"$TMP/rca.json"
+printf '{"CrlConfiguration":{"Enabled":true,"ExpirationInDays":3,"CustomCname":"127.0.0.1:%s"},"OcspConfiguration":{"Enabled":true,"OcspCustomCname":"127.0.0.1:%s"}}' \
+    "$HPORT" "$HPORT" >"$TMP/rrev.json"
+RCA=$(kms acm-pca create-certificate-authority --certificate-authority-type ROOT \
+    --certificate-authority-configuration "file://$TMP/rca.json" \
+    --revocation-configuration "file://$TMP/rrev.json" --query CertificateAuthorityArn --output text)
+kms acm-pca get-certificate-authority-certificate --certificate-authority-arn "$RCA" \
+    --query Certificate --output text >"$TMP/rca.pem"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/app.key" \
+    -subj /CN=app.internal -addext "subjectAltName=DNS:app.internal" -out "$TMP/app.csr" 2>/dev/null
+for n in good revoked; do
+    A=$(kms acm-pca issue-certificate --certificate-authority-arn "$RCA" --csr "fileb://$TMP/app.csr" \
+        --signing-algorithm SHA256WITHECDSA --validity Value=30,Type=DAYS --query CertificateArn --output text)
+    kms acm-pca get-certificate --certificate-authority-arn "$RCA" --certificate-arn "$A" \
+        --query Certificate --output text >"$TMP/$n.pem"
+done
+kms acm-pca revoke-certificate --certificate-authority-arn "$RCA" \
+    --certificate-serial "$(openssl x509 -in "$TMP/revoked.pem" -noout -serial | cut -d= -f2)" \
+    --revocation-reason KEY_COMPROMISE >/dev/null
+OCSP_URL=$(openssl x509 -in "$TMP/good.pem" -noout -ocsp_uri)
+assert_eq "$OCSP_URL" "http://127.0.0.1:$HPORT/ocsp" "the certificates name kmsd's OCSP responder"
+O=$(openssl ocsp -issuer "$TMP/rca.pem" -cert "$TMP/good.pem" -cert "$TMP/revoked.pem" -url "$OCSP_URL" \
+    -CAfile "$TMP/rca.pem" -timeout 20 2>&1 || true)
+assert_contains "$O" "Response verify OK" "openssl ocsp (POST): the response verifies"
+assert_contains "$O" "good.pem: good" "the good certificate: good"
+assert_contains "$O" "revoked.pem: revoked" "and the revoked one: revoked (every certificate answered)"
+openssl ocsp -issuer "$TMP/rca.pem" -cert "$TMP/good.pem" -reqout "$TMP/req.der" >/dev/null 2>&1
+ENC=$("$PY" -c 'import base64,sys,urllib.parse; print(urllib.parse.quote(base64.b64encode(open(sys.argv[1],"rb").read()).decode(), safe=""))' "$TMP/req.der")
+curl -sS --max-time 20 -o "$TMP/resp.der" "http://127.0.0.1:$HPORT/ocsp/$ENC" || true
+O=$(openssl ocsp -respin "$TMP/resp.der" -reqin "$TMP/req.der" -VAfile "$TMP/rca.pem" -resp_text 2>&1 || true)
+assert_contains "$O" "Response verify OK" "OCSP over GET (RFC 6960 A.1): the response verifies"
+assert_contains "$O" "Cert Status: good" "and answers good"
+CRL_URL=$(openssl x509 -in "$TMP/good.pem" -noout -ext crlDistributionPoints | sed -n 's/.*URI://p' | head -n1)
+assert_match "$CRL_URL" "^http://127.0.0.1:$HPORT/crl/[0-9a-f-]+\\.crl$" "the certificates name kmsd's CRL URL"
+CT=$(curl -sS --max-time 20 -o "$TMP/ca.crl" -w '%{content_type}' "$CRL_URL" || true)
+assert_eq "$CT" "application/pkix-crl" "GET the CRL: application/pkix-crl"
+C=$(openssl crl -inform DER -in "$TMP/ca.crl" -CAfile "$TMP/rca.pem" -noout -text 2>&1 || true)
+assert_contains "$C" "verify OK" "openssl crl verifies it under the CA"
+assert_contains "$C" "Key Compromise" "and it lists the revoked certificate"
+P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/crl/00000000-0000-0000-0000-000000000000.crl" || true)
+assert_eq "$P" "404" "an unknown CA's CRL: 404"
+
 # ---- Refusals --------------------------------------------------------------------------------------
 R=$(api TrentService.NoSuchOperation '{}')
 assert_contains "$R" "HTTP/1.1 400" "an unknown target: 400"

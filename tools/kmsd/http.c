@@ -43,7 +43,6 @@
 #include "kms/tls.h"
 #include "kmsd.h"
 #include "metrics.h"
-#include "pending.h"
 #include "throttle.h"
 
 #define MAX_HEADERS_SIZE 16384
@@ -448,7 +447,7 @@ static void serve_crl(kmsd_server *s, struct evhttp_request *req, const char *na
     id[n - 4] = '\0';
     uint8_t *der = NULL;
     size_t len = 0;
-    if (!kmsd_revocation_available() || kms_crl_get(s->client, id, &der, &len) != 0) {
+    if (kms_crl_get(s->client, id, &der, &len) != 0) {
         evhttp_send_error(req, 404, NULL);
         return;
     }
@@ -460,8 +459,7 @@ static void serve_ocsp(kmsd_server *s, struct evhttp_request *req, const uint8_t
 {
     uint8_t *out = NULL;
     size_t out_len = 0;
-    if (!kmsd_revocation_available() ||
-        kms_ocsp_respond(s->client, der, len, &out, &out_len) != 0) {
+    if (kms_ocsp_respond(s->client, der, len, &out, &out_len) != 0) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
