@@ -67,9 +67,27 @@ static void fresh_request_id(char out[37])
              b[14], b[15]);
 }
 
+/* A message that is not UTF-8 (it may quote what the client sent) with every byte outside
+ * printable ASCII as '?', so that it can be a JSON string (malloc'd). */
+static char *ascii_only(const char *message)
+{
+    char *copy = strdup(message);
+    for (char *p = copy; p != NULL && *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+            *p = '?';
+        }
+    }
+    return copy;
+}
+
 int kmsd_error_response(kmsd_http_response *resp, int status, const char *name, const char *message)
 {
     json_t *j = json_pack("{s:s, s:s}", "__type", name, "message", message ? message : "");
+    if (j == NULL && message != NULL) {
+        char *clean = ascii_only(message);
+        j = clean != NULL ? json_pack("{s:s, s:s}", "__type", name, "message", clean) : NULL;
+        free(clean);
+    }
     char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     free(resp->body);
