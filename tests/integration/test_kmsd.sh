@@ -333,7 +333,8 @@ assert_eq "$(json_get Valid <<<"$V")" "true" "kmsctl validate-logs: the trail bo
 
 # ---- Throttling and the authentication slow-down -------------------------------------------------
 if network_service; then
-    set_server "$HOME_DIR" '{"throttle": {"PerAccessKey": 2}}'
+    # drain_seconds above the slow-down's delay of the in-flight request below (8 s by then)
+    set_server "$HOME_DIR" '{"throttle": {"PerAccessKey": 2}, "drain_seconds": 15}'
     start_kmsd throttled "$HOME_DIR" --no-scheduler
     THROTTLED=0
     for i in 1 2 3 4 5 6; do
@@ -348,12 +349,20 @@ if network_service; then
     T0=$(date +%s.%N)
     signed "$PORT" ListKeys '{}' >/dev/null
     T1=$(date +%s.%N)
-    AWS_SECRET_ACCESS_KEY=$SK
     SLOW=$("$PY" -c "print(int(($T1 - $T0) >= 0.9))")
     assert_eq "$SLOW" "1" "after repeated authentication failures, answers to the address are delayed"
     H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
     assert_eq "$(json_get Status <<<"$H")" "ok" "while the worker serves others"
-    stop_kmsd "$PID"; assert_eq "$STOPPED" "0" "the throttled kmsd stops"
+    # SIGTERM while an answer is in flight (held back a second or more): it still arrives.
+    signed "$PORT" ListKeys '{}' >"$TMP/inflight.out" &
+    CLIENT=$!
+    sleep 1 # the request is in (a connection that has not sent one yet is closed at once)
+    stop_kmsd "$PID"
+    wait "$CLIENT" || true
+    AWS_SECRET_ACCESS_KEY=$SK
+    assert_eq "$STOPPED" "0" "SIGTERM during a request: kmsd exits 0"
+    assert_contains "$(cat "$TMP/inflight.out")" '"__type":"InvalidSignatureException"' \
+        "after the in-flight request got its answer"
 fi
 
 # ---- Two kmsd started at once on a fresh home make one CA ----------------------------------------
