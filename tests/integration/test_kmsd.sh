@@ -201,8 +201,14 @@ WANT=$(kms acm describe-certificate --certificate-arn "$CERT_ARN" --query Certif
 assert_eq "$AFTER" "$WANT" "the renewed certificate's serial"
 P=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics" || true)
 assert_eq "$P" "403" "SIGHUP took up metrics_allow: /metrics refused to loopback"
-set_server "$HOME_DIR" '{"metrics_allow": ["127.0.0.1/32"]}'
+# Another certificate named in config.json: served after SIGHUP.
+NEW_ARN=$(kms acm request-certificate --domain-name localhost --subject-alternative-names 127.0.0.1 \
+    --key-algorithm EC_prime256v1 --certificate-authority-arn "$CA_ARN" --query CertificateArn --output text)
+set_server "$HOME_DIR" "{\"metrics_allow\": [\"127.0.0.1/32\"], \"certificate_arn\": \"$NEW_ARN\"}"
 kill -HUP "$PID"
+sleep 1
+WANT=$(kms acm describe-certificate --certificate-arn "$NEW_ARN" --query Certificate.Serial --output text | tr -d : | tr A-F a-f)
+assert_eq "$(served_serial)" "$WANT" "SIGHUP: another certificate_arn is served"
 
 # ---- Signed requests: curl's SigV4, then the aws CLI (need kms_call_network in libkms) -----------
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1 AWS_CA_BUNDLE="$CA_PEM"

@@ -672,13 +672,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         fprintf(stderr, "kmsd: SIGHUP: config.json not reloaded, the current settings stay\n");
         return;
     }
+    /* The certificate: a renewal or reimport of the same certificate is served by the TLS
+     * helper within a second of it, without this signal (kms_tls_server_reload would only rebuild
+     * the context from the material it holds); another certificate_arn gets a new server. The
+     * replaced one is kept until exit, as other workers may be making connections from it. */
     kms_tls_server *tls = NULL;
-    const char *arn =
-        fresh.certificate_arn != NULL ? fresh.certificate_arn : s->cfg->certificate_arn;
-    kms_tls_options o = {.client = s->client, .certificate_arn = arn};
-    /* A new server on the certificate named now (renewals of the same certificate are taken up by
-     * the TLS helper within a second anyway; this also picks up another certificate_arn). */
-    if (s->n_retired < sizeof s->retired / sizeof s->retired[0]) {
+    const char *arn = fresh.certificate_arn;
+    bool other = arn != NULL && strcmp(arn, s->cfg->certificate_arn) != 0;
+    if (other && s->n_retired < sizeof s->retired / sizeof s->retired[0]) {
+        kms_tls_options o = {.client = s->client, .certificate_arn = arn};
         tls = kms_tls_server_new(&o);
         if (tls == NULL) {
             fprintf(stderr, "kmsd: SIGHUP: the certificate %s cannot be served: %s\n", arn,
@@ -689,6 +691,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     if (tls != NULL) {
         s->retired[s->n_retired++] = s->tls;
         s->tls = tls;
+        char *t = s->cfg->certificate_arn;
+        s->cfg->certificate_arn = fresh.certificate_arn;
+        fresh.certificate_arn = t;
     }
     /* What can change while running: who may read /metrics (the rest needs a restart). */
     for (size_t i = 0; i < KMSD_MAX_METRICS_ALLOW; i++) {
