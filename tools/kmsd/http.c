@@ -415,11 +415,14 @@ static void https_cb(struct evhttp_request *req, void *arg)
     kmsd_server *s = arg;
     char ip[INET6_ADDRSTRLEN + 8];
     conn *c = conn_of(req);
-    if (c != NULL) {
-        c->idle = false;
-        event_del(c->deadline); /* while it is served; request_done sets the next */
-        evhttp_request_set_on_complete_cb(req, request_done, c);
+    if (c == NULL) {
+        /* tls_bev could not make a TLS connection and evhttp read plaintext: never serve it. */
+        evhttp_send_error(req, 503, "TLS unavailable");
+        return;
     }
+    c->idle = false;
+    event_del(c->deadline); /* while it is served; request_done sets the next */
+    evhttp_request_set_on_complete_cb(req, request_done, c);
     peer_ip(req, ip, sizeof ip);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : "";
