@@ -371,6 +371,31 @@ if network_service; then
         "after the in-flight request got its answer"
 fi
 
+# ---- The scheduler inside kmsd ---------------------------------------------------------------------
+if command -v faketime >/dev/null; then
+    faketime_required
+    RK=$(kms create-key --query KeyMetadata.KeyId --output text)
+    kms enable-key-rotation --key-id "$RK" --rotation-period-in-days 90
+    SPORT=$(free_port)
+    # env, not the at_time function: $! must be kmsd itself, not a subshell around it
+    env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME=+91d FAKETIME_DONT_RESET=1 "$KMSD" --home "$HOME_DIR" \
+        --listen "127.0.0.1:$SPORT" --http-listen off >"$TMP/sched.out" 2>"$TMP/sched.err" &
+    SPID=$!
+    PIDS+=("$SPID")
+    N=0
+    for _ in $(seq 100); do
+        N=$(kms list-key-rotations --key-id "$RK" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Rotations"]))')
+        [ "$N" -ge 1 ] && break
+        sleep 0.2
+    done
+    assert_eq "$N" "1" "kmsd's scheduler rotated the key whose period ended (91 days on)"
+    stop_kmsd "$SPID"
+    assert_eq "$STOPPED" "0" "and stops on SIGTERM"
+    OUT=$(at_time +91d "$KMSCTL" --home "$HOME_DIR" run-scheduler --once)
+    assert_eq "$("$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Rotations"]))' <<<"$OUT")" "0" \
+        "another scheduler finds it done (the claims)"
+fi
+
 # ---- Two kmsd started at once on a fresh home make one CA ----------------------------------------
 H2="$TMP/home2"
 init_home "$H2"
