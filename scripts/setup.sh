@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libsodium-dev libssl-dev libsqlite3-dev sqlite3
-          libjansson-dev libcmocka-dev softhsm2 libp11-kit-dev opensc faketime clang
-          libclang-rt-14-dev python3 openssl clang-format-14 binutils curl testssl.sh
+          libjansson-dev libcurl4-openssl-dev libcmocka-dev softhsm2 libp11-kit-dev opensc faketime
+          clang libclang-rt-14-dev python3 openssl clang-format-14 binutils curl testssl.sh
           libevent-dev awscli prometheus)
 missing=()
 for p in "${packages[@]}"; do

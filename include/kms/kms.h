@@ -81,6 +81,7 @@ typedef enum kms_error {
     KMS_ERR_INCOMPLETE_SIGNATURE,  /* IncompleteSignatureException: malformed SigV4 Authorization */
     KMS_ERR_THROTTLING,            /* ThrottlingException: "Rate exceeded" */
     KMS_ERR_NETWORK,               /* KMSNetworkException: a remote KMS could not be reached */
+    KMS_ERR_MISSING_AUTH,          /* MissingAuthenticationTokenException: no Authorization */
     KMS_ERR__COUNT
 } kms_error;
 
@@ -133,10 +134,12 @@ KMS_API void kms_client_free(kms_client *client);
 typedef struct kms_remote_options {
     const char *endpoint_url; /* "https://HOST[:PORT]" (required) */
     const char *ca_bundle;    /* PEM file of CAs to trust; NULL: the system's */
-    /* Credentials: these three when access_key_id is set; else the profile (NULL: "default" or
-     * KMS_PROFILE) of credentials_file (NULL: HOME/credentials of kms_home_default() if it
-     * exists, else AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials); KMS_ACCESS_KEY_ID /
-     * AWS_ACCESS_KEY_ID in the environment come first, as in the AWS CLI. */
+    /* Credentials: these three when access_key_id is set; else, when no profile is named,
+     * KMS_ACCESS_KEY_ID (else AWS_ACCESS_KEY_ID) with its secret and session token from the
+     * environment; else the profile (NULL: KMS_PROFILE, AWS_PROFILE, else "default") of
+     * credentials_file (NULL: HOME/credentials of kms_home_default() if it exists, else
+     * AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials). As the AWS CLI: a named profile wins
+     * over the environment, the environment over the default profile. */
     const char *access_key_id;
     const char *secret_access_key;
     const char *session_token;

@@ -69,8 +69,9 @@ typedef struct kms_network_result {
 
 /* Authenticates req (SigV4: Authorization header, x-amz-date, x-amz-content-sha256 when present,
  * X-Amz-Security-Token for sessions, 5 minutes of skew) and runs req->operation as the caller.
- * Errors as AWS answers them: IncompleteSignatureException (malformed Authorization),
- * UnrecognizedClientException (unknown or inactive access key), InvalidSignatureException (wrong
+ * Errors as AWS answers them: MissingAuthenticationTokenException (no Authorization),
+ * IncompleteSignatureException (malformed Authorization), UnrecognizedClientException (unknown
+ * or inactive access key, a session's key without its own token), InvalidSignatureException (wrong
  * signature, "Signature expired", a scope for another region or service), ExpiredTokenException,
  * ThrottlingException (admit refused), then whatever the operation raises. *response_json as
  * kms_call's (free with kms_string_free); *result is always filled. Which refusals are recorded:

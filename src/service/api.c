@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote/remote.h"
+#include "service/client.h"
 #include "service/ops.h"
 #include "service/ops_crypto.h"
 #include "util/util.h"
@@ -16,6 +18,10 @@ int kms_encrypt(kms_client *client, const char *key_id, const uint8_t *plaintext
     int r = -1;
     kms_request rq;
     kms_buf b;
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_encrypt(client->remote, key_id, plaintext, plaintext_len, context, blob,
+                                  blob_len);
+    }
     kms_buf_init(&b, false);
     *blob = NULL;
     if (blob_len != NULL) {
@@ -44,6 +50,10 @@ int kms_decrypt(kms_client *client, const char *key_id, const uint8_t *blob, siz
     kms_buf pt;
     char arn[KMS_ARN_MAX];
     char *arn_copy = NULL;
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_decrypt(client->remote, key_id, blob, blob_len, context, plaintext,
+                                  plaintext_len, key_arn);
+    }
     kms_buf_init(&pt, true);
     *plaintext = NULL;
     if (plaintext_len != NULL) {
@@ -82,6 +92,10 @@ int kms_generate_data_key(kms_client *client, const char *key_id, size_t key_byt
     kms_request rq;
     kms_buf b;
     uint8_t *dk = NULL;
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_generate_data_key(client->remote, key_id, key_bytes, context, plaintext,
+                                            blob, blob_len);
+    }
     kms_buf_init(&b, false);
     if (plaintext != NULL) {
         *plaintext = NULL;
@@ -119,6 +133,10 @@ int kms_sign(kms_client *client, const char *key_id, const uint8_t *message, siz
     kms_request rq;
     uint8_t *sig = NULL;
     size_t n = 0;
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_sign(client->remote, key_id, message, message_len, message_type,
+                               algorithm, signature, signature_len);
+    }
     *signature = NULL;
     *signature_len = 0;
     if ((r = kms_gate_begin(&rq, client, "Sign")) == 0) {

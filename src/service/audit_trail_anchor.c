@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/ops.h"
 #include "util/util.h"
@@ -19,6 +20,7 @@ int kms_audit_anchor_get(kms_client *client, char **anchor_json)
     json_t *o = NULL;
     KMS_ENSURE(client != NULL && anchor_json != NULL, KMS_ERR_VALIDATION, "no client");
     *anchor_json = NULL;
+    KMS_GUARD(kms_remote_local_only(client->remote, "get-audit-anchor"));
     if ((dir = kms_audit_trail_dir(client->home)) == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -66,6 +68,7 @@ int kms_audit_seal_now(kms_client *client, char **result_json)
     char *anchor = NULL;
     KMS_ENSURE(client != NULL && result_json != NULL, KMS_ERR_VALIDATION, "no client");
     *result_json = NULL;
+    KMS_GUARD(kms_remote_local_only(client->remote, "seal-audit-log"));
     KMS_GUARD(kms_audit_trail_seal(client, false, &sealed));
     KMS_GUARD(kms_audit_anchor_get(client, &anchor));
     json_t *o = json_loads(anchor, 0, NULL);

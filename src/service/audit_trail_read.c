@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/internal_keys.h"
 #include "service/ops.h"
@@ -15,6 +16,7 @@
 int kms_audit_public_key(kms_client *client, char **pem)
 {
     KMS_ENSURE(client != NULL && pem != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "get-audit-public-key"));
     KMS_GUARD(kms_audit_trail_spki_loaded(client));
     return kms_audit_public_key_pem(client->audit_spki, client->audit_spki_len, pem);
 }
@@ -61,6 +63,7 @@ int kms_validate_logs_against(kms_client *client, const char *start_time, const 
     json_t *report = NULL;
     KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
     *report_json = NULL;
+    KMS_GUARD(kms_remote_local_only(client->remote, "validate-logs"));
     KMS_GUARD(time_arg(start_time, "StartTime", &start));
     KMS_GUARD(time_arg(end_time, "EndTime", &end));
     KMS_GUARD(kms_audit_trail_spki_loaded(client));
@@ -91,6 +94,18 @@ int kms_validate_logs_against(kms_client *client, const char *start_time, const 
     return r;
 }
 
+/* The trail holds the records of every account of the home, and is read by the home's own
+ * account only: a member account's administrator would read the management account's events
+ * (CloudTrail shows an account the events of that account). */
+static int trail_reader(const kms_request *rq, const char *action)
+{
+    KMS_ENSURE(strcmp(rq->who->id.account_id, rq->client->cfg.account_id) == 0,
+               KMS_ERR_ACCESS_DENIED,
+               "User: %s is not authorized to perform: %s: this trail is read by account %s only",
+               rq->who->id.arn, action, rq->client->cfg.account_id);
+    return 0;
+}
+
 /* cloudtrail:LookupEvents, as the CloudTrail API takes it. */
 int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp)
 {
@@ -98,6 +113,7 @@ int kms_audit_trail_lookup_events(kms_request *rq, json_t *req, json_t **resp)
     long long max = 0;
     kms_audit_query q = {0};
     KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
+    KMS_GUARD(trail_reader(rq, "cloudtrail:LookupEvents"));
     json_t *attrs = json_object_get(req, "LookupAttributes");
     KMS_ENSURE(attrs == NULL || (json_is_array(attrs) && json_array_size(attrs) <= 1),
                KMS_ERR_VALIDATION,
@@ -133,6 +149,7 @@ int kms_audit_trail_usage_report(kms_request *rq, json_t *req, json_t **resp)
     const char *start_s = NULL, *end_s = NULL;
     int64_t start, end;
     KMS_GUARD(kms_gate_authorize(rq, "cloudtrail:LookupEvents", "*"));
+    KMS_GUARD(trail_reader(rq, "cloudtrail:LookupEvents"));
     KMS_GUARD(kms_request_string(req, "StartTime", false, 1, 64, &start_s));
     KMS_GUARD(kms_request_string(req, "EndTime", false, 1, 64, &end_s));
     KMS_GUARD(time_arg(start_s, "StartTime", &start));

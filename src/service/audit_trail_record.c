@@ -456,8 +456,10 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     identity = user_identity(rq);
     res = resources(rq);
     error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
-    /* The caller's operation name: an unknown one is recorded too, and need not be UTF-8. */
-    event_name = kms_audit_json_text(name);
+    /* The caller's operation name: an unknown one is recorded too, need not be UTF-8, and is
+     * cut like a header (a name of 300 KB would make the record too long to write, and the
+     * refusal of a request would go unrecorded). */
+    event_name = caller_text(name, KMS_AUDIT_CALLER_TEXT_MAX);
     if (identity == NULL || res == NULL || event_name == NULL ||
         (rc != 0 && error_message == NULL)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/client.h"
 #include "service/credentials.h"
@@ -341,9 +342,30 @@ fail:
     return NULL;
 }
 
+kms_client *kms_client_open_remote(const kms_remote_options *opts)
+{
+    kms_error_clear();
+    kms_client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if ((c->remote = kms_remote_open(opts)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    snprintf(c->cfg.region, sizeof c->cfg.region, "%s", kms_remote_region(c->remote));
+    return c;
+}
+
 void kms_client_free(kms_client *c)
 {
     if (c == NULL) {
+        return;
+    }
+    if (c->remote != NULL) {
+        kms_remote_free(c->remote);
+        free(c);
         return;
     }
     /* A clean shutdown seals the trail's open segment with a signed digest (the HSM is still

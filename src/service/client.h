@@ -64,6 +64,9 @@ struct kms_client {
     bool softhsm_claimed; /* this client holds the process's SoftHSM2 home (home_check.h) */
     /* kms_call_network's memory of the access keys it saw (network.h). */
     struct kms_network_keys *network_keys;
+    /* A remote client (kms_client_open_remote): every call goes to the server through it, and
+     * no other member but cfg.region is set. */
+    struct kms_remote *remote;
 };
 
 #endif

@@ -4,6 +4,7 @@
  * environment. The file is 0600 and rewritten atomically; secrets read from it live in locked
  * memory and are wiped after use. */
 #include <ctype.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,15 +94,21 @@ static int parse_profile(char *text, const char *name, kms_credentials *c)
     return found ? 1 : 0;
 }
 
-static int from_env(kms_credentials *c)
+/* The credentials of the environment variables PREFIX_ACCESS_KEY_ID, PREFIX_SECRET_ACCESS_KEY
+ * and PREFIX_SESSION_TOKEN. */
+static int from_env(kms_credentials *c, const char *prefix)
 {
-    const char *id = getenv("KMS_ACCESS_KEY_ID");
-    const char *secret = getenv("KMS_SECRET_ACCESS_KEY");
-    const char *token = getenv("KMS_SESSION_TOKEN");
+    char id_var[48], secret_var[48], token_var[48];
+    snprintf(id_var, sizeof id_var, "%s_ACCESS_KEY_ID", prefix);
+    snprintf(secret_var, sizeof secret_var, "%s_SECRET_ACCESS_KEY", prefix);
+    snprintf(token_var, sizeof token_var, "%s_SESSION_TOKEN", prefix);
+    const char *id = getenv(id_var);
+    const char *secret = getenv(secret_var);
+    const char *token = getenv(token_var);
     KMS_ENSURE(secret != NULL && secret[0] != '\0', KMS_ERR_UNRECOGNIZED_CLIENT,
-               "KMS_ACCESS_KEY_ID is set but KMS_SECRET_ACCESS_KEY is not: set both");
+               "%s is set but %s is not: set both", id_var, secret_var);
     KMS_ENSURE(strlen(id) < sizeof c->access_key_id, KMS_ERR_UNRECOGNIZED_CLIENT,
-               "KMS_ACCESS_KEY_ID is too long to be an access key id");
+               "%s is too long to be an access key id", id_var);
     snprintf(c->access_key_id, sizeof c->access_key_id, "%s", id);
     c->secret_access_key = secure_strdup(secret, strlen(secret));
     if (token != NULL && token[0] != '\0') {
@@ -113,6 +120,28 @@ static int from_env(kms_credentials *c)
     return 0;
 }
 
+int kms_credentials_load_env(kms_credentials *c, bool *found)
+{
+    memset(c, 0, sizeof *c);
+    *found = false;
+    const char *prefixes[] = {"KMS", "AWS"};
+    for (size_t i = 0; i < 2; i++) {
+        char var[32];
+        snprintf(var, sizeof var, "%s_ACCESS_KEY_ID", prefixes[i]);
+        const char *id = getenv(var);
+        if (id == NULL || id[0] == '\0') {
+            continue;
+        }
+        if (from_env(c, prefixes[i]) != 0) {
+            kms_credentials_clean_up(c); /* a half-read secret is wiped too */
+            return -1;
+        }
+        *found = true;
+        return 0;
+    }
+    return 0;
+}
+
 int kms_credentials_load(const char *home, const char *profile, kms_credentials *c)
 {
     memset(c, 0, sizeof *c);
@@ -120,7 +149,7 @@ int kms_credentials_load(const char *home, const char *profile, kms_credentials 
     /* As the aws CLI: an explicit profile wins over the environment, the environment over the
      * default profile. */
     if (profile == NULL && env_id != NULL && env_id[0] != '\0') {
-        if (from_env(c) != 0) {
+        if (from_env(c, "KMS") != 0) {
             kms_credentials_clean_up(c); /* a half-read secret is wiped too */
             return -1;
         }
@@ -128,8 +157,6 @@ int kms_credentials_load(const char *home, const char *profile, kms_credentials 
     }
     const char *name = profile ? profile : "default";
     char *path = kms_path_join(home, CREDENTIALS_FILE);
-    char *text = NULL;
-    size_t len = 0;
     int r = -1;
     if (path == NULL) {
         return -1;
@@ -139,12 +166,24 @@ int kms_credentials_load(const char *home, const char *profile, kms_credentials 
         r = profile == NULL ? 0
                             : kms_raise(KMS_ERR_UNRECOGNIZED_CLIENT,
                                         "no profile '%s': %s does not exist", name, path);
-        goto out;
+        free(path);
+        return r;
     }
+    r = kms_credentials_load_path(path, name, c);
+    free(path);
+    return r;
+}
+
+int kms_credentials_load_path(const char *path, const char *profile, kms_credentials *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = -1;
+    memset(c, 0, sizeof *c);
     if (kms_file_read(path, CREDENTIALS_MAX, &text, &len) != 0) {
         goto out;
     }
-    int found = parse_profile(text, name, c);
+    int found = parse_profile(text, profile, c);
     if (found < 0) {
         goto out;
     }
@@ -152,7 +191,7 @@ int kms_credentials_load(const char *home, const char *profile, kms_credentials 
         kms_raise(KMS_ERR_UNRECOGNIZED_CLIENT,
                   "no usable profile '%s' in %s: it needs aws_access_key_id and "
                   "aws_secret_access_key",
-                  name, path);
+                  profile, path);
         goto out;
     }
     r = 0;
@@ -161,7 +200,6 @@ out:
         sodium_memzero(text, len);
         free(text);
     }
-    free(path);
     if (r != 0) {
         kms_credentials_clean_up(c);
     }

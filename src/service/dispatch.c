@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "remote/remote.h"
 #include "service/audit_trail.h"
 #include "service/dispatch.h"
 #include "service/ops.h"
@@ -226,5 +227,8 @@ out:
 int kms_call(kms_client *client, const char *operation, const char *request_json,
              char **response_json)
 {
+    if (client != NULL && client->remote != NULL) {
+        return kms_remote_call(client->remote, operation, request_json, response_json);
+    }
     return kms_dispatch_call(client, operation, request_json, NULL, response_json);
 }

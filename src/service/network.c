@@ -10,7 +10,9 @@
  *    service: recorded as a request of the key's owner (userIdentity as after a successful
  *    authentication, errorCode InvalidSignatureException, no requestParameters: the body is
  *    not the caller's as far as anyone can tell), at most
- *    KMS_NETWORK_REFUSALS_RECORDED per access key and minute; the rest are only counted;
+ *    KMS_NETWORK_REFUSALS_RECORDED per access key and minute, and of at most KMS_NETWORK_KEYS
+ *    keys a minute (a key's count is kept for its minute whatever other keys are seen); the rest
+ *    are only counted;
  *  - an authenticated request that the front end's admission (throttling) refuses, or that its
  *    policies deny: recorded, as every request of an authenticated caller is. */
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <strings.h>
 
 #include "kms/server.h"
+#include "remote/remote.h"
 #include "service/dispatch.h"
 #include "service/network.h"
 #include "sigv4/sigv4.h"
@@ -41,6 +44,7 @@ typedef struct key_entry {
 struct kms_network_keys {
     pthread_mutex_t lock;
     uint64_t seen;
+    uint64_t unrecorded; /* refused authentications of keys that found no entry */
     key_entry keys[KMS_NETWORK_KEYS];
 };
 
@@ -63,21 +67,32 @@ void kms_network_keys_free(kms_network_keys *k)
     }
 }
 
-/* Under k->lock: the entry of access_key_id, made (in a free or the least recently seen entry)
- * when there is none. */
-static key_entry *key_of(kms_network_keys *k, const char *access_key_id)
+/* Whether e may make room: it holds no refusal recorded in this minute (that count must last
+ * the minute, or an attacker who sends requests of many keys would reset it). */
+static bool evictable(const key_entry *e, int64_t minute)
 {
-    key_entry *slot = &k->keys[0];
+    return e->access_key_id[0] == '\0' || e->minute != minute || e->recorded == 0;
+}
+
+/* Under k->lock: the entry of access_key_id, made when there is none (in a free entry, else the
+ * least recently seen one that may make room); NULL when every entry holds refusals recorded in
+ * this minute. */
+static key_entry *key_of(kms_network_keys *k, const char *access_key_id, int64_t now)
+{
+    key_entry *slot = NULL;
     for (size_t i = 0; i < KMS_NETWORK_KEYS; i++) {
         key_entry *e = &k->keys[i];
         if (strcmp(e->access_key_id, access_key_id) == 0) {
             e->last_seen = ++k->seen;
             return e;
         }
-        if (slot->access_key_id[0] != '\0' &&
-            (e->access_key_id[0] == '\0' || e->last_seen < slot->last_seen)) {
+        /* A free entry was never seen (last_seen 0): it goes first. */
+        if (evictable(e, now / 60) && (slot == NULL || e->last_seen < slot->last_seen)) {
             slot = e;
         }
+    }
+    if (slot == NULL) {
+        return NULL;
     }
     memset(slot, 0, sizeof *slot);
     snprintf(slot->access_key_id, sizeof slot->access_key_id, "%s", access_key_id);
@@ -85,33 +100,43 @@ static key_entry *key_of(kms_network_keys *k, const char *access_key_id)
     return slot;
 }
 
-/* Whether one more refused authentication of access_key_id is recorded now. */
+/* Whether one more refused authentication of access_key_id is recorded now: at most
+ * KMS_NETWORK_REFUSALS_RECORDED per key and minute, and none of a key that finds no entry (so
+ * at most KMS_NETWORK_KEYS times that many a minute in all). */
 static bool refusal_recorded(kms_network_keys *k, const char *access_key_id, int64_t now)
 {
     pthread_mutex_lock(&k->lock);
-    key_entry *e = key_of(k, access_key_id);
-    if (e->minute != now / 60) {
-        e->minute = now / 60;
-        e->recorded = 0;
-    }
-    bool record = e->recorded < KMS_NETWORK_REFUSALS_RECORDED;
-    if (record) {
-        e->recorded++;
+    key_entry *e = key_of(k, access_key_id, now);
+    bool record = false;
+    if (e == NULL) {
+        k->unrecorded++;
     } else {
-        e->unrecorded++;
+        if (e->minute != now / 60) {
+            e->minute = now / 60;
+            e->recorded = 0;
+        }
+        record = e->recorded < KMS_NETWORK_REFUSALS_RECORDED;
+        if (record) {
+            e->recorded++;
+        } else {
+            e->unrecorded++;
+        }
     }
     pthread_mutex_unlock(&k->lock);
     return record;
 }
 
 /* Whether the key's last use is to be written now: once a minute, or when the service changed
- * (IAM's last-used is a date for humans; the hot path stays read-only). */
+ * (IAM's last-used is a date for humans; the hot path stays read-only). Not when the key finds
+ * no entry (every one holds refusals of this minute): someone who knows 256 access keys could
+ * otherwise make every request write to IAM. */
 static bool use_due(kms_network_keys *k, const char *access_key_id, const char *service,
                     int64_t now)
 {
     pthread_mutex_lock(&k->lock);
-    key_entry *e = key_of(k, access_key_id);
-    bool due = e->used_at == 0 || now - e->used_at >= 60 || strcmp(e->used_service, service) != 0;
+    key_entry *e = key_of(k, access_key_id, now);
+    bool due = e != NULL &&
+               (e->used_at == 0 || now - e->used_at >= 60 || strcmp(e->used_service, service) != 0);
     if (due) {
         e->used_at = now;
         snprintf(e->used_service, sizeof e->used_service, "%s", service);
@@ -166,13 +191,28 @@ static int auth_headers(const kms_network_request *req, const char **authorizati
         KMS_ENSURE(header_find(req, once[i], &v) <= 1, KMS_ERR_INCOMPLETE_SIGNATURE,
                    "The request must not carry the header %s more than once.", once[i]);
     }
-    KMS_ENSURE(header_find(req, "Authorization", authorization) == 1, KMS_ERR_INCOMPLETE_SIGNATURE,
+    /* AWS's answer to a request that carries no signature at all. */
+    KMS_ENSURE(header_find(req, "Authorization", authorization) == 1, KMS_ERR_MISSING_AUTH,
+               "Missing Authentication Token");
+    KMS_ENSURE((*authorization)[0] != '\0', KMS_ERR_INCOMPLETE_SIGNATURE,
                "Authorization header requires 'Credential' parameter. Authorization header "
                "requires 'Signature' parameter. Authorization header requires 'SignedHeaders' "
                "parameter. Authorization header requires existence of either a 'X-Amz-Date' or "
                "a 'Date' header. Authorization=");
     (void)header_find(req, "X-Amz-Security-Token", token);
     return 0;
+}
+
+/* IAM refuses a session's access key presented without its own token (none, a wrong one,
+ * another session's) with ExpiredTokenException and the words of an invalid token; AWS answers
+ * such a request UnrecognizedClientException, as for an unknown key. An expired or revoked
+ * session stays ExpiredTokenException. */
+static void token_error_as_aws(const char *access_key_id)
+{
+    if (strncmp(access_key_id, "ASIA", 4) == 0 && kms_last_error() == KMS_ERR_EXPIRED_TOKEN &&
+        strcmp(kms_last_error_message(), KMS_NETWORK_INVALID_TOKEN) == 0) {
+        kms_raise(KMS_ERR_UNRECOGNIZED_CLIENT, "%s", KMS_NETWORK_INVALID_TOKEN);
+    }
 }
 
 /* Checks req's signature with secret: the scope must name the home's region and service. */
@@ -247,6 +287,7 @@ static int authenticate(kms_client *c, const kms_network_request *req, kms_gate_
     }
     if ((r = kms_iam_credentials_lookup(c->iam, auth.access_key_id, token, now, &id, &secret)) !=
         0) {
+        token_error_as_aws(auth.access_key_id);
         goto out;
     }
     r = signature_verify(c, req, &auth, secret, service, now);
@@ -302,6 +343,9 @@ int kms_call_network(kms_client *client, const kms_network_request *req, char **
     }
     if (client == NULL || req == NULL || response_json == NULL || result == NULL) {
         kms_raise(KMS_ERR_VALIDATION, "kms_call_network needs a client, a request and a result");
+        goto out;
+    }
+    if ((r = kms_remote_local_only(client->remote, "kms_call_network")) != 0) {
         goto out;
     }
     caller.net = req;

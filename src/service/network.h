@@ -9,8 +9,12 @@
 
 /* Refused authentications recorded per access key and minute; the rest are only counted. */
 #define KMS_NETWORK_REFUSALS_RECORDED 10
-/* Access keys remembered; the least recently seen one makes room. */
+/* Access keys remembered; the least recently seen one without a refusal recorded this minute
+ * makes room (network.c). */
 #define KMS_NETWORK_KEYS 256
+
+/* IAM's words for an access key whose token is not its own (src/iam/iam_sts.c). */
+#define KMS_NETWORK_INVALID_TOKEN "The security token included in the request is invalid."
 
 typedef struct kms_network_keys kms_network_keys;
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "kms/server.h"
+#include "remote/remote.h"
 #include "service/client.h"
 #include "util/util.h"
 
@@ -31,6 +32,7 @@ int kms_client_stats(kms_client *client, char **stats_json)
     KMS_ENSURE(stats_json != NULL, KMS_ERR_VALIDATION, "no place for the figures");
     *stats_json = NULL;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "kms_client_stats"));
     kms_hsm_pool_stats(client->hsm, &open, &in_use, &max);
     /* The trail opens at the first request: until then, no flushes. */
     pthread_mutex_lock(&client->audit_lock);

@@ -550,6 +550,10 @@ int kms_ops_grants_list_retirable(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_gate_authorize(rq, "kms:ListRetirableGrants", "*"));
     w.list = json_array();
     KMS_ENSURE(w.list != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (strcmp(rq->who->id.account_id, rq->client->cfg.account_id) != 0) {
+        /* The grants of the caller's account, and this home keeps no other account's keys. */
+        return kms_ops_keys_respond_page(resp, "Grants", w.list, false, "GrantId");
+    }
     if (kms_store_grant_list_retirable(rq->client->store, retiring, marker, (size_t)limit,
                                        grant_walk_cb, &w, &truncated) != 0) {
         json_decref(w.list);

@@ -305,6 +305,10 @@ int kms_ops_keys_list(kms_request *rq, json_t *req, json_t **resp)
     KMS_ENSURE(marker == NULL || kms_uuid_valid(marker), KMS_ERR_INVALID_MARKER,
                "the Marker '%s' was not returned by ListKeys", marker);
     KMS_GUARD(kms_gate_authorize(rq, "kms:ListKeys", "*"));
+    if (strcmp(rq->who->id.account_id, rq->client->cfg.account_id) != 0) {
+        /* ListKeys lists the caller's account's keys, and this home keeps no other account's. */
+        return kms_ops_keys_respond_page(resp, "Keys", json_array(), false, "KeyId");
+    }
     key_walk w = {json_array(), &rq->client->keystore};
     json_t *keys = w.list;
     if (keys == NULL || kms_keystore_key_list(&rq->client->keystore, marker, (size_t)limit,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pki/acm.h"
+#include "remote/remote.h"
 #include "service/acm_service.h"
 #include "service/audit_trail.h"
 #include "service/gate.h"
@@ -379,6 +380,7 @@ int kms_scheduler_next_due(kms_client *client, int64_t *when)
 {
     kms_error_clear();
     KMS_ENSURE(client != NULL && when != NULL, KMS_ERR_VALIDATION, "no client");
+    KMS_GUARD(kms_remote_local_only(client->remote, "the scheduler"));
     int64_t now = kms_now(), cert = 0;
     KMS_GUARD(kms_keystore_next_due(&client->keystore, now, when));
     KMS_GUARD(acm_next_due(client, now, &cert));
@@ -393,6 +395,7 @@ int kms_scheduler_run(kms_client *client, char **report_json)
     kms_error_clear();
     KMS_ENSURE(client != NULL && report_json != NULL, KMS_ERR_VALIDATION, "no client");
     *report_json = NULL;
+    KMS_GUARD(kms_remote_local_only(client->remote, "the scheduler"));
     int64_t now = kms_now();
     char iso[32];
     due_list due = {0};

@@ -63,6 +63,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_INCOMPLETE_SIGNATURE] = "IncompleteSignatureException",
     [KMS_ERR_THROTTLING] = "ThrottlingException",
     [KMS_ERR_NETWORK] = "KMSNetworkException",
+    [KMS_ERR_MISSING_AUTH] = "MissingAuthenticationTokenException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)
@@ -112,4 +113,29 @@ const char *kms_error_name(kms_error code)
         return "KMSInternalException";
     }
     return error_names[code];
+}
+
+kms_error kms_error_from_name(const char *name)
+{
+    if (name == NULL || name[0] == '\0') {
+        return KMS_ERR__COUNT;
+    }
+    /* "com.amazonaws.kms#NotFoundException": the shape's namespace goes. */
+    const char *hash = strrchr(name, '#');
+    name = hash != NULL ? hash + 1 : name;
+    size_t n = strcspn(name, ":"); /* x-amzn-ErrorType's "Name:http://..." */
+    for (int c = KMS_ERR_NOT_FOUND; c < KMS_ERR__COUNT; c++) {
+        const char *known = error_names[c];
+        size_t k = known != NULL ? strlen(known) : 0;
+        if (k == 0) {
+            continue;
+        }
+        /* The name itself, or the query protocol's without "Exception" ("NoSuchEntity"). */
+        if ((n == k && strncmp(name, known, n) == 0) ||
+            (k > 9 && n == k - 9 && strcmp(known + n, "Exception") == 0 &&
+             strncmp(name, known, n) == 0)) {
+            return (kms_error)c;
+        }
+    }
+    return KMS_ERR__COUNT;
 }

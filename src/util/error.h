@@ -10,6 +10,12 @@ int kms_raise(kms_error code, const char *fmt, ...) __attribute__((format(printf
 /* Clears the thread-local error (start of every public call). */
 void kms_error_clear(void);
 
+/* The code whose AWS name (kms_error_name) is `name`, as a server sends it in __type or
+ * x-amzn-ErrorType: a "namespace#" prefix and a ":..." suffix are ignored, and the query
+ * protocol's names without "Exception" ("NoSuchEntity", "AccessDenied") match too.
+ * KMS_ERR__COUNT for a name of no code (and for NULL or ""). */
+kms_error kms_error_from_name(const char *name);
+
 /* The error of a failure kept across clean-up that may raise errors of its own:
  *     kms_saved_error e; kms_error_save(&e); ...clean up...; return kms_error_restore(&e); */
 typedef struct kms_saved_error {

@@ -67,9 +67,7 @@ static int run_lookup_events(const struct command *cmd, const struct globals *g,
 
 static kms_client *open_client(const struct globals *g)
 {
-    kms_client_options copts = {
-        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
-    return kms_client_open(&copts);
+    return kmsctl_client_open(g);
 }
 
 /* SEQUENCE:HASH: a record number (no leading zeros) and 64 hex digits (the library checks the

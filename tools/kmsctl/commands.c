@@ -55,8 +55,6 @@
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request)
 {
     int r = KMSCTL_EXIT_SERVICE;
-    kms_client_options copts = {
-        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;
@@ -66,7 +64,7 @@ int kmsctl_run_operation(const struct command *cmd, const struct globals *g, jso
         r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
         goto out;
     }
-    client = kms_client_open(&copts);
+    client = kmsctl_client_open(g);
     if (client == NULL) {
         r = kmsctl_service_error();
         goto out;

@@ -299,11 +299,8 @@ static int build_common(struct envelope_run *run)
 
 static int open_client(struct envelope_run *run)
 {
-    kms_client_options copts = {
-        .home = run->g->home, .profile = run->g->profile, .user_agent = KMSCTL_USER_AGENT};
-
     if (run->client == NULL) {
-        run->client = kms_client_open(&copts);
+        run->client = kmsctl_client_open(run->g);
         if (run->client == NULL) {
             return kmsctl_service_error();
         }

@@ -58,8 +58,9 @@ static void print_indented(FILE *f, const char *text, int indent)
 
 void kmsctl_print_usage(FILE *f)
 {
-    fprintf(f, "usage: kmsctl [--home DIR] [--profile NAME] [--output json|text] [--query PATH]\n"
-               "              COMMAND [OPTIONS]\n");
+    fprintf(f,
+            "usage: kmsctl [--home DIR | --endpoint-url URL [--ca-bundle FILE]] [--profile NAME]\n"
+            "              [--output json|text] [--query PATH] COMMAND [OPTIONS]\n");
 }
 
 void kmsctl_print_global_help(FILE *f)
@@ -70,6 +71,12 @@ void kmsctl_print_global_help(FILE *f)
     fprintf(f, "\nGlobal options (before or after COMMAND):\n"
                "  --home DIR          the KMS home (default: $KMS_HOME, else ~/.kms)\n"
                "  --profile NAME      credentials profile of HOME/credentials (default: default)\n"
+               "  --endpoint-url URL  run the command against a KMS server (kmsd) at\n"
+               "                      https://HOST:PORT instead of a home, signed (SigV4) with\n"
+               "                      the profile's credentials (default: $KMS_ENDPOINT_URL)\n"
+               "  --ca-bundle FILE    the CA certificates (PEM) to trust for the server, e.g. the\n"
+               "                      kmsd-ca.pem kmsd writes to its home (default:\n"
+               "                      $KMS_CA_BUNDLE, else $AWS_CA_BUNDLE, else the system's)\n"
                "  --output json|text  json (default): the AWS response, indented; text: values\n"
                "                      only, tab-separated, as aws --output text prints them\n"
                "  --query PATH        print only one member of the response: a name or a dotted\n"
@@ -102,6 +109,15 @@ void kmsctl_print_global_help(FILE *f)
                "request-certificate', 'kmsctl acm-pca issue-certificate'; 'kmsctl kms COMMAND' is\n"
                "'kmsctl COMMAND', except that 'kmsctl kms encrypt' (decrypt, re-encrypt) is AWS\n"
                "KMS's operation, 'kmsctl kms-encrypt', as with aws.\n");
+    fprintf(f, "\nAgainst a server, every command runs there as with a home, but those that read\n"
+               "the home itself (init, sign-in, validate-logs, advisor, run-scheduler, the audit\n"
+               "anchor and key) and the IAM and Organizations commands (AWS's query protocol;\n"
+               "of STS's, get-caller-identity, assume-role and get-session-token work) run on\n"
+               "the server's machine. Credentials: KMS_ACCESS_KEY_ID and\n"
+               "KMS_SECRET_ACCESS_KEY (or AWS_*), else --profile of HOME/credentials, else of\n"
+               "~/.aws/credentials. Example:\n"
+               "  kmsctl --endpoint-url https://kms.example:8443 --ca-bundle kmsd-ca.pem \\\n"
+               "      encrypt --key-id alias/app -i report.pdf -o report.pdf.enc\n");
     fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"
                "example. Raw bytes of a base64 member: --output text --query NAME | base64 -d.\n"
                "\nExit status: 0 success; 252 bad command line (message on stderr); 254 the\n"
@@ -235,8 +251,8 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
     print_value_notes(f, cmd);
     fprintf(f, "\nExample:\n");
     print_indented(f, cmd->example, 2);
-    fprintf(f, "\nThe global options --home, --profile, --output and --query apply too; see "
-               "'kmsctl --help'.\n");
+    fprintf(f, "\nThe global options --home, --endpoint-url, --ca-bundle, --profile, --output and "
+               "--query apply too; see 'kmsctl --help'.\n");
 }
 
 static void print_hint(const struct command *cmd)

@@ -189,8 +189,6 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
 {
     const char *outfile = json_string_value(json_object_get(request, "Outfile"));
     const char *method = json_string_value(json_object_get(request, "BootstrapMethod"));
-    kms_client_options copts = {
-        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;
@@ -216,7 +214,7 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
     }
     r = KMSCTL_EXIT_SERVICE;
     body = json_dumps(request, JSON_COMPACT);
-    client = body != NULL ? kms_client_open(&copts) : NULL;
+    client = body != NULL ? kmsctl_client_open(g) : NULL;
     if (client == NULL || kms_call(client, cmd->operation, body, &response) != 0) {
         r = body == NULL ? kmsctl_error_json("KMSInternalException", "kmsctl: out of memory")
                          : kmsctl_service_error();

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "kms/kms.h"
+
 #ifndef KMSCTL_VERSION
 #define KMSCTL_VERSION "0.1.0"
 #endif
@@ -70,6 +72,10 @@ struct globals {
     const char *profile; /* NULL: library default */
     const char *query;   /* NULL: the whole response */
     enum output_format output;
+    /* A KMS server instead of a home (--endpoint-url, else KMS_ENDPOINT_URL) and the CAs to
+     * trust for it (--ca-bundle, else KMS_CA_BUNDLE, else AWS_CA_BUNDLE); NULL: none given. */
+    const char *endpoint_url;
+    const char *ca_bundle;
 };
 
 struct command;
@@ -140,6 +146,15 @@ void kmsctl_member_name(const char *opt, char *out, size_t out_size);
  * KMSCTL_MAX_FILE bytes; NUL-terminated. On error prints a usage error for option `opt`. */
 int kmsctl_read_file(const struct command *cmd, const char *opt, const char *path,
                      unsigned char **out, size_t *len);
+
+/* client.c: the client every command uses: the home, or the server of --endpoint-url (NULL
+ * with the library's error raised). */
+kms_client *kmsctl_client_open(const struct globals *g);
+/* Fills endpoint_url and ca_bundle from the environment when the command line did not. */
+void kmsctl_globals_from_env(struct globals *g);
+/* KMSCTL_EXIT_OK, or (with --endpoint-url) UnsupportedOperationException printed for a command
+ * that reads the home itself (validate-logs, advisor, run-scheduler, ...). */
+int kmsctl_check_remote(const struct command *cmd, const struct globals *g);
 
 /* help.c */
 void kmsctl_print_usage(FILE *f);

@@ -136,7 +136,11 @@ int main(int argc, char **argv)
     if (r != KMSCTL_EXIT_OK) {
         return r < 0 ? KMSCTL_EXIT_OK : r;
     }
+    kmsctl_globals_from_env(&g);
     r = kmsctl_check_query(g.query);
+    if (r == KMSCTL_EXIT_OK) {
+        r = kmsctl_check_remote(cmd, &g);
+    }
     if (r == KMSCTL_EXIT_OK) {
         r = cmd->run(cmd, &g, request);
     }

@@ -476,6 +476,10 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
         slot = &g->profile;
     } else if (strcmp(name, "query") == 0) {
         slot = &g->query;
+    } else if (strcmp(name, "endpoint-url") == 0) {
+        slot = &g->endpoint_url;
+    } else if (strcmp(name, "ca-bundle") == 0) {
+        slot = &g->ca_bundle;
     } else if (strcmp(name, "output") != 0) {
         return 0;
     }

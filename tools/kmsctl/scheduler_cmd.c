@@ -51,9 +51,7 @@ int kmsctl_run_scheduler(const struct command *cmd, const struct globals *g, jso
     if (!once && sigprocmask(SIG_BLOCK, &stop, NULL) != 0) {
         return kmsctl_error_json("KMSInternalException", "kmsctl: cannot block SIGTERM");
     }
-    kms_client_options copts = {
-        .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
-    kms_client *client = kms_client_open(&copts);
+    kms_client *client = kmsctl_client_open(g);
     if (client == NULL) {
         return kmsctl_service_error();
     }
