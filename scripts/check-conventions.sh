@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The conventions the compiler does not check, checked here (called by scripts/test.sh, so by CI):
 #   format   every C file as .clang-format says (Debian 12's clang-format-14)
-#   layers   tools/kmsctl and examples include only the public headers (kms/*.h) and their own
+#   layers   tools/kmsctl, tools/kmsd and examples include only the public headers (kms/*.h) and their own
 #   symbols  every global symbol defined by the library starts with kms_ (nm on the internal
 #            library, so hidden ones count too); libkms.so and libkms.a export only kms_
 #   macros   no macro that hides control flow (return, goto, break, continue) outside
@@ -34,7 +34,7 @@ elif [ ${#c_files[@]} -gt 0 ]; then
 fi
 
 # layers: a front end sees include/kms and nothing else of ours
-for f in $(printf '%s\n' "${c_files[@]}" | grep -E '^(tools/kmsctl|examples)/'); do
+for f in $(printf '%s\n' "${c_files[@]}" | grep -E '^(tools/kmsctl|tools/kmsd|examples)/'); do
     dir=$(dirname "$f")
     while IFS=: read -r line inc; do
         case "$inc" in

@@ -2,6 +2,7 @@
  * a CSR for it is signed with it (through the key store for an HSM key: the digest computed
  * here, as pki_sign.c does for CAs), and a CA of this home issues the certificate from that CSR
  * through kms_pki_issue, as IssueCertificate would. */
+#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
@@ -54,7 +55,33 @@ static const key_alg *key_alg_find(const char *name)
  * labels, a wildcard "*." only as the whole left-most label), of two labels at least. */
 static bool host_name_ok(const char *name)
 {
-    return kms_pki_host_name_ok(name, strlen(name)) && strchr(name, '.') != NULL;
+    /* "127.0.0.1" (or a mistyped "127.0.0.256") is an address, not a host name. */
+    if (strspn(name, "0123456789.") == strlen(name)) {
+        return false;
+    }
+    return kms_pki_host_name_ok(name, strlen(name)) &&
+           (strchr(name, '.') != NULL || strcmp(name, "localhost") == 0);
+}
+
+/* An IPv4 or IPv6 address literal ("127.0.0.1", "::1"). */
+static bool ip_literal(const char *name)
+{
+    unsigned char addr[16];
+    return inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+}
+
+/* Beyond ACM, which takes domain names only: our certificates are private, issued for hosts of
+ * one's own network (a server's certificate names localhost, 127.0.0.1, ::1 and the machine's
+ * name), so SubjectAlternativeNames may also hold single-label host names and IP address
+ * literals (written as iPAddress names). */
+static bool san_ok(const char *name)
+{
+    if (ip_literal(name)) {
+        return true;
+    }
+    bool single_label = strchr(name, '.') == NULL && strchr(name, '*') == NULL &&
+                        strspn(name, "0123456789") != strlen(name);
+    return host_name_ok(name) || (single_label && kms_pki_host_name_ok(name, strlen(name)));
 }
 
 /* The names of the certificate, DomainName first, each once: a JSON array (new reference). */
@@ -73,12 +100,12 @@ static int names_of(const kms_acm_request_params *p, json_t **out)
         for (size_t j = 0; s != NULL && j < json_array_size(names); j++) {
             dup = dup || strcasecmp(json_string_value(json_array_get(names, j)), s) == 0;
         }
-        if (s == NULL || !host_name_ok(s)) {
+        if (s == NULL || !san_ok(s)) {
             json_decref(names);
             return kms_raise(KMS_ERR_VALIDATION,
                              "1 validation error detected: Value '%s' at "
                              "'subjectAlternativeNames' failed to satisfy constraint: each must "
-                             "be a fully qualified domain name",
+                             "be a domain name, a host name or an IP address",
                              s != NULL ? s : "(not a string)");
         }
         if (!dup && json_array_append_new(names, json_string(s)) != 0) {
@@ -250,8 +277,9 @@ static int csr_build(const kms_keystore *ks, const new_key *k, const char *domai
     *der_len = 0;
     json_array_foreach(names, i, v)
     {
-        char *more = kms_strdup_printf("%s%sDNS:%s", value ? value : "", value ? "," : "",
-                                       json_string_value(v));
+        const char *name = json_string_value(v);
+        char *more = kms_strdup_printf("%s%s%s:%s", value ? value : "", value ? "," : "",
+                                       ip_literal(name) ? "IP" : "DNS", name);
         free(value);
         value = more;
         if (value == NULL) {

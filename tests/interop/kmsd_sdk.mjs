@@ -39,9 +39,11 @@ const endpoint = process.env.KMSD_ENDPOINT || usage('set KMSD_ENDPOINT');
 const caFile = process.env.KMSD_CA_BUNDLE || usage('set KMSD_CA_BUNDLE');
 const region = process.env.AWS_REGION || usage('set AWS_REGION');
 
-function client(extra = {}) {
+// The Encryption SDK's KMS keyring calls client.generateDataKey() etc.: the aggregated v3 client
+// (kms.KMS) has those methods, the bare KMSClient only send().
+function client(extra = {}, Kind = kms.KMSClient) {
     const agent = new https.Agent({ ca: fs.readFileSync(caFile), keepAlive: true });
-    return new kms.KMSClient({
+    return new Kind({
         endpoint,
         region,
         maxAttempts: 1,
@@ -213,7 +215,7 @@ async function esdk(mode, argv) {
     const esdkNode = require('@aws-crypto/client-node');
     const keyring = new esdkNode.KmsKeyringNode({
         generatorKeyId: o.keyId,
-        clientProvider: () => client(),
+        clientProvider: () => client({}, kms.KMS),
     });
     const { encrypt, decrypt } = esdkNode.buildClient(
         esdkNode.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);

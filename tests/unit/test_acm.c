@@ -266,6 +266,50 @@ static void test_sealed_key_binding(void **state)
 }
 
 /* Each refusal raises ACM's error and writes nothing. */
+/* Beyond ACM: a private certificate for localhost may also name single-label hosts and IP
+ * address literals, which become iPAddress names (a server reached as https://127.0.0.1). */
+static void test_request_ip_sans(void **state)
+{
+    fixture *fx = *state;
+    kms_acm_cert c;
+    json_t *sans = json_pack("[ssss]", "127.0.0.1", "::1", "myhost", "localhost");
+    kms_acm_request_params p = {.domain_name = "localhost",
+                                .sans = sans,
+                                .key_algorithm = "EC_prime256v1",
+                                .ca_arn = fx->ec_arn,
+                                .now = kms_now()};
+    if (kms_acm_request(&fx->ks, &p, &c) != 0) {
+        fail_msg("request: %s", kms_last_error_message());
+    }
+    X509 *x = parse_der(c.certificate, c.certificate_len);
+    assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_host(x, "myhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "::1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.2", 0), 0);
+    X509_free(x);
+    kms_acm_cert_clean_up(&c);
+    json_decref(sans);
+    /* Still refused: a single-label DomainName other than localhost, an address as DomainName,
+     * a malformed address or a bare wildcard among the names. */
+    p.sans = NULL;
+    p.domain_name = "myhost";
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    p.domain_name = "127.0.0.1";
+    assert_int_equal(kms_acm_request(&fx->ks, &p, &c), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    p.domain_name = "localhost";
+    static const char *const bad[] = {"127.0.0.256", "::1::2", "*", "bad_name"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sans = json_pack("[s]", bad[i]);
+        p.sans = sans;
+        assert_int_equal(kms_acm_request(&fx->ks, &p, &c), -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+        json_decref(sans);
+    }
+}
+
 static void test_request_refused(void **state)
 {
     fixture *fx = *state;
@@ -995,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_request_exportable),
         cmocka_unit_test(test_sealed_key_binding),
         cmocka_unit_test(test_request_refused),
+        cmocka_unit_test(test_request_ip_sans),
         cmocka_unit_test(test_request_idempotent),
         cmocka_unit_test(test_arn),
         cmocka_unit_test(test_renew),
