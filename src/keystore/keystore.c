@@ -23,7 +23,9 @@ void kms_keystore_label(const char *key_id, uint32_t version, char out[KMS_LABEL
 }
 
 /* Strips "arn:aws:kms:REGION:ACCOUNT:" when region and account are ours. Returns the rest, or
- * NULL if ref is an ARN of another region or account (which this KMS cannot hold). */
+ * NULL (raised) for an ARN of another region (NotFoundException: no such key in this region) or
+ * of another account (AccessDeniedException, as AWS answers a key ARN of an account whose key
+ * policy does not allow the caller: this KMS holds no key policy of another account). */
 static const char *strip_own_arn(const kms_keystore *ks, const char *ref, bool *was_arn)
 {
     static const char prefix[] = "arn:aws:kms:";
@@ -35,10 +37,16 @@ static const char *strip_own_arn(const kms_keystore *ks, const char *ref, bool *
     size_t rl = strlen(ks->region);
     size_t al = strlen(ks->account_id);
     if (strncmp(p, ks->region, rl) != 0 || p[rl] != ':') {
+        kms_raise(KMS_ERR_NOT_FOUND, "Invalid arn %s: this KMS holds keys of region %s only", ref,
+                  ks->region);
         return NULL;
     }
     p += rl + 1;
     if (strncmp(p, ks->account_id, al) != 0 || p[al] != ':') {
+        kms_raise(KMS_ERR_ACCESS_DENIED,
+                  "The caller is not authorized to use resource: %s because no resource-based "
+                  "policy allows it (this KMS holds the keys of account %s only)",
+                  ref, ks->account_id);
         return NULL;
     }
     return p + al + 1;
@@ -50,9 +58,9 @@ int kms_keystore_resolve(const kms_keystore *ks, const char *ref, bool allow_ali
     bool was_arn = false;
     KMS_ENSURE(ref != NULL && ref[0] != '\0', KMS_ERR_VALIDATION, "KeyId must not be empty");
     const char *rest = strip_own_arn(ks, ref, &was_arn);
-    KMS_ENSURE(rest != NULL, KMS_ERR_NOT_FOUND,
-               "Invalid arn %s: this KMS holds keys of region %s and account %s only", ref,
-               ks->region, ks->account_id);
+    if (rest == NULL) {
+        return -1;
+    }
     if (strncmp(rest, "alias/", 6) == 0) {
         KMS_ENSURE(allow_alias, KMS_ERR_VALIDATION,
                    "%s is an alias; this parameter takes a key id or key ARN", ref);

@@ -127,8 +127,12 @@ for ref in "$SYM" "arn:aws:kms:us-east-1:$ACCOUNT:key/$SYM" alias/app \
 done
 expect_error NotFoundException 254 kms describe-key --key-id alias/nope
 expect_error NotFoundException 254 kms describe-key --key-id 00000000-0000-4000-8000-000000000000
-expect_error NotFoundException 254 kms describe-key \
+# Another account's key ARN: no key policy of that account allows us (AWS's answer too); another
+# region's: no such key here.
+expect_error AccessDeniedException 254 kms describe-key \
     --key-id "arn:aws:kms:us-east-1:000000000000:key/$SYM"
+expect_error NotFoundException 254 kms describe-key \
+    --key-id "arn:aws:kms:eu-north-9:$(kms describe-key --key-id "$SYM" --output text --query KeyMetadata.AWSAccountId):key/$SYM"
 
 # ---- list-keys and paging ----------------------------------------------------------------------
 listed=$(kms list-keys | "$PY" -c '

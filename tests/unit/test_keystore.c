@@ -121,9 +121,14 @@ static void test_resolve(void **state)
     assert_kms_error(kms_keystore_resolve(&fx->ks, UNKNOWN_ID, true, &rec), KMS_ERR_NOT_FOUND);
     assert_kms_error(kms_keystore_resolve(&fx->ks, "not-a-key", true, &rec), KMS_ERR_NOT_FOUND);
     assert_kms_error(kms_keystore_resolve(&fx->ks, "", true, &rec), KMS_ERR_VALIDATION);
+    /* Another region's key does not exist here; another account's: no key policy of it allows
+     * the caller here (as AWS answers). */
     assert_kms_error(kms_keystore_resolve(
                          &fx->ks, "arn:aws:kms:us-east-1:111122223333:key/" UNKNOWN_ID, true, &rec),
                      KMS_ERR_NOT_FOUND);
+    assert_kms_error(kms_keystore_resolve(
+                         &fx->ks, "arn:aws:kms:eu-west-3:444455556666:key/" UNKNOWN_ID, true, &rec),
+                     KMS_ERR_ACCESS_DENIED);
     assert_kms_error(kms_keystore_resolve(&fx->ks, "alias/none", true, &rec), KMS_ERR_NOT_FOUND);
     assert_kms_error(kms_keystore_resolve(&fx->ks, "alias/none", false, &rec), KMS_ERR_VALIDATION);
     assert_kms_error(kms_keystore_key_get(&fx->ks, UNKNOWN_ID, &rec), KMS_ERR_NOT_FOUND);
