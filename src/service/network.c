@@ -26,6 +26,7 @@
 #include "remote/remote.h"
 #include "service/dispatch.h"
 #include "service/network.h"
+#include "service/network_keys.h"
 #include "sigv4/sigv4.h"
 #include "util/util.h"
 
@@ -46,6 +47,7 @@ struct kms_network_keys {
     uint64_t seen;
     uint64_t unrecorded; /* refused authentications of keys that found no entry */
     key_entry keys[KMS_NETWORK_KEYS];
+    kms_signing_cache *signing; /* derived signing keys (network_keys.h) */
 };
 
 kms_network_keys *kms_network_keys_new(void)
@@ -56,12 +58,17 @@ kms_network_keys *kms_network_keys_new(void)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         return NULL;
     }
+    if ((k->signing = kms_signing_cache_new()) == NULL) {
+        kms_network_keys_free(k);
+        return NULL;
+    }
     return k;
 }
 
 void kms_network_keys_free(kms_network_keys *k)
 {
     if (k != NULL) {
+        kms_signing_cache_free(k->signing);
         pthread_mutex_destroy(&k->lock);
         free(k);
     }
@@ -215,9 +222,10 @@ static void token_error_as_aws(const char *access_key_id)
     }
 }
 
-/* Checks req's signature with secret: the scope must name the home's region and service. */
+/* Checks req's signature with the signing key of auth's scope: the scope must name the home's
+ * region and service. */
 static int signature_verify(kms_client *c, const kms_network_request *req,
-                            const kms_sigv4_auth *auth, const char *secret, const char *service,
+                            const kms_sigv4_auth *auth, const uint8_t key[32], const char *service,
                             int64_t now)
 {
     kms_sigv4_header *headers = calloc(req->header_count + 1, sizeof *headers);
@@ -236,9 +244,45 @@ static int signature_verify(kms_client *c, const kms_network_request *req,
         .body_len = req->body != NULL ? req->body_len : 0,
         .normalize_path = 1,
     };
-    int r = kms_sigv4_verify(&sr, auth, secret, (time_t)now, c->cfg.region, service);
+    int r = kms_sigv4_verify_with_key(&sr, auth, key, (time_t)now, c->cfg.region, service);
     free(headers);
     return r;
+}
+
+/* The signing key of auth's scope and its caller, valid under generation: from the cache
+ * (*cached true), else from IAM (the secret unsealed, the key derived from it, the secret freed:
+ * the cache never holds a secret). */
+static int signing_key_get(kms_client *c, const kms_sigv4_auth *auth, const char *token,
+                           uint64_t generation, int64_t now, uint8_t key[32], kms_identity *id,
+                           bool *cached)
+{
+    kms_signing_scope scope = {auth->access_key_id, token, auth->date, auth->region, auth->service};
+    char *secret = NULL;
+    int r = -1;
+    *cached = false;
+    int f = kms_signing_cache_find(c->network_keys->signing, &scope, generation, now, key, id);
+    KMS_GUARD(f < 0 ? -1 : 0);
+    if (f == 1) {
+        *cached = true;
+        return 0;
+    }
+    if ((r = kms_iam_credentials_lookup(c->iam, auth->access_key_id, token, now, id, &secret)) !=
+        0) {
+        token_error_as_aws(auth->access_key_id);
+        goto out;
+    }
+    r = kms_sigv4_signing_key(secret, auth->date, auth->region, auth->service, key);
+out:
+    kms_iam_secret_free(secret);
+    return r;
+}
+
+/* Remembers the signing key of auth's scope after its first signature verified. */
+static int signing_key_put(kms_client *c, const kms_sigv4_auth *auth, const char *token,
+                           uint64_t generation, const uint8_t key[32], const kms_identity *id)
+{
+    kms_signing_scope scope = {auth->access_key_id, token, auth->date, auth->region, auth->service};
+    return kms_signing_cache_put(c->network_keys->signing, &scope, generation, key, id);
 }
 
 /* A known key whose signature failed (the error raised): recorded as its owner's refused
@@ -268,13 +312,15 @@ static int authenticate(kms_client *c, const kms_network_request *req, kms_gate_
     int r = -1;
     kms_sigv4_auth auth;
     kms_identity id;
-    char *secret = NULL;
+    uint8_t key[32];
+    bool cached = false;
     const char *authorization = NULL, *token = NULL;
     char buf[KMS_SIGV4_SCOPE_PART_MAX + 1];
     const char *service = service_of(req->operation, buf, sizeof buf);
     uint64_t generation = 0;
     int64_t now = kms_now();
     memset(&id, 0, sizeof id);
+    sodium_memzero(key, sizeof key);
     if ((r = auth_headers(req, &authorization, &token)) != 0) {
         goto out;
     }
@@ -285,16 +331,14 @@ static int authenticate(kms_client *c, const kms_network_request *req, kms_gate_
     if ((r = kms_iam_generation(c->iam, &generation)) != 0) {
         goto out;
     }
-    if ((r = kms_iam_credentials_lookup(c->iam, auth.access_key_id, token, now, &id, &secret)) !=
-        0) {
-        token_error_as_aws(auth.access_key_id);
+    if ((r = signing_key_get(c, &auth, token, generation, now, key, &id, &cached)) != 0) {
         goto out;
     }
-    r = signature_verify(c, req, &auth, secret, service, now);
-    kms_iam_secret_free(secret);
-    secret = NULL;
-    if (r != 0) {
+    if ((r = signature_verify(c, req, &auth, key, service, now)) != 0) {
         r = refuse_authentication(c, &id, generation, now, caller);
+        goto out;
+    }
+    if (!cached && (r = signing_key_put(c, &auth, token, generation, key, &id)) != 0) {
         goto out;
     }
     snprintf(result->account_id, sizeof result->account_id, "%s", id.account_id);
@@ -313,7 +357,7 @@ static int authenticate(kms_client *c, const kms_network_request *req, kms_gate_
     }
     r = 0;
 out:
-    kms_iam_secret_free(secret);
+    sodium_memzero(key, sizeof key);
     kms_iam_identity_clean_up(&id);
     sodium_memzero(&auth, sizeof auth);
     return r;

@@ -282,13 +282,15 @@ static int check_repeated_headers(const kms_sigv4_request *req)
     return 0;
 }
 
-int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
-                     time_t now, const char *expected_region, const char *expected_service)
+int kms_sigv4_verify_with_key(const kms_sigv4_request *req, const kms_sigv4_auth *auth,
+                              const uint8_t signing_key[32], time_t now,
+                              const char *expected_region, const char *expected_service)
 {
     const char *amz_date = kms_sigv4_header_find(req, "x-amz-date", 10);
     char scope[sizeof auth->date + sizeof auth->region + sizeof auth->service + 16];
     char *canonical = NULL;
     char *sts = NULL;
+    uint8_t raw[32];
     char sig[65];
     time_t when;
     int r = -1;
@@ -308,9 +310,10 @@ int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, c
     if ((r = kms_sigv4_string_to_sign(amz_date, scope, canonical, &sts)) != 0) {
         goto out;
     }
-    if ((r = kms_sigv4_sign(secret, auth->date, auth->region, auth->service, sts, sig)) != 0) {
+    if ((r = hmac(signing_key, 32, sts, raw)) != 0) {
         goto out;
     }
+    to_hex(raw, sizeof raw, sig);
     if (strlen(auth->signature) != 64 || CRYPTO_memcmp(sig, auth->signature, 64) != 0) {
         r = kms_raise(KMS_ERR_BAD_SIGNATURE,
                       "The request signature we calculated does not match the signature you "
@@ -320,8 +323,19 @@ int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, c
     }
     r = 0;
 out:
+    sodium_memzero(raw, sizeof raw);
     sodium_memzero(sig, sizeof sig);
     free(canonical);
     free(sts);
+    return r;
+}
+
+int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
+                     time_t now, const char *expected_region, const char *expected_service)
+{
+    uint8_t key[32];
+    KMS_GUARD(kms_sigv4_signing_key(secret, auth->date, auth->region, auth->service, key));
+    int r = kms_sigv4_verify_with_key(req, auth, key, now, expected_region, expected_service);
+    sodium_memzero(key, sizeof key);
     return r;
 }

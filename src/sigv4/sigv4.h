@@ -90,4 +90,13 @@ int kms_sigv4_sign(const char *secret, const char *date, const char *region, con
 int kms_sigv4_verify(const kms_sigv4_request *req, const kms_sigv4_auth *auth, const char *secret,
                      time_t now, const char *expected_region, const char *expected_service);
 
+/* The same checks, with the signing key (kms_sigv4_signing_key of the secret and auth's date,
+ * region and service) given instead of the secret: for a caller that caches derived keys (never
+ * the secret), as AWS's services do. The caller must have derived signing_key for exactly
+ * auth->access_key_id, auth->date, auth->region and auth->service. kms_sigv4_verify derives the
+ * key and calls this. */
+int kms_sigv4_verify_with_key(const kms_sigv4_request *req, const kms_sigv4_auth *auth,
+                              const uint8_t signing_key[32], time_t now,
+                              const char *expected_region, const char *expected_service);
+
 #endif

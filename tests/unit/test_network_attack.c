@@ -355,7 +355,9 @@ static void test_session_tokens(void **state)
     assert_kms_error(encrypt_as(&bob, key_id, &o, &res), KMS_ERR_ACCESS_DENIED);
     assert_non_null(strstr(kms_last_error_message(), "user/bob"));
 
-    /* s1 expires (its row's expiry moved into the past, as time would). */
+    /* s1 expires (its row's expiry moved into the past, as time would; and IAM's generation
+     * bumped, as every IAM write does: kms_call_network caches s1's signing key until the
+     * session's expiry as it was, or until IAM changes). */
     sqlite3 *db = NULL;
     char path[4096], sql[256];
     snprintf(path, sizeof path, "%s/home/kms.db", dir);
@@ -368,6 +370,10 @@ static void test_session_tokens(void **state)
         fail_msg("%s", err);
     }
     assert_int_equal(sqlite3_changes(db), 1);
+    if (sqlite3_exec(db, "UPDATE meta SET value = value + 1 WHERE name = 'iam_generation'", NULL,
+                     NULL, &err) != SQLITE_OK) {
+        fail_msg("%s", err);
+    }
     sqlite3_close(db);
     assert_kms_error(encrypt_as(&s1, key_id, NULL, &res), KMS_ERR_EXPIRED_TOKEN);
     assert_string_equal(kms_last_error_message(),

@@ -189,14 +189,30 @@ static kms_sigv4_request request_of(const vcase *c)
     return r;
 }
 
-/* 0 when req with Authorization authz verifies at now under c's secret, region and service. */
+/* 0 when req with Authorization authz verifies at now under c's secret, region and service.
+ * kms_sigv4_verify_with_key, given the signing key derived for auth's scope, must agree with
+ * kms_sigv4_verify on every request: the same result, the same error and the same message. */
 static int verify(const vcase *c, const kms_sigv4_request *req, const char *authz, time_t now)
 {
     kms_sigv4_auth auth;
+    uint8_t key[32];
+    char message[1024];
     if (kms_sigv4_parse_authorization(authz, &auth) != 0) {
         return -1;
     }
-    return kms_sigv4_verify(req, &auth, c->secret, now, c->region, c->service);
+    assert_int_equal(kms_sigv4_signing_key(c->secret, auth.date, auth.region, auth.service, key),
+                     0);
+    int with_key = kms_sigv4_verify_with_key(req, &auth, key, now, c->region, c->service);
+    kms_error with_key_error = kms_last_error();
+    snprintf(message, sizeof message, "%s", kms_last_error_message());
+    kms_error_clear();
+    int rc = kms_sigv4_verify(req, &auth, c->secret, now, c->region, c->service);
+    if (rc != with_key || (rc != 0 && (kms_last_error() != with_key_error ||
+                                       strcmp(kms_last_error_message(), message) != 0))) {
+        fail_msg("%s: kms_sigv4_verify (%d, %s) and kms_sigv4_verify_with_key (%d, %s) disagree",
+                 c->dir, rc, kms_last_error_message(), with_key, message);
+    }
+    return rc;
 }
 
 static void assert_refused(const vcase *c, const kms_sigv4_request *req, const char *authz,
@@ -383,7 +399,7 @@ static void test_suite(void **state)
         }
         check_known_answers(&c, &auth);
         kms_sigv4_request req = request_of(&c);
-        if (kms_sigv4_verify(&req, &auth, c.secret, c.ts, c.region, c.service) != 0) {
+        if (verify(&c, &req, c.authorization, c.ts) != 0) {
             fail_msg("%s: refused: %s", cdir, kms_last_error_message());
         }
         check_mutations(&c, &auth);
