@@ -5,19 +5,12 @@
 # network's source address, errors mapped back from the server's {"__type", "message"}, the
 # commands that need the home refused, a wrong CA bundle, throttling retried then given up after
 # the standard retry mode's 3 attempts, a stopped server's KMSNetworkException after the
-# retries, and kmsbench's remote mode. Skipped (77) until kmsd and the network service are built.
+# retries, and kmsbench's remote mode.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KMSD=${KMSD:-$(dirname "$KMSCTL")/kmsd}
 KMSBENCH=${KMSBENCH:-$(dirname "$KMSCTL")/kmsbench}
-# (grep -c, not -q: with pipefail an early exit of grep would fail nm's write and the pipe)
-if [ ! -x "$KMSD" ] ||
-    [ "$(nm -D "$(dirname "$KMSCTL")/libkms.so" 2>/dev/null | grep -c ' T kms_call_network$')" = 0 ]; then
-    echo "skipped: kmsd or kms_call_network is not built"
-    trap - EXIT
-    rm -rf "$TMP"
-    exit 77
-fi
+[ -x "$KMSD" ] || fail "kmsd is not built ($KMSD)"
 
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
@@ -94,12 +87,10 @@ OUT=$(remote lookup-events --lookup-attributes AttributeKey=EventName,AttributeV
 assert_contains "$OUT" 'sourceIPAddress\":\"127.0.0.1\"' "lookup-events remotely: the record names the peer"
 assert_contains "$OUT" "kmsctl/" "and kmsctl's user agent"
 
-# ---- STS over the query protocol (skipped while kmsd does not serve it yet) -----------------------
+# ---- STS over the query protocol --------------------------------------------------------------
 rc=0
 remote get-caller-identity >"$TMP/gci.out" 2>"$TMP/gci.err" || rc=$?
-if [ "$rc" -ne 0 ] && grep -q "not served yet" "$TMP/gci.err"; then
-    echo "skip - kmsd does not serve the query protocol yet"
-else
+{
     assert_eq "$rc" 0 "get-caller-identity remotely (STS query protocol): $(cat "$TMP/gci.err")"
     assert_contains "$(cat "$TMP/gci.out")" ":user/admin" "it names the profile's user"
     SESSION=$(remote get-session-token --duration-seconds 900)
@@ -110,7 +101,7 @@ else
     expect_error "$LOCAL_TYPE" 254 remote assume-role --role-arn arn:aws:iam::000000000000:role/nope \
         --role-session-name xy
     ok "an STS error comes back as the home gives it ($LOCAL_TYPE)"
-fi
+}
 
 # ---- Errors mapped back, and what stays on the server's machine --------------------------------
 expect_error NotFoundException 254 remote describe-key --key-id alias/nope
@@ -134,13 +125,11 @@ expect_error ValidationException 254 "$KMSCTL" --home "$HOME_DIR" --endpoint-url
 
 # ---- Throttling: retried as the standard mode does, then ThrottlingException ----------------------
 # The bucket (1 request, refilled in 10 s) was emptied by create-alias above; the 3 attempts fit
-# in the 3 s the backoff waits at most, so all are refused. (Skipped while kmsd does not apply
-# config.json's throttle yet.)
+# in the 3 s the backoff waits at most, so all are refused.
 rc=0
 remote create-alias --alias-name alias/second --target-key-id "$KEY" >"$TMP/thr.out" 2>"$TMP/thr.err" || rc=$?
-if [ "$rc" -eq 0 ]; then
-    echo "skip - kmsd does not throttle CreateAlias as config.json's server.throttle asks"
-else
+assert_eq "$rc" 254 "CreateAlias over its quota fails"
+{
     assert_contains "$(cat "$TMP/thr.err")" '"ThrottlingException"' "a throttled request fails with ThrottlingException"
     assert_contains "$(cat "$TMP/thr.err")" "Rate exceeded" "in AWS's words"
     N=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CreateAlias |
@@ -149,15 +138,16 @@ else
     sleep 10
     remote create-alias --alias-name alias/second --target-key-id "$KEY"
     ok "once the bucket refilled, the same request goes through"
-fi
+}
 
 # ---- kmsbench's remote mode -------------------------------------------------------------------------
-if [ -x "$KMSBENCH" ]; then
+[ -x "$KMSBENCH" ] || fail "kmsbench is not built ($KMSBENCH)"
+{
     OUT=$("$KMSBENCH" --endpoint-url "$URL" --ca-bundle "$CA" --home "$HOME_DIR" --operation Encrypt \
         --connections 2 --seconds 0.5)
     assert_match "$OUT" '"connections": 2, .*"ops_per_sec": [0-9]+, "p50_ms": [0-9.]+, "p99_ms": [0-9.]+' \
         "kmsbench --endpoint-url reports ops/s and p50/p99"
-fi
+}
 
 # ---- A stopped server --------------------------------------------------------------------------------
 kill -TERM "$PID"
