@@ -46,7 +46,7 @@ os.replace(p + ".t", p)
 PYEOF
 }
 tls_raw() { "$PY" "$ATTACK" raw "$PORT" "$CA_PEM" "${1:-3}"; }   # stdin: the request bytes
-http_raw() { "$PY" "$ATTACK" raw "$HPORT" - "${1:-3}"; }
+http_raw() { "$PY" "$ATTACK" raw "$HPORT" - 3; }
 # The status lines of a raw answer (one per response, wherever it starts)
 statuses() { grep -ao 'HTTP/1\.[01] [0-9][0-9][0-9]' || true; }
 JSON_HEADERS=$'X-Amz-Target: TrentService.ListKeys\r\nContent-Type: application/x-amz-json-1.1\r\n'
@@ -92,11 +92,10 @@ assert_contains "$R" '"__type":"UnknownOperationException"' "a folded X-Amz-Targ
 R=$(printf 'BREW / HTTP/1.1\r\nHost: x\r\n\r\n' | tls_raw)
 assert_match "$R" "^HTTP/1.1 (405|501)" "an absurd method: 405/501"
 R=$({ printf 'GET /'; head -c 100000 /dev/zero | tr '\0' a; printf ' HTTP/1.1\r\nHost: x\r\n\r\n'; } | tls_raw)
-assert_match "$R" "^HTTP/1.1 (400|414)" "a 100 KB request line: refused"
-assert_contains "$R" "<EOF>" "and the connection closed"
+# Refused, then closed: the answer may be lost to the reset of a close with unread input.
+assert_match "$R" "^(HTTP/1.1 (400|414) .*<EOF>|<EOF>|<ERROR .*>)$" "a 100 KB request line: refused and closed"
 R=$({ printf 'POST / HTTP/1.1\r\nHost: x\r\n%sX-A: ' "$JSON_HEADERS"; head -c 20000 /dev/zero | tr '\0' a; printf '\r\nContent-Length: 2\r\n\r\n{}'; } | tls_raw)
-assert_match "$R" "^HTTP/1.1 (400|431)" "20 KB of headers: refused"
-assert_contains "$R" "<EOF>" "and the connection closed"
+assert_match "$R" "^(HTTP/1.1 (400|431) .*<EOF>|<EOF>|<ERROR .*>)$" "20 KB of headers: refused and closed"
 R=$({ printf 'POST / HTTP/1.1\r\nHost: x\r\n%s' "$JSON_HEADERS"; for i in $(seq 200); do printf 'X-%d: a\r\n' "$i"; done; printf 'Content-Length: 2\r\n\r\n{}'; } | tls_raw)
 assert_match "$R" "^HTTP/1.1 400" "200 headers: 400"
 assert_contains "$R" "<EOF>" "and the connection closed"
@@ -160,7 +159,7 @@ assert_match "$R" "^HTTP/1.1 400" "a 200 KB form: 400"
 H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
 assert_eq "$("$PY" -c 'import json,sys; print(sorted(json.load(sys.stdin)))' <<<"$H")" "['Region', 'Status']" "/health says Status and Region, nothing more"
 H=$(curl -sS -i --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
-assert_not_contains "$(tr 'A-Z' 'a-z' <<<"$H")" "server:" "no Server header naming the software"
+assert_not_contains "$(tr '[:upper:]' '[:lower:]' <<<"$H")" "server:" "no Server header naming the software"
 
 # ---- The plain-HTTP listener -----------------------------------------------------------------------
 for p in /health /metrics / /crl/../../config.json /crl/..%2f..%2fconfig.json '/crl/..%2fpin%00.crl' \
@@ -172,7 +171,7 @@ C=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPO
     -H "X-Amz-Target: TrentService.ListKeys" -H "Content-Type: application/x-amz-json-1.1" --data-binary '{}' || true)
 assert_eq "$C" "404" "plain HTTP: the API is not served"
 R=$({ printf 'GET /ocsp/'; head -c 100000 /dev/zero | tr '\0' A; printf ' HTTP/1.1\r\nHost: x\r\n\r\n'; } | http_raw)
-assert_match "$R" "^HTTP/1.1 (400|414)" "a 100 KB OCSP GET path: refused"
+assert_match "$R" "^(HTTP/1.1 (400|414) .*<EOF>|<EOF>|<ERROR .*>)$" "a 100 KB OCSP GET path: refused and closed"
 curl -sS --max-time 20 -o "$TMP/junk.der" "http://127.0.0.1:$HPORT/ocsp" --data-binary 'junk' || true
 assert_eq "$(od -An -tx1 "$TMP/junk.der" | tr -d ' \n')" "30030a0101" "junk POSTed to /ocsp: OCSP malformedRequest"
 curl -sS --max-time 20 -o "$TMP/junk.der" "http://127.0.0.1:$HPORT/ocsp/AAAA" || true
@@ -251,3 +250,11 @@ assert_eq "$C" "403" "/metrics: an allowed address in X-Forwarded-For / Forwarde
 # assert_eq "$S" "HTTP/1.1 200 OK" "with the plain-HTTP port's connections held, HTTPS still answers"
 # assert_match "$(stat -c %s "$TMP/hold.err")" '^[0-9]{1,5}$' "and kmsd's stderr stays small"
 # kill "$HOLD_PID"
+
+# FINDING 6 (no check: it needs gigabytes): every connection may hold a whole body of
+# max_body_bytes (3 MiB) in memory until its deadline (header + body timeouts, 40 s by default),
+# and max_connections is 65536: 100 connections each sending 3 MiB - 1 bytes added 180 MB to
+# kmsd's RSS, unauthenticated. Fix in http.c / config.c: bound the bytes buffered over all
+# connections (an atomic budget, e.g. 256 MiB, checked in tls_bev's read side or from evhttp's
+# input buffer callbacks; past it, new connections are shut as over max_connections), or
+# default max_connections so that max_connections x max_body_bytes fits the machine.
