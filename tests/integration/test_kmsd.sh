@@ -341,7 +341,8 @@ assert_eq "$(json_get Valid <<<"$V")" "true" "kmsctl validate-logs: the trail bo
 if network_service; then
     # drain_seconds above the slow-down's delay of the in-flight request below (8 s by then)
     set_server "$HOME_DIR" '{"throttle": {"PerAccessKey": 2}, "drain_seconds": 15}'
-    start_kmsd throttled "$HOME_DIR" --no-scheduler
+    # Two call threads: the vanishing clients below wait in the queue for one.
+    start_kmsd throttled "$HOME_DIR" --no-scheduler --call-threads 2
     THROTTLED=0
     for i in 1 2 3 4 5 6; do
         R=$(signed "$PORT" ListKeys '{}')
@@ -359,6 +360,11 @@ if network_service; then
     assert_eq "$SLOW" "1" "after repeated authentication failures, answers to the address are delayed"
     H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
     assert_eq "$(json_get Status <<<"$H")" "ok" "while the worker serves others"
+    # Clients that send a request and vanish while its call is queued, under way, or its answer
+    # held back by the slow-down: the answers are dropped, kmsd goes on serving.
+    assert_eq "$("$PY" "$CLIENTS" vanish_api "$PORT" "$CA_PEM" 20)" "done" "20 clients send a request and vanish before the answer"
+    H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
+    assert_eq "$(json_get Status <<<"$H")" "ok" "kmsd serves on after clients vanished with calls in flight"
     # SIGTERM while an answer is in flight (held back a second or more): it still arrives.
     signed "$PORT" ListKeys '{}' >"$TMP/inflight.out" &
     CLIENT=$!
@@ -369,6 +375,38 @@ if network_service; then
     assert_eq "$STOPPED" "0" "SIGTERM during a request: kmsd exits 0"
     assert_contains "$(cat "$TMP/inflight.out")" '"__type":"InvalidSignatureException"' \
         "after the in-flight request got its answer"
+fi
+
+# ---- The call threads ---------------------------------------------------------------------------------
+if network_service; then
+    set_server "$HOME_DIR" '{"throttle": {"Enabled": false}, "drain_seconds": 5}'
+    start_kmsd pool "$HOME_DIR" --no-scheduler
+    assert_eq "$("$PY" "$CLIENTS" burst "$PORT" "$CA_PEM" 64)" "64 64" "64 requests at once from 64 connections: all answered 200, 64 distinct request ids"
+    M=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics")
+    assert_match "$M" $'kmsd_call_threads 64\n' "/metrics: the call threads (64 by default)"
+    assert_match "$M" $'kmsd_call_threads_busy [0-9]+\n' "how many are busy"
+    assert_match "$M" $'kmsd_call_queue_depth [0-9]+\n' "and the call queue's depth"
+    # SIGTERM in the middle of a 64-connection burst: the calls under way are answered, kmsd exits
+    # 0 within drain_seconds.
+    "$PY" "$CLIENTS" burst "$PORT" "$CA_PEM" 64 100 >"$TMP/burst.out" &
+    BURST=$!
+    sleep 1.5
+    T0=$(date +%s.%N)
+    stop_kmsd "$PID"
+    T1=$(date +%s.%N)
+    wait "$BURST" || true
+    assert_eq "$STOPPED" "0" "SIGTERM during a 64-connection burst: kmsd exits 0"
+    assert_eq "$("$PY" -c "print(int($T1 - $T0 <= 6))")" "1" "within drain_seconds (5 s; took $("$PY" -c "print(round($T1 - $T0, 1))") s)"
+    assert_match "$(cat "$TMP/burst.out")" '^[1-9][0-9]* ' "and the burst's requests were answered until then"
+    # One call thread, 16 places in the queue: past that, ThrottlingException at once.
+    start_kmsd pool1 "$HOME_DIR" --no-scheduler --call-threads 1
+    B=$("$PY" "$CLIENTS" burst "$PORT" "$CA_PEM" 64)
+    OKS=${B%% *}
+    [ "$OKS" -ge 1 ] && [ "$OKS" -lt 64 ] && ok "one call thread, 64 requests at once: $OKS answered, the rest refused" ||
+        fail "one call thread, 64 requests at once: $B"
+    R=$(signed "$PORT" ListKeys '{}')
+    assert_contains "$R" "HTTP/1.1 200" "and it serves on"
+    stop_kmsd "$PID"; assert_eq "$STOPPED" "0" "and stops on SIGTERM"
 fi
 
 # ---- The scheduler inside kmsd ---------------------------------------------------------------------

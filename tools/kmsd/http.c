@@ -48,470 +48,8 @@
 #include "throttle.h"
 
 #define MAX_HEADERS_SIZE 16384
-#define MAX_REQUEST_HEADERS 128
 
-typedef struct worker worker;
-typedef struct conn conn;
-
-struct kmsd_server {
-    kms_client *client;
-    const char *home;
-    kmsd_config *cfg;
-    kms_tls_server *tls;
-    kms_tls_server *retired[16]; /* replaced on SIGHUP, freed at exit (others may hold them) */
-    size_t n_retired;
-    pthread_mutex_t lock; /* tls, cfg's reloadable parts, the request counts */
-    int fds[KMSD_MAX_LISTEN];
-    size_t n_fds;
-    int http_fd;
-    worker *workers;
-    int n_workers;
-    struct event_base *main_base;
-    atomic_long connections;
-    atomic_int draining;
-    kmsd_handler handler;
-    kmsd_throttle *throttle;
-    kmsd_metrics *metrics;
-    conn *conns;
-    pthread_t scheduler;
-    bool scheduler_started;
-    pthread_mutex_t sched_lock;
-    pthread_cond_t sched_cond;
-    bool stopping;
-};
-
-struct worker {
-    kmsd_server *s;
-    struct event_base *base;
-    struct evhttp *https;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound[KMSD_MAX_LISTEN + 1];
-    size_t n_bound;
-    pthread_t thread;
-};
-
-/* Per TLS connection, hung on its SSL (freed with it). */
-struct conn {
-    kmsd_server *s;
-    struct event *deadline;
-    SSL *ssl;
-    bool idle;                /* no request under way: none yet, or its last response was written */
-    struct conn *prev, *next; /* the server's list, under its lock */
-};
-
-static int conn_index = -1;
-
-/* ---- Connections ------------------------------------------------------------------------------
- */
-
-static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    conn *c = ptr;
-    if (c == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&c->s->lock);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        c->s->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    pthread_mutex_unlock(&c->s->lock);
-    atomic_fetch_sub(&c->s->connections, 1);
-    if (c->deadline != NULL) {
-        event_free(c->deadline);
-    }
-    free(c);
-}
-
-static void conn_cut(evutil_socket_t fd, short what, void *arg)
-{
-    conn *c = arg;
-    int sock = SSL_get_fd(c->ssl);
-    if (sock >= 0) {
-        shutdown(sock, SHUT_RDWR); /* evhttp sees the end and frees the connection */
-    }
-}
-
-static void conn_deadline(conn *c, int seconds)
-{
-    struct timeval tv = {seconds, 0};
-    event_add(c->deadline, &tv);
-}
-
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-    kmsd_server *s = arg;
-    SSL *ssl = NULL;
-    pthread_mutex_lock(&s->lock);
-    ssl = kms_tls_server_ssl_new(s->tls);
-    pthread_mutex_unlock(&s->lock);
-    conn *c = calloc(1, sizeof *c);
-    if (ssl == NULL || c == NULL) {
-        fprintf(stderr, "kmsd: cannot make a TLS connection: %s\n", kms_last_error_message());
-        SSL_free(ssl);
-        free(c);
-        return NULL; /* evhttp then reads plaintext, which a TLS client's hello is not */
-    }
-    c->s = s;
-    c->ssl = ssl;
-    c->idle = true;
-    c->deadline = evtimer_new(base, conn_cut, c);
-    if (c->deadline == NULL || SSL_set_ex_data(ssl, conn_index, c) != 1) {
-        if (c->deadline != NULL) {
-            event_free(c->deadline);
-        }
-        free(c);
-        SSL_free(ssl);
-        return NULL;
-    }
-    long n = atomic_fetch_add(&s->connections, 1) + 1;
-    pthread_mutex_lock(&s->lock);
-    c->next = s->conns;
-    if (s->conns != NULL) {
-        s->conns->prev = c;
-    }
-    s->conns = c;
-    pthread_mutex_unlock(&s->lock);
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (bev == NULL) {
-        SSL_free(ssl); /* and so c */
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    /* Over the limit, or draining: shut at once, before any handshake work. */
-    bool refuse = n > s->cfg->max_connections || atomic_load(&s->draining);
-    conn_deadline(c, refuse ? 0 : s->cfg->header_timeout_seconds + s->cfg->body_timeout_seconds);
-    return bev;
-}
-
-static conn *conn_of(struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
-    return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
-}
-
-static void request_done(struct evhttp_request *req, void *arg)
-{
-    conn *c = arg;
-    c->idle = true;
-    const kmsd_config *cfg = c->s->cfg;
-    conn_deadline(c, cfg->idle_timeout_seconds + cfg->header_timeout_seconds +
-                         cfg->body_timeout_seconds);
-}
-
-/* ---- Responses --------------------------------------------------------------------------------
- */
-
-static void reply(struct evhttp_request *req, int status, const char *content_type,
-                  const void *body, size_t len, const char *request_id, bool close)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    struct evbuffer *buf = evbuffer_new();
-    if (buf == NULL) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    evbuffer_add(buf, body, len);
-    evhttp_add_header(out, "Content-Type", content_type);
-    if (request_id != NULL && request_id[0] != '\0') {
-        evhttp_add_header(out, "x-amzn-RequestId", request_id);
-    }
-    if (close) {
-        evhttp_add_header(out, "Connection", "close");
-    }
-    const char *reason = status == 200   ? "OK"
-                         : status == 400 ? "Bad Request"
-                         : status == 403 ? "Forbidden"
-                         : status == 404 ? "Not Found"
-                         : status == 413 ? "Payload Too Large"
-                         : status == 503 ? "Service Unavailable"
-                                         : "Internal Server Error";
-    evhttp_send_reply(req, status, reason, buf);
-    evbuffer_free(buf);
-}
-
-static double monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* An answer held back by the authentication slow-down (throttle.h), sent from a timer so that the
- * worker goes on serving others meanwhile. evhttp keeps a request whose connection closed in the
- * meantime until it is answered (and then frees it), so req stays valid. */
-typedef struct delayed {
-    struct evhttp_request *req;
-    kmsd_http_response resp;
-    bool close;
-} delayed;
-
-static void delayed_reply(evutil_socket_t fd, short what, void *arg)
-{
-    delayed *d = arg;
-    reply(d->req, d->resp.status, d->resp.content_type, d->resp.body, d->resp.body_len,
-          d->resp.request_id, d->close);
-    kmsd_response_clean_up(&d->resp);
-    free(d);
-}
-
-/* The throttle's limits and counts as metrics series (every limit in config.json is visible). */
-static void throttle_metrics(kmsd_server *s)
-{
-    json_t *limits = NULL;
-    char err[128];
-    const char *name;
-    json_t *q;
-    if (kmsd_throttle_limits(s->throttle, &limits) != 0) {
-        return;
-    }
-    json_object_foreach(json_object_get(limits, "Quotas"), name, q)
-    {
-        (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_GAUGE, "kmsd_throttle_limit",
-                               "Requests per second a throttle bucket allows.", "quota", name,
-                               json_number_value(json_object_get(q, "Limit")), err, sizeof err);
-        (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_COUNTER, "kmsd_throttled_requests_total",
-                               "Requests refused with ThrottlingException.", "quota", name,
-                               json_number_value(json_object_get(q, "Throttled")), err, sizeof err);
-    }
-    json_t *af = json_object_get(limits, "AuthFailures");
-    (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_GAUGE, "kmsd_auth_failure_addresses",
-                           "Source addresses with recent authentication failures.", NULL, NULL,
-                           json_number_value(json_object_get(af, "Addresses")), err, sizeof err);
-    (void)kmsd_metrics_set(s->metrics, KMSD_METRIC_COUNTER, "kmsd_auth_delayed_total",
-                           "Answers delayed after repeated authentication failures.", NULL, NULL,
-                           json_number_value(json_object_get(af, "Delayed")), err, sizeof err);
-    json_decref(limits);
-}
-
-/* ---- The HTTPS side ---------------------------------------------------------------------------
- */
-
-static const char *peer_ip(struct evhttp_request *req, char *buf, size_t size)
-{
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
-    snprintf(buf, size, "%s", addr != NULL ? addr : "");
-    if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf + 7, '.') != NULL) {
-        memmove(buf, buf + 7, strlen(buf + 7) + 1); /* an IPv4 client of an IPv6 socket */
-    }
-    return buf;
-}
-
-static void serve_health(kmsd_server *s, struct evhttp_request *req)
-{
-    const char *region = kms_client_region(s->client);
-    json_t *j = json_pack("{s:s, s:s}", "Status", "ok", "Region", region ? region : "");
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    reply(req, 200, "application/json", text, strlen(text), NULL, false);
-    free(text);
-}
-
-static void serve_metrics(kmsd_server *s, struct evhttp_request *req, const char *ip)
-{
-    pthread_mutex_lock(&s->lock);
-    bool allowed = kmsd_config_metrics_allowed(s->cfg, ip);
-    pthread_mutex_unlock(&s->lock);
-    if (!allowed) {
-        static const char denied[] = "{\"__type\":\"AccessDeniedException\",\"message\":\"/metrics "
-                                     "is not open to this address\"}";
-        reply(req, 403, "application/json", denied, sizeof denied - 1, NULL, false);
-        return;
-    }
-    throttle_metrics(s);
-    char *extra = kmsd_status_metrics(s->client, s->cfg, atomic_load(&s->connections), NULL);
-    char *text = NULL;
-    if (extra == NULL || kmsd_metrics_render(s->metrics, extra, &text) != 0) {
-        free(extra);
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    reply(req, 200, "text/plain; version=0.0.4", text, strlen(text), NULL, false);
-    free(extra);
-    free(text);
-}
-
-static void serve_api(kmsd_server *s, struct evhttp_request *req, const char *ip, conn *c)
-{
-    kms_http_header headers[MAX_REQUEST_HEADERS];
-    size_t n = 0;
-    for (struct evkeyval *kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL;
-         kv = kv->next.tqe_next) {
-        if (n == MAX_REQUEST_HEADERS) {
-            static const char many[] =
-                "{\"__type\":\"ValidationException\",\"message\":\"too many headers\"}";
-            reply(req, 400, "application/x-amz-json-1.1", many, sizeof many - 1, NULL, true);
-            return;
-        }
-        headers[n].name = kv->key;
-        headers[n].value = kv->value;
-        n++;
-    }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const uint8_t *body = len > 0 ? evbuffer_pullup(in, (ev_ssize_t)len) : (const uint8_t *)"";
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    const char *method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET";
-    SSL *ssl = c != NULL ? c->ssl : NULL;
-    const SSL_CIPHER *cipher = ssl != NULL ? SSL_get_current_cipher(ssl) : NULL;
-    kmsd_http_request hr = {
-        .method = method,
-        .path = path != NULL && path[0] != '\0' ? path : "/",
-        .query = uri != NULL ? evhttp_uri_get_query(uri) : NULL,
-        .headers = headers,
-        .header_count = n,
-        .body = body,
-        .body_len = len,
-        .source_ip = ip,
-        .tls_version = ssl != NULL ? SSL_get_version(ssl) : NULL,
-        .cipher_suite = cipher != NULL ? SSL_CIPHER_standard_name(cipher) : NULL,
-    };
-    kmsd_http_response resp;
-    double start = monotonic();
-    if (body == NULL || kmsd_handle(&s->handler, &hr, &resp) != 0) {
-        evhttp_send_error(req, 500, NULL);
-        kmsd_response_clean_up(&resp);
-        return;
-    }
-    double now = monotonic();
-    kmsd_metrics_observe(s->metrics, resp.operation[0] != '\0' ? resp.operation : "Other",
-                         resp.outcome != NULL ? resp.outcome : "Other", now - start);
-    if (resp.auth_failed) {
-        kmsd_throttle_auth_failed(s->throttle, ip, now);
-    }
-    bool close = resp.close || atomic_load(&s->draining);
-    double delay = kmsd_throttle_auth_delay(s->throttle, ip, now);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    delayed *d = delay > 0 && evcon != NULL ? malloc(sizeof *d) : NULL;
-    if (d != NULL) {
-        struct timeval tv = {(time_t)delay, (suseconds_t)((delay - (double)(time_t)delay) * 1e6)};
-        d->req = req;
-        d->resp = resp;
-        d->close = close;
-        if (event_base_once(evhttp_connection_get_base(evcon), -1, EV_TIMEOUT, delayed_reply, d,
-                            &tv) == 0) {
-            return; /* d owns the response now */
-        }
-        free(d);
-    }
-    reply(req, resp.status, resp.content_type, resp.body, resp.body_len, resp.request_id, close);
-    kmsd_response_clean_up(&resp);
-}
-
-static void https_cb(struct evhttp_request *req, void *arg)
-{
-    kmsd_server *s = arg;
-    char ip[INET6_ADDRSTRLEN + 8];
-    conn *c = conn_of(req);
-    if (c == NULL) {
-        /* tls_bev could not make a TLS connection and evhttp read plaintext: never serve it. */
-        evhttp_send_error(req, 503, "TLS unavailable");
-        return;
-    }
-    c->idle = false;
-    event_del(c->deadline); /* while it is served; request_done sets the next */
-    evhttp_request_set_on_complete_cb(req, request_done, c);
-    peer_ip(req, ip, sizeof ip);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : "";
-    bool get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
-    if (get && path != NULL && strcmp(path, "/health") == 0) {
-        serve_health(s, req);
-    } else if (get && path != NULL && strcmp(path, "/metrics") == 0) {
-        serve_metrics(s, req, ip);
-    } else {
-        serve_api(s, req, ip, c);
-    }
-}
-
-/* ---- The plain-HTTP side: revocation for relying parties ------------------------------------ */
-
-static void serve_crl(kmsd_server *s, struct evhttp_request *req, const char *name)
-{
-    char id[64];
-    size_t n = strlen(name);
-    if (n < 5 || n - 4 >= sizeof id || strcmp(name + n - 4, ".crl") != 0) {
-        evhttp_send_error(req, 404, NULL);
-        return;
-    }
-    memcpy(id, name, n - 4);
-    id[n - 4] = '\0';
-    uint8_t *der = NULL;
-    size_t len = 0;
-    if (kms_crl_get(s->client, id, &der, &len) != 0) {
-        evhttp_send_error(req, 404, NULL);
-        return;
-    }
-    reply(req, 200, "application/pkix-crl", der, len, NULL, false);
-    kms_buffer_free(der);
-}
-
-static void serve_ocsp(kmsd_server *s, struct evhttp_request *req, const uint8_t *der, size_t len)
-{
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    if (kms_ocsp_respond(s->client, der, len, &out, &out_len) != 0) {
-        evhttp_send_error(req, 500, NULL);
-        return;
-    }
-    reply(req, 200, "application/ocsp-response", out, out_len, NULL, false);
-    kms_buffer_free(out);
-}
-
-/* RFC 6960 A.1: GET {url}/{url-encoding of base64 encoding of the DER OCSPRequest} */
-static void serve_ocsp_get(kmsd_server *s, struct evhttp_request *req, const char *encoded)
-{
-    char *b64 = evhttp_uridecode(encoded, 0, NULL);
-    size_t n = b64 != NULL ? strlen(b64) : 0;
-    uint8_t *der = malloc(n / 4 * 3 + 3);
-    int len = der != NULL && n > 0 && n % 4 == 0
-                  ? EVP_DecodeBlock(der, (unsigned char *)b64, (int)n)
-                  : -1;
-    if (len < 0) {
-        evhttp_send_error(req, 400, NULL);
-    } else {
-        /* EVP_DecodeBlock counts the padding's zero bytes; DER ignores what follows. */
-        serve_ocsp(s, req, der, (size_t)len);
-    }
-    free(der);
-    free(b64);
-}
-
-static void http_cb(struct evhttp_request *req, void *arg)
-{
-    kmsd_server *s = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    if (path == NULL) {
-        evhttp_send_error(req, 404, NULL);
-    } else if (cmd == EVHTTP_REQ_GET && strncmp(path, "/crl/", 5) == 0) {
-        serve_crl(s, req, path + 5);
-    } else if (cmd == EVHTTP_REQ_GET && strncmp(path, "/ocsp/", 6) == 0) {
-        serve_ocsp_get(s, req, path + 6);
-    } else if (cmd == EVHTTP_REQ_POST && strcmp(path, "/ocsp") == 0) {
-        struct evbuffer *in = evhttp_request_get_input_buffer(req);
-        size_t len = evbuffer_get_length(in);
-        const uint8_t *der = len > 0 ? evbuffer_pullup(in, (ev_ssize_t)len) : NULL;
-        serve_ocsp(s, req, der != NULL ? der : (const uint8_t *)"", len);
-    } else {
-        evhttp_send_error(req, 404, NULL);
-    }
-}
+#include "http.h"
 
 /* ---- Listening ------------------------------------------------------------------------------- */
 
@@ -598,17 +136,17 @@ static int worker_init(kmsd_server *s, worker *w)
 {
     w->s = s;
     w->base = event_base_new();
-    if (w->base == NULL || (w->https = http_new(s, w->base, https_cb)) == NULL) {
+    if (w->base == NULL || (w->https = http_new(s, w->base, kmsd_api_https_cb)) == NULL) {
         return -1;
     }
-    evhttp_set_bevcb(w->https, tls_bev, s);
+    evhttp_set_bevcb(w->https, kmsd_conn_tls_bev, s);
     for (size_t i = 0; i < s->n_fds; i++) {
         if (bind_dup(w, w->https, s->fds[i]) != 0) {
             return -1;
         }
     }
     if (s->http_fd >= 0) {
-        if ((w->http = http_new(s, w->base, http_cb)) == NULL ||
+        if ((w->http = http_new(s, w->base, kmsd_plain_http_cb)) == NULL ||
             bind_dup(w, w->http, s->http_fd) != 0) {
             return -1;
         }
@@ -802,14 +340,15 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     s->handler.client = client;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->sched_lock, NULL);
+    pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);
     raise_fd_limit(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         goto fail;
     }
-    if (conn_index < 0) {
-        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+    if (kmsd_conn_init() != 0) {
+        goto fail;
     }
     char err[256] = "";
     if ((s->throttle = kmsd_throttle_new(cfg->throttle, err, sizeof err)) == NULL ||
@@ -819,6 +358,12 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     }
     s->handler.admit = kmsd_throttle_admit_fn;
     s->handler.admit_arg = s->throttle;
+    /* Up to 16 calls wait per call thread before a request is refused (ThrottlingException). */
+    if ((s->pool = kmsd_pool_new(cfg->call_threads, (size_t)cfg->call_threads * 16,
+                                 kmsd_api_run)) == NULL) {
+        fprintf(stderr, "kmsd: cannot start %d call threads\n", cfg->call_threads);
+        goto fail;
+    }
     kms_tls_options o = {.client = client, .certificate_arn = cfg->certificate_arn};
     if ((s->tls = kms_tls_server_new(&o)) == NULL) {
         fprintf(stderr, "kmsd: cannot serve the certificate %s: %s\n", cfg->certificate_arn,
@@ -895,6 +440,11 @@ out:
     for (int i = 0; i < started; i++) {
         pthread_join(s->workers[i].thread, NULL);
     }
+    /* The calls under way finish (their answers can no longer be written: the drain's time was
+     * up), the waiting ones are not run; every job left is answered and freed. */
+    kmsd_pool_free(s->pool);
+    s->pool = NULL;
+    kmsd_api_jobs_flush(s);
     if (s->scheduler_started) {
         pthread_mutex_lock(&s->sched_lock);
         s->stopping = true;
@@ -920,6 +470,8 @@ void kmsd_server_free(kmsd_server *s)
     if (s == NULL) {
         return;
     }
+    kmsd_pool_free(s->pool);
+    kmsd_api_jobs_flush(s);
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
         worker *w = &s->workers[i];
         if (w->https != NULL) {
@@ -950,6 +502,7 @@ void kmsd_server_free(kmsd_server *s)
     kmsd_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->sched_lock);
+    pthread_mutex_destroy(&s->jobs_lock);
     pthread_cond_destroy(&s->sched_cond);
     free(s);
 }

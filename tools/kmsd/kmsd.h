@@ -6,8 +6,9 @@
  *   certs.c    the first start: a local root CA and the server's certificate, keys in the HSM
  *   handler.c  one request of the API, independent of the HTTP library (fuzzed as is):
  *              routing by X-Amz-Target / Content-Type, kms_call_network, AWS's error shapes
- *   http.c     libevent: one worker per core, TLS, limits, connection counting, /health,
- *              /metrics, and the plain-HTTP listener (CRL and OCSP)
+ *   http.c     libevent: one worker per core, listening, signals, drain (http.h lists the
+ *              rest: http_conn.c connections, http_api.c the HTTPS side, http_plain.c CRL and
+ *              OCSP, pool.c the call threads that run kms_call_network off the event loops)
  *   status.c   /metrics text: kmsd's gauges, the library's figures, certificate expiry */
 #ifndef KMSD_H
 #define KMSD_H
@@ -30,6 +31,7 @@ typedef struct kmsd_config {
     char *http_listen; /* NULL or "off": no plain-HTTP listener */
     char *profile;     /* the server's own profile (its certificate); NULL: "default" */
     int workers;       /* 0: one per core */
+    int call_threads;  /* threads running kms_call_network off the event loops (pool.h) */
     int max_connections;
     int header_timeout_seconds;
     int body_timeout_seconds;

@@ -1,5 +1,5 @@
 /* kmsd --home H [--listen ADDR:PORT]... [--http-listen ADDR:PORT|off] [--profile P] [--workers N]
- *      [--no-scheduler] [--help]
+ *      [--call-threads N] [--no-scheduler] [--help]
  * Settings come from config.json's "server" section (config.c); the flags override them. */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "usage: kmsd --home DIR [--listen ADDR:PORT]... [--http-listen ADDR:PORT|off]\n"
-    "            [--profile NAME] [--workers N] [--no-scheduler] [--help]\n"
+    "            [--profile NAME] [--workers N] [--call-threads N] [--no-scheduler] [--help]\n"
     "\n"
     "Serves the KMS home DIR over HTTPS with AWS's wire protocols (the aws CLI and the AWS SDKs\n"
     "work against it with --endpoint-url), and CRLs and OCSP over plain HTTP.\n"
@@ -18,6 +18,7 @@ static const char usage[] =
     "  --http-listen ADDR:PORT  plain HTTP for CRLs and OCSP (default 127.0.0.1:8080; off)\n"
     "  --profile NAME           the server's own profile, for its certificate (default)\n"
     "  --workers N              event loops (default: one per core)\n"
+    "  --call-threads N         threads running the requests' calls, 1 to 1024 (default 64)\n"
     "  --no-scheduler           do not run rotations, deletions, renewals and CRLs here\n"
     "Settings: config.json's \"server\" object (see the README). SIGHUP reloads the\n"
     "configuration and the certificate; SIGTERM stops after in-flight requests.\n";
@@ -36,6 +37,7 @@ typedef struct cli {
     const char *http_listen;
     const char *profile;
     int workers;
+    int call_threads;
     bool no_scheduler;
 } cli;
 
@@ -48,6 +50,7 @@ static int parse(int argc, char **argv, cli *c)
         {"http-listen", required_argument, NULL, 't'},
         {"profile", required_argument, NULL, 'p'},
         {"workers", required_argument, NULL, 'w'},
+        {"call-threads", required_argument, NULL, 'c'},
         {"no-scheduler", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -76,6 +79,13 @@ static int parse(int argc, char **argv, cli *c)
             c->workers = atoi(optarg);
             if (c->workers < 1 || c->workers > 256) {
                 fprintf(stderr, "kmsd: --workers takes 1 to 256\n");
+                return -1;
+            }
+            break;
+        case 'c':
+            c->call_threads = atoi(optarg);
+            if (c->call_threads < 1 || c->call_threads > 1024) {
+                fprintf(stderr, "kmsd: --call-threads takes 1 to 1024\n");
                 return -1;
             }
             break;
@@ -118,6 +128,9 @@ static int apply(const cli *c, kmsd_config *cfg)
     }
     if (c->workers > 0) {
         cfg->workers = c->workers;
+    }
+    if (c->call_threads > 0) {
+        cfg->call_threads = c->call_threads;
     }
     cfg->no_scheduler = c->no_scheduler;
     return 0;

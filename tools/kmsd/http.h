@@ -1,0 +1,98 @@
+/* What the parts of the server share (private to tools/kmsd):
+ *   http.c         listening, the workers (one event loop each), signals, the server's life
+ *   http_conn.c    TLS connections: counting, deadlines, writing a response
+ *   http_api.c     the HTTPS side: /health, /metrics, and the API through the call threads
+ *   http_plain.c   the plain-HTTP side: CRLs and OCSP
+ *   pool.c         the call threads */
+#ifndef KMSD_HTTP_H
+#define KMSD_HTTP_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kms/tls.h"
+#include "kmsd.h"
+#include "metrics.h"
+#include "pool.h"
+#include "throttle.h"
+
+#define MAX_HEADERS_SIZE 16384
+#define MAX_REQUEST_HEADERS 128
+
+typedef struct worker worker;
+typedef struct conn conn;
+typedef struct api_job api_job;
+
+struct kmsd_server {
+    kms_client *client;
+    const char *home;
+    kmsd_config *cfg;
+    kms_tls_server *tls;
+    kms_tls_server *retired[16]; /* replaced on SIGHUP, freed at exit (others may hold them) */
+    size_t n_retired;
+    pthread_mutex_t lock; /* tls, cfg's reloadable parts, the request counts */
+    int fds[KMSD_MAX_LISTEN];
+    size_t n_fds;
+    int http_fd;
+    worker *workers;
+    int n_workers;
+    struct event_base *main_base;
+    atomic_long connections;
+    atomic_int draining;
+    kmsd_handler handler;
+    kmsd_throttle *throttle;
+    kmsd_metrics *metrics;
+    kmsd_pool *pool; /* the call threads */
+    pthread_mutex_t jobs_lock;
+    api_job *jobs; /* handed to the call threads, not yet answered */
+    conn *conns;
+    pthread_t scheduler;
+    bool scheduler_started;
+    pthread_mutex_t sched_lock;
+    pthread_cond_t sched_cond;
+    bool stopping;
+};
+
+struct worker {
+    kmsd_server *s;
+    struct event_base *base;
+    struct evhttp *https;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound[KMSD_MAX_LISTEN + 1];
+    size_t n_bound;
+    pthread_t thread;
+};
+
+/* Per TLS connection, hung on its SSL (freed with it). */
+struct conn {
+    kmsd_server *s;
+    struct event *deadline;
+    SSL *ssl;
+    bool idle;                /* no request under way: none yet, or its last response was written */
+    struct conn *prev, *next; /* the server's list, under its lock */
+};
+
+/* http_conn.c */
+int kmsd_conn_init(void);
+struct bufferevent *kmsd_conn_tls_bev(struct event_base *base, void *arg);
+conn *kmsd_conn_of(struct evhttp_request *req);
+void kmsd_conn_request_done(struct evhttp_request *req, void *arg);
+void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content_type,
+                     const void *body, size_t len, const char *request_id, bool close);
+double kmsd_conn_monotonic(void);
+
+/* http_api.c */
+void kmsd_api_https_cb(struct evhttp_request *req, void *arg);
+void kmsd_api_run(void *arg); /* a call thread's job */
+/* After the workers and the call threads are stopped: answers (503) and frees every job whose
+ * answer was not written. */
+void kmsd_api_jobs_flush(kmsd_server *s);
+
+/* http_plain.c */
+void kmsd_plain_http_cb(struct evhttp_request *req, void *arg);
+
+#endif
