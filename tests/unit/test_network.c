@@ -177,7 +177,7 @@ static int call_as(const user *u, const char *op, const char *body, const sign_o
 
 static int encrypt_as(const user *u, const char *key, const sign_opts *o, kms_network_result *res)
 {
-    char body[256];
+    char body[512];
     snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key);
     return call_as(u, "Encrypt", body, o, res, NULL);
 }
