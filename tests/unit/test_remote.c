@@ -7,7 +7,6 @@
 #include "vectors.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +22,6 @@
 #include "util/util.h"
 
 #define MAX_HEADERS 32
-
-static char *slurp(const char *dir, const char *name)
-{
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    char *buf = calloc(1, 1 << 16);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
 
 /* One case: the signed request's headers but Authorization (and any header its SignedHeaders
  * leaves out: post-sts-header-after adds the token after signing), its body and path. */
@@ -152,41 +135,16 @@ static size_t headers_to_sign(vcase *c)
     return k;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The official suite: our signer's Authorization equals the vector's for every case. */
 static void test_sign_vectors(void **state)
 {
     (void)state;
-    char *root = kms_test_vectors_dir();
-    if (root == NULL) {
-        skip();
-    }
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/sigv4", root);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char *names[256];
-    size_t n = 0, ran = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 256) {
-        if (e->d_name[0] != '.') {
-            names[n++] = strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    char **cases;
+    size_t n = kms_test_sigv4_cases(&cases), ran = 0;
     for (size_t i = 0; i < n; i++) {
-        char cdir[1200];
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
-        free(names[i]);
-        char *text = slurp(cdir, "header-signed-request.txt");
-        if (text == NULL) {
-            continue;
-        }
+        const char *cdir = cases[i];
+        char *text = kms_test_read_file(cdir, "header-signed-request.txt");
+        assert_non_null(text);
         char ctx_path[1300];
         snprintf(ctx_path, sizeof ctx_path, "%s/context.json", cdir);
         json_t *ctx = json_load_file(ctx_path, 0, NULL);
@@ -225,9 +183,10 @@ static void test_sign_vectors(void **state)
         case_free(&c);
         json_decref(ctx);
         free(text);
+        free(cases[i]);
         ran++;
     }
-    free(root);
+    free(cases);
     print_message("sigv4 signer: %zu cases equal\n", ran);
     assert_true(ran > 20);
 }

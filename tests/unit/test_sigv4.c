@@ -5,7 +5,6 @@
 #include "testutil.h"
 #include "vectors.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,32 +37,6 @@ typedef struct vcase {
     int normalize;
     time_t ts;
 } vcase;
-
-static char *read_file(const char *dir, const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    size_t cap = 4096;
-    size_t len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
 
 static void add_header(vcase *c, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -156,7 +129,7 @@ static void load_case(vcase *c, const char *dir)
     tm.tm_mon -= 1;
     c->ts = timegm(&tm);
     json_decref(ctx);
-    char *text = read_file(dir, "header-signed-request.txt");
+    char *text = kms_test_read_file(dir, "header-signed-request.txt");
     assert_non_null(text);
     parse_request(c, text);
     free(text);
@@ -230,7 +203,7 @@ static void assert_refused(const vcase *c, const kms_sigv4_request *req, const c
 
 static void assert_file_equal(const vcase *c, const char *file, const char *got)
 {
-    char *want = read_file(c->dir, file);
+    char *want = kms_test_read_file(c->dir, file);
     assert_non_null(want);
     if (strcmp(want, got) != 0) {
         fail_msg("%s/%s differs:\n--- want\n%s\n--- got\n%s", c->dir, file, want, got);
@@ -353,44 +326,13 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
     assert_refused(&other, &base, c->authorization, c->ts, "the expected service");
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_suite(void **state)
 {
     (void)state;
-    char *root = kms_test_vectors_dir();
-    if (root == NULL) {
-        skip();
-    }
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/sigv4", root);
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fail_msg("%s: %s", dir, "no sigv4 vectors directory");
-    }
-    char *names[256];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 256) {
-        if (e->d_name[0] != '.') {
-            names[n++] = strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    size_t ran = 0;
+    char **cases;
+    size_t n = kms_test_sigv4_cases(&cases), ran = 0;
     for (size_t i = 0; i < n; i++) {
-        char cdir[1200];
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
-        char *probe = read_file(cdir, "header-signed-request.txt");
-        free(names[i]);
-        if (probe == NULL) {
-            continue;
-        }
-        free(probe);
+        const char *cdir = cases[i];
         vcase c;
         kms_sigv4_auth auth;
         load_case(&c, cdir);
@@ -404,9 +346,10 @@ static void test_suite(void **state)
         }
         check_mutations(&c, &auth);
         free_case(&c);
+        free(cases[i]);
         ran++;
     }
-    free(root);
+    free(cases);
     print_message("sigv4: %zu cases passed\n", ran);
     assert_true(ran > 20);
 }

@@ -2,6 +2,7 @@
 #include "testutil.h"
 #include "vectors.h"
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,78 @@ const char *kms_test_json_str(const json_t *obj, const char *name)
         fail_msg("vector field \"%s\" is missing or not a string", name);
     }
     return s;
+}
+
+char *kms_test_read_file(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096;
+    size_t len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t kms_test_sigv4_cases(char ***cases)
+{
+    *cases = NULL;
+    char *root = kms_test_vectors_dir();
+    if (root == NULL) {
+        skip();
+    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/sigv4", root);
+    free(root);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fail_msg("%s: %s", dir, "no sigv4 vectors directory");
+    }
+    char **names = calloc(256, sizeof *names);
+    assert_non_null(names);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 256) {
+        if (e->d_name[0] != '.') {
+            names[n++] = strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        char cdir[1200];
+        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
+        free(names[i]);
+        char *probe = kms_test_read_file(cdir, "header-signed-request.txt");
+        if (probe == NULL) {
+            continue;
+        }
+        free(probe);
+        names[kept] = strdup(cdir);
+        assert_non_null(names[kept]);
+        kept++;
+    }
+    *cases = names;
+    return kept;
 }

@@ -26,4 +26,13 @@ uint8_t *kms_test_hex(const char *hex, size_t *len);
  * names are the vector files', so a typo fails loudly instead of running nothing). */
 const char *kms_test_json_str(const json_t *obj, const char *name);
 
+/* The whole of file name in dir (malloc'd, NUL-terminated), or NULL when it cannot be opened. */
+char *kms_test_read_file(const char *dir, const char *name);
+
+/* AWS's SigV4 suite: the case directories under sigv4/ of the vectors directory that hold a
+ * header-signed-request.txt, sorted by name, in *cases (malloc'd paths in a malloc'd array; free
+ * each and the array); returns their number. Skips the running test when there is no vectors
+ * directory; fails it when there is no sigv4 directory in it. */
+size_t kms_test_sigv4_cases(char ***cases);
+
 #endif
