@@ -21,15 +21,8 @@
 /* One case of the suite: header-signed-request.txt parsed, and context.json. */
 typedef struct vcase {
     char *dir;
-    char method[16];
-    char *path;
-    char *query;
-    char *names[MAX_HEADERS];
-    char *values[MAX_HEADERS];
+    kms_test_http http;
     kms_sigv4_header headers[MAX_HEADERS];
-    size_t n_headers;
-    char *body;
-    size_t body_len;
     const char *authorization;
     char secret[128];
     char region[64];
@@ -38,71 +31,15 @@ typedef struct vcase {
     time_t ts;
 } vcase;
 
-static void add_header(vcase *c, const char *name, size_t nlen, const char *value, size_t vlen)
+/* c's request parsed from text: its headers to sign with, and its Authorization. */
+static void parse_request(vcase *c, const char *text)
 {
-    assert_true(c->n_headers < MAX_HEADERS);
-    c->names[c->n_headers] = strndup(name, nlen);
-    c->values[c->n_headers] = strndup(value, vlen);
-    c->n_headers++;
-}
-
-/* Parses header-signed-request.txt: "METHOD TARGET HTTP/1.1", "Name:value" lines (a line that
- * starts with whitespace continues the previous value, after a newline), a blank line, a body. */
-static void parse_request(vcase *c, char *text)
-{
-    char *eol = strchr(text, '\n');
-    assert_non_null(eol);
-    *eol = '\0';
-    char *sp = strchr(text, ' ');
-    char *http = strstr(text, " HTTP/1.1");
-    assert_non_null(sp);
-    assert_non_null(http);
-    assert_true((size_t)(sp - text) < sizeof c->method);
-    memcpy(c->method, text, (size_t)(sp - text));
-    c->method[sp - text] = '\0';
-    char *target = strndup(sp + 1, (size_t)(http - sp - 1));
-    char *q = strchr(target, '?');
-    if (q != NULL) {
-        c->query = strdup(q + 1);
-        *q = '\0';
-    } else {
-        c->query = strdup("");
-    }
-    c->path = target;
-    char *line = eol + 1;
-    for (;;) {
-        eol = strchr(line, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-        if (len == 0) {
-            line = eol != NULL ? eol + 1 : line;
-            break;
-        }
-        if (line[0] == ' ' || line[0] == '\t') {
-            size_t i = c->n_headers - 1;
-            size_t old = strlen(c->values[i]);
-            c->values[i] = realloc(c->values[i], old + len + 2);
-            c->values[i][old] = '\n';
-            memcpy(c->values[i] + old + 1, line, len);
-            c->values[i][old + 1 + len] = '\0';
-        } else {
-            char *colon = memchr(line, ':', len);
-            assert_non_null(colon);
-            add_header(c, line, (size_t)(colon - line), colon + 1,
-                       len - (size_t)(colon - line) - 1);
-        }
-        if (eol == NULL) {
-            line += len;
-            break;
-        }
-        line = eol + 1;
-    }
-    c->body = strdup(line);
-    c->body_len = strlen(line);
-    for (size_t i = 0; i < c->n_headers; i++) {
-        c->headers[i].name = c->names[i];
-        c->headers[i].value = c->values[i];
-        if (strcasecmp(c->names[i], "Authorization") == 0) {
-            c->authorization = c->values[i];
+    kms_test_http_parse(&c->http, text);
+    for (size_t i = 0; i < c->http.n; i++) {
+        c->headers[i].name = c->http.names[i];
+        c->headers[i].value = c->http.values[i];
+        if (strcasecmp(c->http.names[i], "Authorization") == 0) {
+            c->authorization = c->http.values[i];
         }
     }
     assert_non_null(c->authorization);
@@ -137,26 +74,20 @@ static void load_case(vcase *c, const char *dir)
 
 static void free_case(vcase *c)
 {
-    for (size_t i = 0; i < c->n_headers; i++) {
-        free(c->names[i]);
-        free(c->values[i]);
-    }
-    free(c->path);
-    free(c->query);
-    free(c->body);
+    kms_test_http_free(&c->http);
     free(c->dir);
 }
 
 static kms_sigv4_request request_of(const vcase *c)
 {
     kms_sigv4_request r = {
-        .method = c->method,
-        .path = c->path,
-        .query = c->query,
+        .method = c->http.method,
+        .path = c->http.path,
+        .query = c->http.query,
         .headers = c->headers,
-        .n_headers = c->n_headers,
-        .body = (const uint8_t *)c->body,
-        .body_len = c->body_len,
+        .n_headers = c->http.n,
+        .body = (const uint8_t *)c->http.body,
+        .body_len = c->http.body_len,
         .normalize_path = c->normalize,
     };
     return r;
@@ -219,9 +150,9 @@ static void check_known_answers(const vcase *c, const kms_sigv4_auth *auth)
     char scope[256];
     char sig[65];
     const char *amz_date = NULL;
-    for (size_t i = 0; i < c->n_headers; i++) {
-        if (strcasecmp(c->names[i], "x-amz-date") == 0) {
-            amz_date = c->values[i];
+    for (size_t i = 0; i < c->http.n; i++) {
+        if (strcasecmp(c->http.names[i], "x-amz-date") == 0) {
+            amz_date = c->http.values[i];
         }
     }
     assert_non_null(amz_date);
@@ -246,20 +177,20 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
     char buf[4096];
 
     req = base;
-    req.method = strcmp(c->method, "GET") == 0 ? "POST" : "GET";
+    req.method = strcmp(c->http.method, "GET") == 0 ? "POST" : "GET";
     assert_refused(c, &req, c->authorization, c->ts, "the method");
 
     req = base;
-    snprintf(buf, sizeof buf, "%sx", c->path);
+    snprintf(buf, sizeof buf, "%sx", c->http.path);
     req.path = buf;
     assert_refused(c, &req, c->authorization, c->ts, "the path");
 
     req = base;
-    snprintf(buf, sizeof buf, "%s%s", c->query, c->query[0] != '\0' ? "x" : "a=b");
+    snprintf(buf, sizeof buf, "%s%s", c->http.query, c->http.query[0] != '\0' ? "x" : "a=b");
     req.query = buf;
     assert_refused(c, &req, c->authorization, c->ts, "a query parameter");
-    if (c->query[0] != '\0') {
-        snprintf(buf, sizeof buf, "%s&zz=1", c->query);
+    if (c->http.query[0] != '\0') {
+        snprintf(buf, sizeof buf, "%s&zz=1", c->http.query);
         assert_refused(c, &req, c->authorization, c->ts, "the query (a parameter added)");
     }
 
@@ -269,12 +200,12 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
         kms_sigv4_header hs[MAX_HEADERS];
         size_t i;
         memcpy(hs, c->headers, sizeof hs);
-        for (i = 0; i < c->n_headers; i++) {
+        for (i = 0; i < c->http.n; i++) {
             if (strlen(hs[i].name) == n && strncasecmp(hs[i].name, p, n) == 0) {
                 break;
             }
         }
-        assert_true(i < c->n_headers);
+        assert_true(i < c->http.n);
         snprintf(buf, sizeof buf, "%sx", hs[i].value);
         hs[i].value = buf;
         req = base;
@@ -293,9 +224,9 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
 
     /* The body, and the body's hash. */
     req = base;
-    snprintf(buf, sizeof buf, "%sx", c->body);
+    snprintf(buf, sizeof buf, "%sx", c->http.body);
     req.body = (const uint8_t *)buf;
-    req.body_len = c->body_len + 1;
+    req.body_len = c->http.body_len + 1;
     assert_refused(c, &req, c->authorization, c->ts, "the body");
     req = base;
     req.payload_sha256_hex = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -173,3 +173,78 @@ size_t kms_test_sigv4_cases(char ***cases)
     *cases = names;
     return kept;
 }
+
+static void add_header(kms_test_http *r, const char *name, size_t nlen, const char *value,
+                       size_t vlen)
+{
+    assert_true(r->n < KMS_TEST_HTTP_MAX_HEADERS);
+    r->names[r->n] = strndup(name, nlen);
+    r->values[r->n] = strndup(value, vlen);
+    r->n++;
+}
+
+void kms_test_http_parse(kms_test_http *r, const char *text)
+{
+    memset(r, 0, sizeof *r);
+    const char *eol = strchr(text, '\n');
+    assert_non_null(eol);
+    const char *sp = memchr(text, ' ', (size_t)(eol - text));
+    const char *http = strstr(text, " HTTP/1.1");
+    assert_non_null(sp);
+    assert_non_null(http);
+    assert_true(http < eol);
+    assert_true((size_t)(sp - text) < sizeof r->method);
+    memcpy(r->method, text, (size_t)(sp - text));
+    r->method[sp - text] = '\0';
+    char *target = strndup(sp + 1, (size_t)(http - sp - 1));
+    char *q = strchr(target, '?');
+    if (q != NULL) {
+        r->query = strdup(q + 1);
+        *q = '\0';
+    } else {
+        r->query = strdup("");
+    }
+    r->path = target;
+    const char *line = eol + 1;
+    for (;;) {
+        eol = strchr(line, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+        if (len == 0) {
+            line = eol != NULL ? eol + 1 : line;
+            break;
+        }
+        if (line[0] == ' ' || line[0] == '\t') {
+            assert_true(r->n > 0);
+            size_t i = r->n - 1;
+            size_t old = strlen(r->values[i]);
+            r->values[i] = realloc(r->values[i], old + len + 2);
+            assert_non_null(r->values[i]);
+            r->values[i][old] = '\n';
+            memcpy(r->values[i] + old + 1, line, len);
+            r->values[i][old + 1 + len] = '\0';
+        } else {
+            const char *colon = memchr(line, ':', len);
+            assert_non_null(colon);
+            add_header(r, line, (size_t)(colon - line), colon + 1,
+                       len - (size_t)(colon - line) - 1);
+        }
+        if (eol == NULL) {
+            line += len;
+            break;
+        }
+        line = eol + 1;
+    }
+    r->body = strdup(line);
+    r->body_len = strlen(line);
+}
+
+void kms_test_http_free(kms_test_http *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->names[i]);
+        free(r->values[i]);
+    }
+    free(r->path);
+    free(r->query);
+    free(r->body);
+}

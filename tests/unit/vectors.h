@@ -35,4 +35,26 @@ char *kms_test_read_file(const char *dir, const char *name);
  * directory; fails it when there is no sigv4 directory in it. */
 size_t kms_test_sigv4_cases(char ***cases);
 
+#define KMS_TEST_HTTP_MAX_HEADERS 32
+
+/* A request of AWS's SigV4 suite (header-signed-request.txt) parsed: every header as it stands,
+ * Authorization included, in file order. */
+typedef struct kms_test_http {
+    char method[16];
+    char *path;  /* the target before any '?' */
+    char *query; /* after the '?', "" when none */
+    char *names[KMS_TEST_HTTP_MAX_HEADERS];
+    char *values[KMS_TEST_HTTP_MAX_HEADERS];
+    size_t n;
+    char *body;
+    size_t body_len;
+} kms_test_http;
+
+/* Parses text: "METHOD TARGET HTTP/1.1", "Name:value" lines (a line that starts with whitespace
+ * continues the previous value, after a newline), a blank line, a body. Fails the test on a
+ * malformed request. Free with kms_test_http_free. */
+void kms_test_http_parse(kms_test_http *r, const char *text);
+
+void kms_test_http_free(kms_test_http *r);
+
 #endif
