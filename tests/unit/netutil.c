@@ -177,6 +177,23 @@ void net_key_create(const char *policy, char *out, size_t n)
     json_decref(r);
 }
 
+void net_role_create(const char *name)
+{
+    char trust[512];
+    snprintf(trust, sizeof trust,
+             "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+             "\"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, \"Action\": "
+             "\"sts:AssumeRole\"}]}",
+             net_account);
+    json_t *doc = json_string(trust);
+    char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
+    json_decref(kms_test_call(net_client, "iam:CreateRole",
+                              "{\"RoleName\": \"%s\", \"AssumeRolePolicyDocument\": %s}", name,
+                              quoted));
+    free(quoted);
+    json_decref(doc);
+}
+
 void net_home_open(void)
 {
     net_dir = kms_test_tmpdir();

@@ -75,6 +75,9 @@ void net_user_create(const char *name, const char *policy, user *u);
 /* Creates a key with key policy policy (NULL: the default), its id in out. */
 void net_key_create(const char *policy, char *out, size_t n);
 
+/* Creates IAM role name, which the account's principals may assume. */
+void net_role_create(const char *name);
+
 /* Opens a fresh home in net_dir as net_client; fills net_region, net_account, net_key_id. */
 void net_home_open(void);
 

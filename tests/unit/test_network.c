@@ -319,19 +319,7 @@ static void test_sessions(void **state)
     assert_false(res.recorded);
 
     /* A role's session. */
-    char trust[512];
-    snprintf(trust, sizeof trust,
-             "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-             "\"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, \"Action\": "
-             "\"sts:AssumeRole\"}]}",
-             net_account);
-    json_t *doc = json_string(trust);
-    char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-    json_decref(kms_test_call(net_client, "iam:CreateRole",
-                              "{\"RoleName\": \"netrole\", \"AssumeRolePolicyDocument\": %s}",
-                              quoted));
-    free(quoted);
-    json_decref(doc);
+    net_role_create("netrole");
     json_decref(kms_test_call(net_client, "iam:PutRolePolicy",
                               "{\"RoleName\": \"netrole\", \"PolicyName\": \"p\", "
                               "\"PolicyDocument\": \"{\\\"Version\\\": \\\"2012-10-17\\\", "

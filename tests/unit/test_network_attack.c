@@ -205,19 +205,8 @@ static void test_cache_after_iam_changes(void **state)
     assert_false(res.recorded);
 
     /* A role's sessions: its policy removed, then the role deleted (its sessions revoked). */
-    char trust[512], body[256];
-    snprintf(trust, sizeof trust,
-             "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-             "\"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, \"Action\": "
-             "\"sts:AssumeRole\"}]}",
-             net_account);
-    json_t *doc = json_string(trust);
-    char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-    json_decref(kms_test_call(net_client, "iam:CreateRole",
-                              "{\"RoleName\": \"attack\", \"AssumeRolePolicyDocument\": %s}",
-                              quoted));
-    free(quoted);
-    json_decref(doc);
+    char body[256];
+    net_role_create("attack");
     policy_put("role", "attack", "kms:Encrypt");
     snprintf(body, sizeof body,
              "{\"RoleArn\": \"arn:aws:iam::%s:role/attack\", \"RoleSessionName\": \"sa\"}",
