@@ -2,6 +2,7 @@
  * client would sign them, authenticated by the service against IAM and run through the gate as
  * their caller; the request context and the record of a network request; which refusals are
  * recorded; kms_client_stats. Every refusal asserts its exact error. */
+#include "netutil.h"
 #include "testutil.h"
 
 #include <jansson.h>
@@ -18,22 +19,8 @@
 #include "sigv4/sigv4.h"
 #include "util/util.h"
 
-#define MAX_HEADERS 12
-
-static char *dir;
-static kms_client *c;
-static char account[13];
-static char key_id[64];     /* a key every user of the account may use through IAM */
 static char ip_key_id[64];  /* its key policy denies Encrypt from outside 203.0.113.0/24 */
 static char tls_key_id[64]; /* its key policy denies Encrypt without TLS */
-static char region[32];
-
-/* A user of the account: its access key and secret. */
-typedef struct user {
-    char akid[32];
-    char secret[64];
-    char token[1024]; /* a session's token, "" for a long-term key */
-} user;
 
 static user alice; /* kms:* and sts:AssumeRole */
 static user bob;   /* no permission */
@@ -41,6 +28,7 @@ static user carol; /* kms:Encrypt from 192.0.2.0/24 only */
 static user eve;   /* kms:*, for counting her refused authentications */
 static user frank; /* kms:Encrypt only with a User-Agent of test-agent/... */
 
+<<<<<<< HEAD
 /* ---- Signing -------------------------------------------------------------------------------- */
 
 /* One request as a front end hands it in. */
@@ -223,18 +211,13 @@ static void key_create(const char *policy, char *out, size_t n)
     json_decref(r);
 }
 
+=======
+>>>>>>> dedup
 static int setup(void **state)
 {
     (void)state;
     char policy[2048];
-    dir = kms_test_tmpdir();
-    c = kms_test_home_open(dir);
-    assert_non_null(c);
-    snprintf(region, sizeof region, "%s", kms_client_region(c));
-    json_t *who = kms_test_call(c, "sts:GetCallerIdentity", "{}");
-    snprintf(account, sizeof account, "%s", json_string_value(json_object_get(who, "Account")));
-    json_decref(who);
-    key_create(NULL, key_id, sizeof key_id);
+    net_home_open();
     snprintf(policy, sizeof policy,
              "{\"Version\": \"2012-10-17\", \"Statement\": ["
              "{\"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, "
@@ -242,8 +225,8 @@ static int setup(void **state)
              "{\"Effect\": \"Deny\", \"Principal\": \"*\", \"Action\": \"kms:Encrypt\", "
              "\"Resource\": \"*\", \"Condition\": {\"NotIpAddress\": {\"aws:SourceIp\": "
              "[\"203.0.113.0/24\", \"127.0.0.1/32\"]}}}]}",
-             account);
-    key_create(policy, ip_key_id, sizeof ip_key_id);
+             net_account);
+    net_key_create(policy, ip_key_id, sizeof ip_key_id);
     snprintf(policy, sizeof policy,
              "{\"Version\": \"2012-10-17\", \"Statement\": ["
              "{\"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, "
@@ -251,79 +234,28 @@ static int setup(void **state)
              "{\"Effect\": \"Deny\", \"Principal\": \"*\", \"Action\": \"kms:Encrypt\", "
              "\"Resource\": \"*\", \"Condition\": {\"Bool\": {\"aws:SecureTransport\": "
              "\"false\"}}}]}",
-             account);
-    key_create(policy, tls_key_id, sizeof tls_key_id);
-    user_create("alice",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": [\"kms:*\", \"sts:AssumeRole\"], \"Resource\": \"*\"}]}",
-                &alice);
-    user_create("bob", NULL, &bob);
-    user_create("carol",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": \"kms:Encrypt\", \"Resource\": \"*\", \"Condition\": "
-                "{\"IpAddress\": {\"aws:SourceIp\": \"192.0.2.0/24\"}}}]}",
-                &carol);
-    user_create("eve",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": \"kms:*\", \"Resource\": \"*\"}]}",
-                &eve);
-    user_create("frank",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": \"kms:Encrypt\", \"Resource\": \"*\", \"Condition\": "
-                "{\"StringLike\": {\"aws:UserAgent\": \"test-agent/*\"}}}]}",
-                &frank);
+             net_account);
+    net_key_create(policy, tls_key_id, sizeof tls_key_id);
+    net_user_create("alice",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": [\"kms:*\", \"sts:AssumeRole\"], \"Resource\": \"*\"}]}",
+                    &alice);
+    net_user_create("bob", NULL, &bob);
+    net_user_create("carol",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": \"kms:Encrypt\", \"Resource\": \"*\", \"Condition\": "
+                    "{\"IpAddress\": {\"aws:SourceIp\": \"192.0.2.0/24\"}}}]}",
+                    &carol);
+    net_user_create("eve",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": \"kms:*\", \"Resource\": \"*\"}]}",
+                    &eve);
+    net_user_create("frank",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": \"kms:Encrypt\", \"Resource\": \"*\", \"Condition\": "
+                    "{\"StringLike\": {\"aws:UserAgent\": \"test-agent/*\"}}}]}",
+                    &frank);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kms_client_free(c);
-    kms_test_rmrf(dir);
-    free(dir);
-    return 0;
-}
-
-/* The records of access key akid (newest first), as LookupEvents finds them. */
-static json_t *records_of(const char *akid)
-{
-    json_t *page = kms_test_call(c, "cloudtrail:LookupEvents",
-                                 "{\"LookupAttributes\": [{\"AttributeKey\": \"AccessKeyId\", "
-                                 "\"AttributeValue\": \"%s\"}], \"MaxResults\": 50}",
-                                 akid);
-    json_t *out = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(page, "Events"), i, e)
-    {
-        const char *line = json_string_value(json_object_get(e, "CloudTrailEvent"));
-        json_t *rec = json_loads(line, 0, NULL);
-        assert_non_null(rec);
-        assert_int_equal(json_array_append_new(out, rec), 0);
-    }
-    json_decref(page);
-    return out;
-}
-
-/* The record whose requestID is request_id (a reference of list's), or NULL. */
-static json_t *record_with(json_t *list, const char *request_id)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(list, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "requestID"));
-        if (id != NULL && strcmp(id, request_id) == 0) {
-            return r;
-        }
-    }
-    return NULL;
-}
-
-static const char *str(json_t *o, const char *name)
-{
-    const char *s = json_string_value(json_object_get(o, name));
-    return s != NULL ? s : "";
 }
 
 /* ---- Tests ---------------------------------------------------------------------------------- */
@@ -334,20 +266,21 @@ static void test_round_trip(void **state)
     kms_network_result res;
     json_t *resp = NULL;
     char body[2048];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8gd29ybGQ=\"}", key_id);
-    assert_int_equal(call_as(&alice, "Encrypt", body, NULL, &res, &resp), 0);
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8gd29ybGQ=\"}",
+             net_key_id);
+    assert_int_equal(net_call_as(&alice, "Encrypt", body, NULL, &res, &resp), 0);
     assert_true(res.recorded);
-    assert_string_equal(res.account_id, account);
+    assert_string_equal(res.account_id, net_account);
     assert_string_equal(res.access_key_id, alice.akid);
-    const char *blob = str(resp, "CiphertextBlob");
+    const char *blob = net_str(resp, "CiphertextBlob");
     assert_true(strlen(blob) > 0);
     snprintf(body, sizeof body, "{\"CiphertextBlob\": \"%s\"}", blob);
     json_decref(resp);
-    assert_int_equal(call_as(&alice, "Decrypt", body, NULL, &res, &resp), 0);
-    assert_string_equal(str(resp, "Plaintext"), "aGVsbG8gd29ybGQ=");
+    assert_int_equal(net_call_as(&alice, "Decrypt", body, NULL, &res, &resp), 0);
+    assert_string_equal(net_str(resp, "Plaintext"), "aGVsbG8gd29ybGQ=");
     json_decref(resp);
     /* An in-process client works as before. */
-    json_decref(kms_test_call(c, "DescribeKey", "{\"KeyId\": \"%s\"}", key_id));
+    json_decref(kms_test_call(net_client, "DescribeKey", "{\"KeyId\": \"%s\"}", net_key_id));
 }
 
 static void test_record(void **state)
@@ -355,20 +288,20 @@ static void test_record(void **state)
     (void)state;
     kms_network_result res;
     sign_opts o = {.user_agent = "test-agent/1.0 (\xff)", .source_ip = "2001:db8::7"};
-    assert_int_equal(encrypt_as(&alice, key_id, &o, &res), 0);
-    json_t *list = records_of(alice.akid);
-    json_t *r = record_with(list, res.request_id);
+    assert_int_equal(net_encrypt_as(&alice, net_key_id, &o, &res), 0);
+    json_t *list = net_records_of(alice.akid);
+    json_t *r = net_record_with(list, res.request_id);
     assert_non_null(r);
-    assert_string_equal(str(r, "eventName"), "Encrypt");
-    assert_string_equal(str(r, "sourceIPAddress"), "2001:db8::7");
-    assert_string_equal(str(r, "userAgent"), "test-agent/1.0 (?)");
+    assert_string_equal(net_str(r, "eventName"), "Encrypt");
+    assert_string_equal(net_str(r, "sourceIPAddress"), "2001:db8::7");
+    assert_string_equal(net_str(r, "userAgent"), "test-agent/1.0 (?)");
     json_t *tls = json_object_get(r, "tlsDetails");
-    assert_string_equal(str(tls, "tlsVersion"), "TLSv1.3");
-    assert_string_equal(str(tls, "cipherSuite"), "TLS_AES_128_GCM_SHA256");
-    assert_string_equal(str(tls, "clientProvidedHostHeader"), "kms.test:8443");
+    assert_string_equal(net_str(tls, "tlsVersion"), "TLSv1.3");
+    assert_string_equal(net_str(tls, "cipherSuite"), "TLS_AES_128_GCM_SHA256");
+    assert_string_equal(net_str(tls, "clientProvidedHostHeader"), "kms.test:8443");
     json_t *who = json_object_get(r, "userIdentity");
-    assert_string_equal(str(who, "userName"), "alice");
-    assert_string_equal(str(who, "accessKeyId"), alice.akid);
+    assert_string_equal(net_str(who, "userName"), "alice");
+    assert_string_equal(net_str(who, "accessKeyId"), alice.akid);
     json_decref(list);
 
     /* Plain HTTP: no tlsDetails. A long user agent is cut. */
@@ -376,26 +309,26 @@ static void test_record(void **state)
     memset(agent, 'a', sizeof agent - 1);
     agent[sizeof agent - 1] = '\0';
     sign_opts plain = {.plain_http = true, .user_agent = agent};
-    assert_int_equal(encrypt_as(&alice, key_id, &plain, &res), 0);
-    list = records_of(alice.akid);
-    r = record_with(list, res.request_id);
+    assert_int_equal(net_encrypt_as(&alice, net_key_id, &plain, &res), 0);
+    list = net_records_of(alice.akid);
+    r = net_record_with(list, res.request_id);
     assert_non_null(r);
     assert_null(json_object_get(r, "tlsDetails"));
-    assert_int_equal(strlen(str(r, "userAgent")), 256);
+    assert_int_equal(strlen(net_str(r, "userAgent")), 256);
     json_decref(list);
 
     /* In-process records keep this machine and the client's user agent, and no tlsDetails. */
-    json_decref(kms_test_call(c, "DescribeKey", "{\"KeyId\": \"%s\"}", key_id));
-    json_t *page = kms_test_call(c, "cloudtrail:LookupEvents",
+    json_decref(kms_test_call(net_client, "DescribeKey", "{\"KeyId\": \"%s\"}", net_key_id));
+    json_t *page = kms_test_call(net_client, "cloudtrail:LookupEvents",
                                  "{\"LookupAttributes\": [{\"AttributeKey\": \"EventName\", "
                                  "\"AttributeValue\": \"DescribeKey\"}], \"MaxResults\": 1}");
-    r = json_loads(str(json_array_get(json_object_get(page, "Events"), 0), "CloudTrailEvent"), 0,
-                   NULL);
+    r = json_loads(net_str(json_array_get(json_object_get(page, "Events"), 0), "CloudTrailEvent"),
+                   0, NULL);
     assert_non_null(r);
-    assert_string_equal(str(r, "sourceIPAddress"), "127.0.0.1");
-    assert_string_equal(str(r, "userAgent"), "libkms/0.1.0");
+    assert_string_equal(net_str(r, "sourceIPAddress"), "127.0.0.1");
+    assert_string_equal(net_str(r, "userAgent"), "libkms/0.1.0");
     assert_null(json_object_get(r, "tlsDetails"));
-    assert_int_equal(strlen(str(r, "requestID")), 36);
+    assert_int_equal(strlen(net_str(r, "requestID")), 36);
     json_decref(r);
     json_decref(page);
 }
@@ -403,8 +336,9 @@ static void test_record(void **state)
 /* The access key's last use: the service each request was signed for. */
 static const char *last_used_service(const user *u, char *buf, size_t n)
 {
-    json_t *r = kms_test_call(c, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", u->akid);
-    snprintf(buf, n, "%s", str(json_object_get(r, "AccessKeyLastUsed"), "ServiceName"));
+    json_t *r =
+        kms_test_call(net_client, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", u->akid);
+    snprintf(buf, n, "%s", net_str(json_object_get(r, "AccessKeyLastUsed"), "ServiceName"));
     json_decref(r);
     return buf;
 }
@@ -413,9 +347,9 @@ static void test_last_used(void **state)
 {
     (void)state;
     char buf[32];
-    assert_int_equal(call_as(&frank, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
+    assert_int_equal(net_call_as(&frank, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
     assert_string_equal(last_used_service(&frank, buf, sizeof buf), "sts");
-    assert_int_equal(encrypt_as(&frank, key_id, NULL, NULL), 0);
+    assert_int_equal(net_encrypt_as(&frank, net_key_id, NULL, NULL), 0);
     assert_string_equal(last_used_service(&frank, buf, sizeof buf), "kms");
 }
 
@@ -425,18 +359,18 @@ static void test_changed_body(void **state)
     treq t;
     kms_network_result res;
     char body[256];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key_id);
-    sign(&t, &alice, "Encrypt", body, NULL);
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", net_key_id);
+    net_sign(&t, &alice, "Encrypt", body, NULL);
     /* The same length, another plaintext. */
-    snprintf(t.body, sizeof t.body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG9=\"}", key_id);
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    snprintf(t.body, sizeof t.body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG9=\"}", net_key_id);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     assert_true(res.recorded);
     assert_string_equal(res.account_id, "");
-    json_t *list = records_of(alice.akid);
-    json_t *r = record_with(list, res.request_id);
+    json_t *list = net_records_of(alice.akid);
+    json_t *r = net_record_with(list, res.request_id);
     assert_non_null(r);
-    assert_string_equal(str(r, "errorCode"), "InvalidSignatureException");
-    assert_string_equal(str(json_object_get(r, "userIdentity"), "userName"), "alice");
+    assert_string_equal(net_str(r, "errorCode"), "InvalidSignatureException");
+    assert_string_equal(net_str(json_object_get(r, "userIdentity"), "userName"), "alice");
     assert_true(json_is_null(json_object_get(r, "requestParameters")));
     json_decref(list);
 }
@@ -449,12 +383,12 @@ static void test_refused_runs_nothing(void **state)
     kms_network_result res;
     char body[256];
     snprintf(body, sizeof body, "{\"AliasName\": \"alias/never\", \"TargetKeyId\": \"%s\"}",
-             key_id);
-    sign(&t, &alice, "CreateAlias", body, NULL);
+             net_key_id);
+    net_sign(&t, &alice, "CreateAlias", body, NULL);
     t.auth[strlen(t.auth) - 1] = t.auth[strlen(t.auth) - 1] == '0' ? '1' : '0';
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     char *resp = NULL;
-    assert_kms_error(kms_call(c, "DescribeKey", "{\"KeyId\": \"alias/never\"}", &resp),
+    assert_kms_error(kms_call(net_client, "DescribeKey", "{\"KeyId\": \"alias/never\"}", &resp),
                      KMS_ERR_NOT_FOUND);
 }
 
@@ -463,18 +397,18 @@ static void test_unknown_key(void **state)
     (void)state;
     user nobody = {.akid = "AKIAZZZZZZZZZZZZZZZZ", .secret = "x"};
     kms_network_result res;
-    assert_kms_error(encrypt_as(&nobody, key_id, NULL, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&nobody, net_key_id, NULL, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
     assert_string_equal(kms_last_error_message(),
                         "The security token included in the request is invalid.");
     assert_false(res.recorded);
     assert_string_equal(res.account_id, "");
-    json_t *list = records_of(nobody.akid);
+    json_t *list = net_records_of(nobody.akid);
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
     /* A secret that is not the key's own: a known key, a bad signature. */
     user wrong = alice;
     snprintf(wrong.secret, sizeof wrong.secret, "not-the-secret");
-    assert_kms_error(encrypt_as(&wrong, key_id, NULL, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&wrong, net_key_id, NULL, &res), KMS_ERR_BAD_SIGNATURE);
     assert_string_equal(kms_last_error_message(),
                         "The request signature we calculated does not match the signature you "
                         "provided. Check your AWS Secret Access Key and signing method. Consult "
@@ -486,23 +420,23 @@ static void test_malformed(void **state)
     (void)state;
     treq t;
     kms_network_result res;
-    sign(&t, &alice, "Encrypt", "{}", NULL);
+    net_sign(&t, &alice, "Encrypt", "{}", NULL);
     t.req.header_count = t.n - 2; /* without Authorization and User-Agent */
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
     assert_false(res.recorded);
-    sign(&t, &alice, "Encrypt", "{}", NULL);
+    net_sign(&t, &alice, "Encrypt", "{}", NULL);
     snprintf(t.auth, sizeof t.auth, "AWS4-HMAC-SHA256 Credential=%s", alice.akid);
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
     assert_false(res.recorded);
     /* x-amz-date twice (the second unsigned, which a proxy might read). */
-    sign(&t, &alice, "Encrypt", "{}", NULL);
-    header_add(&t, "x-amz-date", "20300101T000000Z");
+    net_sign(&t, &alice, "Encrypt", "{}", NULL);
+    net_header_add(&t, "x-amz-date", "20300101T000000Z");
     t.req.header_count = t.n;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
-    sign(&t, &alice, "Encrypt", "{}", NULL);
-    header_add(&t, "Authorization", t.auth);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
+    net_sign(&t, &alice, "Encrypt", "{}", NULL);
+    net_header_add(&t, "Authorization", t.auth);
     t.req.header_count = t.n;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
 }
 
 static void test_scope(void **state)
@@ -510,21 +444,21 @@ static void test_scope(void **state)
     (void)state;
     kms_network_result res;
     sign_opts o = {.region = "eu-west-3"};
-    assert_kms_error(encrypt_as(&alice, key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&alice, net_key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
     assert_non_null(
         strstr(kms_last_error_message(), "Credential should be scoped to a valid region"));
     assert_true(res.recorded);
     o = (sign_opts){.service = "acm"};
-    assert_kms_error(encrypt_as(&alice, key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&alice, net_key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
     assert_string_equal(kms_last_error_message(),
                         "Credential should be scoped to correct service: 'kms'");
     /* sts: operations are signed for sts. */
     json_t *resp = NULL;
-    assert_int_equal(call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, &resp), 0);
-    assert_string_equal(str(resp, "Account"), account);
+    assert_int_equal(net_call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, &resp), 0);
+    assert_string_equal(net_str(resp, "Account"), net_account);
     json_decref(resp);
     o = (sign_opts){.service = "kms"};
-    assert_kms_error(call_as(&alice, "sts:GetCallerIdentity", "{}", &o, &res, NULL),
+    assert_kms_error(net_call_as(&alice, "sts:GetCallerIdentity", "{}", &o, &res, NULL),
                      KMS_ERR_BAD_SIGNATURE);
 }
 
@@ -533,21 +467,21 @@ static void test_skew(void **state)
     (void)state;
     kms_network_result res;
     sign_opts o = {.skew = -360};
-    assert_kms_error(encrypt_as(&alice, key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&alice, net_key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
     assert_non_null(strstr(kms_last_error_message(), "Signature expired"));
     o.skew = 360;
-    assert_kms_error(encrypt_as(&alice, key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&alice, net_key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
     assert_non_null(strstr(kms_last_error_message(), "Signature not yet current"));
     o.skew = -200;
-    assert_int_equal(encrypt_as(&alice, key_id, &o, &res), 0);
+    assert_int_equal(net_encrypt_as(&alice, net_key_id, &o, &res), 0);
 }
 
 static void session_from(json_t *resp, user *u)
 {
     json_t *cr = json_object_get(resp, "Credentials");
-    snprintf(u->akid, sizeof u->akid, "%s", str(cr, "AccessKeyId"));
-    snprintf(u->secret, sizeof u->secret, "%s", str(cr, "SecretAccessKey"));
-    snprintf(u->token, sizeof u->token, "%s", str(cr, "SessionToken"));
+    snprintf(u->akid, sizeof u->akid, "%s", net_str(cr, "AccessKeyId"));
+    snprintf(u->secret, sizeof u->secret, "%s", net_str(cr, "SecretAccessKey"));
+    snprintf(u->token, sizeof u->token, "%s", net_str(cr, "SessionToken"));
     assert_memory_equal(u->akid, "ASIA", 4);
 }
 
@@ -557,33 +491,21 @@ static void test_sessions(void **state)
     kms_network_result res;
     json_t *resp = NULL;
     user session;
-    assert_int_equal(call_as(&alice, "sts:GetSessionToken", "{}", NULL, &res, &resp), 0);
+    assert_int_equal(net_call_as(&alice, "sts:GetSessionToken", "{}", NULL, &res, &resp), 0);
     session_from(resp, &session);
     json_decref(resp);
-    assert_int_equal(encrypt_as(&session, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&session, net_key_id, NULL, &res), 0);
     assert_string_equal(res.access_key_id, session.akid);
     sign_opts o = {.no_token = true};
-    assert_kms_error(encrypt_as(&session, key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&session, net_key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
     assert_false(res.recorded);
     o = (sign_opts){.wrong_token = "AAAAnotthetoken"};
-    assert_kms_error(encrypt_as(&session, key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&session, net_key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
     assert_false(res.recorded);
 
     /* A role's session. */
-    char trust[512];
-    snprintf(trust, sizeof trust,
-             "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-             "\"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, \"Action\": "
-             "\"sts:AssumeRole\"}]}",
-             account);
-    json_t *doc = json_string(trust);
-    char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-    json_decref(kms_test_call(c, "iam:CreateRole",
-                              "{\"RoleName\": \"netrole\", \"AssumeRolePolicyDocument\": %s}",
-                              quoted));
-    free(quoted);
-    json_decref(doc);
-    json_decref(kms_test_call(c, "iam:PutRolePolicy",
+    net_role_create("netrole");
+    json_decref(kms_test_call(net_client, "iam:PutRolePolicy",
                               "{\"RoleName\": \"netrole\", \"PolicyName\": \"p\", "
                               "\"PolicyDocument\": \"{\\\"Version\\\": \\\"2012-10-17\\\", "
                               "\\\"Statement\\\": [{\\\"Effect\\\": \\\"Allow\\\", "
@@ -592,21 +514,21 @@ static void test_sessions(void **state)
     char body[256];
     snprintf(body, sizeof body,
              "{\"RoleArn\": \"arn:aws:iam::%s:role/netrole\", \"RoleSessionName\": \"net\"}",
-             account);
-    assert_int_equal(call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
+             net_account);
+    assert_int_equal(net_call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
     session_from(resp, &session);
     json_decref(resp);
-    assert_int_equal(encrypt_as(&session, key_id, NULL, &res), 0);
-    json_t *list = records_of(session.akid);
-    json_t *r = record_with(list, res.request_id);
+    assert_int_equal(net_encrypt_as(&session, net_key_id, NULL, &res), 0);
+    json_t *list = net_records_of(session.akid);
+    json_t *r = net_record_with(list, res.request_id);
     assert_non_null(r);
-    assert_string_equal(str(json_object_get(r, "userIdentity"), "type"), "AssumedRole");
+    assert_string_equal(net_str(json_object_get(r, "userIdentity"), "type"), "AssumedRole");
     json_decref(list);
     o = (sign_opts){.no_token = true};
-    assert_kms_error(encrypt_as(&session, key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&session, net_key_id, &o, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
     /* The role allows Encrypt only. */
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\"}", key_id);
-    assert_kms_error(call_as(&session, "DescribeKey", body, NULL, &res, NULL),
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\"}", net_key_id);
+    assert_kms_error(net_call_as(&session, "DescribeKey", body, NULL, &res, NULL),
                      KMS_ERR_ACCESS_DENIED);
 }
 
@@ -634,30 +556,30 @@ static void test_admit(void **state)
     kms_network_result res;
     admit_seen seen = {0};
     char body[256];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key_id);
-    sign(&t, &alice, "Encrypt", body, NULL);
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", net_key_id);
+    net_sign(&t, &alice, "Encrypt", body, NULL);
     t.req.admit = admit_refuse;
     t.req.admit_arg = &seen;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_THROTTLING);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_THROTTLING);
     assert_string_equal(kms_last_error_message(), "Rate exceeded");
     assert_int_equal(seen.calls, 1);
-    assert_string_equal(seen.account, account);
+    assert_string_equal(seen.account, net_account);
     assert_string_equal(seen.akid, alice.akid);
     assert_string_equal(seen.operation, "Encrypt");
     assert_true(res.recorded);
     assert_string_equal(res.access_key_id, alice.akid);
-    json_t *list = records_of(alice.akid);
-    json_t *r = record_with(list, res.request_id);
+    json_t *list = net_records_of(alice.akid);
+    json_t *r = net_record_with(list, res.request_id);
     assert_non_null(r);
-    assert_string_equal(str(r, "errorCode"), "ThrottlingException");
-    assert_string_equal(str(json_object_get(r, "userIdentity"), "userName"), "alice");
+    assert_string_equal(net_str(r, "errorCode"), "ThrottlingException");
+    assert_string_equal(net_str(json_object_get(r, "userIdentity"), "userName"), "alice");
     json_decref(list);
     /* Not asked before the signature verified. */
-    sign(&t, &alice, "Encrypt", body, NULL);
+    net_sign(&t, &alice, "Encrypt", body, NULL);
     t.req.admit = admit_refuse;
     t.req.admit_arg = &seen;
     t.req.body_len--;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     assert_int_equal(seen.calls, 1);
 }
 
@@ -667,12 +589,12 @@ static void test_source_ip(void **state)
     sign_opts inside = {.source_ip = "192.0.2.44"};
     sign_opts outside = {.source_ip = "198.51.100.1"};
     /* An IAM policy's condition. */
-    assert_int_equal(encrypt_as(&carol, key_id, &inside, NULL), 0);
-    assert_kms_error(encrypt_as(&carol, key_id, &outside, NULL), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(net_encrypt_as(&carol, net_key_id, &inside, NULL), 0);
+    assert_kms_error(net_encrypt_as(&carol, net_key_id, &outside, NULL), KMS_ERR_ACCESS_DENIED);
     /* A key policy's. */
     sign_opts allowed = {.source_ip = "203.0.113.9"};
-    assert_int_equal(encrypt_as(&alice, ip_key_id, &allowed, NULL), 0);
-    assert_kms_error(encrypt_as(&alice, ip_key_id, &inside, NULL), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(net_encrypt_as(&alice, ip_key_id, &allowed, NULL), 0);
+    assert_kms_error(net_encrypt_as(&alice, ip_key_id, &inside, NULL), KMS_ERR_ACCESS_DENIED);
     assert_non_null(strstr(kms_last_error_message(), "explicit deny in a resource-based policy"));
 }
 
@@ -680,19 +602,19 @@ static void test_secure_transport(void **state)
 {
     (void)state;
     sign_opts plain = {.plain_http = true};
-    assert_kms_error(encrypt_as(&alice, tls_key_id, &plain, NULL), KMS_ERR_ACCESS_DENIED);
-    assert_int_equal(encrypt_as(&alice, tls_key_id, NULL, NULL), 0);
+    assert_kms_error(net_encrypt_as(&alice, tls_key_id, &plain, NULL), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(net_encrypt_as(&alice, tls_key_id, NULL, NULL), 0);
     /* In-process calls are secure transport. */
-    json_decref(
-        kms_test_call(c, "Encrypt", "{\"KeyId\": \"%s\", \"Plaintext\": \"aGk=\"}", tls_key_id));
+    json_decref(kms_test_call(net_client, "Encrypt", "{\"KeyId\": \"%s\", \"Plaintext\": \"aGk=\"}",
+                              tls_key_id));
 }
 
 static void test_user_agent(void **state)
 {
     (void)state;
     sign_opts other = {.user_agent = "curl/8.0"};
-    assert_int_equal(encrypt_as(&frank, key_id, NULL, NULL), 0);
-    assert_kms_error(encrypt_as(&frank, key_id, &other, NULL), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(net_encrypt_as(&frank, net_key_id, NULL, NULL), 0);
+    assert_kms_error(net_encrypt_as(&frank, net_key_id, &other, NULL), KMS_ERR_ACCESS_DENIED);
 }
 
 static void test_refusals_recorded(void **state)
@@ -703,13 +625,13 @@ static void test_refusals_recorded(void **state)
     for (int i = 0; i < 14; i++) {
         kms_network_result res;
         treq t;
-        sign(&t, &eve, "Encrypt", "{}", NULL);
+        net_sign(&t, &eve, "Encrypt", "{}", NULL);
         t.req.body_len = 1; /* "{": not what was signed */
-        assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+        assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
         recorded += res.recorded;
     }
     bool same_minute = kms_now() / 60 == minute;
-    json_t *list = records_of(eve.akid);
+    json_t *list = net_records_of(eve.akid);
     if (same_minute) {
         assert_int_equal(recorded, KMS_NETWORK_REFUSALS_RECORDED);
     } else {
@@ -720,7 +642,7 @@ static void test_refusals_recorded(void **state)
     json_decref(list);
     /* A good request of hers still works, and is recorded. */
     kms_network_result res;
-    assert_int_equal(encrypt_as(&eve, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&eve, net_key_id, NULL, &res), 0);
     assert_true(res.recorded);
 }
 
@@ -729,26 +651,26 @@ static void test_callers_apart(void **state)
 {
     (void)state;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(encrypt_as(&alice, key_id, NULL, NULL), 0);
-        assert_kms_error(encrypt_as(&bob, key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
+        assert_int_equal(net_encrypt_as(&alice, net_key_id, NULL, NULL), 0);
+        assert_kms_error(net_encrypt_as(&bob, net_key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
         assert_non_null(strstr(kms_last_error_message(), "user/bob"));
     }
     /* An IAM change reaches a cached caller at once. */
-    json_decref(kms_test_call(c, "iam:PutUserPolicy",
+    json_decref(kms_test_call(net_client, "iam:PutUserPolicy",
                               "{\"UserName\": \"bob\", \"PolicyName\": \"p\", \"PolicyDocument\": "
                               "\"{\\\"Version\\\": \\\"2012-10-17\\\", \\\"Statement\\\": "
                               "[{\\\"Effect\\\": \\\"Allow\\\", \\\"Action\\\": "
                               "\\\"kms:Encrypt\\\", \\\"Resource\\\": \\\"*\\\"}]}\"}"));
-    assert_int_equal(encrypt_as(&bob, key_id, NULL, NULL), 0);
-    json_decref(
-        kms_test_call(c, "iam:DeleteUserPolicy", "{\"UserName\": \"bob\", \"PolicyName\": \"p\"}"));
-    assert_kms_error(encrypt_as(&bob, key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
+    assert_int_equal(net_encrypt_as(&bob, net_key_id, NULL, NULL), 0);
+    json_decref(kms_test_call(net_client, "iam:DeleteUserPolicy",
+                              "{\"UserName\": \"bob\", \"PolicyName\": \"p\"}"));
+    assert_kms_error(net_encrypt_as(&bob, net_key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
     /* A deactivated key stops at once. */
-    json_decref(kms_test_call(c, "iam:UpdateAccessKey",
+    json_decref(kms_test_call(net_client, "iam:UpdateAccessKey",
                               "{\"UserName\": \"bob\", \"AccessKeyId\": \"%s\", \"Status\": "
                               "\"Inactive\"}",
                               bob.akid));
-    assert_kms_error(encrypt_as(&bob, key_id, NULL, NULL), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&bob, net_key_id, NULL, NULL), KMS_ERR_UNRECOGNIZED_CLIENT);
 }
 
 /* The same from several threads at once: each request gets its own caller's decision. */
@@ -758,7 +680,7 @@ static void *alternate(void *arg)
     for (int i = 0; i < 10; i++) {
         const user *u = ((long)arg + i) % 2 == 0 ? &alice : &carol;
         sign_opts o = {.source_ip = "198.51.100.1"}; /* carol's policy wants 192.0.2.0/24 */
-        int rc = encrypt_as(u, key_id, &o, NULL);
+        int rc = net_encrypt_as(u, net_key_id, &o, NULL);
         bool denied = rc != 0 && kms_last_error() == KMS_ERR_ACCESS_DENIED;
         failures += u == &alice ? rc != 0 : !denied;
     }
@@ -783,7 +705,7 @@ static void test_callers_threads(void **state)
 static json_t *stats_get(json_int_t *count, json_int_t *records, json_int_t *ones)
 {
     char *text = NULL;
-    assert_int_equal(kms_client_stats(c, &text), 0);
+    assert_int_equal(kms_client_stats(net_client, &text), 0);
     json_t *s = json_loads(text, 0, NULL);
     kms_string_free(text);
     assert_non_null(s);
@@ -821,7 +743,7 @@ static void test_stats(void **state)
     assert_int_equal(json_integer_value(json_array_get(json_array_get(b, 8), 1)), count);
     json_decref(s);
     /* One request alone: one flush of one record. */
-    assert_int_equal(encrypt_as(&alice, key_id, NULL, NULL), 0);
+    assert_int_equal(net_encrypt_as(&alice, net_key_id, NULL, NULL), 0);
     json_int_t count2 = 0, records2 = 0, ones2 = 0;
     json_decref(stats_get(&count2, &records2, &ones2));
     assert_int_equal(count2, count + 1);
@@ -851,5 +773,5 @@ int main(void)
         cmocka_unit_test(test_callers_threads),
         cmocka_unit_test(test_stats),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, net_teardown);
 }

@@ -3,6 +3,7 @@
  * snapshot cache after IAM changes), that run before or without authentication, that forge or
  * break records through header content, that fill the trail with refused authentications, and
  * many callers at once from several threads. */
+#include "netutil.h"
 #include "testutil.h"
 
 #include <jansson.h>
@@ -21,279 +22,24 @@
 #include "sigv4/sigv4.h"
 #include "util/util.h"
 
-#define MAX_HEADERS 12
-
-static char *dir;
-static kms_client *c;
-static char account[13];
-static char key_id[64]; /* a key every user of the account may use through IAM */
-static char region[32];
-
-/* A user of the account: its access key and secret. */
-typedef struct user {
-    char akid[32];
-    char secret[64];
-    char token[1024]; /* a session's token, "" for a long-term key */
-} user;
-
 static user alice; /* kms:*, sts:* and iam:* */
 static user bob;   /* no permission */
 static user eve;   /* kms:*, for counting her refused authentications */
 
-/* ---- Signing -------------------------------------------------------------------------------- */
-
-/* One request as a front end hands it in. */
-typedef struct treq {
-    kms_http_header headers[MAX_HEADERS];
-    size_t n;
-    char date[17];
-    char target[96];
-    char auth[1024];
-    char body[2048];
-    kms_network_request req;
-} treq;
-
-typedef struct sign_opts {
-    const char *region;  /* NULL: the home's */
-    const char *service; /* NULL: the operation's */
-    int64_t skew;        /* seconds added to the signing time */
-    const char *user_agent;
-    const char *source_ip;
-    bool plain_http;
-    bool no_token; /* a session's request without its X-Amz-Security-Token */
-    const char *wrong_token;
-} sign_opts;
-
-static void header_add(treq *t, const char *name, const char *value)
-{
-    assert_true(t->n < MAX_HEADERS);
-    t->headers[t->n].name = name;
-    t->headers[t->n].value = value;
-    t->n++;
-}
-
-static const char *service_of(const char *op)
-{
-    static char buf[32];
-    const char *colon = strchr(op, ':');
-    if (colon == NULL) {
-        return "kms";
-    }
-    snprintf(buf, sizeof buf, "%.*s", (int)(colon - op), op);
-    return buf;
-}
-
-/* Builds t: operation op with body as user u signs it (o may be NULL). */
-static void sign(treq *t, const user *u, const char *op, const char *body, const sign_opts *o)
-{
-    static const sign_opts none = {0};
-    o = o != NULL ? o : &none;
-    memset(t, 0, sizeof *t);
-    snprintf(t->body, sizeof t->body, "%s", body);
-    time_t when = (time_t)(kms_now() + o->skew);
-    struct tm tm;
-    gmtime_r(&when, &tm);
-    strftime(t->date, sizeof t->date, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(t->target, sizeof t->target, "TrentService.%s", op);
-    const char *token = o->wrong_token != NULL ? o->wrong_token : u->token;
-    bool with_token = token[0] != '\0' && !o->no_token;
-    /* Sorted by name, as SignedHeaders lists them. */
-    header_add(t, "Content-Type", "application/x-amz-json-1.1");
-    header_add(t, "Host", "kms.test:8443");
-    header_add(t, "X-Amz-Date", t->date);
-    if (with_token) {
-        header_add(t, "X-Amz-Security-Token", token);
-    }
-    header_add(t, "X-Amz-Target", t->target);
-    const char *signed_headers = with_token ? "content-type;host;x-amz-date;x-amz-security-token;"
-                                              "x-amz-target"
-                                            : "content-type;host;x-amz-date;x-amz-target";
-    kms_sigv4_header sh[MAX_HEADERS];
-    for (size_t i = 0; i < t->n; i++) {
-        sh[i].name = t->headers[i].name;
-        sh[i].value = t->headers[i].value;
-    }
-    kms_sigv4_request sr = {.method = "POST",
-                            .path = "/",
-                            .headers = sh,
-                            .n_headers = t->n,
-                            .body = (const uint8_t *)t->body,
-                            .body_len = strlen(t->body),
-                            .normalize_path = 1};
-    const char *reg = o->region != NULL ? o->region : region;
-    const char *svc = o->service != NULL ? o->service : service_of(op);
-    char date8[9], scope[128], sig[65];
-    snprintf(date8, sizeof date8, "%.8s", t->date);
-    snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", date8, reg, svc);
-    char *canonical = NULL, *sts = NULL;
-    assert_int_equal(kms_sigv4_canonical_request(&sr, signed_headers, &canonical), 0);
-    assert_int_equal(kms_sigv4_string_to_sign(t->date, scope, canonical, &sts), 0);
-    assert_int_equal(kms_sigv4_sign(u->secret, date8, reg, svc, sts, sig), 0);
-    free(canonical);
-    free(sts);
-    snprintf(t->auth, sizeof t->auth,
-             "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", u->akid, scope,
-             signed_headers, sig);
-    header_add(t, "Authorization", t->auth);
-    header_add(t, "User-Agent", o->user_agent != NULL ? o->user_agent : "test-agent/1.0");
-    t->req = (kms_network_request){
-        .method = "POST",
-        .path = "/",
-        .headers = t->headers,
-        .header_count = t->n,
-        .body = (const uint8_t *)t->body,
-        .body_len = strlen(t->body),
-        .operation = op,
-        .request_json = t->body,
-        .source_ip = o->source_ip != NULL ? o->source_ip : "192.0.2.7",
-        .tls_version = o->plain_http ? NULL : "TLSv1.3",
-        .cipher_suite = o->plain_http ? NULL : "TLS_AES_128_GCM_SHA256",
-    };
-}
-
-/* kms_call_network of t; the response (parsed) in *resp when resp is not NULL. */
-static int send_req(treq *t, kms_network_result *res, json_t **resp)
-{
-    char *text = NULL;
-    int rc = kms_call_network(c, &t->req, &text, res);
-    assert_int_equal(strlen(res->request_id), 36);
-    if (resp != NULL) {
-        *resp = rc == 0 ? json_loads(text, 0, NULL) : NULL;
-    }
-    kms_string_free(text);
-    return rc;
-}
-
-/* Signs and sends; returns kms_call_network's result code. */
-static int call_as(const user *u, const char *op, const char *body, const sign_opts *o,
-                   kms_network_result *res, json_t **resp)
-{
-    treq t;
-    kms_network_result ignored;
-    sign(&t, u, op, body, o);
-    return send_req(&t, res != NULL ? res : &ignored, resp);
-}
-
-static int encrypt_as(const user *u, const char *key, const sign_opts *o, kms_network_result *res)
-{
-    char body[512];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key);
-    return call_as(u, "Encrypt", body, o, res, NULL);
-}
-
-/* ---- The home ------------------------------------------------------------------------------- */
-
-static void user_create(const char *name, const char *policy, user *u)
-{
-    json_decref(kms_test_call(c, "iam:CreateUser", "{\"UserName\": \"%s\"}", name));
-    if (policy != NULL) {
-        json_t *doc = json_string(policy);
-        char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-        json_decref(kms_test_call(c, "iam:PutUserPolicy",
-                                  "{\"UserName\": \"%s\", \"PolicyName\": \"p\", "
-                                  "\"PolicyDocument\": %s}",
-                                  name, quoted));
-        free(quoted);
-        json_decref(doc);
-    }
-    json_t *k = kms_test_call(c, "iam:CreateAccessKey", "{\"UserName\": \"%s\"}", name);
-    json_t *ak = json_object_get(k, "AccessKey");
-    snprintf(u->akid, sizeof u->akid, "%s", json_string_value(json_object_get(ak, "AccessKeyId")));
-    snprintf(u->secret, sizeof u->secret, "%s",
-             json_string_value(json_object_get(ak, "SecretAccessKey")));
-    u->token[0] = '\0';
-    json_decref(k);
-}
-
-static void key_create(const char *policy, char *out, size_t n)
-{
-    json_t *r;
-    if (policy == NULL) {
-        r = kms_test_call(c, "CreateKey", "{}");
-    } else {
-        json_t *doc = json_string(policy);
-        char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-        r = kms_test_call(c, "CreateKey", "{\"Policy\": %s}", quoted);
-        free(quoted);
-        json_decref(doc);
-    }
-    snprintf(out, n, "%s",
-             json_string_value(json_object_get(json_object_get(r, "KeyMetadata"), "KeyId")));
-    json_decref(r);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    dir = kms_test_tmpdir();
-    c = kms_test_home_open(dir);
-    assert_non_null(c);
-    snprintf(region, sizeof region, "%s", kms_client_region(c));
-    json_t *who = kms_test_call(c, "sts:GetCallerIdentity", "{}");
-    snprintf(account, sizeof account, "%s", json_string_value(json_object_get(who, "Account")));
-    json_decref(who);
-    key_create(NULL, key_id, sizeof key_id);
-    user_create("alice",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": [\"kms:*\", \"sts:*\", \"iam:*\"], \"Resource\": \"*\"}]}",
-                &alice);
-    user_create("bob", NULL, &bob);
-    user_create("eve",
-                "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-                "\"Action\": \"kms:*\", \"Resource\": \"*\"}]}",
-                &eve);
+    net_home_open();
+    net_user_create("alice",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": [\"kms:*\", \"sts:*\", \"iam:*\"], \"Resource\": \"*\"}]}",
+                    &alice);
+    net_user_create("bob", NULL, &bob);
+    net_user_create("eve",
+                    "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
+                    "\"Action\": \"kms:*\", \"Resource\": \"*\"}]}",
+                    &eve);
     return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    kms_client_free(c);
-    kms_test_rmrf(dir);
-    free(dir);
-    return 0;
-}
-
-/* The records of access key akid (newest first), as LookupEvents finds them. */
-static json_t *records_of(const char *akid)
-{
-    json_t *page = kms_test_call(c, "cloudtrail:LookupEvents",
-                                 "{\"LookupAttributes\": [{\"AttributeKey\": \"AccessKeyId\", "
-                                 "\"AttributeValue\": \"%s\"}], \"MaxResults\": 50}",
-                                 akid);
-    json_t *out = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(page, "Events"), i, e)
-    {
-        const char *line = json_string_value(json_object_get(e, "CloudTrailEvent"));
-        json_t *rec = json_loads(line, 0, NULL);
-        assert_non_null(rec);
-        assert_int_equal(json_array_append_new(out, rec), 0);
-    }
-    json_decref(page);
-    return out;
-}
-
-/* The record whose requestID is request_id (a reference of list's), or NULL. */
-static json_t *record_with(json_t *list, const char *request_id)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach(list, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "requestID"));
-        if (id != NULL && strcmp(id, request_id) == 0) {
-            return r;
-        }
-    }
-    return NULL;
-}
-
-static const char *str(json_t *o, const char *name)
-{
-    const char *s = json_string_value(json_object_get(o, name));
-    return s != NULL ? s : "";
 }
 
 /* ---- Tests ---------------------------------------------------------------------------------- */
@@ -301,9 +47,9 @@ static const char *str(json_t *o, const char *name)
 static void session_from(json_t *resp, user *u)
 {
     json_t *cr = json_object_get(resp, "Credentials");
-    snprintf(u->akid, sizeof u->akid, "%s", str(cr, "AccessKeyId"));
-    snprintf(u->secret, sizeof u->secret, "%s", str(cr, "SecretAccessKey"));
-    snprintf(u->token, sizeof u->token, "%s", str(cr, "SessionToken"));
+    snprintf(u->akid, sizeof u->akid, "%s", net_str(cr, "AccessKeyId"));
+    snprintf(u->secret, sizeof u->secret, "%s", net_str(cr, "SecretAccessKey"));
+    snprintf(u->token, sizeof u->token, "%s", net_str(cr, "SessionToken"));
     assert_memory_equal(u->akid, "ASIA", 4);
 }
 
@@ -311,7 +57,7 @@ static void session_from(json_t *resp, user *u)
 static void session_new(user *s)
 {
     json_t *resp = NULL;
-    assert_int_equal(call_as(&alice, "sts:GetSessionToken", "{}", NULL, NULL, &resp), 0);
+    assert_int_equal(net_call_as(&alice, "sts:GetSessionToken", "{}", NULL, NULL, &resp), 0);
     session_from(resp, s);
     json_decref(resp);
 }
@@ -335,24 +81,24 @@ static void test_session_tokens(void **state)
     session_new(&s1);
     session_new(&s2);
     sign_opts o = {.no_token = true};
-    assert_invalid_token(encrypt_as(&s1, key_id, &o, &res), &res);
+    assert_invalid_token(net_encrypt_as(&s1, net_key_id, &o, &res), &res);
     o = (sign_opts){.wrong_token = "AAAAnotthetoken"};
-    assert_invalid_token(encrypt_as(&s1, key_id, &o, &res), &res);
+    assert_invalid_token(net_encrypt_as(&s1, net_key_id, &o, &res), &res);
     /* s1's key and secret with s2's token, and s2's key with s1's token signed by s1. */
     o = (sign_opts){.wrong_token = s2.token};
-    assert_invalid_token(encrypt_as(&s1, key_id, &o, &res), &res);
+    assert_invalid_token(net_encrypt_as(&s1, net_key_id, &o, &res), &res);
     user crossed = s2;
     snprintf(crossed.secret, sizeof crossed.secret, "%s", s1.secret);
     snprintf(crossed.token, sizeof crossed.token, "%s", s1.token);
-    assert_invalid_token(encrypt_as(&crossed, key_id, NULL, &res), &res);
+    assert_invalid_token(net_encrypt_as(&crossed, net_key_id, NULL, &res), &res);
     /* Both still work as themselves, each its own. */
-    assert_int_equal(encrypt_as(&s1, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&s1, net_key_id, NULL, &res), 0);
     assert_string_equal(res.access_key_id, s1.akid);
-    assert_int_equal(encrypt_as(&s2, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&s2, net_key_id, NULL, &res), 0);
     assert_string_equal(res.access_key_id, s2.akid);
     /* A long-term key with a session's token is still the long-term key's caller. */
     o = (sign_opts){.wrong_token = s1.token};
-    assert_kms_error(encrypt_as(&bob, key_id, &o, &res), KMS_ERR_ACCESS_DENIED);
+    assert_kms_error(net_encrypt_as(&bob, net_key_id, &o, &res), KMS_ERR_ACCESS_DENIED);
     assert_non_null(strstr(kms_last_error_message(), "user/bob"));
 
     /* s1 expires (its row's expiry moved into the past, as time would; and IAM's generation
@@ -360,7 +106,7 @@ static void test_session_tokens(void **state)
      * session's expiry as it was, or until IAM changes). */
     sqlite3 *db = NULL;
     char path[4096], sql[256];
-    snprintf(path, sizeof path, "%s/home/kms.db", dir);
+    snprintf(path, sizeof path, "%s/home/kms.db", net_dir);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     snprintf(sql, sizeof sql, "UPDATE iam_sessions SET expiry = %lld WHERE access_key_id = '%s'",
@@ -375,11 +121,11 @@ static void test_session_tokens(void **state)
         fail_msg("%s", err);
     }
     sqlite3_close(db);
-    assert_kms_error(encrypt_as(&s1, key_id, NULL, &res), KMS_ERR_EXPIRED_TOKEN);
+    assert_kms_error(net_encrypt_as(&s1, net_key_id, NULL, &res), KMS_ERR_EXPIRED_TOKEN);
     assert_string_equal(kms_last_error_message(),
                         "The security token included in the request is expired");
     assert_false(res.recorded);
-    assert_int_equal(encrypt_as(&s2, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&s2, net_key_id, NULL, &res), 0);
 }
 
 /* No Authorization header: MissingAuthenticationTokenException, nothing run, nothing recorded,
@@ -391,31 +137,33 @@ static void test_missing_authorization(void **state)
     kms_network_result res;
     char body[256];
     snprintf(body, sizeof body,
-             "{\"AliasName\": \"alias/unauthenticated\", \"TargetKeyId\": \"%s\"}", key_id);
-    sign(&t, &alice, "CreateAlias", body, NULL);
+             "{\"AliasName\": \"alias/unauthenticated\", \"TargetKeyId\": \"%s\"}", net_key_id);
+    net_sign(&t, &alice, "CreateAlias", body, NULL);
     /* Authorization is the header before User-Agent: User-Agent takes its place. */
     t.headers[t.n - 2] = t.headers[t.n - 1];
     t.req.header_count = t.n - 1;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
     assert_string_equal(kms_last_error_message(), "Missing Authentication Token");
     assert_false(res.recorded);
     assert_string_equal(res.account_id, "");
     assert_string_equal(res.access_key_id, "");
     char *resp = NULL;
-    assert_kms_error(kms_call(c, "DescribeKey", "{\"KeyId\": \"alias/unauthenticated\"}", &resp),
-                     KMS_ERR_NOT_FOUND);
+    assert_kms_error(
+        kms_call(net_client, "DescribeKey", "{\"KeyId\": \"alias/unauthenticated\"}", &resp),
+        KMS_ERR_NOT_FOUND);
     /* No headers at all. */
     t.req.header_count = 0;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
     t.req.headers = NULL;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_MISSING_AUTH);
     assert_string_equal(kms_error_name(KMS_ERR_MISSING_AUTH),
                         "MissingAuthenticationTokenException");
 }
 
 static void policy_put(const char *kind, const char *name, const char *action)
 {
-    json_decref(kms_test_call(c, kind[0] == 'u' ? "iam:PutUserPolicy" : "iam:PutRolePolicy",
+    json_decref(kms_test_call(net_client,
+                              kind[0] == 'u' ? "iam:PutUserPolicy" : "iam:PutRolePolicy",
                               "{\"%s\": \"%s\", \"PolicyName\": \"p\", \"PolicyDocument\": "
                               "\"{\\\"Version\\\": \\\"2012-10-17\\\", \\\"Statement\\\": "
                               "[{\\\"Effect\\\": \\\"Allow\\\", \\\"Action\\\": "
@@ -429,54 +177,43 @@ static void test_cache_after_iam_changes(void **state)
     (void)state;
     kms_network_result res;
     user gina;
-    user_create("gina", NULL, &gina);
+    net_user_create("gina", NULL, &gina);
     /* A managed policy attached, then detached. */
-    json_t *p = kms_test_call(c, "iam:CreatePolicy",
+    json_t *p = kms_test_call(net_client, "iam:CreatePolicy",
                               "{\"PolicyName\": \"enc\", \"PolicyDocument\": "
                               "\"{\\\"Version\\\": \\\"2012-10-17\\\", \\\"Statement\\\": "
                               "[{\\\"Effect\\\": \\\"Allow\\\", \\\"Action\\\": "
                               "\\\"kms:Encrypt\\\", \\\"Resource\\\": \\\"*\\\"}]}\"}");
     char arn[256];
-    snprintf(arn, sizeof arn, "%s", str(json_object_get(p, "Policy"), "Arn"));
+    snprintf(arn, sizeof arn, "%s", net_str(json_object_get(p, "Policy"), "Arn"));
     json_decref(p);
-    assert_kms_error(encrypt_as(&gina, key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
-    json_decref(kms_test_call(c, "iam:AttachUserPolicy",
+    assert_kms_error(net_encrypt_as(&gina, net_key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
+    json_decref(kms_test_call(net_client, "iam:AttachUserPolicy",
                               "{\"UserName\": \"gina\", \"PolicyArn\": \"%s\"}", arn));
-    assert_int_equal(encrypt_as(&gina, key_id, NULL, &res), 0);
-    assert_int_equal(encrypt_as(&gina, key_id, NULL, &res), 0);
-    json_decref(kms_test_call(c, "iam:DetachUserPolicy",
+    assert_int_equal(net_encrypt_as(&gina, net_key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&gina, net_key_id, NULL, &res), 0);
+    json_decref(kms_test_call(net_client, "iam:DetachUserPolicy",
                               "{\"UserName\": \"gina\", \"PolicyArn\": \"%s\"}", arn));
-    assert_kms_error(encrypt_as(&gina, key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
+    assert_kms_error(net_encrypt_as(&gina, net_key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
     /* Her key deleted: unknown at once, though her snapshot was cached. */
-    json_decref(kms_test_call(c, "iam:AttachUserPolicy",
+    json_decref(kms_test_call(net_client, "iam:AttachUserPolicy",
                               "{\"UserName\": \"gina\", \"PolicyArn\": \"%s\"}", arn));
-    assert_int_equal(encrypt_as(&gina, key_id, NULL, &res), 0);
-    json_decref(kms_test_call(c, "iam:DeleteAccessKey",
+    assert_int_equal(net_encrypt_as(&gina, net_key_id, NULL, &res), 0);
+    json_decref(kms_test_call(net_client, "iam:DeleteAccessKey",
                               "{\"UserName\": \"gina\", \"AccessKeyId\": \"%s\"}", gina.akid));
-    assert_kms_error(encrypt_as(&gina, key_id, NULL, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_kms_error(net_encrypt_as(&gina, net_key_id, NULL, &res), KMS_ERR_UNRECOGNIZED_CLIENT);
     assert_false(res.recorded);
 
     /* A role's sessions: its policy removed, then the role deleted (its sessions revoked). */
-    char trust[512], body[256];
-    snprintf(trust, sizeof trust,
-             "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", "
-             "\"Principal\": {\"AWS\": \"arn:aws:iam::%s:root\"}, \"Action\": "
-             "\"sts:AssumeRole\"}]}",
-             account);
-    json_t *doc = json_string(trust);
-    char *quoted = json_dumps(doc, JSON_ENCODE_ANY);
-    json_decref(kms_test_call(c, "iam:CreateRole",
-                              "{\"RoleName\": \"attack\", \"AssumeRolePolicyDocument\": %s}",
-                              quoted));
-    free(quoted);
-    json_decref(doc);
+    char body[256];
+    net_role_create("attack");
     policy_put("role", "attack", "kms:Encrypt");
     snprintf(body, sizeof body,
              "{\"RoleArn\": \"arn:aws:iam::%s:role/attack\", \"RoleSessionName\": \"sa\"}",
-             account);
+             net_account);
     json_t *resp = NULL;
     user s, narrow;
-    if (call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp) != 0) {
+    if (net_call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp) != 0) {
         fail_msg("%s", kms_last_error_message());
     }
     session_from(resp, &s);
@@ -487,37 +224,37 @@ static void test_cache_after_iam_changes(void **state)
              "\"Policy\": \"{\\\"Version\\\": \\\"2012-10-17\\\", \\\"Statement\\\": "
              "[{\\\"Effect\\\": \\\"Allow\\\", \\\"Action\\\": \\\"kms:DescribeKey\\\", "
              "\\\"Resource\\\": \\\"*\\\"}]}\"}",
-             account);
-    assert_int_equal(call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
+             net_account);
+    assert_int_equal(net_call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
     session_from(resp, &narrow);
     json_decref(resp);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(encrypt_as(&s, key_id, NULL, &res), 0);
-        assert_kms_error(encrypt_as(&narrow, key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
+        assert_int_equal(net_encrypt_as(&s, net_key_id, NULL, &res), 0);
+        assert_kms_error(net_encrypt_as(&narrow, net_key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
         assert_non_null(strstr(kms_last_error_message(), "session policy"));
     }
-    json_decref(kms_test_call(c, "iam:DeleteRolePolicy",
+    json_decref(kms_test_call(net_client, "iam:DeleteRolePolicy",
                               "{\"RoleName\": \"attack\", \"PolicyName\": \"p\"}"));
-    assert_kms_error(encrypt_as(&s, key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
-    json_decref(kms_test_call(c, "iam:DeleteRole", "{\"RoleName\": \"attack\"}"));
-    assert_kms_error(encrypt_as(&s, key_id, NULL, &res), KMS_ERR_EXPIRED_TOKEN);
+    assert_kms_error(net_encrypt_as(&s, net_key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
+    json_decref(kms_test_call(net_client, "iam:DeleteRole", "{\"RoleName\": \"attack\"}"));
+    assert_kms_error(net_encrypt_as(&s, net_key_id, NULL, &res), KMS_ERR_EXPIRED_TOKEN);
     assert_false(res.recorded);
     /* A user's session ends with its user. */
     user bobs;
     json_decref(
-        kms_test_call(c, "iam:PutUserPolicy",
+        kms_test_call(net_client, "iam:PutUserPolicy",
                       "{\"UserName\": \"bob\", \"PolicyName\": \"sts\", \"PolicyDocument\": "
                       "\"{\\\"Version\\\": \\\"2012-10-17\\\", \\\"Statement\\\": "
                       "[{\\\"Effect\\\": \\\"Allow\\\", \\\"Action\\\": "
                       "[\\\"sts:GetSessionToken\\\", \\\"kms:Encrypt\\\"], "
                       "\\\"Resource\\\": \\\"*\\\"}]}\"}"));
-    assert_int_equal(call_as(&bob, "sts:GetSessionToken", "{}", NULL, &res, &resp), 0);
+    assert_int_equal(net_call_as(&bob, "sts:GetSessionToken", "{}", NULL, &res, &resp), 0);
     session_from(resp, &bobs);
     json_decref(resp);
-    assert_int_equal(encrypt_as(&bobs, key_id, NULL, &res), 0);
-    json_decref(kms_test_call(c, "iam:DeleteUserPolicy",
+    assert_int_equal(net_encrypt_as(&bobs, net_key_id, NULL, &res), 0);
+    json_decref(kms_test_call(net_client, "iam:DeleteUserPolicy",
                               "{\"UserName\": \"bob\", \"PolicyName\": \"sts\"}"));
-    assert_kms_error(encrypt_as(&bobs, key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
+    assert_kms_error(net_encrypt_as(&bobs, net_key_id, NULL, &res), KMS_ERR_ACCESS_DENIED);
 }
 
 /* The operation is the one the signature's scope names the service of. */
@@ -528,30 +265,31 @@ static void test_operation_names(void **state)
     /* An IAM operation signed for kms, and a KMS one signed for iam: refused. */
     sign_opts o = {.service = "kms"};
     assert_kms_error(
-        call_as(&alice, "iam:CreateUser", "{\"UserName\": \"mallory\"}", &o, &res, NULL),
+        net_call_as(&alice, "iam:CreateUser", "{\"UserName\": \"mallory\"}", &o, &res, NULL),
         KMS_ERR_BAD_SIGNATURE);
     o = (sign_opts){.service = "iam"};
-    assert_kms_error(encrypt_as(&alice, key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_encrypt_as(&alice, net_key_id, &o, &res), KMS_ERR_BAD_SIGNATURE);
     o = (sign_opts){.service = "acm"};
-    assert_kms_error(call_as(&alice, "acm-pca:ListCertificateAuthorities", "{}", &o, &res, NULL),
-                     KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(
+        net_call_as(&alice, "acm-pca:ListCertificateAuthorities", "{}", &o, &res, NULL),
+        KMS_ERR_BAD_SIGNATURE);
     o = (sign_opts){.service = "acm-pca"};
-    assert_kms_error(call_as(&alice, "acm:ListCertificates", "{}", &o, &res, NULL),
+    assert_kms_error(net_call_as(&alice, "acm:ListCertificates", "{}", &o, &res, NULL),
                      KMS_ERR_BAD_SIGNATURE);
     char *resp = NULL;
-    assert_kms_error(kms_call(c, "iam:GetUser", "{\"UserName\": \"mallory\"}", &resp),
+    assert_kms_error(kms_call(net_client, "iam:GetUser", "{\"UserName\": \"mallory\"}", &resp),
                      KMS_ERR_NO_SUCH_ENTITY);
     /* "kms:Encrypt" is no operation of the API (signed for kms): unknown, and recorded. */
     char body[256];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key_id);
-    assert_kms_error(call_as(&alice, "kms:Encrypt", body, NULL, &res, NULL),
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", net_key_id);
+    assert_kms_error(net_call_as(&alice, "kms:Encrypt", body, NULL, &res, NULL),
                      KMS_ERR_UNKNOWN_OPERATION);
     assert_true(res.recorded);
     /* No operation at all (signed for kms). */
     treq t;
-    sign(&t, &alice, "Encrypt", body, NULL);
+    net_sign(&t, &alice, "Encrypt", body, NULL);
     t.req.operation = NULL;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_UNKNOWN_OPERATION);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_UNKNOWN_OPERATION);
 }
 
 /* An operation name of 300 KB: refused as unknown, and still recorded (its name cut). */
@@ -561,28 +299,28 @@ static void test_operation_name_huge(void **state)
     kms_network_result res;
     treq t;
     char body[256];
-    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key_id);
+    snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", net_key_id);
     size_t n = 300 * 1024;
     char *huge = malloc(n + 1);
     assert_non_null(huge);
     memset(huge, 'A', n);
     memcpy(huge, "Encrypt", 7);
     huge[n] = '\0';
-    sign(&t, &alice, "Encrypt", body, NULL);
+    net_sign(&t, &alice, "Encrypt", body, NULL);
     t.req.operation = huge;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_UNKNOWN_OPERATION);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_UNKNOWN_OPERATION);
     assert_true(res.recorded);
-    json_t *list = records_of(alice.akid);
-    json_t *r = record_with(list, res.request_id);
+    json_t *list = net_records_of(alice.akid);
+    json_t *r = net_record_with(list, res.request_id);
     assert_non_null(r);
-    assert_int_equal(strlen(str(r, "eventName")), 256);
-    assert_string_equal(str(r, "errorCode"), "UnknownOperationException");
+    assert_int_equal(strlen(net_str(r, "eventName")), 256);
+    assert_string_equal(net_str(r, "errorCode"), "UnknownOperationException");
     json_decref(list);
     /* The same from a known key with a bad signature. */
-    sign(&t, &eve, "Encrypt", body, NULL);
+    net_sign(&t, &eve, "Encrypt", body, NULL);
     t.req.operation = huge;
     t.req.body_len--;
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     assert_true(res.recorded);
     free(huge);
 }
@@ -608,48 +346,48 @@ static void test_record_injection(void **state)
         treq t;
         kms_network_result res;
         char body[256];
-        snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", key_id);
+        snprintf(body, sizeof body, "{\"KeyId\": \"%s\", \"Plaintext\": \"aGVsbG8=\"}", net_key_id);
         sign_opts o = {.user_agent = agent};
-        sign(&t, &alice, "Encrypt", body, &o);
+        net_sign(&t, &alice, "Encrypt", body, &o);
         /* Host: the signed one; the record's clientProvidedHostHeader. */
-        assert_int_equal(send_req(&t, &res, NULL), 0);
-        json_t *list = records_of(alice.akid);
-        json_t *r = record_with(list, res.request_id);
+        assert_int_equal(net_send_req(&t, &res, NULL), 0);
+        json_t *list = net_records_of(alice.akid);
+        json_t *r = net_record_with(list, res.request_id);
         assert_non_null(r);
-        assert_string_equal(str(r, "eventName"), "Encrypt");
-        assert_true(strlen(str(r, "userAgent")) <= 256);
+        assert_string_equal(net_str(r, "eventName"), "Encrypt");
+        assert_true(strlen(net_str(r, "userAgent")) <= 256);
         if (i == 0 || i == 1 || i == 3) {
-            assert_string_equal(str(r, "userAgent"), agent);
+            assert_string_equal(net_str(r, "userAgent"), agent);
         }
         json_decref(list);
         /* The same agent on a refused authentication of a known key. */
-        sign(&t, &eve, "Encrypt", body, &o);
+        net_sign(&t, &eve, "Encrypt", body, &o);
         t.req.body_len--;
-        assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+        assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     }
     /* An operation name of the same kinds: unknown, recorded as text. */
     {
         treq u;
         kms_network_result ures;
-        sign(&u, &alice, "sts:GetCallerIdentity", "{}", NULL);
+        net_sign(&u, &alice, "sts:GetCallerIdentity", "{}", NULL);
         u.req.operation = "sts:\x01\xff\"}, \"eventName\": \"DeleteKey";
-        assert_kms_error(send_req(&u, &ures, NULL), KMS_ERR_UNKNOWN_OPERATION);
+        assert_kms_error(net_send_req(&u, &ures, NULL), KMS_ERR_UNKNOWN_OPERATION);
         assert_true(ures.recorded);
-        json_t *list = records_of(alice.akid);
-        json_t *r = record_with(list, ures.request_id);
+        json_t *list = net_records_of(alice.akid);
+        json_t *r = net_record_with(list, ures.request_id);
         assert_non_null(r);
-        assert_string_equal(str(r, "eventName"), "\x01?\"}, \"eventName\": \"DeleteKey");
+        assert_string_equal(net_str(r, "eventName"), "\x01?\"}, \"eventName\": \"DeleteKey");
         json_decref(list);
     }
     /* A Host header of the same kinds (signed as it is). */
     treq t;
     kms_network_result res;
-    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    net_sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
     t.headers[1].value = "kms.test\", \"x\": \"\x01\xff";
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     assert_true(res.recorded);
     char *report = NULL;
-    assert_int_equal(kms_validate_logs(c, NULL, NULL, &report), 0);
+    assert_int_equal(kms_validate_logs(net_client, NULL, NULL, &report), 0);
     json_t *rep = json_loads(report, 0, NULL);
     kms_string_free(report);
     assert_non_null(rep);
@@ -670,13 +408,13 @@ static void test_request_ids(void **state)
     for (int i = 0; i < 12; i++) {
         kms_network_result res;
         treq t;
-        sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+        net_sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
         if (i % 3 == 1) {
             t.req.header_count = 0; /* unrecorded */
         } else if (i % 3 == 2) {
             t.req.body_len = 1; /* a refused signature */
         }
-        int rc = send_req(&t, &res, NULL);
+        int rc = net_send_req(&t, &res, NULL);
         assert_int_equal(rc, i % 3 == 0 ? 0 : -1);
         snprintf(seen[i], sizeof seen[i], "%s", res.request_id);
         for (int j = 0; j < i; j++) {
@@ -696,9 +434,9 @@ static void test_refusals_bounded(void **state)
     user *others = calloc(OTHERS, sizeof *others);
     assert_non_null(others);
     user judy; /* whose last use is written while there is room */
-    user_create("ivan", NULL, &ivan);
-    user_create("judy", NULL, &judy);
-    assert_int_equal(call_as(&judy, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
+    net_user_create("ivan", NULL, &ivan);
+    net_user_create("judy", NULL, &judy);
+    assert_int_equal(net_call_as(&judy, "sts:GetCallerIdentity", "{}", NULL, NULL, NULL), 0);
     for (int i = 0; i < OTHERS; i++) {
         session_new(&others[i]);
     }
@@ -711,32 +449,32 @@ static void test_refusals_bounded(void **state)
     for (int i = 0; i < KMS_NETWORK_REFUSALS_RECORDED + 2; i++) {
         kms_network_result res;
         treq t;
-        sign(&t, &ivan, "Encrypt", "{}", NULL);
+        net_sign(&t, &ivan, "Encrypt", "{}", NULL);
         t.req.body_len = 1;
-        assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+        assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
         recorded += res.recorded;
     }
     for (int i = 0; i < OTHERS; i++) {
         kms_network_result res;
         treq t;
-        sign(&t, &others[i], "Encrypt", "{}", NULL);
+        net_sign(&t, &others[i], "Encrypt", "{}", NULL);
         t.req.body_len = 1;
-        assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+        assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
     }
     for (int i = 0; i < 5; i++) {
         kms_network_result res;
         treq t;
-        sign(&t, &ivan, "Encrypt", "{}", NULL);
+        net_sign(&t, &ivan, "Encrypt", "{}", NULL);
         t.req.body_len = 1;
-        assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+        assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
         recorded += res.recorded;
     }
     /* Every entry holds refusals of this minute: an authenticated request writes no last use
      * (else anyone who knows 256 keys could make every request write to IAM). */
-    assert_kms_error(encrypt_as(&judy, key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
-    json_t *used =
-        kms_test_call(c, "iam:GetAccessKeyLastUsed", "{\"AccessKeyId\": \"%s\"}", judy.akid);
-    const char *service = str(json_object_get(used, "AccessKeyLastUsed"), "ServiceName");
+    assert_kms_error(net_encrypt_as(&judy, net_key_id, NULL, NULL), KMS_ERR_ACCESS_DENIED);
+    json_t *used = kms_test_call(net_client, "iam:GetAccessKeyLastUsed",
+                                 "{\"AccessKeyId\": \"%s\"}", judy.akid);
+    const char *service = net_str(json_object_get(used, "AccessKeyLastUsed"), "ServiceName");
     if (kms_now() / 60 == minute) {
         assert_string_equal(service, "sts");
         assert_int_equal(recorded, KMS_NETWORK_REFUSALS_RECORDED);
@@ -763,7 +501,7 @@ static void *stress_run(void *arg)
         int pick = (int)((a->id + i) % 3);
         const user *u = pick == 0 ? &alice : pick == 1 ? &bob : &a->s;
         kms_network_result res;
-        int rc = encrypt_as(u, key_id, NULL, &res);
+        int rc = net_encrypt_as(u, net_key_id, NULL, &res);
         if (u == &bob) {
             failures += !(rc != 0 && kms_last_error() == KMS_ERR_ACCESS_DENIED &&
                           strstr(kms_last_error_message(), "user/bob") != NULL);
@@ -800,12 +538,12 @@ static void test_foreign_key_arn(void **state)
     (void)state;
     kms_network_result res;
     char arn[256];
-    snprintf(arn, sizeof arn, "arn:aws:kms:%s:111122223333:key/%s", region, key_id);
-    assert_kms_error(encrypt_as(&alice, arn, NULL, &res), KMS_ERR_ACCESS_DENIED);
-    snprintf(arn, sizeof arn, "arn:aws:kms:eu-north-9:%s:key/%s", account, key_id);
-    assert_kms_error(encrypt_as(&alice, arn, NULL, &res), KMS_ERR_NOT_FOUND);
-    snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:key/%s", region, account, key_id);
-    assert_int_equal(encrypt_as(&alice, arn, NULL, &res), 0);
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:111122223333:key/%s", net_region, net_key_id);
+    assert_kms_error(net_encrypt_as(&alice, arn, NULL, &res), KMS_ERR_ACCESS_DENIED);
+    snprintf(arn, sizeof arn, "arn:aws:kms:eu-north-9:%s:key/%s", net_account, net_key_id);
+    assert_kms_error(net_encrypt_as(&alice, arn, NULL, &res), KMS_ERR_NOT_FOUND);
+    snprintf(arn, sizeof arn, "arn:aws:kms:%s:%s:key/%s", net_region, net_account, net_key_id);
+    assert_int_equal(net_encrypt_as(&alice, arn, NULL, &res), 0);
 }
 
 /* A member account's administrator does not read the management account's records
@@ -815,14 +553,14 @@ static void test_member_trail(void **state)
     (void)state;
     kms_network_result res;
     char *text = NULL;
-    if (kms_call(c, "organizations:CreateOrganization", "{}", &text) == 0) {
+    if (kms_call(net_client, "organizations:CreateOrganization", "{}", &text) == 0) {
         kms_string_free(text);
     }
-    json_t *out = kms_test_call(c, "organizations:CreateAccount",
+    json_t *out = kms_test_call(net_client, "organizations:CreateAccount",
                                 "{\"Email\": \"m@example.com\", \"AccountName\": \"Member\"}");
     char member[13], body[256];
     snprintf(member, sizeof member, "%s",
-             str(json_object_get(out, "CreateAccountStatus"), "AccountId"));
+             net_str(json_object_get(out, "CreateAccountStatus"), "AccountId"));
     json_decref(out);
     snprintf(body, sizeof body,
              "{\"RoleArn\": \"arn:aws:iam::%s:role/OrganizationAccountAccessRole\", "
@@ -830,49 +568,49 @@ static void test_member_trail(void **state)
              member);
     json_t *resp = NULL;
     user m;
-    assert_int_equal(call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
+    assert_int_equal(net_call_as(&alice, "sts:AssumeRole", body, NULL, &res, &resp), 0);
     session_from(resp, &m);
     json_decref(resp);
     /* Alice's own request in the management account. */
-    assert_int_equal(encrypt_as(&alice, key_id, NULL, &res), 0);
+    assert_int_equal(net_encrypt_as(&alice, net_key_id, NULL, &res), 0);
     snprintf(body, sizeof body,
              "{\"LookupAttributes\": [{\"AttributeKey\": \"AccessKeyId\", \"AttributeValue\": "
              "\"%s\"}]}",
              alice.akid);
     /* The trail holds every account's records: a member account reads none of it. */
-    assert_kms_error(call_as(&m, "cloudtrail:LookupEvents", body, NULL, &res, NULL),
+    assert_kms_error(net_call_as(&m, "cloudtrail:LookupEvents", body, NULL, &res, NULL),
                      KMS_ERR_ACCESS_DENIED);
     assert_true(res.recorded);
-    assert_kms_error(call_as(&m, "cloudtrail:GetUsageReport", "{}", NULL, &res, NULL),
+    assert_kms_error(net_call_as(&m, "cloudtrail:GetUsageReport", "{}", NULL, &res, NULL),
                      KMS_ERR_ACCESS_DENIED);
     /* Nor its keys: ListKeys lists the caller's account's keys. */
     json_t *keys = NULL;
-    assert_int_equal(call_as(&m, "ListKeys", "{}", NULL, &res, &keys), 0);
+    assert_int_equal(net_call_as(&m, "ListKeys", "{}", NULL, &res, &keys), 0);
     assert_int_equal(json_array_size(json_object_get(keys, "Keys")), 0);
     json_decref(keys);
-    assert_int_equal(call_as(&alice, "ListKeys", "{}", NULL, &res, &keys), 0);
+    assert_int_equal(net_call_as(&alice, "ListKeys", "{}", NULL, &res, &keys), 0);
     assert_true(json_array_size(json_object_get(keys, "Keys")) > 0);
     json_decref(keys);
     {
         char alice_arn[128];
-        snprintf(alice_arn, sizeof alice_arn, "arn:aws:iam::%s:user/alice", account);
-        json_decref(kms_test_call(c, "CreateGrant",
+        snprintf(alice_arn, sizeof alice_arn, "arn:aws:iam::%s:user/alice", net_account);
+        json_decref(kms_test_call(net_client, "CreateGrant",
                                   "{\"KeyId\": \"%s\", \"GranteePrincipal\": \"%s\", "
                                   "\"RetiringPrincipal\": \"%s\", \"Operations\": [\"Decrypt\"]}",
-                                  key_id, alice_arn, alice_arn));
+                                  net_key_id, alice_arn, alice_arn));
         snprintf(body, sizeof body, "{\"RetiringPrincipal\": \"%s\"}", alice_arn);
         /* Nor the grants of its keys that a principal may retire. */
         json_t *g = NULL;
-        assert_int_equal(call_as(&m, "ListRetirableGrants", body, NULL, &res, &g), 0);
+        assert_int_equal(net_call_as(&m, "ListRetirableGrants", body, NULL, &res, &g), 0);
         assert_int_equal(json_array_size(json_object_get(g, "Grants")), 0);
         json_decref(g);
-        assert_int_equal(call_as(&alice, "ListRetirableGrants", body, NULL, &res, &g), 0);
+        assert_int_equal(net_call_as(&alice, "ListRetirableGrants", body, NULL, &res, &g), 0);
         assert_int_equal(json_array_size(json_object_get(g, "Grants")), 1);
         json_decref(g);
     }
     /* The management account's reader still reads it. */
-    assert_int_equal(call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, NULL), 0);
-    json_t *list = records_of(alice.akid);
+    assert_int_equal(net_call_as(&alice, "sts:GetCallerIdentity", "{}", NULL, &res, NULL), 0);
+    json_t *list = net_records_of(alice.akid);
     assert_true(json_array_size(list) > 0);
     json_decref(list);
 }
@@ -883,17 +621,17 @@ static void test_header_nulls(void **state)
     (void)state;
     treq t;
     kms_network_result res;
-    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
-    header_add(&t, "X-Extra", NULL);
-    header_add(&t, NULL, "v");
+    net_sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    net_header_add(&t, "X-Extra", NULL);
+    net_header_add(&t, NULL, "v");
     t.req.header_count = t.n;
-    assert_int_equal(send_req(&t, &res, NULL), 0);
-    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    assert_int_equal(net_send_req(&t, &res, NULL), 0);
+    net_sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
     t.headers[t.n - 2].value = NULL; /* Authorization */
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
-    sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_INCOMPLETE_SIGNATURE);
+    net_sign(&t, &alice, "sts:GetCallerIdentity", "{}", NULL);
     t.headers[1].value = NULL; /* Host, signed */
-    assert_kms_error(send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
+    assert_kms_error(net_send_req(&t, &res, NULL), KMS_ERR_BAD_SIGNATURE);
 }
 
 int main(void)
@@ -912,5 +650,5 @@ int main(void)
         cmocka_unit_test(test_member_trail),
         cmocka_unit_test(test_header_nulls),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, net_teardown);
 }

@@ -7,7 +7,6 @@
 #include "vectors.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,103 +23,21 @@
 
 #define MAX_HEADERS 32
 
-static char *slurp(const char *dir, const char *name)
-{
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    char *buf = calloc(1, 1 << 16);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* One case: the signed request's headers but Authorization (and any header its SignedHeaders
  * leaves out: post-sts-header-after adds the token after signing), its body and path. */
 typedef struct vcase {
-    char method[16];
-    char path[512];
-    char query[512];
-    char *names[MAX_HEADERS];
-    char *values[MAX_HEADERS];
+    kms_test_http http;
     kms_sigv4_header headers[MAX_HEADERS];
-    size_t n;
-    const char *body;
     char authorization[1024];
 } vcase;
-
-static void parse_case(vcase *c, char *text)
-{
-    memset(c, 0, sizeof *c);
-    char *eol = strchr(text, '\n');
-    assert_non_null(eol);
-    *eol = '\0';
-    char *http = strstr(text, " HTTP/1.1");
-    assert_non_null(http);
-    *http = '\0';
-    char *sp = strchr(text, ' ');
-    assert_non_null(sp);
-    snprintf(c->method, sizeof c->method, "%.*s", (int)(sp - text), text);
-    char *q = strchr(sp + 1, '?');
-    if (q != NULL) {
-        *q = '\0';
-        snprintf(c->query, sizeof c->query, "%s", q + 1);
-    }
-    snprintf(c->path, sizeof c->path, "%s", sp + 1);
-    char *line = eol + 1;
-    for (;;) {
-        eol = strchr(line, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-        if (len == 0) {
-            line = eol != NULL ? eol + 1 : line;
-            break;
-        }
-        if (line[0] == ' ' || line[0] == '\t') { /* a folded value goes on */
-            char *v = c->values[c->n - 1];
-            size_t old = strlen(v);
-            v = realloc(v, old + len + 2);
-            assert_non_null(v);
-            v[old] = '\n';
-            memcpy(v + old + 1, line, len);
-            v[old + 1 + len] = '\0';
-            c->values[c->n - 1] = v;
-        } else {
-            char *colon = memchr(line, ':', len);
-            assert_non_null(colon);
-            assert_true(c->n < MAX_HEADERS);
-            c->names[c->n] = strndup(line, (size_t)(colon - line));
-            c->values[c->n] = strndup(colon + 1, len - (size_t)(colon - line) - 1);
-            c->n++;
-        }
-        if (eol == NULL) {
-            line += len;
-            break;
-        }
-        line = eol + 1;
-    }
-    c->body = line;
-}
-
-static void case_free(vcase *c)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        free(c->names[i]);
-        free(c->values[i]);
-    }
-}
 
 /* Keeps the headers to sign: every one but Authorization and those the vector left unsigned. */
 static size_t headers_to_sign(vcase *c)
 {
     const char *authz = NULL;
-    for (size_t i = 0; i < c->n; i++) {
-        if (strcasecmp(c->names[i], "Authorization") == 0) {
-            authz = c->values[i];
+    for (size_t i = 0; i < c->http.n; i++) {
+        if (strcasecmp(c->http.names[i], "Authorization") == 0) {
+            authz = c->http.values[i];
         }
     }
     assert_non_null(authz);
@@ -130,12 +47,12 @@ static size_t headers_to_sign(vcase *c)
     sh += 14;
     size_t sh_len = strcspn(sh, ",");
     size_t k = 0;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < c->http.n; i++) {
         char lower[128];
-        size_t len = strlen(c->names[i]);
+        size_t len = strlen(c->http.names[i]);
         assert_true(len < sizeof lower);
         for (size_t j = 0; j <= len; j++) {
-            lower[j] = (char)tolower((unsigned char)c->names[i][j]);
+            lower[j] = (char)tolower((unsigned char)c->http.names[i][j]);
         }
         bool listed = false;
         for (const char *p = sh; p < sh + sh_len;) {
@@ -144,64 +61,39 @@ static size_t headers_to_sign(vcase *c)
             p += n + 1;
         }
         if (strcmp(lower, "authorization") != 0 && listed) {
-            c->headers[k].name = c->names[i];
-            c->headers[k].value = c->values[i];
+            c->headers[k].name = c->http.names[i];
+            c->headers[k].value = c->http.values[i];
             k++;
         }
     }
     return k;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The official suite: our signer's Authorization equals the vector's for every case. */
 static void test_sign_vectors(void **state)
 {
     (void)state;
-    char *root = kms_test_vectors_dir();
-    if (root == NULL) {
-        skip();
-    }
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/sigv4", root);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char *names[256];
-    size_t n = 0, ran = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 256) {
-        if (e->d_name[0] != '.') {
-            names[n++] = strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    char **cases;
+    size_t n = kms_test_sigv4_cases(&cases), ran = 0;
     for (size_t i = 0; i < n; i++) {
-        char cdir[1200];
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
-        free(names[i]);
-        char *text = slurp(cdir, "header-signed-request.txt");
-        if (text == NULL) {
-            continue;
-        }
+        const char *cdir = cases[i];
+        char *text = kms_test_read_file(cdir, "header-signed-request.txt");
+        assert_non_null(text);
         char ctx_path[1300];
         snprintf(ctx_path, sizeof ctx_path, "%s/context.json", cdir);
         json_t *ctx = json_load_file(ctx_path, 0, NULL);
         assert_non_null(ctx);
         json_t *cred = json_object_get(ctx, "credentials");
         vcase c;
-        parse_case(&c, text);
+        kms_test_http_parse(&c.http, text);
         kms_sigv4_request req = {
-            .method = c.method,
-            .path = c.path,
-            .query = c.query,
+            .method = c.http.method,
+            .path = c.http.path,
+            .query = c.http.query,
             .headers = c.headers,
             .n_headers = headers_to_sign(&c),
-            .body = (const uint8_t *)c.body,
-            .body_len = strlen(c.body),
+            .body = (const uint8_t *)c.http.body,
+            .body_len = c.http.body_len,
             .normalize_path = json_is_true(json_object_get(ctx, "normalize")),
         };
         const char *date = NULL;
@@ -222,12 +114,13 @@ static void test_sign_vectors(void **state)
             fail_msg("%s:\n got      %s\n expected %s", cdir, authz, c.authorization);
         }
         free(authz);
-        case_free(&c);
+        kms_test_http_free(&c.http);
         json_decref(ctx);
         free(text);
+        free(cases[i]);
         ran++;
     }
-    free(root);
+    free(cases);
     print_message("sigv4 signer: %zu cases equal\n", ran);
     assert_true(ran > 20);
 }

@@ -5,7 +5,6 @@
 #include "testutil.h"
 #include "vectors.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +21,8 @@
 /* One case of the suite: header-signed-request.txt parsed, and context.json. */
 typedef struct vcase {
     char *dir;
-    char method[16];
-    char *path;
-    char *query;
-    char *names[MAX_HEADERS];
-    char *values[MAX_HEADERS];
+    kms_test_http http;
     kms_sigv4_header headers[MAX_HEADERS];
-    size_t n_headers;
-    char *body;
-    size_t body_len;
     const char *authorization;
     char secret[128];
     char region[64];
@@ -39,97 +31,15 @@ typedef struct vcase {
     time_t ts;
 } vcase;
 
-static char *read_file(const char *dir, const char *name)
+/* c's request parsed from text: its headers to sign with, and its Authorization. */
+static void parse_request(vcase *c, const char *text)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    size_t cap = 4096;
-    size_t len = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void add_header(vcase *c, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    assert_true(c->n_headers < MAX_HEADERS);
-    c->names[c->n_headers] = strndup(name, nlen);
-    c->values[c->n_headers] = strndup(value, vlen);
-    c->n_headers++;
-}
-
-/* Parses header-signed-request.txt: "METHOD TARGET HTTP/1.1", "Name:value" lines (a line that
- * starts with whitespace continues the previous value, after a newline), a blank line, a body. */
-static void parse_request(vcase *c, char *text)
-{
-    char *eol = strchr(text, '\n');
-    assert_non_null(eol);
-    *eol = '\0';
-    char *sp = strchr(text, ' ');
-    char *http = strstr(text, " HTTP/1.1");
-    assert_non_null(sp);
-    assert_non_null(http);
-    assert_true((size_t)(sp - text) < sizeof c->method);
-    memcpy(c->method, text, (size_t)(sp - text));
-    c->method[sp - text] = '\0';
-    char *target = strndup(sp + 1, (size_t)(http - sp - 1));
-    char *q = strchr(target, '?');
-    if (q != NULL) {
-        c->query = strdup(q + 1);
-        *q = '\0';
-    } else {
-        c->query = strdup("");
-    }
-    c->path = target;
-    char *line = eol + 1;
-    for (;;) {
-        eol = strchr(line, '\n');
-        size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
-        if (len == 0) {
-            line = eol != NULL ? eol + 1 : line;
-            break;
-        }
-        if (line[0] == ' ' || line[0] == '\t') {
-            size_t i = c->n_headers - 1;
-            size_t old = strlen(c->values[i]);
-            c->values[i] = realloc(c->values[i], old + len + 2);
-            c->values[i][old] = '\n';
-            memcpy(c->values[i] + old + 1, line, len);
-            c->values[i][old + 1 + len] = '\0';
-        } else {
-            char *colon = memchr(line, ':', len);
-            assert_non_null(colon);
-            add_header(c, line, (size_t)(colon - line), colon + 1,
-                       len - (size_t)(colon - line) - 1);
-        }
-        if (eol == NULL) {
-            line += len;
-            break;
-        }
-        line = eol + 1;
-    }
-    c->body = strdup(line);
-    c->body_len = strlen(line);
-    for (size_t i = 0; i < c->n_headers; i++) {
-        c->headers[i].name = c->names[i];
-        c->headers[i].value = c->values[i];
-        if (strcasecmp(c->names[i], "Authorization") == 0) {
-            c->authorization = c->values[i];
+    kms_test_http_parse(&c->http, text);
+    for (size_t i = 0; i < c->http.n; i++) {
+        c->headers[i].name = c->http.names[i];
+        c->headers[i].value = c->http.values[i];
+        if (strcasecmp(c->http.names[i], "Authorization") == 0) {
+            c->authorization = c->http.values[i];
         }
     }
     assert_non_null(c->authorization);
@@ -156,7 +66,7 @@ static void load_case(vcase *c, const char *dir)
     tm.tm_mon -= 1;
     c->ts = timegm(&tm);
     json_decref(ctx);
-    char *text = read_file(dir, "header-signed-request.txt");
+    char *text = kms_test_read_file(dir, "header-signed-request.txt");
     assert_non_null(text);
     parse_request(c, text);
     free(text);
@@ -164,26 +74,20 @@ static void load_case(vcase *c, const char *dir)
 
 static void free_case(vcase *c)
 {
-    for (size_t i = 0; i < c->n_headers; i++) {
-        free(c->names[i]);
-        free(c->values[i]);
-    }
-    free(c->path);
-    free(c->query);
-    free(c->body);
+    kms_test_http_free(&c->http);
     free(c->dir);
 }
 
 static kms_sigv4_request request_of(const vcase *c)
 {
     kms_sigv4_request r = {
-        .method = c->method,
-        .path = c->path,
-        .query = c->query,
+        .method = c->http.method,
+        .path = c->http.path,
+        .query = c->http.query,
         .headers = c->headers,
-        .n_headers = c->n_headers,
-        .body = (const uint8_t *)c->body,
-        .body_len = c->body_len,
+        .n_headers = c->http.n,
+        .body = (const uint8_t *)c->http.body,
+        .body_len = c->http.body_len,
         .normalize_path = c->normalize,
     };
     return r;
@@ -230,7 +134,7 @@ static void assert_refused(const vcase *c, const kms_sigv4_request *req, const c
 
 static void assert_file_equal(const vcase *c, const char *file, const char *got)
 {
-    char *want = read_file(c->dir, file);
+    char *want = kms_test_read_file(c->dir, file);
     assert_non_null(want);
     if (strcmp(want, got) != 0) {
         fail_msg("%s/%s differs:\n--- want\n%s\n--- got\n%s", c->dir, file, want, got);
@@ -246,9 +150,9 @@ static void check_known_answers(const vcase *c, const kms_sigv4_auth *auth)
     char scope[256];
     char sig[65];
     const char *amz_date = NULL;
-    for (size_t i = 0; i < c->n_headers; i++) {
-        if (strcasecmp(c->names[i], "x-amz-date") == 0) {
-            amz_date = c->values[i];
+    for (size_t i = 0; i < c->http.n; i++) {
+        if (strcasecmp(c->http.names[i], "x-amz-date") == 0) {
+            amz_date = c->http.values[i];
         }
     }
     assert_non_null(amz_date);
@@ -273,20 +177,20 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
     char buf[4096];
 
     req = base;
-    req.method = strcmp(c->method, "GET") == 0 ? "POST" : "GET";
+    req.method = strcmp(c->http.method, "GET") == 0 ? "POST" : "GET";
     assert_refused(c, &req, c->authorization, c->ts, "the method");
 
     req = base;
-    snprintf(buf, sizeof buf, "%sx", c->path);
+    snprintf(buf, sizeof buf, "%sx", c->http.path);
     req.path = buf;
     assert_refused(c, &req, c->authorization, c->ts, "the path");
 
     req = base;
-    snprintf(buf, sizeof buf, "%s%s", c->query, c->query[0] != '\0' ? "x" : "a=b");
+    snprintf(buf, sizeof buf, "%s%s", c->http.query, c->http.query[0] != '\0' ? "x" : "a=b");
     req.query = buf;
     assert_refused(c, &req, c->authorization, c->ts, "a query parameter");
-    if (c->query[0] != '\0') {
-        snprintf(buf, sizeof buf, "%s&zz=1", c->query);
+    if (c->http.query[0] != '\0') {
+        snprintf(buf, sizeof buf, "%s&zz=1", c->http.query);
         assert_refused(c, &req, c->authorization, c->ts, "the query (a parameter added)");
     }
 
@@ -296,12 +200,12 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
         kms_sigv4_header hs[MAX_HEADERS];
         size_t i;
         memcpy(hs, c->headers, sizeof hs);
-        for (i = 0; i < c->n_headers; i++) {
+        for (i = 0; i < c->http.n; i++) {
             if (strlen(hs[i].name) == n && strncasecmp(hs[i].name, p, n) == 0) {
                 break;
             }
         }
-        assert_true(i < c->n_headers);
+        assert_true(i < c->http.n);
         snprintf(buf, sizeof buf, "%sx", hs[i].value);
         hs[i].value = buf;
         req = base;
@@ -320,9 +224,9 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
 
     /* The body, and the body's hash. */
     req = base;
-    snprintf(buf, sizeof buf, "%sx", c->body);
+    snprintf(buf, sizeof buf, "%sx", c->http.body);
     req.body = (const uint8_t *)buf;
-    req.body_len = c->body_len + 1;
+    req.body_len = c->http.body_len + 1;
     assert_refused(c, &req, c->authorization, c->ts, "the body");
     req = base;
     req.payload_sha256_hex = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -353,44 +257,13 @@ static void check_mutations(const vcase *c, const kms_sigv4_auth *auth)
     assert_refused(&other, &base, c->authorization, c->ts, "the expected service");
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_suite(void **state)
 {
     (void)state;
-    char *root = kms_test_vectors_dir();
-    if (root == NULL) {
-        skip();
-    }
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/sigv4", root);
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fail_msg("%s: %s", dir, "no sigv4 vectors directory");
-    }
-    char *names[256];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 256) {
-        if (e->d_name[0] != '.') {
-            names[n++] = strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    size_t ran = 0;
+    char **cases;
+    size_t n = kms_test_sigv4_cases(&cases), ran = 0;
     for (size_t i = 0; i < n; i++) {
-        char cdir[1200];
-        snprintf(cdir, sizeof cdir, "%s/%s", dir, names[i]);
-        char *probe = read_file(cdir, "header-signed-request.txt");
-        free(names[i]);
-        if (probe == NULL) {
-            continue;
-        }
-        free(probe);
+        const char *cdir = cases[i];
         vcase c;
         kms_sigv4_auth auth;
         load_case(&c, cdir);
@@ -404,9 +277,10 @@ static void test_suite(void **state)
         }
         check_mutations(&c, &auth);
         free_case(&c);
+        free(cases[i]);
         ran++;
     }
-    free(root);
+    free(cases);
     print_message("sigv4: %zu cases passed\n", ran);
     assert_true(ran > 20);
 }
