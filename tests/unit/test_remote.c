@@ -41,7 +41,7 @@ static size_t headers_to_sign(vcase *c)
         }
     }
     assert_non_null(authz);
-    snprintf(c->authorization, sizeof c->authorization, "%s", authz);
+    snprintf(c->authorization, sizeof c->authorization, "%s", authz != NULL ? authz : "");
     const char *sh = strstr(authz, "SignedHeaders=");
     assert_non_null(sh);
     sh += 14;
