@@ -149,11 +149,11 @@ R=$(query 'Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Target=TrentService
 assert_contains "$R" "<Code>InvalidParameterValue</Code>" "a KMS target smuggled in the form: refused"
 R=$(query "$(head -c 200000 /dev/zero | tr '\0' a)")
 assert_match "$R" "^HTTP/1.1 400" "a 200 KB form: 400"
-# FINDING 5: an unsigned query-protocol request answers <Code>MissingAuthenticationTokenException;
-# STS (like every query-protocol service) answers MissingAuthenticationToken with HTTP 403. Fix in
-# handler.c's sts_errors[]: {"MissingAuthenticationTokenException", "MissingAuthenticationToken", 403}.
-# R=$(query 'Action=GetCallerIdentity&Version=2011-06-15')
-# assert_contains "$R" "<Code>MissingAuthenticationToken</Code>" "an unsigned STS request: MissingAuthenticationToken"
+# (FINDING 5, fixed) an unsigned query-protocol request answers, as STS does,
+# MissingAuthenticationToken with HTTP 403 (handler.c's sts_errors[]).
+R=$(query 'Action=GetCallerIdentity&Version=2011-06-15')
+assert_contains "$R" "<Code>MissingAuthenticationToken</Code>" "an unsigned STS request: MissingAuthenticationToken"
+assert_match "$R" "^HTTP/1.1 403" "with HTTP 403"
 
 # ---- /health and /metrics ----------------------------------------------------------------------
 H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
