@@ -213,13 +213,10 @@ if [[ "$(signed "$SK")" == 200* ]]; then
     for _ in $(seq 6); do signed wrongwrongwrongwrongwrongwrongwrongwrong1 >/dev/null; done
     R=$(signed wrongwrongwrongwrongwrongwrongwrongwrong1)
     assert_match "$R" '^400 ([1-9]|[1-9][0-9])\.' "after 6 wrong signatures, the next failure from that address is delayed ($R)"
-    # FINDING 3: the slow-down delays every answer to the address, not only the failures: one
-    # client with a wrong secret slows every client sharing its address (all of loopback, a NAT,
-    # a load balancer, an IPv6 /64) to 10 s a request. Fix in http.c serve_api:
-    #   double delay = resp.auth_failed ? kmsd_throttle_auth_delay(s->throttle, ip, now) : 0;
-    # (and in throttle.h's comment: "answers to that address" -> "its failed answers").
-    # R=$(signed "$SK")
-    # assert_match "$R" '^200 0\.' "while it lasts, a correctly signed request from that address is answered at once ($R)"
+    # (FINDING 3, fixed) only failures are delayed: a client with a wrong secret does not slow
+    # every client sharing its address (all of loopback, a NAT, a load balancer, an IPv6 /64).
+    R=$(signed "$SK")
+    assert_match "$R" '^200 0\.' "while it lasts, a correctly signed request from that address is answered at once ($R)"
 fi
 
 # ---- The metrics policy: X-Forwarded-For does not count ---------------------------------------------
