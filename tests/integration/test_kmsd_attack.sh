@@ -70,14 +70,15 @@ ERR_SIZE=$(stat -c %s "$TMP/first.err")
 R=$(printf 'POST / HTTP/1.1\r\nHost: x\r\n%sContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s' "$JSON_HEADERS" "$HEALTH" | tls_raw)
 assert_eq "$(statuses <<<"$R" | tr '\n' ' ')" "HTTP/1.1 400 " "Content-Length with Transfer-Encoding: one 400, nothing smuggled"
 assert_contains "$R" "<EOF>" "and the connection closed"
-# FINDING 1: two Content-Length headers with different values are taken as the first, and the
-# rest of the body is served as a pipelined request (request smuggling behind a proxy that
-# takes the last). Fix in http.c (https_cb and http_cb, before routing): more than one
-# Content-Length header (evhttp keeps them all in the input headers) gets 400 with Connection:
-# close, so that evhttp drops what follows.
-# R=$(printf 'POST / HTTP/1.1\r\nHost: x\r\n%sContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}%s' "$JSON_HEADERS" "$HEALTH" | tls_raw)
-# assert_eq "$(statuses <<<"$R" | tr '\n' ' ')" "HTTP/1.1 400 " "two Content-Lengths: one 400, nothing smuggled"
-# assert_contains "$R" "<EOF>" "and the connection closed"
+# (FINDING 1, fixed) two Content-Length headers with different values were taken as the first,
+# and the rest of the body served as a pipelined request (request smuggling behind a proxy that
+# takes the last): more than one Content-Length gets 400 with Connection: close, on both listeners.
+R=$(printf 'POST / HTTP/1.1\r\nHost: x\r\n%sContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}%s' "$JSON_HEADERS" "$HEALTH" | tls_raw)
+assert_eq "$(statuses <<<"$R" | tr '\n' ' ')" "HTTP/1.1 400 " "two Content-Lengths: one 400, nothing smuggled"
+assert_contains "$R" "<EOF>" "and the connection closed"
+R=$(printf 'POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\njunkGET /crl/x.crl HTTP/1.1\r\nHost: x\r\n\r\n' | http_raw)
+assert_eq "$(statuses <<<"$R" | tr '\n' ' ')" "HTTP/1.1 400 " "plain HTTP, two Content-Lengths (even equal): one 400, nothing smuggled"
+assert_contains "$R" "<EOF>" "and the connection closed"
 R=$(printf 'POST / HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n{}\r\n0\r\n\r\n' "$JSON_HEADERS" | tls_raw)
 assert_match "$R" "^HTTP/1.1 (400|413)" "a chunk of 2^64-1 bytes: refused"
 assert_contains "$R" "<EOF>" "and the connection closed"

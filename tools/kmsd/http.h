@@ -83,6 +83,10 @@ conn *kmsd_conn_of(struct evhttp_request *req);
 void kmsd_conn_request_done(struct evhttp_request *req, void *arg);
 void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content_type,
                      const void *body, size_t len, const char *request_id, bool close);
+/* A request whose framing is ambiguous (more than one Content-Length header, which evhttp 2.1
+ * accepts, taking the first): answered 400 with Connection: close, and true; else false. Called
+ * by both listeners before routing. */
+bool kmsd_conn_refuse_ambiguous(struct evhttp_request *req);
 double kmsd_conn_monotonic(void);
 
 /* http_api.c */

@@ -379,6 +379,9 @@ void kmsd_api_https_cb(struct evhttp_request *req, void *arg)
     c->idle = false;
     event_del(c->deadline); /* while it is served; request_done sets the next */
     evhttp_request_set_on_complete_cb(req, kmsd_conn_request_done, c);
+    if (kmsd_conn_refuse_ambiguous(req)) {
+        return;
+    }
     peer_ip(req, ip, sizeof ip);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : "";

@@ -180,6 +180,26 @@ void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content
     evbuffer_free(buf);
 }
 
+bool kmsd_conn_refuse_ambiguous(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyval *h;
+    int lengths = 0;
+    for (h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) {
+            lengths++;
+        }
+    }
+    if (lengths <= 1) {
+        return false;
+    }
+    /* evhttp took the first; a proxy in front may have taken another, and what evhttp would read
+     * next as a pipelined request is then another's body: answer, close, read nothing more. */
+    static const char msg[] = "more than one Content-Length\n";
+    kmsd_conn_reply(req, 400, "text/plain", msg, sizeof msg - 1, NULL, true);
+    return true;
+}
+
 double kmsd_conn_monotonic(void)
 {
     struct timespec ts;

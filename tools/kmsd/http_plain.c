@@ -90,7 +90,9 @@ void kmsd_plain_http_cb(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    if (path == NULL) {
+    if (kmsd_conn_refuse_ambiguous(req)) {
+        return;
+    } else if (path == NULL) {
         evhttp_send_error(req, 404, NULL);
     } else if (cmd == EVHTTP_REQ_GET && strncmp(path, "/crl/", 5) == 0) {
         serve_crl(s, req, path + 5);
