@@ -67,7 +67,8 @@ LIBKMS_SYMBOLS=$(nm -D "$(dirname "$KMSCTL")/libkms.so" 2>/dev/null || true)
 network_service() { [[ "$LIBKMS_SYMBOLS" == *" T kms_call_network"* ]]; }
 
 init_home
-set_server "$HOME_DIR" '{"header_timeout_seconds": 3, "body_timeout_seconds": 2, "idle_timeout_seconds": 5, "drain_seconds": 5}'
+# max_connections set: its default is bounded by memory / max_body_bytes (below 10,000 on small machines)
+set_server "$HOME_DIR" '{"header_timeout_seconds": 3, "body_timeout_seconds": 2, "idle_timeout_seconds": 5, "drain_seconds": 5, "max_connections": 65536}'
 
 # ---- First start: the CA and the server's certificate -------------------------------------------
 start_kmsd first "$HOME_DIR"

@@ -249,6 +249,12 @@ assert_eq "$C" "403" "/metrics: an allowed address in X-Forwarded-For / Forwarde
 # assert_match "$(stat -c %s "$TMP/hold.err")" '^[0-9]{1,5}$' "and kmsd's stderr stays small"
 # kill "$HOLD_PID"
 
+# (FINDING 6, lowered) the default max_connections is also bounded by a quarter of the physical
+# memory / max_body_bytes, logged at start.
+MEM_KB=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)
+if [ "${MEM_KB:-0}" -gt 0 ] && [ "$MEM_KB" -lt $((700 * 1024 * 1024)) ]; then
+    assert_contains "$(cat "$TMP/first.err")" "by the memory bound" "the default max_connections is bounded by memory, and says so"
+fi
 # FINDING 6 (no check: it needs gigabytes): every connection may hold a whole body of
 # max_body_bytes (3 MiB) in memory until its deadline (header + body timeouts, 40 s by default),
 # and max_connections is 65536: 100 connections each sending 3 MiB - 1 bytes added 180 MB to

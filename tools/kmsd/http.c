@@ -327,6 +327,30 @@ static void raise_fd_limit(kmsd_config *cfg)
     }
 }
 
+/* Every connection may buffer a body of max_body_bytes: unless max_connections is set, it is
+ * kept so that all of them fit in a quarter of the physical memory. */
+static void bound_by_memory(kmsd_config *cfg)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    if (cfg->max_connections_set || pages <= 0 || page <= 0 || cfg->max_body_bytes == 0) {
+        return;
+    }
+    unsigned long long bound =
+        (unsigned long long)pages * (unsigned long long)page / 4 / cfg->max_body_bytes;
+    if (bound < 1) {
+        bound = 1;
+    }
+    if (bound < (unsigned long long)cfg->max_connections) {
+        cfg->max_connections = (int)bound;
+        fprintf(stderr,
+                "kmsd: max_connections lowered to %d by the memory bound (a quarter of %llu MiB "
+                "/ max_body_bytes %zu; set max_connections to choose otherwise)\n",
+                cfg->max_connections, (unsigned long long)pages * (unsigned long long)page >> 20,
+                cfg->max_body_bytes);
+    }
+}
+
 kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *cfg)
 {
     kmsd_server *s = calloc(1, sizeof *s);
@@ -342,6 +366,7 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     pthread_mutex_init(&s->sched_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);
+    bound_by_memory(cfg);
     raise_fd_limit(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
