@@ -69,7 +69,8 @@ def slow(port, limit):
     print("%d" % round(time.time() - start))
 
 
-def hold(port, n, tls_port, cafile):
+def hold(port, n, tls_port, cafile, wait=2.0):
+    """n connections to port, held (idle) for wait seconds; then a TLS /health to tls_port."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     conns = []
@@ -78,7 +79,7 @@ def hold(port, n, tls_port, cafile):
             conns.append(socket.create_connection(("127.0.0.1", port), timeout=5))
     except OSError:
         pass
-    time.sleep(2)
+    time.sleep(wait)
     try:
         with connect(tls_port, cafile, 5) as t:
             t.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -94,4 +95,5 @@ if __name__ == "__main__":
     elif mode == "slow":
         slow(int(sys.argv[2]), int(sys.argv[3]))
     elif mode == "hold":
-        hold(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+        hold(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5],
+             float(sys.argv[6]) if len(sys.argv) > 6 else 2.0)

@@ -66,7 +66,8 @@ api() { # api TARGET BODY [CURL ARGS...]: POST / with headers, -i output
 network_service() { true; }
 
 init_home
-set_server "$HOME_DIR" '{"header_timeout_seconds": 3, "body_timeout_seconds": 2, "idle_timeout_seconds": 5, "drain_seconds": 5}'
+# max_connections set: its default is bounded by memory / max_body_bytes (below 10,000 on small machines)
+set_server "$HOME_DIR" '{"header_timeout_seconds": 3, "body_timeout_seconds": 2, "idle_timeout_seconds": 5, "drain_seconds": 5, "max_connections": 65536}'
 
 # ---- First start: the CA and the server's certificate -------------------------------------------
 start_kmsd first "$HOME_DIR"

@@ -5,7 +5,9 @@
  *   workers                event loops (threads)                one per core
  *   call_threads           threads running the calls, 1..1024   64
  *   max_connections        open connections, all workers        65536 (at most the open-files
- *                                                               limit less 256)
+ *                                                               limit less 256; unless set,
+ *                                                               at most a quarter of physical
+ *                                                               memory / max_body_bytes)
  *   header_timeout_seconds a request's line and headers         10
  *   body_timeout_seconds   its body, and writing the response   30
  *   idle_timeout_seconds   a kept-alive connection, unused      60
@@ -22,7 +24,11 @@
  * thread wait in the queue; past that a request is answered ThrottlingException at once.
  * Why 3 MiB of body: AWS KMS's largest request member is a 32 KiB key policy, but ACM's
  * ImportCertificate and ACM PCA's ImportCertificateAuthorityCertificate take a CertificateChain of
- * up to 2,097,152 bytes (their API references), which is 2.7 MiB in the JSON body's base64. */
+ * up to 2,097,152 bytes (their API references), which is 2.7 MiB in the JSON body's base64.
+ * Memory: every connection may buffer a whole body of max_body_bytes, unauthenticated, until its
+ * deadline (header + body timeouts), so max_connections x max_body_bytes is what clients can make
+ * kmsd hold; the default max_connections is therefore also bounded so that it fits in a quarter of
+ * the physical memory (logged at start). Set max_connections explicitly to choose otherwise. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +214,7 @@ int kmsd_config_load(const char *home, kmsd_config *cfg)
             goto out;
         }
     }
+    cfg->max_connections_set = json_object_get(server, "max_connections") != NULL;
     if (cfg->n_listen == 0) {
         if (set_string(&cfg->listen[0], "127.0.0.1:8443") != 0) {
             goto out;

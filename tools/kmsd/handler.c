@@ -268,6 +268,7 @@ static const struct {
     {"ValidationException", "ValidationError", 400},
     {"ThrottlingException", "Throttling", 400},
     {"InvalidAuthenticationCodeException", "AccessDenied", 403},
+    {"MissingAuthenticationTokenException", "MissingAuthenticationToken", 403},
 };
 
 static int query_error(kmsd_http_response *resp, const char *code, const char *message, int status)

@@ -14,7 +14,11 @@
  *     past max_connections a new one is shut down at once, before its handshake;
  *   - after an error that leaves the stream undefined (bad request line, oversized, timeout)
  *     evhttp answers with Connection: close, or just closes.
- * The plain-HTTP listener serves only GET /crl/ID.crl and OCSP (GET and POST /ocsp). */
+ *   - a request with more than one Content-Length gets 400 and Connection: close;
+ *   - out of descriptors, a listener pauses for a second (logged once), and libevent's own
+ *     messages are rate-limited, so that a full descriptor table is no busy loop of warnings.
+ * The plain-HTTP listener serves only GET /crl/ID.crl and OCSP (GET and POST /ocsp); its
+ * connections are counted and have the same deadlines (http_conn.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -110,6 +114,51 @@ static struct evhttp *http_new(kmsd_server *s, struct event_base *base,
     return http;
 }
 
+/* Out of descriptors, libevent's listener stays readable and would log each failed accept()
+ * in a busy loop: the listener pauses for a second instead, logged once per episode (errors
+ * less than 10 s apart). While draining, a listener so resumed only accepts connections that
+ * the bevcbs shut at once. */
+static void listener_resume(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+static void listener_error(struct evconnlistener *l, void *arg)
+{
+    static atomic_long last_ms = -100000;
+    int e = EVUTIL_SOCKET_ERROR();
+    if (e != EMFILE && e != ENFILE) {
+        return;
+    }
+    long now_ms = (long)(kmsd_conn_monotonic() * 1000);
+    if (now_ms - atomic_exchange(&last_ms, now_ms) > 10000) {
+        fprintf(stderr,
+                "kmsd: out of file descriptors (%s): a listener pauses for a second (raise the "
+                "open-files limit, or lower max_connections)\n",
+                strerror(e));
+    }
+    evconnlistener_disable(l);
+    struct timeval second = {1, 0};
+    if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, listener_resume, l, &second) !=
+        0) {
+        evconnlistener_enable(l); /* rather than never again */
+    }
+}
+
+/* libevent's own messages, at most 5 a second (a loop of them must not fill the disk). */
+static void libevent_log(int severity, const char *msg)
+{
+    static atomic_long second = 0;
+    static atomic_int count = 0;
+    long now = (long)time(NULL);
+    if (atomic_exchange(&second, now) != now) {
+        atomic_store(&count, 0);
+    }
+    if (atomic_fetch_add(&count, 1) < 5) {
+        fprintf(stderr, "kmsd: libevent (%d): %s\n", severity, msg);
+    }
+}
+
 static int bind_dup(worker *w, struct evhttp *http, int fd)
 {
     int copy = dup(fd);
@@ -128,6 +177,7 @@ static int bind_dup(worker *w, struct evhttp *http, int fd)
         evconnlistener_free(l);
         return -1;
     }
+    evconnlistener_set_error_cb(l, listener_error);
     w->bound[w->n_bound++] = b;
     return 0;
 }
@@ -146,8 +196,14 @@ static int worker_init(kmsd_server *s, worker *w)
         }
     }
     if (s->http_fd >= 0) {
-        if ((w->http = http_new(s, w->base, kmsd_plain_http_cb)) == NULL ||
-            bind_dup(w, w->http, s->http_fd) != 0) {
+        if ((w->http = http_new(s, w->base, kmsd_plain_http_cb)) == NULL) {
+            return -1;
+        }
+        evhttp_set_gencb(w->http, kmsd_plain_http_cb, w);
+        evhttp_set_bevcb(w->http, kmsd_conn_plain_bev, w);
+        struct timeval quarter = {0, 250000};
+        if ((w->sweep = event_new(w->base, -1, EV_PERSIST, kmsd_conn_plain_sweep, w)) == NULL ||
+            event_add(w->sweep, &quarter) != 0 || bind_dup(w, w->http, s->http_fd) != 0) {
             return -1;
         }
     }
@@ -327,6 +383,30 @@ static void raise_fd_limit(kmsd_config *cfg)
     }
 }
 
+/* Every connection may buffer a body of max_body_bytes: unless max_connections is set, it is
+ * kept so that all of them fit in a quarter of the physical memory. */
+static void bound_by_memory(kmsd_config *cfg)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    if (cfg->max_connections_set || pages <= 0 || page <= 0 || cfg->max_body_bytes == 0) {
+        return;
+    }
+    unsigned long long bound =
+        (unsigned long long)pages * (unsigned long long)page / 4 / cfg->max_body_bytes;
+    if (bound < 1) {
+        bound = 1;
+    }
+    if (bound < (unsigned long long)cfg->max_connections) {
+        cfg->max_connections = (int)bound;
+        fprintf(stderr,
+                "kmsd: max_connections lowered to %d by the memory bound (a quarter of %llu MiB "
+                "/ max_body_bytes %zu; set max_connections to choose otherwise)\n",
+                cfg->max_connections, (unsigned long long)pages * (unsigned long long)page >> 20,
+                cfg->max_body_bytes);
+    }
+}
+
 kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *cfg)
 {
     kmsd_server *s = calloc(1, sizeof *s);
@@ -342,6 +422,8 @@ kmsd_server *kmsd_server_new(kms_client *client, const char *home, kmsd_config *
     pthread_mutex_init(&s->sched_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_cond_init(&s->sched_cond, NULL);
+    event_set_log_callback(libevent_log);
+    bound_by_memory(cfg);
     raise_fd_limit(cfg);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
@@ -479,6 +561,10 @@ void kmsd_server_free(kmsd_server *s)
         }
         if (w->http != NULL) {
             evhttp_free(w->http);
+        }
+        kmsd_conn_plain_free_all(w);
+        if (w->sweep != NULL) {
+            event_free(w->sweep);
         }
         if (w->base != NULL) {
             event_base_free(w->base);

@@ -65,13 +65,17 @@ struct worker {
     struct evhttp_bound_socket *bound[KMSD_MAX_LISTEN + 1];
     size_t n_bound;
     pthread_t thread;
+    conn *plain;         /* the plain-HTTP connections (this worker's thread only) */
+    struct event *sweep; /* releases the plain connections evhttp has freed */
 };
 
-/* Per TLS connection, hung on its SSL (freed with it). */
+/* Per TLS connection, hung on its SSL (freed with it); per plain-HTTP connection, on its
+ * worker's list, holding a reference to its bufferevent (released once evhttp freed it). */
 struct conn {
     kmsd_server *s;
     struct event *deadline;
-    SSL *ssl;
+    SSL *ssl;                 /* TLS */
+    struct bufferevent *bev;  /* plain HTTP */
     bool idle;                /* no request under way: none yet, or its last response was written */
     struct conn *prev, *next; /* the server's list, under its lock */
 };
@@ -79,10 +83,23 @@ struct conn {
 /* http_conn.c */
 int kmsd_conn_init(void);
 struct bufferevent *kmsd_conn_tls_bev(struct event_base *base, void *arg);
+/* The plain listener's bevcb (arg: its worker): counted, with a deadline, as kmsd_conn_tls_bev. */
+struct bufferevent *kmsd_conn_plain_bev(struct event_base *base, void *arg);
+/* The plain connection serving req, or NULL. */
+conn *kmsd_conn_plain_of(worker *w, struct evhttp_request *req);
+/* The worker's timer (every 250 ms): releases the plain connections evhttp freed and, while
+ * draining, shuts the idle ones. */
+void kmsd_conn_plain_sweep(evutil_socket_t fd, short what, void *arg);
+/* At exit, after evhttp_free: releases every plain connection of w. */
+void kmsd_conn_plain_free_all(worker *w);
 conn *kmsd_conn_of(struct evhttp_request *req);
 void kmsd_conn_request_done(struct evhttp_request *req, void *arg);
 void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content_type,
                      const void *body, size_t len, const char *request_id, bool close);
+/* A request whose framing is ambiguous (more than one Content-Length header, which evhttp 2.1
+ * accepts, taking the first): answered 400 with Connection: close, and true; else false. Called
+ * by both listeners before routing. */
+bool kmsd_conn_refuse_ambiguous(struct evhttp_request *req);
 double kmsd_conn_monotonic(void);
 
 /* http_api.c */

@@ -237,10 +237,12 @@ void kmsd_api_run(void *arg)
         kmsd_metrics_observe(s->metrics, j->resp.operation[0] != '\0' ? j->resp.operation : "Other",
                              j->resp.outcome != NULL ? j->resp.outcome : "Other",
                              now - j->received);
+        /* Only a failure is held back: a correct request from the same address (a NAT, a
+         * load balancer, loopback) is not slowed by another client's wrong secret. */
         if (j->resp.auth_failed) {
             kmsd_throttle_auth_failed(s->throttle, j->ip, now);
+            delay = kmsd_throttle_auth_delay(s->throttle, j->ip, now);
         }
-        delay = kmsd_throttle_auth_delay(s->throttle, j->ip, now);
     }
     /* The slow-down holds the answer back on the loop's timer, not this thread. */
     struct timeval tv = {0, 0};
@@ -377,6 +379,9 @@ void kmsd_api_https_cb(struct evhttp_request *req, void *arg)
     c->idle = false;
     event_del(c->deadline); /* while it is served; request_done sets the next */
     evhttp_request_set_on_complete_cb(req, kmsd_conn_request_done, c);
+    if (kmsd_conn_refuse_ambiguous(req)) {
+        return;
+    }
     peer_ip(req, ip, sizeof ip);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : "";

@@ -132,6 +132,116 @@ struct bufferevent *kmsd_conn_tls_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+/* ---- Plain-HTTP connections -------------------------------------------------------------------
+ * No SSL to hang the conn on, and evhttp 2.1 tells nothing when it frees a connection: the conn
+ * holds a reference to the bufferevent, whose event callback evhttp sets for the connection's
+ * life (evhttp_error_cb) and bufferevent_free clears; the worker's sweep then releases it (and
+ * with that last reference the descriptor is closed). */
+
+static bool plain_freed(const conn *c)
+{
+    bufferevent_event_cb eventcb = NULL;
+    void *arg = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, &arg);
+    return eventcb == NULL && arg == NULL;
+}
+
+static void plain_cut(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    evutil_socket_t sock = bufferevent_getfd(c->bev);
+    if (sock >= 0) {
+        shutdown(sock, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+    }
+}
+
+static void plain_release(worker *w, conn *c)
+{
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->plain = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    atomic_fetch_sub(&c->s->connections, 1);
+    event_free(c->deadline);
+    bufferevent_decref(c->bev);
+    free(c);
+}
+
+struct bufferevent *kmsd_conn_plain_bev(struct event_base *base, void *arg)
+{
+    worker *w = arg;
+    kmsd_server *s = w->s;
+    conn *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct event *deadline = c != NULL ? evtimer_new(base, plain_cut, c) : NULL;
+    if (c == NULL || bev == NULL || deadline == NULL) {
+        fprintf(stderr, "kmsd: cannot make a plain-HTTP connection\n");
+        if (deadline != NULL) {
+            event_free(deadline);
+        }
+        if (bev != NULL) {
+            bufferevent_free(bev);
+        }
+        free(c);
+        return NULL;
+    }
+    bufferevent_incref(bev);
+    c->s = s;
+    c->bev = bev;
+    c->idle = true;
+    c->deadline = deadline;
+    c->next = w->plain;
+    if (w->plain != NULL) {
+        w->plain->prev = c;
+    }
+    w->plain = c;
+    long n = atomic_fetch_add(&s->connections, 1) + 1;
+    /* Over the limit, or draining: shut at once (evhttp sets the descriptor before the loop
+     * runs again). */
+    bool refuse = n > s->cfg->max_connections || atomic_load(&s->draining);
+    conn_deadline(c, refuse ? 0 : s->cfg->header_timeout_seconds + s->cfg->body_timeout_seconds);
+    return bev;
+}
+
+conn *kmsd_conn_plain_of(worker *w, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    for (conn *c = w->plain; c != NULL && bev != NULL; c = c->next) {
+        if (c->bev == bev) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void kmsd_conn_plain_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    bool draining = atomic_load(&w->s->draining);
+    conn *next = NULL;
+    for (conn *c = w->plain; c != NULL; c = next) {
+        next = c->next;
+        evutil_socket_t sock = bufferevent_getfd(c->bev);
+        if (plain_freed(c)) {
+            plain_release(w, c);
+        } else if (draining && c->idle && sock >= 0) {
+            shutdown(sock, SHUT_RDWR);
+        }
+    }
+}
+
+void kmsd_conn_plain_free_all(worker *w)
+{
+    while (w->plain != NULL) {
+        plain_release(w, w->plain);
+    }
+}
+
 conn *kmsd_conn_of(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -178,6 +288,26 @@ void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content
                                          : "Internal Server Error";
     evhttp_send_reply(req, status, reason, buf);
     evbuffer_free(buf);
+}
+
+bool kmsd_conn_refuse_ambiguous(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyval *h;
+    int lengths = 0;
+    for (h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) {
+            lengths++;
+        }
+    }
+    if (lengths <= 1) {
+        return false;
+    }
+    /* evhttp took the first; a proxy in front may have taken another, and what evhttp would read
+     * next as a pipelined request is then another's body: answer, close, read nothing more. */
+    static const char msg[] = "more than one Content-Length\n";
+    kmsd_conn_reply(req, 400, "text/plain", msg, sizeof msg - 1, NULL, true);
+    return true;
 }
 
 double kmsd_conn_monotonic(void)

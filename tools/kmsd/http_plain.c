@@ -86,11 +86,20 @@ static void serve_ocsp_get(kmsd_server *s, struct evhttp_request *req, const cha
 
 void kmsd_plain_http_cb(struct evhttp_request *req, void *arg)
 {
-    kmsd_server *s = arg;
+    worker *w = arg;
+    kmsd_server *s = w->s;
+    conn *c = kmsd_conn_plain_of(w, req);
+    if (c != NULL) {
+        c->idle = false;
+        event_del(c->deadline); /* while it is served; request_done sets the next */
+        evhttp_request_set_on_complete_cb(req, kmsd_conn_request_done, c);
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    if (path == NULL) {
+    if (kmsd_conn_refuse_ambiguous(req)) {
+        return;
+    } else if (path == NULL) {
         evhttp_send_error(req, 404, NULL);
     } else if (cmd == EVHTTP_REQ_GET && strncmp(path, "/crl/", 5) == 0) {
         serve_crl(s, req, path + 5);

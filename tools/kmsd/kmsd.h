@@ -33,6 +33,7 @@ typedef struct kmsd_config {
     int workers;       /* 0: one per core */
     int call_threads;  /* threads running kms_call_network off the event loops (pool.h) */
     int max_connections;
+    bool max_connections_set; /* given in config.json: not lowered by the memory bound */
     int header_timeout_seconds;
     int body_timeout_seconds;
     int idle_timeout_seconds;

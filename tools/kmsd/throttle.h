@@ -39,12 +39,14 @@ int kmsd_throttle_admit(kmsd_throttle *t, const char *account_id, const char *ac
 int kmsd_throttle_admit_fn(void *arg, const char *account_id, const char *access_key_id,
                            const char *operation);
 
-/* An authentication failure from source address ip. After 5 failures within a minute, answers to
- * that address are delayed: 1 s, doubling with each further failure, at most 10 s. A success
- * does not reset it (an attacker may hold one valid key); a quiet minute (no failure) does.
- * IPv6 addresses are counted by their /64 prefix. */
+/* An authentication failure from source address ip. After 5 failures within a minute, its
+ * failed answers are delayed: 1 s, doubling with each further failure, at most 10 s (answers
+ * that are not authentication failures are never delayed, so one client with a wrong secret
+ * does not slow the others sharing its address). A success does not reset it (an attacker may
+ * hold one valid key); a quiet minute (no failure) does. IPv6 addresses are counted by their
+ * /64 prefix. */
 void kmsd_throttle_auth_failed(kmsd_throttle *t, const char *ip, double now);
-/* Seconds by which to delay the answer to ip now (0: none). */
+/* Seconds by which to delay a failed authentication's answer to ip now (0: none). */
 double kmsd_throttle_auth_delay(kmsd_throttle *t, const char *ip, double now);
 
 /* For /metrics: {"Enabled": b, "MaxKeys": n, "Keys": n, "Quotas": {"<name>": {"Limit": rate,
