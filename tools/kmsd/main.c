@@ -21,7 +21,11 @@ static const char usage[] =
     "  --call-threads N         threads running the requests' calls, 1 to 1024 (default 64)\n"
     "  --no-scheduler           do not run rotations, deletions, renewals and CRLs here\n"
     "Settings: config.json's \"server\" object (see the README). SIGHUP reloads the\n"
-    "configuration and the certificate; SIGTERM stops after in-flight requests.\n";
+    "configuration and the certificate; SIGTERM stops after in-flight requests.\n"
+    "\n"
+    "Example:\n"
+    "  kmsd --home ~/.kms --listen 0.0.0.0:8443\n"
+    "  aws --endpoint-url https://127.0.0.1:8443 --ca-bundle ~/.kms/kmsd-ca.pem kms list-keys\n";
 
 static int set(char **dst, const char *v)
 {
