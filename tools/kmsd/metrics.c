@@ -1,6 +1,7 @@
 /* A small metrics registry rendered in Prometheus' text exposition format 0.0.4 (see metrics.h;
  * format: prometheus.io/docs/instrumenting/exposition_formats, "Text-based format"). */
 #include "metrics.h"
+#include "strbuf.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -262,43 +263,9 @@ out:
 
 /* ---- Rendering ------------------------------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} strbuf;
+static void sb_fmt(kmsd_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void sb_add(strbuf *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap == 0 ? 4096 : b->cap;
-        while (b->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(strbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_fmt(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_fmt(strbuf *b, const char *fmt, ...)
+static void sb_fmt(kmsd_strbuf *b, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -306,36 +273,36 @@ static void sb_fmt(strbuf *b, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n > 0) {
-        sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+        kmsd_strbuf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
     }
 }
 
 /* Exposition format: in label values \, " and newline are escaped; in HELP text \ and newline. */
-static void sb_escaped(strbuf *b, const char *s, bool quote)
+static void sb_escaped(kmsd_strbuf *b, const char *s, bool quote)
 {
     for (; *s != '\0'; s++) {
         if (*s == '\\') {
-            sb_str(b, "\\\\");
+            kmsd_strbuf_str(b, "\\\\");
         } else if (*s == '\n') {
-            sb_str(b, "\\n");
+            kmsd_strbuf_str(b, "\\n");
         } else if (*s == '"' && quote) {
-            sb_str(b, "\\\"");
+            kmsd_strbuf_str(b, "\\\"");
         } else {
-            sb_add(b, s, 1);
+            kmsd_strbuf_add(b, s, 1);
         }
     }
 }
 
 /* A float as Go's strconv.ParseFloat reads it: the shortest of %.15g..%.17g that reads back. */
-static void sb_double(strbuf *b, double v)
+static void sb_double(kmsd_strbuf *b, double v)
 {
     char tmp[40];
     if (isnan(v)) {
-        sb_str(b, "NaN");
+        kmsd_strbuf_str(b, "NaN");
         return;
     }
     if (isinf(v)) {
-        sb_str(b, v > 0 ? "+Inf" : "-Inf");
+        kmsd_strbuf_str(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
     for (int prec = 15; prec <= 17; prec++) {
@@ -344,23 +311,23 @@ static void sb_double(strbuf *b, double v)
             break;
         }
     }
-    sb_str(b, tmp);
+    kmsd_strbuf_str(b, tmp);
 }
 
-static void sb_header(strbuf *b, const char *name, const char *help, const char *type)
+static void sb_header(kmsd_strbuf *b, const char *name, const char *help, const char *type)
 {
-    sb_str(b, "# HELP ");
-    sb_str(b, name);
-    sb_str(b, " ");
+    kmsd_strbuf_str(b, "# HELP ");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, " ");
     sb_escaped(b, help, false);
-    sb_str(b, "\n# TYPE ");
-    sb_str(b, name);
-    sb_str(b, " ");
-    sb_str(b, type);
-    sb_str(b, "\n");
+    kmsd_strbuf_str(b, "\n# TYPE ");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, " ");
+    kmsd_strbuf_str(b, type);
+    kmsd_strbuf_str(b, "\n");
 }
 
-static void render_requests(kmsd_metrics *m, strbuf *b)
+static void render_requests(kmsd_metrics *m, kmsd_strbuf *b)
 {
     size_t n_out = atomic_load_explicit(&m->n_outcomes, memory_order_acquire);
     sb_header(b, "kmsd_requests_total",
@@ -372,16 +339,16 @@ static void render_requests(kmsd_metrics *m, strbuf *b)
             if (n == 0 || (oc >= n_out && oc != KMSD_METRICS_MAX_OUTCOMES - 1)) {
                 continue;
             }
-            sb_str(b, "kmsd_requests_total{operation=\"");
+            kmsd_strbuf_str(b, "kmsd_requests_total{operation=\"");
             sb_escaped(b, m->ops[op], true);
-            sb_str(b, "\",outcome=\"");
+            kmsd_strbuf_str(b, "\",outcome=\"");
             sb_escaped(b, m->outcomes[oc], true);
             sb_fmt(b, "\"} %llu\n", n);
         }
     }
 }
 
-static void render_latency(kmsd_metrics *m, strbuf *b)
+static void render_latency(kmsd_metrics *m, kmsd_strbuf *b)
 {
     sb_header(b, "kmsd_request_duration_seconds",
               "Seconds from a request's arrival to its answer, by operation.", "histogram");
@@ -400,24 +367,24 @@ static void render_latency(kmsd_metrics *m, strbuf *b)
         unsigned long long cumulative = 0;
         for (size_t i = 0; i <= N_BUCKETS; i++) {
             cumulative += counts[i];
-            sb_str(b, "kmsd_request_duration_seconds_bucket{operation=\"");
+            kmsd_strbuf_str(b, "kmsd_request_duration_seconds_bucket{operation=\"");
             sb_escaped(b, m->ops[op], true);
-            sb_str(b, "\",le=\"");
-            sb_str(b, i < N_BUCKETS ? bucket_text[i] : "+Inf");
+            kmsd_strbuf_str(b, "\",le=\"");
+            kmsd_strbuf_str(b, i < N_BUCKETS ? bucket_text[i] : "+Inf");
             sb_fmt(b, "\"} %llu\n", cumulative);
         }
-        sb_str(b, "kmsd_request_duration_seconds_sum{operation=\"");
+        kmsd_strbuf_str(b, "kmsd_request_duration_seconds_sum{operation=\"");
         sb_escaped(b, m->ops[op], true);
-        sb_str(b, "\"} ");
+        kmsd_strbuf_str(b, "\"} ");
         sb_double(b, (double)atomic_load(&h->sum_ns) / 1e9);
-        sb_str(b, "\nkmsd_request_duration_seconds_count{operation=\"");
+        kmsd_strbuf_str(b, "\nkmsd_request_duration_seconds_count{operation=\"");
         sb_escaped(b, m->ops[op], true);
         sb_fmt(b, "\"} %llu\n", total);
     }
 }
 
 /* The set series, grouped by name (one HELP and TYPE each) in the order names were first set. */
-static void render_set(kmsd_metrics *m, strbuf *b)
+static void render_set(kmsd_metrics *m, kmsd_strbuf *b)
 {
     for (size_t i = 0; i < m->n_set; i++) {
         bool first = true;
@@ -434,24 +401,24 @@ static void render_set(kmsd_metrics *m, strbuf *b)
             if (strcmp(s->name, m->set[i].name) != 0) {
                 continue;
             }
-            sb_str(b, s->name);
+            kmsd_strbuf_str(b, s->name);
             if (s->label_name[0] != '\0') {
-                sb_str(b, "{");
-                sb_str(b, s->label_name);
-                sb_str(b, "=\"");
+                kmsd_strbuf_str(b, "{");
+                kmsd_strbuf_str(b, s->label_name);
+                kmsd_strbuf_str(b, "=\"");
                 sb_escaped(b, s->label_value, true);
-                sb_str(b, "\"}");
+                kmsd_strbuf_str(b, "\"}");
             }
-            sb_str(b, " ");
+            kmsd_strbuf_str(b, " ");
             sb_double(b, s->value);
-            sb_str(b, "\n");
+            kmsd_strbuf_str(b, "\n");
         }
     }
 }
 
 int kmsd_metrics_render(kmsd_metrics *m, const char *extra_text, char **out)
 {
-    strbuf b = {0};
+    kmsd_strbuf b = {0};
     *out = NULL;
     pthread_mutex_lock(&m->lock);
     render_requests(m, &b);
@@ -459,12 +426,8 @@ int kmsd_metrics_render(kmsd_metrics *m, const char *extra_text, char **out)
     render_set(m, &b);
     pthread_mutex_unlock(&m->lock);
     if (extra_text != NULL) {
-        sb_str(&b, extra_text);
+        kmsd_strbuf_str(&b, extra_text);
     }
-    if (b.oom || b.p == NULL) {
-        free(b.p);
-        return -1;
-    }
-    *out = b.p;
-    return 0;
+    *out = kmsd_strbuf_take(&b);
+    return *out != NULL ? 0 : -1;
 }

@@ -3,6 +3,7 @@
  * botocore's QueryParser, which reads <OperationResult> inside <OperationResponse>, lists as
  * <member> elements and errors as <ErrorResponse><Error><Code>. */
 #include "query.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,52 +29,6 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
         va_end(ap);
     }
     return rc;
-}
-
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap == 0 ? 256 : b->cap;
-        while (b->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(strbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-/* Takes the text out of b (NULL when an allocation failed). */
-static char *sb_take(strbuf *b)
-{
-    char *p = b->p;
-    if (b->oom || p == NULL) {
-        free(p);
-        p = NULL;
-    }
-    memset(b, 0, sizeof *b);
-    return p;
 }
 
 /* Length of the UTF-8 sequence at s (n bytes left), 0 if it is not valid UTF-8 (RFC 3629:
@@ -117,7 +72,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 /* XML 1.0 section 2.2 (Char) and 2.4 (markup characters): the five markup characters as
  * references, carriage return as a reference (a parser would turn a literal one into a line
  * feed), and what XML cannot carry at all (controls, NUL, invalid UTF-8) as U+FFFD. */
-static void sb_xml_text(strbuf *b, const char *s, size_t n)
+static void sb_xml_text(kmsd_strbuf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
@@ -125,22 +80,23 @@ static void sb_xml_text(strbuf *b, const char *s, size_t n)
         unsigned c = u[i];
         size_t len = utf8_len(u + i, n - i);
         if (c == '&') {
-            sb_str(b, "&amp;");
+            kmsd_strbuf_str(b, "&amp;");
         } else if (c == '<') {
-            sb_str(b, "&lt;");
+            kmsd_strbuf_str(b, "&lt;");
         } else if (c == '>') {
-            sb_str(b, "&gt;");
+            kmsd_strbuf_str(b, "&gt;");
         } else if (c == '"') {
-            sb_str(b, "&quot;");
+            kmsd_strbuf_str(b, "&quot;");
         } else if (c == '\'') {
-            sb_str(b, "&apos;");
+            kmsd_strbuf_str(b, "&apos;");
         } else if (c == '\r') {
-            sb_str(b, "&#13;");
+            kmsd_strbuf_str(b, "&#13;");
         } else if (len == 0 || (c < 0x20 && c != '\t' && c != '\n') ||
                    (len == 3 && c == 0xef && u[i + 1] == 0xbf && u[i + 2] >= 0xbe)) {
-            sb_str(b, "\xef\xbf\xbd"); /* U+FFFD; U+FFFE and U+FFFF are not XML Chars either */
+            kmsd_strbuf_str(
+                b, "\xef\xbf\xbd"); /* U+FFFD; U+FFFE and U+FFFF are not XML Chars either */
         } else {
-            sb_add(b, s + i, len);
+            kmsd_strbuf_add(b, s + i, len);
             i += len;
             continue;
         }
@@ -148,15 +104,15 @@ static void sb_xml_text(strbuf *b, const char *s, size_t n)
     }
 }
 
-static void sb_element(strbuf *b, const char *name, const char *text)
+static void sb_element(kmsd_strbuf *b, const char *name, const char *text)
 {
-    sb_str(b, "<");
-    sb_str(b, name);
-    sb_str(b, ">");
+    kmsd_strbuf_str(b, "<");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, ">");
     sb_xml_text(b, text, strlen(text));
-    sb_str(b, "</");
-    sb_str(b, name);
-    sb_str(b, ">");
+    kmsd_strbuf_str(b, "</");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, ">");
 }
 
 /* ---- The operations and their parameters ----------------------------------------------------- */
@@ -497,9 +453,10 @@ static bool xml_name_ok(const char *s)
 /* Up to 9999-12-31T23:59:59Z: four-digit years, as ISO 8601 (and botocore) has them. */
 #define MAX_EPOCH 253402300799LL
 
-static int value_xml(strbuf *b, const char *name, json_t *v, int depth, char *err, size_t errlen);
+static int value_xml(kmsd_strbuf *b, const char *name, json_t *v, int depth, char *err,
+                     size_t errlen);
 
-static int object_xml(strbuf *b, json_t *obj, int depth, char *err, size_t errlen)
+static int object_xml(kmsd_strbuf *b, json_t *obj, int depth, char *err, size_t errlen)
 {
     const char *key;
     json_t *member;
@@ -539,15 +496,16 @@ static int scalar_text(const char *name, json_t *v, char *text, size_t size, cha
     return 0;
 }
 
-static int value_xml(strbuf *b, const char *name, json_t *v, int depth, char *err, size_t errlen)
+static int value_xml(kmsd_strbuf *b, const char *name, json_t *v, int depth, char *err,
+                     size_t errlen)
 {
     char text[64];
     if (depth > 32) {
         return fail(err, errlen, -1, "the response nests deeper than 32 levels");
     }
-    sb_str(b, "<");
-    sb_str(b, name);
-    sb_str(b, ">");
+    kmsd_strbuf_str(b, "<");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, ">");
     if (json_is_object(v)) {
         if (object_xml(b, v, depth, err, errlen) != 0) {
             return -1;
@@ -570,11 +528,11 @@ static int value_xml(strbuf *b, const char *name, json_t *v, int depth, char *er
         if (scalar_text(name, v, text, sizeof text, err, errlen) != 0) {
             return -1;
         }
-        sb_str(b, text);
+        kmsd_strbuf_str(b, text);
     }
-    sb_str(b, "</");
-    sb_str(b, name);
-    sb_str(b, ">");
+    kmsd_strbuf_str(b, "</");
+    kmsd_strbuf_str(b, name);
+    kmsd_strbuf_str(b, ">");
     return 0;
 }
 
@@ -584,7 +542,7 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
     const action *a;
     json_t *resp = NULL;
     json_error_t jerr;
-    strbuf b = {0};
+    kmsd_strbuf b = {0};
     int r = -1;
     *xml = NULL;
     if (err != NULL && errlen > 0) {
@@ -601,28 +559,28 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
              resp == NULL ? jerr.text : "another JSON value");
         goto out;
     }
-    sb_str(&b, "<");
-    sb_str(&b, a->action);
-    sb_str(&b, "Response xmlns=\"" KMSD_QUERY_STS_XMLNS "\"><");
-    sb_str(&b, a->action);
-    sb_str(&b, "Result>");
+    kmsd_strbuf_str(&b, "<");
+    kmsd_strbuf_str(&b, a->action);
+    kmsd_strbuf_str(&b, "Response xmlns=\"" KMSD_QUERY_STS_XMLNS "\"><");
+    kmsd_strbuf_str(&b, a->action);
+    kmsd_strbuf_str(&b, "Result>");
     if (object_xml(&b, resp, 0, err, errlen) != 0) {
         goto out;
     }
-    sb_str(&b, "</");
-    sb_str(&b, a->action);
-    sb_str(&b, "Result><ResponseMetadata>");
+    kmsd_strbuf_str(&b, "</");
+    kmsd_strbuf_str(&b, a->action);
+    kmsd_strbuf_str(&b, "Result><ResponseMetadata>");
     sb_element(&b, "RequestId", request_id != NULL ? request_id : "");
-    sb_str(&b, "</ResponseMetadata></");
-    sb_str(&b, a->action);
-    sb_str(&b, "Response>");
-    if ((*xml = sb_take(&b)) == NULL) {
+    kmsd_strbuf_str(&b, "</ResponseMetadata></");
+    kmsd_strbuf_str(&b, a->action);
+    kmsd_strbuf_str(&b, "Response>");
+    if ((*xml = kmsd_strbuf_take(&b)) == NULL) {
         fail(err, errlen, -1, "out of memory");
         goto out;
     }
     r = 0;
 out:
-    free(sb_take(&b));
+    free(kmsd_strbuf_take(&b));
     json_decref(resp);
     return r;
 }
@@ -630,14 +588,14 @@ out:
 int kmsd_query_error_xml(const char *code, const char *message, bool sender, const char *request_id,
                          char **xml)
 {
-    strbuf b = {0};
-    sb_str(&b, "<ErrorResponse xmlns=\"" KMSD_QUERY_STS_XMLNS "\"><Error>");
+    kmsd_strbuf b = {0};
+    kmsd_strbuf_str(&b, "<ErrorResponse xmlns=\"" KMSD_QUERY_STS_XMLNS "\"><Error>");
     sb_element(&b, "Type", sender ? "Sender" : "Receiver");
     sb_element(&b, "Code", code != NULL ? code : "InternalFailure");
     sb_element(&b, "Message", message != NULL ? message : "");
-    sb_str(&b, "</Error>");
+    kmsd_strbuf_str(&b, "</Error>");
     sb_element(&b, "RequestId", request_id != NULL ? request_id : "");
-    sb_str(&b, "</ErrorResponse>");
-    *xml = sb_take(&b);
+    kmsd_strbuf_str(&b, "</ErrorResponse>");
+    *xml = kmsd_strbuf_take(&b);
     return *xml != NULL ? 0 : -1;
 }
