@@ -20,6 +20,7 @@ disk=$(mktemp -d /var/tmp/kms-bench-kmsd.XXXXXX)
 pids=()
 cleanup() {
     local pid
+    [ -f "$tmp/kmsd.pids" ] && while read -r pid; do pids+=("$pid"); done <"$tmp/kmsd.pids"
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$tmp" "$shm" "$disk"
@@ -36,7 +37,8 @@ wait_port() {
     return 1
 }
 
-# serve HOME: starts kmsd on a free port, prints the port.
+# serve HOME: starts kmsd on a free port, prints the port. It runs in a command substitution's
+# subshell, so the server's pid goes to a file the cleanup reads.
 serve() {
     local home=$1 p
     "$build/kmsctl" --home "$home" init >/dev/null
@@ -50,7 +52,7 @@ EOF
     p=$(port)
     "$build/kmsd" --home "$home" --listen "127.0.0.1:$p" --http-listen off --no-scheduler \
         >"$tmp/kmsd-$p.log" 2>&1 &
-    pids+=($!)
+    echo $! >>"$tmp/kmsd.pids"
     wait_port "$p"
     echo "$p"
 }
