@@ -3,6 +3,7 @@
  * audit record), and AWS's response and error shapes. Knows nothing of libevent, so the fuzzer
  * drives it directly. */
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,19 @@ int kmsd_error_status(const char *error_name)
     return 400;
 }
 
+/* Requests and answers may hold plaintexts, data keys and session secrets (kms_string_free wipes
+ * the library's copies; these are kmsd's own). */
+static void wipe_free(char *p, size_t n)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, n);
+    }
+    free(p);
+}
+
 void kmsd_response_clean_up(kmsd_http_response *resp)
 {
-    free(resp->body);
+    wipe_free(resp->body, resp->body_len);
     resp->body = NULL;
     resp->body_len = 0;
 }
@@ -248,7 +259,7 @@ static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req,
         text[req->body_len] = '\0';
     }
     int r = json_answer(h, req, text, resp);
-    free(text);
+    wipe_free(text, req->body_len + 3);
     return r;
 }
 
@@ -334,7 +345,7 @@ static int query_protocol(const kmsd_handler *h, const kmsd_http_request *req,
     r = 0;
 out:
     free(operation);
-    free(request_json);
+    wipe_free(request_json, request_json != NULL ? strlen(request_json) : 0);
     kms_string_free(response_json);
     return r;
 }
