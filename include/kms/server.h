@@ -84,10 +84,13 @@ KMS_API KMS_MUST_CHECK int kms_call_network(kms_client *client, const kms_networ
 /* The home's region (static storage of the client). */
 KMS_API const char *kms_client_region(const kms_client *client);
 
-/* Figures for /metrics (free with kms_string_free), JSON:
+/* Figures for /metrics and kmsbench (free with kms_string_free), JSON:
  *   {"HsmSessions": {"Open": n, "InUse": n, "Max": n},
- *    "AuditFlushes": {"Count": n, "Records": n, "Buckets": [[le, count]...]}}  (records/flush)
- */
+ *    "AuditFlushes": {"Count": n, "Records": n, "Buckets": [[le, count]...]},  (records/flush)
+ *    "WaitNanoseconds": {"AuditAppend": n, "AuditLock": n, "Database": n, "HsmSession": n}}
+ * WaitNanoseconds sums, since the client opened, the time callers spent: from handing their
+ * audit record over to its being durable (the group commit's wait and flush), waiting for the
+ * trail's LOCK, for a database connection or write lock, and for an HSM session. */
 KMS_API KMS_MUST_CHECK int kms_client_stats(kms_client *client, char **stats_json);
 
 /* Revocation for relying parties, unauthenticated and not audited (as a CRL or OCSP fetch is not

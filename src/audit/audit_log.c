@@ -34,11 +34,14 @@
 
 static int lock_log(kms_audit *a)
 {
+    int64_t t0 = kms_audit_log_monotonic_ns();
     while (flock(a->lock_fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             return kms_audit_log_io_fail("lock", a->lock_path, errno);
         }
     }
+    atomic_fetch_add_explicit(&a->lock_wait_ns, (uint64_t)(kms_audit_log_monotonic_ns() - t0),
+                              memory_order_relaxed);
     return 0;
 }
 
@@ -57,11 +60,21 @@ static void acquire(kms_audit *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* Under mu: the busy flag released. Wakes the first appending thread in line (it leads the next
+ * batch) and whoever waits in acquire() or the keeper; the other appending threads sleep on. */
+static void set_idle(kms_audit *a)
+{
+    a->busy = false;
+    if (a->head != NULL) {
+        pthread_cond_signal(&a->head->cv);
+    }
+    pthread_cond_broadcast(&a->cv);
+}
+
 static void release(kms_audit *a)
 {
     pthread_mutex_lock(&a->mu);
-    a->busy = false;
-    pthread_cond_broadcast(&a->cv);
+    set_idle(a);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -107,8 +120,7 @@ static void *keeper(void *arg)
         }
         kms_error_clear();
         pthread_mutex_lock(&a->mu);
-        a->busy = false;
-        pthread_cond_broadcast(&a->cv);
+        set_idle(a);
     }
     pthread_mutex_unlock(&a->mu);
     return NULL;
@@ -164,6 +176,8 @@ void kms_audit_flush_stats_get(kms_audit *a, kms_audit_flush_stats *out)
         return;
     }
     out->count = atomic_load_explicit(&a->flushes, memory_order_relaxed);
+    out->append_wait_ns = atomic_load_explicit(&a->append_wait_ns, memory_order_relaxed);
+    out->lock_wait_ns = atomic_load_explicit(&a->lock_wait_ns, memory_order_relaxed);
     out->records = atomic_load_explicit(&a->flushed_records, memory_order_relaxed);
     uint64_t sum = 0;
     for (size_t i = 0; i < KMS_AUDIT_FLUSH_BUCKETS; i++) {
@@ -267,11 +281,13 @@ static void gather(kms_audit *a)
     int64_t wait = a->sync_ns < GATHER_MAX_NS ? a->sync_ns : GATHER_MAX_NS;
     int64_t until = kms_audit_log_monotonic_ns() + wait;
     struct timespec deadline = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+    a->gathering = true;
     while (a->announced > 0) {
-        if (pthread_cond_timedwait(&a->cv, &a->mu, &deadline) == ETIMEDOUT) {
-            return;
+        if (pthread_cond_timedwait(&a->gather_cv, &a->mu, &deadline) == ETIMEDOUT) {
+            break;
         }
     }
+    a->gathering = false;
 }
 
 /* Under mu: one announced record arrived or was withdrawn. */
@@ -279,8 +295,8 @@ static void unannounce(kms_audit *a)
 {
     if (a->announced > 0) {
         a->announced--;
-        if (a->busy) {
-            pthread_cond_broadcast(&a->cv); /* a leader may be gathering */
+        if (a->announced == 0 && a->gathering) {
+            pthread_cond_signal(&a->gather_cv);
         }
     }
 }
@@ -344,14 +360,15 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
         kms_audit_withdraw(a);
         return -1;
     }
-    waiter w = {.record = record, .len = len};
+    waiter w = {.record = record, .len = len, .queued_ns = kms_audit_log_monotonic_ns()};
+    pthread_cond_init(&w.cv, NULL);
     pthread_mutex_lock(&a->mu);
     unannounce(a);
     *a->tail = &w;
     a->tail = &w.next;
     while (!w.done) {
         if (a->busy) {
-            pthread_cond_wait(&a->cv, &a->mu);
+            pthread_cond_wait(&w.cv, &a->mu);
             continue;
         }
         /* Leader: take everything pending, write it without holding the mutex. */
@@ -362,15 +379,22 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
         a->tail = &a->head;
         pthread_mutex_unlock(&a->mu);
         flush(a, batch);
+        int64_t end = kms_audit_log_monotonic_ns();
+        uint64_t waited = 0;
         pthread_mutex_lock(&a->mu);
         for (waiter *n = batch, *next = NULL; n != NULL; n = next) {
-            next = n->next;
+            next = n->next; /* n's stack may be gone once it is done and its thread woken */
+            waited += (uint64_t)(end - n->queued_ns);
             n->done = true;
+            if (n != &w) {
+                pthread_cond_signal(&n->cv);
+            }
         }
-        a->busy = false;
-        pthread_cond_broadcast(&a->cv);
+        atomic_fetch_add_explicit(&a->append_wait_ns, waited, memory_order_relaxed);
+        set_idle(a);
     }
     pthread_mutex_unlock(&a->mu);
+    pthread_cond_destroy(&w.cv);
     if (w.rc != 0) {
         return kms_raise(w.code, "%s", w.message);
     }
@@ -417,6 +441,7 @@ static void free_handle(kms_audit *a)
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     pthread_cond_destroy(&a->keeper_cv);
+    pthread_cond_destroy(&a->gather_cv);
     free(a->dg.signature_hex);
     free(a->seg_path);
     free(a->dir);
@@ -534,6 +559,7 @@ kms_audit *kms_audit_open(const kms_audit_options *o)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&a->cv, &attr);
     pthread_cond_init(&a->keeper_cv, &attr);
+    pthread_cond_init(&a->gather_cv, &attr);
     pthread_condattr_destroy(&attr);
     kms_audit_sha256_hex(o->signer.spki, o->signer.spki_len, a->fingerprint);
     if ((a->dir = strdup(o->dir)) == NULL || (a->account_id = strdup(o->account_id)) == NULL ||

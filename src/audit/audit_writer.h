@@ -41,6 +41,10 @@ typedef struct waiter {
     kms_error code;
     char message[ERROR_MESSAGE_MAX];
     bool done;
+    /* Signalled (under mu) when its batch is done, or when it is first in line and the writer
+     * fell idle: each waiting thread is woken for itself, never with every other. */
+    pthread_cond_t cv;
+    int64_t queued_ns; /* monotonic time it joined the line */
     struct waiter *next;
 } waiter;
 
@@ -69,7 +73,9 @@ struct kms_audit {
     int lock_fd;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;        /* the busy flag released: for acquire() and the keeper */
+    pthread_cond_t gather_cv; /* announced fell to 0: for a gathering leader */
+    bool gathering;
     waiter *head;
     waiter **tail;
     bool busy;            /* some thread owns the state below */
@@ -79,6 +85,9 @@ struct kms_audit {
      * the flushes of more than 2^(i-1) and at most 2^i records; the last, any more). */
     atomic_uint_fast64_t flushes, flushed_records;
     atomic_uint_fast64_t flush_sizes[KMS_AUDIT_FLUSH_BUCKETS];
+    /* Nanoseconds appending threads spent from joining the line to their batch's end, and
+     * spent waiting for LOCK (flock). */
+    atomic_uint_fast64_t append_wait_ns, lock_wait_ns;
 
     /* Owned by the busy thread; describes the files as of the last time it held LOCK. */
     bool appended;

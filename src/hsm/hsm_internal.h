@@ -39,6 +39,7 @@ struct kms_hsm {
     CK_SESSION_HANDLE *idle;
     size_t nidle;
     size_t pool_size;
+    uint64_t pool_wait_ns; /* borrowers' time waiting for a session, summed (under pool_lock) */
 
     /* label -> handle of the secret or private key object, sorted by label. */
     pthread_rwlock_t cache_lock;

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -54,8 +55,15 @@ bool kms_hsm_ciphertext_refused(CK_RV rv, const char *call)
 CK_SESSION_HANDLE kms_hsm_session_borrow(kms_hsm *h)
 {
     pthread_mutex_lock(&h->pool_lock);
-    while (h->nidle == 0) {
-        pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+    if (h->nidle == 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (h->nidle == 0) {
+            pthread_cond_wait(&h->pool_cond, &h->pool_lock);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        h->pool_wait_ns +=
+            (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000 + t1.tv_nsec - t0.tv_nsec);
     }
     CK_SESSION_HANDLE s = h->idle[--h->nidle];
     pthread_mutex_unlock(&h->pool_lock);
@@ -102,9 +110,10 @@ void kms_hsm_session_return(kms_hsm *h, CK_SESSION_HANDLE s, CK_RV last_rv)
     pthread_mutex_unlock(&h->pool_lock);
 }
 
-void kms_hsm_pool_stats(kms_hsm *h, size_t *open, size_t *in_use, size_t *max)
+void kms_hsm_pool_stats(kms_hsm *h, size_t *open, size_t *in_use, size_t *max, uint64_t *wait_ns)
 {
     *open = *in_use = *max = 0;
+    *wait_ns = 0;
     if (h == NULL) {
         return;
     }
@@ -114,6 +123,7 @@ void kms_hsm_pool_stats(kms_hsm *h, size_t *open, size_t *in_use, size_t *max)
     *open = h->pool_size;
     *in_use = h->pool_size - h->nidle;
     *max = h->pool_size;
+    *wait_ns = h->pool_wait_ns;
     pthread_mutex_unlock(&h->pool_lock);
 }
 

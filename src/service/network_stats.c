@@ -5,6 +5,7 @@
 #include "kms/server.h"
 #include "remote/remote.h"
 #include "service/client.h"
+#include "store/store.h"
 #include "util/util.h"
 
 /* [[le, count]...]: le a number, the last "+Inf" (as Prometheus names it). */
@@ -26,6 +27,7 @@ static json_t *flush_buckets(const kms_audit_flush_stats *f)
 int kms_client_stats(kms_client *client, char **stats_json)
 {
     size_t open = 0, in_use = 0, max = 0;
+    uint64_t hsm_wait = 0;
     kms_audit_flush_stats f;
     json_t *buckets = NULL, *stats = NULL;
     int r = -1;
@@ -33,7 +35,7 @@ int kms_client_stats(kms_client *client, char **stats_json)
     *stats_json = NULL;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
     KMS_GUARD(kms_remote_local_only(client->remote, "kms_client_stats"));
-    kms_hsm_pool_stats(client->hsm, &open, &in_use, &max);
+    kms_hsm_pool_stats(client->hsm, &open, &in_use, &max, &hsm_wait);
     /* The trail opens at the first request: until then, no flushes. */
     pthread_mutex_lock(&client->audit_lock);
     kms_audit_flush_stats_get(client->audit, &f);
@@ -42,10 +44,13 @@ int kms_client_stats(kms_client *client, char **stats_json)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    stats =
-        json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:O}}", "HsmSessions", "Open", (json_int_t)open,
-                  "InUse", (json_int_t)in_use, "Max", (json_int_t)max, "AuditFlushes", "Count",
-                  (json_int_t)f.count, "Records", (json_int_t)f.records, "Buckets", buckets);
+    uint64_t db_wait = kms_store_wait_ns(client->store);
+    stats = json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:O}, s:{s:I, s:I, s:I, s:I}}",
+                      "HsmSessions", "Open", (json_int_t)open, "InUse", (json_int_t)in_use, "Max",
+                      (json_int_t)max, "AuditFlushes", "Count", (json_int_t)f.count, "Records",
+                      (json_int_t)f.records, "Buckets", buckets, "WaitNanoseconds", "AuditAppend",
+                      (json_int_t)f.append_wait_ns, "AuditLock", (json_int_t)f.lock_wait_ns,
+                      "Database", (json_int_t)db_wait, "HsmSession", (json_int_t)hsm_wait);
     if (stats == NULL || (*stats_json = json_dumps(stats, JSON_COMPACT)) == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;

@@ -3,8 +3,10 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -42,7 +44,22 @@ struct kms_db {
     kms_db_conn *all;    /* every open connection, for close */
     size_t opened;       /* connections open or being opened, at most cfg.pool_max */
     _Atomic int last_rc; /* of the last failure, for kms_db_file_unreadable */
+    /* Nanoseconds borrowers waited for a free connection and BEGIN IMMEDIATE for the write
+     * lock, summed (kms_db_wait_ns). */
+    _Atomic uint64_t wait_ns;
 };
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+uint64_t kms_db_wait_ns(const kms_db *db)
+{
+    return db != NULL ? atomic_load_explicit(&db->wait_ns, memory_order_relaxed) : 0;
+}
 
 /* ---- Errors ------------------------------------------------------------------------------- */
 
@@ -194,8 +211,13 @@ int kms_db_borrow(kms_db *db, kms_db_conn **out)
 {
     *out = NULL;
     pthread_mutex_lock(&db->lock);
-    while (db->free_list == NULL && db->opened == db->cfg.pool_max) {
-        pthread_cond_wait(&db->freed, &db->lock);
+    if (db->free_list == NULL && db->opened == db->cfg.pool_max) {
+        int64_t t0 = monotonic_ns();
+        while (db->free_list == NULL && db->opened == db->cfg.pool_max) {
+            pthread_cond_wait(&db->freed, &db->lock);
+        }
+        atomic_fetch_add_explicit(&db->wait_ns, (uint64_t)(monotonic_ns() - t0),
+                                  memory_order_relaxed);
     }
     kms_db_conn *c = db->free_list;
     if (c != NULL) {
@@ -506,7 +528,11 @@ int kms_db_begin(kms_db_conn *c, const char *what)
 {
     /* The busy handler (cfg.busy_timeout_ms) makes BEGIN IMMEDIATE wait for another writer;
      * SQLITE_BUSY here means it waited that long. */
-    return run_sql(c, sql_begin_immediate, what);
+    int64_t t0 = monotonic_ns();
+    int r = run_sql(c, sql_begin_immediate, what);
+    atomic_fetch_add_explicit(&c->db->wait_ns, (uint64_t)(monotonic_ns() - t0),
+                              memory_order_relaxed);
+    return r;
 }
 
 int kms_db_begin_read(kms_db_conn *c, const char *what)

@@ -68,6 +68,9 @@ kms_db *kms_db_new(const kms_db_config *cfg) __attribute__((warn_unused_result))
 /* Closes every connection: none may be borrowed. NULL is a no-op. */
 void kms_db_close(kms_db *db);
 const char *kms_db_path(const kms_db *db);
+/* Nanoseconds this pool's borrowers spent waiting for a connection, and BEGIN IMMEDIATE for
+ * the write lock, summed since kms_db_new (0 for NULL). */
+uint64_t kms_db_wait_ns(const kms_db *db);
 
 /* A free connection, a new one while fewer than pool_max are open, else waits for one. */
 int kms_db_borrow(kms_db *db, kms_db_conn **out) __attribute__((warn_unused_result));

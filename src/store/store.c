@@ -31,6 +31,11 @@ kms_db *kms_store_db(kms_store *store)
     return store->db;
 }
 
+uint64_t kms_store_wait_ns(kms_store *store)
+{
+    return store != NULL ? kms_db_wait_ns(store->db) : 0;
+}
+
 /* ---- Open and close ----------------------------------------------------------------------- */
 
 /* Creates the file exclusively, so that an existing file is never touched. */

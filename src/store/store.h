@@ -23,6 +23,8 @@ typedef struct kms_store kms_store;
  * create=false: the file must exist; older schemas are migrated in one transaction. */
 kms_store *kms_store_open(const char *path, bool create) __attribute__((warn_unused_result));
 void kms_store_close(kms_store *store);
+/* Nanoseconds callers have waited for a connection or the write lock, in all (kms_db_wait_ns). */
+uint64_t kms_store_wait_ns(kms_store *store);
 
 typedef struct kms_key_record {
     char key_id[37];
