@@ -86,7 +86,8 @@ KMS_API const char *kms_client_region(const kms_client *client);
 
 /* Figures for /metrics and kmsbench (free with kms_string_free), JSON:
  *   {"HsmSessions": {"Open": n, "InUse": n, "Max": n},
- *    "AuditFlushes": {"Count": n, "Records": n, "Buckets": [[le, count]...]},  (records/flush)
+ *    "AuditFlushes": {"Count": n, "Records": n, "SyncNanoseconds": n,
+ *                     "Buckets": [[le, count]...]},  (records per flush; time in fdatasync)
  *    "WaitNanoseconds": {"AuditAppend": n, "AuditLock": n, "Database": n, "HsmSession": n}}
  * WaitNanoseconds sums, since the client opened, the time callers spent: from handing their
  * audit record over to its being durable (the group commit's wait and flush), waiting for the

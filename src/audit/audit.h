@@ -228,6 +228,7 @@ typedef struct kms_audit_flush_stats {
     uint64_t buckets[KMS_AUDIT_FLUSH_BUCKETS]; /* le 1, 2, 4, 8, 16, 32, 64, 128, +Inf */
     uint64_t append_wait_ns; /* appending threads' time from queueing to durable, summed */
     uint64_t lock_wait_ns;   /* time spent waiting for LOCK (flock), summed */
+    uint64_t sync_ns;        /* time the batches spent in fdatasync, summed */
 } kms_audit_flush_stats;
 /* Thread-safe (atomic counters, read without a lock: a reader may see a flush half counted). A
  * NULL handle gives zeros. */

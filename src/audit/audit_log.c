@@ -178,6 +178,7 @@ void kms_audit_flush_stats_get(kms_audit *a, kms_audit_flush_stats *out)
     out->count = atomic_load_explicit(&a->flushes, memory_order_relaxed);
     out->append_wait_ns = atomic_load_explicit(&a->append_wait_ns, memory_order_relaxed);
     out->lock_wait_ns = atomic_load_explicit(&a->lock_wait_ns, memory_order_relaxed);
+    out->sync_ns = atomic_load_explicit(&a->sync_total_ns, memory_order_relaxed);
     out->records = atomic_load_explicit(&a->flushed_records, memory_order_relaxed);
     uint64_t sum = 0;
     for (size_t i = 0; i < KMS_AUDIT_FLUSH_BUCKETS; i++) {
@@ -272,10 +273,13 @@ static int check_record(const char *record, size_t len)
 
 /* Under mu, by a new leader: waits (at most as long as the last flush took) while announced
  * records are still on their way, so that they share this flush instead of waiting for it and
- * then for their own. */
+ * then for their own. Only when as many are on their way as are queued: with many callers the
+ * records queued during the last flush make the batch, and waiting for more, which keep being
+ * announced, would only lengthen every flush's cycle (GenerateDataKey at 32 threads on disk spent
+ * 0.6 ms of each 1.4 ms cycle gathering). */
 static void gather(kms_audit *a)
 {
-    if (a->announced == 0 || a->sync_ns < GATHER_MIN_NS) {
+    if (a->announced == 0 || a->announced < a->queued || a->sync_ns < GATHER_MIN_NS) {
         return;
     }
     int64_t wait = a->sync_ns < GATHER_MAX_NS ? a->sync_ns : GATHER_MAX_NS;
@@ -366,6 +370,7 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
     unannounce(a);
     *a->tail = &w;
     a->tail = &w.next;
+    a->queued++;
     while (!w.done) {
         if (a->busy) {
             pthread_cond_wait(&w.cv, &a->mu);
@@ -377,6 +382,7 @@ int kms_audit_append(kms_audit *a, const char *record, size_t len)
         waiter *batch = a->head;
         a->head = NULL;
         a->tail = &a->head;
+        a->queued = 0;
         pthread_mutex_unlock(&a->mu);
         flush(a, batch);
         int64_t end = kms_audit_log_monotonic_ns();

@@ -227,6 +227,7 @@ int kms_audit_log_write_batch(kms_audit *a, const waiter *list)
         goto out;
     }
     a->sync_ns = kms_audit_log_monotonic_ns() - t0;
+    atomic_fetch_add_explicit(&a->sync_total_ns, (uint64_t)a->sync_ns, memory_order_relaxed);
     a->seg_size = end;
     atomic_store(&a->space_err, space);
     a->next_seq = seq;

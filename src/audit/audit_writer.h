@@ -80,6 +80,7 @@ struct kms_audit {
     waiter **tail;
     bool busy;            /* some thread owns the state below */
     unsigned announced;   /* records announced and not yet appended (or withdrawn) */
+    unsigned queued;      /* records in the line from head */
     atomic_int space_err; /* errno of the last failure to keep space ahead, 0: none */
     /* Successful flushes, their records, and flushes by size (not cumulative: bucket i counts
      * the flushes of more than 2^(i-1) and at most 2^i records; the last, any more). */
@@ -88,6 +89,7 @@ struct kms_audit {
     /* Nanoseconds appending threads spent from joining the line to their batch's end, and
      * spent waiting for LOCK (flock). */
     atomic_uint_fast64_t append_wait_ns, lock_wait_ns;
+    atomic_uint_fast64_t sync_total_ns; /* in the batches' fdatasync, summed */
 
     /* Owned by the busy thread; describes the files as of the last time it held LOCK. */
     bool appended;

@@ -45,12 +45,13 @@ int kms_client_stats(kms_client *client, char **stats_json)
         goto out;
     }
     uint64_t db_wait = kms_store_wait_ns(client->store);
-    stats = json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:O}, s:{s:I, s:I, s:I, s:I}}",
+    stats = json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:O}, s:{s:I, s:I, s:I, s:I}}",
                       "HsmSessions", "Open", (json_int_t)open, "InUse", (json_int_t)in_use, "Max",
                       (json_int_t)max, "AuditFlushes", "Count", (json_int_t)f.count, "Records",
-                      (json_int_t)f.records, "Buckets", buckets, "WaitNanoseconds", "AuditAppend",
-                      (json_int_t)f.append_wait_ns, "AuditLock", (json_int_t)f.lock_wait_ns,
-                      "Database", (json_int_t)db_wait, "HsmSession", (json_int_t)hsm_wait);
+                      (json_int_t)f.records, "SyncNanoseconds", (json_int_t)f.sync_ns, "Buckets",
+                      buckets, "WaitNanoseconds", "AuditAppend", (json_int_t)f.append_wait_ns,
+                      "AuditLock", (json_int_t)f.lock_wait_ns, "Database", (json_int_t)db_wait,
+                      "HsmSession", (json_int_t)hsm_wait);
     if (stats == NULL || (*stats_json = json_dumps(stats, JSON_COMPACT)) == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;

@@ -320,6 +320,10 @@ if network_service; then
     assert_contains "$M" "kmsd_throttle_limit{quota=" "and every throttle limit"
     assert_contains "$M" "kms_hsm_sessions{state=" "and the HSM session pool"
     assert_contains "$M" "kms_audit_flush_records_count" "and the audit flush sizes"
+    assert_not_contains "$M" 'kms_audit_flush_records_bucket{le="0"}' "with no bucket made of the +Inf entry"
+    assert_match "$M" 'kms_audit_sync_seconds_total [0-9.]+' "and the time in fdatasync"
+    assert_match "$M" 'kms_wait_seconds_total\{on="audit_append"\} [0-9]+\.[0-9]*[1-9]' "and the time requests waited for their audit record"
+    assert_contains "$M" 'kms_wait_seconds_total{on="hsm_session"}' "and for an HSM session"
     if command -v promtool >/dev/null; then
         printf '%s\n' "$M" | promtool check metrics >/dev/null 2>"$TMP/promtool.err" &&
             ok "promtool accepts /metrics" || fail "promtool: $(head -c 500 "$TMP/promtool.err")"

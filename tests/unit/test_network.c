@@ -556,14 +556,30 @@ static void test_stats(void **state)
     }
     assert_string_equal(json_string_value(json_array_get(json_array_get(b, 8), 0)), "+Inf");
     assert_int_equal(json_integer_value(json_array_get(json_array_get(b, 8), 1)), count);
+    json_int_t sync =
+        json_integer_value(json_object_get(json_object_get(s, "AuditFlushes"), "SyncNanoseconds"));
+    json_t *w = json_object_get(s, "WaitNanoseconds");
+    json_int_t append = json_integer_value(json_object_get(w, "AuditAppend"));
+    assert_true(sync > 0);
+    assert_true(append >= sync); /* a record's wait includes its flush's fdatasync */
+    const char *waits[] = {"AuditLock", "Database", "HsmSession"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(json_is_integer(json_object_get(w, waits[i])));
+        assert_true(json_integer_value(json_object_get(w, waits[i])) >= 0);
+    }
     json_decref(s);
-    /* One request alone: one flush of one record. */
+    /* One request alone: one flush of one record, and its wait counted. */
     assert_int_equal(net_encrypt_as(&alice, net_key_id, NULL, NULL), 0);
     json_int_t count2 = 0, records2 = 0, ones2 = 0;
-    json_decref(stats_get(&count2, &records2, &ones2));
+    s = stats_get(&count2, &records2, &ones2);
     assert_int_equal(count2, count + 1);
     assert_int_equal(records2, records + 1);
     assert_int_equal(ones2, ones + 1);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(s, "AuditFlushes"), "SyncNanoseconds")) > sync);
+    assert_true(json_integer_value(json_object_get(json_object_get(s, "WaitNanoseconds"),
+                                                   "AuditAppend")) > append);
+    json_decref(s);
 }
 
 int main(void)

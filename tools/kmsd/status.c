@@ -143,6 +143,9 @@ static void library_metrics(kms_client *client, text *t)
     json_t *b;
     json_array_foreach(json_object_get(fl, "Buckets"), i, b)
     {
+        if (!json_is_number(json_array_get(b, 0))) {
+            continue; /* "+Inf": written below from the count */
+        }
         add(t, "kms_audit_flush_records_bucket{le=\"%g\"} %lld\n",
             json_number_value(json_array_get(b, 0)),
             (long long)json_integer_value(json_array_get(b, 1)));
@@ -153,6 +156,24 @@ static void library_metrics(kms_client *client, text *t)
         (long long)json_integer_value(json_object_get(fl, "Records")));
     add(t, "kms_audit_flush_records_count %lld\n",
         (long long)json_integer_value(json_object_get(fl, "Count")));
+    add(t,
+        "# HELP kms_audit_sync_seconds_total Time the audit flushes spent in fdatasync.\n"
+        "# TYPE kms_audit_sync_seconds_total counter\n"
+        "kms_audit_sync_seconds_total %.6f\n",
+        (double)json_integer_value(json_object_get(fl, "SyncNanoseconds")) / 1e9);
+    add(t,
+        "# HELP kms_wait_seconds_total Time requests spent waiting: for their audit record to be "
+        "durable, for the trail's LOCK, for the database, for an HSM session.\n"
+        "# TYPE kms_wait_seconds_total counter\n");
+    json_t *waits = json_object_get(j, "WaitNanoseconds");
+    const char *on[][2] = {{"AuditAppend", "audit_append"},
+                           {"AuditLock", "audit_lock"},
+                           {"Database", "database"},
+                           {"HsmSession", "hsm_session"}};
+    for (size_t k = 0; k < sizeof on / sizeof on[0]; k++) {
+        add(t, "kms_wait_seconds_total{on=\"%s\"} %.6f\n", on[k][1],
+            (double)json_integer_value(json_object_get(waits, on[k][0])) / 1e9);
+    }
     json_decref(j);
 }
 
