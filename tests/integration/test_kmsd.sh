@@ -96,6 +96,12 @@ assert_contains "$OBJ" "never extractable" "the server's key is in the HSM, neve
 # ---- Endpoints besides the API --------------------------------------------------------------------
 H=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/health")
 assert_eq "$(json_get Status <<<"$H")" "ok" "GET /health answers ok"
+# A response leaves in one TLS record (head and body together): openssl s_client -msg shows each
+# record it receives; application data is inner content type 0x17.
+R=$( (printf 'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n'; sleep 1) |
+    timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CA_PEM" -msg -ign_eof -quiet 2>&1 || true)
+assert_contains "$R" '{"Status":"ok"' "s_client reads /health"
+assert_eq "$(grep -A1 '<<< TLS 1.3, InnerContent' <<<"$R" | grep -c '^    17$')" 1 "and the response came in one TLS record"
 assert_eq "$(json_get Region <<<"$H")" "us-east-1" "and the region"
 M=$(curl -sS --max-time 20 --cacert "$CA_PEM" "https://127.0.0.1:$PORT/metrics")
 assert_contains "$M" "kmsd_connections " "GET /metrics from loopback: the connection gauge"

@@ -286,8 +286,17 @@ void kmsd_conn_reply(struct evhttp_request *req, int status, const char *content
                          : status == 413 ? "Payload Too Large"
                          : status == 503 ? "Service Unavailable"
                                          : "Internal Server Error";
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evhttp_send_reply(req, status, reason, buf);
     evbuffer_free(buf);
+    /* evhttp leaves the head and the body in separate chains of the connection's output, and
+     * bufferevent_openssl makes one SSL_write, so one TLS record and one send(), of each chain.
+     * The bytes are written when the loop next finds the socket writable: made one chain now,
+     * they leave as one record in one segment (the body is copied once, at most 3 MiB). */
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev != NULL) {
+        (void)evbuffer_pullup(bufferevent_get_output(bev), -1);
+    }
 }
 
 bool kmsd_conn_refuse_ambiguous(struct evhttp_request *req)
