@@ -50,7 +50,8 @@ EOF
 }
 
 echo "# $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# flush floor at the start: $(bash scripts/bench-flush.sh "$disk" 2000)"
+floor_start=$(bash scripts/bench-flush.sh "$disk" 2000)
+echo "# flush floor at the start: $floor_start"
 echo "# $op, kmsbench --seconds $seconds, median of $rounds; ops/s (p50 / p99 ms)"
 echo
 if [ -n "$old" ]; then
@@ -69,6 +70,7 @@ for where in disk tmpfs; do
             [ -n "$old" ] && run "$old" "$dir" "$t" "$tmp/old"
             run "$new" "$dir" "$t" "$tmp/new"
         done
+        cp "$tmp/new" "$tmp/$where-$t"
         if [ -n "$old" ]; then
             ratio=$(python3 - "$tmp/old" "$tmp/new" <<'EOF'
 import json, statistics, sys
@@ -82,5 +84,20 @@ EOF
         fi
     done
 done
+floor_end=$(bash scripts/bench-flush.sh "$disk" 2000)
 echo
-echo "# flush floor at the end: $(bash scripts/bench-flush.sh "$disk" 2000)"
+echo "# flush floor at the end: $floor_end"
+# Two callers that each wait for their own record complete at most 2 / (CPU + flush) operations a
+# second: CPU from the tmpfs figure at 1 thread, flush the mean of the two floors.
+if [ -f "$tmp/tmpfs-1" ] && [ -f "$tmp/disk-2" ]; then
+    python3 - "$tmp/tmpfs-1" "$tmp/disk-2" "$floor_start" "$floor_end" <<'EOF'
+import json, statistics, sys
+med = lambda p: statistics.median(json.loads(l)["ops_per_sec"] for l in open(p) if l.strip())
+cpu = 1 / med(sys.argv[1])
+flush = (json.loads(sys.argv[3])["flush_us"] + json.loads(sys.argv[4])["flush_us"]) / 2e6
+bound = 2 / (cpu + flush)
+got = med(sys.argv[2])
+print(f"# 2 threads on disk: {got:,.0f}/s against 2 / (CPU {cpu * 1e6:.0f} us + flush "
+      f"{flush * 1e6:.0f} us) = {bound:,.0f}/s: {got / bound:.2f} of the bound")
+EOF
+fi
