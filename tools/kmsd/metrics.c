@@ -52,20 +52,6 @@ struct kmsd_metrics {
     size_t n_set;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -76,7 +62,7 @@ kmsd_metrics *kmsd_metrics_new(const char *const *operations, char *err, size_t 
     kmsd_metrics *m = calloc(1, sizeof *m);
     size_t n = 0;
     if (m == NULL) {
-        fail(err, errlen, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         return NULL;
     }
     while (operations != NULL && operations[n] != NULL) {
@@ -93,13 +79,13 @@ kmsd_metrics *kmsd_metrics_new(const char *const *operations, char *err, size_t 
         free(m->latency);
         free(m->set);
         free(m);
-        fail(err, errlen, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         if ((m->ops[m->n_ops] = strdup(operations[i])) == NULL) {
             kmsd_metrics_free(m);
-            fail(err, errlen, "out of memory");
+            kmsd_strbuf_fail(err, errlen, -1, "out of memory");
             return NULL;
         }
         m->n_ops++;
@@ -213,11 +199,13 @@ int kmsd_metrics_set(kmsd_metrics *m, kmsd_metric_type type, const char *name, c
     const char *lv = label_value != NULL ? label_value : "";
     int r = -1;
     if (name == NULL || !name_ok(name, true)) {
-        return fail(err, errlen, "\"%.64s\" is not a metric name", name != NULL ? name : "");
+        return kmsd_strbuf_fail(err, errlen, -1, "\"%.64s\" is not a metric name",
+                                name != NULL ? name : "");
     }
     if (label_name != NULL && (!name_ok(label_name, false) || strncmp(label_name, "__", 2) == 0 ||
                                strcmp(label_name, "le") == 0)) {
-        return fail(err, errlen, "\"%.64s\" is not a label name of ours", label_name);
+        return kmsd_strbuf_fail(err, errlen, -1, "\"%.64s\" is not a label name of ours",
+                                label_name);
     }
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->n_set; i++) {
@@ -225,8 +213,8 @@ int kmsd_metrics_set(kmsd_metrics *m, kmsd_metric_type type, const char *name, c
             continue;
         }
         if (m->set[i].type != type) {
-            fail(err, errlen, "%s was set as a %s before", name,
-                 m->set[i].type == KMSD_METRIC_GAUGE ? "gauge" : "counter");
+            kmsd_strbuf_fail(err, errlen, -1, "%s was set as a %s before", name,
+                             m->set[i].type == KMSD_METRIC_GAUGE ? "gauge" : "counter");
             goto out;
         }
         if (strcmp(m->set[i].label_name, ln) == 0 && strcmp(m->set[i].label_value, lv) == 0) {
@@ -236,7 +224,7 @@ int kmsd_metrics_set(kmsd_metrics *m, kmsd_metric_type type, const char *name, c
     }
     if (s == NULL) {
         if (m->n_set == KMSD_METRICS_MAX_SET) {
-            fail(err, errlen, "more than %d set series", KMSD_METRICS_MAX_SET);
+            kmsd_strbuf_fail(err, errlen, -1, "more than %d set series", KMSD_METRICS_MAX_SET);
             goto out;
         }
         s = &m->set[m->n_set];
@@ -246,7 +234,7 @@ int kmsd_metrics_set(kmsd_metrics *m, kmsd_metric_type type, const char *name, c
             free(s->help);
             free(s->label_value);
             memset(s, 0, sizeof *s);
-            fail(err, errlen, "out of memory");
+            kmsd_strbuf_fail(err, errlen, -1, "out of memory");
             goto out;
         }
         s->type = type;

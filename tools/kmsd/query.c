@@ -17,20 +17,6 @@
 
 /* ---- Messages and a growing string ----------------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Length of the UTF-8 sequence at s (n bytes left), 0 if it is not valid UTF-8 (RFC 3629:
  * no overlong forms, no surrogates, nothing above U+10FFFF). */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -201,7 +187,7 @@ static char *form_decode(const char *s, size_t n, const char *what, char *err, s
     char *out = malloc(n + 1);
     size_t o = 0;
     if (out == NULL) {
-        fail(err, errlen, -1, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -212,7 +198,8 @@ static char *form_decode(const char *s, size_t n, const char *what, char *err, s
                 lo = hex_value(s[i + 2]);
             }
             if (hi < 0 || lo < 0) {
-                fail(err, errlen, -1, "%s has a '%%' not followed by two hex digits", what);
+                kmsd_strbuf_fail(err, errlen, -1, "%s has a '%%' not followed by two hex digits",
+                                 what);
                 free(out);
                 return NULL;
             }
@@ -228,8 +215,8 @@ static char *form_decode(const char *s, size_t n, const char *what, char *err, s
     for (size_t i = 0; i < o;) {
         size_t len = out[i] == '\0' ? 0 : utf8_len((const unsigned char *)out + i, o - i);
         if (len == 0) {
-            fail(err, errlen, -1, out[i] == '\0' ? "%s holds a NUL byte" : "%s is not UTF-8 text",
-                 what);
+            kmsd_strbuf_fail(err, errlen, -1,
+                             out[i] == '\0' ? "%s holds a NUL byte" : "%s is not UTF-8 text", what);
             free(out);
             return NULL;
         }
@@ -253,15 +240,17 @@ static int decode_pairs(const char *body, size_t len, json_t *pairs, char *err, 
         int r = -1;
         start += n + 1;
         if (eq == NULL) {
-            return fail(err, errlen, -1, "malformed query string: the pair \"%.*s\" has no '='",
-                        (int)(n > 40 ? 40 : n), pair);
+            return kmsd_strbuf_fail(err, errlen, -1,
+                                    "malformed query string: the pair \"%.*s\" has no '='",
+                                    (int)(n > 40 ? 40 : n), pair);
         }
         if ((name = form_decode(pair, (size_t)(eq - pair), "a parameter name", err, errlen)) ==
             NULL) {
             goto next;
         }
         if (name[0] == '\0') {
-            fail(err, errlen, -1, "malformed query string: a parameter has an empty name");
+            kmsd_strbuf_fail(err, errlen, -1,
+                             "malformed query string: a parameter has an empty name");
             goto next;
         }
         snprintf(what, sizeof what, "the value of %.64s", name);
@@ -269,11 +258,11 @@ static int decode_pairs(const char *body, size_t len, json_t *pairs, char *err, 
             goto next;
         }
         if (json_object_get(pairs, name) != NULL) {
-            fail(err, errlen, -1, "the parameter %.64s is given more than once", name);
+            kmsd_strbuf_fail(err, errlen, -1, "the parameter %.64s is given more than once", name);
             goto next;
         }
         if (json_object_set_new(pairs, name, json_string(value)) != 0) {
-            fail(err, errlen, -1, "out of memory");
+            kmsd_strbuf_fail(err, errlen, -1, "out of memory");
             goto next;
         }
         r = 0;
@@ -294,12 +283,12 @@ static int parse_integer(const char *name, const char *text, json_t **out, char 
     size_t n = strlen(text);
     *out = NULL;
     if (n == 0 || n > 9 || strspn(text, "0123456789") != n) {
-        return fail(err, errlen, -1, "%s must be a whole number of seconds, not \"%.32s\"", name,
-                    text);
+        return kmsd_strbuf_fail(err, errlen, -1,
+                                "%s must be a whole number of seconds, not \"%.32s\"", name, text);
     }
     *out = json_integer((json_int_t)strtoll(text, NULL, 10));
     if (*out == NULL) {
-        return fail(err, errlen, -1, "out of memory");
+        return kmsd_strbuf_fail(err, errlen, -1, "out of memory");
     }
     return 0;
 }
@@ -329,7 +318,7 @@ static int build_request(const action *a, json_t *pairs, json_t **request, char 
     json_t *req = json_object();
     *request = NULL;
     if (req == NULL) {
-        return fail(err, errlen, -1, "out of memory");
+        return kmsd_strbuf_fail(err, errlen, -1, "out of memory");
     }
     json_object_foreach(pairs, name, value)
     {
@@ -343,8 +332,9 @@ static int build_request(const action *a, json_t *pairs, json_t **request, char 
         if (p->name == NULL) {
             param_list(a->params, known, sizeof known);
             json_decref(req);
-            return fail(err, errlen, -1, "%s does not take the parameter %.64s (it takes: %s)",
-                        a->action, name, known);
+            return kmsd_strbuf_fail(err, errlen, -1,
+                                    "%s does not take the parameter %.64s (it takes: %s)",
+                                    a->action, name, known);
         }
     }
     for (const param *p = a->params; p->name != NULL; p++) {
@@ -363,7 +353,7 @@ static int build_request(const action *a, json_t *pairs, json_t **request, char 
         }
         if (json_object_set_new(req, p->name, member) != 0) {
             json_decref(req);
-            return fail(err, errlen, -1, "out of memory");
+            return kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         }
     }
     *request = req;
@@ -383,39 +373,44 @@ int kmsd_query_parse(const char *body, size_t len, char **operation, char **requ
         err[0] = '\0';
     }
     if (body == NULL && len > 0) {
-        return fail(err, errlen, -1, "no request body");
+        return kmsd_strbuf_fail(err, errlen, -1, "no request body");
     }
     if (len > KMSD_QUERY_MAX_BODY) {
-        return fail(err, errlen, -1, "the request body is %zu bytes, more than the %d allowed", len,
-                    KMSD_QUERY_MAX_BODY);
+        return kmsd_strbuf_fail(err, errlen, -1,
+                                "the request body is %zu bytes, more than the %d allowed", len,
+                                KMSD_QUERY_MAX_BODY);
     }
     if (len > 0 && memchr(body, '\0', len) != NULL) {
-        return fail(err, errlen, -1, "malformed query string: the body holds a NUL byte");
+        return kmsd_strbuf_fail(err, errlen, -1,
+                                "malformed query string: the body holds a NUL byte");
     }
     if ((pairs = json_object()) == NULL) {
-        return fail(err, errlen, -1, "out of memory");
+        return kmsd_strbuf_fail(err, errlen, -1, "out of memory");
     }
     if (decode_pairs(body, len, pairs, err, errlen) != 0) {
         goto out;
     }
     act = json_string_value(json_object_get(pairs, "Action"));
     if (act == NULL) {
-        r = fail(err, errlen, KMSD_QUERY_INVALID_ACTION, "the request names no Action");
+        r = kmsd_strbuf_fail(err, errlen, KMSD_QUERY_INVALID_ACTION, "the request names no Action");
         goto out;
     }
     if ((a = action_by_name(act)) == NULL) {
-        r = fail(err, errlen, KMSD_QUERY_INVALID_ACTION,
-                 "Could not find operation %.64s for version " KMSD_QUERY_STS_VERSION, act);
+        r = kmsd_strbuf_fail(err, errlen, KMSD_QUERY_INVALID_ACTION,
+                             "Could not find operation %.64s for version " KMSD_QUERY_STS_VERSION,
+                             act);
         goto out;
     }
     version = json_string_value(json_object_get(pairs, "Version"));
     if (version == NULL) {
-        fail(err, errlen, -1, "the request names no Version (STS's is " KMSD_QUERY_STS_VERSION ")");
+        kmsd_strbuf_fail(err, errlen, -1,
+                         "the request names no Version (STS's is " KMSD_QUERY_STS_VERSION ")");
         goto out;
     }
     if (strcmp(version, KMSD_QUERY_STS_VERSION) != 0) {
-        fail(err, errlen, -1, "Version %.32s is not supported: STS's is " KMSD_QUERY_STS_VERSION,
-             version);
+        kmsd_strbuf_fail(err, errlen, -1,
+                         "Version %.32s is not supported: STS's is " KMSD_QUERY_STS_VERSION,
+                         version);
         goto out;
     }
     if (build_request(a, pairs, &req, err, errlen) != 0) {
@@ -428,7 +423,7 @@ int kmsd_query_parse(const char *body, size_t len, char **operation, char **requ
         free(*operation);
         *request_json = NULL;
         *operation = NULL;
-        fail(err, errlen, -1, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         goto out;
     }
     r = 0;
@@ -463,7 +458,8 @@ static int object_xml(kmsd_strbuf *b, json_t *obj, int depth, char *err, size_t 
     json_object_foreach(obj, key, member)
     {
         if (!xml_name_ok(key)) {
-            return fail(err, errlen, -1, "the response member \"%.64s\" is not an XML name", key);
+            return kmsd_strbuf_fail(err, errlen, -1,
+                                    "the response member \"%.64s\" is not an XML name", key);
         }
         if (json_is_null(member)) {
             continue;
@@ -483,7 +479,8 @@ static int scalar_text(const char *name, json_t *v, char *text, size_t size, cha
         struct tm tm;
         time_t tt = (time_t)t;
         if (t < 0 || t > MAX_EPOCH || gmtime_r(&tt, &tm) == NULL) {
-            return fail(err, errlen, -1, "Expiration %" JSON_INTEGER_FORMAT " is out of range", t);
+            return kmsd_strbuf_fail(err, errlen, -1,
+                                    "Expiration %" JSON_INTEGER_FORMAT " is out of range", t);
         }
         strftime(text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
     } else if (json_is_integer(v)) {
@@ -501,7 +498,7 @@ static int value_xml(kmsd_strbuf *b, const char *name, json_t *v, int depth, cha
 {
     char text[64];
     if (depth > 32) {
-        return fail(err, errlen, -1, "the response nests deeper than 32 levels");
+        return kmsd_strbuf_fail(err, errlen, -1, "the response nests deeper than 32 levels");
     }
     kmsd_strbuf_str(b, "<");
     kmsd_strbuf_str(b, name);
@@ -549,14 +546,14 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
         err[0] = '\0';
     }
     if (operation == NULL || (a = action_by_operation(operation)) == NULL) {
-        return fail(err, errlen, -1, "%.64s is not an operation of the query protocol",
-                    operation != NULL ? operation : "(null)");
+        return kmsd_strbuf_fail(err, errlen, -1, "%.64s is not an operation of the query protocol",
+                                operation != NULL ? operation : "(null)");
     }
     resp = json_loads(response_json != NULL ? response_json : "",
                       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (resp == NULL || !json_is_object(resp)) {
-        fail(err, errlen, -1, "the response is not a JSON object: %s",
-             resp == NULL ? jerr.text : "another JSON value");
+        kmsd_strbuf_fail(err, errlen, -1, "the response is not a JSON object: %s",
+                         resp == NULL ? jerr.text : "another JSON value");
         goto out;
     }
     kmsd_strbuf_str(&b, "<");
@@ -575,7 +572,7 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
     kmsd_strbuf_str(&b, a->action);
     kmsd_strbuf_str(&b, "Response>");
     if ((*xml = kmsd_strbuf_take(&b)) == NULL) {
-        fail(err, errlen, -1, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         goto out;
     }
     r = 0;

@@ -1,6 +1,8 @@
 /* A growing text buffer (strbuf.h). */
 #include "strbuf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,4 +43,15 @@ char *kmsd_strbuf_take(kmsd_strbuf *b)
     }
     memset(b, 0, sizeof *b);
     return p;
+}
+
+int kmsd_strbuf_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -18,4 +18,9 @@ void kmsd_strbuf_str(kmsd_strbuf *b, const char *s);
 /* Takes the text out of b (malloc'd; NULL when an allocation failed) and empties b. */
 char *kmsd_strbuf_take(kmsd_strbuf *b);
 
+/* Writes a message into the caller's err[errlen] (when err is not NULL) and returns rc: the
+ * parsers' and loaders' way of saying what was wrong. */
+int kmsd_strbuf_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -2,6 +2,7 @@
  * address (see throttle.h). Quota names and default rates are AWS KMS's (AWS KMS Developer
  * Guide, "Request quotas", the table "Request quotas for each AWS KMS API operation"), in the
  * smallest region class where the value varies by region. */
+#include "strbuf.h"
 #include "throttle.h"
 
 #include <arpa/inet.h>
@@ -283,20 +284,6 @@ static size_t table_count(table *tb)
 
 /* ---- Configuration --------------------------------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static const char *limit_name(size_t i)
 {
     return i == PER_KEY ? PER_KEY_NAME : quota_defs[i].name;
@@ -329,7 +316,8 @@ static int apply_setting(kmsd_throttle *t, const char *name, const json_t *v, ch
 {
     if (strcmp(name, "Enabled") == 0 || strcmp(name, "AuthFailureDelay") == 0) {
         if (!json_is_boolean(v)) {
-            return fail(err, errlen, "throttle setting %s must be true or false", name);
+            return kmsd_strbuf_fail(err, errlen, -1, "throttle setting %s must be true or false",
+                                    name);
         }
         *(strcmp(name, "Enabled") == 0 ? &t->enabled : &t->auth_enabled) = json_is_true(v);
         return 0;
@@ -337,10 +325,10 @@ static int apply_setting(kmsd_throttle *t, const char *name, const json_t *v, ch
     if (strcmp(name, "MaxKeys") == 0) {
         if (!json_is_integer(v) || json_integer_value(v) < MAX_KEYS_MIN ||
             json_integer_value(v) > 100000000) {
-            return fail(err, errlen,
-                        "throttle setting MaxKeys must be a whole number from %d to "
-                        "100000000",
-                        MAX_KEYS_MIN);
+            return kmsd_strbuf_fail(err, errlen, -1,
+                                    "throttle setting MaxKeys must be a whole number from %d to "
+                                    "100000000",
+                                    MAX_KEYS_MIN);
         }
         t->max_keys = (size_t)json_integer_value(v);
         return 0;
@@ -350,10 +338,11 @@ static int apply_setting(kmsd_throttle *t, const char *name, const json_t *v, ch
             continue;
         }
         if (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > 1e9) {
-            return fail(err, errlen,
-                        "throttle setting \"%s\" must be a number of requests per second above "
-                        "0 (at most 1e9)",
-                        name);
+            return kmsd_strbuf_fail(
+                err, errlen, -1,
+                "throttle setting \"%s\" must be a number of requests per second above "
+                "0 (at most 1e9)",
+                name);
         }
         t->rates[i] = json_number_value(v);
         return 0;
@@ -370,11 +359,11 @@ kmsd_throttle *kmsd_throttle_new(const json_t *cfg, char *err, size_t errlen)
         err[0] = '\0';
     }
     if (cfg != NULL && !json_is_object(cfg)) {
-        fail(err, errlen, "the throttle settings must be a JSON object");
+        kmsd_strbuf_fail(err, errlen, -1, "the throttle settings must be a JSON object");
         return NULL;
     }
     if ((t = calloc(1, sizeof *t)) == NULL) {
-        fail(err, errlen, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < N_QUOTAS; i++) {
@@ -393,7 +382,7 @@ kmsd_throttle *kmsd_throttle_new(const json_t *cfg, char *err, size_t errlen)
     }
     if (table_init(&t->buckets, t->max_keys) != 0 || table_init(&t->addresses, t->max_keys) != 0) {
         kmsd_throttle_free(t);
-        fail(err, errlen, "out of memory");
+        kmsd_strbuf_fail(err, errlen, -1, "out of memory");
         return NULL;
     }
     return t;
