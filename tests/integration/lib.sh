@@ -401,3 +401,36 @@ at_time() {
     shift
     env "$FT_ENV" LD_PRELOAD="$FT_LIB" FAKETIME="$off" FAKETIME_DONT_RESET=1 "$@"
 }
+
+# ---- kmsd (the test sets KMSD, TMP and PIDS=()) ---------------------------------------------------
+# start_kmsd NAME HOME [ARGS...]: kmsd on free ports (PORT for HTTPS, HPORT for plain HTTP), its
+# output in $TMP/NAME.out and .err; sets PID (also added to PIDS) once it listens, else fails.
+start_kmsd() {
+    local name=$1 home=$2
+    shift 2
+    PORT=$(free_port)
+    HPORT=$(free_port)
+    "$KMSD" --home "$home" --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HPORT" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PID=$!
+    PIDS+=("$PID")
+    for _ in $(seq 300); do
+        grep -q "listening on https" "$TMP/$name.out" 2>/dev/null && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "listening on https" "$TMP/$name.out" ||
+        { fail "kmsd $name does not start: $(cat "$TMP/$name.err")"; exit 1; }
+}
+# set_server HOME JSON_OBJECT: merged into config.json's "server"
+set_server() {
+    "$PY" - "$1/config.json" "$2" <<'EOF'
+import json, os, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c.setdefault("server", {}).update(json.loads(sys.argv[2]))
+open(p + ".t", "w").write(json.dumps(c, indent=2))
+os.chmod(p + ".t", 0o600)
+os.replace(p + ".t", p)
+EOF
+}

@@ -16,35 +16,6 @@ ATTACK="$(dirname "${BASH_SOURCE[0]}")/kmsd_attack.py"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
 
-# start_kmsd NAME HOME ARGS...: sets PORT, HPORT and PID once it listens
-start_kmsd() {
-    local name=$1 home=$2
-    shift 2
-    PORT=$(free_port)
-    HPORT=$(free_port)
-    "$KMSD" --home "$home" --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$HPORT" "$@" \
-        >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 300); do
-        grep -q "listening on https" "$TMP/$name.out" 2>/dev/null && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q "listening on https" "$TMP/$name.out" ||
-        { fail "kmsd $name does not start: $(cat "$TMP/$name.err")"; exit 1; }
-}
-set_server() { # set_server HOME JSON_OBJECT: merged into config.json's "server"
-    "$PY" - "$1/config.json" "$2" <<'PYEOF'
-import json, os, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c.setdefault("server", {}).update(json.loads(sys.argv[2]))
-open(p + ".t", "w").write(json.dumps(c, indent=2))
-os.chmod(p + ".t", 0o600)
-os.replace(p + ".t", p)
-PYEOF
-}
 tls_raw() { "$PY" "$ATTACK" raw "$PORT" "$CA_PEM" "${1:-3}"; }   # stdin: the request bytes
 http_raw() { "$PY" "$ATTACK" raw "$HPORT" - 3; }
 # The status lines of a raw answer (one per response, wherever it starts)
