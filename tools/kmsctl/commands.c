@@ -1,8 +1,12 @@
 /* The command table of kmsctl and the two ways a command runs: an AWS operation through
  * kms_call(), or a local handler (init). Request members follow the AWS KMS API reference. */
+#include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -51,6 +55,20 @@
 
 /* ---- Handlers ------------------------------------------------------------------------------- */
 
+/* The library's error; a CiphertextBlob that is an envelope message gets the command to use. */
+static int operation_error(json_t *request)
+{
+    const char *b64 = json_string_value(json_object_get(request, "CiphertextBlob"));
+    unsigned char head[8192];
+    size_t n = 0;
+    char hint[1024] = "";
+    if (b64 != NULL && sodium_base642bin(head, sizeof head, b64, strlen(b64), NULL, &n, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL) == 0) {
+        kmsctl_ciphertext_hint(head, n, (long long)n, false, "FILE", hint, sizeof hint);
+    }
+    return kmsctl_service_error_hint(hint);
+}
+
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request)
 {
@@ -70,7 +88,7 @@ int kmsctl_run_operation(const struct command *cmd, const struct globals *g, jso
         goto out;
     }
     if (kms_call(client, cmd->operation, body, &response) != 0) {
-        r = kmsctl_service_error();
+        r = operation_error(request);
         goto out;
     }
     r = kmsctl_print_response(g, response);
@@ -120,6 +138,39 @@ static json_t *init_result(const char *home, const kms_init_options *o)
     return result;
 }
 
+/* mkdir -p of the directories above home (mode 0700 each; existing ones are left as they are),
+ * so that `init` can make a home anywhere. 0, or -1 with errno set. */
+static int make_parents(const char *home)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", home) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') {
+        path[--n] = '\0';
+    }
+    char *last = strrchr(path, '/');
+    if (last == NULL || last == path) {
+        return 0; /* relative to the current directory, or directly under / */
+    }
+    *last = '\0';
+    for (char *p = path + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            if (end) {
+                return 0;
+            }
+            *p = '/';
+        }
+    }
+}
+
 static int run_init(const struct command *cmd, const struct globals *g, json_t *request)
 {
     int r = KMSCTL_EXIT_SERVICE;
@@ -156,6 +207,13 @@ static int run_init(const struct command *cmd, const struct globals *g, json_t *
         }
         root_pw[strcspn((char *)root_pw, "\r\n")] = '\0';
         o.root_password = (const char *)root_pw;
+    }
+    if (make_parents(home) != 0) {
+        char message[PATH_MAX + 128];
+        snprintf(message, sizeof message, "cannot create the directories above %s: %s", home,
+                 strerror(errno));
+        r = kmsctl_error_json("KMSHomeException", message);
+        goto out;
     }
     if (kms_home_init(home, &o) != 0) {
         r = kmsctl_service_error();

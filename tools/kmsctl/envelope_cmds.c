@@ -650,11 +650,24 @@ static int build_encrypt(struct envelope_run *run)
     return r == KMSCTL_EXIT_OK ? build_keyring(run, false) : r;
 }
 
-/* After the library call: the progress line cleared, the failure reported as AWS's JSON error. */
-static int call_done(struct envelope_run *run, int rc)
+/* After the library call: the progress line cleared, the failure reported as AWS's JSON error;
+ * a decryption's input (in, NULL for an encryption) that is a KMS ciphertext blob is named so. */
+static int call_done(struct envelope_run *run, int rc, const char *in)
 {
+    char hint[1024] = "";
     progress_end(&run->bar);
-    return rc == 0 ? KMSCTL_EXIT_OK : kmsctl_service_error();
+    if (rc == 0) {
+        return KMSCTL_EXIT_OK;
+    }
+    struct stat st;
+    FILE *f = in != NULL && strcmp(in, "-") != 0 && stat(in, &st) == 0 ? fopen(in, "rb") : NULL;
+    if (f != NULL) {
+        unsigned char head[3];
+        size_t n = fread(head, 1, sizeof head, f);
+        fclose(f);
+        kmsctl_ciphertext_hint(head, n, (long long)st.st_size, true, in, hint, sizeof hint);
+    }
+    return kmsctl_service_error_hint(hint);
 }
 
 int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, json_t *request)
@@ -668,7 +681,8 @@ int kmsctl_envelope_encrypt(const struct command *cmd, const struct globals *g, 
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, in);
         r = call_done(&run,
-                      kms_envelope_encrypt_file(&run.options, in, member_string(&run, "OutFile")));
+                      kms_envelope_encrypt_file(&run.options, in, member_string(&run, "OutFile")),
+                      NULL);
     }
     run_clean_up(&run);
     return r;
@@ -694,7 +708,7 @@ int kmsctl_envelope_decrypt(const struct command *cmd, const struct globals *g, 
     r = r == KMSCTL_EXIT_OK ? build_keyring(&run, true) : r;
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, in);
-        r = call_done(&run, kms_envelope_decrypt_file(&run.options, in, out, &info));
+        r = call_done(&run, kms_envelope_decrypt_file(&run.options, in, out, &info), in);
     }
     if (r == KMSCTL_EXIT_OK && metadata != NULL) {
         r = write_metadata(metadata, &info);
@@ -722,9 +736,11 @@ int kmsctl_envelope_reencrypt(const struct command *cmd, const struct globals *g
     }
     if (r == KMSCTL_EXIT_OK) {
         setup_progress(&run, member_string(&run, "InFile"));
-        r = call_done(&run, kms_envelope_reencrypt_file(&run.options, run.destination,
-                                                        member_string(&run, "InFile"),
-                                                        member_string(&run, "OutFile")));
+        r = call_done(&run,
+                      kms_envelope_reencrypt_file(&run.options, run.destination,
+                                                  member_string(&run, "InFile"),
+                                                  member_string(&run, "OutFile")),
+                      member_string(&run, "InFile"));
     }
     run_clean_up(&run);
     return r;

@@ -178,6 +178,14 @@ int kmsctl_check_query(const char *query);
 int kmsctl_print_value(const struct globals *g, json_t *value);
 /* Prints the library's last error as {"__type", "message"} on stderr; returns 254. */
 int kmsctl_service_error(void);
+/* kmsctl_service_error with hint appended to the message ("" for none). */
+int kmsctl_service_error_hint(const char *hint);
+/* After an InvalidCiphertextException: when the first bytes (head, n of them, of a whole input
+ * of total bytes, named where) are the other kind of ciphertext than the command reads
+ * (envelope: a KMS ciphertext blob; else an envelope message), hint[size] names the command to
+ * use; else it is "". */
+void kmsctl_ciphertext_hint(const unsigned char *head, size_t n, long long total, bool envelope,
+                            const char *where, char *hint, size_t size);
 /* Same shape for an error kmsctl detects in a response; returns 254. */
 int kmsctl_error_json(const char *type, const char *message);
 

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -517,10 +518,33 @@ static const struct opt_spec *find_spec(const struct command *cmd, const char *n
     return NULL;
 }
 
+/* encrypt, decrypt and re-encrypt work on envelope messages (files); their kms- twins are the
+ * direct KMS operations on at most 4 KiB. An option of the twin names it. */
+static const struct command *kms_twin(const struct command *cmd, const char *name)
+{
+    char twin[64];
+    if (cmd->operation != NULL ||
+        (size_t)snprintf(twin, sizeof twin, "kms-%s", cmd->name) >= sizeof twin) {
+        return NULL;
+    }
+    const struct command *t = kmsctl_command_find(twin);
+    bool negated = false;
+    return t != NULL && find_spec(t, name, &negated) != NULL ? t : NULL;
+}
+
 static int unknown_option(const struct command *cmd, const char *name)
 {
     char hint[256] = "";
     size_t n = 0;
+    const struct command *twin = kms_twin(cmd, name);
+    if (twin != NULL) {
+        return kmsctl_usage_error(
+            cmd,
+            "unknown option --%s: `kmsctl %s` works on files (-i/-o, envelope "
+            "messages of any size); the direct KMS operation %s (at most 4 "
+            "KiB) is `kmsctl %s --%s ...`",
+            name, cmd->name, twin->operation, twin->name, name);
+    }
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         if (kmsctl_close_match(name, o->name) && n + strlen(o->name) + 8 < sizeof hint) {
@@ -531,6 +555,17 @@ static int unknown_option(const struct command *cmd, const char *name)
         return kmsctl_usage_error(cmd, "unknown option --%s (did you mean %s?)", name, hint);
     }
     return kmsctl_usage_error(cmd, "unknown option --%s", name);
+}
+
+/* A JSON-valued option given the name of an existing .json file instead of file://NAME (the aws
+ * CLI would send the name itself, which no service reads as a document). */
+static bool names_json_file(const struct opt_spec *o, const char *value)
+{
+    struct stat st;
+    size_t n = strlen(value);
+    return (o->kind == OPT_STRING || o->kind == OPT_JSON || o->kind == OPT_MAP) && n > 5 &&
+           strcmp(value + n - 5, ".json") == 0 && strchr(value, '{') == NULL &&
+           !has_prefix(value, FILE_PREFIX) && stat(value, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, bool negated,
@@ -550,6 +585,13 @@ static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, 
         return parse_list(cmd, o, inline_value, argc, argv, i);
     }
     if (take_value(cmd, o->name, inline_value, argc, argv, i, &value) != 0) {
+        return NULL;
+    }
+    if (names_json_file(o, value)) {
+        kmsctl_usage_error(cmd,
+                           "argument --%s: '%s' is taken as the value itself; to read the file, "
+                           "write --%s file://%s",
+                           o->name, value, o->name, value);
         return NULL;
     }
     switch (o->kind) {

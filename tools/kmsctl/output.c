@@ -575,6 +575,11 @@ int kmsctl_error_json(const char *type, const char *message)
 
 int kmsctl_service_error(void)
 {
+    return kmsctl_service_error_hint("");
+}
+
+int kmsctl_service_error_hint(const char *hint)
+{
     kms_error code = kms_last_error();
     const char *name = kms_error_name(code);
     const char *message = kms_last_error_message();
@@ -584,5 +589,55 @@ int kmsctl_service_error(void)
         return kmsctl_error_json("KMSInternalException",
                                  message != NULL && *message != '\0' ? message : "unknown error");
     }
-    return kmsctl_error_json(name, message != NULL ? message : "");
+    char *text = NULL;
+    if (hint[0] != '\0' && message != NULL && (text = malloc(strlen(message) + strlen(hint) + 1))) {
+        strcpy(text, message);
+        strcat(text, hint);
+    }
+    int r = kmsctl_error_json(name, text != NULL ? text : message != NULL ? message : "");
+    free(text);
+    return r;
+}
+
+/* The first bytes of an AWS Encryption SDK message: version 2 and a suite id of the
+ * specification, or version 1 and type 0x80 (customer authenticated encrypted data). */
+static bool looks_envelope(const unsigned char *p, size_t n)
+{
+    static const unsigned suites[] = {0x0014, 0x0046, 0x0078, 0x0114, 0x0146, 0x0178,
+                                      0x0214, 0x0346, 0x0378, 0x0478, 0x0578};
+    if (n >= 2 && p[0] == 0x01 && p[1] == 0x80) {
+        return true;
+    }
+    for (size_t i = 0; n >= 3 && p[0] == 0x02 && i < sizeof suites / sizeof suites[0]; i++) {
+        if (((unsigned)p[1] << 8 | p[2]) == suites[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void kmsctl_ciphertext_hint(const unsigned char *head, size_t n, long long total, bool envelope,
+                            const char *where, char *hint, size_t size)
+{
+    /* A KMS ciphertext blob: format version 1, the key id (16), its material version (4), the
+     * IV (12), at least the tag (16); at most 6 KiB. */
+    bool blob =
+        n >= 1 && head[0] == 0x01 && total >= 49 && total <= 6144 && !looks_envelope(head, n);
+    hint[0] = '\0';
+    if (kms_last_error() != KMS_ERR_INVALID_CIPHERTEXT) {
+        return;
+    }
+    if (envelope && blob) {
+        snprintf(hint, size,
+                 "; %s looks like a KMS ciphertext blob (CiphertextBlob of kms-encrypt or "
+                 "generate-data-key), not an envelope message: decrypt it with `kmsctl kms-decrypt "
+                 "--ciphertext-blob fileb://%s`",
+                 where, where);
+    } else if (!envelope && looks_envelope(head, n)) {
+        snprintf(
+            hint, size,
+            "; it is an envelope message (AWS Encryption SDK format, as `kmsctl encrypt` "
+            "writes), not a KMS ciphertext blob: decrypt it with `kmsctl decrypt -i %s -o OUT`",
+            where);
+    }
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Errors that point to the right command (issue 18, CLI conventions): an option of the direct KMS
+# operation given to its envelope twin names the kms- command; a KMS ciphertext blob given to
+# decrypt, and an envelope message given to kms-decrypt, each name the other command; a .json file
+# named without file:// is refused with the file:// form; init makes the directories above a new
+# home (mode 0700).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+init_home
+W="$TMP/w"
+mkdir "$W"
+K=$(create_key SYMMETRIC_DEFAULT)
+printf 'hello' >"$W/msg"
+
+# ---- the envelope commands and their kms- twins -------------------------------------------------
+expect_usage_error "unknown option --plaintext: \`kmsctl encrypt\` works on files" \
+    kms encrypt --key-id "$K" --plaintext "fileb://$W/msg"
+assert_contains "$ERR_OUT" "the direct KMS operation Encrypt (at most 4 KiB) is \`kmsctl kms-encrypt --plaintext ...\`" \
+    "and names kms-encrypt"
+expect_usage_error "is \`kmsctl kms-decrypt --ciphertext-blob ...\`" \
+    kms decrypt --ciphertext-blob "fileb://$W/msg"
+expect_usage_error "is \`kmsctl kms-re-encrypt --destination-encryption-context ...\`" \
+    kms re-encrypt -i "$W/msg" -o "$W/x" --destination-encryption-context a=b
+expect_usage_error "unknown option --bogus" kms encrypt --key-id "$K" --bogus 1
+assert_not_contains "$ERR_OUT" "kms-encrypt" "an option the twin lacks gets no such hint"
+
+# ---- each kind of ciphertext given to the other command -----------------------------------------
+kms kms-encrypt --key-id "$K" --plaintext "fileb://$W/msg" --output text --query CiphertextBlob |
+    base64 -d >"$W/blob"
+kms encrypt --key-id "$K" -i "$W/msg" -o "$W/envelope"
+expect_error InvalidCiphertextException 254 kms decrypt --key-id "$K" -i "$W/blob" -o "$W/out"
+assert_contains "$ERR_MSG" "$W/blob looks like a KMS ciphertext blob" "decrypt given a KMS blob says what it is"
+assert_contains "$ERR_MSG" "\`kmsctl kms-decrypt --ciphertext-blob fileb://$W/blob\`" "and names kms-decrypt"
+[ ! -e "$W/out" ] && ok "and writes no output"
+expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$W/envelope"
+assert_contains "$ERR_MSG" "it is an envelope message" "kms-decrypt given an envelope message says what it is"
+assert_contains "$ERR_MSG" "\`kmsctl decrypt -i FILE -o OUT\`" "and names decrypt"
+head -c 100 /dev/urandom | tr '\001\002' '\003\003' >"$W/noise"
+expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$W/noise"
+assert_not_contains "$ERR_MSG" "kmsctl decrypt" "random bytes name no other command"
+expect_error InvalidCiphertextException 254 kms decrypt --key-id "$K" -i "$W/noise" -o "$W/out"
+assert_not_contains "$ERR_MSG" "kms-decrypt" "nor to decrypt"
+kms decrypt --key-id "$K" -i "$W/envelope" -o "$W/round" && assert_files_equal "$W/round" "$W/msg" \
+    "the right command still decrypts"
+
+# ---- a .json file named without file:// ---------------------------------------------------------
+echo '{"Version": "2012-10-17", "Statement": []}' >"$W/key-policy.json"
+cd "$W"
+expect_usage_error "argument --policy: 'key-policy.json' is taken as the value itself; to read the file, write --policy file://key-policy.json" \
+    kms put-key-policy --key-id "$K" --policy key-policy.json
+expect_error MalformedPolicyDocumentException 254 kms put-key-policy --key-id "$K" --policy missing.json
+cd - >/dev/null
+assert_not_contains "$ERR_MSG" "file://" "a name that is no file goes to the service as written"
+
+# ---- init makes the directories above the home ----------------------------------------------------
+kms_at "$TMP/a/b/c/home" init >/dev/null && ok "init makes the missing parents of a home"
+assert_eq "$(stat -c %a "$TMP/a" "$TMP/a/b" "$TMP/a/b/c" | tr '\n' ' ')" "700 700 700 " "each with mode 0700"
+kms_at "$TMP/a/b/c/home" create-key >/dev/null && ok "and the home works"
+expect_error KMSHomeException 254 "$KMSCTL" --home /proc/no-such-dir/home init
+assert_contains "$ERR_MSG" "cannot create the directories above /proc/no-such-dir/home" \
+    "a parent that cannot be made is named"
+
