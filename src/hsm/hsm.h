@@ -38,8 +38,7 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg) __attribute__((warn_unused_resu
 void kms_hsm_close(kms_hsm *hsm);
 /* The session pool now, for a server's metrics: sessions open, borrowed by an operation, the
  * pool's size, and the nanoseconds borrowers have waited for a session in all. Thread-safe. */
-void kms_hsm_pool_stats(kms_hsm *hsm, size_t *open, size_t *in_use, size_t *max,
-                        uint64_t *wait_ns);
+void kms_hsm_pool_stats(kms_hsm *hsm, size_t *open, size_t *in_use, size_t *max, uint64_t *wait_ns);
 
 /* Initialises a new token on the first free slot of the module (C_InitToken with so_pin and
  * token_label, then C_InitPIN with pin), so that no PIN ever appears on a command line. For

@@ -15,7 +15,8 @@
 #include "util/util.h"
 
 /* Connections are opened as concurrent callers need them (a command opens one); 4 left 32 callers
- * waiting about 90 us per GenerateDataKey for one (kmsbench wait_us_per_op.database), 16 about 35. */
+ * waiting about 90 us per GenerateDataKey for one (kmsbench wait_us_per_op.database), 16 about 35.
+ */
 #define POOL_MAX 16
 #define BUSY_TIMEOUT_MS 5000
 
