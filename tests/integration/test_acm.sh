@@ -140,7 +140,7 @@ else
     ok "the audit trail holds neither the exported key nor the passphrase"
 fi
 EV=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=ExportCertificate \
-    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
 assert_eq "$(json_get eventSource <<<"$EV")" acm.amazonaws.com "ExportCertificate is audited from acm.amazonaws.com"
 assert_eq "$(json_get 'resources[0].type' <<<"$EV")" "AWS::CertificateManager::Certificate" \
     "the record names the certificate"
@@ -225,7 +225,7 @@ assert_eq "$(kms acm list-certificates --expiring-within-days 250 | count Certif
     "--expiring-within-days 250: only it"
 assert_eq "$(kms acm list-certificates --expiring-within-days 400 | count CertificateSummaryList)" 3 \
     "--expiring-within-days 400: all three"
-OUT=$(kms acm list-certificates --max-items 2)
+OUT=$(kms acm list-certificates --no-paginate --max-items 2)
 assert_eq "$(count CertificateSummaryList <<<"$OUT")" 2 "MaxItems"
 assert_eq "$(kms acm list-certificates --next-token "$(json_get NextToken <<<"$OUT")" | count CertificateSummaryList)" 1 \
     "NextToken pages"
@@ -281,7 +281,7 @@ assert_eq "$(count ExpiryWarnings <<<"$OUT")" 0 "one warning per certificate and
 OUT=$(at +1d run-scheduler --once)
 assert_eq "$(count ExpiryWarnings <<<"$OUT")" 1 "the next day, another"
 EV=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CertificateApproachingExpiration \
-    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
 assert_eq "$(json_get eventType <<<"$EV")" AwsServiceEvent "a warning is an AwsServiceEvent"
 assert_eq "$(json_get eventSource <<<"$EV")" acm.amazonaws.com "from acm.amazonaws.com"
 assert_eq "$(json_get serviceEventDetails.certificateArn <<<"$EV")" "$SHORT" "naming the certificate"
@@ -313,7 +313,7 @@ faketime -f +305d openssl verify -CAfile "$W/root.pem" "$W/renewed.pem" >/dev/nu
     ok "the renewed certificate verifies" || fail "the renewed certificate does not verify"
 assert_eq "$(acm_keys "acm:$HSM_ID." | wc -l)" 2 "the new HSM key beside the previous one"
 EV=$(at +305d lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=RenewCertificate \
-    --max-results 5 | "$PY" -c '
+    --max-items 5 | "$PY" -c '
 import json, sys
 for e in json.load(sys.stdin)["Events"]:
     r = json.loads(e["CloudTrailEvent"])

@@ -14,7 +14,7 @@ first_event_named() {
 }
 # newest_event FILTER_KEY FILTER_VALUE: the CloudTrailEvent of the newest matching record.
 newest_event() {
-    kms lookup-events --lookup-attributes "AttributeKey=$1,AttributeValue=$2" --max-results 1 \
+    kms lookup-events --lookup-attributes "AttributeKey=$1,AttributeValue=$2" --max-items 1 \
         --query 'Events[0].CloudTrailEvent' --output text
 }
 AUDIT="$HOME_DIR/audit"
@@ -98,7 +98,7 @@ assert_eq "$(json_get readOnly <<<"$EV")" "true" "Encrypt is readOnly"
 assert_eq "$(json_get responseElements <<<"$EV")" "<missing>" "no responseElements on failure"
 
 EV=$(kms lookup-events --lookup-attributes AttributeKey=Username,AttributeValue=admin \
-    --max-results 50 | first_event_named Encrypt)
+    --max-items 50 | first_event_named Encrypt)
 assert_eq "$(json_get requestParameters.keyId <<<"$EV")" "alias/audited" "Encrypt: keyId as given"
 assert_eq "$(json_get requestParameters.encryptionContext.purpose <<<"$EV")" "audit-test" \
     "Encrypt: encryptionContext"
@@ -156,7 +156,7 @@ assert_eq "$(kms lookup-events --lookup-attributes AttributeKey=AccessKeyId,Attr
     --query 'Events[0].Username' --output text)" "bob" "lookup by AccessKeyId"
 assert_eq "$(kms lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=sts.amazonaws.com \
     --query 'Events[0].EventName' --output text)" "AssumeRole" "lookup by EventSource"
-P1=$(kms lookup-events --max-results 3)
+P1=$(kms lookup-events --no-paginate --max-results 3)
 TOKEN=$(json_get NextToken <<<"$P1")
 assert_ne "$TOKEN" "<missing>" "a page of 3 has a NextToken"
 P2=$(kms lookup-events --max-results 3 --next-token "$TOKEN")

@@ -118,7 +118,7 @@ init_home
 KEY=$(kms create-key --description victim --query KeyMetadata.KeyId --output text)
 kms seal-audit-log >/dev/null
 kms list-keys >/dev/null
-kms lookup-events --max-results 1 >/dev/null # the index is caught up
+kms lookup-events --max-items 1 >/dev/null # the index is caught up
 kms list-keys >/dev/null
 kms list-keys >/dev/null # the anchor moves past the numbers planted below
 SEALED=$(ls "$AUDIT"/segments/*.jsonl | head -1)

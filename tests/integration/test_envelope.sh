@@ -218,7 +218,7 @@ records() { cat "$HOME_DIR"/audit/segments/*.jsonl | grep -c '"eventName"' || tr
 SINCE=$(($(date +%s) - 1))
 events_named() {
     kms lookup-events --lookup-attributes "AttributeKey=EventName,AttributeValue=$1" \
-        --start-time "$SINCE" --max-results 50 |
+        --start-time "$SINCE" --max-items 50 |
         "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Events"]))'
 }
 # junk_edks IN OUT N ARN: IN's header with N junk encrypted data keys of ARN in place of its own

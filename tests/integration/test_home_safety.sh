@@ -18,7 +18,7 @@ init_home
 H=$HOME_DIR
 assert_eq "$(kms list-keys --query Keys --output json)" "[]" "a fresh home opens"
 KEY=$(kms create-key --query KeyMetadata.KeyId --output text)
-kms lookup-events --max-results 1 >/dev/null # the trail's index, outside the trail
+kms lookup-events --max-items 1 >/dev/null # the trail's index, outside the trail
 TOKEN_SUBDIR=hsm/tokens/$(ls "$H/hsm/tokens" | head -1)
 
 # ---- SoftHSM2's token file, emptied by a login that was killed ----------------------------------

@@ -138,7 +138,7 @@ expect_error NotFoundException 254 kms describe-key \
 listed=$(kms list-keys | "$PY" -c '
 import json,sys
 d = json.load(sys.stdin)
-assert d.get("Truncated") is False, d
+assert "Truncated" not in d, d  # every page, merged, as the aws CLI prints them
 assert "NextMarker" not in d, d
 for k in d["Keys"]:
     assert k["KeyArn"].endswith(":key/" + k["KeyId"]), k
@@ -152,7 +152,7 @@ while :; do
     if [ -n "$marker" ]; then
         page=$(kms list-keys --limit 3 --marker "$marker")
     else
-        page=$(kms list-keys --limit 3)
+        page=$(kms list-keys --no-paginate --limit 3)
     fi
     pages=$((pages + 1))
     n=$(json_get Keys <<<"$page" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
@@ -270,7 +270,7 @@ kms create-alias --alias-name alias/mac --target-key-id "${KEY[HMAC_256]}" >/dev
 aliases=$(kms list-aliases | "$PY" -c '
 import json,sys
 d = json.load(sys.stdin)
-assert d.get("Truncated") is False, d
+assert "Truncated" not in d, d
 for a in sorted(d["Aliases"], key=lambda a: a["AliasName"]):
     print(a["AliasName"], a["AliasArn"], a["TargetKeyId"])')
 assert_eq "$aliases" "alias/app arn:aws:kms:us-east-1:$ACCOUNT:alias/app $SYM
@@ -279,7 +279,7 @@ assert_eq "$(kms list-aliases --key-id "${KEY[HMAC_256]}" --output text --query 
     alias/mac "list-aliases --key-id"
 assert_eq "$(kms list-aliases --key-id "$SYM2" --query Aliases)" "[]" \
     "list-aliases of a key without aliases"
-page=$(kms list-aliases --limit 1)
+page=$(kms list-aliases --no-paginate --limit 1)
 assert_eq "$(json_get Truncated <<<"$page")" true "list-aliases --limit 1 is truncated"
 page2=$(kms list-aliases --limit 1 --marker "$(json_get NextMarker <<<"$page")")
 assert_eq "$(json_get Aliases[0].AliasName <<<"$page")$(json_get Aliases[0].AliasName <<<"$page2")" \

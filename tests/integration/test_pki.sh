@@ -62,7 +62,7 @@ assert_eq "$(json_get CertificateAuthority.Serial <<<"$OUT")" "$SERIAL" \
     "DescribeCertificateAuthority: the serial of the CA's certificate"
 N=$(kms acm-pca list-certificate-authorities | ca_count)
 assert_eq "$N" 4 "ListCertificateAuthorities lists the four CAs"
-OUT=$(kms acm-pca list-certificate-authorities --max-results 3)
+OUT=$(kms acm-pca list-certificate-authorities --no-paginate --max-results 3)
 TOKEN=$(json_get NextToken <<<"$OUT")
 N=$(kms acm-pca list-certificate-authorities --next-token "$TOKEN" | ca_count)
 assert_eq "$N" 1 "ListCertificateAuthorities pages with NextToken"
@@ -534,7 +534,8 @@ import json, subprocess, sys
 events, token = [], None
 while True:
     cmd = [sys.argv[1], "--home", sys.argv[2], "lookup-events", "--lookup-attributes",
-           "AttributeKey=EventSource,AttributeValue=acm-pca.amazonaws.com", "--max-results", "50"]
+           "AttributeKey=EventSource,AttributeValue=acm-pca.amazonaws.com", "--max-results", "50",
+           "--no-paginate"]
     if token:
         cmd += ["--next-token", token]
     page = json.loads(subprocess.run(cmd, check=True, capture_output=True).stdout)

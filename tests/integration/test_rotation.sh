@@ -303,7 +303,7 @@ assert_eq "$(kms get-key-rotation-status --key-id "$DEL" --query KeyRotationEnab
 expect_error KMSInvalidStateException 254 kms kms-decrypt --ciphertext-blob "$CTD"
 assert_contains "$ERR_MSG" "pending deletion" "using a key pending deletion is refused"
 ev=$(kms lookup-events --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$DEL" \
-    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
 assert_eq "$(json_get eventName <<<"$ev")" "Decrypt" "the refused use is recorded"
 assert_eq "$(json_get errorCode <<<"$ev")" "KMSInvalidStateException" \
     "with the error that tells someone still needs the key"
@@ -338,7 +338,7 @@ assert_eq "$(json_get 'Deletions[0].KeyId' <<<"$out")" "$DC" "the next run finis
 
 # ---- the audit trail: service events -------------------------------------------------------------
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=RotateKey \
-    --max-results 1 --query 'Events[0].CloudTrailEvent' --output text)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
 assert_eq "$(json_get eventType <<<"$ev")" "AwsServiceEvent" "a scheduled rotation is an AwsServiceEvent"
 assert_eq "$(json_get userIdentity.type <<<"$ev")" "AWSService" "invoked by the service"
 assert_eq "$(json_get userIdentity.invokedBy <<<"$ev")" "kms.amazonaws.com" "kms.amazonaws.com"
@@ -355,7 +355,7 @@ assert_eq "$(( $(json_get serviceEventDetails.currentKeyMaterialVersion <<<"$ev"
 import json, subprocess, sys
 out = subprocess.run(["$KMSCTL", "--home", "$HOME_DIR", "lookup-events", "--lookup-attributes",
                       "AttributeKey=ResourceName,AttributeValue=" + sys.argv[1],
-                      "--max-results", "50"], check=True, capture_output=True, text=True).stdout
+                      "--max-items", "50"], check=True, capture_output=True, text=True).stdout
 for e in reversed(json.loads(out)["Events"]):
     r = json.loads(e["CloudTrailEvent"])
     if r["eventName"] in ("RotateKeyOnDemand", "RotateKey"):

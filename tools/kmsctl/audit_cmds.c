@@ -185,11 +185,12 @@ const struct command kmsctl_audit_commands[] = {
     {"lookup-events", "cloudtrail:LookupEvents", run_lookup_events, lookup_events_opts,
      "Look up audit events (CloudTrail records), newest first",
      "Finds the audit trail's records, newest first, as `aws cloudtrail lookup-events` does:\n"
-     "at most one lookup attribute, a time range, pages of up to 50 events (pass NextToken\n"
-     "back as --next-token). Each event carries the whole record as CloudTrailEvent.\n"
+     "at most one lookup attribute, a time range; every page of up to 50 (--max-results)\n"
+     "events unless --max-items N stops after N (its NextToken goes back as --starting-token).\n"
+     "Each event carries the whole record as CloudTrailEvent.\n"
      "Needs cloudtrail:LookupEvents.",
      "kmsctl lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt \\\n"
-     "    --start-time 2026-11-28T00:00:00Z --max-results 10"},
+     "    --start-time 2026-11-28T00:00:00Z --max-items 10"},
     {"usage-report", "cloudtrail:GetUsageReport", kmsctl_run_operation, usage_report_opts,
      "Count requests per key and per operation",
      "Counts the audit trail's requests in a period: per KMS key (with each operation and its\n"

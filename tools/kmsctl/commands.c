@@ -35,7 +35,8 @@
     {name, OPT_STRING, 0, "SYMMETRIC_DEFAULT (default), RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256"}
 #define O_LIMIT {"limit", OPT_INTEGER, 0, "maximum number of items in the response (1-1000)"}
 #define O_MARKER                                                                                   \
-    {"marker", OPT_STRING, 0, "NextMarker of the previous response, to get the next page"}
+    {"marker", OPT_STRING, 0,                                                                      \
+     "NextMarker of a --no-paginate response: one call from there (see --starting-token)"}
 #define O_MESSAGE                                                                                  \
     {"message", OPT_BLOB, OPT_REQUIRED,                                               \
      "the message (blob: fileb://PATH or base64; at most 4096 bytes)"}
@@ -76,15 +77,20 @@ int kmsctl_run_operation(const struct command *cmd, const struct globals *g, jso
     kms_client *client = NULL;
     char *body = NULL;
     char *response = NULL;
+    bool handled = false;
 
-    body = json_dumps(request, JSON_COMPACT);
-    if (body == NULL) {
-        r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
-        goto out;
-    }
     client = kmsctl_client_open(g);
     if (client == NULL) {
         r = kmsctl_service_error();
+        goto out;
+    }
+    r = kmsctl_run_paginated(cmd, g, client, request, &handled);
+    if (handled) {
+        goto out;
+    }
+    body = json_dumps(request, JSON_COMPACT);
+    if (body == NULL) {
+        r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
         goto out;
     }
     if (kms_call(client, cmd->operation, body, &response) != 0) {
@@ -511,9 +517,11 @@ const struct command kmsctl_commands[] = {
      "kmsctl describe-key --key-id alias/app"},
     {"list-keys", "ListKeys", kmsctl_run_operation, list_keys_opts,
      "List the KMS keys of the account",
-     "Lists the key ids and ARNs of the account's KMS keys, one page at a time: if the response\n"
-     "has Truncated true, pass its NextMarker as --marker to get the next page.",
-     "kmsctl list-keys --limit 10"},
+     "Lists the key ids and ARNs of the account's KMS keys: every page, merged, as the aws CLI\n"
+     "does (--max-items N stops after N and prints a NextToken for --starting-token;\n"
+     "--no-paginate, or the service's own --marker, makes one call and prints Truncated and\n"
+     "NextMarker).",
+     "kmsctl list-keys --max-items 10"},
     {"update-key-description", "UpdateKeyDescription", kmsctl_run_operation,
      update_key_description_opts, "Change the description of a KMS key",
      "Replaces the description of a KMS key. Prints nothing.",
@@ -601,8 +609,8 @@ const struct command kmsctl_commands[] = {
      "Deletes an alias; the key it pointed to is not affected. Prints nothing.",
      "kmsctl delete-alias --alias-name alias/app"},
     {"list-aliases", "ListAliases", kmsctl_run_operation, list_aliases_opts, "List aliases",
-     "Lists the aliases of the account, or of one key with --key-id, one page at a time (see\n"
-     "list-keys for --limit and --marker).",
+     "Lists the aliases of the account, or of one key with --key-id (every page; see list-keys\n"
+     "for --max-items, --starting-token and --no-paginate).",
      "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
 
     /* Key policies */
@@ -633,7 +641,7 @@ const struct command kmsctl_commands[] = {
      "    --operations Decrypt GenerateDataKey \\\n"
      "    --constraints '{\"EncryptionContextSubset\": {\"tenant\": \"acme\"}}'"},
     {"list-grants", "ListGrants", kmsctl_run_operation, list_grants_opts,
-     "List the grants of a KMS key", "Lists the grants of a key, one page at a time.",
+     "List the grants of a KMS key", "Lists the grants of a key (every page, as list-keys).",
      "kmsctl list-grants --key-id alias/app"},
     {"list-retirable-grants", "ListRetirableGrants", kmsctl_run_operation,
      list_retirable_grants_opts, "List the grants a principal may retire",

@@ -158,14 +158,42 @@ static void format_synopsis(const struct opt_spec *o, char *out, size_t size)
     }
 }
 
+/* The command's options, then (for a list command) the paging options it does not have itself:
+ * the i-th, or NULL past the last. */
+static const struct opt_spec *nth_opt(const struct command *cmd, size_t i)
+{
+    size_t own = 0;
+    while (cmd->opts[own].name != NULL) {
+        own++;
+    }
+    if (i < own) {
+        return &cmd->opts[i];
+    }
+    if (!kmsctl_paginated(cmd)) {
+        return NULL;
+    }
+    i -= own;
+    for (const struct opt_spec *o = kmsctl_paging_opts; o->name != NULL; o++) {
+        bool shadowed = false;
+        for (size_t k = 0; k < own; k++) {
+            shadowed = shadowed || strcmp(cmd->opts[k].name, o->name) == 0;
+        }
+        if (!shadowed && i-- == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 static void print_synopsis(FILE *f, const struct command *cmd)
 {
     char item[256];
     size_t indent = strlen("usage: kmsctl ") + strlen(cmd->name) + 1;
     size_t col = indent;
+    const struct opt_spec *o;
 
     fprintf(f, "usage: kmsctl %s", cmd->name);
-    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+    for (size_t i = 0; (o = nth_opt(cmd, i)) != NULL; i++) {
         format_synopsis(o, item, sizeof item);
         if (col + 1 + strlen(item) > WRAP_COLUMN) {
             fprintf(f, "\n%*s", (int)indent, "");
@@ -231,10 +259,11 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
         fprintf(f, "\nAWS KMS operation: %s\n", cmd->operation);
     }
     fprintf(f, "\nOptions:\n");
-    if (cmd->opts[0].name == NULL) {
+    if (cmd->opts[0].name == NULL && !kmsctl_paginated(cmd)) {
         fprintf(f, "  none besides the global options\n");
     }
-    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+    const struct opt_spec *o;
+    for (size_t i = 0; (o = nth_opt(cmd, i)) != NULL; i++) {
         alias[0] = '\0';
         if (OPT_SHORT_OF(o) != '\0') {
             snprintf(alias, sizeof alias, "-%c, ", OPT_SHORT_OF(o));

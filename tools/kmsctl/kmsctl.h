@@ -115,6 +115,15 @@ int kmsctl_run_scheduler(const struct command *cmd, const struct globals *g, jso
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request);
 
+/* paginate.c: list and lookup commands fetch every page, as the aws CLI does. */
+extern const struct opt_spec kmsctl_paging_opts[];
+bool kmsctl_paginated(const struct command *cmd);
+/* For a paginated command: takes the paging members out of request and, unless one call is
+ * asked for, fetches and prints every page (*handled true, the exit code returned). Otherwise
+ * *handled is false and request is ready for one call. */
+int kmsctl_run_paginated(const struct command *cmd, const struct globals *g, kms_client *client,
+                         json_t *request, bool *handled);
+
 /* envelope_cmds.c: encrypt, decrypt and re-encrypt of files of any size as AWS Encryption SDK
  * messages (include/kms/envelope.h). */
 extern const struct opt_spec kmsctl_envelope_encrypt_opts[];

@@ -503,10 +503,9 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
     return 1;
 }
 
-static const struct opt_spec *find_spec(const struct command *cmd, const char *name, bool *negated)
+static const struct opt_spec *find_in(const struct opt_spec *opts, const char *name, bool *negated)
 {
-    *negated = false;
-    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+    for (const struct opt_spec *o = opts; o->name != NULL; o++) {
         if (strcmp(o->name, name) == 0) {
             return o;
         }
@@ -516,6 +515,13 @@ static const struct opt_spec *find_spec(const struct command *cmd, const char *n
         }
     }
     return NULL;
+}
+
+static const struct opt_spec *find_spec(const struct command *cmd, const char *name, bool *negated)
+{
+    *negated = false;
+    const struct opt_spec *o = find_in(cmd->opts, name, negated);
+    return o != NULL || !kmsctl_paginated(cmd) ? o : find_in(kmsctl_paging_opts, name, negated);
 }
 
 /* encrypt, decrypt and re-encrypt work on envelope messages (files); their kms- twins are the
