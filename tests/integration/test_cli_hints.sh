@@ -60,3 +60,14 @@ expect_error KMSHomeException 254 "$KMSCTL" --home /proc/no-such-dir/home init
 assert_contains "$ERR_MSG" "cannot create the directories above /proc/no-such-dir/home" \
     "a parent that cannot be made is named"
 
+
+# ---- the service's name in front, as with aws -----------------------------------------------------
+assert_eq "$(kms iam get-user --query User.UserName --output text)" "$(kms get-user --query User.UserName --output text)" \
+    "kmsctl iam get-user is get-user"
+assert_eq "$(kms sts get-caller-identity --query Arn --output text)" "$(kms get-caller-identity --query Arn --output text)" \
+    "kmsctl sts get-caller-identity is get-caller-identity"
+kms cloudtrail lookup-events --max-items 1 >/dev/null && ok "kmsctl cloudtrail lookup-events"
+kms organizations create-policy --help | head -n 1 | grep -q "usage: kmsctl org-create-policy" &&
+    ok "kmsctl organizations create-policy is org-create-policy" || fail "organizations create-policy"
+expect_usage_error "unknown command 'iam create-key'" kms iam create-key
+expect_usage_error "unknown command 'sts list-keys'" kms sts list-keys

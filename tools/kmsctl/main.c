@@ -32,14 +32,33 @@ void kmsctl_free_secret_string(char *s)
     }
 }
 
-/* The services whose commands are grouped under their name, as in the aws CLI. A "kms"
- * command is also one of kmsctl's flat names: `kmsctl kms create-key` is `kmsctl create-key`,
- * and `kmsctl kms encrypt` is AWS KMS's Encrypt, as with aws (the flat `kms-encrypt`; the flat
- * `encrypt` is the file tool). */
+/* The services whose commands are grouped under their name, as in the aws CLI. acm and acm-pca
+ * commands are named in two words. The others are also kmsctl's flat names: `kmsctl kms
+ * create-key` is `kmsctl create-key`, and `kmsctl kms encrypt` is AWS KMS's Encrypt, as with aws
+ * (the flat `kms-encrypt`; the flat `encrypt` is the file tool); `kmsctl organizations
+ * create-policy` is `org-create-policy`. A grouped name must be one of that service's commands
+ * (its operation "service:Name"; kms: an operation without a service, or a local command). */
 static const struct {
     const char *name;
     bool flat;
-} groups[] = {{"acm-pca", false}, {"acm", false}, {"kms", true}};
+    const char *prefix;    /* tried first before the flat name */
+    const char *operation; /* the operations' "service:" */
+} groups[] = {{"acm-pca", false, NULL, NULL},
+              {"acm", false, NULL, NULL},
+              {"kms", true, "kms-", NULL},
+              {"iam", true, NULL, "iam:"},
+              {"sts", true, NULL, "sts:"},
+              {"organizations", true, "org-", "organizations:"},
+              {"cloudtrail", true, NULL, "cloudtrail:"}};
+
+static bool of_service(const struct command *c, const char *operation)
+{
+    if (operation == NULL) {
+        return c->operation == NULL || strchr(c->operation, ':') == NULL ||
+               strncmp(c->operation, "cloudtrail:", 11) == 0;
+    }
+    return c->operation != NULL && strncmp(c->operation, operation, strlen(operation)) == 0;
+}
 
 /* The command at argv[*i]: a flat name ("encrypt"), or a service's command in two words as in
  * the aws CLI ("acm-pca issue-certificate", *i moved to the second). NULL if unknown. */
@@ -50,16 +69,25 @@ static const struct command *find_command(int argc, char **argv, int *i, char na
         if (strcmp(argv[*i], groups[g].name) != 0 || *i + 1 >= argc) {
             continue;
         }
-        if (groups[g].flat) {
-            snprintf(name, 128, "kms-%s", argv[*i + 1]);
-            if (kmsctl_command_find(name) == NULL) {
-                snprintf(name, 128, "%s", argv[*i + 1]);
-            }
-        } else {
-            snprintf(name, 128, "%s %s", argv[*i], argv[*i + 1]);
-        }
         (*i)++;
-        return kmsctl_command_find(name);
+        if (!groups[g].flat) {
+            snprintf(name, 128, "%s %s", argv[*i - 1], argv[*i]);
+            return kmsctl_command_find(name);
+        }
+        const struct command *c = NULL;
+        if (groups[g].prefix != NULL) {
+            snprintf(name, 128, "%s%s", groups[g].prefix, argv[*i]);
+            c = kmsctl_command_find(name);
+        }
+        if (c == NULL) {
+            snprintf(name, 128, "%s", argv[*i]);
+            c = kmsctl_command_find(name);
+        }
+        if (c != NULL && !of_service(c, groups[g].operation)) {
+            snprintf(name, 128, "%s %s", argv[*i - 1], argv[*i]);
+            return NULL;
+        }
+        return c;
     }
     return kmsctl_command_find(name);
 }
