@@ -17,9 +17,10 @@
 /* clang-format on */
 
 static const struct opt_spec lookup_events_opts[] = {
-    {"lookup-attributes", OPT_MAP, 0,
+    {"lookup-attributes", OPT_MAP, OPT_MAPS,
      "one filter: AttributeKey=K,AttributeValue=V with K one of EventName, Username, "
-     "ResourceName, ResourceType, EventSource, ReadOnly, AccessKeyId, EventId"},
+     "ResourceName, ResourceType, EventSource, ReadOnly, AccessKeyId, EventId; or, as the aws "
+     "CLI takes it, JSON [{\"AttributeKey\": K, \"AttributeValue\": V}]"},
     O_START_TIME("events"),
     O_END_TIME("events"),
     {"max-results", OPT_INTEGER, 0, "events per page (1-50, default 50)"},
@@ -55,7 +56,7 @@ static const struct opt_spec public_key_opts[] = {
 static int run_lookup_events(const struct command *cmd, const struct globals *g, json_t *request)
 {
     json_t *attr = json_object_get(request, "LookupAttributes");
-    if (attr != NULL) {
+    if (json_is_object(attr)) {
         json_t *list = json_array();
         if (list == NULL || json_array_append(list, attr) != 0 ||
             json_object_set_new(request, "LookupAttributes", list) != 0) {

@@ -46,6 +46,7 @@ enum opt_flags {
     OPT_REQUIRED = 1 << 0,
     OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
     OPT_REPEAT = 1 << 2,  /* may be given more than once: lists append, maps merge */
+    OPT_MAPS = 1 << 3,    /* an OPT_MAP that also takes a JSON list of such maps */
 };
 
 /* A one-letter alias (-i for --in-file), kept in the second byte of the flags. */

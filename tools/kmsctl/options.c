@@ -331,6 +331,39 @@ static json_t *parse_json_map(const struct command *cmd, const struct opt_spec *
     return map;
 }
 
+/* A JSON list of string maps, as the aws CLI takes a list-of-structures parameter. */
+static json_t *parse_map_list(const struct command *cmd, const struct opt_spec *o, const char *p)
+{
+    json_error_t err;
+    json_t *list = json_loads(p, JSON_REJECT_DUPLICATES, &err);
+    size_t i;
+    json_t *item;
+    if (!json_is_array(list)) {
+        kmsctl_usage_error(cmd, "argument --%s: not a JSON list: %s", o->name,
+                           list == NULL ? err.text : "another JSON value");
+        json_decref(list);
+        return NULL;
+    }
+    json_array_foreach(list, i, item)
+    {
+        const char *key;
+        json_t *value;
+        bool strings = json_is_object(item);
+        json_object_foreach(item, key, value)
+        {
+            strings = strings && json_is_string(value);
+        }
+        if (!strings) {
+            kmsctl_usage_error(cmd,
+                               "argument --%s: item %zu of the list is not an object of strings",
+                               o->name, i + 1);
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
 static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, const char *arg)
 {
     const char *text = NULL;
@@ -349,7 +382,11 @@ static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, co
     while (file != NULL && n > 0 && isspace((unsigned char)p[n - 1])) {
         n--;
     }
-    v = *p == '{' ? parse_json_map(cmd, o, p) : parse_shorthand_map(cmd, o, p, n);
+    if (*p == '[' && (o->flags & OPT_MAPS)) {
+        v = parse_map_list(cmd, o, p);
+    } else {
+        v = *p == '{' ? parse_json_map(cmd, o, p) : parse_shorthand_map(cmd, o, p, n);
+    }
     free_file(file, file_len);
     return v;
 }
