@@ -82,3 +82,21 @@ expect_error ValidationException 254 kms lookup-events --lookup-attributes \
     '[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}, {"AttributeKey": "Username", "AttributeValue": "x"}]'
 expect_usage_error "expected KEY=VALUE" kms kms-encrypt --key-id "$K" --plaintext aGk= \
     --encryption-context '[{"a": "b"}]'
+
+# ---- --generate-cli-skeleton and --cli-input-json -------------------------------------------------
+SK=$(kms create-key --generate-cli-skeleton)
+assert_eq "$("$PY" -c 'import json,sys; print(" ".join(json.load(sys.stdin)))' <<<"$SK")" \
+    "Description KeySpec KeyUsage Origin MultiRegion Policy BypassPolicyLockoutSafetyCheck" \
+    "--generate-cli-skeleton prints create-key's members"
+N=$(kms list-keys | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Keys"]))')
+kms kms-encrypt --generate-cli-skeleton >/dev/null && ok "and needs none of the required options"
+assert_eq "$(kms list-keys | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Keys"]))')" "$N" "and runs nothing"
+echo '{"Description": "from json", "KeyUsage": "ENCRYPT_DECRYPT"}' >"$W/in.json"
+assert_eq "$(kms create-key --cli-input-json "file://$W/in.json" --query KeyMetadata.Description --output text)" \
+    "from json" "--cli-input-json file:// gives the members"
+assert_eq "$(kms create-key --cli-input-json "file://$W/in.json" --description cmdline \
+    --query KeyMetadata.Description --output text)" cmdline "an option on the command line wins"
+expect_usage_error "argument --cli-input-json: unknown parameter \"Bogus\"" kms create-key --cli-input-json '{"Bogus": 1}'
+expect_usage_error "the following arguments are required: --plaintext" kms kms-encrypt --cli-input-json "{\"KeyId\": \"$K\"}"
+assert_eq "$(kms kms-encrypt --cli-input-json "{\"KeyId\": \"$K\", \"Plaintext\": \"aGk=\"}" --query KeyId --output text)" \
+    "$(kms describe-key --key-id "$K" --query KeyMetadata.Arn --output text)" "a required member may come from the JSON"

@@ -284,6 +284,10 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
     print_indented(f, cmd->example, 2);
     fprintf(f, "\nThe global options --home, --endpoint-url, --ca-bundle, --profile, --output and "
                "--query apply too; see 'kmsctl --help'.\n");
+    if (cmd->operation != NULL) {
+        fprintf(f, "As with aws, --generate-cli-skeleton prints the request's members as JSON and "
+                   "--cli-input-json JSON|file://PATH takes them (the command line wins).\n");
+    }
 }
 
 static void print_hint(const struct command *cmd)

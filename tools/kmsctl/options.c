@@ -554,11 +554,83 @@ static const struct opt_spec *find_in(const struct opt_spec *opts, const char *n
     return NULL;
 }
 
+/* Every AWS command's (one with an operation), as with aws. */
+static const struct opt_spec input_opts[] = {
+    {"cli-input-json", OPT_JSON, 0,
+     "the request's members as JSON (or file://PATH), as --generate-cli-skeleton prints them; "
+     "options given on the command line win"},
+    {"generate-cli-skeleton", OPT_BOOL, 0,
+     "print the request's members as JSON, to fill in for --cli-input-json, and run nothing"},
+    {NULL, 0, 0, NULL}};
+
 static const struct opt_spec *find_spec(const struct command *cmd, const char *name, bool *negated)
 {
     *negated = false;
     const struct opt_spec *o = find_in(cmd->opts, name, negated);
-    return o != NULL || !kmsctl_paginated(cmd) ? o : find_in(kmsctl_paging_opts, name, negated);
+    if (o == NULL && kmsctl_paginated(cmd)) {
+        o = find_in(kmsctl_paging_opts, name, negated);
+    }
+    if (o == NULL && cmd->operation != NULL) {
+        o = find_in(input_opts, name, negated);
+    }
+    return o;
+}
+
+/* The request skeleton: each option's member with an empty value of its kind. */
+static int print_skeleton(const struct command *cmd)
+{
+    char member[128];
+    json_t *s = json_object();
+    for (const struct opt_spec *o = cmd->opts; s != NULL && o->name != NULL; o++) {
+        json_t *v = o->kind == OPT_INTEGER ? json_integer(0)
+                    : o->kind == OPT_BOOL  ? json_true()
+                    : o->kind == OPT_MAP   ? json_pack("{s:s}", "KeyName", "")
+                    : o->kind == OPT_LIST  ? json_pack("[s]", "")
+                    : o->kind == OPT_JSON  ? json_object()
+                                           : json_string("");
+        kmsctl_member_name(o->name, member, sizeof member);
+        if (json_object_set_new(s, member, v) != 0) {
+            json_decref(s);
+            s = NULL;
+        }
+    }
+    char *text = s != NULL ? json_dumps(s, JSON_INDENT(4) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(s);
+    if (text == NULL) {
+        return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+    }
+    printf("%s\n", text);
+    free(text);
+    return -1; /* done: exit 0 */
+}
+
+/* --cli-input-json's members join the request where the command line left them out. */
+static int merge_input(const struct command *cmd, json_t *req, json_t *input)
+{
+    char member[128];
+    const char *key;
+    json_t *value;
+    if (!json_is_object(input)) {
+        return kmsctl_usage_error(cmd, "argument --cli-input-json: not a JSON object");
+    }
+    json_object_foreach(input, key, value)
+    {
+        bool known = false;
+        for (const struct opt_spec *o = cmd->opts; !known && o->name != NULL; o++) {
+            kmsctl_member_name(o->name, member, sizeof member);
+            known = strcmp(member, key) == 0;
+        }
+        if (!known) {
+            return kmsctl_usage_error(cmd,
+                                      "argument --cli-input-json: unknown parameter \"%s\" (the "
+                                      "members are those --generate-cli-skeleton prints)",
+                                      key);
+        }
+        if (json_object_get(req, key) == NULL && json_object_set(req, key, value) != 0) {
+            return kmsctl_usage_error(cmd, "out of memory");
+        }
+    }
+    return KMSCTL_EXIT_OK;
 }
 
 /* encrypt, decrypt and re-encrypt work on envelope messages (files); their kms- twins are the
@@ -763,6 +835,18 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
             r = parse_one(cmd, argc, argv, &i, g, req);
         }
     }
+    json_t *skeleton = json_incref(json_object_get(req, "GenerateCliSkeleton"));
+    json_t *input = json_incref(json_object_get(req, "CliInputJson"));
+    json_object_del(req, "GenerateCliSkeleton");
+    json_object_del(req, "CliInputJson");
+    if (r == KMSCTL_EXIT_OK && json_is_true(skeleton)) {
+        r = print_skeleton(cmd);
+    }
+    if (r == KMSCTL_EXIT_OK && input != NULL) {
+        r = merge_input(cmd, req, input);
+    }
+    json_decref(skeleton);
+    json_decref(input);
     if (r == KMSCTL_EXIT_OK) {
         r = check_required(cmd, req);
     }
