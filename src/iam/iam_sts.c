@@ -329,6 +329,13 @@ static int auth_session(kms_iam *iam, iam_q *q, const char *id, const char *toke
                         const char *secret_check, char **secret_out, int64_t now, kms_identity *out)
 {
     kms_db_stmt *st = NULL;
+    /* A session's key without any token is a caller's mistake, not an expiry: say what is
+     * missing (kmsd answers AWS's words alone, network.c). */
+    KMS_ENSURE(token != NULL && token[0] != '\0', KMS_ERR_UNRECOGNIZED_CLIENT,
+               "%s The access key %s is a temporary one (ASIA...), and its session token is "
+               "missing: give the session token it came with (KMS_SESSION_TOKEN, or "
+               "aws_session_token in the profile)",
+               invalid_token, id);
     int f = kms_db_first(q->c, sql_session_auth, KMS_DB_PARAMS(kms_db_text(id)), &st, IAM_SQL_WHAT);
     KMS_GUARD(f < 0 ? -1 : 0);
     /* Sessions disappear when revoked (their role or user deleted) or purged after expiry. */

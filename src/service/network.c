@@ -210,14 +210,18 @@ static int auth_headers(const kms_network_request *req, const char **authorizati
     return 0;
 }
 
-/* IAM refuses a session's access key presented without its own token (none, a wrong one,
- * another session's) with ExpiredTokenException and the words of an invalid token; AWS answers
+/* IAM refuses a session's access key presented without its own token (a wrong one, another
+ * session's) with ExpiredTokenException and the words of an invalid token, and without any token
+ * with UnrecognizedClientException, those words and what is missing; AWS answers
  * such a request UnrecognizedClientException, as for an unknown key. An expired or revoked
  * session stays ExpiredTokenException. */
 static void token_error_as_aws(const char *access_key_id)
 {
-    if (strncmp(access_key_id, "ASIA", 4) == 0 && kms_last_error() == KMS_ERR_EXPIRED_TOKEN &&
-        strcmp(kms_last_error_message(), KMS_NETWORK_INVALID_TOKEN) == 0) {
+    kms_error e = kms_last_error();
+    const char *m = kms_last_error_message();
+    if (strncmp(access_key_id, "ASIA", 4) == 0 &&
+        (e == KMS_ERR_EXPIRED_TOKEN || e == KMS_ERR_UNRECOGNIZED_CLIENT) &&
+        strncmp(m, KMS_NETWORK_INVALID_TOKEN, strlen(KMS_NETWORK_INVALID_TOKEN)) == 0) {
         kms_raise(KMS_ERR_UNRECOGNIZED_CLIENT, "%s", KMS_NETWORK_INVALID_TOKEN);
     }
 }

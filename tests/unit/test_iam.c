@@ -855,9 +855,14 @@ static void test_assume_role(void **state)
                      KMS_ERR_ACCESS_DENIED);
     kms_iam_identity_clean_up(&s);
 
+    /* No token at all: what is missing, not an expiry. */
     assert_kms_error(
         kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, NULL, NOW, &s),
-        KMS_ERR_EXPIRED_TOKEN);
+        KMS_ERR_UNRECOGNIZED_CLIENT);
+    assert_non_null(strstr(kms_last_error_message(), "its session token is missing"));
+    assert_kms_error(
+        kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, "", NOW, &s),
+        KMS_ERR_UNRECOGNIZED_CLIENT);
     assert_kms_error(
         kms_iam_authenticate(f->iam, c.access_key_id, c.secret_access_key, "wrong", NOW, &s),
         KMS_ERR_EXPIRED_TOKEN);
