@@ -100,3 +100,11 @@ expect_usage_error "argument --cli-input-json: unknown parameter \"Bogus\"" kms 
 expect_usage_error "the following arguments are required: --plaintext" kms kms-encrypt --cli-input-json "{\"KeyId\": \"$K\"}"
 assert_eq "$(kms kms-encrypt --cli-input-json "{\"KeyId\": \"$K\", \"Plaintext\": \"aGk=\"}" --query KeyId --output text)" \
     "$(kms describe-key --key-id "$K" --query KeyMetadata.Arn --output text)" "a required member may come from the JSON"
+
+# ---- a session's key without its token says so ----------------------------------------------------
+ST=$(kms get-session-token)
+S_ID=$(json_get Credentials.AccessKeyId <<<"$ST")
+S_SECRET=$(json_get Credentials.SecretAccessKey <<<"$ST")
+expect_error UnrecognizedClientException 254 env KMS_ACCESS_KEY_ID="$S_ID" KMS_SECRET_ACCESS_KEY="$S_SECRET" \
+    "$KMSCTL" --home "$HOME_DIR" list-keys
+assert_contains "$ERR_MSG" "its session token is missing" "an ASIA key without its token: the token is missing, not expired"
