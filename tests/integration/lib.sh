@@ -384,6 +384,9 @@ build_examples() {
 }
 
 # free_port: a TCP port of 127.0.0.1 that nobody listens on now
+# epoch TIMESTAMP: seconds since the epoch of a timestamp as kmsctl prints it (ISO 8601 with an
+# offset, as the aws CLI v2; quotes of a JSON string are dropped).
+epoch() { date -u -d "${1//\"/}" +%s; }
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # faketime_required: stops the test unless libfaketime is installed; then at_time OFFSET CMD...

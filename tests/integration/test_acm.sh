@@ -60,7 +60,7 @@ assert_eq "$(openssl verify -CAfile "$W/root.pem" -untrusted "$W/hsm-chain.pem" 
     "$W/hsm.pem: OK" "openssl verify -CAfile root.pem: the chain holds"
 SERIAL=$(openssl x509 -in "$W/hsm.pem" -noout -serial | sed 's/serial=//' | tr A-F a-f | sed 's/../&:/g; s/:$//')
 assert_eq "$(json_get Certificate.Serial <<<"$D")" "$SERIAL" "Serial as openssl reads it"
-NA=$(json_get Certificate.NotAfter <<<"$D")
+NA=$(epoch "$(json_get Certificate.NotAfter <<<"$D")")
 assert_eq "$(date -u -d "@$NA" '+%b %e %H:%M:%S %Y GMT' | sed 's/  / /')" \
     "$(openssl x509 -in "$W/hsm.pem" -noout -enddate | sed 's/notAfter=//; s/  / /')" "NotAfter as openssl reads it"
 TEXT=$(openssl x509 -in "$W/hsm.pem" -noout -text)
@@ -190,7 +190,7 @@ assert_eq "$(kms acm describe-certificate --certificate-arn "$IMP" --query Certi
 assert_eq "$(kms acm import-certificate --certificate-arn "$IMP" --certificate "fileb://$W/out2.pem" \
     --private-key "fileb://$W/out2.key" --query CertificateArn --output text)" "$IMP" "reimport keeps the ARN"
 NA2=$(kms acm describe-certificate --certificate-arn "$IMP" --query Certificate.NotAfter --output text)
-[ "$NA2" -gt "$NA1" ] && ok "reimport: the new certificate's NotAfter" || fail "reimport: NotAfter $NA2 <= $NA1"
+[ "$(epoch "$NA2")" -gt "$(epoch "$NA1")" ] && ok "reimport: the new certificate's NotAfter" || fail "reimport: NotAfter $NA2 <= $NA1"
 kms acm get-certificate --certificate-arn "$IMP" --query Certificate --output text >"$W/imp.pem"
 assert_eq "$(openssl x509 -in "$W/imp.pem" -noout -fingerprint)" \
     "$(openssl x509 -in "$W/out2.pem" -noout -fingerprint)" "GetCertificate serves the reimported certificate"
@@ -366,7 +366,7 @@ LATE=$(at +3640d acm request-certificate --domain-name late.internal --certifica
 CA_NA=$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$CA" \
     --query CertificateAuthority.NotAfter --output text)
 LATE_NA=$(at +3640d acm describe-certificate --certificate-arn "$LATE" --query Certificate.NotAfter --output text)
-[ "$LATE_NA" -le "$CA_NA" ] && ok "a certificate never outlives its CA" ||
+[ "$(epoch "$LATE_NA")" -le "$(epoch "$CA_NA")" ] && ok "a certificate never outlives its CA" ||
     fail "NotAfter $LATE_NA beyond the CA's $CA_NA"
 
 # Every key algorithm with its key in the HSM: the CSR signed there, the chain verified.

@@ -236,6 +236,8 @@ if network_service; then
     assert_contains "$(awsk kms list-aliases --output json 2>&1 || true)" "alias/via-aws" "aws kms list-aliases"
     D=$(awsk kms describe-key --key-id "$KEY" --output json 2>&1 || true)
     assert_match "$(json_get KeyMetadata.CreationDate <<<"$D")" '^20[0-9]{2}-' "CreationDate (an epoch number) parsed by the CLI"
+    assert_eq "$(kms describe-key --key-id "$KEY" --query KeyMetadata.CreationDate --output text)" \
+        "$(json_get KeyMetadata.CreationDate <<<"$D")" "kmsctl prints the timestamp exactly as the aws CLI v2 does"
     E=$(awsk kms describe-key --key-id alias/none 2>&1 || true)
     assert_contains "$E" "NotFoundException" "an AWS error reaches the CLI by name"
     ID=$(awsk sts get-caller-identity --query Account --output text 2>&1 || true)

@@ -66,8 +66,11 @@ check_key() { # check_key ID SPEC USAGE ALGORITHM_MEMBER ALGORITHMS_JSON DESCRIP
     assert_eq "$(json_get KeyManager <<<"$md")" "CUSTOMER" "$2: KeyManager"
     assert_eq "$(json_get Description <<<"$md")" "$6" "$2: Description"
     assert_eq "$(json_get "$4" <<<"$md")" "$5" "$2: $4"
-    local cd
-    cd=$(json_get CreationDate <<<"$md")
+    local cd raw
+    raw=$(json_get CreationDate <<<"$md")
+    assert_match "$raw" '^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{6})?\+00:00$' \
+        "$2: CreationDate in ISO 8601 with an offset, as the aws CLI v2 prints it"
+    cd=$(epoch "$raw")
     if [[ "$cd" =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "${cd%.*}" -ge $((NOW - 5)) ] \
         && [ "${cd%.*}" -le $(($(date +%s) + 5)) ]; then
         ok "$2: CreationDate is now"
@@ -213,8 +216,7 @@ assert_eq "$(json_get KeyId <<<"$out")" "arn:aws:kms:us-east-1:$ACCOUNT:key/$SYM
     "schedule-key-deletion gives the key ARN"
 assert_eq "$(json_get KeyState <<<"$out")" PendingDeletion "schedule-key-deletion: KeyState"
 assert_eq "$(json_get PendingWindowInDays <<<"$out")" 30 "default pending window is 30 days"
-dd=$(json_get DeletionDate <<<"$out")
-dd=${dd%.*}
+dd=$(epoch "$(json_get DeletionDate <<<"$out")")
 if [ "$dd" -ge $((t0 + 30 * 86400)) ] && [ "$dd" -le $((t1 + 30 * 86400 + 1)) ]; then
     ok "DeletionDate is 30 days ahead"
 else
@@ -243,8 +245,7 @@ assert_eq "$(kms describe-key --key-id "$SYM2" --output text --query KeyMetadata
 t0=$(date +%s)
 out=$(kms schedule-key-deletion --key-id "${KEY[HMAC_224]}" --pending-window-in-days 7)
 assert_eq "$(json_get PendingWindowInDays <<<"$out")" 7 "--pending-window-in-days 7"
-dd=$(json_get DeletionDate <<<"$out")
-dd=${dd%.*}
+dd=$(epoch "$(json_get DeletionDate <<<"$out")")
 if [ "$dd" -ge $((t0 + 7 * 86400)) ] && [ "$dd" -le $(($(date +%s) + 7 * 86400 + 1)) ]; then
     ok "DeletionDate is 7 days ahead"
 else

@@ -311,7 +311,7 @@ kms acm-pca delete-certificate-authority --certificate-authority-arn "$DOOMED" \
     --permanent-deletion-time-in-days 7
 OUT=$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$DOOMED")
 assert_eq "$(json_get CertificateAuthority.Status <<<"$OUT")" DELETED "DeleteCertificateAuthority: DELETED"
-UNTIL=$(json_get CertificateAuthority.RestorableUntil <<<"$OUT")
+UNTIL=$(epoch "$(json_get CertificateAuthority.RestorableUntil <<<"$OUT")")
 if [ "$UNTIL" -ge $((BEFORE + 7 * 86400)) ] && [ "$UNTIL" -le $(($(date +%s) + 7 * 86400)) ]; then
     ok "RestorableUntil is 7 days away"
 else fail "RestorableUntil $UNTIL is not 7 days after $BEFORE"; fi

@@ -94,7 +94,7 @@ remote get-caller-identity >"$TMP/gci.out" 2>"$TMP/gci.err" || rc=$?
     assert_eq "$rc" 0 "get-caller-identity remotely (STS query protocol): $(cat "$TMP/gci.err")"
     assert_contains "$(cat "$TMP/gci.out")" ":user/admin" "it names the profile's user"
     SESSION=$(remote get-session-token --duration-seconds 900)
-    assert_match "$SESSION" '"Expiration": [0-9]+' "get-session-token remotely: Expiration as epoch seconds"
+    assert_match "$SESSION" '"Expiration": "20[0-9]{2}-[0-9-]+T[0-9:]+\+00:00"' "get-session-token remotely: Expiration in ISO 8601, as the aws CLI prints it"
     kms assume-role --role-arn arn:aws:iam::000000000000:role/nope --role-session-name xy \
         >/dev/null 2>"$TMP/ar.err" || true
     LOCAL_TYPE=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["__type"])' "$TMP/ar.err")

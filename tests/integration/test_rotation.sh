@@ -80,7 +80,7 @@ kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 90
 status=$(kms get-key-rotation-status --key-id "$KEY")
 assert_eq "$(json_get KeyRotationEnabled <<<"$status")" "true" "rotation is on"
 assert_eq "$(json_get RotationPeriodInDays <<<"$status")" "90" "with the period given"
-next=$(json_get NextRotationDate <<<"$status")
+next=$(epoch "$(json_get NextRotationDate <<<"$status")")
 if [ $((next - NOW - 90 * DAY)) -ge 0 ] && [ $((next - NOW - 90 * DAY)) -lt 120 ]; then
     ok "NextRotationDate is 90 days from now"
 else
@@ -91,7 +91,7 @@ assert_eq "$(json_get KeyId <<<"$status")" \
     "GetKeyRotationStatus names the key by ARN"
 # Changing the period moves the date by the difference, as AWS does.
 kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 100
-assert_eq "$(kms get-key-rotation-status --key-id "$KEY" --query NextRotationDate)" \
+assert_eq "$(epoch "$(kms get-key-rotation-status --key-id "$KEY" --query NextRotationDate --output text)")" \
     "$((next + 10 * DAY))" "a longer period moves the next rotation by the difference"
 kms enable-key-rotation --key-id "$KEY" --rotation-period-in-days 90
 

@@ -105,12 +105,13 @@ void kmsctl_print_global_help(FILE *f)
             }
         }
     }
-    fprintf(f, "\nThe commands of a service are grouped under its name, as with aws: 'kmsctl acm\n"
-               "request-certificate', 'kmsctl acm-pca issue-certificate'; 'kmsctl kms COMMAND' is\n"
-               "'kmsctl COMMAND', except that 'kmsctl kms encrypt' (decrypt, re-encrypt) is AWS\n"
-               "KMS's operation, 'kmsctl kms-encrypt', as with aws. 'kmsctl iam', 'sts' and\n"
-               "'cloudtrail' name their services' commands the same way, and 'kmsctl organizations\n"
-               "COMMAND' is 'kmsctl org-COMMAND' where that exists.\n");
+    fprintf(f,
+            "\nThe commands of a service are grouped under its name, as with aws: 'kmsctl acm\n"
+            "request-certificate', 'kmsctl acm-pca issue-certificate'; 'kmsctl kms COMMAND' is\n"
+            "'kmsctl COMMAND', except that 'kmsctl kms encrypt' (decrypt, re-encrypt) is AWS\n"
+            "KMS's operation, 'kmsctl kms-encrypt', as with aws. 'kmsctl iam', 'sts' and\n"
+            "'cloudtrail' name their services' commands the same way, and 'kmsctl organizations\n"
+            "COMMAND' is 'kmsctl org-COMMAND' where that exists.\n");
     fprintf(f, "\nAgainst a server, every command runs there as with a home, but those that read\n"
                "the home itself (init, sign-in, validate-logs, advisor, run-scheduler, the audit\n"
                "anchor and key) and the IAM and Organizations commands (AWS's query protocol;\n"

@@ -180,7 +180,11 @@ size_t kmsctl_distance(const char *a, const char *b);
 bool kmsctl_close_match(const char *typed, const char *candidate);
 
 /* output.c */
-/* Prints a response body (JSON text) per --output/--query; empty bodies print nothing. */
+/* The timestamps of a response (members AWS's models type so), given as epoch seconds, as the
+ * aws CLI v2 prints them: ISO 8601 with an offset. */
+void kmsctl_iso_dates(json_t *v);
+/* Prints a response body (JSON text) per --output/--query, its timestamps as ISO 8601; empty
+ * bodies print nothing. */
 int kmsctl_print_response(const struct globals *g, const char *response);
 /* Checks the syntax of --query before anything runs; 252 with a message if bad. */
 int kmsctl_check_query(const char *query);

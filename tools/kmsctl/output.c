@@ -3,6 +3,7 @@
  * object tab-separated in sorted key order, nested members on their own lines headed by the
  * upper-cased member name). Errors as {"__type", "message"} on stderr. */
 #include <ctype.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -551,6 +552,7 @@ int kmsctl_print_response(const struct globals *g, const char *response)
         json_decref(v);
         return KMSCTL_EXIT_OK;
     }
+    kmsctl_iso_dates(v);
     r = kmsctl_print_value(g, v);
     json_decref(v);
     return r;
@@ -639,5 +641,97 @@ void kmsctl_ciphertext_hint(const unsigned char *head, size_t n, long long total
             "; it is an envelope message (AWS Encryption SDK format, as `kmsctl encrypt` "
             "writes), not a KMS ciphertext blob: decrypt it with `kmsctl decrypt -i %s -o OUT`",
             where);
+    }
+}
+
+/* The response members AWS's service models type as timestamps (KMS, IAM, STS, CloudTrail,
+ * ACM, ACM PCA, Organizations) that the library answers as epoch seconds. */
+static const char *const timestamp_members[] = {"CreationDate",
+                                                "DeletionDate",
+                                                "ValidTo",
+                                                "RotationDate",
+                                                "NextRotationDate",
+                                                "OnDemandRotationStartDate",
+                                                "CreateDate",
+                                                "UpdateDate",
+                                                "EnableDate",
+                                                "LastUsedDate",
+                                                "LastUpdatedDate",
+                                                "Expiration",
+                                                "EventTime",
+                                                "StartTime",
+                                                "EndTime",
+                                                "CreatedAt",
+                                                "IssuedAt",
+                                                "ImportedAt",
+                                                "RevokedAt",
+                                                "NotBefore",
+                                                "NotAfter",
+                                                "UpdatedAt",
+                                                "LastStateChangeAt",
+                                                "RestorableUntil",
+                                                "JoinedTimestamp",
+                                                "RequestedTimestamp",
+                                                "CompletedTimestamp",
+                                                NULL};
+
+static bool is_timestamp_member(const char *key)
+{
+    for (size_t i = 0; timestamp_members[i] != NULL; i++) {
+        if (strcmp(key, timestamp_members[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* seconds since the epoch as the aws CLI v2 prints a timestamp (Python's isoformat of a UTC
+ * datetime): 2026-12-07T22:52:35+00:00, or with .ffffff when there are microseconds. */
+static json_t *iso_timestamp(double seconds)
+{
+    char text[64];
+    if (seconds < 0) {
+        return NULL; /* before 1970: printed as the number it is */
+    }
+    time_t whole = (time_t)seconds;
+    long micros = (long)((seconds - (double)whole) * 1e6 + 0.5);
+    if (micros >= 1000000) {
+        whole++;
+        micros -= 1000000;
+    }
+    struct tm tm;
+    if (gmtime_r(&whole, &tm) == NULL) {
+        return NULL;
+    }
+    size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (micros > 0) {
+        n += (size_t)snprintf(text + n, sizeof text - n, ".%06ld", micros);
+    }
+    snprintf(text + n, sizeof text - n, "+00:00");
+    return json_string(text);
+}
+
+void kmsctl_iso_dates(json_t *v)
+{
+    const char *key;
+    json_t *member;
+    size_t i;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, member)
+        {
+            kmsctl_iso_dates(member);
+        }
+        return;
+    }
+    json_object_foreach(v, key, member)
+    {
+        if (json_is_number(member) && is_timestamp_member(key)) {
+            json_t *iso = iso_timestamp(json_number_value(member));
+            if (iso != NULL) {
+                json_object_set_new(v, key, iso); /* replacing a member keeps the iteration */
+            }
+        } else {
+            kmsctl_iso_dates(member);
+        }
     }
 }

@@ -323,6 +323,7 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
         page = NULL;
         skip = 0;
     }
+    kmsctl_iso_dates(merged);
     r = kmsctl_print_value(g, merged);
 out:
     json_decref(page);

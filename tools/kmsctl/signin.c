@@ -99,6 +99,7 @@ int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *r
     }
     out = json_pack("{s:s, s:s, s:I}", "Profile", o.save_profile, "UserName", user ? user : "root",
                     "Expiration", (json_int_t)expiration);
+    kmsctl_iso_dates(out);
     rc = out ? kmsctl_print_value(g, out)
              : kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
 out:
