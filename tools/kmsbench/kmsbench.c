@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "audit_bench.h"
+#include "hsm_bench.h"
 #include "kms/kms.h"
 #include "policy_bench.h"
 #include "tls_bench.h"
@@ -141,6 +142,8 @@ static const struct {
     {"Encrypt", op_encrypt, NULL, true, false, "kms_encrypt of 32 bytes"},
     {"Decrypt", op_decrypt, NULL, true, false, "kms_decrypt of such a ciphertext"},
     {"GenerateDataKey", op_generate_data_key, NULL, true, false, "a 32-byte data key"},
+    {"HsmEncrypt", hsm_bench_encrypt, NULL, true, false,
+     "the bare PKCS#11 AES-GCM encryption of 32 bytes under the same key (no gate, no audit)"},
     {"Sign", op_sign, NULL, true, false, "ECDSA P-256 over a 32-byte message"},
     {"PolicyEvaluate", op_policy_evaluate, NULL, false, false,
      "the policy engine alone (one thread, no KMS home)"},
