@@ -10,8 +10,8 @@
 #                time: 10,000 take some 15 minutes)
 #   --fill hsm   one real CMK, then N key objects straight into the token
 #                (fill-home.sh --hsm-only): what SoftHSM2 loads is the same, 100,000 in a minute
-# Homes are kept in /dev/shm/kms-keycount/FILL-N and reused when already filled, so that two
-# builds (before and after a change) are measured on the same homes:
+# Homes are kept in /dev/shm/kms-keycount/BUILD-FILL-N (BUILD: the build directory's name; its
+# kmsctl init chose the token layout) and reused when already filled; before and after a change:
 #   scripts/bench-keycount.sh /tmp/old-build 1 1000 && scripts/bench-keycount.sh build 1 1000
 # Remove /dev/shm/kms-keycount afterwards.
 set -euo pipefail
@@ -30,6 +30,8 @@ counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(1 1000 10000)
 case $fill in api | hsm) ;; *) echo "bench-keycount: --fill api or hsm" >&2; exit 2 ;; esac
 kmsctl=$(cd "$build" && pwd)/kmsctl
+# Homes are made by the build measured: the token layout is chosen at init.
+tag=$(basename "$(cd "$build" && pwd)")
 [ -x "$kmsctl" ] || { echo "bench-keycount: $kmsctl not found" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 base=/dev/shm/kms-keycount
@@ -50,7 +52,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)
 printf '%8s %10s %12s %12s %12s %14s\n' keys objects create-key describe-key kms-encrypt \
     'files/describe'
 for n in "${counts[@]}"; do
-    home=$base/$fill-$n
+    home=$base/$tag-$fill-$n
     if [ ! -e "$home/.filled" ]; then
         rm -rf -- "$home"
         "$kmsctl" --home "$home" init >/dev/null
