@@ -50,7 +50,7 @@ static int consider(void *arg, const char *key_id)
 /* The HSM label of the newest "kmsbench" symmetric key of the client's home. */
 static int find_key(kms_client *c)
 {
-    KMS_ENSURE(c->remote == NULL && c->hsm != NULL, KMS_ERR_VALIDATION,
+    KMS_ENSURE(c->remote == NULL && c->keystore.hsm != NULL, KMS_ERR_VALIDATION,
                "HsmEncrypt measures the HSM of a home in this process, not a server");
     newest n = {.ks = &c->keystore};
     bool truncated = true;
@@ -63,7 +63,7 @@ static int find_key(kms_client *c)
     KMS_ENSURE(n.key_id[0] != '\0', KMS_ERR_NOT_FOUND,
                "HsmEncrypt: no enabled symmetric key described \"kmsbench\" in the home");
     kms_keystore_label(n.key_id, n.version, label);
-    hsm = c->hsm;
+    hsm = c->keystore.hsm; /* the customer keys' token */
     return 0;
 }
 
