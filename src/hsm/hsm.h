@@ -23,7 +23,7 @@ typedef struct kms_hsm_config {
     const uint8_t *pin;      /* borrowed; the caller wipes it */
     size_t pin_len;
     /* Sessions the pool may open (one at open, more as concurrent callers need them); 0 means
-     * 64. A caller beyond that many at once waits for a session. */
+     * 8. A caller beyond that many at once waits for a session. */
     unsigned pool_size;
     /* A file every process opening this token holds an exclusive flock on from C_Initialize
      * through C_Login, or NULL for none. SoftHSM2 rewrites its token file at every successful
