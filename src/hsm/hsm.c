@@ -63,23 +63,19 @@ static kms_hsm *hsm_new(void)
     return h;
 }
 
-static int open_sessions(kms_hsm *h, const kms_hsm_config *cfg)
+/* The pool's first session, which logs the application in (PKCS#11 v2.40 5.6: a login holds
+ * for every session of the application on the token); the others are opened when needed. */
+static int open_first_session(kms_hsm *h, const kms_hsm_config *cfg)
 {
-    for (size_t i = 0; i < h->pool_size; i++) {
-        CK_SESSION_HANDLE s;
-        CK_RV rv =
-            h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
-        if (rv != CKR_OK) {
-            return kms_raise(KMS_ERR_HSM, "C_OpenSession on token '%s' failed: %s (0x%lx)",
-                             h->token_label, kms_hsm_ckr_name(rv), (unsigned long)rv);
-        }
-        h->idle[h->nidle++] = s;
-        if (i == 0) {
-            KMS_GUARD(
-                kms_hsm_module_login(h->mod, h->slot, s, h->token_label, cfg->pin, cfg->pin_len));
-        }
+    CK_SESSION_HANDLE s;
+    CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        return kms_raise(KMS_ERR_HSM, "C_OpenSession on token '%s' failed: %s (0x%lx)",
+                         h->token_label, kms_hsm_ckr_name(rv), (unsigned long)rv);
     }
-    return 0;
+    h->idle[h->nidle++] = s;
+    h->nopen = 1;
+    return kms_hsm_module_login(h->mod, h->slot, s, h->token_label, cfg->pin, cfg->pin_len);
 }
 
 kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
@@ -139,7 +135,7 @@ kms_hsm *kms_hsm_open(const kms_hsm_config *cfg)
         token_not_found(h->mod, cfg->token_label);
         goto out;
     }
-    if (open_sessions(h, cfg) != 0) {
+    if (open_first_session(h, cfg) != 0) {
         goto out;
     }
     ret = h;

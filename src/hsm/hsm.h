@@ -22,7 +22,9 @@ typedef struct kms_hsm_config {
     const char *token_label; /* the token to use */
     const uint8_t *pin;      /* borrowed; the caller wipes it */
     size_t pin_len;
-    unsigned pool_size; /* sessions in the pool; 0 means 8 */
+    /* Sessions the pool may open (one at open, more as concurrent callers need them); 0 means
+     * 8. A caller beyond that many at once waits for a session. */
+    unsigned pool_size;
     /* A file every process opening this token holds an exclusive flock on from C_Initialize
      * through C_Login, or NULL for none. SoftHSM2 rewrites its token file at every successful
      * login without keeping other processes' readers out, so a process opening the token while
@@ -37,7 +39,8 @@ typedef struct kms_hsm_config {
 kms_hsm *kms_hsm_open(const kms_hsm_config *cfg) __attribute__((warn_unused_result));
 void kms_hsm_close(kms_hsm *hsm);
 /* The session pool now, for a server's metrics: sessions open, borrowed by an operation, the
- * pool's size, and the nanoseconds borrowers have waited for a session in all. Thread-safe. */
+ * most the pool may open, and the nanoseconds borrowers have waited for a session in all.
+ * Thread-safe. */
 void kms_hsm_pool_stats(kms_hsm *hsm, size_t *open, size_t *in_use, size_t *max, uint64_t *wait_ns);
 
 /* Initialises a new token on the first free slot of the module (C_InitToken with so_pin and

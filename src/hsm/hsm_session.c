@@ -52,9 +52,33 @@ bool kms_hsm_ciphertext_refused(CK_RV rv, const char *call)
 
 /* ---- Session pool ----------------------------------------------------------------------- */
 
+/* A new session for the pool, or CK_INVALID_HANDLE if the module gives none. */
+static CK_SESSION_HANDLE session_open(kms_hsm *h)
+{
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    if (h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s) !=
+        CKR_OK) {
+        return CK_INVALID_HANDLE;
+    }
+    return s;
+}
+
 CK_SESSION_HANDLE kms_hsm_session_borrow(kms_hsm *h)
 {
     pthread_mutex_lock(&h->pool_lock);
+    if (h->nidle == 0 && h->nopen < h->pool_size) {
+        /* Room for one more: opened outside the lock (the module may take its time). A module
+         * that refuses leaves the borrower waiting for one of the sessions already open (there
+         * is at least one: the pool keeps its first from open to close). */
+        h->nopen++;
+        pthread_mutex_unlock(&h->pool_lock);
+        CK_SESSION_HANDLE s = session_open(h);
+        if (s != CK_INVALID_HANDLE) {
+            return s;
+        }
+        pthread_mutex_lock(&h->pool_lock);
+        h->nopen--;
+    }
     if (h->nidle == 0) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -97,9 +121,8 @@ static bool session_suspect(CK_RV rv)
 void kms_hsm_session_return(kms_hsm *h, CK_SESSION_HANDLE s, CK_RV last_rv)
 {
     if (session_suspect(last_rv)) {
-        CK_SESSION_HANDLE fresh;
-        if (h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &fresh) ==
-            CKR_OK) {
+        CK_SESSION_HANDLE fresh = session_open(h);
+        if (fresh != CK_INVALID_HANDLE) {
             (void)h->f->C_CloseSession(s);
             s = fresh;
         }
@@ -118,10 +141,9 @@ void kms_hsm_pool_stats(kms_hsm *h, size_t *open, size_t *in_use, size_t *max, u
         return;
     }
     pthread_mutex_lock(&h->pool_lock);
-    /* Every session of the pool is opened with the handle, and a suspect one is replaced by a
-     * fresh one before it closes: the pool stays whole. */
-    *open = h->pool_size;
-    *in_use = h->pool_size - h->nidle;
+    /* A suspect session is replaced by a fresh one before it closes: nopen stays true. */
+    *open = h->nopen;
+    *in_use = h->nopen - h->nidle;
     *max = h->pool_size;
     *wait_ns = h->pool_wait_ns;
     pthread_mutex_unlock(&h->pool_lock);

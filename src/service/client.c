@@ -30,14 +30,15 @@
 
 /* Opens the token with SoftHSM2's token file kept from a killed login: put back before, copied
  * after (token_guard.c). A copy that cannot be written does not stop the open. */
-static kms_hsm *hsm_open_guarded(const char *home, const kms_config *cfg, const uint8_t *pin,
-                                 size_t pin_len, unsigned pool_size, const char *lock)
+static kms_hsm *hsm_open_guarded(const char *home, const kms_config *cfg, const char *label,
+                                 const uint8_t *pin, size_t pin_len, unsigned pool_size,
+                                 const char *lock)
 {
     if (kms_home_token_restore(home, cfg, lock) != 0) {
         return NULL;
     }
-    kms_hsm *hsm = kms_internal_keys_hsm_open(cfg->pkcs11_module, cfg->token_label, pin, pin_len,
-                                              pool_size, lock);
+    kms_hsm *hsm =
+        kms_internal_keys_hsm_open(cfg->pkcs11_module, label, pin, pin_len, pool_size, lock);
     if (hsm != NULL && kms_home_token_backup(home, cfg, lock) != 0) {
         kms_error_clear();
     }
@@ -61,6 +62,7 @@ void kms_client_config_clean_up(kms_config *cfg)
 {
     free(cfg->pkcs11_module);
     free(cfg->token_label);
+    free(cfg->internal_token_label);
     free(cfg->pin_source);
     free(cfg->softhsm_conf);
     memset(cfg, 0, sizeof *cfg);
@@ -168,6 +170,11 @@ int kms_client_config_load(const char *home, kms_config *cfg)
             goto out;
         }
         snprintf(cfg->home_id, sizeof cfg->home_id, "%s", json_string_value(home_id));
+    }
+    const char *itl = json_string_value(json_object_get(root, "internal_token_label"));
+    if (itl != NULL && (cfg->internal_token_label = strdup(itl)) == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
     }
     const char *sh = json_string_value(json_object_get(root, "softhsm_conf"));
     if (sh != NULL) {
@@ -310,13 +317,19 @@ kms_client *kms_client_open(const kms_client_options *opts)
     if (lock == NULL) {
         goto fail;
     }
-    c->hsm = hsm_open_guarded(home, &c->cfg, pin, pin_len, 0, lock);
+    const char *internal = c->cfg.internal_token_label;
+    c->hsm = hsm_open_guarded(home, &c->cfg, internal != NULL ? internal : c->cfg.token_label, pin,
+                              pin_len, 0, lock);
+    if (c->hsm != NULL && internal != NULL) {
+        c->keys_hsm = hsm_open_guarded(home, &c->cfg, c->cfg.token_label, pin, pin_len, 0, lock);
+    }
     kms_secure_free(pin);
     pin = NULL;
-    if (c->hsm == NULL || kms_home_check_token(c->hsm, &c->cfg, c->home) != 0) {
+    if (c->hsm == NULL || (internal != NULL && c->keys_hsm == NULL) ||
+        kms_home_check_token(c->hsm, &c->cfg, c->home) != 0) {
         goto fail;
     }
-    c->keystore.hsm = c->hsm;
+    c->keystore.hsm = c->keys_hsm != NULL ? c->keys_hsm : c->hsm;
     c->keystore.store = c->store;
     c->keystore.region = c->cfg.region;
     c->keystore.account_id = c->cfg.account_id;
@@ -387,6 +400,7 @@ void kms_client_free(kms_client *c)
     if (c->session_token != NULL) {
         kms_secure_free(c->session_token);
     }
+    kms_internal_keys_hsm_close(c->keys_hsm);
     kms_internal_keys_hsm_close(c->hsm);
     kms_home_softhsm_release(c->softhsm_claimed);
     kms_store_close(c->store);
@@ -530,6 +544,12 @@ static int write_config(const char *home, const kms_config *cfg, bool softhsm)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    if (cfg->internal_token_label != NULL &&
+        json_object_set_new(o, "internal_token_label", json_string(cfg->internal_token_label)) !=
+            0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
     if (softhsm && json_object_set_new(o, "softhsm_conf", json_string("hsm/softhsm2.conf")) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -550,6 +570,24 @@ out:
     return r;
 }
 
+/* The customer keys' token of a home with two (client.h) holds the home id too, so that no other
+ * home, opening it as its only token, takes it for its own. Opening a home checks the id in the
+ * token of the home's own objects only: a check here would cost a C_FindObjects over every key. */
+static int claim_keys_token(const char *home, const kms_config *cfg, const char *pin)
+{
+    if (cfg->internal_token_label == NULL) {
+        return 0;
+    }
+    char *lock = kms_path_join(home, HSM_LOCK_FILE);
+    kms_hsm *keys = lock != NULL ? hsm_open_guarded(home, cfg, cfg->token_label,
+                                                    (const uint8_t *)pin, strlen(pin), 1, lock)
+                                 : NULL;
+    free(lock);
+    int r = keys != NULL ? kms_home_claim_token(keys, cfg) : -1;
+    kms_internal_keys_hsm_close(keys);
+    return r;
+}
+
 /* AWS's account hardening (IAM User Guide, "Security best practices in IAM"): the root user
  * gets no access keys; day-to-day work is done by an "admin" user of an "Admins" group with
  * full access, whose access key becomes the default profile; a password policy is set. The
@@ -562,12 +600,16 @@ static int harden_account(const char *home, const kms_config *cfg, kms_store *st
     char akid[32] = "";
     char *secret = NULL;
     char *lock = kms_path_join(home, HSM_LOCK_FILE);
-    kms_hsm *hsm = lock != NULL
-                       ? hsm_open_guarded(home, cfg, (const uint8_t *)pin, strlen(pin), 1, lock)
-                       : NULL;
+    kms_hsm *hsm = lock != NULL ? hsm_open_guarded(home, cfg,
+                                                   cfg->internal_token_label != NULL
+                                                       ? cfg->internal_token_label
+                                                       : cfg->token_label,
+                                                   (const uint8_t *)pin, strlen(pin), 1, lock)
+                                : NULL;
     free(lock);
     if (hsm == NULL || kms_home_claim_token(hsm, cfg) != 0 ||
-        kms_internal_keys_sealer_create(hsm) != 0 || kms_audit_trail_home_create(home, hsm) != 0) {
+        claim_keys_token(home, cfg, pin) != 0 || kms_internal_keys_sealer_create(hsm) != 0 ||
+        kms_audit_trail_home_create(home, hsm) != 0) {
         goto out;
     }
     kms_iam_sealer sealer = kms_internal_keys_sealer(hsm);
@@ -600,6 +642,26 @@ static int init_records(const char *home, bool root_login_profile)
     int r = kms_audit_trail_init_records(c, root_login_profile);
     kms_client_free(c);
     return r;
+}
+
+/* A SoftHSM2 home's own objects get a token of their own beside the customer keys' (client.h:
+ * SoftHSM2 compares every object of a token at every C_FindObjects, and a command finds several
+ * of the home's own objects), labelled "internal-LABEL" (not "LABEL-..."; tools such as pkcs11-tool
+ * match --token-label as a prefix), with the same PINs. A label too long for that keeps one token.
+ */
+static int init_internal_token(const char *module, const char *label, const char *so_pin,
+                               const char *pin, kms_config *cfg)
+{
+    char internal[33]; /* a PKCS#11 token label has 32 bytes */
+    int n = snprintf(internal, sizeof internal, "internal-%s", label);
+    if (n < 0 || (size_t)n >= sizeof internal) {
+        return 0;
+    }
+    KMS_GUARD(kms_internal_keys_init_token(module, internal, (const uint8_t *)so_pin,
+                                           strlen(so_pin), (const uint8_t *)pin, strlen(pin)));
+    cfg->internal_token_label = strdup(internal);
+    KMS_ENSURE(cfg->internal_token_label != NULL, KMS_ERR_INTERNAL, "out of memory");
+    return 0;
 }
 
 int kms_home_init(const char *home, const kms_init_options *opts)
@@ -682,7 +744,8 @@ int kms_home_init(const char *home, const kms_init_options *opts)
         }
         free(conf);
         if (kms_internal_keys_init_token(module, label, (const uint8_t *)so_pin, strlen(so_pin),
-                                         (const uint8_t *)pin, strlen(pin)) != 0) {
+                                         (const uint8_t *)pin, strlen(pin)) != 0 ||
+            init_internal_token(module, label, so_pin, pin, &cfg) != 0) {
             goto out;
         }
     }

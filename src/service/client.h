@@ -21,6 +21,10 @@ typedef struct kms_config {
     char account_id[13];
     char *pkcs11_module;
     char *token_label;
+    /* "internal_token_label": the token of the home's own objects (the keys sealing IAM secrets
+     * and signing audit digests, the audit anchor, the home id), apart from the customer keys of
+     * token_label; NULL (a home made before, or on another HSM): one token holds both */
+    char *internal_token_label;
     char *pin_source;             /* "file:PATH" (relative to the home) or "env:NAME" */
     char *softhsm_conf;           /* SoftHSM2 config for this home, or NULL for another HSM */
     char home_id[37];             /* "home_id": the UUID init stored in the token too; "" in a
@@ -40,7 +44,12 @@ void kms_client_config_clean_up(kms_config *cfg);
 struct kms_client {
     char *home;
     kms_config cfg;
-    kms_hsm *hsm;
+    kms_hsm *hsm; /* the token of the home's own objects (internal_token_label, else token_label) */
+    /* The token of the customer keys when it is another (internal_token_label set), else NULL;
+     * keystore.hsm is this one, else hsm. SoftHSM2 compares every object of a token at every
+     * C_FindObjects: kept apart, finding the home's own objects (several per command) costs
+     * the same with 100,000 keys as with none. */
+    kms_hsm *keys_hsm;
     kms_store *store;
     kms_keystore keystore;
     kms_iam *iam;

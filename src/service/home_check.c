@@ -194,6 +194,12 @@ int kms_home_check_files_report(const char *home, kms_config *cfg, kms_home_prob
     return 0;
 }
 
+/* The token that holds the home id: the home's own objects' (client.h). */
+static const char *id_token(const kms_config *cfg)
+{
+    return cfg->internal_token_label != NULL ? cfg->internal_token_label : cfg->token_label;
+}
+
 /* The token must be this home's: init stored the home id of config.json in it. */
 int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)
 {
@@ -208,7 +214,7 @@ int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)
             kms_raise(KMS_ERR_HOME,
                       "the HSM token \"%s\" holds no home id, but %s/%s says it belongs to home "
                       "%s: it is not this home's token; restore the home's own token",
-                      cfg->token_label, home, CONFIG_FILE, cfg->home_id);
+                      id_token(cfg), home, CONFIG_FILE, cfg->home_id);
         }
         goto out;
     }
@@ -217,7 +223,7 @@ int kms_home_check_token(kms_hsm *hsm, const kms_config *cfg, const char *home)
                   "the HSM token \"%s\" belongs to another KMS home (id %.36s), not to %s (id "
                   "%s); using it would change that home's keys and audit anchor. Point this "
                   "home at its own token (token_label, or the SoftHSM2 configuration)",
-                  cfg->token_label, (const char *)v, home, cfg->home_id);
+                  id_token(cfg), (const char *)v, home, cfg->home_id);
         goto out;
     }
     r = 0;
@@ -237,7 +243,7 @@ int kms_home_claim_token(kms_hsm *hsm, const kms_config *cfg)
                   "the HSM token \"%s\" already belongs to the KMS home with id %.36s; a new "
                   "home needs a token of its own (another token_label, or an empty SoftHSM2 "
                   "token directory)",
-                  cfg->token_label, (const char *)v);
+                  id_token(cfg), (const char *)v);
         free(v);
         return -1;
     }

@@ -35,7 +35,7 @@ int kms_client_stats(kms_client *client, char **stats_json)
     *stats_json = NULL;
     KMS_ENSURE(client != NULL, KMS_ERR_VALIDATION, "no client");
     KMS_GUARD(kms_remote_local_only(client->remote, "kms_client_stats"));
-    kms_hsm_pool_stats(client->hsm, &open, &in_use, &max, &hsm_wait);
+    kms_hsm_pool_stats(client->keystore.hsm, &open, &in_use, &max, &hsm_wait); /* keys token */
     /* The trail opens at the first request: until then, no flushes. */
     pthread_mutex_lock(&client->audit_lock);
     kms_audit_flush_stats_get(client->audit, &f);

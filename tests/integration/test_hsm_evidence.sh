@@ -19,7 +19,16 @@ RSA=$(create_key RSA_2048 SIGN_VERIFY)
 EC=$(create_key ECC_NIST_P256 SIGN_VERIFY)
 
 # ---- the token's objects -----------------------------------------------------------------------
-p11 --login --pin "$PIN" --list-objects >"$W/objects.txt" 2>"$W/objects.err"
+# The customer keys in token kms, the home's own objects in token internal-kms (config.json
+# internal_token_label), the home id in both.
+p11 --login --pin "$PIN" --list-objects >"$W/keys.txt" 2>"$W/objects.err"
+pkcs11-tool --module "$SOFTHSM_MODULE" --token-label internal-kms --login --pin "$PIN" \
+    --list-objects >"$W/internal.txt" 2>>"$W/objects.err"
+assert_eq "$(grep -cE "label: +'?kms-internal:" "$W/keys.txt")" 1 \
+    "token kms holds the customer keys and, of the home's own objects, the home id only"
+assert_eq "$(grep -cE "label: +'?kms:" "$W/internal.txt")" 0 \
+    "token internal-kms holds none of the customer keys"
+cat "$W/keys.txt" "$W/internal.txt" >"$W/objects.txt"
 # One line per object: CLASS<TAB>HEADER<TAB>LABEL<TAB>ACCESS<TAB>USAGE. pkcs11-tool prints
 #   Secret Key Object; AES length 32
 #     label:      kms:ID:v1
@@ -49,8 +58,8 @@ PY
 labels=$(cut -f3 "$W/objects.tsv" | sort | uniq -c | awk '{print $2" x"$1}')
 assert_eq "$labels" "$(printf '%s\n' "kms:$EC:v1 x2" "kms:$HMAC:v1 x1" "kms:$RSA:v1 x2" "kms:$SYM:v1 x1" \
     "kms-internal:iam-secrets x1" "kms-internal:audit-digest x2" "kms-internal:audit-anchor x1" \
-    "kms-internal:audit-ack x1" "kms-internal:home-id x1" | sort)" \
-    "the token holds exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair, the audit trail's ack key, the audit trail's anchor and the home's id"
+    "kms-internal:audit-ack x1" "kms-internal:home-id x2" | sort)" \
+    "the tokens hold exactly the objects of the four keys (one secret key each, two per key pair), the key sealing IAM secrets, the audit digest key pair, the audit trail's ack key, the audit trail's anchor and the home's id (in each)"
 
 # obj CLASS LABEL FIELD: a field of the one object of that class and label
 obj() {

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -14,6 +15,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "hsm/hsm.h"
+#include "hsm/hsm_internal.h"
 #include "kms/kms.h"
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -1001,6 +1003,78 @@ static void test_threads(void **state)
     }
 }
 
+/* ---- Session pool --------------------------------------------------------------------------- */
+
+typedef struct borrower {
+    kms_hsm *hsm;
+    CK_SESSION_HANDLE s;
+} borrower;
+
+static void *borrow_one(void *arg)
+{
+    borrower *b = arg;
+    b->s = kms_hsm_session_borrow(b->hsm);
+    return NULL;
+}
+
+/* Sessions are opened as callers need them: one at open, one more per concurrent borrower up to
+ * pool_size, then borrowers wait for one given back. */
+static void test_pool_grows(void **state)
+{
+    (void)state;
+    size_t open = 0, in_use = 0, max = 0;
+    uint64_t wait_ns = 0;
+    kms_hsm_config cfg = config(MODULE, TOKEN, PIN);
+    kms_hsm *h = kms_hsm_open(&cfg);
+    assert_non_null(h);
+    kms_hsm_pool_stats(h, &open, &in_use, &max, &wait_ns);
+    assert_int_equal(open, 1); /* a command-line process needs one */
+    assert_int_equal(in_use, 0);
+    assert_int_equal(max, 8); /* the default */
+    kms_hsm_close(h);
+
+    cfg.pool_size = 3;
+    h = kms_hsm_open(&cfg);
+    assert_non_null(h);
+    CK_SESSION_HANDLE s[3];
+    for (size_t i = 0; i < 3; i++) {
+        s[i] = kms_hsm_session_borrow(h);
+        assert_int_not_equal(s[i], CK_INVALID_HANDLE);
+        kms_hsm_pool_stats(h, &open, &in_use, &max, &wait_ns);
+        assert_int_equal(open, i + 1);
+        assert_int_equal(in_use, i + 1);
+    }
+    assert_int_not_equal(s[0], s[1]);
+    assert_int_not_equal(s[1], s[2]);
+    /* Every new session shares the login: it reaches private objects. */
+    uint8_t buf[16];
+    CK_SESSION_INFO info;
+    assert_int_equal(h->f->C_GetSessionInfo(s[2], &info), CKR_OK);
+    assert_int_equal(info.state, CKS_RW_USER_FUNCTIONS);
+    /* A fourth borrower waits for a session given back; no fourth is opened. */
+    borrower b = {.hsm = h, .s = CK_INVALID_HANDLE};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, borrow_one, &b), 0);
+    struct timespec pause = {0, 50000000L};
+    nanosleep(&pause, NULL);
+    kms_hsm_session_return(h, s[1], CKR_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(b.s, s[1]);
+    kms_hsm_pool_stats(h, &open, &in_use, &max, &wait_ns);
+    assert_int_equal(open, 3);
+    assert_int_equal(in_use, 3);
+    assert_int_equal(max, 3);
+    assert_true(wait_ns > 0);
+    kms_hsm_session_return(h, s[0], CKR_OK);
+    kms_hsm_session_return(h, b.s, CKR_OK);
+    kms_hsm_session_return(h, s[2], CKR_OK);
+    kms_hsm_pool_stats(h, &open, &in_use, &max, &wait_ns);
+    assert_int_equal(open, 3);
+    assert_int_equal(in_use, 0);
+    assert_int_equal(kms_hsm_random(h, buf, sizeof buf), 0);
+    kms_hsm_close(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_destroy_then_use),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_pool_grows),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

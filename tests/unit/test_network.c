@@ -540,8 +540,10 @@ static void test_stats(void **state)
     assert_true(json_is_integer(json_object_get(h, "Open")));
     assert_int_equal(json_integer_value(json_object_get(h, "InUse")), 0);
     assert_true(json_integer_value(json_object_get(h, "Max")) > 0);
-    assert_int_equal(json_integer_value(json_object_get(h, "Open")),
-                     json_integer_value(json_object_get(h, "Max")));
+    /* Sessions are opened as concurrent callers need them (src/hsm): at least one, at most Max. */
+    assert_true(json_integer_value(json_object_get(h, "Open")) >= 1);
+    assert_true(json_integer_value(json_object_get(h, "Open")) <=
+                json_integer_value(json_object_get(h, "Max")));
     assert_true(count > 0);
     assert_true(records >= count);
     json_t *b = json_object_get(json_object_get(s, "AuditFlushes"), "Buckets");

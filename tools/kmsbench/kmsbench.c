@@ -36,6 +36,7 @@
 
 #include "audit_bench.h"
 #include "bench_stats.h"
+#include "hsm_bench.h"
 #include "kms/kms.h"
 #include "policy_bench.h"
 #include "tls_bench.h"
@@ -142,6 +143,8 @@ static const struct {
     {"Encrypt", op_encrypt, NULL, true, false, "kms_encrypt of 32 bytes"},
     {"Decrypt", op_decrypt, NULL, true, false, "kms_decrypt of such a ciphertext"},
     {"GenerateDataKey", op_generate_data_key, NULL, true, false, "a 32-byte data key"},
+    {"HsmEncrypt", hsm_bench_encrypt, NULL, true, false,
+     "the bare PKCS#11 AES-GCM encryption of 32 bytes under the same key (no gate, no audit)"},
     {"Sign", op_sign, NULL, true, false, "ECDSA P-256 over a 32-byte message"},
     {"PolicyEvaluate", op_policy_evaluate, NULL, false, false,
      "the policy engine alone (one thread, no KMS home)"},
@@ -161,7 +164,9 @@ static const struct {
  * GenerateDataKey, Sign). */
 static bool selected(size_t i, const char *only, bool remote)
 {
-    if (remote && !(operations[i].needs_client && operations[i].fn != NULL)) {
+    /* HsmEncrypt reaches the token itself: no server has one to offer. */
+    if (remote && !(operations[i].needs_client && operations[i].fn != NULL &&
+                    operations[i].fn != hsm_bench_encrypt)) {
         return false;
     }
     return only != NULL ? strcmp(only, operations[i].name) == 0 : !operations[i].on_request;
