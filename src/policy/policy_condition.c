@@ -474,7 +474,14 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
                            const kms_policy_ctx *ctx)
 {
     const char *v = e->values[vi];
-    const ctx_parsed *parsed = &e->parsed[vi];
+    /* The context value as the condition reads it, parsed here: most conditions compare
+     * strings, and a context holds some twenty values no condition parses. */
+    struct {
+        double num;
+        int64_t ms;
+        pol_ip ip;
+    } parsed_, *parsed = &parsed_;
+    memset(parsed, 0, sizeof *parsed);
     size_t vlen = strlen(v);
     switch (c->family) {
     case COND_NUM_EQ:
@@ -482,7 +489,7 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_NUM_LE:
     case COND_NUM_GT:
     case COND_NUM_GE:
-        if (!parsed->num_ok) {
+        if (!kms_policy_parse_number(v, &parsed->num)) {
             return V_INVALID;
         }
         break;
@@ -491,12 +498,12 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_DATE_LE:
     case COND_DATE_GT:
     case COND_DATE_GE:
-        if (!parsed->date_ok) {
+        if (!kms_policy_parse_date(v, &parsed->ms)) {
             return V_INVALID;
         }
         break;
     case COND_IP:
-        if (!parsed->ip_ok) {
+        if (!kms_policy_parse_ip(v, false, &parsed->ip)) {
             return V_INVALID;
         }
         break;

@@ -8,23 +8,17 @@
 
 kms_policy_ctx *kms_policy_ctx_new(void)
 {
-    kms_policy_ctx *ctx = calloc(1, sizeof *ctx);
+    kms_policy_ctx *ctx = malloc(sizeof *ctx);
     if (ctx == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        return NULL;
     }
+    ctx->e = ctx->inline_e;
+    ctx->n = 0;
+    ctx->cap = KMS_POLICY_CTX_ENTRIES;
+    ctx->blocks = NULL;
+    ctx->used = 0;
     return ctx;
-}
-
-static void entry_clear(ctx_entry *e)
-{
-    for (size_t i = 0; i < e->n; i++) {
-        free(e->values[i]);
-    }
-    free(e->values);
-    free(e->parsed);
-    e->values = NULL;
-    e->parsed = NULL;
-    e->n = 0;
 }
 
 void kms_policy_ctx_free(kms_policy_ctx *ctx)
@@ -32,12 +26,52 @@ void kms_policy_ctx_free(kms_policy_ctx *ctx)
     if (ctx == NULL) {
         return;
     }
-    for (size_t i = 0; i < ctx->n; i++) {
-        entry_clear(&ctx->e[i]);
-        free(ctx->e[i].key);
+    for (ctx_block *b = ctx->blocks, *next = NULL; b != NULL; b = next) {
+        next = b->next;
+        free(b);
     }
-    free(ctx->e);
+    if (ctx->e != ctx->inline_e) {
+        free(ctx->e);
+    }
     free(ctx);
+}
+
+/* n bytes of the context's arena, aligned for any type; NULL (raised) when out of memory. */
+static void *arena_alloc(kms_policy_ctx *ctx, size_t n)
+{
+    const size_t align = _Alignof(max_align_t);
+    n = (n + align - 1) / align * align;
+    if (n <= sizeof ctx->first - ctx->used) {
+        void *p = ctx->first + ctx->used;
+        ctx->used += n;
+        return p;
+    }
+    ctx_block *b = ctx->blocks;
+    if (b == NULL || n > b->cap - b->used) {
+        size_t cap = n > 4096 ? n : 4096;
+        b = malloc(sizeof *b + cap);
+        if (b == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            return NULL;
+        }
+        b->cap = cap;
+        b->used = 0;
+        b->next = ctx->blocks;
+        ctx->blocks = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+static char *arena_strdup(kms_policy_ctx *ctx, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = arena_alloc(ctx, n);
+    if (p != NULL) {
+        memcpy(p, s, n);
+    }
+    return p;
 }
 
 /* Lower-cases key into buf when it fits, which is every real key; the longest tag keys are
@@ -86,26 +120,44 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
     uint32_t hash = kms_policy_key_hash(buf);
     ctx_entry *e = (ctx_entry *)kms_policy_ctx_find(ctx, buf, hash);
     if (e == NULL) {
-        ctx_entry *grown = realloc(ctx->e, (ctx->n + 1) * sizeof *ctx->e);
-        KMS_ENSURE(grown != NULL, KMS_ERR_INTERNAL, "out of memory");
-        ctx->e = grown;
-        e = &ctx->e[ctx->n];
-        *e = (ctx_entry){strdup(buf), hash, NULL, NULL, 0};
-        KMS_ENSURE(e->key != NULL, KMS_ERR_INTERNAL, "out of memory");
-        ctx->n++;
+        if (ctx->n == ctx->cap) {
+            size_t cap = ctx->cap * 2;
+            ctx_entry *grown = ctx->e == ctx->inline_e ? malloc(cap * sizeof *grown)
+                                                       : realloc(ctx->e, cap * sizeof *grown);
+            KMS_ENSURE(grown != NULL, KMS_ERR_INTERNAL, "out of memory");
+            if (ctx->e == ctx->inline_e) {
+                memcpy(grown, ctx->inline_e, ctx->n * sizeof *grown);
+            }
+            ctx->e = grown;
+            ctx->cap = cap;
+        }
+        char *k = arena_strdup(ctx, buf);
+        if (k == NULL) {
+            return -1;
+        }
+        e = &ctx->e[ctx->n++];
+        *e = (ctx_entry){k, hash, NULL, 0};
     }
     *out = e;
     return 0;
 }
 
-static ctx_parsed parse_value(const char *v)
+/* Sets the values of e to its first `keep` values and then value (copied). The value list is
+ * copied whole into the arena when it grows: entries with more than one value are few. */
+static int entry_put(kms_policy_ctx *ctx, ctx_entry *e, size_t keep, const char *value)
 {
-    ctx_parsed p;
-    memset(&p, 0, sizeof p);
-    p.num_ok = kms_policy_parse_number(v, &p.num);
-    p.date_ok = kms_policy_parse_date(v, &p.ms);
-    p.ip_ok = kms_policy_parse_ip(v, false, &p.ip);
-    return p;
+    char *v = arena_strdup(ctx, value);
+    char **values = v != NULL ? arena_alloc(ctx, (keep + 1) * sizeof *values) : NULL;
+    if (values == NULL) {
+        return -1;
+    }
+    if (keep > 0) {
+        memcpy(values, e->values, keep * sizeof *values);
+    }
+    values[keep] = v;
+    e->values = values;
+    e->n = keep + 1;
+    return 0;
 }
 
 int kms_policy_ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
@@ -113,22 +165,7 @@ int kms_policy_ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
     KMS_ENSURE(ctx != NULL && value != NULL, KMS_ERR_VALIDATION, "no context or no value");
     ctx_entry *e = NULL;
     KMS_GUARD(entry_get(ctx, key, &e));
-    char *v = strdup(value);
-    char **grown = v != NULL ? realloc(e->values, (e->n + 1) * sizeof *e->values) : NULL;
-    if (grown == NULL) {
-        free(v);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    e->values = grown;
-    ctx_parsed *pgrown = realloc(e->parsed, (e->n + 1) * sizeof *e->parsed);
-    if (pgrown == NULL) {
-        free(v);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    e->parsed = pgrown;
-    e->parsed[e->n] = parse_value(v);
-    e->values[e->n++] = v;
-    return 0;
+    return entry_put(ctx, e, e->n, value);
 }
 
 int kms_policy_ctx_set(kms_policy_ctx *ctx, const char *key, const char *value)
@@ -136,21 +173,7 @@ int kms_policy_ctx_set(kms_policy_ctx *ctx, const char *key, const char *value)
     KMS_ENSURE(ctx != NULL && value != NULL, KMS_ERR_VALIDATION, "no context or no value");
     ctx_entry *e = NULL;
     KMS_GUARD(entry_get(ctx, key, &e));
-    char *v = strdup(value);
-    char **one = v != NULL ? malloc(sizeof *one) : NULL;
-    ctx_parsed *parsed = one != NULL ? malloc(sizeof *parsed) : NULL;
-    if (parsed == NULL) {
-        free(v);
-        free(one);
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    entry_clear(e);
-    one[0] = v;
-    parsed[0] = parse_value(v);
-    e->values = one;
-    e->parsed = parsed;
-    e->n = 1;
-    return 0;
+    return entry_put(ctx, e, 0, value);
 }
 
 const char *kms_policy_ctx_get(const kms_policy_ctx *ctx, const char *key)

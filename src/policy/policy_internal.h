@@ -67,25 +67,33 @@ typedef struct pol_ip {
 
 /* A context value parsed once when added, so that Numeric, Date and IpAddress conditions do
  * not parse it on every evaluation. */
-typedef struct ctx_parsed {
-    bool num_ok, date_ok, ip_ok;
-    double num;
-    int64_t ms;
-    pol_ip ip;
-} ctx_parsed;
-
-/* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. */
+/* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. Keys,
+ * values and value lists live in the context's arena (a first block inside the context, more
+ * blocks as needed), so that a request's context of some twenty keys costs one allocation, not
+ * a hundred; numbers, dates and addresses are parsed where a condition compares them. */
 typedef struct ctx_entry {
     char *key;
     uint32_t hash; /* kms_policy_key_hash(key) */
     char **values;
-    ctx_parsed *parsed; /* one per value */
     size_t n;
 } ctx_entry;
 
+#define KMS_POLICY_CTX_ENTRIES 32
+#define KMS_POLICY_CTX_ARENA 3072
+
+typedef struct ctx_block {
+    struct ctx_block *next;
+    size_t used, cap;
+    _Alignas(max_align_t) char data[];
+} ctx_block;
+
 struct kms_policy_ctx {
-    ctx_entry *e;
-    size_t n;
+    ctx_entry *e; /* first: inline; more: malloc'd */
+    size_t n, cap;
+    ctx_block *blocks; /* blocks beyond the first, newest first */
+    size_t used;       /* of first */
+    ctx_entry inline_e[KMS_POLICY_CTX_ENTRIES];
+    _Alignas(max_align_t) char first[KMS_POLICY_CTX_ARENA];
 };
 
 /* FNV-1a of a lower-cased key: compared before the key itself. */

@@ -697,6 +697,66 @@ static void test_principal_replace(void **state)
         EVAL_FILES[i], test_case_file, NULL, NULL, (void *)EVAL_FILES[i]                           \
     }
 
+/* A context past its first blocks (policy_context.c keeps entries and text in an arena): many
+ * keys, many values of one key, values longer than a block, and set() replacing values; every
+ * value stays readable and a numeric condition still parses its value where it compares. */
+static void test_context_grows(void **state)
+{
+    (void)state;
+    kms_policy_ctx *ctx = kms_policy_ctx_new();
+    assert_non_null(ctx);
+    char key[64], value[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "aws:PrincipalTag/K%d", i);
+        snprintf(value, sizeof value, "%d", i);
+        assert_int_equal(kms_policy_ctx_add(ctx, key, value), 0);
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", value), 0);
+    }
+    char *long_value = malloc(10000);
+    assert_non_null(long_value);
+    memset(long_value, 'x', 9999);
+    long_value[9999] = '\0';
+    assert_int_equal(kms_policy_ctx_add(ctx, "kms:EncryptionContext:Long", long_value), 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "AWS:PRINCIPALTAG/k%d", i);
+        snprintf(value, sizeof value, "%d", i);
+        assert_string_equal(kms_policy_ctx_get(ctx, key), value);
+    }
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"), "v0");
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContext:Long"), long_value);
+    assert_int_equal(kms_policy_ctx_set(ctx, "kms:EncryptionContextKeys", "only"), 0);
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"), "only");
+    free(long_value);
+
+    const char *doc = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                      "\"Action\":\"kms:Encrypt\",\"Resource\":\"*\",\"Condition\":{"
+                      "\"NumericGreaterThan\":{\"aws:PrincipalTag/K99\":\"98\"}}}]}";
+    kms_policy *p = NULL;
+    assert_int_equal(kms_policy_compile(doc, strlen(doc), KMS_POLICY_IDENTITY, "t", &p), 0);
+    kms_eval_input in;
+    kms_eval_result res;
+    memset(&in, 0, sizeof in);
+    const kms_policy *items[] = {p};
+    in.principal_arn = "arn:aws:iam::111122223333:user/alice";
+    in.principal_account = "111122223333";
+    in.action = "kms:Encrypt";
+    in.resource = "arn:aws:kms:us-east-1:111122223333:key/k";
+    in.resource_account = "111122223333";
+    in.identity.items = items;
+    in.identity.count = 1;
+    in.ctx = ctx;
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_ALLOWED);
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:PrincipalTag/K99", "98"), 0);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:PrincipalTag/K99", "not a number"), 0);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    kms_policy_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_service_principal),
         cmocka_unit_test(test_evaluate_matches),
         cmocka_unit_test(test_context),
+        cmocka_unit_test(test_context_grows),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_principal_replace),
         CASE_FILE_TEST(0),
