@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/random.h"
 #include "util/util.h"
 
 void kms_keystore_key_arn(const kms_keystore *ks, const char *key_id, char out[KMS_ARN_MAX])
@@ -184,8 +185,9 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     }
     uint8_t *iv = blob->data + blob->len;
     /* Random 96-bit IVs: usage-based rotation keeps each key version well below 2^32
-     * encryptions (NIST SP 800-38D 8.3; kms_keystore_usage_count above counts them). */
-    randombytes_buf(iv, KMS_BLOB_IV_LEN);
+     * encryptions (NIST SP 800-38D 8.3; kms_keystore_usage_count above counts them). An IV
+     * is not secret: it comes from the thread's pool, wiped in a forked child (random.h). */
+    kms_random_public(iv, KMS_BLOB_IV_LEN);
     uint8_t *ct = iv + KMS_BLOB_IV_LEN;
     uint8_t *tag = ct + pt_len;
     kms_keystore_label(rec->key_id, rec->current_version, label);

@@ -1,4 +1,5 @@
 #include "util/util.h"
+#include "util/random.h"
 #include "util/secmem.h"
 
 #include <errno.h>
@@ -54,7 +55,7 @@ int kms_uuid_new(char out[KMS_UUID_STR_LEN + 1])
 {
     KMS_GUARD(kms_util_init());
     uint8_t b[16];
-    randombytes_buf(b, sizeof b);
+    kms_random_public(b, sizeof b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 4122 4.4: version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
     kms_uuid_from_bytes(b, out);
