@@ -162,58 +162,75 @@ bool kms_json_out_utf8_valid(const char *s, size_t n)
     return true;
 }
 
-/* s (n bytes, UTF-8 or made ASCII by ascii) quoted and escaped as jansson's dump_string. */
-static void put_quoted(kms_json_out *o, const char *s, size_t n, bool ascii)
+/* Writes s[0..n) escaped at d (room for 6 bytes each), as jansson's dump_string; ascii: bytes
+ * above 0x7f as '?'. Returns the end. */
+static char *escape(char *d, const unsigned char *s, size_t n, bool ascii)
 {
     static const char hex[] = "0123456789ABCDEF";
-    put_c(o, '"');
-    size_t run = 0; /* bytes at s[i - run, i) that need no escape */
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
-        size_t esc_len = 2;
-        if (c >= 0x20 && c != '"' && c != '\\' && !(ascii && c > 0x7f)) {
-            run++;
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *d++ = ascii && c > 0x7f ? '?' : (char)c;
             continue;
         }
-        put(o, s + i - run, run);
-        run = 0;
+        *d++ = '\\';
         switch (c) {
         case '"':
         case '\\':
-            esc[1] = (char)c;
+            *d++ = (char)c;
             break;
         case '\b':
-            esc[1] = 'b';
+            *d++ = 'b';
             break;
         case '\f':
-            esc[1] = 'f';
+            *d++ = 'f';
             break;
         case '\n':
-            esc[1] = 'n';
+            *d++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *d++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *d++ = 't';
             break;
         default:
-            if (c > 0x7f) { /* ascii: a byte of text that is not UTF-8 */
-                esc[0] = '?';
-                esc_len = 1;
-                break;
-            }
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            esc_len = 6;
+            memcpy(d, "u00", 3);
+            d[3] = hex[c >> 4];
+            d[4] = hex[c & 0xf];
+            d += 5;
             break;
         }
-        put(o, esc, esc_len);
     }
-    put(o, s + n - run, run);
+    return d;
+}
+
+/* s (n bytes, UTF-8 or made ASCII by ascii) quoted and escaped, in chunks so that the room
+ * asked for (6 bytes per byte at worst) stays small. */
+static void put_quoted(kms_json_out *o, const char *s, size_t n, bool ascii)
+{
+    enum { CHUNK = 256 };
     put_c(o, '"');
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t k = n - at < CHUNK ? n - at : CHUNK;
+        if (!room(o, 6 * k)) {
+            return;
+        }
+        char *end = escape(o->p + o->len, (const unsigned char *)s + at, k, ascii);
+        o->len = (size_t)(end - o->p);
+    }
+    put_c(o, '"');
+}
+
+/* Whether s (n bytes) is UTF-8: an ASCII text (the usual one) in one quick pass. */
+static bool is_utf8(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] > 0x7f) {
+            return kms_json_out_utf8_valid(s + i, n - i);
+        }
+    }
+    return true;
 }
 
 void kms_json_out_key(kms_json_out *o, const char *key)
@@ -237,7 +254,7 @@ void kms_json_out_string(kms_json_out *o, const char *s)
         return;
     }
     size_t n = strlen(s);
-    if (!kms_json_out_utf8_valid(s, n)) {
+    if (!is_utf8(s, n)) {
         kms_json_out_fail(o, "a member is not UTF-8");
         return;
     }
@@ -254,7 +271,7 @@ void kms_json_out_text(kms_json_out *o, const char *s)
     }
     size_t n = strlen(s);
     value_start(o);
-    put_quoted(o, s, n, !kms_json_out_utf8_valid(s, n));
+    put_quoted(o, s, n, !is_utf8(s, n));
     o->comma = true;
 }
 

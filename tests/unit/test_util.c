@@ -775,6 +775,32 @@ static void files_trusted_module(void **state)
     free(dir);
 }
 
+/* kms_time_iso8601's arithmetic against gmtime_r and strftime, which it replaces for years 1970
+ * to 9999: the edges of days, months, leap years and centuries, and random times. */
+static void iso8601_as_strftime(void **state)
+{
+    (void)state;
+    int64_t edges[] = {0,          59,         60,         86399,        86400,
+                       951782399,  951782400,  951868800,  4107542399,   4107542400,
+                       1765065600, 1709164800, 1709251199, 253402300799, 253402300800,
+                       -1,         -86400,     4102444800, 13569465600,  7258118400};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0] + 200000; i++) {
+        int64_t t =
+            i < sizeof edges / sizeof edges[0]
+                ? edges[i]
+                : (int64_t)(((uint64_t)random() << 31 | (uint64_t)random()) % 253402300800ULL);
+        char got[32], want[32];
+        time_t tt = (time_t)t;
+        struct tm tm;
+        assert_non_null(gmtime_r(&tt, &tm));
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        kms_time_iso8601(t, got);
+        if (strcmp(got, want) != 0) {
+            fail_msg("%lld: %s, strftime %s", (long long)t, got, want);
+        }
+    }
+}
+
 /* The pool of non-secret random bytes (random.h): bytes never repeat within a thread, across
  * threads, or between a parent and the child it forked after filling its pool. */
 static void *draw_16(void *arg)
@@ -839,6 +865,7 @@ int main(void)
         cmocka_unit_test_setup(base64_invalid_refused, test_setup),
         cmocka_unit_test_setup(uuid_text_form, test_setup),
         cmocka_unit_test_setup(random_public_never_repeats, test_setup),
+        cmocka_unit_test_setup(iso8601_as_strftime, test_setup),
         cmocka_unit_test_setup(uuid_invalid_refused, test_setup),
         cmocka_unit_test_setup(uuid_new_is_version4, test_setup),
         cmocka_unit_test_setup(time_iso8601, test_setup),
