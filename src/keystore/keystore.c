@@ -178,7 +178,11 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     KMS_ENSURE(pt_len <= KMS_MAX_PLAINTEXT, KMS_ERR_VALIDATION,
                "Plaintext is %zu bytes; at most %d are allowed", pt_len, KMS_MAX_PLAINTEXT);
     KMS_GUARD(kms_keystore_usage_count(ks, rec->key_id, rec->current_version));
-    if (kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
+    /* The whole blob's room at once (one allocation, not one per part), and the AAD's for a
+     * short context. */
+    if (kms_buf_reserve(blob, KMS_BLOB_OVERHEAD + pt_len) != 0 ||
+        kms_buf_reserve(&aad, KMS_BLOB_HEADER_LEN + 256) != 0 ||
+        kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
         build_aad(blob->data + start, ctx, &aad) != 0 ||
         kms_buf_reserve(blob, KMS_BLOB_IV_LEN + pt_len + KMS_BLOB_TAG_LEN) != 0) {
         goto out;

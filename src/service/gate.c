@@ -120,10 +120,18 @@ static int ctx_add_caller(kms_policy_ctx *ctx, const kms_request *rq)
 /* kms:EncryptionContext:KEY = value and KEY in kms:EncryptionContextKeys (any key length). */
 static int ctx_add_context_pair(kms_policy_ctx *ctx, const char *k, const char *v)
 {
-    char *key = kms_strdup_printf("kms:EncryptionContext:%s", k);
+    static const char prefix[] = "kms:EncryptionContext:";
+    char own[256];
+    size_t n = strlen(k);
+    /* A key of the usual length on the stack; a longer one on the heap. */
+    char *key = n < sizeof own - (sizeof prefix - 1) ? own : malloc(sizeof prefix + n);
     KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    memcpy(key, prefix, sizeof prefix - 1);
+    memcpy(key + sizeof prefix - 1, k, n + 1);
     int r = kms_policy_ctx_add(ctx, key, v);
-    free(key);
+    if (key != own) {
+        free(key);
+    }
     KMS_GUARD(r);
     return kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", k);
 }
