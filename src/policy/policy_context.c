@@ -6,6 +6,21 @@
 
 #include "policy/policy_internal.h"
 
+_Static_assert(sizeof(struct kms_policy_ctx) <= KMS_POLICY_CTX_STORAGE,
+               "KMS_POLICY_CTX_STORAGE is too small for a context");
+
+static kms_policy_ctx *ctx_init(kms_policy_ctx *ctx, bool heap)
+{
+    ctx->e = ctx->inline_e;
+    ctx->n = 0;
+    ctx->cap = KMS_POLICY_CTX_ENTRIES;
+    ctx->blocks = NULL;
+    ctx->used = 0;
+    ctx->heap = heap;
+    memset(ctx->slot, 0, sizeof ctx->slot);
+    return ctx;
+}
+
 kms_policy_ctx *kms_policy_ctx_new(void)
 {
     kms_policy_ctx *ctx = malloc(sizeof *ctx);
@@ -13,12 +28,12 @@ kms_policy_ctx *kms_policy_ctx_new(void)
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         return NULL;
     }
-    ctx->e = ctx->inline_e;
-    ctx->n = 0;
-    ctx->cap = KMS_POLICY_CTX_ENTRIES;
-    ctx->blocks = NULL;
-    ctx->used = 0;
-    return ctx;
+    return ctx_init(ctx, true);
+}
+
+kms_policy_ctx *kms_policy_ctx_init(kms_policy_ctx_storage *storage)
+{
+    return ctx_init((kms_policy_ctx *)(void *)storage->bytes, false);
 }
 
 void kms_policy_ctx_free(kms_policy_ctx *ctx)
@@ -33,7 +48,9 @@ void kms_policy_ctx_free(kms_policy_ctx *ctx)
     if (ctx->e != ctx->inline_e) {
         free(ctx->e);
     }
-    free(ctx);
+    if (ctx->heap) {
+        free(ctx);
+    }
 }
 
 /* n bytes of the context's arena, aligned for any type; NULL (raised) when out of memory. */
@@ -64,9 +81,10 @@ static void *arena_alloc(kms_policy_ctx *ctx, size_t n)
     return p;
 }
 
-static char *arena_strdup(kms_policy_ctx *ctx, const char *s)
+/* A copy of s (n bytes before its NUL) in the arena. */
+static char *arena_strndup(kms_policy_ctx *ctx, const char *s, size_t len)
 {
-    size_t n = strlen(s) + 1;
+    size_t n = len + 1;
     char *p = arena_alloc(ctx, n);
     if (p != NULL) {
         memcpy(p, s, n);
@@ -76,8 +94,9 @@ static char *arena_strdup(kms_policy_ctx *ctx, const char *s)
 
 /* Lower-cases key into buf when it fits, which is every real key; the longest tag keys are
  * 128 characters. */
-static bool lower_key(const char *key, char *buf, size_t cap)
+static bool lower_key(const char *key, char *buf, size_t cap, size_t *len, uint32_t *hash)
 {
+    uint32_t h = 2166136261u; /* kms_policy_key_hash, in the same pass */
     size_t i = 0;
     for (; key[i] != '\0'; i++) {
         if (i + 1 >= cap) {
@@ -85,8 +104,11 @@ static bool lower_key(const char *key, char *buf, size_t cap)
         }
         char c = key[i];
         buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+        h = (h ^ (unsigned char)buf[i]) * 16777619u;
     }
     buf[i] = '\0';
+    *len = i;
+    *hash = h;
     return true;
 }
 
@@ -102,6 +124,19 @@ uint32_t kms_policy_key_hash(const char *lower_key_)
 const ctx_entry *kms_policy_ctx_find(const kms_policy_ctx *ctx, const char *lower_key_,
                                      uint32_t hash)
 {
+    if (ctx->n <= KMS_POLICY_CTX_INDEXED) {
+        /* The index: open addressing on the hash, an empty slot ends the search. */
+        for (size_t i = hash % KMS_POLICY_CTX_SLOTS;; i = (i + 1) % KMS_POLICY_CTX_SLOTS) {
+            uint8_t s = ctx->slot[i];
+            if (s == 0) {
+                return NULL;
+            }
+            const ctx_entry *e = &ctx->e[s - 1];
+            if (e->hash == hash && strcmp(e->key, lower_key_) == 0) {
+                return e;
+            }
+        }
+    }
     for (size_t i = 0; i < ctx->n; i++) {
         if (ctx->e[i].hash == hash && strcmp(ctx->e[i].key, lower_key_) == 0) {
             return &ctx->e[i];
@@ -110,14 +145,28 @@ const ctx_entry *kms_policy_ctx_find(const kms_policy_ctx *ctx, const char *lowe
     return NULL;
 }
 
+/* Enters the newest entry in the index, while the context is small enough to have one. */
+static void index_newest(kms_policy_ctx *ctx)
+{
+    if (ctx->n > KMS_POLICY_CTX_INDEXED) {
+        return;
+    }
+    size_t i = ctx->e[ctx->n - 1].hash % KMS_POLICY_CTX_SLOTS;
+    while (ctx->slot[i] != 0) {
+        i = (i + 1) % KMS_POLICY_CTX_SLOTS;
+    }
+    ctx->slot[i] = (uint8_t)ctx->n;
+}
+
 /* The entry of key, created empty when absent. */
 static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
 {
     char buf[1024];
+    size_t len = 0;
+    uint32_t hash = 0;
     KMS_ENSURE(key != NULL && key[0] != '\0', KMS_ERR_VALIDATION, "a context key is empty");
-    KMS_ENSURE(lower_key(key, buf, sizeof buf), KMS_ERR_VALIDATION,
+    KMS_ENSURE(lower_key(key, buf, sizeof buf, &len, &hash), KMS_ERR_VALIDATION,
                "context key '%.64s...' is longer than %zu characters", key, sizeof buf - 1);
-    uint32_t hash = kms_policy_key_hash(buf);
     ctx_entry *e = (ctx_entry *)kms_policy_ctx_find(ctx, buf, hash);
     if (e == NULL) {
         if (ctx->n == ctx->cap) {
@@ -131,12 +180,13 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
             ctx->e = grown;
             ctx->cap = cap;
         }
-        char *k = arena_strdup(ctx, buf);
+        char *k = arena_strndup(ctx, buf, len);
         if (k == NULL) {
             return -1;
         }
         e = &ctx->e[ctx->n++];
         *e = (ctx_entry){k, hash, NULL, 0};
+        index_newest(ctx);
     }
     *out = e;
     return 0;
@@ -146,7 +196,7 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
  * copied whole into the arena when it grows: entries with more than one value are few. */
 static int entry_put(kms_policy_ctx *ctx, ctx_entry *e, size_t keep, const char *value)
 {
-    char *v = arena_strdup(ctx, value);
+    char *v = arena_strndup(ctx, value, strlen(value));
     char **values = v != NULL ? arena_alloc(ctx, (keep + 1) * sizeof *values) : NULL;
     if (values == NULL) {
         return -1;
@@ -179,9 +229,11 @@ int kms_policy_ctx_set(kms_policy_ctx *ctx, const char *key, const char *value)
 const char *kms_policy_ctx_get(const kms_policy_ctx *ctx, const char *key)
 {
     char buf[1024];
-    if (ctx == NULL || key == NULL || !lower_key(key, buf, sizeof buf)) {
+    size_t len = 0;
+    uint32_t hash = 0;
+    if (ctx == NULL || key == NULL || !lower_key(key, buf, sizeof buf, &len, &hash)) {
         return NULL;
     }
-    const ctx_entry *e = kms_policy_ctx_find(ctx, buf, kms_policy_key_hash(buf));
+    const ctx_entry *e = kms_policy_ctx_find(ctx, buf, hash);
     return (e != NULL && e->n > 0) ? e->values[0] : NULL;
 }

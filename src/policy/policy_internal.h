@@ -80,6 +80,10 @@ typedef struct ctx_entry {
 
 #define KMS_POLICY_CTX_ENTRIES 32
 #define KMS_POLICY_CTX_ARENA 3072
+/* The index of keys (slot: entry number + 1, 0 empty), kept while there are at most
+ * KMS_POLICY_CTX_INDEXED entries; a larger context is searched entry by entry. */
+#define KMS_POLICY_CTX_SLOTS 64
+#define KMS_POLICY_CTX_INDEXED 40
 
 typedef struct ctx_block {
     struct ctx_block *next;
@@ -92,6 +96,8 @@ struct kms_policy_ctx {
     size_t n, cap;
     ctx_block *blocks; /* blocks beyond the first, newest first */
     size_t used;       /* of first */
+    bool heap;         /* the context itself was malloc'd (kms_policy_ctx_new) */
+    uint8_t slot[KMS_POLICY_CTX_SLOTS];
     ctx_entry inline_e[KMS_POLICY_CTX_ENTRIES];
     _Alignas(max_align_t) char first[KMS_POLICY_CTX_ARENA];
 };

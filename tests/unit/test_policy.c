@@ -700,10 +700,8 @@ static void test_principal_replace(void **state)
 /* A context past its first blocks (policy_context.c keeps entries and text in an arena): many
  * keys, many values of one key, values longer than a block, and set() replacing values; every
  * value stays readable and a numeric condition still parses its value where it compares. */
-static void test_context_grows(void **state)
+static void context_grows(kms_policy_ctx *ctx)
 {
-    (void)state;
-    kms_policy_ctx *ctx = kms_policy_ctx_new();
     assert_non_null(ctx);
     char key[64], value[64];
     for (int i = 0; i < 100; i++) {
@@ -755,6 +753,15 @@ static void test_context_grows(void **state)
     assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
     kms_policy_free(p);
     kms_policy_ctx_free(ctx);
+}
+
+/* ... on the heap (kms_policy_ctx_new) and in caller storage (kms_policy_ctx_init, the gate's). */
+static void test_context_grows(void **state)
+{
+    (void)state;
+    context_grows(kms_policy_ctx_new());
+    kms_policy_ctx_storage storage;
+    context_grows(kms_policy_ctx_init(&storage));
 }
 
 int main(void)
