@@ -675,6 +675,37 @@ static void test_typed_tricky(void **state)
     client.user_agent = "kms-test/1";
 }
 
+/* Each kind of byte the writer escapes or checks, at every offset of a word and across the
+ * writer's chunks of 256 bytes, in text that must be UTF-8 and in text from outside. */
+static void test_specials_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"\"",   "\\",       "\x01",         "\x1f", "\n",
+                                           "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xff", "/"};
+    size_t lengths[] = {40, 300};
+    for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+        for (size_t sp = 0; sp < sizeof specials / sizeof specials[0]; sp++) {
+            for (size_t at = 0; at < lengths[l]; at += at < 24 || at > 248 ? 1 : 17) {
+                char text[320];
+                size_t k = strlen(specials[sp]);
+                memset(text, 'a', lengths[l]);
+                memcpy(text + at, specials[sp], k);
+                text[lengths[l] + k - 1 < sizeof text ? lengths[l] : sizeof text - 1] = '\0';
+                kms_context_entry entries[] = {{"k", text}};
+                kms_encryption_context ctx = {entries, 1};
+                kms_request rq;
+                request_init(&rq, "Encrypt");
+                rq.key_ref = text;
+                rq.enc_ctx = &ctx;
+                compare(&rq, -1, KMS_ERR_VALIDATION, text);
+                snprintf(who.id.arn, sizeof who.id.arn, "%s", text);
+                compare(&rq, 0, KMS_OK, "");
+                snprintf(who.id.arn, sizeof who.id.arn, "arn:aws:iam::111122223333:user/alice");
+            }
+        }
+    }
+}
+
 /* A context key given twice (also two texts that become the same once made UTF-8) keeps its
  * first place and its last value; no key reference, no context; a NULL value fails both. */
 static void test_typed_shapes(void **state)
@@ -868,8 +899,11 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_typed_tricky),        cmocka_unit_test(test_typed_shapes),
-        cmocka_unit_test(test_identities),          cmocka_unit_test(test_json_requests),
+        cmocka_unit_test(test_typed_tricky),
+        cmocka_unit_test(test_typed_shapes),
+        cmocka_unit_test(test_specials_at_every_offset),
+        cmocka_unit_test(test_identities),
+        cmocka_unit_test(test_json_requests),
         cmocka_unit_test(test_writer_fails_closed),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
