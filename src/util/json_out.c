@@ -36,14 +36,11 @@ void kms_json_out_fail(kms_json_out *o, const char *why)
     }
 }
 
-/* Room for n more bytes (and a NUL): doubles into the heap when the storage is too small. */
-static bool room(kms_json_out *o, size_t n)
+/* room's slow path: doubles into the heap. */
+static bool grow(kms_json_out *o, size_t n)
 {
     if (o->failed) {
         return false;
-    }
-    if (n < o->cap - o->len) {
-        return true;
     }
     size_t cap = o->cap;
     while (n >= cap - o->len) {
@@ -64,6 +61,12 @@ static bool room(kms_json_out *o, size_t n)
     o->p = p;
     o->cap = cap;
     return true;
+}
+
+/* Room for n more bytes (and a NUL), unless o failed. */
+static inline bool room(kms_json_out *o, size_t n)
+{
+    return (!o->failed && n < o->cap - o->len) || grow(o, n);
 }
 
 static void put(kms_json_out *o, const char *s, size_t n)
