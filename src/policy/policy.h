@@ -50,7 +50,7 @@ typedef struct kms_policy_ctx kms_policy_ctx;
 kms_policy_ctx *kms_policy_ctx_new(void) __attribute__((warn_unused_result));
 /* Room for a context in caller storage: a request's context lives on its caller's stack, without
  * an allocation (only what outgrows it goes to the heap). */
-#define KMS_POLICY_CTX_STORAGE 4352
+#define KMS_POLICY_CTX_STORAGE 5632
 typedef struct kms_policy_ctx_storage {
     _Alignas(max_align_t) unsigned char bytes[KMS_POLICY_CTX_STORAGE];
 } kms_policy_ctx_storage;

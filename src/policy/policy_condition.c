@@ -474,14 +474,8 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
                            const kms_policy_ctx *ctx)
 {
     const char *v = e->values[vi];
-    /* The context value as the condition reads it, parsed here: most conditions compare
-     * strings, and a context holds some twenty values no condition parses. */
-    struct {
-        double num;
-        int64_t ms;
-        pol_ip ip;
-    } parsed_, *parsed = &parsed_;
-    memset(parsed, 0, sizeof *parsed);
+    /* The context value as the condition reads it, parsed the first time one compares it. */
+    ctx_parsed parsed_, *parsed = &parsed_;
     size_t vlen = strlen(v);
     switch (c->family) {
     case COND_NUM_EQ:
@@ -489,7 +483,8 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_NUM_LE:
     case COND_NUM_GT:
     case COND_NUM_GE:
-        if (!kms_policy_parse_number(v, &parsed->num)) {
+        kms_policy_ctx_parsed(e, vi, parsed);
+        if (!parsed->num_ok) {
             return V_INVALID;
         }
         break;
@@ -498,12 +493,14 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_DATE_LE:
     case COND_DATE_GT:
     case COND_DATE_GE:
-        if (!kms_policy_parse_date(v, &parsed->ms)) {
+        kms_policy_ctx_parsed(e, vi, parsed);
+        if (!parsed->date_ok) {
             return V_INVALID;
         }
         break;
     case COND_IP:
-        if (!kms_policy_parse_ip(v, false, &parsed->ip)) {
+        kms_policy_ctx_parsed(e, vi, parsed);
+        if (!parsed->ip_ok) {
             return V_INVALID;
         }
         break;

@@ -185,7 +185,7 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
             return -1;
         }
         e = &ctx->e[ctx->n++];
-        *e = (ctx_entry){k, hash, NULL, 0};
+        *e = (ctx_entry){k, hash, NULL, NULL, 0};
         index_newest(ctx);
     }
     *out = e;
@@ -193,21 +193,56 @@ static int entry_get(kms_policy_ctx *ctx, const char *key, ctx_entry **out)
 }
 
 /* Sets the values of e to its first `keep` values and then value (copied). The value list is
- * copied whole into the arena when it grows: entries with more than one value are few. */
+ * copied whole into the arena when it grows: entries with more than one value are few. Adds
+ * come before evaluations, so the parsed forms are copied as they are. */
 static int entry_put(kms_policy_ctx *ctx, ctx_entry *e, size_t keep, const char *value)
 {
     char *v = arena_strndup(ctx, value, strlen(value));
     char **values = v != NULL ? arena_alloc(ctx, (keep + 1) * sizeof *values) : NULL;
-    if (values == NULL) {
+    ctx_parsed *parsed = values != NULL ? arena_alloc(ctx, (keep + 1) * sizeof *parsed) : NULL;
+    if (parsed == NULL) {
         return -1;
     }
     if (keep > 0) {
         memcpy(values, e->values, keep * sizeof *values);
+        memcpy(parsed, e->parsed, keep * sizeof *parsed);
     }
     values[keep] = v;
+    memset(&parsed[keep], 0, sizeof parsed[keep]);
+    atomic_init(&parsed[keep].state, CTX_UNPARSED);
     e->values = values;
+    e->parsed = parsed;
     e->n = keep + 1;
     return 0;
+}
+
+void kms_policy_ctx_parsed(const ctx_entry *e, size_t vi, ctx_parsed *out)
+{
+    ctx_parsed *memo = &e->parsed[vi];
+    if (atomic_load_explicit(&memo->state, memory_order_acquire) == CTX_PARSED) {
+        out->num_ok = memo->num_ok;
+        out->date_ok = memo->date_ok;
+        out->ip_ok = memo->ip_ok;
+        out->num = memo->num;
+        out->ms = memo->ms;
+        out->ip = memo->ip;
+        return;
+    }
+    const char *v = e->values[vi];
+    memset(out, 0, sizeof *out);
+    out->num_ok = kms_policy_parse_number(v, &out->num);
+    out->date_ok = kms_policy_parse_date(v, &out->ms);
+    out->ip_ok = kms_policy_parse_ip(v, false, &out->ip);
+    uint8_t unparsed = CTX_UNPARSED;
+    if (atomic_compare_exchange_strong(&memo->state, &unparsed, CTX_CLAIMED)) {
+        memo->num_ok = out->num_ok;
+        memo->date_ok = out->date_ok;
+        memo->ip_ok = out->ip_ok;
+        memo->num = out->num;
+        memo->ms = out->ms;
+        memo->ip = out->ip;
+        atomic_store_explicit(&memo->state, CTX_PARSED, memory_order_release);
+    }
 }
 
 int kms_policy_ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)
