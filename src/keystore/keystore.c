@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/random.h"
 #include "util/util.h"
 
 void kms_keystore_key_arn(const kms_keystore *ks, const char *key_id, char out[KMS_ARN_MAX])
@@ -177,15 +178,20 @@ int kms_keystore_seal(const kms_keystore *ks, const kms_key_record *rec, const u
     KMS_ENSURE(pt_len <= KMS_MAX_PLAINTEXT, KMS_ERR_VALIDATION,
                "Plaintext is %zu bytes; at most %d are allowed", pt_len, KMS_MAX_PLAINTEXT);
     KMS_GUARD(kms_keystore_usage_count(ks, rec->key_id, rec->current_version));
-    if (kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
+    /* The whole blob's room at once (one allocation, not one per part), and the AAD's for a
+     * short context. */
+    if (kms_buf_reserve(blob, KMS_BLOB_OVERHEAD + pt_len) != 0 ||
+        kms_buf_reserve(&aad, KMS_BLOB_HEADER_LEN + 256) != 0 ||
+        kms_blob_write_header(blob, rec->key_id, rec->current_version) != 0 ||
         build_aad(blob->data + start, ctx, &aad) != 0 ||
         kms_buf_reserve(blob, KMS_BLOB_IV_LEN + pt_len + KMS_BLOB_TAG_LEN) != 0) {
         goto out;
     }
     uint8_t *iv = blob->data + blob->len;
     /* Random 96-bit IVs: usage-based rotation keeps each key version well below 2^32
-     * encryptions (NIST SP 800-38D 8.3; kms_keystore_usage_count above counts them). */
-    randombytes_buf(iv, KMS_BLOB_IV_LEN);
+     * encryptions (NIST SP 800-38D 8.3; kms_keystore_usage_count above counts them). An IV
+     * is not secret: it comes from the thread's pool, wiped in a forked child (random.h). */
+    kms_random_public(iv, KMS_BLOB_IV_LEN);
     uint8_t *ct = iv + KMS_BLOB_IV_LEN;
     uint8_t *tag = ct + pt_len;
     kms_keystore_label(rec->key_id, rec->current_version, label);

@@ -48,6 +48,14 @@ size_t kms_policy_statement_count(const kms_policy *policy);
 typedef struct kms_policy_ctx kms_policy_ctx;
 
 kms_policy_ctx *kms_policy_ctx_new(void) __attribute__((warn_unused_result));
+/* Room for a context in caller storage: a request's context lives on its caller's stack, without
+ * an allocation (only what outgrows it goes to the heap). */
+#define KMS_POLICY_CTX_STORAGE 5632
+typedef struct kms_policy_ctx_storage {
+    _Alignas(max_align_t) unsigned char bytes[KMS_POLICY_CTX_STORAGE];
+} kms_policy_ctx_storage;
+/* A context in *storage (never NULL); kms_policy_ctx_free then frees only what it allocated. */
+kms_policy_ctx *kms_policy_ctx_init(kms_policy_ctx_storage *storage);
 void kms_policy_ctx_free(kms_policy_ctx *ctx);
 /* Adds one value to key (a second add of the same key makes it multi-valued). */
 int kms_policy_ctx_add(kms_policy_ctx *ctx, const char *key, const char *value)

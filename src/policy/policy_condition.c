@@ -474,7 +474,8 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
                            const kms_policy_ctx *ctx)
 {
     const char *v = e->values[vi];
-    const ctx_parsed *parsed = &e->parsed[vi];
+    /* The context value as the condition reads it, parsed the first time one compares it. */
+    ctx_parsed parsed_, *parsed = &parsed_;
     size_t vlen = strlen(v);
     switch (c->family) {
     case COND_NUM_EQ:
@@ -482,6 +483,7 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_NUM_LE:
     case COND_NUM_GT:
     case COND_NUM_GE:
+        kms_policy_ctx_parsed(e, vi, parsed);
         if (!parsed->num_ok) {
             return V_INVALID;
         }
@@ -491,11 +493,13 @@ static vresult value_match(const pol_cond *c, const ctx_entry *e, size_t vi,
     case COND_DATE_LE:
     case COND_DATE_GT:
     case COND_DATE_GE:
+        kms_policy_ctx_parsed(e, vi, parsed);
         if (!parsed->date_ok) {
             return V_INVALID;
         }
         break;
     case COND_IP:
+        kms_policy_ctx_parsed(e, vi, parsed);
         if (!parsed->ip_ok) {
             return V_INVALID;
         }

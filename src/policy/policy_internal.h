@@ -7,6 +7,7 @@
 #ifndef KMS_POLICY_POLICY_INTERNAL_H
 #define KMS_POLICY_POLICY_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,16 +66,24 @@ typedef struct pol_ip {
     unsigned prefix; /* bits */
 } pol_ip;
 
-/* A context value parsed once when added, so that Numeric, Date and IpAddress conditions do
- * not parse it on every evaluation. */
+/* A context value as Numeric, Date and IpAddress conditions read it: parsed the first time a
+ * condition compares it (most values never are), then kept, so that a context evaluated again
+ * does not parse again. state: CTX_UNPARSED, CTX_CLAIMED (one evaluation is filling it in;
+ * others parse for themselves), CTX_PARSED (the members are set; read after an acquire load),
+ * so that evaluations on several threads may share a context. */
+enum { CTX_UNPARSED, CTX_CLAIMED, CTX_PARSED };
 typedef struct ctx_parsed {
+    _Atomic uint8_t state;
     bool num_ok, date_ok, ip_ok;
     double num;
     int64_t ms;
     pol_ip ip;
 } ctx_parsed;
 
-/* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. */
+/* The context, as policy_context.c keeps it: lower-cased keys, values in insertion order. Keys,
+ * values, value lists and their parsed forms live in the context's arena (a first block inside
+ * the context, more blocks as needed), so that a request's context of some twenty keys costs no
+ * allocation, not a hundred. */
 typedef struct ctx_entry {
     char *key;
     uint32_t hash; /* kms_policy_key_hash(key) */
@@ -83,9 +92,31 @@ typedef struct ctx_entry {
     size_t n;
 } ctx_entry;
 
+/* The parsed form of value vi of e (parsed now unless an evaluation did before). */
+void kms_policy_ctx_parsed(const ctx_entry *e, size_t vi, ctx_parsed *out);
+
+#define KMS_POLICY_CTX_ENTRIES 32
+#define KMS_POLICY_CTX_ARENA 4096
+/* The index of keys (slot: entry number + 1, 0 empty), kept while there are at most
+ * KMS_POLICY_CTX_INDEXED entries; a larger context is searched entry by entry. */
+#define KMS_POLICY_CTX_SLOTS 64
+#define KMS_POLICY_CTX_INDEXED 40
+
+typedef struct ctx_block {
+    struct ctx_block *next;
+    size_t used, cap;
+    _Alignas(max_align_t) char data[];
+} ctx_block;
+
 struct kms_policy_ctx {
-    ctx_entry *e;
-    size_t n;
+    ctx_entry *e; /* first: inline; more: malloc'd */
+    size_t n, cap;
+    ctx_block *blocks; /* blocks beyond the first, newest first */
+    size_t used;       /* of first */
+    bool heap;         /* the context itself was malloc'd (kms_policy_ctx_new) */
+    uint8_t slot[KMS_POLICY_CTX_SLOTS];
+    ctx_entry inline_e[KMS_POLICY_CTX_ENTRIES];
+    _Alignas(max_align_t) char first[KMS_POLICY_CTX_ARENA];
 };
 
 /* FNV-1a of a lower-cased key: compared before the key itself. */

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "service/gate.h"
+#include "util/json_out.h"
 
 /* HOME/audit of a client, malloc'd. */
 char *kms_audit_trail_dir(const char *home);
@@ -21,6 +22,13 @@ int kms_audit_trail_init_records(kms_client *c, bool root_login_profile)
     __attribute__((warn_unused_result));
 /* Writes the request's CloudTrail record (durably); -1 if it could not be written. */
 int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_result));
+/* The CloudTrail record of rq (its result rc; err and message when it failed) written into o
+ * as one line of JSON text, with eventID event_id; the request's requestID is made when it has
+ * none. -1 raised when it cannot be built whole (then nothing of it may be written). Used by
+ * kms_audit_trail_request; the tests compare it with the jansson record it replaced. */
+int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const char *message,
+                                const char *event_id, kms_json_out *o)
+    __attribute__((warn_unused_result));
 /* Notes a key ARN the request touched (resources of the record). */
 void kms_audit_trail_resource(kms_request *rq, const char *arn);
 /* What the trail's readers check it against (src/audit/audit.h kms_audit_trust): the anchor

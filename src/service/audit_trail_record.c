@@ -8,6 +8,7 @@
 
 #include "service/audit_trail.h"
 #include "service/ops.h"
+#include "util/json_out.h"
 #include "util/util.h"
 
 #define EVENT_VERSION "1.08"
@@ -15,6 +16,8 @@
  * product list, and a record has a size limit. */
 #define KMS_AUDIT_USER_AGENT_MAX 256
 #define KMS_AUDIT_CALLER_TEXT_MAX 256
+/* The stack storage a record is written into; a longer one moves to the heap. */
+#define KMS_AUDIT_RECORD_STACK 4096
 
 /* ---- What a record says ---------------------------------------------------------------------- */
 
@@ -188,104 +191,161 @@ static json_t *sanitize(json_t *v)
     return out;
 }
 
-/* The typed API has no JSON request: the parameters it had. NULL on out-of-memory. */
-static json_t *typed_parameters(const kms_request *rq)
+/* ---- Writing a record ------------------------------------------------------------------------ *
+ * The record is written straight into a buffer (util/json_out.h), member by member in
+ * CloudTrail's order, byte for byte as the jansson tree it replaced was dumped (compact): no
+ * tree and few allocations per call. Only JSON the caller sent (kms_call's request and response,
+ * sanitized) still goes through jansson. */
+
+/* Whether a and b are the same text once each is made UTF-8 as kms_json_out_text makes it
+ * (bytes above 0x7f as '?' in a text that is not UTF-8). */
+static bool same_text(const char *a, const char *b)
 {
-    json_t *p = json_object();
-    json_t *ctx = NULL;
-    if (p == NULL) {
-        return NULL;
+    size_t na = strlen(a), nb = strlen(b);
+    if (na != nb) {
+        return false;
     }
-    if (rq->key_ref != NULL &&
-        json_object_set_new(p, "keyId", kms_audit_json_text(rq->key_ref)) != 0) {
-        goto fail;
-    }
-    if (rq->enc_ctx == NULL || rq->enc_ctx->count == 0) {
-        return p;
-    }
-    if ((ctx = json_object()) == NULL) {
-        goto fail;
-    }
-    for (size_t i = 0; i < rq->enc_ctx->count; i++) {
-        json_t *key = kms_audit_json_text(rq->enc_ctx->entries[i].key);
-        int set = key != NULL
-                      ? json_object_set_new(ctx, json_string_value(key),
-                                            kms_audit_json_text(rq->enc_ctx->entries[i].value))
-                      : -1;
-        json_decref(key);
-        if (set != 0) {
-            goto fail;
+    bool ascii_a = !kms_json_out_utf8_valid(a, na), ascii_b = !kms_json_out_utf8_valid(b, nb);
+    for (size_t i = 0; i < na; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        x = ascii_a && x > 0x7f ? '?' : x;
+        y = ascii_b && y > 0x7f ? '?' : y;
+        if (x != y) {
+            return false;
         }
     }
-    if (json_object_set_new(p, "encryptionContext", ctx) != 0) {
-        ctx = NULL; /* taken (and freed) by json_object_set_new */
-        goto fail;
-    }
-    return p;
-fail:
-    json_decref(ctx);
-    json_decref(p);
-    return NULL;
+    return true;
 }
 
-static json_t *session_context(const kms_identity *id)
+/* The encryption context as a JSON object: a key given twice keeps its first place and its last
+ * value, as a JSON object built member by member does. */
+static void put_context(kms_json_out *o, const kms_encryption_context *ec)
+{
+    const kms_context_entry *e = ec->entries;
+    for (size_t i = 0; i < ec->count; i++) {
+        if (e[i].key == NULL || e[i].value == NULL) {
+            kms_json_out_fail(o, "an encryption context entry has no key or value");
+            return;
+        }
+    }
+    kms_json_out_begin_object(o);
+    for (size_t i = 0; i < ec->count; i++) {
+        bool seen = false;
+        size_t last = i;
+        for (size_t j = 0; j < i && !seen; j++) {
+            seen = same_text(e[j].key, e[i].key);
+        }
+        for (size_t j = i + 1; j < ec->count && !seen; j++) {
+            last = same_text(e[j].key, e[i].key) ? j : last;
+        }
+        if (seen) {
+            continue;
+        }
+        kms_json_out_key_text(o, e[i].key);
+        kms_json_out_text(o, e[last].value);
+    }
+    kms_json_out_end_object(o);
+}
+
+/* The typed API has no JSON request: the parameters it had; null when none. */
+static void put_typed_parameters(kms_json_out *o, const kms_request *rq)
+{
+    bool ctx = rq->enc_ctx != NULL && rq->enc_ctx->count > 0;
+    if (rq->key_ref == NULL && !ctx) {
+        kms_json_out_null(o);
+        return;
+    }
+    kms_json_out_begin_object(o);
+    if (rq->key_ref != NULL) {
+        kms_json_out_key(o, "keyId");
+        kms_json_out_text(o, rq->key_ref);
+    }
+    if (ctx) {
+        kms_json_out_key(o, "encryptionContext");
+        put_context(o, rq->enc_ctx);
+    }
+    kms_json_out_end_object(o);
+}
+
+static void put_session_context(kms_json_out *o, const kms_identity *id)
 {
     char created[32];
-    json_t *attrs = NULL, *out = NULL;
     kms_time_iso8601(id->session_issued, created);
-    attrs = json_pack("{s:s, s:s}", "creationDate", created, "mfaAuthenticated",
-                      id->mfa_authenticated ? "true" : "false");
-    if (attrs == NULL) {
-        return NULL;
+    kms_json_out_begin_object(o);
+    if (id->role_arn[0] != '\0') {
+        /* principalId of a role session is "AROA...:SESSION"; the issuer is the role. */
+        char role_id[160];
+        snprintf(role_id, sizeof role_id, "%s", id->principal_id);
+        char *colon = strchr(role_id, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+        }
+        kms_json_out_key(o, "sessionIssuer");
+        kms_json_out_begin_object(o);
+        kms_json_out_key(o, "type");
+        kms_json_out_string(o, "Role");
+        kms_json_out_key(o, "principalId");
+        kms_json_out_string(o, role_id);
+        kms_json_out_key(o, "arn");
+        kms_json_out_string(o, id->role_arn);
+        kms_json_out_key(o, "accountId");
+        kms_json_out_string(o, id->account_id);
+        kms_json_out_key(o, "userName");
+        kms_json_out_string(o, id->role_name);
+        kms_json_out_end_object(o);
     }
-    if (id->role_arn[0] == '\0') {
-        out = json_pack("{s:O}", "attributes", attrs);
-        json_decref(attrs);
-        return out;
-    }
-    /* principalId of a role session is "AROA...:SESSION"; the issuer is the role. */
-    char role_id[160];
-    snprintf(role_id, sizeof role_id, "%s", id->principal_id);
-    char *colon = strchr(role_id, ':');
-    if (colon != NULL) {
-        *colon = '\0';
-    }
-    out = json_pack("{s:{s:s, s:s, s:s, s:s, s:s}, s:O}", "sessionIssuer", "type", "Role",
-                    "principalId", role_id, "arn", id->role_arn, "accountId", id->account_id,
-                    "userName", id->role_name, "attributes", attrs);
-    json_decref(attrs);
-    return out;
+    kms_json_out_key(o, "attributes");
+    kms_json_out_begin_object(o);
+    kms_json_out_key(o, "creationDate");
+    kms_json_out_string(o, created);
+    kms_json_out_key(o, "mfaAuthenticated");
+    kms_json_out_string(o, id->mfa_authenticated ? "true" : "false");
+    kms_json_out_end_object(o);
+    kms_json_out_end_object(o);
 }
 
-/* NULL on out-of-memory. */
-static json_t *user_identity(const kms_request *rq)
+static void put_user_identity(kms_json_out *o, const kms_request *rq)
 {
+    kms_json_out_begin_object(o);
+    kms_json_out_key(o, "type");
     if (rq->service) {
         /* CloudTrail: scheduled work of the service itself (a rotation, the end of a deletion
          * window, a certificate's renewal) is an AwsServiceEvent invoked by the service. */
         const char *name = NULL;
-        return json_pack("{s:s, s:s, s:s}", "type", "AWSService", "accountId",
-                         rq->client->cfg.account_id, "invokedBy",
-                         event_source(rq->operation != NULL ? rq->operation : "", &name));
-    }
-    if (rq->who == NULL) {
+        kms_json_out_string(o, "AWSService");
+        kms_json_out_key(o, "accountId");
+        kms_json_out_string(o, rq->client->cfg.account_id);
+        kms_json_out_key(o, "invokedBy");
+        kms_json_out_string(o, event_source(rq->operation != NULL ? rq->operation : "", &name));
+    } else if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
-        return json_pack("{s:s, s:s}", "type", "Unknown", "accessKeyId",
-                         rq->client != NULL ? rq->client->access_key_id : "");
+        kms_json_out_string(o, "Unknown");
+        kms_json_out_key(o, "accessKeyId");
+        kms_json_out_string(o, rq->client != NULL ? rq->client->access_key_id : "");
+    } else {
+        const kms_identity *id = &rq->who->id;
+        kms_json_out_string(o, id->type);
+        kms_json_out_key(o, "principalId");
+        kms_json_out_string(o, id->principal_id);
+        kms_json_out_key(o, "arn");
+        kms_json_out_string(o, id->arn);
+        kms_json_out_key(o, "accountId");
+        kms_json_out_string(o, id->account_id);
+        /* An empty access key id or user name is left out. */
+        if (id->access_key_id[0] != '\0') {
+            kms_json_out_key(o, "accessKeyId");
+            kms_json_out_string(o, id->access_key_id);
+        }
+        if (id->user_name[0] != '\0') {
+            kms_json_out_key(o, "userName");
+            kms_json_out_string(o, id->user_name);
+        }
+        if (id->session_expiry != 0) {
+            kms_json_out_key(o, "sessionContext");
+            put_session_context(o, id);
+        }
     }
-    const kms_identity *id = &rq->who->id;
-    json_t *session = NULL;
-    if (id->session_expiry != 0 && (session = session_context(id)) == NULL) {
-        return NULL;
-    }
-    /* s*: a member whose value is NULL is left out (an empty access key id or user name). */
-    json_t *u =
-        json_pack("{s:s, s:s, s:s, s:s, s:s*, s:s*, s:O*}", "type", id->type, "principalId",
-                  id->principal_id, "arn", id->arn, "accountId", id->account_id, "accessKeyId",
-                  id->access_key_id[0] != '\0' ? id->access_key_id : NULL, "userName",
-                  id->user_name[0] != '\0' ? id->user_name : NULL, "sessionContext", session);
-    json_decref(session);
-    return u;
+    kms_json_out_end_object(o);
 }
 
 /* The CloudTrail resource type of an ARN this service names. */
@@ -305,23 +365,24 @@ static const char *resource_type(const char *arn)
     return "AWS::KMS::Key";
 }
 
-/* NULL on out-of-memory. */
-static json_t *resources(const kms_request *rq)
+static void put_resources(kms_json_out *o, const kms_request *rq)
 {
-    json_t *list = json_array();
-    for (int i = 0; list != NULL && i < rq->resource_count; i++) {
+    kms_json_out_begin_array(o);
+    for (int i = 0; i < rq->resource_count; i++) {
         char account[13] = "";
         if (kms_policy_arn_account(rq->resources[i], account) != 0) {
             account[0] = '\0';
         }
-        if (json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "accountId", account, "type",
-                                                  resource_type(rq->resources[i]), "ARN",
-                                                  rq->resources[i])) != 0) {
-            json_decref(list);
-            return NULL;
-        }
+        kms_json_out_begin_object(o);
+        kms_json_out_key(o, "accountId");
+        kms_json_out_string(o, account);
+        kms_json_out_key(o, "type");
+        kms_json_out_string(o, resource_type(rq->resources[i]));
+        kms_json_out_key(o, "ARN");
+        kms_json_out_string(o, rq->resources[i]);
+        kms_json_out_end_object(o);
     }
-    return list;
+    kms_json_out_end_array(o);
 }
 
 /* CreateKey's new key is known only from its response. */
@@ -334,33 +395,47 @@ static void response_resources(kms_request *rq)
     }
 }
 
-/* requestParameters: the request, sanitized; null when it has none. */
-static int request_parameters(const kms_request *rq, json_t **out)
+/* A JSON value of the caller's (kms_call's request or response), sanitized, as compact text
+ * (*text malloc'd); empty_null: NULL (written as null) when it has no members. */
+static int sanitized_text(json_t *v, bool empty_null, char **text)
 {
-    *out = NULL;
-    json_t *p = rq->req != NULL ? sanitize(rq->req) : typed_parameters(rq);
+    *text = NULL;
+    json_t *p = sanitize(v);
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (json_object_size(p) == 0) {
+    if (empty_null && json_object_size(p) == 0) {
         json_decref(p);
-        p = json_null();
+        return 0;
     }
-    *out = p;
+    *text = json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(p);
+    KMS_ENSURE(*text != NULL, KMS_ERR_INTERNAL, "out of memory");
     return 0;
 }
 
-/* responseElements: CloudTrail leaves it null for reads and failures. */
-static int response_elements(const kms_request *rq, int rc, bool ro, json_t **out)
+/* JSON text of the caller's made before (text malloc'd), or null for NULL. */
+static void put_raw_or_null(kms_json_out *o, const char *text)
 {
-    *out = NULL;
-    json_t *p = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
-    KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
-    *out = p;
-    return 0;
+    if (text == NULL) {
+        kms_json_out_null(o);
+    } else {
+        kms_json_out_raw(o, text, strlen(text));
+    }
 }
 
-/* A text of the caller's (a header), cut to at most n bytes (a whole character) and made
- * UTF-8, as a JSON string; NULL on out-of-memory. */
-static json_t *caller_text(const char *value, size_t n)
+/* A JSON value of the service's own (serviceEventDetails), as jansson writes it. */
+static void put_json(kms_json_out *o, const json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) {
+        kms_json_out_fail(o, "out of memory");
+        return;
+    }
+    kms_json_out_raw(o, text, strlen(text));
+    free(text);
+}
+
+/* A text of the caller's (a header), cut to at most n bytes (a whole character), as text. */
+static void put_caller_text(kms_json_out *o, const char *value, size_t n)
 {
     char buf[KMS_AUDIT_CALLER_TEXT_MAX + 1];
     if (n > KMS_AUDIT_CALLER_TEXT_MAX) {
@@ -370,73 +445,152 @@ static json_t *caller_text(const char *value, size_t n)
     if (len > n) {
         utf8_cut(buf, n);
     }
-    return kms_audit_json_text(buf);
+    kms_json_out_text(o, buf);
 }
 
-/* Where the request came from: sourceIPAddress, userAgent and (over TLS) tlsDetails as
- * CloudTrail writes them for a network request; this machine and the client's user agent for
- * an in-process call; the service for its own work. */
-typedef struct origin {
-    const char *ip;
-    json_t *agent;
-    json_t *tls; /* NULL: none */
-} origin;
-
-static int origin_of(const kms_request *rq, const char *source, origin *o)
+/* Where the request came from: sourceIPAddress and userAgent as CloudTrail writes them for a
+ * network request; this machine and the client's user agent for an in-process call; the
+ * service for its own work. */
+static void put_origin(kms_json_out *o, const kms_request *rq, const char *source)
 {
     const kms_gate_caller *caller = rq->caller;
     const kms_network_request *net = caller != NULL ? caller->net : NULL;
-    memset(o, 0, sizeof *o);
+    kms_json_out_key(o, "sourceIPAddress");
     if (rq->service) {
-        o->ip = source;
-        o->agent = kms_audit_json_text("kms.amazonaws.com");
+        kms_json_out_string(o, source);
+        kms_json_out_key(o, "userAgent");
+        kms_json_out_text(o, "kms.amazonaws.com");
     } else if (net == NULL) {
-        o->ip = "127.0.0.1";
+        kms_json_out_string(o, "127.0.0.1");
+        kms_json_out_key(o, "userAgent");
         /* user_agent is set by kms_client_open. */
-        o->agent = kms_audit_json_text(rq->client->user_agent);
+        kms_json_out_text(o, rq->client->user_agent);
     } else {
-        o->ip = net->source_ip != NULL ? net->source_ip : "";
-        o->agent = caller_text(caller->user_agent, KMS_AUDIT_USER_AGENT_MAX);
+        kms_json_out_string(o, net->source_ip != NULL ? net->source_ip : "");
+        kms_json_out_key(o, "userAgent");
+        put_caller_text(o, caller->user_agent, KMS_AUDIT_USER_AGENT_MAX);
     }
-    KMS_ENSURE(o->agent != NULL, KMS_ERR_INTERNAL, "out of memory");
-    if (net == NULL || net->tls_version == NULL) {
-        return 0;
-    }
-    json_t *host = caller_text(caller->host, KMS_AUDIT_CALLER_TEXT_MAX);
-    /* CloudTrail User Guide, "tlsDetails": the TLS version, the cipher suite, and the host
-     * header the client sent. */
-    o->tls = host != NULL
-                 ? json_pack("{s:s, s:s, s:O}", "tlsVersion", net->tls_version, "cipherSuite",
-                             net->cipher_suite != NULL ? net->cipher_suite : "",
-                             "clientProvidedHostHeader", host)
-                 : NULL;
-    json_decref(host);
-    if (o->tls == NULL) {
-        json_decref(o->agent);
-        o->agent = NULL;
-        return kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    return 0;
 }
 
-/* The record of the request, built whole or not at all: every part is made first (any failure
- * fails the record) and the record is one json_pack, which fails if any of them is missing. */
-static int build_record(kms_request *rq, int rc, kms_error err, const char *message, json_t **out)
+/* CloudTrail User Guide, "tlsDetails": the TLS version, the cipher suite, and the host header
+ * the client sent; left out of a call that came over no TLS. */
+static void put_tls_details(kms_json_out *o, const kms_request *rq)
+{
+    const kms_gate_caller *caller = rq->caller;
+    const kms_network_request *net = caller != NULL ? caller->net : NULL;
+    if (net == NULL || net->tls_version == NULL) {
+        return;
+    }
+    kms_json_out_key(o, "tlsDetails");
+    kms_json_out_begin_object(o);
+    kms_json_out_key(o, "tlsVersion");
+    kms_json_out_string(o, net->tls_version);
+    kms_json_out_key(o, "cipherSuite");
+    kms_json_out_string(o, net->cipher_suite != NULL ? net->cipher_suite : "");
+    kms_json_out_key(o, "clientProvidedHostHeader");
+    put_caller_text(o, caller->host, KMS_AUDIT_CALLER_TEXT_MAX);
+    kms_json_out_end_object(o);
+}
+
+/* What a record says beyond the request itself, worked out once for both attempts (whole, and
+ * trimmed when too long). */
+typedef struct record_facts {
+    int rc;
+    const char *error_code; /* NULL for a success */
+    const char *message;
+    const char *event_id;
+    const char *source, *name;
+    bool ro;
+    char when[32];
+    char *params;   /* kms_call's request, sanitized (malloc'd; NULL: null or typed) */
+    char *response; /* kms_call's response, sanitized (malloc'd; NULL: null) */
+} record_facts;
+
+/* The record: every member in CloudTrail's order. trimmed: a request too large to record
+ * whole (a huge policy document) loses its parameters, and says so. */
+static void put_record(kms_json_out *o, const kms_request *rq, const record_facts *f, bool trimmed)
+{
+    const kms_config *cfg = &rq->client->cfg;
+    kms_json_out_begin_object(o);
+    kms_json_out_key(o, "eventVersion");
+    kms_json_out_string(o, EVENT_VERSION);
+    kms_json_out_key(o, "userIdentity");
+    put_user_identity(o, rq);
+    kms_json_out_key(o, "eventTime");
+    kms_json_out_string(o, f->when);
+    kms_json_out_key(o, "eventSource");
+    kms_json_out_string(o, f->source);
+    /* The caller's operation name: an unknown one is recorded too, need not be UTF-8, and is
+     * cut like a header (a name of 300 KB would make the record too long to write, and the
+     * refusal of a request would go unrecorded). */
+    kms_json_out_key(o, "eventName");
+    put_caller_text(o, f->name, KMS_AUDIT_CALLER_TEXT_MAX);
+    kms_json_out_key(o, "awsRegion");
+    kms_json_out_string(o, cfg->region);
+    put_origin(o, rq, f->source);
+    if (f->rc != 0) {
+        kms_json_out_key(o, "errorCode");
+        kms_json_out_string(o, f->error_code);
+        kms_json_out_key(o, "errorMessage");
+        kms_json_out_text(o, f->message);
+    }
+    kms_json_out_key(o, "requestParameters");
+    if (trimmed) {
+        kms_json_out_null(o);
+    } else if (rq->req != NULL) {
+        put_raw_or_null(o, f->params);
+    } else {
+        put_typed_parameters(o, rq);
+    }
+    /* responseElements: CloudTrail leaves it null for reads and failures. */
+    kms_json_out_key(o, "responseElements");
+    put_raw_or_null(o, trimmed ? NULL : f->response);
+    kms_json_out_key(o, "requestID");
+    kms_json_out_string(o, rq->request_id);
+    kms_json_out_key(o, "eventID");
+    kms_json_out_string(o, f->event_id);
+    kms_json_out_key(o, "readOnly");
+    kms_json_out_bool(o, f->ro);
+    if (rq->service_details != NULL) {
+        kms_json_out_key(o, "serviceEventDetails");
+        put_json(o, rq->service_details);
+    }
+    kms_json_out_key(o, "resources");
+    put_resources(o, rq);
+    kms_json_out_key(o, "eventType");
+    kms_json_out_string(o, rq->service ? "AwsServiceEvent" : "AwsApiCall");
+    kms_json_out_key(o, "managementEvent");
+    kms_json_out_bool(o, true);
+    kms_json_out_key(o, "recipientAccountId");
+    kms_json_out_string(o, cfg->account_id);
+    kms_json_out_key(o, "eventCategory");
+    kms_json_out_string(o, "Management");
+    put_tls_details(o, rq);
+    if (trimmed) {
+        kms_json_out_key(o, "additionalEventData");
+        kms_json_out_begin_object(o);
+        kms_json_out_key(o, "omitted");
+        kms_json_out_string(o, "parameters too large to record");
+        kms_json_out_end_object(o);
+    }
+    kms_json_out_end_object(o);
+}
+
+int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const char *message,
+                                const char *event_id, kms_json_out *o)
 {
     int r = -1;
-    const char *name = NULL;
-    const char *source = event_source(rq->operation != NULL ? rq->operation : "", &name);
-    bool ro = read_only(source, name);
-    char when[32];
-    char event_id[KMS_UUID_STR_LEN + 1];
-    json_t *params = NULL, *response = NULL, *identity = NULL, *res = NULL;
-    json_t *error_message = NULL, *event_name = NULL;
-    origin from = {0};
-    *out = NULL;
-    kms_time_iso8601(rq->started, when);
-    if (kms_uuid_new(event_id) != 0) {
-        goto out;
-    }
+    record_facts f;
+    const char *text = NULL;
+    size_t len = 0;
+    memset(&f, 0, sizeof f);
+    f.rc = rc;
+    f.error_code = rc != 0 ? kms_error_name(err) : NULL;
+    f.message = message;
+    f.event_id = event_id;
+    f.source = event_source(rq->operation != NULL ? rq->operation : "", &f.name);
+    f.ro = read_only(f.source, f.name);
+    kms_time_iso8601(rq->started, f.when);
     /* The requestID the caller is told (x-amzn-RequestId), made once. */
     if (rq->request_id[0] == '\0' && kms_uuid_new(rq->request_id) != 0) {
         goto out;
@@ -444,133 +598,28 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     if (rc == 0) {
         response_resources(rq);
     }
-    if (request_parameters(rq, &params) != 0) {
+    if (rq->req != NULL && sanitized_text(rq->req, true, &f.params) != 0) {
         goto out;
     }
-    if (response_elements(rq, rc, ro, &response) != 0) {
+    if (rc == 0 && !f.ro && rq->resp != NULL && sanitized_text(rq->resp, false, &f.response) != 0) {
         goto out;
     }
-    if (origin_of(rq, source, &from) != 0) {
-        goto out;
+    put_record(o, rq, &f, false);
+    if (!o->failed && o->len > KMS_AUDIT_RECORD_MAX - 256) {
+        kms_json_out_reset(o);
+        put_record(o, rq, &f, true);
     }
-    identity = user_identity(rq);
-    res = resources(rq);
-    error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
-    /* The caller's operation name: an unknown one is recorded too, need not be UTF-8, and is
-     * cut like a header (a name of 300 KB would make the record too long to write, and the
-     * refusal of a request would go unrecorded). */
-    event_name = caller_text(name, KMS_AUDIT_CALLER_TEXT_MAX);
-    if (identity == NULL || res == NULL || event_name == NULL ||
-        (rc != 0 && error_message == NULL)) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    const kms_config *cfg = &rq->client->cfg;
-    /* s* and O*: members left out when NULL (errorCode and errorMessage of a success, the
-     * serviceEventDetails of an API call, the tlsDetails of a call that came over no TLS). */
-    *out = json_pack(
-        "{s:s, s:O, s:s, s:s, s:O, s:s, s:s, s:O, s:s*, s:O*, s:O, s:O, s:s, s:s, "
-        "s:b, s:O*, s:O, s:s, s:b, s:s, s:s, s:O*}",
-        "eventVersion", EVENT_VERSION, "userIdentity", identity, "eventTime", when, "eventSource",
-        source, "eventName", event_name, "awsRegion", cfg->region, "sourceIPAddress", from.ip,
-        "userAgent", from.agent, "errorCode", rc != 0 ? kms_error_name(err) : NULL, "errorMessage",
-        error_message, "requestParameters", params, "responseElements", response, "requestID",
-        rq->request_id, "eventID", event_id, "readOnly", ro, "serviceEventDetails",
-        rq->service_details, "resources", res, "eventType",
-        rq->service ? "AwsServiceEvent" : "AwsApiCall", "managementEvent", 1, "recipientAccountId",
-        cfg->account_id, "eventCategory", "Management", "tlsDetails", from.tls);
-    if (*out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+    if (kms_json_out_finish(o, &text, &len) != 0) {
+        kms_raise(KMS_ERR_INTERNAL,
+                  "the audit record of %s cannot be built (%s): it was not "
+                  "written, and the request fails",
+                  f.name, o->why);
         goto out;
     }
     r = 0;
 out:
-    json_decref(params);
-    json_decref(response);
-    json_decref(identity);
-    json_decref(res);
-    json_decref(from.agent);
-    json_decref(from.tls);
-    json_decref(error_message);
-    json_decref(event_name);
-    return r;
-}
-
-/* A request too large to record whole (a huge policy document): its parameters go. */
-static int trim_record(json_t *rec)
-{
-    json_t *note = json_pack("{s:s}", "omitted", "parameters too large to record");
-    KMS_ENSURE(note != NULL, KMS_ERR_INTERNAL, "out of memory");
-    /* json_object_set_new takes note, also when it fails. */
-    KMS_ENSURE(json_object_set_new(rec, "additionalEventData", note) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    KMS_ENSURE(json_object_set_new(rec, "requestParameters", json_null()) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    KMS_ENSURE(json_object_set_new(rec, "responseElements", json_null()) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    return 0;
-}
-
-/* The last check before a record is written: the members every CloudTrail record has, and the
- * errorCode of a failed call. A record without one of them is never written (the call fails). */
-static int check_complete(const json_t *rec, int rc)
-{
-    static const char *const strings[] = {
-        "eventVersion", "eventTime",       "eventSource",        "eventName",
-        "awsRegion",    "sourceIPAddress", "userAgent",          "requestID",
-        "eventID",      "eventType",       "recipientAccountId",
-    };
-    const char *missing = NULL;
-    if (!json_is_object(json_object_get(rec, "userIdentity"))) {
-        missing = "userIdentity";
-    }
-    for (size_t i = 0; missing == NULL && i < sizeof strings / sizeof strings[0]; i++) {
-        if (!json_is_string(json_object_get(rec, strings[i]))) {
-            missing = strings[i];
-        }
-    }
-    if (missing == NULL && rc != 0 && !json_is_string(json_object_get(rec, "errorCode"))) {
-        missing = "errorCode";
-    }
-    KMS_ENSURE(missing == NULL, KMS_ERR_AUDIT,
-               "the audit record of %s has no %s: it was not written, and the request fails",
-               json_string_value(json_object_get(rec, "eventName")) != NULL
-                   ? json_string_value(json_object_get(rec, "eventName"))
-                   : "a request",
-               missing);
-    return 0;
-}
-
-/* The record as one line of text, checked complete (*text malloc'd). */
-static int record_text(kms_request *rq, int rc, kms_error err, const char *message, char **text)
-{
-    int r = -1;
-    json_t *rec = NULL;
-    *text = NULL;
-    if (build_record(rq, rc, err, message, &rec) != 0) {
-        goto out;
-    }
-    char *s = json_dumps(rec, JSON_COMPACT);
-    if (s != NULL && strlen(s) > KMS_AUDIT_RECORD_MAX - 256) {
-        free(s);
-        s = NULL;
-        if (trim_record(rec) != 0) {
-            goto out;
-        }
-        s = json_dumps(rec, JSON_COMPACT);
-    }
-    if (s == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory building the audit record");
-        goto out;
-    }
-    if (check_complete(rec, rc) != 0) {
-        free(s);
-        goto out;
-    }
-    *text = s;
-    r = 0;
-out:
-    json_decref(rec);
+    free(f.params);
+    free(f.response);
     return r;
 }
 
@@ -578,20 +627,28 @@ int kms_audit_trail_request(kms_request *rq, int rc)
 {
     kms_error err = kms_last_error();
     char message[1024];
+    char event_id[KMS_UUID_STR_LEN + 1];
+    char storage[KMS_AUDIT_RECORD_STACK];
+    kms_json_out o;
+    const char *text = NULL;
+    size_t len = 0;
     snprintf(message, sizeof message, "%s", kms_last_error_message());
     if (rq->client == NULL || rq->client->audit == NULL) {
         /* The trail never opened (kms_gate_begin raised why): nothing runs without it. */
         return -1;
     }
     kms_audit *a = rq->client->audit;
-    char *text = NULL;
-    if (record_text(rq, rc, err, message, &text) != 0) {
+    kms_json_out_init(&o, storage, sizeof storage);
+    if (kms_uuid_new(event_id) != 0 ||
+        kms_audit_trail_record_text(rq, rc, err, message, event_id, &o) != 0 ||
+        kms_json_out_finish(&o, &text, &len) != 0) {
         /* No record, no result (fail closed): the announcement of kms_gate_begin ends here. */
+        kms_json_out_clean_up(&o);
         kms_audit_withdraw(a);
         return -1;
     }
-    int w = kms_audit_append(a, text, strlen(text));
-    free(text);
+    int w = kms_audit_append(a, text, len);
+    kms_json_out_clean_up(&o);
     if (w != 0) {
         return -1;
     }

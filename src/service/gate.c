@@ -120,10 +120,18 @@ static int ctx_add_caller(kms_policy_ctx *ctx, const kms_request *rq)
 /* kms:EncryptionContext:KEY = value and KEY in kms:EncryptionContextKeys (any key length). */
 static int ctx_add_context_pair(kms_policy_ctx *ctx, const char *k, const char *v)
 {
-    char *key = kms_strdup_printf("kms:EncryptionContext:%s", k);
+    static const char prefix[] = "kms:EncryptionContext:";
+    char own[256];
+    size_t n = strlen(k);
+    /* A key of the usual length on the stack; a longer one on the heap. */
+    char *key = n < sizeof own - (sizeof prefix - 1) ? own : malloc(sizeof prefix + n);
     KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    memcpy(key, prefix, sizeof prefix - 1);
+    memcpy(key + sizeof prefix - 1, k, n + 1);
     int r = kms_policy_ctx_add(ctx, key, v);
-    free(key);
+    if (key != own) {
+        free(key);
+    }
     KMS_GUARD(r);
     return kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", k);
 }
@@ -356,11 +364,11 @@ static int decide(kms_request *rq, kms_eval_input *in, kms_eval_result *res)
     return refuse(rq, in->action, in->resource, in, res);
 }
 
+/* The request context, in the caller's storage (no allocation for a usual request). */
 static int new_context(const kms_request *rq, const char *action, const kms_key_record *rec,
-                       kms_policy_ctx **out)
+                       kms_policy_ctx_storage *storage, kms_policy_ctx **out)
 {
-    *out = kms_policy_ctx_new();
-    KMS_ENSURE(*out != NULL, KMS_ERR_INTERNAL, "out of memory");
+    *out = kms_policy_ctx_init(storage);
     if (ctx_add_caller(*out, rq) != 0 || ctx_add_request(*out, rq, action, rec) != 0) {
         kms_policy_ctx_free(*out);
         *out = NULL;
@@ -374,6 +382,7 @@ int kms_gate_authorize(kms_request *rq, const char *action, const char *resource
     char account[13];
     kms_eval_input in;
     kms_eval_result res;
+    kms_policy_ctx_storage storage;
     kms_policy_ctx *ctx = NULL;
     rq->action = action;
     KMS_ENSURE(kms_policy_arn_account(resource_arn, account) == 0 || strcmp(resource_arn, "*") == 0,
@@ -384,7 +393,7 @@ int kms_gate_authorize(kms_request *rq, const char *action, const char *resource
          * it, so the caller's own policies decide. */
         account[0] = '\0';
     }
-    KMS_GUARD(new_context(rq, action, NULL, &ctx));
+    KMS_GUARD(new_context(rq, action, NULL, &storage, &ctx));
     input_for(rq, &in, action, resource_arn, account, ctx);
     int r = decide(rq, &in, &res);
     kms_policy_ctx_free(ctx);
@@ -397,6 +406,7 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
     kms_eval_input in;
     kms_eval_result res;
     kms_policy *trust = NULL;
+    kms_policy_ctx_storage storage;
     kms_policy_ctx *ctx = NULL;
     rq->action = "sts:AssumeRole";
     /* IAM User Guide, AssumeRole: the root user cannot assume roles. */
@@ -406,7 +416,7 @@ int kms_gate_authorize_trust(kms_request *rq, const char *role_arn, const char *
     KMS_GUARD(kms_policy_arn_account(role_arn, account));
     KMS_GUARD(kms_gate_policy_compile(trust_policy, KMS_POLICY_TRUST, "AssumeRolePolicyDocument",
                                       &trust));
-    int r = new_context(rq, rq->action, NULL, &ctx);
+    int r = new_context(rq, rq->action, NULL, &storage, &ctx);
     if (r == 0) {
         input_for(rq, &in, rq->action, role_arn, account, ctx);
         in.resource_policy = trust;
@@ -477,12 +487,13 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
 {
     kms_eval_input in;
     kms_eval_result res;
+    kms_policy_ctx_storage storage;
     kms_policy_ctx *ctx = NULL;
     const kms_policy *kp = NULL;
     rq->action = action;
     kms_audit_trail_resource(rq, key_arn);
     KMS_GUARD(key_policy(rq, rec, &kp));
-    KMS_GUARD(new_context(rq, action, rec, &ctx));
+    KMS_GUARD(new_context(rq, action, rec, &storage, &ctx));
     input_for(rq, &in, action, key_arn, rec->account_id, ctx);
     in.resource_policy = kp;
     in.key_policy = true;
@@ -508,6 +519,7 @@ int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
                               const kms_key_record *rec, const char *key_arn)
 {
     kms_policy *kp = NULL;
+    kms_policy_ctx_storage storage;
     kms_policy_ctx *ctx = NULL;
     kms_eval_input in;
     kms_eval_result res;
@@ -524,7 +536,7 @@ int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
                  rq->client->cfg.region, account);
         key_arn = arn;
     }
-    int r = new_context(rq, "kms:PutKeyPolicy", rec, &ctx);
+    int r = new_context(rq, "kms:PutKeyPolicy", rec, &storage, &ctx);
     if (r == 0) {
         input_for(rq, &in, "kms:PutKeyPolicy", key_arn, account, ctx);
         in.resource_policy = kp;

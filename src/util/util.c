@@ -1,4 +1,5 @@
 #include "util/util.h"
+#include "util/random.h"
 #include "util/secmem.h"
 
 #include <errno.h>
@@ -54,7 +55,7 @@ int kms_uuid_new(char out[KMS_UUID_STR_LEN + 1])
 {
     KMS_GUARD(kms_util_init());
     uint8_t b[16];
-    randombytes_buf(b, sizeof b);
+    kms_random_public(b, sizeof b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 4122 4.4: version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
     kms_uuid_from_bytes(b, out);
@@ -164,8 +165,39 @@ int64_t kms_now(void)
     return (int64_t)time(NULL);
 }
 
+/* Two decimal digits of v (0..99) at p. */
+static void two_digits(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
 void kms_time_iso8601(int64_t t, char out[32])
 {
+    /* Years 1970 to 9999, every time of every request: by arithmetic (H. Hinnant,
+     * "chrono-Compatible Low-Level Date Algorithms", civil_from_days), not gmtime_r, which
+     * takes glibc's time zone lock, and strftime. */
+    if (t >= 0 && t <= 253402300799) {
+        int64_t days = t / 86400, secs = t % 86400;
+        int64_t z = days + 719468;
+        int64_t era = z / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        int d = (int)(doy - (153 * mp + 2) / 5 + 1);
+        int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+        int y = (int)(yoe + era * 400 + (m <= 2));
+        memcpy(out, "0000-00-00T00:00:00Z", 21);
+        two_digits(out, y / 100);
+        two_digits(out + 2, y % 100);
+        two_digits(out + 5, m);
+        two_digits(out + 8, d);
+        two_digits(out + 11, (int)(secs / 3600));
+        two_digits(out + 14, (int)(secs / 60 % 60));
+        two_digits(out + 17, (int)(secs % 60));
+        return;
+    }
     time_t tt = (time_t)t;
     struct tm tm;
     gmtime_r(&tt, &tm);

@@ -13,6 +13,7 @@
  * result flags, key_policy without a key policy, service principals, the context API) are tested
  * directly. */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,6 +698,135 @@ static void test_principal_replace(void **state)
         EVAL_FILES[i], test_case_file, NULL, NULL, (void *)EVAL_FILES[i]                           \
     }
 
+/* A context past its first blocks (policy_context.c keeps entries and text in an arena): many
+ * keys, many values of one key, values longer than a block, and set() replacing values; every
+ * value stays readable and a numeric condition still parses its value where it compares. */
+static void context_grows(kms_policy_ctx *ctx)
+{
+    assert_non_null(ctx);
+    char key[64], value[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "aws:PrincipalTag/K%d", i);
+        snprintf(value, sizeof value, "%d", i);
+        assert_int_equal(kms_policy_ctx_add(ctx, key, value), 0);
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        assert_int_equal(kms_policy_ctx_add(ctx, "kms:EncryptionContextKeys", value), 0);
+    }
+    char *long_value = malloc(10000);
+    assert_non_null(long_value);
+    memset(long_value, 'x', 9999);
+    long_value[9999] = '\0';
+    assert_int_equal(kms_policy_ctx_add(ctx, "kms:EncryptionContext:Long", long_value), 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "AWS:PRINCIPALTAG/k%d", i);
+        snprintf(value, sizeof value, "%d", i);
+        assert_string_equal(kms_policy_ctx_get(ctx, key), value);
+    }
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"), "v0");
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContext:Long"), long_value);
+    assert_int_equal(kms_policy_ctx_set(ctx, "kms:EncryptionContextKeys", "only"), 0);
+    assert_string_equal(kms_policy_ctx_get(ctx, "kms:EncryptionContextKeys"), "only");
+    free(long_value);
+
+    const char *doc = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                      "\"Action\":\"kms:Encrypt\",\"Resource\":\"*\",\"Condition\":{"
+                      "\"NumericGreaterThan\":{\"aws:PrincipalTag/K99\":\"98\"}}}]}";
+    kms_policy *p = NULL;
+    assert_int_equal(kms_policy_compile(doc, strlen(doc), KMS_POLICY_IDENTITY, "t", &p), 0);
+    kms_eval_input in;
+    kms_eval_result res;
+    memset(&in, 0, sizeof in);
+    const kms_policy *items[] = {p};
+    in.principal_arn = "arn:aws:iam::111122223333:user/alice";
+    in.principal_account = "111122223333";
+    in.action = "kms:Encrypt";
+    in.resource = "arn:aws:kms:us-east-1:111122223333:key/k";
+    in.resource_account = "111122223333";
+    in.identity.items = items;
+    in.identity.count = 1;
+    in.ctx = ctx;
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_ALLOWED);
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:PrincipalTag/K99", "98"), 0);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:PrincipalTag/K99", "not a number"), 0);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    kms_policy_ctx_free(ctx);
+}
+
+/* Numeric, Date and IpAddress conditions parse a context value the first time one compares it
+ * and keep the result: evaluating a context again, or on two threads at once, decides the same. */
+typedef struct shared_eval {
+    const kms_eval_input *in;
+    int allowed;
+} shared_eval;
+
+static void *evaluate_often(void *arg)
+{
+    shared_eval *se = arg;
+    for (int i = 0; i < 2000; i++) {
+        kms_eval_result res;
+        se->allowed += kms_policy_evaluate(se->in, &res) == KMS_DECISION_ALLOWED;
+    }
+    return NULL;
+}
+
+static void test_context_parsed_once(void **state)
+{
+    (void)state;
+    const char *doc = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                      "\"Action\":\"kms:Encrypt\",\"Resource\":\"*\",\"Condition\":{"
+                      "\"IpAddress\":{\"aws:SourceIp\":\"192.0.2.0/24\"},"
+                      "\"DateGreaterThan\":{\"aws:CurrentTime\":\"2020-01-01T00:00:00Z\"},"
+                      "\"NumericLessThan\":{\"aws:MultiFactorAuthAge\":\"3600\"}}}]}";
+    kms_policy *p = NULL;
+    assert_int_equal(kms_policy_compile(doc, strlen(doc), KMS_POLICY_IDENTITY, "t", &p), 0);
+    kms_policy_ctx_storage storage;
+    kms_policy_ctx *ctx = kms_policy_ctx_init(&storage);
+    assert_int_equal(kms_policy_ctx_add(ctx, "aws:SourceIp", "192.0.2.7"), 0);
+    assert_int_equal(kms_policy_ctx_add(ctx, "aws:CurrentTime", "2026-12-07T22:00:00Z"), 0);
+    assert_int_equal(kms_policy_ctx_add(ctx, "aws:MultiFactorAuthAge", "60"), 0);
+    const kms_policy *items[] = {p};
+    kms_eval_input in;
+    memset(&in, 0, sizeof in);
+    in.principal_arn = "arn:aws:iam::111122223333:user/alice";
+    in.principal_account = "111122223333";
+    in.action = "kms:Encrypt";
+    in.resource = "arn:aws:kms:us-east-1:111122223333:key/k";
+    in.resource_account = "111122223333";
+    in.identity.items = items;
+    in.identity.count = 1;
+    in.ctx = ctx;
+    shared_eval a = {&in, 0}, b = {&in, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, evaluate_often, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, evaluate_often, &b), 0);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    assert_int_equal(a.allowed, 2000);
+    assert_int_equal(b.allowed, 2000);
+    /* A value replaced is parsed again. */
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:SourceIp", "198.51.100.1"), 0);
+    kms_eval_result res;
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_IMPLICIT_DENY);
+    assert_int_equal(kms_policy_ctx_set(ctx, "aws:SourceIp", "192.0.2.200"), 0);
+    assert_int_equal(kms_policy_evaluate(&in, &res), KMS_DECISION_ALLOWED);
+    kms_policy_ctx_free(ctx);
+    kms_policy_free(p);
+}
+
+/* ... on the heap (kms_policy_ctx_new) and in caller storage (kms_policy_ctx_init, the gate's). */
+static void test_context_grows(void **state)
+{
+    (void)state;
+    context_grows(kms_policy_ctx_new());
+    kms_policy_ctx_storage storage;
+    context_grows(kms_policy_ctx_init(&storage));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +841,8 @@ int main(void)
         cmocka_unit_test(test_evaluate_service_principal),
         cmocka_unit_test(test_evaluate_matches),
         cmocka_unit_test(test_context),
+        cmocka_unit_test(test_context_grows),
+        cmocka_unit_test(test_context_parsed_once),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_principal_replace),
         CASE_FILE_TEST(0),

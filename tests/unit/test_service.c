@@ -243,6 +243,45 @@ static void test_encrypt_decrypt_context(void **state)
     free(blob);
 }
 
+/* A key policy condition on kms:EncryptionContext:KEY decides with context keys of any length
+ * (the gate builds the condition key on the stack for a usual key, on the heap for a long one). */
+static void test_encryption_context_condition_key_lengths(void **state)
+{
+    (void)state;
+    size_t lengths[] = {4, 233, 234, 300};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
+        json_t *d = must(call("DescribeKey", "{\"KeyId\":\"%s\"}", key));
+        char account[13];
+        snprintf(account, sizeof account, "%s", str(d, "KeyMetadata.AWSAccountId"));
+        json_decref(d);
+        char name[301];
+        memset(name, 'k', lengths[i]);
+        name[lengths[i]] = '\0';
+        char policy[2048];
+        snprintf(policy, sizeof policy,
+                 "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"root\",\"Effect\":"
+                 "\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::%s:root\"},\"Action\":\"kms:*\","
+                 "\"Resource\":\"*\"},{\"Sid\":\"ctx\",\"Effect\":\"Deny\",\"Principal\":\"*\","
+                 "\"Action\":\"kms:Encrypt\",\"Resource\":\"*\",\"Condition\":{"
+                 "\"StringNotEquals\":{\"kms:EncryptionContext:%s\":\"yes\"}}}]}",
+                 account, name);
+        json_t *req = json_pack("{s:s, s:s}", "KeyId", key, "Policy", policy);
+        char *text = json_dumps(req, JSON_COMPACT);
+        json_decref(must(call("PutKeyPolicy", "%s", text)));
+        free(text);
+        json_decref(req);
+        assert_call_fails(KMS_ERR_ACCESS_DENIED, "Encrypt",
+                          "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionContext\":"
+                          "{\"%s\":\"no\"}}",
+                          key, name);
+        json_decref(must(call("Encrypt",
+                              "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"EncryptionContext\":"
+                              "{\"%s\":\"yes\"}}",
+                              key, name)));
+    }
+}
+
 static void test_plaintext_limits(void **state)
 {
     const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
@@ -1384,6 +1423,7 @@ int main(void)
         cmocka_unit_test(test_create_key_errors),
         cmocka_unit_test(test_describe_unknown),
         cmocka_unit_test(test_encrypt_decrypt_context),
+        cmocka_unit_test(test_encryption_context_condition_key_lengths),
         cmocka_unit_test(test_plaintext_limits),
         cmocka_unit_test(test_blob_tampering),
         cmocka_unit_test(test_disabled_and_pending_deletion),

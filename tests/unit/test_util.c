@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kms/kms.h"
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/random.h"
 #include "util/secmem.h"
 #include "util/util.h"
 
@@ -773,6 +775,77 @@ static void files_trusted_module(void **state)
     free(dir);
 }
 
+/* kms_time_iso8601's arithmetic against gmtime_r and strftime, which it replaces for years 1970
+ * to 9999: the edges of days, months, leap years and centuries, and random times. */
+static void iso8601_as_strftime(void **state)
+{
+    (void)state;
+    int64_t edges[] = {0,          59,         60,         86399,        86400,
+                       951782399,  951782400,  951868800,  4107542399,   4107542400,
+                       1765065600, 1709164800, 1709251199, 253402300799, 253402300800,
+                       -1,         -86400,     4102444800, 13569465600,  7258118400};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0] + 200000; i++) {
+        int64_t t =
+            i < sizeof edges / sizeof edges[0]
+                ? edges[i]
+                : (int64_t)(((uint64_t)random() << 31 | (uint64_t)random()) % 253402300800ULL);
+        char got[32], want[32];
+        time_t tt = (time_t)t;
+        struct tm tm;
+        assert_non_null(gmtime_r(&tt, &tm));
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        kms_time_iso8601(t, got);
+        if (strcmp(got, want) != 0) {
+            fail_msg("%lld: %s, strftime %s", (long long)t, got, want);
+        }
+    }
+}
+
+/* The pool of non-secret random bytes (random.h): bytes never repeat within a thread, across
+ * threads, or between a parent and the child it forked after filling its pool. */
+static void *draw_16(void *arg)
+{
+    kms_random_public(arg, 16);
+    return NULL;
+}
+
+static void random_public_never_repeats(void **state)
+{
+    (void)state;
+    uint8_t a[16], b[16], t[16];
+    kms_random_public(a, sizeof a); /* the pool is filled */
+    kms_random_public(b, sizeof b);
+    assert_memory_not_equal(a, b, 16);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, draw_16, t), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_memory_not_equal(t, b, 16);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t c[16];
+        kms_random_public(c, sizeof c);
+        _exit(write(fds[1], c, sizeof c) == (ssize_t)sizeof c ? 0 : 1);
+    }
+    uint8_t parent[16], child[16];
+    kms_random_public(parent, sizeof parent);
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(fds[0]);
+    close(fds[1]);
+    assert_memory_not_equal(parent, child, 16);
+    /* More than the pool holds at once, and more than a pool's draw. */
+    uint8_t big[300];
+    memset(big, 0, sizeof big);
+    for (int i = 0; i < 200; i++) {
+        kms_random_public(big, 200);
+    }
+    kms_random_public(big, sizeof big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -791,6 +864,8 @@ int main(void)
         cmocka_unit_test_setup(base64_rfc4648_vectors, test_setup),
         cmocka_unit_test_setup(base64_invalid_refused, test_setup),
         cmocka_unit_test_setup(uuid_text_form, test_setup),
+        cmocka_unit_test_setup(random_public_never_repeats, test_setup),
+        cmocka_unit_test_setup(iso8601_as_strftime, test_setup),
         cmocka_unit_test_setup(uuid_invalid_refused, test_setup),
         cmocka_unit_test_setup(uuid_new_is_version4, test_setup),
         cmocka_unit_test_setup(time_iso8601, test_setup),
