@@ -215,8 +215,9 @@ static void flush(kms_audit *a, waiter *batch)
 
 /* Whether record is one JSON object whose top level has no auditChain member, checked by its
  * structure: strings closed (escapes skipped), brackets balanced and closed by the final '}'.
- * The service builds records with jansson, so this guards against a caller's mistake, not
- * against hostile text, and costs a pass over the bytes instead of a parse. */
+ * The service builds records with its own writer (util/json_out.c), so this guards against a
+ * caller's mistake, not against hostile text, and costs a pass over the bytes instead of a parse.
+ */
 static bool record_shape(const char *record, size_t len)
 {
     static const char chain_key[] = "\"auditChain\"";
