@@ -2,6 +2,7 @@
 #include "util/random.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <string.h>
@@ -10,11 +11,21 @@
 
 #define POOL_REFILL 1024
 
-/* One page, wiped in a forked child: `left` reads 0 there, and the child refills. */
+/* One page, wiped in a forked child: `left` reads 0 there, and the child refills. A child is
+ * also told apart by the fork generation (a pthread_atfork handler), which does not depend on the
+ * kernel honouring MADV_WIPEONFORK (qemu-user answers madvise with 0 and does nothing). */
 typedef struct pool {
-    size_t left; /* unread bytes at the end of bytes[] */
+    size_t left;         /* unread bytes at the end of bytes[] */
+    unsigned generation; /* fork_generation when bytes[] was filled */
     uint8_t bytes[POOL_REFILL];
 } pool;
+
+static _Atomic unsigned fork_generation;
+
+static void forked_child(void)
+{
+    fork_generation++;
+}
 
 static pthread_key_t pool_key;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
@@ -22,14 +33,27 @@ static bool pool_key_ok;
 static __thread pool *thread_pool;
 static __thread bool thread_pool_refused; /* the kernel cannot wipe on fork: no pool */
 
+/* At thread exit. A later call on this thread (another thread-specific destructor that encrypts)
+ * must not reach the page, which another thread's pool may be mapped at by then: it falls back. */
 static void pool_unmap(void *p)
 {
+    thread_pool = NULL;
+    thread_pool_refused = true;
+    sodium_memzero(p, sizeof(pool));
     munmap(p, sizeof(pool));
 }
 
 static void pool_key_init(void)
 {
-    pool_key_ok = pthread_key_create(&pool_key, pool_unmap) == 0;
+    pool_key_ok = pthread_key_create(&pool_key, pool_unmap) == 0 &&
+                  pthread_atfork(NULL, NULL, forked_child) == 0;
+}
+
+/* Whether madvise answers at all: a call with an advice no kernel knows must fail (EINVAL); a
+ * madvise that accepts it (qemu-user) is not trusted to wipe on fork either. */
+static bool madvise_honest(void *p, size_t len)
+{
+    return madvise(p, len, -1) != 0;
 }
 
 /* The calling thread's pool, made at its first use; NULL when there can be none. */
@@ -47,7 +71,8 @@ static pool *thread_pool_get(void)
     if (p == MAP_FAILED) {
         return NULL;
     }
-    if (madvise(p, sizeof(pool), MADV_WIPEONFORK) != 0 || pthread_setspecific(pool_key, p) != 0) {
+    if (!madvise_honest(p, sizeof(pool)) || madvise(p, sizeof(pool), MADV_WIPEONFORK) != 0 ||
+        pthread_setspecific(pool_key, p) != 0) {
         munmap(p, sizeof(pool));
         return NULL;
     }
@@ -63,9 +88,11 @@ void kms_random_public(void *p, size_t n)
         randombytes_buf(p, n);
         return;
     }
-    if (pl->left < n) {
+    unsigned generation = fork_generation;
+    if (pl->left < n || pl->generation != generation) {
         randombytes_buf(pl->bytes, sizeof pl->bytes);
         pl->left = sizeof pl->bytes;
+        pl->generation = generation;
     }
     uint8_t *from = pl->bytes + sizeof pl->bytes - pl->left;
     memcpy(p, from, n);
