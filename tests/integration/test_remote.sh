@@ -15,20 +15,6 @@ KMSBENCH=${KMSBENCH:-$(dirname "$KMSCTL")/kmsbench}
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
 
-start_kmsd() { # start_kmsd: sets PORT and PID once it listens
-    PORT=$(free_port)
-    "$KMSD" --home "$HOME_DIR" --listen "127.0.0.1:$PORT" --http-listen "127.0.0.1:$(free_port)" \
-        --no-scheduler >"$TMP/kmsd.out" 2>"$TMP/kmsd.err" &
-    PID=$!
-    PIDS+=("$PID")
-    for _ in $(seq 300); do
-        grep -q "listening on https" "$TMP/kmsd.out" 2>/dev/null && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q "listening on https" "$TMP/kmsd.out" ||
-        { fail "kmsd does not start: $(cat "$TMP/kmsd.err")"; exit 1; }
-}
 
 init_home
 # A tiny CreateAlias quota (one request per 10 s) to see throttling; nothing else is limited.
@@ -41,7 +27,7 @@ open(p + ".t", "w").write(json.dumps(c, indent=2))
 os.chmod(p + ".t", 0o600)
 os.replace(p + ".t", p)
 PY
-start_kmsd
+start_kmsd kmsd "$HOME_DIR" --no-scheduler
 CA="$HOME_DIR/kmsd-ca.pem"
 URL="https://127.0.0.1:$PORT"
 # The client side: the home's credentials file (its default profile, the admin), nothing else.
