@@ -10,6 +10,7 @@
 #ifndef KMS_KMS_H
 #define KMS_KMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,13 @@ typedef struct kms_client_options {
     const char *home;       /* NULL: kms_home_default() */
     const char *profile;    /* NULL: "default" (or KMS_PROFILE) */
     const char *user_agent; /* the audit records' userAgent; NULL: "libkms/VERSION" */
+    /* The caller's identity, without a profile: KMS_ACCESS_KEY_ID / KMS_SECRET_ACCESS_KEY /
+     * KMS_SESSION_TOKEN, else the profile KMS_PROFILE names, else "default". With
+     * aws_environment (kmsctl sets it, as aws CLI users expect), when none of those KMS_
+     * variables is set: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the
+     * profile AWS_PROFILE names. An application leaves it false: its process may hold AWS_
+     * credentials of the real AWS. */
+    bool aws_environment;
 } kms_client_options;
 
 KMS_API KMS_MUST_CHECK kms_client *kms_client_open(const kms_client_options *opts);

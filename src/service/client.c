@@ -275,6 +275,11 @@ kms_client *kms_client_open(const kms_client_options *opts)
     }
     const char *home = opts && opts->home ? opts->home : kms_home_default();
     const char *profile = opts && opts->profile ? opts->profile : getenv("KMS_PROFILE");
+    bool aws_env = opts != NULL && opts->aws_environment;
+    if (profile == NULL && aws_env && !kms_env_set("KMS_ACCESS_KEY_ID") &&
+        !kms_env_set("AWS_ACCESS_KEY_ID") && kms_env_set("AWS_PROFILE")) {
+        profile = getenv("AWS_PROFILE");
+    }
     c = calloc(1, sizeof *c);
     if (c == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
@@ -295,7 +300,7 @@ kms_client *kms_client_open(const kms_client_options *opts)
     }
     /* Credentials are checked at the first request (the gate), as a remote service does. */
     kms_credentials creds;
-    if (kms_credentials_load(home, profile, &creds) != 0) {
+    if (kms_credentials_load(home, profile, aws_env, &creds) != 0) {
         goto fail;
     }
     snprintf(c->access_key_id, sizeof c->access_key_id, "%s", creds.access_key_id);

@@ -142,14 +142,22 @@ int kms_credentials_load_env(kms_credentials *c, bool *found)
     return 0;
 }
 
-int kms_credentials_load(const char *home, const char *profile, kms_credentials *c)
+bool kms_env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0';
+}
+
+int kms_credentials_load(const char *home, const char *profile, bool aws_env, kms_credentials *c)
 {
     memset(c, 0, sizeof *c);
-    const char *env_id = getenv("KMS_ACCESS_KEY_ID");
     /* As the aws CLI: an explicit profile wins over the environment, the environment over the
      * default profile. */
-    if (profile == NULL && env_id != NULL && env_id[0] != '\0') {
-        if (from_env(c, "KMS") != 0) {
+    const char *prefix = kms_env_set("KMS_ACCESS_KEY_ID")              ? "KMS"
+                         : aws_env && kms_env_set("AWS_ACCESS_KEY_ID") ? "AWS"
+                                                                       : NULL;
+    if (profile == NULL && prefix != NULL) {
+        if (from_env(c, prefix) != 0) {
             kms_credentials_clean_up(c); /* a half-read secret is wiped too */
             return -1;
         }

@@ -11,10 +11,11 @@ typedef struct kms_credentials {
     char *session_token;     /* locked memory, or NULL */
 } kms_credentials;
 
-/* profile NULL: KMS_ACCESS_KEY_ID/KMS_SECRET_ACCESS_KEY(/KMS_SESSION_TOKEN) when set, else the
- * "default" profile when the file has one, else no credentials (access_key_id ""). A named
- * profile must exist: UnrecognizedClientException naming the file. */
-int kms_credentials_load(const char *home, const char *profile, kms_credentials *c)
+/* profile NULL: KMS_ACCESS_KEY_ID/KMS_SECRET_ACCESS_KEY(/KMS_SESSION_TOKEN) when set, else (with
+ * aws_env) the AWS_ ones when AWS_ACCESS_KEY_ID is set, else the "default" profile when the file
+ * has one, else no credentials (access_key_id ""). A named profile must exist:
+ * UnrecognizedClientException naming the file. */
+int kms_credentials_load(const char *home, const char *profile, bool aws_env, kms_credentials *c)
     __attribute__((warn_unused_result));
 /* Profile `profile` of the credentials file at path (the AWS shared credentials format, as
  * `aws configure` writes it): UnrecognizedClientException naming the file when the profile is
@@ -26,6 +27,8 @@ int kms_credentials_load_path(const char *path, const char *profile, kms_credent
  * without its secret: UnrecognizedClientException. */
 int kms_credentials_load_env(kms_credentials *c, bool *found) __attribute__((warn_unused_result));
 void kms_credentials_clean_up(kms_credentials *c);
+/* Whether the environment variable is set and not empty. */
+bool kms_env_set(const char *name);
 /* 0 when profile may be replaced: the file or the profile does not exist, or it holds temporary
  * credentials (a session token). A profile holding a long-term access key (AKIA..., or no
  * session token) raises AlreadyExistsException naming the profile and the key id. */

@@ -384,6 +384,10 @@ build_examples() {
 }
 
 # free_port: a TCP port of 127.0.0.1 that nobody listens on now
+# kmsctl reads the aws CLI's credential variables when no KMS_ one is set: a test acts as the
+# home's default profile unless it says otherwise.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+
 # epoch TIMESTAMP: seconds since the epoch of a timestamp as kmsctl prints it (ISO 8601 with an
 # offset, as the aws CLI v2; quotes of a JSON string are dropped).
 epoch() { date -u -d "${1//\"/}" +%s; }

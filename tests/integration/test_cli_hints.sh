@@ -108,3 +108,31 @@ S_SECRET=$(json_get Credentials.SecretAccessKey <<<"$ST")
 without_token() { KMS_ACCESS_KEY_ID="$S_ID" KMS_SECRET_ACCESS_KEY="$S_SECRET" "$KMSCTL" --home "$HOME_DIR" "$@"; }
 expect_error UnrecognizedClientException 254 without_token list-keys
 assert_contains "$ERR_MSG" "its session token is missing" "an ASIA key without its token: the token is missing, not expired"
+
+# ---- the aws CLI's credential variables -----------------------------------------------------------
+kms create-user --user-name carol >/dev/null
+CAROL=$(kms create-access-key --user-name carol)
+C_ID=$(json_get AccessKey.AccessKeyId <<<"$CAROL")
+C_SECRET=$(json_get AccessKey.SecretAccessKey <<<"$CAROL")
+ADMIN_ARN=$(kms get-caller-identity --query Arn --output text)
+as_aws_carol() { env -u KMS_ACCESS_KEY_ID -u KMS_PROFILE AWS_ACCESS_KEY_ID="$C_ID" AWS_SECRET_ACCESS_KEY="$C_SECRET" "$@"; }
+assert_eq "$(as_aws_carol "$KMSCTL" --home "$HOME_DIR" get-caller-identity --query Arn --output text)" \
+    "${ADMIN_ARN%/*}/carol" "AWS_ACCESS_KEY_ID names the identity when no KMS_ variable does (as with aws)"
+DEF_ID=$(awk -F' *= *' '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1=="aws_access_key_id"{print $2}' "$HOME_DIR/credentials")
+DEF_SECRET=$(awk -F' *= *' '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1=="aws_secret_access_key"{print $2}' "$HOME_DIR/credentials")
+both() { AWS_ACCESS_KEY_ID="$C_ID" AWS_SECRET_ACCESS_KEY="$C_SECRET" KMS_ACCESS_KEY_ID="$DEF_ID" KMS_SECRET_ACCESS_KEY="$DEF_SECRET" "$@"; }
+OUT=$(both "$KMSCTL" --home "$HOME_DIR" get-caller-identity --query Arn --output text 2>"$TMP/warn")
+assert_eq "$OUT" "$ADMIN_ARN" "KMS_ACCESS_KEY_ID comes before AWS_ACCESS_KEY_ID"
+assert_contains "$(cat "$TMP/warn")" "kmsctl: warning: AWS_ACCESS_KEY_ID is set and ignored: KMS_ACCESS_KEY_ID names the identity" \
+    "and the ignored variable is named on stderr"
+OUT=$(AWS_ACCESS_KEY_ID="$C_ID" AWS_SECRET_ACCESS_KEY="$C_SECRET" "$KMSCTL" --home "$HOME_DIR" --profile default \
+    get-caller-identity --query Arn --output text 2>"$TMP/warn")
+assert_eq "$OUT" "$ADMIN_ARN" "--profile comes before both"
+assert_eq "$(cat "$TMP/warn")" "" "without a warning (as aws)"
+stranger() { env -u KMS_ACCESS_KEY_ID -u KMS_PROFILE AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=not-here "$@"; }
+expect_error UnrecognizedClientException 254 stranger "$KMSCTL" --home "$HOME_DIR" list-keys
+assert_contains "$ERR_MSG" "the identity came from the AWS_ variables" \
+    "an AWS key this home does not know fails closed, saying where it came from"
+printf '[carol]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$C_ID" "$C_SECRET" >>"$HOME_DIR/credentials"
+assert_eq "$(env -u KMS_ACCESS_KEY_ID -u KMS_PROFILE AWS_PROFILE=carol "$KMSCTL" --home "$HOME_DIR" get-caller-identity \
+    --query Arn --output text)" "${ADMIN_ARN%/*}/carol" "AWS_PROFILE names the profile when no KMS_ variable does"

@@ -50,11 +50,35 @@ int kmsctl_check_remote(const struct command *cmd, const struct globals *g)
     return KMSCTL_EXIT_OK;
 }
 
+bool kmsctl_aws_identity; /* the caller's identity came from AWS_ACCESS_KEY_ID or AWS_PROFILE */
+
+/* Which identity the environment names, as the aws CLI reads it: KMS_ first, then AWS_. A
+ * warning when AWS_ variables are set and the KMS_ ones win; none with --profile (as aws). */
+static void note_identity(const struct globals *g)
+{
+    const char *kms = env_value("KMS_ACCESS_KEY_ID") ? "KMS_ACCESS_KEY_ID"
+                      : env_value("KMS_PROFILE")     ? "KMS_PROFILE"
+                                                     : NULL;
+    const char *aws = env_value("AWS_ACCESS_KEY_ID") ? "AWS_ACCESS_KEY_ID"
+                      : env_value("AWS_PROFILE")     ? "AWS_PROFILE"
+                                                     : NULL;
+    kmsctl_aws_identity = g->profile == NULL && kms == NULL && aws != NULL;
+    if (g->profile == NULL && kms != NULL && aws != NULL) {
+        fprintf(stderr,
+                "kmsctl: warning: %s is set and ignored: %s names the identity (the KMS_ "
+                "variables come before the AWS_ ones)\n",
+                aws, kms);
+    }
+}
+
 kms_client *kmsctl_client_open(const struct globals *g)
 {
+    note_identity(g);
     if (g->endpoint_url == NULL) {
-        kms_client_options copts = {
-            .home = g->home, .profile = g->profile, .user_agent = KMSCTL_USER_AGENT};
+        kms_client_options copts = {.home = g->home,
+                                    .profile = g->profile,
+                                    .user_agent = KMSCTL_USER_AGENT,
+                                    .aws_environment = true};
         return kms_client_open(&copts);
     }
     /* With --home too, the credentials are that home's profiles. */

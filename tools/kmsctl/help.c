@@ -116,9 +116,10 @@ void kmsctl_print_global_help(FILE *f)
                "the home itself (init, sign-in, validate-logs, advisor, run-scheduler, the audit\n"
                "anchor and key) and the IAM and Organizations commands (AWS's query protocol;\n"
                "of STS's, get-caller-identity, assume-role and get-session-token work) run on\n"
-               "the server's machine. Credentials: KMS_ACCESS_KEY_ID and\n"
-               "KMS_SECRET_ACCESS_KEY (or AWS_*), else --profile of HOME/credentials, else of\n"
-               "~/.aws/credentials. Example:\n"
+               "the server's machine. Credentials (with a home or a server): --profile, else\n"
+               "KMS_ACCESS_KEY_ID and KMS_SECRET_ACCESS_KEY (KMS_SESSION_TOKEN), else KMS_PROFILE,\n"
+               "else AWS_ACCESS_KEY_ID... as the aws CLI reads them, else AWS_PROFILE, else the\n"
+               "default profile of HOME/credentials (remotely, else of ~/.aws/credentials). Example:\n"
                "  kmsctl --endpoint-url https://kms.example:8443 --ca-bundle kmsd-ca.pem \\\n"
                "      encrypt --key-id alias/app -i report.pdf -o report.pdf.enc\n");
     fprintf(f, "\nRun 'kmsctl COMMAND --help' (or 'kmsctl help COMMAND') for its options and an\n"

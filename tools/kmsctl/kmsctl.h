@@ -192,6 +192,8 @@ int kmsctl_check_query(const char *query);
 int kmsctl_print_value(const struct globals *g, json_t *value);
 /* Prints the library's last error as {"__type", "message"} on stderr; returns 254. */
 int kmsctl_service_error(void);
+/* Set by kmsctl_client_open: the identity came from AWS_ACCESS_KEY_ID or AWS_PROFILE. */
+extern bool kmsctl_aws_identity;
 /* kmsctl_service_error with hint appended to the message ("" for none). */
 int kmsctl_service_error_hint(const char *hint);
 /* After an InvalidCiphertextException: when the first bytes (head, n of them, of a whole input

@@ -583,6 +583,13 @@ int kmsctl_service_error(void)
 int kmsctl_service_error_hint(const char *hint)
 {
     kms_error code = kms_last_error();
+    if (hint[0] == '\0' && kmsctl_aws_identity &&
+        (code == KMS_ERR_UNRECOGNIZED_CLIENT || code == KMS_ERR_BAD_SIGNATURE)) {
+        hint = " (the identity came from the AWS_ variables, as the aws CLI reads them, since "
+               "no KMS_ACCESS_KEY_ID or KMS_PROFILE is set: unset AWS_ACCESS_KEY_ID and "
+               "AWS_PROFILE, or name this home's identity with KMS_ACCESS_KEY_ID, KMS_PROFILE or "
+               "--profile)";
+    }
     const char *name = kms_error_name(code);
     const char *message = kms_last_error_message();
 
