@@ -26,6 +26,9 @@ HOME_DIR="$TMP/home"
 # kmsctl must not pick up a home or credentials of the machine.
 export KMS_HOME="$TMP/no-such-default-home"
 unset KMS_PROFILE KMS_ACCESS_KEY_ID KMS_SECRET_ACCESS_KEY KMS_SESSION_TOKEN || true
+# kmsctl reads the aws CLI's credential variables when no KMS_ one is set (as aws): a test acts as
+# the home's default profile unless it says otherwise.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE || true
 
 PASSED=0
 FAILED=0
@@ -384,10 +387,6 @@ build_examples() {
 }
 
 # free_port: a TCP port of 127.0.0.1 that nobody listens on now
-# kmsctl reads the aws CLI's credential variables when no KMS_ one is set: a test acts as the
-# home's default profile unless it says otherwise.
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
-
 # epoch TIMESTAMP: seconds since the epoch of a timestamp as kmsctl prints it (ISO 8601 with an
 # offset, as the aws CLI v2; quotes of a JSON string are dropped).
 epoch() { date -u -d "${1//\"/}" +%s; }
