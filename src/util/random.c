@@ -49,6 +49,16 @@ static void pool_key_init(void)
                   pthread_atfork(NULL, NULL, forked_child) == 0;
 }
 
+/* When libkms.so is unloaded (dlclose) while threads still hold pools, their exit must not call
+ * pool_unmap, which is gone with the library: the key goes first (the pages stay mapped). */
+__attribute__((destructor)) static void pool_key_fini(void)
+{
+    if (pool_key_ok) {
+        pool_key_ok = false;
+        pthread_key_delete(pool_key);
+    }
+}
+
 /* Whether madvise answers at all: a call with an advice no kernel knows must fail (EINVAL); a
  * madvise that accepts it (qemu-user) is not trusted to wipe on fork either. */
 static bool madvise_honest(void *p, size_t len)
