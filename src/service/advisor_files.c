@@ -53,8 +53,9 @@ static int required(kms_advisor *a, const char *path, bool dir, bool *ok)
     struct stat st;
     *ok = false;
     KMS_ENSURE(lstat(path, &st) == 0, KMS_ERR_HOME,
-               "%s is not a KMS home (cannot read %s: %s). Create one with `kmsctl init`, or "
-               "point --home or KMS_HOME at an existing home.",
+               "%s is not a KMS home (cannot read %s: %s). Create one (kmsctl init, or "
+               "kms_home_init), or name an existing home (KMS_HOME, or the client's home "
+               "option).",
                a->home, path, strerror(errno));
     if (kms_path_check_private(path, dir, false) != 0) {
         return problem(a, path);

@@ -109,8 +109,9 @@ int kms_client_config_load(const char *home, kms_config *cfg)
     if (kms_file_read_private(path, 1 << 20, &text, NULL) != 0) {
         if (kms_last_error() == KMS_ERR_NOT_FOUND) {
             kms_raise(KMS_ERR_HOME,
-                      "%s is not a KMS home (no readable %s). Create one with `kmsctl "
-                      "init`, or point --home or KMS_HOME at an existing home.",
+                      "%s is not a KMS home (no readable %s). Create one (kmsctl init, or "
+                      "kms_home_init), or name an existing home (KMS_HOME, or the client's "
+                      "home option).",
                       home, CONFIG_FILE);
         }
         goto out;

@@ -136,3 +136,10 @@ assert_contains "$ERR_MSG" "the identity came from the AWS_ variables" \
 printf '[carol]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$C_ID" "$C_SECRET" >>"$HOME_DIR/credentials"
 assert_eq "$(env -u KMS_ACCESS_KEY_ID -u KMS_PROFILE AWS_PROFILE=carol "$KMSCTL" --home "$HOME_DIR" get-caller-identity \
     --query Arn --output text)" "${ADMIN_ARN%/*}/carol" "AWS_PROFILE names the profile when no KMS_ variable does"
+
+# ---- the library's words are for any caller; kmsctl adds its own ----------------------------------
+expect_error KMSHomeException 254 "$KMSCTL" --home "$TMP/not-a-home" list-keys
+LIB_PART=${ERR_MSG%% With kmsctl:*}
+assert_not_contains "$LIB_PART" "--home" "the library's message names no kmsctl option"
+assert_contains "$LIB_PART" "kms_home_init" "it names what a C program calls"
+assert_contains "$ERR_MSG" "With kmsctl: --home DIR, or KMS_HOME." "and kmsctl adds its own option"

@@ -583,6 +583,12 @@ int kmsctl_service_error(void)
 int kmsctl_service_error_hint(const char *hint)
 {
     kms_error code = kms_last_error();
+    const char *name = kms_error_name(code);
+    const char *message = kms_last_error_message();
+    if (hint[0] == '\0' && code == KMS_ERR_HOME && message != NULL &&
+        strstr(message, "is not a KMS home") != NULL) {
+        hint = " With kmsctl: --home DIR, or KMS_HOME.";
+    }
     if (hint[0] == '\0' && kmsctl_aws_identity &&
         (code == KMS_ERR_UNRECOGNIZED_CLIENT || code == KMS_ERR_BAD_SIGNATURE)) {
         hint = " (the identity came from the AWS_ variables, as the aws CLI reads them, since "
@@ -590,8 +596,6 @@ int kmsctl_service_error_hint(const char *hint)
                "AWS_PROFILE, or name this home's identity with KMS_ACCESS_KEY_ID, KMS_PROFILE or "
                "--profile)";
     }
-    const char *name = kms_error_name(code);
-    const char *message = kms_last_error_message();
 
     if (code == KMS_OK || name == NULL) {
         /* A failure without a recorded reason is a library bug; still fail closed. */
