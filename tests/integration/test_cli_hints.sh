@@ -143,3 +143,15 @@ LIB_PART=${ERR_MSG%% With kmsctl:*}
 assert_not_contains "$LIB_PART" "--home" "the library's message names no kmsctl option"
 assert_contains "$LIB_PART" "kms_home_init" "it names what a C program calls"
 assert_contains "$ERR_MSG" "With kmsctl: --home DIR, or KMS_HOME." "and kmsctl adds its own option"
+
+# ---- the aws CLI's shorthand for nested structures --------------------------------------------------
+CAROL_ARN=$(kms get-user --user-name carol --query User.Arn --output text)
+G=$(kms create-grant --key-id "$K" --grantee-principal "$CAROL_ARN" --operations Decrypt \
+    --constraints 'EncryptionContextSubset={app=orders,n=123}' --query GrantId --output text)
+assert_eq "$(kms list-grants --key-id "$K" --grant-id "$G" | "$PY" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["Grants"][0]["Constraints"], sort_keys=True))')" \
+    '{"EncryptionContextSubset": {"app": "orders", "n": "123"}}' \
+    "--constraints EncryptionContextSubset={app=orders,n=123}: a structure, its context values text"
+expect_usage_error "shorthand: a brace is not closed" kms create-grant --key-id "$K" --grantee-principal "$CAROL_ARN" \
+    --operations Decrypt --constraints 'EncryptionContextSubset={app=orders'
+expect_usage_error "shorthand: expected KEY=VALUE" kms create-grant --key-id "$K" --grantee-principal "$CAROL_ARN" \
+    --operations Decrypt --constraints 'EncryptionContextSubset={app}'

@@ -399,6 +399,12 @@ kms acm-pca update-certificate-authority --certificate-authority-arn "$CRLCA" \
     --revocation-configuration "file://$W/rev-omit.json"
 issue "$CRLCA" "$W/crlca.pem" EndEntityServerAuthCertificate SHA256WITHECDSA without-cdp
 assert_eq "$(ext without-cdp crlDistributionPoints)" "" "OmitExtension leaves the extension out"
+# The same in the aws CLI's shorthand: true and a number become JSON's, nested braces structures.
+kms acm-pca update-certificate-authority --certificate-authority-arn "$CRLCA" --revocation-configuration \
+    'CrlConfiguration={Enabled=true,ExpirationInDays=5,CustomCname=crl.example.internal,CrlDistributionPointExtensionConfiguration={OmitExtension=true}}'
+assert_eq "$(kms acm-pca describe-certificate-authority --certificate-authority-arn "$CRLCA" \
+    --query CertificateAuthority.RevocationConfiguration.CrlConfiguration.ExpirationInDays)" 5 \
+    "--revocation-configuration in shorthand: ExpirationInDays=5 is the number 5"
 assert_eq "$(ext ee crlDistributionPoints)" "" "a CA without CRLs names no distribution point"
 printf '{"CrlConfiguration":{"Enabled":true,"S3BucketName":"my-bucket"}}' >"$W/rev-s3.json"
 expect_error InvalidArgsException 254 kms acm-pca update-certificate-authority \

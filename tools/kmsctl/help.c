@@ -247,7 +247,9 @@ static void print_value_notes(FILE *f, const struct command *cmd)
         fprintf(f, "  <value>  text; file://PATH reads it from a file\n");
     }
     if (seen[OPT_JSON]) {
-        fprintf(f, "  <json>   a JSON value as AWS's API reference shapes it, or file://PATH\n");
+        fprintf(
+            f, "  <json>   a JSON value as AWS's API reference shapes it, file://PATH, or the aws\n"
+               "           CLI's shorthand: Key=value,Nested={k=v},List=[a,b] (quote it)\n");
     }
     if (seen[OPT_PATH]) {
         fprintf(f, "  <file>   a file name, as is; for input and output files - is stdin/stdout\n");
