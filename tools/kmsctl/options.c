@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "kmsctl.h"
+#include "shorthand.h"
 
 #define FILE_PREFIX "file://"
 #define FILEB_PREFIX "fileb://"
@@ -392,120 +393,6 @@ static json_t *parse_map(const struct command *cmd, const struct opt_spec *o, co
 }
 
 /* Any JSON value (nested structures such as grant Constraints), inline or file://. */
-/* ---- The aws CLI's shorthand syntax for nested structures ----------------------------------
- * key=value,key2={k=v,k3=[a,b]},key4=[{k=v},{k=w}]: a structure of members, each a scalar, a
- * nested structure in braces or a list in brackets; a scalar may be quoted ("a,b" or 'a,b').
- * Without the service model the aws CLI uses, a scalar is true/false, a whole number, or text;
- * the members of an encryption context (EncryptionContext*) stay text. */
-typedef struct shorthand {
-    const char *p;
-    const char *err;
-} shorthand;
-
-static json_t *sh_value(shorthand *s, bool text_only);
-
-static bool sh_text_only(const char *key)
-{
-    return strncmp(key, "EncryptionContext", 17) == 0;
-}
-
-static json_t *sh_scalar(shorthand *s, bool text_only)
-{
-    char buf[4096];
-    size_t n = 0;
-    if (*s->p == '"' || *s->p == '\'') {
-        char q = *s->p++;
-        while (*s->p != '\0' && *s->p != q && n < sizeof buf - 1) {
-            buf[n++] = *s->p++;
-        }
-        if (*s->p != q) {
-            s->err = "a quoted value is not closed";
-            return NULL;
-        }
-        s->p++;
-        buf[n] = '\0';
-        return json_string(buf);
-    }
-    while (*s->p != '\0' && strchr(",}]", *s->p) == NULL && n < sizeof buf - 1) {
-        buf[n++] = *s->p++;
-    }
-    buf[n] = '\0';
-    char *end = NULL;
-    long long v = strtoll(buf, &end, 10);
-    if (!text_only && (strcmp(buf, "true") == 0 || strcmp(buf, "false") == 0)) {
-        return json_boolean(buf[0] == 't');
-    }
-    if (!text_only && n > 0 && *end == '\0' && strspn(buf, "-0123456789") == n) {
-        return json_integer(v);
-    }
-    return json_string(buf);
-}
-
-/* key=value,... up to the end or a closing brace. */
-static json_t *sh_struct(shorthand *s, char close, bool text_only)
-{
-    json_t *obj = json_object();
-    while (obj != NULL && s->err == NULL && *s->p != '\0' && *s->p != close) {
-        char key[256];
-        size_t n = strcspn(s->p, "=,{}[]");
-        if (n == 0 || n >= sizeof key || s->p[n] != '=') {
-            s->err = "expected KEY=VALUE";
-            break;
-        }
-        memcpy(key, s->p, n);
-        key[n] = '\0';
-        s->p += n + 1;
-        json_t *v = sh_value(s, text_only || sh_text_only(key));
-        if (v == NULL || json_object_get(obj, key) != NULL) {
-            s->err = s->err != NULL ? s->err : "a key is given twice";
-            json_decref(v);
-            break;
-        }
-        json_object_set_new(obj, key, v);
-        if (*s->p == ',') {
-            s->p++;
-        }
-    }
-    if (s->err != NULL || (close != '\0' && *s->p != close)) {
-        s->err = s->err != NULL ? s->err : "a brace is not closed";
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-static json_t *sh_value(shorthand *s, bool text_only)
-{
-    if (*s->p == '{') {
-        s->p++;
-        json_t *v = sh_struct(s, '}', text_only);
-        s->p += v != NULL;
-        return v;
-    }
-    if (*s->p != '[') {
-        return sh_scalar(s, text_only);
-    }
-    s->p++;
-    json_t *list = json_array();
-    while (list != NULL && *s->p != ']' && *s->p != '\0') {
-        json_t *v = sh_value(s, text_only);
-        if (v == NULL || json_array_append_new(list, v) != 0) {
-            json_decref(list);
-            return NULL;
-        }
-        if (*s->p == ',') {
-            s->p++;
-        }
-    }
-    if (*s->p != ']') {
-        s->err = "a bracket is not closed";
-        json_decref(list);
-        return NULL;
-    }
-    s->p++;
-    return list;
-}
-
 static json_t *parse_json(const struct command *cmd, const struct opt_spec *o, const char *arg)
 {
     const char *text = NULL;
@@ -521,11 +408,11 @@ static json_t *parse_json(const struct command *cmd, const struct opt_spec *o, c
     /* Not JSON's first character, and KEY=...: the aws CLI's shorthand. */
     size_t key = strcspn(t, "=,{}[]\"' ");
     if (strchr("{[\"-0123456789", *t) == NULL && key > 0 && t[key] == '=') {
-        shorthand sh = {.p = t};
-        v = sh_struct(&sh, '\0', false);
+        const char *why = NULL, *at = NULL;
+        v = kmsctl_shorthand_parse(t, &why, &at);
         if (v == NULL) {
             kmsctl_usage_error(cmd, "argument --%s: shorthand: %s at '%.40s' (or give JSON)",
-                               o->name, sh.err != NULL ? sh.err : "out of memory", sh.p);
+                               o->name, why, at);
         }
     } else if ((v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err)) == NULL) {
         kmsctl_usage_error(cmd, "argument --%s: invalid JSON: %s (line %d)", o->name, err.text,
