@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
 
 #include "kmsctl.h"
+#include "paging_token.h"
 
 #define MAX_RESULT_KEYS 3
 
@@ -115,70 +115,6 @@ static json_t *take(json_t *request, const char *member)
     json_t *v = json_incref(json_object_get(request, member));
     json_object_del(request, member);
     return v;
-}
-
-/* A --starting-token: base64 of {"<input token>": marker, "boto_truncate_amount": n}, as
- * botocore writes its tokens, and "page_size" when the page it points into had one: that page
- * is fetched again with it, so n counts the same items whatever --page-size the next run has. */
-static int decode_token(const struct command *cmd, const struct paginator *p, const char *token,
-                        json_t **marker, json_int_t *skip, json_t **page_size)
-{
-    unsigned char raw[8192];
-    size_t n = 0;
-    json_t *doc = NULL;
-    *marker = NULL;
-    *skip = 0;
-    *page_size = NULL;
-    if (sodium_base642bin(raw, sizeof raw - 1, token, strlen(token), NULL, &n, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) == 0) {
-        raw[n] = '\0';
-        doc = json_loadb((const char *)raw, n, 0, NULL);
-    }
-    json_t *m = json_object_get(doc, p->input_token);
-    json_t *k = json_object_get(doc, "boto_truncate_amount");
-    json_t *size = json_object_get(doc, "page_size");
-    if (!json_is_string(m) || (k != NULL && (!json_is_integer(k) || json_integer_value(k) < 0)) ||
-        (size != NULL && (!json_is_integer(size) || json_integer_value(size) < 1))) {
-        json_decref(doc);
-        return kmsctl_usage_error(cmd, "argument --starting-token: not a NextToken this command "
-                                       "printed (pass back the NextToken of a --max-items output)");
-    }
-    *marker = json_incref(m);
-    *skip = k != NULL ? json_integer_value(k) : 0;
-    *page_size = json_incref(size);
-    json_decref(doc);
-    return KMSCTL_EXIT_OK;
-}
-
-/* The NextToken to print: where the next item is (the marker that fetched its page and how many
- * of that page were printed already). NULL when out of memory. */
-static json_t *encode_token(const struct paginator *p, json_t *marker, json_int_t used,
-                            json_t *page_size)
-{
-    json_t *doc =
-        used > 0 ? json_pack("{s:O, s:I}", p->input_token, marker, "boto_truncate_amount", used)
-                 : json_pack("{s:O}", p->input_token, marker);
-    if (doc != NULL && used > 0 && page_size != NULL &&
-        json_object_set(doc, "page_size", page_size) != 0) {
-        json_decref(doc);
-        doc = NULL;
-    }
-    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (text == NULL) {
-        return NULL;
-    }
-    size_t len = strlen(text);
-    char *b64 = malloc(sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL));
-    json_t *token = NULL;
-    if (b64 != NULL) {
-        sodium_bin2base64(b64, sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL),
-                          (const unsigned char *)text, len, sodium_base64_VARIANT_ORIGINAL);
-        token = json_string(b64);
-    }
-    free(b64);
-    free(text);
-    return token;
 }
 
 /* The pagination members of a response, which the merged output leaves out. */
@@ -294,10 +230,13 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
             /* Stopped inside this page: resume at its marker, past what was printed; at its
              * end: at the next page's marker. */
             json_t *empty = json_string("");
-            json_t *token = page_left
-                                ? encode_token(p, marker != NULL ? marker : empty, skip + taken,
-                                               json_object_get(request, p->limit_key))
-                                : encode_token(p, json_object_get(page, p->output_token), 0, NULL);
+            json_t *token =
+                page_left
+                    ? kmsctl_paging_token_encode(p->input_token, marker != NULL ? marker : empty,
+                                                 skip + taken,
+                                                 json_object_get(request, p->limit_key))
+                    : kmsctl_paging_token_encode(p->input_token,
+                                                 json_object_get(page, p->output_token), 0, NULL);
             json_decref(empty);
             json_decref(marker);
             if (token == NULL || json_object_set_new(merged, "NextToken", token) != 0) {
@@ -361,7 +300,17 @@ int kmsctl_run_paginated(const struct command *cmd, const struct globals *g, kms
     } else if (start != NULL) {
         /* The page the token points into is fetched again as it was: from its marker, with
          * the size it had (none: the service's). */
-        r = decode_token(cmd, p, json_string_value(start), &marker, &skip, &token_size);
+        kmsctl_paging_token t;
+        if (!json_is_string(start) ||
+            kmsctl_paging_token_decode(p->input_token, json_string_value(start), &t) != 0) {
+            r = kmsctl_usage_error(cmd, "argument --starting-token: not a NextToken this command "
+                                        "printed (pass back the NextToken of a --max-items "
+                                        "output)");
+        } else {
+            marker = t.marker;
+            skip = t.skip;
+            token_size = t.page_size; /* both now owned here */
+        }
         if (r == KMSCTL_EXIT_OK && token_size == NULL) {
             json_object_del(request, p->limit_key);
         }
