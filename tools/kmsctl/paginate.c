@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "kmsctl.h"
 #include "paging_token.h"
 
