@@ -27,6 +27,11 @@ typedef enum kms_policy_kind {
     KMS_POLICY_TRUST,    /* role trust policy: 4,096 */
 } kms_policy_kind;
 
+/* OR'ed into a kind by the policy simulators: what AWS's simulator accepts and evaluates though
+ * IAM's validation refuses it is accepted, and matches nothing: a statement of a resource-based
+ * policy without Principal, an action with nothing after its service prefix. */
+#define KMS_POLICY_AS_SIMULATED 0x100
+
 typedef struct kms_policy kms_policy;
 
 /* Parses and compiles doc (len bytes, need not be NUL-terminated). label names the policy in

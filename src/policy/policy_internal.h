@@ -257,6 +257,7 @@ typedef struct pol_stmt {
 struct kms_policy {
     char *label;
     kms_policy_kind kind;
+    bool simulated; /* compiled with KMS_POLICY_AS_SIMULATED */
     bool variables; /* Version 2012-10-17 */
     pol_stmt *stmts;
     size_t nstmts;

@@ -102,20 +102,23 @@ static const char *string_list_get(json_t *v, size_t i)
     return json_string_value(json_is_string(v) ? v : json_array_get(v, i));
 }
 
-/* "*" or "service:action", wildcards allowed (IAM JSON policy elements: Action). */
-static bool action_valid(const char *a)
+/* "*" or "service:action" (IAM JSON policy elements: Action): a service prefix of letters,
+ * digits, '-' and wildcards, then any text, as IAM accepts it; text no action name holds (a
+ * comma, a space, a second colon) just matches nothing, and a NotAction of it everything. Empty
+ * text only where the simulators accept it (simulated). */
+static bool action_valid(const char *a, bool simulated)
 {
     if (strcmp(a, "*") == 0) {
         return true;
     }
     const char *colon = strchr(a, ':');
-    if (colon == NULL || colon == a || colon[1] == '\0' || strchr(colon + 1, ':') != NULL) {
+    if (colon == NULL || colon == a || (colon[1] == '\0' && !simulated)) {
         return false;
     }
-    for (const char *p = a; *p != '\0'; p++) {
+    for (const char *p = a; p < colon; p++) {
         unsigned char c = (unsigned char)*p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '*' || c == '?' || c == ':' || c == '.';
+                  c == '-' || c == '*' || c == '?';
         if (!ok) {
             return false;
         }
@@ -123,7 +126,7 @@ static bool action_valid(const char *a)
     return true;
 }
 
-static int compile_actions(const char *path, json_t *v, pol_stmt *st)
+static int compile_actions(const char *path, json_t *v, bool simulated, pol_stmt *st)
 {
     size_t n = 0;
     KMS_GUARD(string_list_size(path, v, &n));
@@ -131,7 +134,7 @@ static int compile_actions(const char *path, json_t *v, pol_stmt *st)
     KMS_ENSURE(st->actions != NULL, KMS_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *a = string_list_get(v, i);
-        KMS_ENSURE(action_valid(a), KMS_ERR_MALFORMED_POLICY,
+        KMS_ENSURE(action_valid(a, simulated), KMS_ERR_MALFORMED_POLICY,
                    "%s: Action '%s' is invalid: actions must be \"*\" or prefaced by a vendor, "
                    "e.g., kms:Decrypt, iam:*",
                    path, a);
@@ -375,7 +378,9 @@ static int compile_stmt(const char *path, json_t *obj, const kms_policy *pol, po
     json_t *prin = e.principal != NULL ? e.principal : e.not_principal;
     KMS_ENSURE(e.principal == NULL || e.not_principal == NULL, KMS_ERR_MALFORMED_POLICY,
                "%s: Principal and NotPrincipal cannot both be present", path);
-    if (kind_resource_based(pol->kind)) {
+    if (kind_resource_based(pol->kind) && prin == NULL && pol->simulated) {
+        st->pmode = PRIN_MODE_NONE; /* evaluated, grants nobody (policy_eval.c) */
+    } else if (kind_resource_based(pol->kind)) {
         KMS_ENSURE(prin != NULL, KMS_ERR_MALFORMED_POLICY, "%s: Missing required field Principal",
                    path);
         snprintf(sub, sizeof sub, "%s.%s", path, e.principal ? "Principal" : "NotPrincipal");
@@ -392,7 +397,7 @@ static int compile_stmt(const char *path, json_t *obj, const kms_policy *pol, po
                "%s: Missing required field Action", path);
     st->not_action = e.not_action != NULL;
     snprintf(sub, sizeof sub, "%s.%s", path, st->not_action ? "NotAction" : "Action");
-    KMS_GUARD(compile_actions(sub, st->not_action ? e.not_action : e.action, st));
+    KMS_GUARD(compile_actions(sub, st->not_action ? e.not_action : e.action, pol->simulated, st));
 
     KMS_ENSURE(e.resource == NULL || e.not_resource == NULL, KMS_ERR_MALFORMED_POLICY,
                "%s: Resource and NotResource cannot both be present", path);
@@ -479,6 +484,8 @@ int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const 
     int r = -1;
     json_t *root = NULL;
     kms_policy *pol = NULL;
+    bool simulated = ((unsigned)kind & KMS_POLICY_AS_SIMULATED) != 0;
+    kind = (kms_policy_kind)((unsigned)kind & ~(unsigned)KMS_POLICY_AS_SIMULATED);
     kms_error_clear();
     if (out == NULL || (doc == NULL && len > 0) || kind_limit(kind) == 0) {
         return kms_raise(KMS_ERR_VALIDATION, "kms_policy_compile: bad arguments");
@@ -504,6 +511,7 @@ int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const 
         goto out;
     }
     pol->kind = kind;
+    pol->simulated = simulated;
     if (compile_top(root, pol) != 0) {
         goto out;
     }

@@ -62,7 +62,8 @@ static int compile_doc(sim *s, json_t *doc, const char *member, kms_policy_kind 
         len = strlen(dumped);
     }
     kms_policy *p = NULL;
-    int r = kms_policy_compile(text, len, kind, label, &p);
+    int r =
+        kms_policy_compile(text, len, (kms_policy_kind)(kind | KMS_POLICY_AS_SIMULATED), label, &p);
     free(dumped);
     if (r != 0) {
         if (kms_last_error() == KMS_ERR_MALFORMED_POLICY) {

@@ -534,6 +534,86 @@ static void test_evaluate_resource_grant(void **state)
     kms_policy_free(rp);
 }
 
+/* Documents IAM accepts though they are odd (issue 18): an action with any text after its
+ * service prefix is valid and matches nothing that text does not name (a NotAction of it,
+ * everything); nothing after the prefix, and a resource-policy statement without Principal, are
+ * accepted only by the simulators (KMS_POLICY_AS_SIMULATED), and match nothing. */
+static void test_odd_documents(void **state)
+{
+    (void)state;
+    kms_policy *p = NULL;
+    static const char *const odd_actions[] = {"kms:Encrypt,kms:Decrypt", "kms: Decrypt",
+                                              "kms:Decrypt ", "kms:a:b"};
+    for (size_t i = 0; i < sizeof odd_actions / sizeof odd_actions[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                 "\"Action\":\"%s\",\"Resource\":\"*\"}]}",
+                 odd_actions[i]);
+        kms_policy *id = compile(doc, KMS_POLICY_IDENTITY, "Odd");
+        kms_policy *kp = compile(DEFAULT_KEY_POLICY, KMS_POLICY_KEY, "KeyPolicy");
+        const kms_policy *ids[] = {id};
+        kms_eval_input in = alice_decrypt();
+        in.identity = (kms_policy_list){ids, 1};
+        in.key_policy = true;
+        in.resource_policy = kp;
+        kms_eval_result r;
+        assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+        kms_policy_free(id);
+        /* The same as NotAction: every action is outside it, kms:Decrypt too. */
+        snprintf(doc, sizeof doc,
+                 "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                 "\"NotAction\":\"%s\",\"Resource\":\"*\"}]}",
+                 odd_actions[i]);
+        id = compile(doc, KMS_POLICY_IDENTITY, "OddNot");
+        ids[0] = id;
+        assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_ALLOWED);
+        kms_policy_free(id);
+        kms_policy_free(kp);
+    }
+    static const char empty_action[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"kms:\","
+        "\"Resource\":\"*\"}]}";
+    assert_int_equal(
+        kms_policy_compile(empty_action, strlen(empty_action), KMS_POLICY_IDENTITY, "Empty", &p),
+        -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_MALFORMED_POLICY);
+    assert_int_equal(kms_policy_compile(",kms:Decrypt", 0, KMS_POLICY_IDENTITY, "x", &p), -1);
+    static const char no_service[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+        "\"k ms:Decrypt\",\"Resource\":\"*\"}]}";
+    assert_int_equal(
+        kms_policy_compile(no_service, strlen(no_service), KMS_POLICY_IDENTITY, "Space", &p), -1);
+    kms_policy *sim =
+        compile(empty_action, (kms_policy_kind)(KMS_POLICY_IDENTITY | KMS_POLICY_AS_SIMULATED),
+                "EmptySimulated");
+    kms_policy *kp = compile(DEFAULT_KEY_POLICY, KMS_POLICY_KEY, "KeyPolicy");
+    const kms_policy *sims[] = {sim};
+    kms_eval_input in = alice_decrypt();
+    in.identity = (kms_policy_list){sims, 1};
+    in.key_policy = true;
+    in.resource_policy = kp;
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(sim);
+    kms_policy_free(kp);
+    /* A key policy statement without Principal: KMS refuses it; the simulator takes it, and it
+     * grants nobody. */
+    static const char no_principal[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"kms:*\","
+        "\"Resource\":\"*\"}]}";
+    assert_int_equal(
+        kms_policy_compile(no_principal, strlen(no_principal), KMS_POLICY_KEY, "K", &p), -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_MALFORMED_POLICY);
+    kp = compile(no_principal, (kms_policy_kind)(KMS_POLICY_KEY | KMS_POLICY_AS_SIMULATED),
+                 "KeySimulated");
+    in = alice_decrypt();
+    in.resource_policy = kp;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_false(r.resource_allowed);
+    kms_policy_free(kp);
+}
+
 /* A service principal is matched by "Principal": {"Service": ...} only. */
 static void test_evaluate_service_principal(void **state)
 {
@@ -838,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_scp_flags),
         cmocka_unit_test(test_evaluate_boundary_session_flags),
         cmocka_unit_test(test_evaluate_resource_grant),
+        cmocka_unit_test(test_odd_documents),
         cmocka_unit_test(test_evaluate_service_principal),
         cmocka_unit_test(test_evaluate_matches),
         cmocka_unit_test(test_context),
