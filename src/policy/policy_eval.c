@@ -28,6 +28,7 @@
  *      policies"; a statement naming the principal allows on its own.
  * Nothing here allocates. */
 #include <string.h>
+#include <strings.h>
 
 #include "policy/policy_internal.h"
 
@@ -314,6 +315,62 @@ static bool scan_scps(const kms_eval_input *in, const request *rq, scan *all)
     return every_level;
 }
 
+/* ---- Service-specific rules (IAM User Guide and the services' API references) ---------------- */
+
+static bool action_is(const char *action, const char *const *names)
+{
+    for (size_t i = 0; names[i] != NULL; i++) {
+        if (strcasecmp(action, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* STS API reference, GetCallerIdentity: "No permissions are required to perform this
+ * operation", even under an explicit Deny. */
+static bool always_allowed(const char *action)
+{
+    static const char *const names[] = {"sts:GetCallerIdentity", NULL};
+    return action_is(action, names);
+}
+
+/* AWS managed policies (arn:aws:iam::aws:policy/...) are readable by every principal. */
+static bool public_read(const char *action, const char *resource)
+{
+    static const char *const names[] = {"iam:GetPolicy",
+                                        "iam:GetPolicyVersion",
+                                        "iam:ListPolicyVersions",
+                                        "iam:ListEntitiesForPolicy",
+                                        "iam:ListPolicyTags",
+                                        "iam:GenerateServiceLastAccessedDetails",
+                                        NULL};
+    return strncmp(resource, "arn:aws:iam::aws:policy/", 24) == 0 && action_is(action, names);
+}
+
+/* No principal creates, changes or deletes a service-linked role (path /aws-service-role/) or
+ * an alias/aws/ alias: those belong to AWS services, whatever a policy says. */
+static bool reserved(const char *action, const char *resource)
+{
+    static const char *const alias_names[] = {"kms:CreateAlias", "kms:UpdateAlias",
+                                              "kms:DeleteAlias", NULL};
+    static const char *const verbs[] = {"Create", "Delete", "Update", "Put",  "Attach",
+                                        "Detach", "Tag",    "Untag",  "Pass", NULL};
+    if (strstr(resource, ":alias/aws/") != NULL && action_is(action, alias_names)) {
+        return true;
+    }
+    if (strstr(resource, ":role/aws-service-role/") == NULL ||
+        strncasecmp(action, "iam:", 4) != 0) {
+        return false;
+    }
+    for (size_t i = 0; verbs[i] != NULL; i++) {
+        if (strncasecmp(action + 4, verbs[i], strlen(verbs[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *result)
 {
     kms_eval_result local;
@@ -333,6 +390,13 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
     rq.resource_head = kms_policy_text_head(rq.resource, rq.resource_len, false);
     rq.ctx = in->ctx;
     const caller *c = &rq.who;
+    if (!rq.who.service && always_allowed(rq.action)) {
+        res->decision = KMS_DECISION_ALLOWED;
+        return res->decision;
+    }
+    if (reserved(rq.action, rq.resource)) {
+        return res->decision; /* implicit deny: no policy can allow it */
+    }
     bool cross = !c->service && in->resource_account != NULL && in->resource_account[0] != '\0' &&
                  strcmp(in->resource_account, c->account) != 0;
 
@@ -356,6 +420,11 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
     }
     if (!scp_ok) {
         res->scp_denied = true;
+        return res->decision;
+    }
+    if (!c->service && public_read(rq.action, rq.resource)) {
+        res->resource_allowed = true; /* as if its resource policy allowed everyone */
+        res->decision = KMS_DECISION_ALLOWED;
         return res->decision;
     }
 

@@ -614,6 +614,56 @@ static void test_odd_documents(void **state)
     kms_policy_free(kp);
 }
 
+/* Service-specific rules (issue 18): sts:GetCallerIdentity is allowed even under an explicit
+ * Deny; AWS managed policies are readable by everyone (an explicit Deny still wins); nobody
+ * creates or changes a service-linked role or an alias/aws/ alias, whatever a policy allows. */
+static void test_service_rules(void **state)
+{
+    (void)state;
+    kms_policy *deny_all =
+        compile("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Action\":\"*\","
+                "\"Resource\":\"*\"}]}",
+                KMS_POLICY_IDENTITY, "DenyAll");
+    kms_policy *allow_all = compile(FULL_ACCESS, KMS_POLICY_IDENTITY, "AllowAll");
+    const kms_policy *deny[] = {deny_all};
+    const kms_policy *allow[] = {allow_all};
+    kms_eval_input in = alice_decrypt();
+    in.action = "sts:GetCallerIdentity";
+    in.resource = "*";
+    in.identity = (kms_policy_list){deny, 1};
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    in.action = "sts:GetSessionToken";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_EXPLICIT_DENY);
+
+    in = alice_decrypt();
+    in.action = "iam:GetPolicyVersion";
+    in.resource = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    in.identity = (kms_policy_list){deny, 1};
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_EXPLICIT_DENY);
+    in.identity = (kms_policy_list){NULL, 0};
+    in.resource = "arn:aws:iam::111122223333:policy/Mine";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    in.resource = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+    in.action = "iam:DeletePolicy";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+
+    in = alice_decrypt();
+    in.identity = (kms_policy_list){allow, 1};
+    in.action = "iam:CreateRole";
+    in.resource = "arn:aws:iam::111122223333:role/aws-service-role/kms.amazonaws.com/x";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    in.action = "iam:GetRole";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    in.action = "kms:CreateAlias";
+    in.resource = "arn:aws:kms:us-east-1:111122223333:alias/aws/s3";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    in.resource = "arn:aws:kms:us-east-1:111122223333:alias/app";
+    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
+    kms_policy_free(deny_all);
+    kms_policy_free(allow_all);
+}
+
 /* A service principal is matched by "Principal": {"Service": ...} only. */
 static void test_evaluate_service_principal(void **state)
 {
@@ -919,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_boundary_session_flags),
         cmocka_unit_test(test_evaluate_resource_grant),
         cmocka_unit_test(test_odd_documents),
+        cmocka_unit_test(test_service_rules),
         cmocka_unit_test(test_evaluate_service_principal),
         cmocka_unit_test(test_evaluate_matches),
         cmocka_unit_test(test_context),
