@@ -90,9 +90,11 @@ assert_files_equal() {
 
 # ---- running kmsctl ----------------------------------------------------------------------------
 
-kms() { "$KMSCTL" --home "$HOME_DIR" "$@"; }
+# kms ARGS...: kmsctl on the test's home, as its default profile (without the AWS_ credential
+# variables a test may export for the aws CLI, which kmsctl would read as aws does).
+kms() { env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE "$KMSCTL" --home "$HOME_DIR" "$@"; }
 # kms_at DIR ARGS...: kmsctl on another home
-kms_at() { local h=$1; shift; "$KMSCTL" --home "$h" "$@"; }
+kms_at() { local h=$1; shift; env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE "$KMSCTL" --home "$h" "$@"; }
 
 # json_get PATH < JSON: print one member (dotted path, [i] indexes). Strings print raw; other
 # values (numbers, booleans, lists, objects) print as compact JSON with sorted keys; a missing
