@@ -139,6 +139,7 @@ typedef struct kms_eval_result {
     bool session_denied;   /* the session policy did not allow */
     bool resource_allowed; /* the resource policy alone allowed */
     bool identity_allowed; /* identity-based policies allowed */
+    bool reserved;         /* the resource belongs to an AWS service: no policy can allow it */
     size_t match_count;
     kms_eval_match matches[KMS_EVAL_MAX_MATCHES];
 } kms_eval_result;

@@ -395,6 +395,7 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
         return res->decision;
     }
     if (reserved(rq.action, rq.resource)) {
+        res->reserved = true;
         return res->decision; /* implicit deny: no policy can allow it */
     }
     bool cross = !c->service && in->resource_account != NULL && in->resource_account[0] != '\0' &&

@@ -306,6 +306,13 @@ static int refuse(const kms_request *rq, const char *action, const char *resourc
                          "explicit deny in %s",
                          who, action, resource, deny_source(rq->who, in, res));
     }
+    if (res->reserved) {
+        return kms_raise(KMS_ERR_ACCESS_DENIED,
+                         "User: %s is not authorized to perform: %s on resource: %s because it "
+                         "belongs to an AWS service (a service-linked role or an alias/aws/ "
+                         "alias): no policy can allow that",
+                         who, action, resource);
+    }
     const char *why = "no identity-based policy allows";
     bool resource_matched = false;
     for (size_t i = 0; i < res->match_count; i++) {

@@ -155,3 +155,10 @@ expect_usage_error "shorthand: a brace is not closed" kms create-grant --key-id 
     --operations Decrypt --constraints 'EncryptionContextSubset={app=orders'
 expect_usage_error "shorthand: expected KEY=VALUE" kms create-grant --key-id "$K" --grantee-principal "$CAROL_ARN" \
     --operations Decrypt --constraints 'EncryptionContextSubset={app}'
+
+# ---- what belongs to AWS services: no policy allows it --------------------------------------------
+expect_error AccessDeniedException 254 kms create-role --role-name slr --path /aws-service-role/ \
+    --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"kms.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+assert_contains "$ERR_MSG" "belongs to an AWS service" "a service-linked role path is refused to the administrator too, saying why"
+assert_eq "$(kms get-policy --policy-arn arn:aws:iam::aws:policy/AdministratorAccess --query Policy.PolicyName --output text)" \
+    AdministratorAccess "an AWS managed policy is readable"

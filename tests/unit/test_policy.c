@@ -652,7 +652,9 @@ static void test_service_rules(void **state)
     in.identity = (kms_policy_list){allow, 1};
     in.action = "iam:CreateRole";
     in.resource = "arn:aws:iam::111122223333:role/aws-service-role/kms.amazonaws.com/x";
-    assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_IMPLICIT_DENY);
+    kms_eval_result r;
+    assert_int_equal(kms_policy_evaluate(&in, &r), KMS_DECISION_IMPLICIT_DENY);
+    assert_true(r.reserved);
     in.action = "iam:GetRole";
     assert_int_equal(kms_policy_evaluate(&in, NULL), KMS_DECISION_ALLOWED);
     in.action = "kms:CreateAlias";
