@@ -356,19 +356,19 @@ static bool reserved(const char *action, const char *resource)
                                               "kms:DeleteAlias", NULL};
     static const char *const verbs[] = {"Create", "Delete", "Update", "Put",  "Attach",
                                         "Detach", "Tag",    "Untag",  "Pass", NULL};
-    if (strstr(resource, ":alias/aws/") != NULL && action_is(action, alias_names)) {
-        return true;
+    /* The action first: every request is evaluated, and most are neither (kms:Decrypt ...);
+     * the resource is searched only for the few actions that can touch such a resource. */
+    if (strncasecmp(action, "kms:", 4) == 0) {
+        return action_is(action, alias_names) && strstr(resource, ":alias/aws/") != NULL;
     }
-    if (strstr(resource, ":role/aws-service-role/") == NULL ||
-        strncasecmp(action, "iam:", 4) != 0) {
+    if (strncasecmp(action, "iam:", 4) != 0) {
         return false;
     }
-    for (size_t i = 0; verbs[i] != NULL; i++) {
-        if (strncasecmp(action + 4, verbs[i], strlen(verbs[i])) == 0) {
-            return true;
-        }
+    bool verb = false;
+    for (size_t i = 0; !verb && verbs[i] != NULL; i++) {
+        verb = strncasecmp(action + 4, verbs[i], strlen(verbs[i])) == 0;
     }
-    return false;
+    return verb && strstr(resource, ":role/aws-service-role/") != NULL;
 }
 
 kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *result)

@@ -20,4 +20,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
         }                                                                                          \
     } while (0)
 
+/* The input as a NUL-terminated string (malloc'd; NULL when out of memory): for parsers of text. */
+static inline char *fuzz_text(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (text != NULL) {
+        for (size_t i = 0; i < size; i++) {
+            text[i] = (char)data[i];
+        }
+        text[size] = '\0';
+    }
+    return text;
+}
+
 #endif

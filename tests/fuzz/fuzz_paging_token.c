@@ -18,12 +18,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (text == NULL) {
         return 0;
     }
-    memcpy(text, data, size);
-    text[size] = '\0';
     kmsctl_paging_token t, again;
     if (kmsctl_paging_token_decode("Marker", text, &t) == 0) {
         FUZZ_CHECK(json_is_string(t.marker) && t.skip >= 0);

@@ -19,12 +19,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (text == NULL) {
         return 0;
     }
-    memcpy(text, data, size);
-    text[size] = '\0';
     const char *why = NULL, *at = NULL;
     json_t *v = kmsctl_shorthand_parse(text, &why, &at);
     if (v == NULL) {
