@@ -56,6 +56,10 @@ assert_not_contains "$ERR_MSG" "file://" "a name that is no file goes to the ser
 kms_at "$TMP/a/b/c/home" init >/dev/null && ok "init makes the missing parents of a home"
 assert_eq "$(stat -c %a "$TMP/a" "$TMP/a/b" "$TMP/a/b/c" | tr '\n' ' ')" "700 700 700 " "each with mode 0700"
 kms_at "$TMP/a/b/c/home" create-key >/dev/null && ok "and the home works"
+mkdir "$TMP/kept"
+expect_error KMSHomeException 254 "$KMSCTL" --home "$TMP/kept/m/n/home" init --pkcs11-module /nonexistent.so
+[ ! -e "$TMP/kept/m" ] && [ -d "$TMP/kept" ] && ok "a refused init removes the parents it made, and only those" ||
+    fail "a refused init left $(ls -A "$TMP/kept")"
 expect_error KMSHomeException 254 "$KMSCTL" --home /proc/no-such-dir/home init
 assert_contains "$ERR_MSG" "cannot create the directories above /proc/no-such-dir/home" \
     "a parent that cannot be made is named"

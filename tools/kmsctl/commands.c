@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -144,29 +145,55 @@ static json_t *init_result(const char *home, const kms_init_options *o)
     return result;
 }
 
-/* mkdir -p of the directories above home (mode 0700 each; existing ones are left as they are),
- * so that `init` can make a home anywhere. 0, or -1 with errno set. */
-static int make_parents(const char *home)
+/* rmdir of the directories make_parents made: from deepest up to and including top. */
+static void remove_parents(const char *deepest, const char *top)
 {
     char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s", home) >= (int)sizeof path) {
+    snprintf(path, sizeof path, "%s", deepest);
+    for (;;) {
+        (void)rmdir(path);
+        char *last = strrchr(path, '/');
+        if (strcmp(path, top) == 0 || last == NULL || last == path) {
+            return;
+        }
+        *last = '\0';
+    }
+}
+
+/* mkdir -p of the directories above home (mode 0700 each; existing ones are left as they are),
+ * so that `init` can make a home anywhere. parent[] receives the directory above home and top[]
+ * the highest one made ("" when none was), for remove_parents if the init then fails. 0, or -1
+ * with errno set and nothing left made. */
+static int make_parents(const char *home, char parent[PATH_MAX], char top[PATH_MAX])
+{
+    parent[0] = top[0] = '\0';
+    if (snprintf(parent, PATH_MAX, "%s", home) >= PATH_MAX) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') {
-        path[--n] = '\0';
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') {
+        parent[--n] = '\0';
     }
-    char *last = strrchr(path, '/');
-    if (last == NULL || last == path) {
+    char *last = strrchr(parent, '/');
+    if (last == NULL || last == parent) {
+        parent[0] = '\0';
         return 0; /* relative to the current directory, or directly under / */
     }
     *last = '\0';
-    for (char *p = path + 1;; p++) {
+    for (char *p = parent + 1;; p++) {
         bool end = *p == '\0';
         if (*p == '/' || end) {
             *p = '\0';
-            if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            if (mkdir(parent, 0700) == 0 && top[0] == '\0') {
+                snprintf(top, PATH_MAX, "%s", parent);
+            } else if (errno != EEXIST && access(parent, F_OK) != 0) {
+                int err = errno;
+                if (top[0] != '\0') {
+                    remove_parents(parent, top); /* what this call made, above the failure */
+                }
+                top[0] = '\0';
+                errno = err;
                 return -1;
             }
             if (end) {
@@ -214,7 +241,8 @@ static int run_init(const struct command *cmd, const struct globals *g, json_t *
         root_pw[strcspn((char *)root_pw, "\r\n")] = '\0';
         o.root_password = (const char *)root_pw;
     }
-    if (make_parents(home) != 0) {
+    char parent[PATH_MAX], top[PATH_MAX];
+    if (make_parents(home, parent, top) != 0) {
         char message[PATH_MAX + 128];
         snprintf(message, sizeof message, "cannot create the directories above %s: %s", home,
                  strerror(errno));
@@ -223,6 +251,9 @@ static int run_init(const struct command *cmd, const struct globals *g, json_t *
     }
     if (kms_home_init(home, &o) != 0) {
         r = kmsctl_service_error();
+        if (top[0] != '\0') {
+            remove_parents(parent, top); /* a refused init leaves nothing behind */
+        }
         goto out;
     }
     result = init_result(home, &o);
