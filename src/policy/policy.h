@@ -101,6 +101,10 @@ typedef struct kms_eval_input {
     const char *principal_id;
     const char *principal_account; /* 12 digits; NULL for a service */
     bool service;
+    /* An unsigned request (principal_arn may be NULL): only "*" (or {"AWS": "*"}) and a
+     * NotPrincipal that does not list "*" name it; it has no identity-based policies, and no
+     * boundary, session policy or SCP applies to it. */
+    bool anonymous;
     const char *action;   /* "kms:Decrypt", any service */
     const char *resource; /* an ARN or "*" */
     /* The account that owns the resource; NULL or "" means the principal's own account. */
@@ -154,16 +158,15 @@ const char *kms_policy_statement_sid(const kms_policy *policy, size_t statement)
 
 /* ---- Simulation ------------------------------------------------------------------------------
  * The whole of `kmsctl simulate-custom-policy`: input is one JSON object
- *   {"principal": ARN, "action": "kms:Decrypt", "resource": ARN or "*",
- *    "resourceAccount": "111122223333" (optional; where the ARN names no account),
- *    "context": {KEY: "value" or ["v1", "v2"]},
- *    "identityPolicies": [DOC...], "resourcePolicy": DOC, "permissionsBoundary": DOC,
- *    "sessionPolicy": DOC, "serviceControlPolicies": [[DOC...] per level, root first],
- *    "keyPolicy": true (optional: resourcePolicy is a KMS key policy)}
- * where DOC is a policy document as a JSON object or as a string holding one. Absent members
- * mean no such policy. aws:PrincipalArn, aws:PrincipalAccount, aws:username and aws:userid are
- * derived from the principal unless the context gives them.
- * Output (malloc'd JSON): {"EvalActionName", "EvalResourceName", "EvalDecision": "allowed" |
+ *   {"principal": ARN (or "anonymous" or null: an unsigned request), "action": "kms:Decrypt",
+ * "resource": ARN or "*", "resourceAccount": "111122223333" (optional; where the ARN names no
+ * account), "context": {KEY: "value" or ["v1", "v2"]}, "identityPolicies": [DOC...],
+ * "resourcePolicy": DOC, "permissionsBoundary": DOC, "sessionPolicy": DOC,
+ * "serviceControlPolicies": [[DOC...] per level, root first], "keyPolicy": true (optional:
+ * resourcePolicy is a KMS key policy)} where DOC is a policy document as a JSON object or as a
+ * string holding one. Absent members mean no such policy. aws:PrincipalArn, aws:PrincipalAccount,
+ * aws:username and aws:userid are derived from the principal unless the context gives them. Output
+ * (malloc'd JSON): {"EvalActionName", "EvalResourceName", "EvalDecision": "allowed" |
  * "explicitDeny" | "implicitDeny", "MatchedStatements": [{"SourcePolicyId", "SourcePolicyType",
  * "Sid", "Effect"}...]}. Errors: KMS_ERR_VALIDATION naming the member,
  * KMS_ERR_MALFORMED_POLICY naming the policy and element. */

@@ -12,7 +12,8 @@
  *      present) allow too. How far a resource-policy grant is limited depends on what it names
  *      (Policy evaluation logic, "Evaluating identity-based policies with resource-based
  *      policies"; Session policies; Permissions boundaries, "Resource-based policies"):
- *        - a role session ARN (or "*" for a session): not limited by boundary or session policy;
+ *        - a role session ARN, a federated user's session ARN (or "*" for a session): not
+ *          limited by boundary or session policy;
  *        - an IAM user ARN: not limited by the boundary, limited by a session policy;
  *        - a role ARN: limited by the role's boundary and the session policy;
  *        - the account (root ARN or id): the account delegates to its IAM policies, so the
@@ -26,7 +27,14 @@
  *      policy, no access; identity-based policies count only where the key policy allows the
  *      account ("arn:aws:iam::ACCOUNT:root"), "Allows access to the AWS account and enables IAM
  *      policies"; a statement naming the principal allows on its own.
- * Nothing here allocates. */
+ *   6. The anonymous principal (an unsigned request) has no policies of its own and no SCP
+ *      restricts it: the resource-based policy alone decides, and only "*" (or a NotPrincipal
+ *      that does not list "*") names it.
+ *   7. An action that takes no resource ARN (kms:CreateKey, iam:ListUsers, ...; its request's
+ *      resource is "*"): "any actions that you list in the Action or NotAction element apply to
+ *      all resources" (IAM JSON policy elements: Resource), so Resource / NotResource do not
+ *      restrict a statement for it.
+ * The service-specific rules are in policy_services.c. Nothing here allocates. */
 #include <string.h>
 #include <strings.h>
 
@@ -46,8 +54,10 @@ typedef struct caller {
     const char *unique_id; /* AIDA... or AROA...:SESSION, "" when none */
     char account[13];
     bool service;
+    bool anonymous; /* an unsigned request: no account, no policies of its own */
     bool root;
-    bool session; /* arn:...:sts::A:assumed-role/... */
+    bool session;  /* an STS session: arn:...:sts::A:assumed-role/... or federated-user/... */
+    bool boundary; /* a permissions boundary applies to the caller */
 } caller;
 
 typedef struct scan {
@@ -64,6 +74,7 @@ typedef struct request {
     const char *resource;
     size_t resource_len;
     uint64_t resource_head;
+    bool any_resource; /* the action takes no resource ARN: Resource / NotResource do not apply */
     const kms_policy_ctx *ctx;
     kms_eval_result *res;
 } request;
@@ -100,6 +111,14 @@ static bool caller_init(const kms_eval_input *in, caller *c)
     c->role_arn = in->role_arn;
     c->unique_id = in->principal_id != NULL ? in->principal_id : "";
     c->service = in->service;
+    c->anonymous = in->anonymous;
+    c->boundary = in->boundary != NULL;
+    if (c->anonymous) {
+        c->arn = "";
+        c->role_arn = NULL;
+        c->unique_id = "";
+        return true;
+    }
     if (c->service) {
         return true;
     }
@@ -115,7 +134,8 @@ static bool caller_init(const kms_eval_input *in, caller *c)
     if (strncmp(c->arn, "arn:", 4) == 0) {
         c->root =
             arn_resource_is(c->arn, "iam:", "root") && strcmp(strrchr(c->arn, ':'), ":root") == 0;
-        c->session = arn_resource_is(c->arn, "sts:", "assumed-role/");
+        c->session = arn_resource_is(c->arn, "sts:", "assumed-role/") ||
+                     arn_resource_is(c->arn, "sts:", "federated-user/");
     }
     return true;
 }
@@ -210,8 +230,29 @@ static bool not_principal_excludes(const pol_stmt *st, const caller *c)
     return own && role && account;
 }
 
+/* IAM JSON policy elements: Principal, "All principals": "*" and {"AWS": "*"} name anonymous
+ * callers too, and nothing else does; a NotPrincipal therefore leaves them out only when it
+ * lists "*". */
+static unsigned anonymous_grant(const pol_stmt *st)
+{
+    bool any = false;
+    for (size_t i = 0; i < st->nprincipals; i++) {
+        any = any || st->principals[i].type == PRIN_ANY;
+    }
+    return (st->pmode == PRIN_MODE_NOT_PRINCIPAL) != any ? G_FULL : 0;
+}
+
 static unsigned stmt_grant(const pol_stmt *st, const caller *c)
 {
+    if (c->anonymous) {
+        return anonymous_grant(st);
+    }
+    /* Permissions boundaries (Important): "The NotPrincipal element with a Deny effect will
+     * always deny any IAM principal that has a permissions boundary policy attached, regardless
+     * of the values specified in the NotPrincipal element." */
+    if (st->pmode == PRIN_MODE_NOT_PRINCIPAL && st->deny && c->boundary && !c->service) {
+        return direct_grant(c);
+    }
     if (st->pmode == PRIN_MODE_NOT_PRINCIPAL) {
         return not_principal_excludes(st, c) ? 0 : direct_grant(c);
     }
@@ -232,7 +273,7 @@ static bool stmt_applies(const pol_stmt *st, const request *rq)
     if (hit == st->not_action) {
         return false;
     }
-    if (!st->no_resource) {
+    if (!st->no_resource && !rq->any_resource) {
         hit = false;
         for (size_t i = 0; i < st->nresources && !hit; i++) {
             hit = kms_policy_pattern_match_head(&st->resources[i], rq->ctx, rq->resource,
@@ -315,62 +356,6 @@ static bool scan_scps(const kms_eval_input *in, const request *rq, scan *all)
     return every_level;
 }
 
-/* ---- Service-specific rules (IAM User Guide and the services' API references) ---------------- */
-
-static bool action_is(const char *action, const char *const *names)
-{
-    for (size_t i = 0; names[i] != NULL; i++) {
-        if (strcasecmp(action, names[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* STS API reference, GetCallerIdentity: "No permissions are required to perform this
- * operation", even under an explicit Deny. */
-static bool always_allowed(const char *action)
-{
-    static const char *const names[] = {"sts:GetCallerIdentity", NULL};
-    return action_is(action, names);
-}
-
-/* AWS managed policies (arn:aws:iam::aws:policy/...) are readable by every principal. */
-static bool public_read(const char *action, const char *resource)
-{
-    static const char *const names[] = {"iam:GetPolicy",
-                                        "iam:GetPolicyVersion",
-                                        "iam:ListPolicyVersions",
-                                        "iam:ListEntitiesForPolicy",
-                                        "iam:ListPolicyTags",
-                                        "iam:GenerateServiceLastAccessedDetails",
-                                        NULL};
-    return strncmp(resource, "arn:aws:iam::aws:policy/", 24) == 0 && action_is(action, names);
-}
-
-/* No principal creates, changes or deletes a service-linked role (path /aws-service-role/) or
- * an alias/aws/ alias: those belong to AWS services, whatever a policy says. */
-static bool reserved(const char *action, const char *resource)
-{
-    static const char *const alias_names[] = {"kms:CreateAlias", "kms:UpdateAlias",
-                                              "kms:DeleteAlias", NULL};
-    static const char *const verbs[] = {"Create", "Delete", "Update", "Put",  "Attach",
-                                        "Detach", "Tag",    "Untag",  "Pass", NULL};
-    /* The action first: every request is evaluated, and most are neither (kms:Decrypt ...);
-     * the resource is searched only for the few actions that can touch such a resource. */
-    if (strncasecmp(action, "kms:", 4) == 0) {
-        return action_is(action, alias_names) && strstr(resource, ":alias/aws/") != NULL;
-    }
-    if (strncasecmp(action, "iam:", 4) != 0) {
-        return false;
-    }
-    bool verb = false;
-    for (size_t i = 0; !verb && verbs[i] != NULL; i++) {
-        verb = strncasecmp(action + 4, verbs[i], strlen(verbs[i])) == 0;
-    }
-    return verb && strstr(resource, ":role/aws-service-role/") != NULL;
-}
-
 kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *result)
 {
     kms_eval_result local;
@@ -378,8 +363,8 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
     memset(res, 0, sizeof *res);
     res->decision = KMS_DECISION_IMPLICIT_DENY;
     request rq = {.res = res};
-    if (in == NULL || in->principal_arn == NULL || in->action == NULL || in->resource == NULL ||
-        !caller_init(in, &rq.who)) {
+    if (in == NULL || (in->principal_arn == NULL && !in->anonymous) || in->action == NULL ||
+        in->resource == NULL || !caller_init(in, &rq.who)) {
         return res->decision;
     }
     rq.action = in->action;
@@ -388,22 +373,27 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
     rq.resource_len = strlen(in->resource);
     rq.action_head = kms_policy_text_head(rq.action, rq.action_len, true);
     rq.resource_head = kms_policy_text_head(rq.resource, rq.resource_len, false);
+    rq.any_resource =
+        strcmp(rq.resource, "*") == 0 && kms_policy_action_takes_no_resource(rq.action);
     rq.ctx = in->ctx;
     const caller *c = &rq.who;
-    if (!rq.who.service && always_allowed(rq.action)) {
+    /* An anonymous caller has no policies of its own and no SCP restricts it (Organizations:
+     * SCPs restrict the principals of member accounts): its resource policy alone decides. */
+    bool own_policies = !c->service && !c->anonymous;
+    if (own_policies && kms_policy_action_always_allowed(rq.action)) {
         res->decision = KMS_DECISION_ALLOWED;
         return res->decision;
     }
-    if (reserved(rq.action, rq.resource)) {
+    if (kms_policy_reserved(rq.action, rq.resource)) {
         res->reserved = true;
         return res->decision; /* implicit deny: no policy can allow it */
     }
-    bool cross = !c->service && in->resource_account != NULL && in->resource_account[0] != '\0' &&
+    bool cross = own_policies && in->resource_account != NULL && in->resource_account[0] != '\0' &&
                  strcmp(in->resource_account, c->account) != 0;
 
     scan id = {0}, rp = {0}, bnd = {0}, ses = {0}, scp = {0};
     bool scp_ok = true;
-    if (!c->service) {
+    if (own_policies) {
         /* A service principal has no identity-based policies and no SCPs apply to it. */
         scan_list(&in->identity, &rq, &id);
         scan_policy(in->boundary, &rq, false, &bnd);
@@ -423,7 +413,7 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
         res->scp_denied = true;
         return res->decision;
     }
-    if (!c->service && public_read(rq.action, rq.resource)) {
+    if (own_policies && kms_policy_public_read(rq.action, rq.resource)) {
         res->resource_allowed = true; /* as if its resource policy allowed everyone */
         res->decision = KMS_DECISION_ALLOWED;
         return res->decision;
@@ -431,19 +421,19 @@ kms_decision kms_policy_evaluate(const kms_eval_input *in, kms_eval_result *resu
 
     bool boundary_ok = c->root || in->boundary == NULL || bnd.allow;
     bool session_ok = c->root || in->session == NULL || ses.allow;
-    bool id_allow = !c->service && (c->root || id.allow);
+    bool id_allow = own_policies && (c->root || id.allow);
     bool id_side = id_allow && boundary_ok && session_ok;
     unsigned g = rp.grants;
     bool res_direct = (g & G_FULL) || ((g & G_SESSION_LIMITED) && session_ok) ||
                       ((g & G_ROLE) && boundary_ok && session_ok);
 
     res->identity_allowed = id_allow;
-    res->boundary_denied = !c->root && !c->service && in->boundary != NULL && !bnd.allow;
-    res->session_denied = !c->root && !c->service && in->session != NULL && !ses.allow;
+    res->boundary_denied = !c->root && own_policies && in->boundary != NULL && !bnd.allow;
+    res->session_denied = !c->root && own_policies && in->session != NULL && !ses.allow;
     res->resource_allowed = res_direct && !cross;
 
     bool allowed;
-    if (c->service) {
+    if (!own_policies) {
         allowed = res_direct;
     } else if (cross) {
         allowed = g != 0 && id_side;

@@ -263,4 +263,16 @@ struct kms_policy {
     size_t nstmts;
 };
 
+/* ---- Service-specific rules (policy_services.c) -----------------------------------------------
+ */
+/* sts:GetCallerIdentity: allowed to every signed caller, even under an explicit Deny. */
+bool kms_policy_action_always_allowed(const char *action);
+/* Reading an AWS managed policy (arn:aws:iam::aws:policy/...): allowed to every principal. */
+bool kms_policy_public_read(const char *action, const char *resource);
+/* Changing a service-linked role or an alias/aws/ alias: no policy can allow it. */
+bool kms_policy_reserved(const char *action, const char *resource);
+/* The action names no resource (kms:CreateKey, iam:ListUsers, ...): its request's resource is
+ * "*" and a statement for it applies whatever its Resource or NotResource element says. */
+bool kms_policy_action_takes_no_resource(const char *action);
+
 #endif

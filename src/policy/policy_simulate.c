@@ -162,6 +162,10 @@ static int ctx_default(sim *s, const char *key, const char *value)
  * request context would carry (AWS global condition context keys), unless the input gives them. */
 static int derive_principal(sim *s, const char *arn, kms_eval_input *in)
 {
+    if (arn == NULL || strcmp(arn, "anonymous") == 0) {
+        in->anonymous = true; /* an unsigned request: no aws:Principal* keys */
+        return 0;
+    }
     in->principal_arn = arn;
     if (strncmp(arn, "arn:", 4) != 0) {
         KMS_ENSURE(arn[0] != '\0' && strchr(arn, ':') == NULL && strchr(arn, '*') == NULL,
@@ -294,7 +298,9 @@ static int read_input(sim *s, json_t *root, kms_eval_input *in)
     json_t *resource = json_object_get(root, "resource");
     json_t *racct = json_object_get(root, "resourceAccount");
     json_t *keyp = json_object_get(root, "keyPolicy");
-    KMS_ENSURE(json_is_string(principal), KMS_ERR_VALIDATION, "principal: required, a string");
+    KMS_ENSURE(json_is_string(principal) || json_is_null(principal), KMS_ERR_VALIDATION,
+               "principal: required, an ARN, a service principal, or \"anonymous\" (or null) for "
+               "an unsigned request");
     KMS_ENSURE(json_is_string(action) && strchr(json_string_value(action), ':') != NULL,
                KMS_ERR_VALIDATION, "action: required, a string such as \"kms:Decrypt\"");
     KMS_ENSURE(resource == NULL || json_is_string(resource), KMS_ERR_VALIDATION,

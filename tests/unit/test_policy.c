@@ -44,6 +44,11 @@ static const char *const EVAL_FILES[] = {
     "kms_key_policy.json",
     "kms_conditions.json",
     "global_keys.json",
+    "anonymous.json",
+    "resource_star.json",
+    "boundaries_resource.json",
+    "sessions_resource.json",
+    "scp_more.json",
 };
 #define N_EVAL_FILES (sizeof EVAL_FILES / sizeof EVAL_FILES[0])
 
@@ -994,8 +999,13 @@ int main(void)
         CASE_FILE_TEST(12),
         CASE_FILE_TEST(13),
         CASE_FILE_TEST(14),
+        CASE_FILE_TEST(15),
+        CASE_FILE_TEST(16),
+        CASE_FILE_TEST(17),
+        CASE_FILE_TEST(18),
+        CASE_FILE_TEST(19),
         cmocka_unit_test(test_case_totals),
     };
-    _Static_assert(N_EVAL_FILES == 15, "one CASE_FILE_TEST per case file");
+    _Static_assert(N_EVAL_FILES == 20, "one CASE_FILE_TEST per case file");
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
