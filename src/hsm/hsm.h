@@ -66,6 +66,7 @@ typedef enum kms_hsm_key_type {
     KMS_HSM_RSA_2048_DECRYPT,
     KMS_HSM_RSA_3072_DECRYPT,
     KMS_HSM_RSA_4096_DECRYPT,
+    KMS_HSM_EC_SECP256K1, /* secp256k1 (SEC 2), signing */
 } kms_hsm_key_type;
 
 /* Generates a key of `type` labelled `label` inside the token. Least privilege: a private key

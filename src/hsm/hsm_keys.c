@@ -20,6 +20,8 @@ static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x0
 static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 /* secp521r1 (SEC 2 A.2.1, 1.3.132.0.35): CKA_EC_PARAMS as the DER OID; points of 2 x 66 bytes. */
 static const uint8_t oid_p521[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
+/* secp256k1 (SEC 2 2.4.1, 1.3.132.0.10), AWS KMS's ECC_SECG_P256K1. */
+static const uint8_t oid_secp256k1[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
 
 static const kms_hsm_key_spec key_specs[] = {
     {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0, false},
@@ -36,6 +38,8 @@ static const kms_hsm_key_spec key_specs[] = {
     {KMS_HSM_RSA_2048_DECRYPT, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, true},
     {KMS_HSM_RSA_3072_DECRYPT, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, true},
     {KMS_HSM_RSA_4096_DECRYPT, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, true},
+    {KMS_HSM_EC_SECP256K1, SPEC_EC, 0, oid_secp256k1, sizeof oid_secp256k1, "secp256k1", 32, 0, 0,
+     false},
 };
 
 const kms_hsm_key_spec *kms_hsm_key_spec_of(kms_hsm_key_type type)

@@ -104,11 +104,21 @@ static const kms_key_spec_info specs[] = {
      NULL,
      {"ECDSA_SHA_512"},
      {NULL}},
+    /* "Key spec reference", ECC_SECG_P256K1: "signing and verification only", ECDSA_SHA_256. */
+    {"ECC_SECG_P256K1",
+     KMS_HSM_EC_SECP256K1,
+     KMS_HSM_EC_SECP256K1,
+     "SIGN_VERIFY",
+     {"SIGN_VERIFY"},
+     NULL,
+     {"ECDSA_SHA_256"},
+     {NULL}},
 };
 
 static const char *const spec_names[] = {
-    "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256",      "HMAC_384",      "HMAC_512",      "RSA_2048",
-    "RSA_3072",          "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", NULL,
+    "SYMMETRIC_DEFAULT", "HMAC_224",        "HMAC_256", "HMAC_384",      "HMAC_512",
+    "RSA_2048",          "RSA_3072",        "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384",
+    "ECC_NIST_P521",     "ECC_SECG_P256K1", NULL,
 };
 
 static const kms_sig_alg_info sig_algs[] = {

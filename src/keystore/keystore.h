@@ -46,6 +46,24 @@ int kms_keystore_resolve(const kms_keystore *ks, const char *ref, bool allow_ali
 int kms_keystore_check_usable(const kms_keystore *ks, const kms_key_record *rec, const char *usage)
     __attribute__((warn_unused_result));
 
+/* ---- Data key pairs (data_key_pair.c) ---------------------------------------------------------
+ * A key pair for use outside the KMS: private_key is PKCS #8 PrivateKeyInfo DER in locked
+ * memory (wiped by kms_data_key_pair_clean_up), public_key DER SubjectPublicKeyInfo. */
+typedef struct kms_data_key_pair {
+    uint8_t *private_key;
+    size_t private_key_len;
+    uint8_t *public_key;
+    size_t public_key_len;
+} kms_data_key_pair;
+
+/* Whether spec is a KeyPairSpec this KMS makes (RSA_2048/3072/4096, ECC_NIST_P256/P384/P521,
+ * ECC_SECG_P256K1). */
+bool kms_keystore_data_key_pair_spec_valid(const char *spec);
+/* Makes a key pair of spec; ValidationException for another spec. */
+int kms_keystore_data_key_pair(const char *spec, kms_data_key_pair *out)
+    __attribute__((warn_unused_result));
+void kms_data_key_pair_clean_up(kms_data_key_pair *p);
+
 /* Creates a key: material in the HSM first, then its metadata (the key policy document with
  * it, stored as given); if the metadata cannot be written the material is destroyed again.
  * Fills *out. */

@@ -56,6 +56,8 @@ static bool read_only(const char *source, const char *name)
                                             "ReEncrypt",
                                             "GenerateDataKey",
                                             "GenerateDataKeyWithoutPlaintext",
+                                            "GenerateDataKeyPair",
+                                            "GenerateDataKeyPairWithoutPlaintext",
                                             "GenerateRandom",
                                             "Sign",
                                             "Verify",

@@ -160,6 +160,7 @@ static const struct {
     {"Operations", "kms:GrantOperations"},
     {"BypassPolicyLockoutSafetyCheck", "kms:BypassPolicyLockoutSafetyCheck"},
     {"KeySpec", "kms:KeySpec"},
+    {"KeyPairSpec", "kms:DataKeyPairSpec"},
     {"KeyUsage", "kms:KeyUsage"},
     {"Origin", "kms:KeyOrigin"},
     {"MultiRegion", "kms:MultiRegion"},

@@ -44,6 +44,9 @@ int kms_ops_crypto_decrypt(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_re_encrypt(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_generate_data_key(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_generate_data_key_without_plaintext(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_data_key_pair(kms_request *rq, json_t *req, json_t **resp);
+int kms_ops_crypto_generate_data_key_pair_without_plaintext(kms_request *rq, json_t *req,
+                                                            json_t **resp);
 int kms_ops_crypto_generate_random(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_sign(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp);

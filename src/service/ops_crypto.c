@@ -204,6 +204,22 @@ int kms_ops_crypto_decrypt_core(kms_request *rq, const char *key_ref, const char
     return decrypt_core(rq, key_ref, action, NULL, blob, blob_len, ctx, pt, arn, NULL);
 }
 
+int kms_ops_crypto_data_key_cmk(kms_request *rq, const char *key_ref, const char *action,
+                                const kms_encryption_context *ctx, kms_key_record *rec,
+                                char arn[KMS_ARN_MAX])
+{
+    KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
+    rq->enc_ctx = ctx;
+    KMS_GUARD(use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", rec, arn));
+    /* AWS KMS API reference, GenerateDataKey: "To generate a data key, specify the symmetric
+     * encryption KMS key". */
+    KMS_ENSURE(rec->public_key == NULL, KMS_ERR_INVALID_KEY_USAGE,
+               "%s is an asymmetric %s key; data keys are generated under symmetric encryption "
+               "keys only",
+               arn, rec->key_spec);
+    return 0;
+}
+
 int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, const char *action,
                                           size_t key_bytes, const kms_encryption_context *ctx,
                                           uint8_t **plaintext, kms_buf *blob, char arn[KMS_ARN_MAX])
@@ -219,17 +235,7 @@ int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, 
     if (arn == NULL) {
         arn = own;
     }
-    rq->enc_ctx = ctx;
-    if (use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn) != 0) {
-        goto out;
-    }
-    /* AWS KMS API reference, GenerateDataKey: "To generate a data key, specify the symmetric
-     * encryption KMS key". */
-    if (rec.public_key != NULL) {
-        kms_raise(KMS_ERR_INVALID_KEY_USAGE,
-                  "%s is an asymmetric %s key; data keys are generated under symmetric "
-                  "encryption keys only",
-                  arn, rec.key_spec);
+    if (kms_ops_crypto_data_key_cmk(rq, key_ref, action, ctx, &rec, arn) != 0) {
         goto out;
     }
     dk = kms_secure_alloc(key_bytes);

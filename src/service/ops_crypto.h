@@ -20,6 +20,12 @@ int kms_ops_crypto_decrypt_core(kms_request *rq, const char *key_ref, const char
                                 const uint8_t *blob, size_t blob_len,
                                 const kms_encryption_context *ctx, kms_buf *pt,
                                 char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
+/* The key a data key (or a data key pair's private key) is sealed under: resolves key_ref,
+ * authorises action, checks state and usage, and refuses an asymmetric key
+ * (InvalidKeyUsageException). The caller cleans up *rec. */
+int kms_ops_crypto_data_key_cmk(kms_request *rq, const char *key_ref, const char *action,
+                                const kms_encryption_context *ctx, kms_key_record *rec,
+                                char arn[KMS_ARN_MAX]) __attribute__((warn_unused_result));
 /* plaintext may be NULL (WithoutPlaintext); else it receives a sodium_malloc'd key. */
 int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, const char *action,
                                           size_t key_bytes, const kms_encryption_context *ctx,

@@ -134,7 +134,7 @@ int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
                "1 validation error detected: Value '%s' at 'keySpec' failed to satisfy "
                "constraint: Member must satisfy enum value set: [SYMMETRIC_DEFAULT, HMAC_224, "
                "HMAC_256, HMAC_384, HMAC_512, RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
-               "ECC_NIST_P384, ECC_NIST_P521]",
+               "ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1]",
                spec_name);
     if (usage == NULL) {
         usage = spec->default_usage;

@@ -312,7 +312,7 @@ static const struct opt_spec create_key_opts[] = {
     {"description", OPT_STRING, 0, "description of the key (up to 8192 characters)"},
     {"key-spec", OPT_STRING, 0,
      "SYMMETRIC_DEFAULT (default: AES-256), RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
-     "ECC_NIST_P384, ECC_NIST_P521, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
+     "ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
     {"key-usage", OPT_STRING, 0,
      "ENCRYPT_DECRYPT (default for symmetric keys), SIGN_VERIFY (RSA and ECC keys) or "
      "GENERATE_VERIFY_MAC (HMAC keys)"},
@@ -475,6 +475,16 @@ static const struct opt_spec data_key_opts[] = {
     O_KEY_ID,
     O_DATA_KEY_SPEC,
     O_NUMBER_OF_BYTES("data key"),
+    O_CONTEXT("encryption-context", "the"),
+    O_GRANT_TOKENS,
+    O_END,
+};
+
+static const struct opt_spec data_key_pair_opts[] = {
+    O_KEY_ID,
+    {"key-pair-spec", OPT_STRING, 0,
+     "RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or "
+     "ECC_SECG_P256K1"},
     O_CONTEXT("encryption-context", "the"),
     O_GRANT_TOKENS,
     O_END,
@@ -766,6 +776,22 @@ const struct command kmsctl_commands[] = {
      "Like generate-data-key, but returns only the encrypted data key (CiphertextBlob); decrypt\n"
      "it with kms-decrypt when the key is needed.",
      "kmsctl generate-data-key-without-plaintext --key-id alias/app --number-of-bytes 32"},
+    {"generate-data-key-pair", "GenerateDataKeyPair", kmsctl_run_operation, data_key_pair_opts,
+     "Generate a key pair, its private key in plaintext and encrypted",
+     "Returns a fresh RSA or EC key pair for use outside KMS: the public key (PublicKey, DER\n"
+     "SubjectPublicKeyInfo, base64), the private key in plaintext (PrivateKeyPlaintext, DER\n"
+     "PKCS #8, base64) and the private key encrypted under the symmetric KMS key\n"
+     "(PrivateKeyCiphertextBlob; kms-decrypt gives back the PKCS #8 DER).",
+     "kmsctl generate-data-key-pair --key-id alias/app --key-pair-spec ECC_NIST_P256 \\\n"
+     "    --output text --query PrivateKeyPlaintext | base64 -d \\\n"
+     "    | openssl pkey -inform DER -out private.pem"},
+    {"generate-data-key-pair-without-plaintext", "GenerateDataKeyPairWithoutPlaintext",
+     kmsctl_run_operation, data_key_pair_opts,
+     "Generate a key pair, its private key encrypted only",
+     "Like generate-data-key-pair, but without PrivateKeyPlaintext: the private key comes back\n"
+     "encrypted under the KMS key only; decrypt it with kms-decrypt when it is needed.",
+     "kmsctl generate-data-key-pair-without-plaintext --key-id alias/app \\\n"
+     "    --key-pair-spec RSA_2048 --output text --query PublicKey | base64 -d > public.der"},
     {"generate-random", "GenerateRandom", kmsctl_run_operation, random_opts,
      "Get random bytes from the HSM",
      "Returns random bytes from the HSM's generator as Plaintext (base64).",

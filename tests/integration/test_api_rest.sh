@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The rest of the KMS API (issue 19), the parts built so far: ECC_SECG_P256K1 signing keys and
+# data key pairs (GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext). Every signature,
+# key and private key is checked by OpenSSL, not by the KMS itself.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+init_home
+W="$TMP/w"
+mkdir "$W"
+printf 'a message to sign' >"$W/msg"
+
+# ---- ECC_SECG_P256K1 (secp256k1, ECDSA_SHA_256) -------------------------------------------------
+K1=$(create_key ECC_SECG_P256K1 SIGN_VERIFY)
+kms get-public-key --key-id "$K1" >"$W/k1.json"
+assert_eq "$(json_get SigningAlgorithms <"$W/k1.json")" '["ECDSA_SHA_256"]' "ECC_SECG_P256K1: SigningAlgorithms"
+assert_eq "$(json_get KeySpec <"$W/k1.json")" ECC_SECG_P256K1 "ECC_SECG_P256K1: KeySpec"
+json_get PublicKey <"$W/k1.json" | base64 -d >"$W/k1.der"
+assert_contains "$(openssl pkey -pubin -inform DER -in "$W/k1.der" -text -noout)" "secp256k1" \
+    "openssl reads the public key as a secp256k1 point"
+kms sign --key-id "$K1" --signing-algorithm ECDSA_SHA_256 --message "fileb://$W/msg" \
+    --output text --query Signature | base64 -d >"$W/k1.sig"
+openssl pkey -pubin -inform DER -in "$W/k1.der" -out "$W/k1.pem"
+openssl dgst -sha256 -verify "$W/k1.pem" -signature "$W/k1.sig" "$W/msg" >/dev/null &&
+    ok "openssl verifies an ECDSA_SHA_256 signature of an ECC_SECG_P256K1 key"
+assert_eq "$(kms verify --key-id "$K1" --signing-algorithm ECDSA_SHA_256 --message "fileb://$W/msg" \
+    --signature "fileb://$W/k1.sig" --query SignatureValid --output text)" True "and the KMS verifies it too"
+expect_error KMSInvalidSignatureException 254 kms verify --key-id "$K1" --signing-algorithm ECDSA_SHA_256 \
+    --message "fileb://$W/k1.der" --signature "fileb://$W/k1.sig"
+expect_error InvalidKeyUsageException 254 kms sign --key-id "$K1" --signing-algorithm ECDSA_SHA_384 \
+    --message "fileb://$W/msg"
+expect_error ValidationException 254 kms create-key --key-spec ECC_SECG_P256K1 --key-usage ENCRYPT_DECRYPT
+assert_contains "$(kms describe-key --key-id "$K1" --query KeyMetadata.SigningAlgorithms --output text)" \
+    ECDSA_SHA_256 "describe-key lists its signing algorithm"
+
+# ---- data key pairs --------------------------------------------------------------------------------
+SYM=$(create_key SYMMETRIC_DEFAULT)
+for spec in RSA_2048 ECC_NIST_P256 ECC_NIST_P384 ECC_NIST_P521 ECC_SECG_P256K1; do
+    kms generate-data-key-pair --key-id "$SYM" --key-pair-spec "$spec" \
+        --encryption-context purpose=test >"$W/pair.json"
+    assert_eq "$(json_get KeyPairSpec <"$W/pair.json")" "$spec" "$spec: KeyPairSpec"
+    assert_match "$(json_get KeyId <"$W/pair.json")" "^arn:aws:kms:.*:key/$SYM\$" "$spec: KeyId is the key's ARN"
+    json_get PrivateKeyPlaintext <"$W/pair.json" | base64 -d >"$W/priv.der"
+    json_get PublicKey <"$W/pair.json" | base64 -d >"$W/pub.der"
+    json_get PrivateKeyCiphertextBlob <"$W/pair.json" | base64 -d >"$W/priv.blob"
+    openssl pkey -inform DER -in "$W/priv.der" -out "$W/priv.pem" 2>/dev/null &&
+        ok "$spec: openssl opens the private key (PKCS #8 DER)"
+    assert_eq "$(openssl asn1parse -inform DER -in "$W/priv.der" | sed -n '2,3p' | awk '{print $NF}' | tr '\n' ' ')" \
+        ":00 SEQUENCE " "$spec: it is a PrivateKeyInfo (version 0, then the AlgorithmIdentifier)"
+    assert_eq "$(openssl pkey -in "$W/priv.pem" -pubout -outform DER | base64 -w0)" "$(base64 -w0 <"$W/pub.der")" \
+        "$spec: PublicKey is the DER SubjectPublicKeyInfo of the private key"
+    kms kms-decrypt --ciphertext-blob "fileb://$W/priv.blob" --encryption-context purpose=test \
+        --output text --query Plaintext | base64 -d >"$W/priv.again"
+    assert_files_equal "$W/priv.again" "$W/priv.der" "$spec: PrivateKeyCiphertextBlob decrypts to the private key"
+done
+case_sig() {
+    openssl dgst -sha256 -sign "$W/priv.pem" -out "$W/pair.sig" "$W/msg" &&
+        openssl dgst -sha256 -verify <(openssl pkey -pubin -inform DER -in "$W/pub.der") \
+            -signature "$W/pair.sig" "$W/msg" >/dev/null
+}
+case_sig && ok "the last pair signs and verifies with openssl"
+kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_2048 >"$W/a.json"
+kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_2048 >"$W/b.json"
+assert_ne "$(json_get PublicKey <"$W/a.json")" "$(json_get PublicKey <"$W/b.json")" "each call makes a new pair"
+# The trail: a read, the pair spec recorded, no key material in the record (the last call).
+kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=GenerateDataKeyPair \
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text >"$W/event.json"
+assert_eq "$(json_get readOnly <"$W/event.json")" true "GenerateDataKeyPair is recorded as a read"
+assert_eq "$(json_get requestParameters.keyPairSpec <"$W/event.json")" RSA_2048 "with its keyPairSpec"
+assert_eq "$("$PY" -c 'import json,sys; e=json.load(sys.stdin); print("responseElements" in e, e["responseElements"])' <"$W/event.json")" \
+    "True None" "and responseElements null"
+assert_not_contains "$(cat "$W/event.json")" "$(json_get PrivateKeyPlaintext <"$W/b.json" | head -c 40)" \
+    "the private key is not in the record"
+json_get PublicKey <"$W/a.json" | base64 -d | openssl pkey -pubin -inform DER -text -noout >"$W/rsa.txt"
+assert_contains "$(cat "$W/rsa.txt")" "(2048 bit)" "RSA_2048 is a 2048-bit RSA key"
+
+kms generate-data-key-pair-without-plaintext --key-id "$SYM" --key-pair-spec ECC_NIST_P256 >"$W/np.json"
+assert_eq "$(json_get PrivateKeyPlaintext <"$W/np.json")" "<missing>" "WithoutPlaintext: no PrivateKeyPlaintext"
+json_get PrivateKeyCiphertextBlob <"$W/np.json" | base64 -d >"$W/np.blob"
+kms kms-decrypt --ciphertext-blob "fileb://$W/np.blob" --output text --query Plaintext | base64 -d >"$W/np.der"
+assert_eq "$(openssl pkey -inform DER -in "$W/np.der" -pubout -outform DER | base64 -w0)" \
+    "$(json_get PublicKey <"$W/np.json")" "WithoutPlaintext: the decrypted private key belongs to PublicKey"
+
+# Refusals: each exact, and none makes anything.
+HMAC=$(create_key HMAC_256 GENERATE_VERIFY_MAC)
+before=$(home_digest "$HOME_DIR")
+expect_error ValidationException 254 kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_1024
+assert_contains "$ERR_MSG" "Member must satisfy enum value set: [RSA_2048" "an unknown KeyPairSpec names the valid ones"
+expect_error ValidationException 254 kms generate-data-key-pair --key-id "$SYM"
+expect_error UnsupportedOperationException 254 kms generate-data-key-pair --key-id "$SYM" --key-pair-spec SM2
+expect_error InvalidKeyUsageException 254 kms generate-data-key-pair --key-id "$K1" --key-pair-spec ECC_NIST_P256
+expect_error NotFoundException 254 kms generate-data-key-pair --key-id alias/none --key-pair-spec ECC_NIST_P256
+expect_error InvalidKeyUsageException 254 kms generate-data-key-pair --key-id "$HMAC" --key-pair-spec ECC_NIST_P256
+assert_home_unchanged "$before" "$HOME_DIR" "the refused calls changed nothing"
+kms disable-key --key-id "$SYM"
+expect_error DisabledException 254 kms generate-data-key-pair-without-plaintext --key-id "$SYM" --key-pair-spec ECC_NIST_P256
+kms enable-key --key-id "$SYM"
+
