@@ -167,8 +167,8 @@ static int check_members(const kms_op *op, json_t *req)
     }
     KMS_GUARD(kms_ops_grants_tokens_check(req));
     json_t *dry = json_object_get(req, "DryRun");
-    KMS_ENSURE(dry == NULL || json_is_false(dry), KMS_ERR_UNSUPPORTED_OPERATION,
-               "DryRun is not supported yet");
+    KMS_ENSURE(dry == NULL || json_is_boolean(dry), KMS_ERR_VALIDATION,
+               "DryRun must be true or false");
     return 0;
 }
 
@@ -203,6 +203,7 @@ int kms_dispatch_call(kms_client *client, const char *operation, const char *req
         goto out;
     }
     rq.req = req;
+    rq.dry_run = json_is_true(json_object_get(req, "DryRun"));
     if (op->handler(&rq, req, &resp) != 0) {
         goto out;
     }

@@ -385,6 +385,14 @@ static int new_context(const kms_request *rq, const char *action, const kms_key_
     return 0;
 }
 
+int kms_gate_dry_run(const kms_request *rq)
+{
+    KMS_ENSURE(!rq->dry_run || !rq->authorized, KMS_ERR_DRY_RUN,
+               "The request would have succeeded, but the DryRun option is set.");
+    KMS_ENSURE(!rq->dry_run, KMS_ERR_INTERNAL, "a dry run reached its action unauthorised");
+    return 0;
+}
+
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
 {
     char account[13];

@@ -37,6 +37,9 @@ typedef struct kms_request {
     const char *operation; /* "Encrypt" */
     const char *action;    /* "kms:Encrypt" */
     bool authorized;
+    /* DryRun: the request is authorised and checked, then answered DryRunOperationException
+     * just before it would act (kms_gate_dry_run). */
+    bool dry_run;
     kms_principal_snapshot *who; /* the authenticated caller and its compiled policies */
     /* What the request says, for condition keys (kms:EncryptionContext:..., kms:RequestAlias):
      * the JSON request of kms_call (NULL in the typed API), the encryption context the core
@@ -98,6 +101,9 @@ int kms_gate_begin_service(kms_request *rq, kms_client *client, const char *oper
     __attribute__((warn_unused_result));
 int kms_gate_authorize_service(kms_request *rq, const char *action, const char *key_arn)
     __attribute__((warn_unused_result));
+/* DryRun (KMS API reference): 0 when the request is not a dry run; else, the request having
+ * been authorised and checked, -1 with DryRunOperationException, before it acts. */
+int kms_gate_dry_run(const kms_request *rq) __attribute__((warn_unused_result));
 /* Decides whether the caller may perform rq->action on resource_arn ("*" for none). */
 int kms_gate_authorize(kms_request *rq, const char *action, const char *resource_arn)
     __attribute__((warn_unused_result));

@@ -87,7 +87,8 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
         arn = own;
     }
     KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
-    KMS_ENSURE(pt_len >= 1, KMS_ERR_VALIDATION, "Plaintext must not be empty");
+    /* A dry run of ReEncrypt decrypts nothing: its plaintext is empty here. */
+    KMS_ENSURE(pt_len >= 1 || rq->dry_run, KMS_ERR_VALIDATION, "Plaintext must not be empty");
     rq->enc_ctx = ctx;
     int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn);
     if (r == 0) {
@@ -95,9 +96,12 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
     }
     if (r == 0 && rsa != NULL) {
         r = no_context_for_rsa(ctx, arn);
-        if (r == 0) {
-            r = kms_keystore_rsa_encrypt(&rq->client->keystore, &rec, rsa, pt, pt_len, blob);
-        }
+    }
+    if (r == 0) {
+        r = kms_gate_dry_run(rq);
+    }
+    if (r == 0 && rsa != NULL) {
+        r = kms_keystore_rsa_encrypt(&rq->client->keystore, &rec, rsa, pt, pt_len, blob);
     } else if (r == 0) {
         r = kms_keystore_seal(&rq->client->keystore, &rec, pt, pt_len, ctx, blob);
     }
@@ -113,6 +117,13 @@ int kms_ops_crypto_encrypt_core(kms_request *rq, const char *key_ref, const char
                                 kms_buf *blob, char arn[KMS_ARN_MAX])
 {
     return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
+}
+
+/* A dry run of Decrypt ends before the decryption; one of ReEncrypt goes on, without
+ * decrypting, to authorise and check its destination (encrypt_core). */
+static int dry_run_decrypt(const kms_request *rq, const char *action)
+{
+    return strcmp(action, "kms:ReEncryptFrom") == 0 ? 0 : kms_gate_dry_run(rq);
 }
 
 /* Decrypt's core. A KeyId that names an RSA encryption key takes the RSA path before anything
@@ -145,8 +156,11 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
             if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
                 kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
                 check_alg_for_key(&rec, arn, alg, &rsa) != 0 || no_context_for_rsa(ctx, arn) != 0 ||
-                kms_keystore_rsa_decrypt(&rq->client->keystore, &rec, rsa, blob, blob_len, pt) !=
-                    0) {
+                dry_run_decrypt(rq, action) != 0) {
+                goto out;
+            }
+            if (!rq->dry_run && kms_keystore_rsa_decrypt(&rq->client->keystore, &rec, rsa, blob,
+                                                         blob_len, pt) != 0) {
                 goto out;
             }
             goto done;
@@ -182,8 +196,8 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
     kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
     if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
         kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
-        check_alg_for_key(&rec, arn, alg, &rsa) != 0 ||
-        kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0) {
+        check_alg_for_key(&rec, arn, alg, &rsa) != 0 || dry_run_decrypt(rq, action) != 0 ||
+        (!rq->dry_run && kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0)) {
         goto out;
     }
 done:
@@ -217,7 +231,7 @@ int kms_ops_crypto_data_key_cmk(kms_request *rq, const char *key_ref, const char
                "%s is an asymmetric %s key; data keys are generated under symmetric encryption "
                "keys only",
                arn, rec->key_spec);
-    return 0;
+    return kms_gate_dry_run(rq);
 }
 
 int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, const char *action,
@@ -275,7 +289,8 @@ int kms_ops_crypto_sign_core(kms_request *rq, const char *key_ref, const uint8_t
                "KeyId and SigningAlgorithm are required");
     KMS_ENSURE(msg_len >= 1 && msg_len <= MAX_MESSAGE, KMS_ERR_VALIDATION,
                "Message must be between 1 and %d bytes", MAX_MESSAGE);
-    if (use_key(rq, key_ref, "kms:Sign", "SIGN_VERIFY", &rec, arn) != 0) {
+    if (use_key(rq, key_ref, "kms:Sign", "SIGN_VERIFY", &rec, arn) != 0 ||
+        kms_gate_dry_run(rq) != 0) {
         goto out;
     }
     r = kms_keystore_sign(&rq->client->keystore, &rec, msg, msg_len, message_type, algorithm, sig,
@@ -545,6 +560,7 @@ int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp)
         kms_request_blob(req, "Message", true, 1, MAX_MESSAGE, true, &msg, &msg_len) != 0 ||
         kms_request_blob(req, "Signature", true, 1, MAX_SIGNATURE, false, &sig, &sig_len) != 0 ||
         use_key(rq, key_id, "kms:Verify", "SIGN_VERIFY", &rec, arn) != 0 ||
+        kms_gate_dry_run(rq) != 0 ||
         kms_keystore_verify(&rq->client->keystore, &rec, msg, msg_len, type, alg_name, sig,
                             sig_len) != 0) {
         goto out;
@@ -634,7 +650,8 @@ static int mac_op(kms_request *rq, json_t *req, json_t **resp, bool verify)
         (verify && kms_request_blob(req, "Mac", true, 1, MAX_SIGNATURE, false, &expected,
                                     &expected_len) != 0) ||
         use_key(rq, key_id, verify ? "kms:VerifyMac" : "kms:GenerateMac", "GENERATE_VERIFY_MAC",
-                &rec, arn) != 0) {
+                &rec, arn) != 0 ||
+        kms_gate_dry_run(rq) != 0) {
         goto out;
     }
     if (verify) {

@@ -410,7 +410,7 @@ int kms_ops_grants_create(kms_request *rq, json_t *req, json_t **resp)
         read_operations(req, &g.operations, &with_context) != 0 ||
         read_constraints(req, with_context, &g.constraints) != 0 ||
         kms_ops_keys_resolve(rq, req, "KeyId", "kms:CreateGrant", &rec, arn) != 0 ||
-        within_parent_grant(rq, g.operations, g.constraints) != 0) {
+        within_parent_grant(rq, g.operations, g.constraints) != 0 || kms_gate_dry_run(rq) != 0) {
         goto out;
     }
     if (kms_keystore_random(&rq->client->keystore, token, sizeof token) != 0) {
@@ -637,7 +637,10 @@ int kms_ops_grants_retire(kms_request *rq, json_t *req, json_t **resp)
                   id->arn, g.grant_id, g.issuing_account);
     } else {
         rq->authorized = true;
-        r = kms_store_grant_delete(rq->client->store, g.grant_id);
+        r = kms_gate_dry_run(rq);
+        if (r == 0) {
+            r = kms_store_grant_delete(rq->client->store, g.grant_id);
+        }
     }
     kms_grant_record_clean_up(&g);
     return r;
@@ -661,7 +664,10 @@ int kms_ops_grants_revoke(kms_request *rq, json_t *req, json_t **resp)
         r = kms_raise(KMS_ERR_INVALID_GRANT_ID, "the key %s has no grant with GrantId %s", arn,
                       grant_id);
     } else {
-        r = kms_store_grant_delete(rq->client->store, grant_id);
+        r = kms_gate_dry_run(rq);
+        if (r == 0) {
+            r = kms_store_grant_delete(rq->client->store, grant_id);
+        }
     }
     kms_grant_record_clean_up(&g);
     kms_key_record_clean_up(&rec);

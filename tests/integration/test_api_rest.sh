@@ -95,3 +95,81 @@ kms disable-key --key-id "$SYM"
 expect_error DisabledException 254 kms generate-data-key-pair-without-plaintext --key-id "$SYM" --key-pair-spec ECC_NIST_P256
 kms enable-key --key-id "$SYM"
 
+
+# ---- DryRun: authorised and checked, then DryRunOperationException, nothing done -------------------
+dry() { expect_error DryRunOperationException 254 kms "$@" --dry-run; }
+BLOB="$W/dry.blob"
+kms kms-encrypt --key-id "$SYM" --plaintext "fileb://$W/msg" --output text --query CiphertextBlob | base64 -d >"$BLOB"
+MK=$(create_key HMAC_256 GENERATE_VERIFY_MAC)
+kms sign --key-id "$K1" --signing-algorithm ECDSA_SHA_256 --message "fileb://$W/msg" --output text \
+    --query Signature | base64 -d >"$W/dry.sig"
+kms generate-mac --key-id "$MK" --mac-algorithm HMAC_SHA_256 --message "fileb://$W/msg" --output text \
+    --query Mac | base64 -d >"$W/dry.mac"
+GRANT=$(kms create-grant --key-id "$SYM" --grantee-principal "arn:aws:iam::111122223333:root" \
+    --retiring-principal "$(kms get-caller-identity --query Arn --output text)" --operations Decrypt \
+    --query GrantId --output text)
+before=$(home_digest "$HOME_DIR")
+dry kms-encrypt --key-id "$SYM" --plaintext "fileb://$W/msg"
+assert_eq "$ERR_MSG" "The request would have succeeded, but the DryRun option is set." "DryRun: AWS's message"
+dry kms-decrypt --ciphertext-blob "fileb://$BLOB"
+dry kms-re-encrypt --ciphertext-blob "fileb://$BLOB" --destination-key-id "$SYM"
+dry generate-data-key --key-id "$SYM" --key-spec AES_256
+dry generate-data-key-without-plaintext --key-id "$SYM" --number-of-bytes 16
+dry generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_4096
+dry generate-data-key-pair-without-plaintext --key-id "$SYM" --key-pair-spec ECC_NIST_P256
+dry sign --key-id "$K1" --signing-algorithm ECDSA_SHA_256 --message "fileb://$W/msg"
+dry verify --key-id "$K1" --signing-algorithm ECDSA_SHA_256 --message "fileb://$W/msg" --signature "fileb://$W/dry.sig"
+dry generate-mac --key-id "$MK" --mac-algorithm HMAC_SHA_256 --message "fileb://$W/msg"
+dry verify-mac --key-id "$MK" --mac-algorithm HMAC_SHA_256 --message "fileb://$W/msg" --mac "fileb://$W/dry.mac"
+dry create-grant --key-id "$SYM" --grantee-principal "arn:aws:iam::111122223333:root" --operations Encrypt
+dry revoke-grant --key-id "$SYM" --grant-id "$GRANT"
+dry retire-grant --key-id "$SYM" --grant-id "$GRANT"
+assert_eq "$(kms list-grants --key-id "$SYM" --output json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Grants"]))')" \
+    1 "the dry runs created, revoked and retired no grant"
+assert_home_unchanged "$before" "$HOME_DIR" "the dry runs changed nothing"
+# What would fail still fails, with its own exception: the checks come before the dry run.
+expect_error ValidationException 254 kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_1 --dry-run
+expect_error InvalidKeyUsageException 254 kms generate-data-key --key-id "$K1" --key-spec AES_256 --dry-run
+expect_error NotFoundException 254 kms kms-encrypt --key-id alias/none --plaintext "fileb://$W/msg" --dry-run
+kms disable-key --key-id "$MK"
+expect_error DisabledException 254 kms generate-mac --key-id "$MK" --mac-algorithm HMAC_SHA_256 --message "fileb://$W/msg" --dry-run
+kms enable-key --key-id "$MK"
+expect_error InvalidKeyUsageException 254 kms kms-re-encrypt --ciphertext-blob "fileb://$BLOB" --destination-key-id "$K1" --dry-run
+assert_contains "$ERR_MSG" "$K1" "a dry run of ReEncrypt checks its destination key too"
+kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CreateGrant --max-items 1 \
+    --query 'Events[0].CloudTrailEvent' --output text >"$W/dry-event.json"
+assert_eq "$(json_get errorCode <"$W/dry-event.json")" DryRunOperationException "a dry run is recorded with its errorCode"
+# Denied callers are denied, dry run or not.
+kms create-user --user-name dora >/dev/null
+out=$(kms create-access-key --user-name dora)
+DAK=$(json_get AccessKey.AccessKeyId <<<"$out")
+DSK=$(json_get AccessKey.SecretAccessKey <<<"$out")
+expect_error AccessDeniedException 254 env KMS_ACCESS_KEY_ID="$DAK" KMS_SECRET_ACCESS_KEY="$DSK" \
+    "$KMSCTL" --home "$HOME_DIR" kms-encrypt --key-id "$SYM" --plaintext "fileb://$W/msg" --dry-run
+# The data key pair through kmsd and the real aws CLI, and a dry run signed by curl.
+KMSD=${KMSD:-$(dirname "$KMSCTL")/kmsd}
+AWS=/usr/bin/aws
+if [ -x "$KMSD" ] && [ -x "$AWS" ]; then
+    PIDS=()
+    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
+    start_kmsd api "$HOME_DIR" --no-scheduler
+    creds() { awk -F' *= *' -v k="$1" '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1==k{print $2}' "$HOME_DIR/credentials"; }
+    awsk() {
+        env AWS_ACCESS_KEY_ID="$(creds aws_access_key_id)" AWS_SECRET_ACCESS_KEY="$(creds aws_secret_access_key)" \
+            AWS_DEFAULT_REGION=us-east-1 AWS_CA_BUNDLE="$HOME_DIR/kmsd-ca.pem" AWS_CONFIG_FILE=/dev/null \
+            AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER="" "$AWS" --endpoint-url "https://127.0.0.1:$PORT" "$@"
+    }
+    awsk kms generate-data-key-pair --key-id "$SYM" --key-pair-spec ECC_SECG_P256K1 --output json >"$W/aws-pair.json" 2>"$W/aws.err"
+    json_get PrivateKeyPlaintext <"$W/aws-pair.json" | base64 -d >"$W/aws-priv.der"
+    assert_eq "$(openssl pkey -inform DER -in "$W/aws-priv.der" -pubout -outform DER 2>/dev/null | base64 -w0)" \
+        "$(json_get PublicKey <"$W/aws-pair.json")" "aws kms generate-data-key-pair through kmsd: openssl opens the pair $(head -c 200 "$W/aws.err")"
+    # Debian's aws CLI (2.9) predates DryRun; curl's SigV4 sends it.
+    R=$(curl -sS -i --max-time 20 --cacert "$HOME_DIR/kmsd-ca.pem" "https://127.0.0.1:$PORT/" \
+        --aws-sigv4 "aws:amz:us-east-1:kms" --user "$(creds aws_access_key_id):$(creds aws_secret_access_key)" \
+        -H "X-Amz-Target: TrentService.GenerateDataKey" -H "Content-Type: application/x-amz-json-1.1" \
+        --data-binary "{\"KeyId\": \"$SYM\", \"KeySpec\": \"AES_256\", \"DryRun\": true}" 2>&1 || true)
+    assert_contains "$R" "HTTP/1.1 412" "DryRunOperationException is HTTP 412, as the KMS API reference says"
+    assert_contains "$R" '"__type":"DryRunOperationException"' "and names the exception"
+    kill -TERM "$PID"
+    wait "$PID" || true # before the home is removed
+fi

@@ -1039,7 +1039,7 @@ static void test_list_keys(void **state)
     assert_call_fails(KMS_ERR_VALIDATION, "ListKeys", "{\"Limit\":0}");
 }
 
-static void test_grant_tokens_and_dry_run_refused(void **state)
+static void test_grant_tokens_refused_dry_run_checked(void **state)
 {
     const char *key = new_key("SYMMETRIC_DEFAULT", NULL);
     /* A grant token CreateGrant could not have issued. */
@@ -1047,8 +1047,14 @@ static void test_grant_tokens_and_dry_run_refused(void **state)
                       "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"GrantTokens\":[\"x\"]}", key);
     assert_call_fails(KMS_ERR_VALIDATION, "Encrypt",
                       "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"GrantTokens\":\"x\"}", key);
-    assert_call_fails(KMS_ERR_UNSUPPORTED_OPERATION, "Encrypt",
+    /* DryRun (issue 19): authorised and checked, then DryRunOperationException; a DryRun that is
+     * not a boolean is malformed. */
+    assert_call_fails(KMS_ERR_DRY_RUN, "Encrypt",
                       "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"DryRun\":true}", key);
+    assert_call_fails(KMS_ERR_VALIDATION, "Encrypt",
+                      "{\"KeyId\":\"%s\",\"Plaintext\":\"AA==\",\"DryRun\":\"yes\"}", key);
+    assert_call_fails(KMS_ERR_NOT_FOUND, "Encrypt",
+                      "{\"KeyId\":\"alias/none\",\"Plaintext\":\"AA==\",\"DryRun\":true}");
 }
 
 /* A typed call's encryption context is compared with a grant's constraints as JSON text: one
@@ -1442,7 +1448,7 @@ int main(void)
         cmocka_unit_test(test_mac),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_list_keys),
-        cmocka_unit_test(test_grant_tokens_and_dry_run_refused),
+        cmocka_unit_test(test_grant_tokens_refused_dry_run_checked),
         cmocka_unit_test(test_grant_context_not_utf8),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_home_init_twice),

@@ -26,6 +26,10 @@
      "the KMS key expected to have encrypted the blob (" KEY_ID_HELP "); "                         \
      "IncorrectKeyException if another key did"}
 #define O_GRANT_TOKENS {"grant-tokens", OPT_LIST, 0, "grant tokens (space-separated list)"}
+#define O_DRY_RUN                                                                                  \
+    {"dry-run", OPT_BOOL, OPT_NO_FORM,                                                             \
+     "check that the call would succeed (authorised, key usable) without doing it: "              \
+     "DryRunOperationException if it would"}
 #define O_BYPASS_LOCKOUT                                                                           \
     {"bypass-policy-lockout-safety-check", OPT_BOOL, OPT_NO_FORM,                                  \
      "skip the check that the new policy still lets you change it later (risky)"}
@@ -377,6 +381,7 @@ static const struct opt_spec create_grant_opts[] = {
      "\"v\"}}' or EncryptionContextEquals"},
     {"name", OPT_STRING, 0, "a friendly name for the grant"},
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -400,11 +405,12 @@ static const struct opt_spec retire_grant_opts[] = {
     {"grant-token", OPT_STRING, 0, "the grant's token (or --key-id with --grant-id)"},
     {"key-id", OPT_STRING, 0, "the grant's KMS key (with --grant-id)"},
     {"grant-id", OPT_STRING, 0, "the grant's id"},
+    O_DRY_RUN,
     O_END,
 };
 
 static const struct opt_spec revoke_grant_opts[] = {
-    O_KEY_ID, {"grant-id", OPT_STRING, OPT_REQUIRED, "the grant's id"}, O_END};
+    O_KEY_ID, {"grant-id", OPT_STRING, OPT_REQUIRED, "the grant's id"}, O_DRY_RUN, O_END};
 
 static const struct opt_spec list_keys_opts[] = {O_LIMIT, O_MARKER, O_END};
 
@@ -445,6 +451,7 @@ static const struct opt_spec encrypt_opts[] = {
     O_CONTEXT("encryption-context", "the"),
     O_ENC_ALG("encryption-algorithm"),
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -455,6 +462,7 @@ static const struct opt_spec decrypt_opts[] = {
     O_CONTEXT("encryption-context", "the"),
     O_ENC_ALG("encryption-algorithm"),
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -468,6 +476,7 @@ static const struct opt_spec re_encrypt_opts[] = {
     O_ENC_ALG("source-encryption-algorithm"),
     O_ENC_ALG("destination-encryption-algorithm"),
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -477,6 +486,7 @@ static const struct opt_spec data_key_opts[] = {
     O_NUMBER_OF_BYTES("data key"),
     O_CONTEXT("encryption-context", "the"),
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -487,6 +497,7 @@ static const struct opt_spec data_key_pair_opts[] = {
      "ECC_SECG_P256K1"},
     O_CONTEXT("encryption-context", "the"),
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
@@ -496,7 +507,7 @@ static const struct opt_spec random_opts[] = {
 };
 
 static const struct opt_spec sign_opts[] = {
-    O_KEY_ID, O_MESSAGE, O_MESSAGE_TYPE, O_SIGNING_ALG, O_GRANT_TOKENS, O_END,
+    O_KEY_ID, O_MESSAGE, O_MESSAGE_TYPE, O_SIGNING_ALG, O_GRANT_TOKENS, O_DRY_RUN, O_END,
 };
 
 static const struct opt_spec verify_opts[] = {
@@ -506,11 +517,12 @@ static const struct opt_spec verify_opts[] = {
     {"signature", OPT_BLOB, OPT_REQUIRED, "the signature (blob: fileb://PATH or base64)"},
     O_SIGNING_ALG,
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 
 static const struct opt_spec generate_mac_opts[] = {
-    O_KEY_ID, O_MESSAGE, O_MAC_ALG, O_GRANT_TOKENS, O_END,
+    O_KEY_ID, O_MESSAGE, O_MAC_ALG, O_GRANT_TOKENS, O_DRY_RUN, O_END,
 };
 
 static const struct opt_spec verify_mac_opts[] = {
@@ -519,6 +531,7 @@ static const struct opt_spec verify_mac_opts[] = {
     O_MAC_ALG,
     {"mac", OPT_BLOB, OPT_REQUIRED, "the MAC to verify (blob: fileb://PATH or base64)"},
     O_GRANT_TOKENS,
+    O_DRY_RUN,
     O_END,
 };
 

@@ -26,11 +26,17 @@ static const struct {
     const char *name;
     int status;
 } error_statuses[] = {
-    {"KMSInternalException", 500},    {"DependencyTimeoutException", 500},
-    {"KeyUnavailableException", 500}, {"KMSAuditLogException", 500},
-    {"KMSHsmException", 500},         {"KMSHomeException", 500},
-    {"InternalFailure", 500},         {"ServiceUnavailable", 503},
+    {"KMSInternalException", 500},
+    {"DependencyTimeoutException", 500},
+    {"KeyUnavailableException", 500},
+    {"KMSAuditLogException", 500},
+    {"KMSHsmException", 500},
+    {"KMSHomeException", 500},
+    {"InternalFailure", 500},
+    {"ServiceUnavailable", 503},
     {"KMSNetworkException", 503},
+    /* The KMS API reference, "Common errors" of the operations that take DryRun. */
+    {"DryRunOperationException", 412},
 };
 
 int kmsd_error_status(const char *error_name)
