@@ -34,7 +34,7 @@ BUILD=$(cd "$(dirname "$KMSCTL")" && pwd)
 # ---- the script: README.md's shell blocks at their own line numbers -----------------------------
 SCRIPT="$TMP/readme.sh"
 BLOCKS="$TMP/readme.blocks" # one line a block: NUMBER<TAB>LINE<TAB>run|skip<TAB>FIRST LINE OR REASON
-"$PY" - "$README" "$BUILD" "$SCRIPT" "$BLOCKS" <<'PY'
+if "$PY" - "$README" "$BUILD" "$SCRIPT" "$BLOCKS" >"$TMP/untagged" <<'PY'
 import re, shlex, sys
 readme, build, script, listing = sys.argv[1:5]
 lines = open(readme, encoding="utf-8").read().split("\n")
@@ -44,6 +44,7 @@ skip_marker = re.compile(r"^\s*<!--\s*not-tested:\s*(.*?)\s*-->\s*$")
 build_word = re.compile(r"(?<![\w./$~-])build(?=/|\s|$|\))")
 out = [""] * len(lines)
 blocks = []
+untagged = []
 i = 0
 while i < len(lines):
     m = fence.match(lines[i])
@@ -53,11 +54,13 @@ while i < len(lines):
     indent, ticks, lang = m.group(1), m.group(2), m.group(3).lower()
     start = i
     j = i + 1
-    while j < len(lines) and not re.match(r"^\s*" + re.escape(ticks[0]) + "{%d,}\s*$" % len(ticks), lines[j]):
+    while j < len(lines) and not re.match(r"^\s*" + re.escape(ticks[0]) + r"{%d,}\s*$" % len(ticks), lines[j]):
         j += 1
     if j == len(lines):
         sys.exit("README.md line %d: a fence that never closes" % (start + 1))
     body = [l[len(indent):] if l.startswith(indent) else l for l in lines[start + 1:j]]
+    if lang == "":
+        untagged.append(start + 1)
     if lang in ("sh", "bash"):
         k = start - 1
         while k >= 0 and lines[k].strip() == "":
@@ -80,7 +83,18 @@ open(script, "w", encoding="utf-8").write("\n".join(out) + "\n")
 with open(listing, "w", encoding="utf-8") as f:
     for b in blocks:
         f.write("%d\t%d\t%s\t%s\n" % b)
+# A fence without a language could hide commands from this test: say which it is.
+for n in untagged:
+    print("README.md line %d: a fence without a language: ```sh or ```bash (run here), "
+          "```console or ```text (output, not run)" % n)
+sys.exit(1 if untagged else 0)
 PY
+then
+    ok "every fence of README.md names its language"
+else
+    [ -s "$TMP/untagged" ] || { fail "the blocks of $README could not be read"; exit 1; }
+    while read -r l; do fail "$l"; done <"$TMP/untagged"
+fi
 if grep -q "^[0-9]*	[0-9]*	run	" "$BLOCKS"; then
     ok "README.md: $(grep -c '	run	' "$BLOCKS") shell blocks to run, $(grep -c '	skip	' "$BLOCKS" || true) marked not-tested"
 else
