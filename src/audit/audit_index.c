@@ -113,7 +113,8 @@ static int token_decode(const char *token, int64_t *t, int64_t *seq)
 }
 
 /* The record line itself, read back from its segment; NULL if it cannot be read. */
-static json_t *read_record(const kms_audit_index *x, const char *segment, int64_t off, int64_t len)
+json_t *kms_audit_index_read_record(const kms_audit_index *x, const char *segment, int64_t off,
+                                    int64_t len)
 {
     if (segment == NULL || !kms_audit_index_segment_name(segment) || len < 0 ||
         (size_t)len > KMS_AUDIT_LINE_MAX) {
@@ -211,7 +212,8 @@ static int event_fields(const kms_audit_index *x, kms_db_stmt *ev, json_t *e)
 static int event_record(const kms_audit_index *x, kms_db_stmt *ev, json_t *e)
 {
     const char *segment = kms_db_column_is_null(ev, 8) ? NULL : kms_db_column_text(ev, 8);
-    json_t *line = read_record(x, segment, kms_db_column_int64(ev, 9), kms_db_column_int64(ev, 10));
+    json_t *line = kms_audit_index_read_record(x, segment, kms_db_column_int64(ev, 9),
+                                               kms_db_column_int64(ev, 10));
     KMS_ENSURE(line == NULL || json_object_set_new(e, "CloudTrailEvent", line) == 0,
                KMS_ERR_INTERNAL, "out of memory");
     return 0;

@@ -35,6 +35,10 @@ void kms_audit_index_close(kms_audit_index *x);
  * (KMS_ERR_AUDIT when the record trust's anchor acknowledges was rewritten). */
 int kms_audit_index_catch_up(kms_audit_index *x, const kms_audit_trust *trust)
     __attribute__((warn_unused_result));
+/* The record line at off (len bytes) of segment, as a JSON string; NULL when it cannot be read
+ * or is not UTF-8 (audit_index.c). */
+json_t *kms_audit_index_read_record(const kms_audit_index *x, const char *segment, int64_t off,
+                                    int64_t len);
 /* Whether s is a segment file name (20 digits ".jsonl"). */
 bool kms_audit_index_segment_name(const char *s);
 

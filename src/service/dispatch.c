@@ -62,6 +62,7 @@ static const kms_op ops[] = {
      M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
     {"GenerateDataKeyWithoutPlaintext", kms_ops_crypto_generate_data_key_without_plaintext,
      M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
+    {"GetKeyLastUsage", kms_ops_keys_last_usage, M("KeyId")},
     {"GenerateDataKeyPair", kms_ops_crypto_generate_data_key_pair,
      M("KeyId", "KeyPairSpec", "EncryptionContext", "GrantTokens", "Recipient", "DryRun")},
     {"GenerateDataKeyPairWithoutPlaintext", kms_ops_crypto_generate_data_key_pair_without_plaintext,

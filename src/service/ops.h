@@ -22,6 +22,7 @@ int kms_ops_keys_respond_page(json_t **resp, const char *member, json_t *list, b
                               const char *marker_member) __attribute__((warn_unused_result));
 /* Reads the key reference in `member`, resolves it (aliases too), and authorises `action` on
  * the key's ARN, which lands in arn. */
+int kms_ops_keys_last_usage(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_keys_resolve(kms_request *rq, json_t *req, const char *member, const char *action,
                          kms_key_record *rec, char arn[KMS_ARN_MAX])
     __attribute__((warn_unused_result));

@@ -96,6 +96,40 @@ expect_error DisabledException 254 kms generate-data-key-pair-without-plaintext 
 kms enable-key --key-id "$SYM"
 
 
+# ---- GetKeyLastUsage: from the audit trail ----------------------------------------------------------
+LU=$(create_key SYMMETRIC_DEFAULT)
+kms get-key-last-usage --key-id "$LU" >"$W/lu0.json"
+assert_eq "$(json_get KeyLastUsage <"$W/lu0.json")" "<missing>" "a new key has no KeyLastUsage"
+assert_eq "$(json_get TrackingStartDate <"$W/lu0.json")" "$(json_get KeyCreationDate <"$W/lu0.json")" \
+    "tracking starts when a key newer than the trail was created"
+assert_eq "$(json_get KeyId <"$W/lu0.json")" "$LU" "KeyId is the key's id"
+kms kms-encrypt --key-id "$LU" --plaintext "fileb://$W/msg" --encryption-context a=b --output text \
+    --query CiphertextBlob | base64 -d >"$W/lu.blob"
+kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Encrypt --max-items 1 \
+    --query 'Events[0].CloudTrailEvent' --output text >"$W/lu-enc.json"
+kms describe-key --key-id "$LU" >/dev/null
+expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$W/lu.blob" --encryption-context a=c
+kms get-key-last-usage --key-id "$LU" >"$W/lu1.json"
+assert_eq "$(json_get KeyLastUsage.Operation <"$W/lu1.json")" Encrypt \
+    "the last successful cryptographic operation (not DescribeKey, not a failed Decrypt)"
+assert_eq "$(json_get KeyLastUsage.CloudTrailEventId <"$W/lu1.json")" "$(json_get eventID <"$W/lu-enc.json")" \
+    "CloudTrailEventId is the record's eventID"
+assert_eq "$(json_get KeyLastUsage.KmsRequestId <"$W/lu1.json")" "$(json_get requestID <"$W/lu-enc.json")" \
+    "KmsRequestId is the record's requestID"
+assert_eq "$(epoch "$(json_get KeyLastUsage.Timestamp <"$W/lu1.json")")" "$(epoch "$(json_get eventTime <"$W/lu-enc.json")")" \
+    "Timestamp is the record's eventTime"
+kms kms-re-encrypt --ciphertext-blob "fileb://$W/lu.blob" --source-encryption-context a=b \
+    --destination-key-id "$SYM" >/dev/null
+assert_eq "$(kms get-key-last-usage --key-id "$LU" --query KeyLastUsage.Operation --output text)" ReEncrypt \
+    "ReEncrypt counts for its source key"
+assert_eq "$(kms get-key-last-usage --key-id "$SYM" --query KeyLastUsage.Operation --output text)" ReEncrypt \
+    "and for its destination key"
+assert_eq "$(kms get-key-last-usage --key-id "$K1" --query KeyLastUsage.Operation --output text)" Verify \
+    "a signing key's last use"
+expect_error ValidationException 254 kms get-key-last-usage --key-id alias/aws/none
+assert_contains "$ERR_MSG" "alias names are not supported" "an alias is refused as AWS refuses it"
+expect_error NotFoundException 254 kms get-key-last-usage --key-id 11111111-2222-3333-4444-555555555555
+
 # ---- DryRun: authorised and checked, then DryRunOperationException, nothing done -------------------
 dry() { expect_error DryRunOperationException 254 kms "$@" --dry-run; }
 BLOB="$W/dry.blob"

@@ -353,6 +353,8 @@ static const struct opt_spec run_scheduler_opts[] = {
     O_END,
 };
 static const struct opt_spec key_id_grants_opts[] = {O_KEY_ID, O_GRANT_TOKENS, O_END};
+static const struct opt_spec key_last_usage_opts[] = {
+    {"key-id", OPT_STRING, 0, "the key ID or key ARN (not an alias)"}, O_END};
 
 static const struct opt_spec get_key_policy_opts[] = {
     O_KEY_ID, {"policy-name", OPT_STRING, 0, "the policy name: default (the only one)"}, O_END};
@@ -569,6 +571,13 @@ const struct command kmsctl_commands[] = {
      "Show the metadata of a KMS key",
      "Prints the KeyMetadata of a KMS key (state, spec, usage, dates, ARN).",
      "kmsctl describe-key --key-id alias/app"},
+    {"get-key-last-usage", "GetKeyLastUsage", kmsctl_run_operation, key_last_usage_opts,
+     "Show when a KMS key was last used for cryptography",
+     "Prints the last successful cryptographic operation with the key (KeyLastUsage: Operation,\n"
+     "Timestamp, CloudTrailEventId, KmsRequestId), read from the audit trail, and the date\n"
+     "tracking began (TrackingStartDate). No KeyLastUsage: not used since then. Before you\n"
+     "schedule a key's deletion, disable it and watch the trail for DisabledException too.",
+     "kmsctl get-key-last-usage --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
     {"list-keys", "ListKeys", kmsctl_run_operation, list_keys_opts,
      "List the KMS keys of the account",
      "Lists the key ids and ARNs of the account's KMS keys: every page, merged, as the aws CLI\n"

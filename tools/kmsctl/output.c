@@ -684,6 +684,9 @@ static const char *const timestamp_members[] = {"CreationDate",
                                                 "JoinedTimestamp",
                                                 "RequestedTimestamp",
                                                 "CompletedTimestamp",
+                                                "TrackingStartDate",
+                                                "KeyCreationDate",
+                                                "Timestamp",
                                                 NULL};
 
 static bool is_timestamp_member(const char *key)
