@@ -67,6 +67,10 @@ typedef enum kms_hsm_key_type {
     KMS_HSM_RSA_3072_DECRYPT,
     KMS_HSM_RSA_4096_DECRYPT,
     KMS_HSM_EC_SECP256K1, /* secp256k1 (SEC 2), signing */
+    /* EC keys for key agreement: the private key derives (ECDH), never signs. */
+    KMS_HSM_EC_P256_DERIVE,
+    KMS_HSM_EC_P384_DERIVE,
+    KMS_HSM_EC_P521_DERIVE,
 } kms_hsm_key_type;
 
 /* Generates a key of `type` labelled `label` inside the token. Least privilege: a private key
@@ -135,6 +139,15 @@ int kms_hsm_sign_digest(kms_hsm *hsm, const char *label, kms_hsm_sig_alg alg, co
 
 /* HMAC of msg with the generic secret `label`; `type` (KMS_HSM_HMAC_*) picks the hash.
  * mac has room for 64 bytes; *mac_len receives the length. */
+/* The OpenSSL group name of an EC key type ("prime256v1", "secp384r1", ...), NULL for others. */
+const char *kms_hsm_key_group(kms_hsm_key_type type);
+/* ECDH (PKCS #11 CKM_ECDH1_DERIVE, no KDF) of the private key labelled `label` (a *_DERIVE
+ * type) with the peer's public point (uncompressed, 04||X||Y, on the key's curve): the shared
+ * secret, the X coordinate (SEC 1 3.3.1), into *secret (kms_secure_alloc'd, field length).
+ * The HSM makes it as a session object it lets go of once read, and destroys. */
+int kms_hsm_ecdh_derive(kms_hsm *hsm, const char *label, kms_hsm_key_type type,
+                        const uint8_t *peer_point, size_t peer_len, uint8_t **secret,
+                        size_t *secret_len) __attribute__((warn_unused_result));
 int kms_hsm_hmac(kms_hsm *hsm, const char *label, kms_hsm_key_type type, const uint8_t *msg,
                  size_t msg_len, uint8_t mac[64], size_t *mac_len)
     __attribute__((warn_unused_result));

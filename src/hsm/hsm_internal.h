@@ -118,6 +118,7 @@ typedef struct kms_hsm_key_spec {
     CK_MECHANISM_TYPE hmac_mech;
     size_t mac_len;
     bool decrypt; /* RSA: the private key decrypts instead of signing */
+    bool derive;  /* EC: the private key derives (ECDH) instead of signing */
 } kms_hsm_key_spec;
 
 /* The details of a key type, or NULL. */

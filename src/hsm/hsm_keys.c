@@ -24,22 +24,28 @@ static const uint8_t oid_p521[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
 static const uint8_t oid_secp256k1[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
 
 static const kms_hsm_key_spec key_specs[] = {
-    {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0, false},
-    {KMS_HSM_HMAC_224, SPEC_HMAC, 28, NULL, 0, NULL, 0, CKM_SHA224_HMAC, 28, false},
-    {KMS_HSM_HMAC_256, SPEC_HMAC, 32, NULL, 0, NULL, 0, CKM_SHA256_HMAC, 32, false},
-    {KMS_HSM_HMAC_384, SPEC_HMAC, 48, NULL, 0, NULL, 0, CKM_SHA384_HMAC, 48, false},
-    {KMS_HSM_HMAC_512, SPEC_HMAC, 64, NULL, 0, NULL, 0, CKM_SHA512_HMAC, 64, false},
-    {KMS_HSM_RSA_2048, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, false},
-    {KMS_HSM_RSA_3072, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, false},
-    {KMS_HSM_RSA_4096, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, false},
-    {KMS_HSM_EC_P256, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0, false},
-    {KMS_HSM_EC_P384, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0, false},
-    {KMS_HSM_EC_P521, SPEC_EC, 0, oid_p521, sizeof oid_p521, "secp521r1", 66, 0, 0, false},
-    {KMS_HSM_RSA_2048_DECRYPT, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, true},
-    {KMS_HSM_RSA_3072_DECRYPT, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, true},
-    {KMS_HSM_RSA_4096_DECRYPT, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, true},
+    {KMS_HSM_AES_256, SPEC_AES, 32, NULL, 0, NULL, 0, 0, 0, false, false},
+    {KMS_HSM_HMAC_224, SPEC_HMAC, 28, NULL, 0, NULL, 0, CKM_SHA224_HMAC, 28, false, false},
+    {KMS_HSM_HMAC_256, SPEC_HMAC, 32, NULL, 0, NULL, 0, CKM_SHA256_HMAC, 32, false, false},
+    {KMS_HSM_HMAC_384, SPEC_HMAC, 48, NULL, 0, NULL, 0, CKM_SHA384_HMAC, 48, false, false},
+    {KMS_HSM_HMAC_512, SPEC_HMAC, 64, NULL, 0, NULL, 0, CKM_SHA512_HMAC, 64, false, false},
+    {KMS_HSM_RSA_2048, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, false, false},
+    {KMS_HSM_RSA_3072, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, false, false},
+    {KMS_HSM_RSA_4096, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, false, false},
+    {KMS_HSM_EC_P256, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0, false, false},
+    {KMS_HSM_EC_P384, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0, false, false},
+    {KMS_HSM_EC_P521, SPEC_EC, 0, oid_p521, sizeof oid_p521, "secp521r1", 66, 0, 0, false, false},
+    {KMS_HSM_RSA_2048_DECRYPT, SPEC_RSA, 2048, NULL, 0, NULL, 0, 0, 0, true, false},
+    {KMS_HSM_RSA_3072_DECRYPT, SPEC_RSA, 3072, NULL, 0, NULL, 0, 0, 0, true, false},
+    {KMS_HSM_RSA_4096_DECRYPT, SPEC_RSA, 4096, NULL, 0, NULL, 0, 0, 0, true, false},
     {KMS_HSM_EC_SECP256K1, SPEC_EC, 0, oid_secp256k1, sizeof oid_secp256k1, "secp256k1", 32, 0, 0,
-     false},
+     false, false},
+    {KMS_HSM_EC_P256_DERIVE, SPEC_EC, 0, oid_p256, sizeof oid_p256, "prime256v1", 32, 0, 0, false,
+     true},
+    {KMS_HSM_EC_P384_DERIVE, SPEC_EC, 0, oid_p384, sizeof oid_p384, "secp384r1", 48, 0, 0, false,
+     true},
+    {KMS_HSM_EC_P521_DERIVE, SPEC_EC, 0, oid_p521, sizeof oid_p521, "secp521r1", 66, 0, 0, false,
+     true},
 };
 
 const kms_hsm_key_spec *kms_hsm_key_spec_of(kms_hsm_key_type type)
@@ -50,6 +56,12 @@ const kms_hsm_key_spec *kms_hsm_key_spec_of(kms_hsm_key_type type)
         }
     }
     return NULL;
+}
+
+const char *kms_hsm_key_group(kms_hsm_key_type type)
+{
+    const kms_hsm_key_spec *sp = kms_hsm_key_spec_of(type);
+    return sp != NULL && sp->kind == SPEC_EC ? sp->group : NULL;
 }
 
 static CK_RV generate_secret(kms_hsm *h, CK_SESSION_HANDLE s, const kms_hsm_key_spec *sp,
@@ -92,9 +104,11 @@ static CK_RV generate_pair(kms_hsm *h, CK_SESSION_HANDLE s, const kms_hsm_key_sp
     CK_ULONG bits = sp->bits_or_len;
     size_t ll = strlen(label);
     bool rsa = sp->kind == SPEC_RSA;
-    /* Least privilege: a key pair either signs and verifies or decrypts and encrypts. */
-    const CK_BBOOL *sign = sp->decrypt ? &no : &yes;
+    /* Least privilege: a key pair either signs and verifies, decrypts and encrypts, or
+     * derives (ECDH). */
+    const CK_BBOOL *sign = sp->decrypt || sp->derive ? &no : &yes;
     const CK_BBOOL *crypt = sp->decrypt ? &yes : &no;
+    const CK_BBOOL *derive = sp->derive ? &yes : &no;
     CK_ATTRIBUTE pub_tmpl[] = {
         ATTR_BOOL(CKA_TOKEN, yes),
         ATTR_BOOL(CKA_PRIVATE, no),
@@ -116,7 +130,7 @@ static CK_RV generate_pair(kms_hsm *h, CK_SESSION_HANDLE s, const kms_hsm_key_sp
         ATTR(CKA_SIGN, sign, sizeof(CK_BBOOL)),
         ATTR(CKA_DECRYPT, crypt, sizeof(CK_BBOOL)),
         ATTR_BOOL(CKA_UNWRAP, no),
-        ATTR_BOOL(CKA_DERIVE, no),
+        ATTR(CKA_DERIVE, derive, sizeof(CK_BBOOL)),
         ATTR(CKA_LABEL, label, ll),
         ATTR(CKA_ID, label, ll),
     };

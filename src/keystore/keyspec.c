@@ -84,7 +84,7 @@ static const kms_key_spec_info specs[] = {
      KMS_HSM_EC_P256,
      KMS_HSM_EC_P256,
      "SIGN_VERIFY",
-     {"SIGN_VERIFY"},
+     {"SIGN_VERIFY", "KEY_AGREEMENT"},
      NULL,
      {"ECDSA_SHA_256"},
      {NULL}},
@@ -92,7 +92,7 @@ static const kms_key_spec_info specs[] = {
      KMS_HSM_EC_P384,
      KMS_HSM_EC_P384,
      "SIGN_VERIFY",
-     {"SIGN_VERIFY"},
+     {"SIGN_VERIFY", "KEY_AGREEMENT"},
      NULL,
      {"ECDSA_SHA_384"},
      {NULL}},
@@ -100,7 +100,7 @@ static const kms_key_spec_info specs[] = {
      KMS_HSM_EC_P521,
      KMS_HSM_EC_P521,
      "SIGN_VERIFY",
-     {"SIGN_VERIFY"},
+     {"SIGN_VERIFY", "KEY_AGREEMENT"},
      NULL,
      {"ECDSA_SHA_512"},
      {NULL}},
@@ -197,8 +197,26 @@ bool kms_key_spec_is_rsa_encryption(const kms_key_spec_info *spec, const char *u
            strcmp(usage, "ENCRYPT_DECRYPT") == 0;
 }
 
+/* "Key spec reference", "SM2 and NIST ECC key specs for key agreement": the NIST curves, with
+ * ECDH as their one KeyAgreementAlgorithm. */
+bool kms_key_spec_is_key_agreement(const kms_key_spec_info *spec, const char *usage)
+{
+    return spec != NULL && usage != NULL && strcmp(usage, "KEY_AGREEMENT") == 0 &&
+           kms_key_spec_allows_usage(spec, usage);
+}
+
 kms_hsm_key_type kms_key_spec_hsm_type(const kms_key_spec_info *spec, const char *usage)
 {
+    if (kms_key_spec_is_key_agreement(spec, usage)) {
+        switch (spec->hsm) {
+        case KMS_HSM_EC_P256:
+            return KMS_HSM_EC_P256_DERIVE;
+        case KMS_HSM_EC_P384:
+            return KMS_HSM_EC_P384_DERIVE;
+        default:
+            return KMS_HSM_EC_P521_DERIVE;
+        }
+    }
     return kms_key_spec_is_rsa_encryption(spec, usage) ? spec->hsm_decrypt : spec->hsm;
 }
 

@@ -46,6 +46,8 @@ bool kms_key_spec_allows_enc_alg(const kms_key_spec_info *spec, const char *alg)
 kms_hsm_key_type kms_key_spec_hsm_type(const kms_key_spec_info *spec, const char *usage);
 /* Whether keys of spec with `usage` encrypt with RSAES-OAEP (asymmetric ENCRYPT_DECRYPT). */
 bool kms_key_spec_is_rsa_encryption(const kms_key_spec_info *spec, const char *usage);
+/* An ECC_NIST_* key with KeyUsage KEY_AGREEMENT (ECDH). */
+bool kms_key_spec_is_key_agreement(const kms_key_spec_info *spec, const char *usage);
 const kms_enc_alg_info *kms_enc_alg_find(const char *name);
 
 #endif

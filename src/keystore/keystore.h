@@ -64,6 +64,13 @@ int kms_keystore_data_key_pair(const char *spec, kms_data_key_pair *out)
     __attribute__((warn_unused_result));
 void kms_data_key_pair_clean_up(kms_data_key_pair *p);
 
+/* ECDH of a KEY_AGREEMENT key with the peer's public key (DER SubjectPublicKeyInfo, on the
+ * key's curve; else ValidationException) in the HSM: *secret (kms_secure_alloc'd) is the raw
+ * shared secret. InvalidKeyUsageException for another key. */
+int kms_keystore_derive_shared_secret(const kms_keystore *ks, const kms_key_record *rec,
+                                      const uint8_t *peer_spki, size_t peer_len, uint8_t **secret,
+                                      size_t *secret_len) __attribute__((warn_unused_result));
+
 /* Creates a key: material in the HSM first, then its metadata (the key policy document with
  * it, stored as given); if the metadata cannot be written the material is destroyed again.
  * Fills *out. */

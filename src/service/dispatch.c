@@ -63,6 +63,8 @@ static const kms_op ops[] = {
     {"GenerateDataKeyWithoutPlaintext", kms_ops_crypto_generate_data_key_without_plaintext,
      M("KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "GrantTokens", "DryRun")},
     {"GetKeyLastUsage", kms_ops_keys_last_usage, M("KeyId")},
+    {"DeriveSharedSecret", kms_ops_crypto_derive_shared_secret,
+     M("KeyId", "KeyAgreementAlgorithm", "PublicKey", "GrantTokens", "DryRun", "Recipient")},
     {"GenerateDataKeyPair", kms_ops_crypto_generate_data_key_pair,
      M("KeyId", "KeyPairSpec", "EncryptionContext", "GrantTokens", "Recipient", "DryRun")},
     {"GenerateDataKeyPairWithoutPlaintext", kms_ops_crypto_generate_data_key_pair_without_plaintext,

@@ -161,6 +161,7 @@ static const struct {
     {"BypassPolicyLockoutSafetyCheck", "kms:BypassPolicyLockoutSafetyCheck"},
     {"KeySpec", "kms:KeySpec"},
     {"KeyPairSpec", "kms:DataKeyPairSpec"},
+    {"KeyAgreementAlgorithm", "kms:KeyAgreementAlgorithm"},
     {"KeyUsage", "kms:KeyUsage"},
     {"Origin", "kms:KeyOrigin"},
     {"MultiRegion", "kms:MultiRegion"},

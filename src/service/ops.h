@@ -48,6 +48,7 @@ int kms_ops_crypto_generate_data_key_without_plaintext(kms_request *rq, json_t *
 int kms_ops_crypto_generate_data_key_pair(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_generate_data_key_pair_without_plaintext(kms_request *rq, json_t *req,
                                                             json_t **resp);
+int kms_ops_crypto_derive_shared_secret(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_generate_random(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_sign(kms_request *rq, json_t *req, json_t **resp);
 int kms_ops_crypto_verify(kms_request *rq, json_t *req, json_t **resp);

@@ -593,9 +593,14 @@ int kms_ops_crypto_get_public_key(kms_request *rq, json_t *req, json_t **resp)
      * SigningAlgorithms for SIGN_VERIFY keys. */
     const kms_key_spec_info *spec = kms_key_spec_find(rec.key_spec);
     bool encryption = is_rsa_encryption_key(&rec);
+    bool agreement = kms_key_spec_is_key_agreement(spec, rec.key_usage);
+    static const char *const ecdh[] = {"ECDH", NULL};
     const char *const *list = NULL;
     size_t max = 0;
-    if (spec != NULL) {
+    if (agreement) {
+        list = ecdh;
+        max = 1;
+    } else if (spec != NULL) {
         list = encryption ? spec->enc_algorithms : spec->sig_algorithms;
         max = encryption ? sizeof spec->enc_algorithms / sizeof spec->enc_algorithms[0]
                          : sizeof spec->sig_algorithms / sizeof spec->sig_algorithms[0];
@@ -609,7 +614,10 @@ int kms_ops_crypto_get_public_key(kms_request *rq, json_t *req, json_t **resp)
     }
     *resp = json_pack("{s:s, s:s, s:s, s:s, s:o}", "KeyId", arn, "CustomerMasterKeySpec",
                       rec.key_spec, "KeySpec", rec.key_spec, "KeyUsage", rec.key_usage,
-                      encryption ? "EncryptionAlgorithms" : "SigningAlgorithms", algs);
+                      agreement    ? "KeyAgreementAlgorithms"
+                      : encryption ? "EncryptionAlgorithms"
+                                   : "SigningAlgorithms",
+                      algs);
     if (*resp == NULL || kms_request_json_set_blob(*resp, "PublicKey", der, der_len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;

@@ -55,6 +55,10 @@ json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record 
     } else if (strcmp(rec->key_usage, "SIGN_VERIFY") == 0) {
         member = "SigningAlgorithms";
         algs = string_array(spec->sig_algorithms, 7);
+    } else if (strcmp(rec->key_usage, "KEY_AGREEMENT") == 0) {
+        static const char *const ecdh[] = {"ECDH", NULL};
+        member = "KeyAgreementAlgorithms";
+        algs = string_array(ecdh, 1);
     } else if (spec->mac_algorithm != NULL) {
         member = "MacAlgorithms";
         algs = string_array(mac, 1);
@@ -143,11 +147,11 @@ int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
                    spec->name);
     }
     KMS_ENSURE(strcmp(usage, "ENCRYPT_DECRYPT") == 0 || strcmp(usage, "SIGN_VERIFY") == 0 ||
-                   strcmp(usage, "GENERATE_VERIFY_MAC") == 0,
+                   strcmp(usage, "GENERATE_VERIFY_MAC") == 0 || strcmp(usage, "KEY_AGREEMENT") == 0,
                KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at 'keyUsage' failed to satisfy "
-               "constraint: Member must satisfy enum value set: [ENCRYPT_DECRYPT, SIGN_VERIFY, "
-               "GENERATE_VERIFY_MAC]",
+               "constraint: Member must satisfy enum value set: [SIGN_VERIFY, ENCRYPT_DECRYPT, "
+               "GENERATE_VERIFY_MAC, KEY_AGREEMENT]",
                usage);
     KMS_ENSURE(kms_key_spec_allows_usage(spec, usage), KMS_ERR_VALIDATION,
                "KeyUsage %s is not compatible with KeySpec %s", usage, spec->name);

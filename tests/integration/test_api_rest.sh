@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The rest of the KMS API (issue 19), the parts built so far: ECC_SECG_P256K1 signing keys and
-# data key pairs (GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext). Every signature,
-# key and private key is checked by OpenSSL, not by the KMS itself.
+# The rest of the KMS API (issue 19), the parts built so far: ECC_SECG_P256K1 signing keys, data
+# key pairs (GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext), key agreement
+# (KEY_AGREEMENT keys, DeriveSharedSecret), GetKeyLastUsage and DryRun. Every signature, key,
+# private key and shared secret is checked by OpenSSL, not by the KMS itself.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 init_home
@@ -95,6 +96,49 @@ kms disable-key --key-id "$SYM"
 expect_error DisabledException 254 kms generate-data-key-pair-without-plaintext --key-id "$SYM" --key-pair-spec ECC_NIST_P256
 kms enable-key --key-id "$SYM"
 
+
+# ---- Key agreement: KEY_AGREEMENT keys and DeriveSharedSecret (ECDH in the HSM) -------------------
+for curve in P256:P-256 P384:P-384 P521:P-521; do
+    spec=ECC_NIST_${curve%%:*}
+    AG=$(create_key "$spec" KEY_AGREEMENT)
+    assert_eq "$(kms describe-key --key-id "$AG" --query KeyMetadata.KeyAgreementAlgorithms --output json | tr -d ' \n')" \
+        '["ECDH"]' "$spec KEY_AGREEMENT: DescribeKey lists ECDH"
+    kms get-public-key --key-id "$AG" >"$W/ag.json"
+    assert_eq "$(json_get KeyAgreementAlgorithms <"$W/ag.json")" '["ECDH"]' "$spec: GetPublicKey lists ECDH"
+    json_get PublicKey <"$W/ag.json" | base64 -d | openssl pkey -pubin -inform DER -out "$W/ag-pub.pem"
+    openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:${curve#*:}" -out "$W/peer.pem" 2>/dev/null
+    openssl pkey -in "$W/peer.pem" -pubout -outform DER -out "$W/peer.der"
+    kms derive-shared-secret --key-id "$AG" --key-agreement-algorithm ECDH --public-key "fileb://$W/peer.der" \
+        >"$W/derived.json"
+    openssl pkeyutl -derive -inkey "$W/peer.pem" -peerkey "$W/ag-pub.pem" -out "$W/openssl.secret"
+    assert_eq "$(json_get SharedSecret <"$W/derived.json")" "$(base64 -w0 <"$W/openssl.secret")" \
+        "$spec: DeriveSharedSecret equals the secret openssl derives from the other side"
+    assert_eq "$(json_get KeyAgreementAlgorithm <"$W/derived.json")/$(json_get KeyOrigin <"$W/derived.json")" \
+        ECDH/AWS_KMS "$spec: KeyAgreementAlgorithm and KeyOrigin"
+done
+expect_error InvalidKeyUsageException 254 kms sign --key-id "$AG" --signing-algorithm ECDSA_SHA_512 --message "fileb://$W/msg"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/p256.pem" 2>/dev/null
+openssl pkey -in "$W/p256.pem" -pubout -outform DER -out "$W/p256.der"
+expect_error ValidationException 254 kms derive-shared-secret --key-id "$AG" --key-agreement-algorithm ECDH \
+    --public-key "fileb://$W/p256.der"
+assert_contains "$ERR_MSG" "on the curve of" "a public key on another curve is refused"
+expect_error ValidationException 254 kms derive-shared-secret --key-id "$AG" --key-agreement-algorithm ECDH \
+    --public-key "fileb://$W/msg"
+assert_contains "$ERR_MSG" "SubjectPublicKeyInfo" "a public key that is not DER SPKI is refused"
+expect_error ValidationException 254 kms derive-shared-secret --key-id "$AG" --key-agreement-algorithm ECMQV \
+    --public-key "fileb://$W/peer.der"
+expect_error InvalidKeyUsageException 254 kms derive-shared-secret --key-id "$K1" --key-agreement-algorithm ECDH \
+    --public-key "fileb://$W/peer.der"
+expect_error ValidationException 254 kms create-key --key-spec ECC_SECG_P256K1 --key-usage KEY_AGREEMENT
+expect_error ValidationException 254 kms create-key --key-spec RSA_2048 --key-usage KEY_AGREEMENT
+expect_error DryRunOperationException 254 kms derive-shared-secret --key-id "$AG" --key-agreement-algorithm ECDH \
+    --public-key "fileb://$W/peer.der" --dry-run
+kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeriveSharedSecret --max-items 20 \
+    --output json >"$W/ag-events.json"
+assert_not_contains "$(cat "$W/ag-events.json")" "$(base64 -w0 <"$W/openssl.secret")" "the shared secret is in no record"
+assert_eq "$("$PY" -c 'import json,sys; e=[json.loads(x["CloudTrailEvent"]) for x in json.load(sys.stdin)["Events"]]; print(sorted({(x["readOnly"], x.get("errorCode")) for x in e}, key=str))' <"$W/ag-events.json")" \
+    "[(True, 'DryRunOperationException'), (True, 'InvalidKeyUsageException'), (True, 'ValidationException'), (True, None)]" \
+    "DeriveSharedSecret is recorded as a read, refusals with their errorCode"
 
 # ---- GetKeyLastUsage: from the audit trail ----------------------------------------------------------
 LU=$(create_key SYMMETRIC_DEFAULT)

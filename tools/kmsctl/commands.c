@@ -318,8 +318,8 @@ static const struct opt_spec create_key_opts[] = {
      "SYMMETRIC_DEFAULT (default: AES-256), RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, "
      "ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, HMAC_224, HMAC_256, HMAC_384 or HMAC_512"},
     {"key-usage", OPT_STRING, 0,
-     "ENCRYPT_DECRYPT (default for symmetric keys), SIGN_VERIFY (RSA and ECC keys) or "
-     "GENERATE_VERIFY_MAC (HMAC keys)"},
+     "ENCRYPT_DECRYPT (default for symmetric keys), SIGN_VERIFY (RSA and ECC keys), "
+     "GENERATE_VERIFY_MAC (HMAC keys) or KEY_AGREEMENT (ECC_NIST_* keys: ECDH)"},
     {"origin", OPT_STRING, 0, "AWS_KMS (default; the only origin supported here)"},
     {"multi-region", OPT_BOOL, OPT_NO_FORM,
      "multi-Region key (not supported here: --multi-region fails with "
@@ -498,6 +498,17 @@ static const struct opt_spec data_key_pair_opts[] = {
      "RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or "
      "ECC_SECG_P256K1"},
     O_CONTEXT("encryption-context", "the"),
+    O_GRANT_TOKENS,
+    O_DRY_RUN,
+    O_END,
+};
+
+static const struct opt_spec derive_shared_secret_opts[] = {
+    O_KEY_ID,
+    {"key-agreement-algorithm", OPT_STRING, OPT_REQUIRED, "ECDH (the only one)"},
+    {"public-key", OPT_BLOB, OPT_REQUIRED,
+     "the other party's public key: DER SubjectPublicKeyInfo on the KMS key's curve (blob: "
+     "fileb://PATH or base64)"},
     O_GRANT_TOKENS,
     O_DRY_RUN,
     O_END,
@@ -814,6 +825,14 @@ const struct command kmsctl_commands[] = {
      "encrypted under the KMS key only; decrypt it with kms-decrypt when it is needed.",
      "kmsctl generate-data-key-pair-without-plaintext --key-id alias/app \\\n"
      "    --key-pair-spec RSA_2048 --output text --query PublicKey | base64 -d > public.der"},
+    {"derive-shared-secret", "DeriveSharedSecret", kmsctl_run_operation, derive_shared_secret_opts,
+     "Derive an ECDH shared secret with a KEY_AGREEMENT key",
+     "Runs ECDH in the HSM between the private key of a KEY_AGREEMENT KMS key (ECC_NIST_P256,\n"
+     "P384 or P521) and another party's public key, and prints the raw shared secret\n"
+     "(SharedSecret, base64). The other party derives the same secret from its private key and\n"
+     "the KMS key's public key (get-public-key).",
+     "kmsctl derive-shared-secret --key-id alias/agree --key-agreement-algorithm ECDH \\\n"
+     "    --public-key fileb://peer-public.der --output text --query SharedSecret | base64 -d"},
     {"generate-random", "GenerateRandom", kmsctl_run_operation, random_opts,
      "Get random bytes from the HSM",
      "Returns random bytes from the HSM's generator as Plaintext (base64).",
