@@ -396,6 +396,8 @@ static void syntax_errors(void **state)
         {"length(a,)", 9, "unexpected ')'"},
         {"a.b(@)", 3, "unknown-function"},
         {"(a", 2, "expected ')'"},
+        {"length(@ @)", 9, "expected ',' or ')', found '@'"},
+        {"not_null(a,)", 11, "unexpected ')'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct kmsctl_jmespath_error err;

@@ -830,6 +830,9 @@ static struct node *call(struct parser *p, struct node *left, size_t pos)
     }
     x->op = fn;
     while (x != NULL && peek(p, 0) != T_RPAREN) {
+        if (x->n > 0 && peek(p, 0) != T_COMMA) {
+            fail(p, p->toks[p->cur].pos, "expected ',' or ')', found %s", tok_name(peek(p, 0)));
+        }
         if (x->n > 0 && expect(p, T_COMMA) != 0) {
             node_free(x);
             x = NULL;
@@ -1700,8 +1703,8 @@ static void put_real(struct buf *b, double d)
         }
         out[n] = '\0';
     } else {
-        snprintf(out + n, sizeof out - n, "%c%s%s%se%c%02d", digits[0], nd > 1 ? "." : "",
-                 digits + 1, "", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+        snprintf(out + n, sizeof out - n, "%c%s%se%c%02d", digits[0], nd > 1 ? "." : "", digits + 1,
+                 exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
     }
     puts_(b, out);
 }
