@@ -60,7 +60,7 @@ void kmsctl_print_usage(FILE *f)
 {
     fprintf(f,
             "usage: kmsctl [--home DIR | --endpoint-url URL [--ca-bundle FILE]] [--profile NAME]\n"
-            "              [--output json|text] [--query PATH] COMMAND [OPTIONS]\n");
+            "              [--output json|text] [--query EXPR] COMMAND [OPTIONS]\n");
 }
 
 void kmsctl_print_global_help(FILE *f)
@@ -79,9 +79,11 @@ void kmsctl_print_global_help(FILE *f)
                "                      $KMS_CA_BUNDLE, else $AWS_CA_BUNDLE, else the system's)\n"
                "  --output json|text  json (default): the AWS response, indented; text: values\n"
                "                      only, tab-separated, as aws --output text prints them\n"
-               "  --query PATH        print only one member of the response: a name or a dotted\n"
-               "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
-               "                      subset of aws's JMESPath --query\n"
+               "  --query EXPR        a JMESPath expression (jmespath.org, the whole grammar\n"
+               "                      and its 26 functions) applied to the whole response\n"
+               "                      once every page is fetched, as aws does; checked before\n"
+               "                      anything runs: KeyMetadata.KeyId, Keys[].KeyId,\n"
+               "                      Keys[?KeyId=='x'] | [0], sort_by(Keys, &KeyId)[-1]\n"
                "  --help              this text\n"
                "  --version           the version of kmsctl\n"
                "\nCommands:\n\n");

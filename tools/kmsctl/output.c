@@ -8,60 +8,49 @@
 #include <string.h>
 
 #include "kms/kms.h"
+#include "jmespath.h"
 #include "kmsctl.h"
 
-/* ---- --query: a dotted path with [N] indexes --------------------------------------------------
- * Walks q from root; with root NULL only checks the syntax. Returns -1 on a syntax error; a
- * missing member gives *out NULL (printed as null, as JMESPath does). */
-static int query_walk(const char *q, json_t *root, json_t **out)
-{
-    json_t *v = root;
-    const char *p = q;
-
-    while (*p != '\0') {
-        size_t n = strcspn(p, ".[");
-        char name[256];
-
-        if (n == 0 || n >= sizeof name) {
-            return -1;
-        }
-        memcpy(name, p, n);
-        name[n] = '\0';
-        v = json_object_get(v, name);
-        p += n;
-        while (*p == '[') {
-            char *end = NULL;
-            long idx = strtol(p + 1, &end, 10);
-            if (!isdigit((unsigned char)p[1]) || *end != ']') {
-                return -1;
-            }
-            v = json_array_get(v, (size_t)idx);
-            p = end + 1;
-        }
-        if (*p == '.' && p[1] == '\0') {
-            return -1;
-        }
-        if (*p == '.') {
-            p++;
-        } else if (*p != '\0') {
-            return -1;
-        }
-    }
-    *out = v;
-    return 0;
-}
+/* ---- --query: a JMESPath expression (jmespath.h), applied to the whole response ------------- */
 
 int kmsctl_check_query(const char *query)
 {
-    json_t *unused = NULL;
+    struct kmsctl_jmespath_error err;
+    struct kmsctl_jmespath *jp = NULL;
 
-    if (query != NULL && query_walk(query, NULL, &unused) != 0) {
-        return kmsctl_usage_error(NULL,
-                                  "argument --query: '%s' is not a member path "
-                                  "(NAME, NAME.NAME, NAME[N])",
-                                  query);
+    if (query == NULL) {
+        return KMSCTL_EXIT_OK;
     }
+    jp = kmsctl_jmespath_compile(query, &err);
+    if (jp == NULL) {
+        return kmsctl_usage_error(NULL,
+                                  "argument --query: invalid JMESPath expression: %s, at "
+                                  "character %zu: '%s'",
+                                  err.message, err.at + 1, query);
+    }
+    kmsctl_jmespath_free(jp);
     return KMSCTL_EXIT_OK;
+}
+
+/* The response as --query selects it: a new reference, or NULL after printing the error (an
+ * evaluation error: the function's argument types are checked against the data). */
+static json_t *query_select(const char *query, json_t *value)
+{
+    struct kmsctl_jmespath_error err;
+    struct kmsctl_jmespath *jp = kmsctl_jmespath_compile(query, &err);
+    json_t *out = NULL;
+
+    if (jp == NULL) {
+        kmsctl_check_query(query);
+        return NULL;
+    }
+    if (kmsctl_jmespath_search(jp, value, &out, &err) != 0) {
+        fprintf(stderr,
+                "kmsctl: error: the call succeeded but --query '%s' failed on its response: %s\n",
+                query, err.message);
+    }
+    kmsctl_jmespath_free(jp);
+    return out;
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
@@ -510,13 +499,11 @@ static void text_item(FILE *f, json_t *item, const char *identifier, json_t *sca
 
 int kmsctl_print_value(const struct globals *g, json_t *value)
 {
-    json_t *selected = value;
+    json_t *selected = g->query != NULL ? query_select(g->query, value)
+                                        : json_incref(value != NULL ? value : json_null());
 
-    if (g->query != NULL && query_walk(g->query, value, &selected) != 0) {
-        return kmsctl_check_query(g->query);
-    }
     if (selected == NULL) {
-        selected = json_null();
+        return KMSCTL_EXIT_SERVICE;
     }
     if (g->output == OUTPUT_TEXT) {
         text_item(stdout, selected, NULL, NULL);
@@ -524,6 +511,7 @@ int kmsctl_print_value(const struct globals *g, json_t *value)
         print_json(stdout, selected, 0);
         fputc('\n', stdout);
     }
+    json_decref(selected);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "kmsctl: error: cannot write the output\n");
         return KMSCTL_EXIT_SERVICE;
