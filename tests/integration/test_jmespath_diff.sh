@@ -11,8 +11,8 @@
 EVAL="$KMS_BUILD_DIR/tests/jmespath_eval"
 [ -x "$EVAL" ] || { echo "jmespath_eval is not built ($EVAL)"; exit 1; }
 if ! "$PY" -c 'import jmespath' 2>/dev/null; then
-    echo "SKIPPED: python3's jmespath module (Debian: python3-jmespath) is not installed"
-    exit 77
+    fail "python3's jmespath module (Debian: python3-jmespath, which scripts/setup.sh installs) is missing"
+    exit 1
 fi
 
 # ---- the differential run -----------------------------------------------------------------------
