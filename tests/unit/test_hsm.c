@@ -17,6 +17,7 @@
 #include "hsm/hsm.h"
 #include "hsm/hsm_internal.h"
 #include "kms/kms.h"
+#include "util/secmem.h"
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define TOKEN "kms-test"
@@ -548,6 +549,10 @@ static void test_rsa_usage_attributes(void **state)
     free(spki);
     gen(fx->hsm, KMS_HSM_RSA_2048, "usage-attr-sig", &spki, &spki_len);
     free(spki);
+    gen(fx->hsm, KMS_HSM_EC_P256_DERIVE, "usage-attr-ecdh", &spki, &spki_len);
+    free(spki);
+    gen(fx->hsm, KMS_HSM_EC_P256, "usage-attr-ecdsa", &spki, &spki_len);
+    free(spki);
     void *dl = dlopen(MODULE, RTLD_NOW | RTLD_LOCAL);
     assert_non_null(dl);
     CK_C_GetFunctionList get_list = NULL;
@@ -581,11 +586,15 @@ static void test_rsa_usage_attributes(void **state)
         const char *label;
         CK_BBOOL decrypt;
         CK_BBOOL sign;
+        CK_BBOOL derive;
     } cases[] = {
-        {"usage-attr-dec", CK_TRUE, CK_FALSE},
-        {"usage-attr-sig", CK_FALSE, CK_TRUE},
+        {"usage-attr-dec", CK_TRUE, CK_FALSE, CK_FALSE},
+        {"usage-attr-sig", CK_FALSE, CK_TRUE, CK_FALSE},
+        /* a KEY_AGREEMENT key derives (ECDH) and nothing else; a signing key never derives */
+        {"usage-attr-ecdh", CK_FALSE, CK_FALSE, CK_TRUE},
+        {"usage-attr-ecdsa", CK_FALSE, CK_TRUE, CK_FALSE},
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
         CK_ATTRIBUTE tmpl[] = {
             {CKA_CLASS, &cls, sizeof cls},
@@ -599,14 +608,21 @@ static void test_rsa_usage_attributes(void **state)
         assert_int_equal(n, 1);
         CK_BBOOL decrypt = 2;
         CK_BBOOL sign = 2;
+        CK_BBOOL derive = 2;
         CK_ATTRIBUTE a[] = {
             {CKA_DECRYPT, &decrypt, sizeof decrypt},
             {CKA_SIGN, &sign, sizeof sign},
+            {CKA_DERIVE, &derive, sizeof derive},
         };
-        assert_int_equal(f->C_GetAttributeValue(s, obj, a, 2), CKR_OK);
+        assert_int_equal(f->C_GetAttributeValue(s, obj, a, 3), CKR_OK);
         assert_int_equal(decrypt, cases[i].decrypt);
         assert_int_equal(sign, cases[i].sign);
-        if (!cases[i].decrypt) {
+        assert_int_equal(derive, cases[i].derive);
+        if (!cases[i].sign && i >= 2) {
+            CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+            assert_int_equal(f->C_SignInit(s, &mech, obj), CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+        if (!cases[i].decrypt && i < 2) {
             CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
             CK_MECHANISM mech = {CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
             assert_int_equal(f->C_DecryptInit(s, &mech, obj), CKR_KEY_FUNCTION_NOT_PERMITTED);
@@ -617,6 +633,91 @@ static void test_rsa_usage_attributes(void **state)
         f->C_Finalize(NULL);
     }
     dlclose(dl);
+}
+
+/* ECDH in the HSM (KEY_AGREEMENT keys) gives the secret OpenSSL derives from the other side;
+ * a signing key, a point of the wrong size and another curve's point are refused. */
+static void test_ecdh(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        kms_hsm_key_type type;
+        const char *group;
+        size_t len;
+    } cases[] = {
+        {KMS_HSM_EC_P256_DERIVE, "P-256", 32},
+        {KMS_HSM_EC_P384_DERIVE, "P-384", 48},
+        {KMS_HSM_EC_P521_DERIVE, "P-521", 66},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "ecdh-%zu", i);
+        uint8_t *spki = NULL, *secret = NULL;
+        size_t spki_len = 0, secret_len = 0;
+        gen(fx->hsm, cases[i].type, label, &spki, &spki_len);
+        const unsigned char *p = spki;
+        EVP_PKEY *hsm_pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
+        assert_non_null(hsm_pub);
+        EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", cases[i].group);
+        assert_non_null(peer);
+        uint8_t point[1 + 2 * 66];
+        size_t point_len = 0;
+        assert_int_equal(EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                                         point, sizeof point, &point_len),
+                         1);
+        assert_int_equal(kms_hsm_ecdh_derive(fx->hsm, label, cases[i].type, point, point_len,
+                                             &secret, &secret_len),
+                         0);
+        assert_int_equal(secret_len, cases[i].len);
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(peer, NULL);
+        uint8_t want[66];
+        size_t want_len = sizeof want;
+        assert_non_null(ctx);
+        assert_int_equal(EVP_PKEY_derive_init(ctx), 1);
+        assert_int_equal(EVP_PKEY_derive_set_peer(ctx, hsm_pub), 1);
+        assert_int_equal(EVP_PKEY_derive(ctx, want, &want_len), 1);
+        assert_int_equal(want_len, secret_len);
+        assert_memory_equal(secret, want, want_len);
+        kms_secure_free(secret);
+        /* a point one byte short, a compressed-looking prefix */
+        assert_int_equal(kms_hsm_ecdh_derive(fx->hsm, label, cases[i].type, point, point_len - 1,
+                                             &secret, &secret_len),
+                         -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+        point[0] = 0x02;
+        assert_int_equal(kms_hsm_ecdh_derive(fx->hsm, label, cases[i].type, point, point_len,
+                                             &secret, &secret_len),
+                         -1);
+        assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+        assert_null(secret);
+        EVP_PKEY_CTX_free(ctx);
+        EVP_PKEY_free(peer);
+        EVP_PKEY_free(hsm_pub);
+        free(spki);
+    }
+    /* a signing key type is no key agreement key; a signing key's label derives nothing */
+    uint8_t *spki = NULL, *secret = NULL;
+    size_t spki_len = 0, secret_len = 0;
+    gen(fx->hsm, KMS_HSM_EC_P256, "ecdh-sign", &spki, &spki_len);
+    uint8_t point[65];
+    memset(point, 0x11, sizeof point);
+    point[0] = 0x04;
+    assert_int_equal(kms_hsm_ecdh_derive(fx->hsm, "ecdh-sign", KMS_HSM_EC_P256, point, sizeof point,
+                                         &secret, &secret_len),
+                     -1);
+    assert_int_equal(kms_last_error(), KMS_ERR_VALIDATION);
+    const unsigned char *p = spki;
+    EVP_PKEY *own = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    size_t n = 0;
+    assert_int_equal(EVP_PKEY_get_octet_string_param(own, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                                     sizeof point, &n),
+                     1);
+    assert_int_equal(kms_hsm_ecdh_derive(fx->hsm, "ecdh-sign", KMS_HSM_EC_P256_DERIVE, point, n,
+                                         &secret, &secret_len),
+                     -1);
+    assert_null(secret);
+    EVP_PKEY_free(own);
+    free(spki);
 }
 
 static void test_hmac(void **state)
@@ -1091,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_sign_verify),
         cmocka_unit_test(test_rsa_oaep_decrypt),
         cmocka_unit_test(test_rsa_usage_attributes),
+        cmocka_unit_test(test_ecdh),
         cmocka_unit_test(test_hmac),
         cmocka_unit_test(test_key_attributes),
         cmocka_unit_test(test_value_refused_by_token),
