@@ -27,16 +27,6 @@ static const pair_spec pair_specs[] = {
     {"ECC_SECG_P256K1", "EC", 0, "secp256k1"},
 };
 
-bool kms_keystore_data_key_pair_spec_valid(const char *spec)
-{
-    for (size_t i = 0; spec != NULL && i < sizeof pair_specs / sizeof pair_specs[0]; i++) {
-        if (strcmp(pair_specs[i].name, spec) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static const pair_spec *find(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof pair_specs / sizeof pair_specs[0]; i++) {
@@ -45,6 +35,11 @@ static const pair_spec *find(const char *name)
         }
     }
     return NULL;
+}
+
+bool kms_keystore_data_key_pair_spec_valid(const char *spec)
+{
+    return find(spec) != NULL;
 }
 
 /* The private key as PKCS #8 DER in locked memory. */
