@@ -53,11 +53,16 @@ int kmsctl_run_tagged(const struct command *cmd, const struct globals *g, json_t
         json_array_foreach(list, i, v)
         {
             const char *text = json_string_value(v);
-            json_t *tag = tags != NULL && text != NULL ? parse_kms_tag(cmd, text) : NULL;
+            /* An object (from --cli-input-json) goes to the service as it is. */
+            json_t *tag = json_is_object(v) ? json_incref(v) : NULL;
+            if (tag == NULL && tags != NULL && text != NULL) {
+                tag = parse_kms_tag(cmd, text);
+            }
             if (tag == NULL || json_array_append_new(tags, tag) != 0) {
                 json_decref(tags);
-                return text == NULL ? kmsctl_usage_error(cmd, "argument --tags: expected text")
-                                    : KMSCTL_EXIT_USAGE;
+                return text == NULL && !json_is_object(v)
+                           ? kmsctl_usage_error(cmd, "argument --tags: expected text or objects")
+                           : KMSCTL_EXIT_USAGE;
             }
         }
         if (json_object_set_new(request, "Tags", tags) != 0) {
