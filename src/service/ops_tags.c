@@ -80,42 +80,61 @@ static size_t tag_text_scan(const char *s, bool *ok)
     return count;
 }
 
+/* The start of s for a message (at most 64 characters, whole ones, "..." when cut): a value of
+ * 256 characters would push the rest of the message out of the error buffer. */
+static const char *shown(const char *s, char out[300])
+{
+    size_t i = 0, chars = 0;
+    while (s[i] != '\0' && chars < 64) {
+        size_t len = 1;
+        (void)next_code_point((const unsigned char *)s + i, &len);
+        for (size_t j = 0; j < len && s[i] != '\0'; j++) {
+            i++;
+        }
+        chars++;
+    }
+    snprintf(out, 300, "%.*s%s", (int)i, s, s[i] != '\0' ? "..." : "");
+    return out;
+}
+
 static int tag_key_check(const char *key, const char *where)
 {
     bool ok = true;
+    char buf[300];
     size_t n = tag_text_scan(key, &ok);
     KMS_ENSURE(n >= 1, KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
                "Member must have length greater than or equal to 1",
-               key, where);
+               shown(key, buf), where);
     KMS_ENSURE(n <= TAG_KEY_MAX, KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
                "Member must have length less than or equal to %d",
-               key, where, TAG_KEY_MAX);
+               shown(key, buf), where, TAG_KEY_MAX);
     KMS_ENSURE(strncasecmp(key, "aws:", 4) != 0, KMS_ERR_TAG,
                "The request was rejected because one or more tags are not valid: tag key %s "
                "begins with aws:, which is reserved for AWS",
-               key);
+               shown(key, buf));
     KMS_ENSURE(ok, KMS_ERR_TAG,
                "The request was rejected because one or more tags are not valid: tag key '%s' "
                "holds a character other than letters, numbers, spaces and _ . : / = + - @",
-               key);
+               shown(key, buf));
     return 0;
 }
 
 static int tag_value_check(const char *key, const char *value, const char *where)
 {
     bool ok = true;
+    char buf[300];
     size_t n = tag_text_scan(value, &ok);
     KMS_ENSURE(n <= TAG_VALUE_MAX, KMS_ERR_VALIDATION,
                "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
                "Member must have length less than or equal to %d",
-               value, where, TAG_VALUE_MAX);
+               shown(value, buf), where, TAG_VALUE_MAX);
     KMS_ENSURE(ok, KMS_ERR_TAG,
                "The request was rejected because one or more tags are not valid: the value of "
                "tag key '%s' holds a character other than letters, numbers, spaces and "
                "_ . : / = + - @",
-               key);
+               shown(key, buf));
     return 0;
 }
 
