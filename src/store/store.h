@@ -247,7 +247,7 @@ int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64
 int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
     __attribute__((warn_unused_result));
 
-/* The end of a deletion window: in one transaction the key's aliases, grants, versions and
+/* The end of a deletion window: in one transaction the key's aliases, grants, tags, versions and
  * row go, and deleted_keys remembers the id and date. NotFoundException if the key is gone
  * (another scheduler deleted it); KMSInvalidStateException unless it is PendingDeletion. */
 int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
