@@ -84,6 +84,7 @@ typedef enum kms_error {
     KMS_ERR_NETWORK,               /* KMSNetworkException: a remote KMS could not be reached */
     KMS_ERR_MISSING_AUTH,          /* MissingAuthenticationTokenException: no Authorization */
     KMS_ERR_DRY_RUN,               /* DryRunOperationException: DryRun set; it would have worked */
+    KMS_ERR_TAG,                   /* TagException: a tag of TagResource or CreateKey */
     KMS_ERR__COUNT
 } kms_error;
 

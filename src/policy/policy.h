@@ -186,6 +186,10 @@ int kms_policy_principal_replace(const char *doc, const char *arn, const char *u
 bool kms_policy_is_unique_id(const char *s);
 
 /* ---- Helpers the service shares ----------------------------------------------------------- */
+/* Whether a condition key, or a policy variable anywhere, of policy (NULL: none) starts with
+ * lower_prefix (lower case: "aws:resourcetag/"), so that the service reads facts only some
+ * policies use only when one in play does. */
+bool kms_policy_mentions(const kms_policy *policy, const char *lower_prefix);
 /* IAM wildcard match: '*' any run (also empty), '?' one character. case_insensitive for actions. */
 bool kms_policy_glob(const char *pattern, const char *text, bool case_insensitive);
 /* The account field of an ARN ("arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE") into out, ""

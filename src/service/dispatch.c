@@ -12,6 +12,7 @@
 #include "service/ops_grants.h"
 #include "service/ops_iam.h"
 #include "service/ops_pki.h"
+#include "service/ops_tags.h"
 #include "util/util.h"
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -19,7 +20,7 @@
 static const kms_op ops[] = {
     {"CreateKey", kms_ops_keys_create,
      M("Description", "KeySpec", "KeyUsage", "CustomerMasterKeySpec", "Origin", "MultiRegion",
-       "Policy", "BypassPolicyLockoutSafetyCheck")},
+       "Policy", "BypassPolicyLockoutSafetyCheck", "Tags")},
     {"GetKeyPolicy", kms_ops_keys_get_policy, M("KeyId", "PolicyName")},
     {"PutKeyPolicy", kms_ops_keys_put_policy,
      M("KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck")},
@@ -49,6 +50,9 @@ static const kms_op ops[] = {
     {"UpdateAlias", kms_ops_alias_update, M("AliasName", "TargetKeyId")},
     {"DeleteAlias", kms_ops_alias_delete, M("AliasName")},
     {"ListAliases", kms_ops_alias_list, M("KeyId", "Limit", "Marker")},
+    {"TagResource", kms_ops_tags_tag_resource, M("KeyId", "Tags")},
+    {"UntagResource", kms_ops_tags_untag_resource, M("KeyId", "TagKeys")},
+    {"ListResourceTags", kms_ops_tags_list_resource_tags, M("KeyId", "Limit", "Marker")},
     {"Encrypt", kms_ops_crypto_encrypt,
      M("KeyId", "Plaintext", "EncryptionContext", "EncryptionAlgorithm", "GrantTokens", "DryRun")},
     {"Decrypt", kms_ops_crypto_decrypt,

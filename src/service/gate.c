@@ -172,15 +172,23 @@ static const struct {
     {"DurationSeconds", "sts:DurationSeconds"},
 };
 
-/* aws:RequestTag/KEY and aws:TagKeys from a request's Tags ([{"Key", "Value"}]). */
-static int ctx_add_request_tags(kms_policy_ctx *ctx, json_t *tags)
+/* aws:RequestTag/KEY and aws:TagKeys from a request's Tags ([{"Key", "Value"}]; KMS's are
+ * [{"TagKey", "TagValue"}]), and aws:TagKeys from an untagging request's TagKeys. */
+static int ctx_add_request_tags(kms_policy_ctx *ctx, json_t *tags, json_t *tag_keys)
 {
     size_t i;
     json_t *t;
+    json_array_foreach(tag_keys, i, t)
+    {
+        if (json_is_string(t)) {
+            KMS_GUARD(kms_policy_ctx_add(ctx, "aws:TagKeys", json_string_value(t)));
+        }
+    }
     json_array_foreach(tags, i, t)
     {
-        const char *k = json_string_value(json_object_get(t, "Key"));
-        const char *v = json_string_value(json_object_get(t, "Value"));
+        bool kms = json_object_get(t, "TagKey") != NULL;
+        const char *k = json_string_value(json_object_get(t, kms ? "TagKey" : "Key"));
+        const char *v = json_string_value(json_object_get(t, kms ? "TagValue" : "Value"));
         if (k == NULL) {
             continue;
         }
@@ -235,7 +243,8 @@ static int ctx_add_request(kms_policy_ctx *ctx, const kms_request *rq, const cha
         }
     }
     if (rq->req != NULL) {
-        KMS_GUARD(ctx_add_request_tags(ctx, json_object_get(rq->req, "Tags")));
+        KMS_GUARD(ctx_add_request_tags(ctx, json_object_get(rq->req, "Tags"),
+                                       json_object_get(rq->req, "TagKeys")));
     }
     if (rec != NULL) {
         KMS_GUARD(ctx_add(ctx, "kms:KeySpec", rec->key_spec));
@@ -266,6 +275,52 @@ static int ctx_add_request(kms_policy_ctx *ctx, const kms_request *rq, const cha
         KMS_GUARD(ctx_add_context_pair(ctx, k, json_is_string(v) ? json_string_value(v) : ""));
     }
     return 0;
+}
+
+/* ---- What a key's policies may ask of it ---------------------------------------------------- */
+
+/* Whether a policy in play for the request (besides the key policy kp) reads a condition key
+ * beginning with lower_prefix. */
+static bool policies_mention(const kms_request *rq, const kms_policy *kp, const char *lower_prefix)
+{
+    const kms_principal_snapshot *who = rq->who;
+    bool found = kms_policy_mentions(kp, lower_prefix) ||
+                 kms_policy_mentions(who->boundary, lower_prefix) ||
+                 kms_policy_mentions(who->session, lower_prefix);
+    for (size_t i = 0; !found && i < who->identity_count; i++) {
+        found = kms_policy_mentions(who->identity[i], lower_prefix);
+    }
+    for (size_t i = 0; !found && i < who->scp_policy_count; i++) {
+        found = kms_policy_mentions(who->scp_policies[i], lower_prefix);
+    }
+    return found;
+}
+
+static int ctx_add_attribute(void *arg, kms_store_attr_kind kind, const char *name,
+                             const char *value)
+{
+    kms_policy_ctx *ctx = arg;
+    if (kind == KMS_STORE_ATTR_ALIAS) {
+        return kms_policy_ctx_add(ctx, "kms:ResourceAliases", name);
+    }
+    char *key = kms_strdup_printf("aws:ResourceTag/%s", name);
+    KMS_ENSURE(key != NULL, KMS_ERR_INTERNAL, "out of memory");
+    int r = kms_policy_ctx_add(ctx, key, value);
+    free(key);
+    return r;
+}
+
+/* aws:ResourceTag/KEY for each tag of the key and kms:ResourceAliases for each of its aliases
+ * (KMS Developer Guide, "ABAC for AWS KMS"), read fresh for every request (nothing caches a
+ * decision: untagging changes the next one), and only when a policy in play reads them, so
+ * that the usual request spends no query on them. */
+static int ctx_add_key_attributes(kms_policy_ctx *ctx, const kms_request *rq,
+                                  const kms_key_record *rec, const kms_policy *kp)
+{
+    bool tags = policies_mention(rq, kp, "aws:resourcetag/");
+    bool aliases = policies_mention(rq, kp, "kms:resourcealiases");
+    return kms_store_key_attributes(rq->client->store, rec->key_id, tags, aliases,
+                                    ctx_add_attribute, ctx);
 }
 
 /* ---- Decide --------------------------------------------------------------------------------- */
@@ -511,6 +566,10 @@ int kms_gate_authorize_key(kms_request *rq, const char *action, const kms_key_re
     kms_audit_trail_resource(rq, key_arn);
     KMS_GUARD(key_policy(rq, rec, &kp));
     KMS_GUARD(new_context(rq, action, rec, &storage, &ctx));
+    if (ctx_add_key_attributes(ctx, rq, rec, kp) != 0) {
+        kms_policy_ctx_free(ctx);
+        return -1;
+    }
     input_for(rq, &in, action, key_arn, rec->account_id, ctx);
     in.resource_policy = kp;
     in.key_policy = true;
@@ -554,6 +613,9 @@ int kms_gate_key_policy_check(kms_request *rq, json_t *req, const char *doc,
         key_arn = arn;
     }
     int r = new_context(rq, "kms:PutKeyPolicy", rec, &storage, &ctx);
+    if (r == 0 && rec != NULL) {
+        r = ctx_add_key_attributes(ctx, rq, rec, kp);
+    }
     if (r == 0) {
         input_for(rq, &in, "kms:PutKeyPolicy", key_arn, account, ctx);
         in.resource_policy = kp;

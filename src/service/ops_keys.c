@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "service/ops.h"
+#include "service/ops_tags.h"
 #include "service/ops_unbind.h"
 #include "util/util.h"
 
@@ -120,6 +121,8 @@ int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
 {
     int r = -1;
     const char *desc = NULL, *spec_name = NULL, *cmk_spec = NULL, *usage = NULL, *origin = NULL;
+    kms_tag *tags = NULL;
+    size_t n_tags = 0;
     kms_key_record rec;
     memset(&rec, 0, sizeof rec);
     KMS_GUARD(kms_request_string(req, "Description", false, 0, 8192, &desc));
@@ -175,13 +178,23 @@ int kms_ops_keys_create(kms_request *rq, json_t *req, json_t **resp)
                "this KMS home keeps the keys of account %s only; principals of account %s may "
                "use its keys where their key policies allow, but cannot create keys here",
                rq->client->cfg.account_id, rq->who->id.account_id);
+    /* Tags (KMS API reference, CreateKey): checked before the key is made. */
+    KMS_GUARD(kms_ops_tags_read(req, false, &tags, &n_tags));
     char *policy = NULL;
-    KMS_GUARD(key_policy_for_create(rq, req, &policy));
+    if ((r = key_policy_for_create(rq, req, &policy)) != 0) {
+        goto out;
+    }
     r = kms_keystore_create(&rq->client->keystore, spec, usage, desc, policy, &rec);
     free(policy);
+    if (r == 0 && n_tags > 0) {
+        /* Only the database can fail here: the tags were checked. */
+        r = kms_store_tags_put(rq->client->store, rec.key_id, tags, n_tags);
+    }
     if (r == 0) {
         r = kms_ops_keys_respond_metadata(&rq->client->keystore, &rec, resp);
     }
+out:
+    free(tags);
     kms_key_record_clean_up(&rec);
     return r;
 }

@@ -17,7 +17,7 @@
 
 typedef struct kms_store kms_store;
 
-#define KMS_STORE_SCHEMA_VERSION 7
+#define KMS_STORE_SCHEMA_VERSION 8
 
 /* create=true: the file must not exist; it is created with the current schema.
  * create=false: the file must exist; older schemas are migrated in one transaction. */
@@ -247,7 +247,7 @@ int kms_store_due_list(kms_store *store, int64_t now, int64_t usage_limit, int64
 int kms_store_next_due(kms_store *store, int64_t now, int64_t *when)
     __attribute__((warn_unused_result));
 
-/* The end of a deletion window: in one transaction the key's aliases, grants, versions and
+/* The end of a deletion window: in one transaction the key's aliases, grants, tags, versions and
  * row go, and deleted_keys remembers the id and date. NotFoundException if the key is gone
  * (another scheduler deleted it); KMSInvalidStateException unless it is PendingDeletion. */
 int kms_store_key_delete(kms_store *store, const char *key_id, int64_t now)
@@ -260,5 +260,44 @@ int kms_store_key_cancel_deletion(kms_store *store, const char *key_id, int64_t 
 /* When key_id was deleted: NotFoundException if it never was. */
 int kms_store_deleted_get(kms_store *store, const char *key_id, int64_t *when)
     __attribute__((warn_unused_result));
+
+/* ---- Tags (store_tags.c) ---------------------------------------------------------------------
+ * The tags of a key (TagResource): tag keys case-sensitive and unique per key, values 0-256
+ * characters. They belong to the key and go with it (ON DELETE CASCADE). The service checks
+ * each tag (AWS's characters, lengths, the aws: prefix); the store keeps the count limit in the
+ * transaction that writes, so that two requests at once cannot pass it together. */
+#define KMS_STORE_TAGS_MAX 50
+
+typedef struct kms_tag {
+    const char *key;
+    const char *value; /* NULL stores "" */
+} kms_tag;
+
+/* Adds each tag of tags[n] or replaces its value, in one transaction. NotFoundException if the
+ * key does not exist; LimitExceededException if the key would then hold more than
+ * KMS_STORE_TAGS_MAX tags (nothing is written). */
+int kms_store_tags_put(kms_store *store, const char *key_id, const kms_tag *tags, size_t n)
+    __attribute__((warn_unused_result));
+/* Removes each named tag (a name the key does not have is no error), in one transaction.
+ * NotFoundException if the key does not exist. */
+int kms_store_tags_remove(kms_store *store, const char *key_id, const char *const *keys, size_t n)
+    __attribute__((warn_unused_result));
+/* Calls cb for each tag of key_id, ascending by tag key (byte order), after marker (NULL: from
+ * the start), at most limit; *truncated as for kms_store_key_list. cb runs after the connection
+ * went back (it may use the store). A key without tags, or without a row, lists nothing. */
+typedef int (*kms_store_tag_cb)(void *arg, const char *key, const char *value);
+int kms_store_tags_list(kms_store *store, const char *key_id, const char *marker, size_t limit,
+                        kms_store_tag_cb cb, void *arg, bool *truncated)
+    __attribute__((warn_unused_result));
+
+/* What a request on a key tells its policies about the key (the gate's aws:ResourceTag/K and
+ * kms:ResourceAliases): in one query, each tag (KMS_STORE_ATTR_TAG, key and value) when tags is
+ * true and each alias (KMS_STORE_ATTR_ALIAS, its name; value "") when aliases is true. cb runs
+ * while the query is open: it must not call the store. */
+typedef enum kms_store_attr_kind { KMS_STORE_ATTR_TAG, KMS_STORE_ATTR_ALIAS } kms_store_attr_kind;
+typedef int (*kms_store_attr_cb)(void *arg, kms_store_attr_kind kind, const char *name,
+                                 const char *value);
+int kms_store_key_attributes(kms_store *store, const char *key_id, bool tags, bool aliases,
+                             kms_store_attr_cb cb, void *arg) __attribute__((warn_unused_result));
 
 #endif

@@ -417,6 +417,16 @@ static const char *const migrations[KMS_STORE_SCHEMA_VERSION] = {
     "  arn TEXT PRIMARY KEY NOT NULL,"
     "  last_day INTEGER NOT NULL"
     ") STRICT;",
+
+    /* 7 -> 8. Tags of keys (store_tags.c; TagResource): tag keys case-sensitive (binary
+     * collation) and unique per key, lengths in characters as AWS counts them. They go with the
+     * key's row, as grants do. */
+    "CREATE TABLE key_tags ("
+    "  key_id TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,"
+    "  tag_key TEXT NOT NULL CHECK (length(tag_key) BETWEEN 1 AND 128),"
+    "  tag_value TEXT NOT NULL DEFAULT '' CHECK (length(tag_value) <= 256),"
+    "  PRIMARY KEY (key_id, tag_key)"
+    ") STRICT;",
 };
 
 static const char sql_journal_mode[] = "PRAGMA journal_mode";

@@ -65,6 +65,7 @@ static const char *const error_names[KMS_ERR__COUNT] = {
     [KMS_ERR_NETWORK] = "KMSNetworkException",
     [KMS_ERR_MISSING_AUTH] = "MissingAuthenticationTokenException",
     [KMS_ERR_DRY_RUN] = "DryRunOperationException",
+    [KMS_ERR_TAG] = "TagException",
 };
 
 int kms_raise(kms_error code, const char *fmt, ...)

@@ -90,7 +90,7 @@ expect_usage_error "expected KEY=VALUE" kms kms-encrypt --key-id "$K" --plaintex
 # ---- --generate-cli-skeleton and --cli-input-json -------------------------------------------------
 SK=$(kms create-key --generate-cli-skeleton)
 assert_eq "$("$PY" -c 'import json,sys; print(" ".join(json.load(sys.stdin)))' <<<"$SK")" \
-    "Description KeySpec KeyUsage Origin MultiRegion Policy BypassPolicyLockoutSafetyCheck" \
+    "Description KeySpec KeyUsage Origin MultiRegion Policy BypassPolicyLockoutSafetyCheck Tags" \
     "--generate-cli-skeleton prints create-key's members"
 N=$(kms list-keys | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["Keys"]))')
 kms kms-encrypt --generate-cli-skeleton >/dev/null && ok "and needs none of the required options"

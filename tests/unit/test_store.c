@@ -851,6 +851,10 @@ static void test_migrate_from_v1(void **state)
     v = sql_text(f->path, "SELECT count(*) FROM grants");
     assert_string_equal(v, "0");
     free(v);
+    /* Version 8: the tags of keys, none yet. */
+    v = sql_text(f->path, "SELECT count(*) FROM key_tags");
+    assert_string_equal(v, "0");
+    free(v);
     v = sql_text(f->path, "SELECT arn FROM iam_policies WHERE name = 'AdministratorAccess'");
     assert_string_equal(v, "arn:aws:iam::aws:policy/AdministratorAccess");
     free(v);
@@ -1720,6 +1724,152 @@ static void test_key_delete(void **state)
     free(v);
 }
 
+/* ---- Tags ------------------------------------------------------------------------------------ */
+
+typedef struct tag_seen {
+    char text[4096]; /* "k=v;" for each tag, in order */
+    size_t n;
+} tag_seen;
+
+static int tag_collect(void *arg, const char *key, const char *value)
+{
+    tag_seen *t = arg;
+    size_t used = strlen(t->text);
+    snprintf(t->text + used, sizeof t->text - used, "%s=%s;", key, value);
+    t->n++;
+    return 0;
+}
+
+static void tags_of(kms_store *s, const char *key_id, const char *marker, size_t limit,
+                    tag_seen *out, bool *truncated)
+{
+    memset(out, 0, sizeof *out);
+    int rc = kms_store_tags_list(s, key_id, marker, limit, tag_collect, out, truncated);
+    if (rc != 0) {
+        fail_msg("kms_store_tags_list: %s", kms_last_error_message());
+    }
+}
+
+/* Put, replace, remove and list; keys are case-sensitive; the count limit is kept in the
+ * transaction (nothing written when it would pass); a missing key is NotFound. */
+static void test_tags(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    tag_seen seen;
+    bool truncated = true;
+    insert_key(s, "t1");
+    insert_key(s, "t2");
+    tags_of(s, "t1", NULL, 50, &seen, &truncated);
+    assert_int_equal(seen.n, 0);
+    assert_false(truncated);
+    kms_tag two[] = {{"Project", "Alpha"}, {"project", ""}};
+    assert_int_equal(kms_store_tags_put(s, "t1", two, 2), 0);
+    kms_tag again[] = {{"Project", "Beta"}, {"Owner", NULL}};
+    assert_int_equal(kms_store_tags_put(s, "t1", again, 2), 0);
+    tags_of(s, "t1", NULL, 50, &seen, &truncated);
+    assert_string_equal(seen.text, "Owner=;Project=Beta;project=;");
+    assert_false(truncated);
+    /* Pages after a marker. */
+    tags_of(s, "t1", NULL, 2, &seen, &truncated);
+    assert_string_equal(seen.text, "Owner=;Project=Beta;");
+    assert_true(truncated);
+    tags_of(s, "t1", "Project", 2, &seen, &truncated);
+    assert_string_equal(seen.text, "project=;");
+    assert_false(truncated);
+    /* The other key's tags are its own. */
+    tags_of(s, "t2", NULL, 50, &seen, &truncated);
+    assert_int_equal(seen.n, 0);
+    const char *gone[] = {"project", "Absent"};
+    assert_int_equal(kms_store_tags_remove(s, "t1", gone, 2), 0);
+    tags_of(s, "t1", NULL, 50, &seen, &truncated);
+    assert_string_equal(seen.text, "Owner=;Project=Beta;");
+    /* 50 tags at most: a put that would pass it writes nothing. */
+    kms_tag many[49];
+    char names[49][8];
+    for (int i = 0; i < 49; i++) {
+        snprintf(names[i], sizeof names[i], "k%02d", i);
+        many[i].key = names[i];
+        many[i].value = "v";
+    }
+    assert_kms_error(kms_store_tags_put(s, "t1", many, 49), KMS_ERR_LIMIT_EXCEEDED);
+    tags_of(s, "t1", NULL, 50, &seen, &truncated);
+    assert_string_equal(seen.text, "Owner=;Project=Beta;");
+    assert_int_equal(kms_store_tags_put(s, "t1", many, 48), 0);
+    tags_of(s, "t1", NULL, 50, &seen, &truncated);
+    assert_int_equal(seen.n, 50);
+    assert_false(truncated);
+    /* Replacing a value at the limit is no new tag. */
+    kms_tag replace[] = {{"Owner", "me"}};
+    assert_int_equal(kms_store_tags_put(s, "t1", replace, 1), 0);
+    assert_kms_error(kms_store_tags_put(s, "nope", replace, 1), KMS_ERR_NOT_FOUND);
+    assert_kms_error(kms_store_tags_remove(s, "nope", gone, 1), KMS_ERR_NOT_FOUND);
+    kms_tag empty_key[] = {{"", "x"}};
+    assert_kms_error(kms_store_tags_put(s, "t2", empty_key, 1), KMS_ERR_VALIDATION);
+    kms_store_close(s);
+}
+
+typedef struct attr_seen {
+    char tags[512];
+    char aliases[512];
+} attr_seen;
+
+static int attr_collect(void *arg, kms_store_attr_kind kind, const char *name, const char *value)
+{
+    attr_seen *a = arg;
+    char *dst = kind == KMS_STORE_ATTR_TAG ? a->tags : a->aliases;
+    size_t used = strlen(dst);
+    snprintf(dst + used, 512 - used, "%s=%s;", name, value);
+    return 0;
+}
+
+/* The gate's one query: the tags, the aliases, both or neither. */
+static void test_key_attributes(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    attr_seen seen;
+    insert_key(s, "a1");
+    insert_key(s, "a2");
+    kms_tag t[] = {{"Project", "Alpha"}};
+    assert_int_equal(kms_store_tags_put(s, "a1", t, 1), 0);
+    assert_int_equal(kms_store_alias_create(s, "alias/finance-a", "a1", 1), 0);
+    assert_int_equal(kms_store_alias_create(s, "alias/other", "a2", 1), 0);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_key_attributes(s, "a1", true, true, attr_collect, &seen), 0);
+    assert_string_equal(seen.tags, "Project=Alpha;");
+    assert_string_equal(seen.aliases, "alias/finance-a=;");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_key_attributes(s, "a1", false, true, attr_collect, &seen), 0);
+    assert_string_equal(seen.tags, "");
+    assert_string_equal(seen.aliases, "alias/finance-a=;");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_key_attributes(s, "a1", true, false, attr_collect, &seen), 0);
+    assert_string_equal(seen.tags, "Project=Alpha;");
+    assert_string_equal(seen.aliases, "");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(kms_store_key_attributes(s, "a2", true, true, attr_collect, &seen), 0);
+    assert_string_equal(seen.tags, "");
+    assert_string_equal(seen.aliases, "alias/other=;");
+    kms_store_close(s);
+}
+
+/* Tags go with their key at the end of its deletion window. */
+static void test_tags_deleted_with_key(void **state)
+{
+    fixture *f = *state;
+    kms_store *s = open_ok(f->path, true);
+    insert_key(s, "g1");
+    kms_tag t[] = {{"Project", "Alpha"}};
+    assert_int_equal(kms_store_tags_put(s, "g1", t, 1), 0);
+    assert_int_equal(kms_store_key_set_state(s, "g1", "PendingDeletion", 500, 7), 0);
+    assert_int_equal(kms_store_key_delete(s, "g1", 600), 0);
+    kms_store_close(s);
+    char *v = sql_text(f->path, "SELECT count(*) FROM key_tags");
+    assert_string_equal(v, "0");
+    free(v);
+}
+
 /* Two stores on one file (as two processes) claim the same version at once: one wins. */
 typedef struct race_arg {
     const char *path;
@@ -1798,6 +1948,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_usage_and_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_attributes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tags_deleted_with_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_round_trip, setup, teardown),

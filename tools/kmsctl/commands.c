@@ -328,10 +328,28 @@ static const struct opt_spec create_key_opts[] = {
      "the key policy (JSON, usually file://policy.json); default: the AWS default key policy, "
      "which lets the account's IAM policies decide"},
     O_BYPASS_LOCKOUT,
+    {"tags", OPT_LIST, 0,
+     "tags of the new key: TagKey=K,TagValue=V TagKey=K2,TagValue=V2 (or JSON objects)"},
     O_END,
 };
 
 static const struct opt_spec key_id_only_opts[] = {O_KEY_ID, O_END};
+/* clang-format off */
+#define O_TAG_KEY_ID {"key-id", OPT_STRING, OPT_REQUIRED, "the KMS key: key id or key ARN"}
+/* clang-format on */
+static const struct opt_spec tag_resource_opts[] = {
+    O_TAG_KEY_ID,
+    {"tags", OPT_LIST, OPT_REQUIRED,
+     "TagKey=K,TagValue=V TagKey=K2,TagValue=V2 (or JSON objects {\"TagKey\", \"TagValue\"})"},
+    O_END};
+static const struct opt_spec untag_resource_opts[] = {
+    O_TAG_KEY_ID, {"tag-keys", OPT_LIST, OPT_REQUIRED, "the keys of the tags to remove"}, O_END};
+static const struct opt_spec list_resource_tags_opts[] = {
+    O_TAG_KEY_ID,
+    {"limit", OPT_INTEGER, 0, "maximum number of tags in the response (1-50)"},
+    O_MARKER,
+    O_END,
+};
 /* clang-format off */
 #define O_ROTATION_KEY_ID                                                                          \
     {"key-id", OPT_STRING, OPT_REQUIRED,                                                           \
@@ -572,10 +590,12 @@ const struct command kmsctl_commands[] = {
      "kmsctl --profile alice list-keys"},
 
     /* Keys */
-    {"create-key", "CreateKey", kmsctl_run_operation, create_key_opts, "Create a KMS key",
+    {"create-key", "CreateKey", kmsctl_run_tagged, create_key_opts, "Create a KMS key",
      "Creates a KMS key whose key material never leaves the HSM. Without options: a symmetric\n"
-     "AES-256 key for ENCRYPT_DECRYPT. Prints the KeyMetadata.",
+     "AES-256 key for ENCRYPT_DECRYPT. --tags tags it as it is made (see tag-resource). Prints\n"
+     "the KeyMetadata.",
      "kmsctl create-key --description 'app data key'\n"
+     "kmsctl create-key --tags TagKey=Project,TagValue=Alpha\n"
      "kmsctl create-key --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY\n"
      "kmsctl create-key --description build --output text --query KeyMetadata.KeyId"},
     {"describe-key", "DescribeKey", kmsctl_run_operation, key_id_grants_opts,
@@ -686,6 +706,29 @@ const struct command kmsctl_commands[] = {
      "Lists the aliases of the account, or of one key with --key-id (every page; see list-keys\n"
      "for --max-items, --starting-token and --no-paginate).",
      "kmsctl list-aliases --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
+
+    /* Tags */
+    {"tag-resource", "TagResource", kmsctl_run_tagged, tag_resource_opts,
+     "Add or change tags of a KMS key",
+     "Adds tags to a KMS key, or replaces the value of a tag key it has. Tag keys (1-128\n"
+     "characters, case-sensitive) and values (0-256) hold letters, numbers, spaces and\n"
+     "_ . : / = + - @; keys beginning with aws: are reserved (TagException); a key holds at\n"
+     "most 50 tags (LimitExceededException). A key pending deletion cannot be tagged. Tags are\n"
+     "aws:ResourceTag/KEY in policies (attribute-based access control): tagging a key can\n"
+     "allow or deny access to it at once. Prints nothing.",
+     "kmsctl tag-resource --key-id 1234abcd-12ab-34cd-56ef-1234567890ab \\\n"
+     "    --tags TagKey=Project,TagValue=Alpha TagKey=CostCenter,TagValue=80432"},
+    {"untag-resource", "UntagResource", kmsctl_run_operation, untag_resource_opts,
+     "Remove tags from a KMS key",
+     "Removes the tags of the given tag keys from a KMS key (a key it does not have is no\n"
+     "error). Untagging can allow or deny access at once, as tagging can. Prints nothing.",
+     "kmsctl untag-resource --key-id 1234abcd-12ab-34cd-56ef-1234567890ab \\\n"
+     "    --tag-keys Project CostCenter"},
+    {"list-resource-tags", "ListResourceTags", kmsctl_run_operation, list_resource_tags_opts,
+     "List the tags of a KMS key",
+     "Lists the tags of a KMS key as Tags: [{TagKey, TagValue}], in tag key order (every page;\n"
+     "see list-keys for --max-items, --starting-token and --no-paginate).",
+     "kmsctl list-resource-tags --key-id 1234abcd-12ab-34cd-56ef-1234567890ab"},
 
     /* Key policies */
     {"get-key-policy", "GetKeyPolicy", kmsctl_run_operation, get_key_policy_opts,

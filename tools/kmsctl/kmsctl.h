@@ -115,6 +115,8 @@ int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *r
 int kmsctl_run_scheduler(const struct command *cmd, const struct globals *g, json_t *request);
 /* Every AWS command: the request JSON to kms_call, the response JSON printed. */
 int kmsctl_run_operation(const struct command *cmd, const struct globals *g, json_t *request);
+/* tag_cmds.c: kmsctl_run_operation after --tags TagKey=K,TagValue=V became KMS's Tags. */
+int kmsctl_run_tagged(const struct command *cmd, const struct globals *g, json_t *request);
 
 /* paginate.c: list and lookup commands fetch every page, as the aws CLI does. */
 extern const struct opt_spec kmsctl_paging_opts[];

@@ -49,6 +49,7 @@ static const struct paginator paginators[] = {
     KMS_PAGES("ListGrants", "Grants"),
     KMS_PAGES("ListRetirableGrants", "Grants"),
     KMS_PAGES("ListKeyPolicies", "PolicyNames"),
+    KMS_PAGES("ListResourceTags", "Tags"),
     IAM_PAGES("iam:ListUsers", "Users"),
     IAM_PAGES("iam:ListGroups", "Groups"),
     IAM_PAGES("iam:ListRoles", "Roles"),
