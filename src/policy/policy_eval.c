@@ -33,7 +33,9 @@
  *   7. An action that takes no resource ARN (kms:CreateKey, iam:ListUsers, ...; its request's
  *      resource is "*"): "any actions that you list in the Action or NotAction element apply to
  *      all resources" (IAM JSON policy elements: Resource), so Resource / NotResource do not
- *      restrict a statement for it.
+ *      restrict a statement that names the action itself. A wildcard action or a NotAction is
+ *      matched against Resource as usual: a statement scoped to some resources grants (or
+ *      denies) no account-wide action through a wildcard.
  * The service-specific rules are in policy_services.c. Nothing here allocates. */
 #include <string.h>
 #include <strings.h>
@@ -263,17 +265,39 @@ static unsigned stmt_grant(const pol_stmt *st, const caller *c)
     return g;
 }
 
+/* A pattern without wildcards or variables: it names one action. */
+static bool pattern_literal(const pol_pattern *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->codes[i] >= 0x100) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool stmt_applies(const pol_stmt *st, const request *rq)
 {
-    bool hit = false;
-    for (size_t i = 0; i < st->nactions && !hit; i++) {
-        hit = kms_policy_pattern_match_head(&st->actions[i], rq->ctx, rq->action, rq->action_len,
-                                            true, rq->action_head);
+    bool hit = false, named = false;
+    for (size_t i = 0; i < st->nactions && !named; i++) {
+        if (kms_policy_pattern_match_head(&st->actions[i], rq->ctx, rq->action, rq->action_len,
+                                          true, rq->action_head)) {
+            hit = true;
+            /* For an action without a resource ARN, look on for a pattern that names it. */
+            named = pattern_literal(&st->actions[i]);
+            if (!rq->any_resource) {
+                break;
+            }
+        }
     }
     if (hit == st->not_action) {
         return false;
     }
-    if (!st->no_resource && !rq->any_resource) {
+    /* Only a statement that names the action itself is for it whatever its Resource says: a
+     * wildcard action (kms:*, *) or a NotAction scoped to some resource does not reach the
+     * actions that take none (else "Allow kms:* on key K" would allow CreateKey, ListKeys and
+     * GenerateRandom, and "Allow iam:* on user/me" the account's password policy). */
+    if (!st->no_resource && !(rq->any_resource && named && !st->not_action)) {
         hit = false;
         for (size_t i = 0; i < st->nresources && !hit; i++) {
             hit = kms_policy_pattern_match_head(&st->resources[i], rq->ctx, rq->resource,

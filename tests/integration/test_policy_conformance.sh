@@ -34,6 +34,18 @@ blob=$(kms kms-encrypt --key-id "$K" --plaintext fileb://<(printf hi) --output t
 expect_error AccessDeniedException 254 carol kms-decrypt --ciphertext-blob fileb://<(base64 -d <<<"$blob")
 assert_contains "$ERR_MSG" "kms:Decrypt" "Decrypt takes a key ARN: the statement for another key does not allow it"
 
+# A wildcard action scoped to some resource reaches no account-wide action (hostile review: "kms:*"
+# on one key must not allow CreateKey, nor "iam:*" on one user the password policy).
+cat >"$W/wild.json" <<JSON
+{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": ["kms:*", "iam:*"],
+   "Resource": ["arn:aws:kms:us-east-1:$ACCOUNT:key/no-such-key", "arn:aws:iam::$ACCOUNT:user/carol"]}]}
+JSON
+kms put-user-policy --user-name carol --policy-name scoped --policy-document "file://$W/wild.json"
+expect_error AccessDeniedException 254 carol create-key
+expect_error AccessDeniedException 254 carol generate-random --number-of-bytes 8
+expect_error AccessDeniedException 254 carol update-account-password-policy --minimum-password-length 6
+expect_error AccessDeniedException 254 carol list-users
 cat >"$W/deny-one.json" <<JSON
 {"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
