@@ -87,8 +87,7 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
         arn = own;
     }
     KMS_ENSURE(key_ref != NULL, KMS_ERR_VALIDATION, "KeyId is required");
-    /* A dry run of ReEncrypt decrypts nothing: its plaintext is empty here. */
-    KMS_ENSURE(pt_len >= 1 || rq->dry_run, KMS_ERR_VALIDATION, "Plaintext must not be empty");
+    KMS_ENSURE(pt_len >= 1, KMS_ERR_VALIDATION, "Plaintext must not be empty");
     rq->enc_ctx = ctx;
     int r = use_key(rq, key_ref, action, "ENCRYPT_DECRYPT", &rec, arn);
     if (r == 0) {
@@ -119,8 +118,9 @@ int kms_ops_crypto_encrypt_core(kms_request *rq, const char *key_ref, const char
     return encrypt_core(rq, key_ref, action, NULL, pt, pt_len, ctx, blob, arn, NULL);
 }
 
-/* A dry run of Decrypt ends before the decryption; one of ReEncrypt goes on, without
- * decrypting, to authorise and check its destination (encrypt_core). */
+/* A dry run of Decrypt ends once the ciphertext opened (a dry run answers what the call would,
+ * and a ciphertext that does not open would fail): the plaintext is wiped by the caller, never
+ * returned. One of ReEncrypt goes on to authorise and check its destination (encrypt_core). */
 static int dry_run_decrypt(const kms_request *rq, const char *action)
 {
     return strcmp(action, "kms:ReEncryptFrom") == 0 ? 0 : kms_gate_dry_run(rq);
@@ -156,11 +156,9 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
             if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
                 kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
                 check_alg_for_key(&rec, arn, alg, &rsa) != 0 || no_context_for_rsa(ctx, arn) != 0 ||
+                kms_keystore_rsa_decrypt(&rq->client->keystore, &rec, rsa, blob, blob_len, pt) !=
+                    0 ||
                 dry_run_decrypt(rq, action) != 0) {
-                goto out;
-            }
-            if (!rq->dry_run && kms_keystore_rsa_decrypt(&rq->client->keystore, &rec, rsa, blob,
-                                                         blob_len, pt) != 0) {
                 goto out;
             }
             goto done;
@@ -196,8 +194,9 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
     kms_keystore_key_arn(&rq->client->keystore, rec.key_id, arn);
     if (kms_gate_authorize_key(rq, action, &rec, arn) != 0 ||
         kms_keystore_check_usable(&rq->client->keystore, &rec, "ENCRYPT_DECRYPT") != 0 ||
-        check_alg_for_key(&rec, arn, alg, &rsa) != 0 || dry_run_decrypt(rq, action) != 0 ||
-        (!rq->dry_run && kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0)) {
+        check_alg_for_key(&rec, arn, alg, &rsa) != 0 ||
+        kms_keystore_open(&rq->client->keystore, &rec, &b, ctx, pt) != 0 ||
+        dry_run_decrypt(rq, action) != 0) {
         goto out;
     }
 done:

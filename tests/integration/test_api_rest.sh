@@ -86,7 +86,7 @@ HMAC=$(create_key HMAC_256 GENERATE_VERIFY_MAC)
 before=$(home_digest "$HOME_DIR")
 expect_error ValidationException 254 kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_1024
 assert_contains "$ERR_MSG" "Member must satisfy enum value set: [RSA_2048" "an unknown KeyPairSpec names the valid ones"
-expect_error ValidationException 254 kms generate-data-key-pair --key-id "$SYM"
+expect_usage_error "--key-pair-spec" kms generate-data-key-pair --key-id "$SYM"
 expect_error UnsupportedOperationException 254 kms generate-data-key-pair --key-id "$SYM" --key-pair-spec SM2
 expect_error InvalidKeyUsageException 254 kms generate-data-key-pair --key-id "$K1" --key-pair-spec ECC_NIST_P256
 expect_error NotFoundException 254 kms generate-data-key-pair --key-id alias/none --key-pair-spec ECC_NIST_P256
@@ -214,6 +214,11 @@ expect_error DisabledException 254 kms generate-mac --key-id "$MK" --mac-algorit
 kms enable-key --key-id "$MK"
 expect_error InvalidKeyUsageException 254 kms kms-re-encrypt --ciphertext-blob "fileb://$BLOB" --destination-key-id "$K1" --dry-run
 assert_contains "$ERR_MSG" "$K1" "a dry run of ReEncrypt checks its destination key too"
+head -c 40 "$BLOB" >"$W/cut.blob"
+expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$W/cut.blob" --dry-run
+expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$BLOB" \
+    --encryption-context wrong=context --dry-run
+ok "a dry run of Decrypt checks the ciphertext and its context"
 kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CreateGrant --max-items 1 \
     --query 'Events[0].CloudTrailEvent' --output text >"$W/dry-event.json"
 assert_eq "$(json_get errorCode <"$W/dry-event.json")" DryRunOperationException "a dry run is recorded with its errorCode"

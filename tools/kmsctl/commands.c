@@ -512,7 +512,7 @@ static const struct opt_spec data_key_opts[] = {
 
 static const struct opt_spec data_key_pair_opts[] = {
     O_KEY_ID,
-    {"key-pair-spec", OPT_STRING, 0,
+    {"key-pair-spec", OPT_STRING, OPT_REQUIRED,
      "RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or "
      "ECC_SECG_P256K1"},
     O_CONTEXT("encryption-context", "the"),
