@@ -449,7 +449,8 @@ static void put_record(kms_json_out *o, const kms_request *rq, const record_fact
     } else {
         put_typed_parameters(o, rq, f->name);
     }
-    /* responseElements: CloudTrail leaves it null for reads and failures. */
+    /* responseElements: CloudTrail leaves it null for failures and reads (but for the
+     * credentials STS issues). */
     kms_json_out_key(o, "responseElements");
     put_raw_or_null(o, trimmed ? NULL : f->response);
     put_additional_data(o, rq, f, trimmed);
@@ -520,8 +521,8 @@ int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const ch
             kms_raise(KMS_ERR_INTERNAL, "out of memory");
             goto out;
         }
-    } else if (rc == 0 && !f.ro && rq->resp != NULL &&
-               sanitized_text(rq, rq->resp, false, NULL, &f.response) != 0) {
+    } else if (rc == 0 && kms_audit_trail_keeps_response(f.source, f.name, f.ro) &&
+               rq->resp != NULL && sanitized_text(rq, rq->resp, false, NULL, &f.response) != 0) {
         goto out;
     }
     put_record(o, rq, &f, false);

@@ -72,6 +72,16 @@ bool kms_audit_trail_read_only(const char *source, const char *name)
     return false;
 }
 
+bool kms_audit_trail_keeps_response(const char *source, const char *name, bool read_only)
+{
+    if (!read_only) {
+        return true;
+    }
+    return strcmp(source, "sts.amazonaws.com") == 0 &&
+           (strncmp(name, "AssumeRole", 10) == 0 || strcmp(name, "GetSessionToken") == 0 ||
+            strcmp(name, "GetFederationToken") == 0);
+}
+
 /* Members never written to a record, request or response, at any depth: plaintexts, messages
  * and MACs, ciphertexts, passwords, secret access keys, session tokens, MFA seeds and codes. */
 static bool secret_member(const char *name)

@@ -15,6 +15,10 @@
 const char *kms_audit_trail_event_source(const char *operation, const char **name);
 /* CloudTrail's readOnly of the event name of source. */
 bool kms_audit_trail_read_only(const char *source, const char *name);
+/* Whether the record keeps the response of a successful call: a change's (not read-only), and
+ * the temporary credentials STS issued (AssumeRole*, GetSessionToken, GetFederationToken:
+ * CloudTrail records them, the secret left out, with the expiration as a date). */
+bool kms_audit_trail_keeps_response(const char *source, const char *name, bool read_only);
 /* Ends s, cut to its first n bytes, before a character the cut left incomplete (UTF-8). */
 void kms_audit_trail_utf8_cut(char *s, size_t n);
 /* A request or response as CloudTrail shows it: member names in camelCase, secrets left out,

@@ -149,6 +149,22 @@ assert_eq "$(near "$(ct_date "$DD")" $((NOW + 7 * 86400)) 86400)" near \
 assert_eq "$(json_get requestParameters.pendingWindowInDays <<<"$EV")" "7" \
     "ScheduleKeyDeletion: pendingWindowInDays"
 
+# ---- AssumeRole: the credentials' expiration as CloudTrail writes it (no secret) ----------------
+kms create-role --role-name shaper --assume-role-policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::$ACCOUNT:root\"},\"Action\":\"sts:AssumeRole\"}]}" >/dev/null
+OUT=$(kms assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/shaper" --role-session-name shapes \
+    --duration-seconds 900)
+EV=$(newest_event AssumeRole)
+EX=$(json_get responseElements.credentials.expiration <<<"$EV")
+assert_eq "$(near "$(ct_date "$EX")" $((NOW + 900)) 300)" near \
+    "AssumeRole: credentials.expiration ($EX) parses back to 15 minutes from now"
+assert_eq "$(json_get responseElements.credentials.accessKeyId <<<"$EV")" \
+    "$(json_get Credentials.AccessKeyId <<<"$OUT")" "AssumeRole: the access key id is recorded"
+assert_eq "$(json_get responseElements.credentials.secretAccessKey <<<"$EV")" "<missing>" \
+    "AssumeRole: the secret is not"
+CR=$(json_get responseElements.role.createDate <<<"$(newest_event CreateRole)")
+assert_eq "$(near "$(ct_date "$CR")" "$NOW" 300)" near "CreateRole: role.createDate ($CR) as CloudTrail writes it"
+
 # ---- ConsoleLogin: Failure, then Success --------------------------------------------------------
 kms create-user --user-name dana >/dev/null
 PASSWORD="Shapes-Pa55word-$RANDOM-never-logged"

@@ -295,12 +295,14 @@ static int request_parameters(const kms_request *rq, const char *source, const c
 }
 
 /* responseElements: CloudTrail leaves it null for reads and failures. */
-static int response_elements(const kms_request *rq, int rc, bool ro, bool console, json_t **out)
+static int response_elements(const kms_request *rq, int rc, bool ro, bool console, bool sts_creds,
+                             json_t **out)
 {
     *out = NULL;
-    json_t *p = console && rq->resp != NULL          ? json_deep_copy(rq->resp)
-                : rc == 0 && !ro && rq->resp != NULL ? kms_audit_trail_sanitize(rq->resp)
-                                                     : json_null();
+    json_t *p = console && rq->resp != NULL ? json_deep_copy(rq->resp)
+                : rc == 0 && rq->resp != NULL && (!ro || sts_creds)
+                    ? kms_audit_trail_sanitize(rq->resp)
+                    : json_null();
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
     *out = p;
     return 0;
@@ -436,7 +438,10 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     if (request_parameters(rq, source, name, console, &params) != 0) {
         goto out;
     }
-    if (response_elements(rq, rc, ro, console, &response) != 0) {
+    /* STS's credentials are recorded, as CloudTrail does. */
+    bool sts_creds = strcmp(source, "sts.amazonaws.com") == 0 &&
+                     (strcmp(name, "AssumeRole") == 0 || strcmp(name, "GetSessionToken") == 0);
+    if (response_elements(rq, rc, ro, console, sts_creds, &response) != 0) {
         goto out;
     }
     if (origin_of(rq, source, &from) != 0) {
@@ -1010,6 +1015,41 @@ static void test_kms_request_shapes(void **state)
     json_decref(req);
 }
 
+/* IAM User Guide, "Logging IAM and AWS STS API calls with AWS CloudTrail": AssumeRole's record
+ * keeps its credentials (without the secret) and their expiration as a date. */
+static void test_sts_credentials(void **state)
+{
+    (void)state;
+    kms_request rq;
+    request_init(&rq, "sts:AssumeRole");
+    json_t *req = json_pack("{s:s, s:s}", "RoleArn", "arn:aws:iam::111122223333:role/R",
+                            "RoleSessionName", "s");
+    json_t *resp = json_pack("{s:{s:s, s:s, s:s, s:I}}", "Credentials", "AccessKeyId",
+                             "ASIAEXAMPLE", "SecretAccessKey", "secret", "SessionToken", "token",
+                             "Expiration", (json_int_t)1704070800);
+    assert_non_null(req);
+    assert_non_null(resp);
+    rq.req = req;
+    rq.resp = resp;
+    json_t *rec = record_of(&rq, 0, KMS_OK, "");
+    const json_t *c = json_object_get(json_object_get(rec, "responseElements"), "credentials");
+    assert_string_equal(json_string_value(json_object_get(c, "expiration")),
+                        "Jan 1, 2024, 1:00:00 AM");
+    assert_string_equal(json_string_value(json_object_get(c, "accessKeyId")), "ASIAEXAMPLE");
+    assert_null(json_object_get(c, "secretAccessKey"));
+    assert_null(json_object_get(c, "sessionToken"));
+    json_decref(rec);
+    /* Other reads still record no response. */
+    request_init(&rq, "sts:GetCallerIdentity");
+    rq.req = req;
+    rq.resp = resp;
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_true(json_is_null(json_object_get(rec, "responseElements")));
+    json_decref(rec);
+    json_decref(req);
+    json_decref(resp);
+}
+
 /* AWS KMS Developer Guide, CloudTrail "RotateKey" and "DeleteKey": userIdentity {accountId,
  * invokedBy "AWS Internal"}, sourceIPAddress and userAgent "AWS Internal", no requestID,
  * eventType AwsServiceEvent, serviceEventDetails. */
@@ -1146,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_kms_request_shapes),
         cmocka_unit_test(test_service_event),
+        cmocka_unit_test(test_sts_credentials),
         cmocka_unit_test(test_console_sign_in),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
