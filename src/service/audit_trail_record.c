@@ -1,10 +1,8 @@
 /* The CloudTrail record of every request (CloudTrail User Guide, "CloudTrail record contents"):
  * what it says, built whole or not at all, and written durably before the caller sees the
  * result. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "service/audit_trail.h"
 #include "service/audit_trail_shape.h"
@@ -84,14 +82,15 @@ static void put_context(kms_json_out *o, const kms_encryption_context *ec)
 }
 
 /* The typed API has no JSON request: the parameters it had, with what AWS fills in (Encrypt's
- * and Decrypt's encryptionAlgorithm, Decrypt's keyId as the key ARN); null when none. */
+ * and Decrypt's encryptionAlgorithm, Decrypt's keyId as the key ARN); null when none (also for
+ * a network request refused before it was read). */
 static void put_typed_parameters(kms_json_out *o, const kms_request *rq, const char *name)
 {
     bool ctx = rq->enc_ctx != NULL && rq->enc_ctx->count > 0;
     bool decrypt = strcmp(name, "Decrypt") == 0;
     bool alg = decrypt || strcmp(name, "Encrypt") == 0;
     const char *key = decrypt && rq->resource_count > 0 ? rq->resources[0] : rq->key_ref;
-    if (key == NULL && !ctx && !alg) {
+    if (key == NULL && !ctx) {
         kms_json_out_null(o);
         return;
     }
@@ -165,13 +164,11 @@ static void put_user_identity(kms_json_out *o, const kms_request *rq, const char
     if (rq->service) {
         /* CloudTrail: scheduled work of another service of ours (a certificate's renewal) is an
          * AwsServiceEvent invoked by that service. */
-        const char *name = NULL;
         kms_json_out_string(o, "AWSService");
         kms_json_out_key(o, "accountId");
         kms_json_out_string(o, rq->client->cfg.account_id);
         kms_json_out_key(o, "invokedBy");
-        kms_json_out_string(
-            o, kms_audit_trail_event_source(rq->operation != NULL ? rq->operation : "", &name));
+        kms_json_out_string(o, source);
     } else if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
         kms_json_out_string(o, "Unknown");

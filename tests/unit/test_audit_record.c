@@ -147,7 +147,7 @@ static json_t *typed_parameters(const kms_request *rq, const char *name)
     }
     ctx = NULL;
 alg:
-    if ((decrypt || strcmp(name, "Encrypt") == 0) &&
+    if ((decrypt || strcmp(name, "Encrypt") == 0) && json_object_size(p) > 0 &&
         json_object_set_new(p, "encryptionAlgorithm", json_string("SYMMETRIC_DEFAULT")) != 0) {
         goto fail;
     }
@@ -969,6 +969,12 @@ static void test_kms_request_shapes(void **state)
     rec = record_of(&rq, 0, KMS_OK, "");
     assert_string_equal(at(rec, "requestParameters", "keyId"), arn);
     assert_string_equal(at(rec, "requestParameters", "encryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    json_decref(rec);
+
+    /* A network request refused before it was read: nothing is known of its parameters. */
+    request_init(&rq, "Encrypt");
+    rec = record_of(&rq, -1, KMS_ERR_BAD_SIGNATURE, "bad signature");
+    assert_true(json_is_null(json_object_get(rec, "requestParameters")));
     json_decref(rec);
 
     request_init(&rq, "CreateKey");
