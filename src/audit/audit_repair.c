@@ -31,17 +31,19 @@ static char *repair_record(kms_audit *a, off_t offset, size_t length, const char
         return NULL;
     }
     kms_time_iso8601(kms_now(), now);
+    /* Written as KMS's own service events are (service/audit_trail_record.c): CloudTrail 1.11,
+     * the account's, invoked by "AWS Internal", no requestID. */
     json_t *o = json_pack(
-        "{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:{s:s, s:I, s:I, s:s, s:s}, "
-        "s:s, s:b, s:s, s:b, s:s, s:s}",
-        "eventVersion", "1.08", "userIdentity", "type", "AWSService", "invokedBy",
-        "kms.amazonaws.com", "eventTime", now, "eventSource", "kms.amazonaws.com", "eventName",
-        "AuditLogRepaired", "awsRegion", a->region, "sourceIPAddress", "kms.amazonaws.com",
-        "userAgent", "kms.amazonaws.com", "requestParameters", "responseElements",
-        "serviceEventDetails", "segment", a->seg_name, "offset", (json_int_t)offset, "length",
-        (json_int_t)length, "sha256", sha256, "reason", reason, "eventID", id, "readOnly", 0,
-        "eventType", "AwsServiceEvent", "managementEvent", 1, "recipientAccountId", a->account_id,
-        "eventCategory", "Management");
+        "{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:s, s:b, s:[], s:s, s:b, "
+        "s:s, s:{s:s, s:I, s:I, s:s, s:s}, s:s}",
+        "eventVersion", "1.11", "userIdentity", "accountId", a->account_id, "invokedBy",
+        "AWS Internal", "eventTime", now, "eventSource", "kms.amazonaws.com", "eventName",
+        "AuditLogRepaired", "awsRegion", a->region, "sourceIPAddress", "AWS Internal", "userAgent",
+        "AWS Internal", "requestParameters", "responseElements", "eventID", id, "readOnly", 0,
+        "resources", "eventType", "AwsServiceEvent", "managementEvent", 1, "recipientAccountId",
+        a->account_id, "serviceEventDetails", "segment", a->seg_name, "offset", (json_int_t)offset,
+        "length", (json_int_t)length, "sha256", sha256, "reason", reason, "eventCategory",
+        "Management");
     char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (s == NULL) {

@@ -79,6 +79,7 @@ typedef struct kms_identity { /* who is calling, after authentication */
     size_t tag_count;       /* principal tags (user or role tags) */
     char **tag_keys, **tag_values;
     int64_t session_issued; /* 0 for long-term keys; when the session was created */
+    bool console_session;   /* the session of a sign-in (kms_iam_signin_session_mark) */
 } kms_identity;
 
 /* Frees what the identity owns and zeroes it; a zeroed identity is fine. */
@@ -457,6 +458,11 @@ int kms_iam_signin_begin(kms_iam *iam, const char *account_id, const char *user_
 /* After a successful sign-in: clears the user's failures and forgives the source this attempt. */
 int kms_iam_signin_succeed(kms_iam *iam, const char *account_id, const char *user_name,
                            const char *source) __attribute__((warn_unused_result));
+/* Marks the session access_key_id (a user's or root's GetSessionToken session) as a sign-in's:
+ * calls made with it are recorded with sessionCredentialFromConsole. */
+#define KMS_IAM_SIGNIN_SESSION_NAME "signin"
+int kms_iam_signin_session_mark(kms_iam *iam, const char *access_key_id)
+    __attribute__((warn_unused_result));
 
 /* ---- MFA (virtual TOTP devices, RFC 6238) ---------------------------------------------------- */
 

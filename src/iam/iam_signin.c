@@ -133,3 +133,29 @@ out:
     kms_iam_end(&q);
     return r;
 }
+
+/* A sign-in's session is a GetSessionToken session of the user (or root) whose session name,
+ * unused by such sessions (only role sessions have one), says it came from a sign-in. */
+static const char sql_session_mark[] =
+    "UPDATE iam_sessions SET session_name = ?2 WHERE access_key_id = ?1 AND session_name = '' "
+    "AND principal_id NOT LIKE 'AROA%'";
+
+int kms_iam_signin_session_mark(kms_iam *iam, const char *access_key_id)
+{
+    iam_q q;
+    KMS_GUARD(kms_iam_begin(iam, &q, true));
+    int r = -1;
+    if (kms_db_exec_sql(
+            q.c, sql_session_mark,
+            KMS_DB_PARAMS(kms_db_text(access_key_id), kms_db_text(KMS_IAM_SIGNIN_SESSION_NAME)),
+            IAM_SQL_WHAT) != 0) {
+        goto out;
+    }
+    if (kms_iam_commit_data(&q) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    kms_iam_end(&q);
+    return r;
+}

@@ -394,6 +394,8 @@ static int auth_session(kms_iam *iam, iam_q *q, const char *id, const char *toke
     out->mfa_auth_time = mfa_time;
     out->session_expiry = expiry;
     out->session_issued = issued;
+    out->console_session = strncmp(principal, "AROA", 4) != 0 &&
+                           strcmp(session_name, KMS_IAM_SIGNIN_SESSION_NAME) == 0;
     out->session_policy = policy;
     policy = NULL;
     r = 0;

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include "service/audit_trail.h"
 #include "service/internal_keys.h"
@@ -229,6 +230,36 @@ void kms_audit_trail_resource(kms_request *rq, const char *arn)
     }
     if (arn != NULL && arn[0] != '\0' && rq->resource_count < 2) {
         snprintf(rq->resources[rq->resource_count++], KMS_ARN_MAX, "%s", arn);
+    }
+}
+
+/* ---- Key material ids ------------------------------------------------------------------------
+ * AWS names each key material of a KMS key with a 64-hex-digit keyMaterialId (KeyMetadata
+ * CurrentKeyMaterialId, the KeyMaterialId of Decrypt and GenerateDataKey, the records'
+ * additionalEventData.keyMaterialId, RotateKey's previous/currentKeyMaterialId). Ours is
+ * SHA-256("kms-key-material-id:v1\n" KEY_ARN "\n" VERSION), in lower-case hex: derived from the
+ * key's ARN and the material version only, never from the material, so every process and every
+ * reader of the trail computes the same id for the same version, and two versions (or two keys)
+ * never share one. */
+
+void kms_audit_trail_material_id(const char *key_arn, uint32_t version, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[KMS_ARN_MAX + 48];
+    uint8_t h[crypto_hash_sha256_BYTES];
+    int n = snprintf(text, sizeof text, "kms-key-material-id:v1\n%s\n%u", key_arn, version);
+    crypto_hash_sha256(h, (const uint8_t *)text, n > 0 ? (size_t)n : 0);
+    for (size_t i = 0; i < sizeof h; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 0x0f];
+    }
+    out[64] = '\0';
+}
+
+void kms_audit_trail_key_material(kms_request *rq, int slot, const char *key_arn, uint32_t version)
+{
+    if (slot == 0 || slot == 1) {
+        kms_audit_trail_material_id(key_arn, version, rq->key_material[slot]);
     }
 }
 

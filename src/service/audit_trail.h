@@ -29,6 +29,17 @@ int kms_audit_trail_request(kms_request *rq, int rc) __attribute__((warn_unused_
 int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const char *message,
                                 const char *event_id, kms_json_out *o)
     __attribute__((warn_unused_result));
+/* The keyMaterialId (64 lower-case hex digits) of material version `version` of the key
+ * key_arn: a hash of the ARN and the version (audit_trail.c "Key material ids"), never of the
+ * material. */
+void kms_audit_trail_material_id(const char *key_arn, uint32_t version, char out[65]);
+/* Notes the key material the request used (the record's additionalEventData; the response's
+ * KeyMaterialId) in rq->key_material[slot]: 0 the key's (ReEncrypt: the source's), 1
+ * ReEncrypt's destination. */
+void kms_audit_trail_key_material(kms_request *rq, int slot, const char *key_arn, uint32_t version);
+/* An epoch time as CloudTrail writes dates inside requestParameters and responseElements:
+ * "Aug 10, 2022, 10:38:27 PM" (UTC). */
+void kms_audit_trail_date(int64_t t, char out[32]);
 /* Notes a key ARN the request touched (resources of the record). */
 void kms_audit_trail_resource(kms_request *rq, const char *arn);
 /* What the trail's readers check it against (src/audit/audit.h kms_audit_trust): the anchor

@@ -1,199 +1,29 @@
 /* The CloudTrail record of every request (CloudTrail User Guide, "CloudTrail record contents"):
  * what it says, built whole or not at all, and written durably before the caller sees the
  * result. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "service/audit_trail.h"
+#include "service/audit_trail_shape.h"
 #include "service/ops.h"
 #include "util/json_out.h"
 #include "util/util.h"
 
-#define EVENT_VERSION "1.08"
+/* CloudTrail record version 1.11 (CloudTrail User Guide, "CloudTrail record contents"), with
+ * the members the versions since 1.08 added that apply here: sessionCredentialFromConsole,
+ * additionalEventData.keyMaterialId (KMS), tlsDetails, eventCategory. Readers accept every
+ * earlier version (trails written before keep their 1.08 records). */
+#define EVENT_VERSION "1.11"
+/* What AWS writes as the caller, source and user agent of its own KMS work (RotateKey,
+ * DeleteKey: AWS KMS Developer Guide, CloudTrail examples). */
+#define SERVICE_INTERNAL "AWS Internal"
 /* The longest User-Agent and Host header kept in a record (bytes): a user agent is a short
  * product list, and a record has a size limit. */
 #define KMS_AUDIT_USER_AGENT_MAX 256
 #define KMS_AUDIT_CALLER_TEXT_MAX 256
 /* The stack storage a record is written into; a longer one moves to the heap. */
 #define KMS_AUDIT_RECORD_STACK 4096
-
-/* ---- What a record says ---------------------------------------------------------------------- */
-
-static const char *event_source(const char *operation, const char **name)
-{
-    static const struct {
-        const char *prefix;
-        const char *source;
-    } sources[] = {
-        {"iam:", "iam.amazonaws.com"},
-        {"sts:", "sts.amazonaws.com"},
-        {"organizations:", "organizations.amazonaws.com"},
-        {"cloudtrail:", "cloudtrail.amazonaws.com"},
-        {"signin:", "signin.amazonaws.com"},
-        {"acm-pca:", "acm-pca.amazonaws.com"},
-        {"acm:", "acm.amazonaws.com"},
-    };
-    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
-        size_t n = strlen(sources[i].prefix);
-        if (strncmp(operation, sources[i].prefix, n) == 0) {
-            *name = operation + n;
-            return sources[i].source;
-        }
-    }
-    *name = operation;
-    return "kms.amazonaws.com";
-}
-
-/* CloudTrail's readOnly: reads, and the KMS cryptographic operations (they change no
- * resource); STS calls issue credentials but change nothing either. */
-static bool read_only(const char *source, const char *name)
-{
-    static const char *const prefixes[] = {"Get", "List", "Describe", "Simulate", "Lookup"};
-    static const char *const kms_reads[] = {"Encrypt",
-                                            "Decrypt",
-                                            "ReEncrypt",
-                                            "GenerateDataKey",
-                                            "GenerateDataKeyWithoutPlaintext",
-                                            "GenerateDataKeyPair",
-                                            "GenerateDataKeyPairWithoutPlaintext",
-                                            "DeriveSharedSecret",
-                                            "GenerateRandom",
-                                            "Sign",
-                                            "Verify",
-                                            "GenerateMac",
-                                            "VerifyMac"};
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
-        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
-            return true;
-        }
-    }
-    if (strcmp(source, "sts.amazonaws.com") == 0) {
-        return true;
-    }
-    for (size_t i = 0;
-         strcmp(source, "kms.amazonaws.com") == 0 && i < sizeof kms_reads / sizeof kms_reads[0];
-         i++) {
-        if (strcmp(name, kms_reads[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Members never written to a record, request or response, at any depth: plaintexts, messages
- * and MACs, ciphertexts, passwords, secret access keys, session tokens, MFA seeds and codes. */
-static bool secret_member(const char *name)
-{
-    static const char *const secrets[] = {
-        "Plaintext",
-        "CiphertextBlob",
-        "CiphertextForRecipient",
-        "Message",
-        "Signature",
-        "Mac",
-        "SecretAccessKey",
-        "SessionToken",
-        "Password",
-        "OldPassword",
-        "NewPassword",
-        "AuthenticationCode1",
-        "AuthenticationCode2",
-        "Base32StringSeed",
-        "QRCodePNG",
-        "TokenCode",
-        "PrivateKeyPlaintext",
-        "PrivateKeyCiphertextBlob",
-        "SharedSecret",
-        "PublicKey",
-        "PrivateKey",
-        "Passphrase",
-        "GrantToken",
-        "GrantTokens",
-    };
-    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
-        if (strcasecmp(name, secrets[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Maps whose keys are the caller's data, copied as they are (their values are strings). */
-static bool verbatim_map(const char *name)
-{
-    static const char *const maps[] = {"EncryptionContext", "SourceEncryptionContext",
-                                       "DestinationEncryptionContext", "EncryptionContextSubset",
-                                       "EncryptionContextEquals"};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
-        if (strcmp(name, maps[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Ends s, cut to its first n bytes, before a character the cut left incomplete, so that a key
- * cut short stays UTF-8 (the JSON writer refuses anything else). */
-static void utf8_cut(char *s, size_t n)
-{
-    size_t lead = n;
-    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80) {
-        lead--;
-    }
-    if (lead > 0) {
-        unsigned char c = (unsigned char)s[lead - 1];
-        size_t want = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        if (n - (lead - 1) < want) {
-            n = lead - 1;
-        }
-    }
-    s[n] = '\0';
-}
-
-/* A request or response as CloudTrail shows it: member names in camelCase ("KeyId" ->
- * "keyId"), secrets left out. NULL on out-of-memory. */
-static json_t *sanitize(json_t *v)
-{
-    if (json_is_array(v)) {
-        json_t *out = json_array();
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item)
-        {
-            if (out == NULL || json_array_append_new(out, sanitize(item)) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
-    if (!json_is_object(v)) {
-        return json_copy(v);
-    }
-    json_t *out = json_object();
-    const char *key;
-    json_t *member;
-    json_object_foreach(v, key, member)
-    {
-        if (out == NULL || secret_member(key)) {
-            continue;
-        }
-        char name[128];
-        size_t n = (size_t)snprintf(name, sizeof name, "%s", key);
-        if (n >= sizeof name) {
-            utf8_cut(name, sizeof name - 1);
-        }
-        name[0] = (char)tolower((unsigned char)name[0]);
-        json_t *copy = verbatim_map(key) ? json_deep_copy(member) : sanitize(member);
-        if (copy == NULL || json_object_set_new(out, name, copy) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
 
 /* ---- Writing a record ------------------------------------------------------------------------ *
  * The record is written straight into a buffer (util/json_out.h), member by member in
@@ -251,22 +81,31 @@ static void put_context(kms_json_out *o, const kms_encryption_context *ec)
     kms_json_out_end_object(o);
 }
 
-/* The typed API has no JSON request: the parameters it had; null when none. */
-static void put_typed_parameters(kms_json_out *o, const kms_request *rq)
+/* The typed API has no JSON request: the parameters it had, with what AWS fills in (Encrypt's
+ * and Decrypt's encryptionAlgorithm, Decrypt's keyId as the key ARN); null when none (also for
+ * a network request refused before it was read). */
+static void put_typed_parameters(kms_json_out *o, const kms_request *rq, const char *name)
 {
     bool ctx = rq->enc_ctx != NULL && rq->enc_ctx->count > 0;
-    if (rq->key_ref == NULL && !ctx) {
+    bool decrypt = strcmp(name, "Decrypt") == 0;
+    bool alg = decrypt || strcmp(name, "Encrypt") == 0;
+    const char *key = decrypt && rq->resource_count > 0 ? rq->resources[0] : rq->key_ref;
+    if (key == NULL && !ctx) {
         kms_json_out_null(o);
         return;
     }
     kms_json_out_begin_object(o);
-    if (rq->key_ref != NULL) {
+    if (key != NULL) {
         kms_json_out_key(o, "keyId");
-        kms_json_out_text(o, rq->key_ref);
+        kms_json_out_text(o, key);
     }
     if (ctx) {
         kms_json_out_key(o, "encryptionContext");
         put_context(o, rq->enc_ctx);
+    }
+    if (alg) {
+        kms_json_out_key(o, "encryptionAlgorithm");
+        kms_json_out_string(o, "SYMMETRIC_DEFAULT");
     }
     kms_json_out_end_object(o);
 }
@@ -308,19 +147,28 @@ static void put_session_context(kms_json_out *o, const kms_identity *id)
     kms_json_out_end_object(o);
 }
 
-static void put_user_identity(kms_json_out *o, const kms_request *rq)
+static void put_user_identity(kms_json_out *o, const kms_request *rq, const char *source)
 {
     kms_json_out_begin_object(o);
+    if (rq->service && strcmp(source, "kms.amazonaws.com") == 0) {
+        /* KMS's own work (RotateKey, DeleteKey) as AWS records it: the account, invoked by
+         * "AWS Internal", and no type. */
+        kms_json_out_key(o, "accountId");
+        kms_json_out_string(o, rq->client->cfg.account_id);
+        kms_json_out_key(o, "invokedBy");
+        kms_json_out_string(o, SERVICE_INTERNAL);
+        kms_json_out_end_object(o);
+        return;
+    }
     kms_json_out_key(o, "type");
     if (rq->service) {
-        /* CloudTrail: scheduled work of the service itself (a rotation, the end of a deletion
-         * window, a certificate's renewal) is an AwsServiceEvent invoked by the service. */
-        const char *name = NULL;
+        /* CloudTrail: scheduled work of another service of ours (a certificate's renewal) is an
+         * AwsServiceEvent invoked by that service. */
         kms_json_out_string(o, "AWSService");
         kms_json_out_key(o, "accountId");
         kms_json_out_string(o, rq->client->cfg.account_id);
         kms_json_out_key(o, "invokedBy");
-        kms_json_out_string(o, event_source(rq->operation != NULL ? rq->operation : "", &name));
+        kms_json_out_string(o, source);
     } else if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
         kms_json_out_string(o, "Unknown");
@@ -400,12 +248,20 @@ static void response_resources(kms_request *rq)
 }
 
 /* A JSON value of the caller's (kms_call's request or response), sanitized, as compact text
- * (*text malloc'd); empty_null: NULL (written as null) when it has no members. */
-static int sanitized_text(json_t *v, bool empty_null, char **text)
+ * (*text malloc'd); empty_null: NULL (written as null) when it has no members. A KMS request
+ * (defaults_of: its event name) gets the parameters AWS fills in. */
+static int sanitized_text(const kms_request *rq, json_t *v, bool empty_null,
+                          const char *defaults_of, char **text)
 {
     *text = NULL;
-    json_t *p = sanitize(v);
+    json_t *p = kms_audit_trail_sanitize(v);
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (defaults_of != NULL &&
+        kms_audit_trail_request_defaults(
+            defaults_of, rq->resource_count > 0 ? rq->resources[0] : NULL, p) != 0) {
+        json_decref(p);
+        return -1;
+    }
     if (empty_null && json_object_size(p) == 0) {
         json_decref(p);
         return 0;
@@ -447,7 +303,7 @@ static void put_caller_text(kms_json_out *o, const char *value, size_t n)
     }
     size_t len = (size_t)snprintf(buf, n + 1, "%s", value != NULL ? value : "");
     if (len > n) {
-        utf8_cut(buf, n);
+        kms_audit_trail_utf8_cut(buf, n);
     }
     kms_json_out_text(o, buf);
 }
@@ -461,9 +317,10 @@ static void put_origin(kms_json_out *o, const kms_request *rq, const char *sourc
     const kms_network_request *net = caller != NULL ? caller->net : NULL;
     kms_json_out_key(o, "sourceIPAddress");
     if (rq->service) {
-        kms_json_out_string(o, source);
+        bool kms = strcmp(source, "kms.amazonaws.com") == 0;
+        kms_json_out_string(o, kms ? SERVICE_INTERNAL : source);
         kms_json_out_key(o, "userAgent");
-        kms_json_out_text(o, "kms.amazonaws.com");
+        kms_json_out_text(o, kms ? SERVICE_INTERNAL : "kms.amazonaws.com");
     } else if (net == NULL) {
         kms_json_out_string(o, "127.0.0.1");
         kms_json_out_key(o, "userAgent");
@@ -508,7 +365,49 @@ typedef struct record_facts {
     char when[32];
     char *params;   /* kms_call's request, sanitized (malloc'd; NULL: null or typed) */
     char *response; /* kms_call's response, sanitized (malloc'd; NULL: null) */
+    bool console;   /* a console sign-in (signin.amazonaws.com ConsoleLogin) */
 } record_facts;
+
+/* additionalEventData (after responseElements, as CloudTrail places it): the key material the
+ * request used (AWS KMS Developer Guide, the Encrypt, Decrypt, GenerateDataKey and ReEncrypt
+ * examples: keyMaterialId; ReEncrypt: sourceKeyMaterialId and destinationKeyMaterialId), what
+ * the caller supplied (a ConsoleLogin's), and the note of a trimmed record. Left out when there
+ * is nothing to say. */
+static void put_additional_data(kms_json_out *o, const kms_request *rq, const record_facts *f,
+                                bool trimmed)
+{
+    bool two = strcmp(f->name, "ReEncrypt") == 0;
+    bool material = rq->key_material[0][0] != '\0' || rq->key_material[1][0] != '\0';
+    if (!material && rq->additional_event_data == NULL && !trimmed) {
+        return;
+    }
+    kms_json_out_key(o, "additionalEventData");
+    if (rq->additional_event_data != NULL && !trimmed) {
+        put_json(o, rq->additional_event_data);
+        return;
+    }
+    kms_json_out_begin_object(o);
+    for (int i = 0; i < 2; i++) {
+        if (rq->key_material[i][0] == '\0') {
+            continue;
+        }
+        kms_json_out_key(o, !two     ? "keyMaterialId"
+                            : i == 0 ? "sourceKeyMaterialId"
+                                     : "destinationKeyMaterialId");
+        kms_json_out_string(o, rq->key_material[i]);
+    }
+    if (trimmed) {
+        kms_json_out_key(o, "omitted");
+        kms_json_out_string(o, "parameters too large to record");
+    }
+    kms_json_out_end_object(o);
+}
+
+/* CloudTrail's eventType: the service's own work, a console sign-in, or an API call. */
+static const char *event_type(const kms_request *rq, const record_facts *f)
+{
+    return rq->service ? "AwsServiceEvent" : f->console ? "AwsConsoleSignIn" : "AwsApiCall";
+}
 
 /* The record: every member in CloudTrail's order. trimmed: a request too large to record
  * whole (a huge policy document) loses its parameters, and says so. */
@@ -519,7 +418,7 @@ static void put_record(kms_json_out *o, const kms_request *rq, const record_fact
     kms_json_out_key(o, "eventVersion");
     kms_json_out_string(o, EVENT_VERSION);
     kms_json_out_key(o, "userIdentity");
-    put_user_identity(o, rq);
+    put_user_identity(o, rq, f->source);
     kms_json_out_key(o, "eventTime");
     kms_json_out_string(o, f->when);
     kms_json_out_key(o, "eventSource");
@@ -538,44 +437,48 @@ static void put_record(kms_json_out *o, const kms_request *rq, const record_fact
         kms_json_out_key(o, "errorMessage");
         kms_json_out_text(o, f->message);
     }
+    /* requestParameters: null for a console sign-in, as CloudTrail writes it. */
     kms_json_out_key(o, "requestParameters");
-    if (trimmed) {
+    if (trimmed || f->console) {
         kms_json_out_null(o);
     } else if (rq->req != NULL) {
         put_raw_or_null(o, f->params);
     } else {
-        put_typed_parameters(o, rq);
+        put_typed_parameters(o, rq, f->name);
     }
-    /* responseElements: CloudTrail leaves it null for reads and failures. */
+    /* responseElements: CloudTrail leaves it null for failures and reads (but for the
+     * credentials STS issues). */
     kms_json_out_key(o, "responseElements");
     put_raw_or_null(o, trimmed ? NULL : f->response);
-    kms_json_out_key(o, "requestID");
-    kms_json_out_string(o, rq->request_id);
+    put_additional_data(o, rq, f, trimmed);
+    /* The service's own work and a console sign-in answer no request: no requestID. */
+    if (!rq->service && !f->console) {
+        kms_json_out_key(o, "requestID");
+        kms_json_out_string(o, rq->request_id);
+    }
     kms_json_out_key(o, "eventID");
     kms_json_out_string(o, f->event_id);
     kms_json_out_key(o, "readOnly");
     kms_json_out_bool(o, f->ro);
-    if (rq->service_details != NULL) {
-        kms_json_out_key(o, "serviceEventDetails");
-        put_json(o, rq->service_details);
-    }
     kms_json_out_key(o, "resources");
     put_resources(o, rq);
     kms_json_out_key(o, "eventType");
-    kms_json_out_string(o, rq->service ? "AwsServiceEvent" : "AwsApiCall");
+    kms_json_out_string(o, event_type(rq, f));
     kms_json_out_key(o, "managementEvent");
     kms_json_out_bool(o, true);
     kms_json_out_key(o, "recipientAccountId");
     kms_json_out_string(o, cfg->account_id);
+    if (rq->service_details != NULL) {
+        kms_json_out_key(o, "serviceEventDetails");
+        put_json(o, rq->service_details);
+    }
     kms_json_out_key(o, "eventCategory");
     kms_json_out_string(o, "Management");
     put_tls_details(o, rq);
-    if (trimmed) {
-        kms_json_out_key(o, "additionalEventData");
-        kms_json_out_begin_object(o);
-        kms_json_out_key(o, "omitted");
-        kms_json_out_string(o, "parameters too large to record");
-        kms_json_out_end_object(o);
+    /* CloudTrail 1.09+: a call made with the credentials of a console sign-in says so. */
+    if (rq->who != NULL && rq->who->id.console_session && !f->console) {
+        kms_json_out_key(o, "sessionCredentialFromConsole");
+        kms_json_out_string(o, "true");
     }
     kms_json_out_end_object(o);
 }
@@ -592,8 +495,10 @@ int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const ch
     f.error_code = rc != 0 ? kms_error_name(err) : NULL;
     f.message = message;
     f.event_id = event_id;
-    f.source = event_source(rq->operation != NULL ? rq->operation : "", &f.name);
-    f.ro = read_only(f.source, f.name);
+    f.source = kms_audit_trail_event_source(rq->operation != NULL ? rq->operation : "", &f.name);
+    f.ro = kms_audit_trail_read_only(f.source, f.name);
+    f.console =
+        strcmp(f.source, "signin.amazonaws.com") == 0 && strcmp(f.name, "ConsoleLogin") == 0;
     kms_time_iso8601(rq->started, f.when);
     /* The requestID the caller is told (x-amzn-RequestId), made once. */
     if (rq->request_id[0] == '\0' && kms_uuid_new(rq->request_id) != 0) {
@@ -602,10 +507,19 @@ int kms_audit_trail_record_text(kms_request *rq, int rc, kms_error err, const ch
     if (rc == 0) {
         response_resources(rq);
     }
-    if (rq->req != NULL && sanitized_text(rq->req, true, &f.params) != 0) {
+    bool kms = strcmp(f.source, "kms.amazonaws.com") == 0;
+    if (rq->req != NULL && sanitized_text(rq, rq->req, true, kms ? f.name : NULL, &f.params) != 0) {
         goto out;
     }
-    if (rc == 0 && !f.ro && rq->resp != NULL && sanitized_text(rq->resp, false, &f.response) != 0) {
+    if (f.console && rq->resp != NULL) {
+        /* {"ConsoleLogin": "Success"} or "Failure", as CloudTrail writes it (not camelCase). */
+        f.response = json_dumps(rq->resp, JSON_COMPACT);
+        if (f.response == NULL) {
+            kms_raise(KMS_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    } else if (rc == 0 && kms_audit_trail_keeps_response(f.source, f.name, f.ro) &&
+               rq->resp != NULL && sanitized_text(rq, rq->resp, false, NULL, &f.response) != 0) {
         goto out;
     }
     put_record(o, rq, &f, false);

@@ -70,6 +70,13 @@ typedef struct kms_request {
      * request's first resource with then_details (owned) as its serviceEventDetails. */
     const char *then_event;
     json_t *then_details;
+    /* The key material ids the request used (kms_audit_trail_key_material; "" none): [0] the
+     * key's, or ReEncrypt's source; [1] ReEncrypt's destination. The record's
+     * additionalEventData, the response's KeyMaterialId. */
+    char key_material[2][65];
+    /* Borrowed: the record's additionalEventData where the caller supplies it (a ConsoleLogin's
+     * LoginTo, MobileVersion, MFAUsed). */
+    const json_t *additional_event_data;
     /* A network request's caller (NULL: the client's credentials), and the requestID of the
      * record (made when it is built; "" until then) and whether it was written. */
     kms_gate_caller *caller;

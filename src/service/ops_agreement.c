@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
 #include "service/ops.h"
 #include "util/secmem.h"
 
@@ -45,6 +46,7 @@ int kms_ops_crypto_derive_shared_secret(kms_request *rq, json_t *req, json_t **r
                                           &secret_len) != 0) {
         goto out;
     }
+    kms_audit_trail_key_material(rq, 0, arn, rec.current_version);
     *resp = json_pack("{s:s, s:s, s:s}", "KeyId", arn, "KeyAgreementAlgorithm", "ECDH", "KeyOrigin",
                       rec.origin);
     if (*resp == NULL) {

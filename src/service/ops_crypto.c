@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
 #include "service/ops.h"
 #include "service/ops_crypto.h"
 #include "util/secmem.h"
@@ -103,6 +104,10 @@ static int encrypt_core(kms_request *rq, const char *key_ref, const char *action
         r = kms_keystore_rsa_encrypt(&rq->client->keystore, &rec, rsa, pt, pt_len, blob);
     } else if (r == 0) {
         r = kms_keystore_seal(&rq->client->keystore, &rec, pt, pt_len, ctx, blob);
+        if (r == 0) {
+            kms_audit_trail_key_material(rq, strcmp(action, "kms:ReEncryptTo") == 0, arn,
+                                         rec.current_version);
+        }
     }
     if (r == 0 && alg_used != NULL) {
         *alg_used = rsa != NULL ? rsa->name : "SYMMETRIC_DEFAULT";
@@ -199,6 +204,7 @@ static int decrypt_core(kms_request *rq, const char *key_ref, const char *action
         dry_run_decrypt(rq, action) != 0) {
         goto out;
     }
+    kms_audit_trail_key_material(rq, 0, arn, b.key_version);
 done:
     if (alg_used != NULL) {
         *alg_used = rsa != NULL ? rsa->name : "SYMMETRIC_DEFAULT";
@@ -260,6 +266,7 @@ int kms_ops_crypto_generate_data_key_core(kms_request *rq, const char *key_ref, 
     if (kms_keystore_seal(&rq->client->keystore, &rec, dk, key_bytes, ctx, blob) != 0) {
         goto out;
     }
+    kms_audit_trail_key_material(rq, 0, arn, rec.current_version);
     if (plaintext != NULL) {
         *plaintext = dk;
         dk = NULL;
@@ -374,7 +381,8 @@ int kms_ops_crypto_decrypt(kms_request *rq, json_t *req, json_t **resp)
             0) {
         goto out;
     }
-    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "EncryptionAlgorithm", alg_used);
+    *resp = json_pack("{s:s, s:s, s:s*}", "KeyId", arn, "EncryptionAlgorithm", alg_used,
+                      "KeyMaterialId", rq->key_material[0][0] ? rq->key_material[0] : NULL);
     if (*resp == NULL || kms_request_json_set_blob(*resp, "Plaintext", pt.data, pt.len) != 0) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
@@ -416,7 +424,13 @@ int kms_ops_crypto_re_encrypt(kms_request *rq, json_t *req, json_t **resp)
     }
     if (json_object_set_new(*resp, "SourceKeyId", json_string(src_arn)) != 0 ||
         json_object_set_new(*resp, "SourceEncryptionAlgorithm", json_string(src_used)) != 0 ||
-        json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used)) != 0) {
+        json_object_set_new(*resp, "DestinationEncryptionAlgorithm", json_string(dst_used)) != 0 ||
+        (rq->key_material[0][0] != '\0' &&
+         json_object_set_new(*resp, "SourceKeyMaterialId", json_string(rq->key_material[0])) !=
+             0) ||
+        (rq->key_material[1][0] != '\0' &&
+         json_object_set_new(*resp, "DestinationKeyMaterialId", json_string(rq->key_material[1])) !=
+             0)) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -473,6 +487,10 @@ static int generate_data_key(kms_request *rq, json_t *req, json_t **resp, bool w
         goto out;
     }
     if (with_plaintext && kms_request_json_set_blob(*resp, "Plaintext", dk, n) != 0) {
+        goto out;
+    }
+    if (json_object_set_new(*resp, "KeyMaterialId", json_string(rq->key_material[0])) != 0) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     r = 0;

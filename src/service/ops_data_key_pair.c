@@ -5,6 +5,7 @@
  * permission must not be able to spend. */
 #include <string.h>
 
+#include "service/audit_trail.h"
 #include "service/ops.h"
 #include "service/ops_crypto.h"
 #include "util/secmem.h"
@@ -22,10 +23,11 @@ static int key_pair_spec(json_t *req, const char **spec)
     return 0;
 }
 
-static int respond(json_t **resp, const char *arn, const char *spec, const kms_buf *blob,
-                   const kms_data_key_pair *pair, bool with_plaintext)
+static int respond(kms_request *rq, json_t **resp, const char *arn, const char *spec,
+                   const kms_buf *blob, const kms_data_key_pair *pair, bool with_plaintext)
 {
-    *resp = json_pack("{s:s, s:s}", "KeyId", arn, "KeyPairSpec", spec);
+    *resp = json_pack("{s:s, s:s, s:s}", "KeyId", arn, "KeyPairSpec", spec, "KeyMaterialId",
+                      rq->key_material[0]);
     KMS_ENSURE(*resp != NULL, KMS_ERR_INTERNAL, "out of memory");
     KMS_GUARD(kms_request_json_set_blob(*resp, "PrivateKeyCiphertextBlob", blob->data, blob->len));
     KMS_GUARD(
@@ -64,8 +66,11 @@ static int generate_pair(kms_request *rq, json_t *req, json_t **resp, bool with_
     if (kms_ops_crypto_data_key_cmk(rq, key_id, action, &ctx, &rec, arn) != 0 ||
         kms_keystore_data_key_pair(spec, &pair) != 0 ||
         kms_keystore_seal(&rq->client->keystore, &rec, pair.private_key, pair.private_key_len, &ctx,
-                          &blob) != 0 ||
-        respond(resp, arn, spec, &blob, &pair, with_plaintext) != 0) {
+                          &blob) != 0) {
+        goto out;
+    }
+    kms_audit_trail_key_material(rq, 0, arn, rec.current_version);
+    if (respond(rq, resp, arn, spec, &blob, &pair, with_plaintext) != 0) {
         goto out;
     }
     r = 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
 #include "service/ops.h"
 #include "service/ops_tags.h"
 #include "service/ops_unbind.h"
@@ -44,6 +45,15 @@ json_t *kms_ops_keys_metadata_json(const kms_keystore *ks, const kms_key_record 
          json_object_set_new(m, "PendingDeletionWindowInDays",
                              json_integer(rec->pending_window_days)) != 0)) {
         goto fail;
+    }
+    /* AWS KMS API reference, KeyMetadata: CurrentKeyMaterialId, "present for symmetric
+     * encryption keys with AWS_KMS origin" (audit_trail.c: how the id is made). */
+    char material[65];
+    if (strcmp(rec->key_spec, "SYMMETRIC_DEFAULT") == 0) {
+        kms_audit_trail_material_id(arn, rec->current_version, material);
+        if (json_object_set_new(m, "CurrentKeyMaterialId", json_string(material)) != 0) {
+            goto fail;
+        }
     }
     const char *member = NULL;
     json_t *algs = NULL;

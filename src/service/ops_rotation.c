@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "service/audit_trail.h"
 #include "service/ops.h"
 #include "service/scheduler.h"
 #include "util/util.h"
@@ -152,7 +153,7 @@ int kms_ops_rotation_rotate_on_demand(kms_request *rq, json_t *req, json_t **res
         /* AWS records the new material as a RotateKey service event of its own, after the
          * call. */
         rq->then_event = "RotateKey";
-        rq->then_details = kms_scheduler_rotate_key_event("ON_DEMAND", cl.version, NULL);
+        rq->then_details = kms_scheduler_rotate_key_event(rec.key_id, arn, "ON_DEMAND", cl.version);
         *resp = json_pack("{s:s}", "KeyId", rec.key_id);
         r = *resp != NULL && rq->then_details != NULL
                 ? 0
@@ -164,15 +165,19 @@ int kms_ops_rotation_rotate_on_demand(kms_request *rq, json_t *req, json_t **res
 
 typedef struct rotation_walk {
     json_t *list;
-    const char *key_id;
+    const char *key_id, *arn;
     uint32_t last; /* the last version listed: the next page's marker */
 } rotation_walk;
 
 static int list_rotation_cb(void *arg, uint32_t version, int64_t date, const char *type)
 {
     rotation_walk *w = arg;
-    json_t *o = json_pack("{s:s, s:I, s:s}", "KeyId", w->key_id, "RotationDate", (json_int_t)date,
-                          "RotationType", type);
+    /* AWS KMS API reference, RotationsListEntry: KeyMaterialId names the material the rotation
+     * made (audit_trail.c "Key material ids"). */
+    char material[65];
+    kms_audit_trail_material_id(w->arn, version, material);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "KeyId", w->key_id, "KeyMaterialId", material,
+                          "RotationDate", (json_int_t)date, "RotationType", type);
     KMS_ENSURE(o != NULL && json_array_append_new(w->list, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     w->last = version;
@@ -196,7 +201,7 @@ int kms_ops_rotation_list(kms_request *rq, json_t *req, json_t **resp)
                    "the Marker '%s' was not returned by ListKeyRotations", marker);
     }
     KMS_GUARD(rotation_key(rq, req, "kms:ListKeyRotations", &rec, arn));
-    rotation_walk w = {json_array(), rec.key_id, 0};
+    rotation_walk w = {json_array(), rec.key_id, arn, 0};
     int r = w.list != NULL
                 ? kms_keystore_rotation_list(&rq->client->keystore, rec.key_id, (uint32_t)after,
                                              (size_t)limit, list_rotation_cb, &w, &truncated)

@@ -91,17 +91,15 @@ static int rotate(kms_client *c, const due_item *it, int64_t now, uint32_t *vers
     return kms_keystore_rotate(&c->keystore, it->key_id, &cl);
 }
 
-json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
-                                       const char *trigger)
+json_t *kms_scheduler_rotate_key_event(const char *key_id, const char *key_arn,
+                                       const char *rotation_type, uint32_t version)
 {
-    json_t *d = json_pack("{s:s, s:s, s:I, s:I}", "rotationType", rotation_type, "keyOrigin",
-                          "AWS_KMS", "previousKeyMaterialVersion", (json_int_t)version - 1,
-                          "currentKeyMaterialVersion", (json_int_t)version);
-    if (d != NULL && trigger != NULL && json_object_set_new(d, "trigger", json_string(trigger))) {
-        json_decref(d);
-        return NULL;
-    }
-    return d;
+    char previous[65], current[65];
+    kms_audit_trail_material_id(key_arn, version > 1 ? version - 1 : version, previous);
+    kms_audit_trail_material_id(key_arn, version, current);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "rotationType", rotation_type, "keyOrigin",
+                     "AWS_KMS", "previousKeyMaterialId", previous, "currentKeyMaterialId", current,
+                     "keyId", key_id);
 }
 
 static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
@@ -140,10 +138,10 @@ static int act(kms_client *c, const due_item *it, int64_t now, json_t *report,
                         (json_int_t)version, "RotationType", type, "Reason", reason_of(it->kind));
     if (r == 0) {
         /* CloudTrail's RotateKey / DeleteKey service events: the key is the record's resource,
-         * what was done its serviceEventDetails. */
-        rq.service_details =
-            deletion ? json_pack("{s:s}", "deletionDate", when)
-                     : kms_scheduler_rotate_key_event(type, version, reason_of(it->kind));
+         * what was done its serviceEventDetails (DeleteKey: the key id, as AWS writes it). */
+        rq.service_details = deletion
+                                 ? json_pack("{s:s}", "keyId", it->key_id)
+                                 : kms_scheduler_rotate_key_event(it->key_id, arn, type, version);
     }
     r = kms_gate_end(&rq, r);
     if (r == 0) {

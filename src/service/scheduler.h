@@ -8,11 +8,12 @@
 
 #include "kms/kms.h"
 
-/* The serviceEventDetails of a RotateKey service event (CloudTrail's: rotationType AUTOMATIC or
- * ON_DEMAND, keyOrigin), with the material versions before and after and, for the scheduler's
- * rotations, what made it due (SCHEDULE, USAGE, RESUMED; NULL: none). NULL when out of memory. */
-json_t *kms_scheduler_rotate_key_event(const char *rotation_type, uint32_t version,
-                                       const char *trigger);
+/* The serviceEventDetails of a RotateKey service event as AWS writes it (AWS KMS Developer
+ * Guide, CloudTrail "RotateKey"): rotationType AUTOMATIC or ON_DEMAND, keyOrigin, the key
+ * material ids before and after (version - 1 and version of key_arn) and keyId. NULL when out
+ * of memory. */
+json_t *kms_scheduler_rotate_key_event(const char *key_id, const char *key_arn,
+                                       const char *rotation_type, uint32_t version);
 
 /* The private CA's share of a run (scheduler_pca.c): CRLs reissued once half of their validity
  * has passed, DELETED CAs past their restore window deleted for good; the report gains

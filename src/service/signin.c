@@ -30,10 +30,16 @@ static int first_mfa_device(kms_iam *iam, const char *account, const char *user,
     return 0;
 }
 
-/* CloudTrail records sign-ins as signin.amazonaws.com ConsoleLogin, successful or not. */
+/* CloudTrail records sign-ins as signin.amazonaws.com ConsoleLogin, successful or not
+ * (CloudTrail User Guide, "AWS Management Console sign-in events"): eventType AwsConsoleSignIn,
+ * requestParameters null, responseElements {"ConsoleLogin": "Success" | "Failure"},
+ * additionalEventData {LoginTo, MobileVersion, MFAUsed}. LoginTo is where the session went: the
+ * profile it was saved as. */
 static int audit_sign_in(kms_client *c, const kms_sign_in_options *o, const kms_identity *id,
-                         int64_t now, int rc)
+                         const char *profile, bool mfa_used, int64_t now, int rc)
 {
+    char login_to[160];
+    snprintf(login_to, sizeof login_to, "kmsctl --profile %.128s", profile);
     kms_request rq;
     kms_principal_snapshot who;
     memset(&rq, 0, sizeof rq);
@@ -60,11 +66,20 @@ static int audit_sign_in(kms_client *c, const kms_sign_in_options *o, const kms_
         }
     }
     rq.who = &who;
-    rq.req = json_pack("{s:s}", "UserName", o->user_name ? o->user_name : "root");
-    rq.resp = json_pack("{s:s}", "ConsoleLogin", rc == 0 ? "Success" : "Failure");
+    json_t *resp = json_pack("{s:s}", "ConsoleLogin", rc == 0 ? "Success" : "Failure");
+    json_t *extra = json_pack("{s:s, s:s, s:s}", "LoginTo", login_to, "MobileVersion", "No",
+                              "MFAUsed", mfa_used ? "Yes" : "No");
+    if (resp == NULL || extra == NULL) {
+        /* What the record says cannot be built: the sign-in fails (recorded without it). */
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        rc = -1;
+    } else {
+        rq.resp = resp;
+        rq.additional_event_data = extra;
+    }
     rc = kms_audit_trail_request(&rq, rc);
-    json_decref(rq.req);
-    json_decref(rq.resp);
+    json_decref(resp);
+    json_decref(extra);
     return rc;
 }
 
@@ -125,7 +140,8 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     if ((o->user_name ? kms_iam_user_identity(c->iam, account, o->user_name, &id)
                       : kms_iam_root_identity(c->iam, account, &id)) != 0 ||
         kms_iam_session_token(c->iam, &id, o->duration_seconds, mfa_required ? serial : NULL,
-                              mfa_required ? o->mfa_code : NULL, now, &creds) != 0) {
+                              mfa_required ? o->mfa_code : NULL, now, &creds) != 0 ||
+        kms_iam_signin_session_mark(c->iam, creds.access_key_id) != 0) {
         goto out;
     }
     if (must_change && kms_iam_password_change(c->iam, account, o->user_name, password,
@@ -149,7 +165,7 @@ static int sign_in(kms_client *c, const kms_sign_in_options *o, int64_t *expirat
     }
     r = 0;
 out:
-    r = audit_sign_in(c, o, &id, now, r);
+    r = audit_sign_in(c, o, &id, profile, mfa_required && r == 0, now, r);
     kms_iam_credentials_clean_up(&creds);
     kms_iam_identity_clean_up(&id);
     return r;

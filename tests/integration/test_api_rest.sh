@@ -69,6 +69,10 @@ assert_eq "$(json_get readOnly <"$W/event.json")" true "GenerateDataKeyPair is r
 assert_eq "$(json_get requestParameters.keyPairSpec <"$W/event.json")" RSA_2048 "with its keyPairSpec"
 assert_eq "$("$PY" -c 'import json,sys; e=json.load(sys.stdin); print("responseElements" in e, e["responseElements"])' <"$W/event.json")" \
     "True None" "and responseElements null"
+assert_eq "$(json_get KeyMaterialId <"$W/b.json")" "$(kms describe-key --key-id "$SYM" --query KeyMetadata.CurrentKeyMaterialId --output text)" \
+    "GenerateDataKeyPair answers the KeyMaterialId of the key's current material"
+assert_eq "$(json_get additionalEventData.keyMaterialId <"$W/event.json")" "$(json_get KeyMaterialId <"$W/b.json")" \
+    "and its record names the same keyMaterialId"
 assert_not_contains "$(cat "$W/event.json")" "$(json_get PrivateKeyPlaintext <"$W/b.json" | head -c 40)" \
     "the private key is not in the record"
 json_get PublicKey <"$W/a.json" | base64 -d | openssl pkey -pubin -inform DER -text -noout >"$W/rsa.txt"

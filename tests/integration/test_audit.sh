@@ -18,6 +18,12 @@ newest_event() {
         --query 'Events[0].CloudTrailEvent' --output text
 }
 AUDIT="$HOME_DIR/audit"
+# "null" when the record has member $1 and it is null (json_get says <missing> for both).
+member_is_null() {
+    "$PY" -c 'import json, sys
+d = json.load(sys.stdin)
+print("null" if sys.argv[1] in d and d[sys.argv[1]] is None else "not null")' "$1"
+}
 
 init_home
 ACCOUNT=$(json_get AccountId <"$TMP/init.json")
@@ -62,7 +68,7 @@ as_role describe-key --key-id alias/audited >/dev/null
 
 # ---- records, field by field ---------------------------------------------------------------
 EV=$(newest_event EventName CreateKey)
-assert_eq "$(json_get eventVersion <<<"$EV")" "1.08" "eventVersion"
+assert_eq "$(json_get eventVersion <<<"$EV")" "1.11" "eventVersion (CloudTrail's current)"
 assert_eq "$(json_get eventSource <<<"$EV")" "kms.amazonaws.com" "CreateKey: eventSource"
 assert_eq "$(json_get userIdentity.type <<<"$EV")" "IAMUser" "CreateKey: userIdentity.type"
 assert_eq "$(json_get userIdentity.arn <<<"$EV")" "arn:aws:iam::$ACCOUNT:user/admin" "CreateKey: arn"
@@ -142,10 +148,29 @@ assert_eq "$(json_get userIdentity.userName <<<"$EV")" "bob" "failed ConsoleLogi
 assert_eq "$(json_get userIdentity.accessKeyId <<<"$EV")" "<missing>" \
     "failed ConsoleLogin: no access key (not the admin's profile)"
 assert_eq "$(json_get errorCode <<<"$EV")" "AccessDeniedException" "failed ConsoleLogin: the error"
+# CloudTrail User Guide, "AWS Management Console sign-in events", field by field.
+assert_eq "$(json_get eventType <<<"$EV")" "AwsConsoleSignIn" "failed ConsoleLogin: eventType"
+assert_eq "$(json_get responseElements.ConsoleLogin <<<"$EV")" "Failure" "ConsoleLogin: Failure"
+assert_eq "$(member_is_null requestParameters <<<"$EV")" "null" "ConsoleLogin: requestParameters null"
+assert_eq "$(json_get additionalEventData.MFAUsed <<<"$EV")" "No" "ConsoleLogin: MFAUsed"
+assert_eq "$(json_get additionalEventData.MobileVersion <<<"$EV")" "No" "ConsoleLogin: MobileVersion"
+assert_eq "$(json_get requestID <<<"$EV")" "<missing>" "ConsoleLogin: no requestID"
 KMS_PASSWORD=$PASSWORD kms sign-in --user-name bob >/dev/null
 EV=$(newest_event EventName ConsoleLogin)
-assert_eq "$(json_get responseElements.consoleLogin <<<"$EV")" "Success" "ConsoleLogin: Success"
+assert_eq "$(json_get responseElements.ConsoleLogin <<<"$EV")" "Success" "ConsoleLogin: Success"
+assert_eq "$(json_get eventType <<<"$EV")" "AwsConsoleSignIn" "successful ConsoleLogin: eventType"
+assert_eq "$(json_get additionalEventData.LoginTo <<<"$EV")" "kmsctl --profile signin" \
+    "ConsoleLogin: LoginTo, the profile the session went to"
 assert_eq "$(json_get errorCode <<<"$EV")" "<missing>" "successful ConsoleLogin: no error"
+# A call made with the sign-in's session says so; one made with access keys does not.
+"$KMSCTL" --home "$HOME_DIR" --profile signin list-aliases >/dev/null 2>&1 || true # bob may not
+EV=$(newest_event EventName ListAliases)
+assert_eq "$(json_get sessionCredentialFromConsole <<<"$EV")" "true" \
+    "a call with the sign-in session: sessionCredentialFromConsole"
+kms list-aliases >/dev/null
+EV=$(newest_event EventName ListAliases)
+assert_eq "$(json_get sessionCredentialFromConsole <<<"$EV")" "<missing>" \
+    "a call with access keys: no sessionCredentialFromConsole"
 
 # Lookup filters and paging.
 N=$(kms lookup-events --lookup-attributes AttributeKey=ResourceName,AttributeValue="$KEY" \

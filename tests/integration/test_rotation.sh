@@ -340,15 +340,27 @@ assert_eq "$(json_get 'Deletions[0].KeyId' <<<"$out")" "$DC" "the next run finis
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=RotateKey \
     --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
 assert_eq "$(json_get eventType <<<"$ev")" "AwsServiceEvent" "a scheduled rotation is an AwsServiceEvent"
-assert_eq "$(json_get userIdentity.type <<<"$ev")" "AWSService" "invoked by the service"
-assert_eq "$(json_get userIdentity.invokedBy <<<"$ev")" "kms.amazonaws.com" "kms.amazonaws.com"
+# AWS KMS Developer Guide, CloudTrail "RotateKey": the account's, invoked by "AWS Internal", from
+# "AWS Internal", no requestID.
+assert_eq "$(json_get userIdentity.type <<<"$ev")" "<missing>" "no userIdentity.type, as AWS"
+assert_eq "$(json_get userIdentity.invokedBy <<<"$ev")" "AWS Internal" "invoked by AWS Internal"
+assert_match "$(json_get userIdentity.accountId <<<"$ev")" '^[0-9]{12}$' "the account's"
+assert_eq "$(json_get sourceIPAddress <<<"$ev")" "AWS Internal" "sourceIPAddress AWS Internal"
+assert_eq "$(json_get userAgent <<<"$ev")" "AWS Internal" "userAgent AWS Internal"
+assert_eq "$(json_get requestID <<<"$ev")" "<missing>" "a service event has no requestID"
+assert_eq "$(json_get eventVersion <<<"$ev")" "1.11" "eventVersion 1.11"
 assert_eq "$(json_get 'resources[0].type' <<<"$ev")" "AWS::KMS::Key" "naming the key"
 assert_eq "$(json_get serviceEventDetails.rotationType <<<"$ev")" "AUTOMATIC" \
     "and what was done, in serviceEventDetails as CloudTrail's"
 assert_eq "$(json_get serviceEventDetails.keyOrigin <<<"$ev")" "AWS_KMS" "with the key's origin"
-assert_eq "$(( $(json_get serviceEventDetails.currentKeyMaterialVersion <<<"$ev") - \
-    $(json_get serviceEventDetails.previousKeyMaterialVersion <<<"$ev") ))" "1" \
-    "and the material versions before and after"
+rk=$(json_get serviceEventDetails.keyId <<<"$ev")
+assert_match "$(json_get 'resources[0].ARN' <<<"$ev")" ":key/$rk\$" "serviceEventDetails.keyId: the key"
+prev=$(json_get serviceEventDetails.previousKeyMaterialId <<<"$ev")
+cur=$(json_get serviceEventDetails.currentKeyMaterialId <<<"$ev")
+assert_match "$prev" '^[0-9a-f]{64}$' "previousKeyMaterialId: 64 hex digits"
+assert_match "$cur" '^[0-9a-f]{64}$' "currentKeyMaterialId: 64 hex digits"
+[ "$prev" != "$cur" ] && ok "previous and current key material ids differ" ||
+    fail "previousKeyMaterialId = currentKeyMaterialId ($cur)"
 # An on-demand rotation is recorded twice, as in AWS: the caller's RotateKeyOnDemand call, then
 # the service's RotateKey event of the new material, one per rotation.
 "$PY" - "$OD" <<PY >"$TMP/od-events"
@@ -356,12 +368,23 @@ import json, subprocess, sys
 out = subprocess.run(["$KMSCTL", "--home", "$HOME_DIR", "lookup-events", "--lookup-attributes",
                       "AttributeKey=ResourceName,AttributeValue=" + sys.argv[1],
                       "--max-items", "50"], check=True, capture_output=True, text=True).stdout
+import hashlib
+def version_of(arn, material_id):
+    # audit_trail.c "Key material ids": SHA-256 of the key ARN and the material version.
+    for v in range(1, 64):
+        text = "kms-key-material-id:v1\n%s\n%d" % (arn, v)
+        if hashlib.sha256(text.encode()).hexdigest() == material_id:
+            return v
+    return "?"
 for e in reversed(json.loads(out)["Events"]):
     r = json.loads(e["CloudTrailEvent"])
     if r["eventName"] in ("RotateKeyOnDemand", "RotateKey"):
         d = r.get("serviceEventDetails") or {}
+        cur = "-"
+        if "currentKeyMaterialId" in d:
+            cur = version_of(r["resources"][0]["ARN"], d["currentKeyMaterialId"])
         print(r["eventName"], r["eventType"], r.get("errorCode", "-"), d.get("rotationType", "-"),
-              d.get("currentKeyMaterialVersion", "-"))
+              cur)
 PY
 expected=""
 for v in 2 3 4 5 6 7 8 9 10 11; do
@@ -374,6 +397,13 @@ assert_eq "$(cat "$TMP/od-events")" "$expected" \
 n=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteKey |
     count Events)
 assert_eq "$n" "2" "two DeleteKey service events"
+ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteKey \
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text)
+dk=$(json_get serviceEventDetails.keyId <<<"$ev")
+assert_match "$(json_get 'resources[0].ARN' <<<"$ev")" ":key/$dk\$" \
+    "DeleteKey: serviceEventDetails.keyId names the key, as AWS"
+assert_eq "$(json_get eventType <<<"$ev")/$(json_get userIdentity.invokedBy <<<"$ev")/$(json_get requestID <<<"$ev")" \
+    "AwsServiceEvent/AWS Internal/<missing>" "DeleteKey: a service event of AWS Internal, no requestID"
 
 # Authorised as the service: no credentials are needed (or used).
 SCHED=$(create_key SYMMETRIC_DEFAULT)

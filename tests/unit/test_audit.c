@@ -923,7 +923,7 @@ static void check_repaired(fixture *f, uint64_t first, off_t offset, const char 
     json_t *r = parse(text + offset, (size_t)(nl - (text + offset)));
     assert_string_equal(str(r, "eventName"), "AuditLogRepaired");
     assert_string_equal(str(r, "eventType"), "AwsServiceEvent");
-    assert_string_equal(str(r, "eventVersion"), "1.08");
+    assert_string_equal(str(r, "eventVersion"), "1.11");
     assert_string_equal(str(r, "eventSource"), "kms.amazonaws.com");
     assert_string_equal(str(r, "awsRegion"), "eu-west-1");
     assert_string_equal(str(r, "recipientAccountId"), ACCOUNT);
@@ -931,7 +931,7 @@ static void check_repaired(fixture *f, uint64_t first, off_t offset, const char 
     assert_true(json_is_false(json_object_get(r, "readOnly")));
     assert_true(json_is_true(json_object_get(r, "managementEvent")));
     assert_true(json_is_null(json_object_get(r, "requestParameters")));
-    assert_string_equal(str(json_object_get(r, "userIdentity"), "type"), "AWSService");
+    assert_string_equal(str(json_object_get(r, "userIdentity"), "invokedBy"), "AWS Internal");
     assert_true(kms_audit_parse_time(str(r, "eventTime")) > 0);
     assert_int_equal(strlen(str(r, "eventID")), 36);
     json_t *d = json_object_get(r, "serviceEventDetails");

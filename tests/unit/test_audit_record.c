@@ -5,8 +5,11 @@
  * parameters), both must write the same bytes.
  *
  * The reference below is the jansson builder as it was (git history:
- * src/service/audit_trail_record.c before the writer), kept here unchanged but for taking the
- * eventID as a parameter. */
+ * src/service/audit_trail_record.c before the writer), taking the eventID as a parameter, and
+ * brought to CloudTrail 1.11 as the writer was (issue 18: additionalEventData with key material
+ * ids, AWS's service events and console sign-ins, request defaults). Sanitizing the request and
+ * response is the writer's own kms_audit_trail_sanitize (jansson in both, so no check of the
+ * writer's bytes is lost). */
 #include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -16,13 +19,14 @@
 
 #include "kms/kms.h"
 #include "service/audit_trail.h"
+#include "service/audit_trail_shape.h"
 #include "service/client.h"
 #include "service/ops.h"
 #include "testutil.h"
 #include "util/json_out.h"
 #include "util/util.h"
 
-#define EVENT_VERSION "1.08"
+#define EVENT_VERSION "1.11"
 #define KMS_AUDIT_USER_AGENT_MAX 256
 #define KMS_AUDIT_CALLER_TEXT_MAX 256
 
@@ -88,57 +92,6 @@ static bool read_only(const char *source, const char *name)
     return false;
 }
 
-/* Members never written to a record, request or response, at any depth: plaintexts, messages
- * and MACs, ciphertexts, passwords, secret access keys, session tokens, MFA seeds and codes. */
-static bool secret_member(const char *name)
-{
-    static const char *const secrets[] = {
-        "Plaintext",
-        "CiphertextBlob",
-        "CiphertextForRecipient",
-        "Message",
-        "Signature",
-        "Mac",
-        "SecretAccessKey",
-        "SessionToken",
-        "Password",
-        "OldPassword",
-        "NewPassword",
-        "AuthenticationCode1",
-        "AuthenticationCode2",
-        "Base32StringSeed",
-        "QRCodePNG",
-        "TokenCode",
-        "PrivateKeyPlaintext",
-        "PrivateKeyCiphertextBlob",
-        "PublicKey",
-        "PrivateKey",
-        "Passphrase",
-        "GrantToken",
-        "GrantTokens",
-    };
-    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
-        if (strcasecmp(name, secrets[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Maps whose keys are the caller's data, copied as they are (their values are strings). */
-static bool verbatim_map(const char *name)
-{
-    static const char *const maps[] = {"EncryptionContext", "SourceEncryptionContext",
-                                       "DestinationEncryptionContext", "EncryptionContextSubset",
-                                       "EncryptionContextEquals"};
-    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
-        if (strcmp(name, maps[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Ends s, cut to its first n bytes, before a character the cut left incomplete, so that a key
  * cut short stays UTF-8 (the JSON writer refuses anything else). */
 static void utf8_cut(char *s, size_t n)
@@ -157,63 +110,22 @@ static void utf8_cut(char *s, size_t n)
     s[n] = '\0';
 }
 
-/* A request or response as CloudTrail shows it: member names in camelCase ("KeyId" ->
- * "keyId"), secrets left out. NULL on out-of-memory. */
-static json_t *sanitize(json_t *v)
-{
-    if (json_is_array(v)) {
-        json_t *out = json_array();
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item)
-        {
-            if (out == NULL || json_array_append_new(out, sanitize(item)) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
-    if (!json_is_object(v)) {
-        return json_copy(v);
-    }
-    json_t *out = json_object();
-    const char *key;
-    json_t *member;
-    json_object_foreach(v, key, member)
-    {
-        if (out == NULL || secret_member(key)) {
-            continue;
-        }
-        char name[128];
-        size_t n = (size_t)snprintf(name, sizeof name, "%s", key);
-        if (n >= sizeof name) {
-            utf8_cut(name, sizeof name - 1);
-        }
-        name[0] = (char)tolower((unsigned char)name[0]);
-        json_t *copy = verbatim_map(key) ? json_deep_copy(member) : sanitize(member);
-        if (copy == NULL || json_object_set_new(out, name, copy) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
-/* The typed API has no JSON request: the parameters it had. NULL on out-of-memory. */
-static json_t *typed_parameters(const kms_request *rq)
+/* The typed API has no JSON request: the parameters it had, with Encrypt's and Decrypt's
+ * encryptionAlgorithm and Decrypt's keyId as the key ARN. NULL on out-of-memory. */
+static json_t *typed_parameters(const kms_request *rq, const char *name)
 {
     json_t *p = json_object();
     json_t *ctx = NULL;
+    bool decrypt = strcmp(name, "Decrypt") == 0;
+    const char *key_text = decrypt && rq->resource_count > 0 ? rq->resources[0] : rq->key_ref;
     if (p == NULL) {
         return NULL;
     }
-    if (rq->key_ref != NULL &&
-        json_object_set_new(p, "keyId", kms_audit_json_text(rq->key_ref)) != 0) {
+    if (key_text != NULL && json_object_set_new(p, "keyId", kms_audit_json_text(key_text)) != 0) {
         goto fail;
     }
     if (rq->enc_ctx == NULL || rq->enc_ctx->count == 0) {
-        return p;
+        goto alg;
     }
     if ((ctx = json_object()) == NULL) {
         goto fail;
@@ -231,6 +143,12 @@ static json_t *typed_parameters(const kms_request *rq)
     }
     if (json_object_set_new(p, "encryptionContext", ctx) != 0) {
         ctx = NULL; /* taken (and freed) by json_object_set_new */
+        goto fail;
+    }
+    ctx = NULL;
+alg:
+    if ((decrypt || strcmp(name, "Encrypt") == 0) && json_object_size(p) > 0 &&
+        json_object_set_new(p, "encryptionAlgorithm", json_string("SYMMETRIC_DEFAULT")) != 0) {
         goto fail;
     }
     return p;
@@ -272,13 +190,17 @@ static json_t *session_context(const kms_identity *id)
 /* NULL on out-of-memory. */
 static json_t *user_identity(const kms_request *rq)
 {
+    const char *name = NULL;
+    const char *source = event_source(rq->operation != NULL ? rq->operation : "", &name);
+    if (rq->service && strcmp(source, "kms.amazonaws.com") == 0) {
+        return json_pack("{s:s, s:s}", "accountId", rq->client->cfg.account_id, "invokedBy",
+                         "AWS Internal");
+    }
     if (rq->service) {
         /* CloudTrail: scheduled work of the service itself (a rotation, the end of a deletion
          * window, a certificate's renewal) is an AwsServiceEvent invoked by the service. */
-        const char *name = NULL;
         return json_pack("{s:s, s:s, s:s}", "type", "AWSService", "accountId",
-                         rq->client->cfg.account_id, "invokedBy",
-                         event_source(rq->operation != NULL ? rq->operation : "", &name));
+                         rq->client->cfg.account_id, "invokedBy", source);
     }
     if (rq->who == NULL) {
         /* Not authenticated: what the caller presented. */
@@ -346,12 +268,24 @@ static void response_resources(kms_request *rq)
     }
 }
 
-/* requestParameters: the request, sanitized; null when it has none. */
-static int request_parameters(const kms_request *rq, json_t **out)
+/* requestParameters: the request, sanitized, with the defaults AWS fills in; null when it has
+ * none, and for a console sign-in. */
+static int request_parameters(const kms_request *rq, const char *source, const char *name,
+                              bool console, json_t **out)
 {
     *out = NULL;
-    json_t *p = rq->req != NULL ? sanitize(rq->req) : typed_parameters(rq);
+    if (console) {
+        *out = json_null();
+        return 0;
+    }
+    json_t *p = rq->req != NULL ? kms_audit_trail_sanitize(rq->req) : typed_parameters(rq, name);
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (rq->req != NULL && strcmp(source, "kms.amazonaws.com") == 0 &&
+        kms_audit_trail_request_defaults(name, rq->resource_count > 0 ? rq->resources[0] : NULL,
+                                         p) != 0) {
+        json_decref(p);
+        return -1;
+    }
     if (json_object_size(p) == 0) {
         json_decref(p);
         p = json_null();
@@ -361,10 +295,14 @@ static int request_parameters(const kms_request *rq, json_t **out)
 }
 
 /* responseElements: CloudTrail leaves it null for reads and failures. */
-static int response_elements(const kms_request *rq, int rc, bool ro, json_t **out)
+static int response_elements(const kms_request *rq, int rc, bool ro, bool console, bool sts_creds,
+                             json_t **out)
 {
     *out = NULL;
-    json_t *p = rc == 0 && !ro && rq->resp != NULL ? sanitize(rq->resp) : json_null();
+    json_t *p = console && rq->resp != NULL ? json_deep_copy(rq->resp)
+                : rc == 0 && rq->resp != NULL && (!ro || sts_creds)
+                    ? kms_audit_trail_sanitize(rq->resp)
+                    : json_null();
     KMS_ENSURE(p != NULL, KMS_ERR_INTERNAL, "out of memory");
     *out = p;
     return 0;
@@ -400,8 +338,9 @@ static int origin_of(const kms_request *rq, const char *source, origin *o)
     const kms_network_request *net = caller != NULL ? caller->net : NULL;
     memset(o, 0, sizeof *o);
     if (rq->service) {
-        o->ip = source;
-        o->agent = kms_audit_json_text("kms.amazonaws.com");
+        bool kms = strcmp(source, "kms.amazonaws.com") == 0;
+        o->ip = kms ? "AWS Internal" : source;
+        o->agent = kms_audit_json_text(kms ? "AWS Internal" : "kms.amazonaws.com");
     } else if (net == NULL) {
         o->ip = "127.0.0.1";
         /* user_agent is set by kms_client_open. */
@@ -431,19 +370,60 @@ static int origin_of(const kms_request *rq, const char *source, origin *o)
     return 0;
 }
 
+/* additionalEventData: the key material ids, the caller's (a ConsoleLogin's), the note of a
+ * trimmed record; json null (left out) when there is nothing to say, NULL on out-of-memory. */
+static json_t *additional_data(const kms_request *rq, const char *name, bool trimmed)
+{
+    bool two = strcmp(name, "ReEncrypt") == 0;
+    if (rq->additional_event_data != NULL && !trimmed) {
+        return json_deep_copy(rq->additional_event_data);
+    }
+    json_t *d = json_object();
+    for (int i = 0; d != NULL && i < 2; i++) {
+        if (rq->key_material[i][0] != '\0' &&
+            json_object_set_new(d,
+                                !two     ? "keyMaterialId"
+                                : i == 0 ? "sourceKeyMaterialId"
+                                         : "destinationKeyMaterialId",
+                                json_string(rq->key_material[i])) != 0) {
+            json_decref(d);
+            return NULL;
+        }
+    }
+    if (d != NULL && trimmed &&
+        json_object_set_new(d, "omitted", json_string("parameters too large to record")) != 0) {
+        json_decref(d);
+        return NULL;
+    }
+    if (d != NULL && json_object_size(d) == 0) {
+        json_decref(d);
+        return json_null();
+    }
+    return d;
+}
+
+/* Sets member key of rec to v (taken); *ok false when it cannot (v NULL: out of memory). */
+static void put(json_t *rec, const char *key, json_t *v, bool *ok)
+{
+    if (v == NULL || json_object_set_new(rec, key, v) != 0) {
+        *ok = false;
+    }
+}
+
 /* The record of the request, built whole or not at all: every part is made first (any failure
- * fails the record) and the record is one json_pack, which fails if any of them is missing. */
+ * fails the record), then set in CloudTrail 1.11's order. trimmed: without its parameters. */
 static int build_record(kms_request *rq, int rc, kms_error err, const char *message,
-                        const char *given_event_id, json_t **out)
+                        const char *given_event_id, bool trimmed, json_t **out)
 {
     int r = -1;
+    bool ok = true;
     const char *name = NULL;
     const char *source = event_source(rq->operation != NULL ? rq->operation : "", &name);
     bool ro = read_only(source, name);
+    bool console = strcmp(source, "signin.amazonaws.com") == 0 && strcmp(name, "ConsoleLogin") == 0;
     char when[32];
     char event_id[KMS_UUID_STR_LEN + 1];
-    json_t *params = NULL, *response = NULL, *identity = NULL, *res = NULL;
-    json_t *error_message = NULL, *event_name = NULL;
+    json_t *params = NULL, *response = NULL, *extra = NULL;
     origin from = {0};
     *out = NULL;
     kms_time_iso8601(rq->started, when);
@@ -455,71 +435,84 @@ static int build_record(kms_request *rq, int rc, kms_error err, const char *mess
     if (rc == 0) {
         response_resources(rq);
     }
-    if (request_parameters(rq, &params) != 0) {
+    if (request_parameters(rq, source, name, console, &params) != 0) {
         goto out;
     }
-    if (response_elements(rq, rc, ro, &response) != 0) {
+    /* STS's credentials are recorded, as CloudTrail does. */
+    bool sts_creds = strcmp(source, "sts.amazonaws.com") == 0 &&
+                     (strcmp(name, "AssumeRole") == 0 || strcmp(name, "GetSessionToken") == 0);
+    if (response_elements(rq, rc, ro, console, sts_creds, &response) != 0) {
         goto out;
     }
     if (origin_of(rq, source, &from) != 0) {
         goto out;
     }
-    identity = user_identity(rq);
-    res = resources(rq);
-    error_message = rc != 0 ? kms_audit_json_text(message) : NULL;
-    /* The caller's operation name: an unknown one is recorded too, need not be UTF-8, and is
-     * cut like a header (a name of 300 KB would make the record too long to write, and the
-     * refusal of a request would go unrecorded). */
-    event_name = caller_text(name, KMS_AUDIT_CALLER_TEXT_MAX);
-    if (identity == NULL || res == NULL || event_name == NULL ||
-        (rc != 0 && error_message == NULL)) {
+    if ((extra = additional_data(rq, name, trimmed)) == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
     const kms_config *cfg = &rq->client->cfg;
-    /* s* and O*: members left out when NULL (errorCode and errorMessage of a success, the
-     * serviceEventDetails of an API call, the tlsDetails of a call that came over no TLS). */
-    *out = json_pack(
-        "{s:s, s:O, s:s, s:s, s:O, s:s, s:s, s:O, s:s*, s:O*, s:O, s:O, s:s, s:s, "
-        "s:b, s:O*, s:O, s:s, s:b, s:s, s:s, s:O*}",
-        "eventVersion", EVENT_VERSION, "userIdentity", identity, "eventTime", when, "eventSource",
-        source, "eventName", event_name, "awsRegion", cfg->region, "sourceIPAddress", from.ip,
-        "userAgent", from.agent, "errorCode", rc != 0 ? kms_error_name(err) : NULL, "errorMessage",
-        error_message, "requestParameters", params, "responseElements", response, "requestID",
-        rq->request_id, "eventID", event_id, "readOnly", ro, "serviceEventDetails",
-        rq->service_details, "resources", res, "eventType",
-        rq->service ? "AwsServiceEvent" : "AwsApiCall", "managementEvent", 1, "recipientAccountId",
-        cfg->account_id, "eventCategory", "Management", "tlsDetails", from.tls);
-    if (*out == NULL) {
+    json_t *rec = json_object();
+    if (rec == NULL) {
         kms_raise(KMS_ERR_INTERNAL, "out of memory");
         goto out;
     }
+    put(rec, "eventVersion", json_string(EVENT_VERSION), &ok);
+    put(rec, "userIdentity", user_identity(rq), &ok);
+    put(rec, "eventTime", json_string(when), &ok);
+    put(rec, "eventSource", json_string(source), &ok);
+    /* The caller's operation name: an unknown one is recorded too, need not be UTF-8, and is
+     * cut like a header. */
+    put(rec, "eventName", caller_text(name, KMS_AUDIT_CALLER_TEXT_MAX), &ok);
+    put(rec, "awsRegion", json_string(cfg->region), &ok);
+    put(rec, "sourceIPAddress", json_string(from.ip), &ok);
+    put(rec, "userAgent", json_incref(from.agent), &ok);
+    if (rc != 0) {
+        put(rec, "errorCode", json_string(kms_error_name(err)), &ok);
+        put(rec, "errorMessage", kms_audit_json_text(message), &ok);
+    }
+    put(rec, "requestParameters", trimmed ? json_null() : json_incref(params), &ok);
+    put(rec, "responseElements", trimmed ? json_null() : json_incref(response), &ok);
+    if (!json_is_null(extra)) {
+        put(rec, "additionalEventData", json_incref(extra), &ok);
+    }
+    if (!rq->service && !console) {
+        put(rec, "requestID", json_string(rq->request_id), &ok);
+    }
+    put(rec, "eventID", json_string(event_id), &ok);
+    put(rec, "readOnly", json_boolean(ro), &ok);
+    put(rec, "resources", resources(rq), &ok);
+    put(rec, "eventType",
+        json_string(rq->service ? "AwsServiceEvent"
+                    : console   ? "AwsConsoleSignIn"
+                                : "AwsApiCall"),
+        &ok);
+    put(rec, "managementEvent", json_true(), &ok);
+    put(rec, "recipientAccountId", json_string(cfg->account_id), &ok);
+    if (rq->service_details != NULL) {
+        put(rec, "serviceEventDetails", json_deep_copy(rq->service_details), &ok);
+    }
+    put(rec, "eventCategory", json_string("Management"), &ok);
+    if (from.tls != NULL) {
+        put(rec, "tlsDetails", json_incref(from.tls), &ok);
+    }
+    if (rq->who != NULL && rq->who->id.console_session && !console) {
+        put(rec, "sessionCredentialFromConsole", json_string("true"), &ok);
+    }
+    if (!ok) {
+        json_decref(rec);
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    *out = rec;
     r = 0;
 out:
     json_decref(params);
     json_decref(response);
-    json_decref(identity);
-    json_decref(res);
+    json_decref(extra);
     json_decref(from.agent);
     json_decref(from.tls);
-    json_decref(error_message);
-    json_decref(event_name);
     return r;
-}
-
-/* A request too large to record whole (a huge policy document): its parameters go. */
-static int trim_record(json_t *rec)
-{
-    json_t *note = json_pack("{s:s}", "omitted", "parameters too large to record");
-    KMS_ENSURE(note != NULL, KMS_ERR_INTERNAL, "out of memory");
-    /* json_object_set_new takes note, also when it fails. */
-    KMS_ENSURE(json_object_set_new(rec, "additionalEventData", note) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    KMS_ENSURE(json_object_set_new(rec, "requestParameters", json_null()) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    KMS_ENSURE(json_object_set_new(rec, "responseElements", json_null()) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
-    return 0;
 }
 
 /* The last check before a record is written: the members every CloudTrail record has, and the
@@ -527,9 +520,8 @@ static int trim_record(json_t *rec)
 static int check_complete(const json_t *rec, int rc)
 {
     static const char *const strings[] = {
-        "eventVersion", "eventTime",       "eventSource",        "eventName",
-        "awsRegion",    "sourceIPAddress", "userAgent",          "requestID",
-        "eventID",      "eventType",       "recipientAccountId",
+        "eventVersion",    "eventTime", "eventSource", "eventName", "awsRegion",
+        "sourceIPAddress", "userAgent", "eventID",     "eventType", "recipientAccountId",
     };
     const char *missing = NULL;
     if (!json_is_object(json_object_get(rec, "userIdentity"))) {
@@ -559,14 +551,16 @@ static int record_text(kms_request *rq, int rc, kms_error err, const char *messa
     int r = -1;
     json_t *rec = NULL;
     *text = NULL;
-    if (build_record(rq, rc, err, message, event_id, &rec) != 0) {
+    if (build_record(rq, rc, err, message, event_id, false, &rec) != 0) {
         goto out;
     }
     char *s = json_dumps(rec, JSON_COMPACT);
     if (s != NULL && strlen(s) > KMS_AUDIT_RECORD_MAX - 256) {
         free(s);
         s = NULL;
-        if (trim_record(rec) != 0) {
+        json_decref(rec);
+        rec = NULL;
+        if (build_record(rq, rc, err, message, event_id, true, &rec) != 0) {
             goto out;
         }
         s = json_dumps(rec, JSON_COMPACT);
@@ -851,6 +845,296 @@ static void test_json_requests(void **state)
     json_decref(resp);
 }
 
+/* ---- CloudTrail 1.11 shapes, from AWS's documented examples ---------------------------------- */
+
+/* The writer's record of rq, parsed (the reference agreeing byte for byte first). */
+static json_t *record_of(kms_request *rq, int rc, kms_error err, const char *message)
+{
+    char storage[4096];
+    kms_json_out o;
+    const char *text = NULL;
+    size_t len = 0;
+    compare(rq, rc, err, message);
+    kms_json_out_init(&o, storage, sizeof storage);
+    assert_int_equal(kms_audit_trail_record_text(rq, rc, err, message, EVENT_ID, &o), 0);
+    assert_int_equal(kms_json_out_finish(&o, &text, &len), 0);
+    json_t *rec = json_loadb(text, len, 0, NULL);
+    kms_json_out_clean_up(&o);
+    assert_non_null(rec);
+    return rec;
+}
+
+static const char *at(const json_t *rec, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(rec, a);
+    if (b != NULL) {
+        v = json_object_get(v, b);
+    }
+    return json_string_value(v);
+}
+
+/* CloudTrail writes dates inside requestParameters and responseElements as
+ * "Aug 10, 2022, 10:38:27 PM" (KMS CreateKey example), "Jan 1, 2024, 1:00:00 AM" (STS). */
+static void test_dates(void **state)
+{
+    (void)state;
+    char d[32];
+    kms_audit_trail_date(1660171107, d);
+    assert_string_equal(d, "Aug 10, 2022, 10:38:27 PM");
+    kms_audit_trail_date(1704070800, d);
+    assert_string_equal(d, "Jan 1, 2024, 1:00:00 AM");
+    kms_audit_trail_date(1618185909, d);
+    assert_string_equal(d, "Apr 12, 2021, 12:05:09 AM");
+    kms_audit_trail_date(1618185909 + 12 * 3600, d);
+    assert_string_equal(d, "Apr 12, 2021, 12:05:09 PM");
+    json_t *resp =
+        json_pack("{s:{s:s, s:I, s:I, s:s}, s:{s:I}}", "KeyMetadata", "KeyId", "k", "CreationDate",
+                  (json_int_t)1660171107, "DeletionDate", (json_int_t)1704070800, "Description",
+                  "ValidTo", "Credentials", "Expiration", (json_int_t)1704070800);
+    assert_non_null(resp);
+    json_t *s = kms_audit_trail_sanitize(resp);
+    assert_non_null(s);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s, "keyMetadata"), "creationDate")),
+        "Aug 10, 2022, 10:38:27 PM");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s, "keyMetadata"), "deletionDate")),
+        "Jan 1, 2024, 1:00:00 AM");
+    /* A text member named like a date stays as it is. */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s, "keyMetadata"), "description")),
+        "ValidTo");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s, "credentials"), "expiration")),
+        "Jan 1, 2024, 1:00:00 AM");
+    json_decref(s);
+    json_decref(resp);
+}
+
+/* AWS KMS Developer Guide, CloudTrail examples: Encrypt records encryptionAlgorithm and
+ * additionalEventData.keyMaterialId; Decrypt always records encryptionAlgorithm and the key
+ * ARN; CreateKey records every parameter with its default; ReEncrypt the source and destination
+ * material. */
+static void test_kms_request_shapes(void **state)
+{
+    (void)state;
+    const char *arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    kms_request rq;
+    request_init(&rq, "Encrypt");
+    json_t *req = json_pack("{s:s, s:s, s:{s:s}}", "KeyId", "alias/x", "Plaintext", "AAAA",
+                            "EncryptionContext", "Department", "Engineering");
+    assert_non_null(req);
+    rq.req = req;
+    kms_audit_trail_resource(&rq, arn);
+    kms_audit_trail_key_material(&rq, 0, arn, 1);
+    json_t *rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "eventVersion", NULL), "1.11");
+    assert_string_equal(at(rec, "eventType", NULL), "AwsApiCall");
+    assert_string_equal(at(rec, "requestParameters", "encryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    assert_string_equal(at(rec, "requestParameters", "keyId"), "alias/x");
+    assert_null(json_object_get(json_object_get(rec, "requestParameters"), "plaintext"));
+    char id[65];
+    kms_audit_trail_material_id(arn, 1, id);
+    assert_int_equal(strlen(id), 64);
+    assert_string_equal(at(rec, "additionalEventData", "keyMaterialId"), id);
+    assert_true(json_is_null(json_object_get(rec, "responseElements")));
+    assert_non_null(at(rec, "requestID", NULL));
+    assert_null(json_object_get(rec, "sessionCredentialFromConsole"));
+    json_decref(rec);
+    json_decref(req);
+
+    /* Decrypt without KeyId: the record names the key ARN, and the algorithm. */
+    request_init(&rq, "Decrypt");
+    req = json_pack("{s:s}", "CiphertextBlob", "AAAA");
+    assert_non_null(req);
+    rq.req = req;
+    kms_audit_trail_resource(&rq, arn);
+    kms_audit_trail_key_material(&rq, 0, arn, 2);
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "requestParameters", "keyId"), arn);
+    assert_string_equal(at(rec, "requestParameters", "encryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    kms_audit_trail_material_id(arn, 2, id);
+    assert_string_equal(at(rec, "additionalEventData", "keyMaterialId"), id);
+    json_decref(rec);
+    /* A failed Decrypt records them too. */
+    rec = record_of(&rq, -1, KMS_ERR_INVALID_CIPHERTEXT, "bad");
+    assert_string_equal(at(rec, "requestParameters", "keyId"), arn);
+    assert_string_equal(at(rec, "requestParameters", "encryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    json_decref(rec);
+    json_decref(req);
+
+    /* The typed API (libkms kms_decrypt): the same. */
+    request_init(&rq, "Decrypt");
+    kms_audit_trail_resource(&rq, arn);
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "requestParameters", "keyId"), arn);
+    assert_string_equal(at(rec, "requestParameters", "encryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+    json_decref(rec);
+
+    /* A network request refused before it was read: nothing is known of its parameters. */
+    request_init(&rq, "Encrypt");
+    rec = record_of(&rq, -1, KMS_ERR_BAD_SIGNATURE, "bad signature");
+    assert_true(json_is_null(json_object_get(rec, "requestParameters")));
+    json_decref(rec);
+
+    request_init(&rq, "CreateKey");
+    req = json_pack("{s:s}", "Description", "");
+    assert_non_null(req);
+    rq.req = req;
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "requestParameters", "keySpec"), "SYMMETRIC_DEFAULT");
+    assert_string_equal(at(rec, "requestParameters", "customerMasterKeySpec"), "SYMMETRIC_DEFAULT");
+    assert_string_equal(at(rec, "requestParameters", "keyUsage"), "ENCRYPT_DECRYPT");
+    assert_string_equal(at(rec, "requestParameters", "origin"), "AWS_KMS");
+    assert_true(json_is_false(json_object_get(json_object_get(rec, "requestParameters"),
+                                              "bypassPolicyLockoutSafetyCheck")));
+    assert_true(
+        json_is_false(json_object_get(json_object_get(rec, "requestParameters"), "multiRegion")));
+    json_decref(rec);
+    json_decref(req);
+    /* What the caller gave stays: an HMAC key. */
+    request_init(&rq, "CreateKey");
+    req = json_pack("{s:s, s:s}", "KeySpec", "HMAC_256", "KeyUsage", "GENERATE_VERIFY_MAC");
+    assert_non_null(req);
+    rq.req = req;
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "requestParameters", "keySpec"), "HMAC_256");
+    assert_string_equal(at(rec, "requestParameters", "customerMasterKeySpec"), "HMAC_256");
+    assert_string_equal(at(rec, "requestParameters", "keyUsage"), "GENERATE_VERIFY_MAC");
+    json_decref(rec);
+    json_decref(req);
+
+    request_init(&rq, "ReEncrypt");
+    req = json_pack("{s:s, s:s}", "CiphertextBlob", "AAAA", "DestinationKeyId", "k2");
+    assert_non_null(req);
+    rq.req = req;
+    kms_audit_trail_key_material(&rq, 0, arn, 1);
+    kms_audit_trail_key_material(&rq, 1, arn, 2);
+    rec = record_of(&rq, 0, KMS_OK, "");
+    kms_audit_trail_material_id(arn, 1, id);
+    assert_string_equal(at(rec, "additionalEventData", "sourceKeyMaterialId"), id);
+    kms_audit_trail_material_id(arn, 2, id);
+    assert_string_equal(at(rec, "additionalEventData", "destinationKeyMaterialId"), id);
+    assert_string_equal(at(rec, "requestParameters", "sourceEncryptionAlgorithm"),
+                        "SYMMETRIC_DEFAULT");
+    json_decref(rec);
+    json_decref(req);
+}
+
+/* IAM User Guide, "Logging IAM and AWS STS API calls with AWS CloudTrail": AssumeRole's record
+ * keeps its credentials (without the secret) and their expiration as a date. */
+static void test_sts_credentials(void **state)
+{
+    (void)state;
+    kms_request rq;
+    request_init(&rq, "sts:AssumeRole");
+    json_t *req = json_pack("{s:s, s:s}", "RoleArn", "arn:aws:iam::111122223333:role/R",
+                            "RoleSessionName", "s");
+    json_t *resp = json_pack("{s:{s:s, s:s, s:s, s:I}}", "Credentials", "AccessKeyId",
+                             "ASIAEXAMPLE", "SecretAccessKey", "secret", "SessionToken", "token",
+                             "Expiration", (json_int_t)1704070800);
+    assert_non_null(req);
+    assert_non_null(resp);
+    rq.req = req;
+    rq.resp = resp;
+    json_t *rec = record_of(&rq, 0, KMS_OK, "");
+    const json_t *c = json_object_get(json_object_get(rec, "responseElements"), "credentials");
+    assert_string_equal(json_string_value(json_object_get(c, "expiration")),
+                        "Jan 1, 2024, 1:00:00 AM");
+    assert_string_equal(json_string_value(json_object_get(c, "accessKeyId")), "ASIAEXAMPLE");
+    assert_null(json_object_get(c, "secretAccessKey"));
+    assert_null(json_object_get(c, "sessionToken"));
+    json_decref(rec);
+    /* Other reads still record no response. */
+    request_init(&rq, "sts:GetCallerIdentity");
+    rq.req = req;
+    rq.resp = resp;
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_true(json_is_null(json_object_get(rec, "responseElements")));
+    json_decref(rec);
+    json_decref(req);
+    json_decref(resp);
+}
+
+/* AWS KMS Developer Guide, CloudTrail "RotateKey" and "DeleteKey": userIdentity {accountId,
+ * invokedBy "AWS Internal"}, sourceIPAddress and userAgent "AWS Internal", no requestID,
+ * eventType AwsServiceEvent, serviceEventDetails. */
+static void test_service_event(void **state)
+{
+    (void)state;
+    kms_request sv;
+    request_init(&sv, "DeleteKey");
+    sv.who = NULL;
+    sv.service = true;
+    sv.service_details = json_pack("{s:s}", "keyId", "1234abcd-12ab-34cd-56ef-1234567890ab");
+    assert_non_null(sv.service_details);
+    kms_audit_trail_resource(&sv, "arn:aws:kms:eu-west-1:111122223333:key/"
+                                  "1234abcd-12ab-34cd-56ef-1234567890ab");
+    json_t *rec = record_of(&sv, 0, KMS_OK, "");
+    json_t *who_json = json_object_get(rec, "userIdentity");
+    assert_int_equal(json_object_size(who_json), 2);
+    assert_string_equal(at(rec, "userIdentity", "accountId"), "111122223333");
+    assert_string_equal(at(rec, "userIdentity", "invokedBy"), "AWS Internal");
+    assert_string_equal(at(rec, "sourceIPAddress", NULL), "AWS Internal");
+    assert_string_equal(at(rec, "userAgent", NULL), "AWS Internal");
+    assert_string_equal(at(rec, "eventType", NULL), "AwsServiceEvent");
+    assert_null(json_object_get(rec, "requestID"));
+    assert_true(json_is_null(json_object_get(rec, "requestParameters")));
+    assert_string_equal(at(rec, "serviceEventDetails", "keyId"),
+                        "1234abcd-12ab-34cd-56ef-1234567890ab");
+    json_decref(rec);
+    json_decref(sv.service_details);
+}
+
+/* CloudTrail User Guide, "AWS Management Console sign-in events": eventType AwsConsoleSignIn,
+ * requestParameters null, responseElements {"ConsoleLogin": "Success"} (or "Failure"),
+ * additionalEventData {LoginTo, MobileVersion, MFAUsed}; and a call made with the sign-in's
+ * session says sessionCredentialFromConsole "true". */
+static void test_console_sign_in(void **state)
+{
+    (void)state;
+    const char *results[] = {"Success", "Failure"};
+    for (int i = 0; i < 2; i++) {
+        kms_request rq;
+        request_init(&rq, "signin:ConsoleLogin");
+        json_t *resp = json_pack("{s:s}", "ConsoleLogin", results[i]);
+        json_t *extra = json_pack("{s:s, s:s, s:s}", "LoginTo", "kmsctl --profile signin",
+                                  "MobileVersion", "No", "MFAUsed", "No");
+        assert_non_null(resp);
+        assert_non_null(extra);
+        rq.resp = resp;
+        rq.additional_event_data = extra;
+        json_t *rec = i == 0 ? record_of(&rq, 0, KMS_OK, "")
+                             : record_of(&rq, -1, KMS_ERR_ACCESS_DENIED, "Failed authentication");
+        assert_string_equal(at(rec, "eventSource", NULL), "signin.amazonaws.com");
+        assert_string_equal(at(rec, "eventName", NULL), "ConsoleLogin");
+        assert_string_equal(at(rec, "eventType", NULL), "AwsConsoleSignIn");
+        assert_true(json_is_null(json_object_get(rec, "requestParameters")));
+        assert_string_equal(at(rec, "responseElements", "ConsoleLogin"), results[i]);
+        assert_string_equal(at(rec, "additionalEventData", "MobileVersion"), "No");
+        assert_string_equal(at(rec, "additionalEventData", "MFAUsed"), "No");
+        assert_string_equal(at(rec, "additionalEventData", "LoginTo"), "kmsctl --profile signin");
+        assert_null(json_object_get(rec, "requestID"));
+        json_decref(rec);
+        json_decref(resp);
+        json_decref(extra);
+    }
+    kms_request rq;
+    request_init(&rq, "ListKeys");
+    kms_identity saved = who.id;
+    who.id.session_expiry = 1765069200;
+    who.id.session_issued = 1765065000;
+    who.id.console_session = true;
+    json_t *rec = record_of(&rq, 0, KMS_OK, "");
+    assert_string_equal(at(rec, "sessionCredentialFromConsole", NULL), "true");
+    json_decref(rec);
+    who.id.console_session = false;
+    rec = record_of(&rq, 0, KMS_OK, "");
+    assert_null(json_object_get(rec, "sessionCredentialFromConsole"));
+    json_decref(rec);
+    who.id = saved;
+}
+
 /* The writer alone: a failure is sticky and reported once, at the end. */
 static void test_writer_fails_closed(void **state)
 {
@@ -905,6 +1189,11 @@ int main(void)
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_json_requests),
         cmocka_unit_test(test_writer_fails_closed),
+        cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_kms_request_shapes),
+        cmocka_unit_test(test_service_event),
+        cmocka_unit_test(test_sts_credentials),
+        cmocka_unit_test(test_console_sign_in),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
