@@ -31,6 +31,9 @@ typedef enum kms_policy_kind {
  * IAM's validation refuses it is accepted, and matches nothing: a statement of a resource-based
  * policy without Principal, an action with nothing after its service prefix. */
 #define KMS_POLICY_AS_SIMULATED 0x100
+/* OR'ed into KMS_POLICY_IDENTITY for IAM's managed policies (CreatePolicy, CreatePolicyVersion):
+ * their Version must be 2012-10-17, as IAM requires of them. */
+#define KMS_POLICY_MANAGED 0x200
 
 typedef struct kms_policy kms_policy;
 

@@ -388,10 +388,14 @@ static int cond_compile_key(const char *path, const char *key, json_t *vals, boo
         json_t *v = json_is_array(vals) ? json_array_get(vals, i) : vals;
         char buf[64];
         const char *text = NULL;
+        if (json_is_null(v) && json_is_array(vals)) {
+            continue; /* a null in a list of values is passed over, as IAM does */
+        }
         KMS_GUARD(value_text(kpath, v, buf, sizeof buf, &text));
         c->nvalues++; /* counted first: clean_up frees a half-compiled value (zeroed slot) */
-        KMS_GUARD(value_compile(kpath, c, text, variables, &c->values[i]));
+        KMS_GUARD(value_compile(kpath, c, text, variables, &c->values[c->nvalues - 1]));
     }
+    KMS_ENSURE(c->nvalues > 0, KMS_ERR_MALFORMED_POLICY, "%s: no values", kpath);
     return 0;
 }
 
@@ -402,8 +406,12 @@ int kms_policy_cond_compile(const char *path, const char *op, json_t *block, boo
     snprintf(opath, sizeof opath, "%.160s.%.128s", path, op);
     pol_cond proto = {0};
     KMS_GUARD(op_parse(path, op, &proto));
-    KMS_ENSURE(json_is_object(block) && json_object_size(block) > 0, KMS_ERR_MALFORMED_POLICY,
+    /* An empty block ({"StringEquals": {}}) adds no condition, as IAM accepts it. */
+    KMS_ENSURE(json_is_object(block), KMS_ERR_MALFORMED_POLICY,
                "%s: must be an object of condition keys and values", opath);
+    if (json_object_size(block) == 0) {
+        return 0;
+    }
     pol_cond *grown = realloc(*conds, (*nconds + json_object_size(block)) * sizeof **conds);
     KMS_ENSURE(grown != NULL, KMS_ERR_INTERNAL, "out of memory");
     *conds = grown;

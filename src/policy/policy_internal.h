@@ -258,9 +258,20 @@ struct kms_policy {
     char *label;
     kms_policy_kind kind;
     bool simulated; /* compiled with KMS_POLICY_AS_SIMULATED */
+    bool managed;   /* compiled with KMS_POLICY_MANAGED */
     bool variables; /* Version 2012-10-17 */
     pol_stmt *stmts;
     size_t nstmts;
 };
+
+/* ---- Validation (policy_validate.c) --------------------------------------------------------- */
+/* Resource r of element path as IAM validates it: "*" or an ARN of a known partition; IAM
+ * resources without a region and of one of IAM's types; S3 buckets and objects without a
+ * region. */
+int kms_policy_resource_check(const char *path, const char *r) __attribute__((warn_unused_result));
+/* The Version element (NULL when absent): one IAM knows, and 2012-10-17 for a managed policy;
+ * *variables whether ${...} are policy variables (2012-10-17). */
+int kms_policy_version_check(json_t *version, bool managed, bool *variables)
+    __attribute__((warn_unused_result));
 
 #endif

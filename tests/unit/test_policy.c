@@ -213,7 +213,8 @@ static kms_policy_kind parse_kind(const char *s)
     static const struct {
         const char *name;
         kms_policy_kind kind;
-    } KINDS[] = {{"identity", KMS_POLICY_IDENTITY},
+    } KINDS[] = {{"managed", (kms_policy_kind)(KMS_POLICY_IDENTITY | KMS_POLICY_MANAGED)},
+                 {"identity", KMS_POLICY_IDENTITY},
                  {"scp", KMS_POLICY_SCP},
                  {"resource", KMS_POLICY_RESOURCE},
                  {"key", KMS_POLICY_KEY},
@@ -237,7 +238,26 @@ static char *case_document(const json_t *c)
     return json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* Checks a rejection: the right code, and a message naming the element. */
+/* The operation a kind of policy is given to, whose service names the error: IAM's
+ * CreatePolicy, PutUserPolicy, CreateRole, KMS's PutKeyPolicy, Organizations' CreatePolicy. */
+static const char *kind_operation(const char *kind)
+{
+    static const struct {
+        const char *kind, *operation;
+    } OPS[] = {{"managed", "iam:CreatePolicy"},       {"identity", "iam:PutUserPolicy"},
+               {"trust", "iam:CreateRole"},           {"key", "PutKeyPolicy"},
+               {"scp", "organizations:CreatePolicy"}, {"resource", "PutKeyPolicy"}};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
+        if (strcmp(OPS[i].kind, kind) == 0) {
+            return OPS[i].operation;
+        }
+    }
+    return NULL;
+}
+
+/* Checks a rejection: the right code (as the kind's operation's service names it, "code"), and a
+ * message naming the element ("messageContains") or starting with AWS's words
+ * ("messageStartsWith"). */
 static bool check_rejection(const char *name, const json_t *c)
 {
     kms_error e = kms_last_error();
@@ -245,6 +265,19 @@ static bool check_rejection(const char *name, const json_t *c)
     if (e != KMS_ERR_MALFORMED_POLICY) {
         print_message("FAIL validation.json: %s: expected %s, got %s: %s\n", name,
                       kms_error_name(KMS_ERR_MALFORMED_POLICY), kms_error_name(e), msg);
+        return false;
+    }
+    const char *code = json_string_value(json_object_get(c, "code"));
+    const char *op = kind_operation(json_string_value(json_object_get(c, "kind")));
+    if (code != NULL && strcmp(kms_error_name_for(e, op), code) != 0) {
+        print_message("FAIL validation.json: %s: %s answers %s, not %s\n", name, op,
+                      kms_error_name_for(e, op), code);
+        return false;
+    }
+    const char *start = json_string_value(json_object_get(c, "messageStartsWith"));
+    if (start != NULL && strncmp(msg, start, strlen(start)) != 0) {
+        print_message("FAIL validation.json: %s: message \"%s\" does not start with \"%s\"\n", name,
+                      msg, start);
         return false;
     }
     const char *want = json_string_value(json_object_get(c, "messageContains"));
