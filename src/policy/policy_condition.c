@@ -172,8 +172,10 @@ static bool parse_epoch(const char *s, int64_t *ms)
 }
 
 /* ISO 8601 as the condition operators take it (Condition operators, Date condition operators:
- * "2020-01-01T00:00:01Z", "2020-01-01" and UNIX epoch time), with optional seconds, fraction
- * and a zone "Z", "+hh:mm", "+hhmm" or "+hh". */
+ * "one of the W3C implementations of the ISO 8601 date formats" or UNIX epoch time:
+ * "2020-01", "2020-01-01", "2020-01-01T00:00Z", "2020-01-01T00:00:01Z",
+ * "2020-01-01T00:00:01.5+02:00"), with the zone optional ("Z", "+hh:mm", "+hhmm" or "+hh").
+ * A bare "2020" is epoch seconds. */
 bool kms_policy_parse_date(const char *s, int64_t *ms)
 {
     if (parse_epoch(s, ms)) {
@@ -181,8 +183,11 @@ bool kms_policy_parse_date(const char *s, int64_t *ms)
     }
     const char *p = s;
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
-    if (!digits_n(&p, 4, &y) || *p++ != '-' || !digits_n(&p, 2, &mo) || *p++ != '-' ||
-        !digits_n(&p, 2, &d)) {
+    if (!digits_n(&p, 4, &y) || *p++ != '-' || !digits_n(&p, 2, &mo)) {
+        return false;
+    }
+    d = 1; /* W3C's "YYYY-MM" (the month's first day) */
+    if (*p != '\0' && (*p++ != '-' || !digits_n(&p, 2, &d))) {
         return false;
     }
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

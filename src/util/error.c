@@ -99,6 +99,11 @@ typedef struct wire_name {
         svc, NULL, KMS_ERR_MALFORMED_POLICY, "MalformedPolicyDocument"                             \
     }
 
+#define ORG_NOT_FOUND(op, name)                                                                    \
+    {                                                                                              \
+        "organizations", "organizations:" op, KMS_ERR_NO_SUCH_ENTITY, name                         \
+    }
+
 static const wire_name wire_names[] = {
     QUERY_COMMON("iam"),
     {"iam", NULL, KMS_ERR_NO_SUCH_ENTITY, "NoSuchEntity"},
@@ -135,9 +140,32 @@ static const wire_name wire_names[] = {
     {"organizations", "organizations:DeleteOrganizationalUnit", KMS_ERR_DELETE_CONFLICT,
      "OrganizationalUnitNotEmptyException"},
     {"organizations", NULL, KMS_ERR_LIMIT_EXCEEDED, "ConstraintViolationException"},
+    /* What was not found, by the operation's subject (an organization not in use is named by
+     * the operations that read only it). */
+    ORG_NOT_FOUND("DescribeOrganization", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("DeleteOrganization", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("ListRoots", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("ListAccounts", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("ListPolicies", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("CreateAccount", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("CreatePolicy", "AWSOrganizationsNotInUseException"),
+    ORG_NOT_FOUND("DescribePolicy", "PolicyNotFoundException"),
+    ORG_NOT_FOUND("UpdatePolicy", "PolicyNotFoundException"),
+    ORG_NOT_FOUND("DeletePolicy", "PolicyNotFoundException"),
+    ORG_NOT_FOUND("ListTargetsForPolicy", "PolicyNotFoundException"),
+    ORG_NOT_FOUND("DetachPolicy", "PolicyNotAttachedException"),
+    ORG_NOT_FOUND("DescribeAccount", "AccountNotFoundException"),
+    ORG_NOT_FOUND("DescribeOrganizationalUnit", "OrganizationalUnitNotFoundException"),
+    ORG_NOT_FOUND("DeleteOrganizationalUnit", "OrganizationalUnitNotFoundException"),
+    ORG_NOT_FOUND("ListPoliciesForTarget", "TargetNotFoundException"),
+    ORG_NOT_FOUND("ListParents", "ChildNotFoundException"),
+    ORG_NOT_FOUND("CreateOrganizationalUnit", "ParentNotFoundException"),
+    ORG_NOT_FOUND("ListOrganizationalUnitsForParent", "ParentNotFoundException"),
+    ORG_NOT_FOUND("ListAccountsForParent", "ParentNotFoundException"),
 };
 
 #undef QUERY_COMMON
+#undef ORG_NOT_FOUND
 
 /* "iam:CreatePolicy" is of "iam" (n = 3); a name without a colon is KMS's. */
 static bool of_service(const char *operation, const char *service)

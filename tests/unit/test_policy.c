@@ -338,6 +338,47 @@ static void test_validation(void **state)
     }
 }
 
+/* The code of a refusal as each service's wire carries it (botocore's iam and sts models'
+ * "error": {"code"}, Organizations' and KMS's shape names), and back (kms_error_from_name, as a
+ * client reads it). */
+static void test_error_codes(void **state)
+{
+    (void)state;
+    static const struct {
+        kms_error code;
+        const char *operation, *name;
+    } CODES[] = {
+        {KMS_ERR_MALFORMED_POLICY, "iam:CreatePolicy", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "iam:PutUserPolicy", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "sts:AssumeRole", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "PutKeyPolicy", "MalformedPolicyDocumentException"},
+        {KMS_ERR_MALFORMED_POLICY, "organizations:CreatePolicy",
+         "MalformedPolicyDocumentException"},
+        {KMS_ERR_NO_SUCH_ENTITY, "iam:GetUser", "NoSuchEntity"},
+        {KMS_ERR_ENTITY_EXISTS, "iam:CreateUser", "EntityAlreadyExists"},
+        {KMS_ERR_DELETE_CONFLICT, "iam:DeleteUser", "DeleteConflict"},
+        {KMS_ERR_LIMIT_EXCEEDED, "iam:CreateAccessKey", "LimitExceeded"},
+        {KMS_ERR_INVALID_INPUT, "iam:CreateUser", "InvalidInput"},
+        {KMS_ERR_PASSWORD_POLICY, "iam:CreateLoginProfile", "PasswordPolicyViolation"},
+        {KMS_ERR_REPORT_NOT_PRESENT, "iam:GetCredentialReport", "ReportNotPresent"},
+        {KMS_ERR_ACCESS_DENIED, "iam:ListUsers", "AccessDenied"},
+        {KMS_ERR_ACCESS_DENIED, "Encrypt", "AccessDeniedException"},
+        {KMS_ERR_UNRECOGNIZED_CLIENT, "sts:GetCallerIdentity", "InvalidClientTokenId"},
+        {KMS_ERR_INVALID_AUTH_CODE, "sts:AssumeRole", "AccessDenied"},
+        {KMS_ERR_NO_SUCH_ENTITY, "organizations:DescribePolicy", "PolicyNotFoundException"},
+        {KMS_ERR_DELETE_CONFLICT, "organizations:DeletePolicy", "PolicyInUseException"},
+        {KMS_ERR_INVALID_INPUT, "organizations:CreatePolicy", "InvalidInputException"},
+        {KMS_ERR_NOT_FOUND, "DescribeKey", "NotFoundException"},
+        {KMS_ERR_NOT_FOUND, NULL, "NotFoundException"},
+    };
+    for (size_t i = 0; i < sizeof CODES / sizeof CODES[0]; i++) {
+        assert_string_equal(kms_error_name_for(CODES[i].code, CODES[i].operation), CODES[i].name);
+        assert_int_equal(kms_error_from_name(CODES[i].name),
+                         CODES[i].code == KMS_ERR_INVALID_AUTH_CODE ? KMS_ERR_ACCESS_DENIED
+                                                                    : CODES[i].code);
+    }
+}
+
 /* ---- The pure helpers -----------------------------------------------------------------------*/
 
 static void test_glob(void **state)
@@ -1011,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_context_grows),
         cmocka_unit_test(test_context_parsed_once),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_principal_replace),
         CASE_FILE_TEST(0),
         CASE_FILE_TEST(1),
