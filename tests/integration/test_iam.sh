@@ -301,6 +301,30 @@ expect_error MalformedPolicyDocument 254 as alice assume-role --role-arn "$ROLE_
     --role-session-name bad --policy "file://$P/bad-op.json"
 expect_error MalformedPolicyDocument 254 kms create-policy-version --policy-arn "$BOUNDARY" \
     --policy-document "file://$P/bad-effect.json" --set-as-default
+# IAM's validation (IAM User Guide, "IAM JSON policy elements: Version", "Amazon Resource Names
+# (ARNs)"): a managed policy needs 2012-10-17; IAM resources have no region and one of IAM's
+# types; partitions are AWS's. IAM's words come first. What IAM accepts is accepted.
+printf '{"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}\n' >"$P/old.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam:us-east-1:%s:user/alice"}]}\n' "$ACCOUNT" >"$P/region.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::%s:bogus/x"}]}\n' "$ACCOUNT" >"$P/bogus.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:b:s3:::x"}]}\n' >"$P/partition.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Sid": "Odd_But_Fine", "Effect": "Allow", "Action": ["s3:GetObject", null], "Resource": "arn:aws:fdsasf", "Condition": {"StringEquals": {}}}]}\n' >"$P/odd.json"
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Old --policy-document "file://$P/old.json"
+assert_match "$ERR_MSG" '^Policy document must be version 2012-10-17 or greater\.' "a managed policy without Version: IAM's words"
+kms put-user-policy --user-name alice --policy-name old --policy-document "file://$P/old.json" &&
+    ok "an inline policy without Version is accepted" || fail "an inline policy without Version is refused"
+kms delete-user-policy --user-name alice --policy-name old
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Region --policy-document "file://$P/region.json"
+assert_match "$ERR_MSG" "^Resource arn:aws:iam:us-east-1:$ACCOUNT:user/alice can not contain region information\\." "an IAM resource with a region"
+expect_error MalformedPolicyDocument 254 kms put-user-policy --user-name alice --policy-name b \
+    --policy-document "file://$P/bogus.json"
+assert_match "$ERR_MSG" '^IAM resource path must either be "\*" or start with user/' "an IAM resource of no IAM type"
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Part --policy-document "file://$P/partition.json"
+assert_match "$ERR_MSG" '^Partition "b" is not valid for resource "arn:b:s3:::x"\.' "an unknown partition"
+ODD=$(kms create-policy --policy-name Odd --policy-document "file://$P/odd.json" --query Policy.Arn --output text) &&
+    ok "underscores in a Sid, a null in Action, arn:aws:fdsasf, an empty condition block: accepted" ||
+    fail "a document IAM accepts is refused"
+kms delete-policy --policy-arn "$ODD"
 out=$(kms list-policy-versions --policy-arn "$BOUNDARY")
 assert_eq "$(json_get 'Versions[1]' <<<"$out")" "<missing>" "no policy version was written"
 echo 'not json' >"$P/garbage.json"
