@@ -91,6 +91,13 @@ typedef enum kms_error {
 KMS_API kms_error kms_last_error(void);
 KMS_API const char *kms_last_error_message(void);
 KMS_API const char *kms_error_name(kms_error code);
+/* The error code as the wire of operation's service carries it (kms_call's operation names):
+ * KMS's exception names for KMS, ACM and ACM PCA; IAM's and STS's query-protocol codes
+ * ("MalformedPolicyDocument", "NoSuchEntity", "AccessDenied", ...); Organizations' own
+ * exceptions. kms_error_name(code) for an operation of no such service or NULL. */
+KMS_API const char *kms_error_name_for(kms_error code, const char *operation);
+/* kms_error_name_for(kms_last_error(), the operation of the kms_call that raised it). */
+KMS_API const char *kms_last_error_code(void);
 
 /* ---- The KMS home ---------------------------------------------------------------------------
  * One directory holds an embedded deployment: SoftHSM token and config, SQLite metadata,

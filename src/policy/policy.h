@@ -31,14 +31,20 @@ typedef enum kms_policy_kind {
  * IAM's validation refuses it is accepted, and matches nothing: a statement of a resource-based
  * policy without Principal, an action with nothing after its service prefix. */
 #define KMS_POLICY_AS_SIMULATED 0x100
+/* OR'ed into KMS_POLICY_IDENTITY for IAM's managed policies (CreatePolicy, CreatePolicyVersion):
+ * their Version must be 2012-10-17, as IAM requires of them. */
+#define KMS_POLICY_MANAGED 0x200
 
 typedef struct kms_policy kms_policy;
 
 /* Parses and compiles doc (len bytes, need not be NUL-terminated). label names the policy in
  * evaluation results (copied; e.g. "PolicyInputList.1", a policy ARN, "ResourcePolicy").
- * Duplicate JSON keys, unknown elements, a Version other than "2012-10-17" or "2008-10-17",
- * a missing Effect, Action/NotAction both or neither, malformed ARNs, unknown condition
- * operators, oversize documents: KMS_ERR_MALFORMED_POLICY. */
+ * Duplicate JSON keys, unknown elements, a Version other than "2012-10-17" or "2008-10-17"
+ * (only "2012-10-17" with KMS_POLICY_MANAGED), a missing Effect, Action/NotAction both or
+ * neither, resources IAM refuses (not an ARN, an unknown partition, an IAM or S3 bucket ARN with
+ * a region, an IAM ARN of no IAM resource type), unknown condition operators, oversize
+ * documents: KMS_ERR_MALFORMED_POLICY, IAM's words first ("Policy document must be version
+ * 2012-10-17 or greater."), the element after them. */
 int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const char *label,
                        kms_policy **out) __attribute__((warn_unused_result));
 void kms_policy_free(kms_policy *policy);

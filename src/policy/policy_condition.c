@@ -172,8 +172,10 @@ static bool parse_epoch(const char *s, int64_t *ms)
 }
 
 /* ISO 8601 as the condition operators take it (Condition operators, Date condition operators:
- * "2020-01-01T00:00:01Z", "2020-01-01" and UNIX epoch time), with optional seconds, fraction
- * and a zone "Z", "+hh:mm", "+hhmm" or "+hh". */
+ * "one of the W3C implementations of the ISO 8601 date formats" or UNIX epoch time:
+ * "2020-01", "2020-01-01", "2020-01-01T00:00Z", "2020-01-01T00:00:01Z",
+ * "2020-01-01T00:00:01.5+02:00"), with the zone optional ("Z", "+hh:mm", "+hhmm" or "+hh").
+ * A bare "2020" is epoch seconds. */
 bool kms_policy_parse_date(const char *s, int64_t *ms)
 {
     if (parse_epoch(s, ms)) {
@@ -181,8 +183,11 @@ bool kms_policy_parse_date(const char *s, int64_t *ms)
     }
     const char *p = s;
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
-    if (!digits_n(&p, 4, &y) || *p++ != '-' || !digits_n(&p, 2, &mo) || *p++ != '-' ||
-        !digits_n(&p, 2, &d)) {
+    if (!digits_n(&p, 4, &y) || *p++ != '-' || !digits_n(&p, 2, &mo)) {
+        return false;
+    }
+    d = 1; /* W3C's "YYYY-MM" (the month's first day) */
+    if (*p != '\0' && (*p++ != '-' || !digits_n(&p, 2, &d))) {
         return false;
     }
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -388,10 +393,14 @@ static int cond_compile_key(const char *path, const char *key, json_t *vals, boo
         json_t *v = json_is_array(vals) ? json_array_get(vals, i) : vals;
         char buf[64];
         const char *text = NULL;
+        if (json_is_null(v) && json_is_array(vals)) {
+            continue; /* a null in a list of values is passed over, as IAM does */
+        }
         KMS_GUARD(value_text(kpath, v, buf, sizeof buf, &text));
         c->nvalues++; /* counted first: clean_up frees a half-compiled value (zeroed slot) */
-        KMS_GUARD(value_compile(kpath, c, text, variables, &c->values[i]));
+        KMS_GUARD(value_compile(kpath, c, text, variables, &c->values[c->nvalues - 1]));
     }
+    KMS_ENSURE(c->nvalues > 0, KMS_ERR_MALFORMED_POLICY, "%s: no values", kpath);
     return 0;
 }
 
@@ -402,8 +411,12 @@ int kms_policy_cond_compile(const char *path, const char *op, json_t *block, boo
     snprintf(opath, sizeof opath, "%.160s.%.128s", path, op);
     pol_cond proto = {0};
     KMS_GUARD(op_parse(path, op, &proto));
-    KMS_ENSURE(json_is_object(block) && json_object_size(block) > 0, KMS_ERR_MALFORMED_POLICY,
+    /* An empty block ({"StringEquals": {}}) adds no condition, as IAM accepts it. */
+    KMS_ENSURE(json_is_object(block), KMS_ERR_MALFORMED_POLICY,
                "%s: must be an object of condition keys and values", opath);
+    if (json_object_size(block) == 0) {
+        return 0;
+    }
     pol_cond *grown = realloc(*conds, (*nconds + json_object_size(block)) * sizeof **conds);
     KMS_ENSURE(grown != NULL, KMS_ERR_INTERNAL, "out of memory");
     *conds = grown;

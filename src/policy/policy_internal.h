@@ -258,6 +258,7 @@ struct kms_policy {
     char *label;
     kms_policy_kind kind;
     bool simulated; /* compiled with KMS_POLICY_AS_SIMULATED */
+    bool managed;   /* compiled with KMS_POLICY_MANAGED */
     bool variables; /* Version 2012-10-17 */
     pol_stmt *stmts;
     size_t nstmts;
@@ -272,7 +273,17 @@ bool kms_policy_public_read(const char *action, const char *resource);
 /* Changing a service-linked role or an alias/aws/ alias: no policy can allow it. */
 bool kms_policy_reserved(const char *action, const char *resource);
 /* The action names no resource (kms:CreateKey, iam:ListUsers, ...): its request's resource is
- * "*" and a statement for it applies whatever its Resource or NotResource element says. */
+ * "*", and a statement that names it applies whatever its Resource or NotResource says. */
 bool kms_policy_action_takes_no_resource(const char *action);
+
+/* ---- Validation (policy_validate.c) --------------------------------------------------------- */
+/* Resource r of element path as IAM validates it: "*" or an ARN of a known partition; IAM
+ * resources without a region and of one of IAM's types; S3 buckets and objects without a
+ * region. */
+int kms_policy_resource_check(const char *path, const char *r) __attribute__((warn_unused_result));
+/* The Version element (NULL when absent): one IAM knows, and 2012-10-17 for a managed policy;
+ * *variables whether ${...} are policy variables (2012-10-17). */
+int kms_policy_version_check(json_t *version, bool managed, bool *variables)
+    __attribute__((warn_unused_result));
 
 #endif

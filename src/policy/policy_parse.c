@@ -79,27 +79,40 @@ void kms_policy_free(kms_policy *policy)
 }
 
 /* ---- Elements ------------------------------------------------------------------------------- */
-/* A string or a non-empty array of strings: its size, or -1 raised. */
+/* A string or a non-empty array of strings: its size, or -1 raised. A null inside the array is
+ * passed over, as IAM passes over it (it must leave a string). */
 static int string_list_size(const char *path, json_t *v, size_t *n)
 {
+    *n = 0;
     if (json_is_string(v)) {
         *n = 1;
         return 0;
     }
     KMS_ENSURE(json_is_array(v), KMS_ERR_MALFORMED_POLICY,
                "%s: must be a string or an array of strings", path);
-    *n = json_array_size(v);
-    KMS_ENSURE(*n > 0, KMS_ERR_MALFORMED_POLICY, "%s: must not be empty", path);
-    for (size_t i = 0; i < *n; i++) {
-        KMS_ENSURE(json_is_string(json_array_get(v, i)), KMS_ERR_MALFORMED_POLICY,
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+        KMS_ENSURE(json_is_string(item) || json_is_null(item), KMS_ERR_MALFORMED_POLICY,
                    "%s: must be a string or an array of strings", path);
+        *n += json_is_string(item);
     }
+    KMS_ENSURE(*n > 0, KMS_ERR_MALFORMED_POLICY, "%s: must not be empty", path);
     return 0;
 }
 
+/* The i-th string of a list string_list_size accepted (nulls not counted). */
 static const char *string_list_get(json_t *v, size_t i)
 {
-    return json_string_value(json_is_string(v) ? v : json_array_get(v, i));
+    if (json_is_string(v)) {
+        return json_string_value(v);
+    }
+    for (size_t k = 0; k < json_array_size(v); k++) {
+        json_t *item = json_array_get(v, k);
+        if (json_is_string(item) && i-- == 0) {
+            return json_string_value(item);
+        }
+    }
+    return "";
 }
 
 /* "*" or "service:action" (IAM JSON policy elements: Action): a service prefix of letters,
@@ -135,30 +148,14 @@ static int compile_actions(const char *path, json_t *v, bool simulated, pol_stmt
     for (size_t i = 0; i < n; i++) {
         const char *a = string_list_get(v, i);
         KMS_ENSURE(action_valid(a, simulated), KMS_ERR_MALFORMED_POLICY,
-                   "%s: Action '%s' is invalid: actions must be \"*\" or prefaced by a vendor, "
-                   "e.g., kms:Decrypt, iam:*",
+                   "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. "
+                   "(%s: '%s')",
                    path, a);
         st->nactions++;
         /* Actions match case-insensitively: lower-cased once here, the request's per call. */
         KMS_GUARD(kms_policy_pattern_compile(a, (pat_opts){true, false, true}, &st->actions[i]));
     }
     return 0;
-}
-
-/* "*" or an ARN of at least six colon-separated parts (IAM JSON policy elements: Resource). */
-static bool resource_valid(const char *r)
-{
-    if (strcmp(r, "*") == 0) {
-        return true;
-    }
-    if (strncmp(r, "arn:", 4) != 0) {
-        return false;
-    }
-    int colons = 0;
-    for (const char *p = r; *p != '\0'; p++) {
-        colons += *p == ':';
-    }
-    return colons >= 5;
 }
 
 static int compile_resources(const char *path, json_t *v, bool variables, pol_stmt *st)
@@ -169,8 +166,7 @@ static int compile_resources(const char *path, json_t *v, bool variables, pol_st
     KMS_ENSURE(st->resources != NULL, KMS_ERR_INTERNAL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *r = string_list_get(v, i);
-        KMS_ENSURE(resource_valid(r), KMS_ERR_MALFORMED_POLICY,
-                   "%s: Resource %s must be in ARN format or \"*\".", path, r);
+        KMS_GUARD(kms_policy_resource_check(path, r));
         st->nresources++;
         KMS_GUARD(
             kms_policy_pattern_compile(r, (pat_opts){true, variables, false}, &st->resources[i]));
@@ -258,8 +254,8 @@ static int compile_principal_values(const char *path, const char *type, json_t *
                       : strcmp(type, "Federated") == 0 ? PRIN_FEDERATED
                                                        : PRIN_CANONICAL;
         }
-        KMS_ENSURE(ok, KMS_ERR_MALFORMED_POLICY, "%s: Invalid principal in policy: \"%s\":\"%s\"",
-                   path, type, s);
+        KMS_ENSURE(ok, KMS_ERR_MALFORMED_POLICY, "Invalid principal in policy: \"%s\":\"%s\" (%s)",
+                   type, s, path);
         p->value = strdup(s);
         KMS_ENSURE(p->value != NULL, KMS_ERR_INTERNAL, "out of memory");
         st->nprincipals++;
@@ -312,7 +308,8 @@ static int compile_condition(const char *path, json_t *v, bool variables, pol_st
 static bool sid_alnum(const char *s)
 {
     for (; *s != '\0'; s++) {
-        bool ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9');
+        bool ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                  (*s >= '0' && *s <= '9') || *s == '_';
         if (!ok) {
             return false;
         }
@@ -360,14 +357,15 @@ static int compile_stmt(const char *path, json_t *obj, const kms_policy *pol, po
                    path);
         bool alnum_only = pol->kind == KMS_POLICY_IDENTITY || pol->kind == KMS_POLICY_SCP;
         KMS_ENSURE(!alnum_only || sid_alnum(json_string_value(e.sid)), KMS_ERR_MALFORMED_POLICY,
-                   "%s.Sid: Statement IDs (SID) must be alpha-numeric. Check that your input "
-                   "satisfies the regular expression [0-9A-Za-z]*",
+                   "Statement IDs (SID) must be alpha-numeric. Check that your input satisfies "
+                   "the regular expression [0-9A-Za-z]* (%s.Sid: letters, digits and '_', as IAM "
+                   "takes them)",
                    path);
     }
     st->sid = strdup(e.sid != NULL ? json_string_value(e.sid) : "");
     KMS_ENSURE(st->sid != NULL, KMS_ERR_INTERNAL, "out of memory");
 
-    KMS_ENSURE(e.effect != NULL, KMS_ERR_MALFORMED_POLICY, "%s: Missing required field Effect",
+    KMS_ENSURE(e.effect != NULL, KMS_ERR_MALFORMED_POLICY, "Missing required field Effect (%s)",
                path);
     const char *effect = json_is_string(e.effect) ? json_string_value(e.effect) : "";
     KMS_ENSURE(strcmp(effect, "Allow") == 0 || strcmp(effect, "Deny") == 0,
@@ -381,20 +379,20 @@ static int compile_stmt(const char *path, json_t *obj, const kms_policy *pol, po
     if (kind_resource_based(pol->kind) && prin == NULL && pol->simulated) {
         st->pmode = PRIN_MODE_NONE; /* evaluated, grants nobody (policy_eval.c) */
     } else if (kind_resource_based(pol->kind)) {
-        KMS_ENSURE(prin != NULL, KMS_ERR_MALFORMED_POLICY, "%s: Missing required field Principal",
+        KMS_ENSURE(prin != NULL, KMS_ERR_MALFORMED_POLICY, "Missing required field Principal (%s)",
                    path);
         snprintf(sub, sizeof sub, "%s.%s", path, e.principal ? "Principal" : "NotPrincipal");
         st->pmode = e.principal ? PRIN_MODE_PRINCIPAL : PRIN_MODE_NOT_PRINCIPAL;
         KMS_GUARD(compile_principal(sub, prin, st));
     } else {
         KMS_ENSURE(prin == NULL, KMS_ERR_MALFORMED_POLICY,
-                   "%s: Policy document should not specify a principal.", path);
+                   "Policy document should not specify a principal. (%s)", path);
     }
 
     KMS_ENSURE(e.action == NULL || e.not_action == NULL, KMS_ERR_MALFORMED_POLICY,
                "%s: Action and NotAction cannot both be present", path);
     KMS_ENSURE(e.action != NULL || e.not_action != NULL, KMS_ERR_MALFORMED_POLICY,
-               "%s: Missing required field Action", path);
+               "Missing required field Action (%s)", path);
     st->not_action = e.not_action != NULL;
     snprintf(sub, sizeof sub, "%s.%s", path, st->not_action ? "NotAction" : "Action");
     KMS_GUARD(compile_actions(sub, st->not_action ? e.not_action : e.action, pol->simulated, st));
@@ -411,7 +409,7 @@ static int compile_stmt(const char *path, json_t *obj, const kms_policy *pol, po
     } else if (res == NULL) {
         /* SCPs may leave Resource out (it then means "*"), every other kind needs it. */
         KMS_ENSURE(pol->kind == KMS_POLICY_SCP, KMS_ERR_MALFORMED_POLICY,
-                   "%s: Missing required field Resource", path);
+                   "Missing required field Resource (%s)", path);
         st->no_resource = true;
     } else {
         st->not_resource = e.not_resource != NULL;
@@ -448,14 +446,7 @@ static int compile_top(json_t *root, kms_policy *pol)
     }
     /* IAM JSON policy elements: Version. Without it the 2008-10-17 language applies, in which
      * ${...} is literal text. */
-    if (version != NULL) {
-        const char *ver = json_is_string(version) ? json_string_value(version) : "";
-        KMS_ENSURE(strcmp(ver, "2012-10-17") == 0 || strcmp(ver, "2008-10-17") == 0,
-                   KMS_ERR_MALFORMED_POLICY,
-                   "Version: must be \"2012-10-17\" or \"2008-10-17\" (The policy failed legacy "
-                   "parsing)");
-        pol->variables = strcmp(ver, "2012-10-17") == 0;
-    }
+    KMS_GUARD(kms_policy_version_check(version, pol->managed, &pol->variables));
     KMS_ENSURE(statement != NULL, KMS_ERR_MALFORMED_POLICY, "Missing required field Statement");
     KMS_ENSURE(json_is_object(statement) || json_is_array(statement), KMS_ERR_MALFORMED_POLICY,
                "Statement: must be an object or an array of objects");
@@ -472,7 +463,7 @@ static int compile_top(json_t *root, kms_policy *pol)
         bool unique_sids = pol->kind == KMS_POLICY_IDENTITY || pol->kind == KMS_POLICY_SCP;
         for (size_t j = 0; unique_sids && pol->stmts[i].sid[0] != '\0' && j < i; j++) {
             KMS_ENSURE(strcmp(pol->stmts[j].sid, pol->stmts[i].sid) != 0, KMS_ERR_MALFORMED_POLICY,
-                       "%s.Sid: Statement IDs (SID) in a single policy must be unique", path);
+                       "Statement IDs (SID) in a single policy must be unique. (%s.Sid)", path);
         }
     }
     return 0;
@@ -485,7 +476,9 @@ int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const 
     json_t *root = NULL;
     kms_policy *pol = NULL;
     bool simulated = ((unsigned)kind & KMS_POLICY_AS_SIMULATED) != 0;
-    kind = (kms_policy_kind)((unsigned)kind & ~(unsigned)KMS_POLICY_AS_SIMULATED);
+    bool managed = ((unsigned)kind & KMS_POLICY_MANAGED) != 0;
+    kind = (kms_policy_kind)((unsigned)kind &
+                             ~(unsigned)(KMS_POLICY_AS_SIMULATED | KMS_POLICY_MANAGED));
     kms_error_clear();
     if (out == NULL || (doc == NULL && len > 0) || kind_limit(kind) == 0) {
         return kms_raise(KMS_ERR_VALIDATION, "kms_policy_compile: bad arguments");
@@ -501,7 +494,7 @@ int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const 
     json_error_t jerr;
     root = json_loadb(doc != NULL ? doc : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        kms_raise(KMS_ERR_MALFORMED_POLICY, "Syntax errors in policy: %s (line %d, column %d)",
+        kms_raise(KMS_ERR_MALFORMED_POLICY, "Syntax errors in policy. (%s at line %d, column %d)",
                   jerr.text, jerr.line, jerr.column);
         goto out;
     }
@@ -512,6 +505,7 @@ int kms_policy_compile(const char *doc, size_t len, kms_policy_kind kind, const 
     }
     pol->kind = kind;
     pol->simulated = simulated;
+    pol->managed = managed;
     if (compile_top(root, pol) != 0) {
         goto out;
     }

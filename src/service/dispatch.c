@@ -239,8 +239,14 @@ out:
 int kms_call(kms_client *client, const char *operation, const char *request_json,
              char **response_json)
 {
+    int r = -1;
     if (client != NULL && client->remote != NULL) {
-        return kms_remote_call(client->remote, operation, request_json, response_json);
+        r = kms_remote_call(client->remote, operation, request_json, response_json);
+    } else {
+        r = kms_dispatch_call(client, operation, request_json, NULL, response_json);
     }
-    return kms_dispatch_call(client, operation, request_json, NULL, response_json);
+    if (r != 0) {
+        kms_error_set_operation(operation); /* kms_last_error_code names it as its service */
+    }
+    return r;
 }

@@ -27,7 +27,8 @@ static int create_policy(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "Description", false, 0, 1000, &desc));
     kms_ops_iam_new_arn(rq, "policy", path, name, arn);
     KMS_GUARD(kms_gate_authorize(rq, rq->operation, arn));
-    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(
+        doc, (kms_policy_kind)(KMS_POLICY_IDENTITY | KMS_POLICY_MANAGED), "PolicyDocument"));
     KMS_GUARD(kms_iam_policy_create(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq), path, name,
                                     desc, doc, kms_now(), &policy));
     return kms_ops_iam_respond(resp, "Policy", policy);
@@ -78,7 +79,8 @@ static int create_policy_version(kms_request *rq, json_t *req, json_t **resp)
     KMS_GUARD(kms_request_string(req, "PolicyDocument", true, 1, 131072, &doc));
     KMS_GUARD(kms_ops_iam_req_bool(req, "SetAsDefault", false, &set_default));
     KMS_GUARD(req_policy_arn(rq, req, &arn));
-    KMS_GUARD(kms_ops_iam_check_policy(doc, KMS_POLICY_IDENTITY, "PolicyDocument"));
+    KMS_GUARD(kms_ops_iam_check_policy(
+        doc, (kms_policy_kind)(KMS_POLICY_IDENTITY | KMS_POLICY_MANAGED), "PolicyDocument"));
     KMS_GUARD(kms_iam_policy_version_create(kms_ops_iam_iam_of(rq), kms_ops_iam_account_of(rq), arn,
                                             doc, set_default, kms_now(), &version));
     return kms_ops_iam_respond(resp, "PolicyVersion", version);

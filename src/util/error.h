@@ -10,9 +10,14 @@ int kms_raise(kms_error code, const char *fmt, ...) __attribute__((format(printf
 /* Clears the thread-local error (start of every public call). */
 void kms_error_clear(void);
 
+/* Names the operation whose failure the last error is (kms_call, after it failed): its
+ * service names the error in kms_last_error_code. The next kms_raise forgets it. */
+void kms_error_set_operation(const char *operation);
+
 /* The code whose AWS name (kms_error_name) is `name`, as a server sends it in __type or
  * x-amzn-ErrorType: a "namespace#" prefix and a ":..." suffix are ignored, and the query
- * protocol's names without "Exception" ("NoSuchEntity", "AccessDenied") match too.
+ * protocol's names without "Exception" ("NoSuchEntity", "AccessDenied") and the other codes
+ * of kms_error_name_for ("InvalidClientTokenId", "ReportExpired") match too.
  * KMS_ERR__COUNT for a name of no code (and for NULL or ""). */
 kms_error kms_error_from_name(const char *name);
 

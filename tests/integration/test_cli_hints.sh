@@ -161,7 +161,7 @@ expect_usage_error "shorthand: expected KEY=VALUE" kms create-grant --key-id "$K
     --operations Decrypt --constraints 'EncryptionContextSubset={app}'
 
 # ---- what belongs to AWS services: no policy allows it --------------------------------------------
-expect_error AccessDeniedException 254 kms create-role --role-name slr --path /aws-service-role/ \
+expect_error AccessDenied 254 kms create-role --role-name slr --path /aws-service-role/ \
     --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"kms.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
 assert_contains "$ERR_MSG" "belongs to an AWS service" "a service-linked role path is refused to the administrator too, saying why"
 assert_eq "$(kms get-policy --policy-arn arn:aws:iam::aws:policy/AdministratorAccess --query Policy.PolicyName --output text)" \

@@ -43,8 +43,8 @@ for u in alice bob carol; do
 done
 kms add-user-to-group --group-name Readers --user-name alice
 kms add-user-to-group --group-name Writers --user-name bob
-expect_error EntityAlreadyExistsException 254 kms create-user --user-name alice
-expect_error NoSuchEntityException 254 kms get-user --user-name nobody
+expect_error EntityAlreadyExists 254 kms create-user --user-name alice
+expect_error NoSuchEntity 254 kms get-user --user-name nobody
 out=$(kms get-group --group-name Readers)
 assert_eq "$(json_get 'Users[0].UserName' <<<"$out")" alice "get-group lists alice in Readers"
 out=$(kms list-groups-for-user --user-name bob)
@@ -74,7 +74,7 @@ out=$(kms list-access-keys --user-name alice)
 assert_eq "$(json_get 'AccessKeyMetadata[0].AccessKeyId' <<<"$out")" "${AK[alice]}" "list-access-keys"
 assert_not_contains "$out" "${SK[alice]}" "list-access-keys never shows the secret"
 # Listing one's own keys is an action like any other: policies decide.
-expect_error AccessDeniedException 254 as alice list-access-keys
+expect_error AccessDenied 254 as alice list-access-keys
 out=$(as alice get-caller-identity)
 assert_eq "$(json_get Arn <<<"$out")" "arn:aws:iam::$ACCOUNT:user/alice" "alice's get-caller-identity"
 assert_match "$(json_get UserId <<<"$out")" '^AIDA' "alice's UserId"
@@ -109,12 +109,16 @@ as bob kms-encrypt --key-id "$KEY" --plaintext "$PT" >/dev/null && ok "bob still
 
 # A user without policies is refused everything.
 for args in "kms-encrypt --key-id $KEY --plaintext $PT" "kms-decrypt --ciphertext-blob $CT" \
-    "describe-key --key-id $KEY" "list-keys" "create-key" "list-users" "get-user --user-name alice" \
-    "create-user --user-name mallory"; do
+    "describe-key --key-id $KEY" "list-keys" "create-key"; do
     # shellcheck disable=SC2086  # word splitting wanted
     expect_error AccessDeniedException 254 as carol $args
 done
-expect_error NoSuchEntityException 254 kms get-user --user-name mallory
+# IAM's query protocol names it AccessDenied (AWS's "Common errors"), KMS AccessDeniedException.
+for args in "list-users" "get-user --user-name alice" "create-user --user-name mallory"; do
+    # shellcheck disable=SC2086  # word splitting wanted
+    expect_error AccessDenied 254 as carol $args
+done
+expect_error NoSuchEntity 254 kms get-user --user-name mallory
 as carol get-caller-identity >/dev/null && ok "get-caller-identity needs no permission"
 
 # ---- a key policy without the account's root statement makes IAM policies irrelevant -----------
@@ -141,14 +145,14 @@ fi
 
 # ---- access keys: inactive, wrong secret ---------------------------------------------------------
 kms update-access-key --user-name alice --access-key-id "${AK[alice]}" --status Inactive
-expect_error UnrecognizedClientException 254 as alice get-caller-identity
+expect_error InvalidClientTokenId 254 as alice get-caller-identity
 expect_error UnrecognizedClientException 254 as alice kms-decrypt --ciphertext-blob "$CT"
 kms update-access-key --user-name alice --access-key-id "${AK[alice]}" --status Active
 as alice get-caller-identity >/dev/null && ok "an access key made Active again works"
-expect_error InvalidSignatureException 254 env KMS_ACCESS_KEY_ID="${AK[alice]}" \
+expect_error SignatureDoesNotMatch 254 env KMS_ACCESS_KEY_ID="${AK[alice]}" \
     KMS_SECRET_ACCESS_KEY="wrongwrongwrongwrongwrongwrongwrongwrong" \
     "$KMSCTL" --home "$HOME_DIR" get-caller-identity
-expect_error UnrecognizedClientException 254 env KMS_ACCESS_KEY_ID=AKIAAAAAAAAAAAAAAAAA \
+expect_error InvalidClientTokenId 254 env KMS_ACCESS_KEY_ID=AKIAAAAAAAAAAAAAAAAA \
     KMS_SECRET_ACCESS_KEY="${SK[alice]}" "$KMSCTL" --home "$HOME_DIR" get-caller-identity
 out=$(kms get-access-key-last-used --access-key-id "${AK[alice]}")
 assert_eq "$(json_get UserName <<<"$out")" alice "get-access-key-last-used names alice"
@@ -179,11 +183,11 @@ out=$(session kms-encrypt --key-id "$KEY" --plaintext "$PT" --output text --quer
 assert_eq "$out" "$KEY_ARN" "the role's policy applies: the session encrypts"
 expect_error AccessDeniedException 254 session kms-decrypt --ciphertext-blob "$CT"
 assert_contains "$ERR_MSG" "assumed-role/Encryptor/alice-s1" "alice's own policies do not apply to the session"
-expect_error ExpiredTokenException 254 env KMS_ACCESS_KEY_ID="$S_AK" KMS_SECRET_ACCESS_KEY="$S_SK" \
+expect_error ExpiredToken 254 env KMS_ACCESS_KEY_ID="$S_AK" KMS_SECRET_ACCESS_KEY="$S_SK" \
     KMS_SESSION_TOKEN="not-the-token" "$KMSCTL" --home "$HOME_DIR" get-caller-identity
-expect_error AccessDeniedException 254 as bob assume-role --role-arn "$ROLE_ARN" --role-session-name bob-s1
+expect_error AccessDenied 254 as bob assume-role --role-arn "$ROLE_ARN" --role-session-name bob-s1
 assert_contains "$ERR_MSG" "sts:AssumeRole" "bob's refusal names sts:AssumeRole"
-expect_error AccessDeniedException 254 as alice assume-role \
+expect_error AccessDenied 254 as alice assume-role \
     --role-arn "arn:aws:iam::$ACCOUNT:role/NoSuchRole" --role-session-name s2
 # A session policy narrows the session to what both allow.
 policy "$P/describe-only.json" Allow '"kms:DescribeKey"'
@@ -219,7 +223,7 @@ kms attach-user-policy --user-name carol --policy-arn "$BOUNDARY"
 as carol describe-key --key-id "$KEY" >/dev/null && ok "attach-user-policy gives carol DescribeKey"
 out=$(kms list-attached-user-policies --user-name carol)
 assert_eq "$(json_get 'AttachedPolicies[0].PolicyArn' <<<"$out")" "$BOUNDARY" "list-attached-user-policies"
-expect_error DeleteConflictException 254 kms delete-policy --policy-arn "$BOUNDARY"
+expect_error DeleteConflict 254 kms delete-policy --policy-arn "$BOUNDARY"
 kms detach-user-policy --user-name carol --policy-arn "$BOUNDARY"
 expect_error AccessDeniedException 254 as carol describe-key --key-id "$KEY"
 
@@ -233,7 +237,7 @@ out=$(kms simulate-custom-policy --input "$P/sim.json")
 assert_eq "$(json_get EvalDecision <<<"$out")" allowed "simulate-custom-policy on a file: allowed"
 out=$(sed 's/"action": "kms:Decrypt"/"action": "kms:Encrypt"/' "$P/sim.json" | kms simulate-custom-policy --input -)
 assert_eq "$(json_get EvalDecision <<<"$out")" implicitDeny "simulate-custom-policy on stdin: implicitDeny"
-expect_error ValidationException 254 kms simulate-custom-policy --input - <<<'{"principal": "x", "bogus": 1}'
+expect_error ValidationError 254 kms simulate-custom-policy --input - <<<'{"principal": "x", "bogus": 1}'
 
 out=$(kms simulate-principal-policy --policy-source-arn "arn:aws:iam::$ACCOUNT:user/alice" \
     --action-names kms:Decrypt kms:Encrypt)
@@ -262,45 +266,69 @@ if [ -n "${KEY2:-}" ]; then
     assert_eq "$(json_get 'EvaluationResults[1].EvalDecision' <<<"$out")" implicitDeny \
         "simulate-principal-policy on key2: alice's IAM allow of decrypt does not count"
 fi
-expect_error AccessDeniedException 254 as carol simulate-principal-policy \
+expect_error AccessDenied 254 as carol simulate-principal-policy \
     --policy-source-arn "arn:aws:iam::$ACCOUNT:user/alice" --action-names kms:Decrypt
 
 # ---- malformed policies are refused before anything is written ----------------------------------
 policy "$P/bad-op.json" Allow '"kms:Decrypt"' '{"StringEqual": {"kms:EncryptionContext:x": "y"}}'
 policy "$P/bad-effect.json" Maybe '"kms:Decrypt"'
-expect_error MalformedPolicyDocumentException 254 kms put-user-policy --user-name alice \
+expect_error MalformedPolicyDocument 254 kms put-user-policy --user-name alice \
     --policy-name bad --policy-document "file://$P/bad-op.json"
 assert_contains "$ERR_MSG" "StringEqual" "the message names the unknown operator"
 assert_contains "$ERR_MSG" "Condition" "the message names the Condition element"
 out=$(kms list-user-policies --user-name alice)
 assert_eq "$(json_get PolicyNames <<<"$out")" "[]" "no inline policy was written"
-expect_error MalformedPolicyDocumentException 254 kms put-group-policy --group-name Readers \
+expect_error MalformedPolicyDocument 254 kms put-group-policy --group-name Readers \
     --policy-name bad --policy-document "file://$P/bad-effect.json"
 assert_contains "$ERR_MSG" "Effect" "the message names Effect"
-expect_error NoSuchEntityException 254 kms get-group-policy --group-name Readers --policy-name bad
-expect_error MalformedPolicyDocumentException 254 kms create-policy --policy-name Bad \
+expect_error NoSuchEntity 254 kms get-group-policy --group-name Readers --policy-name bad
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Bad \
     --policy-document "file://$P/bad-op.json"
-expect_error NoSuchEntityException 254 kms get-policy --policy-arn "arn:aws:iam::$ACCOUNT:policy/Bad"
+expect_error NoSuchEntity 254 kms get-policy --policy-arn "arn:aws:iam::$ACCOUNT:policy/Bad"
 # A trust policy needs a Principal; an identity policy must not have one.
-expect_error MalformedPolicyDocumentException 254 kms create-role --role-name BadTrust \
+expect_error MalformedPolicyDocument 254 kms create-role --role-name BadTrust \
     --assume-role-policy-document "file://$P/describe-only.json"
 assert_contains "$ERR_MSG" "Principal" "the trust policy refusal names Principal"
-expect_error NoSuchEntityException 254 kms get-role --role-name BadTrust
-expect_error MalformedPolicyDocumentException 254 kms put-role-policy --role-name Encryptor \
+expect_error NoSuchEntity 254 kms get-role --role-name BadTrust
+expect_error MalformedPolicyDocument 254 kms put-role-policy --role-name Encryptor \
     --policy-name bad --policy-document "file://$P/trust.json"
 assert_contains "${ERR_MSG,,}" "principal" "the identity policy refusal names the principal"
-expect_error MalformedPolicyDocumentException 254 kms update-assume-role-policy --role-name Encryptor \
+expect_error MalformedPolicyDocument 254 kms update-assume-role-policy --role-name Encryptor \
     --policy-document "file://$P/bad-op.json"
 out=$(kms get-role --role-name Encryptor --query Role.AssumeRolePolicyDocument --output text)
 assert_contains "$out" "user/alice" "the trust policy was not replaced"
-expect_error MalformedPolicyDocumentException 254 as alice assume-role --role-arn "$ROLE_ARN" \
+expect_error MalformedPolicyDocument 254 as alice assume-role --role-arn "$ROLE_ARN" \
     --role-session-name bad --policy "file://$P/bad-op.json"
-expect_error MalformedPolicyDocumentException 254 kms create-policy-version --policy-arn "$BOUNDARY" \
+expect_error MalformedPolicyDocument 254 kms create-policy-version --policy-arn "$BOUNDARY" \
     --policy-document "file://$P/bad-effect.json" --set-as-default
+# IAM's validation (IAM User Guide, "IAM JSON policy elements: Version", "Amazon Resource Names
+# (ARNs)"): a managed policy needs 2012-10-17; IAM resources have no region and one of IAM's
+# types; partitions are AWS's. IAM's words come first. What IAM accepts is accepted.
+printf '{"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}\n' >"$P/old.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam:us-east-1:%s:user/alice"}]}\n' "$ACCOUNT" >"$P/region.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetUser", "Resource": "arn:aws:iam::%s:bogus/x"}]}\n' "$ACCOUNT" >"$P/bogus.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:b:s3:::x"}]}\n' >"$P/partition.json"
+printf '{"Version": "2012-10-17", "Statement": [{"Sid": "Odd_But_Fine", "Effect": "Allow", "Action": ["s3:GetObject", null], "Resource": "arn:aws:fdsasf", "Condition": {"StringEquals": {}}}]}\n' >"$P/odd.json"
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Old --policy-document "file://$P/old.json"
+assert_match "$ERR_MSG" '^Policy document must be version 2012-10-17 or greater\.' "a managed policy without Version: IAM's words"
+kms put-user-policy --user-name alice --policy-name old --policy-document "file://$P/old.json" &&
+    ok "an inline policy without Version is accepted" || fail "an inline policy without Version is refused"
+kms delete-user-policy --user-name alice --policy-name old
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Region --policy-document "file://$P/region.json"
+assert_match "$ERR_MSG" "^Resource arn:aws:iam:us-east-1:$ACCOUNT:user/alice can not contain region information\\." "an IAM resource with a region"
+expect_error MalformedPolicyDocument 254 kms put-user-policy --user-name alice --policy-name b \
+    --policy-document "file://$P/bogus.json"
+assert_match "$ERR_MSG" '^IAM resource path must either be "\*" or start with user/' "an IAM resource of no IAM type"
+expect_error MalformedPolicyDocument 254 kms create-policy --policy-name Part --policy-document "file://$P/partition.json"
+assert_match "$ERR_MSG" '^Partition "b" is not valid for resource "arn:b:s3:::x"\.' "an unknown partition"
+ODD=$(kms create-policy --policy-name Odd --policy-document "file://$P/odd.json" --query Policy.Arn --output text) &&
+    ok "underscores in a Sid, a null in Action, arn:aws:fdsasf, an empty condition block: accepted" ||
+    fail "a document IAM accepts is refused"
+kms delete-policy --policy-arn "$ODD"
 out=$(kms list-policy-versions --policy-arn "$BOUNDARY")
 assert_eq "$(json_get 'Versions[1]' <<<"$out")" "<missing>" "no policy version was written"
 echo 'not json' >"$P/garbage.json"
-expect_error MalformedPolicyDocumentException 254 kms put-user-policy --user-name alice \
+expect_error MalformedPolicyDocument 254 kms put-user-policy --user-name alice \
     --policy-name garbage --policy-document "file://$P/garbage.json"
 
 # ---- passwords and MFA -------------------------------------------------------------------------
@@ -309,7 +337,7 @@ PW2='Another-Staple-Of-Zebra-7'
 printf '%s' "$PW1" >"$P/pw1"
 printf '%s' "$PW2" >"$P/pw2"
 printf 'short' >"$P/pw-short"
-expect_error PasswordPolicyViolationException 254 kms create-login-profile --user-name alice \
+expect_error PasswordPolicyViolation 254 kms create-login-profile --user-name alice \
     --password "file://$P/pw-short"
 out=$(kms create-login-profile --user-name alice --password "file://$P/pw1")
 assert_eq "$(json_get LoginProfile.UserName <<<"$out")" alice "create-login-profile"
@@ -318,11 +346,11 @@ assert_eq "$(json_get PasswordPolicy.MinimumPasswordLength <<<"$out")" 14 "init 
 # alice changes her own password once a policy allows it.
 policy "$P/self-pw.json" Allow '"iam:ChangePassword"'
 kms put-user-policy --user-name alice --policy-name self-pw --policy-document "file://$P/self-pw.json"
-expect_error AccessDeniedException 254 as alice change-password --old-password "file://$P/pw2" \
+expect_error AccessDenied 254 as alice change-password --old-password "file://$P/pw2" \
     --new-password "file://$P/pw1"
 as alice change-password --old-password "file://$P/pw1" --new-password "file://$P/pw2" &&
     ok "alice changes her own password"
-expect_error AccessDeniedException 254 as bob change-password --old-password "file://$P/pw1" \
+expect_error AccessDenied 254 as bob change-password --old-password "file://$P/pw1" \
     --new-password "file://$P/pw2"
 
 out=$(kms create-virtual-mfa-device --virtual-mfa-device-name alice --outfile "$P/alice.seed" \
@@ -343,13 +371,13 @@ o = mac[-1] & 15
 print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7FFFFFFF) % 1000000))
 PY
 }
-expect_error InvalidAuthenticationCodeException 254 kms enable-mfa-device --user-name alice \
+expect_error InvalidAuthenticationCode 254 kms enable-mfa-device --user-name alice \
     --serial-number "$SERIAL" --authentication-code1 000000 --authentication-code2 000001
 kms enable-mfa-device --user-name alice --serial-number "$SERIAL" \
     --authentication-code1 "$(totp "$P/alice.seed" -1)" --authentication-code2 "$(totp "$P/alice.seed" 0)"
 out=$(kms list-mfa-devices --user-name alice)
 assert_eq "$(json_get 'MFADevices[0].SerialNumber' <<<"$out")" "$SERIAL" "enable-mfa-device assigns it"
-expect_error DeleteConflictException 254 kms delete-virtual-mfa-device --serial-number "$SERIAL"
+expect_error DeleteConflict 254 kms delete-virtual-mfa-device --serial-number "$SERIAL"
 kms deactivate-mfa-device --user-name alice --serial-number "$SERIAL"
 kms delete-virtual-mfa-device --serial-number "$SERIAL"
 out=$(kms list-virtual-mfa-devices)
@@ -401,7 +429,7 @@ out=$(kms org-create-policy --name DenyCreateUser --type SERVICE_CONTROL_POLICY 
 SCP_ID=$(json_get Policy.PolicySummary.Id <<<"$out")
 assert_match "$SCP_ID" '^p-[0-9a-z]{8,}$' "org-create-policy"
 kms attach-policy --policy-id "$SCP_ID" --target-id "$MEMBER"
-expect_error AccessDeniedException 254 member create-user --user-name dev2
+expect_error AccessDenied 254 member create-user --user-name dev2
 assert_contains "$ERR_MSG" "service control policy" "the member account is refused by the SCP"
 member list-users >/dev/null && ok "the SCP refuses only what it denies"
 kms attach-policy --policy-id "$SCP_ID" --target-id "$ACCOUNT"
@@ -417,11 +445,11 @@ OU_ID=$(kms create-organizational-unit --parent-id "$ROOT_ID" --name Workloads \
 assert_match "$OU_ID" '^ou-' "create-organizational-unit"
 kms move-account --account-id "$MEMBER" --source-parent-id "$ROOT_ID" --destination-parent-id "$OU_ID"
 kms attach-policy --policy-id "$SCP_ID" --target-id "$OU_ID"
-expect_error AccessDeniedException 254 member create-user --user-name dev3
+expect_error AccessDenied 254 member create-user --user-name dev3
 assert_contains "$ERR_MSG" "service control policy" "an SCP on the OU applies to the account in it"
 out=$(kms list-targets-for-policy --policy-id "$SCP_ID")
 assert_contains "$out" "$OU_ID" "list-targets-for-policy"
-expect_error DeleteConflictException 254 kms org-delete-policy --policy-id "$SCP_ID"
+expect_error PolicyInUseException 254 kms org-delete-policy --policy-id "$SCP_ID"
 expect_error MalformedPolicyDocumentException 254 kms org-create-policy --name Bad \
     --type SERVICE_CONTROL_POLICY --description bad --content "file://$P/bad-op.json"
 out=$(kms org-list-policies --filter SERVICE_CONTROL_POLICY)
@@ -487,8 +515,8 @@ assert_eq "$(profile_of default | sed -n 's/^aws_access_key_id = //p')" "$ADMIN_
     "--force on one profile leaves the others alone"
 
 # ---- the credential report ---------------------------------------------------------------------
-expect_error CredentialReportNotPresentException 254 kms get-credential-report
-expect_error AccessDeniedException 254 as carol generate-credential-report
+expect_error ReportNotPresent 254 kms get-credential-report
+expect_error AccessDenied 254 as carol generate-credential-report
 out=$(kms generate-credential-report)
 assert_eq "$(json_get State <<<"$out")" COMPLETE "generate-credential-report is COMPLETE at once"
 kms get-credential-report --output text --query Content | base64 -d >"$TMP/report.csv"

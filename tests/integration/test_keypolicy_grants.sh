@@ -173,7 +173,7 @@ kms put-key-policy --key-id "$KEY" --policy "file://$TMP/deny.json" \
     --bypass-policy-lockout-safety-check >/dev/null && ok "bypass flag accepted"
 
 # ---- sign-in with a password and MFA ---------------------------------------------------------
-expect_error PasswordPolicyViolationException 254 kms create-login-profile --user-name carol \
+expect_error PasswordPolicyViolation 254 kms create-login-profile --user-name carol \
     --password short
 kms create-login-profile --user-name carol --password 'Correct-Horse-9-Battery' >/dev/null &&
     ok "a login profile that obeys the password policy"
@@ -262,10 +262,10 @@ kms put-user-policy --user-name mallory --policy-name assume --policy-document \
 kms create-role --role-name AdminRole --assume-role-policy-document \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::$ACCOUNT:user/carol\"},\"Action\":\"sts:AssumeRole\"}]}" \
     >/dev/null
-expect_error AccessDeniedException 254 as_user mallory assume-role \
+expect_error AccessDenied 254 as_user mallory assume-role \
     --role-arn "arn:aws:iam::$ACCOUNT:role/AdminRole" --role-session-name pwn
 # iam:PolicyARN is in the request context: the ArnNotEquals condition holds it back.
-expect_error AccessDeniedException 254 as_user mallory attach-user-policy --user-name mallory \
+expect_error AccessDenied 254 as_user mallory attach-user-policy --user-name mallory \
     --policy-arn arn:aws:iam::aws:policy/AdministratorAccess
 assert_eq "$(kms list-attached-user-policies --user-name mallory | json_get AttachedPolicies)" \
     "[]" "nothing was attached"
@@ -347,7 +347,7 @@ as_user erin assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" \
 
 # A deletion that fails (erin still has an access key) has already bound her name to her id;
 # that changes nothing for erin herself.
-expect_error DeleteConflictException 254 kms delete-user --user-name erin
+expect_error DeleteConflict 254 kms delete-user --user-name erin
 as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
     ok "after a failed deletion erin still encrypts through the key policy (her id)"
 as_user erin kms-encrypt --key-id "$GR_KEY" --plaintext aGVsbG8= >/dev/null &&
@@ -376,7 +376,7 @@ expect_error AccessDeniedException 254 as_user erin kms-encrypt --key-id "$KP_KE
     --plaintext aGVsbG8=
 expect_error AccessDeniedException 254 as_user erin kms-encrypt --key-id "$GR_KEY" \
     --plaintext aGVsbG8=
-expect_error AccessDeniedException 254 as_user erin assume-role \
+expect_error AccessDenied 254 as_user erin assume-role \
     --role-arn "arn:aws:iam::$ACCOUNT:role/ErinRole" --role-session-name e2
 # The re-saved policy (with the id) is a valid key policy, as AWS's GetKeyPolicy output is.
 printf '%s' "$policy" >"$TMP/erin-saved.json"
@@ -426,7 +426,7 @@ kms put-role-policy --role-name Hop --policy-name chain --policy-document \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sts:AssumeRole\",\"Resource\":\"*\"}]}" \
     >/dev/null
 as_user carol assume-role --role-arn "$HOP_ARN" --role-session-name h2 >"$TMP/hop.json"
-expect_error AccessDeniedException 254 as_session "$TMP/hop.json" assume-role \
+expect_error AccessDenied 254 as_session "$TMP/hop.json" assume-role \
     --role-arn "arn:aws:iam::$ACCOUNT:role/Chain" --role-session-name c2
 
 # A key policy naming a user or role of this account that does not exist is refused, as AWS
@@ -443,8 +443,8 @@ kms put-key-policy --key-id "$KP_KEY" --policy "file://$TMP/nobody.json" >/dev/n
     ok "a policy naming the existing (new) erin is accepted"
 as_user erin kms-encrypt --key-id "$KP_KEY" --plaintext aGVsbG8= >/dev/null &&
     ok "and the new erin, named anew, encrypts"
-expect_error NoSuchEntityException 254 kms delete-user --user-name nobody
-expect_error NoSuchEntityException 254 kms delete-role --role-name NoSuchRole
+expect_error NoSuchEntity 254 kms delete-user --user-name nobody
+expect_error NoSuchEntity 254 kms delete-role --role-name NoSuchRole
 
 # ---- the same when the policy spells the ARN with JSON escapes ("user\/gina", "\u0067") --------
 # (a search of the raw text would miss these; every policy is parsed)

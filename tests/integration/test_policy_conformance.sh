@@ -44,8 +44,8 @@ JSON
 kms put-user-policy --user-name carol --policy-name scoped --policy-document "file://$W/wild.json"
 expect_error AccessDeniedException 254 carol create-key
 expect_error AccessDeniedException 254 carol generate-random --number-of-bytes 8
-expect_error AccessDeniedException 254 carol update-account-password-policy --minimum-password-length 6
-expect_error AccessDeniedException 254 carol list-users
+expect_error AccessDenied 254 carol update-account-password-policy --minimum-password-length 6
+expect_error AccessDenied 254 carol list-users
 cat >"$W/deny-one.json" <<JSON
 {"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},

@@ -218,7 +218,8 @@ static kms_policy_kind parse_kind(const char *s)
     static const struct {
         const char *name;
         kms_policy_kind kind;
-    } KINDS[] = {{"identity", KMS_POLICY_IDENTITY},
+    } KINDS[] = {{"managed", (kms_policy_kind)(KMS_POLICY_IDENTITY | KMS_POLICY_MANAGED)},
+                 {"identity", KMS_POLICY_IDENTITY},
                  {"scp", KMS_POLICY_SCP},
                  {"resource", KMS_POLICY_RESOURCE},
                  {"key", KMS_POLICY_KEY},
@@ -242,7 +243,26 @@ static char *case_document(const json_t *c)
     return json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* Checks a rejection: the right code, and a message naming the element. */
+/* The operation a kind of policy is given to, whose service names the error: IAM's
+ * CreatePolicy, PutUserPolicy, CreateRole, KMS's PutKeyPolicy, Organizations' CreatePolicy. */
+static const char *kind_operation(const char *kind)
+{
+    static const struct {
+        const char *kind, *operation;
+    } OPS[] = {{"managed", "iam:CreatePolicy"},       {"identity", "iam:PutUserPolicy"},
+               {"trust", "iam:CreateRole"},           {"key", "PutKeyPolicy"},
+               {"scp", "organizations:CreatePolicy"}, {"resource", "PutKeyPolicy"}};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
+        if (strcmp(OPS[i].kind, kind) == 0) {
+            return OPS[i].operation;
+        }
+    }
+    return NULL;
+}
+
+/* Checks a rejection: the right code (as the kind's operation's service names it, "code"), and a
+ * message naming the element ("messageContains") or starting with AWS's words
+ * ("messageStartsWith"). */
 static bool check_rejection(const char *name, const json_t *c)
 {
     kms_error e = kms_last_error();
@@ -250,6 +270,19 @@ static bool check_rejection(const char *name, const json_t *c)
     if (e != KMS_ERR_MALFORMED_POLICY) {
         print_message("FAIL validation.json: %s: expected %s, got %s: %s\n", name,
                       kms_error_name(KMS_ERR_MALFORMED_POLICY), kms_error_name(e), msg);
+        return false;
+    }
+    const char *code = json_string_value(json_object_get(c, "code"));
+    const char *op = kind_operation(json_string_value(json_object_get(c, "kind")));
+    if (code != NULL && strcmp(kms_error_name_for(e, op), code) != 0) {
+        print_message("FAIL validation.json: %s: %s answers %s, not %s\n", name, op,
+                      kms_error_name_for(e, op), code);
+        return false;
+    }
+    const char *start = json_string_value(json_object_get(c, "messageStartsWith"));
+    if (start != NULL && strncmp(msg, start, strlen(start)) != 0) {
+        print_message("FAIL validation.json: %s: message \"%s\" does not start with \"%s\"\n", name,
+                      msg, start);
         return false;
     }
     const char *want = json_string_value(json_object_get(c, "messageContains"));
@@ -307,6 +340,47 @@ static void test_validation(void **state)
     print_message("validation.json: %zu cases, %zu failed\n", n, failed);
     if (failed != 0) {
         fail_msg("validation.json: %zu of %zu cases failed", failed, n);
+    }
+}
+
+/* The code of a refusal as each service's wire carries it (botocore's iam and sts models'
+ * "error": {"code"}, Organizations' and KMS's shape names), and back (kms_error_from_name, as a
+ * client reads it). */
+static void test_error_codes(void **state)
+{
+    (void)state;
+    static const struct {
+        kms_error code;
+        const char *operation, *name;
+    } CODES[] = {
+        {KMS_ERR_MALFORMED_POLICY, "iam:CreatePolicy", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "iam:PutUserPolicy", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "sts:AssumeRole", "MalformedPolicyDocument"},
+        {KMS_ERR_MALFORMED_POLICY, "PutKeyPolicy", "MalformedPolicyDocumentException"},
+        {KMS_ERR_MALFORMED_POLICY, "organizations:CreatePolicy",
+         "MalformedPolicyDocumentException"},
+        {KMS_ERR_NO_SUCH_ENTITY, "iam:GetUser", "NoSuchEntity"},
+        {KMS_ERR_ENTITY_EXISTS, "iam:CreateUser", "EntityAlreadyExists"},
+        {KMS_ERR_DELETE_CONFLICT, "iam:DeleteUser", "DeleteConflict"},
+        {KMS_ERR_LIMIT_EXCEEDED, "iam:CreateAccessKey", "LimitExceeded"},
+        {KMS_ERR_INVALID_INPUT, "iam:CreateUser", "InvalidInput"},
+        {KMS_ERR_PASSWORD_POLICY, "iam:CreateLoginProfile", "PasswordPolicyViolation"},
+        {KMS_ERR_REPORT_NOT_PRESENT, "iam:GetCredentialReport", "ReportNotPresent"},
+        {KMS_ERR_ACCESS_DENIED, "iam:ListUsers", "AccessDenied"},
+        {KMS_ERR_ACCESS_DENIED, "Encrypt", "AccessDeniedException"},
+        {KMS_ERR_UNRECOGNIZED_CLIENT, "sts:GetCallerIdentity", "InvalidClientTokenId"},
+        {KMS_ERR_INVALID_AUTH_CODE, "sts:AssumeRole", "AccessDenied"},
+        {KMS_ERR_NO_SUCH_ENTITY, "organizations:DescribePolicy", "PolicyNotFoundException"},
+        {KMS_ERR_DELETE_CONFLICT, "organizations:DeletePolicy", "PolicyInUseException"},
+        {KMS_ERR_INVALID_INPUT, "organizations:CreatePolicy", "InvalidInputException"},
+        {KMS_ERR_NOT_FOUND, "DescribeKey", "NotFoundException"},
+        {KMS_ERR_NOT_FOUND, NULL, "NotFoundException"},
+    };
+    for (size_t i = 0; i < sizeof CODES / sizeof CODES[0]; i++) {
+        assert_string_equal(kms_error_name_for(CODES[i].code, CODES[i].operation), CODES[i].name);
+        assert_int_equal(kms_error_from_name(CODES[i].name),
+                         CODES[i].code == KMS_ERR_INVALID_AUTH_CODE ? KMS_ERR_ACCESS_DENIED
+                                                                    : CODES[i].code);
     }
 }
 
@@ -983,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_context_grows),
         cmocka_unit_test(test_context_parsed_once),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_principal_replace),
         CASE_FILE_TEST(0),
         CASE_FILE_TEST(1),

@@ -571,7 +571,7 @@ int kmsctl_service_error(void)
 int kmsctl_service_error_hint(const char *hint)
 {
     kms_error code = kms_last_error();
-    const char *name = kms_error_name(code);
+    const char *name = kms_last_error_code(); /* as the operation's service names it */
     const char *message = kms_last_error_message();
     if (hint[0] == '\0' && code == KMS_ERR_HOME && message != NULL &&
         strstr(message, "is not a KMS home") != NULL) {

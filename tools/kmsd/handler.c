@@ -18,10 +18,11 @@
 
 /* ---- Errors ----------------------------------------------------------------------------------
  * botocore's service models (kms, acm, acm-pca, cloudtrail: awscli/botocore/data/SERVICE/
- * VERSION/service-2.json) give no httpStatusCode to any error shape, which means 400; AWS's API
- * references answer 500 for the service's own failures (KMSInternalException,
- * DependencyTimeoutException, KeyUnavailableException) and 503 when it is unavailable. Our own
- * names for the home's failures (audit log, HSM, home) are the service's failures too. */
+ * VERSION/service-2.json) give no httpStatusCode to any error shape, which means 400 (iam's and
+ * sts's do, below); AWS's API references answer 500 for the service's own failures
+ * (KMSInternalException, DependencyTimeoutException, KeyUnavailableException) and 503 when it is
+ * unavailable. Our own names for the home's failures (audit log, HSM, home) are the service's
+ * failures too. */
 static const struct {
     const char *name;
     int status;
@@ -37,6 +38,21 @@ static const struct {
     {"KMSNetworkException", 503},
     /* The KMS API reference, "Common errors" of the operations that take DryRun. */
     {"DryRunOperationException", 412},
+    /* The query protocol's codes (botocore's sts and iam models: "error": {"httpStatusCode"};
+     * AWS's "Common errors": AccessDenied, InvalidClientTokenId, ... 403). */
+    {"InvalidClientTokenId", 403},
+    {"SignatureDoesNotMatch", 403},
+    {"AccessDenied", 403},
+    {"MissingAuthenticationToken", 403},
+    {"NoSuchEntity", 404},
+    {"EntityAlreadyExists", 409},
+    {"DeleteConflict", 409},
+    {"LimitExceeded", 409},
+    {"ConcurrentModification", 409},
+    {"ReportExpired", 410},
+    {"ReportNotPresent", 410},
+    {"InvalidAuthenticationCode", 403},
+    {"ServiceFailure", 500},
 };
 
 int kmsd_error_status(const char *error_name)
@@ -219,7 +235,7 @@ static int call(const kmsd_handler *h, const kmsd_http_request *req, const char 
     snprintf(resp->request_id, sizeof resp->request_id, "%s", result.request_id);
     if (rc != 0) {
         kms_error e = kms_last_error();
-        resp->outcome = kms_error_name(e);
+        resp->outcome = kms_error_name_for(e, resp->operation);
         resp->auth_failed = e == KMS_ERR_UNRECOGNIZED_CLIENT || e == KMS_ERR_BAD_SIGNATURE ||
                             e == KMS_ERR_INCOMPLETE_SIGNATURE;
         return -1;
@@ -269,24 +285,9 @@ static int json_protocol(const kmsd_handler *h, const kmsd_http_request *req,
     return r;
 }
 
-/* ---- The query protocol (STS) -----------------------------------------------------------------
- * STS names its errors differently from KMS (botocore's sts model and AWS's STS API reference:
- * an unknown key is InvalidClientTokenId, a wrong signature SignatureDoesNotMatch, both 403). */
-static const struct {
-    const char *kms_name;
-    const char *sts_code;
-    int status;
-} sts_errors[] = {
-    {"UnrecognizedClientException", "InvalidClientTokenId", 403},
-    {"InvalidSignatureException", "SignatureDoesNotMatch", 403},
-    {"IncompleteSignatureException", "IncompleteSignature", 400},
-    {"AccessDeniedException", "AccessDenied", 403},
-    {"ExpiredTokenException", "ExpiredToken", 400},
-    {"ValidationException", "ValidationError", 400},
-    {"ThrottlingException", "Throttling", 400},
-    {"InvalidAuthenticationCodeException", "AccessDenied", 403},
-    {"MissingAuthenticationTokenException", "MissingAuthenticationToken", 403},
-};
+/* ---- The query protocol (STS, IAM) -----------------------------------------------------------
+ * The error's code is the operation's service's (kms_error_name_for: STS's and IAM's codes,
+ * "InvalidClientTokenId", "MalformedPolicyDocument"); its status is kmsd_error_status's. */
 
 static int query_error(kmsd_http_response *resp, const char *code, const char *message, int status)
 {
@@ -329,14 +330,7 @@ static int query_protocol(const kmsd_handler *h, const kmsd_http_request *req,
     snprintf(resp->operation, sizeof resp->operation, "%s", operation);
     if (call(h, req, request_json, resp, &response_json) != 0) {
         const char *code = resp->outcome;
-        int status = kmsd_error_status(code);
-        for (size_t i = 0; i < sizeof sts_errors / sizeof sts_errors[0]; i++) {
-            if (strcmp(sts_errors[i].kms_name, code) == 0) {
-                code = sts_errors[i].sts_code;
-                status = sts_errors[i].status;
-            }
-        }
-        r = query_error(resp, code, kms_last_error_message(), status);
+        r = query_error(resp, code, kms_last_error_message(), kmsd_error_status(code));
         goto out;
     }
     if (kmsd_query_response_xml(operation, response_json, resp->request_id, &xml, err,

@@ -129,18 +129,55 @@ static const param session_token_params[] = {
     {NULL, PARAM_STRING},
 };
 static const param no_params[] = {{NULL, PARAM_STRING}};
+/* IAM's managed-policy and user calls (src/service/ops_iam*.c), the query protocol's first IAM
+ * operations: enough for the aws CLI to see IAM's answers and error codes. Tags are refused by
+ * name, as above. */
+static const param create_policy_params[] = {
+    {"PolicyName", PARAM_STRING},  {"Path", PARAM_STRING}, {"PolicyDocument", PARAM_STRING},
+    {"Description", PARAM_STRING}, {NULL, PARAM_STRING},
+};
+static const param policy_arn_params[] = {{"PolicyArn", PARAM_STRING}, {NULL, PARAM_STRING}};
+static const param user_name_params[] = {{"UserName", PARAM_STRING}, {NULL, PARAM_STRING}};
+static const param create_user_params[] = {
+    {"Path", PARAM_STRING},
+    {"UserName", PARAM_STRING},
+    {"PermissionsBoundary", PARAM_STRING},
+    {NULL, PARAM_STRING},
+};
+static const param user_policy_params[] = {
+    {"UserName", PARAM_STRING},
+    {"PolicyName", PARAM_STRING},
+    {"PolicyDocument", PARAM_STRING},
+    {NULL, PARAM_STRING},
+};
+
+#define IAM_VERSION "2010-05-08"
+#define IAM_XMLNS "https://iam.amazonaws.com/doc/2010-05-08/"
 
 typedef struct action {
     const char *action;    /* the query protocol's Action */
     const char *operation; /* kms_call's name */
     const param *params;
+    const char *version; /* the API version Version must name */
+    const char *xmlns;   /* of the response */
 } action;
 
+#define STS KMSD_QUERY_STS_VERSION, KMSD_QUERY_STS_XMLNS
+#define IAM IAM_VERSION, IAM_XMLNS
 static const action actions[] = {
-    {"GetCallerIdentity", "sts:GetCallerIdentity", no_params},
-    {"AssumeRole", "sts:AssumeRole", assume_role_params},
-    {"GetSessionToken", "sts:GetSessionToken", session_token_params},
+    {"GetCallerIdentity", "sts:GetCallerIdentity", no_params, STS},
+    {"AssumeRole", "sts:AssumeRole", assume_role_params, STS},
+    {"GetSessionToken", "sts:GetSessionToken", session_token_params, STS},
+    {"CreatePolicy", "iam:CreatePolicy", create_policy_params, IAM},
+    {"GetPolicy", "iam:GetPolicy", policy_arn_params, IAM},
+    {"DeletePolicy", "iam:DeletePolicy", policy_arn_params, IAM},
+    {"CreateUser", "iam:CreateUser", create_user_params, IAM},
+    {"GetUser", "iam:GetUser", user_name_params, IAM},
+    {"DeleteUser", "iam:DeleteUser", user_name_params, IAM},
+    {"PutUserPolicy", "iam:PutUserPolicy", user_policy_params, IAM},
 };
+#undef STS
+#undef IAM
 #define N_ACTIONS (sizeof actions / sizeof actions[0])
 
 static const action *action_by_name(const char *name)
@@ -395,22 +432,21 @@ int kmsd_query_parse(const char *body, size_t len, char **operation, char **requ
         r = kmsd_strbuf_fail(err, errlen, KMSD_QUERY_INVALID_ACTION, "the request names no Action");
         goto out;
     }
+    version = json_string_value(json_object_get(pairs, "Version"));
     if ((a = action_by_name(act)) == NULL) {
         r = kmsd_strbuf_fail(err, errlen, KMSD_QUERY_INVALID_ACTION,
-                             "Could not find operation %.64s for version " KMSD_QUERY_STS_VERSION,
-                             act);
+                             "Could not find operation %.64s for version %.32s", act,
+                             version != NULL ? version : KMSD_QUERY_STS_VERSION);
         goto out;
     }
-    version = json_string_value(json_object_get(pairs, "Version"));
     if (version == NULL) {
-        kmsd_strbuf_fail(err, errlen, -1,
-                         "the request names no Version (STS's is " KMSD_QUERY_STS_VERSION ")");
+        kmsd_strbuf_fail(err, errlen, -1, "the request names no Version (%.3s's is %s)",
+                         a->operation, a->version);
         goto out;
     }
-    if (strcmp(version, KMSD_QUERY_STS_VERSION) != 0) {
-        kmsd_strbuf_fail(err, errlen, -1,
-                         "Version %.32s is not supported: STS's is " KMSD_QUERY_STS_VERSION,
-                         version);
+    if (strcmp(version, a->version) != 0) {
+        kmsd_strbuf_fail(err, errlen, -1, "Version %.32s is not supported: %.3s's is %s", version,
+                         a->operation, a->version);
         goto out;
     }
     if (build_request(a, pairs, &req, err, errlen) != 0) {
@@ -474,7 +510,8 @@ static int object_xml(kmsd_strbuf *b, json_t *obj, int depth, char *err, size_t 
 static int scalar_text(const char *name, json_t *v, char *text, size_t size, char *err,
                        size_t errlen)
 {
-    if (json_is_integer(v) && strcmp(name, "Expiration") == 0) {
+    if (json_is_integer(v) && (strcmp(name, "Expiration") == 0 || strcmp(name, "CreateDate") == 0 ||
+                               strcmp(name, "UpdateDate") == 0)) {
         json_int_t t = json_integer_value(v);
         struct tm tm;
         time_t tt = (time_t)t;
@@ -558,7 +595,9 @@ int kmsd_query_response_xml(const char *operation, const char *response_json,
     }
     kmsd_strbuf_str(&b, "<");
     kmsd_strbuf_str(&b, a->action);
-    kmsd_strbuf_str(&b, "Response xmlns=\"" KMSD_QUERY_STS_XMLNS "\"><");
+    kmsd_strbuf_str(&b, "Response xmlns=\"");
+    kmsd_strbuf_str(&b, a->xmlns);
+    kmsd_strbuf_str(&b, "\"><");
     kmsd_strbuf_str(&b, a->action);
     kmsd_strbuf_str(&b, "Result>");
     if (object_xml(&b, resp, 0, err, errlen) != 0) {
