@@ -60,7 +60,8 @@ void kmsctl_print_usage(FILE *f)
 {
     fprintf(f,
             "usage: kmsctl [--home DIR | --endpoint-url URL [--ca-bundle FILE]] [--profile NAME]\n"
-            "              [--output json|text] [--query PATH] COMMAND [OPTIONS]\n");
+            "              [--output json|text|table|yaml|yaml-stream] [--query PATH]\n"
+            "              COMMAND [OPTIONS]\n");
 }
 
 void kmsctl_print_global_help(FILE *f)
@@ -77,8 +78,13 @@ void kmsctl_print_global_help(FILE *f)
                "  --ca-bundle FILE    the CA certificates (PEM) to trust for the server, e.g. the\n"
                "                      kmsd-ca.pem kmsd writes to its home (default:\n"
                "                      $KMS_CA_BUNDLE, else $AWS_CA_BUNDLE, else the system's)\n"
-               "  --output json|text  json (default): the AWS response, indented; text: values\n"
-               "                      only, tab-separated, as aws --output text prints them\n"
+               "  --output FORMAT     as the aws CLI prints it: json (default), the AWS response\n"
+               "                      indented; text, values tab-separated, one line per item\n"
+               "                      under upper-cased group names (each page of a listing\n"
+               "                      apart); table, boxed; yaml; yaml-stream, a list per page.\n"
+               "                      Default: $AWS_DEFAULT_OUTPUT, else the profile's output\n"
+               "                      (kmsctl configure set output text)\n"
+               "                      e.g. kmsctl list-keys --output text | cut -f3\n"
                "  --query PATH        print only one member of the response: a name or a dotted\n"
                "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
                "                      subset of aws's JMESPath --query\n"

@@ -62,9 +62,13 @@ struct opt_spec {
     const char *help;
 };
 
+/* --output, as the aws CLI has it (also AWS_DEFAULT_OUTPUT and the profile's "output"). */
 enum output_format {
     OUTPUT_JSON,
     OUTPUT_TEXT,
+    OUTPUT_TABLE,
+    OUTPUT_YAML,
+    OUTPUT_YAML_STREAM,
 };
 
 /* Global options, valid before or after the command name (as with aws). */
@@ -73,6 +77,10 @@ struct globals {
     const char *profile; /* NULL: library default */
     const char *query;   /* NULL: the whole response */
     enum output_format output;
+    bool output_given; /* --output was on the command line */
+    /* The table format's title: the AWS operation without its service ("DescribeKey"), else
+     * the command's name; set by main. */
+    const char *title;
     /* A KMS server instead of a home (--endpoint-url, else KMS_ENDPOINT_URL) and the CAs to
      * trust for it (--ca-bundle, else KMS_CA_BUNDLE, else AWS_CA_BUNDLE); NULL: none given. */
     const char *endpoint_url;
@@ -150,6 +158,8 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
  * past its value), 0 if not a global option, KMSCTL_EXIT_USAGE on a bad value. */
 int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i,
                         struct globals *g);
+/* The format named (json, text, table, yaml, yaml-stream) into *out; -1 if none is. */
+int kmsctl_output_format(const char *name, enum output_format *out);
 /* "key-id" -> "KeyId" into out. */
 void kmsctl_member_name(const char *opt, char *out, size_t out_size);
 /* Reads a file given as "file://PATH" / "fileb://PATH" path part; ~/ expanded. At most
@@ -190,6 +200,17 @@ int kmsctl_print_response(const struct globals *g, const char *response);
 int kmsctl_check_query(const char *query);
 /* Prints an already parsed value per --output/--query. */
 int kmsctl_print_value(const struct globals *g, json_t *value);
+/* The shortest digits of d that read back the same, as Python's repr(float). */
+void kmsctl_format_real(double d, char *out, size_t size);
+/* output_text.c: --output text (awscli/text.py). */
+void kmsctl_text_print(FILE *f, json_t *v);
+/* Python's str() of a scalar (True, False, None, repr of floats); malloc'd, NULL on no memory. */
+char *kmsctl_text_scalar(json_t *v);
+/* output_table.c: --output table (awscli/table.py), title the section title of the whole. */
+int kmsctl_table_print(FILE *f, const char *title, json_t *v);
+/* output_yaml.c: --output yaml (awscli's YAMLDumper: ruamel.yaml's safe dump, block style,
+ * sorted keys; a scalar as JSON). 0, or -1 when libyaml fails. */
+int kmsctl_yaml_print(FILE *f, json_t *v);
 /* Prints the library's last error as {"__type", "message"} on stderr; returns 254. */
 int kmsctl_service_error(void);
 /* Set by kmsctl_client_open: the identity came from AWS_ACCESS_KEY_ID or AWS_PROFILE. */

@@ -165,6 +165,10 @@ int main(int argc, char **argv)
         return r < 0 ? KMSCTL_EXIT_OK : r;
     }
     kmsctl_globals_from_env(&g);
+    g.title = cmd->operation != NULL ? cmd->operation : cmd->name;
+    if (strchr(g.title, ':') != NULL) {
+        g.title = strchr(g.title, ':') + 1;
+    }
     r = kmsctl_check_query(g.query);
     if (r == KMSCTL_EXIT_OK) {
         r = kmsctl_check_remote(cmd, &g);

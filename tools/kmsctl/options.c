@@ -512,6 +512,26 @@ static bool has_option(const struct command *cmd, const char *name)
     return false;
 }
 
+int kmsctl_output_format(const char *name, enum output_format *out)
+{
+    static const struct {
+        const char *name;
+        enum output_format format;
+    } formats[] = {{"json", OUTPUT_JSON},
+                   {"text", OUTPUT_TEXT},
+                   {"table", OUTPUT_TABLE},
+                   {"yaml", OUTPUT_YAML},
+                   {"yaml-stream", OUTPUT_YAML_STREAM}};
+
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        if (strcmp(name, formats[i].name) == 0) {
+            *out = formats[i].format;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i, struct globals *g)
 {
     char name[64];
@@ -537,16 +557,16 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
     }
     if (slot != NULL) {
         *slot = value;
-    } else if (strcmp(value, "json") == 0) {
-        g->output = OUTPUT_JSON;
-    } else if (strcmp(value, "text") == 0) {
-        g->output = OUTPUT_TEXT;
+    } else if (kmsctl_output_format(value, &g->output) == 0) {
+        g->output_given = true;
     } else {
         /* encrypt/decrypt name their data files -o/--out-file: --output stays aws's format. */
         bool has_out_file = cmd != NULL && has_option(cmd, "out-file");
         return kmsctl_usage_error(
-            cmd, "argument --output: invalid choice '%s' (choose from json, text)%s", value,
-            has_out_file ? "; the output file is -o/--out-file" : "");
+            cmd,
+            "argument --output: invalid choice '%s' (choose from json, text, table, yaml, "
+            "yaml-stream)%s",
+            value, has_out_file ? "; the output file is -o/--out-file" : "");
     }
     return 1;
 }

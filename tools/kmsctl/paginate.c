@@ -187,6 +187,61 @@ static json_t *call(kms_client *client, const struct command *cmd, json_t *reque
     return page;
 }
 
+/* --output text and yaml-stream print each page as it comes, --query applied to each, as
+ * awscli's TextFormatter and StreamedYAMLFormatter do; the other formats print the merged whole. */
+static bool per_page(const struct globals *g)
+{
+    return g->output == OUTPUT_TEXT || g->output == OUTPUT_YAML_STREAM;
+}
+
+/* Prints one page: text, the items this page gave (*merged, which then starts again empty);
+ * yaml-stream, the page as the service answered it (its Marker and Truncated too) with those
+ * items. */
+static int print_page(const struct paginator *p, const struct globals *g, json_t *page,
+                      json_t **merged)
+{
+    json_t *shown = NULL;
+    int r;
+
+    if (g->output == OUTPUT_YAML_STREAM) {
+        shown = json_deep_copy(page);
+        for (size_t k = 0; shown != NULL && p->result_keys[k] != NULL; k++) {
+            json_t *items = json_object_get(*merged, p->result_keys[k]);
+            if (items != NULL && json_object_set(shown, p->result_keys[k], items) != 0) {
+                json_decref(shown);
+                shown = NULL;
+            }
+        }
+    } else {
+        shown = json_incref(*merged);
+    }
+    json_decref(*merged);
+    *merged = json_object();
+    if (shown == NULL || *merged == NULL) {
+        json_decref(shown);
+        return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+    }
+    kmsctl_iso_dates(shown);
+    r = kmsctl_print_value(g, shown);
+    json_decref(shown);
+    return r;
+}
+
+/* --output text after --max-items stopped early: the token on a line of its own, as awscli
+ * prints {"NextToken": {"NextToken": TOKEN}} (--query applied to it too). Takes token. */
+static int print_next_token(const struct globals *g, json_t *token)
+{
+    json_t *v = token != NULL ? json_pack("{s{so}}", "NextToken", "NextToken", token) : NULL;
+    int r;
+
+    if (v == NULL) {
+        return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+    }
+    r = kmsctl_print_value(g, v);
+    json_decref(v);
+    return r;
+}
+
 /* Every page from the starting marker on, merged, at most max_items items (< 0: all). */
 static int fetch_all(const struct command *cmd, const struct globals *g, kms_client *client,
                      const struct paginator *p, json_t *request, json_int_t max_items,
@@ -223,6 +278,10 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
             goto out;
         }
         printed += taken;
+        if (per_page(g) && (r = print_page(p, g, page, &merged)) != KMSCTL_EXIT_OK) {
+            json_decref(marker);
+            goto out;
+        }
         bool page_left = skip + taken < available;
         bool more = more_pages(p, page);
         if (max_items >= 0 && printed >= max_items && (page_left || more)) {
@@ -238,6 +297,15 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
                                                  json_object_get(page, p->output_token), 0, NULL);
             json_decref(empty);
             json_decref(marker);
+            if (per_page(g) && g->output == OUTPUT_TEXT) {
+                r = print_next_token(g, token);
+                goto out;
+            }
+            if (per_page(g)) {
+                json_decref(token);
+                r = KMSCTL_EXIT_OK;
+                goto out;
+            }
             if (token == NULL || json_object_set_new(merged, "NextToken", token) != 0) {
                 r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
                 goto out;
@@ -260,6 +328,10 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
         json_decref(page);
         page = NULL;
         skip = 0;
+    }
+    if (per_page(g)) {
+        r = KMSCTL_EXIT_OK;
+        goto out;
     }
     kmsctl_iso_dates(merged);
     r = kmsctl_print_value(g, merged);

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# kmsctl's --output text, table, yaml and yaml-stream against the aws CLI v2 itself (issue 18, CLI
+# conventions): the same home answers kmsctl directly and aws through kmsd, and the two outputs
+# must be byte for byte the same. The IAM commands, which kmsd does not serve, are compared with
+# the aws CLI's own formatters (awscli.formatter, Debian's awscli) run on kmsctl's JSON.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KMSD=${KMSD:-$(dirname "$KMSCTL")/kmsd}
+[ -x "$KMSD" ] || { fail "kmsd not built ($KMSD)"; exit 1; }
+AWS=/usr/bin/aws
+[ -x "$AWS" ] || { fail "the aws CLI v2 is not installed (Debian package awscli)"; exit 1; }
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; _on_exit' EXIT
+
+init_home
+start_kmsd out "$HOME_DIR" --no-scheduler
+cred() { awk -F' *= *' -v k="$1" '/^\[default\]/{p=1;next} /^\[/{p=0} p && $1==k{print $2}' "$HOME_DIR/credentials"; }
+AWS_ACCESS_KEY_ID=$(cred aws_access_key_id)
+AWS_SECRET_ACCESS_KEY=$(cred aws_secret_access_key)
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=us-east-1 AWS_CA_BUNDLE="$HOME_DIR/kmsd-ca.pem"
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER=""
+awsk() { "$AWS" --endpoint-url "https://127.0.0.1:$PORT" "$@"; }
+# The NextToken of --max-items is opaque (each CLI encodes its own): compared as a placeholder.
+tokens() { sed -E $'s/(NEXTTOKEN\t|"NextToken": ")[A-Za-z0-9+/=]{20,}/\\1TOKEN/'; }
+# same_as_aws MESSAGE ARGS...: kmsctl ARGS and aws ARGS print the same
+same_as_aws() {
+    local msg=$1
+    shift
+    local mine theirs
+    mine=$(kms "$@" 2>&1 | tokens || true)
+    theirs=$(awsk "$@" 2>&1 | tokens || true)
+    if [ "$mine" == "$theirs" ] && [ -n "$mine" ]; then
+        ok "$msg"
+    else
+        fail "$msg: kmsctl and aws differ: $(diff <(echo "$mine") <(echo "$theirs") | head -c 1500 || true)"
+    fi
+}
+# awscli_format FORMAT TITLE: the aws CLI's own formatter on the JSON on stdin (color off, not a
+# terminal: 80 columns, as kmsctl's output in a pipe)
+awscli_format() {
+    /usr/bin/python3 -c '
+import json, sys
+from awscli.formatter import get_formatter
+class Args: query = None; color = "off"
+get_formatter(sys.argv[1], Args())(sys.argv[2], json.load(sys.stdin), sys.stdout)' "$@"
+}
+
+# ---- A home with a few keys, aliases and odd strings ----------------------------------------------
+K1=$(kms create-key --description one --query KeyMetadata.KeyId --output text)
+K2=$(kms create-key --description 'yes: no #1, a description long enough to be folded by the YAML emitter at eighty columns' --query KeyMetadata.KeyId --output text)
+K3=$(kms create-key --description 12 --query KeyMetadata.KeyId --output text)
+kms create-key --description 'null' >/dev/null
+kms create-key --description 'true' >/dev/null
+kms create-alias --alias-name alias/one --target-key-id "$K1"
+kms create-alias --alias-name alias/two --target-key-id "$K2"
+printf 'hello' >"$TMP/pt"
+
+# ---- --output text ----------------------------------------------------------------------------------
+TEXT=$(kms list-keys --output text)
+assert_eq "$(cut -f1 <<<"$TEXT" | sort -u)" "KEYS" "list-keys --output text: every line a KEYS line (no Truncated flag)"
+assert_eq "$(wc -l <<<"$TEXT")" 5 "one line per key"
+assert_not_contains "$(kms list-keys --output text --page-size 2)" "False" "no Truncated flag with several pages either"
+N=0
+for k in $(kms list-keys --output text | cut -f3); do kms describe-key --key-id "$k" >/dev/null && N=$((N + 1)); done
+assert_eq "$N" 5 "for k in \$(kmsctl list-keys --output text | cut -f3) walks every key"
+same_as_aws "list-keys --output text" kms list-keys --output text
+same_as_aws "list-keys --page-size 2 --output text" kms list-keys --page-size 2 --output text
+same_as_aws "text prints each page with --query applied to it (--page-size 2 --query Keys[0])" kms list-keys --page-size 2 --query 'Keys[0]' --output text
+same_as_aws "list-keys --max-items 3 --output text ends with a NEXTTOKEN line" kms list-keys --max-items 3 --output text
+same_as_aws "describe-key --output text" kms describe-key --key-id "$K1" --output text
+same_as_aws "list-aliases --output text" kms list-aliases --output text
+same_as_aws "encrypt --query KeyId --output text" kms encrypt --key-id "$K1" --plaintext fileb://"$TMP/pt" --query KeyId --output text
+kms iam create-user --user-name bob >/dev/null
+kms iam create-group --group-name devs >/dev/null
+assert_eq "$(kms iam list-users --output text)" "$(kms iam list-users | awscli_format text ListUsers)" "iam list-users --output text as awscli's text formatter prints it"
+assert_match "$(kms iam list-users --output text | tail -n 1)" $'^USERS\tarn:aws:iam::[0-9]{12}:user/bob\t' "USERS lines, the scalars in sorted key order (Arn first)"
+assert_eq "$(kms iam get-group --group-name devs --output text)" "$(kms iam get-group --group-name devs | awscli_format text GetGroup)" "iam get-group --output text"
+
+# ---- --output table -----------------------------------------------------------------------------------
+same_as_aws "list-keys --output table" kms list-keys --output table
+same_as_aws "describe-key --output table (one-row sections turned into name | value rows past 80 columns)" kms describe-key --key-id "$K2" --output table
+same_as_aws "list-aliases --output table" kms list-aliases --output table
+same_as_aws "describe-key --query KeyMetadata.KeyId --output table (a scalar: the title alone)" kms describe-key --key-id "$K1" --query KeyMetadata.KeyId --output table
+same_as_aws "list-keys --max-items 2 --output json" kms list-keys --max-items 2 --output json
+same_as_aws "describe-key --query KeyMetadata.Enabled --output table" kms describe-key --key-id "$K1" --query KeyMetadata.Enabled --output table
+assert_eq "$(kms describe-key --key-id "$K1" --query KeyMetadata.MultiRegion --output table)" "" "a false value prints nothing in table (awscli tests its truth)"
+assert_eq "$(kms iam list-users --output table)" "$(kms iam list-users | awscli_format table ListUsers)" "iam list-users --output table"
+assert_match "$(kms iam list-users --output table | sed -n 2p)" '^\| +ListUsers +\|$' "the title row names the operation"
+
+# ---- --output yaml and yaml-stream ----------------------------------------------------------------------
+same_as_aws "describe-key --output yaml (sorted keys, quoted numbers and dates, folded text)" kms describe-key --key-id "$K2" --output yaml
+same_as_aws "describe-key --output yaml: a description '12' is quoted" kms describe-key --key-id "$K3" --output yaml
+same_as_aws "list-keys --output yaml" kms list-keys --output yaml
+same_as_aws "list-aliases --output yaml" kms list-aliases --output yaml
+kms iam tag-user --user-name bob --tags Key=on,Value=true Key=n,Value=2026-12-08 Key=x,Value=010
+assert_eq "$(kms iam list-user-tags --user-name bob --output yaml)" "$(kms iam list-user-tags --user-name bob | awscli_format yaml ListUserTags)" "list-user-tags --output yaml ('true', '2026-12-08', '010' quoted; on plain)"
+assert_contains "$(kms iam list-user-tags --user-name bob --output yaml)" "  Value: 'true'" "a string that reads as a boolean is quoted"
+assert_eq "$(kms iam list-user-tags --user-name bob --output table)" "$(kms iam list-user-tags --user-name bob | awscli_format table ListUserTags)" "list-user-tags --output table"
+assert_eq "$(kms iam list-user-tags --user-name bob --output text)" "$(kms iam list-user-tags --user-name bob | awscli_format text ListUserTags)" "list-user-tags --output text"
+same_as_aws "a scalar in yaml is printed as JSON" kms describe-key --key-id "$K1" --query KeyMetadata.KeyId --output yaml
+same_as_aws "list-keys --output yaml-stream --page-size 2 (each page, as the service answered it)" kms list-keys --output yaml-stream --page-size 2
+same_as_aws "describe-key --output yaml-stream" kms describe-key --key-id "$K1" --output yaml-stream
+assert_eq "$(kms iam list-users --output yaml)" "$(kms iam list-users | awscli_format yaml ListUsers)" "iam list-users --output yaml"
+assert_eq "$(kms enable-key --key-id "$K1" --output yaml)" "" "an empty response prints nothing in yaml"
+assert_eq "$(kms enable-key --key-id "$K1" --output table)" "" "nor in table"
+expect_usage_error "invalid choice 'xml' (choose from json, text, table, yaml, yaml-stream)" kms list-keys --output xml
