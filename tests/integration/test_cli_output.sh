@@ -104,3 +104,35 @@ assert_eq "$(kms iam list-users --output yaml)" "$(kms iam list-users | awscli_f
 assert_eq "$(kms enable-key --key-id "$K1" --output yaml)" "" "an empty response prints nothing in yaml"
 assert_eq "$(kms enable-key --key-id "$K1" --output table)" "" "nor in table"
 expect_usage_error "invalid choice 'xml' (choose from json, text, table, yaml, yaml-stream)" kms list-keys --output xml
+
+# ---- IAM policy documents as JSON objects (botocore's json_decode_policies) -----------------------
+cat >"$TMP/trust.json" <<'JSON'
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:user/a%20b"}}}]}
+JSON
+cat >"$TMP/policy.json" <<'JSON'
+{"Version": "2012-10-17", "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}]}
+JSON
+# is_document JSON_PATH FILE: the member at JSON_PATH of stdin is FILE's JSON object (not a string)
+is_document() {
+    "$PY" -c '
+import json, sys
+v = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    v = v[int(part)] if part.isdigit() else v[part]
+sys.exit(0 if isinstance(v, dict) and v == json.load(open(sys.argv[2])) else 1)' "$@"
+}
+kms iam create-role --role-name reader --assume-role-policy-document "file://$TMP/trust.json" >"$TMP/role.json"
+is_document Role.AssumeRolePolicyDocument "$TMP/trust.json" <"$TMP/role.json" && ok "create-role prints AssumeRolePolicyDocument as an object" || fail "create-role: $(cat "$TMP/role.json")"
+kms iam get-role --role-name reader | is_document Role.AssumeRolePolicyDocument "$TMP/trust.json" && ok "get-role: AssumeRolePolicyDocument an object, %20 kept" || fail "get-role: $(kms iam get-role --role-name reader)"
+kms iam list-roles | is_document Roles.0.AssumeRolePolicyDocument "$TMP/trust.json" && ok "list-roles: the trust policies are objects" || fail "list-roles"
+assert_eq "$(kms iam get-role --role-name reader --query Role.AssumeRolePolicyDocument.Statement[0].Action --output text)" "sts:AssumeRole" "--query walks into the document"
+kms iam put-role-policy --role-name reader --policy-name read --policy-document "file://$TMP/policy.json"
+kms iam get-role-policy --role-name reader --policy-name read | is_document PolicyDocument "$TMP/policy.json" && ok "get-role-policy: PolicyDocument an object" || fail "get-role-policy"
+kms iam put-user-policy --user-name bob --policy-name read --policy-document "file://$TMP/policy.json"
+kms iam get-user-policy --user-name bob --policy-name read | is_document PolicyDocument "$TMP/policy.json" && ok "get-user-policy: PolicyDocument an object" || fail "get-user-policy"
+kms iam put-group-policy --group-name devs --policy-name read --policy-document "file://$TMP/policy.json"
+kms iam get-group-policy --group-name devs --policy-name read | is_document PolicyDocument "$TMP/policy.json" && ok "get-group-policy: PolicyDocument an object" || fail "get-group-policy"
+PARN=$(kms iam create-policy --policy-name read --policy-document "file://$TMP/policy.json" --query Policy.Arn --output text)
+kms iam get-policy-version --policy-arn "$PARN" --version-id v1 | is_document PolicyVersion.Document "$TMP/policy.json" && ok "get-policy-version: Document an object" || fail "get-policy-version"
+assert_eq "$(kms iam get-role-policy --role-name reader --policy-name read --output text)" \
+    "$(kms iam get-role-policy --role-name reader --policy-name read | awscli_format text GetRolePolicy)" "get-role-policy --output text: the document's own lines (POLICYDOCUMENT, STATEMENT)"

@@ -230,7 +230,7 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
     r = write_seed(cmd, path, seed);
     if (r == KMSCTL_EXIT_OK) {
         json_object_del(dev, "Base32StringSeed");
-        kmsctl_iso_dates(resp);
+        kmsctl_response_shape(g, resp);
         r = kmsctl_print_value(g, resp);
     }
 out:

@@ -81,6 +81,7 @@ struct globals {
     /* The table format's title: the AWS operation without its service ("DescribeKey"), else
      * the command's name; set by main. */
     const char *title;
+    const char *operation; /* the command's AWS operation ("iam:GetRole"), NULL if none */
     /* A KMS server instead of a home (--endpoint-url, else KMS_ENDPOINT_URL) and the CAs to
      * trust for it (--ca-bundle, else KMS_CA_BUNDLE, else AWS_CA_BUNDLE); NULL: none given. */
     const char *endpoint_url;
@@ -193,6 +194,10 @@ bool kmsctl_close_match(const char *typed, const char *candidate);
 /* The timestamps of a response (members AWS's models type so), given as epoch seconds, as the
  * aws CLI v2 prints them: ISO 8601 with an offset. */
 void kmsctl_iso_dates(json_t *v);
+/* A response as the aws CLI hands it to its formatter: kmsctl_iso_dates, and for IAM the policy
+ * documents (PolicyDocument, AssumeRolePolicyDocument, Document) as JSON objects, URL-decoded
+ * (botocore's json_decode_policies). */
+void kmsctl_response_shape(const struct globals *g, json_t *v);
 /* Prints a response body (JSON text) per --output/--query, its timestamps as ISO 8601; empty
  * bodies print nothing. */
 int kmsctl_print_response(const struct globals *g, const char *response);

@@ -165,6 +165,7 @@ int main(int argc, char **argv)
         return r < 0 ? KMSCTL_EXIT_OK : r;
     }
     kmsctl_globals_from_env(&g);
+    g.operation = cmd->operation;
     g.title = cmd->operation != NULL ? cmd->operation : cmd->name;
     if (strchr(g.title, ':') != NULL) {
         g.title = strchr(g.title, ':') + 1;

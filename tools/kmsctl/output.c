@@ -326,7 +326,7 @@ int kmsctl_print_response(const struct globals *g, const char *response)
         json_decref(v);
         return KMSCTL_EXIT_OK;
     }
-    kmsctl_iso_dates(v);
+    kmsctl_response_shape(g, v);
     r = kmsctl_print_value(g, v);
     json_decref(v);
     return r;
@@ -518,5 +518,104 @@ void kmsctl_iso_dates(json_t *v)
         } else {
             kmsctl_iso_dates(member);
         }
+    }
+}
+
+/* ---- IAM policy documents ----------------------------------------------------------------------
+ * botocore's json_decode_policies (after-call.iam): every member of IAM's policyDocumentType
+ * (the inline policies' PolicyDocument, a role's AssumeRolePolicyDocument, a policy version's
+ * Document) arrives as URL-encoded JSON text and is printed as the JSON object it decodes to. */
+
+static const char *const policy_members[] = {"PolicyDocument", "AssumeRolePolicyDocument",
+                                             "Document", NULL};
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Python's urllib.parse.unquote: %XX decoded, anything else kept. */
+static char *url_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    size_t o = 0;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+        if (s[i] == '%' && hi >= 0 && lo >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The document a member holds: the text as it is (the library answers plain JSON), else
+ * URL-decoded (the wire's form); NULL when neither is a JSON object. */
+static json_t *policy_document(json_t *text)
+{
+    json_t *doc = json_loadb(json_string_value(text), json_string_length(text), 0, NULL);
+    char *decoded = NULL;
+
+    if (json_is_object(doc)) {
+        return doc;
+    }
+    json_decref(doc);
+    decoded = url_decode(json_string_value(text), json_string_length(text));
+    doc = decoded != NULL ? json_loads(decoded, 0, NULL) : NULL;
+    free(decoded);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static void decode_policies(json_t *v)
+{
+    const char *key = NULL;
+    json_t *member = NULL;
+    size_t i;
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, member)
+        {
+            decode_policies(member);
+        }
+        return;
+    }
+    json_object_foreach(v, key, member)
+    {
+        bool policy = false;
+        for (size_t k = 0; policy_members[k] != NULL; k++) {
+            policy = policy || strcmp(key, policy_members[k]) == 0;
+        }
+        json_t *doc = policy && json_is_string(member) ? policy_document(member) : NULL;
+        if (doc != NULL) {
+            /* Replacing a member keeps the iteration; a failure leaves the text. */
+            if (json_object_set_new(v, key, doc) != 0) {
+                continue;
+            }
+        } else {
+            decode_policies(member);
+        }
+    }
+}
+
+void kmsctl_response_shape(const struct globals *g, json_t *v)
+{
+    kmsctl_iso_dates(v);
+    if (g->operation != NULL && strncmp(g->operation, "iam:", 4) == 0) {
+        decode_policies(v);
     }
 }

@@ -221,7 +221,7 @@ static int print_page(const struct paginator *p, const struct globals *g, json_t
         json_decref(shown);
         return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
     }
-    kmsctl_iso_dates(shown);
+    kmsctl_response_shape(g, shown);
     r = kmsctl_print_value(g, shown);
     json_decref(shown);
     return r;
@@ -333,7 +333,7 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
         r = KMSCTL_EXIT_OK;
         goto out;
     }
-    kmsctl_iso_dates(merged);
+    kmsctl_response_shape(g, merged);
     r = kmsctl_print_value(g, merged);
 out:
     json_decref(page);
