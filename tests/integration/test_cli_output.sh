@@ -136,3 +136,65 @@ PARN=$(kms iam create-policy --policy-name read --policy-document "file://$TMP/p
 kms iam get-policy-version --policy-arn "$PARN" --version-id v1 | is_document PolicyVersion.Document "$TMP/policy.json" && ok "get-policy-version: Document an object" || fail "get-policy-version"
 assert_eq "$(kms iam get-role-policy --role-name reader --policy-name read --output text)" \
     "$(kms iam get-role-policy --role-name reader --policy-name read | awscli_format text GetRolePolicy)" "get-role-policy --output text: the document's own lines (POLICYDOCUMENT, STATEMENT)"
+
+# ---- kmsctl configure (list, get, set; asking on a terminal only) -----------------------------------
+AK=$(cred aws_access_key_id)
+SK=$(cred aws_secret_access_key)
+L=$(AWS_DEFAULT_REGION= kms configure list)
+assert_eq "$(sed -n 1p <<<"$L")" "      Name                    Value             Type    Location" "configure list: aws configure list's header"
+assert_eq "$(sed -n 3p <<<"$L")" "   profile                <not set>             None    None" "no profile named: <not set>"
+assert_eq "$(sed -n 4p <<<"$L")" "access_key     ****************${AK: -4} shared-credentials-file    " "the access key masked as ****************ABCD"
+assert_eq "$(sed -n 5p <<<"$L")" "secret_key     ****************${SK: -4} shared-credentials-file    " "the secret key masked too"
+assert_not_contains "$L" "$SK" "configure list never prints the secret"
+assert_match "$(sed -n 6p <<<"$L")" "^    region                us-east-1             home    .*/config.json$" "the region: the home's own, from config.json"
+kms configure set region eu-west-1
+kms configure set output text --profile dev
+kms configure set profile.dev.region ap-south-1
+assert_eq "$(stat -c %a "$HOME_DIR/credentials")" "600" "the credentials file stays 0600"
+assert_eq "$(find "$HOME_DIR" -maxdepth 1 -name 'credentials.*' | wc -l)" "0" "no temporary file is left beside it (written atomically)"
+assert_eq "$(kms configure get region)" "eu-west-1" "configure get region"
+assert_eq "$(kms configure get aws_access_key_id)" "$AK" "configure get aws_access_key_id: the keys are still there"
+assert_eq "$(kms --profile dev configure get output)" "text" "configure get output --profile dev"
+assert_eq "$(kms configure get profile.dev.region)" "ap-south-1" "configure get profile.dev.region"
+RC=0; OUT=$(kms configure get output) || RC=$?
+assert_eq "$RC:$OUT" "1:" "an unset name: nothing printed, exit status 1 (as aws configure get)"
+assert_match "$(AWS_DEFAULT_REGION= kms --profile dev configure list | sed -n 6p)" "^    region               ap-south-1      config-file    .*/credentials$" "configure list: the profile's region and its file"
+kms configure set output text
+assert_eq "$(kms list-keys | cut -f1 | sort -u)" "KEYS" "the profile's output is the default --output"
+assert_eq "$(kms list-keys --output json | head -c 1)" "{" "--output wins over it"
+assert_eq "$(AWS_DEFAULT_OUTPUT=yaml kms list-keys | head -n 1)" "Keys:" "AWS_DEFAULT_OUTPUT wins over the profile's"
+kms configure set output json
+expect_usage_error "output is one of json, text, table, yaml, yaml-stream" kms configure set output xml
+expect_usage_error "is not NAME, default.NAME or profile.PROFILE.NAME" kms configure set 'bad name' x
+expect_usage_error "on a terminal only" kms configure </dev/null
+# On a terminal: the four questions with the current values, an empty answer keeps one.
+"$PY" - "$KMSCTL" "$HOME_DIR" >"$TMP/pty.out" <<'PY'
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--home", sys.argv[2], "--profile", "asked", "configure"])
+out = b""
+for answer in [b"AKIAASKED0000000WXYZ", b"asked-secret-1234", b"", b"table"]:
+    while not out.rstrip().endswith(b":"):
+        out += os.read(fd, 1024)
+    os.write(fd, answer + b"\n")
+    out += b"|"
+try:
+    while True:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        out += chunk
+except OSError:
+    pass
+os.waitpid(pid, 0)
+print(out.decode())
+PY
+assert_contains "$(cat "$TMP/pty.out")" "AWS Access Key ID [None]:" "configure asks for the access key on a terminal"
+assert_contains "$(cat "$TMP/pty.out")" "Default output format [None]:" "and the output format"
+assert_eq "$(kms --profile asked configure get aws_access_key_id)" "AKIAASKED0000000WXYZ" "the answers are saved in the profile"
+assert_eq "$(kms --profile asked configure get output)" "table" "the output format too"
+RC=0; kms --profile asked configure get region >/dev/null || RC=$?
+assert_eq "$RC" "1" "an empty answer sets nothing"
+assert_contains "$(kms --profile asked configure list)" "****************WXYZ" "configure list masks the new key"
+assert_match "$(kms configure list | sed -n 6p)" "^    region                us-east-1              env    AWS_DEFAULT_REGION$" "AWS_DEFAULT_REGION comes before the profile's region"

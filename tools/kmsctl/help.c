@@ -97,7 +97,8 @@ void kmsctl_print_global_help(FILE *f)
                                            "The audit trail (aws cloudtrail)",
                                            "The home's security posture (as AWS Trusted Advisor)",
                                            "Private certificate authorities (aws acm-pca)",
-                                           "Managed certificates (aws acm)"};
+                                           "Managed certificates (aws acm)",
+                                           "Profiles (aws configure)"};
     _Static_assert(sizeof headings / sizeof headings[0] == KMSCTL_COMMAND_TABLES,
                    "one heading per command table");
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];

@@ -47,6 +47,9 @@ enum opt_flags {
     OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
     OPT_REPEAT = 1 << 2,  /* may be given more than once: lists append, maps merge */
     OPT_MAPS = 1 << 3,    /* an OPT_MAP that also takes a JSON list of such maps */
+    /* May also be given without its --name: bare arguments fill these options in order
+     * (`kmsctl configure set region eu-west-1`). */
+    OPT_POSITIONAL = 1 << 4,
 };
 
 /* A one-letter alias (-i for --in-file), kept in the second byte of the flags. */
@@ -114,9 +117,15 @@ extern const struct command kmsctl_advisor_commands[];
 extern const struct command kmsctl_pki_commands[];
 /* acm_cmds.c: `kmsctl acm NAME` (named "acm NAME" in the table). */
 extern const struct command kmsctl_acm_commands[];
+/* configure_cmd.c: `kmsctl configure [list | get | set]` (named "configure NAME"). */
+extern const struct command kmsctl_configure_commands[];
 extern const struct command *const kmsctl_command_tables[];
 /* How many tables kmsctl_command_tables lists (help.c has a heading for each). */
-#define KMSCTL_COMMAND_TABLES 6
+#define KMSCTL_COMMAND_TABLES 7
+/* configure_cmd.c: the value of key (region, output) in the profile kmsctl acts as, from the
+ * credentials file `kmsctl configure` writes; NULL if none (free with
+ * kmsctl_free_secret_string). */
+char *kmsctl_profile_setting(const struct globals *g, const char *key);
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
 int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *request);

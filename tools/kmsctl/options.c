@@ -841,6 +841,27 @@ static int parse_one(const struct command *cmd, int argc, char **argv, int *i, s
     return KMSCTL_EXIT_OK;
 }
 
+/* A bare argument: the first OPT_POSITIONAL option not yet given takes it as its string. */
+static int parse_positional(const struct command *cmd, const char *arg, json_t *request)
+{
+    char member[128];
+
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (!(o->flags & OPT_POSITIONAL)) {
+            continue;
+        }
+        kmsctl_member_name(o->name, member, sizeof member);
+        if (json_object_get(request, member) != NULL) {
+            continue;
+        }
+        if (json_object_set_new(request, member, json_string(arg)) != 0) {
+            return kmsctl_usage_error(cmd, "argument %s: not valid UTF-8", o->name);
+        }
+        return KMSCTL_EXIT_OK;
+    }
+    return kmsctl_usage_error(cmd, "unexpected argument '%s'", arg);
+}
+
 int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struct globals *g,
                          json_t **request)
 {
@@ -861,7 +882,7 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
     for (int i = 0; i < argc && r == KMSCTL_EXIT_OK; i++) {
         if (find_short(cmd, argv[i]) == NULL &&
             (!has_prefix(argv[i], "--") || argv[i][2] == '\0')) {
-            r = kmsctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+            r = parse_positional(cmd, argv[i], req);
         } else {
             r = parse_one(cmd, argc, argv, &i, g, req);
         }
