@@ -198,3 +198,80 @@ RC=0; kms --profile asked configure get region >/dev/null || RC=$?
 assert_eq "$RC" "1" "an empty answer sets nothing"
 assert_contains "$(kms --profile asked configure list)" "****************WXYZ" "configure list masks the new key"
 assert_match "$(kms configure list | sed -n 6p)" "^    region                us-east-1              env    AWS_DEFAULT_REGION$" "AWS_DEFAULT_REGION comes before the profile's region"
+
+# ---- simulate-custom-policy with IAM's options and answer ---------------------------------------------
+# The aws CLI's own example (awscli/examples/iam/simulate-custom-policy.rst), output compared whole.
+DYNAMO='{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"dynamodb:*","Resource":"*","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2018-08-16T12:00:00Z"}}}}'
+same_json() { "$PY" -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1]) == json.loads(sys.argv[2]) else 1)' "$1" "$2"; }
+OUT=$(kms simulate-custom-policy --policy-input-list "$DYNAMO" --action-names dynamodb:CreateBackup \
+    --context-entries "ContextKeyName='aws:CurrentTime',ContextKeyValues='2019-04-25T11:00:00Z',ContextKeyType=date")
+same_json "$OUT" '{"EvaluationResults": [{"EvalActionName": "dynamodb:CreateBackup", "EvalResourceName": "*", "EvalDecision": "allowed",
+    "MatchedStatements": [{"SourcePolicyId": "PolicyInputList.1", "StartPosition": {"Line": 1, "Column": 38}, "EndPosition": {"Line": 1, "Column": 167}}],
+    "MissingContextValues": []}]}' && ok "simulate-custom-policy: the aws CLI's documented example, output for output" || fail "simulate-custom-policy example: $OUT"
+OUT=$(kms simulate-custom-policy --policy-input-list "$DYNAMO" --action-names dynamodb:CreateBackup \
+    --context-entries "ContextKeyName='aws:CurrentTime',ContextKeyValues='2014-04-25T11:00:00Z',ContextKeyType=date")
+same_json "$OUT" '{"EvaluationResults": [{"EvalActionName": "dynamodb:CreateBackup", "EvalResourceName": "*", "EvalDecision": "implicitDeny", "MatchedStatements": [], "MissingContextValues": []}]}' &&
+    ok "and its second example: implicitDeny, no statement" || fail "second example: $OUT"
+assert_eq "$(kms simulate-custom-policy --policy-input-list "$DYNAMO" --action-names dynamodb:CreateBackup --query 'EvaluationResults[0].MissingContextValues[0]' --output text)" \
+    "aws:CurrentTime" "without the context entry: MissingContextValues names aws:CurrentTime"
+assert_eq "$(kms simulate-custom-policy --policy-input-list "$DYNAMO" --action-names dynamodb:CreateBackup \
+    --context-entries '[{"ContextKeyName": "aws:CurrentTime", "ContextKeyValues": ["2019-04-25T11:00:00Z"], "ContextKeyType": "date"}]' \
+    --query 'EvaluationResults[0].EvalDecision' --output text)" "allowed" "--context-entries as a JSON list"
+cat >"$TMP/allow.json" <<'JSON'
+{
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "All", "Effect": "Allow", "Action": "kms:*", "Resource": "*"}
+    ]
+}
+JSON
+cat >"$TMP/deny.json" <<'JSON'
+{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}]}
+JSON
+cat >"$TMP/boundary.json" <<'JSON'
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"}]}
+JSON
+OUT=$(kms simulate-custom-policy --policy-input-list "file://$TMP/allow.json" "file://$TMP/deny.json" --action-names kms:Encrypt kms:Decrypt kms:Sign \
+    --permissions-boundary-policy-input-list "file://$TMP/boundary.json")
+assert_eq "$(json_get 'EvaluationResults[0].EvalDecision' <<<"$OUT")" allowed "several documents from file://: Encrypt allowed"
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].SourcePolicyId' <<<"$OUT")" "PolicyInputList.1" "by PolicyInputList.1"
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].StartPosition' <<<"$OUT")" '{"Column":10,"Line":4}' "its statement starts on line 4 of the file"
+assert_eq "$(json_get 'EvaluationResults[1].EvalDecision' <<<"$OUT")" explicitDeny "Decrypt: explicitDeny"
+assert_eq "$(json_get 'EvaluationResults[1].MatchedStatements' <<<"$OUT" | grep -o SourcePolicyId | wc -l):$(json_get 'EvaluationResults[1].MatchedStatements[0].SourcePolicyId' <<<"$OUT")" "1:PolicyInputList.2" "by the second document's deny, the only statement listed (IAM)"
+assert_eq "$(json_get 'EvaluationResults[2].EvalDecision' <<<"$OUT")" implicitDeny "Sign: outside the permissions boundary, implicitDeny"
+assert_eq "$(json_get 'EvaluationResults[2].PermissionsBoundaryDecisionDetail' <<<"$OUT")" '{"AllowedByPermissionsBoundary":false}' "PermissionsBoundaryDecisionDetail says so"
+assert_eq "$(json_get 'EvaluationResults[0].PermissionsBoundaryDecisionDetail' <<<"$OUT")" '{"AllowedByPermissionsBoundary":true}' "and allows Encrypt"
+assert_eq "$(json_get IsTruncated <<<"$OUT")" "<missing>" "the listing is printed whole (no IsTruncated, as the CLI's paginator)"
+ACCOUNT_ID=$(json_get AccountId <"$TMP/init.json")
+cat >"$TMP/bucket.json" <<JSON
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::$ACCOUNT_ID:user/alice"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*"}]}
+JSON
+ALICE="arn:aws:iam::$ACCOUNT_ID:user/alice"
+OUT=$(kms simulate-custom-policy --policy-input-list '[]' --action-names s3:GetObject --resource-arns arn:aws:s3:::bucket/key \
+    --resource-policy "file://$TMP/bucket.json" --caller-arn "$ALICE")
+assert_eq "$(json_get 'EvaluationResults[0].EvalDecision' <<<"$OUT")" allowed "a resource policy naming the caller allows it in its own account"
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].SourcePolicyId' <<<"$OUT")" ResourcePolicy "by ResourcePolicy"
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].SourcePolicyType' <<<"$OUT")" resource "of type resource"
+assert_eq "$(json_get 'EvaluationResults[0].ResourceSpecificResults[0].EvalResourceDecision' <<<"$OUT")" allowed "ResourceSpecificResults for a named resource"
+assert_eq "$(json_get 'EvaluationResults[0].EvalDecisionDetails' <<<"$OUT")" '{}' "EvalDecisionDetails present and empty in one account"
+OUT=$(kms simulate-custom-policy --policy-input-list '[]' --action-names s3:GetObject --resource-arns arn:aws:s3:::bucket/key \
+    --resource-policy "file://$TMP/bucket.json" --caller-arn "$ALICE" --resource-owner arn:aws:iam::111122223333:root)
+assert_eq "$(json_get 'EvaluationResults[0].EvalDecision' <<<"$OUT")" implicitDeny "--resource-owner another account: the caller's own policies must allow too"
+RC=0; kms simulate-custom-policy --policy-input-list '[]' --action-names s3:GetObject --resource-policy "file://$TMP/bucket.json" 2>"$TMP/err" || RC=$?
+assert_eq "$RC" 254 "--resource-policy without --caller-arn fails"
+assert_match "$(cat "$TMP/err")" '"__type": "InvalidInput(Exception)?".*CallerArn is required with ResourcePolicy' "with IAM's rule (InvalidInput)"
+expect_usage_error "--policy-input-list, --action-names (or --input FILE)" kms simulate-custom-policy --action-names kms:Decrypt
+OUT=$(kms simulate-principal-policy --policy-source-arn "arn:aws:iam::$ACCOUNT_ID:user/bob" --action-names kms:Decrypt \
+    --context-entries ContextKeyName=aws:SourceIp,ContextKeyValues=10.0.0.1,ContextKeyType=ip)
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].SourcePolicyId' <<<"$OUT")" user/bob/inline/read "simulate-principal-policy: the policy that matched"
+assert_eq "$(json_get 'EvaluationResults[0].MatchedStatements[0].StartPosition.Line' <<<"$OUT")" 1 "with its statement's position"
+assert_eq "$(json_get 'EvaluationResults[0].MissingContextValues' <<<"$OUT")" '[]' "and MissingContextValues"
+
+# ---- Lists of structures in the shorthand, several arguments ----------------------------------------
+kms iam tag-user --user-name bob --tags Key=team,Value=12 Key=env,Value=true '{"Key": "j", "Value": "x"}'
+assert_eq "$(kms iam list-user-tags --user-name bob --query 'Tags[0].Value' --output json)" '"true"' "--tags Key=a,Value=b Key=c,Value=d ...: several structures, values kept as text"
+assert_contains "$(kms iam list-user-tags --user-name bob --output text)" $'TAGS\tteam\t12' "Value=12 stays the text 12"
+assert_contains "$(kms iam list-user-tags --user-name bob --output text)" $'TAGS\tj\tx' "a JSON object among them"
+kms iam tag-user --user-name bob --tags '[{"Key": "k1", "Value": "v1"}, {"Key": "k2", "Value": "v2"}]'
+assert_contains "$(kms iam list-user-tags --user-name bob --output text)" $'TAGS\tk2\tv2' "or one JSON list"
+expect_usage_error "expected Key=KEY,Value=VALUE" kms iam tag-user --user-name bob --tags Key=a

@@ -155,6 +155,8 @@ static const char *placeholder(const struct opt_spec *o)
         return " <file>";
     case OPT_JSON:
         return " <json>";
+    case OPT_STRUCTS:
+        return " <structure> [<structure> ...]";
     default:
         return " <value>";
     }
@@ -225,13 +227,13 @@ static void print_synopsis(FILE *f, const struct command *cmd)
 /* Explains the value syntaxes the command's options use. */
 static void print_value_notes(FILE *f, const struct command *cmd)
 {
-    bool seen[OPT_JSON + 1] = {false};
+    bool seen[OPT_STRUCTS + 1] = {false};
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         seen[o->kind] = true;
     }
     if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING] &&
-        !seen[OPT_PATH] && !seen[OPT_JSON]) {
+        !seen[OPT_PATH] && !seen[OPT_JSON] && !seen[OPT_STRUCTS]) {
         return;
     }
     fprintf(f, "\nValues:\n");
@@ -257,6 +259,12 @@ static void print_value_notes(FILE *f, const struct command *cmd)
         fprintf(
             f, "  <json>   a JSON value as AWS's API reference shapes it, file://PATH, or the aws\n"
                "           CLI's shorthand: Key=value,Nested={k=v},List=[a,b] (quote it)\n");
+    }
+    if (seen[OPT_STRUCTS]) {
+        fprintf(f, "  <structure> [<structure> ...]  one or more structures in the aws CLI's\n"
+                   "           shorthand (Key=a,Value=b Key=c,Value=d; quote values with commas:\n"
+                   "           Name='a,b'), each also JSON '{...}', or one JSON list '[{...}]';\n"
+                   "           file://PATH\n");
     }
     if (seen[OPT_PATH]) {
         fprintf(f, "  <file>   a file name, as is; for input and output files - is stdin/stdout\n");

@@ -40,6 +40,11 @@ enum opt_kind {
     OPT_LIST,    /* string list: --name a b c, or JSON ["a","b"] */
     OPT_PATH,    /* a file name, taken as is (no file://) */
     OPT_JSON,    /* any JSON value (objects with nested members); file://PATH */
+    /* A list of structures, as the aws CLI takes one: several arguments, each a structure in
+     * shorthand (Key=a,Value=b) or JSON, or one JSON list of them; file://PATH. The members'
+     * scalars are text ("12" stays "12"): the lists kmsctl has (tags, context entries) hold
+     * strings. */
+    OPT_STRUCTS,
 };
 
 enum opt_flags {
