@@ -82,6 +82,8 @@ same_as_aws "describe-key --output table (one-row sections turned into name | va
 same_as_aws "list-aliases --output table" kms list-aliases --output table
 same_as_aws "describe-key --query KeyMetadata.KeyId --output table (a scalar: the title alone)" kms describe-key --key-id "$K1" --query KeyMetadata.KeyId --output table
 same_as_aws "list-keys --max-items 2 --output json" kms list-keys --max-items 2 --output json
+same_as_aws "list-keys --output table --color on (colorama's codes)" kms list-keys --output table --color on
+same_as_aws "describe-key --output table --color on" kms describe-key --key-id "$K1" --output table --color on
 same_as_aws "describe-key --query KeyMetadata.Enabled --output table" kms describe-key --key-id "$K1" --query KeyMetadata.Enabled --output table
 assert_eq "$(kms describe-key --key-id "$K1" --query KeyMetadata.MultiRegion --output table)" "" "a false value prints nothing in table (awscli tests its truth)"
 assert_eq "$(kms iam list-users --output table)" "$(kms iam list-users | awscli_format table ListUsers)" "iam list-users --output table"

@@ -85,6 +85,7 @@ void kmsctl_print_global_help(FILE *f)
                "                      Default: $AWS_DEFAULT_OUTPUT, else the profile's output\n"
                "                      (kmsctl configure set output text)\n"
                "                      e.g. kmsctl list-keys --output text | cut -f3\n"
+               "  --color on|off|auto the table's colours (auto: on a terminal)\n"
                "  --query PATH        print only one member of the response: a name or a dotted\n"
                "                      path (Plaintext, KeyMetadata.KeyId, Keys[0].KeyId); a small\n"
                "                      subset of aws's JMESPath --query\n"
@@ -169,6 +170,8 @@ static void format_synopsis(const struct opt_spec *o, char *out, size_t size)
 
     if (o->flags & OPT_NO_FORM) {
         snprintf(out, size, "%s--%s | --no-%s%s", req ? "" : "[", o->name, o->name, req ? "" : "]");
+    } else if (o->flags & OPT_POSITIONAL) {
+        snprintf(out, size, "%s<%s>%s", req ? "" : "[", o->name, req ? "" : "]");
     } else {
         snprintf(out, size, "%s--%s%s%s", req ? "" : "[", o->name, placeholder(o), req ? "" : "]");
     }
@@ -294,6 +297,8 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
         }
         if (o->flags & OPT_NO_FORM) {
             snprintf(item, sizeof item, "--%s | --no-%s", o->name, o->name);
+        } else if (o->flags & OPT_POSITIONAL) {
+            snprintf(item, sizeof item, "<%s> (or --%s%s)", o->name, o->name, placeholder(o));
         } else {
             snprintf(item, sizeof item, "%s--%s%s", alias, o->name, placeholder(o));
         }

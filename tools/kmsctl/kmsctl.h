@@ -90,6 +90,7 @@ struct globals {
      * the command's name; set by main. */
     const char *title;
     const char *operation; /* the command's AWS operation ("iam:GetRole"), NULL if none */
+    const char *color;     /* --color on|off|auto (NULL: auto): the table's colours */
     /* A KMS server instead of a home (--endpoint-url, else KMS_ENDPOINT_URL) and the CAs to
      * trust for it (--ca-bundle, else KMS_CA_BUNDLE, else AWS_CA_BUNDLE); NULL: none given. */
     const char *endpoint_url;
@@ -226,7 +227,7 @@ void kmsctl_text_print(FILE *f, json_t *v);
 /* Python's str() of a scalar (True, False, None, repr of floats); malloc'd, NULL on no memory. */
 char *kmsctl_text_scalar(json_t *v);
 /* output_table.c: --output table (awscli/table.py), title the section title of the whole. */
-int kmsctl_table_print(FILE *f, const char *title, json_t *v);
+int kmsctl_table_print(FILE *f, const char *title, bool color, json_t *v);
 /* output_yaml.c: --output yaml (awscli's YAMLDumper: ruamel.yaml's safe dump, block style,
  * sorted keys; a scalar as JSON). 0, or -1 when libyaml fails. */
 int kmsctl_yaml_print(FILE *f, json_t *v);

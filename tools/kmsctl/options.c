@@ -549,11 +549,20 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
         slot = &g->endpoint_url;
     } else if (strcmp(name, "ca-bundle") == 0) {
         slot = &g->ca_bundle;
+    } else if (strcmp(name, "color") == 0) {
+        slot = &g->color;
     } else if (strcmp(name, "output") != 0) {
         return 0;
     }
     if (take_value(cmd, name, inline_value, argc, argv, i, &value) != 0) {
         return KMSCTL_EXIT_USAGE;
+    }
+    if (slot == &g->color && strcmp(value, "on") != 0 && strcmp(value, "off") != 0 &&
+        strcmp(value, "auto") != 0) {
+        return kmsctl_usage_error(cmd,
+                                  "argument --color: invalid choice '%s' (choose from on, "
+                                  "off, auto)",
+                                  value);
     }
     if (slot != NULL) {
         *slot = value;

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kms/kms.h"
 #include "kmsctl.h"
@@ -260,7 +261,9 @@ static int print_formatted(FILE *f, const struct globals *g, json_t *v)
         kmsctl_text_print(f, v);
         break;
     case OUTPUT_TABLE:
-        r = kmsctl_table_print(f, g->title, v);
+        r = kmsctl_table_print(
+            f, g->title, g->color != NULL ? strcmp(g->color, "on") == 0 : isatty(fileno(f)) == 1,
+            v);
         break;
     case OUTPUT_YAML:
         if (json_is_object(v) || json_is_array(v)) {

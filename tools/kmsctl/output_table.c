@@ -4,8 +4,8 @@
  * scalar: a name | value row); a list of objects is one header row and a row per object; lists
  * and objects inside are sections of their own, indented by one | per level. Columns are scaled
  * to the widest section; when that is wider than the terminal (80 columns when the output is not
- * one), every one-row section is turned into name | value rows. On a terminal, values are blue
- * and the indentation bars yellow, as with aws's --color auto. */
+ * one), every one-row section is turned into name | value rows. With colour (--color on, or auto
+ * on a terminal) values are blue and the indentation bars yellow, as aws's colorama styles. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -593,15 +593,26 @@ static void bars(const struct table *t, FILE *f, int indent)
     }
 }
 
+/* With colour, aws's output stream is colorama's with autoreset: every write the table makes
+ * (the bars, the line, the bars, the line break) is followed by a reset. */
+static void reset(const struct table *t, FILE *f)
+{
+    fputs(t->color ? "\033[0m" : "", f);
+}
+
 static void line_start(const struct table *t, FILE *f, int indent)
 {
     bars(t, f, indent);
+    reset(t, f);
 }
 
 static void line_end(const struct table *t, FILE *f, int indent)
 {
+    reset(t, f);
     bars(t, f, indent);
+    reset(t, f);
     fputc('\n', f);
+    reset(t, f);
 }
 
 /* center_text: text of length n centred in a cell of `length` between left and right edges. */
@@ -696,9 +707,9 @@ static int render_section(const struct table *t, FILE *f, const struct section *
     return 0;
 }
 
-int kmsctl_table_print(FILE *f, const char *title, json_t *v)
+int kmsctl_table_print(FILE *f, const char *title, bool color, json_t *v)
 {
-    struct table t = {.color = isatty(fileno(f)) == 1};
+    struct table t = {.color = color};
     int r = -1;
 
     if (!build(&t, title != NULL ? title : "", v, 0)) {
@@ -718,6 +729,7 @@ int kmsctl_table_print(FILE *f, const char *title, json_t *v)
     }
     repeat(f, '-', (long)width);
     fputc('\n', f);
+    reset(&t, f);
     for (size_t i = 0; i < t.n; i++) {
         if (render_section(&t, f, &t.sections[i], (long)width) != 0) {
             goto out;
