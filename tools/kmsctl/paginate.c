@@ -2,8 +2,9 @@
  * them merged, without the pagination members (NextMarker, Truncated, Marker, IsTruncated,
  * NextToken). --page-size sets the service's page size, --max-items stops after that many items
  * and prints a NextToken to pass back as --starting-token, --no-paginate makes one call and prints
- * its response as it is; giving the service's own token (--marker, --next-token) also makes one
- * call, as with aws. The operations and their members are those of botocore's paginators. */
+ * its response as it is; giving the service's own token or page size (--marker, --next-token,
+ * --limit, --max-results) also makes one call, as with aws. The operations and their members are
+ * those of botocore's paginators. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,9 +357,12 @@ int kmsctl_run_paginated(const struct command *cmd, const struct globals *g, kms
     int r = KMSCTL_EXIT_OK;
     json_t *marker = NULL, *token_size = NULL;
     json_int_t skip = 0;
-    /* The service's own token given: one call, as aws does (and so with --no-paginate). Its
-     * page size is --page-size, else a --max-items (IAM's and ACM's own name for it). */
-    bool manual = json_object_get(request, p->input_token) != NULL || json_is_true(no_paginate);
+    /* The service's own token or page size given (--marker, --limit, --max-results): one call,
+     * as aws does (awscli's check_should_enable_pagination counts the limit key among the
+     * manual paging arguments), and so with --no-paginate. Its page size is --page-size, else a
+     * --max-items (IAM's and ACM's own name for it). */
+    bool manual = json_object_get(request, p->input_token) != NULL ||
+                  json_object_get(request, p->limit_key) != NULL || json_is_true(no_paginate);
     json_t *size = page_size != NULL ? page_size : manual ? max_items : NULL;
     if ((max_items != NULL && json_integer_value(max_items) < 1) ||
         (page_size != NULL && json_integer_value(page_size) < 1)) {
