@@ -25,18 +25,28 @@ static const char *const implicit[] = {
     "^(!|&|\\*)$",
 };
 
-/* True when the plain scalar s would be read as something other than a string. */
+#define IMPLICIT_COUNT (sizeof implicit / sizeof implicit[0])
+
+/* True when the plain scalar s would be read as something other than a string. The expressions
+ * are compiled once (kmsctl prints from one thread). */
 static bool resolves_other(const char *s)
 {
-    for (size_t i = 0; i < sizeof implicit / sizeof implicit[0]; i++) {
-        regex_t re;
-        bool match;
-        if (regcomp(&re, implicit[i], REG_EXTENDED | REG_NOSUB) != 0) {
-            return true; /* cannot tell: quoting is always correct */
+    static regex_t compiled[IMPLICIT_COUNT];
+    static int ready = 0; /* 1: compiled, -1: failed */
+
+    if (ready == 0) {
+        ready = 1;
+        for (size_t i = 0; i < IMPLICIT_COUNT && ready == 1; i++) {
+            if (regcomp(&compiled[i], implicit[i], REG_EXTENDED | REG_NOSUB) != 0) {
+                ready = -1;
+            }
         }
-        match = regexec(&re, s, 0, NULL, 0) == 0;
-        regfree(&re);
-        if (match) {
+    }
+    if (ready != 1) {
+        return true; /* cannot tell: quoting is always correct */
+    }
+    for (size_t i = 0; i < IMPLICIT_COUNT; i++) {
+        if (regexec(&compiled[i], s, 0, NULL, 0) == 0) {
             return true;
         }
     }
