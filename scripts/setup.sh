@@ -5,9 +5,9 @@
 # HSM), p11-kit (the PKCS#11 header), opensc (pkcs11-tool, used by the tests as an outside
 # witness of the token), faketime, clang with libFuzzer (fuzzers), python3 (test helpers),
 # clang-format-14 and binutils (scripts/check-conventions.sh: format, nm), libevent (kmsd's HTTP
-# server), the aws CLI v2 (awscli: the conformance test of kmsd) and prometheus (promtool checks
-# kmsd's /metrics text), python3-jmespath (the aws CLI's JMESPath library: the outside check of
-# kmsctl's --query).
+# server), libyaml (kmsctl --output yaml), the aws CLI v2 (awscli: the conformance test of kmsd),
+# prometheus (promtool checks kmsd's /metrics text) and python3-jmespath (the aws CLI's JMESPath
+# library: the outside check of kmsctl's --query).
 # Warnings are errors here (KMS_WERROR): this is the developers' and CI's build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libsodium-dev libssl-dev libsqlite3-dev sqlite3
           libjansson-dev libcurl4-openssl-dev libcmocka-dev softhsm2 libp11-kit-dev opensc faketime
           clang libclang-rt-14-dev python3 openssl clang-format-14 binutils curl testssl.sh
-          libevent-dev awscli prometheus python3-jmespath)
+          libevent-dev libyaml-dev awscli prometheus python3-jmespath)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,18 +6,26 @@
 #include <string.h>
 
 #include "service/ops_iam.h"
+#include "service/simulate_shape.h"
 #include "util/util.h"
 
 #define M(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- SimulateCustomPolicy -------------------------------------------------------------------- */
 
-/* The request body is kms_policy_simulate's input object as it is (policy.h, "Simulation"). */
+static int simulate_custom_iam(kms_request *rq, json_t *req, json_t **resp);
+
+/* IAM's request (PolicyInputList, ActionNames, ...), or the extension: kms_policy_simulate's input
+ * object as it is (policy.h, "Simulation"; lower-case members). */
 static int simulate_custom(kms_request *rq, json_t *req, json_t **resp)
 {
     char *out = NULL;
     json_error_t jerr;
     KMS_GUARD(kms_gate_authorize(rq, "iam:SimulateCustomPolicy", "*"));
+    if (json_object_get(req, "PolicyInputList") != NULL ||
+        json_object_get(req, "ActionNames") != NULL) {
+        return simulate_custom_iam(rq, req, resp);
+    }
     char *body = json_dumps(req, JSON_COMPACT);
     KMS_ENSURE(body != NULL, KMS_ERR_INTERNAL, "out of memory");
     int r = kms_policy_simulate(body, strlen(body), &out);
@@ -212,13 +220,15 @@ static int sim_context(kms_request *rq, const sim_principal *p, json_t *entries,
 }
 
 /* The key policy of resource when it is a KMS key of this home ("arn:aws:kms:REGION:ACCOUNT:
- * key/ID"), compiled; *out stays NULL for any other resource. */
-static int key_policy_of(kms_request *rq, const char *resource, kms_policy **out)
+ * key/ID"), compiled, and its text (*text, the caller frees it); both stay NULL for any other
+ * resource. */
+static int key_policy_of(kms_request *rq, const char *resource, kms_policy **out, char **text)
 {
     char prefix[128];
     char *doc = NULL;
     int64_t version = 0;
     *out = NULL;
+    *text = NULL;
     snprintf(prefix, sizeof prefix, "arn:aws:kms:%s:%s:key/", rq->client->cfg.region,
              rq->client->cfg.account_id);
     if (strncmp(resource, prefix, strlen(prefix)) != 0) {
@@ -227,7 +237,11 @@ static int key_policy_of(kms_request *rq, const char *resource, kms_policy **out
     const char *key_id = resource + strlen(prefix);
     KMS_GUARD(kms_keystore_policy_get(&rq->client->keystore, key_id, &doc, &version));
     int r = compile(doc, KMS_POLICY_KEY, "KeyPolicy", out);
-    free(doc);
+    if (r == 0) {
+        *text = doc;
+    } else {
+        free(doc);
+    }
     return r;
 }
 
@@ -260,51 +274,54 @@ static const char *source_type(const sim_principal *p, const kms_eval_input *in,
     return strncmp(label, "arn:aws:iam::aws:", 17) == 0 ? "aws-managed" : "user-managed";
 }
 
-static json_t *eval_result_json(const sim_principal *p, const kms_eval_input *in,
-                                const kms_eval_result *res)
+/* The policies of p (and the key policy kp, text kp_text) as the result's sources; *n of them
+ * (malloc'd, the caller frees the array). */
+static kms_sim_source *principal_sources(const sim_principal *p, const kms_eval_input *in,
+                                         const kms_policy *kp, const char *kp_text, size_t *n)
 {
-    json_t *matched = json_array();
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "EvalActionName", in->action, "EvalResourceName",
-                          in->resource, "EvalDecision", kms_policy_decision_name(res->decision),
-                          "MatchedStatements", matched);
-    if (o == NULL) {
+    const kms_iam_docs *d = &p->docs;
+    kms_sim_source *s = calloc(p->identity_count + p->scp_policy_count + 3, sizeof *s);
+    size_t k = 0;
+
+    *n = 0;
+    if (s == NULL) {
         return NULL;
     }
-    for (size_t i = 0; i < res->match_count; i++) {
-        const kms_eval_match *m = &res->matches[i];
-        json_t *s = json_pack("{s:s, s:s, s:s, s:s}", "SourcePolicyId", kms_policy_label(m->policy),
-                              "SourcePolicyType", source_type(p, in, m->policy), "Sid",
-                              kms_policy_statement_sid(m->policy, m->statement), "Effect",
-                              m->deny ? "Deny" : "Allow");
-        if (s == NULL || json_array_append_new(matched, s) != 0) {
-            json_decref(o);
-            return NULL;
+    for (size_t i = 0; i < p->identity_count; i++) {
+        s[k++] = (kms_sim_source){p->identity[i], d->identity[i].document,
+                                  source_type(p, in, p->identity[i]), NULL};
+    }
+    if (p->boundary != NULL) {
+        s[k++] = (kms_sim_source){p->boundary, d->boundary, "permissions-boundary", NULL};
+    }
+    for (size_t l = 0, i = 0; l < d->scp_levels; l++) {
+        for (size_t j = 0; j < d->scp_counts[l] && i < p->scp_policy_count; j++, i++) {
+            s[k++] = (kms_sim_source){p->scp_policies[i], d->scps[l][j].document,
+                                      "service-control-policy", NULL};
         }
     }
-    if ((in->scp_levels > 0 && json_object_set_new(o, "OrganizationsDecisionDetail",
-                                                   json_pack("{s:b}", "AllowedByOrganizations",
-                                                             !res->scp_denied)) != 0) ||
-        (in->boundary != NULL &&
-         json_object_set_new(
-             o, "PermissionsBoundaryDecisionDetail",
-             json_pack("{s:b}", "AllowedByPermissionsBoundary", !res->boundary_denied)) != 0)) {
-        json_decref(o);
-        return NULL;
+    if (kp != NULL) {
+        s[k++] = (kms_sim_source){kp, kp_text, "resource", NULL};
     }
-    return o;
+    *n = k;
+    return s;
 }
 
 /* One action on one resource. */
 static int simulate_one(kms_request *rq, const sim_principal *p, const kms_policy_ctx *ctx,
-                        const char *action, const char *resource, json_t *results)
+                        const char *action, const char *resource, bool resources_given,
+                        json_t *results)
 {
     char account[13] = "";
     kms_policy *kp = NULL;
+    char *kp_text = NULL;
     kms_eval_input in;
     kms_eval_result res;
+    kms_sim_source *sources = NULL;
+    size_t nsources = 0;
     KMS_ENSURE(strcmp(resource, "*") == 0 || kms_policy_arn_account(resource, account) == 0,
                KMS_ERR_INVALID_INPUT, "ResourceArns: '%s' is neither an ARN nor \"*\"", resource);
-    KMS_GUARD(key_policy_of(rq, resource, &kp));
+    KMS_GUARD(key_policy_of(rq, resource, &kp, &kp_text));
     memset(&in, 0, sizeof in);
     in.principal_arn = p->id.arn;
     in.role_arn = p->id.role_arn[0] ? p->id.role_arn : NULL;
@@ -321,8 +338,12 @@ static int simulate_one(kms_request *rq, const sim_principal *p, const kms_polic
     in.resource_policy = kp;
     in.key_policy = kp != NULL;
     kms_policy_evaluate(&in, &res);
-    json_t *o = eval_result_json(p, &in, &res);
+    sources = principal_sources(p, &in, kp, kp_text, &nsources);
+    json_t *o =
+        sources != NULL ? kms_sim_result_json(&in, &res, sources, nsources, resources_given) : NULL;
+    free(sources);
     kms_policy_free(kp);
+    free(kp_text);
     KMS_ENSURE(o != NULL && json_array_append_new(results, o) == 0, KMS_ERR_INTERNAL,
                "out of memory");
     return 0;
@@ -383,15 +404,15 @@ static int simulate_principal(kms_request *rq, json_t *req, json_t **resp)
     json_array_foreach(actions, i, a)
     {
         if (resources == NULL) {
-            if (simulate_one(rq, &p, ctx, json_string_value(a), "*", results) != 0) {
+            if (simulate_one(rq, &p, ctx, json_string_value(a), "*", false, results) != 0) {
                 goto out;
             }
             continue;
         }
         json_array_foreach(resources, j, res)
         {
-            if (simulate_one(rq, &p, ctx, json_string_value(a), json_string_value(res), results) !=
-                0) {
+            if (simulate_one(rq, &p, ctx, json_string_value(a), json_string_value(res), true,
+                             results) != 0) {
                 goto out;
             }
         }
@@ -410,13 +431,205 @@ out:
     return r;
 }
 
+/* ---- SimulateCustomPolicy in IAM's shape ------------------------------------------------------
+ * IAM API Reference, SimulateCustomPolicy: the identity policies of PolicyInputList (and a
+ * permissions boundary, a resource policy) for each of ActionNames on each of ResourceArns ("*"
+ * when none), as the user CallerArn (else the caller of the simulation), resources without an
+ * account in their ARN owned by ResourceOwner's account (else the caller's). */
+
+#define CUSTOM_MAX_POLICIES 64
+
+typedef struct sim_custom {
+    kms_policy *identity[CUSTOM_MAX_POLICIES];
+    size_t identity_count;
+    kms_policy *boundary;
+    kms_policy *resource_policy;
+    kms_sim_source sources[CUSTOM_MAX_POLICIES + 2];
+    size_t nsources;
+    kms_policy_ctx *ctx;
+    char principal_arn[2048];
+    char role_arn[2048];
+    char account[13];
+    char owner[13];
+} sim_custom;
+
+static void sim_custom_clean_up(sim_custom *c)
+{
+    for (size_t i = 0; i < c->identity_count; i++) {
+        kms_policy_free(c->identity[i]);
+    }
+    kms_policy_free(c->boundary);
+    kms_policy_free(c->resource_policy);
+    kms_policy_ctx_free(c->ctx);
+}
+
+/* One document of a list member ("PolicyInputList.1"): IAM sends strings; an object is taken. */
+static int custom_compile(sim_custom *c, json_t *doc, const char *label, kms_policy_kind kind,
+                          const char *type, kms_policy **out)
+{
+    KMS_ENSURE(json_is_string(doc), KMS_ERR_INVALID_INPUT,
+               "%s must be a policy document (JSON text)", label);
+    KMS_ENSURE(c->nsources < sizeof c->sources / sizeof c->sources[0], KMS_ERR_INVALID_INPUT,
+               "at most %d policies", CUSTOM_MAX_POLICIES);
+    KMS_GUARD(compile(json_string_value(doc), kind, label, out));
+    c->sources[c->nsources++] = (kms_sim_source){*out, json_string_value(doc), type, NULL};
+    return 0;
+}
+
+/* The simulated caller: CallerArn (an IAM user, as IAM allows) with the keys a request of it
+ * carries, else the caller of the simulation. */
+static int custom_caller(kms_request *rq, sim_custom *c, const char *caller)
+{
+    const kms_identity *who = &rq->who->id;
+    if (caller == NULL) {
+        snprintf(c->principal_arn, sizeof c->principal_arn, "%s", who->arn);
+        snprintf(c->role_arn, sizeof c->role_arn, "%s", who->role_arn);
+        snprintf(c->account, sizeof c->account, "%s", who->account_id);
+        return 0;
+    }
+    const char *res = strchr(caller + (strncmp(caller, "arn:aws:iam::", 13) == 0 ? 13 : 0), ':');
+    KMS_ENSURE(strncmp(caller, "arn:aws:iam::", 13) == 0 &&
+                   kms_policy_arn_account(caller, c->account) == 0 && c->account[0] != '\0' &&
+                   res != NULL && strncmp(res + 1, "user/", 5) == 0 &&
+                   strlen(caller) < sizeof c->principal_arn,
+               KMS_ERR_INVALID_INPUT, "CallerArn must be the ARN of an IAM user: %s", caller);
+    snprintf(c->principal_arn, sizeof c->principal_arn, "%s", caller);
+    KMS_GUARD(ctx_default(c->ctx, "aws:PrincipalArn", caller));
+    KMS_GUARD(ctx_default(c->ctx, "aws:PrincipalAccount", c->account));
+    KMS_GUARD(ctx_default(c->ctx, "aws:PrincipalType", "User"));
+    return ctx_default(c->ctx, "aws:username", strrchr(res, '/') + 1);
+}
+
+static int custom_read(kms_request *rq, json_t *req, sim_custom *c)
+{
+    json_t *list = json_object_get(req, "PolicyInputList");
+    json_t *boundaries = json_object_get(req, "PermissionsBoundaryPolicyInputList");
+    json_t *rp = json_object_get(req, "ResourcePolicy");
+    const char *owner = NULL;
+    const char *caller = NULL;
+    char label[64];
+    size_t i;
+    json_t *v;
+
+    KMS_ENSURE(json_is_array(list), KMS_ERR_VALIDATION,
+               "PolicyInputList is required: a list of policy documents");
+    KMS_ENSURE(json_array_size(list) <= CUSTOM_MAX_POLICIES, KMS_ERR_INVALID_INPUT,
+               "PolicyInputList: at most %d documents", CUSTOM_MAX_POLICIES);
+    KMS_ENSURE(
+        boundaries == NULL || (json_is_array(boundaries) && json_array_size(boundaries) <= 1),
+        KMS_ERR_INVALID_INPUT, "PermissionsBoundaryPolicyInputList: a list of one policy document");
+    KMS_GUARD(kms_request_string(req, "ResourceOwner", false, 1, 2048, &owner));
+    KMS_GUARD(kms_request_string(req, "CallerArn", false, 1, 2048, &caller));
+    KMS_ENSURE(rp == NULL || caller != NULL, KMS_ERR_INVALID_INPUT,
+               "CallerArn is required with ResourcePolicy: the resource policy's Principal is "
+               "matched against it");
+    KMS_ENSURE(owner == NULL || (kms_policy_arn_account(owner, c->owner) == 0 && c->owner[0]),
+               KMS_ERR_INVALID_INPUT,
+               "ResourceOwner must be an account's ARN "
+               "(arn:aws:iam::ACCOUNT:root): %s",
+               owner);
+    c->ctx = kms_policy_ctx_new();
+    KMS_ENSURE(c->ctx != NULL, KMS_ERR_INTERNAL, "out of memory");
+    KMS_GUARD(add_context_entries(c->ctx, json_object_get(req, "ContextEntries")));
+    KMS_GUARD(custom_caller(rq, c, caller));
+    json_array_foreach(list, i, v)
+    {
+        snprintf(label, sizeof label, "PolicyInputList.%zu", i + 1);
+        KMS_GUARD(custom_compile(c, v, label, KMS_POLICY_IDENTITY, NULL, &c->identity[i]));
+        c->identity_count++;
+    }
+    if (json_array_size(boundaries) > 0) {
+        KMS_GUARD(custom_compile(c, json_array_get(boundaries, 0),
+                                 "PermissionsBoundaryPolicyInputList.1", KMS_POLICY_IDENTITY, NULL,
+                                 &c->boundary));
+    }
+    if (rp != NULL) {
+        KMS_GUARD(custom_compile(c, rp, "ResourcePolicy", KMS_POLICY_RESOURCE, "resource",
+                                 &c->resource_policy));
+    }
+    return 0;
+}
+
+static int custom_one(sim_custom *c, const char *action, const char *resource, bool resources_given,
+                      json_t *results)
+{
+    char account[13] = "";
+    kms_eval_input in;
+    kms_eval_result res;
+    KMS_ENSURE(strcmp(resource, "*") == 0 || kms_policy_arn_account(resource, account) == 0,
+               KMS_ERR_INVALID_INPUT, "ResourceArns: '%s' is neither an ARN nor \"*\"", resource);
+    memset(&in, 0, sizeof in);
+    in.principal_arn = c->principal_arn;
+    in.role_arn = c->role_arn[0] != '\0' ? c->role_arn : NULL;
+    in.principal_account = c->account;
+    in.action = action;
+    in.resource = resource;
+    in.resource_account = account[0] != '\0' ? account : c->owner[0] != '\0' ? c->owner : NULL;
+    in.ctx = c->ctx;
+    in.identity.items = (const kms_policy *const *)c->identity;
+    in.identity.count = c->identity_count;
+    in.boundary = c->boundary;
+    in.resource_policy = c->resource_policy;
+    kms_policy_evaluate(&in, &res);
+    json_t *o = kms_sim_result_json(&in, &res, c->sources, c->nsources, resources_given);
+    KMS_ENSURE(o != NULL && json_array_append_new(results, o) == 0, KMS_ERR_INTERNAL,
+               "out of memory");
+    return 0;
+}
+
+static int simulate_custom_iam(kms_request *rq, json_t *req, json_t **resp)
+{
+    json_t *actions = NULL, *resources = NULL, *results = NULL;
+    sim_custom *c = calloc(1, sizeof *c);
+    size_t i, j;
+    json_t *a, *res;
+    int r = -1;
+
+    KMS_ENSURE(c != NULL, KMS_ERR_INTERNAL, "out of memory");
+    if (req_nonempty_strings(req, "ActionNames", true, &actions) != 0 ||
+        req_nonempty_strings(req, "ResourceArns", false, &resources) != 0 ||
+        custom_read(rq, req, c) != 0) {
+        goto out;
+    }
+    if ((results = json_array()) == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    json_array_foreach(actions, i, a)
+    {
+        if (resources == NULL && custom_one(c, json_string_value(a), "*", false, results) != 0) {
+            goto out;
+        }
+        json_array_foreach(resources, j, res)
+        {
+            if (custom_one(c, json_string_value(a), json_string_value(res), true, results) != 0) {
+                goto out;
+            }
+        }
+    }
+    *resp = json_pack("{s:o, s:b}", "EvaluationResults", results, "IsTruncated", 0);
+    results = NULL;
+    if (*resp == NULL) {
+        kms_raise(KMS_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    json_decref(results);
+    sim_custom_clean_up(c);
+    free(c);
+    return r;
+}
+
 const kms_op kms_ops_simulate_table[] = {
     {"iam:SimulateCustomPolicy", simulate_custom,
-     M("principal", "action", "resource", "resourceAccount", "context", "identityPolicies",
-       "resourcePolicy", "permissionsBoundary", "sessionPolicy", "serviceControlPolicies",
-       "keyPolicy")},
+     M("PolicyInputList", "PermissionsBoundaryPolicyInputList", "ActionNames", "ResourceArns",
+       "ResourcePolicy", "ResourceOwner", "CallerArn", "ContextEntries", "ResourceHandlingOption",
+       "MaxItems", "Marker", "principal", "action", "resource", "resourceAccount", "context",
+       "identityPolicies", "resourcePolicy", "permissionsBoundary", "sessionPolicy",
+       "serviceControlPolicies", "keyPolicy")},
     {"iam:SimulatePrincipalPolicy", simulate_principal,
-     M("PolicySourceArn", "ActionNames", "ResourceArns", "ContextEntries")},
+     M("PolicySourceArn", "ActionNames", "ResourceArns", "ContextEntries", "MaxItems", "Marker")},
 };
 
 const size_t kms_ops_simulate_table_count =

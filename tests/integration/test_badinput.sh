@@ -143,7 +143,7 @@ usage_unchanged "required" kms describe-key
 usage_unchanged "--key-id" kms describe-key --key-id
 usage_unchanged "--limit" kms list-keys --limit ten
 usage_unchanged "--number-of-bytes" kms generate-random --number-of-bytes 99999999999999999999
-usage_unchanged "--output" kms --output yaml list-keys
+usage_unchanged "--output" kms --output xml list-keys
 usage_unchanged "--encryption-context" kms kms-encrypt --key-id "$SYM" --plaintext "fileb://$W/pt" \
     --encryption-context novalue
 usage_unchanged "--encryption-context" kms kms-encrypt --key-id "$SYM" --plaintext "fileb://$W/pt" \

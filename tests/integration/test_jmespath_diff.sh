@@ -223,8 +223,10 @@ for i in 1 2 3; do kms create-key --description "key $i" >/dev/null; done
 IDS=$(kms list-keys | "$PY" -c 'import json,sys; print("\t".join(k["KeyId"] for k in json.load(sys.stdin)["Keys"]))')
 assert_eq "$(kms list-keys --page-size 1 --query 'length(Keys)')" 3 \
     "--query runs after pagination merged every page (pages of 1)"
-assert_eq "$(kms list-keys --page-size 2 --query 'Keys[].KeyId' --output text)" "$IDS" \
+assert_eq "$(kms list-keys --query 'Keys[].KeyId' --output text)" "$IDS" \
     "a projection in --output text: the ids on one tab-separated line, as aws prints a list"
+assert_eq "$(kms list-keys --page-size 2 --query 'Keys[].KeyId' --output text | wc -l)" 2 \
+    "with --output text the query runs on each page, as aws's TextFormatter: a line per page"
 FIRST=$(cut -f1 <<<"$IDS")
 assert_eq "$(kms list-keys --query "Keys[?KeyId=='$FIRST'].KeyArn | [0]" --output text)" \
     "$(kms describe-key --key-id "$FIRST" --query KeyMetadata.Arn --output text)" \

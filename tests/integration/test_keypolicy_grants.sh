@@ -419,7 +419,7 @@ as_session "$TMP/hop.json" assume-role --role-arn "arn:aws:iam::$ACCOUNT:role/Ch
     --role-session-name c1 >/dev/null && ok "a Hop session assumes Chain, which trusts Hop"
 kms delete-role-policy --role-name Hop --policy-name chain >/dev/null
 kms delete-role --role-name Hop >/dev/null && ok "Hop deleted"
-trust=$(kms get-role --role-name Chain --output text --query Role.AssumeRolePolicyDocument)
+trust=$(kms get-role --role-name Chain --output json --query Role.AssumeRolePolicyDocument)
 assert_contains "$trust" "\"$HOP_ID\"" "Chain's trust policy names the old Hop's unique id"
 kms create-role --role-name Hop --assume-role-policy-document "file://$TMP/hop-trust.json" >/dev/null
 kms put-role-policy --role-name Hop --policy-name chain --policy-document \

@@ -16,7 +16,7 @@
     "12345678-1234-1234-1234-123456789012"
 #define CA_ARN "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/" \
     "11223344-1234-1122-2233-112233445566"
-#define O_TAGS(flags, text) {"tags", OPT_JSON, flags, text}
+#define O_TAGS(flags, text) {"tags", OPT_STRUCTS, flags, text}
 
 static const struct opt_spec request_opts[] = {
     {"domain-name", OPT_STRING, OPT_REQUIRED,
@@ -30,7 +30,7 @@ static const struct opt_spec request_opts[] = {
      "Export=ENABLED: an exportable key, sealed under alias/aws/acm (export-certificate); "
      "default: the key is made in the HSM and never leaves it (KeyStorage=HSM)"},
     {"idempotency-token", OPT_STRING, 0, "accepted, as aws does"},
-    O_TAGS(0, "[{\"Key\": K, \"Value\": V}, ...]: JSON or file://PATH"),
+    O_TAGS(0, "Key=K,Value=V Key=K2,Value=V2 (or JSON [{\"Key\": K, \"Value\": V}])"),
     O_END,
 };
 static const struct opt_spec cert_opts[] = {O_CERT_ARN, O_END};
@@ -56,12 +56,12 @@ static const struct opt_spec import_opts[] = {
     {"private-key", OPT_BLOB, OPT_REQUIRED,
      "its unencrypted private key, PEM or DER: fileb://PATH"},
     {"certificate-chain", OPT_BLOB, 0, "the certificates above it, PEM: fileb://PATH"},
-    O_TAGS(0, "[{\"Key\": K, \"Value\": V}, ...] (not on a reimport)"),
+    O_TAGS(0, "Key=K,Value=V Key=K2,Value=V2 (not on a reimport)"),
     O_END,
 };
 static const struct opt_spec tags_opts[] = {
     O_CERT_ARN,
-    O_TAGS(OPT_REQUIRED, "[{\"Key\": K, \"Value\": V}, ...]: JSON or file://PATH"),
+    O_TAGS(OPT_REQUIRED, "Key=K,Value=V Key=K2,Value=V2 (or JSON [{\"Key\": K, \"Value\": V}])"),
     O_END,
 };
 

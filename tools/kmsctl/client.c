@@ -86,12 +86,20 @@ kms_client *kmsctl_client_open(const struct globals *g)
     if (g->home != NULL) {
         snprintf(file, sizeof file, "%s/credentials", g->home);
     }
+    /* The SigV4 region: AWS_REGION, AWS_DEFAULT_REGION (the library reads them), else the
+     * profile's region (kmsctl configure set region), else the server's. */
+    char *region = env_value("AWS_REGION") == NULL && env_value("AWS_DEFAULT_REGION") == NULL
+                       ? kmsctl_profile_setting(g, "region")
+                       : NULL;
     kms_remote_options ropts = {
         .endpoint_url = g->endpoint_url,
         .ca_bundle = g->ca_bundle,
         .profile = g->profile,
         .credentials_file = file[0] != '\0' ? file : NULL,
         .user_agent = KMSCTL_USER_AGENT,
+        .region = region,
     };
-    return kms_client_open_remote(&ropts);
+    kms_client *client = kms_client_open_remote(&ropts);
+    kmsctl_free_secret_string(region);
+    return client;
 }

@@ -912,13 +912,8 @@ const struct command kmsctl_commands[] = {
 };
 
 const struct command *const kmsctl_command_tables[KMSCTL_COMMAND_TABLES + 1] = {
-    kmsctl_commands,
-    kmsctl_iam_commands,
-    kmsctl_audit_commands,
-    kmsctl_advisor_commands,
-    kmsctl_pki_commands,
-    kmsctl_acm_commands,
-    NULL};
+    kmsctl_commands,     kmsctl_iam_commands, kmsctl_audit_commands,     kmsctl_advisor_commands,
+    kmsctl_pki_commands, kmsctl_acm_commands, kmsctl_configure_commands, NULL};
 
 const struct command *kmsctl_command_find(const char *name)
 {

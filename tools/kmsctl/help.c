@@ -60,7 +60,8 @@ void kmsctl_print_usage(FILE *f)
 {
     fprintf(f,
             "usage: kmsctl [--home DIR | --endpoint-url URL [--ca-bundle FILE]] [--profile NAME]\n"
-            "              [--output json|text] [--query EXPR] COMMAND [OPTIONS]\n");
+            "              [--output json|text|table|yaml|yaml-stream] [--query EXPR]\n"
+            "              COMMAND [OPTIONS]\n");
 }
 
 void kmsctl_print_global_help(FILE *f)
@@ -77,13 +78,19 @@ void kmsctl_print_global_help(FILE *f)
                "  --ca-bundle FILE    the CA certificates (PEM) to trust for the server, e.g. the\n"
                "                      kmsd-ca.pem kmsd writes to its home (default:\n"
                "                      $KMS_CA_BUNDLE, else $AWS_CA_BUNDLE, else the system's)\n"
-               "  --output json|text  json (default): the AWS response, indented; text: values\n"
-               "                      only, tab-separated, as aws --output text prints them\n"
+               "  --output FORMAT     as the aws CLI prints it: json (default), the AWS response\n"
+               "                      indented; text, values tab-separated, one line per item\n"
+               "                      under upper-cased group names (each page of a listing\n"
+               "                      apart); table, boxed; yaml; yaml-stream, a list per page.\n"
+               "                      Default: $AWS_DEFAULT_OUTPUT, else the profile's output\n"
+               "                      (kmsctl configure set output text)\n"
+               "                      e.g. kmsctl list-keys --output text | cut -f3\n"
+               "  --color on|off|auto the table's colours (auto: on a terminal)\n"
                "  --query EXPR        a JMESPath expression (jmespath.org, the whole grammar\n"
-               "                      and its 26 functions) applied to the whole response\n"
-               "                      once every page is fetched, as aws does; checked before\n"
-               "                      anything runs: KeyMetadata.KeyId, Keys[].KeyId,\n"
-               "                      Keys[?KeyId=='x'] | [0], sort_by(Keys, &KeyId)[-1]\n"
+               "                      and its 26 functions) applied as aws does: to the whole\n"
+               "                      response once every page is fetched (with --output text,\n"
+               "                      to each page); checked before anything runs:\n"
+               "                      KeyMetadata.KeyId, Keys[].KeyId, Keys[?KeyId=='x'] | [0]\n"
                "  --help              this text\n"
                "  --version           the version of kmsctl\n"
                "\nCommands:\n\n");
@@ -93,7 +100,8 @@ void kmsctl_print_global_help(FILE *f)
                                            "The audit trail (aws cloudtrail)",
                                            "The home's security posture (as AWS Trusted Advisor)",
                                            "Private certificate authorities (aws acm-pca)",
-                                           "Managed certificates (aws acm)"};
+                                           "Managed certificates (aws acm)",
+                                           "Profiles (aws configure)"};
     _Static_assert(sizeof headings / sizeof headings[0] == KMSCTL_COMMAND_TABLES,
                    "one heading per command table");
     for (size_t t = 0; kmsctl_command_tables[t] != NULL && t < sizeof headings / sizeof headings[0];
@@ -150,6 +158,8 @@ static const char *placeholder(const struct opt_spec *o)
         return " <file>";
     case OPT_JSON:
         return " <json>";
+    case OPT_STRUCTS:
+        return " <structure> [<structure> ...]";
     default:
         return " <value>";
     }
@@ -162,6 +172,8 @@ static void format_synopsis(const struct opt_spec *o, char *out, size_t size)
 
     if (o->flags & OPT_NO_FORM) {
         snprintf(out, size, "%s--%s | --no-%s%s", req ? "" : "[", o->name, o->name, req ? "" : "]");
+    } else if (o->flags & OPT_POSITIONAL) {
+        snprintf(out, size, "%s<%s>%s", req ? "" : "[", o->name, req ? "" : "]");
     } else {
         snprintf(out, size, "%s--%s%s%s", req ? "" : "[", o->name, placeholder(o), req ? "" : "]");
     }
@@ -220,13 +232,13 @@ static void print_synopsis(FILE *f, const struct command *cmd)
 /* Explains the value syntaxes the command's options use. */
 static void print_value_notes(FILE *f, const struct command *cmd)
 {
-    bool seen[OPT_JSON + 1] = {false};
+    bool seen[OPT_STRUCTS + 1] = {false};
 
     for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
         seen[o->kind] = true;
     }
     if (!seen[OPT_BLOB] && !seen[OPT_MAP] && !seen[OPT_LIST] && !seen[OPT_STRING] &&
-        !seen[OPT_PATH] && !seen[OPT_JSON]) {
+        !seen[OPT_PATH] && !seen[OPT_JSON] && !seen[OPT_STRUCTS]) {
         return;
     }
     fprintf(f, "\nValues:\n");
@@ -252,6 +264,12 @@ static void print_value_notes(FILE *f, const struct command *cmd)
         fprintf(
             f, "  <json>   a JSON value as AWS's API reference shapes it, file://PATH, or the aws\n"
                "           CLI's shorthand: Key=value,Nested={k=v},List=[a,b] (quote it)\n");
+    }
+    if (seen[OPT_STRUCTS]) {
+        fprintf(f, "  <structure> [<structure> ...]  one or more structures in the aws CLI's\n"
+                   "           shorthand (Key=a,Value=b Key=c,Value=d; quote values with commas:\n"
+                   "           Name='a,b'), each also JSON '{...}', or one JSON list '[{...}]';\n"
+                   "           file://PATH\n");
     }
     if (seen[OPT_PATH]) {
         fprintf(f, "  <file>   a file name, as is; for input and output files - is stdin/stdout\n");
@@ -281,6 +299,8 @@ void kmsctl_print_command_help(FILE *f, const struct command *cmd)
         }
         if (o->flags & OPT_NO_FORM) {
             snprintf(item, sizeof item, "--%s | --no-%s", o->name, o->name);
+        } else if (o->flags & OPT_POSITIONAL) {
+            snprintf(item, sizeof item, "<%s> (or --%s%s)", o->name, o->name, placeholder(o));
         } else {
             snprintf(item, sizeof item, "%s--%s%s", alias, o->name, placeholder(o));
         }

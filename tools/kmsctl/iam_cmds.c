@@ -27,79 +27,50 @@ static const struct {
     {"VirtualMfaDeviceName", "VirtualMFADeviceName"},
 };
 
-/* One --tags value: aws's shorthand Key=K,Value=V, or a JSON object {"Key": K, "Value": V}. */
-static json_t *parse_tag(const struct command *cmd, const char *text)
-{
-    json_t *tag = NULL;
-    if (text[0] == '{') {
-        tag = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    } else {
-        char *copy = strdup(text);
-        char *rest = copy;
-        char *item = NULL;
-        tag = json_object();
-        while (copy != NULL && tag != NULL && (item = strsep(&rest, ",")) != NULL) {
-            char *eq = strchr(item, '=');
-            if (eq == NULL) {
-                json_decref(tag);
-                tag = NULL;
-                break;
-            }
-            *eq = '\0';
-            json_object_set_new(tag, item, json_string(eq + 1));
-        }
-        free(copy);
-    }
-    if (!json_is_string(json_object_get(tag, "Key")) ||
-        !json_is_string(json_object_get(tag, "Value")) || json_object_size(tag) != 2) {
-        json_decref(tag);
-        kmsctl_usage_error(cmd,
-                           "argument --tags: expected Key=KEY,Value=VALUE or "
-                           "{\"Key\": KEY, \"Value\": VALUE}, got '%s'",
-                           text);
-        return NULL;
-    }
-    return tag;
-}
-
+/* --tags (OPT_STRUCTS: Key=K,Value=V ... or JSON): each tag exactly {"Key", "Value"}. */
 static int fix_tags(const struct command *cmd, json_t *request)
 {
     json_t *list = json_object_get(request, "Tags");
-    json_t *tags = NULL;
     size_t i;
-    json_t *v;
-    if (!json_is_array(list)) {
-        return KMSCTL_EXIT_OK;
-    }
-    tags = json_array();
-    json_array_foreach(list, i, v)
+    json_t *tag;
+    json_array_foreach(list, i, tag)
     {
-        json_t *tag = parse_tag(cmd, json_string_value(v));
-        if (tag == NULL) {
-            json_decref(tags);
-            return KMSCTL_EXIT_USAGE;
+        if (!json_is_string(json_object_get(tag, "Key")) ||
+            !json_is_string(json_object_get(tag, "Value")) || json_object_size(tag) != 2) {
+            char *text = json_dumps(tag, JSON_COMPACT);
+            int r = kmsctl_usage_error(cmd,
+                                       "argument --tags: expected Key=KEY,Value=VALUE or "
+                                       "{\"Key\": KEY, \"Value\": VALUE}, got %s",
+                                       text != NULL ? text : "another value");
+            free(text);
+            return r;
         }
-        json_array_append_new(tags, tag);
     }
-    json_object_set_new(request, "Tags", tags);
     return KMSCTL_EXIT_OK;
 }
 
-/* --context-entries: one entry object or a list of them. */
+/* --context-entries (OPT_STRUCTS): ContextKeyName=K,ContextKeyValues=V,ContextKeyType=string
+ * or JSON; one value given as text is a list of one, as the aws CLI reads the model's list. */
 static int fix_context_entries(const struct command *cmd, json_t *request)
 {
-    json_t *v = json_object_get(request, "ContextEntries");
-    if (v == NULL || json_is_array(v)) {
-        return KMSCTL_EXIT_OK;
+    json_t *list = json_object_get(request, "ContextEntries");
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        json_t *values = json_object_get(e, "ContextKeyValues");
+        if (!json_is_string(json_object_get(e, "ContextKeyName"))) {
+            return kmsctl_usage_error(cmd,
+                                      "argument --context-entries: entry %zu has no "
+                                      "ContextKeyName (ContextKeyName=K,ContextKeyValues=V,"
+                                      "ContextKeyType=string)",
+                                      i + 1);
+        }
+        if (json_is_string(values) &&
+            json_object_set_new(e, "ContextKeyValues", json_pack("[O]", values)) != 0) {
+            return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+        }
     }
-    if (!json_is_object(v)) {
-        return kmsctl_usage_error(cmd, "argument --context-entries: expected a JSON list of "
-                                       "{\"ContextKeyName\", \"ContextKeyValues\", "
-                                       "\"ContextKeyType\"}");
-    }
-    json_t *list = json_array();
-    json_array_append(list, v);
-    json_object_set_new(request, "ContextEntries", list);
     return KMSCTL_EXIT_OK;
 }
 
@@ -123,7 +94,36 @@ static int run_iam(const struct command *cmd, const struct globals *g, json_t *r
     return r != KMSCTL_EXIT_OK ? r : kmsctl_run_operation(cmd, g, request);
 }
 
-/* simulate-custom-policy --input FILE|-: the file's JSON object is the request body. */
+/* --policy-input-list and --permissions-boundary-policy-input-list: an item file://PATH is the
+ * document the file holds (the aws CLI reads file:// for a list of one). */
+static int read_documents(const struct command *cmd, json_t *request, const char *member,
+                          const char *opt)
+{
+    json_t *list = json_object_get(request, member);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *item = json_string_value(v);
+        unsigned char *text = NULL;
+        size_t len = 0;
+        if (strncmp(item, "file://", 7) != 0) {
+            continue;
+        }
+        if (kmsctl_read_file(cmd, opt, item + 7, &text, &len) != 0) {
+            return KMSCTL_EXIT_USAGE;
+        }
+        json_t *doc = json_stringn((const char *)text, len);
+        free(text);
+        if (doc == NULL || json_array_set_new(list, i, doc) != 0) {
+            return kmsctl_usage_error(cmd, "argument --%s: %s is not UTF-8 text", opt, item + 7);
+        }
+    }
+    return KMSCTL_EXIT_OK;
+}
+
+/* simulate-custom-policy: IAM's options, or --input FILE|- (the file's JSON object is the
+ * request body, kms_policy_simulate's extension shape). */
 static int run_simulate_custom(const struct command *cmd, const struct globals *g, json_t *request)
 {
     const char *path = json_string_value(json_object_get(request, "Input"));
@@ -131,6 +131,26 @@ static int run_simulate_custom(const struct command *cmd, const struct globals *
     size_t len = 0;
     json_error_t err;
     int r;
+    if (path == NULL) {
+        if (json_object_get(request, "PolicyInputList") == NULL ||
+            json_object_get(request, "ActionNames") == NULL) {
+            return kmsctl_usage_error(cmd, "the following arguments are required: "
+                                           "--policy-input-list, --action-names (or --input FILE)");
+        }
+        json_object_del(request, "ResourceHandlingOption");
+        r = read_documents(cmd, request, "PolicyInputList", "policy-input-list");
+        if (r == KMSCTL_EXIT_OK) {
+            r = read_documents(cmd, request, "PermissionsBoundaryPolicyInputList",
+                               "permissions-boundary-policy-input-list");
+        }
+        if (r == KMSCTL_EXIT_OK) {
+            r = fix_context_entries(cmd, request);
+        }
+        return r != KMSCTL_EXIT_OK ? r : kmsctl_run_operation(cmd, g, request);
+    }
+    if (json_object_size(request) > 1) {
+        return kmsctl_usage_error(cmd, "--input holds the whole simulation: give it alone");
+    }
     if (strncmp(path, "file://", 7) == 0) {
         path += 7;
     }
@@ -230,7 +250,7 @@ static int run_create_virtual_mfa(const struct command *cmd, const struct global
     r = write_seed(cmd, path, seed);
     if (r == KMSCTL_EXIT_OK) {
         json_object_del(dev, "Base32StringSeed");
-        kmsctl_iso_dates(resp);
+        kmsctl_response_shape(g, resp);
         r = kmsctl_print_value(g, resp);
     }
 out:
@@ -271,7 +291,7 @@ out:
     {"permissions-boundary", OPT_STRING, 0,                                                        \
      "ARN of a managed policy that caps the permissions (permissions boundary)"}
 #define O_TAGS                                                                                     \
-    {"tags", OPT_LIST, 0, "tags: Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"}
+    {"tags", OPT_STRUCTS, 0, "tags: Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"}
 #define O_ACCESS_KEY_ID {"access-key-id", OPT_STRING, OPT_REQUIRED, "the access key id (AKIA...)"}
 #define O_SERIAL {"serial-number", OPT_STRING, OPT_REQUIRED, "the MFA device's serial number (ARN)"}
 #define O_MFA_CODE                                                                                 \
@@ -384,13 +404,13 @@ static const struct opt_spec put_role_boundary_opts[] = {
 
 static const struct opt_spec tag_user_opts[] = {
     O_USER,
-    {"tags", OPT_LIST, OPT_REQUIRED, "Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"},
+    {"tags", OPT_STRUCTS, OPT_REQUIRED, "Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"},
     O_END};
 static const struct opt_spec untag_user_opts[] = {
     O_USER, {"tag-keys", OPT_LIST, OPT_REQUIRED, "the keys of the tags to remove"}, O_END};
 static const struct opt_spec tag_role_opts[] = {
     O_ROLE,
-    {"tags", OPT_LIST, OPT_REQUIRED, "Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"},
+    {"tags", OPT_STRUCTS, OPT_REQUIRED, "Key=K,Value=V Key=K2,Value=V2 (or JSON objects)"},
     O_END};
 static const struct opt_spec untag_role_opts[] = {
     O_ROLE, {"tag-keys", OPT_LIST, OPT_REQUIRED, "the keys of the tags to remove"}, O_END};
@@ -455,18 +475,38 @@ static const struct opt_spec list_virtual_mfa_opts[] = {
     {"assignment-status", OPT_STRING, 0, "Assigned, Unassigned or Any (default)"}, O_END};
 static const struct opt_spec serial_opts[] = {O_SERIAL, O_END};
 
+#define O_CONTEXT_ENTRIES                                                                          \
+    {                                                                                              \
+        "context-entries", OPT_STRUCTS, 0,                                                         \
+            "condition keys: ContextKeyName=K,ContextKeyValues=V,ContextKeyType=string ... "       \
+            "(values: a "                                                                          \
+            "list [v1,v2]), or JSON [{\"ContextKeyName\": K, \"ContextKeyValues\": [V], "          \
+            "\"ContextKeyType\": \"string\"}]"                                                     \
+    }
 static const struct opt_spec simulate_custom_opts[] = {
-    {"input", OPT_PATH, OPT_REQUIRED,
-     "FILE holding the simulation's JSON object, or - for standard input"},
+    {"policy-input-list", OPT_LIST, 0,
+     "the identity policies: documents (JSON text), each also file://PATH"},
+    {"action-names", OPT_LIST, 0, "actions to simulate (kms:Decrypt iam:GetUser ...)"},
+    {"resource-arns", OPT_LIST, 0, "resources (default *)"},
+    {"permissions-boundary-policy-input-list", OPT_LIST, 0,
+     "a permissions boundary document (file://PATH too)"},
+    {"resource-policy", OPT_STRING, 0, "a resource policy document (file://PATH too)"},
+    {"resource-owner", OPT_STRING, 0,
+     "the account owning resources whose ARN names none: arn:aws:iam::ACCOUNT:root"},
+    {"caller-arn", OPT_STRING, 0,
+     "the IAM user simulated as the caller (required with --resource-policy)"},
+    O_CONTEXT_ENTRIES,
+    {"resource-handling-option", OPT_STRING, 0, "accepted as IAM takes it; not used"},
+    {"input", OPT_PATH, 0,
+     "instead of the options above (kmsctl's extension): FILE holding a simulation's JSON "
+     "object (principal, action, resource, identityPolicies, ...), or - for standard input"},
     O_END};
 static const struct opt_spec simulate_principal_opts[] = {
     {"policy-source-arn", OPT_STRING, OPT_REQUIRED, "ARN of a user or role of this account"},
     {"action-names", OPT_LIST, OPT_REQUIRED, "actions to simulate (kms:Decrypt iam:GetUser ...)"},
     {"resource-arns", OPT_LIST, 0,
      "resources (default *); a KMS key ARN of this home brings in its key policy"},
-    {"context-entries", OPT_JSON, 0,
-     "condition keys: JSON [{\"ContextKeyName\": K, \"ContextKeyValues\": [V], "
-     "\"ContextKeyType\": \"string\"}]"},
+    O_CONTEXT_ENTRIES,
     O_END};
 
 static const struct opt_spec assume_role_opts[] = {
@@ -880,24 +920,37 @@ const struct command kmsctl_iam_commands[] = {
 
     /* Simulation */
     {"simulate-custom-policy", "iam:SimulateCustomPolicy", run_simulate_custom,
-     simulate_custom_opts, "Evaluate policies you give against a request",
-     "Runs AWS's policy evaluation on the policies and request in a JSON file (or standard\n"
-     "input) and prints the decision with the statements that made it. The object's members:\n"
-     "principal, action, resource, resourceAccount, context, identityPolicies,\n"
+     simulate_custom_opts, "Evaluate policies you give against actions and resources",
+     "As `aws iam simulate-custom-policy`: evaluates the identity policies of\n"
+     "--policy-input-list (with a permissions boundary and a resource policy if given) for\n"
+     "each action on each resource, as --caller-arn, and prints IAM's EvaluationResults:\n"
+     "EvalActionName, EvalResourceName, EvalDecision (allowed, implicitDeny, explicitDeny),\n"
+     "MatchedStatements (SourcePolicyId PolicyInputList.N, StartPosition, EndPosition),\n"
+     "MissingContextValues (condition keys the policies use and --context-entries lacks),\n"
+     "EvalDecisionDetails, PermissionsBoundaryDecisionDetail and, for --resource-arns,\n"
+     "ResourceSpecificResults. Nothing is read from or written to the home's IAM data.\n"
+     "kmsctl's extension: --input FILE (or -) holds one simulation as a JSON object with the\n"
+     "members principal, action, resource, resourceAccount, context, identityPolicies,\n"
      "resourcePolicy, permissionsBoundary, sessionPolicy, serviceControlPolicies (a list per\n"
-     "level, root first) and keyPolicy (true: resourcePolicy is a KMS key policy). Nothing is\n"
-     "read from or written to the home's IAM data.",
-     "kmsctl simulate-custom-policy --input request.json\n"
-     "echo '{\"principal\": \"arn:aws:iam::" ACCT ":user/alice\", \"action\": \"kms:Decrypt\",\n"
-     "  \"resource\": \"*\", \"identityPolicies\": [{\"Version\": \"2012-10-17\", \"Statement\":\n"
-     "  [{\"Effect\": \"Allow\", \"Action\": \"kms:*\", \"Resource\": \"*\"}]}]}' |\n"
-     "    kmsctl simulate-custom-policy --input -"},
+     "level, root first) and keyPolicy (true: resourcePolicy is a KMS key policy); it prints\n"
+     "that one result.",
+     "kmsctl simulate-custom-policy --policy-input-list file://policy.json \\\n"
+     "    --action-names kms:Decrypt kms:Encrypt \\\n"
+     "    --context-entries ContextKeyName=aws:CurrentTime,ContextKeyValues=2026-01-01T00:00:00Z,"
+     "ContextKeyType=date\n"
+     "kmsctl simulate-custom-policy --policy-input-list file://a.json file://b.json \\\n"
+     "    --action-names s3:GetObject --resource-arns arn:aws:s3:::bucket/key \\\n"
+     "    --resource-policy file://bucket-policy.json \\\n"
+     "    --caller-arn arn:aws:iam::" ACCT ":user/alice\n"
+     "kmsctl simulate-custom-policy --input request.json"},
     {"simulate-principal-policy", "iam:SimulatePrincipalPolicy", run_iam,
      simulate_principal_opts, "Evaluate a user's or role's policies against actions",
      "Evaluates the stored policies of a user or role of this account (identity policies,\n"
      "permissions boundary, SCPs, and the key policy of this home's KMS keys given as\n"
-     "resources) for each action and resource, and prints EvaluationResults with the\n"
-     "decisive statements.",
+     "resources) for each action and resource, and prints IAM's EvaluationResults with the\n"
+     "decisive statements (SourcePolicyId, SourcePolicyType, StartPosition, EndPosition) and\n"
+     "MissingContextValues. --context-entries gives condition keys:\n"
+     "ContextKeyName=aws:SourceIp,ContextKeyValues=10.0.0.1,ContextKeyType=ip ...",
      "kmsctl simulate-principal-policy \\\n"
      "    --policy-source-arn arn:aws:iam::" ACCT ":user/alice \\\n"
      "    --action-names kms:Decrypt kms:Encrypt \\\n"

@@ -40,6 +40,11 @@ enum opt_kind {
     OPT_LIST,    /* string list: --name a b c, or JSON ["a","b"] */
     OPT_PATH,    /* a file name, taken as is (no file://) */
     OPT_JSON,    /* any JSON value (objects with nested members); file://PATH */
+    /* A list of structures, as the aws CLI takes one: several arguments, each a structure in
+     * shorthand (Key=a,Value=b) or JSON, or one JSON list of them; file://PATH. The members'
+     * scalars are text ("12" stays "12"): the lists kmsctl has (tags, context entries) hold
+     * strings. */
+    OPT_STRUCTS,
 };
 
 enum opt_flags {
@@ -47,6 +52,9 @@ enum opt_flags {
     OPT_NO_FORM = 1 << 1, /* a boolean that also has --no-NAME, as aws has for it */
     OPT_REPEAT = 1 << 2,  /* may be given more than once: lists append, maps merge */
     OPT_MAPS = 1 << 3,    /* an OPT_MAP that also takes a JSON list of such maps */
+    /* May also be given without its --name: bare arguments fill these options in order
+     * (`kmsctl configure set region eu-west-1`). */
+    OPT_POSITIONAL = 1 << 4,
 };
 
 /* A one-letter alias (-i for --in-file), kept in the second byte of the flags. */
@@ -62,9 +70,13 @@ struct opt_spec {
     const char *help;
 };
 
+/* --output, as the aws CLI has it (also AWS_DEFAULT_OUTPUT and the profile's "output"). */
 enum output_format {
     OUTPUT_JSON,
     OUTPUT_TEXT,
+    OUTPUT_TABLE,
+    OUTPUT_YAML,
+    OUTPUT_YAML_STREAM,
 };
 
 /* Global options, valid before or after the command name (as with aws). */
@@ -73,6 +85,12 @@ struct globals {
     const char *profile; /* NULL: library default */
     const char *query;   /* NULL: the whole response */
     enum output_format output;
+    bool output_given; /* --output was on the command line */
+    /* The table format's title: the AWS operation without its service ("DescribeKey"), else
+     * the command's name; set by main. */
+    const char *title;
+    const char *operation; /* the command's AWS operation ("iam:GetRole"), NULL if none */
+    const char *color;     /* --color on|off|auto (NULL: auto): the table's colours */
     /* A KMS server instead of a home (--endpoint-url, else KMS_ENDPOINT_URL) and the CAs to
      * trust for it (--ca-bundle, else KMS_CA_BUNDLE, else AWS_CA_BUNDLE); NULL: none given. */
     const char *endpoint_url;
@@ -105,9 +123,15 @@ extern const struct command kmsctl_advisor_commands[];
 extern const struct command kmsctl_pki_commands[];
 /* acm_cmds.c: `kmsctl acm NAME` (named "acm NAME" in the table). */
 extern const struct command kmsctl_acm_commands[];
+/* configure_cmd.c: `kmsctl configure [list | get | set]` (named "configure NAME"). */
+extern const struct command kmsctl_configure_commands[];
 extern const struct command *const kmsctl_command_tables[];
 /* How many tables kmsctl_command_tables lists (help.c has a heading for each). */
-#define KMSCTL_COMMAND_TABLES 6
+#define KMSCTL_COMMAND_TABLES 7
+/* configure_cmd.c: the value of key (region, output) in the profile kmsctl acts as, from the
+ * credentials file `kmsctl configure` writes; NULL if none (free with
+ * kmsctl_free_secret_string). */
+char *kmsctl_profile_setting(const struct globals *g, const char *key);
 const struct command *kmsctl_command_find(const char *name);
 /* signin.c: kmsctl sign-in (password, MFA code) -> a session profile. */
 int kmsctl_sign_in(const struct command *cmd, const struct globals *g, json_t *request);
@@ -152,6 +176,8 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
  * past its value), 0 if not a global option, KMSCTL_EXIT_USAGE on a bad value. */
 int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i,
                         struct globals *g);
+/* The format named (json, text, table, yaml, yaml-stream) into *out; -1 if none is. */
+int kmsctl_output_format(const char *name, enum output_format *out);
 /* "key-id" -> "KeyId" into out. */
 void kmsctl_member_name(const char *opt, char *out, size_t out_size);
 /* Reads a file given as "file://PATH" / "fileb://PATH" path part; ~/ expanded. At most
@@ -185,6 +211,10 @@ bool kmsctl_close_match(const char *typed, const char *candidate);
 /* The timestamps of a response (members AWS's models type so), given as epoch seconds, as the
  * aws CLI v2 prints them: ISO 8601 with an offset. */
 void kmsctl_iso_dates(json_t *v);
+/* A response as the aws CLI hands it to its formatter: kmsctl_iso_dates, and for IAM the policy
+ * documents (PolicyDocument, AssumeRolePolicyDocument, Document) as JSON objects, URL-decoded
+ * (botocore's json_decode_policies). */
+void kmsctl_response_shape(const struct globals *g, json_t *v);
 /* Prints a response body (JSON text) per --output/--query, its timestamps as ISO 8601; empty
  * bodies print nothing. */
 int kmsctl_print_response(const struct globals *g, const char *response);
@@ -192,6 +222,17 @@ int kmsctl_print_response(const struct globals *g, const char *response);
 int kmsctl_check_query(const char *query);
 /* Prints an already parsed value per --output/--query. */
 int kmsctl_print_value(const struct globals *g, json_t *value);
+/* The shortest digits of d that read back the same, as Python's repr(float). */
+void kmsctl_format_real(double d, char *out, size_t size);
+/* output_text.c: --output text (awscli/text.py). */
+void kmsctl_text_print(FILE *f, json_t *v);
+/* Python's str() of a scalar (True, False, None, repr of floats); malloc'd, NULL on no memory. */
+char *kmsctl_text_scalar(json_t *v);
+/* output_table.c: --output table (awscli/table.py), title the section title of the whole. */
+int kmsctl_table_print(FILE *f, const char *title, bool color, json_t *v);
+/* output_yaml.c: --output yaml (awscli's YAMLDumper: ruamel.yaml's safe dump, block style,
+ * sorted keys; a scalar as JSON). 0, or -1 when libyaml fails. */
+int kmsctl_yaml_print(FILE *f, json_t *v);
 /* Prints the library's last error as {"__type", "message"} on stderr; returns 254. */
 int kmsctl_service_error(void);
 /* Set by kmsctl_client_open: the identity came from AWS_ACCESS_KEY_ID or AWS_PROFILE. */

@@ -45,6 +45,7 @@ static const struct {
     const char *operation; /* the operations' "service:" */
 } groups[] = {{"acm-pca", false, NULL, NULL},
               {"acm", false, NULL, NULL},
+              {"configure", false, NULL, NULL},
               {"kms", true, "kms-", NULL},
               {"iam", true, NULL, "iam:"},
               {"sts", true, NULL, "sts:"},
@@ -66,7 +67,8 @@ static const struct command *find_command(int argc, char **argv, int *i, char na
 {
     snprintf(name, 128, "%s", argv[*i]);
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        if (strcmp(argv[*i], groups[g].name) != 0 || *i + 1 >= argc) {
+        /* `kmsctl configure --profile dev`: the group's own command, its options after it. */
+        if (strcmp(argv[*i], groups[g].name) != 0 || *i + 1 >= argc || argv[*i + 1][0] == '-') {
             continue;
         }
         (*i)++;
@@ -90,6 +92,26 @@ static const struct command *find_command(int argc, char **argv, int *i, char na
         return c;
     }
     return kmsctl_command_find(name);
+}
+
+/* Without --output: AWS_DEFAULT_OUTPUT, else the profile's output (kmsctl configure set output),
+ * as the aws CLI; a value kmsctl does not know is left for json. */
+static void default_output(struct globals *g)
+{
+    const char *env = getenv("AWS_DEFAULT_OUTPUT");
+    char *profile_output = NULL;
+
+    if (g->output_given) {
+        return;
+    }
+    if (env != NULL && kmsctl_output_format(env, &g->output) == 0) {
+        return;
+    }
+    profile_output = kmsctl_profile_setting(g, "output");
+    if (profile_output != NULL) {
+        (void)kmsctl_output_format(profile_output, &g->output);
+    }
+    kmsctl_free_secret_string(profile_output);
 }
 
 /* `kmsctl help [COMMAND]` */
@@ -165,6 +187,12 @@ int main(int argc, char **argv)
         return r < 0 ? KMSCTL_EXIT_OK : r;
     }
     kmsctl_globals_from_env(&g);
+    default_output(&g);
+    g.operation = cmd->operation;
+    g.title = cmd->operation != NULL ? cmd->operation : cmd->name;
+    if (strchr(g.title, ':') != NULL) {
+        g.title = strchr(g.title, ':') + 1;
+    }
     r = kmsctl_check_query(g.query);
     if (r == KMSCTL_EXIT_OK) {
         r = kmsctl_check_remote(cmd, &g);

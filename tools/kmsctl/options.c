@@ -512,6 +512,26 @@ static bool has_option(const struct command *cmd, const char *name)
     return false;
 }
 
+int kmsctl_output_format(const char *name, enum output_format *out)
+{
+    static const struct {
+        const char *name;
+        enum output_format format;
+    } formats[] = {{"json", OUTPUT_JSON},
+                   {"text", OUTPUT_TEXT},
+                   {"table", OUTPUT_TABLE},
+                   {"yaml", OUTPUT_YAML},
+                   {"yaml-stream", OUTPUT_YAML_STREAM}};
+
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        if (strcmp(name, formats[i].name) == 0) {
+            *out = formats[i].format;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i, struct globals *g)
 {
     char name[64];
@@ -529,24 +549,33 @@ int kmsctl_parse_global(const struct command *cmd, int argc, char **argv, int *i
         slot = &g->endpoint_url;
     } else if (strcmp(name, "ca-bundle") == 0) {
         slot = &g->ca_bundle;
+    } else if (strcmp(name, "color") == 0) {
+        slot = &g->color;
     } else if (strcmp(name, "output") != 0) {
         return 0;
     }
     if (take_value(cmd, name, inline_value, argc, argv, i, &value) != 0) {
         return KMSCTL_EXIT_USAGE;
     }
+    if (slot == &g->color && strcmp(value, "on") != 0 && strcmp(value, "off") != 0 &&
+        strcmp(value, "auto") != 0) {
+        return kmsctl_usage_error(cmd,
+                                  "argument --color: invalid choice '%s' (choose from on, "
+                                  "off, auto)",
+                                  value);
+    }
     if (slot != NULL) {
         *slot = value;
-    } else if (strcmp(value, "json") == 0) {
-        g->output = OUTPUT_JSON;
-    } else if (strcmp(value, "text") == 0) {
-        g->output = OUTPUT_TEXT;
+    } else if (kmsctl_output_format(value, &g->output) == 0) {
+        g->output_given = true;
     } else {
         /* encrypt/decrypt name their data files -o/--out-file: --output stays aws's format. */
         bool has_out_file = cmd != NULL && has_option(cmd, "out-file");
         return kmsctl_usage_error(
-            cmd, "argument --output: invalid choice '%s' (choose from json, text)%s", value,
-            has_out_file ? "; the output file is -o/--out-file" : "");
+            cmd,
+            "argument --output: invalid choice '%s' (choose from json, text, table, yaml, "
+            "yaml-stream)%s",
+            value, has_out_file ? "; the output file is -o/--out-file" : "");
     }
     return 1;
 }
@@ -593,12 +622,13 @@ static int print_skeleton(const struct command *cmd)
     char member[128];
     json_t *s = json_object();
     for (const struct opt_spec *o = cmd->opts; s != NULL && o->name != NULL; o++) {
-        json_t *v = o->kind == OPT_INTEGER ? json_integer(0)
-                    : o->kind == OPT_BOOL  ? json_true()
-                    : o->kind == OPT_MAP   ? json_pack("{s:s}", "KeyName", "")
-                    : o->kind == OPT_LIST  ? json_pack("[s]", "")
-                    : o->kind == OPT_JSON  ? json_object()
-                                           : json_string("");
+        json_t *v = o->kind == OPT_INTEGER   ? json_integer(0)
+                    : o->kind == OPT_BOOL    ? json_true()
+                    : o->kind == OPT_MAP     ? json_pack("{s:s}", "KeyName", "")
+                    : o->kind == OPT_LIST    ? json_pack("[s]", "")
+                    : o->kind == OPT_JSON    ? json_object()
+                    : o->kind == OPT_STRUCTS ? json_pack("[{}]")
+                                             : json_string("");
         kmsctl_member_name(o->name, member, sizeof member);
         if (json_object_set_new(s, member, v) != 0) {
             json_decref(s);
@@ -694,6 +724,96 @@ static bool names_json_file(const struct opt_spec *o, const char *value)
            !has_prefix(value, FILE_PREFIX) && stat(value, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Every scalar inside v as text (numbers and booleans of the shorthand become strings). */
+static int stringify(json_t *v)
+{
+    const char *key = NULL;
+    json_t *member = NULL;
+    size_t i;
+
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, member)
+        {
+            if (json_is_integer(member) || json_is_boolean(member) || json_is_real(member)) {
+                char *text = json_dumps(member, JSON_ENCODE_ANY);
+                if (text == NULL || json_object_set_new(v, key, json_string(text)) != 0) {
+                    free(text);
+                    return -1;
+                }
+                free(text);
+            } else if (stringify(member) != 0) {
+                return -1;
+            }
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, member)
+        {
+            if (json_is_integer(member) || json_is_boolean(member) || json_is_real(member)) {
+                char *text = json_dumps(member, JSON_ENCODE_ANY);
+                if (text == NULL || json_array_set_new(v, i, json_string(text)) != 0) {
+                    free(text);
+                    return -1;
+                }
+                free(text);
+            } else if (stringify(member) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* OPT_STRUCTS: the arguments up to the next option, each a structure (or a list of them). */
+static json_t *parse_structs(const struct command *cmd, const struct opt_spec *o, const char *first,
+                             int argc, char **argv, int *i)
+{
+    json_t *list = json_array();
+
+    if (first == NULL && (*i + 1 >= argc || is_option(cmd, argv[*i + 1]))) {
+        kmsctl_usage_error(cmd, "argument --%s: expected at least one structure", o->name);
+        goto fail;
+    }
+    if (first == NULL) {
+        first = argv[++*i];
+    }
+    for (const char *arg = first; arg != NULL;
+         arg = (*i + 1 < argc && !is_option(cmd, argv[*i + 1])) ? argv[++*i] : NULL) {
+        json_t *v = parse_json(cmd, o, arg);
+        size_t k;
+        json_t *item = NULL;
+        if (v == NULL) {
+            goto fail;
+        }
+        if (json_is_object(v) && json_array_append(list, v) == 0) {
+            json_decref(v);
+            continue;
+        }
+        json_array_foreach(v, k, item)
+        {
+            if (!json_is_object(item)) {
+                break;
+            }
+        }
+        if (!json_is_array(v) || k < json_array_size(v) || json_array_extend(list, v) != 0) {
+            json_decref(v);
+            kmsctl_usage_error(cmd,
+                               "argument --%s: '%s' is not a structure (Name=value,Name2=value) "
+                               "nor a JSON list of objects",
+                               o->name, arg);
+            goto fail;
+        }
+        json_decref(v);
+    }
+    if (stringify(list) != 0) {
+        kmsctl_usage_error(cmd, "out of memory");
+        goto fail;
+    }
+    return list;
+fail:
+    json_decref(list);
+    return NULL;
+}
+
 static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, bool negated,
                            const char *inline_value, int argc, char **argv, int *i)
 {
@@ -709,6 +829,9 @@ static json_t *parse_value(const struct command *cmd, const struct opt_spec *o, 
     }
     if (o->kind == OPT_LIST) {
         return parse_list(cmd, o, inline_value, argc, argv, i);
+    }
+    if (o->kind == OPT_STRUCTS) {
+        return parse_structs(cmd, o, inline_value, argc, argv, i);
     }
     if (take_value(cmd, o->name, inline_value, argc, argv, i, &value) != 0) {
         return NULL;
@@ -821,6 +944,27 @@ static int parse_one(const struct command *cmd, int argc, char **argv, int *i, s
     return KMSCTL_EXIT_OK;
 }
 
+/* A bare argument: the first OPT_POSITIONAL option not yet given takes it as its string. */
+static int parse_positional(const struct command *cmd, const char *arg, json_t *request)
+{
+    char member[128];
+
+    for (const struct opt_spec *o = cmd->opts; o->name != NULL; o++) {
+        if (!(o->flags & OPT_POSITIONAL)) {
+            continue;
+        }
+        kmsctl_member_name(o->name, member, sizeof member);
+        if (json_object_get(request, member) != NULL) {
+            continue;
+        }
+        if (json_object_set_new(request, member, json_string(arg)) != 0) {
+            return kmsctl_usage_error(cmd, "argument %s: not valid UTF-8", o->name);
+        }
+        return KMSCTL_EXIT_OK;
+    }
+    return kmsctl_usage_error(cmd, "unexpected argument '%s'", arg);
+}
+
 int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struct globals *g,
                          json_t **request)
 {
@@ -841,7 +985,7 @@ int kmsctl_parse_options(const struct command *cmd, int argc, char **argv, struc
     for (int i = 0; i < argc && r == KMSCTL_EXIT_OK; i++) {
         if (find_short(cmd, argv[i]) == NULL &&
             (!has_prefix(argv[i], "--") || argv[i][2] == '\0')) {
-            r = kmsctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+            r = parse_positional(cmd, argv[i], req);
         } else {
             r = parse_one(cmd, argc, argv, &i, g, req);
         }

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kms/kms.h"
 #include "jmespath.h"
@@ -57,7 +58,7 @@ static json_t *query_select(const char *query, json_t *value)
 
 /* Python's repr(float): the shortest digits that read back the same, positional notation for
  * exponents -4..15, else d.ddde+XX. Timestamps (CreationDate) are such numbers. */
-static void format_real(double d, char *out, size_t size)
+void kmsctl_format_real(double d, char *out, size_t size)
 {
     char tmp[40];
     char digits[24];
@@ -169,7 +170,7 @@ static void print_scalar_json(FILE *f, json_t *v)
         fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
-        format_real(json_real_value(v), num, sizeof num);
+        kmsctl_format_real(json_real_value(v), num, sizeof num);
         fputs(num, f);
         break;
     case JSON_TRUE:
@@ -234,265 +235,47 @@ static void print_json(FILE *f, json_t *v, int depth)
     }
 }
 
-/* ---- --output text (awscli/text.py) ---------------------------------------------------------- */
+/* ---- The formats of --output ------------------------------------------------------------------
+ */
 
-static bool is_container(json_t *v)
+/* One value (the response after --query) in the format asked for. yaml-stream prints a response
+ * as a list of one (awscli's StreamedYAMLFormatter; a paginated listing prints one per page). */
+static int print_formatted(FILE *f, const struct globals *g, json_t *v)
 {
-    return json_is_object(v) || json_is_array(v);
-}
+    int r = 0;
+    json_t *one = NULL;
 
-/* Python's str() of a scalar. */
-static void print_scalar_text(FILE *f, json_t *v)
-{
-    char num[64];
-
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        fwrite(json_string_value(v), 1, json_string_length(v), f);
+    switch (g->output) {
+    case OUTPUT_TEXT:
+        kmsctl_text_print(f, v);
         break;
-    case JSON_INTEGER:
-        fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case OUTPUT_TABLE:
+        r = kmsctl_table_print(
+            f, g->title, g->color != NULL ? strcmp(g->color, "on") == 0 : isatty(fileno(f)) == 1,
+            v);
         break;
-    case JSON_REAL:
-        format_real(json_real_value(v), num, sizeof num);
-        fputs(num, f);
-        break;
-    case JSON_TRUE:
-        fputs("True", f);
-        break;
-    case JSON_FALSE:
-        fputs("False", f);
-        break;
-    case JSON_NULL:
-        fputs("None", f);
-        break;
-    default: {
-        /* A container where the row expects a scalar: compact JSON rather than nothing. */
-        char *s = json_dumps(v, JSON_COMPACT);
-        fputs(s != NULL ? s : "", f);
-        free(s);
-    }
-    }
-}
-
-static void print_upper(FILE *f, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        fputc(toupper((unsigned char)*s), f);
-    }
-}
-
-static int compare_keys(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The keys of obj in sorted order (malloc'd array of borrowed strings). */
-static const char **sorted_keys(json_t *obj, size_t *n)
-{
-    const char **keys = calloc(json_object_size(obj) + 1, sizeof *keys);
-    const char *key = NULL;
-    json_t *value = NULL;
-
-    *n = 0;
-    if (keys == NULL) {
-        return NULL;
-    }
-    json_object_foreach(obj, key, value)
-    {
-        keys[(*n)++] = key;
-    }
-    qsort(keys, *n, sizeof *keys, compare_keys);
-    return keys;
-}
-
-static void text_item(FILE *f, json_t *item, const char *identifier, json_t *scalar_keys);
-
-static bool has_scalars(json_t *obj, json_t *scalar_keys)
-{
-    const char *key = NULL;
-    json_t *value = NULL;
-
-    if (scalar_keys != NULL) {
-        return json_array_size(scalar_keys) > 0;
-    }
-    json_object_foreach(obj, key, value)
-    {
-        if (!is_container(value)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool in_list(json_t *list, const char *s)
-{
-    size_t i;
-    json_t *el = NULL;
-
-    json_array_foreach(list, i, el)
-    {
-        if (strcmp(json_string_value(el), s) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* One row: [IDENTIFIER] then the scalars, in sorted key order or in the order of scalar_keys
- * (the union over a list of objects, so that the columns line up). */
-static void text_row(FILE *f, json_t *obj, const char **keys, size_t nkeys, const char *identifier,
-                     json_t *scalar_keys)
-{
-    size_t col = 0;
-    size_t i;
-    json_t *k = NULL;
-
-    if (identifier != NULL) {
-        print_upper(f, identifier);
-        col++;
-    }
-    if (scalar_keys == NULL) {
-        for (i = 0; i < nkeys; i++) {
-            json_t *v = json_object_get(obj, keys[i]);
-            if (!is_container(v)) {
-                fputs(col++ > 0 ? "\t" : "", f);
-                print_scalar_text(f, v);
-            }
-        }
-    } else {
-        json_array_foreach(scalar_keys, i, k)
-        {
-            json_t *v = json_object_get(obj, json_string_value(k));
-            fputs(col++ > 0 ? "\t" : "", f);
-            if (v != NULL) {
-                print_scalar_text(f, v);
-            }
-        }
-    }
-    fputc('\n', f);
-}
-
-static void text_dict(FILE *f, json_t *obj, const char *identifier, json_t *scalar_keys)
-{
-    size_t nkeys = 0;
-    const char **keys = sorted_keys(obj, &nkeys);
-
-    if (keys == NULL) {
-        return;
-    }
-    if (has_scalars(obj, scalar_keys)) {
-        text_row(f, obj, keys, nkeys, identifier, scalar_keys);
-    }
-    /* Then the other members, each under its own name, in sorted order. */
-    for (size_t i = 0; i < nkeys; i++) {
-        json_t *v = json_object_get(obj, keys[i]);
-        if (scalar_keys != NULL ? !in_list(scalar_keys, keys[i]) : is_container(v)) {
-            text_item(f, v, keys[i], NULL);
-        }
-    }
-    free(keys);
-}
-
-/* All keys with scalar values in any object of the list, sorted. */
-static json_t *all_scalar_keys(json_t *list)
-{
-    json_t *seen = json_object();
-    json_t *keys = json_array();
-    json_t *el = NULL;
-    json_t *value = NULL;
-    const char *key = NULL;
-    const char **sorted = NULL;
-    size_t i;
-    size_t n = 0;
-
-    json_array_foreach(list, i, el)
-    {
-        json_object_foreach(el, key, value)
-        {
-            if (!is_container(value)) {
-                json_object_set(seen, key, json_null());
-            }
-        }
-    }
-    sorted = sorted_keys(seen, &n);
-    for (i = 0; sorted != NULL && i < n; i++) {
-        json_array_append_new(keys, json_string(sorted[i]));
-    }
-    free(sorted);
-    json_decref(seen);
-    return keys;
-}
-
-static void text_scalar_list(FILE *f, json_t *list, const char *identifier)
-{
-    size_t i;
-    size_t col = 0;
-    json_t *el = NULL;
-
-    json_array_foreach(list, i, el)
-    {
-        if (is_container(el)) {
-            continue;
-        }
-        if (identifier != NULL) {
-            print_upper(f, identifier);
-            fputc('\t', f);
-            print_scalar_text(f, el);
-            fputc('\n', f);
+    case OUTPUT_YAML:
+        if (json_is_object(v) || json_is_array(v)) {
+            r = kmsctl_yaml_print(f, v);
         } else {
-            fputs(col++ > 0 ? "\t" : "", f);
-            print_scalar_text(f, el);
+            /* A scalar as JSON, so that YAML does not end it with "..." (awscli's YAMLDumper). */
+            print_json(f, v, 0);
+            fputc('\n', f);
         }
-    }
-    if (identifier == NULL && col > 0) {
+        break;
+    case OUTPUT_YAML_STREAM:
+        if ((one = json_array()) == NULL || json_array_append(one, v) != 0) {
+            r = -1;
+        } else {
+            r = kmsctl_yaml_print(f, one);
+        }
+        json_decref(one);
+        break;
+    default:
+        print_json(f, v, 0);
         fputc('\n', f);
     }
-}
-
-static void text_list(FILE *f, json_t *list, const char *identifier)
-{
-    size_t i;
-    json_t *el = NULL;
-    bool has_object = false;
-    bool has_list = false;
-    json_t *keys = NULL;
-
-    json_array_foreach(list, i, el)
-    {
-        has_object = has_object || json_is_object(el);
-        has_list = has_list || json_is_array(el);
-    }
-    if (has_object) {
-        keys = all_scalar_keys(list);
-        json_array_foreach(list, i, el)
-        {
-            text_item(f, el, identifier, keys);
-        }
-        json_decref(keys);
-        return;
-    }
-    text_scalar_list(f, list, identifier);
-    if (has_list) {
-        json_array_foreach(list, i, el)
-        {
-            if (json_is_array(el)) {
-                text_item(f, el, identifier, NULL);
-            }
-        }
-    }
-}
-
-static void text_item(FILE *f, json_t *item, const char *identifier, json_t *scalar_keys)
-{
-    if (json_is_object(item)) {
-        text_dict(f, item, identifier, scalar_keys);
-    } else if (json_is_array(item)) {
-        text_list(f, item, identifier);
-    } else {
-        print_scalar_text(f, item);
-        fputc('\n', f);
-    }
+    return r;
 }
 
 /* ---- Entry points -------------------------------------------------------------------------- */
@@ -505,14 +288,9 @@ int kmsctl_print_value(const struct globals *g, json_t *value)
     if (selected == NULL) {
         return KMSCTL_EXIT_SERVICE;
     }
-    if (g->output == OUTPUT_TEXT) {
-        text_item(stdout, selected, NULL, NULL);
-    } else {
-        print_json(stdout, selected, 0);
-        fputc('\n', stdout);
-    }
+    int printed = print_formatted(stdout, g, selected);
     json_decref(selected);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    if (printed != 0 || fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "kmsctl: error: cannot write the output\n");
         return KMSCTL_EXIT_SERVICE;
     }
@@ -540,7 +318,7 @@ int kmsctl_print_response(const struct globals *g, const char *response)
         json_decref(v);
         return KMSCTL_EXIT_OK;
     }
-    kmsctl_iso_dates(v);
+    kmsctl_response_shape(g, v);
     r = kmsctl_print_value(g, v);
     json_decref(v);
     return r;
@@ -735,5 +513,104 @@ void kmsctl_iso_dates(json_t *v)
         } else {
             kmsctl_iso_dates(member);
         }
+    }
+}
+
+/* ---- IAM policy documents ----------------------------------------------------------------------
+ * botocore's json_decode_policies (after-call.iam): every member of IAM's policyDocumentType
+ * (the inline policies' PolicyDocument, a role's AssumeRolePolicyDocument, a policy version's
+ * Document) arrives as URL-encoded JSON text and is printed as the JSON object it decodes to. */
+
+static const char *const policy_members[] = {"PolicyDocument", "AssumeRolePolicyDocument",
+                                             "Document", NULL};
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Python's urllib.parse.unquote: %XX decoded, anything else kept. */
+static char *url_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    size_t o = 0;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+        if (s[i] == '%' && hi >= 0 && lo >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The document a member holds: the text as it is (the library answers plain JSON), else
+ * URL-decoded (the wire's form); NULL when neither is a JSON object. */
+static json_t *policy_document(json_t *text)
+{
+    json_t *doc = json_loadb(json_string_value(text), json_string_length(text), 0, NULL);
+    char *decoded = NULL;
+
+    if (json_is_object(doc)) {
+        return doc;
+    }
+    json_decref(doc);
+    decoded = url_decode(json_string_value(text), json_string_length(text));
+    doc = decoded != NULL ? json_loads(decoded, 0, NULL) : NULL;
+    free(decoded);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static void decode_policies(json_t *v)
+{
+    const char *key = NULL;
+    json_t *member = NULL;
+    size_t i;
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, member)
+        {
+            decode_policies(member);
+        }
+        return;
+    }
+    json_object_foreach(v, key, member)
+    {
+        bool policy = false;
+        for (size_t k = 0; policy_members[k] != NULL; k++) {
+            policy = policy || strcmp(key, policy_members[k]) == 0;
+        }
+        json_t *doc = policy && json_is_string(member) ? policy_document(member) : NULL;
+        if (doc != NULL) {
+            /* Replacing a member keeps the iteration; a failure leaves the text. */
+            if (json_object_set_new(v, key, doc) != 0) {
+                continue;
+            }
+        } else {
+            decode_policies(member);
+        }
+    }
+}
+
+void kmsctl_response_shape(const struct globals *g, json_t *v)
+{
+    kmsctl_iso_dates(v);
+    if (g->operation != NULL && strncmp(g->operation, "iam:", 4) == 0) {
+        decode_policies(v);
     }
 }

@@ -2,8 +2,9 @@
  * them merged, without the pagination members (NextMarker, Truncated, Marker, IsTruncated,
  * NextToken). --page-size sets the service's page size, --max-items stops after that many items
  * and prints a NextToken to pass back as --starting-token, --no-paginate makes one call and prints
- * its response as it is; giving the service's own token (--marker, --next-token) also makes one
- * call, as with aws. The operations and their members are those of botocore's paginators. */
+ * its response as it is; giving the service's own token or page size (--marker, --next-token,
+ * --limit, --max-results) also makes one call, as with aws. The operations and their members are
+ * those of botocore's paginators. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,61 @@ static json_t *call(kms_client *client, const struct command *cmd, json_t *reque
     return page;
 }
 
+/* --output text and yaml-stream print each page as it comes, --query applied to each, as
+ * awscli's TextFormatter and StreamedYAMLFormatter do; the other formats print the merged whole. */
+static bool per_page(const struct globals *g)
+{
+    return g->output == OUTPUT_TEXT || g->output == OUTPUT_YAML_STREAM;
+}
+
+/* Prints one page: text, the items this page gave (*merged, which then starts again empty);
+ * yaml-stream, the page as the service answered it (its Marker and Truncated too) with those
+ * items. */
+static int print_page(const struct paginator *p, const struct globals *g, json_t *page,
+                      json_t **merged)
+{
+    json_t *shown = NULL;
+    int r;
+
+    if (g->output == OUTPUT_YAML_STREAM) {
+        shown = json_deep_copy(page);
+        for (size_t k = 0; shown != NULL && p->result_keys[k] != NULL; k++) {
+            json_t *items = json_object_get(*merged, p->result_keys[k]);
+            if (items != NULL && json_object_set(shown, p->result_keys[k], items) != 0) {
+                json_decref(shown);
+                shown = NULL;
+            }
+        }
+    } else {
+        shown = json_incref(*merged);
+    }
+    json_decref(*merged);
+    *merged = json_object();
+    if (shown == NULL || *merged == NULL) {
+        json_decref(shown);
+        return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+    }
+    kmsctl_response_shape(g, shown);
+    r = kmsctl_print_value(g, shown);
+    json_decref(shown);
+    return r;
+}
+
+/* --output text after --max-items stopped early: the token on a line of its own, as awscli
+ * prints {"NextToken": {"NextToken": TOKEN}} (--query applied to it too). Takes token. */
+static int print_next_token(const struct globals *g, json_t *token)
+{
+    json_t *v = token != NULL ? json_pack("{s{so}}", "NextToken", "NextToken", token) : NULL;
+    int r;
+
+    if (v == NULL) {
+        return kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
+    }
+    r = kmsctl_print_value(g, v);
+    json_decref(v);
+    return r;
+}
+
 /* Every page from the starting marker on, merged, at most max_items items (< 0: all). */
 static int fetch_all(const struct command *cmd, const struct globals *g, kms_client *client,
                      const struct paginator *p, json_t *request, json_int_t max_items,
@@ -224,6 +280,10 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
             goto out;
         }
         printed += taken;
+        if (per_page(g) && (r = print_page(p, g, page, &merged)) != KMSCTL_EXIT_OK) {
+            json_decref(marker);
+            goto out;
+        }
         bool page_left = skip + taken < available;
         bool more = more_pages(p, page);
         if (max_items >= 0 && printed >= max_items && (page_left || more)) {
@@ -239,6 +299,15 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
                                                  json_object_get(page, p->output_token), 0, NULL);
             json_decref(empty);
             json_decref(marker);
+            if (per_page(g) && g->output == OUTPUT_TEXT) {
+                r = print_next_token(g, token);
+                goto out;
+            }
+            if (per_page(g)) {
+                json_decref(token);
+                r = KMSCTL_EXIT_OK;
+                goto out;
+            }
             if (token == NULL || json_object_set_new(merged, "NextToken", token) != 0) {
                 r = kmsctl_error_json("KMSInternalException", "kmsctl: out of memory");
                 goto out;
@@ -262,7 +331,11 @@ static int fetch_all(const struct command *cmd, const struct globals *g, kms_cli
         page = NULL;
         skip = 0;
     }
-    kmsctl_iso_dates(merged);
+    if (per_page(g)) {
+        r = KMSCTL_EXIT_OK;
+        goto out;
+    }
+    kmsctl_response_shape(g, merged);
     r = kmsctl_print_value(g, merged);
 out:
     json_decref(page);
@@ -285,9 +358,12 @@ int kmsctl_run_paginated(const struct command *cmd, const struct globals *g, kms
     int r = KMSCTL_EXIT_OK;
     json_t *marker = NULL, *token_size = NULL;
     json_int_t skip = 0;
-    /* The service's own token given: one call, as aws does (and so with --no-paginate). Its
-     * page size is --page-size, else a --max-items (IAM's and ACM's own name for it). */
-    bool manual = json_object_get(request, p->input_token) != NULL || json_is_true(no_paginate);
+    /* The service's own token or page size given (--marker, --limit, --max-results): one call,
+     * as aws does (awscli's check_should_enable_pagination counts the limit key among the
+     * manual paging arguments), and so with --no-paginate. Its page size is --page-size, else a
+     * --max-items (IAM's and ACM's own name for it). */
+    bool manual = json_object_get(request, p->input_token) != NULL ||
+                  json_object_get(request, p->limit_key) != NULL || json_is_true(no_paginate);
     json_t *size = page_size != NULL ? page_size : manual ? max_items : NULL;
     if ((max_items != NULL && json_integer_value(max_items) < 1) ||
         (page_size != NULL && json_integer_value(page_size) < 1)) {
