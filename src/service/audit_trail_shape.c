@@ -250,8 +250,11 @@ void kms_audit_trail_date(int64_t t, char out[32])
         tm.tm_year = 70;
     }
     int hour = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
-    snprintf(out, 32, "%s %d, %d, %d:%02d:%02d %s", months[tm.tm_mon % 12], tm.tm_mday,
+    /* Room for any int the compiler cannot bound; a real date takes at most 25 bytes. */
+    char text[96];
+    snprintf(text, sizeof text, "%s %d, %d, %d:%02d:%02d %s", months[tm.tm_mon % 12], tm.tm_mday,
              tm.tm_year + 1900, hour, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
+    snprintf(out, 32, "%.31s", text);
 }
 
 /* ---- Request parameters AWS fills in ----------------------------------------------------------
