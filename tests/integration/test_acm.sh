@@ -140,7 +140,7 @@ else
     ok "the audit trail holds neither the exported key nor the passphrase"
 fi
 EV=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=ExportCertificate \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventSource <<<"$EV")" acm.amazonaws.com "ExportCertificate is audited from acm.amazonaws.com"
 assert_eq "$(json_get 'resources[0].type' <<<"$EV")" "AWS::CertificateManager::Certificate" \
     "the record names the certificate"
@@ -281,7 +281,7 @@ assert_eq "$(count ExpiryWarnings <<<"$OUT")" 0 "one warning per certificate and
 OUT=$(at +1d run-scheduler --once)
 assert_eq "$(count ExpiryWarnings <<<"$OUT")" 1 "the next day, another"
 EV=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CertificateApproachingExpiration \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventType <<<"$EV")" AwsServiceEvent "a warning is an AwsServiceEvent"
 assert_eq "$(json_get eventSource <<<"$EV")" acm.amazonaws.com "from acm.amazonaws.com"
 assert_eq "$(json_get serviceEventDetails.certificateArn <<<"$EV")" "$SHORT" "naming the certificate"

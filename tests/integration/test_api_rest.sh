@@ -64,7 +64,7 @@ kms generate-data-key-pair --key-id "$SYM" --key-pair-spec RSA_2048 >"$W/b.json"
 assert_ne "$(json_get PublicKey <"$W/a.json")" "$(json_get PublicKey <"$W/b.json")" "each call makes a new pair"
 # The trail: a read, the pair spec recorded, no key material in the record (the last call).
 kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=GenerateDataKeyPair \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1 >"$W/event.json"
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p >"$W/event.json"
 assert_eq "$(json_get readOnly <"$W/event.json")" true "GenerateDataKeyPair is recorded as a read"
 assert_eq "$(json_get requestParameters.keyPairSpec <"$W/event.json")" RSA_2048 "with its keyPairSpec"
 assert_eq "$("$PY" -c 'import json,sys; e=json.load(sys.stdin); print("responseElements" in e, e["responseElements"])' <"$W/event.json")" \
@@ -154,7 +154,7 @@ assert_eq "$(json_get KeyId <"$W/lu0.json")" "$LU" "KeyId is the key's id"
 kms kms-encrypt --key-id "$LU" --plaintext "fileb://$W/msg" --encryption-context a=b --output text \
     --query CiphertextBlob | base64 -d >"$W/lu.blob"
 kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Encrypt --max-items 1 \
-    --query 'Events[0].CloudTrailEvent' --output text | head -n 1 >"$W/lu-enc.json"
+    --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p >"$W/lu-enc.json"
 kms describe-key --key-id "$LU" >/dev/null
 expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "fileb://$W/lu.blob" --encryption-context a=c
 kms get-key-last-usage --key-id "$LU" >"$W/lu1.json"
@@ -224,7 +224,7 @@ expect_error InvalidCiphertextException 254 kms kms-decrypt --ciphertext-blob "f
     --encryption-context wrong=context --dry-run
 ok "a dry run of Decrypt checks the ciphertext and its context"
 kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CreateGrant --max-items 1 \
-    --query 'Events[0].CloudTrailEvent' --output text | head -n 1 >"$W/dry-event.json"
+    --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p >"$W/dry-event.json"
 assert_eq "$(json_get errorCode <"$W/dry-event.json")" DryRunOperationException "a dry run is recorded with its errorCode"
 # Denied callers are denied, dry run or not.
 kms create-user --user-name dora >/dev/null

@@ -66,7 +66,7 @@ fi
 grep -l -F "$EID1" "$AUDIT"/torn/* >/dev/null 2>&1 && ok "the planted bytes are kept in torn/" ||
     fail "the planted record is not in torn/: $(ls "$AUDIT/torn" 2>&1)"
 REPAIR=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=AuditLogRepaired \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get serviceEventDetails.reason <<<"$REPAIR")" "unacknowledged" \
     "an AuditLogRepaired record says the bytes were not acknowledged"
 assert_eq "$(json_get auditChain.sequence <<<"$REPAIR")" "$SEQ1" \

@@ -78,9 +78,9 @@ expect_usage_error "unknown command 'sts list-keys'" kms sts list-keys
 
 # ---- --lookup-attributes in the aws CLI's JSON list form ------------------------------------------
 assert_eq "$(kms lookup-events --lookup-attributes '[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}]' \
-    --max-items 1 --query 'Events[0].EventName' --output text | head -n 1)" CreateKey "--lookup-attributes as a JSON list"
+    --max-items 1 --query 'Events[0].EventName' --output text | sed -n 1p)" CreateKey "--lookup-attributes as a JSON list"
 assert_eq "$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=CreateKey \
-    --max-items 1 --query 'Events[0].EventName' --output text | head -n 1)" CreateKey "and in the shorthand"
+    --max-items 1 --query 'Events[0].EventName' --output text | sed -n 1p)" CreateKey "and in the shorthand"
 expect_usage_error "item 1 of the list is not an object of strings" kms lookup-events --lookup-attributes '[1]'
 expect_error ValidationException 254 kms lookup-events --lookup-attributes \
     '[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}, {"AttributeKey": "Username", "AttributeValue": "x"}]'

@@ -185,7 +185,7 @@ assert_match "$(AWS_DEFAULT_REGION= kms --profile dev configure list | sed -n 6p
 kms configure set output text
 assert_eq "$(kms list-keys | cut -f1 | sort -u)" "KEYS" "the profile's output is the default --output"
 assert_eq "$(kms list-keys --output json | head -c 1)" "{" "--output wins over it"
-assert_eq "$(AWS_DEFAULT_OUTPUT=yaml kms list-keys | head -n 1)" "Keys:" "AWS_DEFAULT_OUTPUT wins over the profile's"
+assert_eq "$(AWS_DEFAULT_OUTPUT=yaml kms list-keys | sed -n 1p)" "Keys:" "AWS_DEFAULT_OUTPUT wins over the profile's"
 kms configure set output json
 expect_usage_error "output is one of json, text, table, yaml, yaml-stream" kms configure set output xml
 expect_usage_error "is not NAME, default.NAME or profile.PROFILE.NAME" kms configure set 'bad name' x

@@ -63,7 +63,7 @@ assert_eq "$(count CrlsReissued <<<"$out")" 1 "a missing CRL is published again"
 [ -f "$CRL" ] && ok "the CRL file is back" || fail "no CRL file"
 # (text prints each page with --query applied, then the NextToken line queried too: aws's "None")
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=GenerateCRL \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventSource <<<"$ev")/$(json_get eventType <<<"$ev")" \
     "acm-pca.amazonaws.com/AwsServiceEvent" "each reissue is recorded: GenerateCRL, an AwsServiceEvent"
 assert_eq "$(json_get 'resources.0.ARN' <<<"$ev" 2>/dev/null || "$PY" -c 'import json,sys; print(json.load(sys.stdin)["resources"][0]["ARN"])' <<<"$ev")" \
@@ -87,7 +87,7 @@ out=$(at +9d run-scheduler --once)
 assert_eq "$(count CertificateAuthoritiesDeleted <<<"$out")" 0 "a second run deletes nothing more"
 assert_eq "$(count Errors <<<"$out")" 0 "and reports no error"
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteCertificateAuthority \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventName <<<"$ev")/$(json_get eventType <<<"$ev")" \
     "DeleteCertificateAuthority/AwsServiceEvent" "the permanent deletion is recorded as an AwsServiceEvent"
 assert_contains "$ev" '"permanentDeletion":true' "with permanentDeletion in its serviceEventDetails"

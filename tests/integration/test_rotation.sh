@@ -303,7 +303,7 @@ assert_eq "$(kms get-key-rotation-status --key-id "$DEL" --query KeyRotationEnab
 expect_error KMSInvalidStateException 254 kms kms-decrypt --ciphertext-blob "$CTD"
 assert_contains "$ERR_MSG" "pending deletion" "using a key pending deletion is refused"
 ev=$(kms lookup-events --lookup-attributes "AttributeKey=ResourceName,AttributeValue=$DEL" \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventName <<<"$ev")" "Decrypt" "the refused use is recorded"
 assert_eq "$(json_get errorCode <<<"$ev")" "KMSInvalidStateException" \
     "with the error that tells someone still needs the key"
@@ -338,7 +338,7 @@ assert_eq "$(json_get 'Deletions[0].KeyId' <<<"$out")" "$DC" "the next run finis
 
 # ---- the audit trail: service events -------------------------------------------------------------
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=RotateKey \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 assert_eq "$(json_get eventType <<<"$ev")" "AwsServiceEvent" "a scheduled rotation is an AwsServiceEvent"
 # AWS KMS Developer Guide, CloudTrail "RotateKey": the account's, invoked by "AWS Internal", from
 # "AWS Internal", no requestID.
@@ -398,7 +398,7 @@ n=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=
     count Events)
 assert_eq "$n" "2" "two DeleteKey service events"
 ev=$(kms lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteKey \
-    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1)
+    --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p)
 dk=$(json_get serviceEventDetails.keyId <<<"$ev")
 assert_match "$(json_get 'resources[0].ARN' <<<"$ev")" ":key/$dk\$" \
     "DeleteKey: serviceEventDetails.keyId names the key, as AWS"

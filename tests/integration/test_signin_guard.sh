@@ -28,7 +28,7 @@ at() {
 }
 newest_login() {
     kms lookup-events --lookup-attributes "AttributeKey=EventName,AttributeValue=ConsoleLogin" \
-        --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1
+        --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p
 }
 ISO='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 

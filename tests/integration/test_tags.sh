@@ -9,7 +9,7 @@ json_len() { "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 tags_of() { kms list-resource-tags --key-id "$1" | json_get Tags; }
 newest_event() {
     kms lookup-events --lookup-attributes "AttributeKey=EventName,AttributeValue=$1" \
-        --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | head -n 1
+        --max-items 1 --query 'Events[0].CloudTrailEvent' --output text | sed -n 1p
 }
 
 init_home
