@@ -45,6 +45,10 @@ for spec in RSA_2048 ECC_NIST_P256 ECC_NIST_P384 ECC_NIST_P521 ECC_SECG_P256K1; 
     json_get PrivateKeyCiphertextBlob <"$W/pair.json" | base64 -d >"$W/priv.blob"
     openssl pkey -inform DER -in "$W/priv.der" -out "$W/priv.pem" 2>/dev/null &&
         ok "$spec: openssl opens the private key (PKCS #8 DER)"
+    assert_contains "$(openssl pkey -inform DER -in "$W/priv.der" -check -noout 2>&1)" "Key is valid" \
+        "$spec: openssl checks the private key's numbers (pkey -check)"
+    openssl pkcs8 -nocrypt -topk8 -inform DER -in "$W/priv.der" -outform DER -out "$W/priv.re" &&
+        assert_files_equal "$W/priv.re" "$W/priv.der" "$spec: the DER is OpenSSL's own encoding, byte for byte"
     assert_eq "$(openssl asn1parse -inform DER -in "$W/priv.der" | sed -n '2,3p' | awk '{print $NF}' | tr '\n' ' ')" \
         ":00 SEQUENCE " "$spec: it is a PrivateKeyInfo (version 0, then the AlgorithmIdentifier)"
     assert_eq "$(openssl pkey -in "$W/priv.pem" -pubout -outform DER | base64 -w0)" "$(base64 -w0 <"$W/pub.der")" \
