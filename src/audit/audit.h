@@ -349,12 +349,12 @@ typedef struct kms_audit_query {
 int kms_audit_lookup(const char *dir, const kms_audit_query *q, json_t **result)
     __attribute__((warn_unused_result));
 
-/* GetKeyLastUsage: *result is {"KeyLastUsage": {"Operation", "Timestamp" (epoch seconds),
- * "CloudTrailEventId", "KmsRequestId"}} for the newest successful cryptographic operation on
- * key_arn among the records lookup-events lists (trust as there), or {} when there is none;
- * *tracking_start the time of the oldest record indexed (0: none). */
+/* GetKeyLastUsage: *usage is {"Operation", "Timestamp" (epoch seconds), "CloudTrailEventId",
+ * "KmsRequestId"} for the newest successful cryptographic operation on key_arn among the records
+ * lookup-events lists (trust as there), or NULL when there is none; *tracking_start the time of
+ * the oldest record indexed (0: none). */
 int kms_audit_key_last_use(const char *dir, const kms_audit_trust *trust, const char *key_arn,
-                           json_t **result, int64_t *tracking_start)
+                           json_t **usage, int64_t *tracking_start)
     __attribute__((warn_unused_result));
 
 /* usage-report: requests per key and per operation in [start, end] (0 = open), from the index.

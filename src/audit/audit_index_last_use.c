@@ -39,7 +39,8 @@ static json_t *request_id(const kms_audit_index *x, kms_db_stmt *st)
     return id;
 }
 
-static int last_use(const kms_audit_index *x, const char *key_arn, json_t *out)
+/* *out: the usage object, or NULL when no such record is indexed. */
+static int last_use(const kms_audit_index *x, const char *key_arn, json_t **out)
 {
     kms_db_stmt *st = NULL;
     int f = kms_db_first(x->c, sql_last_use, KMS_DB_PARAMS(kms_db_text(key_arn)), &st,
@@ -54,8 +55,8 @@ static int last_use(const kms_audit_index *x, const char *key_arn, json_t *out)
                   kms_db_column_is_null(st, 2) ? NULL : kms_db_column_text(st, 2), "KmsRequestId",
                   request_id(x, st));
     kms_db_reset(st);
-    KMS_ENSURE(use != NULL && json_object_set_new(out, "KeyLastUsage", use) == 0, KMS_ERR_INTERNAL,
-               "out of memory");
+    KMS_ENSURE(use != NULL, KMS_ERR_INTERNAL, "out of memory");
+    *out = use;
     return 0;
 }
 
@@ -73,24 +74,22 @@ static int first_time(const kms_audit_index *x, int64_t *t)
 }
 
 int kms_audit_key_last_use(const char *dir, const kms_audit_trust *trust, const char *key_arn,
-                           json_t **result, int64_t *tracking_start)
+                           json_t **usage, int64_t *tracking_start)
 {
-    *result = NULL;
+    *usage = NULL;
     *tracking_start = 0;
     KMS_ENSURE(dir != NULL && key_arn != NULL, KMS_ERR_VALIDATION, "no key to look up");
     kms_audit_index x = {0};
-    json_t *out = json_object();
     int r = -1;
-    if (out != NULL && kms_audit_index_open(&x, dir, trust != NULL ? trust->index : NULL) == 0 &&
-        kms_audit_index_catch_up(&x, trust) == 0 && last_use(&x, key_arn, out) == 0 &&
+    if (kms_audit_index_open(&x, dir, trust != NULL ? trust->index : NULL) == 0 &&
+        kms_audit_index_catch_up(&x, trust) == 0 && last_use(&x, key_arn, usage) == 0 &&
         first_time(&x, tracking_start) == 0) {
-        *result = out;
-        out = NULL;
         r = 0;
-    } else if (out == NULL) {
-        kms_raise(KMS_ERR_INTERNAL, "out of memory");
     }
     kms_audit_index_close(&x);
-    json_decref(out);
+    if (r != 0) {
+        json_decref(*usage);
+        *usage = NULL;
+    }
     return r;
 }

@@ -43,15 +43,11 @@ int kms_ops_keys_last_usage(kms_request *rq, json_t *req, json_t **resp)
         /* "The date from which KMS began recording cryptographic activity for this key, or the
          * date the KMS key was created, whichever is later." */
         int64_t tracking = start > rec.creation_date ? start : rec.creation_date;
-        *resp = json_pack(
-            "{s:s, s:I, s:I, s:O}", "KeyId", rec.key_id, "TrackingStartDate", (json_int_t)tracking,
-            "KeyCreationDate", (json_int_t)rec.creation_date, "KeyLastUsage",
-            json_object_get(use, "KeyLastUsage") != NULL ? json_object_get(use, "KeyLastUsage")
-                                                         : json_null());
+        /* No KeyLastUsage member when the key was not used since tracking began. */
+        *resp = json_pack("{s:s, s:I, s:I, s:O?}", "KeyId", rec.key_id, "TrackingStartDate",
+                          (json_int_t)tracking, "KeyCreationDate", (json_int_t)rec.creation_date,
+                          "KeyLastUsage", use);
         r = *resp != NULL ? 0 : kms_raise(KMS_ERR_INTERNAL, "out of memory");
-    }
-    if (r == 0 && json_is_null(json_object_get(*resp, "KeyLastUsage"))) {
-        json_object_del(*resp, "KeyLastUsage");
     }
     json_decref(use);
     kms_key_record_clean_up(&rec);
