@@ -695,28 +695,36 @@ static struct node *dot_rhs(struct parser *p, int rbp)
     }
 }
 
+/* After an element of a multi-select list or hash: the closing token (consumed) ends x, a ','
+ * (consumed) asks for another element; anything else fails and frees x. *done says which. */
+static struct node *list_next(struct parser *p, struct node *x, enum tok close, bool *done)
+{
+    *done = true;
+    if (x == NULL) {
+        return NULL;
+    }
+    if (peek(p, 0) == close) {
+        if (expect(p, close) == 0) {
+            return x;
+        }
+    } else if (peek(p, 0) != T_COMMA) {
+        fail(p, p->toks[p->cur].pos, "expected ',' or '%c', found %s",
+             close == T_RBRACKET ? ']' : '}', tok_name(peek(p, 0)));
+    } else if (expect(p, T_COMMA) == 0) {
+        *done = false;
+        return x;
+    }
+    node_free(x);
+    return NULL;
+}
+
 static struct node *multi_list(struct parser *p)
 {
     struct node *x = leaf(p, N_LIST);
+    bool done = x == NULL;
 
-    while (x != NULL) {
-        x = append(p, x, expression(p, 0), NULL);
-        if (x == NULL || peek(p, 0) == T_RBRACKET) {
-            break;
-        }
-        if (peek(p, 0) != T_COMMA) {
-            fail(p, p->toks[p->cur].pos, "expected ',' or ']', found %s", tok_name(peek(p, 0)));
-            node_free(x);
-            return NULL;
-        }
-        if (expect(p, T_COMMA) != 0) {
-            node_free(x);
-            return NULL;
-        }
-    }
-    if (x != NULL && expect(p, T_RBRACKET) != 0) {
-        node_free(x);
-        return NULL;
+    while (!done) {
+        x = list_next(p, append(p, x, expression(p, 0), NULL), T_RBRACKET, &done);
     }
     return x;
 }
@@ -724,8 +732,9 @@ static struct node *multi_list(struct parser *p)
 static struct node *multi_hash(struct parser *p)
 {
     struct node *x = leaf(p, N_HASH);
+    bool done = x == NULL;
 
-    while (x != NULL) {
+    while (!done) {
         struct token *k = &p->toks[p->cur];
         char *key = NULL;
         if (k->type != T_UNQUOTED && k->type != T_QUOTED) {
@@ -739,23 +748,7 @@ static struct node *multi_hash(struct parser *p)
             node_free(x);
             return NULL;
         }
-        x = append(p, x, expression(p, 0), key);
-        if (x == NULL || peek(p, 0) == T_RBRACE) {
-            break;
-        }
-        if (peek(p, 0) != T_COMMA) {
-            fail(p, p->toks[p->cur].pos, "expected ',' or '}', found %s", tok_name(peek(p, 0)));
-            node_free(x);
-            return NULL;
-        }
-        if (expect(p, T_COMMA) != 0) {
-            node_free(x);
-            return NULL;
-        }
-    }
-    if (x != NULL && expect(p, T_RBRACE) != 0) {
-        node_free(x);
-        return NULL;
+        x = list_next(p, append(p, x, expression(p, 0), key), T_RBRACE, &done);
     }
     return x;
 }
