@@ -283,11 +283,11 @@ static bool stmt_applies(const pol_stmt *st, const request *rq)
         if (kms_policy_pattern_match_head(&st->actions[i], rq->ctx, rq->action, rq->action_len,
                                           true, rq->action_head)) {
             hit = true;
-            /* For an action without a resource ARN, look on for a pattern that names it. */
-            named = pattern_literal(&st->actions[i]);
             if (!rq->any_resource) {
                 break;
             }
+            /* For an action without a resource ARN, look on for a pattern that names it. */
+            named = pattern_literal(&st->actions[i]);
         }
     }
     if (hit == st->not_action) {
